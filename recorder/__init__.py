@@ -1,0 +1,1 @@
+"""recorder: a participant that writes what it consumes into archived lecture videos."""

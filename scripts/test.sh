@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install what the tests need (Python packages; Debian chromium, redis-server, ffmpeg) and run
+# ruff, mypy and the whole pytest suite. Extra arguments go to pytest.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+apt_install chromium redis-server ffmpeg fonts-dejavu-core
+ensure_venv "[test]"
+cd "$ROOT"
+echo "==> ruff"
+"$VENV/bin/ruff" check .
+echo "==> mypy"
+"$VENV/bin/mypy"
+echo "==> pytest"
+set +e
+"$VENV/bin/pytest" -q -p no:cacheprovider "$@"
+status=$?
+set -e
+if [ $status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi
+exit $status

@@ -1,0 +1,1 @@
+"""server: the aiohttp application of Taphuan (HTTP pages, REST API, WebSocket signalling, auth)."""

@@ -1,0 +1,28 @@
+"""server.api: JSON handlers under /api/v1, one module per resource, and /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server import keys
+from server.openapi import ApiRegistry, endpoint
+
+
+@endpoint("GET", "/api/v1/openapi.json", name="api-openapi", summary="This OpenAPI document", public=True,
+          tag="meta")
+async def openapi_document(request: web.Request) -> web.Response:
+    """openapi_document: the OpenAPI 3 document built from the declared endpoints."""
+    return web.json_response(request.app[keys.API].document())
+
+
+def setup(app: web.Application) -> None:
+    """setup: register every API module's endpoints."""
+    import sys
+
+    from server.api import accounts, meetings, programs, units
+
+    registry = ApiRegistry()
+    app[keys.API] = registry
+    registry.add_module(app, sys.modules[__name__])
+    for module in (accounts, units, programs, meetings):
+        registry.add_module(app, module)

@@ -1,0 +1,1 @@
+"""server.api.accounts: /api/v1 handlers (to be written)."""

@@ -1,0 +1,1 @@
+"""server.api.meetings: /api/v1 handlers (to be written)."""

@@ -1,0 +1,1 @@
+"""server.api.programs: /api/v1 handlers (to be written)."""

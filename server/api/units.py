@@ -1,0 +1,1 @@
+"""server.api.units: /api/v1 handlers (to be written)."""

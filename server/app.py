@@ -1,0 +1,105 @@
+"""server.app: `create_app(config)` builds the aiohttp application.
+
+Start/stop order lives in cleanup contexts (each owns what it starts): data directory and secrets →
+database (migrations, first operator) → bus → live rooms (SFU) → recorder. They stop in reverse.
+Routes are added by each area's `setup(app)`: pages, API, signalling, health and metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from server import keys
+from server.auth import LoginLimiter, Secrets, auth_middleware, csrf_middleware
+from server.bus import MemoryBus, RedisBus
+from server.config import Config
+from server.db.engine import make_engine, make_sessionmaker, migrate
+from server.i18n import Translations
+from server.metrics import Metrics
+from server.middlewares import error_middleware, request_id_middleware, security_headers_middleware
+from server.pages.context import setup_jinja, template_context
+
+log = logging.getLogger("taphuan")
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+FIRST_PASSWORD = web.AppKey("first_password", str)
+
+
+async def _data_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[keys.CONFIG]
+    cfg.data_path.mkdir(parents=True, exist_ok=True)
+    for sub in ("media", "recordings", "uploads"):
+        (cfg.data_path / sub).mkdir(exist_ok=True)
+    app[keys.SECRETS] = Secrets.load_or_create(cfg.data_path)
+    yield
+
+
+async def _db_ctx(app: web.Application) -> AsyncIterator[None]:
+    from server.bootstrap import bootstrap
+
+    cfg = app[keys.CONFIG]
+    engine = make_engine(cfg.database_url, echo=cfg.database.echo)
+    await migrate(engine)
+    app[keys.ENGINE] = engine
+    app[keys.DB] = make_sessionmaker(engine)
+    password = await bootstrap(app[keys.DB])
+    if password:
+        app[FIRST_PASSWORD] = password
+    yield
+    await engine.dispose()
+
+
+async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[keys.CONFIG]
+    if cfg.bus.kind == "redis":
+        bus = RedisBus(cfg.bus.redis_url)
+        await bus.ping()
+        app[keys.BUS] = bus
+    else:
+        app[keys.BUS] = MemoryBus()
+    yield
+    await app[keys.BUS].close()
+
+
+def create_app(config: Config) -> web.Application:
+    """create_app: the whole Taphuan web application for `config`."""
+    app = web.Application(
+        client_max_size=config.limits.max_body_bytes,
+        middlewares=[request_id_middleware, error_middleware, security_headers_middleware,
+                     auth_middleware, csrf_middleware],
+    )
+    app[keys.CONFIG] = config
+    app[keys.LOGIN_LIMITER] = LoginLimiter(config.auth.login_failures_per_minute)
+    app[keys.I18N] = Translations()
+    metrics = Metrics()
+    app[keys.METRICS] = metrics
+    app[keys.REGISTRY] = metrics.registry
+
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(WEB_DIR / "templates")),
+        autoescape=jinja2.select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        context_processors=[template_context, aiohttp_jinja2.request_processor],
+    )
+    setup_jinja(app, env)
+
+    app.cleanup_ctx.append(_data_ctx)
+    app.cleanup_ctx.append(_db_ctx)
+    app.cleanup_ctx.append(_bus_ctx)
+
+    from server import health, live, pages
+    from server.api import setup as setup_api
+
+    health.setup(app)
+    setup_api(app)
+    pages.setup(app)
+    live.setup(app)
+    app.router.add_static("/static/", WEB_DIR / "static", name="static", append_version=True)
+    return app

@@ -1,0 +1,166 @@
+"""server.cli: the `taphuan` command: serve, user, import, check-config, backup."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from server.config import Config, ConfigError, load_config
+from server.logs import setup_logging
+
+DEFAULT_CONFIG = "config.yaml"
+
+
+def _config(args: argparse.Namespace, overrides: dict[str, object] | None = None) -> Config:
+    path = args.config or os.environ.get("TAPHUAN_CONFIG")
+    if path is None and os.path.exists(DEFAULT_CONFIG):
+        path = DEFAULT_CONFIG
+    return load_config(path, overrides=overrides)
+
+
+async def _serve(config: Config) -> None:
+    from aiohttp import web
+
+    from server.app import FIRST_PASSWORD, create_app
+    from server.tls import ssl_context
+
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=config.server.shutdown_timeout)
+    await runner.setup()
+    ctx = ssl_context(config)
+    site = web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ctx,
+                       shutdown_timeout=config.server.shutdown_timeout)
+    await site.start()
+    scheme = "https" if ctx else "http"
+    host = config.server.host if config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    url = config.server.public_url or f"{scheme}://{host}:{config.server.port}/"
+    print(f"Taphuan is running at {url}", flush=True)
+    password = app.get(FIRST_PASSWORD)
+    if password:
+        print("First run: operator account created.", flush=True)
+        print("  username: admin", flush=True)
+        print(f"  password: {password}", flush=True)
+        print("  (shown only this once; change it after logging in)", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("Shutting down…", flush=True)
+    try:
+        await asyncio.wait_for(runner.cleanup(), timeout=config.server.shutdown_timeout + 1.5)
+    except TimeoutError:
+        logging.getLogger("taphuan").warning("shutdown took too long; exiting anyway")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """cmd_serve: run the server until SIGINT/SIGTERM."""
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["server.host"] = args.host
+    if args.port:
+        overrides["server.port"] = args.port
+    config = _config(args, overrides)
+    setup_logging(config)
+    asyncio.run(_serve(config))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """cmd_check_config: validate a configuration file and say so."""
+    load_config(args.file)
+    print(f"{args.file}: OK")
+    return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    """cmd_user: account management (add, list, passwd, disable)."""
+    from server.accounts import run_user_command
+
+    return asyncio.run(run_user_command(_config(args), args))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """cmd_import: import units or classrooms from CSV."""
+    from server.units import run_import_command
+
+    return asyncio.run(run_import_command(_config(args), args))
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """cmd_backup: a consistent copy of the database and media while the server runs."""
+    from server.backup import run_backup
+
+    return asyncio.run(run_backup(_config(args), args.dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """build_parser: the argument parser of `taphuan`."""
+    parser = argparse.ArgumentParser(prog="taphuan", description="Taphuan: online teacher training server")
+    parser.add_argument("--config", help="config file (default: ./config.yaml if present, or $TAPHUAN_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the server")
+    p.add_argument("--config", dest="config", default=argparse.SUPPRESS)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("user", help="manage accounts")
+    p.add_argument("--config", dest="config", default=argparse.SUPPRESS)
+    usub = p.add_subparsers(dest="user_command", required=True)
+    a = usub.add_parser("add", help="create an account (prints a generated password unless --password)")
+    a.add_argument("username")
+    a.add_argument("--role", required=True,
+                   choices=["operator", "trainer", "leader", "classroom", "learner"])
+    a.add_argument("--name", help="display name")
+    a.add_argument("--password", help="password (default: generated and printed)")
+    a.add_argument("--classroom", help="classroom code (role classroom)")
+    usub.add_parser("list", help="list accounts")
+    pw = usub.add_parser("passwd", help="set a new password (prints a generated one unless --password)")
+    pw.add_argument("username")
+    pw.add_argument("--password")
+    d = usub.add_parser("disable", help="disable an account and end its logins")
+    d.add_argument("username")
+    e = usub.add_parser("enable", help="enable a disabled account")
+    e.add_argument("username")
+    p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("import", help="import reference data from CSV")
+    p.add_argument("--config", dest="config", default=argparse.SUPPRESS)
+    p.add_argument("what", choices=["units", "classrooms"])
+    p.add_argument("file")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("backup", help="copy the database and media to DIR (safe while running)")
+    p.add_argument("--config", dest="config", default=argparse.SUPPRESS)
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_backup)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """main: entry point of the `taphuan` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"taphuan: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""server.config: load and validate config.yaml, with TAPHUAN_* environment overrides.
+
+Every key, its type and its default is declared here with pydantic models; `config.yaml` at the
+repository root documents the same keys. A wrong key, type or value raises `ConfigError` with one
+line naming the key and what is allowed.
+
+Environment overrides: ``TAPHUAN_<SECTION>__<KEY>=value`` (double underscore between levels), e.g.
+``TAPHUAN_SERVER__PORT=9000`` or ``TAPHUAN_DATA_DIR=/srv/taphuan``. Values are parsed as YAML scalars,
+so ``true``, ``12`` and ``[127.0.0.1]`` work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "TAPHUAN_"
+
+
+class ConfigError(Exception):
+    """ConfigError: the configuration is wrong; str() is one line naming the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Section):
+    """TlsConfig: certificate and key files for HTTPS."""
+
+    cert: str
+    key: str
+
+
+class ServerSection(_Section):
+    """ServerSection: where and how the HTTP server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = ""
+    tls: Literal["off", "self-signed"] | TlsConfig = "off"
+    trusted_proxies: list[str] = Field(default_factory=list)
+    shutdown_timeout: float = Field(3.0, gt=0, le=30)
+
+
+class DatabaseSection(_Section):
+    """DatabaseSection: SQLAlchemy URL; empty means SQLite in the data directory."""
+
+    url: str = ""
+    echo: bool = False
+
+
+class BusSection(_Section):
+    """BusSection: in-process bus (embedded default) or Redis for several processes."""
+
+    kind: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+class LimitsSection(_Section):
+    """LimitsSection: size and rate limits for requests and messages."""
+
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_upload_bytes: int = Field(2_147_483_648, ge=1024)
+    ws_message_bytes: int = Field(131_072, ge=1024)
+    ws_messages_per_second: float = Field(20.0, gt=0)
+    ws_burst: int = Field(40, ge=1)
+    max_sdp_bytes: int = Field(65_536, ge=1024)
+    chat_message_chars: int = Field(1000, ge=1)
+
+
+class AuthSection(_Section):
+    """AuthSection: login sessions, rate limits and join links."""
+
+    session_hours: float = Field(12.0, gt=0)
+    login_failures_per_minute: int = Field(5, ge=1)
+    join_link_hours: float = Field(72.0, gt=0)
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+
+
+class TurnSection(_Section):
+    """TurnSection: TURN servers with time-limited credentials from a shared secret (coturn REST)."""
+
+    urls: list[str] = Field(default_factory=list)
+    secret: str = ""
+    ttl_seconds: int = Field(86_400, ge=60)
+
+
+class SfuSection(_Section):
+    """SfuSection: the forwarding core and its network."""
+
+    ice_addresses: list[str] = Field(default_factory=list)
+    announce_address: str = ""
+    stun_urls: list[str] = Field(default_factory=list)
+    turn: TurnSection = Field(default_factory=TurnSection)
+    video_codec: Literal["VP8", "H264"] = "VP8"
+    grid_slots: int = Field(9, ge=0, le=49)
+    max_participants_per_room: int = Field(200, ge=1)
+    max_participants: int = Field(500, ge=1)
+    room_grace_seconds: float = Field(30.0, ge=0)
+    resume_seconds: float = Field(60.0, ge=0)
+    keyframe_min_interval: float = Field(0.5, ge=0)
+
+
+class RecorderSection(_Section):
+    """RecorderSection: where recordings go and how much disk must stay free."""
+
+    enabled: bool = True
+    auto_start: bool = True
+    min_free_bytes: int = Field(2_000_000_000, ge=0)
+    retention_days: int = Field(0, ge=0)
+    segment_seconds: float = Field(4.0, gt=0)
+    worker_nice: int = Field(10, ge=0, le=19)
+
+
+class SmtpSection(_Section):
+    """SmtpSection: optional e-mail notifications."""
+
+    host: str = ""
+    port: int = Field(25, ge=1, le=65535)
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    sender: str = "taphuan@localhost"
+
+
+class LogSection(_Section):
+    """LogSection: log level and format."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "text"
+
+
+class Config(_Section):
+    """Config: the whole validated configuration."""
+
+    data_dir: str = "./data"
+    timezone: str = "Asia/Ho_Chi_Minh"
+    language: Literal["vi", "en"] = "vi"
+    server: ServerSection = Field(default_factory=ServerSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    bus: BusSection = Field(default_factory=BusSection)
+    limits: LimitsSection = Field(default_factory=LimitsSection)
+    auth: AuthSection = Field(default_factory=AuthSection)
+    sfu: SfuSection = Field(default_factory=SfuSection)
+    recorder: RecorderSection = Field(default_factory=RecorderSection)
+    smtp: SmtpSection = Field(default_factory=SmtpSection)
+    log: LogSection = Field(default_factory=LogSection)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Asia/Ho_Chi_Minh)") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.sfu.turn.urls and not self.sfu.turn.secret:
+            raise ValueError("sfu.turn.secret is required when sfu.turn.urls is set")
+        return self
+
+    @property
+    def data_path(self) -> Path:
+        """Config.data_path: the data directory as an absolute path."""
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        """Config.database_url: the SQLAlchemy async URL in force."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{self.data_path / 'taphuan.sqlite3'}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """Config.tz: the configured timezone."""
+        return ZoneInfo(self.timezone)
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[list[str], Any]]:
+    out = []
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "TAPHUAN_CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if not path:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (int, float, bool)) and path[-1] in {"url", "redis_url", "host", "secret"}:
+            value = raw
+        out.append((path, value))
+    return out
+
+
+def _describe(error: Any) -> str:
+    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-", "literal[")))
+    msg = error["msg"]
+    if error["type"] == "extra_forbidden":
+        msg = "unknown key"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    got = error.get("input")
+    shown = "" if error["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+    return f"{loc or 'config'}: {msg}{shown}"
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """load_config: read YAML (optional), apply TAPHUAN_* variables, then dotted overrides; validate."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read ({exc.strerror})") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{p}:{where} is not valid YAML") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of keys")
+        tree = loaded
+    for key_path, value in _env_overrides(os.environ if env is None else env):
+        _set_path(tree, key_path, value)
+    for dotted, value in (overrides or {}).items():
+        _set_path(tree, dotted.split("."), value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(_describe(first) + suffix) from None

@@ -1,0 +1,1 @@
+"""server.db: tables, migrations and the async engine (SQLite by default, PostgreSQL by URL)."""

@@ -1,0 +1,273 @@
+"""server.db.models: every table of Taphuan, as SQLAlchemy 2 declarative classes.
+
+Names follow the domain vocabulary: Unit (administrative unit), Classroom, User, Program, Meeting
+(one live event; never "session"), JoinLink, LoginSession (a login, the only "session"), AuditEntry.
+All datetimes are stored as UTC and returned timezone-aware.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    """utcnow: the current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """UTCDateTime: store aware datetimes as naive UTC; return them aware (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Base: declarative base of every table."""
+
+
+class Role(enum.StrEnum):
+    """Role: what an account may do."""
+
+    OPERATOR = "operator"
+    TRAINER = "trainer"
+    LEADER = "leader"
+    CLASSROOM = "classroom"
+    LEARNER = "learner"
+    GUEST = "guest"
+
+
+PRESENTER_ROLES = frozenset({Role.TRAINER, Role.LEADER})
+STAFF_ROLES = frozenset({Role.OPERATOR, Role.TRAINER, Role.LEADER})
+
+
+class UnitLevel(enum.StrEnum):
+    """UnitLevel: province, then district (before 1 July 2025) or commune."""
+
+    PROVINCE = "province"
+    DISTRICT = "district"
+    COMMUNE = "commune"
+
+
+class MeetingKind(enum.StrEnum):
+    """MeetingKind: a lecture or a regional meeting of several provinces chaired by leaders."""
+
+    LECTURE = "lecture"
+    REGIONAL = "regional"
+
+
+class MeetingStatus(enum.StrEnum):
+    """MeetingStatus: draft (operators only), published (visible to invitees), cancelled."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    CANCELLED = "cancelled"
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, values_callable=lambda e: [m.value for m in e], native_enum=False, length=20)
+
+
+class Unit(Base):
+    """Unit: an administrative unit (province → district or commune), valid over a date range."""
+
+    __tablename__ = "units"
+    __table_args__ = (UniqueConstraint("code", "valid_from", name="uq_units_code_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[UnitLevel] = mapped_column(_enum(UnitLevel))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+
+    parent: Mapped[Unit | None] = relationship(remote_side=[id], lazy="raise")
+
+
+class Classroom(Base):
+    """Classroom: a physical online classroom (PC, webcam, speaker, projector) in a unit."""
+
+    __tablename__ = "classrooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
+    host: Mapped[str] = mapped_column(String(200), default="")
+    equipment: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    unit: Mapped[Unit] = relationship(lazy="raise")
+
+
+class User(Base):
+    """User: an account with one role; classroom accounts belong to a Classroom."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    password_hash: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    classroom_id: Mapped[int | None] = mapped_column(ForeignKey("classrooms.id", ondelete="SET NULL"))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str] = mapped_column(String(5), default="vi")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Program(Base):
+    """Program: a training program with its meetings."""
+
+    __tablename__ = "programs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+meeting_presenters = Table(
+    "meeting_presenters",
+    Base.metadata,
+    Column("meeting_id", ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+meeting_classrooms = Table(
+    "meeting_classrooms",
+    Base.metadata,
+    Column("meeting_id", ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True),
+    Column("classroom_id", ForeignKey("classrooms.id", ondelete="CASCADE"), primary_key=True),
+)
+
+meeting_provinces = Table(
+    "meeting_provinces",
+    Base.metadata,
+    Column("meeting_id", ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True),
+    Column("unit_id", ForeignKey("units.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Meeting(Base):
+    """Meeting: one live event of a program (lecture or regional), with presenters and invitees."""
+
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[MeetingKind] = mapped_column(_enum(MeetingKind), default=MeetingKind.LECTURE)
+    status: Mapped[MeetingStatus] = mapped_column(_enum(MeetingStatus), default=MeetingStatus.DRAFT)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    video_codec: Mapped[str] = mapped_column(String(8), default="VP8")
+    record: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    program: Mapped[Program] = relationship(lazy="raise")
+    presenters: Mapped[list[User]] = relationship(secondary=meeting_presenters, lazy="raise")
+    classrooms: Mapped[list[Classroom]] = relationship(secondary=meeting_classrooms, lazy="raise")
+    provinces: Mapped[list[Unit]] = relationship(secondary=meeting_provinces, lazy="raise")
+
+
+class JoinLink(Base):
+    """JoinLink: a signed, expiring link that logs a classroom (or a guest) into one meeting."""
+
+    __tablename__ = "join_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    classroom_id: Mapped[int | None] = mapped_column(ForeignKey("classrooms.id", ondelete="CASCADE"))
+    guest_name: Mapped[str] = mapped_column(String(200), default="")
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class LoginSession(Base):
+    """LoginSession: one login (cookie token); a join-link login is scoped to one meeting."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    join_link_id: Mapped[int | None] = mapped_column(ForeignKey("join_links.id", ondelete="SET NULL"))
+    guest_name: Mapped[str] = mapped_column(String(200), default="")
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_reason: Mapped[str] = mapped_column(String(40), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+
+
+class AuditEntry(Base):
+    """AuditEntry: one operator or live action, kept for accountability."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    target: Mapped[str] = mapped_column(String(120), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Setting(Base):
+    """Setting: small key/value facts the server keeps about itself (e.g. first-run done)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+
+
+__all__ = [
+    "AuditEntry", "Base", "Classroom", "JoinLink", "LoginSession", "Meeting", "MeetingKind",
+    "MeetingStatus", "PRESENTER_ROLES", "Program", "Role", "STAFF_ROLES", "Setting", "UTCDateTime", "Unit",
+    "UnitLevel", "User", "meeting_classrooms", "meeting_presenters", "meeting_provinces", "utcnow",
+]

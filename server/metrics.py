@@ -1,0 +1,19 @@
+"""server.metrics: Prometheus counters and gauges, in a registry owned by the application."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class Metrics:
+    """Metrics: every metric the server exports at /metrics (one registry per app, no globals)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http_requests = Counter("taphuan_http_requests", "HTTP requests served", ["status"],
+                                     registry=self.registry)
+        self.logins = Counter("taphuan_logins", "Login attempts", ["result"], registry=self.registry)
+        self.ws_connections = Gauge("taphuan_ws_connections", "Open signalling WebSockets",
+                                    registry=self.registry)
+        self.rooms = Gauge("taphuan_rooms", "Live rooms", registry=self.registry)
+        self.participants = Gauge("taphuan_participants", "Participants in live rooms", registry=self.registry)

@@ -1,0 +1,39 @@
+"""server.pages.context: what every template sees (translations, identity, CSRF token, language)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from server import keys
+from server.auth import csrf_token_for_form, identity
+from server.i18n import LANGUAGES, language
+
+
+async def template_context(request: web.Request) -> dict[str, Any]:
+    """template_context: the per-request variables of every template."""
+    lang = language(request)
+    catalog = request.app[keys.I18N].get(lang)
+    return {
+        "gettext": catalog.gettext,
+        "ngettext": catalog.ngettext,
+        "_": catalog.gettext,
+        "lang": lang,
+        "languages": LANGUAGES,
+        "me": identity(request),
+        "csrf_token": csrf_token_for_form(request),
+        "request": request,
+        "tz": request.app[keys.CONFIG].tz,
+    }
+
+
+def setup_jinja(app: web.Application, env: jinja2.Environment) -> None:
+    """setup_jinja: globals and filters of the app's jinja2 environment."""
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+
+    def url(name: str, **parts: Any) -> str:
+        return str(app.router[name].url_for(**{k: str(v) for k, v in parts.items()}))
+
+    env.globals["url"] = url

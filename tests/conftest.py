@@ -1,0 +1,127 @@
+"""Shared fixtures: a configured app on a temporary data directory, users and logged-in clients."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from server import keys
+from server.app import create_app
+from server.auth import COOKIE, create_login, hash_password
+from server.config import Config, load_config
+from server.db.models import Role, User
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """make_config: a Config on a temporary data dir; keyword overrides use dotted keys."""
+
+    def make(**overrides: Any) -> Config:
+        base: dict[str, Any] = {"data_dir": str(tmp_path / "data"), "sfu.ice_addresses": ["127.0.0.1"]}
+        base.update({k.replace("__", "."): v for k, v in overrides.items()})
+        return load_config(None, env={}, overrides=base)
+
+    return make
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config]) -> Config:
+    """config: the default test configuration."""
+    return make_config()
+
+
+@pytest.fixture
+def app(config: Config) -> web.Application:
+    """app: the application (started by the client fixture)."""
+    return create_app(config)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, app: web.Application) -> TestClient[Any, Any]:
+    """client: a test client of the running app (anonymous)."""
+    return await aiohttp_client(app)
+
+
+@dataclass
+class LoggedIn:
+    """LoggedIn: a logged-in test client with its user and CSRF token."""
+
+    client: TestClient[Any, Any]
+    user: User
+    csrf: str
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """LoggedIn.headers: headers for a state-changing JSON request."""
+        h = {"X-CSRF-Token": self.csrf}
+        h.update(extra or {})
+        return h
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self.client.get(path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> Any:
+        return await self.client.post(path, headers=self.headers(kw.pop("headers", None)), **kw)
+
+    async def put(self, path: str, **kw: Any) -> Any:
+        return await self.client.put(path, headers=self.headers(kw.pop("headers", None)), **kw)
+
+    async def patch(self, path: str, **kw: Any) -> Any:
+        return await self.client.patch(path, headers=self.headers(kw.pop("headers", None)), **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Any:
+        return await self.client.delete(path, headers=self.headers(kw.pop("headers", None)), **kw)
+
+
+@pytest.fixture
+def make_user(app: web.Application) -> Callable[..., Awaitable[User]]:
+    """make_user: create an account directly in the database (the app must be started)."""
+
+    async def make(role: Role | str = Role.OPERATOR, username: str | None = None, password: str = "secret-pass-1",
+                   **fields: Any) -> User:
+        role = Role(role)
+        async with app[keys.DB]() as s:
+            user = User(username=username or f"{role.value}{next(_counter)}",
+                        display_name=fields.pop("display_name", f"Test {role.value}"), role=role,
+                        password_hash=hash_password(password), **fields)
+            s.add(user)
+            await s.commit()
+            return user
+
+    return make
+
+
+@pytest.fixture
+def login_as(aiohttp_client: Any, app: web.Application, client: TestClient[Any, Any],
+             make_user: Callable[..., Awaitable[User]]) -> Callable[..., Awaitable[LoggedIn]]:
+    """login_as: a new client logged in as a new user of `role` (login row made directly)."""
+
+    async def login(role: Role | str = Role.OPERATOR, user: User | None = None, **fields: Any) -> LoggedIn:
+        if user is None:
+            user = await make_user(role, **fields)
+        cl = client if not client.session.cookie_jar.filter_cookies(client.make_url("/")).get(COOKIE) \
+            else await aiohttp_client(app)
+        async with app[keys.DB]() as s:
+            login = await create_login(s, _FakeRequest(app), user=user, hours=1)  # type: ignore[arg-type]
+            await s.commit()
+        cl.session.cookie_jar.update_cookies({COOKIE: login.id}, response_url=cl.make_url("/"))
+        return LoggedIn(client=cl, user=user, csrf=login.csrf_token)
+
+    return login
+
+
+class _FakeRequest:
+    """_FakeRequest: the few request attributes create_login reads."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.headers: dict[str, str] = {"User-Agent": "pytest"}
+        self.remote = "127.0.0.1"

@@ -1,0 +1,70 @@
+"""Tests of server.config: defaults, the documented file, env overrides and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.config import Config, ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_documented_file_equals_defaults() -> None:
+    assert load_config(ROOT / "config.yaml", env={}) == Config()
+
+
+def test_every_key_is_documented() -> None:
+    text = (ROOT / "config.yaml").read_text()
+
+    def walk(model: type, prefix: str = "") -> list[str]:
+        names = []
+        for name, info in model.model_fields.items():  # type: ignore[attr-defined]
+            names.append(name)
+            ann = info.annotation
+            if isinstance(ann, type) and hasattr(ann, "model_fields"):
+                names += walk(ann, prefix + name + ".")
+        return names
+
+    for name in walk(Config):
+        assert f"{name}:" in text, name
+
+
+def test_default_timezone_and_database() -> None:
+    cfg = load_config(None, env={})
+    assert cfg.timezone == "Asia/Ho_Chi_Minh"
+    assert cfg.database_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_env_overrides() -> None:
+    cfg = load_config(None, env={"TAPHUAN_SERVER__PORT": "9001", "TAPHUAN_SFU__ICE_ADDRESSES": "[127.0.0.1]",
+                                 "TAPHUAN_BUS__KIND": "redis"})
+    assert cfg.server.port == 9001
+    assert cfg.sfu.ice_addresses == ["127.0.0.1"]
+    assert cfg.bus.kind == "redis"
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"sfu.grid_slots": "many"}, "sfu.grid_slots: Input should be a valid integer"),
+    ({"sfu.bogus": 1}, "sfu.bogus: unknown key"),
+    ({"timezone": "Mars/Olympus"}, "timezone: unknown timezone 'Mars/Olympus'"),
+    ({"server.port": 70000}, "server.port: Input should be less than or equal to 65535"),
+    ({"sfu.video_codec": "AV1"}, "sfu.video_codec: Input should be 'VP8' or 'H264'"),
+    ({"sfu.turn.urls": ["turn:x"]}, "sfu.turn.secret is required"),
+])
+def test_errors_name_the_key(overrides: dict[str, object], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={}, overrides=overrides)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_bad_yaml_and_bad_env(tmp_path: Path) -> None:
+    bad = tmp_path / "c.yaml"
+    bad.write_text("server: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad, env={})
+    with pytest.raises(ConfigError, match="server.port"):
+        load_config(None, env={"TAPHUAN_SERVER__PORT": "eighty"})
