@@ -89,6 +89,7 @@ def create_app(config: Config) -> web.Application:
         context_processors=[template_context, aiohttp_jinja2.request_processor],
     )
     setup_jinja(app, env)
+    app[aiohttp_jinja2.static_root_key] = "/static"
 
     app.cleanup_ctx.append(_data_ctx)
     app.cleanup_ctx.append(_db_ctx)

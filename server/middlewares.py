@@ -60,15 +60,19 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
                             "remote": request.remote})
 
 
-def _error_response(request: web.Request, status: int, code: str, message: str,
-                    payload: dict[str, object] | None = None) -> web.StreamResponse:
+async def _error_response(request: web.Request, status: int, code: str, message: str,
+                          payload: dict[str, object] | None = None) -> web.StreamResponse:
     if wants_json(request):
         body = payload or {"error": {"code": code, "message": message}}
         return web.json_response(body, status=status)
     try:
-        return aiohttp_jinja2.render_template("error.html", request, {"status": status, "code": code,
-                                                                      "message": message}, status=status)
+        from server.pages.context import template_context
+
+        context = await template_context(request)
+        context.update({"status": status, "code": code, "message": message})
+        return aiohttp_jinja2.render_template("error.html", request, context, status=status)
     except Exception:  # templates missing or broken: plain text still tells the user
+        log.exception("error page failed")
         return web.Response(text=f"{status}: {message}", status=status)
 
 
@@ -78,7 +82,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        resp = _error_response(request, exc.status, exc.code, exc.message, exc.payload())
+        resp = await _error_response(request, exc.status, exc.code, exc.message, exc.payload())
         for name, value in exc.headers.items():
             if name.lower() in ("retry-after", "allow"):
                 resp.headers[name] = value
@@ -92,10 +96,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         if exc.status == 413:
             message = "Nội dung gửi lên quá lớn. / Request body too large."
-        return _error_response(request, exc.status, code, message or code)
+        return await _error_response(request, exc.status, code, message or code)
     except Exception:
         log.exception("unhandled error", extra={"request_id": request.get(keys.REQUEST_ID)})
-        return _error_response(request, 500, "internal",
+        return await _error_response(request, 500, "internal",
                                "Lỗi máy chủ; đã ghi nhật ký. / Server error; it has been logged.")
 
 
