@@ -1,0 +1,27 @@
+"""config: SfuConfig, the SFU's settings (the server builds it from config.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SfuConfig:
+    """SfuConfig holds every SFU setting; defaults suit a single public server.
+
+    ice_addresses: host addresses ICE gathers on ([] = aioice's default: every interface but loopback).
+    announce_address: public IP written into our SDP candidates instead of the bound address (1:1 NAT).
+    fast_path: forward with direct libsrtp + sendto (False = aiortc's awaited ``_send_rtp``, slower).
+    """
+
+    ice_addresses: list[str] = field(default_factory=list)
+    announce_address: str | None = None
+    grid_slots: int = 9
+    max_participants_per_room: int = 200
+    max_participants: int = 500
+    room_grace_seconds: float = 30.0
+    resume_seconds: float = 60.0
+    keyframe_min_interval: float = 0.5
+    max_sdp_bytes: int = 65536
+    video_codec: str = "VP8"
+    fast_path: bool = True

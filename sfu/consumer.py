@@ -1,0 +1,344 @@
+"""consumer: a Consumer is one slot of a down Peer: which Producer fills it and how its packets are rewritten.
+
+The hot path is ``Consumer.forward``: for each inbound packet of its source it writes the slot's header
+(payload type, sequence number, timestamp, SSRC, header extensions with the slot's own ids and mid) in front
+of the untouched payload, keeps the plain packet in a 128-entry history for NACK / RTX, updates the
+sender-report counters and hands the bytes to the down Peer's PacketWire (SRTP + sendto, no await).
+
+Sequence numbers and timestamps stay continuous across source switches (``HeaderRewriter``): libsrtp's
+replay window rejects a sequence number jumping back by more than 1024, and decoders see one stream.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    unpack_remb_fci,
+)
+
+from sfu.aiortc_hooks import ForwardingSender, PacketWire, SendContext
+from sfu.stats import ConsumerStats, RateMeter
+
+if TYPE_CHECKING:
+    from sfu.producer import Producer
+
+HISTORY_SIZE = 128
+_HDR = struct.Struct("!BHI")  # marker|pt, sequence number, timestamp at offset 1
+_AST = struct.Struct("!HB")  # abs-send-time, 3 bytes
+_OSN = struct.Struct("!H")
+_RTX_HDR = struct.Struct("!BHII")  # marker|pt, seq, ts, ssrc at offset 1
+
+
+@dataclass(slots=True)
+class Inbound:
+    """Inbound is one received RTP packet as its Producer hands it to every Consumer (parsed once)."""
+
+    ssrc: int
+    seq: int
+    ts: int
+    marker: int
+    payload: bytes
+    keyframe: bool
+    ntp: int  # NTP time of arrival (64-bit), for sender reports
+    abs_send_time: int  # 24-bit, 6.18 fixed point seconds
+    audio_level: int  # RFC 6464 byte (V bit + level), 127 when unknown
+    padding: int = 0
+
+
+class HeaderRewriter:
+    """HeaderRewriter maps (ssrc, seq, ts) of whichever source fills a slot onto one continuous output stream.
+
+    On the first packet after ``switch()`` (or from a new SSRC) the output sequence number continues at
+    last + 1 and the timestamp at last + max(one frame, wall-clock elapsed); packets older than that first
+    packet are dropped so output sequence numbers never repeat.
+    """
+
+    def __init__(
+        self,
+        clock_rate: int,
+        frame_ticks: int,
+        first_seq: int,
+        first_ts: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock_rate = clock_rate
+        self.frame_ticks = frame_ticks
+        self.last_seq = (first_seq - 1) & 0xFFFF
+        self.last_ts = first_ts
+        self.last_time: float | None = None
+        self._clock = clock
+        self._src_ssrc: int | None = None
+        self._base_seq = 0
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._pending = True
+
+    def switch(self) -> None:
+        """switch marks a source change: the next packet starts a new mapping."""
+        self._pending = True
+
+    def map(self, ssrc: int, seq: int, ts: int) -> tuple[int, int] | None:
+        """map returns (output seq, output ts) for one input packet, or None to drop it."""
+        if self._pending or ssrc != self._src_ssrc:
+            now = self._clock()
+            if self.last_time is None:
+                delta = 0
+            else:
+                delta = max(self.frame_ticks, round((now - self.last_time) * self.clock_rate))
+            out_seq = (self.last_seq + 1) & 0xFFFF
+            out_ts = (self.last_ts + delta) & 0xFFFFFFFF
+            self._seq_offset = (out_seq - seq) & 0xFFFF
+            self._ts_offset = (out_ts - ts) & 0xFFFFFFFF
+            self._base_seq = seq
+            self._src_ssrc = ssrc
+            self._pending = False
+        elif (seq - self._base_seq) & 0xFFFF >= 0x8000:
+            return None  # older than the first packet of this source
+        out_seq = (seq + self._seq_offset) & 0xFFFF
+        out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
+        if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
+            self.last_seq = out_seq
+            self.last_ts = out_ts
+            self.last_time = self._clock()
+        return out_seq, out_ts
+
+
+def build_header_template(ctx: SendContext) -> tuple[bytearray, int, int]:
+    """build_header_template returns (header, abs-send-time offset, audio-level offset) for a slot.
+
+    The header holds the fixed part (version, SSRC) and one-byte header extensions (RFC 8285) with the
+    slot's own ids: mid, abs-send-time and audio level where negotiated. Offsets are 0 when absent.
+    """
+    elements = bytearray()
+    ast_off = al_off = 0
+    if ctx.mid_id and ctx.mid:
+        mid = ctx.mid.encode()
+        elements += bytes([(ctx.mid_id << 4) | (len(mid) - 1)]) + mid
+    if ctx.abs_send_time_id:
+        elements.append((ctx.abs_send_time_id << 4) | 2)
+        ast_off = len(elements)
+        elements += b"\x00\x00\x00"
+    if ctx.audio_level_id and ctx.kind == "audio":
+        elements.append(ctx.audio_level_id << 4)
+        al_off = len(elements)
+        elements.append(0x7F)
+    while len(elements) % 4:
+        elements.append(0)
+    head = bytearray(struct.pack("!BBHII", 0x90 if elements else 0x80, ctx.payload_type, 0, 0, ctx.ssrc))
+    if elements:
+        head += struct.pack("!HH", 0xBEDE, len(elements) // 4) + elements
+        ast_off = ast_off + 16 if ast_off else 0
+        al_off = al_off + 16 if al_off else 0
+    return head, ast_off, al_off
+
+
+class Consumer:
+    """Consumer is one slot of a down Peer (e.g. ``floor-video``): source Producer, rewrite state, history.
+
+    Only the room's mailbox task calls ``switch``; ``forward`` runs from the source Producer's receive
+    callback and RTCP callbacks come from the down Peer's sender, all on the same event loop.
+    """
+
+    def __init__(
+        self,
+        participant_id: str,
+        slot: str,
+        kind: str,
+        sender: ForwardingSender,
+        wire_for: Callable[[SendContext], PacketWire],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.participant_id = participant_id
+        self.slot = slot
+        self.kind = kind
+        self.sender = sender
+        self.source: Producer | None = None
+        self.ctx: SendContext | None = None
+        self.wire: PacketWire | None = None
+        self._wire_for = wire_for
+        self._clock = clock
+        self._rewriter: HeaderRewriter | None = None
+        self._head = bytearray()
+        self._ast_off = 0
+        self._al_off = 0
+        self._pt_byte = 0
+        self._waiting_keyframe = kind == "video"
+        self._hist: list[bytes | None] = [None] * HISTORY_SIZE
+        self._hist_seq: list[int] = [-1] * HISTORY_SIZE
+        self._rtx_seq = 0
+        # statistics
+        self.packets_sent = 0
+        self.bytes_sent = 0
+        self.nacks = 0
+        self.retransmitted = 0
+        self.keyframe_requests = 0
+        self.fraction_lost = 0.0
+        self.packets_lost = 0
+        self.jitter = 0.0
+        self.remb_bitrate: int | None = None
+        self._rate = RateMeter()
+        sender.on_ready = self._on_ready
+        sender.on_rtcp = self._on_rtcp
+        sender.on_keyframe = self._on_keyframe
+        if sender.context is not None:
+            self._on_ready(sender.context)
+
+    # ------------------------------------------------------------------ set-up and source switching
+
+    def _on_ready(self, ctx: SendContext) -> None:
+        self.ctx = ctx
+        self.wire = self._wire_for(ctx)
+        frame = 3000 if ctx.kind == "video" else ctx.clock_rate // 50
+        self._rewriter = HeaderRewriter(
+            ctx.clock_rate, frame, first_seq=random.randrange(0x8000), first_ts=random.getrandbits(32),
+            clock=self._clock,
+        )
+        self._rtx_seq = random.randrange(0x8000)
+        self._head, self._ast_off, self._al_off = build_header_template(ctx)
+        self._pt_byte = ctx.payload_type
+        if self.source is not None:
+            self.source.request_keyframe()
+
+    @property
+    def ready(self) -> bool:
+        """ready is true once the down Peer negotiated and started this slot's sender."""
+        return self.ctx is not None
+
+    def switch(self, producer: Producer | None) -> bool:
+        """switch makes `producer` (or nothing) fill this slot; returns True if the source changed.
+
+        The caller (the room) also replaces the producers' sink lists. A new video source is asked for a
+        keyframe and forwarding waits for it.
+        """
+        if producer is self.source:
+            return False
+        self.source = producer
+        if self._rewriter is not None:
+            self._rewriter.switch()
+        self._waiting_keyframe = self.kind == "video"
+        if producer is not None and self.ctx is not None:
+            producer.request_keyframe()
+        return True
+
+    # ---------------------------------------------------------------------------------- hot path
+
+    def forward(self, p: Inbound) -> None:
+        """forward rewrites and sends one packet of the current source (called by the Producer)."""
+        rw = self._rewriter
+        wire = self.wire
+        if rw is None or wire is None:
+            return
+        if self._waiting_keyframe:
+            if not p.keyframe:
+                return
+            self._waiting_keyframe = False
+        mapped = rw.map(p.ssrc, p.seq, p.ts)
+        if mapped is None:
+            return
+        seq, ts = mapped
+        head = self._head
+        _HDR.pack_into(head, 1, (p.marker << 7) | self._pt_byte, seq, ts)
+        if self._ast_off:
+            ast = p.abs_send_time
+            _AST.pack_into(head, self._ast_off, ast >> 8, ast & 0xFF)
+        if self._al_off:
+            head[self._al_off] = p.audio_level
+        if p.padding:
+            head[0] |= 0x20
+            data = b"".join((head, p.payload, bytes(p.padding - 1), bytes((p.padding,))))
+            head[0] &= 0xDF
+        else:
+            data = b"".join((head, p.payload))
+        i = seq & (HISTORY_SIZE - 1)
+        self._hist[i] = data
+        self._hist_seq[i] = seq
+        if wire.send(data):
+            self.packets_sent += 1
+            self.bytes_sent += len(p.payload)
+            self.sender.note_sent(p.ntp, ts, len(p.payload))
+
+    # -------------------------------------------------------------------------------------- RTCP
+
+    def _on_keyframe(self) -> None:
+        self.keyframe_requests += 1
+        if self.source is not None:
+            self.source.request_keyframe()
+
+    def _on_rtcp(self, packet: AnyRtcpPacket) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            return
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == ctx.ssrc:
+                    self.fraction_lost = report.fraction_lost / 256
+                    self.packets_lost = report.packets_lost
+                    self.jitter = report.jitter / ctx.clock_rate
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            if packet.media_ssrc == ctx.ssrc:
+                self.nacks += 1
+                for seq in packet.lost:
+                    self.retransmit(seq)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if ctx.ssrc in ssrcs:
+                self.remb_bitrate = bitrate
+
+    def retransmit(self, seq: int) -> bool:
+        """retransmit re-sends packet `seq` from the history (wrapped in RTX when negotiated)."""
+        i = seq & (HISTORY_SIZE - 1)
+        plain = self._hist[i]
+        ctx = self.ctx
+        if plain is None or self._hist_seq[i] != seq or ctx is None or self.wire is None:
+            return False
+        if ctx.rtx_payload_type is not None:
+            hl = len(self._head)
+            rtx = bytearray(plain[:hl])
+            ts = struct.unpack_from("!I", plain, 4)[0]
+            _RTX_HDR.pack_into(
+                rtx, 1, (plain[1] & 0x80) | ctx.rtx_payload_type, self._rtx_seq, ts, ctx.rtx_ssrc
+            )
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            data = b"".join((rtx, _OSN.pack(seq), plain[hl:]))
+        else:
+            data = plain
+        self.retransmitted += 1
+        return self.wire.send(data)
+
+    # ------------------------------------------------------------------------------------- stats
+
+    def stats(self) -> ConsumerStats:
+        """stats returns a snapshot (send bitrate over the window since the previous snapshot)."""
+        src = self.source
+        return ConsumerStats(
+            slot=self.slot,
+            source_participant=src.participant_id if src else None,
+            source=src.source if src else None,
+            packets_sent=self.packets_sent,
+            bytes_sent=self.bytes_sent,
+            send_bitrate=self._rate.update(self._clock(), self.bytes_sent),
+            fraction_lost=self.fraction_lost,
+            packets_lost=self.packets_lost,
+            jitter=self.jitter,
+            rtt=self.sender.rtt,
+            remb_bitrate=self.remb_bitrate,
+            nacks=self.nacks,
+            retransmitted=self.retransmitted,
+            keyframe_requests=self.keyframe_requests,
+        )

@@ -1,0 +1,139 @@
+"""participant: a Participant of a Meeting: role, peers, producers, consumers, hand, mute and presence state.
+
+All fields are changed by the room's mailbox task only (see sfu/room.py). Events for the participant go
+through its ``EventOutbox``: one task per participant awaits ``on_event`` for each event in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sfu.consumer import Consumer
+from sfu.events import Event
+from sfu.peer import Peer
+from sfu.producer import Producer
+
+logger = logging.getLogger(__name__)
+
+EventCallback = Callable[[Event], Awaitable[None]]
+
+ROLES = ("operator", "trainer", "leader", "classroom", "learner", "guest")
+PRESENTER_ROLES = frozenset({"trainer", "leader"})
+MODERATOR_ROLES = frozenset({"operator", "trainer", "leader"})
+GRID_VIEWER_ROLES = frozenset({"operator", "trainer", "leader"})
+GRID_SOURCE_ROLES = frozenset({"classroom", "learner"})
+PUBLISHER_ROLES = frozenset({"operator", "trainer", "leader", "classroom", "learner"})
+
+BASE_SLOTS: tuple[tuple[str, str], ...] = (
+    ("presenter-video", "video"),
+    ("presenter-audio", "audio"),
+    ("screen", "video"),
+    ("floor-video", "video"),
+    ("floor-audio", "audio"),
+)
+
+
+def slots_for(role: str, grid_slots: int) -> list[tuple[str, str]]:
+    """slots_for lists the (slot, kind) pairs of a down Peer for `role`: fixed at join."""
+    slots = list(BASE_SLOTS)
+    if role in GRID_VIEWER_ROLES:
+        slots += [(f"grid-{i}", "video") for i in range(grid_slots)]
+    return slots
+
+
+class EventOutbox:
+    """EventOutbox delivers one participant's events in order from its own task; failures are logged."""
+
+    def __init__(self, participant_id: str, on_event: EventCallback) -> None:
+        self.participant_id = participant_id
+        self.on_event = on_event
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"events-{participant_id}")
+
+    def send(self, event: Event) -> None:
+        """send enqueues an event (never blocks)."""
+        self._queue.put_nowait(event)
+
+    async def _run(self) -> None:
+        while True:
+            event = await self._queue.get()
+            if event is None:
+                return
+            try:
+                await self.on_event(event)
+            except Exception:
+                logger.exception("on_event of %s failed for %s", self.participant_id, type(event).__name__)
+
+    async def close(self, wait: float = 2.0) -> None:
+        """close delivers what is queued (up to `wait` seconds), then stops."""
+        self._queue.put_nowait(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), wait)
+        except TimeoutError:
+            self._task.cancel()
+
+
+@dataclass(eq=False)
+class Participant:
+    """Participant is one person or classroom in a room (identity is the object; `id` is unique per room)."""
+
+    id: str
+    role: str
+    name: str
+    outbox: EventOutbox
+    order: int
+    resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    state: str = "connected"  # connected | reconnecting
+    up: Peer | None = None
+    down: Peer | None = None
+    producers: dict[str, Producer] = field(default_factory=dict)
+    consumers: dict[str, Consumer] = field(default_factory=dict)
+    slot_mids: dict[str, str] = field(default_factory=dict)
+    slot_view: dict[str, tuple[str | None, str | None, str]] = field(default_factory=dict)
+    hand_raised: bool = False
+    muted: set[str] = field(default_factory=set)
+    forced_mute: set[str] = field(default_factory=set)
+    grid_page: int = 0
+    grid_view: tuple[int, int, tuple[str, ...]] | None = None
+    resume_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def presenter_role(self) -> bool:
+        """presenter_role is true for trainers and leaders."""
+        return self.role in PRESENTER_ROLES
+
+    @property
+    def moderator(self) -> bool:
+        """moderator is true for roles that may give the floor, mute others and choose the presenter."""
+        return self.role in MODERATOR_ROLES
+
+    def send(self, event: Event) -> None:
+        """send queues an event for this participant's signalling connection."""
+        self.outbox.send(event)
+
+    def live_producer(self, source: str) -> Producer | None:
+        """live_producer is the producer of `source` unless absent or muted."""
+        producer = self.producers.get(source)
+        if producer is None or producer.muted:
+            return None
+        return producer
+
+    async def close_peers(self) -> None:
+        """close_peers closes both peers and drops producers and consumers."""
+        for producer in self.producers.values():
+            producer.close()
+        self.producers = {}
+        self.consumers = {}
+        self.slot_mids = {}
+        self.slot_view = {}
+        peers = [p for p in (self.up, self.down) if p is not None]
+        self.up = self.down = None
+        for peer in peers:
+            try:
+                await peer.close()
+            except Exception:
+                logger.exception("closing a peer of %s failed", self.id)

@@ -1,0 +1,150 @@
+"""producer: a Producer is one published track (camera, mic or screen) of a participant's up Peer.
+
+It receives every decrypted RTP packet from its ForwardingReceiver, parses what all Consumers need once
+(``Inbound``) and hands it to each sink. The sink tuple is replaced whole by the room's mailbox task
+(copy on write), so the receive callback iterates it without a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiortc.rtp import RtpPacket
+
+from sfu.aiortc_hooks import ForwardingReceiver
+from sfu.codec import is_keyframe_start
+from sfu.consumer import Consumer, Inbound
+from sfu.stats import ProducerStats, RateMeter, SequenceTracker
+from sfu.throttle import Throttle
+
+NTP_OFFSET = 2208988800  # seconds from 1900 to 1970
+SOURCES = ("camera", "mic", "screen")
+
+
+def ntp_now(wall: Callable[[], float] = time.time) -> int:
+    """ntp_now is the current time as a 64-bit NTP timestamp."""
+    return int((wall() + NTP_OFFSET) * 4294967296.0)
+
+
+class Producer:
+    """Producer is a published track: kind, owner, source label, codec, SSRC, sinks and inbound statistics."""
+
+    def __init__(
+        self,
+        participant_id: str,
+        source: str,
+        kind: str,
+        mime: str,
+        receiver: ForwardingReceiver,
+        keyframe_min_interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.participant_id = participant_id
+        self.source = source
+        self.kind = kind
+        self.mime = mime
+        self.receiver = receiver
+        self.sinks: tuple[Consumer, ...] = ()
+        self.muted = False
+        self.keyframe_throttle = Throttle(keyframe_min_interval, clock)
+        self.keyframes_requested = 0
+        self.packets = 0
+        self.bytes = 0
+        self._seq = SequenceTracker()
+        self._rate = RateMeter()
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._video = kind == "video"
+        self._deferred: asyncio.TimerHandle | None = None
+        self.closed = False
+        receiver.on_rtp = self.on_rtp
+
+    @property
+    def id(self) -> str:
+        """id is ``participant:source``, unique in a room."""
+        return f"{self.participant_id}:{self.source}"
+
+    @property
+    def ssrc(self) -> int | None:
+        """ssrc is the publisher's media SSRC once known (from the SDP or the first packet)."""
+        return self.receiver.media_ssrc
+
+    def on_rtp(self, packet: RtpPacket) -> None:
+        """on_rtp is called by the receiver for every inbound (RTX-unwrapped) packet."""
+        payload = packet.payload
+        self.packets += 1
+        self.bytes += len(payload)
+        self._seq.add(packet.sequence_number)
+        sinks = self.sinks
+        if not sinks:
+            return
+        ntp = ntp_now()
+        level = packet.extensions.audio_level
+        inbound = Inbound(
+            ssrc=packet.ssrc,
+            seq=packet.sequence_number,
+            ts=packet.timestamp,
+            marker=packet.marker,
+            payload=payload,
+            keyframe=is_keyframe_start(self.mime, payload) if self._video else True,
+            ntp=ntp,
+            abs_send_time=(ntp >> 14) & 0xFFFFFF,
+            audio_level=0x7F if level is None else ((0x80 if level[0] else 0) | (level[1] & 0x7F)),
+            padding=packet.padding_size,
+        )
+        for consumer in sinks:
+            consumer.forward(inbound)
+
+    def set_sinks(self, sinks: tuple[Consumer, ...]) -> None:
+        """set_sinks replaces the consumer tuple whole (room mailbox task only)."""
+        self.sinks = sinks
+
+    def request_keyframe(self) -> bool:
+        """request_keyframe sends a PLI upstream, at most one per `keyframe_min_interval`; True if sent now.
+
+        A throttled request is not lost: one PLI is scheduled for the end of the interval (coalesced).
+        """
+        ssrc = self.receiver.media_ssrc
+        if not self._video or ssrc is None or self.closed:
+            return False
+        if not self.keyframe_throttle.allow():
+            if self._deferred is None:
+                self._deferred = asyncio.get_running_loop().call_later(
+                    self.keyframe_throttle.wait_time(), self._deferred_keyframe
+                )
+            return False
+        self.keyframes_requested += 1
+        task = asyncio.get_running_loop().create_task(self.receiver.send_pli(ssrc))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    def _deferred_keyframe(self) -> None:
+        self._deferred = None
+        self.request_keyframe()
+
+    def close(self) -> None:
+        """close detaches the producer from its receiver and drops its sinks."""
+        self.closed = True
+        self.receiver.on_rtp = None
+        self.sinks = ()
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
+
+    def stats(self) -> ProducerStats:
+        """stats returns a snapshot of the inbound stream."""
+        return ProducerStats(
+            participant_id=self.participant_id,
+            source=self.source,
+            kind=self.kind,
+            packets=self.packets,
+            bytes=self.bytes,
+            bitrate=self._rate.update(self._clock(), self.bytes),
+            packets_lost=self._seq.lost,
+            keyframes_requested=self.keyframes_requested,
+            keyframes_throttled=self.keyframe_throttle.dropped,
+            consumers=len(self.sinks),
+        )

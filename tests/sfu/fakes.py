@@ -1,0 +1,66 @@
+"""fakes: queue/list-based stand-ins for unit tests (no media path is mocked in loopback tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiortc import RTCDtlsTransport
+
+from sfu.aiortc_hooks import SendContext
+
+
+class FakeWire:
+    """FakeWire records what a Consumer would send."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes) -> bool:
+        self.sent.append(data)
+        return True
+
+
+class FakeSender:
+    """FakeSender has the callback surface of ForwardingSender."""
+
+    def __init__(self) -> None:
+        self.on_ready: Any = None
+        self.on_rtcp: Any = None
+        self.on_keyframe: Any = None
+        self.context: SendContext | None = None
+        self.rtt: float | None = None
+        self.sr: list[tuple[int, int, int]] = []
+
+    def note_sent(self, ntp: int, rtp_ts: int, size: int) -> None:
+        self.sr.append((ntp, rtp_ts, size))
+
+
+class FakeReceiver:
+    """FakeReceiver records PLIs a Producer sends."""
+
+    def __init__(self, media_ssrc: int | None = 1234) -> None:
+        self.on_rtp: Any = None
+        self.media_ssrc = media_ssrc
+        self.plis: list[int] = []
+
+    async def send_pli(self, ssrc: int) -> None:
+        self.plis.append(ssrc)
+
+
+def context(kind: str = "video", rtx: bool = True, mid: str = "3", **kw: Any) -> SendContext:
+    base: dict[str, Any] = dict(
+        kind=kind,
+        mime="video/vp8" if kind == "video" else "audio/opus",
+        clock_rate=90000 if kind == "video" else 48000,
+        payload_type=96 if kind == "video" else 111,
+        rtx_payload_type=97 if rtx and kind == "video" else None,
+        ssrc=0x11111111,
+        rtx_ssrc=0x22222222,
+        mid=mid,
+        mid_id=1,
+        abs_send_time_id=3 if kind == "video" else None,
+        audio_level_id=2 if kind == "audio" else None,
+        transport=RTCDtlsTransport.__new__(RTCDtlsTransport),
+    )
+    base.update(kw)
+    return SendContext(**base)

@@ -1,0 +1,180 @@
+"""helpers: loopback aiortc clients for the SFU tests (publishers with solid-colour video, subscribers)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from aiortc import AudioStreamTrack, RTCConfiguration, RTCSessionDescription, VideoStreamTrack
+from av import VideoFrame
+
+from sfu.aiortc_hooks import SfuPeerConnection
+from sfu.config import SfuConfig
+from sfu.events import Event, ServerOffer
+from sfu.room import Room
+
+LOOPBACK = ["127.0.0.1"]
+
+
+def sfu_config(**kw: Any) -> SfuConfig:
+    """sfu_config: loopback ICE, short timers."""
+    base: dict[str, Any] = dict(ice_addresses=LOOPBACK, room_grace_seconds=1.0, resume_seconds=5.0)
+    base.update(kw)
+    return SfuConfig(**base)
+
+
+def client_pc() -> SfuPeerConnection:
+    """client_pc is a plain aiortc peer (no forwarding) that gathers on 127.0.0.1."""
+    return SfuPeerConnection(RTCConfiguration(iceServers=[]), ice_addresses=LOOPBACK)
+
+
+class ColorTrack(VideoStreamTrack):
+    """ColorTrack is a 30 fps solid-colour video track (YUV420p planes filled with `yuv`)."""
+
+    def __init__(self, yuv: tuple[int, int, int], size: tuple[int, int] = (160, 120)) -> None:
+        super().__init__()
+        self.yuv = yuv
+        self.size = size
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        w, h = self.size
+        y, u, v = self.yuv
+        frame = VideoFrame(width=w, height=h, format="yuv420p")
+        for plane, value in zip(frame.planes, (y, u, v), strict=True):
+            plane.update(bytes([value]) * plane.buffer_size)
+        frame.pts = pts
+        frame.time_base = time_base
+        return frame
+
+
+RED = (76, 84, 255)
+BLUE = (29, 255, 107)
+
+
+def mean_yuv(frame: VideoFrame) -> tuple[int, int, int]:
+    """mean_yuv is the mean of each plane of a decoded frame."""
+    planes = [np.frombuffer(bytes(p), dtype=np.uint8) for p in frame.planes]
+    return tuple(int(p.mean()) for p in planes)  # type: ignore[return-value]
+
+
+@dataclass
+class Client:
+    """Client is one test participant: its events, its up and down client peers and the decoded frames."""
+
+    pid: str
+    events: list[Event] = field(default_factory=list)
+    new_event: asyncio.Event = field(default_factory=asyncio.Event)
+    up: SfuPeerConnection | None = None
+    down: SfuPeerConnection | None = None
+    frames: dict[str, list[Any]] = field(default_factory=dict)  # mid -> decoded frames
+    slots: dict[str, str] = field(default_factory=dict)  # slot -> mid
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def on_event(self, event: Event) -> None:
+        self.events.append(event)
+        self.new_event.set()
+
+    async def wait_event(self, match: Callable[[Event], bool], within: float = 10.0) -> Event:
+        deadline = time.monotonic() + within
+        seen = 0
+        while True:
+            for ev in self.events[seen:]:
+                if match(ev):
+                    return ev
+            seen = len(self.events)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.pid}: no matching event in {self.events}")
+            self.new_event.clear()
+            try:
+                await asyncio.wait_for(self.new_event.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    def slot_frames(self, slot: str) -> list[Any]:
+        return self.frames.setdefault(self.slots[slot], [])
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for pc in (self.up, self.down):
+            if pc is not None:
+                await pc.close()
+
+
+async def join(room: Room, pid: str, role: str, decode: bool = True) -> Client:
+    """join: participant joins, answers the ServerOffer, and (decode=True) decodes every slot's frames."""
+    c = Client(pid)
+    await room.join(pid, role, pid.upper(), c.on_event)
+    offer = await c.wait_event(lambda e: isinstance(e, ServerOffer))
+    assert isinstance(offer, ServerOffer)
+    await answer_offer(room, c, offer, decode)
+    return c
+
+
+async def answer_offer(room: Room, c: Client, offer: ServerOffer, decode: bool = True) -> None:
+    """answer_offer answers a ServerOffer with a fresh client peer."""
+    c.slots = dict(offer.slots)
+    pc = c.down = client_pc()
+
+    @pc.on("track")
+    def on_track(track: Any) -> None:
+        mid = next(t.mid for t in pc.getTransceivers() if t.receiver.track is track)
+        frames = c.frames.setdefault(mid, [])
+
+        async def pump() -> None:
+            try:
+                while True:
+                    frames.append(await track.recv())
+            except Exception:
+                return
+
+        if decode:
+            c.tasks.append(asyncio.ensure_future(pump()))
+
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+    await pc.setLocalDescription(await pc.createAnswer())
+    await room.answer_down(c.pid, pc.localDescription.sdp)
+
+
+async def publish(room: Room, c: Client, video: Any = None, audio: bool = True, screen: Any = None) -> None:
+    """publish sends camera (+ mic, + screen) from a new up peer."""
+    pc = c.up = client_pc()
+    sources: dict[str, str] = {}
+    order: list[str] = []
+    if video is not None:
+        pc.addTransceiver(video, direction="sendonly")
+        order.append("camera")
+    if audio:
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        order.append("mic")
+    if screen is not None:
+        pc.addTransceiver(screen, direction="sendonly")
+        order.append("screen")
+    await pc.setLocalDescription(await pc.createOffer())
+    for t, source in zip(pc.getTransceivers(), order, strict=True):
+        sources[str(t.mid)] = source
+    answer = await room.publish(c.pid, pc.localDescription.sdp, sources)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+
+async def wait_until(cond: Callable[[], bool], within: float = 10.0, step: float = 0.05) -> None:
+    """wait_until polls `cond` until true or raises TimeoutError."""
+    deadline = time.monotonic() + within
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(step)
+
+
+def decoder_threads() -> list[threading.Thread]:
+    """decoder_threads lists live threads started by aiortc's decoder_worker (named '<kind>-decoder')."""
+    return [t for t in threading.enumerate() if t.name.endswith("-decoder") and t.is_alive()]
+
+

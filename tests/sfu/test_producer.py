@@ -1,0 +1,63 @@
+import asyncio
+
+from aiortc.rtp import RtpPacket
+
+from sfu.producer import Producer
+from tests.sfu.fakes import FakeReceiver
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.got: list = []
+
+    def forward(self, p: object) -> None:
+        self.got.append(p)
+
+
+async def test_keyframe_requests_are_throttled_and_coalesced() -> None:
+    clock = Clock()
+    rx = FakeReceiver(media_ssrc=42)
+    p = Producer("a", "camera", "video", "video/vp8", rx, 0.5, clock)  # type: ignore[arg-type]
+    assert p.request_keyframe()
+    assert not p.request_keyframe()
+    assert not p.request_keyframe()
+    await asyncio.sleep(0)
+    assert rx.plis == [42]
+    clock.now = 0.5  # the deferred request fires at the end of the interval (real timer, 0.5 s)
+    await asyncio.sleep(0.6)
+    assert rx.plis == [42, 42]  # the two throttled requests became one
+    assert p.keyframe_throttle.dropped == 2
+    clock.now = 0.7
+    assert not p.request_keyframe()
+    p.close()
+    await asyncio.sleep(0.6)
+    assert rx.plis == [42, 42]
+
+
+async def test_audio_never_asks_for_keyframes() -> None:
+    rx = FakeReceiver()
+    p = Producer("a", "mic", "audio", "audio/opus", rx)  # type: ignore[arg-type]
+    assert not p.request_keyframe()
+
+
+async def test_fan_out_and_inbound_stats() -> None:
+    rx = FakeReceiver()
+    p = Producer("a", "camera", "video", "video/vp8", rx)  # type: ignore[arg-type]
+    sinks = (Sink(), Sink())
+    p.set_sinks(sinks)  # type: ignore[arg-type]
+    for seq in (1, 2, 4):
+        pkt = RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq, ssrc=9, payload=b"\x10\x00\x00")
+        rx.on_rtp(pkt)
+    assert [len(s.got) for s in sinks] == [3, 3]
+    assert sinks[0].got[0] is sinks[1].got[0]  # parsed once per inbound packet
+    assert sinks[0].got[0].keyframe
+    s = p.stats()
+    assert (s.packets, s.packets_lost, s.consumers) == (3, 1, 2)
