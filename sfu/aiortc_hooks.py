@@ -190,6 +190,11 @@ class ForwardingReceiver(RTCRtpReceiver):
         await self._send_rtcp_pli(media_ssrc)
 
 
+async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """send_pli makes any aiortc receiver (ours or a stock client's) send a PLI for `media_ssrc`."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
 # ------------------------------------------------------------------------------------------ sender
 
 

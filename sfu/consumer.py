@@ -189,7 +189,7 @@ class Consumer:
         self.packets_lost = 0
         self.jitter = 0.0
         self.remb_bitrate: int | None = None
-        self._rate = RateMeter()
+        self._rate = RateMeter(start=clock())
         sender.on_ready = self._on_ready
         sender.on_rtcp = self._on_rtcp
         sender.on_keyframe = self._on_keyframe

@@ -50,10 +50,11 @@ class Producer:
         self.muted = False
         self.keyframe_throttle = Throttle(keyframe_min_interval, clock)
         self.keyframes_requested = 0
+        self.keyframes_received = 0  # packets starting a keyframe
         self.packets = 0
         self.bytes = 0
         self._seq = SequenceTracker()
-        self._rate = RateMeter()
+        self._rate = RateMeter(start=clock())
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._video = kind == "video"
@@ -77,6 +78,9 @@ class Producer:
         self.packets += 1
         self.bytes += len(payload)
         self._seq.add(packet.sequence_number)
+        keyframe = is_keyframe_start(self.mime, payload) if self._video else True
+        if keyframe and self._video:
+            self.keyframes_received += 1
         sinks = self.sinks
         if not sinks:
             return
@@ -88,7 +92,7 @@ class Producer:
             ts=packet.timestamp,
             marker=packet.marker,
             payload=payload,
-            keyframe=is_keyframe_start(self.mime, payload) if self._video else True,
+            keyframe=keyframe,
             ntp=ntp,
             abs_send_time=(ntp >> 14) & 0xFFFFFF,
             audio_level=0x7F if level is None else ((0x80 if level[0] else 0) | (level[1] & 0x7F)),
@@ -146,5 +150,6 @@ class Producer:
             packets_lost=self._seq.lost,
             keyframes_requested=self.keyframes_requested,
             keyframes_throttled=self.keyframe_throttle.dropped,
+            keyframes_received=self.keyframes_received,
             consumers=len(self.sinks),
         )

@@ -333,7 +333,9 @@ class Room:
     # --------------------------------------------------------------------------- mailbox task
 
     async def _handle(self, action: Action[Any]) -> Any:
-        if self.closed and not isinstance(action, CloseRoom | GraceExpired):
+        if self.closed:
+            if isinstance(action, CloseRoom | GraceExpired | PeerLost | ResumeExpired):
+                return None
             raise SfuError("closed", f"room {self.id} is closed")
         handler = getattr(self, "_on_" + type(action).__name__, None)
         if handler is None:

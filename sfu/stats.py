@@ -38,15 +38,16 @@ class ProducerStats:
     packets_lost: int  # from sequence gaps (late RTX recoveries count as received)
     keyframes_requested: int  # PLIs sent upstream
     keyframes_throttled: int
+    keyframes_received: int
     consumers: int
 
 
 class RateMeter:
     """RateMeter turns a growing byte counter into bit/s over windows of at least `window` seconds."""
 
-    def __init__(self, window: float = 1.0) -> None:
+    def __init__(self, window: float = 1.0, start: float | None = None) -> None:
         self.window = window
-        self._t0: float | None = None
+        self._t0: float | None = start
         self._b0 = 0
         self.bitrate = 0.0
 
@@ -57,6 +58,8 @@ class RateMeter:
         elif now - self._t0 >= self.window:
             self.bitrate = (total_bytes - self._b0) * 8 / (now - self._t0)
             self._t0, self._b0 = now, total_bytes
+        elif not self.bitrate and now > self._t0:
+            return (total_bytes - self._b0) * 8 / (now - self._t0)  # first, partial window
         return self.bitrate
 
 

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from aiortc import AudioStreamTrack, RTCConfiguration, RTCSessionDescription, VideoStreamTrack
+from aiortc import (
+    AudioStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
 from av import VideoFrame
 
 from sfu.aiortc_hooks import SfuPeerConnection
@@ -29,8 +35,15 @@ def sfu_config(**kw: Any) -> SfuConfig:
 
 
 def client_pc() -> SfuPeerConnection:
-    """client_pc is a plain aiortc peer (no forwarding) that gathers on 127.0.0.1."""
-    return SfuPeerConnection(RTCConfiguration(iceServers=[]), ice_addresses=LOOPBACK)
+    """client_pc is a plain aiortc peer (no forwarding) that gathers on 127.0.0.1.
+
+    max-bundle: with aiortc's default "balanced" policy, an answerer given two audio m-lines after a video
+    one leaves the second audio receiver on a discarded transport (see docs/sfu.md), so its packets are
+    routed by payload type to the first audio receiver.
+    """
+    return SfuPeerConnection(
+        RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE), ice_addresses=LOOPBACK
+    )
 
 
 class ColorTrack(VideoStreamTrack):

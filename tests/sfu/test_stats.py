@@ -20,5 +20,6 @@ def test_sequence_tracker_late_packet_fills_gap() -> None:
 def test_rate_meter_windows() -> None:
     m = RateMeter(window=1.0)
     assert m.update(0.0, 0) == 0.0
-    assert m.update(0.5, 1000) == 0.0  # window not complete
+    assert m.update(0.5, 1000) == 16000.0  # partial first window
+    assert m.bitrate == 0.0
     assert m.update(2.0, 2500) == 2500 * 8 / 2.0

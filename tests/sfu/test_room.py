@@ -1,0 +1,349 @@
+"""Loopback tests: real aiortc clients on 127.0.0.1 <-> the SFU, decoding what the SFU forwards."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+from aiortc import RTCSessionDescription, VideoStreamTrack
+
+from sfu.aiortc_hooks import ForwardingReceiver, send_pli
+from sfu.errors import SfuError
+from sfu.events import (
+    FloorChanged,
+    MuteRequested,
+    ParticipantLeft,
+    ParticipantState,
+    ServerOffer,
+    SlotChanged,
+)
+from sfu.room import Room, Sfu
+from tests.sfu.helpers import (
+    BLUE,
+    RED,
+    Client,
+    ColorTrack,
+    answer_offer,
+    client_pc,
+    decoder_threads,
+    join,
+    publish,
+    sfu_config,
+    wait_until,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def colour(frame: object) -> str:
+    """colour: 'red' or 'blue', whichever dominates the decoded picture."""
+    rgb = frame.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)  # type: ignore[attr-defined]
+    return "red" if rgb[0] > rgb[2] else "blue"
+
+
+@pytest.fixture
+async def sfu() -> AsyncIterator[Sfu]:
+    s = Sfu(sfu_config())
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[Client]]:
+    made: list[Client] = []
+    yield made
+    for c in made:
+        await c.close()
+
+
+def server_receivers(room: Room) -> list[ForwardingReceiver]:
+    return [pr.receiver for p in room.participants.values() for pr in p.producers.values()]
+
+
+async def test_one_publisher_three_subscribers_and_no_server_decoder(sfu: Sfu, clients: list[Client]) -> None:
+    room = await sfu.room("r1")
+    trainer = await join(room, "t1", "trainer")
+    clients.append(trainer)
+    await publish(room, trainer, video=ColorTrack(RED))
+    subs = [await join(room, f"c{i}", "classroom") for i in range(3)]
+    clients.extend(subs)
+    await wait_until(lambda: all(len(s.slot_frames("presenter-video")) >= 30 for s in subs), 15)
+    await wait_until(lambda: all(len(s.slot_frames("presenter-audio")) >= 30 for s in subs), 5)
+    for s in subs:
+        assert colour(s.slot_frames("presenter-video")[-1]) == "red"
+        assert s.slot_frames("floor-video") == []  # nobody has the floor
+
+    # the server decodes nothing: its receivers' decoder threads are gone, and no live decoder thread
+    # reads one of their queues (the threads alive belong to the test's client peers)
+    receivers = server_receivers(room)
+    assert len(receivers) == 2
+    assert all(r.decoder_thread is None for r in receivers)
+    server_queues = {id(r.decoder_queue) for r in receivers}
+    assert decoder_threads(), "the clients decode, so decoder threads exist at all"
+    assert not [t for t in decoder_threads() if id(t._args[1]) in server_queues]  # type: ignore[attr-defined]
+
+    # forwarding used the fast path, and stats show RTT / loss / bitrate
+    consumer = room.participants["c0"].consumers["presenter-video"]
+    assert consumer.wire is not None and consumer.wire.fast_sent > 0 and consumer.wire.slow_sent == 0
+    await wait_until(lambda: consumer.sender.rtt is not None, 5)
+    consumer.stats()
+    await asyncio.sleep(1.1)
+    stats = room.stats()
+    by_id = {p.participant_id: p for p in stats.participants}
+    cs = next(c for c in by_id["c0"].consumers if c.slot == "presenter-video")
+    assert cs.source_participant == "t1" and cs.packets_sent > 0
+    assert cs.rtt is not None and 0 <= cs.rtt < 1
+    assert cs.send_bitrate > 0 and cs.fraction_lost == 0
+    ps = next(p for p in by_id["t1"].producers if p.source == "camera")
+    assert ps.packets > 0 and ps.consumers == 3 and ps.bitrate > 0
+
+
+async def test_floor_switch_keeps_decoding_without_renegotiation(sfu: Sfu, clients: list[Client]) -> None:
+    room = await sfu.room("r2")
+    trainer = await join(room, "t1", "trainer", decode=False)
+    a = await join(room, "a", "classroom", decode=False)
+    b = await join(room, "b", "classroom", decode=False)
+    viewer = await join(room, "v", "classroom")
+    clients.extend([trainer, a, b, viewer])
+    await publish(room, a, video=ColorTrack(RED))
+    await publish(room, b, video=ColorTrack(BLUE))
+    await asyncio.sleep(0.5)
+    assert viewer.frames.get(viewer.slots["floor-video"], []) == []  # classroom video needs the floor
+    assert viewer.frames.get(viewer.slots["floor-audio"], []) == []  # and so does classroom audio
+
+    await room.give_floor("t1", "a")
+    floor = viewer.slot_frames
+    await wait_until(lambda: len(floor("floor-video")) >= 15 and len(floor("floor-audio")) >= 15, 10)
+    assert colour(floor("floor-video")[-1]) == "red"
+    n = len(floor("floor-video"))
+
+    await room.give_floor("t1", "b")
+    await wait_until(lambda: len(floor("floor-video")) >= n + 30, 10)
+    frames = floor("floor-video")
+    assert colour(frames[-1]) == "blue"
+    assert "red" in {colour(f) for f in frames[n - 5:n]}
+    # the picture kept flowing: at most a short gap around the switch, and one down negotiation only
+    assert sum(isinstance(e, ServerOffer) for e in viewer.events) == 1
+    floor_events = [e for e in viewer.events if isinstance(e, SlotChanged) and e.slot == "floor-video"]
+    assert [e.participant_id for e in floor_events][-2:] == ["a", "b"]
+    assert any(isinstance(e, FloorChanged) and e.participant_id == "b" for e in viewer.events)
+    # presenters see classrooms in their grid without the floor
+    assert trainer.slots and room.participants["t1"].consumers["grid-0"].source is not None
+
+
+async def test_pli_reaches_publisher_throttled(sfu: Sfu, clients: list[Client]) -> None:
+    room = await sfu.room("r3")
+    trainer = await join(room, "t1", "trainer")
+    sub = await join(room, "c1", "classroom")
+    clients.extend([trainer, sub])
+    await publish(room, trainer, video=ColorTrack(RED), audio=False)
+    await wait_until(lambda: len(sub.slot_frames("presenter-video")) >= 10, 10)
+    await asyncio.sleep(1.0)  # let the join keyframe requests settle
+    producer = room.participants["t1"].producers["camera"]
+    consumer = room.participants["c1"].consumers["presenter-video"]
+    assert consumer.ctx is not None and sub.down is not None
+    mid = sub.slots["presenter-video"]
+    client_receiver = next(t.receiver for t in sub.down.getTransceivers() if t.mid == mid)
+    before_kf, before_req = producer.keyframes_received, producer.keyframes_requested
+    for _ in range(5):
+        await send_pli(client_receiver, consumer.ctx.ssrc)
+        await asyncio.sleep(0.02)
+    await wait_until(lambda: consumer.keyframe_requests >= 5, 5)
+    await asyncio.sleep(1.2)
+    # five PLIs within 0.1 s -> one PLI upstream now, one deferred to the end of the 0.5 s window
+    assert producer.keyframes_requested - before_req == 2
+    assert producer.keyframe_throttle.dropped >= 4
+    assert producer.keyframes_received - before_kf >= 1  # the publisher's encoder obeyed
+
+
+async def test_peer_close_is_cleaned_up_and_others_told(sfu: Sfu, clients: list[Client]) -> None:
+    room = await sfu.room("r4")
+    trainer = await join(room, "t1", "trainer", decode=False)
+    c = await join(room, "c1", "classroom", decode=False)
+    clients.extend([trainer, c])
+    await publish(room, c, video=ColorTrack(RED))
+    await room.give_floor("t1", "c1")
+    up = room.participants["c1"].up
+    assert up is not None
+    await wait_until(lambda: up.state == "connected")
+    started = time.monotonic()
+    assert c.up is not None
+    await c.up.close()
+    await trainer.wait_event(lambda e: isinstance(e, ParticipantLeft) and e.participant_id == "c1", 10)
+    assert time.monotonic() - started < 10
+    assert "c1" not in room.participants
+    await trainer.wait_event(lambda e: isinstance(e, FloorChanged) and e.participant_id is None, 2)
+
+
+async def test_refusals(sfu: Sfu, clients: list[Client]) -> None:
+    room = await sfu.room("r5")
+    t = await join(room, "t1", "trainer", decode=False)
+    c = await join(room, "c1", "classroom", decode=False)
+    g = await join(room, "g1", "guest", decode=False)
+    clients.extend([t, c, g])
+    for call, code in [
+        (room.publish("c1", "not sdp at all"), "sdp-invalid"),
+        (room.publish("c1", "v=0\r\n" + "a=x\r\n" * 20000), "sdp-too-large"),
+        (room.give_floor("c1", "c1"), "forbidden"),
+        (room.set_presenter("c1", "t1"), "forbidden"),
+        (room.set_presenter("t1", "c1"), "forbidden"),
+        (room.mute("c1", "t1", "mic"), "forbidden"),
+        (room.publish("g1", "v=0\r\n"), "forbidden"),
+        (room.join("t1", "trainer", "again", t.on_event), "exists"),
+        (room.give_floor("t1", "nobody"), "not-found"),
+        (room.set_grid_page("c1", 1), "forbidden"),
+        (room.resume("c1", "wrong", c.on_event), "token"),
+    ]:
+        with pytest.raises(SfuError) as err:
+            await call
+        assert err.value.code == code, (code, err.value)
+
+
+async def test_codec_refused_for_room(clients: list[Client]) -> None:
+    sfu = Sfu(sfu_config())
+    try:
+        room = await sfu.room("h264", video_codec="H264")
+        c = await join(room, "c1", "classroom", decode=False)
+        clients.append(c)
+        pc = client_pc()
+        t = pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        caps = t.sender.getCapabilities("video").codecs
+        t.setCodecPreferences([x for x in caps if x.mimeType == "video/VP8"])
+        await pc.setLocalDescription(await pc.createOffer())
+        with pytest.raises(SfuError) as err:
+            await room.publish("c1", pc.localDescription.sdp, {"0": "camera"})
+        assert err.value.code == "codec"
+        await pc.close()
+    finally:
+        await sfu.close()
+
+
+async def test_full_room_and_full_server(clients: list[Client]) -> None:
+    sfu = Sfu(sfu_config(max_participants_per_room=1, max_participants=2))
+    try:
+        r1 = await sfu.room("a")
+        r2 = await sfu.room("b")
+        clients.append(await join(r1, "x", "classroom", decode=False))
+        with pytest.raises(SfuError) as err:
+            await r1.join("y", "classroom", "Y", clients[0].on_event)
+        assert err.value.code == "full"
+        clients.append(await join(r2, "y", "classroom", decode=False))
+        r3 = await sfu.room("c")
+        with pytest.raises(SfuError) as err:
+            await r3.join("z", "classroom", "Z", clients[0].on_event)
+        assert err.value.code == "full"
+    finally:
+        await sfu.close()
+
+
+async def test_presenter_detach_shows_reconnecting_and_resume_refills(
+    sfu: Sfu, clients: list[Client]
+) -> None:
+    room = await sfu.room("r6")
+    trainer = await join(room, "t1", "trainer", decode=False)
+    viewer = await join(room, "c1", "classroom")
+    clients.extend([trainer, viewer])
+    await publish(room, trainer, video=ColorTrack(RED), audio=False)
+    frames = viewer.slot_frames
+    await wait_until(lambda: len(frames("presenter-video")) >= 10, 10)
+    token = room.participants["t1"].resume_token
+
+    await room.detach("t1")
+    await viewer.wait_event(
+        lambda e: isinstance(e, SlotChanged) and e.slot == "presenter-video" and e.state == "reconnecting", 5
+    )
+    await viewer.wait_event(lambda e: isinstance(e, ParticipantState) and e.state == "reconnecting", 5)
+    await trainer.close()
+
+    back = Client("t1")
+    clients.append(back)
+    await room.resume("t1", token, back.on_event)
+    offer = await back.wait_event(lambda e: isinstance(e, ServerOffer))
+    assert isinstance(offer, ServerOffer)
+    await answer_offer(room, back, offer, decode=False)
+    await publish(room, back, video=ColorTrack(BLUE), audio=False)
+    n = len(frames("presenter-video"))
+    await wait_until(lambda: len(frames("presenter-video")) >= n + 15, 10)
+    assert colour(frames("presenter-video")[-1]) == "blue"
+    assert sum(isinstance(e, ServerOffer) for e in viewer.events) == 1  # the viewer was not renegotiated
+    live = [e for e in viewer.events if isinstance(e, SlotChanged) and e.slot == "presenter-video"]
+    assert live[-1].state == "live"
+
+
+async def test_resume_window_expires(clients: list[Client]) -> None:
+    sfu = Sfu(sfu_config(resume_seconds=0.3, room_grace_seconds=0.3))
+    try:
+        room = await sfu.room("r7")
+        a = await join(room, "a", "classroom", decode=False)
+        b = await join(room, "b", "classroom", decode=False)
+        clients.extend([a, b])
+        await room.detach("a")
+        await b.wait_event(lambda e: isinstance(e, ParticipantLeft) and e.participant_id == "a", 3)
+        await room.leave("b")
+        await wait_until(lambda: "r7" not in sfu.rooms, 3)  # empty room closed after its grace period
+        assert room.closed
+        with pytest.raises(SfuError):
+            await room.join("c", "classroom", "C", b.on_event)
+    finally:
+        await sfu.close()
+
+
+async def test_mute_stops_forwarding_and_tells_the_target(sfu: Sfu, clients: list[Client]) -> None:
+    room = await sfu.room("r8")
+    t = await join(room, "t1", "trainer", decode=False)
+    c = await join(room, "c1", "classroom", decode=False)
+    v = await join(room, "v1", "classroom", decode=False)
+    clients.extend([t, c, v])
+    await publish(room, c, video=ColorTrack(RED))
+    await room.give_floor("t1", "c1")
+    consumer = room.participants["v1"].consumers["floor-audio"]
+    await wait_until(lambda: consumer.packets_sent > 10, 10)
+    await room.mute("t1", "c1", "mic")
+    await c.wait_event(lambda e: isinstance(e, MuteRequested) and e.source == "mic" and e.muted, 5)
+    await v.wait_event(
+        lambda e: isinstance(e, SlotChanged) and e.slot == "floor-audio" and e.state == "muted", 5
+    )
+    sent = consumer.packets_sent
+    await asyncio.sleep(0.5)
+    assert consumer.packets_sent == sent
+    with pytest.raises(SfuError):
+        await room.mute("c1", "c1", "mic", muted=False)  # muted by a presenter: only a moderator unmutes
+    await room.mute("t1", "c1", "mic", muted=False)
+    await wait_until(lambda: consumer.packets_sent > sent + 10, 5)
+
+
+async def test_grid_pages(clients: list[Client]) -> None:
+    sfu = Sfu(sfu_config(grid_slots=2))
+    try:
+        room = await sfu.room("r9")
+        t = await join(room, "t1", "trainer", decode=False)
+        clients.append(t)
+        for i in range(3):
+            c = await join(room, f"c{i}", "classroom", decode=False)
+            clients.append(c)
+            await publish(room, c, video=ColorTrack(RED), audio=False)
+        grid = room.participants["t1"].consumers
+        assert [grid[f"grid-{i}"].source.participant_id for i in range(2)] == ["c0", "c1"]  # type: ignore[union-attr]
+        assert await room.set_grid_page("t1", 5) == 1
+        assert grid["grid-0"].source.participant_id == "c2"  # type: ignore[union-attr]
+        assert grid["grid-1"].source is None
+        await wait_until(lambda: grid["grid-0"].packets_sent > 5, 10)
+        assert "grid-0" not in room.participants["c0"].consumers  # classrooms have no grid
+        _ = np
+    finally:
+        await sfu.close()
+
+
+async def test_server_offer_is_the_only_down_negotiation(sfu: Sfu, clients: list[Client]) -> None:
+    room = await sfu.room("r10")
+    c = await join(room, "c1", "classroom", decode=False)
+    clients.append(c)
+    offer = next(e for e in c.events if isinstance(e, ServerOffer))
+    assert set(offer.slots) == {"presenter-video", "presenter-audio", "screen", "floor-video", "floor-audio"}
+    with pytest.raises(SfuError) as err:
+        await room.answer_down("c1", c.down.localDescription.sdp)  # type: ignore[union-attr]
+    assert err.value.code == "state"  # already answered
+    _ = RTCSessionDescription
