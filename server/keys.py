@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from server.auth import Identity, LoginLimiter, Secrets
     from server.bus import Bus
     from server.i18n import Translations
+    from server.live import Live
     from server.metrics import Metrics
     from server.openapi import ApiRegistry
 
@@ -28,6 +29,7 @@ I18N: web.AppKey[Translations] = web.AppKey("i18n")
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 API: web.AppKey[ApiRegistry] = web.AppKey("api")
+LIVE: web.AppKey[Live] = web.AppKey("live")
 
 # Per-request values (set by middlewares).
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,23 +99,36 @@ def make_user(app: web.Application) -> Callable[..., Awaitable[User]]:
     return make
 
 
+class SharedClient(TestClient):  # type: ignore[type-arg]
+    """SharedClient: another browser (own cookie jar) on the already running test server."""
+
+    async def close(self) -> None:
+        if not self._closed:
+            await self._session.close()
+            self._closed = True
+
+
 @pytest.fixture
-def login_as(aiohttp_client: Any, app: web.Application, client: TestClient[Any, Any],
-             make_user: Callable[..., Awaitable[User]]) -> Callable[..., Awaitable[LoggedIn]]:
-    """login_as: a new client logged in as a new user of `role` (login row made directly)."""
+async def login_as(app: web.Application, client: TestClient[Any, Any],
+                   make_user: Callable[..., Awaitable[User]]) -> AsyncIterator[Callable[..., Awaitable[LoggedIn]]]:
+    """login_as: a new client (own cookies) logged in as a new user of `role`, or as `user`."""
+    made: list[SharedClient] = []
 
     async def login(role: Role | str = Role.OPERATOR, user: User | None = None, **fields: Any) -> LoggedIn:
         if user is None:
             user = await make_user(role, **fields)
-        cl = client if not client.session.cookie_jar.filter_cookies(client.make_url("/")).get(COOKIE) \
-            else await aiohttp_client(app)
+        cl = SharedClient(client.server)
+        await cl.start_server()
+        made.append(cl)
         async with app[keys.DB]() as s:
             login = await create_login(s, _FakeRequest(app), user=user, hours=1)  # type: ignore[arg-type]
             await s.commit()
         cl.session.cookie_jar.update_cookies({COOKIE: login.id}, response_url=cl.make_url("/"))
         return LoggedIn(client=cl, user=user, csrf=login.csrf_token)
 
-    return login
+    yield login
+    for cl in made:
+        await cl.close()
 
 
 class _FakeRequest:
@@ -125,3 +138,57 @@ class _FakeRequest:
         self.app = app
         self.headers: dict[str, str] = {"User-Agent": "pytest"}
         self.remote = "127.0.0.1"
+
+
+@pytest.fixture
+def make_meeting(app: web.Application) -> Callable[..., Awaitable[Any]]:
+    """make_meeting: a program + meeting (published by default) with presenters and invited classrooms."""
+    import datetime as dt
+
+    from sqlalchemy import insert
+
+    from server.db.models import Meeting, MeetingStatus, Program, meeting_classrooms, meeting_presenters
+
+    async def make(presenters: list[User] = (), classrooms: list[int] = (),  # type: ignore[assignment]
+                   status: MeetingStatus = MeetingStatus.PUBLISHED, kind: str = "lecture",
+                   video_codec: str = "VP8", title: str = "Bài giảng thử") -> Meeting:
+        now = dt.datetime.now(dt.UTC)
+        async with app[keys.DB]() as s:
+            program = Program(title="Chương trình thử")
+            s.add(program)
+            await s.flush()
+            meeting = Meeting(program_id=program.id, title=title, kind=kind, status=status,
+                              starts_at=now - dt.timedelta(minutes=5), ends_at=now + dt.timedelta(hours=2),
+                              video_codec=video_codec)
+            s.add(meeting)
+            await s.flush()
+            for u in presenters:
+                await s.execute(insert(meeting_presenters).values(meeting_id=meeting.id, user_id=u.id))
+            for c in classrooms:
+                await s.execute(insert(meeting_classrooms).values(meeting_id=meeting.id, classroom_id=c))
+            await s.commit()
+            return meeting
+
+    return make
+
+
+@pytest.fixture
+def make_classroom(app: web.Application) -> Callable[..., Awaitable[int]]:
+    """make_classroom: a classroom in the first province; returns its id."""
+    from sqlalchemy import select
+
+    from server.db.models import Classroom, Unit, UnitLevel
+
+    async def make(code: str | None = None, name: str = "Lớp học thử") -> int:
+        async with app[keys.DB]() as s:
+            unit = await s.scalar(select(Unit).order_by(Unit.id).limit(1))
+            if unit is None:
+                unit = Unit(code="99", name="Tỉnh thử", level=UnitLevel.PROVINCE)
+                s.add(unit)
+                await s.flush()
+            room = Classroom(code=code or f"LH{next(_counter)}", name=name, unit_id=unit.id)
+            s.add(room)
+            await s.commit()
+            return room.id
+
+    return make
