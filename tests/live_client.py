@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from aiortc import AudioStreamTrack, MediaStreamTrack, RTCConfiguration, RTCSessionDescription, VideoStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from sfu.aiortc_hooks import SfuPeerConnection
 
@@ -24,7 +25,8 @@ LOOPBACK = ["127.0.0.1"]
 
 def client_pc() -> SfuPeerConnection:
     """client_pc: a plain aiortc peer (no forwarding) gathering on 127.0.0.1, no STUN."""
-    return SfuPeerConnection(RTCConfiguration(iceServers=[]), ice_addresses=LOOPBACK)
+    return SfuPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE),
+                             ice_addresses=LOOPBACK)
 
 
 @dataclass

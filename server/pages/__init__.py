@@ -7,7 +7,7 @@ from aiohttp import web
 
 def setup(app: web.Application) -> None:
     """setup: add the routes of every page module."""
-    from server.pages import accounts, home, meetings, units
+    from server.pages import accounts, home, live, meetings, units
 
-    for module in (home, accounts, units, meetings):
+    for module in (home, accounts, units, meetings, live):
         module.setup(app)

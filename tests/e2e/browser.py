@@ -1,0 +1,89 @@
+"""browser: helpers for the real-Chromium tests: launch, log a context in, read WebRTC statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from playwright.async_api import Browser, BrowserContext, Page, Playwright
+
+from server import keys
+from server.auth import COOKIE, create_login
+from server.db.models import User
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--disable-gpu",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--allow-loopback-in-peer-connection",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+# Small video to spare the two cores of the test machine.
+SMALL_VIDEO = "window.TAPHUAN_VIDEO = {width: 320, height: 240, frameRate: 15};"
+
+
+async def launch(pw: Playwright) -> Browser:
+    """launch: headless Debian Chromium with fake camera and microphone."""
+    return await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+
+
+class _Req:
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.headers = {"User-Agent": "playwright"}
+        self.remote = "127.0.0.1"
+
+
+async def logged_in_context(browser: Browser, app: web.Application, base_url: str, user: User,
+                            small_video: bool = True) -> BrowserContext:
+    """logged_in_context: a browser context (own cookies) logged in as `user`."""
+    async with app[keys.DB]() as s:
+        login = await create_login(s, _Req(app), user=user, hours=2)  # type: ignore[arg-type]
+        await s.commit()
+    context = await browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 768},
+                                        permissions=["camera", "microphone"])
+    await context.add_cookies([{"name": COOKIE, "value": login.id, "url": base_url}])
+    if small_video:
+        await context.add_init_script(SMALL_VIDEO)
+    return context
+
+
+SLOT_STATS = """async (slot) => {
+  const c = window.live;
+  if (!c || !c.down || !c.slots[slot]) return null;
+  const tr = c.down.getTransceivers().find((t) => t.mid === c.slots[slot]);
+  if (!tr) return null;
+  const stats = await tr.receiver.getStats();
+  for (const r of stats.values()) {
+    if (r.type === "inbound-rtp") {
+      return {frames: r.framesDecoded || 0, energy: r.totalAudioEnergy || 0, bytes: r.bytesReceived || 0,
+              packets: r.packetsReceived || 0};
+    }
+  }
+  return {frames: 0, energy: 0, bytes: 0, packets: 0};
+}"""
+
+
+async def slot_stats(page: Page, slot: str) -> dict[str, Any]:
+    """slot_stats: inbound-rtp figures of one down slot of the page's client."""
+    result = await page.evaluate(SLOT_STATS, slot)
+    return result or {"frames": 0, "energy": 0.0, "bytes": 0, "packets": 0}
+
+
+async def wait_rising(page: Page, slot: str, key: str, within: float = 30.0) -> tuple[float, float]:
+    """wait_rising: wait until stats[key] of `slot` is positive and then rises again; returns both values."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + within
+    first: float | None = None
+    while time.monotonic() < deadline:
+        value = float((await slot_stats(page, slot))[key])
+        if first is None and value > 0:
+            first = value
+        elif first is not None and value > first:
+            return first, value
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{slot}.{key} did not rise (first={first}, last={await slot_stats(page, slot)})")

@@ -1,0 +1,370 @@
+// protocol.js: the browser side of docs/protocol.md (Taphuan signalling, version 1). No UI code.
+//
+// const client = new TaphuanClient({meetingId: 12});
+// client.addEventListener("slot", (e) => ...);          // e.detail is the server message
+// await client.connect();                                 // opens /ws, joins, answers the down offer
+// await client.publish(stream, {screenSlot: true});     // camera + microphone (+ a screen slot) up
+// await client.setScreen(track) / setScreen(null)          // share the screen or stop
+// client.slotStream("presenter-video")                    // MediaStream of a down slot
+//
+// Events (CustomEvent, detail = message): joined, offer, slot, floor, presenter, hand, grid,
+// participant-joined, participant-left, participant-state, mute-request, peer-failed, closed, error,
+// plus the connection states "reconnecting", "reconnected" and "track" ({slot, track, stream}).
+(function (global) {
+  "use strict";
+
+  const VERSION = 1;
+
+  class ProtocolError extends Error {
+    constructor(code, message) {
+      super(message);
+      this.code = code;
+    }
+  }
+
+  function waitIceGathering(pc, timeoutMs) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        pc.removeEventListener("icegatheringstatechange", check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const check = () => { if (pc.iceGatheringState === "complete") done(); };
+      const timer = setTimeout(done, timeoutMs);
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  class TaphuanClient extends EventTarget {
+    constructor(options) {
+      super();
+      this.meetingId = options.meetingId;
+      this.name = options.name || null;
+      this.url = options.url || ((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+      this.gatherTimeoutMs = options.gatherTimeoutMs || 1500;
+      this.ws = null;
+      this.nextId = 1;
+      this.pending = new Map();
+      this.participantId = null;
+      this.resumeToken = null;
+      this.role = null;
+      this.room = null;
+      this.iceServers = [];
+      this.participants = new Map();
+      this.presenterId = null;
+      this.floorId = null;
+      this.slots = {};          // slot -> mid
+      this.slotStreams = {};    // slot -> MediaStream
+      this.slotState = {};      // slot -> last "slot" message
+      this.hands = new Set();
+      this.up = null;
+      this.down = null;
+      this.local = null;        // {stream, screen} last published
+      this.closedReason = null;
+      this.reconnecting = false;
+      this.retries = 0;
+    }
+
+    emit(type, detail) {
+      this.dispatchEvent(new CustomEvent(type, { detail }));
+    }
+
+    // ------------------------------------------------------------------ connection
+
+    async connect() {
+      await this.openSocket();
+      const reply = await this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name });
+      this.onJoined(reply);
+      return reply;
+    }
+
+    openSocket() {
+      return new Promise((resolve, reject) => {
+        const ws = new WebSocket(this.url);
+        this.ws = ws;
+        ws.onopen = () => resolve();
+        ws.onerror = () => reject(new ProtocolError("network", "WebSocket error"));
+        ws.onmessage = (ev) => this.onMessage(ev.data);
+        ws.onclose = (ev) => this.onSocketClose(ws, ev);
+      });
+    }
+
+    onJoined(reply) {
+      this.participantId = reply.participant_id;
+      this.resumeToken = reply.resume_token;
+      this.role = reply.role;
+      this.room = reply.room;
+      this.iceServers = reply.ice_servers || [];
+      this.presenterId = reply.room.presenter_id;
+      this.floorId = reply.room.floor_id;
+      this.participants.clear();
+      this.hands.clear();
+      for (const p of reply.room.participants) {
+        this.participants.set(p.participant_id, p);
+        if (p.hand_raised) this.hands.add(p.participant_id);
+      }
+      this.emit("joined", reply);
+    }
+
+    onSocketClose(ws, ev) {
+      if (ws !== this.ws) return;
+      for (const [, p] of this.pending) p.reject(new ProtocolError("network", "connection closed"));
+      this.pending.clear();
+      const final = ["replaced", "logout", "removed", "left"];
+      if (this.closedReason && final.includes(this.closedReason)) return;
+      if (!this.participantId) return;
+      this.scheduleReconnect();
+    }
+
+    scheduleReconnect() {
+      if (this.reconnecting) return;
+      this.reconnecting = true;
+      this.emit("reconnecting", { attempt: this.retries });
+      const delay = Math.min(8000, 500 * Math.pow(2, this.retries++));
+      setTimeout(() => this.reconnect(), delay);
+    }
+
+    async reconnect() {
+      try {
+        await this.openSocket();
+        let reply;
+        try {
+          reply = await this.request("join", {
+            version: VERSION, meeting_id: this.meetingId, name: this.name,
+            resume: { participant_id: this.participantId, token: this.resumeToken },
+          });
+        } catch (err) {
+          if (!(err instanceof ProtocolError) || err.code !== "token") throw err;
+          reply = await this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name });
+        }
+        this.closeDown();
+        this.onJoined(reply);
+        this.reconnecting = false;
+        this.retries = 0;
+        if (this.local) await this.publish(this.local.stream, { screenSlot: this.local.screenSlot, videoCodec: this.local.videoCodec });
+        this.emit("reconnected", reply);
+      } catch (err) {
+        this.reconnecting = false;
+        if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.close();
+        else this.scheduleReconnect();
+      }
+    }
+
+    // ------------------------------------------------------------------ messages
+
+    send(message) {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) throw new ProtocolError("network", "not connected");
+      this.ws.send(JSON.stringify(message));
+    }
+
+    request(type, fields) {
+      const id = this.nextId++;
+      const message = Object.assign({ type, id }, fields || {});
+      return new Promise((resolve, reject) => {
+        this.pending.set(id, { resolve, reject });
+        try {
+          this.send(message);
+        } catch (err) {
+          this.pending.delete(id);
+          reject(err);
+        }
+      });
+    }
+
+    onMessage(text) {
+      let msg;
+      try { msg = JSON.parse(text); } catch (e) { return; }
+      if (msg.id !== undefined && msg.id !== null && this.pending.has(msg.id)) {
+        const p = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        if (msg.type === "error") p.reject(new ProtocolError(msg.error.code, msg.error.message));
+        else p.resolve(msg);
+        return;
+      }
+      switch (msg.type) {
+        case "offer": this.onOffer(msg); break;
+        case "participant-joined":
+          this.participants.set(msg.participant_id, Object.assign({ hand_raised: false, state: "connected" }, msg));
+          break;
+        case "participant-left":
+          this.participants.delete(msg.participant_id);
+          this.hands.delete(msg.participant_id);
+          break;
+        case "participant-state": {
+          const p = this.participants.get(msg.participant_id);
+          if (p) p.state = msg.state;
+          break;
+        }
+        case "presenter": this.presenterId = msg.participant_id; break;
+        case "floor": this.floorId = msg.participant_id; break;
+        case "hand":
+          if (msg.raised) this.hands.add(msg.participant_id); else this.hands.delete(msg.participant_id);
+          break;
+        case "slot": this.slotState[msg.slot] = msg; break;
+        case "mute-request": this.applyMute(msg); break;
+        case "closed": this.closedReason = msg.reason; break;
+        default: break;
+      }
+      this.emit(msg.type, msg);
+    }
+
+    applyMute(msg) {
+      if (!this.local) return;
+      if (msg.by === this.participantId) return;  // our own screen on/off
+      const tracks = msg.source === "mic" ? this.local.stream.getAudioTracks()
+        : msg.source === "camera" ? this.local.stream.getVideoTracks()
+          : (this.local.screen ? [this.local.screen] : []);
+      for (const t of tracks) t.enabled = !msg.muted;
+    }
+
+    // ------------------------------------------------------------------ down: receive
+
+    closeDown() {
+      if (this.down) this.down.close();
+      this.down = null;
+    }
+
+    async onOffer(msg) {
+      try {
+        this.slots = msg.slots;
+        if (!this.down || this.down.signalingState === "closed") {
+          this.closeDown();
+          this.down = this.newPeer("down");
+          this.slotStreams = {};
+          this.down.ontrack = (ev) => {
+            const mid = ev.transceiver.mid;
+            const slot = Object.keys(this.slots).find((s) => this.slots[s] === mid);
+            if (!slot) return;
+            const stream = new MediaStream([ev.track]);
+            this.slotStreams[slot] = stream;
+            this.emit("track", { slot, track: ev.track, stream });
+          };
+        }
+        await this.down.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+        await this.down.setLocalDescription(await this.down.createAnswer());
+        await waitIceGathering(this.down, this.gatherTimeoutMs);
+        await this.request("answer", { sdp: this.down.localDescription.sdp });
+        this.sdpDelivered(this.down);
+      } catch (err) {
+        this.emit("error", { error: { code: err.code || "negotiation", message: String(err.message || err) } });
+      }
+    }
+
+    slotStream(slot) {
+      return this.slotStreams[slot] || null;
+    }
+
+    // ------------------------------------------------------------------ up: publish
+
+    newPeer(which) {
+      const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+      // Candidates found before the server has our SDP wait in a queue (most are in the SDP anyway);
+      // later ones are trickled.
+      pc._sdpSent = false;
+      pc._queued = [];
+      pc._trickle = (c) => {
+        try {
+          this.send({ type: "candidate", pc: which, candidate: { candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex } });
+        } catch (e) { /* socket gone: a reconnect renegotiates */ }
+      };
+      pc.onicecandidate = (ev) => {
+        if (!ev.candidate) return;
+        if (pc._sdpSent) pc._trickle(ev.candidate); else pc._queued.push(ev.candidate);
+      };
+      pc.onconnectionstatechange = () => this.emit("pc-state", { pc: which, state: pc.connectionState });
+      return pc;
+    }
+
+    sdpDelivered(pc) {
+      // The server has our SDP: trickle what was queued and is not in it.
+      pc._sdpSent = true;
+      const sdp = pc.localDescription ? pc.localDescription.sdp : "";
+      for (const c of pc._queued) if (!sdp.includes(c.candidate)) pc._trickle(c);
+      pc._queued = [];
+    }
+
+    async publish(stream, options) {
+      // Publish camera and microphone; options.screenSlot reserves a third, silent transceiver for
+      // screen sharing, so that sharing later is a replaceTrack (no renegotiation).
+      options = options || {};
+      if (this.up) this.up.close();
+      const pc = this.newPeer("up");
+      this.up = pc;
+      this.local = { stream, screenSlot: !!options.screenSlot, videoCodec: options.videoCodec,
+        screen: this.local ? this.local.screen : null };
+      const sources = [];
+      for (const track of stream.getTracks()) {
+        const tr = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+        sources.push([tr, track.kind === "audio" ? "mic" : "camera"]);
+      }
+      let screenTr = null;
+      if (options.screenSlot) {
+        screenTr = pc.addTransceiver(this.local.screen || "video", { direction: "sendonly" });
+        sources.push([screenTr, "screen"]);
+      }
+      this.screenSender = screenTr ? screenTr.sender : null;
+      if (options.videoCodec) this.preferCodec(pc, options.videoCodec);
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitIceGathering(pc, this.gatherTimeoutMs);
+      const map = {};
+      for (const [tr, source] of sources) map[tr.mid] = source;
+      const reply = await this.request("publish", { sdp: pc.localDescription.sdp, sources: map });
+      await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
+      this.sdpDelivered(pc);
+      if (options.screenSlot) await this.mute(this.participantId, "screen", !this.local.screen);
+      return pc;
+    }
+
+    async setScreen(track) {
+      // Start (track) or stop (null) sharing the screen through the reserved transceiver.
+      if (!this.screenSender) throw new ProtocolError("state", "publish with screenSlot first");
+      this.local.screen = track;
+      await this.screenSender.replaceTrack(track);
+      await this.mute(this.participantId, "screen", !track);
+    }
+
+    preferCodec(pc, mime) {
+      if (!RTCRtpSender.getCapabilities) return;
+      const caps = RTCRtpSender.getCapabilities("video");
+      if (!caps) return;
+      const wanted = caps.codecs.filter((c) => c.mimeType.toLowerCase() === mime.toLowerCase());
+      const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== mime.toLowerCase());
+      for (const tr of pc.getTransceivers()) {
+        if (tr.sender.track && tr.sender.track.kind === "video" && tr.setCodecPreferences) {
+          tr.setCodecPreferences(wanted.concat(rest));
+        }
+      }
+    }
+
+    // ------------------------------------------------------------------ room actions
+
+    raiseHand(raised) { return this.request("raise-hand", { raised: !!raised }); }
+    giveFloor(participantId) { return this.request("give-floor", { participant_id: participantId }); }
+    setPresenter(participantId) { return this.request("set-presenter", { participant_id: participantId }); }
+    mute(participantId, source, muted) {
+      return this.request("mute", { participant_id: participantId, source, muted: muted !== false });
+    }
+    gridPage(page) { return this.request("grid-page", { page }); }
+    lock(locked) { return this.request("lock", { locked: !!locked }); }
+    stats() { return this.request("stats", {}); }
+    ping() { return this.request("ping", {}); }
+
+    async leave() {
+      this.closedReason = "left";
+      try { await this.request("leave", {}); } catch (e) { /* already gone */ }
+      this.close();
+    }
+
+    close() {
+      if (!this.closedReason) this.closedReason = "left";
+      if (this.ws) this.ws.close(1000);
+      if (this.up) this.up.close();
+      this.closeDown();
+      this.up = null;
+    }
+  }
+
+  global.TaphuanClient = TaphuanClient;
+  global.TaphuanProtocolError = ProtocolError;
+})(window);
