@@ -225,3 +225,63 @@ def test_turn_credentials(make_config: Callable[..., Config]) -> None:
     assert turn["username"] == "1000600:p-1"
     expected = base64.b64encode(hmac.new(b"s3cret", b"1000600:p-1", hashlib.sha1).digest()).decode()
     assert turn["credential"] == expected
+
+
+async def test_wrong_codec_for_room_is_refused(login_as: Factory, make_meeting: Factory,
+                                               clients: list[LiveClient]) -> None:
+    from aiortc import RTCRtpSender, VideoStreamTrack
+
+    from tests.live_client import client_pc
+
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting(video_codec="H264")
+    lc = await connect(op, clients)
+    joined = await lc.join(meeting.id)
+    assert joined["room"]["video_codec"] == "H264"
+    pc = client_pc()
+    try:
+        t = pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        t.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/VP8"])
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await lc.request("publish", sdp=pc.localDescription.sdp, sources={"0": "camera"})
+        assert reply["error"]["code"] == "codec"
+    finally:
+        await pc.close()
+    assert (await lc.request("ping"))["type"] == "pong"
+
+
+def test_sfu_config_from_yaml(make_config: Callable[..., Config]) -> None:
+    from server.live import sfu_config
+
+    cfg = make_config(**{"sfu.max_participants_per_room": 3, "sfu.max_participants": 7, "sfu.grid_slots": 4,
+                         "sfu.announce_address": "203.0.113.5", "limits.max_sdp_bytes": 4096})
+    sc = sfu_config(cfg)
+    assert (sc.max_participants_per_room, sc.max_participants, sc.grid_slots) == (3, 7, 4)
+    assert sc.announce_address == "203.0.113.5" and sc.max_sdp_bytes == 4096
+    assert sc.ice_addresses == ["127.0.0.1"]
+
+
+async def test_full_message_over_websocket(login_as: Factory, make_meeting: Factory,
+                                           clients: list[LiveClient]) -> None:
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting()
+    first = await connect(op, clients)
+    await first.join(meeting.id)
+    live = op.client.app[keys.LIVE]
+    live.sfu.config.__dict__["max_participants_per_room"] = 1  # frozen dataclass: set for this test only
+    second = await connect(await login_as(Role.OPERATOR), clients)
+    reply = await second.request("join", version=1, meeting_id=meeting.id)
+    assert reply["error"]["code"] == "full"
+    assert "đủ người" in reply["error"]["message"]
+    assert (await first.request("ping"))["type"] == "pong"
+
+
+async def test_shutdown_tells_everyone(login_as: Factory, make_meeting: Factory,
+                                       clients: list[LiveClient]) -> None:
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting()
+    lc = await connect(op, clients)
+    await lc.join(meeting.id)
+    await op.client.server.close()  # runs on_shutdown and cleanup: SIGTERM's path
+    closed = await lc.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "server-shutdown"
