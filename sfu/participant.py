@@ -95,6 +95,7 @@ class Participant:
     slot_mids: dict[str, str] = field(default_factory=dict)
     slot_view: dict[str, tuple[str | None, str | None, str]] = field(default_factory=dict)
     hand_raised: bool = False
+    audio_only: bool = False
     muted: set[str] = field(default_factory=set)
     forced_mute: set[str] = field(default_factory=set)
     grid_page: int = 0

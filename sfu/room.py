@@ -72,6 +72,7 @@ class Join(Action[Participant]):
     role: str
     name: str
     on_event: EventCallback
+    admitted: bool = False  # let in by a moderator from the lobby: a locked room does not refuse it
 
 
 @dataclass
@@ -142,6 +143,14 @@ class SetGridPage(Action[int]):
 
     participant_id: str
     page: int
+
+
+@dataclass
+class SetAudioOnly(Action[None]):
+    """SetAudioOnly: the participant receives no video at all (weak link) or video again."""
+
+    participant_id: str
+    audio_only: bool
 
 
 @dataclass
@@ -240,9 +249,13 @@ class Room:
 
     # ------------------------------------------------------------------------------ public API
 
-    async def join(self, participant_id: str, role: str, name: str, on_event: EventCallback) -> Participant:
-        """join adds a participant; its down offer arrives as a ServerOffer event. Raises SfuError("full")."""
-        return await self._ask(Join(participant_id, role, name, on_event))
+    async def join(self, participant_id: str, role: str, name: str, on_event: EventCallback,
+                   admitted: bool = False) -> Participant:
+        """join adds a participant; its down offer arrives as a ServerOffer event. Raises SfuError("full").
+
+        A locked room refuses non-moderators unless `admitted` (a moderator let them in from the lobby).
+        """
+        return await self._ask(Join(participant_id, role, name, on_event, admitted))
 
     async def publish(
         self, participant_id: str, offer_sdp: str, sources: Mapping[str, str] | None = None
@@ -282,6 +295,10 @@ class Room:
     async def set_grid_page(self, participant_id: str, page: int) -> int:
         """set_grid_page shows grid page `page` (clamped) to a presenter/operator; returns the page shown."""
         return await self._ask(SetGridPage(participant_id, page))
+
+    async def set_audio_only(self, participant_id: str, audio_only: bool) -> None:
+        """set_audio_only stops (or resumes) every video slot of the participant's down Peer; no renegotiation."""
+        await self._ask(SetAudioOnly(participant_id, audio_only))
 
     async def set_locked(self, actor_id: str, locked: bool) -> None:
         """set_locked locks or unlocks the room; moderators only."""
@@ -368,7 +385,7 @@ class Room:
             raise SfuError("full", f"room {self.id} has {len(self.participants)} participants")
         if self._count_all() >= self.config.max_participants:
             raise SfuError("full", "server is full")
-        if self.locked and a.role not in ("operator", "trainer", "leader"):
+        if self.locked and not a.admitted and a.role not in ("operator", "trainer", "leader"):
             raise SfuError("forbidden", "the room is locked")
         self._order += 1
         outbox = EventOutbox(a.participant_id, a.on_event)
@@ -501,6 +518,11 @@ class Room:
         p.grid_page = max(0, min(a.page, pages - 1))
         self._reassign()
         return p.grid_page
+
+    async def _on_SetAudioOnly(self, a: SetAudioOnly) -> None:  # noqa: N802
+        p = self._get(a.participant_id)
+        p.audio_only = a.audio_only
+        self._reassign()
 
     async def _on_SetLocked(self, a: SetLocked) -> None:  # noqa: N802
         self._moderator(a.actor_id)
@@ -649,6 +671,11 @@ class Room:
             page = sources[viewer.grid_page * n:(viewer.grid_page + 1) * n]
             for i in range(n):
                 plan[f"grid-{i}"] = self._fill(page[i] if i < len(page) else None, "camera", viewer)
+        if viewer.audio_only:
+            for slot, consumer in viewer.consumers.items():
+                fill = plan.get(slot)
+                if consumer.kind == "video" and fill is not None and fill[3] == "live":
+                    plan[slot] = (None, fill[1], fill[2], "paused")
         return plan
 
     def _reassign(self) -> None:
