@@ -52,6 +52,21 @@ class Live:
     def __init__(self, config: Config) -> None:
         self.sfu = Sfu(sfu_config(config))
         self.connections: set[Connection] = set()
+        # Lobby: meeting id -> lobby id -> waiting connection (see server.lobby).
+        self.lobby: dict[int, dict[str, Connection]] = {}
+        # Who was removed from a meeting's room ("user:<id>" or "login:<id>"): they wait in the lobby next time.
+        self.removed: dict[int, set[str]] = {}
+
+    def in_meeting(self, meeting_id: int) -> list[Connection]:
+        """Live.in_meeting: the joined connections of one meeting's room."""
+        return [c for c in self.connections if c.meeting_id == meeting_id and c.participant_id]
+
+    def by_participant(self, meeting_id: int, participant_id: str) -> Connection | None:
+        """Live.by_participant: the connection of one participant, if it is connected."""
+        for c in self.connections:
+            if c.meeting_id == meeting_id and c.participant_id == participant_id:
+                return c
+        return None
 
     def by_login(self, login_ids: set[str]) -> list[Connection]:
         """Live.by_login: open connections made with any of these logins."""

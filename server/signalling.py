@@ -16,8 +16,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -30,6 +29,7 @@ from server.auth import Identity, identity
 from server.config import Config
 from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
 from server.ratelimit import TokenBucket
+from server.wire import FORBIDDEN, MODERATORS, Route, SignalError, field
 from sfu.errors import SfuError
 from sfu.events import (
     Event,
@@ -50,14 +50,13 @@ from sfu.room import Room
 log = logging.getLogger("taphuan.signalling")
 
 PROTOCOL_VERSIONS = (1,)
-MODERATORS = frozenset({Role.OPERATOR, Role.TRAINER, Role.LEADER})
 SOURCES = ("camera", "mic", "screen")
 CLEAN_CLOSE = (1000, 1001)  # normal closure, going away (tab closed)
 
 # Messages for errors the SFU raises, Vietnamese first.
 _SFU_MESSAGES = {
     "full": "Phòng họp đã đủ người. / The meeting is full.",
-    "forbidden": "Vai trò của bạn không được phép làm việc này. / Your role may not do this.",
+    "forbidden": FORBIDDEN,
     "codec": "Trình duyệt không gửi được mã hóa video của phòng này. / No codec usable in this room.",
     "sdp-too-large": "SDP quá lớn. / SDP too large.",
     "sdp-invalid": "SDP không hợp lệ. / Invalid SDP.",
@@ -77,15 +76,6 @@ _EVENT_TYPES: dict[type[Event], str] = {
     MuteRequested: "mute-request",
     PeerFailed: "peer-failed",
 }
-
-
-class SignalError(Exception):
-    """SignalError: a refused request; becomes an `error` message with `code` and `message`."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 def event_message(event: Event) -> dict[str, Any]:
@@ -161,31 +151,6 @@ async def load_meeting_for(app: web.Application, ident: Identity, meeting_id: in
     raise refused
 
 
-def _field(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
-    if name not in msg or msg[name] is None:
-        if optional:
-            return None
-        raise SignalError("bad-message", f"thiếu trường {name} / missing field {name!r}")
-    value = msg[name]
-    if isinstance(value, bool) and kind is int:
-        raise SignalError("bad-message", f"{name} must be an integer")
-    if not isinstance(value, kind):
-        raise SignalError("bad-message", f"trường {name} sai kiểu / field {name!r} has the wrong type")
-    return value
-
-
-Handler = Callable[["Connection", dict[str, Any]], Awaitable[dict[str, Any] | None]]
-
-
-@dataclass(frozen=True)
-class Route:
-    """Route: how one request type is handled: who may send it and whether it needs a room."""
-
-    handler: Handler
-    roles: frozenset[Role] | None = None
-    joined: bool = True
-
-
 class Connection:
     """Connection: one signalling WebSocket and (after `join`) its participant in a room."""
 
@@ -198,7 +163,11 @@ class Connection:
         self.room: Room | None = None
         self.meeting_id: int | None = None
         self.participant_id: str | None = None
+        self.name = ident.display_name or ident.username
         self.closing_reason: str | None = None
+        self.waiting: str | None = None  # lobby id while waiting to be admitted
+        self.pending_join: tuple[Meeting, Any] | None = None  # (meeting, join request id) while waiting
+        self.followups: list[dict[str, Any]] = []  # messages to send right after the current reply
         limits = self.config.limits
         self.bucket = TokenBucket(limits.ws_messages_per_second, limits.ws_burst)
 
@@ -228,6 +197,7 @@ class Connection:
             "replaced": "Lớp học đã vào từ máy khác; máy này rời phòng. / This classroom joined from another PC.",
             "logout": "Bạn đã đăng xuất. / You were logged out.",
             "removed": "Bạn đã được mời ra khỏi phòng. / You were removed from the room.",
+            "refused": "Người chủ trì chưa cho bạn vào phòng. / The host did not let you in.",
             "server-shutdown": "Máy chủ đang khởi động lại. / The server is restarting.",
         }
         await self.send({"type": "closed", "reason": reason, "message": messages.get(reason, reason)})
@@ -288,6 +258,9 @@ class Connection:
             if reply is not None and request_id is not None:
                 reply["id"] = request_id
                 await self.send(reply)
+            followups, self.followups = self.followups, []
+            for message in followups:
+                await self.send(message)
         except SignalError as exc:
             await self.send_error(request_id, exc.code, exc.message)
         except SfuError as exc:
@@ -298,7 +271,7 @@ class Connection:
 
     def sdp(self, msg: dict[str, Any]) -> str:
         """Connection.sdp: the `sdp` field, checked against the size limit."""
-        sdp = _field(msg, "sdp", str)
+        sdp = field(msg, "sdp", str)
         if len(sdp.encode()) > self.config.limits.max_sdp_bytes:
             raise SignalError("sdp-too-large", _SFU_MESSAGES["sdp-too-large"])
         return str(sdp)
@@ -319,29 +292,43 @@ async def on_ping(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
 
 
 async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
-    """on_join: enter a meeting's room (or resume a participant after a lost connection)."""
-    if conn.room is not None:
+    """on_join: enter a meeting's room, resume a participant after a lost connection, or wait in the lobby."""
+    from server import lobby
+
+    if conn.room is not None or conn.waiting is not None:
         raise SignalError("already-joined", "Kết nối này đã vào phòng. / Already joined.")
-    version = _field(msg, "version", int)
+    version = field(msg, "version", int)
     if version not in PROTOCOL_VERSIONS:
         raise SignalError("version", f"Phiên bản giao thức không hỗ trợ; hỗ trợ: {list(PROTOCOL_VERSIONS)}. / "
                                      f"Unsupported protocol version {version}; supported: {list(PROTOCOL_VERSIONS)}.")
-    meeting_id = _field(msg, "meeting_id", int)
-    resume = _field(msg, "resume", dict, optional=True)
+    meeting_id = field(msg, "meeting_id", int)
+    resume = field(msg, "resume", dict, optional=True)
     ident = conn.ident
     meeting = await load_meeting_for(conn.app, ident, meeting_id)
     live = conn.app[keys.LIVE]
-    # The same classroom account joining again (another PC) replaces the earlier connection.
-    if ident.role == Role.CLASSROOM and ident.user_id is not None:
-        for other in live.by_user_in_meeting(ident.user_id, meeting.id):
-            if other is not conn:
-                await other.close("replaced")
     room = await live.sfu.room(str(meeting.id), meeting.video_codec)
     name = ident.display_name or ident.username or "Khách"
     if ident.role == Role.GUEST:
         given = msg.get("name")
         if isinstance(given, str) and given.strip():
             name = given.strip()[:80]
+    if resume is None and lobby.must_wait(conn, room, meeting.id):
+        return await lobby.wait(conn, meeting, name, msg.get("id"))
+    return await enter(conn, meeting, room, name, resume)
+
+
+async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resume: dict[str, Any] | None,
+                admitted: bool = False) -> dict[str, Any]:
+    """enter: join (or resume) the participant and build the `joined` reply; follow-ups queue after it."""
+    from server import chat, lobby, polls
+
+    ident = conn.ident
+    live = conn.app[keys.LIVE]
+    # The same classroom account joining again (another PC) replaces the earlier connection.
+    if ident.role == Role.CLASSROOM and ident.user_id is not None:
+        for other in live.by_user_in_meeting(ident.user_id, meeting.id):
+            if other is not conn:
+                await other.close("replaced")
     if resume is not None:
         pid = resume.get("participant_id")
         token = resume.get("token")
@@ -350,10 +337,14 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
         participant = await room.resume(pid, token, conn.on_event)
     else:
         pid = f"p-{secrets.token_hex(6)}"
-        participant = await room.join(pid, ident.role.value, name, conn.on_event)
+        participant = await room.join(pid, ident.role.value, name, conn.on_event, admitted=admitted)
     conn.room, conn.meeting_id, conn.participant_id = room, meeting.id, participant.id
+    conn.name = participant.name
     people = [{"participant_id": p.id, "role": p.role, "name": p.name, "hand_raised": p.hand_raised,
                "state": p.state} for p in list(room.participants.values()) if p.id != participant.id]
+    conn.followups += await chat.history_for(conn)
+    conn.followups += await polls.open_polls_for(conn)
+    conn.followups += lobby.waiting_for(conn)
     return {
         "type": "joined",
         "participant_id": participant.id,
@@ -365,7 +356,8 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
                  "participants": people},
         "ice_servers": ice_servers(conn.config, participant.id),
         "limits": {"max_sdp_bytes": conn.config.limits.max_sdp_bytes,
-                   "ws_message_bytes": conn.config.limits.ws_message_bytes},
+                   "ws_message_bytes": conn.config.limits.ws_message_bytes,
+                   "chat_message_chars": conn.config.limits.chat_message_chars},
     }
 
 
@@ -373,7 +365,7 @@ async def on_publish(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_publish: answer the browser's up offer."""
     room, pid = conn.require_room()
     sdp = conn.sdp(msg)
-    sources = _field(msg, "sources", dict, optional=True) or {}
+    sources = field(msg, "sources", dict, optional=True) or {}
     if len(sources) > 8 or not all(isinstance(k, str) and v in SOURCES for k, v in sources.items()):
         raise SignalError("bad-message", "sources: {mid: camera|mic|screen}")
     answer = await room.publish(pid, sdp, sources)
@@ -390,10 +382,10 @@ async def on_answer(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
 async def on_candidate(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_candidate: a trickled browser candidate for the up or down connection."""
     room, pid = conn.require_room()
-    pc = _field(msg, "pc", str)
+    pc = field(msg, "pc", str)
     if pc not in ("up", "down"):
         raise SignalError("bad-message", "pc: up | down")
-    cand = _field(msg, "candidate", dict)
+    cand = field(msg, "candidate", dict)
     text = cand.get("candidate", "")
     mid = cand.get("sdpMid")
     index = cand.get("sdpMLineIndex")
@@ -407,11 +399,12 @@ async def on_candidate(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
 async def on_raise_hand(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_raise_hand: raise or lower this participant's hand."""
     room, pid = conn.require_room()
-    await room.raise_hand(pid, bool(_field(msg, "raised", bool)))
+    await room.raise_hand(pid, bool(field(msg, "raised", bool)))
     return {"type": "ok"}
 
 
-async def _audit(conn: Connection, action: str, **details: Any) -> None:
+async def audit_live(conn: Connection, action: str, **details: Any) -> None:
+    """audit_live: record a live moderation action in the audit log."""
     async with conn.app[keys.DB]() as s:
         record(s, conn.request, action, f"meeting:{conn.meeting_id}", **details)
         await s.commit()
@@ -420,40 +413,40 @@ async def _audit(conn: Connection, action: str, **details: Any) -> None:
 async def on_give_floor(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_give_floor: give the floor to a participant, or take it back (null)."""
     room, pid = conn.require_room()
-    target = _field(msg, "participant_id", str, optional=True)
+    target = field(msg, "participant_id", str, optional=True)
     await room.give_floor(pid, target)
-    await _audit(conn, "live.floor", participant=target)
+    await audit_live(conn, "live.floor", participant=target)
     return {"type": "ok"}
 
 
 async def on_set_presenter(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_set_presenter: hand presenting over to a trainer or leader in the room."""
     room, pid = conn.require_room()
-    target = _field(msg, "participant_id", str)
+    target = field(msg, "participant_id", str)
     await room.set_presenter(pid, target)
-    await _audit(conn, "live.presenter", participant=target)
+    await audit_live(conn, "live.presenter", participant=target)
     return {"type": "ok"}
 
 
 async def on_mute(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_mute: stop (or resume) forwarding one source of a participant."""
     room, pid = conn.require_room()
-    target = _field(msg, "participant_id", str)
-    source = _field(msg, "source", str)
+    target = field(msg, "participant_id", str)
+    source = field(msg, "source", str)
     if source not in SOURCES:
         raise SignalError("bad-message", "source: camera | mic | screen")
     muted = msg.get("muted", True)
     if not isinstance(muted, bool):
         raise SignalError("bad-message", "muted must be true or false")
     await room.mute(pid, target, source, muted)
-    await _audit(conn, "live.mute", participant=target, source=source, muted=muted)
+    await audit_live(conn, "live.mute", participant=target, source=source, muted=muted)
     return {"type": "ok"}
 
 
 async def on_grid_page(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_grid_page: show another page of the classroom grid."""
     room, pid = conn.require_room()
-    page = _field(msg, "page", int)
+    page = field(msg, "page", int)
     if page < 0:
         raise SignalError("bad-message", "page must be ≥ 0")
     return {"type": "grid-page", "page": await room.set_grid_page(pid, page)}
@@ -462,9 +455,63 @@ async def on_grid_page(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
 async def on_lock(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_lock: lock or unlock the room."""
     room, pid = conn.require_room()
-    locked = bool(_field(msg, "locked", bool))
+    locked = bool(field(msg, "locked", bool))
     await room.set_locked(pid, locked)
-    await _audit(conn, "live.lock", locked=locked)
+    await audit_live(conn, "live.lock", locked=locked)
+    for other in conn.app[keys.LIVE].in_meeting(conn.meeting_id or 0):
+        await other.send({"type": "locked", "locked": locked, "by": pid})
+    if not locked:
+        from server.lobby import admit_all_after_unlock
+
+        await admit_all_after_unlock(conn)
+    return {"type": "ok"}
+
+
+async def on_remove(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+    """on_remove: a moderator removes a participant; coming back means waiting in the lobby."""
+    from server.lobby import removal_key
+
+    room, pid = conn.require_room()
+    target = field(msg, "participant_id", str)
+    if target == pid:
+        raise SignalError("bad-message", "Không thể tự mời mình ra. / You cannot remove yourself.")
+    other_p = room.participants.get(target)
+    if other_p is None:
+        raise SignalError("not-found", "Không có người tham gia này. / No such participant.")
+    if other_p.role in {r.value for r in MODERATORS} and conn.ident.role != Role.OPERATOR:
+        raise SignalError("forbidden", FORBIDDEN)
+    live = conn.app[keys.LIVE]
+    other = live.by_participant(conn.meeting_id or 0, target)
+    if other is not None:
+        live.removed.setdefault(conn.meeting_id or 0, set()).add(removal_key(other))
+        await other.close("removed")
+    else:
+        with contextlib.suppress(SfuError):
+            await room.leave(target)
+    await audit_live(conn, "live.remove", participant=target, name=other_p.name)
+    return {"type": "ok"}
+
+
+async def on_mute_all(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+    """on_mute_all: mute one source (default the microphone) of every classroom and learner."""
+    room, pid = conn.require_room()
+    source = field(msg, "source", str, optional=True) or "mic"
+    if source not in SOURCES:
+        raise SignalError("bad-message", "source: camera | mic | screen")
+    muted = 0
+    for other in list(room.participants.values()):
+        if other.role in ("classroom", "learner", "guest"):
+            with contextlib.suppress(SfuError):
+                await room.mute(pid, other.id, source, True)
+                muted += 1
+    await audit_live(conn, "live.mute-all", source=source, count=muted)
+    return {"type": "ok", "muted": muted}
+
+
+async def on_audio_only(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+    """on_audio_only: receive no video at all (weak link), or video again."""
+    room, pid = conn.require_room()
+    await room.set_audio_only(pid, bool(field(msg, "enabled", bool)))
     return {"type": "ok"}
 
 
@@ -496,7 +543,22 @@ ROUTES: dict[str, Route] = {
     "lock": Route(on_lock, roles=MODERATORS),
     "stats": Route(on_stats, roles=MODERATORS),
     "leave": Route(on_leave),
+    "remove": Route(on_remove, roles=MODERATORS),
+    "mute-all": Route(on_mute_all, roles=MODERATORS),
+    "audio-only": Route(on_audio_only),
 }
+
+
+def _merge_routes() -> None:
+    from server import chat, lobby, polls
+
+    for table in (chat.ROUTES, polls.ROUTES, lobby.ROUTES):
+        for name, route in table.items():
+            assert name not in ROUTES, name
+            ROUTES[name] = route
+
+
+_merge_routes()
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -525,6 +587,10 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     try:
         await conn.run()
     finally:
+        if conn.waiting is not None:
+            from server.lobby import leave_lobby
+
+            await leave_lobby(conn)
         live.connections.discard(conn)
         metrics.ws_connections.dec()
         room, pid = conn.room, conn.participant_id

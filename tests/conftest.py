@@ -192,3 +192,13 @@ def make_classroom(app: web.Application) -> Callable[..., Awaitable[int]]:
             return room.id
 
     return make
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[Any]]:
+    """clients: LiveClients made by a test, closed at its end."""
+    import asyncio
+
+    made: list[Any] = []
+    yield made
+    await asyncio.gather(*(c.close() for c in made), return_exceptions=True)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Integer,
     String,
     Table,
     Text,
@@ -266,8 +267,57 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text, default="")
 
 
+class ChatMessage(Base):
+    """ChatMessage: one chat line of a meeting's live room (public, or private to one participant)."""
+
+    __tablename__ = "chat_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sender_participant: Mapped[str] = mapped_column(String(40))
+    sender_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    sender_name: Mapped[str] = mapped_column(String(200))
+    sender_role: Mapped[str] = mapped_column(String(20))
+    recipient_participant: Mapped[str | None] = mapped_column(String(40))
+    recipient_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deleted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Poll(Base):
+    """Poll: a quick question with choices, asked by a presenter during a meeting."""
+
+    __tablename__ = "polls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    question: Mapped[str] = mapped_column(String(500))
+    choices: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class PollAnswer(Base):
+    """PollAnswer: one participant's choice in a poll (a new answer replaces the previous one)."""
+
+    __tablename__ = "poll_answers"
+    __table_args__ = (UniqueConstraint("poll_id", "voter", name="uq_poll_answers_voter"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    poll_id: Mapped[int] = mapped_column(ForeignKey("polls.id", ondelete="CASCADE"), index=True)
+    voter: Mapped[str] = mapped_column(String(60))  # "user:<id>" or "participant:<id>" for guests
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    classroom_id: Mapped[int | None] = mapped_column(ForeignKey("classrooms.id", ondelete="SET NULL"))
+    choice: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 __all__ = [
-    "AuditEntry", "Base", "Classroom", "JoinLink", "LoginSession", "Meeting", "MeetingKind",
-    "MeetingStatus", "PRESENTER_ROLES", "Program", "Role", "STAFF_ROLES", "Setting", "UTCDateTime", "Unit",
-    "UnitLevel", "User", "meeting_classrooms", "meeting_presenters", "meeting_provinces", "utcnow",
+    "AuditEntry", "Base", "ChatMessage", "Classroom", "JoinLink", "LoginSession", "Meeting", "MeetingKind",
+    "MeetingStatus", "PRESENTER_ROLES", "Poll", "PollAnswer", "Program", "Role", "STAFF_ROLES", "Setting",
+    "UTCDateTime", "Unit", "UnitLevel", "User", "meeting_classrooms", "meeting_presenters", "meeting_provinces",
+    "utcnow",
 ]

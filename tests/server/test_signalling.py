@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -13,29 +13,10 @@ from server import keys
 from server.config import Config
 from server.db.models import MeetingStatus, Role, User
 from server.signalling import ice_servers
-from tests.conftest import LoggedIn
 from tests.live_client import LiveClient
+from tests.server.livetest import classroom_login, connect
 
 Factory = Callable[..., Awaitable[Any]]
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[LiveClient]]:
-    made: list[LiveClient] = []
-    yield made
-    await asyncio.gather(*(c.close() for c in made), return_exceptions=True)
-
-
-async def connect(who: LoggedIn, made: list[LiveClient]) -> LiveClient:
-    lc = LiveClient(who.client.session, str(who.client.make_url("/ws")))
-    made.append(lc)
-    return await lc.connect()
-
-
-async def classroom_login(login_as: Factory, make_user: Factory, make_classroom: Factory) -> tuple[LoggedIn, int]:
-    classroom_id = await make_classroom()
-    user: User = await make_user(Role.CLASSROOM, classroom_id=classroom_id)
-    return await login_as(user=user), classroom_id
 
 
 async def test_websocket_needs_login(client: Any) -> None:
