@@ -7,8 +7,9 @@
 // await client.setScreen(track) / setScreen(null)          // share the screen or stop
 // client.slotStream("presenter-video")                    // MediaStream of a down slot
 //
-// Events (CustomEvent, detail = message): joined, offer, slot, floor, presenter, hand, grid,
+// Events (CustomEvent, detail = message): joined, lobby, offer, slot, floor, presenter, hand, grid,
 // participant-joined, participant-left, participant-state, mute-request, peer-failed, closed, error,
+// locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results,
 // plus the connection states "reconnecting", "reconnected" and "track" ({slot, track, stream}).
 (function (global) {
   "use strict";
@@ -74,9 +75,18 @@
 
     async connect() {
       await this.openSocket();
-      const reply = await this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name });
+      let reply = await this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name });
+      if (reply.type === "lobby") reply = await this.waitInLobby(reply);
       this.onJoined(reply);
       return reply;
+    }
+
+    waitInLobby(reply) {
+      // The join was answered with "lobby": wait for "joined" (same id) or "closed" (refused).
+      this.emit("lobby", reply);
+      return new Promise((resolve, reject) => {
+        this.lobbyWait = { id: reply.id, resolve, reject };
+      });
     }
 
     openSocket() {
@@ -175,6 +185,15 @@
     onMessage(text) {
       let msg;
       try { msg = JSON.parse(text); } catch (e) { return; }
+      if (this.lobbyWait && (msg.type === "joined" || msg.type === "closed" || msg.type === "error")
+          && (msg.type === "closed" || msg.id === this.lobbyWait.id)) {
+        const w = this.lobbyWait;
+        this.lobbyWait = null;
+        if (msg.type === "joined") w.resolve(msg);
+        else w.reject(new ProtocolError(msg.reason || (msg.error && msg.error.code) || "closed",
+          msg.message || (msg.error && msg.error.message) || ""));
+        if (msg.type !== "closed") return;
+      }
       if (msg.id !== undefined && msg.id !== null && this.pending.has(msg.id)) {
         const p = this.pending.get(msg.id);
         this.pending.delete(msg.id);
@@ -197,6 +216,7 @@
           break;
         }
         case "presenter": this.presenterId = msg.participant_id; break;
+        case "locked": if (this.room) this.room.locked = msg.locked; break;
         case "floor": this.floorId = msg.participant_id; break;
         case "hand":
           if (msg.raised) this.hands.add(msg.participant_id); else this.hands.delete(msg.participant_id);
@@ -348,6 +368,16 @@
     gridPage(page) { return this.request("grid-page", { page }); }
     lock(locked) { return this.request("lock", { locked: !!locked }); }
     stats() { return this.request("stats", {}); }
+    remove(participantId) { return this.request("remove", { participant_id: participantId }); }
+    muteAll(source) { return this.request("mute-all", { source: source || "mic" }); }
+    audioOnly(enabled) { return this.request("audio-only", { enabled: !!enabled }); }
+    admit(lobbyId) { return this.request("admit", { lobby_id: lobbyId }); }
+    refuse(lobbyId) { return this.request("refuse", { lobby_id: lobbyId }); }
+    chat(text, to) { return this.request("chat", to ? { text, to } : { text }); }
+    deleteChat(messageId) { return this.request("chat-delete", { message_id: messageId }); }
+    createPoll(question, choices) { return this.request("poll-create", { question, choices }); }
+    answerPoll(pollId, choice) { return this.request("poll-answer", { poll_id: pollId, choice }); }
+    closePoll(pollId) { return this.request("poll-close", { poll_id: pollId }); }
     ping() { return this.request("ping", {}); }
 
     async leave() {
