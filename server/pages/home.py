@@ -7,15 +7,41 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from server import keys
+from server import meetings as svc
 from server.auth import require
+from server.db.models import Role
 from server.i18n import LANG_COOKIE, LANGUAGES
+
+# (label, path, icon) of the operator's shortcuts; the pages are written by each area.
+OPERATOR_SHORTCUTS = (
+    ("Programs", "/programs", "program"),
+    ("Meetings", "/meetings", "meeting"),
+    ("Classrooms", "/classrooms", "classroom"),
+    ("Units", "/units", "unit"),
+    ("Accounts", "/accounts", "account"),
+    ("Audit log", "/audit", "audit"),
+)
 
 
 @aiohttp_jinja2.template("home.html")
 async def home(request: web.Request) -> dict[str, Any]:
-    """home: upcoming meetings for the logged-in role."""
-    require(request)
-    return {}
+    """home: upcoming meetings for the role, with its shortcuts.
+
+    Operators see every upcoming meeting with its status; trainers and leaders the ones they present;
+    classrooms their published invitations (with "Join class" from 30 minutes before the start);
+    a guest its one meeting; learners nothing yet (recordings come later).
+    """
+    ident = require(request)
+    meetings: list[Any] = []
+    async with request.app[keys.DB]() as s:
+        if svc.can_read_meetings(ident):
+            meetings = await svc.upcoming_meetings(s, ident, include_cancelled=ident.role != Role.CLASSROOM)
+    shortcuts = OPERATOR_SHORTCUTS if ident.role == Role.OPERATOR else ()
+    now = svc.utcnow()
+    return {"meetings": meetings, "shortcuts": shortcuts, "now": now,
+            "joinable": {m.id for m in meetings if svc.is_joinable(m, now)},
+            "live": {m.id for m in meetings if svc.is_live(m, now)}}
 
 
 async def set_language(request: web.Request) -> web.Response:

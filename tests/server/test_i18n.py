@@ -1,0 +1,87 @@
+"""Tests of server.i18n and the catalogs: Vietnamese by default, English after /lang/en, complete .po files."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.pofile import read_po
+
+from server.db.models import Role
+from server.i18n import LOCALE_DIR, Translations
+
+HTML = {"Accept": "text/html"}
+OWN_CATALOGS = ("base.po", "meetings.po")
+TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
+
+
+async def test_home_is_vietnamese_by_default_and_english_after_switch(
+        login_as: Callable[..., Awaitable[Any]]) -> None:
+    op = await login_as(Role.OPERATOR)
+    r = await op.client.get("/", headers=HTML)
+    html = await r.text()
+    assert r.status == 200
+    assert '<html lang="vi">' in html
+    for text in ("Tập huấn trực tuyến", "Xin chào", "Đăng xuất", "Chương trình", "Buổi tập huấn sắp tới"):
+        assert text in html, text
+
+    r = await op.client.get("/lang/en?next=/programs", headers=HTML, allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/programs"
+    r = await op.client.get("/", headers=HTML)
+    html = await r.text()
+    assert '<html lang="en">' in html
+    for text in ("Online teacher training", "Hello", "Log out", "Programs", "Upcoming meetings"):
+        assert text in html, text
+    assert "Xin chào" not in html and "Đăng xuất" not in html
+
+    await op.client.get("/lang/vi", headers=HTML)
+    html = await (await op.client.get("/", headers=HTML)).text()
+    assert "Đăng xuất" in html
+
+
+async def test_error_pages_use_the_language(login_as: Callable[..., Awaitable[Any]]) -> None:
+    trainer = await login_as(Role.TRAINER)
+    html = await (await trainer.client.get("/programs", headers=HTML)).text()
+    assert "Không được phép" in html and "Vai trò của bạn không được phép" in html
+    await trainer.client.get("/lang/en", headers=HTML)
+    html = await (await trainer.client.get("/programs", headers=HTML)).text()
+    assert "Not allowed" in html and "Your role may not do this." in html and "Vai trò" not in html
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "evil"])
+async def test_language_switch_stays_on_this_site(client: Any, target: str) -> None:
+    r = await client.get("/lang/en", params={"next": target}, allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/"
+
+
+async def test_unknown_language_is_404(client: Any) -> None:
+    r = await client.get("/lang/fr", allow_redirects=False)
+    assert r.status == 404
+
+
+@pytest.mark.parametrize("name", OWN_CATALOGS)
+def test_catalog_is_complete(name: str) -> None:
+    with (LOCALE_DIR / "vi" / "LC_MESSAGES" / name).open("rb") as fh:
+        catalog = read_po(fh, locale="vi")
+    ids = [m for m in catalog if m.id]
+    assert ids
+    for m in ids:
+        assert m.string, f"{name}: no translation for {m.id!r}"
+        assert sorted(re.findall(r"%\(\w+\)[sd]", str(m.id))) == sorted(re.findall(r"%\(\w+\)[sd]", str(m.string)))
+
+
+def test_every_string_of_these_templates_is_translated() -> None:
+    vi = Translations().get("vi")
+    names = ["base.html", "home.html", "error.html"] + [p.name for p in TEMPLATES.glob("programs*.html")] + \
+        [p.name for p in TEMPLATES.glob("meetings*.html")]
+    missing = []
+    for name in names:
+        source = (TEMPLATES / name).read_text()
+        for match in re.finditer(r"""_\(\s*(["'])(.+?)\1\s*\)""", source):
+            msgid = match.group(2)
+            if vi.gettext(msgid) == msgid:
+                missing.append((name, msgid))
+    assert not missing, missing

@@ -1,0 +1,341 @@
+"""Tests of server.pages.meetings and server.pages.home: program and meeting pages, forms, the home page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from sqlalchemy import select, text
+
+from server import keys
+from server.db.models import (
+    Classroom,
+    Meeting,
+    MeetingKind,
+    MeetingStatus,
+    Program,
+    Role,
+    Unit,
+    UnitLevel,
+    User,
+    utcnow,
+)
+
+HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture
+async def world(app: web.Application, client: Any, make_user: Callable[..., Awaitable[User]]) -> dict[str, Any]:
+    """world: a program with a live, an upcoming and a draft meeting; a trainer, a classroom account."""
+    trainer = await make_user(Role.TRAINER, display_name="Nguyễn Thị Lan")
+    other = await make_user(Role.TRAINER, display_name="Trần Văn Minh")
+    async with app[keys.DB]() as s:
+        unit = Unit(code="01", name="Hà Nội", level=UnitLevel.PROVINCE)
+        s.add(unit)
+        await s.flush()
+        room = Classroom(code="PH-01", name="Phòng Ba Đình", unit_id=unit.id)
+        room2 = Classroom(code="PH-02", name="Phòng Cầu Giấy", unit_id=unit.id)
+        program = Program(title="Chương trình Tin học", description="")
+        s.add_all([room, room2, program])
+        await s.flush()
+        now = utcnow()
+        s.add_all([
+            Meeting(program_id=program.id, title="Buổi đang diễn ra", status=MeetingStatus.PUBLISHED,
+                    starts_at=now - dt.timedelta(minutes=10), ends_at=now + dt.timedelta(minutes=50),
+                    presenters=[trainer], classrooms=[room], provinces=[]),
+            Meeting(program_id=program.id, title="Buổi tuần sau", status=MeetingStatus.PUBLISHED,
+                    starts_at=now + dt.timedelta(days=7), ends_at=now + dt.timedelta(days=7, hours=1),
+                    presenters=[trainer], classrooms=[room], provinces=[]),
+            Meeting(program_id=program.id, title="Buổi nháp", status=MeetingStatus.DRAFT,
+                    starts_at=now + dt.timedelta(days=8), ends_at=now + dt.timedelta(days=8, hours=1),
+                    presenters=[trainer], classrooms=[room], provinces=[]),
+            Meeting(program_id=program.id, title="Buổi của người khác", status=MeetingStatus.PUBLISHED,
+                    starts_at=now + dt.timedelta(days=9), ends_at=now + dt.timedelta(days=9, hours=1),
+                    presenters=[other], classrooms=[room2], provinces=[]),
+        ])
+        await s.commit()
+    room_user = await make_user(Role.CLASSROOM, classroom_id=room.id)
+    return {"trainer": trainer, "other": other, "room": room, "room2": room2, "program": program,
+            "room_user": room_user, "unit": unit}
+
+
+async def page(who: Any, path: str, status: int = 200) -> str:
+    r = await who.client.get(path, headers=HTML, allow_redirects=False)
+    assert r.status == status, (path, r.status, (await r.text())[:500])
+    return str(await r.text())
+
+
+async def post_form(who: Any, path: str, data: dict[str, Any] | list[tuple[str, str]]) -> Any:
+    fields = list(data.items()) if isinstance(data, dict) else list(data)
+    fields.append(("csrf_token", who.csrf))
+    return await who.client.post(path, data=fields, headers=HTML, allow_redirects=False)
+
+
+async def meeting_by_title(app: web.Application, title: str) -> Meeting:
+    async with app[keys.DB]() as s:
+        m = await s.scalar(select(Meeting).where(Meeting.title == title))
+        assert m is not None
+        return m
+
+
+# --- programs -------------------------------------------------------------------------------------
+
+async def test_program_pages_crud(app: web.Application, login_as: Callable[..., Awaitable[Any]]) -> None:
+    op = await login_as(Role.OPERATOR)
+    html = await page(op, "/programs")
+    assert "Chưa có chương trình nào" in html
+
+    r = await post_form(op, "/programs/new", {"title": "", "description": ""})
+    assert r.status == 422
+    assert "Hãy nhập tiêu đề" in await r.text()
+
+    r = await post_form(op, "/programs/new", {"title": "Bồi dưỡng GDPT 2018", "description": "Cho giáo viên"})
+    assert r.status == 303
+    location = r.headers["Location"]
+    assert location.endswith("?notice=program-created")
+    html = await page(op, location)
+    assert "Bồi dưỡng GDPT 2018" in html and "Đã tạo chương trình." in html
+    async with app[keys.DB]() as s:
+        program = await s.scalar(select(Program))
+        assert program is not None
+    pid = program.id
+
+    html = await page(op, f"/programs/{pid}/edit")
+    assert 'value="Bồi dưỡng GDPT 2018"' in html and 'name="csrf_token"' in html
+    r = await post_form(op, f"/programs/{pid}/edit", {"title": "Đã sửa", "description": ""})
+    assert r.status == 303
+    assert "Đã sửa" in await page(op, "/programs")
+
+    html = await page(op, f"/programs/{pid}/delete")
+    assert "Không thể hoàn tác" in html
+    r = await post_form(op, f"/programs/{pid}/delete", {})
+    assert r.status == 303 and r.headers["Location"] == "/programs?notice=program-deleted"
+    await page(op, f"/programs/{pid}", status=404)
+
+
+async def test_forms_need_the_csrf_token(login_as: Callable[..., Awaitable[Any]]) -> None:
+    op = await login_as(Role.OPERATOR)
+    r = await op.client.post("/programs/new", data={"title": "x"}, headers=HTML, allow_redirects=False)
+    assert r.status == 403
+    r = await op.client.post("/programs/new", data={"title": "x", "csrf_token": "wrong"}, headers=HTML)
+    assert r.status == 403
+
+
+async def test_program_with_meetings_delete_page(world: dict[str, Any],
+                                                 login_as: Callable[..., Awaitable[Any]]) -> None:
+    op = await login_as(Role.OPERATOR)
+    pid = world["program"].id
+    html = await page(op, f"/programs/{pid}/delete")
+    assert "vẫn còn 4 buổi tập huấn" in html
+    r = await post_form(op, f"/programs/{pid}/delete", {})
+    assert r.status == 409
+    html = await page(op, f"/programs/{pid}")
+    assert "Buổi nháp" in html and "Buổi đang diễn ra" in html
+
+
+# --- meetings -------------------------------------------------------------------------------------
+
+def _form(world: dict[str, Any], **over: Any) -> list[tuple[str, str]]:
+    fields = {"program_id": str(world["program"].id), "title": "Buổi mới", "description": "", "kind": "lecture",
+              "date": "2030-05-20", "start_time": "08:00", "end_time": "10:30", "video_codec": "H264",
+              "record": "1"}
+    fields.update(over)
+    out = list(fields.items())
+    out += [("presenter_ids", str(world["trainer"].id)), ("classroom_ids", str(world["room"].id)),
+            ("classroom_ids", str(world["room2"].id))]
+    return out
+
+
+async def test_meeting_form_creates_in_local_time(app: web.Application, world: dict[str, Any],
+                                                  login_as: Callable[..., Awaitable[Any]]) -> None:
+    op = await login_as(Role.OPERATOR)
+    html = await page(op, f"/meetings/new?program_id={world['program'].id}")
+    assert "Nguyễn Thị Lan" in html and "Phòng Cầu Giấy" in html and "data-picker-filter" in html
+    assert f'<option value="{world["program"].id}" selected>' in html
+
+    r = await post_form(op, "/meetings/new", _form(world))
+    assert r.status == 303, await r.text()
+    m = await meeting_by_title(app, "Buổi mới")
+    assert r.headers["Location"] == f"/meetings/{m.id}?notice=meeting-created"
+    assert m.starts_at == dt.datetime(2030, 5, 20, 1, 0, tzinfo=dt.UTC)  # 08:00 in Asia/Ho_Chi_Minh
+    assert m.ends_at == dt.datetime(2030, 5, 20, 3, 30, tzinfo=dt.UTC)
+    assert (m.status, m.video_codec, m.record) == (MeetingStatus.DRAFT, "H264", True)
+    async with app[keys.ENGINE].connect() as conn:
+        raw = (await conn.execute(text("SELECT starts_at FROM meetings WHERE id = :i"), {"i": m.id})).scalar()
+    assert str(raw).startswith("2030-05-20 01:00:00")
+
+    html = await page(op, f"/meetings/{m.id}")
+    assert "20/05/2030 08:00" in html and "20/05/2030 10:30" in html
+    assert f'href="/meetings/{m.id}/links"' in html and f'href="/live/{m.id}"' in html
+    assert "Nguyễn Thị Lan" in html and "Phòng Cầu Giấy" in html and "Nháp" in html
+
+    html = await page(op, f"/meetings/{m.id}/edit")
+    assert 'value="08:00"' in html and 'value="10:30"' in html and 'value="2030-05-20"' in html
+    r = await post_form(op, f"/meetings/{m.id}/edit", _form(world, title="Buổi mới (sửa)", start_time="09:00",
+                                                             record=""))
+    assert r.status == 303
+    m = await meeting_by_title(app, "Buổi mới (sửa)")
+    assert m.starts_at.hour == 2
+
+
+@pytest.mark.parametrize(("over", "message"), [
+    ({"end_time": "07:00"}, "giờ kết thúc phải sau giờ bắt đầu"),
+    ({"title": ""}, "title"),
+    ({"program_id": ""}, "hãy chọn một chương trình"),
+    ({"date": ""}, "hãy nhập ngày và giờ bắt đầu"),
+    ({"date": "20/05/2030"}, "ngày giờ không hợp lệ"),
+])
+async def test_meeting_form_errors(app: web.Application, world: dict[str, Any],
+                                   login_as: Callable[..., Awaitable[Any]], over: dict[str, str],
+                                   message: str) -> None:
+    op = await login_as(Role.OPERATOR)
+    r = await post_form(op, "/meetings/new", _form(world, **over))
+    assert r.status == 422
+    html = await r.text()
+    assert 'class="field-error"' in html and message in html
+    async with app[keys.DB]() as s:
+        assert await s.scalar(select(Meeting).where(Meeting.title == "Buổi mới")) is None
+
+
+async def test_meeting_form_refuses_a_classroom_account_as_presenter(
+        world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
+    op = await login_as(Role.OPERATOR)
+    fields = _form(world) + [("presenter_ids", str(world["room_user"].id))]
+    r = await post_form(op, "/meetings/new", fields)
+    assert r.status == 422
+    assert "không phải giảng viên hay lãnh đạo" in await r.text()
+
+
+async def test_meeting_status_buttons_and_delete(app: web.Application, world: dict[str, Any],
+                                                 login_as: Callable[..., Awaitable[Any]]) -> None:
+    op = await login_as(Role.OPERATOR)
+    m = await meeting_by_title(app, "Buổi nháp")
+    r = await post_form(op, f"/meetings/{m.id}/publish", {})
+    assert r.status == 303 and r.headers["Location"] == f"/meetings/{m.id}?notice=meeting-publish"
+    assert (await meeting_by_title(app, "Buổi nháp")).status == MeetingStatus.PUBLISHED
+    r = await post_form(op, f"/meetings/{m.id}/publish", {})
+    assert r.status == 409
+    assert "Không thể chuyển" in await r.text()
+    html = await page(op, f"/meetings/{m.id}/delete")
+    assert "hãy huỷ buổi đó trước" in html
+    r = await post_form(op, f"/meetings/{m.id}/cancel", {})
+    assert r.status == 303
+    r = await post_form(op, f"/meetings/{m.id}/delete", {})
+    assert r.status == 303 and r.headers["Location"] == f"/programs/{world['program'].id}?notice=meeting-deleted"
+    await page(op, f"/meetings/{m.id}", status=404)
+
+
+async def test_meeting_pages_per_role(app: web.Application, world: dict[str, Any],
+                                      login_as: Callable[..., Awaitable[Any]]) -> None:
+    draft = await meeting_by_title(app, "Buổi nháp")
+    theirs = await meeting_by_title(app, "Buổi của người khác")
+    trainer = await login_as(user=world["trainer"])
+    html = await page(trainer, "/meetings")
+    assert "Buổi tuần sau" in html and "Buổi nháp" not in html and "Buổi của người khác" not in html
+    await page(trainer, f"/meetings/{draft.id}", status=404)
+    await page(trainer, f"/meetings/{theirs.id}", status=404)
+    for path in ("/programs", "/programs/new", f"/meetings/{draft.id}/edit", "/meetings/new"):
+        html = await page(trainer, path, status=403)
+        assert "Không được phép" in html
+    r = await post_form(trainer, f"/meetings/{theirs.id}/cancel", {})
+    assert r.status == 403
+
+    room = await login_as(user=world["room_user"])
+    html = await page(room, "/meetings")
+    assert "Buổi tuần sau" in html and "Buổi nháp" not in html
+    live = await meeting_by_title(app, "Buổi đang diễn ra")
+    html = await page(room, f"/meetings/{live.id}")
+    assert "Vào lớp" in html and f'href="/live/{live.id}"' in html and "/links" not in html
+
+    learner = await login_as(Role.LEARNER)
+    await page(learner, "/meetings", status=403)
+    await page(learner, f"/meetings/{live.id}", status=403)
+    r = await learner.client.get("/programs", allow_redirects=False)  # no text/html: a JSON error
+    assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
+
+
+# --- home -----------------------------------------------------------------------------------------
+
+async def test_home_needs_a_login(client: Any) -> None:
+    r = await client.get("/", headers=HTML, allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"].startswith("/login")
+
+
+async def test_home_operator(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
+    op = await login_as(Role.OPERATOR)
+    html = await page(op, "/")
+    for path in ("/accounts", "/units", "/classrooms", "/programs", "/meetings", "/audit"):
+        assert f'class="tile" href="{path}"' in html
+    for title in ("Buổi đang diễn ra", "Buổi tuần sau", "Buổi nháp", "Buổi của người khác"):
+        assert title in html
+    assert "Nháp" in html and "Đang diễn ra" in html and "Tạo buổi tập huấn" in html
+    assert 'action="/logout"' in html and 'name="csrf_token"' in html
+
+
+async def test_home_presenter(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
+    trainer = await login_as(user=world["trainer"])
+    html = await page(trainer, "/")
+    assert "Buổi đang diễn ra" in html and "Buổi tuần sau" in html
+    assert "Buổi nháp" not in html and "Buổi của người khác" not in html
+    assert 'class="tile"' not in html and 'href="/accounts"' not in html
+    assert "Vào phòng trực tuyến" in html  # the live meeting
+
+
+async def test_home_classroom_join_button(app: web.Application, world: dict[str, Any],
+                                          login_as: Callable[..., Awaitable[Any]]) -> None:
+    room = await login_as(user=world["room_user"])
+    live = await meeting_by_title(app, "Buổi đang diễn ra")
+    later = await meeting_by_title(app, "Buổi tuần sau")
+    html = await page(room, "/")
+    assert "Buổi tuần sau" in html and "Buổi nháp" not in html and "Buổi của người khác" not in html
+    assert f'btn-xl" href="/live/{live.id}">Vào lớp' in html
+    assert f'href="/live/{later.id}"' not in html
+
+    # 20 minutes before the start: the join button shows; 40 minutes before: not yet.
+    async with app[keys.DB]() as s:
+        m = await s.get(Meeting, live.id)
+        assert m is not None
+        m.starts_at = utcnow() + dt.timedelta(minutes=40)
+        m.ends_at = m.starts_at + dt.timedelta(hours=1)
+        await s.commit()
+    html = await page(room, "/")
+    assert f'href="/live/{live.id}"' not in html and "Vào lớp" not in html
+    async with app[keys.DB]() as s:
+        m = await s.get(Meeting, live.id)
+        assert m is not None
+        m.starts_at = utcnow() + dt.timedelta(minutes=20)
+        await s.commit()
+    html = await page(room, "/")
+    assert f'href="/live/{live.id}">Vào lớp' in html and "Sắp bắt đầu" in html
+
+
+async def test_home_learner_and_empty_states(world: dict[str, Any],
+                                             login_as: Callable[..., Awaitable[Any]]) -> None:
+    learner = await login_as(Role.LEARNER)
+    html = await page(learner, "/")
+    assert "Bản ghi của các buổi tập huấn" in html and "Buổi tuần sau" not in html
+    leader = await login_as(Role.LEADER)
+    html = await page(leader, "/")
+    assert "Chưa có buổi tập huấn sắp tới" in html
+
+
+async def test_regional_meeting_page_shows_provinces(app: web.Application, world: dict[str, Any],
+                                                     login_as: Callable[..., Awaitable[Any]],
+                                                     make_user: Callable[..., Awaitable[User]]) -> None:
+    leader = await make_user(Role.LEADER, display_name="Phạm Quốc Hùng")
+    op = await login_as(Role.OPERATOR)
+    fields = _form(world, kind="regional", title="Hội nghị") + [("presenter_ids", str(leader.id)),
+                                                                 ("province_ids", str(world["unit"].id))]
+    r = await post_form(op, "/meetings/new", fields)
+    assert r.status == 303, await r.text()
+    m = await meeting_by_title(app, "Hội nghị")
+    assert m.kind == MeetingKind.REGIONAL
+    html = await page(op, f"/meetings/{m.id}")
+    assert "Hà Nội" in html and "Chủ trì và báo cáo viên" in html and "Hội nghị vùng" in html
+    # A lecture drops the provinces the form may still send.
+    fields = _form(world, title="Bài giảng") + [("province_ids", str(world["unit"].id))]
+    r = await post_form(op, "/meetings/new", fields)
+    assert r.status == 303
