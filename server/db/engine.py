@@ -52,10 +52,10 @@ def alembic_config() -> AlembicConfig:
 def _upgrade(connection: Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, "heads")
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """migrate: apply every Alembic migration up to head (idempotent)."""
+    """migrate: apply every Alembic migration up to every head (idempotent; branches from parallel work are fine)."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)
