@@ -72,12 +72,7 @@ def server_entry(conn: Connection, fast: bool, core: int) -> None:
     """server_entry runs the SFU, pinned to `core`, driven by commands over `conn`."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
-    if os.environ.get("BENCH_PROFILE"):
-        import cProfile
-
-        cProfile.runctx("asyncio.run(serve(conn, fast))", globals(), locals(), os.environ["BENCH_PROFILE"])
-    else:
-        asyncio.run(serve(conn, fast))
+    asyncio.run(serve(conn, fast))
 
 
 async def serve(conn: Connection, fast: bool) -> None:
@@ -86,6 +81,7 @@ async def serve(conn: Connection, fast: bool) -> None:
     sfu = Sfu(SfuConfig(ice_addresses=LOOPBACK, fast_path=fast, max_participants_per_room=1000))
     room = await sfu.room("bench")
     offers: dict[str, asyncio.Future[str]] = {}
+    profiler: Any = None
 
     def on_event_for(pid: str) -> Any:
         async def on_event(event: Event) -> None:
@@ -119,6 +115,16 @@ async def serve(conn: Connection, fast: bool) -> None:
                 "fast": sum(c.wire.fast_sent for c in consumers if c.wire),
                 "slow": sum(c.wire.slow_sent for c in consumers if c.wire),
             })
+        elif op == "profile":  # cProfile of the measurement window only (BENCH_PROFILE=path)
+            import cProfile
+
+            if cmd[1]:
+                profiler = cProfile.Profile()
+                profiler.enable()
+            elif profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(cmd[2])
+            conn.send(None)
         elif op == "stop":
             await sfu.close()
             conn.send(None)
@@ -234,9 +240,14 @@ async def run_one(n: int, fast: bool, seconds: float, frames: list[tuple[bytes, 
         answer = await call("publish", "pub", pub.localDescription.sdp, {"0": "camera", "1": "mic"})
         await pub.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
         await asyncio.sleep(3.0)  # connect, first keyframes
+        profile = os.environ.get("BENCH_PROFILE")
+        if profile:
+            await call("profile", True)
         s0, r0, t0 = await call("stats"), received[0], time.monotonic()
         await asyncio.sleep(seconds)
         s1, r1, t1 = await call("stats"), received[0], time.monotonic()
+        if profile:
+            await call("profile", False, f"{profile}.{n}")
         out = s1["out"] - s0["out"]
         if os.environ.get("BENCH_THREADS"):
             print({k: round(v - s0["threads"].get(k, 0), 3) for k, v in s1["threads"].items()})

@@ -1,26 +1,32 @@
-"""aiortc_hooks: the only module of Taphuan that touches aiortc / aioice internals.
+"""aiortc_hooks: the only module of Taphuan that touches aiortc / aioice (and pylibsrtp) internals.
 
-aiortc 1.16.0 and aioice 0.13.0 are pinned exactly; ``tests/sfu/test_aiortc_hooks.py`` fails when one of
-the private names used here disappears. Everything below is a hook:
+aiortc 1.16.0, aioice 0.13.0 and pylibsrtp 1.0.0 are pinned exactly; ``tests/sfu/test_aiortc_hooks.py`` fails
+when one of the private names used here disappears. Everything below is a hook:
 
 * ``SfuPeerConnection`` - an ``RTCPeerConnection`` that
   - gathers ICE candidates on a configured address list (aioice skips 127.0.0.1 by default),
+  - routes RTCP without aiortc's per-packet ``typing`` overhead (``install_fast_rtcp_routing``),
   - in forwarding mode swaps the stock sender/receiver of each new transceiver for
     ``ForwardingSender`` / ``ForwardingReceiver`` (mangled ``__createTransceiver`` override).
-* ``ForwardingReceiver`` - sees every decrypted, parsed RTP packet, stops aiortc's decoder thread right after
-  ``receive()``, routes RTX by SSRC (aiortc routes unknown SSRCs by payload type alone, which fails as soon
-  as two video receivers share one BUNDLE transport), and can send PLI upstream.
-* ``ForwardingSender`` - idle ``_run_rtp`` (no track, no encoder), keyframe requests and every subscriber
-  RTCP packet (RR, NACK, PLI/FIR, REMB) are handed to a callback; keeps the sender-report counters truthful.
-* ``PacketWire`` - the fast send path of one DTLS transport: SRTP-protect with the transport's libsrtp
-  session and ``sendto`` on the selected ICE pair's datagram transport, synchronously; falls back to
-  aiortc's awaited ``_send_rtp`` when the fast path is not available.
+* ``ForwardingReceiver`` - sees every decrypted, parsed RTP packet and replaces aiortc's receive path (no
+  jitter buffer, depayloading or decoder): RTCP receiver reports from ``RtpStreamStats``, NACKs from
+  ``NackTracker``, REMB from aiortc's estimator, PLI on request; routes RTX by SSRC (aiortc routes unknown
+  SSRCs by payload type alone, which fails as soon as two video receivers share one BUNDLE transport).
+* ``ForwardingSender`` - idle ``_run_rtp`` and ``_run_rtcp`` (no track, no encoder, no per-sender timer);
+  keyframe requests and every subscriber RTCP packet (RR, NACK, PLI/FIR, REMB) are handed to callbacks;
+  RTT from the subscriber's report blocks.
+* ``PacketWire`` - the fast send path of one DTLS transport: libsrtp protect in place and ``sendto`` on the
+  selected ICE pair's socket, synchronously (falls back to aiortc's awaited ``_send_rtp``); and one compound
+  SR + SDES packet per transport and interval for all its senders (``sender_reports``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +34,31 @@ from typing import Any
 from aioice.ice import Connection
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import is_rtx
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
-from aiortc.rtp import RTCP_RTPFB_NACK, AnyRtcpPacket, RtcpRtpfbPacket, RtpPacket, unwrap_rtx
+from aiortc.rtcrtpsender import RTT_ALPHA
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    AnyRtcpPacket,
+    RtcpByePacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    is_rtcp,
+    pack_remb_fci,
+    unpack_remb_fci,
+    unwrap_rtx,
+)
+from pylibsrtp._binding import ffi as _ffi
+from pylibsrtp._binding import lib as _lib
+
+from sfu.stats import NackTracker, RtpStreamStats
 
 logger = logging.getLogger(__name__)
 
@@ -43,22 +70,23 @@ URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 PRIVATE_NAMES: dict[type, tuple[str, ...]] = {
     RTCPeerConnection: ("_RTCPeerConnection__createDtlsTransport", "_RTCPeerConnection__createTransceiver"),
     RTCRtpReceiver: (
-        "_RTCRtpReceiver__stop_decoder", "_handle_rtp_packet", "_send_rtcp_pli", "_set_rtcp_ssrc",
+        "_RTCRtpReceiver__stop_decoder", "_handle_rtp_packet", "_send_rtcp", "_send_rtcp_nack",
+        "_send_rtcp_pli", "_set_rtcp_ssrc", "_run_rtcp",
     ),
     RTCRtpSender: ("_run_rtp", "_send_keyframe", "_handle_rtcp_packet", "_run_rtcp"),
-    RTCDtlsTransport: ("_send_rtp",),
+    RTCDtlsTransport: ("_send_rtp", "_handle_rtcp_data"),
+    RtpRouter: ("route_rtcp",),
     Connection: ("get_component_candidates", "gather_candidates"),
 }
 PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
-    "RTCRtpReceiver": ("_RTCRtpReceiver__decoder_thread", "_RTCRtpReceiver__decoder_queue"),
+    "RTCRtpReceiver": (
+        "_RTCRtpReceiver__decoder_thread", "_RTCRtpReceiver__decoder_queue", "_RTCRtpReceiver__remote_streams",
+    ),
     "RTCRtpSender": (
         "_RTCRtpSender__rtp_started",
         "_RTCRtpSender__rtp_exited",
-        "_RTCRtpSender__ntp_timestamp",
-        "_RTCRtpSender__rtp_timestamp",
-        "_RTCRtpSender__octet_count",
-        "_RTCRtpSender__packet_count",
-        "_RTCRtpSender__rtt",
+        "_RTCRtpSender__rtcp_started",
+        "_RTCRtpSender__rtcp_exited",
         "_rtx_ssrc",
         "_ssrc",
     ),
@@ -70,10 +98,14 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
         "_RTCDtlsTransport__tx_bytes",
         "_RTCDtlsTransport__tx_packets",
     ),
+    "RtpRouter": ("ssrc_table", "senders"),
     "RTCIceTransport": ("_connection",),
     "Connection": ("_nominated", "_components", "_local_candidates", "_local_candidates_start"),
+    "CandidatePair": ("protocol", "remote_addr"),
+    "DatagramTransport": ("_sock",),
+    "pylibsrtp.Session": ("_srtp", "_cdata", "_buffer"),
 }
-
+PYLIBSRTP_NAMES = ("srtp_protect",)  # functions of pylibsrtp._binding.lib called directly
 
 # --------------------------------------------------------------------------------------------- ICE
 
@@ -112,11 +144,13 @@ def ice_connection(dtls: RTCDtlsTransport) -> Connection:
 
 
 class ForwardingReceiver(RTCRtpReceiver):
-    """ForwardingReceiver hands every decrypted RTP packet to ``on_rtp`` and never decodes.
+    """ForwardingReceiver hands every decrypted RTP packet to ``on_rtp``; it never decodes or buffers.
 
-    RTX packets are unwrapped before ``on_rtp`` sees them (so a recovered packet is forwarded too). aiortc's
-    own handling still runs afterwards: receiver reports, NACKs, REMB and PLI on jitter-buffer trouble keep
-    flowing to the publisher.
+    It replaces aiortc's receive path (jitter buffer, depayloading, decoder queue) with what a publisher
+    still needs from us: RTCP receiver reports (``RtpStreamStats`` in aiortc's stream table, sent by aiortc's
+    RR loop), NACKs for gaps in video, REMB from aiortc's bitrate estimator when abs-send-time is negotiated,
+    and PLI when the SFU asks (``send_pli``). RTX packets are counted under their own SSRC and unwrapped
+    before ``on_rtp`` sees them, so a recovered packet is forwarded too.
     """
 
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
@@ -125,7 +159,20 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.rtx_to_media: dict[int, int] = {}
         self.rtx_apt: dict[int, int] = {}
         self.codecs: list[Any] = []
+        self.clock_rates: dict[int, int] = {}
         self.media_ssrc: int | None = None
+        self.rtcp_ssrc: int | None = None
+        self.streams: dict[int, RtpStreamStats] = {}
+        self.nack: NackTracker | None = NackTracker() if kind == "video" else None
+        self.remb: RemoteBitrateEstimator | None = RemoteBitrateEstimator() if kind == "video" else None
+        self.nacks_sent = 0
+        self.remb_sent = 0
+        me: Any = self
+        me._RTCRtpReceiver__remote_streams = self.streams  # aiortc's RR loop and getStats() read it
+
+    def _set_rtcp_ssrc(self, ssrc: int) -> None:
+        super()._set_rtcp_ssrc(ssrc)
+        self.rtcp_ssrc = ssrc
 
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
         """receive starts aiortc's receiver, then stops its decoder thread and routes RTX by SSRC."""
@@ -133,8 +180,11 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.stop_decoder()
         self.codecs = list(parameters.codecs)
         for codec in parameters.codecs:
+            if codec.payloadType is None:
+                continue
+            self.clock_rates[codec.payloadType] = codec.clockRate
             apt = codec.parameters.get("apt")
-            if is_rtx(codec) and isinstance(apt, int) and codec.payloadType is not None:
+            if is_rtx(codec) and isinstance(apt, int):
                 self.rtx_apt[codec.payloadType] = apt
         for encoding in parameters.encodings:
             if self.media_ssrc is None and encoding.ssrc:
@@ -172,18 +222,41 @@ class ForwardingReceiver(RTCRtpReceiver):
         return me._RTCRtpReceiver__decoder_thread
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        if not self._enabled:
+            return
+        ssrc = packet.ssrc
+        stats = self.streams.get(ssrc)
+        if stats is None:
+            rate = self.clock_rates.get(packet.payload_type)
+            if rate is None:
+                return  # unknown payload type (aiortc drops it too)
+            stats = self.streams[ssrc] = RtpStreamStats(rate)
+        stats.add(packet.sequence_number, packet.timestamp, time.time())
+        remb = self.remb
+        if remb is not None:
+            ast = packet.extensions.abs_send_time
+            if ast is not None:
+                estimate = remb.add(arrival_time_ms, ast, len(packet.payload) + packet.padding_size, ssrc)
+                if estimate is not None and self.rtcp_ssrc is not None:
+                    self.remb_sent += 1
+                    await self._send_rtcp(RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*estimate)
+                    ))
+        apt = self.rtx_apt.get(packet.payload_type)
+        if apt is not None:
+            media = self.rtx_to_media.get(ssrc)
+            if media is None or len(packet.payload) < 2:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=media)
+        elif self.media_ssrc is None:
+            self.media_ssrc = ssrc
+        nack = self.nack
+        if nack is not None and nack.add(packet.sequence_number) and self.rtcp_ssrc is not None:
+            self.nacks_sent += 1
+            await self._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
         sink = self.on_rtp
-        if sink is not None and self._enabled:
-            apt = self.rtx_apt.get(packet.payload_type)
-            if apt is None:
-                if self.media_ssrc is None:
-                    self.media_ssrc = packet.ssrc
-                sink(packet)
-            else:
-                media = self.rtx_to_media.get(packet.ssrc)
-                if media is not None and len(packet.payload) >= 2:
-                    sink(unwrap_rtx(packet, payload_type=apt, ssrc=media))
-        await super()._handle_rtp_packet(packet, arrival_time_ms)
+        if sink is not None:
+            sink(packet)
 
     async def send_pli(self, media_ssrc: int) -> None:
         """send_pli sends an RTCP Picture Loss Indication for `media_ssrc` to the publisher."""
@@ -193,6 +266,50 @@ class ForwardingReceiver(RTCRtpReceiver):
 async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     """send_pli makes any aiortc receiver (ours or a stock client's) send a PLI for `media_ssrc`."""
     await receiver._send_rtcp_pli(media_ssrc)
+
+
+def install_fast_rtcp_routing(dtls: RTCDtlsTransport) -> None:
+    """install_fast_rtcp_routing replaces the ``route_rtcp`` of one transport's RtpRouter (instance only).
+
+    Same routing as aiortc's (SR/BYE to receivers by SSRC; report blocks, feedback media SSRC and REMB SSRCs
+    to senders) without the nested function whose ``Union`` annotations aiortc evaluates per RTCP packet.
+    """
+    router: Any = dtls._rtp_router
+    receivers: dict[int, Any] = router.ssrc_table
+    senders: dict[int, Any] = router.senders
+
+    def route_rtcp(packet: AnyRtcpPacket) -> set[Any]:
+        out: set[Any] = set()
+        kind = type(packet)
+        if kind is RtcpRrPacket or kind is RtcpSrPacket:
+            if kind is RtcpSrPacket:
+                r = receivers.get(packet.ssrc)  # type: ignore[union-attr]
+                if r is not None:
+                    out.add(r)
+            for report in packet.reports:  # type: ignore[union-attr]
+                s = senders.get(report.ssrc)
+                if s is not None:
+                    out.add(s)
+        elif kind is RtcpRtpfbPacket or kind is RtcpPsfbPacket:
+            s = senders.get(packet.media_ssrc)  # type: ignore[union-attr]
+            if s is not None:
+                out.add(s)
+            if kind is RtcpPsfbPacket and packet.fmt == RTCP_PSFB_APP:  # type: ignore[union-attr]
+                try:
+                    for ssrc in unpack_remb_fci(packet.fci)[1]:  # type: ignore[union-attr]
+                        s = senders.get(ssrc)
+                        if s is not None:
+                            out.add(s)
+                except ValueError:
+                    pass
+        elif kind is RtcpByePacket:
+            for source in packet.sources:  # type: ignore[union-attr]
+                r = receivers.get(source)
+                if r is not None:
+                    out.add(r)
+        return out
+
+    router.route_rtcp = route_rtcp
 
 
 # ------------------------------------------------------------------------------------------ sender
@@ -214,13 +331,20 @@ class SendContext:
     abs_send_time_id: int | None
     audio_level_id: int | None
     transport: RTCDtlsTransport
+    cname: str = ""
+
+
+SrInfo = tuple[int, int, int, int]  # NTP timestamp, RTP timestamp, packet count, octet count
 
 
 class ForwardingSender(RTCRtpSender):
     """ForwardingSender is a sendonly slot that never encodes: a Consumer pushes rewritten packets itself.
 
     Callbacks (set by the Consumer): ``on_ready(SendContext)`` once negotiated, ``on_rtcp(packet)`` for every
-    RTCP packet the subscriber sends about this SSRC, ``on_keyframe()`` for PLI/FIR.
+    RTCP packet the subscriber sends about this SSRC, ``on_keyframe()`` for PLI/FIR, ``sr_info()`` for the
+    sender-report counters. aiortc's per-sender RTP and RTCP tasks idle: the transport's ``PacketWire`` sends
+    one compound RTCP packet with the SRs of all its senders (``add_sender``), and this class computes the
+    round-trip time from the subscriber's report blocks (LSR/DLSR) itself.
     """
 
     def __init__(self, trackOrKind: Any, transport: RTCDtlsTransport) -> None:
@@ -228,7 +352,11 @@ class ForwardingSender(RTCRtpSender):
         self.on_ready: Callable[[SendContext], None] | None = None
         self.on_rtcp: Callable[[AnyRtcpPacket], None] | None = None
         self.on_keyframe: Callable[[], None] | None = None
+        self.sr_info: Callable[[], SrInfo] | None = None
         self.context: SendContext | None = None
+        self.lsr = -1  # middle 32 bits of the NTP timestamp of our last SR
+        self.lsr_time = 0.0
+        self.rtt: float | None = None  # seconds, smoothed like aiortc (RTT_ALPHA)
 
     async def send(self, parameters: RTCRtpSendParameters) -> None:
         """send starts the (idle) RTP and RTCP tasks and publishes the negotiated SendContext."""
@@ -256,66 +384,81 @@ class ForwardingSender(RTCRtpSender):
             abs_send_time_id=ids.get(URI_ABS_SEND_TIME),
             audio_level_id=ids.get(URI_AUDIO_LEVEL),
             transport=self.transport,
+            cname=parameters.rtcp.cname or "",
         )
         if self.on_ready is not None:
             self.on_ready(self.context)
 
     async def _run_rtp(self, codec: Any) -> None:
-        me: Any = self
-        me._RTCRtpSender__rtp_started.set()
+        await self._idle("_RTCRtpSender__rtp_started", "_RTCRtpSender__rtp_exited")
+
+    async def _run_rtcp(self) -> None:
+        await self._idle("_RTCRtpSender__rtcp_started", "_RTCRtpSender__rtcp_exited")
+
+    async def _idle(self, started: str, exited: str) -> None:
+        getattr(self, started).set()  # stop() waits for these two events
         try:
             await asyncio.Future()
         except asyncio.CancelledError:
             pass
         finally:
-            me._RTCRtpSender__rtp_exited.set()
+            getattr(self, exited).set()
 
     def _send_keyframe(self) -> None:
         if self.on_keyframe is not None:
             self.on_keyframe()
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
-        # aiortc: RR -> RTT estimate and getStats(); PLI/FIR -> _send_keyframe(); NACK is ours (history).
-        if not (isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK):
-            await super()._handle_rtcp_packet(packet)
+        kind = type(packet)
+        if kind is RtcpRrPacket or kind is RtcpSrPacket:
+            for report in packet.reports:  # type: ignore[union-attr]
+                if report.ssrc == self._ssrc and report.lsr == self.lsr and report.dlsr:
+                    rtt = time.time() - self.lsr_time - report.dlsr / 65536
+                    self.rtt = rtt if self.rtt is None else RTT_ALPHA * self.rtt + (1 - RTT_ALPHA) * rtt
+        elif kind is RtcpPsfbPacket and packet.fmt in (RTCP_PSFB_FIR, RTCP_PSFB_PLI):  # type: ignore[union-attr]
+            self._send_keyframe()
         if self.on_rtcp is not None:
             self.on_rtcp(packet)
 
-    def note_sent(self, ntp_timestamp: int, rtp_timestamp: int, payload_bytes: int) -> None:
-        """note_sent updates the sender-report counters after one forwarded packet."""
-        me: Any = self
-        me._RTCRtpSender__ntp_timestamp = ntp_timestamp
-        me._RTCRtpSender__rtp_timestamp = rtp_timestamp
-        me._RTCRtpSender__octet_count += payload_bytes
-        me._RTCRtpSender__packet_count += 1
 
-    @property
-    def rtt(self) -> float | None:
-        """rtt is aiortc's smoothed round-trip time from the subscriber's RR (LSR/DLSR), in seconds."""
-        me: Any = self
-        value: float | None = me._RTCRtpSender__rtt
-        return value
+_SR = struct.Struct("!BBHIQIII")  # V=2 RC=0, PT=200, length, SSRC, NTP, RTP ts, packets, octets
 
-    @property
-    def sr_counters(self) -> tuple[int, int, int, int]:
-        """sr_counters is (ntp timestamp, rtp timestamp, packets, octets) as the next SR will carry them."""
-        me: Any = self
-        return (
-            me._RTCRtpSender__ntp_timestamp,
-            me._RTCRtpSender__rtp_timestamp,
-            me._RTCRtpSender__packet_count,
-            me._RTCRtpSender__octet_count,
-        )
+
+def sender_reports(senders: Sequence[ForwardingSender], now: float) -> bytes:
+    """sender_reports builds one compound RTCP packet: an SR per sender that has sent media, then its SDES.
+
+    Senders that never sent a packet are left out (nothing to synchronise). Each reported sender's
+    ``lsr`` / ``lsr_time`` are set so its next receiver report yields a round-trip time. Returns b"" when
+    no sender has anything to report.
+    """
+    out = bytearray()
+    chunks: list[bytes] = []
+    for s in senders:
+        info = s.sr_info() if s.sr_info is not None else None
+        ctx = s.context
+        if info is None or ctx is None or not info[2]:
+            continue
+        ntp, rtp_ts, packets, octets = info
+        out += _SR.pack(0x80, 200, 6, ctx.ssrc, ntp, rtp_ts, packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
+        s.lsr = (ntp >> 16) & 0xFFFFFFFF
+        s.lsr_time = now
+        cname = ctx.cname.encode()[:255]
+        chunk = struct.pack("!IBB", ctx.ssrc, 1, len(cname)) + cname
+        chunks.append(chunk + bytes(4 - len(chunk) % 4))  # null item ending the chunk, 32-bit padded
+    for chunk in chunks:  # one SDES per chunk: aiortc's parser misreads the padding between chunks
+        out += struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
+    return bytes(out)
 
 
 # --------------------------------------------------------------------------------------------- wire
 
 
 class PacketWire:
-    """PacketWire sends plain RTP/RTCP bytes over one DTLS transport.
+    """PacketWire sends plain RTP/RTCP over one DTLS transport, and the sender reports of its senders.
 
-    Fast path: ``libsrtp protect`` + ``DatagramTransport.sendto`` on the nominated ICE pair, no await.
-    Slow path (fast disabled, or no nominated pair yet): a task awaiting aiortc's ``_send_rtp``.
+    Fast path: libsrtp protect in place in the SRTP session's own buffer (``pylibsrtp`` internals: no copies,
+    no Python wrapper) and ``socket.sendto`` on the nominated ICE pair's socket, no await. Slow path (fast
+    disabled, or no nominated pair yet): a task awaiting aiortc's ``_send_rtp``.
     """
 
     def __init__(self, transport: RTCDtlsTransport, fast: bool = True) -> None:
@@ -323,35 +466,98 @@ class PacketWire:
         self._ice: Any = ice_connection(transport)
         self._fast = fast
         self._pair: Any = None
+        self._sock: Any = None
         self._udp: Any = None
         self._addr: tuple[str, int] | None = None
+        self._session: Any = None
+        self._srtp: Any = None
+        self._cdata: Any = None
+        self._view: memoryview | None = None
+        self._len = _ffi.new("int *")
         self._tasks: set[asyncio.Future[None]] = set()
+        self._senders: list[ForwardingSender] = []
+        self._timer: asyncio.TimerHandle | None = None
         self.fast_sent = 0
         self.slow_sent = 0
+        self.reports_sent = 0
 
     @property
     def connected(self) -> bool:
         """connected is true while the DTLS transport can carry SRTP."""
         return bool(self._dtls._state is DtlsState.CONNECTED)
 
-    def send(self, plain: bytes) -> bool:
-        """send protects and sends one plain RTP packet; False when the transport is not connected."""
+    def _route(self) -> bool:
+        """_route (re)binds the fast path to the nominated pair and the SRTP session; False: use the slow path."""
+        pair = self._ice._nominated.get(1)
+        if pair is None:
+            return False
+        session = self._dtls._tx_srtp
+        if pair is not self._pair or session is not self._session:
+            udp = pair.protocol.transport
+            sock = getattr(udp, "_sock", None)
+            if sock is None:
+                return False
+            self._pair, self._udp, self._sock, self._addr = pair, udp, sock, pair.remote_addr
+            self._session = session
+            self._srtp = session._srtp[0]
+            self._cdata = session._cdata
+            self._view = memoryview(session._buffer)
+        return True
+
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+        """send_rtp protects and sends header + payload (+ `padding` bytes of RTP padding) as one packet.
+
+        Returns False when the transport is not connected. The caller sets the P bit in `head`.
+        """
         dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
             return False
-        if self._fast:
-            pair = self._ice._nominated.get(1)
-            if pair is not None:
-                if pair is not self._pair:
-                    self._pair = pair
-                    self._udp = pair.protocol.transport
-                    self._addr = pair.remote_addr
-                data = dtls._tx_srtp.protect(plain)
-                self._udp.sendto(data, self._addr)
-                dtls._RTCDtlsTransport__tx_bytes += len(data)
-                dtls._RTCDtlsTransport__tx_packets += 1
-                self.fast_sent += 1
-                return True
+        if self._fast and (self._pair is not None and self._pair is self._ice._nominated.get(1)
+                           and self._session is dtls._tx_srtp or self._route()):
+            hl = len(head)
+            n = hl + len(payload)
+            view = self._view
+            assert view is not None
+            if n + padding > _MAX_PLAIN:
+                return self._send_slow_bytes(b"".join((head, payload, _pad(padding))))
+            view[:hl] = head
+            view[hl:n] = payload
+            if padding:
+                view[n:n + padding] = _pad(padding)
+                n += padding
+            length = self._len
+            length[0] = n
+            if _lib.srtp_protect(self._srtp, self._cdata, length):
+                return False  # libsrtp refused (e.g. replay): nothing sent, like aiortc's error path
+            data = view[:length[0]]
+            try:
+                self._sock.sendto(data, self._addr)
+            except (BlockingIOError, InterruptedError):
+                self._udp.sendto(bytes(data), self._addr)  # the transport buffers and retries
+            except OSError:
+                return False
+            dtls._RTCDtlsTransport__tx_bytes += len(data)
+            dtls._RTCDtlsTransport__tx_packets += 1
+            self.fast_sent += 1
+            return True
+        return self._send_slow_bytes(b"".join((head, payload, _pad(padding))))
+
+    def send(self, plain: bytes) -> bool:
+        """send protects and sends one plain RTP or RTCP packet; False when the transport is not connected."""
+        dtls = self._dtls
+        if dtls._state is not DtlsState.CONNECTED:
+            return False
+        if self._fast and self._route():
+            session = self._session
+            data = session.protect_rtcp(plain) if is_rtcp(plain) else session.protect(plain)
+            self._udp.sendto(data, self._addr)
+            dtls._RTCDtlsTransport__tx_bytes += len(data)
+            dtls._RTCDtlsTransport__tx_packets += 1
+            self.fast_sent += 1
+            return True
+        return self._send_slow_bytes(plain)
+
+    def _send_slow_bytes(self, plain: bytes) -> bool:
         self.slow_sent += 1
         task = asyncio.ensure_future(self._send_slow(plain))
         self._tasks.add(task)
@@ -363,6 +569,45 @@ class PacketWire:
             await self._dtls._send_rtp(data)
         except ConnectionError:
             pass
+
+    # --------------------------------------------------------------------------- sender reports
+
+    def add_sender(self, sender: ForwardingSender) -> None:
+        """add_sender includes `sender` in this transport's periodic sender reports (every 0.5-1.5 s)."""
+        if sender not in self._senders:
+            self._senders.append(sender)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(0.5 + random.random(), self._report)
+
+    def _report(self) -> None:
+        self._timer = None
+        state = self._dtls._state
+        if state is DtlsState.CLOSED or state is DtlsState.FAILED:
+            return
+        if state is DtlsState.CONNECTED:
+            self.send_reports()
+        self._timer = asyncio.get_running_loop().call_later(0.5 + random.random(), self._report)
+
+    def send_reports(self) -> bool:
+        """send_reports sends one compound SR + SDES packet now; False when there was nothing to report."""
+        data = sender_reports(self._senders, time.time())
+        if not data:
+            return False
+        self.reports_sent += 1
+        return self.send(data)
+
+    def close(self) -> None:
+        """close stops the sender-report timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+_MAX_PLAIN = 1500 - 16 - 128  # pylibsrtp's buffer minus SRTP_MAX_TRAILER_LEN
+
+
+def _pad(n: int) -> bytes:
+    return bytes(n - 1) + bytes((n,)) if n else b""
 
 
 # ------------------------------------------------------------------------------------ peer conn
@@ -391,6 +636,7 @@ class SfuPeerConnection(RTCPeerConnection):
         dtls: RTCDtlsTransport = base._RTCPeerConnection__createDtlsTransport(self)
         if self._sfu_ice_addresses:
             use_gathering_addresses(ice_connection(dtls), self._sfu_ice_addresses)
+        install_fast_rtcp_routing(dtls)
         return dtls
 
     def _RTCPeerConnection__createTransceiver(  # noqa: N802 - aiortc's name

@@ -1,9 +1,12 @@
 """consumer: a Consumer is one slot of a down Peer: which Producer fills it and how its packets are rewritten.
 
 The hot path is ``Consumer.forward``: for each inbound packet of its source it writes the slot's header
-(payload type, sequence number, timestamp, SSRC, header extensions with the slot's own ids and mid) in front
-of the untouched payload, keeps the plain packet in a 128-entry history for NACK / RTX, updates the
-sender-report counters and hands the bytes to the down Peer's PacketWire (SRTP + sendto, no await).
+(payload type, sequence number, timestamp, SSRC, header extensions with the slot's own ids and mid) into one
+preallocated ``bytearray`` with ``struct.pack_into`` and hands header and untouched payload to the down
+Peer's PacketWire, which assembles, SRTP-protects and sends them in place (no await, no task, no
+``RtpPacket``). The 128-entry history keeps ``(seq, ts, Inbound)`` - the shared inbound packet, no copy -
+and rebuilds a header only for the rare retransmission. Sender-report counters are plain attributes read by
+the wire's report timer (``sr_info``).
 
 Sequence numbers and timestamps stay continuous across source switches (``HeaderRewriter``): libsrtp's
 replay window rejects a sequence number jumping back by more than 1024, and decoders see one stream.
@@ -29,13 +32,14 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from sfu.aiortc_hooks import ForwardingSender, PacketWire, SendContext
+from sfu.aiortc_hooks import ForwardingSender, PacketWire, SendContext, SrInfo
 from sfu.stats import ConsumerStats, RateMeter
 
 if TYPE_CHECKING:
     from sfu.producer import Producer
 
 HISTORY_SIZE = 128
+_MASK = HISTORY_SIZE - 1
 _HDR = struct.Struct("!BHI")  # marker|pt, sequence number, timestamp at offset 1
 _AST = struct.Struct("!HB")  # abs-send-time, 3 bytes
 _OSN = struct.Struct("!H")
@@ -176,9 +180,10 @@ class Consumer:
         self._al_off = 0
         self._pt_byte = 0
         self._waiting_keyframe = kind == "video"
-        self._hist: list[bytes | None] = [None] * HISTORY_SIZE
-        self._hist_seq: list[int] = [-1] * HISTORY_SIZE
+        self._hist: list[tuple[int, int, Inbound] | None] = [None] * HISTORY_SIZE
         self._rtx_seq = 0
+        self.last_ntp = 0  # NTP arrival time and output RTP timestamp of the last packet sent (for SRs)
+        self.last_ts = 0
         # statistics
         self.packets_sent = 0
         self.bytes_sent = 0
@@ -193,6 +198,7 @@ class Consumer:
         sender.on_ready = self._on_ready
         sender.on_rtcp = self._on_rtcp
         sender.on_keyframe = self._on_keyframe
+        sender.sr_info = self.sr_info
         if sender.context is not None:
             self._on_ready(sender.context)
 
@@ -201,6 +207,7 @@ class Consumer:
     def _on_ready(self, ctx: SendContext) -> None:
         self.ctx = ctx
         self.wire = self._wire_for(ctx)
+        self.wire.add_sender(self.sender)
         frame = 3000 if ctx.kind == "video" else ctx.clock_rate // 50
         self._rewriter = HeaderRewriter(
             ctx.clock_rate, frame, first_seq=random.randrange(0x8000), first_ts=random.getrandbits(32),
@@ -256,19 +263,22 @@ class Consumer:
             _AST.pack_into(head, self._ast_off, ast >> 8, ast & 0xFF)
         if self._al_off:
             head[self._al_off] = p.audio_level
+        self._hist[seq & _MASK] = (seq, ts, p)
         if p.padding:
             head[0] |= 0x20
-            data = b"".join((head, p.payload, bytes(p.padding - 1), bytes((p.padding,))))
+            sent = wire.send_rtp(head, p.payload, p.padding)
             head[0] &= 0xDF
         else:
-            data = b"".join((head, p.payload))
-        i = seq & (HISTORY_SIZE - 1)
-        self._hist[i] = data
-        self._hist_seq[i] = seq
-        if wire.send(data):
+            sent = wire.send_rtp(head, p.payload)
+        if sent:
             self.packets_sent += 1
             self.bytes_sent += len(p.payload)
-            self.sender.note_sent(p.ntp, ts, len(p.payload))
+            self.last_ntp = p.ntp
+            self.last_ts = ts
+
+    def sr_info(self) -> SrInfo:
+        """sr_info is (NTP, RTP timestamp, packets, payload octets) for this slot's next sender report."""
+        return self.last_ntp, self.last_ts, self.packets_sent, self.bytes_sent
 
     # -------------------------------------------------------------------------------------- RTCP
 
@@ -302,24 +312,25 @@ class Consumer:
 
     def retransmit(self, seq: int) -> bool:
         """retransmit re-sends packet `seq` from the history (wrapped in RTX when negotiated)."""
-        i = seq & (HISTORY_SIZE - 1)
-        plain = self._hist[i]
+        entry = self._hist[seq & _MASK]
         ctx = self.ctx
-        if plain is None or self._hist_seq[i] != seq or ctx is None or self.wire is None:
+        if entry is None or entry[0] != seq or ctx is None or self.wire is None:
             return False
-        if ctx.rtx_payload_type is not None:
-            hl = len(self._head)
-            rtx = bytearray(plain[:hl])
-            ts = struct.unpack_from("!I", plain, 4)[0]
-            _RTX_HDR.pack_into(
-                rtx, 1, (plain[1] & 0x80) | ctx.rtx_payload_type, self._rtx_seq, ts, ctx.rtx_ssrc
-            )
-            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            data = b"".join((rtx, _OSN.pack(seq), plain[hl:]))
-        else:
-            data = plain
+        _, ts, p = entry
+        head = bytearray(self._head)
+        if self._ast_off:
+            _AST.pack_into(head, self._ast_off, p.abs_send_time >> 8, p.abs_send_time & 0xFF)
+        if self._al_off:
+            head[self._al_off] = p.audio_level
         self.retransmitted += 1
-        return self.wire.send(data)
+        if ctx.rtx_payload_type is not None:
+            _RTX_HDR.pack_into(head, 1, (p.marker << 7) | ctx.rtx_payload_type, self._rtx_seq, ts, ctx.rtx_ssrc)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            return self.wire.send_rtp(head, _OSN.pack(seq) + p.payload)
+        _HDR.pack_into(head, 1, (p.marker << 7) | self._pt_byte, seq, ts)
+        if p.padding:
+            head[0] |= 0x20
+        return self.wire.send_rtp(head, p.payload, p.padding)
 
     # ------------------------------------------------------------------------------------- stats
 

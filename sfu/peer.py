@@ -212,4 +212,6 @@ class Peer:
     async def close(self) -> None:
         """close closes the connection (no on_lost callback for a close we asked for)."""
         self._closing = True
+        for wire in self._wires.values():
+            wire.close()
         await self.pc.close()

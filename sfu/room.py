@@ -665,6 +665,11 @@ class Room:
             "floor-video": self._fill(floor, "camera", viewer),
             "floor-audio": self._fill(floor, "mic", viewer),
         }
+        if "program-video" in viewer.consumers:  # the recorder: screen, else presenter camera, else floor camera
+            plan["program-video"] = next(
+                (f for f in (plan["screen"], plan["presenter-video"], plan["floor-video"]) if f[3] == "live"),
+                (None, None, None, "empty"),
+            )
         if "grid-0" in viewer.consumers:
             n = self.config.grid_slots
             sources = self._grid_sources(viewer)
@@ -719,6 +724,7 @@ class Sfu:
     config: SfuConfig = field(default_factory=SfuConfig)
     clock: Callable[[], float] = time.monotonic
     rooms: dict[str, Room] = field(default_factory=dict)
+    on_room_created: list[Callable[[Room], None]] = field(default_factory=list)  # e.g. the recorder manager
 
     async def room(self, room_id: str, video_codec: str | None = None) -> Room:
         """room returns the open room `room_id`, creating it with `video_codec` (default from config)."""
@@ -727,6 +733,8 @@ class Sfu:
             room = Room(room_id, video_codec or self.config.video_codec, self.config, self.participant_count,
                         self._forget, self.clock)
             self.rooms[room_id] = room
+            for callback in self.on_room_created:
+                callback(room)
         return room
 
     def participant_count(self) -> int:

@@ -1,8 +1,11 @@
-"""stats: RTCP-derived loss / jitter / RTT / bitrate per Consumer, and inbound statistics per Producer."""
+"""stats: RTCP-derived loss / jitter / RTT / bitrate per Consumer, inbound statistics per Producer, and the
+receive-side RTP statistics (RFC 3550) and NACK tracking of ForwardingReceiver."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from aiortc.rtp import clamp_packets_lost
 
 
 @dataclass(frozen=True)
@@ -91,3 +94,131 @@ class SequenceTracker:
     def lost(self) -> int:
         """lost is expected minus received, never negative (duplicates and RTX can overshoot)."""
         return max(0, self.expected - self.received)
+
+
+class RtpStreamStats:
+    """RtpStreamStats: RFC 3550 A.3 / A.8 receive statistics of one SSRC, read by aiortc's RR loop.
+
+    It has the attributes aiortc's ``RTCRtpReceiver._run_rtcp`` and ``getStats()`` read from a
+    ``StreamStatistics`` (``packets_received``, ``max_seq``, ``fraction_lost``, ``packets_lost``, ``jitter``)
+    but is fed plain integers, and ``max_seq`` is the extended highest sequence number (cycles included) as
+    RFC 3550 wants it in a report block.
+    """
+
+    __slots__ = (
+        "clock_rate", "base_seq", "max16", "cycles", "packets_received", "_jitter_q4", "_last_transit",
+        "_last_ts", "_expected_prior", "_received_prior",
+    )
+
+    def __init__(self, clock_rate: int) -> None:
+        self.clock_rate = clock_rate
+        self.base_seq: int | None = None
+        self.max16 = 0
+        self.cycles = 0
+        self.packets_received = 0
+        self._jitter_q4 = 0
+        self._last_transit: int | None = None
+        self._last_ts = -1
+        self._expected_prior = 0
+        self._received_prior = 0
+
+    def add(self, seq: int, ts: int, arrival: float) -> None:
+        """add notes one received packet (`arrival` in seconds, any epoch)."""
+        self.packets_received += 1
+        if self.base_seq is None:
+            self.base_seq = self.max16 = seq
+        else:
+            delta = (seq - self.max16) & 0xFFFF
+            if delta == 0 or delta >= 0x8000:
+                return  # duplicate or reordered: counted, no jitter sample (like aiortc)
+            if seq < self.max16:
+                self.cycles += 0x10000
+            self.max16 = seq
+        if ts != self._last_ts:
+            transit = int(arrival * self.clock_rate) - ts
+            last = self._last_transit
+            if last is not None:
+                d = transit - last
+                if d < 0:
+                    d = -d
+                self._jitter_q4 += d - ((self._jitter_q4 + 8) >> 4)
+            self._last_transit = transit
+            self._last_ts = ts
+
+    @property
+    def max_seq(self) -> int:
+        """max_seq is the extended highest sequence number received."""
+        return self.cycles + self.max16
+
+    @property
+    def packets_expected(self) -> int:
+        """packets_expected is extended highest - base + 1 (0 before the first packet)."""
+        if self.base_seq is None:
+            return 0
+        return self.cycles + self.max16 - self.base_seq + 1
+
+    @property
+    def packets_lost(self) -> int:
+        """packets_lost is the cumulative loss, clamped to the 24-bit signed RR field."""
+        return clamp_packets_lost(self.packets_expected - self.packets_received)
+
+    @property
+    def fraction_lost(self) -> int:
+        """fraction_lost is the loss since the previous read, in 1/256 (reading starts a new interval)."""
+        expected = self.packets_expected
+        expected_interval = expected - self._expected_prior
+        self._expected_prior = expected
+        received_interval = self.packets_received - self._received_prior
+        self._received_prior = self.packets_received
+        lost = expected_interval - received_interval
+        if expected_interval <= 0 or lost <= 0:
+            return 0
+        return min(255, (lost << 8) // expected_interval)
+
+    @property
+    def jitter(self) -> int:
+        """jitter is the interarrival jitter in timestamp units."""
+        return self._jitter_q4 >> 4
+
+
+class NackTracker:
+    """NackTracker finds missing sequence numbers among the last `window` packets (video NACKs).
+
+    ``add(seq)`` returns True when `seq` revealed a new gap; ``missing`` then lists what to NACK (the same
+    policy as aiortc's NackGenerator, on plain integers, and a jump of more than `window` starts over
+    instead of listing thousands of packets).
+    """
+
+    __slots__ = ("window", "max_seq", "missing")
+
+    def __init__(self, window: int = 128) -> None:
+        self.window = window
+        self.max_seq: int | None = None
+        self.missing: set[int] = set()
+
+    def add(self, seq: int) -> bool:
+        """add notes one received sequence number; True when new packets are missing."""
+        last = self.max_seq
+        if last is None:
+            self.max_seq = seq
+            return False
+        delta = (seq - last) & 0xFFFF
+        if delta == 0:
+            return False
+        if delta >= 0x8000:  # older: a late packet or a retransmission
+            self.missing.discard(seq)
+            return False
+        self.max_seq = seq
+        missing = self.missing
+        if delta > self.window:
+            missing.clear()
+            return False
+        if missing:
+            low = (seq - self.window) & 0xFFFF
+            for old in [s for s in missing if (low - s) & 0xFFFF < 0x8000 and s != low]:
+                missing.discard(old)
+        if delta == 1:
+            return False
+        for i in range(1, delta):
+            missing.add((last + i) & 0xFFFF)
+        return True

@@ -10,14 +10,22 @@ from sfu.aiortc_hooks import SendContext
 
 
 class FakeWire:
-    """FakeWire records what a Consumer would send."""
+    """FakeWire records what a Consumer would send (whole plain packets) and the senders it reports for."""
 
     def __init__(self) -> None:
         self.sent: list[bytes] = []
+        self.senders: list[Any] = []
 
     def send(self, data: bytes) -> bool:
         self.sent.append(data)
         return True
+
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+        pad = bytes(padding - 1) + bytes((padding,)) if padding else b""
+        return self.send(bytes(head) + payload + pad)
+
+    def add_sender(self, sender: Any) -> None:
+        self.senders.append(sender)
 
 
 class FakeSender:
@@ -27,12 +35,9 @@ class FakeSender:
         self.on_ready: Any = None
         self.on_rtcp: Any = None
         self.on_keyframe: Any = None
+        self.sr_info: Any = None
         self.context: SendContext | None = None
         self.rtt: float | None = None
-        self.sr: list[tuple[int, int, int]] = []
-
-    def note_sent(self, ntp: int, rtp_ts: int, size: int) -> None:
-        self.sr.append((ntp, rtp_ts, size))
 
 
 class FakeReceiver:

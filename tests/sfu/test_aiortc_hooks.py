@@ -4,19 +4,45 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
 
+import pylibsrtp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.rtp import RtpPacket, wrap_rtx
+from aiortc.rtcdtlstransport import RtpRouter
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpByePacket,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    is_rtcp,
+    pack_remb_fci,
+    wrap_rtx,
+)
+from pylibsrtp._binding import lib as _lib
 
 from sfu.aiortc_hooks import (
     PRIVATE_INSTANCE_NAMES,
     PRIVATE_NAMES,
+    PYLIBSRTP_NAMES,
     ForwardingReceiver,
     ForwardingSender,
     SfuPeerConnection,
     ice_connection,
+    install_fast_rtcp_routing,
+    sender_reports,
 )
 from sfu.config import SfuConfig
 from sfu.peer import Peer
@@ -100,7 +126,7 @@ async def test_receiver_stops_decoder_and_routes_rtx_by_ssrc(
     assert [(p.ssrc, p.sequence_number, p.payload) for p in got] == [(media_ssrc, 4242, b"\x10ab")]
 
 
-async def test_sender_is_idle_and_keeps_sr_counters(connected_pair: tuple[Peer, SfuPeerConnection]) -> None:
+async def test_sender_is_idle_and_reports_through_the_wire() -> None:
     down = Peer("p", True, SfuConfig(ice_addresses=["127.0.0.1"]), "video/vp8", lambda p, s: None)
     try:
         sender = down.add_slot("video")
@@ -112,20 +138,138 @@ async def test_sender_is_idle_and_keeps_sr_counters(connected_pair: tuple[Peer, 
         dtls = sender.transport
         for name in PRIVATE_INSTANCE_NAMES["RTCDtlsTransport"]:
             assert hasattr(dtls, name), name
+        for name in PRIVATE_INSTANCE_NAMES["RtpRouter"]:
+            assert hasattr(dtls._rtp_router, name), name  # type: ignore[attr-defined]
         assert hasattr(dtls.transport, "_connection")
         conn = ice_connection(dtls)
         for name in PRIVATE_INSTANCE_NAMES["Connection"]:
             assert hasattr(conn, name), name
-        sender.note_sent(123 << 32, 777, 1000)
-        sender.note_sent(124 << 32, 778, 500)
-        assert sender.sr_counters == (124 << 32, 778, 2, 1500)
         assert sender.rtt is None
         kf: list[int] = []
         sender.on_keyframe = lambda: kf.append(1)
-        sender._send_keyframe()
+        await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc))
         assert kf == [1]
     finally:
         await down.close()
+
+
+def test_pylibsrtp_internals_exist() -> None:
+    session = pylibsrtp.Session()
+    for name in PRIVATE_INSTANCE_NAMES["pylibsrtp.Session"]:
+        assert hasattr(session, name), name
+    for name in PYLIBSRTP_NAMES:
+        assert hasattr(_lib, name), name
+    assert importlib.metadata.version("pylibsrtp") == "1.0.0"
+
+
+def sr_sender(ssrc: int, info: tuple[int, int, int, int] | None, cname: str = "c") -> ForwardingSender:
+    sender = ForwardingSender.__new__(ForwardingSender)  # only the attributes sender_reports reads
+    sender.sr_info = (lambda: info) if info is not None else None
+    sender.context = SimpleNamespace(ssrc=ssrc, cname=cname)  # type: ignore[assignment]
+    sender.lsr, sender.lsr_time = -1, 0.0
+    return sender
+
+
+def test_sender_reports_are_one_compound_packet_and_give_rtt() -> None:
+    a = sr_sender(0x1111, (0x0102030405060708, 90000, 10, 12000), "peer-cname")
+    b = sr_sender(0x2222, (0x1112131415161718, 48000, 3, 300), "peer-cname")
+    idle = sr_sender(0x3333, (0, 0, 0, 0))
+    unready = sr_sender(0x4444, None)
+    data = sender_reports([a, idle, b, unready], now=1000.0)
+    packets = RtcpPacket.parse(data)
+    assert [type(p) for p in packets] == [RtcpSrPacket, RtcpSrPacket, RtcpSdesPacket, RtcpSdesPacket]
+    sr_a, sr_b, sdes_a, sdes_b = packets
+    assert isinstance(sr_a, RtcpSrPacket) and isinstance(sr_b, RtcpSrPacket)
+    assert isinstance(sdes_a, RtcpSdesPacket) and isinstance(sdes_b, RtcpSdesPacket)
+    assert (sr_a.ssrc, sr_a.sender_info.ntp_timestamp, sr_a.sender_info.rtp_timestamp) == (
+        0x1111, 0x0102030405060708, 90000)
+    assert (sr_a.sender_info.packet_count, sr_a.sender_info.octet_count) == (10, 12000)
+    assert sr_b.ssrc == 0x2222 and sr_b.sender_info.packet_count == 3
+    assert [(c.ssrc, c.items) for p in (sdes_a, sdes_b) for c in p.chunks] == [
+        (0x1111, [(1, b"peer-cname")]), (0x2222, [(1, b"peer-cname")])]
+    assert a.lsr == 0x03040506 and a.lsr_time == 1000.0 and idle.lsr == -1
+    assert sender_reports([idle, unready], now=1.0) == b""
+
+
+async def test_sender_rtt_from_report_block() -> None:
+    down = Peer("p", True, SfuConfig(ice_addresses=["127.0.0.1"]), "video/vp8", lambda p, s: None)
+    try:
+        sender = down.add_slot("video")
+        assert isinstance(sender, ForwardingSender)
+        seen: list[object] = []
+        sender.on_rtcp = seen.append
+        sender.lsr, sender.lsr_time = 0x03040506, time.time() - 0.30
+        rr = RtcpRrPacket(ssrc=9, reports=[RtcpReceiverInfo(
+            ssrc=sender._ssrc, fraction_lost=0, packets_lost=0, highest_sequence=1, jitter=0,
+            lsr=0x03040506, dlsr=int(0.25 * 65536))])
+        await sender._handle_rtcp_packet(rr)
+        assert sender.rtt is not None and 0.04 < sender.rtt < 0.2
+        assert seen == [rr]
+    finally:
+        await down.close()
+
+
+def test_fast_rtcp_routing_matches_aiortc() -> None:
+    dtls: Any = SimpleNamespace(_rtp_router=RtpRouter())
+    stock = RtpRouter()
+    for router in (dtls._rtp_router, stock):
+        router.ssrc_table.update({10: "recv-a", 11: "recv-b"})
+        router.senders.update({20: "send-a", 21: "send-b"})
+    install_fast_rtcp_routing(dtls)
+    fb = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=21)
+    packets: list[Any] = [
+        RtcpSrPacket(ssrc=10, sender_info=RtcpSenderInfo(ntp_timestamp=0, rtp_timestamp=0, packet_count=0,
+                                                         octet_count=0),
+                     reports=[RtcpReceiverInfo(ssrc=20, fraction_lost=0, packets_lost=0, highest_sequence=0,
+                                               jitter=0, lsr=0, dlsr=0)]),
+        RtcpRrPacket(ssrc=1, reports=[RtcpReceiverInfo(ssrc=s, fraction_lost=0, packets_lost=0, highest_sequence=0,
+                                                       jitter=0, lsr=0, dlsr=0) for s in (20, 21, 99)]),
+        fb,
+        RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=20),
+        RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=pack_remb_fci(100000, [20, 21])),
+        RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=b"junk"),
+        RtcpByePacket(sources=[11, 12]),
+        RtcpSdesPacket(chunks=[]),
+    ]
+    for packet in packets:
+        assert dtls._rtp_router.route_rtcp(packet) == stock.route_rtcp(packet), packet
+
+
+async def test_receiver_reports_loss_and_nacks_gaps(connected_pair: tuple[Peer, SfuPeerConnection]) -> None:
+    peer, client = connected_pair
+    receiver: ForwardingReceiver = peer.pc.getTransceivers()[0].receiver  # type: ignore[assignment]
+    streams = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    assert streams is receiver.streams  # aiortc's RR loop reads our statistics
+    media = receiver.media_ssrc
+    assert media is not None
+    await wait_until(lambda: media in receiver.streams and receiver.streams[media].packets_received > 5, 10)
+    # drop one video packet in three on the client's side of the wire: the receiver must NACK the gaps and
+    # its receiver reports must tell the publisher about the loss
+    dtls: Any = client.getTransceivers()[0].sender.transport
+    original = dtls._send_rtp
+    count = [0]
+
+    async def lossy(data: bytes) -> None:
+        if not is_rtcp(data) and RtpPacket.parse(data).ssrc == media:
+            count[0] += 1
+            if count[0] % 3 == 0:
+                return
+        await original(data)
+
+    dtls._send_rtp = lossy
+    await wait_until(lambda: receiver.nacks_sent >= 3, 10)
+    assert receiver.nack is not None
+    sender = client.getTransceivers()[0].sender
+
+    async def reported_loss() -> int:
+        report = await sender.getStats()
+        return max((s.packetsLost for s in report.values() if s.type == "remote-inbound-rtp"), default=0)
+
+    deadline = time.monotonic() + 10
+    while await reported_loss() <= 0:
+        assert time.monotonic() < deadline, "no receiver report with loss reached the publisher"
+        await asyncio.sleep(0.2)
+    dtls._send_rtp = original
 
 
 @pytest.mark.parametrize("fast", [True, False])

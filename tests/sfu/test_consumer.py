@@ -99,7 +99,7 @@ def test_header_rewrite_remaps_extensions_and_keeps_payload() -> None:
     assert pkt.marker == 1
     assert pkt.extensions.mid == "3"
     assert pkt.extensions.abs_send_time == 0x123456
-    assert sender.sr[-1][2] == len(b"\x10payload")
+    assert sender.sr_info() == (7 << 32, pkt.timestamp, 1, len(b"\x10payload"))
     assert c.packets_sent == 1
 
 

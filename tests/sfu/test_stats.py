@@ -1,4 +1,4 @@
-from sfu.stats import RateMeter, SequenceTracker
+from sfu.stats import NackTracker, RateMeter, RtpStreamStats, SequenceTracker
 
 
 def test_sequence_tracker_counts_gaps_across_wrap() -> None:
@@ -23,3 +23,67 @@ def test_rate_meter_windows() -> None:
     assert m.update(0.5, 1000) == 16000.0  # partial first window
     assert m.bitrate == 0.0
     assert m.update(2.0, 2500) == 2500 * 8 / 2.0
+
+
+def aiortc_reference(packets: list[tuple[int, int, float]], clock_rate: int) -> tuple[int, int, int, int]:
+    """What aiortc's own StreamStatistics reports (fraction lost, lost, highest seq, jitter) for `packets`."""
+    import time as time_module
+    from unittest import mock
+
+    from aiortc.rtcrtpreceiver import StreamStatistics
+    from aiortc.rtp import RtpPacket
+
+    ref = StreamStatistics(clock_rate)
+    for seq, ts, arrival in packets:
+        with mock.patch.object(time_module, "time", return_value=arrival):
+            ref.add(RtpPacket(sequence_number=seq, timestamp=ts))
+    return ref.fraction_lost, ref.packets_lost, ref.max_seq, ref.jitter
+
+
+def test_rtp_stream_stats_match_aiortc_report_figures() -> None:
+    # 30 fps video, 10 ms of arrival jitter on every third frame, packets 3 and 7 lost, 9 arrives late
+    packets = []
+    for i in range(20):
+        if i in (3, 7, 9):
+            continue
+        packets.append((1000 + i, i * 3000, i / 30 + (0.010 if i % 3 == 0 else 0.0)))
+    packets.insert(12, (1009, 9 * 3000, 0.5))
+    ours = RtpStreamStats(90000)
+    for seq, ts, arrival in packets:
+        ours.add(seq, ts, arrival)
+    fraction, lost, highest, jitter = aiortc_reference(packets, 90000)
+    assert (ours.packets_lost, ours.max_seq) == (lost, highest) == (2, 1019)
+    assert ours.fraction_lost == fraction == (2 << 8) // 20
+    assert ours.fraction_lost == 0  # reading starts a new interval
+    assert ours.jitter == jitter and ours.jitter > 0
+
+
+def test_rtp_stream_stats_extends_sequence_across_wrap() -> None:
+    s = RtpStreamStats(48000)
+    for n, seq in enumerate([65534, 65535, 1, 2]):  # 0 lost
+        s.add(seq, n * 960, n * 0.02)
+    assert s.max_seq == 65536 + 2
+    assert s.packets_expected == 5 and s.packets_lost == 1
+    assert s.jitter == 0  # perfectly paced
+
+
+def test_nack_tracker_reports_gaps_and_forgets_recovered_and_old() -> None:
+    n = NackTracker(window=128)
+    assert not n.add(100)
+    assert not n.add(101)
+    assert n.add(104)  # 102, 103 missing
+    assert n.missing == {102, 103}
+    assert not n.add(103)  # retransmission recovered one
+    assert n.missing == {102}
+    assert not n.add(105)
+    n2 = NackTracker(window=128)
+    n2.add(65534)
+    assert n2.add(1)  # across the wrap: 65535 and 0 missing
+    assert n2.missing == {65535, 0}
+    for seq in range(2, 140):
+        n2.add(seq)
+    assert n2.missing == set()  # older than the window: given up
+    n3 = NackTracker(window=128)
+    n3.add(10)
+    assert not n3.add(5000)  # a jump larger than the window starts over instead of listing 4989 packets
+    assert n3.missing == set()
