@@ -512,8 +512,11 @@ class PacketWire:
         dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
             return False
-        if self._fast and (self._pair is not None and self._pair is self._ice._nominated.get(1)
-                           and self._session is dtls._tx_srtp or self._route()):
+        fast = self._fast and (
+            (self._pair is self._ice._nominated.get(1) and self._session is dtls._tx_srtp and self._pair is not None)
+            or self._route()
+        )
+        if fast:
             hl = len(head)
             n = hl + len(payload)
             view = self._view

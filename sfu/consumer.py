@@ -86,13 +86,17 @@ class HeaderRewriter:
         self._clock = clock
         self._src_ssrc: int | None = None
         self._base_seq = 0
-        self._seq_offset = 0
-        self._ts_offset = 0
+        self.seq_offset = 0
+        self.ts_offset = 0
         self._pending = True
 
     def switch(self) -> None:
         """switch marks a source change: the next packet starts a new mapping."""
         self._pending = True
+
+    def steady(self, ssrc: int, seq: int) -> bool:
+        """steady: `map` would just add the current offsets (same source, packet not older than its start)."""
+        return not self._pending and ssrc == self._src_ssrc and (seq - self._base_seq) & 0xFFFF < 0x8000
 
     def map(self, ssrc: int, seq: int, ts: int) -> tuple[int, int] | None:
         """map returns (output seq, output ts) for one input packet, or None to drop it."""
@@ -104,15 +108,15 @@ class HeaderRewriter:
                 delta = max(self.frame_ticks, round((now - self.last_time) * self.clock_rate))
             out_seq = (self.last_seq + 1) & 0xFFFF
             out_ts = (self.last_ts + delta) & 0xFFFFFFFF
-            self._seq_offset = (out_seq - seq) & 0xFFFF
-            self._ts_offset = (out_ts - ts) & 0xFFFFFFFF
+            self.seq_offset = (out_seq - seq) & 0xFFFF
+            self.ts_offset = (out_ts - ts) & 0xFFFFFFFF
             self._base_seq = seq
             self._src_ssrc = ssrc
             self._pending = False
         elif (seq - self._base_seq) & 0xFFFF >= 0x8000:
             return None  # older than the first packet of this source
-        out_seq = (seq + self._seq_offset) & 0xFFFF
-        out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
+        out_seq = (seq + self.seq_offset) & 0xFFFF
+        out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
         if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
             self.last_seq = out_seq
             self.last_ts = out_ts
@@ -252,10 +256,18 @@ class Consumer:
             if not p.keyframe:
                 return
             self._waiting_keyframe = False
-        mapped = rw.map(p.ssrc, p.seq, p.ts)
-        if mapped is None:
-            return
-        seq, ts = mapped
+        if rw.steady(p.ssrc, p.seq):  # the common case, inlined: same source, not older than its start
+            seq = (p.seq + rw.seq_offset) & 0xFFFF
+            ts = (p.ts + rw.ts_offset) & 0xFFFFFFFF
+            if (seq - rw.last_seq) & 0xFFFF < 0x8000:
+                rw.last_seq = seq
+                rw.last_ts = ts
+                rw.last_time = self._clock()
+        else:
+            mapped = rw.map(p.ssrc, p.seq, p.ts)
+            if mapped is None:
+                return
+            seq, ts = mapped
         head = self._head
         _HDR.pack_into(head, 1, (p.marker << 7) | self._pt_byte, seq, ts)
         if self._ast_off:
