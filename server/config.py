@@ -23,6 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ENV_PREFIX = "TAPHUAN_"
 
 
+def udp_range(text: str) -> tuple[int, int] | None:
+    """udp_range: "LOW-HIGH" as a pair of ports, or None when empty or invalid."""
+    low, sep, high = text.partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        return None
+    lo, hi = int(low), int(high)
+    return (lo, hi) if 1024 <= lo <= hi <= 65535 else None
+
+
 class ConfigError(Exception):
     """ConfigError: the configuration is wrong; str() is one line naming the key."""
 
@@ -96,6 +105,7 @@ class SfuSection(_Section):
     """SfuSection: the forwarding core and its network."""
 
     ice_addresses: list[str] = Field(default_factory=list)
+    udp_ports: str = ""
     announce_address: str = ""
     stun_urls: list[str] = Field(default_factory=list)
     turn: TurnSection = Field(default_factory=TurnSection)
@@ -106,6 +116,13 @@ class SfuSection(_Section):
     room_grace_seconds: float = Field(30.0, ge=0)
     resume_seconds: float = Field(60.0, ge=0)
     keyframe_min_interval: float = Field(0.5, ge=0)
+
+    @field_validator("udp_ports")
+    @classmethod
+    def _valid_ports(cls, value: str) -> str:
+        if value and udp_range(value) is None:
+            raise ValueError("use LOW-HIGH with 1024 ≤ LOW ≤ HIGH ≤ 65535, e.g. 40000-49999")
+        return value
 
 
 class RecorderSection(_Section):

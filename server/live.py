@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from server import keys
-from server.config import Config
+from server.config import Config, udp_range
 from sfu.config import SfuConfig
 from sfu.room import Sfu
 
@@ -34,6 +34,7 @@ def sfu_config(config: Config) -> SfuConfig:
     s = config.sfu
     return SfuConfig(
         ice_addresses=list(s.ice_addresses),
+        udp_ports=udp_range(s.udp_ports),
         announce_address=s.announce_address or None,
         grid_slots=s.grid_slots,
         max_participants_per_room=s.max_participants_per_room,

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aioice import ice as aioice_ice
 from aioice.ice import Connection
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import is_rtx
@@ -110,22 +111,58 @@ PYLIBSRTP_NAMES = ("srtp_protect",)  # functions of pylibsrtp._binding.lib calle
 # --------------------------------------------------------------------------------------------- ICE
 
 
-def use_gathering_addresses(connection: Connection, addresses: Sequence[str]) -> None:
+async def _host_candidates_in_range(conn: Any, component: int, addresses: Sequence[str],
+                                    ports: tuple[int, int]) -> list[Any]:
+    """_host_candidates_in_range binds one UDP socket per address on a free port of `ports` (inclusive)."""
+    loop = asyncio.get_running_loop()
+    low, high = ports
+    span = high - low + 1
+    candidates = []
+    for address in addresses:
+        first = random.randrange(span)
+        for i in range(span):
+            port = low + (first + i) % span
+            try:
+                transport, protocol = await loop.create_datagram_endpoint(
+                    lambda: aioice_ice.StunProtocol(conn), local_addr=(address, port))
+                break
+            except OSError:
+                continue
+        else:
+            logger.warning("no free UDP port in %d-%d on %s", low, high, address)
+            continue
+        host, bound = transport.get_extra_info("sockname")[:2]
+        protocol.local_candidate = aioice_ice.Candidate(
+            foundation=aioice_ice.candidate_foundation("host", "udp", host), component=component,
+            transport="udp", priority=aioice_ice.candidate_priority(component, "host"), host=host, port=bound,
+            type="host")
+        conn._protocols.append(protocol)
+        candidates.append(protocol.local_candidate)
+    return candidates
+
+
+def use_gathering_addresses(connection: Connection, addresses: Sequence[str],
+                            ports: tuple[int, int] | None = None) -> None:
     """use_gathering_addresses makes one aioice Connection gather host candidates on `addresses` only.
 
     aioice's ``gather_candidates`` asks ``get_host_addresses()``, which never returns 127.0.0.1; this replaces
-    the bound method on this instance only, so nothing global changes.
+    the bound method on this instance only, so nothing global changes. With `ports` (low, high), host sockets
+    bind inside that UDP range (for firewalls); empty `addresses` then means aioice's default interfaces.
     """
     conn: Any = connection
-    chosen = list(addresses)
+    chosen = list(addresses) or aioice_ice.get_host_addresses(use_ipv4=conn._use_ipv4, use_ipv6=conn._use_ipv6)
 
     async def gather_candidates() -> None:
         if conn._local_candidates_start:
             return
         conn._local_candidates_start = True
-        results = await asyncio.gather(
-            *(conn.get_component_candidates(component=c, addresses=chosen) for c in sorted(conn._components))
-        )
+        if ports is not None:
+            results = await asyncio.gather(
+                *(_host_candidates_in_range(conn, c, chosen, ports) for c in sorted(conn._components)))
+        else:
+            results = await asyncio.gather(
+                *(conn.get_component_candidates(component=c, addresses=chosen) for c in sorted(conn._components))
+            )
         for candidates in results:
             conn._local_candidates += candidates
         conn._local_candidates_end = True
@@ -629,16 +666,18 @@ class SfuPeerConnection(RTCPeerConnection):
         *,
         ice_addresses: Sequence[str] = (),
         forwarding: bool = False,
+        udp_ports: tuple[int, int] | None = None,
     ) -> None:
         self._sfu_ice_addresses = list(ice_addresses)
+        self._sfu_udp_ports = udp_ports
         self._sfu_forwarding = forwarding
         super().__init__(configuration)
 
     def _RTCPeerConnection__createDtlsTransport(self) -> RTCDtlsTransport:  # noqa: N802 - aiortc's name
         base: Any = RTCPeerConnection
         dtls: RTCDtlsTransport = base._RTCPeerConnection__createDtlsTransport(self)
-        if self._sfu_ice_addresses:
-            use_gathering_addresses(ice_connection(dtls), self._sfu_ice_addresses)
+        if self._sfu_ice_addresses or self._sfu_udp_ports:
+            use_gathering_addresses(ice_connection(dtls), self._sfu_ice_addresses, self._sfu_udp_ports)
         install_fast_rtcp_routing(dtls)
         return dtls
 

@@ -24,4 +24,5 @@ class SfuConfig:
     keyframe_min_interval: float = 0.5
     max_sdp_bytes: int = 65536
     video_codec: str = "VP8"
+    udp_ports: tuple[int, int] | None = None  # (low, high) inclusive UDP range for media sockets
     fast_path: bool = True

@@ -72,6 +72,7 @@ class Peer:
             RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE),
             ice_addresses=config.ice_addresses,
             forwarding=True,
+            udp_ports=config.udp_ports,
         )
         self._on_lost = on_lost
         self._closing = False

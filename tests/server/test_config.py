@@ -52,6 +52,8 @@ def test_env_overrides() -> None:
     ({"server.port": 70000}, "server.port: Input should be less than or equal to 65535"),
     ({"sfu.video_codec": "AV1"}, "sfu.video_codec: Input should be 'VP8' or 'H264'"),
     ({"sfu.turn.urls": ["turn:x"]}, "sfu.turn.secret is required"),
+    ({"sfu.udp_ports": "50000"}, "sfu.udp_ports: use LOW-HIGH"),
+    ({"sfu.udp_ports": "60000-50000"}, "sfu.udp_ports: use LOW-HIGH"),
 ])
 def test_errors_name_the_key(overrides: dict[str, object], expected: str) -> None:
     with pytest.raises(ConfigError) as info:

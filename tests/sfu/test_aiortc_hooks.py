@@ -294,3 +294,27 @@ async def test_packet_wire_fast_and_fallback_paths_deliver(fast: bool) -> None:
         for cl in clients:
             await cl.close()
         await sfu.close()
+
+
+async def test_udp_port_range_for_host_candidates() -> None:
+    import socket
+
+    from aiortc import RTCConfiguration, VideoStreamTrack
+
+    from sfu.aiortc_hooks import SfuPeerConnection
+
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    port = busy.getsockname()[1]
+    # A two-port range whose first port is taken: the other one is used.
+    low, high = (port, port + 1) if port < 65535 else (port - 1, port)
+    pc = SfuPeerConnection(RTCConfiguration(iceServers=[]), ice_addresses=["127.0.0.1"], udp_ports=(low, high))
+    try:
+        pc.addTrack(VideoStreamTrack())
+        await pc.setLocalDescription(await pc.createOffer())
+        lines = [x for x in pc.localDescription.sdp.splitlines() if x.startswith("a=candidate:")]
+        ports = {int(x.split()[5]) for x in lines}
+        assert ports and ports <= {low, high} - {port}
+    finally:
+        await pc.close()
+        busy.close()
