@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from server import keys
+from server import attendance, keys
 from server.db.models import ChatMessage, utcnow
 from server.wire import MODERATORS, Route, SignalError, field
 
@@ -83,6 +83,7 @@ async def on_chat(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
                           recipient_user_id=recipient.ident.user_id if recipient else None, text=text)
         s.add(row)
         await s.commit()
+    await attendance.record(conn, "chat", message_id=row.id, private=to is not None)
     out = {"type": "chat", "message": message_view(row)}
     if to is None:
         for other in live.in_meeting(conn.meeting_id or 0):

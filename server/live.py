@@ -117,8 +117,10 @@ async def _on_shutdown(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     """setup: add the live routes and the SFU's cleanup context."""
+    from server.attendance import attendance_ctx
     from server.signalling import websocket_handler
 
     app.cleanup_ctx.append(_live_ctx)
+    app.cleanup_ctx.append(attendance_ctx)
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/ws", websocket_handler, name="ws")

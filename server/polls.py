@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from server import keys
+from server import attendance, keys
 from server.db.models import Poll, PollAnswer, utcnow
 from server.wire import MODERATORS, Route, SignalError, field
 
@@ -100,6 +100,7 @@ async def on_poll_answer(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
             row.choice = choice
             row.at = utcnow()
         await s.commit()
+    await attendance.record(conn, "poll-answer", poll_id=poll.id, choice=choice)
     live_results = await results(conn, poll)
     for other in conn.app[keys.LIVE].in_meeting(conn.meeting_id or 0):
         if other.ident.role in MODERATORS:

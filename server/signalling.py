@@ -23,7 +23,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from server import keys
+from server import attendance, keys
 from server.audit import record
 from server.auth import Identity, identity
 from server.config import Config
@@ -201,6 +201,7 @@ class Connection:
             "server-shutdown": "Máy chủ đang khởi động lại. / The server is restarting.",
         }
         await self.send({"type": "closed", "reason": reason, "message": messages.get(reason, reason)})
+        await attendance.record(self, "leave", reason=reason)
         if reason != "server-shutdown":
             await self._leave_room()
         await self.ws.close()
@@ -340,6 +341,7 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
         participant = await room.join(pid, ident.role.value, name, conn.on_event, admitted=admitted)
     conn.room, conn.meeting_id, conn.participant_id = room, meeting.id, participant.id
     conn.name = participant.name
+    await attendance.record(conn, "resume" if resume is not None else "join")
     people = [{"participant_id": p.id, "role": p.role, "name": p.name, "hand_raised": p.hand_raised,
                "state": p.state} for p in list(room.participants.values()) if p.id != participant.id]
     conn.followups += await chat.history_for(conn)
@@ -399,7 +401,9 @@ async def on_candidate(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
 async def on_raise_hand(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_raise_hand: raise or lower this participant's hand."""
     room, pid = conn.require_room()
-    await room.raise_hand(pid, bool(field(msg, "raised", bool)))
+    raised = bool(field(msg, "raised", bool))
+    await room.raise_hand(pid, raised)
+    await attendance.record(conn, "hand-up" if raised else "hand-down")
     return {"type": "ok"}
 
 
@@ -414,7 +418,9 @@ async def on_give_floor(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]
     """on_give_floor: give the floor to a participant, or take it back (null)."""
     room, pid = conn.require_room()
     target = field(msg, "participant_id", str, optional=True)
+    before = room.floor_id
     await room.give_floor(pid, target)
+    await attendance.record_floor_change(conn, before, room.floor_id)
     await audit_live(conn, "live.floor", participant=target)
     return {"type": "ok"}
 
@@ -524,6 +530,7 @@ async def on_stats(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
 async def on_leave(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_leave: leave the room for good (no resume)."""
     conn.require_room()
+    await attendance.record(conn, "leave", reason="left")
     await conn._leave_room()
     conn.closing_reason = "left"
     return {"type": "ok"}
@@ -569,6 +576,28 @@ def _same_origin(request: web.Request) -> bool:
     return origin.split("://", 1)[-1].rstrip("/") == host
 
 
+async def _after_close(conn: Connection, ws: web.WebSocketResponse) -> None:
+    """_after_close: forget the connection; a participant leaves (clean close) or is detached (lost)."""
+    live = conn.app[keys.LIVE]
+    if conn.waiting is not None:
+        from server.lobby import leave_lobby
+
+        await leave_lobby(conn)
+    live.connections.discard(conn)
+    conn.app[keys.METRICS].ws_connections.dec()
+    room, pid = conn.room, conn.participant_id
+    if room is None or pid is None or conn.closing_reason is not None:
+        return
+    clean = ws.close_code in CLEAN_CLOSE
+    await attendance.record(conn, "leave" if clean else "drop", reason="closed" if clean else "lost",
+                            code=ws.close_code)
+    with contextlib.suppress(SfuError):
+        if clean:
+            await room.leave(pid)  # the browser closed the tab or navigated away: it is gone
+        else:
+            await room.detach(pid)  # lost connection: resume window, slots show reconnecting
+
+
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     """websocket_handler: GET /ws: authenticate by cookie, then run a Connection until it closes."""
     ident = identity(request)
@@ -587,19 +616,6 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     try:
         await conn.run()
     finally:
-        if conn.waiting is not None:
-            from server.lobby import leave_lobby
-
-            await leave_lobby(conn)
-        live.connections.discard(conn)
-        metrics.ws_connections.dec()
-        room, pid = conn.room, conn.participant_id
-        if room is not None and pid is not None and conn.closing_reason is None:
-            with contextlib.suppress(SfuError):
-                if ws.close_code in CLEAN_CLOSE:
-                    # The browser closed the tab or navigated away: it is gone.
-                    await asyncio.shield(room.leave(pid))
-                else:
-                    # Lost connection: keep the participant for the resume window (slots show reconnecting).
-                    await asyncio.shield(room.detach(pid))
+        # aiohttp may cancel this handler once the socket is gone: finish the clean-up in its own task.
+        await asyncio.shield(asyncio.ensure_future(_after_close(conn, ws)))
     return ws

@@ -315,8 +315,45 @@ class PollAnswer(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+
+class AttendanceEvent(Base):
+    """AttendanceEvent: one thing a participant did in a meeting's live room (reports are computed from these).
+
+    kinds: join, resume, leave, drop, closed-at-restart, hand-up, hand-down, floor-start, floor-end, chat,
+    poll-answer, quality (a periodic sample: loss, bitrate, rtt).
+    """
+
+    __tablename__ = "attendance_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    participant: Mapped[str] = mapped_column(String(40))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    classroom_id: Mapped[int | None] = mapped_column(ForeignKey("classrooms.id", ondelete="SET NULL"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Headcount(Base):
+    """Headcount: how many teachers a classroom says were present at a meeting (and optionally who)."""
+
+    __tablename__ = "headcounts"
+    __table_args__ = (UniqueConstraint("meeting_id", "classroom_id", name="uq_headcounts_meeting_classroom"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    classroom_id: Mapped[int] = mapped_column(ForeignKey("classrooms.id", ondelete="CASCADE"))
+    count: Mapped[int] = mapped_column(Integer)
+    names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
 __all__ = [
-    "AuditEntry", "Base", "ChatMessage", "Classroom", "JoinLink", "LoginSession", "Meeting", "MeetingKind",
+    "AttendanceEvent", "Headcount", "AuditEntry", "Base", "ChatMessage", "Classroom", "JoinLink", "LoginSession", "Meeting", "MeetingKind",
     "MeetingStatus", "PRESENTER_ROLES", "Poll", "PollAnswer", "Program", "Role", "STAFF_ROLES", "Setting",
     "UTCDateTime", "Unit", "UnitLevel", "User", "meeting_classrooms", "meeting_presenters", "meeting_provinces",
     "utcnow",
