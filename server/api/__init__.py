@@ -19,10 +19,10 @@ def setup(app: web.Application) -> None:
     """setup: register every API module's endpoints."""
     import sys
 
-    from server.api import accounts, meetings, programs, units
+    from server.api import accounts, live, meetings, programs, units
 
     registry = ApiRegistry()
     app[keys.API] = registry
     registry.add_module(app, sys.modules[__name__])
-    for module in (accounts, units, programs, meetings):
+    for module in (accounts, units, programs, meetings, live):
         registry.add_module(app, module)

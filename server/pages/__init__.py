@@ -7,7 +7,7 @@ from aiohttp import web
 
 def setup(app: web.Application) -> None:
     """setup: add the routes of every page module."""
-    from server.pages import accounts, home, live, meetings, units
+    from server.pages import accounts, console, home, live, meetings, units
 
-    for module in (home, accounts, units, meetings, live):
+    for module in (home, accounts, units, meetings, live, console):
         module.setup(app)

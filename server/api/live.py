@@ -1,0 +1,218 @@
+"""server.api.live: /api/v1/live/rooms: the live rooms of this process and their media health (operators).
+
+Everything comes from the SFU's rooms (`app[keys.LIVE].sfu.rooms`) and `Room.stats()`, read on the event loop
+without awaits in between, plus the meetings' titles and the classrooms' units from the database. The
+operator console (`/console`) polls these endpoints every two seconds and keeps the history in the page.
+
+Figures per participant:
+- `producers`: what it publishes (bit/s over the SFU's last measurement window; cumulative packets and packets
+  lost from sequence gaps, so a page can compute the loss between two polls);
+- `receive`: what its down connection gets: the sum of its consumers' send bitrates, and from the
+  subscriber's RTCP the worst fraction lost, jitter and round-trip time among the slots carrying media, and
+  its REMB estimate.
+
+Bitrates are measured over windows of at least one second that start at the previous read, so the first read
+of a fresh stream may say 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aiohttp import web
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from server import keys
+from server.db.models import Classroom, Meeting, Role, Unit
+from server.errors import ApiError
+from server.openapi import endpoint, int_param, json_response
+from sfu.events import ParticipantStats
+from sfu.room import Room
+from sfu.stats import ConsumerStats, ProducerStats
+
+OPERATORS = (Role.OPERATOR,)
+
+
+class ProducerOut(BaseModel):
+    """ProducerOut: one published stream (camera, microphone or screen) as the SFU receives it."""
+
+    source: str
+    kind: str
+    bitrate: int  # bit/s
+    packets: int  # received since publishing
+    packets_lost: int  # cumulative, from sequence gaps
+    loss: float  # packets_lost / (packets + packets_lost), 0..1, since publishing
+    muted: bool
+    consumers: int  # how many slots forward it
+
+
+class ReceiveOut(BaseModel):
+    """ReceiveOut: what a participant's down connection receives, from its consumers and its RTCP reports."""
+
+    slots: int  # slots carrying media now
+    bitrate: int  # bit/s: the sum of the consumers' send bitrates
+    fraction_lost: float | None  # 0..1, worst of the last receiver reports
+    jitter: float | None  # seconds, worst
+    rtt: float | None  # seconds, worst
+    remb: int | None  # bit/s, the subscriber's bandwidth estimate
+    packets_lost: int  # cumulative, as reported by the subscriber
+    nacks: int
+    keyframe_requests: int
+
+
+class LiveParticipantOut(BaseModel):
+    """LiveParticipantOut: one participant of a live room with its media figures."""
+
+    id: str
+    name: str
+    role: str
+    state: str  # connected | reconnecting
+    hand_raised: bool
+    presenter: bool
+    floor: bool
+    audio_only: bool
+    muted: list[str]
+    classroom: str | None
+    unit: str | None
+    publish_bitrate: int  # bit/s, all producers
+    producers: list[ProducerOut]
+    receive: ReceiveOut
+
+
+class LiveRoomOut(BaseModel):
+    """LiveRoomOut: one live room (a meeting's media) in this process."""
+
+    meeting_id: int
+    title: str
+    kind: str | None
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    video_codec: str
+    participant_count: int
+    presenter_id: str | None
+    presenter_name: str | None
+    floor_id: str | None
+    floor_name: str | None
+    locked: bool
+    lobby_waiting: int
+    participants: list[LiveParticipantOut]
+    at: dt.datetime
+
+
+def producer_out(s: ProducerStats, muted: bool) -> ProducerOut:
+    """producer_out: the API form of a producer snapshot."""
+    total = s.packets + s.packets_lost
+    return ProducerOut(source=s.source, kind=s.kind, bitrate=round(s.bitrate), packets=s.packets,
+                       packets_lost=s.packets_lost, loss=round(s.packets_lost / total, 4) if total else 0.0,
+                       muted=muted, consumers=s.consumers)
+
+
+def receive_out(consumers: tuple[ConsumerStats, ...]) -> ReceiveOut:
+    """receive_out: a participant's consumers summed up (worst loss, jitter and RTT of the slots with media)."""
+    active = [c for c in consumers if c.source_participant is not None and c.packets_sent > 0]
+    rtts = [c.rtt for c in consumers if c.rtt is not None]
+    rembs = [c.remb_bitrate for c in consumers if c.remb_bitrate is not None]
+    return ReceiveOut(
+        slots=sum(1 for c in consumers if c.source_participant is not None),
+        bitrate=round(sum(c.send_bitrate for c in consumers)),
+        fraction_lost=round(max(c.fraction_lost for c in active), 4) if active else None,
+        jitter=round(max(c.jitter for c in active), 5) if active else None,
+        rtt=round(max(rtts), 5) if rtts else None,
+        remb=max(rembs) if rembs else None,
+        packets_lost=sum(c.packets_lost for c in consumers),
+        nacks=sum(c.nacks for c in consumers),
+        keyframe_requests=sum(c.keyframe_requests for c in consumers),
+    )
+
+
+def room_out(app: web.Application, room: Room, meeting: Meeting | None, places: dict[int, tuple[str, str]],
+             tz: dt.tzinfo) -> LiveRoomOut:
+    """room_out: one room's snapshot (synchronous: the room cannot change while it is read)."""
+    live = app[keys.LIVE]
+    meeting_id = int(room.id)
+    stats: dict[str, ParticipantStats] = {p.participant_id: p for p in room.stats().participants}
+    classroom_of = {c.participant_id: c.ident.classroom_id for c in live.in_meeting(meeting_id)}
+    people: list[LiveParticipantOut] = []
+    for p in list(room.participants.values()):
+        ps = stats.get(p.id)
+        producers = [producer_out(s, p.producers[s.source].muted if s.source in p.producers else False)
+                     for s in (ps.producers if ps else ())]
+        cid = classroom_of.get(p.id)
+        classroom, unit = places.get(cid, (None, None)) if cid is not None else (None, None)
+        people.append(LiveParticipantOut(
+            id=p.id, name=p.name, role=p.role, state=p.state, hand_raised=p.hand_raised,
+            presenter=p.id == room.presenter_id, floor=p.id == room.floor_id, audio_only=p.audio_only,
+            muted=sorted(p.muted), classroom=classroom, unit=unit,
+            publish_bitrate=sum(pr.bitrate for pr in producers), producers=producers,
+            receive=receive_out(ps.consumers if ps else ())))
+    people.sort(key=lambda x: (not x.presenter, not x.floor, x.role not in ("trainer", "leader", "operator"),
+                               x.name.casefold()))
+    presenter = room.participants.get(room.presenter_id) if room.presenter_id else None
+    floor = room.participants.get(room.floor_id) if room.floor_id else None
+    return LiveRoomOut(
+        meeting_id=meeting_id, title=meeting.title if meeting else f"#{meeting_id}",
+        kind=meeting.kind.value if meeting else None,
+        starts_at=meeting.starts_at.astimezone(tz) if meeting else None,
+        ends_at=meeting.ends_at.astimezone(tz) if meeting else None,
+        video_codec=room.video_codec, participant_count=len(people),
+        presenter_id=room.presenter_id, presenter_name=presenter.name if presenter else None,
+        floor_id=room.floor_id, floor_name=floor.name if floor else None, locked=room.locked,
+        lobby_waiting=len(live.lobby.get(meeting_id, {})), participants=people,
+        at=dt.datetime.now(tz))
+
+
+def _live_rooms(app: web.Application) -> dict[int, Room]:
+    rooms: dict[int, Room] = {}
+    for room_id, room in list(app[keys.LIVE].sfu.rooms.items()):
+        if room.closed:
+            continue
+        try:
+            rooms[int(room_id)] = room
+        except ValueError:
+            continue
+    return rooms
+
+
+async def live_rooms(app: web.Application, only: int | None = None) -> list[LiveRoomOut]:
+    """live_rooms: every live room (or only meeting `only`), by meeting start then title."""
+    rooms = _live_rooms(app)
+    if only is not None:
+        rooms = {only: rooms[only]} if only in rooms else {}
+    if not rooms:
+        return []
+    classroom_ids = {c.ident.classroom_id for c in app[keys.LIVE].connections
+                     if c.meeting_id in rooms and c.ident.classroom_id is not None}
+    async with app[keys.DB]() as s:
+        meetings = {m.id: m for m in await s.scalars(select(Meeting).where(Meeting.id.in_(rooms)))}
+        places: dict[int, tuple[str, str]] = {}
+        if classroom_ids:
+            rows = await s.execute(select(Classroom.id, Classroom.name, Unit.name)
+                                   .join(Unit, Unit.id == Classroom.unit_id)
+                                   .where(Classroom.id.in_(classroom_ids)))
+            places = {cid: (cname, uname) for cid, cname, uname in rows}
+    tz = app[keys.CONFIG].tz
+    # Read every room after the last await: each snapshot is consistent.
+    out = [room_out(app, room, meetings.get(mid), places, tz) for mid, room in rooms.items() if not room.closed]
+    out.sort(key=lambda r: (r.starts_at or dt.datetime.max.replace(tzinfo=dt.UTC), r.title.casefold(),
+                            r.meeting_id))
+    return out
+
+
+@endpoint("GET", "/api/v1/live/rooms", name="api-live-rooms", roles=OPERATORS, response=LiveRoomOut,
+          response_list=True, tag="live",
+          summary="Every live room of this server with its participants and their media figures")
+async def list_live_rooms(request: web.Request) -> web.Response:
+    """list_live_rooms: the live rooms (empty list when nothing is live)."""
+    return json_response(await live_rooms(request.app))
+
+
+@endpoint("GET", "/api/v1/live/rooms/{meeting_id}", name="api-live-room", roles=OPERATORS, response=LiveRoomOut,
+          tag="live", summary="One live room with its participants and their media figures")
+async def get_live_room(request: web.Request) -> web.Response:
+    """get_live_room: one meeting's live room, 404 when it is not live."""
+    meeting_id = int_param(request, "meeting_id")
+    rooms = await live_rooms(request.app, only=meeting_id)
+    if not rooms:
+        raise ApiError(404, "not-live", "Cuộc họp này hiện không trực tiếp. / This meeting is not live now.")
+    return json_response(rooms[0])

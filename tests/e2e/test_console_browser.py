@@ -1,0 +1,162 @@
+"""Real Chromium: a presenter and a classroom in a meeting; the operator console shows both with live figures."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from server.db.models import Role, User
+from tests.e2e.browser import ARTIFACTS, logged_in_context
+from tests.e2e.conftest import LiveServer
+
+pytestmark = pytest.mark.browser
+
+Factory = Callable[..., Awaitable[Any]]
+
+# Every participant row (or card) has media flowing and each of its charts drew points.
+ALL_FLOWING = """(n) => {
+  const rows = Array.from(document.querySelectorAll(n.sel));
+  if (rows.length !== n.count) return false;
+  return rows.every((row) => Number(row.dataset.bitrate) > 0 &&
+    Array.from(row.querySelectorAll("canvas")).every((c) => Number(c.dataset.points || 0) >= 2));
+}"""
+
+# Some pixels of the canvas are not transparent: the chart was drawn.
+INKED = """(canvas) => {
+  const d = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+  return n;
+}"""
+
+
+async def enter_live(page: Page, meeting_id: int) -> None:
+    """enter_live: open the live room, join, and wait until the up connection is connected."""
+    await page.goto(f"/live/{meeting_id}")
+    await page.click("[data-action=join]")
+    await page.wait_for_function("window.live && window.live.up && "
+                                 "window.live.up.connectionState === 'connected'", timeout=30_000)
+
+
+async def test_console_shows_bitrate_and_charts_for_each_participant(
+        browser: Browser, live_server: LiveServer, make_user: Factory, make_classroom: Factory,
+        make_meeting: Factory) -> None:
+    app, base = live_server.app, live_server.url
+    trainer: User = await make_user(Role.TRAINER, display_name="Giảng viên Nguyễn Thị Lan")
+    classroom_id = await make_classroom(name="Phòng học THCS Mường Tè")
+    room: User = await make_user(Role.CLASSROOM, classroom_id=classroom_id, display_name="Lớp THCS Mường Tè")
+    operator: User = await make_user(Role.OPERATOR, display_name="Điều hành viên")
+    meeting = await make_meeting(presenters=[trainer], classrooms=[classroom_id],
+                                 title="Bồi dưỡng giáo viên Toán THCS — buổi 3")
+
+    studio = await (await logged_in_context(browser, app, base, trainer)).new_page()
+    await enter_live(studio, meeting.id)
+    classroom = await (await logged_in_context(browser, app, base, room)).new_page()
+    await enter_live(classroom, meeting.id)
+    presenter_id = str(await studio.evaluate("window.live.participantId"))
+    classroom_pid = str(await classroom.evaluate("window.live.participantId"))
+
+    console = await (await logged_in_context(browser, app, base, operator)).new_page()
+    await console.goto("/console")
+    card = console.locator(f".cc-room[data-room='{meeting.id}']")
+    await card.wait_for(timeout=20_000)
+    await console.wait_for_function(ALL_FLOWING, arg={"sel": f".cc-room[data-room='{meeting.id}'] .cc-rows .cc-row",
+                                                      "count": 2}, timeout=60_000)
+    for pid in (presenter_id, classroom_pid):
+        row = card.locator(f".cc-row[data-participant='{pid}']")
+        assert float(await row.get_attribute("data-bitrate") or 0) > 0, pid
+        assert await row.get_attribute("data-state") == "connected"
+        assert await row.locator("canvas").count() == 4
+        for i in range(4):
+            assert await row.locator("canvas").nth(i).evaluate(INKED) > 0
+    assert float(await card.locator(f".cc-row[data-participant='{presenter_id}']")
+                 .get_attribute("data-publish") or 0) > 0
+    assert float(await card.locator(f".cc-row[data-participant='{classroom_pid}']")
+                 .get_attribute("data-receive") or 0) > 0
+    assert "Lớp THCS Mường Tè" in await card.inner_text()
+    assert await card.locator("[data-action=enter]").get_attribute("href") == f"/live/{meeting.id}"
+    assert await card.locator("[data-action=view-classroom]").get_attribute("href") == \
+        f"/live/{meeting.id}?view=classroom"
+    assert await console.locator("[data-count=rooms]").inner_text() == "1"
+    assert await console.locator("[data-count=people]").inner_text() == "2"
+    await console.wait_for_timeout(4000)  # a few more points on the sparklines for the screenshot
+    await console.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+
+    # The room page: larger charts per participant, with scales.
+    await card.locator("[data-action=details]").click()
+    await console.wait_for_url(f"**/console/{meeting.id}")
+    await console.wait_for_function(ALL_FLOWING, arg={"sel": ".cd-person", "count": 2}, timeout=60_000)
+    person = console.locator(f".cd-person[data-participant='{classroom_pid}']")
+    assert await person.locator("canvas.cd-canvas").count() == 4
+    assert await person.locator("canvas.cd-canvas").first.evaluate(INKED) > 0
+    assert "Nhận về" in await person.inner_text()
+    await console.wait_for_timeout(4000)
+    await console.screenshot(path=str(ARTIFACTS / "console-room.png"), full_page=True)
+
+    # The classroom leaves: it disappears from the console.
+    await classroom.context.close()
+    await console.wait_for_function("(pid) => !document.querySelector(`.cd-person[data-participant='${pid}']`)",
+                                    arg=classroom_pid, timeout=30_000)
+
+
+def _person(pid: str, name: str, role: str, *, up: int = 0, down: int = 300_000, lost: float = 0.0,
+            rtt: float = 0.02, state: str = "connected", **extra: Any) -> dict[str, Any]:
+    producers = [{"source": "camera", "kind": "video", "bitrate": up, "packets": 1000, "packets_lost": 0,
+                  "loss": 0.0, "muted": False, "consumers": 1}] if up else []
+    return {"id": pid, "name": name, "role": role, "state": state, "hand_raised": False, "presenter": False,
+            "floor": False, "audio_only": False, "muted": [], "classroom": None, "unit": "Sơn La",
+            "publish_bitrate": up, "producers": producers,
+            "receive": {"slots": 2, "bitrate": down, "fraction_lost": lost, "jitter": 0.004, "rtt": rtt,
+                        "remb": 1_500_000, "packets_lost": 0, "nacks": 0, "keyframe_requests": 0}, **extra}
+
+
+async def test_console_colours_degraded_classrooms(browser: Browser, live_server: LiveServer,
+                                                   make_user: Factory, make_meeting: Factory) -> None:
+    """The figures come from a stubbed API answer: amber for loss > 5 % or RTT > 400 ms, red for loss > 15 %
+    or no media for 10 s; the room card takes the worst level."""
+    from tests.e2e.conftest import new_context
+
+    operator: User = await make_user(Role.OPERATOR)
+    meeting = await make_meeting(title="Tập huấn cán bộ quản lý")
+    room = {"meeting_id": meeting.id, "title": meeting.title, "kind": "lecture", "starts_at": None, "ends_at": None,
+            "video_codec": "VP8", "participant_count": 6, "presenter_id": "p-1", "presenter_name": "Trần Văn Minh",
+            "floor_id": None, "floor_name": None, "locked": True, "lobby_waiting": 2, "at": "2025-01-01T00:00:00Z",
+            "participants": [
+                _person("p-1", "Trần Văn Minh", "trainer", up=900_000, down=0, presenter=True),
+                _person("p-2", "Lớp học Bắc Yên", "classroom", up=300_000, lost=0.08),
+                _person("p-3", "Lớp học Mộc Châu", "classroom", up=280_000, rtt=0.52, hand_raised=True),
+                _person("p-4", "Lớp học Quỳnh Nhai", "classroom", lost=0.22),
+                _person("p-5", "Lớp học Sốp Cộp", "classroom", down=0),
+                _person("p-6", "Lớp học Mường La", "classroom", state="reconnecting", down=0),
+            ]}
+    ctx = await new_context(browser, live_server.url, user=operator, app=live_server.app)
+    page = await ctx.new_page()
+    await page.route("**/api/v1/live/rooms", lambda route: route.fulfill(json=[room]))
+    await page.goto("/console")
+    card = page.locator(f".cc-room[data-room='{meeting.id}']")
+    await card.wait_for(timeout=20_000)
+
+    async def level(pid: str) -> str | None:
+        return await card.locator(f".cc-row[data-participant='{pid}']").get_attribute("data-level")
+
+    await page.wait_for_function("document.querySelector(\".cc-row[data-participant='p-5']\")"
+                                 ".dataset.level === 'bad'", timeout=20_000)  # no media for 10 s
+    assert await level("p-1") == "ok"
+    assert await level("p-2") == "warn"  # 8 % loss
+    assert await level("p-3") == "warn"  # RTT 520 ms
+    assert await level("p-4") == "bad"  # 22 % loss
+    assert await level("p-6") == "bad"  # reconnecting for more than 10 s
+    assert await card.get_attribute("data-level") == "bad"
+    assert await page.locator("[data-count=warn]").inner_text() == "2"
+    assert await page.locator("[data-count=bad]").inner_text() == "3"
+    text = await card.inner_text()
+    for words in ("Đã khóa", "Đang chờ vào", "Đang kết nối lại…", "Không có tín hiệu 10 giây", "Giơ tay"):
+        assert words in text, words
+    colour = await card.locator(".cc-row[data-participant='p-4']").evaluate(
+        "(row) => getComputedStyle(row).backgroundColor")
+    assert colour != "rgba(0, 0, 0, 0)"
+    await page.screenshot(path=str(ARTIFACTS / "console-degraded.png"), full_page=True)
+    await ctx.close()
