@@ -1,4 +1,9 @@
-"""server.pages.live: /live/{meeting_id}: the live room page (studio for presenters, classroom view)."""
+"""server.pages.live: /live/{meeting_id}: the live room page: device check, lobby, presenter studio, classroom view.
+
+Presenters (trainer, leader) and operators get the studio; classrooms, learners and guests the classroom
+view. The page's JavaScript (web/static/live*.js, devicecheck.js) talks to the server through protocol.js;
+the server enforces every role. The network check endpoints (server.netcheck) are added here too.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,32 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy import select
 
-from server import keys
+from server import keys, netcheck
 from server.auth import require
+from server.db.models import Classroom, Role, Unit, User, meeting_classrooms
 from server.errors import ApiError
 from server.signalling import SignalError, load_meeting_for
+
+STUDIO_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
+
+
+async def classroom_units(app: web.Application, meeting_id: int) -> dict[str, str]:
+    """classroom_units: display name (of the classroom account, and of the classroom) → unit name, for the grid."""
+    async with app[keys.DB]() as s:
+        rows = (await s.execute(
+            select(Classroom.name, Unit.name, User.display_name)
+            .join(meeting_classrooms, meeting_classrooms.c.classroom_id == Classroom.id)
+            .join(Unit, Unit.id == Classroom.unit_id)
+            .outerjoin(User, (User.classroom_id == Classroom.id) & (User.role == Role.CLASSROOM))
+            .where(meeting_classrooms.c.meeting_id == meeting_id))).all()
+    units: dict[str, str] = {}
+    for room_name, unit_name, user_name in rows:
+        units[room_name] = unit_name
+        if user_name:
+            units[user_name] = unit_name
+    return units
 
 
 @aiohttp_jinja2.template("live.html")
@@ -26,22 +52,30 @@ async def live_page(request: web.Request) -> dict[str, Any]:
     except SignalError as exc:
         raise ApiError(404 if exc.code == "not-found" else 403, exc.code, exc.message) from None
     cfg = request.app[keys.CONFIG]
-    studio = ident.role.value in ("operator", "trainer", "leader")
+    studio = ident.role in STUDIO_ROLES
+    guest = ident.role == Role.GUEST
     return {
         "meeting": meeting,
         "studio": studio,
+        "guest": guest,
         "grid_slots": cfg.sfu.grid_slots if studio else 0,
+        "chat_chars": cfg.limits.chat_message_chars,
         "live_config": {
             "meetingId": meeting.id,
             "role": ident.role.value,
             "studio": studio,
+            "guest": guest,
+            "canPublish": not guest,
             "gridSlots": cfg.sfu.grid_slots if studio else 0,
             "videoCodec": meeting.video_codec,
             "chatChars": cfg.limits.chat_message_chars,
+            "units": await classroom_units(request.app, meeting.id) if studio else {},
+            "uploadMax": netcheck.upload_limit(request.app),
         },
     }
 
 
 def setup(app: web.Application) -> None:
-    """setup: add the live room route."""
+    """setup: add the live room route and the network check endpoints."""
     app.router.add_get("/live/{meeting_id}", live_page, name="live")
+    netcheck.setup(app)

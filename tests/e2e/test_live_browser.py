@@ -65,11 +65,12 @@ async def test_presenter_and_three_classrooms(app: web.Application, aiohttp_serv
             await studio.screenshot(path=str(ARTIFACTS / "live-studio.png"))
             await classes[0].screenshot(path=str(ARTIFACTS / "live-classroom.png"))
 
-            # Classroom 1 raises its hand; the presenter gives it the floor from the participants list.
+            # Classroom 1 raises its hand; the presenter gives it the floor from the raised-hands queue.
             first = await participant_id(classes[0])
             await classes[0].click("[data-action=hand]")
-            await studio.wait_for_selector(f".person[data-participant='{first}'] >> text=✋", timeout=15_000)
-            await studio.click(f".person[data-participant='{first}'] [data-action=give-floor]")
+            await studio.wait_for_selector(f"[data-hands] [data-participant='{first}']", timeout=15_000)
+            await studio.click(f"[data-hands] [data-participant='{first}'] [data-action=give-floor]")
+            await classes[0].wait_for_selector("[data-floor-note]:not([hidden])", timeout=15_000)
             for page in classes[1:]:
                 await page.wait_for_selector("[data-tile=floor-video]:not([hidden])", timeout=15_000)
                 await wait_rising(page, "floor-video", "frames")
@@ -85,6 +86,7 @@ async def test_presenter_and_three_classrooms(app: web.Application, aiohttp_serv
             assert after["packets"] - before["packets"] <= 5, (before, after)
 
             # A closed tab disappears from the others' lists within 10 s.
+            await studio.click("[data-tab=people]")
             third = await participant_id(classes[2])
             await classes[2].context.close()
             deadline = time.monotonic() + 10

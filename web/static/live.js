@@ -1,4 +1,6 @@
-// live.js: the live room page (studio for presenters and operators, classroom view) on top of protocol.js.
+// live.js: the live room page on top of protocol.js: device check → (lobby) → studio or classroom view.
+// Shared helpers live in window.TaphuanLive (L); live-quality.js, live-chat.js, live-polls.js and
+// live-studio.js (presenters and operators only) add their parts to it. window.live is the TaphuanClient.
 (function () {
   "use strict";
   const cfg = JSON.parse(document.getElementById("live-config").textContent);
@@ -6,212 +8,565 @@
   const root = document.getElementById("live");
   const $ = (sel, el) => (el || root).querySelector(sel);
   const $$ = (sel, el) => Array.from((el || root).querySelectorAll(sel));
+  const MODERATORS = ["operator", "trainer", "leader"];
 
   const client = new TaphuanClient({ meetingId: cfg.meetingId });
   window.live = client;  // for tests and the console
-  let local = null;
-  let gridParticipants = [];
-  let gridPage = 0;
-  let gridPages = 1;
-  let screenTrack = null;
+
+  const L = {
+    client, cfg, T, root, $, $$,
+    local: null,            // the published camera + microphone stream
+    screenTrack: null,      // our shared screen
+    audioOnly: false,
+    forcedMute: new Set(),  // sources a moderator muted on us
+    pttHeld: false,
+    handOrder: [],          // participant ids in order of raising
+    activeTab: null,
+    joined: false,
+  };
+  window.TaphuanLive = L;
+
+  // ------------------------------------------------------------------ helpers
+
+  L.isModerator = (role) => MODERATORS.includes(role);
+  L.nameOf = (pid) => {
+    if (!pid) return "";
+    if (pid === client.participantId) return T.you;
+    const p = client.participants.get(pid);
+    return p ? p.name : "…";
+  };
+  L.unitOf = (pid) => {
+    const p = client.participants.get(pid);
+    return (p && cfg.units && cfg.units[p.name]) || "";
+  };
+  L.roleName = (role) => T[`role_${role}`] || role;
+  L.el = (tag, attrs, ...children) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else if (k.startsWith("data-") || k.startsWith("aria-") || k === "title" || k === "type" || k === "role") e.setAttribute(k, v === true ? "" : v);
+      else e[k] = v;
+    }
+    for (const c of children) if (c !== null && c !== undefined && c !== false) e.append(c);
+    return e;
+  };
+  L.icon = (name) => {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("class", "lv-i");
+    svg.setAttribute("aria-hidden", "true");
+    const use = document.createElementNS("http://www.w3.org/2000/svg", "use");
+    use.setAttribute("href", `#i-${name}`);
+    svg.append(use);
+    return svg;
+  };
+  L.button = (action, label, extra, icon) => {
+    const b = L.el("button", Object.assign({ type: "button", class: "lv-btn lv-btn-sm", "data-action": action }, extra || {}));
+    if (icon) b.append(L.icon(icon));
+    if (label) b.append(L.el("span", { text: label }));
+    return b;
+  };
+  L.time = (iso) => {
+    const d = iso ? new Date(iso) : new Date();
+    return d.toLocaleTimeString(document.documentElement.lang === "en" ? "en-GB" : "vi-VN", { hour: "2-digit", minute: "2-digit" });
+  };
+  L.toast = (text, kind, icon) => {
+    const t = L.el("div", { class: `lv-toast lv-toast-${kind || "info"}`, role: "status" }, icon ? L.icon(icon) : null, L.el("span", { text }));
+    $("[data-toasts]").append(t);
+    setTimeout(() => t.classList.add("lv-toast-out"), 4500);
+    setTimeout(() => t.remove(), 5000);
+  };
+  L.confirm = (title, text, okLabel) => new Promise((resolve) => {
+    const dlg = $("[data-confirm]");
+    $("[data-confirm-title]", dlg).textContent = title;
+    $("[data-confirm-text]", dlg).textContent = text || "";
+    $("[data-confirm-ok]", dlg).textContent = okLabel || T.confirm;
+    dlg.returnValue = "";
+    dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true });
+    dlg.showModal();
+  });
+  L.error = (err) => {
+    const text = (err && err.message) || String(err);
+    L.toast(text, "error");
+  };
+  L.setTab = (name) => {
+    if (!$(`[data-panel="${name}"]`)) return;
+    L.activeTab = name;
+    $$("[data-tab]").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === name)));
+    $$(".lv-studio-side [data-panel]").forEach((p) => { p.hidden = p.dataset.panel !== name; });
+    root.dispatchEvent(new CustomEvent("live:tab", { detail: { tab: name } }));
+  };
+  L.attach = (el, stream) => {
+    if (el && el.srcObject !== stream) {
+      el.srcObject = stream;
+      if (stream) {
+        const p = el.play();
+        if (p && p.catch) p.catch(() => {});
+      }
+    }
+  };
+
+  // ------------------------------------------------------------------ views and connection state
+
+  function showView(view) {
+    root.dataset.view = view;
+    $("[data-join]").hidden = view !== "check";
+    $("[data-lobby]").hidden = view !== "lobby";
+    $("[data-ended]").hidden = view !== "ended";
+    $("[data-stage]").hidden = view !== "stage";
+    const inRoom = view === "stage";
+    $("[data-people-chip]").hidden = !inRoom;
+    $("[data-quality]").hidden = !inRoom;
+    $("[data-action=leave]").disabled = !inRoom;
+  }
+  L.showView = showView;
 
   function setConn(text, kind) {
     const badge = $("[data-conn]");
     badge.textContent = text;
     badge.dataset.kind = kind;
     root.dataset.state = kind;
+    $("[data-reconnect-banner]").hidden = kind !== "reconnecting";
   }
 
-  function nameOf(pid) {
-    if (!pid) return "";
-    if (pid === client.participantId) return T.you;
-    const p = client.participants.get(pid);
-    return p ? p.name : pid;
+  function ended(title, message) {
+    showView("ended");
+    setConn(T.closed, "closed");
+    $("[data-ended-title]").textContent = title;
+    $("[data-ended-msg]").textContent = message || "";
+    if (L.local) L.local.getTracks().forEach((t) => t.stop());
+    if (L.screenTrack) L.screenTrack.stop();
+    root.dispatchEvent(new CustomEvent("live:ended"));
   }
 
-  function attach(slot) {
-    const el = $(`[data-slot="${slot}"]`);
-    const stream = client.slotStream(slot);
-    if (el && stream && el.srcObject !== stream) {
-      el.srcObject = stream;
-      const p = el.play();
-      if (p && p.catch) p.catch(() => {});
-    }
+  // ------------------------------------------------------------------ device check
+
+  const check = new DeviceCheck($("[data-join]"), T, {
+    video: window.TAPHUAN_VIDEO || { width: 640, height: 360 },
+    uploadMax: cfg.uploadMax,
+  });
+  L.check = check;
+  $("[data-join]").addEventListener("devicecheck:network", (e) => {
+    const box = $("[data-join-audio-only]");
+    if (box && e.detail.level === 1) box.checked = true;
+  });
+  check.start();
+
+  // ------------------------------------------------------------------ slots
+
+  function overlayText(state, slot) {
+    if (state === "muted") return slot === "screen" ? T.screenStopped : T.camOffShort;
+    if (state === "paused") return T.pausedAudioOnly;
+    if (state === "reconnecting") return T.reconnectingSlot;
+    return slot === "presenter-video" ? T.waitingPresenter : "";
   }
 
   function renderSlot(msg) {
     const tile = $(`[data-tile="${msg.slot}"]`);
     if (!tile) return;
-    const name = tile.querySelector("[data-name]");
-    if (name) name.textContent = nameOf(msg.participant_id);
+    const state = msg.state;
     tile.dataset.participant = msg.participant_id || "";
-    tile.dataset.state = msg.state;
-    const overlay = tile.querySelector("[data-overlay]");
-    if (msg.slot === "presenter-video") {
-      overlay.hidden = msg.state === "live";
-      overlay.textContent = msg.state === "reconnecting" ? T.reconnectingSlot
-        : msg.state === "muted" ? T.camOffShort : T.waitingPresenter;
-    } else {
-      if (overlay) {
-        overlay.hidden = msg.state !== "reconnecting" && msg.state !== "muted";
-        overlay.textContent = msg.state === "muted" ? T.camOffShort : T.reconnectingSlot;
-      }
-      // A slot with nothing to show is hidden (a muted screen share means "not sharing").
-      tile.hidden = msg.state === "empty" || (msg.slot === "screen" && msg.state === "muted");
+    tile.dataset.state = state;
+    const name = $("[data-name]", tile);
+    if (name) name.textContent = L.nameOf(msg.participant_id);
+    const overlay = $("[data-overlay]", tile);
+    if (overlay) {
+      const text = overlayText(state, msg.slot);
+      overlay.hidden = state === "live" || !text;
+      overlay.textContent = text;
     }
-    attach(msg.slot);
+    if (msg.slot === "screen") tile.hidden = !(state === "live" || state === "reconnecting");
+    else if (msg.slot === "presenter-video") tile.hidden = cfg.studio && state === "empty";
+    else tile.hidden = state === "empty";
+    L.attach($(`[data-slot="${msg.slot}"]`), client.slotStream(msg.slot));
+    if (!cfg.studio) {
+      const screenOn = !$("[data-tile=screen]").hidden;
+      $("[data-action=swap]").hidden = !screenOn;
+      $("[data-theatre]").dataset.screen = screenOn ? "1" : "0";
+    } else {
+      const hint = $("[data-strip-hint]");
+      if (hint) hint.hidden = !$("[data-tile=floor-video]").hidden;
+    }
+  }
+  L.renderSlot = renderSlot;
+
+  function renderAllSlots() {
+    for (const msg of Object.values(client.slotState)) renderSlot(msg);
   }
 
-  function renderPeople() {
-    const list = $("[data-people-list]");
-    list.textContent = "";
-    const people = [[client.participantId, { name: T.you, role: client.role, state: "connected" }],
-      ...client.participants.entries()];
-    $("[data-people]").textContent = String(people.length);
-    for (const [pid, p] of people) {
-      const li = document.createElement("li");
-      li.dataset.participant = pid;
-      li.className = "person";
-      const hand = client.hands.has(pid) ? "✋ " : "";
-      const role = pid === client.presenterId ? ` (${T.presenter})` : "";
-      const label = document.createElement("span");
-      label.textContent = `${hand}${p.name}${role}`;
-      if (p.state === "reconnecting") label.textContent += ` — ${T.reconnecting}`;
-      li.appendChild(label);
-      if (pid === client.floorId) li.classList.add("has-floor");
-      if (cfg.studio && pid !== client.participantId && (p.role === "classroom" || p.role === "learner")) {
-        const b = document.createElement("button");
-        b.type = "button";
-        b.className = "btn btn-sm";
-        b.dataset.action = "give-floor";
-        b.dataset.participant = pid;
-        b.textContent = pid === client.floorId ? T.takeFloor : T.giveFloor;
-        li.appendChild(b);
-      }
-      list.appendChild(li);
+  // ------------------------------------------------------------------ controls
+
+  function tracks(kind) {
+    if (!L.local) return [];
+    return kind === "mic" ? L.local.getAudioTracks() : L.local.getVideoTracks();
+  }
+
+  function floorMine() { return !!client.participantId && client.floorId === client.participantId; }
+  function pttActive() {
+    const box = $("[data-ptt-toggle]");
+    return !cfg.studio && !!box && box.checked && floorMine();
+  }
+
+  function applyPtt() {
+    if (!pttActive()) return;
+    const on = L.pttHeld && !L.forcedMute.has("mic");
+    tracks("mic").forEach((t) => { t.enabled = on; });
+  }
+
+  function renderControls() {
+    const mic = $("[data-action=mic]");
+    const cam = $("[data-action=cam]");
+    const micOn = tracks("mic").some((t) => t.enabled);
+    const camOn = tracks("video").some((t) => t.enabled);
+    const ptt = pttActive();
+    if (mic) {
+      mic.disabled = !L.joined || !tracks("mic").length || ptt;
+      mic.setAttribute("aria-pressed", String(micOn));
+      mic.innerHTML = "";
+      mic.append(L.icon(micOn ? "mic" : "mic-off"), L.el("span", { text: ptt ? T.micPtt : micOn ? T.micIsOn : T.micIsOff }));
+    }
+    if (cam) {
+      cam.disabled = !L.joined || !tracks("video").length || L.audioOnly;
+      cam.setAttribute("aria-pressed", String(camOn));
+      cam.innerHTML = "";
+      cam.append(L.icon(camOn ? "video" : "video-off"), L.el("span", { text: camOn ? T.camIsOn : T.camIsOff }));
+    }
+    const selfOverlay = $("[data-self-overlay]");
+    if (selfOverlay) {
+      selfOverlay.hidden = camOn;
+      selfOverlay.textContent = !tracks("video").length ? T.noCameraShort : T.camOffShort;
+    }
+    const selfState = $("[data-self-state]");
+    if (selfState) selfState.replaceChildren(...(micOn ? [] : [L.icon("mic-off")]));
+    const screen = $("[data-action=screen]");
+    if (screen) {
+      screen.disabled = !L.joined || !client.screenSender;
+      screen.setAttribute("aria-pressed", String(!!L.screenTrack));
+      screen.innerHTML = "";
+      screen.append(L.icon(L.screenTrack ? "stop" : "screen"), L.el("span", { text: L.screenTrack ? T.stopScreen : T.shareScreen }));
     }
     const hand = $("[data-action=hand]");
-    if (hand) hand.textContent = client.hands.has(client.participantId) ? `✋ ${T.lowerHand}` : `✋ ${T.hand}`;
-    const take = $("[data-action=take-floor]");
-    if (take) take.disabled = !client.floorId;
-  }
-
-  function renderGrid() {
-    const page = $("[data-page]");
-    if (page) page.textContent = `${gridPage + 1}/${Math.max(1, gridPages)}`;
-    gridParticipants.forEach((pid, i) => {
-      const tile = $(`[data-tile="grid-${i}"]`);
-      if (tile) tile.querySelector("[data-name]").textContent = nameOf(pid);
-    });
-  }
-
-  async function getMedia() {
-    const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
-    const video = window.TAPHUAN_VIDEO || { width: 640, height: 360 };
-    try {
-      return await navigator.mediaDevices.getUserMedia({ video, audio });
-    } catch (err) {
-      try { return await navigator.mediaDevices.getUserMedia({ audio }); } catch (e) { return null; }
+    if (hand) {
+      const raised = client.hands.has(client.participantId);
+      hand.disabled = !L.joined || floorMine();
+      hand.classList.toggle("is-raised", raised);
+      hand.innerHTML = "";
+      hand.append(L.icon("hand"), L.el("span", { text: raised ? T.lowerHand : T.hand }));
     }
+    const ao = $("[data-action=audio-only]");
+    if (ao) {
+      ao.disabled = !L.joined;
+      ao.setAttribute("aria-pressed", String(L.audioOnly));
+      ao.innerHTML = "";
+      ao.append(L.icon(L.audioOnly ? "video" : "headphones"), L.el("span", { text: L.audioOnly ? T.videoBack : T.audioOnly }));
+    }
+    const pttBtn = $("[data-action=ptt]");
+    if (pttBtn) {
+      pttBtn.hidden = !ptt;
+      pttBtn.classList.toggle("is-held", L.pttHeld);
+    }
+    const note = $("[data-floor-note]");
+    if (note) note.hidden = !floorMine();
+    root.classList.toggle("lv-has-floor", floorMine());
+    const take = $("[data-action=take-floor]");
+    if (take) take.disabled = !L.joined || !client.floorId;
+    const lockBtn = $("[data-action=lock]");
+    const locked = !!(client.room && client.room.locked);
+    if (lockBtn) {
+      lockBtn.disabled = !L.joined;
+      lockBtn.setAttribute("aria-pressed", String(locked));
+      lockBtn.replaceChildren(L.icon(locked ? "unlock" : "lock"), L.el("span", { text: locked ? T.unlock : T.lock }));
+    }
+    $("[data-lockmark]").hidden = !(L.joined && locked);
+    const muteAll = $("[data-action=mute-all]");
+    if (muteAll) muteAll.disabled = !L.joined;
+    $("[data-people]").textContent = String(client.participants.size + 1);
   }
+  L.renderControls = renderControls;
+
+  // ------------------------------------------------------------------ join and leave
 
   async function join() {
-    $("[data-action=join]").disabled = true;
-    setConn(T.connecting, "connecting");
-    local = await getMedia();
-    if (!local) {
-      const err = $("[data-error]");
-      err.hidden = false;
-      err.textContent = T.noCamera;
-    } else {
-      $("[data-self]").srcObject = local;
+    const btn = $("[data-action=join]");
+    btn.disabled = true;
+    $("[data-error]").hidden = true;
+    const nameInput = $("[data-guest-name]");
+    if (nameInput) {
+      if (!nameInput.value.trim()) {
+        const box = $("[data-error]");
+        box.hidden = false;
+        box.textContent = T.nameNeeded;
+        btn.disabled = false;
+        nameInput.focus();
+        return;
+      }
+      client.name = nameInput.value.trim();
     }
+    setConn(T.connecting, "connecting");
+    L.local = await check.takeStream();
+    const wantAudioOnly = !!($("[data-join-audio-only]") && $("[data-join-audio-only]").checked);
     try {
       await client.connect();
-      if (local && cfg.role !== "guest") await client.publish(local, { screenSlot: cfg.studio, videoCodec: cfg.videoCodec === "H264" ? "video/H264" : "video/VP8" });
     } catch (err) {
+      if (client.closedReason || (err && err.code === "refused")) {
+        ended(T.notAdmitted, T[client.closedReason || "refused"] || err.message);
+        return;
+      }
       setConn(T.closed, "closed");
+      showView("check");
       const box = $("[data-error]");
       box.hidden = false;
-      box.textContent = err.message || String(err);
-      $("[data-action=join]").disabled = false;
+      box.textContent = (err && err.message) || String(err);
+      btn.disabled = false;
+      check.open();
       return;
     }
-    $("[data-join]").hidden = true;
-    $("[data-stage]").hidden = false;
-    $$("[data-action]").forEach((b) => { if (b.dataset.action !== "take-floor") b.disabled = false; });
-    if (!local) { $("[data-action=cam]").disabled = true; $("[data-action=mic]").disabled = true; }
+    L.joined = true;
+    showView("stage");
     setConn(T.connected, "connected");
-    renderPeople();
-  }
-
-  client.addEventListener("track", (e) => attach(e.detail.slot));
-  client.addEventListener("slot", (e) => renderSlot(e.detail));
-  for (const type of ["participant-joined", "participant-left", "participant-state", "hand", "floor", "presenter", "joined"]) {
-    client.addEventListener(type, () => { renderPeople(); renderGrid(); });
-  }
-  client.addEventListener("grid", (e) => {
-    gridParticipants = e.detail.participants;
-    gridPage = e.detail.page;
-    gridPages = e.detail.pages;
-    renderGrid();
-  });
-  client.addEventListener("reconnecting", () => setConn(T.reconnecting, "reconnecting"));
-  client.addEventListener("reconnected", () => setConn(T.connected, "connected"));
-  client.addEventListener("mute-request", (e) => {
-    const b = $(e.detail.source === "mic" ? "[data-action=mic]" : "[data-action=cam]");
-    if (b) b.textContent = e.detail.muted ? (e.detail.source === "mic" ? T.micOn : T.camOn) : (e.detail.source === "mic" ? T.micOff : T.camOff);
-  });
-  client.addEventListener("closed", (e) => {
-    setConn(T.closed, "closed");
-    const box = $("[data-error]");
-    box.hidden = false;
-    box.textContent = T[e.detail.reason] || e.detail.message;
-    $("[data-join]").hidden = false;
-  });
-
-  root.addEventListener("click", async (ev) => {
-    const button = ev.target.closest("[data-action]");
-    if (!button) return;
-    const action = button.dataset.action;
+    L.attach($("[data-self]"), L.local && L.local.getVideoTracks().length ? L.local : null);
     try {
-      if (action === "join") await join();
-      else if (action === "hand") await client.raiseHand(!client.hands.has(client.participantId));
-      else if (action === "give-floor") {
-        const pid = button.dataset.participant || button.closest("[data-participant]").dataset.participant;
-        await client.giveFloor(pid === client.floorId ? null : pid);
-      } else if (action === "take-floor") await client.giveFloor(null);
-      else if (action === "cam" || action === "mic") {
-        if (!local) return;
-        const tracks = action === "cam" ? local.getVideoTracks() : local.getAudioTracks();
-        const on = !tracks.every((t) => t.enabled);
-        tracks.forEach((t) => { t.enabled = on; });
-        button.textContent = action === "cam" ? (on ? T.camOff : T.camOn) : (on ? T.micOff : T.micOn);
-      } else if (action === "screen") {
-        if (screenTrack) {
-          screenTrack.stop();
-          screenTrack = null;
-          await client.setScreen(null);
-          button.textContent = T.shareScreen;
-        } else {
-          const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
-          screenTrack = s.getVideoTracks()[0];
-          screenTrack.addEventListener("ended", () => { if (screenTrack) button.click(); });
-          await client.setScreen(screenTrack);
-          button.textContent = T.stopScreen;
-        }
-      } else if (action === "prev-page") await client.gridPage(Math.max(0, gridPage - 1));
-      else if (action === "next-page") await client.gridPage(gridPage + 1);
-      else if (action === "fullscreen") {
-        if (document.fullscreenElement) await document.exitFullscreen(); else await root.requestFullscreen();
-      } else if (action === "leave") {
-        await client.leave();
-        location.href = "/";
+      if (L.local && cfg.canPublish) {
+        await client.publish(L.local, { screenSlot: cfg.studio, videoCodec: cfg.videoCodec === "H264" ? "video/H264" : "video/VP8" });
       }
     } catch (err) {
-      const box = $("[data-error]");
-      box.hidden = false;
-      box.textContent = err.message || String(err);
+      L.error(err);
+    }
+    if (!L.local) L.toast(check.cameraError ? `${check.cameraError} ${T.canStillWatch}` : T.noCamera, "warn");
+    if (wantAudioOnly) await setAudioOnly(true);
+    if (cfg.studio) L.setTab("hands");
+    renderControls();
+    renderAllSlots();
+    root.dispatchEvent(new CustomEvent("live:joined"));
+  }
+
+  async function setAudioOnly(on) {
+    await client.audioOnly(on);
+    L.audioOnly = on;
+    // A weak link also stops sending our camera; it comes back with the video.
+    if (on) {
+      L.camBeforeAudioOnly = tracks("video").some((t) => t.enabled);
+      tracks("video").forEach((t) => { t.enabled = false; });
+    } else if (L.camBeforeAudioOnly) {
+      tracks("video").forEach((t) => { t.enabled = true; });
+    }
+    if (client.participantId && client.local && tracks("video").length) {
+      client.mute(client.participantId, "camera", on).catch(() => {});
+    }
+    root.classList.toggle("lv-audio-only", on);
+    $("[data-weak-banner]").hidden = true;
+    renderControls();
+    root.dispatchEvent(new CustomEvent("live:audio-only", { detail: { enabled: on } }));
+  }
+  L.setAudioOnly = setAudioOnly;
+
+  async function toggleScreen() {
+    const tile = $("[data-tile=my-screen]");
+    if (L.screenTrack) {
+      const t = L.screenTrack;
+      L.screenTrack = null;
+      t.stop();
+      await client.setScreen(null);
+      if (tile) tile.hidden = true;
+    } else {
+      const s = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+      const track = s.getVideoTracks()[0];
+      if ("contentHint" in track) track.contentHint = "detail";
+      L.screenTrack = track;
+      track.addEventListener("ended", () => { if (L.screenTrack === track) toggleScreen().catch(L.error); });
+      await client.setScreen(track);
+      if (tile) {
+        tile.hidden = false;
+        L.attach($("[data-my-screen]"), s);
+      }
+    }
+    renderControls();
+  }
+
+  function toggleTrack(kind) {
+    const list = tracks(kind === "mic" ? "mic" : "video");
+    if (!list.length) return;
+    const on = !list.every((t) => t.enabled);
+    if (on && L.forcedMute.has(kind === "mic" ? "mic" : "camera")) {
+      L.toast(kind === "mic" ? T.micForced : T.camForced, "warn");
+      return;
+    }
+    list.forEach((t) => { t.enabled = on; });
+    renderControls();
+  }
+
+  // ------------------------------------------------------------------ events from the room
+
+  client.addEventListener("track", (e) => {
+    L.attach($(`[data-slot="${e.detail.slot}"]`), e.detail.stream);
+  });
+  client.addEventListener("slot", (e) => renderSlot(e.detail));
+  for (const type of ["participant-joined", "participant-left", "participant-state", "hand", "floor", "presenter", "joined", "locked"]) {
+    client.addEventListener(type, () => { renderAllSlots(); renderControls(); });
+  }
+  client.addEventListener("joined", () => {
+    L.handOrder = Array.from(client.hands);
+  });
+  client.addEventListener("hand", (e) => {
+    const pid = e.detail.participant_id;
+    L.handOrder = L.handOrder.filter((p) => p !== pid);
+    if (e.detail.raised) L.handOrder.push(pid);
+  });
+  client.addEventListener("participant-left", (e) => {
+    L.handOrder = L.handOrder.filter((p) => p !== e.detail.participant_id);
+  });
+  client.addEventListener("floor", (e) => {
+    // (A floor event may come before our `joined`: no participant id yet means not ours.)
+    const mine = !!client.participantId && e.detail.participant_id === client.participantId;
+    if (mine && !L.hadFloor && !cfg.studio) {
+      L.toast(T.floorGiven, "ok", "mic");
+      applyPtt();
+    } else if (!mine && L.hadFloor && !cfg.studio) {
+      L.toast(T.floorTaken, "info");
+      const box = $("[data-ptt-toggle]");
+      if (box && box.checked) tracks("mic").forEach((t) => { t.enabled = true; });
+    }
+    L.hadFloor = mine;
+  });
+  client.addEventListener("locked", (e) => {
+    if (L.joined) L.toast(e.detail.locked ? T.roomLocked : T.roomUnlocked, "info");
+  });
+  client.addEventListener("mute-request", (e) => {
+    const d = e.detail;
+    if (d.muted) L.forcedMute.add(d.source); else L.forcedMute.delete(d.source);
+    if (d.muted) L.toast(d.source === "mic" ? T.micMutedBy : d.source === "camera" ? T.camMutedBy : T.screenMutedBy, "warn");
+    else L.toast(d.source === "mic" ? T.micUnmutedBy : T.camUnmutedBy, "ok");
+    renderControls();
+  });
+  client.addEventListener("lobby", (e) => {
+    showView("lobby");
+    setConn(T.waiting, "connecting");
+    $("[data-lobby-msg]").textContent = T.lobbyText;
+    void e;
+  });
+  client.addEventListener("reconnecting", () => setConn(T.reconnecting, "reconnecting"));
+  client.addEventListener("reconnected", async () => {
+    setConn(T.connected, "connected");
+    if (L.audioOnly) client.audioOnly(true).catch(() => {});
+    if (L.screenTrack) client.setScreen(L.screenTrack).catch(() => {});
+    renderControls();
+  });
+  client.addEventListener("pc-state", (e) => {
+    if (e.detail.state === "failed" && L.joined) setConn(T.reconnecting, "reconnecting");
+    else if (e.detail.state === "connected" && !client.reconnecting && L.joined) setConn(T.connected, "connected");
+  });
+  client.addEventListener("closed", (e) => {
+    const reason = e.detail.reason;
+    if (["replaced", "logout", "removed", "refused"].includes(reason)) {
+      L.joined = false;
+      ended(reason === "refused" ? T.notAdmitted : T.endedTitle, T[reason] || e.detail.message);
+    } else if (reason === "room-closed") {
+      L.joined = false;
+      ended(T.endedTitle, T.roomClosed);
     }
   });
+
+  // ------------------------------------------------------------------ push to talk
+
+  function pttPress(down) {
+    if (!pttActive() || L.pttHeld === down) return;
+    L.pttHeld = down;
+    applyPtt();
+    renderControls();
+  }
+  // Space talks anywhere but in text fields (also over a focused button or checkbox, which it must not press).
+  const typing = (t) => t.closest && t.closest("input[type=text], textarea, select, [contenteditable]");
+  document.addEventListener("keydown", (ev) => {
+    if (ev.code !== "Space" || !pttActive() || typing(ev.target)) return;
+    ev.preventDefault();
+    if (!ev.repeat) pttPress(true);
+  });
+  document.addEventListener("keyup", (ev) => {
+    if (ev.code !== "Space" || typing(ev.target)) return;
+    if (L.pttHeld) ev.preventDefault();
+    pttPress(false);
+  });
+  const pttBtn = $("[data-action=ptt]");
+  if (pttBtn) {
+    pttBtn.addEventListener("pointerdown", (ev) => { ev.preventDefault(); pttPress(true); });
+    for (const t of ["pointerup", "pointerleave", "pointercancel"]) pttBtn.addEventListener(t, () => pttPress(false));
+  }
+  const pttBox = $("[data-ptt-toggle]");
+  if (pttBox) {
+    pttBox.addEventListener("change", () => {
+      L.pttHeld = false;
+      if (pttActive()) applyPtt();
+      else if (!L.forcedMute.has("mic")) tracks("mic").forEach((t) => { t.enabled = true; });
+      renderControls();
+    });
+  }
+  window.addEventListener("blur", () => pttPress(false));
+
+  // ------------------------------------------------------------------ clicks
+
+  root.addEventListener("click", async (ev) => {
+    const tab = ev.target.closest("[data-tab]");
+    if (tab) { L.setTab(tab.dataset.tab); return; }
+    const button = ev.target.closest("[data-action]");
+    if (!button || button.disabled) return;
+    const action = button.dataset.action;
+    try {
+      switch (action) {
+        case "join": await join(); break;
+        case "test-speaker": check.playTone(); break;
+        case "netcheck": await check.checkNetwork(); break;
+        case "hand": await client.raiseHand(!client.hands.has(client.participantId)); break;
+        case "take-floor": await client.giveFloor(null); break;
+        case "cam": toggleTrack("cam"); break;
+        case "mic": toggleTrack("mic"); break;
+        case "screen": await toggleScreen(); break;
+        case "audio-only": await setAudioOnly(!L.audioOnly); break;
+        case "weak-accept": await setAudioOnly(true); break;
+        case "weak-dismiss":
+          $("[data-weak-banner]").hidden = true;
+          root.dispatchEvent(new CustomEvent("live:weak-dismissed"));
+          break;
+        case "swap": {
+          const th = $("[data-theatre]");
+          th.dataset.swap = th.dataset.swap === "1" ? "0" : "1";
+          break;
+        }
+        case "toggle-side": {
+          const hidden = root.classList.toggle("lv-side-hidden");
+          button.setAttribute("aria-pressed", String(!hidden));
+          root.dispatchEvent(new CustomEvent("live:tab", { detail: { tab: hidden ? null : "chat" } }));
+          break;
+        }
+        case "fullscreen":
+          if (document.fullscreenElement) await document.exitFullscreen(); else await root.requestFullscreen();
+          break;
+        case "leave":
+          if (await L.confirm(T.leaveTitle, T.leaveText, T.leave)) {
+            L.joined = false;
+            await client.leave();
+            ended(T.leftTitle, "");
+          }
+          break;
+        case "leave-lobby":
+          client.close();
+          ended(T.leftTitle, "");
+          break;
+        case "reload": location.reload(); break;
+        default: break;
+      }
+    } catch (err) {
+      if (action === "join") return;
+      if (err && err.name === "NotAllowedError" && action === "screen") L.toast(T.screenRefused, "warn");
+      else L.error(err);
+    }
+  });
+
+  document.addEventListener("fullscreenchange", () => {
+    const b = $("[data-action=fullscreen]");
+    b.replaceChildren(L.icon("full"), L.el("span", { text: document.fullscreenElement ? T.exitFullscreen : T.fullscreen }));
+  });
+
+  showView("check");
+  renderControls();
 })();

@@ -138,6 +138,9 @@
     async reconnect() {
       try {
         await this.openSocket();
+        // The server's media peers died with the socket, and its new down offer may arrive before
+        // `joined`: drop the old down connection first so that the offer builds a fresh one.
+        this.closeDown();
         let reply;
         try {
           reply = await this.request("join", {
@@ -148,7 +151,6 @@
           if (!(err instanceof ProtocolError) || err.code !== "token") throw err;
           reply = await this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name });
         }
-        this.closeDown();
         this.onJoined(reply);
         this.reconnecting = false;
         this.retries = 0;
@@ -378,6 +380,10 @@
     createPoll(question, choices) { return this.request("poll-create", { question, choices }); }
     answerPoll(pollId, choice) { return this.request("poll-answer", { poll_id: pollId, choice }); }
     closePoll(pollId) { return this.request("poll-close", { poll_id: pollId }); }
+    // Recording (docs/protocol.md): everyone gets "recording" events {state: recording|stopped|refused}.
+    recordStart() { return this.request("record-start", {}); }
+    recordStop() { return this.request("record-stop", {}); }
+    recordMarker(title) { return this.request("record-marker", { title: String(title) }); }
     ping() { return this.request("ping", {}); }
 
     async leave() {
