@@ -95,12 +95,13 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_db_ctx)
     app.cleanup_ctx.append(_bus_ctx)
 
-    from server import health, live, pages
+    from server import health, live, pages, recordings
     from server.api import setup as setup_api
 
     health.setup(app)
     setup_api(app)
     pages.setup(app)
     live.setup(app)
+    recordings.setup(app)  # after live: its cleanup context stops the recorders before the rooms
     app.router.add_static("/static/", WEB_DIR / "static", name="static", append_version=True)
     return app

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from server.bus import Bus
     from server.i18n import Translations
     from server.live import Live
+    from server.mail import Mailer
     from server.metrics import Metrics
     from server.openapi import ApiRegistry
+    from server.recordings import Recorders
 
 CONFIG = web.AppKey("config", Config)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -30,6 +32,8 @@ REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 API: web.AppKey[ApiRegistry] = web.AppKey("api")
 LIVE: web.AppKey[Live] = web.AppKey("live")
+RECORDERS: web.AppKey[Recorders] = web.AppKey("recorders")
+MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 
 # Per-request values (set by middlewares).
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")

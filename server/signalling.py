@@ -557,9 +557,9 @@ ROUTES: dict[str, Route] = {
 
 
 def _merge_routes() -> None:
-    from server import chat, lobby, polls
+    from server import chat, lobby, polls, recording_live
 
-    for table in (chat.ROUTES, polls.ROUTES, lobby.ROUTES):
+    for table in (chat.ROUTES, polls.ROUTES, lobby.ROUTES, recording_live.ROUTES):
         for name, route in table.items():
             assert name not in ROUTES, name
             ROUTES[name] = route

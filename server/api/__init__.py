@@ -26,3 +26,8 @@ def setup(app: web.Application) -> None:
     registry.add_module(app, sys.modules[__name__])
     for module in (accounts, units, programs, meetings, live):
         registry.add_module(app, module)
+    from server.api import enrolment, forum, materials, selfstudy  # learning (issue 6)
+    for module in (enrolment, materials, forum, selfstudy):
+        registry.add_module(app, module)
+    from server.api import recordings  # the archive (issue 7)
+    registry.add_module(app, recordings)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -203,6 +204,7 @@ class Meeting(Base):
     record: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Scheduling (migration 0007): the 10-day-rule override, first publication, iCalendar SEQUENCE.
 
     program: Mapped[Program] = relationship(lazy="raise")
     presenters: Mapped[list[User]] = relationship(secondary=meeting_presenters, lazy="raise")
@@ -315,7 +317,6 @@ class PollAnswer(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-
 class AttendanceEvent(Base):
     """AttendanceEvent: one thing a participant did in a meeting's live room (reports are computed from these).
 
@@ -353,8 +354,207 @@ class Headcount(Base):
 
 
 __all__ = [
-    "AttendanceEvent", "Headcount", "AuditEntry", "Base", "ChatMessage", "Classroom", "JoinLink", "LoginSession", "Meeting", "MeetingKind",
-    "MeetingStatus", "PRESENTER_ROLES", "Poll", "PollAnswer", "Program", "Role", "STAFF_ROLES", "Setting",
+    "AttendanceEvent", "AuditEntry", "Headcount",
+    "Base", "ChatMessage", "Classroom", "JoinLink", "LoginSession", "Meeting",
+    "MeetingKind", "MeetingStatus", "PRESENTER_ROLES", "Poll", "PollAnswer",
+    "Program", "Role", "STAFF_ROLES", "Setting",
     "UTCDateTime", "Unit", "UnitLevel", "User", "meeting_classrooms", "meeting_presenters", "meeting_provinces",
     "utcnow",
 ]
+
+
+# --- learning (issue 6, migration 0008): enrolment, materials, forum, quizzes, study progress ---------------
+
+program_learners = Table(
+    "program_learners",
+    Base.metadata,
+    Column("program_id", ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+program_trainers = Table(
+    "program_trainers",
+    Base.metadata,
+    Column("program_id", ForeignKey("programs.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class MaterialKind(enum.StrEnum):
+    """MaterialKind: what a material is for (documents, slides, e-learning packages, videos, images)."""
+
+    DOCUMENT = "document"
+    SLIDES = "slides"
+    PACKAGE = "package"
+    VIDEO = "video"
+    IMAGE = "image"
+
+
+class Material(Base):
+    """Material: an uploaded file of a program (or of one of its meetings), stored by content hash."""
+
+    __tablename__ = "materials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"), index=True)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="SET NULL"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[MaterialKind] = mapped_column(_enum(MaterialKind))
+    filename: Mapped[str] = mapped_column(String(255))
+    mime: Mapped[str] = mapped_column(String(120))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ForumTopic(Base):
+    """ForumTopic: a free topic of a program, or the one thread of a meeting (meeting_id set)."""
+
+    __tablename__ = "forum_topics"
+    __table_args__ = (UniqueConstraint("meeting_id", name="uq_forum_topics_meeting_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"), index=True)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ForumQuestion(Base):
+    """ForumQuestion: a question asked in a topic (Markdown); answered once a trainer marks it so."""
+
+    __tablename__ = "forum_questions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topic_id: Mapped[int] = mapped_column(ForeignKey("forum_topics.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ForumReply(Base):
+    """ForumReply: an answer or a follow-up to a question (Markdown)."""
+
+    __tablename__ = "forum_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    question_id: Mapped[int] = mapped_column(ForeignKey("forum_questions.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Quiz(Base):
+    """Quiz: a short multiple-choice self-assessment of a program, written by a trainer."""
+
+    __tablename__ = "quizzes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"), index=True)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="SET NULL"))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    pass_percent: Mapped[int] = mapped_column(Integer, default=70)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class QuizQuestion(Base):
+    """QuizQuestion: one question of a quiz with 2–6 choices, one or several of them correct."""
+
+    __tablename__ = "quiz_questions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    choices: Mapped[list[str]] = mapped_column(JSON)
+    correct: Mapped[list[int]] = mapped_column(JSON)
+
+
+class QuizAttempt(Base):
+    """QuizAttempt: one learner's submitted answers to a quiz, with the score it earned."""
+
+    __tablename__ = "quiz_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    answers: Mapped[list[list[int]]] = mapped_column(JSON)
+    correct_count: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    score_percent: Mapped[int] = mapped_column(Integer)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StudyProgress(Base):
+    """StudyProgress: one learner's use of one study item ("material:<id>", later "recording:<id>")."""
+
+    __tablename__ = "study_progress"
+    __table_args__ = (UniqueConstraint("user_id", "item", name="uq_study_progress_user_item"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"), index=True)
+    item: Mapped[str] = mapped_column(String(40))
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    opens: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[float] = mapped_column(Float, default=0.0)
+    duration: Mapped[float] = mapped_column(Float, default=0.0)
+    watched: Mapped[float] = mapped_column(Float, default=0.0)
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+__all__ += [
+    "ForumQuestion", "ForumReply", "ForumTopic", "Material", "MaterialKind", "Quiz", "QuizAttempt",
+    "QuizQuestion", "StudyProgress", "program_learners", "program_trainers",
+]
+
+
+class RecordingState(enum.StrEnum):
+    """RecordingState: recording -> processing -> ready | failed."""
+
+    RECORDING = "recording"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Recording(Base):
+    """Recording: one recording of a meeting's room: its files, state, progress and who may watch it."""
+
+    __tablename__ = "recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="SET NULL"), index=True)
+    program_id: Mapped[int | None] = mapped_column(ForeignKey("programs.id", ondelete="SET NULL"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    directory: Mapped[str] = mapped_column(String(200))  # relative to <data_dir>/recordings
+    state: Mapped[RecordingState] = mapped_column(_enum(RecordingState), default=RecordingState.RECORDING,
+                                                  index=True)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    recovered: Mapped[bool] = mapped_column(Boolean, default=False)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    video_codec: Mapped[str] = mapped_column(String(8), default="VP8")
+    file: Mapped[str] = mapped_column(String(200), default="")  # the lecture file, relative to directory
+    mime: Mapped[str] = mapped_column(String(40), default="")
+    duration: Mapped[float] = mapped_column(Float, default=0.0)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    chapters: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    originals: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+__all__ += ["Recording", "RecordingState"]

@@ -11,3 +11,7 @@ def setup(app: web.Application) -> None:
 
     for module in (home, accounts, units, meetings, live, console):
         module.setup(app)
+    from server.pages import learning  # learning (issue 6): materials, forum, self-study, enrolment
+    learning.setup(app)
+    from server.pages import archive  # the archive of recordings (issue 7)
+    archive.setup(app)

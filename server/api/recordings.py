@@ -1,0 +1,237 @@
+"""server.api.recordings: /api/v1/recordings: the archive (list, state and progress, media with Range, chapters,
+publish/unpublish and delete by operators). Who sees what: `server.recordings.visible`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from server import keys
+from server.audit import record
+from server.auth import require
+from server.db.models import Program, Recording, RecordingState, Role
+from server.errors import ApiError
+from server.openapi import endpoint, int_param, json_response, parse_body
+from server.recordings import delete_recording, may_view, visible
+
+OPERATORS = (Role.OPERATOR,)
+STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
+NOT_FOUND = ApiError(404, "not-found", "Không có bản ghi hình này. / No such recording.")
+FORBIDDEN = ApiError(403, "forbidden", "Bạn không được xem bản ghi hình này. / You may not watch this recording.")
+
+
+class ChapterOut(BaseModel):
+    """ChapterOut: one chapter of a recording (seconds)."""
+
+    start: float
+    end: float
+    title: str
+
+
+class RecordingOut(BaseModel):
+    """RecordingOut: a recording with its state (recording, processing with progress, ready, failed)."""
+
+    id: int
+    title: str
+    meeting_id: int | None
+    program_id: int | None
+    program_title: str
+    state: str
+    progress: int
+    error: str
+    recovered: bool
+    published: bool
+    video_codec: str
+    mime: str
+    duration: float
+    size: int
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    chapters: list[ChapterOut]
+    originals: list[str]
+    media_url: str
+    download_url: str
+    chapters_url: str
+
+
+class RecordingPatch(BaseModel):
+    """RecordingPatch: operators publish or unpublish a recording to learners, or rename it."""
+
+    published: bool | None = None
+    title: str | None = Field(None, min_length=1, max_length=300)
+
+
+def recording_out(request: web.Request, row: Recording, program_title: str = "") -> RecordingOut:
+    """recording_out: a Recording row as RecordingOut (live progress from the recorder service)."""
+    tz = request.app[keys.CONFIG].tz
+    progress = request.app[keys.RECORDERS].progress.get(row.id, row.progress) if keys.RECORDERS in request.app \
+        else row.progress
+    base = f"/api/v1/recordings/{row.id}"
+    return RecordingOut(
+        id=row.id, title=row.title, meeting_id=row.meeting_id, program_id=row.program_id,
+        program_title=program_title, state=row.state.value, progress=progress, error=row.error,
+        recovered=row.recovered, published=row.published, video_codec=row.video_codec, mime=row.mime,
+        duration=row.duration, size=row.size, started_at=row.started_at.astimezone(tz),
+        ended_at=row.ended_at.astimezone(tz) if row.ended_at else None,
+        chapters=[ChapterOut(**c) for c in row.chapters or []], originals=sorted(row.originals or {}),
+        media_url=f"{base}/media", download_url=f"{base}/media?download=1", chapters_url=f"{base}/chapters.vtt")
+
+
+async def _load(request: web.Request, *, for_media: bool = False) -> Recording:
+    """_load: the recording of the path's {id} if the caller may see it (404 unknown, 403 not allowed)."""
+    ident = require(request)
+    rid = int_param(request, "id")
+    async with request.app[keys.DB]() as s:
+        row = await s.get(Recording, rid)
+        if row is None:
+            raise NOT_FOUND
+        if not await may_view(s, ident, rid):
+            raise FORBIDDEN
+    if for_media and (row.state != RecordingState.READY or not row.file):
+        raise ApiError(409, "not-ready", "Bản ghi hình chưa sẵn sàng. / The recording is not ready yet.")
+    return row
+
+
+def _path(request: web.Request, row: Recording, rel: str) -> Path:
+    root = (request.app[keys.CONFIG].data_path / "recordings").resolve()
+    path = (root / row.directory / rel).resolve()
+    if root not in path.parents or not path.is_file():
+        raise NOT_FOUND
+    return path
+
+
+@endpoint("GET", "/api/v1/recordings", name="api-recordings", summary="Recordings the caller may watch",
+          response=RecordingOut, response_list=True, tag="recordings",
+          query=(("q", "words of the title"), ("program_id", "only this program"),
+                 ("meeting_id", "only this meeting"), ("since", "started on or after (YYYY-MM-DD)"),
+                 ("until", "started on or before (YYYY-MM-DD)")))
+async def list_recordings(request: web.Request) -> web.Response:
+    """list_recordings: newest first, filtered by title words, program, meeting and dates."""
+    ident = require(request)
+    q = request.query
+    stmt: Any = (select(Recording, Program.title).outerjoin(Program, Program.id == Recording.program_id)
+                 .where(visible(ident)).order_by(Recording.started_at.desc(), Recording.id.desc()).limit(500))
+    for word in (q.get("q") or "").split()[:8]:
+        stmt = stmt.where(Recording.title.ilike(f"%{word}%"))
+    for name, column in (("program_id", Recording.program_id), ("meeting_id", Recording.meeting_id)):
+        if q.get(name):
+            if not q[name].isdigit():
+                raise ApiError(400, "invalid", f"{name} phải là số / {name} must be a number", field=name)
+            stmt = stmt.where(column == int(q[name]))
+    tz = request.app[keys.CONFIG].tz
+    for name in ("since", "until"):
+        if q.get(name):
+            try:
+                day = dt.date.fromisoformat(q[name])
+            except ValueError:
+                raise ApiError(400, "invalid", f"{name}: YYYY-MM-DD", field=name) from None
+            start = dt.datetime.combine(day, dt.time(), tzinfo=tz)
+            stmt = stmt.where(Recording.started_at >= start if name == "since"
+                              else Recording.started_at < start + dt.timedelta(days=1))
+    async with request.app[keys.DB]() as s:
+        rows = (await s.execute(stmt)).all()
+    return json_response([recording_out(request, row, title or "") for row, title in rows])
+
+
+@endpoint("GET", "/api/v1/recordings/{id}", name="api-recording", summary="One recording, its state and chapters",
+          response=RecordingOut, tag="recordings")
+async def get_recording(request: web.Request) -> web.Response:
+    """get_recording: one recording (403 when the caller may not watch it)."""
+    row = await _load(request)
+    async with request.app[keys.DB]() as s:
+        title = await s.scalar(select(Program.title).where(Program.id == row.program_id)) if row.program_id else ""
+    return json_response(recording_out(request, row, title or ""))
+
+
+@endpoint("PATCH", "/api/v1/recordings/{id}", name="api-recording-update",
+          summary="Publish or unpublish a recording to learners, or rename it", roles=OPERATORS,
+          body=RecordingPatch, response=RecordingOut, tag="recordings")
+async def update_recording(request: web.Request) -> web.Response:
+    """update_recording: publish (ready recordings only), unpublish or rename; audit-logged."""
+    rid = int_param(request, "id")
+    data = await parse_body(request, RecordingPatch)
+    async with request.app[keys.DB]() as s:
+        row = await s.get(Recording, rid)
+        if row is None:
+            raise NOT_FOUND
+        if data.published is not None and data.published != row.published:
+            if data.published and row.state != RecordingState.READY:
+                raise ApiError(409, "not-ready", "Chỉ công bố được bản ghi đã sẵn sàng. / Only a ready recording can "
+                                                 "be published.")
+            row.published = data.published
+            record(s, request, "recording.publish" if data.published else "recording.unpublish",
+                   f"recording:{row.id}", title=row.title)
+        if data.title is not None and data.title.strip() != row.title:
+            record(s, request, "recording.rename", f"recording:{row.id}", old=row.title, new=data.title.strip())
+            row.title = data.title.strip()
+        await s.commit()
+    return json_response(recording_out(request, row))
+
+
+@endpoint("DELETE", "/api/v1/recordings/{id}", name="api-recording-delete",
+          summary="Delete a recording and its files (audit-logged; refused while recording or processing)",
+          roles=OPERATORS, status=204, tag="recordings")
+async def remove_recording(request: web.Request) -> web.Response:
+    """remove_recording: delete the files and the row; the audit log keeps what was deleted and by whom."""
+    rid = int_param(request, "id")
+    async with request.app[keys.DB]() as s:
+        row = await s.get(Recording, rid)
+        if row is None:
+            raise NOT_FOUND
+        if row.state in (RecordingState.RECORDING, RecordingState.PROCESSING):
+            raise ApiError(409, "busy", "Bản ghi đang được ghi hoặc xử lý. / The recording is still being made.")
+        await delete_recording(s, request.app[keys.CONFIG].data_path / "recordings", row, request,
+                               reason="deleted by an operator")
+        await s.commit()
+    return web.Response(status=204)
+
+
+@endpoint("GET", "/api/v1/recordings/{id}/media", name="api-recording-media",
+          summary="The lecture video (HTTP Range requests; ?download=1 to save it)", tag="recordings",
+          content_type="video/webm")
+async def recording_media(request: web.Request) -> web.StreamResponse:
+    """recording_media: the lecture file, with Range support (206) so the player seeks at once."""
+    row = await _load(request, for_media=True)
+    path = _path(request, row, row.file)
+    headers = {"Content-Type": row.mime or "application/octet-stream", "Cache-Control": "private, max-age=3600"}
+    if request.query.get("download"):
+        stem = "".join(ch if ch.isalnum() or ch in "-_ " else "_" for ch in row.title)[:80].strip() or "ghi-hinh"
+        headers["Content-Disposition"] = f"attachment; filename=\"recording-{row.id}{path.suffix}\"; " \
+                                         f"filename*=UTF-8''{_quote(stem)}{path.suffix}"
+    return web.FileResponse(path, headers=headers)
+
+
+@endpoint("GET", "/api/v1/recordings/{id}/chapters.vtt", name="api-recording-chapters",
+          summary="WebVTT chapters of the lecture video", tag="recordings", content_type="text/vtt")
+async def recording_chapters(request: web.Request) -> web.StreamResponse:
+    """recording_chapters: the chapters file for <track kind="chapters">."""
+    row = await _load(request, for_media=True)
+    path = _path(request, row, "chapters.vtt")
+    return web.Response(body=path.read_bytes(), content_type="text/vtt", charset="utf-8")
+
+
+@endpoint("GET", "/api/v1/recordings/{id}/originals/{slot}", name="api-recording-original",
+          summary="One original stream of the recording (presenter, screen, floor)", roles=STAFF,
+          tag="recordings", content_type="video/webm")
+async def recording_original(request: web.Request) -> web.StreamResponse:
+    """recording_original: a per-stream original file (staff who may watch the recording)."""
+    row = await _load(request, for_media=True)
+    rel = (row.originals or {}).get(request.match_info["slot"])
+    if rel is None:
+        raise NOT_FOUND
+    path = _path(request, row, rel)
+    kind = "audio" if request.match_info["slot"].endswith("audio") else "video"
+    ctype = f"{kind}/webm" if path.suffix == ".webm" else "video/x-matroska"
+    return web.FileResponse(path, headers={"Content-Type": ctype,
+                                           "Content-Disposition": f"attachment; filename=\"{path.name}\""})
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text)
