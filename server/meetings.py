@@ -3,12 +3,17 @@
 Every write goes through a function here (API and pages both call them), so later rules hook in one
 place:
 - `check_meeting(s, data, meeting)` validates a meeting's fields (end after start, presenters are
-  trainers or leaders, classrooms and provinces exist) before create and update: overlap checks go here.
-- `check_publication(s, meeting)` runs before a meeting becomes published: the 10-day publication rule
-  goes here (today it only checks that a regional meeting has a leader to chair it).
+  trainers or leaders, classrooms and provinces exist) before create and update.
+- `check_publication(s, meeting, ...)` runs before a meeting becomes published: a regional meeting needs
+  a leader, then the rules of `server.schedule`: 10 days' notice (overridable with a written reason) and
+  no overlap with another published meeting.
+- `update_meeting` re-checks both rules when a *published* meeting is edited (notice only when its time
+  changes or someone is newly invited) and notifies everyone invited before or after the edit.
 - `change_status(s, request, meeting, status)` is the single place a meeting's status changes
-  (`publish_meeting`, `unpublish_meeting`, `cancel_meeting` call it); notifications hook in here.
-Writes record an AuditEntry in the same transaction; callers commit.
+  (`publish_meeting`, `unpublish_meeting`, `cancel_meeting` call it); it notifies the invitees.
+Drafts book nothing: their conflicts are only warnings (`draft_conflicts`). Every change that matters to
+a calendar bumps `Meeting.sequence` (iCalendar SEQUENCE). Writes record an AuditEntry in the same
+transaction; callers commit.
 
 Times are stored in UTC; `to_local` / `parse_local` convert from and to the configured timezone.
 """
@@ -26,8 +31,9 @@ from sqlalchemy import Select, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from server import audit
-from server.auth import Identity
+from server import audit, keys, notifications, schedule
+from server.auth import Identity, identity
+from server.config import Config
 from server.db.models import (
     PRESENTER_ROLES,
     Classroom,
@@ -49,6 +55,8 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10000)]
 VideoCodec = Literal["VP8", "H264"]
 JOIN_EARLY = dt.timedelta(minutes=30)
+DEFAULT_TZ = Config().tz
+TIME_FIELDS = ("starts_at", "ends_at")
 
 
 class ProgramIn(BaseModel):
@@ -95,6 +103,25 @@ class MeetingPatch(BaseModel):
     province_ids: list[int] | None = Field(default=None, max_length=100)
     video_codec: VideoCodec | None = None
     record: bool | None = None
+    override_reason: str | None = Field(default=None, max_length=2000)
+
+
+class PublishIn(BaseModel):
+    """PublishIn: the optional body of a publish request: why the 10-day rule is overridden."""
+
+    override_reason: str | None = Field(default=None, max_length=2000)
+
+
+def zone(request: web.Request | None) -> ZoneInfo:
+    """zone: the configured timezone (the default one without a request, e.g. in scripts and tests)."""
+    return request.app[keys.CONFIG].tz if request is not None else DEFAULT_TZ
+
+
+def _actor(request: web.Request | None, actor_id: int | None) -> int | None:
+    if actor_id is not None:
+        return actor_id
+    ident = identity(request) if request is not None else None
+    return ident.user_id if ident else None
 
 
 def invalid(field: str, vi: str, en: str) -> ApiError:
@@ -411,15 +438,64 @@ async def create_meeting(s: AsyncSession, request: web.Request | None, data: Mee
     return meeting
 
 
-async def update_meeting(s: AsyncSession, request: web.Request | None, meeting: Meeting,
-                         data: MeetingIn) -> Meeting:
-    """update_meeting: replace a loaded meeting's fields (validated by check_meeting; audited)."""
+def _invitees(meeting: Meeting) -> tuple[set[int], set[int]]:
+    return {u.id for u in meeting.presenters}, {c.id for c in meeting.classrooms}
+
+
+def _override(meeting: Meeting, request: web.Request | None, reason: str, actor_id: int | None,
+              now: dt.datetime) -> None:
+    meeting.publish_override_reason = reason
+    meeting.publish_override_by = _actor(request, actor_id)
+    meeting.publish_override_at = now
+
+
+async def update_meeting(s: AsyncSession, request: web.Request | None, meeting: Meeting, data: MeetingIn, *,
+                         override_reason: str | None = None, actor_id: int | None = None,
+                         now: dt.datetime | None = None) -> Meeting:
+    """update_meeting: replace a loaded meeting's fields (validated by check_meeting; audited).
+
+    A published meeting is re-checked: no overlap (409 `overlap`), and the 10-day rule when its time
+    changes or someone is newly invited (409 `too-soon` unless `override_reason`); everyone invited
+    before or after the edit is notified. Any real change bumps the iCalendar sequence.
+    """
+    now = now or utcnow()
+    tz = zone(request)
     before = meeting_fields(meeting)
     resolved = await check_meeting(s, data, meeting)
+    reason = schedule.clean_reason(override_reason)
+    used_override = False
+    if meeting.status == MeetingStatus.PUBLISHED:
+        plan = schedule.Plan(data.starts_at.astimezone(dt.UTC), data.ends_at.astimezone(dt.UTC), data.kind,
+                             resolved.presenters, resolved.classrooms, resolved.provinces, meeting.id)
+        await schedule.check_overlaps(s, plan, tz)
+        newly_invited = (set(data.presenter_ids) - set(before["presenter_ids"])
+                         or set(data.classroom_ids) - set(before["classroom_ids"])
+                         or set(data.province_ids) - set(before["province_ids"]))
+        moved = plan.starts_at != before["starts_at"] or plan.ends_at != before["ends_at"]
+        if moved or newly_invited:
+            used_override = schedule.check_notice(plan.starts_at, plan.ends_at, now, tz, reason)
+    old_presenters, old_rooms = _invitees(meeting)
     _apply(meeting, resolved)
     after = meeting_fields(meeting)
     changed = sorted(k for k in after if after[k] != before[k])
-    audit.record(s, request, "meeting.update", f"meeting:{meeting.id}", fields=changed)
+    details: dict[str, Any] = {"fields": changed}
+    if used_override:
+        _override(meeting, request, reason, actor_id, now)
+        details["override_reason"] = reason
+    if changed:
+        meeting.sequence = (meeting.sequence or 0) + 1
+        meeting.updated_at = now
+    audit.record(s, request, "meeting.update", f"meeting:{meeting.id}", **details)
+    if changed and meeting.status == MeetingStatus.PUBLISHED:
+        await s.flush()
+        new_presenters, new_rooms = _invitees(meeting)
+        sends: list[tuple[notifications.NoticeKind, set[int], set[int]]] = [
+            ("changed", new_presenters, new_rooms),
+            ("uninvited", old_presenters - new_presenters, old_rooms - new_rooms)]
+        for kind, users, rooms in sends:
+            text = notifications.message(kind, meeting, tz, changed)
+            notifications.notify(s, meeting, kind, text, user_ids=users, classroom_ids=rooms)
+            await notifications.email(s, request, meeting, text, user_ids=users, classroom_ids=rooms)
     return meeting
 
 
@@ -432,11 +508,28 @@ async def delete_meeting(s: AsyncSession, request: web.Request | None, meeting: 
     await s.delete(meeting)
 
 
-async def check_publication(s: AsyncSession, meeting: Meeting) -> None:
-    """check_publication: may this loaded meeting be published? The hook for the publication rules."""
+async def check_publication(s: AsyncSession, meeting: Meeting, *, tz: ZoneInfo = DEFAULT_TZ,
+                            now: dt.datetime | None = None, override_reason: str = "") -> bool:
+    """check_publication: may this loaded meeting be published? True when the 10-day override was used.
+
+    A regional meeting needs a leader (422); then `server.schedule`: the meeting has not ended and gives
+    10 days' notice unless `override_reason` is given (409 `ended` / `too-soon`), and it overlaps no
+    published meeting sharing a province, leader, presenter or classroom (409 `overlap`).
+    """
     if meeting.kind == MeetingKind.REGIONAL and not any(u.role == Role.LEADER for u in meeting.presenters):
         raise invalid("presenter_ids", "hội nghị vùng cần một lãnh đạo chủ trì",
                       "a regional meeting needs a leader to chair it")
+    now = now or utcnow()
+    used = schedule.check_notice(meeting.starts_at, meeting.ends_at, now, tz, override_reason)
+    await schedule.check_overlaps(s, schedule.Plan.of(meeting), tz)
+    return used
+
+
+async def draft_conflicts(s: AsyncSession, meeting: Meeting) -> list[schedule.Conflict]:
+    """draft_conflicts: the published meetings a loaded, not yet published meeting would conflict with."""
+    if meeting.status == MeetingStatus.PUBLISHED:
+        return []
+    return await schedule.find_conflicts(s, schedule.Plan.of(meeting))
 
 
 _ALLOWED: dict[MeetingStatus, frozenset[MeetingStatus]] = {
@@ -449,23 +542,49 @@ _ACTIONS = {MeetingStatus.PUBLISHED: "publish", MeetingStatus.DRAFT: "unpublish"
 
 
 async def change_status(s: AsyncSession, request: web.Request | None, meeting: Meeting,
-                        status: MeetingStatus) -> Meeting:
-    """change_status: the one place a meeting's status changes (409 when not allowed from its status)."""
+                        status: MeetingStatus, *, override_reason: str | None = None, actor_id: int | None = None,
+                        now: dt.datetime | None = None) -> Meeting:
+    """change_status: the one place a meeting's status changes (409 when not allowed from its status).
+
+    Publishing runs `check_publication` (an override reason is kept on the meeting and in the audit
+    log); the invitees are notified when a meeting is published, cancelled or withdrawn.
+    """
     if meeting.status not in _ALLOWED[status]:
         raise ApiError(409, "bad-status",
                        f"Không thể chuyển từ trạng thái {meeting.status.value} sang {status.value}. / "
                        f"Cannot go from {meeting.status.value} to {status.value}.")
+    now = now or utcnow()
+    tz = zone(request)
+    details: dict[str, Any] = {}
     if status == MeetingStatus.PUBLISHED:
-        await check_publication(s, meeting)
+        reason = schedule.clean_reason(override_reason)
+        if await check_publication(s, meeting, tz=tz, now=now, override_reason=reason):
+            _override(meeting, request, reason, actor_id, now)
+            details["override_reason"] = reason
+        meeting.first_published_at = meeting.first_published_at or now
     previous = meeting.status
     meeting.status = status
-    audit.record(s, request, f"meeting.{_ACTIONS[status]}", f"meeting:{meeting.id}", previous=previous.value)
+    meeting.sequence = (meeting.sequence or 0) + 1
+    meeting.updated_at = now
+    audit.record(s, request, f"meeting.{_ACTIONS[status]}", f"meeting:{meeting.id}", previous=previous.value,
+                 **details)
+    kind: notifications.NoticeKind | None = None
+    if status == MeetingStatus.PUBLISHED:
+        kind = "published"
+    elif previous == MeetingStatus.PUBLISHED:
+        kind = "cancelled" if status == MeetingStatus.CANCELLED else "withdrawn"
+    if kind is not None:
+        presenters, rooms = _invitees(meeting)
+        text = notifications.message(kind, meeting, tz)
+        notifications.notify(s, meeting, kind, text, user_ids=presenters, classroom_ids=rooms)
+        await notifications.email(s, request, meeting, text, user_ids=presenters, classroom_ids=rooms)
     return meeting
 
 
-async def publish_meeting(s: AsyncSession, request: web.Request | None, meeting: Meeting) -> Meeting:
-    """publish_meeting: draft (or cancelled) → published, after check_publication."""
-    return await change_status(s, request, meeting, MeetingStatus.PUBLISHED)
+async def publish_meeting(s: AsyncSession, request: web.Request | None, meeting: Meeting,
+                          override_reason: str | None = None) -> Meeting:
+    """publish_meeting: draft (or cancelled) → published, after check_publication (override: a written reason)."""
+    return await change_status(s, request, meeting, MeetingStatus.PUBLISHED, override_reason=override_reason)
 
 
 async def unpublish_meeting(s: AsyncSession, request: web.Request | None, meeting: Meeting) -> Meeting:

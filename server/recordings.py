@@ -46,6 +46,7 @@ from server.db.models import (
     meeting_classrooms,
     meeting_presenters,
     program_learners,
+    program_trainers,
     utcnow,
 )
 from sfu.errors import SfuError
@@ -127,10 +128,11 @@ class Recorders:
         if not cfg.recorder.enabled:
             raise RecordingRefused("forbidden", "Máy chủ không bật ghi hình. / Recording is turned off on this server.")
         if meeting_id in self.active:
-            raise RecordingRefused("state", "Cuộc họp đang được ghi hình. / The meeting is already being recorded.")
+            raise RecordingRefused("state",
+                                   "Buổi tập huấn đang được ghi hình. / The meeting is already being recorded.")
         room = room or self.app[keys.LIVE].sfu.rooms.get(str(meeting_id))
         if room is None or room.closed:
-            raise RecordingRefused("state", "Phòng họp chưa mở. / The meeting's room is not open.")
+            raise RecordingRefused("state", "Phòng của buổi tập huấn chưa mở. / The meeting's room is not open.")
         free = free_bytes(self.root)
         if free < cfg.recorder.min_free_bytes:
             message = DISK_MESSAGE.format(free=free // 1_000_000, need=cfg.recorder.min_free_bytes // 1_000_000)
@@ -139,7 +141,7 @@ class Recorders:
         async with self.app[keys.DB]() as s:
             meeting = await s.get(Meeting, meeting_id)
             if meeting is None:
-                raise RecordingRefused("not-found", "Không có cuộc họp này. / No such meeting.")
+                raise RecordingRefused("not-found", "Không có buổi tập huấn này. / No such meeting.")
             now = utcnow()
             directory = f"{meeting_id}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
             row = Recording(meeting_id=meeting_id, program_id=meeting.program_id, title=meeting.title,
@@ -198,7 +200,7 @@ class Recorders:
         """stop ends the meeting's recording and queues it for finalizing; returns its id."""
         active = self.active.pop(meeting_id, None)
         if active is None:
-            raise RecordingRefused("state", "Cuộc họp không được ghi hình. / The meeting is not being recorded.")
+            raise RecordingRefused("state", "Buổi tập huấn không được ghi hình. / The meeting is not being recorded.")
         if active.empty_timer is not None:
             active.empty_timer.cancel()
         await active.participant.stop()
@@ -222,7 +224,7 @@ class Recorders:
         """marker adds a chapter marker to the meeting's recording; raises RecordingRefused when none runs."""
         active = self.active.get(meeting_id)
         if active is None:
-            raise RecordingRefused("state", "Cuộc họp không được ghi hình. / The meeting is not being recorded.")
+            raise RecordingRefused("state", "Buổi tập huấn không được ghi hình. / The meeting is not being recorded.")
         active.participant.marker(title)
 
     async def broadcast(self, meeting_id: int, message: dict[str, Any], roles: frozenset[str] | None = None) -> None:
@@ -386,8 +388,9 @@ def visible(ident: Identity) -> ColumnElement[bool]:
     """visible: the SQL condition for recordings `ident` may list and watch.
 
     Operators: all. Trainers and leaders: every recording of meetings they present, and published ones of
-    programs they learn in. Classrooms: published recordings of meetings they were invited to. Learners:
-    published recordings of programs they are enrolled in. Guests: none.
+    programs they learn in or train (whose self-study lists them). Classrooms: published recordings of
+    meetings they were invited to. Learners: published recordings of programs they are enrolled in. Guests:
+    none.
     """
     if ident.role == Role.OPERATOR:
         return true()
@@ -397,7 +400,9 @@ def visible(ident: Identity) -> ColumnElement[bool]:
     if ident.role in (Role.TRAINER, Role.LEADER):
         presented = Recording.meeting_id.in_(
             select(meeting_presenters.c.meeting_id).where(meeting_presenters.c.user_id == uid))
-        return or_(presented, published & enrolled)
+        trained = Recording.program_id.in_(select(program_trainers.c.program_id)
+                                           .where(program_trainers.c.user_id == uid))
+        return or_(presented, published & (enrolled | trained))
     if ident.role == Role.CLASSROOM and ident.classroom_id is not None:
         invited = Recording.meeting_id.in_(select(meeting_classrooms.c.meeting_id)
                                            .where(meeting_classrooms.c.classroom_id == ident.classroom_id))

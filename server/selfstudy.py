@@ -1,8 +1,8 @@
 """server.selfstudy: self-study and self-assessment: lecture videos, quizzes, scores and progress.
 
-- Study items are keyed strings: "material:<id>" today; published recordings join as "recording:<id>"
-  by adding their rows in `program_videos` (the one hook), with no schema change: `StudyProgress`
-  keeps any item.
+- Study items are keyed strings: "material:<id>" for uploaded materials and "recording:<id>" for the
+  program's published recordings (`program_videos`, played in the archive's player at /archive/<id>,
+  served with HTTP Range), with no schema change: `StudyProgress` keeps any item.
 - `record_open` counts a learner opening a material; `record_watch` takes the player's report (every
   ~15 s: position, duration and seconds actually played since the last report, capped) and marks a
   video watched once 90 % of it has been played.
@@ -19,11 +19,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
@@ -33,6 +33,8 @@ from server.db.models import (
     Quiz,
     QuizAttempt,
     QuizQuestion,
+    Recording,
+    RecordingState,
     StudyProgress,
     User,
     program_learners,
@@ -65,15 +67,31 @@ def material_item(m: Material) -> StudyItem:
                      meeting_id=m.meeting_id, created_at=m.created_at)
 
 
-async def program_videos(s: AsyncSession, program_id: int) -> list[StudyItem]:
-    """program_videos: the lecture videos of a program, oldest first.
+def recording_item(r: Recording) -> StudyItem:
+    """recording_item: a published recording as a StudyItem (played in the archive's player)."""
+    return StudyItem(key=f"recording:{r.id}", title=r.title, kind="video", url=f"/archive/{r.id}",
+                     meeting_id=r.meeting_id, created_at=r.started_at)
 
-    The hook for recordings: published recordings of the program's meetings are added here as
-    StudyItems keyed "recording:<id>" (with their player URL); progress and figures then count them.
+
+def published_recordings(program_id: int) -> Select[Any]:
+    """published_recordings: the query of a program's recordings that learners may watch (ready and published)."""
+    return select(Recording).where(Recording.program_id == program_id, Recording.published.is_(True),
+                                   Recording.state == RecordingState.READY)
+
+
+async def program_videos(s: AsyncSession, program_id: int) -> list[StudyItem]:
+    """program_videos: the lecture videos of a program, oldest first: uploaded videos and published recordings.
+
+    Recordings are StudyItems keyed "recording:<id>" with their player URL; progress and figures count them
+    like uploaded videos.
     """
     q = (select(Material).where(Material.program_id == program_id, Material.kind == MaterialKind.VIDEO)
          .order_by(Material.created_at, Material.id))
-    return [material_item(m) for m in (await s.scalars(q)).all()]
+    items = [material_item(m) for m in (await s.scalars(q)).all()]
+    recordings: Sequence[Recording] = (await s.scalars(published_recordings(program_id))).all()
+    items += [recording_item(r) for r in recordings]
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return sorted(items, key=lambda i: i.created_at or epoch)
 
 
 async def program_documents(s: AsyncSession, program_id: int) -> list[StudyItem]:

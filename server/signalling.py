@@ -55,7 +55,7 @@ CLEAN_CLOSE = (1000, 1001)  # normal closure, going away (tab closed)
 
 # Messages for errors the SFU raises, Vietnamese first.
 _SFU_MESSAGES = {
-    "full": "Phòng họp đã đủ người. / The meeting is full.",
+    "full": "Buổi tập huấn đã đủ người. / The meeting is full.",
     "forbidden": FORBIDDEN,
     "codec": "Trình duyệt không gửi được mã hóa video của phòng này. / No codec usable in this room.",
     "sdp-too-large": "SDP quá lớn. / SDP too large.",
@@ -125,12 +125,13 @@ async def load_meeting_for(app: web.Application, ident: Identity, meeting_id: in
             select(Meeting).where(Meeting.id == meeting_id)
             .options(selectinload(Meeting.presenters), selectinload(Meeting.classrooms)))
     if meeting is None:
-        raise SignalError("not-found", "Không có cuộc họp này. / No such meeting.")
-    refused = SignalError("forbidden", "Bạn không được mời vào cuộc họp này. / You are not invited to this meeting.")
+        raise SignalError("not-found", "Không có buổi tập huấn này. / No such meeting.")
+    refused = SignalError("forbidden",
+                          "Bạn không được mời vào buổi tập huấn này. / You are not invited to this meeting.")
     if ident.meeting_id is not None and ident.meeting_id != meeting.id:
         raise refused  # a join-link login is scoped to its own meeting
     if meeting.status == MeetingStatus.CANCELLED:
-        raise SignalError("forbidden", "Cuộc họp đã bị hủy. / The meeting was cancelled.")
+        raise SignalError("forbidden", "Buổi tập huấn đã bị huỷ. / The meeting was cancelled.")
     role = ident.role
     if role == Role.OPERATOR:
         return meeting
@@ -141,7 +142,7 @@ async def load_meeting_for(app: web.Application, ident: Identity, meeting_id: in
             return meeting
         raise refused
     if meeting.status != MeetingStatus.PUBLISHED:
-        raise SignalError("forbidden", "Cuộc họp chưa được công bố. / The meeting is not published yet.")
+        raise SignalError("forbidden", "Buổi tập huấn chưa được công bố. / The meeting is not published yet.")
     if role == Role.CLASSROOM:
         if ident.meeting_id == meeting.id or any(c.id == ident.classroom_id for c in meeting.classrooms):
             return meeting

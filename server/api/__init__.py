@@ -31,3 +31,7 @@ def setup(app: web.Application) -> None:
         registry.add_module(app, module)
     from server.api import recordings  # the archive (issue 7)
     registry.add_module(app, recordings)
+    from server.api import calendar  # calendar, iCalendar feed, notifications (issue 6)
+    registry.add_module(app, calendar)
+    from server.api import reports  # attendance, headcount, reports (issue 8)
+    registry.add_module(app, reports)

@@ -11,6 +11,9 @@ Figures per participant:
   subscriber's RTCP the worst fraction lost, jitter and round-trip time among the slots carrying media, and
   its REMB estimate.
 
+The recorder (a participant of role `recorder`, docs/recorder.md) is not a person: it is left out of
+`participants` and `participant_count`; `recording` says the room is being recorded.
+
 Bitrates are measured over windows of at least one second that start at the previous read, so the first read
 of a fresh stream may say 0.
 """
@@ -32,6 +35,7 @@ from sfu.room import Room
 from sfu.stats import ConsumerStats, ProducerStats
 
 OPERATORS = (Role.OPERATOR,)
+RECORDER_ROLE = "recorder"
 
 
 class ProducerOut(BaseModel):
@@ -96,6 +100,7 @@ class LiveRoomOut(BaseModel):
     floor_name: str | None
     locked: bool
     lobby_waiting: int
+    recording: bool = False  # the room is being recorded (its recorder is not among the participants)
     participants: list[LiveParticipantOut]
     at: dt.datetime
 
@@ -134,7 +139,11 @@ def room_out(app: web.Application, room: Room, meeting: Meeting | None, places: 
     stats: dict[str, ParticipantStats] = {p.participant_id: p for p in room.stats().participants}
     classroom_of = {c.participant_id: c.ident.classroom_id for c in live.in_meeting(meeting_id)}
     people: list[LiveParticipantOut] = []
+    recording = False
     for p in list(room.participants.values()):
+        if p.role == RECORDER_ROLE:
+            recording = True
+            continue
         ps = stats.get(p.id)
         producers = [producer_out(s, p.producers[s.source].muted if s.source in p.producers else False)
                      for s in (ps.producers if ps else ())]
@@ -159,6 +168,7 @@ def room_out(app: web.Application, room: Room, meeting: Meeting | None, places: 
         presenter_id=room.presenter_id, presenter_name=presenter.name if presenter else None,
         floor_id=room.floor_id, floor_name=floor.name if floor else None, locked=room.locked,
         lobby_waiting=len(live.lobby.get(meeting_id, {})), participants=people,
+        recording=recording or (keys.RECORDERS in app and meeting_id in app[keys.RECORDERS].active),
         at=dt.datetime.now(tz))
 
 
@@ -214,5 +224,5 @@ async def get_live_room(request: web.Request) -> web.Response:
     meeting_id = int_param(request, "meeting_id")
     rooms = await live_rooms(request.app, only=meeting_id)
     if not rooms:
-        raise ApiError(404, "not-live", "Cuộc họp này hiện không trực tiếp. / This meeting is not live now.")
+        raise ApiError(404, "not-live", "Buổi tập huấn này hiện không trực tiếp. / This meeting is not live now.")
     return json_response(rooms[0])

@@ -12,14 +12,16 @@ from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import enrolment, keys
 from server import materials as materials_svc
 from server import selfstudy as svc
-from server.auth import require
-from server.db.models import MaterialKind, Meeting, Quiz, QuizQuestion, User
+from server.auth import Identity, require
+from server.db.models import MaterialKind, Meeting, Quiz, QuizQuestion, Recording, User
 from server.errors import ApiError
 from server.openapi import endpoint, int_param, json_response, parse_body
+from server.recordings import may_view
 
 
 class QuizSummaryOut(BaseModel):
@@ -78,7 +80,7 @@ class AttemptOut(BaseModel):
 class WatchIn(BaseModel):
     """WatchIn: the player's report: the item, where it is, the video's length, seconds played since the last."""
 
-    item: Annotated[str, StringConstraints(pattern=r"^material:\d{1,12}$")]
+    item: Annotated[str, StringConstraints(pattern=r"^(material|recording):\d{1,12}$")]
     position: float = Field(ge=0, le=86400 * 2)
     duration: float = Field(ge=0, le=86400 * 2)
     played: float = Field(0, ge=0, le=3600)
@@ -251,23 +253,42 @@ async def submit_attempt(request: web.Request) -> web.Response:
     return json_response(attempt_out(request, attempt.id, quiz, questions, result, attempt.at), status=201)
 
 
+async def _recording_program(s: AsyncSession, ident: Identity, recording_id: int) -> int:
+    """_recording_program: the program of a recording the caller may watch as a study item (404 / 403 / 422)."""
+    row = await s.get(Recording, recording_id)
+    if row is None:
+        raise ApiError(404, "not-found", "Không có bản ghi hình này. / No such recording.")
+    if not await may_view(s, ident, recording_id):
+        raise ApiError(403, "forbidden", "Bạn không được xem bản ghi hình này. / You may not watch this recording.")
+    if row.program_id is None:
+        raise ApiError(422, "invalid", "item: bản ghi không thuộc chương trình nào / the recording belongs to no "
+                       "program", field="item")
+    return row.program_id
+
+
 @endpoint("POST", "/api/v1/study/watch", name="api-study-watch",
           summary="Report video watching (every ~15 s: position, duration, seconds played since the last report)",
           body=WatchIn, response=ItemProgressOut, tag="study")
 async def watch(request: web.Request) -> web.Response:
-    """watch: record a learner's watch progress on a video material (others: accepted, not recorded)."""
+    """watch: record a learner's watch progress on a video material or a published recording of a program
+    (others who may watch it: accepted, not recorded)."""
     ident = require(request)
     data = await parse_body(request, WatchIn)
-    mid = int(data.item.split(":", 1)[1])
+    kind, raw_id = data.item.split(":", 1)
     async with request.app[keys.DB]() as s:
-        material = await materials_svc.get(s, mid)
-        access = await enrolment.require_access(s, ident, material.program_id)
-        if material.kind != MaterialKind.VIDEO:
-            raise ApiError(422, "invalid", "item: không phải video / not a video", field="item")
+        if kind == "recording":
+            program_id = await _recording_program(s, ident, int(raw_id))
+        else:
+            material = await materials_svc.get(s, int(raw_id))
+            if material.kind != MaterialKind.VIDEO:
+                await enrolment.require_access(s, ident, material.program_id)
+                raise ApiError(422, "invalid", "item: không phải video / not a video", field="item")
+            program_id = material.program_id
+        access = await enrolment.require_access(s, ident, program_id)
         if not access.learner or ident.user_id is None:
             return json_response(ItemProgressOut(item=data.item, position=data.position, duration=data.duration,
                                                  watched=0.0, completed=False))
-        row = await svc.record_watch(s, ident.user_id, material.program_id, data.item, data.position,
+        row = await svc.record_watch(s, ident.user_id, program_id, data.item, data.position,
                                      data.duration, data.played)
         await s.commit()
         out = ItemProgressOut(item=row.item, position=row.position, duration=row.duration, watched=row.watched,

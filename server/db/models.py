@@ -205,6 +205,12 @@ class Meeting(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     # Scheduling (migration 0007): the 10-day-rule override, first publication, iCalendar SEQUENCE.
+    publish_override_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    publish_override_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    publish_override_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    first_published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     program: Mapped[Program] = relationship(lazy="raise")
     presenters: Mapped[list[User]] = relationship(secondary=meeting_presenters, lazy="raise")
@@ -317,6 +323,48 @@ class PollAnswer(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Notification(Base):
+    """Notification: a schedule change told to one account or one classroom (shown until read)."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    classroom_id: Mapped[int | None] = mapped_column(ForeignKey("classrooms.id", ondelete="CASCADE"), index=True)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CalendarFeed(Base):
+    """CalendarFeed: the secret token of one account's iCalendar feed URL (regenerable)."""
+
+    __tablename__ = "calendar_feeds"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MeetingDocument(Base):
+    """MeetingDocument: a regional meeting's plan, joint report or result report (file stored by hash)."""
+
+    __tablename__ = "meeting_documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # plan, joint_report, result_report
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(120))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    classroom_id: Mapped[int | None] = mapped_column(ForeignKey("classrooms.id", ondelete="SET NULL"))
+
+
 class AttendanceEvent(Base):
     """AttendanceEvent: one thing a participant did in a meeting's live room (reports are computed from these).
 
@@ -355,8 +403,8 @@ class Headcount(Base):
 
 __all__ = [
     "AttendanceEvent", "AuditEntry", "Headcount",
-    "Base", "ChatMessage", "Classroom", "JoinLink", "LoginSession", "Meeting",
-    "MeetingKind", "MeetingStatus", "PRESENTER_ROLES", "Poll", "PollAnswer",
+    "Base", "CalendarFeed", "ChatMessage", "Classroom", "JoinLink", "LoginSession", "Meeting",
+    "MeetingDocument", "MeetingKind", "MeetingStatus", "Notification", "PRESENTER_ROLES", "Poll", "PollAnswer",
     "Program", "Role", "STAFF_ROLES", "Setting",
     "UTCDateTime", "Unit", "UnitLevel", "User", "meeting_classrooms", "meeting_presenters", "meeting_provinces",
     "utcnow",

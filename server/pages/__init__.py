@@ -15,3 +15,7 @@ def setup(app: web.Application) -> None:
     learning.setup(app)
     from server.pages import archive  # the archive of recordings (issue 7)
     archive.setup(app)
+    from server.pages import calendar  # calendar, deadlines, schedule import (issue 6)
+    calendar.setup(app)
+    from server.pages import reports  # attendance, headcount and reports (issue 8)
+    reports.setup(app)

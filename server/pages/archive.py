@@ -3,7 +3,9 @@
 Both pages are shells filled from /api/v1/recordings by web/static/archive.js: the library lists what the
 caller may watch, by program, meeting and date, with title search, and follows recordings still being
 made (state and percentage, polled); the player seeks with HTTP Range requests, shows the chapter list and
-offers the download. Operators publish, unpublish and delete (with confirmation) from both.
+offers the download. Operators publish, unpublish and delete (with confirmation) from both. A published
+recording is also a lecture video of its program's self-study (`server.selfstudy.program_videos`): for a
+learner of the program the player resumes where they stopped and reports watch progress like any study video.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys
+from server import enrolment, keys
 from server.auth import require
-from server.db.models import Program, Recording, Role
+from server.db.models import Program, Recording, RecordingState, Role, StudyProgress
 from server.errors import ApiError
 from server.recordings import may_view, visible
 
@@ -47,8 +49,18 @@ async def player_page(request: web.Request) -> dict[str, Any]:
             raise ApiError(404, "not-found", "Không có bản ghi hình này. / No such recording.")
         if not await may_view(s, ident, rid):
             raise ApiError(403, "forbidden", "Bạn không được xem bản ghi hình này. / You may not watch this recording.")
+        study: dict[str, Any] | None = None
+        if (row.program_id is not None and row.published and row.state == RecordingState.READY
+                and ident.user_id is not None):
+            access = await enrolment.program_access(s, ident, row.program_id)
+            if access.learner:
+                item = f"recording:{row.id}"
+                progress = await s.scalar(select(StudyProgress).where(StudyProgress.user_id == ident.user_id,
+                                                                      StudyProgress.item == item))
+                study = {"item": item, "program_id": row.program_id,
+                         "position": progress.position if progress else 0.0}
     return {"recording": row, "operator": ident.role == Role.OPERATOR,
-            "staff": ident.role in (Role.OPERATOR, Role.TRAINER, Role.LEADER)}
+            "staff": ident.role in (Role.OPERATOR, Role.TRAINER, Role.LEADER), "study": study}
 
 
 def setup(app: web.Application) -> None:

@@ -42,6 +42,7 @@ def console_text(request: web.Request) -> dict[str, str]:
         "role.classroom": "Classroom", "role.learner": "Learner", "role.guest": "Guest",
         "source.camera": "Camera", "source.mic": "Microphone", "source.screen": "Screen",
         "codec": "Video codec", "slots": "Slots received",
+        "recording": "Recording now", "recordingTitle": "This meeting is being recorded.",
     }
     return {key: _(request, value) for key, value in t.items()}
 
@@ -70,7 +71,7 @@ async def console_room_page(request: web.Request) -> dict[str, Any]:
     async with request.app[keys.DB]() as s:
         meeting = await s.scalar(select(Meeting).where(Meeting.id == meeting_id))
     if meeting is None:
-        raise ApiError(404, "not-found", "Không có cuộc họp này. / No such meeting.")
+        raise ApiError(404, "not-found", "Không có buổi tập huấn này. / No such meeting.")
     return {**_base(request), "meeting": meeting,
             "console_config": {"mode": "room", "meetingId": meeting.id,
                                "api": f"/api/v1/live/rooms/{meeting.id}", "pollMs": POLL_MS,

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import keys
+from server import keys, notifications
 from server import meetings as svc
 from server.auth import require
 from server.db.models import Role
@@ -21,6 +21,8 @@ OPERATOR_SHORTCUTS = (
     ("Units", "/units", "unit"),
     ("Accounts", "/accounts", "account"),
     ("Audit log", "/audit", "audit"),
+    ("Calendar", "/calendar", "meeting"),
+    ("Deadlines", "/deadlines", "document"),
 )
 
 
@@ -37,9 +39,10 @@ async def home(request: web.Request) -> dict[str, Any]:
     async with request.app[keys.DB]() as s:
         if svc.can_read_meetings(ident):
             meetings = await svc.upcoming_meetings(s, ident, include_cancelled=ident.role != Role.CLASSROOM)
+        notes = await notifications.list_for(s, ident, unread_only=True, limit=10)  # schedule changes (issue 6)
     shortcuts = OPERATOR_SHORTCUTS if ident.role == Role.OPERATOR else ()
     now = svc.utcnow()
-    return {"meetings": meetings, "shortcuts": shortcuts, "now": now,
+    return {"meetings": meetings, "shortcuts": shortcuts, "now": now, "notes": notes,
             "joinable": {m.id for m in meetings if svc.is_joinable(m, now)},
             "live": {m.id for m in meetings if svc.is_live(m, now)}}
 

@@ -103,12 +103,12 @@ async def program_hub(request: web.Request) -> dict[str, Any]:
     async with request.app[keys.DB]() as s:
         ident, program, access = await _program(s, request, _int(request.match_info["id"]))
         materials = await materials_svc.list_for(s, program.id)
+        videos = await selfstudy.program_videos(s, program.id)  # uploaded videos and published recordings
         quizzes = await selfstudy.list_quizzes(s, program.id, published_only=not access.manage)
         me = await _me(s, ident)
         progress = (await selfstudy.program_progress(s, program.id, [me]))[0] if me is not None else None
         trainers = await enrolment.trainers(s, program.id)
         meetings = await forum.program_meetings(s, program.id, ident)
-    videos = [m for m in materials if m.kind == MaterialKind.VIDEO]
     documents = [m for m in materials if m.kind != MaterialKind.VIDEO]
     return _hub(program, access, "overview", ident, videos=videos, documents=documents, quizzes=quizzes,
                 progress=progress, trainers=trainers, meetings=meetings, notice=notice(request))

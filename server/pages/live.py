@@ -1,8 +1,10 @@
 """server.pages.live: /live/{meeting_id}: the live room page: device check, lobby, presenter studio, classroom view.
 
 Presenters (trainer, leader) and operators get the studio; classrooms, learners and guests the classroom
-view. The page's JavaScript (web/static/live*.js, devicecheck.js) talks to the server through protocol.js;
-the server enforces every role. The network check endpoints (server.netcheck) are added here too.
+view. An operator opening `?view=classroom` (the console's "view as a classroom") gets the classroom view as
+an observer: nothing of theirs is published. The page's JavaScript (web/static/live*.js, devicecheck.js)
+talks to the server through protocol.js; the server enforces every role. The network check endpoints
+(server.netcheck) are added here too.
 """
 
 from __future__ import annotations
@@ -52,12 +54,15 @@ async def live_page(request: web.Request) -> dict[str, Any]:
     except SignalError as exc:
         raise ApiError(404 if exc.code == "not-found" else 403, exc.code, exc.message) from None
     cfg = request.app[keys.CONFIG]
-    studio = ident.role in STUDIO_ROLES
+    observer = ident.role == Role.OPERATOR and request.query.get("view") == "classroom"
+    studio = ident.role in STUDIO_ROLES and not observer
     guest = ident.role == Role.GUEST
     return {
         "meeting": meeting,
         "studio": studio,
         "guest": guest,
+        "observer": observer,
+        "recording_enabled": cfg.recorder.enabled,
         "grid_slots": cfg.sfu.grid_slots if studio else 0,
         "chat_chars": cfg.limits.chat_message_chars,
         "live_config": {
@@ -65,7 +70,9 @@ async def live_page(request: web.Request) -> dict[str, Any]:
             "role": ident.role.value,
             "studio": studio,
             "guest": guest,
-            "canPublish": not guest,
+            "observer": observer,
+            "canPublish": not guest and not observer,
+            "recordingEnabled": cfg.recorder.enabled,
             "gridSlots": cfg.sfu.grid_slots if studio else 0,
             "videoCodec": meeting.video_codec,
             "chatChars": cfg.limits.chat_message_chars,

@@ -2,8 +2,11 @@
 
 Operators list, create, edit and delete programs and meetings and change a meeting's status; trainers
 and leaders see the meetings they present; classrooms the published meetings they are invited to.
-Every write goes through `server.meetings` (validation, audit, later scheduling rules). Also registers
-the jinja filters `localtime`, `localdate`, `meeting_time` and `status_label` / `kind_label` globals.
+Every write goes through `server.meetings` (validation, audit, the scheduling rules of
+`server.schedule`): a refused publication or edit shows the reason on the page (the other meeting and
+what is shared, or the 10-day rule with a box for the override reason). Regional meetings show their
+document deadlines with an upload form. Also registers the jinja filters `localtime`, `localdate`,
+`meeting_time` and `status_label` / `kind_label` globals.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import ValidationError
 
-from server import keys
+from server import deadlines, keys, schedule
 from server import meetings as svc
 from server.auth import Identity, require
-from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
+from server.db.models import Meeting, MeetingKind, MeetingStatus, Role, User
 from server.errors import ApiError
 from server.i18n import _, language
 
@@ -35,6 +38,7 @@ NOTICES = {
     "meeting-publish": "The meeting was published.",
     "meeting-unpublish": "The meeting is a draft again.",
     "meeting-cancel": "The meeting was cancelled.",
+    "document-added": "The document was received.",
 }
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 STATUS_LABELS = {"draft": "Draft", "published": "Published", "cancelled": "Cancelled"}
@@ -49,7 +53,8 @@ def notice(request: web.Request) -> str:
 
 def field_message(request: web.Request, exc: ApiError) -> str:
     """field_message: an error's message without the field name, in the page's language."""
-    text = exc.message.split(": ", 1)[1] if ": " in exc.message else exc.message
+    field = str(exc.extra.get("field", ""))
+    text = exc.message[len(field) + 2:] if field and exc.message.startswith(f"{field}: ") else exc.message
     if " / " in text:
         vi, en = text.split(" / ", 1)
         text = vi if language(request) == "vi" else en
@@ -218,19 +223,22 @@ async def meeting_form(request: web.Request) -> web.StreamResponse:
         meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0) if editing else None
         values = _form_values(meeting, tz, _int(request.query.get("program_id", "")))
         if request.method == "POST":
-            values = _posted_values(await request.post())
+            form = await request.post()
+            values = _posted_values(form)
             try:
                 data = meeting_input(values, tz)
                 if meeting is None:
                     meeting = await svc.create_meeting(s, request, data, actor_id=ident.user_id)
                     code = "meeting-created"
                 else:
-                    await svc.update_meeting(s, request, meeting, data)
+                    await svc.update_meeting(s, request, meeting, data, actor_id=ident.user_id,
+                                             override_reason=str(form.get("override_reason", "")))
                     code = "meeting-saved"
                 await s.commit()
                 raise web.HTTPSeeOther(f"/meetings/{meeting.id}?notice={code}")
-            except ApiError as exc:
+            except ApiError as exc:  # the rules refuse before anything is changed
                 errors = _page_error(request, exc)
+                values["override_reason"] = str(form.get("override_reason", ""))
         programs = [p for p, _n in await svc.list_programs(s)]
         presenters = await svc.presenter_choices(s)
         classrooms = await svc.classroom_choices(s)
@@ -241,37 +249,98 @@ async def meeting_form(request: web.Request) -> web.StreamResponse:
         "kinds": list(MeetingKind)}, status=422 if errors else 200)
 
 
-@aiohttp_jinja2.template("meetings_detail.html")
-async def meeting_page(request: web.Request) -> dict[str, Any]:
-    """meeting_page: one meeting: time (local), status, presenters, invitees, actions."""
+async def detail_context(s: Any, request: web.Request, ident: Identity, meeting: Meeting,
+                         error: str = "", error_code: str = "") -> dict[str, Any]:
+    """detail_context: what meetings_detail.html needs: rules, override, conflicts and deadlines."""
+    tz = request.app[keys.CONFIG].tz
+    now = svc.utcnow()
+    override_by = await s.get(User, meeting.publish_override_by) if meeting.publish_override_by else None
+    conflicts = await svc.draft_conflicts(s, meeting) if ident.role == Role.OPERATOR else []
+    row = await deadlines.for_meeting(s, meeting, schedule.today_in(tz, now), tz)
+    return {"m": meeting, "notice": notice(request), "error": error, "error_code": error_code,
+            "joinable": svc.is_joinable(meeting, now), "live": svc.is_live(meeting, now), "now": now,
+            "notice_ok": schedule.notice_ok(meeting.starts_at, now, tz),
+            "last_publish_day": schedule.last_publish_day(meeting.starts_at, tz),
+            "earliest_day": schedule.earliest_start_day(now, tz), "override_by": override_by,
+            "conflicts": [c.text(tz, language(request)) for c in conflicts], "deadlines": row,
+            "can_upload": deadlines.can_upload(ident, meeting),
+            "doc_labels": {k: v[0] if language(request) == "vi" else v[1] for k, v in deadlines.KIND_LABELS.items()},
+            "max_upload_mb": request.app[keys.CONFIG].limits.max_upload_bytes // (1024 * 1024)}
+
+
+async def meeting_page(request: web.Request) -> web.StreamResponse:
+    """meeting_page: one meeting: time (local), status, presenters, invitees, rules, deadlines, actions."""
     ident = require(request)
     if not svc.can_read_meetings(ident):
         raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
     async with request.app[keys.DB]() as s:
         meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0)
-    return {"m": meeting, "notice": notice(request), "error": "",
-            "joinable": svc.is_joinable(meeting), "live": svc.is_live(meeting), "now": svc.utcnow()}
+        context = await detail_context(s, request, ident, meeting)
+    return aiohttp_jinja2.render_template("meetings_detail.html", request, context)
 
 
 async def meeting_status(request: web.Request) -> web.StreamResponse:
-    """meeting_status: POST /meetings/{id}/publish|unpublish|cancel (form buttons)."""
+    """meeting_status: POST /meetings/{id}/publish|unpublish|cancel (form buttons; publish may carry a reason)."""
     ident = require(request, Role.OPERATOR)
     action = request.match_info["action"]
-    change = {"publish": svc.publish_meeting, "unpublish": svc.unpublish_meeting,
-              "cancel": svc.cancel_meeting}[action]
+    form = await request.post()
+    mid = _int(request.match_info["id"]) or 0
     async with request.app[keys.DB]() as s:
-        meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0)
+        meeting = await svc.get_meeting(s, ident, mid)
         try:
-            await change(s, request, meeting)
+            if action == "publish":
+                await svc.change_status(s, request, meeting, MeetingStatus.PUBLISHED, actor_id=ident.user_id,
+                                        override_reason=str(form.get("override_reason", "")))
+            else:
+                await {"unpublish": svc.unpublish_meeting, "cancel": svc.cancel_meeting}[action](s, request, meeting)
             await s.commit()
         except ApiError as exc:
             if exc.status >= 500:
                 raise
-            return aiohttp_jinja2.render_template("meetings_detail.html", request, {
-                "m": meeting, "notice": "", "error": field_message(request, exc),
-                "joinable": svc.is_joinable(meeting), "live": svc.is_live(meeting), "now": svc.utcnow()},
-                status=exc.status)
+            await s.rollback()
+            s.expunge_all()
+            meeting = await svc.get_meeting(s, ident, mid)
+            context = await detail_context(s, request, ident, meeting, field_message(request, exc), exc.code)
+            context["notice"] = ""
+            context["reason"] = str(form.get("override_reason", ""))
+            return aiohttp_jinja2.render_template("meetings_detail.html", request, context, status=exc.status)
     raise web.HTTPSeeOther(f"/meetings/{meeting.id}?notice=meeting-{action}")
+
+
+async def document_upload(request: web.Request) -> web.StreamResponse:
+    """document_upload: POST /meetings/{id}/documents (multipart with ?csrf_token=): attach a deadline document."""
+    ident = require(request)
+    mid = _int(request.match_info["id"]) or 0
+    async with request.app[keys.DB]() as s:
+        meeting = await svc.get_meeting(s, ident, mid)
+        try:
+            if not deadlines.can_upload(ident, meeting):
+                raise ApiError(403, "forbidden", "Bạn không được nộp tài liệu cho buổi họp này. / "
+                                                 "You may not upload documents to this meeting.")
+            upload = await deadlines.receive(request, s)
+            await deadlines.add_document(s, request, ident, meeting, upload)
+            await s.commit()
+        except ApiError as exc:
+            if exc.status >= 500:
+                raise
+            await s.rollback()
+            s.expunge_all()
+            meeting = await svc.get_meeting(s, ident, mid)
+            context = await detail_context(s, request, ident, meeting, field_message(request, exc), exc.code)
+            context["notice"] = ""
+            return aiohttp_jinja2.render_template("meetings_detail.html", request, context, status=exc.status)
+    raise web.HTTPSeeOther(f"/meetings/{mid}?notice=document-added#documents")
+
+
+async def document_download(request: web.Request) -> web.StreamResponse:
+    """document_download: GET /meetings/{id}/documents/{doc}: the file, for whoever may see the meeting."""
+    ident = require(request)
+    if not svc.can_read_meetings(ident):
+        raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
+    async with request.app[keys.DB]() as s:
+        doc = await deadlines.get_document(s, ident, _int(request.match_info["id"]) or 0,
+                                           _int(request.match_info["doc"]) or 0)
+    return deadlines.download(request, doc)
 
 
 async def meeting_delete(request: web.Request) -> web.StreamResponse:
@@ -345,6 +414,8 @@ def setup(app: web.Application) -> None:
     r.add_get("/meetings", meetings_page, name="meetings")
     r.add_get(r"/meetings/{id:\d+}", meeting_page, name="meeting")
     r.add_post(r"/meetings/{id:\d+}/{action:publish|unpublish|cancel}", meeting_status, name="meeting-status")
+    r.add_post(r"/meetings/{id:\d+}/documents", document_upload, name="meeting-document-upload")
+    r.add_get(r"/meetings/{id:\d+}/documents/{doc:\d+}", document_download, name="meeting-document")
     for path, handler, name in (("/programs/new", program_form, "program-new"),
                                 (r"/programs/{id:\d+}/edit", program_form, "program-edit"),
                                 (r"/programs/{id:\d+}/delete", program_delete, "program-delete"),

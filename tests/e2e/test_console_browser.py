@@ -124,6 +124,7 @@ async def test_console_colours_degraded_classrooms(browser: Browser, live_server
     room = {"meeting_id": meeting.id, "title": meeting.title, "kind": "lecture", "starts_at": None, "ends_at": None,
             "video_codec": "VP8", "participant_count": 6, "presenter_id": "p-1", "presenter_name": "Trần Văn Minh",
             "floor_id": None, "floor_name": None, "locked": True, "lobby_waiting": 2, "at": "2025-01-01T00:00:00Z",
+            "recording": True,
             "participants": [
                 _person("p-1", "Trần Văn Minh", "trainer", up=900_000, down=0, presenter=True),
                 _person("p-2", "Lớp học Bắc Yên", "classroom", up=300_000, lost=0.08),
@@ -131,6 +132,7 @@ async def test_console_colours_degraded_classrooms(browser: Browser, live_server
                 _person("p-4", "Lớp học Quỳnh Nhai", "classroom", lost=0.22),
                 _person("p-5", "Lớp học Sốp Cộp", "classroom", down=0),
                 _person("p-6", "Lớp học Mường La", "classroom", state="reconnecting", down=0),
+                _person("p-rec", "Ghi hình", "recorder", down=900_000),  # an older answer listing the recorder
             ]}
     ctx = await new_context(browser, live_server.url, user=operator, app=live_server.app)
     page = await ctx.new_page()
@@ -153,10 +155,58 @@ async def test_console_colours_degraded_classrooms(browser: Browser, live_server
     assert await page.locator("[data-count=warn]").inner_text() == "2"
     assert await page.locator("[data-count=bad]").inner_text() == "3"
     text = await card.inner_text()
-    for words in ("Đã khóa", "Đang chờ vào", "Đang kết nối lại…", "Không có tín hiệu 10 giây", "Giơ tay"):
+    for words in ("Đã khóa", "Đang chờ vào", "Đang kết nối lại…", "Không có tín hiệu 10 giây", "Giơ tay", "Đang ghi"):
         assert words in text, words
+    # The recorder is only the "Đang ghi" badge, never a participant row.
+    assert await card.locator("[data-recording]").count() == 1
+    assert await card.locator(".cc-row[data-participant='p-rec']").count() == 0
+    assert await page.locator("[data-count=people]").inner_text() == "6"
     colour = await card.locator(".cc-row[data-participant='p-4']").evaluate(
         "(row) => getComputedStyle(row).backgroundColor")
     assert colour != "rgba(0, 0, 0, 0)"
     await page.screenshot(path=str(ARTIFACTS / "console-degraded.png"), full_page=True)
+    await ctx.close()
+
+
+async def test_the_operator_menu_fits_at_1366(browser: Browser, live_server: LiveServer, make_user: Factory) -> None:
+    """Ten entries (with the archive) stay on one line at 1366 px, none scrolled out of sight; the name in the
+    top bar opens the password page."""
+    from tests.e2e.conftest import new_context
+
+    operator: User = await make_user(Role.OPERATOR, display_name="Quản trị viên Nguyễn Thị Thu Hằng")
+    ctx = await new_context(browser, live_server.url, user=operator, app=live_server.app)
+    page = await ctx.new_page()
+    await page.goto("/console")
+    nav = page.locator("#mainnav")
+    labels = [t.strip() for t in await nav.locator("a").all_inner_texts()]
+    assert "Lưu trữ" in labels and len(labels) >= 10, labels
+    assert await nav.evaluate("(n) => n.scrollWidth <= n.clientWidth + 1"), "the menu overflows"
+    box = await nav.bounding_box()
+    last = await nav.locator("a").last.bounding_box()
+    assert box and last and last["x"] + last["width"] <= box["x"] + box["width"] + 1
+    assert (await nav.bounding_box() or {}).get("height", 99) < 64  # one line
+    await page.screenshot(path=str(ARTIFACTS / "nav-operator-1366.png"), clip={"x": 0, "y": 0, "width": 1366,
+                                                                               "height": 140})
+    assert await page.is_visible(".whoami")
+    await page.click(".whoami")
+    await page.wait_for_url("**/me/password")
+    await ctx.close()
+
+
+async def test_a_trainer_sees_the_name_and_the_archive_at_1366(browser: Browser, live_server: LiveServer,
+                                                               make_user: Factory) -> None:
+    from tests.e2e.conftest import new_context
+
+    trainer: User = await make_user(Role.TRAINER, display_name="Giảng viên Phạm Thu Hà")
+    ctx = await new_context(browser, live_server.url, user=trainer, app=live_server.app)
+    page = await ctx.new_page()
+    await page.goto("/archive")
+    nav = page.locator("#mainnav")
+    assert await nav.locator("a[aria-current=page]").inner_text() == "Lưu trữ"
+    assert await nav.evaluate("(n) => n.scrollWidth <= n.clientWidth + 1")
+    assert await page.is_visible(".brand-name") and await page.is_visible(".whoami")
+    await page.screenshot(path=str(ARTIFACTS / "nav-trainer-1366.png"), clip={"x": 0, "y": 0, "width": 1366,
+                                                                              "height": 140})
+    await page.click(".whoami")
+    await page.wait_for_url("**/me/password")
     await ctx.close()

@@ -327,6 +327,25 @@ async def test_guest_link_creates_a_login_without_account(login_as: LoginAs, app
         assert login is not None and login.user_id is None and login.guest_name == "Nguyễn Văn Khách"
 
 
+async def test_top_bar_name_opens_the_password_page_and_the_menu_has_the_archive(
+        login_as: LoginAs, app: web.Application, new_client: NewClient) -> None:
+    for role in (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM, Role.LEARNER):
+        who = await login_as(role, display_name=f"Người dùng {role.value}")
+        html = await (await who.get("/me/password", headers=HTML)).text()
+        assert f'<a class="whoami" href="/me/password" title="{who.user.username} · Đổi mật khẩu">' \
+               f"Người dùng {role.value}</a>" in html, role
+        assert '<a href="/archive">Lưu trữ</a>' in html, role
+    # A guest (join link, no password) has neither.
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting(app)
+    link = await new_link(op, meeting.id, guest_name="Khách Hà")
+    guest = await new_client()
+    assert (await open_link(guest, token_of(link["url"]))).status == 303
+    html = await (await guest.get(f"/live/{meeting.id}", headers=HTML)).text()
+    assert '<span class="whoami" title="">Khách Hà</span>' in html
+    assert 'href="/me/password"' not in html and 'href="/archive"' not in html
+
+
 async def test_tampered_link_is_400(login_as: LoginAs, app: web.Application, new_client: NewClient) -> None:
     op = await login_as(Role.OPERATOR)
     meeting = await make_meeting(app)

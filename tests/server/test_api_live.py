@@ -144,3 +144,31 @@ async def test_other_roles_refused_while_a_room_is_live(role: Role, login_as: Fa
     other = await login_as(role)
     r = await other.get(f"/api/v1/live/rooms/{meeting.id}", headers=JSON)
     assert r.status == 403
+
+
+async def test_a_recorded_room_says_so_without_listing_the_recorder(login_as: Factory, make_user: Factory,
+                                                                     make_meeting: Factory, make_classroom: Factory,
+                                                                     clients: list[LiveClient]) -> None:
+    trainer_user: User = await make_user(Role.TRAINER, display_name="Giảng viên Hoa")
+    trainer = await login_as(user=trainer_user)
+    room, classroom_id = await classroom_login(login_as, make_user, make_classroom, name="Lớp THCS Sìn Hồ")
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[classroom_id])
+    op = await login_as(Role.OPERATOR)
+    t = await connect(trainer, clients)
+    await t.join(meeting.id)
+    c = await connect(room, clients)
+    await c.join(meeting.id)
+    body = await _poll_room(op, meeting.id, lambda b: len(b["participants"]) == 2)
+    assert body["recording"] is False
+
+    assert (await t.request("record-start"))["type"] == "ok"
+    await t.wait(lambda m: m.get("type") == "participant-joined" and m.get("role") == "recorder")
+    body = await _poll_room(op, meeting.id, lambda b: b["recording"])
+    assert body["participant_count"] == 2
+    assert {p["role"] for p in body["participants"]} == {"trainer", "classroom"}
+    listing = await (await op.get("/api/v1/live/rooms", headers=JSON)).json()
+    assert listing[0]["recording"] is True and len(listing[0]["participants"]) == 2
+
+    assert (await t.request("record-stop"))["type"] == "ok"
+    body = await _poll_room(op, meeting.id, lambda b: not b["recording"])
+    assert body["participant_count"] == 2

@@ -14,7 +14,7 @@ from server.db.models import Role
 from server.i18n import LOCALE_DIR, Translations
 
 HTML = {"Accept": "text/html"}
-OWN_CATALOGS = ("base.po", "meetings.po")
+CATALOGS = sorted(p.name for p in (LOCALE_DIR / "vi" / "LC_MESSAGES").glob("*.po"))
 TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
 
 
@@ -62,7 +62,13 @@ async def test_unknown_language_is_404(client: Any) -> None:
     assert r.status == 404
 
 
-@pytest.mark.parametrize("name", OWN_CATALOGS)
+def test_every_area_has_its_catalog() -> None:
+    for area in ("base.po", "meetings.po", "accounts.po", "units.po", "live.po", "console.po", "learning.po",
+                 "archive.po"):
+        assert area in CATALOGS, area
+
+
+@pytest.mark.parametrize("name", CATALOGS)
 def test_catalog_is_complete(name: str) -> None:
     with (LOCALE_DIR / "vi" / "LC_MESSAGES" / name).open("rb") as fh:
         catalog = read_po(fh, locale="vi")
@@ -73,15 +79,40 @@ def test_catalog_is_complete(name: str) -> None:
         assert sorted(re.findall(r"%\(\w+\)[sd]", str(m.id))) == sorted(re.findall(r"%\(\w+\)[sd]", str(m.string)))
 
 
-def test_every_string_of_these_templates_is_translated() -> None:
+def _catalog_ids() -> dict[str, set[str]]:
+    """_catalog_ids: every message id of the Vietnamese catalogs, with the translations each one has."""
+    ids: dict[str, set[str]] = {}
+    for name in CATALOGS:
+        with (LOCALE_DIR / "vi" / "LC_MESSAGES" / name).open("rb") as fh:
+            for m in read_po(fh, locale="vi"):
+                if m.id:
+                    ids.setdefault(str(m.id), set()).add(str(m.string))
+    return ids
+
+
+def test_every_string_of_the_templates_is_translated() -> None:
+    ids = _catalog_ids()
     vi = Translations().get("vi")
-    names = ["base.html", "home.html", "error.html"] + [p.name for p in TEMPLATES.glob("programs*.html")] + \
-        [p.name for p in TEMPLATES.glob("meetings*.html")]
     missing = []
-    for name in names:
-        source = (TEMPLATES / name).read_text()
-        for match in re.finditer(r"""_\(\s*(["'])(.+?)\1\s*\)""", source):
-            msgid = match.group(2)
-            if vi.gettext(msgid) == msgid:
-                missing.append((name, msgid))
+    for path in sorted(TEMPLATES.glob("*.html")):
+        for match in re.finditer(r"""_\(\s*(["'])(.+?)(?<!\\)\1\s*\)""", path.read_text()):
+            msgid = match.group(2).replace('\\"', '"').replace("\\'", "'")
+            if msgid not in ids or not vi.gettext(msgid):
+                missing.append((path.name, msgid))
     assert not missing, missing
+
+
+def test_catalogs_agree_on_shared_messages() -> None:
+    """The catalogs are merged at start: a message id translated differently in two of them would show one of
+    the two everywhere (use a distinct message id for a distinct meaning)."""
+    conflicts = {msgid: strings for msgid, strings in _catalog_ids().items() if len(strings) > 1}
+    assert not conflicts, conflicts
+
+
+def test_a_meeting_is_a_buoi_tap_huan_in_the_finished_catalogs() -> None:
+    """A Meeting is "buổi tập huấn" (as meetings.po says); "cuộc họp" / "phòng họp" are not used for it."""
+    for name in ("live.po", "accounts.po", "archive.po", "console.po"):
+        with (LOCALE_DIR / "vi" / "LC_MESSAGES" / name).open("rb") as fh:
+            for m in read_po(fh, locale="vi"):
+                text = str(m.string).lower()
+                assert "cuộc họp" not in text and "phòng họp" not in text, (name, m.id, m.string)

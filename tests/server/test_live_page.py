@@ -45,7 +45,11 @@ async def test_presenter_gets_the_studio(login_as: Login, make_user: Factory, ma
                    'data-action="mute-all"', 'data-tile="grid-8"', 'data-action="record" disabled'):
         assert marker in html, marker
     assert 'data-action="hand"' not in html
-    assert "Ghi hình: sắp có" in html  # Vietnamese first
+    assert cfg["recordingEnabled"] is True and cfg["canPublish"] is True and cfg["observer"] is False
+    for marker in ('data-action="marker"', "data-marker-dialog", "data-rec-error", "data-recmark", "data-rec-notice"):
+        assert marker in html, marker
+    assert "Ghi hình" in html and "Đang ghi" in html and "Thêm mốc" in html  # Vietnamese first
+    assert "sắp có" not in html
     text = live_text(html)
     assert text["reconnecting"] == "Đang kết nối lại…"
     assert text["net_good"] == "Tốt" and text["net_fair"] == "Trung bình" and text["net_weak"] == "Yếu"
@@ -66,8 +70,33 @@ async def test_classroom_gets_the_classroom_view(login_as: Login, make_user: Fac
                    'data-chat-form', 'data-check-video', 'data-net-verdict', 'data-action="test-speaker"'):
         assert marker in html, marker
     for studio_only in ('data-action="screen"', 'data-hands', 'data-action="lock"', 'data-poll-form',
-                        'data-action="mute-all"'):
+                        'data-action="mute-all"', 'data-action="record"', 'data-action="marker"', "data-rec-error"):
         assert studio_only not in html, studio_only
+    # Everyone is told when the room is recorded.
+    assert "data-recmark" in html and "Buổi tập huấn này đang được ghi hình." in html
+
+
+async def test_operator_views_as_a_classroom(login_as: Login, make_user: Factory, make_classroom: Factory,
+                                             make_meeting: Factory) -> None:
+    """The console's "view as a classroom" link: the classroom layout, nothing published."""
+    trainer = await make_user(Role.TRAINER)
+    meeting = await make_meeting(presenters=[trainer], classrooms=[await make_classroom()])
+    op = await login_as(Role.OPERATOR)
+    html = await (await op.get(f"/live/{meeting.id}?view=classroom", headers=HTML)).text()
+    cfg = live_config(html)
+    assert cfg["studio"] is False and cfg["observer"] is True and cfg["canPublish"] is False
+    assert cfg["role"] == "operator" and cfg["gridSlots"] == 0
+    assert "lv-is-class" in html and "data-theatre" in html and "data-observer" in html
+    assert "Bạn đang xem như một lớp học." in html
+    for absent in ('data-action="screen"', 'data-action="record"', 'data-tile="grid-0"', 'data-action="hand"',
+                   'data-action="mic"', 'data-action="cam"', 'data-tile="self"'):
+        assert absent not in html, absent
+    # Without the query the operator gets the studio; others cannot turn theirs into an observer.
+    cfg = live_config(await (await op.get(f"/live/{meeting.id}", headers=HTML)).text())
+    assert cfg["studio"] is True and cfg["observer"] is False
+    who = await login_as(user=trainer)
+    cfg = live_config(await (await who.get(f"/live/{meeting.id}?view=classroom", headers=HTML)).text())
+    assert cfg["studio"] is True and cfg["observer"] is False and cfg["canPublish"] is True
 
 
 async def test_english_catalog(login_as: Login, make_user: Factory, make_meeting: Factory) -> None:
@@ -76,7 +105,7 @@ async def test_english_catalog(login_as: Login, make_user: Factory, make_meeting
     who = await login_as(user=trainer)
     who.client.session.cookie_jar.update_cookies({"lang": "en"})
     html = await (await who.get(f"/live/{meeting.id}", headers=HTML)).text()
-    assert "Recording: coming soon" in html
+    assert ">Record<" in html and "Recording now" in html and "Add marker" in html
     assert live_text(html)["reconnecting"] == "Reconnecting…"
 
 

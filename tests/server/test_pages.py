@@ -214,6 +214,8 @@ async def test_meeting_status_buttons_and_delete(app: web.Application, world: di
     op = await login_as(Role.OPERATOR)
     m = await meeting_by_title(app, "Buổi nháp")
     r = await post_form(op, f"/meetings/{m.id}/publish", {})
+    assert r.status == 409 and "10 ngày" in await r.text()  # 8 days ahead: the 10-day rule needs a reason
+    r = await post_form(op, f"/meetings/{m.id}/publish", {"override_reason": "Thử công bố sớm có lý do"})
     assert r.status == 303 and r.headers["Location"] == f"/meetings/{m.id}?notice=meeting-publish"
     assert (await meeting_by_title(app, "Buổi nháp")).status == MeetingStatus.PUBLISHED
     r = await post_form(op, f"/meetings/{m.id}/publish", {})

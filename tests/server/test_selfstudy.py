@@ -175,3 +175,71 @@ async def test_quiz_pages(world: World) -> None:
     html = await (await world.trainer.get(f"/study/{world.program_id}/quizzes/new", headers=HTML)).text()
     assert "data-quiz-editor" in html
     assert (await world.learner.get(f"/study/{world.program_id}/quizzes/new", headers=HTML)).status == 403
+
+
+async def test_published_recordings_are_study_videos(app: web.Application, world: World) -> None:
+    """Published, ready recordings of the program join its lecture videos (items "recording:<id>"): listed on
+    the program's page, played in the archive's player (with Range), watch progress counted like a video."""
+    import datetime as dt
+
+    from recorder.archive import finalize
+    from server.db.models import Recording, RecordingState
+    from server.selfstudy import program_videos
+    from tests.recorder.media import recorded_directory
+
+    pid = world.program_id
+    root = app[keys.CONFIG].data_path / "recordings"
+    recorded_directory(root / "rec-study", 2.0)
+    result = finalize(root / "rec-study")
+    early = dt.datetime(2024, 3, 1, 8, tzinfo=dt.UTC)
+    ids: dict[str, int] = {}
+    async with app[keys.DB]() as s:
+        for name, published, state in (("ready", True, RecordingState.READY), ("hidden", False, RecordingState.READY),
+                                       ("busy", True, RecordingState.PROCESSING)):
+            row = Recording(meeting_id=world.meeting_id, program_id=pid, title=f"Buổi 1 ({name})",
+                            directory="rec-study", state=state, published=published, file=result.file,
+                            mime=result.mime, duration=result.duration, size=result.size, started_at=early)
+            s.add(row)
+            await s.flush()
+            ids[name] = row.id
+        await s.commit()
+    video = await (await world.trainer.post(f"/api/v1/programs/{pid}/materials",
+                                            data=upload_form(MP4, "bai1.mp4", title="Video bài 1"))).json()
+    async with app[keys.DB]() as s:
+        items = await program_videos(s, pid)
+    # Oldest first: the recording was made before the video was uploaded.
+    assert [i.key for i in items] == [f"recording:{ids['ready']}", f"material:{video['id']}"]
+    rec = items[0]
+    assert rec.url == f"/archive/{ids['ready']}" and rec.kind == "video" and rec.title == "Buổi 1 (ready)"
+
+    html = await (await world.learner.get(f"/study/{pid}", headers=HTML)).text()
+    assert f'href="/archive/{ids["ready"]}"' in html and "Bản ghi buổi tập huấn" in html
+    assert f'/archive/{ids["hidden"]}"' not in html and f'/archive/{ids["busy"]}"' not in html
+    me = await (await world.learner.get(f"/api/v1/programs/{pid}/progress/me")).json()
+    assert (me["videos_watched"], me["videos_total"]) == (0, 2)
+
+    item = f"recording:{ids['ready']}"
+    for position in (15, 30, 45):
+        r = await world.learner.post("/api/v1/study/watch", json={"item": item, "position": position,
+                                                                   "duration": 50, "played": 15})
+        assert r.status == 200, await r.text()
+    assert (await r.json())["completed"] is True
+    me = await (await world.learner.get(f"/api/v1/programs/{pid}/progress/me")).json()
+    assert (me["videos_watched"], me["videos_total"]) == (1, 2)
+    for bad, status in ((f"recording:{ids['hidden']}", 403), ("recording:987654", 404), ("meeting:1", 422)):
+        r = await world.learner.post("/api/v1/study/watch", json={"item": bad, "position": 1, "duration": 5})
+        assert r.status == status, bad
+        assert "error" in await r.json()
+    r = await world.outsider.post("/api/v1/study/watch", json={"item": item, "position": 1, "duration": 5})
+    assert r.status == 403
+
+    # The player resumes where the learner stopped and reports progress; the file is served with Range.
+    html = await (await world.learner.get(f"/archive/{ids['ready']}", headers=HTML)).text()
+    assert f'data-item="{item}"' in html and 'data-position="45.0"' in html and "study.js" in html
+    assert f'href="/study/{pid}"' in html
+    r = await world.learner.get(f"/api/v1/recordings/{ids['ready']}/media", headers={"Range": "bytes=0-99"})
+    assert r.status == 206 and len(await r.read()) == 100
+    # The program's trainer watches it too (not as a learner: nothing reported).
+    r = await world.trainer.get(f"/archive/{ids['ready']}", headers=HTML)
+    assert r.status == 200 and "data-study-video" not in await r.text()
+    assert (await world.outsider.get(f"/archive/{ids['ready']}", headers=HTML)).status == 403

@@ -20,6 +20,9 @@
   const COLORS = {up: "#1463c4", down: "#178a4a", rtt: "#7a4fd1", jitter: "#c2410c",
                   warn: "#dc9a00", bad: "#d92d20"};
   const LEVEL_RANK = {ok: 0, warn: 1, bad: 2};
+  // The recorder (role "recorder") is not a person: the API leaves it out and says `recording`; an older
+  // answer that still lists it is filtered here too.
+  const people = (room) => room.participants.filter((p) => p.role !== "recorder");
 
   const history = new Map();   // "meeting/participant" -> figures
   let timer = null;
@@ -276,6 +279,10 @@
   function roomBadges(room, level, counts) {
     const out = [el("span", {class: "badge badge-live", text: T.live})];
     out.push(el("span", {class: "badge cc-level cc-level-" + level, text: T[level]}));
+    if (room.recording) {
+      out.push(el("span", {class: "badge badge-rec", "data-recording": true, title: T.recordingTitle},
+                  el("span", {class: "cc-rec-dot", "aria-hidden": "true"}), T.recording));
+    }
     if (room.locked) out.push(el("span", {class: "badge badge-locked", text: T.locked}));
     if (counts && counts.warn) out.push(el("span", {class: "badge badge-warn", text: counts.warn + " " + T.warn.toLowerCase()}));
     if (counts && counts.bad) out.push(el("span", {class: "badge badge-bad", text: counts.bad + " " + T.bad.toLowerCase()}));
@@ -336,7 +343,7 @@
 
   function renderAll(rooms, now) {
     const list = root.querySelector("[data-rooms]");
-    let people = 0;
+    let total = 0;
     let warn = 0;
     let bad = 0;
     const pairs = syncChildren(list, rooms.map((r) => ({key: r.meeting_id, value: r})), "data-room", roomCard);
@@ -345,27 +352,27 @@
       const results = new Map();
       const counts = {warn: 0, bad: 0};
       let level = "ok";
-      for (const p of room.participants) {
+      for (const p of people(room)) {
         const f = record(room, p, now);
         results.set(p.id, f);
         if (f.level !== "ok") counts[f.level]++;
         if (LEVEL_RANK[f.level] > LEVEL_RANK[level]) level = f.level;
       }
-      const rowPairs = syncChildren(rows, room.participants.map((p) => ({key: p.id, value: p})),
+      const rowPairs = syncChildren(rows, people(room).map((p) => ({key: p.id, value: p})),
                                     "data-participant", participantRow);
       for (const [row, p] of rowPairs) updateRow(row, room, p, results.get(p.id), now);
       card.dataset.level = level;
       card.querySelector("[data-title]").textContent = room.title;
       card.querySelector("[data-badges]").replaceChildren(...roomBadges(room, level, counts));
       card.querySelector("[data-facts]").replaceChildren(roomFacts(room));
-      card.querySelector("[data-nobody]").hidden = room.participants.length > 0;
-      people += room.participants.length;
+      card.querySelector("[data-nobody]").hidden = people(room).length > 0;
+      total += people(room).length;
       warn += counts.warn;
       bad += counts.bad;
     }
     const set = (k, v) => { root.querySelector(`[data-count="${k}"]`).textContent = String(v); };
     set("rooms", rooms.length);
-    set("people", people);
+    set("people", total);
     set("warn", warn);
     set("bad", bad);
     root.querySelector(".cc-stat-warn").classList.toggle("is-on", warn > 0);
@@ -403,7 +410,7 @@
 
   function renderRoom(room, now) {
     const wrap = root.querySelector("[data-people]");
-    root.querySelector("[data-empty]").hidden = !!room && room.participants.length > 0;
+    root.querySelector("[data-empty]").hidden = !!room && people(room).length > 0;
     if (!room) {
       root.dataset.live = "no";
       wrap.replaceChildren();
@@ -417,13 +424,13 @@
     const results = new Map();
     const counts = {warn: 0, bad: 0};
     let level = "ok";
-    for (const p of room.participants) {
+    for (const p of people(room)) {
       const f = record(room, p, now);
       results.set(p.id, f);
       if (f.level !== "ok") counts[f.level]++;
       if (LEVEL_RANK[f.level] > LEVEL_RANK[level]) level = f.level;
     }
-    const pairs = syncChildren(wrap, room.participants.map((p) => ({key: p.id, value: p})),
+    const pairs = syncChildren(wrap, people(room).map((p) => ({key: p.id, value: p})),
                                "data-participant", personCard);
     for (const [card, p] of pairs) {
       const f = results.get(p.id);

@@ -1,6 +1,7 @@
 // live-studio.js: the presenter studio (trainers, leaders; operators get the same): classroom grid with paging
 // (video for one page, tiles without video for the rest), raised-hands queue, floor, mute one or all, remove,
-// lock, hand presenting over, lobby admission, per-classroom quality from the server's `stats`.
+// lock, hand presenting over, lobby admission, per-classroom quality from the server's `stats`, and the
+// recording: start and stop (a refusal such as a full disk stays on screen), chapter markers.
 (function () {
   "use strict";
   const L = window.TaphuanLive;
@@ -154,6 +155,76 @@
     tag.classList.toggle("lv-tag-live", client.presenterId === client.participantId);
   }
 
+  // ---------------------------------------------------------------- recording
+
+  let recordBusy = false;
+
+  function renderRecord() {
+    const btn = $("[data-action=record]");
+    const on = client.recording && L.joined;
+    btn.disabled = !L.joined || recordBusy || !cfg.recordingEnabled;
+    btn.setAttribute("aria-pressed", String(on));
+    btn.classList.toggle("is-on", on);
+    btn.replaceChildren(L.icon(on ? "stop" : "rec"), L.el("span", { text: on ? T.stopRecording : T.record }));
+    $("[data-action=marker]").hidden = !on;
+    if (on) $("[data-rec-error]").hidden = true;
+  }
+
+  function recordError(message) {
+    $("[data-rec-error-text]").textContent = L.localMessage(message);
+    $("[data-rec-error]").hidden = false;
+  }
+
+  async function toggleRecording() {
+    if (client.recording) {
+      if (!await L.confirm(T.stopRecordingTitle, T.stopRecordingText, T.stopRecording)) return;
+    }
+    recordBusy = true;
+    renderRecord();
+    try {
+      if (client.recording) {
+        await client.recordStop();
+      } else {
+        $("[data-rec-error]").hidden = true;
+        await client.recordStart();
+        L.toast(T.recordingStarted, "ok", "rec");
+      }
+    } catch (err) {
+      // A full disk (or recording turned off) must not go unnoticed: it stays until closed.
+      if (err && (err.code === "disk-full" || err.code === "forbidden")) recordError(err.message);
+      else L.error(err);
+    } finally {
+      recordBusy = false;
+      renderRecord();
+    }
+  }
+
+  function askMarker() {
+    const dlg = $("[data-marker-dialog]");
+    const input = $("[data-marker-title]", dlg);
+    input.value = "";
+    dlg.returnValue = "";
+    dlg.addEventListener("close", async () => {
+      const title = input.value.trim();
+      if (dlg.returnValue !== "ok") return;
+      if (!title) { L.toast(T.markerNeeded, "warn"); return; }
+      try {
+        await client.recordMarker(title.slice(0, 200));
+        L.toast(`${T.markerAdded}: ${title}`, "ok", "check");
+      } catch (err) {
+        L.error(err);
+      }
+    }, { once: true });
+    dlg.showModal();
+    input.focus();
+  }
+
+  $("[data-marker-cancel]").addEventListener("click", () => $("[data-marker-dialog]").close("cancel"));
+  client.addEventListener("recording", (e) => {
+    if (e.detail.state === "refused") recordError(e.detail.reason || "");
+  });
+  root.addEventListener("live:recording", renderRecord);
+
   function renderAll() {
     renderGrid();
     renderHands();
@@ -225,6 +296,7 @@
   client.addEventListener("poll", () => { /* polls render themselves (live-polls.js) */ });
   root.addEventListener("live:joined", () => {
     renderAll();
+    renderRecord();
     renderLobby();
     clearInterval(statsTimer);
     statsTimer = setInterval(pollStats, STATS_MS);
@@ -270,6 +342,9 @@
         case "next-page": await client.gridPage(grid.page + 1); break;
         case "lock": await client.lock(!(client.room && client.room.locked)); break;
         case "admit": b.disabled = true; await client.admit(b.dataset.lobby); break;
+        case "record": await toggleRecording(); break;
+        case "marker": askMarker(); break;
+        case "rec-error-close": $("[data-rec-error]").hidden = true; break;
         case "refuse": b.disabled = true; await client.refuse(b.dataset.lobby); break;
         default: break;
       }

@@ -86,9 +86,15 @@
     dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true });
     dlg.showModal();
   });
+  // Server messages are "Vietnamese / English": show the page's language.
+  L.localMessage = (text) => {
+    const parts = String(text || "").split(" / ");
+    if (parts.length !== 2) return String(text || "");
+    return document.documentElement.lang === "en" ? parts[1] : parts[0];
+  };
   L.error = (err) => {
     const text = (err && err.message) || String(err);
-    L.toast(text, "error");
+    L.toast(L.localMessage(text), "error");
   };
   L.setTab = (name) => {
     if (!$(`[data-panel="${name}"]`)) return;
@@ -117,6 +123,7 @@
     $("[data-stage]").hidden = view !== "stage";
     const inRoom = view === "stage";
     $("[data-people-chip]").hidden = !inRoom;
+    renderRecording();
     $("[data-quality]").hidden = !inRoom;
     $("[data-action=leave]").disabled = !inRoom;
   }
@@ -305,6 +312,11 @@
     }
     setConn(T.connecting, "connecting");
     L.local = await check.takeStream();
+    if (cfg.observer && L.local) {
+      // An operator viewing as a classroom: nothing of theirs goes out.
+      L.local.getTracks().forEach((t) => t.stop());
+      L.local = null;
+    }
     const wantAudioOnly = !!($("[data-join-audio-only]") && $("[data-join-audio-only]").checked);
     try {
       await client.connect();
@@ -333,7 +345,7 @@
     } catch (err) {
       L.error(err);
     }
-    if (!L.local) L.toast(check.cameraError ? `${check.cameraError} ${T.canStillWatch}` : T.noCamera, "warn");
+    if (!L.local && !cfg.observer) L.toast(check.cameraError ? `${check.cameraError} ${T.canStillWatch}` : T.noCamera, "warn");
     if (wantAudioOnly) await setAudioOnly(true);
     if (cfg.studio) L.setTab("hands");
     renderControls();
@@ -395,6 +407,33 @@
     list.forEach((t) => { t.enabled = on; });
     renderControls();
   }
+
+  // ------------------------------------------------------------------ recording (everyone sees it)
+
+  // The room is recorded while client.recording (a `recording` event, or a participant of role "recorder"
+  // for a late joiner): a "● Recording" chip in the head and, once per recording, the notice that
+  // personal-data rules require.
+  function renderRecording() {
+    const inRoom = L.joined && root.dataset.view === "stage";
+    const on = inRoom && client.recording;
+    if (L.recordingShown && !on && inRoom) L.toast(T.recordingStopped, "info", "rec");
+    L.recordingShown = on;
+    $("[data-recmark]").hidden = !on;
+    root.classList.toggle("lv-recording", on);
+    const notice = $("[data-rec-notice]");
+    if (!on) {
+      notice.hidden = true;
+      if (!client.recording) L.noticeSeen = false;  // a later recording is announced again
+    } else if (!L.noticeSeen) {
+      L.noticeSeen = true;
+      notice.hidden = false;
+    }
+    root.dispatchEvent(new CustomEvent("live:recording", { detail: { recording: on } }));
+  }
+  L.renderRecording = renderRecording;
+  for (const type of ["joined", "participant-joined", "participant-left"]) client.addEventListener(type, renderRecording);
+  client.addEventListener("recording", renderRecording);
+  root.addEventListener("live:joined", renderRecording);
 
   // ------------------------------------------------------------------ events from the room
 
@@ -553,6 +592,7 @@
           ended(T.leftTitle, "");
           break;
         case "reload": location.reload(); break;
+        case "rec-notice-ok": $("[data-rec-notice]").hidden = true; break;
         default: break;
       }
     } catch (err) {

@@ -9,8 +9,12 @@
 //
 // Events (CustomEvent, detail = message): joined, lobby, offer, slot, floor, presenter, hand, grid,
 // participant-joined, participant-left, participant-state, mute-request, peer-failed, closed, error,
-// locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results,
+// locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results, recording,
 // plus the connection states "reconnecting", "reconnected" and "track" ({slot, track, stream}).
+//
+// The recorder (a participant of role "recorder", docs/protocol.md "Recording") is not a person: it is
+// kept out of client.participants; client.recording says whether the room is being recorded (from the
+// recorder's presence and from "recording" events), client.recorders holds its participant ids.
 (function (global) {
   "use strict";
 
@@ -59,6 +63,9 @@
       this.slotStreams = {};    // slot -> MediaStream
       this.slotState = {};      // slot -> last "slot" message
       this.hands = new Set();
+      this.recorders = new Set();  // participant ids of role "recorder"
+      this.recording = false;      // the room is being recorded
+      this.recordingId = null;
       this.up = null;
       this.down = null;
       this.local = null;        // {stream, screen} last published
@@ -110,10 +117,14 @@
       this.floorId = reply.room.floor_id;
       this.participants.clear();
       this.hands.clear();
+      this.recorders.clear();
       for (const p of reply.room.participants) {
+        if (p.role === "recorder") { this.recorders.add(p.participant_id); continue; }
         this.participants.set(p.participant_id, p);
         if (p.hand_raised) this.hands.add(p.participant_id);
       }
+      this.recording = this.recorders.size > 0;
+      if (!this.recording) this.recordingId = null;
       this.emit("joined", reply);
     }
 
@@ -206,11 +217,21 @@
       switch (msg.type) {
         case "offer": this.onOffer(msg); break;
         case "participant-joined":
-          this.participants.set(msg.participant_id, Object.assign({ hand_raised: false, state: "connected" }, msg));
+          if (msg.role === "recorder") {
+            this.recorders.add(msg.participant_id);
+            this.recording = true;
+          } else {
+            this.participants.set(msg.participant_id, Object.assign({ hand_raised: false, state: "connected" }, msg));
+          }
           break;
         case "participant-left":
           this.participants.delete(msg.participant_id);
           this.hands.delete(msg.participant_id);
+          if (this.recorders.delete(msg.participant_id) && this.recorders.size === 0) this.recording = false;
+          break;
+        case "recording":
+          if (msg.state === "recording") { this.recording = true; this.recordingId = msg.recording_id; }
+          else if (msg.state === "stopped") { this.recording = false; this.recordingId = null; }
           break;
         case "participant-state": {
           const p = this.participants.get(msg.participant_id);
