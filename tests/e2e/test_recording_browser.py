@@ -159,3 +159,47 @@ async def test_a_full_disk_is_shown_to_the_presenter(app: web.Application, aioht
             assert await studio.is_hidden("[data-rec-error]")
         finally:
             await browser.close()
+
+
+@pytest.mark.parametrize("config", [{"recorder.segment_seconds": 1.0, "recorder.min_free_bytes": 0}], indirect=True)
+async def test_chromium_meeting_recording_plays(app: web.Application, aiohttp_server: Any, make_user: Factory,
+                                                make_meeting: Factory) -> None:
+    """A meeting published by real Chromium is recorded; ffprobe reads VP8 + Opus, the right length, seekable."""
+    import asyncio
+    import time
+
+    from server.db.models import RecordingState
+    from tests.recorder.media import ffprobe, ffprobe_seek
+
+    server = await aiohttp_server(app, host="127.0.0.1")
+    base = str(server.make_url("/")).rstrip("/")
+    trainer: User = await make_user(Role.TRAINER, display_name="Giảng viên Phạm Thu")
+    meeting = await make_meeting(presenters=[trainer])
+    async with async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            studio = await (await logged_in_context(browser, app, base, trainer)).new_page()
+            await enter(studio, meeting.id)
+            reply = await studio.evaluate("window.live.recordStart()")
+            began = time.monotonic()
+            await asyncio.sleep(10)
+            await studio.evaluate("window.live.recordStop()")
+            real = time.monotonic() - began
+        finally:
+            await browser.close()
+    rid = reply["recording_id"]
+    deadline = time.monotonic() + 90
+    while True:
+        async with app[keys.DB]() as s:
+            row = await s.get(Recording, rid)
+        assert row is not None
+        if row.state in (RecordingState.READY, RecordingState.FAILED) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert row.state == RecordingState.READY, (row.state, row.error)
+    path = app[keys.CONFIG].data_path / "recordings" / row.directory / row.file
+    info = ffprobe(path)
+    assert sorted(s["codec_name"] for s in info["streams"]) == ["opus", "vp8"]
+    duration = float(info["format"]["duration"])
+    assert abs(duration - real) <= 0.02 * real, (duration, real)
+    assert ffprobe_seek(path, duration / 2) > 0
