@@ -19,7 +19,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from server.reports import MeetingAttendance, MeetingFacts, Monthly, ProgressGroup, Span, Totals
+from server.presence import MeetingAttendance, Span
+from server.reports import MeetingFacts, Monthly, ProgressGroup, Totals
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -25,7 +25,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import exports, headcount, keys, reports
+from server import exports, headcount, keys, presence, reports
 from server import meetings as svc
 from server.auth import Identity, require
 from server.db.models import Program, Role, Unit, UnitLevel
@@ -252,15 +252,15 @@ def totals_out(t: reports.Totals) -> ReportTotalsOut:
                            median_loss=r(t.median_loss, 4), median_bitrate=r(t.median_bitrate, 0))
 
 
-def spans_out(spans: list[reports.Span], tz: Any) -> list[SpanOut]:
+def spans_out(spans: list[presence.Span], tz: Any) -> list[SpanOut]:
     """spans_out: intervals in local time."""
     return [SpanOut(start=s.start.astimezone(tz), end=s.end.astimezone(tz), minutes=round(s.seconds / 60, 2),
                     how=s.how) for s in spans]
 
 
-def attendee_out(a: reports.Attendee | None, tz: Any, row: reports.ClassroomRow | None = None) -> AttendeeOut:
+def attendee_out(a: presence.Attendee | None, tz: Any, row: reports.ClassroomRow | None = None) -> AttendeeOut:
     """attendee_out: a classroom row or another attendee as AttendeeOut."""
-    q = a.quality if a else reports.Quality()
+    q = a.quality if a else presence.Quality()
     base: dict[str, Any] = {
         "key": a.key if a else f"classroom:{row.classroom.id}" if row else "", "user_id": a.user_id if a else None,
         "role": a.role if a else "classroom", "name": a.name if a else "", "attended": bool(a and a.seconds > 0),

@@ -33,7 +33,8 @@ from server.db.models import (
     meeting_classrooms,
     program_learners,
 )
-from server.reports import Filters, Span, meeting_attendance, merge, participant_spans
+from server.presence import Span, meeting_attendance, merge, participant_spans
+from server.reports import Filters
 
 T0 = dt.datetime(2025, 9, 15, 1, 0, tzinfo=dt.UTC)  # 08:00 in Hà Nội
 
