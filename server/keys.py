@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from server.live import Live
     from server.mail import Mailer
     from server.metrics import Metrics
+    from server.netcheck import NetcheckBudget
     from server.openapi import ApiRegistry
     from server.recordings import Recorders
 
@@ -34,6 +35,7 @@ API: web.AppKey[ApiRegistry] = web.AppKey("api")
 LIVE: web.AppKey[Live] = web.AppKey("live")
 RECORDERS: web.AppKey[Recorders] = web.AppKey("recorders")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
+NETCHECK_BUDGET: web.AppKey[NetcheckBudget] = web.AppKey("netcheck_budget")
 
 # Per-request values (set by middlewares).
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")

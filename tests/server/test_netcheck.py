@@ -98,3 +98,24 @@ async def test_upload_needs_csrf(login_as: Login) -> None:
     resp = await who.client.post("/netcheck/upload", data=b"\0" * 10)
     assert resp.status == 403
     assert (await resp.json())["error"]["code"] == "csrf"
+
+
+async def test_budget_per_login_with_injectable_clock(login_as: Any) -> None:
+    from server import keys
+    from server.netcheck import BYTES_PER_MINUTE, DOWNLOAD_MAX, NetcheckBudget
+
+    now = [0.0]
+    user = await login_as(Role.CLASSROOM)
+    budget: NetcheckBudget = user.client.app[keys.NETCHECK_BUDGET]
+    budget.clock = lambda: now[0]  # no login has spent anything yet: every bucket will use this clock
+    allowed = BYTES_PER_MINUTE // DOWNLOAD_MAX
+    for _ in range(allowed):
+        assert (await user.get(f"/netcheck/download?bytes={DOWNLOAD_MAX}")).status == 200
+    refused = await user.get(f"/netcheck/download?bytes={DOWNLOAD_MAX}")
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert (await refused.json())["error"]["code"] == "rate-limited"
+    other = await login_as(Role.CLASSROOM)  # another login has its own budget
+    assert (await other.get("/netcheck/download?bytes=1000")).status == 200
+    now[0] += 60  # a minute later the budget is back
+    assert (await user.get(f"/netcheck/download?bytes={DOWNLOAD_MAX}")).status == 200
