@@ -6,6 +6,7 @@ process pinned to one core; the clients run in this process on another core.
 
     .venv/bin/python bench/forward.py                 # N = 1 5 10 20 40, fast path
     .venv/bin/python bench/forward.py --n 20 --slow   # aiortc's awaited _send_rtp instead, for comparison
+    BENCH_PYTHON=1 .venv/bin/python bench/forward.py  # pure-Python fan-out even when sfu._fanout is built
 
 Columns: server CPU µs per outgoing packet (server process CPU time / packets it forwarded, inbound
 handling and RTCP included), outgoing packets/s, delivery ratio (packets the subscribers received / packets
@@ -39,6 +40,7 @@ from aiortc import (  # noqa: E402
 
 from sfu.aiortc_hooks import ForwardingReceiver, SfuPeerConnection  # noqa: E402
 from sfu.config import SfuConfig  # noqa: E402
+from sfu.consumer import COMPILED  # noqa: E402
 from sfu.events import Event, ServerOffer  # noqa: E402
 from sfu.room import Sfu  # noqa: E402
 
@@ -78,7 +80,8 @@ def server_entry(conn: Connection, fast: bool, core: int) -> None:
 async def serve(conn: Connection, fast: bool) -> None:
     """serve answers join/publish/answer/stats/stop commands until stop."""
     loop = asyncio.get_running_loop()
-    sfu = Sfu(SfuConfig(ice_addresses=LOOPBACK, fast_path=fast, max_participants_per_room=1000))
+    sfu = Sfu(SfuConfig(ice_addresses=LOOPBACK, fast_path=fast, max_participants_per_room=1000,
+                        compiled_fanout=not os.environ.get("BENCH_PYTHON")))
     room = await sfu.room("bench")
     offers: dict[str, asyncio.Future[str]] = {}
     profiler: Any = None
@@ -287,7 +290,8 @@ async def main() -> None:
     frames = encode_vp8(5.0)
     kbps = sum(len(f) for f, _ in frames) * 8 / (len(frames) / FPS) / 1000
     print(f"VP8 640x360@{FPS}: {len(frames)} frames, {kbps:.0f} kbit/s; Opus from aiortc; "
-          f"path={'slow (aiortc _send_rtp)' if args.slow else 'fast (libsrtp + sendto)'}")
+          f"path={'slow (aiortc _send_rtp)' if args.slow else 'fast (libsrtp + sendto)'}, "
+          f"fan-out={'Python' if os.environ.get('BENCH_PYTHON') or not COMPILED else 'C (sfu._fanout)'}")
     print(f"{'N':>4} {'µs/pkt':>8} {'µs/pkt-idle':>12} {'out pkt/s':>10} {'in pkt/s':>9} {'delivery':>9} "
           f"{'RSS KiB/part':>13} {'idle ms/s':>10}")
     for n in args.n:

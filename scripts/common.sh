@@ -22,6 +22,14 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+ensure_compiler() {
+  # ensure_compiler: gcc and the Python headers for the optional C fan-out (sfu/_fanout.c), when Python.h is missing.
+  # Without them the install still succeeds and the SFU forwards in pure Python.
+  local inc
+  inc="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+  if [ ! -f "$inc/Python.h" ] || ! command -v gcc >/dev/null; then apt_install gcc python3-dev; fi
+}
+
 ensure_venv() {
   # ensure_venv EXTRA: create the venv if missing and install the project (with EXTRA, e.g. "[test]").
   local extra="${1:-}"
@@ -31,7 +39,8 @@ ensure_venv() {
     "$PY" -m venv "$VENV"
   fi
   local stamp="$VENV/.taphuan-installed$extra"
-  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/constraints.txt" -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/constraints.txt" -nt "$stamp" ] \
+    || [ "$ROOT/setup.py" -nt "$stamp" ] || [ "$ROOT/sfu/_fanout.c" -nt "$stamp" ]; then
     echo "==> installing Python packages"
     "$VENV/bin/pip" install -q --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$ROOT$extra"
     touch "$stamp"

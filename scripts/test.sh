@@ -3,6 +3,7 @@
 # ruff, mypy and the whole pytest suite. Extra arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 apt_install chromium redis-server ffmpeg fonts-dejavu-core
+ensure_compiler || echo "no C compiler: the SFU uses its pure-Python fan-out" >&2
 ensure_venv "[test]"
 cd "$ROOT"
 echo "==> ruff"

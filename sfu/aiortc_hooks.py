@@ -17,7 +17,9 @@ when one of the private names used here disappears. Everything below is a hook:
   RTT from the subscriber's report blocks.
 * ``PacketWire`` - the fast send path of one DTLS transport: libsrtp protect in place and ``sendto`` on the
   selected ICE pair's socket, synchronously (falls back to aiortc's awaited ``_send_rtp``); and one compound
-  SR + SDES packet per transport and interval for all its senders (``sender_reports``).
+  SR + SDES packet per transport and interval for all its senders (``sender_reports``). ``bind_slot`` hands
+  the same route (socket, remote address, ``srtp_t`` and ``srtp_protect`` addresses) to the C fan-out's
+  slots (``sfu/_fanout.c``) and takes it back when the pair, the SRTP session or the DTLS state changes.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
     unwrap_rtx,
 )
+from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _lib
 
@@ -76,8 +79,9 @@ PRIVATE_NAMES: dict[type, tuple[str, ...]] = {
     ),
     RTCRtpSender: ("_run_rtp", "_send_keyframe", "_handle_rtcp_packet", "_run_rtcp"),
     RTCDtlsTransport: ("_send_rtp", "_handle_rtcp_data"),
-    RtpRouter: ("route_rtcp",),
-    Connection: ("get_component_candidates", "gather_candidates"),
+    RtpRouter: ("route_rtcp", "route_rtp"),
+    Connection: ("get_component_candidates", "gather_candidates", "data_received"),
+    aioice_ice.StunProtocol: ("datagram_received",),
 }
 PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
     "RTCRtpReceiver": (
@@ -95,18 +99,30 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
     "RTCDtlsTransport": (
         "_state",
         "_tx_srtp",
+        "_rx_srtp",
+        "_rtp_header_extensions_map",
+        "_RTCDtlsTransport__rx_bytes",
+        "_RTCDtlsTransport__rx_packets",
         "_rtp_router",
         "_RTCDtlsTransport__tx_bytes",
         "_RTCDtlsTransport__tx_packets",
     ),
     "RtpRouter": ("ssrc_table", "senders"),
     "RTCIceTransport": ("_connection",),
-    "Connection": ("_nominated", "_components", "_local_candidates", "_local_candidates_start"),
+    "Connection": (
+        "_nominated", "_components", "_local_candidates", "_local_candidates_start", "_protocols", "_queue",
+    ),
+    "StunProtocol": ("receiver",),
     "CandidatePair": ("protocol", "remote_addr"),
     "DatagramTransport": ("_sock",),
     "pylibsrtp.Session": ("_srtp", "_cdata", "_buffer"),
 }
-PYLIBSRTP_NAMES = ("srtp_protect",)  # functions of pylibsrtp._binding.lib called directly
+PYLIBSRTP_NAMES = ("srtp_protect",)  # functions of pylibsrtp._binding.lib called directly (or by sfu/_fanout.c)
+
+
+def protect_address() -> int:
+    """protect_address is the address of libsrtp's ``srtp_protect`` in pylibsrtp's binding (for sfu._fanout)."""
+    return int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_protect")))
 
 # --------------------------------------------------------------------------------------------- ICE
 
@@ -170,6 +186,73 @@ def use_gathering_addresses(connection: Connection, addresses: Sequence[str],
     conn.gather_candidates = gather_candidates
 
 
+def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
+    """install_sync_rtp_receive delivers SRTP media for ``ForwardingReceiver``s synchronously from the socket.
+
+    aioice hands every datagram to ``StunProtocol.datagram_received``, which first tries to parse it as STUN
+    (an exception per media packet), then to ``Connection.data_received``, an asyncio queue that aiortc's DTLS
+    task reads: a task wake-up per packet. This hook (on this connection's protocols and the connection
+    itself, instance attributes only) takes an RTP packet (first byte 128-191, not RTCP) whose SSRC routes to
+    a ForwardingReceiver straight to ``srtp_unprotect``, ``RtpPacket.parse`` and the receiver's synchronous
+    ``handle_rtp``. STUN, DTLS, RTCP and media for other receivers keep aiortc's path. Returns at once if the
+    connection is not an aioice one.
+    """
+    conn: Any = ice_connection(dtls)
+    transport: Any = dtls
+    router: Any = transport._rtp_router
+    ssrc_table: dict[int, Any] = router.ssrc_table
+    queue = conn._queue
+    from_bytes = int.from_bytes
+
+    def data_received(data: bytes, component: int) -> None:
+        first = data[0]
+        if 127 < first < 192 and len(data) >= 12 and not 191 < data[1] < 224:
+            receiver = ssrc_table.get(from_bytes(data[8:12], "big"))
+            session = transport._rx_srtp
+            if isinstance(receiver, ForwardingReceiver) and session is not None and conn._nominated:
+                transport._RTCDtlsTransport__rx_bytes += len(data)
+                transport._RTCDtlsTransport__rx_packets += 1
+                arrival_ms = int((time.time() + _NTP_OFFSET) * 1000)  # aiortc's clock.current_ms()
+                try:
+                    plain = session.unprotect(data)
+                    packet = RtpPacket.parse(plain, transport._rtp_header_extensions_map)
+                except (SrtpError, ValueError):
+                    return
+                if router.route_rtp(packet) is receiver:
+                    receiver.direct_packets += 1
+                    receiver.handle_rtp(packet, arrival_ms)
+                return
+        queue.put_nowait((data, component))
+
+    conn.data_received = data_received
+    gather = conn.gather_candidates
+
+    async def gather_candidates() -> None:
+        await gather()
+        for protocol in conn._protocols:
+            if isinstance(protocol, aioice_ice.StunProtocol) and protocol.receiver is conn:
+                _skip_stun_parse_for_media(protocol, data_received)
+
+    conn.gather_candidates = gather_candidates
+
+
+def _skip_stun_parse_for_media(protocol: Any, data_received: Callable[[bytes, int], None]) -> None:
+    """_skip_stun_parse_for_media: datagrams starting with 128-191 (RTP/RTCP, never STUN) skip the STUN parse."""
+    stun_received = protocol.datagram_received
+    component = protocol.local_candidate.component
+
+    def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and 127 < data[0] < 192:
+            data_received(data, component)
+        else:
+            stun_received(data, addr)
+
+    protocol.datagram_received = datagram_received
+
+
+_NTP_OFFSET = 2208988800
+
+
 def ice_connection(dtls: RTCDtlsTransport) -> Connection:
     """ice_connection returns the aioice Connection under a DTLS transport."""
     ice: Any = dtls.transport
@@ -204,6 +287,8 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.remb: RemoteBitrateEstimator | None = RemoteBitrateEstimator() if kind == "video" else None
         self.nacks_sent = 0
         self.remb_sent = 0
+        self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)
+        self._rtcp_tasks: set[asyncio.Future[None]] = set()
         me: Any = self
         me._RTCRtpReceiver__remote_streams = self.streams  # aiortc's RR loop and getStats() read it
 
@@ -259,6 +344,15 @@ class ForwardingReceiver(RTCRtpReceiver):
         return me._RTCRtpReceiver__decoder_thread
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        self.handle_rtp(packet, arrival_time_ms)
+
+    def _rtcp_soon(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._rtcp_tasks.add(task)
+        task.add_done_callback(self._rtcp_tasks.discard)
+
+    def handle_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """handle_rtp handles one decrypted packet synchronously (REMB and NACK are sent by a task)."""
         if not self._enabled:
             return
         ssrc = packet.ssrc
@@ -276,9 +370,9 @@ class ForwardingReceiver(RTCRtpReceiver):
                 estimate = remb.add(arrival_time_ms, ast, len(packet.payload) + packet.padding_size, ssrc)
                 if estimate is not None and self.rtcp_ssrc is not None:
                     self.remb_sent += 1
-                    await self._send_rtcp(RtcpPsfbPacket(
+                    self._rtcp_soon(self._send_rtcp(RtcpPsfbPacket(
                         fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*estimate)
-                    ))
+                    )))
         apt = self.rtx_apt.get(packet.payload_type)
         if apt is not None:
             media = self.rtx_to_media.get(ssrc)
@@ -290,7 +384,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         nack = self.nack
         if nack is not None and nack.add(packet.sequence_number) and self.rtcp_ssrc is not None:
             self.nacks_sent += 1
-            await self._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
+            self._rtcp_soon(self._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
         sink = self.on_rtp
         if sink is not None:
             sink(packet)
@@ -514,6 +608,9 @@ class PacketWire:
         self._tasks: set[asyncio.Future[None]] = set()
         self._senders: list[ForwardingSender] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._slots: list[Any] = []  # sfu._fanout.Slot objects bound to this wire's route
+        self._protect = protect_address()
+        transport.on("statechange", self._unbind_slots)
         self.fast_sent = 0
         self.slow_sent = 0
         self.reports_sent = 0
@@ -530,6 +627,7 @@ class PacketWire:
             return False
         session = self._dtls._tx_srtp
         if pair is not self._pair or session is not self._session:
+            self._unbind_slots()
             udp = pair.protocol.transport
             sock = getattr(udp, "_sock", None)
             if sock is None:
@@ -540,6 +638,38 @@ class PacketWire:
             self._cdata = session._cdata
             self._view = memoryview(session._buffer)
         return True
+
+    def bind_slot(self, slot: Any) -> bool:
+        """bind_slot gives a C fan-out slot this wire's fast route; False when there is none (it retries later).
+
+        The slot keeps references to the socket object (its descriptor is read per send, so a closed socket is
+        never written) and to the pylibsrtp session (which owns the ``srtp_t``).
+        """
+        if not self._fast or self._dtls._state is not DtlsState.CONNECTED or not self._route():
+            return False
+        assert self._addr is not None
+        host, port = self._addr[0], self._addr[1]
+        srtp = int(_ffi.cast("uintptr_t", self._srtp))
+        if not slot.set_route(self._sock, int(self._sock.family), host, port, self._session, srtp, self._protect):
+            return False
+        if not any(s is slot for s in self._slots):
+            self._slots.append(slot)
+        return True
+
+    def _unbind_slots(self) -> None:
+        """_unbind_slots takes the route back from every bound slot (they fall back to Python and rebind)."""
+        for slot in self._slots:
+            slot.clear_route()
+
+    def flush_slot_counters(self) -> None:
+        """flush_slot_counters adds what the C fan-out sent to this wire's and the transport's counters."""
+        dtls = self._dtls
+        for slot in self._slots:
+            sent, octets = slot.take_counts()
+            if sent:
+                self.fast_sent += sent
+                dtls._RTCDtlsTransport__tx_bytes += octets
+                dtls._RTCDtlsTransport__tx_packets += sent
 
     def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
         """send_rtp protects and sends header + payload (+ `padding` bytes of RTP padding) as one packet.
@@ -625,6 +755,7 @@ class PacketWire:
         if state is DtlsState.CLOSED or state is DtlsState.FAILED:
             return
         if state is DtlsState.CONNECTED:
+            self.flush_slot_counters()
             self.send_reports()
         self._timer = asyncio.get_running_loop().call_later(0.5 + random.random(), self._report)
 
@@ -637,7 +768,8 @@ class PacketWire:
         return self.send(data)
 
     def close(self) -> None:
-        """close stops the sender-report timer."""
+        """close stops the sender-report timer and unbinds the C fan-out slots."""
+        self._unbind_slots()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -658,6 +790,8 @@ class SfuPeerConnection(RTCPeerConnection):
 
     ``ice_addresses``: host addresses to gather on (empty = aioice's default, every interface but loopback).
     ``forwarding``: new transceivers get a ForwardingSender and a ForwardingReceiver.
+    ``sync_receive`` (with ``forwarding``): media for those receivers skips aioice's queue
+    (``install_sync_rtp_receive``).
     """
 
     def __init__(
@@ -667,7 +801,9 @@ class SfuPeerConnection(RTCPeerConnection):
         ice_addresses: Sequence[str] = (),
         forwarding: bool = False,
         udp_ports: tuple[int, int] | None = None,
+        sync_receive: bool = True,
     ) -> None:
+        self._sfu_sync_receive = sync_receive and forwarding
         self._sfu_ice_addresses = list(ice_addresses)
         self._sfu_udp_ports = udp_ports
         self._sfu_forwarding = forwarding
@@ -679,6 +815,8 @@ class SfuPeerConnection(RTCPeerConnection):
         if self._sfu_ice_addresses or self._sfu_udp_ports:
             use_gathering_addresses(ice_connection(dtls), self._sfu_ice_addresses, self._sfu_udp_ports)
         install_fast_rtcp_routing(dtls)
+        if self._sfu_sync_receive:
+            install_sync_rtp_receive(dtls)
         return dtls
 
     def _RTCPeerConnection__createTransceiver(  # noqa: N802 - aiortc's name

@@ -8,6 +8,12 @@ Peer's PacketWire, which assembles, SRTP-protects and sends them in place (no aw
 and rebuilds a header only for the rare retransmission. Sender-report counters are plain attributes read by
 the wire's report timer (``sr_info``).
 
+With the C extension built (``sfu/_fanout.c``) and ``compiled`` set, each Consumer also owns a
+``sfu._fanout.Slot`` holding its rewrite state, header template, history and counters: the Producer then calls
+``_fanout.fanout`` once per inbound packet, which does the steady-state work of ``forward`` (rewrite, history,
+libsrtp protect, ``sendto``) for every slot whose route is bound, and leaves the rest (source switch, no route
+yet) to ``forward`` here, which runs the same logic on the Slot and binds its route.
+
 Sequence numbers and timestamps stay continuous across source switches (``HeaderRewriter``): libsrtp's
 replay window rejects a sequence number jumping back by more than 1024, and decoders see one stream.
 """
@@ -19,7 +25,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -35,8 +41,15 @@ from aiortc.rtp import (
 from sfu.aiortc_hooks import ForwardingSender, PacketWire, SendContext, SrInfo
 from sfu.stats import ConsumerStats, RateMeter
 
+try:
+    from sfu._fanout import Slot as CompiledSlot
+except ImportError:  # the C extension is optional (no compiler at install time): pure-Python path
+    CompiledSlot = None
+
 if TYPE_CHECKING:
     from sfu.producer import Producer
+
+COMPILED = CompiledSlot is not None
 
 HISTORY_SIZE = 128
 _MASK = HISTORY_SIZE - 1
@@ -168,6 +181,7 @@ class Consumer:
         sender: ForwardingSender,
         wire_for: Callable[[SendContext], PacketWire],
         clock: Callable[[], float] = time.monotonic,
+        compiled: bool = False,
     ) -> None:
         self.participant_id = participant_id
         self.slot = slot
@@ -186,11 +200,13 @@ class Consumer:
         self._waiting_keyframe = kind == "video"
         self._hist: list[tuple[int, int, Inbound] | None] = [None] * HISTORY_SIZE
         self._rtx_seq = 0
-        self.last_ntp = 0  # NTP arrival time and output RTP timestamp of the last packet sent (for SRs)
-        self.last_ts = 0
+        # C state (rewriter, history, counters), or None: pure Python
+        self.cslot: Any = CompiledSlot(90000, 3000, 0, 0, kind == "video") if compiled and COMPILED else None
+        self._last_ntp = 0  # NTP arrival time and output RTP timestamp of the last packet sent (for SRs)
+        self._last_ts = 0
         # statistics
-        self.packets_sent = 0
-        self.bytes_sent = 0
+        self._packets_sent = 0
+        self._bytes_sent = 0
         self.nacks = 0
         self.retransmitted = 0
         self.keyframe_requests = 0
@@ -220,6 +236,11 @@ class Consumer:
         self._rtx_seq = random.randrange(0x8000)
         self._head, self._ast_off, self._al_off = build_header_template(ctx)
         self._pt_byte = ctx.payload_type
+        slot = self.cslot
+        if slot is not None:
+            rw = self._rewriter
+            slot.__init__(ctx.clock_rate, frame, (rw.last_seq + 1) & 0xFFFF, rw.last_ts, ctx.kind == "video")
+            slot.set_head(bytes(self._head), self._ast_off, self._al_off, self._pt_byte)
         if self.source is not None:
             self.source.request_keyframe()
 
@@ -240,14 +261,79 @@ class Consumer:
         if self._rewriter is not None:
             self._rewriter.switch()
         self._waiting_keyframe = self.kind == "video"
+        if self.cslot is not None:
+            self.cslot.switch()
+            self.cslot.waiting_keyframe = self._waiting_keyframe
         if producer is not None and self.ctx is not None:
             producer.request_keyframe()
         return True
 
     # ---------------------------------------------------------------------------------- hot path
 
+    @property
+    def packets_sent(self) -> int:
+        """packets_sent counts the RTP packets sent (retransmissions excluded)."""
+        return int(self.cslot.packets_sent) if self.cslot is not None else self._packets_sent
+
+    @property
+    def bytes_sent(self) -> int:
+        """bytes_sent counts the payload octets sent (retransmissions excluded)."""
+        return int(self.cslot.bytes_sent) if self.cslot is not None else self._bytes_sent
+
+    @property
+    def last_ntp(self) -> int:
+        """last_ntp is the NTP arrival time of the last packet sent (for sender reports)."""
+        return int(self.cslot.last_ntp) if self.cslot is not None else self._last_ntp
+
+    @property
+    def last_ts(self) -> int:
+        """last_ts is the output RTP timestamp of the last packet sent (for sender reports)."""
+        return int(self.cslot.last_out_ts) if self.cslot is not None else self._last_ts
+
+    def _fill_head(self, p: Inbound, seq: int, ts: int) -> bytearray:
+        head = self._head
+        _HDR.pack_into(head, 1, (p.marker << 7) | self._pt_byte, seq, ts)
+        if self._ast_off:
+            ast = p.abs_send_time
+            _AST.pack_into(head, self._ast_off, ast >> 8, ast & 0xFF)
+        if self._al_off:
+            head[self._al_off] = p.audio_level
+        return head
+
+    def _send(self, wire: PacketWire, head: bytearray, p: Inbound) -> bool:
+        if p.padding:
+            head[0] |= 0x20
+            sent = wire.send_rtp(head, p.payload, p.padding)
+            head[0] &= 0xDF
+            return sent
+        return wire.send_rtp(head, p.payload)
+
+    def _forward_slot(self, p: Inbound, slot: Any, wire: PacketWire) -> None:
+        """_forward_slot is ``forward`` on the C Slot's state: what ``_fanout.fanout`` leaves to Python."""
+        if slot.waiting_keyframe:
+            if not p.keyframe:
+                return
+            slot.waiting_keyframe = False
+        mapped = slot.map(p.ssrc, p.seq, p.ts, self._clock())
+        if mapped is None:
+            return
+        seq, ts = mapped
+        head = self._fill_head(p, seq, ts)
+        slot.remember(seq, ts, p)
+        if self._send(wire, head, p):
+            slot.packets_sent += 1
+            slot.bytes_sent += len(p.payload)
+            slot.last_ntp = p.ntp
+            slot.last_out_ts = ts
+            if not slot.routed:
+                wire.bind_slot(slot)
+
     def forward(self, p: Inbound) -> None:
         """forward rewrites and sends one packet of the current source (called by the Producer)."""
+        if self.cslot is not None:
+            if self._rewriter is not None and self.wire is not None:
+                self._forward_slot(p, self.cslot, self.wire)
+            return
         rw = self._rewriter
         wire = self.wire
         if rw is None or wire is None:
@@ -268,25 +354,13 @@ class Consumer:
             if mapped is None:
                 return
             seq, ts = mapped
-        head = self._head
-        _HDR.pack_into(head, 1, (p.marker << 7) | self._pt_byte, seq, ts)
-        if self._ast_off:
-            ast = p.abs_send_time
-            _AST.pack_into(head, self._ast_off, ast >> 8, ast & 0xFF)
-        if self._al_off:
-            head[self._al_off] = p.audio_level
+        head = self._fill_head(p, seq, ts)
         self._hist[seq & _MASK] = (seq, ts, p)
-        if p.padding:
-            head[0] |= 0x20
-            sent = wire.send_rtp(head, p.payload, p.padding)
-            head[0] &= 0xDF
-        else:
-            sent = wire.send_rtp(head, p.payload)
-        if sent:
-            self.packets_sent += 1
-            self.bytes_sent += len(p.payload)
-            self.last_ntp = p.ntp
-            self.last_ts = ts
+        if self._send(wire, head, p):
+            self._packets_sent += 1
+            self._bytes_sent += len(p.payload)
+            self._last_ntp = p.ntp
+            self._last_ts = ts
 
     def sr_info(self) -> SrInfo:
         """sr_info is (NTP, RTP timestamp, packets, payload octets) for this slot's next sender report."""
@@ -324,7 +398,7 @@ class Consumer:
 
     def retransmit(self, seq: int) -> bool:
         """retransmit re-sends packet `seq` from the history (wrapped in RTX when negotiated)."""
-        entry = self._hist[seq & _MASK]
+        entry = self._hist[seq & _MASK] if self.cslot is None else self.cslot.recall(seq)
         ctx = self.ctx
         if entry is None or entry[0] != seq or ctx is None or self.wire is None:
             return False

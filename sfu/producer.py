@@ -2,7 +2,9 @@
 
 It receives every decrypted RTP packet from its ForwardingReceiver, parses what all Consumers need once
 (``Inbound``) and hands it to each sink. The sink tuple is replaced whole by the room's mailbox task
-(copy on write), so the receive callback iterates it without a lock.
+(copy on write), so the receive callback iterates it without a lock. When every sink has a C slot
+(``sfu/_fanout.c`` built, ``SfuConfig.compiled_fanout``), one ``fanout`` call forwards to all of them and
+only the slots it leaves over go through ``Consumer.forward``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiortc.rtp import RtpPacket
 
@@ -18,6 +21,11 @@ from sfu.codec import is_keyframe_start
 from sfu.consumer import Consumer, Inbound
 from sfu.stats import ProducerStats, RateMeter, SequenceTracker
 from sfu.throttle import Throttle
+
+try:
+    from sfu._fanout import fanout as compiled_fanout
+except ImportError:  # optional C extension: Consumer.forward for every sink
+    compiled_fanout = None
 
 NTP_OFFSET = 2208988800  # seconds from 1900 to 1970
 SOURCES = ("camera", "mic", "screen")
@@ -47,6 +55,7 @@ class Producer:
         self.mime = mime
         self.receiver = receiver
         self.sinks: tuple[Consumer, ...] = ()
+        self._slots: tuple[Any, ...] | None = None  # the sinks' C slots when all have one
         self.muted = False
         self.keyframe_throttle = Throttle(keyframe_min_interval, clock)
         self.keyframes_requested = 0
@@ -98,11 +107,23 @@ class Producer:
             audio_level=0x7F if level is None else ((0x80 if level[0] else 0) | (level[1] & 0x7F)),
             padding=packet.padding_size,
         )
+        slots = self._slots
+        if slots is not None and compiled_fanout is not None:
+            rest = compiled_fanout(
+                slots, inbound, payload, inbound.ssrc, inbound.seq, inbound.ts, inbound.marker, keyframe, ntp,
+                inbound.padding, inbound.audio_level, self._clock(),
+            )
+            if rest is not None:
+                for i in rest:
+                    sinks[i].forward(inbound)
+            return
         for consumer in sinks:
             consumer.forward(inbound)
 
     def set_sinks(self, sinks: tuple[Consumer, ...]) -> None:
         """set_sinks replaces the consumer tuple whole (room mailbox task only)."""
+        slots = tuple(getattr(c, "cslot", None) for c in sinks)
+        self._slots = slots if sinks and all(s is not None for s in slots) else None
         self.sinks = sinks
 
     def request_keyframe(self) -> bool:
@@ -134,6 +155,7 @@ class Producer:
         self.closed = True
         self.receiver.on_rtp = None
         self.sinks = ()
+        self._slots = None
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None

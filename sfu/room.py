@@ -416,7 +416,10 @@ class Room:
         p.down = peer
         for slot, kind in slots_for(p.role, self.config.grid_slots):
             sender = peer.add_slot(kind)
-            p.consumers[slot] = Consumer(p.id, slot, kind, sender, peer.wire_for, self._clock)
+            p.consumers[slot] = Consumer(
+                p.id, slot, kind, sender, peer.wire_for, self._clock,
+                compiled=self.config.compiled_fanout and self.config.fast_path,
+            )
         sdp = await peer.offer()
         p.slot_mids = {slot: peer.mid_of(c.sender) for slot, c in p.consumers.items()}
         p.slot_view = {}

@@ -27,6 +27,9 @@ class FakeWire:
     def add_sender(self, sender: Any) -> None:
         self.senders.append(sender)
 
+    def bind_slot(self, slot: Any) -> bool:
+        return False  # no real route: a C slot's packets keep going through Consumer.forward
+
 
 class FakeSender:
     """FakeSender has the callback surface of ForwardingSender."""

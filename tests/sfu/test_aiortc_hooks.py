@@ -318,3 +318,26 @@ async def test_udp_port_range_for_host_candidates() -> None:
     finally:
         await pc.close()
         busy.close()
+
+
+async def test_media_skips_aioice_queue(connected_pair: tuple[Peer, SfuPeerConnection]) -> None:
+    peer, client = connected_pair
+    receiver: ForwardingReceiver = peer.pc.getTransceivers()[0].receiver  # type: ignore[assignment]
+    dtls: Any = receiver.transport
+    for name in PRIVATE_INSTANCE_NAMES["RTCDtlsTransport"]:
+        assert hasattr(dtls, name), name
+    conn: Any = ice_connection(dtls)
+    for name in PRIVATE_INSTANCE_NAMES["Connection"]:
+        assert hasattr(conn, name), name
+    assert "data_received" in vars(conn)  # our synchronous delivery, on this instance only
+    assert conn._protocols
+    for protocol in conn._protocols:
+        for name in PRIVATE_INSTANCE_NAMES["StunProtocol"]:
+            assert hasattr(protocol, name), name
+        assert "datagram_received" in vars(protocol)  # media skips the STUN parse attempt
+    media = receiver.media_ssrc
+    await wait_until(lambda: media in receiver.streams and receiver.streams[media].packets_received > 20, 10)
+    # every media packet came the direct way (none through the queue and aiortc's DTLS task)
+    assert receiver.direct_packets == sum(s.packets_received for s in receiver.streams.values())
+    assert "data_received" not in vars(ice_connection(client.getTransceivers()[0].sender.transport))
+    assert peer.pc.connectionState == "connected"  # STUN consent and DTLS still take aioice's path

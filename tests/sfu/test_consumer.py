@@ -1,5 +1,8 @@
+import functools
 import struct
+from collections.abc import Callable
 
+import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -14,8 +17,10 @@ from aiortc.rtp import (
     pack_remb_fci,
 )
 
-from sfu.consumer import Consumer, HeaderRewriter, Inbound, build_header_template
+from sfu.consumer import COMPILED, Consumer, HeaderRewriter, Inbound, build_header_template
 from tests.sfu.fakes import FakeSender, FakeWire, context
+
+needs_c = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
 
 
 class Clock:
@@ -43,13 +48,22 @@ def inbound(seq: int, ts: int, ssrc: int = 5, key: bool = True, payload: bytes =
                    abs_send_time=0x123456, audio_level=0x85)
 
 
-def make(
-    kind: str = "video", rtx: bool = True, clock: Clock | None = None
-) -> tuple[Consumer, FakeSender, FakeWire]:
+Made = tuple[Consumer, FakeSender, FakeWire]
+
+
+def make_consumer(kind: str = "video", rtx: bool = True, clock: Clock | None = None, compiled: bool = False) -> Made:
     sender, wire = FakeSender(), FakeWire()
-    c = Consumer("viewer", "floor-video", kind, sender, lambda ctx: wire, clock or Clock())  # type: ignore[arg-type]
+    c = Consumer("viewer", "floor-video", kind, sender, lambda ctx: wire, clock or Clock(),  # type: ignore[arg-type]
+                 compiled=compiled)
+    assert (c.cslot is not None) == compiled
     sender.on_ready(context(kind, rtx=rtx))
     return c, sender, wire
+
+
+@pytest.fixture(params=[False, pytest.param(True, marks=needs_c)], ids=["python", "compiled"])
+def make(request: pytest.FixtureRequest) -> Callable[..., Made]:
+    """make builds a ready Consumer on the pure-Python state or on the C Slot (``sfu._fanout``, when built)."""
+    return functools.partial(make_consumer, compiled=bool(request.param))
 
 
 class Source:
@@ -87,7 +101,7 @@ def test_rewriter_wraps_and_new_ssrc_rebases() -> None:
     assert rw.map(9, 500, 0) == (1, (0xFFFFFF00 + 960 + 960) & 0xFFFFFFFF)  # SSRC change = switch
 
 
-def test_header_rewrite_remaps_extensions_and_keeps_payload() -> None:
+def test_header_rewrite_remaps_extensions_and_keeps_payload(make: Callable[..., Made]) -> None:
     c, sender, wire = make()
     src = Source()
     c.switch(src)  # type: ignore[arg-type]
@@ -103,7 +117,7 @@ def test_header_rewrite_remaps_extensions_and_keeps_payload() -> None:
     assert c.packets_sent == 1
 
 
-def test_audio_level_is_carried() -> None:
+def test_audio_level_is_carried(make: Callable[..., Made]) -> None:
     c, _, wire = make("audio")
     c.switch(Source())  # type: ignore[arg-type]
     c.forward(inbound(1, 1))
@@ -118,7 +132,7 @@ def test_template_without_extensions() -> None:
     assert head[0] == 0x80
 
 
-def test_video_waits_for_keyframe_after_switch_and_asks_for_one() -> None:
+def test_video_waits_for_keyframe_after_switch_and_asks_for_one(make: Callable[..., Made]) -> None:
     c, _, wire = make()
     a, b = Source(), Source()
     c.switch(a)  # type: ignore[arg-type]
@@ -137,7 +151,7 @@ def test_video_waits_for_keyframe_after_switch_and_asks_for_one() -> None:
     assert seqs[2] == (seqs[1] + 1) & 0xFFFF
 
 
-def test_nack_answered_from_history_over_rtx() -> None:
+def test_nack_answered_from_history_over_rtx(make: Callable[..., Made]) -> None:
     c, _, wire = make(rtx=True)
     c.switch(Source())  # type: ignore[arg-type]
     for i in range(5):
@@ -155,7 +169,7 @@ def test_nack_answered_from_history_over_rtx() -> None:
     assert c.nacks == 1 and c.retransmitted == 1
 
 
-def test_nack_without_rtx_resends_the_same_packet() -> None:
+def test_nack_without_rtx_resends_the_same_packet(make: Callable[..., Made]) -> None:
     c, _, wire = make(rtx=False)
     c.switch(Source())  # type: ignore[arg-type]
     c.forward(inbound(7, 0))
@@ -165,7 +179,7 @@ def test_nack_without_rtx_resends_the_same_packet() -> None:
     assert not c.retransmit((seq + 200) & 0xFFFF)
 
 
-def test_rtcp_feeds_stats_and_keyframe_requests() -> None:
+def test_rtcp_feeds_stats_and_keyframe_requests(make: Callable[..., Made]) -> None:
     c, sender, _ = make()
     src = Source()
     c.switch(src)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ import pytest
 from aiortc import RTCSessionDescription, VideoStreamTrack
 
 from sfu.aiortc_hooks import ForwardingReceiver, send_pli
+from sfu.consumer import COMPILED
 from sfu.errors import SfuError
 from sfu.events import (
     FloorChanged,
@@ -36,6 +37,7 @@ from tests.sfu.helpers import (
 )
 
 pytestmark = pytest.mark.timeout(60)
+needs_c = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
 
 
 def colour(frame: object) -> str:
@@ -44,9 +46,10 @@ def colour(frame: object) -> str:
     return "red" if rgb[0] > rgb[2] else "blue"
 
 
-@pytest.fixture
-async def sfu() -> AsyncIterator[Sfu]:
-    s = Sfu(sfu_config())
+@pytest.fixture(params=[pytest.param(True, marks=needs_c), False], ids=["compiled", "python"])
+async def sfu(request: pytest.FixtureRequest) -> AsyncIterator[Sfu]:
+    """sfu: every test runs with the C fan-out (when built) and with the pure-Python forwarding path."""
+    s = Sfu(sfu_config(compiled_fanout=request.param))
     yield s
     await s.close()
 
@@ -88,6 +91,12 @@ async def test_one_publisher_three_subscribers_and_no_server_decoder(sfu: Sfu, c
     # forwarding used the fast path, and stats show RTT / loss / bitrate
     consumer = room.participants["c0"].consumers["presenter-video"]
     assert consumer.wire is not None and consumer.wire.fast_sent > 0 and consumer.wire.slow_sent == 0
+    if sfu.config.compiled_fanout:  # then the C fan-out carried the steady state
+        assert consumer.cslot is not None and consumer.cslot.c_sent > 0 and consumer.cslot.send_errors == 0
+    else:
+        assert consumer.cslot is None
+    # the publisher's media skipped aioice's queue (install_sync_rtp_receive)
+    assert all(r.direct_packets > 0 for r in receivers)
     await wait_until(lambda: consumer.sender.rtt is not None, 5)
     consumer.stats()
     await asyncio.sleep(1.1)

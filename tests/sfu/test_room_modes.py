@@ -7,17 +7,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from sfu.consumer import COMPILED
 from sfu.errors import SfuError
 from sfu.events import SlotChanged
 from sfu.room import Sfu
 from tests.sfu.helpers import RED, Client, ColorTrack, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)
+needs_c = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
 
 
-@pytest.fixture
-async def sfu() -> AsyncIterator[Sfu]:
-    s = Sfu(sfu_config())
+@pytest.fixture(params=[pytest.param(True, marks=needs_c), False], ids=["compiled", "python"])
+async def sfu(request: pytest.FixtureRequest) -> AsyncIterator[Sfu]:
+    """sfu: every test runs with the C fan-out (when built) and with the pure-Python forwarding path."""
+    s = Sfu(sfu_config(compiled_fanout=request.param))
     yield s
     await s.close()
 

@@ -1,0 +1,9 @@
+"""setup: the optional C extension sfu._fanout (the SFU's fan-out); everything else is in pyproject.toml.
+
+The build is optional: without a C compiler or Python headers the install succeeds and the SFU uses its
+pure-Python forwarding path.
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("sfu._fanout", ["sfu/_fanout.c"], optional=True, extra_compile_args=["-O2"])])

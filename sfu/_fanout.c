@@ -1,0 +1,494 @@
+/* _fanout: the SFU's per-packet fan-out in C (optional; sfu/consumer.py and sfu/producer.py fall back to Python).
+ *
+ * One Slot per Consumer holds the header rewriter state (same fields and semantics as
+ * sfu.consumer.HeaderRewriter), the slot's header template, the 128-entry NACK history, the send counters and,
+ * once bound by sfu.aiortc_hooks.PacketWire, the route: socket object, remote address, libsrtp session
+ * (srtp_t pointer, kept alive by a reference to the pylibsrtp Session) and the srtp_protect function address.
+ *
+ * fanout(slots, inbound, payload, ssrc, seq, ts, marker, keyframe, ntp, padding, now) rewrites, protects and
+ * sends one inbound packet for every slot in the steady state and returns the indexes of the slots Python must
+ * handle itself (no route yet, source switch, packet older than the source's start), or None.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define HIST 128
+#define MAX_HEAD 64
+#define BUF_SIZE 1500   /* pylibsrtp's buffer size: the plain packet plus the SRTP trailer fit in it */
+#define MAX_PLAIN (1500 - 16 - 128)
+
+typedef int (*protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
+
+typedef struct {
+    unsigned int seq;  /* 0x10000 = empty */
+    unsigned int ts;
+    PyObject *inbound;
+} HistEntry;
+
+typedef struct {
+    PyObject_HEAD
+    /* rewriter (HeaderRewriter's fields) */
+    int clock_rate;
+    int frame_ticks;
+    unsigned int last_seq;
+    unsigned int last_ts;
+    double last_time;  /* < 0: never sent */
+    unsigned int seq_offset;
+    unsigned int ts_offset;
+    long long src_ssrc;  /* -1: none */
+    unsigned int base_seq;
+    char pending;
+    char waiting_keyframe;
+    /* header template */
+    unsigned char head[MAX_HEAD];
+    int head_len;
+    int ast_off;
+    int al_off;
+    int pt;
+    /* counters */
+    unsigned long long packets_sent;
+    unsigned long long bytes_sent;
+    unsigned long long last_ntp;
+    unsigned int last_out_ts;
+    unsigned long long c_sent;
+    unsigned long long tx_bytes;   /* since the last take_counts() */
+    unsigned long long tx_packets;
+    unsigned long long send_errors;
+    /* route */
+    PyObject *sock;     /* socket.socket, fd read per send (closed: fileno() == -1) */
+    PyObject *session;  /* pylibsrtp Session keeping srtp_t alive */
+    void *srtp;
+    protect_fn protect;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    HistEntry hist[HIST];
+} Slot;
+
+static void slot_clear_route(Slot *s) {
+    Py_CLEAR(s->sock);
+    Py_CLEAR(s->session);
+    s->srtp = NULL;
+    s->protect = NULL;
+}
+
+static int Slot_init(Slot *s, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"clock_rate", "frame_ticks", "first_seq", "first_ts", "video", NULL};
+    int clock_rate, frame_ticks, video = 0;
+    unsigned int first_seq, first_ts;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiII|p", kwlist, &clock_rate, &frame_ticks, &first_seq, &first_ts,
+                                     &video))
+        return -1;
+    s->clock_rate = clock_rate;
+    s->frame_ticks = frame_ticks;
+    s->last_seq = (first_seq - 1) & 0xFFFF;
+    s->last_ts = first_ts;
+    s->last_time = -1.0;
+    s->src_ssrc = -1;
+    s->pending = 1;
+    s->waiting_keyframe = (char)video;
+    for (int i = 0; i < HIST; i++) {
+        Py_CLEAR(s->hist[i].inbound);
+        s->hist[i].seq = 0x10000;
+    }
+    return 0;
+}
+
+static int Slot_traverse(Slot *s, visitproc visit, void *arg) {
+    Py_VISIT(s->sock);
+    Py_VISIT(s->session);
+    for (int i = 0; i < HIST; i++)
+        Py_VISIT(s->hist[i].inbound);
+    return 0;
+}
+
+static int Slot_clear(Slot *s) {
+    slot_clear_route(s);
+    for (int i = 0; i < HIST; i++)
+        Py_CLEAR(s->hist[i].inbound);
+    return 0;
+}
+
+static void Slot_dealloc(Slot *s) {
+    PyObject_GC_UnTrack(s);
+    Slot_clear(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *Slot_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    Slot *s = (Slot *)type->tp_alloc(type, 0);
+    if (s != NULL) {
+        for (int i = 0; i < HIST; i++)
+            s->hist[i].seq = 0x10000;
+        s->last_time = -1.0;
+        s->src_ssrc = -1;
+        s->pending = 1;
+    }
+    return (PyObject *)s;
+}
+
+static PyObject *Slot_switch(Slot *s, PyObject *unused) {
+    s->pending = 1;
+    Py_RETURN_NONE;
+}
+
+static inline int slot_steady(Slot *s, long long ssrc, unsigned int seq) {
+    return !s->pending && ssrc == s->src_ssrc && ((seq - s->base_seq) & 0xFFFF) < 0x8000;
+}
+
+static PyObject *Slot_steady(Slot *s, PyObject *args) {
+    long long ssrc;
+    unsigned int seq;
+    if (!PyArg_ParseTuple(args, "LI", &ssrc, &seq))
+        return NULL;
+    return PyBool_FromLong(slot_steady(s, ssrc, seq));
+}
+
+/* map: HeaderRewriter.map with the clock read by the caller (`now`). */
+static PyObject *Slot_map(Slot *s, PyObject *args) {
+    long long ssrc;
+    unsigned int seq, ts;
+    double now;
+    if (!PyArg_ParseTuple(args, "LIId", &ssrc, &seq, &ts, &now))
+        return NULL;
+    if (s->pending || ssrc != s->src_ssrc) {
+        long long delta = 0;
+        if (s->last_time >= 0) {
+            double elapsed = (now - s->last_time) * s->clock_rate;
+            long long e = (long long)(elapsed >= 0 ? elapsed + 0.5 : elapsed - 0.5);
+            delta = e > s->frame_ticks ? e : s->frame_ticks;
+        }
+        unsigned int out_seq = (s->last_seq + 1) & 0xFFFF;
+        unsigned int out_ts = (unsigned int)((s->last_ts + (unsigned long long)delta) & 0xFFFFFFFFu);
+        s->seq_offset = (out_seq - seq) & 0xFFFF;
+        s->ts_offset = out_ts - ts;
+        s->base_seq = seq & 0xFFFF;
+        s->src_ssrc = ssrc;
+        s->pending = 0;
+    } else if (((seq - s->base_seq) & 0xFFFF) >= 0x8000) {
+        Py_RETURN_NONE;
+    }
+    unsigned int out_seq = (seq + s->seq_offset) & 0xFFFF;
+    unsigned int out_ts = ts + s->ts_offset;
+    if (((out_seq - s->last_seq) & 0xFFFF) < 0x8000) {
+        s->last_seq = out_seq;
+        s->last_ts = out_ts;
+        s->last_time = now;
+    }
+    return Py_BuildValue("(II)", out_seq, out_ts);
+}
+
+static PyObject *Slot_set_head(Slot *s, PyObject *args) {
+    Py_buffer head;
+    int ast_off, al_off, pt;
+    if (!PyArg_ParseTuple(args, "y*iii", &head, &ast_off, &al_off, &pt))
+        return NULL;
+    if (head.len < 12 || head.len > MAX_HEAD || ast_off + 3 > head.len || al_off >= head.len) {
+        PyBuffer_Release(&head);
+        PyErr_SetString(PyExc_ValueError, "bad header template");
+        return NULL;
+    }
+    memcpy(s->head, head.buf, head.len);
+    s->head_len = (int)head.len;
+    s->ast_off = ast_off;
+    s->al_off = al_off;
+    s->pt = pt;
+    PyBuffer_Release(&head);
+    Py_RETURN_NONE;
+}
+
+/* set_route(sock, family, host, port, session, srtp_address, protect_address) */
+static PyObject *Slot_set_route(Slot *s, PyObject *args) {
+    PyObject *sock, *session;
+    int family, port;
+    const char *host;
+    unsigned long long srtp, protect;
+    if (!PyArg_ParseTuple(args, "OisiOKK", &sock, &family, &host, &port, &session, &srtp, &protect))
+        return NULL;
+    struct sockaddr_storage addr;
+    socklen_t len;
+    memset(&addr, 0, sizeof addr);
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&addr;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((unsigned short)port);
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+            Py_RETURN_FALSE;
+        len = sizeof *a;
+    } else if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&addr;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((unsigned short)port);
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+            Py_RETURN_FALSE;
+        len = sizeof *a;
+    } else {
+        Py_RETURN_FALSE;
+    }
+    if (!srtp || !protect)
+        Py_RETURN_FALSE;
+    slot_clear_route(s);
+    Py_INCREF(sock);
+    s->sock = sock;
+    Py_INCREF(session);
+    s->session = session;
+    s->srtp = (void *)(uintptr_t)srtp;
+    s->protect = (protect_fn)(uintptr_t)protect;
+    s->addr = addr;
+    s->addr_len = len;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Slot_clear_route(Slot *s, PyObject *unused) {
+    slot_clear_route(s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Slot_remember(Slot *s, PyObject *args) {
+    unsigned int seq, ts;
+    PyObject *inbound;
+    if (!PyArg_ParseTuple(args, "IIO", &seq, &ts, &inbound))
+        return NULL;
+    HistEntry *e = &s->hist[seq & (HIST - 1)];
+    Py_INCREF(inbound);
+    Py_XSETREF(e->inbound, inbound);
+    e->seq = seq & 0xFFFF;
+    e->ts = ts;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Slot_recall(Slot *s, PyObject *args) {
+    unsigned int seq;
+    if (!PyArg_ParseTuple(args, "I", &seq))
+        return NULL;
+    HistEntry *e = &s->hist[seq & (HIST - 1)];
+    if (e->inbound == NULL || e->seq != (seq & 0xFFFF))
+        Py_RETURN_NONE;
+    return Py_BuildValue("(IIO)", e->seq, e->ts, e->inbound);
+}
+
+static PyObject *Slot_take_counts(Slot *s, PyObject *unused) {
+    (void)unused;
+    PyObject *r = Py_BuildValue("(KK)", s->tx_packets, s->tx_bytes);
+    s->tx_packets = 0;
+    s->tx_bytes = 0;
+    return r;
+}
+
+static PyObject *Slot_get_routed(Slot *s, void *closure) {
+    return PyBool_FromLong(s->srtp != NULL);
+}
+
+static PyObject *Slot_get_last_time(Slot *s, void *closure) {
+    if (s->last_time < 0)
+        Py_RETURN_NONE;
+    return PyFloat_FromDouble(s->last_time);
+}
+
+static PyObject *Slot_get_src_ssrc(Slot *s, void *closure) {
+    if (s->src_ssrc < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(s->src_ssrc);
+}
+
+static PyGetSetDef Slot_getset[] = {
+    {"routed", (getter)Slot_get_routed, NULL, "routed: a route (socket, address, SRTP session) is bound", NULL},
+    {"last_time", (getter)Slot_get_last_time, NULL, "last_time: clock of the last mapped packet or None", NULL},
+    {"src_ssrc", (getter)Slot_get_src_ssrc, NULL, "src_ssrc: SSRC of the current source or None", NULL},
+    {NULL},
+};
+
+static PyMemberDef Slot_members[] = {
+    {"clock_rate", T_INT, offsetof(Slot, clock_rate), READONLY, NULL},
+    {"frame_ticks", T_INT, offsetof(Slot, frame_ticks), READONLY, NULL},
+    {"last_seq", T_UINT, offsetof(Slot, last_seq), READONLY, NULL},
+    {"last_ts", T_UINT, offsetof(Slot, last_ts), READONLY, NULL},
+    {"seq_offset", T_UINT, offsetof(Slot, seq_offset), READONLY, NULL},
+    {"ts_offset", T_UINT, offsetof(Slot, ts_offset), READONLY, NULL},
+    {"waiting_keyframe", T_BOOL, offsetof(Slot, waiting_keyframe), 0, NULL},
+    {"packets_sent", T_ULONGLONG, offsetof(Slot, packets_sent), 0, NULL},
+    {"bytes_sent", T_ULONGLONG, offsetof(Slot, bytes_sent), 0, NULL},
+    {"last_ntp", T_ULONGLONG, offsetof(Slot, last_ntp), 0, NULL},
+    {"last_out_ts", T_UINT, offsetof(Slot, last_out_ts), 0, NULL},
+    {"c_sent", T_ULONGLONG, offsetof(Slot, c_sent), READONLY, NULL},
+    {"send_errors", T_ULONGLONG, offsetof(Slot, send_errors), READONLY, NULL},
+    {NULL},
+};
+
+static PyMethodDef Slot_methods[] = {
+    {"switch", (PyCFunction)Slot_switch, METH_NOARGS, "switch marks a source change"},
+    {"steady", (PyCFunction)Slot_steady, METH_VARARGS, "steady(ssrc, seq): same source, not older than its start"},
+    {"map", (PyCFunction)Slot_map, METH_VARARGS, "map(ssrc, seq, ts, now) -> (seq, ts) or None"},
+    {"set_head", (PyCFunction)Slot_set_head, METH_VARARGS, "set_head(head, ast_off, al_off, pt)"},
+    {"set_route", (PyCFunction)Slot_set_route, METH_VARARGS,
+     "set_route(sock, family, host, port, session, srtp_address, protect_address) -> bool"},
+    {"clear_route", (PyCFunction)Slot_clear_route, METH_NOARGS, "clear_route forgets the route"},
+    {"remember", (PyCFunction)Slot_remember, METH_VARARGS, "remember(seq, ts, inbound) in the history"},
+    {"take_counts", (PyCFunction)Slot_take_counts, METH_NOARGS,
+     "take_counts() -> (packets, octets) sent by fanout since the previous call"},
+    {"recall", (PyCFunction)Slot_recall, METH_VARARGS, "recall(seq) -> (seq, ts, inbound) or None"},
+    {NULL},
+};
+
+static PyTypeObject SlotType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sfu._fanout.Slot",
+    .tp_doc = "Slot: rewrite state, header template, history, counters and route of one Consumer",
+    .tp_basicsize = sizeof(Slot),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = Slot_new,
+    .tp_init = (initproc)Slot_init,
+    .tp_dealloc = (destructor)Slot_dealloc,
+    .tp_traverse = (traverseproc)Slot_traverse,
+    .tp_clear = (inquiry)Slot_clear,
+    .tp_methods = Slot_methods,
+    .tp_members = Slot_members,
+    .tp_getset = Slot_getset,
+};
+
+/* fanout(slots, inbound, payload, ssrc, seq, ts, marker, keyframe, ntp, padding, audio_level, now) */
+static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 12 || !PyTuple_Check(args[0]) || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "fanout(slots: tuple, inbound, payload: bytes, ssrc, seq, ts, marker, keyframe, ntp, padding, "
+                        "audio_level, now)");
+        return NULL;
+    }
+    PyObject *slots = args[0], *inbound = args[1], *payload = args[2];
+    long long ssrc = PyLong_AsLongLong(args[3]);
+    unsigned long seq = PyLong_AsUnsignedLong(args[4]) & 0xFFFF;
+    unsigned long ts = PyLong_AsUnsignedLong(args[5]);
+    long marker = PyLong_AsLong(args[6]);
+    int keyframe = PyObject_IsTrue(args[7]);
+    unsigned long long ntp = PyLong_AsUnsignedLongLong(args[8]);
+    long padding = PyLong_AsLong(args[9]);
+    long level = PyLong_AsLong(args[10]);
+    double now = PyFloat_AsDouble(args[11]);
+    if (PyErr_Occurred())
+        return NULL;
+    const unsigned char *pl = (const unsigned char *)PyBytes_AS_STRING(payload);
+    Py_ssize_t plen = PyBytes_GET_SIZE(payload);
+    unsigned int ast = (unsigned int)((ntp >> 14) & 0xFFFFFF);
+    PyObject *rest = NULL;
+    unsigned char buf[BUF_SIZE];
+    Py_ssize_t n = PyTuple_GET_SIZE(slots);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyTuple_GET_ITEM(slots, i);
+        if (Py_TYPE(o) != &SlotType)
+            goto python;
+        Slot *s = (Slot *)o;
+        if (s->srtp == NULL || s->head_len + plen + padding > MAX_PLAIN)
+            goto python;
+        if (s->waiting_keyframe) {
+            if (!keyframe)
+                continue;
+            s->waiting_keyframe = 0;
+        }
+        if (!slot_steady(s, ssrc, (unsigned int)seq))
+            goto python;
+        unsigned int out_seq = (unsigned int)(seq + s->seq_offset) & 0xFFFF;
+        unsigned int out_ts = (unsigned int)ts + s->ts_offset;
+        if (((out_seq - s->last_seq) & 0xFFFF) < 0x8000) {
+            s->last_seq = out_seq;
+            s->last_ts = out_ts;
+            s->last_time = now;
+        }
+        int hl = s->head_len;
+        memcpy(buf, s->head, hl);
+        buf[1] = (unsigned char)(((marker & 1) << 7) | s->pt);
+        buf[2] = (unsigned char)(out_seq >> 8);
+        buf[3] = (unsigned char)out_seq;
+        buf[4] = (unsigned char)(out_ts >> 24);
+        buf[5] = (unsigned char)(out_ts >> 16);
+        buf[6] = (unsigned char)(out_ts >> 8);
+        buf[7] = (unsigned char)out_ts;
+        if (s->ast_off) {
+            buf[s->ast_off] = (unsigned char)(ast >> 16);
+            buf[s->ast_off + 1] = (unsigned char)(ast >> 8);
+            buf[s->ast_off + 2] = (unsigned char)ast;
+        }
+        if (s->al_off)
+            buf[s->al_off] = (unsigned char)level;
+        HistEntry *e = &s->hist[out_seq & (HIST - 1)];
+        Py_INCREF(inbound);
+        Py_XSETREF(e->inbound, inbound);
+        e->seq = out_seq;
+        e->ts = out_ts;
+        memcpy(buf + hl, pl, plen);
+        int len = hl + (int)plen;
+        if (padding > 0) {
+            buf[0] |= 0x20;
+            memset(buf + len, 0, padding - 1);
+            buf[len + padding - 1] = (unsigned char)padding;
+            len += padding;
+        }
+        if (s->protect(s->srtp, buf, &len) != 0) {
+            s->send_errors++;
+            continue;
+        }
+        int fd = PyObject_AsFileDescriptor(s->sock);
+        if (fd < 0) {
+            PyErr_Clear();
+            slot_clear_route(s);  /* socket closed: Python rebinds or takes the slow path */
+            s->send_errors++;
+            continue;
+        }
+        if (sendto(fd, buf, len, 0, (struct sockaddr *)&s->addr, s->addr_len) < 0) {
+            s->send_errors++;  /* full socket buffer or error: the packet is lost (NACK recovers video) */
+            continue;
+        }
+        s->packets_sent++;
+        s->bytes_sent += plen;
+        s->last_ntp = ntp;
+        s->last_out_ts = out_ts;
+        s->c_sent++;
+        s->tx_bytes += len;
+        s->tx_packets++;
+        continue;
+    python:
+        if (rest == NULL && (rest = PyList_New(0)) == NULL)
+            return NULL;
+        PyObject *idx = PyLong_FromSsize_t(i);
+        if (idx == NULL || PyList_Append(rest, idx) < 0) {
+            Py_XDECREF(idx);
+            Py_DECREF(rest);
+            return NULL;
+        }
+        Py_DECREF(idx);
+    }
+    if (rest == NULL)
+        Py_RETURN_NONE;
+    return rest;
+}
+
+static PyMethodDef module_methods[] = {
+    {"fanout", (PyCFunction)(void (*)(void))fanout, METH_FASTCALL,
+     "fanout(slots, inbound, payload, ssrc, seq, ts, marker, keyframe, ntp, padding, audio_level, now) -> "
+     "indexes left to Python or None"},
+    {NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "sfu._fanout", "_fanout: the SFU's per-packet fan-out (rewrite, SRTP, sendto) in C", -1,
+    module_methods,
+};
+
+PyMODINIT_FUNC PyInit__fanout(void) {
+    if (PyType_Ready(&SlotType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&SlotType);
+    if (PyModule_AddObject(m, "Slot", (PyObject *)&SlotType) < 0) {
+        Py_DECREF(&SlotType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
