@@ -116,6 +116,7 @@ class SfuSection(_Section):
     room_grace_seconds: float = Field(30.0, ge=0)
     resume_seconds: float = Field(60.0, ge=0)
     keyframe_min_interval: float = Field(0.5, ge=0)
+    compiled_fanout: bool = True
 
     @field_validator("udp_ports")
     @classmethod

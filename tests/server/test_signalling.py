@@ -236,12 +236,13 @@ def test_sfu_config_from_yaml(make_config: Callable[..., Config]) -> None:
 
     cfg = make_config(**{"sfu.max_participants_per_room": 3, "sfu.max_participants": 7, "sfu.grid_slots": 4,
                          "sfu.announce_address": "203.0.113.5", "limits.max_sdp_bytes": 4096,
-                         "sfu.udp_ports": "40000-40099"})
+                         "sfu.udp_ports": "40000-40099", "sfu.compiled_fanout": False})
     sc = sfu_config(cfg)
     assert (sc.max_participants_per_room, sc.max_participants, sc.grid_slots) == (3, 7, 4)
     assert sc.announce_address == "203.0.113.5" and sc.max_sdp_bytes == 4096
     assert sc.ice_addresses == ["127.0.0.1"]
     assert sc.udp_ports == (40000, 40099)
+    assert sc.compiled_fanout is False
 
 
 async def test_full_message_over_websocket(login_as: Factory, make_meeting: Factory,
