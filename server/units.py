@@ -435,16 +435,21 @@ def _pick(versions: list[_Version], valid_from: dt.date | None, valid_to: dt.dat
     return max(overlapping, key=lambda v: v.valid_from or dt.date.min)
 
 
-def _parse_unit_row(number: int, raw: dict[str, str], errors: list[RowError]) -> _UnitRow | None:
-    ok = True
-    code, name = raw.get("code", ""), raw.get("name", "")
+def _check_code(number: int, code: str, longest: int, errors: list[RowError]) -> bool:
+    """_check_code: False (with a row error) when a code is empty or not valid."""
     if not code:
         errors.append(RowError(number, "thiếu mã (code)", "code is empty"))
-        ok = False
-    elif _bad_code(code, 16):
-        errors.append(RowError(number, f"mã '{code}' không hợp lệ (tối đa 16 ký tự, không có dấu cách)",
-                               f"code '{code}' is not valid (at most 16 characters, no spaces)"))
-        ok = False
+        return False
+    if _bad_code(code, longest):
+        errors.append(RowError(number, f"mã '{code}' không hợp lệ (tối đa {longest} ký tự, không có dấu cách)",
+                               f"code '{code}' is not valid (at most {longest} characters, no spaces)"))
+        return False
+    return True
+
+
+def _parse_unit_row(number: int, raw: dict[str, str], errors: list[RowError]) -> _UnitRow | None:
+    code, name = raw.get("code", ""), raw.get("name", "")
+    ok = _check_code(number, code, 16, errors)
     if not name:
         errors.append(RowError(number, "thiếu tên (name)", "name is empty"))
         ok = False
@@ -644,20 +649,13 @@ async def import_classrooms(s: AsyncSession, data: bytes | str, *,
     first_row: dict[str, int] = {}
     account_row: dict[str, int] = {}
     for number, raw in table.rows:
-        ok = True
         code, name = raw.get("code", ""), raw.get("name", "")
-        if not code:
-            errors.append(RowError(number, "thiếu mã (code)", "code is empty"))
-            ok = False
-        elif _bad_code(code, 40):
-            errors.append(RowError(number, f"mã '{code}' không hợp lệ (tối đa 40 ký tự, không có dấu cách)",
-                                   f"code '{code}' is not valid (at most 40 characters, no spaces)"))
-            ok = False
-        elif code in first_row:
+        ok = _check_code(number, code, 40, errors)
+        if ok and code in first_row:
             errors.append(RowError(number, f"mã '{code}' trùng với dòng {first_row[code]}",
                                    f"code '{code}' repeats row {first_row[code]}"))
             ok = False
-        else:
+        elif ok:
             first_row[code] = number
         if not name:
             errors.append(RowError(number, "thiếu tên (name)", "name is empty"))
