@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
-from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from html.parser import HTMLParser
@@ -13,14 +11,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from server import keys
-from server.config import Config
 from server.db.models import AuditEntry, Role
 from server.forum import render_markdown
 from tests.server.learning_helpers import World, classroom_login, make_world
+from tests.server.mailtest import Inbox, config, smtp  # noqa: F401  (fixtures)
 
 HTML = {"Accept": "text/html"}
 
@@ -208,43 +205,6 @@ async def test_forum_pages(world: World) -> None:
 
 # --- e-mail ---------------------------------------------------------------------------------------
 
-class Inbox:
-    """Inbox: an aiosmtpd handler keeping every message."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def config(make_config: Callable[..., Config], request: pytest.FixtureRequest) -> Config:
-    if "smtp" in request.fixturenames:
-        inbox, port = request.getfixturevalue("smtp")
-        return make_config(**{"smtp.host": "127.0.0.1", "smtp.port": port, "smtp.sender": "taphuan@example.edu.vn"})
-    return make_config()
-
-
 async def wait_for(inbox: Inbox, n: int, app: web.Application) -> None:
     await app[keys.MAILER].drain(10)
     for _ in range(100):
@@ -259,7 +219,7 @@ def subject(raw: bytes) -> str:
 
 
 async def test_email_on_new_question_and_on_answer(app: web.Application, world: World,
-                                                   smtp: tuple[Inbox, int]) -> None:
+                                                   smtp: tuple[Inbox, int]) -> None:  # noqa: F811 (fixture)
     inbox, _port = smtp
     tid = await new_topic(world.learner, world.program_id)
     qid = await ask(world.learner, tid, "Hỏi về đánh giá", "Chi tiết câu hỏi")

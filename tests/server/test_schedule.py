@@ -7,22 +7,20 @@ import asyncio
 import datetime as dt
 import email
 import email.policy
-import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from server import keys, schedule
 from server import meetings as svc
 from server.auth import Identity
-from server.config import Config
 from server.db.models import AuditEntry, Classroom, Meeting, MeetingStatus, Notification, Role, Unit, UnitLevel, User
 from server.errors import ApiError
+from tests.server.mailtest import Inbox, config, smtp  # noqa: F401  (fixtures)
 
 API = "/api/v1"
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -390,42 +388,7 @@ async def test_roles_refused_on_rule_endpoints(world: dict[str, Any], login_as: 
 
 # --- e-mail through SMTP (a local aiosmtpd server) -----------------------------------------------
 
-class Inbox:
-    """Inbox: an aiosmtpd handler keeping every message."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    """smtp: a local SMTP server on a free port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def config(make_config: Callable[..., Config], request: pytest.FixtureRequest) -> Config:
-    """config: with `smtp` in the test, e-mail goes to the local SMTP server."""
-    if "smtp" in request.fixturenames:
-        _inbox, port = request.getfixturevalue("smtp")
-        return make_config(**{"smtp.host": "127.0.0.1", "smtp.port": port, "smtp.sender": "taphuan@example.edu.vn"})
-    return make_config()
-
-
-async def test_invitees_are_emailed(app: web.Application, world: dict[str, Any], smtp: tuple[Inbox, int],
+async def test_invitees_are_emailed(app: web.Application, world: dict[str, Any], smtp: tuple[Inbox, int],  # noqa: F811 (fixture)
                                     make_user: Callable[..., Awaitable[User]]) -> None:
     inbox, _port = smtp
     async with app[keys.DB]() as s:

@@ -54,14 +54,6 @@ async def sfu(request: pytest.FixtureRequest) -> AsyncIterator[Sfu]:
     await s.close()
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        await c.close()
-
-
 def server_receivers(room: Room) -> list[ForwardingReceiver]:
     return [pr.receiver for p in room.participants.values() for pr in p.producers.values()]
 

@@ -25,14 +25,6 @@ async def sfu(request: pytest.FixtureRequest) -> AsyncIterator[Sfu]:
     await s.close()
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[list[Client]]:
-    made: list[Client] = []
-    yield made
-    for c in made:
-        await c.close()
-
-
 async def test_audio_only_stops_video_keeps_audio(sfu: Sfu, clients: list[Client]) -> None:
     room = await sfu.room("modes-a")
     t = await join(room, "t1", "trainer", decode=False)
