@@ -48,6 +48,7 @@ from aiortc.rtp import (
     RTCP_PSFB_PLI,
     AnyRtcpPacket,
     RtcpByePacket,
+    RtcpPacket,
     RtcpPsfbPacket,
     RtcpRrPacket,
     RtcpRtpfbPacket,
@@ -194,8 +195,10 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
     task reads: a task wake-up per packet. This hook (on this connection's protocols and the connection
     itself, instance attributes only) takes an RTP packet (first byte 128-191, not RTCP) whose SSRC routes to
     a ForwardingReceiver straight to ``srtp_unprotect``, ``RtpPacket.parse`` and the receiver's synchronous
-    ``handle_rtp``. STUN, DTLS, RTCP and media for other receivers keep aiortc's path. Returns at once if the
-    connection is not an aioice one.
+    ``handle_rtp``; and an SRTCP packet straight to ``srtp_unprotect_rtcp``, ``RtcpPacket.parse``, the
+    router and the recipients' synchronous ``handle_rtcp`` (subscribers' reports, NACKs, PLIs and REMBs are
+    most of a busy server's inbound packets). STUN, DTLS and media for other receivers keep aiortc's path.
+    Only installed on forwarding peer connections, whose senders and receivers are all ours.
     """
     conn: Any = ice_connection(dtls)
     transport: Any = dtls
@@ -203,10 +206,28 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
     ssrc_table: dict[int, Any] = router.ssrc_table
     queue = conn._queue
     from_bytes = int.from_bytes
+    pending: set[asyncio.Future[None]] = set()
 
     def data_received(data: bytes, component: int) -> None:
         first = data[0]
-        if 127 < first < 192 and len(data) >= 12 and not 191 < data[1] < 224:
+        if 127 < first < 192 and len(data) >= 12 and 191 < data[1] < 224:
+            session = transport._rx_srtp
+            if session is not None and conn._nominated:
+                transport._RTCDtlsTransport__rx_bytes += len(data)
+                transport._RTCDtlsTransport__rx_packets += 1
+                try:
+                    reports = RtcpPacket.parse(session.unprotect_rtcp(data))
+                except (SrtpError, ValueError):
+                    return
+                for report in reports:
+                    for recipient in router.route_rtcp(report):
+                        if isinstance(recipient, (ForwardingSender, ForwardingReceiver)):
+                            recipient.direct_rtcp += 1
+                            recipient.handle_rtcp(report)
+                        else:
+                            _spawn(pending, recipient._handle_rtcp_packet(report))
+                return
+        elif 127 < first < 192 and len(data) >= 12:
             receiver = ssrc_table.get(from_bytes(data[8:12], "big"))
             session = transport._rx_srtp
             if isinstance(receiver, ForwardingReceiver) and session is not None and conn._nominated:
@@ -234,6 +255,39 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
                 _skip_stun_parse_for_media(protocol, data_received)
 
     conn.gather_candidates = gather_candidates
+
+
+def _spawn(tasks: set[asyncio.Future[None]], coro: Any) -> None:
+    task = asyncio.ensure_future(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+def run_now(coro: Any, tasks: set[asyncio.Future[None]]) -> None:
+    """run_now runs a coroutine that does not suspend to its end, now; one that suspends is finished in a task.
+
+    The suspended coroutine cannot be handed over (the future it waits on was yielded to us), so a task
+    awaits that future and then resumes the coroutine the way the event loop would.
+    """
+    try:
+        yielded = coro.send(None)
+    except StopIteration:
+        return
+    _spawn(tasks, _finish(coro, yielded))
+
+
+async def _finish(coro: Any, yielded: Any) -> None:
+    while True:
+        error: BaseException | None = None
+        if yielded is not None:
+            try:
+                await yielded
+            except BaseException as exc:  # handed to the coroutine, as the event loop would
+                error = exc
+        try:
+            yielded = coro.send(None) if error is None else coro.throw(error)
+        except StopIteration:
+            return
 
 
 def _skip_stun_parse_for_media(protocol: Any, data_received: Callable[[bytes, int], None]) -> None:
@@ -288,6 +342,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.nacks_sent = 0
         self.remb_sent = 0
         self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)
+        self.direct_rtcp = 0  # RTCP packets delivered the same way
         self._rtcp_tasks: set[asyncio.Future[None]] = set()
         me: Any = self
         me._RTCRtpReceiver__remote_streams = self.streams  # aiortc's RR loop and getStats() read it
@@ -389,6 +444,13 @@ class ForwardingReceiver(RTCRtpReceiver):
         if sink is not None:
             sink(packet)
 
+    def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """handle_rtcp runs aiortc's receiver RTCP handling (SR: LSR for our reports, stats; BYE) synchronously.
+
+        aiortc's ``_handle_rtcp_packet`` never suspends (1.16); a version that does is finished in a task.
+        """
+        run_now(RTCRtpReceiver._handle_rtcp_packet(self, packet), self._rtcp_tasks)
+
     async def send_pli(self, media_ssrc: int) -> None:
         """send_pli sends an RTCP Picture Loss Indication for `media_ssrc` to the publisher."""
         await self._send_rtcp_pli(media_ssrc)
@@ -488,6 +550,7 @@ class ForwardingSender(RTCRtpSender):
         self.lsr = -1  # middle 32 bits of the NTP timestamp of our last SR
         self.lsr_time = 0.0
         self.rtt: float | None = None  # seconds, smoothed like aiortc (RTT_ALPHA)
+        self.direct_rtcp = 0  # RTCP packets delivered by install_sync_rtp_receive (not aioice's queue)
 
     async def send(self, parameters: RTCRtpSendParameters) -> None:
         """send starts the (idle) RTP and RTCP tasks and publishes the negotiated SendContext."""
@@ -540,6 +603,10 @@ class ForwardingSender(RTCRtpSender):
             self.on_keyframe()
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        self.handle_rtcp(packet)
+
+    def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """handle_rtcp takes one RTCP packet routed to this sender: RTT from report blocks, PLI/FIR, callback."""
         kind = type(packet)
         if kind is RtcpRrPacket or kind is RtcpSrPacket:
             for report in packet.reports:  # type: ignore[union-attr]

@@ -42,6 +42,7 @@ from sfu.aiortc_hooks import (
     SfuPeerConnection,
     ice_connection,
     install_fast_rtcp_routing,
+    run_now,
     sender_reports,
 )
 from sfu.config import SfuConfig
@@ -341,3 +342,55 @@ async def test_media_skips_aioice_queue(connected_pair: tuple[Peer, SfuPeerConne
     assert receiver.direct_packets == sum(s.packets_received for s in receiver.streams.values())
     assert "data_received" not in vars(ice_connection(client.getTransceivers()[0].sender.transport))
     assert peer.pc.connectionState == "connected"  # STUN consent and DTLS still take aioice's path
+
+
+async def test_rtcp_skips_aioice_queue(connected_pair: tuple[Peer, SfuPeerConnection]) -> None:
+    peer, _ = connected_pair
+    receiver: ForwardingReceiver = peer.pc.getTransceivers()[0].receiver  # type: ignore[assignment]
+    media = receiver.media_ssrc
+    lsr: dict[int, int] = receiver._RTCRtpReceiver__lsr  # type: ignore[attr-defined]
+    # the publisher's sender reports arrive about once a second; they are handled in the datagram callback
+    await wait_until(lambda: receiver.direct_rtcp > 0 and media in lsr, 10)
+    dtls: Any = receiver.transport
+    assert dtls._RTCDtlsTransport__rx_packets > 0
+
+
+def test_aiortc_receiver_rtcp_handler_does_not_suspend() -> None:
+    """aiortc's RTCRtpReceiver._handle_rtcp_packet finishes in one step (so ForwardingReceiver runs it inline)."""
+    dtls: Any = SimpleNamespace(_stats_id="t", state="connected")
+    receiver = ForwardingReceiver("audio", dtls)
+    sr = RtcpSrPacket(ssrc=77, sender_info=RtcpSenderInfo(
+        ntp_timestamp=0x0102030405060708, rtp_timestamp=0, packet_count=1, octet_count=1))
+    receiver.handle_rtcp(sr)
+    assert receiver._RTCRtpReceiver__lsr[77] == 0x03040506  # type: ignore[attr-defined]
+    assert not receiver._rtcp_tasks  # nothing was left to finish in a task
+
+
+async def test_run_now_finishes_a_suspending_coroutine_in_a_task() -> None:
+    done: list[str] = []
+
+    async def quick() -> None:
+        done.append("quick")
+
+    gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def slow() -> None:
+        done.append(await gate)
+
+    async def failing() -> None:
+        try:
+            await gate2
+        except KeyError:
+            done.append("caught")
+
+    gate2: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    tasks: set[asyncio.Future[None]] = set()
+    run_now(quick(), tasks)
+    assert done == ["quick"] and not tasks  # ran to its end at once
+    run_now(slow(), tasks)
+    run_now(failing(), tasks)
+    assert len(tasks) == 2
+    gate.set_result("slow")
+    gate2.set_exception(KeyError("x"))
+    await wait_until(lambda: not tasks, 5)
+    assert done == ["quick", "slow", "caught"]
