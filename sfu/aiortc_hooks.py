@@ -27,10 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import struct
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aioice import ice as aioice_ice
@@ -63,20 +61,30 @@ from pylibsrtp import Error as SrtpError
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _lib
 
+from sfu.rtp import (
+    NO_AUDIO_LEVEL,
+    NTP_OFFSET,
+    URI_ABS_SEND_TIME,
+    URI_AUDIO_LEVEL,
+    URI_MID,
+    FieldsSink,
+    SendContext,
+    SrInfo,
+    pad,
+    parse_fields,
+    sender_reports,
+)
 from sfu.stats import NackTracker, RtpStreamStats
+from sfu.tasks import run_now, spawn
 
 logger = logging.getLogger(__name__)
-
-URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
-URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 # Private names used below, checked by tests/sfu/test_aiortc_hooks.py against the pinned versions.
 PRIVATE_NAMES: dict[type, tuple[str, ...]] = {
     RTCPeerConnection: ("_RTCPeerConnection__createDtlsTransport", "_RTCPeerConnection__createTransceiver"),
     RTCRtpReceiver: (
         "_RTCRtpReceiver__stop_decoder", "_handle_rtp_packet", "_send_rtcp", "_send_rtcp_nack",
-        "_send_rtcp_pli", "_set_rtcp_ssrc", "_run_rtcp",
+        "_send_rtcp_pli", "_set_rtcp_ssrc", "_run_rtcp", "_handle_rtcp_packet",
     ),
     RTCRtpSender: ("_run_rtp", "_send_keyframe", "_handle_rtcp_packet", "_run_rtcp"),
     RTCDtlsTransport: ("_send_rtp", "_handle_rtcp_data"),
@@ -118,7 +126,8 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
     "DatagramTransport": ("_sock",),
     "pylibsrtp.Session": ("_srtp", "_cdata", "_buffer"),
 }
-PYLIBSRTP_NAMES = ("srtp_protect",)  # functions of pylibsrtp._binding.lib called directly (or by sfu/_fanout.c)
+# functions of pylibsrtp._binding.lib called directly (or by sfu/_fanout.c)
+PYLIBSRTP_NAMES = ("srtp_protect", "srtp_unprotect")
 
 
 def protect_address() -> int:
@@ -194,8 +203,10 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
     (an exception per media packet), then to ``Connection.data_received``, an asyncio queue that aiortc's DTLS
     task reads: a task wake-up per packet. This hook (on this connection's protocols and the connection
     itself, instance attributes only) takes an RTP packet (first byte 128-191, not RTCP) whose SSRC routes to
-    a ForwardingReceiver straight to ``srtp_unprotect``, ``RtpPacket.parse`` and the receiver's synchronous
-    ``handle_rtp``; and an SRTCP packet straight to ``srtp_unprotect_rtcp``, ``RtcpPacket.parse``, the
+    a ForwardingReceiver straight to ``srtp_unprotect`` and the receiver's synchronous ``handle_rtp``. When
+    the receiver feeds a Producer (``on_fields`` set), libsrtp unprotects in place in the session's buffer
+    (no pylibsrtp wrapper) and ``handle_plain`` parses only the header fields and extensions it needs (no
+    ``RtpPacket``). An SRTCP packet goes straight to ``srtp_unprotect_rtcp``, ``RtcpPacket.parse``, the
     router and the recipients' synchronous ``handle_rtcp`` (subscribers' reports, NACKs, PLIs and REMBs are
     most of a busy server's inbound packets). STUN, DTLS and media for other receivers keep aiortc's path.
     Only installed on forwarding peer connections, whose senders and receivers are all ours.
@@ -207,6 +218,8 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
     queue = conn._queue
     from_bytes = int.from_bytes
     pending: set[asyncio.Future[None]] = set()
+    length = _ffi.new("int *")
+    unprotect = _lib.srtp_unprotect
 
     def data_received(data: bytes, component: int) -> None:
         first = data[0]
@@ -225,7 +238,7 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
                             recipient.direct_rtcp += 1
                             recipient.handle_rtcp(report)
                         else:
-                            _spawn(pending, recipient._handle_rtcp_packet(report))
+                            spawn(pending, recipient._handle_rtcp_packet(report))
                 return
         elif 127 < first < 192 and len(data) >= 12:
             receiver = ssrc_table.get(from_bytes(data[8:12], "big"))
@@ -233,7 +246,20 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
             if isinstance(receiver, ForwardingReceiver) and session is not None and conn._nominated:
                 transport._RTCDtlsTransport__rx_bytes += len(data)
                 transport._RTCDtlsTransport__rx_packets += 1
-                arrival_ms = int((time.time() + _NTP_OFFSET) * 1000)  # aiortc's clock.current_ms()
+                now = time.time()
+                if receiver.on_fields is not None:  # a Producer: unprotect in place, parse only what it needs
+                    n = len(data)
+                    cdata = session._cdata
+                    if n > len(cdata):
+                        return
+                    buf = session._buffer
+                    buf[0:n] = data
+                    length[0] = n
+                    if unprotect(session._srtp[0], cdata, length):
+                        return  # authentication or replay failure, like pylibsrtp's exception
+                    receiver.direct_packets += 1
+                    receiver.handle_plain(buf[0:length[0]], now)
+                    return
                 try:
                     plain = session.unprotect(data)
                     packet = RtpPacket.parse(plain, transport._rtp_header_extensions_map)
@@ -241,7 +267,7 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
                     return
                 if router.route_rtp(packet) is receiver:
                     receiver.direct_packets += 1
-                    receiver.handle_rtp(packet, arrival_ms)
+                    receiver.handle_rtp(packet, int((now + NTP_OFFSET) * 1000))  # aiortc's clock.current_ms()
                 return
         queue.put_nowait((data, component))
 
@@ -257,39 +283,6 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
     conn.gather_candidates = gather_candidates
 
 
-def _spawn(tasks: set[asyncio.Future[None]], coro: Any) -> None:
-    task = asyncio.ensure_future(coro)
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
-
-
-def run_now(coro: Any, tasks: set[asyncio.Future[None]]) -> None:
-    """run_now runs a coroutine that does not suspend to its end, now; one that suspends is finished in a task.
-
-    The suspended coroutine cannot be handed over (the future it waits on was yielded to us), so a task
-    awaits that future and then resumes the coroutine the way the event loop would.
-    """
-    try:
-        yielded = coro.send(None)
-    except StopIteration:
-        return
-    _spawn(tasks, _finish(coro, yielded))
-
-
-async def _finish(coro: Any, yielded: Any) -> None:
-    while True:
-        error: BaseException | None = None
-        if yielded is not None:
-            try:
-                await yielded
-            except BaseException as exc:  # handed to the coroutine, as the event loop would
-                error = exc
-        try:
-            yielded = coro.send(None) if error is None else coro.throw(error)
-        except StopIteration:
-            return
-
-
 def _skip_stun_parse_for_media(protocol: Any, data_received: Callable[[bytes, int], None]) -> None:
     """_skip_stun_parse_for_media: datagrams starting with 128-191 (RTP/RTCP, never STUN) skip the STUN parse."""
     stun_received = protocol.datagram_received
@@ -302,9 +295,6 @@ def _skip_stun_parse_for_media(protocol: Any, data_received: Callable[[bytes, in
             stun_received(data, addr)
 
     protocol.datagram_received = datagram_received
-
-
-_NTP_OFFSET = 2208988800
 
 
 def ice_connection(dtls: RTCDtlsTransport) -> Connection:
@@ -330,6 +320,10 @@ class ForwardingReceiver(RTCRtpReceiver):
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
         super().__init__(kind, transport)
         self.on_rtp: Callable[[RtpPacket], None] | None = None
+        self.on_fields: FieldsSink | None = None  # preferred over on_rtp by handle_plain (no RtpPacket)
+        self.abs_send_time_id = 0  # negotiated one-byte extension ids (0: not negotiated)
+        self.audio_level_id = 0
+        self._remb_bytes = 0  # bytes of the current frame, fed to the estimator on its last packet
         self.rtx_to_media: dict[int, int] = {}
         self.rtx_apt: dict[int, int] = {}
         self.codecs: list[Any] = []
@@ -356,6 +350,11 @@ class ForwardingReceiver(RTCRtpReceiver):
         await super().receive(parameters)
         self.stop_decoder()
         self.codecs = list(parameters.codecs)
+        for ext in parameters.headerExtensions:
+            if ext.uri == URI_ABS_SEND_TIME:
+                self.abs_send_time_id = ext.id
+            elif ext.uri == URI_AUDIO_LEVEL:
+                self.audio_level_id = ext.id
         for codec in parameters.codecs:
             if codec.payloadType is None:
                 continue
@@ -407,42 +406,84 @@ class ForwardingReceiver(RTCRtpReceiver):
         task.add_done_callback(self._rtcp_tasks.discard)
 
     def handle_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        """handle_rtp handles one decrypted packet synchronously (REMB and NACK are sent by a task)."""
+        """handle_rtp handles one parsed packet synchronously (REMB and NACK are sent by a task)."""
         if not self._enabled:
             return
-        ssrc = packet.ssrc
-        stats = self.streams.get(ssrc)
-        if stats is None:
-            rate = self.clock_rates.get(packet.payload_type)
-            if rate is None:
-                return  # unknown payload type (aiortc drops it too)
-            stats = self.streams[ssrc] = RtpStreamStats(rate)
-        stats.add(packet.sequence_number, packet.timestamp, time.time())
-        remb = self.remb
-        if remb is not None:
-            ast = packet.extensions.abs_send_time
-            if ast is not None:
-                estimate = remb.add(arrival_time_ms, ast, len(packet.payload) + packet.padding_size, ssrc)
-                if estimate is not None and self.rtcp_ssrc is not None:
-                    self.remb_sent += 1
-                    self._rtcp_soon(self._send_rtcp(RtcpPsfbPacket(
-                        fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*estimate)
-                    )))
-        apt = self.rtx_apt.get(packet.payload_type)
-        if apt is not None:
-            media = self.rtx_to_media.get(ssrc)
-            if media is None or len(packet.payload) < 2:
-                return
-            packet = unwrap_rtx(packet, payload_type=apt, ssrc=media)
-        elif self.media_ssrc is None:
-            self.media_ssrc = ssrc
-        nack = self.nack
-        if nack is not None and nack.add(packet.sequence_number) and self.rtcp_ssrc is not None:
-            self.nacks_sent += 1
-            self._rtcp_soon(self._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+        ext = packet.extensions
+        ast = ext.abs_send_time
+        now = arrival_time_ms / 1000 - NTP_OFFSET
+        media = self._account(packet.ssrc, packet.sequence_number, packet.timestamp, packet.marker,
+                              packet.payload_type, packet.payload, packet.padding_size,
+                              -1 if ast is None else ast, now)
+        if media is None:
+            return
+        if media[0] != packet.ssrc:  # RTX, unwrapped
+            packet = unwrap_rtx(packet, payload_type=self.rtx_apt[packet.payload_type], ssrc=media[0])
+        fields = self.on_fields
+        if fields is not None:
+            level = ext.audio_level
+            fields(packet.ssrc, packet.sequence_number, packet.timestamp, packet.marker, packet.payload,
+                   packet.padding_size,
+                   NO_AUDIO_LEVEL if level is None else ((0x80 if level[0] else 0) | (level[1] & 0x7F)), now)
+            return
         sink = self.on_rtp
         if sink is not None:
             sink(packet)
+
+    def handle_plain(self, plain: bytes, now: float) -> None:
+        """handle_plain handles one decrypted RTP packet for ``on_fields`` without building an ``RtpPacket``.
+
+        ``parse_fields`` reads the header; what it leaves to a full parser goes through ``RtpPacket.parse``
+        and ``handle_rtp``. `now` is the arrival time (``time.time()``).
+        """
+        if not self._enabled:
+            return
+        fields = parse_fields(plain, self.abs_send_time_id, self.audio_level_id)
+        if fields is None:
+            return self._handle_parsed(plain, now)
+        ssrc, seq, ts, marker, pt, payload, padding, ast, level = fields
+        media = self._account(ssrc, seq, ts, marker, pt, payload, padding, ast, now)
+        sink = self.on_fields
+        if media is not None and sink is not None:
+            if media[0] != ssrc:  # RTX, unwrapped: the original has no padding
+                ssrc, seq, payload, padding = media[0], media[1], payload[2:], 0
+            sink(ssrc, seq, ts, marker, payload, padding, level, now)
+
+    def _account(self, ssrc: int, seq: int, ts: int, marker: int, pt: int, payload: bytes, padding: int,
+                 ast: int, now: float) -> tuple[int, int] | None:
+        """_account does what a publisher needs from us for one packet: statistics, REMB, NACK.
+
+        Returns the media (SSRC, sequence number), RTX unwrapped; None to drop the packet (unknown payload
+        type, RTX for an unknown stream). The REMB estimator is fed once per frame (the frame's bytes on its
+        marker packet) rather than per packet: the same groups, a fraction of the Python work.
+        """
+        stats = self.streams.get(ssrc)
+        if stats is None:
+            rate = self.clock_rates.get(pt)
+            if rate is None:
+                return None  # unknown payload type (aiortc drops it too)
+            stats = self.streams[ssrc] = RtpStreamStats(rate)
+        stats.add(seq, ts, now)
+        remb = self.remb
+        if remb is not None and ast >= 0:
+            self._remb_bytes += len(payload) + padding
+            if marker:
+                estimate = remb.add(int((now + NTP_OFFSET) * 1000), ast, self._remb_bytes, ssrc)
+                self._remb_bytes = 0
+                if estimate is not None:
+                    self._send_remb(estimate)
+        if pt in self.rtx_apt:
+            media = self.rtx_to_media.get(ssrc)
+            if media is None or len(payload) < 2:
+                return None
+            ssrc, seq = media, (payload[0] << 8) | payload[1]
+        elif self.media_ssrc is None:
+            self.media_ssrc = ssrc
+        nack = self.nack
+        if nack is not None and nack.add(seq) and self.rtcp_ssrc is not None:
+            self.nacks_sent += 1
+            self._rtcp_soon(self._send_rtcp_nack(ssrc, sorted(nack.missing)))
+        return ssrc, seq
 
     def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
         """handle_rtcp runs aiortc's receiver RTCP handling (SR: LSR for our reports, stats; BYE) synchronously.
@@ -450,6 +491,20 @@ class ForwardingReceiver(RTCRtpReceiver):
         aiortc's ``_handle_rtcp_packet`` never suspends (1.16); a version that does is finished in a task.
         """
         run_now(RTCRtpReceiver._handle_rtcp_packet(self, packet), self._rtcp_tasks)
+
+    def _handle_parsed(self, plain: bytes, now: float) -> None:
+        try:
+            packet = RtpPacket.parse(plain, self.transport._rtp_header_extensions_map)
+        except ValueError:
+            return
+        self.handle_rtp(packet, int((now + NTP_OFFSET) * 1000))
+
+    def _send_remb(self, estimate: tuple[int, list[int]]) -> None:
+        if self.rtcp_ssrc is not None:
+            self.remb_sent += 1
+            self._rtcp_soon(self._send_rtcp(RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*estimate)
+            )))
 
     async def send_pli(self, media_ssrc: int) -> None:
         """send_pli sends an RTCP Picture Loss Indication for `media_ssrc` to the publisher."""
@@ -508,28 +563,6 @@ def install_fast_rtcp_routing(dtls: RTCDtlsTransport) -> None:
 # ------------------------------------------------------------------------------------------ sender
 
 
-@dataclass(frozen=True)
-class SendContext:
-    """SendContext is what a forwarding slot needs once its sender is negotiated and started."""
-
-    kind: str
-    mime: str
-    clock_rate: int
-    payload_type: int
-    rtx_payload_type: int | None
-    ssrc: int
-    rtx_ssrc: int
-    mid: str | None
-    mid_id: int | None
-    abs_send_time_id: int | None
-    audio_level_id: int | None
-    transport: RTCDtlsTransport
-    cname: str = ""
-
-
-SrInfo = tuple[int, int, int, int]  # NTP timestamp, RTP timestamp, packet count, octet count
-
-
 class ForwardingSender(RTCRtpSender):
     """ForwardingSender is a sendonly slot that never encodes: a Consumer pushes rewritten packets itself.
 
@@ -583,6 +616,12 @@ class ForwardingSender(RTCRtpSender):
         if self.on_ready is not None:
             self.on_ready(self.context)
 
+    @property
+    def report_source(self) -> tuple[int, str] | None:
+        """report_source is (SSRC, CNAME) for sender reports once negotiated."""
+        ctx = self.context
+        return None if ctx is None else (ctx.ssrc, ctx.cname)
+
     async def _run_rtp(self, codec: Any) -> None:
         await self._idle("_RTCRtpSender__rtp_started", "_RTCRtpSender__rtp_exited")
 
@@ -617,35 +656,6 @@ class ForwardingSender(RTCRtpSender):
             self._send_keyframe()
         if self.on_rtcp is not None:
             self.on_rtcp(packet)
-
-
-_SR = struct.Struct("!BBHIQIII")  # V=2 RC=0, PT=200, length, SSRC, NTP, RTP ts, packets, octets
-
-
-def sender_reports(senders: Sequence[ForwardingSender], now: float) -> bytes:
-    """sender_reports builds one compound RTCP packet: an SR per sender that has sent media, then its SDES.
-
-    Senders that never sent a packet are left out (nothing to synchronise). Each reported sender's
-    ``lsr`` / ``lsr_time`` are set so its next receiver report yields a round-trip time. Returns b"" when
-    no sender has anything to report.
-    """
-    out = bytearray()
-    chunks: list[bytes] = []
-    for s in senders:
-        info = s.sr_info() if s.sr_info is not None else None
-        ctx = s.context
-        if info is None or ctx is None or not info[2]:
-            continue
-        ntp, rtp_ts, packets, octets = info
-        out += _SR.pack(0x80, 200, 6, ctx.ssrc, ntp, rtp_ts, packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
-        s.lsr = (ntp >> 16) & 0xFFFFFFFF
-        s.lsr_time = now
-        cname = ctx.cname.encode()[:255]
-        chunk = struct.pack("!IBB", ctx.ssrc, 1, len(cname)) + cname
-        chunks.append(chunk + bytes(4 - len(chunk) % 4))  # null item ending the chunk, 32-bit padded
-    for chunk in chunks:  # one SDES per chunk: aiortc's parser misreads the padding between chunks
-        out += struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
-    return bytes(out)
 
 
 # --------------------------------------------------------------------------------------------- wire
@@ -756,11 +766,11 @@ class PacketWire:
             view = self._view
             assert view is not None
             if n + padding > _MAX_PLAIN:
-                return self._send_slow_bytes(b"".join((head, payload, _pad(padding))))
+                return self._send_slow_bytes(b"".join((head, payload, pad(padding))))
             view[:hl] = head
             view[hl:n] = payload
             if padding:
-                view[n:n + padding] = _pad(padding)
+                view[n:n + padding] = pad(padding)
                 n += padding
             length = self._len
             length[0] = n
@@ -777,7 +787,7 @@ class PacketWire:
             dtls._RTCDtlsTransport__tx_packets += 1
             self.fast_sent += 1
             return True
-        return self._send_slow_bytes(b"".join((head, payload, _pad(padding))))
+        return self._send_slow_bytes(b"".join((head, payload, pad(padding))))
 
     def send(self, plain: bytes) -> bool:
         """send protects and sends one plain RTP or RTCP packet; False when the transport is not connected."""
@@ -843,10 +853,6 @@ class PacketWire:
 
 
 _MAX_PLAIN = 1500 - 16 - 128  # pylibsrtp's buffer minus SRTP_MAX_TRAILER_LEN
-
-
-def _pad(n: int) -> bytes:
-    return bytes(n - 1) + bytes((n,)) if n else b""
 
 
 # ------------------------------------------------------------------------------------ peer conn

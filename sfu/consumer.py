@@ -38,7 +38,8 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from sfu.aiortc_hooks import ForwardingSender, PacketWire, SendContext, SrInfo
+from sfu.aiortc_hooks import ForwardingSender, PacketWire
+from sfu.rtp import SendContext, SrInfo
 from sfu.stats import ConsumerStats, RateMeter
 
 try:

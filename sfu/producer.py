@@ -70,6 +70,7 @@ class Producer:
         self._deferred: asyncio.TimerHandle | None = None
         self.closed = False
         receiver.on_rtp = self.on_rtp
+        receiver.on_fields = self.on_fields
 
     @property
     def id(self) -> str:
@@ -82,36 +83,34 @@ class Producer:
         return self.receiver.media_ssrc
 
     def on_rtp(self, packet: RtpPacket) -> None:
-        """on_rtp is called by the receiver for every inbound (RTX-unwrapped) packet."""
-        payload = packet.payload
+        """on_rtp handles one inbound (RTX-unwrapped) ``RtpPacket`` (receivers without ``on_fields``, tests)."""
+        level = packet.extensions.audio_level
+        self.on_fields(
+            packet.ssrc, packet.sequence_number, packet.timestamp, packet.marker, packet.payload,
+            packet.padding_size, 0x7F if level is None else ((0x80 if level[0] else 0) | (level[1] & 0x7F)),
+            time.time(),
+        )
+
+    def on_fields(self, ssrc: int, seq: int, ts: int, marker: int, payload: bytes, padding: int, audio_level: int,
+                  arrival: float) -> None:
+        """on_fields is called by the receiver for every inbound packet, already parsed (`arrival`: time.time())."""
         self.packets += 1
         self.bytes += len(payload)
-        self._seq.add(packet.sequence_number)
-        keyframe = is_keyframe_start(self.mime, payload) if self._video else True
-        if keyframe and self._video:
+        self._seq.add(seq)
+        video = self._video
+        keyframe = is_keyframe_start(self.mime, payload) if video else True
+        if keyframe and video:
             self.keyframes_received += 1
         sinks = self.sinks
         if not sinks:
             return
-        ntp = ntp_now()
-        level = packet.extensions.audio_level
-        inbound = Inbound(
-            ssrc=packet.ssrc,
-            seq=packet.sequence_number,
-            ts=packet.timestamp,
-            marker=packet.marker,
-            payload=payload,
-            keyframe=keyframe,
-            ntp=ntp,
-            abs_send_time=(ntp >> 14) & 0xFFFFFF,
-            audio_level=0x7F if level is None else ((0x80 if level[0] else 0) | (level[1] & 0x7F)),
-            padding=packet.padding_size,
-        )
+        ntp = int((arrival + NTP_OFFSET) * 4294967296.0)
+        ast = (ntp >> 14) & 0xFFFFFF
+        inbound = Inbound(ssrc, seq, ts, marker, payload, keyframe, ntp, ast, audio_level, padding)
         slots = self._slots
         if slots is not None and compiled_fanout is not None:
             rest = compiled_fanout(
-                slots, inbound, payload, inbound.ssrc, inbound.seq, inbound.ts, inbound.marker, keyframe, ntp,
-                inbound.padding, inbound.audio_level, self._clock(),
+                slots, inbound, payload, ssrc, seq, ts, marker, keyframe, ntp, padding, audio_level, self._clock(),
             )
             if rest is not None:
                 for i in rest:
@@ -154,6 +153,7 @@ class Producer:
         """close detaches the producer from its receiver and drops its sinks."""
         self.closed = True
         self.receiver.on_rtp = None
+        self.receiver.on_fields = None
         self.sinks = ()
         self._slots = None
         if self._deferred is not None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiortc import RTCDtlsTransport
 
-from sfu.aiortc_hooks import SendContext
+from sfu.rtp import SendContext
 
 
 class FakeWire:

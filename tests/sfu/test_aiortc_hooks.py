@@ -13,12 +13,13 @@ import pylibsrtp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdtlstransport import RtpRouter
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    HeaderExtensionsMap,
     RtcpByePacket,
-    RtcpPacket,
     RtcpPsfbPacket,
     RtcpReceiverInfo,
     RtcpRrPacket,
@@ -42,12 +43,11 @@ from sfu.aiortc_hooks import (
     SfuPeerConnection,
     ice_connection,
     install_fast_rtcp_routing,
-    run_now,
-    sender_reports,
 )
 from sfu.config import SfuConfig
 from sfu.peer import Peer
 from sfu.room import Sfu
+from sfu.rtp import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID
 from tests.sfu.helpers import RED, ColorTrack, client_pc, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -127,6 +127,59 @@ async def test_receiver_stops_decoder_and_routes_rtx_by_ssrc(
     assert [(p.ssrc, p.sequence_number, p.payload) for p in got] == [(media_ssrc, 4242, b"\x10ab")]
 
 
+async def test_handle_plain_parses_like_rtp_packet(connected_pair: tuple[Peer, SfuPeerConnection]) -> None:
+    """handle_plain (no RtpPacket) hands on_fields what RtpPacket.parse + handle_rtp would, and keeps the stats."""
+    peer, _ = connected_pair
+    transport = peer.pc.getTransceivers()[0].receiver.transport
+    rx = ForwardingReceiver("video", transport)  # not in the router: only what the test feeds
+    rx.clock_rates = {96: 90000, 97: 90000}
+    rx.rtx_apt = {97: 96}
+    rx.rtx_to_media = {777: 555}
+    rx.abs_send_time_id, rx.audio_level_id = 3, 5
+    ext_map = HeaderExtensionsMap()
+    ext_map.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=1, uri=URI_MID),
+        RTCRtpHeaderExtensionParameters(id=3, uri=URI_ABS_SEND_TIME),
+        RTCRtpHeaderExtensionParameters(id=5, uri=URI_AUDIO_LEVEL),
+    ]))
+    got: list[tuple[Any, ...]] = []
+    rx.on_fields = lambda *fields: got.append(fields[:7])
+
+    def packet(seq: int, *, marker: int = 0, padding: int = 0, level: tuple[bool, int] | None = None,
+               mid: str | None = None, pt: int = 96, ssrc: int = 555, payload: bytes = b"\x10abc") -> bytes:
+        p = RtpPacket(payload_type=pt, sequence_number=seq, timestamp=seq * 3000, ssrc=ssrc, marker=marker,
+                      payload=payload)
+        p.padding_size = padding
+        p.extensions.abs_send_time = 0x123456 + seq
+        p.extensions.audio_level = level
+        p.extensions.mid = mid
+        return p.serialize(ext_map)
+
+    now = time.time()
+    rx.handle_plain(packet(10, mid="0"), now)
+    rx.handle_plain(packet(11, marker=1, padding=4, level=(True, 42)), now)
+    rx.handle_plain(packet(12, level=(False, 9)), now)
+    assert got == [
+        (555, 10, 30000, 0, b"\x10abc", 0, 0x7F),
+        (555, 11, 33000, 1, b"\x10abc", 4, 0x80 | 42),
+        (555, 12, 36000, 0, b"\x10abc", 0, 9),
+    ]
+    assert rx._remb_bytes == len(b"\x10abc")  # the marker packet fed one sample for its frame, then restarted
+    stats = rx.streams[555]
+    assert (stats.packets_received, stats.max_seq) == (3, 12)
+    rx.handle_plain(packet(15), now)  # gap: 13 and 14 missing
+    assert rx.nack is not None and rx.nack.missing == {13, 14}
+    assert stats.packets_lost == 2
+    original = RtpPacket(payload_type=96, sequence_number=13, timestamp=39000, ssrc=555, payload=b"\x10r")
+    rtx = wrap_rtx(original, payload_type=97, sequence_number=1, ssrc=777).serialize()
+    rx.handle_plain(rtx, now)  # RTX: unwrapped through RtpPacket, same sink
+    assert got[-1] == (555, 13, 39000, 0, b"\x10r", 0, 0x7F)
+    assert rx.nack.missing == {14}
+    rx.handle_plain(packet(16, pt=111, ssrc=999), now)  # new SSRC, unknown payload type: dropped
+    rx.handle_plain(b"\x90" + packet(17)[1:14], now)  # truncated extension block: dropped
+    assert len(got) == 5
+
+
 async def test_sender_is_idle_and_reports_through_the_wire() -> None:
     down = Peer("p", True, SfuConfig(ice_addresses=["127.0.0.1"]), "video/vp8", lambda p, s: None)
     try:
@@ -161,35 +214,6 @@ def test_pylibsrtp_internals_exist() -> None:
     for name in PYLIBSRTP_NAMES:
         assert hasattr(_lib, name), name
     assert importlib.metadata.version("pylibsrtp") == "1.0.0"
-
-
-def sr_sender(ssrc: int, info: tuple[int, int, int, int] | None, cname: str = "c") -> ForwardingSender:
-    sender = ForwardingSender.__new__(ForwardingSender)  # only the attributes sender_reports reads
-    sender.sr_info = (lambda: info) if info is not None else None
-    sender.context = SimpleNamespace(ssrc=ssrc, cname=cname)  # type: ignore[assignment]
-    sender.lsr, sender.lsr_time = -1, 0.0
-    return sender
-
-
-def test_sender_reports_are_one_compound_packet_and_give_rtt() -> None:
-    a = sr_sender(0x1111, (0x0102030405060708, 90000, 10, 12000), "peer-cname")
-    b = sr_sender(0x2222, (0x1112131415161718, 48000, 3, 300), "peer-cname")
-    idle = sr_sender(0x3333, (0, 0, 0, 0))
-    unready = sr_sender(0x4444, None)
-    data = sender_reports([a, idle, b, unready], now=1000.0)
-    packets = RtcpPacket.parse(data)
-    assert [type(p) for p in packets] == [RtcpSrPacket, RtcpSrPacket, RtcpSdesPacket, RtcpSdesPacket]
-    sr_a, sr_b, sdes_a, sdes_b = packets
-    assert isinstance(sr_a, RtcpSrPacket) and isinstance(sr_b, RtcpSrPacket)
-    assert isinstance(sdes_a, RtcpSdesPacket) and isinstance(sdes_b, RtcpSdesPacket)
-    assert (sr_a.ssrc, sr_a.sender_info.ntp_timestamp, sr_a.sender_info.rtp_timestamp) == (
-        0x1111, 0x0102030405060708, 90000)
-    assert (sr_a.sender_info.packet_count, sr_a.sender_info.octet_count) == (10, 12000)
-    assert sr_b.ssrc == 0x2222 and sr_b.sender_info.packet_count == 3
-    assert [(c.ssrc, c.items) for p in (sdes_a, sdes_b) for c in p.chunks] == [
-        (0x1111, [(1, b"peer-cname")]), (0x2222, [(1, b"peer-cname")])]
-    assert a.lsr == 0x03040506 and a.lsr_time == 1000.0 and idle.lsr == -1
-    assert sender_reports([idle, unready], now=1.0) == b""
 
 
 async def test_sender_rtt_from_report_block() -> None:
@@ -364,33 +388,3 @@ def test_aiortc_receiver_rtcp_handler_does_not_suspend() -> None:
     receiver.handle_rtcp(sr)
     assert receiver._RTCRtpReceiver__lsr[77] == 0x03040506  # type: ignore[attr-defined]
     assert not receiver._rtcp_tasks  # nothing was left to finish in a task
-
-
-async def test_run_now_finishes_a_suspending_coroutine_in_a_task() -> None:
-    done: list[str] = []
-
-    async def quick() -> None:
-        done.append("quick")
-
-    gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    async def slow() -> None:
-        done.append(await gate)
-
-    async def failing() -> None:
-        try:
-            await gate2
-        except KeyError:
-            done.append("caught")
-
-    gate2: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    tasks: set[asyncio.Future[None]] = set()
-    run_now(quick(), tasks)
-    assert done == ["quick"] and not tasks  # ran to its end at once
-    run_now(slow(), tasks)
-    run_now(failing(), tasks)
-    assert len(tasks) == 2
-    gate.set_result("slow")
-    gate2.set_exception(KeyError("x"))
-    await wait_until(lambda: not tasks, 5)
-    assert done == ["quick", "slow", "caught"]

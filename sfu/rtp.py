@@ -1,0 +1,156 @@
+"""rtp: RTP/RTCP wire formats the forwarding path reads and writes itself (no aiortc objects, no internals).
+
+* ``parse_fields`` - the fields of a decrypted RTP packet the SFU needs, without building aiortc's
+  ``RtpPacket`` (fixed header, and from a one-byte extension block only abs-send-time and audio level).
+* ``sender_reports`` - one compound RTCP packet with an SR and an SDES chunk per sender that sent media.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
+NO_AUDIO_LEVEL = 0x7F  # the audio-level byte when the extension is absent (-127 dBov, no voice flag)
+
+_RTP_HEAD = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence number, timestamp, SSRC
+_EXT_HEAD = struct.Struct("!HH")  # extension profile, length in 32-bit words
+
+# (ssrc, sequence number, timestamp, marker, payload type, payload, padding, abs-send-time or -1, level byte)
+RtpFields = tuple[int, int, int, int, int, bytes, int, int, int]
+
+# on_fields(ssrc, seq, ts, marker, payload, padding, audio_level_byte, arrival time.time())
+FieldsSink = Callable[[int, int, int, int, bytes, int, int, float], None]
+
+
+def parse_fields(plain: bytes, abs_send_time_id: int, audio_level_id: int) -> RtpFields | None:
+    """parse_fields reads what forwarding needs from a decrypted RTP packet; None: use a full parser.
+
+    None is returned for anything unusual (not version 2, a two-byte extension block (RFC 8285), a header
+    longer than the packet, bad padding), so that the caller hands the packet to ``RtpPacket.parse``, which
+    either parses it or rejects it. Extension ids of 0 mean "not negotiated".
+    """
+    n = len(plain)
+    if n < 12:
+        return None
+    b0, b1, seq, ts, ssrc = _RTP_HEAD.unpack_from(plain)
+    if b0 & 0xC0 != 0x80:
+        return None
+    pos = 12 + 4 * (b0 & 0x0F)
+    ast = -1
+    level = NO_AUDIO_LEVEL
+    if b0 & 0x10:
+        if n < pos + 4:
+            return None
+        profile, words = _EXT_HEAD.unpack_from(plain, pos)
+        pos += 4
+        end = pos + 4 * words
+        if profile != 0xBEDE or end > n:
+            return None
+        i = pos
+        while i < end:
+            x = plain[i]
+            if not x:
+                i += 1  # padding byte
+                continue
+            eid = x >> 4
+            if eid == 15:
+                break
+            size = (x & 0x0F) + 1
+            i += 1
+            if i + size > end:
+                break
+            if eid == abs_send_time_id and size == 3:
+                ast = (plain[i] << 16) | (plain[i + 1] << 8) | plain[i + 2]
+            elif eid == audio_level_id:
+                level = plain[i]
+            i += size
+        pos = end
+    if pos > n:
+        return None
+    padding = 0
+    if b0 & 0x20:
+        padding = plain[-1]
+        if not padding or padding > n - pos:
+            return None
+        payload = plain[pos:n - padding]
+    else:
+        payload = plain[pos:]
+    return ssrc, seq, ts, b1 >> 7, b1 & 0x7F, payload, padding, ast, level
+
+
+@dataclass(frozen=True)
+class SendContext:
+    """SendContext is what a forwarding slot needs once its sender is negotiated and started."""
+
+    kind: str
+    mime: str
+    clock_rate: int
+    payload_type: int
+    rtx_payload_type: int | None
+    ssrc: int
+    rtx_ssrc: int
+    mid: str | None
+    mid_id: int | None
+    abs_send_time_id: int | None
+    audio_level_id: int | None
+    transport: RTCDtlsTransport
+    cname: str = ""
+
+
+SrInfo = tuple[int, int, int, int]  # NTP timestamp, RTP timestamp, packet count, octet count
+
+
+class ReportingSender(Protocol):
+    """ReportingSender is what ``sender_reports`` reads and writes on a forwarding sender."""
+
+    sr_info: Callable[[], tuple[int, int, int, int]] | None
+    lsr: int
+    lsr_time: float
+
+    @property
+    def report_source(self) -> tuple[int, str] | None:
+        """report_source is (SSRC, CNAME) once negotiated."""
+
+
+_SR = struct.Struct("!BBHIQIII")  # V=2 RC=0, PT=200, length, SSRC, NTP, RTP ts, packets, octets
+
+
+def sender_reports(senders: Sequence[ReportingSender], now: float) -> bytes:
+    """sender_reports builds one compound RTCP packet: an SR per sender that has sent media, then its SDES.
+
+    Senders that never sent a packet are left out (nothing to synchronise). Each reported sender's
+    ``lsr`` / ``lsr_time`` are set so its next receiver report yields a round-trip time. Returns b"" when
+    no sender has anything to report.
+    """
+    out = bytearray()
+    chunks: list[bytes] = []
+    for s in senders:
+        info = s.sr_info() if s.sr_info is not None else None
+        source = s.report_source
+        if info is None or source is None or not info[2]:
+            continue
+        ssrc, cname = source
+        ntp, rtp_ts, packets, octets = info
+        out += _SR.pack(0x80, 200, 6, ssrc, ntp, rtp_ts, packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
+        s.lsr = (ntp >> 16) & 0xFFFFFFFF
+        s.lsr_time = now
+        name = cname.encode()[:255]
+        chunk = struct.pack("!IBB", ssrc, 1, len(name)) + name
+        chunks.append(chunk + bytes(4 - len(chunk) % 4))  # null item ending the chunk, 32-bit padded
+    for chunk in chunks:  # one SDES per chunk: aiortc's parser misreads the padding between chunks
+        out += struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
+    return bytes(out)
+
+
+def pad(n: int) -> bytes:
+    """pad is `n` bytes of RTP padding (zeros, the last byte the count); b"" for 0."""
+    return bytes(n - 1) + bytes((n,)) if n else b""
