@@ -74,7 +74,7 @@ from sfu.rtp import (
     parse_fields,
     sender_reports,
 )
-from sfu.stats import NackTracker, RtpStreamStats
+from sfu.stats import NackTracker, RtpStreamStats, WindowRate
 from sfu.tasks import run_now, spawn
 
 logger = logging.getLogger(__name__)
@@ -332,7 +332,10 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.rtcp_ssrc: int | None = None
         self.streams: dict[int, RtpStreamStats] = {}
         self.nack: NackTracker | None = NackTracker() if kind == "video" else None
-        self.remb: RemoteBitrateEstimator | None = RemoteBitrateEstimator() if kind == "video" else None
+        self.remb: RemoteBitrateEstimator | None = None
+        if kind == "video":
+            self.remb = RemoteBitrateEstimator()
+            self.remb.incoming_bitrate = WindowRate(1000, 8000)  # type: ignore[assignment] # same rates, cheaper
         self.nacks_sent = 0
         self.remb_sent = 0
         self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)

@@ -3,6 +3,7 @@ receive-side RTP statistics (RFC 3550) and NACK tracking of ForwardingReceiver."
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from aiortc.rtp import clamp_packets_lost
@@ -222,3 +223,59 @@ class NackTracker:
         for i in range(1, delta):
             missing.add((last + i) & 0xFFFF)
         return True
+
+
+class WindowRate:
+    """WindowRate is aiortc's ``RateCounter`` (the REMB estimator's incoming bitrate) without 1 ms buckets.
+
+    Same results: the rate over the last `window_ms` (or since the first sample, when that is shorter),
+    times `scale`. aiortc's counter walks one bucket per elapsed millisecond (a thousand Python steps per
+    second per video stream); this one keeps (ms, value) samples and drops the expired ones.
+    """
+
+    def __init__(self, window_ms: int, scale: int = 8000) -> None:
+        self._window = window_ms
+        self._scale = scale
+        self._samples: deque[tuple[int, int]] = deque()
+        self._origin_ms: int | None = None
+        self._count = 0
+        self._total = 0
+
+    def add(self, value: int, now_ms: int) -> None:
+        """add counts `value` at `now_ms`."""
+        if self._origin_ms is None:
+            self._origin_ms = now_ms
+        else:
+            self._erase_old(now_ms)
+        self._samples.append((now_ms, value))
+        self._count += 1
+        self._total += value
+
+    def rate(self, now_ms: int) -> int | None:
+        """rate is scale x (sum of values in the window) / (window length in ms); None without samples."""
+        origin = self._origin_ms
+        if origin is None:
+            return None
+        self._erase_old(now_ms)
+        active = now_ms - self._origin_ms + 1  # type: ignore[operator]
+        if self._count > 0 and active > 1:
+            return round(self._scale * self._total / active)
+        return None
+
+    def reset(self) -> None:
+        """reset forgets every sample."""
+        self._samples.clear()
+        self._origin_ms = None
+        self._count = 0
+        self._total = 0
+
+    def _erase_old(self, now_ms: int) -> None:
+        new_origin = now_ms - self._window + 1
+        if self._origin_ms is not None and self._origin_ms < new_origin:
+            self._origin_ms = new_origin
+            samples = self._samples
+            while samples and samples[0][0] < new_origin:
+                _, value = samples.popleft()
+                self._count -= 1
+                self._total -= value
+

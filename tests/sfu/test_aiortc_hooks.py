@@ -30,6 +30,7 @@ from aiortc.rtp import (
     RtpPacket,
     is_rtcp,
     pack_remb_fci,
+    unpack_remb_fci,
     wrap_rtx,
 )
 from pylibsrtp._binding import lib as _lib
@@ -48,6 +49,7 @@ from sfu.config import SfuConfig
 from sfu.peer import Peer
 from sfu.room import Sfu
 from sfu.rtp import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID
+from sfu.stats import WindowRate
 from tests.sfu.helpers import RED, ColorTrack, client_pc, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -388,3 +390,27 @@ def test_aiortc_receiver_rtcp_handler_does_not_suspend() -> None:
     receiver.handle_rtcp(sr)
     assert receiver._RTCRtpReceiver__lsr[77] == 0x03040506  # type: ignore[attr-defined]
     assert not receiver._rtcp_tasks  # nothing was left to finish in a task
+
+
+async def test_receiver_sends_remb_from_a_cheaper_rate_counter(
+    connected_pair: tuple[Peer, SfuPeerConnection],
+) -> None:
+    peer, client = connected_pair
+    receiver: ForwardingReceiver = peer.pc.getTransceivers()[0].receiver  # type: ignore[assignment]
+    assert receiver.remb is not None
+    counter = receiver.remb.incoming_bitrate
+    assert isinstance(counter, WindowRate)  # aiortc's estimator reads it by this public name
+    assert receiver.abs_send_time_id > 0  # the publisher negotiated abs-send-time
+    seen: list[RtcpPsfbPacket] = []
+    sender = client.getTransceivers()[0].sender
+    original = sender._handle_rtcp_packet
+
+    async def spy(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            seen.append(packet)
+        await original(packet)
+
+    sender._handle_rtcp_packet = spy  # type: ignore[method-assign]
+    await wait_until(lambda: receiver.remb_sent > 0 and seen, 15)
+    bitrate, ssrcs = unpack_remb_fci(seen[-1].fci)
+    assert bitrate > 0 and receiver.media_ssrc in ssrcs

@@ -1,4 +1,8 @@
-from sfu.stats import NackTracker, RateMeter, RtpStreamStats, SequenceTracker
+import random
+
+from aiortc.rate import RateCounter
+
+from sfu.stats import NackTracker, RateMeter, RtpStreamStats, SequenceTracker, WindowRate
 
 
 def test_sequence_tracker_counts_gaps_across_wrap() -> None:
@@ -87,3 +91,25 @@ def test_nack_tracker_reports_gaps_and_forgets_recovered_and_old() -> None:
     n3.add(10)
     assert not n3.add(5000)  # a jump larger than the window starts over instead of listing 4989 packets
     assert n3.missing == set()
+
+
+def test_window_rate_gives_what_aiortc_rate_counter_gives() -> None:
+    rng = random.Random(7)
+    for _ in range(20):
+        ours, theirs = WindowRate(1000, 8000), RateCounter(1000, 8000)
+        now = rng.randrange(10**9)
+        assert ours.rate(now) is None and theirs.rate(now) is None
+        for _ in range(400):
+            now += rng.choice((0, 0, 1, 3, 33, 200, 999, 1000, 1001, 2500))
+            action = rng.random()
+            if action < 0.6:
+                value = rng.randrange(1, 1500)
+                ours.add(value, now)
+                theirs.add(value, now)
+            elif action < 0.98:
+                assert ours.rate(now) == theirs.rate(now), now
+            else:
+                ours.reset()
+                theirs.reset()
+        assert ours.rate(now) == theirs.rate(now)
+
