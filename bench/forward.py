@@ -4,13 +4,16 @@ One publisher sends pre-encoded VP8 (~500 kbit/s, encoded once up front, sent as
 packetizes) plus Opus; N decoder-less subscribers receive it through the SFU. The SFU runs in its own
 process pinned to one core; the clients run in this process on another core.
 
-    .venv/bin/python bench/forward.py                 # N = 1 5 10 20 40, fast path
+    .venv/bin/python bench/forward.py                 # N = 1 5 10 20 40, fast path, 3 runs each
     .venv/bin/python bench/forward.py --n 20 --slow   # aiortc's awaited _send_rtp instead, for comparison
+    .venv/bin/python bench/forward.py --loop asyncio  # the server on asyncio's loop instead of uvloop
     BENCH_PYTHON=1 .venv/bin/python bench/forward.py  # pure-Python fan-out even when sfu._fanout is built
 
 Columns: server CPU µs per outgoing packet (server process CPU time / packets it forwarded, inbound
-handling and RTCP included), outgoing packets/s, delivery ratio (packets the subscribers received / packets
-forwarded), server RSS growth per participant.
+handling and RTCP included; median of --repeat runs and their range: a shared virtual machine's speed
+drifts by a third between runs), the same less the CPU the connected room costs without media
+(µs/pkt-idle), outgoing and inbound packets/s, the worst delivery ratio (packets the subscribers received /
+packets forwarded), server RSS growth per participant, CPU ms/s of the connected room without media.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import fractions
 import multiprocessing as mp
 import os
+import statistics
 import sys
 import time
 from multiprocessing.connection import Connection
@@ -38,6 +42,7 @@ from aiortc import (  # noqa: E402
     RTCSessionDescription,
 )
 
+from server.cli import loop_factory  # noqa: E402
 from sfu.aiortc_hooks import ForwardingReceiver, SfuPeerConnection  # noqa: E402
 from sfu.config import SfuConfig  # noqa: E402
 from sfu.consumer import COMPILED  # noqa: E402
@@ -70,11 +75,12 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
-def server_entry(conn: Connection, fast: bool, core: int) -> None:
-    """server_entry runs the SFU, pinned to `core`, driven by commands over `conn`."""
+def server_entry(conn: Connection, fast: bool, core: int, loop: str) -> None:
+    """server_entry runs the SFU, pinned to `core`, on `loop` (as server.event_loop), driven over `conn`."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
-    asyncio.run(serve(conn, fast))
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        runner.run(serve(conn, fast))
 
 
 async def serve(conn: Connection, fast: bool) -> None:
@@ -196,11 +202,12 @@ def client_pc(forwarding: bool) -> SfuPeerConnection:
     )
 
 
-async def run_one(n: int, fast: bool, seconds: float, frames: list[tuple[bytes, bool]]) -> dict[str, float]:
+async def run_one(n: int, fast: bool, seconds: float, frames: list[tuple[bytes, bool]],
+                  loop_kind: str = "uvloop") -> dict[str, float]:
     """run_one measures one configuration with `n` subscribers."""
     ctx = mp.get_context("spawn")
     ours, theirs = ctx.Pipe()
-    server = ctx.Process(target=server_entry, args=(theirs, fast, 0), daemon=True)
+    server = ctx.Process(target=server_entry, args=(theirs, fast, 0, loop_kind), daemon=True)
     server.start()
     loop = asyncio.get_running_loop()
 
@@ -279,10 +286,12 @@ async def run_one(n: int, fast: bool, seconds: float, frames: list[tuple[bytes, 
 
 
 async def main() -> None:
-    """main parses arguments, encodes the video once and prints one table row per N."""
+    """main parses arguments, encodes the video once and prints one table row per N (medians of --repeat runs)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, nargs="+", default=[1, 5, 10, 20, 40])
-    ap.add_argument("--seconds", type=float, default=8.0, help="measurement window per N")
+    ap.add_argument("--seconds", type=float, default=8.0, help="measurement window per run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per N; the table shows medians and the range")
+    ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the server's event loop")
     ap.add_argument("--slow", action="store_true", help="use aiortc's awaited _send_rtp (no fast path)")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
@@ -291,16 +300,19 @@ async def main() -> None:
     kbps = sum(len(f) for f, _ in frames) * 8 / (len(frames) / FPS) / 1000
     print(f"VP8 640x360@{FPS}: {len(frames)} frames, {kbps:.0f} kbit/s; Opus from aiortc; "
           f"path={'slow (aiortc _send_rtp)' if args.slow else 'fast (libsrtp + sendto)'}, "
-          f"fan-out={'Python' if os.environ.get('BENCH_PYTHON') or not COMPILED else 'C (sfu._fanout)'}")
-    print(f"{'N':>4} {'µs/pkt':>8} {'µs/pkt-idle':>12} {'out pkt/s':>10} {'in pkt/s':>9} {'delivery':>9} "
-          f"{'RSS KiB/part':>13} {'idle ms/s':>10}")
+          f"fan-out={'Python' if os.environ.get('BENCH_PYTHON') or not COMPILED else 'C (sfu._fanout)'}, "
+          f"loop={args.loop}, median of {args.repeat} x {args.seconds:g} s")
+    print(f"{'N':>4} {'µs/pkt':>8} {'range':>11} {'µs/pkt-idle':>12} {'out pkt/s':>10} {'in pkt/s':>9} "
+          f"{'delivery':>9} {'RSS KiB/part':>13} {'idle ms/s':>10}")
     for n in args.n:
-        r = await run_one(n, not args.slow, args.seconds, frames)
-        net = (r["cpu_ms_per_s"] - r["idle_cpu_ms_per_s"]) * 1000 / r["out_pps"] if r["out_pps"] else 0.0
-        print(f"{r['n']:>4} {r['us_per_packet']:>8.1f} {net:>12.1f} {r['out_pps']:>10.0f} "
-              f"{r['in_pps']:>9.0f} "
-              f"{r['delivery']:>9.3f} {r['rss_kib_per_participant']:>13.0f} {r['idle_cpu_ms_per_s']:>10.1f}",
-              flush=True)
+        runs = [await run_one(n, not args.slow, args.seconds, frames, args.loop) for _ in range(args.repeat)]
+        for r in runs:
+            r["net"] = (r["cpu_ms_per_s"] - r["idle_cpu_ms_per_s"]) * 1000 / r["out_pps"] if r["out_pps"] else 0.0
+        m = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        lo, hi = min(r["us_per_packet"] for r in runs), max(r["us_per_packet"] for r in runs)
+        print(f"{n:>4} {m['us_per_packet']:>8.1f} {f'{lo:.1f}-{hi:.1f}':>11} {m['net']:>12.1f} {m['out_pps']:>10.0f} "
+              f"{m['in_pps']:>9.0f} {min(r['delivery'] for r in runs):>9.3f} "
+              f"{m['rss_kib_per_participant']:>13.0f} {m['idle_cpu_ms_per_s']:>10.1f}", flush=True)
 
 
 if __name__ == "__main__":

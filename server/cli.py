@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from server.config import Config, ConfigError, load_config
 from server.logs import setup_logging
@@ -68,8 +68,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["server.port"] = args.port
     config = _config(args, overrides)
     setup_logging(config)
-    asyncio.run(_serve(config))
+    with asyncio.Runner(loop_factory=loop_factory(config.server.event_loop)) as runner:
+        runner.run(_serve(config))
     return 0
+
+
+def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """loop_factory makes the configured event loop: uvloop when asked for and installed, else asyncio's."""
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            logging.getLogger("taphuan").warning("uvloop is not installed; using asyncio's event loop")
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

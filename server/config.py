@@ -56,6 +56,7 @@ class ServerSection(_Section):
     tls: Literal["off", "self-signed"] | TlsConfig = "off"
     trusted_proxies: list[str] = Field(default_factory=list)
     shutdown_timeout: float = Field(3.0, gt=0, le=30)
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
 
 class DatabaseSection(_Section):

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -690,7 +692,8 @@ class PacketWire:
         self._timer: asyncio.TimerHandle | None = None
         self._slots: list[Any] = []  # sfu._fanout.Slot objects bound to this wire's route
         self._protect = protect_address()
-        transport.on("statechange", self._unbind_slots)
+        self._dup: socket.socket | None = None  # our duplicate of the pair's socket (uvloop transports)
+        transport.on("statechange", self._state_changed)
         self.fast_sent = 0
         self.slow_sent = 0
         self.reports_sent = 0
@@ -708,10 +711,19 @@ class PacketWire:
         session = self._dtls._tx_srtp
         if pair is not self._pair or session is not self._session:
             self._unbind_slots()
+            self._release_dup()
             udp = pair.protocol.transport
-            sock = getattr(udp, "_sock", None)
-            if sock is None:
+            if udp is None or udp.is_closing():
                 return False
+            sock = getattr(udp, "_sock", None)  # asyncio's selector transport
+            if sock is None:  # uvloop's: it shows a descriptor only; send on a duplicate we own and close
+                info = udp.get_extra_info("socket")
+                try:
+                    sock = socket.socket(fileno=os.dup(info.fileno()))
+                except (AttributeError, OSError):
+                    return False  # no socket, or already closed
+                sock.setblocking(False)  # the descriptor is shared with the loop: it is non-blocking already
+                self._dup = sock
             self._pair, self._udp, self._sock, self._addr = pair, udp, sock, pair.remote_addr
             self._session = session
             self._srtp = session._srtp[0]
@@ -735,6 +747,18 @@ class PacketWire:
         if not any(s is slot for s in self._slots):
             self._slots.append(slot)
         return True
+
+    def _state_changed(self) -> None:
+        self._unbind_slots()
+        if self._dtls._state in (DtlsState.CLOSED, DtlsState.FAILED):
+            self._release_dup()
+
+    def _release_dup(self) -> None:
+        """_release_dup closes our duplicate socket (bound C slots see descriptor -1 and send nothing)."""
+        if self._dup is not None:
+            self._dup.close()
+            self._dup = None
+            self._pair = self._sock = None
 
     def _unbind_slots(self) -> None:
         """_unbind_slots takes the route back from every bound slot (they fall back to Python and rebind)."""
@@ -848,8 +872,9 @@ class PacketWire:
         return self.send(data)
 
     def close(self) -> None:
-        """close stops the sender-report timer and unbinds the C fan-out slots."""
+        """close stops the sender-report timer, unbinds the C fan-out slots and closes our socket duplicate."""
         self._unbind_slots()
+        self._release_dup()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

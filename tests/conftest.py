@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,18 @@ from server.config import Config, load_config
 from server.db.models import Role, User
 
 _counter = itertools.count(1)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
+    """pytest_asyncio_loop_factories: tests run on the loop production runs on (server.event_loop: uvloop).
+
+    TAPHUAN_TEST_LOOP=asyncio runs the suite on asyncio's own loop (the fallback) instead.
+    """
+    if os.environ.get("TAPHUAN_TEST_LOOP", "uvloop") == "uvloop":
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from sfu.aiortc_hooks import (
     PYLIBSRTP_NAMES,
     ForwardingReceiver,
     ForwardingSender,
+    PacketWire,
     SfuPeerConnection,
     ice_connection,
     install_fast_rtcp_routing,
@@ -299,8 +300,28 @@ async def test_receiver_reports_loss_and_nacks_gaps(connected_pair: tuple[Peer, 
     dtls._send_rtp = original
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_packet_wire_fast_path_on_both_event_loops(loop: str) -> None:
+    """The fast path finds the pair's socket on asyncio's transport and duplicates uvloop's descriptor."""
+    import uvloop
+
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.SelectorEventLoop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        wire, dup = runner.run(packet_wire_delivers(True))
+    if loop == "uvloop":
+        assert dup is not None and dup.fileno() == -1  # our duplicate, closed with the peer
+    else:
+        assert dup is None  # asyncio's transport socket itself
+    assert wire._dup is None
+
+
 @pytest.mark.parametrize("fast", [True, False])
 async def test_packet_wire_fast_and_fallback_paths_deliver(fast: bool) -> None:
+    await packet_wire_delivers(fast)
+
+
+async def packet_wire_delivers(fast: bool) -> tuple[PacketWire, Any]:
+    """packet_wire_delivers: a trainer's video reaches a classroom; returns its wire and socket duplicate."""
     sfu = Sfu(sfu_config(fast_path=fast))
     clients = []
     try:
@@ -316,11 +337,13 @@ async def test_packet_wire_fast_and_fallback_paths_deliver(fast: bool) -> None:
             assert wire.fast_sent > 0 and wire.slow_sent == 0
         else:
             assert wire.slow_sent > 0 and wire.fast_sent == 0
+        dup = wire._dup
         await asyncio.sleep(0)
     finally:
         for cl in clients:
             await cl.close()
         await sfu.close()
+    return wire, dup
 
 
 async def test_udp_port_range_for_host_candidates() -> None:
