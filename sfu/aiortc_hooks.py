@@ -74,10 +74,11 @@ from sfu.rtp import (
     SrInfo,
     pad,
     parse_fields,
+    report_period,
     sender_reports,
 )
 from sfu.stats import NackTracker, RtpStreamStats, WindowRate
-from sfu.tasks import run_now, spawn
+from sfu.tasks import Ticker, run_now, spawn
 
 logger = logging.getLogger(__name__)
 
@@ -342,6 +343,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.remb_sent = 0
         self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)
         self.direct_rtcp = 0  # RTCP packets delivered the same way
+        self.ticker: Ticker | None = None  # polled after each packet (SfuPeerConnection's `ticker`)
         self._rtcp_tasks: set[asyncio.Future[None]] = set()
         me: Any = self
         me._RTCRtpReceiver__remote_streams = self.streams  # aiortc's RR loop and getStats() read it
@@ -453,6 +455,9 @@ class ForwardingReceiver(RTCRtpReceiver):
             if media[0] != ssrc:  # RTX, unwrapped: the original has no padding
                 ssrc, seq, payload, padding = media[0], media[1], payload[2:], 0
             sink(ssrc, seq, ts, marker, payload, padding, level, now)
+        ticker = self.ticker
+        if ticker is not None:
+            ticker.poll()  # the room's sender reports ride on this wake-up when due
 
     def _account(self, ssrc: int, seq: int, ts: int, marker: int, pt: int, payload: bytes, padding: int,
                  ast: int, now: float) -> tuple[int, int] | None:
@@ -671,10 +676,11 @@ class PacketWire:
 
     Fast path: libsrtp protect in place in the SRTP session's own buffer (``pylibsrtp`` internals: no copies,
     no Python wrapper) and ``socket.sendto`` on the nominated ICE pair's socket, no await. Slow path (fast
-    disabled, or no nominated pair yet): a task awaiting aiortc's ``_send_rtp``.
+    disabled, or no nominated pair yet): a task awaiting aiortc's ``_send_rtp``. Sender reports are a job of
+    `ticker` (a room's, polled by its media; a private timer without one).
     """
 
-    def __init__(self, transport: RTCDtlsTransport, fast: bool = True) -> None:
+    def __init__(self, transport: RTCDtlsTransport, fast: bool = True, ticker: Ticker | None = None) -> None:
         self._dtls: Any = transport
         self._ice: Any = ice_connection(transport)
         self._fast = fast
@@ -689,7 +695,9 @@ class PacketWire:
         self._len = _ffi.new("int *")
         self._tasks: set[asyncio.Future[None]] = set()
         self._senders: list[ForwardingSender] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._own_ticker = ticker is None  # without a shared one, a private ticker is a plain timer
+        self._ticker = ticker if ticker is not None else Ticker(report_period, grace=0.0)
+        self._reporting = False
         self._slots: list[Any] = []  # sfu._fanout.Slot objects bound to this wire's route
         self._protect = protect_address()
         self._dup: socket.socket | None = None  # our duplicate of the pair's socket (uvloop transports)
@@ -850,18 +858,18 @@ class PacketWire:
         """add_sender includes `sender` in this transport's periodic sender reports (every 0.5-1.5 s)."""
         if sender not in self._senders:
             self._senders.append(sender)
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(0.5 + random.random(), self._report)
+        if not self._reporting:
+            self._reporting = True
+            self._ticker.add(self._report)
 
     def _report(self) -> None:
-        self._timer = None
         state = self._dtls._state
         if state is DtlsState.CLOSED or state is DtlsState.FAILED:
-            return
-        if state is DtlsState.CONNECTED:
+            self._ticker.remove(self._report)
+            self._reporting = False
+        elif state is DtlsState.CONNECTED:
             self.flush_slot_counters()
             self.send_reports()
-        self._timer = asyncio.get_running_loop().call_later(0.5 + random.random(), self._report)
 
     def send_reports(self) -> bool:
         """send_reports sends one compound SR + SDES packet now; False when there was nothing to report."""
@@ -872,12 +880,13 @@ class PacketWire:
         return self.send(data)
 
     def close(self) -> None:
-        """close stops the sender-report timer, unbinds the C fan-out slots and closes our socket duplicate."""
+        """close stops the sender reports, unbinds the C fan-out slots and closes our socket duplicate."""
         self._unbind_slots()
         self._release_dup()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._ticker.remove(self._report)
+        self._reporting = False
+        if self._own_ticker:
+            self._ticker.close()
 
 
 _MAX_PLAIN = 1500 - 16 - 128  # pylibsrtp's buffer minus SRTP_MAX_TRAILER_LEN
@@ -892,7 +901,7 @@ class SfuPeerConnection(RTCPeerConnection):
     ``ice_addresses``: host addresses to gather on (empty = aioice's default, every interface but loopback).
     ``forwarding``: new transceivers get a ForwardingSender and a ForwardingReceiver.
     ``sync_receive`` (with ``forwarding``): media for those receivers skips aioice's queue
-    (``install_sync_rtp_receive``).
+    (``install_sync_rtp_receive``). ``ticker``: polled by its receivers after every media packet.
     """
 
     def __init__(
@@ -903,7 +912,9 @@ class SfuPeerConnection(RTCPeerConnection):
         forwarding: bool = False,
         udp_ports: tuple[int, int] | None = None,
         sync_receive: bool = True,
+        ticker: Ticker | None = None,
     ) -> None:
+        self.ticker = ticker
         self._sfu_sync_receive = sync_receive and forwarding
         self._sfu_ice_addresses = list(ice_addresses)
         self._sfu_udp_ports = udp_ports
@@ -933,6 +944,7 @@ class SfuPeerConnection(RTCPeerConnection):
             sender._rtx_ssrc = old_sender._rtx_ssrc
             sender._stream_id = old_sender._stream_id
             receiver = ForwardingReceiver(kind, dtls)
+            receiver.ticker = self.ticker
             receiver._set_rtcp_ssrc(sender._ssrc)
             transceiver._RTCRtpTransceiver__sender = sender
             transceiver._RTCRtpTransceiver__receiver = receiver

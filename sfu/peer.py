@@ -20,6 +20,7 @@ from sfu.codec import AUDIO_MIME, preferences
 from sfu.config import SfuConfig
 from sfu.errors import SfuError
 from sfu.rtp import SendContext
+from sfu.tasks import Ticker
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def announce(sdp: str, address: str | None) -> str:
 class Peer:
     """Peer is one RTCPeerConnection (``down`` False: up, publishing; True: down, receiving) + negotiation.
 
-    `on_lost(peer, state)` is called once when the connection fails or closes without our asking.
+    `on_lost(peer, state)` is called once when the connection fails or closes without our asking. `ticker`
+    (the room's) runs the sender reports of its transports, polled by the room's inbound media.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class Peer:
         config: SfuConfig,
         video_mime: str,
         on_lost: Callable[[Peer, str], None],
+        ticker: Ticker | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.down = down
@@ -74,7 +77,9 @@ class Peer:
             ice_addresses=config.ice_addresses,
             forwarding=True,
             udp_ports=config.udp_ports,
+            ticker=ticker,
         )
+        self.ticker = ticker
         self._on_lost = on_lost
         self._closing = False
         self._lost = False
@@ -97,7 +102,7 @@ class Peer:
         key = id(ctx.transport)
         wire = self._wires.get(key)
         if wire is None:
-            wire = self._wires[key] = PacketWire(ctx.transport, fast=self.config.fast_path)
+            wire = self._wires[key] = PacketWire(ctx.transport, fast=self.config.fast_path, ticker=self.ticker)
         return wire
 
     # ---------------------------------------------------------------------------------------- up

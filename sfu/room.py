@@ -55,6 +55,8 @@ from sfu.participant import (
 )
 from sfu.peer import Peer
 from sfu.producer import SOURCES, Producer
+from sfu.rtp import report_period
+from sfu.tasks import Ticker
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +245,8 @@ class Room:
         self._clock = clock
         self._order = 0
         self._grace: asyncio.TimerHandle | None = None
+        # sender reports of every down transport, run from the room's inbound media (timer: 1 s late at most)
+        self.ticker = Ticker(report_period, grace=1.0)
         self.mailbox = Mailbox(f"room-{room_id}", self._handle)
         self.mailbox.start()
         self._schedule_grace()
@@ -412,7 +416,7 @@ class Room:
         return p
 
     async def _open_down(self, p: Participant) -> None:
-        peer = Peer(p.id, True, self.config, self.video_mime, self._peer_lost)
+        peer = Peer(p.id, True, self.config, self.video_mime, self._peer_lost, self.ticker)
         p.down = peer
         for slot, kind in slots_for(p.role, self.config.grid_slots):
             sender = peer.add_slot(kind)
@@ -435,7 +439,7 @@ class Room:
             if source not in SOURCES:
                 raise SfuError("sdp-invalid", f"unknown source {source!r} for mid {mid}")
         if p.up is None:
-            p.up = Peer(p.id, False, self.config, self.video_mime, self._peer_lost)
+            p.up = Peer(p.id, False, self.config, self.video_mime, self._peer_lost, self.ticker)
         answer, tracks = await p.up.answer(a.offer_sdp, a.sources)
         for track in tracks:
             old = p.producers.pop(track.source, None)
@@ -597,6 +601,7 @@ class Room:
         self._on_closed(self)
         for p in list(self.participants.values()):
             await self._remove(p, "room-closed", reassign=False)
+        self.ticker.close()
         await self.mailbox.close()  # from our own task: stops after this action; later asks fail
 
     async def _remove(self, p: Participant, reason: str, reassign: bool = True) -> None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -149,6 +150,11 @@ def sender_reports(senders: Sequence[ReportingSender], now: float) -> bytes:
     for chunk in chunks:  # one SDES per chunk: aiortc's parser misreads the padding between chunks
         out += struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
     return bytes(out)
+
+
+def report_period() -> float:
+    """report_period is the time to a transport's next sender report: 0.5-1.5 s (aiortc's, RFC 3550's spread)."""
+    return 0.5 + random.random()
 
 
 def pad(n: int) -> bytes:

@@ -1,9 +1,15 @@
-"""tasks: small asyncio helpers for callbacks that must not await (the forwarding path's synchronous code)."""
+"""tasks: asyncio helpers for the forwarding path's synchronous code (callbacks that must not await)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 def spawn(tasks: set[asyncio.Future[None]], coro: Any) -> None:
@@ -38,3 +44,73 @@ async def _finish(coro: Any, yielded: Any) -> None:
             yielded = coro.send(None) if error is None else coro.throw(error)
         except StopIteration:
             return
+
+
+class Ticker:
+    """Ticker runs periodic jobs from calls its owner makes anyway (``poll``), with a timer as the fallback.
+
+    The SFU polls it for every inbound media packet, so a room's sender reports go out on wake-ups that
+    happen anyway instead of one timer wake-up per transport and second (a wake-up is the dearest thing an
+    idle process does). Without polls, the timer runs what is due `grace` seconds late. Each job runs again
+    `period()` seconds after it ran. Owned by one event loop; not thread-safe.
+    """
+
+    def __init__(self, period: Callable[[], float], grace: float = 0.25,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._period = period
+        self._grace = grace
+        self._clock = clock
+        self._jobs: dict[Callable[[], None], float] = {}  # job -> when it is due
+        self.next_due = math.inf
+        self._timer: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    def add(self, job: Callable[[], None]) -> None:
+        """add schedules `job` (again) one period from now."""
+        if self.closed:
+            return
+        due = self._clock() + self._period()
+        self._jobs[job] = due
+        self.next_due = min(self.next_due, due)
+        self._arm()
+
+    def remove(self, job: Callable[[], None]) -> None:
+        """remove forgets `job`."""
+        self._jobs.pop(job, None)
+
+    def poll(self) -> None:
+        """poll runs the jobs that are due (cheap when none is)."""
+        now = self._clock()
+        if now >= self.next_due:
+            self._run(now)
+
+    def _run(self, now: float) -> None:
+        nxt = math.inf
+        for job, due in list(self._jobs.items()):
+            if due <= now:
+                due = now + self._period()
+                self._jobs[job] = due
+                try:
+                    job()
+                except Exception:
+                    logger.exception("periodic job %r failed", job)
+            nxt = min(nxt, due)
+        self.next_due = nxt
+
+    def _arm(self) -> None:
+        if self._timer is None and self._jobs and not self.closed:
+            delay = max(0.0, self.next_due - self._clock()) + self._grace
+            self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.poll()
+        self._arm()
+
+    def close(self) -> None:
+        """close cancels the timer and forgets every job."""
+        self.closed = True
+        self._jobs.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

@@ -91,6 +91,7 @@ async def test_one_publisher_three_subscribers_and_no_server_decoder(sfu: Sfu, c
     assert all(r.direct_packets > 0 for r in receivers)
     await wait_until(lambda: consumer.sender.rtt is not None, 5)
     assert consumer.sender.direct_rtcp > 0  # the subscriber's reports skipped it too (RTT came that way)
+    assert consumer.wire.reports_sent > 0 and consumer.wire._ticker is room.ticker  # SRs: the room's ticker
     consumer.stats()
     await asyncio.sleep(1.1)
     stats = room.stats()

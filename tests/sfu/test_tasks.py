@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sfu.tasks import run_now
+from sfu.tasks import Ticker, run_now
 from tests.sfu.helpers import wait_until
 
 
@@ -36,3 +36,53 @@ async def test_run_now_finishes_a_suspending_coroutine_in_a_task() -> None:
     gate2.set_exception(KeyError("x"))
     await wait_until(lambda: not tasks, 5)
     assert done == ["quick", "slow", "caught"]
+
+
+async def test_ticker_runs_due_jobs_on_poll_and_reschedules() -> None:
+    now = [100.0]
+    ticker = Ticker(lambda: 1.0, grace=60.0, clock=lambda: now[0])  # the timer never fires in this test
+    runs: list[str] = []
+
+    def a() -> None:
+        runs.append("a")
+
+    def b() -> None:
+        runs.append("b")
+
+    ticker.add(a)
+    now[0] = 100.5
+    ticker.add(b)  # due at 101.5
+    ticker.poll()
+    assert runs == [] and ticker.next_due == 101.0
+    now[0] = 101.0
+    ticker.poll()
+    assert runs == ["a"]  # b is not due yet; a runs again at 102.0
+    now[0] = 101.6
+    ticker.poll()
+    ticker.poll()  # nothing more is due
+    assert runs == ["a", "b"] and ticker.next_due == 102.0
+    ticker.remove(a)
+    now[0] = 103.0
+    ticker.poll()
+    assert runs == ["a", "b", "b"]
+    ticker.close()
+    ticker.add(a)  # ignored once closed
+    now[0] = 200.0
+    ticker.poll()
+    assert runs == ["a", "b", "b"]
+
+
+async def test_ticker_timer_runs_jobs_without_polls_and_survives_a_failing_job() -> None:
+    ticker = Ticker(lambda: 0.05, grace=0.05)
+    runs: list[str] = []
+
+    def bad() -> None:
+        raise RuntimeError("boom")
+
+    ticker.add(bad)
+    ticker.add(lambda: runs.append("ok"))
+    await wait_until(lambda: len(runs) >= 3, 5)  # the fallback timer keeps going
+    ticker.close()
+    count = len(runs)
+    await asyncio.sleep(0.3)
+    assert len(runs) == count  # closed: no timer left
