@@ -37,7 +37,7 @@ from aioice import ice as aioice_ice
 from aioice.ice import Connection
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import is_rtx
-from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rate import MIN_FRAME_PERIOD_HISTORY_LENGTH, RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters, RTCRtpSendParameters
@@ -77,7 +77,7 @@ from sfu.rtp import (
     report_period,
     sender_reports,
 )
-from sfu.stats import NackTracker, RtpStreamStats, WindowRate
+from sfu.stats import NackTracker, RtpStreamStats, SlidingMin, WindowRate
 from sfu.tasks import Ticker, run_now, spawn
 
 logger = logging.getLogger(__name__)
@@ -338,7 +338,10 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.remb: RemoteBitrateEstimator | None = None
         if kind == "video":
             self.remb = RemoteBitrateEstimator()
-            self.remb.incoming_bitrate = WindowRate(1000, 8000)  # type: ignore[assignment] # same rates, cheaper
+            # same results, less Python per frame: no bucket per millisecond, no 60-entry scan
+            self.remb.incoming_bitrate = WindowRate(1000, 8000)  # type: ignore[assignment]
+            self.remb.estimator.update_min_frame_period = SlidingMin(  # type: ignore[method-assign,assignment]
+                MIN_FRAME_PERIOD_HISTORY_LENGTH).push
         self.nacks_sent = 0
         self.remb_sent = 0
         self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)

@@ -50,7 +50,7 @@ from sfu.config import SfuConfig
 from sfu.peer import Peer
 from sfu.room import Sfu
 from sfu.rtp import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID
-from sfu.stats import WindowRate
+from sfu.stats import SlidingMin, WindowRate
 from tests.sfu.helpers import RED, ColorTrack, client_pc, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -423,6 +423,7 @@ async def test_receiver_sends_remb_from_a_cheaper_rate_counter(
     assert receiver.remb is not None
     counter = receiver.remb.incoming_bitrate
     assert isinstance(counter, WindowRate)  # aiortc's estimator reads it by this public name
+    assert isinstance(receiver.remb.estimator.update_min_frame_period.__self__, SlidingMin)  # type: ignore[attr-defined]
     assert receiver.abs_send_time_id > 0  # the publisher negotiated abs-send-time
     seen: list[RtcpPsfbPacket] = []
     sender = client.getTransceivers()[0].sender

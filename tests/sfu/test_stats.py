@@ -1,8 +1,8 @@
 import random
 
-from aiortc.rate import RateCounter
+from aiortc.rate import MIN_FRAME_PERIOD_HISTORY_LENGTH, OveruseEstimator, RateCounter
 
-from sfu.stats import NackTracker, RateMeter, RtpStreamStats, SequenceTracker, WindowRate
+from sfu.stats import NackTracker, RateMeter, RtpStreamStats, SequenceTracker, SlidingMin, WindowRate
 
 
 def test_sequence_tracker_counts_gaps_across_wrap() -> None:
@@ -112,4 +112,13 @@ def test_window_rate_gives_what_aiortc_rate_counter_gives() -> None:
                 ours.reset()
                 theirs.reset()
         assert ours.rate(now) == theirs.rate(now)
+
+
+def test_sliding_min_gives_what_aiortc_min_frame_period_gives() -> None:
+    rng = random.Random(3)
+    for _ in range(10):
+        ours, theirs = SlidingMin(MIN_FRAME_PERIOD_HISTORY_LENGTH), OveruseEstimator()
+        for _ in range(500):
+            delta = rng.choice((33.0, 33.0, 34.0, 16.0, 100.0, rng.uniform(0, 200)))
+            assert ours.push(delta) == theirs.update_min_frame_period(delta)
 
