@@ -438,3 +438,25 @@ async def test_receiver_sends_remb_from_a_cheaper_rate_counter(
     await wait_until(lambda: receiver.remb_sent > 0 and seen, 15)
     bitrate, ssrcs = unpack_remb_fci(seen[-1].fci)
     assert bitrate > 0 and receiver.media_ssrc in ssrcs
+
+
+async def test_malformed_srtp_and_srtcp_are_dropped_and_media_keeps_flowing(
+    connected_pair: tuple[Peer, SfuPeerConnection],
+) -> None:
+    peer, _ = connected_pair
+    receiver: ForwardingReceiver = peer.pc.getTransceivers()[0].receiver  # type: ignore[assignment]
+    conn: Any = ice_connection(receiver.transport)
+    protocol = conn._protocols[0]
+    media = receiver.media_ssrc
+    assert media is not None
+    junk = [
+        b"\x80\xc8\x00\x06" + bytes(30),  # SRTCP-looking: fails authentication
+        b"\x80\xc9\x00\x01" + bytes(4),  # too short for SRTCP
+        b"\x80\x60\x00\x01" + bytes(4) + media.to_bytes(4, "big") + bytes(100),  # SRTP for our SSRC: bad tag
+        b"\x80\x60" + bytes(10),  # unknown SSRC: aiortc's path drops it
+    ]
+    before = receiver.streams[media].packets_received
+    for data in junk:
+        protocol.datagram_received(data, ("127.0.0.1", 9))  # no exception reaches the event loop
+    await wait_until(lambda: receiver.streams[media].packets_received > before + 10, 10)
+    assert peer.pc.connectionState == "connected"
