@@ -1,4 +1,4 @@
-"""setup: the optional C extension sfu._fanout (the SFU's fan-out); everything else is in pyproject.toml.
+"""setup: the optional C extension sfu._fanout (the SFU's receive path and fan-out); the rest is in pyproject.toml.
 
 The build is optional: without a C compiler or Python headers the install succeeds and the SFU uses its
 pure-Python forwarding path.
@@ -6,4 +6,7 @@ pure-Python forwarding path.
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("sfu._fanout", ["sfu/_fanout.c"], optional=True, extra_compile_args=["-O2"])])
+setup(ext_modules=[Extension(
+    "sfu._fanout", ["sfu/_fanout.c", "sfu/_ingress.c"], depends=["sfu/_fanout.h"], optional=True,
+    extra_compile_args=["-O2"],
+)])

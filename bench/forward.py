@@ -13,7 +13,8 @@ Columns: server CPU µs per outgoing packet (server process CPU time / packets i
 handling and RTCP included; median of --repeat runs and their range: a shared virtual machine's speed
 drifts by a third between runs), the same less the CPU the connected room costs without media
 (µs/pkt-idle), outgoing and inbound packets/s, the worst delivery ratio (packets the subscribers received /
-packets forwarded), server RSS growth per participant, CPU ms/s of the connected room without media.
+packets forwarded), server RSS growth per participant, CPU ms/s of the connected room without media, and the
+share of inbound media packets the C receive path handled (sfu/_ingress.c; the rest took the Python path).
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ async def serve(conn: Connection, fast: bool) -> None:
                 "rss": rss_kib(),
                 "fast": sum(c.wire.fast_sent for c in consumers if c.wire),
                 "slow": sum(c.wire.slow_sent for c in consumers if c.wire),
+                "c_in": sum(pr.receiver.ingress.packets for pr in producers if pr.receiver.ingress is not None),
             })
         elif op == "profile":  # cProfile of the measurement window only (BENCH_PROFILE=path)
             import cProfile
@@ -144,7 +146,12 @@ async def serve(conn: Connection, fast: bool) -> None:
 
 
 def encode_vp8(seconds: float, bitrate: int = 500_000) -> list[tuple[bytes, bool]]:
-    """encode_vp8 encodes a moving noisy texture once: [(frame bytes, is keyframe)]."""
+    """encode_vp8 encodes a moving texture once: [(frame bytes, is keyframe)].
+
+    The texture is random 8×8-pixel blocks: libvpx holds ~500 kbit/s on it with camera-like frame sizes
+    (deltas of ~1.5 KB, two RTP packets each; keyframes of ~27 KB). Per-pixel noise would not do: its
+    keyframes alone (~190 KB every 2 s) take the stream to ~800 kbit/s.
+    """
     ctx = av.CodecContext.create("libvpx", "w")
     ctx.width, ctx.height, ctx.pix_fmt = 640, 360, "yuv420p"
     ctx.bit_rate = bitrate
@@ -153,7 +160,8 @@ def encode_vp8(seconds: float, bitrate: int = 500_000) -> list[tuple[bytes, bool
     ctx.gop_size = 2 * FPS
     ctx.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
     rng = np.random.default_rng(1)
-    texture = rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8)
+    blocks = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    texture = np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1)  # 720 × 1280
     out: list[tuple[bytes, bool]] = []
     for i in range(int(seconds * FPS)):
         x, y = (i * 7) % 640, (i * 3) % 360
@@ -270,6 +278,7 @@ async def run_one(n: int, fast: bool, seconds: float, frames: list[tuple[bytes, 
             "rss_kib_per_participant": (s1["rss"] - base["rss"]) / (n + 1),
             "idle_cpu_ms_per_s": idle_ms,
             "cpu_ms_per_s": (s1["cpu"] - s0["cpu"]) / (t1 - t0) * 1000,
+            "c_in_share": (s1["c_in"] - s0["c_in"]) / max(1, s1["in"] - s0["in"]),
             "fast_share": (s1["fast"] - s0["fast"])
             / max(1, s1["fast"] + s1["slow"] - s0["fast"] - s0["slow"]),
         }
@@ -303,7 +312,7 @@ async def main() -> None:
           f"fan-out={'Python' if os.environ.get('BENCH_PYTHON') or not COMPILED else 'C (sfu._fanout)'}, "
           f"loop={args.loop}, median of {args.repeat} x {args.seconds:g} s")
     print(f"{'N':>4} {'µs/pkt':>8} {'range':>11} {'µs/pkt-idle':>12} {'out pkt/s':>10} {'in pkt/s':>9} "
-          f"{'delivery':>9} {'RSS KiB/part':>13} {'idle ms/s':>10}")
+          f"{'delivery':>9} {'RSS KiB/part':>13} {'idle ms/s':>10} {'in via C':>9}")
     for n in args.n:
         runs = [await run_one(n, not args.slow, args.seconds, frames, args.loop) for _ in range(args.repeat)]
         for r in runs:
@@ -312,7 +321,8 @@ async def main() -> None:
         lo, hi = min(r["us_per_packet"] for r in runs), max(r["us_per_packet"] for r in runs)
         print(f"{n:>4} {m['us_per_packet']:>8.1f} {f'{lo:.1f}-{hi:.1f}':>11} {m['net']:>12.1f} {m['out_pps']:>10.0f} "
               f"{m['in_pps']:>9.0f} {min(r['delivery'] for r in runs):>9.3f} "
-              f"{m['rss_kib_per_participant']:>13.0f} {m['idle_cpu_ms_per_s']:>10.1f}", flush=True)
+              f"{m['rss_kib_per_participant']:>13.0f} {m['idle_cpu_ms_per_s']:>10.1f} {m['c_in_share']:>9.3f}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ ensure_venv() {
   fi
   local stamp="$VENV/.taphuan-installed$extra"
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/constraints.txt" -nt "$stamp" ] \
-    || [ "$ROOT/setup.py" -nt "$stamp" ] || [ "$ROOT/sfu/_fanout.c" -nt "$stamp" ]; then
+    || [ "$ROOT/setup.py" -nt "$stamp" ] || [ -n "$(find "$ROOT/sfu" -maxdepth 1 -name '_*.[ch]' -newer "$stamp")" ]; then
     echo "==> installing Python packages"
     "$VENV/bin/pip" install -q --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$ROOT$extra"
     touch "$stamp"

@@ -9,66 +9,7 @@
  * sends one inbound packet for every slot in the steady state and returns the indexes of the slots Python must
  * handle itself (no route yet, source switch, packet older than the source's start), or None.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <string.h>
-#include <sys/socket.h>
-
-#define HIST 128
-#define MAX_HEAD 64
-#define BUF_SIZE 1500   /* pylibsrtp's buffer size: the plain packet plus the SRTP trailer fit in it */
-#define MAX_PLAIN (1500 - 16 - 128)
-
-typedef int (*protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
-
-typedef struct {
-    unsigned int seq;  /* 0x10000 = empty */
-    unsigned int ts;
-    PyObject *inbound;
-} HistEntry;
-
-typedef struct {
-    PyObject_HEAD
-    /* rewriter (HeaderRewriter's fields) */
-    int clock_rate;
-    int frame_ticks;
-    unsigned int last_seq;
-    unsigned int last_ts;
-    double last_time;  /* < 0: never sent */
-    unsigned int seq_offset;
-    unsigned int ts_offset;
-    long long src_ssrc;  /* -1: none */
-    unsigned int base_seq;
-    char pending;
-    char waiting_keyframe;
-    /* header template */
-    unsigned char head[MAX_HEAD];
-    int head_len;
-    int ast_off;
-    int al_off;
-    int pt;
-    /* counters */
-    unsigned long long packets_sent;
-    unsigned long long bytes_sent;
-    unsigned long long last_ntp;
-    unsigned int last_out_ts;
-    unsigned long long c_sent;
-    unsigned long long tx_bytes;   /* since the last take_counts() */
-    unsigned long long tx_packets;
-    unsigned long long send_errors;
-    /* route */
-    PyObject *sock;     /* socket.socket, fd read per send (closed: fileno() == -1) */
-    PyObject *session;  /* pylibsrtp Session keeping srtp_t alive */
-    void *srtp;
-    protect_fn protect;
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    HistEntry hist[HIST];
-} Slot;
+#include "_fanout.h"
 
 static void slot_clear_route(Slot *s) {
     Py_CLEAR(s->sock);
@@ -335,7 +276,7 @@ static PyMethodDef Slot_methods[] = {
     {NULL},
 };
 
-static PyTypeObject SlotType = {
+PyTypeObject SlotType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "sfu._fanout.Slot",
     .tp_doc = "Slot: rewrite state, header template, history, counters and route of one Consumer",
@@ -359,7 +300,6 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
                         "audio_level, now)");
         return NULL;
     }
-    PyObject *slots = args[0], *inbound = args[1], *payload = args[2];
     long long ssrc = PyLong_AsLongLong(args[3]);
     unsigned long seq = PyLong_AsUnsignedLong(args[4]) & 0xFFFF;
     unsigned long ts = PyLong_AsUnsignedLong(args[5]);
@@ -371,8 +311,14 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     double now = PyFloat_AsDouble(args[11]);
     if (PyErr_Occurred())
         return NULL;
-    const unsigned char *pl = (const unsigned char *)PyBytes_AS_STRING(payload);
-    Py_ssize_t plen = PyBytes_GET_SIZE(payload);
+    return fanout_run(args[0], args[1], (const unsigned char *)PyBytes_AS_STRING(args[2]), PyBytes_GET_SIZE(args[2]),
+                      ssrc, (unsigned int)seq, (unsigned int)ts, (int)marker, keyframe, ntp, (int)padding, (int)level,
+                      now);
+}
+
+PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl, Py_ssize_t plen, long long ssrc,
+                     unsigned int seq, unsigned int ts, int marker, int keyframe, unsigned long long ntp, int padding,
+                     int level, double now) {
     unsigned int ast = (unsigned int)((ntp >> 14) & 0xFFFFFF);
     PyObject *rest = NULL;
     unsigned char buf[BUF_SIZE];
@@ -487,6 +433,10 @@ PyMODINIT_FUNC PyInit__fanout(void) {
     Py_INCREF(&SlotType);
     if (PyModule_AddObject(m, "Slot", (PyObject *)&SlotType) < 0) {
         Py_DECREF(&SlotType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (ingress_add_types(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

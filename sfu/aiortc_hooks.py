@@ -80,6 +80,12 @@ from sfu.rtp import (
 from sfu.stats import NackTracker, RtpStreamStats, SlidingMin, WindowRate
 from sfu.tasks import Ticker, run_now, spawn
 
+try:  # the optional C receive path (sfu/_ingress.c); without it every packet takes the Python path
+    from sfu._fanout import Demux as CompiledDemux
+    from sfu._fanout import Ingress as CompiledIngress
+except ImportError:
+    CompiledDemux = CompiledIngress = None
+
 logger = logging.getLogger(__name__)
 
 # Private names used below, checked by tests/sfu/test_aiortc_hooks.py against the pinned versions.
@@ -98,6 +104,7 @@ PRIVATE_NAMES: dict[type, tuple[str, ...]] = {
 PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
     "RTCRtpReceiver": (
         "_RTCRtpReceiver__decoder_thread", "_RTCRtpReceiver__decoder_queue", "_RTCRtpReceiver__remote_streams",
+        "_enabled",
     ),
     "RTCRtpSender": (
         "_RTCRtpSender__rtp_started",
@@ -130,12 +137,22 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
     "pylibsrtp.Session": ("_srtp", "_cdata", "_buffer"),
 }
 # functions of pylibsrtp._binding.lib called directly (or by sfu/_fanout.c)
-PYLIBSRTP_NAMES = ("srtp_protect", "srtp_unprotect")
+PYLIBSRTP_NAMES = ("srtp_protect", "srtp_unprotect")  # both also by address, from C
 
 
 def protect_address() -> int:
     """protect_address is the address of libsrtp's ``srtp_protect`` in pylibsrtp's binding (for sfu._fanout)."""
     return int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_protect")))
+
+
+def unprotect_address() -> int:
+    """unprotect_address is the address of libsrtp's ``srtp_unprotect`` in pylibsrtp's binding (for sfu._fanout)."""
+    return int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_unprotect")))
+
+
+# codec numbers of sfu/_ingress.c's keyframe test: not video, VP8, H.264, another video codec
+INGRESS_CODECS = {"video/vp8": 1, "video/h264": 2}
+INGRESS_AUDIO, INGRESS_OTHER_VIDEO = 0, 3
 
 # --------------------------------------------------------------------------------------------- ICE
 
@@ -213,9 +230,14 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
     router and the recipients' synchronous ``handle_rtcp`` (subscribers' reports, NACKs, PLIs and REMBs are
     most of a busy server's inbound packets). STUN, DTLS and media for other receivers keep aiortc's path.
     Only installed on forwarding peer connections, whose senders and receivers are all ours.
+
+    With the C extension, each protocol's callback is a ``MediaDemux`` (``sfu._fanout.Demux``) in front of
+    all this: an armed receiver's steady-state media never reaches a Python frame (``ForwardingReceiver``).
     """
     conn: Any = ice_connection(dtls)
     transport: Any = dtls
+    demux = MediaDemux(dtls) if CompiledDemux is not None else None
+    setattr(transport, MEDIA_DEMUX, demux)
     router: Any = transport._rtp_router
     ssrc_table: dict[int, Any] = router.ssrc_table
     queue = conn._queue
@@ -228,6 +250,8 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
         first = data[0]
         if 127 < first < 192 and len(data) >= 12 and 191 < data[1] < 224:
             session = transport._rx_srtp
+            if demux is not None:
+                demux.flush_counts()  # RTCP comes at least once a second: the C path's counts follow
             if session is not None and conn._nominated:
                 transport._RTCDtlsTransport__rx_bytes += len(data)
                 transport._RTCDtlsTransport__rx_packets += 1
@@ -281,13 +305,17 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
         await gather()
         for protocol in conn._protocols:
             if isinstance(protocol, aioice_ice.StunProtocol) and protocol.receiver is conn:
-                _skip_stun_parse_for_media(protocol, data_received)
+                _skip_stun_parse_for_media(protocol, data_received, demux)
 
     conn.gather_candidates = gather_candidates
 
 
-def _skip_stun_parse_for_media(protocol: Any, data_received: Callable[[bytes, int], None]) -> None:
-    """_skip_stun_parse_for_media: datagrams starting with 128-191 (RTP/RTCP, never STUN) skip the STUN parse."""
+def _skip_stun_parse_for_media(protocol: Any, data_received: Callable[[bytes, int], None],
+                               demux: MediaDemux | None = None) -> None:
+    """_skip_stun_parse_for_media: datagrams starting with 128-191 (RTP/RTCP, never STUN) skip the STUN parse.
+
+    With a `demux`, its C callback comes first and hands what it does not keep to this one.
+    """
     stun_received = protocol.datagram_received
     component = protocol.local_candidate.component
 
@@ -297,7 +325,57 @@ def _skip_stun_parse_for_media(protocol: Any, data_received: Callable[[bytes, in
         else:
             stun_received(data, addr)
 
-    protocol.datagram_received = datagram_received
+    protocol.datagram_received = datagram_received if demux is None else demux.wrap(datagram_received)
+
+
+MEDIA_DEMUX = "_taphuan_media_demux"  # attribute of a DTLS transport: its MediaDemux, or None
+
+
+class MediaDemux:
+    """MediaDemux keeps the C demultiplexers (``sfu._fanout.Demux``) of one DTLS transport's ICE sockets.
+
+    Armed ``sfu._fanout.Ingress`` objects (one per ForwardingReceiver) are registered with every socket's
+    Demux, including sockets gathered later. The C path counts the datagrams it takes; ``flush_counts``
+    adds them to the DTLS transport's receive counters (aiortc's transport statistics). Event loop only.
+    """
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls: Any = dtls
+        self.demuxes: list[Any] = []
+        self.ingresses: list[Any] = []
+
+    def wrap(self, fallback: Callable[[bytes, tuple[Any, ...]], None]) -> Callable[[bytes, tuple[Any, ...]], None]:
+        """wrap returns a C datagram callback for one socket that hands what it does not keep to `fallback`."""
+        demux = CompiledDemux(fallback)
+        for ingress in self.ingresses:
+            demux.add(ingress)
+        self.demuxes.append(demux)
+        callback: Callable[[bytes, tuple[Any, ...]], None] = demux.datagram_received
+        return callback
+
+    def add(self, ingress: Any) -> bool:
+        """add registers an Ingress with every socket; False when a socket's table is full."""
+        if not all([demux.add(ingress) for demux in self.demuxes]):
+            self.remove(ingress)
+            return False
+        if ingress not in self.ingresses:
+            self.ingresses.append(ingress)
+        return True
+
+    def remove(self, ingress: Any) -> None:
+        """remove unregisters an Ingress."""
+        for demux in self.demuxes:
+            demux.remove(ingress)
+        if ingress in self.ingresses:
+            self.ingresses.remove(ingress)
+
+    def flush_counts(self) -> None:
+        """flush_counts adds the datagrams the C path took to the DTLS transport's receive counters."""
+        for demux in self.demuxes:
+            packets, octets = demux.take_counts()
+            if packets:
+                self._dtls._RTCDtlsTransport__rx_packets += packets
+                self._dtls._RTCDtlsTransport__rx_bytes += octets
 
 
 def ice_connection(dtls: RTCDtlsTransport) -> Connection:
@@ -347,6 +425,9 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)
         self.direct_rtcp = 0  # RTCP packets delivered the same way
         self.ticker: Ticker | None = None  # polled after each packet (SfuPeerConnection's `ticker`)
+        self.ingress: Any = CompiledIngress() if CompiledIngress is not None else None  # the C receive path
+        self._armed_for: Any = None  # the Producer the ingress was armed for
+        self._media_pt: int | None = None  # payload type of the last media (not RTX) packet
         self._rtcp_tasks: set[asyncio.Future[None]] = set()
         me: Any = self
         me._RTCRtpReceiver__remote_streams = self.streams  # aiortc's RR loop and getStats() read it
@@ -378,6 +459,57 @@ class ForwardingReceiver(RTCRtpReceiver):
             if encoding.rtx is not None:
                 self.rtx_to_media[encoding.rtx.ssrc] = encoding.ssrc
         self.route_rtx_by_ssrc()
+
+    def arm(self) -> bool:
+        """arm hands this receiver's steady-state media to the C path (``sfu/_ingress.c``); True when armed.
+
+        Called after every packet the Python path handled, so it is cheap when armed already. Arming needs a
+        Producer that accepts it (``ingress_ready``: real clocks), the media SSRC with statistics begun, the
+        SRTP session and the transport's MediaDemux (``install_sync_rtp_receive``). The C path then reads and
+        writes the same objects (``streams``, ``nack``, ``_remb_bytes``, the Producer's counters).
+        """
+        ingress = self.ingress
+        fields = self.on_fields
+        producer = getattr(fields, "__self__", None)
+        if ingress is None or (ingress.armed and producer is self._armed_for):
+            return bool(ingress is not None and ingress.armed)
+        ssrc, pt = self.media_ssrc, self._media_pt
+        transport: Any = self.transport
+        demux: MediaDemux | None = getattr(transport, MEDIA_DEMUX, None)
+        session = transport._rx_srtp
+        stats = self.streams.get(ssrc) if ssrc is not None else None
+        if (producer is None or not getattr(producer, "ingress_ready", False) or pt is None or stats is None
+                or stats.base_seq is None or session is None or demux is None or not self._enabled):
+            return False
+        if getattr(producer, "kind", "audio") != "video":
+            codec = INGRESS_AUDIO
+        else:
+            codec = INGRESS_CODECS.get(str(getattr(producer, "mime", "")), INGRESS_OTHER_VIDEO)
+        if not demux.add(ingress):
+            return False
+        assert ssrc is not None
+        ingress.arm(
+            session, int(_ffi.cast("uintptr_t", session._srtp[0])), unprotect_address(), ssrc, pt,
+            self.clock_rates[pt], codec, self.abs_send_time_id, self.audio_level_id, self, stats, self.nack,
+            self.remb, producer,
+        )
+        self._armed_for = producer
+        return True
+
+    def disarm(self) -> None:
+        """disarm sends every packet through the Python path again."""
+        ingress = self.ingress
+        if ingress is not None and ingress.armed:
+            ingress.disarm()
+            demux: MediaDemux | None = getattr(self.transport, MEDIA_DEMUX, None)
+            if demux is not None:
+                demux.remove(ingress)
+        self._armed_for = None
+
+    async def stop(self) -> None:
+        """stop disarms the C path, then stops aiortc's receiver."""
+        self.disarm()
+        await super().stop()
 
     def route_rtx_by_ssrc(self) -> None:
         """route_rtx_by_ssrc registers our RTX SSRCs in the transport's router.
@@ -461,6 +593,8 @@ class ForwardingReceiver(RTCRtpReceiver):
         ticker = self.ticker
         if ticker is not None:
             ticker.poll()  # the room's sender reports ride on this wake-up when due
+        if self.ingress is not None:
+            self.arm()
 
     def _account(self, ssrc: int, seq: int, ts: int, marker: int, pt: int, payload: bytes, padding: int,
                  ast: int, now: float) -> tuple[int, int] | None:
@@ -470,28 +604,26 @@ class ForwardingReceiver(RTCRtpReceiver):
         type, RTX for an unknown stream). The REMB estimator is fed once per frame (the frame's bytes on its
         marker packet) rather than per packet: the same groups, a fraction of the Python work.
         """
+        rate = self.clock_rates.get(pt)
+        if rate is None:
+            return None  # unknown payload type (aiortc drops it too)
         stats = self.streams.get(ssrc)
         if stats is None:
-            rate = self.clock_rates.get(pt)
-            if rate is None:
-                return None  # unknown payload type (aiortc drops it too)
             stats = self.streams[ssrc] = RtpStreamStats(rate)
         stats.add(seq, ts, now)
-        remb = self.remb
-        if remb is not None and ast >= 0:
+        if self.remb is not None and ast >= 0:
             self._remb_bytes += len(payload) + padding
             if marker:
-                estimate = remb.add(int((now + NTP_OFFSET) * 1000), ast, self._remb_bytes, ssrc)
-                self._remb_bytes = 0
-                if estimate is not None:
-                    self._send_remb(estimate)
+                self._remb_frame(int((now + NTP_OFFSET) * 1000), ast, ssrc)
         if pt in self.rtx_apt:
             media = self.rtx_to_media.get(ssrc)
             if media is None or len(payload) < 2:
                 return None
             ssrc, seq = media, (payload[0] << 8) | payload[1]
-        elif self.media_ssrc is None:
-            self.media_ssrc = ssrc
+        else:
+            self._media_pt = pt
+            if self.media_ssrc is None:
+                self.media_ssrc = ssrc
         nack = self.nack
         if nack is not None and nack.add(seq) and self.rtcp_ssrc is not None:
             self.nacks_sent += 1
@@ -511,6 +643,17 @@ class ForwardingReceiver(RTCRtpReceiver):
         except ValueError:
             return
         self.handle_rtp(packet, int((now + NTP_OFFSET) * 1000))
+
+    def _remb_frame(self, arrival_ms: int, abs_send_time: int, ssrc: int) -> None:
+        """_remb_frame feeds the estimator one frame (``_remb_bytes``, then reset) and sends REMB when it says so.
+
+        Called on a frame's last packet by ``_account`` and by the C path.
+        """
+        assert self.remb is not None
+        estimate = self.remb.add(arrival_ms, abs_send_time, self._remb_bytes, ssrc)
+        self._remb_bytes = 0
+        if estimate is not None:
+            self._send_remb(estimate)
 
     def _send_remb(self, estimate: tuple[int, list[int]]) -> None:
         if self.rtcp_ssrc is not None:

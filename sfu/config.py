@@ -12,7 +12,7 @@ class SfuConfig:
     ice_addresses: host addresses ICE gathers on ([] = aioice's default: every interface but loopback).
     announce_address: public IP written into our SDP candidates instead of the bound address (1:1 NAT).
     fast_path: forward with direct libsrtp + sendto (False = aiortc's awaited ``_send_rtp``, slower).
-    compiled_fanout: use the C fan-out (``sfu._fanout``) when it is built and ``fast_path`` is on.
+    compiled_fanout: use the C receive path and fan-out (``sfu._fanout``) when built and ``fast_path`` is on.
     """
 
     ice_addresses: list[str] = field(default_factory=list)

@@ -4,7 +4,9 @@ It receives every decrypted RTP packet from its ForwardingReceiver, parses what 
 (``Inbound``) and hands it to each sink. The sink tuple is replaced whole by the room's mailbox task
 (copy on write), so the receive callback iterates it without a lock. When every sink has a C slot
 (``sfu/_fanout.c`` built, ``SfuConfig.compiled_fanout``), one ``fanout`` call forwards to all of them and
-only the slots it leaves over go through ``Consumer.forward``.
+only the slots it leaves over go through ``Consumer.forward``. The receiver's C path
+(``ForwardingReceiver.arm``, ``sfu/_ingress.c``) does what ``on_fields`` does for steady-state packets itself,
+on the same attributes (``packets``, ``bytes``, ``keyframes_received``, ``_seq``, ``sinks``, ``_slots``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Producer:
         receiver: ForwardingReceiver,
         keyframe_min_interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        compiled: bool = True,
     ) -> None:
         self.participant_id = participant_id
         self.source = source
@@ -69,6 +72,7 @@ class Producer:
         self._video = kind == "video"
         self._deferred: asyncio.TimerHandle | None = None
         self.closed = False
+        self._compiled = compiled  # the receiver may arm its C path (SfuConfig.compiled_fanout)
         receiver.on_rtp = self.on_rtp
         receiver.on_fields = self.on_fields
 
@@ -119,6 +123,17 @@ class Producer:
         for consumer in sinks:
             consumer.forward(inbound)
 
+    @property
+    def ingress_ready(self) -> bool:
+        """ingress_ready: the receiver may arm its C path for this Producer (which reads CLOCK_MONOTONIC)."""
+        return self._compiled and compiled_fanout is not None and self._clock is time.monotonic and not self.closed
+
+    def _forward_python(self, inbound: Any, rest: list[int] | None) -> None:
+        """_forward_python forwards a packet from the C path to the sinks it left over (`rest`; None: all)."""
+        sinks = self.sinks
+        for i in range(len(sinks)) if rest is None else rest:
+            sinks[i].forward(inbound)
+
     def set_sinks(self, sinks: tuple[Consumer, ...]) -> None:
         """set_sinks replaces the consumer tuple whole (room mailbox task only)."""
         slots = tuple(getattr(c, "cslot", None) for c in sinks)
@@ -152,6 +167,7 @@ class Producer:
     def close(self) -> None:
         """close detaches the producer from its receiver and drops its sinks."""
         self.closed = True
+        self.receiver.disarm()
         self.receiver.on_rtp = None
         self.receiver.on_fields = None
         self.sinks = ()

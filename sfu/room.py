@@ -449,6 +449,7 @@ class Room:
                 p.id, track.source, track.kind,
                 self.video_mime if track.kind == "video" else AUDIO_MIME,
                 track.receiver, self.config.keyframe_min_interval, self._clock,
+                compiled=self.config.compiled_fanout and self.config.fast_path,
             )
             producer.muted = track.source in p.muted
             p.producers[track.source] = producer

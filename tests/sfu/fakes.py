@@ -51,8 +51,13 @@ class FakeReceiver:
         self.media_ssrc = media_ssrc
         self.plis: list[int] = []
 
+        self.disarmed = 0
+
     async def send_pli(self, ssrc: int) -> None:
         self.plis.append(ssrc)
+
+    def disarm(self) -> None:
+        self.disarmed += 1
 
 
 def context(kind: str = "video", rtx: bool = True, mid: str = "3", **kw: Any) -> SendContext:

@@ -36,11 +36,14 @@ from aiortc.rtp import (
 from pylibsrtp._binding import lib as _lib
 
 from sfu.aiortc_hooks import (
+    MEDIA_DEMUX,
     PRIVATE_INSTANCE_NAMES,
     PRIVATE_NAMES,
     PYLIBSRTP_NAMES,
+    CompiledDemux,
     ForwardingReceiver,
     ForwardingSender,
+    MediaDemux,
     PacketWire,
     SfuPeerConnection,
     ice_connection,
@@ -389,6 +392,12 @@ async def test_media_skips_aioice_queue(connected_pair: tuple[Peer, SfuPeerConne
     await wait_until(lambda: media in receiver.streams and receiver.streams[media].packets_received > 20, 10)
     # every media packet came the direct way (none through the queue and aiortc's DTLS task)
     assert receiver.direct_packets == sum(s.packets_received for s in receiver.streams.values())
+    demux: MediaDemux | None = getattr(dtls, MEDIA_DEMUX)
+    if CompiledDemux is not None:  # the sockets' callbacks are C demultiplexers in front of the Python path
+        assert demux is not None and len(demux.demuxes) == len(conn._protocols)
+        assert all(type(p.datagram_received.__self__) is CompiledDemux for p in conn._protocols)
+    else:
+        assert demux is None
     assert "data_received" not in vars(ice_connection(client.getTransceivers()[0].sender.transport))
     assert peer.pc.connectionState == "connected"  # STUN consent and DTLS still take aioice's path
 

@@ -1,0 +1,77 @@
+/* _fanout.h: what sfu/_fanout.c (Slot, fan-out) and sfu/_ingress.c (Ingress, Demux, Packet) share. */
+#ifndef TAPHUAN_FANOUT_H
+#define TAPHUAN_FANOUT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define HIST 128
+#define MAX_HEAD 64
+#define BUF_SIZE 1500   /* pylibsrtp's buffer size: the plain packet plus the SRTP trailer fit in it */
+#define MAX_PLAIN (1500 - 16 - 128)
+
+typedef int (*protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
+
+typedef struct {
+    unsigned int seq;  /* 0x10000 = empty */
+    unsigned int ts;
+    PyObject *inbound;
+} HistEntry;
+
+typedef struct Slot {
+    PyObject_HEAD
+    /* rewriter (HeaderRewriter's fields) */
+    int clock_rate;
+    int frame_ticks;
+    unsigned int last_seq;
+    unsigned int last_ts;
+    double last_time;  /* < 0: never sent */
+    unsigned int seq_offset;
+    unsigned int ts_offset;
+    long long src_ssrc;  /* -1: none */
+    unsigned int base_seq;
+    char pending;
+    char waiting_keyframe;
+    /* header template */
+    unsigned char head[MAX_HEAD];
+    int head_len;
+    int ast_off;
+    int al_off;
+    int pt;
+    /* counters */
+    unsigned long long packets_sent;
+    unsigned long long bytes_sent;
+    unsigned long long last_ntp;
+    unsigned int last_out_ts;
+    unsigned long long c_sent;
+    unsigned long long tx_bytes;   /* since the last take_counts() */
+    unsigned long long tx_packets;
+    unsigned long long send_errors;
+    /* route */
+    PyObject *sock;     /* socket.socket, fd read per send (closed: fileno() == -1) */
+    PyObject *session;  /* pylibsrtp Session keeping srtp_t alive */
+    void *srtp;
+    protect_fn protect;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    HistEntry hist[HIST];
+} Slot;
+
+extern PyTypeObject SlotType;
+
+/* fanout_run rewrites, protects and sends one inbound packet to every slot in the steady state; returns a new
+ * reference to the list of slot indexes left to Python, or to None; NULL with an exception set on error. */
+PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl, Py_ssize_t plen, long long ssrc,
+                     unsigned int seq, unsigned int ts, int marker, int keyframe, unsigned long long ntp, int padding,
+                     int level, double now);
+
+/* ingress_add_types readies Packet, Ingress and Demux (sfu/_ingress.c) and adds them to the module. */
+int ingress_add_types(PyObject *module);
+
+#endif

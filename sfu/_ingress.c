@@ -1,0 +1,863 @@
+/* _ingress: a publisher's steady-state RTP packets from the socket to the fan-out with no Python frame.
+ *
+ * Demux is installed as an aioice StunProtocol's ``datagram_received`` (sfu.aiortc_hooks.install_sync_rtp_receive).
+ * For an RTP datagram whose SSRC belongs to an armed Ingress it does what ForwardingReceiver.handle_plain,
+ * ForwardingReceiver._account and Producer.on_fields do in Python, for the common case only: the packet is the
+ * next in sequence (RtpStreamStats.max16 + 1), of the stream's payload type, no NACK is outstanding, and the
+ * header parses plainly. Everything else (RTCP, STUN, DTLS, RTX, gaps, reordering, the first packets, odd
+ * headers) takes the Python path: before decryption (``fallback(data, addr)``) when the clear header tells, or
+ * after it (``receiver.handle_plain(plain, now)``). The Python objects stay the one copy of the state: this file
+ * reads and writes their attributes (names below) instead of mirroring them.
+ *
+ * Per packet: srtp_unprotect into a stack buffer; RtpStreamStats (packets_received, max16, cycles, jitter);
+ * NackTracker.max_seq (video); the receiver's REMB byte count and ``_remb_frame`` on a frame's last packet;
+ * direct_packets; the Producer's packets, bytes, keyframes_received and SequenceTracker; then, when it has
+ * sinks, one Packet (the C twin of sfu.consumer.Inbound) and fanout_run over its C slots (``_forward_python``
+ * for slots left over or sinks without C slots); finally the room Ticker's ``poll`` when ``next_due`` passed.
+ *
+ * Ownership: an Ingress belongs to one ForwardingReceiver (``arm``/``disarm`` from Python on the event loop),
+ * a Demux to one StunProtocol; both run only on the event loop's thread, under the GIL.
+ */
+#include "_fanout.h"
+
+#include <time.h>
+
+#define MAX_DATAGRAM 2048
+#define MAX_INGRESS 16
+#define NO_AUDIO_LEVEL 0x7F
+#define CODEC_AUDIO 0
+#define CODEC_VP8 1
+#define CODEC_H264 2
+#define CODEC_OTHER 3
+
+typedef int (*unprotect_fn)(void *ctx, void *srtp_hdr, int *len_ptr);
+
+/* interned attribute names */
+static PyObject *s_max16, *s_cycles, *s_packets_received, *s_jitter_q4, *s_last_transit, *s_last_ts;
+static PyObject *s_missing, *s_max_seq, *s_remb_bytes, *s_remb_frame, *s_direct_packets, *s_handle_plain;
+static PyObject *s_packets, *s_bytes, *s_keyframes_received, *s_seq, *s_base, *s_max_ext, *s_received;
+static PyObject *s_sinks, *s_slots, *s_forward_python, *s_on_fields, *s_ticker, *s_next_due, *s_poll;
+
+/* ------------------------------------------------------------------------------------------ Packet */
+
+typedef struct {
+    PyObject_HEAD
+    unsigned int ssrc;
+    unsigned int seq;
+    unsigned int ts;
+    int marker;
+    PyObject *payload;
+    char keyframe;
+    unsigned long long ntp;
+    unsigned int abs_send_time;
+    int audio_level;
+    int padding;
+} Packet;
+
+static void Packet_dealloc(Packet *p) {
+    Py_XDECREF(p->payload);
+    Py_TYPE(p)->tp_free((PyObject *)p);
+}
+
+static PyMemberDef Packet_members[] = {
+    {"ssrc", T_UINT, offsetof(Packet, ssrc), READONLY, NULL},
+    {"seq", T_UINT, offsetof(Packet, seq), READONLY, NULL},
+    {"ts", T_UINT, offsetof(Packet, ts), READONLY, NULL},
+    {"marker", T_INT, offsetof(Packet, marker), READONLY, NULL},
+    {"payload", T_OBJECT_EX, offsetof(Packet, payload), READONLY, NULL},
+    {"keyframe", T_BOOL, offsetof(Packet, keyframe), READONLY, NULL},
+    {"ntp", T_ULONGLONG, offsetof(Packet, ntp), READONLY, NULL},
+    {"abs_send_time", T_UINT, offsetof(Packet, abs_send_time), READONLY, NULL},
+    {"audio_level", T_INT, offsetof(Packet, audio_level), READONLY, NULL},
+    {"padding", T_INT, offsetof(Packet, padding), READONLY, NULL},
+    {NULL},
+};
+
+static PyTypeObject PacketType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sfu._fanout.Packet",
+    .tp_doc = "Packet: one inbound RTP packet as the C ingress hands it to Consumers (sfu.consumer.Inbound's fields)",
+    .tp_basicsize = sizeof(Packet),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Packet_dealloc,
+    .tp_members = Packet_members,
+};
+
+/* ------------------------------------------------------------------------------------------ Ingress */
+
+typedef struct {
+    PyObject_HEAD
+    int armed;
+    unsigned int ssrc;
+    int pt;
+    int clock_rate;
+    int codec;
+    int ast_id;
+    int al_id;
+    PyObject *session;  /* pylibsrtp Session: keeps the srtp_t alive */
+    void *srtp;
+    unprotect_fn unprotect;
+    PyObject *receiver;  /* ForwardingReceiver */
+    PyObject *stats;     /* its RtpStreamStats of `ssrc` */
+    PyObject *nack;      /* its NackTracker, or NULL (audio) */
+    PyObject *remb;      /* not NULL: abs-send-time is negotiated and the receiver estimates (REMB) */
+    PyObject *producer;  /* the Producer behind receiver.on_fields */
+    unsigned long long packets;  /* handled here */
+    unsigned long long to_python;  /* handed to the Python path */
+    unsigned long long dropped;  /* failed SRTP authentication or replay check */
+} Ingress;
+
+static void ingress_clear_refs(Ingress *g) {
+    g->armed = 0;
+    g->srtp = NULL;
+    g->unprotect = NULL;
+    Py_CLEAR(g->session);
+    Py_CLEAR(g->receiver);
+    Py_CLEAR(g->stats);
+    Py_CLEAR(g->nack);
+    Py_CLEAR(g->remb);
+    Py_CLEAR(g->producer);
+}
+
+static int Ingress_traverse(Ingress *g, visitproc visit, void *arg) {
+    Py_VISIT(g->session);
+    Py_VISIT(g->receiver);
+    Py_VISIT(g->stats);
+    Py_VISIT(g->nack);
+    Py_VISIT(g->remb);
+    Py_VISIT(g->producer);
+    return 0;
+}
+
+static int Ingress_clear(Ingress *g) {
+    ingress_clear_refs(g);
+    return 0;
+}
+
+static void Ingress_dealloc(Ingress *g) {
+    PyObject_GC_UnTrack(g);
+    ingress_clear_refs(g);
+    Py_TYPE(g)->tp_free((PyObject *)g);
+}
+
+/* arm(session, srtp_address, unprotect_address, ssrc, pt, clock_rate, codec, ast_id, al_id, receiver, stats, nack,
+ *     remb, producer) */
+static PyObject *Ingress_arm(Ingress *g, PyObject *args) {
+    PyObject *session, *receiver, *stats, *nack, *remb, *producer;
+    unsigned long long srtp, unprotect;
+    unsigned int ssrc;
+    int pt, clock_rate, codec, ast_id, al_id;
+    if (!PyArg_ParseTuple(args, "OKKIiiiiiOOOOO", &session, &srtp, &unprotect, &ssrc, &pt, &clock_rate, &codec,
+                          &ast_id, &al_id, &receiver, &stats, &nack, &remb, &producer))
+        return NULL;
+    if (!srtp || !unprotect || clock_rate <= 0 || pt < 0 || pt > 127 || codec < 0 || codec > CODEC_OTHER) {
+        PyErr_SetString(PyExc_ValueError, "Ingress.arm: bad route or stream parameters");
+        return NULL;
+    }
+    ingress_clear_refs(g);
+    g->ssrc = ssrc;
+    g->pt = pt;
+    g->clock_rate = clock_rate;
+    g->codec = codec;
+    g->ast_id = ast_id;
+    g->al_id = al_id;
+    Py_INCREF(session);
+    g->session = session;
+    g->srtp = (void *)(uintptr_t)srtp;
+    g->unprotect = (unprotect_fn)(uintptr_t)unprotect;
+    Py_INCREF(receiver);
+    g->receiver = receiver;
+    Py_INCREF(stats);
+    g->stats = stats;
+    if (nack != Py_None) {
+        Py_INCREF(nack);
+        g->nack = nack;
+    }
+    if (remb != Py_None) {
+        Py_INCREF(remb);
+        g->remb = remb;
+    }
+    Py_INCREF(producer);
+    g->producer = producer;
+    g->armed = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ingress_disarm(Ingress *g, PyObject *unused) {
+    (void)unused;
+    ingress_clear_refs(g);
+    Py_RETURN_NONE;
+}
+
+static PyMemberDef Ingress_members[] = {
+    {"armed", T_BOOL, offsetof(Ingress, armed), READONLY, "armed: steady-state packets are handled in C"},
+    {"ssrc", T_UINT, offsetof(Ingress, ssrc), READONLY, NULL},
+    {"packets", T_ULONGLONG, offsetof(Ingress, packets), READONLY, "packets: handled in C"},
+    {"to_python", T_ULONGLONG, offsetof(Ingress, to_python), READONLY,
+     "to_python: packets of this stream handed to the Python path while armed"},
+    {"dropped", T_ULONGLONG, offsetof(Ingress, dropped), READONLY, "dropped: failed SRTP authentication/replay"},
+    {NULL},
+};
+
+static PyMethodDef Ingress_methods[] = {
+    {"arm", (PyCFunction)Ingress_arm, METH_VARARGS,
+     "arm(session, srtp_address, unprotect_address, ssrc, pt, clock_rate, codec, ast_id, al_id, receiver, stats, "
+     "nack, remb, producer)"},
+    {"disarm", (PyCFunction)Ingress_disarm, METH_NOARGS, "disarm: every packet takes the Python path again"},
+    {NULL},
+};
+
+static PyTypeObject IngressType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sfu._fanout.Ingress",
+    .tp_doc = "Ingress: the C receive path of one ForwardingReceiver's media stream",
+    .tp_basicsize = sizeof(Ingress),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)Ingress_dealloc,
+    .tp_traverse = (traverseproc)Ingress_traverse,
+    .tp_clear = (inquiry)Ingress_clear,
+    .tp_methods = Ingress_methods,
+    .tp_members = Ingress_members,
+};
+
+/* ------------------------------------------------------------------------------------------ helpers */
+
+static inline unsigned int be16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
+
+static inline unsigned int be32(const unsigned char *p) {
+    return ((unsigned int)p[0] << 24) | ((unsigned int)p[1] << 16) | ((unsigned int)p[2] << 8) | p[3];
+}
+
+static double clock_seconds(clockid_t id) {
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* get_ll reads an int attribute; -1 with *none = 1 for None; returns 0, or -1 with an exception set. */
+static int get_ll(PyObject *o, PyObject *name, long long *out, int *none) {
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL)
+        return -1;
+    if (v == Py_None) {
+        Py_DECREF(v);
+        if (none == NULL) {
+            PyErr_Format(PyExc_TypeError, "%U is None", name);
+            return -1;
+        }
+        *none = 1;
+        *out = -1;
+        return 0;
+    }
+    if (none != NULL)
+        *none = 0;
+    *out = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int set_ll(PyObject *o, PyObject *name, long long value) {
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_SetAttr(o, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+static int add_ll(PyObject *o, PyObject *name, long long delta) {
+    long long v;
+    if (get_ll(o, name, &v, NULL) < 0)
+        return -1;
+    return set_ll(o, name, v + delta);
+}
+
+/* vp8_keyframe: RFC 7741 payload descriptor, then the VP8 payload header (sfu.codec._vp8_keyframe). */
+static int vp8_keyframe(const unsigned char *p, Py_ssize_t n) {
+    if (n < 1)
+        return 0;
+    unsigned char b0 = p[0];
+    if (!(b0 & 0x10) || (b0 & 0x07))
+        return 0;
+    Py_ssize_t pos = 1;
+    if (b0 & 0x80) {
+        if (n < 2)
+            return 0;
+        unsigned char x = p[1];
+        pos = 2;
+        if (x & 0x80) {
+            if (n <= pos)
+                return 0;
+            pos += (p[pos] & 0x80) ? 2 : 1;
+        }
+        if (x & 0x40)
+            pos += 1;
+        if (x & 0x30)
+            pos += 1;
+    }
+    return n > pos && !(p[pos] & 0x01);
+}
+
+/* h264_keyframe: an IDR slice or SPS, alone, in a STAP-A or starting an FU-A (sfu.codec._h264_keyframe). */
+static int h264_keyframe(const unsigned char *p, Py_ssize_t n) {
+    if (n < 1)
+        return 0;
+    int nal = p[0] & 0x1F;
+    if (nal == 5 || nal == 7)
+        return 1;
+    if (nal == 24) {
+        Py_ssize_t pos = 1;
+        while (pos + 2 < n) {
+            Py_ssize_t size = (Py_ssize_t)be16(p + pos);
+            int t = p[pos + 2] & 0x1F;
+            if (t == 5 || t == 7)
+                return 1;
+            pos += 2 + size;
+        }
+        return 0;
+    }
+    if (nal == 28 && n > 1)
+        return (p[1] & 0x80) && ((p[1] & 0x1F) == 5 || (p[1] & 0x1F) == 7);
+    return 0;
+}
+
+static int keyframe_start(int codec, const unsigned char *p, Py_ssize_t n) {
+    switch (codec) {
+    case CODEC_VP8:
+        return vp8_keyframe(p, n);
+    case CODEC_H264:
+        return h264_keyframe(p, n);
+    default:  /* audio, or a video codec without a test: every packet may start a picture (sfu.codec) */
+        return 1;
+    }
+}
+
+/* --------------------------------------------------------------------------------------- receive */
+
+/* stream_ready: the packet is the next of the stream and nothing outstanding needs Python. 1 yes, 0 no, -1 error */
+static int stream_ready(Ingress *g, unsigned int seq, long long *max16) {
+    int none;
+    if (get_ll(g->stats, s_max16, max16, NULL) < 0)
+        return -1;
+    if (((seq - (unsigned int)*max16) & 0xFFFF) != 1)
+        return 0;
+    if (g->nack != NULL) {
+        PyObject *missing = PyObject_GetAttr(g->nack, s_missing);
+        if (missing == NULL)
+            return -1;
+        Py_ssize_t pending = PySet_Check(missing) ? PySet_GET_SIZE(missing) : 1;
+        Py_DECREF(missing);
+        if (pending)
+            return 0;
+        long long last;
+        if (get_ll(g->nack, s_max_seq, &last, &none) < 0)
+            return -1;
+        if (none || ((seq - (unsigned int)last) & 0xFFFF) != 1)
+            return 0;
+    }
+    PyObject *fields = PyObject_GetAttr(g->receiver, s_on_fields);  /* still this Producer's? */
+    if (fields == NULL)
+        return -1;
+    int same = PyMethod_Check(fields) && PyMethod_GET_SELF(fields) == g->producer;
+    Py_DECREF(fields);
+    return same;
+}
+
+/* stats_add: RtpStreamStats.add for the next packet in order (sfu.stats). */
+static int stats_add(Ingress *g, unsigned int seq, unsigned int ts, double arrival, long long max16) {
+    PyObject *st = g->stats;
+    if (add_ll(st, s_packets_received, 1) < 0)
+        return -1;
+    if (seq < (unsigned int)max16 && add_ll(st, s_cycles, 0x10000) < 0)
+        return -1;
+    if (set_ll(st, s_max16, seq) < 0)
+        return -1;
+    long long last_ts;
+    if (get_ll(st, s_last_ts, &last_ts, NULL) < 0)
+        return -1;
+    if ((long long)ts == last_ts)
+        return 0;
+    long long transit = (long long)(arrival * (double)g->clock_rate) - (long long)ts;
+    long long last;
+    int none;
+    if (get_ll(st, s_last_transit, &last, &none) < 0)
+        return -1;
+    if (!none) {
+        long long d = transit - last;
+        if (d < 0)
+            d = -d;
+        long long q4;
+        if (get_ll(st, s_jitter_q4, &q4, NULL) < 0)
+            return -1;
+        if (set_ll(st, s_jitter_q4, q4 + d - ((q4 + 8) >> 4)) < 0)
+            return -1;
+    }
+    if (set_ll(st, s_last_transit, transit) < 0)
+        return -1;
+    return set_ll(st, s_last_ts, ts);
+}
+
+/* seq_add: SequenceTracker.add (sfu.stats). */
+static int seq_add(PyObject *tracker, unsigned int seq) {
+    if (add_ll(tracker, s_received, 1) < 0)
+        return -1;
+    long long base, max_ext;
+    int none;
+    if (get_ll(tracker, s_base, &base, &none) < 0)
+        return -1;
+    if (none) {
+        if (set_ll(tracker, s_base, seq) < 0)
+            return -1;
+        return set_ll(tracker, s_max_ext, seq);
+    }
+    if (get_ll(tracker, s_max_ext, &max_ext, NULL) < 0)
+        return -1;
+    unsigned int delta = (seq - (unsigned int)(max_ext & 0xFFFF)) & 0xFFFF;
+    if (delta < 0x8000)
+        return set_ll(tracker, s_max_ext, max_ext + delta);
+    return 0;
+}
+
+/* call_method_void calls o.name(*args) (at most 4 arguments) and drops the result; 0, or -1 with an exception. */
+static int call_method_void(PyObject *o, PyObject *name, PyObject *const *args, size_t nargs) {
+    PyObject *stack[5];
+    stack[0] = o;
+    for (size_t i = 0; i < nargs && i < 4; i++)
+        stack[i + 1] = args[i];
+    PyObject *r = PyObject_VectorcallMethod(name, stack, (nargs < 4 ? nargs : 4) + 1, NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* plain_to_python hands a decrypted packet C does not read plainly to receiver.handle_plain(plain, now). */
+static int plain_to_python(Ingress *g, const unsigned char *buf, int len, double arrival) {
+    PyObject *plain = PyBytes_FromStringAndSize((const char *)buf, len);
+    PyObject *now = PyFloat_FromDouble(arrival);
+    int r = -1;
+    if (plain != NULL && now != NULL && add_ll(g->receiver, s_direct_packets, 1) == 0)
+        r = call_method_void(g->receiver, s_handle_plain, (PyObject *const[]){plain, now}, 2);
+    Py_XDECREF(plain);
+    Py_XDECREF(now);
+    g->to_python++;
+    return r;
+}
+
+/* forward: the Producer's part (Producer.on_fields) once the receiver's part is done. */
+static int forward(Ingress *g, PyObject *prod, const unsigned char *payload, Py_ssize_t plen, unsigned int seq,
+                   unsigned int ts, int marker, int padding, int level, double arrival) {
+    if (add_ll(prod, s_packets, 1) < 0 || add_ll(prod, s_bytes, plen) < 0)
+        return -1;
+    PyObject *tracker = PyObject_GetAttr(prod, s_seq);
+    if (tracker == NULL)
+        return -1;
+    int r = seq_add(tracker, seq);
+    Py_DECREF(tracker);
+    if (r < 0)
+        return -1;
+    int keyframe = keyframe_start(g->codec, payload, plen);
+    if (keyframe && g->codec != CODEC_AUDIO && add_ll(prod, s_keyframes_received, 1) < 0)
+        return -1;
+    PyObject *sinks = PyObject_GetAttr(prod, s_sinks);
+    if (sinks == NULL)
+        return -1;
+    Py_ssize_t nsinks = PyTuple_Check(sinks) ? PyTuple_GET_SIZE(sinks) : 0;
+    Py_DECREF(sinks);
+    if (nsinks == 0)
+        return 0;
+    unsigned long long ntp = (unsigned long long)((arrival + 2208988800.0) * 4294967296.0);
+    Packet *p = PyObject_New(Packet, &PacketType);
+    if (p == NULL)
+        return -1;
+    p->ssrc = g->ssrc;
+    p->seq = seq;
+    p->ts = ts;
+    p->marker = marker;
+    p->keyframe = (char)(keyframe != 0);
+    p->ntp = ntp;
+    p->abs_send_time = (unsigned int)((ntp >> 14) & 0xFFFFFF);
+    p->audio_level = level;
+    p->padding = padding;
+    p->payload = PyBytes_FromStringAndSize((const char *)payload, plen);
+    if (p->payload == NULL) {
+        Py_DECREF(p);
+        return -1;
+    }
+    PyObject *slots = PyObject_GetAttr(prod, s_slots);
+    PyObject *rest = NULL;
+    if (slots == NULL) {
+        Py_DECREF(p);
+        return -1;
+    }
+    if (PyTuple_Check(slots)) {
+        rest = fanout_run(slots, (PyObject *)p, payload, plen, g->ssrc, seq, ts, marker, keyframe, ntp, padding,
+                          level, clock_seconds(CLOCK_MONOTONIC));
+    } else {  /* a sink without a C slot: Python forwards to all */
+        Py_INCREF(Py_None);
+        rest = Py_None;
+        r = call_method_void(prod, s_forward_python, (PyObject *const[]){(PyObject *)p, Py_None}, 2);
+        if (r < 0)
+            Py_CLEAR(rest);
+    }
+    Py_DECREF(slots);
+    if (rest == NULL) {
+        Py_DECREF(p);
+        return -1;
+    }
+    r = 0;
+    if (rest != Py_None)
+        r = call_method_void(prod, s_forward_python, (PyObject *const[]){(PyObject *)p, rest}, 2);
+    Py_DECREF(rest);
+    Py_DECREF(p);
+    return r;
+}
+
+/* parse_header reads the decrypted header as sfu.rtp.parse_fields does: payload offset, abs-send-time (-1: none),
+ * audio level byte and padding; 0, or -1 for anything unusual (two-byte extensions, bad lengths, bad padding). */
+static int parse_header(Ingress *g, const unsigned char *buf, int len, int *pos_out, long long *ast_out,
+                        int *level_out, int *padding_out) {
+    if (len < 12)
+        return -1;
+    int pos = 12 + 4 * (buf[0] & 0x0F);
+    long long ast = -1;
+    int level = NO_AUDIO_LEVEL;
+    if (buf[0] & 0x10) {
+        if (len < pos + 4 || be16(buf + pos) != 0xBEDE)
+            return -1;
+        int end = pos + 4 + 4 * (int)be16(buf + pos + 2);
+        if (end > len)
+            return -1;
+        int i = pos + 4;
+        while (i < end) {
+            unsigned char x = buf[i];
+            if (!x) {
+                i++;  /* padding byte */
+                continue;
+            }
+            int id = x >> 4;
+            if (id == 15)
+                break;
+            int size = (x & 0x0F) + 1;
+            i++;
+            if (i + size > end)
+                break;
+            if (id == g->ast_id && size == 3)
+                ast = ((long long)buf[i] << 16) | ((long long)buf[i + 1] << 8) | buf[i + 2];
+            else if (id == g->al_id)
+                level = buf[i];
+            i += size;
+        }
+        pos = end;
+    }
+    if (pos > len)
+        return -1;
+    int padding = 0;
+    if (buf[0] & 0x20) {
+        padding = buf[len - 1];
+        if (!padding || padding > len - pos)
+            return -1;
+    }
+    *pos_out = pos;
+    *ast_out = ast;
+    *level_out = level;
+    *padding_out = padding;
+    return 0;
+}
+
+/* account: the receiver's part (ForwardingReceiver._account for the next packet in order). */
+static int account(Ingress *g, PyObject *receiver, unsigned int seq, unsigned int ts, int marker, Py_ssize_t size,
+                   long long ast, double arrival, long long max16) {
+    if (stats_add(g, seq, ts, arrival, max16) < 0)
+        return -1;
+    if (g->remb != NULL && ast >= 0) {
+        if (add_ll(receiver, s_remb_bytes, size) < 0)
+            return -1;
+        if (marker) {
+            PyObject *a[3] = {PyLong_FromLongLong((long long)((arrival + 2208988800.0) * 1000.0)),
+                              PyLong_FromLongLong(ast), PyLong_FromUnsignedLong(g->ssrc)};
+            int r = (a[0] && a[1] && a[2]) ? call_method_void(receiver, s_remb_frame, a, 3) : -1;
+            Py_XDECREF(a[0]);
+            Py_XDECREF(a[1]);
+            Py_XDECREF(a[2]);
+            if (r < 0)
+                return -1;
+        }
+    }
+    if (g->nack != NULL && set_ll(g->nack, s_max_seq, seq) < 0)
+        return -1;
+    return add_ll(receiver, s_direct_packets, 1);
+}
+
+/* poll_ticker runs the room Ticker's poll() when its next job is due (CLOCK_MONOTONIC is time.monotonic). */
+static int poll_ticker(PyObject *receiver) {
+    PyObject *ticker = PyObject_GetAttr(receiver, s_ticker);
+    if (ticker == NULL)
+        return -1;
+    int r = 0;
+    if (ticker != Py_None) {
+        PyObject *due = PyObject_GetAttr(ticker, s_next_due);
+        double when = due != NULL ? PyFloat_AsDouble(due) : -1.0;
+        Py_XDECREF(due);
+        if (PyErr_Occurred())
+            r = -1;
+        else if (clock_seconds(CLOCK_MONOTONIC) >= when)
+            r = call_method_void(ticker, s_poll, NULL, 0);
+    }
+    Py_DECREF(ticker);
+    return r;
+}
+
+/* ingress_receive handles one RTP datagram of g's SSRC. 1: not for C (the caller hands it to Python unread),
+ * 0: done (forwarded, handed to Python after decryption, or dropped), -1: a Python error. */
+static int ingress_receive(Ingress *g, const unsigned char *data, Py_ssize_t n) {
+    unsigned int seq = be16(data + 2);
+    long long max16;
+    if ((int)(data[1] & 0x7F) != g->pt || n > MAX_DATAGRAM)
+        return 1;
+    int ready = stream_ready(g, seq, &max16);
+    if (ready <= 0) {
+        if (ready == 0)
+            g->to_python++;
+        return ready < 0 ? -1 : 1;
+    }
+    unsigned char buf[MAX_DATAGRAM];
+    memcpy(buf, data, n);
+    int len = (int)n;
+    if (g->unprotect(g->srtp, buf, &len) != 0) {
+        g->dropped++;  /* authentication or replay failure: dropped, as the Python path does */
+        return 0;
+    }
+    double arrival = clock_seconds(CLOCK_REALTIME);  /* time.time() */
+    int pos, level, padding;
+    long long ast;
+    if (parse_header(g, buf, len, &pos, &ast, &level, &padding) < 0)
+        return plain_to_python(g, buf, len, arrival);
+    unsigned int ts = be32(buf + 4);
+    int marker = buf[1] >> 7;
+    Py_ssize_t plen = len - pos - padding;
+    /* callbacks (REMB, Python forwarding, the ticker) may disarm g, which drops its references: hold our own */
+    PyObject *receiver = g->receiver, *producer = g->producer;
+    Py_INCREF(receiver);
+    Py_INCREF(producer);
+    g->packets++;
+    int r = account(g, receiver, seq, ts, marker, plen + padding, ast, arrival, max16);
+    if (r == 0)
+        r = forward(g, producer, buf + pos, plen, seq, ts, marker, padding, level, arrival);
+    if (r == 0)
+        r = poll_ticker(receiver);
+    Py_DECREF(receiver);
+    Py_DECREF(producer);
+    return r;
+}
+
+/* ------------------------------------------------------------------------------------------ Demux */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fallback;  /* callable(data, addr): the Python path */
+    Ingress *entries[MAX_INGRESS];
+    int n;
+    unsigned long long rx_bytes;  /* since take_counts(), datagrams handled here */
+    unsigned long long rx_packets;
+} Demux;
+
+static int Demux_traverse(Demux *d, visitproc visit, void *arg) {
+    Py_VISIT(d->fallback);
+    for (int i = 0; i < d->n; i++)
+        Py_VISIT(d->entries[i]);
+    return 0;
+}
+
+static int Demux_clear(Demux *d) {
+    Py_CLEAR(d->fallback);
+    for (int i = 0; i < d->n; i++)
+        Py_CLEAR(d->entries[i]);
+    d->n = 0;
+    return 0;
+}
+
+static void Demux_dealloc(Demux *d) {
+    PyObject_GC_UnTrack(d);
+    Demux_clear(d);
+    Py_TYPE(d)->tp_free((PyObject *)d);
+}
+
+static int Demux_init(Demux *d, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"fallback", NULL};
+    PyObject *fallback;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O", kwlist, &fallback))
+        return -1;
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "Demux(fallback): fallback must be callable");
+        return -1;
+    }
+    Py_INCREF(fallback);
+    Py_XSETREF(d->fallback, fallback);
+    return 0;
+}
+
+static PyObject *Demux_add(Demux *d, PyObject *o) {
+    if (Py_TYPE(o) != &IngressType) {
+        PyErr_SetString(PyExc_TypeError, "Demux.add(ingress: Ingress)");
+        return NULL;
+    }
+    for (int i = 0; i < d->n; i++)
+        if ((PyObject *)d->entries[i] == o)
+            Py_RETURN_TRUE;
+    if (d->n >= MAX_INGRESS)
+        Py_RETURN_FALSE;  /* more streams than that on one transport: the rest take the Python path */
+    Py_INCREF(o);
+    d->entries[d->n++] = (Ingress *)o;
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Demux_remove(Demux *d, PyObject *o) {
+    for (int i = 0; i < d->n; i++) {
+        if ((PyObject *)d->entries[i] == o) {
+            Ingress *g = d->entries[i];
+            d->entries[i] = d->entries[--d->n];
+            d->entries[d->n] = NULL;
+            Py_DECREF(g);
+            break;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Demux_take_counts(Demux *d, PyObject *unused) {
+    (void)unused;
+    PyObject *r = Py_BuildValue("(KK)", d->rx_packets, d->rx_bytes);
+    d->rx_packets = 0;
+    d->rx_bytes = 0;
+    return r;
+}
+
+/* datagram_received(data, addr): the protocol's callback */
+static PyObject *Demux_datagram_received(Demux *d, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "datagram_received(data, addr)");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    if (PyBytes_CheckExact(data)) {
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
+        Py_ssize_t n = PyBytes_GET_SIZE(data);
+        if (n >= 12 && (p[0] & 0xC0) == 0x80 && !(p[1] >= 192 && p[1] <= 223)) {
+            unsigned int ssrc = be32(p + 8);
+            for (int i = 0; i < d->n; i++) {
+                Ingress *g = d->entries[i];
+                if (g->ssrc != ssrc || !g->armed)
+                    continue;
+                Py_INCREF(g);
+                int r = ingress_receive(g, p, n);
+                Py_DECREF(g);
+                if (r < 0)
+                    return NULL;
+                if (r == 0) {
+                    d->rx_packets++;
+                    d->rx_bytes += (unsigned long long)n;
+                    Py_RETURN_NONE;
+                }
+                break;
+            }
+        }
+    }
+    if (d->fallback == NULL)
+        Py_RETURN_NONE;
+    return PyObject_Vectorcall(d->fallback, args, 2, NULL);
+}
+
+static PyMemberDef Demux_members[] = {
+    {"fallback", T_OBJECT, offsetof(Demux, fallback), READONLY, "fallback(data, addr): the Python path"},
+    {NULL},
+};
+
+static PyMethodDef Demux_methods[] = {
+    {"datagram_received", (PyCFunction)(void (*)(void))Demux_datagram_received, METH_FASTCALL,
+     "datagram_received(data, addr): an armed stream's steady-state RTP here, anything else to fallback"},
+    {"add", (PyCFunction)Demux_add, METH_O, "add(ingress) -> False when the table is full"},
+    {"remove", (PyCFunction)Demux_remove, METH_O, "remove(ingress)"},
+    {"take_counts", (PyCFunction)Demux_take_counts, METH_NOARGS,
+     "take_counts() -> (packets, octets) received here since the previous call"},
+    {NULL},
+};
+
+static PyTypeObject DemuxType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sfu._fanout.Demux",
+    .tp_doc = "Demux(fallback): a StunProtocol's datagram callback that keeps armed media streams in C",
+    .tp_basicsize = sizeof(Demux),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Demux_init,
+    .tp_dealloc = (destructor)Demux_dealloc,
+    .tp_traverse = (traverseproc)Demux_traverse,
+    .tp_clear = (inquiry)Demux_clear,
+    .tp_methods = Demux_methods,
+    .tp_members = Demux_members,
+};
+
+/* ------------------------------------------------------------------------------------------ module */
+
+static PyObject *keyframe_start_py(PyObject *module, PyObject *args) {
+    int codec;
+    Py_buffer payload;
+    if (!PyArg_ParseTuple(args, "iy*", &codec, &payload))
+        return NULL;
+    int r = keyframe_start(codec, (const unsigned char *)payload.buf, payload.len);
+    PyBuffer_Release(&payload);
+    return PyBool_FromLong(r);
+}
+
+static PyMethodDef ingress_functions[] = {
+    {"keyframe_start", keyframe_start_py, METH_VARARGS,
+     "keyframe_start(codec, payload) -> the C keyframe test (codec: 0 audio, 1 VP8, 2 H.264, 3 other)"},
+    {NULL},
+};
+
+int ingress_add_types(PyObject *m) {
+#define INTERN(var, text)                                      \
+    if ((var = PyUnicode_InternFromString(text)) == NULL)      \
+        return -1;
+    INTERN(s_max16, "max16");
+    INTERN(s_cycles, "cycles");
+    INTERN(s_packets_received, "packets_received");
+    INTERN(s_jitter_q4, "_jitter_q4");
+    INTERN(s_last_transit, "_last_transit");
+    INTERN(s_last_ts, "_last_ts");
+    INTERN(s_missing, "missing");
+    INTERN(s_max_seq, "max_seq");
+    INTERN(s_remb_bytes, "_remb_bytes");
+    INTERN(s_remb_frame, "_remb_frame");
+    INTERN(s_direct_packets, "direct_packets");
+    INTERN(s_handle_plain, "handle_plain");
+    INTERN(s_packets, "packets");
+    INTERN(s_bytes, "bytes");
+    INTERN(s_keyframes_received, "keyframes_received");
+    INTERN(s_seq, "_seq");
+    INTERN(s_base, "base");
+    INTERN(s_max_ext, "max_ext");
+    INTERN(s_received, "received");
+    INTERN(s_sinks, "sinks");
+    INTERN(s_slots, "_slots");
+    INTERN(s_forward_python, "_forward_python");
+    INTERN(s_on_fields, "on_fields");
+    INTERN(s_ticker, "ticker");
+    INTERN(s_next_due, "next_due");
+    INTERN(s_poll, "poll");
+#undef INTERN
+    PyTypeObject *types[] = {&PacketType, &IngressType, &DemuxType};
+    const char *names[] = {"Packet", "Ingress", "Demux"};
+    for (int i = 0; i < 3; i++) {
+        if (PyType_Ready(types[i]) < 0)
+            return -1;
+        Py_INCREF(types[i]);
+        if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {
+            Py_DECREF(types[i]);
+            return -1;
+        }
+    }
+    return PyModule_AddFunctions(m, ingress_functions);
+}

@@ -1,0 +1,296 @@
+"""Tests of the C receive path (sfu/_ingress.c): the same state and output as the Python path, real libsrtp.
+
+Two identical receivers (real ForwardingReceiver, real Producer, real SRTP sessions with one key) get the same
+protected packets: one only through the Python path, the other through ``MediaDemux`` (C first, Python for
+what C leaves). Everything both paths touch must end equal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pylibsrtp
+import pytest
+from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+from pylibsrtp import Error as SrtpError
+
+from sfu.aiortc_hooks import MEDIA_DEMUX, ForwardingReceiver, MediaDemux
+from sfu.codec import is_keyframe_start
+from sfu.consumer import COMPILED
+from sfu.producer import Producer
+from sfu.tasks import Ticker
+
+pytestmark = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
+
+KEY = bytes(range(30))
+SSRC, RTX_SSRC = 0x1234ABCD, 0x0BADCAFE
+VP8, RTX = 96, 97
+AST_ID = 3
+
+
+@dataclass
+class Recorder:
+    """Recorder is a sink without a C slot: it records what the Producer forwards to it."""
+
+    got: list[tuple[Any, ...]] = field(default_factory=list)
+    cslot: Any = None
+
+    def forward(self, p: Any) -> None:
+        self.got.append((p.ssrc, p.seq, p.ts, p.marker, bytes(p.payload), bool(p.keyframe), p.audio_level,
+                         p.padding))
+
+
+class Side:
+    """Side is one receiver + Producer + sink; `python_only` sides never use the C path."""
+
+    def __init__(self, python_only: bool, kind: str = "video") -> None:
+        certificate = RTCCertificate.generateCertificate()
+        self.dtls: Any = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [certificate])
+        self.dtls._rx_srtp = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+        self.receiver = ForwardingReceiver(kind, self.dtls)
+        r: Any = self.receiver
+        r._enabled = True
+        if kind == "video":
+            r.clock_rates = {VP8: 90000, RTX: 90000}
+            r.rtx_apt = {RTX: VP8}
+            r.rtx_to_media = {RTX_SSRC: SSRC}
+            r.abs_send_time_id = AST_ID
+        else:
+            r.clock_rates = {111: 48000}
+        r.media_ssrc = SSRC
+        self.remb_frames: list[tuple[int, int, int]] = []
+        remb_frame = r._remb_frame
+
+        def counted(arrival_ms: int, ast: int, ssrc: int) -> None:
+            self.remb_frames.append((ast, r._remb_bytes, ssrc))
+            remb_frame(arrival_ms, ast, ssrc)
+
+        r._remb_frame = counted
+        self.demux = MediaDemux(self.dtls)
+        setattr(self.dtls, MEDIA_DEMUX, None if python_only else self.demux)
+        self.callback = self.demux.wrap(self.python_path)
+        self.producer = Producer("p", "camera" if kind == "video" else "mic", kind,
+                                 "video/vp8" if kind == "video" else "audio/opus", self.receiver)
+        self.sink = Recorder()
+        self.producer.set_sinks((self.sink,))  # type: ignore[arg-type]
+        self.python_only = python_only
+
+    def python_path(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        """python_path is install_sync_rtp_receive's Python branch for a Producer's media."""
+        try:
+            plain = self.dtls._rx_srtp.unprotect(data)
+        except SrtpError:
+            return
+        self.receiver.direct_packets += 1
+        self.receiver.handle_plain(plain, time.time())
+
+    def feed(self, data: bytes) -> None:
+        if self.python_only:
+            self.python_path(data, ("127.0.0.1", 1))
+        else:
+            self.callback(data, ("127.0.0.1", 1))
+
+    def state(self) -> dict[str, Any]:
+        r: Any = self.receiver
+        streams = {
+            ssrc: (s.packets_received, s.base_seq, s.max16, s.cycles, s._last_ts, s.max_seq, s.packets_lost)
+            for ssrc, s in r.streams.items()
+        }
+        p = self.producer
+        return {
+            "streams": streams,
+            "nack": None if r.nack is None else (r.nack.max_seq, sorted(r.nack.missing)),
+            "nacks_sent": r.nacks_sent,
+            "remb_bytes": r._remb_bytes,
+            "remb_frames": self.remb_frames,
+            "direct": r.direct_packets,
+            "producer": (p.packets, p.bytes, p.keyframes_received, p._seq.received, p._seq.expected, p._seq.lost),
+            "forwarded": self.sink.got,
+        }
+
+
+def rtp(seq: int, ts: int, *, ssrc: int = SSRC, pt: int = VP8, marker: int = 0, payload: bytes = b"",
+        ast: int | None = None, padding: int = 0, two_byte: bool = False, csrcs: int = 0) -> bytes:
+    """rtp builds a plain RTP packet (one-byte extension block with abs-send-time when `ast` is given)."""
+    b0 = 0x80 | csrcs | (0x20 if padding else 0)
+    ext = b""
+    if ast is not None:
+        b0 |= 0x10
+        if two_byte:
+            body = bytes((AST_ID, 3)) + ast.to_bytes(3, "big") + b"\x00" * 3
+            ext = struct.pack("!HH", 0x1000, len(body) // 4) + body
+        else:
+            ext = struct.pack("!HH", 0xBEDE, 1) + bytes(((AST_ID << 4) | 2,)) + ast.to_bytes(3, "big")
+    head = struct.pack("!BBHII", b0, (marker << 7) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
+    head += b"\x00\x00\x00\x01" * csrcs
+    pad = bytes(padding - 1) + bytes((padding,)) if padding else b""
+    return head + ext + payload + pad
+
+
+def payload_of(plain: bytes) -> bytes:
+    """payload_of is the payload of a plain RTP packet (after CSRCs and extensions, before padding)."""
+    pos = 12 + 4 * (plain[0] & 0x0F)
+    if plain[0] & 0x10:
+        pos += 4 + 4 * struct.unpack("!H", plain[pos + 2:pos + 4])[0]
+    end = len(plain) - (plain[-1] if plain[0] & 0x20 else 0)
+    return plain[pos:end]
+
+
+def vp8(key: bool, size: int, rng: random.Random) -> bytes:
+    return bytes((0x10, 0x00 if key else 0x01)) + rng.randbytes(size)
+
+
+def protector() -> pylibsrtp.Session:
+    return pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+
+
+def scenario(rng: random.Random) -> list[bytes]:
+    """scenario: frames in order with gaps, reordering, duplicates, RTX, padding, odd headers and a wrap."""
+    tx = protector()
+    out: list[bytes] = []
+    seq, ts = 65500, 1000
+    sent: list[bytes] = []  # plain packets, for RTX and duplicates
+    for frame in range(60):
+        n = rng.randint(1, 3)
+        for i in range(n):
+            plain = rtp(seq, ts, marker=int(i == n - 1), payload=vp8(frame % 20 == 0 and i == 0, 40, rng),
+                        ast=(frame * 1000) & 0xFFFFFF, padding=rng.choice([0, 0, 0, 4]))
+            if frame == 25 and i == 0:  # a two-byte extension block and CSRCs: the Python parser's job
+                plain = rtp(seq, ts, marker=int(i == n - 1), payload=vp8(False, 40, rng), ast=frame * 1000,
+                            two_byte=True, csrcs=1)
+            sent.append(plain)
+            seq = (seq + 1) & 0xFFFF
+        ts += 3000
+    lost = {10: 14, 11: 14, 40: 43, 90: None}  # lost packet -> recovered by RTX after this one (None: never)
+    order = [i for i in range(len(sent)) if i not in lost]
+    order[20], order[21] = order[21], order[20]  # reordered
+    order.insert(30, order[29])  # a duplicate: the same ciphertext again, which SRTP's replay check drops
+    protected: dict[int, bytes] = {}
+    rtx_seq = 500
+    for i in order:
+        if i not in protected:
+            protected[i] = tx.protect(sent[i])
+        out.append(protected[i])
+        for missing in [m for m, after in lost.items() if after == i]:  # RTX: OSN + the original payload
+            original = sent[missing]
+            out.append(tx.protect(rtp(rtx_seq, struct.unpack("!I", original[4:8])[0], ssrc=RTX_SSRC, pt=RTX,
+                                      payload=original[2:4] + payload_of(original), ast=0)))
+            rtx_seq += 1
+    out.append(tx.protect(rtp(seq, ts, pt=100, payload=b"x")))  # unknown payload type: dropped by both
+    forged = bytearray(tx.protect(rtp((seq + 1) & 0xFFFF, ts, payload=vp8(False, 10, rng))))
+    forged[-1] ^= 1  # fails authentication: dropped by both
+    out.append(bytes(forged))
+    for k in range(5):  # after all that, in order again
+        out.append(tx.protect(rtp((seq + 2 + k) & 0xFFFF, ts + 3000, marker=1, payload=vp8(False, 30, rng),
+                                  ast=99)))
+    return out
+
+
+def test_c_path_leaves_the_same_state_and_output_as_the_python_path() -> None:
+    rng = random.Random(7)
+    packets = scenario(rng)
+    python, compiled = Side(python_only=True), Side(python_only=False)
+    for data in packets:
+        python.feed(data)
+        compiled.feed(data)
+    ingress = compiled.receiver.ingress
+    assert ingress is not None and ingress.armed
+    assert ingress.packets > len(packets) // 2  # most packets took the C path...
+    assert ingress.to_python > 0  # ...and gaps, RTX, odd headers went to Python
+    assert python.receiver.ingress is not None and not python.receiver.ingress.armed
+    a, b = python.state(), compiled.state()
+    assert a["forwarded"] == b["forwarded"]
+    assert a == b
+    assert len(a["forwarded"]) > 100 and a["remb_frames"]
+    # jitter is computed from arrival times (different runs), but both paths produce some
+    assert all(s._jitter_q4 >= 0 for s in compiled.receiver.streams.values())
+
+
+def test_audio_c_path_keeps_audio_level_and_counts_no_keyframes() -> None:
+    tx = protector()
+    python, compiled = Side(True, "audio"), Side(False, "audio")
+    for i in range(50):
+        plain = struct.pack("!BBHII", 0x90, 111, i, i * 960, SSRC) + struct.pack("!HH", 0xBEDE, 1)
+        plain += bytes(((1 << 4) | 0, 0x80 | (i % 127), 0, 0)) + b"opus" * 10
+        compiled.receiver.audio_level_id = python.receiver.audio_level_id = 1
+        data = tx.protect(plain)
+        python.feed(data)
+        compiled.feed(data)
+    assert compiled.receiver.ingress.packets >= 48
+    assert python.state() == compiled.state()
+    assert compiled.producer.keyframes_received == 0
+    assert [g[6] for g in compiled.sink.got] == [0x80 | (i % 127) for i in range(50)]
+
+
+def test_c_path_hands_packets_to_python_once_disarmed() -> None:
+    tx = protector()
+    side = Side(False)
+    rng = random.Random(1)
+    for i in range(10):
+        side.feed(tx.protect(rtp(i, i * 3000, marker=1, payload=vp8(i == 0, 20, rng), ast=i)))
+    ingress = side.receiver.ingress
+    assert ingress.armed and ingress.packets == 9  # the first packet (Python path) arms it
+    side.producer.close()
+    assert not ingress.armed and ingress not in side.demux.ingresses
+    for i in range(10, 15):
+        side.feed(tx.protect(rtp(i, i * 3000, marker=1, payload=vp8(False, 20, rng), ast=i)))
+    assert ingress.packets == 9
+    assert side.receiver.streams[SSRC].packets_received == 15  # the Python path kept counting
+    assert len(side.sink.got) == 10  # a closed Producer has no sinks
+
+
+async def test_c_path_polls_the_room_ticker_when_due() -> None:
+    tx = protector()
+    side = Side(False)
+    runs: list[float] = []
+    ticker = Ticker(lambda: 0.005, grace=5.0)  # the fallback timer would fire far later than the test
+    side.receiver.ticker = ticker
+    ticker.add(lambda: runs.append(time.monotonic()))
+    rng = random.Random(2)
+    try:
+        for i in range(40):
+            side.feed(tx.protect(rtp(i, i * 3000, marker=1, payload=vp8(i == 0, 20, rng), ast=i)))
+            await asyncio.sleep(0.002)
+        assert side.receiver.ingress.packets >= 38
+        assert len(runs) >= 5  # polled from C (the timer has not fired)
+    finally:
+        ticker.close()
+
+
+def test_demux_hands_everything_else_to_its_fallback() -> None:
+    from sfu._fanout import Demux
+
+    got: list[bytes] = []
+    demux = Demux(lambda data, addr: got.append(data))
+    stun = b"\x00\x01\x00\x00" + bytes(16)
+    rtcp = bytes((0x80, 200)) + bytes(26)
+    unknown = rtp(1, 1)  # no Ingress for this SSRC
+    for data in (stun, rtcp, unknown, b"", b"\x80"):
+        demux.datagram_received(data, ("127.0.0.1", 1))
+    assert got == [stun, rtcp, unknown, b"", b"\x80"]
+    assert demux.take_counts() == (0, 0)
+    with pytest.raises(TypeError):
+        demux.add(object())
+    with pytest.raises(TypeError):
+        Demux(None)
+
+
+def test_keyframe_start_matches_the_python_test() -> None:
+    from sfu._fanout import keyframe_start
+
+    rng = random.Random(3)
+    samples = [b"", b"\x10", b"\x90", b"\x90\x80", b"\x90\x80\x80", b"\x7c\x85", b"\x18\x00\x02\x65\x00"]
+    for _ in range(5000):
+        n = rng.choice([1, 2, 3, 4, 6, 10])
+        samples.append(bytes(rng.choice([0x10, 0x90, 0x80, 0x00, 0x11, 0x7c, 0x18, 0x65, 0x67, 0x41, 0x85,
+                                         0x05, rng.randrange(256)]) for _ in range(n)))
+    for payload in samples:
+        assert keyframe_start(1, payload) == is_keyframe_start("video/vp8", payload), payload
+        assert keyframe_start(2, payload) == is_keyframe_start("video/h264", payload), payload
+        assert keyframe_start(0, payload) is True
+        assert keyframe_start(3, payload) == is_keyframe_start("video/av1", payload)
