@@ -74,4 +74,10 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
 /* ingress_add_types readies Packet, Ingress and Demux (sfu/_ingress.c) and adds them to the module. */
 int ingress_add_types(PyObject *module);
 
+/* RtcpRoute (sfu/_rtcp.c): a transport's routine SRTCP handled in C. */
+extern PyTypeObject RtcpRouteType;
+int rtcp_add_types(PyObject *module);
+/* rtcp_route_receive: 1 not handled (give it to Python unread), 0 done, -1 a Python error. */
+int rtcp_route_receive(PyObject *route, const unsigned char *data, Py_ssize_t n);
+
 #endif

@@ -657,6 +657,7 @@ static int ingress_receive(Ingress *g, const unsigned char *data, Py_ssize_t n) 
 typedef struct {
     PyObject_HEAD
     PyObject *fallback;  /* callable(data, addr): the Python path */
+    PyObject *rtcp;      /* RtcpRoute or NULL: SRTCP goes to fallback */
     Ingress *entries[MAX_INGRESS];
     int n;
     unsigned long long rx_bytes;  /* since take_counts(), datagrams handled here */
@@ -665,6 +666,7 @@ typedef struct {
 
 static int Demux_traverse(Demux *d, visitproc visit, void *arg) {
     Py_VISIT(d->fallback);
+    Py_VISIT(d->rtcp);
     for (int i = 0; i < d->n; i++)
         Py_VISIT(d->entries[i]);
     return 0;
@@ -672,6 +674,7 @@ static int Demux_traverse(Demux *d, visitproc visit, void *arg) {
 
 static int Demux_clear(Demux *d) {
     Py_CLEAR(d->fallback);
+    Py_CLEAR(d->rtcp);
     for (int i = 0; i < d->n; i++)
         Py_CLEAR(d->entries[i]);
     d->n = 0;
@@ -726,6 +729,16 @@ static PyObject *Demux_remove(Demux *d, PyObject *o) {
     Py_RETURN_NONE;
 }
 
+static PyObject *Demux_set_rtcp(Demux *d, PyObject *route) {
+    if (route != Py_None && Py_TYPE(route) != &RtcpRouteType) {
+        PyErr_SetString(PyExc_TypeError, "Demux.set_rtcp(route: RtcpRoute | None)");
+        return NULL;
+    }
+    Py_XINCREF(route == Py_None ? NULL : route);
+    Py_XSETREF(d->rtcp, route == Py_None ? NULL : route);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Demux_take_counts(Demux *d, PyObject *unused) {
     (void)unused;
     PyObject *r = Py_BuildValue("(KK)", d->rx_packets, d->rx_bytes);
@@ -744,7 +757,19 @@ static PyObject *Demux_datagram_received(Demux *d, PyObject *const *args, Py_ssi
     if (PyBytes_CheckExact(data)) {
         const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
         Py_ssize_t n = PyBytes_GET_SIZE(data);
-        if (n >= 12 && (p[0] & 0xC0) == 0x80 && !(p[1] >= 192 && p[1] <= 223)) {
+        if (n >= 12 && (p[0] & 0xC0) == 0x80 && p[1] >= 192 && p[1] <= 223 && d->rtcp != NULL) {
+            PyObject *route = d->rtcp;
+            Py_INCREF(route);
+            int r = rtcp_route_receive(route, p, n);
+            Py_DECREF(route);
+            if (r < 0)
+                return NULL;
+            if (r == 0) {
+                d->rx_packets++;
+                d->rx_bytes += (unsigned long long)n;
+                Py_RETURN_NONE;
+            }
+        } else if (n >= 12 && (p[0] & 0xC0) == 0x80 && !(p[1] >= 192 && p[1] <= 223)) {
             unsigned int ssrc = be32(p + 8);
             for (int i = 0; i < d->n; i++) {
                 Ingress *g = d->entries[i];
@@ -778,6 +803,7 @@ static PyMethodDef Demux_methods[] = {
     {"datagram_received", (PyCFunction)(void (*)(void))Demux_datagram_received, METH_FASTCALL,
      "datagram_received(data, addr): an armed stream's steady-state RTP here, anything else to fallback"},
     {"add", (PyCFunction)Demux_add, METH_O, "add(ingress) -> False when the table is full"},
+    {"set_rtcp", (PyCFunction)Demux_set_rtcp, METH_O, "set_rtcp(route): SRTCP to this RtcpRoute (None: to fallback)"},
     {"remove", (PyCFunction)Demux_remove, METH_O, "remove(ingress)"},
     {"take_counts", (PyCFunction)Demux_take_counts, METH_NOARGS,
      "take_counts() -> (packets, octets) received here since the previous call"},

@@ -83,8 +83,9 @@ from sfu.tasks import Ticker, run_now, spawn
 try:  # the optional C receive path (sfu/_ingress.c); without it every packet takes the Python path
     from sfu._fanout import Demux as CompiledDemux
     from sfu._fanout import Ingress as CompiledIngress
+    from sfu._fanout import RtcpRoute as CompiledRtcpRoute
 except ImportError:
-    CompiledDemux = CompiledIngress = None
+    CompiledDemux = CompiledIngress = CompiledRtcpRoute = None
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def use_gathering_addresses(connection: Connection, addresses: Sequence[str],
     conn.gather_candidates = gather_candidates
 
 
-def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
+def install_sync_rtp_receive(dtls: RTCDtlsTransport, compiled: bool = True) -> None:
     """install_sync_rtp_receive delivers SRTP media for ``ForwardingReceiver``s synchronously from the socket.
 
     aioice hands every datagram to ``StunProtocol.datagram_received``, which first tries to parse it as STUN
@@ -231,12 +232,14 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
     most of a busy server's inbound packets). STUN, DTLS and media for other receivers keep aiortc's path.
     Only installed on forwarding peer connections, whose senders and receivers are all ours.
 
-    With the C extension, each protocol's callback is a ``MediaDemux`` (``sfu._fanout.Demux``) in front of
-    all this: an armed receiver's steady-state media never reaches a Python frame (``ForwardingReceiver``).
+    With the C extension (and `compiled`), each protocol's callback is a ``MediaDemux`` (``sfu._fanout.Demux``)
+    in front of all this: an armed receiver's steady-state media never reaches a Python frame
+    (``ForwardingReceiver.arm``), and after the first SRTCP packet routine RTCP (receiver reports, REMB) is
+    handled in C too (``MediaDemux.set_rtcp``, ``sfu/_rtcp.c``).
     """
     conn: Any = ice_connection(dtls)
     transport: Any = dtls
-    demux = MediaDemux(dtls) if CompiledDemux is not None else None
+    demux = MediaDemux(dtls) if compiled and CompiledDemux is not None else None
     setattr(transport, MEDIA_DEMUX, demux)
     router: Any = transport._rtp_router
     ssrc_table: dict[int, Any] = router.ssrc_table
@@ -246,26 +249,36 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport) -> None:
     length = _ffi.new("int *")
     unprotect = _lib.srtp_unprotect
 
+    def rtcp_received(plain: bytes) -> None:
+        """rtcp_received parses and routes one decrypted compound RTCP packet to its recipients, synchronously."""
+        try:
+            reports = RtcpPacket.parse(plain)
+        except ValueError:
+            return
+        for report in reports:
+            for recipient in router.route_rtcp(report):
+                if isinstance(recipient, (ForwardingSender, ForwardingReceiver)):
+                    recipient.direct_rtcp += 1
+                    recipient.handle_rtcp(report)
+                else:
+                    spawn(pending, recipient._handle_rtcp_packet(report))
+
     def data_received(data: bytes, component: int) -> None:
         first = data[0]
         if 127 < first < 192 and len(data) >= 12 and 191 < data[1] < 224:
             session = transport._rx_srtp
             if demux is not None:
-                demux.flush_counts()  # RTCP comes at least once a second: the C path's counts follow
+                demux.flush_counts()  # the publisher's SRs come this way once a second: the C path's counts follow
             if session is not None and conn._nominated:
                 transport._RTCDtlsTransport__rx_bytes += len(data)
                 transport._RTCDtlsTransport__rx_packets += 1
                 try:
-                    reports = RtcpPacket.parse(session.unprotect_rtcp(data))
-                except (SrtpError, ValueError):
+                    plain = session.unprotect_rtcp(data)
+                except SrtpError:
                     return
-                for report in reports:
-                    for recipient in router.route_rtcp(report):
-                        if isinstance(recipient, (ForwardingSender, ForwardingReceiver)):
-                            recipient.direct_rtcp += 1
-                            recipient.handle_rtcp(report)
-                        else:
-                            spawn(pending, recipient._handle_rtcp_packet(report))
+                rtcp_received(plain)
+                if demux is not None:
+                    demux.set_rtcp(session, rtcp_received)  # from now on, routine RTCP stays in C
                 return
         elif 127 < first < 192 and len(data) >= 12:
             receiver = ssrc_table.get(from_bytes(data[8:12], "big"))
@@ -343,12 +356,16 @@ class MediaDemux:
         self._dtls: Any = dtls
         self.demuxes: list[Any] = []
         self.ingresses: list[Any] = []
+        self.rtcp: Any = None  # sfu._fanout.RtcpRoute once set_rtcp ran
+        self.rtcp_session: Any = None
 
     def wrap(self, fallback: Callable[[bytes, tuple[Any, ...]], None]) -> Callable[[bytes, tuple[Any, ...]], None]:
         """wrap returns a C datagram callback for one socket that hands what it does not keep to `fallback`."""
         demux = CompiledDemux(fallback)
         for ingress in self.ingresses:
             demux.add(ingress)
+        if self.rtcp is not None:
+            demux.set_rtcp(self.rtcp)
         self.demuxes.append(demux)
         callback: Callable[[bytes, tuple[Any, ...]], None] = demux.datagram_received
         return callback
@@ -368,6 +385,22 @@ class MediaDemux:
             demux.remove(ingress)
         if ingress in self.ingresses:
             self.ingresses.remove(ingress)
+
+    def set_rtcp(self, session: Any, fallback: Callable[[bytes], None]) -> None:
+        """set_rtcp hands this transport's routine SRTCP (RR, SDES, REMB) to C (``sfu/_rtcp.c``), once.
+
+        `session` is the DTLS transport's receive SRTP session; `fallback(plain)` gets every other compound.
+        """
+        if self.rtcp is not None and self.rtcp_session is session:
+            return
+        self.rtcp = CompiledRtcpRoute(
+            session, int(_ffi.cast("uintptr_t", session._srtp[0])),
+            int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_unprotect_rtcp"))),
+            self._dtls._rtp_router.senders, ForwardingSender, fallback,
+        )
+        self.rtcp_session = session
+        for demux in self.demuxes:
+            demux.set_rtcp(self.rtcp)
 
     def flush_counts(self) -> None:
         """flush_counts adds the datagrams the C path took to the DTLS transport's receive counters."""
@@ -734,6 +767,8 @@ class ForwardingSender(RTCRtpSender):
         self.on_ready: Callable[[SendContext], None] | None = None
         self.on_rtcp: Callable[[AnyRtcpPacket], None] | None = None
         self.on_keyframe: Callable[[], None] | None = None
+        self.on_report: Callable[[int, int, int], None] | None = None  # fraction lost /256, lost, jitter
+        self.on_remb: Callable[[int], None] | None = None  # the subscriber's estimate, bit/s
         self.sr_info: Callable[[], SrInfo] | None = None
         self.context: SendContext | None = None
         self.lsr = -1  # middle 32 bits of the NTP timestamp of our last SR
@@ -801,17 +836,42 @@ class ForwardingSender(RTCRtpSender):
         self.handle_rtcp(packet)
 
     def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
-        """handle_rtcp takes one RTCP packet routed to this sender: RTT from report blocks, PLI/FIR, callback."""
+        """handle_rtcp takes one RTCP packet routed to this sender (the Python path; ``sfu/_rtcp.c`` calls
+        ``report_block`` and ``remb`` itself): report blocks, REMB, PLI/FIR; NACK and the rest to ``on_rtcp``."""
         kind = type(packet)
         if kind is RtcpRrPacket or kind is RtcpSrPacket:
             for report in packet.reports:  # type: ignore[union-attr]
-                if report.ssrc == self._ssrc and report.lsr == self.lsr and report.dlsr:
-                    rtt = time.time() - self.lsr_time - report.dlsr / 65536
-                    self.rtt = rtt if self.rtt is None else RTT_ALPHA * self.rtt + (1 - RTT_ALPHA) * rtt
-        elif kind is RtcpPsfbPacket and packet.fmt in (RTCP_PSFB_FIR, RTCP_PSFB_PLI):  # type: ignore[union-attr]
-            self._send_keyframe()
+                if report.ssrc == self._ssrc:
+                    self.report_block(report.fraction_lost, report.packets_lost, report.jitter, report.lsr,
+                                      report.dlsr)
+            return
+        if kind is RtcpPsfbPacket:
+            fmt = packet.fmt  # type: ignore[union-attr]
+            if fmt in (RTCP_PSFB_FIR, RTCP_PSFB_PLI):
+                self._send_keyframe()
+            elif fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)  # type: ignore[union-attr]
+                except ValueError:
+                    return
+                if self._ssrc in ssrcs:
+                    self.remb(bitrate)
+                return
         if self.on_rtcp is not None:
             self.on_rtcp(packet)
+
+    def report_block(self, fraction_lost: int, packets_lost: int, jitter: int, lsr: int, dlsr: int) -> None:
+        """report_block takes the subscriber's report about this sender: RTT (LSR/DLSR), then ``on_report``."""
+        if lsr == self.lsr and dlsr:
+            rtt = time.time() - self.lsr_time - dlsr / 65536
+            self.rtt = rtt if self.rtt is None else RTT_ALPHA * self.rtt + (1 - RTT_ALPHA) * rtt
+        if self.on_report is not None:
+            self.on_report(fraction_lost, packets_lost, jitter)
+
+    def remb(self, bitrate: int) -> None:
+        """remb takes the subscriber's receive estimate (REMB naming this sender's SSRC)."""
+        if self.on_remb is not None:
+            self.on_remb(bitrate)
 
 
 # --------------------------------------------------------------------------------------------- wire
@@ -1015,6 +1075,9 @@ class PacketWire:
             self._reporting = False
         elif state is DtlsState.CONNECTED:
             self.flush_slot_counters()
+            demux: MediaDemux | None = getattr(self._dtls, MEDIA_DEMUX, None)
+            if demux is not None:
+                demux.flush_counts()  # what sfu/_rtcp.c received (the subscriber's reports)
             self.send_reports()
 
     def send_reports(self) -> bool:
@@ -1048,6 +1111,7 @@ class SfuPeerConnection(RTCPeerConnection):
     ``forwarding``: new transceivers get a ForwardingSender and a ForwardingReceiver.
     ``sync_receive`` (with ``forwarding``): media for those receivers skips aioice's queue
     (``install_sync_rtp_receive``). ``ticker``: polled by its receivers after every media packet.
+    ``compiled``: with the C extension built, media and routine RTCP take its receive path (``MediaDemux``).
     """
 
     def __init__(
@@ -1059,8 +1123,10 @@ class SfuPeerConnection(RTCPeerConnection):
         udp_ports: tuple[int, int] | None = None,
         sync_receive: bool = True,
         ticker: Ticker | None = None,
+        compiled: bool = True,
     ) -> None:
         self.ticker = ticker
+        self._sfu_compiled = compiled
         self._sfu_sync_receive = sync_receive and forwarding
         self._sfu_ice_addresses = list(ice_addresses)
         self._sfu_udp_ports = udp_ports
@@ -1074,7 +1140,7 @@ class SfuPeerConnection(RTCPeerConnection):
             use_gathering_addresses(ice_connection(dtls), self._sfu_ice_addresses, self._sfu_udp_ports)
         install_fast_rtcp_routing(dtls)
         if self._sfu_sync_receive:
-            install_sync_rtp_receive(dtls)
+            install_sync_rtp_receive(dtls, compiled=self._sfu_compiled)
         return dtls
 
     def _RTCPeerConnection__createTransceiver(  # noqa: N802 - aiortc's name

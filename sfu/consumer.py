@@ -28,14 +28,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiortc.rtp import (
-    RTCP_PSFB_APP,
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
-    RtcpPsfbPacket,
-    RtcpRrPacket,
     RtcpRtpfbPacket,
-    RtcpSrPacket,
-    unpack_remb_fci,
 )
 
 from sfu.aiortc_hooks import ForwardingSender, PacketWire
@@ -218,6 +213,8 @@ class Consumer:
         self._rate = RateMeter(start=clock())
         sender.on_ready = self._on_ready
         sender.on_rtcp = self._on_rtcp
+        sender.on_report = self._on_report
+        sender.on_remb = self._on_remb
         sender.on_keyframe = self._on_keyframe
         sender.sr_info = self.sr_info
         if sender.context is not None:
@@ -374,28 +371,29 @@ class Consumer:
         if self.source is not None:
             self.source.request_keyframe()
 
+    def _on_report(self, fraction_lost: int, packets_lost: int, jitter: int) -> None:
+        """_on_report takes the subscriber's receiver report block about this slot."""
+        ctx = self.ctx
+        if ctx is None:
+            return
+        self.fraction_lost = fraction_lost / 256
+        self.packets_lost = packets_lost
+        self.jitter = jitter / ctx.clock_rate
+
+    def _on_remb(self, bitrate: int) -> None:
+        """_on_remb takes the subscriber's REMB estimate naming this slot's SSRC."""
+        if self.ctx is not None:
+            self.remb_bitrate = bitrate
+
     def _on_rtcp(self, packet: AnyRtcpPacket) -> None:
         ctx = self.ctx
         if ctx is None:
             return
-        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
-            for report in packet.reports:
-                if report.ssrc == ctx.ssrc:
-                    self.fraction_lost = report.fraction_lost / 256
-                    self.packets_lost = report.packets_lost
-                    self.jitter = report.jitter / ctx.clock_rate
-        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             if packet.media_ssrc == ctx.ssrc:
                 self.nacks += 1
                 for seq in packet.lost:
                     self.retransmit(seq)
-        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            try:
-                bitrate, ssrcs = unpack_remb_fci(packet.fci)
-            except ValueError:
-                return
-            if ctx.ssrc in ssrcs:
-                self.remb_bitrate = bitrate
 
     def retransmit(self, seq: int) -> bool:
         """retransmit re-sends packet `seq` from the history (wrapped in RTX when negotiated)."""

@@ -78,6 +78,7 @@ class Peer:
             forwarding=True,
             udp_ports=config.udp_ports,
             ticker=ticker,
+            compiled=config.compiled_fanout and config.fast_path,
         )
         self.ticker = ticker
         self._on_lost = on_lost

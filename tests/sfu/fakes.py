@@ -37,6 +37,8 @@ class FakeSender:
     def __init__(self) -> None:
         self.on_ready: Any = None
         self.on_rtcp: Any = None
+        self.on_report: Any = None
+        self.on_remb: Any = None
         self.on_keyframe: Any = None
         self.sr_info: Any = None
         self.context: SendContext | None = None
@@ -50,7 +52,6 @@ class FakeReceiver:
         self.on_rtp: Any = None
         self.media_ssrc = media_ssrc
         self.plis: list[int] = []
-
         self.disarmed = 0
 
     async def send_pli(self, ssrc: int) -> None:

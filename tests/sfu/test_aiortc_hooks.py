@@ -229,13 +229,14 @@ async def test_sender_rtt_from_report_block() -> None:
         assert isinstance(sender, ForwardingSender)
         seen: list[object] = []
         sender.on_rtcp = seen.append
+        sender.on_report = lambda *block: seen.append(block)
         sender.lsr, sender.lsr_time = 0x03040506, time.time() - 0.30
         rr = RtcpRrPacket(ssrc=9, reports=[RtcpReceiverInfo(
-            ssrc=sender._ssrc, fraction_lost=0, packets_lost=0, highest_sequence=1, jitter=0,
+            ssrc=sender._ssrc, fraction_lost=3, packets_lost=7, highest_sequence=1, jitter=90,
             lsr=0x03040506, dlsr=int(0.25 * 65536))])
         await sender._handle_rtcp_packet(rr)
         assert sender.rtt is not None and 0.04 < sender.rtt < 0.2
-        assert seen == [rr]
+        assert seen == [(3, 7, 90)]  # the block about this sender, not the packet
     finally:
         await down.close()
 

@@ -5,16 +5,11 @@ from collections.abc import Callable
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
-    RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     HeaderExtensionsMap,
-    RtcpPsfbPacket,
-    RtcpReceiverInfo,
-    RtcpRrPacket,
     RtcpRtpfbPacket,
     RtpPacket,
-    pack_remb_fci,
 )
 
 from sfu.consumer import COMPILED, Consumer, HeaderRewriter, Inbound, build_header_template
@@ -183,11 +178,8 @@ def test_rtcp_feeds_stats_and_keyframe_requests(make: Callable[..., Made]) -> No
     c, sender, _ = make()
     src = Source()
     c.switch(src)  # type: ignore[arg-type]
-    rr = RtcpRrPacket(ssrc=1, reports=[RtcpReceiverInfo(
-        ssrc=0x11111111, fraction_lost=64, packets_lost=12, highest_sequence=0, jitter=900, lsr=0, dlsr=0)])
-    c._on_rtcp(rr)
-    remb = pack_remb_fci(300000, [0x11111111])
-    c._on_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=remb))
+    sender.on_report(64, 12, 900)  # what ForwardingSender.report_block passes on (from C or Python)
+    sender.on_remb(300000)  # what ForwardingSender.remb passes on
     sender.rtt = 0.05
     sender.on_keyframe()  # what ForwardingSender does for PLI/FIR
     s = c.stats()

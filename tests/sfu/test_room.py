@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from aiortc import RTCSessionDescription, VideoStreamTrack
 
-from sfu.aiortc_hooks import ForwardingReceiver, send_pli
+from sfu.aiortc_hooks import MEDIA_DEMUX, ForwardingReceiver, send_pli
 from sfu.consumer import COMPILED
 from sfu.errors import SfuError
 from sfu.events import (
@@ -96,6 +96,11 @@ async def test_one_publisher_three_subscribers_and_no_server_decoder(sfu: Sfu, c
         assert not any(r.ingress is not None and r.ingress.armed for r in receivers)
     await wait_until(lambda: consumer.sender.rtt is not None, 5)
     assert consumer.sender.direct_rtcp > 0  # the subscriber's reports skipped it too (RTT came that way)
+    demux = getattr(consumer.sender.transport, MEDIA_DEMUX)
+    if sfu.config.compiled_fanout:  # routine RTCP (RR, REMB) in C (sfu/_rtcp.c), the rest in Python
+        assert demux.rtcp is not None and demux.rtcp.packets > 0 and demux.rtcp.dropped == 0
+    else:
+        assert demux is None
     assert consumer.wire.reports_sent > 0 and consumer.wire._ticker is room.ticker  # SRs: the room's ticker
     consumer.stats()
     await asyncio.sleep(1.1)

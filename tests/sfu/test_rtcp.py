@@ -1,0 +1,161 @@
+"""Tests of the C RTCP path (sfu/_rtcp.c): routine reports reach the senders as aiortc's parser reads them."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pylibsrtp
+import pytest
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+    pack_remb_fci,
+)
+
+from sfu.consumer import COMPILED
+
+pytestmark = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
+
+KEY = bytes(range(30))
+OURS, ALSO_OURS, OTHER = 0x11111111, 0x22222222, 0x33333333
+
+
+class Sink:
+    """Sink records what the C path calls on a sender."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.direct_rtcp = 0
+
+    def report_block(self, *args: int) -> None:
+        self.calls.append(("report", *args))
+
+    def remb(self, bitrate: int) -> None:
+        self.calls.append(("remb", bitrate))
+
+
+class NotASender:
+    def report_block(self, *args: int) -> None:
+        raise AssertionError("only instances of the sender type are called")
+
+
+def route() -> tuple[Any, dict[int, Any], list[bytes], pylibsrtp.Session]:
+    from pylibsrtp._binding import ffi, lib
+    from sfu._fanout import Demux, RtcpRoute
+
+    rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    senders: dict[int, Any] = {OURS: Sink(), ALSO_OURS: Sink(), OTHER: NotASender()}
+    plain_to_python: list[bytes] = []
+    r = RtcpRoute(rx, int(ffi.cast("uintptr_t", rx._srtp[0])),  # type: ignore[attr-defined]
+                  int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect_rtcp"))), senders, Sink,
+                  plain_to_python.append)
+    unread: list[bytes] = []
+    demux = Demux(lambda data, addr: unread.append(data))
+    demux.set_rtcp(r)
+    return (demux, r), senders, plain_to_python, tx  # type: ignore[return-value]
+
+
+def rr(*blocks: tuple[int, int, int]) -> RtcpRrPacket:
+    return RtcpRrPacket(ssrc=9, reports=[
+        RtcpReceiverInfo(ssrc=ssrc, fraction_lost=fl, packets_lost=lost, highest_sequence=70000 + i,
+                         jitter=900 + i, lsr=0x01020304 + i, dlsr=65536 // (i + 1))
+        for i, (ssrc, fl, lost) in enumerate(blocks)
+    ])
+
+
+def expected_calls(compound: bytes, senders: dict[int, Any]) -> dict[int, list[tuple[Any, ...]]]:
+    """expected_calls is what each sender should see, read with aiortc's parser."""
+    out: dict[int, list[tuple[Any, ...]]] = {ssrc: [] for ssrc, s in senders.items() if isinstance(s, Sink)}
+    for packet in RtcpPacket.parse(compound):
+        if isinstance(packet, RtcpRrPacket):
+            for b in packet.reports:
+                if b.ssrc in out:
+                    out[b.ssrc].append(("report", b.fraction_lost, b.packets_lost, b.jitter, b.lsr, b.dlsr))
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            from aiortc.rtp import unpack_remb_fci
+
+            bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            for ssrc in ssrcs:
+                if ssrc in out:
+                    out[ssrc].append(("remb", bitrate))
+    return out
+
+
+def sdes() -> RtcpSdesPacket:
+    return RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=9, items=[(1, b"subscriber")])])
+
+
+def remb(bitrate: int, ssrcs: list[int]) -> RtcpPsfbPacket:
+    return RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=9, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs))
+
+
+@pytest.mark.parametrize("packets", [
+    [rr((OURS, 12, 5), (OTHER, 0, 0), (0x44444444, 1, 1))],
+    [rr((OURS, 255, -3), (ALSO_OURS, 0, 0x7FFFFF)), sdes()],
+    [rr(), sdes(), remb(1_234_567, [OURS, ALSO_OURS, OTHER])],
+    [remb(2**33 + 5, [ALSO_OURS])],
+])
+def test_routine_reports_reach_senders_as_aiortc_reads_them(packets: list[Any]) -> None:
+    (demux, r), senders, to_python, tx = route()
+    compound = b"".join(bytes(p) for p in packets)
+    data = tx.protect_rtcp(compound)
+    demux.datagram_received(data, ("127.0.0.1", 1))
+    assert r.packets == 1 and r.to_python == 0 and to_python == []
+    assert demux.take_counts() == (1, len(data))
+    want = expected_calls(compound, senders)
+    assert {ssrc: senders[ssrc].calls for ssrc in want} == want
+    assert any(want.values())
+    assert all(s.direct_rtcp == len(s.calls) for s in senders.values() if isinstance(s, Sink))
+
+
+@pytest.mark.parametrize("packets", [
+    [rr((OURS, 1, 1)), RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=9, media_ssrc=OURS, lost=[5, 6])],
+    [RtcpSrPacket(ssrc=9, sender_info=RtcpSenderInfo(ntp_timestamp=1, rtp_timestamp=2, packet_count=3,
+                                                     octet_count=4), reports=[])],
+    [RtcpPsfbPacket(fmt=1, ssrc=9, media_ssrc=OURS)],  # PLI
+])
+def test_anything_else_goes_to_python_decrypted(packets: list[Any]) -> None:
+    (demux, r), senders, to_python, tx = route()
+    compound = b"".join(bytes(p) for p in packets)
+    demux.datagram_received(tx.protect_rtcp(compound), ("127.0.0.1", 1))
+    assert to_python == [compound] and r.to_python == 1 and r.packets == 0
+    assert all(not s.calls for s in senders.values() if isinstance(s, Sink))  # Python does it all
+
+
+def test_malformed_and_forged_compounds() -> None:
+    (demux, r), senders, to_python, tx = route()
+    good = bytes(rr((OURS, 1, 1)))
+    truncated = good[:-4]  # the header claims more than there is
+    bad_count = bytearray(good)
+    bad_count[0] = 0x80 | 5  # five report blocks announced, one present
+    for plain in (truncated, bytes(bad_count), good + b"\x00\x00"):
+        demux.datagram_received(tx.protect_rtcp(plain), ("127.0.0.1", 1))
+    assert to_python == [truncated, bytes(bad_count), good + b"\x00\x00"]  # aiortc's parser judges them
+    forged = bytearray(tx.protect_rtcp(good))
+    forged[5] ^= 0xFF
+    demux.datagram_received(bytes(forged), ("127.0.0.1", 1))
+    assert r.dropped == 1 and len(to_python) == 3
+    assert all(not s.calls for s in senders.values() if isinstance(s, Sink))
+
+
+def test_without_a_route_rtcp_goes_to_the_fallback_unread() -> None:
+    from sfu._fanout import Demux
+
+    unread: list[bytes] = []
+    demux = Demux(lambda data, addr: unread.append(data))
+    data = struct.pack("!BBHI", 0x80, 201, 1, 9)
+    demux.datagram_received(data, ("127.0.0.1", 1))
+    assert unread == [data]
+    with pytest.raises(TypeError):
+        demux.set_rtcp(object())
