@@ -1,4 +1,4 @@
-/* _fanout.h: what sfu/_fanout.c (Slot, fan-out) and sfu/_ingress.c (Ingress, Demux, Packet) share. */
+/* _fanout.h: what the C files of sfu._fanout share (_fanout.c, _ingress.c, _demux.c, _rtcp.c). */
 #ifndef TAPHUAN_FANOUT_H
 #define TAPHUAN_FANOUT_H
 
@@ -71,8 +71,21 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
                      unsigned int seq, unsigned int ts, int marker, int keyframe, unsigned long long ntp, int padding,
                      int level, double now);
 
-/* ingress_add_types readies Packet, Ingress and Demux (sfu/_ingress.c) and adds them to the module. */
-int ingress_add_types(PyObject *module);
+static inline unsigned int be16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
+
+static inline unsigned int be32(const unsigned char *p) {
+    return ((unsigned int)p[0] << 24) | ((unsigned int)p[1] << 16) | ((unsigned int)p[2] << 8) | p[3];
+}
+
+/* Ingress (sfu/_ingress.c): a publisher stream's steady-state receive path. */
+extern PyTypeObject IngressType;
+int ingress_add_types(PyObject *module);  /* Packet, Ingress */
+int ingress_match(PyObject *ingress, unsigned int ssrc);  /* armed, for this SSRC */
+/* ingress_receive: 1 not handled (give it to Python unread), 0 done, -1 a Python error. */
+int ingress_receive(PyObject *ingress, const unsigned char *data, Py_ssize_t n);
+
+/* Demux (sfu/_demux.c): an ICE socket's datagram callback. */
+int demux_add_types(PyObject *module);
 
 /* RtcpRoute (sfu/_rtcp.c): a transport's routine SRTCP handled in C. */
 extern PyTypeObject RtcpRouteType;

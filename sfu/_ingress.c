@@ -1,7 +1,7 @@
 /* _ingress: a publisher's steady-state RTP packets from the socket to the fan-out with no Python frame.
  *
- * Demux is installed as an aioice StunProtocol's ``datagram_received`` (sfu.aiortc_hooks.install_sync_rtp_receive).
- * For an RTP datagram whose SSRC belongs to an armed Ingress it does what ForwardingReceiver.handle_plain,
+ * A Demux (sfu/_demux.c), an aioice StunProtocol's ``datagram_received``, hands an RTP datagram whose SSRC
+ * belongs to an armed Ingress to ``ingress_receive``, which does what ForwardingReceiver.handle_plain,
  * ForwardingReceiver._account and Producer.on_fields do in Python, for the common case only: the packet is the
  * next in sequence (RtpStreamStats.max16 + 1), of the stream's payload type, no NACK is outstanding, and the
  * header parses plainly. Everything else (RTCP, STUN, DTLS, RTX, gaps, reordering, the first packets, odd
@@ -15,15 +15,14 @@
  * sinks, one Packet (the C twin of sfu.consumer.Inbound) and fanout_run over its C slots (``_forward_python``
  * for slots left over or sinks without C slots); finally the room Ticker's ``poll`` when ``next_due`` passed.
  *
- * Ownership: an Ingress belongs to one ForwardingReceiver (``arm``/``disarm`` from Python on the event loop),
- * a Demux to one StunProtocol; both run only on the event loop's thread, under the GIL.
+ * Ownership: an Ingress belongs to one ForwardingReceiver (``arm``/``disarm`` from Python on the event loop);
+ * it runs only on the event loop's thread, under the GIL.
  */
 #include "_fanout.h"
 
 #include <time.h>
 
 #define MAX_DATAGRAM 2048
-#define MAX_INGRESS 16
 #define NO_AUDIO_LEVEL 0x7F
 #define CODEC_AUDIO 0
 #define CODEC_VP8 1
@@ -207,7 +206,7 @@ static PyMethodDef Ingress_methods[] = {
     {NULL},
 };
 
-static PyTypeObject IngressType = {
+PyTypeObject IngressType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "sfu._fanout.Ingress",
     .tp_doc = "Ingress: the C receive path of one ForwardingReceiver's media stream",
@@ -222,12 +221,6 @@ static PyTypeObject IngressType = {
 };
 
 /* ------------------------------------------------------------------------------------------ helpers */
-
-static inline unsigned int be16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
-
-static inline unsigned int be32(const unsigned char *p) {
-    return ((unsigned int)p[0] << 24) | ((unsigned int)p[1] << 16) | ((unsigned int)p[2] << 8) | p[3];
-}
 
 static double clock_seconds(clockid_t id) {
     struct timespec t;
@@ -609,9 +602,15 @@ static int poll_ticker(PyObject *receiver) {
     return r;
 }
 
+int ingress_match(PyObject *o, unsigned int ssrc) {
+    Ingress *g = (Ingress *)o;
+    return g->armed && g->ssrc == ssrc;
+}
+
 /* ingress_receive handles one RTP datagram of g's SSRC. 1: not for C (the caller hands it to Python unread),
  * 0: done (forwarded, handed to Python after decryption, or dropped), -1: a Python error. */
-static int ingress_receive(Ingress *g, const unsigned char *data, Py_ssize_t n) {
+int ingress_receive(PyObject *o, const unsigned char *data, Py_ssize_t n) {
+    Ingress *g = (Ingress *)o;
     unsigned int seq = be16(data + 2);
     long long max16;
     if ((int)(data[1] & 0x7F) != g->pt || n > MAX_DATAGRAM)
@@ -651,179 +650,6 @@ static int ingress_receive(Ingress *g, const unsigned char *data, Py_ssize_t n) 
     Py_DECREF(producer);
     return r;
 }
-
-/* ------------------------------------------------------------------------------------------ Demux */
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *fallback;  /* callable(data, addr): the Python path */
-    PyObject *rtcp;      /* RtcpRoute or NULL: SRTCP goes to fallback */
-    Ingress *entries[MAX_INGRESS];
-    int n;
-    unsigned long long rx_bytes;  /* since take_counts(), datagrams handled here */
-    unsigned long long rx_packets;
-} Demux;
-
-static int Demux_traverse(Demux *d, visitproc visit, void *arg) {
-    Py_VISIT(d->fallback);
-    Py_VISIT(d->rtcp);
-    for (int i = 0; i < d->n; i++)
-        Py_VISIT(d->entries[i]);
-    return 0;
-}
-
-static int Demux_clear(Demux *d) {
-    Py_CLEAR(d->fallback);
-    Py_CLEAR(d->rtcp);
-    for (int i = 0; i < d->n; i++)
-        Py_CLEAR(d->entries[i]);
-    d->n = 0;
-    return 0;
-}
-
-static void Demux_dealloc(Demux *d) {
-    PyObject_GC_UnTrack(d);
-    Demux_clear(d);
-    Py_TYPE(d)->tp_free((PyObject *)d);
-}
-
-static int Demux_init(Demux *d, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"fallback", NULL};
-    PyObject *fallback;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O", kwlist, &fallback))
-        return -1;
-    if (!PyCallable_Check(fallback)) {
-        PyErr_SetString(PyExc_TypeError, "Demux(fallback): fallback must be callable");
-        return -1;
-    }
-    Py_INCREF(fallback);
-    Py_XSETREF(d->fallback, fallback);
-    return 0;
-}
-
-static PyObject *Demux_add(Demux *d, PyObject *o) {
-    if (Py_TYPE(o) != &IngressType) {
-        PyErr_SetString(PyExc_TypeError, "Demux.add(ingress: Ingress)");
-        return NULL;
-    }
-    for (int i = 0; i < d->n; i++)
-        if ((PyObject *)d->entries[i] == o)
-            Py_RETURN_TRUE;
-    if (d->n >= MAX_INGRESS)
-        Py_RETURN_FALSE;  /* more streams than that on one transport: the rest take the Python path */
-    Py_INCREF(o);
-    d->entries[d->n++] = (Ingress *)o;
-    Py_RETURN_TRUE;
-}
-
-static PyObject *Demux_remove(Demux *d, PyObject *o) {
-    for (int i = 0; i < d->n; i++) {
-        if ((PyObject *)d->entries[i] == o) {
-            Ingress *g = d->entries[i];
-            d->entries[i] = d->entries[--d->n];
-            d->entries[d->n] = NULL;
-            Py_DECREF(g);
-            break;
-        }
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *Demux_set_rtcp(Demux *d, PyObject *route) {
-    if (route != Py_None && Py_TYPE(route) != &RtcpRouteType) {
-        PyErr_SetString(PyExc_TypeError, "Demux.set_rtcp(route: RtcpRoute | None)");
-        return NULL;
-    }
-    Py_XINCREF(route == Py_None ? NULL : route);
-    Py_XSETREF(d->rtcp, route == Py_None ? NULL : route);
-    Py_RETURN_NONE;
-}
-
-static PyObject *Demux_take_counts(Demux *d, PyObject *unused) {
-    (void)unused;
-    PyObject *r = Py_BuildValue("(KK)", d->rx_packets, d->rx_bytes);
-    d->rx_packets = 0;
-    d->rx_bytes = 0;
-    return r;
-}
-
-/* datagram_received(data, addr): the protocol's callback */
-static PyObject *Demux_datagram_received(Demux *d, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "datagram_received(data, addr)");
-        return NULL;
-    }
-    PyObject *data = args[0];
-    if (PyBytes_CheckExact(data)) {
-        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
-        Py_ssize_t n = PyBytes_GET_SIZE(data);
-        if (n >= 12 && (p[0] & 0xC0) == 0x80 && p[1] >= 192 && p[1] <= 223 && d->rtcp != NULL) {
-            PyObject *route = d->rtcp;
-            Py_INCREF(route);
-            int r = rtcp_route_receive(route, p, n);
-            Py_DECREF(route);
-            if (r < 0)
-                return NULL;
-            if (r == 0) {
-                d->rx_packets++;
-                d->rx_bytes += (unsigned long long)n;
-                Py_RETURN_NONE;
-            }
-        } else if (n >= 12 && (p[0] & 0xC0) == 0x80 && !(p[1] >= 192 && p[1] <= 223)) {
-            unsigned int ssrc = be32(p + 8);
-            for (int i = 0; i < d->n; i++) {
-                Ingress *g = d->entries[i];
-                if (g->ssrc != ssrc || !g->armed)
-                    continue;
-                Py_INCREF(g);
-                int r = ingress_receive(g, p, n);
-                Py_DECREF(g);
-                if (r < 0)
-                    return NULL;
-                if (r == 0) {
-                    d->rx_packets++;
-                    d->rx_bytes += (unsigned long long)n;
-                    Py_RETURN_NONE;
-                }
-                break;
-            }
-        }
-    }
-    if (d->fallback == NULL)
-        Py_RETURN_NONE;
-    return PyObject_Vectorcall(d->fallback, args, 2, NULL);
-}
-
-static PyMemberDef Demux_members[] = {
-    {"fallback", T_OBJECT, offsetof(Demux, fallback), READONLY, "fallback(data, addr): the Python path"},
-    {NULL},
-};
-
-static PyMethodDef Demux_methods[] = {
-    {"datagram_received", (PyCFunction)(void (*)(void))Demux_datagram_received, METH_FASTCALL,
-     "datagram_received(data, addr): an armed stream's steady-state RTP here, anything else to fallback"},
-    {"add", (PyCFunction)Demux_add, METH_O, "add(ingress) -> False when the table is full"},
-    {"set_rtcp", (PyCFunction)Demux_set_rtcp, METH_O, "set_rtcp(route): SRTCP to this RtcpRoute (None: to fallback)"},
-    {"remove", (PyCFunction)Demux_remove, METH_O, "remove(ingress)"},
-    {"take_counts", (PyCFunction)Demux_take_counts, METH_NOARGS,
-     "take_counts() -> (packets, octets) received here since the previous call"},
-    {NULL},
-};
-
-static PyTypeObject DemuxType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "sfu._fanout.Demux",
-    .tp_doc = "Demux(fallback): a StunProtocol's datagram callback that keeps armed media streams in C",
-    .tp_basicsize = sizeof(Demux),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Demux_init,
-    .tp_dealloc = (destructor)Demux_dealloc,
-    .tp_traverse = (traverseproc)Demux_traverse,
-    .tp_clear = (inquiry)Demux_clear,
-    .tp_methods = Demux_methods,
-    .tp_members = Demux_members,
-};
 
 /* ------------------------------------------------------------------------------------------ module */
 
@@ -874,9 +700,9 @@ int ingress_add_types(PyObject *m) {
     INTERN(s_next_due, "next_due");
     INTERN(s_poll, "poll");
 #undef INTERN
-    PyTypeObject *types[] = {&PacketType, &IngressType, &DemuxType};
-    const char *names[] = {"Packet", "Ingress", "Demux"};
-    for (int i = 0; i < 3; i++) {
+    PyTypeObject *types[] = {&PacketType, &IngressType};
+    const char *names[] = {"Packet", "Ingress"};
+    for (int i = 0; i < 2; i++) {
         if (PyType_Ready(types[i]) < 0)
             return -1;
         Py_INCREF(types[i]);

@@ -80,12 +80,6 @@ static int RtcpRoute_init(RtcpRoute *r, PyObject *args, PyObject *kw) {
     return 0;
 }
 
-static inline unsigned int be16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
-
-static inline unsigned int be32(const unsigned char *p) {
-    return ((unsigned int)p[0] << 24) | ((unsigned int)p[1] << 16) | ((unsigned int)p[2] << 8) | p[3];
-}
-
 /* routine: 1 when every packet of the compound is one C handles (RR, SDES, REMB) and well formed. */
 static int routine(const unsigned char *buf, int len) {
     int pos = 0;
