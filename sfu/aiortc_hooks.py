@@ -138,7 +138,7 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
     "pylibsrtp.Session": ("_srtp", "_cdata", "_buffer"),
 }
 # functions of pylibsrtp._binding.lib called directly (or by sfu/_fanout.c)
-PYLIBSRTP_NAMES = ("srtp_protect", "srtp_unprotect")  # both also by address, from C
+PYLIBSRTP_NAMES = ("srtp_protect", "srtp_unprotect", "srtp_unprotect_rtcp")  # all three also by address, from C
 
 
 def protect_address() -> int:
