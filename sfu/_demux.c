@@ -114,27 +114,19 @@ static PyObject *Demux_datagram_received(Demux *d, PyObject *const *args, Py_ssi
     if (PyBytes_CheckExact(data)) {
         const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
         Py_ssize_t n = PyBytes_GET_SIZE(data);
-        if (n >= 12 && (p[0] & 0xC0) == 0x80 && p[1] >= 192 && p[1] <= 223 && d->rtcp != NULL) {
-            PyObject *route = d->rtcp;
-            Py_INCREF(route);
-            int r = rtcp_route_receive(route, p, n);
-            Py_DECREF(route);
-            if (r < 0)
-                return NULL;
-            if (r == 0) {
-                d->rx_packets++;
-                d->rx_bytes += (unsigned long long)n;
-                Py_RETURN_NONE;
+        if (n >= 12 && (p[0] & 0xC0) == 0x80) {
+            int rtcp = p[1] >= 192 && p[1] <= 223;
+            PyObject *target = rtcp ? d->rtcp : NULL;  /* the RtcpRoute, or the armed Ingress of this SSRC */
+            for (int i = 0; !rtcp && i < d->n; i++) {
+                if (ingress_match(d->entries[i], be32(p + 8))) {
+                    target = d->entries[i];
+                    break;
+                }
             }
-        } else if (n >= 12 && (p[0] & 0xC0) == 0x80 && !(p[1] >= 192 && p[1] <= 223)) {
-            unsigned int ssrc = be32(p + 8);
-            for (int i = 0; i < d->n; i++) {
-                PyObject *g = d->entries[i];
-                if (!ingress_match(g, ssrc))
-                    continue;
-                Py_INCREF(g);
-                int r = ingress_receive(g, p, n);
-                Py_DECREF(g);
+            if (target != NULL) {
+                Py_INCREF(target);  /* a callback may remove it from the table */
+                int r = rtcp ? rtcp_route_receive(target, p, n) : ingress_receive(target, p, n);
+                Py_DECREF(target);
                 if (r < 0)
                     return NULL;
                 if (r == 0) {
@@ -142,7 +134,6 @@ static PyObject *Demux_datagram_received(Demux *d, PyObject *const *args, Py_ssi
                     d->rx_bytes += (unsigned long long)n;
                     Py_RETURN_NONE;
                 }
-                break;
             }
         }
     }

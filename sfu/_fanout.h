@@ -81,6 +81,7 @@ static inline unsigned int be32(const unsigned char *p) {
 extern PyTypeObject IngressType;
 int ingress_add_types(PyObject *module);  /* Packet, Ingress */
 int ingress_match(PyObject *ingress, unsigned int ssrc);  /* armed, for this SSRC */
+int add_ll(PyObject *o, PyObject *name, long long delta);  /* o.name += delta; 0, or -1 with an exception */
 /* ingress_receive: 1 not handled (give it to Python unread), 0 done, -1 a Python error. */
 int ingress_receive(PyObject *ingress, const unsigned char *data, Py_ssize_t n);
 

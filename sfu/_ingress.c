@@ -259,7 +259,7 @@ static int set_ll(PyObject *o, PyObject *name, long long value) {
     return r;
 }
 
-static int add_ll(PyObject *o, PyObject *name, long long delta) {
+int add_ll(PyObject *o, PyObject *name, long long delta) {
     long long v;
     if (get_ll(o, name, &v, NULL) < 0)
         return -1;

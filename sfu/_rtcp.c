@@ -121,21 +121,6 @@ static PyObject *sender_for(RtcpRoute *r, unsigned int ssrc) {
     return s;
 }
 
-static int count_direct(PyObject *sender) {
-    PyObject *v = PyObject_GetAttr(sender, s_direct_rtcp);
-    if (v == NULL)
-        return -1;
-    PyObject *one = PyLong_FromLong(1);
-    PyObject *sum = one != NULL ? PyNumber_Add(v, one) : NULL;
-    Py_DECREF(v);
-    Py_XDECREF(one);
-    if (sum == NULL)
-        return -1;
-    int r = PyObject_SetAttr(sender, s_direct_rtcp, sum);
-    Py_DECREF(sum);
-    return r;
-}
-
 static int call(PyObject *o, PyObject *name, PyObject *args) {
     if (args == NULL)
         return -1;
@@ -168,7 +153,7 @@ static int dispatch(RtcpRoute *r, const unsigned char *buf, int len) {
                 int lost = (int)(((unsigned int)b[5] << 16) | ((unsigned int)b[6] << 8) | b[7]);
                 if (lost & 0x800000)
                     lost -= 0x1000000;  /* 24-bit signed */
-                int rc = count_direct(s);
+                int rc = add_ll(s, s_direct_rtcp, 1);
                 if (rc == 0)
                     rc = call(s, s_report_block, Py_BuildValue("(iiIII)", (int)b[4], lost, be32(b + 12), be32(b + 16),
                                                                be32(b + 20)));
@@ -190,7 +175,7 @@ static int dispatch(RtcpRoute *r, const unsigned char *buf, int len) {
                     continue;
                 }
                 Py_INCREF(s);
-                int rc = count_direct(s);
+                int rc = add_ll(s, s_direct_rtcp, 1);
                 if (rc == 0)
                     rc = call(s, s_remb, Py_BuildValue("(K)", bitrate));
                 Py_DECREF(s);
