@@ -7,6 +7,6 @@ pure-Python forwarding path.
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension(
-    "sfu._fanout", ["sfu/_fanout.c", "sfu/_ingress.c", "sfu/_demux.c", "sfu/_rtcp.c"], depends=["sfu/_fanout.h"],
-    optional=True, extra_compile_args=["-O2"],
+    "sfu._fanout", ["sfu/_fanout.c", "sfu/_ingress.c", "sfu/_demux.c", "sfu/_rtcp.c", "sfu/_report.c"],
+    depends=["sfu/_fanout.h"], optional=True, extra_compile_args=["-O2"],
 )])

@@ -143,6 +143,25 @@ static PyObject *Slot_set_head(Slot *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+int route_addr(int family, const char *host, int port, struct sockaddr_storage *addr, socklen_t *len) {
+    memset(addr, 0, sizeof *addr);
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)addr;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((unsigned short)port);
+        *len = sizeof *a;
+        return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
+    }
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)addr;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((unsigned short)port);
+        *len = sizeof *a;
+        return inet_pton(AF_INET6, host, &a->sin6_addr) == 1 ? 0 : -1;
+    }
+    return -1;
+}
+
 /* set_route(sock, family, host, port, session, srtp_address, protect_address) */
 static PyObject *Slot_set_route(Slot *s, PyObject *args) {
     PyObject *sock, *session;
@@ -153,24 +172,8 @@ static PyObject *Slot_set_route(Slot *s, PyObject *args) {
         return NULL;
     struct sockaddr_storage addr;
     socklen_t len;
-    memset(&addr, 0, sizeof addr);
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&addr;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((unsigned short)port);
-        if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-            Py_RETURN_FALSE;
-        len = sizeof *a;
-    } else if (family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&addr;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((unsigned short)port);
-        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-            Py_RETURN_FALSE;
-        len = sizeof *a;
-    } else {
+    if (route_addr(family, host, port, &addr, &len) < 0)
         Py_RETURN_FALSE;
-    }
     if (!srtp || !protect)
         Py_RETURN_FALSE;
     slot_clear_route(s);
@@ -436,7 +439,7 @@ PyMODINIT_FUNC PyInit__fanout(void) {
         Py_DECREF(m);
         return NULL;
     }
-    if (ingress_add_types(m) < 0 || demux_add_types(m) < 0 || rtcp_add_types(m) < 0) {
+    if (ingress_add_types(m) < 0 || demux_add_types(m) < 0 || rtcp_add_types(m) < 0 || report_add_types(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

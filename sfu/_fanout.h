@@ -71,6 +71,9 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
                      unsigned int seq, unsigned int ts, int marker, int keyframe, unsigned long long ntp, int padding,
                      int level, double now);
 
+/* route_addr fills a socket address from (family, host, port); 0, or -1 when they do not make one. */
+int route_addr(int family, const char *host, int port, struct sockaddr_storage *addr, socklen_t *len);
+
 static inline unsigned int be16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
 
 static inline unsigned int be32(const unsigned char *p) {
@@ -93,5 +96,8 @@ extern PyTypeObject RtcpRouteType;
 int rtcp_add_types(PyObject *module);
 /* rtcp_route_receive: 1 not handled (give it to Python unread), 0 done, -1 a Python error. */
 int rtcp_route_receive(PyObject *route, const unsigned char *data, Py_ssize_t n);
+
+/* Reporter (sfu/_report.c): a transport's sender reports built, protected and sent in C. */
+int report_add_types(PyObject *module);
 
 #endif

@@ -83,9 +83,10 @@ from sfu.tasks import Ticker, run_now, spawn
 try:  # the optional C receive path (sfu/_ingress.c); without it every packet takes the Python path
     from sfu._fanout import Demux as CompiledDemux
     from sfu._fanout import Ingress as CompiledIngress
+    from sfu._fanout import Reporter as CompiledReporter
     from sfu._fanout import RtcpRoute as CompiledRtcpRoute
 except ImportError:
-    CompiledDemux = CompiledIngress = CompiledRtcpRoute = None
+    CompiledDemux = CompiledIngress = CompiledRtcpRoute = CompiledReporter = None
 
 logger = logging.getLogger(__name__)
 
@@ -138,12 +139,13 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
     "pylibsrtp.Session": ("_srtp", "_cdata", "_buffer"),
 }
 # functions of pylibsrtp._binding.lib called directly (or by sfu/_fanout.c)
-PYLIBSRTP_NAMES = ("srtp_protect", "srtp_unprotect", "srtp_unprotect_rtcp")  # all three also by address, from C
+PYLIBSRTP_NAMES = ("srtp_protect", "srtp_unprotect", "srtp_unprotect_rtcp", "srtp_protect_rtcp")  # all by address
 
 
-def protect_address() -> int:
-    """protect_address is the address of libsrtp's ``srtp_protect`` in pylibsrtp's binding (for sfu._fanout)."""
-    return int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_protect")))
+def protect_address(name: str = "srtp_protect") -> int:
+    """protect_address is the address of libsrtp's `name` (``srtp_protect``, ``srtp_protect_rtcp``) in pylibsrtp's
+    binding (for sfu._fanout)."""
+    return int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, name)))
 
 
 def unprotect_address() -> int:
@@ -770,6 +772,7 @@ class ForwardingSender(RTCRtpSender):
         self.on_report: Callable[[int, int, int], None] | None = None  # fraction lost /256, lost, jitter
         self.on_remb: Callable[[int], None] | None = None  # the subscriber's estimate, bit/s
         self.sr_info: Callable[[], SrInfo] | None = None
+        self.report_slot: Any = None  # the Consumer's sfu._fanout.Slot: its counters make the SR in C
         self.context: SendContext | None = None
         self.lsr = -1  # middle 32 bits of the NTP timestamp of our last SR
         self.lsr_time = 0.0
@@ -906,6 +909,9 @@ class PacketWire:
         self._reporting = False
         self._slots: list[Any] = []  # sfu._fanout.Slot objects bound to this wire's route
         self._protect = protect_address()
+        # sender reports in C (sfu/_report.c) when every sender reports from a C slot; else sender_reports()
+        self._reporter: Any = CompiledReporter() if fast and CompiledReporter is not None else None
+        self._report_entries: tuple[tuple[Any, Any, int, bytes], ...] | None = None  # None: to build
         self._dup: socket.socket | None = None  # our duplicate of the pair's socket (uvloop transports)
         transport.on("statechange", self._state_changed)
         self.fast_sent = 0
@@ -975,9 +981,11 @@ class PacketWire:
             self._pair = self._sock = None
 
     def _unbind_slots(self) -> None:
-        """_unbind_slots takes the route back from every bound slot (they fall back to Python and rebind)."""
+        """_unbind_slots takes the route back from every bound slot and the reporter (they rebind later)."""
         for slot in self._slots:
             slot.clear_route()
+        if self._reporter is not None:
+            self._reporter.clear_route()
 
     def flush_slot_counters(self) -> None:
         """flush_slot_counters adds what the C fan-out sent to this wire's and the transport's counters."""
@@ -1064,6 +1072,7 @@ class PacketWire:
         """add_sender includes `sender` in this transport's periodic sender reports (every 0.5-1.5 s)."""
         if sender not in self._senders:
             self._senders.append(sender)
+            self._report_entries = None
         if not self._reporting:
             self._reporting = True
             self._ticker.add(self._report)
@@ -1081,12 +1090,60 @@ class PacketWire:
             self.send_reports()
 
     def send_reports(self) -> bool:
-        """send_reports sends one compound SR + SDES packet now; False when there was nothing to report."""
-        data = sender_reports(self._senders, time.time())
+        """send_reports sends one compound SR + SDES packet now; False when there was nothing to report.
+
+        In C (``sfu._fanout.Reporter``, the same bytes) when every sender reports from a C slot and the fast
+        route is up; else built by ``sender_reports`` and sent by ``send``.
+        """
+        now = time.time()
+        sent = self._send_reports_compiled(now)
+        if sent >= 0:
+            if not sent:
+                return False
+            dtls = self._dtls
+            dtls._RTCDtlsTransport__tx_bytes += sent
+            dtls._RTCDtlsTransport__tx_packets += 1
+            self.fast_sent += 1
+            self.reports_sent += 1
+            return True
+        data = sender_reports(self._senders, now)
         if not data:
             return False
         self.reports_sent += 1
         return self.send(data)
+
+    def _send_reports_compiled(self, now: float) -> int:
+        """_send_reports_compiled: the octets the Reporter sent, 0 for nothing to report, -1 for the Python path."""
+        reporter = self._reporter
+        if reporter is None:
+            return -1
+        entries = self._report_entries
+        if entries is None:
+            entries = self._report_entries = self._build_report_entries()
+        if not entries:
+            return -1
+        if not reporter.routed:
+            if not self._fast or not self._route():
+                return -1
+            assert self._addr is not None
+            srtp = int(_ffi.cast("uintptr_t", self._srtp))
+            if not reporter.set_route(self._sock, int(self._sock.family), self._addr[0], self._addr[1],
+                                      self._session, srtp, protect_address("srtp_protect_rtcp")):
+                return -1
+        elif self._pair is not self._ice._nominated.get(1) or self._session is not self._dtls._tx_srtp:
+            self._route()  # the pair or the SRTP session changed: rebinds (clears the reporter's route)
+            return -1
+        return int(reporter.send(entries, now))
+
+    def _build_report_entries(self) -> tuple[tuple[Any, Any, int, bytes], ...]:
+        """_build_report_entries: (sender, C slot, SSRC, CNAME) per sender; () when one has no C slot or context."""
+        entries = []
+        for s in self._senders:
+            source = s.report_source
+            if s.report_slot is None or source is None:
+                return ()
+            entries.append((s, s.report_slot, source[0], source[1].encode()[:255]))
+        return tuple(entries)
 
     def close(self) -> None:
         """close stops the sender reports, unbinds the C fan-out slots and closes our socket duplicate."""

@@ -217,6 +217,7 @@ class Consumer:
         sender.on_remb = self._on_remb
         sender.on_keyframe = self._on_keyframe
         sender.sr_info = self.sr_info
+        sender.report_slot = self.cslot
         if sender.context is not None:
             self._on_ready(sender.context)
 

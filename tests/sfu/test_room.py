@@ -102,6 +102,8 @@ async def test_one_publisher_three_subscribers_and_no_server_decoder(sfu: Sfu, c
     else:
         assert demux is None
     assert consumer.wire.reports_sent > 0 and consumer.wire._ticker is room.ticker  # SRs: the room's ticker
+    reporter = consumer.wire._reporter  # sfu/_report.c sends them when every sender reports from a C slot
+    assert (reporter is not None and reporter.sent > 0 and reporter.errors == 0) == sfu.config.compiled_fanout
     consumer.stats()
     await asyncio.sleep(1.1)
     stats = room.stats()

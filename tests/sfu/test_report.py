@@ -1,0 +1,161 @@
+"""Tests of the C sender reports (sfu/_report.c): the same bytes as sfu.rtp.sender_reports, protected and sent."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pylibsrtp
+import pytest
+
+from sfu.consumer import COMPILED
+from sfu.rtp import sender_reports
+
+pytestmark = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
+
+KEY = bytes(range(30))
+
+
+@dataclass
+class Sender:
+    """Sender has what sender_reports and the Reporter read and write."""
+
+    slot: Any
+    source: tuple[int, str] | None
+    lsr: int = -1
+    lsr_time: float = 0.0
+
+    @property
+    def report_source(self) -> tuple[int, str] | None:
+        return self.source
+
+    def sr_info(self) -> tuple[int, int, int, int]:
+        s = self.slot
+        return int(s.last_ntp), int(s.last_out_ts), int(s.packets_sent), int(s.bytes_sent)
+
+
+def slot(packets: int, octets: int, ntp: int, ts: int) -> Any:
+    from sfu._fanout import Slot
+
+    s = Slot(90000, 3000, 0, 0)
+    s.packets_sent, s.bytes_sent, s.last_ntp, s.last_out_ts = packets, octets, ntp, ts
+    return s
+
+
+def entries(senders: list[Sender]) -> tuple[tuple[Any, Any, int, bytes], ...]:
+    out = []
+    for s in senders:
+        assert s.source is not None
+        out.append((s, s.slot, s.source[0], s.source[1].encode()[:255]))
+    return tuple(out)
+
+
+@dataclass
+class Link:
+    reporter: Any
+    rx: pylibsrtp.Session
+    tx: pylibsrtp.Session
+    out: socket.socket
+    inbox: socket.socket
+
+    def receive(self) -> bytes:
+        return self.rx.unprotect_rtcp(self.inbox.recv(4096))
+
+    def nothing_received(self) -> bool:
+        try:
+            self.inbox.recv(4096)
+        except BlockingIOError:
+            return True
+        return False
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    from pylibsrtp._binding import ffi
+    from sfu._fanout import Reporter
+
+    from sfu.aiortc_hooks import protect_address
+
+    rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    inbox = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out.bind(("127.0.0.1", 0))
+    inbox.bind(("127.0.0.1", 0))
+    inbox.settimeout(5)
+    reporter = Reporter()
+    assert reporter.set_route(out, int(out.family), "127.0.0.1", inbox.getsockname()[1], tx,
+                              int(ffi.cast("uintptr_t", tx._srtp[0])),  # type: ignore[attr-defined]
+                              protect_address("srtp_protect_rtcp"))
+    yield Link(reporter, rx, tx, out, inbox)
+    out.close()
+    inbox.close()
+
+
+def test_reports_are_the_bytes_sender_reports_builds(link: Link) -> None:
+    cnames = ["", "a", "ab", "abc", "abcd", "abcde", "x" * 300, "{cname-uuid-5f0c}"]
+    for i, cname in enumerate(cnames):  # every padding length, and a CNAME cut at 255 bytes
+        python = [Sender(slot(10 + i, 12000 + i, 0x0102030405060708 + i, 90000 * i), (0x1111 + i, cname)),
+                  Sender(slot(0, 0, 0, 0), (0x2222, "idle")),  # never sent: left out
+                  Sender(slot(3, 300, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, "peer"))]
+        ours = [Sender(slot(10 + i, 12000 + i, 0x0102030405060708 + i, 90000 * i), (0x1111 + i, cname)),
+                Sender(slot(0, 0, 0, 0), (0x2222, "idle")),
+                Sender(slot(3, 300, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, "peer"))]
+        expected = sender_reports(python, now=1000.0 + i)
+        sent = link.reporter.send(entries(ours), 1000.0 + i)
+        assert sent > len(expected)  # protected: the SRTCP index and tag added
+        assert link.receive() == expected
+        assert [(s.lsr, s.lsr_time) for s in ours] == [(s.lsr, s.lsr_time) for s in python]
+        assert ours[0].lsr == ((0x0102030405060708 + i) >> 16) & 0xFFFFFFFF and ours[1].lsr == -1
+    assert link.reporter.sent == len(cnames) and link.reporter.errors == 0
+
+
+def test_counters_wrap_like_sender_reports(link: Link) -> None:
+    python = [Sender(slot(2**32 + 5, 2**33 + 7, 1, 2), (1, "c"))]
+    ours = [Sender(slot(2**32 + 5, 2**33 + 7, 1, 2), (1, "c"))]
+    link.reporter.send(entries(ours), 1.0)
+    assert link.receive() == sender_reports(python, now=1.0)
+
+
+def test_nothing_to_report_sends_nothing(link: Link) -> None:
+    idle = [Sender(slot(0, 0, 0, 0), (1, "c"))]
+    assert link.reporter.send(entries(idle), 1.0) == 0
+    assert link.reporter.send((), 1.0) == 0
+    link.inbox.setblocking(False)
+    assert link.nothing_received()
+    assert idle[0].lsr == -1
+
+
+def test_malformed_entries_are_skipped(link: Link) -> None:
+    good = Sender(slot(1, 100, 1 << 40, 5), (7, "c"))
+    bad: tuple[Any, ...] = (("not", "an", "entry"), (good, object(), 7, b"c"), (good, good.slot, "7", b"c"),
+                            (good, good.slot, 2**40, b"c"), (good, good.slot, 7, "str"), 42)
+    assert link.reporter.send(bad + entries([good]), 1.0) > 0
+    assert link.receive() == sender_reports([Sender(slot(1, 100, 1 << 40, 5), (7, "c"))], now=1.0)
+    with pytest.raises(TypeError):
+        link.reporter.send([], 1.0)
+    with pytest.raises(TypeError):
+        link.reporter.send((), "now")
+
+
+def test_python_sends_what_the_reporter_cannot(link: Link) -> None:
+    from sfu._fanout import Reporter
+
+    many = [Sender(slot(1, 1, 1, 1), (i, "x" * 255)) for i in range(8)]  # over one datagram's worth
+    assert link.reporter.send(entries(many), 1.0) == -1
+    assert all(s.lsr == -1 for s in many)  # nothing changed: Python builds and sends it
+    one = [Sender(slot(1, 1, 1, 1), (1, "c"))]
+    assert Reporter().send(entries(one), 1.0) == -1  # no route
+    assert not Reporter().routed and link.reporter.routed
+    link.reporter.clear_route()
+    assert link.reporter.send(entries(one), 1.0) == -1
+
+
+def test_a_closed_socket_loses_the_report_and_the_route(link: Link) -> None:
+    one = [Sender(slot(1, 1, 1, 1), (1, "c"))]
+    link.out.close()
+    assert link.reporter.send(entries(one), 1.0) == 0
+    assert link.reporter.errors == 1 and not link.reporter.routed
+    assert link.reporter.send(entries(one), 1.0) == -1
