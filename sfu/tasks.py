@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import math
 import time
@@ -60,7 +62,9 @@ class Ticker:
         self._period = period
         self._grace = grace
         self._clock = clock
-        self._jobs: dict[Callable[[], None], float] = {}  # job -> when it is due
+        self._jobs: dict[Callable[[], None], float] = {}  # job -> when it is due (the truth)
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []  # (due, order, job); stale entries skipped
+        self._order = itertools.count()
         self.next_due = math.inf
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
@@ -69,13 +73,16 @@ class Ticker:
         """add schedules `job` (again) one period from now."""
         if self.closed:
             return
-        due = self._clock() + self._period()
-        self._jobs[job] = due
-        self.next_due = min(self.next_due, due)
+        self._schedule(job, self._clock() + self._period())
         self._arm()
 
+    def _schedule(self, job: Callable[[], None], due: float) -> None:
+        self._jobs[job] = due
+        heapq.heappush(self._heap, (due, next(self._order), job))
+        self.next_due = self._heap[0][0]
+
     def remove(self, job: Callable[[], None]) -> None:
-        """remove forgets `job`."""
+        """remove forgets `job` (its heap entry is dropped when it comes up)."""
         self._jobs.pop(job, None)
 
     def poll(self) -> None:
@@ -85,17 +92,21 @@ class Ticker:
             self._run(now)
 
     def _run(self, now: float) -> None:
-        nxt = math.inf
-        for job, due in list(self._jobs.items()):
-            if due <= now:
-                due = now + self._period()
-                self._jobs[job] = due
-                try:
-                    job()
-                except Exception:
-                    logger.exception("periodic job %r failed", job)
-            nxt = min(nxt, due)
-        self.next_due = nxt
+        heap, jobs = self._heap, self._jobs
+        ready: list[tuple[Callable[[], None], float]] = []
+        while heap and heap[0][0] <= now:
+            due, _, job = heapq.heappop(heap)
+            if jobs.get(job) == due:  # else removed, or scheduled again since
+                ready.append((job, due))
+        for job, due in ready:
+            if jobs.get(job) != due:
+                continue  # removed (or re-added) by a job that ran before it
+            self._schedule(job, now + self._period())
+            try:
+                job()
+            except Exception:
+                logger.exception("periodic job %r failed", job)
+        self.next_due = heap[0][0] if heap else math.inf
 
     def _arm(self) -> None:
         if self._timer is None and self._jobs and not self.closed:
@@ -111,6 +122,8 @@ class Ticker:
         """close cancels the timer and forgets every job."""
         self.closed = True
         self._jobs.clear()
+        self._heap.clear()
+        self.next_due = math.inf
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Callable
+
+import pytest
 
 from sfu.tasks import Ticker, run_now
 from tests.sfu.helpers import wait_until
@@ -70,6 +74,40 @@ async def test_ticker_runs_due_jobs_on_poll_and_reschedules() -> None:
     now[0] = 200.0
     ticker.poll()
     assert runs == ["a", "b", "b"]
+
+
+async def test_ticker_runs_due_jobs_in_order_and_honours_removal_by_another_job() -> None:
+    now = [0.0]
+    period = [1.0]
+    ticker = Ticker(lambda: period[0], grace=60.0, clock=lambda: now[0])
+    runs: list[int] = []
+    jobs: dict[int, Callable[[], None]] = {}
+
+    def make(i: int) -> Callable[[], None]:
+        def job() -> None:
+            runs.append(i)
+            if i == 1:
+                ticker.remove(jobs[2])  # due in the same round: must not run
+        return job
+
+    for i in range(5):
+        jobs[i] = make(i)
+        now[0] = i * 0.1
+        ticker.add(jobs[i])  # due at 1.0, 1.1, ... 1.4
+    now[0] = 1.25
+    ticker.poll()
+    assert runs == [0, 1] and ticker.next_due == pytest.approx(1.3)
+    now[0] = 10.0
+    ticker.poll()
+    assert runs == [0, 1, 3, 4, 0, 1]  # due order; 2 stays removed
+    period[0] = 0.0  # a job due again at once waits for the next poll instead of looping
+    now[0] = 20.0
+    ticker.poll()
+    assert runs[-4:] == [3, 4, 0, 1] and len(runs) == 10
+    ticker.poll()
+    assert len(runs) == 14
+    ticker.close()
+    assert ticker.next_due == math.inf
 
 
 async def test_ticker_timer_runs_jobs_without_polls_and_survives_a_failing_job() -> None:
