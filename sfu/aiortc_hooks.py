@@ -29,6 +29,7 @@ import logging
 import os
 import random
 import socket
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -944,6 +945,7 @@ class PacketWire:
                     return False  # no socket, or already closed
                 sock.setblocking(False)  # the descriptor is shared with the loop: it is non-blocking already
                 self._dup = sock
+            dont_fragment(sock)
             self._pair, self._udp, self._sock, self._addr = pair, udp, sock, pair.remote_addr
             self._session = session
             self._srtp = session._srtp[0]
@@ -1156,6 +1158,25 @@ class PacketWire:
 
 
 _MAX_PLAIN = 1500 - 16 - 128  # pylibsrtp's buffer minus SRTP_MAX_TRAILER_LEN
+
+# Linux <netinet/in.h> values (Python's socket module does not name them)
+IP_MTU_DISCOVER, IP_PMTUDISC_PROBE = 10, 3
+
+
+def dont_fragment(sock: socket.socket) -> bool:
+    """dont_fragment sets the DF bit on an IPv4 socket's datagrams, ignoring the path MTU (Linux's PMTUDISC_PROBE).
+
+    Media packets stay under ~1.2 KB, so nothing needs fragments (a fragmented RTP packet is lost whole when one
+    fragment is); and with DF the kernel skips the shared IP-ID generator on every send (~3 % of the SFU's CPU
+    at 20 subscribers). False where it does not apply (IPv6, other systems).
+    """
+    if sys.platform != "linux" or sock.family != socket.AF_INET:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE)
+    except OSError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------ peer conn

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import socket
 import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -36,6 +37,8 @@ from aiortc.rtp import (
 from pylibsrtp._binding import lib as _lib
 
 from sfu.aiortc_hooks import (
+    IP_MTU_DISCOVER,
+    IP_PMTUDISC_PROBE,
     MEDIA_DEMUX,
     PRIVATE_INSTANCE_NAMES,
     PRIVATE_NAMES,
@@ -46,6 +49,7 @@ from sfu.aiortc_hooks import (
     MediaDemux,
     PacketWire,
     SfuPeerConnection,
+    dont_fragment,
     ice_connection,
     install_fast_rtcp_routing,
 )
@@ -57,6 +61,18 @@ from sfu.stats import SlidingMin, WindowRate
 from tests.sfu.helpers import RED, ColorTrack, client_pc, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)
+
+
+def test_dont_fragment_sets_df_on_ipv4_sockets_only() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as v4, \
+            socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as v6:
+        assert v4.getsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER) != IP_PMTUDISC_PROBE
+        assert dont_fragment(v4)
+        assert v4.getsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER) == IP_PMTUDISC_PROBE
+        assert not dont_fragment(v6)
+        v4.bind(("127.0.0.1", 0))
+        v4.sendto(b"x" * 1200, v4.getsockname())  # still sends (the loopback MTU is far larger)
+        assert v4.recv(2000) == b"x" * 1200
 
 
 def test_pinned_versions() -> None:
@@ -339,6 +355,8 @@ async def packet_wire_delivers(fast: bool) -> tuple[PacketWire, Any]:
         assert wire is not None
         if fast:
             assert wire.fast_sent > 0 and wire.slow_sent == 0
+            # the pair's socket sets DF (no IP-ID hashing per send, no fragments)
+            assert wire._sock.getsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER) == IP_PMTUDISC_PROBE
         else:
             assert wire.slow_sent > 0 and wire.fast_sent == 0
         dup = wire._dup
