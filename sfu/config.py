@@ -13,6 +13,7 @@ class SfuConfig:
     announce_address: public IP written into our SDP candidates instead of the bound address (1:1 NAT).
     fast_path: forward with direct libsrtp + sendto (False = aiortc's awaited ``_send_rtp``, slower).
     compiled_fanout: use the C receive path and fan-out (``sfu._fanout``) when built and ``fast_path`` is on.
+    consent_interval: seconds between ICE consent checks (RFC 7675: 5; six unanswered in a row end the peer).
     """
 
     ice_addresses: list[str] = field(default_factory=list)
@@ -28,3 +29,4 @@ class SfuConfig:
     udp_ports: tuple[int, int] | None = None  # (low, high) inclusive UDP range for media sockets
     fast_path: bool = True
     compiled_fanout: bool = True
+    consent_interval: float = 5.0

@@ -79,6 +79,7 @@ class Peer:
             udp_ports=config.udp_ports,
             ticker=ticker,
             compiled=config.compiled_fanout and config.fast_path,
+            consent_interval=config.consent_interval,
         )
         self.ticker = ticker
         self._on_lost = on_lost

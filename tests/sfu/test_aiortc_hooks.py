@@ -12,6 +12,7 @@ from typing import Any
 
 import pylibsrtp
 import pytest
+from aioice import ice as aioice_ice
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
@@ -488,3 +489,56 @@ async def test_malformed_srtp_and_srtcp_are_dropped_and_media_keeps_flowing(
         protocol.datagram_received(data, ("127.0.0.1", 9))  # no exception reaches the event loop
     await wait_until(lambda: receiver.streams[media].packets_received > before + 10, 10)
     assert peer.pc.connectionState == "connected"
+
+
+async def consent_room(monkeypatch: pytest.MonkeyPatch) -> tuple[Sfu, Any, list[Any]]:
+    """consent_room: a trainer publishing to a classroom, consent checks every ~0.3 s both ways."""
+    monkeypatch.setattr(aioice_ice, "CONSENT_INTERVAL", 0.3)  # the aiortc clients' aioice
+    sfu = Sfu(sfu_config(consent_interval=0.3))
+    room = await sfu.room("consent")
+    t = await join(room, "t", "trainer", decode=False)
+    c = await join(room, "c", "classroom")
+    await publish(room, t, video=ColorTrack(RED), audio=False)
+    await wait_until(lambda: len(c.slot_frames("presenter-video")) >= 5, 10)
+    return sfu, room, [t, c]
+
+
+async def test_consent_runs_on_the_ticker_and_answers_checks_without_aioice(monkeypatch: pytest.MonkeyPatch) -> None:
+    sfu, room, clients = await consent_room(monkeypatch)
+    try:
+        down = room.participants["c"].down
+        (consent,) = down.pc.consents
+        conn = consent._conn
+        for name in PRIVATE_INSTANCE_NAMES["Connection"]:
+            assert hasattr(conn, name)
+        for name in PRIVATE_INSTANCE_NAMES["CandidatePair"]:
+            assert hasattr(conn._nominated[1], name)
+        assert conn.query_consent == consent.start and conn._query_consent_task.done()  # aioice's loop never ran
+        await wait_until(lambda: consent.confirmed >= 3 and consent.answered >= 3, 20)
+        assert consent.failures == 0 and not consent.expired
+        assert down.pc.connectionState == "connected"
+        frames = len(clients[1].slot_frames("presenter-video"))
+        await wait_until(lambda: len(clients[1].slot_frames("presenter-video")) > frames + 5, 10)
+    finally:
+        for cl in clients:
+            await cl.close()
+        await sfu.close()
+
+
+async def test_consent_expires_when_the_peer_stops_answering(monkeypatch: pytest.MonkeyPatch) -> None:
+    sfu, room, clients = await consent_room(monkeypatch)
+    try:
+        t, c = clients
+        (consent,) = room.participants["c"].down.pc.consents
+        await wait_until(lambda: consent.confirmed >= 1, 20)
+        assert c.down is not None
+        for protocol in ice_connection(c.down.getTransceivers()[0].sender.transport)._protocols:
+            protocol.transport.close()  # the classroom's network is gone: no goodbye, no answers
+        await wait_until(lambda: consent.expired, 30)
+        assert consent.failures >= 6 and consent.checks > consent.confirmed
+        await wait_until(lambda: "c" not in room.participants, 10)  # cleaned up, the others told
+        assert "t" in room.participants
+    finally:
+        for cl in clients:
+            await cl.close()
+        await sfu.close()
