@@ -365,14 +365,11 @@ class Consent:
     Installed by ``SfuPeerConnection`` in place of ``Connection.query_consent``. Event loop only.
     """
 
-    def __init__(self, conn: Connection, ticker: Ticker, interval: float = CONSENT_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, conn: Connection, ticker: Ticker, interval: float = CONSENT_INTERVAL) -> None:
         self._conn: Any = conn
         self._ticker = ticker
         self.interval = interval
-        self._clock = clock
         self._txid: bytes | None = None  # our outstanding check
-        self._next = 0.0
         self.failures = 0
         self.answered = 0  # checks of the peer answered here
         self.checks = 0  # our checks sent
@@ -382,19 +379,18 @@ class Consent:
 
     async def start(self) -> None:
         """start replaces ``Connection.query_consent`` (aioice runs it once connected): ticks from now on."""
-        self._next = self._clock() + self.interval * (0.8 + 0.4 * random.random())
-        self._ticker.add(self.tick)
+        self._ticker.add(self.tick, self.period)
+
+    def period(self) -> float:
+        """period is the time to the next check: `interval` × 0.8-1.2 (aioice's, RFC 7675's)."""
+        return self.interval * (0.8 + 0.4 * random.random())
 
     def tick(self) -> None:
-        """tick sends a consent check when one is due (and counts the previous one failed if unanswered)."""
+        """tick sends a consent check (and counts the previous one failed if it was not answered)."""
         conn = self._conn
         if conn._closing or self.expired:
             self._ticker.remove(self.tick)
             return
-        now = self._clock()
-        if now < self._next:
-            return
-        self._next = now + self.interval * (0.8 + 0.4 * random.random())
         if self._txid is not None:
             self.failures += 1
             if self.failures >= CONSENT_FAILURES:

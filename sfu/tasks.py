@@ -54,7 +54,7 @@ class Ticker:
     The SFU polls it for every inbound media packet, so a room's sender reports go out on wake-ups that
     happen anyway instead of one timer wake-up per transport and second (a wake-up is the dearest thing an
     idle process does). Without polls, the timer runs what is due `grace` seconds late. Each job runs again
-    `period()` seconds after it ran. Owned by one event loop; not thread-safe.
+    `period()` seconds after it ran (the ticker's, or the job's own). Owned by one event loop; not thread-safe.
     """
 
     def __init__(self, period: Callable[[], float], grace: float = 0.25,
@@ -63,17 +63,20 @@ class Ticker:
         self._grace = grace
         self._clock = clock
         self._jobs: dict[Callable[[], None], float] = {}  # job -> when it is due (the truth)
+        self._periods: dict[Callable[[], None], Callable[[], float]] = {}  # jobs with their own period
         self._heap: list[tuple[float, int, Callable[[], None]]] = []  # (due, order, job); stale entries skipped
         self._order = itertools.count()
         self.next_due = math.inf
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
 
-    def add(self, job: Callable[[], None]) -> None:
-        """add schedules `job` (again) one period from now."""
+    def add(self, job: Callable[[], None], period: Callable[[], float] | None = None) -> None:
+        """add schedules `job` (again) one period from now: `period()` if given, else the ticker's."""
         if self.closed:
             return
-        self._schedule(job, self._clock() + self._period())
+        if period is not None:
+            self._periods[job] = period
+        self._schedule(job, self._clock() + (period or self._period)())
         self._arm()
 
     def _schedule(self, job: Callable[[], None], due: float) -> None:
@@ -84,6 +87,7 @@ class Ticker:
     def remove(self, job: Callable[[], None]) -> None:
         """remove forgets `job` (its heap entry is dropped when it comes up)."""
         self._jobs.pop(job, None)
+        self._periods.pop(job, None)
 
     def poll(self) -> None:
         """poll runs the jobs that are due (cheap when none is)."""
@@ -101,7 +105,7 @@ class Ticker:
         for job, due in ready:
             if jobs.get(job) != due:
                 continue  # removed (or re-added) by a job that ran before it
-            self._schedule(job, now + self._period())
+            self._schedule(job, now + self._periods.get(job, self._period)())
             try:
                 job()
             except Exception:
@@ -122,6 +126,7 @@ class Ticker:
         """close cancels the timer and forgets every job."""
         self.closed = True
         self._jobs.clear()
+        self._periods.clear()
         self._heap.clear()
         self.next_due = math.inf
         if self._timer is not None:

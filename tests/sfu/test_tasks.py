@@ -110,6 +110,30 @@ async def test_ticker_runs_due_jobs_in_order_and_honours_removal_by_another_job(
     assert ticker.next_due == math.inf
 
 
+async def test_ticker_jobs_may_have_their_own_period() -> None:
+    now = [0.0]
+    ticker = Ticker(lambda: 1.0, grace=60.0, clock=lambda: now[0])
+    runs: list[str] = []
+
+    def often() -> None:
+        runs.append("often")
+
+    def rarely() -> None:
+        runs.append("rarely")
+
+    ticker.add(often)
+    ticker.add(rarely, lambda: 5.0)
+    for t in range(1, 11):
+        now[0] = float(t)
+        ticker.poll()
+    assert runs.count("often") == 10 and runs.count("rarely") == 2  # at 5 and 10
+    ticker.remove(rarely)
+    ticker.add(rarely)  # added again without a period: the ticker's
+    now[0] = 11.0
+    ticker.poll()
+    assert runs[-2:] == ["often", "rarely"]
+
+
 async def test_ticker_timer_runs_jobs_without_polls_and_survives_a_failing_job() -> None:
     ticker = Ticker(lambda: 0.05, grace=0.05)
     runs: list[str] = []
