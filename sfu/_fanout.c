@@ -439,7 +439,8 @@ PyMODINIT_FUNC PyInit__fanout(void) {
         Py_DECREF(m);
         return NULL;
     }
-    if (ingress_add_types(m) < 0 || demux_add_types(m) < 0 || rtcp_add_types(m) < 0 || report_add_types(m) < 0) {
+    if (ingress_add_types(m) < 0 || demux_add_types(m) < 0 || rtcp_add_types(m) < 0 || report_add_types(m) < 0 ||
+        remb_add_types(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,4 +1,5 @@
-/* _fanout.h: what the C files of sfu._fanout share (_fanout.c, _ingress.c, _demux.c, _rtcp.c). */
+/* _fanout.h: what the C files of sfu._fanout share (_fanout.c, _ingress.c, _demux.c, _rtcp.c, _report.c,
+ * _remb.c). */
 #ifndef TAPHUAN_FANOUT_H
 #define TAPHUAN_FANOUT_H
 
@@ -96,6 +97,15 @@ extern PyTypeObject RtcpRouteType;
 int rtcp_add_types(PyObject *module);
 /* rtcp_route_receive: 1 not handled (give it to Python unread), 0 done, -1 a Python error. */
 int rtcp_route_receive(PyObject *route, const unsigned char *data, Py_ssize_t n);
+
+/* Estimator (sfu/_remb.c): aiortc's RemoteBitrateEstimator in C. */
+extern PyTypeObject EstimatorType;
+int remb_add_types(PyObject *module);  /* adds Estimator to the module; 0, or -1 with an exception */
+/* estimator_add: RemoteBitrateEstimator.add; 1 with a new estimate in *bitrate, else 0 (never fails). */
+int estimator_add(PyObject *est, long long arrival_ms, unsigned int abs_send_time, long long payload_size,
+                  unsigned int ssrc, long long *bitrate);
+/* estimator_ssrcs: new reference to the list of SSRCs for the REMB (first-seen order). */
+PyObject *estimator_ssrcs(PyObject *est);
 
 /* Reporter (sfu/_report.c): a transport's sender reports built, protected and sent in C. */
 int report_add_types(PyObject *module);

@@ -10,7 +10,8 @@
  * reads and writes their attributes (names below) instead of mirroring them.
  *
  * Per packet: srtp_unprotect into a stack buffer; RtpStreamStats (packets_received, max16, cycles, jitter);
- * NackTracker.max_seq (video); the receiver's REMB byte count and ``_remb_frame`` on a frame's last packet;
+ * NackTracker.max_seq (video); the receiver's REMB byte count, and on a frame's last packet the estimator
+ * (sfu/_remb.c's called directly, ``_send_remb`` only for a new estimate; aiortc's through ``_remb_frame``);
  * direct_packets; the Producer's packets, bytes, keyframes_received and SequenceTracker; then, when it has
  * sinks, one Packet (the C twin of sfu.consumer.Inbound) and fanout_run over its C slots (``_forward_python``
  * for slots left over or sinks without C slots); finally the room Ticker's ``poll`` when ``next_due`` passed.
@@ -33,7 +34,8 @@ typedef int (*unprotect_fn)(void *ctx, void *srtp_hdr, int *len_ptr);
 
 /* interned attribute names */
 static PyObject *s_max16, *s_cycles, *s_packets_received, *s_jitter_q4, *s_last_transit, *s_last_ts;
-static PyObject *s_missing, *s_max_seq, *s_remb_bytes, *s_remb_frame, *s_direct_packets, *s_handle_plain;
+static PyObject *s_missing, *s_max_seq, *s_remb_bytes, *s_remb_frame, *s_send_remb, *s_direct_packets;
+static PyObject *s_handle_plain;
 static PyObject *s_packets, *s_bytes, *s_keyframes_received, *s_seq, *s_base, *s_max_ext, *s_received;
 static PyObject *s_sinks, *s_slots, *s_forward_python, *s_on_fields, *s_ticker, *s_next_due, *s_poll;
 
@@ -559,12 +561,37 @@ static int parse_header(Ingress *g, const unsigned char *buf, int len, int *pos_
     return 0;
 }
 
-/* account: the receiver's part (ForwardingReceiver._account for the next packet in order). */
+/* account_tail: the NACK tracker's highest sequence number and the receiver's direct packet count. */
+static int account_tail(Ingress *g, PyObject *receiver, unsigned int seq) {
+    if (g->nack != NULL && set_ll(g->nack, s_max_seq, seq) < 0)
+        return -1;
+    return add_ll(receiver, s_direct_packets, 1);
+}
+
+/* account: the receiver's part (ForwardingReceiver._account for the next packet in order). With the C
+ * estimator (sfu/_remb.c) a frame's bytes go to estimator_add and only a new estimate calls Python
+ * (``_send_remb``); with aiortc's, ``_remb_frame`` feeds it. */
 static int account(Ingress *g, PyObject *receiver, unsigned int seq, unsigned int ts, int marker, Py_ssize_t size,
                    long long ast, double arrival, long long max16) {
     if (stats_add(g, seq, ts, arrival, max16) < 0)
         return -1;
-    if (g->remb != NULL && ast >= 0) {
+    if (g->remb != NULL && ast >= 0 && Py_TYPE(g->remb) == &EstimatorType) {
+        if (!marker)
+            return add_ll(receiver, s_remb_bytes, size) < 0 ? -1 : account_tail(g, receiver, seq);
+        /* the frame's last packet: the C estimator directly; Python only to send a new estimate */
+        long long bytes, bitrate;
+        if (get_ll(receiver, s_remb_bytes, &bytes, NULL) < 0 || set_ll(receiver, s_remb_bytes, 0) < 0)
+            return -1;
+        long long arrival_ms = (long long)((arrival + 2208988800.0) * 1000.0);
+        if (estimator_add(g->remb, arrival_ms, (unsigned int)ast, bytes + size, g->ssrc, &bitrate)) {
+            PyObject *ssrcs = estimator_ssrcs(g->remb);
+            PyObject *estimate = ssrcs != NULL ? Py_BuildValue("(LN)", bitrate, ssrcs) : NULL;
+            int r = estimate != NULL ? call_method_void(receiver, s_send_remb, &estimate, 1) : -1;
+            Py_XDECREF(estimate);
+            if (r < 0)
+                return -1;
+        }
+    } else if (g->remb != NULL && ast >= 0) {
         if (add_ll(receiver, s_remb_bytes, size) < 0)
             return -1;
         if (marker) {
@@ -578,9 +605,7 @@ static int account(Ingress *g, PyObject *receiver, unsigned int seq, unsigned in
                 return -1;
         }
     }
-    if (g->nack != NULL && set_ll(g->nack, s_max_seq, seq) < 0)
-        return -1;
-    return add_ll(receiver, s_direct_packets, 1);
+    return account_tail(g, receiver, seq);
 }
 
 /* poll_ticker runs the room Ticker's poll() when its next job is due (CLOCK_MONOTONIC is time.monotonic). */
@@ -683,6 +708,7 @@ int ingress_add_types(PyObject *m) {
     INTERN(s_max_seq, "max_seq");
     INTERN(s_remb_bytes, "_remb_bytes");
     INTERN(s_remb_frame, "_remb_frame");
+    INTERN(s_send_remb, "_send_remb");
     INTERN(s_direct_packets, "direct_packets");
     INTERN(s_handle_plain, "handle_plain");
     INTERN(s_packets, "packets");

@@ -86,11 +86,12 @@ from sfu.tasks import Ticker, run_now, spawn
 
 try:  # the optional C receive path (sfu/_ingress.c); without it every packet takes the Python path
     from sfu._fanout import Demux as CompiledDemux
+    from sfu._fanout import Estimator as CompiledEstimator
     from sfu._fanout import Ingress as CompiledIngress
     from sfu._fanout import Reporter as CompiledReporter
     from sfu._fanout import RtcpRoute as CompiledRtcpRoute
 except ImportError:
-    CompiledDemux = CompiledIngress = CompiledRtcpRoute = CompiledReporter = None
+    CompiledDemux = CompiledIngress = CompiledRtcpRoute = CompiledReporter = CompiledEstimator = None
 
 logger = logging.getLogger(__name__)
 
@@ -545,12 +546,12 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.rtcp_ssrc: int | None = None
         self.streams: dict[int, RtpStreamStats] = {}
         self.nack: NackTracker | None = NackTracker() if kind == "video" else None
-        self.remb: RemoteBitrateEstimator | None = None
+        self.remb: Any = None  # RemoteBitrateEstimator, or sfu._fanout.Estimator (SfuPeerConnection, compiled)
         if kind == "video":
             self.remb = RemoteBitrateEstimator()
             # same results, less Python per frame: no bucket per millisecond, no 60-entry scan
-            self.remb.incoming_bitrate = WindowRate(1000, 8000)  # type: ignore[assignment]
-            self.remb.estimator.update_min_frame_period = SlidingMin(  # type: ignore[method-assign,assignment]
+            self.remb.incoming_bitrate = WindowRate(1000, 8000)
+            self.remb.estimator.update_min_frame_period = SlidingMin(
                 MIN_FRAME_PERIOD_HISTORY_LENGTH).push
         self.nacks_sent = 0
         self.remb_sent = 0
@@ -1340,6 +1341,8 @@ class SfuPeerConnection(RTCPeerConnection):
             sender._rtx_ssrc = old_sender._rtx_ssrc
             sender._stream_id = old_sender._stream_id
             receiver = ForwardingReceiver(kind, dtls)
+            if self._sfu_compiled and receiver.remb is not None and CompiledEstimator is not None:
+                receiver.remb = CompiledEstimator()  # aiortc's estimator in C, the same results (sfu/_remb.c)
             receiver.ticker = self.ticker
             receiver._set_rtcp_ssrc(sender._ssrc)
             transceiver._RTCRtpTransceiver__sender = sender

@@ -48,7 +48,7 @@ class Recorder:
 class Side:
     """Side is one receiver + Producer + sink; `python_only` sides never use the C path."""
 
-    def __init__(self, python_only: bool, kind: str = "video") -> None:
+    def __init__(self, python_only: bool, kind: str = "video", c_estimator: bool = False) -> None:
         certificate = RTCCertificate.generateCertificate()
         self.dtls: Any = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [certificate])
         self.dtls._rx_srtp = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
@@ -63,6 +63,18 @@ class Side:
         else:
             r.clock_rates = {111: 48000}
         r.media_ssrc = SSRC
+        if c_estimator:
+            from sfu._fanout import Estimator
+
+            r.remb = Estimator()  # as SfuPeerConnection(compiled=True) sets it
+        self.remembs: list[tuple[int, list[int]]] = []
+        send_remb = r._send_remb
+
+        def sent(estimate: tuple[int, list[int]]) -> None:
+            self.remembs.append(estimate)
+            send_remb(estimate)
+
+        r._send_remb = sent
         self.remb_frames: list[tuple[int, int, int]] = []
         remb_frame = r._remb_frame
 
@@ -209,6 +221,42 @@ def test_c_path_leaves_the_same_state_and_output_as_the_python_path() -> None:
     assert len(a["forwarded"]) > 100 and a["remb_frames"]
     # jitter is computed from arrival times (different runs), but both paths produce some
     assert all(s._jitter_q4 >= 0 for s in compiled.receiver.streams.values())
+
+
+def test_c_path_feeds_the_c_estimator_what_the_python_path_feeds_it() -> None:
+    rng = random.Random(11)
+    packets = scenario(rng)
+    aiortc_side = Side(python_only=True)  # aiortc's estimator, through _remb_frame
+    python, compiled = Side(python_only=True, c_estimator=True), Side(python_only=False, c_estimator=True)
+    for data in packets:
+        aiortc_side.feed(data)
+        python.feed(data)
+        compiled.feed(data)
+    frames = aiortc_side.state()["remb_frames"]
+    assert python.remb_frames == frames
+    assert len(compiled.remb_frames) < len(frames) // 2  # the C path's frames did not go through Python...
+    est_py, est_c = python.receiver.remb, compiled.receiver.remb
+    assert est_c.added == est_py.added == len(frames) > 20  # ...and fed the estimator all the same
+    assert est_c.octets == est_py.octets == sum(size for _, size, _ in frames)
+    assert python.state()["remb_bytes"] == compiled.state()["remb_bytes"] == aiortc_side.state()["remb_bytes"]
+
+
+def test_c_path_sends_the_c_estimators_remb() -> None:
+    side = Side(python_only=False, c_estimator=True)
+    est = side.receiver.remb
+    t0 = int((time.time() + 2208988800) * 1000)
+    for i in range(1, 200):  # 4 s of frames 20 ms apart, ending 1 s ago: past its 3 s start and 500 ms pace
+        est.add(t0 - 5000 + 20 * i, (i * 20 * 262) & 0xFFFFFF, 1000, SSRC)  # (fed directly: history)
+    tx = protector()
+    ast = (200 * 20 * 262) & 0xFFFFFF
+    side.feed(tx.protect(rtp(1, 0, marker=0, payload=vp8(True, 50, random.Random(1)), ast=ast)))
+    ingress = side.receiver.ingress
+    assert ingress is not None and ingress.armed and ingress.packets == 0  # the first packet armed it
+    side.feed(tx.protect(rtp(2, 0, marker=1, payload=vp8(False, 50, random.Random(2)), ast=ast)))
+    assert ingress.packets == 1 and side.remb_frames == []  # the frame's end took the C path, no Python
+    assert len(side.remembs) == 1  # the new estimate reached _send_remb
+    bitrate, ssrcs = side.remembs[0]
+    assert bitrate > 0 and ssrcs == [SSRC] and est.added == 200
 
 
 def test_audio_c_path_keeps_audio_level_and_counts_no_keyframes() -> None:
