@@ -54,13 +54,17 @@ class Ticker:
     The SFU polls it for every inbound media packet, so a room's sender reports go out on wake-ups that
     happen anyway instead of one timer wake-up per transport and second (a wake-up is the dearest thing an
     idle process does). Without polls, the timer runs what is due `grace` seconds late. Each job runs again
-    `period()` seconds after it ran (the ticker's, or the job's own). Owned by one event loop; not thread-safe.
+    `period()` seconds after it ran (the ticker's, or the job's own); a run takes the jobs due within `slack`
+    seconds too (a job then runs up to `slack` early): a room's transports' reports go out in a few runs a
+    second instead of one run each, and back to back, with the code still in the CPU's caches.
+    Owned by one event loop; not thread-safe.
     """
 
     def __init__(self, period: Callable[[], float], grace: float = 0.25,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, slack: float = 0.0) -> None:
         self._period = period
         self._grace = grace
+        self._slack = slack
         self._clock = clock
         self._jobs: dict[Callable[[], None], float] = {}  # job -> when it is due (the truth)
         self._periods: dict[Callable[[], None], Callable[[], float]] = {}  # jobs with their own period
@@ -98,7 +102,8 @@ class Ticker:
     def _run(self, now: float) -> None:
         heap, jobs = self._heap, self._jobs
         ready: list[tuple[Callable[[], None], float]] = []
-        while heap and heap[0][0] <= now:
+        until = now + self._slack  # jobs due a little later run now too: one run (and warm caches) for several
+        while heap and heap[0][0] <= until:
             due, _, job = heapq.heappop(heap)
             if jobs.get(job) == due:  # else removed, or scheduled again since
                 ready.append((job, due))

@@ -134,6 +134,32 @@ async def test_ticker_jobs_may_have_their_own_period() -> None:
     assert runs[-2:] == ["often", "rarely"]
 
 
+async def test_ticker_runs_jobs_due_within_its_slack_together() -> None:
+    now = [0.0]
+    ticker = Ticker(lambda: 1.0, grace=60.0, clock=lambda: now[0], slack=0.25)
+    runs: list[tuple[str, float]] = []
+
+    def job(name: str) -> Callable[[], None]:
+        return lambda: runs.append((name, now[0]))
+
+    for name, at in (("a", 0.0), ("b", 0.2), ("c", 0.5)):
+        now[0] = at
+        ticker.add(job(name))  # due at 1.0, 1.2, 1.5
+    now[0] = 1.0
+    ticker.poll()
+    assert runs == [("a", 1.0), ("b", 1.0)]  # b was due within the slack
+    assert ticker.next_due == 1.5
+    now[0] = 1.3  # a poll runs nothing before the next job is due, only then those within the slack
+    ticker.poll()
+    assert len(runs) == 2
+    now[0] = 1.6
+    ticker.poll()
+    assert runs[-1] == ("c", 1.6) and ticker.next_due == 2.0  # a and b again at 2.0, c at 2.6
+    now[0] = 2.0
+    ticker.poll()
+    assert runs[-2:] == [("a", 2.0), ("b", 2.0)] and ticker.next_due == 2.6
+
+
 async def test_ticker_timer_runs_jobs_without_polls_and_survives_a_failing_job() -> None:
     ticker = Ticker(lambda: 0.05, grace=0.05)
     runs: list[str] = []
