@@ -69,8 +69,36 @@ static PyObject *Slot_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         s->last_time = -1.0;
         s->src_ssrc = -1;
         s->pending = 1;
+        s->remb = -1;
+        s->lsr = -1;
+        s->rtt = -1.0;
     }
     return (PyObject *)s;
+}
+
+#define RTT_ALPHA 0.85  /* aiortc.rtcrtpsender.RTT_ALPHA (tests/sfu/test_rtcp.py checks it) */
+
+void slot_report(Slot *s, int fraction_lost, int packets_lost, unsigned int jitter, unsigned int lsr,
+                 unsigned int dlsr, double now) {
+    if (s->lsr >= 0 && (long long)lsr == s->lsr && dlsr) {
+        double rtt = now - s->lsr_time - dlsr / 65536.0;
+        s->rtt = s->rtt < 0 ? rtt : RTT_ALPHA * s->rtt + (1 - RTT_ALPHA) * rtt;
+    }
+    s->fraction_lost = fraction_lost;
+    s->packets_lost = packets_lost;
+    s->jitter = jitter;
+    s->reports++;
+}
+
+/* report(fraction_lost, packets_lost, jitter, lsr, dlsr, now): slot_report from Python */
+static PyObject *Slot_report(Slot *s, PyObject *args) {
+    int fraction_lost, packets_lost;
+    unsigned int jitter, lsr, dlsr;
+    double now;
+    if (!PyArg_ParseTuple(args, "iiIIId", &fraction_lost, &packets_lost, &jitter, &lsr, &dlsr, &now))
+        return NULL;
+    slot_report(s, fraction_lost, packets_lost, jitter, lsr, dlsr, now);
+    Py_RETURN_NONE;
 }
 
 static PyObject *Slot_switch(Slot *s, PyObject *unused) {
@@ -240,7 +268,14 @@ static PyObject *Slot_get_src_ssrc(Slot *s, void *closure) {
     return PyLong_FromLongLong(s->src_ssrc);
 }
 
+static PyObject *Slot_get_rtt(Slot *s, void *closure) {
+    if (s->rtt < 0)
+        Py_RETURN_NONE;
+    return PyFloat_FromDouble(s->rtt);
+}
+
 static PyGetSetDef Slot_getset[] = {
+    {"rtt", (getter)Slot_get_rtt, NULL, "rtt: round-trip time in seconds from the reports, or None", NULL},
     {"routed", (getter)Slot_get_routed, NULL, "routed: a route (socket, address, SRTP session) is bound", NULL},
     {"last_time", (getter)Slot_get_last_time, NULL, "last_time: clock of the last mapped packet or None", NULL},
     {"src_ssrc", (getter)Slot_get_src_ssrc, NULL, "src_ssrc: SSRC of the current source or None", NULL},
@@ -261,6 +296,13 @@ static PyMemberDef Slot_members[] = {
     {"last_out_ts", T_UINT, offsetof(Slot, last_out_ts), 0, NULL},
     {"c_sent", T_ULONGLONG, offsetof(Slot, c_sent), READONLY, NULL},
     {"send_errors", T_ULONGLONG, offsetof(Slot, send_errors), READONLY, NULL},
+    {"fraction_lost", T_INT, offsetof(Slot, fraction_lost), READONLY, "fraction_lost: last report's, in 1/256"},
+    {"packets_lost", T_INT, offsetof(Slot, packets_lost), READONLY, "packets_lost: last report's (cumulative)"},
+    {"jitter", T_UINT, offsetof(Slot, jitter), READONLY, "jitter: last report's, RTP timestamp units"},
+    {"reports", T_ULONGLONG, offsetof(Slot, reports), READONLY, "reports: report blocks taken"},
+    {"remb", T_LONGLONG, offsetof(Slot, remb), 0, "remb: the subscriber's estimate in bit/s, -1 none"},
+    {"lsr", T_LONGLONG, offsetof(Slot, lsr), 0, "lsr: middle 32 bits of our last SR's NTP time, -1 none"},
+    {"lsr_time", T_DOUBLE, offsetof(Slot, lsr_time), 0, "lsr_time: when that SR was sent (time.time())"},
     {NULL},
 };
 
@@ -276,6 +318,8 @@ static PyMethodDef Slot_methods[] = {
     {"take_counts", (PyCFunction)Slot_take_counts, METH_NOARGS,
      "take_counts() -> (packets, octets) sent by fanout since the previous call"},
     {"recall", (PyCFunction)Slot_recall, METH_VARARGS, "recall(seq) -> (seq, ts, inbound) or None"},
+    {"report", (PyCFunction)Slot_report, METH_VARARGS,
+     "report(fraction_lost, packets_lost, jitter, lsr, dlsr, now): one report block about this slot"},
     {NULL},
 };
 

@@ -54,6 +54,15 @@ typedef struct Slot {
     unsigned long long tx_bytes;   /* since the last take_counts() */
     unsigned long long tx_packets;
     unsigned long long send_errors;
+    /* the subscriber's reports about this slot (sfu/_rtcp.c, ForwardingSender.report_block / remb) and our SRs */
+    int fraction_lost;          /* 1/256 */
+    int packets_lost;
+    unsigned int jitter;        /* RTP timestamp units */
+    long long remb;             /* bit/s, -1: none */
+    long long lsr;              /* middle 32 bits of our last SR's NTP time, -1: none sent */
+    double lsr_time;            /* when it was sent (time.time()) */
+    double rtt;                 /* seconds, smoothed like aiortc (RTT_ALPHA); < 0: none */
+    unsigned long long reports; /* report blocks taken */
     /* route */
     PyObject *sock;     /* socket.socket, fd read per send (closed: fileno() == -1) */
     PyObject *session;  /* pylibsrtp Session keeping srtp_t alive */
@@ -65,6 +74,10 @@ typedef struct Slot {
 } Slot;
 
 extern PyTypeObject SlotType;
+
+/* slot_report takes one report block about the slot: loss, jitter, and the RTT when it answers our last SR. */
+void slot_report(Slot *s, int fraction_lost, int packets_lost, unsigned int jitter, unsigned int lsr,
+                 unsigned int dlsr, double now);
 
 /* fanout_run rewrites, protects and sends one inbound packet to every slot in the steady state; returns a new
  * reference to the list of slot indexes left to Python, or to None; NULL with an exception set on error. */

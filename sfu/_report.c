@@ -5,8 +5,9 @@
  * from its Ticker job. ``send(entries, now)`` builds the compound packet sfu.rtp.sender_reports builds, byte for
  * byte: an SR per entry whose slot has sent media (NTP arrival time and output RTP timestamp of the slot's last
  * packet, its packet and payload-octet counts), then one SDES (CNAME) per reported SSRC. It sets each reported
- * sender's ``lsr`` (middle 32 bits of the SR's NTP time) and ``lsr_time`` (`now`) for the round-trip time,
- * protects the packet with srtp_protect_rtcp in a stack buffer and sends it on the pair's socket.
+ * slot's ``lsr`` (middle 32 bits of the SR's NTP time) and ``lsr_time`` (`now`) for the round-trip time (the
+ * sender's attributes of those names read the slot), protects the packet with srtp_protect_rtcp in a stack
+ * buffer and sends it on the pair's socket.
  *
  * entries: tuple of (sender, Slot, ssrc, cname bytes); cname at most 255 bytes.
  * Returns the octets sent, 0 when no slot has sent media (or the send failed: ``errors`` counts it, like a lost
@@ -29,8 +30,6 @@ typedef struct Reporter {
     unsigned long long sent;    /* compound packets sent */
     unsigned long long errors;  /* protect or send failures */
 } Reporter;
-
-static PyObject *s_lsr, *s_lsr_time;
 
 static void reporter_clear_route(Reporter *r) {
     Py_CLEAR(r->sock);
@@ -167,14 +166,8 @@ static PyObject *Reporter_send(Reporter *r, PyObject *const *args, Py_ssize_t na
         put32(p + 20, (unsigned int)slot->packets_sent);
         put32(p + 24, (unsigned int)slot->bytes_sent);
         pos += 28;
-        PyObject *lsr = PyLong_FromUnsignedLong((unsigned long)((ntp >> 16) & 0xFFFFFFFFu));
-        PyObject *when = PyFloat_FromDouble(now);
-        int bad = lsr == NULL || when == NULL || PyObject_SetAttr(sender, s_lsr, lsr) < 0 ||
-                  PyObject_SetAttr(sender, s_lsr_time, when) < 0;
-        Py_XDECREF(lsr);
-        Py_XDECREF(when);
-        if (bad)
-            return NULL;
+        slot->lsr = (long long)((ntp >> 16) & 0xFFFFFFFFu);  /* the sender's lsr / lsr_time read the slot */
+        slot->lsr_time = now;
     }
     for (Py_ssize_t i = 0; i < n; i++) {  /* one SDES per chunk, as sfu.rtp.sender_reports */
         PyObject *sender;
@@ -257,9 +250,6 @@ PyTypeObject ReporterType = {
 };
 
 int report_add_types(PyObject *m) {
-    if ((s_lsr = PyUnicode_InternFromString("lsr")) == NULL ||
-        (s_lsr_time = PyUnicode_InternFromString("lsr_time")) == NULL)
-        return -1;
     if (PyType_Ready(&ReporterType) < 0)
         return -1;
     Py_INCREF(&ReporterType);

@@ -2,9 +2,11 @@
  *
  * A RtcpRoute belongs to one DTLS transport's Demux (sfu.aiortc_hooks.MediaDemux.set_rtcp). For an SRTCP
  * datagram it runs srtp_unprotect_rtcp into a stack buffer, checks that every packet of the compound is a
- * receiver report (201), SDES (202) or REMB (206, FMT 15, "REMB"), and then calls, for each report block about
- * one of our senders (``senders``: aiortc's RtpRouter table, SSRC -> sender), ``sender.report_block(fraction_lost,
- * packets_lost, jitter, lsr, dlsr)``, and for each SSRC of a REMB ``sender.remb(bitrate)``. A compound with
+ * receiver report (201), SDES (202) or REMB (206, FMT 15, "REMB"), and then, for each report block about one of
+ * our senders (``senders``: aiortc's RtpRouter table, SSRC -> sender), updates the sender's C slot
+ * (``report_slot``: loss, jitter, RTT; slot_report in _fanout.c), and for each SSRC of a REMB the slot's ``remb``;
+ * a sender without a slot gets ``sender.report_block(fraction_lost, packets_lost, jitter, lsr, dlsr)`` and
+ * ``sender.remb(bitrate)`` instead. A compound with
  * anything else (SR, NACK, PLI, FIR, BYE, APP, XR, a malformed packet) is handed, decrypted, to
  * ``fallback(plain)``: the Python path (aiortc's parser and router). A failed authentication drops it.
  *
@@ -29,7 +31,7 @@ typedef struct RtcpRoute {
     unsigned long long dropped;    /* failed authentication or replay check */
 } RtcpRoute;
 
-static PyObject *s_report_block, *s_remb, *s_direct_rtcp;
+static PyObject *s_report_block, *s_remb, *s_direct_rtcp, *s_report_slot;
 
 static int RtcpRoute_traverse(RtcpRoute *r, visitproc visit, void *arg) {
     Py_VISIT(r->session);
@@ -134,7 +136,29 @@ static int call(PyObject *o, PyObject *name, PyObject *args) {
     return 0;
 }
 
-/* dispatch calls the senders for a routine compound; 0, or -1 with an exception set. */
+/* report_slot: a new reference to the sender's C slot (``report_slot``), or NULL (none; or an error set). */
+static Slot *report_slot(PyObject *sender) {
+    PyObject *o = PyObject_GetAttr(sender, s_report_slot);
+    if (o == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError))
+            PyErr_Clear();  /* a sender without one: called instead */
+        return NULL;
+    }
+    if (Py_TYPE(o) != &SlotType) {
+        Py_DECREF(o);
+        return NULL;
+    }
+    return (Slot *)o;
+}
+
+static double wall_clock(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);  /* time.time() */
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* dispatch updates the senders' C slots for a routine compound (or calls the senders without one); 0, or -1
+ * with an exception set. */
 static int dispatch(RtcpRoute *r, const unsigned char *buf, int len) {
     int pos = 0;
     while (pos < len) {
@@ -154,9 +178,16 @@ static int dispatch(RtcpRoute *r, const unsigned char *buf, int len) {
                 if (lost & 0x800000)
                     lost -= 0x1000000;  /* 24-bit signed */
                 int rc = add_ll(s, s_direct_rtcp, 1);
-                if (rc == 0)
+                Slot *slot = rc == 0 ? report_slot(s) : NULL;
+                if (slot != NULL) {
+                    slot_report(slot, (int)b[4], lost, be32(b + 12), be32(b + 16), be32(b + 20), wall_clock());
+                    Py_DECREF(slot);
+                } else if (rc == 0 && !PyErr_Occurred()) {
                     rc = call(s, s_report_block, Py_BuildValue("(iiIII)", (int)b[4], lost, be32(b + 12), be32(b + 16),
                                                                be32(b + 20)));
+                } else {
+                    rc = -1;
+                }
                 Py_DECREF(s);
                 if (rc < 0)
                     return -1;
@@ -176,8 +207,15 @@ static int dispatch(RtcpRoute *r, const unsigned char *buf, int len) {
                 }
                 Py_INCREF(s);
                 int rc = add_ll(s, s_direct_rtcp, 1);
-                if (rc == 0)
+                Slot *slot = rc == 0 ? report_slot(s) : NULL;
+                if (slot != NULL) {
+                    slot->remb = (long long)bitrate;
+                    Py_DECREF(slot);
+                } else if (rc == 0 && !PyErr_Occurred()) {
                     rc = call(s, s_remb, Py_BuildValue("(K)", bitrate));
+                } else {
+                    rc = -1;
+                }
                 Py_DECREF(s);
                 if (rc < 0)
                     return -1;
@@ -241,7 +279,8 @@ PyTypeObject RtcpRouteType = {
 int rtcp_add_types(PyObject *m) {
     if ((s_report_block = PyUnicode_InternFromString("report_block")) == NULL ||
         (s_remb = PyUnicode_InternFromString("remb")) == NULL ||
-        (s_direct_rtcp = PyUnicode_InternFromString("direct_rtcp")) == NULL)
+        (s_direct_rtcp = PyUnicode_InternFromString("direct_rtcp")) == NULL ||
+        (s_report_slot = PyUnicode_InternFromString("report_slot")) == NULL)
         return -1;
     if (PyType_Ready(&RtcpRouteType) < 0)
         return -1;

@@ -872,9 +872,9 @@ class ForwardingSender(RTCRtpSender):
         self.sr_info: Callable[[], SrInfo] | None = None
         self.report_slot: Any = None  # the Consumer's sfu._fanout.Slot: its counters make the SR in C
         self.context: SendContext | None = None
-        self.lsr = -1  # middle 32 bits of the NTP timestamp of our last SR
-        self.lsr_time = 0.0
-        self.rtt: float | None = None  # seconds, smoothed like aiortc (RTT_ALPHA)
+        self._lsr = -1  # middle 32 bits of the NTP timestamp of our last SR (without a report_slot)
+        self._lsr_time = 0.0
+        self._rtt: float | None = None  # seconds, smoothed like aiortc (RTT_ALPHA)
         self.direct_rtcp = 0  # RTCP packets delivered by install_sync_rtp_receive (not aioice's queue)
 
     async def send(self, parameters: RTCRtpSendParameters) -> None:
@@ -961,17 +961,62 @@ class ForwardingSender(RTCRtpSender):
         if self.on_rtcp is not None:
             self.on_rtcp(packet)
 
+    # With a report_slot (the Consumer's C slot) the SR time, the reports and the RTT live there: sfu/_report.c
+    # and sfu/_rtcp.c read and write them without Python; these properties and methods use the same fields.
+
+    @property
+    def lsr(self) -> int:
+        """lsr is the middle 32 bits of the NTP time of our last SR (-1: none yet)."""
+        slot = self.report_slot
+        return self._lsr if slot is None else int(slot.lsr)
+
+    @lsr.setter
+    def lsr(self, value: int) -> None:
+        if self.report_slot is None:
+            self._lsr = value
+        else:
+            self.report_slot.lsr = value
+
+    @property
+    def lsr_time(self) -> float:
+        """lsr_time is when our last SR was sent (``time.time()``)."""
+        slot = self.report_slot
+        return self._lsr_time if slot is None else float(slot.lsr_time)
+
+    @lsr_time.setter
+    def lsr_time(self, value: float) -> None:
+        if self.report_slot is None:
+            self._lsr_time = value
+        else:
+            self.report_slot.lsr_time = value
+
+    @property
+    def rtt(self) -> float | None:
+        """rtt is the round-trip time in seconds from the subscriber's reports (smoothed), None before one."""
+        slot = self.report_slot
+        return self._rtt if slot is None else slot.rtt
+
     def report_block(self, fraction_lost: int, packets_lost: int, jitter: int, lsr: int, dlsr: int) -> None:
-        """report_block takes the subscriber's report about this sender: RTT (LSR/DLSR), then ``on_report``."""
-        if lsr == self.lsr and dlsr:
-            rtt = time.time() - self.lsr_time - dlsr / 65536
-            self.rtt = rtt if self.rtt is None else RTT_ALPHA * self.rtt + (1 - RTT_ALPHA) * rtt
+        """report_block takes the subscriber's report about this sender: the RTT (LSR/DLSR) and the loss.
+
+        Into the report slot (as sfu/_rtcp.c does), or: the RTT here, the rest to ``on_report``.
+        """
+        slot = self.report_slot
+        if slot is not None:
+            slot.report(fraction_lost, packets_lost, jitter, lsr, dlsr, time.time())
+            return
+        if lsr == self._lsr and dlsr:
+            rtt = time.time() - self._lsr_time - dlsr / 65536
+            self._rtt = rtt if self._rtt is None else RTT_ALPHA * self._rtt + (1 - RTT_ALPHA) * rtt
         if self.on_report is not None:
             self.on_report(fraction_lost, packets_lost, jitter)
 
     def remb(self, bitrate: int) -> None:
-        """remb takes the subscriber's receive estimate (REMB naming this sender's SSRC)."""
-        if self.on_remb is not None:
+        """remb takes the subscriber's receive estimate (REMB naming this sender's SSRC): the slot's, or on_remb."""
+        slot = self.report_slot
+        if slot is not None:
+            slot.remb = bitrate
+        elif self.on_remb is not None:
             self.on_remb(bitrate)
 
 

@@ -206,10 +206,10 @@ class Consumer:
         self.nacks = 0
         self.retransmitted = 0
         self.keyframe_requests = 0
-        self.fraction_lost = 0.0
-        self.packets_lost = 0
-        self.jitter = 0.0
-        self.remb_bitrate: int | None = None
+        self._fraction_lost = 0.0  # the subscriber's reports without a C slot (else in cslot)
+        self._packets_lost = 0
+        self._jitter = 0.0
+        self._remb_bitrate: int | None = None
         self._rate = RateMeter(start=clock())
         sender.on_ready = self._on_ready
         sender.on_rtcp = self._on_rtcp
@@ -373,18 +373,42 @@ class Consumer:
             self.source.request_keyframe()
 
     def _on_report(self, fraction_lost: int, packets_lost: int, jitter: int) -> None:
-        """_on_report takes the subscriber's receiver report block about this slot."""
+        """_on_report takes the subscriber's receiver report block about this slot (no C slot: else in cslot)."""
         ctx = self.ctx
         if ctx is None:
             return
-        self.fraction_lost = fraction_lost / 256
-        self.packets_lost = packets_lost
-        self.jitter = jitter / ctx.clock_rate
+        self._fraction_lost = fraction_lost / 256
+        self._packets_lost = packets_lost
+        self._jitter = jitter / ctx.clock_rate
 
     def _on_remb(self, bitrate: int) -> None:
-        """_on_remb takes the subscriber's REMB estimate naming this slot's SSRC."""
+        """_on_remb takes the subscriber's REMB estimate naming this slot's SSRC (no C slot: else in cslot)."""
         if self.ctx is not None:
-            self.remb_bitrate = bitrate
+            self._remb_bitrate = bitrate
+
+    @property
+    def fraction_lost(self) -> float:
+        """fraction_lost is the loss the subscriber last reported (0..1)."""
+        return self.cslot.fraction_lost / 256 if self.cslot is not None else self._fraction_lost
+
+    @property
+    def packets_lost(self) -> int:
+        """packets_lost is the subscriber's last cumulative count of lost packets."""
+        return int(self.cslot.packets_lost) if self.cslot is not None else self._packets_lost
+
+    @property
+    def jitter(self) -> float:
+        """jitter is the subscriber's last reported interarrival jitter, in seconds."""
+        if self.cslot is None:
+            return self._jitter
+        return self.cslot.jitter / self.ctx.clock_rate if self.ctx is not None else 0.0
+
+    @property
+    def remb_bitrate(self) -> int | None:
+        """remb_bitrate is the subscriber's last REMB estimate naming this slot (bit/s), None before one."""
+        if self.cslot is None:
+            return self._remb_bitrate
+        return None if self.cslot.remb < 0 else int(self.cslot.remb)
 
     def _on_rtcp(self, packet: AnyRtcpPacket) -> None:
         ctx = self.ctx

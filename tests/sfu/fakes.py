@@ -43,6 +43,21 @@ class FakeSender:
         self.sr_info: Any = None
         self.context: SendContext | None = None
         self.rtt: float | None = None
+        self.report_slot: Any = None  # set by the Consumer (its C slot)
+
+    def report_block(self, fraction_lost: int, packets_lost: int, jitter: int, lsr: int, dlsr: int) -> None:
+        """report_block: as ForwardingSender's (the slot's, else on_report)."""
+        if self.report_slot is not None:
+            self.report_slot.report(fraction_lost, packets_lost, jitter, lsr, dlsr, 0.0)
+        elif self.on_report is not None:
+            self.on_report(fraction_lost, packets_lost, jitter)
+
+    def remb(self, bitrate: int) -> None:
+        """remb: as ForwardingSender's (the slot's, else on_remb)."""
+        if self.report_slot is not None:
+            self.report_slot.remb = bitrate
+        elif self.on_remb is not None:
+            self.on_remb(bitrate)
 
 
 class FakeReceiver:

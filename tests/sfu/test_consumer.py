@@ -178,8 +178,8 @@ def test_rtcp_feeds_stats_and_keyframe_requests(make: Callable[..., Made]) -> No
     c, sender, _ = make()
     src = Source()
     c.switch(src)  # type: ignore[arg-type]
-    sender.on_report(64, 12, 900)  # what ForwardingSender.report_block passes on (from C or Python)
-    sender.on_remb(300000)  # what ForwardingSender.remb passes on
+    sender.report_block(64, 12, 900, 0, 0)  # into the C slot (as sfu/_rtcp.c) or through on_report
+    sender.remb(300000)
     sender.rtt = 0.05
     sender.on_keyframe()  # what ForwardingSender does for PLI/FIR
     s = c.stats()

@@ -20,16 +20,30 @@ KEY = bytes(range(30))
 
 @dataclass
 class Sender:
-    """Sender has what sender_reports and the Reporter read and write."""
+    """Sender has what sender_reports and the Reporter read and write (lsr in the slot, as ForwardingSender)."""
 
     slot: Any
     source: tuple[int, str] | None
-    lsr: int = -1
-    lsr_time: float = 0.0
 
     @property
     def report_source(self) -> tuple[int, str] | None:
         return self.source
+
+    @property
+    def lsr(self) -> int:
+        return int(self.slot.lsr)
+
+    @lsr.setter
+    def lsr(self, value: int) -> None:
+        self.slot.lsr = value
+
+    @property
+    def lsr_time(self) -> float:
+        return float(self.slot.lsr_time)
+
+    @lsr_time.setter
+    def lsr_time(self, value: float) -> None:
+        self.slot.lsr_time = value
 
     def sr_info(self) -> tuple[int, int, int, int]:
         s = self.slot

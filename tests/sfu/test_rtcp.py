@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from typing import Any
 
 import pylibsrtp
@@ -20,6 +21,7 @@ from aiortc.rtp import (
     RtcpSourceInfo,
     RtcpSrPacket,
     pack_remb_fci,
+    unpack_remb_fci,
 )
 
 from sfu.consumer import COMPILED
@@ -159,3 +161,49 @@ def test_without_a_route_rtcp_goes_to_the_fallback_unread() -> None:
     assert unread == [data]
     with pytest.raises(TypeError):
         demux.set_rtcp(object())
+
+
+class SlotSink(Sink):
+    """SlotSink is a sender with a C slot: the reports go into it, not through calls."""
+
+    def __init__(self) -> None:
+        from sfu._fanout import Slot
+
+        super().__init__()
+        self.report_slot = Slot(90000, 3000, 0, 0)
+
+
+def test_routine_reports_fill_the_senders_c_slots() -> None:
+    (demux, r), senders, to_python, tx = route()
+    ours, also = SlotSink(), SlotSink()
+    senders[OURS], senders[ALSO_OURS] = ours, also
+    ours.report_slot.lsr, ours.report_slot.lsr_time = 0x01020304, time.time() - 1.0  # our SR, a second ago
+    blocks = [RtcpReceiverInfo(ssrc=OURS, fraction_lost=64, packets_lost=-2, highest_sequence=9, jitter=900,
+                               lsr=0x01020304, dlsr=65536 // 2),
+              RtcpReceiverInfo(ssrc=ALSO_OURS, fraction_lost=3, packets_lost=0x7FFFFF, highest_sequence=1, jitter=7,
+                               lsr=0x0BAD, dlsr=1)]  # answers no SR of ours: no RTT
+    compound = bytes(RtcpRrPacket(ssrc=9, reports=blocks)) + bytes(remb(1_234_567, [OURS]))
+    demux.datagram_received(tx.protect_rtcp(compound), ("127.0.0.1", 1))
+    assert r.packets == 1 and to_python == [] and not ours.calls and not also.calls  # no Python call
+    a, b = ours.report_slot, also.report_slot
+    sent_bitrate = unpack_remb_fci(pack_remb_fci(1_234_567, [OURS]))[0]  # 18-bit mantissa: 1 234 560
+    assert (a.fraction_lost, a.packets_lost, a.jitter, a.reports, a.remb) == (64, -2, 900, 1, sent_bitrate)
+    assert (b.fraction_lost, b.packets_lost, b.jitter, b.reports, b.remb) == (3, 0x7FFFFF, 7, 1, -1)
+    assert a.rtt is not None and 0.3 < a.rtt < 1.0 and b.rtt is None  # ~1 s - 0.5 s of DLSR
+    assert ours.direct_rtcp == 2 and also.direct_rtcp == 1
+
+
+def test_slot_rtt_is_smoothed_like_aiortc() -> None:
+    from aiortc.rtcrtpsender import RTT_ALPHA
+    from sfu._fanout import Slot
+
+    s = Slot(90000, 3000, 0, 0)
+    s.report(0, 0, 0, 100, 65536, 12.0)
+    assert s.rtt is None  # no SR sent yet (lsr -1)
+    s.lsr, s.lsr_time = 100, 10.0
+    s.report(0, 0, 0, 100, 0, 12.0)
+    assert s.rtt is None  # DLSR 0: the subscriber had no SR of ours
+    s.report(0, 0, 0, 100, 65536, 12.0)
+    assert s.rtt == 1.0  # 12 - 10 - 1 s of DLSR
+    s.report(0, 0, 0, 100, 65536, 13.0)
+    assert s.rtt == RTT_ALPHA * 1.0 + (1 - RTT_ALPHA) * 2.0
