@@ -10,16 +10,20 @@ when one of the private names used here disappears. Everything below is a hook:
     ``ForwardingSender`` / ``ForwardingReceiver`` (mangled ``__createTransceiver`` override).
 * ``ForwardingReceiver`` - sees every decrypted, parsed RTP packet and replaces aiortc's receive path (no
   jitter buffer, depayloading or decoder): RTCP receiver reports from ``RtpStreamStats``, NACKs from
-  ``NackTracker``, REMB from aiortc's estimator, PLI on request; routes RTX by SSRC (aiortc routes unknown
-  SSRCs by payload type alone, which fails as soon as two video receivers share one BUNDLE transport).
+  ``NackTracker``, REMB from aiortc's estimator (or its C port, ``sfu/_remb.c``), PLI on request; routes RTX
+  by SSRC (aiortc routes unknown SSRCs by payload type alone, which fails as soon as two video receivers share
+  one BUNDLE transport).
 * ``ForwardingSender`` - idle ``_run_rtp`` and ``_run_rtcp`` (no track, no encoder, no per-sender timer);
-  keyframe requests and every subscriber RTCP packet (RR, NACK, PLI/FIR, REMB) are handed to callbacks;
-  RTT from the subscriber's report blocks.
+  keyframe requests and every subscriber RTCP packet (RR, NACK, PLI/FIR, REMB) are handed to callbacks or
+  written into the Consumer's C slot; RTT from the subscriber's report blocks.
 * ``PacketWire`` - the fast send path of one DTLS transport: libsrtp protect in place and ``sendto`` on the
   selected ICE pair's socket, synchronously (falls back to aiortc's awaited ``_send_rtp``); and one compound
-  SR + SDES packet per transport and interval for all its senders (``sender_reports``). ``bind_slot`` hands
-  the same route (socket, remote address, ``srtp_t`` and ``srtp_protect`` addresses) to the C fan-out's
-  slots (``sfu/_fanout.c``) and takes it back when the pair, the SRTP session or the DTLS state changes.
+  SR + SDES packet per transport and interval for all its senders (``sfu/_report.c``, else
+  ``sender_reports``). ``bind_slot`` hands the same route (socket, remote address, ``srtp_t`` and
+  ``srtp_protect`` addresses) to the C fan-out's slots (``sfu/_fanout.c``) and takes it back when the pair,
+  the SRTP session or the DTLS state changes.
+* ``Consent`` - ICE consent freshness (RFC 7675) on the room's Ticker instead of aioice's task per
+  connection, and consent checks answered without aioice's STUN objects (``sfu.stun``).
 """
 
 from __future__ import annotations
