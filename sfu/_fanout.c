@@ -11,11 +11,74 @@
  */
 #include "_fanout.h"
 
-static void slot_clear_route(Slot *s) {
-    Py_CLEAR(s->sock);
-    Py_CLEAR(s->session);
-    s->srtp = NULL;
-    s->protect = NULL;
+void route_clear(Route *r) {
+    Py_CLEAR(r->sock);
+    Py_CLEAR(r->session);
+    r->srtp = NULL;
+    r->protect = NULL;
+}
+
+int route_traverse(Route *r, visitproc visit, void *arg) {
+    Py_VISIT(r->sock);
+    Py_VISIT(r->session);
+    return 0;
+}
+
+static int route_addr(int family, const char *host, int port, struct sockaddr_storage *addr, socklen_t *len) {
+    memset(addr, 0, sizeof *addr);
+    if (family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)addr;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((unsigned short)port);
+        *len = sizeof *a;
+        return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
+    }
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)addr;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((unsigned short)port);
+        *len = sizeof *a;
+        return inet_pton(AF_INET6, host, &a->sin6_addr) == 1 ? 0 : -1;
+    }
+    return -1;
+}
+
+PyObject *route_set(Route *r, PyObject *args) {
+    PyObject *sock, *session;
+    int family, port;
+    const char *host;
+    unsigned long long srtp, protect;
+    if (!PyArg_ParseTuple(args, "OisiOKK", &sock, &family, &host, &port, &session, &srtp, &protect))
+        return NULL;
+    struct sockaddr_storage addr;
+    socklen_t len;
+    if (route_addr(family, host, port, &addr, &len) < 0 || !srtp || !protect)
+        Py_RETURN_FALSE;
+    route_clear(r);
+    Py_INCREF(sock);
+    r->sock = sock;
+    Py_INCREF(session);
+    r->session = session;
+    r->srtp = (void *)(uintptr_t)srtp;
+    r->protect = (protect_fn)(uintptr_t)protect;
+    r->addr = addr;
+    r->addr_len = len;
+    Py_RETURN_TRUE;
+}
+
+int route_send(Route *r, unsigned char *buf, int len, int *sent) {
+    if (r->protect(r->srtp, buf, &len) != 0)
+        return -1;
+    int fd = PyObject_AsFileDescriptor(r->sock);
+    if (fd < 0) {
+        PyErr_Clear();
+        route_clear(r);  /* socket closed: Python rebinds or takes the slow path */
+        return -1;
+    }
+    if (sendto(fd, buf, len, 0, (struct sockaddr *)&r->addr, r->addr_len) < 0)
+        return -1;  /* full socket buffer or error: the packet is lost (NACK recovers video) */
+    *sent = len;
+    return 0;
 }
 
 static int Slot_init(Slot *s, PyObject *args, PyObject *kw) {
@@ -41,15 +104,15 @@ static int Slot_init(Slot *s, PyObject *args, PyObject *kw) {
 }
 
 static int Slot_traverse(Slot *s, visitproc visit, void *arg) {
-    Py_VISIT(s->sock);
-    Py_VISIT(s->session);
+    if (route_traverse(&s->route, visit, arg))
+        return -1;
     for (int i = 0; i < HIST; i++)
         Py_VISIT(s->hist[i].inbound);
     return 0;
 }
 
 static int Slot_clear(Slot *s) {
-    slot_clear_route(s);
+    route_clear(&s->route);
     for (int i = 0; i < HIST; i++)
         Py_CLEAR(s->hist[i].inbound);
     return 0;
@@ -171,53 +234,13 @@ static PyObject *Slot_set_head(Slot *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-int route_addr(int family, const char *host, int port, struct sockaddr_storage *addr, socklen_t *len) {
-    memset(addr, 0, sizeof *addr);
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)addr;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((unsigned short)port);
-        *len = sizeof *a;
-        return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? 0 : -1;
-    }
-    if (family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)addr;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((unsigned short)port);
-        *len = sizeof *a;
-        return inet_pton(AF_INET6, host, &a->sin6_addr) == 1 ? 0 : -1;
-    }
-    return -1;
-}
-
-/* set_route(sock, family, host, port, session, srtp_address, protect_address) */
+/* set_route(sock, family, host, port, session, srtp_address, protect_address) -> bool */
 static PyObject *Slot_set_route(Slot *s, PyObject *args) {
-    PyObject *sock, *session;
-    int family, port;
-    const char *host;
-    unsigned long long srtp, protect;
-    if (!PyArg_ParseTuple(args, "OisiOKK", &sock, &family, &host, &port, &session, &srtp, &protect))
-        return NULL;
-    struct sockaddr_storage addr;
-    socklen_t len;
-    if (route_addr(family, host, port, &addr, &len) < 0)
-        Py_RETURN_FALSE;
-    if (!srtp || !protect)
-        Py_RETURN_FALSE;
-    slot_clear_route(s);
-    Py_INCREF(sock);
-    s->sock = sock;
-    Py_INCREF(session);
-    s->session = session;
-    s->srtp = (void *)(uintptr_t)srtp;
-    s->protect = (protect_fn)(uintptr_t)protect;
-    s->addr = addr;
-    s->addr_len = len;
-    Py_RETURN_TRUE;
+    return route_set(&s->route, args);
 }
 
 static PyObject *Slot_clear_route(Slot *s, PyObject *unused) {
-    slot_clear_route(s);
+    route_clear(&s->route);
     Py_RETURN_NONE;
 }
 
@@ -253,7 +276,7 @@ static PyObject *Slot_take_counts(Slot *s, PyObject *unused) {
 }
 
 static PyObject *Slot_get_routed(Slot *s, void *closure) {
-    return PyBool_FromLong(s->srtp != NULL);
+    return PyBool_FromLong(s->route.srtp != NULL);
 }
 
 static PyObject *Slot_get_last_time(Slot *s, void *closure) {
@@ -375,7 +398,7 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
         if (Py_TYPE(o) != &SlotType)
             goto python;
         Slot *s = (Slot *)o;
-        if (s->srtp == NULL || s->head_len + plen + padding > MAX_PLAIN)
+        if (s->route.srtp == NULL || s->head_len + plen + padding > MAX_PLAIN)
             goto python;
         if (s->waiting_keyframe) {
             if (!keyframe)
@@ -420,19 +443,8 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
             buf[len + padding - 1] = (unsigned char)padding;
             len += padding;
         }
-        if (s->protect(s->srtp, buf, &len) != 0) {
+        if (route_send(&s->route, buf, len, &len) < 0) {
             s->send_errors++;
-            continue;
-        }
-        int fd = PyObject_AsFileDescriptor(s->sock);
-        if (fd < 0) {
-            PyErr_Clear();
-            slot_clear_route(s);  /* socket closed: Python rebinds or takes the slow path */
-            s->send_errors++;
-            continue;
-        }
-        if (sendto(fd, buf, len, 0, (struct sockaddr *)&s->addr, s->addr_len) < 0) {
-            s->send_errors++;  /* full socket buffer or error: the packet is lost (NACK recovers video) */
             continue;
         }
         s->packets_sent++;

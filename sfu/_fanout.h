@@ -19,6 +19,28 @@
 
 typedef int (*protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
 
+/* Route: where a Slot or a Reporter sends, bound by sfu.aiortc_hooks.PacketWire: the pair's socket object (its
+ * descriptor is read per send, so a closed socket is never written), the remote address, the pylibsrtp session
+ * (kept alive: it owns the srtp_t) and the address of libsrtp's protect function (srtp_protect or
+ * srtp_protect_rtcp, called through the pointer; nothing links against libsrtp). */
+typedef struct {
+    PyObject *sock;
+    PyObject *session;
+    void *srtp;  /* NULL: no route */
+    protect_fn protect;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+} Route;
+
+/* route_set parses set_route(sock, family, host, port, session, srtp_address, protect_address) arguments into
+ * r: a new reference to True (bound) or False (refused: bad address), NULL with an exception. */
+PyObject *route_set(Route *r, PyObject *args);
+void route_clear(Route *r);
+int route_traverse(Route *r, visitproc visit, void *arg);
+/* route_send protects buf (len bytes, room for the SRTP trailer) in place and sends it: 0 sent, -1 failed
+ * (protect refused, socket closed: then the route is cleared, or the send failed); *sent gets the bytes sent. */
+int route_send(Route *r, unsigned char *buf, int len, int *sent);
+
 typedef struct {
     unsigned int seq;  /* 0x10000 = empty */
     unsigned int ts;
@@ -63,13 +85,7 @@ typedef struct Slot {
     double lsr_time;            /* when it was sent (time.time()) */
     double rtt;                 /* seconds, smoothed like aiortc (RTT_ALPHA); < 0: none */
     unsigned long long reports; /* report blocks taken */
-    /* route */
-    PyObject *sock;     /* socket.socket, fd read per send (closed: fileno() == -1) */
-    PyObject *session;  /* pylibsrtp Session keeping srtp_t alive */
-    void *srtp;
-    protect_fn protect;
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
+    Route route;
     HistEntry hist[HIST];
 } Slot;
 
@@ -84,9 +100,6 @@ void slot_report(Slot *s, int fraction_lost, int packets_lost, unsigned int jitt
 PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl, Py_ssize_t plen, long long ssrc,
                      unsigned int seq, unsigned int ts, int marker, int keyframe, unsigned long long ntp, int padding,
                      int level, double now);
-
-/* route_addr fills a socket address from (family, host, port); 0, or -1 when they do not make one. */
-int route_addr(int family, const char *host, int port, struct sockaddr_storage *addr, socklen_t *len);
 
 static inline unsigned int be16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
 

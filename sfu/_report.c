@@ -17,70 +17,37 @@
  */
 #include "_fanout.h"
 
-#define RTCP_BUF BUF_SIZE  /* MAX_PLAIN plus the SRTCP index, tag and MKI libsrtp appends */
+#define MAX_REPORTED 64  /* SRs in one compound; more (never in practice) go to Python */
 
 typedef struct Reporter {
     PyObject_HEAD
-    PyObject *sock;     /* socket.socket, descriptor read per send (closed: fileno() == -1) */
-    PyObject *session;  /* pylibsrtp Session keeping the srtp_t alive */
-    void *srtp;
-    protect_fn protect_rtcp;
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
+    Route route;  /* its protect is srtp_protect_rtcp */
     unsigned long long sent;    /* compound packets sent */
     unsigned long long errors;  /* protect or send failures */
 } Reporter;
 
-static void reporter_clear_route(Reporter *r) {
-    Py_CLEAR(r->sock);
-    Py_CLEAR(r->session);
-    r->srtp = NULL;
-    r->protect_rtcp = NULL;
-}
-
 static int Reporter_traverse(Reporter *r, visitproc visit, void *arg) {
-    Py_VISIT(r->sock);
-    Py_VISIT(r->session);
-    return 0;
+    return route_traverse(&r->route, visit, arg);
 }
 
 static int Reporter_clear(Reporter *r) {
-    reporter_clear_route(r);
+    route_clear(&r->route);
     return 0;
 }
 
 static void Reporter_dealloc(Reporter *r) {
     PyObject_GC_UnTrack(r);
-    reporter_clear_route(r);
+    route_clear(&r->route);
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
 /* set_route(sock, family, host, port, session, srtp_address, protect_rtcp_address) -> bool */
 static PyObject *Reporter_set_route(Reporter *r, PyObject *args) {
-    PyObject *sock, *session;
-    int family, port;
-    const char *host;
-    unsigned long long srtp, protect;
-    if (!PyArg_ParseTuple(args, "OisiOKK", &sock, &family, &host, &port, &session, &srtp, &protect))
-        return NULL;
-    struct sockaddr_storage addr;
-    socklen_t len;
-    if (route_addr(family, host, port, &addr, &len) < 0 || !srtp || !protect)
-        Py_RETURN_FALSE;
-    reporter_clear_route(r);
-    Py_INCREF(sock);
-    r->sock = sock;
-    Py_INCREF(session);
-    r->session = session;
-    r->srtp = (void *)(uintptr_t)srtp;
-    r->protect_rtcp = (protect_fn)(uintptr_t)protect;
-    r->addr = addr;
-    r->addr_len = len;
-    Py_RETURN_TRUE;
+    return route_set(&r->route, args);
 }
 
 static PyObject *Reporter_clear_route(Reporter *r, PyObject *unused) {
-    reporter_clear_route(r);
+    route_clear(&r->route);
     Py_RETURN_NONE;
 }
 
@@ -91,24 +58,30 @@ static inline void put32(unsigned char *p, unsigned int v) {
     p[3] = (unsigned char)v;
 }
 
-/* entry_parts checks one entry; 1 with its parts, 0 to skip it (a malformed entry is skipped). */
-static int entry_parts(PyObject *e, PyObject **sender, Slot **slot, unsigned int *ssrc, const char **cname,
-                       Py_ssize_t *cname_len) {
+typedef struct {
+    Slot *slot;
+    unsigned int ssrc;
+    const char *cname;
+    int cname_len;  /* at most 255 */
+} Part;
+
+/* part_of reads one entry (sender, Slot, ssrc, cname bytes); 1 when it has a report to give, else 0 (nothing
+ * sent yet, or a malformed entry, which is skipped). */
+static int part_of(PyObject *e, Part *out) {
     if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 4)
         return 0;
-    PyObject *o = PyTuple_GET_ITEM(e, 1), *c = PyTuple_GET_ITEM(e, 3);
-    if (Py_TYPE(o) != &SlotType || !PyBytes_Check(c) || !PyLong_Check(PyTuple_GET_ITEM(e, 2)))
+    PyObject *o = PyTuple_GET_ITEM(e, 1), *c = PyTuple_GET_ITEM(e, 3), *ssrc = PyTuple_GET_ITEM(e, 2);
+    if (Py_TYPE(o) != &SlotType || !PyBytes_Check(c) || !PyLong_Check(ssrc) || !((Slot *)o)->packets_sent)
         return 0;
-    unsigned long v = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(e, 2));
+    unsigned long v = PyLong_AsUnsignedLong(ssrc);
     if (PyErr_Occurred() || v > 0xFFFFFFFFUL) {
         PyErr_Clear();
         return 0;
     }
-    *sender = PyTuple_GET_ITEM(e, 0);
-    *slot = (Slot *)o;
-    *ssrc = (unsigned int)v;
-    *cname = PyBytes_AS_STRING(c);
-    *cname_len = PyBytes_GET_SIZE(c) > 255 ? 255 : PyBytes_GET_SIZE(c);
+    out->slot = (Slot *)o;
+    out->ssrc = (unsigned int)v;
+    out->cname = PyBytes_AS_STRING(c);
+    out->cname_len = PyBytes_GET_SIZE(c) > 255 ? 255 : (int)PyBytes_GET_SIZE(c);
     return 1;
 }
 
@@ -121,45 +94,35 @@ static PyObject *Reporter_send(Reporter *r, PyObject *const *args, Py_ssize_t na
     double now = PyFloat_AsDouble(args[1]);
     if (PyErr_Occurred())
         return NULL;
-    if (r->srtp == NULL)
+    if (r->route.srtp == NULL)
         return PyLong_FromLong(-1);
-    PyObject *entries = args[0];
-    Py_ssize_t n = PyTuple_GET_SIZE(entries);
-    unsigned char buf[RTCP_BUF];
-    int len = 0, reported = 0;
-    /* first pass: the size, so that nothing is changed when Python has to send it */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *sender;
-        Slot *slot;
-        unsigned int ssrc;
-        const char *cname;
-        Py_ssize_t cl;
-        if (!entry_parts(PyTuple_GET_ITEM(entries, i), &sender, &slot, &ssrc, &cname, &cl) || !slot->packets_sent)
+    Part parts[MAX_REPORTED];
+    int k = 0, len = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[0]); i++) {  /* first the size: Python may have to send it */
+        Part part;
+        if (!part_of(PyTuple_GET_ITEM(args[0], i), &part))
             continue;
-        int chunk = 6 + (int)cl;
+        if (k == MAX_REPORTED)
+            return PyLong_FromLong(-1);
+        int chunk = 6 + part.cname_len;
         len += 28 + 4 + chunk + (4 - chunk % 4);
-        reported++;
+        parts[k++] = part;
     }
-    if (!reported)
+    if (!k)
         return PyLong_FromLong(0);
     if (len > MAX_PLAIN)
         return PyLong_FromLong(-1);
+    unsigned char buf[BUF_SIZE];
     int pos = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {  /* the SRs */
-        PyObject *sender;
-        Slot *slot;
-        unsigned int ssrc;
-        const char *cname;
-        Py_ssize_t cl;
-        if (!entry_parts(PyTuple_GET_ITEM(entries, i), &sender, &slot, &ssrc, &cname, &cl) || !slot->packets_sent)
-            continue;
+    for (int j = 0; j < k; j++) {  /* the SRs */
+        Slot *slot = parts[j].slot;
         unsigned long long ntp = slot->last_ntp;
         unsigned char *p = buf + pos;
         p[0] = 0x80;
         p[1] = 200;
         p[2] = 0;
         p[3] = 6;
-        put32(p + 4, ssrc);
+        put32(p + 4, parts[j].ssrc);
         put32(p + 8, (unsigned int)(ntp >> 32));
         put32(p + 12, (unsigned int)ntp);
         put32(p + 16, slot->last_out_ts);
@@ -169,49 +132,32 @@ static PyObject *Reporter_send(Reporter *r, PyObject *const *args, Py_ssize_t na
         slot->lsr = (long long)((ntp >> 16) & 0xFFFFFFFFu);  /* the sender's lsr / lsr_time read the slot */
         slot->lsr_time = now;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {  /* one SDES per chunk, as sfu.rtp.sender_reports */
-        PyObject *sender;
-        Slot *slot;
-        unsigned int ssrc;
-        const char *cname;
-        Py_ssize_t cl;
-        if (!entry_parts(PyTuple_GET_ITEM(entries, i), &sender, &slot, &ssrc, &cname, &cl) || !slot->packets_sent)
-            continue;
-        int chunk = 6 + (int)cl;
+    for (int j = 0; j < k; j++) {  /* one SDES per chunk, as sfu.rtp.sender_reports */
+        int chunk = 6 + parts[j].cname_len;
         int padded = chunk + (4 - chunk % 4);  /* the null item ending the chunk, 32-bit padded */
         unsigned char *p = buf + pos;
         p[0] = 0x81;
         p[1] = 202;
         p[2] = (unsigned char)((padded / 4) >> 8);
         p[3] = (unsigned char)(padded / 4);
-        put32(p + 4, ssrc);
+        put32(p + 4, parts[j].ssrc);
         p[8] = 1;
-        p[9] = (unsigned char)cl;
-        memcpy(p + 10, cname, cl);
+        p[9] = (unsigned char)parts[j].cname_len;
+        memcpy(p + 10, parts[j].cname, parts[j].cname_len);
         memset(p + 4 + chunk, 0, padded - chunk);
         pos += 4 + padded;
     }
-    if (r->protect_rtcp(r->srtp, buf, &pos) != 0) {
-        r->errors++;
-        return PyLong_FromLong(0);
-    }
-    int fd = PyObject_AsFileDescriptor(r->sock);
-    if (fd < 0) {
-        PyErr_Clear();
-        reporter_clear_route(r);
-        r->errors++;
-        return PyLong_FromLong(0);
-    }
-    if (sendto(fd, buf, pos, 0, (struct sockaddr *)&r->addr, r->addr_len) < 0) {
+    int sent;
+    if (route_send(&r->route, buf, pos, &sent) < 0) {
         r->errors++;
         return PyLong_FromLong(0);
     }
     r->sent++;
-    return PyLong_FromLong(pos);
+    return PyLong_FromLong(sent);
 }
 
 static PyObject *Reporter_get_routed(Reporter *r, void *closure) {
-    return PyBool_FromLong(r->srtp != NULL);
+    return PyBool_FromLong(r->route.srtp != NULL);
 }
 
 static PyGetSetDef Reporter_getset[] = {

@@ -160,6 +160,8 @@ def test_python_sends_what_the_reporter_cannot(link: Link) -> None:
     many = [Sender(slot(1, 1, 1, 1), (i, "x" * 255)) for i in range(8)]  # over one datagram's worth
     assert link.reporter.send(entries(many), 1.0) == -1
     assert all(s.lsr == -1 for s in many)  # nothing changed: Python builds and sends it
+    crowd = [Sender(slot(1, 1, 1, 1), (i, "")) for i in range(70)]  # more SRs than one compound holds
+    assert link.reporter.send(entries(crowd), 1.0) == -1 and all(s.lsr == -1 for s in crowd)
     one = [Sender(slot(1, 1, 1, 1), (1, "c"))]
     assert Reporter().send(entries(one), 1.0) == -1  # no route
     assert not Reporter().routed and link.reporter.routed
