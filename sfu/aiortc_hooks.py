@@ -109,7 +109,7 @@ PRIVATE_NAMES: dict[type, tuple[str, ...]] = {
     RTCRtpSender: ("_run_rtp", "_send_keyframe", "_handle_rtcp_packet", "_run_rtcp"),
     RTCDtlsTransport: ("_send_rtp", "_handle_rtcp_data"),
     RtpRouter: ("route_rtcp", "route_rtp"),
-    Connection: ("get_component_candidates", "gather_candidates", "data_received", "query_consent"),
+    Connection: ("get_component_candidates", "gather_candidates", "data_received", "query_consent", "check_complete"),
     aioice_ice.StunProtocol: ("datagram_received",),
 }
 PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
@@ -145,7 +145,7 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
         "local_password", "remote_password",
     ),
     "StunProtocol": ("receiver",),
-    "CandidatePair": ("protocol", "remote_addr", "state", "component"),
+    "CandidatePair": ("protocol", "remote_addr", "state", "component", "nominated", "remote_nominated"),
     "DatagramTransport": ("_sock",),
     "pylibsrtp.Session": ("_srtp", "_cdata", "_buffer"),
 }
@@ -362,9 +362,10 @@ class Consent:
     aioice answers each consent check through its generic STUN objects and runs its own checks in a task per
     connection (a wake-up for the timer and one for the answer); at 20 subscribers that was ~12 % of the SFU's
     CPU. Here, on the selected pair only: a Binding request that is authentic (USERNAME, MESSAGE-INTEGRITY,
-    FINGERPRINT), asks for no nomination and has no role conflict is answered with the bytes aioice would
-    send (``sfu.stun``); and ``tick``, a job of the room's Ticker, sends our check every `interval` × 0.8-1.2
-    and takes the authentic answer in ``received``. A check unanswered by the next one is a failure;
+    FINGERPRINT) and has no role conflict is answered with the bytes aioice would send (``sfu.stun``), a
+    USE-CANDIDATE on the already nominated pair (Chromium's checks carry it) treated as aioice does; and
+    ``tick``, a job of the room's Ticker, sends our check every `interval` × 0.8-1.2 and takes the authentic
+    answer in ``received``. A check unanswered by the next one is a failure;
     `CONSENT_FAILURES` in a row (~30 s) close the connection, as aioice does. Everything else (other pairs,
     nominations, role conflicts, errors, unauthenticated requests) still goes to aioice.
     Installed by ``SfuPeerConnection`` in place of ``Connection.query_consent``. Event loop only.
@@ -427,14 +428,19 @@ class Consent:
             return False
         if msg.kind == BINDING_REQUEST:
             controlling = conn.ice_controlling
-            if (msg.use_candidate or not conn._early_checks_done or pair.state is not CandidatePair.State.SUCCEEDED
+            renominate = msg.use_candidate and not controlling  # Chromium, controlling, sends it on every check
+            if ((renominate and not pair.nominated) or not conn._early_checks_done
+                    or pair.state is not CandidatePair.State.SUCCEEDED
                     or (msg.controlling if controlling else msg.controlled)
                     or msg.username != f"{conn.local_username}:{conn.remote_username}".encode()):
-                return False
+                return False  # a nomination, a role conflict, checks still running: aioice decides
             key = conn.local_password.encode()
             if not msg.authentic(key):
                 return False  # aioice answers 401
             protocol.transport.sendto(binding_response(msg.transaction_id, pair.remote_addr, key), pair.remote_addr)
+            if renominate:  # what aioice's check_incoming does then (nothing changes for the nominated pair)
+                pair.remote_nominated = True
+                conn.check_complete(pair)
             self.answered += 1
             return True
         if msg.transaction_id != self._txid or not msg.authentic(conn.remote_password.encode()):
