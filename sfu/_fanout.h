@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define HIST 128
 #define MAX_HEAD 64
@@ -100,6 +101,13 @@ void slot_report(Slot *s, int fraction_lost, int packets_lost, unsigned int jitt
 PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl, Py_ssize_t plen, long long ssrc,
                      unsigned int seq, unsigned int ts, int marker, int keyframe, unsigned long long ntp, int padding,
                      int level, double now);
+
+/* clock_seconds: CLOCK_MONOTONIC is time.monotonic(), CLOCK_REALTIME time.time(). */
+static inline double clock_seconds(clockid_t id) {
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
 
 static inline unsigned int be16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
 

@@ -224,12 +224,6 @@ PyTypeObject IngressType = {
 
 /* ------------------------------------------------------------------------------------------ helpers */
 
-static double clock_seconds(clockid_t id) {
-    struct timespec t;
-    clock_gettime(id, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 /* get_ll reads an int attribute; -1 with *none = 1 for None; returns 0, or -1 with an exception set. */
 static int get_ll(PyObject *o, PyObject *name, long long *out, int *none) {
     PyObject *v = PyObject_GetAttr(o, name);

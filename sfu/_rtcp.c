@@ -151,12 +151,6 @@ static Slot *report_slot(PyObject *sender) {
     return (Slot *)o;
 }
 
-static double wall_clock(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);  /* time.time() */
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 /* dispatch updates the senders' C slots for a routine compound (or calls the senders without one); 0, or -1
  * with an exception set. */
 static int dispatch(RtcpRoute *r, const unsigned char *buf, int len) {
@@ -180,7 +174,8 @@ static int dispatch(RtcpRoute *r, const unsigned char *buf, int len) {
                 int rc = add_ll(s, s_direct_rtcp, 1);
                 Slot *slot = rc == 0 ? report_slot(s) : NULL;
                 if (slot != NULL) {
-                    slot_report(slot, (int)b[4], lost, be32(b + 12), be32(b + 16), be32(b + 20), wall_clock());
+                    slot_report(slot, (int)b[4], lost, be32(b + 12), be32(b + 16), be32(b + 20),
+                                clock_seconds(CLOCK_REALTIME));
                     Py_DECREF(slot);
                 } else if (rc == 0 && !PyErr_Occurred()) {
                     rc = call(s, s_report_block, Py_BuildValue("(iiIII)", (int)b[4], lost, be32(b + 12), be32(b + 16),
