@@ -373,7 +373,10 @@ static int stats_add(Ingress *g, unsigned int seq, unsigned int ts, double arriv
     if (get_ll(st, s_last_transit, &last, &none) < 0)
         return -1;
     if (!none) {
-        long long d = transit - last;
+        /* the transit difference as a signed 32-bit value (RFC 3550 A.8): RTP timestamps wrap at 2^32 */
+        long long d = (long long)((unsigned long long)(transit - last) & 0xFFFFFFFFull);
+        if (d >= 0x80000000LL)
+            d -= 0x100000000LL;
         if (d < 0)
             d = -d;
         long long q4;

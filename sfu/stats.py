@@ -139,7 +139,8 @@ class RtpStreamStats:
             transit = int(arrival * self.clock_rate) - ts
             last = self._last_transit
             if last is not None:
-                d = transit - last
+                # the transit difference as a signed 32-bit value (RFC 3550 A.8): RTP timestamps wrap at 2^32
+                d = ((transit - last + 0x80000000) & 0xFFFFFFFF) - 0x80000000
                 if d < 0:
                     d = -d
                 self._jitter_q4 += d - ((self._jitter_q4 + 8) >> 4)
@@ -148,8 +149,8 @@ class RtpStreamStats:
 
     @property
     def max_seq(self) -> int:
-        """max_seq is the extended highest sequence number received."""
-        return self.cycles + self.max16
+        """max_seq is the extended highest sequence number received, modulo 2^32 (the report block's field)."""
+        return (self.cycles + self.max16) & 0xFFFFFFFF
 
     @property
     def packets_expected(self) -> int:

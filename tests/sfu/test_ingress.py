@@ -342,3 +342,68 @@ def test_keyframe_start_matches_the_python_test() -> None:
         assert keyframe_start(2, payload) == is_keyframe_start("video/h264", payload), payload
         assert keyframe_start(0, payload) is True
         assert keyframe_start(3, payload) == is_keyframe_start("video/av1", payload)
+
+
+def wrapping_stream() -> list[tuple[int, int]]:
+    """wrapping_stream: (extended seq, ts) in arrival order across four 16-bit sequence wraps and the 32-bit
+    timestamp wrap: runs in order, small gaps (some recovered by a late packet), reordering, long losses."""
+    out: list[tuple[int, int]] = []
+    ext = 65520  # the timestamp wraps in the first run, the sequence soon after
+    for _ in range(4):
+        for i in range(60):
+            if i == 30:  # two lost, one arrives late, then two swapped
+                out += [(ext + 2, 0), (ext + 1, 0), (ext + 4, 0), (ext + 3, 0)]
+                ext += 5
+            out.append((ext, 0))
+            ext += 1
+        target = ext - ext % 65536 + 2 * 65536 - 20  # 20 packets before the next wrap but one
+        while ext < target:  # long losses: jumps beyond the NACK window, within SRTP's index estimate
+            ext = min(ext + 30000, target)
+            out.append((ext, 0))
+        ext += 1
+    first_frame = 2**32 // 3000 - 12
+    return [(e, ((first_frame + n // 2) * 3000) & 0xFFFFFFFF) for n, (e, _) in enumerate(out)]
+
+
+def test_c_and_python_statistics_are_identical_across_wraps() -> None:
+    from sfu.stats import RtpStreamStats
+
+    tx = protector()
+    rng = random.Random(5)
+    stream = wrapping_stream()
+    plain = {e: rtp(e & 0xFFFF, ts, marker=n % 2, payload=vp8(n == 0, 30, rng), ast=n)
+             for n, (e, ts) in enumerate(stream)}
+    protected = {e: tx.protect(plain[e]) for e in sorted(plain)}  # protected in sending order
+    python, compiled = Side(python_only=True), Side(python_only=False)
+    twin = RtpStreamStats(90000)  # fed what the compiled side's stats saw, arrival times included
+    c_wraps = c_seq_wraps = 0
+    for n, (ext, ts) in enumerate(stream):
+        python.feed(protected[ext])
+        before = compiled.receiver.streams.get(SSRC)
+        last_ts = None if before is None else before._last_ts
+        ingress = compiled.receiver.ingress
+        handled = 0 if ingress is None else ingress.packets
+        compiled.feed(protected[ext])
+        st = compiled.receiver.streams[SSRC]
+        arrival = 0.0  # (not read: no jitter sample)
+        if last_ts != ts and st._last_ts == ts:  # a jitter sample: its arrival in timestamp units from transit
+            assert st._last_transit is not None
+            arrival = (st._last_transit + ts + 0.5) / 90000
+        twin.add(ext & 0xFFFF, ts, arrival)
+        if ingress is not None and ingress.packets > handled and last_ts is not None and ts < last_ts:
+            c_wraps += 1  # the timestamp wrapped on a packet the C path handled
+        if ingress is not None and ingress.packets > handled and ext & 0xFFFF == 0:
+            c_seq_wraps += 1  # and so did the sequence number
+        assert (st.packets_received, st.max_seq, st.packets_lost, st._jitter_q4, st._last_transit) == (
+            twin.packets_received, twin.max_seq, twin.packets_lost, twin._jitter_q4, twin._last_transit), n
+    st, ref = compiled.receiver.streams[SSRC], python.receiver.streams[SSRC]
+    assert c_wraps == 1 and c_seq_wraps == 4 and compiled.receiver.ingress.packets > 4 * 20
+    fields = ("packets_received", "base_seq", "max16", "cycles", "max_seq", "packets_expected", "packets_lost")
+    assert [getattr(st, f) for f in fields] == [getattr(ref, f) for f in fields] == [getattr(twin, f) for f in fields]
+    first, last = stream[0][0], max(e for e, _ in stream)
+    assert st.cycles == last & ~0xFFFF >= 4 * 65536
+    assert st.max_seq == last and st.packets_expected == last - first + 1
+    assert st.packets_lost == last - first + 1 - len(stream) > 0
+    assert st.fraction_lost == ref.fraction_lost == twin.fraction_lost > 0
+    assert st.jitter < 90000 and ref.jitter < 90000  # not 2^28: the timestamp wrap is no 2^32 jump
+    assert python.state() == compiled.state()

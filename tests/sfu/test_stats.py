@@ -1,6 +1,7 @@
 import random
 
 from aiortc.rate import MIN_FRAME_PERIOD_HISTORY_LENGTH, OveruseEstimator, RateCounter
+from aiortc.rtp import RtcpReceiverInfo
 
 from sfu.stats import NackTracker, RateMeter, RtpStreamStats, SequenceTracker, SlidingMin, WindowRate
 
@@ -122,3 +123,85 @@ def test_sliding_min_gives_what_aiortc_min_frame_period_gives() -> None:
             delta = rng.choice((33.0, 33.0, 34.0, 16.0, 100.0, rng.uniform(0, 200)))
             assert ours.push(delta) == theirs.update_min_frame_period(delta)
 
+
+
+def paced(stats: RtpStreamStats, first_ts: int, late: float = 0.0) -> list[int]:
+    """paced feeds 40 audio packets 20 ms apart (every 4th `late` seconds late); returns jitter after each."""
+    out = []
+    for i in range(40):
+        stats.add((100 + i) & 0xFFFF, (first_ts + 960 * i) & 0xFFFFFFFF, 1000.0 + 0.02 * i + (late if i % 4 else 0))
+        out.append(stats.jitter)
+    return out
+
+
+def test_rtp_stream_stats_jitter_is_unchanged_across_the_timestamp_wrap() -> None:
+    below_wrap = 2**32 - 960 * 20  # the 21st packet's timestamp wraps to 0
+    assert paced(RtpStreamStats(48000), below_wrap) == [0] * 40  # perfectly paced: no jitter, wrap or not
+    steady, wrapping = paced(RtpStreamStats(48000), 5000, late=0.003), paced(RtpStreamStats(48000), below_wrap,
+                                                                             late=0.003)
+    assert wrapping == steady  # only differences of timestamps count
+    assert 0 < max(steady) < 48000 * 0.003
+
+
+def test_rtp_stream_stats_sequence_and_loss_across_many_wraps() -> None:
+    rng = random.Random(5)
+    s = RtpStreamStats(90000)
+    first = ext = 65000
+    s.add(first, 0, 0.0)
+    received = 1
+    for _ in range(10000):  # ~8 wraps: runs in order, gaps, and late packets (reordered, or recovered)
+        step = rng.choice((1, 1, 1, 1, 2, 5, 400))
+        ext += step
+        seqs = [ext]
+        if step > 1 and rng.random() < 0.5:
+            seqs.append(ext - 1)  # a packet of the gap arrives late: counted, not lost
+        for e in seqs:
+            s.add(e & 0xFFFF, e * 10, e / 1000)
+            received += 1
+        expected = ext - first + 1
+        assert (s.max_seq, s.packets_expected, s.packets_received) == (ext, expected, received)
+        assert s.packets_lost == expected - received
+        assert (s.cycles, s.max16) == (ext & ~0xFFFF, ext & 0xFFFF)
+    assert ext > first + 6 * 65536 and 0 < s.packets_lost < 0x7FFFFF
+    block = RtcpReceiverInfo(ssrc=1, fraction_lost=s.fraction_lost, packets_lost=s.packets_lost,
+                             highest_sequence=s.max_seq, jitter=s.jitter, lsr=0, dlsr=0)
+    assert RtcpReceiverInfo.parse(bytes(block)) == block
+
+
+def test_rtp_stream_stats_extended_sequence_wraps_at_32_bits_and_loss_is_clamped() -> None:
+    s = RtpStreamStats(90000)
+    seq, n = 65533, 0
+    s.add(seq, 0, 0.0)
+    while s.cycles < 2**32 - 0x10000:  # 65535 wraps, three packets each: 2^32 sequence numbers, most lost
+        seq = (seq + 0x5555) & 0xFFFF
+        s.add(seq, 0, 0.0)
+        n += 1
+    assert s.max_seq == s.cycles + s.max16 > 2**32 - 0x10000
+    assert s.packets_lost == 0x7FFFFF  # the 24-bit signed field's maximum
+    below = s.max_seq
+    for _ in range(3):  # across the 32-bit wrap of the extended highest sequence number
+        seq = (seq + 0x5555) & 0xFFFF
+        s.add(seq, 0, 0.0)
+        block = RtcpReceiverInfo(ssrc=1, fraction_lost=s.fraction_lost, packets_lost=s.packets_lost,
+                                 highest_sequence=s.max_seq, jitter=s.jitter, lsr=0, dlsr=0)
+        assert RtcpReceiverInfo.parse(bytes(block)) == block  # packs: the field is 32 bits
+    assert s.cycles == 2**32 and s.max_seq == s.max16 == (below + 3 * 0x5555) & 0xFFFFFFFF
+    assert s.packets_received == n + 4 and s.packets_lost == 0x7FFFFF
+
+
+def test_nack_tracker_across_the_sequence_wrap() -> None:
+    n = NackTracker(window=128)
+    n.add(65530)
+    assert n.add(65533)  # 65531, 65532 missing
+    assert n.add(2)  # the gap straddles the wrap: 65534, 65535, 0, 1
+    assert n.missing == {65531, 65532, 65534, 65535, 0, 1}
+    assert not n.add(65535) and not n.add(0)  # late packets (or retransmissions) remove theirs
+    assert n.missing == {65531, 65532, 65534, 1}
+    assert not n.add(65531) and n.max_seq == 2  # a late packet does not move the highest
+    for seq in range(3, 125):  # in order: the old gaps stay while within the window
+        assert not n.add(seq)
+    assert n.missing == {65532, 65534, 1}
+    assert not n.add(125) and n.missing == {65534, 1}  # 65532 is now more than 128 behind: given up
+    assert not n.add(1) and n.missing == {65534}
+    assert n.add(128)  # 126, 127 missing; 65534 leaves the window across the wrap
+    assert n.missing == {126, 127}
