@@ -17,6 +17,7 @@
 typedef int (*unprotect_rtcp_fn)(void *ctx, void *srtcp_hdr, int *len_ptr);
 
 #define MAX_RTCP 2048
+#define REMB_MAX (1ULL << 53)  /* bit/s: the largest REMB bitrate taken, as sfu.rtp.REMB_MAX */
 
 typedef struct RtcpRoute {
     PyObject_HEAD
@@ -151,6 +152,15 @@ static Slot *report_slot(PyObject *sender) {
     return (Slot *)o;
 }
 
+/* remb_bitrate: a REMB's mantissa (18 bits) x 2^exponent (6 bits), capped at REMB_MAX (sfu.rtp.unpack_remb) so
+ * that no exponent overflows 64 bits or makes the slot's long long negative. `fci` points at "REMB". */
+static unsigned long long remb_bitrate(const unsigned char *fci) {
+    unsigned long long mantissa = ((unsigned long long)(fci[5] & 0x03) << 16) | ((unsigned long long)fci[6] << 8) |
+                                  fci[7];
+    int exponent = fci[5] >> 2;  /* 0..63 */
+    return mantissa > (REMB_MAX >> exponent) ? REMB_MAX : mantissa << exponent;
+}
+
 /* dispatch updates the senders' C slots for a routine compound (or calls the senders without one); 0, or -1
  * with an exception set. */
 static int dispatch(RtcpRoute *r, const unsigned char *buf, int len) {
@@ -190,9 +200,7 @@ static int dispatch(RtcpRoute *r, const unsigned char *buf, int len) {
         } else if (pt == 206) {
             const unsigned char *f = buf + pos + 12;
             int n = f[4];
-            unsigned long long bitrate = ((unsigned long long)(((unsigned int)(f[5] & 0x03) << 16) |
-                                                                ((unsigned int)f[6] << 8) | f[7]))
-                                         << (f[5] >> 2);
+            unsigned long long bitrate = remb_bitrate(f);
             for (int i = 0; i < n; i++) {
                 PyObject *s = sender_for(r, be32(f + 8 + 4 * i));
                 if (s == NULL) {

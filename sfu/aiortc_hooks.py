@@ -82,6 +82,7 @@ from sfu.rtp import (
     parse_fields,
     report_period,
     sender_reports,
+    unpack_remb,
 )
 from sfu.stats import NackTracker, RtpStreamStats, SlidingMin, WindowRate
 from sfu.stun import BINDING_REQUEST, binding_request, binding_response
@@ -962,7 +963,7 @@ class ForwardingSender(RTCRtpSender):
                 self._send_keyframe()
             elif fmt == RTCP_PSFB_APP:
                 try:
-                    bitrate, ssrcs = unpack_remb_fci(packet.fci)  # type: ignore[union-attr]
+                    bitrate, ssrcs = unpack_remb(packet.fci)  # type: ignore[union-attr]
                 except ValueError:
                     return
                 if self._ssrc in ssrcs:

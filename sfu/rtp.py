@@ -3,6 +3,7 @@
 * ``parse_fields`` - the fields of a decrypted RTP packet the SFU needs, without building aiortc's
   ``RtpPacket`` (fixed header, and from a one-byte extension block only abs-send-time and audio level).
 * ``sender_reports`` - one compound RTCP packet with an SR and an SDES chunk per sender that sent media.
+* ``unpack_remb`` - a REMB's bitrate and SSRCs, the bitrate capped at ``REMB_MAX``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtp import unpack_remb_fci
 
 URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -21,6 +23,9 @@ URI_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 NO_AUDIO_LEVEL = 0x7F  # the audio-level byte when the extension is absent (-127 dBov, no voice flag)
+# the largest REMB bitrate we take (bit/s): 2^53, exact as a double and far from long long's limit. A REMB is
+# mantissa (18 bits) x 2^exponent (6 bits): up to ~2^81; every exponent up to 35 gives less than this cap.
+REMB_MAX = 1 << 53
 
 _RTP_HEAD = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence number, timestamp, SSRC
 _EXT_HEAD = struct.Struct("!HH")  # extension profile, length in 32-bit words
@@ -141,6 +146,7 @@ def sender_reports(senders: Sequence[ReportingSender], now: float) -> bytes:
             continue
         ssrc, cname = source
         ntp, rtp_ts, packets, octets = info
+        ntp &= 0xFFFFFFFFFFFFFFFF  # NTP era 1 (from 2036-02-07) starts again at 0 seconds
         out += _SR.pack(0x80, 200, 6, ssrc, ntp, rtp_ts, packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
         s.lsr = (ntp >> 16) & 0xFFFFFFFF
         s.lsr_time = now
@@ -150,6 +156,16 @@ def sender_reports(senders: Sequence[ReportingSender], now: float) -> bytes:
     for chunk in chunks:  # one SDES per chunk: aiortc's parser misreads the padding between chunks
         out += struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
     return bytes(out)
+
+
+def unpack_remb(fci: bytes) -> tuple[int, list[int]]:
+    """unpack_remb reads a REMB's FCI (aiortc's ``unpack_remb_fci``) with the bitrate capped at ``REMB_MAX``.
+
+    The same value as sfu/_rtcp.c's parser for every mantissa and exponent. Raises ValueError when the FCI
+    is not a REMB.
+    """
+    bitrate, ssrcs = unpack_remb_fci(fci)
+    return min(bitrate, REMB_MAX), ssrcs
 
 
 def report_period() -> float:

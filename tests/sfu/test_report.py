@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ import pylibsrtp
 import pytest
 
 from sfu.consumer import COMPILED
-from sfu.rtp import sender_reports
+from sfu.rtp import SendContext, sender_reports
 
 pytestmark = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
 
@@ -175,3 +176,47 @@ def test_a_closed_socket_loses_the_report_and_the_route(link: Link) -> None:
     assert link.reporter.send(entries(one), 1.0) == 0
     assert link.reporter.errors == 1 and not link.reporter.routed
     assert link.reporter.send(entries(one), 1.0) == -1
+
+
+def test_reports_and_rtt_across_the_ntp_era_and_rtp_timestamp_wraps(link: Link) -> None:
+    from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+    from aiortc.rtp import RtcpPacket, RtcpSrPacket
+
+    from sfu.aiortc_hooks import ForwardingSender
+
+    dtls = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
+    c_slot = slot(1, 1, 0, 0)
+    # the last NTP seconds of era 0 (2036), their middle 32 bits wrapping from 0xFFFFFFFF to 0 (the seconds are
+    # still 0xFFFFFFFF), then era 1 at 0 seconds; RTP timestamps wrapping at 2^32 alike
+    steps = [((0xFFFFFFFF << 32) | 0xFFFE8000, 0xFFFFFF00), ((0xFFFFFFFF << 32) | 0xFFFFC000, 0xFFFFFFFF),
+             (0x0000000000004000, 0x00000000), (0x0000000100000000, 0x00015F90)]
+    for n, (ntp, ts) in enumerate(steps):
+        now = 1000.0 + n
+        c_slot.last_ntp, c_slot.last_out_ts, c_slot.packets_sent = ntp, ts, 1 + n
+        ours = [Sender(c_slot, (0x1234, "c"))]
+        python = [Sender(slot(1 + n, 1, ntp, ts), (0x1234, "c"))]
+        expected = sender_reports(python, now=now)
+        assert link.reporter.send(entries(ours), now) > 0
+        assert link.receive() == expected
+        sr = RtcpPacket.parse(expected)[0]
+        assert isinstance(sr, RtcpSrPacket)
+        assert (sr.sender_info.ntp_timestamp, sr.sender_info.rtp_timestamp) == (ntp, ts)
+        lsr = (ntp >> 16) & 0xFFFFFFFF
+        assert c_slot.lsr == python[0].lsr == lsr and c_slot.lsr_time == now
+        # the subscriber echoes LSR 0.75 s after our SR, having held it 0.5 s (DLSR): 0.25 s of round trip
+        stale = (lsr - 1) & 0xFFFFFFFF  # an older SR's LSR, across the wrap: no RTT sample
+        c_slot.report(0, 0, 0, stale, 65536, now + 0.5)
+        assert c_slot.rtt == (None if n == 0 else pytest.approx(0.25))
+        c_slot.report(0, 0, 0, lsr, 65536 // 2, now + 0.75)
+        assert c_slot.rtt == pytest.approx(0.25)
+        twin: Any = ForwardingSender("video", dtls)  # the Python twin (no report_slot): the RTT computed there
+        twin.context = SendContext("video", "video/vp8", 90000, 96, None, 0x1234, 0x5678, None, None, None, None,
+                                   dtls, "c")
+        twin.sr_info = lambda info=(ntp, ts, 1 + n, 1): info
+        assert sender_reports([twin], now=time.time() - 1.0) == sender_reports(python, now=0.0)  # SR a second ago
+        assert twin.lsr == lsr
+        twin.report_block(0, 0, 0, stale, 65536 // 2)
+        assert twin.rtt is None
+        twin.report_block(0, 0, 0, lsr, 65536 // 2)
+        assert twin.rtt is not None and 0.4 < twin.rtt < 30  # ~1 s - 0.5 s of DLSR
+

@@ -51,16 +51,18 @@ class NotASender:
         raise AssertionError("only instances of the sender type are called")
 
 
-def route() -> tuple[Any, dict[int, Any], list[bytes], pylibsrtp.Session]:
+def route(senders: dict[int, Any] | None = None,
+          sender_type: type = Sink) -> tuple[Any, dict[int, Any], list[bytes], pylibsrtp.Session]:
     from pylibsrtp._binding import ffi, lib
     from sfu._fanout import Demux, RtcpRoute
 
     rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
     tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
-    senders: dict[int, Any] = {OURS: Sink(), ALSO_OURS: Sink(), OTHER: NotASender()}
+    if senders is None:
+        senders = {OURS: Sink(), ALSO_OURS: Sink(), OTHER: NotASender()}
     plain_to_python: list[bytes] = []
     r = RtcpRoute(rx, int(ffi.cast("uintptr_t", rx._srtp[0])),  # type: ignore[attr-defined]
-                  int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect_rtcp"))), senders, Sink,
+                  int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect_rtcp"))), senders, sender_type,
                   plain_to_python.append)
     unread: list[bytes] = []
     demux = Demux(lambda data, addr: unread.append(data))
@@ -207,3 +209,48 @@ def test_slot_rtt_is_smoothed_like_aiortc() -> None:
     assert s.rtt == 1.0  # 12 - 10 - 1 s of DLSR
     s.report(0, 0, 0, 100, 65536, 13.0)
     assert s.rtt == RTT_ALPHA * 1.0 + (1 - RTT_ALPHA) * 2.0
+
+
+def remb_fci(mantissa: int, exponent: int, ssrcs: list[int]) -> bytes:
+    """remb_fci is a REMB FCI with the given mantissa (18 bits) and exponent (6 bits)."""
+    return b"REMB" + struct.pack("!BBH", len(ssrcs), (exponent << 2) | (mantissa >> 16), mantissa & 0xFFFF) + b"".join(
+        struct.pack("!I", s) for s in ssrcs)
+
+
+def forwarding_sender() -> Any:
+    from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+
+    from sfu.aiortc_hooks import ForwardingSender
+
+    dtls = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
+    sender: Any = ForwardingSender("video", dtls)
+    sender.got = []
+    sender.on_remb = sender.got.append
+    return sender
+
+
+@pytest.mark.parametrize(("mantissa", "exponent"), [
+    (0x3FFFF, 63), (1, 63), (0, 63), (0x3FFFF, 36), (0x3FFFF, 35), (1, 53), (2, 53), (0x3FFFF, 46), (1234, 7),
+])
+def test_remb_bitrate_is_capped_the_same_on_both_paths(mantissa: int, exponent: int) -> None:
+    from sfu.aiortc_hooks import ForwardingSender
+    from sfu.rtp import REMB_MAX, unpack_remb
+
+    want = min(mantissa << exponent, 2**53)  # never negative, never past 64 bits
+    assert REMB_MAX == 2**53
+    called, with_slot = forwarding_sender(), forwarding_sender()  # the C path: a call, and the slot's field
+    with_slot.report_slot = SlotSink().report_slot
+    python, python_slot = forwarding_sender(), forwarding_sender()  # the Python path (aiortc's parser)
+    python_slot.report_slot = SlotSink().report_slot
+    ssrcs = [called._ssrc, with_slot._ssrc, python._ssrc, python_slot._ssrc]
+    compound = bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=9, media_ssrc=0,
+                                    fci=remb_fci(mantissa, exponent, ssrcs)))
+    (demux, r), _, to_python, tx = route({called._ssrc: called, with_slot._ssrc: with_slot}, ForwardingSender)
+    demux.datagram_received(tx.protect_rtcp(compound), ("127.0.0.1", 1))
+    assert r.packets == 1 and to_python == []
+    for packet in RtcpPacket.parse(compound):  # what aiortc's router hands each sender on the Python path
+        python.handle_rtcp(packet)
+        python_slot.handle_rtcp(packet)
+    assert called.got == python.got == [want]
+    assert with_slot.report_slot.remb == python_slot.report_slot.remb == want
+    assert unpack_remb(remb_fci(mantissa, exponent, [1])) == (want, [1])

@@ -7,16 +7,26 @@ from dataclasses import dataclass
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtcpSdesPacket, RtcpSrPacket, RtpPacket
+from aiortc.rtp import (
+    HeaderExtensionsMap,
+    RtcpPacket,
+    RtcpSdesPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 
 from sfu.rtp import (
     NO_AUDIO_LEVEL,
+    REMB_MAX,
     URI_ABS_SEND_TIME,
     URI_AUDIO_LEVEL,
     URI_MID,
     pad,
     parse_fields,
     sender_reports,
+    unpack_remb,
 )
 
 EXT = HeaderExtensionsMap()
@@ -123,3 +133,27 @@ def test_sender_reports_are_one_compound_packet_and_give_rtt() -> None:
 
 def test_pad() -> None:
     assert pad(0) == b"" and pad(1) == b"\x01" and pad(4) == b"\x00\x00\x00\x04"
+
+
+def test_sender_reports_across_the_ntp_era_and_rtp_timestamp_wraps() -> None:
+    era_end = (0xFFFFFFFF << 32) | 0xFFFF0000  # 2036-02-07 06:28:15.99998 UTC, the last NTP second of era 0
+    # (NTP time, what the SR carries): an arrival time past era 0 computed as int((t + NTP_OFFSET) * 2^32)
+    # is 2^64 or more; the SR's 64-bit field holds it modulo 2^64 (era 1 starts again at 0 seconds)
+    era_1 = 0x0000000180000000  # 1.5 s into era 1
+    for ntp, ts, packed in [(era_end, 0xFFFFFFFF, era_end), (2**64 + era_1, 0x00000010, era_1)]:
+        s = sender(0x1111, (ntp, ts, 10, 1000))
+        sr = RtcpPacket.parse(sender_reports([s], now=5.0))[0]
+        assert isinstance(sr, RtcpSrPacket)
+        assert (sr.sender_info.ntp_timestamp >> 32, sr.sender_info.ntp_timestamp & 0xFFFFFFFF) == (
+            packed >> 32, packed & 0xFFFFFFFF)
+        assert sr.sender_info.rtp_timestamp == ts
+        assert s.lsr == (packed >> 16) & 0xFFFFFFFF  # the middle 32 bits the subscriber echoes
+    assert s.lsr == 0x00018000
+
+
+def test_unpack_remb_caps_the_bitrate() -> None:
+    for bitrate in (0, 1, 1_234_567, 2**35 * 0x3FFFF, 2**53, 2**53 + 2**40, 0x3FFFF << 63):
+        fci = pack_remb_fci(bitrate, [7, 8])
+        exact = unpack_remb_fci(fci)[0]  # 18-bit mantissa: rounded down
+        assert unpack_remb(fci) == (min(exact, REMB_MAX), [7, 8])
+    assert unpack_remb(pack_remb_fci(0x3FFFF << 63, [])) == (2**53, [])  # exponent 63: capped, not 2^81
