@@ -95,6 +95,11 @@ static int Slot_init(Slot *s, PyObject *args, PyObject *kw) {
     s->last_time = -1.0;
     s->src_ssrc = -1;
     s->pending = 1;
+    s->base_seq = 0;
+    s->seq_offset = 0;
+    s->ts_offset = 0;
+    s->old_drops = 0;
+    s->drop_mark = -1;
     s->waiting_keyframe = (char)video;
     for (int i = 0; i < HIST; i++) {
         Py_CLEAR(s->hist[i].inbound);
@@ -132,6 +137,7 @@ static PyObject *Slot_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         s->last_time = -1.0;
         s->src_ssrc = -1;
         s->pending = 1;
+        s->drop_mark = -1;
         s->remb = -1;
         s->lsr = -1;
         s->rtt = -1.0;
@@ -173,6 +179,17 @@ static inline int slot_steady(Slot *s, long long ssrc, unsigned int seq) {
     return !s->pending && ssrc == s->src_ssrc && ((seq - s->base_seq) & 0xFFFF) < 0x8000;
 }
 
+/* slot_advance: HeaderRewriter.advance (a forwarded packet; the newest moves the output and slides the base). */
+static inline void slot_advance(Slot *s, unsigned int seq, unsigned int out_seq, unsigned int out_ts, double now) {
+    if (((out_seq - s->last_seq) & 0xFFFF) < 0x8000) {
+        s->last_seq = out_seq;
+        s->last_ts = out_ts;
+        s->last_time = now;
+        if (((seq - s->base_seq) & 0xFFFF) > DROP_WINDOW)
+            s->base_seq = (seq - DROP_WINDOW) & 0xFFFF;
+    }
+}
+
 static PyObject *Slot_steady(Slot *s, PyObject *args) {
     long long ssrc;
     unsigned int seq;
@@ -188,6 +205,16 @@ static PyObject *Slot_map(Slot *s, PyObject *args) {
     double now;
     if (!PyArg_ParseTuple(args, "LIId", &ssrc, &seq, &ts, &now))
         return NULL;
+    seq &= 0xFFFF;
+    if (!s->pending && ssrc == s->src_ssrc && ((seq - s->base_seq) & 0xFFFF) >= 0x8000) {
+        if (s->drop_mark != (long long)s->last_seq) {
+            s->drop_mark = s->last_seq;
+            s->old_drops = 0;
+        }
+        if (++s->old_drops < RESYNC_AFTER)
+            Py_RETURN_NONE;  /* older than the base */
+        s->pending = 1;  /* the source restarted its numbering */
+    }
     if (s->pending || ssrc != s->src_ssrc) {
         long long delta = 0;
         if (s->last_time >= 0) {
@@ -199,19 +226,15 @@ static PyObject *Slot_map(Slot *s, PyObject *args) {
         unsigned int out_ts = (unsigned int)((s->last_ts + (unsigned long long)delta) & 0xFFFFFFFFu);
         s->seq_offset = (out_seq - seq) & 0xFFFF;
         s->ts_offset = out_ts - ts;
-        s->base_seq = seq & 0xFFFF;
+        s->base_seq = seq;
         s->src_ssrc = ssrc;
         s->pending = 0;
-    } else if (((seq - s->base_seq) & 0xFFFF) >= 0x8000) {
-        Py_RETURN_NONE;
+        s->old_drops = 0;
+        s->drop_mark = -1;
     }
     unsigned int out_seq = (seq + s->seq_offset) & 0xFFFF;
     unsigned int out_ts = ts + s->ts_offset;
-    if (((out_seq - s->last_seq) & 0xFFFF) < 0x8000) {
-        s->last_seq = out_seq;
-        s->last_ts = out_ts;
-        s->last_time = now;
-    }
+    slot_advance(s, seq, out_seq, out_ts, now);
     return Py_BuildValue("(II)", out_seq, out_ts);
 }
 
@@ -220,7 +243,9 @@ static PyObject *Slot_set_head(Slot *s, PyObject *args) {
     int ast_off, al_off, pt;
     if (!PyArg_ParseTuple(args, "y*iii", &head, &ast_off, &al_off, &pt))
         return NULL;
-    if (head.len < 12 || head.len > MAX_HEAD || ast_off + 3 > head.len || al_off >= head.len) {
+    /* offsets are 0 (absent) or inside the extension, after the 12-byte fixed header; pt is 7 bits */
+    if (head.len < 12 || head.len > MAX_HEAD || ast_off < 0 || (ast_off && (ast_off < 12 || ast_off + 3 > head.len)) ||
+        al_off < 0 || (al_off && (al_off < 12 || al_off >= head.len)) || pt < 0 || pt > 127) {
         PyBuffer_Release(&head);
         PyErr_SetString(PyExc_ValueError, "bad header template");
         return NULL;
@@ -247,13 +272,15 @@ static PyObject *Slot_clear_route(Slot *s, PyObject *unused) {
 static PyObject *Slot_remember(Slot *s, PyObject *args) {
     unsigned int seq, ts;
     PyObject *inbound;
-    if (!PyArg_ParseTuple(args, "IIO", &seq, &ts, &inbound))
+    double now;
+    if (!PyArg_ParseTuple(args, "IIOd", &seq, &ts, &inbound, &now))
         return NULL;
     HistEntry *e = &s->hist[seq & (HIST - 1)];
     Py_INCREF(inbound);
     Py_XSETREF(e->inbound, inbound);
     e->seq = seq & 0xFFFF;
     e->ts = ts;
+    e->sent = now;
     Py_RETURN_NONE;
 }
 
@@ -264,7 +291,7 @@ static PyObject *Slot_recall(Slot *s, PyObject *args) {
     HistEntry *e = &s->hist[seq & (HIST - 1)];
     if (e->inbound == NULL || e->seq != (seq & 0xFFFF))
         Py_RETURN_NONE;
-    return Py_BuildValue("(IIO)", e->seq, e->ts, e->inbound);
+    return Py_BuildValue("(IIOd)", e->seq, e->ts, e->inbound, e->sent);
 }
 
 static PyObject *Slot_take_counts(Slot *s, PyObject *unused) {
@@ -311,6 +338,8 @@ static PyMemberDef Slot_members[] = {
     {"last_seq", T_UINT, offsetof(Slot, last_seq), READONLY, NULL},
     {"last_ts", T_UINT, offsetof(Slot, last_ts), READONLY, NULL},
     {"seq_offset", T_UINT, offsetof(Slot, seq_offset), READONLY, NULL},
+    {"base_seq", T_UINT, offsetof(Slot, base_seq), READONLY, "base_seq: packets older than this are dropped"},
+    {"old_drops", T_INT, offsetof(Slot, old_drops), READONLY, "old_drops: dropped as older since the last advance"},
     {"ts_offset", T_UINT, offsetof(Slot, ts_offset), READONLY, NULL},
     {"waiting_keyframe", T_BOOL, offsetof(Slot, waiting_keyframe), 0, NULL},
     {"packets_sent", T_ULONGLONG, offsetof(Slot, packets_sent), 0, NULL},
@@ -337,10 +366,10 @@ static PyMethodDef Slot_methods[] = {
     {"set_route", (PyCFunction)Slot_set_route, METH_VARARGS,
      "set_route(sock, family, host, port, session, srtp_address, protect_address) -> bool"},
     {"clear_route", (PyCFunction)Slot_clear_route, METH_NOARGS, "clear_route forgets the route"},
-    {"remember", (PyCFunction)Slot_remember, METH_VARARGS, "remember(seq, ts, inbound) in the history"},
+    {"remember", (PyCFunction)Slot_remember, METH_VARARGS, "remember(seq, ts, inbound, now) in the history"},
     {"take_counts", (PyCFunction)Slot_take_counts, METH_NOARGS,
      "take_counts() -> (packets, octets) sent by fanout since the previous call"},
-    {"recall", (PyCFunction)Slot_recall, METH_VARARGS, "recall(seq) -> (seq, ts, inbound) or None"},
+    {"recall", (PyCFunction)Slot_recall, METH_VARARGS, "recall(seq) -> (seq, ts, inbound, sent) or None"},
     {"report", (PyCFunction)Slot_report, METH_VARARGS,
      "report(fraction_lost, packets_lost, jitter, lsr, dlsr, now): one report block about this slot"},
     {NULL},
@@ -381,6 +410,10 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     double now = PyFloat_AsDouble(args[11]);
     if (PyErr_Occurred())
         return NULL;
+    if (padding < 0 || padding > 255) {  /* RFC 3550: the last padding octet counts the padding, itself included */
+        PyErr_SetString(PyExc_ValueError, "fanout: padding must be 0..255");
+        return NULL;
+    }
     return fanout_run(args[0], args[1], (const unsigned char *)PyBytes_AS_STRING(args[2]), PyBytes_GET_SIZE(args[2]),
                       ssrc, (unsigned int)seq, (unsigned int)ts, (int)marker, keyframe, ntp, (int)padding, (int)level,
                       now);
@@ -409,11 +442,7 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
             goto python;
         unsigned int out_seq = (unsigned int)(seq + s->seq_offset) & 0xFFFF;
         unsigned int out_ts = (unsigned int)ts + s->ts_offset;
-        if (((out_seq - s->last_seq) & 0xFFFF) < 0x8000) {
-            s->last_seq = out_seq;
-            s->last_ts = out_ts;
-            s->last_time = now;
-        }
+        slot_advance(s, seq, out_seq, out_ts, now);
         int hl = s->head_len;
         memcpy(buf, s->head, hl);
         buf[1] = (unsigned char)(((marker & 1) << 7) | s->pt);
@@ -435,6 +464,7 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
         Py_XSETREF(e->inbound, inbound);
         e->seq = out_seq;
         e->ts = out_ts;
+        e->sent = now;
         memcpy(buf + hl, pl, plen);
         int len = hl + (int)plen;
         if (padding > 0) {

@@ -14,6 +14,8 @@
 #include <time.h>
 
 #define HIST 128
+#define DROP_WINDOW 0x1000  /* sfu.consumer.DROP_WINDOW: how far the base trails the newest forwarded packet */
+#define RESYNC_AFTER 64     /* sfu.consumer.RESYNC_AFTER: drops in a row with no progress = restarted numbering */
 #define MAX_HEAD 64
 #define BUF_SIZE 1500   /* pylibsrtp's buffer size: the plain packet plus the SRTP trailer fit in it */
 #define MAX_PLAIN (1500 - 16 - 128)
@@ -45,6 +47,7 @@ int route_send(Route *r, unsigned char *buf, int len, int *sent);
 typedef struct {
     unsigned int seq;  /* 0x10000 = empty */
     unsigned int ts;
+    double sent;  /* clock (time.monotonic) when it was first sent */
     PyObject *inbound;
 } HistEntry;
 
@@ -59,7 +62,9 @@ typedef struct Slot {
     unsigned int seq_offset;
     unsigned int ts_offset;
     long long src_ssrc;  /* -1: none */
-    unsigned int base_seq;
+    unsigned int base_seq;  /* packets older than this are dropped; slides DROP_WINDOW behind the newest */
+    int old_drops;          /* packets dropped as older since the output last advanced */
+    long long drop_mark;    /* last_seq when that count started, -1: none */
     char pending;
     char waiting_keyframe;
     /* header template */

@@ -49,6 +49,10 @@ COMPILED = CompiledSlot is not None
 
 HISTORY_SIZE = 128
 _MASK = HISTORY_SIZE - 1
+DROP_WINDOW = 0x1000  # a packet this far behind the newest forwarded one is dropped (sfu/_fanout.h: the same)
+RESYNC_AFTER = 64  # drops in a row as "older" with no progress: the source restarted its numbering
+RESEND_MIN_INTERVAL = 0.1  # a packet is resent at most once per max(RTT, this) seconds
+RESEND_MAX_AGE = 1.0  # and only while it was first sent less than this many seconds ago
 _HDR = struct.Struct("!BHI")  # marker|pt, sequence number, timestamp at offset 1
 _AST = struct.Struct("!HB")  # abs-send-time, 3 bytes
 _OSN = struct.Struct("!H")
@@ -75,9 +79,19 @@ class HeaderRewriter:
     """HeaderRewriter maps (ssrc, seq, ts) of whichever source fills a slot onto one continuous output stream.
 
     On the first packet after ``switch()`` (or from a new SSRC) the output sequence number continues at
-    last + 1 and the timestamp at last + max(one frame, wall-clock elapsed); packets older than that first
-    packet are dropped so output sequence numbers never repeat.
+    last + 1 and the timestamp at last + max(one frame, wall-clock elapsed). A packet older than the
+    *base* is dropped, so output sequence numbers never repeat those of the previous source: the base is
+    the first packet of the source, then slides with the highest sequence number forwarded, staying
+    ``DROP_WINDOW`` behind it (a base that stayed put would make every packet "older" once the source had
+    sent 32,768 more). Comparisons are modulo 2^16 (RFC 1982 serial numbers). When ``RESYNC_AFTER`` packets
+    in a row are dropped as older with nothing forwarded in between, the source has restarted its
+    numbering (a jump of half the sequence space or more): the mapping restarts as after a switch.
     """
+
+    __slots__ = (
+        "clock_rate", "frame_ticks", "last_seq", "last_ts", "last_time", "_clock", "_src_ssrc", "base_seq",
+        "seq_offset", "ts_offset", "_pending", "old_drops", "_drop_mark",
+    )
 
     def __init__(
         self,
@@ -94,23 +108,42 @@ class HeaderRewriter:
         self.last_time: float | None = None
         self._clock = clock
         self._src_ssrc: int | None = None
-        self._base_seq = 0
+        self.base_seq = 0
         self.seq_offset = 0
         self.ts_offset = 0
         self._pending = True
+        self.old_drops = 0  # packets dropped as older than the base since the output last advanced
+        self._drop_mark = -1  # last_seq when that count started
 
     def switch(self) -> None:
         """switch marks a source change: the next packet starts a new mapping."""
         self._pending = True
 
     def steady(self, ssrc: int, seq: int) -> bool:
-        """steady: `map` would just add the current offsets (same source, packet not older than its start)."""
-        return not self._pending and ssrc == self._src_ssrc and (seq - self._base_seq) & 0xFFFF < 0x8000
+        """steady: `map` would just add the current offsets (same source, packet not older than the base)."""
+        return not self._pending and ssrc == self._src_ssrc and (seq - self.base_seq) & 0xFFFF < 0x8000
+
+    def advance(self, seq: int, out_seq: int, out_ts: int, now: float) -> None:
+        """advance notes a forwarded packet: when it is the newest, it moves the output and slides the base."""
+        if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
+            self.last_seq = out_seq
+            self.last_ts = out_ts
+            self.last_time = now
+            if (seq - self.base_seq) & 0xFFFF > DROP_WINDOW:
+                self.base_seq = (seq - DROP_WINDOW) & 0xFFFF
 
     def map(self, ssrc: int, seq: int, ts: int) -> tuple[int, int] | None:
         """map returns (output seq, output ts) for one input packet, or None to drop it."""
+        now = self._clock()
+        if not self._pending and ssrc == self._src_ssrc and (seq - self.base_seq) & 0xFFFF >= 0x8000:
+            if self._drop_mark != self.last_seq:
+                self._drop_mark = self.last_seq
+                self.old_drops = 0
+            self.old_drops += 1
+            if self.old_drops < RESYNC_AFTER:
+                return None  # older than the base: a late duplicate or the previous source's range
+            self._pending = True  # the source restarted its numbering
         if self._pending or ssrc != self._src_ssrc:
-            now = self._clock()
             if self.last_time is None:
                 delta = 0
             else:
@@ -119,17 +152,14 @@ class HeaderRewriter:
             out_ts = (self.last_ts + delta) & 0xFFFFFFFF
             self.seq_offset = (out_seq - seq) & 0xFFFF
             self.ts_offset = (out_ts - ts) & 0xFFFFFFFF
-            self._base_seq = seq
+            self.base_seq = seq
             self._src_ssrc = ssrc
             self._pending = False
-        elif (seq - self._base_seq) & 0xFFFF >= 0x8000:
-            return None  # older than the first packet of this source
+            self.old_drops = 0
+            self._drop_mark = -1
         out_seq = (seq + self.seq_offset) & 0xFFFF
         out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
-        if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
-            self.last_seq = out_seq
-            self.last_ts = out_ts
-            self.last_time = self._clock()
+        self.advance(seq, out_seq, out_ts, now)
         return out_seq, out_ts
 
 
@@ -194,7 +224,8 @@ class Consumer:
         self._al_off = 0
         self._pt_byte = 0
         self._waiting_keyframe = kind == "video"
-        self._hist: list[tuple[int, int, Inbound] | None] = [None] * HISTORY_SIZE
+        self._hist: list[tuple[int, int, Inbound, float] | None] = [None] * HISTORY_SIZE  # seq, ts, packet, sent
+        self._resent: list[tuple[int, float] | None] = [None] * HISTORY_SIZE  # seq, when last resent
         self._rtx_seq = 0
         # C state (rewriter, history, counters), or None: pure Python
         self.cslot: Any = CompiledSlot(90000, 3000, 0, 0, kind == "video") if compiled and COMPILED else None
@@ -205,6 +236,7 @@ class Consumer:
         self._bytes_sent = 0
         self.nacks = 0
         self.retransmitted = 0
+        self.resends_refused = 0  # NACKed packets not resent: too old, resent too recently, or not in the history
         self.keyframe_requests = 0
         self._fraction_lost = 0.0  # the subscriber's reports without a C slot (else in cslot)
         self._packets_lost = 0
@@ -313,12 +345,13 @@ class Consumer:
             if not p.keyframe:
                 return
             slot.waiting_keyframe = False
-        mapped = slot.map(p.ssrc, p.seq, p.ts, self._clock())
+        now = self._clock()
+        mapped = slot.map(p.ssrc, p.seq, p.ts, now)
         if mapped is None:
             return
         seq, ts = mapped
         head = self._fill_head(p, seq, ts)
-        slot.remember(seq, ts, p)
+        slot.remember(seq, ts, p, now)
         if self._send(wire, head, p):
             slot.packets_sent += 1
             slot.bytes_sent += len(p.payload)
@@ -341,20 +374,18 @@ class Consumer:
             if not p.keyframe:
                 return
             self._waiting_keyframe = False
-        if rw.steady(p.ssrc, p.seq):  # the common case, inlined: same source, not older than its start
+        now = self._clock()
+        if rw.steady(p.ssrc, p.seq):  # the common case: same source, not older than the base
             seq = (p.seq + rw.seq_offset) & 0xFFFF
             ts = (p.ts + rw.ts_offset) & 0xFFFFFFFF
-            if (seq - rw.last_seq) & 0xFFFF < 0x8000:
-                rw.last_seq = seq
-                rw.last_ts = ts
-                rw.last_time = self._clock()
+            rw.advance(p.seq, seq, ts, now)
         else:
             mapped = rw.map(p.ssrc, p.seq, p.ts)
             if mapped is None:
                 return
             seq, ts = mapped
         head = self._fill_head(p, seq, ts)
-        self._hist[seq & _MASK] = (seq, ts, p)
+        self._hist[seq & _MASK] = (seq, ts, p, now)
         if self._send(wire, head, p):
             self._packets_sent += 1
             self._bytes_sent += len(p.payload)
@@ -421,12 +452,27 @@ class Consumer:
                     self.retransmit(seq)
 
     def retransmit(self, seq: int) -> bool:
-        """retransmit re-sends packet `seq` from the history (wrapped in RTX when negotiated)."""
-        entry = self._hist[seq & _MASK] if self.cslot is None else self.cslot.recall(seq)
+        """retransmit re-sends packet `seq` from the history (wrapped in RTX when negotiated).
+
+        Bounded as mature SFUs do: a packet is resent at most once per max(RTT, ``RESEND_MIN_INTERVAL``)
+        (a NACK storm for the same packets resends each once, not once per NACK) and only while it was
+        first sent less than ``RESEND_MAX_AGE`` ago (older ones are useless to a real-time receiver).
+        """
         ctx = self.ctx
-        if entry is None or entry[0] != seq or ctx is None or self.wire is None:
+        if ctx is None or self.wire is None:
             return False
-        _, ts, p = entry
+        entry = self._hist[seq & _MASK] if self.cslot is None else self.cslot.recall(seq)
+        now = self._clock()
+        if entry is None or entry[0] != seq or now - entry[3] > RESEND_MAX_AGE:
+            self.resends_refused += 1
+            return False
+        resent = self._resent[seq & _MASK]
+        if resent is not None and resent[0] == seq and now - resent[1] < max(self.sender.rtt or 0.0,
+                                                                               RESEND_MIN_INTERVAL):
+            self.resends_refused += 1
+            return False
+        self._resent[seq & _MASK] = (seq, now)
+        _, ts, p, _ = entry
         head = bytearray(self._head)
         if self._ast_off:
             _AST.pack_into(head, self._ast_off, p.abs_send_time >> 8, p.abs_send_time & 0xFF)

@@ -1,6 +1,10 @@
 import functools
+import random
+import socket
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
@@ -12,7 +16,16 @@ from aiortc.rtp import (
     RtpPacket,
 )
 
-from sfu.consumer import COMPILED, Consumer, HeaderRewriter, Inbound, build_header_template
+from sfu.consumer import (
+    COMPILED,
+    RESEND_MAX_AGE,
+    RESEND_MIN_INTERVAL,
+    RESYNC_AFTER,
+    Consumer,
+    HeaderRewriter,
+    Inbound,
+    build_header_template,
+)
 from tests.sfu.fakes import FakeSender, FakeWire, context
 
 needs_c = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
@@ -190,3 +203,309 @@ def test_rtcp_feeds_stats_and_keyframe_requests(make: Callable[..., Made]) -> No
     assert s.keyframe_requests == 1
     assert src.keyframes == 2  # switch + PLI
     _ = RTCP_PSFB_PLI
+
+
+# ------------------------------------------------------------------ hours of packets, every counter wrapping
+
+
+@dataclass
+class Tenure:
+    """Tenure: one source's time in the slot, as the reference model sees it (unbounded integers)."""
+
+    source: int
+    first_seq: int | None = None  # unbounded input seq of its first forwarded packet
+    out_start: int = 0  # unbounded output seq that packet must get
+    max_out: int = -1
+    ts_offset: int | None = None  # (out_ts - in_ts) mod 2^32, constant within a tenure
+    first_out_ts: int | None = None
+    last_out_ts: int | None = None
+
+
+class LiveSource:
+    """LiveSource is one publisher stream with unbounded counters (seq, ts) that starts just below the wraps."""
+
+    def __init__(self, ssrc: int, rnd: random.Random, frame_ticks: int, per_frame: int, kf_every: int) -> None:
+        self.ssrc = ssrc
+        self.seq = 0x10000 - rnd.randrange(3, 40)  # unbounded; the wire carries seq & 0xFFFF
+        self.ts = 0x100000000 - frame_ticks * rnd.randrange(2, 20)
+        self.frame_ticks = frame_ticks
+        self.per_frame = per_frame
+        self.kf_every = kf_every
+        self.frames = 0
+
+    def frame(self) -> list[tuple[int, int, bool, int]]:
+        """frame returns the next frame's packets: (unbounded seq, unbounded ts, keyframe start, marker)."""
+        out = []
+        key = self.frames % self.kf_every == 0
+        for i in range(self.per_frame):
+            out.append((self.seq, self.ts, key and i == 0, int(i == self.per_frame - 1)))
+            self.seq += 1
+        self.ts += self.frame_ticks
+        self.frames += 1
+        return out
+
+
+class CheckingWire(FakeWire):
+    """CheckingWire keeps only (output seq, output ts, packet index) of each packet sent (plain, no storage)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: list[tuple[int, int, int]] = []
+
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+        seq, ts = struct.unpack_from("!HI", head, 2)
+        self.out.append((seq, ts, int.from_bytes(payload[1:5], "big")))
+        return True
+
+
+class RoutedWire(CheckingWire):
+    """RoutedWire sends like PacketWire: Python-built packets protected with libsrtp, C slots bound to a real
+    UDP route (the same session and socket), so the compiled fan-out (``_fanout.fanout``) does its real work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import pylibsrtp
+
+        key = bytes(range(30))
+        self.session = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+        self.receiver = pylibsrtp.Session(pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
+        self.tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.tx.bind(("127.0.0.1", 0))
+        self.rx.bind(("127.0.0.1", 0))
+        self.rx.setblocking(False)
+        self.addr = self.rx.getsockname()
+
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+        self.tx.sendto(self.session.protect(bytes(head) + payload), self.addr)
+        return True
+
+    def bind_slot(self, slot: Any) -> bool:
+        from pylibsrtp._binding import ffi
+
+        from sfu.aiortc_hooks import protect_address
+
+        srtp = int(ffi.cast("uintptr_t", self.session._srtp[0]))  # type: ignore[attr-defined]
+        return bool(slot.set_route(self.tx, int(socket.AF_INET), "127.0.0.1", self.addr[1], self.session, srtp,
+                                   protect_address()))
+
+    def drain(self) -> None:
+        """drain unprotects every datagram waiting (a real libsrtp receiver: the rollover counter must follow)."""
+        while True:
+            try:
+                data = self.receiver.unprotect(self.rx.recv(2048))
+            except BlockingIOError:
+                return
+            seq, ts = struct.unpack_from("!HI", data, 2)
+            hl = 12 + 4 * (data[0] & 0x0F)
+            if data[0] & 0x10:
+                hl += 4 + 4 * struct.unpack_from("!H", data, hl + 2)[0]
+            self.out.append((seq, ts, int.from_bytes(data[hl + 1:hl + 5], "big")))
+
+    def close(self) -> None:
+        self.tx.close()
+        self.rx.close()
+
+
+def start_output_at(c: Consumer, seq: int, ts: int, clock: Callable[[], float]) -> None:
+    """start_output_at makes a ready Consumer's output begin at (seq, ts) (what ``_on_ready`` draws at random)."""
+    assert c.ctx is not None and c._rewriter is not None
+    frame = c._rewriter.frame_ticks
+    c._rewriter = HeaderRewriter(c.ctx.clock_rate, frame, seq, ts, clock)
+    if c.cslot is not None:
+        c.cslot.__init__(c.ctx.clock_rate, frame, seq, ts, c.kind == "video")
+
+
+def run_lecture(kind: str, packets: int, compiled: bool, seed: int) -> None:
+    """run_lecture pushes `packets` of live sources through one Consumer with source switches, reordering and
+    losses, starting every counter just below its wrap, and checks each forwarded packet against a reference
+    model on unbounded integers: exact output sequence number, one timestamp offset per tenure, timestamps
+    moving forward across switches, nothing forwarded twice, nothing that should be forwarded missing."""
+    from sfu._fanout import fanout  # noqa: F401 (skipped below when not built)
+
+    rnd = random.Random(seed)
+    video = kind == "video"
+    frame_ticks, per_frame, rate = (3000, 3, 90) if video else (960, 1, 50)
+    clock = Clock()
+    wire: CheckingWire = RoutedWire() if compiled else CheckingWire()
+    sender = FakeSender()
+    c = Consumer("viewer", "slot", kind, sender, lambda ctx: wire, clock, compiled=compiled)  # type: ignore[arg-type]
+    sender.on_ready(context(kind, rtx=False))
+    first_seq = 0xFFFF - 5
+    start_output_at(c, first_seq, 0xFFFFFFFF - 4 * frame_ticks, clock)
+    sources = [LiveSource(0x1000 + i, rnd, frame_ticks, per_frame, 90 if video else 1) for i in range(3)]
+    producers = [Source() for _ in sources]
+    expected: dict[int, tuple[Tenure, int, int]] = {}  # packet index -> tenure, unbounded in seq, in ts
+    tenures: list[Tenure] = []
+    current = -1
+    next_switch = 0
+    sent = index = 0
+    held: tuple[Inbound, int, Tenure, int, int] | None = None
+    slots = (c.cslot,)
+    out_next = first_seq  # unbounded output seq the next tenure starts at
+
+    def feed(p: Inbound) -> None:
+        if compiled:
+            rest = fanout(slots, p, p.payload, p.ssrc, p.seq, p.ts, p.marker, p.keyframe, p.ntp, p.padding,
+                          p.audio_level, clock.now)
+            if rest is not None:
+                c.forward(p)
+        else:
+            c.forward(p)
+
+    while sent < packets:
+        clock.now += 1 / (rate / per_frame)
+        if sent >= next_switch:
+            if held is not None:
+                feed(held[0])
+                held = None
+            if tenures and tenures[-1].max_out >= 0:
+                out_next = tenures[-1].max_out + 1
+            current = (current + 1 + rnd.randrange(len(sources) - 1)) % len(sources) if tenures else 0
+            c.switch(producers[current])  # type: ignore[arg-type]
+            tenures.append(Tenure(current))
+            next_switch = sent + rnd.randrange(15_000, 60_000)
+        for i, src in enumerate(sources):
+            frame = src.frame()  # every source is live, only the current one feeds the slot
+            if i != current:
+                continue
+            t = tenures[-1]
+            for seq, ts, key, marker in frame:
+                index += 1
+                if rnd.random() < 0.002:
+                    continue  # lost upstream: never reaches the SFU
+                p = Inbound(ssrc=src.ssrc, seq=seq & 0xFFFF, ts=ts & 0xFFFFFFFF, marker=marker,
+                            payload=b"\x10" + index.to_bytes(4, "big"), keyframe=key, ntp=int(clock.now * 2**32),
+                            abs_send_time=0, audio_level=0x7F)
+                if (key or t.first_seq is not None) and not (video and t.first_seq is None and not key):
+                    if t.first_seq is None:
+                        t.first_seq, t.out_start = seq, out_next
+                    expected[index] = (t, seq, ts)
+                    t.max_out = max(t.max_out, t.out_start + seq - t.first_seq)
+                sent += 1
+                if held is not None:  # a reordered pair: this one overtakes the held one
+                    feed(p)
+                    feed(held[0])
+                    held = None
+                elif not key and t.first_seq is not None and seq != t.first_seq and rnd.random() < 0.003:
+                    held = (p, index, t, seq, ts)
+                else:
+                    feed(p)
+            if isinstance(wire, RoutedWire):
+                wire.drain()
+    if held is not None:
+        feed(held[0])
+    if isinstance(wire, RoutedWire):
+        wire.drain()
+        wire.close()
+    seen: set[int] = set()
+    for out_seq, out_ts, idx in wire.out:
+        assert idx not in seen, f"packet {idx} forwarded twice"
+        seen.add(idx)
+        assert idx in expected, f"packet {idx} forwarded but should not be (waiting for a keyframe)"
+        t, in_seq, in_ts = expected[idx]
+        want = t.out_start + in_seq - (t.first_seq or 0)
+        assert out_seq == want & 0xFFFF, f"packet {idx}: output seq {out_seq}, want {want & 0xFFFF}"
+        offset = (out_ts - in_ts) & 0xFFFFFFFF
+        if t.ts_offset is None:
+            t.ts_offset, t.first_out_ts = offset, out_ts
+        assert offset == t.ts_offset, f"packet {idx}: timestamp offset moved within one source's tenure"
+        t.last_out_ts = (in_ts + offset) & 0xFFFFFFFF if t.last_out_ts is None or (
+            (in_ts + offset - t.last_out_ts) & 0xFFFFFFFF) < 0x80000000 else t.last_out_ts
+    missing = set(expected) - seen
+    assert not missing, f"{len(missing)} packets never forwarded, e.g. {sorted(missing)[:5]}"
+    played = [t for t in tenures if t.first_out_ts is not None]
+    for before, after in zip(played, played[1:], strict=False):
+        step = (after.first_out_ts - before.last_out_ts) & 0xFFFFFFFF  # type: ignore[operator]
+        assert 0 < step < 0x80000000, "output timestamps went backwards across a source switch"
+    assert len(played) >= 10
+    assert len(seen) >= packets * 0.95
+    assert first_seq + len(seen) > 0x10000 * 8  # the 16-bit space went round many times
+
+
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=needs_c)], ids=["python", "compiled"])
+@pytest.mark.parametrize(("kind", "packets"), [("video", 1_000_000), ("audio", 540_000)])
+def test_three_hours_of_packets_forward_without_a_stall(kind: str, packets: int, compiled: bool) -> None:
+    """Three hours at 90 (video) and 50 (audio) packets/s: forwarding never stalls, whatever wraps."""
+    run_lecture(kind, packets, compiled, seed=len(kind) + packets)
+
+
+def test_a_source_that_restarts_its_numbering_resumes(make: Callable[..., Made]) -> None:
+    """A jump of half the sequence space or more reads as "older": after RESYNC_AFTER such packets in a row the
+    mapping restarts (as after a switch) instead of dropping the stream for good."""
+    c, _, wire = make("audio")
+    c.switch(Source())  # type: ignore[arg-type]
+    for i in range(100):
+        c.forward(inbound(1000 + i, 960 * i))
+    assert len(wire.sent) == 100
+    last = RtpPacket.parse(wire.sent[-1]).sequence_number
+    for i in range(RESYNC_AFTER + 10):
+        c.forward(inbound((1000 + 0x9000 + i) & 0xFFFF, 960 * (100 + i)))
+    resumed = [RtpPacket.parse(d).sequence_number for d in wire.sent[100:]]
+    assert len(resumed) == 11  # the RESYNC_AFTER-th packet and the ten after it
+    assert resumed == [(last + 1 + i) & 0xFFFF for i in range(11)]
+    c.forward(inbound(1000 + 0x9000 - 5, 0))  # older than the new base: dropped
+    assert len(wire.sent) == 111
+
+
+def test_a_few_late_packets_do_not_restart_the_mapping(make: Callable[..., Made]) -> None:
+    c, _, wire = make("audio")
+    c.switch(Source())  # type: ignore[arg-type]
+    for i in range(200):
+        c.forward(inbound(5000 + i, 960 * i))
+        if i % 3 == 0:
+            c.forward(inbound(100 + i, 0))  # far-behind duplicates mixed in: dropped, never a restart
+    seqs = [RtpPacket.parse(d).sequence_number for d in wire.sent]
+    assert len(seqs) == 200 and all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+
+
+def nack(c: Consumer, seqs: list[int]) -> None:
+    packet = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=0x11111111)
+    packet.lost = seqs
+    c._on_rtcp(packet)
+
+
+def test_nack_storm_resends_each_packet_at_most_once_per_rtt(make: Callable[..., Made]) -> None:
+    clock = Clock()
+    c, sender, wire = make(clock=clock)
+    c.switch(Source())  # type: ignore[arg-type]
+    for i in range(10):
+        c.forward(inbound(300 + i, 3000 * i))
+    seqs = [RtpPacket.parse(d).sequence_number for d in wire.sent[2:5]]
+    before = len(wire.sent)
+    for _ in range(50):  # the same three packets NACKed 50 times within 100 ms
+        nack(c, seqs)
+        clock.now += 0.002
+    assert len(wire.sent) - before == 3  # once each (an RTT near zero still waits RESEND_MIN_INTERVAL)
+    assert c.retransmitted == 3 and c.resends_refused == 147
+    clock.now += RESEND_MIN_INTERVAL
+    nack(c, seqs)
+    assert len(wire.sent) - before == 6  # a NACK after the interval is answered again
+    sender.rtt = 0.4  # a long round trip: wait for it, not for the minimum
+    clock.now += 0.2
+    nack(c, seqs)
+    assert len(wire.sent) - before == 6
+    clock.now += 0.25
+    nack(c, seqs)
+    assert len(wire.sent) - before == 9
+    clock.now += RESEND_MAX_AGE  # older than a second: useless to a real-time receiver, not resent
+    nack(c, seqs)
+    assert len(wire.sent) - before == 9
+
+
+def test_nack_history_and_rtx_numbers_across_the_wrap(make: Callable[..., Made]) -> None:
+    c, _, wire = make(rtx=True)
+    c.switch(Source())  # type: ignore[arg-type]
+    c._rtx_seq = 0xFFFE
+    start_output_at(c, 0xFFFC, 0, Clock())
+    for i in range(8):
+        c.forward(inbound(10 + i, 3000 * i))
+    out = [RtpPacket.parse(d).sequence_number for d in wire.sent]
+    assert out == [(0xFFFC + i) & 0xFFFF for i in range(8)]  # the output crossed its wrap
+    n = len(wire.sent)
+    for seq in out:
+        assert c.retransmit(seq)
+    rtx = [RtpPacket.parse(d, ext_map()) for d in wire.sent[n:]]
+    assert [struct.unpack("!H", p.payload[:2])[0] for p in rtx] == out  # the history found each across the wrap
+    assert [p.sequence_number for p in rtx] == [(0xFFFE + i) & 0xFFFF for i in range(len(out))]

@@ -6,6 +6,7 @@ import random
 import socket
 import struct
 from collections.abc import Iterator
+from typing import Any
 
 import pylibsrtp
 import pytest
@@ -106,7 +107,7 @@ def test_fanout_sends_the_python_paths_bytes_protected(udp: tuple[socket.socket,
         assert fan((slot,), p, now=float(i)) is None
         seq, ts = (p.seq - 40000 + 100) & 0xFFFF, p.ts - 555 + 1000
         assert rx.unprotect(rx_sock.recv(2048)) == expected(kind, p, seq, ts)
-        assert s.recall(seq) == (seq, ts, p)  # type: ignore[attr-defined]
+        assert s.recall(seq) == (seq, ts, p, float(i))  # type: ignore[attr-defined]
     assert s.packets_sent == 3 and s.bytes_sent == 12  # type: ignore[attr-defined]
     assert s.take_counts()[0] == 3 and s.take_counts() == (0, 0)  # type: ignore[attr-defined]
     assert s.last_seq == 104 and s.last_out_ts == 6555 - 555 + 1000  # type: ignore[attr-defined]
@@ -135,27 +136,43 @@ def test_fanout_waits_for_keyframe_and_leaves_unrouted_slots_to_python(
     assert fan((slot,), inbound(14, 0)) == [0]
 
 
-def test_slot_map_matches_header_rewriter() -> None:
+@pytest.mark.parametrize("seed", [7, 8])
+def test_slot_map_matches_header_rewriter(seed: int) -> None:
+    """The C Slot and HeaderRewriter are twins: the same packets give the same mapping and the same state,
+    over several wraps of the sequence space, with switches, new SSRCs, reordering, late packets and restarts."""
     from sfu._fanout import Slot
 
-    rnd = random.Random(7)
+    rnd = random.Random(seed)
     clock = Clock()
     rw = HeaderRewriter(90000, 3000, first_seq=0xFFF0, first_ts=0xFFFFF000, clock=clock)
-    slot: object = Slot(90000, 3000, 0xFFF0, 0xFFFFF000, True)
+    slot: Any = Slot(90000, 3000, 0xFFF0, 0xFFFFF000, True)
     ssrc, seq, ts = 1, rnd.randrange(0x10000), rnd.getrandbits(32)
-    for _ in range(3000):
-        clock.now += rnd.random() * 0.05
+    dropped = 0
+    for _ in range(150_000):
+        clock.now += rnd.random() * 0.02
         r = rnd.random()
-        if r < 0.01:
+        if r < 0.0001:
             rw.switch()
-            slot.switch()  # type: ignore[attr-defined]
-        elif r < 0.02:
+            slot.switch()
+        elif r < 0.0002:
             ssrc, seq, ts = ssrc + 1, rnd.randrange(0x10000), rnd.getrandbits(32)
-        step = rnd.choice([1, 1, 1, 2, -3, 40000])
-        seq = (seq + step) & 0xFFFF
-        ts = (ts + 3000 * step) & 0xFFFFFFFF
-        assert slot.map(ssrc, seq, ts, clock.now) == rw.map(ssrc, seq, ts)  # type: ignore[attr-defined]
-        assert slot.steady(ssrc, seq) == rw.steady(ssrc, seq)  # type: ignore[attr-defined]
+        elif r < 0.0003:
+            seq = (seq + 0x9000) & 0xFFFF  # the source restarts its numbering
+        if rnd.random() < 0.02:  # a late packet: a little, a lot or very much behind the newest
+            late = (seq - rnd.choice([1, 3, 4000, 5000, 20000])) & 0xFFFF
+            assert slot.steady(ssrc, late) == rw.steady(ssrc, late)
+            mapped = rw.map(ssrc, late, ts)
+            dropped += mapped is None
+            assert slot.map(ssrc, late, ts, clock.now) == mapped
+        seq = (seq + rnd.choice([1] * 20 + [2])) & 0xFFFF
+        ts = (ts + 3000) & 0xFFFFFFFF
+        assert slot.steady(ssrc, seq) == rw.steady(ssrc, seq)
+        mapped = rw.map(ssrc, seq, ts)
+        dropped += mapped is None
+        assert slot.map(ssrc, seq, ts, clock.now) == mapped
+        assert (slot.base_seq, slot.old_drops, slot.last_seq, slot.last_ts) == (
+            rw.base_seq, rw.old_drops, rw.last_seq, rw.last_ts)
+    assert 500 < dropped < 3000  # far-behind late packets and restarts were dropped, the stream was not
 
 
 def test_bad_header_template_is_refused() -> None:
@@ -169,3 +186,24 @@ def test_bad_header_template_is_refused() -> None:
         from sfu._fanout import fanout
 
         fanout(*fan_args)
+
+
+def test_bad_arguments_never_reach_the_stack_buffers() -> None:
+    """fanout refuses padding outside 0..255; set_head refuses offsets outside the extension and a payload
+    type over 7 bits (each would write outside the packet buffer or corrupt the header)."""
+    from sfu._fanout import Slot, fanout
+
+    slot: Any = Slot(90000, 3000, 0, 0)
+    head, ast_off, al_off = build_header_template(context("audio"))
+    for bad in [(-1, 0, 96), (1, 0, 96), (len(head) - 2, 0, 96), (0, -4, 96), (0, 5, 96), (0, len(head), 96),
+                (0, 0, 128), (0, 0, -1)]:
+        with pytest.raises(ValueError):
+            slot.set_head(bytes(head), *bad)
+    slot.set_head(bytes(head), 0, al_off, 111)
+    p = inbound(1, 0)
+    for padding in (-1, -200, 256):
+        with pytest.raises(ValueError):
+            fanout((slot,), p, p.payload, p.ssrc, p.seq, p.ts, p.marker, p.keyframe, p.ntp, padding,
+                   p.audio_level, 0.0)
+    assert fanout((slot,), p, p.payload, p.ssrc, p.seq, p.ts, p.marker, p.keyframe, p.ntp, 255, p.audio_level,
+                  0.0) == [0]
