@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pylibsrtp
 from aioice import ice as aioice_ice
 from aioice.candidate import candidate_priority
 from aioice.ice import CONSENT_FAILURES, CONSENT_INTERVAL, CandidatePair, Connection
@@ -163,6 +164,44 @@ def protect_address(name: str = "srtp_protect") -> int:
 def unprotect_address() -> int:
     """unprotect_address is the address of libsrtp's ``srtp_unprotect`` in pylibsrtp's binding (for sfu._fanout)."""
     return int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_unprotect")))
+
+
+# The C type sfu/_fanout.c assumes for each of PYLIBSRTP_NAMES (``protect_fn`` in sfu/_fanout.h: int status,
+# srtp_t, buffer, in/out length), and a known answer: this RTP packet protected with AES_CM_128_HMAC_SHA1_80
+# (pylibsrtp's default policy), key and salt bytes(range(30)), first packet of the session (RFC 3711).
+LIBSRTP_TYPE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+KNOWN_PLAIN = bytes.fromhex("80e0fffe123456781a2b3c4d") + b"taphuan known answer"
+KNOWN_PROTECTED = KNOWN_PLAIN[:12] + bytes.fromhex(
+    "a7ef11cdb963ade956524adefa6a75de2f8a03f30721940cd346bb10707c")
+
+
+def check_libsrtp(lib: Any = _lib, address: Callable[[], int] = protect_address) -> str | None:
+    """check_libsrtp verifies what sfu/_fanout.c relies on when it calls libsrtp by address: each function's
+    cffi type, and a known-answer protect through ``address()`` called with the extension's signature.
+    Returns None when both hold, else the reason (the compiled path is then refused)."""
+    for name in PYLIBSRTP_NAMES:
+        fn = getattr(lib, name, None)
+        cname = _ffi.typeof(fn).cname if fn is not None else "missing"
+        if cname != LIBSRTP_TYPE:
+            return f"libsrtp's {name} is {cname}, not {LIBSRTP_TYPE}"
+    session = pylibsrtp.Session(pylibsrtp.Policy(key=bytes(range(30)),
+                                                 ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+    protect = _ffi.cast("int(*)(void *, void *, int *)", address())
+    buf = _ffi.new("unsigned char[]", 256)
+    buf[0:len(KNOWN_PLAIN)] = KNOWN_PLAIN
+    size = _ffi.new("int *", len(KNOWN_PLAIN))
+    status = protect(session._srtp[0], buf, size)
+    out = bytes(_ffi.buffer(buf, size[0]))
+    if status != 0 or out != KNOWN_PROTECTED:
+        return f"libsrtp's srtp_protect failed the known-answer test (status {status})"
+    return None
+
+
+LIBSRTP_PROBLEM = check_libsrtp() if CompiledDemux is not None else None
+if LIBSRTP_PROBLEM is not None:
+    logger.warning("compiled SFU path refused, forwarding in Python: %s", LIBSRTP_PROBLEM)
+    CompiledDemux = CompiledIngress = CompiledRtcpRoute = CompiledReporter = CompiledEstimator = None
+COMPILED_PATH = CompiledDemux is not None  # sfu._fanout is built and libsrtp is what it expects
 
 
 # codec numbers of sfu/_ingress.c's keyframe test: not video, VP8, H.264, another video codec

@@ -35,6 +35,19 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     return {"asyncio": asyncio.new_event_loop}
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """pytest_sessionstart: with TAPHUAN_REQUIRE_COMPILED=1 (scripts/test.sh sets it) the run stops when the C
+    extension sfu._fanout is not built or was refused, instead of skipping every compiled-path test."""
+    if os.environ.get("TAPHUAN_REQUIRE_COMPILED") == "1":
+        from sfu.aiortc_hooks import LIBSRTP_PROBLEM
+        from sfu.consumer import COMPILED
+
+        if not COMPILED:
+            raise pytest.UsageError(
+                "TAPHUAN_REQUIRE_COMPILED=1 but the compiled SFU path is off: "
+                + (LIBSRTP_PROBLEM or "sfu._fanout was not built (gcc and the Python headers are needed)"))
+
+
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., Config]:
     """make_config: a Config on a temporary data dir; keyword overrides use dotted keys."""

@@ -240,6 +240,26 @@ def test_pylibsrtp_internals_exist() -> None:
     assert importlib.metadata.version("pylibsrtp") == "1.0.0"
 
 
+def test_libsrtp_is_what_the_compiled_path_calls() -> None:
+    """check_libsrtp passes on the pinned pylibsrtp, and refuses a function of another type or one that does not
+    give the known answer (the compiled path is then off, with a warning)."""
+    from pylibsrtp._binding import ffi
+
+    from sfu.aiortc_hooks import COMPILED_PATH, check_libsrtp, protect_address
+    from sfu.consumer import CompiledSlot
+
+    assert check_libsrtp() is None
+    assert COMPILED_PATH == (CompiledSlot is not None)
+    other_type = SimpleNamespace(**{name: getattr(_lib, name) for name in PYLIBSRTP_NAMES})
+    other_type.srtp_protect = ffi.cast("int(*)(void *, void *, long *)", protect_address())
+    problem = check_libsrtp(lib=other_type)
+    assert problem is not None and "srtp_protect is int(*)(void *, void *, long *)" in problem
+    missing = SimpleNamespace(**{name: getattr(_lib, name) for name in PYLIBSRTP_NAMES if name != "srtp_unprotect"})
+    assert "srtp_unprotect is missing" in (check_libsrtp(lib=missing) or "")
+    wrong_function = check_libsrtp(address=lambda: protect_address("srtp_protect_rtcp"))
+    assert wrong_function is not None and "known-answer" in wrong_function
+
+
 async def test_sender_rtt_from_report_block() -> None:
     down = Peer("p", True, SfuConfig(ice_addresses=["127.0.0.1"]), "video/vp8", lambda p, s: None)
     try:
