@@ -178,7 +178,7 @@ def test_a_closed_socket_loses_the_report_and_the_route(link: Link) -> None:
     assert link.reporter.send(entries(one), 1.0) == -1
 
 
-def test_reports_and_rtt_across_the_ntp_era_and_rtp_timestamp_wraps(link: Link) -> None:
+async def test_reports_and_rtt_across_the_ntp_era_and_rtp_timestamp_wraps(link: Link) -> None:
     from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
     from aiortc.rtp import RtcpPacket, RtcpSrPacket
 

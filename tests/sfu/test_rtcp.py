@@ -232,7 +232,7 @@ def forwarding_sender() -> Any:
 @pytest.mark.parametrize(("mantissa", "exponent"), [
     (0x3FFFF, 63), (1, 63), (0, 63), (0x3FFFF, 36), (0x3FFFF, 35), (1, 53), (2, 53), (0x3FFFF, 46), (1234, 7),
 ])
-def test_remb_bitrate_is_capped_the_same_on_both_paths(mantissa: int, exponent: int) -> None:
+async def test_remb_bitrate_is_capped_the_same_on_both_paths(mantissa: int, exponent: int) -> None:
     from sfu.aiortc_hooks import ForwardingSender
     from sfu.rtp import REMB_MAX, unpack_remb
 
