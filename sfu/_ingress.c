@@ -459,7 +459,11 @@ static int forward(Ingress *g, PyObject *prod, const unsigned char *payload, Py_
     Py_DECREF(sinks);
     if (nsinks == 0)
         return 0;
-    unsigned long long ntp = (unsigned long long)((arrival + 2208988800.0) * 4294967296.0);
+    /* as sfu.producer: int((arrival + NTP_OFFSET) * 2^32) modulo 2^64 (NTP era 1 from 2036; exact subtraction) */
+    double ntp_d = (arrival + 2208988800.0) * 4294967296.0;
+    while (ntp_d >= 18446744073709551616.0)
+        ntp_d -= 18446744073709551616.0;
+    unsigned long long ntp = ntp_d > 0 ? (unsigned long long)ntp_d : 0;
     Packet *p = PyObject_New(Packet, &PacketType);
     if (p == NULL)
         return -1;

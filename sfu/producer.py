@@ -32,12 +32,13 @@ if not COMPILED_PATH:  # libsrtp is not what the extension expects (sfu.aiortc_h
     compiled_fanout = None
 
 NTP_OFFSET = 2208988800  # seconds from 1900 to 1970
+NTP_MASK = (1 << 64) - 1
 SOURCES = ("camera", "mic", "screen")
 
 
 def ntp_now(wall: Callable[[], float] = time.time) -> int:
     """ntp_now is the current time as a 64-bit NTP timestamp."""
-    return int((wall() + NTP_OFFSET) * 4294967296.0)
+    return int((wall() + NTP_OFFSET) * 4294967296.0) & NTP_MASK
 
 
 class Producer:
@@ -110,7 +111,7 @@ class Producer:
         sinks = self.sinks
         if not sinks:
             return
-        ntp = int((arrival + NTP_OFFSET) * 4294967296.0)
+        ntp = int((arrival + NTP_OFFSET) * 4294967296.0) & NTP_MASK  # modulo 2^64: NTP era 1 from 2036
         ast = (ntp >> 14) & 0xFFFFFF
         inbound = Inbound(ssrc, seq, ts, marker, payload, keyframe, ntp, ast, audio_level, padding)
         slots = self._slots

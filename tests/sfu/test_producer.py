@@ -2,7 +2,7 @@ import asyncio
 
 from aiortc.rtp import RtpPacket
 
-from sfu.producer import Producer
+from sfu.producer import NTP_OFFSET, Producer, ntp_now
 from tests.sfu.fakes import FakeReceiver
 
 
@@ -61,3 +61,17 @@ async def test_fan_out_and_inbound_stats() -> None:
     assert sinks[0].got[0].keyframe
     s = p.stats()
     assert (s.packets, s.packets_lost, s.consumers) == (3, 1, 2)
+
+
+async def test_arrival_times_after_the_ntp_era_wrap() -> None:
+    """From 2036-02-07 NTP seconds wrap (era 1): arrival NTP times stay 64-bit, the era's offset dropped."""
+    era1 = (1 << 32) - NTP_OFFSET  # the first second of NTP era 1, as Unix time
+    assert ntp_now(lambda: era1 + 0.5) == (0 << 32) | (1 << 31)
+    assert ntp_now(lambda: era1 - 0.25) == (0xFFFFFFFF << 32) | (3 << 30)
+    rx = FakeReceiver()
+    p = Producer("a", "camera", "video", "video/vp8", rx)  # type: ignore[arg-type]
+    sink = Sink()
+    p.set_sinks((sink,))  # type: ignore[arg-type]
+    p.on_fields(9, 1, 1, 0, b"\x10\x00\x00", 0, 0x7F, era1 + 2.5)
+    assert sink.got[0].ntp == (2 << 32) | (1 << 31)
+    assert sink.got[0].abs_send_time == ((2 << 32) | (1 << 31)) >> 14 & 0xFFFFFF
