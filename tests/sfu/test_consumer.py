@@ -392,8 +392,8 @@ def run_lecture(kind: str, packets: int, compiled: bool, seed: int) -> None:
                     held = (p, index, t, seq, ts)
                 else:
                     feed(p)
-            if isinstance(wire, RoutedWire):
-                wire.drain()
+        if isinstance(wire, RoutedWire) and index % 128 < per_frame:
+            wire.drain()  # the receive buffer holds far more than 128 packets
     if held is not None:
         feed(held[0])
     if isinstance(wire, RoutedWire):
