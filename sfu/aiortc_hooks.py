@@ -404,10 +404,15 @@ class Consent:
     CPU. Here, on the selected pair only: a Binding request that is authentic (USERNAME, MESSAGE-INTEGRITY,
     FINGERPRINT) and has no role conflict is answered with the bytes aioice would send (``sfu.stun``), a
     USE-CANDIDATE on the already nominated pair (Chromium's checks carry it) treated as aioice does; and
-    ``tick``, a job of the room's Ticker, sends our check every `interval` × 0.8-1.2 and takes the authentic
-    answer in ``received``. A check unanswered by the next one is a failure;
-    `CONSENT_FAILURES` in a row (~30 s) close the connection, as aioice does. Everything else (other pairs,
-    nominations, role conflicts, errors, unauthenticated requests) still goes to aioice.
+    ``tick``, a job of the room's Ticker, sends our check every `interval` × 0.8-1.2 and ``received`` takes
+    the authentic answer to any of our recent checks (RFC 7675: a response to any request of the last 30 s),
+    so an answer that comes after the next check was sent still counts. A check still unanswered when the
+    next one is sent is a failure, judged (``_judge``) only after the event loop has read its sockets once
+    more: a loop that was busy (a long callback, a starved CPU) and has the answer waiting in a socket buffer
+    counts no failure. Consent expires after `CONSENT_FAILURES` failures in a row that also span
+    `CONSENT_FAILURES` × `interval` of sending since the last answer (~30 s, as aioice and RFC 7675): the
+    number alone is not enough, since a late loop's Ticker may run checks back to back. Everything else
+    (other pairs, nominations, role conflicts, errors, unauthenticated requests) still goes to aioice.
     Installed by ``SfuPeerConnection`` in place of ``Connection.query_consent``. Event loop only.
     """
 
@@ -415,8 +420,9 @@ class Consent:
         self._conn: Any = conn
         self._ticker = ticker
         self.interval = interval
-        self._txid: bytes | None = None  # our outstanding check
-        self.failures = 0
+        self._pending: dict[bytes, float] = {}  # our unanswered checks: transaction id -> when sent (oldest first)
+        self._fresh = 0.0  # when consent was last confirmed (or the checks began)
+        self.failures = 0  # checks judged unanswered since the last answer
         self.answered = 0  # checks of the peer answered here
         self.checks = 0  # our checks sent
         self.confirmed = 0  # answers to them
@@ -425,6 +431,7 @@ class Consent:
 
     async def start(self) -> None:
         """start replaces ``Connection.query_consent`` (aioice runs it once connected): ticks from now on."""
+        self._fresh = time.monotonic()
         self._ticker.add(self.tick, self.period)
 
     def period(self) -> float:
@@ -432,19 +439,11 @@ class Consent:
         return self.interval * (0.8 + 0.4 * random.random())
 
     def tick(self) -> None:
-        """tick sends a consent check (and counts the previous one failed if it was not answered)."""
+        """tick sends a consent check; the checks before it are judged once the loop has read its sockets."""
         conn = self._conn
         if conn._closing or self.expired:
             self._ticker.remove(self.tick)
             return
-        if self._txid is not None:
-            self.failures += 1
-            if self.failures >= CONSENT_FAILURES:
-                logger.info("ICE consent to send expired (%d checks unanswered)", self.failures)
-                self.expired = True
-                self._ticker.remove(self.tick)
-                spawn(self._tasks, conn.close())
-                return
         pair: Any = conn._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
             return
@@ -453,8 +452,28 @@ class Consent:
                                candidate_priority(pair.component, "prflx"), conn.ice_controlling,
                                conn._tie_breaker, conn.remote_password.encode())
         pair.protocol.transport.sendto(data, pair.remote_addr)
-        self._txid = txid
+        now = time.monotonic()
+        pending = self._pending
+        pending[txid] = now
+        if len(pending) > 2 * CONSENT_FAILURES:
+            del pending[next(iter(pending))]  # older than any verdict needs
         self.checks += 1
+        # a callback queued by a callback runs after the loop's next read of its sockets (asyncio and uvloop)
+        loop = asyncio.get_running_loop()
+        loop.call_soon(loop.call_soon, self._judge, now)
+
+    def _judge(self, sent: float) -> None:
+        """_judge counts the checks sent before `sent` still unanswered; expires consent when they are enough."""
+        conn = self._conn
+        if conn._closing or self.expired:
+            return
+        self.failures = sum(1 for t in self._pending.values() if t < sent)
+        if self.failures >= CONSENT_FAILURES and sent - self._fresh >= CONSENT_FAILURES * self.interval:
+            logger.info("ICE consent to send expired (%d checks unanswered in %.1f s)", self.failures,
+                        sent - self._fresh)
+            self.expired = True
+            self._ticker.remove(self.tick)
+            spawn(self._tasks, conn.close())
 
     def received(self, data: bytes, addr: tuple[Any, ...], protocol: Any) -> bool:
         """received takes a STUN datagram if it is consent on the selected pair; False: aioice's path."""
@@ -483,9 +502,12 @@ class Consent:
                 conn.check_complete(pair)
             self.answered += 1
             return True
-        if msg.transaction_id != self._txid or not msg.authentic(conn.remote_password.encode()):
+        sent = self._pending.get(msg.transaction_id)
+        if sent is None or not msg.authentic(conn.remote_password.encode()):
             return False  # not ours (aioice's transactions), or not authentic (ignored there too)
-        self._txid = None
+        for txid in [txid for txid, t in self._pending.items() if t <= sent]:
+            del self._pending[txid]  # this check and the ones before it: consent is fresh
+        self._fresh = time.monotonic()
         self.failures = 0
         self.confirmed += 1
         return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ from typing import Any
 import pylibsrtp
 import pytest
 from aioice import ice as aioice_ice
+from aioice.ice import CONSENT_FAILURES
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
@@ -56,6 +58,7 @@ from sfu.aiortc_hooks import (
     install_fast_rtcp_routing,
 )
 from sfu.config import SfuConfig
+from sfu.events import ServerOffer
 from sfu.peer import Peer
 from sfu.room import Sfu
 from sfu.rtp import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID
@@ -538,7 +541,7 @@ async def test_consent_runs_on_the_ticker_and_answers_checks_without_aioice(monk
             assert hasattr(conn._nominated[1], name)
         assert conn.query_consent == consent.start and conn._query_consent_task.done()  # aioice's loop never ran
         await wait_until(lambda: consent.confirmed >= 3 and consent.answered >= 3, 20)
-        assert consent.failures == 0 and not consent.expired
+        assert consent.failures < CONSENT_FAILURES and not consent.expired  # a check may be in flight
         assert down.pc.connectionState == "connected"
         frames = len(clients[1].slot_frames("presenter-video"))
         await wait_until(lambda: len(clients[1].slot_frames("presenter-video")) > frames + 5, 10)
@@ -564,4 +567,117 @@ async def test_consent_expires_when_the_peer_stops_answering(monkeypatch: pytest
     finally:
         for cl in clients:
             await cl.close()
+        await sfu.close()
+
+
+
+class ThreadPeer:
+    """ThreadPeer is a loopback aiortc client on its own event loop and thread: it answers while ours is blocked."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="thread-peer", daemon=True)
+        self.thread.start()
+        self.pc: SfuPeerConnection | None = None
+
+    async def run(self, coro: Any) -> Any:
+        """run awaits `coro` on the peer's loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def _answer(self, sdp: str) -> str:
+        pc = self.pc = client_pc()
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return str(pc.localDescription.sdp)
+
+    async def join(self, room: Any, pid: str, role: str) -> None:
+        """join enters `room` and answers its down offer from the peer's loop."""
+        offers: asyncio.Queue[ServerOffer] = asyncio.Queue()
+
+        async def on_event(event: Any) -> None:
+            if isinstance(event, ServerOffer):
+                offers.put_nowait(event)
+
+        await room.join(pid, role, pid.upper(), on_event)
+        offer = await asyncio.wait_for(offers.get(), 20)
+        await room.answer_down(pid, await self.run(self._answer(offer.sdp)))
+
+    async def close(self) -> None:
+        """close closes the peer connection and stops the thread."""
+        if self.pc is not None:
+            await self.run(self.pc.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self.thread.join, 10)
+        self.loop.close()
+
+
+def late_checks(consent: Any, count: int, busy: float) -> None:
+    """late_checks: `count` consent checks due back to back, our event loop blocked `busy` seconds after each.
+
+    Each answer arrives while the loop is blocked and waits in the socket; the next check is due before the
+    loop could read it (as with a starved loop whose Ticker runs a due job before the socket is read).
+    """
+    for _ in range(count):
+        consent.tick()
+        time.sleep(busy)  # the whole event loop stops, on purpose
+
+
+async def test_consent_holds_while_our_event_loop_is_too_busy_to_read_the_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Checks due back to back while our loop is blocked: the answers wait in the socket and count once read.
+
+    The peer runs on its own thread and answers at once; our loop is blocked between our checks (as a starved
+    loop whose Ticker runs a due check before the loop reads the socket), eight times 0.4 s, past both the
+    six checks and the 6 × 0.3 s after which a silent peer loses consent.
+    """
+    monkeypatch.setattr(aioice_ice, "CONSENT_INTERVAL", 3600.0)  # the peer's own aioice checks stay out of it
+    sfu = Sfu(sfu_config(consent_interval=0.3))
+    room = await sfu.room("busy")
+    peer = ThreadPeer()
+    try:
+        await peer.join(room, "c", "classroom")
+        down = room.participants["c"].down
+        assert down is not None
+        (consent,) = down.pc.consents
+        await wait_until(lambda: consent.confirmed >= 2, 20)
+        checks, confirmed = consent.checks, consent.confirmed
+        late_checks(consent, 8, 0.4)
+        assert consent.checks >= checks + 8 and not consent.expired
+        await wait_until(lambda: consent.confirmed > confirmed and consent.failures == 0, 10)
+        await wait_until(lambda: consent.confirmed >= confirmed + 3, 10)  # and the Ticker's checks go on
+        assert not consent.expired and "c" in room.participants
+        assert down.pc.connectionState == "connected"
+    finally:
+        await peer.close()
+        await sfu.close()
+
+
+async def test_consent_expires_when_the_peer_stops_answering_while_our_loop_is_blocked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same blocked loop with a peer whose network is gone: consent still expires."""
+    monkeypatch.setattr(aioice_ice, "CONSENT_INTERVAL", 3600.0)
+    sfu = Sfu(sfu_config(consent_interval=0.3))
+    room = await sfu.room("busy-gone")
+    peer = ThreadPeer()
+    try:
+        await peer.join(room, "c", "classroom")
+        down = room.participants["c"].down
+        assert down is not None and peer.pc is not None
+        (consent,) = down.pc.consents
+        await wait_until(lambda: consent.confirmed >= 1, 20)
+
+        async def vanish() -> None:
+            assert peer.pc is not None
+            for protocol in ice_connection(peer.pc.getTransceivers()[0].sender.transport)._protocols:
+                protocol.transport.close()  # no goodbye, no answers
+
+        await peer.run(vanish())
+        late_checks(consent, 8, 0.4)
+        await wait_until(lambda: consent.expired, 10)
+        assert consent.failures >= CONSENT_FAILURES
+        await wait_until(lambda: "c" not in room.participants, 10)
+    finally:
+        await peer.close()
         await sfu.close()
