@@ -343,11 +343,13 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
     conn.room, conn.meeting_id, conn.participant_id = room, meeting.id, participant.id
     conn.name = participant.name
     await attendance.record(conn, "resume" if resume is not None else "join")
-    people = [{"participant_id": p.id, "role": p.role, "name": p.name, "hand_raised": p.hand_raised,
-               "state": p.state} for p in list(room.participants.values()) if p.id != participant.id]
     conn.followups += await chat.history_for(conn)
     conn.followups += await polls.open_polls_for(conn)
     conn.followups += lobby.waiting_for(conn)
+    # The room's state is read after the last await: whoever joined meanwhile (e.g. the recorder, started by
+    # the first join) is in the reply, which the browser takes as the whole truth.
+    people = [{"participant_id": p.id, "role": p.role, "name": p.name, "hand_raised": p.hand_raised,
+               "state": p.state} for p in list(room.participants.values()) if p.id != participant.id]
     return {
         "type": "joined",
         "participant_id": participant.id,

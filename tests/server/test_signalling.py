@@ -269,3 +269,26 @@ async def test_shutdown_tells_everyone(login_as: Factory, make_meeting: Factory,
     await op.client.server.close()  # runs on_shutdown and cleanup: SIGTERM's path
     closed = await lc.wait(lambda m: m.get("type") == "closed")
     assert closed["reason"] == "server-shutdown"
+
+
+async def test_joined_reply_lists_who_joined_while_it_was_built(
+        login_as: Factory, make_meeting: Factory, clients: list[LiveClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone joining while the `joined` reply is being built (the recorder, started by the first join, does)
+    is in that reply: the browser rebuilds its participant list from it."""
+    from server import chat
+
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting()
+    original = chat.history_for
+
+    async def history_while_someone_joins(conn: Any) -> list[dict[str, Any]]:
+        async def on_event(event: Any) -> None:
+            pass
+
+        await conn.room.join("p-late", "recorder", "Ghi hình", on_event)
+        return await original(conn)
+
+    monkeypatch.setattr(chat, "history_for", history_while_someone_joins)
+    lc = await connect(op, clients)
+    reply = await lc.join(meeting.id)
+    assert [p["participant_id"] for p in reply["room"]["participants"]] == ["p-late"]
