@@ -7,6 +7,11 @@ answers its down offer with an in-process aiortc ``SfuPeerConnection`` in forwar
 a ``ForwardingReceiver``, which hands over each decrypted RTP packet and never decodes. Packets become
 frames (``recorder.depacketize``) and frames are remuxed into crash-safe segments (``recorder.writer``);
 room events become the timeline (``recorder.timeline``). Nothing here decodes or encodes media.
+
+The recording runs from ``start()`` to the moment ``stop()`` is called. A busy server reads packets late,
+so at that moment the last media sent before it may still be on its way: ``stop()`` waits (at most
+``DRAIN_SECONDS``) until every slot that was carrying media has received a frame timed after the stop,
+and cuts each slot there (``SegmentWriter.end``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ log = logging.getLogger("taphuan.recorder")
 
 META_FILE = "meta.json"
 RECORDER_NAME = "Ghi hình"
+DRAIN_SECONDS = 2.0  # stop() waits at most this long for media sent before it (and counts as live a slot
+# whose last frame came within this time)
 SLOT_KINDS = dict(RECORDER_SLOTS)
 
 
@@ -105,7 +112,8 @@ class RecordingParticipant:
         self.on_lost = on_lost
         self._clock = clock
         self.t0 = clock()
-        self.started_wall = time.time()
+        self.started_wall = time.time()  # the wall-clock time of t0 (set again by start)
+        self.stopped_wall: float | None = None  # the wall-clock time stop() was called
         self.pc: SfuPeerConnection | None = None
         self.writers: dict[str, SegmentWriter] = {}
         self.assemblers: dict[str, FrameAssembler] = {}
@@ -118,6 +126,8 @@ class RecordingParticipant:
         self.stopped = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.Task[None] | None = None
+        self._draining: set[str] = set()  # slots stop() waits for
+        self._drained: asyncio.Event | None = None
 
     @property
     def elapsed(self) -> float:
@@ -132,11 +142,11 @@ class RecordingParticipant:
     async def start(self) -> None:
         """start creates the directory, joins the room (raises SfuError) and starts writing when media flows."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.t0, self.started_wall = self._clock(), time.time()
         write_meta(self.directory, video_codec=self.room.video_codec, video_mime=self.video_mime,
                    started_at=self.started_wall, segment_seconds=self.options.segment_seconds,
                    slots={slot: kind for slot, kind in RECORDER_SLOTS})
         self.timeline = Timeline(self.directory)
-        self.t0 = self._clock()
         for slot, kind in RECORDER_SLOTS:
             mime = self.video_mime if kind == "video" else AUDIO_MIME
             self.writers[slot] = SegmentWriter(self.directory, slot, mime, self.t0, self.options.segment_seconds)
@@ -150,12 +160,16 @@ class RecordingParticipant:
             self.timeline.add(TimelineEvent(round(self.elapsed, 3), "marker", title=title))
 
     async def stop(self) -> None:
-        """stop leaves the room, closes the peer connection and every segment (idempotent)."""
+        """stop ends the recording now: waits for the media sent before now (see the module doc), then leaves
+        the room and closes the peer connection and every segment (idempotent).
+        """
         if self.stopped:
             return
         self.stopped = True
+        end, self.stopped_wall = self.elapsed, time.time()
         if self._watchdog is not None:
             self._watchdog.cancel()
+        await self._drain(end)
         for receiver in self.receivers.values():
             receiver.on_rtp = None
         with contextlib.suppress(SfuError):
@@ -169,7 +183,7 @@ class RecordingParticipant:
         if self.timeline is not None:
             self.timeline.add(TimelineEvent(round(duration, 3), "stop"))
             self.timeline.close()
-        write_meta(self.directory, stopped_at=time.time(), duration=duration)
+        write_meta(self.directory, stopped_at=self.stopped_wall, duration=duration)
         for task in list(self._tasks):
             task.cancel()
 
@@ -259,6 +273,29 @@ class RecordingParticipant:
             writer = self.writers[slot]
             for frame in frames:
                 writer.write(frame)
+            if writer.past_end and slot in self._draining:
+                self._draining.discard(slot)
+                if not self._draining and self._drained is not None:
+                    self._drained.set()
+
+    async def _drain(self, end: float) -> None:
+        """_drain cuts every slot at `end` and waits until each live one got a frame timed after it."""
+        for writer in self.writers.values():
+            writer.end = round(end * writer.rate)
+        pc = self.pc
+        if pc is None or pc.connectionState != "connected":
+            return
+        now = self._clock()
+        self._draining = {slot for slot, w in self.writers.items() if w.failed is None and not w.past_end
+                          and w.last_arrival is not None and now - w.last_arrival < DRAIN_SECONDS}
+        if not self._draining:
+            return
+        self._drained = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), DRAIN_SECONDS)
+        if self._draining:
+            log.info("recorder %s: stopped without the last media of %s", self.participant_id,
+                     ", ".join(sorted(self._draining)))
 
     def _ask_keyframe(self, slot: str) -> None:
         receiver = self.receivers.get(slot)

@@ -15,6 +15,22 @@ from tests.recorder.media import ffprobe, ffprobe_seek, frame_colors
 from tests.sfu.helpers import BLUE, RED, ColorTrack, join, publish, sfu_config, wait_until
 
 
+class LateClock:
+    """LateClock is time.monotonic as a busy event loop reads it: `late` seconds behind while `busy`."""
+
+    def __init__(self, late: float) -> None:
+        self.late = late
+        self.busy = False
+
+    def __call__(self) -> float:
+        return time.monotonic() + (self.late if self.busy else 0.0)
+
+
+def block_loop(seconds: float) -> None:
+    """block_loop stops the whole event loop (SFU, publisher, recorder) for `seconds`, on purpose."""
+    time.sleep(seconds)
+
+
 def _close(a: tuple[int, int, int], b: tuple[int, int, int], tol: int = 24) -> bool:
     return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
@@ -41,9 +57,10 @@ async def test_records_meeting_and_follows_presenter_change(tmp_path: Path) -> N
         await room.set_presenter("t-red", "t-blue")
         await red.wait_event(lambda e: True)
         await asyncio.sleep(3.0)
+        waited = time.monotonic() - began
         real = rec.elapsed
-        await rec.stop()
-        assert time.monotonic() - began < real
+        await rec.stop()  # waits for the media sent before it: takes a moment
+        assert waited < real  # the recording's clock started before `began`
     finally:
         if rec is not None:
             await rec.stop()
@@ -71,3 +88,42 @@ async def test_records_meeting_and_follows_presenter_change(tmp_path: Path) -> N
     assert before and after
     assert _close(before[-1], RED) and not _close(before[-1], BLUE), before[-1]
     assert _close(after[-1], BLUE), after[-1]
+
+
+async def test_a_late_event_loop_neither_stretches_nor_cuts_the_recording(tmp_path: Path) -> None:
+    """The first packets are read 0.8 s late (a busy loop), and the loop is blocked just before the stop.
+
+    Packets read late must not move the recording's start (nor stretch it), and what the publisher sent
+    before the stop but the recorder had not read yet still belongs to it: the lecture lasts the meeting.
+    """
+    sfu = Sfu(sfu_config())
+    room = await sfu.room("43")
+    clock = LateClock(0.8)
+    rec = RecordingParticipant(room, tmp_path / "rec", RecorderOptions(ice_addresses=["127.0.0.1"],
+                                                                      segment_seconds=1.0), clock=clock)
+    clients = []
+    try:
+        red = await join(room, "t-red", "trainer", decode=False)
+        clients.append(red)
+        await publish(room, red, video=ColorTrack(RED))
+        await rec.start()
+        clock.busy = True  # from now on packets are read 0.8 s after they came...
+        await wait_until(lambda: all(rec.writers[s].last_arrival is not None
+                                     for s in ("program-video", "presenter-audio")), within=20)
+        await asyncio.sleep(0.5)
+        clock.busy = False  # ...until half a second after the first frames
+        await wait_until(lambda: rec.writers["program-video"].frames > 60, within=20)  # anchored, written
+        block_loop(0.6)  # nothing runs: the publisher's last 0.6 s is sent only once the loop runs again
+        real = rec.elapsed
+        await rec.stop()
+    finally:
+        await rec.stop()
+        for c in clients:
+            await c.close()
+        await sfu.close()
+    assert rec.duration <= real + 0.001
+    assert rec.duration >= real - 0.1, (rec.duration, real)  # a frame interval, give or take
+    result = finalize(tmp_path / "rec")
+    info = ffprobe(tmp_path / "rec" / result.file)
+    duration = float(info["format"]["duration"])
+    assert abs(duration - real) <= 0.02 * real, (duration, real)
