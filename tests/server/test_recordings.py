@@ -81,8 +81,8 @@ async def test_record_start_stop_over_websocket(app: Any, login_as: Factory, mak
     assert (await t.request("record-marker", title="Phần 2: thảo luận"))["type"] == "ok"
     assert (await t.request("record-marker", title=""))["error"]["code"] == "bad-message"
     await asyncio.sleep(2.5)
+    real = time.monotonic() - began  # the recording lasts at least this long: it stops once the request is in
     assert (await t.request("record-stop"))["type"] == "ok"
-    real = time.monotonic() - began
     await t.wait(lambda m: m.get("type") == "recording" and m.get("state") == "stopped")
     row = await _wait_state(app, rid, {RecordingState.READY, RecordingState.FAILED})
     assert row.state == RecordingState.READY, row.error
@@ -91,7 +91,7 @@ async def test_record_start_stop_over_websocket(app: Any, login_as: Factory, mak
     path = app[keys.CONFIG].data_path / "recordings" / row.directory / row.file
     info = ffprobe(path)
     assert sorted(s["codec_name"] for s in info["streams"]) == ["opus", "vp8"]
-    assert float(info["format"]["duration"]) >= real - 0.5
+    assert float(info["format"]["duration"]) >= real - 0.1  # give or take a frame
     async with app[keys.DB]() as s:
         actions = set((await s.scalars(select(AuditEntry.action))).all())
     assert {"recording.start", "recording.stop"} <= actions
