@@ -191,3 +191,30 @@ def decoder_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.endswith("-decoder") and t.is_alive()]
 
 
+def forwarding_pc() -> SfuPeerConnection:
+    """forwarding_pc is a loopback client peer whose receivers are decoder-less ForwardingReceivers (on_rtp)."""
+    return SfuPeerConnection(
+        RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE), ice_addresses=LOOPBACK,
+        forwarding=True,
+    )
+
+
+def raise_receive_buffer(pc: SfuPeerConnection, size: int = 8 << 20) -> int:
+    """raise_receive_buffer sets SO_RCVBUF of every ICE socket of `pc` (gathered: after setLocalDescription).
+
+    Loopback delivers a burst at once: the default buffer (212 KB) drops what a busy event loop does not read
+    in time. The kernel caps the size at net.core.rmem_max (and doubles it); returns the smallest size set.
+    """
+    import os
+    import socket
+
+    from sfu.aiortc_hooks import ice_connection
+
+    sizes = []
+    for conn in {id(c): c for c in (ice_connection(t.receiver.transport) for t in pc.getTransceivers())}.values():
+        for protocol in conn._protocols:
+            fd = protocol.transport.get_extra_info("socket").fileno()
+            with socket.socket(fileno=os.dup(fd)) as sock:  # the same kernel socket (uvloop gives no object)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+                sizes.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2)
+    return min(sizes, default=0)
