@@ -302,6 +302,7 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport, compiled: bool = True, cons
     pending: set[asyncio.Future[None]] = set()
     length = _ffi.new("int *")
     unprotect = _lib.srtp_unprotect
+    early: list[tuple[bytes, int]] = []  # media for our receivers that came before our SRTP keys, in order
 
     def rtcp_received(plain: bytes) -> None:
         """rtcp_received parses and routes one decrypted compound RTCP packet to its recipients, synchronously."""
@@ -337,6 +338,19 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport, compiled: bool = True, cons
         elif 127 < first < 192 and len(data) >= 12:
             receiver = ssrc_table.get(from_bytes(data[8:12], "big"))
             session = transport._rx_srtp
+            if session is None or not conn._nominated:
+                # The publisher, as DTLS server, has its keys a flight before us and sends at once (its SSRC not
+                # routed yet either): held here, these go first once we have ours (through aiortc's queue they
+                # came after the next packets, leaving a hole in the first keyframe that no NACK could fill).
+                if len(early) < EARLY_MEDIA_PACKETS:
+                    early.append((data, component))
+                    return
+            elif early:
+                held = early[:]
+                early.clear()
+                for item in held:
+                    data_received(*item)
+                receiver = ssrc_table.get(from_bytes(data[8:12], "big"))
             if isinstance(receiver, ForwardingReceiver) and session is not None and conn._nominated:
                 transport._RTCDtlsTransport__rx_bytes += len(data)
                 transport._RTCDtlsTransport__rx_packets += 1
@@ -373,6 +387,7 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport, compiled: bool = True, cons
         for protocol in conn._protocols:
             if isinstance(protocol, aioice_ice.StunProtocol) and protocol.receiver is conn:
                 _skip_stun_parse_for_media(protocol, data_received, demux, consent)
+                receive_buffer(protocol.transport)
 
     conn.gather_candidates = gather_candidates
 
@@ -1375,6 +1390,28 @@ _MAX_PLAIN = 1500 - 16 - 128  # pylibsrtp's buffer minus SRTP_MAX_TRAILER_LEN
 
 # Linux <netinet/in.h> values (Python's socket module does not name them)
 IP_MTU_DISCOVER, IP_PMTUDISC_PROBE = 10, 3
+
+
+EARLY_MEDIA_PACKETS = 512  # media held until our SRTP keys exist (a keyframe burst); more take aiortc's queue
+RECEIVE_BUFFER = 4 << 20  # bytes asked for each media socket (Linux caps it at net.core.rmem_max, and doubles it)
+
+
+def receive_buffer(transport: Any, size: int = RECEIVE_BUFFER) -> int:
+    """receive_buffer raises SO_RCVBUF of a UDP transport's socket; returns the size the kernel granted (0: none).
+
+    A loopback or LAN keyframe burst arrives at once, and the default buffer (212 KB, ~150 media packets)
+    drops what a busy event loop has not read yet; those packets are usually gone from the publisher's
+    history too by the time a NACK reaches it (aiortc keeps 128).
+    """
+    info = transport.get_extra_info("socket") if transport is not None else None
+    if info is None:
+        return 0
+    try:
+        with socket.socket(fileno=os.dup(info.fileno())) as sock:  # uvloop shows a descriptor only
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    except (AttributeError, OSError):
+        return 0
 
 
 def dont_fragment(sock: socket.socket) -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import os
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -261,6 +263,31 @@ def test_libsrtp_is_what_the_compiled_path_calls() -> None:
     assert "srtp_unprotect is missing" in (check_libsrtp(lib=missing) or "")
     wrong_function = check_libsrtp(address=lambda: protect_address("srtp_protect_rtcp"))
     assert wrong_function is not None and "known-answer" in wrong_function
+
+
+def rmem_max() -> int:
+    """rmem_max is the kernel's cap on SO_RCVBUF (net.core.rmem_max)."""
+    return int(Path("/proc/sys/net/core/rmem_max").read_text())
+
+
+async def test_forwarding_peers_raise_their_media_sockets_receive_buffers() -> None:
+    """A keyframe burst arrives at once: the SFU's media sockets get far more than the default buffer."""
+    from sfu.aiortc_hooks import RECEIVE_BUFFER, ice_connection
+
+    cap = rmem_max()  # the kernel grants min(asked, cap), doubled
+    pc = SfuPeerConnection(RTCConfiguration(iceServers=[]), ice_addresses=["127.0.0.1"], forwarding=True)
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        protocols = ice_connection(pc.getTransceivers()[0].receiver.transport)._protocols
+        assert protocols
+        for protocol in protocols:
+            fd = protocol.transport.get_extra_info("socket").fileno()
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            assert granted == 2 * min(RECEIVE_BUFFER, cap)  # unset, it reads net.core.rmem_default (undoubled)
+    finally:
+        await pc.close()
 
 
 async def test_sender_rtt_from_report_block() -> None:

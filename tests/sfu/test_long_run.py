@@ -9,8 +9,9 @@ subscriber must receive every packet the SFU forwarded to it, directly or by NAC
 sequence numbers; the room's recorder records the same stream, and its lecture file must have no gap.
 
 Every peer runs on this process's event loop, so the test paces itself on its slowest reader rather than
-lose packets to a late loop: the receive buffers of the busy sockets (the SFU's up peer, the subscriber, the
-recorder) are raised (loopback delivers a burst at once, and 212 KB hold ~75 packets), and the publisher
+lose packets to a late loop: the receive buffers of the busy sockets are raised (the SFU raises its own,
+``sfu.aiortc_hooks.receive_buffer``; the test raises the subscriber's and the recorder's: loopback delivers a
+burst at once, and 212 KB hold ~75 packets), and the publisher
 holds its next frame while a reader is more than ``MAX_BACKLOG`` packets behind. The recorder needs this
 most: it receives the camera twice (``program-video`` and ``presenter-video``) on one socket, and libuv
 reads at most 32 datagrams per socket per loop iteration, so a saturated loop reads it no faster than a
@@ -236,11 +237,7 @@ async def test_seventy_thousand_packets_reach_subscriber_and_recording(tmp_path:
         await publish(room, trainer, video=track, audio=True)
         up = room.participants["t"].up
         assert up is not None and isinstance(trainer.up, SfuPeerConnection)
-        raise_receive_buffer(up.pc, RCVBUF)
-        # the publisher (DTLS server) has its keys a flight before the SFU: media it sends at once take
-        # aiortc's queued path and come after the next ones, which would leave a hole in the first keyframe
-        up_dtls: Any = up.pc.getTransceivers()[0].receiver.transport
-        await wait_until(lambda: up_dtls._rx_srtp is not None, 10)
+        # no wait for the SFU's SRTP keys: media sent before them are held and go first (install_sync_rtp_receive)
         sender: Any = trainer.up.getTransceivers()[0].sender
         producers = list(room.participants["t"].producers.values())
         backlogs += [
