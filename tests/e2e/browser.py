@@ -22,6 +22,10 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 # Small video to spare the two cores of the test machine.
 SMALL_VIDEO = "window.TAPHUAN_VIDEO = {width: 320, height: 240, frameRate: 15};"
+# How long a page may take to reach a state (Playwright's waits, in ms). Generous on purpose: on a busy
+# machine (two cores shared by Chromium, the server and other work) joining a meeting alone can take tens
+# of seconds; the tests wait for outcomes and never assert speed.
+WAIT_MS = 90_000
 
 
 async def launch(pw: Playwright) -> Browser:
@@ -44,6 +48,7 @@ async def logged_in_context(browser: Browser, app: web.Application, base_url: st
         await s.commit()
     context = await browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 768},
                                         permissions=["camera", "microphone"])
+    context.set_default_timeout(WAIT_MS)
     await context.add_cookies([{"name": COOKIE, "value": login.id, "url": base_url}])
     if small_video:
         await context.add_init_script(SMALL_VIDEO)
@@ -72,7 +77,7 @@ async def slot_stats(page: Page, slot: str) -> dict[str, Any]:
     return result or {"frames": 0, "energy": 0.0, "bytes": 0, "packets": 0}
 
 
-async def wait_rising(page: Page, slot: str, key: str, within: float = 30.0) -> tuple[float, float]:
+async def wait_rising(page: Page, slot: str, key: str, within: float = WAIT_MS / 1000) -> tuple[float, float]:
     """wait_rising: wait until stats[key] of `slot` is positive and then rises again; returns both values."""
     import asyncio
     import time
@@ -87,3 +92,25 @@ async def wait_rising(page: Page, slot: str, key: str, within: float = 30.0) -> 
             return first, value
         await asyncio.sleep(0.5)
     raise AssertionError(f"{slot}.{key} did not rise (first={first}, last={await slot_stats(page, slot)})")
+
+
+async def wait_quiet(page: Page, slot: str, key: str, most: float, window: float = 2.0,
+                     within: float = WAIT_MS / 1000) -> tuple[float, float]:
+    """wait_quiet: wait until stats[key] of `slot` grows by at most `most` over `window` seconds; returns both.
+
+    For "this stopped": what was already on its way (or queued in a starved decoder) may still trickle in
+    for a while after the change; the slot must then go quiet.
+    """
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + within
+    before = float((await slot_stats(page, slot))[key])
+    while True:
+        await asyncio.sleep(window)
+        after = float((await slot_stats(page, slot))[key])
+        if after - before <= most:
+            return before, after
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{slot}.{key} still growing after {within} s ({before} -> {after})")
+        before = after

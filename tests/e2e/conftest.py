@@ -19,7 +19,7 @@ from playwright.async_api import Browser, BrowserContext, async_playwright
 from server import keys
 from server.auth import COOKIE, create_login
 from server.db.models import User
-from tests.e2e.browser import ARTIFACTS, CHROMIUM, FLAGS
+from tests.e2e.browser import ARTIFACTS, CHROMIUM, FLAGS, WAIT_MS
 
 
 @dataclass
@@ -72,6 +72,7 @@ async def new_context(browser: Browser, base_url: str, *, user: User | None = No
     context = await browser.new_context(base_url=base_url, locale=locale,
                                         viewport={"width": viewport[0], "height": viewport[1]},
                                         permissions=["camera", "microphone"], **options)
+    context.set_default_timeout(WAIT_MS)
     if user is not None:
         if app is None:
             raise ValueError("new_context: pass app= together with user=")

@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from server.db.models import Role, User
-from tests.e2e.browser import ARTIFACTS, logged_in_context
+from tests.e2e.browser import ARTIFACTS, WAIT_MS, logged_in_context
 from tests.e2e.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -38,7 +38,7 @@ async def enter_live(page: Page, meeting_id: int) -> None:
     await page.goto(f"/live/{meeting_id}")
     await page.click("[data-action=join]")
     await page.wait_for_function("window.live && window.live.up && "
-                                 "window.live.up.connectionState === 'connected'", timeout=30_000)
+                                 "window.live.up.connectionState === 'connected'", timeout=WAIT_MS)
 
 
 async def test_console_shows_bitrate_and_charts_for_each_participant(
@@ -62,9 +62,9 @@ async def test_console_shows_bitrate_and_charts_for_each_participant(
     console = await (await logged_in_context(browser, app, base, operator)).new_page()
     await console.goto("/console")
     card = console.locator(f".cc-room[data-room='{meeting.id}']")
-    await card.wait_for(timeout=20_000)
+    await card.wait_for(timeout=WAIT_MS)
     await console.wait_for_function(ALL_FLOWING, arg={"sel": f".cc-room[data-room='{meeting.id}'] .cc-rows .cc-row",
-                                                      "count": 2}, timeout=60_000)
+                                                      "count": 2}, timeout=WAIT_MS)
     for pid in (presenter_id, classroom_pid):
         row = card.locator(f".cc-row[data-participant='{pid}']")
         assert float(await row.get_attribute("data-bitrate") or 0) > 0, pid
@@ -88,7 +88,7 @@ async def test_console_shows_bitrate_and_charts_for_each_participant(
     # The room page: larger charts per participant, with scales.
     await card.locator("[data-action=details]").click()
     await console.wait_for_url(f"**/console/{meeting.id}")
-    await console.wait_for_function(ALL_FLOWING, arg={"sel": ".cd-person", "count": 2}, timeout=60_000)
+    await console.wait_for_function(ALL_FLOWING, arg={"sel": ".cd-person", "count": 2}, timeout=WAIT_MS)
     person = console.locator(f".cd-person[data-participant='{classroom_pid}']")
     assert await person.locator("canvas.cd-canvas").count() == 4
     assert await person.locator("canvas.cd-canvas").first.evaluate(INKED) > 0
@@ -99,7 +99,7 @@ async def test_console_shows_bitrate_and_charts_for_each_participant(
     # The classroom leaves: it disappears from the console.
     await classroom.context.close()
     await console.wait_for_function("(pid) => !document.querySelector(`.cd-person[data-participant='${pid}']`)",
-                                    arg=classroom_pid, timeout=30_000)
+                                    arg=classroom_pid, timeout=WAIT_MS)
 
 
 def _person(pid: str, name: str, role: str, *, up: int = 0, down: int = 300_000, lost: float = 0.0,
@@ -139,13 +139,13 @@ async def test_console_colours_degraded_classrooms(browser: Browser, live_server
     await page.route("**/api/v1/live/rooms", lambda route: route.fulfill(json=[room]))
     await page.goto("/console")
     card = page.locator(f".cc-room[data-room='{meeting.id}']")
-    await card.wait_for(timeout=20_000)
+    await card.wait_for(timeout=WAIT_MS)
 
     async def level(pid: str) -> str | None:
         return await card.locator(f".cc-row[data-participant='{pid}']").get_attribute("data-level")
 
     await page.wait_for_function("document.querySelector(\".cc-row[data-participant='p-5']\")"
-                                 ".dataset.level === 'bad'", timeout=20_000)  # no media for 10 s
+                                 ".dataset.level === 'bad'", timeout=WAIT_MS)  # no media for 10 s
     assert await level("p-1") == "ok"
     assert await level("p-2") == "warn"  # 8 % loss
     assert await level("p-3") == "warn"  # RTT 520 ms

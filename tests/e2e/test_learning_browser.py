@@ -16,7 +16,7 @@ from sqlalchemy import insert
 
 from server import keys
 from server.db.models import Meeting, MeetingStatus, Program, Role, User, program_learners, program_trainers
-from tests.e2e.browser import ARTIFACTS
+from tests.e2e.browser import ARTIFACTS, WAIT_MS
 from tests.e2e.conftest import LiveServer, new_context
 
 pytestmark = pytest.mark.browser
@@ -138,7 +138,9 @@ async def test_learner_studies_a_program(browser: Browser, live_server: LiveServ
         await lp.goto(f"/study/{pid}")
         await lp.click("a.item-title:has-text('Video bài giảng 1')")
         await lp.wait_for_selector("video[data-study-video]")
-        async with lp.expect_response(lambda r: r.url.endswith("/api/v1/study/watch"), timeout=30_000) as resp:
+        # the player's script (at the end of the page) counts from the "play" event: it must run first
+        await lp.wait_for_function("document.readyState !== 'loading'")
+        async with lp.expect_response(lambda r: r.url.endswith("/api/v1/study/watch"), timeout=WAIT_MS) as resp:
             await lp.evaluate("() => { const v = document.querySelector('video'); v.muted = true; return v.play(); }")
         watched = await (await resp.value).json()
         assert watched["completed"] is True, watched

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +10,7 @@ from aiohttp import web
 from playwright.async_api import Page, async_playwright
 
 from server.db.models import Role, User
-from tests.e2e.browser import ARTIFACTS, launch, logged_in_context, slot_stats, wait_rising
+from tests.e2e.browser import ARTIFACTS, WAIT_MS, launch, logged_in_context, wait_quiet, wait_rising
 
 pytestmark = pytest.mark.browser
 
@@ -22,9 +20,9 @@ Factory = Callable[..., Awaitable[Any]]
 async def enter(page: Page, meeting_id: int) -> None:
     await page.goto(f"/live/{meeting_id}")
     await page.click("[data-action=join]")
-    await page.wait_for_selector("[data-stage]:not([hidden])", timeout=30_000)
+    await page.wait_for_selector("[data-stage]:not([hidden])", timeout=WAIT_MS)
     await page.wait_for_function("window.live && window.live.up && "
-                                 "window.live.up.connectionState === 'connected'", timeout=30_000)
+                                 "window.live.up.connectionState === 'connected'", timeout=WAIT_MS)
 
 
 async def participant_id(page: Page) -> str:
@@ -68,34 +66,25 @@ async def test_presenter_and_three_classrooms(app: web.Application, aiohttp_serv
             # Classroom 1 raises its hand; the presenter gives it the floor from the raised-hands queue.
             first = await participant_id(classes[0])
             await classes[0].click("[data-action=hand]")
-            await studio.wait_for_selector(f"[data-hands] [data-participant='{first}']", timeout=15_000)
+            await studio.wait_for_selector(f"[data-hands] [data-participant='{first}']", timeout=WAIT_MS)
             await studio.click(f"[data-hands] [data-participant='{first}'] [data-action=give-floor]")
-            await classes[0].wait_for_selector("[data-floor-note]:not([hidden])", timeout=15_000)
+            await classes[0].wait_for_selector("[data-floor-note]:not([hidden])", timeout=WAIT_MS)
             for page in classes[1:]:
-                await page.wait_for_selector("[data-tile=floor-video]:not([hidden])", timeout=15_000)
+                await page.wait_for_selector("[data-tile=floor-video]:not([hidden])", timeout=WAIT_MS)
                 await wait_rising(page, "floor-video", "frames")
                 await wait_rising(page, "floor-audio", "energy")
             await classes[1].screenshot(path=str(ARTIFACTS / "live-classroom-floor.png"))
 
             # Taking the floor back stops forwarding the classroom's media to the others.
             await studio.click("[data-action=take-floor]")
-            await classes[1].wait_for_selector("[data-tile=floor-video][hidden]", state="attached", timeout=15_000)
-            before = await slot_stats(classes[1], "floor-audio")
-            await asyncio.sleep(2.0)
-            after = await slot_stats(classes[1], "floor-audio")
-            assert after["packets"] - before["packets"] <= 5, (before, after)
+            await classes[1].wait_for_selector("[data-tile=floor-video][hidden]", state="attached", timeout=WAIT_MS)
+            await wait_quiet(classes[1], "floor-audio", "packets", most=5)  # no more floor audio
 
-            # A closed tab disappears from the others' lists within 10 s.
+            # A closed tab disappears from the others' lists (the server notices within 10 s; a busy machine
+            # may take longer to show it).
             await studio.click("[data-tab=people]")
             third = await participant_id(classes[2])
             await classes[2].context.close()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                present = await studio.locator(f".person[data-participant='{third}']").count()
-                if present == 0:
-                    break
-                await asyncio.sleep(0.25)
-            else:
-                raise AssertionError("closed tab still listed after 10 s")
+            await studio.wait_for_selector(f".person[data-participant='{third}']", state="detached", timeout=WAIT_MS)
         finally:
             await browser.close()

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from server import keys
 from server.config import Config
 from server.db.models import Recording, Role, User
-from tests.e2e.browser import launch, logged_in_context, wait_rising
+from tests.e2e.browser import WAIT_MS, launch, logged_in_context, wait_rising
 from tests.e2e.test_classroom_browser import enter, joined, shot
 
 pytestmark = pytest.mark.browser
@@ -32,9 +32,9 @@ def config(make_config: Callable[..., Config], request: pytest.FixtureRequest) -
 
 async def recording_shown(page: Page) -> None:
     """recording_shown: the page shows the indicator and the notice."""
-    await page.wait_for_selector("[data-recmark]:not([hidden])", timeout=30_000)
+    await page.wait_for_selector("[data-recmark]:not([hidden])", timeout=WAIT_MS)
     assert "Đang ghi" in (await page.text_content("[data-recmark]") or "")
-    await page.wait_for_selector("[data-rec-notice]:not([hidden])", timeout=15_000)
+    await page.wait_for_selector("[data-rec-notice]:not([hidden])", timeout=WAIT_MS)
     assert NOTICE in (await page.text_content("[data-rec-notice]") or "")
 
 
@@ -70,9 +70,9 @@ async def test_presenter_records_and_everyone_is_told(app: web.Application, aioh
             assert await studio.is_hidden("[data-action=marker]")
 
             # The presenter starts recording: everyone sees the indicator and the notice.
-            await studio.wait_for_selector("[data-action=record]:not([disabled])", timeout=15_000)
+            await studio.wait_for_selector("[data-action=record]:not([disabled])", timeout=WAIT_MS)
             await studio.click("[data-action=record]")
-            await studio.wait_for_selector("[data-action=record][aria-pressed='true']", timeout=30_000)
+            await studio.wait_for_selector("[data-action=record][aria-pressed='true']", timeout=WAIT_MS)
             assert "Dừng ghi" in (await studio.text_content("[data-action=record]") or "")
             await recording_shown(studio)
             await recording_shown(a)
@@ -84,11 +84,13 @@ async def test_presenter_records_and_everyone_is_told(app: web.Application, aioh
 
             # The recorder is not a participant anywhere: counts, lists, grid, chat recipients.
             await studio.wait_for_function("document.querySelector('[data-class-count]').textContent === '2'",
-                                           timeout=15_000)
-            assert (await studio.text_content("[data-people]") or "").strip() == "3"
-            assert (await a.text_content("[data-people]") or "").strip() == "3"
+                                           timeout=WAIT_MS)
+            for page in (studio, a):  # each page counts once it has heard of b (a's news may come later)
+                await page.wait_for_function("document.querySelector('[data-people]').textContent.trim() === '3'",
+                                             timeout=WAIT_MS)
             await studio.click("[data-tab=people]")
-            assert await studio.locator("[data-people-list] > li").count() == 3
+            await studio.wait_for_function("document.querySelectorAll('[data-people-list] > li').length === 3",
+                                           timeout=WAIT_MS)
             for page in (studio, a, b):
                 await no_recorder_listed(page)
 
@@ -97,7 +99,7 @@ async def test_presenter_records_and_everyone_is_told(app: web.Application, aioh
             await studio.wait_for_selector("[data-marker-dialog][open]")
             await studio.fill("[data-marker-title]", "Phần 2: hỏi đáp")
             await studio.click("[data-marker-ok]")
-            await studio.wait_for_selector(".lv-toast:has-text('Đã thêm mốc')", timeout=15_000)
+            await studio.wait_for_selector(".lv-toast:has-text('Đã thêm mốc')", timeout=WAIT_MS)
 
             # An operator viewing as a classroom (the console's link) is told too, and publishes nothing.
             operator: User = await make_user(Role.OPERATOR, display_name="Quản trị Vũ Lan")
@@ -122,7 +124,7 @@ async def test_presenter_records_and_everyone_is_told(app: web.Application, aioh
             await studio.wait_for_selector("[data-confirm][open]")
             await studio.click("[data-confirm-ok]")
             for page in (studio, a, b):
-                await page.wait_for_selector("[data-recmark]", state="hidden", timeout=30_000)
+                await page.wait_for_selector("[data-recmark]", state="hidden", timeout=WAIT_MS)
                 assert await page.is_hidden("[data-rec-notice]")
             await studio.wait_for_selector("[data-action=record][aria-pressed='false']")
             assert await studio.is_hidden("[data-action=marker]")
@@ -147,9 +149,9 @@ async def test_a_full_disk_is_shown_to_the_presenter(app: web.Application, aioht
         try:
             studio = await (await logged_in_context(browser, app, base, trainer)).new_page()
             await enter(studio, meeting.id)
-            await studio.wait_for_selector("[data-action=record]:not([disabled])", timeout=15_000)
+            await studio.wait_for_selector("[data-action=record]:not([disabled])", timeout=WAIT_MS)
             await studio.click("[data-action=record]")
-            await studio.wait_for_selector("[data-rec-error]:not([hidden])", timeout=15_000)
+            await studio.wait_for_selector("[data-rec-error]:not([hidden])", timeout=WAIT_MS)
             text = await studio.text_content("[data-rec-error]") or ""
             assert "Không đủ dung lượng đĩa" in text and " / " not in text, text
             assert await studio.is_hidden("[data-recmark]")

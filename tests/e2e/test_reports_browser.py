@@ -26,7 +26,7 @@ from server.db.models import (
     User,
     meeting_classrooms,
 )
-from tests.e2e.browser import ARTIFACTS
+from tests.e2e.browser import ARTIFACTS, WAIT_MS
 from tests.e2e.conftest import LiveServer, new_context
 
 pytestmark = pytest.mark.browser
@@ -106,7 +106,7 @@ async def seed(app: Any) -> dict[str, Any]:
 async def wait_charts(page: Page, ids: list[str]) -> None:
     """wait_charts: every chart canvas has been drawn and holds ink."""
     for chart in ids:
-        await page.wait_for_function(f"({INKED})('{chart}') > 200", timeout=20_000)
+        await page.wait_for_function(f"({INKED})('{chart}') > 200", timeout=WAIT_MS)
 
 
 async def test_report_pages_draw_their_charts(browser: Browser, live_server: LiveServer, make_user: Factory,

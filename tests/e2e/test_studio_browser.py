@@ -13,7 +13,7 @@ from playwright.async_api import async_playwright
 
 from server.config import Config
 from server.db.models import Role, User
-from tests.e2e.browser import launch, logged_in_context, wait_rising
+from tests.e2e.browser import WAIT_MS, launch, logged_in_context, wait_rising
 from tests.e2e.test_classroom_browser import enter, joined, shot
 
 pytestmark = pytest.mark.browser
@@ -58,17 +58,17 @@ async def test_grid_screen_share_lock_lobby_remove(app: web.Application, aiohttp
             assert (await studio.text_content("[data-tile='grid-0'] [data-unit]") or "").strip()  # the classroom's unit
             await wait_rising(studio, "grid-0", "frames")
             await studio.click("[data-action=next-page]")
-            await studio.wait_for_selector(f"[data-tile='grid-0'][data-participant='{b_id}']", timeout=15_000)
+            await studio.wait_for_selector(f"[data-tile='grid-0'][data-participant='{b_id}']", timeout=WAIT_MS)
             await studio.wait_for_selector(f"[data-others] [data-participant='{a_id}']")
             await wait_rising(studio, "grid-0", "frames")
             await studio.click("[data-action=prev-page]")
-            await studio.wait_for_selector(f"[data-tile='grid-0'][data-participant='{a_id}']", timeout=15_000)
+            await studio.wait_for_selector(f"[data-tile='grid-0'][data-participant='{a_id}']", timeout=WAIT_MS)
 
             # Screen sharing reaches the classrooms in the `screen` slot, larger than the presenter.
             await studio.click("[data-action=screen]")
-            await studio.wait_for_selector("[data-tile='my-screen']:not([hidden])", timeout=15_000)
+            await studio.wait_for_selector("[data-tile='my-screen']:not([hidden])", timeout=WAIT_MS)
             for page in (a, b):
-                await page.wait_for_selector("[data-tile=screen]:not([hidden])", timeout=15_000)
+                await page.wait_for_selector("[data-tile=screen]:not([hidden])", timeout=WAIT_MS)
                 await wait_rising(page, "screen", "frames")
             assert await a.is_visible("[data-action=swap]")
             await a.wait_for_timeout(800)
@@ -79,26 +79,26 @@ async def test_grid_screen_share_lock_lobby_remove(app: web.Application, aiohttp
 
             # Mute one classroom from the grid: its microphone goes off on its side.
             await studio.click(f"[data-tile='grid-0'] [data-action=mute-one][data-participant='{a_id}']")
-            await a.wait_for_selector("[data-action=mic][aria-pressed='false']", timeout=15_000)
+            await a.wait_for_selector("[data-action=mic][aria-pressed='false']", timeout=WAIT_MS)
             await studio.wait_for_timeout(600)
             await shot(studio, "studio.png")
 
             # Lock the room: a newcomer waits in the lobby until the presenter admits it.
             await studio.click("[data-action=lock]")
-            await a.wait_for_selector("[data-lockmark]:not([hidden])", timeout=15_000)
+            await a.wait_for_selector("[data-lockmark]:not([hidden])", timeout=WAIT_MS)
             c = await (await logged_in_context(browser, app, base, rooms[2])).new_page()
             await c.goto(f"/live/{meeting.id}")
             await c.click("[data-action=join]")
-            await c.wait_for_selector("[data-lobby]:not([hidden])", timeout=30_000)
+            await c.wait_for_selector("[data-lobby]:not([hidden])", timeout=WAIT_MS)
             assert "Vui lòng chờ" in (await c.text_content("[data-lobby]") or "")
             await shot(c, "lobby.png")
-            await studio.wait_for_selector("[data-badge=lobby]:not([hidden])", timeout=15_000)
+            await studio.wait_for_selector("[data-badge=lobby]:not([hidden])", timeout=WAIT_MS)
             await studio.click("[data-tab=lobby]")
             await studio.wait_for_selector("[data-lobby-list] [data-action=admit]")
             await shot(studio, "studio-lobby.png")
             await studio.click("[data-lobby-list] [data-action=admit]")
             await joined(c)
-            await c.wait_for_selector("[data-tile=screen]:not([hidden])", timeout=15_000)
+            await c.wait_for_selector("[data-tile=screen]:not([hidden])", timeout=WAIT_MS)
             await wait_rising(c, "screen", "frames")
 
             # Remove a classroom: a confirmation first; the classroom sees why it left.
@@ -106,12 +106,12 @@ async def test_grid_screen_share_lock_lobby_remove(app: web.Application, aiohttp
             await studio.click(f"[data-people-list] [data-participant='{b_id}'] [data-action=remove]")
             await studio.wait_for_selector("[data-confirm][open]")
             await studio.click("[data-confirm-ok]")
-            await b.wait_for_selector("[data-ended]:not([hidden])", timeout=15_000)
+            await b.wait_for_selector("[data-ended]:not([hidden])", timeout=WAIT_MS)
             assert "mời ra khỏi phòng" in (await b.text_content("[data-ended]") or "")
             await studio.wait_for_selector(f"[data-people-list] [data-participant='{b_id}']", state="detached",
-                                           timeout=15_000)
+                                           timeout=WAIT_MS)
             # Stop sharing: the classrooms' screen tile goes away.
             await studio.click("[data-action=screen]")
-            await a.wait_for_selector("[data-tile=screen]", state="hidden", timeout=15_000)
+            await a.wait_for_selector("[data-tile=screen]", state="hidden", timeout=WAIT_MS)
         finally:
             await browser.close()
