@@ -21,6 +21,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "TAPHUAN_"
+# TAPHUAN_* variables that are not configuration keys: the config file's path, the scripts' venv, the tests'
+# event loop and their demand for the compiled SFU path (README "Development").
+NOT_CONFIG = frozenset({"TAPHUAN_CONFIG", "TAPHUAN_VENV", "TAPHUAN_TEST_LOOP", "TAPHUAN_REQUIRE_COMPILED"})
 
 
 def udp_range(text: str) -> tuple[int, int] | None:
@@ -219,7 +222,7 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
 def _env_overrides(env: Mapping[str, str]) -> list[tuple[list[str], Any]]:
     out = []
     for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or name == "TAPHUAN_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in NOT_CONFIG:
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
         if not path:

@@ -45,6 +45,16 @@ def test_env_overrides() -> None:
     assert cfg.bus.kind == "redis"
 
 
+def test_variables_of_scripts_and_tests_are_not_configuration() -> None:
+    """TAPHUAN_VENV, TAPHUAN_TEST_LOOP and TAPHUAN_REQUIRE_COMPILED (set by the scripts and the test command) are
+    not taken for configuration keys; a misspelt key still is, and stops start-up."""
+    env = {"TAPHUAN_VENV": "/tmp/venv", "TAPHUAN_TEST_LOOP": "asyncio", "TAPHUAN_REQUIRE_COMPILED": "1",
+           "TAPHUAN_CONFIG": "/etc/taphuan.yaml", "TAPHUAN_SERVER__PORT": "9002"}
+    assert load_config(None, env=env).server.port == 9002
+    with pytest.raises(ConfigError, match="require_compild: unknown key"):
+        load_config(None, env={"TAPHUAN_REQUIRE_COMPILD": "1"})
+
+
 @pytest.mark.parametrize("overrides, expected", [
     ({"sfu.grid_slots": "many"}, "sfu.grid_slots: Input should be a valid integer"),
     ({"sfu.bogus": 1}, "sfu.bogus: unknown key"),
