@@ -10,8 +10,8 @@ room events become the timeline (``recorder.timeline``). Nothing here decodes or
 
 The recording runs from ``start()`` to the moment ``stop()`` is called. A busy server reads packets late,
 so at that moment the last media sent before it may still be on its way: ``stop()`` waits (at most
-``DRAIN_SECONDS``) until every slot that was carrying media has received a frame timed after the stop,
-and cuts each slot there (``SegmentWriter.end``).
+``DRAIN_SECONDS``) until every live slot that was carrying media has received a frame timed after the
+stop, and cuts each slot there (``SegmentWriter.end``).
 """
 
 from __future__ import annotations
@@ -287,7 +287,8 @@ class RecordingParticipant:
             return
         now = self._clock()
         self._draining = {slot for slot, w in self.writers.items() if w.failed is None and not w.past_end
-                          and w.last_arrival is not None and now - w.last_arrival < DRAIN_SECONDS}
+                          and w.last_arrival is not None and now - w.last_arrival < DRAIN_SECONDS
+                          and self.slot_states.get(slot, (None, "live"))[1] == "live"}
         if not self._draining:
             return
         self._drained = asyncio.Event()
