@@ -95,8 +95,10 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_db_ctx)
     app.cleanup_ctx.append(_bus_ctx)
 
-    from server import health, live, pages, recordings
+    from server import health, pages
     from server.api import setup as setup_api
+    from server.live import recordings
+    from server.live import service as live
 
     health.setup(app)
     setup_api(app)

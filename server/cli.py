@@ -94,14 +94,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_user(args: argparse.Namespace) -> int:
     """cmd_user: account management (add, list, passwd, disable)."""
-    from server.accounts import run_user_command
+    from server.people.accounts import run_user_command
 
     return asyncio.run(run_user_command(_config(args), args))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     """cmd_import: import units or classrooms from CSV."""
-    from server.units import run_import_command
+    from server.people.units import run_import_command
 
     return asyncio.run(run_import_command(_config(args), args))
 

@@ -15,12 +15,12 @@ if TYPE_CHECKING:
     from server.auth import Identity, LoginLimiter, Secrets
     from server.bus import Bus
     from server.i18n import Translations
-    from server.live import Live
+    from server.live.netcheck import NetcheckBudget
+    from server.live.recordings import Recorders
+    from server.live.service import Live
     from server.mail import Mailer
     from server.metrics import Metrics
-    from server.netcheck import NetcheckBudget
     from server.openapi import ApiRegistry
-    from server.recordings import Recorders
 
 CONFIG = web.AppKey("config", Config)
 ENGINE = web.AppKey("engine", AsyncEngine)

@@ -1,7 +1,7 @@
 """server.api.accounts: /api/v1 login, me, users, join links and audit log.
 
 Password hashes never leave the server: every response is built from the `*Out` models below.
-Operator actions are audit-logged; revoked logins are announced on the bus (see server.accounts).
+Operator actions are audit-logged; revoked logins are announced on the bus (see server.people.accounts).
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from server import keys
-from server.accounts import (
+from server.audit import record
+from server.auth import COOKIE, Identity, cookie_secure, csrf_token_for_form, identity, require, set_login_cookie
+from server.db.models import AuditEntry, Classroom, JoinLink, Role, User, utcnow
+from server.openapi import endpoint, int_param, json_response, parse_body
+from server.people.accounts import (
     AccountError,
     AuditFilter,
     announce_revoked,
@@ -35,10 +39,6 @@ from server.accounts import (
     update_user,
     user_by_id,
 )
-from server.audit import record
-from server.auth import COOKIE, Identity, cookie_secure, csrf_token_for_form, identity, require, set_login_cookie
-from server.db.models import AuditEntry, Classroom, JoinLink, Role, User, utcnow
-from server.openapi import endpoint, int_param, json_response, parse_body
 
 OPS = (Role.OPERATOR,)
 

@@ -12,14 +12,15 @@ import datetime as dt
 from aiohttp import web
 from pydantic import BaseModel
 
-from server import calendar as cal
-from server import keys, notifications
-from server import meetings as svc
+from server import keys
 from server.auth import Identity, require
 from server.db.models import MeetingKind, MeetingStatus
 from server.errors import ApiError
 from server.i18n import language
 from server.openapi import endpoint, int_param, json_response
+from server.schedule import calendar as cal
+from server.schedule import meetings as svc
+from server.schedule import notifications
 
 MAX_RANGE = dt.timedelta(days=200)
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from server import enrolment as svc
 from server import keys
 from server.auth import require
 from server.db.models import Role, User
 from server.errors import ApiError
 from server.openapi import endpoint, int_param, json_response, parse_body
+from server.people import enrolment as svc
 
 OPERATOR = (Role.OPERATOR,)
 

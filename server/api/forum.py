@@ -1,8 +1,8 @@
 """server.api.forum: /api/v1 forum: topics and meeting threads, questions, replies, answered marks.
 
-Readers of a program (see `server.enrolment.program_access`) read, ask and reply; its trainers and
+Readers of a program (see `server.people.enrolment.program_access`) read, ask and reply; its trainers and
 operators also mark questions answered and list the unanswered ones. Bodies are Markdown; responses
-carry `body_html`, rendered safely by `server.forum.render_markdown`.
+carry `body_html`, rendered safely by `server.learning.forum.render_markdown`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import datetime as dt
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from server import enrolment, keys
-from server import forum as svc
+from server import keys
 from server.auth import require
 from server.db.models import ForumReply, ForumTopic, Meeting, MeetingStatus, Role, User
 from server.errors import ApiError
+from server.learning import forum as svc
 from server.openapi import endpoint, int_param, json_response, parse_body
+from server.people import enrolment
 
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 

@@ -1,6 +1,6 @@
 """server.api.materials: /api/v1 materials of programs: list, upload (multipart, streamed), change, delete, file.
 
-Who may read or manage is `server.enrolment.program_access` (403 otherwise); uploads are typed by
+Who may read or manage is `server.people.enrolment.program_access` (403 otherwise); uploads are typed by
 content (415), limited by `limits.max_upload_bytes` (413 naming the limit) and stored by hash.
 """
 
@@ -11,12 +11,14 @@ import datetime as dt
 from aiohttp import web
 from pydantic import BaseModel
 
-from server import enrolment, keys, selfstudy
-from server import materials as svc
+from server import keys
 from server.auth import require
 from server.db.models import Material, MaterialKind
 from server.errors import ApiError
+from server.learning import materials as svc
+from server.learning import selfstudy
 from server.openapi import endpoint, int_param, json_response, parse_body
+from server.people import enrolment
 
 
 class MaterialOut(BaseModel):

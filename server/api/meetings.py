@@ -4,7 +4,7 @@ Operators create, change, delete, publish, unpublish and cancel; trainers and le
 meetings they present; classrooms read the published meetings they are invited to; others get 403.
 Times are ISO 8601 with an offset (answers use the configured timezone).
 
-Scheduling rules (`server.schedule`): publishing, and editing a published meeting, answer 409 `too-soon`
+Scheduling rules (`server.schedule.rules`): publishing, and editing a published meeting, answer 409 `too-soon`
 (less than 10 days' notice: send `override_reason`), `ended` or `overlap` (the message names the other
 meeting and what is shared; `error.conflicts` lists them). Drafts are never refused for overlaps: their
 `conflicts` are warnings. Operators import a term's schedule from CSV (`/api/v1/meetings/import`);
@@ -21,14 +21,17 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import deadlines, keys, schedule, schedule_import
-from server import meetings as svc
+from server import keys
 from server.api.units import import_error_response, read_upload
 from server.auth import Identity, require
 from server.db.models import Meeting, MeetingDocument, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
 from server.openapi import endpoint, int_param, json_response, parse_body
-from server.units import ImportFailed
+from server.people.units import ImportFailed
+from server.schedule import deadlines
+from server.schedule import importer as schedule_import
+from server.schedule import meetings as svc
+from server.schedule import rules as schedule
 
 READERS = (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM)
 WRITERS = (Role.OPERATOR,)

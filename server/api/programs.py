@@ -8,11 +8,11 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from server import keys
-from server import meetings as svc
 from server.api.meetings import MeetingOut, meeting_out
 from server.auth import require
 from server.db.models import Program, Role
 from server.openapi import endpoint, int_param, json_response, parse_body
+from server.schedule import meetings as svc
 
 READERS = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 WRITERS = (Role.OPERATOR,)

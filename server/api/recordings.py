@@ -1,5 +1,5 @@
 """server.api.recordings: /api/v1/recordings: the archive (list, state and progress, media with Range, chapters,
-publish/unpublish and delete by operators). Who sees what: `server.recordings.visible`."""
+publish/unpublish and delete by operators). Who sees what: `server.live.recordings.visible`."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from server.audit import record
 from server.auth import require
 from server.db.models import Program, Recording, RecordingState, Role
 from server.errors import ApiError
+from server.live.recordings import delete_recording, may_view, visible
 from server.openapi import endpoint, int_param, json_response, parse_body
-from server.recordings import delete_recording, may_view, visible
 
 OPERATORS = (Role.OPERATOR,)
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)

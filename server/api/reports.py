@@ -25,11 +25,13 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import exports, headcount, keys, presence, reports
-from server import meetings as svc
+from server import keys
 from server.auth import Identity, require
 from server.db.models import Program, Role, Unit, UnitLevel
 from server.openapi import endpoint, int_param, json_response, parse_body
+from server.reports import build as reports
+from server.reports import exports, headcount, presence
+from server.schedule import meetings as svc
 
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 READERS = STAFF + (Role.CLASSROOM,)

@@ -14,14 +14,15 @@ from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import enrolment, keys
-from server import materials as materials_svc
-from server import selfstudy as svc
+from server import keys
 from server.auth import Identity, require
 from server.db.models import MaterialKind, Meeting, Quiz, QuizQuestion, Recording, User
 from server.errors import ApiError
+from server.learning import materials as materials_svc
+from server.learning import selfstudy as svc
+from server.live.recordings import may_view
 from server.openapi import endpoint, int_param, json_response, parse_body
-from server.recordings import may_view
+from server.people import enrolment
 
 
 class QuizSummaryOut(BaseModel):

@@ -19,7 +19,12 @@ from aiohttp import web
 from sqlalchemy import select
 
 from server import keys
-from server.accounts import (
+from server.audit import record
+from server.auth import COOKIE, JoinLinkError, cookie_secure, identity, require, set_login_cookie
+from server.db.models import Classroom, Role, Unit, UnitLevel, User, meeting_classrooms, utcnow
+from server.errors import ApiError
+from server.i18n import language
+from server.people.accounts import (
     ACCOUNT_ROLES,
     AccountError,
     AuditFilter,
@@ -45,11 +50,6 @@ from server.accounts import (
     update_user,
     user_by_id,
 )
-from server.audit import record
-from server.auth import COOKIE, JoinLinkError, cookie_secure, identity, require, set_login_cookie
-from server.db.models import Classroom, Role, Unit, UnitLevel, User, meeting_classrooms, utcnow
-from server.errors import ApiError
-from server.i18n import language
 
 OPS = (Role.OPERATOR,)
 PASSWORD_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM, Role.LEARNER)

@@ -4,7 +4,7 @@ Both pages are shells filled from /api/v1/recordings by web/static/archive.js: t
 caller may watch, by program, meeting and date, with title search, and follows recordings still being
 made (state and percentage, polled); the player seeks with HTTP Range requests, shows the chapter list and
 offers the download. Operators publish, unpublish and delete (with confirmation) from both. A published
-recording is also a lecture video of its program's self-study (`server.selfstudy.program_videos`): for a
+recording is also a lecture video of its program's self-study (`server.learning.selfstudy.program_videos`): for a
 learner of the program the player resumes where they stopped and reports watch progress like any study video.
 """
 
@@ -16,11 +16,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from server import enrolment, keys
+from server import keys
 from server.auth import require
 from server.db.models import Program, Recording, RecordingState, Role, StudyProgress
 from server.errors import ApiError
-from server.recordings import may_view, visible
+from server.live.recordings import may_view, visible
+from server.people import enrolment
 
 
 @aiohttp_jinja2.template("archive.html")

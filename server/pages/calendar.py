@@ -1,6 +1,6 @@
 """server.pages.calendar: the calendar (month and week views), deadlines, schedule import and notifications.
 
-- `/calendar?view=month|week&date=YYYY-MM-DD`: the meetings the user may see (`server.calendar`), today
+- `/calendar?view=month|week&date=YYYY-MM-DD`: the meetings the user may see (`server.schedule.calendar`), today
   highlighted, with previous/next/today navigation; on a phone the month becomes a list of days. The
   "Subscribe" box shows the user's secret iCalendar URL and replaces it on request (POST /calendar/feed).
 - `/deadlines?state=due|overdue|received`: regional-meeting documents: operators see every meeting,
@@ -17,16 +17,19 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import calendar as cal
-from server import deadlines, keys, notifications, schedule, schedule_import
-from server import meetings as svc
+from server import keys
 from server.api.calendar import feed_url
 from server.api.units import IMPORT_MAX_BYTES, read_upload
 from server.auth import require
 from server.db.models import Role
 from server.errors import ApiError
 from server.i18n import _, language
-from server.units import ImportFailed
+from server.people.units import ImportFailed
+from server.schedule import calendar as cal
+from server.schedule import deadlines, notifications
+from server.schedule import importer as schedule_import
+from server.schedule import meetings as svc
+from server.schedule import rules as schedule
 
 WEEKDAY_SHORT = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",

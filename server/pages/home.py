@@ -7,11 +7,12 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import keys, notifications
-from server import meetings as svc
+from server import keys
 from server.auth import require
 from server.db.models import Role
 from server.i18n import LANG_COOKIE, LANGUAGES
+from server.schedule import meetings as svc
+from server.schedule import notifications
 
 # (label, path, icon) of the operator's shortcuts; the pages are written by each area.
 OPERATOR_SHORTCUTS = (

@@ -8,7 +8,7 @@
   image, or a download card.
 - `/forum/topics/{id}`, `/forum/meetings/{id}`, `/forum/unanswered`: questions and answers.
 - `/quizzes/{id}` (take), `/quizzes/{id}/attempts/{aid}` (score), quiz editor pages.
-Access is `server.enrolment.program_access`; writes go through the service modules (audited there).
+Access is `server.people.enrolment.program_access`; writes go through the service modules (audited there).
 Also registers the jinja filters `markdown`, `filesize` and the Mailer (`server.mail.setup`).
 """
 
@@ -24,13 +24,15 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import enrolment, forum, keys, mail, selfstudy
-from server import materials as materials_svc
+from server import keys, mail
 from server.auth import Identity, require
 from server.db.models import MaterialKind, Meeting, MeetingStatus, Program, QuizAttempt, Role, User
 from server.errors import ApiError
 from server.i18n import _
+from server.learning import forum, selfstudy
+from server.learning import materials as materials_svc
 from server.pages.meetings import field_message
+from server.people import enrolment
 
 NOTICES = {
     "material-uploaded": "The material was uploaded.",

@@ -4,7 +4,7 @@ Presenters (trainer, leader) and operators get the studio; classrooms, learners 
 view. An operator opening `?view=classroom` (the console's "view as a classroom") gets the classroom view as
 an observer: nothing of theirs is published. The page's JavaScript (web/static/live*.js, devicecheck.js)
 talks to the server through protocol.js; the server enforces every role. The network check endpoints
-(server.netcheck) are added here too.
+(server.live.netcheck) are added here too.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys, netcheck
+from server import keys
 from server.auth import require
 from server.db.models import Classroom, Role, Unit, User, meeting_classrooms
 from server.errors import ApiError
-from server.signalling import SignalError, load_meeting_for
+from server.live import netcheck
+from server.live.signalling import SignalError, load_meeting_for
 
 STUDIO_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 

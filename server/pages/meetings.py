@@ -2,8 +2,8 @@
 
 Operators list, create, edit and delete programs and meetings and change a meeting's status; trainers
 and leaders see the meetings they present; classrooms the published meetings they are invited to.
-Every write goes through `server.meetings` (validation, audit, the scheduling rules of
-`server.schedule`): a refused publication or edit shows the reason on the page (the other meeting and
+Every write goes through `server.schedule.meetings` (validation, audit, the scheduling rules of
+`server.schedule.rules`): a refused publication or edit shows the reason on the page (the other meeting and
 what is shared, or the 10-day rule with a box for the override reason). Regional meetings show their
 document deadlines with an upload form. Also registers the jinja filters `localtime`, `localdate`,
 `meeting_time` and `status_label` / `kind_label` globals.
@@ -21,12 +21,14 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import ValidationError
 
-from server import deadlines, keys, schedule
-from server import meetings as svc
+from server import keys
 from server.auth import Identity, require
 from server.db.models import Meeting, MeetingKind, MeetingStatus, Role, User
 from server.errors import ApiError
 from server.i18n import _, language
+from server.schedule import deadlines
+from server.schedule import meetings as svc
+from server.schedule import rules as schedule
 
 NOTICES = {
     "program-created": "The program was created.",

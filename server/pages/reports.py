@@ -21,13 +21,15 @@ import aiohttp_jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from server import headcount, keys, reports
-from server import meetings as svc
+from server import keys
 from server.api import reports as api
 from server.auth import require
 from server.db.models import Role, UnitLevel
 from server.errors import ApiError
 from server.i18n import _, language
+from server.reports import build as reports
+from server.reports import headcount
+from server.schedule import meetings as svc
 
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 

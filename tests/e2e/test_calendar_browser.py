@@ -13,9 +13,9 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from server import keys
-from server import meetings as svc
 from server.auth import Identity
 from server.db.models import MeetingDocument, Role, Unit, UnitLevel, User
+from server.schedule import meetings as svc
 from tests.e2e.browser import ARTIFACTS
 from tests.e2e.conftest import LiveServer, new_context
 

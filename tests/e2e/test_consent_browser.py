@@ -13,7 +13,7 @@ from aiohttp import web
 from aioice.ice import CONSENT_FAILURES
 from playwright.async_api import async_playwright
 
-import server.live as live_module
+import server.live.service as live_module
 from server import keys
 from server.db.models import Role, User
 from tests.e2e.browser import launch, logged_in_context

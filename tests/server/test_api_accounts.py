@@ -13,7 +13,7 @@ from sqlalchemy import select
 from server import keys
 from server.db.models import AuditEntry, Role, User
 from tests.conftest import LoggedIn
-from tests.server.test_accounts import make_classroom, make_meeting, new_client, new_link, open_link, token_of
+from tests.server.people.test_accounts import make_classroom, make_meeting, new_client, new_link, open_link, token_of
 from tests.server.test_auth import api_login
 
 __all__ = ["new_client"]  # the fixture is used by name

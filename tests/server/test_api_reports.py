@@ -14,7 +14,6 @@ from sqlalchemy import insert
 
 from server import keys
 from server.app import create_app
-from server.attendance import close_open_intervals
 from server.config import Config
 from server.db.models import (
     AttendanceEvent,
@@ -27,7 +26,8 @@ from server.db.models import (
     User,
     meeting_classrooms,
 )
-from server.reports import CLOCK
+from server.live.attendance import close_open_intervals
+from server.reports.build import CLOCK
 from tests.live_client import LiveClient
 from tests.server.livetest import Factory, classroom_login, connect
 

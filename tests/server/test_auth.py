@@ -1,4 +1,4 @@
-"""Tests of login, logout, rate limiting, CSRF and disabled accounts (server.auth with server.accounts)."""
+"""Tests of login, logout, rate limiting, CSRF and disabled accounts (server.auth with server.people.accounts)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from server import keys
 from server.auth import COOKIE, CSRF_COOKIE, LoginLimiter
 from server.db.models import AuditEntry, LoginSession, Role, User
 from tests.conftest import LoggedIn
-from tests.server.test_accounts import new_client
+from tests.server.people.test_accounts import new_client
 
 __all__ = ["new_client"]  # a fixture, used by name
 

@@ -1,4 +1,4 @@
-"""Tests of the `taphuan user ...` commands (server.cli → server.accounts.run_user_command)."""
+"""Tests of the `taphuan user ...` commands (server.cli → server.people.accounts.run_user_command)."""
 
 from __future__ import annotations
 

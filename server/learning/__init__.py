@@ -1,0 +1,1 @@
+"""server.learning: materials, the forum and self-study (e-learning progress)."""

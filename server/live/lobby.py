@@ -1,0 +1,146 @@
+"""server.live.lobby: guests, and everyone when a room is locked, wait here until a moderator admits them.
+
+State lives in `Live.lobby` (meeting id → lobby id → waiting Connection) and `Live.removed`; both are
+changed only by signalling handlers on the event loop. A waiting connection has `conn.waiting` set and
+no participant; it may only `ping` or `leave` until `admit` (it then gets `joined`, with its original
+join request's id) or `refuse` (it gets `closed` with reason `refused`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from server import keys
+from server.db.models import Meeting, Role
+from server.live.wire import MODERATORS, Route, SignalError, field
+
+if TYPE_CHECKING:
+    from server.live.signalling import Connection
+    from sfu.room import Room
+
+
+def removal_key(conn: Connection) -> str:
+    """removal_key: who a connection is, for remembering removals (the account, or the guest's login)."""
+    return f"user:{conn.ident.user_id}" if conn.ident.user_id is not None else f"login:{conn.ident.login_id}"
+
+
+def must_wait(conn: Connection, room: Room, meeting_id: int) -> bool:
+    """must_wait: guests, non-moderators of a locked room, and the removed wait in the lobby."""
+    if conn.ident.role in MODERATORS:
+        return False
+    if conn.ident.role == Role.GUEST or room.locked:
+        return True
+    return removal_key(conn) in conn.app[keys.LIVE].removed.get(meeting_id, set())
+
+
+def _entry(conn: Connection) -> dict[str, Any]:
+    return {"lobby_id": conn.waiting, "name": conn.name, "role": conn.ident.role.value}
+
+
+async def notify_moderators(conn: Connection, meeting_id: int) -> None:
+    """notify_moderators: send the current waiting list to every moderator in the room."""
+    live = conn.app[keys.LIVE]
+    waiting = [_entry(c) for c in live.lobby.get(meeting_id, {}).values()]
+    for other in live.in_meeting(meeting_id):
+        if other.ident.role in MODERATORS:
+            await other.send({"type": "lobby-waiting", "waiting": waiting})
+
+
+def waiting_for(conn: Connection) -> list[dict[str, Any]]:
+    """waiting_for: the lobby list for a moderator who just joined (nothing for others)."""
+    if conn.ident.role not in MODERATORS or conn.meeting_id is None:
+        return []
+    entries = conn.app[keys.LIVE].lobby.get(conn.meeting_id, {})
+    return [{"type": "lobby-waiting", "waiting": [_entry(c) for c in entries.values()]}] if entries else []
+
+
+async def wait(conn: Connection, meeting: Meeting, name: str, request_id: Any) -> dict[str, Any]:
+    """wait: put the connection in the lobby; the reply to its join is a `lobby` message."""
+    live = conn.app[keys.LIVE]
+    conn.waiting = secrets.token_hex(6)
+    conn.name = name
+    conn.pending_join = (meeting, request_id)
+    live.lobby.setdefault(meeting.id, {})[conn.waiting] = conn
+    await notify_moderators(conn, meeting.id)
+    return {"type": "lobby", "lobby_id": conn.waiting,
+            "message": "Vui lòng chờ người chủ trì cho vào phòng. / Please wait: a host will let you in."}
+
+
+async def leave_lobby(conn: Connection) -> None:
+    """leave_lobby: forget a waiting connection (it left or was let in or refused)."""
+    if conn.waiting is None or conn.pending_join is None:
+        return
+    meeting_id = conn.pending_join[0].id
+    live = conn.app[keys.LIVE]
+    entries = live.lobby.get(meeting_id, {})
+    entries.pop(conn.waiting, None)
+    if not entries:
+        live.lobby.pop(meeting_id, None)
+    conn.waiting = None
+    await notify_moderators(conn, meeting_id)
+
+
+def _waiting(conn: Connection, msg: dict[str, Any]) -> Connection:
+    lobby_id = field(msg, "lobby_id", str)
+    assert conn.meeting_id is not None
+    other = conn.app[keys.LIVE].lobby.get(conn.meeting_id, {}).get(lobby_id)
+    if other is None:
+        raise SignalError("not-found", "Không còn ai chờ với mã này. / Nobody waits with this id.")
+    return other
+
+
+async def admit(conn: Connection, other: Connection) -> None:
+    """admit: let a waiting connection in: it gets `joined` as the reply to its original join."""
+    from server.live.signalling import enter
+
+    assert other.pending_join is not None
+    meeting, request_id = other.pending_join
+    await leave_lobby(other)
+    room = await conn.app[keys.LIVE].sfu.room(str(meeting.id), meeting.video_codec)
+    conn.app[keys.LIVE].removed.get(meeting.id, set()).discard(removal_key(other))
+    try:
+        reply = await enter(other, meeting, room, other.name, None, admitted=True)
+    except SignalError as exc:
+        await other.send_error(request_id, exc.code, exc.message)
+        return
+    reply["id"] = request_id
+    await other.send(reply)
+    followups, other.followups = other.followups, []
+    for message in followups:
+        await other.send(message)
+
+
+async def on_admit(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+    """on_admit: a moderator lets someone in from the lobby."""
+    await admit(conn, _waiting(conn, msg))
+    from server.live.signalling import audit_live
+
+    await audit_live(conn, "live.admit", lobby_id=msg.get("lobby_id"))
+    return {"type": "ok"}
+
+
+async def on_refuse(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+    """on_refuse: a moderator turns someone in the lobby away."""
+    other = _waiting(conn, msg)
+    await leave_lobby(other)
+    await other.close("refused")
+    from server.live.signalling import audit_live
+
+    await audit_live(conn, "live.refuse", lobby_id=msg.get("lobby_id"))
+    return {"type": "ok"}
+
+
+async def admit_all_after_unlock(conn: Connection) -> None:
+    """admit_all_after_unlock: unlocking the room lets in everyone waiting except guests."""
+    assert conn.meeting_id is not None
+    entries = list(conn.app[keys.LIVE].lobby.get(conn.meeting_id, {}).values())
+    for other in entries:
+        if other.ident.role != Role.GUEST:
+            await admit(conn, other)
+
+
+ROUTES: dict[str, Route] = {
+    "admit": Route(on_admit, roles=MODERATORS),
+    "refuse": Route(on_refuse, roles=MODERATORS),
+}

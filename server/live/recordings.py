@@ -1,0 +1,431 @@
+"""server.live.recordings: the recording service: one recorder per live room, finalizing, recovery, access rules.
+
+Who owns what:
+- `Recorders` (one per app, under `keys.RECORDERS`, started by a cleanup context after the live side's)
+  owns the active `recorder.participant.RecordingParticipant`s (one per meeting's room) and the queue of
+  recordings to finalize. Finalizing runs one recording at a time in a child process
+  (`recorder.worker`, niced), so the live rooms keep the CPU.
+- Recording rows (`server.db.models.Recording`) carry state and progress: recording → processing (percent)
+  → ready | failed (reason). Pages poll the API for them.
+- At start, recordings left `recording` or `processing` by a killed server are finalized from their
+  segments and flagged `recovered`. A clean shutdown stops the recorders and leaves the finalizing for the
+  next start (it may take longer than a shutdown may).
+- Retention (`recorder.retention_days`, 0 = keep) deletes nothing silently: each deletion is audit-logged
+  and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import secrets
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recorder.archive import free_bytes, read_result
+from recorder.participant import RecorderOptions, RecordingParticipant
+from recorder.worker import WorkerError, run_worker
+from server import keys
+from server.audit import record
+from server.auth import Identity
+from server.db.models import (
+    Meeting,
+    MeetingStatus,
+    Recording,
+    RecordingState,
+    Role,
+    meeting_classrooms,
+    meeting_presenters,
+    program_learners,
+    program_trainers,
+    utcnow,
+)
+from sfu.errors import SfuError
+from sfu.room import Room
+
+log = logging.getLogger("taphuan.recordings")
+
+DISK_MESSAGE = ("Không đủ dung lượng đĩa để ghi hình ({free} MB còn trống, cần {need} MB). / "
+                "Not enough disk space to record ({free} MB free, {need} MB required).")
+MODERATOR_ROLES = frozenset({"operator", "trainer", "leader"})
+
+
+class RecordingRefused(Exception):
+    """RecordingRefused: a recording cannot start or stop; `code` as in docs/protocol.md, `message` bilingual."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Active:
+    """Active: one meeting being recorded now."""
+
+    recording_id: int
+    meeting_id: int
+    participant: RecordingParticipant
+    empty_timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class Recorders:
+    """Recorders: the app's recorders and finalize queue; see the module doc."""
+
+    app: web.Application
+    active: dict[int, Active] = field(default_factory=dict)
+    queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    progress: dict[int, int] = field(default_factory=dict)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    closing: bool = False
+
+    @property
+    def root(self) -> Path:
+        """root is the directory holding every recording."""
+        return self.app[keys.CONFIG].data_path / "recordings"
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # ------------------------------------------------------------------------------ start / stop
+
+    def room_created(self, room: Room) -> None:
+        """room_created (an Sfu listener): start recording the meeting if it is to be recorded."""
+        if not self.closing:
+            self._spawn(self._auto_start(room), f"recorder-auto-{room.id}")
+
+    async def _auto_start(self, room: Room) -> None:
+        cfg = self.app[keys.CONFIG].recorder
+        if not (cfg.enabled and cfg.auto_start) or not room.id.isdigit():
+            return
+        async with self.app[keys.DB]() as s:
+            meeting = await s.get(Meeting, int(room.id))
+        if meeting is None or not meeting.record or meeting.status != MeetingStatus.PUBLISHED:
+            return
+        try:
+            await self.start(meeting.id, None, room)
+        except RecordingRefused as exc:
+            if exc.code != "state":
+                log.warning("meeting %s: automatic recording refused: %s", meeting.id, exc.message)
+        except Exception:
+            log.exception("meeting %s: automatic recording failed to start", meeting.id)
+
+    async def start(self, meeting_id: int, by: Identity | None, room: Room | None = None) -> int:
+        """start records the meeting's open room; returns the Recording id. Raises RecordingRefused."""
+        cfg = self.app[keys.CONFIG]
+        if not cfg.recorder.enabled:
+            raise RecordingRefused("forbidden", "Máy chủ không bật ghi hình. / Recording is turned off on this server.")
+        if meeting_id in self.active:
+            raise RecordingRefused("state",
+                                   "Buổi tập huấn đang được ghi hình. / The meeting is already being recorded.")
+        room = room or self.app[keys.LIVE].sfu.rooms.get(str(meeting_id))
+        if room is None or room.closed:
+            raise RecordingRefused("state", "Phòng của buổi tập huấn chưa mở. / The meeting's room is not open.")
+        free = free_bytes(self.root)
+        if free < cfg.recorder.min_free_bytes:
+            message = DISK_MESSAGE.format(free=free // 1_000_000, need=cfg.recorder.min_free_bytes // 1_000_000)
+            await self._refused(meeting_id, by, message)
+            raise RecordingRefused("disk-full", message)
+        async with self.app[keys.DB]() as s:
+            meeting = await s.get(Meeting, meeting_id)
+            if meeting is None:
+                raise RecordingRefused("not-found", "Không có buổi tập huấn này. / No such meeting.")
+            now = utcnow()
+            directory = f"{meeting_id}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+            row = Recording(meeting_id=meeting_id, program_id=meeting.program_id, title=meeting.title,
+                            directory=directory, video_codec=room.video_codec, started_at=now,
+                            started_by=by.user_id if by else None)
+            s.add(row)
+            await s.flush()
+            record(s, None, "recording.start", f"recording:{row.id}", actor_id=by.user_id if by else None,
+                   meeting_id=meeting_id, automatic=by is None)
+            await s.commit()
+            recording_id = row.id
+        options = RecorderOptions(ice_addresses=list(cfg.sfu.ice_addresses),
+                                  segment_seconds=cfg.recorder.segment_seconds)
+        participant = RecordingParticipant(
+            room, self.root / directory, options,
+            on_people=lambda n: self._people(meeting_id, n),
+            on_lost=lambda: self._spawn(self.stop(meeting_id, None, "lost"), f"recorder-lost-{meeting_id}"),
+        )
+        self.active[meeting_id] = Active(recording_id, meeting_id, participant)
+        try:
+            await participant.start()
+        except (SfuError, OSError) as exc:
+            del self.active[meeting_id]
+            await participant.stop()
+            await self._set(recording_id, state=RecordingState.FAILED, error=str(exc), ended_at=utcnow())
+            raise RecordingRefused("state", f"Không ghi hình được: {exc} / Cannot record: {exc}") from exc
+        if not any(p.role != "recorder" for p in room.participants.values()):
+            self._people(meeting_id, 0)  # nobody else yet: stop after the room's grace unless someone comes
+        log.info("meeting %s: recording %s started in %s", meeting_id, recording_id, directory)
+        await self.broadcast(meeting_id, {"type": "recording", "state": "recording", "recording_id": recording_id,
+                                          "by": by.user_id if by else None})
+        return recording_id
+
+    async def _refused(self, meeting_id: int, by: Identity | None, message: str) -> None:
+        log.warning("meeting %s: recording refused: %s", meeting_id, message)
+        async with self.app[keys.DB]() as s:
+            record(s, None, "recording.refused", f"meeting:{meeting_id}", actor_id=by.user_id if by else None,
+                   reason="disk-full")
+            await s.commit()
+        await self.broadcast(meeting_id, {"type": "recording", "state": "refused", "reason": message},
+                             roles=MODERATOR_ROLES)
+
+    def _people(self, meeting_id: int, count: int) -> None:
+        active = self.active.get(meeting_id)
+        if active is None:
+            return
+        if active.empty_timer is not None:
+            active.empty_timer.cancel()
+            active.empty_timer = None
+        if count == 0:
+            grace = self.app[keys.CONFIG].sfu.room_grace_seconds
+            active.empty_timer = asyncio.get_running_loop().call_later(
+                grace, lambda: self._spawn(self.stop(meeting_id, None, "empty"), f"recorder-empty-{meeting_id}"))
+
+    async def stop(self, meeting_id: int, by: Identity | None, reason: str = "stopped") -> int:
+        """stop ends the meeting's recording and queues it for finalizing; returns its id."""
+        active = self.active.pop(meeting_id, None)
+        if active is None:
+            raise RecordingRefused("state", "Buổi tập huấn không được ghi hình. / The meeting is not being recorded.")
+        if active.empty_timer is not None:
+            active.empty_timer.cancel()
+        await active.participant.stop()
+        async with self.app[keys.DB]() as s:
+            row = await s.get(Recording, active.recording_id)
+            if row is not None:
+                row.state = RecordingState.PROCESSING
+                row.ended_at = utcnow()
+                row.duration = round(active.participant.duration, 3)
+                record(s, None, "recording.stop", f"recording:{row.id}", actor_id=by.user_id if by else None,
+                       meeting_id=meeting_id, reason=reason)
+            await s.commit()
+        log.info("meeting %s: recording %s stopped (%s)", meeting_id, active.recording_id, reason)
+        await self.broadcast(meeting_id, {"type": "recording", "state": "stopped",
+                                          "recording_id": active.recording_id, "reason": reason})
+        if not self.closing:
+            self.queue.put_nowait(active.recording_id)
+        return active.recording_id
+
+    def marker(self, meeting_id: int, title: str) -> None:
+        """marker adds a chapter marker to the meeting's recording; raises RecordingRefused when none runs."""
+        active = self.active.get(meeting_id)
+        if active is None:
+            raise RecordingRefused("state", "Buổi tập huấn không được ghi hình. / The meeting is not being recorded.")
+        active.participant.marker(title)
+
+    async def broadcast(self, meeting_id: int, message: dict[str, Any], roles: frozenset[str] | None = None) -> None:
+        """broadcast sends a message to the meeting's joined connections (of `roles` only, when given)."""
+        live = self.app.get(keys.LIVE)
+        if live is None:
+            return
+        for conn in live.in_meeting(meeting_id):
+            if roles is None or conn.ident.role.value in roles:
+                await conn.send(message)
+
+    # ------------------------------------------------------------------------------- finalizing
+
+    async def _set(self, recording_id: int, **values: Any) -> None:
+        async with self.app[keys.DB]() as s:
+            row = await s.get(Recording, recording_id)
+            if row is not None:
+                for key, value in values.items():
+                    setattr(row, key, value)
+                await s.commit()
+
+    async def _finalizer(self) -> None:
+        while True:
+            recording_id = await self.queue.get()
+            try:
+                await self.finalize(recording_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("finalizing recording %s failed", recording_id)
+
+    async def finalize(self, recording_id: int) -> None:
+        """finalize builds the recording's files in the worker process and marks it ready or failed."""
+        async with self.app[keys.DB]() as s:
+            row = await s.get(Recording, recording_id)
+            if row is None:
+                return
+            directory = self.root / row.directory
+        await self._set(recording_id, state=RecordingState.PROCESSING, progress=0)
+        self.progress[recording_id] = 0
+        result = read_result(directory)
+        if result is None or not (directory / result.file).exists():
+            last_saved = [0]
+
+            def on_progress(percent: int) -> None:
+                self.progress[recording_id] = percent
+                if percent - last_saved[0] >= 5:
+                    last_saved[0] = percent
+                    self._spawn(self._set(recording_id, progress=percent), f"recording-progress-{recording_id}")
+
+            def on_lecture(_result: dict[str, object]) -> None:  # watchable now; the originals follow
+                self._spawn(self._ready(recording_id, directory), f"recording-ready-{recording_id}")
+
+            try:
+                await run_worker(directory, self.app[keys.CONFIG].recorder.worker_nice, on_progress, on_lecture)
+            except WorkerError as exc:
+                log.error("recording %s failed: %s", recording_id, exc)
+                if read_result(directory) is None:
+                    await self._set(recording_id, state=RecordingState.FAILED, error=str(exc)[:2000])
+                self.progress.pop(recording_id, None)
+                return
+        await self._ready(recording_id, directory)
+
+    async def _ready(self, recording_id: int, directory: Path) -> None:
+        """_ready marks the recording ready from its result.json (again once the originals are written)."""
+        result = read_result(directory)
+        if result is None:
+            await self._set(recording_id, state=RecordingState.FAILED, error="no result")
+            return
+        await self._set(recording_id, state=RecordingState.READY, progress=100, file=result.file, mime=result.mime,
+                        duration=result.duration, size=result.size, chapters=result.chapters,
+                        originals=result.originals, error="")
+        self.progress.pop(recording_id, None)
+        log.info("recording %s ready: %s (%.1f s) in %.1f s; %d originals", recording_id, result.file,
+                 result.duration, result.seconds, len(result.originals))
+
+    async def recover(self) -> None:
+        """recover queues recordings a killed server left behind (flagged `recovered`) and unfinished ones."""
+        async with self.app[keys.DB]() as s:
+            rows = list((await s.scalars(select(Recording).where(Recording.state.in_(
+                (RecordingState.RECORDING, RecordingState.PROCESSING))).order_by(Recording.id))).all())
+            for row in rows:
+                if row.state == RecordingState.RECORDING:
+                    row.recovered = True
+                    row.state = RecordingState.PROCESSING
+                    row.ended_at = row.ended_at or utcnow()
+                    record(s, None, "recording.recovered", f"recording:{row.id}", meeting_id=row.meeting_id)
+                    log.warning("recording %s was interrupted (server stopped abruptly): recovering it", row.id)
+            await s.commit()
+        for row in rows:
+            self.queue.put_nowait(row.id)
+
+    # -------------------------------------------------------------------------------- retention
+
+    async def retention(self) -> int:
+        """retention deletes finished recordings older than recorder.retention_days (audit-logged); returns n."""
+        days = self.app[keys.CONFIG].recorder.retention_days
+        if days <= 0:
+            return 0
+        cutoff = utcnow() - dt.timedelta(days=days)
+        async with self.app[keys.DB]() as s:
+            rows = list((await s.scalars(select(Recording).where(
+                Recording.started_at < cutoff,
+                Recording.state.in_((RecordingState.READY, RecordingState.FAILED))))).all())
+            for row in rows:
+                await delete_recording(s, self.root, row, None, reason=f"retention ({days} days)")
+            await s.commit()
+        return len(rows)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.retention()
+            except Exception:
+                log.exception("recording retention failed")
+            await asyncio.sleep(6 * 3600)
+
+    # --------------------------------------------------------------------------------- lifetime
+
+    async def open(self) -> None:
+        """open recovers leftovers, starts the finalizer and retention, and listens for new rooms."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        await self.recover()
+        self._spawn(self._finalizer(), "recordings-finalizer")
+        self._spawn(self._retention_loop(), "recordings-retention")
+        self.app[keys.LIVE].sfu.on_room_created.append(self.room_created)
+
+    async def close(self) -> None:
+        """close stops every recorder (segments stay for the next start) and the finalizer."""
+        self.closing = True
+        with contextlib.suppress(ValueError):
+            self.app[keys.LIVE].sfu.on_room_created.remove(self.room_created)
+        for meeting_id in list(self.active):
+            with contextlib.suppress(Exception):
+                await self.stop(meeting_id, None, "server-shutdown")
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def delete_recording(s: AsyncSession, root: Path, row: Recording, request: web.Request | None,
+                           reason: str = "deleted") -> None:
+    """delete_recording removes a recording's files and row, with an audit entry and a log line."""
+    record(s, request, "recording.delete", f"recording:{row.id}", title=row.title, meeting_id=row.meeting_id,
+           directory=row.directory, reason=reason)
+    log.warning("recording %s (%s) deleted: %s", row.id, row.title, reason)
+    await asyncio.to_thread(_remove_directory, root, row.directory)
+    await s.delete(row)
+
+
+def _remove_directory(root: Path, name: str) -> None:
+    target = (root / name).resolve()
+    if name and target.parent == root.resolve():
+        shutil.rmtree(target, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------ access rules
+
+
+def visible(ident: Identity) -> ColumnElement[bool]:
+    """visible: the SQL condition for recordings `ident` may list and watch.
+
+    Operators: all. Trainers and leaders: every recording of meetings they present, and published ones of
+    programs they learn in or train (whose self-study lists them). Classrooms: published recordings of
+    meetings they were invited to. Learners: published recordings of programs they are enrolled in. Guests:
+    none.
+    """
+    if ident.role == Role.OPERATOR:
+        return true()
+    uid = ident.user_id or 0
+    published = Recording.published.is_(True) & (Recording.state == RecordingState.READY)
+    enrolled = Recording.program_id.in_(select(program_learners.c.program_id).where(program_learners.c.user_id == uid))
+    if ident.role in (Role.TRAINER, Role.LEADER):
+        presented = Recording.meeting_id.in_(
+            select(meeting_presenters.c.meeting_id).where(meeting_presenters.c.user_id == uid))
+        trained = Recording.program_id.in_(select(program_trainers.c.program_id)
+                                           .where(program_trainers.c.user_id == uid))
+        return or_(presented, published & (enrolled | trained))
+    if ident.role == Role.CLASSROOM and ident.classroom_id is not None:
+        invited = Recording.meeting_id.in_(select(meeting_classrooms.c.meeting_id)
+                                           .where(meeting_classrooms.c.classroom_id == ident.classroom_id))
+        return published & invited
+    if ident.role == Role.LEARNER:
+        return published & enrolled
+    return false()
+
+
+async def may_view(s: AsyncSession, ident: Identity, recording_id: int) -> bool:
+    """may_view tells whether `ident` may watch the recording (see `visible`)."""
+    found = await s.scalar(select(Recording.id).where(Recording.id == recording_id, visible(ident)))
+    return found is not None
+
+
+async def _recorders_ctx(app: web.Application) -> AsyncIterator[None]:
+    recorders = Recorders(app)
+    app[keys.RECORDERS] = recorders
+    await recorders.open()
+    yield
+    await recorders.close()
+
+
+def setup(app: web.Application) -> None:
+    """setup: the recorders' cleanup context (after the live side's, so it stops first)."""
+    app.cleanup_ctx.append(_recorders_ctx)

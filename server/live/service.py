@@ -1,0 +1,127 @@
+"""server.live.service: the live side of the server: the SFU's lifetime, live connections and their routes.
+
+Who owns what:
+- `Live` (one per app, under `keys.LIVE`) owns the `Sfu` and the table of open signalling connections.
+  It is changed only from the event loop, without awaits in between, so it needs no lock.
+- Each `server.live.signalling.Connection` owns its WebSocket and its participant in a room; the room's
+  mailbox task owns the media state (see sfu/room.py).
+- A bus listener task closes connections whose login was revoked elsewhere (logout, second PC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from server import keys
+from server.config import Config, udp_range
+from sfu.config import SfuConfig
+from sfu.room import Sfu
+
+if TYPE_CHECKING:
+    from server.live.signalling import Connection
+
+log = logging.getLogger("taphuan.live")
+
+
+def sfu_config(config: Config) -> SfuConfig:
+    """sfu_config: the SFU's settings from config.yaml."""
+    s = config.sfu
+    return SfuConfig(
+        ice_addresses=list(s.ice_addresses),
+        udp_ports=udp_range(s.udp_ports),
+        compiled_fanout=s.compiled_fanout,
+        announce_address=s.announce_address or None,
+        grid_slots=s.grid_slots,
+        max_participants_per_room=s.max_participants_per_room,
+        max_participants=s.max_participants,
+        room_grace_seconds=s.room_grace_seconds,
+        resume_seconds=s.resume_seconds,
+        keyframe_min_interval=s.keyframe_min_interval,
+        max_sdp_bytes=config.limits.max_sdp_bytes,
+        video_codec=s.video_codec,
+    )
+
+
+class Live:
+    """Live: the SFU and the open signalling connections of this process."""
+
+    def __init__(self, config: Config) -> None:
+        self.sfu = Sfu(sfu_config(config))
+        self.connections: set[Connection] = set()
+        # Lobby: meeting id -> lobby id -> waiting connection (see server.live.lobby).
+        self.lobby: dict[int, dict[str, Connection]] = {}
+        # Who was removed from a meeting's room ("user:<id>" or "login:<id>"): they wait in the lobby next time.
+        self.removed: dict[int, set[str]] = {}
+
+    def in_meeting(self, meeting_id: int) -> list[Connection]:
+        """Live.in_meeting: the joined connections of one meeting's room."""
+        return [c for c in self.connections if c.meeting_id == meeting_id and c.participant_id]
+
+    def by_participant(self, meeting_id: int, participant_id: str) -> Connection | None:
+        """Live.by_participant: the connection of one participant, if it is connected."""
+        for c in self.connections:
+            if c.meeting_id == meeting_id and c.participant_id == participant_id:
+                return c
+        return None
+
+    def by_login(self, login_ids: set[str]) -> list[Connection]:
+        """Live.by_login: open connections made with any of these logins."""
+        return [c for c in self.connections if c.ident.login_id in login_ids]
+
+    def by_user_in_meeting(self, user_id: int, meeting_id: int) -> list[Connection]:
+        """Live.by_user_in_meeting: open connections of one account in one meeting."""
+        return [c for c in self.connections
+                if c.ident.user_id == user_id and c.meeting_id == meeting_id and c.participant_id]
+
+    async def close_all(self, reason: str) -> None:
+        """Live.close_all: tell every connection why, and close it."""
+        await asyncio.gather(*(c.close(reason) for c in list(self.connections)), return_exceptions=True)
+
+
+async def _listen_logins(app: web.Application) -> None:
+    sub = await app[keys.BUS].subscribe("logins")
+    try:
+        async for message in sub:
+            if message.get("type") != "login-revoked":
+                continue
+            ids = {str(i) for i in message.get("login_ids", [])}
+            reason = str(message.get("reason", "logout"))
+            for conn in app[keys.LIVE].by_login(ids):
+                asyncio.create_task(conn.close(reason))
+    finally:
+        await sub.close()
+
+
+async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
+    live = Live(app[keys.CONFIG])
+    app[keys.LIVE] = live
+    listener = asyncio.create_task(_listen_logins(app), name="live-logins")
+    yield
+    listener.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listener
+    await live.close_all("server-shutdown")
+    await live.sfu.close()
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    live = app.get(keys.LIVE)
+    if live is not None:
+        await live.close_all("server-shutdown")
+
+
+def setup(app: web.Application) -> None:
+    """setup: add the live routes and the SFU's cleanup context."""
+    from server.live.attendance import attendance_ctx
+    from server.live.signalling import websocket_handler
+
+    app.cleanup_ctx.append(_live_ctx)
+    app.cleanup_ctx.append(attendance_ctx)
+    app.on_shutdown.append(_on_shutdown)
+    app.router.add_get("/ws", websocket_handler, name="ws")

@@ -1,0 +1,1 @@
+"""server.people: accounts, organisational units (provinces, districts, classrooms) and enrolment."""

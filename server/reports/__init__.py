@@ -1,0 +1,1 @@
+"""server.reports: attendance computed from live events, headcounts, reports and their exports."""

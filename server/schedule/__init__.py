@@ -1,0 +1,1 @@
+"""server.schedule: meetings, the scheduling rules, deadlines, calendars, CSV import and notifications."""

@@ -1,0 +1,300 @@
+"""Tests of server/live/recordings.py and server/live/recording_live.py: start/stop over /ws, automatic start,
+finalizing
+in the worker, disk refusal, retention, and recovery after `kill -9` of a real server process."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server import keys
+from server.config import Config
+from server.db.models import (
+    AuditEntry,
+    LoginSession,
+    Meeting,
+    MeetingStatus,
+    Program,
+    Recording,
+    RecordingState,
+    Role,
+    User,
+    meeting_presenters,
+    utcnow,
+)
+from tests.live_client import LiveClient
+from tests.recorder.media import ffprobe
+from tests.server.livetest import connect
+from tests.server.test_serve import ROOT, _free_port, _read_until
+from tests.sfu.helpers import RED, ColorTrack
+
+Factory = Callable[..., Awaitable[Any]]
+
+
+async def _wait_state(app: Any, recording_id: int, states: set[RecordingState], within: float = 60) -> Recording:
+    deadline = time.monotonic() + within
+    while True:
+        async with app[keys.DB]() as s:
+            row = await s.get(Recording, recording_id)
+        if row is not None and row.state in states:
+            return row
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"recording {recording_id}: {row.state if row else None}")
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config]) -> Config:
+    return make_config(recorder__segment_seconds=1.0, recorder__min_free_bytes=0, sfu__room_grace_seconds=1.0)
+
+
+async def test_record_start_stop_over_websocket(app: Any, login_as: Factory, make_meeting: Factory,
+                                                make_classroom: Factory, make_user: Factory,
+                                                clients: list[LiveClient]) -> None:
+    trainer = await login_as(Role.TRAINER)
+    meeting = await make_meeting(presenters=[trainer.user])
+    t = await connect(trainer, clients)
+    await t.join(meeting.id)
+    await t.publish(ColorTrack(RED))
+    reply = await t.request("record-start")
+    assert reply["type"] == "ok", reply
+    rid = reply["recording_id"]
+    note = await t.wait(lambda m: m.get("type") == "recording" and m.get("state") == "recording")
+    assert note["recording_id"] == rid
+    await t.wait(lambda m: m.get("type") == "participant-joined" and m.get("role") == "recorder")
+    assert (await t.request("record-start"))["error"]["code"] == "state"
+    began = time.monotonic()
+    await asyncio.sleep(3.5)
+    assert (await t.request("record-marker", title="Phần 2: thảo luận"))["type"] == "ok"
+    assert (await t.request("record-marker", title=""))["error"]["code"] == "bad-message"
+    await asyncio.sleep(2.5)
+    real = time.monotonic() - began  # the recording lasts at least this long: it stops once the request is in
+    assert (await t.request("record-stop"))["type"] == "ok"
+    await t.wait(lambda m: m.get("type") == "recording" and m.get("state") == "stopped")
+    row = await _wait_state(app, rid, {RecordingState.READY, RecordingState.FAILED})
+    assert row.state == RecordingState.READY, row.error
+    assert not row.recovered and row.progress == 100
+    assert any(c["title"] == "Phần 2: thảo luận" for c in row.chapters)
+    path = app[keys.CONFIG].data_path / "recordings" / row.directory / row.file
+    info = ffprobe(path)
+    assert sorted(s["codec_name"] for s in info["streams"]) == ["opus", "vp8"]
+    assert float(info["format"]["duration"]) >= real - 0.1  # give or take a frame
+    async with app[keys.DB]() as s:
+        actions = set((await s.scalars(select(AuditEntry.action))).all())
+    assert {"recording.start", "recording.stop"} <= actions
+
+    classroom_id = await make_classroom()
+    room_user = await make_user(Role.CLASSROOM, classroom_id=classroom_id)
+    c = await connect(await login_as(user=room_user), clients)
+    meeting2 = await make_meeting(classrooms=[classroom_id], presenters=[trainer.user])
+    await c.join(meeting2.id)
+    assert (await c.request("record-start"))["error"]["code"] == "forbidden"
+    assert (await c.request("record-marker", title="x"))["error"]["code"] == "forbidden"
+
+
+async def test_automatic_start_and_stop_when_room_empties(make_config: Callable[..., Config], aiohttp_client: Any,
+                                                          clients: list[LiveClient]) -> None:
+    from server.app import create_app
+
+    cfg = make_config(recorder__auto_start=True, recorder__segment_seconds=1.0, recorder__min_free_bytes=0,
+                      sfu__room_grace_seconds=0.5)
+    app = create_app(cfg)
+    client = await aiohttp_client(app)
+    async with app[keys.DB]() as s:
+        user = User(username="tr-auto", display_name="Trainer", role=Role.TRAINER, password_hash="x")
+        program = Program(title="P")
+        s.add_all([user, program])
+        await s.flush()
+        now = utcnow()
+        meeting = Meeting(program_id=program.id, title="Tự động", status=MeetingStatus.PUBLISHED,
+                          starts_at=now, ends_at=now + dt.timedelta(hours=1))
+        unrecorded = Meeting(program_id=program.id, title="Không ghi", status=MeetingStatus.PUBLISHED,
+                             starts_at=now, ends_at=now + dt.timedelta(hours=1), record=False)
+        s.add_all([meeting, unrecorded])
+        await s.flush()
+        await s.execute(sa.insert(meeting_presenters).values(
+            [{"meeting_id": meeting.id, "user_id": user.id}, {"meeting_id": unrecorded.id, "user_id": user.id}]))
+        login = LoginSession(id="tok-auto", user_id=user.id, csrf_token="c", expires_at=now + dt.timedelta(hours=1))
+        s.add(login)
+        await s.commit()
+    client.session.cookie_jar.update_cookies({"taphuan_login": "tok-auto"}, response_url=client.make_url("/"))
+    lc = LiveClient(client.session, str(client.make_url("/ws")))
+    clients.append(lc)
+    await lc.connect()
+    await lc.join(meeting.id)
+    await lc.publish(ColorTrack(RED))
+    note = await lc.wait(lambda m: m.get("type") == "recording" and m.get("state") == "recording")
+    await asyncio.sleep(2.0)
+    await lc.request("leave")
+    row = await _wait_state(app, note["recording_id"], {RecordingState.READY, RecordingState.FAILED})
+    assert row.state == RecordingState.READY, row.error
+    other = LiveClient(client.session, str(client.make_url("/ws")))
+    clients.append(other)
+    await other.connect()
+    await other.join(unrecorded.id)
+    await asyncio.sleep(0.5)
+    assert unrecorded.id not in app[keys.RECORDERS].active
+    async with app[keys.DB]() as s:
+        assert await s.scalar(select(sa.func.count()).select_from(Recording)) == 1
+
+
+async def test_refused_when_disk_is_nearly_full(make_config: Callable[..., Config], aiohttp_client: Any,
+                                                clients: list[LiveClient]) -> None:
+    from server.app import create_app
+
+    app = create_app(make_config(recorder__min_free_bytes=10**18))
+    client = await aiohttp_client(app)
+    async with app[keys.DB]() as s:
+        user = User(username="op-disk", display_name="Op", role=Role.OPERATOR, password_hash="x")
+        s.add(user)
+        await s.flush()
+        s.add(LoginSession(id="tok-disk", user_id=user.id, csrf_token="c", expires_at=utcnow() + dt.timedelta(hours=1)))
+        await s.commit()
+    client.session.cookie_jar.update_cookies({"taphuan_login": "tok-disk"}, response_url=client.make_url("/"))
+    async with app[keys.DB]() as s:
+        program = Program(title="P")
+        s.add(program)
+        await s.flush()
+        now = utcnow()
+        m = Meeting(program_id=program.id, title="Đầy đĩa", status=MeetingStatus.PUBLISHED, starts_at=now,
+                    ends_at=now + dt.timedelta(hours=1))
+        s.add(m)
+        await s.commit()
+    lc = LiveClient(client.session, str(client.make_url("/ws")))
+    clients.append(lc)
+    await lc.connect()
+    await lc.join(m.id)
+    reply = await lc.request("record-start")
+    assert reply["error"]["code"] == "disk-full"
+    assert "dung lượng" in reply["error"]["message"] and "disk space" in reply["error"]["message"]
+    note = await lc.wait(lambda msg: msg.get("type") == "recording" and msg.get("state") == "refused")
+    assert "disk" in note["reason"]
+    async with app[keys.DB]() as s:
+        assert "recording.refused" in set((await s.scalars(select(AuditEntry.action))).all())
+        assert await s.scalar(select(sa.func.count()).select_from(Recording)) == 0
+
+
+async def test_retention_deletes_old_recordings_with_an_audit_entry(make_config: Callable[..., Config],
+                                                                    aiohttp_client: Any) -> None:
+    from server.app import create_app
+
+    app = create_app(make_config(recorder__retention_days=30))
+    await aiohttp_client(app)
+    root = app[keys.CONFIG].data_path / "recordings"
+    async with app[keys.DB]() as s:
+        old = Recording(title="Cũ", directory="old", state=RecordingState.READY,
+                        started_at=utcnow() - dt.timedelta(days=31))
+        new = Recording(title="Mới", directory="new", state=RecordingState.READY, started_at=utcnow())
+        s.add_all([old, new])
+        await s.commit()
+    for name in ("old", "new"):
+        (root / name).mkdir()
+        (root / name / "lecture.webm").write_bytes(b"x")
+    assert await app[keys.RECORDERS].retention() == 1
+    assert not (root / "old").exists() and (root / "new").exists()
+    async with app[keys.DB]() as s:
+        titles = set((await s.scalars(select(Recording.title))).all())
+        entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "recording.delete"))
+    assert titles == {"Mới"}
+    assert entry is not None and "retention" in entry.details["reason"]
+
+
+def _setup_db(data_dir: Path) -> int:
+    """_setup_db: a trainer with a login, a published recorded meeting he presents; returns the meeting id."""
+    engine = sa.create_engine(f"sqlite:///{data_dir / 'taphuan.sqlite3'}")
+    with Session(engine) as s:
+        user = User(username="tr-kill", display_name="Trainer", role=Role.TRAINER, password_hash="x")
+        program = Program(title="Chương trình")
+        s.add_all([user, program])
+        s.flush()
+        now = utcnow()
+        meeting = Meeting(program_id=program.id, title="Bài giảng bị ngắt", status=MeetingStatus.PUBLISHED,
+                          starts_at=now, ends_at=now + dt.timedelta(hours=1))
+        s.add(meeting)
+        s.flush()
+        s.execute(sa.insert(meeting_presenters).values(meeting_id=meeting.id, user_id=user.id))
+        s.add(LoginSession(id="tok-kill", user_id=user.id, csrf_token="c", expires_at=now + dt.timedelta(hours=2)))
+        s.commit()
+        meeting_id = meeting.id
+    engine.dispose()
+    return meeting_id
+
+
+def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAPHUAN_")}
+    env.update({"TAPHUAN_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
+                "TAPHUAN_SFU__ICE_ADDRESSES": "[127.0.0.1]", "TAPHUAN_RECORDER__MIN_FREE_BYTES": "0",
+                "TAPHUAN_RECORDER__SEGMENT_SECONDS": "1.0"})
+    return subprocess.Popen([sys.executable, "-m", "server.cli", "--config", str(ROOT / "config.yaml"), "serve",
+                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+async def test_kill_9_during_recording_is_recovered_at_next_start(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", _free_port()
+    proc = _serve(data_dir, port)
+    try:
+        await asyncio.to_thread(_read_until, proc, "running at")
+        meeting_id = _setup_db(data_dir)
+        base = f"http://127.0.0.1:{port}"
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
+            jar.update_cookies({"taphuan_login": "tok-kill"}, response_url=aiohttp.client.URL(base))
+            lc = LiveClient(session, f"{base}/ws")
+            await lc.connect()
+            try:
+                await lc.join(meeting_id)
+                await lc.publish(ColorTrack(RED))
+                await lc.wait(lambda m: m.get("type") == "recording" and m.get("state") == "recording")
+                began = time.monotonic()
+                await asyncio.sleep(7.0)
+                real = time.monotonic() - began
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
+            finally:
+                await lc.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    proc = _serve(data_dir, port)
+    try:
+        await asyncio.to_thread(_read_until, proc, "running at")
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            session.cookie_jar.update_cookies({"taphuan_login": "tok-kill"},
+                                              response_url=aiohttp.client.URL(f"http://127.0.0.1:{port}"))
+            deadline = time.monotonic() + 60
+            while True:
+                async with session.get(f"http://127.0.0.1:{port}/api/v1/recordings") as resp:
+                    assert resp.status == 200
+                    items = await resp.json()
+                if items and items[0]["state"] in ("ready", "failed"):
+                    break
+                assert time.monotonic() < deadline, items
+                await asyncio.sleep(0.5)
+            item = items[0]
+            assert item["state"] == "ready", item
+            assert item["recovered"] is True
+            async with session.get(f"http://127.0.0.1:{port}{item['media_url']}") as resp:
+                assert resp.status == 200
+                (tmp_path / "recovered.webm").write_bytes(await resp.read())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    info = ffprobe(tmp_path / "recovered.webm")
+    assert {s["codec_name"] for s in info["streams"]} == {"vp8", "opus"}
+    assert float(info["format"]["duration"]) >= real - 5, (info["format"]["duration"], real)

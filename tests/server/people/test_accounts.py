@@ -1,0 +1,556 @@
+"""Tests of server.people.accounts and its pages: accounts, own password, join links (/j/{token}) and the audit page."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select, update
+
+from server import keys
+from server.auth import COOKIE, join_link_token
+from server.bus import Subscription
+from server.db.models import (
+    AuditEntry,
+    Classroom,
+    JoinLink,
+    LoginSession,
+    Meeting,
+    MeetingStatus,
+    Program,
+    Role,
+    Unit,
+    UnitLevel,
+    User,
+    utcnow,
+)
+from server.people.accounts import safe_next
+from tests.conftest import LoggedIn
+
+MakeUser = Callable[..., Awaitable[User]]
+LoginAs = Callable[..., Awaitable[LoggedIn]]
+NewClient = Callable[[], Awaitable[TestClient[Any, Any]]]
+HTML = {"Accept": "text/html"}
+JSON = {"Accept": "application/json"}
+
+
+# ---------------------------------------------------------------- helpers (also used by test_api_accounts)
+
+
+async def make_classroom(app: web.Application, code: str = "HN-BD-01", name: str = "Phòng họp Ba Đình") -> Classroom:
+    """make_classroom: a classroom in a new province unit."""
+    async with app[keys.DB]() as s:
+        unit = await s.scalar(select(Unit).where(Unit.code == "T01"))
+        if unit is None:
+            unit = Unit(code="T01", name="Tỉnh Thử", level=UnitLevel.PROVINCE)
+            s.add(unit)
+            await s.flush()
+        classroom = Classroom(code=code, name=name, unit_id=unit.id)
+        s.add(classroom)
+        await s.commit()
+        return classroom
+
+
+async def make_meeting(app: web.Application, *, starts_in: float = 1.0, hours: float = 2.0,
+                       status: MeetingStatus = MeetingStatus.PUBLISHED) -> Meeting:
+    """make_meeting: a meeting starting `starts_in` hours from now."""
+    async with app[keys.DB]() as s:
+        program = Program(title="Chương trình thử")
+        s.add(program)
+        await s.flush()
+        start = utcnow() + dt.timedelta(hours=starts_in)
+        meeting = Meeting(program_id=program.id, title="Bồi dưỡng giáo viên", starts_at=start,
+                          ends_at=start + dt.timedelta(hours=hours), status=status)
+        s.add(meeting)
+        await s.commit()
+        return meeting
+
+
+async def new_link(op: LoggedIn, meeting_id: int, **body: Any) -> dict[str, Any]:
+    resp = await op.post(f"/api/v1/meetings/{meeting_id}/links", json=body)
+    assert resp.status == 201, await resp.text()
+    return dict(await resp.json())
+
+
+def token_of(url: str) -> str:
+    return url.rsplit("/j/", 1)[1]
+
+
+async def open_link(client: TestClient[Any, Any], token: str, accept: dict[str, str] = HTML) -> Any:
+    return await client.get(f"/j/{token}", headers=accept, allow_redirects=False)
+
+
+@pytest.fixture
+async def new_client(client: TestClient[Any, Any]) -> AsyncIterator[Callable[[], Awaitable[TestClient[Any, Any]]]]:
+    """new_client: more browsers (own cookies) on the already running server (the app is not restarted)."""
+    made: list[TestClient[Any, Any]] = []
+
+    async def make() -> TestClient[Any, Any]:
+        other: TestClient[Any, Any] = TestClient(client.server)
+        await other.start_server()
+        made.append(other)
+        return other
+
+    yield make
+    for other in made:
+        await other.session.close()
+
+
+async def next_message(sub: Subscription) -> dict[str, Any]:
+    return await asyncio.wait_for(sub.get(), timeout=2)
+
+
+# ---------------------------------------------------------------- core
+
+
+def test_safe_next() -> None:
+    assert safe_next("/accounts?q=1") == "/accounts?q=1"
+    for bad in (None, "", "accounts", "//evil", "/\\evil", "http://evil/", "https:/evil"):
+        assert safe_next(bad) == "/"
+
+
+# ---------------------------------------------------------------- role refusals (pages)
+
+
+async def test_pages_refuse_other_roles(login_as: LoginAs, app: web.Application) -> None:
+    meeting = await make_meeting(app)
+    paths = ["/accounts", "/accounts/new", "/accounts/1", "/audit", f"/meetings/{meeting.id}/links"]
+    for role in (Role.TRAINER, Role.LEADER, Role.CLASSROOM, Role.LEARNER):
+        who = await login_as(role)
+        for path in paths:
+            resp = await who.get(path, headers=JSON)
+            assert resp.status == 403, (role, path)
+            assert (await resp.json())["error"]["code"] == "forbidden"
+        for path in ("/accounts/new", "/accounts/1/disable", "/accounts/1/reset-password",
+                     f"/meetings/{meeting.id}/links"):
+            resp = await who.post(path, data={"csrf_token": who.csrf}, headers=JSON)
+            assert resp.status == 403, (role, path)
+        html = await who.get("/accounts", headers=HTML)
+        assert html.status == 403 and "Vai trò của bạn không được phép" in await html.text()
+
+
+async def test_guest_is_refused_pages(login_as: LoginAs, app: web.Application, new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting(app)
+    link = await new_link(op, meeting.id, guest_name="Khách")
+    fresh = await new_client()
+    resp = await open_link(fresh, token_of(link["url"]))
+    assert resp.status == 303
+    for path in ("/accounts", "/audit", f"/meetings/{meeting.id}/links", "/me/password"):
+        resp = await fresh.get(path, headers=JSON)
+        assert resp.status == 403, path
+
+
+async def test_anonymous_is_sent_to_login(client: TestClient[Any, Any]) -> None:
+    for path in ("/accounts", "/audit", "/me/password", "/meetings/1/links"):
+        resp = await client.get(path, headers=HTML, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"].startswith("/login?next=")
+        resp = await client.get(path, headers=JSON)
+        assert resp.status == 401
+
+
+# ---------------------------------------------------------------- account pages
+
+
+async def test_accounts_list_search_and_filter(login_as: LoginAs, make_user: MakeUser) -> None:
+    op = await login_as(Role.OPERATOR)
+    await make_user(Role.TRAINER, username="tran.thi.lan", display_name="Trần Thị Lan")
+    await make_user(Role.LEADER, username="le.van.hung", display_name="Lê Văn Hùng")
+    html = await (await op.get("/accounts", headers=HTML)).text()
+    assert "tran.thi.lan" in html and "le.van.hung" in html and "Tài khoản" in html
+    html = await (await op.get("/accounts?q=Lan", headers=HTML)).text()
+    assert "tran.thi.lan" in html and "le.van.hung" not in html
+    html = await (await op.get("/accounts?role=leader", headers=HTML)).text()
+    assert "le.van.hung" in html and "tran.thi.lan" not in html
+    html = await (await op.get("/accounts?role=nonsense&status=disabled", headers=HTML)).text()
+    assert "le.van.hung" not in html and "Không có tài khoản nào phù hợp" in html
+
+
+async def test_create_account_page_shows_password_once(login_as: LoginAs, app: web.Application,
+                                                       new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    form = await op.get("/accounts/new", headers=HTML)
+    assert form.status == 200 and "Tạo tài khoản" in await form.text()
+    resp = await op.post("/accounts/new", data={"csrf_token": op.csrf, "username": "Nguyen.An", "display_name":
+                                                "Nguyễn An", "role": "trainer", "email": "an@example.vn"})
+    assert resp.status == 200
+    html = await resp.text()
+    match = re.search(r'<code id="new-password">([^<]+)</code>', html)
+    assert match, html
+    password = match.group(1)
+    async with app[keys.DB]() as s:
+        user = await s.scalar(select(User).where(User.username == "nguyen.an"))
+        assert user is not None and user.role == Role.TRAINER and user.email == "an@example.vn"
+        assert password not in user.password_hash
+        entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "user.create"))
+        assert entry is not None and entry.actor_id == op.user.id
+    other = await new_client()
+    from tests.server.test_auth import api_login
+
+    assert (await api_login(other, "nguyen.an", password)).status == 200
+
+
+async def test_create_account_page_errors(login_as: LoginAs, make_user: MakeUser) -> None:
+    op = await login_as(Role.OPERATOR)
+    await make_user(Role.TRAINER, username="taken")
+    cases = [
+        ({"username": "taken", "role": "trainer"}, 409, "đã có"),
+        ({"username": "a b", "role": "trainer"}, 422, "Tên đăng nhập gồm"),
+        ({"username": "room1", "role": "classroom"}, 422, "cần chọn lớp học"),
+        ({"username": "gg", "role": "guest"}, 422, "Vai trò không hợp lệ"),
+    ]
+    for data, status, text in cases:
+        resp = await op.post("/accounts/new", data={"csrf_token": op.csrf, "display_name": "X", **data})
+        assert resp.status == status, data
+        assert text in await resp.text()
+
+
+async def test_edit_reset_disable_enable_pages(login_as: LoginAs, make_user: MakeUser, app: web.Application) -> None:
+    op = await login_as(Role.OPERATOR)
+    user = await make_user(Role.TRAINER, username="edit.me", display_name="Cũ")
+    victim = await login_as(user=user)
+    page = await op.get(f"/accounts/{user.id}", headers=HTML)
+    assert page.status == 200 and "Đặt lại mật khẩu" in await page.text()
+    resp = await op.post(f"/accounts/{user.id}", data={"csrf_token": op.csrf, "display_name": "Mới", "role": "leader",
+                                                       "email": "", "language": "en"}, allow_redirects=False)
+    assert resp.status == 303
+    async with app[keys.DB]() as s:
+        fresh = await s.get(User, user.id)
+        assert fresh is not None and fresh.display_name == "Mới" and fresh.role == Role.LEADER
+        assert fresh.language == "en"
+    resp = await op.post(f"/accounts/{user.id}/reset-password", data={"csrf_token": op.csrf})
+    assert resp.status == 200
+    html = await resp.text()
+    assert re.search(r'<code id="new-password">[a-z0-9-]{19}</code>', html)
+    assert (await victim.get("/api/v1/me")).status == 401  # the reset ended the login
+    resp = await op.post(f"/accounts/{user.id}/disable", data={"csrf_token": op.csrf}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].endswith("done=disabled")
+    resp = await op.post(f"/accounts/{user.id}/enable", data={"csrf_token": op.csrf}, allow_redirects=False)
+    assert resp.status == 303
+    async with app[keys.DB]() as s:
+        fresh = await s.get(User, user.id)
+        assert fresh is not None and not fresh.disabled
+        actions = set((await s.scalars(select(AuditEntry.action))).all())
+    assert {"user.update", "user.reset-password", "user.disable", "user.enable"} <= actions
+    assert (await op.get("/accounts/999999", headers=JSON)).status == 404
+
+
+async def test_operator_cannot_disable_self_or_change_own_role(login_as: LoginAs, app: web.Application) -> None:
+    op = await login_as(Role.OPERATOR)
+    resp = await op.post(f"/accounts/{op.user.id}/disable", data={"csrf_token": op.csrf}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].endswith("done=own-account")
+    resp = await op.post(f"/accounts/{op.user.id}", data={"csrf_token": op.csrf, "display_name": "X",
+                                                          "role": "learner"})
+    assert resp.status == 409
+    async with app[keys.DB]() as s:
+        me = await s.get(User, op.user.id)
+        assert me is not None and me.role == Role.OPERATOR and not me.disabled
+
+
+async def test_change_own_password_page(login_as: LoginAs, make_user: MakeUser, new_client: NewClient,
+                                        app: web.Application) -> None:
+    user = await make_user(Role.LEARNER, username="hocvien", password="old-password")
+    me = await login_as(user=user)
+    other = await login_as(user=user)
+    page = await me.get("/me/password", headers=HTML)
+    assert page.status == 200 and "Mật khẩu hiện tại" in await page.text()
+    resp = await me.post("/me/password", data={"csrf_token": me.csrf, "old_password": "wrong",
+                                               "new_password": "new-password", "new_password2": "new-password"})
+    assert resp.status == 403 and "Mật khẩu hiện tại không đúng" in await resp.text()
+    resp = await me.post("/me/password", data={"csrf_token": me.csrf, "old_password": "old-password",
+                                               "new_password": "new-password", "new_password2": "different"})
+    assert resp.status == 422
+    resp = await me.post("/me/password", data={"csrf_token": me.csrf, "old_password": "old-password",
+                                               "new_password": "short", "new_password2": "short"})
+    assert resp.status == 422 and "ít nhất 8 ký tự" in await resp.text()
+    resp = await me.post("/me/password", data={"csrf_token": me.csrf, "old_password": "old-password",
+                                               "new_password": "new-password", "new_password2": "new-password"})
+    assert resp.status == 200 and "Đã đổi mật khẩu" in await resp.text()
+    assert (await me.get("/api/v1/me")).status == 200  # this login stays
+    assert (await other.get("/api/v1/me")).status == 401  # the other one ended
+    from tests.server.test_auth import api_login
+
+    fresh = await new_client()
+    assert (await api_login(fresh, "hocvien", "old-password")).status == 401
+    assert (await api_login(fresh, "hocvien", "new-password")).status == 200
+
+
+# ---------------------------------------------------------------- join links
+
+
+async def test_classroom_link_opens_a_meeting_login(login_as: LoginAs, client: TestClient[Any, Any],
+                                                    app: web.Application, new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    room = await make_classroom(app)
+    meeting = await make_meeting(app, starts_in=1, hours=3)
+    link = await new_link(op, meeting.id, classroom_id=room.id)
+    assert link["classroom_code"] == "HN-BD-01" and not link["expired"] and not link["revoked"]
+    pc = await new_client()
+    resp = await open_link(pc, token_of(link["url"]))
+    assert resp.status == 303
+    assert resp.headers["Location"] == f"/live/{meeting.id}"
+    cookie = resp.cookies[COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    me = await (await pc.get("/api/v1/me")).json()
+    assert me["role"] == "classroom" and me["meeting_id"] == meeting.id and me["classroom_id"] == room.id
+    assert me["username"] == "hn-bd-01" and me["display_name"] == "Phòng họp Ba Đình"
+    async with app[keys.DB]() as s:
+        login = await s.get(LoginSession, cookie.value)
+        assert login is not None and login.join_link_id == link["id"] and login.meeting_id == meeting.id
+        assert login.expires_at >= meeting.ends_at  # lasts until the meeting's end plus a margin
+    # the classroom account exists once, even after a second link
+    await new_link(op, meeting.id, classroom_id=room.id)
+    async with app[keys.DB]() as s:
+        accounts = (await s.scalars(select(User).where(User.classroom_id == room.id))).all()
+        assert len(accounts) == 1
+
+
+async def test_guest_link_creates_a_login_without_account(login_as: LoginAs, app: web.Application,
+                                                          new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting(app)
+    link = await new_link(op, meeting.id, guest_name="Nguyễn Văn Khách")
+    pc = await new_client()
+    resp = await open_link(pc, token_of(link["url"]))
+    assert resp.status == 303 and resp.headers["Location"] == f"/live/{meeting.id}"
+    me = await (await pc.get("/api/v1/me")).json()
+    assert me == {"id": None, "username": "", "display_name": "Nguyễn Văn Khách", "role": "guest",
+                  "classroom_id": None, "meeting_id": meeting.id, "language": "vi"}
+    async with app[keys.DB]() as s:
+        login = await s.get(LoginSession, resp.cookies[COOKIE].value)
+        assert login is not None and login.user_id is None and login.guest_name == "Nguyễn Văn Khách"
+
+
+async def test_top_bar_name_opens_the_password_page_and_the_menu_has_the_archive(
+        login_as: LoginAs, app: web.Application, new_client: NewClient) -> None:
+    for role in (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM, Role.LEARNER):
+        who = await login_as(role, display_name=f"Người dùng {role.value}")
+        html = await (await who.get("/me/password", headers=HTML)).text()
+        assert f'<a class="whoami" href="/me/password" title="{who.user.username} · Đổi mật khẩu">' \
+               f"Người dùng {role.value}</a>" in html, role
+        assert '<a href="/archive">Lưu trữ</a>' in html, role
+    # A guest (join link, no password) has neither.
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting(app)
+    link = await new_link(op, meeting.id, guest_name="Khách Hà")
+    guest = await new_client()
+    assert (await open_link(guest, token_of(link["url"]))).status == 303
+    html = await (await guest.get(f"/live/{meeting.id}", headers=HTML)).text()
+    assert '<span class="whoami" title="">Khách Hà</span>' in html
+    assert 'href="/me/password"' not in html and 'href="/archive"' not in html
+
+
+async def test_tampered_link_is_400(login_as: LoginAs, app: web.Application, new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting(app)
+    link = await new_link(op, meeting.id, guest_name="Khách")
+    token = token_of(link["url"])
+    pc = await new_client()
+    bad = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    resp = await open_link(pc, bad)
+    assert resp.status == 400
+    assert "Liên kết tham gia không hợp lệ" in await resp.text()
+    resp = await open_link(pc, bad, JSON)
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "link-invalid"
+    assert (await open_link(pc, "x" * 300, JSON)).status == 400
+    # a token signed with another key
+    other = join_link_token.__globals__["URLSafeSerializer"](b"other-key", salt="join-link").dumps(
+        {"l": link["id"], "e": 0})
+    assert (await open_link(pc, other, JSON)).status == 400
+    assert COOKIE not in resp.cookies
+
+
+async def test_expired_link_is_410_but_existing_login_lives_on(login_as: LoginAs, app: web.Application,
+                                                               new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    room = await make_classroom(app)
+    meeting = await make_meeting(app, starts_in=-0.5, hours=2)
+    link = await new_link(op, meeting.id, classroom_id=room.id, hours=1)
+    token = token_of(link["url"])
+    inside = await new_client()
+    assert (await open_link(inside, token)).status == 303
+    # the link expires (the token embeds the expiry, so move the row and sign again)
+    async with app[keys.DB]() as s:
+        row = await s.get(JoinLink, link["id"])
+        assert row is not None
+        row.expires_at = (utcnow() - dt.timedelta(minutes=1)).replace(microsecond=0)
+        await s.commit()
+        expired_token = join_link_token(app, row)
+    late = await new_client()
+    resp = await open_link(late, expired_token)
+    assert resp.status == 410
+    html = await resp.text()
+    assert "Liên kết tham gia đã hết hạn" in html and "vẫn tiếp tục bình thường" in html
+    assert COOKIE not in resp.cookies
+    resp = await open_link(late, expired_token, JSON)
+    assert (await resp.json())["error"]["code"] == "link-expired"
+    # the old token no longer matches the row: refused as invalid
+    assert (await open_link(late, token, JSON)).status == 400
+    # the classroom already inside stays in
+    me = await inside.get("/api/v1/me")
+    assert me.status == 200 and (await me.json())["meeting_id"] == meeting.id
+    listed = await (await op.get(f"/api/v1/meetings/{meeting.id}/links")).json()
+    assert listed[0]["expired"] is True
+
+
+async def test_revoked_link_is_410_and_can_end_its_logins(login_as: LoginAs, app: web.Application,
+                                                          new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting(app)
+    a = await new_link(op, meeting.id, guest_name="Khách A")
+    b = await new_link(op, meeting.id, guest_name="Khách B")
+    guest_a, guest_b = await new_client(), await new_client()
+    assert (await open_link(guest_a, token_of(a["url"]))).status == 303
+    assert (await open_link(guest_b, token_of(b["url"]))).status == 303
+    sub = await app[keys.BUS].subscribe("logins")
+    try:
+        resp = await op.delete(f"/api/v1/meetings/{meeting.id}/links/{a['id']}")
+        assert resp.status == 200 and (await resp.json())["revoked"] is True
+        resp = await open_link(await new_client(), token_of(a["url"]))
+        assert resp.status == 410 and "đã bị thu hồi" in await resp.text()
+        assert (await guest_a.get("/api/v1/me")).status == 200  # plain revocation keeps those inside
+        resp = await op.post(f"/meetings/{meeting.id}/links/{b['id']}/revoke",
+                             data={"csrf_token": op.csrf, "end_logins": "1"}, allow_redirects=False)
+        assert resp.status == 303
+        assert (await guest_b.get("/api/v1/me")).status == 401
+        msg = await next_message(sub)
+        assert msg["type"] == "login-revoked" and msg["reason"] == "link-revoked" and len(msg["login_ids"]) == 1
+    finally:
+        await sub.close()
+    assert (await op.delete(f"/api/v1/meetings/{meeting.id}/links/99999")).status == 404
+
+
+async def test_second_pc_replaces_the_first(login_as: LoginAs, app: web.Application, new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    room = await make_classroom(app)
+    meeting = await make_meeting(app)
+    other_meeting = await make_meeting(app)
+    link = await new_link(op, meeting.id, classroom_id=room.id)
+    other_link = await new_link(op, other_meeting.id, classroom_id=room.id)
+    first, second, elsewhere = await new_client(), await new_client(), await new_client()
+    resp = await open_link(elsewhere, token_of(other_link["url"]))
+    resp = await open_link(first, token_of(link["url"]))
+    first_id = resp.cookies[COOKIE].value
+    assert (await first.get("/api/v1/me")).status == 200
+    sub = await app[keys.BUS].subscribe("logins")
+    try:
+        resp = await open_link(second, token_of(link["url"]))
+        assert resp.status == 303
+        msg = await next_message(sub)
+    finally:
+        await sub.close()
+    assert msg == {"type": "login-revoked", "login_ids": [first_id], "reason": "replaced"}
+    assert (await first.get("/api/v1/me")).status == 401
+    assert (await second.get("/api/v1/me")).status == 200
+    assert (await elsewhere.get("/api/v1/me")).status == 200  # another meeting is not replaced
+    async with app[keys.DB]() as s:
+        login = await s.get(LoginSession, first_id)
+        assert login is not None and login.revoked_reason == "replaced"
+
+
+async def test_password_login_of_classroom_replaces_its_pc(login_as: LoginAs, app: web.Application,
+                                                          new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    room = await make_classroom(app)
+    meeting = await make_meeting(app)
+    link = await new_link(op, meeting.id, classroom_id=room.id)
+    first = await new_client()
+    await open_link(first, token_of(link["url"]))
+    async with app[keys.DB]() as s:
+        account = await s.scalar(select(User).where(User.classroom_id == room.id))
+        assert account is not None
+        account_id = account.id
+    reset = await (await op.post(f"/api/v1/users/{account_id}/reset-password")).json()
+    # the reset already ended the link login; open it again, then log in by password on another PC
+    await open_link(first, token_of(link["url"]))
+    assert (await first.get("/api/v1/me")).status == 200
+    sub = await app[keys.BUS].subscribe("logins")
+    try:
+        from tests.server.test_auth import api_login
+
+        second = await new_client()
+        assert (await api_login(second, "hn-bd-01", reset["password"])).status == 200
+        msg = await next_message(sub)
+    finally:
+        await sub.close()
+    assert msg["reason"] == "replaced" and len(msg["login_ids"]) == 1
+    assert (await first.get("/api/v1/me")).status == 401
+
+
+async def test_disabled_classroom_cannot_join(login_as: LoginAs, app: web.Application, new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    room = await make_classroom(app)
+    meeting = await make_meeting(app)
+    link = await new_link(op, meeting.id, classroom_id=room.id)
+    async with app[keys.DB]() as s:
+        await s.execute(update(User).where(User.classroom_id == room.id).values(disabled=True))
+        await s.commit()
+    resp = await open_link(await new_client(), token_of(link["url"]), JSON)
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "account-disabled"
+
+
+async def test_cancelled_meeting_link_is_410(login_as: LoginAs, app: web.Application, new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting(app, status=MeetingStatus.CANCELLED)
+    link = await new_link(op, meeting.id, guest_name="Khách")
+    resp = await open_link(await new_client(), token_of(link["url"]), JSON)
+    assert resp.status == 410 and (await resp.json())["error"]["code"] == "meeting-cancelled"
+
+
+async def test_links_page_create_list_and_copy(login_as: LoginAs, app: web.Application) -> None:
+    op = await login_as(Role.OPERATOR)
+    room = await make_classroom(app)
+    meeting = await make_meeting(app)
+    page = await op.get(f"/meetings/{meeting.id}/links", headers=HTML)
+    assert page.status == 200
+    html = await page.text()
+    assert "Liên kết tham gia" in html and "HN-BD-01" in html and "Chưa có liên kết" in html
+    resp = await op.post(f"/meetings/{meeting.id}/links", data={"csrf_token": op.csrf, "kind": "classroom",
+                                                               "classroom_id": str(room.id), "hours": ""},
+                         allow_redirects=False)
+    assert resp.status == 303
+    resp = await op.post(f"/meetings/{meeting.id}/links", data={"csrf_token": op.csrf, "kind": "guest",
+                                                               "guest_name": "Bà Hạnh", "hours": "5"},
+                         allow_redirects=False)
+    assert resp.status == 303
+    html = await (await op.get(resp.headers["Location"], headers=HTML)).text()
+    assert html.count('data-copy="link-') == 2 and "/j/" in html and "Bà Hạnh" in html
+    resp = await op.post(f"/meetings/{meeting.id}/links", data={"csrf_token": op.csrf, "kind": "guest",
+                                                               "guest_name": ""})
+    assert resp.status == 422 and "tên khách mời" in await resp.text()
+    resp = await op.post(f"/meetings/{meeting.id}/links", data={"csrf_token": op.csrf, "kind": "guest",
+                                                               "guest_name": "X", "hours": "abc"})
+    assert resp.status == 422
+    assert (await op.get("/meetings/99999/links", headers=JSON)).status == 404
+
+
+# ---------------------------------------------------------------- audit page
+
+
+async def test_audit_page_filters(login_as: LoginAs, make_user: MakeUser, app: web.Application) -> None:
+    op = await login_as(Role.OPERATOR, username="op.audit")
+    user = await make_user(Role.TRAINER, username="audited")
+    await op.post(f"/api/v1/users/{user.id}/disable")
+    await op.post(f"/api/v1/users/{user.id}/enable")
+    html = await (await op.get("/audit", headers=HTML)).text()
+    assert "Nhật ký hoạt động" in html and "user.disable" in html and "user.enable" in html and "op.audit" in html
+    html = await (await op.get("/audit?action=user.disable", headers=HTML)).text()
+    assert '<code class="mono">user.disable</code>' in html and '<code class="mono">user.enable</code>' not in html
+    html = await (await op.get("/audit?actor=nobody", headers=HTML)).text()
+    assert "Không có bản ghi nào" in html
+    today = dt.datetime.now(app[keys.CONFIG].tz).date()
+    html = await (await op.get(f"/audit?since={today}&until={today}", headers=HTML)).text()
+    assert '<code class="mono">user.disable</code>' in html
+    html = await (await op.get(f"/audit?since={today + dt.timedelta(days=1)}", headers=HTML)).text()
+    assert '<code class="mono">user.disable</code>' not in html
+    resp = await op.get("/audit?since=bad-date", headers=HTML)
+    assert resp.status == 200 and "YYYY-MM-DD" in await resp.text()
+    async with app[keys.DB]() as s:
+        n = len((await s.scalars(select(AuditEntry))).all())
+    assert n >= 2
