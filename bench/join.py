@@ -23,9 +23,9 @@ from aiohttp.test_utils import TestServer  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
-from server import keys  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.config import load_config  # noqa: E402
+from server.db.engine import DB
 from server.db.models import (  # noqa: E402
     Classroom,
     Meeting,
@@ -66,7 +66,7 @@ async def main(rounds: int) -> None:
         await server.start_server()
         base = str(server.make_url("/")).rstrip("/")
         now = dt.datetime.now(dt.UTC)
-        async with app[keys.DB]() as s:
+        async with app[DB]() as s:
             unit = Unit(code="B1", name="Bench", level=UnitLevel.PROVINCE)
             program = Program(title="Bench")
             s.add_all([unit, program])

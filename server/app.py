@@ -15,13 +15,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from server import keys
-from server.auth import LoginLimiter, Secrets, auth_middleware, csrf_middleware
-from server.bus import MemoryBus, RedisBus
-from server.config import Config
-from server.db.engine import make_engine, make_sessionmaker, migrate
-from server.i18n import Translations
-from server.metrics import Metrics
+from server.auth import LOGIN_LIMITER, SECRETS, LoginLimiter, Secrets, auth_middleware, csrf_middleware
+from server.bus import BUS, MemoryBus, RedisBus
+from server.config import CONFIG, Config
+from server.db.engine import DB, ENGINE, make_engine, make_sessionmaker, migrate
+from server.i18n import I18N, Translations
+from server.metrics import METRICS, REGISTRY, Metrics
 from server.middlewares import error_middleware, request_id_middleware, security_headers_middleware
 from server.pages.context import setup_jinja, template_context
 
@@ -31,23 +30,23 @@ FIRST_PASSWORD = web.AppKey("first_password", str)
 
 
 async def _data_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[keys.CONFIG]
+    cfg = app[CONFIG]
     cfg.data_path.mkdir(parents=True, exist_ok=True)
     for sub in ("media", "recordings", "uploads"):
         (cfg.data_path / sub).mkdir(exist_ok=True)
-    app[keys.SECRETS] = Secrets.load_or_create(cfg.data_path)
+    app[SECRETS] = Secrets.load_or_create(cfg.data_path)
     yield
 
 
 async def _db_ctx(app: web.Application) -> AsyncIterator[None]:
     from server.bootstrap import bootstrap
 
-    cfg = app[keys.CONFIG]
+    cfg = app[CONFIG]
     engine = make_engine(cfg.database_url, echo=cfg.database.echo)
     await migrate(engine)
-    app[keys.ENGINE] = engine
-    app[keys.DB] = make_sessionmaker(engine)
-    password = await bootstrap(app[keys.DB])
+    app[ENGINE] = engine
+    app[DB] = make_sessionmaker(engine)
+    password = await bootstrap(app[DB])
     if password:
         app[FIRST_PASSWORD] = password
     yield
@@ -55,15 +54,15 @@ async def _db_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[keys.CONFIG]
+    cfg = app[CONFIG]
     if cfg.bus.kind == "redis":
         bus = RedisBus(cfg.bus.redis_url)
         await bus.ping()
-        app[keys.BUS] = bus
+        app[BUS] = bus
     else:
-        app[keys.BUS] = MemoryBus()
+        app[BUS] = MemoryBus()
     yield
-    await app[keys.BUS].close()
+    await app[BUS].close()
 
 
 def create_app(config: Config) -> web.Application:
@@ -73,12 +72,12 @@ def create_app(config: Config) -> web.Application:
         middlewares=[request_id_middleware, error_middleware, security_headers_middleware,
                      auth_middleware, csrf_middleware],
     )
-    app[keys.CONFIG] = config
-    app[keys.LOGIN_LIMITER] = LoginLimiter(config.auth.login_failures_per_minute)
-    app[keys.I18N] = Translations()
+    app[CONFIG] = config
+    app[LOGIN_LIMITER] = LoginLimiter(config.auth.login_failures_per_minute)
+    app[I18N] = Translations()
     metrics = Metrics()
-    app[keys.METRICS] = metrics
-    app[keys.REGISTRY] = metrics.registry
+    app[METRICS] = metrics
+    app[REGISTRY] = metrics.registry
 
     env = aiohttp_jinja2.setup(
         app,

@@ -31,7 +31,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import keys
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import JoinLink, LoginSession, Meeting, Role, User, utcnow
 from server.errors import ApiError
 
@@ -114,7 +115,7 @@ class Identity:
 
 def identity(request: web.Request) -> Identity | None:
     """identity: the request's Identity, or None when not logged in."""
-    value = request.get(keys.IDENTITY)
+    value = request.get(IDENTITY)
     return value if isinstance(value, Identity) else None
 
 
@@ -155,7 +156,7 @@ def requires(*roles: Role) -> Callable[[Handler], Handler]:
 def client_ip(request: web.Request) -> str:
     """client_ip: the peer address (X-Forwarded-For only from configured trusted proxies)."""
     peer = request.remote or ""
-    cfg = request.app[keys.CONFIG]
+    cfg = request.app[CONFIG]
     if peer in cfg.server.trusted_proxies:
         forwarded = request.headers.get("X-Forwarded-For", "")
         if forwarded:
@@ -165,7 +166,7 @@ def client_ip(request: web.Request) -> str:
 
 def cookie_secure(request: web.Request) -> bool:
     """cookie_secure: whether cookies get the Secure flag."""
-    mode = request.app[keys.CONFIG].auth.cookie_secure
+    mode = request.app[CONFIG].auth.cookie_secure
     if mode == "always":
         return True
     if mode == "never":
@@ -276,10 +277,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """auth_middleware: resolve the login cookie into request["identity"]."""
     token = request.cookies.get(COOKIE)
     if token and len(token) <= 64:
-        async with request.app[keys.DB]() as s:
+        async with request.app[DB]() as s:
             ident = await load_identity(s, token)
         if ident is not None:
-            request[keys.IDENTITY] = ident
+            request[IDENTITY] = ident
     return await handler(request)
 
 
@@ -292,10 +293,10 @@ def csrf_token_for_form(request: web.Request) -> str:
     ident = identity(request)
     if ident is not None:
         return ident.csrf_token
-    token = request.get(keys.ANON_CSRF) or request.cookies.get(CSRF_COOKIE)
+    token = request.get(ANON_CSRF) or request.cookies.get(CSRF_COOKIE)
     if not token or len(token) > 64:
         token = secrets.token_urlsafe(24)
-    request[keys.ANON_CSRF] = token
+    request[ANON_CSRF] = token
     return str(token)
 
 
@@ -316,7 +317,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise ApiError(403, "csrf", "Phiên biểu mẫu đã hết hạn, hãy tải lại trang. / "
                                         "Missing or wrong CSRF token: reload the page.")
     response = await handler(request)
-    anon = request.get(keys.ANON_CSRF)
+    anon = request.get(ANON_CSRF)
     if anon and request.cookies.get(CSRF_COOKIE) != anon and not response.prepared:
         response.set_cookie(CSRF_COOKIE, anon, httponly=True, samesite="Strict", secure=cookie_secure(request),
                             path="/")
@@ -326,7 +327,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 def link_serializer(request_or_app: web.Request | web.Application) -> URLSafeSerializer:
     """link_serializer: signs join-link tokens with the link key (expiry lives in the JoinLink row)."""
     app = request_or_app.app if isinstance(request_or_app, web.Request) else request_or_app
-    return URLSafeSerializer(app[keys.SECRETS].link_key, salt="join-link")
+    return URLSafeSerializer(app[SECRETS].link_key, salt="join-link")
 
 
 def join_link_token(app: web.Application, link: JoinLink) -> str:
@@ -363,3 +364,8 @@ async def meeting_login_expiry(s: AsyncSession, meeting_id: int, hours: float) -
     if meeting is not None:
         base = max(base, meeting.ends_at + dt.timedelta(hours=6))
     return base
+
+SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
+LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
+IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")  # set by auth_middleware
+ANON_CSRF: web.RequestKey[str] = web.RequestKey("anon_csrf")  # an anonymous visitor's CSRF token

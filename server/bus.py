@@ -14,6 +14,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from aiohttp import web
+
 Message = dict[str, Any]
 
 
@@ -143,3 +145,5 @@ class RedisBus:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+BUS: web.AppKey[Bus] = web.AppKey("bus")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "TAPHUAN_"
@@ -281,3 +282,5 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
         raise ConfigError(_describe(first) + suffix) from None
+
+CONFIG: web.AppKey[Config] = web.AppKey("config")

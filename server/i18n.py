@@ -16,7 +16,8 @@ from aiohttp import web
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from server import keys
+from server.auth import IDENTITY
+from server.config import CONFIG
 
 LOCALE_DIR = Path(__file__).with_name("locale")
 LANGUAGES = ("vi", "en")
@@ -57,18 +58,20 @@ def language(request: web.Request) -> str:
     lang = request.cookies.get(LANG_COOKIE, "")
     if lang in LANGUAGES:
         return lang
-    ident = request.get(keys.IDENTITY)
+    ident = request.get(IDENTITY)
     ident_lang = getattr(ident, "language", "")
     if ident_lang in LANGUAGES:
         return str(ident_lang)
-    return request.app[keys.CONFIG].language
+    return request.app[CONFIG].language
 
 
 def translator(request: web.Request) -> gettext.NullTranslations:
     """translator: the catalog for this request."""
-    return request.app[keys.I18N].get(language(request))
+    return request.app[I18N].get(language(request))
 
 
 def _(request: web.Request, message: str) -> str:
     """_: translate `message` for this request."""
     return translator(request).gettext(message)
+
+I18N: web.AppKey[Translations] = web.AppKey("i18n")

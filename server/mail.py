@@ -4,7 +4,7 @@
 SMTP (smtplib in a thread, STARTTLS and login when configured) and logs failures without raising, so a
 slow or broken mail server never fails a request. With an empty `smtp.host` nothing is sent.
 `Mailer.drain()` waits for the queued messages (tests, shutdown). `setup(app)` creates the app's
-Mailer (`keys.MAILER`) in a cleanup context that drains it on stop.
+Mailer (`MAILER`) in a cleanup context that drains it on stop.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from email.message import EmailMessage
 
 from aiohttp import web
 
-from server import keys
-from server.config import SmtpSection
+from server.config import CONFIG, SmtpSection
 
 log = logging.getLogger("taphuan.mail")
 SEND_TIMEOUT = 30.0
@@ -77,9 +76,11 @@ def setup(app: web.Application) -> None:
     """setup: create the app's Mailer at start and drain it at stop."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        mailer = Mailer(app[keys.CONFIG].smtp)
-        app[keys.MAILER] = mailer
+        mailer = Mailer(app[CONFIG].smtp)
+        app[MAILER] = mailer
         yield
         await mailer.drain(5.0)
 
     app.cleanup_ctx.append(ctx)
+
+MAILER: web.AppKey[Mailer] = web.AppKey("mailer")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
@@ -17,3 +18,6 @@ class Metrics:
                                     registry=self.registry)
         self.rooms = Gauge("taphuan_rooms", "Live rooms", registry=self.registry)
         self.participants = Gauge("taphuan_participants", "Participants in live rooms", registry=self.registry)
+
+REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

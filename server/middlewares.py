@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import keys
 from server.errors import ApiError
 
 log = logging.getLogger("taphuan.http")
@@ -41,7 +40,7 @@ def wants_json(request: web.Request) -> bool:
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """request_id_middleware: tag the request with an id (or the proxy's X-Request-Id) and log it."""
     rid = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
-    request[keys.REQUEST_ID] = rid
+    request[REQUEST_ID] = rid
     start = time.perf_counter()
     status = 500
     try:
@@ -98,7 +97,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = "Nội dung gửi lên quá lớn. / Request body too large."
         return await _error_response(request, exc.status, code, message or code)
     except Exception:
-        log.exception("unhandled error", extra={"request_id": request.get(keys.REQUEST_ID)})
+        log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
         return await _error_response(request, 500, "internal",
                                "Lỗi máy chủ; đã ghi nhật ký. / Server error; it has been logged.")
 
@@ -114,3 +113,5 @@ async def security_headers_middleware(request: web.Request, handler: Handler) ->
         response.headers.setdefault(
             "Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
     return response
+
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

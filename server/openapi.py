@@ -210,3 +210,5 @@ def int_param(request: web.Request, name: str) -> int:
         return int(request.match_info[name])
     except (KeyError, ValueError):
         raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
+
+API: web.AppKey[ApiRegistry] = web.AppKey("api")

@@ -14,10 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from server import keys
 from server.app import create_app
 from server.auth import COOKIE, create_login, hash_password
 from server.config import Config, load_config
+from server.db.engine import DB
 from server.db.models import Role, User
 
 _counter = itertools.count(1)
@@ -116,7 +116,7 @@ def make_user(app: web.Application) -> Callable[..., Awaitable[User]]:
     async def make(role: Role | str = Role.OPERATOR, username: str | None = None, password: str = "secret-pass-1",
                    **fields: Any) -> User:
         role = Role(role)
-        async with app[keys.DB]() as s:
+        async with app[DB]() as s:
             user = User(username=username or f"{role.value}{next(_counter)}",
                         display_name=fields.pop("display_name", f"Test {role.value}"), role=role,
                         password_hash=hash_password(password), **fields)
@@ -148,7 +148,7 @@ async def login_as(app: web.Application, client: TestClient[Any, Any],
         cl = SharedClient(client.server)
         await cl.start_server()
         made.append(cl)
-        async with app[keys.DB]() as s:
+        async with app[DB]() as s:
             login = await create_login(s, _FakeRequest(app), user=user, hours=1)  # type: ignore[arg-type]
             await s.commit()
         cl.session.cookie_jar.update_cookies({COOKIE: login.id}, response_url=cl.make_url("/"))
@@ -181,7 +181,7 @@ def make_meeting(app: web.Application) -> Callable[..., Awaitable[Any]]:
                    status: MeetingStatus = MeetingStatus.PUBLISHED, kind: str = "lecture",
                    video_codec: str = "VP8", title: str = "Bài giảng thử") -> Meeting:
         now = dt.datetime.now(dt.UTC)
-        async with app[keys.DB]() as s:
+        async with app[DB]() as s:
             program = Program(title="Chương trình thử")
             s.add(program)
             await s.flush()
@@ -208,7 +208,7 @@ def make_classroom(app: web.Application) -> Callable[..., Awaitable[int]]:
     from server.db.models import Classroom, Unit, UnitLevel
 
     async def make(code: str | None = None, name: str = "Lớp học thử") -> int:
-        async with app[keys.DB]() as s:
+        async with app[DB]() as s:
             unit = await s.scalar(select(Unit).order_by(Unit.id).limit(1))
             if unit is None:
                 unit = Unit(code="99", name="Tỉnh thử", level=UnitLevel.PROVINCE)

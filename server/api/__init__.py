@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import keys
-from server.openapi import ApiRegistry, endpoint
+from server.openapi import API, ApiRegistry, endpoint
 
 
 @endpoint("GET", "/api/v1/openapi.json", name="api-openapi", summary="This OpenAPI document", public=True,
           tag="meta")
 async def openapi_document(request: web.Request) -> web.Response:
     """openapi_document: the OpenAPI 3 document built from the declared endpoints."""
-    return web.json_response(request.app[keys.API].document())
+    return web.json_response(request.app[API].document())
 
 
 def setup(app: web.Application) -> None:
@@ -22,7 +21,7 @@ def setup(app: web.Application) -> None:
     from server.api import accounts, live, meetings, programs, units
 
     registry = ApiRegistry()
-    app[keys.API] = registry
+    app[API] = registry
     registry.add_module(app, sys.modules[__name__])
     for module in (accounts, units, programs, meetings, live):
         registry.add_module(app, module)

@@ -12,9 +12,10 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server import keys
 from server.audit import record
 from server.auth import COOKIE, Identity, cookie_secure, csrf_token_for_form, identity, require, set_login_cookie
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, JoinLink, Role, User, utcnow
 from server.openapi import endpoint, int_param, json_response, parse_body
 from server.people.accounts import (
@@ -235,7 +236,7 @@ async def login(request: web.Request) -> web.Response:
     """login: check the password (rate limited), set the login cookie, return me and the CSRF token."""
     data = await parse_body(request, LoginIn)
     current = identity(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         user = await authenticate(s, request, data.username, data.password)
         new = await start_login(s, request, user)
         previous = await end_login(s, current.login_id) if current else []
@@ -254,7 +255,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """logout: revoke this login and clear the cookie."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         ids = await end_login(s, ident.login_id)
         await s.commit()
     await announce_revoked(request.app, ids, "logout")
@@ -276,7 +277,7 @@ async def me_password(request: web.Request) -> web.Response:
     """me_password: change one's own password (old one required); other logins of the account end."""
     ident = require(request)
     data = await parse_body(request, PasswordChange)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         user = await user_by_id(s, ident.user_id or 0)
         ids = await change_password(s, user, data.old_password, data.new_password, keep_login=ident.login_id)
         record(s, request, "user.password-change", f"user:{user.id}", ended=len(ids))
@@ -298,7 +299,7 @@ async def list_users(request: web.Request) -> web.Response:
     role = _role_param(q.get("role", ""))
     disabled = {"true": True, "1": True, "false": False, "0": False}.get(q.get("disabled", "").lower())
     limit, offset = _int_query(request, "limit", 200, 1, 1000), _int_query(request, "offset", 0, 0, 10**9)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         users = await search_users(s, q.get("q", ""), role, disabled, limit, offset)
     return json_response([user_out(u) for u in users])
 
@@ -308,7 +309,7 @@ async def list_users(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     """create: a new account; the generated password is in the answer only."""
     data = await parse_body(request, UserCreate)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         created = await create_user(s, username=data.username, display_name=data.display_name, role=data.role,
                                     email=data.email, classroom_id=data.classroom_id, unit_id=data.unit_id,
                                     language=data.language, password=data.password)
@@ -322,7 +323,7 @@ async def create(request: web.Request) -> web.Response:
           tag="users")
 async def get_user(request: web.Request) -> web.Response:
     """get_user: one account."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         user = await user_by_id(s, int_param(request, "id"))
     return json_response(user_out(user))
 
@@ -338,7 +339,7 @@ async def update(request: web.Request) -> web.Response:
     for field in ("display_name", "role", "email", "language"):
         if field in changes and changes[field] is None:
             del changes[field]
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         user = await user_by_id(s, user_id)
         done = await update_user(s, user, changes, actor_id=ident.user_id)
         if done:
@@ -350,7 +351,7 @@ async def update(request: web.Request) -> web.Response:
 async def _set_disabled(request: web.Request, disabled: bool) -> web.Response:
     user_id = int_param(request, "id")
     ident = require(request, *OPS)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         user = await user_by_id(s, user_id)
         ids = await set_disabled(s, user, disabled, actor_id=ident.user_id)
         record(s, request, "user.disable" if disabled else "user.enable", f"user:{user.id}", ended=len(ids))
@@ -378,7 +379,7 @@ async def enable(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     """reset: generate a new password and end the account's logins."""
     user_id = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         user = await user_by_id(s, user_id)
         password, ids = await reset_password(s, user)
         record(s, request, "user.reset-password", f"user:{user.id}", ended=len(ids))
@@ -395,7 +396,7 @@ async def reset(request: web.Request) -> web.Response:
 async def list_links(request: web.Request) -> web.Response:
     """list_links: every join link of a meeting, newest first."""
     meeting_id = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await meeting_or_404(s, meeting_id)
         rows = await meeting_links(s, meeting_id)
     return json_response([link_out(request, link, classroom) for link, classroom in rows])
@@ -410,9 +411,9 @@ async def create_link(request: web.Request) -> web.Response:
     meeting_id = int_param(request, "id")
     data = await parse_body(request, JoinLinkIn)
     ident = require(request, *OPS)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await meeting_or_404(s, meeting_id)
-        link = await create_join_link(s, request.app[keys.CONFIG], meeting, classroom_id=data.classroom_id,
+        link = await create_join_link(s, request.app[CONFIG], meeting, classroom_id=data.classroom_id,
                                       guest_name=data.guest_name, hours=data.hours, created_by=ident.user_id)
         classroom = await s.get(Classroom, link.classroom_id) if link.classroom_id else None
         record(s, request, "joinlink.create", f"meeting:{meeting.id}", link_id=link.id,
@@ -428,7 +429,7 @@ async def revoke_link(request: web.Request) -> web.Response:
     """revoke_link: nobody new can join with the link; those already in stay unless end_logins=true."""
     meeting_id, link_id = int_param(request, "id"), int_param(request, "link_id")
     end = request.query.get("end_logins", "").lower() in ("1", "true", "yes")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         link, ids = await revoke_join_link(s, meeting_id, link_id, end)
         classroom = await s.get(Classroom, link.classroom_id) if link.classroom_id else None
         record(s, request, "joinlink.revoke", f"meeting:{meeting_id}", link_id=link.id, ended=len(ids))
@@ -451,8 +452,8 @@ async def audit_log(request: web.Request) -> web.Response:
     f = AuditFilter(action=q.get("action", "")[:60], actor=q.get("actor", "")[:64],
                     since=parse_day(q.get("since"), "since"), until=parse_day(q.get("until"), "until"),
                     limit=_int_query(request, "limit", 100, 1, 500), offset=_int_query(request, "offset", 0, 0, 10**9))
-    async with request.app[keys.DB]() as s:
-        rows = await audit_entries(s, request.app[keys.CONFIG], f)
+    async with request.app[DB]() as s:
+        rows = await audit_entries(s, request.app[CONFIG], f)
     return json_response([audit_out(entry, username) for entry, username in rows])
 
 

@@ -12,8 +12,9 @@ import datetime as dt
 from aiohttp import web
 from pydantic import BaseModel
 
-from server import keys
 from server.auth import Identity, require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import MeetingKind, MeetingStatus
 from server.errors import ApiError
 from server.i18n import language
@@ -64,7 +65,7 @@ class ReadOut(BaseModel):
 
 def base_url(request: web.Request) -> str:
     """base_url: the public URL of the server (config `server.public_url`, else this request's origin)."""
-    public = request.app[keys.CONFIG].server.public_url
+    public = request.app[CONFIG].server.public_url
     return public.rstrip("/") if public else str(request.url.origin())
 
 
@@ -88,7 +89,7 @@ def _account(request: web.Request) -> Identity:
 async def calendar_events(request: web.Request) -> web.Response:
     """calendar_events: the meetings the caller sees on a calendar between ?from= and ?to=."""
     ident = require(request)
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     start = (svc.parse_bound(request.query["from"], tz, "from") if request.query.get("from")
              else dt.datetime.combine(svc.utcnow().astimezone(tz).date(), dt.time(), tzinfo=tz))
     end = (svc.parse_bound(request.query["to"], tz, "to") if request.query.get("to")
@@ -96,7 +97,7 @@ async def calendar_events(request: web.Request) -> web.Response:
     if end <= start or end - start > MAX_RANGE:
         raise svc.invalid("to", "khoảng thời gian phải dương và tối đa 200 ngày",
                           "the range must be positive and at most 200 days")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         rows = await cal.meetings_between(s, ident, start, end)
     return json_response([EventOut(id=m.id, title=m.title, program_title=m.program.title, kind=m.kind,
                                    status=m.status, starts_at=m.starts_at.astimezone(tz),
@@ -108,7 +109,7 @@ async def calendar_events(request: web.Request) -> web.Response:
 async def get_feed_url(request: web.Request) -> web.Response:
     """get_feed_url: the caller's feed URL."""
     ident = _account(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         token = await cal.feed_token(s, ident.user_id or 0)
         await s.commit()
     return json_response(feed_url(request, token))
@@ -119,7 +120,7 @@ async def get_feed_url(request: web.Request) -> web.Response:
 async def regenerate_feed_url(request: web.Request) -> web.Response:
     """regenerate_feed_url: a new secret token for the caller."""
     ident = _account(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         token = await cal.feed_token(s, ident.user_id or 0, regenerate=True)
         await s.commit()
     return json_response(feed_url(request, token))
@@ -131,8 +132,8 @@ async def regenerate_feed_url(request: web.Request) -> web.Response:
 async def feed(request: web.Request) -> web.Response:
     """feed: the .ics document of the token's account (no login cookie needed)."""
     token = request.match_info["token"].removesuffix(".ics")
-    config = request.app[keys.CONFIG]
-    async with request.app[keys.DB]() as s:
+    config = request.app[CONFIG]
+    async with request.app[DB]() as s:
         user = await cal.feed_user(s, token)
         if user is None:
             raise ApiError(404, "not-found", "Không tìm thấy. / Not found.")
@@ -149,8 +150,8 @@ async def list_notifications(request: web.Request) -> web.Response:
     """list_notifications: the caller's notifications (text in the caller's language)."""
     ident = require(request)
     lang = language(request)
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         rows = await notifications.list_for(s, ident, unread_only=request.query.get("unread") == "1")
     return json_response([NotificationOut(id=n.id, meeting_id=n.meeting_id, kind=n.kind,
                                           text=notifications.text_in(n, lang), created_at=n.created_at.astimezone(tz),
@@ -163,7 +164,7 @@ async def read_notification(request: web.Request) -> web.Response:
     """read_notification: mark one notification of the caller read."""
     ident = require(request)
     nid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         mine = {n.id: n for n in await notifications.list_for(s, ident, limit=1000)}
         if nid not in mine:
             raise ApiError(404, "not-found", "Không tìm thấy. / Not found.")
@@ -177,7 +178,7 @@ async def read_notification(request: web.Request) -> web.Response:
 async def read_all_notifications(request: web.Request) -> web.Response:
     """read_all_notifications: mark all the caller's notifications read."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         marked = await notifications.mark_read(s, ident)
         await s.commit()
     return json_response(ReadOut(marked=marked))

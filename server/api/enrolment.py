@@ -9,8 +9,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from server import keys
 from server.auth import require
+from server.db.engine import DB
 from server.db.models import Role, User
 from server.errors import ApiError
 from server.openapi import endpoint, int_param, json_response, parse_body
@@ -66,7 +66,7 @@ async def list_learners(request: web.Request) -> web.Response:
     """list_learners: the program's learners."""
     ident = require(request)
     pid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await svc.require_access(s, ident, pid, manage=True)
         people = await svc.learners(s, pid)
     return json_response([person_out(u) for u in people])
@@ -80,7 +80,7 @@ async def add_learners(request: web.Request) -> web.Response:
     ident = require(request)
     pid = int_param(request, "id")
     data = await parse_body(request, PeopleIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await svc.require_access(s, ident, pid, manage=True)
         users = await svc.resolve_users(s, "user_ids", (Role.LEARNER,), data.user_ids, data.usernames)
         added = await svc.add_learners(s, request, pid, users)
@@ -97,7 +97,7 @@ async def set_learners(request: web.Request) -> web.Response:
     ident = require(request)
     pid = int_param(request, "id")
     data = await parse_body(request, PeopleIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await svc.require_access(s, ident, pid, manage=True)
         users = await svc.resolve_users(s, "user_ids", (Role.LEARNER,), data.user_ids, data.usernames)
         added, removed = await svc.set_learners(s, request, pid, users)
@@ -113,7 +113,7 @@ async def remove_learner(request: web.Request) -> web.Response:
     ident = require(request)
     pid = int_param(request, "id")
     uid = int_param(request, "user_id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await svc.require_access(s, ident, pid, manage=True)
         if not await svc.remove_learner(s, request, pid, uid):
             raise ApiError(404, "not-found", "Học viên không có trong chương trình. / Not enrolled.")
@@ -127,7 +127,7 @@ async def list_trainers(request: web.Request) -> web.Response:
     """list_trainers: the program's trainers (anyone who belongs to the program)."""
     ident = require(request)
     pid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await svc.require_access(s, ident, pid)
         people = await svc.trainers(s, pid)
     return json_response([person_out(u) for u in people])
@@ -141,7 +141,7 @@ async def set_trainers(request: web.Request) -> web.Response:
     ident = require(request)
     pid = int_param(request, "id")
     data = await parse_body(request, PeopleIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await svc.require_access(s, ident, pid, manage=True)
         users = await svc.resolve_users(s, "user_ids", (Role.TRAINER, Role.LEADER), data.user_ids, data.usernames)
         added, removed = await svc.set_trainers(s, request, pid, users)
@@ -156,7 +156,7 @@ async def set_trainers(request: web.Request) -> web.Response:
 async def my_programs(request: web.Request) -> web.Response:
     """my_programs: the caller's programs, newest first."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         programs = await svc.my_programs(s, ident)
     manage = ident.role in (Role.OPERATOR, Role.TRAINER, Role.LEADER)
     return json_response([MyProgramOut(id=p.id, title=p.title, description=p.description, manage=manage,

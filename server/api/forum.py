@@ -12,8 +12,9 @@ import datetime as dt
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from server import keys
 from server.auth import require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import ForumReply, ForumTopic, Meeting, MeetingStatus, Role, User
 from server.errors import ApiError
 from server.learning import forum as svc
@@ -106,14 +107,14 @@ def _name(user: User | None) -> str:
 
 
 def _tz(request: web.Request, value: dt.datetime | None) -> dt.datetime | None:
-    return value.astimezone(request.app[keys.CONFIG].tz) if value else None
+    return value.astimezone(request.app[CONFIG].tz) if value else None
 
 
 def reply_out(request: web.Request, r: ForumReply, author: User | None) -> ReplyOut:
     """reply_out: a reply as ReplyOut."""
     return ReplyOut(id=r.id, author=_name(author), author_role=author.role.value if author else "", body=r.body,
                     body_html=str(svc.render_markdown(r.body)), created_at=r.created_at.astimezone(
-                        request.app[keys.CONFIG].tz))
+                        request.app[CONFIG].tz))
 
 
 def question_out(request: web.Request, v: svc.QuestionView) -> QuestionOut:
@@ -122,7 +123,7 @@ def question_out(request: web.Request, v: svc.QuestionView) -> QuestionOut:
     return QuestionOut(id=q.id, topic_id=q.topic_id, title=q.title, body=q.body,
                        body_html=str(svc.render_markdown(q.body)), author=_name(v.author),
                        author_role=v.author.role.value if v.author else "",
-                       created_at=q.created_at.astimezone(request.app[keys.CONFIG].tz),
+                       created_at=q.created_at.astimezone(request.app[CONFIG].tz),
                        answered_at=_tz(request, q.answered_at),
                        answered_by=_name(v.answered_by) if q.answered_at else None,
                        replies=[reply_out(request, r, a) for r, a in v.replies])
@@ -142,7 +143,7 @@ async def program_forum(request: web.Request) -> web.Response:
     """program_forum: the topics of a program the caller belongs to."""
     ident = require(request)
     pid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await enrolment.require_access(s, ident, pid)
         rows = await svc.topics(s, pid, ident)
     return json_response([topic_out(request, r, pid) for r in rows])
@@ -156,7 +157,7 @@ async def create_topic(request: web.Request) -> web.Response:
     ident = require(request)
     pid = int_param(request, "id")
     data = await parse_body(request, svc.TopicIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await enrolment.require_access(s, ident, pid)
         topic = await svc.create_topic(s, request, pid, data, ident.user_id)
         await s.commit()
@@ -165,7 +166,7 @@ async def create_topic(request: web.Request) -> web.Response:
 
 
 async def _topic_detail(request: web.Request, topic: ForumTopic) -> TopicDetailOut:
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         views = await svc.questions(s, topic.id)
         meeting = await s.get(Meeting, topic.meeting_id) if topic.meeting_id else None
     open_n = sum(1 for v in views if v.question.answered_at is None)
@@ -181,7 +182,7 @@ async def get_topic(request: web.Request) -> web.Response:
     """get_topic: a topic with its questions and replies."""
     ident = require(request)
     tid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         topic = await svc.get_topic(s, tid)
         await enrolment.require_access(s, ident, topic.program_id)
     return json_response(await _topic_detail(request, topic))
@@ -189,7 +190,7 @@ async def get_topic(request: web.Request) -> web.Response:
 
 async def _ask(request: web.Request, topic: ForumTopic, data: svc.QuestionIn) -> web.Response:
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         question = await svc.ask(s, topic, data, ident.user_id)
         await s.commit()
         await svc.notify_new_question(s, request, topic, question)
@@ -205,7 +206,7 @@ async def ask_in_topic(request: web.Request) -> web.Response:
     ident = require(request)
     tid = int_param(request, "id")
     data = await parse_body(request, svc.QuestionIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         topic = await svc.get_topic(s, tid)
         await enrolment.require_access(s, ident, topic.program_id)
     return await _ask(request, topic, data)
@@ -219,7 +220,7 @@ async def ask_in_meeting(request: web.Request) -> web.Response:
     ident = require(request)
     mid = int_param(request, "id")
     data = await parse_body(request, svc.QuestionIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await s.get(Meeting, mid)
         if meeting is None or (not ident.is_staff and meeting.status != MeetingStatus.PUBLISHED):
             raise svc.not_found()
@@ -238,7 +239,7 @@ async def reply(request: web.Request) -> web.Response:
     ident = require(request)
     qid = int_param(request, "id")
     data = await parse_body(request, svc.ReplyIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         question, topic = await svc.get_question(s, qid)
         access = await enrolment.require_access(s, ident, topic.program_id)
         was_open = question.answered_at is None
@@ -258,7 +259,7 @@ async def mark_answered(request: web.Request) -> web.Response:
     ident = require(request)
     qid = int_param(request, "id")
     data = await parse_body(request, AnsweredIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         question, topic = await svc.get_question(s, qid)
         await enrolment.require_access(s, ident, topic.program_id, manage=True)
         was_open = question.answered_at is None
@@ -266,7 +267,7 @@ async def mark_answered(request: web.Request) -> web.Response:
         await s.commit()
         if data.answered and was_open:
             await svc.notify_answered(s, request, topic, question, "")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         views = [v for v in await svc.questions(s, topic.id) if v.question.id == qid]
     return json_response(question_out(request, views[0]))
 
@@ -282,8 +283,8 @@ async def unanswered(request: web.Request) -> web.Response:
         pid = int(raw) if raw else None
     except ValueError:
         raise ApiError(422, "invalid", "program_id: không hợp lệ / not a number", field="program_id") from None
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         rows = await svc.unanswered(s, ident, pid)
     return json_response([OpenQuestionOut(
         id=o.question.id, title=o.question.title, author=_name(o.author),

@@ -1,6 +1,6 @@
 """server.api.live: /api/v1/live/rooms: the live rooms of this process and their media health (operators).
 
-Everything comes from the SFU's rooms (`app[keys.LIVE].sfu.rooms`) and `Room.stats()`, read on the event loop
+Everything comes from the SFU's rooms (`app[LIVE].sfu.rooms`) and `Room.stats()`, read on the event loop
 without awaits in between, plus the meetings' titles and the classrooms' units from the database. The
 operator console (`/console`) polls these endpoints every two seconds and keeps the history in the page.
 
@@ -26,9 +26,12 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from server import keys
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Classroom, Meeting, Role, Unit
 from server.errors import ApiError
+from server.live.recordings import RECORDERS
+from server.live.service import LIVE
 from server.openapi import endpoint, int_param, json_response
 from sfu.events import ParticipantStats
 from sfu.room import Room
@@ -134,7 +137,7 @@ def receive_out(consumers: tuple[ConsumerStats, ...]) -> ReceiveOut:
 def room_out(app: web.Application, room: Room, meeting: Meeting | None, places: dict[int, tuple[str, str]],
              tz: dt.tzinfo) -> LiveRoomOut:
     """room_out: one room's snapshot (synchronous: the room cannot change while it is read)."""
-    live = app[keys.LIVE]
+    live = app[LIVE]
     meeting_id = int(room.id)
     stats: dict[str, ParticipantStats] = {p.participant_id: p for p in room.stats().participants}
     classroom_of = {c.participant_id: c.ident.classroom_id for c in live.in_meeting(meeting_id)}
@@ -168,13 +171,13 @@ def room_out(app: web.Application, room: Room, meeting: Meeting | None, places: 
         presenter_id=room.presenter_id, presenter_name=presenter.name if presenter else None,
         floor_id=room.floor_id, floor_name=floor.name if floor else None, locked=room.locked,
         lobby_waiting=len(live.lobby.get(meeting_id, {})), participants=people,
-        recording=recording or (keys.RECORDERS in app and meeting_id in app[keys.RECORDERS].active),
+        recording=recording or (RECORDERS in app and meeting_id in app[RECORDERS].active),
         at=dt.datetime.now(tz))
 
 
 def _live_rooms(app: web.Application) -> dict[int, Room]:
     rooms: dict[int, Room] = {}
-    for room_id, room in list(app[keys.LIVE].sfu.rooms.items()):
+    for room_id, room in list(app[LIVE].sfu.rooms.items()):
         if room.closed:
             continue
         try:
@@ -191,9 +194,9 @@ async def live_rooms(app: web.Application, only: int | None = None) -> list[Live
         rooms = {only: rooms[only]} if only in rooms else {}
     if not rooms:
         return []
-    classroom_ids = {c.ident.classroom_id for c in app[keys.LIVE].connections
+    classroom_ids = {c.ident.classroom_id for c in app[LIVE].connections
                      if c.meeting_id in rooms and c.ident.classroom_id is not None}
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         meetings = {m.id: m for m in await s.scalars(select(Meeting).where(Meeting.id.in_(rooms)))}
         places: dict[int, tuple[str, str]] = {}
         if classroom_ids:
@@ -201,7 +204,7 @@ async def live_rooms(app: web.Application, only: int | None = None) -> list[Live
                                    .join(Unit, Unit.id == Classroom.unit_id)
                                    .where(Classroom.id.in_(classroom_ids)))
             places = {cid: (cname, uname) for cid, cname, uname in rows}
-    tz = app[keys.CONFIG].tz
+    tz = app[CONFIG].tz
     # Read every room after the last await: each snapshot is consistent.
     out = [room_out(app, room, meetings.get(mid), places, tz) for mid, room in rooms.items() if not room.closed]
     out.sort(key=lambda r: (r.starts_at or dt.datetime.max.replace(tzinfo=dt.UTC), r.title.casefold(),

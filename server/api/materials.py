@@ -11,8 +11,9 @@ import datetime as dt
 from aiohttp import web
 from pydantic import BaseModel
 
-from server import keys
 from server.auth import require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Material, MaterialKind
 from server.errors import ApiError
 from server.learning import materials as svc
@@ -41,7 +42,7 @@ class MaterialOut(BaseModel):
 
 def material_out(request: web.Request, m: Material) -> MaterialOut:
     """material_out: a Material as MaterialOut (times in the configured timezone)."""
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     return MaterialOut(id=m.id, program_id=m.program_id, meeting_id=m.meeting_id, title=m.title,
                        description=m.description, kind=m.kind, filename=m.filename, mime=m.mime, size=m.size,
                        sha256=m.sha256, created_at=m.created_at.astimezone(tz),
@@ -72,7 +73,7 @@ async def list_materials(request: web.Request) -> web.Response:
         kind = MaterialKind(kind_raw) if kind_raw else None
     except ValueError:
         raise ApiError(422, "invalid", "kind: không hợp lệ / unknown kind", field="kind") from None
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await enrolment.require_access(s, ident, pid)
         rows = await svc.list_for(s, pid, meeting_id=meeting_id, kind=kind)
     return json_response([material_out(request, m) for m in rows])
@@ -86,10 +87,10 @@ async def upload_material(request: web.Request) -> web.Response:
     """upload_material: stream a file into the content store and add it to the program."""
     ident = require(request)
     pid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await enrolment.require_access(s, ident, pid, manage=True)
     upload = await svc.receive(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         material = await svc.create(s, request, pid, upload, actor_id=ident.user_id)
         await s.commit()
     return json_response(material_out(request, material), status=201)
@@ -98,7 +99,7 @@ async def upload_material(request: web.Request) -> web.Response:
 async def _material(request: web.Request, manage: bool = False) -> tuple[Material, enrolment.Access]:
     ident = require(request)
     mid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         material = await svc.get(s, mid)
         access = await enrolment.require_access(s, ident, material.program_id, manage=manage)
     return material, access
@@ -120,7 +121,7 @@ async def update_material(request: web.Request) -> web.Response:
     ident = require(request)
     mid = int_param(request, "id")
     data = await parse_body(request, svc.MaterialPatch)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         material = await svc.get(s, mid)
         await enrolment.require_access(s, ident, material.program_id, manage=True)
         await svc.update(s, request, material, data)
@@ -134,7 +135,7 @@ async def delete_material(request: web.Request) -> web.Response:
     """delete_material: remove a material (trainers of the program, operators)."""
     ident = require(request)
     mid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         material = await svc.get(s, mid)
         await enrolment.require_access(s, ident, material.program_id, manage=True)
         await svc.delete(s, request, material)
@@ -152,7 +153,7 @@ async def material_file(request: web.Request) -> web.StreamResponse:
     ident = require(request)
     if access.learner and ident.user_id is not None and "Range" not in request.headers \
             and material.kind != MaterialKind.VIDEO:
-        async with request.app[keys.DB]() as s:
+        async with request.app[DB]() as s:
             await selfstudy.record_open(s, ident.user_id, material.program_id, f"material:{material.id}")
             await s.commit()
     return svc.file_response(request, material, download=request.query.get("download") == "1")

@@ -21,9 +21,10 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import keys
 from server.api.units import import_error_response, read_upload
 from server.auth import Identity, require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Meeting, MeetingDocument, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
 from server.openapi import endpoint, int_param, json_response, parse_body
@@ -109,7 +110,7 @@ class MeetingOut(BaseModel):
 
 def conflicts_out(request: web.Request, found: list[schedule.Conflict]) -> list[ConflictOut]:
     """conflicts_out: conflicts as ConflictOut (times local; message in both languages)."""
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     return [ConflictOut(meeting_id=c.meeting_id, title=c.title, starts_at=c.starts_at.astimezone(tz),
                         ends_at=c.ends_at.astimezone(tz),
                         shared=[SharedOut(kind=x.kind, id=x.id, name=x.name) for x in c.shared],
@@ -126,7 +127,7 @@ async def meeting_out_checked(request: web.Request, s: AsyncSession, ident: Iden
 
 def meeting_out(request: web.Request, m: Meeting) -> MeetingOut:
     """meeting_out: a loaded Meeting as MeetingOut (times in the configured timezone)."""
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     at = m.publish_override_at
     return MeetingOut(
         id=m.id, program_id=m.program_id, program_title=m.program.title, title=m.title,
@@ -150,7 +151,7 @@ def meeting_out(request: web.Request, m: Meeting) -> MeetingOut:
 async def list_meetings(request: web.Request) -> web.Response:
     """list_meetings: meetings visible to the caller, filtered by ?from=&to=&status=, by start time."""
     ident = require(request)
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     start = svc.parse_bound(request.query["from"], tz, "from") if request.query.get("from") else None
     end = svc.parse_bound(request.query["to"], tz, "to") if request.query.get("to") else None
     status = None
@@ -160,7 +161,7 @@ async def list_meetings(request: web.Request) -> web.Response:
         except ValueError:
             raise svc.invalid("status", "phải là draft, published hoặc cancelled",
                               "must be draft, published or cancelled") from None
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         rows = await svc.list_meetings(s, ident, start=start, end=end, status=status)
     return json_response([meeting_out(request, m) for m in rows])
 
@@ -171,7 +172,7 @@ async def create_meeting(request: web.Request) -> web.Response:
     """create_meeting: add a draft meeting."""
     ident = require(request)
     data = await parse_body(request, svc.MeetingIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.create_meeting(s, request, data, actor_id=ident.user_id)
         await s.commit()
         meeting = await svc.get_meeting(s, ident, meeting.id)
@@ -184,7 +185,7 @@ async def create_meeting(request: web.Request) -> web.Response:
 async def get_meeting(request: web.Request) -> web.Response:
     """get_meeting: one meeting the caller may see (404 otherwise)."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         out = await meeting_out_checked(request, s, ident, meeting)
     return json_response(out)
@@ -199,7 +200,7 @@ async def update_meeting(request: web.Request) -> web.Response:
     ident = require(request)
     mid = int_param(request, "id")
     patch = await parse_body(request, svc.MeetingPatch)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, mid)
         merged = svc.meeting_fields(meeting)
         changes = patch.model_dump(exclude_unset=True, exclude_none=True)
@@ -220,7 +221,7 @@ async def update_meeting(request: web.Request) -> web.Response:
 async def delete_meeting(request: web.Request) -> web.Response:
     """delete_meeting: remove a meeting that is not published."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         await svc.delete_meeting(s, request, meeting)
         await s.commit()
@@ -233,7 +234,7 @@ Change = Callable[[AsyncSession, web.Request | None, Meeting], Awaitable[Meeting
 async def _change(request: web.Request, change: Change) -> web.Response:
     ident = require(request)
     mid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, mid)
         await change(s, request, meeting)
         await s.commit()
@@ -278,7 +279,7 @@ async def cancel_meeting(request: web.Request) -> web.Response:
 async def meeting_conflicts(request: web.Request) -> web.Response:
     """meeting_conflicts: the conflicts of a meeting with the other published meetings."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         found = await schedule.find_conflicts(s, schedule.Plan.of(meeting))
     return json_response(conflicts_out(request, found))
@@ -302,9 +303,9 @@ async def import_meetings(request: web.Request) -> web.Response:
     """import_meetings: CSV body or multipart `file`; 422 lists every row error and writes nothing."""
     ident = require(request)
     data, _name = await read_upload(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         try:
-            result = await schedule_import.import_schedule(s, request, data, request.app[keys.CONFIG].tz,
+            result = await schedule_import.import_schedule(s, request, data, request.app[CONFIG].tz,
                                                            actor_id=ident.user_id)
         except ImportFailed as exc:
             await s.rollback()
@@ -357,7 +358,7 @@ class MeetingDeadlinesOut(BaseModel):
 
 def document_out(request: web.Request, d: MeetingDocument) -> DocumentOut:
     """document_out: a MeetingDocument with its download URL."""
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     return DocumentOut(id=d.id, meeting_id=d.meeting_id, kind=d.kind, filename=d.filename, size=d.size,
                        content_type=d.content_type, sha256=d.sha256, uploaded_at=d.uploaded_at.astimezone(tz),
                        uploaded_by=d.uploaded_by, url=f"/api/v1/meetings/{d.meeting_id}/documents/{d.id}/file")
@@ -365,7 +366,7 @@ def document_out(request: web.Request, d: MeetingDocument) -> DocumentOut:
 
 def deadlines_out(request: web.Request, ident: Identity, row: deadlines.MeetingDeadlines) -> MeetingDeadlinesOut:
     """deadlines_out: a MeetingDeadlines for the API."""
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     m = row.meeting
     return MeetingDeadlinesOut(
         meeting_id=m.id, title=m.title, starts_at=m.starts_at.astimezone(tz), ends_at=m.ends_at.astimezone(tz),
@@ -384,7 +385,7 @@ def deadlines_out(request: web.Request, ident: Identity, row: deadlines.MeetingD
 async def list_deadlines(request: web.Request) -> web.Response:
     """list_deadlines: the dashboard rows (operators: all; presenters and classrooms: their meetings)."""
     ident = require(request)
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     state = request.query.get("state") or None
     if state not in (None, "due", "overdue", "received"):
         raise svc.invalid("state", "phải là due, overdue hoặc received", "must be due, overdue or received")
@@ -394,7 +395,7 @@ async def list_deadlines(request: web.Request) -> web.Response:
             today = dt.date.fromisoformat(request.query["today"])
         except ValueError:
             raise svc.invalid("today", "ngày không hợp lệ", "not a valid date") from None
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         rows = await deadlines.dashboard(s, ident, today, tz, state)  # type: ignore[arg-type]
     return json_response([deadlines_out(request, ident, r) for r in rows])
 
@@ -405,8 +406,8 @@ async def list_deadlines(request: web.Request) -> web.Response:
 async def meeting_documents(request: web.Request) -> web.Response:
     """meeting_documents: deadlines and files of one regional meeting (404 for other meetings)."""
     ident = require(request)
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         row = await deadlines.for_meeting(s, meeting, schedule.today_in(tz), tz)
     if row is None:
@@ -422,7 +423,7 @@ async def meeting_documents(request: web.Request) -> web.Response:
 async def upload_document(request: web.Request) -> web.Response:
     """upload_document: attach a document (operators, the meeting's presenters, its invited classrooms)."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         if not deadlines.can_upload(ident, meeting):
             raise ApiError(403, "forbidden", "Bạn không được nộp tài liệu cho buổi họp này. / "
@@ -439,6 +440,6 @@ async def upload_document(request: web.Request) -> web.Response:
 async def document_file(request: web.Request) -> web.StreamResponse:
     """document_file: the stored file, as an attachment."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         doc = await deadlines.get_document(s, ident, int_param(request, "id"), int_param(request, "doc"))
     return deadlines.download(request, doc)

@@ -7,9 +7,10 @@ import datetime as dt
 from aiohttp import web
 from pydantic import BaseModel
 
-from server import keys
 from server.api.meetings import MeetingOut, meeting_out
 from server.auth import require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Program, Role
 from server.openapi import endpoint, int_param, json_response, parse_body
 from server.schedule import meetings as svc
@@ -30,7 +31,7 @@ class ProgramOut(BaseModel):
 
 def program_out(request: web.Request, program: Program, count: int) -> ProgramOut:
     """program_out: a Program as ProgramOut (times in the configured timezone)."""
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     return ProgramOut(id=program.id, title=program.title, description=program.description,
                       created_at=svc.to_local(program.created_at, tz), meeting_count=count)
 
@@ -39,7 +40,7 @@ def program_out(request: web.Request, program: Program, count: int) -> ProgramOu
           response=ProgramOut, response_list=True, tag="programs")
 async def list_programs(request: web.Request) -> web.Response:
     """list_programs: every program, newest first."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         rows = await svc.list_programs(s)
     return json_response([program_out(request, p, n) for p, n in rows])
 
@@ -50,7 +51,7 @@ async def create_program(request: web.Request) -> web.Response:
     """create_program: add a program."""
     data = await parse_body(request, svc.ProgramIn)
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         program = await svc.create_program(s, request, data, actor_id=ident.user_id)
         await s.commit()
     return json_response(program_out(request, program, 0), status=201)
@@ -61,7 +62,7 @@ async def create_program(request: web.Request) -> web.Response:
 async def get_program(request: web.Request) -> web.Response:
     """get_program: one program."""
     pid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         program = await svc.get_program(s, pid)
         count = await svc.count_meetings(s, pid)
     return json_response(program_out(request, program, count))
@@ -73,7 +74,7 @@ async def update_program(request: web.Request) -> web.Response:
     """update_program: change the given fields of a program."""
     pid = int_param(request, "id")
     data = await parse_body(request, svc.ProgramPatch)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         program = await svc.get_program(s, pid)
         await svc.update_program(s, request, program, data)
         await s.commit()
@@ -87,7 +88,7 @@ async def update_program(request: web.Request) -> web.Response:
 async def delete_program(request: web.Request) -> web.Response:
     """delete_program: remove a program without meetings."""
     pid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         program = await svc.get_program(s, pid)
         await svc.delete_program(s, request, program)
         await s.commit()
@@ -102,7 +103,7 @@ async def program_meetings(request: web.Request) -> web.Response:
     """program_meetings: the program's meetings visible to the caller, by start time."""
     ident = require(request)
     pid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await svc.get_program(s, pid)
         rows = await svc.list_meetings(s, ident, program_id=pid)
     return json_response([meeting_out(request, m) for m in rows])

@@ -11,12 +11,13 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from server import keys
 from server.audit import record
 from server.auth import require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Program, Recording, RecordingState, Role
 from server.errors import ApiError
-from server.live.recordings import delete_recording, may_view, visible
+from server.live.recordings import RECORDERS, delete_recording, may_view, visible
 from server.openapi import endpoint, int_param, json_response, parse_body
 
 OPERATORS = (Role.OPERATOR,)
@@ -68,8 +69,8 @@ class RecordingPatch(BaseModel):
 
 def recording_out(request: web.Request, row: Recording, program_title: str = "") -> RecordingOut:
     """recording_out: a Recording row as RecordingOut (live progress from the recorder service)."""
-    tz = request.app[keys.CONFIG].tz
-    progress = request.app[keys.RECORDERS].progress.get(row.id, row.progress) if keys.RECORDERS in request.app \
+    tz = request.app[CONFIG].tz
+    progress = request.app[RECORDERS].progress.get(row.id, row.progress) if RECORDERS in request.app \
         else row.progress
     base = f"/api/v1/recordings/{row.id}"
     return RecordingOut(
@@ -86,7 +87,7 @@ async def _load(request: web.Request, *, for_media: bool = False) -> Recording:
     """_load: the recording of the path's {id} if the caller may see it (404 unknown, 403 not allowed)."""
     ident = require(request)
     rid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         row = await s.get(Recording, rid)
         if row is None:
             raise NOT_FOUND
@@ -98,7 +99,7 @@ async def _load(request: web.Request, *, for_media: bool = False) -> Recording:
 
 
 def _path(request: web.Request, row: Recording, rel: str) -> Path:
-    root = (request.app[keys.CONFIG].data_path / "recordings").resolve()
+    root = (request.app[CONFIG].data_path / "recordings").resolve()
     path = (root / row.directory / rel).resolve()
     if root not in path.parents or not path.is_file():
         raise NOT_FOUND
@@ -123,7 +124,7 @@ async def list_recordings(request: web.Request) -> web.Response:
             if not q[name].isdigit():
                 raise ApiError(400, "invalid", f"{name} phải là số / {name} must be a number", field=name)
             stmt = stmt.where(column == int(q[name]))
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     for name in ("since", "until"):
         if q.get(name):
             try:
@@ -133,7 +134,7 @@ async def list_recordings(request: web.Request) -> web.Response:
             start = dt.datetime.combine(day, dt.time(), tzinfo=tz)
             stmt = stmt.where(Recording.started_at >= start if name == "since"
                               else Recording.started_at < start + dt.timedelta(days=1))
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         rows = (await s.execute(stmt)).all()
     return json_response([recording_out(request, row, title or "") for row, title in rows])
 
@@ -143,7 +144,7 @@ async def list_recordings(request: web.Request) -> web.Response:
 async def get_recording(request: web.Request) -> web.Response:
     """get_recording: one recording (403 when the caller may not watch it)."""
     row = await _load(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         title = await s.scalar(select(Program.title).where(Program.id == row.program_id)) if row.program_id else ""
     return json_response(recording_out(request, row, title or ""))
 
@@ -155,7 +156,7 @@ async def update_recording(request: web.Request) -> web.Response:
     """update_recording: publish (ready recordings only), unpublish or rename; audit-logged."""
     rid = int_param(request, "id")
     data = await parse_body(request, RecordingPatch)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         row = await s.get(Recording, rid)
         if row is None:
             raise NOT_FOUND
@@ -179,13 +180,13 @@ async def update_recording(request: web.Request) -> web.Response:
 async def remove_recording(request: web.Request) -> web.Response:
     """remove_recording: delete the files and the row; the audit log keeps what was deleted and by whom."""
     rid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         row = await s.get(Recording, rid)
         if row is None:
             raise NOT_FOUND
         if row.state in (RecordingState.RECORDING, RecordingState.PROCESSING):
             raise ApiError(409, "busy", "Bản ghi đang được ghi hoặc xử lý. / The recording is still being made.")
-        await delete_recording(s, request.app[keys.CONFIG].data_path / "recordings", row, request,
+        await delete_recording(s, request.app[CONFIG].data_path / "recordings", row, request,
                                reason="deleted by an operator")
         await s.commit()
     return web.Response(status=204)

@@ -25,8 +25,9 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import keys
 from server.auth import Identity, require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Program, Role, Unit, UnitLevel
 from server.openapi import endpoint, int_param, json_response, parse_body
 from server.reports import build as reports
@@ -336,7 +337,7 @@ def _int_query(request: web.Request, name: str) -> int | None:
 
 def range_filters(request: web.Request, default_days: int | None = 31) -> reports.Filters:
     """range_filters: the from/to/unit_id/program_id query as Filters (default: the last `default_days` days)."""
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     now = reports.now_of(request.app)
     raw_from, raw_to = request.query.get("from", ""), request.query.get("to", "")
     if raw_to.strip():
@@ -370,7 +371,7 @@ async def check_unit(s: AsyncSession, unit_id: int | None) -> Unit | None:
 
 def month_param(request: web.Request) -> str:
     """month_param: ?month=YYYY-MM (default: this month in the local timezone), or a 422."""
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     month = request.query.get("month", "").strip() or f"{reports.now_of(request.app).astimezone(tz):%Y-%m}"
     try:
         reports.month_range(month, tz)
@@ -381,7 +382,7 @@ def month_param(request: web.Request) -> str:
 
 def _ctx(request: web.Request) -> tuple[Identity, Any, dt.datetime, set[int]]:
     ident = require(request)
-    return ident, request.app[keys.CONFIG].tz, reports.now_of(request.app), reports.live_meeting_ids(request.app)
+    return ident, request.app[CONFIG].tz, reports.now_of(request.app), reports.live_meeting_ids(request.app)
 
 
 # --- building the reports (shared with the export and the pages) -------------------------------------
@@ -474,7 +475,7 @@ def headcount_out(summary: headcount.Summary, tz: Any) -> HeadcountSummaryOut:
 async def get_headcount(request: web.Request) -> web.Response:
     """get_headcount: the meeting's headcounts as the caller may see them."""
     ident, tz, _now, _live = _ctx(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         return json_response(headcount_out(await headcount.summary(s, ident, meeting), tz))
 
@@ -486,7 +487,7 @@ async def put_headcount(request: web.Request) -> web.Response:
     """put_headcount: store the classroom's headcount (an operator names classroom_id) and answer the summary."""
     ident, tz, now, _live = _ctx(request)
     data = await parse_body(request, headcount.HeadcountIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         await headcount.save(s, request, ident, meeting, data, now)
         await s.commit()
@@ -501,7 +502,7 @@ async def put_headcount(request: web.Request) -> web.Response:
 async def meeting_report(request: web.Request) -> web.Response:
     """meeting_report: one meeting's attendance, recomputed from its events now."""
     ident, tz, now, live = _ctx(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         facts = await reports.meeting_facts(s, ident, int_param(request, "id"), now=now, live_ids=live)
     return json_response(meeting_report_out(facts, tz, now))
 
@@ -511,8 +512,8 @@ async def meeting_report(request: web.Request) -> web.Response:
           response=MeetingSummaryOut, response_list=True)
 async def meetings_report(request: web.Request) -> web.Response:
     """meetings_report: the meetings of the range (default: the last 31 days)."""
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         facts = await build_meetings(s, request)
     return json_response([summary_out(f, tz) for f in facts])
 
@@ -522,8 +523,8 @@ async def meetings_report(request: web.Request) -> web.Response:
           query=RANGE_QUERY[:3], response=ProgramReportOut)
 async def program_report(request: web.Request) -> web.Response:
     """program_report: one program (default: all its meetings)."""
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         program, facts, progress, _places = await build_program(s, request, int_param(request, "id"))
     return json_response(ProgramReportOut(
         program_id=program.id, title=program.title, totals=totals_out(reports.totals(facts)),
@@ -537,8 +538,8 @@ async def program_report(request: web.Request) -> web.Response:
           query=RANGE_QUERY[:2], response=UnitReportOut)
 async def unit_report(request: web.Request) -> web.Response:
     """unit_report: one unit over the range (default: the last 31 days)."""
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         unit, facts, per_unit, per_classroom = await build_unit(s, request, int_param(request, "id"))
     return json_response(UnitReportOut(unit_id=unit.id, code=unit.code, name=unit.name, level=unit.level,
                                        totals=totals_out(reports.totals(facts)), per_unit=groups_out(per_unit),
@@ -552,8 +553,8 @@ async def unit_report(request: web.Request) -> web.Response:
           response=MonthlyOut)
 async def monthly_report(request: web.Request) -> web.Response:
     """monthly_report: one month, for every unit or the classrooms and learners under one."""
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         m = await build_monthly(s, request)
     return json_response(MonthlyOut(
         month=m.month, unit_id=m.unit.id if m.unit else None, totals=totals_out(m.totals),
@@ -570,7 +571,7 @@ async def monthly_report(request: web.Request) -> web.Response:
           response=ProgressOut, response_list=True)
 async def progress_report(request: web.Request) -> web.Response:
     """progress_report: learner progress roll-up (trainers and leaders: their programs)."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         return json_response(progress_out(await build_progress(s, request)))
 
 
@@ -580,7 +581,7 @@ async def progress_report(request: web.Request) -> web.Response:
 async def my_progress(request: web.Request) -> web.Response:
     """my_progress: the caller's own figures (learners only)."""
     ident = require(request, Role.LEARNER)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         ids = await reports.learner_programs(s, ident.user_id)
         groups = await reports.progress_rollup(s, ids, await reports.Places.load(s), user_id=ident.user_id)
     return json_response(progress_out(groups))
@@ -592,7 +593,7 @@ async def export_tables(request: web.Request) -> tuple[list[exports.Table], str]
     """export_tables: the tables and file stem of ?report=... (each report keeps its own role rules)."""
     ident, tz, now, live = _ctx(request)
     kind = request.query.get("report", "meetings")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         if kind == "meeting":
             meeting_id = _int_query(request, "id")
             if meeting_id is None:

@@ -14,8 +14,9 @@ from aiohttp import web
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import keys
 from server.auth import Identity, require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import MaterialKind, Meeting, Quiz, QuizQuestion, Recording, User
 from server.errors import ApiError
 from server.learning import materials as materials_svc
@@ -116,7 +117,7 @@ class ProgressOut(BaseModel):
 
 def progress_out(request: web.Request, p: svc.Progress) -> ProgressOut:
     """progress_out: Progress as ProgressOut."""
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     return ProgressOut(user_id=p.user_id, username=p.username, display_name=p.display_name,
                        videos_watched=p.videos_watched, videos_total=p.videos_total,
                        materials_opened=p.materials_opened, materials_total=p.materials_total,
@@ -141,7 +142,7 @@ async def list_quizzes(request: web.Request) -> web.Response:
     """list_quizzes: the program's quizzes."""
     ident = require(request)
     pid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         access = await enrolment.require_access(s, ident, pid)
         rows = await svc.list_quizzes(s, pid, published_only=not access.manage)
         out = []
@@ -158,7 +159,7 @@ async def list_quizzes(request: web.Request) -> web.Response:
 async def _check_meeting(request: web.Request, pid: int, meeting_id: int | None) -> None:
     if meeting_id is None:
         return
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await s.get(Meeting, meeting_id)
     if meeting is None or meeting.program_id != pid:
         raise ApiError(422, "invalid", "meeting_id: buổi học không thuộc chương trình này / "
@@ -173,10 +174,10 @@ async def create_quiz(request: web.Request) -> web.Response:
     ident = require(request)
     pid = int_param(request, "id")
     data = await parse_body(request, svc.QuizIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await enrolment.require_access(s, ident, pid, manage=True)
     await _check_meeting(request, pid, data.meeting_id)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         quiz = await svc.create_quiz(s, request, pid, data, ident.user_id)
         await s.commit()
         quiz, questions = await svc.get_quiz(s, quiz.id)
@@ -186,7 +187,7 @@ async def create_quiz(request: web.Request) -> web.Response:
 async def _quiz(request: web.Request, manage: bool = False) -> tuple[Quiz, list[QuizQuestion], enrolment.Access]:
     ident = require(request)
     qid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         quiz, questions = await svc.get_quiz(s, qid)
         access = await enrolment.require_access(s, ident, quiz.program_id, manage=manage)
     if not quiz.published and not access.manage:
@@ -209,7 +210,7 @@ async def update_quiz(request: web.Request) -> web.Response:
     data = await parse_body(request, svc.QuizIn)
     quiz, _, _ = await _quiz(request, manage=True)
     await _check_meeting(request, quiz.program_id, data.meeting_id)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         quiz, _ = await svc.get_quiz(s, quiz.id)
         await svc.update_quiz(s, request, quiz, data)
         await s.commit()
@@ -222,7 +223,7 @@ async def update_quiz(request: web.Request) -> web.Response:
 async def delete_quiz(request: web.Request) -> web.Response:
     """delete_quiz: remove a quiz."""
     quiz, _, _ = await _quiz(request, manage=True)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         quiz, _ = await svc.get_quiz(s, quiz.id)
         await svc.delete_quiz(s, request, quiz)
         await s.commit()
@@ -234,7 +235,7 @@ def attempt_out(request: web.Request, attempt_id: int, quiz: Quiz, questions: li
     """attempt_out: a graded attempt as AttemptOut."""
     return AttemptOut(id=attempt_id, quiz_id=quiz.id, correct=result.correct, total=result.total,
                       score_percent=result.percent, passed=result.passed, pass_percent=quiz.pass_percent,
-                      at=at.astimezone(request.app[keys.CONFIG].tz), per_question=result.per_question,
+                      at=at.astimezone(request.app[CONFIG].tz), per_question=result.per_question,
                       correct_choices=[list(q.correct) for q in questions])
 
 
@@ -248,7 +249,7 @@ async def submit_attempt(request: web.Request) -> web.Response:
     quiz, questions, _ = await _quiz(request)
     if ident.user_id is None:
         raise ApiError(403, "forbidden", "Cần tài khoản để làm bài. / An account is needed to take a quiz.")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         attempt, result = await svc.submit(s, quiz, questions, ident.user_id, data)
         await s.commit()
     return json_response(attempt_out(request, attempt.id, quiz, questions, result, attempt.at), status=201)
@@ -276,7 +277,7 @@ async def watch(request: web.Request) -> web.Response:
     ident = require(request)
     data = await parse_body(request, WatchIn)
     kind, raw_id = data.item.split(":", 1)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         if kind == "recording":
             program_id = await _recording_program(s, ident, int(raw_id))
         else:
@@ -304,7 +305,7 @@ async def program_progress(request: web.Request) -> web.Response:
     """program_progress: the progress table of a program."""
     ident = require(request)
     pid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await enrolment.require_access(s, ident, pid, manage=True)
         users = await svc.enrolled_users(s, pid)
         rows = await svc.program_progress(s, pid, users)
@@ -317,7 +318,7 @@ async def my_progress(request: web.Request) -> web.Response:
     """my_progress: the caller's figures."""
     ident = require(request)
     pid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await enrolment.require_access(s, ident, pid)
         user = await s.get(User, ident.user_id) if ident.user_id else None
         if user is None:

@@ -14,8 +14,8 @@ from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from server import keys
 from server.audit import record
+from server.db.engine import DB
 from server.db.models import Classroom, Role, Unit, UnitLevel
 from server.errors import ApiError
 from server.i18n import language
@@ -180,7 +180,7 @@ async def list_units(request: web.Request) -> web.Response:
     except ValueError:
         raise ApiError(422, "invalid", "level: province, district, commune", field="level") from None
     q = request.query.get("q", "").strip().lower()
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         if at is not None:
             units = await units_at(s, at, level=level, parent_id=parent)
         else:
@@ -199,7 +199,7 @@ async def list_units(request: web.Request) -> web.Response:
           response=UnitOut, tag="units")
 async def get_unit(request: web.Request) -> web.Response:
     """get_unit: one unit by id."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         unit = await s.get(Unit, int_param(request, "id"))
     if unit is None:
         raise _not_found()
@@ -211,7 +211,7 @@ async def get_unit(request: web.Request) -> web.Response:
 async def create_unit(request: web.Request) -> web.Response:
     """create_unit: add a unit (checked like an imported row)."""
     body = await parse_body(request, UnitIn)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         problems = await unit_problems(s, code=body.code, level=body.level, parent_id=body.parent_id,
                                        valid_from=body.valid_from, valid_to=body.valid_to)
         if problems:
@@ -230,7 +230,7 @@ async def update_unit(request: web.Request) -> web.Response:
     """update_unit: change some fields of a unit."""
     body = await parse_body(request, UnitPatch)
     changes = body.model_dump(exclude_unset=True)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         unit = await s.get(Unit, int_param(request, "id"))
         if unit is None:
             raise _not_found()
@@ -250,7 +250,7 @@ async def update_unit(request: web.Request) -> web.Response:
 
 
 async def _classroom_view(request: web.Request, classroom_id: int) -> ClassroomView:
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         room = await s.get(Classroom, classroom_id)
         if room is None:
             raise _not_found()
@@ -274,7 +274,7 @@ async def list_classrooms(request: web.Request) -> web.Response:
     active = None if not active_text else active_text in ("true", "1")
     limit = max(1, min(_int_query(request, "limit", 1000) or 1000, 10_000))
     offset = max(0, _int_query(request, "offset", 0) or 0)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         views, total = await find_classrooms(s, unit_id=unit_id, q=request.query.get("q", ""), active=active,
                                              limit=limit, offset=offset)
     resp = json_response([ClassroomOut.of(v) for v in views])
@@ -290,7 +290,7 @@ async def get_classroom(request: web.Request) -> web.Response:
 
 
 async def _check_classroom(request: web.Request, code: str, unit_id: int, classroom_id: int | None) -> None:
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         if await s.get(Unit, unit_id) is None:
             raise ApiError(422, "invalid", "unit_id: không có đơn vị này / unknown unit", field="unit_id")
         other = await s.scalar(select(Classroom.id).where(Classroom.code == code))
@@ -304,7 +304,7 @@ async def create_classroom(request: web.Request) -> web.Response:
     """create_classroom: add a classroom (409 if the code exists)."""
     body = await parse_body(request, ClassroomIn)
     await _check_classroom(request, body.code, body.unit_id, None)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         room = Classroom(**body.model_dump())
         s.add(room)
         await s.flush()
@@ -322,13 +322,13 @@ async def update_classroom(request: web.Request) -> web.Response:
     if any(v is None for v in changes.values()):
         raise ApiError(422, "invalid", "Không được để null. / Fields may not be null.")
     cid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         room = await s.get(Classroom, cid)
         if room is None:
             raise _not_found()
         code, unit_id = changes.get("code", room.code), changes.get("unit_id", room.unit_id)
     await _check_classroom(request, code, unit_id, cid)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         room = await s.get(Classroom, cid)
         if room is None:
             raise _not_found()
@@ -346,7 +346,7 @@ async def update_classroom(request: web.Request) -> web.Response:
 async def deactivate_classroom(request: web.Request) -> web.Response:
     """deactivate_classroom: mark a classroom inactive."""
     cid = int_param(request, "id")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         room = await s.get(Classroom, cid)
         if room is None:
             raise _not_found()
@@ -393,7 +393,7 @@ async def read_upload(request: web.Request, limit: int = IMPORT_MAX_BYTES) -> tu
 
 async def run_import(request: web.Request, kind: str, data: bytes, filename: str) -> ImportResult:
     """run_import: import `data` as `kind` in one transaction and audit it (ImportFailed: nothing written)."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         try:
             result = await IMPORTERS[kind](s, data)
         except ImportFailed:

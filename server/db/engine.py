@@ -1,6 +1,6 @@
 """server.db.engine: the async engine, session factory and start-up migrations.
 
-The engine is created by `server.app` inside a cleanup context and stored under `keys.DB`; request
+The engine is created by `server.app` inside a cleanup context and stored under `DB` (an AppKey defined here); request
 handlers open an `AsyncSession` per unit of work with `async with db() as s:`.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
@@ -59,3 +60,6 @@ async def migrate(engine: AsyncEngine) -> None:
     """migrate: apply every Alembic migration up to every head (idempotent; branches from parallel work are fine)."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)
+
+ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine")
+DB: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("db")

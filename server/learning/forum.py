@@ -28,8 +28,9 @@ from pydantic import BaseModel, StringConstraints
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import audit, keys
+from server import audit
 from server.auth import Identity
+from server.config import CONFIG
 from server.db.models import (
     ForumQuestion,
     ForumReply,
@@ -42,6 +43,7 @@ from server.db.models import (
     utcnow,
 )
 from server.errors import ApiError
+from server.mail import MAILER
 from server.people import enrolment
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
@@ -304,14 +306,14 @@ async def mark(s: AsyncSession, request: web.Request | None, question: ForumQues
 # --- notifications --------------------------------------------------------------------------------
 
 def _base_url(request: web.Request) -> str:
-    public = request.app[keys.CONFIG].server.public_url.rstrip("/")
+    public = request.app[CONFIG].server.public_url.rstrip("/")
     return public or f"{request.scheme}://{request.host}"
 
 
 async def notify_new_question(s: AsyncSession, request: web.Request, topic: ForumTopic,
                               question: ForumQuestion) -> None:
     """notify_new_question: e-mail the program's trainers and presenters about a new question."""
-    mailer = request.app.get(keys.MAILER)
+    mailer = request.app.get(MAILER)
     if mailer is None or not mailer.enabled:
         return
     staff = await enrolment.staff_of(s, topic.program_id)
@@ -326,7 +328,7 @@ async def notify_new_question(s: AsyncSession, request: web.Request, topic: Foru
 async def notify_answered(s: AsyncSession, request: web.Request, topic: ForumTopic, question: ForumQuestion,
                           answer: str) -> None:
     """notify_answered: e-mail the asker that the question was answered."""
-    mailer = request.app.get(keys.MAILER)
+    mailer = request.app.get(MAILER)
     if mailer is None or not mailer.enabled or question.author_id is None:
         return
     asker = await s.get(User, question.author_id)

@@ -23,7 +23,8 @@ from pydantic import BaseModel, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import audit, files, keys
+from server import audit, files
+from server.config import CONFIG
 from server.db.models import Material, MaterialKind, Meeting, utcnow
 from server.errors import ApiError
 
@@ -116,7 +117,7 @@ async def _text(part: BodyPartReader) -> str:
 
 async def receive(request: web.Request) -> Upload:
     """receive: read a multipart upload into the content store (413, 415, 400 when no file)."""
-    limit = request.app[keys.CONFIG].limits.max_upload_bytes
+    limit = request.app[CONFIG].limits.max_upload_bytes
     if request.content_type != "multipart/form-data":
         raise ApiError(415, "unsupported-media-type",
                        "Cần gửi biểu mẫu multipart/form-data có trường 'file'. / "
@@ -127,7 +128,7 @@ async def receive(request: web.Request) -> Upload:
     stored: files.StoredFile | None = None
     filename = ""
     reader = await request.multipart()
-    root = files.uploads_root(request.app[keys.CONFIG])
+    root = files.uploads_root(request.app[CONFIG])
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             continue
@@ -254,7 +255,7 @@ def disposition(material: Material, download: bool) -> str:
 
 def file_response(request: web.Request, material: Material, download: bool = False) -> web.FileResponse:
     """file_response: the stored file (Range-capable) with its sniffed type and file name."""
-    path = files.path_of(files.uploads_root(request.app[keys.CONFIG]), material.sha256)
+    path = files.path_of(files.uploads_root(request.app[CONFIG]), material.sha256)
     if not path.is_file():
         raise ApiError(410, "gone", "Tệp không còn trên máy chủ. / The file is no longer on the server.")
     return web.FileResponse(path, headers={

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import AttendanceEvent, utcnow
+from server.live.service import LIVE
 
 if TYPE_CHECKING:
     from server.live.signalling import Connection
@@ -47,7 +48,7 @@ async def record(conn: Connection, kind: str, **data: Any) -> None:
     if conn.meeting_id is None or not conn.participant_id:
         return
     try:
-        async with conn.app[keys.DB]() as s:
+        async with conn.app[DB]() as s:
             s.add(event_for(conn, kind, **data))
             await s.commit()
     except Exception:
@@ -58,7 +59,7 @@ async def record_floor_change(conn: Connection, before: str | None, after: str |
     """record_floor_change: floor-end for the previous holder and floor-start for the new one."""
     if before == after or conn.meeting_id is None:
         return
-    live = conn.app[keys.LIVE]
+    live = conn.app[LIVE]
     rows = []
     for pid, kind in ((before, "floor-end"), (after, "floor-start")):
         if pid is None:
@@ -69,7 +70,7 @@ async def record_floor_change(conn: Connection, before: str | None, after: str |
         else:
             rows.append(AttendanceEvent(meeting_id=conn.meeting_id, at=utcnow(), kind=kind, participant=pid,
                                         role="", name="", data={"by": conn.participant_id}))
-    async with conn.app[keys.DB]() as s:
+    async with conn.app[DB]() as s:
         s.add_all(rows)
         await s.commit()
 
@@ -90,7 +91,7 @@ def quality_of(stats: Any) -> dict[str, Any]:
 
 async def sample_once(app: web.Application) -> int:
     """sample_once: store a quality sample for every connected participant; returns how many."""
-    live = app[keys.LIVE]
+    live = app[LIVE]
     rows = []
     for room in list(live.sfu.rooms.values()):
         try:
@@ -103,7 +104,7 @@ async def sample_once(app: web.Application) -> int:
                 continue
             rows.append(event_for(conn, "quality", **quality_of(entry)))
     if rows:
-        async with app[keys.DB]() as s:
+        async with app[DB]() as s:
             s.add_all(rows)
             await s.commit()
     return len(rows)
@@ -121,7 +122,7 @@ async def _sampler(app: web.Application, interval: float) -> None:
 async def close_open_intervals(app: web.Application, since_days: int = 3) -> int:
     """close_open_intervals: after a restart, end every interval still open, at its last known moment."""
     since = utcnow() - dt.timedelta(days=since_days)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         rows = (await s.scalars(select(AttendanceEvent).where(AttendanceEvent.at >= since)
                                 .order_by(AttendanceEvent.id))).all()
         last: dict[tuple[int, str], AttendanceEvent] = {}

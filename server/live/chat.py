@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import ChatMessage, utcnow
 from server.live import attendance
+from server.live.service import LIVE
 from server.live.wire import MODERATORS, Route, SignalError, field
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def _visible(conn: Connection, m: ChatMessage) -> bool:
 async def history_for(conn: Connection) -> list[dict[str, Any]]:
     """history_for: the `chat-history` message for a participant who just joined."""
     assert conn.meeting_id is not None
-    async with conn.app[keys.DB]() as s:
+    async with conn.app[DB]() as s:
         uid = conn.ident.user_id
         q = (select(ChatMessage).where(ChatMessage.meeting_id == conn.meeting_id, ChatMessage.deleted_at.is_(None))
              .where(or_(ChatMessage.recipient_participant.is_(None),
@@ -66,7 +67,7 @@ async def on_chat(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     if len(text) > limit:
         raise SignalError("too-long", f"Tin nhắn dài quá {limit} ký tự. / Message longer than {limit} characters.")
     to = field(msg, "to", str, optional=True)
-    live = conn.app[keys.LIVE]
+    live = conn.app[LIVE]
     recipient = None
     if to is not None:
         target = room.participants.get(to)
@@ -77,7 +78,7 @@ async def on_chat(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
             raise SignalError("forbidden", "Chỉ được nhắn riêng cho người trình bày. / Private messages go to "
                                            "presenters only.")
         recipient = live.by_participant(conn.meeting_id or 0, to)
-    async with conn.app[keys.DB]() as s:
+    async with conn.app[DB]() as s:
         row = ChatMessage(meeting_id=conn.meeting_id, at=utcnow(), sender_participant=pid,
                           sender_user_id=conn.ident.user_id, sender_name=conn.name or "",
                           sender_role=conn.ident.role.value, recipient_participant=to,
@@ -100,7 +101,7 @@ async def on_chat_delete(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
     """on_chat_delete: a presenter or operator deletes a message for everyone."""
     conn.require_room()
     message_id = field(msg, "message_id", int)
-    async with conn.app[keys.DB]() as s:
+    async with conn.app[DB]() as s:
         row = await s.get(ChatMessage, message_id)
         if row is None or row.meeting_id != conn.meeting_id or row.deleted_at is not None:
             raise SignalError("not-found", "Không có tin nhắn này. / No such message.")
@@ -110,7 +111,7 @@ async def on_chat_delete(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
     from server.live.signalling import audit_live
 
     await audit_live(conn, "live.chat-delete", message_id=message_id)
-    for other in conn.app[keys.LIVE].in_meeting(conn.meeting_id or 0):
+    for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
         await other.send({"type": "chat-deleted", "message_id": message_id})
     return {"type": "ok"}
 

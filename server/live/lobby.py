@@ -11,8 +11,8 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from server import keys
 from server.db.models import Meeting, Role
+from server.live.service import LIVE
 from server.live.wire import MODERATORS, Route, SignalError, field
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def must_wait(conn: Connection, room: Room, meeting_id: int) -> bool:
         return False
     if conn.ident.role == Role.GUEST or room.locked:
         return True
-    return removal_key(conn) in conn.app[keys.LIVE].removed.get(meeting_id, set())
+    return removal_key(conn) in conn.app[LIVE].removed.get(meeting_id, set())
 
 
 def _entry(conn: Connection) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def _entry(conn: Connection) -> dict[str, Any]:
 
 async def notify_moderators(conn: Connection, meeting_id: int) -> None:
     """notify_moderators: send the current waiting list to every moderator in the room."""
-    live = conn.app[keys.LIVE]
+    live = conn.app[LIVE]
     waiting = [_entry(c) for c in live.lobby.get(meeting_id, {}).values()]
     for other in live.in_meeting(meeting_id):
         if other.ident.role in MODERATORS:
@@ -51,13 +51,13 @@ def waiting_for(conn: Connection) -> list[dict[str, Any]]:
     """waiting_for: the lobby list for a moderator who just joined (nothing for others)."""
     if conn.ident.role not in MODERATORS or conn.meeting_id is None:
         return []
-    entries = conn.app[keys.LIVE].lobby.get(conn.meeting_id, {})
+    entries = conn.app[LIVE].lobby.get(conn.meeting_id, {})
     return [{"type": "lobby-waiting", "waiting": [_entry(c) for c in entries.values()]}] if entries else []
 
 
 async def wait(conn: Connection, meeting: Meeting, name: str, request_id: Any) -> dict[str, Any]:
     """wait: put the connection in the lobby; the reply to its join is a `lobby` message."""
-    live = conn.app[keys.LIVE]
+    live = conn.app[LIVE]
     conn.waiting = secrets.token_hex(6)
     conn.name = name
     conn.pending_join = (meeting, request_id)
@@ -72,7 +72,7 @@ async def leave_lobby(conn: Connection) -> None:
     if conn.waiting is None or conn.pending_join is None:
         return
     meeting_id = conn.pending_join[0].id
-    live = conn.app[keys.LIVE]
+    live = conn.app[LIVE]
     entries = live.lobby.get(meeting_id, {})
     entries.pop(conn.waiting, None)
     if not entries:
@@ -84,7 +84,7 @@ async def leave_lobby(conn: Connection) -> None:
 def _waiting(conn: Connection, msg: dict[str, Any]) -> Connection:
     lobby_id = field(msg, "lobby_id", str)
     assert conn.meeting_id is not None
-    other = conn.app[keys.LIVE].lobby.get(conn.meeting_id, {}).get(lobby_id)
+    other = conn.app[LIVE].lobby.get(conn.meeting_id, {}).get(lobby_id)
     if other is None:
         raise SignalError("not-found", "Không còn ai chờ với mã này. / Nobody waits with this id.")
     return other
@@ -97,8 +97,8 @@ async def admit(conn: Connection, other: Connection) -> None:
     assert other.pending_join is not None
     meeting, request_id = other.pending_join
     await leave_lobby(other)
-    room = await conn.app[keys.LIVE].sfu.room(str(meeting.id), meeting.video_codec)
-    conn.app[keys.LIVE].removed.get(meeting.id, set()).discard(removal_key(other))
+    room = await conn.app[LIVE].sfu.room(str(meeting.id), meeting.video_codec)
+    conn.app[LIVE].removed.get(meeting.id, set()).discard(removal_key(other))
     try:
         reply = await enter(other, meeting, room, other.name, None, admitted=True)
     except SignalError as exc:
@@ -134,7 +134,7 @@ async def on_refuse(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
 async def admit_all_after_unlock(conn: Connection) -> None:
     """admit_all_after_unlock: unlocking the room lets in everyone waiting except guests."""
     assert conn.meeting_id is not None
-    entries = list(conn.app[keys.LIVE].lobby.get(conn.meeting_id, {}).values())
+    entries = list(conn.app[LIVE].lobby.get(conn.meeting_id, {}).values())
     for other in entries:
         if other.ident.role != Role.GUEST:
             await admit(conn, other)

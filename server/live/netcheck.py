@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from server import keys
 from server.auth import require
+from server.config import CONFIG
 from server.errors import ApiError
 from server.ratelimit import TokenBucket
 
@@ -61,12 +61,12 @@ class NetcheckBudget:
 
 def _spend(request: web.Request, size: int) -> None:
     ident = require(request)
-    request.app[keys.NETCHECK_BUDGET].spend(ident.login_id, size)
+    request.app[NETCHECK_BUDGET].spend(ident.login_id, size)
 
 
 def upload_limit(app: web.Application) -> int:
     """upload_limit: the largest upload body accepted (UPLOAD_MAX, or less if the server's body limit is lower)."""
-    return min(UPLOAD_MAX, app[keys.CONFIG].limits.max_body_bytes)
+    return min(UPLOAD_MAX, app[CONFIG].limits.max_body_bytes)
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -112,7 +112,9 @@ async def upload(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """setup: add the network check routes and the per-login budget."""
-    app[keys.NETCHECK_BUDGET] = NetcheckBudget()
+    app[NETCHECK_BUDGET] = NetcheckBudget()
     app.router.add_get("/netcheck/ping", ping, name="netcheck-ping")
     app.router.add_get("/netcheck/download", download, name="netcheck-download")
     app.router.add_post("/netcheck/upload", upload, name="netcheck-upload")
+
+NETCHECK_BUDGET: web.AppKey[NetcheckBudget] = web.AppKey("netcheck_budget")

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import Poll, PollAnswer, utcnow
 from server.live import attendance
+from server.live.service import LIVE
 from server.live.wire import MODERATORS, Route, SignalError, field
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def poll_view(p: Poll) -> dict[str, Any]:
 
 async def results(conn: Connection, poll: Poll) -> dict[str, Any]:
     """results: the `poll-results` message of a poll: counts per choice and how many answered."""
-    async with conn.app[keys.DB]() as s:
+    async with conn.app[DB]() as s:
         rows = (await s.execute(select(PollAnswer.choice, func.count()).where(PollAnswer.poll_id == poll.id)
                                 .group_by(PollAnswer.choice))).all()
     counts = [0] * len(poll.choices)
@@ -42,7 +43,7 @@ async def results(conn: Connection, poll: Poll) -> dict[str, Any]:
 
 async def open_polls_for(conn: Connection) -> list[dict[str, Any]]:
     """open_polls_for: the open polls for someone who just joined (moderators get their results too)."""
-    async with conn.app[keys.DB]() as s:
+    async with conn.app[DB]() as s:
         polls = list((await s.scalars(select(Poll).where(Poll.meeting_id == conn.meeting_id,
                                                           Poll.closed_at.is_(None)).order_by(Poll.id))).all())
     out: list[dict[str, Any]] = []
@@ -54,7 +55,7 @@ async def open_polls_for(conn: Connection) -> list[dict[str, Any]]:
 
 
 async def _get(conn: Connection, poll_id: int) -> Poll:
-    async with conn.app[keys.DB]() as s:
+    async with conn.app[DB]() as s:
         poll = await s.get(Poll, poll_id)
     if poll is None or poll.meeting_id != conn.meeting_id:
         raise SignalError("not-found", "Không có câu hỏi này. / No such poll.")
@@ -72,12 +73,12 @@ async def on_poll_create(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
                                                        for c in choices):
         raise SignalError("bad-message", "Cần 2–8 lựa chọn, mỗi lựa chọn ≤ 200 ký tự. / 2 to 8 choices of ≤ 200 "
                                          "characters.")
-    async with conn.app[keys.DB]() as s:
+    async with conn.app[DB]() as s:
         poll = Poll(meeting_id=conn.meeting_id, question=question, choices=[c.strip() for c in choices],
                     created_by=conn.ident.user_id)
         s.add(poll)
         await s.commit()
-    for other in conn.app[keys.LIVE].in_meeting(conn.meeting_id or 0):
+    for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
         await other.send({"type": "poll", "poll": poll_view(poll)})
     return {"type": "ok", "poll_id": poll.id}
 
@@ -92,7 +93,7 @@ async def on_poll_answer(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
     if not 0 <= choice < len(poll.choices):
         raise SignalError("bad-message", "Lựa chọn không hợp lệ. / No such choice.")
     voter = f"user:{conn.ident.user_id}" if conn.ident.user_id is not None else f"participant:{pid}"
-    async with conn.app[keys.DB]() as s:
+    async with conn.app[DB]() as s:
         row = await s.scalar(select(PollAnswer).where(PollAnswer.poll_id == poll.id, PollAnswer.voter == voter))
         if row is None:
             s.add(PollAnswer(poll_id=poll.id, voter=voter, user_id=conn.ident.user_id,
@@ -103,7 +104,7 @@ async def on_poll_answer(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
         await s.commit()
     await attendance.record(conn, "poll-answer", poll_id=poll.id, choice=choice)
     live_results = await results(conn, poll)
-    for other in conn.app[keys.LIVE].in_meeting(conn.meeting_id or 0):
+    for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
         if other.ident.role in MODERATORS:
             await other.send(live_results)
     return {"type": "ok"}
@@ -114,14 +115,14 @@ async def on_poll_close(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]
     conn.require_room()
     poll = await _get(conn, field(msg, "poll_id", int))
     if poll.closed_at is None:
-        async with conn.app[keys.DB]() as s:
+        async with conn.app[DB]() as s:
             stored = await s.get(Poll, poll.id)
             assert stored is not None
             stored.closed_at = utcnow()
             await s.commit()
             poll = stored
     final = await results(conn, poll)
-    for other in conn.app[keys.LIVE].in_meeting(conn.meeting_id or 0):
+    for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
         await other.send(final)
     return {"type": "ok"}
 

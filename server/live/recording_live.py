@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from server import keys
-from server.live.recordings import RecordingRefused
+from server.live.recordings import RECORDERS, RecordingRefused
 from server.live.wire import MODERATORS, Route, SignalError, field
 
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ async def on_record_start(conn: Connection, msg: dict[str, Any]) -> dict[str, An
     """on_record_start: start recording the room (refused when the disk is nearly full)."""
     conn.require_room()
     try:
-        recording_id = await conn.app[keys.RECORDERS].start(conn.meeting_id or 0, conn.ident)
+        recording_id = await conn.app[RECORDERS].start(conn.meeting_id or 0, conn.ident)
     except RecordingRefused as exc:
         raise SignalError(exc.code, exc.message) from exc
     return {"type": "ok", "recording_id": recording_id}
@@ -34,7 +33,7 @@ async def on_record_stop(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
     """on_record_stop: stop the room's recording; it is then finalized into the archive."""
     conn.require_room()
     try:
-        recording_id = await conn.app[keys.RECORDERS].stop(conn.meeting_id or 0, conn.ident)
+        recording_id = await conn.app[RECORDERS].stop(conn.meeting_id or 0, conn.ident)
     except RecordingRefused as exc:
         raise SignalError(exc.code, exc.message) from exc
     return {"type": "ok", "recording_id": recording_id}
@@ -47,7 +46,7 @@ async def on_record_marker(conn: Connection, msg: dict[str, Any]) -> dict[str, A
     if not title or len(title) > MARKER_CHARS:
         raise SignalError("bad-message", f"title: 1–{MARKER_CHARS} ký tự / 1–{MARKER_CHARS} characters")
     try:
-        conn.app[keys.RECORDERS].marker(conn.meeting_id or 0, title)
+        conn.app[RECORDERS].marker(conn.meeting_id or 0, title)
     except RecordingRefused as exc:
         raise SignalError(exc.code, exc.message) from exc
     return {"type": "ok"}

@@ -1,7 +1,7 @@
 """server.live.recordings: the recording service: one recorder per live room, finalizing, recovery, access rules.
 
 Who owns what:
-- `Recorders` (one per app, under `keys.RECORDERS`, started by a cleanup context after the live side's)
+- `Recorders` (one per app, under `RECORDERS`, started by a cleanup context after the live side's)
   owns the active `recorder.participant.RecordingParticipant`s (one per meeting's room) and the queue of
   recordings to finalize. Finalizing runs one recording at a time in a child process
   (`recorder.worker`, niced), so the live rooms keep the CPU.
@@ -34,9 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from recorder.archive import free_bytes, read_result
 from recorder.participant import RecorderOptions, RecordingParticipant
 from recorder.worker import WorkerError, run_worker
-from server import keys
 from server.audit import record
 from server.auth import Identity
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import (
     Meeting,
     MeetingStatus,
@@ -49,6 +50,7 @@ from server.db.models import (
     program_trainers,
     utcnow,
 )
+from server.live.service import LIVE
 from sfu.errors import SfuError
 from sfu.room import Room
 
@@ -92,7 +94,7 @@ class Recorders:
     @property
     def root(self) -> Path:
         """root is the directory holding every recording."""
-        return self.app[keys.CONFIG].data_path / "recordings"
+        return self.app[CONFIG].data_path / "recordings"
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -107,10 +109,10 @@ class Recorders:
             self._spawn(self._auto_start(room), f"recorder-auto-{room.id}")
 
     async def _auto_start(self, room: Room) -> None:
-        cfg = self.app[keys.CONFIG].recorder
+        cfg = self.app[CONFIG].recorder
         if not (cfg.enabled and cfg.auto_start) or not room.id.isdigit():
             return
-        async with self.app[keys.DB]() as s:
+        async with self.app[DB]() as s:
             meeting = await s.get(Meeting, int(room.id))
         if meeting is None or not meeting.record or meeting.status != MeetingStatus.PUBLISHED:
             return
@@ -124,13 +126,13 @@ class Recorders:
 
     async def start(self, meeting_id: int, by: Identity | None, room: Room | None = None) -> int:
         """start records the meeting's open room; returns the Recording id. Raises RecordingRefused."""
-        cfg = self.app[keys.CONFIG]
+        cfg = self.app[CONFIG]
         if not cfg.recorder.enabled:
             raise RecordingRefused("forbidden", "Máy chủ không bật ghi hình. / Recording is turned off on this server.")
         if meeting_id in self.active:
             raise RecordingRefused("state",
                                    "Buổi tập huấn đang được ghi hình. / The meeting is already being recorded.")
-        room = room or self.app[keys.LIVE].sfu.rooms.get(str(meeting_id))
+        room = room or self.app[LIVE].sfu.rooms.get(str(meeting_id))
         if room is None or room.closed:
             raise RecordingRefused("state", "Phòng của buổi tập huấn chưa mở. / The meeting's room is not open.")
         free = free_bytes(self.root)
@@ -138,7 +140,7 @@ class Recorders:
             message = DISK_MESSAGE.format(free=free // 1_000_000, need=cfg.recorder.min_free_bytes // 1_000_000)
             await self._refused(meeting_id, by, message)
             raise RecordingRefused("disk-full", message)
-        async with self.app[keys.DB]() as s:
+        async with self.app[DB]() as s:
             meeting = await s.get(Meeting, meeting_id)
             if meeting is None:
                 raise RecordingRefused("not-found", "Không có buổi tập huấn này. / No such meeting.")
@@ -177,7 +179,7 @@ class Recorders:
 
     async def _refused(self, meeting_id: int, by: Identity | None, message: str) -> None:
         log.warning("meeting %s: recording refused: %s", meeting_id, message)
-        async with self.app[keys.DB]() as s:
+        async with self.app[DB]() as s:
             record(s, None, "recording.refused", f"meeting:{meeting_id}", actor_id=by.user_id if by else None,
                    reason="disk-full")
             await s.commit()
@@ -192,7 +194,7 @@ class Recorders:
             active.empty_timer.cancel()
             active.empty_timer = None
         if count == 0:
-            grace = self.app[keys.CONFIG].sfu.room_grace_seconds
+            grace = self.app[CONFIG].sfu.room_grace_seconds
             active.empty_timer = asyncio.get_running_loop().call_later(
                 grace, lambda: self._spawn(self.stop(meeting_id, None, "empty"), f"recorder-empty-{meeting_id}"))
 
@@ -204,7 +206,7 @@ class Recorders:
         if active.empty_timer is not None:
             active.empty_timer.cancel()
         await active.participant.stop()
-        async with self.app[keys.DB]() as s:
+        async with self.app[DB]() as s:
             row = await s.get(Recording, active.recording_id)
             if row is not None:
                 row.state = RecordingState.PROCESSING
@@ -229,7 +231,7 @@ class Recorders:
 
     async def broadcast(self, meeting_id: int, message: dict[str, Any], roles: frozenset[str] | None = None) -> None:
         """broadcast sends a message to the meeting's joined connections (of `roles` only, when given)."""
-        live = self.app.get(keys.LIVE)
+        live = self.app.get(LIVE)
         if live is None:
             return
         for conn in live.in_meeting(meeting_id):
@@ -239,7 +241,7 @@ class Recorders:
     # ------------------------------------------------------------------------------- finalizing
 
     async def _set(self, recording_id: int, **values: Any) -> None:
-        async with self.app[keys.DB]() as s:
+        async with self.app[DB]() as s:
             row = await s.get(Recording, recording_id)
             if row is not None:
                 for key, value in values.items():
@@ -258,7 +260,7 @@ class Recorders:
 
     async def finalize(self, recording_id: int) -> None:
         """finalize builds the recording's files in the worker process and marks it ready or failed."""
-        async with self.app[keys.DB]() as s:
+        async with self.app[DB]() as s:
             row = await s.get(Recording, recording_id)
             if row is None:
                 return
@@ -279,7 +281,7 @@ class Recorders:
                 self._spawn(self._ready(recording_id, directory), f"recording-ready-{recording_id}")
 
             try:
-                await run_worker(directory, self.app[keys.CONFIG].recorder.worker_nice, on_progress, on_lecture)
+                await run_worker(directory, self.app[CONFIG].recorder.worker_nice, on_progress, on_lecture)
             except WorkerError as exc:
                 log.error("recording %s failed: %s", recording_id, exc)
                 if read_result(directory) is None:
@@ -303,7 +305,7 @@ class Recorders:
 
     async def recover(self) -> None:
         """recover queues recordings a killed server left behind (flagged `recovered`) and unfinished ones."""
-        async with self.app[keys.DB]() as s:
+        async with self.app[DB]() as s:
             rows = list((await s.scalars(select(Recording).where(Recording.state.in_(
                 (RecordingState.RECORDING, RecordingState.PROCESSING))).order_by(Recording.id))).all())
             for row in rows:
@@ -321,11 +323,11 @@ class Recorders:
 
     async def retention(self) -> int:
         """retention deletes finished recordings older than recorder.retention_days (audit-logged); returns n."""
-        days = self.app[keys.CONFIG].recorder.retention_days
+        days = self.app[CONFIG].recorder.retention_days
         if days <= 0:
             return 0
         cutoff = utcnow() - dt.timedelta(days=days)
-        async with self.app[keys.DB]() as s:
+        async with self.app[DB]() as s:
             rows = list((await s.scalars(select(Recording).where(
                 Recording.started_at < cutoff,
                 Recording.state.in_((RecordingState.READY, RecordingState.FAILED))))).all())
@@ -350,13 +352,13 @@ class Recorders:
         await self.recover()
         self._spawn(self._finalizer(), "recordings-finalizer")
         self._spawn(self._retention_loop(), "recordings-retention")
-        self.app[keys.LIVE].sfu.on_room_created.append(self.room_created)
+        self.app[LIVE].sfu.on_room_created.append(self.room_created)
 
     async def close(self) -> None:
         """close stops every recorder (segments stay for the next start) and the finalizer."""
         self.closing = True
         with contextlib.suppress(ValueError):
-            self.app[keys.LIVE].sfu.on_room_created.remove(self.room_created)
+            self.app[LIVE].sfu.on_room_created.remove(self.room_created)
         for meeting_id in list(self.active):
             with contextlib.suppress(Exception):
                 await self.stop(meeting_id, None, "server-shutdown")
@@ -420,7 +422,7 @@ async def may_view(s: AsyncSession, ident: Identity, recording_id: int) -> bool:
 
 async def _recorders_ctx(app: web.Application) -> AsyncIterator[None]:
     recorders = Recorders(app)
-    app[keys.RECORDERS] = recorders
+    app[RECORDERS] = recorders
     await recorders.open()
     yield
     await recorders.close()
@@ -429,3 +431,5 @@ async def _recorders_ctx(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     """setup: the recorders' cleanup context (after the live side's, so it stops first)."""
     app.cleanup_ctx.append(_recorders_ctx)
+
+RECORDERS: web.AppKey[Recorders] = web.AppKey("recorders")

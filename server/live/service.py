@@ -1,7 +1,7 @@
 """server.live.service: the live side of the server: the SFU's lifetime, live connections and their routes.
 
 Who owns what:
-- `Live` (one per app, under `keys.LIVE`) owns the `Sfu` and the table of open signalling connections.
+- `Live` (one per app, under `LIVE`) owns the `Sfu` and the table of open signalling connections.
   It is changed only from the event loop, without awaits in between, so it needs no lock.
 - Each `server.live.signalling.Connection` owns its WebSocket and its participant in a room; the room's
   mailbox task owns the media state (see sfu/room.py).
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from server import keys
-from server.config import Config, udp_range
+from server.bus import BUS
+from server.config import CONFIG, Config, udp_range
 from sfu.config import SfuConfig
 from sfu.room import Sfu
 
@@ -85,22 +85,22 @@ class Live:
 
 
 async def _listen_logins(app: web.Application) -> None:
-    sub = await app[keys.BUS].subscribe("logins")
+    sub = await app[BUS].subscribe("logins")
     try:
         async for message in sub:
             if message.get("type") != "login-revoked":
                 continue
             ids = {str(i) for i in message.get("login_ids", [])}
             reason = str(message.get("reason", "logout"))
-            for conn in app[keys.LIVE].by_login(ids):
+            for conn in app[LIVE].by_login(ids):
                 asyncio.create_task(conn.close(reason))
     finally:
         await sub.close()
 
 
 async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
-    live = Live(app[keys.CONFIG])
-    app[keys.LIVE] = live
+    live = Live(app[CONFIG])
+    app[LIVE] = live
     listener = asyncio.create_task(_listen_logins(app), name="live-logins")
     yield
     listener.cancel()
@@ -111,7 +111,7 @@ async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _on_shutdown(app: web.Application) -> None:
-    live = app.get(keys.LIVE)
+    live = app.get(LIVE)
     if live is not None:
         await live.close_all("server-shutdown")
 
@@ -125,3 +125,5 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(attendance_ctx)
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/ws", websocket_handler, name="ws")
+
+LIVE: web.AppKey[Live] = web.AppKey("live")

@@ -23,13 +23,15 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from server import keys
 from server.audit import record
 from server.auth import Identity, identity
-from server.config import Config
+from server.config import CONFIG, Config
+from server.db.engine import DB
 from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
 from server.live import attendance
+from server.live.service import LIVE
 from server.live.wire import FORBIDDEN, MODERATORS, Route, SignalError, field
+from server.metrics import METRICS
 from server.ratelimit import TokenBucket
 from sfu.errors import SfuError
 from sfu.events import (
@@ -121,7 +123,7 @@ def ice_servers(config: Config, participant: str, now: float | None = None) -> l
 
 async def load_meeting_for(app: web.Application, ident: Identity, meeting_id: int) -> Meeting:
     """load_meeting_for: the meeting if `ident` may enter its live room, else SignalError."""
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         meeting = await s.scalar(
             select(Meeting).where(Meeting.id == meeting_id)
             .options(selectinload(Meeting.presenters), selectinload(Meeting.classrooms)))
@@ -159,7 +161,7 @@ class Connection:
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, ident: Identity) -> None:
         self.request = request
         self.app = request.app
-        self.config = request.app[keys.CONFIG]
+        self.config = request.app[CONFIG]
         self.ws = ws
         self.ident = ident
         self.room: Room | None = None
@@ -308,7 +310,7 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     resume = field(msg, "resume", dict, optional=True)
     ident = conn.ident
     meeting = await load_meeting_for(conn.app, ident, meeting_id)
-    live = conn.app[keys.LIVE]
+    live = conn.app[LIVE]
     room = await live.sfu.room(str(meeting.id), meeting.video_codec)
     name = ident.display_name or ident.username or "Khách"
     if ident.role == Role.GUEST:
@@ -326,7 +328,7 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
     from server.live import chat, lobby, polls
 
     ident = conn.ident
-    live = conn.app[keys.LIVE]
+    live = conn.app[LIVE]
     # The same classroom account joining again (another PC) replaces the earlier connection.
     if ident.role == Role.CLASSROOM and ident.user_id is not None:
         for other in live.by_user_in_meeting(ident.user_id, meeting.id):
@@ -413,7 +415,7 @@ async def on_raise_hand(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]
 
 async def audit_live(conn: Connection, action: str, **details: Any) -> None:
     """audit_live: record a live moderation action in the audit log."""
-    async with conn.app[keys.DB]() as s:
+    async with conn.app[DB]() as s:
         record(s, conn.request, action, f"meeting:{conn.meeting_id}", **details)
         await s.commit()
 
@@ -468,7 +470,7 @@ async def on_lock(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     locked = bool(field(msg, "locked", bool))
     await room.set_locked(pid, locked)
     await audit_live(conn, "live.lock", locked=locked)
-    for other in conn.app[keys.LIVE].in_meeting(conn.meeting_id or 0):
+    for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
         await other.send({"type": "locked", "locked": locked, "by": pid})
     if not locked:
         from server.live.lobby import admit_all_after_unlock
@@ -490,7 +492,7 @@ async def on_remove(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
         raise SignalError("not-found", "Không có người tham gia này. / No such participant.")
     if other_p.role in {r.value for r in MODERATORS} and conn.ident.role != Role.OPERATOR:
         raise SignalError("forbidden", FORBIDDEN)
-    live = conn.app[keys.LIVE]
+    live = conn.app[LIVE]
     other = live.by_participant(conn.meeting_id or 0, target)
     if other is not None:
         live.removed.setdefault(conn.meeting_id or 0, set()).add(removal_key(other))
@@ -582,13 +584,13 @@ def _same_origin(request: web.Request) -> bool:
 
 async def _after_close(conn: Connection, ws: web.WebSocketResponse) -> None:
     """_after_close: forget the connection; a participant leaves (clean close) or is detached (lost)."""
-    live = conn.app[keys.LIVE]
+    live = conn.app[LIVE]
     if conn.waiting is not None:
         from server.live.lobby import leave_lobby
 
         await leave_lobby(conn)
     live.connections.discard(conn)
-    conn.app[keys.METRICS].ws_connections.dec()
+    conn.app[METRICS].ws_connections.dec()
     room, pid = conn.room, conn.participant_id
     if room is None or pid is None or conn.closing_reason is not None:
         return
@@ -609,12 +611,12 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         raise web.HTTPUnauthorized(text="login required")
     if not _same_origin(request):
         raise web.HTTPForbidden(text="cross-origin WebSocket refused")
-    limits = request.app[keys.CONFIG].limits
+    limits = request.app[CONFIG].limits
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=limits.ws_message_bytes * 4)
     await ws.prepare(request)
     conn = Connection(request, ws, ident)
-    live = request.app[keys.LIVE]
-    metrics = request.app[keys.METRICS]
+    live = request.app[LIVE]
+    metrics = request.app[METRICS]
     live.connections.add(conn)
     metrics.ws_connections.inc()
     try:

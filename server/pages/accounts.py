@@ -18,9 +18,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys
 from server.audit import record
 from server.auth import COOKIE, JoinLinkError, cookie_secure, identity, require, set_login_cookie
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Classroom, Role, Unit, UnitLevel, User, meeting_classrooms, utcnow
 from server.errors import ApiError
 from server.i18n import language
@@ -65,7 +66,7 @@ def local_time(request: web.Request, value: dt.datetime | None) -> str:
     """local_time: a datetime in the configured timezone, as dd/mm/yyyy HH:MM."""
     if value is None:
         return ""
-    return value.astimezone(request.app[keys.CONFIG].tz).strftime("%d/%m/%Y %H:%M")
+    return value.astimezone(request.app[CONFIG].tz).strftime("%d/%m/%Y %H:%M")
 
 
 def _render(template: str, request: web.Request, context: dict[str, Any], status: int = 200) -> web.Response:
@@ -96,7 +97,7 @@ async def login_submit(request: web.Request) -> web.Response:
     target = safe_next(str(form.get("next", "")))
     current = identity(request)
     try:
-        async with request.app[keys.DB]() as s:
+        async with request.app[DB]() as s:
             user = await authenticate(s, request, username, password)
             new = await start_login(s, request, user)
             previous = await end_login(s, current.login_id) if current else []
@@ -119,7 +120,7 @@ async def logout(request: web.Request) -> web.Response:
     ident = identity(request)
     resp = web.HTTPSeeOther(location="/login")
     if ident is not None:
-        async with request.app[keys.DB]() as s:
+        async with request.app[DB]() as s:
             ids = await end_login(s, ident.login_id)
             await s.commit()
         await announce_revoked(request.app, ids, "logout")
@@ -133,7 +134,7 @@ async def join(request: web.Request) -> web.Response:
     try:
         if len(token) > 200:
             raise JoinLinkError(400, "link-invalid", "Liên kết không hợp lệ. / This link is not valid.")
-        async with request.app[keys.DB]() as s:
+        async with request.app[DB]() as s:
             new = await open_join_link(s, request, token)
             await s.commit()
     except ApiError as exc:
@@ -167,7 +168,7 @@ async def my_password(request: web.Request) -> web.Response:
             if new != again:
                 raise AccountError(422, "mismatch", "Hai lần nhập mật khẩu mới không khớp. / "
                                                     "The two new passwords differ.")
-            async with request.app[keys.DB]() as s:
+            async with request.app[DB]() as s:
                 user = await user_by_id(s, ident.user_id or 0)
                 ids = await change_password(s, user, old, new, keep_login=ident.login_id)
                 record(s, request, "user.password-change", f"user:{user.id}", ended=len(ids))
@@ -183,7 +184,7 @@ async def my_password(request: web.Request) -> web.Response:
 
 
 async def _choices(request: web.Request, user: User | None = None) -> dict[str, Any]:
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         classrooms = list((await s.scalars(select(Classroom).order_by(Classroom.code))).all())
         units = list((await s.scalars(select(Unit).where(Unit.level == UnitLevel.PROVINCE, Unit.valid_to.is_(None))
                                       .order_by(Unit.name))).all())
@@ -202,7 +203,7 @@ async def accounts_list(request: web.Request) -> web.Response:
     role = Role(role_value) if role_value in {r.value for r in ACCOUNT_ROLES} else None
     status = request.query.get("status", "")
     disabled = {"active": False, "disabled": True}.get(status)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         users = await search_users(s, q, role, disabled, limit=500)
         classrooms = {c.id: c for c in (await s.scalars(select(Classroom))).all()}
     return _render("accounts.html", request, {
@@ -234,7 +235,7 @@ async def account_new(request: web.Request) -> web.Response:
         try:
             if values["role"] not in {r.value for r in ACCOUNT_ROLES}:
                 raise AccountError(422, "invalid-role", "Vai trò không hợp lệ. / Invalid role.")
-            async with request.app[keys.DB]() as s:
+            async with request.app[DB]() as s:
                 created = await create_user(s, username=values["username"], display_name=values["display_name"],
                                             role=Role(values["role"]), email=values["email"],
                                             classroom_id=values["classroom_id"] if values["role"] == "classroom"
@@ -255,7 +256,7 @@ async def account_edit(request: web.Request) -> web.Response:
     ident = require(request, *OPS)
     user_id = _path_int(request, "id")
     error, status = "", 200
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         user = await user_by_id(s, user_id)
         values: dict[str, Any] = {"username": user.username, "display_name": user.display_name,
                                   "role": user.role.value, "email": user.email, "classroom_id": user.classroom_id,
@@ -283,7 +284,7 @@ async def account_edit(request: web.Request) -> web.Response:
 async def account_reset(request: web.Request) -> web.Response:
     """account_reset: generate a new password (shown once) and end the account's logins."""
     require(request, *OPS)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         user = await user_by_id(s, _path_int(request, "id"))
         password, ids = await reset_password(s, user)
         record(s, request, "user.reset-password", f"user:{user.id}", ended=len(ids))
@@ -298,7 +299,7 @@ async def account_disable(request: web.Request) -> web.Response:
     disabled = request.path.endswith("/disable")
     user_id = _path_int(request, "id")
     try:
-        async with request.app[keys.DB]() as s:
+        async with request.app[DB]() as s:
             user = await user_by_id(s, user_id)
             ids = await set_disabled(s, user, disabled, actor_id=ident.user_id)
             record(s, request, "user.disable" if disabled else "user.enable", f"user:{user.id}", ended=len(ids))
@@ -342,10 +343,10 @@ async def links_page(request: web.Request) -> web.Response:
                 if not 0 < hours <= 24 * 90:
                     raise AccountError(422, "invalid", "Số giờ hiệu lực phải từ 1 đến 2160. / "
                                                        "Hours must be between 1 and 2160.")
-            async with request.app[keys.DB]() as s:
+            async with request.app[DB]() as s:
                 meeting = await meeting_or_404(s, meeting_id)
                 link = await create_join_link(
-                    s, request.app[keys.CONFIG], meeting,
+                    s, request.app[CONFIG], meeting,
                     classroom_id=form_values["classroom_id"] if kind == "classroom" else None,
                     guest_name=form_values["guest_name"] if kind == "guest" else "", hours=hours,
                     created_by=ident.user_id)
@@ -357,7 +358,7 @@ async def links_page(request: web.Request) -> web.Response:
             if exc.status == 404:
                 raise
             error, status = localized(request, exc.message), exc.status
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await meeting_or_404(s, meeting_id)
         rows = await meeting_links(s, meeting_id)
         invited = set((await s.scalars(select(meeting_classrooms.c.classroom_id)
@@ -373,7 +374,7 @@ async def links_page(request: web.Request) -> web.Response:
         "meeting": meeting, "links": links, "error": error, "values": form_values,
         "invited": [c for c in classrooms if c.id in invited], "others": [c for c in classrooms if c.id not in invited],
         "starts": local_time(request, meeting.starts_at), "ends": local_time(request, meeting.ends_at),
-        "default_hours": request.app[keys.CONFIG].auth.join_link_hours, "done": request.query.get("done", ""),
+        "default_hours": request.app[CONFIG].auth.join_link_hours, "done": request.query.get("done", ""),
     }, status=status)
 
 
@@ -383,7 +384,7 @@ async def link_revoke(request: web.Request) -> web.Response:
     meeting_id, link_id = _path_int(request, "id"), _path_int(request, "link_id")
     form = await request.post()
     end = form.get("end_logins") == "1"
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         link, ids = await revoke_join_link(s, meeting_id, link_id, end)
         record(s, request, "joinlink.revoke", f"meeting:{meeting_id}", link_id=link.id, ended=len(ids))
         await s.commit()
@@ -407,8 +408,8 @@ async def audit_page(request: web.Request) -> web.Response:
     page = max(0, _form_int(q.get("page")) or 0)
     f = AuditFilter(action=q.get("action", "")[:60], actor=q.get("actor", "")[:64], since=since, until=until,
                     limit=101, offset=page * 100)
-    async with request.app[keys.DB]() as s:
-        rows = await audit_entries(s, request.app[keys.CONFIG], f)
+    async with request.app[DB]() as s:
+        rows = await audit_entries(s, request.app[CONFIG], f)
         actions = await audit_actions(s)
     entries = [{"at": local_time(request, e.at), "actor": name or "", "action": e.action, "target": e.target,
                 "details": json.dumps(e.details or {}, ensure_ascii=False)[:300], "ip": e.ip} for e, name in rows[:100]]

@@ -16,8 +16,8 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys
 from server.auth import require
+from server.db.engine import DB
 from server.db.models import Program, Recording, RecordingState, Role, StudyProgress
 from server.errors import ApiError
 from server.live.recordings import may_view, visible
@@ -28,7 +28,7 @@ from server.people import enrolment
 async def archive_page(request: web.Request) -> dict[str, Any]:
     """archive_page: the library of recordings the caller may watch."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         programs = (await s.execute(
             select(Program.id, Program.title).where(Program.id.in_(
                 select(Recording.program_id).where(visible(ident)))).order_by(Program.title))).all()
@@ -44,7 +44,7 @@ async def player_page(request: web.Request) -> dict[str, Any]:
         rid = int(request.match_info["id"])
     except ValueError:
         raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         row = await s.get(Recording, rid)
         if row is None:
             raise ApiError(404, "not-found", "Không có bản ghi hình này. / No such recording.")

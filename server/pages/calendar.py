@@ -17,10 +17,11 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import keys
 from server.api.calendar import feed_url
 from server.api.units import IMPORT_MAX_BYTES, read_upload
 from server.auth import require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Role
 from server.errors import ApiError
 from server.i18n import _, language
@@ -42,11 +43,11 @@ NOTICES = {"feed-new": "A new subscription link was made; the old one no longer 
 async def calendar_page(request: web.Request) -> dict[str, Any]:
     """calendar_page: the month or week around ?date= (today by default) for the user's role."""
     ident = require(request)
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     today = schedule.today_in(tz)
     view: cal.View = "week" if request.query.get("view") == "week" else "month"
     anchor = cal.parse_anchor(request.query.get("date"), today)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         built = await cal.build_view(s, ident, view, anchor, today, tz)
         feed = None
         if ident.user_id is not None:
@@ -62,7 +63,7 @@ async def regenerate_feed(request: web.Request) -> web.StreamResponse:
     ident = require(request)
     if ident.user_id is None:
         raise ApiError(403, "forbidden", "Cần một tài khoản. / An account is needed.")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await cal.feed_token(s, ident.user_id, regenerate=True)
         await s.commit()
     raise web.HTTPSeeOther("/calendar?notice=feed-new#subscribe")
@@ -74,11 +75,11 @@ async def deadlines_page(request: web.Request) -> dict[str, Any]:
     ident = require(request)
     if not svc.can_read_meetings(ident):
         raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     today = schedule.today_in(tz)
     state = request.query.get("state", "")
     state = state if state in ("due", "overdue", "received") else ""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         every = await deadlines.dashboard(s, ident, today, tz)
     counts = {k: sum(1 for r in every for d in r.deadlines if d.state == k) for k in ("due", "overdue", "received")}
     rows = [r for r in every if not state or any(d.state == state for d in r.deadlines)]
@@ -100,9 +101,9 @@ async def import_page(request: web.Request) -> web.StreamResponse:
     if request.method == "GET":
         return aiohttp_jinja2.render_template("meetings_import.html", request, _import_context())
     data, _name = await read_upload(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         try:
-            result = await schedule_import.import_schedule(s, request, data, request.app[keys.CONFIG].tz,
+            result = await schedule_import.import_schedule(s, request, data, request.app[CONFIG].tz,
                                                            actor_id=ident.user_id)
         except ImportFailed as exc:
             await s.rollback()
@@ -127,7 +128,7 @@ async def read_notifications(request: web.Request) -> web.StreamResponse:
     ident = require(request)
     form = await request.post()
     raw = str(form.get("id", ""))
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         await notifications.mark_read(s, ident, int(raw) if raw.isdigit() else None)
         await s.commit()
     raise web.HTTPSeeOther("/")

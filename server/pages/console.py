@@ -14,8 +14,8 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys
 from server.auth import require
+from server.db.engine import DB
 from server.db.models import Meeting, Role
 from server.errors import ApiError
 from server.i18n import _
@@ -68,7 +68,7 @@ async def console_room_page(request: web.Request) -> dict[str, Any]:
         meeting_id = int(request.match_info["meeting_id"])
     except ValueError:
         raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await s.scalar(select(Meeting).where(Meeting.id == meeting_id))
     if meeting is None:
         raise ApiError(404, "not-found", "Không có buổi tập huấn này. / No such meeting.")

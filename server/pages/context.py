@@ -7,15 +7,15 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from server import keys
 from server.auth import csrf_token_for_form, identity
-from server.i18n import LANGUAGES, language
+from server.config import CONFIG
+from server.i18n import I18N, LANGUAGES, language
 
 
 async def template_context(request: web.Request) -> dict[str, Any]:
     """template_context: the per-request variables of every template."""
     lang = language(request)
-    catalog = request.app[keys.I18N].get(lang)
+    catalog = request.app[I18N].get(lang)
     return {
         "gettext": catalog.gettext,
         "ngettext": catalog.ngettext,
@@ -25,7 +25,7 @@ async def template_context(request: web.Request) -> dict[str, Any]:
         "me": identity(request),
         "csrf_token": csrf_token_for_form(request),
         "request": request,
-        "tz": request.app[keys.CONFIG].tz,
+        "tz": request.app[CONFIG].tz,
     }
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server import keys
 from server.auth import require
+from server.db.engine import DB
 from server.db.models import Role
 from server.i18n import LANG_COOKIE, LANGUAGES
 from server.schedule import meetings as svc
@@ -37,7 +37,7 @@ async def home(request: web.Request) -> dict[str, Any]:
     """
     ident = require(request)
     meetings: list[Any] = []
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         if svc.can_read_meetings(ident):
             meetings = await svc.upcoming_meetings(s, ident, include_cancelled=ident.role != Role.CLASSROOM)
         notes = await notifications.list_for(s, ident, unread_only=True, limit=10)  # schedule changes (issue 6)

@@ -24,8 +24,10 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import keys, mail
+from server import mail
 from server.auth import Identity, require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import MaterialKind, Meeting, MeetingStatus, Program, QuizAttempt, Role, User
 from server.errors import ApiError
 from server.i18n import _
@@ -88,7 +90,7 @@ async def _me(s: AsyncSession, ident: Identity) -> User | None:
 async def study_page(request: web.Request) -> dict[str, Any]:
     """study_page: the caller's programs, with progress (learners) or open questions (trainers)."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         programs = await enrolment.my_programs(s, ident)
         progress: dict[int, selfstudy.Progress] = {}
         me = await _me(s, ident)
@@ -102,7 +104,7 @@ async def study_page(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("study_program.html")
 async def program_hub(request: web.Request) -> dict[str, Any]:
     """program_hub: a program's videos, materials and quizzes, and the learner's own progress."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         ident, program, access = await _program(s, request, _int(request.match_info["id"]))
         materials = await materials_svc.list_for(s, program.id)
         videos = await selfstudy.program_videos(s, program.id)  # uploaded videos and published recordings
@@ -121,11 +123,11 @@ async def program_hub(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("materials.html")
 async def materials_page(request: web.Request) -> dict[str, Any]:
     """materials_page: a program's materials; trainers and operators upload with a progress bar."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         ident, program, access = await _program(s, request, _int(request.match_info["id"]))
         materials = await materials_svc.list_for(s, program.id)
         meetings = await forum.program_meetings(s, program.id, ident)
-    limit = request.app[keys.CONFIG].limits.max_upload_bytes
+    limit = request.app[CONFIG].limits.max_upload_bytes
     return _hub(program, access, "materials", ident, materials=materials, meetings=meetings,
                 meeting_titles={m.id: m.title for m in meetings}, limit=limit,
                 limit_text=materials_svc.mb(limit), notice=notice(request))
@@ -135,7 +137,7 @@ async def materials_page(request: web.Request) -> dict[str, Any]:
 async def material_page(request: web.Request) -> dict[str, Any]:
     """material_page: show a material (PDF viewer, video player, image) and count the learner's opening."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         material = await materials_svc.get(s, _int(request.match_info["id"]))
         ident, program, access = await _program(s, request, material.program_id)
         row = None
@@ -151,7 +153,7 @@ async def material_page(request: web.Request) -> dict[str, Any]:
 async def material_delete(request: web.Request) -> web.StreamResponse:
     """material_delete: POST /materials/{id}/delete (trainers of the program, operators)."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         material = await materials_svc.get(s, _int(request.match_info["id"]))
         await enrolment.require_access(s, ident, material.program_id, manage=True)
         pid = material.program_id
@@ -165,7 +167,7 @@ async def material_delete(request: web.Request) -> web.StreamResponse:
 @aiohttp_jinja2.template("forum.html")
 async def forum_page(request: web.Request) -> dict[str, Any]:
     """forum_page: a program's meeting threads and free topics; trainers see its open questions."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         ident, program, access = await _program(s, request, _int(request.match_info["id"]))
         errors: dict[str, str] = {}
         if request.method == "POST":
@@ -206,7 +208,7 @@ async def _ask_form(request: web.Request) -> tuple[forum.QuestionIn | None, dict
 async def topic_page(request: web.Request) -> web.StreamResponse:
     """topic_page: a topic's questions and answers; POST asks a new question."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         topic = await forum.get_topic(s, _int(request.match_info["id"]))
         ident, program, access = await _program(s, request, topic.program_id)
         meeting = await s.get(Meeting, topic.meeting_id) if topic.meeting_id else None
@@ -225,7 +227,7 @@ async def topic_page(request: web.Request) -> web.StreamResponse:
 async def meeting_thread(request: web.Request) -> web.StreamResponse:
     """meeting_thread: a meeting's thread (shown empty until the first question, which makes it)."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await s.get(Meeting, _int(request.match_info["id"]))
         if meeting is None or (not ident.is_staff and meeting.status != MeetingStatus.PUBLISHED):
             raise forum.not_found()
@@ -251,7 +253,7 @@ async def question_reply(request: web.Request) -> web.StreamResponse:
     """question_reply: POST a reply (trainers may tick "mark answered")."""
     ident = require(request)
     form = await request.post()
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         question, topic = await forum.get_question(s, _int(request.match_info["id"]))
         access = await enrolment.require_access(s, ident, topic.program_id)
         try:
@@ -272,7 +274,7 @@ async def question_mark(request: web.Request) -> web.StreamResponse:
     ident = require(request)
     form = await request.post()
     answered = str(form.get("answered", "1")) == "1"
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         question, topic = await forum.get_question(s, _int(request.match_info["id"]))
         await enrolment.require_access(s, ident, topic.program_id, manage=True)
         was_open = question.answered_at is None
@@ -291,7 +293,7 @@ async def question_mark(request: web.Request) -> web.StreamResponse:
 async def unanswered_page(request: web.Request) -> dict[str, Any]:
     """unanswered_page: every open question of the programs the trainer answers for."""
     ident = require(request, Role.OPERATOR, Role.TRAINER, Role.LEADER)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         rows = await forum.unanswered(s, ident)
     return {"rows": rows, "notice": notice(request)}
 
@@ -301,7 +303,7 @@ async def unanswered_page(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("quiz_list.html")
 async def quizzes_page(request: web.Request) -> dict[str, Any]:
     """quizzes_page: a program's quizzes with the caller's best score."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         ident, program, access = await _program(s, request, _int(request.match_info["id"]))
         rows = await selfstudy.list_quizzes(s, program.id, published_only=not access.manage)
         best: dict[int, tuple[int, bool]] = {}
@@ -315,7 +317,7 @@ async def quizzes_page(request: web.Request) -> dict[str, Any]:
 
 async def quiz_form(request: web.Request) -> web.StreamResponse:
     """quiz_form: the quiz editor (new: /study/{pid}/quizzes/new, edit: /quizzes/{id}/edit); saves via the API."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         quiz = None
         questions: list[Any] = []
         if "qid" in request.match_info:
@@ -337,7 +339,7 @@ async def quiz_form(request: web.Request) -> web.StreamResponse:
 async def quiz_delete(request: web.Request) -> web.StreamResponse:
     """quiz_delete: POST /quizzes/{id}/delete (trainers of the program, operators)."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         quiz, _q = await selfstudy.get_quiz(s, _int(request.match_info["qid"]))
         await enrolment.require_access(s, ident, quiz.program_id, manage=True)
         pid = quiz.program_id
@@ -349,7 +351,7 @@ async def quiz_delete(request: web.Request) -> web.StreamResponse:
 async def quiz_take(request: web.Request) -> web.StreamResponse:
     """quiz_take: the quiz as a form (GET); POST grades it and shows the score."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         quiz, questions = await selfstudy.get_quiz(s, _int(request.match_info["qid"]))
         ident, program, access = await _program(s, request, quiz.program_id)
         if not quiz.published and not access.manage:
@@ -377,7 +379,7 @@ async def quiz_take(request: web.Request) -> web.StreamResponse:
 async def quiz_result(request: web.Request) -> dict[str, Any]:
     """quiz_result: one attempt's score with each question right or wrong and the correct choices."""
     ident = require(request)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         quiz, questions = await selfstudy.get_quiz(s, _int(request.match_info["qid"]))
         ident, program, access = await _program(s, request, quiz.program_id)
         attempt = await s.get(QuizAttempt, _int(request.match_info["aid"]))
@@ -394,7 +396,7 @@ async def quiz_result(request: web.Request) -> dict[str, Any]:
 
 async def progress_page(request: web.Request) -> web.StreamResponse:
     """progress_page: everyone's progress in a program (trainers, operators); ?format=csv downloads it."""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         ident, program, access = await _program(s, request, _int(request.match_info["id"]), manage=True)
         users = await selfstudy.enrolled_users(s, program.id)
         rows = await selfstudy.program_progress(s, program.id, users)
@@ -417,7 +419,7 @@ async def people_page(request: web.Request) -> web.StreamResponse:
     """people_page: operators assign trainers and enrol learners (pickers, or a CSV of usernames)."""
     ident = require(request, Role.OPERATOR)
     errors: dict[str, str] = {}
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         ident, program, access = await _program(s, request, _int(request.match_info["id"]), manage=True)
         if request.method == "POST":
             try:

@@ -15,8 +15,9 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys
 from server.auth import require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Classroom, Role, Unit, User, meeting_classrooms
 from server.errors import ApiError
 from server.live import netcheck
@@ -27,7 +28,7 @@ STUDIO_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 
 async def classroom_units(app: web.Application, meeting_id: int) -> dict[str, str]:
     """classroom_units: display name (of the classroom account, and of the classroom) → unit name, for the grid."""
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         rows = (await s.execute(
             select(Classroom.name, Unit.name, User.display_name)
             .join(meeting_classrooms, meeting_classrooms.c.classroom_id == Classroom.id)
@@ -54,7 +55,7 @@ async def live_page(request: web.Request) -> dict[str, Any]:
         meeting = await load_meeting_for(request.app, ident, meeting_id)
     except SignalError as exc:
         raise ApiError(404 if exc.code == "not-found" else 403, exc.code, exc.message) from None
-    cfg = request.app[keys.CONFIG]
+    cfg = request.app[CONFIG]
     observer = ident.role == Role.OPERATOR and request.query.get("view") == "classroom"
     studio = ident.role in STUDIO_ROLES and not observer
     guest = ident.role == Role.GUEST

@@ -21,8 +21,9 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import ValidationError
 
-from server import keys
 from server.auth import Identity, require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Meeting, MeetingKind, MeetingStatus, Role, User
 from server.errors import ApiError
 from server.i18n import _, language
@@ -80,7 +81,7 @@ def _int(value: str) -> int | None:
 async def programs_page(request: web.Request) -> dict[str, Any]:
     """programs_page: every program with its number of meetings."""
     require(request, Role.OPERATOR)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         rows = await svc.list_programs(s)
     return {"rows": rows, "notice": notice(request)}
 
@@ -90,7 +91,7 @@ async def program_form(request: web.Request) -> web.StreamResponse:
     ident = require(request, Role.OPERATOR)
     pid = _int(request.match_info.get("id", ""))
     editing = "id" in request.match_info
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         program = await svc.get_program(s, pid or 0) if editing else None
         values = {"title": program.title if program else "", "description": program.description if program else ""}
         errors: dict[str, str] = {}
@@ -123,7 +124,7 @@ async def program_delete(request: web.Request) -> web.StreamResponse:
     require(request, Role.OPERATOR)
     pid = _int(request.match_info["id"]) or 0
     error = ""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         program = await svc.get_program(s, pid)
         count = await svc.count_meetings(s, pid)
         if request.method == "POST":
@@ -142,7 +143,7 @@ async def program_page(request: web.Request) -> dict[str, Any]:
     """program_page: a program and its meetings."""
     ident = require(request, Role.OPERATOR)
     pid = _int(request.match_info["id"]) or 0
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         program = await svc.get_program(s, pid)
         rows = await svc.list_meetings(s, ident, program_id=pid)
     return {"program": program, "meetings": rows, "notice": notice(request), "now": svc.utcnow()}
@@ -161,7 +162,7 @@ async def meetings_page(request: web.Request) -> dict[str, Any]:
     status_value = request.query.get("status", "")
     status = MeetingStatus(status_value) if status_value in STATUS_LABELS else None
     now = svc.utcnow()
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         rows = await svc.list_meetings(s, ident, status=status, start=now if scope == "upcoming" else None,
                                        end=now if scope == "past" else None)
     if scope == "past":
@@ -218,10 +219,10 @@ def meeting_input(values: dict[str, Any], tz: ZoneInfo) -> svc.MeetingIn:
 async def meeting_form(request: web.Request) -> web.StreamResponse:
     """meeting_form: create (/meetings/new?program_id=) or edit (/meetings/{id}/edit) a meeting."""
     ident = require(request, Role.OPERATOR)
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     editing = "id" in request.match_info
     errors: dict[str, str] = {}
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0) if editing else None
         values = _form_values(meeting, tz, _int(request.query.get("program_id", "")))
         if request.method == "POST":
@@ -254,7 +255,7 @@ async def meeting_form(request: web.Request) -> web.StreamResponse:
 async def detail_context(s: Any, request: web.Request, ident: Identity, meeting: Meeting,
                          error: str = "", error_code: str = "") -> dict[str, Any]:
     """detail_context: what meetings_detail.html needs: rules, override, conflicts and deadlines."""
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     now = svc.utcnow()
     override_by = await s.get(User, meeting.publish_override_by) if meeting.publish_override_by else None
     conflicts = await svc.draft_conflicts(s, meeting) if ident.role == Role.OPERATOR else []
@@ -267,7 +268,7 @@ async def detail_context(s: Any, request: web.Request, ident: Identity, meeting:
             "conflicts": [c.text(tz, language(request)) for c in conflicts], "deadlines": row,
             "can_upload": deadlines.can_upload(ident, meeting),
             "doc_labels": {k: v[0] if language(request) == "vi" else v[1] for k, v in deadlines.KIND_LABELS.items()},
-            "max_upload_mb": request.app[keys.CONFIG].limits.max_upload_bytes // (1024 * 1024)}
+            "max_upload_mb": request.app[CONFIG].limits.max_upload_bytes // (1024 * 1024)}
 
 
 async def meeting_page(request: web.Request) -> web.StreamResponse:
@@ -275,7 +276,7 @@ async def meeting_page(request: web.Request) -> web.StreamResponse:
     ident = require(request)
     if not svc.can_read_meetings(ident):
         raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0)
         context = await detail_context(s, request, ident, meeting)
     return aiohttp_jinja2.render_template("meetings_detail.html", request, context)
@@ -287,7 +288,7 @@ async def meeting_status(request: web.Request) -> web.StreamResponse:
     action = request.match_info["action"]
     form = await request.post()
     mid = _int(request.match_info["id"]) or 0
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, mid)
         try:
             if action == "publish":
@@ -313,7 +314,7 @@ async def document_upload(request: web.Request) -> web.StreamResponse:
     """document_upload: POST /meetings/{id}/documents (multipart with ?csrf_token=): attach a deadline document."""
     ident = require(request)
     mid = _int(request.match_info["id"]) or 0
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, mid)
         try:
             if not deadlines.can_upload(ident, meeting):
@@ -339,7 +340,7 @@ async def document_download(request: web.Request) -> web.StreamResponse:
     ident = require(request)
     if not svc.can_read_meetings(ident):
         raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         doc = await deadlines.get_document(s, ident, _int(request.match_info["id"]) or 0,
                                            _int(request.match_info["doc"]) or 0)
     return deadlines.download(request, doc)
@@ -349,7 +350,7 @@ async def meeting_delete(request: web.Request) -> web.StreamResponse:
     """meeting_delete: confirm (GET), then delete (POST) a meeting that is not published."""
     ident = require(request, Role.OPERATOR)
     error = ""
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0)
         if request.method == "POST":
             program_id = meeting.program_id
@@ -366,7 +367,7 @@ async def meeting_delete(request: web.Request) -> web.StreamResponse:
 # --- template helpers -----------------------------------------------------------------------------
 
 def _filters(app: web.Application, env: jinja2.Environment) -> None:
-    tz = app[keys.CONFIG].tz
+    tz = app[CONFIG].tz
 
     def localtime(value: dt.datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
         return value.astimezone(tz).strftime(fmt) if value else ""

@@ -21,9 +21,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
-from server import keys
 from server.api import reports as api
 from server.auth import require
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Role, UnitLevel
 from server.errors import ApiError
 from server.i18n import _, language
@@ -65,7 +66,7 @@ def day_chart(per_day: dict[dt.date, reports.Totals]) -> dict[str, Any]:
 
 
 def _range_values(request: web.Request, filters: reports.Filters) -> dict[str, str]:
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     last = (filters.end - dt.timedelta(seconds=1)).astimezone(tz).date()
     return {"from": f"{filters.start.astimezone(tz).date()}", "to": f"{last}",
             "unit_id": request.query.get("unit_id", ""), "program_id": request.query.get("program_id", "")}
@@ -87,8 +88,8 @@ async def _unit_choices(s: Any, filters: reports.Filters, tz: Any) -> list[Any]:
 async def reports_page(request: web.Request) -> dict[str, Any]:
     """reports_page: meetings of a date range with totals, charts and exports (operators)."""
     require(request, Role.OPERATOR)
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         facts = await api.build_meetings(s, request)
         filters = api.range_filters(request)
         units = await _unit_choices(s, filters, tz)
@@ -106,9 +107,9 @@ async def reports_page(request: web.Request) -> dict[str, Any]:
 async def meeting_report_page(request: web.Request) -> dict[str, Any]:
     """meeting_report_page: one meeting's attendance (operators and its presenters)."""
     ident = require(request, *STAFF)
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     now = reports.now_of(request.app)
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         facts = await reports.meeting_facts(s, ident, _id(request), now=now,
                                             live_ids=reports.live_meeting_ids(request.app))
     att = facts.attendance
@@ -134,8 +135,8 @@ async def meeting_report_page(request: web.Request) -> dict[str, Any]:
 async def program_report_page(request: web.Request) -> dict[str, Any]:
     """program_report_page: a program's meetings, provinces and learner progress."""
     require(request, *STAFF)
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         program, facts, progress, _places = await api.build_program(s, request, _id(request))
     per_province = reports.by_group(facts, lambda r: r.place.province_name)
     per_area = reports.by_group(facts, lambda r: r.place.area_name or r.place.province_name)
@@ -148,8 +149,8 @@ async def program_report_page(request: web.Request) -> dict[str, Any]:
 async def unit_report_page(request: web.Request) -> dict[str, Any]:
     """unit_report_page: a province's, district's or commune's classrooms over a date range."""
     require(request, Role.OPERATOR)
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         unit, facts, per_unit, per_classroom = await api.build_unit(s, request, _id(request))
         filters = api.range_filters(request)
     per_area = reports.by_group(facts, lambda r: r.place.area_name or r.place.province_name)
@@ -162,8 +163,8 @@ async def unit_report_page(request: web.Request) -> dict[str, Any]:
 async def monthly_page(request: web.Request) -> dict[str, Any]:
     """monthly_page: the monthly summary, made to be printed."""
     require(request, Role.OPERATOR)
-    tz = request.app[keys.CONFIG].tz
-    async with request.app[keys.DB]() as s:
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
         m = await api.build_monthly(s, request)
         places = await reports.Places.load(s)
     start, end = m.start.date(), (m.end - dt.timedelta(days=1)).date()
@@ -193,11 +194,11 @@ def _message(request: web.Request, text: str) -> str:
 async def headcount_page(request: web.Request) -> web.StreamResponse:
     """headcount_page: GET shows the form (classroom) or every classroom's figure (staff); POST saves it."""
     ident = require(request, Role.CLASSROOM, *STAFF)
-    tz = request.app[keys.CONFIG].tz
+    tz = request.app[CONFIG].tz
     now = reports.now_of(request.app)
     error, status, saved = "", 200, request.query.get("saved") == "1"
     form: dict[str, str] = {}
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, _id(request))
         if request.method == "POST":
             post = await request.post()

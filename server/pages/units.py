@@ -17,10 +17,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import func, select
 
-from server import keys
 from server.api.units import IMPORT_MAX_BYTES, import_error_response, read_upload, run_import
 from server.audit import record
 from server.auth import require
+from server.db.engine import DB
 from server.db.models import Classroom, Role, Unit, UnitLevel, User
 from server.errors import ApiError
 from server.i18n import _, language
@@ -83,7 +83,7 @@ async def units_page(request: web.Request) -> dict[str, Any]:
     show_all = raw_at == "all"
     at = None if show_all else (_parse_at(raw_at) or today)
     opened = request.query.get("province", "")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         if at is not None:
             units = await units_at(s, at)
         else:
@@ -111,7 +111,7 @@ async def units_page(request: web.Request) -> dict[str, Any]:
 
 
 async def _province_options(request: web.Request) -> list[Unit]:
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         provinces = (await s.scalars(select(Unit).where(Unit.level == UnitLevel.PROVINCE))).all()
     return sorted(provinces, key=lambda u: (vi_key(u.name), u.valid_from or dt.date.min))
 
@@ -131,7 +131,7 @@ async def classrooms_page(request: web.Request) -> dict[str, Any]:
         page = max(1, int(request.query.get("page", "1")))
     except ValueError:
         page = 1
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         views, total = await find_classrooms(s, unit_id=unit_id, q=q, active=active, limit=PAGE_SIZE,
                                              offset=(page - 1) * PAGE_SIZE)
         unit = await s.get(Unit, unit_id) if unit_id is not None else None
@@ -151,7 +151,7 @@ class UnitChoice:
 
 async def _unit_choices(request: web.Request, keep: int | None) -> list[tuple[str, list[UnitChoice]]]:
     today = dt.date.today()
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         units = {u.id: u for u in (await s.scalars(select(Unit).order_by(Unit.code))).all()}
         provinces = await province_map(s)
     groups: dict[int, list[UnitChoice]] = defaultdict(list)
@@ -178,7 +178,7 @@ async def _classroom_form(request: web.Request, room: Classroom | None, values: 
                           errors: dict[str, str], status: int = 200) -> web.Response:
     accounts: list[User] = []
     if room is not None:
-        async with request.app[keys.DB]() as s:
+        async with request.app[DB]() as s:
             accounts = list((await s.scalars(select(User).where(User.classroom_id == room.id)
                                              .order_by(User.username))).all())
     context = {"room": room, "values": values, "errors": errors, "accounts": accounts,
@@ -198,7 +198,7 @@ async def _load_room(request: web.Request) -> Classroom:
         cid = int(request.match_info["id"])
     except ValueError:
         raise web.HTTPNotFound() from None
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         room = await s.get(Classroom, cid)
     if room is None:
         raise ApiError(404, "not-found", "Không tìm thấy lớp học. / Classroom not found.")
@@ -233,7 +233,7 @@ async def classroom_save(request: web.Request) -> web.Response:
         errors["host"] = _(request, "At most 200 characters.")
     if len(values["equipment"]) > 5000:
         errors["equipment"] = _(request, "At most 5000 characters.")
-    async with request.app[keys.DB]() as s:
+    async with request.app[DB]() as s:
         if values["unit_id"] is not None and await s.get(Unit, values["unit_id"]) is None:
             errors["unit_id"] = _(request, "Choose a unit.")
         other = await s.scalar(select(Classroom.id).where(Classroom.code == values["code"]))

@@ -32,9 +32,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import keys
 from server.audit import record
 from server.auth import (
+    LOGIN_LIMITER,
     client_ip,
     create_login,
     generate_password,
@@ -45,7 +45,8 @@ from server.auth import (
     revoke_logins,
     verify_password,
 )
-from server.config import Config
+from server.bus import BUS
+from server.config import CONFIG, Config
 from server.db.models import (
     AuditEntry,
     Classroom,
@@ -109,7 +110,7 @@ def safe_next(value: str | None, default: str = "/") -> str:
 async def announce_revoked(app: web.Application, login_ids: list[str], reason: str) -> None:
     """announce_revoked: publish `login-revoked` on the "logins" channel (after the commit)."""
     if login_ids:
-        await app[keys.BUS].publish(LOGINS_CHANNEL, {"type": "login-revoked", "login_ids": login_ids,
+        await app[BUS].publish(LOGINS_CHANNEL, {"type": "login-revoked", "login_ids": login_ids,
                                                      "reason": reason})
 
 
@@ -126,7 +127,7 @@ async def authenticate(s: AsyncSession, request: web.Request, username: str, pas
 
     Failed attempts are audit-logged and committed here.
     """
-    limiter = request.app[keys.LOGIN_LIMITER]
+    limiter = request.app[LOGIN_LIMITER]
     name = normalize_username(username)
     account_key, ip_key = f"user:{name}", f"ip:{client_ip(request)}"
     wait = limiter.retry_after(account_key, ip_key)
@@ -172,7 +173,7 @@ async def start_login(s: AsyncSession, request: web.Request, user: User) -> NewL
     replaced: list[str] = []
     if user.role == Role.CLASSROOM:
         replaced = await revoke_logins(s, reason="replaced", login_ids=await _earlier_logins(s, user.id, None))
-    login = await create_login(s, request, user=user, hours=request.app[keys.CONFIG].auth.session_hours)
+    login = await create_login(s, request, user=user, hours=request.app[CONFIG].auth.session_hours)
     record(s, request, "login", f"user:{user.id}", actor_id=user.id, replaced=len(replaced))
     return NewLogin(login, replaced)
 
@@ -399,7 +400,7 @@ async def create_join_link(s: AsyncSession, config: Config, meeting: Meeting, *,
 
 def join_url(request: web.Request, link: JoinLink) -> str:
     """join_url: the absolute address of a join link (config server.public_url, else this request's host)."""
-    base = request.app[keys.CONFIG].server.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+    base = request.app[CONFIG].server.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
     return f"{base}/j/{join_link_token(request.app, link)}"
 
 
@@ -434,7 +435,7 @@ async def open_join_link(s: AsyncSession, request: web.Request, token: str) -> N
     meeting = await meeting_or_404(s, link.meeting_id)
     if meeting.status == MeetingStatus.CANCELLED:
         raise AccountError(410, "meeting-cancelled", "Buổi tập huấn này đã bị huỷ. / This meeting was cancelled.")
-    expires = await meeting_login_expiry(s, meeting.id, request.app[keys.CONFIG].auth.session_hours)
+    expires = await meeting_login_expiry(s, meeting.id, request.app[CONFIG].auth.session_hours)
     replaced: list[str] = []
     user: User | None = None
     if link.classroom_id is not None:

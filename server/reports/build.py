@@ -42,7 +42,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from server import keys
 from server.auth import Identity
 from server.db.models import (
     AttendanceEvent,
@@ -65,6 +64,7 @@ from server.db.models import (
     utcnow,
 )
 from server.errors import ApiError
+from server.live.service import LIVE
 from server.reports.presence import (
     Attendee,
     MeetingAttendance,
@@ -82,7 +82,7 @@ def now_of(app: web.Application) -> dt.datetime:
 
 def live_meeting_ids(app: web.Application) -> set[int]:
     """live_meeting_ids: meetings whose room is open in this process now (their open intervals count to now)."""
-    live = app.get(keys.LIVE)
+    live = app.get(LIVE)
     out: set[int] = set()
     if live is None:
         return out

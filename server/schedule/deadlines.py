@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from server import audit, files, keys
+from server import audit, files
 from server.auth import Identity
+from server.config import CONFIG
 from server.db.models import PRESENTER_ROLES, Base, Meeting, MeetingDocument, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
 from server.schedule import meetings as svc
@@ -158,7 +159,7 @@ async def receive(request: web.Request, s: AsyncSession) -> Upload:
     """
     if request.content_type != "multipart/form-data":
         raise ApiError(415, "unsupported-media-type", "Cần gửi multipart/form-data. / Send multipart/form-data.")
-    limit = request.app[keys.CONFIG].limits.max_upload_bytes
+    limit = request.app[CONFIG].limits.max_upload_bytes
     if request.content_length is not None and request.content_length > limit + 65_536:
         raise _too_large(limit)
     kind = request.query.get("kind", "")
@@ -171,7 +172,7 @@ async def receive(request: web.Request, s: AsyncSession) -> Upload:
         elif part.name == "file":
             if kind not in schedule.DOCUMENT_KINDS:
                 raise _bad_kind()
-            root = files.uploads_root(request.app[keys.CONFIG])
+            root = files.uploads_root(request.app[CONFIG])
             try:
                 stored = await files.store(files.part_chunks(part), limit, root)
             except files.TooLarge:
@@ -215,7 +216,7 @@ async def get_document(s: AsyncSession, ident: Identity, meeting_id: int, docume
 
 def download(request: web.Request, doc: MeetingDocument) -> web.FileResponse:
     """download: the stored file as an attachment with its original name."""
-    path = files.path_of(files.uploads_root(request.app[keys.CONFIG]), doc.sha256)
+    path = files.path_of(files.uploads_root(request.app[CONFIG]), doc.sha256)
     if not path.exists():
         raise svc.not_found()
     quoted = urllib.parse.quote(doc.filename)

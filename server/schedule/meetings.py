@@ -31,9 +31,9 @@ from sqlalchemy import Select, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from server import audit, keys
+from server import audit
 from server.auth import Identity, identity
-from server.config import Config
+from server.config import CONFIG, Config
 from server.db.models import (
     PRESENTER_ROLES,
     Classroom,
@@ -116,7 +116,7 @@ class PublishIn(BaseModel):
 
 def zone(request: web.Request | None) -> ZoneInfo:
     """zone: the configured timezone (the default one without a request, e.g. in scripts and tests)."""
-    return request.app[keys.CONFIG].tz if request is not None else DEFAULT_TZ
+    return request.app[CONFIG].tz if request is not None else DEFAULT_TZ
 
 
 def _actor(request: web.Request | None, actor_id: int | None) -> int | None:

@@ -19,9 +19,9 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from server import keys
 from server.auth import Identity
 from server.db.models import Meeting, Notification, User, utcnow
+from server.mail import MAILER
 from server.schedule.rules import WEEKDAYS_EN, WEEKDAYS_VI
 
 NoticeKind = Literal["published", "changed", "cancelled", "withdrawn", "uninvited"]
@@ -124,7 +124,7 @@ def _drop_mail(session: Any, _transaction: Any = None) -> None:
 async def email(s: AsyncSession, request: web.Request | None, m: Meeting, text: str, *,
                 user_ids: Iterable[int] = (), classroom_ids: Iterable[int] = ()) -> int:
     """email: queue `text` to the addresses of these accounts and classrooms, sent after the commit; how many."""
-    mailer = request.app.get(keys.MAILER) if request is not None else None
+    mailer = request.app.get(MAILER) if request is not None else None
     users, rooms = list(user_ids), list(classroom_ids)
     if mailer is None or not mailer.enabled or not (users or rooms):
         return 0

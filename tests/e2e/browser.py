@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, Playwright
 
-from server import keys
 from server.auth import COOKIE, create_login
+from server.db.engine import DB
 from server.db.models import User
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,7 +43,7 @@ class _Req:
 async def logged_in_context(browser: Browser, app: web.Application, base_url: str, user: User,
                             small_video: bool = True) -> BrowserContext:
     """logged_in_context: a browser context (own cookies) logged in as `user`."""
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         login = await create_login(s, _Req(app), user=user, hours=2)  # type: ignore[arg-type]
         await s.commit()
     context = await browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 768},

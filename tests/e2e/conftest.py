@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
-from server import keys
 from server.auth import COOKIE, create_login
+from server.db.engine import DB
 from server.db.models import User
 from tests.e2e.browser import ARTIFACTS, CHROMIUM, FLAGS, WAIT_MS
 
@@ -76,7 +76,7 @@ async def new_context(browser: Browser, base_url: str, *, user: User | None = No
     if user is not None:
         if app is None:
             raise ValueError("new_context: pass app= together with user=")
-        async with app[keys.DB]() as s:
+        async with app[DB]() as s:
             login = await create_login(s, _Req(app), user=user, hours=2)  # type: ignore[arg-type]
             await s.commit()
         await context.add_cookies([{"name": COOKIE, "value": login.id, "url": base_url}])

@@ -11,7 +11,8 @@ from playwright.async_api import Browser
 
 from recorder.archive import finalize
 from recorder.timeline import Timeline, TimelineEvent
-from server import keys
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Recording, RecordingState, Role, User
 from tests.e2e.browser import ARTIFACTS
 from tests.e2e.conftest import LiveServer, new_context
@@ -25,14 +26,14 @@ async def test_library_player_and_publishing(browser: Browser, live_server: Live
                                              make_meeting: Callable[..., Awaitable[Any]]) -> None:
     app = live_server.app
     meeting = await make_meeting(title="Tập huấn Ngữ văn 6")
-    directory = app[keys.CONFIG].data_path / "recordings" / "rec-e2e"
+    directory = app[CONFIG].data_path / "recordings" / "rec-e2e"
     recorded_directory(directory, 6.0, floor_from=3.0)
     timeline = Timeline(directory)
     timeline.add(TimelineEvent(3.0, "floor", "p-1", "Lớp THCS Mường Tè"))
     timeline.add(TimelineEvent(4.5, "marker", title="Phần 2: thảo luận"))
     timeline.close()
     result = finalize(directory)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         row = Recording(meeting_id=meeting.id, program_id=meeting.program_id, title="Tập huấn Ngữ văn 6 – buổi 1",
                         directory="rec-e2e", state=RecordingState.READY, file=result.file, mime=result.mime,
                         duration=result.duration, size=result.size, chapters=result.chapters,
@@ -68,5 +69,5 @@ async def test_library_player_and_publishing(browser: Browser, live_server: Live
         assert await page.get_attribute("[data-download]", "href") == f"/api/v1/recordings/{row.id}/media?download=1"
     finally:
         await ctx.close()
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         assert (await s.get(Recording, row.id)).published is True  # type: ignore[union-attr]

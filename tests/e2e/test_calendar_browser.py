@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.async_api import Browser, Page
 
-from server import keys
 from server.auth import Identity
+from server.db.engine import DB
 from server.db.models import MeetingDocument, Role, Unit, UnitLevel, User
 from server.schedule import meetings as svc
 from tests.e2e.browser import ARTIFACTS
@@ -47,7 +47,7 @@ async def test_operator_publishes_and_classroom_sees_it(browser: Browser, live_s
     room_id = await make_classroom(code="LC-01", name="Phòng học Sa Pa")
     room_user = await make_user(Role.CLASSROOM, username="phong.sapa", classroom_id=room_id,
                                 display_name="Phòng học Sa Pa")
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         program = await svc.create_program(s, None, svc.ProgramIn(title="Bồi dưỡng giáo viên 2030"))
         await s.commit()
     today = dt.datetime.now(TZ).date()
@@ -70,7 +70,7 @@ async def test_operator_publishes_and_classroom_sees_it(browser: Browser, live_s
     await page.screenshot(path=str(ARTIFACTS / "meeting-override.png"), full_page=True)
 
     # A regional meeting with a received plan, for the deadlines dashboard.
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         lc = Unit(code="T10X", name="Lào Cai", level=UnitLevel.PROVINCE)
         s.add(lc)
         await s.flush()

@@ -14,8 +14,8 @@ from aioice.ice import CONSENT_FAILURES
 from playwright.async_api import async_playwright
 
 import server.live.service as live_module
-from server import keys
 from server.db.models import Role, User
+from server.live.service import LIVE
 from tests.e2e.browser import launch, logged_in_context
 from tests.e2e.test_live_browser import enter
 
@@ -43,7 +43,7 @@ async def test_consent_checks_with_chromium(app: web.Application, aiohttp_server
             for user in (trainer, classroom):
                 page = await (await logged_in_context(browser, app, base, user)).new_page()
                 await enter(page, meeting.id)
-            sfu = app[keys.LIVE].sfu
+            sfu = app[LIVE].sfu
             assert sfu.config.consent_interval == 0.5
 
             def consents() -> list[Any]:

@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Browser, Page
 from sqlalchemy import insert
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import Meeting, MeetingStatus, Program, Role, User, program_learners, program_trainers
 from tests.e2e.browser import ARTIFACTS, WAIT_MS
 from tests.e2e.conftest import LiveServer, new_context
@@ -88,7 +88,7 @@ async def test_learner_studies_a_program(browser: Browser, live_server: LiveServ
         if i == 0:
             extra = other
     now = dt.datetime.now(dt.UTC)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         program = Program(title="Tập huấn Chương trình GDPT 2018 — Toán 6",
                           description="Bồi dưỡng giáo viên dạy môn Toán lớp 6 theo chương trình mới.")
         s.add(program)

@@ -12,8 +12,8 @@ from aiohttp import web
 from playwright.async_api import Page, async_playwright
 from sqlalchemy import select
 
-from server import keys
-from server.config import Config
+from server.config import CONFIG, Config
+from server.db.engine import DB
 from server.db.models import Recording, Role, User
 from tests.e2e.browser import WAIT_MS, launch, logged_in_context, wait_rising
 from tests.e2e.test_classroom_browser import enter, joined, shot
@@ -132,7 +132,7 @@ async def test_presenter_records_and_everyone_is_told(app: web.Application, aioh
         finally:
             await browser.close()
 
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         rows = (await s.scalars(select(Recording).where(Recording.meeting_id == meeting.id))).all()
     assert len(rows) == 1 and rows[0].started_by == trainer.id and rows[0].ended_at is not None
 
@@ -194,14 +194,14 @@ async def test_chromium_meeting_recording_plays(app: web.Application, aiohttp_se
     rid = reply["recording_id"]
     deadline = time.monotonic() + 90
     while True:
-        async with app[keys.DB]() as s:
+        async with app[DB]() as s:
             row = await s.get(Recording, rid)
         assert row is not None
         if row.state in (RecordingState.READY, RecordingState.FAILED) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)
     assert row.state == RecordingState.READY, (row.state, row.error)
-    path = app[keys.CONFIG].data_path / "recordings" / row.directory / row.file
+    path = app[CONFIG].data_path / "recordings" / row.directory / row.file
     info = ffprobe(path)
     assert sorted(s["codec_name"] for s in info["streams"]) == ["opus", "vp8"]
     duration = float(info["format"]["duration"])

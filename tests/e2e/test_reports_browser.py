@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, Page
 from sqlalchemy import insert, select
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import (
     AttendanceEvent,
     Classroom,
@@ -47,7 +47,7 @@ INKED = """(id) => {
 async def seed(app: Any) -> dict[str, Any]:
     """seed: communes under four 2025 provinces, eight classrooms, three meetings with drops and samples."""
     rng = random.Random(8)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         provinces = {u.code: u for u in (await s.scalars(select(Unit).where(
             Unit.level == UnitLevel.PROVINCE, Unit.valid_from == dt.date(2025, 7, 1)))).all()}
         provinces.update({u.code: u for u in (await s.scalars(select(Unit).where(
@@ -163,6 +163,6 @@ async def test_classroom_enters_its_headcount(browser: Browser, live_server: Liv
     await page.wait_for_url("**/headcount?saved=1")
     assert await page.input_value("input[name=count]") == "21"
     await page.screenshot(path=str(ARTIFACTS / "reports-headcount.png"), full_page=True)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         row = await s.scalar(select(Headcount).where(Headcount.meeting_id == meeting.id))
         assert row is not None and row.count == 21 and len(row.names) == 3

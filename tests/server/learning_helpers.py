@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import FormData, web
 from sqlalchemy import insert
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import (
     Meeting,
     MeetingStatus,
@@ -47,7 +47,7 @@ async def make_world(app: web.Application, login_as: Callable[..., Awaitable[Any
     outsider = await login_as(Role.LEARNER, display_name="Người ngoài")
     classroom_id = await make_classroom()
     now = dt.datetime.now(dt.UTC)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         program = Program(title="Tập huấn Toán 6")
         s.add(program)
         await s.flush()

@@ -10,7 +10,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from server import keys
+from server.bus import BUS
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import AuditEntry, Role, User
 from tests.conftest import LoggedIn
 from tests.server.people.test_accounts import make_classroom, make_meeting, new_client, new_link, open_link, token_of
@@ -70,7 +72,7 @@ async def _csrf_of_client(app: web.Application, cl: TestClient[Any, Any]) -> str
     from server.db.models import LoginSession
 
     token = cl.session.cookie_jar.filter_cookies(cl.make_url("/"))[COOKIE].value
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         login = await s.get(LoginSession, token)
         assert login is not None
         return login.csrf_token
@@ -114,7 +116,7 @@ async def test_users_crud(login_as: LoginAs, app: web.Application, new_client: N
     resp = await op.patch(f"/api/v1/users/{uid}", json={"password_hash": "x"})
     assert resp.status == 422
 
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         actions = list((await s.scalars(select(AuditEntry.action).where(AuditEntry.actor_id == op.user.id))).all())
     assert actions.count("user.create") == 2 and "user.update" in actions
 
@@ -148,7 +150,7 @@ async def test_disable_enable_reset_via_api(login_as: LoginAs, make_user: MakeUs
     op = await login_as(Role.OPERATOR)
     user = await make_user(Role.LEARNER, username="hv1", password="first-password")
     learner = await login_as(user=user)
-    sub = await app[keys.BUS].subscribe("logins")
+    sub = await app[BUS].subscribe("logins")
     try:
         resp = await op.post(f"/api/v1/users/{user.id}/reset-password")
         assert resp.status == 200
@@ -219,7 +221,7 @@ async def test_join_url_uses_public_url(make_config: Any, aiohttp_client: Any, m
     app = create_app(make_config(**{"server.public_url": "https://taphuan.moet.gov.vn/"}))
     cl = await aiohttp_client(app)
     meeting = await make_meeting(app)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         from server.auth import create_login
 
         op = User(username="op.x", display_name="Op", role=Role.OPERATOR)
@@ -253,7 +255,7 @@ async def test_audit_api(login_as: LoginAs, make_user: MakeUser, app: web.Applic
     assert {r["action"] for r in rows} == {"user.disable", "user.reset-password"}
     rows = await (await op.get("/api/v1/audit?actor=someone.else")).json()
     assert rows == []
-    today = dt.datetime.now(app[keys.CONFIG].tz).date()
+    today = dt.datetime.now(app[CONFIG].tz).date()
     rows = await (await op.get(f"/api/v1/audit?since={today}&until={today}&limit=1")).json()
     assert len(rows) == 1
     rows = await (await op.get(f"/api/v1/audit?until={today - dt.timedelta(days=1)}")).json()

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select, text
 
-from server import keys
+from server.db.engine import DB, ENGINE
 from server.db.models import AuditEntry, Classroom, LoginSession, Role, Unit, UnitLevel, User, utcnow
 
 API = "/api/v1"
@@ -21,7 +21,7 @@ async def world(app: web.Application, login_as: Callable[..., Awaitable[Any]],
                 make_user: Callable[..., Awaitable[User]]) -> dict[str, Any]:
     """world: an operator, two trainers, a leader, two classrooms (one with an account), a province."""
     op = await login_as(Role.OPERATOR)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         hn = Unit(code="01", name="Hà Nội", level=UnitLevel.PROVINCE)
         district = Unit(code="001", name="Ba Đình", level=UnitLevel.DISTRICT)
         s.add_all([hn, district])
@@ -60,7 +60,7 @@ async def create(world: dict[str, Any], **over: Any) -> dict[str, Any]:
 
 
 async def audit_actions(app: web.Application) -> list[str]:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         return list((await s.scalars(select(AuditEntry.action).order_by(AuditEntry.id))).all())
 
 
@@ -122,7 +122,7 @@ async def test_meeting_create_stores_utc_and_answers_local(app: web.Application,
     assert [p["id"] for p in m["presenters"]] == [world["trainer"].id]
     assert [c["code"] for c in m["classrooms"]] == ["PH-01"]
     assert m["program_title"] == "Chương trình A"
-    async with app[keys.ENGINE].connect() as conn:
+    async with app[ENGINE].connect() as conn:
         raw = (await conn.execute(text("SELECT starts_at, ends_at FROM meetings WHERE id = :i"),
                                   {"i": m["id"]})).one()
     assert str(raw[0]).startswith("2030-03-10 01:00:00")
@@ -324,7 +324,7 @@ async def test_roles_refused_with_403_json(app: web.Application, world: dict[str
         assert (await room.get(path)).status == 403
 
     # A guest (join-link login without an account) is refused too.
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         s.add(LoginSession(id="guest-login-token", user_id=None, guest_name="Khách", csrf_token="g",
                            expires_at=utcnow() + dt.timedelta(hours=1)))
         await s.commit()

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from recorder.archive import finalize
-from server import keys
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import AuditEntry, Recording, RecordingState, Role, program_learners
 from tests.recorder.media import recorded_directory
 
@@ -27,11 +28,11 @@ async def setup(app: Any, make_user: Factory, make_meeting: Factory, make_classr
     meeting = await make_meeting(presenters=[trainer], classrooms=[classroom_id], title="Bài giảng Toán")
     enrolled = await make_user(Role.LEARNER)
     outsider = await make_user(Role.LEARNER)
-    root = app[keys.CONFIG].data_path / "recordings"
+    root = app[CONFIG].data_path / "recordings"
     recorded_directory(root / "rec-a", 2.0)
     result = finalize(root / "rec-a")
     ids = []
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         await s.execute(sa.insert(program_learners).values(program_id=meeting.program_id, user_id=enrolled.id))
         for title, published in (("Toán lớp 6 – buổi 1", True), ("Toán lớp 6 – buổi 2", False)):
             row = Recording(meeting_id=meeting.id, program_id=meeting.program_id, title=title, directory="rec-a",
@@ -129,7 +130,7 @@ async def test_publish_unpublish_and_delete_by_operators_only(app: Any, login_as
     assert (await op.delete(f"/api/v1/recordings/{unpub}")).status == 204
     assert (await op.get(f"/api/v1/recordings/{unpub}")).status == 404
     assert setup["file"].exists() is False  # the files went with it
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         actions = list((await s.scalars(select(AuditEntry.action).order_by(AuditEntry.id))).all())
         busy = Recording(title="Đang ghi", directory="busy", state=RecordingState.RECORDING)
         s.add(busy)

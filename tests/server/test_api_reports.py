@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import insert
 
-from server import keys
 from server.app import create_app
 from server.config import Config
+from server.db.engine import DB
 from server.db.models import (
     AttendanceEvent,
     Classroom,
@@ -116,7 +116,7 @@ async def test_scripted_meeting_with_drop_and_rejoin(login_as: Factory, make_use
 
 
 async def _past_meeting(app: Any, classroom_ids: list[int], start: dt.datetime = T0) -> int:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         program = Program(title="Chương trình báo cáo")
         s.add(program)
         await s.flush()
@@ -131,7 +131,7 @@ async def _past_meeting(app: Any, classroom_ids: list[int], start: dt.datetime =
 
 
 async def _add(app: Any, meeting_id: int, rows: list[tuple[int, str, str, int | None]]) -> None:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         for minute, kind, pid, room in rows:
             s.add(AttendanceEvent(meeting_id=meeting_id, at=T0 + dt.timedelta(minutes=minute), kind=kind,
                                   participant=pid, classroom_id=room, role="classroom", name=pid, data={}))
@@ -165,7 +165,7 @@ async def test_role_checks(app: Any, clock: Clock, login_as: Factory, make_user:
     b, b_id = await classroom_login(login_as, make_user, make_classroom, "Lớp khác")
     outsider, _ = await classroom_login(login_as, make_user, make_classroom, "Lớp không mời")
     m = await make_meeting(presenters=[trainer], classrooms=[a_id, b_id])
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         s.add(Headcount(meeting_id=m.id, classroom_id=a_id, count=9, names=[]))
         s.add(Headcount(meeting_id=m.id, classroom_id=b_id, count=40, names=[]))
         await s.commit()
@@ -229,7 +229,7 @@ async def test_report_pages_render_with_their_charts(app: Any, clock: Clock, log
     program_id = (await (await op.get(f"/api/v1/reports/meetings/{m}")).json())["program_id"]
     assert (await op.get(f"/reports/programs/{program_id}", headers=HTML)).status == 200
     assert (await op.get("/api/v1/reports/programs/999999")).status == 404
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         unit_id = (await s.get(Classroom, a_id)).unit_id  # type: ignore[union-attr]
     html = await (await op.get(f"/reports/units/{unit_id}?from=2025-09-01&to=2025-09-30", headers=HTML)).text()
     assert "Lớp trang" in html and "Báo cáo đơn vị" in html

@@ -8,20 +8,20 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from server import keys
 from server.api.units import IMPORT_MAX_BYTES
+from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, Role, Unit
 
 UNITS_CSV = "code,name,level,parent_code,valid_from,valid_to\nH1,Huyện Một,district,14,,2025-06-30\n"
 
 
 async def _unit_id(app: Any, code: str) -> int:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         return int((await s.scalars(select(Unit.id).where(Unit.code == code).order_by(Unit.valid_from))).first())
 
 
 async def _audit(app: Any, action: str) -> list[AuditEntry]:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         return list((await s.scalars(select(AuditEntry).where(AuditEntry.action == action))).all())
 
 
@@ -69,7 +69,7 @@ async def test_presenters_read_but_do_not_write(login_as: Any, app: Any, role: R
     assert (await user.post("/api/v1/classrooms", json={"code": "C1", "name": "X", "unit_id": pid})).status == 403
     assert (await user.post("/api/v1/import/units", data=UNITS_CSV,
                             headers={"Content-Type": "text/csv"})).status == 403
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         assert await s.scalar(select(func.count()).select_from(Classroom)) == 0
 
 
@@ -147,7 +147,7 @@ async def test_import_api_errors_by_row(login_as: Any, app: Any) -> None:
     assert [e["row"] for e in body["errors"]] == [3, 4]
     assert body["errors"][0]["message"].startswith("không có đơn vị cấp trên")
     assert body["errors"][0]["text"].startswith("dòng 3:")
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         assert await s.scalar(select(func.count()).select_from(Unit).where(Unit.code == "H1")) == 0
     assert await _audit(app, "units.import") == []
 

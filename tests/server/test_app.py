@@ -8,15 +8,15 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, inspect, select
 
-from server import keys
 from server.app import FIRST_PASSWORD, create_app
-from server.auth import verify_password
-from server.config import Config
+from server.auth import SECRETS, verify_password
+from server.config import CONFIG, Config
+from server.db.engine import DB, ENGINE
 from server.db.models import Base, User
 
 
 async def test_migrations_create_every_table(client: TestClient[Any, Any]) -> None:
-    async with client.app[keys.ENGINE].connect() as conn:
+    async with client.app[ENGINE].connect() as conn:
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     assert set(Base.metadata.tables) <= tables
     assert "alembic_version" in tables
@@ -26,17 +26,17 @@ async def test_first_operator_once(aiohttp_client: Any, make_config: Callable[..
     config = make_config()
     first = await aiohttp_client(create_app(config))
     password = first.app[FIRST_PASSWORD]
-    async with first.app[keys.DB]() as s:
+    async with first.app[DB]() as s:
         admin = (await s.scalars(select(User))).one()
     assert admin.username == "admin" and admin.role == "operator"
     assert verify_password(admin.password_hash, password)
-    key = first.app[keys.SECRETS].session_key
+    key = first.app[SECRETS].session_key
     await first.close()
 
     second = await aiohttp_client(create_app(config))
     assert FIRST_PASSWORD not in second.app
-    assert second.app[keys.SECRETS].session_key == key  # secrets persist in the data directory
-    async with second.app[keys.DB]() as s:
+    assert second.app[SECRETS].session_key == key  # secrets persist in the data directory
+    async with second.app[DB]() as s:
         assert await s.scalar(select(func.count()).select_from(User)) == 1
     assert oct((config.data_path / "secrets" / "link.key").stat().st_mode & 0o777) == "0o600"
 
@@ -49,7 +49,7 @@ async def test_html_error_page_for_browsers(client: TestClient[Any, Any]) -> Non
 
 
 async def test_body_size_limit_is_json_413(client: TestClient[Any, Any]) -> None:
-    big = b"x" * (client.app[keys.CONFIG].limits.max_body_bytes + 10)
+    big = b"x" * (client.app[CONFIG].limits.max_body_bytes + 10)
     resp = await client.post("/api/v1/openapi.json", data=big, headers={"Content-Type": "application/json"})
     assert resp.status in (403, 405, 413)  # refused before reading; never 500
     body = await resp.json()

@@ -9,8 +9,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from server import keys
-from server.auth import COOKIE, CSRF_COOKIE, LoginLimiter
+from server.auth import COOKIE, CSRF_COOKIE, LOGIN_LIMITER, LoginLimiter
+from server.db.engine import DB
 from server.db.models import AuditEntry, LoginSession, Role, User
 from tests.conftest import LoggedIn
 from tests.server.people.test_accounts import new_client
@@ -125,7 +125,7 @@ async def test_api_login_failures(client: TestClient[Any, Any], make_user: MakeU
     assert resp.status == 415
     me = await client.get("/api/v1/me")
     assert me.status == 401
-    async with client.app[keys.DB]() as s:
+    async with client.app[DB]() as s:
         actions = list((await s.scalars(select(AuditEntry.action))).all())
     assert actions.count("login.failed") == 2
 
@@ -150,7 +150,7 @@ async def test_logged_in_visitor_of_login_page_goes_on(login_as: LoginAs) -> Non
 
 async def test_rate_limit_per_account(client: TestClient[Any, Any], make_user: MakeUser) -> None:
     clock = FakeClock()
-    client.app[keys.LOGIN_LIMITER].clock = clock
+    client.app[LOGIN_LIMITER].clock = clock
     await make_user(Role.TRAINER, username="binh", password="good-password")
     for _ in range(5):
         assert (await api_login(client, "binh", "wrong-password")).status == 401
@@ -170,7 +170,7 @@ async def test_rate_limit_per_account(client: TestClient[Any, Any], make_user: M
 
 async def test_rate_limit_per_ip_across_accounts(client: TestClient[Any, Any], make_user: MakeUser) -> None:
     clock = FakeClock()
-    client.app[keys.LOGIN_LIMITER].clock = clock
+    client.app[LOGIN_LIMITER].clock = clock
     await make_user(Role.TRAINER, username="chi", password="good-password")
     for i in range(5):
         assert (await api_login(client, f"guess{i}", "wrong-password")).status == 401
@@ -181,7 +181,7 @@ async def test_rate_limit_per_ip_across_accounts(client: TestClient[Any, Any], m
 
 async def test_rate_limit_on_login_page(aiohttp_client: Any, app: web.Application, make_user: MakeUser) -> None:
     clock = FakeClock()
-    app[keys.LOGIN_LIMITER] = LoginLimiter(5, clock=clock)
+    app[LOGIN_LIMITER] = LoginLimiter(5, clock=clock)
     client = await aiohttp_client(app)
     await make_user(Role.TRAINER, username="dung", password="good-password")
     for _ in range(5):
@@ -201,14 +201,14 @@ async def test_logout_revokes_the_login(client: TestClient[Any, Any], make_user:
     token = client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE].value
     me = await client.get("/api/v1/me")
     csrf = "x"
-    async with client.app[keys.DB]() as s:
+    async with client.app[DB]() as s:
         login = await s.get(LoginSession, token)
         assert login is not None
         csrf = login.csrf_token
     assert me.status == 200
     resp = await client.post("/logout", data={"csrf_token": csrf}, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/login"
-    async with client.app[keys.DB]() as s:
+    async with client.app[DB]() as s:
         login = await s.get(LoginSession, token)
         assert login is not None and login.revoked_at is not None and login.revoked_reason == "logout"
     # even with the old cookie back, the login no longer works
@@ -285,6 +285,6 @@ async def test_login_again_ends_the_previous_login(client: TestClient[Any, Any],
     resp = await client.post("/api/v1/login", json={"username": "mai", "password": "good-password"},
                              headers={"X-CSRF-Token": csrf})
     assert resp.status == 200
-    async with client.app[keys.DB]() as s:
+    async with client.app[DB]() as s:
         login = await s.get(LoginSession, old)
         assert login is not None and login.revoked_reason == "logout"

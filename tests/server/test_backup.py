@@ -9,14 +9,15 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from server import keys
 from server.backup import backup_sync
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import Setting
 
 
 async def test_backup_while_writing(client: TestClient[Any, Any], tmp_path: Path) -> None:
     app = client.app
-    cfg = app[keys.CONFIG]
+    cfg = app[CONFIG]
     (cfg.data_path / "uploads" / "ab").mkdir(parents=True)
     (cfg.data_path / "uploads" / "ab" / "file.pdf").write_bytes(b"%PDF-1.4 test")
     (cfg.data_path / "recordings" / "live.webm.part").write_bytes(b"partial")
@@ -25,7 +26,7 @@ async def test_backup_while_writing(client: TestClient[Any, Any], tmp_path: Path
     async def writer() -> int:
         n = 0
         while not stop.is_set():
-            async with app[keys.DB]() as s:
+            async with app[DB]() as s:
                 s.add(Setting(key=f"k{n}", value="v" * 100))
                 await s.commit()
             n += 1

@@ -6,7 +6,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from server import keys
+from server.config import CONFIG
+from server.db.engine import ENGINE
 
 
 async def test_healthz_ok(client: TestClient[Any, Any]) -> None:
@@ -17,8 +18,8 @@ async def test_healthz_ok(client: TestClient[Any, Any]) -> None:
 
 
 async def test_healthz_reports_broken_database(client: TestClient[Any, Any]) -> None:
-    await client.app[keys.ENGINE].dispose()
-    db_file = client.app[keys.CONFIG].data_path / "taphuan.sqlite3"
+    await client.app[ENGINE].dispose()
+    db_file = client.app[CONFIG].data_path / "taphuan.sqlite3"
     db_file.unlink()
     db_file.mkdir()  # a directory where the database should be: it cannot open
     resp = await client.get("/healthz")

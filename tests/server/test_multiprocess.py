@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from server import keys
 from server.app import create_app
 from server.auth import COOKIE, create_login
-from server.bus import RedisBus
+from server.bus import BUS, RedisBus
 from server.config import Config
+from server.db.engine import DB
 from server.db.models import Role
 from tests.conftest import _FakeRequest
 from tests.live_client import LiveClient
@@ -27,9 +27,9 @@ async def test_logout_on_one_instance_closes_the_socket_on_another(
     config = make_config(**{"bus.kind": "redis", "bus.redis_url": redis_url})
     first = await aiohttp_client(create_app(config))
     second = await aiohttp_client(create_app(config))
-    assert isinstance(first.app[keys.BUS], RedisBus) and isinstance(second.app[keys.BUS], RedisBus)
+    assert isinstance(first.app[BUS], RedisBus) and isinstance(second.app[BUS], RedisBus)
 
-    async with first.app[keys.DB]() as s:
+    async with first.app[DB]() as s:
         from server.auth import hash_password
         from server.db.models import User
 

@@ -8,8 +8,7 @@ from typing import Any
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from server import keys
-from server.openapi import ErrorBody
+from server.openapi import API, ErrorBody
 
 
 def _openapi_path(path: str) -> str:
@@ -82,7 +81,7 @@ async def test_real_errors_match_the_schema(client: Any, login_as: Any) -> None:
 
 
 async def test_meeting_endpoints_are_described(app: web.Application, client: Any) -> None:
-    doc = app[keys.API].document()
+    doc = app[API].document()
     ops = doc["paths"]["/api/v1/meetings"]
     assert {p["name"] for p in ops["get"]["parameters"]} == {"from", "to", "status"}
     assert ops["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/MeetingIn")

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select, text
 
-from server import keys
+from server.db.engine import DB, ENGINE
 from server.db.models import (
     Classroom,
     Meeting,
@@ -32,7 +32,7 @@ async def world(app: web.Application, client: Any, make_user: Callable[..., Awai
     """world: a program with a live, an upcoming and a draft meeting; a trainer, a classroom account."""
     trainer = await make_user(Role.TRAINER, display_name="Nguyễn Thị Lan")
     other = await make_user(Role.TRAINER, display_name="Trần Văn Minh")
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         unit = Unit(code="01", name="Hà Nội", level=UnitLevel.PROVINCE)
         s.add(unit)
         await s.flush()
@@ -75,7 +75,7 @@ async def post_form(who: Any, path: str, data: dict[str, Any] | list[tuple[str, 
 
 
 async def meeting_by_title(app: web.Application, title: str) -> Meeting:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         m = await s.scalar(select(Meeting).where(Meeting.title == title))
         assert m is not None
         return m
@@ -98,7 +98,7 @@ async def test_program_pages_crud(app: web.Application, login_as: Callable[..., 
     assert location.endswith("?notice=program-created")
     html = await page(op, location)
     assert "Bồi dưỡng GDPT 2018" in html and "Đã tạo chương trình." in html
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         program = await s.scalar(select(Program))
         assert program is not None
     pid = program.id
@@ -163,7 +163,7 @@ async def test_meeting_form_creates_in_local_time(app: web.Application, world: d
     assert m.starts_at == dt.datetime(2030, 5, 20, 1, 0, tzinfo=dt.UTC)  # 08:00 in Asia/Ho_Chi_Minh
     assert m.ends_at == dt.datetime(2030, 5, 20, 3, 30, tzinfo=dt.UTC)
     assert (m.status, m.video_codec, m.record) == (MeetingStatus.DRAFT, "H264", True)
-    async with app[keys.ENGINE].connect() as conn:
+    async with app[ENGINE].connect() as conn:
         raw = (await conn.execute(text("SELECT starts_at FROM meetings WHERE id = :i"), {"i": m.id})).scalar()
     assert str(raw).startswith("2030-05-20 01:00:00")
 
@@ -196,7 +196,7 @@ async def test_meeting_form_errors(app: web.Application, world: dict[str, Any],
     assert r.status == 422
     html = await r.text()
     assert 'class="field-error"' in html and message in html
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         assert await s.scalar(select(Meeting).where(Meeting.title == "Buổi mới")) is None
 
 
@@ -297,7 +297,7 @@ async def test_home_classroom_join_button(app: web.Application, world: dict[str,
     assert f'href="/live/{later.id}"' not in html
 
     # 20 minutes before the start: the join button shows; 40 minutes before: not yet.
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         m = await s.get(Meeting, live.id)
         assert m is not None
         m.starts_at = utcnow() + dt.timedelta(minutes=40)
@@ -305,7 +305,7 @@ async def test_home_classroom_join_button(app: web.Application, world: dict[str,
         await s.commit()
     html = await page(room, "/")
     assert f'href="/live/{live.id}"' not in html and "Vào lớp" not in html
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         m = await s.get(Meeting, live.id)
         assert m is not None
         m.starts_at = utcnow() + dt.timedelta(minutes=20)

@@ -13,9 +13,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import AuditEntry, Role
 from server.learning.forum import render_markdown
+from server.mail import MAILER
 from tests.server.learning_helpers import World, classroom_login, make_world
 from tests.server.mailtest import Inbox, config, smtp  # noqa: F401  (fixtures)
 
@@ -154,7 +155,7 @@ async def test_questions_answers_and_unanswered_list(app: web.Application, world
     answered = next(q for q in detail["questions"] if q["id"] == q1)
     assert answered["answered_by"] == "Cô Lan" and "<strong>rubric</strong>" in answered["replies"][0]["body_html"]
     assert detail["questions"][0]["id"] == q2  # open questions first
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         actions = set((await s.scalars(select(AuditEntry.action))).all())
     assert {"forum.topic", "forum.reply", "forum.answered", "forum.reopened"} <= actions
 
@@ -206,7 +207,7 @@ async def test_forum_pages(world: World) -> None:
 # --- e-mail ---------------------------------------------------------------------------------------
 
 async def wait_for(inbox: Inbox, n: int, app: web.Application) -> None:
-    await app[keys.MAILER].drain(10)
+    await app[MAILER].drain(10)
     for _ in range(100):
         if len(inbox.messages) >= n:
             return
@@ -239,13 +240,13 @@ async def test_email_on_new_question_and_on_answer(app: web.Application, world: 
     assert "Đây là câu trả lời" in message_from_bytes(raw).get_payload(decode=True).decode()
     # marking again sends nothing more
     await world.trainer.post(f"/api/v1/forum/questions/{qid}/answered", json={"answered": True})
-    await app[keys.MAILER].drain(5)
+    await app[MAILER].drain(5)
     await asyncio.sleep(0.2)
     assert len(inbox.messages) == 2
 
 
 async def test_no_smtp_host_sends_nothing(app: web.Application, world: World) -> None:
-    assert not app[keys.MAILER].enabled
+    assert not app[MAILER].enabled
     tid = await new_topic(world.learner, world.program_id)
     await ask(world.learner, tid)
-    assert app[keys.MAILER].tasks == set() and app[keys.MAILER].sent == 0
+    assert app[MAILER].tasks == set() and app[MAILER].sent == 0

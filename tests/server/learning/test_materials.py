@@ -13,8 +13,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from server import files, keys
-from server.config import Config
+from server import files
+from server.config import CONFIG, Config
+from server.db.engine import DB
 from server.db.models import AuditEntry, Role
 from tests.server.learning_helpers import PDF, World, classroom_login, make_world, upload_form
 
@@ -37,7 +38,7 @@ async def upload(who: Any, pid: int, data: bytes = PDF, filename: str = "bai-gia
 
 
 def stored_files(app: web.Application) -> list[str]:
-    root = files.uploads_root(app[keys.CONFIG])
+    root = files.uploads_root(app[CONFIG])
     return sorted(p.name for p in root.glob("??/*"))
 
 
@@ -49,8 +50,8 @@ async def test_trainer_uploads_a_pdf_stored_by_hash(app: web.Application, world:
     assert body["mime"] == "application/pdf" and body["kind"] == "document" and body["sha256"] == digest
     assert body["size"] == len(PDF) and body["title"] == "Bài giảng 1" and body["meeting_id"] == world.meeting_id
     assert stored_files(app) == [digest]
-    assert (files.uploads_root(app[keys.CONFIG]) / digest[:2] / digest).read_bytes() == PDF
-    async with app[keys.DB]() as s:
+    assert (files.uploads_root(app[CONFIG]) / digest[:2] / digest).read_bytes() == PDF
+    async with app[DB]() as s:
         entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "material.upload"))
     assert entry is not None and entry.actor_id == world.trainer.user.id and entry.details["sha256"] == digest
 
@@ -76,7 +77,7 @@ async def test_over_the_limit_is_413_naming_the_limit(app: web.Application, worl
     assert "64 KB" in body["error"]["message"] and "tối đa" in body["error"]["message"]
     assert body["error"]["limit_bytes"] == 64 * 1024
     assert stored_files(app) == []
-    assert list((files.uploads_root(app[keys.CONFIG]) / "tmp").iterdir()) == []
+    assert list((files.uploads_root(app[CONFIG]) / "tmp").iterdir()) == []
 
 
 async def test_renamed_executable_is_refused_with_415(app: web.Application, world: World) -> None:
@@ -183,7 +184,7 @@ async def test_change_and_delete_are_for_trainers(app: web.Application, world: W
     assert (await world.learner.delete(f"/api/v1/materials/{mid}")).status == 403
     assert (await world.operator.delete(f"/api/v1/materials/{mid}")).status == 204
     assert (await world.learner.get(f"/api/v1/materials/{mid}")).status == 404
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         actions = set((await s.scalars(select(AuditEntry.action))).all())
     assert {"material.upload", "material.update", "material.delete"} <= actions
 

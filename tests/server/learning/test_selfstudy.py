@@ -9,7 +9,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import AuditEntry, QuizQuestion, Role
 from server.learning.selfstudy import score
 from tests.server.learning_helpers import PDF, World, make_world, upload_form
@@ -81,7 +82,7 @@ async def test_quiz_writing_is_for_trainers(app: web.Application, world: World, 
     trainer_view = await (await world.trainer.get(f"/api/v1/quizzes/{qid}")).json()
     assert trainer_view["questions"][1]["correct"] == [0, 2]
     assert (await world.outsider.get(f"/api/v1/quizzes/{qid}")).status == 403
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         actions = set((await s.scalars(select(AuditEntry.action))).all())
     assert {"quiz.create", "quiz.update"} <= actions
 
@@ -189,12 +190,12 @@ async def test_published_recordings_are_study_videos(app: web.Application, world
     from tests.recorder.media import recorded_directory
 
     pid = world.program_id
-    root = app[keys.CONFIG].data_path / "recordings"
+    root = app[CONFIG].data_path / "recordings"
     recorded_directory(root / "rec-study", 2.0)
     result = finalize(root / "rec-study")
     early = dt.datetime(2024, 3, 1, 8, tzinfo=dt.UTC)
     ids: dict[str, int] = {}
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         for name, published, state in (("ready", True, RecordingState.READY), ("hidden", False, RecordingState.READY),
                                        ("busy", True, RecordingState.PROCESSING)):
             row = Recording(meeting_id=world.meeting_id, program_id=pid, title=f"Buổi 1 ({name})",
@@ -206,7 +207,7 @@ async def test_published_recordings_are_study_videos(app: web.Application, world
         await s.commit()
     video = await (await world.trainer.post(f"/api/v1/programs/{pid}/materials",
                                             data=upload_form(MP4, "bai1.mp4", title="Video bài 1"))).json()
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         items = await program_videos(s, pid)
     # Oldest first: the recording was made before the video was uploaded.
     assert [i.key for i in items] == [f"recording:{ids['ready']}", f"material:{video['id']}"]

@@ -8,17 +8,18 @@ from typing import Any
 
 from sqlalchemy import select
 
-from server import keys
 from server.app import create_app
 from server.config import Config
+from server.db.engine import DB
 from server.db.models import AttendanceEvent, Role, User
 from server.live.attendance import close_open_intervals, sample_once
+from server.live.service import LIVE
 from tests.live_client import LiveClient
 from tests.server.livetest import Factory, classroom_login, connect
 
 
 async def events(app: Any, meeting_id: int) -> list[AttendanceEvent]:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         return list((await s.scalars(select(AttendanceEvent).where(AttendanceEvent.meeting_id == meeting_id)
                                      .order_by(AttendanceEvent.id))).all())
 
@@ -39,7 +40,7 @@ async def test_scripted_meeting_with_drop_and_resume(login_as: Factory, make_use
     await a.request("chat", text="Em xin hỏi")
     poll = await t.request("poll-create", question="Rõ chưa?", choices=["Rõ", "Chưa"])
     await a.request("poll-answer", poll_id=poll["poll_id"], choice=0)
-    room = app[keys.LIVE].sfu.rooms[str(meeting.id)]
+    room = app[LIVE].sfu.rooms[str(meeting.id)]
     for _ in range(100):  # wait until the classroom's camera is flowing
         mine_now = [p for p in room.stats().participants if p.participant_id == a.participant_id]
         if mine_now and any(pr.bitrate > 0 for pr in mine_now[0].producers):
@@ -79,7 +80,7 @@ async def test_restart_closes_open_intervals(login_as: Factory, make_meeting: Fa
     before = await events(app, meeting.id)
     assert [e.kind for e in before] == ["join"]
     # A crash leaves the interval open; the next start closes it at the last known moment, with a marker.
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         s.add(AttendanceEvent(meeting_id=meeting.id, at=before[0].at, kind="quality",
                               participant=lc.participant_id, role="operator", data={}))
         await s.commit()

@@ -101,12 +101,11 @@ async def test_upload_needs_csrf(login_as: Login) -> None:
 
 
 async def test_budget_per_login_with_injectable_clock(login_as: Any) -> None:
-    from server import keys
-    from server.live.netcheck import BYTES_PER_MINUTE, DOWNLOAD_MAX, NetcheckBudget
+    from server.live.netcheck import BYTES_PER_MINUTE, DOWNLOAD_MAX, NETCHECK_BUDGET, NetcheckBudget
 
     now = [0.0]
     user = await login_as(Role.CLASSROOM)
-    budget: NetcheckBudget = user.client.app[keys.NETCHECK_BUDGET]
+    budget: NetcheckBudget = user.client.app[NETCHECK_BUDGET]
     budget.clock = lambda: now[0]  # no login has spent anything yet: every bucket will use this clock
     allowed = BYTES_PER_MINUTE // DOWNLOAD_MAX
     for _ in range(allowed):

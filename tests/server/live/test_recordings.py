@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server import keys
-from server.config import Config
+from server.config import CONFIG, Config
+from server.db.engine import DB
 from server.db.models import (
     AuditEntry,
     LoginSession,
@@ -36,6 +36,7 @@ from server.db.models import (
     meeting_presenters,
     utcnow,
 )
+from server.live.recordings import RECORDERS
 from tests.live_client import LiveClient
 from tests.recorder.media import ffprobe
 from tests.server.livetest import connect
@@ -48,7 +49,7 @@ Factory = Callable[..., Awaitable[Any]]
 async def _wait_state(app: Any, recording_id: int, states: set[RecordingState], within: float = 60) -> Recording:
     deadline = time.monotonic() + within
     while True:
-        async with app[keys.DB]() as s:
+        async with app[DB]() as s:
             row = await s.get(Recording, recording_id)
         if row is not None and row.state in states:
             return row
@@ -89,11 +90,11 @@ async def test_record_start_stop_over_websocket(app: Any, login_as: Factory, mak
     assert row.state == RecordingState.READY, row.error
     assert not row.recovered and row.progress == 100
     assert any(c["title"] == "Phần 2: thảo luận" for c in row.chapters)
-    path = app[keys.CONFIG].data_path / "recordings" / row.directory / row.file
+    path = app[CONFIG].data_path / "recordings" / row.directory / row.file
     info = ffprobe(path)
     assert sorted(s["codec_name"] for s in info["streams"]) == ["opus", "vp8"]
     assert float(info["format"]["duration"]) >= real - 0.1  # give or take a frame
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         actions = set((await s.scalars(select(AuditEntry.action))).all())
     assert {"recording.start", "recording.stop"} <= actions
 
@@ -114,7 +115,7 @@ async def test_automatic_start_and_stop_when_room_empties(make_config: Callable[
                       sfu__room_grace_seconds=0.5)
     app = create_app(cfg)
     client = await aiohttp_client(app)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         user = User(username="tr-auto", display_name="Trainer", role=Role.TRAINER, password_hash="x")
         program = Program(title="P")
         s.add_all([user, program])
@@ -147,8 +148,8 @@ async def test_automatic_start_and_stop_when_room_empties(make_config: Callable[
     await other.connect()
     await other.join(unrecorded.id)
     await asyncio.sleep(0.5)
-    assert unrecorded.id not in app[keys.RECORDERS].active
-    async with app[keys.DB]() as s:
+    assert unrecorded.id not in app[RECORDERS].active
+    async with app[DB]() as s:
         assert await s.scalar(select(sa.func.count()).select_from(Recording)) == 1
 
 
@@ -158,14 +159,14 @@ async def test_refused_when_disk_is_nearly_full(make_config: Callable[..., Confi
 
     app = create_app(make_config(recorder__min_free_bytes=10**18))
     client = await aiohttp_client(app)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         user = User(username="op-disk", display_name="Op", role=Role.OPERATOR, password_hash="x")
         s.add(user)
         await s.flush()
         s.add(LoginSession(id="tok-disk", user_id=user.id, csrf_token="c", expires_at=utcnow() + dt.timedelta(hours=1)))
         await s.commit()
     client.session.cookie_jar.update_cookies({"taphuan_login": "tok-disk"}, response_url=client.make_url("/"))
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         program = Program(title="P")
         s.add(program)
         await s.flush()
@@ -183,7 +184,7 @@ async def test_refused_when_disk_is_nearly_full(make_config: Callable[..., Confi
     assert "dung lượng" in reply["error"]["message"] and "disk space" in reply["error"]["message"]
     note = await lc.wait(lambda msg: msg.get("type") == "recording" and msg.get("state") == "refused")
     assert "disk" in note["reason"]
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         assert "recording.refused" in set((await s.scalars(select(AuditEntry.action))).all())
         assert await s.scalar(select(sa.func.count()).select_from(Recording)) == 0
 
@@ -194,8 +195,8 @@ async def test_retention_deletes_old_recordings_with_an_audit_entry(make_config:
 
     app = create_app(make_config(recorder__retention_days=30))
     await aiohttp_client(app)
-    root = app[keys.CONFIG].data_path / "recordings"
-    async with app[keys.DB]() as s:
+    root = app[CONFIG].data_path / "recordings"
+    async with app[DB]() as s:
         old = Recording(title="Cũ", directory="old", state=RecordingState.READY,
                         started_at=utcnow() - dt.timedelta(days=31))
         new = Recording(title="Mới", directory="new", state=RecordingState.READY, started_at=utcnow())
@@ -204,9 +205,9 @@ async def test_retention_deletes_old_recordings_with_an_audit_entry(make_config:
     for name in ("old", "new"):
         (root / name).mkdir()
         (root / name / "lecture.webm").write_bytes(b"x")
-    assert await app[keys.RECORDERS].retention() == 1
+    assert await app[RECORDERS].retention() == 1
     assert not (root / "old").exists() and (root / "new").exists()
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         titles = set((await s.scalars(select(Recording.title))).all())
         entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "recording.delete"))
     assert titles == {"Mới"}

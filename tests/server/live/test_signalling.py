@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from aiohttp import WSServerHandshakeError
 
-from server import keys
 from server.config import Config
+from server.db.engine import DB
 from server.db.models import MeetingStatus, Role, User
+from server.live.service import LIVE
 from server.live.signalling import ice_servers
 from tests.live_client import LiveClient
 from tests.server.livetest import classroom_login, connect
@@ -126,7 +127,7 @@ async def test_presenter_reaches_classroom_and_floor_rules(login_as: Factory, ma
     assert stats["type"] == "stats"
     assert {p["participant_id"] for p in stats["participants"]} == {t.participant_id, a.participant_id,
                                                                      b.participant_id}
-    async with trainer.client.app[keys.DB]() as s:
+    async with trainer.client.app[DB]() as s:
         from sqlalchemy import select
 
         from server.db.models import AuditEntry
@@ -251,7 +252,7 @@ async def test_full_message_over_websocket(login_as: Factory, make_meeting: Fact
     meeting = await make_meeting()
     first = await connect(op, clients)
     await first.join(meeting.id)
-    live = op.client.app[keys.LIVE]
+    live = op.client.app[LIVE]
     live.sfu.config.__dict__["max_participants_per_room"] = 1  # frozen dataclass: set for this test only
     second = await connect(await login_as(Role.OPERATOR), clients)
     reply = await second.request("join", version=1, meeting_id=meeting.id)

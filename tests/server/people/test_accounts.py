@@ -13,9 +13,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
-from server import keys
 from server.auth import COOKIE, join_link_token
-from server.bus import Subscription
+from server.bus import BUS, Subscription
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import (
     AuditEntry,
     Classroom,
@@ -45,7 +46,7 @@ JSON = {"Accept": "application/json"}
 
 async def make_classroom(app: web.Application, code: str = "HN-BD-01", name: str = "Phòng họp Ba Đình") -> Classroom:
     """make_classroom: a classroom in a new province unit."""
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         unit = await s.scalar(select(Unit).where(Unit.code == "T01"))
         if unit is None:
             unit = Unit(code="T01", name="Tỉnh Thử", level=UnitLevel.PROVINCE)
@@ -60,7 +61,7 @@ async def make_classroom(app: web.Application, code: str = "HN-BD-01", name: str
 async def make_meeting(app: web.Application, *, starts_in: float = 1.0, hours: float = 2.0,
                        status: MeetingStatus = MeetingStatus.PUBLISHED) -> Meeting:
     """make_meeting: a meeting starting `starts_in` hours from now."""
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         program = Program(title="Chương trình thử")
         s.add(program)
         await s.flush()
@@ -184,7 +185,7 @@ async def test_create_account_page_shows_password_once(login_as: LoginAs, app: w
     match = re.search(r'<code id="new-password">([^<]+)</code>', html)
     assert match, html
     password = match.group(1)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         user = await s.scalar(select(User).where(User.username == "nguyen.an"))
         assert user is not None and user.role == Role.TRAINER and user.email == "an@example.vn"
         assert password not in user.password_hash
@@ -220,7 +221,7 @@ async def test_edit_reset_disable_enable_pages(login_as: LoginAs, make_user: Mak
     resp = await op.post(f"/accounts/{user.id}", data={"csrf_token": op.csrf, "display_name": "Mới", "role": "leader",
                                                        "email": "", "language": "en"}, allow_redirects=False)
     assert resp.status == 303
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         fresh = await s.get(User, user.id)
         assert fresh is not None and fresh.display_name == "Mới" and fresh.role == Role.LEADER
         assert fresh.language == "en"
@@ -233,7 +234,7 @@ async def test_edit_reset_disable_enable_pages(login_as: LoginAs, make_user: Mak
     assert resp.status == 303 and resp.headers["Location"].endswith("done=disabled")
     resp = await op.post(f"/accounts/{user.id}/enable", data={"csrf_token": op.csrf}, allow_redirects=False)
     assert resp.status == 303
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         fresh = await s.get(User, user.id)
         assert fresh is not None and not fresh.disabled
         actions = set((await s.scalars(select(AuditEntry.action))).all())
@@ -248,7 +249,7 @@ async def test_operator_cannot_disable_self_or_change_own_role(login_as: LoginAs
     resp = await op.post(f"/accounts/{op.user.id}", data={"csrf_token": op.csrf, "display_name": "X",
                                                           "role": "learner"})
     assert resp.status == 409
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         me = await s.get(User, op.user.id)
         assert me is not None and me.role == Role.OPERATOR and not me.disabled
 
@@ -300,13 +301,13 @@ async def test_classroom_link_opens_a_meeting_login(login_as: LoginAs, client: T
     me = await (await pc.get("/api/v1/me")).json()
     assert me["role"] == "classroom" and me["meeting_id"] == meeting.id and me["classroom_id"] == room.id
     assert me["username"] == "hn-bd-01" and me["display_name"] == "Phòng họp Ba Đình"
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         login = await s.get(LoginSession, cookie.value)
         assert login is not None and login.join_link_id == link["id"] and login.meeting_id == meeting.id
         assert login.expires_at >= meeting.ends_at  # lasts until the meeting's end plus a margin
     # the classroom account exists once, even after a second link
     await new_link(op, meeting.id, classroom_id=room.id)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         accounts = (await s.scalars(select(User).where(User.classroom_id == room.id))).all()
         assert len(accounts) == 1
 
@@ -322,7 +323,7 @@ async def test_guest_link_creates_a_login_without_account(login_as: LoginAs, app
     me = await (await pc.get("/api/v1/me")).json()
     assert me == {"id": None, "username": "", "display_name": "Nguyễn Văn Khách", "role": "guest",
                   "classroom_id": None, "meeting_id": meeting.id, "language": "vi"}
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         login = await s.get(LoginSession, resp.cookies[COOKIE].value)
         assert login is not None and login.user_id is None and login.guest_name == "Nguyễn Văn Khách"
 
@@ -376,7 +377,7 @@ async def test_expired_link_is_410_but_existing_login_lives_on(login_as: LoginAs
     inside = await new_client()
     assert (await open_link(inside, token)).status == 303
     # the link expires (the token embeds the expiry, so move the row and sign again)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         row = await s.get(JoinLink, link["id"])
         assert row is not None
         row.expires_at = (utcnow() - dt.timedelta(minutes=1)).replace(microsecond=0)
@@ -408,7 +409,7 @@ async def test_revoked_link_is_410_and_can_end_its_logins(login_as: LoginAs, app
     guest_a, guest_b = await new_client(), await new_client()
     assert (await open_link(guest_a, token_of(a["url"]))).status == 303
     assert (await open_link(guest_b, token_of(b["url"]))).status == 303
-    sub = await app[keys.BUS].subscribe("logins")
+    sub = await app[BUS].subscribe("logins")
     try:
         resp = await op.delete(f"/api/v1/meetings/{meeting.id}/links/{a['id']}")
         assert resp.status == 200 and (await resp.json())["revoked"] is True
@@ -438,7 +439,7 @@ async def test_second_pc_replaces_the_first(login_as: LoginAs, app: web.Applicat
     resp = await open_link(first, token_of(link["url"]))
     first_id = resp.cookies[COOKIE].value
     assert (await first.get("/api/v1/me")).status == 200
-    sub = await app[keys.BUS].subscribe("logins")
+    sub = await app[BUS].subscribe("logins")
     try:
         resp = await open_link(second, token_of(link["url"]))
         assert resp.status == 303
@@ -449,7 +450,7 @@ async def test_second_pc_replaces_the_first(login_as: LoginAs, app: web.Applicat
     assert (await first.get("/api/v1/me")).status == 401
     assert (await second.get("/api/v1/me")).status == 200
     assert (await elsewhere.get("/api/v1/me")).status == 200  # another meeting is not replaced
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         login = await s.get(LoginSession, first_id)
         assert login is not None and login.revoked_reason == "replaced"
 
@@ -462,7 +463,7 @@ async def test_password_login_of_classroom_replaces_its_pc(login_as: LoginAs, ap
     link = await new_link(op, meeting.id, classroom_id=room.id)
     first = await new_client()
     await open_link(first, token_of(link["url"]))
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         account = await s.scalar(select(User).where(User.classroom_id == room.id))
         assert account is not None
         account_id = account.id
@@ -470,7 +471,7 @@ async def test_password_login_of_classroom_replaces_its_pc(login_as: LoginAs, ap
     # the reset already ended the link login; open it again, then log in by password on another PC
     await open_link(first, token_of(link["url"]))
     assert (await first.get("/api/v1/me")).status == 200
-    sub = await app[keys.BUS].subscribe("logins")
+    sub = await app[BUS].subscribe("logins")
     try:
         from tests.server.test_auth import api_login
 
@@ -488,7 +489,7 @@ async def test_disabled_classroom_cannot_join(login_as: LoginAs, app: web.Applic
     room = await make_classroom(app)
     meeting = await make_meeting(app)
     link = await new_link(op, meeting.id, classroom_id=room.id)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         await s.execute(update(User).where(User.classroom_id == room.id).values(disabled=True))
         await s.commit()
     resp = await open_link(await new_client(), token_of(link["url"]), JSON)
@@ -544,13 +545,13 @@ async def test_audit_page_filters(login_as: LoginAs, make_user: MakeUser, app: w
     assert '<code class="mono">user.disable</code>' in html and '<code class="mono">user.enable</code>' not in html
     html = await (await op.get("/audit?actor=nobody", headers=HTML)).text()
     assert "Không có bản ghi nào" in html
-    today = dt.datetime.now(app[keys.CONFIG].tz).date()
+    today = dt.datetime.now(app[CONFIG].tz).date()
     html = await (await op.get(f"/audit?since={today}&until={today}", headers=HTML)).text()
     assert '<code class="mono">user.disable</code>' in html
     html = await (await op.get(f"/audit?since={today + dt.timedelta(days=1)}", headers=HTML)).text()
     assert '<code class="mono">user.disable</code>' not in html
     resp = await op.get("/audit?since=bad-date", headers=HTML)
     assert resp.status == 200 and "YYYY-MM-DD" in await resp.text()
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         n = len((await s.scalars(select(AuditEntry))).all())
     assert n >= 2

@@ -8,8 +8,8 @@ import pytest
 from aiohttp import FormData, web
 from sqlalchemy import select
 
-from server import keys
 from server.auth import Identity
+from server.db.engine import DB
 from server.db.models import AuditEntry, Program, Role
 from server.people.enrolment import parse_usernames_csv, program_access
 from tests.server.learning_helpers import World, classroom_login, make_world
@@ -38,7 +38,7 @@ async def test_operator_enrols_and_removes_learners(app: web.Application, world:
     assert (await world.operator.delete(f"/api/v1/programs/{pid}/learners/{a.id}")).status == 204
     assert (await world.operator.delete(f"/api/v1/programs/{pid}/learners/{a.id}")).status == 404
     assert await (await world.operator.get(f"/api/v1/programs/{pid}/learners")).json() == []
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         n = len((await s.scalars(select(AuditEntry).where(AuditEntry.action == "program.learners"))).all())
     assert n == 3
     _ = b
@@ -79,7 +79,7 @@ async def test_access_rules(app: web.Application, world: World, login_as: Any, m
         return Identity(login_id="x", role=u.role, csrf_token="", user_id=u.id, classroom_id=u.classroom_id, **kw)
 
     room = await classroom_login(login_as, world.classroom_id)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         pid = world.program_id
         assert (await program_access(s, ident(world.operator), pid)).manage
         t = await program_access(s, ident(world.trainer), pid)

@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import keys
-from server.db.engine import make_engine, make_sessionmaker, migrate
+from server.db.engine import DB, make_engine, make_sessionmaker, migrate
 from server.db.models import Classroom, Role, Unit, UnitLevel, User
 from server.people.units import (
     ImportFailed,
@@ -61,7 +60,7 @@ async def _count(s: AsyncSession, model: type[Any]) -> int:
 
 
 async def test_seeded_on_first_start(client: Any, app: Any) -> None:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         before = await units_at(s, BEFORE, level=UnitLevel.PROVINCE)
         after = await units_at(s, AFTER, level=UnitLevel.PROVINCE)
     assert {u.code: u.name for u in before} == PROVINCES_2016

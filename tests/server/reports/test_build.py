@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from server import keys
+from server.config import CONFIG
+from server.db.engine import DB
 from server.db.models import (
     AttendanceEvent,
     Classroom,
@@ -185,7 +186,7 @@ def test_random_event_sequences_match_an_independent_count(seed: int) -> None:
 
 async def _structure(app: Any) -> dict[str, int]:
     """Two structures: Hà Giang → district Vị Xuyên (until 30/6/2025), Tuyên Quang → commune Minh Tân (after)."""
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         old = Unit(code="T02", name="Hà Giang cũ", level=UnitLevel.PROVINCE, valid_to=dt.date(2025, 6, 30))
         new = Unit(code="T08", name="Tuyên Quang mới", level=UnitLevel.PROVINCE, valid_from=dt.date(2025, 7, 1))
         s.add_all([old, new])
@@ -209,7 +210,7 @@ async def _structure(app: Any) -> dict[str, int]:
 
 
 async def _meeting(app: Any, program_id: int, start: dt.datetime, classrooms: list[int], minutes: int = 120) -> int:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         m = Meeting(program_id=program_id, title=f"Buổi {start:%d/%m}", status=MeetingStatus.PUBLISHED,
                     starts_at=start, ends_at=start + dt.timedelta(minutes=minutes))
         s.add(m)
@@ -222,7 +223,7 @@ async def _meeting(app: Any, program_id: int, start: dt.datetime, classrooms: li
 
 async def _events(app: Any, meeting_id: int, rows: list[tuple[int, str, str, int | None]],
                   base: dt.datetime) -> None:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         for minute, kind, pid, room in rows:
             s.add(AttendanceEvent(meeting_id=meeting_id, at=base + dt.timedelta(minutes=minute), kind=kind,
                                   participant=pid, classroom_id=room, role="classroom", name=pid,
@@ -242,7 +243,7 @@ async def test_units_before_and_after_the_reform_and_restart_marker(app: Any, cl
     await _events(app, m2, [(0, "join", "pb", ids["b"]), (40, "quality", "pb", ids["b"])], sep)
     assert await close_open_intervals(app, since_days=100000) == 1
     await _events(app, m2, [(50, "join", "pb2", ids["b"]), (110, "leave", "pb2", ids["b"])], sep)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         s.add(Headcount(meeting_id=m2, classroom_id=ids["b"], count=23, names=["Nguyễn Văn A"]))
         await s.commit()
         now = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
@@ -279,7 +280,7 @@ async def test_monthly_summary_counts_meetings_reach_recordings_forum_and_learne
     await _meeting(app, ids["program"], dt.datetime(2025, 10, 2, 1, tzinfo=dt.UTC), [ids["b"]])  # other month
     await _events(app, m, [(0, "join", "pb", ids["b"]), (60, "leave", "pb", ids["b"])], sep)
     learner: User = await make_user(Role.LEARNER, unit_id=ids["commune"])
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         s.add(Headcount(meeting_id=m, classroom_id=ids["b"], count=31, names=[]))
         s.add(Recording(meeting_id=m, program_id=ids["program"], title="Bản ghi", directory="r1", published=True,
                         started_at=sep))
@@ -295,7 +296,7 @@ async def test_monthly_summary_counts_meetings_reach_recordings_forum_and_learne
         s.add(StudyProgress(user_id=learner.id, program_id=ids["program"], item=f"material:{video.id}",
                             first_at=sep, last_at=sep, opens=1, duration=100, watched=95, completed=True))
         await s.commit()
-        report = await reports.monthly(s, "2025-09", app[keys.CONFIG].tz, now=dt.datetime(2025, 10, 1, tzinfo=dt.UTC),
+        report = await reports.monthly(s, "2025-09", app[CONFIG].tz, now=dt.datetime(2025, 10, 1, tzinfo=dt.UTC),
                                        live_ids=set())
     t = report.totals
     assert (t.meetings, t.classrooms_reached, t.teachers, t.minutes, t.hours) == (1, 1, 31, 60, 1.5)
@@ -306,4 +307,4 @@ async def test_monthly_summary_counts_meetings_reach_recordings_forum_and_learne
                                                                               1, 1, 1)
     assert list(report.per_province) == ["Tuyên Quang mới"]
     with pytest.raises(ValueError):
-        reports.month_range("2025-13", app[keys.CONFIG].tz)
+        reports.month_range("2025-13", app[CONFIG].tz)

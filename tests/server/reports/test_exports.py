@@ -11,7 +11,7 @@ from typing import Any
 from openpyxl import load_workbook
 from sqlalchemy import insert, select
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import (
     AttendanceEvent,
     Classroom,
@@ -46,7 +46,7 @@ def test_writers_round_trip() -> None:
 
 
 async def _meeting(app: Any) -> tuple[int, int, int]:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         unit = await s.scalar(select(Unit).order_by(Unit.id).limit(1))
         assert unit is not None
         a = Classroom(code="XK-A", name="Điểm cầu Xuất khẩu A", unit_id=unit.id)

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import AuditEntry, Headcount, Meeting, MeetingStatus, Role, User
 from server.reports.headcount import HeadcountIn, parse_names_csv
 from tests.server.livetest import Factory, classroom_login
@@ -86,7 +86,7 @@ async def test_classroom_enters_its_headcount_and_presenters_see_the_total(
         other = await login_as(role)
         assert (await other.get(url)).status == 403
         assert (await other.put(url, json={"count": 1})).status == 403
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         rows = (await s.scalars(select(Headcount).where(Headcount.meeting_id == meeting.id))).all()
         assert sorted(h.count for h in rows) == [12, 30]
         audits = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "headcount.save"))).all()
@@ -99,13 +99,13 @@ async def test_entry_window_and_unpublished_meetings(app: Any, login_as: Factory
     meeting = await make_meeting(classrooms=[a_id])
     url = f"/api/v1/meetings/{meeting.id}/headcount"
     now = dt.datetime.now(dt.UTC)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         await s.execute(update(Meeting).where(Meeting.id == meeting.id).values(
             starts_at=now + dt.timedelta(hours=2), ends_at=now + dt.timedelta(hours=4)))
         await s.commit()
     r = await a.put(url, json={"count": 3})
     assert r.status == 409 and (await r.json())["error"]["code"] == "too-early"
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         await s.execute(update(Meeting).where(Meeting.id == meeting.id).values(
             starts_at=now - dt.timedelta(days=40), ends_at=now - dt.timedelta(days=39)))
         await s.commit()
@@ -113,7 +113,7 @@ async def test_entry_window_and_unpublished_meetings(app: Any, login_as: Factory
     assert r.status == 409 and (await r.json())["error"]["code"] == "closed"
     op = await login_as(Role.OPERATOR)
     assert (await op.put(url, json={"count": 3, "classroom_id": a_id})).status == 200  # operators may correct
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         await s.execute(update(Meeting).where(Meeting.id == meeting.id).values(status=MeetingStatus.CANCELLED))
         await s.commit()
     r = await op.put(url, json={"count": 3, "classroom_id": a_id})

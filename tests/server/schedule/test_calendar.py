@@ -16,7 +16,7 @@ from aiohttp import web
 from babel.messages.pofile import read_po
 from sqlalchemy import insert, update
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import Role, User
 from server.i18n import LOCALE_DIR, Translations
 from server.schedule import calendar as cal
@@ -45,7 +45,7 @@ async def test_view_places_meetings_on_local_days(app: web.Application, world: d
     m = await create(world, body(world, days=20, start="22:00", end="23:59"))
     night = await create(world, {**body(world, days=21), "starts_at": at(local_day(21), "23:00"),
                                  "ends_at": at(local_day(22), "01:00"), "title": "Qua đêm"})
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         from server.auth import Identity
         ident = Identity("x", Role.OPERATOR, "c")
         view = await cal.build_view(s, ident, "week", local_day(21), local_day(21), TZ)
@@ -116,7 +116,7 @@ async def test_learners_see_their_programs(app: web.Application, world: dict[str
     learner = await login_as(Role.LEARNER)
     r = await learner.get(f"{API}/calendar?from={local_day(19).isoformat()}&to={local_day(21).isoformat()}")
     assert await r.json() == []
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         await s.execute(insert(table).values(program_id=world["program"], user_id=learner.user.id))
         await s.commit()
     r = await learner.get(f"{API}/calendar?from={local_day(19).isoformat()}&to={local_day(21).isoformat()}")
@@ -167,7 +167,7 @@ async def test_ics_feed(app: web.Application, client: Any, world: dict[str, Any]
     assert new != feed["url"] and (await client.get(path)).status == 404
     r = await client.get("/" + new.split("/", 3)[3])
     assert r.status == 200
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         await s.execute(update(User).where(User.id == world["room_user"].id).values(disabled=True))
         await s.commit()
     assert (await client.get("/" + new.split("/", 3)[3])).status == 404
@@ -188,7 +188,7 @@ async def test_feed_page_regenerate_and_roles(app: web.Application, client: Any,
     assert (await client.get(f"{API}/calendar/feed")).status == 401
     r = await client.get("/calendar", headers=HTML, allow_redirects=False)
     assert r.status == 303 and r.headers["Location"].startswith("/login")
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         from server.db.models import LoginSession, utcnow
         s.add(LoginSession(id="guest-cal", user_id=None, guest_name="Khách", csrf_token="g",
                            expires_at=utcnow() + dt.timedelta(hours=1)))

@@ -15,8 +15,8 @@ import pytest
 from aiohttp import FormData
 from sqlalchemy import select
 
-from server import keys
 from server.config import Config
+from server.db.engine import DB
 from server.db.models import AuditEntry, Meeting, MeetingKind, Role
 from server.schedule import rules as schedule
 from tests.server.schedule import test_rules as test_schedule
@@ -113,7 +113,7 @@ async def test_upload_states_and_download(app: Any, world: dict[str, Any],
     assert "ke-hoach.pdf" in r.headers["Content-Disposition"]
     r = await room.client.get(f"/meetings/{m['id']}/documents/{doc['id']}")
     assert r.status == 200 and await r.read() == PDF
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         assert await s.scalar(select(AuditEntry.id).where(AuditEntry.action == "meeting.document"))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import FormData, web
 from sqlalchemy import func, select
 
-from server import keys
+from server.db.engine import DB
 from server.db.models import AuditEntry, Meeting, MeetingStatus, Role
 from server.schedule.importer import parse_time, split_list
 from tests.server.schedule import test_rules as test_schedule
@@ -26,7 +26,7 @@ def test_cells() -> None:
 
 
 async def count(app: web.Application) -> int:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         return int(await s.scalar(select(func.count(Meeting.id))) or 0)
 
 
@@ -48,7 +48,7 @@ async def test_import_creates_drafts(app: web.Application, world: dict[str, Any]
     assert got["Vùng Tây Bắc"]["kind"] == "regional"
     assert [p["name"] for p in got["Vùng Tây Bắc"]["provinces"]] == ["Lào Cai", "Yên Bái"]
     assert {p["username"] for p in got["Vùng Tây Bắc"]["presenters"]} == {"ld.c", "gv.b"}
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         statuses = set((await s.scalars(select(Meeting.status))).all())
         assert statuses == {MeetingStatus.DRAFT}
         entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "meeting.import"))

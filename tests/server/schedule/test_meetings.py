@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys
 from server.auth import Identity
+from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, Meeting, MeetingKind, MeetingStatus, Role, Unit, UnitLevel, User
 from server.errors import ApiError
 from server.schedule import meetings as svc
@@ -61,7 +61,7 @@ def test_joinable_from_thirty_minutes_before_until_the_end() -> None:
 async def seeded(app: web.Application, client: Any,
                  make_user: Callable[..., Awaitable[User]]) -> dict[str, Any]:
     """seeded: a program, a trainer, a leader, two classrooms and a classroom account (app started)."""
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         unit = Unit(code="01", name="Hà Nội", level=UnitLevel.PROVINCE)
         s.add(unit)
         await s.flush()
@@ -88,7 +88,7 @@ def _ident(user: User, meeting_id: int | None = None) -> Identity:
 
 
 async def test_status_transitions_and_audit(app: web.Application, seeded: dict[str, Any]) -> None:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         m = await svc.create_meeting(s, None, _data(seeded))
         await s.commit()
         m = await svc.get_meeting(s, Identity("x", Role.OPERATOR, "c"), m.id)
@@ -109,7 +109,7 @@ async def test_status_transitions_and_audit(app: web.Application, seeded: dict[s
 async def test_check_meeting_refuses_disabled_presenters(app: web.Application, seeded: dict[str, Any],
                                                          make_user: Callable[..., Awaitable[User]]) -> None:
     gone = await make_user(Role.TRAINER, disabled=True)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         with pytest.raises(ApiError) as err:
             await svc.check_meeting(s, _data(seeded, presenter_ids=[gone.id]))
         assert err.value.extra["field"] == "presenter_ids"
@@ -119,7 +119,7 @@ async def test_check_meeting_refuses_disabled_presenters(app: web.Application, s
 
 
 async def test_visibility_per_role(app: web.Application, seeded: dict[str, Any]) -> None:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         invited = await svc.create_meeting(s, None, _data(seeded, title="invited"))
         elsewhere = await svc.create_meeting(s, None, _data(seeded, title="elsewhere",
                                                              classroom_ids=[seeded["rooms"][1].id]))

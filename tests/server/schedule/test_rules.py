@@ -16,10 +16,11 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from server import keys
 from server.auth import Identity
+from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, Meeting, MeetingStatus, Notification, Role, Unit, UnitLevel, User
 from server.errors import ApiError
+from server.mail import MAILER
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
 from tests.server.mailtest import Inbox, config, smtp  # noqa: F401  (fixtures)
@@ -35,7 +36,7 @@ async def world(app: web.Application, login_as: Callable[..., Awaitable[Any]],
                 make_user: Callable[..., Awaitable[User]]) -> dict[str, Any]:
     """world: an operator, trainers, leaders, three classrooms, two provinces and a program."""
     op = await login_as(Role.OPERATOR)
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         lc = Unit(code="T10", name="Lào Cai", level=UnitLevel.PROVINCE)
         yb = Unit(code="T15", name="Yên Bái", level=UnitLevel.PROVINCE)
         s.add_all([lc, yb])
@@ -138,7 +139,7 @@ async def test_publish_nine_days_refused_ten_accepted(world: dict[str, Any]) -> 
 
 
 async def test_time_edge_with_an_injected_clock(app: web.Application, world: dict[str, Any]) -> None:
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         data = svc.MeetingIn.model_validate(body(world) | {"starts_at": "2030-03-11T07:30:00+07:00",
                                                            "ends_at": "2030-03-11T09:00:00+07:00"})
         m = await svc.create_meeting(s, None, data)
@@ -169,7 +170,7 @@ async def test_override_needs_a_reason_is_audited_and_shown(app: web.Application
     out = await r.json()
     assert out["publish_override_reason"] == reason and out["publish_override_by"] == world["op"].user.id
     assert out["publish_override_at"] is not None
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "meeting.publish"))
         assert entry is not None and entry.details["override_reason"] == reason
         assert entry.actor_id == world["op"].user.id
@@ -320,7 +321,7 @@ async def test_editing_a_published_meeting_rechecks_and_notifies(app: web.Applic
     assert r.status == 409 and (await r.json())["error"]["code"] == "too-soon"  # a newly invited classroom
     r = await op.patch(url, json={"title": "Chính (sửa)"})
     assert r.status == 200 and (await r.json())["sequence"] == 3
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         rows = list((await s.scalars(select(Notification).where(Notification.meeting_id == m["id"])
                                      .order_by(Notification.id))).all())
     kinds = [(n.kind, n.user_id, n.classroom_id) for n in rows]
@@ -353,7 +354,7 @@ async def test_uninvited_and_cancelled_are_notified(app: web.Application, world:
     r = await world["op"].patch(f"{API}/meetings/{m['id']}", json={"classroom_ids": [world["rooms"][0].id]})
     assert r.status == 200
     await world["op"].post(f"{API}/meetings/{m['id']}/cancel")
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         rows = [(n.kind, n.classroom_id) for n in (await s.scalars(
             select(Notification).where(Notification.classroom_id.is_not(None)).order_by(Notification.id))).all()]
         meeting = await s.get(Meeting, m["id"])
@@ -393,7 +394,7 @@ async def test_roles_refused_on_rule_endpoints(world: dict[str, Any], login_as: 
 async def test_invitees_are_emailed(app: web.Application, world: dict[str, Any], smtp: tuple[Inbox, int],  # noqa: F811 (fixture)
                                     make_user: Callable[..., Awaitable[User]]) -> None:
     inbox, _port = smtp
-    async with app[keys.DB]() as s:
+    async with app[DB]() as s:
         for name, mail in (("trainer", "gv.a@example.edu.vn"), ("room_user", "phong1@example.edu.vn"),
                            ("trainer2", "gv.b@example.edu.vn")):
             user = await s.get(User, world[name].id)
@@ -406,7 +407,7 @@ async def test_invitees_are_emailed(app: web.Application, world: dict[str, Any],
     assert (await publish(world, too_soon["id"])).status == 409  # refused: no mail for it
     assert (await publish(world, m["id"])).status == 200
     await world["op"].patch(f"{API}/meetings/{m['id']}", json={"title": "Buổi có thư (đổi)"})
-    await app[keys.MAILER].drain(10)
+    await app[MAILER].drain(10)
     for _ in range(100):
         if len(inbox.messages) >= 2:
             break
