@@ -15,11 +15,14 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from server import health, pages
+from server.api import setup as setup_api
 from server.auth import LOGIN_LIMITER, SECRETS, LoginLimiter, Secrets, auth_middleware, csrf_middleware
 from server.bus import BUS, MemoryBus, RedisBus
 from server.config import CONFIG, Config
 from server.db.engine import DB, ENGINE, make_engine, make_sessionmaker, migrate
 from server.i18n import I18N, Translations
+from server.live import recordings, signalling
 from server.metrics import METRICS, REGISTRY, Metrics
 from server.middlewares import error_middleware, request_id_middleware, security_headers_middleware
 from server.pages.context import setup_jinja, template_context
@@ -94,15 +97,10 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_db_ctx)
     app.cleanup_ctx.append(_bus_ctx)
 
-    from server import health, pages
-    from server.api import setup as setup_api
-    from server.live import recordings
-    from server.live import service as live
-
     health.setup(app)
     setup_api(app)
     pages.setup(app)
-    live.setup(app)
+    signalling.setup(app)
     recordings.setup(app)  # after live: its cleanup context stops the recorders before the rooms
     app.router.add_static("/static/", WEB_DIR / "static", name="static", append_version=True)
     return app

@@ -15,17 +15,15 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 
 from server.db.engine import DB
 from server.db.models import AttendanceEvent, utcnow
+from server.live.connection import Connection
 from server.live.service import LIVE
-
-if TYPE_CHECKING:
-    from server.live.signalling import Connection
 
 log = logging.getLogger("taphuan.attendance")
 

@@ -8,18 +8,16 @@ process). Wire messages: `chat` (send), `chat-delete`, and from the server `chat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import or_, select
 
 from server.db.engine import DB
 from server.db.models import ChatMessage, utcnow
 from server.live import attendance
+from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
-from server.live.wire import MODERATORS, Route, SignalError, field
-
-if TYPE_CHECKING:
-    from server.live.signalling import Connection
+from server.live.wire import MODERATORS, SignalError, field
 
 HISTORY = 200
 
@@ -108,8 +106,6 @@ async def on_chat_delete(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
         row.deleted_at = utcnow()
         row.deleted_by = conn.ident.user_id
         await s.commit()
-    from server.live.signalling import audit_live
-
     await audit_live(conn, "live.chat-delete", message_id=message_id)
     for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
         await other.send({"type": "chat-deleted", "message_id": message_id})

@@ -12,11 +12,11 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from server.db.models import Meeting, Role
+from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
-from server.live.wire import MODERATORS, Route, SignalError, field
+from server.live.wire import MODERATORS, SignalError, field
 
 if TYPE_CHECKING:
-    from server.live.signalling import Connection
     from sfu.room import Room
 
 
@@ -81,7 +81,7 @@ async def leave_lobby(conn: Connection) -> None:
     await notify_moderators(conn, meeting_id)
 
 
-def _waiting(conn: Connection, msg: dict[str, Any]) -> Connection:
+def waiting_connection(conn: Connection, msg: dict[str, Any]) -> Connection:
     lobby_id = field(msg, "lobby_id", str)
     assert conn.meeting_id is not None
     other = conn.app[LIVE].lobby.get(conn.meeting_id, {}).get(lobby_id)
@@ -90,57 +90,15 @@ def _waiting(conn: Connection, msg: dict[str, Any]) -> Connection:
     return other
 
 
-async def admit(conn: Connection, other: Connection) -> None:
-    """admit: let a waiting connection in: it gets `joined` as the reply to its original join."""
-    from server.live.signalling import enter
-
-    assert other.pending_join is not None
-    meeting, request_id = other.pending_join
-    await leave_lobby(other)
-    room = await conn.app[LIVE].sfu.room(str(meeting.id), meeting.video_codec)
-    conn.app[LIVE].removed.get(meeting.id, set()).discard(removal_key(other))
-    try:
-        reply = await enter(other, meeting, room, other.name, None, admitted=True)
-    except SignalError as exc:
-        await other.send_error(request_id, exc.code, exc.message)
-        return
-    reply["id"] = request_id
-    await other.send(reply)
-    followups, other.followups = other.followups, []
-    for message in followups:
-        await other.send(message)
-
-
-async def on_admit(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
-    """on_admit: a moderator lets someone in from the lobby."""
-    await admit(conn, _waiting(conn, msg))
-    from server.live.signalling import audit_live
-
-    await audit_live(conn, "live.admit", lobby_id=msg.get("lobby_id"))
-    return {"type": "ok"}
-
-
 async def on_refuse(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_refuse: a moderator turns someone in the lobby away."""
-    other = _waiting(conn, msg)
+    other = waiting_connection(conn, msg)
     await leave_lobby(other)
     await other.close("refused")
-    from server.live.signalling import audit_live
-
     await audit_live(conn, "live.refuse", lobby_id=msg.get("lobby_id"))
     return {"type": "ok"}
 
 
-async def admit_all_after_unlock(conn: Connection) -> None:
-    """admit_all_after_unlock: unlocking the room lets in everyone waiting except guests."""
-    assert conn.meeting_id is not None
-    entries = list(conn.app[LIVE].lobby.get(conn.meeting_id, {}).values())
-    for other in entries:
-        if other.ident.role != Role.GUEST:
-            await admit(conn, other)
-
-
 ROUTES: dict[str, Route] = {
-    "admit": Route(on_admit, roles=MODERATORS),
     "refuse": Route(on_refuse, roles=MODERATORS),
 }

@@ -7,18 +7,16 @@ Polls and answers are stored (Poll, PollAnswer) for attendance reports. Moderato
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
 from server.db.engine import DB
 from server.db.models import Poll, PollAnswer, utcnow
 from server.live import attendance
+from server.live.connection import Connection, Route
 from server.live.service import LIVE
-from server.live.wire import MODERATORS, Route, SignalError, field
-
-if TYPE_CHECKING:
-    from server.live.signalling import Connection
+from server.live.wire import MODERATORS, SignalError, field
 
 MAX_CHOICES = 8
 

@@ -8,13 +8,11 @@ to late joiners as a participant of role `recorder`. See docs/protocol.md.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from server.live.connection import Connection, Route
 from server.live.recordings import RECORDERS, RecordingRefused
-from server.live.wire import MODERATORS, Route, SignalError, field
-
-if TYPE_CHECKING:
-    from server.live.signalling import Connection
+from server.live.wire import MODERATORS, SignalError, field
 
 MARKER_CHARS = 200
 

@@ -1,9 +1,9 @@
-"""server.live.service: the live side of the server: the SFU's lifetime, live connections and their routes.
+"""server.live.service: the live side's state: the SFU's lifetime and the table of open connections.
 
 Who owns what:
 - `Live` (one per app, under `LIVE`) owns the `Sfu` and the table of open signalling connections.
   It is changed only from the event loop, without awaits in between, so it needs no lock.
-- Each `server.live.signalling.Connection` owns its WebSocket and its participant in a room; the room's
+- Each `server.live.connection.Connection` owns its WebSocket and its participant in a room; the room's
   mailbox task owns the media state (see sfu/room.py).
 - A bus listener task closes connections whose login was revoked elsewhere (logout, second PC).
 """
@@ -24,7 +24,7 @@ from sfu.config import SfuConfig
 from sfu.room import Sfu
 
 if TYPE_CHECKING:
-    from server.live.signalling import Connection
+    from server.live.connection import Connection
 
 log = logging.getLogger("taphuan.live")
 
@@ -98,7 +98,8 @@ async def _listen_logins(app: web.Application) -> None:
         await sub.close()
 
 
-async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
+async def live_ctx(app: web.Application) -> AsyncIterator[None]:
+    """live_ctx: the cleanup context that owns `Live` (the SFU) and the login-revocation listener."""
     live = Live(app[CONFIG])
     app[LIVE] = live
     listener = asyncio.create_task(_listen_logins(app), name="live-logins")
@@ -110,20 +111,11 @@ async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
     await live.sfu.close()
 
 
-async def _on_shutdown(app: web.Application) -> None:
+async def on_shutdown(app: web.Application) -> None:
+    """on_shutdown: tell every open connection the server is going away, before the sockets are cut."""
     live = app.get(LIVE)
     if live is not None:
         await live.close_all("server-shutdown")
 
-
-def setup(app: web.Application) -> None:
-    """setup: add the live routes and the SFU's cleanup context."""
-    from server.live.attendance import attendance_ctx
-    from server.live.signalling import websocket_handler
-
-    app.cleanup_ctx.append(_live_ctx)
-    app.cleanup_ctx.append(attendance_ctx)
-    app.on_shutdown.append(_on_shutdown)
-    app.router.add_get("/ws", websocket_handler, name="ws")
 
 LIVE: web.AppKey[Live] = web.AppKey("live")

@@ -1,19 +1,13 @@
-"""server.live.wire: what every signalling handler shares: the error type, field checks, the route record.
+"""server.live.wire: what every signalling handler shares: the error type, field checks, the moderator roles.
 
-The handlers live by area (server.live.signalling for media and the room, server.live.chat, server.live.polls,
-server.live.lobby); each area exports a ROUTES table that server.live.signalling merges.
+The route record (`Route`) is in server.live.connection; server.live.signalling says where each area's handlers are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from server.db.models import Role
-
-if TYPE_CHECKING:
-    from server.live.signalling import Connection
 
 MODERATORS = frozenset({Role.OPERATOR, Role.TRAINER, Role.LEADER})
 FORBIDDEN = "Vai trò của bạn không được phép làm việc này. / Your role may not do this."
@@ -41,14 +35,3 @@ def field(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], optiona
         raise SignalError("bad-message", f"trường {name} sai kiểu / field {name!r} has the wrong type")
     return value
 
-
-Handler = Callable[["Connection", dict[str, Any]], Awaitable[dict[str, Any] | None]]
-
-
-@dataclass(frozen=True)
-class Route:
-    """Route: how one request type is handled: who may send it and whether it needs a room."""
-
-    handler: Handler
-    roles: frozenset[Role] | None = None
-    joined: bool = True

@@ -21,7 +21,8 @@ from server.db.engine import DB
 from server.db.models import Classroom, Role, Unit, User, meeting_classrooms
 from server.errors import ApiError
 from server.live import netcheck
-from server.live.signalling import SignalError, load_meeting_for
+from server.live.entry import load_meeting_for
+from server.live.wire import SignalError
 
 STUDIO_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 

@@ -12,8 +12,8 @@ from aiohttp import WSServerHandshakeError
 from server.config import Config
 from server.db.engine import DB
 from server.db.models import MeetingStatus, Role, User
+from server.live.entry import ice_servers
 from server.live.service import LIVE
-from server.live.signalling import ice_servers
 from tests.live_client import LiveClient
 from tests.server.livetest import classroom_login, connect
 

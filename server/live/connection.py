@@ -1,0 +1,251 @@
+"""server.live.connection: one signalling WebSocket and its participant (`Connection`), and the wire form of events.
+
+A `Connection` owns its socket and at most one participant. Requests are handled one at a time in the socket's
+read loop, in order, by the handler its route table names (`Route`, built by server.live.signalling from every
+area's ROUTES); SFU events arrive from the participant's outbox task and are written with `send()` (aiohttp
+serialises writes). Whoever creates a Connection says what happens when it closes for good (`on_close`: the
+attendance `leave` event), so this module needs nothing above it. The wire format is docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from server.audit import record
+from server.auth import Identity
+from server.config import CONFIG
+from server.db.engine import DB
+from server.db.models import Meeting, Role
+from server.live.wire import FORBIDDEN, SignalError, field
+from server.ratelimit import TokenBucket
+from sfu.errors import SfuError
+from sfu.events import (
+    Event,
+    FloorChanged,
+    GridChanged,
+    HandChanged,
+    MuteRequested,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantState,
+    PeerFailed,
+    PresenterChanged,
+    ServerOffer,
+    SlotChanged,
+)
+from sfu.room import Room
+
+log = logging.getLogger("taphuan.signalling")
+
+_SFU_MESSAGES = {
+    "full": "Buổi tập huấn đã đủ người. / The meeting is full.",
+    "forbidden": FORBIDDEN,
+    "codec": "Trình duyệt không gửi được mã hóa video của phòng này. / No codec usable in this room.",
+    "sdp-too-large": "SDP quá lớn. / SDP too large.",
+    "sdp-invalid": "SDP không hợp lệ. / Invalid SDP.",
+    "token": "Không thể nối lại; hãy vào lại phòng. / Cannot resume: join again.",
+}
+
+
+_EVENT_TYPES: dict[type[Event], str] = {
+    ServerOffer: "offer",
+    ParticipantJoined: "participant-joined",
+    ParticipantLeft: "participant-left",
+    ParticipantState: "participant-state",
+    PresenterChanged: "presenter",
+    FloorChanged: "floor",
+    SlotChanged: "slot",
+    GridChanged: "grid",
+    HandChanged: "hand",
+    MuteRequested: "mute-request",
+    PeerFailed: "peer-failed",
+}
+
+
+def event_message(event: Event) -> dict[str, Any]:
+    """event_message: the wire form of an SFU event (see docs/protocol.md)."""
+    kind = _EVENT_TYPES.get(type(event))
+    if kind is None:
+        raise KeyError(type(event).__name__)
+    body = asdict(event) if is_dataclass(event) else {}
+    if isinstance(event, ServerOffer):
+        body.pop("down", None)
+    if isinstance(event, PeerFailed):
+        body = {"pc": "down" if event.down else "up", "state": event.state}
+    if isinstance(event, GridChanged):
+        body["participants"] = list(event.participants)
+    return {"type": kind, **body}
+
+
+def jsonable(value: Any) -> Any:
+    """jsonable: dataclasses, tuples and dicts as plain JSON values (for `stats`)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return value
+
+
+Handler = Callable[["Connection", dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Route: how one request type is handled: who may send it and whether it needs a room."""
+
+    handler: Handler
+    roles: frozenset[Role] | None = None
+    joined: bool = True
+
+
+class Connection:
+    """Connection: one signalling WebSocket and (after `join`) its participant in a room."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, ident: Identity,
+                 routes: Mapping[str, Route], on_close: Callable[[Connection, str], Awaitable[None]]) -> None:
+        self.request = request
+        self.app = request.app
+        self.config = request.app[CONFIG]
+        self.ws = ws
+        self.ident = ident
+        self.routes = routes
+        self.on_close = on_close  # called once when the connection closes for good, before it leaves the room
+        self.room: Room | None = None
+        self.meeting_id: int | None = None
+        self.participant_id: str | None = None
+        self.name = ident.display_name or ident.username
+        self.closing_reason: str | None = None
+        self.waiting: str | None = None  # lobby id while waiting to be admitted
+        self.pending_join: tuple[Meeting, Any] | None = None  # (meeting, join request id) while waiting
+        self.followups: list[dict[str, Any]] = []  # messages to send right after the current reply
+        limits = self.config.limits
+        self.bucket = TokenBucket(limits.ws_messages_per_second, limits.ws_burst)
+
+    # ----------------------------------------------------------------------------- sending
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Connection.send: write one JSON message (dropped when the socket is closed)."""
+        if self.ws.closed:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_str(json.dumps(message, ensure_ascii=False))
+
+    async def send_error(self, request_id: Any, code: str, message: str) -> None:
+        """Connection.send_error: the documented error message."""
+        await self.send({"type": "error", "id": request_id, "error": {"code": code, "message": message}})
+
+    async def on_event(self, event: Event) -> None:
+        """Connection.on_event: an SFU event for this participant, forwarded as a message."""
+        await self.send(event_message(event))
+
+    async def close(self, reason: str) -> None:
+        """Connection.close: say why, leave the room (for good: no resume) and close the socket."""
+        if self.closing_reason is not None:
+            return
+        self.closing_reason = reason
+        messages = {
+            "replaced": "Lớp học đã vào từ máy khác; máy này rời phòng. / This classroom joined from another PC.",
+            "logout": "Bạn đã đăng xuất. / You were logged out.",
+            "removed": "Bạn đã được mời ra khỏi phòng. / You were removed from the room.",
+            "refused": "Người chủ trì chưa cho bạn vào phòng. / The host did not let you in.",
+            "server-shutdown": "Máy chủ đang khởi động lại. / The server is restarting.",
+        }
+        await self.send({"type": "closed", "reason": reason, "message": messages.get(reason, reason)})
+        await self.on_close(self, reason)
+        if reason != "server-shutdown":
+            await self.leave_room()
+        await self.ws.close()
+
+    async def leave_room(self) -> None:
+        """Connection.leave_room: leave the room for good (no resume); the socket stays open."""
+        room, pid = self.room, self.participant_id
+        self.room = None
+        if room is not None and pid is not None:
+            with contextlib.suppress(SfuError):
+                await room.leave(pid)
+
+    # ----------------------------------------------------------------------------- receiving
+
+    async def run(self) -> None:
+        """Connection.run: the read loop; returns when the socket closes."""
+        soft_limit = self.config.limits.ws_message_bytes
+        async for msg in self.ws:
+            if msg.type != WSMsgType.TEXT:
+                if msg.type == WSMsgType.BINARY:
+                    await self.send_error(None, "bad-message", "Chỉ nhận JSON dạng văn bản. / Text JSON only.")
+                continue
+            if not self.bucket.take():
+                await self.send_error(None, "rate-limited",
+                                      "Gửi quá nhiều tin nhắn; hãy chậm lại. / Too many messages: slow down.")
+                continue
+            if len(msg.data) > soft_limit:
+                await self.send_error(None, "too-large", f"Tin nhắn quá lớn. / Message over {soft_limit} bytes.")
+                continue
+            await self.handle_text(msg.data)
+
+    async def handle_text(self, text: str) -> None:
+        """Connection.handle_text: one request: parse, check, handle, reply (errors become messages)."""
+        request_id: Any = None
+        try:
+            try:
+                msg = json.loads(text)
+            except ValueError:
+                raise SignalError("bad-message", "Không phải JSON. / Not JSON.") from None
+            if not isinstance(msg, dict):
+                raise SignalError("bad-message", "Tin nhắn phải là một đối tượng JSON. / A message is a JSON object.")
+            request_id = msg.get("id")
+            if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id, bool)
+                                           or len(str(request_id)) > 64):
+                request_id = None
+                raise SignalError("bad-message", "id phải là chuỗi hoặc số ngắn. / id must be a short string or int.")
+            kind = msg.get("type")
+            route = self.routes.get(kind) if isinstance(kind, str) else None
+            if route is None:
+                raise SignalError("unknown-type", f"Không rõ loại tin nhắn. / Unknown message type {kind!r}.")
+            if route.joined and self.room is None:
+                raise SignalError("not-joined", "Hãy gửi join trước. / Send join first.")
+            if route.roles is not None and self.ident.role not in route.roles:
+                raise SignalError("forbidden", _SFU_MESSAGES["forbidden"])
+            reply = await route.handler(self, msg)
+            if reply is not None and request_id is not None:
+                reply["id"] = request_id
+                await self.send(reply)
+            followups, self.followups = self.followups, []
+            for message in followups:
+                await self.send(message)
+        except SignalError as exc:
+            await self.send_error(request_id, exc.code, exc.message)
+        except SfuError as exc:
+            await self.send_error(request_id, exc.code, _SFU_MESSAGES.get(exc.code, exc.message))
+        except Exception:
+            log.exception("signalling request failed", extra={"login": self.ident.login_id[:8]})
+            await self.send_error(request_id, "internal", "Lỗi máy chủ; đã ghi nhật ký. / Server error; logged.")
+
+    def sdp(self, msg: dict[str, Any]) -> str:
+        """Connection.sdp: the `sdp` field, checked against the size limit."""
+        sdp = field(msg, "sdp", str)
+        if len(sdp.encode()) > self.config.limits.max_sdp_bytes:
+            raise SignalError("sdp-too-large", _SFU_MESSAGES["sdp-too-large"])
+        return str(sdp)
+
+    def require_room(self) -> tuple[Room, str]:
+        """Connection.require_room: the joined room and participant id."""
+        if self.room is None or self.participant_id is None:
+            raise SignalError("not-joined", "Hãy gửi join trước. / Send join first.")
+        return self.room, self.participant_id
+
+
+async def audit_live(conn: Connection, action: str, **details: Any) -> None:
+    """audit_live: record a live moderation action in the audit log."""
+    async with conn.app[DB]() as s:
+        record(s, conn.request, action, f"meeting:{conn.meeting_id}", **details)
+        await s.commit()

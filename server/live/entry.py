@@ -1,0 +1,187 @@
+"""server.live.entry: how a connection enters a meeting's room: `join`, resuming after a lost connection, or
+being admitted from the lobby (one at a time, or everyone but guests when the room is unlocked).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from server.auth import Identity
+from server.config import Config
+from server.db.engine import DB
+from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
+from server.live import attendance, chat, lobby, polls
+from server.live.connection import Connection, Route, audit_live
+from server.live.service import LIVE
+from server.live.wire import MODERATORS, SignalError, field
+from sfu.room import Room
+
+PROTOCOL_VERSIONS = (1,)
+
+
+def ice_servers(config: Config, participant: str, now: float | None = None) -> list[dict[str, Any]]:
+    """ice_servers: STUN URLs and TURN with coturn's time-limited credentials (use-auth-secret)."""
+    servers: list[dict[str, Any]] = []
+    if config.sfu.stun_urls:
+        servers.append({"urls": list(config.sfu.stun_urls)})
+    turn = config.sfu.turn
+    if turn.urls and turn.secret:
+        expiry = int((time.time() if now is None else now) + turn.ttl_seconds)
+        username = f"{expiry}:{participant}"
+        digest = hmac.new(turn.secret.encode(), username.encode(), hashlib.sha1).digest()
+        servers.append({"urls": list(turn.urls), "username": username,
+                        "credential": base64.b64encode(digest).decode()})
+    return servers
+
+
+async def load_meeting_for(app: web.Application, ident: Identity, meeting_id: int) -> Meeting:
+    """load_meeting_for: the meeting if `ident` may enter its live room, else SignalError."""
+    async with app[DB]() as s:
+        meeting = await s.scalar(
+            select(Meeting).where(Meeting.id == meeting_id)
+            .options(selectinload(Meeting.presenters), selectinload(Meeting.classrooms)))
+    if meeting is None:
+        raise SignalError("not-found", "Không có buổi tập huấn này. / No such meeting.")
+    refused = SignalError("forbidden",
+                          "Bạn không được mời vào buổi tập huấn này. / You are not invited to this meeting.")
+    if ident.meeting_id is not None and ident.meeting_id != meeting.id:
+        raise refused  # a join-link login is scoped to its own meeting
+    if meeting.status == MeetingStatus.CANCELLED:
+        raise SignalError("forbidden", "Buổi tập huấn đã bị huỷ. / The meeting was cancelled.")
+    role = ident.role
+    if role == Role.OPERATOR:
+        return meeting
+    if role in (Role.TRAINER, Role.LEADER):
+        if any(u.id == ident.user_id for u in meeting.presenters):
+            return meeting
+        if role == Role.LEADER and meeting.kind == MeetingKind.REGIONAL:
+            return meeting
+        raise refused
+    if meeting.status != MeetingStatus.PUBLISHED:
+        raise SignalError("forbidden", "Buổi tập huấn chưa được công bố. / The meeting is not published yet.")
+    if role == Role.CLASSROOM:
+        if ident.meeting_id == meeting.id or any(c.id == ident.classroom_id for c in meeting.classrooms):
+            return meeting
+        raise refused
+    if role == Role.GUEST and ident.meeting_id == meeting.id:
+        return meeting
+    raise refused
+
+
+async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+    """on_join: enter a meeting's room, resume a participant after a lost connection, or wait in the lobby."""
+    if conn.room is not None or conn.waiting is not None:
+        raise SignalError("already-joined", "Kết nối này đã vào phòng. / Already joined.")
+    version = field(msg, "version", int)
+    if version not in PROTOCOL_VERSIONS:
+        raise SignalError("version", f"Phiên bản giao thức không hỗ trợ; hỗ trợ: {list(PROTOCOL_VERSIONS)}. / "
+                                     f"Unsupported protocol version {version}; supported: {list(PROTOCOL_VERSIONS)}.")
+    meeting_id = field(msg, "meeting_id", int)
+    resume = field(msg, "resume", dict, optional=True)
+    ident = conn.ident
+    meeting = await load_meeting_for(conn.app, ident, meeting_id)
+    live = conn.app[LIVE]
+    room = await live.sfu.room(str(meeting.id), meeting.video_codec)
+    name = ident.display_name or ident.username or "Khách"
+    if ident.role == Role.GUEST:
+        given = msg.get("name")
+        if isinstance(given, str) and given.strip():
+            name = given.strip()[:80]
+    if resume is None and lobby.must_wait(conn, room, meeting.id):
+        return await lobby.wait(conn, meeting, name, msg.get("id"))
+    return await enter(conn, meeting, room, name, resume)
+
+
+async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resume: dict[str, Any] | None,
+                admitted: bool = False) -> dict[str, Any]:
+    """enter: join (or resume) the participant and build the `joined` reply; follow-ups queue after it."""
+    ident = conn.ident
+    live = conn.app[LIVE]
+    # The same classroom account joining again (another PC) replaces the earlier connection.
+    if ident.role == Role.CLASSROOM and ident.user_id is not None:
+        for other in live.by_user_in_meeting(ident.user_id, meeting.id):
+            if other is not conn:
+                await other.close("replaced")
+    if resume is not None:
+        pid = resume.get("participant_id")
+        token = resume.get("token")
+        if not isinstance(pid, str) or not isinstance(token, str):
+            raise SignalError("bad-message", "resume cần participant_id và token / resume needs participant_id, token")
+        participant = await room.resume(pid, token, conn.on_event)
+    else:
+        pid = f"p-{secrets.token_hex(6)}"
+        participant = await room.join(pid, ident.role.value, name, conn.on_event, admitted=admitted)
+    conn.room, conn.meeting_id, conn.participant_id = room, meeting.id, participant.id
+    conn.name = participant.name
+    await attendance.record(conn, "resume" if resume is not None else "join")
+    conn.followups += await chat.history_for(conn)
+    conn.followups += await polls.open_polls_for(conn)
+    conn.followups += lobby.waiting_for(conn)
+    # The room's state is read after the last await: whoever joined meanwhile (e.g. the recorder, started by
+    # the first join) is in the reply, which the browser takes as the whole truth.
+    people = [{"participant_id": p.id, "role": p.role, "name": p.name, "hand_raised": p.hand_raised,
+               "state": p.state} for p in list(room.participants.values()) if p.id != participant.id]
+    return {
+        "type": "joined",
+        "participant_id": participant.id,
+        "resume_token": participant.resume_token,
+        "role": participant.role,
+        "name": participant.name,
+        "room": {"meeting_id": meeting.id, "title": meeting.title, "video_codec": room.video_codec,
+                 "locked": room.locked, "presenter_id": room.presenter_id, "floor_id": room.floor_id,
+                 "participants": people},
+        "ice_servers": ice_servers(conn.config, participant.id),
+        "limits": {"max_sdp_bytes": conn.config.limits.max_sdp_bytes,
+                   "ws_message_bytes": conn.config.limits.ws_message_bytes,
+                   "chat_message_chars": conn.config.limits.chat_message_chars},
+    }
+
+
+async def admit(conn: Connection, other: Connection) -> None:
+    """admit: let a waiting connection in: it gets `joined` as the reply to its original join."""
+    assert other.pending_join is not None
+    meeting, request_id = other.pending_join
+    await lobby.leave_lobby(other)
+    room = await conn.app[LIVE].sfu.room(str(meeting.id), meeting.video_codec)
+    conn.app[LIVE].removed.get(meeting.id, set()).discard(lobby.removal_key(other))
+    try:
+        reply = await enter(other, meeting, room, other.name, None, admitted=True)
+    except SignalError as exc:
+        await other.send_error(request_id, exc.code, exc.message)
+        return
+    reply["id"] = request_id
+    await other.send(reply)
+    followups, other.followups = other.followups, []
+    for message in followups:
+        await other.send(message)
+
+
+async def on_admit(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+    """on_admit: a moderator lets someone in from the lobby."""
+    await admit(conn, lobby.waiting_connection(conn, msg))
+    await audit_live(conn, "live.admit", lobby_id=msg.get("lobby_id"))
+    return {"type": "ok"}
+
+
+async def admit_all_after_unlock(conn: Connection) -> None:
+    """admit_all_after_unlock: unlocking the room lets in everyone waiting except guests."""
+    assert conn.meeting_id is not None
+    entries = list(conn.app[LIVE].lobby.get(conn.meeting_id, {}).values())
+    for other in entries:
+        if other.ident.role != Role.GUEST:
+            await admit(conn, other)
+
+
+ROUTES: dict[str, Route] = {
+    "join": Route(on_join, joined=False),
+    "admit": Route(on_admit, roles=MODERATORS),
+}
