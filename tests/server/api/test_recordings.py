@@ -163,7 +163,7 @@ def test_archive_templates_are_translated() -> None:
     from server.i18n import Translations
 
     vi = Translations().get("vi")
-    templates = Path(__file__).resolve().parents[2] / "web" / "templates"
+    templates = Path(__file__).resolve().parents[3] / "web" / "templates"
     pattern = re.compile(r"""_\(\s*(["'])(.+?)\1\s*\)""")
     missing = [(p.name, m.group(2)) for p in templates.glob("archive*.html")
                for m in pattern.finditer(p.read_text()) if vi.gettext(m.group(2)) == m.group(2)]

@@ -69,7 +69,7 @@ def test_every_console_string_is_translated() -> None:
     from pathlib import Path
 
     vi = Translations().get("vi")
-    templates = Path(__file__).resolve().parents[2] / "web" / "templates"
+    templates = Path(__file__).resolve().parents[3] / "web" / "templates"
     missing = []
     for name in ("console.html", "console_room.html", "console_legend.html"):
         for msgid in re.findall(r'_\("([^"]+)"\)', (templates / name).read_text()):
