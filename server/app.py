@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from importlib.resources import files
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -28,7 +29,9 @@ from server.middlewares import error_middleware, request_id_middleware, security
 from server.pages.context import setup_jinja, template_context
 
 log = logging.getLogger("taphuan")
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# Templates and static files ship inside the package: `server/web` is a link to the checkout's top-level `web/`
+# and a copy of it in the wheel. Found through the package, never through the working directory.
+WEB_DIR = Path(str(files("server") / "web"))
 FIRST_PASSWORD = web.AppKey("first_password", str)
 
 

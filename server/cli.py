@@ -116,7 +116,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """build_parser: the argument parser of `taphuan`."""
     parser = argparse.ArgumentParser(prog="taphuan", description="Taphuan: online teacher training server")
-    parser.add_argument("--config", help="config file (default: ./config.yaml if present, or $TAPHUAN_CONFIG)")
+    parser.add_argument("--config", help="config file (default: $TAPHUAN_CONFIG, else ./config.yaml if present)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the server")

@@ -7,6 +7,10 @@ line naming the key and what is allowed.
 Environment overrides: ``TAPHUAN_<SECTION>__<KEY>=value`` (double underscore between levels), e.g.
 ``TAPHUAN_SERVER__PORT=9000`` or ``TAPHUAN_DATA_DIR=/srv/taphuan``. Values are parsed as YAML scalars,
 so ``true``, ``12`` and ``[127.0.0.1]`` work.
+
+Relative paths (`data_dir`, the `server.tls` certificate and key, a SQLite file in `database.url`) are made
+absolute by `load_config` against the configuration file's directory, however they were set; without a
+file, against the working directory at load time. A service then finds its data wherever it is started.
 """
 
 from __future__ import annotations
@@ -193,7 +197,8 @@ class Config(_Section):
 
     @property
     def data_path(self) -> Path:
-        """Config.data_path: the data directory as an absolute path."""
+        """Config.data_path: the data directory as an absolute path (load_config has already anchored a relative
+        data_dir to the configuration file's directory)."""
         return Path(self.data_dir).expanduser().resolve()
 
     @property
@@ -250,9 +255,44 @@ def _describe(error: Any) -> str:
     return f"{loc or 'config'}: {msg}{shown}"
 
 
+def _anchor(value: str, base: Path) -> str:
+    """_anchor: a path value made absolute against `base` (after expanding ~)."""
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def _anchor_sqlite(url: str, base: Path) -> str:
+    """_anchor_sqlite: a SQLite URL whose relative file path is made absolute against `base`; other URLs as given."""
+    if not url.startswith("sqlite"):
+        return url
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # the engine names the problem at start-up
+    name = parsed.database
+    if not name or name == ":memory:" or name.startswith("file:") or Path(name).is_absolute():
+        return url
+    return parsed.set(database=_anchor(name, base)).render_as_string(hide_password=False)
+
+
+def _anchor_paths(config: Config, base: Path) -> Config:
+    """_anchor_paths: `config` with every relative path value made absolute against the directory `base`."""
+    server = config.server
+    if isinstance(server.tls, TlsConfig):
+        tls = TlsConfig(cert=_anchor(server.tls.cert, base), key=_anchor(server.tls.key, base))
+        server = server.model_copy(update={"tls": tls})
+    database = config.database.model_copy(update={"url": _anchor_sqlite(config.database.url, base)})
+    return config.model_copy(update={"data_dir": _anchor(config.data_dir, base), "server": server,
+                                     "database": database})
+
+
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None,
                 overrides: Mapping[str, Any] | None = None) -> Config:
-    """load_config: read YAML (optional), apply TAPHUAN_* variables, then dotted overrides; validate."""
+    """load_config: read YAML (optional), apply TAPHUAN_* variables, then dotted overrides; validate; make
+    relative paths absolute against the file's directory (without a file, the working directory)."""
     tree: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -276,11 +316,13 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     for dotted, value in (overrides or {}).items():
         _set_path(tree, dotted.split("."), value)
     try:
-        return Config.model_validate(tree)
+        config = Config.model_validate(tree)
     except ValidationError as exc:
         first = exc.errors()[0]
         more = len(exc.errors()) - 1
         suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
         raise ConfigError(_describe(first) + suffix) from None
+    return _anchor_paths(config, Path(path).absolute().parent if path is not None else Path.cwd())
+
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")

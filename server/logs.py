@@ -11,6 +11,9 @@ from typing import Any
 from server.config import Config
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Libraries whose INFO lines are chatter (alembic names every plugin and migration at each start): their
+# warnings and errors still show.
+QUIET_LIBRARIES = ("aioice", "aiortc", "alembic")
 
 
 class JsonFormatter(logging.Formatter):
@@ -50,5 +53,5 @@ def setup_logging(config: Config) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(config.log.level)
-    logging.getLogger("aioice").setLevel(logging.WARNING)
-    logging.getLogger("aiortc").setLevel(logging.WARNING)
+    for chatty in QUIET_LIBRARIES:
+        logging.getLogger(chatty).setLevel(logging.WARNING)

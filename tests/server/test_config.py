@@ -6,13 +6,42 @@ from pathlib import Path
 
 import pytest
 
-from server.config import Config, ConfigError, load_config
+from server.config import Config, ConfigError, TlsConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_documented_file_equals_defaults() -> None:
-    assert load_config(ROOT / "config.yaml", env={}) == Config()
+    assert load_config(ROOT / "config.yaml", env={}) == Config(data_dir=str(ROOT / "data"))
+
+
+def test_relative_paths_follow_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative paths are anchored to the configuration file's directory, whoever set them (the file, a
+    TAPHUAN_* variable, an override); without a file, to the working directory at load time."""
+    etc, elsewhere = tmp_path / "etc", tmp_path / "elsewhere"
+    etc.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = etc / "config.yaml"
+    config.write_text("data_dir: var/data\nserver:\n  tls: {cert: tls/cert.pem, key: /srv/key.pem}\n"
+                      "database:\n  url: sqlite+aiosqlite:///db/taphuan.sqlite3?timeout=5\n")
+    cfg = load_config(config, env={})
+    assert cfg.data_path == etc / "var" / "data"
+    assert cfg.server.tls == TlsConfig(cert=str(etc / "tls" / "cert.pem"), key="/srv/key.pem")
+    assert cfg.database_url == f"sqlite+aiosqlite:///{etc}/db/taphuan.sqlite3?timeout=5"
+
+    cfg = load_config(config, env={"TAPHUAN_DATA_DIR": "other"}, overrides={"database.url": ""})
+    assert cfg.data_path == etc / "other"
+    assert cfg.database_url == f"sqlite+aiosqlite:///{etc}/other/taphuan.sqlite3"
+    assert load_config(config, env={"TAPHUAN_DATA_DIR": "~/d"}).data_path == Path.home() / "d"
+
+    cfg = load_config(None, env={"TAPHUAN_DATABASE__URL": "postgresql+asyncpg://u:p@db/taphuan"})
+    assert cfg.data_path == elsewhere / "data"
+    assert cfg.database_url == "postgresql+asyncpg://u:p@db/taphuan"
+    monkeypatch.chdir(tmp_path)
+    assert cfg.data_path == elsewhere / "data"  # absolute once loaded: a later chdir changes nothing
+    assert load_config(None, env={}, overrides={"database.url": "sqlite+aiosqlite:///:memory:"}).database_url \
+        == "sqlite+aiosqlite:///:memory:"
 
 
 def test_every_key_is_documented() -> None:
