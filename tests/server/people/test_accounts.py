@@ -41,7 +41,7 @@ HTML = {"Accept": "text/html"}
 JSON = {"Accept": "application/json"}
 
 
-# ---------------------------------------------------------------- helpers (also used by tests/server/api/test_accounts.py)
+# ------------------------------------------------ helpers (also used by tests/server/api/test_accounts.py)
 
 
 async def make_classroom(app: web.Application, code: str = "HN-BD-01", name: str = "Phòng họp Ba Đình") -> Classroom:
