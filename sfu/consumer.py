@@ -33,7 +33,7 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
 )
 
-from sfu.aiortc_hooks import COMPILED_PATH, ForwardingSender, PacketWire
+from sfu.hooks.receiver import COMPILED_PATH, ForwardingSender, PacketWire
 from sfu.rtp import SendContext, SrInfo
 from sfu.stats import ConsumerStats, RateMeter
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from aiortc.rtp import RtpPacket
 
-from sfu.aiortc_hooks import COMPILED_PATH, ForwardingReceiver
 from sfu.codec import is_keyframe_start
 from sfu.consumer import Consumer, Inbound
+from sfu.hooks.receiver import COMPILED_PATH, ForwardingReceiver
 from sfu.stats import ProducerStats, RateMeter, SequenceTracker
 from sfu.throttle import Throttle
 

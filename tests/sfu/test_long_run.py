@@ -40,9 +40,9 @@ from aiortc.rtp import RtpPacket
 
 from recorder.archive import finalize
 from recorder.participant import RecorderOptions, RecordingParticipant
-from sfu.aiortc_hooks import ForwardingReceiver, SfuPeerConnection
 from sfu.consumer import COMPILED, Consumer
 from sfu.events import ServerOffer
+from sfu.hooks.receiver import ForwardingReceiver, SfuPeerConnection
 from sfu.room import Room, Sfu
 from tests.recorder.media import FFPROBE, ffprobe
 from tests.sfu.helpers import (

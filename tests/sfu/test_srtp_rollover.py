@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from aiortc import RTCSessionDescription
 
-from sfu.aiortc_hooks import ForwardingSender, ice_connection
 from sfu.config import SfuConfig
 from sfu.consumer import COMPILED, Consumer
+from sfu.hooks.receiver import ForwardingSender, ice_connection
 from sfu.peer import Peer
 from sfu.producer import Producer
 from tests.sfu.fakes import FakeReceiver

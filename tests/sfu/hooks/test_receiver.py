@@ -41,7 +41,9 @@ from aiortc.rtp import (
 )
 from pylibsrtp._binding import lib as _lib
 
-from sfu.aiortc_hooks import (
+from sfu.config import SfuConfig
+from sfu.events import ServerOffer
+from sfu.hooks.receiver import (
     IP_MTU_DISCOVER,
     IP_PMTUDISC_PROBE,
     MEDIA_DEMUX,
@@ -59,8 +61,6 @@ from sfu.aiortc_hooks import (
     ice_connection,
     install_fast_rtcp_routing,
 )
-from sfu.config import SfuConfig
-from sfu.events import ServerOffer
 from sfu.peer import Peer
 from sfu.room import Sfu
 from sfu.rtp import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID
@@ -250,8 +250,8 @@ def test_libsrtp_is_what_the_compiled_path_calls() -> None:
     give the known answer (the compiled path is then off, with a warning)."""
     from pylibsrtp._binding import ffi
 
-    from sfu.aiortc_hooks import COMPILED_PATH, check_libsrtp, protect_address
     from sfu.consumer import CompiledSlot
+    from sfu.hooks.receiver import COMPILED_PATH, check_libsrtp, protect_address
 
     assert check_libsrtp() is None
     assert COMPILED_PATH == (CompiledSlot is not None)
@@ -272,7 +272,7 @@ def rmem_max() -> int:
 
 async def test_forwarding_peers_raise_their_media_sockets_receive_buffers() -> None:
     """A keyframe burst arrives at once: the SFU's media sockets get far more than the default buffer."""
-    from sfu.aiortc_hooks import RECEIVE_BUFFER, ice_connection
+    from sfu.hooks.receiver import RECEIVE_BUFFER, ice_connection
 
     cap = rmem_max()  # the kernel grants min(asked, cap), doubled
     pc = SfuPeerConnection(RTCConfiguration(iceServers=[]), ice_addresses=["127.0.0.1"], forwarding=True)
@@ -425,7 +425,7 @@ async def test_udp_port_range_for_host_candidates() -> None:
 
     from aiortc import RTCConfiguration, VideoStreamTrack
 
-    from sfu.aiortc_hooks import SfuPeerConnection
+    from sfu.hooks.receiver import SfuPeerConnection
 
     busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     busy.bind(("127.0.0.1", 0))

@@ -1,0 +1,1 @@
+"""hooks: the only package of Taphuan that touches aiortc / aioice (and pylibsrtp) internals."""
