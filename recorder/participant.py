@@ -47,7 +47,8 @@ from sfu.events import (
     ServerOffer,
     SlotChanged,
 )
-from sfu.hooks.receiver import ForwardingReceiver, SfuPeerConnection
+from sfu.hooks.connection import SfuPeerConnection
+from sfu.hooks.receiver import ForwardingReceiver
 from sfu.participant import RECORDER_ROLE, RECORDER_SLOTS
 from sfu.room import Room
 

@@ -2,7 +2,7 @@
  *
  * One Slot per Consumer holds the header rewriter state (same fields and semantics as
  * sfu.consumer.HeaderRewriter), the slot's header template, the 128-entry NACK history, the send counters and,
- * once bound by sfu.aiortc_hooks.PacketWire, the route: socket object, remote address, libsrtp session
+ * once bound by sfu.hooks.wire.PacketWire, the route: socket object, remote address, libsrtp session
  * (srtp_t pointer, kept alive by a reference to the pylibsrtp Session) and the srtp_protect function address.
  *
  * fanout(slots, inbound, payload, ssrc, seq, ts, marker, keyframe, ntp, padding, now) rewrites, protects and

@@ -22,7 +22,7 @@
 
 typedef int (*protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
 
-/* Route: where a Slot or a Reporter sends, bound by sfu.aiortc_hooks.PacketWire: the pair's socket object (its
+/* Route: where a Slot or a Reporter sends, bound by sfu.hooks.wire.PacketWire: the pair's socket object (its
  * descriptor is read per send, so a closed socket is never written), the remote address, the pylibsrtp session
  * (kept alive: it owns the srtp_t) and the address of libsrtp's protect function (srtp_protect or
  * srtp_protect_rtcp, called through the pointer; nothing links against libsrtp). */

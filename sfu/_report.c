@@ -1,6 +1,6 @@
 /* _report: a transport's sender reports built, protected and sent in C.
  *
- * A Reporter belongs to one sfu.aiortc_hooks.PacketWire, which binds it to the nominated ICE pair and the
+ * A Reporter belongs to one sfu.hooks.wire.PacketWire, which binds it to the nominated ICE pair and the
  * transport's SRTP session like a Slot (``set_route``; ``clear_route`` when either changes) and calls ``send``
  * from its Ticker job. ``send(entries, now)`` builds the compound packet sfu.rtp.sender_reports builds, byte for
  * byte: an SR per entry whose slot has sent media (NTP arrival time and output RTP timestamp of the slot's last

@@ -1,6 +1,6 @@
 /* _rtcp: a subscriber's routine RTCP (receiver reports, REMB) from the socket to its senders in C.
  *
- * A RtcpRoute belongs to one DTLS transport's Demux (sfu.aiortc_hooks.MediaDemux.set_rtcp). For an SRTCP
+ * A RtcpRoute belongs to one DTLS transport's Demux (sfu.hooks.demux.MediaDemux.set_rtcp). For an SRTCP
  * datagram it runs srtp_unprotect_rtcp into a stack buffer, checks that every packet of the compound is a
  * receiver report (201), SDES (202) or REMB (206, FMT 15, "REMB"), and then, for each report block about one of
  * our senders (``senders``: aiortc's RtpRouter table, SSRC -> sender), updates the sender's C slot

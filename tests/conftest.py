@@ -40,7 +40,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     extension sfu._fanout is not built or was refused, instead of skipping every compiled-path test."""
     if os.environ.get("TAPHUAN_REQUIRE_COMPILED") == "1":
         from sfu.consumer import COMPILED
-        from sfu.hooks.receiver import LIBSRTP_PROBLEM
+        from sfu.hooks.guard import LIBSRTP_PROBLEM
 
         if not COMPILED:
             raise pytest.UsageError(

@@ -12,7 +12,7 @@ import pylibsrtp
 import pytest
 
 from sfu.consumer import COMPILED, HeaderRewriter, Inbound, build_header_template
-from sfu.hooks.receiver import protect_address
+from sfu.hooks.guard import protect_address
 from tests.sfu.fakes import context
 
 pytestmark = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")

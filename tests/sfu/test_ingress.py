@@ -21,7 +21,8 @@ from pylibsrtp import Error as SrtpError
 
 from sfu.codec import is_keyframe_start
 from sfu.consumer import COMPILED
-from sfu.hooks.receiver import MEDIA_DEMUX, ForwardingReceiver, MediaDemux
+from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
+from sfu.hooks.receiver import ForwardingReceiver
 from sfu.producer import Producer
 from sfu.tasks import Ticker
 

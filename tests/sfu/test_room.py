@@ -20,7 +20,8 @@ from sfu.events import (
     ServerOffer,
     SlotChanged,
 )
-from sfu.hooks.receiver import MEDIA_DEMUX, ForwardingReceiver, send_pli
+from sfu.hooks.demux import MEDIA_DEMUX
+from sfu.hooks.receiver import ForwardingReceiver, send_pli
 from sfu.room import Room, Sfu
 from tests.sfu.helpers import (
     BLUE,

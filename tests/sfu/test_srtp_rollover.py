@@ -22,7 +22,8 @@ from aiortc import RTCSessionDescription
 
 from sfu.config import SfuConfig
 from sfu.consumer import COMPILED, Consumer
-from sfu.hooks.receiver import ForwardingSender, ice_connection
+from sfu.hooks.ice import ice_connection
+from sfu.hooks.sender import ForwardingSender
 from sfu.peer import Peer
 from sfu.producer import Producer
 from tests.sfu.fakes import FakeReceiver
