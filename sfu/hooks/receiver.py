@@ -27,9 +27,9 @@ from sfu.rtp import NO_AUDIO_LEVEL, NTP_OFFSET, URI_ABS_SEND_TIME, URI_AUDIO_LEV
 from sfu.stats import NackTracker, RtpStreamStats, SlidingMin, WindowRate
 from sfu.tasks import Ticker, run_now
 
-# codec numbers of sfu/_ingress.c's keyframe test: not video, VP8, H.264, another video codec
-INGRESS_CODECS = {"video/vp8": 1, "video/h264": 2}
-INGRESS_AUDIO, INGRESS_OTHER_VIDEO = 0, 3
+# codec numbers of sfu/_ingress.c's keyframe test (its CODEC_*): not video, VP8, H.264, another video codec
+INGRESS_AUDIO, INGRESS_VP8, INGRESS_H264, INGRESS_OTHER_VIDEO = 0, 1, 2, 3
+INGRESS_CODECS = {"video/vp8": INGRESS_VP8, "video/h264": INGRESS_H264}
 
 
 class ForwardingReceiver(RTCRtpReceiver):

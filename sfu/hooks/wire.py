@@ -29,7 +29,7 @@ from sfu.hooks.sender import ForwardingSender
 from sfu.rtp import pad, report_period, sender_reports
 from sfu.tasks import Ticker
 
-_MAX_PLAIN = 1500 - 16 - 128  # pylibsrtp's buffer minus SRTP_MAX_TRAILER_LEN
+MAX_PLAIN = 1500 - 16 - 128  # pylibsrtp's buffer minus SRTP_MAX_TRAILER_LEN (sfu/_fanout.h: the same)
 
 # Linux <netinet/in.h> values (Python's socket module does not name them)
 IP_MTU_DISCOVER, IP_PMTUDISC_PROBE = 10, 3
@@ -170,7 +170,7 @@ class PacketWire:
             n = hl + len(payload)
             view = self._view
             assert view is not None
-            if n + padding > _MAX_PLAIN:
+            if n + padding > MAX_PLAIN:
                 return self._send_slow_bytes(b"".join((head, payload, pad(padding))))
             view[:hl] = head
             view[hl:n] = payload
