@@ -44,10 +44,11 @@ from aiortc import (  # noqa: E402
 )
 
 from server.cli import loop_factory  # noqa: E402
-from sfu.aiortc_hooks import ForwardingReceiver, SfuPeerConnection  # noqa: E402
 from sfu.config import SfuConfig  # noqa: E402
 from sfu.consumer import COMPILED  # noqa: E402
 from sfu.events import Event, ServerOffer  # noqa: E402
+from sfu.hooks.connection import SfuPeerConnection  # noqa: E402
+from sfu.hooks.receiver import ForwardingReceiver  # noqa: E402
 from sfu.room import Sfu  # noqa: E402
 
 LOOPBACK = ["127.0.0.1"]

@@ -35,7 +35,6 @@ from aiortc.rtp import RtpPacket
 from recorder.depacketize import FrameAssembler
 from recorder.timeline import Timeline, TimelineEvent
 from recorder.writer import SegmentWriter
-from sfu.aiortc_hooks import ForwardingReceiver, SfuPeerConnection
 from sfu.codec import AUDIO_MIME
 from sfu.errors import SfuError
 from sfu.events import (
@@ -48,6 +47,8 @@ from sfu.events import (
     ServerOffer,
     SlotChanged,
 )
+from sfu.hooks.connection import SfuPeerConnection
+from sfu.hooks.receiver import ForwardingReceiver
 from sfu.participant import RECORDER_ROLE, RECORDER_SLOTS
 from sfu.room import Room
 

@@ -1,6 +1,6 @@
 /* _demux: the datagram callback of one ICE socket (aioice StunProtocol.datagram_received), in C.
  *
- * Demux(fallback) is installed by sfu.aiortc_hooks.MediaDemux. RTP of an armed Ingress (sfu/_ingress.c) and,
+ * Demux(fallback) is installed by sfu.hooks.demux.MediaDemux. RTP of an armed Ingress (sfu/_ingress.c) and,
  * once set, SRTCP (an RtcpRoute, sfu/_rtcp.c) are handled in C; everything else, and whatever those leave,
  * goes to ``fallback(data, addr)``: the Python path. It counts what C took (``take_counts``).
  *

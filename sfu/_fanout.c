@@ -2,7 +2,7 @@
  *
  * One Slot per Consumer holds the header rewriter state (same fields and semantics as
  * sfu.consumer.HeaderRewriter), the slot's header template, the 128-entry NACK history, the send counters and,
- * once bound by sfu.aiortc_hooks.PacketWire, the route: socket object, remote address, libsrtp session
+ * once bound by sfu.hooks.wire.PacketWire, the route: socket object, remote address, libsrtp session
  * (srtp_t pointer, kept alive by a reference to the pylibsrtp Session) and the srtp_protect function address.
  *
  * fanout(slots, inbound, payload, ssrc, seq, ts, marker, keyframe, ntp, padding, now) rewrites, protects and
@@ -145,7 +145,7 @@ static PyObject *Slot_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     return (PyObject *)s;
 }
 
-#define RTT_ALPHA 0.85  /* aiortc.rtcrtpsender.RTT_ALPHA (tests/sfu/test_rtcp.py checks it) */
+#define RTT_ALPHA 0.85  /* aiortc.rtcrtpsender.RTT_ALPHA (the contract, sfu/twins.py) */
 
 void slot_report(Slot *s, int fraction_lost, int packets_lost, unsigned int jitter, unsigned int lsr,
                  unsigned int dlsr, double now) {
@@ -513,22 +513,99 @@ static struct PyModuleDef module_def = {
     module_methods,
 };
 
+/* ------------------------------------------------------------------------------------- contract */
+
+static PyObject *contract;  /* sfu._fanout.CONTRACT while the module initialises (borrowed: the module owns it) */
+
+/* contract_append appends `value` to the tuple CONTRACT[section][key]; 0, or -1 with an exception set. */
+static int contract_append(const char *section, const char *key, PyObject *value) {
+    PyObject *names = PyDict_GetItemString(contract, section);  /* borrowed; made by PyInit__fanout */
+    if (names == NULL) {
+        PyErr_Format(PyExc_KeyError, "CONTRACT has no %s", section);
+        return -1;
+    }
+    PyObject *one = PyTuple_Pack(1, value);
+    if (one == NULL)
+        return -1;
+    PyObject *old = PyDict_GetItemString(names, key);  /* borrowed; NULL: the first name of this class */
+    PyObject *more = old == NULL ? Py_NewRef(one) : PySequence_Concat(old, one);
+    Py_DECREF(one);
+    if (more == NULL)
+        return -1;
+    int r = PyDict_SetItemString(names, key, more);
+    Py_DECREF(more);
+    return r;
+}
+
+int contract_reach(const Reach *reach, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if ((*reach[i].var = PyUnicode_InternFromString(reach[i].name)) == NULL ||
+            contract_append(reach[i].method ? "methods" : "attributes", reach[i].twin, *reach[i].var) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int contract_constant(const char *name, PyObject *value) {
+    if (value == NULL)
+        return -1;
+    PyObject *constants = PyDict_GetItemString(contract, "constants");  /* borrowed */
+    int r = constants != NULL ? PyDict_SetItemString(constants, name, value) : -1;
+    Py_DECREF(value);
+    return r;
+}
+
+int contract_layout(const char *name, const char *const *fields, size_t n) {
+    PyObject *layouts = PyDict_GetItemString(contract, "layouts");  /* borrowed */
+    PyObject *tuple = PyTuple_New((Py_ssize_t)n);
+    if (layouts == NULL || tuple == NULL) {
+        Py_XDECREF(tuple);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *field = PyUnicode_FromString(fields[i]);
+        if (field == NULL) {
+            Py_DECREF(tuple);
+            return -1;
+        }
+        PyTuple_SET_ITEM(tuple, (Py_ssize_t)i, field);
+    }
+    int r = PyDict_SetItemString(layouts, name, tuple);
+    Py_DECREF(tuple);
+    return r;
+}
+
 PyMODINIT_FUNC PyInit__fanout(void) {
     if (PyType_Ready(&SlotType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
+    contract = Py_BuildValue("{s{}s{}s{}s{}}", "attributes", "methods", "constants", "layouts");
+    if (contract == NULL || PyModule_AddObject(m, "CONTRACT", contract) < 0) {
+        Py_XDECREF(contract);
+        contract = NULL;
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&SlotType);
     if (PyModule_AddObject(m, "Slot", (PyObject *)&SlotType) < 0) {
         Py_DECREF(&SlotType);
         Py_DECREF(m);
         return NULL;
     }
-    if (ingress_add_types(m) < 0 || demux_add_types(m) < 0 || rtcp_add_types(m) < 0 || report_add_types(m) < 0 ||
+    if (contract_constant("DROP_WINDOW", PyLong_FromLong(DROP_WINDOW)) < 0 ||
+        contract_constant("RESYNC_AFTER", PyLong_FromLong(RESYNC_AFTER)) < 0 ||
+        contract_constant("HIST", PyLong_FromLong(HIST)) < 0 ||
+        contract_constant("MAX_PLAIN", PyLong_FromLong(MAX_PLAIN)) < 0 ||
+        contract_constant("NTP_OFFSET", PyFloat_FromDouble(NTP_OFFSET)) < 0 ||
+        contract_constant("RTT_ALPHA", PyFloat_FromDouble(RTT_ALPHA)) < 0 ||
+        ingress_add_types(m) < 0 || demux_add_types(m) < 0 || rtcp_add_types(m) < 0 || report_add_types(m) < 0 ||
         remb_add_types(m) < 0) {
+        contract = NULL;
         Py_DECREF(m);
         return NULL;
     }
+    contract = NULL;
     return m;
 }

@@ -13,16 +13,36 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define HIST 128
+#define HIST 128  /* sfu.consumer.HISTORY_SIZE: packets kept per slot for retransmission */
 #define DROP_WINDOW 0x1000  /* sfu.consumer.DROP_WINDOW: how far the base trails the newest forwarded packet */
 #define RESYNC_AFTER 64     /* sfu.consumer.RESYNC_AFTER: drops in a row with no progress = restarted numbering */
 #define MAX_HEAD 64
 #define BUF_SIZE 1500   /* pylibsrtp's buffer size: the plain packet plus the SRTP trailer fit in it */
-#define MAX_PLAIN (1500 - 16 - 128)
+#define MAX_PLAIN (1500 - 16 - 128)  /* sfu.hooks.wire.MAX_PLAIN: the largest plain packet protected in BUF_SIZE */
+#define NTP_OFFSET 2208988800.0  /* sfu.rtp.NTP_OFFSET: seconds from 1900 (NTP) to 1970 (Unix) */
 
 typedef int (*protect_fn)(void *ctx, void *rtp_hdr, int *len_ptr);
 
-/* Route: where a Slot or a Reporter sends, bound by sfu.aiortc_hooks.PacketWire: the pair's socket object (its
+/* The C/Python twin contract, declared once in sfu/twins.py and checked by tests/sfu/test_twins.py. Every
+ * attribute of a Python object that the C code reads, writes or calls by name is interned once at import from a
+ * table of Reach entries, and the module exports what it uses and mirrors as sfu._fanout.CONTRACT:
+ * {"attributes": {class: names read or written}, "methods": {class: names called},
+ *  "constants": {name: value of the #define a Python constant mirrors}, "layouts": {tuple: field names}}. */
+typedef struct {
+    PyObject **var;    /* where the interned name is kept for the hot path */
+    const char *twin;  /* the Python class whose attribute it is (sfu/twins.py names its module) */
+    const char *name;
+    int method;        /* 1: a method C calls, 0: an attribute C reads or writes */
+} Reach;
+
+/* contract_reach interns the n names of `reach` and records them in CONTRACT; 0, or -1 with an exception set. */
+int contract_reach(const Reach *reach, size_t n);
+/* contract_constant records CONTRACT["constants"][name] = value (a new reference, stolen; NULL fails). */
+int contract_constant(const char *name, PyObject *value);
+/* contract_layout records the field names, in order, of a tuple C parses or builds (CONTRACT["layouts"]). */
+int contract_layout(const char *name, const char *const *fields, size_t n);
+
+/* Route: where a Slot or a Reporter sends, bound by sfu.hooks.wire.PacketWire: the pair's socket object (its
  * descriptor is read per send, so a closed socket is never written), the remote address, the pylibsrtp session
  * (kept alive: it owns the srtp_t) and the address of libsrtp's protect function (srtp_protect or
  * srtp_protect_rtcp, called through the pointer; nothing links against libsrtp). */

@@ -7,7 +7,7 @@
  * header parses plainly. Everything else (RTCP, STUN, DTLS, RTX, gaps, reordering, the first packets, odd
  * headers) takes the Python path: before decryption (``fallback(data, addr)``) when the clear header tells, or
  * after it (``receiver.handle_plain(plain, now)``). The Python objects stay the one copy of the state: this file
- * reads and writes their attributes (names below) instead of mirroring them.
+ * reads and writes their attributes (``reach`` below, sfu/twins.py) instead of mirroring them.
  *
  * Per packet: srtp_unprotect into a stack buffer; RtpStreamStats (packets_received, max16, cycles, jitter);
  * NackTracker.max_seq (video); the receiver's REMB byte count, and on a frame's last packet the estimator
@@ -24,7 +24,8 @@
 #include <time.h>
 
 #define MAX_DATAGRAM 2048
-#define NO_AUDIO_LEVEL 0x7F
+#define NO_AUDIO_LEVEL 0x7F  /* sfu.rtp.NO_AUDIO_LEVEL */
+/* codecs of the keyframe test (sfu.hooks.receiver.INGRESS_*) */
 #define CODEC_AUDIO 0
 #define CODEC_VP8 1
 #define CODEC_H264 2
@@ -38,6 +39,37 @@ static PyObject *s_missing, *s_max_seq, *s_remb_bytes, *s_remb_frame, *s_send_re
 static PyObject *s_handle_plain;
 static PyObject *s_packets, *s_bytes, *s_keyframes_received, *s_seq, *s_base, *s_max_ext, *s_received;
 static PyObject *s_sinks, *s_slots, *s_forward_python, *s_on_fields, *s_ticker, *s_next_due, *s_poll;
+
+/* what this file reaches by name, on which Python object (the C/Python contract, sfu/twins.py) */
+static const Reach reach[] = {
+    {&s_max16, "RtpStreamStats", "max16", 0},
+    {&s_cycles, "RtpStreamStats", "cycles", 0},
+    {&s_packets_received, "RtpStreamStats", "packets_received", 0},
+    {&s_jitter_q4, "RtpStreamStats", "_jitter_q4", 0},
+    {&s_last_transit, "RtpStreamStats", "_last_transit", 0},
+    {&s_last_ts, "RtpStreamStats", "_last_ts", 0},
+    {&s_missing, "NackTracker", "missing", 0},
+    {&s_max_seq, "NackTracker", "max_seq", 0},
+    {&s_remb_bytes, "ForwardingReceiver", "_remb_bytes", 0},
+    {&s_direct_packets, "ForwardingReceiver", "direct_packets", 0},
+    {&s_on_fields, "ForwardingReceiver", "on_fields", 0},
+    {&s_ticker, "ForwardingReceiver", "ticker", 0},
+    {&s_remb_frame, "ForwardingReceiver", "_remb_frame", 1},
+    {&s_send_remb, "ForwardingReceiver", "_send_remb", 1},
+    {&s_handle_plain, "ForwardingReceiver", "handle_plain", 1},
+    {&s_packets, "Producer", "packets", 0},
+    {&s_bytes, "Producer", "bytes", 0},
+    {&s_keyframes_received, "Producer", "keyframes_received", 0},
+    {&s_seq, "Producer", "_seq", 0},
+    {&s_sinks, "Producer", "sinks", 0},
+    {&s_slots, "Producer", "_slots", 0},
+    {&s_forward_python, "Producer", "_forward_python", 1},
+    {&s_base, "SequenceTracker", "base", 0},
+    {&s_max_ext, "SequenceTracker", "max_ext", 0},
+    {&s_received, "SequenceTracker", "received", 0},
+    {&s_next_due, "Ticker", "next_due", 0},
+    {&s_poll, "Ticker", "poll", 1},
+};
 
 /* ------------------------------------------------------------------------------------------ Packet */
 
@@ -460,7 +492,7 @@ static int forward(Ingress *g, PyObject *prod, const unsigned char *payload, Py_
     if (nsinks == 0)
         return 0;
     /* as sfu.producer: int((arrival + NTP_OFFSET) * 2^32) modulo 2^64 (NTP era 1 from 2036; exact subtraction) */
-    double ntp_d = (arrival + 2208988800.0) * 4294967296.0;
+    double ntp_d = (arrival + NTP_OFFSET) * 4294967296.0;
     while (ntp_d >= 18446744073709551616.0)
         ntp_d -= 18446744073709551616.0;
     unsigned long long ntp = ntp_d > 0 ? (unsigned long long)ntp_d : 0;
@@ -583,7 +615,7 @@ static int account(Ingress *g, PyObject *receiver, unsigned int seq, unsigned in
         long long bytes, bitrate;
         if (get_ll(receiver, s_remb_bytes, &bytes, NULL) < 0 || set_ll(receiver, s_remb_bytes, 0) < 0)
             return -1;
-        long long arrival_ms = (long long)((arrival + 2208988800.0) * 1000.0);
+        long long arrival_ms = (long long)((arrival + NTP_OFFSET) * 1000.0);
         if (estimator_add(g->remb, arrival_ms, (unsigned int)ast, bytes + size, g->ssrc, &bitrate)) {
             PyObject *ssrcs = estimator_ssrcs(g->remb);
             PyObject *estimate = ssrcs != NULL ? Py_BuildValue("(LN)", bitrate, ssrcs) : NULL;
@@ -596,7 +628,7 @@ static int account(Ingress *g, PyObject *receiver, unsigned int seq, unsigned in
         if (add_ll(receiver, s_remb_bytes, size) < 0)
             return -1;
         if (marker) {
-            PyObject *a[3] = {PyLong_FromLongLong((long long)((arrival + 2208988800.0) * 1000.0)),
+            PyObject *a[3] = {PyLong_FromLongLong((long long)((arrival + NTP_OFFSET) * 1000.0)),
                               PyLong_FromLongLong(ast), PyLong_FromUnsignedLong(g->ssrc)};
             int r = (a[0] && a[1] && a[2]) ? call_method_void(receiver, s_remb_frame, a, 3) : -1;
             Py_XDECREF(a[0]);
@@ -696,37 +728,13 @@ static PyMethodDef ingress_functions[] = {
 };
 
 int ingress_add_types(PyObject *m) {
-#define INTERN(var, text)                                      \
-    if ((var = PyUnicode_InternFromString(text)) == NULL)      \
+    if (contract_reach(reach, sizeof reach / sizeof reach[0]) < 0 ||
+        contract_constant("NO_AUDIO_LEVEL", PyLong_FromLong(NO_AUDIO_LEVEL)) < 0 ||
+        contract_constant("CODEC_AUDIO", PyLong_FromLong(CODEC_AUDIO)) < 0 ||
+        contract_constant("CODEC_VP8", PyLong_FromLong(CODEC_VP8)) < 0 ||
+        contract_constant("CODEC_H264", PyLong_FromLong(CODEC_H264)) < 0 ||
+        contract_constant("CODEC_OTHER", PyLong_FromLong(CODEC_OTHER)) < 0)
         return -1;
-    INTERN(s_max16, "max16");
-    INTERN(s_cycles, "cycles");
-    INTERN(s_packets_received, "packets_received");
-    INTERN(s_jitter_q4, "_jitter_q4");
-    INTERN(s_last_transit, "_last_transit");
-    INTERN(s_last_ts, "_last_ts");
-    INTERN(s_missing, "missing");
-    INTERN(s_max_seq, "max_seq");
-    INTERN(s_remb_bytes, "_remb_bytes");
-    INTERN(s_remb_frame, "_remb_frame");
-    INTERN(s_send_remb, "_send_remb");
-    INTERN(s_direct_packets, "direct_packets");
-    INTERN(s_handle_plain, "handle_plain");
-    INTERN(s_packets, "packets");
-    INTERN(s_bytes, "bytes");
-    INTERN(s_keyframes_received, "keyframes_received");
-    INTERN(s_seq, "_seq");
-    INTERN(s_base, "base");
-    INTERN(s_max_ext, "max_ext");
-    INTERN(s_received, "received");
-    INTERN(s_sinks, "sinks");
-    INTERN(s_slots, "_slots");
-    INTERN(s_forward_python, "_forward_python");
-    INTERN(s_on_fields, "on_fields");
-    INTERN(s_ticker, "ticker");
-    INTERN(s_next_due, "next_due");
-    INTERN(s_poll, "poll");
-#undef INTERN
     PyTypeObject *types[] = {&PacketType, &IngressType};
     const char *names[] = {"Packet", "Ingress"};
     for (int i = 0; i < 2; i++) {

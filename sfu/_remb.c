@@ -33,8 +33,10 @@
 #define MIN_NUM_DELTAS 60
 #define DELTA_COUNTER_MAX 1000
 #define MIN_FRAME_PERIOD_HISTORY_LENGTH 60
-#define GROUP_LENGTH ((5 << 26) / 1000)  /* (TIMESTAMP_GROUP_LENGTH_MS << INTER_ARRIVAL_SHIFT) // 1000 */
-#define TIMESTAMP_TO_MS (1000.0 / (1 << 26))
+#define TIMESTAMP_GROUP_LENGTH_MS 5
+#define INTER_ARRIVAL_SHIFT 26
+#define GROUP_LENGTH ((TIMESTAMP_GROUP_LENGTH_MS << INTER_ARRIVAL_SHIFT) / 1000)
+#define TIMESTAMP_TO_MS (1000.0 / (1 << INTER_ARRIVAL_SHIFT))
 #define FEEDBACK_INTERVAL_MS 500
 #define MAX_SSRCS 16
 #define MAX_EXACT 9007199254740992LL     /* 2^53: the Python method's bound on times and sizes */
@@ -534,6 +536,16 @@ PyTypeObject EstimatorType = {
 };
 
 int remb_add_types(PyObject *m) {
+    /* aiortc.rate's constants of the same names (the contract, sfu/twins.py) */
+    if (contract_constant("BURST_DELTA_THRESHOLD_MS", PyLong_FromLong(BURST_DELTA_THRESHOLD_MS)) < 0 ||
+        contract_constant("MAX_ADAPT_OFFSET_MS", PyLong_FromLong(MAX_ADAPT_OFFSET_MS)) < 0 ||
+        contract_constant("MIN_NUM_DELTAS", PyLong_FromLong(MIN_NUM_DELTAS)) < 0 ||
+        contract_constant("DELTA_COUNTER_MAX", PyLong_FromLong(DELTA_COUNTER_MAX)) < 0 ||
+        contract_constant("MIN_FRAME_PERIOD_HISTORY_LENGTH", PyLong_FromLong(MIN_FRAME_PERIOD_HISTORY_LENGTH)) < 0 ||
+        contract_constant("TIMESTAMP_GROUP_LENGTH_MS", PyLong_FromLong(TIMESTAMP_GROUP_LENGTH_MS)) < 0 ||
+        contract_constant("INTER_ARRIVAL_SHIFT", PyLong_FromLong(INTER_ARRIVAL_SHIFT)) < 0 ||
+        contract_constant("TIMESTAMP_TO_MS", PyFloat_FromDouble(TIMESTAMP_TO_MS)) < 0)
+        return -1;
     if (PyType_Ready(&EstimatorType) < 0)
         return -1;
     Py_INCREF(&EstimatorType);

@@ -1,6 +1,6 @@
 /* _report: a transport's sender reports built, protected and sent in C.
  *
- * A Reporter belongs to one sfu.aiortc_hooks.PacketWire, which binds it to the nominated ICE pair and the
+ * A Reporter belongs to one sfu.hooks.wire.PacketWire, which binds it to the nominated ICE pair and the
  * transport's SRTP session like a Slot (``set_route``; ``clear_route`` when either changes) and calls ``send``
  * from its Ticker job. ``send(entries, now)`` builds the compound packet sfu.rtp.sender_reports builds, byte for
  * byte: an SR per entry whose slot has sent media (NTP arrival time and output RTP timestamp of the slot's last
@@ -18,6 +18,10 @@
 #include "_fanout.h"
 
 #define MAX_REPORTED 64  /* SRs in one compound; more (never in practice) go to Python */
+
+/* an entry of send(): built by sfu.hooks.wire.PacketWire (CONTRACT["layouts"]["report_entry"], sfu/twins.py) */
+enum { ENTRY_SENDER, ENTRY_SLOT, ENTRY_SSRC, ENTRY_CNAME, ENTRY_FIELDS };
+static const char *const entry_fields[ENTRY_FIELDS] = {"sender", "slot", "ssrc", "cname"};
 
 typedef struct Reporter {
     PyObject_HEAD
@@ -68,9 +72,10 @@ typedef struct {
 /* part_of reads one entry (sender, Slot, ssrc, cname bytes); 1 when it has a report to give, else 0 (nothing
  * sent yet, or a malformed entry, which is skipped). */
 static int part_of(PyObject *e, Part *out) {
-    if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != 4)
+    if (!PyTuple_Check(e) || PyTuple_GET_SIZE(e) != ENTRY_FIELDS)
         return 0;
-    PyObject *o = PyTuple_GET_ITEM(e, 1), *c = PyTuple_GET_ITEM(e, 3), *ssrc = PyTuple_GET_ITEM(e, 2);
+    PyObject *o = PyTuple_GET_ITEM(e, ENTRY_SLOT), *c = PyTuple_GET_ITEM(e, ENTRY_CNAME);
+    PyObject *ssrc = PyTuple_GET_ITEM(e, ENTRY_SSRC);
     if (Py_TYPE(o) != &SlotType || !PyBytes_Check(c) || !PyLong_Check(ssrc) || !((Slot *)o)->packets_sent)
         return 0;
     unsigned long v = PyLong_AsUnsignedLong(ssrc);
@@ -196,6 +201,8 @@ PyTypeObject ReporterType = {
 };
 
 int report_add_types(PyObject *m) {
+    if (contract_layout("report_entry", entry_fields, ENTRY_FIELDS) < 0)
+        return -1;
     if (PyType_Ready(&ReporterType) < 0)
         return -1;
     Py_INCREF(&ReporterType);

@@ -1,6 +1,6 @@
 /* _rtcp: a subscriber's routine RTCP (receiver reports, REMB) from the socket to its senders in C.
  *
- * A RtcpRoute belongs to one DTLS transport's Demux (sfu.aiortc_hooks.MediaDemux.set_rtcp). For an SRTCP
+ * A RtcpRoute belongs to one DTLS transport's Demux (sfu.hooks.demux.MediaDemux.set_rtcp). For an SRTCP
  * datagram it runs srtp_unprotect_rtcp into a stack buffer, checks that every packet of the compound is a
  * receiver report (201), SDES (202) or REMB (206, FMT 15, "REMB"), and then, for each report block about one of
  * our senders (``senders``: aiortc's RtpRouter table, SSRC -> sender), updates the sender's C slot
@@ -33,6 +33,14 @@ typedef struct RtcpRoute {
 } RtcpRoute;
 
 static PyObject *s_report_block, *s_remb, *s_direct_rtcp, *s_report_slot;
+
+/* what this file reaches by name on a sender (the C/Python contract, sfu/twins.py) */
+static const Reach reach[] = {
+    {&s_direct_rtcp, "ForwardingSender", "direct_rtcp", 0},
+    {&s_report_slot, "ForwardingSender", "report_slot", 0},
+    {&s_report_block, "ForwardingSender", "report_block", 1},
+    {&s_remb, "ForwardingSender", "remb", 1},
+};
 
 static int RtcpRoute_traverse(RtcpRoute *r, visitproc visit, void *arg) {
     Py_VISIT(r->session);
@@ -280,10 +288,8 @@ PyTypeObject RtcpRouteType = {
 };
 
 int rtcp_add_types(PyObject *m) {
-    if ((s_report_block = PyUnicode_InternFromString("report_block")) == NULL ||
-        (s_remb = PyUnicode_InternFromString("remb")) == NULL ||
-        (s_direct_rtcp = PyUnicode_InternFromString("direct_rtcp")) == NULL ||
-        (s_report_slot = PyUnicode_InternFromString("report_slot")) == NULL)
+    if (contract_reach(reach, sizeof reach / sizeof reach[0]) < 0 ||
+        contract_constant("REMB_MAX", PyLong_FromUnsignedLongLong(REMB_MAX)) < 0)
         return -1;
     if (PyType_Ready(&RtcpRouteType) < 0)
         return -1;

@@ -33,7 +33,9 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
 )
 
-from sfu.aiortc_hooks import COMPILED_PATH, ForwardingSender, PacketWire
+from sfu.hooks.guard import COMPILED_PATH
+from sfu.hooks.sender import ForwardingSender
+from sfu.hooks.wire import PacketWire
 from sfu.rtp import SendContext, SrInfo
 from sfu.stats import ConsumerStats, RateMeter
 
@@ -45,7 +47,7 @@ except ImportError:  # the C extension is optional (no compiler at install time)
 if TYPE_CHECKING:
     from sfu.producer import Producer
 
-COMPILED = CompiledSlot is not None and COMPILED_PATH  # built, and libsrtp is what it expects (aiortc_hooks)
+COMPILED = CompiledSlot is not None and COMPILED_PATH  # built, and libsrtp is what it expects (sfu.hooks.guard)
 
 HISTORY_SIZE = 128
 _MASK = HISTORY_SIZE - 1

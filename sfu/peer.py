@@ -15,10 +15,13 @@ from aiortc import RTCConfiguration, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
-from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender, PacketWire, SfuPeerConnection
 from sfu.codec import AUDIO_MIME, preferences
 from sfu.config import SfuConfig
 from sfu.errors import SfuError
+from sfu.hooks.connection import SfuPeerConnection
+from sfu.hooks.receiver import ForwardingReceiver
+from sfu.hooks.sender import ForwardingSender
+from sfu.hooks.wire import PacketWire
 from sfu.rtp import SendContext
 from sfu.tasks import Ticker
 

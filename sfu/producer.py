@@ -18,9 +18,10 @@ from typing import Any
 
 from aiortc.rtp import RtpPacket
 
-from sfu.aiortc_hooks import COMPILED_PATH, ForwardingReceiver
 from sfu.codec import is_keyframe_start
 from sfu.consumer import Consumer, Inbound
+from sfu.hooks.guard import COMPILED_PATH
+from sfu.hooks.receiver import ForwardingReceiver
 from sfu.stats import ProducerStats, RateMeter, SequenceTracker
 from sfu.throttle import Throttle
 
@@ -28,7 +29,7 @@ try:
     from sfu._fanout import fanout as compiled_fanout
 except ImportError:  # optional C extension: Consumer.forward for every sink
     compiled_fanout = None
-if not COMPILED_PATH:  # libsrtp is not what the extension expects (sfu.aiortc_hooks.check_libsrtp)
+if not COMPILED_PATH:  # libsrtp is not what the extension expects (sfu.hooks.guard.check_libsrtp)
     compiled_fanout = None
 
 NTP_OFFSET = 2208988800  # seconds from 1900 to 1970

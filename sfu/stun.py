@@ -6,7 +6,7 @@ XOR-MAPPED-ADDRESS in responses, MESSAGE-INTEGRITY (HMAC-SHA1 keyed with the sho
 FINGERPRINT on both (RFC 8489, RFC 8445). ``parse`` reads such a message in one pass over its attributes;
 ``binding_request`` and ``binding_response`` build byte for byte what aioice 0.13 builds (its Message class
 re-serialises the message three times and XORs the mapped address byte by byte in Python: ~8x the work).
-Anything ``parse`` does not recognise goes to aioice unchanged (sfu.aiortc_hooks.ConsentFastPath).
+Anything ``parse`` does not recognise goes to aioice unchanged (sfu.hooks.ice.Consent).
 """
 
 from __future__ import annotations

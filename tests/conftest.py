@@ -39,8 +39,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """pytest_sessionstart: with TAPHUAN_REQUIRE_COMPILED=1 (scripts/test.sh sets it) the run stops when the C
     extension sfu._fanout is not built or was refused, instead of skipping every compiled-path test."""
     if os.environ.get("TAPHUAN_REQUIRE_COMPILED") == "1":
-        from sfu.aiortc_hooks import LIBSRTP_PROBLEM
         from sfu.consumer import COMPILED
+        from sfu.hooks.guard import LIBSRTP_PROBLEM
 
         if not COMPILED:
             raise pytest.UsageError(

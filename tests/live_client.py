@@ -18,7 +18,7 @@ import aiohttp
 from aiortc import AudioStreamTrack, MediaStreamTrack, RTCConfiguration, RTCSessionDescription, VideoStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
-from sfu.aiortc_hooks import SfuPeerConnection
+from sfu.hooks.connection import SfuPeerConnection
 
 LOOPBACK = ["127.0.0.1"]
 

@@ -1,4 +1,4 @@
-"""ICE consent (sfu.aiortc_hooks.Consent) against real Chromium: Chromium answers our checks, we answer its."""
+"""ICE consent (sfu.hooks.ice.Consent) against real Chromium: Chromium answers our checks, we answer its."""
 
 from __future__ import annotations
 

@@ -19,9 +19,9 @@ from aiortc import (
 )
 from av import VideoFrame
 
-from sfu.aiortc_hooks import SfuPeerConnection
 from sfu.config import SfuConfig
 from sfu.events import Event, ServerOffer
+from sfu.hooks.connection import SfuPeerConnection
 from sfu.room import Room
 
 LOOPBACK = ["127.0.0.1"]
@@ -208,7 +208,7 @@ def raise_receive_buffer(pc: SfuPeerConnection, size: int = 8 << 20) -> int:
     import os
     import socket
 
-    from sfu.aiortc_hooks import ice_connection
+    from sfu.hooks.ice import ice_connection
 
     sizes = []
     for conn in {id(c): c for c in (ice_connection(t.receiver.transport) for t in pc.getTransceivers())}.values():

@@ -284,7 +284,7 @@ class RoutedWire(CheckingWire):
     def bind_slot(self, slot: Any) -> bool:
         from pylibsrtp._binding import ffi
 
-        from sfu.aiortc_hooks import protect_address
+        from sfu.hooks.guard import protect_address
 
         srtp = int(ffi.cast("uintptr_t", self.session._srtp[0]))  # type: ignore[attr-defined]
         return bool(slot.set_route(self.tx, int(socket.AF_INET), "127.0.0.1", self.addr[1], self.session, srtp,

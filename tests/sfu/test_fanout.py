@@ -11,8 +11,8 @@ from typing import Any
 import pylibsrtp
 import pytest
 
-from sfu.aiortc_hooks import protect_address
 from sfu.consumer import COMPILED, HeaderRewriter, Inbound, build_header_template
+from sfu.hooks.guard import protect_address
 from tests.sfu.fakes import context
 
 pytestmark = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")

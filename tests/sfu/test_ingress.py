@@ -19,9 +19,10 @@ import pytest
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
 from pylibsrtp import Error as SrtpError
 
-from sfu.aiortc_hooks import MEDIA_DEMUX, ForwardingReceiver, MediaDemux
 from sfu.codec import is_keyframe_start
 from sfu.consumer import COMPILED
+from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
+from sfu.hooks.receiver import ForwardingReceiver
 from sfu.producer import Producer
 from sfu.tasks import Ticker
 

@@ -10,7 +10,7 @@ sequence numbers; the room's recorder records the same stream, and its lecture f
 
 Every peer runs on this process's event loop, so the test paces itself on its slowest reader rather than
 lose packets to a late loop: the receive buffers of the busy sockets are raised (the SFU raises its own,
-``sfu.aiortc_hooks.receive_buffer``; the test raises the subscriber's and the recorder's: loopback delivers a
+``sfu.hooks.ice.receive_buffer``; the test raises the subscriber's and the recorder's: loopback delivers a
 burst at once, and 212 KB hold ~75 packets), and the publisher
 holds its next frame while a reader is more than ``MAX_BACKLOG`` packets behind. The recorder needs this
 most: it receives the camera twice (``program-video`` and ``presenter-video``) on one socket, and libuv
@@ -40,9 +40,10 @@ from aiortc.rtp import RtpPacket
 
 from recorder.archive import finalize
 from recorder.participant import RecorderOptions, RecordingParticipant
-from sfu.aiortc_hooks import ForwardingReceiver, SfuPeerConnection
 from sfu.consumer import COMPILED, Consumer
 from sfu.events import ServerOffer
+from sfu.hooks.connection import SfuPeerConnection
+from sfu.hooks.receiver import ForwardingReceiver
 from sfu.room import Room, Sfu
 from tests.recorder.media import FFPROBE, ffprobe
 from tests.sfu.helpers import (

@@ -5,7 +5,7 @@ after each call, the result and the internal state (Kalman filter, detector, rat
 and bottleneck link produce the arrival times; abs-send-time is the 24-bit 6.18 fixed-point header value.
 
 ``python -m tests.sfu.test_remb`` (from the repository) prints the time per ``add`` of aiortc's class, of the
-sped-up Python one the SFU runs today (sfu.aiortc_hooks) and of ours (not a test).
+sped-up Python one the SFU runs today (sfu.hooks.receiver) and of ours (not a test).
 """
 
 from __future__ import annotations
@@ -487,7 +487,7 @@ def _timing() -> None:
 
     from sfu.stats import SlidingMin, WindowRate
 
-    def patched() -> RemoteBitrateEstimator:  # what sfu.aiortc_hooks.ForwardingReceiver sets up
+    def patched() -> RemoteBitrateEstimator:  # what sfu.hooks.receiver.ForwardingReceiver sets up
         est = RemoteBitrateEstimator()
         est.incoming_bitrate = WindowRate(1000, 8000)  # type: ignore[assignment]
         est.estimator.update_min_frame_period = SlidingMin(  # type: ignore[method-assign,assignment]

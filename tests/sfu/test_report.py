@@ -91,7 +91,7 @@ def link() -> Iterator[Link]:
     from pylibsrtp._binding import ffi
     from sfu._fanout import Reporter
 
-    from sfu.aiortc_hooks import protect_address
+    from sfu.hooks.guard import protect_address
 
     rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
     tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
@@ -182,7 +182,7 @@ async def test_reports_and_rtt_across_the_ntp_era_and_rtp_timestamp_wraps(link: 
     from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
     from aiortc.rtp import RtcpPacket, RtcpSrPacket
 
-    from sfu.aiortc_hooks import ForwardingSender
+    from sfu.hooks.sender import ForwardingSender
 
     dtls = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
     c_slot = slot(1, 1, 0, 0)

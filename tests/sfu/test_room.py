@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from aiortc import RTCSessionDescription, VideoStreamTrack
 
-from sfu.aiortc_hooks import MEDIA_DEMUX, ForwardingReceiver, send_pli
 from sfu.consumer import COMPILED
 from sfu.errors import SfuError
 from sfu.events import (
@@ -21,6 +20,8 @@ from sfu.events import (
     ServerOffer,
     SlotChanged,
 )
+from sfu.hooks.demux import MEDIA_DEMUX
+from sfu.hooks.receiver import ForwardingReceiver, send_pli
 from sfu.room import Room, Sfu
 from tests.sfu.helpers import (
     BLUE,

@@ -220,7 +220,7 @@ def remb_fci(mantissa: int, exponent: int, ssrcs: list[int]) -> bytes:
 def forwarding_sender() -> Any:
     from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
 
-    from sfu.aiortc_hooks import ForwardingSender
+    from sfu.hooks.sender import ForwardingSender
 
     dtls = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
     sender: Any = ForwardingSender("video", dtls)
@@ -233,7 +233,7 @@ def forwarding_sender() -> Any:
     (0x3FFFF, 63), (1, 63), (0, 63), (0x3FFFF, 36), (0x3FFFF, 35), (1, 53), (2, 53), (0x3FFFF, 46), (1234, 7),
 ])
 async def test_remb_bitrate_is_capped_the_same_on_both_paths(mantissa: int, exponent: int) -> None:
-    from sfu.aiortc_hooks import ForwardingSender
+    from sfu.hooks.sender import ForwardingSender
     from sfu.rtp import REMB_MAX, unpack_remb
 
     want = min(mantissa << exponent, 2**53)  # never negative, never past 64 bits

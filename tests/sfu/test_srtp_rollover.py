@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 from aiortc import RTCSessionDescription
 
-from sfu.aiortc_hooks import ForwardingSender, ice_connection
 from sfu.config import SfuConfig
 from sfu.consumer import COMPILED, Consumer
+from sfu.hooks.ice import ice_connection
+from sfu.hooks.sender import ForwardingSender
 from sfu.peer import Peer
 from sfu.producer import Producer
 from tests.sfu.fakes import FakeReceiver

@@ -1,0 +1,316 @@
+"""receiver: ``ForwardingReceiver``, aiortc's RTCRtpReceiver with the receive path of a forwarding unit.
+
+It sees every decrypted, parsed RTP packet and replaces aiortc's receive path (no jitter buffer, depayloading
+or decoder): RTCP receiver reports from ``RtpStreamStats``, NACKs from ``NackTracker``, REMB from aiortc's
+estimator (or its C port, ``sfu/_remb.c``), PLI on request; routes RTX by SSRC (aiortc routes unknown SSRCs by
+payload type alone, which fails as soon as two video receivers share one BUNDLE transport). Armed
+(``ForwardingReceiver.arm``), its steady-state packets take the C path (``sfu/_ingress.c``) on the same objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCRtpReceiver
+from aiortc.codecs import is_rtx
+from aiortc.rate import MIN_FRAME_PERIOD_HISTORY_LENGTH, RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+from aiortc.rtp import RTCP_PSFB_APP, AnyRtcpPacket, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
+from pylibsrtp._binding import ffi as _ffi
+
+from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
+from sfu.hooks.guard import CompiledIngress, unprotect_address
+from sfu.rtp import NO_AUDIO_LEVEL, NTP_OFFSET, URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, FieldsSink, parse_fields
+from sfu.stats import NackTracker, RtpStreamStats, SlidingMin, WindowRate
+from sfu.tasks import Ticker, run_now
+
+# codec numbers of sfu/_ingress.c's keyframe test (its CODEC_*): not video, VP8, H.264, another video codec
+INGRESS_AUDIO, INGRESS_VP8, INGRESS_H264, INGRESS_OTHER_VIDEO = 0, 1, 2, 3
+INGRESS_CODECS = {"video/vp8": INGRESS_VP8, "video/h264": INGRESS_H264}
+
+
+class ForwardingReceiver(RTCRtpReceiver):
+    """ForwardingReceiver hands every decrypted RTP packet to ``on_rtp``; it never decodes or buffers.
+
+    It replaces aiortc's receive path (jitter buffer, depayloading, decoder queue) with what a publisher
+    still needs from us: RTCP receiver reports (``RtpStreamStats`` in aiortc's stream table, sent by aiortc's
+    RR loop), NACKs for gaps in video, REMB from aiortc's bitrate estimator when abs-send-time is negotiated,
+    and PLI when the SFU asks (``send_pli``). RTX packets are counted under their own SSRC and unwrapped
+    before ``on_rtp`` sees them, so a recovered packet is forwarded too.
+    """
+
+    def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
+        super().__init__(kind, transport)
+        self.on_rtp: Callable[[RtpPacket], None] | None = None
+        self.on_fields: FieldsSink | None = None  # preferred over on_rtp by handle_plain (no RtpPacket)
+        self.abs_send_time_id = 0  # negotiated one-byte extension ids (0: not negotiated)
+        self.audio_level_id = 0
+        self._remb_bytes = 0  # bytes of the current frame, fed to the estimator on its last packet
+        self.rtx_to_media: dict[int, int] = {}
+        self.rtx_apt: dict[int, int] = {}
+        self.codecs: list[Any] = []
+        self.clock_rates: dict[int, int] = {}
+        self.media_ssrc: int | None = None
+        self.rtcp_ssrc: int | None = None
+        self.streams: dict[int, RtpStreamStats] = {}
+        self.nack: NackTracker | None = NackTracker() if kind == "video" else None
+        self.remb: Any = None  # RemoteBitrateEstimator, or sfu._fanout.Estimator (SfuPeerConnection, compiled)
+        if kind == "video":
+            self.remb = RemoteBitrateEstimator()
+            # same results, less Python per frame: no bucket per millisecond, no 60-entry scan
+            self.remb.incoming_bitrate = WindowRate(1000, 8000)
+            self.remb.estimator.update_min_frame_period = SlidingMin(
+                MIN_FRAME_PERIOD_HISTORY_LENGTH).push
+        self.nacks_sent = 0
+        self.remb_sent = 0
+        self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)
+        self.direct_rtcp = 0  # RTCP packets delivered the same way
+        self.ticker: Ticker | None = None  # polled after each packet (SfuPeerConnection's `ticker`)
+        self.ingress: Any = CompiledIngress() if CompiledIngress is not None else None  # the C receive path
+        self._armed_for: Any = None  # the Producer the ingress was armed for
+        self._media_pt: int | None = None  # payload type of the last media (not RTX) packet
+        self._rtcp_tasks: set[asyncio.Future[None]] = set()
+        me: Any = self
+        me._RTCRtpReceiver__remote_streams = self.streams  # aiortc's RR loop and getStats() read it
+
+    def _set_rtcp_ssrc(self, ssrc: int) -> None:
+        super()._set_rtcp_ssrc(ssrc)
+        self.rtcp_ssrc = ssrc
+
+    async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
+        """receive starts aiortc's receiver, then stops its decoder thread and routes RTX by SSRC."""
+        await super().receive(parameters)
+        self.stop_decoder()
+        self.codecs = list(parameters.codecs)
+        for ext in parameters.headerExtensions:
+            if ext.uri == URI_ABS_SEND_TIME:
+                self.abs_send_time_id = ext.id
+            elif ext.uri == URI_AUDIO_LEVEL:
+                self.audio_level_id = ext.id
+        for codec in parameters.codecs:
+            if codec.payloadType is None:
+                continue
+            self.clock_rates[codec.payloadType] = codec.clockRate
+            apt = codec.parameters.get("apt")
+            if is_rtx(codec) and isinstance(apt, int):
+                self.rtx_apt[codec.payloadType] = apt
+        for encoding in parameters.encodings:
+            if self.media_ssrc is None and encoding.ssrc:
+                self.media_ssrc = encoding.ssrc
+            if encoding.rtx is not None:
+                self.rtx_to_media[encoding.rtx.ssrc] = encoding.ssrc
+        self.route_rtx_by_ssrc()
+
+    def arm(self) -> bool:
+        """arm hands this receiver's steady-state media to the C path (``sfu/_ingress.c``); True when armed.
+
+        Called after every packet the Python path handled, so it is cheap when armed already. Arming needs a
+        Producer that accepts it (``ingress_ready``: real clocks), the media SSRC with statistics begun, the
+        SRTP session and the transport's MediaDemux (``install_sync_rtp_receive``). The C path then reads and
+        writes the same objects (``streams``, ``nack``, ``_remb_bytes``, the Producer's counters).
+        """
+        ingress = self.ingress
+        fields = self.on_fields
+        producer = getattr(fields, "__self__", None)
+        if ingress is None or (ingress.armed and producer is self._armed_for):
+            return bool(ingress is not None and ingress.armed)
+        ssrc, pt = self.media_ssrc, self._media_pt
+        transport: Any = self.transport
+        demux: MediaDemux | None = getattr(transport, MEDIA_DEMUX, None)
+        session = transport._rx_srtp
+        stats = self.streams.get(ssrc) if ssrc is not None else None
+        if (producer is None or not getattr(producer, "ingress_ready", False) or pt is None or stats is None
+                or stats.base_seq is None or session is None or demux is None or not self._enabled):
+            return False
+        if getattr(producer, "kind", "audio") != "video":
+            codec = INGRESS_AUDIO
+        else:
+            codec = INGRESS_CODECS.get(str(getattr(producer, "mime", "")), INGRESS_OTHER_VIDEO)
+        if not demux.add(ingress):
+            return False
+        assert ssrc is not None
+        ingress.arm(
+            session, int(_ffi.cast("uintptr_t", session._srtp[0])), unprotect_address(), ssrc, pt,
+            self.clock_rates[pt], codec, self.abs_send_time_id, self.audio_level_id, self, stats, self.nack,
+            self.remb, producer,
+        )
+        self._armed_for = producer
+        return True
+
+    def disarm(self) -> None:
+        """disarm sends every packet through the Python path again."""
+        ingress = self.ingress
+        if ingress is not None and ingress.armed:
+            ingress.disarm()
+            demux: MediaDemux | None = getattr(self.transport, MEDIA_DEMUX, None)
+            if demux is not None:
+                demux.remove(ingress)
+        self._armed_for = None
+
+    async def stop(self) -> None:
+        """stop disarms the C path, then stops aiortc's receiver."""
+        self.disarm()
+        await super().stop()
+
+    def route_rtx_by_ssrc(self) -> None:
+        """route_rtx_by_ssrc registers our RTX SSRCs in the transport's router.
+
+        aiortc only registers media SSRCs; an RTX packet then falls back to routing by payload type, which
+        drops it when two receivers of one kind share a BUNDLE transport (both registered the RTX type).
+        """
+        transport: Any = self.transport
+        router = transport._rtp_router
+        for rtx_ssrc in self.rtx_to_media:
+            router.ssrc_table[rtx_ssrc] = self
+
+    def stop_decoder(self) -> None:
+        """stop_decoder stops aiortc's decoder thread (joins it); the remote track then ends."""
+        me: Any = self
+        me._RTCRtpReceiver__stop_decoder()
+
+    @property
+    def decoder_queue(self) -> Any:
+        """decoder_queue is the queue aiortc's decoder thread reads (to recognise that thread)."""
+        me: Any = self
+        return me._RTCRtpReceiver__decoder_queue
+
+    @property
+    def decoder_thread(self) -> Any:
+        """decoder_thread is aiortc's decoder thread, None once stopped."""
+        me: Any = self
+        return me._RTCRtpReceiver__decoder_thread
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        self.handle_rtp(packet, arrival_time_ms)
+
+    def _rtcp_soon(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._rtcp_tasks.add(task)
+        task.add_done_callback(self._rtcp_tasks.discard)
+
+    def handle_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        """handle_rtp handles one parsed packet synchronously (REMB and NACK are sent by a task)."""
+        if not self._enabled:
+            return
+        ext = packet.extensions
+        ast = ext.abs_send_time
+        now = arrival_time_ms / 1000 - NTP_OFFSET
+        media = self._account(packet.ssrc, packet.sequence_number, packet.timestamp, packet.marker,
+                              packet.payload_type, packet.payload, packet.padding_size,
+                              -1 if ast is None else ast, now)
+        if media is None:
+            return
+        if media[0] != packet.ssrc:  # RTX, unwrapped
+            packet = unwrap_rtx(packet, payload_type=self.rtx_apt[packet.payload_type], ssrc=media[0])
+        fields = self.on_fields
+        if fields is not None:
+            level = ext.audio_level
+            fields(packet.ssrc, packet.sequence_number, packet.timestamp, packet.marker, packet.payload,
+                   packet.padding_size,
+                   NO_AUDIO_LEVEL if level is None else ((0x80 if level[0] else 0) | (level[1] & 0x7F)), now)
+            return
+        sink = self.on_rtp
+        if sink is not None:
+            sink(packet)
+
+    def handle_plain(self, plain: bytes, now: float) -> None:
+        """handle_plain handles one decrypted RTP packet for ``on_fields`` without building an ``RtpPacket``.
+
+        ``parse_fields`` reads the header; what it leaves to a full parser goes through ``RtpPacket.parse``
+        and ``handle_rtp``. `now` is the arrival time (``time.time()``).
+        """
+        if not self._enabled:
+            return
+        fields = parse_fields(plain, self.abs_send_time_id, self.audio_level_id)
+        if fields is None:
+            return self._handle_parsed(plain, now)
+        ssrc, seq, ts, marker, pt, payload, padding, ast, level = fields
+        media = self._account(ssrc, seq, ts, marker, pt, payload, padding, ast, now)
+        sink = self.on_fields
+        if media is not None and sink is not None:
+            if media[0] != ssrc:  # RTX, unwrapped: the original has no padding
+                ssrc, seq, payload, padding = media[0], media[1], payload[2:], 0
+            sink(ssrc, seq, ts, marker, payload, padding, level, now)
+        ticker = self.ticker
+        if ticker is not None:
+            ticker.poll()  # the room's sender reports ride on this wake-up when due
+        if self.ingress is not None:
+            self.arm()
+
+    def _account(self, ssrc: int, seq: int, ts: int, marker: int, pt: int, payload: bytes, padding: int,
+                 ast: int, now: float) -> tuple[int, int] | None:
+        """_account does what a publisher needs from us for one packet: statistics, REMB, NACK.
+
+        Returns the media (SSRC, sequence number), RTX unwrapped; None to drop the packet (unknown payload
+        type, RTX for an unknown stream). The REMB estimator is fed once per frame (the frame's bytes on its
+        marker packet) rather than per packet: the same groups, a fraction of the Python work.
+        """
+        rate = self.clock_rates.get(pt)
+        if rate is None:
+            return None  # unknown payload type (aiortc drops it too)
+        stats = self.streams.get(ssrc)
+        if stats is None:
+            stats = self.streams[ssrc] = RtpStreamStats(rate)
+        stats.add(seq, ts, now)
+        if self.remb is not None and ast >= 0:
+            self._remb_bytes += len(payload) + padding
+            if marker:
+                self._remb_frame(int((now + NTP_OFFSET) * 1000), ast, ssrc)
+        if pt in self.rtx_apt:
+            media = self.rtx_to_media.get(ssrc)
+            if media is None or len(payload) < 2:
+                return None
+            ssrc, seq = media, (payload[0] << 8) | payload[1]
+        else:
+            self._media_pt = pt
+            if self.media_ssrc is None:
+                self.media_ssrc = ssrc
+        nack = self.nack
+        if nack is not None and nack.add(seq) and self.rtcp_ssrc is not None:
+            self.nacks_sent += 1
+            self._rtcp_soon(self._send_rtcp_nack(ssrc, sorted(nack.missing)))
+        return ssrc, seq
+
+    def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
+        """handle_rtcp runs aiortc's receiver RTCP handling (SR: LSR for our reports, stats; BYE) synchronously.
+
+        aiortc's ``_handle_rtcp_packet`` never suspends (1.16); a version that does is finished in a task.
+        """
+        run_now(RTCRtpReceiver._handle_rtcp_packet(self, packet), self._rtcp_tasks)
+
+    def _handle_parsed(self, plain: bytes, now: float) -> None:
+        try:
+            packet = RtpPacket.parse(plain, self.transport._rtp_header_extensions_map)
+        except ValueError:
+            return
+        self.handle_rtp(packet, int((now + NTP_OFFSET) * 1000))
+
+    def _remb_frame(self, arrival_ms: int, abs_send_time: int, ssrc: int) -> None:
+        """_remb_frame feeds the estimator one frame (``_remb_bytes``, then reset) and sends REMB when it says so.
+
+        Called on a frame's last packet by ``_account`` and by the C path.
+        """
+        assert self.remb is not None
+        estimate = self.remb.add(arrival_ms, abs_send_time, self._remb_bytes, ssrc)
+        self._remb_bytes = 0
+        if estimate is not None:
+            self._send_remb(estimate)
+
+    def _send_remb(self, estimate: tuple[int, list[int]]) -> None:
+        if self.rtcp_ssrc is not None:
+            self.remb_sent += 1
+            self._rtcp_soon(self._send_rtcp(RtcpPsfbPacket(
+                fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*estimate)
+            )))
+
+    async def send_pli(self, media_ssrc: int) -> None:
+        """send_pli sends an RTCP Picture Loss Indication for `media_ssrc` to the publisher."""
+        await self._send_rtcp_pli(media_ssrc)
+
+
+async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """send_pli makes any aiortc receiver (ours or a stock client's) send a PLI for `media_ssrc`."""
+    await receiver._send_rtcp_pli(media_ssrc)
