@@ -48,7 +48,7 @@ from sfu.aiortc_hooks import ForwardingReceiver, SfuPeerConnection  # noqa: E402
 from sfu.config import SfuConfig  # noqa: E402
 from sfu.consumer import COMPILED  # noqa: E402
 from sfu.events import Event, ServerOffer  # noqa: E402
-from sfu.room import Sfu  # noqa: E402
+from sfu.sfu import Sfu  # noqa: E402
 
 LOOPBACK = ["127.0.0.1"]
 FPS = 30

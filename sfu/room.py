@@ -1,4 +1,4 @@
-"""room: Room (one Meeting's media) and Sfu (all rooms of this process): the signalling layer's API.
+"""room: Room (one Meeting's media): the signalling layer's API and the mailbox task that changes the room.
 
 Who owns what, and which task protects it
 -----------------------------------------
@@ -20,9 +20,28 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from sfu.actions import (
+    AddCandidate,
+    AnswerDown,
+    CloseRoom,
+    Detach,
+    GiveFloor,
+    GraceExpired,
+    Join,
+    Leave,
+    Mute,
+    PeerLost,
+    Publish,
+    RaiseHand,
+    Resume,
+    ResumeExpired,
+    SetAudioOnly,
+    SetGridPage,
+    SetLocked,
+    SetPresenter,
+)
 from sfu.codec import AUDIO_MIME, video_mime
 from sfu.config import SfuConfig
 from sfu.consumer import Consumer
@@ -45,7 +64,6 @@ from sfu.events import (
 )
 from sfu.mailbox import Action, Mailbox
 from sfu.participant import (
-    GRID_SOURCE_ROLES,
     PUBLISHER_ROLES,
     ROLES,
     EventCallback,
@@ -54,169 +72,12 @@ from sfu.participant import (
     slots_for,
 )
 from sfu.peer import Peer
+from sfu.plan import grid_pages, plan
 from sfu.producer import SOURCES, Producer
 from sfu.rtp import report_period
 from sfu.tasks import Ticker
 
 logger = logging.getLogger(__name__)
-
-SlotFill = tuple["Producer | None", str | None, str | None, str]  # producer, participant, source, state
-
-
-# --------------------------------------------------------------------------------------- actions
-
-
-@dataclass
-class Join(Action[Participant]):
-    """Join: a participant enters (creates its down Peer and sends it a ServerOffer)."""
-
-    participant_id: str
-    role: str
-    name: str
-    on_event: EventCallback
-    admitted: bool = False  # let in by a moderator from the lobby: a locked room does not refuse it
-
-
-@dataclass
-class Publish(Action[str]):
-    """Publish: an up offer; the reply is the answer SDP."""
-
-    participant_id: str
-    offer_sdp: str
-    sources: Mapping[str, str]
-
-
-@dataclass
-class AnswerDown(Action[None]):
-    """AnswerDown: the client's answer to our down offer."""
-
-    participant_id: str
-    answer_sdp: str
-
-
-@dataclass
-class AddCandidate(Action[None]):
-    """AddCandidate: a trickled remote ICE candidate for the up or down Peer."""
-
-    participant_id: str
-    down: bool
-    candidate: str
-    sdp_mid: str | None
-    sdp_mline_index: int | None
-
-
-@dataclass
-class RaiseHand(Action[None]):
-    """RaiseHand: raise or lower one's hand."""
-
-    participant_id: str
-    raised: bool
-
-
-@dataclass
-class GiveFloor(Action[None]):
-    """GiveFloor: a moderator gives the floor to `target` (None: takes it back)."""
-
-    actor_id: str
-    target_id: str | None
-
-
-@dataclass
-class SetPresenter(Action[None]):
-    """SetPresenter: a moderator makes `target` (a trainer or leader) the presenter."""
-
-    actor_id: str
-    target_id: str | None
-
-
-@dataclass
-class Mute(Action[None]):
-    """Mute: stop (or resume) forwarding `source` of `target`."""
-
-    actor_id: str
-    target_id: str
-    source: str
-    muted: bool
-
-
-@dataclass
-class SetGridPage(Action[int]):
-    """SetGridPage: a grid viewer turns the page; the reply is the page actually shown."""
-
-    participant_id: str
-    page: int
-
-
-@dataclass
-class SetAudioOnly(Action[None]):
-    """SetAudioOnly: the participant receives no video at all (weak link) or video again."""
-
-    participant_id: str
-    audio_only: bool
-
-
-@dataclass
-class SetLocked(Action[None]):
-    """SetLocked: a moderator locks the room (only moderators may join) or unlocks it."""
-
-    actor_id: str
-    locked: bool
-
-
-@dataclass
-class Leave(Action[None]):
-    """Leave: the participant is removed for good."""
-
-    participant_id: str
-    reason: str = "left"
-
-
-@dataclass
-class Detach(Action[None]):
-    """Detach: the signalling connection was lost; keep the participant for the resume window."""
-
-    participant_id: str
-
-
-@dataclass
-class Resume(Action[Participant]):
-    """Resume: the participant is back (new WebSocket, new Peers) with its resume token."""
-
-    participant_id: str
-    token: str
-    on_event: EventCallback
-
-
-@dataclass
-class PeerLost(Action[None]):
-    """PeerLost: a Peer failed or closed on its own (posted by the Peer's state callback)."""
-
-    participant_id: str
-    peer: Peer
-    state: str
-
-
-@dataclass
-class ResumeExpired(Action[None]):
-    """ResumeExpired: the resume window of a detached participant is over."""
-
-    participant_id: str
-    token: str
-
-
-@dataclass
-class GraceExpired(Action[None]):
-    """GraceExpired: the room has been empty for the grace period."""
-
-
-@dataclass
-class CloseRoom(Action[None]):
-    """CloseRoom: close every Peer and stop the room."""
-
-    reason: str = "closed"
-
-
-# ------------------------------------------------------------------------------------------ room
 
 
 class Room:
@@ -523,7 +384,7 @@ class Room:
         p = self._get(a.participant_id)
         if "grid-0" not in p.consumers:
             raise SfuError("forbidden", f"a {p.role} has no grid")
-        pages = self._grid_pages(p)
+        pages = grid_pages(self.participants, p, self.config.grid_slots)
         p.grid_page = max(0, min(a.page, pages - 1))
         self._reassign()
         return p.grid_page
@@ -640,58 +501,7 @@ class Room:
             self._grace.cancel()
             self._grace = None
 
-    # --------------------------------------------------------------------------- slot plan
-
-    def _grid_sources(self, viewer: Participant) -> list[Participant]:
-        return sorted(
-            (p for p in self.participants.values() if p.role in GRID_SOURCE_ROLES and p is not viewer),
-            key=lambda p: p.order,
-        )
-
-    def _grid_pages(self, viewer: Participant) -> int:
-        n = self.config.grid_slots
-        return max(1, -(-len(self._grid_sources(viewer)) // n)) if n else 1
-
-    @staticmethod
-    def _fill(owner: Participant | None, source: str, viewer: Participant) -> SlotFill:
-        if owner is None or owner is viewer:
-            return None, None, None, "empty"
-        if owner.state == "reconnecting":
-            return None, owner.id, source, "reconnecting"
-        producer = owner.producers.get(source)
-        if producer is None:
-            return None, owner.id, source, "empty"
-        if producer.muted:
-            return None, owner.id, source, "muted"
-        return producer, owner.id, source, "live"
-
-    def _plan(self, viewer: Participant) -> dict[str, SlotFill]:
-        presenter = self.participants.get(self.presenter_id) if self.presenter_id else None
-        floor = self.participants.get(self.floor_id) if self.floor_id else None
-        plan: dict[str, SlotFill] = {
-            "presenter-video": self._fill(presenter, "camera", viewer),
-            "presenter-audio": self._fill(presenter, "mic", viewer),
-            "screen": self._fill(presenter, "screen", viewer),
-            "floor-video": self._fill(floor, "camera", viewer),
-            "floor-audio": self._fill(floor, "mic", viewer),
-        }
-        if "program-video" in viewer.consumers:  # the recorder: screen, else presenter camera, else floor camera
-            plan["program-video"] = next(
-                (f for f in (plan["screen"], plan["presenter-video"], plan["floor-video"]) if f[3] == "live"),
-                (None, None, None, "empty"),
-            )
-        if "grid-0" in viewer.consumers:
-            n = self.config.grid_slots
-            sources = self._grid_sources(viewer)
-            page = sources[viewer.grid_page * n:(viewer.grid_page + 1) * n]
-            for i in range(n):
-                plan[f"grid-{i}"] = self._fill(page[i] if i < len(page) else None, "camera", viewer)
-        if viewer.audio_only:
-            for slot, consumer in viewer.consumers.items():
-                fill = plan.get(slot)
-                if consumer.kind == "video" and fill is not None and fill[3] == "live":
-                    plan[slot] = (None, fill[1], fill[2], "paused")
-        return plan
+# --------------------------------------------------------------------------- slot plan
 
     def _reassign(self) -> None:
         """_reassign recomputes every slot, switches consumers and replaces producers' sink tuples."""
@@ -699,14 +509,14 @@ class Room:
         for viewer in self.participants.values():
             if not viewer.consumers:
                 continue
-            plan = self._plan(viewer)
+            fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
             if "grid-0" in viewer.consumers:
-                pages = self._grid_pages(viewer)
+                pages = grid_pages(self.participants, viewer, self.config.grid_slots)
                 if viewer.grid_page >= pages:
                     viewer.grid_page = pages - 1
-                    plan = self._plan(viewer)
+                    fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
             for slot, consumer in viewer.consumers.items():
-                producer, pid, source, state = plan.get(slot, (None, None, None, "empty"))
+                producer, pid, source, state = fills.get(slot, (None, None, None, "empty"))
                 consumer.switch(producer)
                 if producer is not None:
                     sinks.setdefault(producer, []).append(consumer)
@@ -718,45 +528,10 @@ class Room:
                 shown = tuple(
                     pid for i in range(self.config.grid_slots) if (pid := viewer.slot_view[f"grid-{i}"][0])
                 )
-                grid = (viewer.grid_page, self._grid_pages(viewer), shown)
+                grid = (viewer.grid_page, grid_pages(self.participants, viewer, self.config.grid_slots), shown)
                 if grid != viewer.grid_view:
                     viewer.grid_view = grid
                     viewer.send(GridChanged(*grid))
         for p in self.participants.values():
             for producer in p.producers.values():
                 producer.set_sinks(tuple(sinks.get(producer, ())))
-
-
-@dataclass
-class Sfu:
-    """Sfu owns this process's rooms: ``await sfu.room(id)`` gets or creates one; ``close()`` ends all."""
-
-    config: SfuConfig = field(default_factory=SfuConfig)
-    clock: Callable[[], float] = time.monotonic
-    rooms: dict[str, Room] = field(default_factory=dict)
-    on_room_created: list[Callable[[Room], None]] = field(default_factory=list)  # e.g. the recorder manager
-
-    async def room(self, room_id: str, video_codec: str | None = None) -> Room:
-        """room returns the open room `room_id`, creating it with `video_codec` (default from config)."""
-        room = self.rooms.get(room_id)
-        if room is None or room.closed:
-            room = Room(room_id, video_codec or self.config.video_codec, self.config, self.participant_count,
-                        self._forget, self.clock)
-            self.rooms[room_id] = room
-            for callback in self.on_room_created:
-                callback(room)
-        return room
-
-    def participant_count(self) -> int:
-        """participant_count is the number of participants in all rooms (detached ones included)."""
-        return sum(len(r.participants) for r in self.rooms.values())
-
-    def _forget(self, room: Room) -> None:
-        if self.rooms.get(room.id) is room:
-            del self.rooms[room.id]
-
-    async def close(self) -> None:
-        """close closes every room and every Peer (on SIGTERM)."""
-        rooms = list(self.rooms.values())
-        await asyncio.gather(*(r.close() for r in rooms), return_exceptions=True)
-        self.rooms.clear()

@@ -62,8 +62,8 @@ from sfu.aiortc_hooks import (
 from sfu.config import SfuConfig
 from sfu.events import ServerOffer
 from sfu.peer import Peer
-from sfu.room import Sfu
 from sfu.rtp import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID
+from sfu.sfu import Sfu
 from sfu.stats import SlidingMin, WindowRate
 from tests.sfu.helpers import RED, ColorTrack, client_pc, join, publish, sfu_config, wait_until
 

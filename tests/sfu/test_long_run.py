@@ -43,7 +43,8 @@ from recorder.participant import RecorderOptions, RecordingParticipant
 from sfu.aiortc_hooks import ForwardingReceiver, SfuPeerConnection
 from sfu.consumer import COMPILED, Consumer
 from sfu.events import ServerOffer
-from sfu.room import Room, Sfu
+from sfu.room import Room
+from sfu.sfu import Sfu
 from tests.recorder.media import FFPROBE, ffprobe
 from tests.sfu.helpers import (
     LOOPBACK,

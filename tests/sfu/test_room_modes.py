@@ -10,7 +10,7 @@ import pytest
 from sfu.consumer import COMPILED
 from sfu.errors import SfuError
 from sfu.events import SlotChanged
-from sfu.room import Sfu
+from sfu.sfu import Sfu
 from tests.sfu.helpers import RED, Client, ColorTrack, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)

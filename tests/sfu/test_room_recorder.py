@@ -8,7 +8,9 @@ import pytest
 from sfu.errors import SfuError
 from sfu.events import Event
 from sfu.participant import RECORDER_SLOTS, slots_for
-from sfu.room import Room, Sfu
+from sfu.plan import grid_sources
+from sfu.room import Room
+from sfu.sfu import Sfu
 from tests.sfu.helpers import BLUE, RED, ColorTrack, join, publish, sfu_config
 
 
@@ -64,7 +66,7 @@ async def test_program_video_follows_screen_presenter_and_floor() -> None:
             await room.publish("rec", "v=0\r\n", {})
         assert refused.value.code == "forbidden"
         # a trainer's grid never shows the recorder
-        assert "rec" not in {p.id for p in room._grid_sources(room.participants["t"])}
+        assert "rec" not in {p.id for p in grid_sources(room.participants, room.participants["t"])}
         await room.leave("rec")
         assert "rec" not in room.participants
     finally:
