@@ -9,17 +9,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sfu.mailbox import Action
-from sfu.participant import EventCallback, Participant
+from sfu.participant import Capabilities, EventCallback
 from sfu.peer import Peer
+from sfu.snapshot import Joined, ParticipantView
 
 
 @dataclass
-class Join(Action[Participant]):
+class Join(Action[Joined]):
     """Join: a participant enters (creates its down Peer and sends it a ServerOffer)."""
 
     participant_id: str
-    role: str
+    role: str  # a label for events and pages
     name: str
+    capabilities: Capabilities
     on_event: EventCallback
     admitted: bool = False  # let in by a moderator from the lobby: a locked room does not refuse it
 
@@ -61,29 +63,38 @@ class RaiseHand(Action[None]):
 
 
 @dataclass
-class GiveFloor(Action[None]):
-    """GiveFloor: a moderator gives the floor to `target` (None: takes it back)."""
+class GiveFloor(Action[tuple[str | None, str | None]]):
+    """GiveFloor: a moderator gives the floor to `target` (None: takes it back); the reply is (before, after)."""
 
     actor_id: str
     target_id: str | None
 
 
 @dataclass
-class SetPresenter(Action[None]):
-    """SetPresenter: a moderator makes `target` (a trainer or leader) the presenter."""
+class SetPresenter(Action[tuple[str | None, str | None]]):
+    """SetPresenter: a moderator makes `target` (one who may present) the presenter; the reply is (before, after)."""
 
     actor_id: str
     target_id: str | None
 
 
 @dataclass
-class Mute(Action[None]):
-    """Mute: stop (or resume) forwarding `source` of `target`."""
+class Mute(Action[tuple[bool, bool]]):
+    """Mute: stop (or resume) forwarding `source` of `target`; the reply is (muted before, muted after)."""
 
     actor_id: str
     target_id: str
     source: str
     muted: bool
+
+
+@dataclass
+class MuteAll(Action[tuple[str, ...]]):
+    """MuteAll: a moderator mutes `source` of each of `targets` still in the room; the reply is who was muted."""
+
+    actor_id: str
+    targets: tuple[str, ...]
+    source: str
 
 
 @dataclass
@@ -103,16 +114,17 @@ class SetAudioOnly(Action[None]):
 
 
 @dataclass
-class SetLocked(Action[None]):
-    """SetLocked: a moderator locks the room (only moderators may join) or unlocks it."""
+class SetLocked(Action[tuple[bool, bool]]):
+    """SetLocked: a moderator locks the room (only those admitted or allowed in may join) or unlocks it; the reply
+    is (locked before, locked after)."""
 
     actor_id: str
     locked: bool
 
 
 @dataclass
-class Leave(Action[None]):
-    """Leave: the participant is removed for good."""
+class Leave(Action[ParticipantView]):
+    """Leave: the participant is removed for good; the reply is how it was when it left."""
 
     participant_id: str
     reason: str = "left"
@@ -126,7 +138,7 @@ class Detach(Action[None]):
 
 
 @dataclass
-class Resume(Action[Participant]):
+class Resume(Action[Joined]):
     """Resume: the participant is back (new WebSocket, new Peers) with its resume token."""
 
     participant_id: str

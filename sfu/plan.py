@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sfu.participant import GRID_SOURCE_ROLES, Participant
+from sfu.participant import Participant
 from sfu.producer import Producer
 
 SlotFill = tuple["Producer | None", str | None, str | None, str]  # producer, participant, source, state
@@ -17,7 +17,7 @@ SlotFill = tuple["Producer | None", str | None, str | None, str]  # producer, pa
 def grid_sources(participants: Mapping[str, Participant], viewer: Participant) -> list[Participant]:
     """grid_sources: who `viewer`'s grid shows, in join order (never the viewer itself)."""
     return sorted(
-        (p for p in participants.values() if p.role in GRID_SOURCE_ROLES and p is not viewer),
+        (p for p in participants.values() if p.capabilities.in_grid and p is not viewer),
         key=lambda p: p.order,
     )
 

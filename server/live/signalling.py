@@ -26,6 +26,7 @@ from server.metrics import METRICS
 from sfu.errors import SfuError
 
 SOURCES = ("camera", "mic", "screen")
+MUTED_BY_MUTE_ALL = frozenset({Role.CLASSROOM, Role.LEARNER, Role.GUEST})  # role labels (StrEnum values)
 CLEAN_CLOSE = (1000, 1001)  # normal closure, going away (tab closed)
 
 
@@ -141,7 +142,7 @@ async def on_remove(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     target = field(msg, "participant_id", str)
     if target == pid:
         raise SignalError("bad-message", "Không thể tự mời mình ra. / You cannot remove yourself.")
-    other_p = room.participants.get(target)
+    other_p = room.snapshot().participant(target)
     if other_p is None:
         raise SignalError("not-found", "Không có người tham gia này. / No such participant.")
     if other_p.role in {r.value for r in MODERATORS} and conn.ident.role != Role.OPERATOR:
@@ -164,14 +165,10 @@ async def on_mute_all(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     source = field(msg, "source", str, optional=True) or "mic"
     if source not in SOURCES:
         raise SignalError("bad-message", "source: camera | mic | screen")
-    muted = 0
-    for other in list(room.participants.values()):
-        if other.role in ("classroom", "learner", "guest"):
-            with contextlib.suppress(SfuError):
-                await room.mute(pid, other.id, source, True)
-                muted += 1
-    await audit_live(conn, "live.mute-all", source=source, count=muted)
-    return {"type": "ok", "muted": muted}
+    audience = tuple(p.id for p in room.snapshot().participants if p.role in MUTED_BY_MUTE_ALL)
+    muted = await room.mute_all(pid, audience, source)  # those who left meanwhile are not counted
+    await audit_live(conn, "live.mute-all", source=source, count=len(muted))
+    return {"type": "ok", "muted": len(muted)}
 
 
 async def on_audio_only(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:

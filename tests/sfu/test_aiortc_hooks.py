@@ -65,7 +65,7 @@ from sfu.peer import Peer
 from sfu.rtp import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID
 from sfu.sfu import Sfu
 from sfu.stats import SlidingMin, WindowRate
-from tests.sfu.helpers import RED, ColorTrack, client_pc, join, publish, sfu_config, wait_until
+from tests.sfu.helpers import CAPABILITIES, RED, ColorTrack, client_pc, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -625,7 +625,7 @@ class ThreadPeer:
             if isinstance(event, ServerOffer):
                 offers.put_nowait(event)
 
-        await room.join(pid, role, pid.upper(), on_event)
+        await room.join(pid, role, pid.upper(), CAPABILITIES[role], on_event)
         offer = await asyncio.wait_for(offers.get(), 20)
         await room.answer_down(pid, await self.run(self._answer(offer.sdp)))
 

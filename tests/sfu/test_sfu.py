@@ -6,7 +6,7 @@ import pytest
 
 from sfu.errors import SfuError
 from sfu.sfu import Sfu
-from tests.sfu.helpers import Client, join, sfu_config
+from tests.sfu.helpers import CAPABILITIES, Client, join, sfu_config
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -18,12 +18,12 @@ async def test_full_room_and_full_server(clients: list[Client]) -> None:
         r2 = await sfu.room("b")
         clients.append(await join(r1, "x", "classroom", decode=False))
         with pytest.raises(SfuError) as err:
-            await r1.join("y", "classroom", "Y", clients[0].on_event)
+            await r1.join("y", "classroom", "Y", CAPABILITIES["classroom"], clients[0].on_event)
         assert err.value.code == "full"
         clients.append(await join(r2, "y", "classroom", decode=False))
         r3 = await sfu.room("c")
         with pytest.raises(SfuError) as err:
-            await r3.join("z", "classroom", "Z", clients[0].on_event)
+            await r3.join("z", "classroom", "Z", CAPABILITIES["classroom"], clients[0].on_event)
         assert err.value.code == "full"
     finally:
         await sfu.close()

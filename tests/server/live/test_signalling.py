@@ -14,6 +14,7 @@ from server.db.engine import DB
 from server.db.models import MeetingStatus, Role, User
 from server.live.entry import ice_servers
 from server.live.service import LIVE
+from sfu.participant import Capabilities
 from tests.live_client import LiveClient
 from tests.server.livetest import classroom_login, connect
 
@@ -286,10 +287,11 @@ async def test_joined_reply_lists_who_joined_while_it_was_built(
         async def on_event(event: Any) -> None:
             pass
 
-        await conn.room.join("p-late", "recorder", "Ghi hình", on_event)
+        await conn.room.join("p-late", "recorder", "Ghi hình", Capabilities(), on_event)
         return await original(conn)
 
     monkeypatch.setattr(chat, "history_for", history_while_someone_joins)
     lc = await connect(op, clients)
     reply = await lc.join(meeting.id)
     assert [p["participant_id"] for p in reply["room"]["participants"]] == ["p-late"]
+
