@@ -83,9 +83,8 @@ async def on_give_floor(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]
     """on_give_floor: give the floor to a participant, or take it back (null)."""
     room, pid = conn.require_room()
     target = field(msg, "participant_id", str, optional=True)
-    before = room.floor_id
-    await room.give_floor(pid, target)
-    await attendance.record_floor_change(conn, before, room.floor_id)
+    before, after = await room.give_floor(pid, target)  # from the room's own step: no other request in between
+    await attendance.record_floor_change(conn, before, after)
     await audit_live(conn, "live.floor", participant=target)
     return {"type": "ok"}
 
