@@ -115,8 +115,10 @@ class SetAudioOnly(Action[None]):
 
 @dataclass
 class SetLocked(Action[tuple[bool, bool]]):
-    """SetLocked: a moderator locks the room (only those admitted or allowed in may join) or unlocks it; the reply
-    is (locked before, locked after)."""
+    """SetLocked: a moderator locks the room or unlocks it; the reply is (locked before, locked after).
+
+    A locked room lets in only participants admitted from the lobby or whose capabilities allow it.
+    """
 
     actor_id: str
     locked: bool
