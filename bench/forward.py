@@ -44,12 +44,14 @@ from aiortc import (  # noqa: E402
 )
 
 from server.cli import loop_factory  # noqa: E402
+from server.db.models import Role  # noqa: E402
+from server.live.capabilities import CAPABILITIES  # noqa: E402
 from sfu.config import SfuConfig  # noqa: E402
 from sfu.consumer import COMPILED  # noqa: E402
 from sfu.events import Event, ServerOffer  # noqa: E402
 from sfu.hooks.connection import SfuPeerConnection  # noqa: E402
 from sfu.hooks.receiver import ForwardingReceiver  # noqa: E402
-from sfu.room import Sfu  # noqa: E402
+from sfu.sfu import Sfu  # noqa: E402
 
 LOOPBACK = ["127.0.0.1"]
 FPS = 30
@@ -107,7 +109,7 @@ async def serve(conn: Connection, fast: bool) -> None:
         if op == "join":
             pid, role = cmd[1], cmd[2]
             offers[pid] = loop.create_future()
-            await room.join(pid, role, pid, on_event_for(pid))
+            await room.join(pid, role, pid, CAPABILITIES[Role(role)], on_event_for(pid))
             conn.send(await offers[pid])
         elif op == "publish":
             conn.send(await room.publish(cmd[1], cmd[2], cmd[3]))

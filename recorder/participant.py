@@ -49,7 +49,7 @@ from sfu.events import (
 )
 from sfu.hooks.connection import SfuPeerConnection
 from sfu.hooks.receiver import ForwardingReceiver
-from sfu.participant import RECORDER_ROLE, RECORDER_SLOTS
+from sfu.participant import RECORDER_ROLE, RECORDER_SLOTS, Capabilities
 from sfu.room import Room
 
 log = logging.getLogger("taphuan.recorder")
@@ -152,7 +152,8 @@ class RecordingParticipant:
             mime = self.video_mime if kind == "video" else AUDIO_MIME
             self.writers[slot] = SegmentWriter(self.directory, slot, mime, self.t0, self.options.segment_seconds)
             self.assemblers[slot] = FrameAssembler(mime, on_loss=partial(self._ask_keyframe, slot))
-        await self.room.join(self.participant_id, RECORDER_ROLE, RECORDER_NAME, self._on_event, admitted=True)
+        await self.room.join(self.participant_id, RECORDER_ROLE, RECORDER_NAME, Capabilities(), self._on_event,
+                             admitted=True)  # it only receives
         self._watchdog = asyncio.get_running_loop().create_task(self._keyframe_watchdog())
 
     def marker(self, title: str) -> None:

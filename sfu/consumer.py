@@ -25,7 +25,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiortc.rtp import (
     RTCP_RTPFB_NACK,
@@ -43,9 +43,6 @@ try:
     from sfu._fanout import Slot as CompiledSlot
 except ImportError:  # the C extension is optional (no compiler at install time): pure-Python path
     CompiledSlot = None
-
-if TYPE_CHECKING:
-    from sfu.producer import Producer
 
 COMPILED = CompiledSlot is not None and COMPILED_PATH  # built, and libsrtp is what it expects (sfu.hooks.guard)
 
@@ -75,6 +72,18 @@ class Inbound:
     abs_send_time: int  # 24-bit, 6.18 fixed point seconds
     audio_level: int  # RFC 6464 byte (V bit + level), 127 when unknown
     padding: int = 0
+
+
+class Source(Protocol):
+    """Source: what a Consumer needs of the stream filling its slot (``sfu.producer.Producer`` is one).
+
+    A protocol, not the class, so this module does not import the Producer's, which imports it.
+    """
+
+    participant_id: str
+    source: str  # camera, mic or screen
+
+    def request_keyframe(self) -> bool: ...
 
 
 class HeaderRewriter:
@@ -215,7 +224,7 @@ class Consumer:
         self.slot = slot
         self.kind = kind
         self.sender = sender
-        self.source: Producer | None = None
+        self.source: Source | None = None
         self.ctx: SendContext | None = None
         self.wire: PacketWire | None = None
         self._wire_for = wire_for
@@ -282,7 +291,7 @@ class Consumer:
         """ready is true once the down Peer negotiated and started this slot's sender."""
         return self.ctx is not None
 
-    def switch(self, producer: Producer | None) -> bool:
+    def switch(self, producer: Source | None) -> bool:
         """switch makes `producer` (or nothing) fill this slot; returns True if the source changed.
 
         The caller (the room) also replaces the producers' sink lists. A new video source is asked for a

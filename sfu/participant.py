@@ -1,5 +1,7 @@
-"""participant: a Participant of a Meeting: role, peers, producers, consumers, hand, mute and presence state.
+"""participant: a Participant of a Meeting: capabilities, peers, producers, consumers, hand, mute and presence state.
 
+What a participant may do is its ``Capabilities``, given by the signalling layer at join; its role is a label
+the SFU carries for events and pages and never acts on (the recorder's slot set aside, see ``slots_for``).
 All fields are changed by the room's mailbox task only (see sfu/room.py). Events for the participant go
 through its ``EventOutbox``: one task per participant awaits ``on_event`` for each event in order.
 """
@@ -21,12 +23,21 @@ logger = logging.getLogger(__name__)
 
 EventCallback = Callable[[Event], Awaitable[None]]
 
-ROLES = ("operator", "trainer", "leader", "classroom", "learner", "guest", "recorder")
-PRESENTER_ROLES = frozenset({"trainer", "leader"})
-MODERATOR_ROLES = frozenset({"operator", "trainer", "leader"})
-GRID_VIEWER_ROLES = frozenset({"operator", "trainer", "leader"})
-GRID_SOURCE_ROLES = frozenset({"classroom", "learner"})
-PUBLISHER_ROLES = frozenset({"operator", "trainer", "leader", "classroom", "learner"})
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Capabilities: what the room lets one participant do; the signalling layer decides them at join.
+
+    The default is a participant that only watches and listens.
+    """
+
+    publish: bool = False  # its up offers are answered: it sends camera, microphone or screen
+    present: bool = False  # it can be the presenter: chosen by a moderator, or itself when the room has none
+    moderate: bool = False  # it gives the floor, chooses the presenter, mutes others and locks the room
+    view_grid: bool = False  # its down Peer has the grid slots and it turns the grid's pages
+    in_grid: bool = False  # its camera is shown in the grids of those who view one
+    enter_locked: bool = False  # it joins a locked room without being admitted from the lobby
+
 
 BASE_SLOTS: tuple[tuple[str, str], ...] = (
     ("presenter-video", "video"),
@@ -49,12 +60,12 @@ RECORDER_SLOTS: tuple[tuple[str, str], ...] = (
 )
 
 
-def slots_for(role: str, grid_slots: int) -> list[tuple[str, str]]:
-    """slots_for lists the (slot, kind) pairs of a down Peer for `role`: fixed at join."""
+def slots_for(role: str, capabilities: Capabilities, grid_slots: int) -> list[tuple[str, str]]:
+    """slots_for lists the (slot, kind) pairs of a down Peer: fixed at join."""
     if role == RECORDER_ROLE:
         return list(RECORDER_SLOTS)
     slots = list(BASE_SLOTS)
-    if role in GRID_VIEWER_ROLES:
+    if capabilities.view_grid:
         slots += [(f"grid-{i}", "video") for i in range(grid_slots)]
     return slots
 
@@ -96,8 +107,9 @@ class Participant:
     """Participant is one person or classroom in a room (identity is the object; `id` is unique per room)."""
 
     id: str
-    role: str
+    role: str  # a label for events and pages (e.g. "trainer"); what the participant may do is `capabilities`
     name: str
+    capabilities: Capabilities
     outbox: EventOutbox
     order: int
     resume_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -115,16 +127,6 @@ class Participant:
     grid_page: int = 0
     grid_view: tuple[int, int, tuple[str, ...]] | None = None
     resume_handle: asyncio.TimerHandle | None = None
-
-    @property
-    def presenter_role(self) -> bool:
-        """presenter_role is true for trainers and leaders."""
-        return self.role in PRESENTER_ROLES
-
-    @property
-    def moderator(self) -> bool:
-        """moderator is true for roles that may give the floor, mute others and choose the presenter."""
-        return self.role in MODERATOR_ROLES
 
     def send(self, event: Event) -> None:
         """send queues an event for this participant's signalling connection."""

@@ -1,4 +1,4 @@
-"""room: Room (one Meeting's media) and Sfu (all rooms of this process): the signalling layer's API.
+"""room: Room (one Meeting's media): the signalling layer's API and the mailbox task that changes the room.
 
 Who owns what, and which task protects it
 -----------------------------------------
@@ -12,6 +12,10 @@ Who owns what, and which task protects it
   its source's keyframe throttle.
 * **Events** leave through one ``EventOutbox`` task per participant: a slow WebSocket never blocks the room.
 * Timers (resume window, empty-room grace) only ``post`` actions to the mailbox.
+* The signalling layer reads the room through ``snapshot()`` (frozen, see sfu/snapshot.py) and the replies of
+  its calls (e.g. ``give_floor`` returns the floor before and after), never through these objects.
+
+What a participant may do is its ``Capabilities``, given at join; its role is a label the room passes on.
 """
 
 from __future__ import annotations
@@ -20,9 +24,29 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from sfu.actions import (
+    AddCandidate,
+    AnswerDown,
+    CloseRoom,
+    Detach,
+    GiveFloor,
+    GraceExpired,
+    Join,
+    Leave,
+    Mute,
+    MuteAll,
+    PeerLost,
+    Publish,
+    RaiseHand,
+    Resume,
+    ResumeExpired,
+    SetAudioOnly,
+    SetGridPage,
+    SetLocked,
+    SetPresenter,
+)
 from sfu.codec import AUDIO_MIME, video_mime
 from sfu.config import SfuConfig
 from sfu.consumer import Consumer
@@ -44,179 +68,15 @@ from sfu.events import (
     SlotChanged,
 )
 from sfu.mailbox import Action, Mailbox
-from sfu.participant import (
-    GRID_SOURCE_ROLES,
-    PUBLISHER_ROLES,
-    ROLES,
-    EventCallback,
-    EventOutbox,
-    Participant,
-    slots_for,
-)
+from sfu.participant import Capabilities, EventCallback, EventOutbox, Participant, slots_for
 from sfu.peer import Peer
+from sfu.plan import grid_pages, plan
 from sfu.producer import SOURCES, Producer
 from sfu.rtp import report_period
+from sfu.snapshot import Joined, ParticipantView, RoomSnapshot
 from sfu.tasks import Ticker
 
 logger = logging.getLogger(__name__)
-
-SlotFill = tuple["Producer | None", str | None, str | None, str]  # producer, participant, source, state
-
-
-# --------------------------------------------------------------------------------------- actions
-
-
-@dataclass
-class Join(Action[Participant]):
-    """Join: a participant enters (creates its down Peer and sends it a ServerOffer)."""
-
-    participant_id: str
-    role: str
-    name: str
-    on_event: EventCallback
-    admitted: bool = False  # let in by a moderator from the lobby: a locked room does not refuse it
-
-
-@dataclass
-class Publish(Action[str]):
-    """Publish: an up offer; the reply is the answer SDP."""
-
-    participant_id: str
-    offer_sdp: str
-    sources: Mapping[str, str]
-
-
-@dataclass
-class AnswerDown(Action[None]):
-    """AnswerDown: the client's answer to our down offer."""
-
-    participant_id: str
-    answer_sdp: str
-
-
-@dataclass
-class AddCandidate(Action[None]):
-    """AddCandidate: a trickled remote ICE candidate for the up or down Peer."""
-
-    participant_id: str
-    down: bool
-    candidate: str
-    sdp_mid: str | None
-    sdp_mline_index: int | None
-
-
-@dataclass
-class RaiseHand(Action[None]):
-    """RaiseHand: raise or lower one's hand."""
-
-    participant_id: str
-    raised: bool
-
-
-@dataclass
-class GiveFloor(Action[None]):
-    """GiveFloor: a moderator gives the floor to `target` (None: takes it back)."""
-
-    actor_id: str
-    target_id: str | None
-
-
-@dataclass
-class SetPresenter(Action[None]):
-    """SetPresenter: a moderator makes `target` (a trainer or leader) the presenter."""
-
-    actor_id: str
-    target_id: str | None
-
-
-@dataclass
-class Mute(Action[None]):
-    """Mute: stop (or resume) forwarding `source` of `target`."""
-
-    actor_id: str
-    target_id: str
-    source: str
-    muted: bool
-
-
-@dataclass
-class SetGridPage(Action[int]):
-    """SetGridPage: a grid viewer turns the page; the reply is the page actually shown."""
-
-    participant_id: str
-    page: int
-
-
-@dataclass
-class SetAudioOnly(Action[None]):
-    """SetAudioOnly: the participant receives no video at all (weak link) or video again."""
-
-    participant_id: str
-    audio_only: bool
-
-
-@dataclass
-class SetLocked(Action[None]):
-    """SetLocked: a moderator locks the room (only moderators may join) or unlocks it."""
-
-    actor_id: str
-    locked: bool
-
-
-@dataclass
-class Leave(Action[None]):
-    """Leave: the participant is removed for good."""
-
-    participant_id: str
-    reason: str = "left"
-
-
-@dataclass
-class Detach(Action[None]):
-    """Detach: the signalling connection was lost; keep the participant for the resume window."""
-
-    participant_id: str
-
-
-@dataclass
-class Resume(Action[Participant]):
-    """Resume: the participant is back (new WebSocket, new Peers) with its resume token."""
-
-    participant_id: str
-    token: str
-    on_event: EventCallback
-
-
-@dataclass
-class PeerLost(Action[None]):
-    """PeerLost: a Peer failed or closed on its own (posted by the Peer's state callback)."""
-
-    participant_id: str
-    peer: Peer
-    state: str
-
-
-@dataclass
-class ResumeExpired(Action[None]):
-    """ResumeExpired: the resume window of a detached participant is over."""
-
-    participant_id: str
-    token: str
-
-
-@dataclass
-class GraceExpired(Action[None]):
-    """GraceExpired: the room has been empty for the grace period."""
-
-
-@dataclass
-class CloseRoom(Action[None]):
-    """CloseRoom: close every Peer and stop the room."""
-
-    reason: str = "closed"
-
-
-# ------------------------------------------------------------------------------------------ room
 
 
 class Room:
@@ -254,13 +114,14 @@ class Room:
 
     # ------------------------------------------------------------------------------ public API
 
-    async def join(self, participant_id: str, role: str, name: str, on_event: EventCallback,
-                   admitted: bool = False) -> Participant:
+    async def join(self, participant_id: str, role: str, name: str, capabilities: Capabilities,
+                   on_event: EventCallback, admitted: bool = False) -> Joined:
         """join adds a participant; its down offer arrives as a ServerOffer event. Raises SfuError("full").
 
-        A locked room refuses non-moderators unless `admitted` (a moderator let them in from the lobby).
+        `role` is a label passed on in events; `capabilities` say what the participant may do. A locked room
+        refuses it unless `admitted` (a moderator let it in from the lobby) or ``capabilities.enter_locked``.
         """
-        return await self._ask(Join(participant_id, role, name, on_event, admitted))
+        return await self._ask(Join(participant_id, role, name, capabilities, on_event, admitted))
 
     async def publish(
         self, participant_id: str, offer_sdp: str, sources: Mapping[str, str] | None = None
@@ -285,40 +146,50 @@ class Room:
         """raise_hand raises or lowers the participant's hand (everyone gets HandChanged)."""
         await self._ask(RaiseHand(participant_id, up))
 
-    async def give_floor(self, actor_id: str, target_id: str | None) -> None:
-        """give_floor gives the floor to `target_id` (None: nobody); moderators only."""
-        await self._ask(GiveFloor(actor_id, target_id))
+    async def give_floor(self, actor_id: str, target_id: str | None) -> tuple[str | None, str | None]:
+        """give_floor gives the floor to `target_id` (None: nobody); moderators only. Returns (before, after)."""
+        return await self._ask(GiveFloor(actor_id, target_id))
 
-    async def set_presenter(self, actor_id: str, target_id: str | None) -> None:
-        """set_presenter makes a trainer/leader the presenter; moderators only (a presenter may take over)."""
-        await self._ask(SetPresenter(actor_id, target_id))
+    async def set_presenter(self, actor_id: str, target_id: str | None) -> tuple[str | None, str | None]:
+        """set_presenter makes one who may present the presenter; moderators only. Returns (before, after)."""
+        return await self._ask(SetPresenter(actor_id, target_id))
 
-    async def mute(self, actor_id: str, target_id: str, source: str, muted: bool = True) -> None:
-        """mute stops (muted=False: resumes) forwarding a source; the target gets MuteRequested."""
-        await self._ask(Mute(actor_id, target_id, source, muted))
+    async def mute(self, actor_id: str, target_id: str, source: str, muted: bool = True) -> tuple[bool, bool]:
+        """mute stops (muted=False: resumes) forwarding a source; the target gets MuteRequested.
+
+        Returns whether the source was muted before and is after.
+        """
+        return await self._ask(Mute(actor_id, target_id, source, muted))
+
+    async def mute_all(self, actor_id: str, targets: tuple[str, ...], source: str) -> tuple[str, ...]:
+        """mute_all mutes `source` of each of `targets` still in the room, in one step; moderators only.
+
+        Returns the ids muted (each target gets MuteRequested).
+        """
+        return await self._ask(MuteAll(actor_id, tuple(targets), source))
 
     async def set_grid_page(self, participant_id: str, page: int) -> int:
-        """set_grid_page shows grid page `page` (clamped) to a presenter/operator; returns the page shown."""
+        """set_grid_page shows grid page `page` (clamped) to a grid viewer; returns the page shown."""
         return await self._ask(SetGridPage(participant_id, page))
 
     async def set_audio_only(self, participant_id: str, audio_only: bool) -> None:
         """set_audio_only stops (or resumes) every video slot of the participant's down Peer; no renegotiation."""
         await self._ask(SetAudioOnly(participant_id, audio_only))
 
-    async def set_locked(self, actor_id: str, locked: bool) -> None:
-        """set_locked locks or unlocks the room; moderators only."""
-        await self._ask(SetLocked(actor_id, locked))
+    async def set_locked(self, actor_id: str, locked: bool) -> tuple[bool, bool]:
+        """set_locked locks or unlocks the room; moderators only. Returns (locked before, locked after)."""
+        return await self._ask(SetLocked(actor_id, locked))
 
-    async def leave(self, participant_id: str) -> None:
-        """leave removes the participant now."""
-        await self._ask(Leave(participant_id))
+    async def leave(self, participant_id: str) -> ParticipantView:
+        """leave removes the participant now; returns how it was when it left."""
+        return await self._ask(Leave(participant_id))
 
     async def detach(self, participant_id: str) -> None:
         """detach: the connection is lost; peers close, slots show reconnecting, resume within the window."""
         await self._ask(Detach(participant_id))
 
-    async def resume(self, participant_id: str, token: str, on_event: EventCallback) -> Participant:
-        """resume brings back a detached participant (new down ServerOffer; publish again)."""
+    async def resume(self, participant_id: str, token: str, on_event: EventCallback) -> Joined:
+        """resume brings back a detached participant with its capabilities (new down ServerOffer; publish again)."""
         return await self._ask(Resume(participant_id, token, on_event))
 
     async def close(self) -> None:
@@ -330,6 +201,13 @@ class Room:
         except SfuError:
             pass
         await self.mailbox.close()
+
+    def snapshot(self) -> RoomSnapshot:
+        """snapshot is the room now, frozen: participants in join order, presenter, floor, lock, codec."""
+        return RoomSnapshot(
+            room_id=self.id, video_codec=self.video_codec, presenter_id=self.presenter_id, floor_id=self.floor_id,
+            locked=self.locked, participants=tuple(ParticipantView.of(p) for p in self.participants.values()),
+        )
 
     def stats(self) -> RoomStats:
         """stats is a snapshot of every participant's producers and consumers (operator console)."""
@@ -372,8 +250,8 @@ class Room:
 
     def _moderator(self, actor_id: str) -> Participant:
         actor = self._get(actor_id)
-        if not actor.moderator:
-            raise SfuError("forbidden", f"a {actor.role} may not do that")
+        if not actor.capabilities.moderate:
+            raise SfuError("forbidden", f"{actor.id} ({actor.role}) may not moderate")
         return actor
 
     def _broadcast(self, event: Event, exclude: Participant | None = None) -> None:
@@ -381,20 +259,18 @@ class Room:
             if p is not exclude:
                 p.send(event)
 
-    async def _on_Join(self, a: Join) -> Participant:  # noqa: N802
-        if a.role not in ROLES:
-            raise SfuError("forbidden", f"unknown role {a.role!r}")
+    async def _on_Join(self, a: Join) -> Joined:  # noqa: N802
         if a.participant_id in self.participants:
             raise SfuError("exists", f"{a.participant_id} is already in the room (resume instead)")
         if len(self.participants) >= self.config.max_participants_per_room:
             raise SfuError("full", f"room {self.id} has {len(self.participants)} participants")
         if self._count_all() >= self.config.max_participants:
             raise SfuError("full", "server is full")
-        if self.locked and not a.admitted and a.role not in ("operator", "trainer", "leader"):
+        if self.locked and not a.admitted and not a.capabilities.enter_locked:
             raise SfuError("forbidden", "the room is locked")
         self._order += 1
         outbox = EventOutbox(a.participant_id, a.on_event)
-        p = Participant(a.participant_id, a.role, a.name, outbox, self._order)
+        p = Participant(a.participant_id, a.role, a.name, a.capabilities, outbox, self._order)
         self.participants[p.id] = p
         self._cancel_grace()
         for other in self.participants.values():
@@ -402,7 +278,7 @@ class Room:
                 p.send(ParticipantJoined(other.id, other.role, other.name))
                 if other.hand_raised:
                     p.send(HandChanged(other.id, True))
-        if self.presenter_id is None and p.presenter_role:
+        if self.presenter_id is None and p.capabilities.present:
             self.presenter_id = p.id
             self._broadcast(PresenterChanged(p.id, None), exclude=p)
         p.send(PresenterChanged(self.presenter_id, None))
@@ -414,12 +290,12 @@ class Room:
             await self._remove(p, "error")
             raise
         self._reassign()
-        return p
+        return Joined(ParticipantView.of(p), p.resume_token)
 
     async def _open_down(self, p: Participant) -> None:
         peer = Peer(p.id, True, self.config, self.video_mime, self._peer_lost, self.ticker)
         p.down = peer
-        for slot, kind in slots_for(p.role, self.config.grid_slots):
+        for slot, kind in slots_for(p.role, p.capabilities, self.config.grid_slots):
             sender = peer.add_slot(kind)
             p.consumers[slot] = Consumer(
                 p.id, slot, kind, sender, peer.wire_for, self._clock,
@@ -432,8 +308,8 @@ class Room:
 
     async def _on_Publish(self, a: Publish) -> str:  # noqa: N802
         p = self._get(a.participant_id)
-        if p.role not in PUBLISHER_ROLES:
-            raise SfuError("forbidden", f"a {p.role} may not publish")
+        if not p.capabilities.publish:
+            raise SfuError("forbidden", f"{p.id} ({p.role}) may not publish")
         if p.state != "connected":
             raise SfuError("state", "resume first")
         for mid, source in a.sources.items():
@@ -476,8 +352,9 @@ class Room:
             p.hand_raised = a.raised
             self._broadcast(HandChanged(p.id, a.raised))
 
-    async def _on_GiveFloor(self, a: GiveFloor) -> None:  # noqa: N802
+    async def _on_GiveFloor(self, a: GiveFloor) -> tuple[str | None, str | None]:  # noqa: N802
         self._moderator(a.actor_id)
+        before = self.floor_id
         if a.target_id is not None:
             target = self._get(a.target_id)
             if target.hand_raised:
@@ -487,43 +364,64 @@ class Room:
             self.floor_id = a.target_id
             self._broadcast(FloorChanged(a.target_id, a.actor_id))
             self._reassign()
+        return before, self.floor_id
 
-    async def _on_SetPresenter(self, a: SetPresenter) -> None:  # noqa: N802
+    async def _on_SetPresenter(self, a: SetPresenter) -> tuple[str | None, str | None]:  # noqa: N802
         self._moderator(a.actor_id)
-        if a.target_id is not None and not self._get(a.target_id).presenter_role:
-            raise SfuError("forbidden", "only a trainer or a leader can present")
+        before = self.presenter_id
+        if a.target_id is not None and not self._get(a.target_id).capabilities.present:
+            raise SfuError("forbidden", f"{a.target_id} may not present")
         if a.target_id != self.presenter_id:
             self.presenter_id = a.target_id
             self._broadcast(PresenterChanged(a.target_id, a.actor_id))
             self._reassign()
+        return before, self.presenter_id
 
-    async def _on_Mute(self, a: Mute) -> None:  # noqa: N802
+    async def _on_Mute(self, a: Mute) -> tuple[bool, bool]:  # noqa: N802
         actor = self._get(a.actor_id)
         target = self._get(a.target_id)
         if a.source not in SOURCES:
             raise SfuError("sdp-invalid", f"unknown source {a.source!r}")
         own = actor is target
-        if not actor.moderator and not (own and (a.muted or a.source not in target.forced_mute)):
+        if not actor.capabilities.moderate and not (own and (a.muted or a.source not in target.forced_mute)):
             raise SfuError("forbidden", "only moderators mute others")
-        if a.muted:
-            target.muted.add(a.source)
-            if not own:
-                target.forced_mute.add(a.source)
-        else:
-            target.muted.discard(a.source)
-            target.forced_mute.discard(a.source)
-        producer = target.producers.get(a.source)
-        if producer is not None:
-            producer.muted = a.muted
-        if not own:
-            target.send(MuteRequested(a.source, actor.id, a.muted))
+        before = a.source in target.muted
+        self._set_muted(actor, target, a.source, a.muted)
         self._reassign()
+        return before, a.muted
+
+    async def _on_MuteAll(self, a: MuteAll) -> tuple[str, ...]:  # noqa: N802
+        actor = self._moderator(a.actor_id)
+        if a.source not in SOURCES:
+            raise SfuError("sdp-invalid", f"unknown source {a.source!r}")
+        targets = [t for t in (self.participants.get(pid) for pid in dict.fromkeys(a.targets))
+                   if t is not None and t is not actor]
+        for target in targets:
+            self._set_muted(actor, target, a.source, True)
+        self._reassign()
+        return tuple(t.id for t in targets)
+
+    def _set_muted(self, actor: Participant, target: Participant, source: str, muted: bool) -> None:
+        """_set_muted records the mute and stops (or resumes) forwarding; a target muted by another is told."""
+        own = actor is target
+        if muted:
+            target.muted.add(source)
+            if not own:
+                target.forced_mute.add(source)
+        else:
+            target.muted.discard(source)
+            target.forced_mute.discard(source)
+        producer = target.producers.get(source)
+        if producer is not None:
+            producer.muted = muted
+        if not own:
+            target.send(MuteRequested(source, actor.id, muted))
 
     async def _on_SetGridPage(self, a: SetGridPage) -> int:  # noqa: N802
         p = self._get(a.participant_id)
         if "grid-0" not in p.consumers:
-            raise SfuError("forbidden", f"a {p.role} has no grid")
-        pages = self._grid_pages(p)
+            raise SfuError("forbidden", f"{p.id} ({p.role}) has no grid")
+        pages = grid_pages(self.participants, p, self.config.grid_slots)
         p.grid_page = max(0, min(a.page, pages - 1))
         self._reassign()
         return p.grid_page
@@ -533,12 +431,17 @@ class Room:
         p.audio_only = a.audio_only
         self._reassign()
 
-    async def _on_SetLocked(self, a: SetLocked) -> None:  # noqa: N802
+    async def _on_SetLocked(self, a: SetLocked) -> tuple[bool, bool]:  # noqa: N802
         self._moderator(a.actor_id)
+        before = self.locked
         self.locked = a.locked
+        return before, self.locked
 
-    async def _on_Leave(self, a: Leave) -> None:  # noqa: N802
-        await self._remove(self._get(a.participant_id), a.reason)
+    async def _on_Leave(self, a: Leave) -> ParticipantView:  # noqa: N802
+        p = self._get(a.participant_id)
+        view = ParticipantView.of(p)
+        await self._remove(p, a.reason)
+        return view
 
     async def _on_Detach(self, a: Detach) -> None:  # noqa: N802
         p = self._get(a.participant_id)
@@ -553,7 +456,7 @@ class Room:
         self._broadcast(ParticipantState(p.id, "reconnecting"), exclude=p)
         self._reassign()
 
-    async def _on_Resume(self, a: Resume) -> Participant:  # noqa: N802
+    async def _on_Resume(self, a: Resume) -> Joined:  # noqa: N802
         p = self._get(a.participant_id)
         if a.token != p.resume_token:
             raise SfuError("token", "wrong resume token")
@@ -573,7 +476,7 @@ class Room:
         self._broadcast(ParticipantState(p.id, "connected"), exclude=p)
         await self._open_down(p)
         self._reassign()
-        return p
+        return Joined(ParticipantView.of(p), p.resume_token)
 
     async def _on_ResumeExpired(self, a: ResumeExpired) -> None:  # noqa: N802
         p = self.participants.get(a.participant_id)
@@ -618,7 +521,7 @@ class Room:
             self.floor_id = None
             self._broadcast(FloorChanged(None, None))
         if self.presenter_id == p.id:
-            self.presenter_id = next((o.id for o in self.participants.values() if o.presenter_role), None)
+            self.presenter_id = next((o.id for o in self.participants.values() if o.capabilities.present), None)
             self._broadcast(PresenterChanged(self.presenter_id, None))
         self._broadcast(ParticipantLeft(p.id, reason))
         if reassign:
@@ -640,58 +543,7 @@ class Room:
             self._grace.cancel()
             self._grace = None
 
-    # --------------------------------------------------------------------------- slot plan
-
-    def _grid_sources(self, viewer: Participant) -> list[Participant]:
-        return sorted(
-            (p for p in self.participants.values() if p.role in GRID_SOURCE_ROLES and p is not viewer),
-            key=lambda p: p.order,
-        )
-
-    def _grid_pages(self, viewer: Participant) -> int:
-        n = self.config.grid_slots
-        return max(1, -(-len(self._grid_sources(viewer)) // n)) if n else 1
-
-    @staticmethod
-    def _fill(owner: Participant | None, source: str, viewer: Participant) -> SlotFill:
-        if owner is None or owner is viewer:
-            return None, None, None, "empty"
-        if owner.state == "reconnecting":
-            return None, owner.id, source, "reconnecting"
-        producer = owner.producers.get(source)
-        if producer is None:
-            return None, owner.id, source, "empty"
-        if producer.muted:
-            return None, owner.id, source, "muted"
-        return producer, owner.id, source, "live"
-
-    def _plan(self, viewer: Participant) -> dict[str, SlotFill]:
-        presenter = self.participants.get(self.presenter_id) if self.presenter_id else None
-        floor = self.participants.get(self.floor_id) if self.floor_id else None
-        plan: dict[str, SlotFill] = {
-            "presenter-video": self._fill(presenter, "camera", viewer),
-            "presenter-audio": self._fill(presenter, "mic", viewer),
-            "screen": self._fill(presenter, "screen", viewer),
-            "floor-video": self._fill(floor, "camera", viewer),
-            "floor-audio": self._fill(floor, "mic", viewer),
-        }
-        if "program-video" in viewer.consumers:  # the recorder: screen, else presenter camera, else floor camera
-            plan["program-video"] = next(
-                (f for f in (plan["screen"], plan["presenter-video"], plan["floor-video"]) if f[3] == "live"),
-                (None, None, None, "empty"),
-            )
-        if "grid-0" in viewer.consumers:
-            n = self.config.grid_slots
-            sources = self._grid_sources(viewer)
-            page = sources[viewer.grid_page * n:(viewer.grid_page + 1) * n]
-            for i in range(n):
-                plan[f"grid-{i}"] = self._fill(page[i] if i < len(page) else None, "camera", viewer)
-        if viewer.audio_only:
-            for slot, consumer in viewer.consumers.items():
-                fill = plan.get(slot)
-                if consumer.kind == "video" and fill is not None and fill[3] == "live":
-                    plan[slot] = (None, fill[1], fill[2], "paused")
-        return plan
+# --------------------------------------------------------------------------- slot plan
 
     def _reassign(self) -> None:
         """_reassign recomputes every slot, switches consumers and replaces producers' sink tuples."""
@@ -699,14 +551,14 @@ class Room:
         for viewer in self.participants.values():
             if not viewer.consumers:
                 continue
-            plan = self._plan(viewer)
+            fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
             if "grid-0" in viewer.consumers:
-                pages = self._grid_pages(viewer)
+                pages = grid_pages(self.participants, viewer, self.config.grid_slots)
                 if viewer.grid_page >= pages:
                     viewer.grid_page = pages - 1
-                    plan = self._plan(viewer)
+                    fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
             for slot, consumer in viewer.consumers.items():
-                producer, pid, source, state = plan.get(slot, (None, None, None, "empty"))
+                producer, pid, source, state = fills.get(slot, (None, None, None, "empty"))
                 consumer.switch(producer)
                 if producer is not None:
                     sinks.setdefault(producer, []).append(consumer)
@@ -718,45 +570,10 @@ class Room:
                 shown = tuple(
                     pid for i in range(self.config.grid_slots) if (pid := viewer.slot_view[f"grid-{i}"][0])
                 )
-                grid = (viewer.grid_page, self._grid_pages(viewer), shown)
+                grid = (viewer.grid_page, grid_pages(self.participants, viewer, self.config.grid_slots), shown)
                 if grid != viewer.grid_view:
                     viewer.grid_view = grid
                     viewer.send(GridChanged(*grid))
         for p in self.participants.values():
             for producer in p.producers.values():
                 producer.set_sinks(tuple(sinks.get(producer, ())))
-
-
-@dataclass
-class Sfu:
-    """Sfu owns this process's rooms: ``await sfu.room(id)`` gets or creates one; ``close()`` ends all."""
-
-    config: SfuConfig = field(default_factory=SfuConfig)
-    clock: Callable[[], float] = time.monotonic
-    rooms: dict[str, Room] = field(default_factory=dict)
-    on_room_created: list[Callable[[Room], None]] = field(default_factory=list)  # e.g. the recorder manager
-
-    async def room(self, room_id: str, video_codec: str | None = None) -> Room:
-        """room returns the open room `room_id`, creating it with `video_codec` (default from config)."""
-        room = self.rooms.get(room_id)
-        if room is None or room.closed:
-            room = Room(room_id, video_codec or self.config.video_codec, self.config, self.participant_count,
-                        self._forget, self.clock)
-            self.rooms[room_id] = room
-            for callback in self.on_room_created:
-                callback(room)
-        return room
-
-    def participant_count(self) -> int:
-        """participant_count is the number of participants in all rooms (detached ones included)."""
-        return sum(len(r.participants) for r in self.rooms.values())
-
-    def _forget(self, room: Room) -> None:
-        if self.rooms.get(room.id) is room:
-            del self.rooms[room.id]
-
-    async def close(self) -> None:
-        """close closes every room and every Peer (on SIGTERM)."""
-        rooms = list(self.rooms.values())
-        await asyncio.gather(*(r.close() for r in rooms), return_exceptions=True)
-        self.rooms.clear()

@@ -1,8 +1,8 @@
 """server.api.live: /api/v1/live/rooms: the live rooms of this process and their media health (operators).
 
-Everything comes from the SFU's rooms (`app[LIVE].sfu.rooms`) and `Room.stats()`, read on the event loop
-without awaits in between, plus the meetings' titles and the classrooms' units from the database. The
-operator console (`/console`) polls these endpoints every two seconds and keeps the history in the page.
+Everything comes from the rooms' snapshots and figures (`server.live.rooms.open_rooms`: each room read at one
+moment), plus the meetings' titles and the classrooms' units from the database. The operator console
+(`/console`) polls these endpoints every two seconds and keeps the history in the page.
 
 Figures per participant:
 - `producers`: what it publishes (bit/s over the SFU's last measurement window; cumulative packets and packets
@@ -31,11 +31,9 @@ from server.db.engine import DB
 from server.db.models import Classroom, Meeting, Role, Unit
 from server.errors import ApiError
 from server.live.recordings import RECORDERS
+from server.live.rooms import ConsumerStats, LiveRoom, ParticipantStats, ProducerStats, open_meetings, open_rooms
 from server.live.service import LIVE
 from server.openapi import endpoint, int_param, json_response
-from sfu.events import ParticipantStats
-from sfu.room import Room
-from sfu.stats import ConsumerStats, ProducerStats
 
 OPERATORS = (Role.OPERATOR,)
 RECORDER_ROLE = "recorder"
@@ -134,70 +132,56 @@ def receive_out(consumers: tuple[ConsumerStats, ...]) -> ReceiveOut:
     )
 
 
-def room_out(app: web.Application, room: Room, meeting: Meeting | None, places: dict[int, tuple[str, str]],
+def room_out(app: web.Application, room: LiveRoom, meeting: Meeting | None, places: dict[int, tuple[str, str]],
              tz: dt.tzinfo) -> LiveRoomOut:
-    """room_out: one room's snapshot (synchronous: the room cannot change while it is read)."""
+    """room_out: one room's snapshot and figures as the API shows them."""
     live = app[LIVE]
-    meeting_id = int(room.id)
-    stats: dict[str, ParticipantStats] = {p.participant_id: p for p in room.stats().participants}
+    meeting_id = room.meeting_id
+    state = room.state
+    stats: dict[str, ParticipantStats] = {p.participant_id: p for p in room.stats.participants}
     classroom_of = {c.participant_id: c.ident.classroom_id for c in live.in_meeting(meeting_id)}
     people: list[LiveParticipantOut] = []
     recording = False
-    for p in list(room.participants.values()):
+    for p in state.participants:
         if p.role == RECORDER_ROLE:
             recording = True
             continue
         ps = stats.get(p.id)
-        producers = [producer_out(s, p.producers[s.source].muted if s.source in p.producers else False)
-                     for s in (ps.producers if ps else ())]
+        producers = [producer_out(s, s.source in p.muted) for s in (ps.producers if ps else ())]
         cid = classroom_of.get(p.id)
         classroom, unit = places.get(cid, (None, None)) if cid is not None else (None, None)
         people.append(LiveParticipantOut(
             id=p.id, name=p.name, role=p.role, state=p.state, hand_raised=p.hand_raised,
-            presenter=p.id == room.presenter_id, floor=p.id == room.floor_id, audio_only=p.audio_only,
+            presenter=p.id == state.presenter_id, floor=p.id == state.floor_id, audio_only=p.audio_only,
             muted=sorted(p.muted), classroom=classroom, unit=unit,
             publish_bitrate=sum(pr.bitrate for pr in producers), producers=producers,
             receive=receive_out(ps.consumers if ps else ())))
     people.sort(key=lambda x: (not x.presenter, not x.floor, x.role not in ("trainer", "leader", "operator"),
                                x.name.casefold()))
-    presenter = room.participants.get(room.presenter_id) if room.presenter_id else None
-    floor = room.participants.get(room.floor_id) if room.floor_id else None
+    presenter = state.participant(state.presenter_id)
+    floor = state.participant(state.floor_id)
     return LiveRoomOut(
         meeting_id=meeting_id, title=meeting.title if meeting else f"#{meeting_id}",
         kind=meeting.kind.value if meeting else None,
         starts_at=meeting.starts_at.astimezone(tz) if meeting else None,
         ends_at=meeting.ends_at.astimezone(tz) if meeting else None,
-        video_codec=room.video_codec, participant_count=len(people),
-        presenter_id=room.presenter_id, presenter_name=presenter.name if presenter else None,
-        floor_id=room.floor_id, floor_name=floor.name if floor else None, locked=room.locked,
+        video_codec=state.video_codec, participant_count=len(people),
+        presenter_id=state.presenter_id, presenter_name=presenter.name if presenter else None,
+        floor_id=state.floor_id, floor_name=floor.name if floor else None, locked=state.locked,
         lobby_waiting=len(live.lobby.get(meeting_id, {})), participants=people,
         recording=recording or (RECORDERS in app and meeting_id in app[RECORDERS].active),
         at=dt.datetime.now(tz))
 
 
-def _live_rooms(app: web.Application) -> dict[int, Room]:
-    rooms: dict[int, Room] = {}
-    for room_id, room in list(app[LIVE].sfu.rooms.items()):
-        if room.closed:
-            continue
-        try:
-            rooms[int(room_id)] = room
-        except ValueError:
-            continue
-    return rooms
-
-
 async def live_rooms(app: web.Application, only: int | None = None) -> list[LiveRoomOut]:
     """live_rooms: every live room (or only meeting `only`), by meeting start then title."""
-    rooms = _live_rooms(app)
-    if only is not None:
-        rooms = {only: rooms[only]} if only in rooms else {}
-    if not rooms:
+    meeting_ids = [m for m in open_meetings(app[LIVE]) if only is None or m == only]
+    if not meeting_ids:
         return []
     classroom_ids = {c.ident.classroom_id for c in app[LIVE].connections
-                     if c.meeting_id in rooms and c.ident.classroom_id is not None}
+                     if c.meeting_id in meeting_ids and c.ident.classroom_id is not None}
     async with app[DB]() as s:
-        meetings = {m.id: m for m in await s.scalars(select(Meeting).where(Meeting.id.in_(rooms)))}
+        meetings = {m.id: m for m in await s.scalars(select(Meeting).where(Meeting.id.in_(meeting_ids)))}
         places: dict[int, tuple[str, str]] = {}
         if classroom_ids:
             rows = await s.execute(select(Classroom.id, Classroom.name, Unit.name)
@@ -205,8 +189,9 @@ async def live_rooms(app: web.Application, only: int | None = None) -> list[Live
                                    .where(Classroom.id.in_(classroom_ids)))
             places = {cid: (cname, uname) for cid, cname, uname in rows}
     tz = app[CONFIG].tz
-    # Read every room after the last await: each snapshot is consistent.
-    out = [room_out(app, room, meetings.get(mid), places, tz) for mid, room in rooms.items() if not room.closed]
+    # Read the rooms after the last await (those closed meanwhile are gone), each at one moment.
+    rooms = open_rooms(app[LIVE], meeting_ids)
+    out = [room_out(app, room, meetings.get(mid), places, tz) for mid, room in rooms.items()]
     out.sort(key=lambda r: (r.starts_at or dt.datetime.max.replace(tzinfo=dt.UTC), r.title.casefold(),
                             r.meeting_id))
     return out

@@ -68,7 +68,7 @@ async def on_chat(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     live = conn.app[LIVE]
     recipient = None
     if to is not None:
-        target = room.participants.get(to)
+        target = room.snapshot().participant(to)
         if target is None or to == pid:
             raise SignalError("not-found", "Không có người nhận này. / No such recipient.")
         # Classrooms, learners and guests may write privately only to presenters and operators.

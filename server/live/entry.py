@@ -20,6 +20,7 @@ from server.config import Config
 from server.db.engine import DB
 from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
 from server.live import attendance, chat, lobby, polls
+from server.live.capabilities import CAPABILITIES
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
 from server.live.wire import MODERATORS, SignalError, field
@@ -116,28 +117,31 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
         token = resume.get("token")
         if not isinstance(pid, str) or not isinstance(token, str):
             raise SignalError("bad-message", "resume cần participant_id và token / resume needs participant_id, token")
-        participant = await room.resume(pid, token, conn.on_event)
+        joined = await room.resume(pid, token, conn.on_event)
     else:
         pid = f"p-{secrets.token_hex(6)}"
-        participant = await room.join(pid, ident.role.value, name, conn.on_event, admitted=admitted)
+        joined = await room.join(pid, ident.role.value, name, CAPABILITIES[ident.role], conn.on_event,
+                                 admitted=admitted)
+    participant = joined.participant
     conn.room, conn.meeting_id, conn.participant_id = room, meeting.id, participant.id
     conn.name = participant.name
     await attendance.record(conn, "resume" if resume is not None else "join")
     conn.followups += await chat.history_for(conn)
     conn.followups += await polls.open_polls_for(conn)
     conn.followups += lobby.waiting_for(conn)
-    # The room's state is read after the last await: whoever joined meanwhile (e.g. the recorder, started by
-    # the first join) is in the reply, which the browser takes as the whole truth.
+    # The room's snapshot is taken after the last await: whoever joined meanwhile (e.g. the recorder, started
+    # by the first join) is in the reply, which the browser takes as the whole truth.
+    state = room.snapshot()
     people = [{"participant_id": p.id, "role": p.role, "name": p.name, "hand_raised": p.hand_raised,
-               "state": p.state} for p in list(room.participants.values()) if p.id != participant.id]
+               "state": p.state} for p in state.participants if p.id != participant.id]
     return {
         "type": "joined",
         "participant_id": participant.id,
-        "resume_token": participant.resume_token,
+        "resume_token": joined.resume_token,
         "role": participant.role,
         "name": participant.name,
-        "room": {"meeting_id": meeting.id, "title": meeting.title, "video_codec": room.video_codec,
-                 "locked": room.locked, "presenter_id": room.presenter_id, "floor_id": room.floor_id,
+        "room": {"meeting_id": meeting.id, "title": meeting.title, "video_codec": state.video_codec,
+                 "locked": state.locked, "presenter_id": state.presenter_id, "floor_id": state.floor_id,
                  "participants": people},
         "ice_servers": ice_servers(conn.config, participant.id),
         "limits": {"max_sdp_bytes": conn.config.limits.max_sdp_bytes,

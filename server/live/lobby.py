@@ -29,7 +29,7 @@ def must_wait(conn: Connection, room: Room, meeting_id: int) -> bool:
     """must_wait: guests, non-moderators of a locked room, and the removed wait in the lobby."""
     if conn.ident.role in MODERATORS:
         return False
-    if conn.ident.role == Role.GUEST or room.locked:
+    if conn.ident.role == Role.GUEST or room.snapshot().locked:
         return True
     return removal_key(conn) in conn.app[LIVE].removed.get(meeting_id, set())
 

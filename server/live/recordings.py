@@ -147,7 +147,7 @@ class Recorders:
             now = utcnow()
             directory = f"{meeting_id}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
             row = Recording(meeting_id=meeting_id, program_id=meeting.program_id, title=meeting.title,
-                            directory=directory, video_codec=room.video_codec, started_at=now,
+                            directory=directory, video_codec=room.snapshot().video_codec, started_at=now,
                             started_by=by.user_id if by else None)
             s.add(row)
             await s.flush()
@@ -170,7 +170,7 @@ class Recorders:
             await participant.stop()
             await self._set(recording_id, state=RecordingState.FAILED, error=str(exc), ended_at=utcnow())
             raise RecordingRefused("state", f"Không ghi hình được: {exc} / Cannot record: {exc}") from exc
-        if not any(p.role != "recorder" for p in room.participants.values()):
+        if not any(p.role != "recorder" for p in room.snapshot().participants):
             self._people(meeting_id, 0)  # nobody else yet: stop after the room's grace unless someone comes
         log.info("meeting %s: recording %s started in %s", meeting_id, recording_id, directory)
         await self.broadcast(meeting_id, {"type": "recording", "state": "recording", "recording_id": recording_id,

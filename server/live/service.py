@@ -21,7 +21,7 @@ from aiohttp import web
 from server.bus import BUS
 from server.config import CONFIG, Config, udp_range
 from sfu.config import SfuConfig
-from sfu.room import Sfu
+from sfu.sfu import Sfu
 
 if TYPE_CHECKING:
     from server.live.connection import Connection

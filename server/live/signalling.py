@@ -26,6 +26,7 @@ from server.metrics import METRICS
 from sfu.errors import SfuError
 
 SOURCES = ("camera", "mic", "screen")
+MUTED_BY_MUTE_ALL = frozenset({Role.CLASSROOM, Role.LEARNER, Role.GUEST})  # role labels (StrEnum values)
 CLEAN_CLOSE = (1000, 1001)  # normal closure, going away (tab closed)
 
 
@@ -82,9 +83,8 @@ async def on_give_floor(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]
     """on_give_floor: give the floor to a participant, or take it back (null)."""
     room, pid = conn.require_room()
     target = field(msg, "participant_id", str, optional=True)
-    before = room.floor_id
-    await room.give_floor(pid, target)
-    await attendance.record_floor_change(conn, before, room.floor_id)
+    before, after = await room.give_floor(pid, target)  # from the room's own step: no other request in between
+    await attendance.record_floor_change(conn, before, after)
     await audit_live(conn, "live.floor", participant=target)
     return {"type": "ok"}
 
@@ -141,7 +141,7 @@ async def on_remove(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     target = field(msg, "participant_id", str)
     if target == pid:
         raise SignalError("bad-message", "Không thể tự mời mình ra. / You cannot remove yourself.")
-    other_p = room.participants.get(target)
+    other_p = room.snapshot().participant(target)
     if other_p is None:
         raise SignalError("not-found", "Không có người tham gia này. / No such participant.")
     if other_p.role in {r.value for r in MODERATORS} and conn.ident.role != Role.OPERATOR:
@@ -164,14 +164,10 @@ async def on_mute_all(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     source = field(msg, "source", str, optional=True) or "mic"
     if source not in SOURCES:
         raise SignalError("bad-message", "source: camera | mic | screen")
-    muted = 0
-    for other in list(room.participants.values()):
-        if other.role in ("classroom", "learner", "guest"):
-            with contextlib.suppress(SfuError):
-                await room.mute(pid, other.id, source, True)
-                muted += 1
-    await audit_live(conn, "live.mute-all", source=source, count=muted)
-    return {"type": "ok", "muted": muted}
+    audience = tuple(p.id for p in room.snapshot().participants if p.role in MUTED_BY_MUTE_ALL)
+    muted = await room.mute_all(pid, audience, source)  # those who left meanwhile are not counted
+    await audit_live(conn, "live.mute-all", source=source, count=len(muted))
+    return {"type": "ok", "muted": len(muted)}
 
 
 async def on_audio_only(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:

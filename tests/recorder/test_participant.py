@@ -10,7 +10,7 @@ from recorder.archive import finalize
 from recorder.participant import RecorderOptions, RecordingParticipant, read_meta
 from recorder.timeline import load
 from sfu.events import SlotChanged
-from sfu.room import Sfu
+from sfu.sfu import Sfu
 from tests.recorder.media import ffprobe, ffprobe_seek, frame_colors
 from tests.sfu.helpers import BLUE, RED, ColorTrack, join, publish, sfu_config, wait_until
 

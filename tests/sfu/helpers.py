@@ -22,9 +22,23 @@ from av import VideoFrame
 from sfu.config import SfuConfig
 from sfu.events import Event, ServerOffer
 from sfu.hooks.connection import SfuPeerConnection
+from sfu.participant import Capabilities
 from sfu.room import Room
 
 LOOPBACK = ["127.0.0.1"]
+
+# The capabilities of the participants these tests name by the application's roles (the server's own table is
+# server/live/capabilities.py; the recorder only receives).
+_STAFF = dict(publish=True, moderate=True, view_grid=True, enter_locked=True)
+CAPABILITIES: dict[str, Capabilities] = {
+    "operator": Capabilities(**_STAFF),
+    "trainer": Capabilities(present=True, **_STAFF),
+    "leader": Capabilities(present=True, **_STAFF),
+    "classroom": Capabilities(publish=True, in_grid=True),
+    "learner": Capabilities(publish=True, in_grid=True),
+    "guest": Capabilities(),
+    "recorder": Capabilities(),
+}
 
 
 def sfu_config(**kw: Any) -> SfuConfig:
@@ -124,7 +138,7 @@ class Client:
 async def join(room: Room, pid: str, role: str, decode: bool = True) -> Client:
     """join: participant joins, answers the ServerOffer, and (decode=True) decodes every slot's frames."""
     c = Client(pid)
-    await room.join(pid, role, pid.upper(), c.on_event)
+    await room.join(pid, role, pid.upper(), CAPABILITIES[role], c.on_event)
     offer = await c.wait_event(lambda e: isinstance(e, ServerOffer))
     assert isinstance(offer, ServerOffer)
     await answer_offer(room, c, offer, decode)

@@ -44,9 +44,11 @@ from sfu.consumer import COMPILED, Consumer
 from sfu.events import ServerOffer
 from sfu.hooks.connection import SfuPeerConnection
 from sfu.hooks.receiver import ForwardingReceiver
-from sfu.room import Room, Sfu
+from sfu.room import Room
+from sfu.sfu import Sfu
 from tests.recorder.media import FFPROBE, ffprobe
 from tests.sfu.helpers import (
+    CAPABILITIES,
     LOOPBACK,
     Client,
     forwarding_pc,
@@ -172,7 +174,7 @@ async def subscribe(room: Room, pid: str) -> tuple[Client, dict[str, ForwardingR
     """subscribe joins a classroom whose down peer forwards (no decoder, receive buffer raised); its receivers
     by slot."""
     c = Client(pid)
-    await room.join(pid, "classroom", pid.upper(), c.on_event)
+    await room.join(pid, "classroom", pid.upper(), CAPABILITIES["classroom"], c.on_event)
     offer = await c.wait_event(lambda e: isinstance(e, ServerOffer))
     assert isinstance(offer, ServerOffer)
     pc = c.down = forwarding_pc()

@@ -22,9 +22,12 @@ from sfu.events import (
 )
 from sfu.hooks.demux import MEDIA_DEMUX
 from sfu.hooks.receiver import ForwardingReceiver, send_pli
-from sfu.room import Room, Sfu
+from sfu.participant import Capabilities
+from sfu.room import Room
+from sfu.sfu import Sfu
 from tests.sfu.helpers import (
     BLUE,
+    CAPABILITIES,
     RED,
     Client,
     ColorTrack,
@@ -208,7 +211,7 @@ async def test_refusals(sfu: Sfu, clients: list[Client]) -> None:
         (room.set_presenter("t1", "c1"), "forbidden"),
         (room.mute("c1", "t1", "mic"), "forbidden"),
         (room.publish("g1", "v=0\r\n"), "forbidden"),
-        (room.join("t1", "trainer", "again", t.on_event), "exists"),
+        (room.join("t1", "trainer", "again", CAPABILITIES["trainer"], t.on_event), "exists"),
         (room.give_floor("t1", "nobody"), "not-found"),
         (room.set_grid_page("c1", 1), "forbidden"),
         (room.resume("c1", "wrong", c.on_event), "token"),
@@ -233,24 +236,6 @@ async def test_codec_refused_for_room(clients: list[Client]) -> None:
             await room.publish("c1", pc.localDescription.sdp, {"0": "camera"})
         assert err.value.code == "codec"
         await pc.close()
-    finally:
-        await sfu.close()
-
-
-async def test_full_room_and_full_server(clients: list[Client]) -> None:
-    sfu = Sfu(sfu_config(max_participants_per_room=1, max_participants=2))
-    try:
-        r1 = await sfu.room("a")
-        r2 = await sfu.room("b")
-        clients.append(await join(r1, "x", "classroom", decode=False))
-        with pytest.raises(SfuError) as err:
-            await r1.join("y", "classroom", "Y", clients[0].on_event)
-        assert err.value.code == "full"
-        clients.append(await join(r2, "y", "classroom", decode=False))
-        r3 = await sfu.room("c")
-        with pytest.raises(SfuError) as err:
-            await r3.join("z", "classroom", "Z", clients[0].on_event)
-        assert err.value.code == "full"
     finally:
         await sfu.close()
 
@@ -302,7 +287,7 @@ async def test_resume_window_expires(clients: list[Client]) -> None:
         await wait_until(lambda: "r7" not in sfu.rooms, 3)  # empty room closed after its grace period
         assert room.closed
         with pytest.raises(SfuError):
-            await room.join("c", "classroom", "C", b.on_event)
+            await room.join("c", "classroom", "C", CAPABILITIES["classroom"], b.on_event)
     finally:
         await sfu.close()
 
@@ -363,3 +348,63 @@ async def test_server_offer_is_the_only_down_negotiation(sfu: Sfu, clients: list
         await room.answer_down("c1", c.down.localDescription.sdp)  # type: ignore[union-attr]
     assert err.value.code == "state"  # already answered
     _ = RTCSessionDescription
+
+
+async def test_moderation_calls_return_what_they_changed(clients: list[Client]) -> None:
+    sfu = Sfu(sfu_config())
+    try:
+        room = await sfu.room("r11")
+        people = {pid: Client(pid) for pid in ("t1", "t2", "c1", "c2", "g1")}
+        clients.extend(people.values())
+        for pid, role in (("t1", "trainer"), ("t2", "leader"), ("c1", "classroom"), ("c2", "classroom"),
+                          ("g1", "guest")):
+            await room.join(pid, role, pid.upper(), CAPABILITIES[role], people[pid].on_event)
+        assert await room.give_floor("t1", "c1") == (None, "c1")
+        assert await room.give_floor("t2", "c2") == ("c1", "c2")
+        assert await room.give_floor("t1", "c2") == ("c2", "c2")  # nothing changed
+        assert await room.give_floor("t1", None) == ("c2", None)
+        assert await room.set_presenter("t1", "t2") == ("t1", "t2")
+        assert await room.mute("t1", "c1", "mic") == (False, True)
+        assert await room.mute("t1", "c1", "mic") == (True, True)
+        assert await room.mute("t1", "c1", "mic", muted=False) == (True, False)
+        assert await room.set_locked("t1", True) == (False, True)
+        assert await room.set_locked("t2", False) == (True, False)
+        # mute-all: one step over the targets still there; the actor itself and the absent are left out
+        muted = await room.mute_all("t1", ("c1", "c2", "gone", "t1", "g1"), "camera")
+        assert muted == ("c1", "c2", "g1")
+        assert all("camera" in room.snapshot().participant(pid).muted for pid in muted)  # type: ignore[union-attr]
+        await people["c2"].wait_event(lambda e: isinstance(e, MuteRequested) and e.source == "camera" and e.muted, 5)
+        with pytest.raises(SfuError) as err:
+            await room.mute_all("c1", ("c2",), "mic")
+        assert err.value.code == "forbidden"
+        left = await room.leave("c1")
+        assert left.id == "c1" and left.muted == frozenset({"camera"}) and room.snapshot().participant("c1") is None
+    finally:
+        await sfu.close()
+
+
+async def test_the_room_acts_on_capabilities_never_on_role_labels(clients: list[Client]) -> None:
+    sfu = Sfu(sfu_config())
+    try:
+        room = await sfu.room("r12")
+        host, titled = Client("h"), Client("x")
+        clients.extend([host, titled])
+        # a "guest" label that may present and moderate becomes presenter and gives the floor
+        await room.join("h", "guest", "H", Capabilities(present=True, moderate=True), host.on_event)
+        assert room.snapshot().presenter_id == "h"
+        # a "trainer" label with no capabilities neither presents, moderates, publishes nor enters when locked
+        await room.join("x", "trainer", "X", Capabilities(), titled.on_event)
+        assert room.snapshot().presenter_id == "h"
+        assert await room.give_floor("h", "x") == (None, "x")
+        for call in (room.give_floor("x", None), room.set_presenter("h", "x"), room.publish("x", "v=0\r\n"),
+                     room.set_grid_page("x", 0)):
+            with pytest.raises(SfuError) as err:
+                await call
+            assert err.value.code == "forbidden"
+        await room.set_locked("h", True)
+        with pytest.raises(SfuError) as err:
+            await room.join("y", "operator", "Y", Capabilities(moderate=True), host.on_event)
+        assert err.value.code == "forbidden"
+        await room.join("z", "classroom", "Z", Capabilities(enter_locked=True), host.on_event)
+    finally:
+        await sfu.close()

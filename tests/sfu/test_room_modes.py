@@ -10,8 +10,8 @@ import pytest
 from sfu.consumer import COMPILED
 from sfu.errors import SfuError
 from sfu.events import SlotChanged
-from sfu.room import Sfu
-from tests.sfu.helpers import RED, Client, ColorTrack, join, publish, sfu_config, wait_until
+from sfu.sfu import Sfu
+from tests.sfu.helpers import CAPABILITIES, RED, Client, ColorTrack, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 needs_c = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
@@ -57,7 +57,7 @@ async def test_locked_room_admits_only_from_lobby(sfu: Sfu, clients: list[Client
         return None
 
     with pytest.raises(SfuError) as info:
-        await room.join("c1", "classroom", "C1", sink)
+        await room.join("c1", "classroom", "C1", CAPABILITIES["classroom"], sink)
     assert info.value.code == "forbidden"
-    await room.join("c1", "classroom", "C1", sink, admitted=True)
+    await room.join("c1", "classroom", "C1", CAPABILITIES["classroom"], sink, admitted=True)
     assert "c1" in room.participants

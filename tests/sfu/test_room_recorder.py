@@ -7,9 +7,11 @@ import pytest
 
 from sfu.errors import SfuError
 from sfu.events import Event
-from sfu.participant import RECORDER_SLOTS, slots_for
-from sfu.room import Room, Sfu
-from tests.sfu.helpers import BLUE, RED, ColorTrack, join, publish, sfu_config
+from sfu.participant import RECORDER_SLOTS, Capabilities, slots_for
+from sfu.plan import grid_sources
+from sfu.room import Room
+from sfu.sfu import Sfu
+from tests.sfu.helpers import BLUE, CAPABILITIES, RED, ColorTrack, join, publish, sfu_config
 
 
 async def _noop(event: Event) -> None:
@@ -17,9 +19,9 @@ async def _noop(event: Event) -> None:
 
 
 def test_recorder_slots() -> None:
-    assert slots_for("recorder", 9) == list(RECORDER_SLOTS)
+    assert slots_for("recorder", Capabilities(), 9) == list(RECORDER_SLOTS)
     assert [s for s, _ in RECORDER_SLOTS][0] == "program-video"
-    assert not any(s.startswith("grid-") for s, _ in slots_for("recorder", 9))
+    assert not any(s.startswith("grid-") for s, _ in slots_for("recorder", Capabilities(), 9))
 
 
 async def test_program_video_follows_screen_presenter_and_floor() -> None:
@@ -36,7 +38,8 @@ async def test_program_video_follows_screen_presenter_and_floor() -> None:
         clients += [trainer, classroom]
         await publish(room, trainer, video=ColorTrack(RED), screen=ColorTrack(BLUE))
         await publish(room, classroom, video=ColorTrack(BLUE))
-        rec = await room.join("rec", "recorder", "Ghi hình", _noop, admitted=True)
+        await room.join("rec", "recorder", "Ghi hình", Capabilities(), _noop, admitted=True)
+        rec = room.participants["rec"]
         assert set(rec.consumers) == {s for s, _ in RECORDER_SLOTS}
         assert room.presenter_id == "t"
 
@@ -64,7 +67,7 @@ async def test_program_video_follows_screen_presenter_and_floor() -> None:
             await room.publish("rec", "v=0\r\n", {})
         assert refused.value.code == "forbidden"
         # a trainer's grid never shows the recorder
-        assert "rec" not in {p.id for p in room._grid_sources(room.participants["t"])}
+        assert "rec" not in {p.id for p in grid_sources(room.participants, room.participants["t"])}
         await room.leave("rec")
         assert "rec" not in room.participants
     finally:
@@ -77,12 +80,12 @@ async def test_locked_room_admits_the_recorder() -> None:
     sfu = Sfu(sfu_config())
     room = await sfu.room("8")
     try:
-        await room.join("t", "trainer", "T", _noop)
+        await room.join("t", "trainer", "T", CAPABILITIES["trainer"], _noop)
         await room.set_locked("t", True)
         with pytest.raises(SfuError):
-            await room.join("rec", "recorder", "Ghi hình", _noop)
-        await room.join("rec", "recorder", "Ghi hình", _noop, admitted=True)
+            await room.join("rec", "recorder", "Ghi hình", Capabilities(), _noop)
+        await room.join("rec", "recorder", "Ghi hình", Capabilities(), _noop, admitted=True)
         assert room.participants["rec"].role == "recorder"
-        assert not room.participants["rec"].moderator and not room.participants["rec"].presenter_role
+        assert not room.participants["rec"].capabilities.moderate and not room.participants["rec"].capabilities.present
     finally:
         await sfu.close()

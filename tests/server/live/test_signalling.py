@@ -14,6 +14,7 @@ from server.db.engine import DB
 from server.db.models import MeetingStatus, Role, User
 from server.live.entry import ice_servers
 from server.live.service import LIVE
+from sfu.participant import Capabilities
 from tests.live_client import LiveClient
 from tests.server.livetest import classroom_login, connect
 
@@ -286,10 +287,47 @@ async def test_joined_reply_lists_who_joined_while_it_was_built(
         async def on_event(event: Any) -> None:
             pass
 
-        await conn.room.join("p-late", "recorder", "Ghi hình", on_event)
+        await conn.room.join("p-late", "recorder", "Ghi hình", Capabilities(), on_event)
         return await original(conn)
 
     monkeypatch.setattr(chat, "history_for", history_while_someone_joins)
     lc = await connect(op, clients)
     reply = await lc.join(meeting.id)
     assert [p["participant_id"] for p in reply["room"]["participants"]] == ["p-late"]
+
+
+async def test_floor_given_by_two_moderators_at_once_is_recorded_as_it_happened(
+        login_as: Factory, make_user: Factory, make_meeting: Factory, make_classroom: Factory,
+        clients: list[LiveClient], app: Any) -> None:
+    """Two moderators give the floor at the same moment, again and again: each request records the change its
+    own room step made, so every holder's floor-start is matched by a floor-end except the last holder's."""
+    from sqlalchemy import select
+
+    from server.db.models import AttendanceEvent
+
+    trainer_user: User = await make_user(Role.TRAINER)
+    room_a, id_a = await classroom_login(login_as, make_user, make_classroom, "Lớp A")
+    room_b, id_b = await classroom_login(login_as, make_user, make_classroom, "Lớp B")
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[id_a, id_b])
+    t = await connect(await login_as(user=trainer_user), clients)
+    op = await connect(await login_as(Role.OPERATOR), clients)
+    a = await connect(room_a, clients)
+    b = await connect(room_b, clients)
+    for lc in (t, op, a, b):
+        await lc.join(meeting.id)
+    for _ in range(6):
+        replies = await asyncio.gather(t.request("give-floor", participant_id=a.participant_id),
+                                       op.request("give-floor", participant_id=b.participant_id))
+        assert [r["type"] for r in replies] == ["ok", "ok"], replies
+
+    holder = app[LIVE].sfu.rooms[str(meeting.id)].snapshot().floor_id
+    assert holder in (a.participant_id, b.participant_id)
+    async with app[DB]() as s:
+        rows = (await s.scalars(select(AttendanceEvent).where(AttendanceEvent.meeting_id == meeting.id,
+                                                              AttendanceEvent.kind.in_(("floor-start", "floor-end")))
+                                .order_by(AttendanceEvent.id))).all()
+    for pid in (a.participant_id, b.participant_id):
+        starts = sum(1 for r in rows if r.participant == pid and r.kind == "floor-start")
+        ends = sum(1 for r in rows if r.participant == pid and r.kind == "floor-end")
+        assert starts - ends == (1 if pid == holder else 0), (pid, holder, [(r.participant, r.kind) for r in rows])
+    assert sum(1 for r in rows if r.kind == "floor-start") >= 2  # the floor did move back and forth

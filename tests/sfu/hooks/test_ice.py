@@ -19,8 +19,8 @@ from sfu.events import ServerOffer
 from sfu.hooks.connection import SfuPeerConnection
 from sfu.hooks.guard import PRIVATE_INSTANCE_NAMES
 from sfu.hooks.ice import ice_connection
-from sfu.room import Sfu
-from tests.sfu.helpers import RED, ColorTrack, client_pc, join, publish, sfu_config, wait_until
+from sfu.sfu import Sfu
+from tests.sfu.helpers import CAPABILITIES, RED, ColorTrack, client_pc, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -172,7 +172,7 @@ class ThreadPeer:
             if isinstance(event, ServerOffer):
                 offers.put_nowait(event)
 
-        await room.join(pid, role, pid.upper(), on_event)
+        await room.join(pid, role, pid.upper(), CAPABILITIES[role], on_event)
         offer = await asyncio.wait_for(offers.get(), 20)
         await room.answer_down(pid, await self.run(self._answer(offer.sdp)))
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sfu.hooks.wire import IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, PacketWire, dont_fragment
-from sfu.room import Sfu
+from sfu.sfu import Sfu
 from tests.sfu.helpers import RED, ColorTrack, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)

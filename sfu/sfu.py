@@ -1,0 +1,46 @@
+"""sfu: Sfu, this process's rooms: created on first use, forgotten when they close, counted for the limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sfu.config import SfuConfig
+from sfu.room import Room
+
+
+@dataclass
+class Sfu:
+    """Sfu owns this process's rooms: ``await sfu.room(id)`` gets or creates one; ``close()`` ends all."""
+
+    config: SfuConfig = field(default_factory=SfuConfig)
+    clock: Callable[[], float] = time.monotonic
+    rooms: dict[str, Room] = field(default_factory=dict)
+    on_room_created: list[Callable[[Room], None]] = field(default_factory=list)  # e.g. the recorder manager
+
+    async def room(self, room_id: str, video_codec: str | None = None) -> Room:
+        """room returns the open room `room_id`, creating it with `video_codec` (default from config)."""
+        room = self.rooms.get(room_id)
+        if room is None or room.closed:
+            room = Room(room_id, video_codec or self.config.video_codec, self.config, self.participant_count,
+                        self._forget, self.clock)
+            self.rooms[room_id] = room
+            for callback in self.on_room_created:
+                callback(room)
+        return room
+
+    def participant_count(self) -> int:
+        """participant_count is the number of participants in all rooms (detached ones included)."""
+        return sum(len(r.participants) for r in self.rooms.values())
+
+    def _forget(self, room: Room) -> None:
+        if self.rooms.get(room.id) is room:
+            del self.rooms[room.id]
+
+    async def close(self) -> None:
+        """close closes every room and every Peer (on SIGTERM)."""
+        rooms = list(self.rooms.values())
+        await asyncio.gather(*(r.close() for r in rooms), return_exceptions=True)
+        self.rooms.clear()
