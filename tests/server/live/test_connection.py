@@ -1,13 +1,16 @@
-"""Tests of server.live.connection: dispatch, limits and unreadable messages, over a real WebSocket."""
+"""Tests of server.live.connection: dispatch, limits, unreadable messages and the order of output."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from server.config import Config
-from server.db.models import Role
+from server.db.models import Role, User
 from tests.live_client import LiveClient
-from tests.server.livetest import Factory, connect
+from tests.server.livetest import Factory, classroom_login, connect
 
 
 async def test_unreadable_and_unknown_messages_get_errors_and_the_connection_survives(
@@ -37,3 +40,35 @@ async def test_rate_limit(login_as: Factory, clients: list[LiveClient], config: 
     await lc.wait(lambda m: m.get("error", {}).get("code") == "rate-limited")
     await asyncio.sleep(1.5)  # tokens come back
     assert (await lc.request("ping"))["type"] == "pong"
+
+
+async def test_joined_comes_before_the_state_of_the_room(login_as: Factory, make_user: Factory,
+                                                         make_meeting: Factory, make_classroom: Factory,
+                                                         clients: list[LiveClient],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SFU queues the newcomer's view of the room (participant-joined, presenter, floor, offer, slot) as it
+    joins, before the `joined` reply is built: the connection keeps them until the reply is written."""
+    from server.live import chat
+
+    trainer_user: User = await make_user(Role.TRAINER)
+    room, room_id = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[room_id])
+    t = await connect(await login_as(user=trainer_user), clients)
+    await t.join(meeting.id)
+    await t.publish()
+    original = chat.history_for
+
+    async def slow_history(conn: Any) -> list[dict[str, Any]]:
+        await asyncio.sleep(0.5)  # the room's events for the newcomer are long queued by now
+        return await original(conn)
+
+    monkeypatch.setattr(chat, "history_for", slow_history)
+    a = await connect(room, clients)
+    joined = await a.join(meeting.id)
+    await a.wait(lambda m: m.get("type") == "slot" and m["slot"] == "presenter-video" and m["state"] == "live")
+    types = [m["type"] for m in a.messages]
+    assert types[:2] == ["joined", "chat-history"], types
+    assert joined["room"]["presenter_id"] == t.participant_id
+    for later in ("participant-joined", "presenter", "floor", "offer", "slot"):
+        assert later in types[2:], (later, types)
+    await a.wait_frames("presenter-video", 5)  # the offer that waited was answered: media flows

@@ -1,7 +1,8 @@
-"""Tests of server.live.entry: who may join, the `joined` reply, resuming, replacing, a full room."""
+"""Tests of server.live.entry: who may join, the `joined` reply, resuming, replacing, admitting from the lobby."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from server.db.models import MeetingStatus, Role, User
 from server.live.entry import ice_servers
 from server.live.service import LIVE
 from tests.live_client import LiveClient
-from tests.server.livetest import Factory, classroom_login, connect
+from tests.server.livetest import Factory, classroom_login, connect, guest_login
 
 
 async def test_join_errors(login_as: Factory, make_meeting: Factory, clients: list[LiveClient]) -> None:
@@ -66,7 +67,10 @@ async def test_second_pc_replaces_first(login_as: Factory, make_user: Factory, m
 
 
 async def test_lost_connection_resumes_as_same_participant(login_as: Factory, make_meeting: Factory,
-                                                           clients: list[LiveClient]) -> None:
+                                                           clients: list[LiveClient],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.live import chat
+
     op = await login_as(Role.OPERATOR)
     trainer_user = await login_as(Role.TRAINER)
     meeting = await make_meeting(presenters=[trainer_user.user])
@@ -77,15 +81,54 @@ async def test_lost_connection_resumes_as_same_participant(login_as: Factory, ma
     # Simulate a network cut: close with an abnormal code (no clean close from the browser).
     await t.ws.close(code=4000)  # type: ignore[union-attr]
     await watcher.wait(lambda m: m.get("type") == "participant-state" and m["state"] == "reconnecting")
+    original = chat.history_for
+
+    async def slow_history(conn: Any) -> list[dict[str, Any]]:
+        await asyncio.sleep(0.5)  # the room's events for the resumed participant are queued by now
+        return await original(conn)
+
+    monkeypatch.setattr(chat, "history_for", slow_history)
     t2 = await connect(trainer_user, clients)
     reply = await t2.request("join", version=1, meeting_id=meeting.id,
                              resume={"participant_id": t.participant_id, "token": t.resume_token})
     assert reply["type"] == "joined" and reply["participant_id"] == t.participant_id
     await watcher.wait(lambda m: m.get("type") == "participant-state" and m["state"] == "connected")
+    await t2.wait(lambda m: m.get("type") == "offer")
+    types = [m["type"] for m in t2.messages]
+    assert types[:2] == ["joined", "chat-history"], types  # the new down offer follows the reply
     bad = await connect(trainer_user, clients)
     reply = await bad.request("join", version=1, meeting_id=meeting.id,
                               resume={"participant_id": t.participant_id, "token": "wrong"})
     assert reply["error"]["code"] == "token"
+
+
+async def test_admitted_connection_gets_joined_before_the_room(login_as: Factory, make_user: Factory,
+                                                               make_meeting: Factory, clients: list[LiveClient],
+                                                               client: object, app: object,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.live import chat
+
+    trainer_user: User = await make_user(Role.TRAINER)
+    meeting = await make_meeting(presenters=[trainer_user])
+    t = await connect(await login_as(user=trainer_user), clients)
+    await t.join(meeting.id)
+    guest = await connect(await guest_login(client, app, meeting.id), clients)
+    waiting = await guest.request("join", version=1, meeting_id=meeting.id, name="Khách mời")
+    assert waiting["type"] == "lobby"
+    entry = (await t.wait(lambda m: m.get("type") == "lobby-waiting" and m["waiting"]))["waiting"][0]
+    original = chat.history_for
+
+    async def slow_history(conn: Any) -> list[dict[str, Any]]:
+        await asyncio.sleep(0.5)
+        return await original(conn)
+
+    monkeypatch.setattr(chat, "history_for", slow_history)
+    start = len(guest.messages)
+    assert (await t.request("admit", lobby_id=entry["lobby_id"]))["type"] == "ok"
+    await guest.wait(lambda m: m.get("type") == "offer", start=start)
+    types = [m["type"] for m in guest.messages[start:]]
+    assert types[:2] == ["joined", "chat-history"], types
+    assert guest.messages[start]["id"] == waiting["id"]
 
 
 def test_turn_credentials(make_config: Callable[..., Config]) -> None:
@@ -117,6 +160,7 @@ async def test_full_message_over_websocket(login_as: Factory, make_meeting: Fact
     assert reply["error"]["code"] == "full"
     assert "đủ người" in reply["error"]["message"]
     assert (await first.request("ping"))["type"] == "pong"
+    assert (await second.request("ping"))["type"] == "pong"  # a failed entry keeps nothing back
 
 
 async def test_joined_reply_lists_who_joined_while_it_was_built(
