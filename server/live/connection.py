@@ -112,6 +112,7 @@ class Route:
     handler: Handler
     roles: frozenset[Role] | None = None
     joined: bool = True
+    reply_without_id: bool = False  # `ping`: the reply is the point, so it goes out even to a request without id
 
 
 class Connection:
@@ -257,8 +258,9 @@ class Connection:
             if route.roles is not None and self.ident.role not in route.roles:
                 raise SignalError("forbidden", _SFU_MESSAGES["forbidden"])
             reply = await route.handler(self, msg)
-            if reply is not None and request_id is not None:
-                reply["id"] = request_id
+            if reply is not None and (request_id is not None or route.reply_without_id):
+                if request_id is not None:
+                    reply["id"] = request_id
                 await self.send(reply)
         except Exception as exc:
             await self.send(self.error_reply(request_id, exc))

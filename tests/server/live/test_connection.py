@@ -1,4 +1,4 @@
-"""Tests of server.live.connection: dispatch, limits, unreadable messages and the order of output."""
+"""Tests of server.live.connection: dispatch, limits, unreadable messages, `ping` and the order of output."""
 
 from __future__ import annotations
 
@@ -40,6 +40,17 @@ async def test_rate_limit(login_as: Factory, clients: list[LiveClient], config: 
     await lc.wait(lambda m: m.get("error", {}).get("code") == "rate-limited")
     await asyncio.sleep(1.5)  # tokens come back
     assert (await lc.request("ping"))["type"] == "pong"
+
+
+async def test_ping_without_id_gets_a_pong_without_id(login_as: Factory, clients: list[LiveClient]) -> None:
+    lc = await connect(await login_as(Role.OPERATOR), clients)
+    await lc.send({"type": "ping"})
+    pong = await lc.wait(lambda m: m.get("type") == "pong")
+    assert "id" not in pong
+    rid = "abc"
+    start = len(lc.messages)
+    await lc.send({"type": "ping", "id": rid})
+    assert (await lc.wait(lambda m: m.get("type") == "pong", start=start)).get("id") == rid
 
 
 async def test_joined_comes_before_the_state_of_the_room(login_as: Factory, make_user: Factory,
