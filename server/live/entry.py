@@ -138,7 +138,13 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
         token = resume.get("token")
         if not isinstance(pid, str) or not isinstance(token, str):
             raise SignalError("bad-message", "resume cần participant_id và token / resume needs participant_id, token")
-        participant = await room.resume(pid, token, conn.on_event)
+        try:
+            participant = await room.resume(pid, token, conn.on_event)
+        except SfuError as exc:
+            if exc.code != "not-found":
+                raise
+            # The resume window is over (or the participant was removed): to the client, an expired token.
+            raise SfuError("token", f"{pid} is no longer in the room") from exc
     else:
         pid = f"p-{secrets.token_hex(6)}"
         participant = await room.join(pid, ident.role.value, name, conn.on_event, admitted=admitted)

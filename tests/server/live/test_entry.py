@@ -100,6 +100,10 @@ async def test_lost_connection_resumes_as_same_participant(login_as: Factory, ma
     reply = await bad.request("join", version=1, meeting_id=meeting.id,
                               resume={"participant_id": t.participant_id, "token": "wrong"})
     assert reply["error"]["code"] == "token"
+    # A participant gone for good (resume window over, removed) cannot be resumed either: join afresh.
+    reply = await bad.request("join", version=1, meeting_id=meeting.id,
+                              resume={"participant_id": "p-gone", "token": t.resume_token})
+    assert reply["error"]["code"] == "token"
 
 
 async def test_admitted_connection_gets_joined_before_the_room(login_as: Factory, make_user: Factory,
