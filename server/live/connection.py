@@ -197,6 +197,10 @@ class Connection:
         messages = {
             "replaced": "Lớp học đã vào từ máy khác; máy này rời phòng. / This classroom joined from another PC.",
             "logout": "Bạn đã đăng xuất. / You were logged out.",
+            "password-changed": "Mật khẩu đã được đổi; hãy đăng nhập lại. / The password was changed: log in again.",
+            "password-reset": "Mật khẩu đã được đặt lại; hãy đăng nhập lại. / The password was reset: log in again.",
+            "disabled": "Tài khoản đã bị khoá. / The account was disabled.",
+            "link-revoked": "Liên kết vào phòng đã bị thu hồi. / The join link was revoked.",
             "removed": "Bạn đã được mời ra khỏi phòng. / You were removed from the room.",
             "refused": "Người chủ trì chưa cho bạn vào phòng. / The host did not let you in.",
             "server-shutdown": "Máy chủ đang khởi động lại. / The server is restarting.",

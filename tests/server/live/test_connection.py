@@ -9,6 +9,7 @@ import pytest
 
 from server.config import Config
 from server.db.models import Role, User
+from server.live.service import LIVE
 from tests.live_client import LiveClient
 from tests.server.livetest import Factory, classroom_login, connect
 
@@ -51,6 +52,16 @@ async def test_ping_without_id_gets_a_pong_without_id(login_as: Factory, clients
     start = len(lc.messages)
     await lc.send({"type": "ping", "id": rid})
     assert (await lc.wait(lambda m: m.get("type") == "pong", start=start)).get("id") == rid
+
+
+async def test_closed_tells_why_in_words(login_as: Factory, clients: list[LiveClient]) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert (await lc.request("ping"))["type"] == "pong"
+    (conn,) = op.client.app[LIVE].connections
+    await conn.close("link-revoked")
+    closed = await lc.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "link-revoked" and "thu hồi" in closed["message"]
 
 
 async def test_joined_comes_before_the_state_of_the_room(login_as: Factory, make_user: Factory,
