@@ -21,7 +21,7 @@ async def test_join_errors(login_as: Factory, make_meeting: Factory, clients: li
     lc = await connect(await login_as(Role.OPERATOR), clients)
     assert (await lc.request("join", version=99, meeting_id=meeting.id))["error"]["code"] == "version"
     assert (await lc.request("join", version=1, meeting_id=987654))["error"]["code"] == "not-found"
-    assert (await lc.request("join", version=1, meeting_id="12"))["error"]["code"] == "bad-message"
+    assert (await lc.request("join", version=1, meeting_id="12", check=False))["error"]["code"] == "bad-message"
     await lc.join(meeting.id)
     assert (await lc.request("join", version=1, meeting_id=meeting.id))["error"]["code"] == "already-joined"
 
@@ -39,11 +39,32 @@ async def test_who_may_join(login_as: Factory, make_user: Factory, make_meeting:
         lc = await connect(who, clients)
         assert (await lc.request("join", version=1, meeting_id=meeting.id))["error"]["code"] == "forbidden"
     lc = await connect(invited, clients)
-    assert (await lc.request("join", version=1, meeting_id=draft.id))["error"]["code"] == "forbidden"
+    not_yet = await lc.request("join", version=1, meeting_id=draft.id)
+    assert not_yet["error"]["code"] == "forbidden" and "not published" in not_yet["error"]["message"]
     await lc.join(meeting.id)
     assert (await lc.request("give-floor", participant_id=None))["error"]["code"] == "forbidden"
     assert (await lc.request("stats"))["error"]["code"] == "forbidden"
     assert (await lc.request("lock", locked=True))["error"]["code"] == "forbidden"
+    # The meeting's presenter may enter its room before it is published (to prepare).
+    t = await connect(await login_as(user=trainer), clients)
+    assert (await t.join(draft.id))["role"] == "trainer"
+
+
+async def test_first_trainer_presents_and_a_later_one_does_not(login_as: Factory, make_user: Factory,
+                                                               make_meeting: Factory,
+                                                               clients: list[LiveClient]) -> None:
+    first_user: User = await make_user(Role.TRAINER)
+    second_user: User = await make_user(Role.TRAINER)
+    meeting = await make_meeting(presenters=[first_user, second_user])
+    op = await connect(await login_as(Role.OPERATOR), clients)
+    assert (await op.join(meeting.id))["room"]["presenter_id"] is None  # operators never present by joining
+    first = await connect(await login_as(user=first_user), clients)
+    assert (await first.join(meeting.id))["room"]["presenter_id"] == first.participant_id
+    second = await connect(await login_as(user=second_user), clients)
+    assert (await second.join(meeting.id))["room"]["presenter_id"] == first.participant_id
+    await first.request("leave")
+    # The next trainer or leader in the room (in the order they joined) takes over.
+    await op.wait(lambda m: m.get("type") == "presenter" and m["participant_id"] == second.participant_id)
 
 
 async def test_second_pc_replaces_first(login_as: Factory, make_user: Factory, make_meeting: Factory,

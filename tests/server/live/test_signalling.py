@@ -30,6 +30,16 @@ async def test_cross_origin_refused(login_as: Factory) -> None:
     assert info.value.status == 403
 
 
+async def test_origin_must_match_when_sent(login_as: Factory) -> None:
+    op = await login_as(Role.OPERATOR)
+    host = op.client.make_url("/").host
+    port = op.client.make_url("/").port
+    ws = await op.client.ws_connect("/ws", headers={"Origin": f"http://{host}:{port}"})
+    await ws.close()
+    ws = await op.client.ws_connect("/ws")  # no Origin: a non-browser client, authenticated by its cookie
+    await ws.close()
+
+
 async def test_media_requests_refuse_bad_sdp_and_unknown_participants(login_as: Factory, make_meeting: Factory,
                                                                       clients: list[LiveClient],
                                                                       config: Config) -> None:
