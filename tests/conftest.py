@@ -224,9 +224,15 @@ def make_classroom(app: web.Application) -> Callable[..., Awaitable[int]]:
 
 @pytest.fixture
 async def clients() -> AsyncIterator[list[Any]]:
-    """clients: LiveClients made by a test, closed at its end."""
+    """clients: LiveClients made by a test, closed at its end; the test fails if one received a message that
+    docs/protocol.schema.json does not allow."""
     import asyncio
+
+    from tests.protocol_schema import ProtocolViolation
 
     made: list[Any] = []
     yield made
     await asyncio.gather(*(c.close() for c in made), return_exceptions=True)
+    violations = [v for c in made for v in c.violations]
+    if violations:
+        raise ProtocolViolation("\n".join(violations))

@@ -2,6 +2,10 @@
 
 Used by the signalling, recorder and attendance tests: join a meeting through `/ws` with a login cookie,
 publish synthetic camera/microphone tracks, answer the server's down offers and decode what arrives.
+
+Every message sent and received is checked against docs/protocol.schema.json (tests/protocol_schema.py): a
+message sent against the contract raises at once (unless sent with `check=False`, on purpose); one received
+is noted in `violations`, which makes the next `wait` raise and the `clients` fixture fail the test.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from aiortc import AudioStreamTrack, MediaStreamTrack, RTCConfiguration, RTCSess
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from sfu.hooks.connection import SfuPeerConnection
+from tests import protocol_schema
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -46,6 +51,7 @@ class LiveClient:
     frames: dict[str, list[Any]] = field(default_factory=dict)  # mid -> decoded frames
     decode: bool = True
     auto_answer: bool = True
+    violations: list[str] = field(default_factory=list)  # received messages the schema does not allow
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _reader: asyncio.Task[None] | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -61,15 +67,20 @@ class LiveClient:
         async for msg in self.ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
+            problem = protocol_schema.check_text("server", msg.data)
+            if problem is not None:
+                self.violations.append(problem)
             data = json.loads(msg.data)
             self.messages.append(data)
             self.arrived.set()
             if data.get("type") == "offer" and self.auto_answer:
                 self._tasks.append(asyncio.create_task(self._answer_offer(data)))
 
-    async def send(self, message: dict[str, Any]) -> None:
-        """LiveClient.send: write a raw message."""
+    async def send(self, message: dict[str, Any], check: bool = True) -> None:
+        """LiveClient.send: write a message; unless `check` is false, it must be one the schema allows."""
         assert self.ws is not None
+        if check:
+            protocol_schema.check("client", message)
         await self.ws.send_str(json.dumps(message))
 
     async def wait(self, match: Callable[[dict[str, Any]], bool], within: float = 15.0,
@@ -78,6 +89,8 @@ class LiveClient:
         deadline = time.monotonic() + within
         seen = start
         while True:
+            if self.violations:
+                raise protocol_schema.ProtocolViolation("\n".join(self.violations))
             for m in self.messages[seen:]:
                 if match(m):
                     return m
@@ -91,11 +104,14 @@ class LiveClient:
             except TimeoutError:
                 pass
 
-    async def request(self, type_: str, within: float = 20.0, **fields: Any) -> dict[str, Any]:
-        """LiveClient.request: send a request with an id and return its reply (or error message)."""
+    async def request(self, type_: str, within: float = 20.0, check: bool = True, **fields: Any) -> dict[str, Any]:
+        """LiveClient.request: send a request with an id and return its reply (or error message).
+
+        `check=False` sends a request that breaks the schema on purpose (to test how the server refuses it).
+        """
         rid = next(self._ids)
         start = len(self.messages)
-        await self.send({"type": type_, "id": rid, **fields})
+        await self.send({"type": type_, "id": rid, **fields}, check=check)
         return await self.wait(lambda m: m.get("id") == rid, within, start)
 
     async def join(self, meeting_id: int, **extra: Any) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 A `Connection` owns its socket and at most one participant. Requests are handled one at a time in the socket's
 read loop, in order, by the handler its route table names (`Route`, built by server.live.signalling from every
 area's ROUTES); SFU events arrive from the participant's outbox task and are written with `send()` (aiohttp
-serialises writes). Whoever creates a Connection says what happens when it closes for good (`on_close`: the
-attendance `leave` event), so this module needs nothing above it. The wire format is docs/protocol.md.
+serialises writes). While the connection enters a room (`hold` … `release`, see server.live.entry), what is
+sent to it waits, so that its `joined` reply comes before any message about the room it describes. Whoever
+creates a Connection says what happens when it closes for good (`on_close`: the attendance `leave` event), so
+this module needs nothing above it. The wire format is docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -84,6 +86,11 @@ def event_message(event: Event) -> dict[str, Any]:
     return {"type": kind, **body}
 
 
+def error_message(request_id: Any, code: str, message: str) -> dict[str, Any]:
+    """error_message: the documented `error` message (`id` is the request's, or null)."""
+    return {"type": "error", "id": request_id, "error": {"code": code, "message": message}}
+
+
 def jsonable(value: Any) -> Any:
     """jsonable: dataclasses, tuples and dicts as plain JSON values (for `stats`)."""
     if is_dataclass(value) and not isinstance(value, type):
@@ -105,6 +112,7 @@ class Route:
     handler: Handler
     roles: frozenset[Role] | None = None
     joined: bool = True
+    reply_without_id: bool = False  # `ping`: the reply is the point, so it goes out even to a request without id
 
 
 class Connection:
@@ -126,22 +134,55 @@ class Connection:
         self.closing_reason: str | None = None
         self.waiting: str | None = None  # lobby id while waiting to be admitted
         self.pending_join: tuple[Meeting, Any] | None = None  # (meeting, join request id) while waiting
-        self.followups: list[dict[str, Any]] = []  # messages to send right after the current reply
+        self.followups: list[dict[str, Any]] = []  # while entering: what follows the `joined` reply (server.live.entry)
+        self._held: list[dict[str, Any]] | None = None  # while entering a room: what waits for the `joined` reply
         limits = self.config.limits
         self.bucket = TokenBucket(limits.ws_messages_per_second, limits.ws_burst)
 
     # ----------------------------------------------------------------------------- sending
 
     async def send(self, message: dict[str, Any]) -> None:
-        """Connection.send: write one JSON message (dropped when the socket is closed)."""
+        """Connection.send: write one JSON message (dropped when the socket is closed; kept while held)."""
+        if self._held is not None:
+            self._held.append(message)
+            return
+        await self._write(message)
+
+    async def _write(self, message: dict[str, Any]) -> None:
         if self.ws.closed:
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.send_str(json.dumps(message, ensure_ascii=False))
 
+    def hold(self) -> None:
+        """Connection.hold: from now on keep what is sent to this connection (events, broadcasts) until `release`.
+
+        Called when the connection starts entering a room: the SFU queues the room's state for the newcomer
+        (participant-joined, presenter, floor, offer, slot, grid) before the `joined` reply can be written.
+        """
+        if self._held is None:
+            self._held = []
+
+    async def release(self, first: list[dict[str, Any]]) -> None:
+        """Connection.release: write `first` (the reply to the entering request), then what was held, in order."""
+        for message in first:
+            await self._write(message)
+        while self._held:  # what arrives while these are written joins the end of the queue
+            await self._write(self._held.pop(0))
+        self._held = None
+
     async def send_error(self, request_id: Any, code: str, message: str) -> None:
         """Connection.send_error: the documented error message."""
-        await self.send({"type": "error", "id": request_id, "error": {"code": code, "message": message}})
+        await self.send(error_message(request_id, code, message))
+
+    def error_reply(self, request_id: Any, exc: Exception) -> dict[str, Any]:
+        """Connection.error_reply: the `error` message for a failed request (a server fault is logged here)."""
+        if isinstance(exc, SignalError):
+            return error_message(request_id, exc.code, exc.message)
+        if isinstance(exc, SfuError):
+            return error_message(request_id, exc.code, _SFU_MESSAGES.get(exc.code, exc.message))
+        log.error("signalling request failed", exc_info=exc, extra={"login": self.ident.login_id[:8]})
+        return error_message(request_id, "internal", "Lỗi máy chủ; đã ghi nhật ký. / Server error; logged.")
 
     async def on_event(self, event: Event) -> None:
         """Connection.on_event: an SFU event for this participant, forwarded as a message."""
@@ -152,14 +193,19 @@ class Connection:
         if self.closing_reason is not None:
             return
         self.closing_reason = reason
+        self._held = None  # a connection closed while it enters a room gets only `closed`
         messages = {
             "replaced": "Lớp học đã vào từ máy khác; máy này rời phòng. / This classroom joined from another PC.",
             "logout": "Bạn đã đăng xuất. / You were logged out.",
+            "password-changed": "Mật khẩu đã được đổi; hãy đăng nhập lại. / The password was changed: log in again.",
+            "password-reset": "Mật khẩu đã được đặt lại; hãy đăng nhập lại. / The password was reset: log in again.",
+            "disabled": "Tài khoản đã bị khoá. / The account was disabled.",
+            "link-revoked": "Liên kết vào phòng đã bị thu hồi. / The join link was revoked.",
             "removed": "Bạn đã được mời ra khỏi phòng. / You were removed from the room.",
             "refused": "Người chủ trì chưa cho bạn vào phòng. / The host did not let you in.",
             "server-shutdown": "Máy chủ đang khởi động lại. / The server is restarting.",
         }
-        await self.send({"type": "closed", "reason": reason, "message": messages.get(reason, reason)})
+        await self._write({"type": "closed", "reason": reason, "message": messages.get(reason, reason)})
         await self.on_close(self, reason)
         if reason != "server-shutdown":
             await self.leave_room()
@@ -216,19 +262,12 @@ class Connection:
             if route.roles is not None and self.ident.role not in route.roles:
                 raise SignalError("forbidden", _SFU_MESSAGES["forbidden"])
             reply = await route.handler(self, msg)
-            if reply is not None and request_id is not None:
-                reply["id"] = request_id
+            if reply is not None and (request_id is not None or route.reply_without_id):
+                if request_id is not None:
+                    reply["id"] = request_id
                 await self.send(reply)
-            followups, self.followups = self.followups, []
-            for message in followups:
-                await self.send(message)
-        except SignalError as exc:
-            await self.send_error(request_id, exc.code, exc.message)
-        except SfuError as exc:
-            await self.send_error(request_id, exc.code, _SFU_MESSAGES.get(exc.code, exc.message))
-        except Exception:
-            log.exception("signalling request failed", extra={"login": self.ident.login_id[:8]})
-            await self.send_error(request_id, "internal", "Lỗi máy chủ; đã ghi nhật ký. / Server error; logged.")
+        except Exception as exc:
+            await self.send(self.error_reply(request_id, exc))
 
     def sdp(self, msg: dict[str, Any]) -> str:
         """Connection.sdp: the `sdp` field, checked against the size limit."""

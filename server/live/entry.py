@@ -1,5 +1,10 @@
 """server.live.entry: how a connection enters a meeting's room: `join`, resuming after a lost connection, or
 being admitted from the lobby (one at a time, or everyone but guests when the room is unlocked).
+
+Entering holds the connection's output (`Connection.hold`) from before the SFU learns of the participant until
+the reply is written: the `joined` reply (or the `error`) goes first, then its follow-ups (chat history, open
+polls, the lobby list), then, in order, whatever the room sent meanwhile (participant-joined, presenter, floor,
+offer, slot, grid, chat...). docs/protocol.md promises this order.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from server.live.capabilities import CAPABILITIES
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
 from server.live.wire import MODERATORS, SignalError, field
+from sfu.errors import SfuError
 from sfu.room import Room
 
 PROTOCOL_VERSIONS = (1,)
@@ -78,7 +84,7 @@ async def load_meeting_for(app: web.Application, ident: Identity, meeting_id: in
     raise refused
 
 
-async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | None:
     """on_join: enter a meeting's room, resume a participant after a lost connection, or wait in the lobby."""
     if conn.room is not None or conn.waiting is not None:
         raise SignalError("already-joined", "Kết nối này đã vào phòng. / Already joined.")
@@ -99,12 +105,28 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
             name = given.strip()[:80]
     if resume is None and lobby.must_wait(conn, room, meeting.id):
         return await lobby.wait(conn, meeting, name, msg.get("id"))
-    return await enter(conn, meeting, room, name, resume)
+    request_id = msg.get("id")
+    first: list[dict[str, Any]] = []
+    conn.hold()
+    try:
+        reply = await enter(conn, meeting, room, name, resume)
+        if request_id is not None:  # like any request, a join without id gets no reply on success
+            first = [{**reply, "id": request_id}]
+        first += conn.followups
+    except Exception as exc:
+        first = [conn.error_reply(request_id, exc)]
+    finally:
+        conn.followups = []
+        await conn.release(first)
+    return None
 
 
 async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resume: dict[str, Any] | None,
                 admitted: bool = False) -> dict[str, Any]:
-    """enter: join (or resume) the participant and build the `joined` reply; follow-ups queue after it."""
+    """enter: join (or resume) the participant and build the `joined` reply; follow-ups queue after it.
+
+    The caller holds the connection's output (`Connection.hold`) and releases it with the reply first.
+    """
     ident = conn.ident
     live = conn.app[LIVE]
     # The same classroom account joining again (another PC) replaces the earlier connection.
@@ -117,7 +139,13 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
         token = resume.get("token")
         if not isinstance(pid, str) or not isinstance(token, str):
             raise SignalError("bad-message", "resume cần participant_id và token / resume needs participant_id, token")
-        joined = await room.resume(pid, token, conn.on_event)
+        try:
+            joined = await room.resume(pid, token, conn.on_event)
+        except SfuError as exc:
+            if exc.code != "not-found":
+                raise
+            # The resume window is over (or the participant was removed): to the client, an expired token.
+            raise SfuError("token", f"{pid} is no longer in the room") from exc
     else:
         pid = f"p-{secrets.token_hex(6)}"
         joined = await room.join(pid, ident.role.value, name, CAPABILITIES[ident.role], conn.on_event,
@@ -157,16 +185,19 @@ async def admit(conn: Connection, other: Connection) -> None:
     await lobby.leave_lobby(other)
     room = await conn.app[LIVE].sfu.room(str(meeting.id), meeting.video_codec)
     conn.app[LIVE].removed.get(meeting.id, set()).discard(lobby.removal_key(other))
+    first: list[dict[str, Any]] = []
+    other.hold()
     try:
         reply = await enter(other, meeting, room, other.name, None, admitted=True)
+        first = [{**reply, "id": request_id}, *other.followups]
     except SignalError as exc:
-        await other.send_error(request_id, exc.code, exc.message)
-        return
-    reply["id"] = request_id
-    await other.send(reply)
-    followups, other.followups = other.followups, []
-    for message in followups:
-        await other.send(message)
+        first = [other.error_reply(request_id, exc)]
+    except SfuError as exc:
+        first = [other.error_reply(request_id, exc)]
+        raise  # the moderator learns it too (e.g. `full`)
+    finally:
+        other.followups = []
+        await other.release(first)
 
 
 async def on_admit(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:

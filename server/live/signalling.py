@@ -31,7 +31,7 @@ CLEAN_CLOSE = (1000, 1001)  # normal closure, going away (tab closed)
 
 
 async def on_ping(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
-    """on_ping: liveness check."""
+    """on_ping: liveness check: `pong`, echoing the id if the ping had one."""
     return {"type": "pong"}
 
 
@@ -193,7 +193,7 @@ async def on_leave(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
 
 
 _ROOM_ROUTES: dict[str, Route] = {
-    "ping": Route(on_ping, joined=False),
+    "ping": Route(on_ping, joined=False, reply_without_id=True),
     "publish": Route(on_publish, roles=frozenset(Role) - {Role.GUEST}),
     "answer": Route(on_answer),
     "candidate": Route(on_candidate),

@@ -1,16 +1,24 @@
-"""browser: helpers for the real-Chromium tests: launch, log a context in, read WebRTC statistics."""
+"""browser: helpers for the real-Chromium tests: launch, log a context in, read WebRTC statistics, check frames.
+
+Every context these helpers (and tests/e2e/conftest.py's `new_context`) make is watched: each frame its pages
+send or receive on `/ws` is checked against docs/protocol.schema.json, and the `protocol_frames` fixture
+(autouse) fails the test if one breaks it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, Page, Playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, WebSocket
 
 from server.auth import COOKIE, create_login
 from server.db.engine import DB
 from server.db.models import User
+from tests.protocol_schema import Direction, check_text
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -26,6 +34,36 @@ SMALL_VIDEO = "window.TAPHUAN_VIDEO = {width: 320, height: 240, frameRate: 15};"
 # machine (two cores shared by Chromium, the server and other work) joining a meeting alone can take tens
 # of seconds; the tests wait for outcomes and never assert speed.
 WAIT_MS = 90_000
+
+
+@dataclass
+class FrameCheck:
+    """FrameCheck: what the watched contexts' `/ws` frames showed during the current test."""
+
+    frames: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def note(self, direction: Direction, payload: str | bytes) -> None:
+        """FrameCheck.note: check one frame (`client`: the page sent it; `server`: the page received it)."""
+        self.frames += 1
+        problem = check_text(direction, payload)
+        if problem is not None:
+            self.problems.append(problem)
+
+
+FRAMES = FrameCheck()  # reset by the `protocol_frames` fixture before each test
+
+
+def watch_protocol(context: BrowserContext) -> None:
+    """watch_protocol: check every `/ws` frame of the context's pages (see FRAMES)."""
+
+    def on_websocket(ws: WebSocket) -> None:
+        if urlsplit(ws.url).path != "/ws":
+            return
+        ws.on("framesent", lambda payload: FRAMES.note("client", payload))
+        ws.on("framereceived", lambda payload: FRAMES.note("server", payload))
+
+    context.on("page", lambda page: page.on("websocket", on_websocket))
 
 
 async def launch(pw: Playwright) -> Browser:
@@ -49,6 +87,7 @@ async def logged_in_context(browser: Browser, app: web.Application, base_url: st
     context = await browser.new_context(base_url=base_url, viewport={"width": 1366, "height": 768},
                                         permissions=["camera", "microphone"])
     context.set_default_timeout(WAIT_MS)
+    watch_protocol(context)
     await context.add_cookies([{"name": COOKIE, "value": login.id, "url": base_url}])
     if small_video:
         await context.add_init_script(SMALL_VIDEO)

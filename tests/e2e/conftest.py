@@ -3,12 +3,13 @@
 `browser` is function-scoped: Playwright's async objects belong to the event loop that created them and
 pytest-asyncio gives each test its own loop. Use `new_context(browser, live_server.url)` (or the
 `context` fixture) for a 1366×768, Vietnamese, camera- and microphone-allowed context; pass `user=` to be
-logged in as that account without going through the login form.
+logged in as that account without going through the login form. Every `/ws` frame of those contexts'
+pages must follow docs/protocol.schema.json (`protocol_frames`, autouse).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,8 @@ from playwright.async_api import Browser, BrowserContext, async_playwright
 from server.auth import COOKIE, create_login
 from server.db.engine import DB
 from server.db.models import User
-from tests.e2e.browser import ARTIFACTS, CHROMIUM, FLAGS, WAIT_MS
+from tests.e2e.browser import ARTIFACTS, CHROMIUM, FLAGS, FRAMES, WAIT_MS, FrameCheck, watch_protocol
+from tests.protocol_schema import ProtocolViolation
 
 
 @dataclass
@@ -32,6 +34,18 @@ class LiveServer:
     def __call__(self, path: str = "/") -> str:
         """LiveServer(path): the absolute URL of a path."""
         return self.url + path
+
+
+@pytest.fixture(autouse=True)
+def protocol_frames() -> Iterator[FrameCheck]:
+    """protocol_frames: fails the test if a watched page sent or received a `/ws` frame the schema forbids."""
+    FRAMES.frames = 0
+    FRAMES.problems.clear()
+    yield FRAMES
+    problems, FRAMES.problems = FRAMES.problems, []
+    if problems:
+        raise ProtocolViolation(f"{len(problems)} of {FRAMES.frames} frames break docs/protocol.schema.json:\n"
+                                + "\n".join(problems[:20]))
 
 
 @pytest.fixture
@@ -73,6 +87,7 @@ async def new_context(browser: Browser, base_url: str, *, user: User | None = No
                                         viewport={"width": viewport[0], "height": viewport[1]},
                                         permissions=["camera", "microphone"], **options)
     context.set_default_timeout(WAIT_MS)
+    watch_protocol(context)
     if user is not None:
         if app is None:
             raise ValueError("new_context: pass app= together with user=")

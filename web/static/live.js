@@ -456,7 +456,6 @@
     L.handOrder = L.handOrder.filter((p) => p !== e.detail.participant_id);
   });
   client.addEventListener("floor", (e) => {
-    // (A floor event may come before our `joined`: no participant id yet means not ours.)
     const mine = !!client.participantId && e.detail.participant_id === client.participantId;
     if (mine && !L.hadFloor && !cfg.studio) {
       L.toast(T.floorGiven, "ok", "mic");

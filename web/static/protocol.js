@@ -149,8 +149,8 @@
     async reconnect() {
       try {
         await this.openSocket();
-        // The server's media peers died with the socket, and its new down offer may arrive before
-        // `joined`: drop the old down connection first so that the offer builds a fresh one.
+        // The server's media peers died with the socket: drop the old down connection so that the new
+        // down offer (it follows `joined`) builds a fresh one.
         this.closeDown();
         let reply;
         try {
@@ -221,7 +221,9 @@
             this.recorders.add(msg.participant_id);
             this.recording = true;
           } else {
-            this.participants.set(msg.participant_id, Object.assign({ hand_raised: false, state: "connected" }, msg));
+            // Also sent after `joined` for everyone it listed: keep what `joined` said of them.
+            this.participants.set(msg.participant_id, Object.assign({ hand_raised: false, state: "connected" },
+              this.participants.get(msg.participant_id), msg));
           }
           break;
         case "participant-left":

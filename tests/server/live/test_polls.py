@@ -19,7 +19,7 @@ async def test_poll_round_trip(login_as: Factory, make_user: Factory, make_class
     await a.join(meeting.id)
 
     assert (await a.request("poll-create", question="?", choices=["x", "y"]))["error"]["code"] == "forbidden"
-    bad = await t.request("poll-create", question="Chọn một", choices=["chỉ một"])
+    bad = await t.request("poll-create", question="Chọn một", choices=["chỉ một"], check=False)
     assert bad["error"]["code"] == "bad-message"
     created = await t.request("poll-create", question="Thầy cô đã nghe rõ chưa?", choices=["Rõ", "Chưa rõ"])
     poll_id = created["poll_id"]

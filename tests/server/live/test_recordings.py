@@ -81,7 +81,7 @@ async def test_record_start_stop_over_websocket(app: Any, login_as: Factory, mak
     began = time.monotonic()
     await asyncio.sleep(3.5)
     assert (await t.request("record-marker", title="Phần 2: thảo luận"))["type"] == "ok"
-    assert (await t.request("record-marker", title=""))["error"]["code"] == "bad-message"
+    assert (await t.request("record-marker", title="", check=False))["error"]["code"] == "bad-message"
     await asyncio.sleep(2.5)
     real = time.monotonic() - began  # the recording lasts at least this long: it stops once the request is in
     assert (await t.request("record-stop"))["type"] == "ok"

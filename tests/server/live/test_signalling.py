@@ -11,8 +11,7 @@ from aiohttp import WSServerHandshakeError
 
 from server.config import Config
 from server.db.engine import DB
-from server.db.models import MeetingStatus, Role, User
-from server.live.entry import ice_servers
+from server.db.models import Role, User
 from server.live.service import LIVE
 from sfu.participant import Capabilities
 from tests.live_client import LiveClient
@@ -34,64 +33,26 @@ async def test_cross_origin_refused(login_as: Factory) -> None:
     assert info.value.status == 403
 
 
-async def test_bad_input_gets_errors_and_connection_survives(login_as: Factory, make_meeting: Factory,
-                                                            clients: list[LiveClient], config: Config) -> None:
+async def test_origin_must_match_when_sent(login_as: Factory) -> None:
     op = await login_as(Role.OPERATOR)
-    meeting = await make_meeting()
-    lc = await connect(op, clients)
-    assert (await lc.request("give-floor", participant_id=None))["error"]["code"] == "not-joined"
-    assert (await lc.request("dance"))["error"]["code"] == "unknown-type"
-    for raw, code in (('{"nope": 1}', "unknown-type"), ("{not json", "bad-message"), ("[1, 2]", "bad-message"),
-                      ('{"type": "ping", "id": {"x": 1}}', "bad-message")):
-        start = len(lc.messages)
-        await lc.ws.send_str(raw)  # type: ignore[union-attr]
-        reply = await lc.wait(lambda m: m.get("type") == "error", start=start)
-        assert reply["error"]["code"] == code, raw
-        assert reply["id"] is None
-    big = "x" * (config.limits.ws_message_bytes + 10)
-    await lc.send({"type": "ping", "pad": big})
-    too_large = await lc.wait(lambda m: m.get("error", {}).get("code") == "too-large")
-    assert too_large["type"] == "error"
-    assert (await lc.request("join", version=99, meeting_id=meeting.id))["error"]["code"] == "version"
-    assert (await lc.request("join", version=1, meeting_id=987654))["error"]["code"] == "not-found"
-    assert (await lc.request("join", version=1, meeting_id="12"))["error"]["code"] == "bad-message"
-    await lc.join(meeting.id)
-    assert (await lc.request("join", version=1, meeting_id=meeting.id))["error"]["code"] == "already-joined"
+    host = op.client.make_url("/").host
+    port = op.client.make_url("/").port
+    ws = await op.client.ws_connect("/ws", headers={"Origin": f"http://{host}:{port}"})
+    await ws.close()
+    ws = await op.client.ws_connect("/ws")  # no Origin: a non-browser client, authenticated by its cookie
+    await ws.close()
+
+
+async def test_media_requests_refuse_bad_sdp_and_unknown_participants(login_as: Factory, make_meeting: Factory,
+                                                                      clients: list[LiveClient],
+                                                                      config: Config) -> None:
+    lc = await connect(await login_as(Role.OPERATOR), clients)
+    await lc.join((await make_meeting()).id)
     huge_sdp = "v=0\r\n" + "a=x\r\n" * (config.limits.max_sdp_bytes // 5)
     assert (await lc.request("publish", sdp=huge_sdp))["error"]["code"] == "sdp-too-large"
     assert (await lc.request("publish", sdp="hello"))["error"]["code"] == "sdp-invalid"
     assert (await lc.request("give-floor", participant_id="p-nobody"))["error"]["code"] == "not-found"
     assert (await lc.request("ping"))["type"] == "pong"  # still serving
-
-
-async def test_rate_limit(login_as: Factory, clients: list[LiveClient], config: Config) -> None:
-    op = await login_as(Role.OPERATOR)
-    lc = await connect(op, clients)
-    for _ in range(config.limits.ws_burst + 20):
-        await lc.send({"type": "ping"})
-    await lc.wait(lambda m: m.get("error", {}).get("code") == "rate-limited")
-    await asyncio.sleep(1.5)  # tokens come back
-    assert (await lc.request("ping"))["type"] == "pong"
-
-
-async def test_who_may_join(login_as: Factory, make_user: Factory, make_meeting: Factory,
-                            make_classroom: Factory, clients: list[LiveClient]) -> None:
-    trainer: User = await make_user(Role.TRAINER)
-    other_trainer = await login_as(Role.TRAINER)
-    learner = await login_as(Role.LEARNER)
-    invited, invited_id = await classroom_login(login_as, make_user, make_classroom)
-    stranger, _ = await classroom_login(login_as, make_user, make_classroom)
-    meeting = await make_meeting(presenters=[trainer], classrooms=[invited_id])
-    draft = await make_meeting(presenters=[trainer], classrooms=[invited_id], status=MeetingStatus.DRAFT)
-    for who in (other_trainer, learner, stranger):
-        lc = await connect(who, clients)
-        assert (await lc.request("join", version=1, meeting_id=meeting.id))["error"]["code"] == "forbidden"
-    lc = await connect(invited, clients)
-    assert (await lc.request("join", version=1, meeting_id=draft.id))["error"]["code"] == "forbidden"
-    await lc.join(meeting.id)
-    assert (await lc.request("give-floor", participant_id=None))["error"]["code"] == "forbidden"
-    assert (await lc.request("stats"))["error"]["code"] == "forbidden"
-    assert (await lc.request("lock", locked=True))["error"]["code"] == "forbidden"
 
 
 async def test_presenter_reaches_classroom_and_floor_rules(login_as: Factory, make_user: Factory,
@@ -137,49 +98,6 @@ async def test_presenter_reaches_classroom_and_floor_rules(login_as: Factory, ma
     assert "live.floor" in actions
 
 
-async def test_second_pc_replaces_first(login_as: Factory, make_user: Factory, make_meeting: Factory,
-                                        make_classroom: Factory, clients: list[LiveClient],
-                                        aiohttp_client: Any) -> None:
-    first, classroom_id = await classroom_login(login_as, make_user, make_classroom)
-    meeting = await make_meeting(classrooms=[classroom_id])
-    op = await login_as(Role.OPERATOR)
-    watcher = await connect(op, clients)
-    await watcher.join(meeting.id)
-    pc1 = await connect(first, clients)
-    await pc1.join(meeting.id)
-    second = await login_as(user=first.user)  # same classroom account, another browser
-    pc2 = await connect(second, clients)
-    await pc2.join(meeting.id)
-    closed = await pc1.wait(lambda m: m.get("type") == "closed")
-    assert closed["reason"] == "replaced"
-    left = await watcher.wait(lambda m: m.get("type") == "participant-left"
-                              and m["participant_id"] == pc1.participant_id)
-    assert left["participant_id"] != pc2.participant_id
-
-
-async def test_lost_connection_resumes_as_same_participant(login_as: Factory, make_meeting: Factory,
-                                                           clients: list[LiveClient]) -> None:
-    op = await login_as(Role.OPERATOR)
-    trainer_user = await login_as(Role.TRAINER)
-    meeting = await make_meeting(presenters=[trainer_user.user])
-    watcher = await connect(op, clients)
-    await watcher.join(meeting.id)
-    t = await connect(trainer_user, clients)
-    await t.join(meeting.id)
-    # Simulate a network cut: close with an abnormal code (no clean close from the browser).
-    await t.ws.close(code=4000)  # type: ignore[union-attr]
-    await watcher.wait(lambda m: m.get("type") == "participant-state" and m["state"] == "reconnecting")
-    t2 = await connect(trainer_user, clients)
-    reply = await t2.request("join", version=1, meeting_id=meeting.id,
-                             resume={"participant_id": t.participant_id, "token": t.resume_token})
-    assert reply["type"] == "joined" and reply["participant_id"] == t.participant_id
-    await watcher.wait(lambda m: m.get("type") == "participant-state" and m["state"] == "connected")
-    bad = await connect(trainer_user, clients)
-    reply = await bad.request("join", version=1, meeting_id=meeting.id,
-                              resume={"participant_id": t.participant_id, "token": "wrong"})
-    assert reply["error"]["code"] == "token"
-
-
 async def test_closed_tab_leaves_at_once(login_as: Factory, make_meeting: Factory,
                                          clients: list[LiveClient]) -> None:
     op = await login_as(Role.OPERATOR)
@@ -192,22 +110,6 @@ async def test_closed_tab_leaves_at_once(login_as: Factory, make_meeting: Factor
     await gone.ws.close(code=1001)  # type: ignore[union-attr]
     left = await watcher.wait(lambda m: m.get("type") == "participant-left", within=10)
     assert left["participant_id"] == gone.participant_id
-
-
-def test_turn_credentials(make_config: Callable[..., Config]) -> None:
-    import base64
-    import hashlib
-    import hmac
-
-    cfg = make_config(**{"sfu.stun_urls": ["stun:stun.example.vn:3478"],
-                         "sfu.turn.urls": ["turn:turn.example.vn:3478"], "sfu.turn.secret": "s3cret",
-                         "sfu.turn.ttl_seconds": 600})
-    servers = ice_servers(cfg, "p-1", now=1_000_000)
-    assert servers[0] == {"urls": ["stun:stun.example.vn:3478"]}
-    turn = servers[1]
-    assert turn["username"] == "1000600:p-1"
-    expected = base64.b64encode(hmac.new(b"s3cret", b"1000600:p-1", hashlib.sha1).digest()).decode()
-    assert turn["credential"] == expected
 
 
 async def test_wrong_codec_for_room_is_refused(login_as: Factory, make_meeting: Factory,
@@ -245,21 +147,6 @@ def test_sfu_config_from_yaml(make_config: Callable[..., Config]) -> None:
     assert sc.ice_addresses == ["127.0.0.1"]
     assert sc.udp_ports == (40000, 40099)
     assert sc.compiled_fanout is False
-
-
-async def test_full_message_over_websocket(login_as: Factory, make_meeting: Factory,
-                                           clients: list[LiveClient]) -> None:
-    op = await login_as(Role.OPERATOR)
-    meeting = await make_meeting()
-    first = await connect(op, clients)
-    await first.join(meeting.id)
-    live = op.client.app[LIVE]
-    live.sfu.config.__dict__["max_participants_per_room"] = 1  # frozen dataclass: set for this test only
-    second = await connect(await login_as(Role.OPERATOR), clients)
-    reply = await second.request("join", version=1, meeting_id=meeting.id)
-    assert reply["error"]["code"] == "full"
-    assert "đủ người" in reply["error"]["message"]
-    assert (await first.request("ping"))["type"] == "pong"
 
 
 async def test_shutdown_tells_everyone(login_as: Factory, make_meeting: Factory,

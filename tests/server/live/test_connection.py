@@ -1,0 +1,161 @@
+"""Tests of server.live.connection: dispatch, limits, unreadable messages, `ping`, events and the order of output."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from server.config import Config
+from server.db.models import Role, User
+from server.live.connection import event_message
+from server.live.service import LIVE
+from sfu.events import (
+    Event,
+    FloorChanged,
+    GridChanged,
+    HandChanged,
+    MuteRequested,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantState,
+    PeerFailed,
+    PresenterChanged,
+    ServerOffer,
+    SlotChanged,
+)
+from tests.live_client import LiveClient
+from tests.protocol_schema import problem
+from tests.server.livetest import Factory, classroom_login, connect
+
+
+async def test_unreadable_and_unknown_messages_get_errors_and_the_connection_survives(
+        login_as: Factory, clients: list[LiveClient]) -> None:
+    lc = await connect(await login_as(Role.OPERATOR), clients)
+    assert (await lc.request("give-floor", participant_id=None))["error"]["code"] == "not-joined"
+    assert (await lc.request("dance", check=False))["error"]["code"] == "unknown-type"
+    for raw, code in (('{"nope": 1}', "unknown-type"), ("{not json", "bad-message"), ("[1, 2]", "bad-message"),
+                      ('{"type": "ping", "id": {"x": 1}}', "bad-message")):
+        start = len(lc.messages)
+        await lc.ws.send_str(raw)  # type: ignore[union-attr]
+        reply = await lc.wait(lambda m: m.get("type") == "error", start=start)
+        assert reply["error"]["code"] == code, raw
+        assert reply["id"] is None
+    start = len(lc.messages)
+    await lc.ws.send_bytes(b'{"type": "ping"}')  # type: ignore[union-attr]
+    assert (await lc.wait(lambda m: m.get("type") == "error", start=start))["error"]["code"] == "bad-message"
+    assert (await lc.request("ping"))["type"] == "pong"  # still serving
+
+
+async def test_too_large_message_is_dropped(login_as: Factory, clients: list[LiveClient], config: Config) -> None:
+    lc = await connect(await login_as(Role.OPERATOR), clients)
+    big = "x" * (config.limits.ws_message_bytes + 10)
+    await lc.send({"type": "ping", "id": 1, "pad": big}, check=False)
+    too_large = await lc.wait(lambda m: m.get("error", {}).get("code") == "too-large")
+    assert too_large["type"] == "error" and too_large["id"] is None
+    assert not any(m.get("type") == "pong" and m.get("id") == 1 for m in lc.messages)
+    assert (await lc.request("ping"))["type"] == "pong"
+
+
+async def test_rate_limit(login_as: Factory, clients: list[LiveClient], config: Config) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    for _ in range(config.limits.ws_burst + 20):
+        await lc.send({"type": "ping"})
+    await lc.wait(lambda m: m.get("error", {}).get("code") == "rate-limited")
+    await asyncio.sleep(1.5)  # tokens come back
+    assert (await lc.request("ping"))["type"] == "pong"
+
+
+async def test_ping_without_id_gets_a_pong_without_id(login_as: Factory, clients: list[LiveClient]) -> None:
+    lc = await connect(await login_as(Role.OPERATOR), clients)
+    await lc.send({"type": "ping"})
+    pong = await lc.wait(lambda m: m.get("type") == "pong")
+    assert "id" not in pong
+    rid = "abc"
+    start = len(lc.messages)
+    await lc.send({"type": "ping", "id": rid})
+    assert (await lc.wait(lambda m: m.get("type") == "pong", start=start)).get("id") == rid
+
+
+async def test_closed_tells_why_in_words(login_as: Factory, clients: list[LiveClient]) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert (await lc.request("ping"))["type"] == "pong"
+    (conn,) = op.client.app[LIVE].connections
+    await conn.close("link-revoked")
+    closed = await lc.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "link-revoked" and "thu hồi" in closed["message"]
+
+
+async def test_routes_refuse_roles_they_do_not_list(login_as: Factory, make_user: Factory, make_meeting: Factory,
+                                                   make_classroom: Factory, clients: list[LiveClient]) -> None:
+    room, room_id = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(classrooms=[room_id])
+    lc = await connect(room, clients)
+    await lc.join(meeting.id)
+    for request, fields in (("give-floor", {"participant_id": None}), ("stats", {}), ("lock", {"locked": True}),
+                            ("mute-all", {})):
+        assert (await lc.request(request, **fields))["error"]["code"] == "forbidden", request
+    assert (await lc.request("raise-hand", raised=True))["type"] == "ok"
+
+
+async def test_joined_comes_before_the_state_of_the_room(login_as: Factory, make_user: Factory,
+                                                         make_meeting: Factory, make_classroom: Factory,
+                                                         clients: list[LiveClient],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SFU queues the newcomer's view of the room (participant-joined, presenter, floor, offer, slot) as it
+    joins, before the `joined` reply is built: the connection keeps them until the reply is written."""
+    from server.live import chat
+
+    trainer_user: User = await make_user(Role.TRAINER)
+    room, room_id = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[room_id])
+    t = await connect(await login_as(user=trainer_user), clients)
+    await t.join(meeting.id)
+    await t.publish()
+    original = chat.history_for
+
+    async def slow_history(conn: Any) -> list[dict[str, Any]]:
+        await asyncio.sleep(0.5)  # the room's events for the newcomer are long queued by now
+        return await original(conn)
+
+    monkeypatch.setattr(chat, "history_for", slow_history)
+    a = await connect(room, clients)
+    joined = await a.join(meeting.id)
+    await a.wait(lambda m: m.get("type") == "slot" and m["slot"] == "presenter-video" and m["state"] == "live")
+    types = [m["type"] for m in a.messages]
+    assert types[:2] == ["joined", "chat-history"], types
+    assert joined["room"]["presenter_id"] == t.participant_id
+    for later in ("participant-joined", "presenter", "floor", "offer", "slot"):
+        assert later in types[2:], (later, types)
+    await a.wait_frames("presenter-video", 5)  # the offer that waited was answered: media flows
+
+
+EVENTS: list[Event] = [
+    ServerOffer(sdp="v=0\r\n", down=True, slots={"presenter-video": "0", "grid-3": "8"}),
+    ParticipantJoined("p-1", "classroom", "Lớp 6A"),
+    ParticipantLeft("p-1", "connection-closed"),
+    ParticipantState("p-1", "reconnecting"),
+    PresenterChanged("p-2", None),
+    FloorChanged(None, "p-2"),
+    SlotChanged("floor-video", "p-1", "camera", "muted"),
+    GridChanged(0, 2, ("p-1", "p-3")),
+    HandChanged("p-1", True),
+    MuteRequested("mic", "p-2", True),
+    PeerFailed(down=False, state="failed"),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+def test_every_sfu_event_has_a_documented_wire_form(event: Event) -> None:
+    message = event_message(event)
+    assert problem("server", message) is None, problem("server", message)
+
+
+def test_wire_form_of_events() -> None:
+    assert event_message(PeerFailed(down=True, state="closed")) == {"type": "peer-failed", "pc": "down",
+                                                                     "state": "closed"}
+    assert event_message(GridChanged(1, 2, ("p-9",)))["participants"] == ["p-9"]
+    assert "down" not in event_message(ServerOffer(sdp="v=0", down=True, slots={}))
