@@ -336,13 +336,16 @@ class Recorders:
             await s.commit()
         return len(rows)
 
+    async def _retention_pass(self) -> None:
+        try:
+            await self.retention()
+        except Exception:
+            log.exception("recording retention failed")
+
     async def _retention_loop(self) -> None:
-        while True:
-            try:
-                await self.retention()
-            except Exception:
-                log.exception("recording retention failed")
+        while True:  # the first pass ran in open(): one pass at a time, never two racing over the same rows
             await asyncio.sleep(6 * 3600)
+            await self._retention_pass()
 
     # --------------------------------------------------------------------------------- lifetime
 
@@ -350,6 +353,7 @@ class Recorders:
         """open recovers leftovers, starts the finalizer and retention, and listens for new rooms."""
         self.root.mkdir(parents=True, exist_ok=True)
         await self.recover()
+        await self._retention_pass()
         self._spawn(self._finalizer(), "recordings-finalizer")
         self._spawn(self._retention_loop(), "recordings-retention")
         self.app[LIVE].sfu.on_room_created.append(self.room_created)
