@@ -28,7 +28,7 @@ from server.db.engine import DB
 from server.db.models import Meeting, MeetingDocument, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
 from server.openapi import endpoint, int_param, json_response, parse_body
-from server.people.units import ImportFailed
+from server.people.importer import ImportFailed
 from server.schedule import deadlines
 from server.schedule import importer as schedule_import
 from server.schedule import meetings as svc

@@ -20,7 +20,7 @@ from server.db.models import Classroom, Role, Unit, UnitLevel
 from server.errors import ApiError
 from server.i18n import language
 from server.openapi import endpoint, int_param, json_response, parse_body
-from server.people.units import (
+from server.people.importer import (
     IMPORTERS,
     ClassroomView,
     ImportFailed,

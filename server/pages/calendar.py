@@ -25,7 +25,7 @@ from server.db.engine import DB
 from server.db.models import Role
 from server.errors import ApiError
 from server.i18n import _, language
-from server.people.units import ImportFailed
+from server.people.importer import ImportFailed
 from server.schedule import calendar as cal
 from server.schedule import deadlines, notifications
 from server.schedule import importer as schedule_import

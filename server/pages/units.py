@@ -24,7 +24,7 @@ from server.db.engine import DB
 from server.db.models import Classroom, Role, Unit, UnitLevel, User
 from server.errors import ApiError
 from server.i18n import _, language
-from server.people.units import (
+from server.people.importer import (
     CLASSROOM_COLUMNS,
     LEVEL_RANK,
     REFORM_DATE,

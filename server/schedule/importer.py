@@ -1,7 +1,7 @@
 """server.schedule.importer: import a term's meetings from CSV, all or nothing, as drafts.
 
 Columns (header row; UTF-8 with or without BOM; comma, semicolon or tab separated; read by
-`server.people.units.read_csv`, so row numbers count the header as row 1 as a spreadsheet does):
+`server.people.importer.read_csv`, so row numbers count the header as row 1 as a spreadsheet does):
 
 ``program,title,kind,date,start,end,presenters,classrooms,provinces,description,video_codec,record``
 
@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import audit
 from server.db.models import Classroom, MeetingKind, Program, Unit, UnitLevel, User
 from server.errors import ApiError
-from server.people.units import FALSE_WORDS, TRUE_WORDS, ImportFailed, RowError, parse_date, read_csv, valid_on
+from server.people.importer import FALSE_WORDS, TRUE_WORDS, ImportFailed, RowError, parse_date, read_csv, valid_on
 from server.schedule import meetings as svc
 
 COLUMNS = ("program", "title", "kind", "date", "start", "end", "presenters", "classrooms", "provinces",

@@ -1,4 +1,4 @@
-"""Tests of server.people.units: reference provinces, date-aware queries and the CSV importers."""
+"""Tests of server.people.importer: reference provinces, date-aware queries and the CSV importers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.engine import DB, make_engine, make_sessionmaker, migrate
 from server.db.models import Classroom, Role, Unit, UnitLevel, User
-from server.people.units import (
+from server.people.importer import (
     ImportFailed,
     classrooms_in,
     descendants,

@@ -1,4 +1,4 @@
-"""server.people.units: administrative units and classrooms: date-aware queries, reference data and CSV import.
+"""server.people.importer: administrative units and classrooms: date-aware queries, reference data and CSV import.
 
 Units form a tree (province → district → commune, or province → commune after 1 July 2025, when Vietnam
 merged provinces and ended the district level). Every unit has an optional validity range
