@@ -20,16 +20,9 @@ from server.db.models import Classroom, Role, Unit, UnitLevel
 from server.errors import ApiError
 from server.i18n import language
 from server.openapi import endpoint, int_param, json_response, parse_body
-from server.people.importer import (
-    IMPORTERS,
-    ClassroomView,
-    ImportFailed,
-    ImportResult,
-    find_classrooms,
-    parse_date,
-    unit_problems,
-    units_at,
-)
+from server.people.classrooms import ClassroomView, find_classrooms
+from server.people.importer import IMPORTERS, ImportFailed, ImportResult, parse_date
+from server.people.units import unit_problems, units_at
 
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 OPERATOR = (Role.OPERATOR,)

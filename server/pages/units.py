@@ -24,18 +24,9 @@ from server.db.engine import DB
 from server.db.models import Classroom, Role, Unit, UnitLevel, User
 from server.errors import ApiError
 from server.i18n import _, language
-from server.people.importer import (
-    CLASSROOM_COLUMNS,
-    LEVEL_RANK,
-    REFORM_DATE,
-    UNIT_COLUMNS,
-    ImportFailed,
-    find_classrooms,
-    is_valid_on,
-    parse_date,
-    province_map,
-    units_at,
-)
+from server.people.classrooms import find_classrooms
+from server.people.importer import CLASSROOM_COLUMNS, UNIT_COLUMNS, ImportFailed, parse_date
+from server.people.units import LEVEL_RANK, REFORM_DATE, is_valid_on, province_map, units_at
 
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 PAGE_SIZE = 50

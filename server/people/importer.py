@@ -1,10 +1,4 @@
-"""server.people.importer: administrative units and classrooms: date-aware queries, reference data and CSV import.
-
-Units form a tree (province → district → commune, or province → commune after 1 July 2025, when Vietnam
-merged provinces and ended the district level). Every unit has an optional validity range
-(`valid_from`..`valid_to`, inclusive, empty = open-ended), so reports about a date use the structure of
-that date: `units_at(s, date)`. A unit is identified by `code` together with `valid_from`, because the
-same code can name two units over time (e.g. 19 Thái Nguyên before and after absorbing Bắc Kạn).
+"""server.people.importer: CSV import of units and classrooms, the reference provinces and `taphuan import`.
 
 CSV import (UTF-8, with or without BOM; comma, semicolon or tab separated; a header row; row numbers count
 the header as row 1, as a spreadsheet does):
@@ -31,21 +25,19 @@ import datetime as dt
 import io
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from server.config import Config
 from server.db.models import Classroom, Role, Unit, UnitLevel, User
+from server.people.units import LEVEL_RANK, chunks, is_valid_on, overlaps, span_text
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # server/data
 REFERENCE_FILES = ("provinces_2016.csv", "provinces_2025.csv")
-REFORM_DATE = dt.date(2025, 7, 1)
-LEVEL_RANK = {UnitLevel.PROVINCE: 0, UnitLevel.DISTRICT: 1, UnitLevel.COMMUNE: 2}
 LEVEL_WORDS = {
     "province": UnitLevel.PROVINCE, "tinh": UnitLevel.PROVINCE, "tỉnh": UnitLevel.PROVINCE,
     "district": UnitLevel.DISTRICT, "huyen": UnitLevel.DISTRICT, "huyện": UnitLevel.DISTRICT,
@@ -60,193 +52,6 @@ FALSE_WORDS = {"0", "no", "n", "false", "không", "khong"}
 PROGRESS_EVERY = 1000
 
 Progress = Callable[[int, int], None]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Date-aware queries (used by pages, API and reports)
-
-
-def valid_on(day: dt.date) -> ColumnElement[bool]:
-    """valid_on: SQL condition "the unit is valid on `day`" (open ends count as valid)."""
-    return and_(or_(Unit.valid_from.is_(None), Unit.valid_from <= day),
-                or_(Unit.valid_to.is_(None), Unit.valid_to >= day))
-
-
-def is_valid_on(unit: Unit | _Version, day: dt.date) -> bool:
-    """is_valid_on: whether a loaded unit is valid on `day`."""
-    return (unit.valid_from is None or unit.valid_from <= day) and (unit.valid_to is None or unit.valid_to >= day)
-
-
-async def units_at(s: AsyncSession, day: dt.date, *, level: UnitLevel | None = None,
-                   parent_id: int | None = None) -> list[Unit]:
-    """units_at: the units valid on `day` (optionally one level, or the children of one unit), by code."""
-    q = select(Unit).where(valid_on(day))
-    if level is not None:
-        q = q.where(Unit.level == level)
-    if parent_id is not None:
-        q = q.where(Unit.parent_id == parent_id)
-    return list((await s.scalars(q.order_by(Unit.code, Unit.valid_from))).all())
-
-
-async def ancestors(s: AsyncSession, unit_id: int) -> list[Unit]:
-    """ancestors: the unit and its parents, the unit first and its province last ([] if unknown)."""
-    chain: list[Unit] = []
-    seen: set[int] = set()
-    current: int | None = unit_id
-    while current is not None and current not in seen:
-        seen.add(current)
-        unit = await s.get(Unit, current)
-        if unit is None:
-            break
-        chain.append(unit)
-        current = unit.parent_id
-    return chain
-
-
-async def province_of(s: AsyncSession, unit_id: int) -> Unit | None:
-    """province_of: the province a unit belongs to (walking up its parents; itself for a province)."""
-    for unit in await ancestors(s, unit_id):
-        if unit.level == UnitLevel.PROVINCE:
-            return unit
-    return None
-
-
-async def descendants(s: AsyncSession, unit_id: int, *, include_self: bool = False) -> list[Unit]:
-    """descendants: every unit below `unit_id` (children first, then grandchildren), any validity."""
-    found: list[Unit] = []
-    if include_self:
-        me = await s.get(Unit, unit_id)
-        if me is not None:
-            found.append(me)
-    frontier = [unit_id]
-    seen = {unit_id}
-    while frontier:
-        children: list[Unit] = []
-        for chunk in _chunks(frontier, 500):
-            children += (await s.scalars(select(Unit).where(Unit.parent_id.in_(chunk)).order_by(Unit.code))).all()
-        children = [c for c in children if c.id not in seen]
-        seen.update(c.id for c in children)
-        found += children
-        frontier = [c.id for c in children]
-    return found
-
-
-async def province_map(s: AsyncSession) -> dict[int, int]:
-    """province_map: unit id → id of its province, for every unit (one query; for lists and reports)."""
-    rows = (await s.execute(select(Unit.id, Unit.parent_id, Unit.level))).all()
-    parent = {r.id: r.parent_id for r in rows}
-    level = {r.id: r.level for r in rows}
-    out: dict[int, int] = {}
-    for uid in parent:
-        current: int | None = uid
-        for _ in range(8):
-            if current is None or level.get(current) == UnitLevel.PROVINCE:
-                break
-            current = parent.get(current)
-        if current is not None and level.get(current) == UnitLevel.PROVINCE:
-            out[uid] = current
-    return out
-
-
-async def classrooms_in(s: AsyncSession, unit_id: int, *, active_only: bool = True) -> list[Classroom]:
-    """classrooms_in: the classrooms of a unit and of every unit below it (e.g. all of a province)."""
-    ids = [u.id for u in await descendants(s, unit_id, include_self=True)]
-    found: list[Classroom] = []
-    for chunk in _chunks(ids, 500):
-        q = select(Classroom).where(Classroom.unit_id.in_(chunk))
-        if active_only:
-            q = q.where(Classroom.active.is_(True))
-        found += (await s.scalars(q)).all()
-    return sorted(found, key=lambda c: c.code)
-
-
-@dataclass(frozen=True)
-class ClassroomView:
-    """ClassroomView: a classroom with its unit, its province and the usernames of its accounts."""
-
-    classroom: Classroom
-    unit: Unit
-    province: Unit | None
-    accounts: tuple[str, ...]
-
-
-async def find_classrooms(s: AsyncSession, *, unit_id: int | None = None, q: str = "", active: bool | None = None,
-                          ids: Sequence[int] | None = None, limit: int = 1000,
-                          offset: int = 0) -> tuple[list[ClassroomView], int]:
-    """find_classrooms: classrooms (of a unit and below, matching `q` in code/name/host), by code; and the total."""
-    cond: list[ColumnElement[bool]] = []
-    if ids is not None:
-        cond.append(Classroom.id.in_(list(ids)))
-    if unit_id is not None:
-        cond.append(Classroom.unit_id.in_([u.id for u in await descendants(s, unit_id, include_self=True)]))
-    if q.strip():
-        like = f"%{q.strip()}%"
-        cond.append(or_(Classroom.code.ilike(like), Classroom.name.ilike(like), Classroom.host.ilike(like)))
-    if active is not None:
-        cond.append(Classroom.active.is_(active))
-    total = await s.scalar(select(func.count()).select_from(Classroom).where(*cond)) or 0
-    rooms = list((await s.scalars(select(Classroom).where(*cond).order_by(Classroom.code)
-                                  .limit(limit).offset(offset))).all())
-    unit_ids = {r.unit_id for r in rooms}
-    provinces = await province_map(s) if rooms else {}
-    wanted = list(unit_ids | {provinces[u] for u in unit_ids if u in provinces})
-    units: dict[int, Unit] = {}
-    for chunk in _chunks(wanted, 500):
-        units.update({u.id: u for u in (await s.scalars(select(Unit).where(Unit.id.in_(chunk)))).all()})
-    accounts: dict[int, list[str]] = defaultdict(list)
-    for chunk in _chunks([r.id for r in rooms], 500):
-        for cid, name in (await s.execute(select(User.classroom_id, User.username)
-                                          .where(User.classroom_id.in_(chunk)).order_by(User.username))).all():
-            if cid is not None:
-                accounts[cid].append(name)
-    views = [ClassroomView(r, units[r.unit_id], units.get(provinces.get(r.unit_id, -1)), tuple(accounts[r.id]))
-             for r in rooms]
-    return views, total
-
-
-async def unit_problems(s: AsyncSession, *, code: str, level: UnitLevel, parent_id: int | None,
-                        valid_from: dt.date | None, valid_to: dt.date | None,
-                        unit_id: int | None = None) -> list[tuple[str, str]]:
-    """unit_problems: why a unit created or edited one at a time would be wrong ((vi, en) pairs; [] if fine)."""
-    problems: list[tuple[str, str]] = []
-    if valid_from is not None and valid_to is not None and valid_to < valid_from:
-        problems.append(("valid_to trước valid_from", "valid_to is before valid_from"))
-    if level == UnitLevel.PROVINCE and parent_id is not None:
-        problems.append(("tỉnh không có đơn vị cấp trên", "a province has no parent"))
-    if level != UnitLevel.PROVINCE and parent_id is None:
-        problems.append(("cần chọn đơn vị cấp trên", "a parent unit is required"))
-    if parent_id is not None:
-        parent = await s.get(Unit, parent_id)
-        if parent is None or parent.id == unit_id:
-            problems.append(("không có đơn vị cấp trên này", "unknown parent unit"))
-        elif LEVEL_RANK[parent.level] >= LEVEL_RANK[level] or (
-                level == UnitLevel.DISTRICT and parent.level != UnitLevel.PROVINCE):
-            problems.append((f"đơn vị cấp trên là cấp {parent.level.value}, không chứa được cấp {level.value}",
-                             f"the parent is a {parent.level.value} and cannot contain a {level.value}"))
-        elif not _overlaps(parent.valid_from, parent.valid_to, valid_from, valid_to):
-            problems.append(("đơn vị cấp trên không có hiệu lực trong thời gian này",
-                             "the parent is not valid during this period"))
-    if unit_id is not None:
-        current = await s.get(Unit, unit_id)
-        children = await s.scalar(select(func.count()).select_from(Unit).where(Unit.parent_id == unit_id))
-        if current is not None and current.level != level and children:
-            problems.append(("đơn vị đang có đơn vị cấp dưới, không đổi được cấp",
-                             "the unit has sub-units; its level cannot change"))
-    others = (await s.scalars(select(Unit).where(Unit.code == code, Unit.id != (unit_id or -1)))).all()
-    for other in others:
-        if other.valid_from == valid_from:
-            problems.append((f"đã có đơn vị mã '{code}' từ {valid_from or '…'}",
-                             f"a unit with code '{code}' from {valid_from or '…'} already exists"))
-        elif _overlaps(other.valid_from, other.valid_to, valid_from, valid_to):
-            span = _span(other.valid_from, other.valid_to)
-            problems.append((f"mã '{code}' đã dùng cho '{other.name}' trong {span}",
-                             f"code '{code}' is used by '{other.name}' during {span}"))
-    return problems
-
-
-def _chunks(items: Sequence[int] | Sequence[str], size: int) -> Iterable[list[int] | list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start:start + size])  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -387,14 +192,6 @@ def _bad_code(code: str, limit: int) -> bool:
     return len(code) > limit or any(ch.isspace() for ch in code)
 
 
-def _overlaps(a_from: dt.date | None, a_to: dt.date | None, b_from: dt.date | None, b_to: dt.date | None) -> bool:
-    return (a_to is None or b_from is None or b_from <= a_to) and (b_to is None or a_from is None or a_from <= b_to)
-
-
-def _span(valid_from: dt.date | None, valid_to: dt.date | None) -> str:
-    return f"{valid_from or '…'}→{valid_to or '…'}"
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Units import
 
@@ -429,7 +226,7 @@ def _pick(versions: list[_Version], valid_from: dt.date | None, valid_to: dt.dat
         for v in versions:
             if is_valid_on(v, valid_from):
                 return v
-    overlapping = [v for v in versions if _overlaps(v.valid_from, v.valid_to, valid_from, valid_to)]
+    overlapping = [v for v in versions if overlaps(v.valid_from, v.valid_to, valid_from, valid_to)]
     if not overlapping:
         return None
     return max(overlapping, key=lambda v: v.valid_from or dt.date.min)
@@ -528,11 +325,11 @@ async def import_units(s: AsyncSession, data: bytes | str, *, progress: Progress
     for code, known in versions.items():
         ordered = sorted(known, key=lambda v: v.valid_from or dt.date.min)
         for a, b in zip(ordered, ordered[1:], strict=False):
-            if _overlaps(a.valid_from, a.valid_to, b.valid_from, b.valid_to):
+            if overlaps(a.valid_from, a.valid_to, b.valid_from, b.valid_to):
                 rows = [v.source.row for v in (a, b) if isinstance(v.source, _UnitRow)]
                 if not rows:
                     continue
-                spans = (_span(a.valid_from, a.valid_to), _span(b.valid_from, b.valid_to))
+                spans = (span_text(a.valid_from, a.valid_to), span_text(b.valid_from, b.valid_to))
                 errors.append(RowError(max(rows), f"mã '{code}': hai phiên bản có hiệu lực chồng nhau "
                                                   f"({spans[0]} và {spans[1]})",
                                        f"code '{code}': two versions overlap ({spans[0]} and {spans[1]})"))
@@ -554,9 +351,9 @@ async def import_units(s: AsyncSession, data: bytes | str, *, progress: Progress
         chosen = _pick(candidates, item.valid_from, item.valid_to)
         if chosen is None:
             errors.append(RowError(item.row, f"đơn vị cấp trên '{item.parent_code}' không có hiệu lực trong "
-                                             f"{_span(item.valid_from, item.valid_to)}",
+                                             f"{span_text(item.valid_from, item.valid_to)}",
                                    f"parent '{item.parent_code}' is not valid during "
-                                   f"{_span(item.valid_from, item.valid_to)}"))
+                                   f"{span_text(item.valid_from, item.valid_to)}"))
             continue
         if LEVEL_RANK[chosen.level] >= LEVEL_RANK[item.level] or (
                 item.level == UnitLevel.DISTRICT and chosen.level != UnitLevel.PROVINCE):
@@ -629,7 +426,7 @@ async def import_classrooms(s: AsyncSession, data: bytes | str, *,
     existing = {c.code: c for c in (await s.scalars(select(Classroom))).all()}
     usernames = sorted({raw["account_username"] for _, raw in table.rows if raw.get("account_username")})
     accounts: dict[str, User] = {}
-    for chunk in _chunks(usernames, 500):
+    for chunk in chunks(usernames, 500):
         for user in (await s.scalars(select(User).where(User.username.in_(chunk)))).all():
             accounts[user.username] = user
     classroom_code_by_id = {c.id: c.code for c in existing.values()}

@@ -31,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server import audit
 from server.db.models import Classroom, MeetingKind, Program, Unit, UnitLevel, User
 from server.errors import ApiError
-from server.people.importer import FALSE_WORDS, TRUE_WORDS, ImportFailed, RowError, parse_date, read_csv, valid_on
+from server.people.importer import FALSE_WORDS, TRUE_WORDS, ImportFailed, RowError, parse_date, read_csv
+from server.people.units import valid_on
 from server.schedule import meetings as svc
 
 COLUMNS = ("program", "title", "kind", "date", "start", "end", "presenters", "classrooms", "provinces",

@@ -1,32 +1,20 @@
-"""Tests of server.people.importer: reference provinces, date-aware queries and the CSV importers."""
+"""Tests of server.people.importer: the reference provinces and the CSV importers of units and classrooms."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.engine import DB, make_engine, make_sessionmaker, migrate
+from server.db.engine import DB
 from server.db.models import Classroom, Role, Unit, UnitLevel, User
-from server.people.importer import (
-    ImportFailed,
-    classrooms_in,
-    descendants,
-    find_classrooms,
-    import_classrooms,
-    import_units,
-    province_map,
-    province_of,
-    seed_reference_units,
-    unit_problems,
-    units_at,
-)
+from server.people.importer import ImportFailed, import_classrooms, import_units, seed_reference_units
+from server.people.units import province_of, units_at
+from tests.server.people.conftest import UNITS_CSV
 
 PROVINCES_2016 = {
     "02": "Hà Giang", "04": "Cao Bằng", "10": "Lào Cai", "11": "Điện Biên", "14": "Sơn La", "15": "Yên Bái",
@@ -35,24 +23,6 @@ PROVINCES_2016 = {
 }
 BEFORE = dt.date(2025, 6, 30)
 AFTER = dt.date(2025, 7, 1)
-
-UNITS_CSV = """code,name,level,parent_code,valid_from,valid_to
-116,Huyện Mường La,district,14,,2025-06-30
-04033,Xã Mường Bú,commune,116,,2025-06-30
-04100,Xã Mường La,commune,14,2025-07-01,
-"""
-
-
-@pytest.fixture
-async def s(tmp_path: Path) -> AsyncIterator[AsyncSession]:
-    """s: a session on a migrated, seeded SQLite database."""
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'units.sqlite3'}")
-    await migrate(engine)
-    async with make_sessionmaker(engine)() as session:
-        await seed_reference_units(session)
-        await session.commit()
-        yield session
-    await engine.dispose()
 
 
 async def _count(s: AsyncSession, model: type[Any]) -> int:
@@ -76,34 +46,6 @@ async def test_seed_skips_when_units_exist(s: AsyncSession) -> None:
     total = await _count(s, Unit)
     await seed_reference_units(s)
     assert await _count(s, Unit) == total
-
-
-async def test_units_at_before_and_after_reform(s: AsyncSession) -> None:
-    await import_units(s, UNITS_CSV)
-    before = {u.code for u in await units_at(s, BEFORE)}
-    after = {u.code for u in await units_at(s, AFTER)}
-    assert {"116", "04033"} <= before and "04100" not in before
-    assert "04100" in after and "116" not in after and "04033" not in after
-    kien_giang = [u for u in await units_at(s, BEFORE) if u.code == "91"][0]
-    an_giang = [u for u in await units_at(s, AFTER) if u.code == "91"][0]
-    assert (kien_giang.name, an_giang.name) == ("Kiên Giang", "An Giang")
-
-
-async def test_tree_helpers(s: AsyncSession) -> None:
-    await import_units(s, UNITS_CSV)
-    units = {u.code: u for u in (await s.scalars(select(Unit))).all() if u.code in ("14", "116", "04033", "04100")}
-    province = await province_of(s, units["04033"].id)
-    assert province is not None and province.name == "Sơn La"
-    assert (await province_of(s, units["14"].id)) == units["14"]
-    below = {u.code for u in await descendants(s, units["14"].id)}
-    assert below == {"116", "04033", "04100"}
-    assert {u.code for u in await descendants(s, units["14"].id, include_self=True)} == below | {"14"}
-    pmap = await province_map(s)
-    assert pmap[units["04033"].id] == units["14"].id and pmap[units["14"].id] == units["14"].id
-    await import_classrooms(s, "code,name,unit_code\nSL1,Phòng 1,04033\nSL2,Phòng 2,04100\n")
-    assert [c.code for c in await classrooms_in(s, units["14"].id)] == ["SL1", "SL2"]
-    views, total = await find_classrooms(s, unit_id=units["116"].id)
-    assert total == 1 and views[0].province is not None and views[0].province.code == "14"
 
 
 async def test_import_units_creates_then_upserts(s: AsyncSession) -> None:
@@ -225,17 +167,3 @@ async def test_import_large_file(s: AsyncSession) -> None:
     await s.commit()
     assert rooms_result.created == 10_000
     assert time.monotonic() - started < 60
-
-
-async def test_unit_problems(s: AsyncSession) -> None:
-    province = (await s.scalars(select(Unit).where(Unit.code == "14"))).one()
-    assert await unit_problems(s, code="H9", level=UnitLevel.DISTRICT, parent_id=province.id, valid_from=None,
-                               valid_to=None) == []
-    problems = await unit_problems(s, code="14", level=UnitLevel.PROVINCE, parent_id=None, valid_from=None,
-                                   valid_to=None)
-    assert problems and "already exists" in problems[0][1]
-    problems = await unit_problems(s, code="H9", level=UnitLevel.DISTRICT, parent_id=None, valid_from=None,
-                                   valid_to=None)
-    assert problems and "parent" in problems[0][1]
-
-
