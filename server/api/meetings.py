@@ -21,7 +21,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.api.units import import_error_response, read_upload
+from server.api.uploads import import_error_response, read_upload
 from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB

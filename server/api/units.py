@@ -2,7 +2,7 @@
 
 Staff (operators, trainers, leaders) read units and classrooms; operators create, update and import.
 Classroom accounts, learners and guests are refused (403). Every write is audit-logged.
-Import bodies are CSV (``text/csv``) or a multipart form with a ``file`` part, at most `IMPORT_MAX_BYTES`;
+Import bodies are CSV (``text/csv``) or a multipart form with a ``file`` part (`server.api.uploads`);
 errors come back as 422 ``{"error": {...}, "errors": [{"row", "message", "text"}]}`` and nothing is written.
 """
 
@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from server.api.uploads import import_error_response, read_upload
 from server.audit import record
 from server.db.engine import DB
 from server.db.models import Classroom, Role, Unit, UnitLevel
 from server.errors import ApiError
-from server.i18n import language
 from server.openapi import endpoint, int_param, json_response, parse_body
 from server.people.classrooms import ClassroomView, find_classrooms
 from server.people.importer import IMPORTERS, ImportFailed, ImportResult, parse_date
@@ -26,9 +26,6 @@ from server.people.units import unit_problems, units_at
 
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 OPERATOR = (Role.OPERATOR,)
-IMPORT_MAX_BYTES = 5 * 1024 * 1024
-CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv", "application/vnd.ms-excel",
-                       "application/octet-stream"})
 CODE_PATTERN = r"^\S+$"
 
 
@@ -350,40 +347,6 @@ async def deactivate_classroom(request: web.Request) -> web.Response:
     return json_response(ClassroomOut.of(await _classroom_view(request, cid)))
 
 
-def _too_large() -> ApiError:
-    mb = IMPORT_MAX_BYTES // (1024 * 1024)
-    return ApiError(413, "too-large", f"Tệp quá lớn (tối đa {mb} MB). / The file is too large (at most {mb} MB).")
-
-
-async def read_upload(request: web.Request, limit: int = IMPORT_MAX_BYTES) -> tuple[bytes, str]:
-    """read_upload: the CSV bytes and file name of a text/csv body or a multipart `file` part (413 over limit)."""
-    if request.content_length is not None and request.content_length > limit + 65_536:
-        raise _too_large()
-    buf = bytearray()
-    if request.content_type == "multipart/form-data":
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                while chunk := await part.read_chunk(65_536):
-                    buf += chunk
-                    if len(buf) > limit:
-                        raise _too_large()
-                return bytes(buf), part.filename or ""
-            await part.release()
-        raise ApiError(400, "bad-request", "Thiếu tệp (trường 'file'). / No file (field 'file').")
-    if request.content_type not in CSV_TYPES:
-        raise ApiError(415, "unsupported-media-type",
-                       "Cần gửi tệp CSV (text/csv hoặc multipart/form-data). / Send text/csv or multipart/form-data.")
-    async for chunk in request.content.iter_chunked(65_536):
-        buf += chunk
-        if len(buf) > limit:
-            raise _too_large()
-    return bytes(buf), request.headers.get("X-File-Name", "")[:120]
-
-
 async def run_import(request: web.Request, kind: str, data: bytes, filename: str) -> ImportResult:
     """run_import: import `data` as `kind` in one transaction and audit it (ImportFailed: nothing written)."""
     async with request.app[DB]() as s:
@@ -396,18 +359,6 @@ async def run_import(request: web.Request, kind: str, data: bytes, filename: str
                updated=result.updated)
         await s.commit()
     return result
-
-
-def import_error_response(request: web.Request, exc: ImportFailed) -> web.Response:
-    """import_error_response: 422 with every row error ({row, message, text})."""
-    lang = language(request)
-    n = len(exc.errors)
-    body = {
-        "error": {"code": "import-invalid",
-                  "message": f"Tệp có {n} lỗi, không ghi gì. / The file has {n} error(s); nothing was written."},
-        "errors": [{"row": e.row, "message": e.message, "text": e.text(lang)} for e in exc.errors],
-    }
-    return web.json_response(body, status=422)
 
 
 async def _import(request: web.Request, kind: str) -> web.Response:

@@ -18,7 +18,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.api.calendar import feed_url
-from server.api.units import IMPORT_MAX_BYTES, read_upload
+from server.api.uploads import IMPORT_MAX_BYTES, read_upload
 from server.auth import require
 from server.config import CONFIG
 from server.db.engine import DB

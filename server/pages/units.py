@@ -17,7 +17,8 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import func, select
 
-from server.api.units import IMPORT_MAX_BYTES, import_error_response, read_upload, run_import
+from server.api.units import run_import
+from server.api.uploads import IMPORT_MAX_BYTES, import_error_response, read_upload
 from server.audit import record
 from server.auth import require
 from server.db.engine import DB

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from server.api.units import IMPORT_MAX_BYTES
+from server.api.uploads import IMPORT_MAX_BYTES
 from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, Role, Unit
 
