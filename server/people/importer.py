@@ -13,7 +13,7 @@ the header as row 1, as a spreadsheet does):
   updates the existing classroom.
 
 Every row is checked before anything is written; any problem (all are reported, each with its row
-number) means nothing is written. The caller commits.
+number) means nothing is written. The caller commits, except with `run_import` (one upload, one transaction).
 """
 
 from __future__ import annotations
@@ -29,9 +29,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiohttp import web
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.audit import record
 from server.config import Config
 from server.db.models import Classroom, Role, Unit, UnitLevel, User
 from server.people.units import LEVEL_RANK, chunks, is_valid_on, overlaps, span_text
@@ -549,6 +551,22 @@ async def import_classrooms(s: AsyncSession, data: bytes | str, *,
 IMPORTERS = {"units": import_units, "classrooms": import_classrooms}
 
 
+async def run_import(db: async_sessionmaker[AsyncSession], request: web.Request | None, kind: str, data: bytes,
+                     filename: str) -> ImportResult:
+    """run_import: import `data` as `kind` ("units" or "classrooms") in one transaction and audit it (the pages
+    and the API; ImportFailed: nothing written)."""
+    async with db() as s:
+        try:
+            result = await IMPORTERS[kind](s, data)
+        except ImportFailed:
+            await s.rollback()
+            raise
+        record(s, request, f"{kind}.import", target=filename[:120], rows=result.rows, created=result.created,
+               updated=result.updated)
+        await s.commit()
+    return result
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Reference data and the command line
 
@@ -564,7 +582,6 @@ async def seed_reference_units(s: AsyncSession) -> None:
 
 async def run_import_command(config: Config, args: argparse.Namespace) -> int:
     """run_import_command: `taphuan import units|classrooms FILE.csv`; 0 on success, 1 with row errors."""
-    from server.audit import record
     from server.db.engine import make_engine, make_sessionmaker, migrate
 
     path = Path(args.file)

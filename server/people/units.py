@@ -6,22 +6,34 @@ merged provinces and ended the district level). Every unit has an optional valid
 that date: `units_at(s, date)`. A unit is identified by `code` together with `valid_from`, because the
 same code can name two units over time (e.g. 19 Thái Nguyên before and after absorbing Bắc Kạn).
 Classrooms are in `server.people.classrooms`; the CSV import of both in `server.people.importer`.
+
+Operators also create and change units one at a time (`create_unit`, `update_unit`: checked by
+`unit_problems` like an imported row, audit-logged; the caller commits). Staff see the tree of a date
+(`unit_tree`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from aiohttp import web
+from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from server.db.models import Unit, UnitLevel
+from server.audit import record
+from server.db.models import Classroom, Unit, UnitLevel
+from server.errors import ApiError
 
 REFORM_DATE = dt.date(2025, 7, 1)
 LEVEL_RANK = {UnitLevel.PROVINCE: 0, UnitLevel.DISTRICT: 1, UnitLevel.COMMUNE: 2}
+CODE_PATTERN = r"^\S+$"
 
 
 class Dated(Protocol):
@@ -172,3 +184,163 @@ def overlaps(a_from: dt.date | None, a_to: dt.date | None, b_from: dt.date | Non
 def span_text(valid_from: dt.date | None, valid_to: dt.date | None) -> str:
     """span_text: a validity range as text ("2016-01-01→…")."""
     return f"{valid_from or '…'}→{valid_to or '…'}"
+
+
+def vi_key(text: str) -> str:
+    """vi_key: a sort key in Vietnamese alphabetical order (accents ignored, Đ after D)."""
+    base = unicodedata.normalize("NFD", text.lower().replace("đ", "d{"))
+    return "".join(ch for ch in base if not unicodedata.combining(ch))
+
+
+def not_found() -> ApiError:
+    """not_found: the 404 of an unknown unit or classroom."""
+    return ApiError(404, "not-found", "Không tìm thấy. / Not found.")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Lists and the tree (pages and API)
+
+
+async def find_units(s: AsyncSession, *, at: dt.date | None = None, level: UnitLevel | None = None,
+                     parent_id: int | None = None) -> list[Unit]:
+    """find_units: the units valid on `at` (every period when None), of one level or under one unit, by code."""
+    if at is not None:
+        return await units_at(s, at, level=level, parent_id=parent_id)
+    stmt = select(Unit).order_by(Unit.code, Unit.valid_from)
+    if level is not None:
+        stmt = stmt.where(Unit.level == level)
+    if parent_id is not None:
+        stmt = stmt.where(Unit.parent_id == parent_id)
+    return list((await s.scalars(stmt)).all())
+
+
+async def get_unit(s: AsyncSession, unit_id: int) -> Unit | None:
+    """get_unit: one unit by id (None when unknown)."""
+    return await s.get(Unit, unit_id)
+
+
+async def provinces_by_name(s: AsyncSession) -> list[Unit]:
+    """provinces_by_name: every province of every period, in Vietnamese order (older versions first)."""
+    provinces = (await s.scalars(select(Unit).where(Unit.level == UnitLevel.PROVINCE))).all()
+    return sorted(provinces, key=lambda u: (vi_key(u.name), u.valid_from or dt.date.min))
+
+
+@dataclass
+class Node:
+    """Node: one unit in the tree with its children and the number of classrooms below it."""
+
+    unit: Unit
+    children: list[Node] = field(default_factory=list)
+    classrooms: int = 0
+    current: bool = True
+
+
+async def unit_tree(s: AsyncSession, at: dt.date | None, today: dt.date) -> tuple[list[Node], int]:
+    """unit_tree: the units of `at` (every period when None) as a tree with the active classrooms below each
+    node, provinces first in Vietnamese order; and how many units it holds."""
+    units = await find_units(s, at=at)
+    counts = dict((await s.execute(select(Classroom.unit_id, func.count()).where(Classroom.active.is_(True))
+                                   .group_by(Classroom.unit_id))).all())
+    nodes = {u.id: Node(u, classrooms=counts.get(u.id, 0), current=is_valid_on(u, today)) for u in units}
+    roots: list[Node] = []
+    for node in nodes.values():
+        parent = nodes.get(node.unit.parent_id) if node.unit.parent_id is not None else None
+        (parent.children if parent is not None else roots).append(node)
+
+    def total(node: Node) -> int:
+        node.classrooms += sum(total(child) for child in node.children)
+        return node.classrooms
+
+    for root in roots:
+        total(root)
+    roots.sort(key=lambda n: (n.unit.level != UnitLevel.PROVINCE, vi_key(n.unit.name)))
+    for node in nodes.values():
+        node.children.sort(key=lambda n: (LEVEL_RANK[n.unit.level], vi_key(n.unit.name)))
+    return roots, len(units)
+
+
+@dataclass
+class UnitChoice:
+    """UnitChoice: one option of a unit select (grouped by province)."""
+
+    id: int
+    label: str
+
+
+async def unit_choices(s: AsyncSession, today: dt.date, keep: int | None) -> list[tuple[str, list[UnitChoice]]]:
+    """unit_choices: the units valid `today` (and `keep`, marked with its end) grouped by province name."""
+    units = {u.id: u for u in (await s.scalars(select(Unit).order_by(Unit.code))).all()}
+    provinces = await province_map(s)
+    groups: dict[int, list[UnitChoice]] = defaultdict(list)
+    for unit in units.values():
+        if not is_valid_on(unit, today) and unit.id != keep:
+            continue
+        old = "" if is_valid_on(unit, today) else f" (≤ {unit.valid_to})"
+        groups[provinces.get(unit.id, unit.id)].append(UnitChoice(unit.id, f"{unit.code} · {unit.name}{old}"))
+    out = []
+    for pid, choices in groups.items():
+        province = units.get(pid)
+        out.append((province.name if province else "?", sorted(choices, key=lambda c: vi_key(c.label))))
+    return sorted(out, key=lambda group: vi_key(group[0]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writes (operators; audit-logged; the caller commits)
+
+
+class UnitIn(BaseModel):
+    """UnitIn: a new unit (parent required except for a province; dates inclusive, null = open)."""
+
+    code: str = Field(min_length=1, max_length=16, pattern=CODE_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    level: UnitLevel
+    parent_id: int | None = None
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+
+
+class UnitPatch(BaseModel):
+    """UnitPatch: fields to change on a unit (absent fields stay)."""
+
+    code: str | None = Field(None, min_length=1, max_length=16, pattern=CODE_PATTERN)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    level: UnitLevel | None = None
+    parent_id: int | None = None
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
+
+
+def _problems(problems: list[tuple[str, str]]) -> ApiError:
+    return ApiError(422, "invalid", "; ".join(p[0] for p in problems) + " / " + "; ".join(p[1] for p in problems))
+
+
+async def create_unit(s: AsyncSession, request: web.Request | None, data: UnitIn) -> Unit:
+    """create_unit: add a unit checked like an imported row (422 listing every problem); flushed, audit-logged."""
+    problems = await unit_problems(s, code=data.code, level=data.level, parent_id=data.parent_id,
+                                   valid_from=data.valid_from, valid_to=data.valid_to)
+    if problems:
+        raise _problems(problems)
+    unit = Unit(**data.model_dump())
+    s.add(unit)
+    await s.flush()
+    record(s, request, "unit.create", target=f"unit:{unit.id}", code=unit.code, name=unit.name)
+    return unit
+
+
+async def update_unit(s: AsyncSession, request: web.Request | None, unit_id: int, changes: dict[str, Any]) -> Unit:
+    """update_unit: change some fields of a unit (404 unknown, 422 null or problems); audit-logged."""
+    unit = await s.get(Unit, unit_id)
+    if unit is None:
+        raise not_found()
+    merged = {k: getattr(unit, k) for k in ("code", "level", "parent_id", "valid_from", "valid_to")}
+    merged.update({k: v for k, v in changes.items() if k in merged})
+    if changes.get("code", "") is None or changes.get("name", "") is None or changes.get("level", "") is None:
+        raise ApiError(422, "invalid", "code, name, level: không được để trống / may not be null")
+    problems = await unit_problems(s, unit_id=unit.id, **merged)
+    if problems:
+        raise _problems(problems)
+    for k, v in changes.items():
+        setattr(unit, k, v)
+    record(s, request, "unit.update", target=f"unit:{unit.id}", code=unit.code,
+           changes={k: str(v) for k, v in changes.items()})
+    return unit

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.engine import DB
-from server.db.models import Classroom, Role, Unit, UnitLevel, User
-from server.people.importer import ImportFailed, import_classrooms, import_units, seed_reference_units
+from server.db.engine import DB, make_engine, make_sessionmaker, migrate
+from server.db.models import AuditEntry, Classroom, Role, Unit, UnitLevel, User
+from server.people.importer import ImportFailed, import_classrooms, import_units, run_import, seed_reference_units
 from server.people.units import province_of, units_at
 from tests.server.people.conftest import UNITS_CSV
 
@@ -167,3 +168,24 @@ async def test_import_large_file(s: AsyncSession) -> None:
     await s.commit()
     assert rooms_result.created == 10_000
     assert time.monotonic() - started < 60
+
+
+async def test_run_import_is_one_audited_transaction(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'run.sqlite3'}")
+    await migrate(engine)
+    db = make_sessionmaker(engine)
+    try:
+        async with db() as s:
+            await seed_reference_units(s)
+            await s.commit()
+        result = await run_import(db, None, "units", UNITS_CSV.encode(), "don-vi.csv")
+        assert (result.kind, result.created) == ("units", 3)
+        with pytest.raises(ImportFailed):
+            await run_import(db, None, "classrooms", b"code,name,unit_code\nA1,Phong,NOPE\n", "lop.csv")
+        async with db() as s:
+            assert await s.scalar(select(func.count()).select_from(Unit).where(Unit.code == "116")) == 1
+            assert await _count(s, Classroom) == 0
+            entries = (await s.scalars(select(AuditEntry).where(AuditEntry.action.like("%.import")))).all()
+            assert [(e.action, e.target, e.details["created"]) for e in entries] == [("units.import", "don-vi.csv", 3)]
+    finally:
+        await engine.dispose()
