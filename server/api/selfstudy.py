@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import MaterialKind, Meeting, Quiz, QuizQuestion, Recording, User
+from server.db.models import MaterialKind, Meeting, Quiz, QuizQuestion, User
 from server.errors import ApiError
 from server.learning import materials as materials_svc
 from server.learning import selfstudy as svc
-from server.live.recordings import may_view
+from server.live import archive
 from server.openapi import endpoint, int_param, json_response, parse_body
 from server.people import enrolment
 
@@ -257,11 +257,7 @@ async def submit_attempt(request: web.Request) -> web.Response:
 
 async def _recording_program(s: AsyncSession, ident: Identity, recording_id: int) -> int:
     """_recording_program: the program of a recording the caller may watch as a study item (404 / 403 / 422)."""
-    row = await s.get(Recording, recording_id)
-    if row is None:
-        raise ApiError(404, "not-found", "Không có bản ghi hình này. / No such recording.")
-    if not await may_view(s, ident, recording_id):
-        raise ApiError(403, "forbidden", "Bạn không được xem bản ghi hình này. / You may not watch this recording.")
+    row = await archive.viewable(s, ident, recording_id)
     if row.program_id is None:
         raise ApiError(422, "invalid", "item: bản ghi không thuộc chương trình nào / the recording belongs to no "
                        "program", field="item")

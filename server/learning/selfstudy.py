@@ -111,6 +111,12 @@ async def _progress_row(s: AsyncSession, user_id: int, program_id: int, item: st
     return row
 
 
+async def position(s: AsyncSession, user_id: int, item: str) -> float:
+    """position: where the learner stopped in a video item (seconds; 0 when never played)."""
+    row = await s.scalar(select(StudyProgress).where(StudyProgress.user_id == user_id, StudyProgress.item == item))
+    return row.position if row else 0.0
+
+
 async def record_open(s: AsyncSession, user_id: int, program_id: int, item: str) -> StudyProgress:
     """record_open: a learner opened a study item (counted; a non-video is then done)."""
     row = await _progress_row(s, user_id, program_id, item)

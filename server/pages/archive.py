@@ -14,14 +14,12 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import select
 
 from server.auth import require
 from server.db.engine import DB
-from server.db.models import Program, Recording, RecordingState, Role, StudyProgress
+from server.db.models import Role
 from server.errors import ApiError
-from server.live.recordings import may_view, visible
-from server.people import enrolment
+from server.live import archive
 
 
 @aiohttp_jinja2.template("archive.html")
@@ -29,9 +27,7 @@ async def archive_page(request: web.Request) -> dict[str, Any]:
     """archive_page: the library of recordings the caller may watch."""
     ident = require(request)
     async with request.app[DB]() as s:
-        programs = (await s.execute(
-            select(Program.id, Program.title).where(Program.id.in_(
-                select(Recording.program_id).where(visible(ident)))).order_by(Program.title))).all()
+        programs = await archive.library_programs(s, ident)
     return {"programs": [{"id": pid, "title": title} for pid, title in programs],
             "operator": ident.role == Role.OPERATOR}
 
@@ -45,21 +41,8 @@ async def player_page(request: web.Request) -> dict[str, Any]:
     except ValueError:
         raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
     async with request.app[DB]() as s:
-        row = await s.get(Recording, rid)
-        if row is None:
-            raise ApiError(404, "not-found", "Không có bản ghi hình này. / No such recording.")
-        if not await may_view(s, ident, rid):
-            raise ApiError(403, "forbidden", "Bạn không được xem bản ghi hình này. / You may not watch this recording.")
-        study: dict[str, Any] | None = None
-        if (row.program_id is not None and row.published and row.state == RecordingState.READY
-                and ident.user_id is not None):
-            access = await enrolment.program_access(s, ident, row.program_id)
-            if access.learner:
-                item = f"recording:{row.id}"
-                progress = await s.scalar(select(StudyProgress).where(StudyProgress.user_id == ident.user_id,
-                                                                      StudyProgress.item == item))
-                study = {"item": item, "program_id": row.program_id,
-                         "position": progress.position if progress else 0.0}
+        row = await archive.viewable(s, ident, rid)
+        study = await archive.study_video(s, ident, row)
     return {"recording": row, "operator": ident.role == Role.OPERATOR,
             "staff": ident.role in (Role.OPERATOR, Role.TRAINER, Role.LEADER), "study": study}
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import AuditEntry, QuizQuestion, Role
+from server.learning import selfstudy
 from server.learning.selfstudy import score
 from tests.server.learning_helpers import PDF, World, make_world, upload_form
 
@@ -245,3 +246,13 @@ async def test_published_recordings_are_study_videos(app: web.Application, world
     r = await world.trainer.get(f"/archive/{ids['ready']}", headers=HTML)
     assert r.status == 200 and "data-study-video" not in await r.text()
     assert (await world.outsider.get(f"/archive/{ids['ready']}", headers=HTML)).status == 403
+
+
+async def test_position_is_where_the_learner_stopped(app: web.Application, world: World) -> None:
+    uid = world.learner.user.id
+    async with app[DB]() as s:
+        assert await selfstudy.position(s, uid, "material:1") == 0.0
+        await selfstudy.record_watch(s, uid, world.program_id, "material:1", 42.0, 300.0, 10.0)
+        await s.commit()
+        assert await selfstudy.position(s, uid, "material:1") == 42.0
+        assert await selfstudy.position(s, uid, "material:2") == 0.0
