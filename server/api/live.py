@@ -24,15 +24,16 @@ import datetime as dt
 
 from aiohttp import web
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import Classroom, Meeting, Role, Unit
+from server.db.models import Meeting, Role
 from server.errors import ApiError
+from server.live import roster
 from server.live.recordings import RECORDERS
 from server.live.service import LIVE
 from server.openapi import endpoint, int_param, json_response
+from server.schedule.meetings import meetings_by_id
 from sfu.events import ParticipantStats
 from sfu.room import Room
 from sfu.stats import ConsumerStats, ProducerStats
@@ -197,13 +198,8 @@ async def live_rooms(app: web.Application, only: int | None = None) -> list[Live
     classroom_ids = {c.ident.classroom_id for c in app[LIVE].connections
                      if c.meeting_id in rooms and c.ident.classroom_id is not None}
     async with app[DB]() as s:
-        meetings = {m.id: m for m in await s.scalars(select(Meeting).where(Meeting.id.in_(rooms)))}
-        places: dict[int, tuple[str, str]] = {}
-        if classroom_ids:
-            rows = await s.execute(select(Classroom.id, Classroom.name, Unit.name)
-                                   .join(Unit, Unit.id == Classroom.unit_id)
-                                   .where(Classroom.id.in_(classroom_ids)))
-            places = {cid: (cname, uname) for cid, cname, uname in rows}
+        meetings = await meetings_by_id(s, rooms)
+        places = await roster.classroom_places(s, classroom_ids)
     tz = app[CONFIG].tz
     # Read every room after the last await: each snapshot is consistent.
     out = [room_out(app, room, meetings.get(mid), places, tz) for mid, room in rooms.items() if not room.closed]

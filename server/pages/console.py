@@ -12,13 +12,13 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import select
 
 from server.auth import require
 from server.db.engine import DB
-from server.db.models import Meeting, Role
+from server.db.models import Role
 from server.errors import ApiError
 from server.i18n import _
+from server.schedule.meetings import meeting_by_id
 
 POLL_MS = 2000
 HISTORY_MS = 5 * 60 * 1000
@@ -69,7 +69,7 @@ async def console_room_page(request: web.Request) -> dict[str, Any]:
     except ValueError:
         raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
     async with request.app[DB]() as s:
-        meeting = await s.scalar(select(Meeting).where(Meeting.id == meeting_id))
+        meeting = await meeting_by_id(s, meeting_id)
     if meeting is None:
         raise ApiError(404, "not-found", "Không có buổi tập huấn này. / No such meeting.")
     return {**_base(request), "meeting": meeting,

@@ -21,7 +21,7 @@ Times are stored in UTC; `to_local` / `parse_local` convert from and to the conf
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -235,6 +235,16 @@ async def upcoming_meetings(s: AsyncSession, ident: Identity, limit: int = 20,
         q = q.where(Meeting.status != MeetingStatus.CANCELLED)
     q = q.order_by(Meeting.starts_at, Meeting.id).limit(limit)
     return list((await s.scalars(q)).all())
+
+
+async def meeting_by_id(s: AsyncSession, meeting_id: int) -> Meeting | None:
+    """meeting_by_id: one meeting whoever asks (None when unknown); for operators' pages, which see every meeting."""
+    return await s.get(Meeting, meeting_id)
+
+
+async def meetings_by_id(s: AsyncSession, ids: Collection[int]) -> dict[int, Meeting]:
+    """meetings_by_id: the meetings of `ids` that exist, by id."""
+    return {m.id: m for m in await s.scalars(select(Meeting).where(Meeting.id.in_(list(ids))))}
 
 
 async def get_meeting(s: AsyncSession, ident: Identity, meeting_id: int) -> Meeting:
