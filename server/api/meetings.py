@@ -303,14 +303,11 @@ async def import_meetings(request: web.Request) -> web.Response:
     """import_meetings: CSV body or multipart `file`; 422 lists every row error and writes nothing."""
     ident = require(request)
     data, _name = await read_upload(request)
-    async with request.app[DB]() as s:
-        try:
-            result = await schedule_import.import_schedule(s, request, data, request.app[CONFIG].tz,
-                                                           actor_id=ident.user_id)
-        except ImportFailed as exc:
-            await s.rollback()
-            return import_error_response(request, exc)
-        await s.commit()
+    try:
+        result = await schedule_import.run_import(request.app[DB], request, data, request.app[CONFIG].tz,
+                                                  actor_id=ident.user_id)
+    except ImportFailed as exc:
+        return import_error_response(request, exc)
     return json_response(ScheduleImportOut(rows=result.rows, created=len(result.meeting_ids),
                                            meeting_ids=result.meeting_ids))
 

@@ -101,16 +101,14 @@ async def import_page(request: web.Request) -> web.StreamResponse:
     if request.method == "GET":
         return aiohttp_jinja2.render_template("meetings_import.html", request, _import_context())
     data, _name = await read_upload(request)
+    try:
+        result = await schedule_import.run_import(request.app[DB], request, data, request.app[CONFIG].tz,
+                                                  actor_id=ident.user_id)
+    except ImportFailed as exc:
+        lang = language(request)
+        return aiohttp_jinja2.render_template("meetings_import.html", request, _import_context(
+            errors=[e.text(lang) for e in exc.errors]), status=422)
     async with request.app[DB]() as s:
-        try:
-            result = await schedule_import.import_schedule(s, request, data, request.app[CONFIG].tz,
-                                                           actor_id=ident.user_id)
-        except ImportFailed as exc:
-            await s.rollback()
-            lang = language(request)
-            return aiohttp_jinja2.render_template("meetings_import.html", request, _import_context(
-                errors=[e.text(lang) for e in exc.errors]), status=422)
-        await s.commit()
         meetings = [await svc.get_meeting(s, ident, mid) for mid in result.meeting_ids]
     return aiohttp_jinja2.render_template("meetings_import.html", request, _import_context(
         created=meetings, now=svc.utcnow()))
