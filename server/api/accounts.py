@@ -16,7 +16,7 @@ from server.auth import COOKIE, Identity, cookie_secure, csrf_token_for_form, re
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, JoinLink, Role, User, utcnow
-from server.openapi import endpoint, int_param, json_response, parse_body
+from server.openapi import endpoint, int_param, int_query, json_response, parse_body
 from server.people.accounts import (
     AccountError,
     AuditFilter,
@@ -291,7 +291,8 @@ async def list_users(request: web.Request) -> web.Response:
     q = request.query
     role = _role_param(q.get("role", ""))
     disabled = {"true": True, "1": True, "false": False, "0": False}.get(q.get("disabled", "").lower())
-    limit, offset = _int_query(request, "limit", 200, 1, 1000), _int_query(request, "offset", 0, 0, 10**9)
+    limit = int_query(request, "limit", 200, low=1, high=1000)
+    offset = int_query(request, "offset", 0, low=0, high=10**9)
     async with request.app[DB]() as s:
         users = await search_users(s, q.get("q", ""), role, disabled, limit, offset)
     return json_response([user_out(u) for u in users])
@@ -431,7 +432,8 @@ async def audit_log(request: web.Request) -> web.Response:
     q = request.query
     f = AuditFilter(action=q.get("action", "")[:60], actor=q.get("actor", "")[:64],
                     since=parse_day(q.get("since"), "since"), until=parse_day(q.get("until"), "until"),
-                    limit=_int_query(request, "limit", 100, 1, 500), offset=_int_query(request, "offset", 0, 0, 10**9))
+                    limit=int_query(request, "limit", 100, low=1, high=500),
+                    offset=int_query(request, "offset", 0, low=0, high=10**9))
     async with request.app[DB]() as s:
         rows = await audit_entries(s, request.app[CONFIG], f)
     return json_response([audit_out(entry, username) for entry, username in rows])
@@ -447,15 +449,3 @@ def _role_param(value: str) -> Role | None:
         return Role(value)
     except ValueError:
         raise AccountError(422, "invalid", "role: vai trò không hợp lệ. / role: unknown role.", field="role") from None
-
-
-def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name, "")
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise AccountError(422, "invalid", f"{name}: cần một số nguyên. / {name}: expected an integer.",
-                           field=name) from None
-    return max(low, min(value, high))

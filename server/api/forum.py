@@ -16,9 +16,8 @@ from server.auth import require
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import ForumReply, ForumTopic, Meeting, MeetingStatus, Role, User
-from server.errors import ApiError
 from server.learning import forum as svc
-from server.openapi import endpoint, int_param, json_response, parse_body
+from server.openapi import endpoint, int_param, int_query, json_response, parse_body
 from server.people import enrolment
 
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
@@ -278,11 +277,7 @@ async def mark_answered(request: web.Request) -> web.Response:
 async def unanswered(request: web.Request) -> web.Response:
     """unanswered: open questions for trainers and operators."""
     ident = require(request)
-    raw = request.query.get("program_id", "")
-    try:
-        pid = int(raw) if raw else None
-    except ValueError:
-        raise ApiError(422, "invalid", "program_id: không hợp lệ / not a number", field="program_id") from None
+    pid = int_query(request, "program_id")
     tz = request.app[CONFIG].tz
     async with request.app[DB]() as s:
         rows = await svc.unanswered(s, ident, pid)

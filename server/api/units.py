@@ -18,7 +18,7 @@ from server.api.uploads import import_error_response, read_upload
 from server.db.engine import DB
 from server.db.models import Role, Unit, UnitLevel
 from server.errors import ApiError
-from server.openapi import endpoint, int_param, json_response, parse_body
+from server.openapi import endpoint, int_param, int_query, json_response, parse_body
 from server.people import classrooms as rooms
 from server.people import units as units_svc
 from server.people.importer import ImportFailed, parse_date, run_import
@@ -92,16 +92,6 @@ def _date_query(request: web.Request, name: str) -> dt.date | None:
                        field=name) from None
 
 
-def _int_query(request: web.Request, name: str, default: int | None = None) -> int | None:
-    text = request.query.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise ApiError(422, "invalid", f"{name}: cần một số / must be a number", field=name) from None
-
-
 @endpoint("GET", "/api/v1/units", name="api-units", summary="List administrative units", roles=STAFF,
           response=UnitOut, response_list=True, tag="units",
           query=(("at", "only units valid on this date (YYYY-MM-DD)"), ("parent", "children of this unit id"),
@@ -109,7 +99,7 @@ def _int_query(request: web.Request, name: str, default: int | None = None) -> i
 async def list_units(request: web.Request) -> web.Response:
     """list_units: units (valid on ?at=, under ?parent=, of ?level=), by code."""
     at = _date_query(request, "at")
-    parent = _int_query(request, "parent")
+    parent = int_query(request, "parent")
     level_text = request.query.get("level", "").strip()
     try:
         level = UnitLevel(level_text) if level_text else None
@@ -170,13 +160,13 @@ async def _classroom_out(s: AsyncSession, classroom_id: int) -> ClassroomOut:
                  ("limit", "at most this many (default 1000, max 10000)"), ("offset", "skip this many")))
 async def list_classrooms(request: web.Request) -> web.Response:
     """list_classrooms: classrooms by code (the total is in the X-Total-Count header)."""
-    unit_id = _int_query(request, "unit")
+    unit_id = int_query(request, "unit")
     active_text = request.query.get("active", "").strip().lower()
     if active_text not in ("", "true", "false", "1", "0"):
         raise ApiError(422, "invalid", "active: true | false", field="active")
     active = None if not active_text else active_text in ("true", "1")
-    limit = max(1, min(_int_query(request, "limit", 1000) or 1000, 10_000))
-    offset = max(0, _int_query(request, "offset", 0) or 0)
+    limit = max(1, min(int_query(request, "limit", 1000) or 1000, 10_000))
+    offset = int_query(request, "offset", 0, low=0)
     async with request.app[DB]() as s:
         views, total = await rooms.find_classrooms(s, unit_id=unit_id, q=request.query.get("q", ""), active=active,
                                                    limit=limit, offset=offset)

@@ -23,6 +23,7 @@ from server.db.engine import DB
 from server.db.models import Role, User, utcnow
 from server.errors import ApiError
 from server.i18n import language
+from server.openapi import int_param, parse_int
 from server.people.accounts import (
     ACCOUNT_ROLES,
     AccountError,
@@ -72,11 +73,6 @@ def local_time(request: web.Request, value: dt.datetime | None) -> str:
 
 def _render(template: str, request: web.Request, context: dict[str, Any], status: int = 200) -> web.Response:
     return aiohttp_jinja2.render_template(template, request, context, status=status)
-
-
-def _form_int(value: Any) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() else None
 
 
 # ---------------------------------------------------------------- login / logout
@@ -207,8 +203,8 @@ def _user_fields(form: Any) -> dict[str, Any]:
         "display_name": str(form.get("display_name", "")).strip()[:200],
         "role": str(form.get("role", "")),
         "email": str(form.get("email", "")).strip()[:200],
-        "classroom_id": _form_int(form.get("classroom_id")),
-        "unit_id": _form_int(form.get("unit_id")),
+        "classroom_id": parse_int(form.get("classroom_id")),
+        "unit_id": parse_int(form.get("unit_id")),
         "language": "en" if form.get("language") == "en" else "vi",
     }
 
@@ -242,7 +238,7 @@ async def account_new(request: web.Request) -> web.Response:
 async def account_edit(request: web.Request) -> web.Response:
     """account_edit: change an account; the page also offers reset password and disable/enable."""
     ident = require(request, *OPS)
-    user_id = _path_int(request, "id")
+    user_id = int_param(request, "id")
     error, status = "", 200
     async with request.app[DB]() as s:
         user = await user_by_id(s, user_id)
@@ -271,7 +267,7 @@ async def account_reset(request: web.Request) -> web.Response:
     """account_reset: generate a new password (shown once) and end the account's logins."""
     require(request, *OPS)
     async with request.app[DB]() as s:
-        user, password, ended = await reset_account(s, request, _path_int(request, "id"))
+        user, password, ended = await reset_account(s, request, int_param(request, "id"))
         await s.commit()
     await announce(request.app, ended)
     return _render("accounts_password.html", request, {"user": user, "password": password, "created": False})
@@ -281,7 +277,7 @@ async def account_disable(request: web.Request) -> web.Response:
     """account_disable: disable an account (its logins end) or, for /enable, enable it."""
     ident = require(request, *OPS)
     disabled = request.path.endswith("/disable")
-    user_id = _path_int(request, "id")
+    user_id = int_param(request, "id")
     try:
         async with request.app[DB]() as s:
             user, ended = await disable_account(s, request, user_id, disabled, actor_id=ident.user_id)
@@ -294,26 +290,19 @@ async def account_disable(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(location=f"/accounts/{user.id}?done={'disabled' if disabled else 'enabled'}")
 
 
-def _path_int(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except (KeyError, ValueError):
-        raise AccountError(404, "not-found", "Không tìm thấy. / Not found.") from None
-
-
 # ---------------------------------------------------------------- join links page
 
 
 async def links_page(request: web.Request) -> web.Response:
     """links_page: a meeting's join links with copy buttons, a create form and revoke buttons."""
     ident = require(request, *OPS)
-    meeting_id = _path_int(request, "id")
-    error, status, fresh = "", 200, _form_int(request.query.get("new"))
+    meeting_id = int_param(request, "id")
+    error, status, fresh = "", 200, parse_int(request.query.get("new"))
     form_values: dict[str, Any] = {"kind": "classroom", "classroom_id": None, "guest_name": "", "hours": ""}
     if request.method == "POST":
         form = await request.post()
         kind = "guest" if form.get("kind") == "guest" else "classroom"
-        form_values = {"kind": kind, "classroom_id": _form_int(form.get("classroom_id")),
+        form_values = {"kind": kind, "classroom_id": parse_int(form.get("classroom_id")),
                        "guest_name": str(form.get("guest_name", ""))[:200], "hours": str(form.get("hours", ""))[:8]}
         try:
             hours: float | None = None
@@ -357,7 +346,7 @@ async def links_page(request: web.Request) -> web.Response:
 async def link_revoke(request: web.Request) -> web.Response:
     """link_revoke: stop new joins by a link (form field end_logins also ends its logins)."""
     require(request, *OPS)
-    meeting_id, link_id = _path_int(request, "id"), _path_int(request, "link_id")
+    meeting_id, link_id = int_param(request, "id"), int_param(request, "link_id")
     form = await request.post()
     end = form.get("end_logins") == "1"
     async with request.app[DB]() as s:
@@ -380,7 +369,7 @@ async def audit_page(request: web.Request) -> web.Response:
     except AccountError as exc:
         since = until = None
         error = localized(request, exc.message)
-    page = max(0, _form_int(q.get("page")) or 0)
+    page = max(0, parse_int(q.get("page")) or 0)
     f = AuditFilter(action=q.get("action", "")[:60], actor=q.get("actor", "")[:64], since=since, until=until,
                     limit=101, offset=page * 100)
     async with request.app[DB]() as s:

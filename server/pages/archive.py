@@ -18,8 +18,8 @@ from aiohttp import web
 from server.auth import require
 from server.db.engine import DB
 from server.db.models import Role
-from server.errors import ApiError
 from server.live import archive
+from server.openapi import int_param
 
 
 @aiohttp_jinja2.template("archive.html")
@@ -36,10 +36,7 @@ async def archive_page(request: web.Request) -> dict[str, Any]:
 async def player_page(request: web.Request) -> dict[str, Any]:
     """player_page: one recording: player, chapters, download (403 when the caller may not watch it)."""
     ident = require(request)
-    try:
-        rid = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
+    rid = int_param(request, "id")
     async with request.app[DB]() as s:
         row = await archive.viewable(s, ident, rid)
         study = await archive.study_video(s, ident, row)

@@ -25,6 +25,7 @@ from server.db.engine import DB
 from server.db.models import Role
 from server.errors import ApiError
 from server.i18n import _, language
+from server.openapi import parse_int
 from server.people.importer import ImportFailed
 from server.schedule import calendar as cal
 from server.schedule import deadlines, notifications
@@ -127,7 +128,7 @@ async def read_notifications(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     raw = str(form.get("id", ""))
     async with request.app[DB]() as s:
-        await notifications.mark_read(s, ident, int(raw) if raw.isdigit() else None)
+        await notifications.mark_read(s, ident, parse_int(raw))
         await s.commit()
     raise web.HTTPSeeOther("/")
 

@@ -18,6 +18,7 @@ from server.db.engine import DB
 from server.db.models import Role
 from server.errors import ApiError
 from server.i18n import _
+from server.openapi import int_param
 from server.schedule.meetings import meeting_by_id
 
 POLL_MS = 2000
@@ -64,10 +65,7 @@ async def console_page(request: web.Request) -> dict[str, Any]:
 async def console_room_page(request: web.Request) -> dict[str, Any]:
     """console_room_page: one meeting's live room with larger charts per participant (404: no such meeting)."""
     require(request, Role.OPERATOR)
-    try:
-        meeting_id = int(request.match_info["meeting_id"])
-    except ValueError:
-        raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
+    meeting_id = int_param(request, "meeting_id")
     async with request.app[DB]() as s:
         meeting = await meeting_by_id(s, meeting_id)
     if meeting is None:

@@ -21,6 +21,7 @@ from server.db.models import Role
 from server.errors import ApiError
 from server.live import netcheck, roster
 from server.live.signalling import SignalError, load_meeting_for
+from server.openapi import int_param
 
 STUDIO_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 
@@ -29,10 +30,7 @@ STUDIO_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 async def live_page(request: web.Request) -> dict[str, Any]:
     """live_page: the live room of a meeting, for whoever may join it."""
     ident = require(request)
-    try:
-        meeting_id = int(request.match_info["meeting_id"])
-    except ValueError:
-        raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
+    meeting_id = int_param(request, "meeting_id")
     try:
         meeting = await load_meeting_for(request.app, ident, meeting_id)
     except SignalError as exc:

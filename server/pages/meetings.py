@@ -27,6 +27,7 @@ from server.db.engine import DB
 from server.db.models import Meeting, MeetingKind, MeetingStatus, Role, User
 from server.errors import ApiError
 from server.i18n import _, language
+from server.openapi import int_param, parse_int
 from server.schedule import deadlines
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
@@ -68,13 +69,6 @@ def _page_error(request: web.Request, exc: ApiError) -> dict[str, str]:
     return {str(exc.extra.get("field", "form")): field_message(request, exc)}
 
 
-def _int(value: str) -> int | None:
-    try:
-        return int(value)
-    except ValueError:
-        return None
-
-
 # --- programs -------------------------------------------------------------------------------------
 
 @aiohttp_jinja2.template("programs.html")
@@ -89,10 +83,9 @@ async def programs_page(request: web.Request) -> dict[str, Any]:
 async def program_form(request: web.Request) -> web.StreamResponse:
     """program_form: create (/programs/new) or edit (/programs/{id}/edit) a program."""
     ident = require(request, Role.OPERATOR)
-    pid = _int(request.match_info.get("id", ""))
     editing = "id" in request.match_info
     async with request.app[DB]() as s:
-        program = await svc.get_program(s, pid or 0) if editing else None
+        program = await svc.get_program(s, int_param(request, "id")) if editing else None
         values = {"title": program.title if program else "", "description": program.description if program else ""}
         errors: dict[str, str] = {}
         if request.method == "POST":
@@ -122,7 +115,7 @@ async def program_form(request: web.Request) -> web.StreamResponse:
 async def program_delete(request: web.Request) -> web.StreamResponse:
     """program_delete: confirm (GET), then delete (POST) a program without meetings."""
     require(request, Role.OPERATOR)
-    pid = _int(request.match_info["id"]) or 0
+    pid = int_param(request, "id")
     error = ""
     async with request.app[DB]() as s:
         program = await svc.get_program(s, pid)
@@ -142,7 +135,7 @@ async def program_delete(request: web.Request) -> web.StreamResponse:
 async def program_page(request: web.Request) -> dict[str, Any]:
     """program_page: a program and its meetings."""
     ident = require(request, Role.OPERATOR)
-    pid = _int(request.match_info["id"]) or 0
+    pid = int_param(request, "id")
     async with request.app[DB]() as s:
         program = await svc.get_program(s, pid)
         rows = await svc.list_meetings(s, ident, program_id=pid)
@@ -187,12 +180,12 @@ def _form_values(meeting: Meeting | None, tz: ZoneInfo, program_id: int | None) 
 
 
 def _ids(form: MultiDictProxy[Any], name: str) -> set[int]:
-    return {i for i in (_int(str(v)) for v in form.getall(name, [])) if i is not None}
+    return {i for i in (parse_int(v) for v in form.getall(name, [])) if i is not None}
 
 
 def _posted_values(form: MultiDictProxy[Any]) -> dict[str, Any]:
     kind = str(form.get("kind", "lecture"))
-    return {"program_id": _int(str(form.get("program_id", ""))), "title": str(form.get("title", "")),
+    return {"program_id": parse_int(form.get("program_id")), "title": str(form.get("title", "")),
             "description": str(form.get("description", "")), "kind": kind, "date": str(form.get("date", "")),
             "start_time": str(form.get("start_time", "")), "end_time": str(form.get("end_time", "")),
             "presenter_ids": _ids(form, "presenter_ids"), "classroom_ids": _ids(form, "classroom_ids"),
@@ -223,8 +216,8 @@ async def meeting_form(request: web.Request) -> web.StreamResponse:
     editing = "id" in request.match_info
     errors: dict[str, str] = {}
     async with request.app[DB]() as s:
-        meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0) if editing else None
-        values = _form_values(meeting, tz, _int(request.query.get("program_id", "")))
+        meeting = await svc.get_meeting(s, ident, int_param(request, "id")) if editing else None
+        values = _form_values(meeting, tz, parse_int(request.query.get("program_id")))
         if request.method == "POST":
             form = await request.post()
             values = _posted_values(form)
@@ -277,7 +270,7 @@ async def meeting_page(request: web.Request) -> web.StreamResponse:
     if not svc.can_read_meetings(ident):
         raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
     async with request.app[DB]() as s:
-        meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0)
+        meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         context = await detail_context(s, request, ident, meeting)
     return aiohttp_jinja2.render_template("meetings_detail.html", request, context)
 
@@ -287,7 +280,7 @@ async def meeting_status(request: web.Request) -> web.StreamResponse:
     ident = require(request, Role.OPERATOR)
     action = request.match_info["action"]
     form = await request.post()
-    mid = _int(request.match_info["id"]) or 0
+    mid = int_param(request, "id")
     async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, mid)
         try:
@@ -313,7 +306,7 @@ async def meeting_status(request: web.Request) -> web.StreamResponse:
 async def document_upload(request: web.Request) -> web.StreamResponse:
     """document_upload: POST /meetings/{id}/documents (multipart with ?csrf_token=): attach a deadline document."""
     ident = require(request)
-    mid = _int(request.match_info["id"]) or 0
+    mid = int_param(request, "id")
     async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, mid)
         try:
@@ -341,8 +334,8 @@ async def document_download(request: web.Request) -> web.StreamResponse:
     if not svc.can_read_meetings(ident):
         raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
     async with request.app[DB]() as s:
-        doc = await deadlines.get_document(s, ident, _int(request.match_info["id"]) or 0,
-                                           _int(request.match_info["doc"]) or 0)
+        doc = await deadlines.get_document(s, ident, int_param(request, "id"),
+                                           int_param(request, "doc"))
     return deadlines.download(request, doc)
 
 
@@ -351,7 +344,7 @@ async def meeting_delete(request: web.Request) -> web.StreamResponse:
     ident = require(request, Role.OPERATOR)
     error = ""
     async with request.app[DB]() as s:
-        meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0)
+        meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         if request.method == "POST":
             program_id = meeting.program_id
             try:

@@ -20,6 +20,7 @@ from server.db.engine import DB
 from server.db.models import Classroom, Role
 from server.errors import ApiError
 from server.i18n import _, language
+from server.openapi import int_param, parse_int
 from server.people import classrooms as rooms
 from server.people import units as units_svc
 from server.people.importer import CLASSROOM_COLUMNS, UNIT_COLUMNS, ImportFailed, parse_date, run_import
@@ -76,14 +77,8 @@ async def classrooms_page(request: web.Request) -> dict[str, Any]:
     q = request.query.get("q", "").strip()[:100]
     status = request.query.get("status", "active")
     active = {"active": True, "inactive": False}.get(status)
-    try:
-        unit_id: int | None = int(request.query.get("unit", "") or request.query.get("province", ""))
-    except ValueError:
-        unit_id = None
-    try:
-        page = max(1, int(request.query.get("page", "1")))
-    except ValueError:
-        page = 1
+    unit_id = parse_int(request.query.get("unit", "") or request.query.get("province", ""))
+    page = max(1, parse_int(request.query.get("page", "1")) or 1)
     async with request.app[DB]() as s:
         views, total = await rooms.find_classrooms(s, unit_id=unit_id, q=q, active=active, limit=PAGE_SIZE,
                                                    offset=(page - 1) * PAGE_SIZE)
@@ -118,10 +113,7 @@ async def classroom_new(request: web.Request) -> web.Response:
 
 
 async def _load_room(request: web.Request) -> Classroom:
-    try:
-        cid = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    cid = int_param(request, "id")
     async with request.app[DB]() as s:
         room = await rooms.get_classroom(s, cid)
     if room is None:
@@ -144,10 +136,7 @@ async def classroom_save(request: web.Request) -> web.Response:
     form = await request.post()
     values: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in ("code", "name", "host", "equipment")}
     values["active"] = form.get("active") == "on"
-    try:
-        values["unit_id"] = int(str(form.get("unit_id", "")))
-    except ValueError:
-        values["unit_id"] = None
+    values["unit_id"] = parse_int(form.get("unit_id"))
     errors: dict[str, str] = {}
     try:
         rooms.ClassroomIn.model_validate(values)
