@@ -422,11 +422,7 @@ async def upload_document(request: web.Request) -> web.Response:
     ident = require(request)
     async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
-        if not deadlines.can_upload(ident, meeting):
-            raise ApiError(403, "forbidden", "Bạn không được nộp tài liệu cho buổi họp này. / "
-                                             "You may not upload documents to this meeting.")
-        upload = await deadlines.receive(request, s)
-        doc = await deadlines.add_document(s, request, ident, meeting, upload)
+        doc = await deadlines.upload_document(s, request, ident, meeting)
         await s.commit()
     return json_response(document_out(request, doc), status=201)
 

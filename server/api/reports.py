@@ -30,6 +30,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Program, Role, Unit, UnitLevel
 from server.openapi import endpoint, int_param, int_query, json_response, parse_body
+from server.people.units import get_unit
 from server.reports import build as reports
 from server.reports import exports, headcount, presence
 from server.schedule import meetings as svc
@@ -353,7 +354,7 @@ async def check_unit(s: AsyncSession, unit_id: int | None) -> Unit | None:
     """check_unit: the unit named by unit_id, or a 422."""
     if unit_id is None:
         return None
-    unit = await s.get(Unit, unit_id)
+    unit = await get_unit(s, unit_id)
     if unit is None:
         raise svc.invalid("unit_id", "không có đơn vị này", "no such unit")
     return unit
@@ -391,9 +392,9 @@ async def build_program(s: AsyncSession, request: web.Request, program_id: int
     """build_program: a program's meetings (as the caller may see them) and its learners' progress."""
     ident, _tz, now, live = _ctx(request)
     allowed = await reports.visible_programs(s, ident)
-    program = await s.get(Program, program_id)
-    if program is None or (allowed is not None and program_id not in allowed):
+    if allowed is not None and program_id not in allowed:
         raise svc.not_found()
+    program = await svc.get_program(s, program_id)
     filters = range_filters(request, default_days=None)
     await check_unit(s, filters.unit_id)
     from dataclasses import replace
@@ -409,7 +410,7 @@ async def build_unit(s: AsyncSession, request: web.Request, unit_id: int
     """build_unit: a unit's meetings, totals per unit just below it (valid in the range) and per classroom."""
     require(request, Role.OPERATOR)
     _ident, tz, now, live = _ctx(request)
-    unit = await s.get(Unit, unit_id)
+    unit = await get_unit(s, unit_id)
     if unit is None:
         raise svc.not_found()
     from dataclasses import replace

@@ -28,7 +28,7 @@ from server import mail
 from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import MaterialKind, Meeting, MeetingStatus, Program, QuizAttempt, Role, User
+from server.db.models import MaterialKind, Meeting, Program, Role, User
 from server.errors import ApiError
 from server.i18n import _
 from server.learning import forum, selfstudy
@@ -36,6 +36,8 @@ from server.learning import materials as materials_svc
 from server.openapi import int_param, parse_int
 from server.pages.meetings import field_message
 from server.people import enrolment
+from server.people.accounts import find_user
+from server.schedule.meetings import meeting_by_id
 
 NOTICES = {
     "material-uploaded": "The material was uploaded.",
@@ -71,9 +73,7 @@ def _ids(values: list[Any]) -> list[int]:
 async def _program(s: AsyncSession, request: web.Request, pid: int,
                    manage: bool = False) -> tuple[Identity, Program, enrolment.Access]:
     ident = require(request)
-    access = await enrolment.require_access(s, ident, pid, manage=manage)
-    program = await s.get(Program, pid)
-    assert program is not None
+    program, access = await enrolment.program_for(s, ident, pid, manage=manage)
     return ident, program, access
 
 
@@ -83,7 +83,7 @@ def _hub(program: Program, access: enrolment.Access, tab: str, ident: Identity, 
 
 
 async def _me(s: AsyncSession, ident: Identity) -> User | None:
-    return await s.get(User, ident.user_id) if ident.user_id else None
+    return await find_user(s, ident.user_id)
 
 
 # --- study ----------------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ async def material_page(request: web.Request) -> dict[str, Any]:
         if access.learner and ident.user_id is not None:
             row = await selfstudy.record_open(s, ident.user_id, program.id, f"material:{material.id}")
             await s.commit()
-        meeting = await s.get(Meeting, material.meeting_id) if material.meeting_id else None
+        meeting = await meeting_by_id(s, material.meeting_id)
     return _hub(program, access, "materials", ident, m=material, meeting=meeting,
                 position=row.position if row else 0.0, inline=materials_svc.is_inline(material.mime),
                 notice="")
@@ -213,7 +213,7 @@ async def topic_page(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as s:
         topic = await forum.get_topic(s, int_param(request, "id"))
         ident, program, access = await _program(s, request, topic.program_id)
-        meeting = await s.get(Meeting, topic.meeting_id) if topic.meeting_id else None
+        meeting = await meeting_by_id(s, topic.meeting_id)
         errors: dict[str, str] = {}
         values = {"title": "", "body": ""}
         if request.method == "POST":
@@ -230,9 +230,7 @@ async def meeting_thread(request: web.Request) -> web.StreamResponse:
     """meeting_thread: a meeting's thread (shown empty until the first question, which makes it)."""
     ident = require(request)
     async with request.app[DB]() as s:
-        meeting = await s.get(Meeting, int_param(request, "id"))
-        if meeting is None or (not ident.is_staff and meeting.status != MeetingStatus.PUBLISHED):
-            raise forum.not_found()
+        meeting = await forum.thread_meeting(s, ident, int_param(request, "id"))
         ident, program, access = await _program(s, request, meeting.program_id)
         topic = await forum.meeting_topic(s, meeting, ident.user_id, create=False)
         if topic is not None and request.method == "GET":
@@ -384,11 +382,9 @@ async def quiz_result(request: web.Request) -> dict[str, Any]:
     async with request.app[DB]() as s:
         quiz, questions = await selfstudy.get_quiz(s, int_param(request, "qid"))
         ident, program, access = await _program(s, request, quiz.program_id)
-        attempt = await s.get(QuizAttempt, int_param(request, "aid"))
-        if attempt is None or attempt.quiz_id != quiz.id or (attempt.user_id != ident.user_id and not access.manage):
-            raise forum.not_found()
+        attempt = await selfstudy.get_attempt(s, quiz, int_param(request, "aid"), ident, access.manage)
         result = selfstudy.score(questions, attempt.answers, quiz.pass_percent)
-        me = await s.get(User, attempt.user_id)
+        me = await find_user(s, attempt.user_id)
         progress = (await selfstudy.program_progress(s, program.id, [me]))[0] if me is not None else None
     return _hub(program, access, "quizzes", ident, quiz=quiz, questions=questions, attempt=attempt,
                 result=result, progress=progress, notice="")

@@ -24,10 +24,11 @@ from pydantic import ValidationError
 from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import Meeting, MeetingKind, MeetingStatus, Role, User
+from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
 from server.i18n import _, language
 from server.openapi import int_param, parse_int
+from server.people.accounts import find_user
 from server.schedule import deadlines
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
@@ -250,7 +251,7 @@ async def detail_context(s: Any, request: web.Request, ident: Identity, meeting:
     """detail_context: what meetings_detail.html needs: rules, override, conflicts and deadlines."""
     tz = request.app[CONFIG].tz
     now = svc.utcnow()
-    override_by = await s.get(User, meeting.publish_override_by) if meeting.publish_override_by else None
+    override_by = await find_user(s, meeting.publish_override_by)
     conflicts = await svc.draft_conflicts(s, meeting) if ident.role == Role.OPERATOR else []
     row = await deadlines.for_meeting(s, meeting, schedule.today_in(tz, now), tz)
     return {"m": meeting, "notice": notice(request), "error": error, "error_code": error_code,
@@ -310,11 +311,7 @@ async def document_upload(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, mid)
         try:
-            if not deadlines.can_upload(ident, meeting):
-                raise ApiError(403, "forbidden", "Bạn không được nộp tài liệu cho buổi họp này. / "
-                                                 "You may not upload documents to this meeting.")
-            upload = await deadlines.receive(request, s)
-            await deadlines.add_document(s, request, ident, meeting, upload)
+            await deadlines.upload_document(s, request, ident, meeting)
             await s.commit()
         except ApiError as exc:
             if exc.status >= 500:

@@ -201,6 +201,11 @@ async def user_by_id(s: AsyncSession, user_id: int) -> User:
     return user
 
 
+async def find_user(s: AsyncSession, user_id: int | None) -> User | None:
+    """find_user: the User of an id (None for None, e.g. a guest's, or an unknown id)."""
+    return await s.get(User, user_id) if user_id is not None else None
+
+
 async def user_by_name(s: AsyncSession, username: str) -> User:
     """user_by_name: the User or a 404 AccountError naming the username."""
     name = normalize_username(username)

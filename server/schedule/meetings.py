@@ -237,9 +237,20 @@ async def upcoming_meetings(s: AsyncSession, ident: Identity, limit: int = 20,
     return list((await s.scalars(q)).all())
 
 
-async def meeting_by_id(s: AsyncSession, meeting_id: int) -> Meeting | None:
-    """meeting_by_id: one meeting whoever asks (None when unknown); for operators' pages, which see every meeting."""
-    return await s.get(Meeting, meeting_id)
+async def meeting_by_id(s: AsyncSession, meeting_id: int | None) -> Meeting | None:
+    """meeting_by_id: one meeting whoever asks (None for None or an unknown id): the operators' pages, which see
+    every meeting, and the meeting a material or forum topic names."""
+    return await s.get(Meeting, meeting_id) if meeting_id is not None else None
+
+
+async def check_program_meeting(s: AsyncSession, program_id: int, meeting_id: int | None) -> None:
+    """check_program_meeting: a 422 on `meeting_id` unless it is None or a meeting of the program (a material's or
+    a quiz's meeting)."""
+    if meeting_id is None:
+        return
+    meeting = await s.get(Meeting, meeting_id)
+    if meeting is None or meeting.program_id != program_id:
+        raise invalid("meeting_id", "buổi học không thuộc chương trình này", "the meeting is not in this program")
 
 
 async def meetings_by_id(s: AsyncSession, ids: Collection[int]) -> dict[int, Meeting]:

@@ -41,6 +41,7 @@ from server.people.accounts import (
     change_own_password,
     disable_account,
     edit_account,
+    find_user,
     link_classrooms,
     remove_join_link,
     reset_account,
@@ -646,3 +647,12 @@ async def test_own_password_and_join_link_actions(app: web.Application, make_use
         actions = (await s.scalars(select(AuditEntry.action).where(AuditEntry.target.in_(
             [f"user:{user.id}", f"meeting:{meeting.id}"])).order_by(AuditEntry.id))).all()
     assert actions == ["user.password-change", "joinlink.create", "joinlink.revoke"]
+
+
+async def test_find_user(app: web.Application, make_user: MakeUser, login_as: LoginAs) -> None:
+    await login_as(Role.OPERATOR)  # starts the app
+    user = await make_user(Role.TRAINER)
+    async with app[DB]() as s:
+        found = await find_user(s, user.id)
+        assert found is not None and found.username == user.username
+        assert await find_user(s, None) is None and await find_user(s, 999_999) is None
