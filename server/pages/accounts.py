@@ -22,7 +22,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role, User, utcnow
 from server.errors import ApiError
-from server.i18n import language
+from server.i18n import localized
 from server.openapi import int_param, parse_int
 from server.people.accounts import (
     ACCOUNT_ROLES,
@@ -56,12 +56,6 @@ from server.people.classrooms import all_classrooms
 
 OPS = (Role.OPERATOR,)
 PASSWORD_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM, Role.LEARNER)
-
-
-def localized(request: web.Request, message: str) -> str:
-    """localized: the request's half of a "Tiếng Việt / English" message."""
-    vi, sep, en = message.partition(" / ")
-    return en if sep and language(request) == "en" else vi
 
 
 def local_time(request: web.Request, value: dt.datetime | None) -> str:

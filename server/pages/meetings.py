@@ -26,7 +26,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
-from server.i18n import _, language
+from server.i18n import _, language, localized
 from server.openapi import int_param, parse_int
 from server.people.accounts import find_user
 from server.schedule import deadlines
@@ -60,10 +60,7 @@ def field_message(request: web.Request, exc: ApiError) -> str:
     """field_message: an error's message without the field name, in the page's language."""
     field = str(exc.extra.get("field", ""))
     text = exc.message[len(field) + 2:] if field and exc.message.startswith(f"{field}: ") else exc.message
-    if " / " in text:
-        vi, en = text.split(" / ", 1)
-        text = vi if language(request) == "vi" else en
-    return text
+    return localized(request, text)
 
 
 def _page_error(request: web.Request, exc: ApiError) -> dict[str, str]:

@@ -27,7 +27,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role, UnitLevel
 from server.errors import ApiError
-from server.i18n import _, language
+from server.i18n import _, localized
 from server.openapi import int_param, parse_int
 from server.reports import build as reports
 from server.reports import headcount
@@ -178,13 +178,6 @@ async def monthly_page(request: web.Request) -> dict[str, Any]:
 
 # --- headcount ---------------------------------------------------------------------------------------
 
-def _message(request: web.Request, text: str) -> str:
-    if " / " in text:
-        vi, en = text.split(" / ", 1)
-        return vi if language(request) == "vi" else en
-    return text
-
-
 async def headcount_page(request: web.Request) -> web.StreamResponse:
     """headcount_page: GET shows the form (classroom) or every classroom's figure (staff); POST saves it."""
     ident = require(request, Role.CLASSROOM, *STAFF)
@@ -221,10 +214,10 @@ async def headcount_page(request: web.Request) -> web.StreamResponse:
                 except ValidationError as exc:
                     err = exc.errors()[0]
                     msg = str(err["msg"]).removeprefix("Value error, ")
-                    error, status = _message(request, msg) if " / " in msg else \
+                    error, status = localized(request, msg) if " / " in msg else \
                         f"{'.'.join(str(p) for p in err['loc']) or 'count'}: {msg}", 422
                 except ApiError as exc:
-                    error, status = _message(request, exc.message), exc.status
+                    error, status = localized(request, exc.message), exc.status
         summary = await headcount.summary(s, ident, meeting)
         own_figures = None
         if ident.role == Role.CLASSROOM:
