@@ -34,7 +34,7 @@ from server.schedule import importer as schedule_import
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
 
-READERS = (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM)
+READERS = svc.MEETING_READERS
 WRITERS = (Role.OPERATOR,)
 
 

@@ -73,9 +73,7 @@ async def regenerate_feed(request: web.Request) -> web.StreamResponse:
 @aiohttp_jinja2.template("deadlines.html")
 async def deadlines_page(request: web.Request) -> dict[str, Any]:
     """deadlines_page: due, overdue and received documents of the regional meetings the user may see."""
-    ident = require(request)
-    if not svc.can_read_meetings(ident):
-        raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
+    ident = require(request, *svc.MEETING_READERS)
     tz = request.app[CONFIG].tz
     today = schedule.today_in(tz)
     state = request.query.get("state", "")

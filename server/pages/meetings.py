@@ -145,9 +145,7 @@ async def program_page(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("meetings.html")
 async def meetings_page(request: web.Request) -> dict[str, Any]:
     """meetings_page: the meetings the user may see: upcoming (default), past or all, by status."""
-    ident = require(request)
-    if not svc.can_read_meetings(ident):
-        raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
+    ident = require(request, *svc.MEETING_READERS)
     scope = request.query.get("scope", "upcoming")
     scope = scope if scope in ("upcoming", "past", "all") else "upcoming"
     status_value = request.query.get("status", "")
@@ -264,9 +262,7 @@ async def detail_context(s: Any, request: web.Request, ident: Identity, meeting:
 
 async def meeting_page(request: web.Request) -> web.StreamResponse:
     """meeting_page: one meeting: time (local), status, presenters, invitees, rules, deadlines, actions."""
-    ident = require(request)
-    if not svc.can_read_meetings(ident):
-        raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
+    ident = require(request, *svc.MEETING_READERS)
     async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         context = await detail_context(s, request, ident, meeting)
@@ -324,9 +320,7 @@ async def document_upload(request: web.Request) -> web.StreamResponse:
 
 async def document_download(request: web.Request) -> web.StreamResponse:
     """document_download: GET /meetings/{id}/documents/{doc}: the file, for whoever may see the meeting."""
-    ident = require(request)
-    if not svc.can_read_meetings(ident):
-        raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
+    ident = require(request, *svc.MEETING_READERS)
     async with request.app[DB]() as s:
         doc = await deadlines.get_document(s, ident, int_param(request, "id"),
                                            int_param(request, "doc"))

@@ -56,6 +56,7 @@ from server.schedule import rules as schedule
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10000)]
 VideoCodec = Literal["VP8", "H264"]
+MEETING_READERS = (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM)
 JOIN_EARLY = dt.timedelta(minutes=30)
 DEFAULT_TZ = Config().tz
 TIME_FIELDS = ("starts_at", "ends_at")
@@ -184,8 +185,9 @@ def _loaded(q: Select[Any]) -> Select[Any]:
 
 
 def can_read_meetings(ident: Identity) -> bool:
-    """can_read_meetings: operators, presenters and classrooms see meetings; learners and guests not yet."""
-    return ident.role in (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM)
+    """can_read_meetings: operators, presenters and classrooms see meetings (`MEETING_READERS`); learners and guests
+    not yet."""
+    return ident.role in MEETING_READERS
 
 
 # The calendar has its own, different rule (server.schedule.calendar.calendar_visible); a later change merges them.
