@@ -26,7 +26,7 @@ async def bootstrap(db: async_sessionmaker[AsyncSession]) -> str | None:
             password = generate_password()
             s.add(User(username=FIRST_OPERATOR, display_name="Quản trị viên", role=Role.OPERATOR,
                        password_hash=hash_password(password)))
-        from server.people.units import seed_reference_units
+        from server.people.importer import seed_reference_units
 
         await seed_reference_units(s)
         s.add(Setting(key="bootstrapped", value="1"))

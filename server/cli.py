@@ -101,7 +101,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """cmd_import: import units or classrooms from CSV."""
-    from server.people.units import run_import_command
+    from server.people.importer import run_import_command
 
     return asyncio.run(run_import_command(_config(args), args))
 

@@ -74,4 +74,12 @@ def _(request: web.Request, message: str) -> str:
     """_: translate `message` for this request."""
     return translator(request).gettext(message)
 
+
+def localized(request: web.Request, message: str) -> str:
+    """localized: the request's half of a "Tiếng Việt / English" message (an error's), or the message as it is."""
+    vi, sep, en = message.partition(" / ")
+    if not sep:
+        return message
+    return en if language(request) == "en" else vi
+
 I18N: web.AppKey[Translations] = web.AppKey("i18n")

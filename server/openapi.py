@@ -3,7 +3,8 @@
 Every /api/v1 handler is declared with `@endpoint(...)` (method, path, summary, roles, body and
 response pydantic models). `ApiRegistry.add_routes` registers them with aiohttp (checking roles before
 the handler runs, so no handler can forget) and `ApiRegistry.document()` builds the OpenAPI document
-from the same declarations, so the document cannot drift from the code.
+from the same declarations, so the document cannot drift from the code. The request parameter helpers here
+(`int_param`, `int_query`, `parse_int`) serve the pages too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -210,5 +211,40 @@ def int_param(request: web.Request, name: str) -> int:
         return int(request.match_info[name])
     except (KeyError, ValueError):
         raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
+
+
+@overload
+def int_query(request: web.Request, name: str, default: int, *, low: int | None = None,
+              high: int | None = None) -> int: ...
+
+
+@overload
+def int_query(request: web.Request, name: str, default: None = None, *, low: int | None = None,
+              high: int | None = None) -> int | None: ...
+
+
+def int_query(request: web.Request, name: str, default: int | None = None, *, low: int | None = None,
+              high: int | None = None) -> int | None:
+    """int_query: a query parameter as int (`default` when absent or empty; kept within [low, high]), or a 422."""
+    text = request.query.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(422, "invalid", f"{name}: cần một số nguyên / must be an integer", field=name) from None
+    if low is not None:
+        value = max(low, value)
+    if high is not None:
+        value = min(high, value)
+    return value
+
+
+def parse_int(value: Any) -> int | None:
+    """parse_int: a form or query value as int, None when it is empty or not a number (forms and filters)."""
+    try:
+        return int(str(value if value is not None else "").strip())
+    except ValueError:
+        return None
 
 API: web.AppKey[ApiRegistry] = web.AppKey("api")

@@ -12,32 +12,30 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.audit import record
-from server.auth import COOKIE, Identity, cookie_secure, csrf_token_for_form, identity, require, set_login_cookie
+from server.auth import COOKIE, Identity, cookie_secure, csrf_token_for_form, require, set_login_cookie
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, JoinLink, Role, User, utcnow
-from server.openapi import endpoint, int_param, json_response, parse_body
+from server.openapi import endpoint, int_param, int_query, json_response, parse_body
 from server.people.accounts import (
     AccountError,
     AuditFilter,
-    announce_revoked,
+    add_account,
+    add_join_link,
+    announce,
     audit_entries,
-    authenticate,
-    change_password,
-    create_join_link,
-    create_user,
-    end_login,
+    change_own_password,
+    disable_account,
+    edit_account,
     join_url,
+    log_in,
+    log_out,
     meeting_links,
     meeting_or_404,
     parse_day,
-    reset_password,
-    revoke_join_link,
+    remove_join_link,
+    reset_account,
     search_users,
-    set_disabled,
-    start_login,
-    update_user,
     user_by_id,
 )
 
@@ -235,18 +233,15 @@ async def get_csrf(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """login: check the password (rate limited), set the login cookie, return me and the CSRF token."""
     data = await parse_body(request, LoginIn)
-    current = identity(request)
     async with request.app[DB]() as s:
-        user = await authenticate(s, request, data.username, data.password)
-        new = await start_login(s, request, user)
-        previous = await end_login(s, current.login_id) if current else []
+        done = await log_in(s, request, data.username, data.password)
         await s.commit()
-    await announce_revoked(request.app, new.replaced, "replaced")
-    await announce_revoked(request.app, previous, "logout")
+    await announce(request.app, *done.ended)
+    user = done.user
     me = MeOut(id=user.id, username=user.username, display_name=user.display_name, role=user.role,
                classroom_id=user.classroom_id, meeting_id=None, language=user.language)
-    resp = json_response(LoginOut(me=me, csrf_token=new.login.csrf_token))
-    set_login_cookie(request, resp, new.login)
+    resp = json_response(LoginOut(me=me, csrf_token=done.login.csrf_token))
+    set_login_cookie(request, resp, done.login)
     return resp
 
 
@@ -256,9 +251,9 @@ async def logout(request: web.Request) -> web.Response:
     """logout: revoke this login and clear the cookie."""
     ident = require(request)
     async with request.app[DB]() as s:
-        ids = await end_login(s, ident.login_id)
+        ended = await log_out(s, ident.login_id)
         await s.commit()
-    await announce_revoked(request.app, ids, "logout")
+    await announce(request.app, ended)
     resp = json_response(OkOut())
     resp.del_cookie(COOKIE, path="/", secure=cookie_secure(request), samesite="Lax")
     return resp
@@ -278,11 +273,9 @@ async def me_password(request: web.Request) -> web.Response:
     ident = require(request)
     data = await parse_body(request, PasswordChange)
     async with request.app[DB]() as s:
-        user = await user_by_id(s, ident.user_id or 0)
-        ids = await change_password(s, user, data.old_password, data.new_password, keep_login=ident.login_id)
-        record(s, request, "user.password-change", f"user:{user.id}", ended=len(ids))
+        ended = await change_own_password(s, request, ident, data.old_password, data.new_password)
         await s.commit()
-    await announce_revoked(request.app, ids, "password-changed")
+    await announce(request.app, ended)
     return json_response(OkOut())
 
 
@@ -298,7 +291,8 @@ async def list_users(request: web.Request) -> web.Response:
     q = request.query
     role = _role_param(q.get("role", ""))
     disabled = {"true": True, "1": True, "false": False, "0": False}.get(q.get("disabled", "").lower())
-    limit, offset = _int_query(request, "limit", 200, 1, 1000), _int_query(request, "offset", 0, 0, 10**9)
+    limit = int_query(request, "limit", 200, low=1, high=1000)
+    offset = int_query(request, "offset", 0, low=0, high=10**9)
     async with request.app[DB]() as s:
         users = await search_users(s, q.get("q", ""), role, disabled, limit, offset)
     return json_response([user_out(u) for u in users])
@@ -310,11 +304,9 @@ async def create(request: web.Request) -> web.Response:
     """create: a new account; the generated password is in the answer only."""
     data = await parse_body(request, UserCreate)
     async with request.app[DB]() as s:
-        created = await create_user(s, username=data.username, display_name=data.display_name, role=data.role,
-                                    email=data.email, classroom_id=data.classroom_id, unit_id=data.unit_id,
-                                    language=data.language, password=data.password)
-        record(s, request, "user.create", f"user:{created.user.id}", username=created.user.username,
-               role=created.user.role.value)
+        created = await add_account(s, request, username=data.username, display_name=data.display_name,
+                                    role=data.role, email=data.email, classroom_id=data.classroom_id,
+                                    unit_id=data.unit_id, language=data.language, password=data.password)
         await s.commit()
     return json_response(UserCreated(user=user_out(created.user), password=created.password), status=201)
 
@@ -341,9 +333,7 @@ async def update(request: web.Request) -> web.Response:
             del changes[field]
     async with request.app[DB]() as s:
         user = await user_by_id(s, user_id)
-        done = await update_user(s, user, changes, actor_id=ident.user_id)
-        if done:
-            record(s, request, "user.update", f"user:{user.id}", **done)
+        await edit_account(s, request, user, changes, actor_id=ident.user_id)
         await s.commit()
     return json_response(user_out(user))
 
@@ -352,11 +342,9 @@ async def _set_disabled(request: web.Request, disabled: bool) -> web.Response:
     user_id = int_param(request, "id")
     ident = require(request, *OPS)
     async with request.app[DB]() as s:
-        user = await user_by_id(s, user_id)
-        ids = await set_disabled(s, user, disabled, actor_id=ident.user_id)
-        record(s, request, "user.disable" if disabled else "user.enable", f"user:{user.id}", ended=len(ids))
+        user, ended = await disable_account(s, request, user_id, disabled, actor_id=ident.user_id)
         await s.commit()
-    await announce_revoked(request.app, ids, "disabled")
+    await announce(request.app, ended)
     return json_response(user_out(user))
 
 
@@ -380,11 +368,9 @@ async def reset(request: web.Request) -> web.Response:
     """reset: generate a new password and end the account's logins."""
     user_id = int_param(request, "id")
     async with request.app[DB]() as s:
-        user = await user_by_id(s, user_id)
-        password, ids = await reset_password(s, user)
-        record(s, request, "user.reset-password", f"user:{user.id}", ended=len(ids))
+        _user, password, ended = await reset_account(s, request, user_id)
         await s.commit()
-    await announce_revoked(request.app, ids, "password-reset")
+    await announce(request.app, ended)
     return json_response(PasswordOut(password=password))
 
 
@@ -412,12 +398,9 @@ async def create_link(request: web.Request) -> web.Response:
     data = await parse_body(request, JoinLinkIn)
     ident = require(request, *OPS)
     async with request.app[DB]() as s:
-        meeting = await meeting_or_404(s, meeting_id)
-        link = await create_join_link(s, request.app[CONFIG], meeting, classroom_id=data.classroom_id,
-                                      guest_name=data.guest_name, hours=data.hours, created_by=ident.user_id)
-        classroom = await s.get(Classroom, link.classroom_id) if link.classroom_id else None
-        record(s, request, "joinlink.create", f"meeting:{meeting.id}", link_id=link.id,
-               classroom_id=link.classroom_id, guest_name=link.guest_name)
+        link, classroom = await add_join_link(s, request, request.app[CONFIG], meeting_id,
+                                              classroom_id=data.classroom_id, guest_name=data.guest_name,
+                                              hours=data.hours, created_by=ident.user_id)
         await s.commit()
     return json_response(link_out(request, link, classroom), status=201)
 
@@ -430,11 +413,9 @@ async def revoke_link(request: web.Request) -> web.Response:
     meeting_id, link_id = int_param(request, "id"), int_param(request, "link_id")
     end = request.query.get("end_logins", "").lower() in ("1", "true", "yes")
     async with request.app[DB]() as s:
-        link, ids = await revoke_join_link(s, meeting_id, link_id, end)
-        classroom = await s.get(Classroom, link.classroom_id) if link.classroom_id else None
-        record(s, request, "joinlink.revoke", f"meeting:{meeting_id}", link_id=link.id, ended=len(ids))
+        link, classroom, ended = await remove_join_link(s, request, meeting_id, link_id, end)
         await s.commit()
-    await announce_revoked(request.app, ids, "link-revoked")
+    await announce(request.app, ended)
     return json_response(link_out(request, link, classroom))
 
 
@@ -451,7 +432,8 @@ async def audit_log(request: web.Request) -> web.Response:
     q = request.query
     f = AuditFilter(action=q.get("action", "")[:60], actor=q.get("actor", "")[:64],
                     since=parse_day(q.get("since"), "since"), until=parse_day(q.get("until"), "until"),
-                    limit=_int_query(request, "limit", 100, 1, 500), offset=_int_query(request, "offset", 0, 0, 10**9))
+                    limit=int_query(request, "limit", 100, low=1, high=500),
+                    offset=int_query(request, "offset", 0, low=0, high=10**9))
     async with request.app[DB]() as s:
         rows = await audit_entries(s, request.app[CONFIG], f)
     return json_response([audit_out(entry, username) for entry, username in rows])
@@ -467,15 +449,3 @@ def _role_param(value: str) -> Role | None:
         return Role(value)
     except ValueError:
         raise AccountError(422, "invalid", "role: vai trò không hợp lệ. / role: unknown role.", field="role") from None
-
-
-def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name, "")
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise AccountError(422, "invalid", f"{name}: cần một số nguyên. / {name}: expected an integer.",
-                           field=name) from None
-    return max(low, min(value, high))

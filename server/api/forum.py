@@ -15,11 +15,12 @@ from pydantic import BaseModel, Field
 from server.auth import require
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import ForumReply, ForumTopic, Meeting, MeetingStatus, Role, User
-from server.errors import ApiError
+from server.db.models import ForumReply, ForumTopic, Role, User
 from server.learning import forum as svc
-from server.openapi import endpoint, int_param, json_response, parse_body
+from server.openapi import endpoint, int_param, int_query, json_response, parse_body
 from server.people import enrolment
+from server.people.accounts import find_user
+from server.schedule.meetings import meeting_by_id
 
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 
@@ -168,7 +169,7 @@ async def create_topic(request: web.Request) -> web.Response:
 async def _topic_detail(request: web.Request, topic: ForumTopic) -> TopicDetailOut:
     async with request.app[DB]() as s:
         views = await svc.questions(s, topic.id)
-        meeting = await s.get(Meeting, topic.meeting_id) if topic.meeting_id else None
+        meeting = await meeting_by_id(s, topic.meeting_id)
     open_n = sum(1 for v in views if v.question.answered_at is None)
     row = svc.TopicRow(topic=topic, meeting=meeting, title=topic.title, questions=len(views), open_questions=open_n,
                        last_at=max((v.question.created_at for v in views), default=None))
@@ -194,7 +195,7 @@ async def _ask(request: web.Request, topic: ForumTopic, data: svc.QuestionIn) ->
         question = await svc.ask(s, topic, data, ident.user_id)
         await s.commit()
         await svc.notify_new_question(s, request, topic, question)
-        author = await s.get(User, ident.user_id) if ident.user_id else None
+        author = await find_user(s, ident.user_id)
     return json_response(question_out(request, svc.QuestionView(question, author, [], None)), status=201)
 
 
@@ -221,9 +222,7 @@ async def ask_in_meeting(request: web.Request) -> web.Response:
     mid = int_param(request, "id")
     data = await parse_body(request, svc.QuestionIn)
     async with request.app[DB]() as s:
-        meeting = await s.get(Meeting, mid)
-        if meeting is None or (not ident.is_staff and meeting.status != MeetingStatus.PUBLISHED):
-            raise svc.not_found()
+        meeting = await svc.thread_meeting(s, ident, mid)
         await enrolment.require_access(s, ident, meeting.program_id)
         topic = await svc.meeting_topic(s, meeting, ident.user_id, create=True)
         await s.commit()
@@ -247,7 +246,7 @@ async def reply(request: web.Request) -> web.Response:
         await s.commit()
         if data.answered and was_open:
             await svc.notify_answered(s, request, topic, question, data.body)
-        author = await s.get(User, ident.user_id) if ident.user_id else None
+        author = await find_user(s, ident.user_id)
     return json_response(reply_out(request, r, author), status=201)
 
 
@@ -278,11 +277,7 @@ async def mark_answered(request: web.Request) -> web.Response:
 async def unanswered(request: web.Request) -> web.Response:
     """unanswered: open questions for trainers and operators."""
     ident = require(request)
-    raw = request.query.get("program_id", "")
-    try:
-        pid = int(raw) if raw else None
-    except ValueError:
-        raise ApiError(422, "invalid", "program_id: không hợp lệ / not a number", field="program_id") from None
+    pid = int_query(request, "program_id")
     tz = request.app[CONFIG].tz
     async with request.app[DB]() as s:
         rows = await svc.unanswered(s, ident, pid)

@@ -24,16 +24,17 @@ import datetime as dt
 
 from aiohttp import web
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import Classroom, Meeting, Role, Unit
+from server.db.models import Meeting, Role
 from server.errors import ApiError
+from server.live import roster
 from server.live.recordings import RECORDERS
 from server.live.rooms import ConsumerStats, LiveRoom, ParticipantStats, ProducerStats, open_meetings, open_rooms
 from server.live.service import LIVE
 from server.openapi import endpoint, int_param, json_response
+from server.schedule.meetings import meetings_by_id
 
 OPERATORS = (Role.OPERATOR,)
 RECORDER_ROLE = "recorder"
@@ -181,13 +182,8 @@ async def live_rooms(app: web.Application, only: int | None = None) -> list[Live
     classroom_ids = {c.ident.classroom_id for c in app[LIVE].connections
                      if c.meeting_id in meeting_ids and c.ident.classroom_id is not None}
     async with app[DB]() as s:
-        meetings = {m.id: m for m in await s.scalars(select(Meeting).where(Meeting.id.in_(meeting_ids)))}
-        places: dict[int, tuple[str, str]] = {}
-        if classroom_ids:
-            rows = await s.execute(select(Classroom.id, Classroom.name, Unit.name)
-                                   .join(Unit, Unit.id == Classroom.unit_id)
-                                   .where(Classroom.id.in_(classroom_ids)))
-            places = {cid: (cname, uname) for cid, cname, uname in rows}
+        meetings = await meetings_by_id(s, meeting_ids)
+        places = await roster.classroom_places(s, classroom_ids)
     tz = app[CONFIG].tz
     # Read the rooms after the last await (those closed meanwhile are gone), each at one moment.
     rooms = open_rooms(app[LIVE], meeting_ids)

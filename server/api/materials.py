@@ -18,7 +18,7 @@ from server.db.models import Material, MaterialKind
 from server.errors import ApiError
 from server.learning import materials as svc
 from server.learning import selfstudy
-from server.openapi import endpoint, int_param, json_response, parse_body
+from server.openapi import endpoint, int_param, int_query, json_response, parse_body
 from server.people import enrolment
 
 
@@ -49,16 +49,6 @@ def material_out(request: web.Request, m: Material) -> MaterialOut:
                        file_url=f"/api/v1/materials/{m.id}/file", page_url=f"/materials/{m.id}")
 
 
-def _optional_int(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(422, "invalid", f"{name}: không hợp lệ / not a number", field=name) from None
-
-
 @endpoint("GET", "/api/v1/programs/{id}/materials", name="api-program-materials",
           summary="Materials of a program (optionally of one meeting or kind)", response=MaterialOut,
           response_list=True, tag="materials",
@@ -67,7 +57,7 @@ async def list_materials(request: web.Request) -> web.Response:
     """list_materials: a program's materials, newest first."""
     ident = require(request)
     pid = int_param(request, "id")
-    meeting_id = _optional_int(request, "meeting_id")
+    meeting_id = int_query(request, "meeting_id")
     kind_raw = request.query.get("kind", "")
     try:
         kind = MaterialKind(kind_raw) if kind_raw else None
@@ -157,4 +147,3 @@ async def material_file(request: web.Request) -> web.StreamResponse:
             await selfstudy.record_open(s, ident.user_id, material.program_id, f"material:{material.id}")
             await s.commit()
     return svc.file_response(request, material, download=request.query.get("download") == "1")
-

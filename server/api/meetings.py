@@ -21,20 +21,20 @@ from aiohttp import web
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.api.units import import_error_response, read_upload
+from server.api.uploads import import_error_response, read_upload
 from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Meeting, MeetingDocument, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
 from server.openapi import endpoint, int_param, json_response, parse_body
-from server.people.units import ImportFailed
+from server.people.importer import ImportFailed
 from server.schedule import deadlines
 from server.schedule import importer as schedule_import
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
 
-READERS = (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM)
+READERS = svc.MEETING_READERS
 WRITERS = (Role.OPERATOR,)
 
 
@@ -303,14 +303,11 @@ async def import_meetings(request: web.Request) -> web.Response:
     """import_meetings: CSV body or multipart `file`; 422 lists every row error and writes nothing."""
     ident = require(request)
     data, _name = await read_upload(request)
-    async with request.app[DB]() as s:
-        try:
-            result = await schedule_import.import_schedule(s, request, data, request.app[CONFIG].tz,
-                                                           actor_id=ident.user_id)
-        except ImportFailed as exc:
-            await s.rollback()
-            return import_error_response(request, exc)
-        await s.commit()
+    try:
+        result = await schedule_import.run_import(request.app[DB], request, data, request.app[CONFIG].tz,
+                                                  actor_id=ident.user_id)
+    except ImportFailed as exc:
+        return import_error_response(request, exc)
     return json_response(ScheduleImportOut(rows=result.rows, created=len(result.meeting_ids),
                                            meeting_ids=result.meeting_ids))
 
@@ -425,11 +422,7 @@ async def upload_document(request: web.Request) -> web.Response:
     ident = require(request)
     async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
-        if not deadlines.can_upload(ident, meeting):
-            raise ApiError(403, "forbidden", "Bạn không được nộp tài liệu cho buổi họp này. / "
-                                             "You may not upload documents to this meeting.")
-        upload = await deadlines.receive(request, s)
-        doc = await deadlines.add_document(s, request, ident, meeting, upload)
+        doc = await deadlines.upload_document(s, request, ident, meeting)
         await s.commit()
     return json_response(document_out(request, doc), status=201)
 

@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from server.audit import record
 from server.auth import require
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import Program, Recording, RecordingState, Role
+from server.db.models import Recording, RecordingState, Role
 from server.errors import ApiError
-from server.live.recordings import RECORDERS, delete_recording, may_view, visible
+from server.live import archive
+from server.live.recordings import RECORDERS
 from server.openapi import endpoint, int_param, json_response, parse_body
 
 OPERATORS = (Role.OPERATOR,)
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
-NOT_FOUND = ApiError(404, "not-found", "Không có bản ghi hình này. / No such recording.")
-FORBIDDEN = ApiError(403, "forbidden", "Bạn không được xem bản ghi hình này. / You may not watch this recording.")
 
 
 class ChapterOut(BaseModel):
@@ -88,11 +84,7 @@ async def _load(request: web.Request, *, for_media: bool = False) -> Recording:
     ident = require(request)
     rid = int_param(request, "id")
     async with request.app[DB]() as s:
-        row = await s.get(Recording, rid)
-        if row is None:
-            raise NOT_FOUND
-        if not await may_view(s, ident, rid):
-            raise FORBIDDEN
+        row = await archive.viewable(s, ident, rid)
     if for_media and (row.state != RecordingState.READY or not row.file):
         raise ApiError(409, "not-ready", "Bản ghi hình chưa sẵn sàng. / The recording is not ready yet.")
     return row
@@ -102,7 +94,7 @@ def _path(request: web.Request, row: Recording, rel: str) -> Path:
     root = (request.app[CONFIG].data_path / "recordings").resolve()
     path = (root / row.directory / rel).resolve()
     if root not in path.parents or not path.is_file():
-        raise NOT_FOUND
+        raise archive.not_found()
     return path
 
 
@@ -115,28 +107,27 @@ async def list_recordings(request: web.Request) -> web.Response:
     """list_recordings: newest first, filtered by title words, program, meeting and dates."""
     ident = require(request)
     q = request.query
-    stmt: Any = (select(Recording, Program.title).outerjoin(Program, Program.id == Recording.program_id)
-                 .where(visible(ident)).order_by(Recording.started_at.desc(), Recording.id.desc()).limit(500))
-    for word in (q.get("q") or "").split()[:8]:
-        stmt = stmt.where(Recording.title.ilike(f"%{word}%"))
-    for name, column in (("program_id", Recording.program_id), ("meeting_id", Recording.meeting_id)):
+    ids: dict[str, int | None] = {}
+    for name in ("program_id", "meeting_id"):
+        ids[name] = None
         if q.get(name):
             if not q[name].isdigit():
                 raise ApiError(400, "invalid", f"{name} phải là số / {name} must be a number", field=name)
-            stmt = stmt.where(column == int(q[name]))
+            ids[name] = int(q[name])
     tz = request.app[CONFIG].tz
+    days: dict[str, dt.datetime | None] = {}
     for name in ("since", "until"):
+        days[name] = None
         if q.get(name):
             try:
                 day = dt.date.fromisoformat(q[name])
             except ValueError:
                 raise ApiError(400, "invalid", f"{name}: YYYY-MM-DD", field=name) from None
-            start = dt.datetime.combine(day, dt.time(), tzinfo=tz)
-            stmt = stmt.where(Recording.started_at >= start if name == "since"
-                              else Recording.started_at < start + dt.timedelta(days=1))
+            days[name] = dt.datetime.combine(day + dt.timedelta(days=name == "until"), dt.time(), tzinfo=tz)
     async with request.app[DB]() as s:
-        rows = (await s.execute(stmt)).all()
-    return json_response([recording_out(request, row, title or "") for row, title in rows])
+        rows = await archive.find(s, ident, words=(q.get("q") or "").split()[:8], program_id=ids["program_id"],
+                                  meeting_id=ids["meeting_id"], since=days["since"], until=days["until"])
+    return json_response([recording_out(request, row, title) for row, title in rows])
 
 
 @endpoint("GET", "/api/v1/recordings/{id}", name="api-recording", summary="One recording, its state and chapters",
@@ -145,8 +136,8 @@ async def get_recording(request: web.Request) -> web.Response:
     """get_recording: one recording (403 when the caller may not watch it)."""
     row = await _load(request)
     async with request.app[DB]() as s:
-        title = await s.scalar(select(Program.title).where(Program.id == row.program_id)) if row.program_id else ""
-    return json_response(recording_out(request, row, title or ""))
+        title = await archive.program_title(s, row)
+    return json_response(recording_out(request, row, title))
 
 
 @endpoint("PATCH", "/api/v1/recordings/{id}", name="api-recording-update",
@@ -157,19 +148,7 @@ async def update_recording(request: web.Request) -> web.Response:
     rid = int_param(request, "id")
     data = await parse_body(request, RecordingPatch)
     async with request.app[DB]() as s:
-        row = await s.get(Recording, rid)
-        if row is None:
-            raise NOT_FOUND
-        if data.published is not None and data.published != row.published:
-            if data.published and row.state != RecordingState.READY:
-                raise ApiError(409, "not-ready", "Chỉ công bố được bản ghi đã sẵn sàng. / Only a ready recording can "
-                                                 "be published.")
-            row.published = data.published
-            record(s, request, "recording.publish" if data.published else "recording.unpublish",
-                   f"recording:{row.id}", title=row.title)
-        if data.title is not None and data.title.strip() != row.title:
-            record(s, request, "recording.rename", f"recording:{row.id}", old=row.title, new=data.title.strip())
-            row.title = data.title.strip()
+        row = await archive.change(s, request, rid, published=data.published, title=data.title)
         await s.commit()
     return json_response(recording_out(request, row))
 
@@ -181,13 +160,7 @@ async def remove_recording(request: web.Request) -> web.Response:
     """remove_recording: delete the files and the row; the audit log keeps what was deleted and by whom."""
     rid = int_param(request, "id")
     async with request.app[DB]() as s:
-        row = await s.get(Recording, rid)
-        if row is None:
-            raise NOT_FOUND
-        if row.state in (RecordingState.RECORDING, RecordingState.PROCESSING):
-            raise ApiError(409, "busy", "Bản ghi đang được ghi hoặc xử lý. / The recording is still being made.")
-        await delete_recording(s, request.app[CONFIG].data_path / "recordings", row, request,
-                               reason="deleted by an operator")
+        await archive.remove(s, request, request.app[CONFIG].data_path / "recordings", rid)
         await s.commit()
     return web.Response(status=204)
 
@@ -224,7 +197,7 @@ async def recording_original(request: web.Request) -> web.StreamResponse:
     row = await _load(request, for_media=True)
     rel = (row.originals or {}).get(request.match_info["slot"])
     if rel is None:
-        raise NOT_FOUND
+        raise archive.not_found()
     path = _path(request, row, rel)
     kind = "audio" if request.match_info["slot"].endswith("audio") else "video"
     ctype = f"{kind}/webm" if path.suffix == ".webm" else "video/x-matroska"

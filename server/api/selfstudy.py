@@ -17,13 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import MaterialKind, Meeting, Quiz, QuizQuestion, Recording, User
+from server.db.models import MaterialKind, Quiz, QuizQuestion
 from server.errors import ApiError
 from server.learning import materials as materials_svc
 from server.learning import selfstudy as svc
-from server.live.recordings import may_view
+from server.live import archive
 from server.openapi import endpoint, int_param, json_response, parse_body
 from server.people import enrolment
+from server.people.accounts import find_user
 
 
 class QuizSummaryOut(BaseModel):
@@ -156,16 +157,6 @@ async def list_quizzes(request: web.Request) -> web.Response:
     return json_response(out)
 
 
-async def _check_meeting(request: web.Request, pid: int, meeting_id: int | None) -> None:
-    if meeting_id is None:
-        return
-    async with request.app[DB]() as s:
-        meeting = await s.get(Meeting, meeting_id)
-    if meeting is None or meeting.program_id != pid:
-        raise ApiError(422, "invalid", "meeting_id: buổi học không thuộc chương trình này / "
-                                       "the meeting is not in this program", field="meeting_id")
-
-
 @endpoint("POST", "/api/v1/programs/{id}/quizzes", name="api-quiz-create",
           summary="Write a quiz (trainers of the program, operators)", body=svc.QuizIn, response=QuizOut, status=201,
           tag="study")
@@ -176,7 +167,6 @@ async def create_quiz(request: web.Request) -> web.Response:
     data = await parse_body(request, svc.QuizIn)
     async with request.app[DB]() as s:
         await enrolment.require_access(s, ident, pid, manage=True)
-    await _check_meeting(request, pid, data.meeting_id)
     async with request.app[DB]() as s:
         quiz = await svc.create_quiz(s, request, pid, data, ident.user_id)
         await s.commit()
@@ -209,7 +199,6 @@ async def update_quiz(request: web.Request) -> web.Response:
     """update_quiz: replace the quiz's fields and questions."""
     data = await parse_body(request, svc.QuizIn)
     quiz, _, _ = await _quiz(request, manage=True)
-    await _check_meeting(request, quiz.program_id, data.meeting_id)
     async with request.app[DB]() as s:
         quiz, _ = await svc.get_quiz(s, quiz.id)
         await svc.update_quiz(s, request, quiz, data)
@@ -257,11 +246,7 @@ async def submit_attempt(request: web.Request) -> web.Response:
 
 async def _recording_program(s: AsyncSession, ident: Identity, recording_id: int) -> int:
     """_recording_program: the program of a recording the caller may watch as a study item (404 / 403 / 422)."""
-    row = await s.get(Recording, recording_id)
-    if row is None:
-        raise ApiError(404, "not-found", "Không có bản ghi hình này. / No such recording.")
-    if not await may_view(s, ident, recording_id):
-        raise ApiError(403, "forbidden", "Bạn không được xem bản ghi hình này. / You may not watch this recording.")
+    row = await archive.viewable(s, ident, recording_id)
     if row.program_id is None:
         raise ApiError(422, "invalid", "item: bản ghi không thuộc chương trình nào / the recording belongs to no "
                        "program", field="item")
@@ -320,7 +305,7 @@ async def my_progress(request: web.Request) -> web.Response:
     pid = int_param(request, "id")
     async with request.app[DB]() as s:
         await enrolment.require_access(s, ident, pid)
-        user = await s.get(User, ident.user_id) if ident.user_id else None
+        user = await find_user(s, ident.user_id)
         if user is None:
             raise ApiError(403, "forbidden", "Cần tài khoản. / An account is needed.")
         rows = await svc.program_progress(s, pid, [user])

@@ -2,7 +2,7 @@
 
 Staff (operators, trainers, leaders) read units and classrooms; operators create, update and import.
 Classroom accounts, learners and guests are refused (403). Every write is audit-logged.
-Import bodies are CSV (``text/csv``) or a multipart form with a ``file`` part, at most `IMPORT_MAX_BYTES`;
+Import bodies are CSV (``text/csv``) or a multipart form with a ``file`` part (`server.api.uploads`);
 errors come back as 422 ``{"error": {...}, "errors": [{"row", "message", "text"}]}`` and nothing is written.
 """
 
@@ -10,33 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-from aiohttp import BodyPartReader, web
-from pydantic import BaseModel, Field
-from sqlalchemy import select
+from aiohttp import web
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.audit import record
+from server.api.uploads import import_error_response, read_upload
 from server.db.engine import DB
-from server.db.models import Classroom, Role, Unit, UnitLevel
+from server.db.models import Role, Unit, UnitLevel
 from server.errors import ApiError
-from server.i18n import language
-from server.openapi import endpoint, int_param, json_response, parse_body
-from server.people.units import (
-    IMPORTERS,
-    ClassroomView,
-    ImportFailed,
-    ImportResult,
-    find_classrooms,
-    parse_date,
-    unit_problems,
-    units_at,
-)
+from server.openapi import endpoint, int_param, int_query, json_response, parse_body
+from server.people import classrooms as rooms
+from server.people import units as units_svc
+from server.people.importer import ImportFailed, parse_date, run_import
 
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 OPERATOR = (Role.OPERATOR,)
-IMPORT_MAX_BYTES = 5 * 1024 * 1024
-CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv", "application/vnd.ms-excel",
-                       "application/octet-stream"})
-CODE_PATTERN = r"^\S+$"
 
 
 class UnitOut(BaseModel):
@@ -57,28 +45,6 @@ class UnitOut(BaseModel):
                    valid_from=unit.valid_from, valid_to=unit.valid_to)
 
 
-class UnitIn(BaseModel):
-    """UnitIn: a new unit (parent required except for a province; dates inclusive, null = open)."""
-
-    code: str = Field(min_length=1, max_length=16, pattern=CODE_PATTERN)
-    name: str = Field(min_length=1, max_length=200)
-    level: UnitLevel
-    parent_id: int | None = None
-    valid_from: dt.date | None = None
-    valid_to: dt.date | None = None
-
-
-class UnitPatch(BaseModel):
-    """UnitPatch: fields to change on a unit (absent fields stay)."""
-
-    code: str | None = Field(None, min_length=1, max_length=16, pattern=CODE_PATTERN)
-    name: str | None = Field(None, min_length=1, max_length=200)
-    level: UnitLevel | None = None
-    parent_id: int | None = None
-    valid_from: dt.date | None = None
-    valid_to: dt.date | None = None
-
-
 class ClassroomOut(BaseModel):
     """ClassroomOut: an online classroom with its unit, province and linked accounts."""
 
@@ -96,35 +62,13 @@ class ClassroomOut(BaseModel):
     accounts: list[str]
 
     @classmethod
-    def of(cls, view: ClassroomView) -> ClassroomOut:
+    def of(cls, view: rooms.ClassroomView) -> ClassroomOut:
         """ClassroomOut.of: from a ClassroomView."""
         room = view.classroom
         return cls(id=room.id, code=room.code, name=room.name, unit_id=room.unit_id, unit_code=view.unit.code,
                    unit_name=view.unit.name, province_id=view.province.id if view.province else None,
                    province_name=view.province.name if view.province else "", host=room.host,
                    equipment=room.equipment, active=room.active, accounts=list(view.accounts))
-
-
-class ClassroomIn(BaseModel):
-    """ClassroomIn: a new classroom."""
-
-    code: str = Field(min_length=1, max_length=40, pattern=CODE_PATTERN)
-    name: str = Field(min_length=1, max_length=200)
-    unit_id: int
-    host: str = Field("", max_length=200)
-    equipment: str = Field("", max_length=5000)
-    active: bool = True
-
-
-class ClassroomPatch(BaseModel):
-    """ClassroomPatch: fields to change on a classroom (absent fields stay)."""
-
-    code: str | None = Field(None, min_length=1, max_length=40, pattern=CODE_PATTERN)
-    name: str | None = Field(None, min_length=1, max_length=200)
-    unit_id: int | None = None
-    host: str | None = Field(None, max_length=200)
-    equipment: str | None = Field(None, max_length=5000)
-    active: bool | None = None
 
 
 class ImportOut(BaseModel):
@@ -148,24 +92,6 @@ def _date_query(request: web.Request, name: str) -> dt.date | None:
                        field=name) from None
 
 
-def _int_query(request: web.Request, name: str, default: int | None = None) -> int | None:
-    text = request.query.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise ApiError(422, "invalid", f"{name}: cần một số / must be a number", field=name) from None
-
-
-def _problems(problems: list[tuple[str, str]]) -> ApiError:
-    return ApiError(422, "invalid", "; ".join(p[0] for p in problems) + " / " + "; ".join(p[1] for p in problems))
-
-
-def _not_found() -> ApiError:
-    return ApiError(404, "not-found", "Không tìm thấy. / Not found.")
-
-
 @endpoint("GET", "/api/v1/units", name="api-units", summary="List administrative units", roles=STAFF,
           response=UnitOut, response_list=True, tag="units",
           query=(("at", "only units valid on this date (YYYY-MM-DD)"), ("parent", "children of this unit id"),
@@ -173,7 +99,7 @@ def _not_found() -> ApiError:
 async def list_units(request: web.Request) -> web.Response:
     """list_units: units (valid on ?at=, under ?parent=, of ?level=), by code."""
     at = _date_query(request, "at")
-    parent = _int_query(request, "parent")
+    parent = int_query(request, "parent")
     level_text = request.query.get("level", "").strip()
     try:
         level = UnitLevel(level_text) if level_text else None
@@ -181,15 +107,7 @@ async def list_units(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid", "level: province, district, commune", field="level") from None
     q = request.query.get("q", "").strip().lower()
     async with request.app[DB]() as s:
-        if at is not None:
-            units = await units_at(s, at, level=level, parent_id=parent)
-        else:
-            stmt = select(Unit).order_by(Unit.code, Unit.valid_from)
-            if level is not None:
-                stmt = stmt.where(Unit.level == level)
-            if parent is not None:
-                stmt = stmt.where(Unit.parent_id == parent)
-            units = list((await s.scalars(stmt)).all())
+        units = await units_svc.find_units(s, at=at, level=level, parent_id=parent)
     if q:
         units = [u for u in units if q in u.code.lower() or q in u.name.lower()]
     return json_response([UnitOut.of(u) for u in units])
@@ -200,64 +118,39 @@ async def list_units(request: web.Request) -> web.Response:
 async def get_unit(request: web.Request) -> web.Response:
     """get_unit: one unit by id."""
     async with request.app[DB]() as s:
-        unit = await s.get(Unit, int_param(request, "id"))
+        unit = await units_svc.get_unit(s, int_param(request, "id"))
     if unit is None:
-        raise _not_found()
+        raise units_svc.not_found()
     return json_response(UnitOut.of(unit))
 
 
 @endpoint("POST", "/api/v1/units", name="api-unit-create", summary="Create an administrative unit", roles=OPERATOR,
-          body=UnitIn, response=UnitOut, status=201, tag="units")
+          body=units_svc.UnitIn, response=UnitOut, status=201, tag="units")
 async def create_unit(request: web.Request) -> web.Response:
     """create_unit: add a unit (checked like an imported row)."""
-    body = await parse_body(request, UnitIn)
+    body = await parse_body(request, units_svc.UnitIn)
     async with request.app[DB]() as s:
-        problems = await unit_problems(s, code=body.code, level=body.level, parent_id=body.parent_id,
-                                       valid_from=body.valid_from, valid_to=body.valid_to)
-        if problems:
-            raise _problems(problems)
-        unit = Unit(**body.model_dump())
-        s.add(unit)
-        await s.flush()
-        record(s, request, "unit.create", target=f"unit:{unit.id}", code=unit.code, name=unit.name)
+        unit = await units_svc.create_unit(s, request, body)
         await s.commit()
     return json_response(UnitOut.of(unit), status=201)
 
 
 @endpoint("PATCH", "/api/v1/units/{id}", name="api-unit-update", summary="Change an administrative unit",
-          roles=OPERATOR, body=UnitPatch, response=UnitOut, tag="units")
+          roles=OPERATOR, body=units_svc.UnitPatch, response=UnitOut, tag="units")
 async def update_unit(request: web.Request) -> web.Response:
     """update_unit: change some fields of a unit."""
-    body = await parse_body(request, UnitPatch)
-    changes = body.model_dump(exclude_unset=True)
+    body = await parse_body(request, units_svc.UnitPatch)
     async with request.app[DB]() as s:
-        unit = await s.get(Unit, int_param(request, "id"))
-        if unit is None:
-            raise _not_found()
-        merged = {k: getattr(unit, k) for k in ("code", "level", "parent_id", "valid_from", "valid_to")}
-        merged.update({k: v for k, v in changes.items() if k in merged})
-        if changes.get("code", "") is None or changes.get("name", "") is None or changes.get("level", "") is None:
-            raise ApiError(422, "invalid", "code, name, level: không được để trống / may not be null")
-        problems = await unit_problems(s, unit_id=unit.id, **merged)
-        if problems:
-            raise _problems(problems)
-        for k, v in changes.items():
-            setattr(unit, k, v)
-        record(s, request, "unit.update", target=f"unit:{unit.id}", code=unit.code,
-               changes={k: str(v) for k, v in changes.items()})
+        unit = await units_svc.update_unit(s, request, int_param(request, "id"), body.model_dump(exclude_unset=True))
         await s.commit()
     return json_response(UnitOut.of(unit))
 
 
-async def _classroom_view(request: web.Request, classroom_id: int) -> ClassroomView:
-    async with request.app[DB]() as s:
-        room = await s.get(Classroom, classroom_id)
-        if room is None:
-            raise _not_found()
-        views, _ = await find_classrooms(s, ids=[classroom_id])
-    if not views:
-        raise _not_found()
-    return views[0]
+async def _classroom_out(s: AsyncSession, classroom_id: int) -> ClassroomOut:
+    view = await rooms.classroom_view(s, classroom_id)
+    if view is None:
+        raise units_svc.not_found()
+    return ClassroomOut.of(view)
 
 
 @endpoint("GET", "/api/v1/classrooms", name="api-classrooms", summary="List classrooms", roles=STAFF,
@@ -267,16 +160,16 @@ async def _classroom_view(request: web.Request, classroom_id: int) -> ClassroomV
                  ("limit", "at most this many (default 1000, max 10000)"), ("offset", "skip this many")))
 async def list_classrooms(request: web.Request) -> web.Response:
     """list_classrooms: classrooms by code (the total is in the X-Total-Count header)."""
-    unit_id = _int_query(request, "unit")
+    unit_id = int_query(request, "unit")
     active_text = request.query.get("active", "").strip().lower()
     if active_text not in ("", "true", "false", "1", "0"):
         raise ApiError(422, "invalid", "active: true | false", field="active")
     active = None if not active_text else active_text in ("true", "1")
-    limit = max(1, min(_int_query(request, "limit", 1000) or 1000, 10_000))
-    offset = max(0, _int_query(request, "offset", 0) or 0)
+    limit = max(1, min(int_query(request, "limit", 1000) or 1000, 10_000))
+    offset = int_query(request, "offset", 0, low=0)
     async with request.app[DB]() as s:
-        views, total = await find_classrooms(s, unit_id=unit_id, q=request.query.get("q", ""), active=active,
-                                             limit=limit, offset=offset)
+        views, total = await rooms.find_classrooms(s, unit_id=unit_id, q=request.query.get("q", ""), active=active,
+                                                   limit=limit, offset=offset)
     resp = json_response([ClassroomOut.of(v) for v in views])
     resp.headers["X-Total-Count"] = str(total)
     return resp
@@ -286,58 +179,37 @@ async def list_classrooms(request: web.Request) -> web.Response:
           response=ClassroomOut, tag="classrooms")
 async def get_classroom(request: web.Request) -> web.Response:
     """get_classroom: one classroom by id."""
-    return json_response(ClassroomOut.of(await _classroom_view(request, int_param(request, "id"))))
-
-
-async def _check_classroom(request: web.Request, code: str, unit_id: int, classroom_id: int | None) -> None:
     async with request.app[DB]() as s:
-        if await s.get(Unit, unit_id) is None:
-            raise ApiError(422, "invalid", "unit_id: không có đơn vị này / unknown unit", field="unit_id")
-        other = await s.scalar(select(Classroom.id).where(Classroom.code == code))
-    if other is not None and other != classroom_id:
-        raise ApiError(409, "conflict", f"Đã có lớp học mã '{code}'. / A classroom with code '{code}' exists.")
+        return json_response(await _classroom_out(s, int_param(request, "id")))
 
 
 @endpoint("POST", "/api/v1/classrooms", name="api-classroom-create", summary="Create a classroom",
-          roles=OPERATOR, body=ClassroomIn, response=ClassroomOut, status=201, tag="classrooms")
+          roles=OPERATOR, body=rooms.ClassroomIn, response=ClassroomOut, status=201, tag="classrooms")
 async def create_classroom(request: web.Request) -> web.Response:
     """create_classroom: add a classroom (409 if the code exists)."""
-    body = await parse_body(request, ClassroomIn)
-    await _check_classroom(request, body.code, body.unit_id, None)
+    body = await parse_body(request, rooms.ClassroomIn)
     async with request.app[DB]() as s:
-        room = Classroom(**body.model_dump())
-        s.add(room)
-        await s.flush()
-        record(s, request, "classroom.create", target=f"classroom:{room.id}", code=room.code, name=room.name)
+        room = await rooms.save_classroom(s, request, None, body.model_dump())
         await s.commit()
-    return json_response(ClassroomOut.of(await _classroom_view(request, room.id)), status=201)
+        return json_response(await _classroom_out(s, room.id), status=201)
 
 
 @endpoint("PATCH", "/api/v1/classrooms/{id}", name="api-classroom-update", summary="Change a classroom",
-          roles=OPERATOR, body=ClassroomPatch, response=ClassroomOut, tag="classrooms")
+          roles=OPERATOR, body=rooms.ClassroomPatch, response=ClassroomOut, tag="classrooms")
 async def update_classroom(request: web.Request) -> web.Response:
     """update_classroom: change some fields of a classroom (active=false deactivates it)."""
-    body = await parse_body(request, ClassroomPatch)
+    body = await parse_body(request, rooms.ClassroomPatch)
     changes = body.model_dump(exclude_unset=True)
     if any(v is None for v in changes.values()):
         raise ApiError(422, "invalid", "Không được để null. / Fields may not be null.")
     cid = int_param(request, "id")
     async with request.app[DB]() as s:
-        room = await s.get(Classroom, cid)
+        room = await rooms.get_classroom(s, cid)
         if room is None:
-            raise _not_found()
-        code, unit_id = changes.get("code", room.code), changes.get("unit_id", room.unit_id)
-    await _check_classroom(request, code, unit_id, cid)
-    async with request.app[DB]() as s:
-        room = await s.get(Classroom, cid)
-        if room is None:
-            raise _not_found()
-        for k, v in changes.items():
-            setattr(room, k, v)
-        record(s, request, "classroom.update", target=f"classroom:{cid}", code=room.code,
-               changes={k: str(v) for k, v in changes.items()})
+            raise units_svc.not_found()
+        await rooms.save_classroom(s, request, room, changes)
         await s.commit()
-    return json_response(ClassroomOut.of(await _classroom_view(request, cid)))
+        return json_response(await _classroom_out(s, cid))
 
 
 @endpoint("POST", "/api/v1/classrooms/{id}/deactivate", name="api-classroom-deactivate",
@@ -347,86 +219,22 @@ async def deactivate_classroom(request: web.Request) -> web.Response:
     """deactivate_classroom: mark a classroom inactive."""
     cid = int_param(request, "id")
     async with request.app[DB]() as s:
-        room = await s.get(Classroom, cid)
+        room = await rooms.get_classroom(s, cid)
         if room is None:
-            raise _not_found()
-        if room.active:
-            room.active = False
-            record(s, request, "classroom.deactivate", target=f"classroom:{cid}", code=room.code)
-            await s.commit()
-    return json_response(ClassroomOut.of(await _classroom_view(request, cid)))
-
-
-def _too_large() -> ApiError:
-    mb = IMPORT_MAX_BYTES // (1024 * 1024)
-    return ApiError(413, "too-large", f"Tệp quá lớn (tối đa {mb} MB). / The file is too large (at most {mb} MB).")
-
-
-async def read_upload(request: web.Request, limit: int = IMPORT_MAX_BYTES) -> tuple[bytes, str]:
-    """read_upload: the CSV bytes and file name of a text/csv body or a multipart `file` part (413 over limit)."""
-    if request.content_length is not None and request.content_length > limit + 65_536:
-        raise _too_large()
-    buf = bytearray()
-    if request.content_type == "multipart/form-data":
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                while chunk := await part.read_chunk(65_536):
-                    buf += chunk
-                    if len(buf) > limit:
-                        raise _too_large()
-                return bytes(buf), part.filename or ""
-            await part.release()
-        raise ApiError(400, "bad-request", "Thiếu tệp (trường 'file'). / No file (field 'file').")
-    if request.content_type not in CSV_TYPES:
-        raise ApiError(415, "unsupported-media-type",
-                       "Cần gửi tệp CSV (text/csv hoặc multipart/form-data). / Send text/csv or multipart/form-data.")
-    async for chunk in request.content.iter_chunked(65_536):
-        buf += chunk
-        if len(buf) > limit:
-            raise _too_large()
-    return bytes(buf), request.headers.get("X-File-Name", "")[:120]
-
-
-async def run_import(request: web.Request, kind: str, data: bytes, filename: str) -> ImportResult:
-    """run_import: import `data` as `kind` in one transaction and audit it (ImportFailed: nothing written)."""
-    async with request.app[DB]() as s:
-        try:
-            result = await IMPORTERS[kind](s, data)
-        except ImportFailed:
-            await s.rollback()
-            raise
-        record(s, request, f"{kind}.import", target=filename[:120], rows=result.rows, created=result.created,
-               updated=result.updated)
+            raise units_svc.not_found()
+        await rooms.deactivate_classroom(s, request, room)
         await s.commit()
-    return result
-
-
-def import_error_response(request: web.Request, exc: ImportFailed) -> web.Response:
-    """import_error_response: 422 with every row error ({row, message, text})."""
-    lang = language(request)
-    n = len(exc.errors)
-    body = {
-        "error": {"code": "import-invalid",
-                  "message": f"Tệp có {n} lỗi, không ghi gì. / The file has {n} error(s); nothing was written."},
-        "errors": [{"row": e.row, "message": e.message, "text": e.text(lang)} for e in exc.errors],
-    }
-    return web.json_response(body, status=422)
+        return json_response(await _classroom_out(s, cid))
 
 
 async def _import(request: web.Request, kind: str) -> web.Response:
     data, filename = await read_upload(request)
     try:
-        result = await run_import(request, kind, data, filename)
+        result = await run_import(request.app[DB], request, kind, data, filename)
     except ImportFailed as exc:
         return import_error_response(request, exc)
     return json_response(ImportOut(kind=kind, rows=result.rows, created=result.created, updated=result.updated,
                                    unchanged=result.unchanged))
-
-
 @endpoint("POST", "/api/v1/import/units", name="api-units-csv",
           summary="Import units from CSV (code,name,level,parent_code,valid_from,valid_to)", roles=OPERATOR,
           response=ImportOut, tag="import")

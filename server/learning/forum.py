@@ -181,6 +181,14 @@ async def get_topic(s: AsyncSession, topic_id: int) -> ForumTopic:
     return topic
 
 
+async def thread_meeting(s: AsyncSession, ident: Identity, meeting_id: int) -> Meeting:
+    """thread_meeting: a meeting whose thread the caller may open (staff: any; others: published ones), or 404."""
+    meeting = await s.get(Meeting, meeting_id)
+    if meeting is None or (not ident.is_staff and meeting.status != MeetingStatus.PUBLISHED):
+        raise not_found()
+    return meeting
+
+
 async def meeting_topic(s: AsyncSession, meeting: Meeting, actor_id: int | None, create: bool) -> ForumTopic | None:
     """meeting_topic: the thread of a meeting (made on first use when `create`)."""
     topic = await s.scalar(select(ForumTopic).where(ForumTopic.meeting_id == meeting.id))

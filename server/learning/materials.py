@@ -25,8 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit, files
 from server.config import CONFIG
-from server.db.models import Material, MaterialKind, Meeting, utcnow
+from server.db.models import Material, MaterialKind, utcnow
 from server.errors import ApiError
+from server.schedule.meetings import check_program_meeting
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
@@ -156,14 +157,6 @@ async def receive(request: web.Request) -> Upload:
                   kind=fields.get("kind", "").strip())
 
 
-async def _check_meeting(s: AsyncSession, program_id: int, meeting_id: int | None) -> None:
-    if meeting_id is None:
-        return
-    meeting = await s.get(Meeting, meeting_id)
-    if meeting is None or meeting.program_id != program_id:
-        raise _invalid("meeting_id", "buổi học không thuộc chương trình này", "the meeting is not in this program")
-
-
 def kind_for(mime: str, wanted: str = "") -> MaterialKind:
     """kind_for: the material kind of a sniffed type (`wanted` when the type allows it)."""
     allowed = KINDS.get(mime)
@@ -183,7 +176,7 @@ def kind_for(mime: str, wanted: str = "") -> MaterialKind:
 async def create(s: AsyncSession, request: web.Request | None, program_id: int, upload: Upload,
                  actor_id: int | None) -> Material:
     """create: add a material for a stored upload (audited)."""
-    await _check_meeting(s, program_id, upload.meeting_id)
+    await check_program_meeting(s, program_id, upload.meeting_id)
     stored = upload.stored
     filename = clean_filename(upload.filename, stored.mime)
     title = upload.title or filename.rsplit(".", 1)[0]
@@ -204,7 +197,7 @@ async def update(s: AsyncSession, request: web.Request | None, material: Materia
     """update: change a material's title, description or meeting (audited)."""
     changes = data.model_dump(exclude_unset=True)
     if "meeting_id" in changes:
-        await _check_meeting(s, material.program_id, changes["meeting_id"])
+        await check_program_meeting(s, material.program_id, changes["meeting_id"])
     if changes.get("title") == "":
         raise _invalid("title", "hãy nhập tên", "enter a title")
     for name, value in changes.items():

@@ -27,6 +27,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
+from server.auth import Identity
 from server.db.models import (
     Material,
     MaterialKind,
@@ -41,6 +42,7 @@ from server.db.models import (
     utcnow,
 )
 from server.errors import ApiError
+from server.schedule.meetings import check_program_meeting
 
 WATCHED_SHARE = 0.9
 MAX_PLAYED_PER_REPORT = 30.0
@@ -109,6 +111,12 @@ async def _progress_row(s: AsyncSession, user_id: int, program_id: int, item: st
                             position=0.0, duration=0.0, watched=0.0, completed=False)
         s.add(row)
     return row
+
+
+async def position(s: AsyncSession, user_id: int, item: str) -> float:
+    """position: where the learner stopped in a video item (seconds; 0 when never played)."""
+    row = await s.scalar(select(StudyProgress).where(StudyProgress.user_id == user_id, StudyProgress.item == item))
+    return row.position if row else 0.0
 
 
 async def record_open(s: AsyncSession, user_id: int, program_id: int, item: str) -> StudyProgress:
@@ -226,7 +234,8 @@ def _questions(quiz_id: int, data: QuizIn) -> list[QuizQuestion]:
 
 async def create_quiz(s: AsyncSession, request: web.Request | None, program_id: int, data: QuizIn,
                       actor_id: int | None) -> Quiz:
-    """create_quiz: add a quiz with its questions (audited)."""
+    """create_quiz: add a quiz with its questions (audited; 422 for a meeting of another program)."""
+    await check_program_meeting(s, program_id, data.meeting_id)
     quiz = Quiz(program_id=program_id, meeting_id=data.meeting_id, title=data.title, description=data.description,
                 pass_percent=data.pass_percent, published=data.published, created_at=utcnow(), created_by=actor_id)
     s.add(quiz)
@@ -238,7 +247,9 @@ async def create_quiz(s: AsyncSession, request: web.Request | None, program_id: 
 
 
 async def update_quiz(s: AsyncSession, request: web.Request | None, quiz: Quiz, data: QuizIn) -> Quiz:
-    """update_quiz: replace a quiz's fields and questions (earlier attempts keep their scores; audited)."""
+    """update_quiz: replace a quiz's fields and questions (earlier attempts keep their scores; audited; 422 for a
+    meeting of another program)."""
+    await check_program_meeting(s, quiz.program_id, data.meeting_id)
     quiz.title, quiz.description, quiz.meeting_id = data.title, data.description, data.meeting_id
     quiz.pass_percent, quiz.published = data.pass_percent, data.published
     await s.execute(delete(QuizQuestion).where(QuizQuestion.quiz_id == quiz.id))
@@ -280,6 +291,14 @@ async def attempts_of(s: AsyncSession, quiz_id: int, user_id: int) -> list[QuizA
     q = (select(QuizAttempt).where(QuizAttempt.quiz_id == quiz_id, QuizAttempt.user_id == user_id)
          .order_by(QuizAttempt.at.desc(), QuizAttempt.id.desc()))
     return list((await s.scalars(q)).all())
+
+
+async def get_attempt(s: AsyncSession, quiz: Quiz, attempt_id: int, ident: Identity, manage: bool) -> QuizAttempt:
+    """get_attempt: an attempt at `quiz` that is the caller's own, or anyone's for those who `manage` (else 404)."""
+    attempt = await s.get(QuizAttempt, attempt_id)
+    if attempt is None or attempt.quiz_id != quiz.id or (attempt.user_id != ident.user_id and not manage):
+        raise ApiError(404, "not-found", "Không tìm thấy. / Not found.")
+    return attempt
 
 
 # --- progress -------------------------------------------------------------------------------------

@@ -16,50 +16,46 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import select
 
-from server.audit import record
 from server.auth import COOKIE, JoinLinkError, cookie_secure, identity, require, set_login_cookie
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import Classroom, Role, Unit, UnitLevel, User, meeting_classrooms, utcnow
+from server.db.models import Role, User, utcnow
 from server.errors import ApiError
-from server.i18n import language
+from server.i18n import localized
+from server.openapi import int_param, parse_int
 from server.people.accounts import (
     ACCOUNT_ROLES,
     AccountError,
     AuditFilter,
-    announce_revoked,
+    Ended,
+    account_choices,
+    add_account,
+    add_join_link,
+    announce,
     audit_actions,
     audit_entries,
-    authenticate,
-    change_password,
-    create_join_link,
-    create_user,
-    end_login,
+    change_own_password,
+    disable_account,
+    edit_account,
     join_url,
+    link_classrooms,
+    log_in,
+    log_out,
     meeting_links,
     meeting_or_404,
     open_join_link,
     parse_day,
-    reset_password,
-    revoke_join_link,
+    remove_join_link,
+    reset_account,
     safe_next,
     search_users,
-    set_disabled,
-    start_login,
-    update_user,
     user_by_id,
 )
+from server.people.classrooms import all_classrooms
 
 OPS = (Role.OPERATOR,)
 PASSWORD_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM, Role.LEARNER)
-
-
-def localized(request: web.Request, message: str) -> str:
-    """localized: the request's half of a "Tiếng Việt / English" message."""
-    vi, sep, en = message.partition(" / ")
-    return en if sep and language(request) == "en" else vi
 
 
 def local_time(request: web.Request, value: dt.datetime | None) -> str:
@@ -71,11 +67,6 @@ def local_time(request: web.Request, value: dt.datetime | None) -> str:
 
 def _render(template: str, request: web.Request, context: dict[str, Any], status: int = 200) -> web.Response:
     return aiohttp_jinja2.render_template(template, request, context, status=status)
-
-
-def _form_int(value: Any) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() else None
 
 
 # ---------------------------------------------------------------- login / logout
@@ -95,12 +86,9 @@ async def login_submit(request: web.Request) -> web.Response:
     username = str(form.get("username", ""))[:64]
     password = str(form.get("password", ""))[:200]
     target = safe_next(str(form.get("next", "")))
-    current = identity(request)
     try:
         async with request.app[DB]() as s:
-            user = await authenticate(s, request, username, password)
-            new = await start_login(s, request, user)
-            previous = await end_login(s, current.login_id) if current else []
+            done = await log_in(s, request, username, password)
             await s.commit()
     except AccountError as exc:
         resp = _render("login.html", request, {"next": target, "username": username,
@@ -108,10 +96,9 @@ async def login_submit(request: web.Request) -> web.Response:
         if "Retry-After" in exc.headers:
             resp.headers["Retry-After"] = exc.headers["Retry-After"]
         return resp
-    await announce_revoked(request.app, new.replaced, "replaced")
-    await announce_revoked(request.app, previous, "logout")
+    await announce(request.app, *done.ended)
     resp = web.HTTPSeeOther(location=target)
-    set_login_cookie(request, resp, new.login)
+    set_login_cookie(request, resp, done.login)
     raise resp
 
 
@@ -121,9 +108,9 @@ async def logout(request: web.Request) -> web.Response:
     resp = web.HTTPSeeOther(location="/login")
     if ident is not None:
         async with request.app[DB]() as s:
-            ids = await end_login(s, ident.login_id)
+            ended = await log_out(s, ident.login_id)
             await s.commit()
-        await announce_revoked(request.app, ids, "logout")
+        await announce(request.app, ended)
     resp.del_cookie(COOKIE, path="/", secure=cookie_secure(request), samesite="Lax")
     raise resp
 
@@ -143,7 +130,7 @@ async def join(request: web.Request) -> web.Response:
         return _render("joinlink_error.html", request, {"status": exc.status, "code": exc.code,
                                                         "message": localized(request, exc.message)},
                        status=exc.status)
-    await announce_revoked(request.app, new.replaced, "replaced")
+    await announce(request.app, Ended("replaced", new.replaced))
     resp = web.HTTPSeeOther(location=f"/live/{new.login.meeting_id}")
     set_login_cookie(request, resp, new.login)
     raise resp
@@ -169,11 +156,9 @@ async def my_password(request: web.Request) -> web.Response:
                 raise AccountError(422, "mismatch", "Hai lần nhập mật khẩu mới không khớp. / "
                                                     "The two new passwords differ.")
             async with request.app[DB]() as s:
-                user = await user_by_id(s, ident.user_id or 0)
-                ids = await change_password(s, user, old, new, keep_login=ident.login_id)
-                record(s, request, "user.password-change", f"user:{user.id}", ended=len(ids))
+                ended = await change_own_password(s, request, ident, old, new)
                 await s.commit()
-            await announce_revoked(request.app, ids, "password-changed")
+            await announce(request.app, ended)
             done = True
         except AccountError as exc:
             error, status = localized(request, exc.message), exc.status
@@ -185,13 +170,7 @@ async def my_password(request: web.Request) -> web.Response:
 
 async def _choices(request: web.Request, user: User | None = None) -> dict[str, Any]:
     async with request.app[DB]() as s:
-        classrooms = list((await s.scalars(select(Classroom).order_by(Classroom.code))).all())
-        units = list((await s.scalars(select(Unit).where(Unit.level == UnitLevel.PROVINCE, Unit.valid_to.is_(None))
-                                      .order_by(Unit.name))).all())
-        if user is not None and user.unit_id and all(u.id != user.unit_id for u in units):
-            extra = await s.get(Unit, user.unit_id)
-            if extra is not None:
-                units.insert(0, extra)
+        classrooms, units = await account_choices(s, user)
     return {"classrooms": classrooms, "units": units, "roles": ACCOUNT_ROLES}
 
 
@@ -205,7 +184,7 @@ async def accounts_list(request: web.Request) -> web.Response:
     disabled = {"active": False, "disabled": True}.get(status)
     async with request.app[DB]() as s:
         users = await search_users(s, q, role, disabled, limit=500)
-        classrooms = {c.id: c for c in (await s.scalars(select(Classroom))).all()}
+        classrooms = {c.id: c for c in await all_classrooms(s)}
     return _render("accounts.html", request, {
         "users": users, "q": q, "role": role_value if role else "", "status": status, "roles": ACCOUNT_ROLES,
         "classrooms": classrooms, "done": request.query.get("done", ""), "local_time": lambda v: local_time(request, v),
@@ -218,8 +197,8 @@ def _user_fields(form: Any) -> dict[str, Any]:
         "display_name": str(form.get("display_name", "")).strip()[:200],
         "role": str(form.get("role", "")),
         "email": str(form.get("email", "")).strip()[:200],
-        "classroom_id": _form_int(form.get("classroom_id")),
-        "unit_id": _form_int(form.get("unit_id")),
+        "classroom_id": parse_int(form.get("classroom_id")),
+        "unit_id": parse_int(form.get("unit_id")),
         "language": "en" if form.get("language") == "en" else "vi",
     }
 
@@ -236,12 +215,11 @@ async def account_new(request: web.Request) -> web.Response:
             if values["role"] not in {r.value for r in ACCOUNT_ROLES}:
                 raise AccountError(422, "invalid-role", "Vai trò không hợp lệ. / Invalid role.")
             async with request.app[DB]() as s:
-                created = await create_user(s, username=values["username"], display_name=values["display_name"],
-                                            role=Role(values["role"]), email=values["email"],
+                created = await add_account(s, request, username=values["username"],
+                                            display_name=values["display_name"], role=Role(values["role"]),
+                                            email=values["email"],
                                             classroom_id=values["classroom_id"] if values["role"] == "classroom"
                                             else None, unit_id=values["unit_id"], language=values["language"])
-                record(s, request, "user.create", f"user:{created.user.id}", username=created.user.username,
-                       role=created.user.role.value)
                 await s.commit()
             return _render("accounts_password.html", request, {"user": created.user, "password": created.password,
                                                                "created": True})
@@ -254,7 +232,7 @@ async def account_new(request: web.Request) -> web.Response:
 async def account_edit(request: web.Request) -> web.Response:
     """account_edit: change an account; the page also offers reset password and disable/enable."""
     ident = require(request, *OPS)
-    user_id = _path_int(request, "id")
+    user_id = int_param(request, "id")
     error, status = "", 200
     async with request.app[DB]() as s:
         user = await user_by_id(s, user_id)
@@ -268,9 +246,7 @@ async def account_edit(request: web.Request) -> web.Response:
                     raise AccountError(422, "invalid-role", "Vai trò không hợp lệ. / Invalid role.")
                 changes = {k: values[k] for k in ("display_name", "role", "email", "unit_id", "language")}
                 changes["classroom_id"] = values["classroom_id"] if values["role"] == "classroom" else None
-                done = await update_user(s, user, changes, actor_id=ident.user_id)
-                if done:
-                    record(s, request, "user.update", f"user:{user.id}", **done)
+                await edit_account(s, request, user, changes, actor_id=ident.user_id)
                 await s.commit()
                 raise web.HTTPSeeOther(location=f"/accounts/{user.id}?done=saved")
             except AccountError as exc:
@@ -285,11 +261,9 @@ async def account_reset(request: web.Request) -> web.Response:
     """account_reset: generate a new password (shown once) and end the account's logins."""
     require(request, *OPS)
     async with request.app[DB]() as s:
-        user = await user_by_id(s, _path_int(request, "id"))
-        password, ids = await reset_password(s, user)
-        record(s, request, "user.reset-password", f"user:{user.id}", ended=len(ids))
+        user, password, ended = await reset_account(s, request, int_param(request, "id"))
         await s.commit()
-    await announce_revoked(request.app, ids, "password-reset")
+    await announce(request.app, ended)
     return _render("accounts_password.html", request, {"user": user, "password": password, "created": False})
 
 
@@ -297,26 +271,17 @@ async def account_disable(request: web.Request) -> web.Response:
     """account_disable: disable an account (its logins end) or, for /enable, enable it."""
     ident = require(request, *OPS)
     disabled = request.path.endswith("/disable")
-    user_id = _path_int(request, "id")
+    user_id = int_param(request, "id")
     try:
         async with request.app[DB]() as s:
-            user = await user_by_id(s, user_id)
-            ids = await set_disabled(s, user, disabled, actor_id=ident.user_id)
-            record(s, request, "user.disable" if disabled else "user.enable", f"user:{user.id}", ended=len(ids))
+            user, ended = await disable_account(s, request, user_id, disabled, actor_id=ident.user_id)
             await s.commit()
     except AccountError as exc:
         if exc.status == 404:
             raise
         raise web.HTTPSeeOther(location=f"/accounts/{user_id}?done=own-account") from None
-    await announce_revoked(request.app, ids, "disabled")
+    await announce(request.app, ended)
     raise web.HTTPSeeOther(location=f"/accounts/{user.id}?done={'disabled' if disabled else 'enabled'}")
-
-
-def _path_int(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except (KeyError, ValueError):
-        raise AccountError(404, "not-found", "Không tìm thấy. / Not found.") from None
 
 
 # ---------------------------------------------------------------- join links page
@@ -325,13 +290,13 @@ def _path_int(request: web.Request, name: str) -> int:
 async def links_page(request: web.Request) -> web.Response:
     """links_page: a meeting's join links with copy buttons, a create form and revoke buttons."""
     ident = require(request, *OPS)
-    meeting_id = _path_int(request, "id")
-    error, status, fresh = "", 200, _form_int(request.query.get("new"))
+    meeting_id = int_param(request, "id")
+    error, status, fresh = "", 200, parse_int(request.query.get("new"))
     form_values: dict[str, Any] = {"kind": "classroom", "classroom_id": None, "guest_name": "", "hours": ""}
     if request.method == "POST":
         form = await request.post()
         kind = "guest" if form.get("kind") == "guest" else "classroom"
-        form_values = {"kind": kind, "classroom_id": _form_int(form.get("classroom_id")),
+        form_values = {"kind": kind, "classroom_id": parse_int(form.get("classroom_id")),
                        "guest_name": str(form.get("guest_name", ""))[:200], "hours": str(form.get("hours", ""))[:8]}
         try:
             hours: float | None = None
@@ -344,14 +309,11 @@ async def links_page(request: web.Request) -> web.Response:
                     raise AccountError(422, "invalid", "Số giờ hiệu lực phải từ 1 đến 2160. / "
                                                        "Hours must be between 1 and 2160.")
             async with request.app[DB]() as s:
-                meeting = await meeting_or_404(s, meeting_id)
-                link = await create_join_link(
-                    s, request.app[CONFIG], meeting,
+                link, _classroom = await add_join_link(
+                    s, request, request.app[CONFIG], meeting_id,
                     classroom_id=form_values["classroom_id"] if kind == "classroom" else None,
                     guest_name=form_values["guest_name"] if kind == "guest" else "", hours=hours,
                     created_by=ident.user_id)
-                record(s, request, "joinlink.create", f"meeting:{meeting.id}", link_id=link.id,
-                       classroom_id=link.classroom_id, guest_name=link.guest_name)
                 await s.commit()
             raise web.HTTPSeeOther(location=f"/meetings/{meeting_id}/links?new={link.id}")
         except AccountError as exc:
@@ -361,10 +323,7 @@ async def links_page(request: web.Request) -> web.Response:
     async with request.app[DB]() as s:
         meeting = await meeting_or_404(s, meeting_id)
         rows = await meeting_links(s, meeting_id)
-        invited = set((await s.scalars(select(meeting_classrooms.c.classroom_id)
-                                       .where(meeting_classrooms.c.meeting_id == meeting_id))).all())
-        classrooms = list((await s.scalars(select(Classroom).where(Classroom.active.is_(True))
-                                           .order_by(Classroom.code))).all())
+        invited, others = await link_classrooms(s, meeting_id)
     now = utcnow()
     links = [{"link": link, "classroom": classroom, "url": join_url(request, link),
               "expired": link.expires_at <= now, "expires": local_time(request, link.expires_at),
@@ -372,7 +331,7 @@ async def links_page(request: web.Request) -> web.Response:
              for link, classroom in rows]
     return _render("joinlinks.html", request, {
         "meeting": meeting, "links": links, "error": error, "values": form_values,
-        "invited": [c for c in classrooms if c.id in invited], "others": [c for c in classrooms if c.id not in invited],
+        "invited": invited, "others": others,
         "starts": local_time(request, meeting.starts_at), "ends": local_time(request, meeting.ends_at),
         "default_hours": request.app[CONFIG].auth.join_link_hours, "done": request.query.get("done", ""),
     }, status=status)
@@ -381,14 +340,13 @@ async def links_page(request: web.Request) -> web.Response:
 async def link_revoke(request: web.Request) -> web.Response:
     """link_revoke: stop new joins by a link (form field end_logins also ends its logins)."""
     require(request, *OPS)
-    meeting_id, link_id = _path_int(request, "id"), _path_int(request, "link_id")
+    meeting_id, link_id = int_param(request, "id"), int_param(request, "link_id")
     form = await request.post()
     end = form.get("end_logins") == "1"
     async with request.app[DB]() as s:
-        link, ids = await revoke_join_link(s, meeting_id, link_id, end)
-        record(s, request, "joinlink.revoke", f"meeting:{meeting_id}", link_id=link.id, ended=len(ids))
+        _link, _classroom, ended = await remove_join_link(s, request, meeting_id, link_id, end)
         await s.commit()
-    await announce_revoked(request.app, ids, "link-revoked")
+    await announce(request.app, ended)
     raise web.HTTPSeeOther(location=f"/meetings/{meeting_id}/links?done=revoked")
 
 
@@ -405,7 +363,7 @@ async def audit_page(request: web.Request) -> web.Response:
     except AccountError as exc:
         since = until = None
         error = localized(request, exc.message)
-    page = max(0, _form_int(q.get("page")) or 0)
+    page = max(0, parse_int(q.get("page")) or 0)
     f = AuditFilter(action=q.get("action", "")[:60], actor=q.get("actor", "")[:64], since=since, until=until,
                     limit=101, offset=page * 100)
     async with request.app[DB]() as s:

@@ -14,14 +14,12 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import select
 
 from server.auth import require
 from server.db.engine import DB
-from server.db.models import Program, Recording, RecordingState, Role, StudyProgress
-from server.errors import ApiError
-from server.live.recordings import may_view, visible
-from server.people import enrolment
+from server.db.models import Role
+from server.live import archive
+from server.openapi import int_param
 
 
 @aiohttp_jinja2.template("archive.html")
@@ -29,9 +27,7 @@ async def archive_page(request: web.Request) -> dict[str, Any]:
     """archive_page: the library of recordings the caller may watch."""
     ident = require(request)
     async with request.app[DB]() as s:
-        programs = (await s.execute(
-            select(Program.id, Program.title).where(Program.id.in_(
-                select(Recording.program_id).where(visible(ident)))).order_by(Program.title))).all()
+        programs = await archive.library_programs(s, ident)
     return {"programs": [{"id": pid, "title": title} for pid, title in programs],
             "operator": ident.role == Role.OPERATOR}
 
@@ -40,26 +36,10 @@ async def archive_page(request: web.Request) -> dict[str, Any]:
 async def player_page(request: web.Request) -> dict[str, Any]:
     """player_page: one recording: player, chapters, download (403 when the caller may not watch it)."""
     ident = require(request)
-    try:
-        rid = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
+    rid = int_param(request, "id")
     async with request.app[DB]() as s:
-        row = await s.get(Recording, rid)
-        if row is None:
-            raise ApiError(404, "not-found", "Không có bản ghi hình này. / No such recording.")
-        if not await may_view(s, ident, rid):
-            raise ApiError(403, "forbidden", "Bạn không được xem bản ghi hình này. / You may not watch this recording.")
-        study: dict[str, Any] | None = None
-        if (row.program_id is not None and row.published and row.state == RecordingState.READY
-                and ident.user_id is not None):
-            access = await enrolment.program_access(s, ident, row.program_id)
-            if access.learner:
-                item = f"recording:{row.id}"
-                progress = await s.scalar(select(StudyProgress).where(StudyProgress.user_id == ident.user_id,
-                                                                      StudyProgress.item == item))
-                study = {"item": item, "program_id": row.program_id,
-                         "position": progress.position if progress else 0.0}
+        row = await archive.viewable(s, ident, rid)
+        study = await archive.study_video(s, ident, row)
     return {"recording": row, "operator": ident.role == Role.OPERATOR,
             "staff": ident.role in (Role.OPERATOR, Role.TRAINER, Role.LEADER), "study": study}
 

@@ -18,14 +18,15 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.api.calendar import feed_url
-from server.api.units import IMPORT_MAX_BYTES, read_upload
+from server.api.uploads import IMPORT_MAX_BYTES, read_upload
 from server.auth import require
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role
 from server.errors import ApiError
 from server.i18n import _, language
-from server.people.units import ImportFailed
+from server.openapi import parse_int
+from server.people.importer import ImportFailed
 from server.schedule import calendar as cal
 from server.schedule import deadlines, notifications
 from server.schedule import importer as schedule_import
@@ -72,9 +73,7 @@ async def regenerate_feed(request: web.Request) -> web.StreamResponse:
 @aiohttp_jinja2.template("deadlines.html")
 async def deadlines_page(request: web.Request) -> dict[str, Any]:
     """deadlines_page: due, overdue and received documents of the regional meetings the user may see."""
-    ident = require(request)
-    if not svc.can_read_meetings(ident):
-        raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
+    ident = require(request, *svc.MEETING_READERS)
     tz = request.app[CONFIG].tz
     today = schedule.today_in(tz)
     state = request.query.get("state", "")
@@ -101,16 +100,14 @@ async def import_page(request: web.Request) -> web.StreamResponse:
     if request.method == "GET":
         return aiohttp_jinja2.render_template("meetings_import.html", request, _import_context())
     data, _name = await read_upload(request)
+    try:
+        result = await schedule_import.run_import(request.app[DB], request, data, request.app[CONFIG].tz,
+                                                  actor_id=ident.user_id)
+    except ImportFailed as exc:
+        lang = language(request)
+        return aiohttp_jinja2.render_template("meetings_import.html", request, _import_context(
+            errors=[e.text(lang) for e in exc.errors]), status=422)
     async with request.app[DB]() as s:
-        try:
-            result = await schedule_import.import_schedule(s, request, data, request.app[CONFIG].tz,
-                                                           actor_id=ident.user_id)
-        except ImportFailed as exc:
-            await s.rollback()
-            lang = language(request)
-            return aiohttp_jinja2.render_template("meetings_import.html", request, _import_context(
-                errors=[e.text(lang) for e in exc.errors]), status=422)
-        await s.commit()
         meetings = [await svc.get_meeting(s, ident, mid) for mid in result.meeting_ids]
     return aiohttp_jinja2.render_template("meetings_import.html", request, _import_context(
         created=meetings, now=svc.utcnow()))
@@ -129,7 +126,7 @@ async def read_notifications(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     raw = str(form.get("id", ""))
     async with request.app[DB]() as s:
-        await notifications.mark_read(s, ident, int(raw) if raw.isdigit() else None)
+        await notifications.mark_read(s, ident, parse_int(raw))
         await s.commit()
     raise web.HTTPSeeOther("/")
 

@@ -12,13 +12,14 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import select
 
 from server.auth import require
 from server.db.engine import DB
-from server.db.models import Meeting, Role
+from server.db.models import Role
 from server.errors import ApiError
 from server.i18n import _
+from server.openapi import int_param
+from server.schedule.meetings import meeting_by_id
 
 POLL_MS = 2000
 HISTORY_MS = 5 * 60 * 1000
@@ -64,12 +65,9 @@ async def console_page(request: web.Request) -> dict[str, Any]:
 async def console_room_page(request: web.Request) -> dict[str, Any]:
     """console_room_page: one meeting's live room with larger charts per participant (404: no such meeting)."""
     require(request, Role.OPERATOR)
-    try:
-        meeting_id = int(request.match_info["meeting_id"])
-    except ValueError:
-        raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
+    meeting_id = int_param(request, "meeting_id")
     async with request.app[DB]() as s:
-        meeting = await s.scalar(select(Meeting).where(Meeting.id == meeting_id))
+        meeting = await meeting_by_id(s, meeting_id)
     if meeting is None:
         raise ApiError(404, "not-found", "Không có buổi tập huấn này. / No such meeting.")
     return {**_base(request), "meeting": meeting,

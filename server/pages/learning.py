@@ -28,13 +28,16 @@ from server import mail
 from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import MaterialKind, Meeting, MeetingStatus, Program, QuizAttempt, Role, User
+from server.db.models import MaterialKind, Meeting, Program, Role, User
 from server.errors import ApiError
 from server.i18n import _
 from server.learning import forum, selfstudy
 from server.learning import materials as materials_svc
+from server.openapi import int_param, parse_int
 from server.pages.meetings import field_message
 from server.people import enrolment
+from server.people.accounts import find_user
+from server.schedule.meetings import meeting_by_id
 
 NOTICES = {
     "material-uploaded": "The material was uploaded.",
@@ -59,19 +62,18 @@ def notice(request: web.Request) -> str:
     return _(request, text) if text else ""
 
 
-def _int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
+def _ids(values: list[Any]) -> list[int]:
+    """_ids: posted numbers (one that is not a number: 404, as a wrong id in the path would be)."""
+    out = [parse_int(v) for v in values]
+    if any(v is None for v in out):
+        raise ApiError(404, "not-found", "Không tìm thấy. / Not found.")
+    return [v for v in out if v is not None]
 
 
 async def _program(s: AsyncSession, request: web.Request, pid: int,
                    manage: bool = False) -> tuple[Identity, Program, enrolment.Access]:
     ident = require(request)
-    access = await enrolment.require_access(s, ident, pid, manage=manage)
-    program = await s.get(Program, pid)
-    assert program is not None
+    program, access = await enrolment.program_for(s, ident, pid, manage=manage)
     return ident, program, access
 
 
@@ -81,7 +83,7 @@ def _hub(program: Program, access: enrolment.Access, tab: str, ident: Identity, 
 
 
 async def _me(s: AsyncSession, ident: Identity) -> User | None:
-    return await s.get(User, ident.user_id) if ident.user_id else None
+    return await find_user(s, ident.user_id)
 
 
 # --- study ----------------------------------------------------------------------------------------
@@ -105,7 +107,7 @@ async def study_page(request: web.Request) -> dict[str, Any]:
 async def program_hub(request: web.Request) -> dict[str, Any]:
     """program_hub: a program's videos, materials and quizzes, and the learner's own progress."""
     async with request.app[DB]() as s:
-        ident, program, access = await _program(s, request, _int(request.match_info["id"]))
+        ident, program, access = await _program(s, request, int_param(request, "id"))
         materials = await materials_svc.list_for(s, program.id)
         videos = await selfstudy.program_videos(s, program.id)  # uploaded videos and published recordings
         quizzes = await selfstudy.list_quizzes(s, program.id, published_only=not access.manage)
@@ -124,7 +126,7 @@ async def program_hub(request: web.Request) -> dict[str, Any]:
 async def materials_page(request: web.Request) -> dict[str, Any]:
     """materials_page: a program's materials; trainers and operators upload with a progress bar."""
     async with request.app[DB]() as s:
-        ident, program, access = await _program(s, request, _int(request.match_info["id"]))
+        ident, program, access = await _program(s, request, int_param(request, "id"))
         materials = await materials_svc.list_for(s, program.id)
         meetings = await forum.program_meetings(s, program.id, ident)
     limit = request.app[CONFIG].limits.max_upload_bytes
@@ -138,13 +140,13 @@ async def material_page(request: web.Request) -> dict[str, Any]:
     """material_page: show a material (PDF viewer, video player, image) and count the learner's opening."""
     ident = require(request)
     async with request.app[DB]() as s:
-        material = await materials_svc.get(s, _int(request.match_info["id"]))
+        material = await materials_svc.get(s, int_param(request, "id"))
         ident, program, access = await _program(s, request, material.program_id)
         row = None
         if access.learner and ident.user_id is not None:
             row = await selfstudy.record_open(s, ident.user_id, program.id, f"material:{material.id}")
             await s.commit()
-        meeting = await s.get(Meeting, material.meeting_id) if material.meeting_id else None
+        meeting = await meeting_by_id(s, material.meeting_id)
     return _hub(program, access, "materials", ident, m=material, meeting=meeting,
                 position=row.position if row else 0.0, inline=materials_svc.is_inline(material.mime),
                 notice="")
@@ -154,7 +156,7 @@ async def material_delete(request: web.Request) -> web.StreamResponse:
     """material_delete: POST /materials/{id}/delete (trainers of the program, operators)."""
     ident = require(request)
     async with request.app[DB]() as s:
-        material = await materials_svc.get(s, _int(request.match_info["id"]))
+        material = await materials_svc.get(s, int_param(request, "id"))
         await enrolment.require_access(s, ident, material.program_id, manage=True)
         pid = material.program_id
         await materials_svc.delete(s, request, material)
@@ -168,7 +170,7 @@ async def material_delete(request: web.Request) -> web.StreamResponse:
 async def forum_page(request: web.Request) -> dict[str, Any]:
     """forum_page: a program's meeting threads and free topics; trainers see its open questions."""
     async with request.app[DB]() as s:
-        ident, program, access = await _program(s, request, _int(request.match_info["id"]))
+        ident, program, access = await _program(s, request, int_param(request, "id"))
         errors: dict[str, str] = {}
         if request.method == "POST":
             form = await request.post()
@@ -209,9 +211,9 @@ async def topic_page(request: web.Request) -> web.StreamResponse:
     """topic_page: a topic's questions and answers; POST asks a new question."""
     ident = require(request)
     async with request.app[DB]() as s:
-        topic = await forum.get_topic(s, _int(request.match_info["id"]))
+        topic = await forum.get_topic(s, int_param(request, "id"))
         ident, program, access = await _program(s, request, topic.program_id)
-        meeting = await s.get(Meeting, topic.meeting_id) if topic.meeting_id else None
+        meeting = await meeting_by_id(s, topic.meeting_id)
         errors: dict[str, str] = {}
         values = {"title": "", "body": ""}
         if request.method == "POST":
@@ -228,9 +230,7 @@ async def meeting_thread(request: web.Request) -> web.StreamResponse:
     """meeting_thread: a meeting's thread (shown empty until the first question, which makes it)."""
     ident = require(request)
     async with request.app[DB]() as s:
-        meeting = await s.get(Meeting, _int(request.match_info["id"]))
-        if meeting is None or (not ident.is_staff and meeting.status != MeetingStatus.PUBLISHED):
-            raise forum.not_found()
+        meeting = await forum.thread_meeting(s, ident, int_param(request, "id"))
         ident, program, access = await _program(s, request, meeting.program_id)
         topic = await forum.meeting_topic(s, meeting, ident.user_id, create=False)
         if topic is not None and request.method == "GET":
@@ -254,7 +254,7 @@ async def question_reply(request: web.Request) -> web.StreamResponse:
     ident = require(request)
     form = await request.post()
     async with request.app[DB]() as s:
-        question, topic = await forum.get_question(s, _int(request.match_info["id"]))
+        question, topic = await forum.get_question(s, int_param(request, "id"))
         access = await enrolment.require_access(s, ident, topic.program_id)
         try:
             data = forum.ReplyIn.model_validate({"body": str(form.get("body", "")),
@@ -275,7 +275,7 @@ async def question_mark(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     answered = str(form.get("answered", "1")) == "1"
     async with request.app[DB]() as s:
-        question, topic = await forum.get_question(s, _int(request.match_info["id"]))
+        question, topic = await forum.get_question(s, int_param(request, "id"))
         await enrolment.require_access(s, ident, topic.program_id, manage=True)
         was_open = question.answered_at is None
         await forum.mark(s, request, question, answered, ident)
@@ -304,7 +304,7 @@ async def unanswered_page(request: web.Request) -> dict[str, Any]:
 async def quizzes_page(request: web.Request) -> dict[str, Any]:
     """quizzes_page: a program's quizzes with the caller's best score."""
     async with request.app[DB]() as s:
-        ident, program, access = await _program(s, request, _int(request.match_info["id"]))
+        ident, program, access = await _program(s, request, int_param(request, "id"))
         rows = await selfstudy.list_quizzes(s, program.id, published_only=not access.manage)
         best: dict[int, tuple[int, bool]] = {}
         if ident.user_id is not None:
@@ -321,10 +321,10 @@ async def quiz_form(request: web.Request) -> web.StreamResponse:
         quiz = None
         questions: list[Any] = []
         if "qid" in request.match_info:
-            quiz, questions = await selfstudy.get_quiz(s, _int(request.match_info["qid"]))
+            quiz, questions = await selfstudy.get_quiz(s, int_param(request, "qid"))
             pid = quiz.program_id
         else:
-            pid = _int(request.match_info["id"])
+            pid = int_param(request, "id")
         ident, program, access = await _program(s, request, pid, manage=True)
         meetings = await forum.program_meetings(s, program.id, ident)
     data = {"title": quiz.title if quiz else "", "description": quiz.description if quiz else "",
@@ -340,7 +340,7 @@ async def quiz_delete(request: web.Request) -> web.StreamResponse:
     """quiz_delete: POST /quizzes/{id}/delete (trainers of the program, operators)."""
     ident = require(request)
     async with request.app[DB]() as s:
-        quiz, _q = await selfstudy.get_quiz(s, _int(request.match_info["qid"]))
+        quiz, _q = await selfstudy.get_quiz(s, int_param(request, "qid"))
         await enrolment.require_access(s, ident, quiz.program_id, manage=True)
         pid = quiz.program_id
         await selfstudy.delete_quiz(s, request, quiz)
@@ -352,14 +352,14 @@ async def quiz_take(request: web.Request) -> web.StreamResponse:
     """quiz_take: the quiz as a form (GET); POST grades it and shows the score."""
     ident = require(request)
     async with request.app[DB]() as s:
-        quiz, questions = await selfstudy.get_quiz(s, _int(request.match_info["qid"]))
+        quiz, questions = await selfstudy.get_quiz(s, int_param(request, "qid"))
         ident, program, access = await _program(s, request, quiz.program_id)
         if not quiz.published and not access.manage:
             raise forum.not_found()
         error = ""
         if request.method == "POST":
             form = await request.post()
-            answers = [[_int(str(v)) for v in form.getall(f"q{i}", [])] for i in range(len(questions))]
+            answers = [_ids(form.getall(f"q{i}", [])) for i in range(len(questions))]
             if ident.user_id is None:
                 raise enrolment.forbidden()
             try:
@@ -380,13 +380,11 @@ async def quiz_result(request: web.Request) -> dict[str, Any]:
     """quiz_result: one attempt's score with each question right or wrong and the correct choices."""
     ident = require(request)
     async with request.app[DB]() as s:
-        quiz, questions = await selfstudy.get_quiz(s, _int(request.match_info["qid"]))
+        quiz, questions = await selfstudy.get_quiz(s, int_param(request, "qid"))
         ident, program, access = await _program(s, request, quiz.program_id)
-        attempt = await s.get(QuizAttempt, _int(request.match_info["aid"]))
-        if attempt is None or attempt.quiz_id != quiz.id or (attempt.user_id != ident.user_id and not access.manage):
-            raise forum.not_found()
+        attempt = await selfstudy.get_attempt(s, quiz, int_param(request, "aid"), ident, access.manage)
         result = selfstudy.score(questions, attempt.answers, quiz.pass_percent)
-        me = await s.get(User, attempt.user_id)
+        me = await find_user(s, attempt.user_id)
         progress = (await selfstudy.program_progress(s, program.id, [me]))[0] if me is not None else None
     return _hub(program, access, "quizzes", ident, quiz=quiz, questions=questions, attempt=attempt,
                 result=result, progress=progress, notice="")
@@ -397,7 +395,7 @@ async def quiz_result(request: web.Request) -> dict[str, Any]:
 async def progress_page(request: web.Request) -> web.StreamResponse:
     """progress_page: everyone's progress in a program (trainers, operators); ?format=csv downloads it."""
     async with request.app[DB]() as s:
-        ident, program, access = await _program(s, request, _int(request.match_info["id"]), manage=True)
+        ident, program, access = await _program(s, request, int_param(request, "id"), manage=True)
         users = await selfstudy.enrolled_users(s, program.id)
         rows = await selfstudy.program_progress(s, program.id, users)
     if request.query.get("format") == "csv":
@@ -420,7 +418,7 @@ async def people_page(request: web.Request) -> web.StreamResponse:
     ident = require(request, Role.OPERATOR)
     errors: dict[str, str] = {}
     async with request.app[DB]() as s:
-        ident, program, access = await _program(s, request, _int(request.match_info["id"]), manage=True)
+        ident, program, access = await _program(s, request, int_param(request, "id"), manage=True)
         if request.method == "POST":
             try:
                 await _save_people(request, s, program.id)
@@ -451,10 +449,10 @@ async def _save_people(request: web.Request, s: AsyncSession, pid: int) -> None:
         await enrolment.add_learners(s, request, pid, users)
         await s.commit()
         raise web.HTTPSeeOther(f"/study/{pid}/people?notice=learners-imported")
-    ids = [_int(str(v)) for v in post.getall("trainer_ids", [])]
+    ids = _ids(post.getall("trainer_ids", []))
     await enrolment.set_trainers(s, request, pid, await enrolment.resolve_users(
         s, "trainer_ids", (Role.TRAINER, Role.LEADER), ids))
-    ids = [_int(str(v)) for v in post.getall("learner_ids", [])]
+    ids = _ids(post.getall("learner_ids", []))
     await enrolment.set_learners(s, request, pid, await enrolment.resolve_users(s, "learner_ids", (Role.LEARNER,), ids))
     await s.commit()
     raise web.HTTPSeeOther(f"/study/{pid}/people?notice=people-saved")

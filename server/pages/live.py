@@ -13,45 +13,25 @@ from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import select
 
 from server.auth import require
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import Classroom, Role, Unit, User, meeting_classrooms
+from server.db.models import Role
 from server.errors import ApiError
-from server.live import netcheck
+from server.live import netcheck, roster
 from server.live.entry import load_meeting_for
 from server.live.wire import SignalError
+from server.openapi import int_param
 
 STUDIO_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
-
-
-async def classroom_units(app: web.Application, meeting_id: int) -> dict[str, str]:
-    """classroom_units: display name (of the classroom account, and of the classroom) → unit name, for the grid."""
-    async with app[DB]() as s:
-        rows = (await s.execute(
-            select(Classroom.name, Unit.name, User.display_name)
-            .join(meeting_classrooms, meeting_classrooms.c.classroom_id == Classroom.id)
-            .join(Unit, Unit.id == Classroom.unit_id)
-            .outerjoin(User, (User.classroom_id == Classroom.id) & (User.role == Role.CLASSROOM))
-            .where(meeting_classrooms.c.meeting_id == meeting_id))).all()
-    units: dict[str, str] = {}
-    for room_name, unit_name, user_name in rows:
-        units[room_name] = unit_name
-        if user_name:
-            units[user_name] = unit_name
-    return units
 
 
 @aiohttp_jinja2.template("live.html")
 async def live_page(request: web.Request) -> dict[str, Any]:
     """live_page: the live room of a meeting, for whoever may join it."""
     ident = require(request)
-    try:
-        meeting_id = int(request.match_info["meeting_id"])
-    except ValueError:
-        raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
+    meeting_id = int_param(request, "meeting_id")
     try:
         meeting = await load_meeting_for(request.app, ident, meeting_id)
     except SignalError as exc:
@@ -60,6 +40,10 @@ async def live_page(request: web.Request) -> dict[str, Any]:
     observer = ident.role == Role.OPERATOR and request.query.get("view") == "classroom"
     studio = ident.role in STUDIO_ROLES and not observer
     guest = ident.role == Role.GUEST
+    units: dict[str, str] = {}
+    if studio:
+        async with request.app[DB]() as s:
+            units = await roster.classroom_units(s, meeting.id)
     return {
         "meeting": meeting,
         "studio": studio,
@@ -79,7 +63,7 @@ async def live_page(request: web.Request) -> dict[str, Any]:
             "gridSlots": cfg.sfu.grid_slots if studio else 0,
             "videoCodec": meeting.video_codec,
             "chatChars": cfg.limits.chat_message_chars,
-            "units": await classroom_units(request.app, meeting.id) if studio else {},
+            "units": units,
             "uploadMax": netcheck.upload_limit(request.app),
         },
     }

@@ -24,9 +24,11 @@ from pydantic import ValidationError
 from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import Meeting, MeetingKind, MeetingStatus, Role, User
+from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
-from server.i18n import _, language
+from server.i18n import _, language, localized
+from server.openapi import int_param, parse_int
+from server.people.accounts import find_user
 from server.schedule import deadlines
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
@@ -58,21 +60,11 @@ def field_message(request: web.Request, exc: ApiError) -> str:
     """field_message: an error's message without the field name, in the page's language."""
     field = str(exc.extra.get("field", ""))
     text = exc.message[len(field) + 2:] if field and exc.message.startswith(f"{field}: ") else exc.message
-    if " / " in text:
-        vi, en = text.split(" / ", 1)
-        text = vi if language(request) == "vi" else en
-    return text
+    return localized(request, text)
 
 
 def _page_error(request: web.Request, exc: ApiError) -> dict[str, str]:
     return {str(exc.extra.get("field", "form")): field_message(request, exc)}
-
-
-def _int(value: str) -> int | None:
-    try:
-        return int(value)
-    except ValueError:
-        return None
 
 
 # --- programs -------------------------------------------------------------------------------------
@@ -89,10 +81,9 @@ async def programs_page(request: web.Request) -> dict[str, Any]:
 async def program_form(request: web.Request) -> web.StreamResponse:
     """program_form: create (/programs/new) or edit (/programs/{id}/edit) a program."""
     ident = require(request, Role.OPERATOR)
-    pid = _int(request.match_info.get("id", ""))
     editing = "id" in request.match_info
     async with request.app[DB]() as s:
-        program = await svc.get_program(s, pid or 0) if editing else None
+        program = await svc.get_program(s, int_param(request, "id")) if editing else None
         values = {"title": program.title if program else "", "description": program.description if program else ""}
         errors: dict[str, str] = {}
         if request.method == "POST":
@@ -122,7 +113,7 @@ async def program_form(request: web.Request) -> web.StreamResponse:
 async def program_delete(request: web.Request) -> web.StreamResponse:
     """program_delete: confirm (GET), then delete (POST) a program without meetings."""
     require(request, Role.OPERATOR)
-    pid = _int(request.match_info["id"]) or 0
+    pid = int_param(request, "id")
     error = ""
     async with request.app[DB]() as s:
         program = await svc.get_program(s, pid)
@@ -142,7 +133,7 @@ async def program_delete(request: web.Request) -> web.StreamResponse:
 async def program_page(request: web.Request) -> dict[str, Any]:
     """program_page: a program and its meetings."""
     ident = require(request, Role.OPERATOR)
-    pid = _int(request.match_info["id"]) or 0
+    pid = int_param(request, "id")
     async with request.app[DB]() as s:
         program = await svc.get_program(s, pid)
         rows = await svc.list_meetings(s, ident, program_id=pid)
@@ -154,9 +145,7 @@ async def program_page(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("meetings.html")
 async def meetings_page(request: web.Request) -> dict[str, Any]:
     """meetings_page: the meetings the user may see: upcoming (default), past or all, by status."""
-    ident = require(request)
-    if not svc.can_read_meetings(ident):
-        raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
+    ident = require(request, *svc.MEETING_READERS)
     scope = request.query.get("scope", "upcoming")
     scope = scope if scope in ("upcoming", "past", "all") else "upcoming"
     status_value = request.query.get("status", "")
@@ -187,12 +176,12 @@ def _form_values(meeting: Meeting | None, tz: ZoneInfo, program_id: int | None) 
 
 
 def _ids(form: MultiDictProxy[Any], name: str) -> set[int]:
-    return {i for i in (_int(str(v)) for v in form.getall(name, [])) if i is not None}
+    return {i for i in (parse_int(v) for v in form.getall(name, [])) if i is not None}
 
 
 def _posted_values(form: MultiDictProxy[Any]) -> dict[str, Any]:
     kind = str(form.get("kind", "lecture"))
-    return {"program_id": _int(str(form.get("program_id", ""))), "title": str(form.get("title", "")),
+    return {"program_id": parse_int(form.get("program_id")), "title": str(form.get("title", "")),
             "description": str(form.get("description", "")), "kind": kind, "date": str(form.get("date", "")),
             "start_time": str(form.get("start_time", "")), "end_time": str(form.get("end_time", "")),
             "presenter_ids": _ids(form, "presenter_ids"), "classroom_ids": _ids(form, "classroom_ids"),
@@ -223,8 +212,8 @@ async def meeting_form(request: web.Request) -> web.StreamResponse:
     editing = "id" in request.match_info
     errors: dict[str, str] = {}
     async with request.app[DB]() as s:
-        meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0) if editing else None
-        values = _form_values(meeting, tz, _int(request.query.get("program_id", "")))
+        meeting = await svc.get_meeting(s, ident, int_param(request, "id")) if editing else None
+        values = _form_values(meeting, tz, parse_int(request.query.get("program_id")))
         if request.method == "POST":
             form = await request.post()
             values = _posted_values(form)
@@ -257,7 +246,7 @@ async def detail_context(s: Any, request: web.Request, ident: Identity, meeting:
     """detail_context: what meetings_detail.html needs: rules, override, conflicts and deadlines."""
     tz = request.app[CONFIG].tz
     now = svc.utcnow()
-    override_by = await s.get(User, meeting.publish_override_by) if meeting.publish_override_by else None
+    override_by = await find_user(s, meeting.publish_override_by)
     conflicts = await svc.draft_conflicts(s, meeting) if ident.role == Role.OPERATOR else []
     row = await deadlines.for_meeting(s, meeting, schedule.today_in(tz, now), tz)
     return {"m": meeting, "notice": notice(request), "error": error, "error_code": error_code,
@@ -273,11 +262,9 @@ async def detail_context(s: Any, request: web.Request, ident: Identity, meeting:
 
 async def meeting_page(request: web.Request) -> web.StreamResponse:
     """meeting_page: one meeting: time (local), status, presenters, invitees, rules, deadlines, actions."""
-    ident = require(request)
-    if not svc.can_read_meetings(ident):
-        raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
+    ident = require(request, *svc.MEETING_READERS)
     async with request.app[DB]() as s:
-        meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0)
+        meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         context = await detail_context(s, request, ident, meeting)
     return aiohttp_jinja2.render_template("meetings_detail.html", request, context)
 
@@ -287,7 +274,7 @@ async def meeting_status(request: web.Request) -> web.StreamResponse:
     ident = require(request, Role.OPERATOR)
     action = request.match_info["action"]
     form = await request.post()
-    mid = _int(request.match_info["id"]) or 0
+    mid = int_param(request, "id")
     async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, mid)
         try:
@@ -313,15 +300,11 @@ async def meeting_status(request: web.Request) -> web.StreamResponse:
 async def document_upload(request: web.Request) -> web.StreamResponse:
     """document_upload: POST /meetings/{id}/documents (multipart with ?csrf_token=): attach a deadline document."""
     ident = require(request)
-    mid = _int(request.match_info["id"]) or 0
+    mid = int_param(request, "id")
     async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, mid)
         try:
-            if not deadlines.can_upload(ident, meeting):
-                raise ApiError(403, "forbidden", "Bạn không được nộp tài liệu cho buổi họp này. / "
-                                                 "You may not upload documents to this meeting.")
-            upload = await deadlines.receive(request, s)
-            await deadlines.add_document(s, request, ident, meeting, upload)
+            await deadlines.upload_document(s, request, ident, meeting)
             await s.commit()
         except ApiError as exc:
             if exc.status >= 500:
@@ -337,12 +320,10 @@ async def document_upload(request: web.Request) -> web.StreamResponse:
 
 async def document_download(request: web.Request) -> web.StreamResponse:
     """document_download: GET /meetings/{id}/documents/{doc}: the file, for whoever may see the meeting."""
-    ident = require(request)
-    if not svc.can_read_meetings(ident):
-        raise ApiError(403, "forbidden", "Vai trò của bạn không được phép làm việc này. / Your role may not do this.")
+    ident = require(request, *svc.MEETING_READERS)
     async with request.app[DB]() as s:
-        doc = await deadlines.get_document(s, ident, _int(request.match_info["id"]) or 0,
-                                           _int(request.match_info["doc"]) or 0)
+        doc = await deadlines.get_document(s, ident, int_param(request, "id"),
+                                           int_param(request, "doc"))
     return deadlines.download(request, doc)
 
 
@@ -351,7 +332,7 @@ async def meeting_delete(request: web.Request) -> web.StreamResponse:
     ident = require(request, Role.OPERATOR)
     error = ""
     async with request.app[DB]() as s:
-        meeting = await svc.get_meeting(s, ident, _int(request.match_info["id"]) or 0)
+        meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         if request.method == "POST":
             program_id = meeting.program_id
             try:

@@ -27,7 +27,8 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role, UnitLevel
 from server.errors import ApiError
-from server.i18n import _, language
+from server.i18n import _, localized
+from server.openapi import int_param, parse_int
 from server.reports import build as reports
 from server.reports import headcount
 from server.schedule import meetings as svc
@@ -110,7 +111,7 @@ async def meeting_report_page(request: web.Request) -> dict[str, Any]:
     tz = request.app[CONFIG].tz
     now = reports.now_of(request.app)
     async with request.app[DB]() as s:
-        facts = await reports.meeting_facts(s, ident, _id(request), now=now,
+        facts = await reports.meeting_facts(s, ident, int_param(request, "id"), now=now,
                                             live_ids=reports.live_meeting_ids(request.app))
     att = facts.attendance
     timeline = att.timeline()
@@ -137,7 +138,7 @@ async def program_report_page(request: web.Request) -> dict[str, Any]:
     require(request, *STAFF)
     tz = request.app[CONFIG].tz
     async with request.app[DB]() as s:
-        program, facts, progress, _places = await api.build_program(s, request, _id(request))
+        program, facts, progress, _places = await api.build_program(s, request, int_param(request, "id"))
     per_province = reports.by_group(facts, lambda r: r.place.province_name)
     per_area = reports.by_group(facts, lambda r: r.place.area_name or r.place.province_name)
     charts = [day_chart(reports.by_day(facts, tz))] + group_charts(request, per_province, per_area)
@@ -151,7 +152,7 @@ async def unit_report_page(request: web.Request) -> dict[str, Any]:
     require(request, Role.OPERATOR)
     tz = request.app[CONFIG].tz
     async with request.app[DB]() as s:
-        unit, facts, per_unit, per_classroom = await api.build_unit(s, request, _id(request))
+        unit, facts, per_unit, per_classroom = await api.build_unit(s, request, int_param(request, "id"))
         filters = api.range_filters(request)
     per_area = reports.by_group(facts, lambda r: r.place.area_name or r.place.province_name)
     charts = [day_chart(reports.by_day(facts, tz))] + group_charts(request, per_unit, per_area)
@@ -175,21 +176,7 @@ async def monthly_page(request: web.Request) -> dict[str, Any]:
             "generated": reports.now_of(request.app).astimezone(tz), "last_day": m.end - dt.timedelta(days=1)}
 
 
-def _id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except (KeyError, ValueError):
-        raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
-
-
 # --- headcount ---------------------------------------------------------------------------------------
-
-def _message(request: web.Request, text: str) -> str:
-    if " / " in text:
-        vi, en = text.split(" / ", 1)
-        return vi if language(request) == "vi" else en
-    return text
-
 
 async def headcount_page(request: web.Request) -> web.StreamResponse:
     """headcount_page: GET shows the form (classroom) or every classroom's figure (staff); POST saves it."""
@@ -199,7 +186,7 @@ async def headcount_page(request: web.Request) -> web.StreamResponse:
     error, status, saved = "", 200, request.query.get("saved") == "1"
     form: dict[str, str] = {}
     async with request.app[DB]() as s:
-        meeting = await svc.get_meeting(s, ident, _id(request))
+        meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         if request.method == "POST":
             post = await request.post()
             form = {"count": str(post.get("count", "")).strip(), "names": str(post.get("names", "")),
@@ -220,17 +207,17 @@ async def headcount_page(request: web.Request) -> web.StreamResponse:
                         "count": int(form["count"]),
                         "names": [n for n in form["names"].splitlines() if n.strip()],
                         "names_csv": csv_text,
-                        "classroom_id": int(form["classroom_id"]) if form["classroom_id"].isdigit() else None})
+                        "classroom_id": parse_int(form["classroom_id"])})
                     await headcount.save(s, request, ident, meeting, data, now)
                     await s.commit()
                     raise web.HTTPSeeOther(location=f"/meetings/{meeting.id}/headcount?saved=1")
                 except ValidationError as exc:
                     err = exc.errors()[0]
                     msg = str(err["msg"]).removeprefix("Value error, ")
-                    error, status = _message(request, msg) if " / " in msg else \
+                    error, status = localized(request, msg) if " / " in msg else \
                         f"{'.'.join(str(p) for p in err['loc']) or 'count'}: {msg}", 422
                 except ApiError as exc:
-                    error, status = _message(request, exc.message), exc.status
+                    error, status = localized(request, exc.message), exc.status
         summary = await headcount.summary(s, ident, meeting)
         own_figures = None
         if ident.role == Role.CLASSROOM:

@@ -8,34 +8,23 @@ bar, CSRF header); without JavaScript the form posts to /import/{kind} and the r
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
-from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import func, select
+from pydantic import ValidationError
 
-from server.api.units import IMPORT_MAX_BYTES, import_error_response, read_upload, run_import
-from server.audit import record
+from server.api.uploads import IMPORT_MAX_BYTES, import_error_response, read_upload
 from server.auth import require
 from server.db.engine import DB
-from server.db.models import Classroom, Role, Unit, UnitLevel, User
+from server.db.models import Classroom, Role
 from server.errors import ApiError
 from server.i18n import _, language
-from server.people.units import (
-    CLASSROOM_COLUMNS,
-    LEVEL_RANK,
-    REFORM_DATE,
-    UNIT_COLUMNS,
-    ImportFailed,
-    find_classrooms,
-    is_valid_on,
-    parse_date,
-    province_map,
-    units_at,
-)
+from server.openapi import int_param, parse_int
+from server.people import classrooms as rooms
+from server.people import units as units_svc
+from server.people.importer import CLASSROOM_COLUMNS, UNIT_COLUMNS, ImportFailed, parse_date, run_import
+from server.people.units import REFORM_DATE
 
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
 PAGE_SIZE = 50
@@ -49,22 +38,13 @@ SAMPLES = {
                   "SL-01,Phòng học trực tuyến mẫu,14-H01,Trường THCS mẫu,"
                   "\"PC, webcam, loa, máy chiếu\",,1\n",
 }
-
-
-@dataclass
-class Node:
-    """Node: one unit in the tree with its children and the number of classrooms below it."""
-
-    unit: Unit
-    children: list[Node] = field(default_factory=list)
-    classrooms: int = 0
-    current: bool = True
-
-
-def vi_key(text: str) -> str:
-    """vi_key: a sort key in Vietnamese alphabetical order (accents ignored, Đ after D)."""
-    base = unicodedata.normalize("NFD", text.lower().replace("đ", "d{"))
-    return "".join(ch for ch in base if not unicodedata.combining(ch))
+FIELD_MESSAGES = {
+    "code": "A code of at most 40 characters, without spaces.",
+    "name": "A name of at most 200 characters.",
+    "unit_id": "Choose a unit.",
+    "host": "At most 200 characters.",
+    "equipment": "At most 5000 characters.",
+}
 
 
 def _parse_at(text: str) -> dt.date | None:
@@ -84,36 +64,10 @@ async def units_page(request: web.Request) -> dict[str, Any]:
     at = None if show_all else (_parse_at(raw_at) or today)
     opened = request.query.get("province", "")
     async with request.app[DB]() as s:
-        if at is not None:
-            units = await units_at(s, at)
-        else:
-            units = list((await s.scalars(select(Unit).order_by(Unit.code, Unit.valid_from))).all())
-        counts = dict((await s.execute(select(Classroom.unit_id, func.count()).where(Classroom.active.is_(True))
-                                       .group_by(Classroom.unit_id))).all())
-    nodes = {u.id: Node(u, classrooms=counts.get(u.id, 0), current=is_valid_on(u, today)) for u in units}
-    roots: list[Node] = []
-    for node in nodes.values():
-        parent = nodes.get(node.unit.parent_id) if node.unit.parent_id is not None else None
-        (parent.children if parent is not None else roots).append(node)
-
-    def total(node: Node) -> int:
-        node.classrooms += sum(total(child) for child in node.children)
-        return node.classrooms
-
-    for root in roots:
-        total(root)
-    roots.sort(key=lambda n: (n.unit.level != UnitLevel.PROVINCE, vi_key(n.unit.name)))
-    for node in nodes.values():
-        node.children.sort(key=lambda n: (LEVEL_RANK[n.unit.level], vi_key(n.unit.name)))
+        roots, count = await units_svc.unit_tree(s, at, today)
     return {"roots": roots, "at": at, "show_all": show_all, "today": today, "reform": REFORM_DATE,
-            "before_reform": REFORM_DATE - dt.timedelta(days=1), "unit_count": len(units),
-            "lazy": len(units) > TREE_LIMIT, "opened": opened}
-
-
-async def _province_options(request: web.Request) -> list[Unit]:
-    async with request.app[DB]() as s:
-        provinces = (await s.scalars(select(Unit).where(Unit.level == UnitLevel.PROVINCE))).all()
-    return sorted(provinces, key=lambda u: (vi_key(u.name), u.valid_from or dt.date.min))
+            "before_reform": REFORM_DATE - dt.timedelta(days=1), "unit_count": count,
+            "lazy": count > TREE_LIMIT, "opened": opened}
 
 
 @aiohttp_jinja2.template("classrooms.html")
@@ -123,48 +77,16 @@ async def classrooms_page(request: web.Request) -> dict[str, Any]:
     q = request.query.get("q", "").strip()[:100]
     status = request.query.get("status", "active")
     active = {"active": True, "inactive": False}.get(status)
-    try:
-        unit_id: int | None = int(request.query.get("unit", "") or request.query.get("province", ""))
-    except ValueError:
-        unit_id = None
-    try:
-        page = max(1, int(request.query.get("page", "1")))
-    except ValueError:
-        page = 1
+    unit_id = parse_int(request.query.get("unit", "") or request.query.get("province", ""))
+    page = max(1, parse_int(request.query.get("page", "1")) or 1)
     async with request.app[DB]() as s:
-        views, total = await find_classrooms(s, unit_id=unit_id, q=q, active=active, limit=PAGE_SIZE,
-                                             offset=(page - 1) * PAGE_SIZE)
-        unit = await s.get(Unit, unit_id) if unit_id is not None else None
+        views, total = await rooms.find_classrooms(s, unit_id=unit_id, q=q, active=active, limit=PAGE_SIZE,
+                                                   offset=(page - 1) * PAGE_SIZE)
+        unit = await units_svc.get_unit(s, unit_id) if unit_id is not None else None
+        provinces = await units_svc.provinces_by_name(s)
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return {"views": views, "total": total, "q": q, "status": status, "unit": unit, "page": page, "pages": pages,
-            "provinces": await _province_options(request), "unit_id": unit_id,
-            "can_edit": require(request).role == Role.OPERATOR}
-
-
-@dataclass
-class UnitChoice:
-    """UnitChoice: one option of the unit select (grouped by province)."""
-
-    id: int
-    label: str
-
-
-async def _unit_choices(request: web.Request, keep: int | None) -> list[tuple[str, list[UnitChoice]]]:
-    today = dt.date.today()
-    async with request.app[DB]() as s:
-        units = {u.id: u for u in (await s.scalars(select(Unit).order_by(Unit.code))).all()}
-        provinces = await province_map(s)
-    groups: dict[int, list[UnitChoice]] = defaultdict(list)
-    for unit in units.values():
-        if not is_valid_on(unit, today) and unit.id != keep:
-            continue
-        old = "" if is_valid_on(unit, today) else f" (≤ {unit.valid_to})"
-        groups[provinces.get(unit.id, unit.id)].append(UnitChoice(unit.id, f"{unit.code} · {unit.name}{old}"))
-    out = []
-    for pid, choices in groups.items():
-        province = units.get(pid)
-        out.append((province.name if province else "?", sorted(choices, key=lambda c: vi_key(c.label))))
-    return sorted(out, key=lambda group: vi_key(group[0]))
+            "provinces": provinces, "unit_id": unit_id, "can_edit": require(request).role == Role.OPERATOR}
 
 
 def _form_values(room: Classroom | None) -> dict[str, Any]:
@@ -176,13 +98,10 @@ def _form_values(room: Classroom | None) -> dict[str, Any]:
 
 async def _classroom_form(request: web.Request, room: Classroom | None, values: dict[str, Any],
                           errors: dict[str, str], status: int = 200) -> web.Response:
-    accounts: list[User] = []
-    if room is not None:
-        async with request.app[DB]() as s:
-            accounts = list((await s.scalars(select(User).where(User.classroom_id == room.id)
-                                             .order_by(User.username))).all())
-    context = {"room": room, "values": values, "errors": errors, "accounts": accounts,
-               "choices": await _unit_choices(request, values.get("unit_id")),
+    async with request.app[DB]() as s:
+        accounts = await rooms.classroom_accounts(s, room.id) if room is not None else []
+        choices = await units_svc.unit_choices(s, dt.date.today(), values.get("unit_id"))
+    context = {"room": room, "values": values, "errors": errors, "accounts": accounts, "choices": choices,
                "can_edit": require(request).role == Role.OPERATOR}
     return aiohttp_jinja2.render_template("classrooms_form.html", request, context, status=status)
 
@@ -194,12 +113,9 @@ async def classroom_new(request: web.Request) -> web.Response:
 
 
 async def _load_room(request: web.Request) -> Classroom:
-    try:
-        cid = int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    cid = int_param(request, "id")
     async with request.app[DB]() as s:
-        room = await s.get(Classroom, cid)
+        room = await rooms.get_classroom(s, cid)
     if room is None:
         raise ApiError(404, "not-found", "Không tìm thấy lớp học. / Classroom not found.")
     return room
@@ -213,49 +129,34 @@ async def classroom_view(request: web.Request) -> web.Response:
 
 
 async def classroom_save(request: web.Request) -> web.Response:
-    """classroom_save: create (/classrooms/new) or update (/classrooms/{id}) from the form."""
+    """classroom_save: create (/classrooms/new) or update (/classrooms/{id}) from the form (the checks of
+    `server.people.classrooms.ClassroomIn`, each shown at its field)."""
     require(request, Role.OPERATOR)
     room = await _load_room(request) if "id" in request.match_info else None
     form = await request.post()
     values: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in ("code", "name", "host", "equipment")}
     values["active"] = form.get("active") == "on"
+    values["unit_id"] = parse_int(form.get("unit_id"))
     errors: dict[str, str] = {}
     try:
-        values["unit_id"] = int(str(form.get("unit_id", "")))
-    except ValueError:
-        values["unit_id"] = None
-        errors["unit_id"] = _(request, "Choose a unit.")
-    if not values["code"] or len(values["code"]) > 40 or any(c.isspace() for c in values["code"]):
-        errors["code"] = _(request, "A code of at most 40 characters, without spaces.")
-    if not values["name"] or len(values["name"]) > 200:
-        errors["name"] = _(request, "A name of at most 200 characters.")
-    if len(values["host"]) > 200:
-        errors["host"] = _(request, "At most 200 characters.")
-    if len(values["equipment"]) > 5000:
-        errors["equipment"] = _(request, "At most 5000 characters.")
+        rooms.ClassroomIn.model_validate(values)
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "code"
+            errors.setdefault(name, _(request, FIELD_MESSAGES.get(name, FIELD_MESSAGES["code"])))
     async with request.app[DB]() as s:
-        if values["unit_id"] is not None and await s.get(Unit, values["unit_id"]) is None:
+        clash = await rooms.clashes(s, code=values["code"], unit_id=values["unit_id"],
+                                    classroom_id=room.id if room else None)
+        if "unit_id" in clash:
             errors["unit_id"] = _(request, "Choose a unit.")
-        other = await s.scalar(select(Classroom.id).where(Classroom.code == values["code"]))
-        if other is not None and (room is None or other != room.id):
+        if "code" in clash:
             errors["code"] = _(request, "Another classroom has this code.")
         if errors:
             return await _classroom_form(request, room, values, errors, status=422)
-        target = room if room is None else await s.get(Classroom, room.id)
-        if target is None:
-            target = Classroom(**values)
-            s.add(target)
-            await s.flush()
-            record(s, request, "classroom.create", target=f"classroom:{target.id}", code=target.code,
-                   name=target.name)
-        else:
-            changed = {k: str(v) for k, v in values.items() if getattr(target, k) != v}
-            for k, v in values.items():
-                setattr(target, k, v)
-            record(s, request, "classroom.update", target=f"classroom:{target.id}", code=target.code,
-                   changes=changed)
+        target = await rooms.get_classroom(s, room.id) if room is not None else None
+        saved = await rooms.save_classroom(s, request, target, values)
         await s.commit()
-        new_id = target.id
+        new_id = saved.id
     raise web.HTTPSeeOther(location=str(request.app.router["classroom"].url_for(id=str(new_id))) + "?saved=1")
 
 
@@ -276,7 +177,7 @@ async def import_post(request: web.Request) -> web.Response:
     status = 200
     data, filename = await read_upload(request)
     try:
-        context["result"] = await run_import(request, kind, data, filename)
+        context["result"] = await run_import(request.app[DB], request, kind, data, filename)
     except ImportFailed as exc:
         if "application/json" in request.headers.get("Accept", ""):
             return import_error_response(request, exc)

@@ -13,7 +13,9 @@ so the rules live in one place:
   connections and tell the user why.
 
 Functions taking an `AsyncSession` add rows but leave the commit to the caller (one commit per action,
-together with its audit entry), except where a docstring says otherwise.
+together with its audit entry), except where a docstring says otherwise. The actions of the pages and the
+API (`log_in`, `add_account`, `reset_account`, `add_join_link`, ...) write their audit entry themselves and
+return the logins they ended as `Ended`, which the caller announces after its commit (`announce`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.audit import record
 from server.auth import (
     LOGIN_LIMITER,
+    Identity,
     client_ip,
     create_login,
     generate_password,
     hash_password,
+    identity,
     join_link_token,
     meeting_login_expiry,
     resolve_join_link,
@@ -56,10 +60,13 @@ from server.db.models import (
     MeetingStatus,
     Role,
     Unit,
+    UnitLevel,
     User,
+    meeting_classrooms,
     utcnow,
 )
 from server.errors import ApiError
+from server.people.classrooms import all_classrooms
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 8
@@ -192,6 +199,11 @@ async def user_by_id(s: AsyncSession, user_id: int) -> User:
     if user is None:
         raise AccountError(404, "not-found", "Không tìm thấy tài khoản. / Account not found.")
     return user
+
+
+async def find_user(s: AsyncSession, user_id: int | None) -> User | None:
+    """find_user: the User of an id (None for None, e.g. a guest's, or an unknown id)."""
+    return await s.get(User, user_id) if user_id is not None else None
 
 
 async def user_by_name(s: AsyncSession, username: str) -> User:
@@ -453,6 +465,135 @@ async def open_join_link(s: AsyncSession, request: web.Request, token: str) -> N
     record(s, request, "joinlink.open", f"meeting:{meeting.id}", actor_id=user.id if user else None,
            link_id=link.id, classroom_id=link.classroom_id, guest_name=link.guest_name, replaced=len(replaced))
     return NewLogin(login, replaced)
+
+
+# ---------------------------------------------------------------- actions of the pages and the API
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Ended: the logins an action revoked and why (the reason of `login-revoked`), to announce after the commit."""
+
+    reason: str
+    login_ids: list[str]
+
+
+async def announce(app: web.Application, *ended: Ended) -> None:
+    """announce: publish every `Ended` of an action (call it after the commit)."""
+    for e in ended:
+        await announce_revoked(app, e.login_ids, e.reason)
+
+
+@dataclass
+class LoginDone:
+    """LoginDone: a password login: the account, its new login, and the logins it ended."""
+
+    user: User
+    login: LoginSession
+    ended: tuple[Ended, Ended]
+
+
+async def log_in(s: AsyncSession, request: web.Request, username: str, password: str) -> LoginDone:
+    """log_in: check the password (`authenticate`), start the login and end the caller's current one."""
+    current = identity(request)
+    user = await authenticate(s, request, username, password)
+    new = await start_login(s, request, user)
+    previous = await end_login(s, current.login_id) if current else []
+    return LoginDone(user, new.login, (Ended("replaced", new.replaced), Ended("logout", previous)))
+
+
+async def log_out(s: AsyncSession, login_id: str) -> Ended:
+    """log_out: end one login."""
+    return Ended("logout", await end_login(s, login_id))
+
+
+async def change_own_password(s: AsyncSession, request: web.Request | None, ident: Identity, old: str,
+                              new: str) -> Ended:
+    """change_own_password: the caller's own change (`change_password`), audit-logged; their other logins end."""
+    user = await user_by_id(s, ident.user_id or 0)
+    ids = await change_password(s, user, old, new, keep_login=ident.login_id)
+    record(s, request, "user.password-change", f"user:{user.id}", ended=len(ids))
+    return Ended("password-changed", ids)
+
+
+async def add_account(s: AsyncSession, request: web.Request | None, *, username: str, display_name: str, role: Role,
+                      email: str = "", classroom_id: int | None = None, unit_id: int | None = None,
+                      language: str = "vi", password: str | None = None) -> CreatedUser:
+    """add_account: `create_user`, audit-logged."""
+    created = await create_user(s, username=username, display_name=display_name, role=role, email=email,
+                                classroom_id=classroom_id, unit_id=unit_id, language=language, password=password)
+    record(s, request, "user.create", f"user:{created.user.id}", username=created.user.username,
+           role=created.user.role.value)
+    return created
+
+
+async def edit_account(s: AsyncSession, request: web.Request | None, user: User, changes: dict[str, Any],
+                       actor_id: int | None) -> dict[str, Any]:
+    """edit_account: `update_user`, audit-logged when something changed; returns what changed."""
+    done = await update_user(s, user, changes, actor_id=actor_id)
+    if done:
+        record(s, request, "user.update", f"user:{user.id}", **done)
+    return done
+
+
+async def reset_account(s: AsyncSession, request: web.Request | None, user_id: int) -> tuple[User, str, Ended]:
+    """reset_account: a new generated password (`reset_password`), audit-logged; the account's logins end."""
+    user = await user_by_id(s, user_id)
+    password, ids = await reset_password(s, user)
+    record(s, request, "user.reset-password", f"user:{user.id}", ended=len(ids))
+    return user, password, Ended("password-reset", ids)
+
+
+async def disable_account(s: AsyncSession, request: web.Request | None, user_id: int, disabled: bool,
+                          actor_id: int | None) -> tuple[User, Ended]:
+    """disable_account: disable (its logins end) or enable an account (`set_disabled`), audit-logged."""
+    user = await user_by_id(s, user_id)
+    ids = await set_disabled(s, user, disabled, actor_id=actor_id)
+    record(s, request, "user.disable" if disabled else "user.enable", f"user:{user.id}", ended=len(ids))
+    return user, Ended("disabled", ids)
+
+
+async def account_choices(s: AsyncSession, user: User | None = None) -> tuple[list[Classroom], list[Unit]]:
+    """account_choices: the account form's classrooms (by code) and current provinces (by name; the account's own
+    unit first when it is not one of them)."""
+    classrooms = await all_classrooms(s)
+    units = list((await s.scalars(select(Unit).where(Unit.level == UnitLevel.PROVINCE, Unit.valid_to.is_(None))
+                                  .order_by(Unit.name))).all())
+    if user is not None and user.unit_id and all(u.id != user.unit_id for u in units):
+        extra = await s.get(Unit, user.unit_id)
+        if extra is not None:
+            units.insert(0, extra)
+    return classrooms, units
+
+
+async def add_join_link(s: AsyncSession, request: web.Request | None, config: Config, meeting_id: int, *,
+                        classroom_id: int | None, guest_name: str, hours: float | None,
+                        created_by: int | None) -> tuple[JoinLink, Classroom | None]:
+    """add_join_link: `create_join_link` for a meeting (404 unknown), audit-logged; with the link's classroom."""
+    meeting = await meeting_or_404(s, meeting_id)
+    link = await create_join_link(s, config, meeting, classroom_id=classroom_id, guest_name=guest_name,
+                                  hours=hours, created_by=created_by)
+    classroom = await s.get(Classroom, link.classroom_id) if link.classroom_id else None
+    record(s, request, "joinlink.create", f"meeting:{meeting.id}", link_id=link.id, classroom_id=link.classroom_id,
+           guest_name=link.guest_name)
+    return link, classroom
+
+
+async def remove_join_link(s: AsyncSession, request: web.Request | None, meeting_id: int, link_id: int,
+                           end_logins: bool) -> tuple[JoinLink, Classroom | None, Ended]:
+    """remove_join_link: `revoke_join_link`, audit-logged; with the link's classroom and the logins it ended."""
+    link, ids = await revoke_join_link(s, meeting_id, link_id, end_logins)
+    classroom = await s.get(Classroom, link.classroom_id) if link.classroom_id else None
+    record(s, request, "joinlink.revoke", f"meeting:{meeting_id}", link_id=link.id, ended=len(ids))
+    return link, classroom, Ended("link-revoked", ids)
+
+
+async def link_classrooms(s: AsyncSession, meeting_id: int) -> tuple[list[Classroom], list[Classroom]]:
+    """link_classrooms: the active classrooms invited to a meeting and the other active ones, by code."""
+    invited = set((await s.scalars(select(meeting_classrooms.c.classroom_id)
+                                   .where(meeting_classrooms.c.meeting_id == meeting_id))).all())
+    classrooms = await all_classrooms(s, active_only=True)
+    return [c for c in classrooms if c.id in invited], [c for c in classrooms if c.id not in invited]
 
 
 # ---------------------------------------------------------------- CLI

@@ -103,6 +103,15 @@ async def require_access(s: AsyncSession, ident: Identity, program_id: int, mana
     return access
 
 
+async def program_for(s: AsyncSession, ident: Identity, program_id: int,
+                      manage: bool = False) -> tuple[Program, Access]:
+    """program_for: the program and the caller's Access to it (`require_access`: 404 / 403)."""
+    access = await require_access(s, ident, program_id, manage=manage)
+    program = await s.get(Program, program_id)
+    assert program is not None
+    return program, access
+
+
 async def my_programs(s: AsyncSession, ident: Identity) -> list[Program]:
     """my_programs: the programs `ident` may read, newest first."""
     q = select(Program).order_by(Program.created_at.desc(), Program.id.desc())

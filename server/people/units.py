@@ -1,65 +1,46 @@
-"""server.people.units: administrative units and classrooms: date-aware queries, reference data and CSV import.
+"""server.people.units: administrative units: date-aware queries and the checks of a unit edited alone.
 
 Units form a tree (province → district → commune, or province → commune after 1 July 2025, when Vietnam
 merged provinces and ended the district level). Every unit has an optional validity range
 (`valid_from`..`valid_to`, inclusive, empty = open-ended), so reports about a date use the structure of
 that date: `units_at(s, date)`. A unit is identified by `code` together with `valid_from`, because the
 same code can name two units over time (e.g. 19 Thái Nguyên before and after absorbing Bắc Kạn).
+Classrooms are in `server.people.classrooms`; the CSV import of both in `server.people.importer`.
 
-CSV import (UTF-8, with or without BOM; comma, semicolon or tab separated; a header row; row numbers count
-the header as row 1, as a spreadsheet does):
-
-- units: ``code,name,level,parent_code,valid_from,valid_to`` — `level` is province/district/commune
-  (or tỉnh/huyện/xã); `parent_code` is required except for provinces and names the parent valid at the
-  unit's `valid_from`; dates are ``YYYY-MM-DD`` or ``DD/MM/YYYY``. A row with the same code and
-  valid_from as an existing unit updates it.
-- classrooms: ``code,name,unit_code,host,equipment,account_username,active`` — `unit_code` names an
-  existing unit (the version valid today, else the latest); `account_username` (optional) links an
-  existing account of role classroom; `active` (optional) is 1/0, yes/no or có/không. The same code
-  updates the existing classroom.
-
-Every row is checked before anything is written; any problem (all are reported, each with its row
-number) means nothing is written. The caller commits.
+Operators also create and change units one at a time (`create_unit`, `update_unit`: checked by
+`unit_problems` like an imported row, audit-logged; the caller commits). Staff see the tree of a date
+(`unit_tree`).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import csv
 import datetime as dt
-import io
-import sys
+import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any, Protocol
 
+from aiohttp import web
+from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from server.config import Config
-from server.db.models import Classroom, Role, Unit, UnitLevel, User
+from server.audit import record
+from server.db.models import Classroom, Unit, UnitLevel
+from server.errors import ApiError
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # server/data
-REFERENCE_FILES = ("provinces_2016.csv", "provinces_2025.csv")
 REFORM_DATE = dt.date(2025, 7, 1)
 LEVEL_RANK = {UnitLevel.PROVINCE: 0, UnitLevel.DISTRICT: 1, UnitLevel.COMMUNE: 2}
-LEVEL_WORDS = {
-    "province": UnitLevel.PROVINCE, "tinh": UnitLevel.PROVINCE, "tỉnh": UnitLevel.PROVINCE,
-    "district": UnitLevel.DISTRICT, "huyen": UnitLevel.DISTRICT, "huyện": UnitLevel.DISTRICT,
-    "commune": UnitLevel.COMMUNE, "xa": UnitLevel.COMMUNE, "xã": UnitLevel.COMMUNE,
-}
-UNIT_COLUMNS = ("code", "name", "level", "parent_code", "valid_from", "valid_to")
-UNIT_REQUIRED = ("code", "name", "level")
-CLASSROOM_COLUMNS = ("code", "name", "unit_code", "host", "equipment", "account_username", "active")
-CLASSROOM_REQUIRED = ("code", "name", "unit_code")
-TRUE_WORDS = {"1", "yes", "y", "true", "có", "co", "x"}
-FALSE_WORDS = {"0", "no", "n", "false", "không", "khong"}
-PROGRESS_EVERY = 1000
+CODE_PATTERN = r"^\S+$"
 
-Progress = Callable[[int, int], None]
+
+class Dated(Protocol):
+    """Dated: anything with a validity range (a Unit, or a unit version known to an import)."""
+
+    valid_from: dt.date | None
+    valid_to: dt.date | None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -72,7 +53,7 @@ def valid_on(day: dt.date) -> ColumnElement[bool]:
                 or_(Unit.valid_to.is_(None), Unit.valid_to >= day))
 
 
-def is_valid_on(unit: Unit | _Version, day: dt.date) -> bool:
+def is_valid_on(unit: Dated, day: dt.date) -> bool:
     """is_valid_on: whether a loaded unit is valid on `day`."""
     return (unit.valid_from is None or unit.valid_from <= day) and (unit.valid_to is None or unit.valid_to >= day)
 
@@ -122,7 +103,7 @@ async def descendants(s: AsyncSession, unit_id: int, *, include_self: bool = Fal
     seen = {unit_id}
     while frontier:
         children: list[Unit] = []
-        for chunk in _chunks(frontier, 500):
+        for chunk in chunks(frontier, 500):
             children += (await s.scalars(select(Unit).where(Unit.parent_id.in_(chunk)).order_by(Unit.code))).all()
         children = [c for c in children if c.id not in seen]
         seen.update(c.id for c in children)
@@ -148,62 +129,6 @@ async def province_map(s: AsyncSession) -> dict[int, int]:
     return out
 
 
-async def classrooms_in(s: AsyncSession, unit_id: int, *, active_only: bool = True) -> list[Classroom]:
-    """classrooms_in: the classrooms of a unit and of every unit below it (e.g. all of a province)."""
-    ids = [u.id for u in await descendants(s, unit_id, include_self=True)]
-    found: list[Classroom] = []
-    for chunk in _chunks(ids, 500):
-        q = select(Classroom).where(Classroom.unit_id.in_(chunk))
-        if active_only:
-            q = q.where(Classroom.active.is_(True))
-        found += (await s.scalars(q)).all()
-    return sorted(found, key=lambda c: c.code)
-
-
-@dataclass(frozen=True)
-class ClassroomView:
-    """ClassroomView: a classroom with its unit, its province and the usernames of its accounts."""
-
-    classroom: Classroom
-    unit: Unit
-    province: Unit | None
-    accounts: tuple[str, ...]
-
-
-async def find_classrooms(s: AsyncSession, *, unit_id: int | None = None, q: str = "", active: bool | None = None,
-                          ids: Sequence[int] | None = None, limit: int = 1000,
-                          offset: int = 0) -> tuple[list[ClassroomView], int]:
-    """find_classrooms: classrooms (of a unit and below, matching `q` in code/name/host), by code; and the total."""
-    cond: list[ColumnElement[bool]] = []
-    if ids is not None:
-        cond.append(Classroom.id.in_(list(ids)))
-    if unit_id is not None:
-        cond.append(Classroom.unit_id.in_([u.id for u in await descendants(s, unit_id, include_self=True)]))
-    if q.strip():
-        like = f"%{q.strip()}%"
-        cond.append(or_(Classroom.code.ilike(like), Classroom.name.ilike(like), Classroom.host.ilike(like)))
-    if active is not None:
-        cond.append(Classroom.active.is_(active))
-    total = await s.scalar(select(func.count()).select_from(Classroom).where(*cond)) or 0
-    rooms = list((await s.scalars(select(Classroom).where(*cond).order_by(Classroom.code)
-                                  .limit(limit).offset(offset))).all())
-    unit_ids = {r.unit_id for r in rooms}
-    provinces = await province_map(s) if rooms else {}
-    wanted = list(unit_ids | {provinces[u] for u in unit_ids if u in provinces})
-    units: dict[int, Unit] = {}
-    for chunk in _chunks(wanted, 500):
-        units.update({u.id: u for u in (await s.scalars(select(Unit).where(Unit.id.in_(chunk)))).all()})
-    accounts: dict[int, list[str]] = defaultdict(list)
-    for chunk in _chunks([r.id for r in rooms], 500):
-        for cid, name in (await s.execute(select(User.classroom_id, User.username)
-                                          .where(User.classroom_id.in_(chunk)).order_by(User.username))).all():
-            if cid is not None:
-                accounts[cid].append(name)
-    views = [ClassroomView(r, units[r.unit_id], units.get(provinces.get(r.unit_id, -1)), tuple(accounts[r.id]))
-             for r in rooms]
-    return views, total
-
-
 async def unit_problems(s: AsyncSession, *, code: str, level: UnitLevel, parent_id: int | None,
                         valid_from: dt.date | None, valid_to: dt.date | None,
                         unit_id: int | None = None) -> list[tuple[str, str]]:
@@ -223,7 +148,7 @@ async def unit_problems(s: AsyncSession, *, code: str, level: UnitLevel, parent_
                 level == UnitLevel.DISTRICT and parent.level != UnitLevel.PROVINCE):
             problems.append((f"đơn vị cấp trên là cấp {parent.level.value}, không chứa được cấp {level.value}",
                              f"the parent is a {parent.level.value} and cannot contain a {level.value}"))
-        elif not _overlaps(parent.valid_from, parent.valid_to, valid_from, valid_to):
+        elif not overlaps(parent.valid_from, parent.valid_to, valid_from, valid_to):
             problems.append(("đơn vị cấp trên không có hiệu lực trong thời gian này",
                              "the parent is not valid during this period"))
     if unit_id is not None:
@@ -237,571 +162,185 @@ async def unit_problems(s: AsyncSession, *, code: str, level: UnitLevel, parent_
         if other.valid_from == valid_from:
             problems.append((f"đã có đơn vị mã '{code}' từ {valid_from or '…'}",
                              f"a unit with code '{code}' from {valid_from or '…'} already exists"))
-        elif _overlaps(other.valid_from, other.valid_to, valid_from, valid_to):
-            span = _span(other.valid_from, other.valid_to)
+        elif overlaps(other.valid_from, other.valid_to, valid_from, valid_to):
+            span = span_text(other.valid_from, other.valid_to)
             problems.append((f"mã '{code}' đã dùng cho '{other.name}' trong {span}",
                              f"code '{code}' is used by '{other.name}' during {span}"))
     return problems
 
 
-def _chunks(items: Sequence[int] | Sequence[str], size: int) -> Iterable[list[int] | list[str]]:
+
+def chunks(items: Sequence[int] | Sequence[str], size: int) -> Iterable[list[int] | list[str]]:
+    """chunks: `items` in lists of at most `size` (for IN clauses)."""
     for start in range(0, len(items), size):
         yield list(items[start:start + size])  # type: ignore[misc]
 
 
-# ---------------------------------------------------------------------------------------------------------
-# CSV reading
-
-
-@dataclass(frozen=True)
-class RowError:
-    """RowError: one problem of an imported file, with its row (the header is row 1)."""
-
-    row: int
-    vi: str
-    en: str
-
-    @property
-    def message(self) -> str:
-        """RowError.message: Vietnamese, then English."""
-        return f"{self.vi} / {self.en}"
-
-    def text(self, lang: str) -> str:
-        """RowError.text: "dòng 7: ..." or "row 7: ..." in one language."""
-        return f"dòng {self.row}: {self.vi}" if lang == "vi" else f"row {self.row}: {self.en}"
-
-    def line(self) -> str:
-        """RowError.line: both languages on one line (command line output)."""
-        return f"dòng {self.row}: {self.vi} / row {self.row}: {self.en}"
-
-
-class ImportFailed(Exception):
-    """ImportFailed: the file has problems; nothing was written."""
-
-    def __init__(self, errors: list[RowError]) -> None:
-        super().__init__(f"{len(errors)} error(s)")
-        self.errors = sorted(errors, key=lambda e: e.row)
-
-
-@dataclass
-class ImportResult:
-    """ImportResult: what an import wrote."""
-
-    kind: str
-    rows: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-
-@dataclass
-class _Csv:
-    rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
-    fatal: bool = False
-
-
-def _decode(data: bytes | str) -> tuple[str, RowError | None]:
-    if isinstance(data, str):
-        return data.removeprefix("\ufeff"), None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "", RowError(1, "tệp được lưu dạng UTF-16; hãy lưu lại dạng CSV UTF-8",
-                            "the file is UTF-16; save it as CSV UTF-8")
-    try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        row = data.count(b"\n", 0, exc.start) + 1
-        return "", RowError(row, "tệp không phải UTF-8 (hãy lưu dạng CSV UTF-8)",
-                            "the file is not UTF-8 (save it as CSV UTF-8)")
-
-
-def _header_name(raw: str) -> str:
-    return raw.strip().strip("\ufeff").lower().replace(" ", "_").replace("-", "_")
-
-
-def read_csv(data: bytes | str, columns: Sequence[str], required: Sequence[str]) -> _Csv:
-    """read_csv: decode and split a CSV file into numbered rows (dicts by column), with header errors."""
-    out = _Csv()
-    text, problem = _decode(data)
-    if problem is not None:
-        out.errors.append(problem)
-        out.fatal = True
-        return out
-    first = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=first.count) if first.strip() else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader, None)
-        while header is not None and not any(h.strip() for h in header):
-            header = next(reader, None)
-        if header is None:
-            out.errors.append(RowError(1, "tệp trống (cần dòng tiêu đề)", "the file is empty (a header row is needed)"))
-            out.fatal = True
-            return out
-        header_row = reader.line_num
-        names = [_header_name(h) for h in header]
-        seen: set[str] = set()
-        for name in names:
-            if not name:
-                continue
-            if name not in columns:
-                out.errors.append(RowError(header_row, f"cột lạ '{name}' (các cột: {', '.join(columns)})",
-                                           f"unknown column '{name}' (columns: {', '.join(columns)})"))
-            elif name in seen:
-                out.errors.append(RowError(header_row, f"cột '{name}' bị lặp", f"column '{name}' appears twice"))
-            seen.add(name)
-        for name in required:
-            if name not in seen:
-                out.errors.append(RowError(header_row, f"thiếu cột '{name}'", f"missing column '{name}'"))
-        if out.errors:
-            out.fatal = True
-            return out
-        record = header_row
-        for values in reader:
-            record += 1
-            if not any(v.strip() for v in values):
-                continue
-            extra = [v for v in values[len(names):] if v.strip()]
-            if extra:
-                out.errors.append(RowError(record, f"có {len(values)} giá trị, nhiều hơn số cột ({len(names)})",
-                                           f"{len(values)} values, more than the {len(names)} columns"))
-                continue
-            row = {name: (values[i].strip() if i < len(values) else "") for i, name in enumerate(names) if name}
-            out.rows.append((record, row))
-    except csv.Error as exc:
-        out.errors.append(RowError(reader.line_num, f"không đọc được CSV ({exc})", f"unreadable CSV ({exc})"))
-        out.fatal = True
-    return out
-
-
-def parse_date(text: str) -> dt.date:
-    """parse_date: ``YYYY-MM-DD`` or ``DD/MM/YYYY`` (ValueError otherwise)."""
-    text = text.strip()
-    if "/" in text:
-        day, month, year = text.split("/")
-        return dt.date(int(year), int(month), int(day))
-    return dt.date.fromisoformat(text)
-
-
-def _bad_code(code: str, limit: int) -> bool:
-    return len(code) > limit or any(ch.isspace() for ch in code)
-
-
-def _overlaps(a_from: dt.date | None, a_to: dt.date | None, b_from: dt.date | None, b_to: dt.date | None) -> bool:
+def overlaps(a_from: dt.date | None, a_to: dt.date | None, b_from: dt.date | None, b_to: dt.date | None) -> bool:
+    """overlaps: whether two validity ranges (inclusive, None = open) share a day."""
     return (a_to is None or b_from is None or b_from <= a_to) and (b_to is None or a_from is None or a_from <= b_to)
 
 
-def _span(valid_from: dt.date | None, valid_to: dt.date | None) -> str:
+def span_text(valid_from: dt.date | None, valid_to: dt.date | None) -> str:
+    """span_text: a validity range as text ("2016-01-01→…")."""
     return f"{valid_from or '…'}→{valid_to or '…'}"
 
 
+def vi_key(text: str) -> str:
+    """vi_key: a sort key in Vietnamese alphabetical order (accents ignored, Đ after D)."""
+    base = unicodedata.normalize("NFD", text.lower().replace("đ", "d{"))
+    return "".join(ch for ch in base if not unicodedata.combining(ch))
+
+
+def not_found() -> ApiError:
+    """not_found: the 404 of an unknown unit or classroom."""
+    return ApiError(404, "not-found", "Không tìm thấy. / Not found.")
+
+
 # ---------------------------------------------------------------------------------------------------------
-# Units import
+# Lists and the tree (pages and API)
+
+
+async def find_units(s: AsyncSession, *, at: dt.date | None = None, level: UnitLevel | None = None,
+                     parent_id: int | None = None) -> list[Unit]:
+    """find_units: the units valid on `at` (every period when None), of one level or under one unit, by code."""
+    if at is not None:
+        return await units_at(s, at, level=level, parent_id=parent_id)
+    stmt = select(Unit).order_by(Unit.code, Unit.valid_from)
+    if level is not None:
+        stmt = stmt.where(Unit.level == level)
+    if parent_id is not None:
+        stmt = stmt.where(Unit.parent_id == parent_id)
+    return list((await s.scalars(stmt)).all())
+
+
+async def get_unit(s: AsyncSession, unit_id: int) -> Unit | None:
+    """get_unit: one unit by id (None when unknown)."""
+    return await s.get(Unit, unit_id)
+
+
+async def provinces_by_name(s: AsyncSession) -> list[Unit]:
+    """provinces_by_name: every province of every period, in Vietnamese order (older versions first)."""
+    provinces = (await s.scalars(select(Unit).where(Unit.level == UnitLevel.PROVINCE))).all()
+    return sorted(provinces, key=lambda u: (vi_key(u.name), u.valid_from or dt.date.min))
 
 
 @dataclass
-class _UnitRow:
-    row: int
-    code: str
-    name: str
-    level: UnitLevel
-    parent_code: str
-    valid_from: dt.date | None
-    valid_to: dt.date | None
-    parent: _UnitRow | Unit | None = None
-    unit: Unit | None = None
+class Node:
+    """Node: one unit in the tree with its children and the number of classrooms below it."""
+
+    unit: Unit
+    children: list[Node] = field(default_factory=list)
+    classrooms: int = 0
+    current: bool = True
+
+
+async def unit_tree(s: AsyncSession, at: dt.date | None, today: dt.date) -> tuple[list[Node], int]:
+    """unit_tree: the units of `at` (every period when None) as a tree with the active classrooms below each
+    node, provinces first in Vietnamese order; and how many units it holds."""
+    units = await find_units(s, at=at)
+    counts = dict((await s.execute(select(Classroom.unit_id, func.count()).where(Classroom.active.is_(True))
+                                   .group_by(Classroom.unit_id))).all())
+    nodes = {u.id: Node(u, classrooms=counts.get(u.id, 0), current=is_valid_on(u, today)) for u in units}
+    roots: list[Node] = []
+    for node in nodes.values():
+        parent = nodes.get(node.unit.parent_id) if node.unit.parent_id is not None else None
+        (parent.children if parent is not None else roots).append(node)
+
+    def total(node: Node) -> int:
+        node.classrooms += sum(total(child) for child in node.children)
+        return node.classrooms
+
+    for root in roots:
+        total(root)
+    roots.sort(key=lambda n: (n.unit.level != UnitLevel.PROVINCE, vi_key(n.unit.name)))
+    for node in nodes.values():
+        node.children.sort(key=lambda n: (LEVEL_RANK[n.unit.level], vi_key(n.unit.name)))
+    return roots, len(units)
 
 
 @dataclass
-class _Version:
-    """_Version: one unit version known to an import (from the file, or in the database)."""
+class UnitChoice:
+    """UnitChoice: one option of a unit select (grouped by province)."""
 
-    code: str
+    id: int
+    label: str
+
+
+async def unit_choices(s: AsyncSession, today: dt.date, keep: int | None) -> list[tuple[str, list[UnitChoice]]]:
+    """unit_choices: the units valid `today` (and `keep`, marked with its end) grouped by province name."""
+    units = {u.id: u for u in (await s.scalars(select(Unit).order_by(Unit.code))).all()}
+    provinces = await province_map(s)
+    groups: dict[int, list[UnitChoice]] = defaultdict(list)
+    for unit in units.values():
+        if not is_valid_on(unit, today) and unit.id != keep:
+            continue
+        old = "" if is_valid_on(unit, today) else f" (≤ {unit.valid_to})"
+        groups[provinces.get(unit.id, unit.id)].append(UnitChoice(unit.id, f"{unit.code} · {unit.name}{old}"))
+    out = []
+    for pid, choices in groups.items():
+        province = units.get(pid)
+        out.append((province.name if province else "?", sorted(choices, key=lambda c: vi_key(c.label))))
+    return sorted(out, key=lambda group: vi_key(group[0]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Writes (operators; audit-logged; the caller commits)
+
+
+class UnitIn(BaseModel):
+    """UnitIn: a new unit (parent required except for a province; dates inclusive, null = open)."""
+
+    code: str = Field(min_length=1, max_length=16, pattern=CODE_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
     level: UnitLevel
-    valid_from: dt.date | None
-    valid_to: dt.date | None
-    source: _UnitRow | Unit
+    parent_id: int | None = None
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
 
 
-def _pick(versions: list[_Version], valid_from: dt.date | None, valid_to: dt.date | None) -> _Version | None:
-    """_pick: the version valid at `valid_from` (else overlapping `valid_from..valid_to`, latest first)."""
-    if valid_from is not None:
-        for v in versions:
-            if is_valid_on(v, valid_from):
-                return v
-    overlapping = [v for v in versions if _overlaps(v.valid_from, v.valid_to, valid_from, valid_to)]
-    if not overlapping:
-        return None
-    return max(overlapping, key=lambda v: v.valid_from or dt.date.min)
+class UnitPatch(BaseModel):
+    """UnitPatch: fields to change on a unit (absent fields stay)."""
+
+    code: str | None = Field(None, min_length=1, max_length=16, pattern=CODE_PATTERN)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    level: UnitLevel | None = None
+    parent_id: int | None = None
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = None
 
 
-def _check_code(number: int, code: str, longest: int, errors: list[RowError]) -> bool:
-    """_check_code: False (with a row error) when a code is empty or not valid."""
-    if not code:
-        errors.append(RowError(number, "thiếu mã (code)", "code is empty"))
-        return False
-    if _bad_code(code, longest):
-        errors.append(RowError(number, f"mã '{code}' không hợp lệ (tối đa {longest} ký tự, không có dấu cách)",
-                               f"code '{code}' is not valid (at most {longest} characters, no spaces)"))
-        return False
-    return True
+def _problems(problems: list[tuple[str, str]]) -> ApiError:
+    return ApiError(422, "invalid", "; ".join(p[0] for p in problems) + " / " + "; ".join(p[1] for p in problems))
 
 
-def _parse_unit_row(number: int, raw: dict[str, str], errors: list[RowError]) -> _UnitRow | None:
-    code, name = raw.get("code", ""), raw.get("name", "")
-    ok = _check_code(number, code, 16, errors)
-    if not name:
-        errors.append(RowError(number, "thiếu tên (name)", "name is empty"))
-        ok = False
-    elif len(name) > 200:
-        errors.append(RowError(number, "tên dài quá 200 ký tự", "name is longer than 200 characters"))
-        ok = False
-    level_text = raw.get("level", "").strip().lower()
-    level = LEVEL_WORDS.get(level_text)
-    if level is None:
-        errors.append(RowError(number, f"cấp '{level_text}' không hợp lệ (province, district hoặc commune)",
-                               f"level '{level_text}' is not valid (province, district or commune)"))
-        ok = False
-    dates: dict[str, dt.date | None] = {}
-    for key in ("valid_from", "valid_to"):
-        text = raw.get(key, "")
-        dates[key] = None
-        if text:
-            try:
-                dates[key] = parse_date(text)
-            except ValueError:
-                errors.append(RowError(number, f"ngày '{text}' ở cột {key} không hợp lệ (YYYY-MM-DD)",
-                                       f"date '{text}' in {key} is not valid (YYYY-MM-DD)"))
-                ok = False
-    start, end = dates["valid_from"], dates["valid_to"]
-    if start is not None and end is not None and end < start:
-        errors.append(RowError(number, "valid_to trước valid_from", "valid_to is before valid_from"))
-        ok = False
-    parent_code = raw.get("parent_code", "")
-    if level == UnitLevel.PROVINCE and parent_code:
-        errors.append(RowError(number, "tỉnh không có đơn vị cấp trên (để trống parent_code)",
-                               "a province has no parent (leave parent_code empty)"))
-        ok = False
-    if level in (UnitLevel.DISTRICT, UnitLevel.COMMUNE) and not parent_code:
-        errors.append(RowError(number, "thiếu mã đơn vị cấp trên (parent_code)", "parent_code is empty"))
-        ok = False
-    if not ok or level is None:
-        return None
-    return _UnitRow(number, code, name, level, parent_code, start, end)
-
-
-async def import_units(s: AsyncSession, data: bytes | str, *, progress: Progress | None = None) -> ImportResult:
-    """import_units: validate every row, then create or update units in `s` (flushed, not committed)."""
-    table = read_csv(data, UNIT_COLUMNS, UNIT_REQUIRED)
-    if table.fatal:
-        raise ImportFailed(table.errors)
-    errors = list(table.errors)
-    parsed: list[_UnitRow] = []
-    for number, raw in table.rows:
-        item = _parse_unit_row(number, raw, errors)
-        if item is not None:
-            parsed.append(item)
-
-    existing = list((await s.scalars(select(Unit))).all())
-    by_key: dict[tuple[str, dt.date | None], Unit] = {(u.code, u.valid_from): u for u in existing}
-    first_row: dict[tuple[str, dt.date | None], int] = {}
-    file_keys: set[tuple[str, dt.date | None]] = set()
-    for item in parsed:
-        key = (item.code, item.valid_from)
-        if key in first_row:
-            errors.append(RowError(item.row, f"mã '{item.code}' (từ {item.valid_from or '…'}) trùng với dòng "
-                                             f"{first_row[key]}",
-                                   f"code '{item.code}' (from {item.valid_from or '…'}) repeats row {first_row[key]}"))
-            continue
-        first_row[key] = item.row
-        file_keys.add(key)
-        item.unit = by_key.get(key)
-
-    versions: dict[str, list[_Version]] = defaultdict(list)
-    for unit in existing:
-        if (unit.code, unit.valid_from) not in file_keys:
-            versions[unit.code].append(_Version(unit.code, unit.level, unit.valid_from, unit.valid_to, unit))
-    for item in parsed:
-        if first_row.get((item.code, item.valid_from)) == item.row:
-            versions[item.code].append(_Version(item.code, item.level, item.valid_from, item.valid_to, item))
-
-    for code, known in versions.items():
-        ordered = sorted(known, key=lambda v: v.valid_from or dt.date.min)
-        for a, b in zip(ordered, ordered[1:], strict=False):
-            if _overlaps(a.valid_from, a.valid_to, b.valid_from, b.valid_to):
-                rows = [v.source.row for v in (a, b) if isinstance(v.source, _UnitRow)]
-                if not rows:
-                    continue
-                spans = (_span(a.valid_from, a.valid_to), _span(b.valid_from, b.valid_to))
-                errors.append(RowError(max(rows), f"mã '{code}': hai phiên bản có hiệu lực chồng nhau "
-                                                  f"({spans[0]} và {spans[1]})",
-                                       f"code '{code}': two versions overlap ({spans[0]} and {spans[1]})"))
-
-    has_children = {u.parent_id for u in existing if u.parent_id is not None}
-    for item in parsed:
-        if first_row.get((item.code, item.valid_from)) != item.row:
-            continue
-        if item.unit is not None and item.unit.level != item.level and item.unit.id in has_children:
-            errors.append(RowError(item.row, f"đơn vị '{item.code}' đang có đơn vị cấp dưới, không đổi được cấp",
-                                   f"unit '{item.code}' has sub-units; its level cannot change"))
-        if not item.parent_code:
-            continue
-        candidates = versions.get(item.parent_code, [])
-        if not candidates:
-            errors.append(RowError(item.row, f"không có đơn vị cấp trên mã '{item.parent_code}'",
-                                   f"unknown parent code '{item.parent_code}'"))
-            continue
-        chosen = _pick(candidates, item.valid_from, item.valid_to)
-        if chosen is None:
-            errors.append(RowError(item.row, f"đơn vị cấp trên '{item.parent_code}' không có hiệu lực trong "
-                                             f"{_span(item.valid_from, item.valid_to)}",
-                                   f"parent '{item.parent_code}' is not valid during "
-                                   f"{_span(item.valid_from, item.valid_to)}"))
-            continue
-        if LEVEL_RANK[chosen.level] >= LEVEL_RANK[item.level] or (
-                item.level == UnitLevel.DISTRICT and chosen.level != UnitLevel.PROVINCE):
-            errors.append(RowError(item.row, f"đơn vị cấp trên '{item.parent_code}' là cấp {chosen.level.value}, "
-                                             f"không chứa được cấp {item.level.value}",
-                                   f"parent '{item.parent_code}' is a {chosen.level.value} and cannot contain "
-                                   f"a {item.level.value}"))
-            continue
-        item.parent = chosen.source
-    if errors:
-        raise ImportFailed(errors)
-
-    result = ImportResult(kind="units", rows=len(parsed))
-    done = 0
-    for level in (UnitLevel.PROVINCE, UnitLevel.DISTRICT, UnitLevel.COMMUNE):
-        for item in parsed:
-            if item.level != level:
-                continue
-            parent_id: int | None = None
-            if isinstance(item.parent, _UnitRow):
-                assert item.parent.unit is not None
-                parent_id = item.parent.unit.id
-            elif isinstance(item.parent, Unit):
-                parent_id = item.parent.id
-            values = {"name": item.name, "level": item.level, "parent_id": parent_id, "valid_to": item.valid_to}
-            if item.unit is None:
-                item.unit = Unit(code=item.code, valid_from=item.valid_from, **values)
-                s.add(item.unit)
-                result.created += 1
-            elif any(getattr(item.unit, k) != v for k, v in values.items()):
-                for k, v in values.items():
-                    setattr(item.unit, k, v)
-                result.updated += 1
-            else:
-                result.unchanged += 1
-            done += 1
-            if progress is not None and done % PROGRESS_EVERY == 0:
-                progress(done, len(parsed))
-        await s.flush()
-    if progress is not None:
-        progress(len(parsed), len(parsed))
-    return result
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Classrooms import
-
-
-def current_version(versions: Sequence[Unit], day: dt.date | None = None) -> Unit | None:
-    """current_version: of several units with one code, the one valid on `day` (today), else the latest."""
-    day = day or dt.date.today()
-    valid = [u for u in versions if is_valid_on(u, day)]
-    pool = valid or list(versions)
-    if not pool:
-        return None
-    return max(pool, key=lambda u: u.valid_from or dt.date.min)
-
-
-async def import_classrooms(s: AsyncSession, data: bytes | str, *,
-                            progress: Progress | None = None) -> ImportResult:
-    """import_classrooms: validate every row, then create or update classrooms (flushed, not committed)."""
-    table = read_csv(data, CLASSROOM_COLUMNS, CLASSROOM_REQUIRED)
-    if table.fatal:
-        raise ImportFailed(table.errors)
-    errors = list(table.errors)
-
-    units: dict[str, list[Unit]] = defaultdict(list)
-    for known in (await s.scalars(select(Unit))).all():
-        units[known.code].append(known)
-    existing = {c.code: c for c in (await s.scalars(select(Classroom))).all()}
-    usernames = sorted({raw["account_username"] for _, raw in table.rows if raw.get("account_username")})
-    accounts: dict[str, User] = {}
-    for chunk in _chunks(usernames, 500):
-        for user in (await s.scalars(select(User).where(User.username.in_(chunk)))).all():
-            accounts[user.username] = user
-    classroom_code_by_id = {c.id: c.code for c in existing.values()}
-
-    @dataclass
-    class Item:
-        row: int
-        code: str
-        name: str
-        unit: Unit
-        host: str
-        equipment: str
-        active: bool | None
-        account: User | None
-
-    items: list[Item] = []
-    first_row: dict[str, int] = {}
-    account_row: dict[str, int] = {}
-    for number, raw in table.rows:
-        code, name = raw.get("code", ""), raw.get("name", "")
-        ok = _check_code(number, code, 40, errors)
-        if ok and code in first_row:
-            errors.append(RowError(number, f"mã '{code}' trùng với dòng {first_row[code]}",
-                                   f"code '{code}' repeats row {first_row[code]}"))
-            ok = False
-        elif ok:
-            first_row[code] = number
-        if not name:
-            errors.append(RowError(number, "thiếu tên (name)", "name is empty"))
-            ok = False
-        elif len(name) > 200:
-            errors.append(RowError(number, "tên dài quá 200 ký tự", "name is longer than 200 characters"))
-            ok = False
-        unit_code = raw.get("unit_code", "")
-        unit = current_version(units.get(unit_code, []))
-        if not unit_code:
-            errors.append(RowError(number, "thiếu mã đơn vị (unit_code)", "unit_code is empty"))
-            ok = False
-        elif unit is None:
-            errors.append(RowError(number, f"không có đơn vị mã '{unit_code}'", f"unknown unit code '{unit_code}'"))
-            ok = False
-        host = raw.get("host", "")
-        if len(host) > 200:
-            errors.append(RowError(number, "nơi đặt (host) dài quá 200 ký tự", "host is longer than 200 characters"))
-            ok = False
-        if len(raw.get("equipment", "")) > 5000:
-            errors.append(RowError(number, "ghi chú thiết bị dài quá 5000 ký tự",
-                                   "equipment is longer than 5000 characters"))
-            ok = False
-        active: bool | None = None
-        active_text = raw.get("active", "").lower()
-        if active_text in TRUE_WORDS:
-            active = True
-        elif active_text in FALSE_WORDS:
-            active = False
-        elif active_text:
-            errors.append(RowError(number, f"active '{active_text}' không hợp lệ (1/0, có/không)",
-                                   f"active '{active_text}' is not valid (1/0, yes/no)"))
-            ok = False
-        account: User | None = None
-        username = raw.get("account_username", "")
-        if username:
-            account = accounts.get(username)
-            if account is None:
-                errors.append(RowError(number, f"không có tài khoản '{username}'", f"unknown account '{username}'"))
-                ok = False
-            elif account.role != Role.CLASSROOM:
-                errors.append(RowError(number, f"tài khoản '{username}' không phải vai trò lớp học",
-                                       f"account '{username}' does not have the classroom role"))
-                ok = False
-            elif username in account_row:
-                errors.append(RowError(number, f"tài khoản '{username}' đã dùng ở dòng {account_row[username]}",
-                                       f"account '{username}' is already used on row {account_row[username]}"))
-                ok = False
-            else:
-                account_row[username] = number
-                linked = classroom_code_by_id.get(account.classroom_id) if account.classroom_id else None
-                if linked is not None and linked != code:
-                    errors.append(RowError(number, f"tài khoản '{username}' đang thuộc lớp học '{linked}'",
-                                           f"account '{username}' already belongs to classroom '{linked}'"))
-                    ok = False
-        if ok and unit is not None:
-            items.append(Item(number, code, name, unit, host, raw.get("equipment", ""), active, account))
-    if errors:
-        raise ImportFailed(errors)
-
-    result = ImportResult(kind="classrooms", rows=len(items))
-    pending: list[tuple[Classroom, User]] = []
-    for done, item in enumerate(items, start=1):
-        room = existing.get(item.code)
-        values: dict[str, object] = {"name": item.name, "unit_id": item.unit.id, "host": item.host,
-                                     "equipment": item.equipment}
-        if item.active is not None:
-            values["active"] = item.active
-        if room is None:
-            room = Classroom(code=item.code, active=True if item.active is None else item.active,
-                             **{k: v for k, v in values.items() if k != "active"})
-            s.add(room)
-            result.created += 1
-        elif any(getattr(room, k) != v for k, v in values.items()) or (
-                item.account is not None and item.account.classroom_id != room.id):
-            for k, v in values.items():
-                setattr(room, k, v)
-            result.updated += 1
-        else:
-            result.unchanged += 1
-        if item.account is not None:
-            pending.append((room, item.account))
-        if progress is not None and done % PROGRESS_EVERY == 0:
-            progress(done, len(items))
+async def create_unit(s: AsyncSession, request: web.Request | None, data: UnitIn) -> Unit:
+    """create_unit: add a unit checked like an imported row (422 listing every problem); flushed, audit-logged."""
+    problems = await unit_problems(s, code=data.code, level=data.level, parent_id=data.parent_id,
+                                   valid_from=data.valid_from, valid_to=data.valid_to)
+    if problems:
+        raise _problems(problems)
+    unit = Unit(**data.model_dump())
+    s.add(unit)
     await s.flush()
-    for room, account in pending:
-        account.classroom_id = room.id
-    await s.flush()
-    if progress is not None:
-        progress(len(items), len(items))
-    return result
+    record(s, request, "unit.create", target=f"unit:{unit.id}", code=unit.code, name=unit.name)
+    return unit
 
 
-IMPORTERS = {"units": import_units, "classrooms": import_classrooms}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Reference data and the command line
-
-
-async def seed_reference_units(s: AsyncSession) -> None:
-    """seed_reference_units: add the shipped provinces (2016 list and their 2025 successors) when no units exist."""
-    count = await s.scalar(select(func.count()).select_from(Unit))
-    if count:
-        return
-    for name in REFERENCE_FILES:
-        await import_units(s, (DATA_DIR / name).read_bytes())
-
-
-async def run_import_command(config: Config, args: argparse.Namespace) -> int:
-    """run_import_command: `taphuan import units|classrooms FILE.csv`; 0 on success, 1 with row errors."""
-    from server.audit import record
-    from server.db.engine import make_engine, make_sessionmaker, migrate
-
-    path = Path(args.file)
-    try:
-        data = await asyncio.to_thread(path.read_bytes)
-    except OSError as exc:
-        print(f"taphuan import: không đọc được / cannot read {path}: {exc.strerror}", file=sys.stderr)
-        return 1
-    importer = IMPORTERS[args.what]
-    if not config.database.url:
-        config.data_path.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(config.database_url, echo=config.database.echo)
-
-    def show(done: int, total: int) -> None:
-        print(f"  {done}/{total} dòng / rows", flush=True)
-
-    try:
-        await migrate(engine)
-        async with make_sessionmaker(engine)() as s:
-            print(f"Nhập / importing {args.what} từ / from {path}", flush=True)
-            try:
-                result = await importer(s, data, progress=show)
-            except ImportFailed as exc:
-                await s.rollback()
-                for err in exc.errors:
-                    print(err.line(), file=sys.stderr)
-                print(f"{len(exc.errors)} lỗi, không ghi gì. / {len(exc.errors)} error(s), nothing was written.",
-                      file=sys.stderr)
-                return 1
-            record(s, None, f"{args.what}.import", target=path.name[:120], source="cli", rows=result.rows,
-                   created=result.created, updated=result.updated)
-            await s.commit()
-    finally:
-        await engine.dispose()
-    print(f"Xong / done: {result.rows} dòng / rows, {result.created} mới / created, "
-          f"{result.updated} cập nhật / updated, {result.unchanged} không đổi / unchanged.", flush=True)
-    return 0
+async def update_unit(s: AsyncSession, request: web.Request | None, unit_id: int, changes: dict[str, Any]) -> Unit:
+    """update_unit: change some fields of a unit (404 unknown, 422 null or problems); audit-logged."""
+    unit = await s.get(Unit, unit_id)
+    if unit is None:
+        raise not_found()
+    merged = {k: getattr(unit, k) for k in ("code", "level", "parent_id", "valid_from", "valid_to")}
+    merged.update({k: v for k, v in changes.items() if k in merged})
+    if changes.get("code", "") is None or changes.get("name", "") is None or changes.get("level", "") is None:
+        raise ApiError(422, "invalid", "code, name, level: không được để trống / may not be null")
+    problems = await unit_problems(s, unit_id=unit.id, **merged)
+    if problems:
+        raise _problems(problems)
+    for k, v in changes.items():
+        setattr(unit, k, v)
+    record(s, request, "unit.update", target=f"unit:{unit.id}", code=unit.code,
+           changes={k: str(v) for k, v in changes.items()})
+    return unit

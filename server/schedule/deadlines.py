@@ -116,6 +116,11 @@ async def dashboard(s: AsyncSession, ident: Identity, today: dt.date, tz: ZoneIn
 
 # --- uploads --------------------------------------------------------------------------------------
 
+def _not_yours() -> ApiError:
+    return ApiError(403, "forbidden", "Bạn không được nộp tài liệu cho buổi họp này. / "
+                                      "You may not upload documents to this meeting.")
+
+
 def _refused(kind: str) -> ApiError:
     return ApiError(415, "unsupported-type",
                     f"Chỉ nhận tệp PDF, Word (DOCX), Excel (XLSX) hoặc OpenDocument (ODT, ODS); tệp này là {kind}. / "
@@ -192,8 +197,7 @@ async def add_document(s: AsyncSession, request: web.Request | None, ident: Iden
                        upload: Upload) -> MeetingDocument:
     """add_document: attach a stored file to a meeting (403 unless `can_upload`; audited; the caller commits)."""
     if not can_upload(ident, meeting):
-        raise ApiError(403, "forbidden", "Bạn không được nộp tài liệu cho buổi họp này. / "
-                                         "You may not upload documents to this meeting.")
+        raise _not_yours()
     doc = MeetingDocument(meeting_id=meeting.id, kind=upload.kind, filename=upload.filename,
                           sha256=upload.stored.hash, size=upload.stored.size, content_type=upload.stored.mime,
                           uploaded_at=svc.utcnow(), uploaded_by=ident.user_id,
@@ -203,6 +207,14 @@ async def add_document(s: AsyncSession, request: web.Request | None, ident: Iden
     audit.record(s, request, "meeting.document", f"meeting:{meeting.id}", kind=upload.kind, filename=upload.filename,
                  sha256=upload.stored.hash, size=upload.stored.size)
     return doc
+
+
+async def upload_document(s: AsyncSession, request: web.Request, ident: Identity, meeting: Meeting) -> MeetingDocument:
+    """upload_document: the page's and the API's upload: 403 before reading anything unless `can_upload`, then
+    `receive` and `add_document` (the caller commits)."""
+    if not can_upload(ident, meeting):
+        raise _not_yours()
+    return await add_document(s, request, ident, meeting, await receive(request, s))
 
 
 async def get_document(s: AsyncSession, ident: Identity, meeting_id: int, document_id: int) -> MeetingDocument:

@@ -1,7 +1,7 @@
 """server.schedule.importer: import a term's meetings from CSV, all or nothing, as drafts.
 
 Columns (header row; UTF-8 with or without BOM; comma, semicolon or tab separated; read by
-`server.people.units.read_csv`, so row numbers count the header as row 1 as a spreadsheet does):
+`server.people.importer.read_csv`, so row numbers count the header as row 1 as a spreadsheet does):
 
 ``program,title,kind,date,start,end,presenters,classrooms,provinces,description,video_codec,record``
 
@@ -14,7 +14,8 @@ Columns (header row; UTF-8 with or without BOM; comma, semicolon or tab separate
 
 Every row is checked first (the same checks as the meeting form, `server.schedule.meetings.check_meeting`); any
 problem, each reported with its row, means nothing is written. Imported meetings are drafts: publishing
-applies the 10-day and overlap rules. The caller commits.
+applies the 10-day and overlap rules. The caller of `import_schedule` commits; `run_import` (the page's and
+the API's upload) is one transaction of its own.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server import audit
 from server.db.models import Classroom, MeetingKind, Program, Unit, UnitLevel, User
 from server.errors import ApiError
-from server.people.units import FALSE_WORDS, TRUE_WORDS, ImportFailed, RowError, parse_date, read_csv, valid_on
+from server.people.importer import FALSE_WORDS, TRUE_WORDS, ImportFailed, RowError, parse_date, read_csv
+from server.people.units import valid_on
 from server.schedule import meetings as svc
 
 COLUMNS = ("program", "title", "kind", "date", "start", "end", "presenters", "classrooms", "provinces",
@@ -214,3 +216,16 @@ async def import_schedule(s: AsyncSession, request: web.Request | None, data: by
         ids.append(meeting.id)
     audit.record(s, request, "meeting.import", "meetings", actor_id=actor_id, rows=len(checked), created=len(ids))
     return ScheduleImportResult(rows=len(table.rows), meeting_ids=ids)
+
+
+async def run_import(db: async_sessionmaker[AsyncSession], request: web.Request | None, data: bytes, tz: ZoneInfo,
+                     actor_id: int | None = None) -> ScheduleImportResult:
+    """run_import: `import_schedule` in one transaction (ImportFailed: nothing written)."""
+    async with db() as s:
+        try:
+            result = await import_schedule(s, request, data, tz, actor_id=actor_id)
+        except ImportFailed:
+            await s.rollback()
+            raise
+        await s.commit()
+    return result

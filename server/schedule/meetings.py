@@ -21,7 +21,7 @@ Times are stored in UTC; `to_local` / `parse_local` convert from and to the conf
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -56,6 +56,7 @@ from server.schedule import rules as schedule
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10000)]
 VideoCodec = Literal["VP8", "H264"]
+MEETING_READERS = (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM)
 JOIN_EARLY = dt.timedelta(minutes=30)
 DEFAULT_TZ = Config().tz
 TIME_FIELDS = ("starts_at", "ends_at")
@@ -184,10 +185,12 @@ def _loaded(q: Select[Any]) -> Select[Any]:
 
 
 def can_read_meetings(ident: Identity) -> bool:
-    """can_read_meetings: operators, presenters and classrooms see meetings; learners and guests not yet."""
-    return ident.role in (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM)
+    """can_read_meetings: operators, presenters and classrooms see meetings (`MEETING_READERS`); learners and guests
+    not yet."""
+    return ident.role in MEETING_READERS
 
 
+# The calendar has its own, different rule (server.schedule.calendar.calendar_visible); a later change merges them.
 def visible(q: Select[Any], ident: Identity) -> Select[Any]:
     """visible: restrict a meeting query to what `ident` may see.
 
@@ -235,6 +238,27 @@ async def upcoming_meetings(s: AsyncSession, ident: Identity, limit: int = 20,
         q = q.where(Meeting.status != MeetingStatus.CANCELLED)
     q = q.order_by(Meeting.starts_at, Meeting.id).limit(limit)
     return list((await s.scalars(q)).all())
+
+
+async def meeting_by_id(s: AsyncSession, meeting_id: int | None) -> Meeting | None:
+    """meeting_by_id: one meeting whoever asks (None for None or an unknown id): the operators' pages, which see
+    every meeting, and the meeting a material or forum topic names."""
+    return await s.get(Meeting, meeting_id) if meeting_id is not None else None
+
+
+async def check_program_meeting(s: AsyncSession, program_id: int, meeting_id: int | None) -> None:
+    """check_program_meeting: a 422 on `meeting_id` unless it is None or a meeting of the program (a material's or
+    a quiz's meeting)."""
+    if meeting_id is None:
+        return
+    meeting = await s.get(Meeting, meeting_id)
+    if meeting is None or meeting.program_id != program_id:
+        raise invalid("meeting_id", "buổi học không thuộc chương trình này", "the meeting is not in this program")
+
+
+async def meetings_by_id(s: AsyncSession, ids: Collection[int]) -> dict[int, Meeting]:
+    """meetings_by_id: the meetings of `ids` that exist, by id."""
+    return {m.id: m for m in await s.scalars(select(Meeting).where(Meeting.id.in_(list(ids))))}
 
 
 async def get_meeting(s: AsyncSession, ident: Identity, meeting_id: int) -> Meeting:

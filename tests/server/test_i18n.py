@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from babel.messages.pofile import read_po
 
 from server.db.models import Role
-from server.i18n import LOCALE_DIR, Translations
+from server.i18n import LOCALE_DIR, Translations, localized
 
 HTML = {"Accept": "text/html"}
 CATALOGS = sorted(p.name for p in (LOCALE_DIR / "vi" / "LC_MESSAGES").glob("*.po"))
@@ -116,3 +117,13 @@ def test_a_meeting_is_a_buoi_tap_huan_in_the_finished_catalogs() -> None:
             for m in read_po(fh, locale="vi"):
                 text = str(m.string).lower()
                 assert "cuộc họp" not in text and "phòng họp" not in text, (name, m.id, m.string)
+
+
+async def test_localized_picks_the_requests_half(app: Any) -> None:
+    def request(lang: str) -> Any:
+        return make_mocked_request("GET", "/", headers={"Cookie": f"lang={lang}"}, app=app)
+
+    assert localized(request("vi"), "Không tìm thấy. / Not found.") == "Không tìm thấy."
+    assert localized(request("en"), "Không tìm thấy. / Not found.") == "Not found."
+    assert localized(request("en"), "a: b / c / d") == "c / d"
+    assert localized(request("en"), "Chỉ một ngôn ngữ") == "Chỉ một ngôn ngữ"

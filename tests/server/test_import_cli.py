@@ -1,4 +1,4 @@
-"""Tests of `taphuan import units|classrooms FILE.csv` (server.people.units.run_import_command through server.cli)."""
+"""Tests of `taphuan import units|classrooms FILE.csv` (server.people.importer.run_import_command via the CLI)."""
 
 from __future__ import annotations
 

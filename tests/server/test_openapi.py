@@ -1,14 +1,18 @@
-"""Tests of server.openapi: every /api/ route is documented, the document is valid OpenAPI 3, errors match."""
+"""Tests of server.openapi: every /api/ route is documented, the document is valid OpenAPI 3, errors match; the
+request parameter helpers."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import pytest
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from openapi_spec_validator import validate
 
-from server.openapi import API, ErrorBody
+from server.errors import ApiError
+from server.openapi import API, ErrorBody, int_param, int_query, parse_int
 
 
 def _openapi_path(path: str) -> str:
@@ -89,3 +93,25 @@ async def test_meeting_endpoints_are_described(app: web.Application, client: Any
     assert meeting_in["properties"]["starts_at"]["format"] == "date-time"
     for action in ("publish", "unpublish", "cancel"):
         assert "post" in doc["paths"][f"/api/v1/meetings/{{id}}/{action}"]
+
+
+def test_int_query_defaults_bounds_and_422() -> None:
+    request = make_mocked_request("GET", "/x?limit=5000&offset=-3&empty=&page=2&bad=2x")
+    assert int_query(request, "limit", 100, low=1, high=500) == 500
+    assert int_query(request, "offset", 0, low=0) == 0
+    assert int_query(request, "page") == 2 and int_query(request, "empty") is None
+    assert int_query(request, "absent", 7) == 7
+    with pytest.raises(ApiError) as info:
+        int_query(request, "bad")
+    assert info.value.status == 422 and info.value.extra["field"] == "bad"
+    assert info.value.message == "bad: cần một số nguyên / must be an integer"
+
+
+def test_int_param_and_parse_int() -> None:
+    request = make_mocked_request("GET", "/x", match_info={"id": "12", "name": "abc"})
+    assert int_param(request, "id") == 12
+    for name in ("name", "missing"):
+        with pytest.raises(ApiError) as info:
+            int_param(request, name)
+        assert info.value.status == 404
+    assert [parse_int(v) for v in ("4", " 5 ", "", None, "x", "-2", 6)] == [4, 5, None, None, None, -2, 6]

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from server.api.units import IMPORT_MAX_BYTES
+from server.api.uploads import IMPORT_MAX_BYTES
 from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, Role, Unit
 
@@ -209,6 +209,13 @@ async def test_classroom_form_create_edit(login_as: Any, app: Any) -> None:
     bad = await op.client.post(location.split("?")[0], data={"csrf_token": op.csrf, "code": "LS 01", "name": "",
                                                              "unit_id": str(pid)}, headers=html)
     assert bad.status == 422
+    page = await bad.text()
+    assert "Mã tối đa 40 ký tự, không có dấu cách." in page and "Tên tối đa 200 ký tự." in page
+    assert "Hãy chọn một đơn vị." not in page
+    taken = await op.client.post("/classrooms/new", data={"csrf_token": op.csrf, "code": "LS-01", "name": "Khác",
+                                                          "unit_id": "x"}, headers=html)
+    page = await taken.text()
+    assert taken.status == 422 and "Đã có lớp học khác dùng mã này." in page and "Hãy chọn một đơn vị." in page
     listing = await (await op.get("/classrooms?q=LS-01", headers=html)).text()
     assert "Phòng Lạng Sơn" in listing and "Lạng Sơn" in listing
     assert len(await _audit(app, "classroom.create")) == 1

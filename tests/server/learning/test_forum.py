@@ -13,8 +13,11 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
+from server.auth import Identity
 from server.db.engine import DB
-from server.db.models import AuditEntry, Role
+from server.db.models import AuditEntry, Meeting, MeetingStatus, Role
+from server.errors import ApiError
+from server.learning import forum
 from server.learning.forum import render_markdown
 from server.mail import MAILER
 from tests.server.learning_helpers import World, classroom_login, make_world
@@ -250,3 +253,19 @@ async def test_no_smtp_host_sends_nothing(app: web.Application, world: World) ->
     tid = await new_topic(world.learner, world.program_id)
     await ask(world.learner, tid)
     assert app[MAILER].tasks == set() and app[MAILER].sent == 0
+
+
+async def test_thread_meeting_hides_unpublished_meetings_from_non_staff(app: web.Application, world: World) -> None:
+    trainer = Identity(login_id="x", role=Role.TRAINER, csrf_token="", user_id=world.trainer.user.id)
+    learner = Identity(login_id="y", role=Role.LEARNER, csrf_token="", user_id=world.learner.user.id)
+    async with app[DB]() as s:
+        assert (await forum.thread_meeting(s, learner, world.meeting_id)).id == world.meeting_id
+        meeting = await s.get(Meeting, world.meeting_id)
+        assert meeting is not None
+        meeting.status = MeetingStatus.DRAFT
+        await s.flush()
+        assert (await forum.thread_meeting(s, trainer, world.meeting_id)).id == world.meeting_id
+        for who, mid in ((learner, world.meeting_id), (trainer, 999_999)):
+            with pytest.raises(ApiError) as info:
+                await forum.thread_meeting(s, who, mid)
+            assert info.value.status == 404

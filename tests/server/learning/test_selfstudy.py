@@ -9,9 +9,12 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
+from server.auth import Identity
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import AuditEntry, QuizQuestion, Role
+from server.errors import ApiError
+from server.learning import selfstudy
 from server.learning.selfstudy import score
 from tests.server.learning_helpers import PDF, World, make_world, upload_form
 
@@ -245,3 +248,40 @@ async def test_published_recordings_are_study_videos(app: web.Application, world
     r = await world.trainer.get(f"/archive/{ids['ready']}", headers=HTML)
     assert r.status == 200 and "data-study-video" not in await r.text()
     assert (await world.outsider.get(f"/archive/{ids['ready']}", headers=HTML)).status == 403
+
+
+async def test_position_is_where_the_learner_stopped(app: web.Application, world: World) -> None:
+    uid = world.learner.user.id
+    async with app[DB]() as s:
+        assert await selfstudy.position(s, uid, "material:1") == 0.0
+        await selfstudy.record_watch(s, uid, world.program_id, "material:1", 42.0, 300.0, 10.0)
+        await s.commit()
+        assert await selfstudy.position(s, uid, "material:1") == 42.0
+        assert await selfstudy.position(s, uid, "material:2") == 0.0
+
+
+async def test_get_attempt_is_the_takers_or_the_trainers(app: web.Application, world: World) -> None:
+    qid = await make_quiz(world.trainer, world.program_id)
+    r = await world.learner.post(f"/api/v1/quizzes/{qid}/attempts", json={"answers": [[1], [0], [1]]})
+    aid = (await r.json())["id"]
+    learner = Identity(login_id="x", role=Role.LEARNER, csrf_token="", user_id=world.learner.user.id)
+    outsider = Identity(login_id="y", role=Role.LEARNER, csrf_token="", user_id=world.outsider.user.id)
+    async with app[DB]() as s:
+        quiz, _questions = await selfstudy.get_quiz(s, qid)
+        assert (await selfstudy.get_attempt(s, quiz, aid, learner, manage=False)).id == aid
+        assert (await selfstudy.get_attempt(s, quiz, aid, outsider, manage=True)).id == aid
+        for who, attempt_id in ((outsider, aid), (learner, 999_999)):
+            with pytest.raises(ApiError) as info:
+                await selfstudy.get_attempt(s, quiz, attempt_id, who, manage=False)
+            assert info.value.status == 404
+
+
+async def test_quiz_meeting_must_be_of_its_program(app: web.Application, world: World) -> None:
+    async with app[DB]() as s:
+        with pytest.raises(ApiError) as info:
+            await selfstudy.create_quiz(s, None, world.program_id, selfstudy.QuizIn.model_validate(
+                {**QUIZ, "meeting_id": 999_999}), None)
+        assert info.value.extra["field"] == "meeting_id"
+        quiz = await selfstudy.create_quiz(s, None, world.program_id, selfstudy.QuizIn.model_validate(
+            {**QUIZ, "meeting_id": world.meeting_id}), None)
+        assert quiz.meeting_id == world.meeting_id

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
-from server.auth import COOKIE, join_link_token
+from server.auth import COOKIE, Identity, join_link_token
 from server.bus import BUS, Subscription
 from server.config import CONFIG
 from server.db.engine import DB
@@ -31,7 +31,22 @@ from server.db.models import (
     User,
     utcnow,
 )
-from server.people.accounts import safe_next
+from server.people.accounts import (
+    AccountError,
+    Ended,
+    account_choices,
+    add_account,
+    add_join_link,
+    announce,
+    change_own_password,
+    disable_account,
+    edit_account,
+    find_user,
+    link_classrooms,
+    remove_join_link,
+    reset_account,
+    safe_next,
+)
 from tests.conftest import LoggedIn
 
 MakeUser = Callable[..., Awaitable[User]]
@@ -555,3 +570,89 @@ async def test_audit_page_filters(login_as: LoginAs, make_user: MakeUser, app: w
     async with app[DB]() as s:
         n = len((await s.scalars(select(AuditEntry))).all())
     assert n >= 2
+
+
+# ---------------------------------------------------------------- the actions of the pages and the API
+
+
+async def _login_ids(app: web.Application, user: User) -> list[str]:
+    async with app[DB]() as s:
+        return list((await s.scalars(select(LoginSession.id).where(LoginSession.user_id == user.id)
+                                     .order_by(LoginSession.created_at))).all())
+
+
+async def test_actions_audit_and_return_what_to_announce(app: web.Application, make_user: MakeUser,
+                                                         login_as: LoginAs) -> None:
+    operator = await make_user(Role.OPERATOR)
+    async with app[DB]() as s:
+        created = await add_account(s, None, username="GV.Moi", display_name="", role=Role.TRAINER)
+        await s.commit()
+    user = created.user
+    assert user.username == "gv.moi" and created.password
+    await login_as(user=user)
+    logins = await _login_ids(app, user)
+    async with app[DB]() as s:
+        user = await s.get(User, user.id)  # type: ignore[assignment]
+        assert await edit_account(s, None, user, {"display_name": "Giảng viên mới"}, actor_id=operator.id) == \
+            {"display_name": "Giảng viên mới"}
+        assert await edit_account(s, None, user, {"display_name": "Giảng viên mới"}, actor_id=operator.id) == {}
+        same, password, ended = await reset_account(s, None, user.id)
+        assert same is user and password and ended == Ended("password-reset", logins)
+        _user, ended = await disable_account(s, None, user.id, True, actor_id=operator.id)
+        assert user.disabled and ended.reason == "disabled"
+        with pytest.raises(AccountError) as info:
+            await disable_account(s, None, operator.id, True, actor_id=operator.id)
+        assert info.value.status == 409
+        await s.commit()
+        actions = (await s.scalars(select(AuditEntry.action).where(AuditEntry.target == f"user:{user.id}")
+                                   .order_by(AuditEntry.id))).all()
+    assert actions == ["user.create", "user.update", "user.reset-password", "user.disable"]
+
+    sub = await app[BUS].subscribe("logins")
+    try:
+        await announce(app, Ended("password-reset", []), Ended("disabled", ["a", "b"]))
+        assert await next_message(sub) == {"type": "login-revoked", "login_ids": ["a", "b"], "reason": "disabled"}
+    finally:
+        await sub.close()
+
+
+async def test_own_password_and_join_link_actions(app: web.Application, make_user: MakeUser,
+                                                  login_as: LoginAs) -> None:
+    user = await make_user(Role.TRAINER, password="mat-khau-cu")
+    room = await make_classroom(app)
+    meeting = await make_meeting(app)
+    await login_as(user=user)
+    await login_as(user=user)
+    keep, other = await _login_ids(app, user)
+    async with app[DB]() as s:
+        ident = Identity(login_id=keep, role=Role.TRAINER, csrf_token="", user_id=user.id)
+        with pytest.raises(AccountError):
+            await change_own_password(s, None, ident, "sai", "mat-khau-moi")
+        assert await change_own_password(s, None, ident, "mat-khau-cu", "mat-khau-moi") == \
+            Ended("password-changed", [other])
+        link, classroom = await add_join_link(s, None, app[CONFIG], meeting.id, classroom_id=room.id, guest_name="",
+                                              hours=2, created_by=user.id)
+        assert classroom is not None and classroom.id == room.id and link.meeting_id == meeting.id
+        with pytest.raises(AccountError) as info:
+            await add_join_link(s, None, app[CONFIG], 999_999, classroom_id=room.id, guest_name="", hours=None,
+                                created_by=None)
+        assert info.value.status == 404
+        invited, others = await link_classrooms(s, meeting.id)
+        assert invited == [] and [c.id for c in others] == [room.id]
+        revoked, classroom, ended = await remove_join_link(s, None, meeting.id, link.id, end_logins=True)
+        assert revoked.revoked and classroom is not None and ended == Ended("link-revoked", [])
+        classrooms, units = await account_choices(s)
+        assert [c.id for c in classrooms] == [room.id] and all(u.level == UnitLevel.PROVINCE for u in units)
+        await s.commit()
+        actions = (await s.scalars(select(AuditEntry.action).where(AuditEntry.target.in_(
+            [f"user:{user.id}", f"meeting:{meeting.id}"])).order_by(AuditEntry.id))).all()
+    assert actions == ["user.password-change", "joinlink.create", "joinlink.revoke"]
+
+
+async def test_find_user(app: web.Application, make_user: MakeUser, login_as: LoginAs) -> None:
+    await login_as(Role.OPERATOR)  # starts the app
+    user = await make_user(Role.TRAINER)
+    async with app[DB]() as s:
+        found = await find_user(s, user.id)
+        assert found is not None and found.username == user.username
+        assert await find_user(s, None) is None and await find_user(s, 999_999) is None

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from server.auth import Identity
 from server.db.engine import DB
 from server.db.models import AuditEntry, Program, Role
-from server.people.enrolment import parse_usernames_csv, program_access
+from server.errors import ApiError
+from server.people.enrolment import parse_usernames_csv, program_access, program_for
 from tests.server.learning_helpers import World, classroom_login, make_world
 
 HTML = {"Accept": "text/html"}
@@ -137,3 +138,14 @@ async def test_people_page(world: World, make_user: Any) -> None:
                                          headers=HTML)
     assert r.status == 422 and "hv.khong-co" in await r.text()
     assert (await world.trainer.get(f"/study/{pid}/people", headers=HTML)).status == 403
+
+
+async def test_program_for_gives_the_program_with_the_access(app: web.Application, world: World) -> None:
+    learner = Identity(login_id="x", role=Role.LEARNER, csrf_token="", user_id=world.learner.user.id)
+    async with app[DB]() as s:
+        program, access = await program_for(s, learner, world.program_id)
+        assert program.id == world.program_id and access.learner and not access.manage
+        for pid, manage, status in ((world.program_id, True, 403), (999_999, False, 404)):
+            with pytest.raises(ApiError) as info:
+                await program_for(s, learner, pid, manage=manage)
+            assert info.value.status == status

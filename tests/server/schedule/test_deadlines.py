@@ -13,11 +13,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import FormData
+from aiohttp.test_utils import make_mocked_request
 from sqlalchemy import select
 
+from server.auth import Identity
 from server.config import Config
 from server.db.engine import DB
-from server.db.models import AuditEntry, Meeting, MeetingKind, Role
+from server.db.models import AuditEntry, Meeting, MeetingKind, MeetingStatus, Role
+from server.errors import ApiError
+from server.schedule import deadlines
 from server.schedule import rules as schedule
 from tests.server.schedule import test_rules as test_schedule
 from tests.server.schedule.test_rules import API, HTML, create, local_day, publish, regional
@@ -169,3 +173,13 @@ async def test_pages(world: dict[str, Any], login_as: Callable[..., Awaitable[An
     assert "ket-qua.pdf" in html
     learner = await login_as(Role.LEARNER)
     assert (await learner.client.get("/deadlines", headers=HTML)).status == 403
+
+
+async def test_upload_document_refuses_before_reading_the_body(app: Any, client: Any) -> None:
+    lecture = Meeting(kind=MeetingKind.LECTURE, status=MeetingStatus.PUBLISHED)
+    operator = Identity(login_id="x", role=Role.OPERATOR, csrf_token="")
+    request = make_mocked_request("POST", "/api/v1/meetings/1/documents", app=app)
+    async with app[DB]() as s:
+        with pytest.raises(ApiError) as info:
+            await deadlines.upload_document(s, request, operator, lecture)
+    assert info.value.status == 403 and info.value.code == "forbidden"

@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp import FormData, web
 from sqlalchemy import func, select
 
+from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import AuditEntry, Meeting, MeetingStatus, Role
-from server.schedule.importer import parse_time, split_list
+from server.people.importer import ImportFailed
+from server.schedule.importer import parse_time, run_import, split_list
 from tests.server.schedule import test_rules as test_schedule
 from tests.server.schedule.test_rules import API, HTML
 
@@ -118,3 +121,15 @@ async def test_import_page(app: web.Application, world: dict[str, Any],
         r = await who.post(f"{API}/meetings/import", data=HEADER.encode(), headers={"Content-Type": "text/csv"})
         assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
         assert (await who.client.get("/meetings/import", headers=HTML)).status == 403
+
+
+async def test_run_import_is_one_transaction(app: web.Application, world: dict[str, Any]) -> None:
+    tz = app[CONFIG].tz
+    bad = (HEADER + "Bồi dưỡng 2030,Đúng,lecture,2030-03-10,08:00,10:00,gv.a,PH-1,,\n"
+           + "Không có,Sai,,2030-03-10,8:00,9:00,,,,\n")
+    with pytest.raises(ImportFailed) as info:
+        await run_import(app[DB], None, bad.encode(), tz)
+    assert [e.row for e in info.value.errors] == [3] and await count(app) == 0
+    good = HEADER + "Bồi dưỡng 2030,Buổi 1,lecture,2030-03-10,08:00,10:00,gv.a,PH-1,,\n"
+    result = await run_import(app[DB], None, good.encode(), tz)
+    assert result.rows == 1 and len(result.meeting_ids) == 1 and await count(app) == 1

@@ -145,3 +145,28 @@ async def test_visibility_per_role(app: web.Application, seeded: dict[str, Any])
         with pytest.raises(ApiError) as err:
             await svc.get_meeting(s, room, draft.id)
         assert err.value.status == 404
+
+
+async def test_meetings_by_id_whoever_asks(app: web.Application, seeded: dict[str, Any]) -> None:
+    async with app[DB]() as s:
+        draft = await svc.create_meeting(s, None, _data(seeded))
+        other = await svc.create_meeting(s, None, _data(seeded, title="N"))
+        await s.commit()
+        assert (await svc.meeting_by_id(s, draft.id)) is draft and await svc.meeting_by_id(s, 999_999) is None
+        found = await svc.meetings_by_id(s, {draft.id, other.id, 999_999})
+        assert sorted(found) == sorted([draft.id, other.id]) and found[other.id].title == "N"
+        assert await svc.meetings_by_id(s, []) == {}
+        assert await svc.meeting_by_id(s, None) is None
+
+
+async def test_check_program_meeting(app: web.Application, seeded: dict[str, Any]) -> None:
+    async with app[DB]() as s:
+        meeting = await svc.create_meeting(s, None, _data(seeded))
+        other = await svc.create_program(s, None, svc.ProgramIn(title="Q"))
+        await s.commit()
+        await svc.check_program_meeting(s, seeded["program"].id, meeting.id)
+        await svc.check_program_meeting(s, other.id, None)
+        for program_id, meeting_id in ((other.id, meeting.id), (seeded["program"].id, 999_999)):
+            with pytest.raises(ApiError) as err:
+                await svc.check_program_meeting(s, program_id, meeting_id)
+            assert err.value.status == 422 and err.value.extra["field"] == "meeting_id"
