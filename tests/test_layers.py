@@ -27,7 +27,7 @@ INFRASTRUCTURE = {"server", "server.config", "server.db", "server.errors", "serv
 SUBSYSTEMS: dict[str, set[str]] = {
     "server.people": set(),
     "server.schedule": {"server.people"},
-    "server.learning": {"server.people", "server.schedule"},
+    "server.learning": {"server.people", "server.schedule", "server.live"},  # the archive of recorded lectures
     "server.live": set(),
     "server.reports": {"server.people", "server.schedule", "server.learning", "server.live"},
 }

@@ -14,7 +14,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Recording, RecordingState, Role
 from server.errors import ApiError
-from server.live import archive
+from server.learning import archive
 from server.live.recordings import RECORDERS
 from server.openapi import endpoint, int_param, json_response, parse_body
 

@@ -19,9 +19,9 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import MaterialKind, Quiz, QuizQuestion
 from server.errors import ApiError
+from server.learning import archive
 from server.learning import materials as materials_svc
 from server.learning import selfstudy as svc
-from server.live import archive
 from server.openapi import endpoint, int_param, json_response, parse_body
 from server.people import enrolment
 from server.people.accounts import find_user

@@ -18,7 +18,7 @@ from aiohttp import web
 from server.auth import require
 from server.db.engine import DB
 from server.db.models import Role
-from server.live import archive
+from server.learning import archive
 from server.openapi import int_param
 
 

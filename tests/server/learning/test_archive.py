@@ -1,4 +1,4 @@
-"""Tests of server.live.archive: the library's lookups, one recording or 404/403, the operators' changes and the
+"""Tests of server.learning.archive: the library's lookups, one recording or 404/403, the operators' changes and the
 self-study position of the player, on a real database."""
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import AuditEntry, Recording, RecordingState, Role, User, program_learners
 from server.errors import ApiError
-from server.learning import selfstudy
-from server.live import archive
+from server.learning import archive, selfstudy
 
 Factory = Callable[..., Awaitable[Any]]
 

@@ -1,4 +1,4 @@
-"""server.live.archive: the archive of recordings as the pages and the API read and change it.
+"""server.learning.archive: the archive of recordings as the pages and the API read and change it.
 
 Who may see a recording is `server.live.recordings.visible`; here are the lookups built on it (the library's
 programs, the list with its filters, one recording or 404/403), the operators' changes (publish, unpublish,
