@@ -1,1 +1,6 @@
-"""server.reports: attendance computed from live events, headcounts, reports and their exports."""
+"""server.reports: attendance computed from live events (`presence`), classrooms' headcounts, the reports
+built on them (`build`) and their CSV/XLSX exports.
+
+Nothing here is stored as totals: every figure is recomputed from server.live.attendance's events. Uses
+every other subsystem, and nothing uses it but the handlers.
+"""
