@@ -2,5 +2,5 @@
 built on them (`build`) and their CSV/XLSX exports.
 
 Nothing here is stored as totals: every figure is recomputed from server.live.attendance's events. Uses
-every other subsystem, and nothing uses it but the handlers.
+server.schedule, server.learning and server.live; nothing but the handlers uses it.
 """
