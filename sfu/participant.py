@@ -12,10 +12,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sfu.consumer import Consumer
 from sfu.events import Event
 from sfu.peer import Peer
 from sfu.producer import Producer
+from sfu.sink import DownTarget, Sink
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ class Participant:
     up: Peer | None = None
     down: Peer | None = None
     producers: dict[str, Producer] = field(default_factory=dict)
-    consumers: dict[str, Consumer] = field(default_factory=dict)
+    consumers: dict[str, DownTarget] = field(default_factory=dict)  # Consumers of `down`, or in-process Sinks
+    chosen: dict[str, tuple[str, str]] = field(default_factory=dict)  # slot -> (participant, source), Room.choose
     slot_mids: dict[str, str] = field(default_factory=dict)
     slot_view: dict[str, tuple[str | None, str | None, str]] = field(default_factory=dict)
     hand_raised: bool = False
@@ -138,11 +139,15 @@ class Participant:
         return producer
 
     async def close_peers(self) -> None:
-        """close_peers closes both peers and drops producers and consumers."""
+        """close_peers closes both peers and any Sinks, and drops producers and consumers."""
         for producer in self.producers.values():
             producer.close()
+        for target in self.consumers.values():
+            if isinstance(target, Sink):
+                target.close()
         self.producers = {}
         self.consumers = {}
+        self.chosen = {}
         self.slot_mids = {}
         self.slot_view = {}
         peers = [p for p in (self.up, self.down) if p is not None]
