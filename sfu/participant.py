@@ -37,22 +37,8 @@ BASE_SLOTS: tuple[tuple[str, str], ...] = (
 )
 
 
-# The in-process recorder (recorder/participant.py): the lecture's program video plus every original stream.
-RECORDER_ROLE = "recorder"
-RECORDER_SLOTS: tuple[tuple[str, str], ...] = (
-    ("program-video", "video"),
-    ("presenter-video", "video"),
-    ("screen", "video"),
-    ("floor-video", "video"),
-    ("presenter-audio", "audio"),
-    ("floor-audio", "audio"),
-)
-
-
 def slots_for(role: str, grid_slots: int) -> list[tuple[str, str]]:
     """slots_for lists the (slot, kind) pairs of a down Peer for `role`: fixed at join."""
-    if role == RECORDER_ROLE:
-        return list(RECORDER_SLOTS)
     slots = list(BASE_SLOTS)
     if role in GRID_VIEWER_ROLES:
         slots += [(f"grid-{i}", "video") for i in range(grid_slots)]

@@ -714,11 +714,6 @@ class Room:
             "floor-video": self._fill(floor, "camera", viewer),
             "floor-audio": self._fill(floor, "mic", viewer),
         }
-        if "program-video" in viewer.consumers:  # the recorder: screen, else presenter camera, else floor camera
-            plan["program-video"] = next(
-                (f for f in (plan["screen"], plan["presenter-video"], plan["floor-video"]) if f[3] == "live"),
-                (None, None, None, "empty"),
-            )
         for slot, (owner_id, source) in viewer.chosen.items():  # the viewer's own choice (Room.choose)
             plan[slot] = self._fill(self.participants.get(owner_id), source, viewer)
         if "grid-0" in viewer.consumers:
