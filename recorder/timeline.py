@@ -1,9 +1,10 @@
-"""timeline: what happened during a recording (program switches, floor, screen, markers) and its chapters.
+"""timeline: what happened during a recording (program switches, floor, screen, markers, gaps) and its chapters.
 
 The recorder appends one JSON line per event to ``timeline.jsonl`` in the recording's directory, flushed at
 once, so a crash keeps it. ``chapters()`` turns the events into chapters: the start, every floor change,
-every screen-share start and every marker a trainer set; ``webvtt()`` writes them as a WebVTT chapters
-file for the player.
+every screen-share start, every marker a trainer set, and every gap (media the disk could not take: a
+chapter of its own from ``gap`` to ``resume``, after which the chapter it interrupted goes on); ``webvtt()``
+writes them as a WebVTT chapters file for the player.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ log = logging.getLogger("taphuan.recorder")
 
 TIMELINE_FILE = "timeline.jsonl"
 MIN_CHAPTER_SECONDS = 2.0  # closer events merge into one chapter (the later title wins)
+GAP_TITLE = "Gián đoạn ghi hình"
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class TimelineEvent:
     """TimelineEvent is one line of timeline.jsonl: seconds since the recording started, kind, details."""
 
     t: float
-    kind: str  # program | floor | screen | marker | presenter | stop
+    kind: str  # program | floor | screen | marker | presenter | gap | resume | stop
     participant_id: str | None = None
     name: str = ""
     title: str = ""
@@ -81,6 +83,7 @@ def load(directory: Path) -> list[TimelineEvent]:
 def chapters(events: list[TimelineEvent], duration: float) -> list[Chapter]:
     """chapters builds the chapter list of a recording of `duration` seconds (at least one chapter)."""
     marks: list[tuple[float, str]] = [(0.0, "Bắt đầu")]
+    interrupted = ""  # the chapter a gap interrupted
     for e in sorted(events, key=lambda e: e.t):
         if e.t >= duration:
             continue
@@ -92,6 +95,11 @@ def chapters(events: list[TimelineEvent], duration: float) -> list[Chapter]:
             marks.append((e.t, f"Chia sẻ màn hình: {e.name}" if e.name else "Chia sẻ màn hình"))
         elif e.kind == "marker" and e.title:
             marks.append((e.t, e.title))
+        elif e.kind == "gap":
+            interrupted = marks[-1][1]
+            marks.append((e.t, GAP_TITLE))
+        elif e.kind == "resume" and interrupted:
+            marks.append((e.t, interrupted))
     merged: list[tuple[float, str]] = []
     for t, title in marks:
         if merged and t - merged[-1][0] < MIN_CHAPTER_SECONDS:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sfu.mailbox import Action
 from sfu.participant import Capabilities, EventCallback
 from sfu.peer import Peer
+from sfu.sink import Sink
 from sfu.snapshot import Joined, ParticipantView
 
 
@@ -24,6 +25,7 @@ class Join(Action[Joined]):
     capabilities: Capabilities
     on_event: EventCallback
     admitted: bool = False  # let in by a moderator from the lobby: a locked room does not refuse it
+    sinks: Mapping[str, Sink] | None = None  # in-process slots instead of a down Peer (sfu/sink.py)
 
 
 @dataclass
@@ -52,6 +54,16 @@ class AddCandidate(Action[None]):
     candidate: str
     sdp_mid: str | None
     sdp_mline_index: int | None
+
+
+@dataclass
+class Choose(Action[None]):
+    """Choose: the participant picks the source of one of its own slots (None: the slot plan fills it)."""
+
+    participant_id: str
+    slot: str
+    source_participant_id: str | None
+    source: str | None
 
 
 @dataclass

@@ -14,10 +14,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sfu.consumer import Consumer
 from sfu.events import Event
 from sfu.peer import Peer
 from sfu.producer import Producer
+from sfu.sink import DownTarget, Sink
 
 logger = logging.getLogger(__name__)
 
@@ -48,22 +48,8 @@ BASE_SLOTS: tuple[tuple[str, str], ...] = (
 )
 
 
-# The in-process recorder (recorder/participant.py): the lecture's program video plus every original stream.
-RECORDER_ROLE = "recorder"
-RECORDER_SLOTS: tuple[tuple[str, str], ...] = (
-    ("program-video", "video"),
-    ("presenter-video", "video"),
-    ("screen", "video"),
-    ("floor-video", "video"),
-    ("presenter-audio", "audio"),
-    ("floor-audio", "audio"),
-)
-
-
 def slots_for(role: str, capabilities: Capabilities, grid_slots: int) -> list[tuple[str, str]]:
     """slots_for lists the (slot, kind) pairs of a down Peer: fixed at join."""
-    if role == RECORDER_ROLE:
-        return list(RECORDER_SLOTS)
     slots = list(BASE_SLOTS)
     if capabilities.view_grid:
         slots += [(f"grid-{i}", "video") for i in range(grid_slots)]
@@ -117,7 +103,8 @@ class Participant:
     up: Peer | None = None
     down: Peer | None = None
     producers: dict[str, Producer] = field(default_factory=dict)
-    consumers: dict[str, Consumer] = field(default_factory=dict)
+    consumers: dict[str, DownTarget] = field(default_factory=dict)  # Consumers of `down`, or in-process Sinks
+    chosen: dict[str, tuple[str, str]] = field(default_factory=dict)  # slot -> (participant, source), Room.choose
     slot_mids: dict[str, str] = field(default_factory=dict)
     slot_view: dict[str, tuple[str | None, str | None, str]] = field(default_factory=dict)
     hand_raised: bool = False
@@ -140,11 +127,15 @@ class Participant:
         return producer
 
     async def close_peers(self) -> None:
-        """close_peers closes both peers and drops producers and consumers."""
+        """close_peers closes both peers and any Sinks, and drops producers and consumers."""
         for producer in self.producers.values():
             producer.close()
+        for target in self.consumers.values():
+            if isinstance(target, Sink):
+                target.close()
         self.producers = {}
         self.consumers = {}
+        self.chosen = {}
         self.slot_mids = {}
         self.slot_view = {}
         peers = [p for p in (self.up, self.down) if p is not None]

@@ -54,11 +54,8 @@ def plan(viewer: Participant, participants: Mapping[str, Participant], presenter
         "floor-video": fill(floor, "camera", viewer),
         "floor-audio": fill(floor, "mic", viewer),
     }
-    if "program-video" in viewer.consumers:  # the recorder: screen, else presenter camera, else floor camera
-        out["program-video"] = next(
-            (f for f in (out["screen"], out["presenter-video"], out["floor-video"]) if f[3] == "live"),
-            (None, None, None, "empty"),
-        )
+    for slot, (owner_id, source) in viewer.chosen.items():  # the viewer's own choice (Room.choose)
+        out[slot] = fill(participants.get(owner_id), source, viewer)
     if "grid-0" in viewer.consumers:
         n = grid_slots
         sources = grid_sources(participants, viewer)

@@ -1,10 +1,11 @@
 """producer: a Producer is one published track (camera, mic or screen) of a participant's up Peer.
 
 It receives every decrypted RTP packet from its ForwardingReceiver, parses what all Consumers need once
-(``Inbound``) and hands it to each sink. The sink tuple is replaced whole by the room's mailbox task
-(copy on write), so the receive callback iterates it without a lock. When every sink has a C slot
-(``sfu/_fanout.c`` built, ``SfuConfig.compiled_fanout``), one ``fanout`` call forwards to all of them and
-only the slots it leaves over go through ``Consumer.forward``. The receiver's C path
+(``Inbound``) and hands it to each sink (a Consumer, or an in-process ``sfu.sink.Sink``). The sink tuple is
+replaced whole by the room's mailbox task (copy on write), so the receive callback iterates it without a
+lock. When the sinks have C slots (``sfu/_fanout.c`` built, ``SfuConfig.compiled_fanout``), one ``fanout``
+call forwards to all of them; the slots it leaves over and the Sinks (which have none) go through their
+``forward``. The receiver's C path
 (``ForwardingReceiver.arm``, ``sfu/_ingress.c``) does what ``on_fields`` does for steady-state packets itself,
 on the same attributes (``packets``, ``bytes``, ``keyframes_received``, ``_seq``, ``sinks``, ``_slots``).
 """
@@ -19,9 +20,10 @@ from typing import Any
 from aiortc.rtp import RtpPacket
 
 from sfu.codec import is_keyframe_start
-from sfu.consumer import Consumer, Inbound
+from sfu.consumer import Inbound
 from sfu.hooks.guard import COMPILED_PATH
 from sfu.hooks.receiver import ForwardingReceiver
+from sfu.sink import DownTarget
 from sfu.stats import ProducerStats, RateMeter, SequenceTracker
 from sfu.throttle import Throttle
 
@@ -61,8 +63,8 @@ class Producer:
         self.kind = kind
         self.mime = mime
         self.receiver = receiver
-        self.sinks: tuple[Consumer, ...] = ()
-        self._slots: tuple[Any, ...] | None = None  # the sinks' C slots when all have one
+        self.sinks: tuple[DownTarget, ...] = ()
+        self._slots: tuple[Any, ...] | None = None  # the sinks' C slots (None for a Sink), when any has one
         self.muted = False
         self.keyframe_throttle = Throttle(keyframe_min_interval, clock)
         self.keyframes_requested = 0
@@ -138,10 +140,14 @@ class Producer:
         for i in range(len(sinks)) if rest is None else rest:
             sinks[i].forward(inbound)
 
-    def set_sinks(self, sinks: tuple[Consumer, ...]) -> None:
-        """set_sinks replaces the consumer tuple whole (room mailbox task only)."""
+    def set_sinks(self, sinks: tuple[DownTarget, ...]) -> None:
+        """set_sinks replaces the sink tuple whole (room mailbox task only).
+
+        The C fan-out serves every entry that is a C slot and returns the others' indexes (a Sink's None among
+        them) to Python, so a Sink beside compiled Consumers leaves their path as it was.
+        """
         slots = tuple(getattr(c, "cslot", None) for c in sinks)
-        self._slots = slots if sinks and all(s is not None for s in slots) else None
+        self._slots = slots if any(s is not None for s in slots) else None
         self.sinks = sinks
 
     def request_keyframe(self) -> bool:

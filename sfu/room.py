@@ -6,8 +6,9 @@ Who owns what, and which task protects it
   their Peers, Producers and Consumers, floor, presenter, lock, grid pages. Every public coroutine of
   ``Room`` posts a typed action and awaits the reply; errors come back as ``SfuError``.
 * **Forwarding** runs in aiortc's receive callbacks on the same event loop
-  (``ForwardingReceiver -> Producer.on_rtp -> Consumer.forward``). It only reads ``Producer.sinks``, a
-  tuple the mailbox task replaces whole (copy on write), so it needs no lock.
+  (``ForwardingReceiver -> Producer.on_rtp -> Consumer.forward``, or ``Sink.forward`` for an in-process
+  subscriber). It only reads ``Producer.sinks``, a tuple the mailbox task replaces whole (copy on write),
+  so it needs no lock.
 * **RTCP** from subscribers arrives in aiortc's callbacks too and touches only its Consumer's counters and
   its source's keyframe throttle.
 * **Events** leave through one ``EventOutbox`` task per participant: a slow WebSocket never blocks the room.
@@ -29,6 +30,7 @@ from typing import Any
 from sfu.actions import (
     AddCandidate,
     AnswerDown,
+    Choose,
     CloseRoom,
     Detach,
     GiveFloor,
@@ -73,6 +75,7 @@ from sfu.peer import Peer
 from sfu.plan import grid_pages, plan
 from sfu.producer import SOURCES, Producer
 from sfu.rtp import report_period
+from sfu.sink import DownTarget, Sink
 from sfu.snapshot import Joined, ParticipantView, RoomSnapshot
 from sfu.tasks import Ticker
 
@@ -115,13 +118,25 @@ class Room:
     # ------------------------------------------------------------------------------ public API
 
     async def join(self, participant_id: str, role: str, name: str, capabilities: Capabilities,
-                   on_event: EventCallback, admitted: bool = False) -> Joined:
+                   on_event: EventCallback, admitted: bool = False, sinks: Mapping[str, Sink] | None = None
+                   ) -> Joined:
         """join adds a participant; its down offer arrives as a ServerOffer event. Raises SfuError("full").
 
         `role` is a label passed on in events; `capabilities` say what the participant may do. A locked room
         refuses it unless `admitted` (a moderator let it in from the lobby) or ``capabilities.enter_locked``.
+        With `sinks` (slot name -> Sink) the participant receives in-process through them instead: no down
+        Peer and no offer; the slot plan fills the slots it knows, ``choose`` picks the source of the others.
         """
-        return await self._ask(Join(participant_id, role, name, capabilities, on_event, admitted))
+        return await self._ask(Join(participant_id, role, name, capabilities, on_event, admitted, sinks))
+
+    async def choose(self, participant_id: str, slot: str, source_participant_id: str | None,
+                     source: str | None = None) -> None:
+        """choose makes `source` ("camera", "mic", "screen") of `source_participant_id` fill one of the
+        participant's own slots, whatever the slot plan says; None gives the slot back to the plan.
+
+        The slot switches like any other (a video slot at the new source's next keyframe, asked for at once).
+        """
+        await self._ask(Choose(participant_id, slot, source_participant_id, source))
 
     async def publish(
         self, participant_id: str, offer_sdp: str, sources: Mapping[str, str] | None = None
@@ -285,7 +300,10 @@ class Room:
         p.send(FloorChanged(self.floor_id, None))
         self._broadcast(ParticipantJoined(p.id, p.role, p.name), exclude=p)
         try:
-            await self._open_down(p)
+            if a.sinks is not None:
+                p.consumers = dict(a.sinks)
+            else:
+                await self._open_down(p)
         except Exception:
             await self._remove(p, "error")
             raise
@@ -302,7 +320,7 @@ class Room:
                 compiled=self.config.compiled_fanout and self.config.fast_path,
             )
         sdp = await peer.offer()
-        p.slot_mids = {slot: peer.mid_of(c.sender) for slot, c in p.consumers.items()}
+        p.slot_mids = {slot: peer.mid_of(c.sender) for slot, c in p.consumers.items() if isinstance(c, Consumer)}
         p.slot_view = {}
         p.send(ServerOffer(sdp=sdp, down=True, slots=dict(p.slot_mids)))
 
@@ -345,6 +363,18 @@ class Room:
         if peer is None:
             raise SfuError("state", "no such connection")
         await peer.add_candidate(a.candidate, a.sdp_mid, a.sdp_mline_index)
+
+    async def _on_Choose(self, a: Choose) -> None:  # noqa: N802
+        p = self._get(a.participant_id)
+        if a.slot not in p.consumers:
+            raise SfuError("not-found", f"{p.id} has no slot {a.slot!r}")
+        if a.source_participant_id is None:
+            p.chosen.pop(a.slot, None)
+        elif a.source not in SOURCES:
+            raise SfuError("sdp-invalid", f"unknown source {a.source!r}")
+        else:
+            p.chosen[a.slot] = (a.source_participant_id, a.source)
+        self._reassign()
 
     async def _on_RaiseHand(self, a: RaiseHand) -> None:  # noqa: N802
         p = self._get(a.participant_id)
@@ -543,11 +573,11 @@ class Room:
             self._grace.cancel()
             self._grace = None
 
-# --------------------------------------------------------------------------- slot plan
+    # --------------------------------------------------------------------------- slot plan
 
     def _reassign(self) -> None:
         """_reassign recomputes every slot, switches consumers and replaces producers' sink tuples."""
-        sinks: dict[Producer, list[Consumer]] = {}
+        sinks: dict[Producer, list[DownTarget]] = {}
         for viewer in self.participants.values():
             if not viewer.consumers:
                 continue

@@ -42,6 +42,7 @@ class RecordingOut(BaseModel):
     progress: int
     error: str
     recovered: bool
+    gaps: int  # times media was lost while recording (the server's disk fell too far behind)
     published: bool
     video_codec: str
     mime: str
@@ -72,7 +73,7 @@ def recording_out(request: web.Request, row: Recording, program_title: str = "")
     return RecordingOut(
         id=row.id, title=row.title, meeting_id=row.meeting_id, program_id=row.program_id,
         program_title=program_title, state=row.state.value, progress=progress, error=row.error,
-        recovered=row.recovered, published=row.published, video_codec=row.video_codec, mime=row.mime,
+        recovered=row.recovered, gaps=row.gaps, published=row.published, video_codec=row.video_codec, mime=row.mime,
         duration=row.duration, size=row.size, started_at=row.started_at.astimezone(tz),
         ended_at=row.ended_at.astimezone(tz) if row.ended_at else None,
         chapters=[ChapterOut(**c) for c in row.chapters or []], originals=sorted(row.originals or {}),

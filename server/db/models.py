@@ -592,6 +592,7 @@ class Recording(Base):
     progress: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str] = mapped_column(Text, default="")
     recovered: Mapped[bool] = mapped_column(Boolean, default=False)
+    gaps: Mapped[int] = mapped_column(Integer, default=0)  # media lost to a disk too slow (recorder/participant.py)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
     video_codec: Mapped[str] = mapped_column(String(8), default="VP8")
     file: Mapped[str] = mapped_column(String(200), default="")  # the lecture file, relative to directory

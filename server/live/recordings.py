@@ -6,7 +6,8 @@ Who owns what:
   recordings to finalize. Finalizing runs one recording at a time in a child process
   (`recorder.worker`, niced), so the live rooms keep the CPU.
 - Recording rows (`server.db.models.Recording`) carry state and progress: recording → processing (percent)
-  → ready | failed (reason). Pages poll the API for them.
+  → ready | failed (reason), and `gaps`, the number of times the disk fell too far behind while recording
+  (media is missing there; see docs/recorder.md). Pages poll the API for them.
 - At start, recordings left `recording` or `processing` by a killed server are finalized from their
   segments and flagged `recovered`. A clean shutdown stops the recorders and leaves the finalizing for the
   next start (it may take longer than a shutdown may).
@@ -155,12 +156,12 @@ class Recorders:
                    meeting_id=meeting_id, automatic=by is None)
             await s.commit()
             recording_id = row.id
-        options = RecorderOptions(ice_addresses=list(cfg.sfu.ice_addresses),
-                                  segment_seconds=cfg.recorder.segment_seconds)
+        options = RecorderOptions(segment_seconds=cfg.recorder.segment_seconds)
         participant = RecordingParticipant(
             room, self.root / directory, options,
             on_people=lambda n: self._people(meeting_id, n),
             on_lost=lambda: self._spawn(self.stop(meeting_id, None, "lost"), f"recorder-lost-{meeting_id}"),
+            on_gap=lambda n: self._spawn(self._set(recording_id, gaps=n), f"recording-gap-{recording_id}"),
         )
         self.active[meeting_id] = Active(recording_id, meeting_id, participant)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import av
 import numpy as np
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
+
+from recorder.writer import SegmentWriter
 
 FFPROBE = "/usr/bin/ffprobe"
 
@@ -70,11 +73,25 @@ def synthetic_rtp(seconds: float, fps: int = 30) -> tuple[list[tuple[float, int,
     return video, audio
 
 
+def record_slot(directory: Path, slot: str, mime: str, packets: list[tuple[float, int, int, bool, bytes]]) -> None:
+    """record_slot: one slot's segments from (arrival, seq, ts, marker, payload), as the recorder writes them."""
+    from recorder.depacketize import FrameAssembler
+    from recorder.timing import SlotClock
+
+    assembler, writer = FrameAssembler(mime), SegmentWriter(directory, slot, mime, 1.0)
+    clock = SlotClock(mime.startswith("video/"), 0.0)
+    for arrival, seq, ts, marker, payload in packets:
+        for frame in assembler.push(seq, ts, marker, payload, arrival):
+            for pts, placed in clock.place(frame):
+                writer.write(pts, placed.keyframe, placed.data)
+    for pts, placed in clock.release():
+        writer.write(pts, placed.keyframe, placed.data)
+    writer.close()
+
+
 def recorded_directory(directory: Path, seconds: float = 3.0, floor_from: float | None = None) -> None:
     """recorded_directory: segments of a synthetic VP8 + Opus recording, as the recorder writes them."""
-    from recorder.depacketize import FrameAssembler
     from recorder.participant import write_meta
-    from recorder.writer import SegmentWriter
 
     directory.mkdir(parents=True, exist_ok=True)
     write_meta(directory, video_codec="VP8", video_mime="video/vp8", segment_seconds=1.0)
@@ -84,8 +101,51 @@ def recorded_directory(directory: Path, seconds: float = 3.0, floor_from: float 
     if floor_from is not None:
         slots.append(("floor-audio", "audio/opus", [p for p in audio if p[0] >= floor_from]))
     for slot, mime, packets in slots:
-        assembler, writer = FrameAssembler(mime), SegmentWriter(directory, slot, mime, 0.0, 1.0)
-        for arrival, seq, ts, marker, payload in packets:
-            for frame in assembler.push(seq, ts, marker, payload, arrival):
-                writer.write(frame)
-        writer.close()
+        record_slot(directory, slot, mime, packets)
+
+
+class StallingDisk:
+    """StallingDisk: a disk that stalls on demand: SegmentWriters made by `writer` wait in ``write`` while it
+    is stalled, then write for real (a fake of the disk, not of the media path)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._budget: int | None = None  # writes allowed before it stalls again (None: no stall)
+        self.waiting = 0  # writes waiting for the disk now
+
+    def stall(self) -> None:
+        with self._cond:
+            self._budget = 0
+
+    def resume(self) -> None:
+        with self._cond:
+            self._budget = None
+            self._cond.notify_all()
+
+    def allow(self, writes: int) -> None:
+        """allow lets `writes` more writes through, then the disk stalls again."""
+        with self._cond:
+            self._budget = (self._budget or 0) + writes
+            self._cond.notify_all()
+
+    def wait_turn(self) -> None:
+        with self._cond:
+            self.waiting += 1
+            while self._budget == 0:
+                self._cond.wait()
+            self.waiting -= 1
+            if self._budget is not None:
+                self._budget -= 1
+
+    def writer(self, directory: Path, slot: str, mime: str, segment_seconds: float) -> SegmentWriter:
+        return _StallingWriter(self, directory, slot, mime, segment_seconds)
+
+
+class _StallingWriter(SegmentWriter):
+    def __init__(self, disk: StallingDisk, directory: Path, slot: str, mime: str, segment_seconds: float) -> None:
+        super().__init__(directory, slot, mime, segment_seconds)
+        self.disk = disk
+
+    def write(self, pts: int, keyframe: bool, data: bytes) -> None:
+        self.disk.wait_turn()
+        super().write(pts, keyframe, data)

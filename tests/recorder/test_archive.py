@@ -54,29 +54,18 @@ def test_h264_rooms_get_an_mp4_with_aac(tmp_path: Path) -> None:
 
     from aiortc.codecs.h264 import H264Encoder
 
-    from recorder.depacketize import FrameAssembler
-    from recorder.writer import SegmentWriter
-    from tests.recorder.media import synthetic_rtp
+    from tests.recorder.media import record_slot, synthetic_rtp
 
     write_meta(tmp_path, video_mime="video/h264", segment_seconds=1.0)
-    encoder, assembler = H264Encoder(), FrameAssembler("video/h264")
-    writer = SegmentWriter(tmp_path, "program-video", "video/h264", 0.0, 1.0)
-    seq = 0
+    encoder = H264Encoder()
+    video: list[tuple[float, int, int, bool, bytes]] = []
     for i in range(60):
         frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), i * 4, np.uint8), format="rgb24")
         frame.pts, frame.time_base = i * 3000, Fraction(1, 90000)
         payloads, ts = encoder.encode(frame, force_keyframe=i == 0)
-        for j, p in enumerate(payloads):
-            for f in assembler.push(seq, ts, j == len(payloads) - 1, p, i / 30):
-                writer.write(f)
-            seq += 1
-    writer.close()
-    _, audio = synthetic_rtp(2.0)
-    assembler, writer = FrameAssembler("audio/opus"), SegmentWriter(tmp_path, "presenter-audio", "audio/opus", 0.0, 1.0)
-    for arrival, aseq, ts, marker, payload in audio:
-        for f in assembler.push(aseq, ts, marker, payload, arrival):
-            writer.write(f)
-    writer.close()
+        video += [(i / 30, len(video) + j, ts, j == len(payloads) - 1, p) for j, p in enumerate(payloads)]
+    record_slot(tmp_path, "program-video", "video/h264", video)
+    record_slot(tmp_path, "presenter-audio", "audio/opus", synthetic_rtp(2.0)[1])
     result = finalize(tmp_path)
     assert result.file == "lecture.mp4" and result.mime == "video/mp4"
     info = ffprobe(tmp_path / result.file)

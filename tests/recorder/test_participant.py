@@ -1,18 +1,35 @@
-"""Tests of recorder/participant.py: an in-process recorder in a real SFU room with aiortc publishers."""
+"""Tests of recorder/participant.py: an in-process recorder in a real SFU room with aiortc publishers and
+subscribers on 127.0.0.1: what it records, its program-video choice, a late event loop, and a stalled disk."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from recorder.archive import finalize
+from recorder.disk import QUEUE_SECONDS
 from recorder.participant import RecorderOptions, RecordingParticipant, read_meta
-from recorder.timeline import load
+from recorder.timeline import GAP_TITLE, load
 from sfu.events import SlotChanged
 from sfu.sfu import Sfu
-from tests.recorder.media import ffprobe, ffprobe_seek, frame_colors
-from tests.sfu.helpers import BLUE, RED, ColorTrack, join, publish, sfu_config, wait_until
+from tests.recorder.media import FFPROBE, StallingDisk, ffprobe, ffprobe_seek, frame_colors
+from tests.sfu.helpers import (
+    BLUE,
+    RED,
+    ColorTrack,
+    SeqLog,
+    join,
+    publish,
+    sfu_config,
+    subscribe,
+    wait_until,
+)
 
 
 class LateClock:
@@ -46,8 +63,7 @@ async def test_records_meeting_and_follows_presenter_change(tmp_path: Path) -> N
         clients += [red, blue]
         await publish(room, red, video=ColorTrack(RED))
         await publish(room, blue, video=ColorTrack(BLUE))
-        rec = RecordingParticipant(room, tmp_path / "rec", RecorderOptions(ice_addresses=["127.0.0.1"],
-                                                                          segment_seconds=1.0))
+        rec = RecordingParticipant(room, tmp_path / "rec", RecorderOptions(segment_seconds=1.0))
         await rec.start()
         began = time.monotonic()
         await wait_until(lambda: rec.writers["program-video"].frames > 30, within=20)
@@ -99,8 +115,7 @@ async def test_a_late_event_loop_neither_stretches_nor_cuts_the_recording(tmp_pa
     sfu = Sfu(sfu_config())
     room = await sfu.room("43")
     clock = LateClock(0.8)
-    rec = RecordingParticipant(room, tmp_path / "rec", RecorderOptions(ice_addresses=["127.0.0.1"],
-                                                                      segment_seconds=1.0), clock=clock)
+    rec = RecordingParticipant(room, tmp_path / "rec", RecorderOptions(segment_seconds=1.0), clock=clock)
     clients = []
     try:
         red = await join(room, "t-red", "trainer", decode=False)
@@ -108,7 +123,7 @@ async def test_a_late_event_loop_neither_stretches_nor_cuts_the_recording(tmp_pa
         await publish(room, red, video=ColorTrack(RED))
         await rec.start()
         clock.busy = True  # from now on packets are read 0.8 s after they came...
-        await wait_until(lambda: all(rec.writers[s].last_arrival is not None
+        await wait_until(lambda: all(rec.clocks[s].last_arrival is not None
                                      for s in ("program-video", "presenter-audio")), within=20)
         await asyncio.sleep(0.5)
         clock.busy = False  # ...until half a second after the first frames
@@ -127,3 +142,126 @@ async def test_a_late_event_loop_neither_stretches_nor_cuts_the_recording(tmp_pa
     info = ffprobe(tmp_path / "rec" / result.file)
     duration = float(info["format"]["duration"])
     assert abs(duration - real) <= 0.02 * real, (duration, real)
+
+
+async def test_program_video_is_the_screen_else_the_presenter_camera_else_the_floor_camera(tmp_path: Path) -> None:
+    sfu = Sfu(sfu_config())
+    room = await sfu.room("44")
+    clients = []
+    rec = RecordingParticipant(room, tmp_path / "rec", RecorderOptions(segment_seconds=1.0))
+    try:
+        trainer = await join(room, "t", "trainer", decode=False)
+        classroom = await join(room, "c", "classroom", decode=False)
+        clients += [trainer, classroom]
+        await publish(room, trainer, video=ColorTrack(RED), screen=ColorTrack(BLUE))
+        await publish(room, classroom, video=ColorTrack(BLUE))
+        await rec.start()
+
+        async def program(expected: tuple[str | None, str | None, str]) -> None:
+            await wait_until(lambda: rec.slot_states.get("program-video") == expected, within=10)
+
+        await program(("t", "screen", "live"))
+        await room.mute("t", "t", "screen", True)
+        await program(("t", "camera", "live"))
+        await room.give_floor("t", "c")
+        await asyncio.sleep(0.3)
+        await program(("t", "camera", "live"))  # the presenter's camera wins over the floor's
+        await room.mute("t", "t", "camera", True)
+        await program(("c", "camera", "live"))
+        await room.mute("t", "t", "screen", False)
+        await program(("t", "screen", "live"))
+        await room.give_floor("t", None)
+        await room.mute("t", "t", "screen", True)
+        await program((None, None, "empty"))
+        await rec.stop()
+    finally:
+        await rec.stop()
+        for c in clients:
+            await c.close()
+        await sfu.close()
+    shown = [(e.participant_id, e.source) for e in load(tmp_path / "rec") if e.kind == "program"]
+    assert shown == [("t", "screen"), ("t", "camera"), ("c", "camera"), ("t", "screen"), (None, None)], shown
+
+
+def video_packets(path: Path) -> list[tuple[float, bool]]:
+    """video_packets lists (pts, keyframe) of a media file's video packets (ffprobe)."""
+    out = subprocess.run([FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
+                          "-of", "json", str(path)], capture_output=True, text=True, timeout=60, check=True)
+    return [(float(p["pts_time"]), "K" in p["flags"]) for p in json.loads(out.stdout)["packets"] if "pts_time" in p]
+
+
+async def _stalled_disk(tmp_path: Path, room_id: str, stall: float, queue_seconds: float) -> dict[str, Any]:
+    """_stalled_disk records a meeting whose disk stalls for `stall` seconds once the recording is under way,
+    with a classroom watching; returns what the classroom got, the recorder's gaps and the finalized file."""
+    disk = StallingDisk()
+    sfu = Sfu(sfu_config())
+    room = await sfu.room(room_id)
+    clients = []
+    rec = RecordingParticipant(room, tmp_path / "rec", RecorderOptions(segment_seconds=1.0,
+                                                                      queue_seconds=queue_seconds),
+                               segment_writer=disk.writer)
+    try:
+        trainer = await join(room, "t", "trainer", decode=False)
+        await publish(room, trainer, video=ColorTrack(RED))
+        classroom, receivers = await subscribe(room, "c")
+        clients += [trainer, classroom]
+        video, audio = SeqLog(), SeqLog()
+        receivers["presenter-video"].on_rtp = video.add
+        receivers["presenter-audio"].on_rtp = audio.add
+        await rec.start()
+        await wait_until(lambda: rec.writers["program-video"].frames > 30, within=20)  # anchored, written
+        disk.stall()
+        stalled = time.monotonic()
+        await asyncio.sleep(stall)
+        disk.resume()
+        resumed = time.monotonic()
+        await asyncio.sleep(3.0)  # and media after it
+        await rec.stop()
+    finally:
+        await rec.stop()
+        for c in clients:
+            await c.close()
+        await sfu.close()
+    during = [t for t in video.arrivals if stalled <= t <= resumed]
+    result = finalize(tmp_path / "rec")
+    return {
+        "classroom holes": video.holes() + audio.holes(),
+        "classroom silence": max(np.diff([stalled, *during, resumed])),  # longest time without a video packet
+        "gaps": rec.gaps, "dropped": rec.dropped, "meta gaps": read_meta(tmp_path / "rec").get("gaps", []),
+        "events": [e.kind for e in load(tmp_path / "rec")], "chapters": [c["title"] for c in result.chapters],
+        "packets": video_packets(tmp_path / "rec" / result.file),
+    }
+
+
+async def test_a_disk_stalled_for_5_s_loses_nothing(tmp_path: Path) -> None:
+    """The queue holds 10 s of media: a 5 s stall of the disk costs neither the classroom nor the file a frame."""
+    out = await _stalled_disk(tmp_path, "45", stall=5.0, queue_seconds=QUEUE_SECONDS)
+    # forwarding went on (a loop blocked by the disk would leave the classroom silent for the whole stall)
+    assert out["classroom holes"] == [] and out["classroom silence"] < 2.0, out
+    assert out["gaps"] == [] and out["dropped"] == 0 and out["meta gaps"] == [], out
+    assert "gap" not in out["events"] and GAP_TITLE not in out["chapters"]
+    pts = [t for t, _ in out["packets"]]
+    steps = np.diff(pts)
+    assert steps.max() < 0.05, (steps.max(), pts[:3], pts[-3:])  # every frame: 1/30 s apart (1 ms ticks)
+    assert pts[-1] - pts[0] > 5.0 + 2.0, (pts[0], pts[-1])  # from before the stall to after it
+
+
+async def test_a_disk_stalled_longer_than_the_queue_leaves_one_marked_gap(tmp_path: Path) -> None:
+    """30 s of stall against the 10 s queue, with time compressed by 10/3: a 9 s stall against 3 s. The classroom
+    loses nothing; the recording drops media once, in one episode, marked in meta.json, the timeline and the
+    chapters, and the file goes on at a keyframe."""
+    out = await _stalled_disk(tmp_path, "46", stall=9.0, queue_seconds=3.0)
+    assert out["classroom holes"] == [] and out["classroom silence"] < 2.0, out
+    assert len(out["gaps"]) == 1 and out["dropped"] > 0, out
+    gap = out["gaps"][0]
+    assert gap.end is not None and gap.end - gap.start > 3.0, out  # dropping while the disk was still stalled
+    assert out["meta gaps"] == [{"start": gap.start, "end": gap.end, "dropped": gap.dropped}], out
+    assert out["events"].count("gap") == 1 and out["events"].count("resume") == 1, out
+    assert out["chapters"].count(GAP_TITLE) == 1, out
+    packets = out["packets"]
+    holes = [i for i in range(1, len(packets)) if packets[i][0] - packets[i - 1][0] > 0.5]
+    assert len(holes) == 1, [(packets[i - 1][0], packets[i][0]) for i in holes]  # one gap in the file
+    before, after = packets[holes[0] - 1], packets[holes[0]]
+    assert after[1], (before, after)  # it resumes at a keyframe
+    assert abs(before[0] - gap.start) < 1.5 and abs(after[0] - gap.end) < 1.5, (before, after, gap)
+    assert packets[-1][0] - after[0] > 2.0, (after, packets[-1])  # and goes on

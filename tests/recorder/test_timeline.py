@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recorder.timeline import Timeline, TimelineEvent, chapters, load, webvtt
+from recorder.timeline import GAP_TITLE, Timeline, TimelineEvent, chapters, load, webvtt
 
 
 def test_timeline_survives_a_cut_line_and_becomes_chapters(tmp_path: Path) -> None:
@@ -33,3 +33,13 @@ def test_timeline_survives_a_cut_line_and_becomes_chapters(tmp_path: Path) -> No
 
 def test_no_events_is_one_chapter() -> None:
     assert [(c.start, c.end, c.title) for c in chapters([], 5.0)] == [(0.0, 5.0, "Bắt đầu")]
+
+
+def test_a_gap_is_a_chapter_after_which_the_interrupted_one_goes_on() -> None:
+    events = [TimelineEvent(10.0, "marker", title="Phần 1"), TimelineEvent(30.0, "gap"),
+              TimelineEvent(52.5, "resume"), TimelineEvent(70.0, "marker", title="Phần 2")]
+    assert [(c.start, c.end, c.title) for c in chapters(events, 90.0)] == [
+        (0.0, 10.0, "Bắt đầu"), (10.0, 30.0, "Phần 1"), (30.0, 52.5, GAP_TITLE), (52.5, 70.0, "Phần 1"),
+        (70.0, 90.0, "Phần 2")]
+    cut = [TimelineEvent(30.0, "gap")]  # the server was killed during the gap: it lasts to the end
+    assert chapters(cut, 40.0)[-1].title == GAP_TITLE

@@ -17,11 +17,13 @@ from aiortc import (
     RTCSessionDescription,
     VideoStreamTrack,
 )
+from aiortc.rtp import RtpPacket
 from av import VideoFrame
 
 from sfu.config import SfuConfig
 from sfu.events import Event, ServerOffer
 from sfu.hooks.connection import SfuPeerConnection
+from sfu.hooks.receiver import ForwardingReceiver
 from sfu.participant import Capabilities
 from sfu.room import Room
 
@@ -232,3 +234,47 @@ def raise_receive_buffer(pc: SfuPeerConnection, size: int = 8 << 20) -> int:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
                 sizes.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2)
     return min(sizes, default=0)
+
+
+class SeqLog:
+    """SeqLog collects the sequence numbers a receiver hands over, unwrapped (signed distance to the newest),
+    and when each came (time.monotonic)."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.packets = 0
+        self.arrivals: list[float] = []
+        self._top: int | None = None
+
+    def add(self, packet: RtpPacket) -> None:
+        self.packets += 1
+        self.arrivals.append(time.monotonic())
+        seq = packet.sequence_number
+        if self._top is None:
+            self._top = seq
+        delta = ((seq - self._top + 0x8000) & 0xFFFF) - 0x8000
+        self.seen.add(self._top + delta)
+        if delta > 0:
+            self._top += delta
+
+    def holes(self) -> list[tuple[int, int]]:
+        """holes lists the (first, last) unwrapped numbers missing between the first and the last received."""
+        ordered = sorted(self.seen)
+        return [(a + 1, b - 1) for a, b in zip(ordered, ordered[1:], strict=False) if b - a > 1]
+
+
+async def subscribe(room: Room, pid: str, rcvbuf: int = 8 << 20) -> tuple[Client, dict[str, ForwardingReceiver]]:
+    """subscribe joins a classroom whose down peer forwards (no decoder, receive buffer raised); its receivers
+    by slot."""
+    c = Client(pid)
+    await room.join(pid, "classroom", pid.upper(), CAPABILITIES["classroom"], c.on_event)
+    offer = await c.wait_event(lambda e: isinstance(e, ServerOffer))
+    assert isinstance(offer, ServerOffer)
+    pc = c.down = forwarding_pc()
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+    await pc.setLocalDescription(await pc.createAnswer())
+    raise_receive_buffer(pc, rcvbuf)
+    by_mid = {str(t.mid): t.receiver for t in pc.getTransceivers()}
+    receivers = {slot: by_mid[mid] for slot, mid in offer.slots.items()}
+    await room.answer_down(pid, pc.localDescription.sdp)
+    return c, {slot: r for slot, r in receivers.items() if isinstance(r, ForwardingReceiver)}

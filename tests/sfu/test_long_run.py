@@ -3,19 +3,17 @@
 A trainer publishes pre-encoded VP8 (noise frames encoded once up front, sent as ``av.Packet``: aiortc only
 packetizes) at 100 frames/s of ~31 packets each, about 3,000 packets/s, plus aiortc's Opus, until more than
 70,000 video packets went out. The 16-bit sequence numbers and the SRTP rollover counter then wrap on the
-publisher -> SFU leg and on both SFU -> client legs, and each rewriter has forwarded more than 32,768 packets
-of one source (its "older than the start" check once stalled a slot there). A decoder-less classroom
-subscriber must receive every packet the SFU forwarded to it, directly or by NACK/RTX, with no hole in the
-sequence numbers; the room's recorder records the same stream, and its lecture file must have no gap.
+publisher -> SFU leg and on the SFU -> client leg, and each rewriter (the subscriber's slot's and the
+recorder's Sinks') has forwarded more than 32,768 packets of one source (its "older than the start" check
+once stalled a slot there). A decoder-less classroom subscriber must receive every packet the SFU forwarded
+to it, directly or by NACK/RTX, with no hole in the sequence numbers; the room's recorder (in-process
+Sinks) records the same stream, and its lecture file must have no gap.
 
 Every peer runs on this process's event loop, so the test paces itself on its slowest reader rather than
 lose packets to a late loop: the receive buffers of the busy sockets are raised (the SFU raises its own,
-``sfu.hooks.ice.receive_buffer``; the test raises the subscriber's and the recorder's: loopback delivers a
-burst at once, and 212 KB hold ~75 packets), and the publisher
-holds its next frame while a reader is more than ``MAX_BACKLOG`` packets behind. The recorder needs this
-most: it receives the camera twice (``program-video`` and ``presenter-video``) on one socket, and libuv
-reads at most 32 datagrams per socket per loop iteration, so a saturated loop reads it no faster than a
-socket carrying the camera once. The publisher's first frame also waits for the SFU's SRTP keys (see below).
+``sfu.hooks.ice.receive_buffer``; the test raises the subscriber's: loopback delivers a burst at once,
+and 212 KB hold ~75 packets), and the publisher holds its next frame while a reader is more than
+``MAX_BACKLOG`` packets behind. The publisher's first frame also waits for the SFU's SRTP keys (see below).
 """
 
 from __future__ import annotations
@@ -34,28 +32,23 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from aiortc import MediaStreamTrack, RTCSessionDescription
+from aiortc import MediaStreamTrack
 from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.rtp import RtpPacket
 
 from recorder.archive import finalize
 from recorder.participant import RecorderOptions, RecordingParticipant
 from sfu.consumer import COMPILED, Consumer
-from sfu.events import ServerOffer
 from sfu.hooks.connection import SfuPeerConnection
 from sfu.hooks.receiver import ForwardingReceiver
-from sfu.room import Room
 from sfu.sfu import Sfu
 from tests.recorder.media import FFPROBE, ffprobe
 from tests.sfu.helpers import (
-    CAPABILITIES,
-    LOOPBACK,
     Client,
-    forwarding_pc,
+    SeqLog,
     join,
     publish,
-    raise_receive_buffer,
     sfu_config,
+    subscribe,
     wait_until,
 )
 
@@ -146,47 +139,6 @@ class PacketTrack(MediaStreamTrack):
         return packet
 
 
-class SeqLog:
-    """SeqLog collects the sequence numbers a receiver hands over, unwrapped (signed distance to the newest)."""
-
-    def __init__(self) -> None:
-        self.seen: set[int] = set()
-        self.packets = 0
-        self._top: int | None = None
-
-    def add(self, packet: RtpPacket) -> None:
-        self.packets += 1
-        seq = packet.sequence_number
-        if self._top is None:
-            self._top = seq
-        delta = ((seq - self._top + 0x8000) & 0xFFFF) - 0x8000
-        self.seen.add(self._top + delta)
-        if delta > 0:
-            self._top += delta
-
-    def holes(self) -> list[tuple[int, int]]:
-        """holes lists the (first, last) unwrapped numbers missing between the first and the last received."""
-        ordered = sorted(self.seen)
-        return [(a + 1, b - 1) for a, b in zip(ordered, ordered[1:], strict=False) if b - a > 1]
-
-
-async def subscribe(room: Room, pid: str) -> tuple[Client, dict[str, ForwardingReceiver]]:
-    """subscribe joins a classroom whose down peer forwards (no decoder, receive buffer raised); its receivers
-    by slot."""
-    c = Client(pid)
-    await room.join(pid, "classroom", pid.upper(), CAPABILITIES["classroom"], c.on_event)
-    offer = await c.wait_event(lambda e: isinstance(e, ServerOffer))
-    assert isinstance(offer, ServerOffer)
-    pc = c.down = forwarding_pc()
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
-    await pc.setLocalDescription(await pc.createAnswer())
-    raise_receive_buffer(pc, RCVBUF)
-    by_mid = {str(t.mid): t.receiver for t in pc.getTransceivers()}
-    receivers = {slot: by_mid[mid] for slot, mid in offer.slots.items()}
-    await room.answer_down(pid, pc.localDescription.sdp)
-    return c, {slot: r for slot, r in receivers.items() if isinstance(r, ForwardingReceiver)}
-
-
 def received(receivers: Iterable[ForwardingReceiver]) -> int:
     """received counts the RTP packets some receivers got, RTX included (their statistics)."""
     return sum(s.packets_received for r in receivers for s in r.streams.values())
@@ -221,22 +173,18 @@ async def test_seventy_thousand_packets_reach_subscriber_and_recording(tmp_path:
     sfu = Sfu(sfu_config(compiled_fanout=compiled))
     room = await sfu.room("long")
     clients: list[Client] = []
-    rec = RecordingParticipant(room, tmp_path / "rec", RecorderOptions(ice_addresses=LOOPBACK))
+    rec = RecordingParticipant(room, tmp_path / "rec", RecorderOptions())
     backlogs: list[Callable[[], int]] = []
     track = PacketTrack(frames, count, lambda: max((b() for b in backlogs), default=0))
     try:
         trainer = await join(room, "t", "trainer", decode=False)
-        sub, sub_receivers = await subscribe(room, "c")
+        sub, sub_receivers = await subscribe(room, "c", RCVBUF)
         clients += [trainer, sub]
         video, audio = SeqLog(), SeqLog()
         sub_receivers["presenter-video"].on_rtp = video.add
         sub_receivers["presenter-audio"].on_rtp = audio.add
         await rec.start()
-        await wait_until(lambda: rec.pc is not None and rec.pc.localDescription is not None, 10)
-        assert rec.pc is not None
-        raise_receive_buffer(rec.pc, RCVBUF)
-        await wait_until(lambda: sub.down is not None and sub.down.connectionState == "connected"
-                         and rec.pc is not None and rec.pc.connectionState == "connected", 10)
+        await wait_until(lambda: sub.down is not None and sub.down.connectionState == "connected", 10)
         await publish(room, trainer, video=track, audio=True)
         up = room.participants["t"].up
         assert up is not None and isinstance(trainer.up, SfuPeerConnection)
@@ -246,8 +194,6 @@ async def test_seventy_thousand_packets_reach_subscriber_and_recording(tmp_path:
         backlogs += [
             lambda: sender._RTCRtpSender__packet_count - sum(p.packets for p in producers if p.kind == "video"),
             reader_backlog(list(room.participants["c"].consumers.values()), list(sub_receivers.values())),
-            reader_backlog(list(room.participants[rec.participant_id].consumers.values()),
-                           list(rec.receivers.values())),
         ]
         track.go.set()
 
@@ -269,8 +215,8 @@ async def test_seventy_thousand_packets_reach_subscriber_and_recording(tmp_path:
         assert video.holes() == [] and max(video.seen) - min(video.seen) + 1 == len(video.seen), outcome
         assert video.packets >= consumer.packets_sent >= outcome["published"], outcome
         assert audio.packets > 0 and audio.holes() == [], outcome
-        for slot in ("program-video", "presenter-video"):  # the recorder's legs wrapped too
-            assert received([rec.receivers[slot]]) >= MIN_PACKETS, (slot, outcome)
+        for slot in ("program-video", "presenter-video"):  # the recorder's Sinks wrapped too
+            assert rec.sinks[slot].packets >= MIN_PACKETS, (slot, outcome)
         assert track.started is not None and track.finished is not None
         sending = track.finished - track.started
         await rec.stop()

@@ -92,6 +92,7 @@
         r.duration ? el("span", {}, clock(r.duration)) : null, r.size ? el("span", {}, size(r.size)) : null);
       const flags = el("div", { class: "rec-flags" }, stateBadge(r),
         r.recovered ? el("span", { class: "rec-flag rec-recovered", title: T.recovered }, T.recovered) : null,
+        r.gaps ? el("span", { class: "rec-flag rec-gaps", title: T.gaps }, T.gaps) : null,
         r.state === "ready" ? el("span", { class: "rec-flag" + (r.published ? " rec-published" : "") },
           r.published ? T.published : T.unpublished) : null,
         r.state === "failed" && r.error ? el("span", { class: "rec-error" }, r.error) : null);
@@ -153,7 +154,8 @@
 
     async function load() {
       const r = await api("GET", `/api/v1/recordings/${id}`);
-      state.replaceChildren(stateBadge(r), r.recovered ? el("span", { class: "rec-flag rec-recovered" }, T.recovered) : "");
+      state.replaceChildren(stateBadge(r), r.recovered ? el("span", { class: "rec-flag rec-recovered" }, T.recovered) : "",
+        r.gaps ? el("span", { class: "rec-flag rec-gaps" }, T.gaps) : "");
       actions.replaceChildren(
         r.state === "ready" ? el("a", { class: "btn btn-secondary", href: r.download_url, "data-download": "" }, T.download) : "",
         operator ? operatorButtons(r, (gone) => { if (gone) window.location.href = "/archive"; else load(); }) : "");

@@ -79,6 +79,17 @@ async def test_record_start_stop_over_websocket(app: Any, login_as: Factory, mak
     await t.wait(lambda m: m.get("type") == "participant-joined" and m.get("role") == "recorder")
     assert (await t.request("record-start"))["error"]["code"] == "state"
     began = time.monotonic()
+    # what the recorder reports when its disk fell too far behind (tests/recorder/test_participant.py) reaches
+    # the row and the API
+    on_gap = app[RECORDERS].active[meeting.id].participant.on_gap
+    assert on_gap is not None
+    on_gap(1)
+    for _ in range(50):
+        body = await (await trainer.client.get(f"/api/v1/recordings/{rid}")).json()
+        if body["gaps"]:
+            break
+        await asyncio.sleep(0.05)
+    assert body["gaps"] == 1 and body["state"] == "recording"
     await asyncio.sleep(3.5)
     assert (await t.request("record-marker", title="Phần 2: thảo luận"))["type"] == "ok"
     assert (await t.request("record-marker", title="", check=False))["error"]["code"] == "bad-message"
