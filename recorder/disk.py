@@ -103,13 +103,27 @@ class DiskWriter:
         with self._cond:
             self._items.append(_Item(self._clock(), 0, call=fn))
 
-    async def close(self) -> None:
-        """close lets the thread write what is queued, close every segment and stop; waits for it (idempotent)."""
+    async def close(self, within: float | None = None) -> bool:
+        """close lets the thread write what is queued, close every segment and stop; waits for it (idempotent).
+
+        With `within` (seconds) it waits at most that long (a server shutting down must not hang on a dead disk) and
+        returns False if the thread had not finished: it goes on writing while the process lives, and what it
+        could not write is lost as by a kill, the segments written so far being recovered at the next start.
+        """
         with self._cond:
             self._closing = True
             self._cond.notify()
-        if self._thread.ident is not None:  # started
-            await asyncio.wrap_future(self.done)
+        if self._thread.ident is None:  # never started
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self.done)), within)
+        except TimeoutError:
+            with self._cond:
+                queued = len(self._items)
+            log.warning("recording %s: the disk did not take the last %d queued items within %.0f s",
+                        self._thread.name, queued, within)
+            return False
+        return True
 
     def _run(self) -> None:
         try:

@@ -222,9 +222,10 @@ class RecordingParticipant:
         if not self.stopped:
             self._event(TimelineEvent(round(self.elapsed, 3), "marker", title=title))
 
-    async def stop(self) -> None:
+    async def stop(self, disk_timeout: float | None = None) -> None:
         """stop ends the recording now: waits for the media sent before now (see the module doc), leaves the
-        room, and waits for the writer thread to write what it holds and close every segment (idempotent).
+        room, and waits for the writer thread to write what it holds and close every segment (idempotent);
+        at most `disk_timeout` seconds for the writer thread when given (``DiskWriter.close``).
         """
         if self.stopped:
             return
@@ -248,7 +249,7 @@ class RecordingParticipant:
             if self.timeline is not None:
                 self.disk.call(self.timeline.close)
             self.disk.call(partial(write_meta, self.directory, stopped_at=self.stopped_wall, duration=duration))
-            await self.disk.close()
+            await self.disk.close(disk_timeout)
         for task in list(self._tasks):
             task.cancel()
 

@@ -56,6 +56,7 @@ from sfu.errors import SfuError
 from sfu.room import Room
 
 log = logging.getLogger("taphuan.recordings")
+SHUTDOWN_DISK_SECONDS = 10.0  # at shutdown, wait at most this for a recording's writer thread (a dead disk)
 
 DISK_MESSAGE = ("Không đủ dung lượng đĩa để ghi hình ({free} MB còn trống, cần {need} MB). / "
                 "Not enough disk space to record ({free} MB free, {need} MB required).")
@@ -206,7 +207,7 @@ class Recorders:
             raise RecordingRefused("state", "Buổi tập huấn không được ghi hình. / The meeting is not being recorded.")
         if active.empty_timer is not None:
             active.empty_timer.cancel()
-        await active.participant.stop()
+        await active.participant.stop(SHUTDOWN_DISK_SECONDS if self.closing else None)
         async with self.app[DB]() as s:
             row = await s.get(Recording, active.recording_id)
             if row is not None:

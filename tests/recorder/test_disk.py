@@ -152,3 +152,19 @@ async def test_closing_waits_for_the_stalled_disk_without_blocking_the_loop(tmp_
     stalling.resume()
     await asyncio.wait_for(closing, 10)
     assert len(list(read_packets(segment_paths(tmp_path, "presenter-audio")))) == 1
+
+
+async def test_close_with_a_timeout_returns_on_a_dead_disk_and_the_thread_finishes_later(tmp_path: Path) -> None:
+    stalling, clock = StallingDisk(), ManualClock()
+    disk = _disk(tmp_path, stalling, clock)
+    stalling.stall()
+    for i in range(10):
+        assert disk.put("presenter-audio", i * 960, True, b"\xfc\xff\xfe")
+    began = time.monotonic()
+    assert await disk.close(within=0.3) is False  # the disk takes nothing: shutdown does not hang on it
+    assert time.monotonic() - began < 5
+    assert not disk.done.done()
+    stalling.resume()
+    assert await disk.close(within=30) is True  # the disk came back: everything queued was written
+    packets = list(read_packets(segment_paths(tmp_path, "presenter-audio")))
+    assert [pts for pts, _, _ in packets] == [i * 960 for i in range(10)]
