@@ -1,6 +1,5 @@
 """Tests of server.schedule.deadlines and the deadline rules of server.schedule.rules: due days, states on a
-chosen "today",
-uploads (type by content, size limit, who may), downloads and the dashboard page."""
+chosen "today", uploads (type by content, size limit, who may) and downloads."""
 
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ from server.errors import ApiError
 from server.schedule import deadlines
 from server.schedule import rules as schedule
 from tests.server.schedule import test_rules as test_schedule
-from tests.server.schedule.test_rules import API, HTML, create, local_day, publish, regional
+from tests.server.schedule.test_rules import API, create, local_day, publish, regional
 
 world = test_schedule.world  # the shared fixture (an operator, people, classrooms, provinces, a program)
 
@@ -150,29 +149,6 @@ async def test_upload_refusals(world: dict[str, Any], login_as: Callable[..., Aw
                                    "presenter_ids": [world["trainer"].id]})
     r = await world["op"].get(f"{API}/meetings/{lecture['id']}/documents")
     assert r.status == 404
-
-
-async def test_pages(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
-    m, room = await _regional(world, login_as)
-    op = world["op"]
-    html = await (await op.client.get("/deadlines", headers=HTML)).text()
-    assert "Hạn nộp tài liệu" in html and "Hội nghị vùng" in html and "Kế hoạch của vùng" in html
-    assert "Còn" in html  # "Còn N ngày"
-    page = await (await room.client.get(f"/meetings/{m['id']}", headers=HTML)).text()
-    assert 'id="documents"' in page and 'enctype="multipart/form-data"' in page
-    form = upload("result_report", PDF, "ket-qua.pdf")
-    r = await room.client.post(f"/meetings/{m['id']}/documents?csrf_token={room.csrf}", data=form,
-                               allow_redirects=False)
-    assert r.status == 303
-    page = await (await room.client.get(f"/meetings/{m['id']}", headers=HTML)).text()
-    assert "ket-qua.pdf" in page and "Đã nhận" in page
-    r = await room.client.post(f"/meetings/{m['id']}/documents?csrf_token={room.csrf}",
-                               data=upload("plan", b"#!/bin/sh\nrm -rf /\n", "ke-hoach.pdf"), headers=HTML)
-    assert r.status == 415 and "Chỉ nhận tệp PDF" in await r.text()
-    html = await (await room.client.get("/deadlines?state=received", headers=HTML)).text()
-    assert "ket-qua.pdf" in html
-    learner = await login_as(Role.LEARNER)
-    assert (await learner.client.get("/deadlines", headers=HTML)).status == 403
 
 
 async def test_upload_document_refuses_before_reading_the_body(app: Any, client: Any) -> None:
