@@ -195,8 +195,6 @@ async def test_meeting_pages_per_role(app: web.Application, world: dict[str, Any
     assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
 
 
-
-
 async def test_regional_meeting_page_shows_provinces(app: web.Application, world: dict[str, Any],
                                                      login_as: Callable[..., Awaitable[Any]],
                                                      make_user: Callable[..., Awaitable[User]]) -> None:
