@@ -1,4 +1,5 @@
-"""Tests of server.pages.home: the home page per role (tiles, meetings, the classroom's join button)."""
+"""Tests of server.pages.home: the home page per role (tiles, meetings, the classroom's join button); the language
+switch."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from server.db.engine import DB
@@ -76,3 +78,14 @@ async def test_home_learner_and_empty_states(world: dict[str, Any],
     leader = await login_as(Role.LEADER)
     html = await page(leader, "/")
     assert "Chưa có buổi tập huấn sắp tới" in html
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "evil"])
+async def test_language_switch_stays_on_this_site(client: Any, target: str) -> None:
+    r = await client.get("/lang/en", params={"next": target}, allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/"
+
+
+async def test_unknown_language_is_404(client: Any) -> None:
+    r = await client.get("/lang/fr", allow_redirects=False)
+    assert r.status == 404
