@@ -10,7 +10,7 @@ from tests.server.api.test_recordings import Factory, setup
 __all__ = ["setup"]  # a fixture, used by name
 
 
-async def test_pages(login_as: Factory, setup: dict[str, Any]) -> None:
+async def test_archive_and_player_pages(login_as: Factory, setup: dict[str, Any]) -> None:
     op = await login_as(Role.OPERATOR)
     page = await op.get("/archive")
     assert page.status == 200

@@ -123,7 +123,7 @@ def test_calendar_catalog_is_complete_and_templates_translated() -> None:
         assert vi.gettext(text) != text, text
 
 
-async def test_pages(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
+async def test_deadline_pages(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
     m, room = await _regional(world, login_as)
     op = world["op"]
     html = await (await op.client.get("/deadlines", headers=HTML)).text()

@@ -54,7 +54,7 @@ async def test_forum_pages(world: World) -> None:
     assert r.status == 200 and "Buổi 1: Số tự nhiên" in await r.text()
 
 
-async def test_pages(world: World) -> None:
+async def test_material_pages(world: World) -> None:
     mid = (await (await upload(world.trainer, world.program_id, title="Tài liệu hướng dẫn")).json())["id"]
     r = await world.trainer.get(f"/study/{world.program_id}/materials", headers=HTML)
     html = await r.text()
