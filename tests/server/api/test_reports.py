@@ -114,7 +114,8 @@ async def test_scripted_meeting_with_drop_and_rejoin(login_as: Factory, make_use
     assert "Lớp B" in text and "Lớp A" not in text
 
 
-async def _past_meeting(app: Any, classroom_ids: list[int], start: dt.datetime = T0) -> int:
+async def past_meeting(app: Any, classroom_ids: list[int], start: dt.datetime = T0) -> int:
+    """past_meeting: a published two-hour meeting from `start` inviting these classrooms; its id."""
     async with app[DB]() as s:
         program = Program(title="Chương trình báo cáo")
         s.add(program)
@@ -129,7 +130,8 @@ async def _past_meeting(app: Any, classroom_ids: list[int], start: dt.datetime =
         return m.id
 
 
-async def _add(app: Any, meeting_id: int, rows: list[tuple[int, str, str, int | None]]) -> None:
+async def add_events(app: Any, meeting_id: int, rows: list[tuple[int, str, str, int | None]]) -> None:
+    """add_events: attendance events (minute after T0, kind, participant, classroom) of a meeting."""
     async with app[DB]() as s:
         for minute, kind, pid, room in rows:
             s.add(AttendanceEvent(meeting_id=meeting_id, at=T0 + dt.timedelta(minutes=minute), kind=kind,
@@ -141,14 +143,14 @@ async def test_restart_mid_meeting_and_the_injected_clock(app: Any, clock: Clock
                                                           make_classroom: Factory) -> None:
     op = await login_as(Role.OPERATOR)
     a_id = await make_classroom(name="Lớp khởi động lại")
-    m = await _past_meeting(app, [a_id])
-    await _add(app, m, [(0, "join", "p1", a_id), (45, "quality", "p1", a_id)])
+    m = await past_meeting(app, [a_id])
+    await add_events(app, m, [(0, "join", "p1", a_id), (45, "quality", "p1", a_id)])
     clock.at = T0 + dt.timedelta(minutes=50)  # the meeting is live at 50 min: the open interval counts to now
     report = await (await op.get(f"/api/v1/reports/meetings/{m}")).json()
     (row,) = report["classrooms"]
     assert row["minutes"] == 50 and row["intervals"][0]["how"] == "now" and report["live"]
     assert await close_open_intervals(app, since_days=100000) == 1  # what start-up does after a crash
-    await _add(app, m, [(60, "join", "p2", a_id), (100, "leave", "p2", a_id)])
+    await add_events(app, m, [(60, "join", "p2", a_id), (100, "leave", "p2", a_id)])
     clock.at = T0 + dt.timedelta(hours=5)
     report = await (await op.get(f"/api/v1/reports/meetings/{m}")).json()
     (row,) = report["classrooms"]

@@ -17,7 +17,7 @@ from server.db.engine import DB
 from server.db.models import Role
 from server.i18n import LOCALE_DIR, Translations
 from tests.server.schedule import test_rules as test_schedule
-from tests.server.schedule.test_deadlines import PDF, _regional, upload
+from tests.server.schedule.test_deadlines import PDF, published_regional, upload
 from tests.server.schedule.test_importer import HEADER, count
 from tests.server.schedule.test_rules import API, HTML, body, create, local_day, publish
 
@@ -124,7 +124,7 @@ def test_calendar_catalog_is_complete_and_templates_translated() -> None:
 
 
 async def test_deadline_pages(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
-    m, room = await _regional(world, login_as)
+    m, room = await published_regional(world, login_as)
     op = world["op"]
     html = await (await op.client.get("/deadlines", headers=HTML)).text()
     assert "Hạn nộp tài liệu" in html and "Hội nghị vùng" in html and "Kế hoạch của vùng" in html

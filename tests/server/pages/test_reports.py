@@ -9,7 +9,7 @@ import aiohttp
 
 from server.db.engine import DB
 from server.db.models import Classroom, Role, User
-from tests.server.api.test_reports import T0, Clock, _add, _past_meeting, app, clock
+from tests.server.api.test_reports import T0, Clock, add_events, app, clock, past_meeting
 from tests.server.livetest import Factory, classroom_login
 
 __all__ = ["app", "clock"]  # fixtures, used by name
@@ -21,8 +21,8 @@ async def test_report_pages_render_with_their_charts(app: Any, clock: Clock, log
                                                      make_classroom: Factory, make_user: Factory) -> None:
     op = await login_as(Role.OPERATOR)
     a_id = await make_classroom(name="Lớp trang")
-    m = await _past_meeting(app, [a_id])
-    await _add(app, m, [(0, "join", "p1", a_id), (30, "drop", "p1", a_id), (32, "join", "p2", a_id),
+    m = await past_meeting(app, [a_id])
+    await add_events(app, m, [(0, "join", "p1", a_id), (30, "drop", "p1", a_id), (32, "join", "p2", a_id),
                         (90, "leave", "p2", a_id)])
     clock.at = T0 + dt.timedelta(days=3)
     html = await (await op.get("/reports?from=2025-09-01&to=2025-09-30", headers=HTML)).text()

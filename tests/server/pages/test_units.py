@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from server.db.models import Role
-from tests.server.api.test_units import UNITS_CSV, _audit, _unit_id
+from tests.server.api.test_units import UNITS_CSV, audit_entries, unit_id_of
 
 
 async def test_pages_render(login_as: Any, app: Any) -> None:
@@ -32,7 +32,7 @@ async def test_pages_render(login_as: Any, app: Any) -> None:
 
 async def test_classroom_form_create_edit(login_as: Any, app: Any) -> None:
     op = await login_as(Role.OPERATOR)
-    pid = await _unit_id(app, "20")
+    pid = await unit_id_of(app, "20")
     html = {"Accept": "text/html"}
     resp = await op.client.post("/classrooms/new", data={"csrf_token": op.csrf, "code": "LS-01",
                                                          "name": "Phòng Lạng Sơn", "unit_id": str(pid),
@@ -54,7 +54,7 @@ async def test_classroom_form_create_edit(login_as: Any, app: Any) -> None:
     assert taken.status == 422 and "Đã có lớp học khác dùng mã này." in page and "Hãy chọn một đơn vị." in page
     listing = await (await op.get("/classrooms?q=LS-01", headers=html)).text()
     assert "Phòng Lạng Sơn" in listing and "Lạng Sơn" in listing
-    assert len(await _audit(app, "classroom.create")) == 1
+    assert len(await audit_entries(app, "classroom.create")) == 1
 
 
 async def test_import_page_without_javascript(login_as: Any, app: Any) -> None:

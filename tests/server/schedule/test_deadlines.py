@@ -75,7 +75,9 @@ def test_states_on_a_chosen_day() -> None:
     assert schedule.deadline_state(dt.date(2030, 3, 5), dt.date(2030, 3, 9), on_time) == "received"
 
 
-async def _regional(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> tuple[dict[str, Any], Any]:
+async def published_regional(world: dict[str, Any],
+                             login_as: Callable[..., Awaitable[Any]]) -> tuple[dict[str, Any], Any]:
+    """published_regional: a published regional meeting inviting classroom 1, and that classroom logged in."""
     data = regional(world, classroom_ids=[world["rooms"][0].id])
     m = await create(world, data)
     assert (await publish(world, m["id"])).status == 200
@@ -91,7 +93,7 @@ def upload(kind: str, content: bytes, name: str) -> FormData:
 
 async def test_upload_states_and_download(app: Any, world: dict[str, Any],
                                           login_as: Callable[..., Awaitable[Any]]) -> None:
-    m, room = await _regional(world, login_as)
+    m, room = await published_regional(world, login_as)
     url = f"{API}/meetings/{m['id']}/documents"
     r = await room.post(url, data=upload("plan", PDF, "ke-hoach.pdf"))
     assert r.status == 201, await r.text()
@@ -122,7 +124,7 @@ async def test_upload_states_and_download(app: Any, world: dict[str, Any],
 
 async def test_upload_refusals(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]],
                                make_user: Callable[..., Awaitable[Any]]) -> None:
-    m, room = await _regional(world, login_as)
+    m, room = await published_regional(world, login_as)
     url = f"{API}/meetings/{m['id']}/documents"
     r = await room.post(url, data=upload("plan", b"MZ\x90\x00" + b"\x00" * 200, "bao-cao.pdf"))
     assert r.status == 415 and "PDF" in (await r.json())["error"]["message"]
