@@ -52,17 +52,6 @@ async def test_error_pages_use_the_language(login_as: Callable[..., Awaitable[An
     assert "Not allowed" in html and "Your role may not do this." in html and "Vai trò" not in html
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "evil"])
-async def test_language_switch_stays_on_this_site(client: Any, target: str) -> None:
-    r = await client.get("/lang/en", params={"next": target}, allow_redirects=False)
-    assert r.status == 303 and r.headers["Location"] == "/"
-
-
-async def test_unknown_language_is_404(client: Any) -> None:
-    r = await client.get("/lang/fr", allow_redirects=False)
-    assert r.status == 404
-
-
 def test_every_area_has_its_catalog() -> None:
     for area in ("base.po", "meetings.po", "accounts.po", "units.po", "live.po", "console.po", "learning.po",
                  "archive.po"):

@@ -1,4 +1,4 @@
-"""Tests of /api/v1 units, classrooms and import, and of the units, classrooms and import pages."""
+"""Tests of server.api.units: /api/v1 units, classrooms and their CSV import."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from server.db.models import AuditEntry, Classroom, Role, Unit
 UNITS_CSV = "code,name,level,parent_code,valid_from,valid_to\nH1,Huyện Một,district,14,,2025-06-30\n"
 
 
-async def _unit_id(app: Any, code: str) -> int:
+async def unit_id_of(app: Any, code: str) -> int:
+    """unit_id_of: the id of the first unit with this code."""
     async with app[DB]() as s:
         return int((await s.scalars(select(Unit.id).where(Unit.code == code).order_by(Unit.valid_from))).first())
 
 
-async def _audit(app: Any, action: str) -> list[AuditEntry]:
+async def audit_entries(app: Any, action: str) -> list[AuditEntry]:
+    """audit_entries: the audit entries of one action."""
     async with app[DB]() as s:
         return list((await s.scalars(select(AuditEntry).where(AuditEntry.action == action))).all())
 
@@ -63,7 +65,7 @@ async def test_anonymous_refused(client: Any) -> None:
 async def test_presenters_read_but_do_not_write(login_as: Any, app: Any, role: Role) -> None:
     user = await login_as(role)
     assert (await user.get("/api/v1/classrooms")).status == 200
-    pid = await _unit_id(app, "14")
+    pid = await unit_id_of(app, "14")
     assert (await user.post("/api/v1/units", json={"code": "H9", "name": "X", "level": "district",
                                                    "parent_id": pid})).status == 403
     assert (await user.post("/api/v1/classrooms", json={"code": "C1", "name": "X", "unit_id": pid})).status == 403
@@ -75,7 +77,7 @@ async def test_presenters_read_but_do_not_write(login_as: Any, app: Any, role: R
 
 async def test_operator_creates_and_updates_units(login_as: Any, app: Any) -> None:
     op = await login_as(Role.OPERATOR)
-    pid = await _unit_id(app, "14")
+    pid = await unit_id_of(app, "14")
     resp = await op.post("/api/v1/units", json={"code": "H9", "name": "Huyện Chín", "level": "district",
                                                 "parent_id": pid, "valid_to": "2025-06-30"})
     assert resp.status == 201, await resp.text()
@@ -88,13 +90,13 @@ async def test_operator_creates_and_updates_units(login_as: Any, app: Any) -> No
     resp = await op.patch(f"/api/v1/units/{unit['id']}", json={"name": "Huyện Chín Mới"})
     assert resp.status == 200 and (await resp.json())["name"] == "Huyện Chín Mới"
     assert (await op.patch(f"/api/v1/units/{unit['id']}", json={"level": "province"})).status == 422
-    assert len(await _audit(app, "unit.create")) == 1 and len(await _audit(app, "unit.update")) == 1
+    assert len(await audit_entries(app, "unit.create")) == 1 and len(await audit_entries(app, "unit.update")) == 1
 
 
 async def test_operator_manages_classrooms(login_as: Any, app: Any) -> None:
     op = await login_as(Role.OPERATOR)
     leader = await login_as(Role.LEADER)
-    pid = await _unit_id(app, "14")
+    pid = await unit_id_of(app, "14")
     resp = await op.post("/api/v1/classrooms", json={"code": "SL-01", "name": "Phòng Sơn La", "unit_id": pid,
                                                      "host": "Trường THCS", "equipment": "PC, webcam"})
     assert resp.status == 201, await resp.text()
@@ -115,7 +117,7 @@ async def test_operator_manages_classrooms(login_as: Any, app: Any) -> None:
     assert (await leader.post(f"/api/v1/classrooms/{room['id']}/deactivate")).status == 403
     assert (await leader.patch(f"/api/v1/classrooms/{room['id']}", json={"name": "x"})).status == 403
     for action in ("classroom.create", "classroom.update", "classroom.deactivate"):
-        assert len(await _audit(app, action)) == 1, action
+        assert len(await audit_entries(app, action)) == 1, action
 
 
 async def test_import_api_text_csv_and_multipart(login_as: Any, app: Any) -> None:
@@ -133,7 +135,7 @@ async def test_import_api_text_csv_and_multipart(login_as: Any, app: Any) -> Non
     again = await op.post("/api/v1/import/units", data=UNITS_CSV.replace("Huyện Một", "Huyện 1"),
                           headers={"Content-Type": "text/csv"})
     assert (await again.json())["updated"] == 1
-    entries = await _audit(app, "classrooms.import")
+    entries = await audit_entries(app, "classrooms.import")
     assert len(entries) == 1 and entries[0].target == "lop.csv" and entries[0].details["created"] == 1
 
 
@@ -149,7 +151,7 @@ async def test_import_api_errors_by_row(login_as: Any, app: Any) -> None:
     assert body["errors"][0]["text"].startswith("dòng 3:")
     async with app[DB]() as s:
         assert await s.scalar(select(func.count()).select_from(Unit).where(Unit.code == "H1")) == 0
-    assert await _audit(app, "units.import") == []
+    assert await audit_entries(app, "units.import") == []
 
 
 async def test_import_api_limits(login_as: Any) -> None:
@@ -173,78 +175,6 @@ async def test_import_api_accepts_files_above_the_json_body_limit(login_as: Any)
     form.add_field("file", data.replace(b"Z1", b"Z2"), filename="big.csv", content_type="text/csv")
     resp = await op.post("/api/v1/import/units", data=form)
     assert resp.status == 200 and (await resp.json())["created"] == 1
-
-
-async def test_pages_render(login_as: Any, app: Any) -> None:
-    op = await login_as(Role.OPERATOR)
-    await op.post("/api/v1/import/units", data=UNITS_CSV, headers={"Content-Type": "text/csv"})
-    html = {"Accept": "text/html"}
-    assert (await op.get("/units", headers=html)).status == 200
-    resp = await op.get("/units?at=30/06/2025", headers=html)
-    assert resp.status == 200
-    text = await resp.text()
-    assert "Hòa Bình" in text and "Huyện Một" in text
-    after = await (await op.get("/units?at=2025-07-01", headers=html)).text()
-    assert "Tuyên Quang" in after and "Hòa Bình" not in after and "Huyện Một" not in after
-    assert "Yên Bái" in await (await op.get("/units?at=all", headers=html)).text()
-    page = await op.get("/import", headers=html)
-    assert page.status == 200 and "import.js" in await page.text()
-    sample = await op.get("/import/sample/units.csv")
-    assert sample.status == 200 and "code,name,level" in (await sample.read()).decode("utf-8-sig")
-    assert (await op.get("/classrooms/new", headers=html)).status == 200
-
-
-async def test_classroom_form_create_edit(login_as: Any, app: Any) -> None:
-    op = await login_as(Role.OPERATOR)
-    pid = await _unit_id(app, "20")
-    html = {"Accept": "text/html"}
-    resp = await op.client.post("/classrooms/new", data={"csrf_token": op.csrf, "code": "LS-01",
-                                                         "name": "Phòng Lạng Sơn", "unit_id": str(pid),
-                                                         "host": "TT GDTX", "equipment": "", "active": "on"},
-                                headers=html, allow_redirects=False)
-    assert resp.status == 303
-    location = resp.headers["Location"]
-    view = await op.get(location, headers=html)
-    assert view.status == 200 and "Phòng Lạng Sơn" in await view.text()
-    bad = await op.client.post(location.split("?")[0], data={"csrf_token": op.csrf, "code": "LS 01", "name": "",
-                                                             "unit_id": str(pid)}, headers=html)
-    assert bad.status == 422
-    page = await bad.text()
-    assert "Mã tối đa 40 ký tự, không có dấu cách." in page and "Tên tối đa 200 ký tự." in page
-    assert "Hãy chọn một đơn vị." not in page
-    taken = await op.client.post("/classrooms/new", data={"csrf_token": op.csrf, "code": "LS-01", "name": "Khác",
-                                                          "unit_id": "x"}, headers=html)
-    page = await taken.text()
-    assert taken.status == 422 and "Đã có lớp học khác dùng mã này." in page and "Hãy chọn một đơn vị." in page
-    listing = await (await op.get("/classrooms?q=LS-01", headers=html)).text()
-    assert "Phòng Lạng Sơn" in listing and "Lạng Sơn" in listing
-    assert len(await _audit(app, "classroom.create")) == 1
-
-
-async def test_import_page_without_javascript(login_as: Any, app: Any) -> None:
-    op = await login_as(Role.OPERATOR)
-    form = aiohttp.FormData()
-    form.add_field("file", (UNITS_CSV + "H2,Hai,district,99,,\n").encode(), filename="u.csv", content_type="text/csv")
-    resp = await op.client.post(f"/import/units?csrf_token={op.csrf}", data=form, headers={"Accept": "text/html"})
-    assert resp.status == 422
-    assert "dòng 3:" in await resp.text()
-    form = aiohttp.FormData()
-    form.add_field("file", UNITS_CSV.encode(), filename="u.csv", content_type="text/csv")
-    resp = await op.client.post(f"/import/units?csrf_token={op.csrf}", data=form, headers={"Accept": "text/html"})
-    assert resp.status == 200
-
-
-@pytest.mark.parametrize("role", [Role.CLASSROOM, Role.LEARNER])
-async def test_pages_refused_to_non_staff(login_as: Any, role: Role) -> None:
-    user = await login_as(role)
-    for path in ("/units", "/classrooms", "/import"):
-        assert (await user.get(path, headers={"Accept": "text/html"})).status == 403, path
-
-
-async def test_import_page_refused_to_trainer(login_as: Any) -> None:
-    trainer = await login_as(Role.TRAINER)
-    assert (await trainer.get("/import", headers={"Accept": "text/html"})).status == 403
-    assert (await trainer.get("/classrooms", headers={"Accept": "text/html"})).status == 200
 
 
 async def test_openapi_lists_endpoints(client: Any) -> None:

@@ -1,11 +1,10 @@
-"""Tests of server.reports.headcount and its API and page: entry, validation, who may enter and who sees the total."""
+"""Tests of server.reports.headcount and its API: entry, validation, who may enter and who sees the total."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-import aiohttp
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select, update
@@ -14,8 +13,6 @@ from server.db.engine import DB
 from server.db.models import AuditEntry, Headcount, Meeting, MeetingStatus, Role, User
 from server.reports.headcount import HeadcountIn, parse_names_csv
 from tests.server.livetest import Factory, classroom_login
-
-HTML = {"Accept": "text/html"}
 
 
 def test_names_csv_with_a_header_or_a_plain_list() -> None:
@@ -118,36 +115,3 @@ async def test_entry_window_and_unpublished_meetings(app: Any, login_as: Factory
         await s.commit()
     r = await op.put(url, json={"count": 3, "classroom_id": a_id})
     assert r.status == 409
-
-
-async def test_headcount_page_form_for_a_classroom_and_table_for_staff(
-        login_as: Factory, make_user: Factory, make_classroom: Factory, make_meeting: Factory) -> None:
-    trainer: User = await make_user(Role.TRAINER)
-    a, a_id = await classroom_login(login_as, make_user, make_classroom, "Điểm cầu Hà Giang")
-    meeting = await make_meeting(presenters=[trainer], classrooms=[a_id])
-    page = f"/meetings/{meeting.id}/headcount"
-    html = await (await a.get(page, headers=HTML)).text()
-    assert "Số giáo viên có mặt" in html and 'name="count"' in html
-    r = await a.client.post(page, data={"csrf_token": a.csrf, "count": "2", "names": "An\nBình\nCường"},
-                            headers=HTML, allow_redirects=False)
-    assert r.status == 422
-    assert "nhỏ hơn số tên" in await r.text()
-    r = await a.client.post(page, data={"csrf_token": a.csrf, "count": "abc"}, headers=HTML, allow_redirects=False)
-    assert r.status == 422 and "Hãy nhập số giáo viên" in await r.text()
-    r = await a.client.post(page, data={"csrf_token": a.csrf, "count": "18", "names": "An\nBình"},
-                            headers=HTML, allow_redirects=False)
-    assert r.status == 303 and r.headers["Location"].endswith("?saved=1")
-    html = await (await a.get(page + "?saved=1", headers=HTML)).text()
-    assert "Đã lưu sĩ số" in html and 'value="18"' in html
-    form = aiohttp.FormData()
-    form.add_field("count", "20")
-    form.add_field("names_file", "Họ tên\nLò Văn Cường\n".encode(), filename="ds.csv", content_type="text/csv")
-    r = await a.client.post(page, params={"csrf_token": a.csrf}, data=form, headers=HTML, allow_redirects=False)
-    assert r.status == 303  # a multipart form carries its CSRF token in the query string
-    t = await login_as(user=trainer)
-    data = await (await t.get(f"/api/v1/meetings/{meeting.id}/headcount")).json()
-    assert data["entries"][0]["names"] == ["Lò Văn Cường"] and data["total"] == 20
-    html = await (await t.get(page, headers=HTML)).text()
-    assert "Tổng số giáo viên có mặt" in html and "data-total>20<" in html and "Điểm cầu Hà Giang" in html
-    learner = await login_as(Role.LEARNER)
-    assert (await learner.get(page, headers=HTML)).status == 403

@@ -1,6 +1,5 @@
 """Tests of server.schedule.deadlines and the deadline rules of server.schedule.rules: due days, states on a
-chosen "today",
-uploads (type by content, size limit, who may), downloads and the dashboard page."""
+chosen "today", uploads (type by content, size limit, who may) and downloads."""
 
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ from server.errors import ApiError
 from server.schedule import deadlines
 from server.schedule import rules as schedule
 from tests.server.schedule import test_rules as test_schedule
-from tests.server.schedule.test_rules import API, HTML, create, local_day, publish, regional
+from tests.server.schedule.test_rules import API, create, local_day, publish, regional
 
 world = test_schedule.world  # the shared fixture (an operator, people, classrooms, provinces, a program)
 
@@ -76,7 +75,9 @@ def test_states_on_a_chosen_day() -> None:
     assert schedule.deadline_state(dt.date(2030, 3, 5), dt.date(2030, 3, 9), on_time) == "received"
 
 
-async def _regional(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> tuple[dict[str, Any], Any]:
+async def published_regional(world: dict[str, Any],
+                             login_as: Callable[..., Awaitable[Any]]) -> tuple[dict[str, Any], Any]:
+    """published_regional: a published regional meeting inviting classroom 1, and that classroom logged in."""
     data = regional(world, classroom_ids=[world["rooms"][0].id])
     m = await create(world, data)
     assert (await publish(world, m["id"])).status == 200
@@ -92,7 +93,7 @@ def upload(kind: str, content: bytes, name: str) -> FormData:
 
 async def test_upload_states_and_download(app: Any, world: dict[str, Any],
                                           login_as: Callable[..., Awaitable[Any]]) -> None:
-    m, room = await _regional(world, login_as)
+    m, room = await published_regional(world, login_as)
     url = f"{API}/meetings/{m['id']}/documents"
     r = await room.post(url, data=upload("plan", PDF, "ke-hoach.pdf"))
     assert r.status == 201, await r.text()
@@ -123,7 +124,7 @@ async def test_upload_states_and_download(app: Any, world: dict[str, Any],
 
 async def test_upload_refusals(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]],
                                make_user: Callable[..., Awaitable[Any]]) -> None:
-    m, room = await _regional(world, login_as)
+    m, room = await published_regional(world, login_as)
     url = f"{API}/meetings/{m['id']}/documents"
     r = await room.post(url, data=upload("plan", b"MZ\x90\x00" + b"\x00" * 200, "bao-cao.pdf"))
     assert r.status == 415 and "PDF" in (await r.json())["error"]["message"]
@@ -150,29 +151,6 @@ async def test_upload_refusals(world: dict[str, Any], login_as: Callable[..., Aw
                                    "presenter_ids": [world["trainer"].id]})
     r = await world["op"].get(f"{API}/meetings/{lecture['id']}/documents")
     assert r.status == 404
-
-
-async def test_pages(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
-    m, room = await _regional(world, login_as)
-    op = world["op"]
-    html = await (await op.client.get("/deadlines", headers=HTML)).text()
-    assert "Hạn nộp tài liệu" in html and "Hội nghị vùng" in html and "Kế hoạch của vùng" in html
-    assert "Còn" in html  # "Còn N ngày"
-    page = await (await room.client.get(f"/meetings/{m['id']}", headers=HTML)).text()
-    assert 'id="documents"' in page and 'enctype="multipart/form-data"' in page
-    form = upload("result_report", PDF, "ket-qua.pdf")
-    r = await room.client.post(f"/meetings/{m['id']}/documents?csrf_token={room.csrf}", data=form,
-                               allow_redirects=False)
-    assert r.status == 303
-    page = await (await room.client.get(f"/meetings/{m['id']}", headers=HTML)).text()
-    assert "ket-qua.pdf" in page and "Đã nhận" in page
-    r = await room.client.post(f"/meetings/{m['id']}/documents?csrf_token={room.csrf}",
-                               data=upload("plan", b"#!/bin/sh\nrm -rf /\n", "ke-hoach.pdf"), headers=HTML)
-    assert r.status == 415 and "Chỉ nhận tệp PDF" in await r.text()
-    html = await (await room.client.get("/deadlines?state=received", headers=HTML)).text()
-    assert "ket-qua.pdf" in html
-    learner = await login_as(Role.LEARNER)
-    assert (await learner.client.get("/deadlines", headers=HTML)).status == 403
 
 
 async def test_upload_document_refuses_before_reading_the_body(app: Any, client: Any) -> None:

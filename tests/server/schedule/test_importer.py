@@ -1,22 +1,21 @@
-"""Tests of server.schedule.importer through /api/v1/meetings/import and /meetings/import: drafts created,
-row-numbered errors, nothing half-imported, operators only."""
+"""Tests of server.schedule.importer (also through /api/v1/meetings/import): drafts created, row-numbered errors,
+nothing half-imported."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import FormData, web
+from aiohttp import web
 from sqlalchemy import func, select
 
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import AuditEntry, Meeting, MeetingStatus, Role
+from server.db.models import AuditEntry, Meeting, MeetingStatus
 from server.people.importer import ImportFailed
 from server.schedule.importer import parse_time, run_import, split_list
 from tests.server.schedule import test_rules as test_schedule
-from tests.server.schedule.test_rules import API, HTML
+from tests.server.schedule.test_rules import API
 
 world = test_schedule.world  # the shared fixture (an operator, people, classrooms, provinces, a program)
 
@@ -93,34 +92,6 @@ async def test_errors_are_numbered_and_nothing_is_written(app: web.Application, 
     r = await world["op"].post(f"{API}/meetings/import", data=HEADER.encode(), headers={"Content-Type": "text/csv"})
     assert r.status == 422 and "no rows" in (await r.json())["errors"][0]["message"]
     assert await count(app) == 0
-
-
-async def test_import_page(app: web.Application, world: dict[str, Any],
-                           login_as: Callable[..., Awaitable[Any]]) -> None:
-    op = world["op"]
-    html = await (await op.client.get("/meetings/import", headers=HTML)).text()
-    assert "Nhập lịch tập huấn" in html and "presenters" in html
-    sample = await op.client.get("/meetings/import/sample.csv")
-    assert sample.status == 200 and (await sample.text()).lstrip("\ufeff").startswith("program,title")
-    form = FormData()
-    form.add_field("file", (HEADER + "Bồi dưỡng 2030,Qua trang,lecture,2030-04-01,08:00,09:00,gv.a,PH-1,,\n").encode(),
-                   filename="lich.csv", content_type="text/csv")
-    r = await op.client.post(f"/meetings/import?csrf_token={op.csrf}", data=form, headers=HTML)
-    assert r.status == 200
-    html = await r.text()
-    assert "Đã nhập 1 buổi tập huấn ở dạng nháp" in html and "Qua trang" in html
-    form = FormData()
-    form.add_field("file", (HEADER + "X,Y,lecture,2030-04-01,08:00,09:00,,,,\n").encode(), filename="lich.csv",
-                   content_type="text/csv")
-    r = await op.client.post(f"/meetings/import?csrf_token={op.csrf}", data=form, headers=HTML)
-    assert r.status == 422 and "dòng 2: không có chương trình" in await r.text()
-    assert await count(app) == 1
-
-    for role in (Role.TRAINER, Role.LEADER, Role.CLASSROOM, Role.LEARNER):
-        who = await login_as(role)
-        r = await who.post(f"{API}/meetings/import", data=HEADER.encode(), headers={"Content-Type": "text/csv"})
-        assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
-        assert (await who.client.get("/meetings/import", headers=HTML)).status == 403
 
 
 async def test_run_import_is_one_transaction(app: web.Application, world: dict[str, Any]) -> None:

@@ -1,87 +1,20 @@
-"""Tests of server.pages.meetings and server.pages.home: program and meeting pages, forms, the home page; the
-empty-state macro every page shares."""
+"""Tests of server.pages.meetings: program and meeting pages and forms, per role."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-import aiohttp_jinja2
 import pytest
 from aiohttp import web
 from sqlalchemy import select, text
 
 from server.db.engine import DB, ENGINE
-from server.db.models import (
-    Classroom,
-    Meeting,
-    MeetingKind,
-    MeetingStatus,
-    Program,
-    Role,
-    Unit,
-    UnitLevel,
-    User,
-    utcnow,
-)
+from server.db.models import Meeting, MeetingKind, MeetingStatus, Program, Role, User
+from tests.server.pages_helpers import HTML, meeting_by_title, page, post_form, world
 
-HTML = {"Accept": "text/html"}
-
-
-@pytest.fixture
-async def world(app: web.Application, client: Any, make_user: Callable[..., Awaitable[User]]) -> dict[str, Any]:
-    """world: a program with a live, an upcoming and a draft meeting; a trainer, a classroom account."""
-    trainer = await make_user(Role.TRAINER, display_name="Nguyễn Thị Lan")
-    other = await make_user(Role.TRAINER, display_name="Trần Văn Minh")
-    async with app[DB]() as s:
-        unit = Unit(code="01", name="Hà Nội", level=UnitLevel.PROVINCE)
-        s.add(unit)
-        await s.flush()
-        room = Classroom(code="PH-01", name="Phòng Ba Đình", unit_id=unit.id)
-        room2 = Classroom(code="PH-02", name="Phòng Cầu Giấy", unit_id=unit.id)
-        program = Program(title="Chương trình Tin học", description="")
-        s.add_all([room, room2, program])
-        await s.flush()
-        now = utcnow()
-        s.add_all([
-            Meeting(program_id=program.id, title="Buổi đang diễn ra", status=MeetingStatus.PUBLISHED,
-                    starts_at=now - dt.timedelta(minutes=10), ends_at=now + dt.timedelta(minutes=50),
-                    presenters=[trainer], classrooms=[room], provinces=[]),
-            Meeting(program_id=program.id, title="Buổi tuần sau", status=MeetingStatus.PUBLISHED,
-                    starts_at=now + dt.timedelta(days=7), ends_at=now + dt.timedelta(days=7, hours=1),
-                    presenters=[trainer], classrooms=[room], provinces=[]),
-            Meeting(program_id=program.id, title="Buổi nháp", status=MeetingStatus.DRAFT,
-                    starts_at=now + dt.timedelta(days=8), ends_at=now + dt.timedelta(days=8, hours=1),
-                    presenters=[trainer], classrooms=[room], provinces=[]),
-            Meeting(program_id=program.id, title="Buổi của người khác", status=MeetingStatus.PUBLISHED,
-                    starts_at=now + dt.timedelta(days=9), ends_at=now + dt.timedelta(days=9, hours=1),
-                    presenters=[other], classrooms=[room2], provinces=[]),
-        ])
-        await s.commit()
-    room_user = await make_user(Role.CLASSROOM, classroom_id=room.id)
-    return {"trainer": trainer, "other": other, "room": room, "room2": room2, "program": program,
-            "room_user": room_user, "unit": unit}
-
-
-async def page(who: Any, path: str, status: int = 200) -> str:
-    r = await who.client.get(path, headers=HTML, allow_redirects=False)
-    assert r.status == status, (path, r.status, (await r.text())[:500])
-    return str(await r.text())
-
-
-async def post_form(who: Any, path: str, data: dict[str, Any] | list[tuple[str, str]]) -> Any:
-    fields = list(data.items()) if isinstance(data, dict) else list(data)
-    fields.append(("csrf_token", who.csrf))
-    return await who.client.post(path, data=fields, headers=HTML, allow_redirects=False)
-
-
-async def meeting_by_title(app: web.Application, title: str) -> Meeting:
-    async with app[DB]() as s:
-        m = await s.scalar(select(Meeting).where(Meeting.title == title))
-        assert m is not None
-        return m
+__all__ = ["world"]  # a fixture, used by name
 
 
 # --- programs -------------------------------------------------------------------------------------
@@ -262,71 +195,6 @@ async def test_meeting_pages_per_role(app: web.Application, world: dict[str, Any
     assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
 
 
-# --- home -----------------------------------------------------------------------------------------
-
-async def test_home_needs_a_login(client: Any) -> None:
-    r = await client.get("/", headers=HTML, allow_redirects=False)
-    assert r.status == 303 and r.headers["Location"].startswith("/login")
-
-
-async def test_home_operator(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
-    op = await login_as(Role.OPERATOR)
-    html = await page(op, "/")
-    for path in ("/accounts", "/units", "/classrooms", "/programs", "/meetings", "/audit"):
-        assert f'class="tile" href="{path}"' in html
-    for title in ("Buổi đang diễn ra", "Buổi tuần sau", "Buổi nháp", "Buổi của người khác"):
-        assert title in html
-    assert "Nháp" in html and "Đang diễn ra" in html and "Tạo buổi tập huấn" in html
-    assert 'action="/logout"' in html and 'name="csrf_token"' in html
-
-
-async def test_home_presenter(world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
-    trainer = await login_as(user=world["trainer"])
-    html = await page(trainer, "/")
-    assert "Buổi đang diễn ra" in html and "Buổi tuần sau" in html
-    assert "Buổi nháp" not in html and "Buổi của người khác" not in html
-    assert 'class="tile"' not in html and 'href="/accounts"' not in html
-    assert "Vào phòng trực tuyến" in html  # the live meeting
-
-
-async def test_home_classroom_join_button(app: web.Application, world: dict[str, Any],
-                                          login_as: Callable[..., Awaitable[Any]]) -> None:
-    room = await login_as(user=world["room_user"])
-    live = await meeting_by_title(app, "Buổi đang diễn ra")
-    later = await meeting_by_title(app, "Buổi tuần sau")
-    html = await page(room, "/")
-    assert "Buổi tuần sau" in html and "Buổi nháp" not in html and "Buổi của người khác" not in html
-    assert f'btn-xl" href="/live/{live.id}">Vào lớp' in html
-    assert f'href="/live/{later.id}"' not in html
-
-    # 20 minutes before the start: the join button shows; 40 minutes before: not yet.
-    async with app[DB]() as s:
-        m = await s.get(Meeting, live.id)
-        assert m is not None
-        m.starts_at = utcnow() + dt.timedelta(minutes=40)
-        m.ends_at = m.starts_at + dt.timedelta(hours=1)
-        await s.commit()
-    html = await page(room, "/")
-    assert f'href="/live/{live.id}"' not in html and "Vào lớp" not in html
-    async with app[DB]() as s:
-        m = await s.get(Meeting, live.id)
-        assert m is not None
-        m.starts_at = utcnow() + dt.timedelta(minutes=20)
-        await s.commit()
-    html = await page(room, "/")
-    assert f'href="/live/{live.id}">Vào lớp' in html and "Sắp bắt đầu" in html
-
-
-async def test_home_learner_and_empty_states(world: dict[str, Any],
-                                             login_as: Callable[..., Awaitable[Any]]) -> None:
-    learner = await login_as(Role.LEARNER)
-    html = await page(learner, "/")
-    assert "Bản ghi của các buổi tập huấn" in html and "Buổi tuần sau" not in html
-    leader = await login_as(Role.LEADER)
-    html = await page(leader, "/")
-    assert "Chưa có buổi tập huấn sắp tới" in html
-
-
 async def test_regional_meeting_page_shows_provinces(app: web.Application, world: dict[str, Any],
                                                      login_as: Callable[..., Awaitable[Any]],
                                                      make_user: Callable[..., Awaitable[User]]) -> None:
@@ -344,20 +212,3 @@ async def test_regional_meeting_page_shows_provinces(app: web.Application, world
     fields = _form(world, title="Bài giảng") + [("province_ids", str(world["unit"].id))]
     r = await post_form(op, "/meetings/new", fields)
     assert r.status == 303
-
-
-def test_the_empty_state_is_one_macro(app: web.Application) -> None:
-    templates = Path(__file__).resolve().parents[2] / "web" / "templates"
-    inline = [p.name for p in templates.glob("*.html") if 'class="empty"' in p.read_text() and p.name != "_macros.html"]
-    assert inline == []
-    env = aiohttp_jinja2.get_env(app)
-    module = env.get_template("_macros.html").module
-    for icon in ("account", "calendar", "camera", "chart", "document", "link", "log"):
-        html = str(module.empty("Trống <b>", "Chưa có gì", "/x", "Tạo", icon=icon,  # type: ignore[attr-defined]
-                                action_class="btn-secondary", title_attrs="data-empty-title"))
-        assert '<svg viewBox="0 0 48 48" aria-hidden="true"><' in html
-        assert '<p class="empty-title" data-empty-title>Trống &lt;b&gt;</p>' in html
-        assert '<p class="empty-text">Chưa có gì</p>' in html
-        assert '<a class="btn btn-secondary" href="/x">Tạo</a>' in html
-    bare = str(module.empty("Trống"))  # type: ignore[attr-defined]
-    assert "empty-text" not in bare and "<a " not in bare and '<p class="empty-title">Trống</p>' in bare
