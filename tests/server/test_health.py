@@ -31,10 +31,3 @@ async def test_metrics(client: TestClient[Any, Any]) -> None:
     resp = await client.get("/metrics")
     assert resp.status == 200
     assert "taphuan_ws_connections" in await resp.text()
-
-
-async def test_unknown_api_route_is_json_404(client: TestClient[Any, Any]) -> None:
-    resp = await client.get("/api/v1/nope")
-    assert resp.status == 404
-    body = await resp.json()
-    assert body["error"]["code"] == "not-found"

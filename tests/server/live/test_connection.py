@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from sfu.events import (
 from tests.live_client import LiveClient
 from tests.protocol_schema import problem
 from tests.server.livetest import Factory, classroom_login, connect
+from tests.sfu.test_events import DELIVERED, instance
 
 
 async def test_unreadable_and_unknown_messages_get_errors_and_the_connection_survives(
@@ -159,3 +161,15 @@ def test_wire_form_of_events() -> None:
                                                                      "state": "closed"}
     assert event_message(GridChanged(1, 2, ("p-9",)))["participants"] == ["p-9"]
     assert "down" not in event_message(ServerOffer(sdp="v=0", down=True, slots={}))
+
+
+def test_every_event_a_participant_receives_is_sent_with_its_fields() -> None:
+    assert {type(e) for e in EVENTS} == set(DELIVERED)  # the list above covers them all
+    reshaped = {ServerOffer: {"down"}, PeerFailed: {"down"}}  # `down` shapes the message (see above)
+    for cls in DELIVERED:
+        event = instance(cls)
+        message = event_message(event)
+        for f in dataclasses.fields(event):
+            if f.name not in reshaped.get(cls, ()):
+                value = getattr(event, f.name)
+                assert message[f.name] == (list(value) if isinstance(value, tuple) else value), (cls, f.name)

@@ -135,31 +135,6 @@ async def test_wrong_codec_for_room_is_refused(login_as: Factory, make_meeting: 
     assert (await lc.request("ping"))["type"] == "pong"
 
 
-def test_sfu_config_from_yaml(make_config: Callable[..., Config]) -> None:
-    from server.live.service import sfu_config
-
-    cfg = make_config(**{"sfu.max_participants_per_room": 3, "sfu.max_participants": 7, "sfu.grid_slots": 4,
-                         "sfu.announce_address": "203.0.113.5", "limits.max_sdp_bytes": 4096,
-                         "sfu.udp_ports": "40000-40099", "sfu.compiled_fanout": False})
-    sc = sfu_config(cfg)
-    assert (sc.max_participants_per_room, sc.max_participants, sc.grid_slots) == (3, 7, 4)
-    assert sc.announce_address == "203.0.113.5" and sc.max_sdp_bytes == 4096
-    assert sc.ice_addresses == ["127.0.0.1"]
-    assert sc.udp_ports == (40000, 40099)
-    assert sc.compiled_fanout is False
-
-
-async def test_shutdown_tells_everyone(login_as: Factory, make_meeting: Factory,
-                                       clients: list[LiveClient]) -> None:
-    op = await login_as(Role.OPERATOR)
-    meeting = await make_meeting()
-    lc = await connect(op, clients)
-    await lc.join(meeting.id)
-    await op.client.server.close()  # runs on_shutdown and cleanup: SIGTERM's path
-    closed = await lc.wait(lambda m: m.get("type") == "closed")
-    assert closed["reason"] == "server-shutdown"
-
-
 async def test_joined_reply_lists_who_joined_while_it_was_built(
         login_as: Factory, make_meeting: Factory, clients: list[LiveClient], monkeypatch: pytest.MonkeyPatch) -> None:
     """Someone joining while the `joined` reply is being built (the recorder, started by the first join, does)

@@ -1,0 +1,59 @@
+"""Tests of server.live.wire: field checks (types, bool is not an int, missing and optional), SignalError,
+the moderator roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from server.db.models import Role
+from server.live.wire import MODERATORS, SignalError, field
+
+
+def _refused(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], optional: bool = False) -> SignalError:
+    with pytest.raises(SignalError) as info:
+        field(msg, name, kind, optional)
+    assert info.value.code == "bad-message"
+    return info.value
+
+
+def test_a_value_of_the_expected_type_is_returned() -> None:
+    msg = {"title": "Phần 2", "page": 3, "raised": False, "ratio": 0.5, "sources": {"0": "camera"}}
+    assert field(msg, "title", str) == "Phần 2"
+    assert field(msg, "page", int) == 3
+    assert field(msg, "raised", bool) is False  # a false value is still there
+    assert field(msg, "ratio", (int, float)) == 0.5
+    assert field(msg, "sources", dict) == {"0": "camera"}
+
+
+def test_bool_is_not_an_int() -> None:
+    error = _refused({"page": True}, "page", int)
+    assert "page" in error.message and "integer" in error.message
+
+
+def test_wrong_types_are_refused_with_the_field_named() -> None:
+    for msg, name, kind in (({"page": "3"}, "page", int), ({"title": 5}, "title", str),
+                            ({"page": 1.0}, "page", int), ({"raised": 1}, "raised", bool),
+                            ({"sources": ["camera"]}, "sources", dict)):
+        error = _refused(msg, name, kind)
+        assert repr(name) in error.message and "sai kiểu" in error.message, (msg, error.message)
+
+
+def test_missing_or_null_is_refused_unless_optional() -> None:
+    for msg in ({}, {"to": None}):
+        error = _refused(msg, "to", str)
+        assert "thiếu trường to" in error.message and "'to'" in error.message
+        assert field(msg, "to", str, optional=True) is None
+    _refused({"to": 7}, "to", str, optional=True)  # optional, but when given it must have the type
+
+
+def test_signal_error_carries_code_and_message() -> None:
+    error = SignalError("forbidden", "Không được. / Not allowed.")
+    assert (error.code, error.message) == ("forbidden", "Không được. / Not allowed.")
+    assert str(error) == "forbidden: Không được. / Not allowed."
+
+
+def test_moderators_are_the_staff_roles() -> None:
+    assert MODERATORS == {Role.OPERATOR, Role.TRAINER, Role.LEADER}
+    assert not MODERATORS & {Role.CLASSROOM, Role.LEARNER, Role.GUEST}
