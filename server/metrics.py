@@ -11,11 +11,14 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # every HTTP request, by response status (server.middlewares.request_id_middleware)
         self.http_requests = Counter("taphuan_http_requests", "HTTP requests served", ["status"],
                                      registry=self.registry)
+        # password logins by result: ok, failed, disabled, rate-limited (server.people.accounts.authenticate)
         self.logins = Counter("taphuan_logins", "Login attempts", ["result"], registry=self.registry)
         self.ws_connections = Gauge("taphuan_ws_connections", "Open signalling WebSockets",
                                     registry=self.registry)
+        # read from the SFU at each scrape (server.live.service.live_ctx)
         self.rooms = Gauge("taphuan_rooms", "Live rooms", registry=self.registry)
         self.participants = Gauge("taphuan_participants", "Participants in live rooms", registry=self.registry)
 

@@ -17,6 +17,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.errors import ApiError
+from server.metrics import METRICS
 
 log = logging.getLogger("taphuan.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,6 +54,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         status = exc.status
         raise
     finally:
+        request.app[METRICS].http_requests.labels(status=str(status)).inc()
         if request.path not in ("/metrics", "/healthz"):
             log.info("%s %s %s", request.method, request.path, status,
                      extra={"request_id": rid, "ms": round((time.perf_counter() - start) * 1000, 1),

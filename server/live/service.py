@@ -20,6 +20,7 @@ from aiohttp import web
 
 from server.bus import BUS
 from server.config import CONFIG, Config, udp_range
+from server.metrics import METRICS
 from sfu.config import SfuConfig
 from sfu.sfu import Sfu
 
@@ -102,6 +103,9 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     """live_ctx: the cleanup context that owns `Live` (the SFU) and the login-revocation listener."""
     live = Live(app[CONFIG])
     app[LIVE] = live
+    metrics = app[METRICS]
+    metrics.rooms.set_function(lambda: sum(1 for room in live.sfu.rooms.values() if not room.closed))
+    metrics.participants.set_function(live.sfu.participant_count)
     listener = asyncio.create_task(_listen_logins(app), name="live-logins")
     yield
     listener.cancel()

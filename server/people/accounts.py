@@ -66,6 +66,7 @@ from server.db.models import (
     utcnow,
 )
 from server.errors import ApiError
+from server.metrics import METRICS
 from server.people.classrooms import all_classrooms
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -135,6 +136,7 @@ async def authenticate(s: AsyncSession, request: web.Request, username: str, pas
     Failed attempts are audit-logged and committed here.
     """
     limiter = request.app[LOGIN_LIMITER]
+    logins = request.app[METRICS].logins
     name = normalize_username(username)
     account_key, ip_key = f"user:{name}", f"ip:{client_ip(request)}"
     wait = limiter.retry_after(account_key, ip_key)
@@ -143,6 +145,7 @@ async def authenticate(s: AsyncSession, request: web.Request, username: str, pas
                                                 f"Too many failed logins. Try again in {wait} s.",
                            retry_after=wait)
         exc.headers["Retry-After"] = str(wait)
+        logins.labels(result="rate-limited").inc()
         raise exc
     user = await s.scalar(select(User).where(User.username == name)) if name else None
     ok = verify_password(user.password_hash if user else _dummy_hash(), password)
@@ -150,11 +153,14 @@ async def authenticate(s: AsyncSession, request: web.Request, username: str, pas
         limiter.failed(account_key, ip_key)
         record(s, request, "login.failed", f"user:{name[:60]}", username=name[:64])
         await s.commit()
+        logins.labels(result="failed").inc()
         raise AccountError(401, "login-failed", "Sai tên đăng nhập hoặc mật khẩu. / Wrong username or password.")
     if user.disabled:
+        logins.labels(result="disabled").inc()
         raise AccountError(403, "account-disabled", "Tài khoản này đã bị khoá; hãy liên hệ quản trị viên. / "
                                                     "This account is disabled; contact an operator.")
     limiter.succeeded(account_key)
+    logins.labels(result="ok").inc()
     return user
 
 

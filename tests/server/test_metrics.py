@@ -43,3 +43,44 @@ async def test_open_websockets_are_counted_at_metrics(client: TestClient[Any, An
             break
         await asyncio.sleep(0.05)
     assert await _gauge(client) == 0
+
+
+async def _sample(client: TestClient[Any, Any], name: str, **labels: str) -> float:
+    """_sample: one sample of the app's /metrics, 0 when absent."""
+    text = await (await client.get("/metrics")).text()
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    series = f"{name}{{{wanted}}}" if labels else name
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_logins_and_http_requests_are_counted(client: TestClient[Any, Any],
+                                                     make_user: Callable[..., Awaitable[Any]]) -> None:
+    from tests.server.test_auth import api_login
+
+    await make_user(Role.TRAINER, username="an", password="good-password")
+    not_found = await _sample(client, "taphuan_http_requests_total", status="404")
+    assert (await api_login(client, "an", "nope-nope")).status == 401
+    assert (await api_login(client, "an", "good-password")).status == 200
+    assert (await client.get("/no-such-page")).status == 404
+    assert await _sample(client, "taphuan_logins_total", result="failed") == 1
+    assert await _sample(client, "taphuan_logins_total", result="ok") == 1
+    assert await _sample(client, "taphuan_http_requests_total", status="401") >= 1
+    assert await _sample(client, "taphuan_http_requests_total", status="404") == not_found + 1
+
+
+async def test_live_rooms_and_participants_are_read_from_the_sfu(client: TestClient[Any, Any]) -> None:
+    from server.live.service import LIVE
+    from sfu.participant import Capabilities
+
+    assert await _sample(client, "taphuan_rooms") == 0
+    room = await client.app[LIVE].sfu.room("42")
+
+    async def on_event(event: Any) -> None:
+        pass
+
+    await room.join("p-1", "guest", "Khách", Capabilities(), on_event)
+    assert await _sample(client, "taphuan_rooms") == 1
+    assert await _sample(client, "taphuan_participants") == 1
+    await room.leave("p-1")
+    assert await _sample(client, "taphuan_participants") == 0
