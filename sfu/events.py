@@ -127,7 +127,7 @@ class ParticipantStats:
 
 @dataclass(frozen=True)
 class RoomStats(Event):
-    """RoomStats is a snapshot of a whole room; also usable as an event pushed to operators."""
+    """RoomStats is a snapshot of a room's forwarding statistics (`Room.stats()`: the `stats` reply, the console)."""
 
     room_id: str
     participants: tuple[ParticipantStats, ...]
