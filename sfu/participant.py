@@ -1,7 +1,7 @@
 """participant: a Participant of a Meeting: capabilities, peers, producers, consumers, hand, mute and presence state.
 
 What a participant may do is its ``Capabilities``, given by the signalling layer at join; its role is a label
-the SFU carries for events and pages and never acts on (the recorder's slot set aside, see ``slots_for``).
+the SFU carries for events and pages and never acts on.
 All fields are changed by the room's mailbox task only (see sfu/room.py). Events for the participant go
 through its ``EventOutbox``: one task per participant awaits ``on_event`` for each event in order.
 """
@@ -48,7 +48,7 @@ BASE_SLOTS: tuple[tuple[str, str], ...] = (
 )
 
 
-def slots_for(role: str, capabilities: Capabilities, grid_slots: int) -> list[tuple[str, str]]:
+def slots_for(capabilities: Capabilities, grid_slots: int) -> list[tuple[str, str]]:
     """slots_for lists the (slot, kind) pairs of a down Peer: fixed at join."""
     slots = list(BASE_SLOTS)
     if capabilities.view_grid:

@@ -313,7 +313,7 @@ class Room:
     async def _open_down(self, p: Participant) -> None:
         peer = Peer(p.id, True, self.config, self.video_mime, self._peer_lost, self.ticker)
         p.down = peer
-        for slot, kind in slots_for(p.role, p.capabilities, self.config.grid_slots):
+        for slot, kind in slots_for(p.capabilities, self.config.grid_slots):
             sender = peer.add_slot(kind)
             p.consumers[slot] = Consumer(
                 p.id, slot, kind, sender, peer.wire_for, self._clock,

@@ -6,12 +6,12 @@ from tests.sfu.helpers import CAPABILITIES
 
 
 def test_slots_by_role() -> None:
-    assert slots_for("classroom", CAPABILITIES["classroom"], 9) == list(BASE_SLOTS)
-    assert slots_for("guest", CAPABILITIES["guest"], 9) == list(BASE_SLOTS)
-    trainer = slots_for("trainer", CAPABILITIES["trainer"], 4)
+    assert slots_for(CAPABILITIES["classroom"], 9) == list(BASE_SLOTS)
+    assert slots_for(CAPABILITIES["guest"], 9) == list(BASE_SLOTS)
+    trainer = slots_for(CAPABILITIES["trainer"], 4)
     assert [s for s, _ in trainer][-4:] == ["grid-0", "grid-1", "grid-2", "grid-3"]
     assert all(kind == "video" for s, kind in trainer if s.startswith("grid-"))
-    assert len(slots_for("operator", CAPABILITIES["operator"], 9)) == len(BASE_SLOTS) + 9
+    assert len(slots_for(CAPABILITIES["operator"], 9)) == len(BASE_SLOTS) + 9
 
 
 async def test_outbox_delivers_in_order_and_survives_callback_errors() -> None:
