@@ -13,7 +13,6 @@ from server.config import Config
 from server.db.engine import DB
 from server.db.models import Role, User
 from server.live.service import LIVE
-from sfu.participant import Capabilities
 from tests.live_client import LiveClient
 from tests.server.livetest import classroom_login, connect
 
@@ -133,29 +132,6 @@ async def test_wrong_codec_for_room_is_refused(login_as: Factory, make_meeting: 
     finally:
         await pc.close()
     assert (await lc.request("ping"))["type"] == "pong"
-
-
-async def test_joined_reply_lists_who_joined_while_it_was_built(
-        login_as: Factory, make_meeting: Factory, clients: list[LiveClient], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Someone joining while the `joined` reply is being built (the recorder, started by the first join, does)
-    is in that reply: the browser rebuilds its participant list from it."""
-    from server.live import chat
-
-    op = await login_as(Role.OPERATOR)
-    meeting = await make_meeting()
-    original = chat.history_for
-
-    async def history_while_someone_joins(conn: Any) -> list[dict[str, Any]]:
-        async def on_event(event: Any) -> None:
-            pass
-
-        await conn.room.join("p-late", "recorder", "Ghi hình", Capabilities(), on_event)
-        return await original(conn)
-
-    monkeypatch.setattr(chat, "history_for", history_while_someone_joins)
-    lc = await connect(op, clients)
-    reply = await lc.join(meeting.id)
-    assert [p["participant_id"] for p in reply["room"]["participants"]] == ["p-late"]
 
 
 async def test_floor_given_by_two_moderators_at_once_is_recorded_as_it_happened(
