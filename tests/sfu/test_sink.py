@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from sfu.codec import is_keyframe_start
-from sfu.consumer import COMPILED, Consumer
+from sfu.consumer import COMPILED, Consumer, Inbound
 from sfu.errors import SfuError
 from sfu.events import Event, ServerOffer, SlotChanged
 from sfu.participant import Capabilities
@@ -200,3 +200,56 @@ async def test_a_locked_room_admits_a_sink_participant_let_in_and_closing_it_clo
     await room.close()
     assert got.closed == 1
     await sfu.close()
+
+
+@dataclass
+class FakeSource:
+    """FakeSource: the stream filling a Sink's slot, as the Sink sees it (`sfu.consumer.Source`)."""
+
+    participant_id: str
+    source: str = "camera"
+    keyframes_asked: int = 0
+
+    def request_keyframe(self) -> bool:
+        self.keyframes_asked += 1
+        return True
+
+
+def test_three_hours_of_packets_through_a_sink_across_every_wrap() -> None:
+    """Three hours of 30 fps video (two packets a frame, 648 000 packets), sources starting just below the
+    16-bit sequence and 32-bit timestamp wraps, a source switch every 20 minutes: every packet reaches the
+    callback, the output numbers advance by exactly one (seq) and by the source's step (ts) modulo their
+    wraps, and never repeat: an unbounded-integer model follows each packet."""
+    now = [0.0]
+    out: list[tuple[int, int]] = []
+    sink = Sink("program-video", "video", lambda seq, ts, marker, payload: out.append((seq, ts)),
+                clock=lambda: now[0])
+    sources = [FakeSource(f"p{i}") for i in range(9)]
+    forwarded = 0
+    for n, src in enumerate(sources):
+        sink.switch(src)
+        assert src.keyframes_asked == 1  # a new video source is asked for a keyframe at once
+        seq, ts = 0xFFFF - 300 - n, 0xFFFFFFFF - 3000 * 20 - n  # both wrap within the first seconds
+        first = len(out)
+        for frame in range(20 * 60 * 30):  # 20 minutes
+            for part in range(2):
+                now[0] += 1 / 60
+                sink.forward(Inbound(ssrc=100 + n, seq=seq & 0xFFFF, ts=ts & 0xFFFFFFFF, marker=part,
+                                     payload=b"\x10abc", keyframe=frame == 0, ntp=0, abs_send_time=0,
+                                     audio_level=127))
+                seq += 1
+                forwarded += 1
+            ts += 3000
+        tenure = out[first:]
+        assert len(tenure) == 20 * 60 * 30 * 2, n
+        assert all((b[0] - a[0]) & 0xFFFF == 1 for a, b in zip(tenure, tenure[1:], strict=False)), n
+        steps = {(b[1] - a[1]) & 0xFFFFFFFF for a, b in zip(tenure, tenure[1:], strict=False)}
+        assert steps == {0, 3000}, (n, steps)
+    assert len(out) == forwarded == sink.packets
+    assert all((b[0] - a[0]) & 0xFFFF == 1 for a, b in zip(out, out[1:], strict=False))  # switches included
+    # model: unwrapped output sequence numbers are consecutive integers from the first one
+    unwrapped, top = [], None
+    for seq, _ in out:
+        top = seq if top is None else top + (((seq - top + 0x8000) & 0xFFFF) - 0x8000)
+        unwrapped.append(top)
+    assert unwrapped == list(range(unwrapped[0], unwrapped[0] + len(out)))
