@@ -161,6 +161,13 @@ class Resume(Action[Joined]):
 
 
 @dataclass
+class Restart(Action[None]):
+    """Restart: renew the participant's media over its current signalling connection (new Peers, same room state)."""
+
+    participant_id: str
+
+
+@dataclass
 class PeerLost(Action[None]):
     """PeerLost: a Peer failed or closed on its own (posted by the Peer's state callback)."""
 
@@ -171,7 +178,7 @@ class PeerLost(Action[None]):
 
 @dataclass
 class ResumeExpired(Action[None]):
-    """ResumeExpired: the resume window of a detached participant is over."""
+    """ResumeExpired: the resume window of a reconnecting participant is over."""
 
     participant_id: str
     token: str

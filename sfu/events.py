@@ -108,7 +108,7 @@ class GridChanged(Event):
 
 @dataclass(frozen=True)
 class PeerFailed(Event):
-    """PeerFailed: the participant's up or down Peer failed or closed (the participant is being removed)."""
+    """PeerFailed: the participant's up or down Peer failed or closed: it is reconnecting; renew with Room.restart."""
 
     down: bool
     state: str

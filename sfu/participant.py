@@ -114,6 +114,7 @@ class Participant:
     grid_page: int = 0
     grid_view: tuple[int, int, tuple[str, ...]] | None = None
     resume_handle: asyncio.TimerHandle | None = None
+    republish: set[str] = field(default_factory=set)  # sources its lost Peers carried, until it publishes again
 
     def send(self, event: Event) -> None:
         """send queues an event for this participant's signalling connection."""
@@ -127,7 +128,11 @@ class Participant:
         return producer
 
     async def close_peers(self) -> None:
-        """close_peers closes both peers and any Sinks, and drops producers and consumers."""
+        """close_peers closes both peers and any Sinks, and drops producers and consumers.
+
+        The sources it published are remembered in `republish` until its next publish (slots say reconnecting).
+        """
+        self.republish |= set(self.producers)
         for producer in self.producers.values():
             producer.close()
         for target in self.consumers.values():

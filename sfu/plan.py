@@ -36,7 +36,7 @@ def fill(owner: Participant | None, source: str, viewer: Participant) -> SlotFil
         return None, owner.id, source, "reconnecting"
     producer = owner.producers.get(source)
     if producer is None:
-        return None, owner.id, source, "empty"
+        return None, owner.id, source, "reconnecting" if source in owner.republish else "empty"
     if producer.muted:
         return None, owner.id, source, "muted"
     return producer, owner.id, source, "live"

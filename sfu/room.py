@@ -42,6 +42,7 @@ from sfu.actions import (
     PeerLost,
     Publish,
     RaiseHand,
+    Restart,
     Resume,
     ResumeExpired,
     SetAudioOnly,
@@ -207,6 +208,16 @@ class Room:
         """resume brings back a detached participant with its capabilities (new down ServerOffer; publish again)."""
         return await self._ask(Resume(participant_id, token, on_event))
 
+    async def restart(self, participant_id: str) -> None:
+        """restart renews the participant's media without leaving: both Peers are replaced.
+
+        A new down ServerOffer (same slots) goes out and the participant publishes again; it keeps its floor,
+        hand, presenter role, grid page, mutes and audio-only choice. It is how a participant comes back from
+        ``reconnecting`` after PeerFailed (its signalling connection still open), or renews connections its
+        client saw fail. Until it publishes again, its slots in others' views say ``reconnecting``.
+        """
+        await self._ask(Restart(participant_id))
+
     async def close(self) -> None:
         """close closes every Peer and stops the room."""
         if self.mailbox.closed:
@@ -336,6 +347,7 @@ class Room:
         if p.up is None:
             p.up = Peer(p.id, False, self.config, self.video_mime, self._peer_lost, self.ticker)
         answer, tracks = await p.up.answer(a.offer_sdp, a.sources)
+        p.republish = set()
         for track in tracks:
             old = p.producers.pop(track.source, None)
             if old is not None:
@@ -474,7 +486,11 @@ class Room:
         return view
 
     async def _on_Detach(self, a: Detach) -> None:  # noqa: N802
-        p = self._get(a.participant_id)
+        await self._reconnecting(self._get(a.participant_id))
+
+    async def _reconnecting(self, p: Participant) -> None:
+        """_reconnecting: p's connection or media is lost: its Peers close, others see it ``reconnecting``, and it
+        stays (floor, hand, presenter role) for the resume window: resume or restart brings it back."""
         if p.state == "reconnecting":
             return
         p.state = "reconnecting"
@@ -490,23 +506,34 @@ class Room:
         p = self._get(a.participant_id)
         if a.token != p.resume_token:
             raise SfuError("token", "wrong resume token")
-        if p.resume_handle is not None:
-            p.resume_handle.cancel()
-            p.resume_handle = None
-        await p.close_peers()
         old_outbox = p.outbox
         p.outbox = EventOutbox(p.id, a.on_event)
         asyncio.get_running_loop().create_task(old_outbox.close(0.1))
-        p.state = "connected"
         for other in self.participants.values():
             if other is not p:
                 p.send(ParticipantJoined(other.id, other.role, other.name))
         p.send(PresenterChanged(self.presenter_id, None))
         p.send(FloorChanged(self.floor_id, None))
-        self._broadcast(ParticipantState(p.id, "connected"), exclude=p)
+        await self._renew(p)
+        return Joined(ParticipantView.of(p), p.resume_token)
+
+    async def _on_Restart(self, a: Restart) -> None:  # noqa: N802
+        p = self._get(a.participant_id)
+        if p.down is None and p.consumers:
+            raise SfuError("state", f"{p.id} receives in-process: no connections to renew")
+        await self._renew(p)
+
+    async def _renew(self, p: Participant) -> None:
+        """_renew: p gets new Peers: the old ones close, a new down offer goes out, p is connected again."""
+        if p.resume_handle is not None:
+            p.resume_handle.cancel()
+            p.resume_handle = None
+        await p.close_peers()
+        if p.state != "connected":
+            p.state = "connected"
+            self._broadcast(ParticipantState(p.id, "connected"), exclude=p)
         await self._open_down(p)
         self._reassign()
-        return Joined(ParticipantView.of(p), p.resume_token)
 
     async def _on_ResumeExpired(self, a: ResumeExpired) -> None:  # noqa: N802
         p = self.participants.get(a.participant_id)
@@ -521,7 +548,7 @@ class Room:
         if p is None or a.peer not in (p.up, p.down):
             return
         p.send(PeerFailed(down=a.peer.down, state=a.state))
-        await self._remove(p, "connection-" + a.state)
+        await self._reconnecting(p)
 
     async def _on_GraceExpired(self, a: GraceExpired) -> None:  # noqa: N802
         if not self.participants and not self.closed:
@@ -546,6 +573,8 @@ class Room:
         if p.resume_handle is not None:
             p.resume_handle.cancel()
         await p.close_peers()
+        if reason == "timeout":  # it may still have its signalling channel (its media never came back): tell it
+            p.send(ParticipantLeft(p.id, reason))
         await p.outbox.close(0.5)
         if self.floor_id == p.id:
             self.floor_id = None

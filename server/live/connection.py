@@ -126,7 +126,9 @@ class Connection:
         self.ws = ws
         self.ident = ident
         self.routes = routes
-        self.on_close = on_close  # called once when the connection closes for good, before it leaves the room
+        # called once when the connection closes for good, before it leaves the room, or when the room ended
+        # its participant (resume window over) while it stayed open
+        self.on_close = on_close
         self.room: Room | None = None
         self.meeting_id: int | None = None
         self.participant_id: str | None = None
@@ -185,8 +187,16 @@ class Connection:
         return error_message(request_id, "internal", "Lỗi máy chủ; đã ghi nhật ký. / Server error; logged.")
 
     async def on_event(self, event: Event) -> None:
-        """Connection.on_event: an SFU event for this participant, forwarded as a message."""
+        """Connection.on_event: an SFU event for this participant, forwarded as a message.
+
+        `participant-left` about itself (its media did not come back within the resume window) ends its
+        participant: `on_close` runs and the socket stays open (the browser may `join` again).
+        """
         await self.send(event_message(event))
+        if isinstance(event, ParticipantLeft) and event.participant_id == self.participant_id and self.room:
+            self.room = None
+            await self.on_close(self, event.reason)
+            self.participant_id = None
 
     async def close(self, reason: str) -> None:
         """Connection.close: say why, leave the room (for good: no resume) and close the socket."""

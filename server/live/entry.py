@@ -131,14 +131,16 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
     live = conn.app[LIVE]
     # The same classroom account joining again (another PC) replaces the earlier connection.
     if ident.role == Role.CLASSROOM and ident.user_id is not None:
+        resumed = resume.get("participant_id") if resume is not None else None
         for other in live.by_user_in_meeting(ident.user_id, meeting.id):
-            if other is not conn:
+            if other is not conn and other.participant_id != resumed:  # not the one it resumes (see below)
                 await other.close("replaced")
     if resume is not None:
         pid = resume.get("participant_id")
         token = resume.get("token")
         if not isinstance(pid, str) or not isinstance(token, str):
             raise SignalError("bad-message", "resume cần participant_id và token / resume needs participant_id, token")
+        earlier = live.by_participant(meeting.id, pid)
         try:
             joined = await room.resume(pid, token, conn.on_event)
         except SfuError as exc:
@@ -146,6 +148,10 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
                 raise
             # The resume window is over (or the participant was removed): to the client, an expired token.
             raise SfuError("token", f"{pid} is no longer in the room") from exc
+        if earlier is not None and earlier is not conn:
+            # a socket the server still believed open (its loss not noticed yet, e.g. during a network cut) gave
+            # its participant over: when it ends it neither leaves nor detaches (its heartbeat ends it)
+            earlier.room, earlier.participant_id = None, None
     else:
         pid = f"p-{secrets.token_hex(6)}"
         joined = await room.join(pid, ident.role.value, name, CAPABILITIES[ident.role], conn.on_event,

@@ -28,6 +28,10 @@ from sfu.errors import SfuError
 SOURCES = ("camera", "mic", "screen")
 MUTED_BY_MUTE_ALL = frozenset({Role.CLASSROOM, Role.LEARNER, Role.GUEST})  # role labels (StrEnum values)
 CLEAN_CLOSE = (1000, 1001)  # normal closure, going away (tab closed)
+# Seconds between the server's WebSocket pings; a socket that does not answer one within half of it is lost
+# (detached: resume window). A network cut shorter than that (plus TCP's retransmission back-off once the link
+# is back) keeps the socket, and the media connections come back by themselves (docs/protocol.md, Recovery).
+HEARTBEAT = 40.0
 
 
 async def on_ping(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
@@ -177,6 +181,14 @@ async def on_audio_only(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]
     return {"type": "ok"}
 
 
+async def on_restart(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
+    """on_restart: renew this participant's media connections without leaving the room (after `peer-failed`,
+    or when the browser's own connections failed): a new down `offer` follows; the browser publishes again."""
+    room, pid = conn.require_room()
+    await room.restart(pid)
+    return {"type": "ok"}
+
+
 async def on_stats(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_stats: a snapshot of the room's forwarding statistics."""
     room, _ = conn.require_room()
@@ -197,6 +209,7 @@ _ROOM_ROUTES: dict[str, Route] = {
     "publish": Route(on_publish, roles=frozenset(Role) - {Role.GUEST}),
     "answer": Route(on_answer),
     "candidate": Route(on_candidate),
+    "restart": Route(on_restart),
     "raise-hand": Route(on_raise_hand),
     "give-floor": Route(on_give_floor, roles=MODERATORS),
     "set-presenter": Route(on_set_presenter, roles=MODERATORS),
@@ -244,6 +257,8 @@ async def _after_close(conn: Connection, ws: web.WebSocketResponse) -> None:
     clean = ws.close_code in CLEAN_CLOSE
     await attendance.record(conn, "leave" if clean else "drop", reason="closed" if clean else "lost",
                             code=ws.close_code)
+    if conn.room is None:
+        return  # meanwhile a new socket resumed the participant (server.live.entry): it is not ours to end
     with contextlib.suppress(SfuError):
         if clean:
             await room.leave(pid)  # the browser closed the tab or navigated away: it is gone
@@ -252,7 +267,8 @@ async def _after_close(conn: Connection, ws: web.WebSocketResponse) -> None:
 
 
 async def _record_leave(conn: Connection, reason: str) -> None:
-    await attendance.record(conn, "leave", reason=reason)
+    # `timeout`: its media never came back within the resume window although its socket stayed open
+    await attendance.record(conn, "drop" if reason == "timeout" else "leave", reason=reason)
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
@@ -263,7 +279,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if not _same_origin(request):
         raise web.HTTPForbidden(text="cross-origin WebSocket refused")
     limits = request.app[CONFIG].limits
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=limits.ws_message_bytes * 4)
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=limits.ws_message_bytes * 4)
     await ws.prepare(request)
     conn = Connection(request, ws, ident, ROUTES, on_close=_record_leave)
     live = request.app[LIVE]

@@ -6,7 +6,9 @@ so a report can be recomputed after a fix and a restart mid-meeting changes noth
 
 Rules (`meeting_attendance`):
 - Presence of one participant: an interval opens at join or resume and closes at leave, drop or
-  closed-at-restart (an opening while open, or a closing while closed, changes nothing). An interval
+  closed-at-restart (an opening while open, or a closing while closed, changes nothing). A drop followed by
+  the same participant's resume is a network cut it came back from within the resume window (it stayed in
+  the room, shown as reconnecting): the interval goes on through it, and so does the floor. An interval
   still open counts up to `now` when the meeting is live now; otherwise (the server lost track) up to
   the participant's last known moment (its last event or quality sample).
 - An attendee is a classroom (all its participants: a second PC, a drop and a rejoin under a new
@@ -14,7 +16,7 @@ Rules (`meeting_attendance`):
   participants' intervals, so two PCs of one classroom are not counted twice.
 - Minutes present: the length of that union. Share: the part of the meeting's scheduled time
   (starts_at..ends_at) covered by it, 0..1 (joining early or staying late adds minutes, not share).
-- Floor: floor-start until floor-end, or until the holder's leave, drop or closed-at-restart.
+- Floor: floor-start until floor-end, or until the holder's leave, drop (not resumed) or closed-at-restart.
 - Hands raised, chat messages, poll answers: counts of hand-up, chat and poll-answer events.
 - Connection quality: medians of the `quality` samples (worst download loss, upload loss, bitrates, RTT).
 

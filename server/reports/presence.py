@@ -39,18 +39,33 @@ def _ordered(events: Iterable[AttendanceEvent]) -> list[AttendanceEvent]:
 def participant_spans(events: Sequence[AttendanceEvent], open_end: dt.datetime | None) -> tuple[list[Span], list[Span]]:
     """participant_spans: the presence intervals and floor intervals of ONE participant's ordered events.
 
-    Intervals still open end at `open_end` ("now") when given, else at the last event ("last-seen").
+    Intervals still open end at `open_end` ("now") when given, else at the last event ("last-seen"). A `drop`
+    followed by its `resume` (the participant came back within the resume window, shown as reconnecting and
+    still in the room meanwhile) does not end the interval, nor the floor unless a `floor-end` came between.
     """
     present: dt.datetime | None = None
     floor: dt.datetime | None = None
     spans: list[Span] = []
     floors: list[Span] = []
+    # at a drop: since when it was present and held the floor, and when a floor-end came before its resume
+    dropped: tuple[dt.datetime, dt.datetime | None, dt.datetime | None] | None = None
     last: dt.datetime | None = None
     for ev in events:
         last = ev.at
-        if ev.kind in OPENING:
+        if ev.kind == "resume" and dropped is not None and present is None:
+            present, floor, floor_end = dropped  # the cut was within the resume window: one interval
+            spans.pop()
+            if floor is not None:
+                floors.pop()
+                if floor_end is not None:
+                    floors.append(Span(floor, floor_end, "floor-end"))
+                    floor = None
+            dropped = None
+        elif ev.kind in OPENING:
             present = present or ev.at
+            dropped = None
         elif ev.kind in CLOSING:
+            dropped = (present, floor, None) if ev.kind == "drop" and present is not None else None
             if present is not None:
                 spans.append(Span(present, ev.at, ev.kind))
                 present = None
@@ -59,9 +74,12 @@ def participant_spans(events: Sequence[AttendanceEvent], open_end: dt.datetime |
                 floor = None
         elif ev.kind == "floor-start":
             floor = floor or ev.at
+            dropped = None
         elif ev.kind == "floor-end" and floor is not None:
             floors.append(Span(floor, ev.at, ev.kind))
             floor = None
+        elif ev.kind == "floor-end" and dropped is not None and dropped[1] is not None and dropped[2] is None:
+            dropped = (dropped[0], dropped[1], ev.at)  # the floor it kept while reconnecting ended here
     end, how = (open_end, "now") if open_end is not None else (last, "last-seen")
     for since, out in ((present, spans), (floor, floors)):
         if since is not None and end is not None:

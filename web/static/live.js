@@ -483,22 +483,23 @@
     $("[data-lobby-msg]").textContent = T.lobbyText;
     void e;
   });
-  client.addEventListener("reconnecting", () => setConn(T.reconnecting, "reconnecting"));
-  client.addEventListener("reconnected", async () => {
+  // The socket or only the media connections are recovering (protocol.js, docs/protocol.md "Recovery").
+  client.addEventListener("reconnecting", () => { if (L.joined) setConn(T.reconnecting, "reconnecting"); });
+  client.addEventListener("reconnected", async (e) => {
+    if (!L.joined) return;
     setConn(T.connected, "connected");
-    if (L.audioOnly) client.audioOnly(true).catch(() => {});
-    if (L.screenTrack) client.setScreen(L.screenTrack).catch(() => {});
+    if (!e.detail.media) {
+      if (L.audioOnly) client.audioOnly(true).catch(() => {});
+      if (L.screenTrack) client.setScreen(L.screenTrack).catch(() => {});
+    }
     renderControls();
-  });
-  client.addEventListener("pc-state", (e) => {
-    if (e.detail.state === "failed" && L.joined) setConn(T.reconnecting, "reconnecting");
-    else if (e.detail.state === "connected" && !client.reconnecting && L.joined) setConn(T.connected, "connected");
   });
   client.addEventListener("closed", (e) => {
     const reason = e.detail.reason;
-    if (["replaced", "logout", "removed", "refused"].includes(reason)) {
+    if (["replaced", "logout", "password-changed", "password-reset", "disabled", "link-revoked", "removed",
+      "refused"].includes(reason)) {
       L.joined = false;
-      ended(reason === "refused" ? T.notAdmitted : T.endedTitle, T[reason] || e.detail.message);
+      ended(reason === "refused" ? T.notAdmitted : T.endedTitle, T[reason] || L.localMessage(e.detail.message));
     } else if (reason === "room-closed") {
       L.joined = false;
       ended(T.endedTitle, T.roomClosed);

@@ -10,7 +10,12 @@
 // Events (CustomEvent, detail = message): joined, lobby, offer, slot, floor, presenter, hand, grid,
 // participant-joined, participant-left, participant-state, mute-request, peer-failed, closed, error,
 // locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results, recording,
-// plus the connection states "reconnecting", "reconnected" and "track" ({slot, track, stream}).
+// plus the connection states "reconnecting" and "reconnected" (detail.media: only the media connections,
+// the socket stayed), "pc-state" ({pc, state}) and "track" ({slot, track, stream}).
+//
+// Recovery (docs/protocol.md "Recovery"): a media connection that is "disconnected" is left alone to come
+// back by itself when the link returns; it is renewed (`restart`) on `peer-failed`, when it is "failed", or
+// when the socket answers a ping again and it still has not come back ~2 s later. A lost socket is resumed.
 //
 // The recorder (a participant of role "recorder", docs/protocol.md "Recording") is not a person: it is
 // kept out of client.participants; client.recording says whether the room is being recorded (from the
@@ -19,6 +24,12 @@
   "use strict";
 
   const VERSION = 1;
+  // Close reasons after which reconnecting is pointless (refused, or it would replace someone): all but
+  // server-shutdown (docs/protocol.md, `closed` reasons).
+  const FINAL = ["replaced", "logout", "password-changed", "password-reset", "disabled", "link-revoked",
+    "removed", "refused", "left"];
+  const PROBE_AFTER_MS = 2000;   // a media connection "disconnected" that long: is the network back? (ping)
+  const GRACE_MS = 2000;         // the socket answers again: time left for the connection to come back itself
 
   class ProtocolError extends Error {
     constructor(code, message) {
@@ -72,6 +83,9 @@
       this.closedReason = null;
       this.reconnecting = false;
       this.retries = 0;
+      this.renewing = false;    // media renewal (`restart`) under way
+      this.mediaDown = false;   // "reconnecting" was emitted for the media connections only
+      this.probe = null;        // timer of the disconnected-connection check
     }
 
     emit(type, detail) {
@@ -132,8 +146,7 @@
       if (ws !== this.ws) return;
       for (const [, p] of this.pending) p.reject(new ProtocolError("network", "connection closed"));
       this.pending.clear();
-      const final = ["replaced", "logout", "removed", "left"];
-      if (this.closedReason && final.includes(this.closedReason)) return;
+      if (this.closedReason && FINAL.includes(this.closedReason)) return;
       if (!this.participantId) return;
       this.scheduleReconnect();
     }
@@ -149,10 +162,25 @@
     async reconnect() {
       try {
         await this.openSocket();
-        // The server's media peers died with the socket: drop the old down connection so that the new
-        // down offer (it follows `joined`) builds a fresh one.
-        this.closeDown();
-        let reply;
+        const reply = await this.enterAgain(true);
+        this.reconnecting = false;
+        this.retries = 0;
+        this.emit("reconnected", reply);
+      } catch (err) {
+        this.reconnecting = false;
+        if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.close();
+        else this.scheduleReconnect();
+      }
+    }
+
+    async enterAgain(resume) {
+      // Resume (else join afresh) on the current socket, with new media connections: the server's media
+      // peers died with the old socket, so the old down connection goes and the down offer that follows
+      // `joined` builds a fresh one; then publish again.
+      this.closeDown();
+      this.clearProbe();
+      let reply = null;
+      if (resume) {
         try {
           reply = await this.request("join", {
             version: VERSION, meeting_id: this.meetingId, name: this.name,
@@ -160,18 +188,116 @@
           });
         } catch (err) {
           if (!(err instanceof ProtocolError) || err.code !== "token") throw err;
-          reply = await this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name });
         }
-        this.onJoined(reply);
-        this.reconnecting = false;
-        this.retries = 0;
-        if (this.local) await this.publish(this.local.stream, { screenSlot: this.local.screenSlot, videoCodec: this.local.videoCodec });
-        this.emit("reconnected", reply);
-      } catch (err) {
-        this.reconnecting = false;
-        if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.close();
-        else this.scheduleReconnect();
       }
+      if (!reply) reply = await this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name });
+      this.onJoined(reply);
+      this.renewing = false;
+      this.mediaDown = false;
+      await this.republish();
+      return reply;
+    }
+
+    async republish() {
+      if (this.local) await this.publish(this.local.stream, { screenSlot: this.local.screenSlot, videoCodec: this.local.videoCodec });
+    }
+
+    // ------------------------------------------------------------------ media recovery
+
+    onPcState(which, pc) {
+      if (pc !== this[which]) return;  // an old connection closing
+      const state = pc.connectionState;
+      if (state === "failed") {
+        this.renewMedia();
+      } else if (state === "disconnected") {
+        this.mediaLost();
+        if (!this.probe && !this.renewing) this.probe = setTimeout(() => this.probeNetwork(0), PROBE_AFTER_MS);
+      } else if (state === "connected") {
+        if (this.mediaHealthy()) this.clearProbe();
+        this.mediaBack();
+      }
+    }
+
+    mediaHealthy() {
+      // No connection that exists is disconnected, failed or closed.
+      return [this.up, this.down].every((pc) => !pc || ["new", "connecting", "connected"].includes(pc.connectionState));
+    }
+
+    mediaBack() {
+      // Every connection that exists carries media again: the end of "reconnecting" for the media.
+      if (!this.mediaDown || this.renewing || this.reconnecting) return;
+      if (![this.up, this.down].every((pc) => !pc || pc.connectionState === "connected")) return;
+      this.mediaDown = false;
+      this.emit("reconnected", { media: true });
+    }
+
+    mediaLost() {
+      if (this.mediaDown || this.reconnecting) return;
+      this.mediaDown = true;
+      this.emit("reconnecting", { media: true });
+    }
+
+    clearProbe() {
+      if (this.probe) clearTimeout(this.probe);
+      this.probe = null;
+    }
+
+    async probeNetwork(attempt) {
+      // A media connection is "disconnected": once the socket answers a ping (the network is back), give it
+      // GRACE_MS to come back by itself, then renew it.
+      this.probe = null;
+      if (this.renewing || this.reconnecting || this.mediaHealthy()) return;
+      try {
+        await this.within(this.request("ping", {}), 4000);
+      } catch (err) {
+        if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;  // the socket path takes over
+        this.probe = setTimeout(() => this.probeNetwork(attempt + 1), Math.min(8000, 1000 * Math.pow(2, attempt)));
+        return;
+      }
+      this.probe = setTimeout(() => {
+        this.probe = null;
+        if (!this.mediaHealthy()) this.renewMedia();
+      }, GRACE_MS);
+    }
+
+    within(promise, ms) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new ProtocolError("timeout", "no reply")), ms);
+        promise.then((v) => { clearTimeout(timer); resolve(v); }, (e) => { clearTimeout(timer); reject(e); });
+      });
+    }
+
+    async renewMedia() {
+      // New media connections without leaving the room (`restart`). While the link is down the request waits
+      // in the socket (sending it again would only queue a second renewal); a refused one is tried again with
+      // back-off; a socket lost meanwhile is resumed instead (which renews the media too).
+      if (this.renewing || this.reconnecting || !this.participantId) return;
+      this.renewing = true;
+      this.clearProbe();
+      this.mediaLost();
+      for (let attempt = 0; this.renewing; attempt++) {
+        if (!this.ws || this.ws.readyState !== WebSocket.OPEN || this.reconnecting) break;
+        try {
+          this.closeDown();
+          if (this.up) this.up.close();
+          this.up = null;
+          await this.request("restart", {});  // the new down offer is answered as it comes (onOffer)
+          await this.republish();
+          this.renewing = false;
+          this.mediaBack();
+          return;
+        } catch (err) {
+          if (!(err instanceof ProtocolError) || err.code === "network") break;  // the socket path takes over
+          if (err.code === "not-joined") {
+            // The participant is gone (its resume window ended): join afresh on this socket.
+            this.renewing = false;
+            try { await this.enterAgain(false); this.emit("reconnected", { media: true }); } catch (e) { /* socket path */ }
+            return;
+          }
+          await new Promise((r) => setTimeout(r, Math.min(8000, 1000 * Math.pow(2, attempt))));
+        }
+      }
+      this.renewing = false;
     }
 
     // ------------------------------------------------------------------ messages
@@ -227,6 +353,11 @@
           }
           break;
         case "participant-left":
+          if (msg.participant_id === this.participantId && msg.participant_id) {
+            // Its media did not come back within the resume window: the server ended this participant.
+            this.renewing = false;
+            this.enterAgain(false).then(() => this.emit("reconnected", { media: true }), () => {});
+          }
           this.participants.delete(msg.participant_id);
           this.hands.delete(msg.participant_id);
           if (this.recorders.delete(msg.participant_id) && this.recorders.size === 0) this.recording = false;
@@ -248,6 +379,7 @@
           break;
         case "slot": this.slotState[msg.slot] = msg; break;
         case "mute-request": this.applyMute(msg); break;
+        case "peer-failed": this.renewMedia(); break;
         case "closed": this.closedReason = msg.reason; break;
         default: break;
       }
@@ -272,25 +404,25 @@
 
     async onOffer(msg) {
       try {
+        // Every offer comes from a new server connection (join, resume, restart): a new one here too.
         this.slots = msg.slots;
-        if (!this.down || this.down.signalingState === "closed") {
-          this.closeDown();
-          this.down = this.newPeer("down");
-          this.slotStreams = {};
-          this.down.ontrack = (ev) => {
-            const mid = ev.transceiver.mid;
-            const slot = Object.keys(this.slots).find((s) => this.slots[s] === mid);
-            if (!slot) return;
-            const stream = new MediaStream([ev.track]);
-            this.slotStreams[slot] = stream;
-            this.emit("track", { slot, track: ev.track, stream });
-          };
-        }
-        await this.down.setRemoteDescription({ type: "offer", sdp: msg.sdp });
-        await this.down.setLocalDescription(await this.down.createAnswer());
-        await waitIceGathering(this.down, this.gatherTimeoutMs);
-        await this.request("answer", { sdp: this.down.localDescription.sdp });
-        this.sdpDelivered(this.down);
+        this.closeDown();
+        const pc = this.down = this.newPeer("down");
+        this.slotStreams = {};
+        pc.ontrack = (ev) => {
+          const mid = ev.transceiver.mid;
+          const slot = Object.keys(this.slots).find((s) => this.slots[s] === mid);
+          if (!slot) return;
+          const stream = new MediaStream([ev.track]);
+          this.slotStreams[slot] = stream;
+          this.emit("track", { slot, track: ev.track, stream });
+        };
+        await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+        await pc.setLocalDescription(await pc.createAnswer());
+        await waitIceGathering(pc, this.gatherTimeoutMs);
+        if (pc !== this.down) return;  // a newer offer came meanwhile
+        await this.request("answer", { sdp: pc.localDescription.sdp });
+        this.sdpDelivered(pc);
       } catch (err) {
         this.emit("error", { error: { code: err.code || "negotiation", message: String(err.message || err) } });
       }
@@ -317,7 +449,10 @@
         if (!ev.candidate) return;
         if (pc._sdpSent) pc._trickle(ev.candidate); else pc._queued.push(ev.candidate);
       };
-      pc.onconnectionstatechange = () => this.emit("pc-state", { pc: which, state: pc.connectionState });
+      pc.onconnectionstatechange = () => {
+        this.emit("pc-state", { pc: which, state: pc.connectionState });
+        this.onPcState(which, pc);
+      };
       return pc;
     }
 
@@ -417,6 +552,8 @@
 
     close() {
       if (!this.closedReason) this.closedReason = "left";
+      this.clearProbe();
+      this.renewing = false;
       if (this.ws) this.ws.close(1000);
       if (this.up) this.up.close();
       this.closeDown();

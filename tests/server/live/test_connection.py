@@ -138,7 +138,7 @@ async def test_joined_comes_before_the_state_of_the_room(login_as: Factory, make
 EVENTS: list[Event] = [
     ServerOffer(sdp="v=0\r\n", down=True, slots={"presenter-video": "0", "grid-3": "8"}),
     ParticipantJoined("p-1", "classroom", "Lớp 6A"),
-    ParticipantLeft("p-1", "connection-closed"),
+    ParticipantLeft("p-1", "timeout"),
     ParticipantState("p-1", "reconnecting"),
     PresenterChanged("p-2", None),
     FloorChanged(None, "p-2"),

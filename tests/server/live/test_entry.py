@@ -210,3 +210,24 @@ async def test_joined_reply_lists_who_joined_while_it_was_built(
     lc = await connect(op, clients)
     reply = await lc.join(meeting.id)
     assert [p["participant_id"] for p in reply["room"]["participants"]] == ["p-late"]
+
+
+async def test_a_resume_takes_the_participant_from_a_socket_the_server_still_believed_open(
+        login_as: Factory, make_meeting: Factory, clients: list[LiveClient]) -> None:
+    op = await login_as(Role.OPERATOR)
+    trainer_user = await login_as(Role.TRAINER)
+    meeting = await make_meeting(presenters=[trainer_user.user])
+    watcher = await connect(op, clients)
+    await watcher.join(meeting.id)
+    t = await connect(trainer_user, clients)
+    await t.join(meeting.id)
+    # The browser lost its socket during a cut and resumes on a new one before the server noticed the loss.
+    t2 = await connect(trainer_user, clients)
+    reply = await t2.request("join", version=1, meeting_id=meeting.id,
+                             resume={"participant_id": t.participant_id, "token": t.resume_token})
+    assert reply["type"] == "joined" and reply["participant_id"] == t.participant_id
+    seen = len(watcher.messages)
+    await t.ws.close(code=4000)  # type: ignore[union-attr]  # the old socket's end is noticed at last
+    await asyncio.sleep(0.5)
+    assert not [m for m in watcher.messages[seen:] if m.get("type") in ("participant-state", "participant-left")]
+    assert (await t2.request("raise-hand", raised=True))["type"] == "ok"  # the resumed participant is intact

@@ -169,3 +169,79 @@ async def test_floor_given_by_two_moderators_at_once_is_recorded_as_it_happened(
         ends = sum(1 for r in rows if r.participant == pid and r.kind == "floor-end")
         assert starts - ends == (1 if pid == holder else 0), (pid, holder, [(r.participant, r.kind) for r in rows])
     assert sum(1 for r in rows if r.kind == "floor-start") >= 2  # the floor did move back and forth
+
+
+async def _attendance(app: Any, meeting_id: int, participant: str) -> list[tuple[str, dict[str, Any]]]:
+    from sqlalchemy import select
+
+    from server.db.models import AttendanceEvent
+
+    async with app[DB]() as s:
+        rows = (await s.scalars(select(AttendanceEvent).where(AttendanceEvent.meeting_id == meeting_id,
+                                                              AttendanceEvent.participant == participant)
+                                .order_by(AttendanceEvent.id))).all()
+    return [(r.kind, dict(r.data or {})) for r in rows]
+
+
+async def test_a_failed_media_connection_keeps_the_classroom_and_restart_renews_it(
+        login_as: Factory, make_user: Factory, make_meeting: Factory, make_classroom: Factory,
+        clients: list[LiveClient]) -> None:
+    trainer_user: User = await make_user(Role.TRAINER)
+    trainer = await login_as(user=trainer_user)
+    room_a, id_a = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[id_a])
+    t = await connect(trainer, clients)
+    await t.join(meeting.id)
+    a = await connect(room_a, clients)
+    await a.join(meeting.id)
+    await a.publish()
+    await t.request("give-floor", participant_id=a.participant_id)
+    await t.wait_frames("floor-video", 5)
+
+    seen = len(t.messages)
+    assert a.up is not None
+    await a.up.close()  # its up connection ends without the server asking: the server's peer closes
+    failed = await a.wait(lambda m: m.get("type") == "peer-failed")
+    assert failed["pc"] == "up"
+    await t.wait(lambda m: m.get("type") == "participant-state" and m["state"] == "reconnecting")
+    await t.wait(lambda m: m.get("type") == "slot" and m["slot"] == "floor-video" and m["state"] == "reconnecting")
+    mark = len(a.messages)
+    assert (await a.request("restart"))["type"] == "ok"
+    await a.wait(lambda m: m.get("type") == "offer", start=mark)  # answered by a new down connection
+    await a.publish()
+    await t.wait(lambda m: m.get("type") == "participant-state" and m["state"] == "connected")
+    await t.wait_frames("floor-video", 5)  # its camera is back in the floor slot it kept
+    assert not any(m.get("type") in ("participant-left", "floor") for m in t.messages[seen:])
+    kinds = [k for k, _ in await _attendance(trainer.client.app, meeting.id, a.participant_id)]
+    assert "drop" not in kinds and kinds[0] == "join"  # still present all along
+
+
+async def test_a_classroom_whose_media_never_comes_back_is_told_and_may_join_again(
+        login_as: Factory, make_user: Factory, make_meeting: Factory, make_classroom: Factory,
+        clients: list[LiveClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    trainer_user: User = await make_user(Role.TRAINER)
+    trainer = await login_as(user=trainer_user)
+    live = trainer.client.app[LIVE]
+    monkeypatch.setattr(live.sfu, "config", replace(live.sfu.config, resume_seconds=0.5))
+    room_a, id_a = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[id_a])
+    t = await connect(trainer, clients)
+    await t.join(meeting.id)
+    a = await connect(room_a, clients)
+    await a.join(meeting.id)
+    await a.publish()
+    await asyncio.sleep(0.5)
+    assert a.up is not None
+    await a.up.close()
+    await a.wait(lambda m: m.get("type") == "peer-failed")
+    gone = await a.wait(lambda m: m.get("type") == "participant-left" and m["participant_id"] == a.participant_id)
+    assert gone["reason"] == "timeout"
+    await t.wait(lambda m: m.get("type") == "participant-left" and m["participant_id"] == a.participant_id)
+    events = await _attendance(trainer.client.app, meeting.id, a.participant_id)
+    assert events[-1] == ("drop", {"reason": "timeout"})
+    first = a.participant_id
+    assert (await a.request("raise-hand", raised=True))["error"]["code"] == "not-joined"
+    await a.join(meeting.id)  # afresh, on the same socket
+    assert a.participant_id != first

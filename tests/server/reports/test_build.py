@@ -64,11 +64,26 @@ def _independent(events: list[AttendanceEvent], start: int, end: int, now: int, 
         d["hands"] += sum(e.kind == "hand-up" for e in mine)
         d["chat"] += sum(e.kind == "chat" for e in mine)
         d["polls"] += sum(e.kind == "poll-answer" for e in mine)
+        # a drop while present whose next opening, closing or floor-start is a resume: a cut it came back from
+        bridged = set()
+        here = False
+        for i, e in enumerate(mine):
+            if e.kind == "drop" and here:
+                after = [x.kind for x in mine[i + 1:] if x.kind in ("join", "resume", "leave", "drop",
+                                                                     "closed-at-restart", "floor-start")]
+                if after[:1] == ["resume"]:
+                    bridged.add(e.id)
+            if e.kind in ("join", "resume"):
+                here = True
+            elif e.kind in ("leave", "drop", "closed-at-restart"):
+                here = False
         for t in range(-1000, horizon):
             here = floor = False
             for e in mine:
                 if secs[e.id] > t:
                     break
+                if e.id in bridged:
+                    continue
                 if e.kind in ("join", "resume"):
                     here = True
                 elif e.kind in ("leave", "drop", "closed-at-restart"):

@@ -60,7 +60,7 @@ async def _meeting(app: Any) -> tuple[int, int, int]:
         await s.flush()
         for c in (a, b):
             await s.execute(insert(meeting_classrooms).values(meeting_id=m.id, classroom_id=c.id))
-        for minute, kind, pid in ((0, "join", "pa"), (20, "drop", "pa"), (25, "resume", "pa"), (85, "leave", "pa"),
+        for minute, kind, pid in ((0, "join", "pa"), (20, "drop", "pa"), (25, "join", "pa"), (85, "leave", "pa"),
                                   (3, "hand-up", "pa"), (4, "chat", "pa")):
             s.add(AttendanceEvent(meeting_id=m.id, at=T0 + dt.timedelta(minutes=minute), kind=kind, participant=pid,
                                   classroom_id=a.id, role="classroom", name=a.name, data={}))

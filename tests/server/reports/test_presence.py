@@ -29,18 +29,26 @@ def ev(at: float, kind: str, participant: str = "p1", classroom_id: int | None =
                            role="classroom" if classroom_id else "trainer", name=participant, data=data)
 
 
-def test_join_drop_resume_leave_gives_two_intervals() -> None:
+def test_a_drop_and_its_resume_are_one_interval_a_drop_without_resume_ends_it() -> None:
     events = [ev(0, "join"), ev(600, "drop"), ev(660, "resume"), ev(1800, "leave")]
     spans, floors = participant_spans(events, None)
-    assert [(s.seconds, s.how) for s in spans] == [(600, "drop"), (1140, "leave")]
+    assert [(s.seconds, s.how) for s in spans] == [(1800, "leave")]  # reconnecting within the window
     assert floors == []
+    events = [ev(0, "join"), ev(600, "drop"), ev(700, "join"), ev(1800, "leave")]  # a fresh join: a new one
+    spans, _ = participant_spans(events, None)
+    assert [(s.seconds, s.how) for s in spans] == [(600, "drop"), (1100, "leave")]
 
 
-def test_floor_ends_at_floor_end_or_when_the_holder_drops() -> None:
+def test_floor_ends_at_floor_end_or_when_the_holder_drops_for_good() -> None:
     events = [ev(0, "join"), ev(100, "floor-start"), ev(160, "floor-end"), ev(200, "floor-start"),
-              ev(260, "drop"), ev(300, "resume"), ev(320, "floor-end"), ev(400, "leave")]
+              ev(260, "drop"), ev(300, "resume"), ev(320, "floor-end"), ev(400, "floor-start"), ev(450, "drop")]
     _, floors = participant_spans(events, None)
-    assert [(f.seconds, f.how) for f in floors] == [(60, "floor-end"), (60, "drop")]
+    assert [(f.seconds, f.how) for f in floors] == [(60, "floor-end"), (120, "floor-end"), (50, "drop")]
+    events = [ev(0, "join"), ev(100, "floor-start"), ev(160, "drop"), ev(170, "floor-end"), ev(180, "resume"),
+              ev(200, "leave")]  # the floor was taken back while it was reconnecting
+    spans, floors = participant_spans(events, None)
+    assert [(f.seconds, f.how) for f in floors] == [(70, "floor-end")]
+    assert [(s.seconds, s.how) for s in spans] == [(200, "leave")]
 
 
 def test_open_interval_counts_to_now_when_live_else_to_the_last_known_moment() -> None:
@@ -108,7 +116,7 @@ def test_an_open_floor_ends_with_the_open_interval() -> None:
 
 
 def test_events_are_taken_in_time_order_whatever_order_they_come_in() -> None:
-    events = [ev(600, "leave"), ev(0, "join"), ev(300, "drop"), ev(360, "resume")]
+    events = [ev(600, "leave"), ev(0, "join"), ev(300, "drop"), ev(360, "join")]
     (who,) = meeting_attendance(1, T0, at(600), events, now=at(600), live=False).attendees
     assert [(s.start, s.end) for s in who.spans] == [(at(0), at(300)), (at(360), at(600))]
     assert who.drops == 1 and who.seconds == 540
