@@ -250,6 +250,8 @@ class Consumer:
         self._bytes_sent = 0
         self.nacks = 0
         self.retransmitted = 0
+        self.retransmitted_bytes = 0
+        self.max_temporal = -1  # the highest VP8 temporal layer forwarded (-1: all), set by sfu.downlinks
         self.resends_refused = 0  # NACKed packets not resent: too old, resent too recently, not in the history, or
         self.resends_over_budget = 0  # over the pacer's retransmission budget (these are counted here too)
         self.keyframe_requests = 0
@@ -516,6 +518,7 @@ class Consumer:
         if self._al_off:
             head[self._al_off] = p.audio_level
         self.retransmitted += 1
+        self.retransmitted_bytes += len(p.payload)
         if ctx.rtx_payload_type is not None:
             _RTX_HDR.pack_into(head, 1, (p.marker << 7) | ctx.rtx_payload_type, self._rtx_seq, ts, ctx.rtx_ssrc)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF

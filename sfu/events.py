@@ -72,7 +72,8 @@ class PresenterChanged(Event):
 
 @dataclass(frozen=True)
 class SlotChanged(Event):
-    """SlotChanged: the slot now shows `participant_id`; state is ``live``, ``reconnecting`` or ``empty``."""
+    """SlotChanged: the slot now shows `participant_id`; state is ``live``, ``muted``, ``paused`` (audio-only
+    chosen), ``weak-network`` (paused: the subscriber's link cannot carry it), ``reconnecting`` or ``empty``."""
 
     slot: str
     participant_id: str | None

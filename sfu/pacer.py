@@ -106,7 +106,7 @@ class Pacer:
     enqueued at) in order; a timer on the running loop drains it.
     """
 
-    def __init__(self, send: Callable[[bytes, bytes, int], bool], compiled: bool = True,
+    def __init__(self, send: Callable[[bytes | bytearray, bytes, int], bool], compiled: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.bucket = new_bucket(compiled)
         self._send = send

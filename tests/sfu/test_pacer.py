@@ -17,6 +17,7 @@ from sfu.pacer import (
     TokenBucket,
     burst_for,
 )
+from tests.sfu.helpers import wait_until
 
 compiled = pytest.mark.skipif(CompiledBucket is None, reason="sfu._fanout is not built")
 
@@ -79,8 +80,7 @@ async def test_audio_goes_at_once_while_video_waits_and_drains_at_the_rate(compi
     audio_at = next(t for head, t in sent if head == b"a00")
     assert audio_at - start < 0.05  # sent at once, before most of the video
     assert [h for h, _ in sent].index(b"a00") < 5
-    while pacer.congested:
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: not pacer.congested, 10)
     elapsed = sent[-1][1] - start
     bits = 20 * (1003 + OVERHEAD) * 8 + (103 + OVERHEAD) * 8 - burst_for(rate)
     assert elapsed == pytest.approx(bits / rate, rel=0.25, abs=0.06)  # the rate, not all at once
