@@ -5,24 +5,26 @@ Each down Peer has a ``Downlink``: an estimate of what its link carries, from th
 reports), and the choice, per video slot, of what to send: one spatial layer of the source track and the
 highest temporal layer forwarded within it, or nothing ("paused": the slot says ``weak-network``).
 
-``allocate`` shares a budget by priority, as mediasoup's and LiveKit's allocators do: audio always (it is
-never paused and is not in the budget's competition), then the screen and the presenter's camera (the large
-slots), then the floor holder's camera, then the grid tiles (lowest spatial layer only). Every slot first
-gets its smallest option in priority order (so a tile is paused before the presenter loses video), then the
-slots are upgraded in the same order, each to the best option that still fits.
+``allocate`` shares a budget by priority, as mediasoup's and LiveKit's allocators do: audio always (it is never
+paused and is not in the budget: the REMB measures the video streams, which carry abs-send-time), then the
+screen and the presenter's camera (the large slots), then the floor holder's camera, then the grid tiles (lowest
+spatial layer only). Every slot first gets its smallest option in priority order (so a tile is paused before the
+presenter loses video), then the slots are upgraded in the same order, each to the best option that still fits.
 
-``Downlink.decide`` adds hysteresis, so a choice does not oscillate: a downgrade is applied at once, an
-upgrade only one slot at a time, when the estimate exceeds what the upgrade needs by ``UP_MARGIN``, at least
-``UP_INTERVAL`` seconds after the previous upgrade and ``HOLD_AFTER_DOWN`` seconds after a downgrade. No
-padding is sent to probe: Chromium's receive-side estimate grows to about 1.5 x what it receives, and the
-options are small steps (temporal layers within spatial layers), so sending the next option is the probe;
-if it overflows the link, the estimate or the loss says so within a second and the slot steps back, and
-the hold after that downgrade doubles (up to ``HOLD_MAX``) so a link that cannot carry it is not retried
-every few seconds.
+``Downlink.update`` judges the link from that feedback: *congested* when the REMB falls below what we send,
+when loss stays above ``LOSS_HIGH``, or when our pacer's queue keeps video waiting; the estimate is then what
+the link carries. Uncongested, the REMB says little (Chromium's receive-side estimate stays within 1.5 x what
+it receives, so a paused slot would never come back on the REMB alone). ``Downlink.decide`` adds hysteresis,
+so a choice does not oscillate: a downgrade is applied at once (only while congested), an upgrade one slot at
+a time, at least ``UP_INTERVAL`` seconds after the previous upgrade and ``hold`` seconds after a downgrade.
+No padding is sent to probe: the options are small steps (temporal layers within spatial layers), so sending
+the next option is the probe; if the link cannot carry it, the REMB, the loss or the pacer's queue says so
+within a second or two and the slot steps back, and the hold after that downgrade doubles (from
+``HOLD_AFTER_DOWN`` up to ``HOLD_MAX``) so a link that cannot carry it is not retried every few seconds.
 
-Who owns what: the room owns one ``Downlink`` per participant with a down Peer (``Participant.downlink``);
-its periodic allocation job (``Room``) feeds it the consumers' feedback and applies the choices to the
-Consumers (layer, ``max_temporal``) in ``_reassign``. Nothing here touches a packet.
+Who owns what: ``sfu.downlinks.Downlinks`` (one per room) owns one ``Downlink`` per participant with a down
+Peer, feeds it the consumers' feedback every period and applies the choices to the Consumers (layer,
+``max_temporal``) through the room's ``_reassign``. Nothing here touches a packet.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ from dataclasses import dataclass, field
 # Chromium's share of a VP8 stream's bitrate up to each temporal layer with three layers (libwebrtc's
 # kLayerRateAllocation for 3 temporal layers): TL0 40 %, TL0+TL1 60 %, all 100 %.
 TEMPORAL_SHARE = (0.4, 0.6, 1.0)
-UP_MARGIN = 1.15  # an upgrade needs the estimate to exceed what it needs by this factor
 UP_INTERVAL = 2.0  # seconds between two upgrades of one downlink
 HOLD_AFTER_DOWN = 6.0  # seconds after a downgrade before the next upgrade (doubles after a failed one)
 HOLD_MAX = 48.0
 LOSS_HIGH = 0.10  # reported loss above this: the estimate is cut to what was sent x (1 - loss / 2)
 LOSS_LOW = 0.02
-MIN_ESTIMATE = 30_000  # bit/s: never estimate below what one audio stream needs
+OVERUSE = 0.9  # a REMB below this share of what we send: the subscriber's link is congested
+QUEUE_CONGESTED = 0.4  # seconds video waited in the pacer, in two periods in a row: the estimate is too high
+MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
 START_ESTIMATE = 1_000_000  # bit/s before the first REMB: assume a modest link, not an unlimited one
 FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
 
@@ -122,11 +125,12 @@ def allocate(budget: float, demands: Iterable[Demand]) -> dict[str, int]:
 
 @dataclass
 class Feedback:
-    """Feedback: what a downlink's subscriber told us lately, summed over its slots (one allocation period)."""
+    """Feedback: what a downlink's subscriber told us lately (one allocation period)."""
 
     remb: int | None  # its latest REMB (bit/s), None before any
-    loss: float  # the highest fraction lost its video slots' latest receiver reports give (0..1)
-    sent: float  # what we sent it over the period (bit/s, media and retransmissions)
+    loss: float  # the loss on its own link in its latest receiver reports about video (0..1)
+    sent: float  # the video we sent it over the period (bit/s, retransmissions included)
+    queue_delay: float = 0.0  # seconds the oldest packet has waited in its pacer
 
 
 @dataclass
@@ -135,6 +139,7 @@ class Downlink:
 
     clock: Callable[[], float] = time.monotonic
     estimate: float = START_ESTIMATE
+    congested: bool = False
     choice: dict[str, Option | None] = field(default_factory=dict)  # slot -> option sent, None paused
     last_up: float = float("-inf")
     last_down: float = float("-inf")
@@ -142,53 +147,78 @@ class Downlink:
     downgrades: int = 0
     upgrades: int = 0
     _loss_reports: int = 0
+    _queue_reports: int = 0
 
     def update(self, fb: Feedback) -> float:
-        """update takes one period's feedback and returns the new estimate (bit/s).
+        """update takes one period's feedback and returns the new estimate of what the link carries for video.
 
-        The REMB is the base; a loss above ``LOSS_HIGH`` in two periods in a row caps it at what was sent x
-        (1 - loss / 2) (the loss-based half of Google's congestion control), so a link whose queue drops
-        packets before its delay grows is still seen.
+        The link is *congested* when the subscriber's REMB falls below what we send (its delay-based detector
+        saw the queue grow), when its loss exceeds ``LOSS_HIGH`` in two periods in a row (the loss-based half
+        of Google's congestion control: a short queue drops before its delay grows), or when our own pacer's
+        queue has held video for ``QUEUE_CONGESTED`` in two periods. Then the estimate is the REMB, capped at
+        what was sent x (1 - loss / 2). Otherwise the REMB says little (Chromium's receive-side estimate stays
+        within 1.5 x what it receives): the estimate is the larger of the REMB and what we send.
         """
-        estimate = float(fb.remb) if fb.remb is not None else self.estimate
+        remb = float(fb.remb) if fb.remb is not None else None
         if fb.loss > LOSS_HIGH:
             self._loss_reports += 1
-            if self._loss_reports >= 2 and fb.sent > 0:
-                estimate = min(estimate, fb.sent * (1 - fb.loss / 2))
         elif fb.loss < LOSS_LOW:
             self._loss_reports = 0
+        self._queue_reports = self._queue_reports + 1 if fb.queue_delay > QUEUE_CONGESTED else 0
+        lossy = self._loss_reports >= 2 and fb.sent > 0
+        overuse = remb is not None and fb.sent > MIN_ESTIMATE and remb < OVERUSE * fb.sent
+        queued = self._queue_reports >= 2 and fb.sent > 0
+        self.congested = lossy or overuse or queued
+        if self.congested:
+            estimate = remb if remb is not None else fb.sent
+            if lossy:
+                estimate = min(estimate, fb.sent * (1 - fb.loss / 2))
+            if queued:
+                estimate = min(estimate, fb.sent * 0.85)
+        elif remb is not None:
+            estimate = max(remb, fb.sent)
+        else:
+            estimate = max(self.estimate, fb.sent)
         self.estimate = max(MIN_ESTIMATE, estimate)
         return self.estimate
 
-    def decide(self, audio: float, demands: Sequence[Demand], self_limited: bool = False) -> dict[str, Option | None]:
+    def decide(self, demands: Sequence[Demand]) -> dict[str, Option | None]:
         """decide returns every video slot's option (None: paused) for the current estimate, with hysteresis.
 
-        A slot seen for the first time gets what fits at once. `self_limited`: the estimate is capped by what we
-        send (Chromium's receive-side estimate stays within 1.5 x what it receives) and nothing is lost, so an
-        upgrade may use the whole estimate instead of leaving ``UP_MARGIN``: sending more is the probe.
+        A slot seen for the first time gets what fits the estimate at once. While the link is congested, slots
+        above what fits step down at once (lowest priority first, by ``allocate``). Otherwise, at most one slot
+        every ``UP_INTERVAL`` (and ``hold`` after a downgrade) moves up: to what the estimate vouches for, or,
+        when it vouches for nothing more, one option up: that step is the probe (the pacer keeps it within
+        ``PACING_FACTOR`` x the estimate, so a probe the link cannot carry only delays video, never audio).
         """
         now = self.clock()
-        budget = self.estimate - audio
-        down = allocate(budget, demands)
-        up = allocate(budget if self_limited else budget / UP_MARGIN, demands)
+        target = allocate(self.estimate, demands)
         may_upgrade = now - self.last_up >= UP_INTERVAL and now - self.last_down >= self.hold
-        new: dict[str, Option | None] = {}
-        downgraded = upgraded = False
-        for d in sorted(demands, key=lambda d: d.priority):
-            slot = d.slot
-            if slot not in self.choice:
-                new_index = down[slot]
+        new: dict[str, int] = {}
+        downgraded = False
+        ordered = sorted(demands, key=lambda d: d.priority)
+        for d in ordered:
+            if d.slot not in self.choice:
+                new[d.slot] = target[d.slot]
+                continue
+            current = min(self._index(d, self.choice[d.slot]), len(d.options) - 1)
+            if self.congested and current > target[d.slot]:
+                new[d.slot] = target[d.slot]
+                downgraded = True
             else:
-                current = min(self._index(d, self.choice[slot]), len(d.options) - 1)
-                if current > down[slot]:
-                    new_index = down[slot]
-                    downgraded = True
-                elif up[slot] > current and may_upgrade and not upgraded:
-                    new_index = up[slot]  # one slot per upgrade: what it adds is the probe
+                new[d.slot] = current
+        upgraded = False
+        if not self.congested and not downgraded and may_upgrade:
+            vouched = next((d for d in ordered if d.slot in self.choice and target[d.slot] > new[d.slot]), None)
+            if vouched is not None:
+                new[vouched.slot] = target[vouched.slot]
+                upgraded = True
+            else:
+                probe = next((d for d in ordered if d.slot in self.choice and new[d.slot] < len(d.options) - 1),
+                             None)
+                if probe is not None:
+                    new[probe.slot] += 1
                     upgraded = True
-                else:
-                    new_index = current
-            new[slot] = d.options[new_index] if new_index >= 0 else None
         if downgraded:
             if now - self.last_up < FAILED_UP_WINDOW:
                 self.hold = min(HOLD_MAX, self.hold * 2)  # the last upgrade overflowed the link: wait longer
@@ -199,8 +229,9 @@ class Downlink:
             self.upgrades += 1
         if not downgraded and now - self.last_down > 4 * HOLD_MAX:
             self.hold = HOLD_AFTER_DOWN  # a long calm: back to the first hold
-        self.choice = new
-        return new
+        by_slot = {d.slot: d for d in demands}
+        self.choice = {slot: by_slot[slot].options[i] if i >= 0 else None for slot, i in new.items()}
+        return self.choice
 
     @staticmethod
     def _index(d: Demand, option: Option | None) -> int:

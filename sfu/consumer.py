@@ -259,6 +259,7 @@ class Consumer:
         self._last_keyframe_request = float("-inf")
         self._fraction_lost = 0.0  # the subscriber's reports without a C slot (else in cslot)
         self._packets_lost = 0
+        self._reports = 0
         self._jitter = 0.0
         self._remb_bitrate: int | None = None
         self._rate = RateMeter(start=clock())
@@ -443,6 +444,7 @@ class Consumer:
             return
         self._fraction_lost = fraction_lost / 256
         self._packets_lost = packets_lost
+        self._reports += 1
         self._jitter = jitter / ctx.clock_rate
 
     def _on_remb(self, bitrate: int) -> None:
@@ -459,6 +461,18 @@ class Consumer:
     def packets_lost(self) -> int:
         """packets_lost is the subscriber's last cumulative count of lost packets."""
         return int(self.cslot.packets_lost) if self.cslot is not None else self._packets_lost
+
+    @property
+    def reports(self) -> int:
+        """reports counts the subscriber's receiver report blocks about this slot."""
+        return int(self.cslot.reports) if self.cslot is not None else self._reports
+
+    @property
+    def last_out_seq(self) -> int:
+        """last_out_seq is the newest output sequence number sent (what the subscriber's reports count against)."""
+        if self.cslot is not None:
+            return int(self.cslot.last_seq)
+        return self._rewriter.last_seq if self._rewriter is not None else 0
 
     @property
     def jitter(self) -> float:
@@ -548,4 +562,8 @@ class Consumer:
             nacks=self.nacks,
             retransmitted=self.retransmitted,
             keyframe_requests=self.keyframe_requests,
+            keyframe_requests_throttled=self.keyframe_requests_throttled,
+            resends_refused=self.resends_refused,
+            layer=getattr(src, "layer", 0) if src is not None else None,
+            max_temporal=self.max_temporal,
         )

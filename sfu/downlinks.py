@@ -1,13 +1,13 @@
 """downlinks: the room's bandwidth allocation job: each subscriber's estimate, its video slots' layers, its pacer.
 
 ``Downlinks`` belongs to one ``Room``. Every ``PERIOD`` seconds (a job of the room's ``Ticker``) it reads, per
-participant with a down Peer, what its subscriber reported (REMB and receiver-report loss, in its Consumers)
-and what we sent it, updates that participant's ``sfu.allocator.Downlink``, sets the pacing rate of its down
-transport (``PACING_FACTOR`` x the estimate) and decides each video slot's option: which spatial layer of
-the source track, up to which temporal layer, or paused. When a choice changes it asks the room to
-reassign (``on_change``); the room's ``_reassign`` then calls ``apply`` for each video slot the plan fills,
-which turns the choice into the layer Producer to forward and the slot's state (``live`` or
-``weak-network``).
+participant with a down Peer, what its subscriber reported (REMB and receiver-report loss, in its Consumers) and
+what we sent it, updates that participant's ``sfu.allocator.Downlink``, sets the pacing rate of its down
+transport (``PACING_FACTOR`` x the video estimate, at least ``MIN_PACING_RATE``, plus its audio) and decides
+each video slot's option: which spatial layer of the source track, up to which temporal layer, or paused. When a
+choice changes it asks the room to reassign (``on_change``); the room's ``_reassign`` then calls ``apply`` for
+each video slot the plan fills, which turns the choice into the layer Producer to forward and the slot's state
+(``live`` or ``weak-network``).
 
 The recorder's Sinks (in-process, no down Peer) are outside every budget: ``apply`` gives them the top
 arriving layer. Audio is never allocated: it is always forwarded and paced first.
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sfu.allocator import (
-    LOSS_LOW,
     Demand,
     Downlink,
     Feedback,
@@ -33,11 +32,11 @@ from sfu.consumer import Consumer
 from sfu.pacer import PACING_FACTOR, UNLIMITED
 from sfu.participant import Participant
 from sfu.producer import Producer
+from sfu.stats import DownlinkStats
 
 PERIOD = 0.5  # seconds between two allocations
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
-QUEUE_CONGESTED = 0.25  # seconds: video waiting this long in the pacer means the estimate is too high
-SELF_LIMITED = 1.35  # an estimate this far above what we send is capped by our own sending, not by the link
+MIN_PACING_RATE = 200_000.0  # bit/s for video at least: a keyframe of a small layer is not held for seconds
 
 
 def layers_of(producer: Producer) -> tuple[Producer, ...]:
@@ -47,8 +46,36 @@ def layers_of(producer: Producer) -> tuple[Producer, ...]:
 
 
 @dataclass
-class _Sent:
-    """_Sent: a participant's counters at the previous allocation, to turn them into rates."""
+class Reported:
+    """Reported: a Consumer's counters when its subscriber's previous report arrived."""
+
+    reports: int
+    lost: int
+    sent: int
+    out_seq: int
+
+
+def downlink_loss(before: Reported, now: Reported) -> float | None:
+    """downlink_loss: the share of what we sent that the subscriber lost between two of its reports, None without
+    a new report.
+
+    Its reports count every hole in our output, and a packet its publisher lost on the way up (never recovered)
+    is a hole we forward: those holes are our output's sequence advance minus what we sent, so they are taken
+    out. The loss left is the subscriber's own link's (a lossy publisher does not make a classroom look weak).
+    """
+    if now.reports == before.reports:
+        return None
+    sent = now.sent - before.sent
+    if sent <= 0:
+        return None
+    holes = max(0, ((now.out_seq - before.out_seq) & 0xFFFF) - sent)
+    lost = max(0, now.lost - before.lost - holes)
+    return min(1.0, lost / sent)
+
+
+@dataclass
+class Sent:
+    """Sent: a participant's counters at the previous allocation, to turn them into rates."""
 
     at: float
     octets: int
@@ -64,7 +91,9 @@ class Downlinks:
     enabled: bool = True
     clock: Callable[[], float] = time.monotonic
     links: dict[str, Downlink] = field(default_factory=dict)
-    _sent: dict[str, _Sent] = field(default_factory=dict)
+    _sent: dict[str, Sent] = field(default_factory=dict)
+    _reported: dict[Consumer, Reported] = field(default_factory=dict)
+    _loss: dict[Consumer, float] = field(default_factory=dict)
     _layer_octets: dict[Producer, tuple[float, int]] = field(default_factory=dict)
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
     runs: int = 0
@@ -88,6 +117,10 @@ class Downlinks:
         for pid in [pid for pid in self.links if pid not in live]:
             del self.links[pid]
             self._sent.pop(pid, None)
+        current = {c for p in self.participants.values() for c in p.consumers.values()}
+        for c in [c for c in self._reported if c not in current]:
+            del self._reported[c]
+            self._loss.pop(c, None)
         if changed:
             self.on_change()
 
@@ -117,28 +150,24 @@ class Downlinks:
         link = self.links.get(p.id)
         if link is None:
             link = self.links[p.id] = Downlink(clock=self.clock)
-        octets = sum(c.bytes_sent + c.retransmitted_bytes for c in consumers)
+        video = [c for c in consumers if c.kind == "video"]
+        octets = sum(c.bytes_sent + c.retransmitted_bytes for c in video)
         before = self._sent.get(p.id)
-        self._sent[p.id] = _Sent(now, octets)
+        self._sent[p.id] = Sent(now, octets)
         sent = (octets - before.octets) * 8 / (now - before.at) if before and now > before.at else 0.0
         rembs = [c.remb_bitrate for c in consumers if c.remb_bitrate is not None]
-        loss = max((c.fraction_lost for c in consumers if c.kind == "video" and c.packets_sent), default=0.0)
+        loss = max((self._downlink_loss(c) for c in video), default=0.0)
         wire = next((c.wire for c in consumers if c.wire is not None), None)
-        estimate = link.update(Feedback(max(rembs) if rembs else None, loss, sent))
-        if wire is not None and wire.pacer.queue_delay > QUEUE_CONGESTED and sent > 0:
-            link.estimate = estimate = min(estimate, sent * 0.85)  # our own queue grows: the link is full
+        queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
+        estimate = link.update(Feedback(max(rembs) if rembs else None, loss, sent, queue_delay))
         if wire is not None:  # no pacing before the subscriber's first estimate: nothing to pace at yet
-            wire.pacer.set_rate(estimate * PACING_FACTOR if rembs else UNLIMITED)
-        self_limited = bool(rembs) and estimate >= SELF_LIMITED * sent and loss < LOSS_LOW and not (
-            wire is not None and wire.pacer.congested)
+            audio = sum(1 for c in consumers if c.kind == "audio" and c.source is not None)
+            rate = max(MIN_PACING_RATE, estimate * PACING_FACTOR) + AUDIO_BITRATE * audio
+            wire.pacer.set_rate(rate if rembs else UNLIMITED)
         demands: list[Demand] = []
-        audio = 0.0
-        for c in consumers:
+        for c in video:
             view = p.slot_view.get(c.slot)
             if view is None or view[2] not in ("live", "weak-network"):
-                continue
-            if c.kind == "audio":
-                audio += AUDIO_BITRATE
                 continue
             track = self._track(view)
             if track is None:
@@ -147,15 +176,40 @@ class Downlinks:
             demands.append(Demand(c.slot, slot_priority(c.slot),
                                   track_options(rates, self.temporal, lowest_only=c.slot.startswith("grid-"))))
         before_choice = dict(link.choice)
-        choice = link.decide(audio, [d for d in demands if d.options], self_limited)
+        choice = link.decide([d for d in demands if d.options])
         for d in demands:
             if not d.options and d.slot in before_choice:  # nothing measured yet: keep what it had
                 choice[d.slot] = before_choice[d.slot]
         return choice != before_choice
 
+    def _downlink_loss(self, c: Consumer) -> float:
+        """_downlink_loss: the loss on the subscriber's own link in its latest report (kept until the next)."""
+        now = Reported(c.reports, c.packets_lost, c.packets_sent, c.last_out_seq)
+        before = self._reported.get(c)
+        if before is None or now.reports != before.reports:
+            self._reported[c] = now
+            loss = downlink_loss(before, now) if before is not None else None
+            if loss is not None:
+                self._loss[c] = loss
+        return self._loss.get(c, 0.0)
+
     def _track(self, view: tuple[str | None, str | None, str]) -> Producer | None:
         owner = self.participants.get(view[0]) if view[0] else None
         return owner.producers.get(view[1]) if owner is not None and view[1] else None
+
+    def stats(self, p: Participant) -> DownlinkStats | None:
+        """stats: `p`'s downlink as the allocator sees it, None without one."""
+        link = self.links.get(p.id)
+        wire = next((c.wire for c in p.consumers.values() if isinstance(c, Consumer) and c.wire is not None), None)
+        if link is None or wire is None:
+            return None
+        pacer = wire.pacer
+        return DownlinkStats(
+            estimate=round(link.estimate), pacing_rate=round(pacer.rate) if pacer.rate < UNLIMITED else None,
+            queue_delay=round(pacer.queue_delay, 3), queue_dropped=pacer.dropped,
+            paused=sum(1 for o in link.choice.values() if o is None), upgrades=link.upgrades,
+            downgrades=link.downgrades,
+        )
 
     # ------------------------------------------------------------------ what _reassign asks
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sfu.stats import ConsumerStats, ProducerStats
+from sfu.stats import ConsumerStats, DownlinkStats, ProducerStats
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,7 @@ class ParticipantStats:
     state: str
     producers: tuple[ProducerStats, ...]
     consumers: tuple[ConsumerStats, ...]
+    downlink: DownlinkStats | None = None  # None: no down Peer (the recorder), or not allocated yet
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,7 @@ class Room:
                     state=p.state,
                     producers=tuple(pr.stats() for pr in p.producers.values()),
                     consumers=tuple(c.stats() for c in p.consumers.values()),
+                    downlink=self.downlinks.stats(p),
                 )
                 for p in list(self.participants.values())
             ),

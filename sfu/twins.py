@@ -82,7 +82,7 @@ MIRRORS: tuple[Mirror, ...] = (
     Mirror("Slot", "sfu.consumer.Consumer", {
         "waiting_keyframe": "_waiting_keyframe", "packets_sent": "_packets_sent", "bytes_sent": "_bytes_sent",
         "last_ntp": "_last_ntp", "last_out_ts": "_last_ts", "fraction_lost": "_fraction_lost",
-        "packets_lost": "_packets_lost", "jitter": "_jitter", "remb": "_remb_bitrate",
+        "packets_lost": "_packets_lost", "jitter": "_jitter", "remb": "_remb_bitrate", "reports": "_reports",
     }),
     # a ForwardingSender without a C slot keeps these itself (its lsr, lsr_time and rtt read the slot's otherwise)
     Mirror("Slot", "sfu.hooks.sender.ForwardingSender", {"lsr": "_lsr", "lsr_time": "_lsr_time", "rtt": "_rtt"}),
@@ -96,7 +96,7 @@ MIRRORS: tuple[Mirror, ...] = (
 
 # Python-visible fields of the C types that mirror nothing in Python (C's own counters and state)
 C_ONLY: dict[str, tuple[str, ...]] = {
-    "Packet": (), "Slot": ("c_sent", "send_errors", "reports", "routed", "pacer"), "Pacer": (),
+    "Packet": (), "Slot": ("c_sent", "send_errors", "routed", "pacer"), "Pacer": (),
 }
 
 # C #define (sfu._fanout.CONTRACT["constants"]): the Python constant it mirrors, as module.NAME

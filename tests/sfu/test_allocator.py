@@ -61,12 +61,13 @@ def test_minimums_first_in_priority_order_then_upgrades() -> None:
 def test_a_weak_link_gets_a_low_layer_and_a_good_one_the_top() -> None:
     ds = demands("presenter-video")
     weak = Downlink(clock=Clock())
-    weak.update(Feedback(remb=250_000, loss=0.0, sent=0))
-    option = weak.decide(40_000, ds)["presenter-video"]
+    weak.update(Feedback(remb=210_000, loss=0.0, sent=800_000))  # congested: it receives less than we send
+    assert weak.congested
+    option = weak.decide(ds)["presenter-video"]
     assert option is not None and option.spatial == 0
     good = Downlink(clock=Clock())
     good.update(Feedback(remb=5_000_000, loss=0.0, sent=0))
-    option = good.decide(40_000, ds)["presenter-video"]
+    option = good.decide(ds)["presenter-video"]
     assert option is not None and (option.spatial, option.temporal) == (2, 2)
 
 
@@ -75,60 +76,56 @@ def test_downgrades_at_once_upgrades_after_holds_one_slot_at_a_time() -> None:
     link = Downlink(clock=clock)
     ds = demands("presenter-video", "floor-video")
     link.update(Feedback(remb=5_000_000, loss=0.0, sent=0))
-    first = link.decide(80_000, ds)
+    first = link.decide(ds)
     assert first["presenter-video"] is not None and first["presenter-video"].spatial == 2
     clock.now += 0.5
     link.update(Feedback(remb=300_000, loss=0.0, sent=2_000_000))
-    low = link.decide(80_000, ds)
-    assert sum(o.bitrate for o in low.values() if o) <= 300_000 - 80_000  # at once
-    # the link recovers: nothing before the hold, then one slot per UP_INTERVAL
-    link.update(Feedback(remb=5_000_000, loss=0.0, sent=250_000))
+    low = link.decide(ds)
+    assert sum(o.bitrate for o in low.values() if o) <= 300_000  # at once
+    # the link recovers (the REMB follows what it receives): nothing before the hold, then one slot per interval
+    link.update(Feedback(remb=320_000, loss=0.0, sent=250_000))
+    assert not link.congested
     clock.now += HOLD_AFTER_DOWN / 2
-    assert link.decide(80_000, ds) == low
+    assert link.decide(ds) == low
     clock.now += HOLD_AFTER_DOWN
-    step1 = link.decide(80_000, ds)
+    step1 = link.decide(ds)
     changed = [s for s in step1 if step1[s] != low[s]]
     assert len(changed) == 1
     clock.now += UP_INTERVAL / 2
-    assert link.decide(80_000, ds) == step1
+    assert link.decide(ds) == step1
     clock.now += UP_INTERVAL
-    step2 = link.decide(80_000, ds)
+    step2 = link.decide(ds)
     assert step2 != step1
 
 
-def test_a_failed_upgrade_doubles_the_hold() -> None:
+def test_a_paused_slot_is_probed_back_and_a_failed_probe_doubles_the_hold() -> None:
     clock = Clock()
     link = Downlink(clock=clock)
     ds = demands("presenter-video")
-    link.update(Feedback(remb=300_000, loss=0.0, sent=0))
-    link.decide(40_000, ds)
+    link.update(Feedback(remb=40_000, loss=0.0, sent=600_000))
+    assert link.decide(ds)["presenter-video"] is None  # nothing fits: paused
+    # only audio flows now: its REMB stays low (it never exceeds 1.5 x what it receives), but nothing is congested
+    link.update(Feedback(remb=70_000, loss=0.0, sent=0))
     clock.now += 100
-    link.update(Feedback(remb=2_000_000, loss=0.0, sent=250_000))
-    link.decide(40_000, ds)  # upgrade
-    assert link.upgrades == 1
+    probe = link.decide(ds)["presenter-video"]
+    assert probe == ds[0].options[0] and link.upgrades == 1  # the smallest option: the probe
     clock.now += 1
-    link.update(Feedback(remb=300_000, loss=0.0, sent=1_500_000))
-    link.decide(40_000, ds)  # the link could not carry it: back down, and wait twice as long next time
+    link.update(Feedback(remb=40_000, loss=0.0, sent=probe.bitrate))  # the link could not carry it
+    assert link.decide(ds)["presenter-video"] is None
     assert link.downgrades == 1 and link.hold == 2 * HOLD_AFTER_DOWN
+    clock.now += HOLD_AFTER_DOWN + 0.5
+    link.update(Feedback(remb=70_000, loss=0.0, sent=0))
+    assert link.decide(ds)["presenter-video"] is None  # not yet: the hold doubled
 
 
-def test_loss_caps_the_estimate_after_two_reports_and_never_below_the_minimum() -> None:
+def test_loss_or_a_waiting_pacer_make_the_link_congested_after_two_periods() -> None:
     link = Downlink(clock=Clock())
     assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == 2_000_000  # one report: noise
+    assert not link.congested
     assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == 800_000 * (1 - 0.15)
-    assert link.update(Feedback(remb=1_000, loss=0.0, sent=0)) == MIN_ESTIMATE
-
-
-def test_self_limited_estimates_may_be_used_whole_for_an_upgrade() -> None:
-    clock = Clock()
-    ds = demands("presenter-video")
-    options = ds[0].options
-    need = options[-1].bitrate + 40_000
-    for self_limited, expect_top in ((False, False), (True, True)):
-        link = Downlink(clock=clock)
-        link.update(Feedback(remb=int(options[-2].bitrate + 40_000), loss=0.0, sent=0))
-        link.decide(40_000, ds)
-        clock.now += 100
-        link.update(Feedback(remb=int(need * 1.05), loss=0.0, sent=need / 1.5))
-        top = link.decide(40_000, ds, self_limited=self_limited)["presenter-video"]
-        assert (top == options[-1]) is expect_top
+    assert link.congested
+    link = Downlink(clock=Clock())
+    link.update(Feedback(remb=2_000_000, loss=0.0, sent=800_000, queue_delay=0.6))
+    assert not link.congested
+    assert link.update(Feedback(remb=2_000_000, loss=0.0, sent=800_000, queue_delay=0.6)) == 800_000 * 0.85
+    assert link.update(Feedback(remb=1_000, loss=0.0, sent=900_000)) == MIN_ESTIMATE

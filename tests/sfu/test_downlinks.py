@@ -9,12 +9,15 @@ browsers are tests/e2e/test_weaknet_browser.py's.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 
 import pytest
+from av import VideoFrame
 
 from sfu.allocator import HOLD_AFTER_DOWN
 from sfu.consumer import COMPILED, Consumer
+from sfu.downlinks import AUDIO_BITRATE, MIN_PACING_RATE, Reported, downlink_loss
 from sfu.events import SlotChanged
 from sfu.pacer import PACING_FACTOR, UNLIMITED
 from sfu.room import Room
@@ -30,6 +33,16 @@ async def sfu(request: pytest.FixtureRequest) -> AsyncIterator[Sfu]:
     s = Sfu(sfu_config(compiled_fanout=request.param))
     yield s
     await s.close()
+
+
+class NoiseTrack(ColorTrack):
+    """NoiseTrack: random pictures, so the encoder spends its whole bitrate (a solid colour costs ~8 kbit/s)."""
+
+    async def recv(self) -> VideoFrame:
+        frame = await super().recv()
+        for plane in frame.planes:
+            plane.update(os.urandom(plane.buffer_size))
+        return frame
 
 
 def say_remb(room: Room, pid: str, bitrate: int) -> None:
@@ -57,19 +70,20 @@ async def test_a_link_that_cannot_carry_video_keeps_audio_and_gets_video_back(sf
     trainer = await join(room, "t1", "trainer")
     classroom = await join(room, "c1", "classroom")
     clients += [trainer, classroom]
-    await publish(room, trainer, video=ColorTrack(RED), audio=True)
+    await publish(room, trainer, video=NoiseTrack(RED), audio=True)
     await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= 10, 15)
     video = room.participants["c1"].consumers["presenter-video"]
     audio = room.participants["c1"].consumers["presenter-audio"]
     assert isinstance(video, Consumer) and isinstance(audio, Consumer) and video.wire is not None
 
     stop = asyncio.Event()
-    task = asyncio.create_task(keep_saying(room, "c1", 20_000, stop))  # less than the audio needs
+    task = asyncio.create_task(keep_saying(room, "c1", 20_000, stop))  # far less than the video we send
     try:
         await wait_until(lambda: "weak-network" in states(classroom, "presenter-video"), 10)
         assert video.source is None
         assert video.wire.pacer.rate < UNLIMITED  # paced at the estimate
-        assert video.wire.pacer.rate == pytest.approx(room.downlinks.links["c1"].estimate * PACING_FACTOR)
+        video_rate = max(MIN_PACING_RATE, room.downlinks.links["c1"].estimate * PACING_FACTOR)
+        assert video.wire.pacer.rate == pytest.approx(video_rate + AUDIO_BITRATE)  # + its one audio slot
         sent = audio.packets_sent
         await wait_until(lambda: audio.packets_sent > sent + 25, 5)  # audio goes on
         frames = len(classroom.slot_frames("presenter-video"))
@@ -98,7 +112,7 @@ async def test_without_allocation_a_weak_estimate_changes_nothing(clients: list[
         trainer = await join(room, "t1", "trainer")
         classroom = await join(room, "c1", "classroom")
         clients += [trainer, classroom]
-        await publish(room, trainer, video=ColorTrack(RED), audio=True)
+        await publish(room, trainer, video=NoiseTrack(RED), audio=True)
         await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= 10, 15)
         for _ in range(20):
             say_remb(room, "c1", 20_000)
@@ -110,3 +124,12 @@ async def test_without_allocation_a_weak_estimate_changes_nothing(clients: list[
         assert isinstance(video, Consumer) and video.wire is not None and video.wire.pacer.rate == UNLIMITED
     finally:
         await sfu.close()
+
+
+def test_a_publishers_upstream_loss_is_not_counted_against_the_classroom() -> None:
+    before = Reported(reports=3, lost=10, sent=1000, out_seq=0xFFF0)
+    # 100 sent over 110 sequence numbers (10 holes the publisher's uplink made), the report says 10 more lost
+    assert downlink_loss(before, Reported(4, 20, 1100, (0xFFF0 + 110) & 0xFFFF)) == 0.0
+    # the same, 15 more lost: 5 of them on the classroom's own link
+    assert downlink_loss(before, Reported(4, 25, 1100, (0xFFF0 + 110) & 0xFFFF)) == pytest.approx(0.05)
+    assert downlink_loss(before, Reported(3, 25, 1100, 0x0060)) is None  # no new report
