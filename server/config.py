@@ -126,6 +126,7 @@ class SfuSection(_Section):
     resume_seconds: float = Field(60.0, ge=0)
     keyframe_min_interval: float = Field(0.5, ge=0)
     compiled_fanout: bool = True
+    allocation: bool = True
 
     @field_validator("udp_ports")
     @classmethod

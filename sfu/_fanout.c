@@ -101,6 +101,7 @@ static int Slot_init(Slot *s, PyObject *args, PyObject *kw) {
     s->old_drops = 0;
     s->drop_mark = -1;
     s->waiting_keyframe = (char)video;
+    s->audio = (char)!video;
     for (int i = 0; i < HIST; i++) {
         Py_CLEAR(s->hist[i].inbound);
         s->hist[i].seq = 0x10000;
@@ -111,6 +112,7 @@ static int Slot_init(Slot *s, PyObject *args, PyObject *kw) {
 static int Slot_traverse(Slot *s, visitproc visit, void *arg) {
     if (route_traverse(&s->route, visit, arg))
         return -1;
+    Py_VISIT(s->pacer);
     for (int i = 0; i < HIST; i++)
         Py_VISIT(s->hist[i].inbound);
     return 0;
@@ -118,6 +120,7 @@ static int Slot_traverse(Slot *s, visitproc visit, void *arg) {
 
 static int Slot_clear(Slot *s) {
     route_clear(&s->route);
+    Py_CLEAR(s->pacer);
     for (int i = 0; i < HIST; i++)
         Py_CLEAR(s->hist[i].inbound);
     return 0;
@@ -264,6 +267,20 @@ static PyObject *Slot_set_route(Slot *s, PyObject *args) {
     return route_set(&s->route, args);
 }
 
+/* set_pacer(pacer or None): the wire's bucket this slot asks before sending */
+static PyObject *Slot_set_pacer(Slot *s, PyObject *pacer) {
+    if (pacer != Py_None && Py_TYPE(pacer) != &PacerType) {
+        PyErr_SetString(PyExc_TypeError, "set_pacer: a sfu._fanout.Pacer or None");
+        return NULL;
+    }
+    Py_XSETREF(s->pacer, pacer == Py_None ? NULL : Py_NewRef(pacer));
+    Py_RETURN_NONE;
+}
+
+static PyObject *Slot_get_pacer(Slot *s, void *closure) {
+    return Py_NewRef(s->pacer ? s->pacer : Py_None);
+}
+
 static PyObject *Slot_clear_route(Slot *s, PyObject *unused) {
     route_clear(&s->route);
     Py_RETURN_NONE;
@@ -326,6 +343,7 @@ static PyObject *Slot_get_rtt(Slot *s, void *closure) {
 
 static PyGetSetDef Slot_getset[] = {
     {"rtt", (getter)Slot_get_rtt, NULL, "rtt: round-trip time in seconds from the reports, or None", NULL},
+    {"pacer", (getter)Slot_get_pacer, NULL, "pacer: the wire's Pacer this slot asks before sending, or None", NULL},
     {"routed", (getter)Slot_get_routed, NULL, "routed: a route (socket, address, SRTP session) is bound", NULL},
     {"last_time", (getter)Slot_get_last_time, NULL, "last_time: clock of the last mapped packet or None", NULL},
     {"src_ssrc", (getter)Slot_get_src_ssrc, NULL, "src_ssrc: SSRC of the current source or None", NULL},
@@ -366,6 +384,7 @@ static PyMethodDef Slot_methods[] = {
     {"set_route", (PyCFunction)Slot_set_route, METH_VARARGS,
      "set_route(sock, family, host, port, session, srtp_address, protect_address) -> bool"},
     {"clear_route", (PyCFunction)Slot_clear_route, METH_NOARGS, "clear_route forgets the route"},
+    {"set_pacer", (PyCFunction)Slot_set_pacer, METH_O, "set_pacer(pacer or None): the bucket asked before sending"},
     {"remember", (PyCFunction)Slot_remember, METH_VARARGS, "remember(seq, ts, inbound, now) in the history"},
     {"take_counts", (PyCFunction)Slot_take_counts, METH_NOARGS,
      "take_counts() -> (packets, octets) sent by fanout since the previous call"},
@@ -440,6 +459,8 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
         }
         if (!slot_steady(s, ssrc, (unsigned int)seq))
             goto python;
+        if (s->pacer != NULL && !pacer_admit((Pacer *)s->pacer, s->head_len + plen + padding, s->audio, now))
+            goto python;  /* the bucket is empty or video waits: Python queues it (sfu.pacer.Pacer) */
         unsigned int out_seq = (unsigned int)(seq + s->seq_offset) & 0xFFFF;
         unsigned int out_ts = (unsigned int)ts + s->ts_offset;
         slot_advance(s, seq, out_seq, out_ts, now);
@@ -601,7 +622,7 @@ PyMODINIT_FUNC PyInit__fanout(void) {
         contract_constant("NTP_OFFSET", PyFloat_FromDouble(NTP_OFFSET)) < 0 ||
         contract_constant("RTT_ALPHA", PyFloat_FromDouble(RTT_ALPHA)) < 0 ||
         ingress_add_types(m) < 0 || demux_add_types(m) < 0 || rtcp_add_types(m) < 0 || report_add_types(m) < 0 ||
-        remb_add_types(m) < 0) {
+        remb_add_types(m) < 0 || pacer_add_types(m) < 0) {
         contract = NULL;
         Py_DECREF(m);
         return NULL;

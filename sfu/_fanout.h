@@ -71,6 +71,25 @@ typedef struct {
     PyObject *inbound;
 } HistEntry;
 
+/* Pacer (sfu/_pacer.c): a down transport's token bucket, the twin of sfu.pacer.TokenBucket. */
+#define PACER_BURST_SECONDS 0.02      /* sfu.pacer.BURST_SECONDS */
+#define PACER_MIN_BURST_BITS 19200.0  /* sfu.pacer.MIN_BURST_BITS: two 1200-byte packets */
+#define PACER_OVERHEAD 38             /* sfu.pacer.OVERHEAD: SRTP tag, IPv4 and UDP headers, bytes */
+typedef struct {
+    PyObject_HEAD
+    double rate;    /* bit/s */
+    double tokens;  /* bits; below zero: in debt (audio went anyway) */
+    double burst;
+    double last;    /* clock of the last refill, -1: none */
+    long long queued;  /* packets waiting in the Python queue (sfu.pacer.Pacer keeps it) */
+    unsigned long long held;
+} Pacer;
+extern PyTypeObject PacerType;
+int pacer_add_types(PyObject *module);
+void pacer_refill(Pacer *p, double now);
+/* pacer_admit: 1 the packet may go now (its bits taken), 0 it must wait (video only). */
+int pacer_admit(Pacer *p, long long size, int audio, double now);
+
 typedef struct Slot {
     PyObject_HEAD
     /* rewriter (HeaderRewriter's fields) */
@@ -112,6 +131,8 @@ typedef struct Slot {
     double rtt;                 /* seconds, smoothed like aiortc (RTT_ALPHA); < 0: none */
     unsigned long long reports; /* report blocks taken */
     Route route;
+    PyObject *pacer;  /* the wire's Pacer (sfu/_pacer.c) or NULL: not paced */
+    char audio;
     HistEntry hist[HIST];
 } Slot;
 

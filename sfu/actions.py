@@ -185,6 +185,11 @@ class ResumeExpired(Action[None]):
 
 
 @dataclass
+class Reallocate(Action[None]):
+    """Reallocate: a subscriber's layers or paused slots changed (``sfu.downlinks.Downlinks``): reassign."""
+
+
+@dataclass
 class GraceExpired(Action[None]):
     """GraceExpired: the room has been empty for the grace period."""
 

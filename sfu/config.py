@@ -14,6 +14,8 @@ class SfuConfig:
     fast_path: forward with direct libsrtp + sendto (False = aiortc's awaited ``_send_rtp``, slower).
     compiled_fanout: use the C receive path and fan-out (``sfu._fanout``) when built and ``fast_path`` is on.
     consent_interval: seconds between ICE consent checks (RFC 7675: 5; six unanswered in a row end the peer).
+    allocation: share each subscriber's estimated downlink among its slots by priority, pace its transport and
+    pause what does not fit (``sfu.downlinks``); False forwards the top layer of everything, unpaced.
     """
 
     ice_addresses: list[str] = field(default_factory=list)
@@ -30,3 +32,4 @@ class SfuConfig:
     fast_path: bool = True
     compiled_fanout: bool = True
     consent_interval: float = 5.0
+    allocation: bool = True

@@ -52,6 +52,8 @@ DROP_WINDOW = 0x1000  # a packet this far behind the newest forwarded one is dro
 RESYNC_AFTER = 64  # drops in a row as "older" with no progress: the source restarted its numbering
 RESEND_MIN_INTERVAL = 0.1  # a packet is resent at most once per max(RTT, this) seconds
 RESEND_MAX_AGE = 1.0  # and only while it was first sent less than this many seconds ago
+KEYFRAME_INTERVAL = 1.0  # a subscriber's keyframe requests passed to the source at most once per this
+KEYFRAME_INTERVAL_CONGESTED = 3.0  # and while its pacer holds packets (its own link is full)
 _HDR = struct.Struct("!BHI")  # marker|pt, sequence number, timestamp at offset 1
 _AST = struct.Struct("!HB")  # abs-send-time, 3 bytes
 _OSN = struct.Struct("!H")
@@ -223,6 +225,7 @@ class Consumer:
         self.participant_id = participant_id
         self.slot = slot
         self.kind = kind
+        self._audio = kind == "audio"
         self.sender = sender
         self.source: Source | None = None
         self.ctx: SendContext | None = None
@@ -247,10 +250,16 @@ class Consumer:
         self._bytes_sent = 0
         self.nacks = 0
         self.retransmitted = 0
-        self.resends_refused = 0  # NACKed packets not resent: too old, resent too recently, or not in the history
+        self.retransmitted_bytes = 0
+        self.max_temporal = -1  # the highest VP8 temporal layer forwarded (-1: all), set by sfu.downlinks
+        self.resends_refused = 0  # NACKed packets not resent: too old, resent too recently, not in the history, or
+        self.resends_over_budget = 0  # over the pacer's retransmission budget (these are counted here too)
         self.keyframe_requests = 0
+        self.keyframe_requests_throttled = 0  # of those, not passed on (KEYFRAME_INTERVAL)
+        self._last_keyframe_request = float("-inf")
         self._fraction_lost = 0.0  # the subscriber's reports without a C slot (else in cslot)
         self._packets_lost = 0
+        self._reports = 0
         self._jitter = 0.0
         self._remb_bitrate: int | None = None
         self._rate = RateMeter(start=clock())
@@ -343,12 +352,13 @@ class Consumer:
         return head
 
     def _send(self, wire: PacketWire, head: bytearray, p: Inbound) -> bool:
+        audio = self._audio
         if p.padding:
             head[0] |= 0x20
-            sent = wire.send_rtp(head, p.payload, p.padding)
+            sent = wire.send_rtp(head, p.payload, p.padding, audio)
             head[0] &= 0xDF
             return sent
-        return wire.send_rtp(head, p.payload)
+        return wire.send_rtp(head, p.payload, 0, audio)
 
     def _forward_slot(self, p: Inbound, slot: Any, wire: PacketWire) -> None:
         """_forward_slot is ``forward`` on the C Slot's state: what ``_fanout.fanout`` leaves to Python."""
@@ -410,7 +420,20 @@ class Consumer:
     # -------------------------------------------------------------------------------------- RTCP
 
     def _on_keyframe(self) -> None:
+        """_on_keyframe: the subscriber asked for a keyframe (PLI/FIR); passed to the layer it receives.
+
+        Throttled per Consumer (``KEYFRAME_INTERVAL``, ``KEYFRAME_INTERVAL_CONGESTED`` while its pacer holds
+        packets), so a classroom losing packets on its own link cannot make the publisher send keyframes to
+        everyone; the Producer's own throttle then coalesces the requests of all its consumers.
+        """
         self.keyframe_requests += 1
+        now = self._clock()
+        wire = self.wire
+        interval = KEYFRAME_INTERVAL_CONGESTED if wire is not None and wire.pacer.congested else KEYFRAME_INTERVAL
+        if now - self._last_keyframe_request < interval:
+            self.keyframe_requests_throttled += 1
+            return
+        self._last_keyframe_request = now
         if self.source is not None:
             self.source.request_keyframe()
 
@@ -421,6 +444,7 @@ class Consumer:
             return
         self._fraction_lost = fraction_lost / 256
         self._packets_lost = packets_lost
+        self._reports += 1
         self._jitter = jitter / ctx.clock_rate
 
     def _on_remb(self, bitrate: int) -> None:
@@ -437,6 +461,18 @@ class Consumer:
     def packets_lost(self) -> int:
         """packets_lost is the subscriber's last cumulative count of lost packets."""
         return int(self.cslot.packets_lost) if self.cslot is not None else self._packets_lost
+
+    @property
+    def reports(self) -> int:
+        """reports counts the subscriber's receiver report blocks about this slot."""
+        return int(self.cslot.reports) if self.cslot is not None else self._reports
+
+    @property
+    def last_out_seq(self) -> int:
+        """last_out_seq is the newest output sequence number sent (what the subscriber's reports count against)."""
+        if self.cslot is not None:
+            return int(self.cslot.last_seq)
+        return self._rewriter.last_seq if self._rewriter is not None else 0
 
     @property
     def jitter(self) -> float:
@@ -467,7 +503,9 @@ class Consumer:
 
         Bounded as mature SFUs do: a packet is resent at most once per max(RTT, ``RESEND_MIN_INTERVAL``)
         (a NACK storm for the same packets resends each once, not once per NACK) and only while it was
-        first sent less than ``RESEND_MAX_AGE`` ago (older ones are useless to a real-time receiver).
+        first sent less than ``RESEND_MAX_AGE`` ago (older ones are useless to a real-time receiver); and only
+        within the classroom's budget (``Pacer.allow_resend``: nothing waiting in its pacer, resends under
+        ``sfu.pacer.RESEND_SHARE`` of its rate), so resends cannot crowd out the media on a full link.
         """
         ctx = self.ctx
         if ctx is None or self.wire is None:
@@ -482,14 +520,19 @@ class Consumer:
                                                                                RESEND_MIN_INTERVAL):
             self.resends_refused += 1
             return False
-        self._resent[seq & _MASK] = (seq, now)
         _, ts, p, _ = entry
+        if not self.wire.pacer.allow_resend(len(self._head) + len(p.payload) + p.padding):
+            self.resends_refused += 1  # over the classroom's budget: the link is already full
+            self.resends_over_budget += 1
+            return False
+        self._resent[seq & _MASK] = (seq, now)
         head = bytearray(self._head)
         if self._ast_off:
             _AST.pack_into(head, self._ast_off, p.abs_send_time >> 8, p.abs_send_time & 0xFF)
         if self._al_off:
             head[self._al_off] = p.audio_level
         self.retransmitted += 1
+        self.retransmitted_bytes += len(p.payload)
         if ctx.rtx_payload_type is not None:
             _RTX_HDR.pack_into(head, 1, (p.marker << 7) | ctx.rtx_payload_type, self._rtx_seq, ts, ctx.rtx_ssrc)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
@@ -519,4 +562,8 @@ class Consumer:
             nacks=self.nacks,
             retransmitted=self.retransmitted,
             keyframe_requests=self.keyframe_requests,
+            keyframe_requests_throttled=self.keyframe_requests_throttled,
+            resends_refused=self.resends_refused,
+            layer=getattr(src, "layer", 0) if src is not None else None,
+            max_temporal=self.max_temporal,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sfu.stats import ConsumerStats, ProducerStats
+from sfu.stats import ConsumerStats, DownlinkStats, ProducerStats
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ class PresenterChanged(Event):
 
 @dataclass(frozen=True)
 class SlotChanged(Event):
-    """SlotChanged: the slot now shows `participant_id`; state is ``live``, ``reconnecting`` or ``empty``."""
+    """SlotChanged: the slot now shows `participant_id`; state is ``live``, ``muted``, ``paused`` (audio-only
+    chosen), ``weak-network`` (paused: the subscriber's link cannot carry it), ``reconnecting`` or ``empty``."""
 
     slot: str
     participant_id: str | None
@@ -123,6 +124,7 @@ class ParticipantStats:
     state: str
     producers: tuple[ProducerStats, ...]
     consumers: tuple[ConsumerStats, ...]
+    downlink: DownlinkStats | None = None  # None: no down Peer (the recorder), or not allocated yet
 
 
 @dataclass(frozen=True)

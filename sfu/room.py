@@ -42,6 +42,7 @@ from sfu.actions import (
     PeerLost,
     Publish,
     RaiseHand,
+    Reallocate,
     Restart,
     Resume,
     ResumeExpired,
@@ -53,6 +54,7 @@ from sfu.actions import (
 from sfu.codec import AUDIO_MIME, video_mime
 from sfu.config import SfuConfig
 from sfu.consumer import Consumer
+from sfu.downlinks import PERIOD, Downlinks, layers_of
 from sfu.errors import SfuError
 from sfu.events import (
     Event,
@@ -114,6 +116,10 @@ class Room:
         self.ticker = Ticker(report_period, grace=1.0, slack=0.25)
         self.mailbox = Mailbox(f"room-{room_id}", self._handle)
         self.mailbox.start()
+        # each subscriber's estimate, layers and pacer (sfu/downlinks.py), every PERIOD on the ticker
+        self.downlinks = Downlinks(self.participants, lambda: self.mailbox.post(Reallocate()),
+                                   temporal=self.video_codec == "VP8", enabled=config.allocation, clock=clock)
+        self.ticker.add(self.downlinks.tick, lambda: PERIOD)
         self._schedule_grace()
 
     # ------------------------------------------------------------------------------ public API
@@ -246,6 +252,7 @@ class Room:
                     state=p.state,
                     producers=tuple(pr.stats() for pr in p.producers.values()),
                     consumers=tuple(c.stats() for c in p.consumers.values()),
+                    downlink=self.downlinks.stats(p),
                 )
                 for p in list(self.participants.values())
             ),
@@ -550,6 +557,10 @@ class Room:
         p.send(PeerFailed(down=a.peer.down, state=a.state))
         await self._reconnecting(p)
 
+    async def _on_Reallocate(self, a: Reallocate) -> None:  # noqa: N802
+        if not self.closed:
+            self._reassign()
+
     async def _on_GraceExpired(self, a: GraceExpired) -> None:  # noqa: N802
         if not self.participants and not self.closed:
             await self._shutdown()
@@ -618,6 +629,8 @@ class Room:
                     fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
             for slot, consumer in viewer.consumers.items():
                 producer, pid, source, state = fills.get(slot, (None, None, None, "empty"))
+                if producer is not None and consumer.kind == "video":
+                    producer, state = self.downlinks.apply(viewer, slot, producer, consumer)
                 consumer.switch(producer)
                 if producer is not None:
                     sinks.setdefault(producer, []).append(consumer)
@@ -634,5 +647,6 @@ class Room:
                     viewer.grid_view = grid
                     viewer.send(GridChanged(*grid))
         for p in self.participants.values():
-            for producer in p.producers.values():
-                producer.set_sinks(tuple(sinks.get(producer, ())))
+            for track in p.producers.values():
+                for producer in layers_of(track):
+                    producer.set_sinks(tuple(sinks.get(producer, ())))

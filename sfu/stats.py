@@ -27,6 +27,23 @@ class ConsumerStats:
     nacks: int
     retransmitted: int
     keyframe_requests: int  # PLI/FIR received from the subscriber
+    keyframe_requests_throttled: int = 0  # of those, not passed on (the consumer's own throttle)
+    resends_refused: int = 0  # NACKed packets not resent (too old, too recent, or over the budget)
+    layer: int | None = None  # the spatial layer of the source it forwards (0 lowest), None: nothing
+    max_temporal: int = -1  # the highest temporal layer it forwards, -1 all
+
+
+@dataclass(frozen=True)
+class DownlinkStats:
+    """DownlinkStats is one subscriber's downlink as the allocator sees it (sfu/downlinks.py)."""
+
+    estimate: float  # bit/s, from its REMB, loss and our pacer's queue
+    pacing_rate: float | None  # bit/s, None: not paced (no estimate yet, or allocation off)
+    queue_delay: float  # seconds the oldest packet waiting in the pacer has waited
+    queue_dropped: int  # packets dropped after waiting too long in the pacer
+    paused: int  # video slots paused because the link cannot carry them
+    upgrades: int
+    downgrades: int
 
 
 @dataclass(frozen=True)

@@ -82,14 +82,22 @@ MIRRORS: tuple[Mirror, ...] = (
     Mirror("Slot", "sfu.consumer.Consumer", {
         "waiting_keyframe": "_waiting_keyframe", "packets_sent": "_packets_sent", "bytes_sent": "_bytes_sent",
         "last_ntp": "_last_ntp", "last_out_ts": "_last_ts", "fraction_lost": "_fraction_lost",
-        "packets_lost": "_packets_lost", "jitter": "_jitter", "remb": "_remb_bitrate",
+        "packets_lost": "_packets_lost", "jitter": "_jitter", "remb": "_remb_bitrate", "reports": "_reports",
     }),
     # a ForwardingSender without a C slot keeps these itself (its lsr, lsr_time and rtt read the slot's otherwise)
     Mirror("Slot", "sfu.hooks.sender.ForwardingSender", {"lsr": "_lsr", "lsr_time": "_lsr_time", "rtt": "_rtt"}),
+    # a down transport's pacer bucket: the C fan-out asks it before sending (sfu/pacer.py)
+    Mirror(
+        "Pacer", "sfu.pacer.TokenBucket",
+        {name: name for name in ("rate", "tokens", "burst", "last", "queued", "held")},
+        methods=("set_rate", "refill", "admit", "take", "wait"), complete=True,
+    ),
 )
 
 # Python-visible fields of the C types that mirror nothing in Python (C's own counters and state)
-C_ONLY: dict[str, tuple[str, ...]] = {"Packet": (), "Slot": ("c_sent", "send_errors", "reports", "routed")}
+C_ONLY: dict[str, tuple[str, ...]] = {
+    "Packet": (), "Slot": ("c_sent", "send_errors", "routed", "pacer"), "Pacer": (),
+}
 
 # C #define (sfu._fanout.CONTRACT["constants"]): the Python constant it mirrors, as module.NAME
 CONSTANTS: dict[str, str] = {
@@ -105,6 +113,9 @@ CONSTANTS: dict[str, str] = {
     "CODEC_H264": "sfu.hooks.receiver.INGRESS_H264",
     "CODEC_OTHER": "sfu.hooks.receiver.INGRESS_OTHER_VIDEO",
     "RTT_ALPHA": "aiortc.rtcrtpsender.RTT_ALPHA",
+    "PACER_BURST_SECONDS": "sfu.pacer.BURST_SECONDS",
+    "PACER_MIN_BURST_BITS": "sfu.pacer.MIN_BURST_BITS",
+    "PACER_OVERHEAD": "sfu.pacer.OVERHEAD",
     # sfu/_remb.c is a port of aiortc's RemoteBitrateEstimator
     "BURST_DELTA_THRESHOLD_MS": "aiortc.rate.BURST_DELTA_THRESHOLD_MS",
     "MAX_ADAPT_OFFSET_MS": "aiortc.rate.MAX_ADAPT_OFFSET_MS",

@@ -37,6 +37,7 @@ def sfu_config(config: Config) -> SfuConfig:
         ice_addresses=list(s.ice_addresses),
         udp_ports=udp_range(s.udp_ports),
         compiled_fanout=s.compiled_fanout,
+        allocation=s.allocation,
         announce_address=s.announce_address or None,
         grid_slots=s.grid_slots,
         max_participants_per_room=s.max_participants_per_room,

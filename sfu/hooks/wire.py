@@ -26,6 +26,7 @@ from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
 from sfu.hooks.guard import CompiledReporter, protect_address
 from sfu.hooks.ice import ice_connection
 from sfu.hooks.sender import ForwardingSender
+from sfu.pacer import UNLIMITED, Pacer
 from sfu.rtp import pad, report_period, sender_reports
 from sfu.tasks import Ticker
 
@@ -69,6 +70,8 @@ class PacketWire:
         self._report_entries: tuple[tuple[Any, Any, int, bytes], ...] | None = None  # None: to build
         self._dup: socket.socket | None = None  # our duplicate of the pair's socket (uvloop transports)
         transport.on("statechange", self._state_changed)
+        # the pacer (sfu/pacer.py): its bucket is C's when the C fan-out may use it, so both paths share it
+        self.pacer = Pacer(self._send_now, compiled=self._reporter is not None)
         self.fast_sent = 0
         self.slow_sent = 0
         self.reports_sent = 0
@@ -120,6 +123,7 @@ class PacketWire:
         srtp = int(_ffi.cast("uintptr_t", self._srtp))
         if not slot.set_route(self._sock, int(self._sock.family), host, port, self._session, srtp, self._protect):
             return False
+        slot.set_pacer(self.pacer.bucket)
         if not any(s is slot for s in self._slots):
             self._slots.append(slot)
         return True
@@ -153,11 +157,20 @@ class PacketWire:
                 dtls._RTCDtlsTransport__tx_bytes += octets
                 dtls._RTCDtlsTransport__tx_packets += sent
 
-    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False) -> bool:
         """send_rtp protects and sends header + payload (+ `padding` bytes of RTP padding) as one packet.
 
+        Through the pacer when it is on: `audio` goes at once, video may wait in its queue (True all the same).
         Returns False when the transport is not connected. The caller sets the P bit in `head`.
         """
+        if self.pacer.bucket.rate < UNLIMITED:
+            if self._dtls._state is not DtlsState.CONNECTED:
+                return False
+            return self.pacer.send(head, payload, padding, audio)
+        return self._send_now(head, payload, padding)
+
+    def _send_now(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+        """_send_now: ``send_rtp`` without the pacer."""
         dtls = self._dtls
         if dtls._state is not DtlsState.CONNECTED:
             return False
@@ -302,7 +315,8 @@ class PacketWire:
         return tuple(entries)
 
     def close(self) -> None:
-        """close stops the sender reports, unbinds the C fan-out slots and closes our socket duplicate."""
+        """close stops the sender reports and the pacer, unbinds the C fan-out slots, closes our socket duplicate."""
+        self.pacer.close()
         self._unbind_slots()
         self._release_dup()
         self._ticker.remove(self._report)

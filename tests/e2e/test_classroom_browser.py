@@ -162,9 +162,13 @@ async def test_audio_only_push_to_talk_and_reconnect(app: web.Application, aioht
             await page.wait_for_selector("[data-quality]:not([data-level='0'])", timeout=WAIT_MS)
             await shot(page, "classroom.png")
 
-            # A weak link (sustained loss) proposes audio-only; accepting it stops the video.
+            # Loss and a low video bitrate alone (a presenter's lossy uplink shows the same) propose nothing ...
+            await page.evaluate("""() => { for (let i = 0; i < 5; i++) window.TaphuanLive.quality.feed(
+                {loss: 0.2, rtt: 0.3, avail: null, videoKbps: 30, pausedByNetwork: false}); }""")
+            assert await page.is_hidden("[data-weak-banner]")
+            # ... the server pausing this classroom's video for its own weak link does; accepting stops the video.
             await page.evaluate("""() => { for (let i = 0; i < 3; i++) window.TaphuanLive.quality.feed(
-                {loss: 0.2, rtt: 0.3, avail: null, videoKbps: 30, expectVideo: true}); }""")
+                {loss: 0.2, rtt: 0.3, avail: null, videoKbps: 30, pausedByNetwork: true}); }""")
             await page.wait_for_selector("[data-weak-banner]:not([hidden])", timeout=WAIT_MS)
             await shot(page, "classroom-weak-link.png")
             await page.click("[data-action=weak-accept]")

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiortc import RTCDtlsTransport
 
+from sfu.pacer import UNLIMITED, Pacer
 from sfu.rtp import SendContext
 
 
@@ -15,12 +16,18 @@ class FakeWire:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
         self.senders: list[Any] = []
+        self.pacer = Pacer(self._send_now, compiled=False)  # a real pacer, off (UNLIMITED) until a test sets a rate
 
     def send(self, data: bytes) -> bool:
         self.sent.append(data)
         return True
 
-    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False) -> bool:
+        if self.pacer.rate < UNLIMITED:
+            return self.pacer.send(head, payload, padding, audio)
+        return self._send_now(head, payload, padding)
+
+    def _send_now(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
         pad = bytes(padding - 1) + bytes((padding,)) if padding else b""
         return self.send(bytes(head) + payload + pad)
 

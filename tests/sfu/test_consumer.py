@@ -252,7 +252,7 @@ class CheckingWire(FakeWire):
         super().__init__()
         self.out: list[tuple[int, int, int]] = []
 
-    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False) -> bool:
         seq, ts = struct.unpack_from("!HI", head, 2)
         self.out.append((seq, ts, int.from_bytes(payload[1:5], "big")))
         return True
@@ -277,7 +277,7 @@ class RoutedWire(CheckingWire):
         self.rx.setblocking(False)
         self.addr = self.rx.getsockname()
 
-    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False) -> bool:
         self.tx.sendto(self.session.protect(bytes(head) + payload), self.addr)
         return True
 

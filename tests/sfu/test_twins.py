@@ -13,6 +13,7 @@ from sfu.consumer import COMPILED, Consumer, HeaderRewriter, Inbound
 from sfu.hooks.receiver import ForwardingReceiver
 from sfu.hooks.sender import ForwardingSender
 from sfu.hooks.wire import PacketWire
+from sfu.pacer import TokenBucket
 from sfu.producer import Producer
 from sfu.stats import NackTracker, RtpStreamStats, SequenceTracker
 from sfu.tasks import Ticker
@@ -42,6 +43,7 @@ def twin_instances() -> dict[type, Any]:
         Inbound(1, 2, 3, 0, b"", True, 4, 5, 127), HeaderRewriter(90000, 3000, 0, 0),
         Consumer("c", "floor-video", "video", ForwardingSender("video", SimpleNamespace(state="new")),
                  lambda ctx: FakeWire()),  # type: ignore[arg-type]
+        TokenBucket(),
     ]
     return {type(obj): obj for obj in made}
 

@@ -1,21 +1,22 @@
 // live-quality.js: this participant's own connection quality (getStats of its up and down peer connections:
-// round-trip time, packet loss, available bitrate) as a 3-level bar, and the audio-only proposal when the
-// link is too weak for video (sustained loss over 10 % or inbound video collapsing).
+// round-trip time, packet loss, available bitrate) as a 3-level bar, and the audio-only proposal when this
+// classroom's own downlink cannot carry video: the server, from this page's own bandwidth estimate and loss,
+// has paused a large video slot ("weak-network") for WEAK_SAMPLES samples in a row. Not from the loss the page
+// sees (a presenter's lossy uplink shows there too) nor from a low video bitrate (a presenter may send little).
 (function () {
   "use strict";
   const L = window.TaphuanLive;
   const { client, T, $, root, cfg } = L;
   const SAMPLE_MS = 2000;
   const WEAK_SAMPLES = 3;       // 3 samples in a row (about 6 s) before proposing audio-only
-  const WEAK_LOSS = 0.10;
-  const WEAK_VIDEO_KBPS = 40;
+  const LARGE_SLOTS = ["presenter-video", "screen", "floor-video"];
 
   const q = { prev: null, level: 0, weakStreak: 0, dismissedUntil: 0, timer: null, joinedAt: 0, last: null };
   L.quality = q;
 
-  function videoExpected() {
+  function videoPausedByNetwork() {
     if (L.audioOnly) return false;
-    return ["presenter-video", "screen", "floor-video"].some((s) => client.slotState[s] && client.slotState[s].state === "live");
+    return LARGE_SLOTS.some((s) => client.slotState[s] && client.slotState[s].state === "weak-network");
   }
 
   async function read() {
@@ -62,12 +63,12 @@
       rtt: cur.rtt,
       avail: cur.avail,
       videoKbps: Math.max(0, cur.videoBytes - prev.videoBytes) * 8 / dt / 1000,
-      expectVideo: videoExpected(),
+      pausedByNetwork: videoPausedByNetwork(),
     });
   }
 
   function feed(s) {
-    // One sample: {loss 0..1, rtt seconds|null, avail bit/s|null, videoKbps, expectVideo}.
+    // One sample: {loss 0..1, rtt seconds|null, avail bit/s|null, videoKbps, pausedByNetwork}.
     q.last = s;
     const rtt = s.rtt === null || s.rtt === undefined ? 0 : s.rtt;
     let level = s.loss < 0.02 && rtt < 0.25 ? 3 : s.loss < 0.08 && rtt < 0.6 ? 2 : 1;
@@ -82,9 +83,7 @@
     if (s.avail) parts.push(`${T.uplink} ${(s.avail / 1e6).toFixed(1)} Mbit/s`);
     box.title = parts.join(" · ");
 
-    const collapsing = s.expectVideo && s.videoKbps < WEAK_VIDEO_KBPS && performance.now() - q.joinedAt > 12000;
-    const weak = s.loss > WEAK_LOSS || collapsing;
-    q.weakStreak = weak ? q.weakStreak + 1 : 0;
+    q.weakStreak = s.pausedByNetwork ? q.weakStreak + 1 : 0;
     if (!cfg.studio && !L.audioOnly && q.weakStreak >= WEAK_SAMPLES && Date.now() > q.dismissedUntil) {
       $("[data-weak-banner]").hidden = false;
     }

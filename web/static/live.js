@@ -154,10 +154,6 @@
     uploadMax: cfg.uploadMax,
   });
   L.check = check;
-  $("[data-join]").addEventListener("devicecheck:network", (e) => {
-    const box = $("[data-join-audio-only]");
-    if (box && e.detail.level === 1) box.checked = true;
-  });
   check.start();
 
   // ------------------------------------------------------------------ slots
@@ -165,6 +161,7 @@
   function overlayText(state, slot) {
     if (state === "muted") return slot === "screen" ? T.screenStopped : T.camOffShort;
     if (state === "paused") return T.pausedAudioOnly;
+    if (state === "weak-network") return T.pausedWeakNetwork;
     if (state === "reconnecting") return T.reconnectingSlot;
     return slot === "presenter-video" ? T.waitingPresenter : "";
   }

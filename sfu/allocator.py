@@ -1,0 +1,252 @@
+"""allocator: a classroom's downlink estimate and how it is shared among the slots of its down Peer.
+
+Each down Peer has a ``Downlink``: an estimate of what its link carries, from the subscriber's own feedback
+(its REMB, the receive-side estimate Chromium computes from abs-send-time, and the loss in its receiver
+reports), and the choice, per video slot, of what to send: one spatial layer of the source track and the
+highest temporal layer forwarded within it, or nothing ("paused": the slot says ``weak-network``).
+
+``allocate`` shares a budget by priority, as mediasoup's and LiveKit's allocators do: audio always (it is never
+paused and is not in the budget: the REMB measures the video streams, which carry abs-send-time), then the
+screen and the presenter's camera (the large slots), then the floor holder's camera, then the grid tiles (lowest
+spatial layer only). Every slot first gets its smallest option in priority order (so a tile is paused before the
+presenter loses video), then the slots are upgraded in the same order, each to the best option that still fits.
+
+``Downlink.update`` judges the link from that feedback: *congested* when the REMB falls below what we send,
+when loss stays above ``LOSS_HIGH``, or when our pacer's queue keeps video waiting; the estimate is then what
+the link carries. Uncongested, the REMB says little (Chromium's receive-side estimate stays within 1.5 x what
+it receives, so a paused slot would never come back on the REMB alone). ``Downlink.decide`` adds hysteresis,
+so a choice does not oscillate: a downgrade is applied at once (only while congested), an upgrade one slot at
+a time, at least ``UP_INTERVAL`` seconds after the previous upgrade and ``hold`` seconds after a downgrade.
+No padding is sent to probe: the options are small steps (temporal layers within spatial layers), so sending
+the next option is the probe; if the link cannot carry it, the REMB, the loss or the pacer's queue says so
+within a second or two and the slot steps back, and the hold after that downgrade doubles (from
+``HOLD_AFTER_DOWN`` up to ``HOLD_MAX``) so a link that cannot carry it is not retried every few seconds.
+
+Who owns what: ``sfu.downlinks.Downlinks`` (one per room) owns one ``Downlink`` per participant with a down
+Peer, feeds it the consumers' feedback every period and applies the choices to the Consumers (layer,
+``max_temporal``) through the room's ``_reassign``. Nothing here touches a packet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+# Chromium's share of a VP8 stream's bitrate up to each temporal layer with three layers (libwebrtc's
+# kLayerRateAllocation for 3 temporal layers): TL0 40 %, TL0+TL1 60 %, all 100 %.
+TEMPORAL_SHARE = (0.4, 0.6, 1.0)
+UP_INTERVAL = 2.0  # seconds between two upgrades of one downlink
+HOLD_AFTER_DOWN = 6.0  # seconds after a downgrade before the next upgrade (doubles after a failed one)
+HOLD_MAX = 48.0
+LOSS_HIGH = 0.10  # reported loss above this: the estimate is cut to what was sent x (1 - loss / 2)
+LOSS_LOW = 0.02
+OVERUSE = 0.9  # a REMB below this share of what we send: the subscriber's link is congested
+QUEUE_CONGESTED = 0.4  # seconds video waited in the pacer, in two periods in a row: the estimate is too high
+MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
+START_ESTIMATE = 1_000_000  # bit/s before the first REMB: assume a modest link, not an unlimited one
+FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
+
+PRIORITY = {"screen": 0, "presenter-video": 1, "floor-video": 2}  # grid tiles and the rest: 3
+
+
+@dataclass(frozen=True, order=True)
+class Option:
+    """Option is one way to send a video slot: spatial layer index, highest temporal layer (-1: all), bit/s."""
+
+    bitrate: float
+    spatial: int
+    temporal: int
+
+
+@dataclass(frozen=True)
+class Demand:
+    """Demand: a video slot of one downlink, its priority (0 first) and its options in ascending bitrate."""
+
+    slot: str
+    priority: int
+    options: tuple[Option, ...]
+
+
+def slot_priority(slot: str) -> int:
+    """slot_priority: 0 for the screen, 1 the presenter's camera, 2 the floor holder's, 3 grid tiles and others."""
+    return PRIORITY.get(slot, 3)
+
+
+def track_options(layer_bitrates: Sequence[float], temporal: bool, lowest_only: bool = False) -> tuple[Option, ...]:
+    """track_options lists how a track can be sent: each arriving spatial layer (index, measured bit/s) and,
+    when it has temporal layers, each temporal cut of it (the base layer alone only for the lowest spatial
+    layer); ascending, each option costing more than the last.
+
+    `layer_bitrates[i]` is the measured bitrate of spatial layer i (0 or less: not arriving). `lowest_only`
+    (grid tiles) keeps the lowest arriving spatial layer.
+    """
+    out: list[Option] = []
+    for spatial, rate in enumerate(layer_bitrates):
+        if rate <= 0:
+            continue
+        cuts = [(t, rate * share) for t, share in enumerate(TEMPORAL_SHARE)] if temporal else [(-1, rate)]
+        if out and temporal:
+            cuts = cuts[1:]  # above the lowest layer, never the quarter frame rate: a sharper image at 7 fps
+            # is worse on a projector than the lower layer at 30
+        for t, bitrate in cuts:
+            if not out or bitrate > out[-1].bitrate:
+                out.append(Option(bitrate, spatial, t))
+        if lowest_only:
+            break
+    return tuple(out)
+
+
+def allocate(budget: float, demands: Iterable[Demand]) -> dict[str, int]:
+    """allocate shares `budget` (bit/s for video) among `demands`; slot -> index of its option, -1 paused.
+
+    Minimums first in priority order, then upgrades in priority order, each to the best option that fits.
+    """
+    ordered = sorted(demands, key=lambda d: d.priority)
+    choice = {d.slot: -1 for d in ordered}
+    left = budget
+    for d in ordered:
+        if d.options and d.options[0].bitrate <= left:
+            choice[d.slot] = 0
+            left -= d.options[0].bitrate
+    for d in ordered:
+        i = choice[d.slot]
+        if i < 0:
+            continue
+        best = i
+        for j in range(len(d.options) - 1, i, -1):
+            if d.options[j].bitrate - d.options[i].bitrate <= left:
+                best = j
+                break
+        left -= d.options[best].bitrate - d.options[i].bitrate
+        choice[d.slot] = best
+    return choice
+
+
+@dataclass
+class Feedback:
+    """Feedback: what a downlink's subscriber told us lately (one allocation period)."""
+
+    remb: int | None  # its latest REMB (bit/s), None before any
+    loss: float  # the loss on its own link in its latest receiver reports about video (0..1)
+    sent: float  # the video we sent it over the period (bit/s, retransmissions included)
+    queue_delay: float = 0.0  # seconds the oldest packet has waited in its pacer
+
+
+@dataclass
+class Downlink:
+    """Downlink: one down Peer's estimate and its video slots' current options (see the module docstring)."""
+
+    clock: Callable[[], float] = time.monotonic
+    estimate: float = START_ESTIMATE
+    congested: bool = False
+    choice: dict[str, Option | None] = field(default_factory=dict)  # slot -> option sent, None paused
+    last_up: float = float("-inf")
+    last_down: float = float("-inf")
+    hold: float = HOLD_AFTER_DOWN
+    downgrades: int = 0
+    upgrades: int = 0
+    _loss_reports: int = 0
+    _queue_reports: int = 0
+
+    def update(self, fb: Feedback) -> float:
+        """update takes one period's feedback and returns the new estimate of what the link carries for video.
+
+        The link is *congested* when the subscriber's REMB falls below what we send (its delay-based detector
+        saw the queue grow), when its loss exceeds ``LOSS_HIGH`` in two periods in a row (the loss-based half
+        of Google's congestion control: a short queue drops before its delay grows), or when our own pacer's
+        queue has held video for ``QUEUE_CONGESTED`` in two periods. Then the estimate is the REMB, capped at
+        what was sent x (1 - loss / 2). Otherwise the REMB says little (Chromium's receive-side estimate stays
+        within 1.5 x what it receives): the estimate is the larger of the REMB and what we send.
+        """
+        remb = float(fb.remb) if fb.remb is not None else None
+        if fb.loss > LOSS_HIGH:
+            self._loss_reports += 1
+        elif fb.loss < LOSS_LOW:
+            self._loss_reports = 0
+        self._queue_reports = self._queue_reports + 1 if fb.queue_delay > QUEUE_CONGESTED else 0
+        lossy = self._loss_reports >= 2 and fb.sent > 0
+        overuse = remb is not None and fb.sent > MIN_ESTIMATE and remb < OVERUSE * fb.sent
+        queued = self._queue_reports >= 2 and fb.sent > 0
+        self.congested = lossy or overuse or queued
+        if self.congested:
+            estimate = remb if remb is not None else fb.sent
+            if lossy:
+                estimate = min(estimate, fb.sent * (1 - fb.loss / 2))
+            if queued:
+                estimate = min(estimate, fb.sent * 0.85)
+        elif remb is not None:
+            estimate = max(remb, fb.sent)
+        else:
+            estimate = max(self.estimate, fb.sent)
+        self.estimate = max(MIN_ESTIMATE, estimate)
+        return self.estimate
+
+    def decide(self, demands: Sequence[Demand]) -> dict[str, Option | None]:
+        """decide returns every video slot's option (None: paused) for the current estimate, with hysteresis.
+
+        A slot seen for the first time gets what fits the estimate at once. While the link is congested, slots
+        above what fits step down at once (lowest priority first, by ``allocate``). Otherwise, at most one slot
+        every ``UP_INTERVAL`` (and ``hold`` after a downgrade) moves up: to what the estimate vouches for, or,
+        when it vouches for nothing more, one option up: that step is the probe (the pacer keeps it within
+        ``PACING_FACTOR`` x the estimate, so a probe the link cannot carry only delays video, never audio).
+        """
+        now = self.clock()
+        target = allocate(self.estimate, demands)
+        may_upgrade = now - self.last_up >= UP_INTERVAL and now - self.last_down >= self.hold
+        new: dict[str, int] = {}
+        downgraded = False
+        ordered = sorted(demands, key=lambda d: d.priority)
+        for d in ordered:
+            if d.slot not in self.choice:
+                new[d.slot] = target[d.slot]
+                continue
+            current = min(self._index(d, self.choice[d.slot]), len(d.options) - 1)
+            if self.congested and current > target[d.slot]:
+                new[d.slot] = target[d.slot]
+                downgraded = True
+            else:
+                new[d.slot] = current
+        upgraded = False
+        if not self.congested and not downgraded and may_upgrade:
+            vouched = next((d for d in ordered if d.slot in self.choice and target[d.slot] > new[d.slot]), None)
+            if vouched is not None:
+                new[vouched.slot] = target[vouched.slot]
+                upgraded = True
+            else:
+                probe = next((d for d in ordered if d.slot in self.choice and new[d.slot] < len(d.options) - 1),
+                             None)
+                if probe is not None:
+                    new[probe.slot] += 1
+                    upgraded = True
+        if downgraded:
+            if now - self.last_up < FAILED_UP_WINDOW:
+                self.hold = min(HOLD_MAX, self.hold * 2)  # the last upgrade overflowed the link: wait longer
+            self.last_down = now
+            self.downgrades += 1
+        elif upgraded:
+            self.last_up = now
+            self.upgrades += 1
+        if not downgraded and now - self.last_down > 4 * HOLD_MAX:
+            self.hold = HOLD_AFTER_DOWN  # a long calm: back to the first hold
+        by_slot = {d.slot: d for d in demands}
+        self.choice = {slot: by_slot[slot].options[i] if i >= 0 else None for slot, i in new.items()}
+        return self.choice
+
+    @staticmethod
+    def _index(d: Demand, option: Option | None) -> int:
+        """_index: the position of `option` among `d`'s options (the nearest not above it), -1 for None."""
+        if option is None or not d.options:
+            return -1
+        best = -1
+        for i, o in enumerate(d.options):
+            if (o.spatial, o.temporal) == (option.spatial, option.temporal):
+                return i
+            if o.bitrate <= option.bitrate:
+                best = i
+        return max(best, 0)
+
+
+def layer_bitrates(rates: Mapping[int, float], count: int) -> list[float]:
+    """layer_bitrates: a track's measured bitrate per spatial layer index (0 for a layer not arriving)."""
+    return [rates.get(i, 0.0) for i in range(count)]

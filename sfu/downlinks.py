@@ -1,0 +1,240 @@
+"""downlinks: the room's bandwidth allocation job: each subscriber's estimate, its video slots' layers, its pacer.
+
+``Downlinks`` belongs to one ``Room``. Every ``PERIOD`` seconds (a job of the room's ``Ticker``) it reads, per
+participant with a down Peer, what its subscriber reported (REMB and receiver-report loss, in its Consumers) and
+what we sent it, updates that participant's ``sfu.allocator.Downlink``, sets the pacing rate of its down
+transport (``PACING_FACTOR`` x the video estimate, at least ``MIN_PACING_RATE``, plus its audio) and decides
+each video slot's option: which spatial layer of the source track, up to which temporal layer, or paused. When a
+choice changes it asks the room to reassign (``on_change``); the room's ``_reassign`` then calls ``apply`` for
+each video slot the plan fills, which turns the choice into the layer Producer to forward and the slot's state
+(``live`` or ``weak-network``).
+
+The recorder's Sinks (in-process, no down Peer) are outside every budget: ``apply`` gives them the top
+arriving layer. Audio is never allocated: it is always forwarded and paced first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sfu.allocator import (
+    Demand,
+    Downlink,
+    Feedback,
+    Option,
+    slot_priority,
+    track_options,
+)
+from sfu.consumer import Consumer
+from sfu.pacer import PACING_FACTOR, UNLIMITED
+from sfu.participant import Participant
+from sfu.producer import Producer
+from sfu.stats import DownlinkStats
+
+PERIOD = 0.5  # seconds between two allocations
+AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
+MIN_PACING_RATE = 200_000.0  # bit/s for video at least: a keyframe of a small layer is not held for seconds
+
+
+def layers_of(producer: Producer) -> tuple[Producer, ...]:
+    """layers_of: the Producers of `producer`'s track, lowest spatial layer first (one without simulcast)."""
+    layers: tuple[Producer, ...] | None = getattr(producer, "layers", None)
+    return layers if layers else (producer,)
+
+
+@dataclass
+class Reported:
+    """Reported: a Consumer's counters when its subscriber's previous report arrived."""
+
+    reports: int
+    lost: int
+    sent: int
+    out_seq: int
+
+
+def downlink_loss(before: Reported, now: Reported) -> float | None:
+    """downlink_loss: the share of what we sent that the subscriber lost between two of its reports, None without
+    a new report.
+
+    Its reports count every hole in our output, and a packet its publisher lost on the way up (never recovered)
+    is a hole we forward: those holes are our output's sequence advance minus what we sent, so they are taken
+    out. The loss left is the subscriber's own link's (a lossy publisher does not make a classroom look weak).
+    """
+    if now.reports == before.reports:
+        return None
+    sent = now.sent - before.sent
+    if sent <= 0:
+        return None
+    holes = max(0, ((now.out_seq - before.out_seq) & 0xFFFF) - sent)
+    lost = max(0, now.lost - before.lost - holes)
+    return min(1.0, lost / sent)
+
+
+@dataclass
+class Sent:
+    """Sent: a participant's counters at the previous allocation, to turn them into rates."""
+
+    at: float
+    octets: int
+
+
+@dataclass
+class Downlinks:
+    """Downlinks: the allocation job of one room (see the module docstring)."""
+
+    participants: Mapping[str, Participant]
+    on_change: Callable[[], None]
+    temporal: bool = True  # the room's codec has temporal layers (VP8: Chromium sends L1T3)
+    enabled: bool = True
+    clock: Callable[[], float] = time.monotonic
+    links: dict[str, Downlink] = field(default_factory=dict)
+    _sent: dict[str, Sent] = field(default_factory=dict)
+    _reported: dict[Consumer, Reported] = field(default_factory=dict)
+    _loss: dict[Consumer, float] = field(default_factory=dict)
+    _layer_octets: dict[Producer, tuple[float, int]] = field(default_factory=dict)
+    _layer_rate: dict[Producer, float] = field(default_factory=dict)
+    runs: int = 0
+
+    # ------------------------------------------------------------------ the periodic job
+
+    def tick(self) -> None:
+        """tick measures the layers, updates every downlink and reassigns when a choice changed."""
+        if not self.enabled:
+            return
+        self.runs += 1
+        now = self.clock()
+        self._measure_layers(now)
+        changed = False
+        for p in list(self.participants.values()):
+            consumers = [c for c in p.consumers.values() if isinstance(c, Consumer)]
+            if not consumers or p.state != "connected":
+                continue
+            changed |= self._allocate(p, consumers, now)
+        live = {p.id for p in self.participants.values()}
+        for pid in [pid for pid in self.links if pid not in live]:
+            del self.links[pid]
+            self._sent.pop(pid, None)
+        current = {c for p in self.participants.values() for c in p.consumers.values()}
+        for c in [c for c in self._reported if c not in current]:
+            del self._reported[c]
+            self._loss.pop(c, None)
+        if changed:
+            self.on_change()
+
+    def _measure_layers(self, now: float) -> None:
+        """_measure_layers: each published video layer's bitrate over the last period (0: not arriving)."""
+        rates: dict[Producer, float] = {}
+        octets: dict[Producer, tuple[float, int]] = {}
+        for p in self.participants.values():
+            for producer in p.producers.values():
+                if producer.kind != "video":
+                    continue
+                for layer in layers_of(producer):
+                    octets[layer] = (now, layer.bytes)
+                    before = self._layer_octets.get(layer)
+                    if before is not None and now > before[0]:
+                        rate = (layer.bytes - before[1]) * 8 / (now - before[0])
+                        old = self._layer_rate.get(layer)
+                        rates[layer] = rate if old is None or rate == 0 else 0.5 * old + 0.5 * rate
+        self._layer_octets = octets
+        self._layer_rate = rates
+
+    def layer_rate(self, layer: Producer) -> float:
+        """layer_rate: the layer's measured bit/s (0: not arriving, or not measured yet)."""
+        return self._layer_rate.get(layer, 0.0)
+
+    def _allocate(self, p: Participant, consumers: list[Consumer], now: float) -> bool:
+        link = self.links.get(p.id)
+        if link is None:
+            link = self.links[p.id] = Downlink(clock=self.clock)
+        video = [c for c in consumers if c.kind == "video"]
+        octets = sum(c.bytes_sent + c.retransmitted_bytes for c in video)
+        before = self._sent.get(p.id)
+        self._sent[p.id] = Sent(now, octets)
+        sent = (octets - before.octets) * 8 / (now - before.at) if before and now > before.at else 0.0
+        rembs = [c.remb_bitrate for c in consumers if c.remb_bitrate is not None]
+        loss = max((self._downlink_loss(c) for c in video), default=0.0)
+        wire = next((c.wire for c in consumers if c.wire is not None), None)
+        queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
+        estimate = link.update(Feedback(max(rembs) if rembs else None, loss, sent, queue_delay))
+        if wire is not None:  # no pacing before the subscriber's first estimate: nothing to pace at yet
+            audio = sum(1 for c in consumers if c.kind == "audio" and c.source is not None)
+            rate = max(MIN_PACING_RATE, estimate * PACING_FACTOR) + AUDIO_BITRATE * audio
+            wire.pacer.set_rate(rate if rembs else UNLIMITED)
+        demands: list[Demand] = []
+        for c in video:
+            view = p.slot_view.get(c.slot)
+            if view is None or view[2] not in ("live", "weak-network"):
+                continue
+            track = self._track(view)
+            if track is None:
+                continue
+            rates = [self.layer_rate(layer) for layer in layers_of(track)]
+            demands.append(Demand(c.slot, slot_priority(c.slot),
+                                  track_options(rates, self.temporal, lowest_only=c.slot.startswith("grid-"))))
+        before_choice = dict(link.choice)
+        choice = link.decide([d for d in demands if d.options])
+        for d in demands:
+            if not d.options and d.slot in before_choice:  # nothing measured yet: keep what it had
+                choice[d.slot] = before_choice[d.slot]
+        return choice != before_choice
+
+    def _downlink_loss(self, c: Consumer) -> float:
+        """_downlink_loss: the loss on the subscriber's own link in its latest report (kept until the next)."""
+        now = Reported(c.reports, c.packets_lost, c.packets_sent, c.last_out_seq)
+        before = self._reported.get(c)
+        if before is None or now.reports != before.reports:
+            self._reported[c] = now
+            loss = downlink_loss(before, now) if before is not None else None
+            if loss is not None:
+                self._loss[c] = loss
+        return self._loss.get(c, 0.0)
+
+    def _track(self, view: tuple[str | None, str | None, str]) -> Producer | None:
+        owner = self.participants.get(view[0]) if view[0] else None
+        return owner.producers.get(view[1]) if owner is not None and view[1] else None
+
+    def stats(self, p: Participant) -> DownlinkStats | None:
+        """stats: `p`'s downlink as the allocator sees it, None without one."""
+        link = self.links.get(p.id)
+        wire = next((c.wire for c in p.consumers.values() if isinstance(c, Consumer) and c.wire is not None), None)
+        if link is None or wire is None:
+            return None
+        pacer = wire.pacer
+        return DownlinkStats(
+            estimate=round(link.estimate), pacing_rate=round(pacer.rate) if pacer.rate < UNLIMITED else None,
+            queue_delay=round(pacer.queue_delay, 3), queue_dropped=pacer.dropped,
+            paused=sum(1 for o in link.choice.values() if o is None), upgrades=link.upgrades,
+            downgrades=link.downgrades,
+        )
+
+    # ------------------------------------------------------------------ what _reassign asks
+
+    def apply(self, viewer: Participant, slot: str, track: Producer, target: Any) -> tuple[Producer | None, str]:
+        """apply: for `viewer`'s video `slot` filled by `track`, the layer to forward and the slot's state.
+
+        `target` is the slot's Consumer or Sink. A Sink (the recorder) gets the top arriving layer; a slot not
+        yet allocated gets the lowest layer for a grid tile and the top one otherwise until the first decision.
+        """
+        layers = layers_of(track)
+        if not isinstance(target, Consumer) or not self.enabled:
+            return self._top(layers), "live"
+        link = self.links.get(viewer.id)
+        if link is None or target.slot not in link.choice:
+            target.max_temporal = -1
+            return (layers[0] if target.slot.startswith("grid-") else self._top(layers)), "live"
+        option: Option | None = link.choice[target.slot]
+        if option is None:
+            return None, "weak-network"
+        target.max_temporal = option.temporal
+        return layers[min(option.spatial, len(layers) - 1)], "live"
+
+    def _top(self, layers: tuple[Producer, ...]) -> Producer:
+        """_top: the highest layer arriving (the highest layer when none is measured yet)."""
+        for layer in reversed(layers):
+            if self.layer_rate(layer) > 0:
+                return layer
+        return layers[-1]

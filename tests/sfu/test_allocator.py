@@ -1,0 +1,131 @@
+"""Tests for sfu/allocator.py: priorities, options, hysteresis, the loss cap."""
+
+from __future__ import annotations
+
+from sfu.allocator import (
+    HOLD_AFTER_DOWN,
+    MIN_ESTIMATE,
+    TEMPORAL_SHARE,
+    UP_INTERVAL,
+    Demand,
+    Downlink,
+    Feedback,
+    allocate,
+    slot_priority,
+    track_options,
+)
+
+
+class Clock:
+    """Clock: a settable clock."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+LAYERS = [150_000.0, 500_000.0, 1_500_000.0]
+
+
+def demands(*slots: str) -> list[Demand]:
+    return [Demand(s, slot_priority(s), track_options(LAYERS, True, lowest_only=s.startswith("grid")))
+            for s in slots]
+
+
+def test_options_ascend_and_grid_tiles_keep_the_lowest_layer() -> None:
+    options = track_options(LAYERS, True)
+    rates = [o.bitrate for o in options]
+    assert rates == sorted(rates) and len(set(rates)) == len(rates)
+    assert options[0].spatial == 0 and options[0].temporal == 0
+    assert options[-1].spatial == 2 and options[-1].temporal == 2
+    assert options[0].bitrate == LAYERS[0] * TEMPORAL_SHARE[0]
+    assert {o.spatial for o in track_options(LAYERS, True, lowest_only=True)} == {0}
+    assert [(o.spatial, o.temporal) for o in track_options([0.0, 400_000.0], False)] == [(1, -1)]  # not arriving
+
+
+def test_minimums_first_in_priority_order_then_upgrades() -> None:
+    ds = demands("grid-0", "floor-video", "presenter-video", "screen")
+    # room for every minimum and a bit more: the screen gets the upgrade first
+    minimum = sum(d.options[0].bitrate for d in ds)
+    choice = allocate(minimum + 200_000, ds)
+    assert all(i >= 0 for i in choice.values())
+    assert choice["screen"] > 0 and choice["grid-0"] == 0
+    # not enough for all minimums: the grid tile is paused before the presenter loses video
+    choice = allocate(3 * ds[0].options[0].bitrate, ds)
+    assert choice["grid-0"] == -1 and choice["screen"] == 0 and choice["presenter-video"] == 0
+    assert allocate(0, ds) == {d.slot: -1 for d in ds}
+
+
+def test_a_weak_link_gets_a_low_layer_and_a_good_one_the_top() -> None:
+    ds = demands("presenter-video")
+    weak = Downlink(clock=Clock())
+    weak.update(Feedback(remb=210_000, loss=0.0, sent=800_000))  # congested: it receives less than we send
+    assert weak.congested
+    option = weak.decide(ds)["presenter-video"]
+    assert option is not None and option.spatial == 0
+    good = Downlink(clock=Clock())
+    good.update(Feedback(remb=5_000_000, loss=0.0, sent=0))
+    option = good.decide(ds)["presenter-video"]
+    assert option is not None and (option.spatial, option.temporal) == (2, 2)
+
+
+def test_downgrades_at_once_upgrades_after_holds_one_slot_at_a_time() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock)
+    ds = demands("presenter-video", "floor-video")
+    link.update(Feedback(remb=5_000_000, loss=0.0, sent=0))
+    first = link.decide(ds)
+    assert first["presenter-video"] is not None and first["presenter-video"].spatial == 2
+    clock.now += 0.5
+    link.update(Feedback(remb=300_000, loss=0.0, sent=2_000_000))
+    low = link.decide(ds)
+    assert sum(o.bitrate for o in low.values() if o) <= 300_000  # at once
+    # the link recovers (the REMB follows what it receives): nothing before the hold, then one slot per interval
+    link.update(Feedback(remb=320_000, loss=0.0, sent=250_000))
+    assert not link.congested
+    clock.now += HOLD_AFTER_DOWN / 2
+    assert link.decide(ds) == low
+    clock.now += HOLD_AFTER_DOWN
+    step1 = link.decide(ds)
+    changed = [s for s in step1 if step1[s] != low[s]]
+    assert len(changed) == 1
+    clock.now += UP_INTERVAL / 2
+    assert link.decide(ds) == step1
+    clock.now += UP_INTERVAL
+    step2 = link.decide(ds)
+    assert step2 != step1
+
+
+def test_a_paused_slot_is_probed_back_and_a_failed_probe_doubles_the_hold() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock)
+    ds = demands("presenter-video")
+    link.update(Feedback(remb=40_000, loss=0.0, sent=600_000))
+    assert link.decide(ds)["presenter-video"] is None  # nothing fits: paused
+    # only audio flows now: its REMB stays low (it never exceeds 1.5 x what it receives), but nothing is congested
+    link.update(Feedback(remb=70_000, loss=0.0, sent=0))
+    clock.now += 100
+    probe = link.decide(ds)["presenter-video"]
+    assert probe == ds[0].options[0] and link.upgrades == 1  # the smallest option: the probe
+    clock.now += 1
+    link.update(Feedback(remb=40_000, loss=0.0, sent=probe.bitrate))  # the link could not carry it
+    assert link.decide(ds)["presenter-video"] is None
+    assert link.downgrades == 1 and link.hold == 2 * HOLD_AFTER_DOWN
+    clock.now += HOLD_AFTER_DOWN + 0.5
+    link.update(Feedback(remb=70_000, loss=0.0, sent=0))
+    assert link.decide(ds)["presenter-video"] is None  # not yet: the hold doubled
+
+
+def test_loss_or_a_waiting_pacer_make_the_link_congested_after_two_periods() -> None:
+    link = Downlink(clock=Clock())
+    assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == 2_000_000  # one report: noise
+    assert not link.congested
+    assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == 800_000 * (1 - 0.15)
+    assert link.congested
+    link = Downlink(clock=Clock())
+    link.update(Feedback(remb=2_000_000, loss=0.0, sent=800_000, queue_delay=0.6))
+    assert not link.congested
+    assert link.update(Feedback(remb=2_000_000, loss=0.0, sent=800_000, queue_delay=0.6)) == 800_000 * 0.85
+    assert link.update(Feedback(remb=1_000, loss=0.0, sent=900_000)) == MIN_ESTIMATE

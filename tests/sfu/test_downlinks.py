@@ -1,0 +1,135 @@
+"""Tests for sfu/downlinks.py: a real room whose subscriber's estimate falls and recovers.
+
+The subscriber's feedback is what its down connection reports (REMB, receiver-report loss); here it is written
+where the SFU keeps it (the Consumer's report fields, as sfu/_rtcp.c and ForwardingSender.remb do), so the
+test decides what the link "said". The media are real: aiortc peers on 127.0.0.1. The capped links of real
+browsers are tests/e2e/test_weaknet_browser.py's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from av import VideoFrame
+
+from sfu.allocator import HOLD_AFTER_DOWN
+from sfu.consumer import COMPILED, Consumer
+from sfu.downlinks import AUDIO_BITRATE, MIN_PACING_RATE, Reported, downlink_loss
+from sfu.events import SlotChanged
+from sfu.pacer import PACING_FACTOR, UNLIMITED
+from sfu.room import Room
+from sfu.sfu import Sfu
+from tests.sfu.helpers import RED, Client, ColorTrack, join, publish, sfu_config, wait_until
+
+pytestmark = pytest.mark.timeout(90)
+needs_c = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
+
+
+@pytest.fixture(params=[pytest.param(True, marks=needs_c), False], ids=["compiled", "python"])
+async def sfu(request: pytest.FixtureRequest) -> AsyncIterator[Sfu]:
+    s = Sfu(sfu_config(compiled_fanout=request.param))
+    yield s
+    await s.close()
+
+
+class NoiseTrack(ColorTrack):
+    """NoiseTrack: random pictures, so the encoder spends its whole bitrate (a solid colour costs ~8 kbit/s)."""
+
+    async def recv(self) -> VideoFrame:
+        frame = await super().recv()
+        for plane in frame.planes:
+            plane.update(os.urandom(plane.buffer_size))
+        return frame
+
+
+def say_remb(room: Room, pid: str, bitrate: int) -> None:
+    """say_remb: the subscriber `pid` reported `bitrate` (a REMB naming every slot)."""
+    for c in room.participants[pid].consumers.values():
+        if isinstance(c, Consumer):
+            if c.cslot is not None:
+                c.cslot.remb = bitrate
+            else:
+                c._on_remb(bitrate)
+
+
+def states(client: Client, slot: str) -> list[str]:
+    return [e.state for e in client.events if isinstance(e, SlotChanged) and e.slot == slot]
+
+
+async def keep_saying(room: Room, pid: str, bitrate: int, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        say_remb(room, pid, bitrate)
+        await asyncio.sleep(0.1)
+
+
+async def test_a_link_that_cannot_carry_video_keeps_audio_and_gets_video_back(sfu: Sfu, clients: list[Client]) -> None:
+    room = await sfu.room("weak")
+    trainer = await join(room, "t1", "trainer")
+    classroom = await join(room, "c1", "classroom")
+    clients += [trainer, classroom]
+    await publish(room, trainer, video=NoiseTrack(RED), audio=True)
+    await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= 10, 15)
+    video = room.participants["c1"].consumers["presenter-video"]
+    audio = room.participants["c1"].consumers["presenter-audio"]
+    assert isinstance(video, Consumer) and isinstance(audio, Consumer) and video.wire is not None
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(keep_saying(room, "c1", 20_000, stop))  # far less than the video we send
+    try:
+        await wait_until(lambda: "weak-network" in states(classroom, "presenter-video"), 10)
+        assert video.source is None
+        assert video.wire.pacer.rate < UNLIMITED  # paced at the estimate
+        video_rate = max(MIN_PACING_RATE, room.downlinks.links["c1"].estimate * PACING_FACTOR)
+        assert video.wire.pacer.rate == pytest.approx(video_rate + AUDIO_BITRATE)  # + its one audio slot
+        sent = audio.packets_sent
+        await wait_until(lambda: audio.packets_sent > sent + 25, 5)  # audio goes on
+        frames = len(classroom.slot_frames("presenter-video"))
+        await asyncio.sleep(1.0)
+        assert len(classroom.slot_frames("presenter-video")) <= frames + 2  # video paused (a frame in flight)
+    finally:
+        stop.set()
+        await task
+    stop = asyncio.Event()
+    task = asyncio.create_task(keep_saying(room, "c1", 5_000_000, stop))  # the link recovers
+    try:
+        await wait_until(lambda: states(classroom, "presenter-video")[-1] == "live", HOLD_AFTER_DOWN + 10)
+        frames = len(classroom.slot_frames("presenter-video"))
+        await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= frames + 10, 10)
+    finally:
+        stop.set()
+        await task
+    # the presenter's own view and a subscriber on a good link were never paused
+    assert "weak-network" not in states(trainer, "presenter-video")
+
+
+async def test_without_allocation_a_weak_estimate_changes_nothing(clients: list[Client]) -> None:
+    sfu = Sfu(sfu_config(allocation=False))
+    try:
+        room = await sfu.room("off")
+        trainer = await join(room, "t1", "trainer")
+        classroom = await join(room, "c1", "classroom")
+        clients += [trainer, classroom]
+        await publish(room, trainer, video=NoiseTrack(RED), audio=True)
+        await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= 10, 15)
+        for _ in range(20):
+            say_remb(room, "c1", 20_000)
+            await asyncio.sleep(0.1)
+        frames = len(classroom.slot_frames("presenter-video"))
+        await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= frames + 10, 10)
+        assert "weak-network" not in states(classroom, "presenter-video")
+        video = room.participants["c1"].consumers["presenter-video"]
+        assert isinstance(video, Consumer) and video.wire is not None and video.wire.pacer.rate == UNLIMITED
+    finally:
+        await sfu.close()
+
+
+def test_a_publishers_upstream_loss_is_not_counted_against_the_classroom() -> None:
+    before = Reported(reports=3, lost=10, sent=1000, out_seq=0xFFF0)
+    # 100 sent over 110 sequence numbers (10 holes the publisher's uplink made), the report says 10 more lost
+    assert downlink_loss(before, Reported(4, 20, 1100, (0xFFF0 + 110) & 0xFFFF)) == 0.0
+    # the same, 15 more lost: 5 of them on the classroom's own link
+    assert downlink_loss(before, Reported(4, 25, 1100, (0xFFF0 + 110) & 0xFFFF)) == pytest.approx(0.05)
+    assert downlink_loss(before, Reported(3, 25, 1100, 0x0060)) is None  # no new report

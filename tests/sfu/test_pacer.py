@@ -1,0 +1,121 @@
+"""Tests for sfu/pacer.py: the bucket's twins agree, audio goes first, video waits and drains at the rate."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from sfu.pacer import (
+    MAX_QUEUE_SECONDS,
+    OVERHEAD,
+    RESEND_SHARE,
+    UNLIMITED,
+    CompiledBucket,
+    Pacer,
+    TokenBucket,
+    burst_for,
+)
+from tests.sfu.helpers import wait_until
+
+compiled = pytest.mark.skipif(CompiledBucket is None, reason="sfu._fanout is not built")
+
+
+class Clock:
+    """Clock: a settable clock."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@compiled
+def test_the_c_bucket_and_the_python_one_agree_over_random_steps() -> None:
+    rng = random.Random(7)
+    py, c = TokenBucket(300_000.0), CompiledBucket(300_000.0)
+    now = 5.0
+    for _ in range(50_000):
+        op = rng.random()
+        now += rng.choice((0.0, 0.0005, 0.003, 0.02, 0.4))
+        if op < 0.6:
+            size, audio = rng.randrange(50, 1300), rng.random() < 0.3
+            assert py.admit(size, audio, now) == c.admit(size, audio, now)
+        elif op < 0.8:
+            size = rng.randrange(50, 1300)
+            py.take(size, now)
+            c.take(size, now)
+        elif op < 0.9:
+            q = rng.randrange(0, 3)
+            py.queued = c.queued = q
+        elif op < 0.95:
+            rate = rng.choice((64_000.0, 300_000.0, 2e6, UNLIMITED))
+            py.set_rate(rate)
+            c.set_rate(rate)
+        else:
+            py.refill(now)
+            c.refill(now)
+        for name in ("rate", "tokens", "burst", "last", "queued", "held"):
+            assert getattr(py, name) == pytest.approx(getattr(c, name), rel=1e-12, abs=1e-6), name
+        assert py.wait() == pytest.approx(c.wait(), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("compiled_bucket", [False, True])
+async def test_audio_goes_at_once_while_video_waits_and_drains_at_the_rate(compiled_bucket: bool) -> None:
+    if compiled_bucket and CompiledBucket is None:
+        pytest.skip("sfu._fanout is not built")
+    sent: list[tuple[bytes, float]] = []
+    loop = asyncio.get_running_loop()
+    pacer = Pacer(lambda head, payload, padding: sent.append((bytes(head), loop.time())) or True,
+                  compiled=compiled_bucket, clock=loop.time)
+    rate = 200_000.0
+    pacer.set_rate(rate)
+    start = loop.time()
+    for i in range(20):  # a keyframe: 20 x 1000 bytes = 160 kbit, 0.8 s at 200 kbit/s
+        assert pacer.send(b"v%02d" % i, bytes(1000), 0, audio=False)
+    assert pacer.congested
+    assert pacer.send(b"a00", bytes(100), 0, audio=True)  # audio arriving behind the burst
+    audio_at = next(t for head, t in sent if head == b"a00")
+    assert audio_at - start < 0.05  # sent at once, before most of the video
+    assert [h for h, _ in sent].index(b"a00") < 5
+    await wait_until(lambda: not pacer.congested, 10)
+    elapsed = sent[-1][1] - start
+    bits = 20 * (1003 + OVERHEAD) * 8 + (103 + OVERHEAD) * 8 - burst_for(rate)
+    assert elapsed == pytest.approx(bits / rate, rel=0.25, abs=0.06)  # the rate, not all at once
+    assert [h for h, _ in sent if h.startswith(b"v")] == [b"v%02d" % i for i in range(20)]  # in order
+    assert pacer.sent_queued > 12 and pacer.dropped == 0
+
+
+async def test_packets_that_waited_too_long_are_dropped_and_counted() -> None:
+    clock = Clock()
+    sent: list[bytes] = []
+    pacer = Pacer(lambda head, payload, padding: sent.append(bytes(head)) or True, compiled=False, clock=clock)
+    pacer.set_rate(10_000.0)
+    for i in range(10):
+        pacer.send(b"v%d" % i, bytes(1000), 0, audio=False)
+    first = len(sent)
+    clock.now += MAX_QUEUE_SECONDS + 0.1
+    pacer.bucket.tokens = -1e9  # nothing earned: only the age counts
+    pacer._drain()
+    assert pacer.dropped == 10 - first and not pacer.congested
+    pacer.close()
+
+
+def test_resends_are_refused_while_packets_wait_or_over_their_share() -> None:
+    clock = Clock()
+    pacer = Pacer(lambda head, payload, padding: True, compiled=False, clock=clock)
+    assert pacer.allow_resend(1000)  # unlimited: always
+    pacer.set_rate(100_000.0)
+    clock.now += 1.5
+    allowed = 0
+    while pacer.allow_resend(1000):
+        allowed += 1
+    assert allowed == int(RESEND_SHARE * 100_000 // ((1000 + OVERHEAD) * 8))
+    clock.now += 1.0  # a new second: a new share
+    assert pacer.allow_resend(1000)
+    pacer.bucket.queued = 0
+    pacer._queue.append((b"h", b"p", 0, clock.now))
+    assert not pacer.allow_resend(10)  # something waits: a resend would only add to the delay
+    pacer.close()
