@@ -129,7 +129,8 @@ class Participant:
     async def close_peers(self) -> None:
         """close_peers closes both peers and any Sinks, and drops producers and consumers."""
         for producer in self.producers.values():
-            producer.close()
+            for layer in producer.layers:
+                layer.close()
         for target in self.consumers.values():
             if isinstance(target, Sink):
                 target.close()

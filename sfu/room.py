@@ -69,6 +69,7 @@ from sfu.events import (
     ServerOffer,
     SlotChanged,
 )
+from sfu.layers import pick_layer
 from sfu.mailbox import Action, Mailbox
 from sfu.participant import Capabilities, EventCallback, EventOutbox, Participant, slots_for
 from sfu.peer import Peer
@@ -233,7 +234,7 @@ class Room:
                     participant_id=p.id,
                     role=p.role,
                     state=p.state,
-                    producers=tuple(pr.stats() for pr in p.producers.values()),
+                    producers=tuple(layer.stats() for pr in p.producers.values() for layer in pr.layers),
                     consumers=tuple(c.stats() for c in p.consumers.values()),
                 )
                 for p in list(self.participants.values())
@@ -338,8 +339,8 @@ class Room:
         answer, tracks = await p.up.answer(a.offer_sdp, a.sources)
         for track in tracks:
             old = p.producers.pop(track.source, None)
-            if old is not None:
-                old.close()
+            for layer in old.layers if old is not None else ():
+                layer.close()
             producer = Producer(
                 p.id, track.source, track.kind,
                 self.video_mime if track.kind == "video" else AUDIO_MIME,
@@ -442,8 +443,8 @@ class Room:
             target.muted.discard(source)
             target.forced_mute.discard(source)
         producer = target.producers.get(source)
-        if producer is not None:
-            producer.muted = muted
+        for layer in producer.layers if producer is not None else ():
+            layer.muted = muted
         if not own:
             target.send(MuteRequested(source, actor.id, muted))
 
@@ -588,7 +589,8 @@ class Room:
                     viewer.grid_page = pages - 1
                     fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
             for slot, consumer in viewer.consumers.items():
-                producer, pid, source, state = fills.get(slot, (None, None, None, "empty"))
+                track, pid, source, state = fills.get(slot, (None, None, None, "empty"))
+                producer = None if track is None else pick_layer(track, slot, consumer)
                 consumer.switch(producer)
                 if producer is not None:
                     sinks.setdefault(producer, []).append(consumer)
@@ -605,5 +607,6 @@ class Room:
                     viewer.grid_view = grid
                     viewer.send(GridChanged(*grid))
         for p in self.participants.values():
-            for producer in p.producers.values():
-                producer.set_sinks(tuple(sinks.get(producer, ())))
+            for track in p.producers.values():
+                for producer in track.layers:
+                    producer.set_sinks(tuple(sinks.get(producer, ())))
