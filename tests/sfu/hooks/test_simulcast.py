@@ -15,21 +15,15 @@ from typing import Any
 
 import pytest
 from aiortc import RTCSessionDescription
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import (
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
-    HeaderExtensionsMap,
-    RtcpPacket,
     RtcpPsfbPacket,
-    RtcpRrPacket,
     RtcpRtpfbPacket,
-    RtpPacket,
 )
 from aiortc.sdp import SessionDescription
 
 from sfu.config import SfuConfig
-from sfu.hooks.connection import SfuPeerConnection
 from sfu.hooks.guard import CompiledIngress
 from sfu.hooks.receiver import ForwardingReceiver
 from sfu.hooks.simulcast import (
@@ -43,13 +37,11 @@ from sfu.hooks.simulcast import (
 )
 from sfu.peer import Peer
 from sfu.producer import Producer, link_layers
-from tests.sfu.helpers import client_pc, wait_until
+from tests.sfu.helpers import DELTA, KEYFRAME, SimulcastPublisher, client_pc, simulcast_offer, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
 CHROMIUM_OFFER = "\r\n".join((Path(__file__).parent / "chromium_simulcast_offer.sdp").read_text().splitlines()) + "\r\n"
-RID_ID, REPAIRED_ID = 10, 11
-KEYFRAME, DELTA = b"\x10\x00\x9d\x01\x2a" + bytes(40), b"\x10\x01" + bytes(40)  # VP8 descriptor + payload header
 
 
 def section(sdp: str, mid: str) -> list[str]:
@@ -113,63 +105,9 @@ def test_an_answer_without_accepted_sections_is_unchanged_but_for_line_ends() ->
 # ------------------------------------------------------------------------------------ routing, real transport
 
 
-def simulcast_offer(sdp: str, rids: tuple[str, ...]) -> str:
-    """simulcast_offer turns an aiortc client's offer into a Chromium-like simulcast one: every video section
-    sends `rids`, with the rid header extensions and no SSRC lines."""
-    out = []
-    for part in sdp.split("\r\nm=")[1:]:
-        lines = [line for line in ("m=" + part).split("\r\n") if line and not line.startswith("a=ssrc")]
-        if lines[0].startswith("m=video"):
-            lines += [f"a=extmap:{RID_ID} {URI_RID}", f"a=extmap:{REPAIRED_ID} {URI_REPAIRED_RID}"]
-            lines += [f"a=rid:{rid} send" for rid in rids] + ["a=simulcast:send " + ";".join(rids)]
-        out.append("\r\n".join(lines))
-    return "\r\n".join([sdp.split("\r\nm=")[0], *out]) + "\r\n"
-
-
-class Publisher:
-    """Publisher: an aiortc client sending crafted simulcast RTP on two video sections, and the RTCP it gets."""
-
-    def __init__(self, client: SfuPeerConnection, peer: Peer) -> None:
-        self.client = client
-        self.peer = peer
-        self.dtls: Any = client.getTransceivers()[0].sender.transport
-        self.map = HeaderExtensionsMap()
-        self.map.configure(RTCRtpParameters(headerExtensions=[
-            RTCRtpHeaderExtensionParameters(id=1, uri=URI_MID),
-            RTCRtpHeaderExtensionParameters(id=RID_ID, uri=URI_RID),
-            RTCRtpHeaderExtensionParameters(id=REPAIRED_ID, uri=URI_REPAIRED_RID),
-        ]))
-        receiver: Any = peer.pc.getTransceivers()[0].receiver
-        self.vp8, self.rtx = next(iter(receiver.rtx_apt.values())), next(iter(receiver.rtx_apt))  # negotiated
-        self.rtcp: list[Any] = []
-        stock = self.dtls._handle_rtcp_data
-
-        async def handle_rtcp_data(data: bytes) -> None:  # the client's router drops feedback on unknown SSRCs
-            self.rtcp.extend(RtcpPacket.parse(data))
-            await stock(data)
-
-        self.dtls._handle_rtcp_data = handle_rtcp_data
-
-    async def send(self, ssrc: int, seq: int, mid: str | None, rid: str | None = None, repaired: str | None = None,
-                   payload: bytes = DELTA, pt: int | None = None) -> None:
-        packet = RtpPacket(payload_type=self.vp8 if pt is None else pt, sequence_number=seq & 0xFFFF,
-                           timestamp=seq * 3000, ssrc=ssrc, marker=1)
-        packet.payload = payload
-        packet.extensions.mid = mid
-        packet.extensions.rtp_stream_id = rid
-        packet.extensions.repaired_rtp_stream_id = repaired
-        await self.dtls._send_rtp(packet.serialize(self.map))
-
-    def feedback(self, kind: type, fmt: int) -> set[int]:
-        """feedback: the media SSRCs of the NACKs (RtcpRtpfbPacket) or PLIs (RtcpPsfbPacket) received."""
-        return {p.media_ssrc for p in self.rtcp if isinstance(p, kind) and p.fmt == fmt}
-
-    def reported(self) -> set[int]:
-        return {r.ssrc for p in self.rtcp if isinstance(p, RtcpRrPacket) for r in p.reports}
-
-
 @pytest.fixture
-async def publisher() -> AsyncIterator[Publisher]:
+async def publisher() -> AsyncIterator[SimulcastPublisher]:
+    """publisher: an aiortc client publishing two simulcast video sections (rids q, f) to an up Peer."""
     peer = Peer("p", False, SfuConfig(ice_addresses=["127.0.0.1"]), "video/vp8", lambda p, s: None)
     client = client_pc()
     client.addTransceiver("video", direction="sendonly")  # no track: only the crafted packets are sent
@@ -181,13 +119,16 @@ async def publisher() -> AsyncIterator[Publisher]:
     router: Any = tracks[0].receiver.transport._rtp_router
     await wait_until(lambda: client.connectionState == "connected" and {"0", "1"} <= set(router.mid_table), 10)
     await wait_until(lambda: peer.pc.connectionState == "connected", 10)
-    yield Publisher(client, peer)
+    receiver: Any = peer.pc.getTransceivers()[0].receiver
+    publisher = SimulcastPublisher(client, next(iter(receiver.rtx_apt.values())), next(iter(receiver.rtx_apt)))
+    publisher.peer = peer
+    yield publisher
     await client.close()
     await peer.close()
 
 
 async def test_layers_are_routed_by_mid_and_rid_and_their_steady_state_takes_the_c_path(
-    publisher: Publisher,
+    publisher: SimulcastPublisher,
 ) -> None:
     transceivers = publisher.peer.pc.getTransceivers()
     camera: ForwardingReceiver = transceivers[0].receiver  # type: ignore[assignment]
@@ -223,7 +164,7 @@ async def test_layers_are_routed_by_mid_and_rid_and_their_steady_state_takes_the
     await wait_until(lambda: {0x1001, 0x1002, 0x2001, 0x2002} <= publisher.reported(), 10)
 
 
-async def test_rtx_nack_and_pli_per_layer(publisher: Publisher) -> None:
+async def test_rtx_nack_and_pli_per_layer(publisher: SimulcastPublisher) -> None:
     camera: ForwardingReceiver = publisher.peer.pc.getTransceivers()[0].receiver  # type: ignore[assignment]
     q, f = camera.layers
     layers = link_layers(tuple(Producer("p", "camera", "video", "video/vp8", layer, rid=layer.rid)
