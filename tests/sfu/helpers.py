@@ -28,6 +28,7 @@ from sfu.hooks.receiver import ForwardingReceiver
 from sfu.hooks.simulcast import URI_MID, URI_REPAIRED_RID, URI_RID
 from sfu.participant import Capabilities
 from sfu.room import Room
+from sfu.rtp import URI_ABS_SEND_TIME
 
 LOOPBACK = ["127.0.0.1"]
 RID_ID, REPAIRED_ID = 10, 11  # the rid header extension ids of simulcast_offer
@@ -307,6 +308,7 @@ class SimulcastPublisher:
         self.map = HeaderExtensionsMap()
         self.map.configure(RTCRtpParameters(headerExtensions=[
             RTCRtpHeaderExtensionParameters(id=1, uri=URI_MID),
+            RTCRtpHeaderExtensionParameters(id=3, uri=URI_ABS_SEND_TIME),  # aiortc's ids, kept by the answer
             RTCRtpHeaderExtensionParameters(id=RID_ID, uri=URI_RID),
             RTCRtpHeaderExtensionParameters(id=REPAIRED_ID, uri=URI_REPAIRED_RID),
         ]))
@@ -330,6 +332,7 @@ class SimulcastPublisher:
         packet.extensions.mid = mid
         packet.extensions.rtp_stream_id = rid
         packet.extensions.repaired_rtp_stream_id = repaired
+        packet.extensions.abs_send_time = int((time.time() % 64) * (1 << 18)) & 0xFFFFFF  # 6.18 fixed point
         await self.dtls._send_rtp(packet.serialize(self.map))
 
     def feedback(self, kind: type, fmt: int) -> set[int]:

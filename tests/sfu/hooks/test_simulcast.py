@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 from aiortc import RTCSessionDescription
 from aiortc.rtp import (
+    RTCP_PSFB_APP,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
+    unpack_remb_fci,
 )
 from aiortc.sdp import SessionDescription
 
@@ -192,3 +194,16 @@ async def test_rtx_nack_and_pli_per_layer(publisher: SimulcastPublisher) -> None
     await wait_until(lambda: q.media_ssrc == 0x1011, 10)
     router: Any = camera.transport._rtp_router
     assert router.ssrc_table[0x1011] is q and 0x1001 not in router.ssrc_table
+
+
+async def test_one_remb_covers_every_layer(publisher: SimulcastPublisher) -> None:
+    camera: ForwardingReceiver = publisher.peer.pc.getTransceivers()[0].receiver  # type: ignore[assignment]
+    link_layers(tuple(Producer("p", "camera", "video", "video/vp8", layer, rid=layer.rid) for layer in camera.layers))
+    publisher.stream("0", {"q": 0x1001, "f": 0x1002})
+
+    def remb_ssrcs() -> set[int]:
+        return {ssrc for p in publisher.rtcp if isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_APP
+                for ssrc in unpack_remb_fci(p.fci)[1]}
+
+    await wait_until(lambda: {0x1001, 0x1002} <= remb_ssrcs(), 20)
+    assert all(layer.remb is camera.remb for layer in camera.layers)
