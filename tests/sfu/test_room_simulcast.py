@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiortc import RTCSessionDescription
 
-from sfu.consumer import Consumer
+from sfu.consumer import COMPILED, Consumer
 from sfu.events import SlotChanged
 from sfu.sfu import Sfu
 from sfu.sink import Sink
@@ -31,9 +31,11 @@ from tests.sfu.helpers import (
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def sfu() -> AsyncIterator[Sfu]:
-    s = Sfu(sfu_config())
+@pytest.fixture(params=[pytest.param(True, marks=pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")),
+                        False], ids=["compiled", "python"])
+async def sfu(request: pytest.FixtureRequest) -> AsyncIterator[Sfu]:
+    """sfu: with the C receive path and fan-out (when built) and in pure Python."""
+    s = Sfu(sfu_config(compiled_fanout=request.param))
     yield s
     await s.close()
 
@@ -72,6 +74,8 @@ async def test_grid_takes_the_lowest_layer_large_slots_and_the_recorder_the_high
     await wait_until(lambda: all(p.arriving for p in layers), 10)
     await wait_until(lambda: grid.source is layers[0] and floor.source is layers[2] and sink.source is layers[2], 10)
     await wait_until(lambda: floor.packets_sent > 10 and grid.packets_sent > 10 and len(recorded) > 10, 10)
+    ingress = [p.receiver.ingress for p in layers]
+    assert all(g is not None and g.armed and g.packets > 0 for g in ingress) == room.config.compiled_fanout
     stats = next(p for p in room.stats().participants if p.participant_id == "c").producers
     assert [(s.rid, s.layer, s.arriving) for s in stats] == [("q", 0, True), ("h", 1, True), ("f", 2, True)]
     assert all(s.packets > 10 for s in stats)
