@@ -199,3 +199,8 @@ class CloseRoom(Action[None]):
     """CloseRoom: close every Peer and stop the room."""
 
     reason: str = "closed"
+
+
+@dataclass
+class LayersChanged(Action[None]):
+    """LayersChanged: the layers arriving of a simulcast track changed (the room's layer watch); reassign."""

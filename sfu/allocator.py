@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 # Chromium's share of a VP8 stream's bitrate up to each temporal layer with three layers (libwebrtc's
 # kLayerRateAllocation for 3 temporal layers): TL0 40 %, TL0+TL1 60 %, all 100 %.
 TEMPORAL_SHARE = (0.4, 0.6, 1.0)
+SAME_COST = 1.1  # options within 10 % of each other cost the same: the higher layer is kept
 UP_INTERVAL = 2.0  # seconds between two upgrades of one downlink
 HOLD_AFTER_DOWN = 6.0  # seconds after a downgrade before the next upgrade (doubles after a failed one)
 HOLD_MAX = 48.0
@@ -44,7 +45,7 @@ LOSS_LOW = 0.02
 OVERUSE = 0.9  # a REMB below this share of what we send: the subscriber's link is congested
 QUEUE_CONGESTED = 0.4  # seconds video waited in the pacer, in two periods in a row: the estimate is too high
 MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
-START_ESTIMATE = 1_000_000  # bit/s before the first REMB: assume a modest link, not an unlimited one
+START_ESTIMATE = 600_000  # bit/s until the link says otherwise: a modest link, not an unlimited one
 FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
 
 PRIORITY = {"screen": 0, "presenter-video": 1, "floor-video": 2}  # grid tiles and the rest: 3
@@ -81,19 +82,23 @@ def track_options(layer_bitrates: Sequence[float], temporal: bool, lowest_only: 
     `layer_bitrates[i]` is the measured bitrate of spatial layer i (0 or less: not arriving). `lowest_only`
     (grid tiles) keeps the lowest arriving spatial layer.
     """
-    out: list[Option] = []
+    candidates: list[Option] = []
     for spatial, rate in enumerate(layer_bitrates):
         if rate <= 0:
             continue
         cuts = [(t, rate * share) for t, share in enumerate(TEMPORAL_SHARE)] if temporal else [(-1, rate)]
-        if out and temporal:
+        if candidates and temporal:
             cuts = cuts[1:]  # above the lowest layer, never the quarter frame rate: a sharper image at 7 fps
             # is worse on a projector than the lower layer at 30
-        for t, bitrate in cuts:
-            if not out or bitrate > out[-1].bitrate:
-                out.append(Option(bitrate, spatial, t))
+        candidates += [Option(bitrate, spatial, t) for t, bitrate in cuts]
         if lowest_only:
             break
+    out: list[Option] = []
+    for option in sorted(candidates):  # by bitrate, then spatial, then temporal layer
+        if not out or option.bitrate > out[-1].bitrate * SAME_COST:
+            out.append(option)
+        elif (option.spatial, option.temporal) > (out[-1].spatial, out[-1].temporal):
+            out[-1] = option  # about as dear as the one before and a higher layer: the better of the two
     return tuple(out)
 
 
@@ -157,7 +162,8 @@ class Downlink:
         of Google's congestion control: a short queue drops before its delay grows), or when our own pacer's
         queue has held video for ``QUEUE_CONGESTED`` in two periods. Then the estimate is the REMB, capped at
         what was sent x (1 - loss / 2). Otherwise the REMB says little (Chromium's receive-side estimate stays
-        within 1.5 x what it receives): the estimate is the larger of the REMB and what we send.
+        within 1.5 x what it receives): the estimate only grows, to the REMB or to what we send, whichever is
+        larger; only congestion lowers it.
         """
         remb = float(fb.remb) if fb.remb is not None else None
         if fb.loss > LOSS_HIGH:
@@ -175,10 +181,8 @@ class Downlink:
                 estimate = min(estimate, fb.sent * (1 - fb.loss / 2))
             if queued:
                 estimate = min(estimate, fb.sent * 0.85)
-        elif remb is not None:
-            estimate = max(remb, fb.sent)
         else:
-            estimate = max(self.estimate, fb.sent)
+            estimate = max(self.estimate, fb.sent, remb or 0.0)
         self.estimate = max(MIN_ESTIMATE, estimate)
         return self.estimate
 

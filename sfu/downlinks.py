@@ -29,6 +29,7 @@ from sfu.allocator import (
     track_options,
 )
 from sfu.consumer import Consumer
+from sfu.layers import pick_layer
 from sfu.pacer import PACING_FACTOR, UNLIMITED
 from sfu.participant import Participant
 from sfu.producer import Producer
@@ -37,12 +38,6 @@ from sfu.stats import DownlinkStats
 PERIOD = 0.5  # seconds between two allocations
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
 MIN_PACING_RATE = 200_000.0  # bit/s for video at least: a keyframe of a small layer is not held for seconds
-
-
-def layers_of(producer: Producer) -> tuple[Producer, ...]:
-    """layers_of: the Producers of `producer`'s track, lowest spatial layer first (one without simulcast)."""
-    layers: tuple[Producer, ...] | None = getattr(producer, "layers", None)
-    return layers if layers else (producer,)
 
 
 @dataclass
@@ -132,7 +127,7 @@ class Downlinks:
             for producer in p.producers.values():
                 if producer.kind != "video":
                     continue
-                for layer in layers_of(producer):
+                for layer in producer.layers:
                     octets[layer] = (now, layer.bytes)
                     before = self._layer_octets.get(layer)
                     if before is not None and now > before[0]:
@@ -172,7 +167,7 @@ class Downlinks:
             track = self._track(view)
             if track is None:
                 continue
-            rates = [self.layer_rate(layer) for layer in layers_of(track)]
+            rates = [self.layer_rate(layer) for layer in track.layers]
             demands.append(Demand(c.slot, slot_priority(c.slot),
                                   track_options(rates, self.temporal, lowest_only=c.slot.startswith("grid-"))))
         before_choice = dict(link.choice)
@@ -213,28 +208,22 @@ class Downlinks:
 
     # ------------------------------------------------------------------ what _reassign asks
 
-    def apply(self, viewer: Participant, slot: str, track: Producer, target: Any) -> tuple[Producer | None, str]:
-        """apply: for `viewer`'s video `slot` filled by `track`, the layer to forward and the slot's state.
+    def apply(self, viewer: Participant, slot: str, track: Producer, target: Any,
+              state: str) -> tuple[Producer | None, str]:
+        """apply: for `viewer`'s `slot` filled by `track` (`state` as the plan says), the layer to forward and the
+        slot's state.
 
-        `target` is the slot's Consumer or Sink. A Sink (the recorder) gets the top arriving layer; a slot not
-        yet allocated gets the lowest layer for a grid tile and the top one otherwise until the first decision.
+        `target` is the slot's Consumer or Sink. A Sink (the recorder), an audio slot and a video slot not yet
+        allocated get ``sfu.layers.pick_layer``'s layer (the recorder the top arriving one, outside any budget).
         """
-        layers = layers_of(track)
-        if not isinstance(target, Consumer) or not self.enabled:
-            return self._top(layers), "live"
+        if not isinstance(target, Consumer) or target.kind != "video" or not self.enabled:
+            return pick_layer(track, slot, target), state
         link = self.links.get(viewer.id)
-        if link is None or target.slot not in link.choice:
-            target.max_temporal = -1
-            return (layers[0] if target.slot.startswith("grid-") else self._top(layers)), "live"
-        option: Option | None = link.choice[target.slot]
+        if link is None or slot not in link.choice:
+            return pick_layer(track, slot, target), state
+        option: Option | None = link.choice[slot]
         if option is None:
             return None, "weak-network"
-        target.max_temporal = option.temporal
-        return layers[min(option.spatial, len(layers) - 1)], "live"
-
-    def _top(self, layers: tuple[Producer, ...]) -> Producer:
-        """_top: the highest layer arriving (the highest layer when none is measured yet)."""
-        for layer in reversed(layers):
-            if self.layer_rate(layer) > 0:
-                return layer
-        return layers[-1]
+        target.max_temporal = option.temporal  # -1: all
+        layers = track.layers
+        return layers[min(option.spatial, len(layers) - 1)], state

@@ -134,7 +134,8 @@ class Participant:
         """
         self.republish |= set(self.producers)
         for producer in self.producers.values():
-            producer.close()
+            for layer in producer.layers:
+                layer.close()
         for target in self.consumers.values():
             if isinstance(target, Sink):
                 target.close()

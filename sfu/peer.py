@@ -21,6 +21,13 @@ from sfu.errors import SfuError
 from sfu.hooks.connection import SfuPeerConnection
 from sfu.hooks.receiver import ForwardingReceiver
 from sfu.hooks.sender import ForwardingSender
+from sfu.hooks.simulcast import (
+    SimulcastOffer,
+    accept_simulcast,
+    answer_simulcast,
+    install_rid_routing,
+    offered_simulcast,
+)
 from sfu.hooks.wire import PacketWire
 from sfu.rtp import SendContext
 from sfu.tasks import Ticker
@@ -32,12 +39,16 @@ DEFAULT_SOURCE = {"video": "camera", "audio": "mic"}
 
 @dataclass(frozen=True)
 class PublishedTrack:
-    """PublishedTrack is one receiving transceiver of an up Peer and what the client says it carries."""
+    """PublishedTrack is one receiving transceiver of an up Peer and what the client says it carries.
+
+    `layers` are the receivers of its simulcast layers, lowest first (``receiver.layers``), or ``(receiver,)``.
+    """
 
     mid: str
     kind: str
     source: str
     receiver: ForwardingReceiver
+    layers: tuple[ForwardingReceiver, ...]
 
 
 def announce(sdp: str, address: str | None) -> str:
@@ -132,7 +143,12 @@ class Peer:
         return parsed
 
     async def answer(self, offer_sdp: str, sources: Mapping[str, str]) -> tuple[str, list[PublishedTrack]]:
-        """answer applies an up offer and returns (answer SDP, the newly published tracks)."""
+        """answer applies an up offer and returns (answer SDP, the newly published tracks).
+
+        A video section offering simulcast (``a=simulcast:send`` with rids, Chromium's ``sendEncodings``) is
+        answered ``a=simulcast:recv`` with the rid header extensions, and its receiver gets one layer
+        receiver per rid (``sfu.hooks.simulcast``).
+        """
         if self.down:
             raise SfuError("state", "answer() is for up Peers")
         parsed = self.validate_offer(offer_sdp)
@@ -142,8 +158,16 @@ class Peer:
                 t = self.pc.addTransceiver(m.kind, direction="recvonly")
                 mime = self.video_mime if m.kind == "video" else AUDIO_MIME
                 t.setCodecPreferences(preferences(m.kind, mime))
+        simulcast = offered_simulcast(offer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            accepted: dict[str, SimulcastOffer] = {}
+            for t in self.pc.getTransceivers():
+                offer = simulcast.get(t.mid) if t.kind == "video" and t.mid is not None else None
+                if offer is not None:
+                    accept_simulcast(t, offer)
+                    install_rid_routing(t.receiver.transport)
+                    accepted[offer.mid] = offer
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except SfuError:
             raise
@@ -161,8 +185,10 @@ class Peer:
             receiver = t.receiver
             assert isinstance(receiver, ForwardingReceiver)
             source = sources.get(t.mid, DEFAULT_SOURCE[t.kind])
-            tracks.append(PublishedTrack(mid=t.mid, kind=t.kind, source=source, receiver=receiver))
-        return announce(self.pc.localDescription.sdp, self.config.announce_address), tracks
+            tracks.append(PublishedTrack(mid=t.mid, kind=t.kind, source=source, receiver=receiver,
+                                         layers=receiver.layers or (receiver,)))
+        sdp = answer_simulcast(self.pc.localDescription.sdp, accepted) if accepted else self.pc.localDescription.sdp
+        return announce(sdp, self.config.announce_address), tracks
 
     # -------------------------------------------------------------------------------------- down
 

@@ -8,6 +8,11 @@ call forwards to all of them; the slots it leaves over and the Sinks (which have
 ``forward``. The receiver's C path
 (``ForwardingReceiver.arm``, ``sfu/_ingress.c``) does what ``on_fields`` does for steady-state packets itself,
 on the same attributes (``packets``, ``bytes``, ``keyframes_received``, ``_seq``, ``sinks``, ``_slots``).
+
+A simulcast track (the publisher sends several encodings of one video, each with its own SSRC and ``rid``) has
+one Producer per layer, each on its own layer receiver (``ForwardingReceiver.layers``): its own sinks, counters,
+keyframe throttle (a keyframe request goes to that layer's SSRC) and bitrate. ``layers`` holds the track's
+layers ordered lowest to highest spatial layer; a track without simulcast is its own only layer.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ if not COMPILED_PATH:  # libsrtp is not what the extension expects (sfu.hooks.gu
 NTP_OFFSET = 2208988800  # seconds from 1900 to 1970
 NTP_MASK = (1 << 64) - 1
 SOURCES = ("camera", "mic", "screen")
+ARRIVAL_WINDOW = 1.0  # a layer is arriving while its last packet is at most this old (seen by `sample`)
 
 
 def ntp_now(wall: Callable[[], float] = time.time) -> int:
@@ -57,6 +63,7 @@ class Producer:
         keyframe_min_interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         compiled: bool = True,
+        rid: str | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.source = source
@@ -79,6 +86,12 @@ class Producer:
         self._deferred: asyncio.TimerHandle | None = None
         self.closed = False
         self._compiled = compiled  # the receiver may arm its C path (SfuConfig.compiled_fanout)
+        self.rid = rid  # the simulcast layer's RTP stream id, None without simulcast
+        self.layer = 0  # index in `layers`
+        self.layers: tuple[Producer, ...] = (self,)  # the track's layers, lowest first (`link_layers`)
+        self._sampled_packets = 0
+        self._last_arrival: float | None = None  # when `sample` last saw the packet count move
+        self._layer_rate = RateMeter(start=clock())
         receiver.on_rtp = self.on_rtp
         receiver.on_fields = self.on_fields
 
@@ -86,6 +99,43 @@ class Producer:
     def id(self) -> str:
         """id is ``participant:source``, unique in a room."""
         return f"{self.participant_id}:{self.source}"
+
+    @property
+    def track(self) -> Producer:
+        """track is the Producer standing for the whole track (its first layer; ``participant.producers``)."""
+        return self.layers[0]
+
+    def sample(self) -> None:
+        """sample notes whether packets came since the previous sample and updates the layer's bitrate.
+
+        The room samples the layers of simulcast tracks every ``LAYER_WATCH_PERIOD`` (0.5 s), so `arriving` is
+        right to about half a second; the C receive path counts packets without reading a clock.
+        """
+        now = self._clock()
+        if self.packets != self._sampled_packets:
+            self._sampled_packets = self.packets
+            self._last_arrival = now
+        self._layer_rate.update(now, self.bytes)
+
+    @property
+    def arriving(self) -> bool:
+        """arriving: this layer's packets are coming (the last one at most ``ARRIVAL_WINDOW`` seconds ago).
+
+        Chromium may send fewer layers than negotiated (small captures, CPU load, bandwidth).
+        """
+        self.sample()
+        return self._last_arrival is not None and self._clock() - self._last_arrival <= ARRIVAL_WINDOW
+
+    @property
+    def arriving_layers(self) -> tuple[Producer, ...]:
+        """arriving_layers: the layers of this Producer's track that are arriving, lowest first."""
+        return tuple(layer for layer in self.layers if layer.arriving)
+
+    @property
+    def recent_bitrate(self) -> float:
+        """recent_bitrate is this layer's bit/s over its last complete window of at least one second."""
+        self.sample()
+        return self._layer_rate.bitrate
 
     @property
     def ssrc(self) -> int | None:
@@ -200,4 +250,19 @@ class Producer:
             keyframes_throttled=self.keyframe_throttle.dropped,
             keyframes_received=self.keyframes_received,
             consumers=len(self.sinks),
+            rid=self.rid,
+            layer=self.layer,
+            arriving=self.arriving,
         )
+
+
+def link_layers(layers: tuple[Producer, ...]) -> Producer:
+    """link_layers makes `layers` (lowest spatial layer first) one simulcast track; returns the track's Producer.
+
+    Every layer gets the same ``layers`` tuple and its index in it (``layer``). Muting and closing apply to
+    every layer of a track (the room does both through ``layers``).
+    """
+    for i, producer in enumerate(layers):
+        producer.layers = layers
+        producer.layer = i
+    return layers[0]

@@ -36,6 +36,7 @@ from sfu.actions import (
     GiveFloor,
     GraceExpired,
     Join,
+    LayersChanged,
     Leave,
     Mute,
     MuteAll,
@@ -54,7 +55,7 @@ from sfu.actions import (
 from sfu.codec import AUDIO_MIME, video_mime
 from sfu.config import SfuConfig
 from sfu.consumer import Consumer
-from sfu.downlinks import PERIOD, Downlinks, layers_of
+from sfu.downlinks import PERIOD, Downlinks
 from sfu.errors import SfuError
 from sfu.events import (
     Event,
@@ -76,13 +77,15 @@ from sfu.mailbox import Action, Mailbox
 from sfu.participant import Capabilities, EventCallback, EventOutbox, Participant, slots_for
 from sfu.peer import Peer
 from sfu.plan import grid_pages, plan
-from sfu.producer import SOURCES, Producer
+from sfu.producer import SOURCES, Producer, link_layers
 from sfu.rtp import report_period
 from sfu.sink import DownTarget, Sink
 from sfu.snapshot import Joined, ParticipantView, RoomSnapshot
 from sfu.tasks import Ticker
 
 logger = logging.getLogger(__name__)
+
+LAYER_WATCH_PERIOD = 0.5  # seconds between two looks at which simulcast layers arrive (Producer.sample)
 
 
 class Room:
@@ -114,6 +117,9 @@ class Room:
         # sender reports and ICE consent of every transport, run from the room's inbound media (timer: 1 s late
         # at most), several per run (up to 0.25 s early)
         self.ticker = Ticker(report_period, grace=1.0, slack=0.25)
+        self._arriving: dict[Producer, tuple[bool, ...]] = {}  # simulcast tracks: which layers arrived at the last look
+        self._layers_changed = False  # a LayersChanged is posted and not handled yet
+        self._watching = False  # _watch_layers is a job of the ticker
         self.mailbox = Mailbox(f"room-{room_id}", self._handle)
         self.mailbox.start()
         # each subscriber's estimate, layers and pacer (sfu/downlinks.py), every PERIOD on the ticker
@@ -250,7 +256,7 @@ class Room:
                     participant_id=p.id,
                     role=p.role,
                     state=p.state,
-                    producers=tuple(pr.stats() for pr in p.producers.values()),
+                    producers=tuple(layer.stats() for pr in p.producers.values() for layer in pr.layers),
                     consumers=tuple(c.stats() for c in p.consumers.values()),
                     downlink=self.downlinks.stats(p),
                 )
@@ -267,7 +273,7 @@ class Room:
 
     async def _handle(self, action: Action[Any]) -> Any:
         if self.closed:
-            if isinstance(action, CloseRoom | GraceExpired | PeerLost | ResumeExpired):
+            if isinstance(action, CloseRoom | GraceExpired | PeerLost | ResumeExpired | LayersChanged):
                 return None
             raise SfuError("closed", f"room {self.id} is closed")
         handler = getattr(self, "_on_" + type(action).__name__, None)
@@ -357,16 +363,23 @@ class Room:
         p.republish = set()
         for track in tracks:
             old = p.producers.pop(track.source, None)
-            if old is not None:
-                old.close()
-            producer = Producer(
-                p.id, track.source, track.kind,
-                self.video_mime if track.kind == "video" else AUDIO_MIME,
-                track.receiver, self.config.keyframe_min_interval, self._clock,
-                compiled=self.config.compiled_fanout and self.config.fast_path,
+            for layer in old.layers if old is not None else ():
+                layer.close()
+            layers = tuple(
+                Producer(
+                    p.id, track.source, track.kind,
+                    self.video_mime if track.kind == "video" else AUDIO_MIME,
+                    receiver, self.config.keyframe_min_interval, self._clock,
+                    compiled=self.config.compiled_fanout and self.config.fast_path, rid=receiver.rid,
+                )
+                for receiver in track.layers
             )
-            producer.muted = track.source in p.muted
-            p.producers[track.source] = producer
+            for layer in layers:
+                layer.muted = track.source in p.muted
+            p.producers[track.source] = link_layers(layers)
+            if len(layers) > 1 and not self._watching:
+                self._watching = True
+                self.ticker.add(self._watch_layers, period=lambda: LAYER_WATCH_PERIOD)
         self._reassign()
         return answer
 
@@ -461,8 +474,8 @@ class Room:
             target.muted.discard(source)
             target.forced_mute.discard(source)
         producer = target.producers.get(source)
-        if producer is not None:
-            producer.muted = muted
+        for layer in producer.layers if producer is not None else ():
+            layer.muted = muted
         if not own:
             target.send(MuteRequested(source, actor.id, muted))
 
@@ -561,6 +574,34 @@ class Room:
         if not self.closed:
             self._reassign()
 
+    def _watch_layers(self) -> None:
+        """_watch_layers (a Ticker job while simulcast tracks exist) reassigns when a track's arriving layers change.
+
+        Runs in the media callbacks: it only samples the layers and posts ``LayersChanged`` to the mailbox.
+        """
+        tracks = {t for p in self.participants.values() for t in p.producers.values() if len(t.layers) > 1}
+        if not tracks:
+            self._arriving.clear()
+            self._watching = False
+            self.ticker.remove(self._watch_layers)
+            return
+        changed = False
+        for track in tracks:
+            for layer in track.layers:
+                layer.sample()
+            now = tuple(layer.arriving for layer in track.layers)
+            changed = changed or self._arriving.get(track) != now
+            self._arriving[track] = now
+        for gone in set(self._arriving) - tracks:
+            del self._arriving[gone]
+        if changed and not self._layers_changed:
+            self._layers_changed = True
+            self.mailbox.post(LayersChanged())
+
+    async def _on_LayersChanged(self, a: LayersChanged) -> None:  # noqa: N802
+        self._layers_changed = False
+        self._reassign()
+
     async def _on_GraceExpired(self, a: GraceExpired) -> None:  # noqa: N802
         if not self.participants and not self.closed:
             await self._shutdown()
@@ -628,9 +669,10 @@ class Room:
                     viewer.grid_page = pages - 1
                     fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
             for slot, consumer in viewer.consumers.items():
-                producer, pid, source, state = fills.get(slot, (None, None, None, "empty"))
-                if producer is not None and consumer.kind == "video":
-                    producer, state = self.downlinks.apply(viewer, slot, producer, consumer)
+                track, pid, source, state = fills.get(slot, (None, None, None, "empty"))
+                producer = None
+                if track is not None:
+                    producer, state = self.downlinks.apply(viewer, slot, track, consumer, state)
                 consumer.switch(producer)
                 if producer is not None:
                     sinks.setdefault(producer, []).append(consumer)
@@ -648,5 +690,5 @@ class Room:
                     viewer.send(GridChanged(*grid))
         for p in self.participants.values():
             for track in p.producers.values():
-                for producer in layers_of(track):
+                for producer in track.layers:
                     producer.set_sinks(tuple(sinks.get(producer, ())))

@@ -61,6 +61,9 @@ class ProducerStats:
     keyframes_throttled: int
     keyframes_received: int
     consumers: int
+    rid: str | None = None  # the simulcast layer's RTP stream id (None: the track has no layers)
+    layer: int = 0  # index among the track's layers, lowest spatial layer first
+    arriving: bool = False  # packets came within the last second or so (Producer.arriving)
 
 
 class RateMeter:

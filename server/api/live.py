@@ -5,8 +5,9 @@ moment), plus the meetings' titles and the classrooms' units from the database. 
 (`/console`) polls these endpoints every two seconds and keeps the history in the page.
 
 Figures per participant:
-- `producers`: what it publishes (bit/s over the SFU's last measurement window; cumulative packets and packets
-  lost from sequence gaps, so a page can compute the loss between two polls);
+- `producers`: what it publishes, one entry per source with its simulcast layers summed (bit/s over the SFU's
+  last measurement window; cumulative packets and packets lost from sequence gaps, so a page can compute the
+  loss between two polls);
 - `receive`: what its down connection gets: the sum of its consumers' send bitrates, and from the
   subscriber's RTCP the worst fraction lost, jitter and round-trip time among the slots carrying media, and
   its REMB estimate.
@@ -41,7 +42,8 @@ RECORDER_ROLE = "recorder"
 
 
 class ProducerOut(BaseModel):
-    """ProducerOut: one published stream (camera, microphone or screen) as the SFU receives it."""
+    """ProducerOut: one published stream (camera, microphone or screen) as the SFU receives it (all its simulcast
+    layers together)."""
 
     source: str
     kind: str
@@ -107,12 +109,14 @@ class LiveRoomOut(BaseModel):
     at: dt.datetime
 
 
-def producer_out(s: ProducerStats, muted: bool) -> ProducerOut:
-    """producer_out: the API form of a producer snapshot."""
-    total = s.packets + s.packets_lost
-    return ProducerOut(source=s.source, kind=s.kind, bitrate=round(s.bitrate), packets=s.packets,
-                       packets_lost=s.packets_lost, loss=round(s.packets_lost / total, 4) if total else 0.0,
-                       muted=muted, consumers=s.consumers)
+def producer_out(layers: list[ProducerStats], muted: bool) -> ProducerOut:
+    """producer_out: the API form of one published source, summed over its simulcast layers (one without)."""
+    s = layers[0]
+    packets, lost = sum(x.packets for x in layers), sum(x.packets_lost for x in layers)
+    total = packets + lost
+    return ProducerOut(source=s.source, kind=s.kind, bitrate=round(sum(x.bitrate for x in layers)), packets=packets,
+                       packets_lost=lost, loss=round(lost / total, 4) if total else 0.0,
+                       muted=muted, consumers=sum(x.consumers for x in layers))
 
 
 def receive_out(consumers: tuple[ConsumerStats, ...]) -> ReceiveOut:
@@ -148,7 +152,10 @@ def room_out(app: web.Application, room: LiveRoom, meeting: Meeting | None, plac
             recording = True
             continue
         ps = stats.get(p.id)
-        producers = [producer_out(s, s.source in p.muted) for s in (ps.producers if ps else ())]
+        sources: dict[str, list[ProducerStats]] = {}
+        for s in ps.producers if ps else ():
+            sources.setdefault(s.source, []).append(s)
+        producers = [producer_out(layers, source in p.muted) for source, layers in sources.items()]
         cid = classroom_of.get(p.id)
         classroom, unit = places.get(cid, (None, None)) if cid is not None else (None, None)
         people.append(LiveParticipantOut(

@@ -52,7 +52,7 @@ PRIVATE_NAMES: dict[type, tuple[str, ...]] = {
 PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
     "RTCRtpReceiver": (
         "_RTCRtpReceiver__decoder_thread", "_RTCRtpReceiver__decoder_queue", "_RTCRtpReceiver__remote_streams",
-        "_enabled",
+        "_enabled", "_RTCRtpReceiver__lsr", "_RTCRtpReceiver__lsr_time",
     ),
     "RTCRtpSender": (
         "_RTCRtpSender__rtp_started",
@@ -62,7 +62,7 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
         "_rtx_ssrc",
         "_ssrc",
     ),
-    "RTCRtpTransceiver": ("_RTCRtpTransceiver__sender", "_RTCRtpTransceiver__receiver"),
+    "RTCRtpTransceiver": ("_RTCRtpTransceiver__sender", "_RTCRtpTransceiver__receiver", "_headerExtensions"),
     "RTCDtlsTransport": (
         "_state",
         "_tx_srtp",
@@ -74,7 +74,7 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
         "_RTCDtlsTransport__tx_bytes",
         "_RTCDtlsTransport__tx_packets",
     ),
-    "RtpRouter": ("ssrc_table", "senders"),
+    "RtpRouter": ("ssrc_table", "senders", "mid_table"),
     "RTCIceTransport": ("_connection",),
     "Connection": (
         "_nominated", "_components", "_local_candidates", "_local_candidates_start", "_protocols", "_queue",

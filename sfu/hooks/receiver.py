@@ -5,12 +5,19 @@ or decoder): RTCP receiver reports from ``RtpStreamStats``, NACKs from ``NackTra
 estimator (or its C port, ``sfu/_remb.c``), PLI on request; routes RTX by SSRC (aiortc routes unknown SSRCs by
 payload type alone, which fails as soon as two video receivers share one BUNDLE transport). Armed
 (``ForwardingReceiver.arm``), its steady-state packets take the C path (``sfu/_ingress.c``) on the same objects.
+
+A simulcast m-line's receiver (``add_layers``) has one *layer receiver* per rid, a ForwardingReceiver of its own
+that receives that layer's SSRC and RTX SSRC (bound by ``route_layer`` from the packets' rid and repaired-rid
+header extensions: simulcast SSRCs are not in the SDP) with its own NACK tracker, C ingress and Producer. The
+layers share the m-line receiver's statistics table (so aiortc's receiver-report loop, which runs on the m-line
+receiver, reports every layer SSRC), its sender-report times (LSR/DLSR), its REMB estimator (one estimate over
+all layers) and its RTCP SSRC.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiortc import RTCRtpReceiver
@@ -73,6 +80,9 @@ class ForwardingReceiver(RTCRtpReceiver):
         self._armed_for: Any = None  # the Producer the ingress was armed for
         self._media_pt: int | None = None  # payload type of the last media (not RTX) packet
         self._rtcp_tasks: set[asyncio.Future[None]] = set()
+        self.rid: str | None = None  # a layer receiver's RTP stream id (``add_layers``)
+        self.layers: tuple[ForwardingReceiver, ...] = ()  # a simulcast m-line's layer receivers, lowest first
+        self._by_rid: dict[str, ForwardingReceiver] = {}
         me: Any = self
         me._RTCRtpReceiver__remote_streams = self.streams  # aiortc's RR loop and getStats() read it
 
@@ -103,6 +113,81 @@ class ForwardingReceiver(RTCRtpReceiver):
             if encoding.rtx is not None:
                 self.rtx_to_media[encoding.rtx.ssrc] = encoding.ssrc
         self.route_rtx_by_ssrc()
+        for layer in self.layers:
+            layer.codecs = self.codecs
+            layer.abs_send_time_id = self.abs_send_time_id
+            layer.audio_level_id = self.audio_level_id
+
+    def setTransport(self, transport: RTCDtlsTransport) -> None:  # noqa: N802 - aiortc's name
+        """setTransport moves this receiver and its layers to `transport` (aiortc's BUNDLE does it)."""
+        super().setTransport(transport)
+        for layer in self.layers:
+            layer.setTransport(transport)
+
+    def add_layers(self, rids: Sequence[str]) -> tuple[ForwardingReceiver, ...]:
+        """add_layers makes this the receiver of a simulcast video m-line: one layer receiver per rid.
+
+        `rids` are in the order the offer's ``a=simulcast`` lists them (the browser's ``sendEncodings`` order,
+        lowest spatial layer first). Idempotent for the same rids (a renegotiation). The layers share this
+        receiver's statistics, sender-report times, REMB estimator, codecs and RTCP SSRC (see the module doc);
+        ``receive`` hands them the negotiated codecs and extension ids.
+        """
+        if tuple(rids) == tuple(self._by_rid) or not rids:
+            return self.layers
+        me: Any = self
+        layers = []
+        for rid in rids:
+            layer = ForwardingReceiver("video", self.transport)
+            them: Any = layer
+            layer.rid = rid
+            layer.streams = self.streams
+            them._RTCRtpReceiver__remote_streams = self.streams
+            them._RTCRtpReceiver__lsr = me._RTCRtpReceiver__lsr
+            them._RTCRtpReceiver__lsr_time = me._RTCRtpReceiver__lsr_time
+            layer.clock_rates = self.clock_rates
+            layer.rtx_apt = self.rtx_apt
+            layer.codecs = self.codecs
+            layer.remb = self.remb
+            layer.ticker = self.ticker
+            if self.rtcp_ssrc is not None:
+                layer._set_rtcp_ssrc(self.rtcp_ssrc)
+            layers.append(layer)
+        self.layers = tuple(layers)
+        self._by_rid = {layer.rid: layer for layer in layers if layer.rid is not None}
+        return self.layers
+
+    def route_layer(self, ssrc: int, pt: int, rid: str | None, repaired_rid: str | None
+                    ) -> ForwardingReceiver | None:
+        """route_layer binds a new SSRC of this simulcast m-line to the layer its rid names; None: drop it.
+
+        Media (`pt` not RTX) is bound by its rid: it becomes the layer's media SSRC (a new one replaces the old:
+        the publisher restarted the layer). RTX is bound by its repaired rid once that layer's media SSRC is
+        known (until then the RTX packet is dropped; the browser repeats the extension until we report on the
+        SSRC). The SSRC is registered with the transport's router, so its next packets go straight to the
+        layer (and, armed, to its C path).
+        """
+        router: Any = self.transport._rtp_router
+        if pt in self.rtx_apt:
+            layer = self._by_rid.get(repaired_rid or rid or "")
+            media = layer.media_ssrc if layer is not None else None
+            if layer is None or media is None:
+                return None
+            layer.rtx_to_media[ssrc] = media
+        else:
+            layer = self._by_rid.get(rid or "")
+            if layer is None:
+                return None
+            old = layer.media_ssrc
+            if old is not None and old != ssrc:
+                layer.disarm()
+                for gone in (old, *layer.rtx_to_media):
+                    if router.ssrc_table.get(gone) is layer:
+                        del router.ssrc_table[gone]
+                layer.rtx_to_media.clear()
+                layer.nack = NackTracker()
+            layer.media_ssrc = ssrc
+        router.ssrc_table[ssrc] = layer
+        return layer
 
     def arm(self) -> bool:
         """arm hands this receiver's steady-state media to the C path (``sfu/_ingress.c``); True when armed.
@@ -151,8 +236,13 @@ class ForwardingReceiver(RTCRtpReceiver):
         self._armed_for = None
 
     async def stop(self) -> None:
-        """stop disarms the C path, then stops aiortc's receiver."""
+        """stop disarms the C path (its layers' too, and unroutes their SSRCs), then stops aiortc's receiver."""
         self.disarm()
+        router: Any = self.transport._rtp_router
+        for layer in self.layers:
+            layer.disarm()
+            for ssrc in [s for s, r in router.ssrc_table.items() if r is layer]:
+                del router.ssrc_table[ssrc]
         await super().stop()
 
     def route_rtx_by_ssrc(self) -> None:
@@ -196,6 +286,11 @@ class ForwardingReceiver(RTCRtpReceiver):
         if not self._enabled:
             return
         ext = packet.extensions
+        if self.layers:  # a simulcast m-line: to the layer the rid names (routed here by payload type)
+            layer = self.route_layer(packet.ssrc, packet.payload_type, ext.rtp_stream_id, ext.repaired_rtp_stream_id)
+            if layer is not None:
+                layer.handle_rtp(packet, arrival_time_ms)
+            return
         ast = ext.abs_send_time
         now = arrival_time_ms / 1000 - NTP_OFFSET
         media = self._account(packet.ssrc, packet.sequence_number, packet.timestamp, packet.marker,

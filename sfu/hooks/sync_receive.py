@@ -3,7 +3,9 @@
 ``install_sync_rtp_receive`` hooks one forwarding peer connection's aioice Connection and its sockets'
 protocols (instance attributes only): SRTP for a ForwardingReceiver is unprotected and handled in the datagram
 callback, SRTCP is routed to its recipients there too, and with the C extension a ``MediaDemux`` in front keeps
-armed streams and routine RTCP in C. STUN, DTLS and everything else keep aioice's and aiortc's path.
+armed streams and routine RTCP in C. On a transport receiving simulcast (``sfu.hooks.simulcast``), a packet of
+an SSRC nobody knows yet is unprotected and routed by its mid and rid there as well. STUN, DTLS and everything
+else keep aioice's and aiortc's path.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sfu.hooks.guard import CompiledDemux
 from sfu.hooks.ice import Consent, ice_connection, receive_buffer
 from sfu.hooks.receiver import ForwardingReceiver
 from sfu.hooks.sender import ForwardingSender
+from sfu.hooks.simulcast import RID_ROUTING
 from sfu.rtp import NTP_OFFSET
 from sfu.tasks import spawn
 
@@ -112,6 +115,19 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport, compiled: bool = True, cons
                 for item in held:
                     data_received(*item)
                 receiver = ssrc_table.get(from_bytes(data[8:12], "big"))
+            if receiver is None and session is not None and conn._nominated and getattr(transport, RID_ROUTING, False):
+                # an SSRC the SDP did not give (a simulcast layer): its mid and rid header extensions route it
+                try:
+                    packet = RtpPacket.parse(session.unprotect(data), transport._rtp_header_extensions_map)
+                except (SrtpError, ValueError):
+                    return
+                receiver = router.route_rtp(packet)
+                if isinstance(receiver, ForwardingReceiver):
+                    transport._RTCDtlsTransport__rx_bytes += len(data)
+                    transport._RTCDtlsTransport__rx_packets += 1
+                    receiver.direct_packets += 1
+                    receiver.handle_rtp(packet, int((time.time() + NTP_OFFSET) * 1000))
+                return
             if isinstance(receiver, ForwardingReceiver) and session is not None and conn._nominated:
                 transport._RTCDtlsTransport__rx_bytes += len(data)
                 transport._RTCDtlsTransport__rx_packets += 1

@@ -17,17 +17,22 @@ from aiortc import (
     RTCSessionDescription,
     VideoStreamTrack,
 )
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtcpRrPacket, RtpPacket
 from av import VideoFrame
 
 from sfu.config import SfuConfig
 from sfu.events import Event, ServerOffer
 from sfu.hooks.connection import SfuPeerConnection
 from sfu.hooks.receiver import ForwardingReceiver
+from sfu.hooks.simulcast import URI_MID, URI_REPAIRED_RID, URI_RID
 from sfu.participant import Capabilities
 from sfu.room import Room
+from sfu.rtp import URI_ABS_SEND_TIME
 
 LOOPBACK = ["127.0.0.1"]
+RID_ID, REPAIRED_ID = 10, 11  # the rid header extension ids of simulcast_offer
+KEYFRAME, DELTA = b"\x10\x00\x9d\x01\x2a" + bytes(40), b"\x10\x01" + bytes(40)  # VP8 descriptor + payload header
 
 # The capabilities of the participants these tests name by the application's roles (the server's own table is
 # server/live/capabilities.py; the recorder only receives).
@@ -278,3 +283,84 @@ async def subscribe(room: Room, pid: str, rcvbuf: int = 8 << 20) -> tuple[Client
     receivers = {slot: by_mid[mid] for slot, mid in offer.slots.items()}
     await room.answer_down(pid, pc.localDescription.sdp)
     return c, {slot: r for slot, r in receivers.items() if isinstance(r, ForwardingReceiver)}
+
+
+def simulcast_offer(sdp: str, rids: tuple[str, ...]) -> str:
+    """simulcast_offer turns an aiortc client's offer into a Chromium-like simulcast one: every video section
+    sends `rids`, with the rid header extensions and no SSRC lines."""
+    out = []
+    for part in sdp.split("\r\nm=")[1:]:
+        lines = [line for line in ("m=" + part).split("\r\n") if line and not line.startswith("a=ssrc")]
+        if lines[0].startswith("m=video"):
+            lines += [f"a=extmap:{RID_ID} {URI_RID}", f"a=extmap:{REPAIRED_ID} {URI_REPAIRED_RID}"]
+            lines += [f"a=rid:{rid} send" for rid in rids] + ["a=simulcast:send " + ";".join(rids)]
+        out.append("\r\n".join(lines))
+    return "\r\n".join([sdp.split("\r\nm=")[0], *out]) + "\r\n"
+
+
+class SimulcastPublisher:
+    """SimulcastPublisher: an aiortc client sending crafted simulcast RTP (aiortc cannot send simulcast) over its
+    real DTLS-SRTP transport, with the mid, rid and repaired-rid header extensions, and the RTCP it gets."""
+
+    def __init__(self, client: SfuPeerConnection, vp8: int, rtx: int) -> None:
+        self.client = client
+        self.dtls: Any = client.getTransceivers()[0].sender.transport
+        self.map = HeaderExtensionsMap()
+        self.map.configure(RTCRtpParameters(headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=1, uri=URI_MID),
+            RTCRtpHeaderExtensionParameters(id=3, uri=URI_ABS_SEND_TIME),  # aiortc's ids, kept by the answer
+            RTCRtpHeaderExtensionParameters(id=RID_ID, uri=URI_RID),
+            RTCRtpHeaderExtensionParameters(id=REPAIRED_ID, uri=URI_REPAIRED_RID),
+        ]))
+        self.vp8, self.rtx = vp8, rtx  # the negotiated payload types
+        self.peer: Any = None  # the server side, for the tests' convenience
+        self._task: asyncio.Task[None] | None = None
+        self.rtcp: list[Any] = []
+        stock = self.dtls._handle_rtcp_data
+
+        async def handle_rtcp_data(data: bytes) -> None:  # the client's router drops feedback on unknown SSRCs
+            self.rtcp.extend(RtcpPacket.parse(data))
+            await stock(data)
+
+        self.dtls._handle_rtcp_data = handle_rtcp_data
+
+    async def send(self, ssrc: int, seq: int, mid: str | None, rid: str | None = None, repaired: str | None = None,
+                   payload: bytes = DELTA, pt: int | None = None) -> None:
+        packet = RtpPacket(payload_type=self.vp8 if pt is None else pt, sequence_number=seq & 0xFFFF,
+                           timestamp=seq * 3000, ssrc=ssrc, marker=1)
+        packet.payload = payload
+        packet.extensions.mid = mid
+        packet.extensions.rtp_stream_id = rid
+        packet.extensions.repaired_rtp_stream_id = repaired
+        packet.extensions.abs_send_time = int((time.time() % 64) * (1 << 18)) & 0xFFFFFF  # 6.18 fixed point
+        await self.dtls._send_rtp(packet.serialize(self.map))
+
+    def feedback(self, kind: type, fmt: int) -> set[int]:
+        """feedback: the media SSRCs of the NACKs (RtcpRtpfbPacket) or PLIs (RtcpPsfbPacket) received."""
+        return {p.media_ssrc for p in self.rtcp if isinstance(p, kind) and p.fmt == fmt}
+
+    def reported(self) -> set[int]:
+        return {r.ssrc for p in self.rtcp if isinstance(p, RtcpRrPacket) for r in p.reports}
+
+
+    def stream(self, mid: str, layers: dict[str, int], fps: float = 30.0) -> None:
+        """stream sends the `layers` (rid -> SSRC; change the dict to stop or start one) in the background: a frame
+        of one packet per layer every 1/`fps` s, a keyframe every 30, mid and rid on each SSRC's first 5."""
+
+        async def run() -> None:
+            seq = 0
+            while True:
+                seq += 1
+                for rid, ssrc in list(layers.items()):
+                    first = seq - seen.setdefault(ssrc, seq) < 5
+                    await self.send(ssrc, seq, mid if first else None, rid if first else None,
+                                    payload=KEYFRAME if seq % 30 == 1 else DELTA)
+                await asyncio.sleep(1 / fps)
+
+        seen: dict[int, int] = {}
+        self._task = asyncio.ensure_future(run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self.client.close()

@@ -2,7 +2,7 @@ import asyncio
 
 from aiortc.rtp import RtpPacket
 
-from sfu.producer import NTP_OFFSET, Producer, ntp_now
+from sfu.producer import NTP_OFFSET, Producer, link_layers, ntp_now
 from tests.sfu.fakes import FakeReceiver
 
 
@@ -75,3 +75,42 @@ async def test_arrival_times_after_the_ntp_era_wrap() -> None:
     p.on_fields(9, 1, 1, 0, b"\x10\x00\x00", 0, 0x7F, era1 + 2.5)
     assert sink.got[0].ntp == (2 << 32) | (1 << 31)
     assert sink.got[0].abs_send_time == ((2 << 32) | (1 << 31)) >> 14 & 0xFFFFFF
+
+
+def test_a_track_without_simulcast_is_its_own_only_layer() -> None:
+    p = Producer("a", "camera", "video", "video/vp8", FakeReceiver())  # type: ignore[arg-type]
+    assert (p.layers, p.layer, p.rid, p.track) == ((p,), 0, None, p)
+
+
+async def test_layers_have_their_own_counters_keyframe_requests_and_arrival() -> None:
+    clock = Clock()
+    receivers = [FakeReceiver(media_ssrc=ssrc) for ssrc in (11, 22, 33)]
+    layers = tuple(Producer("a", "camera", "video", "video/vp8", rx, 0.5, clock, rid=rid)  # type: ignore[arg-type]
+                   for rx, rid in zip(receivers, "qhf", strict=True))
+    track = link_layers(layers)
+    assert track is layers[0]
+    assert [(p.layers, p.layer, p.rid, p.track) for p in layers] == [(layers, i, r, track) for i, r in enumerate("qhf")]
+    assert track.arriving_layers == ()  # nothing came yet
+    # q and f send, h does not (Chromium may send fewer layers than negotiated)
+    for seq in range(1, 11):
+        clock.now = seq * 0.1
+        for p, ssrc in ((layers[0], 11), (layers[2], 33)):
+            p.on_fields(ssrc, seq, seq * 3000, 1, b"\x10\x00\x00" + bytes(97 if p is layers[0] else 997), 0, 0x7F,
+                        0.0)
+        for p in layers:
+            p.sample()
+    assert track.arriving_layers == (layers[0], layers[2]) == layers[1].arriving_layers
+    assert [p.packets for p in layers] == [10, 0, 10]
+    assert 7000 < layers[0].recent_bitrate < 9000 and 70000 < layers[2].recent_bitrate < 90000
+    assert layers[1].recent_bitrate == 0
+    assert layers[2].request_keyframe() and layers[0].request_keyframe()  # one throttle per layer
+    assert not layers[2].request_keyframe()
+    await asyncio.sleep(0)
+    assert [rx.plis for rx in receivers] == [[11], [], [33]]  # each to its layer's SSRC
+    clock.now = 2.5  # q stopped more than a second ago: only f arrives
+    layers[2].on_fields(33, 11, 33000, 1, b"\x10\x00\x00", 0, 0x7F, 0.0)
+    assert track.arriving_layers == (layers[2],)
+    s = layers[2].stats()
+    assert (s.rid, s.layer, s.arriving, s.packets) == ("f", 2, True, 11)
+    for p in layers:
+        p.close()

@@ -337,7 +337,9 @@
     L.attach($("[data-self]"), L.local && L.local.getVideoTracks().length ? L.local : null);
     try {
       if (L.local && cfg.canPublish) {
-        await client.publish(L.local, { screenSlot: cfg.studio, videoCodec: cfg.videoCodec === "H264" ? "video/H264" : "video/VP8" });
+        // simulcast: the presenter's camera (studio) in 3 layers, a classroom's in 2, the screen in 2
+        await client.publish(L.local, { screenSlot: cfg.studio, videoCodec: cfg.videoCodec === "H264" ? "video/H264" : "video/VP8",
+          cameraLayers: cfg.studio ? 3 : 2, screenLayers: 2 });
       }
     } catch (err) {
       L.error(err);

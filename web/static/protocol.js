@@ -3,7 +3,7 @@
 // const client = new TaphuanClient({meetingId: 12});
 // client.addEventListener("slot", (e) => ...);          // e.detail is the server message
 // await client.connect();                                 // opens /ws, joins, answers the down offer
-// await client.publish(stream, {screenSlot: true});     // camera + microphone (+ a screen slot) up
+// await client.publish(stream, {screenSlot: true, cameraLayers: 3});  // camera + microphone (+ a screen slot) up
 // await client.setScreen(track) / setScreen(null)          // share the screen or stop
 // client.slotStream("presenter-video")                    // MediaStream of a down slot
 //
@@ -36,6 +36,35 @@
       super(message);
       this.code = code;
     }
+  }
+
+  // Simulcast: a video track goes up in 2 or 3 spatial layers (rids q/h/f, lowest first: the server reads
+  // them in this order) and the server forwards each subscriber one of them; with VP8 each layer also
+  // carries 3 temporal layers (L1T3). H.264 rooms get the spatial layers only.
+  const LAYERS = {
+    2: [["q", 2], ["f", 1]],
+    3: [["q", 4], ["h", 2], ["f", 1]],
+  };
+
+  function layerEncodings(layers, videoCodec) {
+    const temporal = !videoCodec || videoCodec.toLowerCase() === "video/vp8";
+    return (LAYERS[layers] || []).map(([rid, scale]) =>
+      Object.assign({ rid, scaleResolutionDownBy: scale }, temporal ? { scalabilityMode: "L1T3" } : {}));
+  }
+
+  function addVideo(pc, trackOrKind, init, layers, videoCodec) {
+    // A sendonly video transceiver with `layers` simulcast encodings. A browser that refuses them tries
+    // them without temporal layers, then sends one plain stream (the server takes either).
+    const full = layerEncodings(layers, videoCodec);
+    if (full.length) {
+      const plain = full.map((e) => ({ rid: e.rid, scaleResolutionDownBy: e.scaleResolutionDownBy }));
+      for (const sendEncodings of [full, plain]) {
+        try {
+          return pc.addTransceiver(trackOrKind, Object.assign({}, init, { sendEncodings }));
+        } catch (e) { /* refused: fewer features */ }
+      }
+    }
+    return pc.addTransceiver(trackOrKind, init);
   }
 
   function waitIceGathering(pc, timeoutMs) {
@@ -466,21 +495,29 @@
 
     async publish(stream, options) {
       // Publish camera and microphone; options.screenSlot reserves a third, silent transceiver for
-      // screen sharing, so that sharing later is a replaceTrack (no renegotiation).
-      options = options || {};
+      // screen sharing, so that sharing later is a replaceTrack (no renegotiation). The camera goes up in
+      // options.cameraLayers simulcast layers (1: none, 2 or 3), the screen in options.screenLayers; a
+      // publish again (after a reconnect) keeps the previous ones unless told.
+      options = Object.assign({}, this.local && { cameraLayers: this.local.cameraLayers,
+        screenLayers: this.local.screenLayers }, options);
       if (this.up) this.up.close();
       const pc = this.newPeer("up");
       this.up = pc;
       this.local = { stream, screenSlot: !!options.screenSlot, videoCodec: options.videoCodec,
+        cameraLayers: options.cameraLayers, screenLayers: options.screenLayers,
         screen: this.local ? this.local.screen : null };
       const sources = [];
       for (const track of stream.getTracks()) {
-        const tr = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+        const init = { direction: "sendonly", streams: [stream] };
+        const tr = track.kind === "video"
+          ? addVideo(pc, track, init, options.cameraLayers, options.videoCodec)
+          : pc.addTransceiver(track, init);
         sources.push([tr, track.kind === "audio" ? "mic" : "camera"]);
       }
       let screenTr = null;
       if (options.screenSlot) {
-        screenTr = pc.addTransceiver(this.local.screen || "video", { direction: "sendonly" });
+        screenTr = addVideo(pc, this.local.screen || "video", { direction: "sendonly" }, options.screenLayers,
+          options.videoCodec);
         sources.push([screenTr, "screen"]);
       }
       this.screenSender = screenTr ? screenTr.sender : null;

@@ -172,3 +172,17 @@ async def test_a_recorded_room_says_so_without_listing_the_recorder(login_as: Fa
     assert (await t.request("record-stop"))["type"] == "ok"
     body = await _poll_room(op, meeting.id, lambda b: not b["recording"])
     assert body["participant_count"] == 2
+
+
+def test_a_simulcast_source_is_one_producer_with_its_layers_summed() -> None:
+    from server.api.live import producer_out
+    from sfu.stats import ProducerStats
+
+    def layer(rid: str, i: int, bitrate: float, packets: int, lost: int, consumers: int) -> ProducerStats:
+        return ProducerStats("p", "camera", "video", packets, packets * 1000, bitrate, lost, 0, 0, 1, consumers,
+                             rid=rid, layer=i, arriving=True)
+
+    out = producer_out([layer("q", 0, 100_000.4, 300, 0, 9), layer("h", 1, 0, 0, 0, 0),
+                        layer("f", 2, 700_000.2, 900, 10, 2)], muted=False)
+    assert (out.source, out.bitrate, out.packets, out.packets_lost, out.consumers) == ("camera", 800001, 1200, 10, 11)
+    assert out.loss == round(10 / 1210, 4)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import sfu.hooks
 
-ORDER = ("guard", "ice", "sender", "demux", "receiver", "sync_receive", "wire", "connection")  # sfu/hooks/__init__.py
+# sfu/hooks/__init__.py
+ORDER = ("guard", "ice", "sender", "demux", "receiver", "simulcast", "sync_receive", "wire", "connection")
 
 
 def hook_imports(module: str) -> set[str]:
