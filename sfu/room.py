@@ -51,7 +51,7 @@ from sfu.actions import (
 )
 from sfu.codec import AUDIO_MIME, video_mime
 from sfu.config import SfuConfig
-from sfu.consumer import Consumer
+from sfu.consumer import Consumer, Source
 from sfu.errors import SfuError
 from sfu.events import (
     Event,
@@ -577,7 +577,7 @@ class Room:
 
     def _reassign(self) -> None:
         """_reassign recomputes every slot, switches consumers and replaces producers' sink tuples."""
-        sinks: dict[Producer, list[DownTarget]] = {}
+        sinks: dict[Source, list[DownTarget]] = {}
         for viewer in self.participants.values():
             if not viewer.consumers:
                 continue
@@ -590,8 +590,8 @@ class Room:
             for slot, consumer in viewer.consumers.items():
                 producer, pid, source, state = fills.get(slot, (None, None, None, "empty"))
                 consumer.switch(producer)
-                if producer is not None:
-                    sinks.setdefault(producer, []).append(consumer)
+                for wanted in consumer.wants:  # a pending layer switch wants two sources
+                    sinks.setdefault(wanted, []).append(consumer)
                 view = (pid, source, state)
                 if viewer.slot_view.get(slot) != view:
                     viewer.slot_view[slot] = view

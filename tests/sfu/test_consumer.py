@@ -314,7 +314,7 @@ def start_output_at(c: Consumer, seq: int, ts: int, clock: Callable[[], float]) 
     frame = c._rewriter.frame_ticks
     c._rewriter = HeaderRewriter(c.ctx.clock_rate, frame, seq, ts, clock)
     if c.cslot is not None:
-        c.cslot.__init__(c.ctx.clock_rate, frame, seq, ts, c.kind == "video")
+        c.cslot.__init__(c.ctx.clock_rate, frame, seq, ts, c.kind == "video", c._vp8)
 
 
 def run_lecture(kind: str, packets: int, compiled: bool, seed: int) -> None:

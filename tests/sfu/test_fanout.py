@@ -107,7 +107,7 @@ def test_fanout_sends_the_python_paths_bytes_protected(udp: tuple[socket.socket,
         assert fan((slot,), p, now=float(i)) is None
         seq, ts = (p.seq - 40000 + 100) & 0xFFFF, p.ts - 555 + 1000
         assert rx.unprotect(rx_sock.recv(2048)) == expected(kind, p, seq, ts)
-        assert s.recall(seq) == (seq, ts, p, float(i))  # type: ignore[attr-defined]
+        assert s.recall(seq) == (seq, ts, p, float(i), -1, -1)  # type: ignore[attr-defined]
     assert s.packets_sent == 3 and s.bytes_sent == 12  # type: ignore[attr-defined]
     assert s.take_counts()[0] == 3 and s.take_counts() == (0, 0)  # type: ignore[attr-defined]
     assert s.last_seq == 104 and s.last_out_ts == 6555 - 555 + 1000  # type: ignore[attr-defined]
