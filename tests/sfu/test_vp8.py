@@ -8,24 +8,7 @@ from aiortc.codecs.vpx import VpxPayloadDescriptor
 
 from sfu.codec import is_keyframe_start
 from sfu.vp8 import NO_VALUE, Descriptor, parse, rewrite, unwrap_picture_id
-
-
-def descriptor(start: bool = True, pic: int | None = None, long_pic: bool = True, tl0: int | None = None,
-               tid: int | None = None, sync: bool = False, keyidx: int | None = None, partition: int = 0,
-               non_ref: bool = False) -> bytes:
-    """descriptor builds an RFC 7741 payload descriptor field by field."""
-    x = (0x80 if pic is not None else 0) | (0x40 if tl0 is not None else 0)
-    x |= (0x20 if tid is not None else 0) | (0x10 if keyidx is not None else 0)
-    out = bytearray([(0x80 if x else 0) | (0x20 if non_ref else 0) | (0x10 if start else 0) | partition])
-    if x:
-        out.append(x)
-    if pic is not None:
-        out += bytes((0x80 | (pic >> 8), pic & 0xFF)) if long_pic else bytes((pic & 0x7F,))
-    if tl0 is not None:
-        out.append(tl0)
-    if tid is not None or keyidx is not None:
-        out.append(((tid or 0) << 6) | (0x20 if sync else 0) | (keyidx or 0))
-    return bytes(out)
+from tests.sfu.vp8stream import descriptor
 
 
 def test_every_field_and_its_offset() -> None:
