@@ -15,7 +15,10 @@ libsrtp protect, ``sendto``) for every slot whose route is bound, and leaves the
 yet) to ``forward`` here, which runs the same logic on the Slot and binds its route.
 
 Sequence numbers and timestamps stay continuous across source switches (``HeaderRewriter``): libsrtp's
-replay window rejects a sequence number jumping back by more than 1024, and decoders see one stream.
+replay window rejects a sequence number jumping back by more than 1024, and decoders see one stream. On a VP8
+slot the rewriter also drops temporal layers above ``max_temporal`` without leaving holes and rewrites the
+PictureID and TL0PICIDX; ``switch_layer`` moves to another layer of the same track at its first keyframe
+without a freeze (docs/sfu.md, "VP8 temporal layers").
 """
 
 from __future__ import annotations
