@@ -9,5 +9,5 @@ from setuptools import Extension, setup
 setup(ext_modules=[Extension(
     "sfu._fanout", ["sfu/_fanout.c", "sfu/_ingress.c", "sfu/_demux.c", "sfu/_rtcp.c", "sfu/_report.c",
                     "sfu/_remb.c", "sfu/_pacer.c"],
-    depends=["sfu/_fanout.h"], optional=True, extra_compile_args=["-O2"],
+    depends=["sfu/_fanout.h", "sfu/_vp8.h"], optional=True, extra_compile_args=["-O2"],
 )])

@@ -7,9 +7,12 @@
  *
  * fanout(slots, inbound, payload, ssrc, seq, ts, marker, keyframe, ntp, padding, now) rewrites, protects and
  * sends one inbound packet for every slot in the steady state and returns the indexes of the slots Python must
- * handle itself (no route yet, source switch, packet older than the source's start), or None.
+ * handle itself (no route yet, source switch, packet older than the source's start or than a dropped run), or
+ * None. A VP8 slot also drops temporal layers above its tid_target and writes its own PictureID and TL0PICIDX
+ * (HeaderRewriter.map_vp8; the descriptor is read once per packet, only when a VP8 slot is there).
  */
 #include "_fanout.h"
+#include "_vp8.h"
 
 void route_clear(Route *r) {
     Py_CLEAR(r->sock);
@@ -81,13 +84,31 @@ int route_send(Route *r, unsigned char *buf, int len, int *sent) {
     return 0;
 }
 
+/* slot_vp8_reset: the VP8 fields of a new Slot (HeaderRewriter.__init__); the first frame gets first_pic/first_tl0. */
+static void slot_vp8_reset(Slot *s, unsigned int first_pic, unsigned int first_tl0) {
+    s->max_in = 0;
+    s->pic_offset = 0;
+    s->tl0_offset = 0;
+    s->last_pic = (first_pic - 1) & 0x7FFF;
+    s->last_tl0 = (first_tl0 - 1) & 0xFF;
+    s->in_pic = -1;
+    s->tid_target = ALL_LAYERS;
+    s->tid_cur = ALL_LAYERS;
+    s->drop_pic = -1;
+    s->run_floor = -1;
+    s->nruns = 0;
+}
+
 static int Slot_init(Slot *s, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"clock_rate", "frame_ticks", "first_seq", "first_ts", "video", NULL};
-    int clock_rate, frame_ticks, video = 0;
-    unsigned int first_seq, first_ts;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiII|p", kwlist, &clock_rate, &frame_ticks, &first_seq, &first_ts,
-                                     &video))
+    static char *kwlist[] = {"clock_rate", "frame_ticks", "first_seq", "first_ts", "video", "vp8", "first_pic",
+                             "first_tl0", NULL};
+    int clock_rate, frame_ticks, video = 0, vp8 = 0;
+    unsigned int first_seq, first_ts, first_pic = 0, first_tl0 = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiII|ppII", kwlist, &clock_rate, &frame_ticks, &first_seq, &first_ts,
+                                     &video, &vp8, &first_pic, &first_tl0))
         return -1;
+    s->vp8 = (char)vp8;
+    slot_vp8_reset(s, first_pic, first_tl0);
     s->clock_rate = clock_rate;
     s->frame_ticks = frame_ticks;
     s->last_seq = (first_seq - 1) & 0xFFFF;
@@ -144,6 +165,7 @@ static PyObject *Slot_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
         s->remb = -1;
         s->lsr = -1;
         s->rtt = -1.0;
+        slot_vp8_reset(s, 0, 0);
     }
     return (PyObject *)s;
 }
@@ -179,15 +201,21 @@ static PyObject *Slot_switch(Slot *s, PyObject *unused) {
 }
 
 static inline int slot_steady(Slot *s, long long ssrc, unsigned int seq) {
-    return !s->pending && ssrc == s->src_ssrc && ((seq - s->base_seq) & 0xFFFF) < 0x8000;
+    return !s->pending && ssrc == s->src_ssrc && ((seq - s->base_seq) & 0xFFFF) < 0x8000 &&
+           (!s->nruns || ((seq - s->runs[s->nruns - 1].end) & 0xFFFF) < 0x8000);
 }
 
 /* slot_advance: HeaderRewriter.advance (a forwarded packet; the newest moves the output and slides the base). */
-static inline void slot_advance(Slot *s, unsigned int seq, unsigned int out_seq, unsigned int out_ts, double now) {
+static inline void slot_advance(Slot *s, unsigned int seq, unsigned int out_seq, unsigned int out_ts, double now,
+                                int pic, int tl0) {
     if (((out_seq - s->last_seq) & 0xFFFF) < 0x8000) {
         s->last_seq = out_seq;
         s->last_ts = out_ts;
         s->last_time = now;
+        if (pic >= 0)
+            s->last_pic = (unsigned int)pic;
+        if (tl0 >= 0)
+            s->last_tl0 = (unsigned int)tl0;
         if (((seq - s->base_seq) & 0xFFFF) > DROP_WINDOW)
             s->base_seq = (seq - DROP_WINDOW) & 0xFFFF;
     }
@@ -201,13 +229,10 @@ static PyObject *Slot_steady(Slot *s, PyObject *args) {
     return PyBool_FromLong(slot_steady(s, ssrc, seq));
 }
 
-/* map: HeaderRewriter.map with the clock read by the caller (`now`). */
-static PyObject *Slot_map(Slot *s, PyObject *args) {
-    long long ssrc;
-    unsigned int seq, ts;
-    double now;
-    if (!PyArg_ParseTuple(args, "LIId", &ssrc, &seq, &ts, &now))
-        return NULL;
+/* slot_map: HeaderRewriter.map_parsed with the clock read by the caller (`now`; d NULL: no descriptor); 1 with the
+ * output in *o_seq, *o_ts, *o_pic, *o_tl0 (-1: none), 0 to drop the packet. */
+static int slot_map(Slot *s, long long ssrc, unsigned int seq, unsigned int ts, int keyframe, const Vp8Desc *d,
+                    double now, unsigned int *o_seq, unsigned int *o_ts, int *o_pic, int *o_tl0) {
     seq &= 0xFFFF;
     if (!s->pending && ssrc == s->src_ssrc && ((seq - s->base_seq) & 0xFFFF) >= 0x8000) {
         if (s->drop_mark != (long long)s->last_seq) {
@@ -215,9 +240,11 @@ static PyObject *Slot_map(Slot *s, PyObject *args) {
             s->old_drops = 0;
         }
         if (++s->old_drops < RESYNC_AFTER)
-            Py_RETURN_NONE;  /* older than the base */
+            return 0;  /* older than the base */
         s->pending = 1;  /* the source restarted its numbering */
     }
+    unsigned int prev = s->max_in, seq_off, pic_off;
+    int newest = 1;
     if (s->pending || ssrc != s->src_ssrc) {
         long long delta = 0;
         if (s->last_time >= 0) {
@@ -234,11 +261,83 @@ static PyObject *Slot_map(Slot *s, PyObject *args) {
         s->pending = 0;
         s->old_drops = 0;
         s->drop_mark = -1;
+        s->max_in = seq;
+        s->nruns = 0;
+        s->run_floor = -1;
+        s->drop_pic = -1;
+        s->in_pic = -1;
+        if (d != NULL && d->pic >= 0)
+            s->pic_offset = (s->last_pic + 1 - (unsigned int)d->pic) & 0x7FFF;
+        if (d != NULL && d->tl0 >= 0)
+            s->tl0_offset = (s->last_tl0 + 1 - (unsigned int)d->tl0) & 0xFF;
+        seq_off = s->seq_offset;
+        pic_off = s->pic_offset;
+    } else if (((seq - prev - 1) & 0xFFFF) < 0x7FFF) {
+        s->max_in = seq;
+        seq_off = s->seq_offset;
+        pic_off = s->pic_offset;
+    } else {
+        newest = 0;
+        if (!slot_region(s, seq, &seq_off, &pic_off))
+            return 0;
     }
-    unsigned int out_seq = (seq + s->seq_offset) & 0xFFFF;
-    unsigned int out_ts = ts + s->ts_offset;
-    slot_advance(s, seq, out_seq, out_ts, now);
+    int pic = -1, tl0 = -1;
+    if (d != NULL) {
+        if (d->pic >= 0) {
+            pic = vp8_unwrap(d, s->in_pic);
+            if (newest)
+                s->in_pic = pic;
+        }
+        if (d->tid >= 0) {
+            if (newest && d->start)
+                slot_layer(s, d, keyframe);
+            if (d->tid > s->tid_cur) {
+                if (newest)
+                    slot_drop(s, seq, prev, pic);
+                return 0;
+            }
+        }
+        if (pic >= 0)
+            pic = (int)((pic + pic_off) & 0x7FFF);
+        if (d->tl0 >= 0)
+            tl0 = (int)((d->tl0 + s->tl0_offset) & 0xFF);
+    }
+    *o_seq = (seq + seq_off) & 0xFFFF;
+    *o_ts = ts + s->ts_offset;
+    *o_pic = pic;
+    *o_tl0 = tl0;
+    slot_advance(s, seq, *o_seq, *o_ts, now, pic, tl0);
+    return 1;
+}
+
+/* map(ssrc, seq, ts, now): HeaderRewriter.map with the clock read by the caller. */
+static PyObject *Slot_map(Slot *s, PyObject *args) {
+    long long ssrc;
+    unsigned int seq, ts, out_seq, out_ts;
+    int pic, tl0;
+    double now;
+    if (!PyArg_ParseTuple(args, "LIId", &ssrc, &seq, &ts, &now))
+        return NULL;
+    if (!slot_map(s, ssrc, seq, ts, 1, NULL, now, &out_seq, &out_ts, &pic, &tl0))
+        Py_RETURN_NONE;
     return Py_BuildValue("(II)", out_seq, out_ts);
+}
+
+/* map_vp8(ssrc, seq, ts, keyframe, payload, now): HeaderRewriter.map_vp8 -> (seq, ts, pic, tl0) or None. */
+static PyObject *Slot_map_vp8(Slot *s, PyObject *args) {
+    long long ssrc;
+    unsigned int seq, ts, out_seq, out_ts;
+    int keyframe, pic, tl0;
+    Py_buffer payload;
+    double now;
+    if (!PyArg_ParseTuple(args, "LIIpy*d", &ssrc, &seq, &ts, &keyframe, &payload, &now))
+        return NULL;
+    Vp8Desc d;
+    vp8_parse((const unsigned char *)payload.buf, payload.len, &d);
+    PyBuffer_Release(&payload);
+    if (!slot_map(s, ssrc, seq, ts, keyframe, d.ok ? &d : NULL, now, &out_seq, &out_ts, &pic, &tl0))
+        Py_RETURN_NONE;
+    return Py_BuildValue("(IIii)", out_seq, out_ts, pic, tl0);
 }
 
 static PyObject *Slot_set_head(Slot *s, PyObject *args) {
@@ -290,7 +389,8 @@ static PyObject *Slot_remember(Slot *s, PyObject *args) {
     unsigned int seq, ts;
     PyObject *inbound;
     double now;
-    if (!PyArg_ParseTuple(args, "IIOd", &seq, &ts, &inbound, &now))
+    int pic = -1, tl0 = -1;
+    if (!PyArg_ParseTuple(args, "IIOd|ii", &seq, &ts, &inbound, &now, &pic, &tl0))
         return NULL;
     HistEntry *e = &s->hist[seq & (HIST - 1)];
     Py_INCREF(inbound);
@@ -298,6 +398,8 @@ static PyObject *Slot_remember(Slot *s, PyObject *args) {
     e->seq = seq & 0xFFFF;
     e->ts = ts;
     e->sent = now;
+    e->pic = pic;
+    e->tl0 = tl0;
     Py_RETURN_NONE;
 }
 
@@ -308,7 +410,7 @@ static PyObject *Slot_recall(Slot *s, PyObject *args) {
     HistEntry *e = &s->hist[seq & (HIST - 1)];
     if (e->inbound == NULL || e->seq != (seq & 0xFFFF))
         Py_RETURN_NONE;
-    return Py_BuildValue("(IIOd)", e->seq, e->ts, e->inbound, e->sent);
+    return Py_BuildValue("(IIOdii)", e->seq, e->ts, e->inbound, e->sent, e->pic, e->tl0);
 }
 
 static PyObject *Slot_take_counts(Slot *s, PyObject *unused) {
@@ -335,6 +437,20 @@ static PyObject *Slot_get_src_ssrc(Slot *s, void *closure) {
     return PyLong_FromLongLong(s->src_ssrc);
 }
 
+static PyObject *Slot_get_runs(Slot *s, void *closure) {
+    PyObject *list = PyList_New(s->nruns);
+    for (int i = 0; list != NULL && i < s->nruns; i++) {
+        DropRun *r = &s->runs[i];
+        PyObject *t = Py_BuildValue("(IIII)", r->start, r->end, r->seq_before, r->pic_before);
+        if (t == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, t);
+    }
+    return list;
+}
+
 static PyObject *Slot_get_rtt(Slot *s, void *closure) {
     if (s->rtt < 0)
         Py_RETURN_NONE;
@@ -347,6 +463,7 @@ static PyGetSetDef Slot_getset[] = {
     {"routed", (getter)Slot_get_routed, NULL, "routed: a route (socket, address, SRTP session) is bound", NULL},
     {"last_time", (getter)Slot_get_last_time, NULL, "last_time: clock of the last mapped packet or None", NULL},
     {"src_ssrc", (getter)Slot_get_src_ssrc, NULL, "src_ssrc: SSRC of the current source or None", NULL},
+    {"runs", (getter)Slot_get_runs, NULL, "runs: [(start, end, seq offset before, PictureID offset before)]", NULL},
     {NULL},
 };
 
@@ -360,6 +477,17 @@ static PyMemberDef Slot_members[] = {
     {"old_drops", T_INT, offsetof(Slot, old_drops), READONLY, "old_drops: dropped as older since the last advance"},
     {"ts_offset", T_UINT, offsetof(Slot, ts_offset), READONLY, NULL},
     {"waiting_keyframe", T_BOOL, offsetof(Slot, waiting_keyframe), 0, NULL},
+    {"vp8", T_BOOL, offsetof(Slot, vp8), READONLY, "vp8: descriptors are read, filtered and rewritten"},
+    {"max_in", T_UINT, offsetof(Slot, max_in), READONLY, "max_in: the newest input sequence number"},
+    {"pic_offset", T_UINT, offsetof(Slot, pic_offset), READONLY, NULL},
+    {"tl0_offset", T_UINT, offsetof(Slot, tl0_offset), READONLY, NULL},
+    {"last_pic", T_UINT, offsetof(Slot, last_pic), READONLY, NULL},
+    {"last_tl0", T_UINT, offsetof(Slot, last_tl0), READONLY, NULL},
+    {"in_pic", T_INT, offsetof(Slot, in_pic), READONLY, NULL},
+    {"tid_target", T_INT, offsetof(Slot, tid_target), 0, "tid_target: the highest temporal layer wanted, 255 all"},
+    {"tid_cur", T_INT, offsetof(Slot, tid_cur), READONLY, "tid_cur: the highest temporal layer forwarded now"},
+    {"drop_pic", T_INT, offsetof(Slot, drop_pic), READONLY, NULL},
+    {"run_floor", T_INT, offsetof(Slot, run_floor), READONLY, NULL},
     {"packets_sent", T_ULONGLONG, offsetof(Slot, packets_sent), 0, NULL},
     {"bytes_sent", T_ULONGLONG, offsetof(Slot, bytes_sent), 0, NULL},
     {"last_ntp", T_ULONGLONG, offsetof(Slot, last_ntp), 0, NULL},
@@ -380,15 +508,18 @@ static PyMethodDef Slot_methods[] = {
     {"switch", (PyCFunction)Slot_switch, METH_NOARGS, "switch marks a source change"},
     {"steady", (PyCFunction)Slot_steady, METH_VARARGS, "steady(ssrc, seq): same source, not older than its start"},
     {"map", (PyCFunction)Slot_map, METH_VARARGS, "map(ssrc, seq, ts, now) -> (seq, ts) or None"},
+    {"map_vp8", (PyCFunction)Slot_map_vp8, METH_VARARGS,
+     "map_vp8(ssrc, seq, ts, keyframe, payload, now) -> (seq, ts, picture_id, tl0picidx) or None"},
     {"set_head", (PyCFunction)Slot_set_head, METH_VARARGS, "set_head(head, ast_off, al_off, pt)"},
     {"set_route", (PyCFunction)Slot_set_route, METH_VARARGS,
      "set_route(sock, family, host, port, session, srtp_address, protect_address) -> bool"},
     {"clear_route", (PyCFunction)Slot_clear_route, METH_NOARGS, "clear_route forgets the route"},
     {"set_pacer", (PyCFunction)Slot_set_pacer, METH_O, "set_pacer(pacer or None): the bucket asked before sending"},
-    {"remember", (PyCFunction)Slot_remember, METH_VARARGS, "remember(seq, ts, inbound, now) in the history"},
+    {"remember", (PyCFunction)Slot_remember, METH_VARARGS,
+     "remember(seq, ts, inbound, now, pic=-1, tl0=-1) in the history"},
     {"take_counts", (PyCFunction)Slot_take_counts, METH_NOARGS,
      "take_counts() -> (packets, octets) sent by fanout since the previous call"},
-    {"recall", (PyCFunction)Slot_recall, METH_VARARGS, "recall(seq) -> (seq, ts, inbound, sent) or None"},
+    {"recall", (PyCFunction)Slot_recall, METH_VARARGS, "recall(seq) -> (seq, ts, inbound, sent, pic, tl0) or None"},
     {"report", (PyCFunction)Slot_report, METH_VARARGS,
      "report(fraction_lost, packets_lost, jitter, lsr, dlsr, now): one report block about this slot"},
     {NULL},
@@ -444,13 +575,15 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
     unsigned int ast = (unsigned int)((ntp >> 14) & 0xFFFFFF);
     PyObject *rest = NULL;
     unsigned char buf[BUF_SIZE];
+    Vp8Desc d = {0};  /* read (vp8_parse) before any use; initialised for the compiler */
+    int parsed = 0;  /* the descriptor is read once, at the first VP8 slot */
     Py_ssize_t n = PyTuple_GET_SIZE(slots);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *o = PyTuple_GET_ITEM(slots, i);
         if (Py_TYPE(o) != &SlotType)
             goto python;
         Slot *s = (Slot *)o;
-        if (s->route.srtp == NULL || s->head_len + plen + padding > MAX_PLAIN)
+        if (s->route.srtp == NULL || s->head_len + plen + padding + s->vp8 > MAX_PLAIN)  /* VP8: PictureID widened */
             goto python;
         if (s->waiting_keyframe) {
             if (!keyframe)
@@ -461,9 +594,39 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
             goto python;
         if (s->pacer != NULL && !pacer_admit((Pacer *)s->pacer, s->head_len + plen + padding, s->audio, now))
             goto python;  /* the bucket is empty or video waits: Python queues it (sfu.pacer.Pacer) */
+        /* slot_map in the steady state: not older than the newest dropped run, so the current offsets apply */
+        unsigned int prev = s->max_in;
+        int newest = ((seq - prev - 1) & 0xFFFF) < 0x7FFF;
+        if (newest)
+            s->max_in = seq;
+        int pic = -1, tl0 = -1;
+        if (s->vp8) {
+            if (!parsed) {
+                vp8_parse(pl, plen, &d);
+                parsed = 1;
+            }
+            if (d.pic >= 0) {
+                pic = vp8_unwrap(&d, s->in_pic);
+                if (newest)
+                    s->in_pic = pic;
+            }
+            if (d.tid >= 0) {  /* temporal layers */
+                if (newest && d.start)
+                    slot_layer(s, &d, keyframe);
+                if (d.tid > s->tid_cur) {
+                    if (newest)
+                        slot_drop(s, seq, prev, pic);
+                    continue;
+                }
+            }
+            if (pic >= 0)
+                pic = (int)((pic + s->pic_offset) & 0x7FFF);
+            if (d.tl0 >= 0)
+                tl0 = (int)((d.tl0 + s->tl0_offset) & 0xFF);
+        }
         unsigned int out_seq = (unsigned int)(seq + s->seq_offset) & 0xFFFF;
         unsigned int out_ts = (unsigned int)ts + s->ts_offset;
-        slot_advance(s, seq, out_seq, out_ts, now);
+        slot_advance(s, seq, out_seq, out_ts, now, pic, tl0);
         int hl = s->head_len;
         memcpy(buf, s->head, hl);
         buf[1] = (unsigned char)(((marker & 1) << 7) | s->pt);
@@ -486,8 +649,14 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
         e->seq = out_seq;
         e->ts = out_ts;
         e->sent = now;
-        memcpy(buf + hl, pl, plen);
-        int len = hl + (int)plen;
+        e->pic = pic;
+        e->tl0 = tl0;
+        Py_ssize_t sent_plen = plen;
+        if (pic >= 0 || tl0 >= 0)
+            sent_plen = vp8_write(buf + hl, pl, plen, &d, pic, tl0);
+        else
+            memcpy(buf + hl, pl, plen);
+        int len = hl + (int)sent_plen;
         if (padding > 0) {
             buf[0] |= 0x20;
             memset(buf + len, 0, padding - 1);
@@ -499,7 +668,7 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
             continue;
         }
         s->packets_sent++;
-        s->bytes_sent += plen;
+        s->bytes_sent += sent_plen;
         s->last_ntp = ntp;
         s->last_out_ts = out_ts;
         s->c_sent++;
@@ -616,6 +785,8 @@ PyMODINIT_FUNC PyInit__fanout(void) {
         return NULL;
     }
     if (contract_constant("DROP_WINDOW", PyLong_FromLong(DROP_WINDOW)) < 0 ||
+        contract_constant("DROP_RUNS", PyLong_FromLong(DROP_RUNS)) < 0 ||
+        contract_constant("ALL_LAYERS", PyLong_FromLong(ALL_LAYERS)) < 0 ||
         contract_constant("RESYNC_AFTER", PyLong_FromLong(RESYNC_AFTER)) < 0 ||
         contract_constant("HIST", PyLong_FromLong(HIST)) < 0 ||
         contract_constant("MAX_PLAIN", PyLong_FromLong(MAX_PLAIN)) < 0 ||

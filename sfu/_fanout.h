@@ -16,6 +16,8 @@
 #define HIST 128  /* sfu.consumer.HISTORY_SIZE: packets kept per slot for retransmission */
 #define DROP_WINDOW 0x1000  /* sfu.consumer.DROP_WINDOW: how far the base trails the newest forwarded packet */
 #define RESYNC_AFTER 64     /* sfu.consumer.RESYNC_AFTER: drops in a row with no progress = restarted numbering */
+#define DROP_RUNS 32        /* sfu.consumer.DROP_RUNS: runs of packets dropped (temporal layers) remembered */
+#define ALL_LAYERS 255      /* sfu.consumer.ALL_LAYERS: tid_target / tid_cur forwarding every temporal layer */
 #define MAX_HEAD 64
 #define BUF_SIZE 1500   /* pylibsrtp's buffer size: the plain packet plus the SRTP trailer fit in it */
 #define MAX_PLAIN (1500 - 16 - 128)  /* sfu.hooks.wire.MAX_PLAIN: the largest plain packet protected in BUF_SIZE */
@@ -69,6 +71,8 @@ typedef struct {
     unsigned int ts;
     double sent;  /* clock (time.monotonic) when it was first sent */
     PyObject *inbound;
+    int pic;  /* VP8 PictureID and TL0PICIDX written in the payload, -1: none (sfu.vp8.rewrite) */
+    int tl0;
 } HistEntry;
 
 /* Pacer (sfu/_pacer.c): a down transport's token bucket, the twin of sfu.pacer.TokenBucket. */
@@ -90,6 +94,20 @@ void pacer_refill(Pacer *p, double now);
 /* pacer_admit: 1 the packet may go now (its bits taken), 0 it must wait (video only). */
 int pacer_admit(Pacer *p, long long size, int audio, double now);
 
+/* DropRun: packets [start, end) dropped in a row (temporal layer filtering), the offsets in force before them. */
+typedef struct {
+    unsigned int start, end, seq_before, pic_before;
+} DropRun;
+
+/* Vp8Desc: a VP8 payload descriptor as sfu.vp8.parse reads it (offsets from the payload's start, 0: absent). */
+typedef struct {
+    int ok;  /* 0: cut short (no descriptor) */
+    int start;
+    int pic, pic_off, pic_bits;  /* pic -1: no I bit */
+    int tl0, tl0_off;            /* tl0 -1: no L bit */
+    int tid, sync;               /* tid -1: no T bit */
+} Vp8Desc;
+
 typedef struct Slot {
     PyObject_HEAD
     /* rewriter (HeaderRewriter's fields) */
@@ -106,6 +124,17 @@ typedef struct Slot {
     long long drop_mark;    /* last_seq when that count started, -1: none */
     char pending;
     char waiting_keyframe;
+    char vp8;               /* VP8 descriptors are read, filtered by temporal layer and rewritten */
+    /* VP8 (HeaderRewriter.map_vp8) */
+    unsigned int max_in;    /* the newest input sequence number (forwarded or dropped) */
+    unsigned int pic_offset, tl0_offset;
+    unsigned int last_pic, last_tl0;  /* output PictureID / TL0PICIDX of the newest packet sent */
+    int in_pic;             /* the newest input PictureID (15 bits), -1: none */
+    int tid_target, tid_cur;
+    int drop_pic;           /* input PictureID of the last frame dropped, -1: none */
+    int run_floor;          /* end of the newest run forgotten, -1: none */
+    int nruns;
+    DropRun runs[DROP_RUNS];  /* oldest first */
     /* header template */
     unsigned char head[MAX_HEAD];
     int head_len;

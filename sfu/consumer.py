@@ -15,7 +15,10 @@ libsrtp protect, ``sendto``) for every slot whose route is bound, and leaves the
 yet) to ``forward`` here, which runs the same logic on the Slot and binds its route.
 
 Sequence numbers and timestamps stay continuous across source switches (``HeaderRewriter``): libsrtp's
-replay window rejects a sequence number jumping back by more than 1024, and decoders see one stream.
+replay window rejects a sequence number jumping back by more than 1024, and decoders see one stream. On a VP8
+slot the rewriter also drops temporal layers above ``max_temporal`` without leaving holes and rewrites the
+PictureID and TL0PICIDX; ``switch_layer`` moves to another layer of the same track at its first keyframe
+without a freeze (docs/sfu.md, "VP8 temporal layers").
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
 )
 
+from sfu import vp8
 from sfu.hooks.guard import COMPILED_PATH
 from sfu.hooks.sender import ForwardingSender
 from sfu.hooks.wire import PacketWire
@@ -58,6 +62,9 @@ _HDR = struct.Struct("!BHI")  # marker|pt, sequence number, timestamp at offset 
 _AST = struct.Struct("!HB")  # abs-send-time, 3 bytes
 _OSN = struct.Struct("!H")
 _RTX_HDR = struct.Struct("!BHII")  # marker|pt, seq, ts, ssrc at offset 1
+DROP_RUNS = 32  # runs of dropped packets remembered (sfu/_fanout.h: the same); ~1-2 s of dropped frames
+ALL_LAYERS = 255  # tid_target / tid_cur: every temporal layer
+NO_VALUE = vp8.NO_VALUE
 
 
 @dataclass(slots=True)
@@ -85,6 +92,10 @@ class Source(Protocol):
     participant_id: str
     source: str  # camera, mic or screen
 
+    @property
+    def ssrc(self) -> int | None:
+        """ssrc is the publisher's media SSRC once known."""
+
     def request_keyframe(self) -> bool: ...
 
 
@@ -99,11 +110,22 @@ class HeaderRewriter:
     sent 32,768 more). Comparisons are modulo 2^16 (RFC 1982 serial numbers). When ``RESYNC_AFTER`` packets
     in a row are dropped as older with nothing forwarded in between, the source has restarted its
     numbering (a jump of half the sequence space or more): the mapping restarts as after a switch.
+
+    VP8 (``map_vp8``): frames of a temporal layer above ``tid_target`` are dropped. The layer forwarded
+    (``tid_cur``) changes only at the first packet of a frame: down at once, up on a keyframe or on a frame
+    whose Y bit (layer sync) is set for a layer up to the target. A dropped packet leaves no hole in the
+    output: the sequence offset (and, once per frame, the PictureID offset) goes down by one. Each run of
+    dropped packets is remembered (``runs``: start, end, the offsets before it; at most ``DROP_RUNS``), so a
+    late or retransmitted publisher packet older than the newest (``max_in``) gets the offsets of its region or
+    is dropped when it falls in a dropped run or before what is remembered (``run_floor``). The PictureID is
+    written as 15 bits, +1 per forwarded frame (7-bit ones are widened, ``sfu.vp8.unwrap_picture_id``), the
+    TL0PICIDX +1 per forwarded TL0 frame; both continue at last + 1 after a switch.
     """
 
     __slots__ = (
         "clock_rate", "frame_ticks", "last_seq", "last_ts", "last_time", "_clock", "_src_ssrc", "base_seq",
-        "seq_offset", "ts_offset", "_pending", "old_drops", "_drop_mark",
+        "seq_offset", "ts_offset", "_pending", "old_drops", "_drop_mark", "max_in", "pic_offset", "tl0_offset",
+        "last_pic", "last_tl0", "in_pic", "tid_target", "tid_cur", "drop_pic", "runs", "run_floor",
     )
 
     def __init__(
@@ -113,6 +135,8 @@ class HeaderRewriter:
         first_seq: int,
         first_ts: int,
         clock: Callable[[], float] = time.monotonic,
+        first_pic: int = 0,
+        first_tl0: int = 0,
     ) -> None:
         self.clock_rate = clock_rate
         self.frame_ticks = frame_ticks
@@ -127,26 +151,54 @@ class HeaderRewriter:
         self._pending = True
         self.old_drops = 0  # packets dropped as older than the base since the output last advanced
         self._drop_mark = -1  # last_seq when that count started
+        self.max_in = 0  # the newest input sequence number of the source (forwarded or dropped)
+        self.pic_offset = 0  # output - input PictureID (15 bits) for packets newer than the last run
+        self.tl0_offset = 0
+        self.last_pic = (first_pic - 1) & 0x7FFF  # output PictureID and TL0PICIDX of the newest packet sent
+        self.last_tl0 = (first_tl0 - 1) & 0xFF
+        self.in_pic = NO_VALUE  # the newest input PictureID (15 bits), for widening 7-bit ones
+        self.tid_target = ALL_LAYERS  # the highest temporal layer wanted (Consumer.max_temporal)
+        self.tid_cur = ALL_LAYERS  # the highest temporal layer forwarded now
+        self.drop_pic = NO_VALUE  # input PictureID of the last frame dropped
+        self.runs: list[tuple[int, int, int, int]] = []  # dropped [start, end) and the offsets before
+        self.run_floor = NO_VALUE  # end of the newest run forgotten: older packets are dropped
 
     def switch(self) -> None:
         """switch marks a source change: the next packet starts a new mapping."""
         self._pending = True
 
     def steady(self, ssrc: int, seq: int) -> bool:
-        """steady: `map` would just add the current offsets (same source, packet not older than the base)."""
-        return not self._pending and ssrc == self._src_ssrc and (seq - self.base_seq) & 0xFFFF < 0x8000
+        """steady: `map` would just add the current offsets (same source, not older than the base or a drop)."""
+        return (not self._pending and ssrc == self._src_ssrc and (seq - self.base_seq) & 0xFFFF < 0x8000
+                and (not self.runs or (seq - self.runs[-1][1]) & 0xFFFF < 0x8000))
 
-    def advance(self, seq: int, out_seq: int, out_ts: int, now: float) -> None:
+    def advance(self, seq: int, out_seq: int, out_ts: int, now: float, pic: int = NO_VALUE,
+                tl0: int = NO_VALUE) -> None:
         """advance notes a forwarded packet: when it is the newest, it moves the output and slides the base."""
         if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
             self.last_seq = out_seq
             self.last_ts = out_ts
             self.last_time = now
+            if pic >= 0:
+                self.last_pic = pic
+            if tl0 >= 0:
+                self.last_tl0 = tl0
             if (seq - self.base_seq) & 0xFFFF > DROP_WINDOW:
                 self.base_seq = (seq - DROP_WINDOW) & 0xFFFF
 
     def map(self, ssrc: int, seq: int, ts: int) -> tuple[int, int] | None:
         """map returns (output seq, output ts) for one input packet, or None to drop it."""
+        mapped = self.map_parsed(ssrc, seq, ts, True, None)
+        return None if mapped is None else (mapped[0], mapped[1])
+
+    def map_vp8(self, ssrc: int, seq: int, ts: int, keyframe: bool,
+                payload: bytes) -> tuple[int, int, int, int] | None:
+        """map_vp8 returns (output seq, ts, PictureID, TL0PICIDX; NO_VALUE where absent) or None to drop it."""
+        return self.map_parsed(ssrc, seq, ts, keyframe, vp8.parse(payload))
+
+    def map_parsed(self, ssrc: int, seq: int, ts: int, keyframe: bool,
+                   d: vp8.Descriptor | None) -> tuple[int, int, int, int] | None:
+        """map_parsed is ``map_vp8`` on a descriptor already read (None: none, as ``map``)."""
         now = self._clock()
         if not self._pending and ssrc == self._src_ssrc and (seq - self.base_seq) & 0xFFFF >= 0x8000:
             if self._drop_mark != self.last_seq:
@@ -156,6 +208,7 @@ class HeaderRewriter:
             if self.old_drops < RESYNC_AFTER:
                 return None  # older than the base: a late duplicate or the previous source's range
             self._pending = True  # the source restarted its numbering
+        prev = self.max_in
         if self._pending or ssrc != self._src_ssrc:
             if self.last_time is None:
                 delta = 0
@@ -170,10 +223,90 @@ class HeaderRewriter:
             self._pending = False
             self.old_drops = 0
             self._drop_mark = -1
-        out_seq = (seq + self.seq_offset) & 0xFFFF
+            self.max_in = seq
+            self.runs.clear()
+            self.run_floor = NO_VALUE
+            self.drop_pic = NO_VALUE
+            self.in_pic = NO_VALUE
+            if d is not None:
+                if d.picture_id >= 0:
+                    self.pic_offset = (self.last_pic + 1 - d.picture_id) & 0x7FFF
+                if d.tl0picidx >= 0:
+                    self.tl0_offset = (self.last_tl0 + 1 - d.tl0picidx) & 0xFF
+            newest = True
+            seq_off, pic_off = self.seq_offset, self.pic_offset
+        elif (seq - prev - 1) & 0xFFFF < 0x7FFF:
+            newest = True
+            self.max_in = seq
+            seq_off, pic_off = self.seq_offset, self.pic_offset
+        else:
+            newest = False
+            region = self._region(seq)
+            if region is None:
+                return None
+            seq_off, pic_off = region
+        pic = tl0 = NO_VALUE
+        if d is not None:
+            if d.picture_id >= 0:
+                pic = vp8.unwrap_picture_id(d, self.in_pic)
+                if newest:
+                    self.in_pic = pic
+            if d.tid >= 0:
+                if newest and d.start:
+                    self._layer(d, keyframe)
+                if d.tid > self.tid_cur:
+                    if newest:
+                        self._drop(seq, prev, pic)
+                    return None
+            if pic >= 0:
+                pic = (pic + pic_off) & 0x7FFF
+            if d.tl0picidx >= 0:
+                tl0 = (d.tl0picidx + self.tl0_offset) & 0xFF
+        out_seq = (seq + seq_off) & 0xFFFF
         out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
-        self.advance(seq, out_seq, out_ts, now)
-        return out_seq, out_ts
+        self.advance(seq, out_seq, out_ts, now, pic, tl0)
+        return out_seq, out_ts, pic, tl0
+
+    def _layer(self, d: vp8.Descriptor, keyframe: bool) -> None:
+        """_layer moves the forwarded layer at a frame's first packet: down at once, up where decodable."""
+        target = self.tid_target
+        if keyframe:
+            self.tid_cur = target
+        elif target < self.tid_cur:
+            self.tid_cur = target
+        elif d.layer_sync and self.tid_cur < d.tid <= target:
+            self.tid_cur = d.tid
+
+    def _drop(self, seq: int, prev: int, pic: int) -> None:
+        """_drop notes the newest packet dropped (`prev`: the newest before it, `pic`: its input PictureID)."""
+        runs = self.runs
+        same_frame = pic >= 0 and pic == self.drop_pic
+        after = (prev + 1) & 0xFFFF
+        if runs and runs[-1][1] == after and (seq == after or same_frame):
+            start, end, seq_before, pic_before = runs[-1]  # the packet before was dropped too: one run
+            runs[-1] = (start, (seq + 1) & 0xFFFF, seq_before, pic_before)
+            self.seq_offset = (self.seq_offset - ((seq + 1 - end) & 0xFFFF)) & 0xFFFF
+        else:
+            if len(runs) == DROP_RUNS:
+                self.run_floor = runs.pop(0)[1]
+            runs.append((seq, (seq + 1) & 0xFFFF, self.seq_offset, self.pic_offset))
+            self.seq_offset = (self.seq_offset - 1) & 0xFFFF
+        if pic >= 0 and not same_frame:
+            self.pic_offset = (self.pic_offset - 1) & 0x7FFF
+        self.drop_pic = pic
+
+    def _region(self, seq: int) -> tuple[int, int] | None:
+        """_region: (seq offset, PictureID offset) of a packet older than the newest, None if it was dropped."""
+        seq_off, pic_off = self.seq_offset, self.pic_offset
+        for start, end, seq_before, pic_before in reversed(self.runs):
+            if (seq - end) & 0xFFFF < 0x8000:
+                return seq_off, pic_off
+            if (seq - start) & 0xFFFF < 0x8000:
+                return None  # inside a dropped run
+            seq_off, pic_off = seq_before, pic_before
+        if self.run_floor >= 0 and (seq - self.run_floor) & 0xFFFF >= 0x8000:
+            return None  # before the runs still remembered
+        return seq_off, pic_off
 
 
 def build_header_template(ctx: SendContext) -> tuple[bytearray, int, int]:
@@ -233,12 +366,18 @@ class Consumer:
         self._wire_for = wire_for
         self._clock = clock
         self._rewriter: HeaderRewriter | None = None
+        self._vp8 = False  # the slot's codec is VP8: descriptors are read and rewritten
+        self._max_temporal = ALL_LAYERS
+        self._pending_source: Source | None = None  # switch_layer's target until its first keyframe
+        self._old_ssrc = NO_VALUE  # the source switch_layer left: its packets are ignored until the room drops us
+        self.on_switched: Callable[[Consumer], None] | None = None  # set by the room: a switch_layer completed
         self._head = bytearray()
         self._ast_off = 0
         self._al_off = 0
         self._pt_byte = 0
         self._waiting_keyframe = kind == "video"
-        self._hist: list[tuple[int, int, Inbound, float] | None] = [None] * HISTORY_SIZE  # seq, ts, packet, sent
+        # seq, ts, packet, when sent, PictureID and TL0PICIDX written (NO_VALUE: none)
+        self._hist: list[tuple[int, int, Inbound, float, int, int] | None] = [None] * HISTORY_SIZE
         self._resent: list[tuple[int, float] | None] = [None] * HISTORY_SIZE  # seq, when last resent
         self._rtx_seq = 0
         # C state (rewriter, history, counters), or None: pure Python
@@ -251,7 +390,6 @@ class Consumer:
         self.nacks = 0
         self.retransmitted = 0
         self.retransmitted_bytes = 0
-        self.max_temporal = -1  # the highest VP8 temporal layer forwarded (-1: all), set by sfu.downlinks
         self.resends_refused = 0  # NACKed packets not resent: too old, resent too recently, not in the history, or
         self.resends_over_budget = 0  # over the pacer's retransmission budget (these are counted here too)
         self.keyframe_requests = 0
@@ -280,17 +418,22 @@ class Consumer:
         self.wire = self._wire_for(ctx)
         self.wire.add_sender(self.sender)
         frame = 3000 if ctx.kind == "video" else ctx.clock_rate // 50
+        self._vp8 = ctx.kind == "video" and ctx.mime.lower() == "video/vp8"
+        first_pic, first_tl0 = random.randrange(0x8000), random.randrange(0x100)
         self._rewriter = HeaderRewriter(
             ctx.clock_rate, frame, first_seq=random.randrange(0x8000), first_ts=random.getrandbits(32),
-            clock=self._clock,
+            clock=self._clock, first_pic=first_pic, first_tl0=first_tl0,
         )
+        self._rewriter.tid_target = self._max_temporal
         self._rtx_seq = random.randrange(0x8000)
         self._head, self._ast_off, self._al_off = build_header_template(ctx)
         self._pt_byte = ctx.payload_type
         slot = self.cslot
         if slot is not None:
             rw = self._rewriter
-            slot.__init__(ctx.clock_rate, frame, (rw.last_seq + 1) & 0xFFFF, rw.last_ts, ctx.kind == "video")
+            slot.__init__(ctx.clock_rate, frame, (rw.last_seq + 1) & 0xFFFF, rw.last_ts, ctx.kind == "video",
+                          self._vp8, first_pic, first_tl0)
+            slot.tid_target = self._max_temporal
             slot.set_head(bytes(self._head), self._ast_off, self._al_off, self._pt_byte)
         if self.source is not None:
             self.source.request_keyframe()
@@ -300,14 +443,95 @@ class Consumer:
         """ready is true once the down Peer negotiated and started this slot's sender."""
         return self.ctx is not None
 
+    @property
+    def max_temporal(self) -> int | None:
+        """max_temporal is the highest VP8 temporal layer forwarded (0..2), None for all (set by the allocator).
+
+        A lower value takes effect at the next frame, a higher one at the next frame that can be decoded
+        from what was sent (a keyframe, or a layer sync frame: ``HeaderRewriter``). Streams without temporal
+        layers are always forwarded whole.
+        """
+        return None if self._max_temporal == ALL_LAYERS else self._max_temporal
+
+    @max_temporal.setter
+    def max_temporal(self, layer: int | None) -> None:
+        value = ALL_LAYERS if layer is None or layer < 0 else min(layer, ALL_LAYERS)
+        self._max_temporal = value
+        if self._rewriter is not None:
+            self._rewriter.tid_target = value
+        if self.cslot is not None:
+            self.cslot.tid_target = value
+
+    @property
+    def wants(self) -> tuple[Source, ...]:
+        """wants: the Producers whose packets this slot needs, the current source then a pending ``switch_layer``.
+
+        The room puts the Consumer in each one's sinks.
+        """
+        if self._pending_source is None:
+            return () if self.source is None else (self.source,)
+        return (self.source, self._pending_source) if self.source is not None else (self._pending_source,)
+
+    @property
+    def pending_source(self) -> Source | None:
+        """pending_source is the target of a ``switch_layer`` still waiting for its first keyframe."""
+        return self._pending_source
+
+    def switch_layer(self, producer: Source) -> bool:
+        """switch_layer moves the slot to another layer of the same track without a freeze; True if it changes.
+
+        The current source keeps being forwarded until the first keyframe packet of `producer` (asked for
+        now), which the slot then continues from (sequence number, timestamp, PictureID, TL0PICIDX at last
+        + 1) and calls ``on_switched(self)``: the room then drops this Consumer from the old source's sinks
+        (until then its packets are ignored). Meanwhile ``wants`` names both. Switching back to the current
+        source cancels a pending switch. A slot that forwards nothing yet (no source, not negotiated,
+        waiting for a keyframe, audio) switches as ``switch`` does.
+        """
+        if producer is self.source:
+            changed = self._pending_source is not None
+            self._pending_source = None
+            return changed
+        if producer is self._pending_source:
+            return False
+        waiting = self.cslot.waiting_keyframe if self.cslot is not None else self._waiting_keyframe
+        if self.source is None or self.kind != "video" or self.ctx is None or waiting:
+            return self.switch(producer)
+        self._pending_source = producer
+        self._old_ssrc = NO_VALUE
+        producer.request_keyframe()
+        return True
+
+    def _admit(self, p: Inbound) -> bool:
+        """_admit: False for a packet of a pending source before its keyframe, or of the source it replaced."""
+        pending = self._pending_source
+        if pending is None:
+            return p.ssrc != self._old_ssrc
+        if p.ssrc != pending.ssrc:
+            return True  # the current source (or its new SSRC)
+        if not p.keyframe:
+            return False
+        old = self.cslot.src_ssrc if self.cslot is not None else self._rewriter._src_ssrc  # type: ignore[union-attr]
+        self._old_ssrc = NO_VALUE if old is None else old
+        self.source = pending
+        self._pending_source = None
+        if self._rewriter is not None:
+            self._rewriter.switch()
+        if self.cslot is not None:
+            self.cslot.switch()
+        if self.on_switched is not None:
+            self.on_switched(self)
+        return True
+
     def switch(self, producer: Source | None) -> bool:
         """switch makes `producer` (or nothing) fill this slot; returns True if the source changed.
 
         The caller (the room) also replaces the producers' sink lists. A new video source is asked for a
-        keyframe and forwarding waits for it.
+        keyframe and forwarding waits for it. Another source cancels a pending ``switch_layer``.
         """
         if producer is self.source:
             return False
+        self._pending_source = None
+        self._old_ssrc = NO_VALUE
         self.source = producer
         if self._rewriter is not None:
             self._rewriter.switch()
@@ -351,31 +575,50 @@ class Consumer:
             head[self._al_off] = p.audio_level
         return head
 
-    def _send(self, wire: PacketWire, head: bytearray, p: Inbound) -> bool:
+    def _send(self, wire: PacketWire, head: bytearray, p: Inbound, payload: bytes) -> bool:
         audio = self._audio
         if p.padding:
             head[0] |= 0x20
-            sent = wire.send_rtp(head, p.payload, p.padding, audio)
+            sent = wire.send_rtp(head, payload, p.padding, audio)
             head[0] &= 0xDF
             return sent
-        return wire.send_rtp(head, p.payload, 0, audio)
+        return wire.send_rtp(head, payload, 0, audio)
+
+    @staticmethod
+    def _payload(p: Inbound, pic: int, tl0: int) -> bytes:
+        """_payload: the packet's payload with the slot's PictureID and TL0PICIDX written (``sfu.vp8.rewrite``)."""
+        if pic < 0 and tl0 < 0:
+            return p.payload
+        d = vp8.parse(p.payload)
+        return p.payload if d is None else vp8.rewrite(p.payload, d, pic, tl0)
 
     def _forward_slot(self, p: Inbound, slot: Any, wire: PacketWire) -> None:
         """_forward_slot is ``forward`` on the C Slot's state: what ``_fanout.fanout`` leaves to Python."""
+        if not self._admit(p):
+            return
         if slot.waiting_keyframe:
             if not p.keyframe:
                 return
             slot.waiting_keyframe = False
         now = self._clock()
-        mapped = slot.map(p.ssrc, p.seq, p.ts, now)
-        if mapped is None:
-            return
-        seq, ts = mapped
+        pic = tl0 = NO_VALUE
+        payload = p.payload
+        if self._vp8:
+            mapped4 = slot.map_vp8(p.ssrc, p.seq, p.ts, p.keyframe, p.payload, now)
+            if mapped4 is None:
+                return
+            seq, ts, pic, tl0 = mapped4
+            payload = self._payload(p, pic, tl0)
+        else:
+            mapped = slot.map(p.ssrc, p.seq, p.ts, now)
+            if mapped is None:
+                return
+            seq, ts = mapped
         head = self._fill_head(p, seq, ts)
-        slot.remember(seq, ts, p, now)
-        if self._send(wire, head, p):
+        slot.remember(seq, ts, p, now, pic, tl0)
+        if self._send(wire, head, p, payload):
             slot.packets_sent += 1
-            slot.bytes_sent += len(p.payload)
+            slot.bytes_sent += len(payload)
             slot.last_ntp = p.ntp
             slot.last_out_ts = ts
             if not slot.routed:
@@ -391,14 +634,28 @@ class Consumer:
         wire = self.wire
         if rw is None or wire is None:
             return
+        if (self._pending_source is not None or self._old_ssrc >= 0) and not self._admit(p):
+            return
         if self._waiting_keyframe:
             if not p.keyframe:
                 return
             self._waiting_keyframe = False
         now = self._clock()
-        if rw.steady(p.ssrc, p.seq):  # the common case: same source, not older than the base
+        pic = tl0 = NO_VALUE
+        payload = p.payload
+        if self._vp8:
+            d = vp8.parse(payload)
+            mapped4 = rw.map_parsed(p.ssrc, p.seq, p.ts, p.keyframe, d)
+            if mapped4 is None:
+                return
+            seq, ts, pic, tl0 = mapped4
+            if d is not None and (pic >= 0 or tl0 >= 0):
+                payload = vp8.rewrite(payload, d, pic, tl0)
+        elif rw.steady(p.ssrc, p.seq):  # the common case: same source, not older than the base
             seq = (p.seq + rw.seq_offset) & 0xFFFF
             ts = (p.ts + rw.ts_offset) & 0xFFFFFFFF
+            if (p.seq - rw.max_in - 1) & 0xFFFF < 0x7FFF:
+                rw.max_in = p.seq
             rw.advance(p.seq, seq, ts, now)
         else:
             mapped = rw.map(p.ssrc, p.seq, p.ts)
@@ -406,10 +663,10 @@ class Consumer:
                 return
             seq, ts = mapped
         head = self._fill_head(p, seq, ts)
-        self._hist[seq & _MASK] = (seq, ts, p, now)
-        if self._send(wire, head, p):
+        self._hist[seq & _MASK] = (seq, ts, p, now, pic, tl0)
+        if self._send(wire, head, p, payload):
             self._packets_sent += 1
-            self._bytes_sent += len(p.payload)
+            self._bytes_sent += len(payload)
             self._last_ntp = p.ntp
             self._last_ts = ts
 
@@ -436,6 +693,8 @@ class Consumer:
         self._last_keyframe_request = now
         if self.source is not None:
             self.source.request_keyframe()
+        if self._pending_source is not None:
+            self._pending_source.request_keyframe()
 
     def _on_report(self, fraction_lost: int, packets_lost: int, jitter: int) -> None:
         """_on_report takes the subscriber's receiver report block about this slot (no C slot: else in cslot)."""
@@ -520,12 +779,13 @@ class Consumer:
                                                                                RESEND_MIN_INTERVAL):
             self.resends_refused += 1
             return False
-        _, ts, p, _ = entry
+        _, ts, p, _, pic, tl0 = entry
         if not self.wire.pacer.allow_resend(len(self._head) + len(p.payload) + p.padding):
             self.resends_refused += 1  # over the classroom's budget: the link is already full
             self.resends_over_budget += 1
             return False
         self._resent[seq & _MASK] = (seq, now)
+        payload = self._payload(p, pic, tl0)
         head = bytearray(self._head)
         if self._ast_off:
             _AST.pack_into(head, self._ast_off, p.abs_send_time >> 8, p.abs_send_time & 0xFF)
@@ -536,11 +796,11 @@ class Consumer:
         if ctx.rtx_payload_type is not None:
             _RTX_HDR.pack_into(head, 1, (p.marker << 7) | ctx.rtx_payload_type, self._rtx_seq, ts, ctx.rtx_ssrc)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            return self.wire.send_rtp(head, _OSN.pack(seq) + p.payload)
+            return self.wire.send_rtp(head, _OSN.pack(seq) + payload)
         _HDR.pack_into(head, 1, (p.marker << 7) | self._pt_byte, seq, ts)
         if p.padding:
             head[0] |= 0x20
-        return self.wire.send_rtp(head, p.payload, p.padding)
+        return self.wire.send_rtp(head, payload, p.padding)
 
     # ------------------------------------------------------------------------------------- stats
 
@@ -565,5 +825,5 @@ class Consumer:
             keyframe_requests_throttled=self.keyframe_requests_throttled,
             resends_refused=self.resends_refused,
             layer=getattr(src, "layer", 0) if src is not None else None,
-            max_temporal=self.max_temporal,
+            max_temporal=-1 if self.max_temporal is None else self.max_temporal,
         )

@@ -54,7 +54,7 @@ from sfu.actions import (
 )
 from sfu.codec import AUDIO_MIME, video_mime
 from sfu.config import SfuConfig
-from sfu.consumer import Consumer
+from sfu.consumer import Consumer, Source
 from sfu.downlinks import PERIOD, Downlinks
 from sfu.errors import SfuError
 from sfu.events import (
@@ -570,6 +570,11 @@ class Room:
         p.send(PeerFailed(down=a.peer.down, state=a.state))
         await self._reconnecting(p)
 
+    def _layer_switched(self, consumer: Consumer) -> None:
+        """_layer_switched: a Consumer finished a layer switch (packet path): drop it from the old layer's sinks."""
+        if not self.closed:
+            self.mailbox.post(Reallocate())
+
     async def _on_Reallocate(self, a: Reallocate) -> None:  # noqa: N802
         if not self.closed:
             self._reassign()
@@ -658,7 +663,7 @@ class Room:
 
     def _reassign(self) -> None:
         """_reassign recomputes every slot, switches consumers and replaces producers' sink tuples."""
-        sinks: dict[Producer, list[DownTarget]] = {}
+        sinks: dict[Source, list[DownTarget]] = {}
         for viewer in self.participants.values():
             if not viewer.consumers:
                 continue
@@ -673,9 +678,15 @@ class Room:
                 producer = None
                 if track is not None:
                     producer, state = self.downlinks.apply(viewer, slot, track, consumer, state)
-                consumer.switch(producer)
-                if producer is not None:
-                    sinks.setdefault(producer, []).append(consumer)
+                current = consumer.source
+                if isinstance(consumer, Consumer) and producer is not None and isinstance(current, Producer) \
+                        and any(layer is producer for layer in current.layers):
+                    consumer.on_switched = self._layer_switched
+                    consumer.switch_layer(producer)  # another layer of the same track: no freeze
+                else:
+                    consumer.switch(producer)
+                for wanted in consumer.wants:  # a pending layer switch wants two sources
+                    sinks.setdefault(wanted, []).append(consumer)
                 view = (pid, source, state)
                 if viewer.slot_view.get(slot) != view:
                     viewer.slot_view[slot] = view

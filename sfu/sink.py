@@ -75,6 +75,11 @@ class Sink:
             producer.request_keyframe()
         return True
 
+    @property
+    def wants(self) -> tuple[Source, ...]:
+        """wants: the Producers whose packets this slot needs (its source; a Sink never switches layers gradually)."""
+        return () if self.source is None else (self.source,)
+
     def forward(self, p: Inbound) -> None:
         """forward maps one packet of the current source onto the slot's stream and hands it to ``on_packet``."""
         if self.closed:

@@ -72,15 +72,18 @@ MIRRORS: tuple[Mirror, ...] = (
     Mirror(
         "Slot", "sfu.consumer.HeaderRewriter",
         {name: name for name in ("clock_rate", "frame_ticks", "last_seq", "last_ts", "last_time", "base_seq",
-                                 "seq_offset", "ts_offset", "old_drops")} | {"src_ssrc": "_src_ssrc"},
-        methods=("switch", "steady", "map"),  # the Slot's map takes the time as an argument
+                                 "seq_offset", "ts_offset", "old_drops", "max_in", "pic_offset", "tl0_offset",
+                                 "last_pic", "last_tl0", "in_pic", "tid_target", "tid_cur", "drop_pic", "runs",
+                                 "run_floor")} | {"src_ssrc": "_src_ssrc"},
+        methods=("switch", "steady", "map", "map_vp8"),  # the Slot's map and map_vp8 take the time as an argument
         python_only=("_clock", "_pending", "_drop_mark"),  # C: the caller's clock; struct fields Python never reads
         complete=True,
     ),
     # a Consumer without a C slot keeps these itself (its properties read the slot's otherwise); the report
     # fields differ in unit: the slot keeps the report's (1/256, RTP timestamp units), the Consumer 0..1 and seconds
     Mirror("Slot", "sfu.consumer.Consumer", {
-        "waiting_keyframe": "_waiting_keyframe", "packets_sent": "_packets_sent", "bytes_sent": "_bytes_sent",
+        "waiting_keyframe": "_waiting_keyframe", "vp8": "_vp8", "packets_sent": "_packets_sent",
+        "bytes_sent": "_bytes_sent",
         "last_ntp": "_last_ntp", "last_out_ts": "_last_ts", "fraction_lost": "_fraction_lost",
         "packets_lost": "_packets_lost", "jitter": "_jitter", "remb": "_remb_bitrate", "reports": "_reports",
     }),
@@ -103,6 +106,8 @@ C_ONLY: dict[str, tuple[str, ...]] = {
 CONSTANTS: dict[str, str] = {
     "DROP_WINDOW": "sfu.consumer.DROP_WINDOW",
     "RESYNC_AFTER": "sfu.consumer.RESYNC_AFTER",
+    "DROP_RUNS": "sfu.consumer.DROP_RUNS",
+    "ALL_LAYERS": "sfu.consumer.ALL_LAYERS",
     "HIST": "sfu.consumer.HISTORY_SIZE",
     "MAX_PLAIN": "sfu.hooks.wire.MAX_PLAIN",
     "NTP_OFFSET": "sfu.rtp.NTP_OFFSET",

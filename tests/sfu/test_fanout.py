@@ -11,9 +11,11 @@ from typing import Any
 import pylibsrtp
 import pytest
 
-from sfu.consumer import COMPILED, HeaderRewriter, Inbound, build_header_template
+from sfu.consumer import COMPILED, Consumer, HeaderRewriter, Inbound, build_header_template
 from sfu.hooks.guard import protect_address
-from tests.sfu.fakes import context
+from tests.sfu.fakes import FakeSender, FakeWire, context
+from tests.sfu.vp8stream import Vp8Stream
+from tests.sfu.vp8stream import descriptor as vp8stream_descriptor
 
 pytestmark = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
 
@@ -107,7 +109,7 @@ def test_fanout_sends_the_python_paths_bytes_protected(udp: tuple[socket.socket,
         assert fan((slot,), p, now=float(i)) is None
         seq, ts = (p.seq - 40000 + 100) & 0xFFFF, p.ts - 555 + 1000
         assert rx.unprotect(rx_sock.recv(2048)) == expected(kind, p, seq, ts)
-        assert s.recall(seq) == (seq, ts, p, float(i))  # type: ignore[attr-defined]
+        assert s.recall(seq) == (seq, ts, p, float(i), -1, -1)  # type: ignore[attr-defined]
     assert s.packets_sent == 3 and s.bytes_sent == 12  # type: ignore[attr-defined]
     assert s.take_counts()[0] == 3 and s.take_counts() == (0, 0)  # type: ignore[attr-defined]
     assert s.last_seq == 104 and s.last_out_ts == 6555 - 555 + 1000  # type: ignore[attr-defined]
@@ -207,3 +209,180 @@ def test_bad_arguments_never_reach_the_stack_buffers() -> None:
                    p.audio_level, 0.0)
     assert fanout((slot,), p, p.payload, p.ssrc, p.seq, p.ts, p.marker, p.keyframe, p.ntp, 255, p.audio_level,
                   0.0) == [0]
+
+
+class LayerSource:
+    """LayerSource is a Producer as Consumers see it: SSRC, and a keyframe request that the stream honours."""
+
+    participant_id = "a"
+    source = "camera"
+
+    def __init__(self, stream: Vp8Stream) -> None:
+        self.stream = stream
+        self.ssrc = stream.ssrc
+
+    def request_keyframe(self) -> bool:
+        self.stream.force_key = True
+        return True
+
+
+class UdpWire(FakeWire):
+    """UdpWire sends like PacketWire: Python-built packets protected and sent on the socket a C slot is bound to,
+    so the receiver reads both paths' packets in the order they were sent."""
+
+    def __init__(self, tx_sock: socket.socket, rx_sock: socket.socket) -> None:
+        super().__init__()
+        self.tx_sock, self.rx_sock = tx_sock, rx_sock
+        self.tx, self.rx = sessions()
+        self.addr = rx_sock.getsockname()
+
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+        try:
+            self.tx_sock.sendto(self.tx.protect(bytes(head) + payload), self.addr)
+        except pylibsrtp.Error:  # a sequence number already protected: refused, as the C slot's send
+            return False
+        return True
+
+    def bind_slot(self, slot: Any) -> bool:
+        return bool(slot.set_route(self.tx_sock, int(socket.AF_INET), "127.0.0.1", self.addr[1], self.tx,
+                                   srtp_address(self.tx), protect_address()))
+
+    def received(self) -> list[bytes]:
+        out = []
+        self.rx_sock.setblocking(False)
+        while True:
+            try:
+                out.append(self.rx.unprotect(self.rx_sock.recv(2048)))
+            except BlockingIOError:
+                return out
+
+
+class SrtpWire(FakeWire):
+    """SrtpWire keeps the packets a libsrtp sender accepts (it refuses a sequence number it already protected)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tx, _ = sessions()
+
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+        try:
+            self.tx.protect(bytes(head) + payload)
+        except pylibsrtp.Error:
+            return False
+        return self.send(bytes(head) + payload)
+
+
+def consumer_at(wire: FakeWire, clock: Clock, compiled: bool) -> Consumer:
+    """consumer_at: a ready VP8 Consumer whose output starts just below every wrap."""
+    sender = FakeSender()
+    c = Consumer("viewer", "floor-video", "video", sender, lambda ctx: wire, clock,  # type: ignore[arg-type]
+                 compiled=compiled)
+    sender.on_ready(context("video", rtx=False))
+    c._rewriter = HeaderRewriter(90000, 3000, 0xFFF0, 0xFFFFF000, clock, first_pic=0x7FF0, first_tl0=0xF8)
+    if c.cslot is not None:
+        c.cslot.__init__(90000, 3000, 0xFFF0, 0xFFFFF000, True, True, 0x7FF0, 0xF8)
+    return c
+
+
+STATE = ("max_in", "seq_offset", "ts_offset", "pic_offset", "tl0_offset", "last_pic", "last_tl0", "in_pic",
+         "tid_target", "tid_cur", "drop_pic", "runs", "run_floor", "base_seq", "last_seq", "last_ts", "old_drops")
+
+
+def test_vp8_fanout_matches_the_python_consumer(udp: tuple[socket.socket, socket.socket]) -> None:
+    """150 000 random steps of VP8 with temporal layers through the C fan-out (with what it leaves to
+    Consumer.forward on the Slot) and through the pure-Python Consumer: the same bytes leave both, and the Slot's
+    state is the HeaderRewriter's after every step. Temporal layer changes, hard and seamless switches,
+    keyframe requests, losses, reordering and retransmissions (a little and far behind), 7-bit and 15-bit
+    PictureIDs and a stream without temporal layers; every counter starts below its wrap and crosses it."""
+    from sfu._fanout import fanout
+
+    rnd = random.Random(16)
+    clock = Clock()
+    py_wire, c_wire = SrtpWire(), UdpWire(*udp)
+    py, cc = consumer_at(py_wire, clock, False), consumer_at(c_wire, clock, True)
+    sources = [LayerSource(Vp8Stream(0x100 + i, rnd, layers=layers, pic_style=style, kf_every=300))
+               for i, (layers, style) in enumerate([(3, "long"), (3, "aiortc"), (1, "short"), (3, "short")])]
+    for c in (py, cc):
+        c.switch(sources[0])  # type: ignore[arg-type]
+    recent: list[Inbound] = []
+    held: list[tuple[int, Inbound]] = []
+    py_sent = 0
+    numbered: dict[int, tuple[bytes, int]] = {}
+    counts = {"drops": 0, "switches": 0, "layer_switches": 0, "late": 0, "py_swaps": 0, "c_swaps": 0}
+    py.on_switched = lambda c: counts.__setitem__("py_swaps", counts["py_swaps"] + 1)
+    cc.on_switched = lambda c: counts.__setitem__("c_swaps", counts["c_swaps"] + 1)
+
+    def deliver(p: Inbound) -> None:
+        nonlocal py_sent
+        py.forward(p)
+        rest = fanout((cc.cslot,), p, p.payload, p.ssrc, p.seq, p.ts, p.marker, p.keyframe, p.ntp, p.padding,
+                      p.audio_level, clock.now)
+        if rest is not None:
+            cc.forward(p)
+        mine = py_wire.sent[py_sent:]
+        py_sent = len(py_wire.sent)
+        for data in mine:  # never one output number for two input packets (within half the sequence space)
+            out_seq, tag = struct.unpack_from("!H", data, 2)[0], data[-4:]
+            earlier = numbered.get(out_seq)
+            assert earlier is None or earlier[0] == tag or py_sent - earlier[1] > 30_000, f"seq {out_seq} reused"
+            numbered[out_seq] = (tag, py_sent)
+        assert c_wire.received() == mine, f"packet {p.seq} of {p.ssrc:#x}: the paths sent different bytes"
+        rw, slot = py._rewriter, cc.cslot
+        for name in STATE:
+            assert getattr(slot, name) == getattr(rw, name), f"{name} after packet {p.seq} of {p.ssrc:#x}"
+
+    for step in range(150_000):
+        clock.now += rnd.random() * 0.02
+        r = rnd.random()
+        if r < 0.004:
+            layer = rnd.choice([None, 0, 1, 2, -1])
+            py.max_temporal = cc.max_temporal = layer
+        elif r < 0.0045:
+            target = rnd.choice(sources)
+            counts["switches"] += py.switch(target)  # type: ignore[arg-type]
+            cc.switch(target)  # type: ignore[arg-type]
+        elif r < 0.0055:
+            target = rnd.choice(sources)
+            counts["layer_switches"] += py.switch_layer(target)  # type: ignore[arg-type]
+            cc.switch_layer(target)  # type: ignore[arg-type]
+        assert py.wants == cc.wants
+        for src in sources:
+            frame = src.stream.frame()
+            if src not in py.wants:
+                continue
+            for p in frame:
+                recent = (recent + [p])[-300:]
+                q = rnd.random()
+                if q < 0.01:
+                    continue  # lost upstream
+                if q < 0.02:
+                    held.append((step + rnd.randrange(1, 4), p))  # overtaken by the next packets
+                    continue
+                deliver(p)
+                if q > 0.995:  # a retransmission from the publisher, a little or far behind
+                    counts["late"] += 1
+                    deliver(recent[-rnd.choice([2, 5, 40, 250]) if len(recent) >= 250 else 0])
+        for due, p in [h for h in held if h[0] <= step]:
+            held.remove((due, p))
+            deliver(p)
+        counts["drops"] += len(py._rewriter.runs) if step % 50 == 0 else 0  # type: ignore[union-attr]
+    assert py_sent > 100_000 and cc.cslot.c_sent > py_sent // 2  # the compiled fast path did most of the work
+    assert counts["switches"] > 40 and counts["layer_switches"] > 60 and counts["drops"] > 1000, counts
+    assert counts["py_swaps"] == counts["c_swaps"] > 30, counts  # seamless switches completed
+    assert py.packets_sent == cc.packets_sent and py.bytes_sent == cc.bytes_sent
+
+
+def test_h264_slots_never_read_the_payload(udp: tuple[socket.socket, socket.socket]) -> None:
+    """A slot that is not VP8 forwards the payload as it came, whatever it looks like."""
+    tx_sock, rx_sock = udp
+    tx, rx = sessions()
+    slot: Any = bound_slot("video", tx_sock, rx_sock, tx)
+    slot.tid_target = 0
+    looks_vp8 = vp8stream_descriptor(pic=5, long_pic=False, tl0=3, tid=2) + b"\x00rest"
+    p = inbound(10, 0, payload=looks_vp8)
+    assert fan((slot,), p) == [0]
+    assert slot.map(p.ssrc, p.seq, p.ts, 0.0) is not None
+    for seq in (11, 12):
+        assert fan((slot,), inbound(seq, 0, payload=looks_vp8)) is None
+        assert rx.unprotect(rx_sock.recv(2048)).endswith(looks_vp8)
+    assert not slot.vp8 and slot.runs == []
