@@ -15,6 +15,8 @@ from playwright.async_api import Page, async_playwright
 from server.db.models import Role, User
 from server.live.rooms import open_rooms
 from server.live.service import LIVE
+from sfu.actions import Reallocate
+from sfu.allocator import Option
 from sfu.stats import ProducerStats
 from tests.e2e.browser import WAIT_MS, launch, logged_in_context, wait_rising
 
@@ -89,5 +91,81 @@ async def test_presenter_camera_arrives_in_three_layers_and_a_classroom_decodes(
             # The classroom's presenter slot (a large one: the highest layer arriving) decodes frames.
             await wait_rising(classroom, "presenter-video", "frames")
             assert camera_layers(app, meeting.id, presenter)[2].consumers >= 1
+        finally:
+            await browser.close()
+
+
+FREEZES = """async (slot) => {
+  const c = window.live;
+  const tr = c.down.getTransceivers().find((t) => t.mid === c.slots[slot]);
+  for (const r of (await tr.receiver.getStats()).values()) {
+    if (r.type === "inbound-rtp") return {frames: r.framesDecoded || 0, freezes: r.freezeCount || 0,
+                                         frozen: r.totalFreezesDuration || 0, width: r.frameWidth || 0};
+  }
+  return null;
+}"""
+
+
+async def test_a_classroom_decodes_through_twenty_layer_switches_without_a_freeze(
+        app: web.Application, aiohttp_server: Any, make_user: Factory, make_classroom: Factory,
+        make_meeting: Factory) -> None:
+    """The allocator's choice alternates between the top layer with every frame and the lowest with two temporal
+    layers; the classroom's decoder goes on (Chromium's own freeze counter, and frames decoded every 100 ms)."""
+    server = await aiohttp_server(app, host="127.0.0.1")
+    base = str(server.make_url("/")).rstrip("/")
+    trainer: User = await make_user(Role.TRAINER, display_name="Giảng viên Lan")
+    cid = await make_classroom(name="Lớp 1")
+    room_user = await make_user(Role.CLASSROOM, classroom_id=cid, display_name="Lớp học 1")
+    meeting = await make_meeting(presenters=[trainer], classrooms=[cid], video_codec="VP8")
+
+    async with async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            studio_ctx = await logged_in_context(browser, app, base, trainer, small_video=False)
+            await studio_ctx.add_init_script(PRESENTER_VIDEO)
+            studio = await studio_ctx.new_page()
+            await enter(studio, meeting.id)
+            presenter = str(await studio.evaluate("window.live.participantId"))
+            classroom = await (await logged_in_context(browser, app, base, room_user)).new_page()
+            await enter(classroom, meeting.id)
+            me = str(await classroom.evaluate("window.live.participantId"))
+            await wait_rising(classroom, "presenter-video", "frames")
+            room = app[LIVE].sfu.rooms[str(meeting.id)]
+            track = room.participants[presenter].producers["camera"]
+            deadline = time.monotonic() + WAIT_MS / 1000
+            while not all(layer.arriving for layer in track.layers):
+                assert time.monotonic() < deadline, "the presenter's three layers never all arrived"
+                await asyncio.sleep(0.5)
+            consumer = room.participants[me].consumers["presenter-video"]
+            room.ticker.remove(room.downlinks.tick)  # the test chooses the layers; the room applies them
+            await asyncio.sleep(0.6)
+            link = room.downlinks.links[me]
+            top, low = track.layers[-1], track.layers[0]
+
+            before = await classroom.evaluate(FREEZES, "presenter-video")
+            longest = 0.0
+            switched = 0
+            for i in range(20):
+                target, temporal = (low, 1) if i % 2 == 0 else (top, -1)
+                link.choice["presenter-video"] = Option(0.0, target.layer, temporal)
+                room.mailbox.post(Reallocate())
+                # watch the decoder while the switch happens: frames must keep coming
+                last_frames = (await classroom.evaluate(FREEZES, "presenter-video"))["frames"]
+                last_change = until = time.monotonic()
+                until += 1.5
+                while time.monotonic() < until:
+                    await asyncio.sleep(0.1)
+                    frames = (await classroom.evaluate(FREEZES, "presenter-video"))["frames"]
+                    now = time.monotonic()
+                    if frames > last_frames:
+                        last_frames, last_change = frames, now
+                    longest = max(longest, now - last_change)
+                if consumer.source is target:
+                    switched += 1
+            after = await classroom.evaluate(FREEZES, "presenter-video")
+            assert switched >= 18, f"the slot took the chosen layer {switched} times of 20"
+            assert longest < 1.0, f"frames stopped for {longest:.2f} s during the switches"
+            assert after["frames"] > before["frames"] + 20 * 5
+            assert after["frozen"] - before["frozen"] < 1.0, (before, after)  # Chromium's own freeze measure
         finally:
             await browser.close()

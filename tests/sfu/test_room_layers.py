@@ -135,7 +135,8 @@ def colour(frame: Any) -> str:
 @pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=needs_c)], ids=["python", "compiled"])
 async def test_decoder_follows_temporal_layers_and_switches(compiled: bool, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    sfu = Sfu(sfu_config(compiled_fanout=compiled))
+    # the test moves the slot between sources itself: no allocation job reassigning the room behind it
+    sfu = Sfu(sfu_config(compiled_fanout=compiled, allocation=False))
     room = await sfu.room("layers", video_codec="VP8")
     clients: list[Client] = []
     try:
