@@ -185,10 +185,9 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
         d0, d1 = drops0[r.label], r.ns.counters()
         reached = (d1.sent_packets - d0.sent_packets) + (d1.dropped - d0.dropped)
         drop = f"{100 * (d1.dropped - d0.dropped) / reached:.0f} %" if r.kbit and reached else "-"
+        freezes = f"{int(delta(pv0, pv1, 'freezes'))} / {delta(pv0, pv1, 'freeze_s'):.1f} s"
         lines.append(
-            f"{r.label:<9} {str(layer):<9} {fps:<14} "
-            f"{int(delta(pv0, pv1, 'freezes'))} {delta(pv0, pv1, 'freeze_s'):.1f} s".ljust(45)
-            + f"{concealed:>9} {resent / new if new else 0:>7.2f} "
+            f"{r.label:<9} {str(layer):<9} {fps:<14} {freezes:<10} {concealed:>9} {resent / new if new else 0:>7.2f} "
             f"{60 * delta(pv0, pv1, 'keyframes') / at:>6.1f} {60 * plis / span:>7.1f} "
             f"{remb / 1000 if remb else 0:>6.0f} {recv:>6.0f} {drop:>6}")
     return lines
