@@ -319,7 +319,11 @@ async def bench(args: argparse.Namespace, lab: Lab, directory: Path) -> list[str
                 print(f"measuring {args.duration:g} s ...", flush=True)
                 lines += await steady(args, studio, rooms)
                 lines.append(f"(load average {os.getloadavg()[0]:.1f} at the end of the window)")
-                lines += await cuts(args, rooms)
+                print("\n".join(lines), flush=True)
+                try:
+                    lines += await cuts(args, rooms)
+                except Exception as exc:  # a page gone in a cut still leaves the table and TURN to report
+                    lines.append(f"cuts: failed: {type(exc).__name__}: {exc}")
                 if coturn:
                     lines.append(await turn_classroom(args, pw, lab, coturn, base, cast.cookies[names[-1]],
                                                       cast.meeting_id, browsers))

@@ -159,9 +159,10 @@ async def wait_quiet(page: Page, slot: str, key: str, most: float, window: float
 # connection's selected candidate pair: what the weak-link tests and bench/weaknet.py sample.
 MEDIA_STATS = """async () => {
   const c = window.live;
-  if (!c || !c.down) return null;
+  const pc = c && c.down;  // the page may replace or drop it while this runs (a reconnection)
+  if (!pc) return null;
   const slots = {};
-  for (const tr of c.down.getTransceivers()) {
+  for (const tr of pc.getTransceivers()) {
     const slot = Object.keys(c.slots).find((s) => c.slots[s] === tr.mid);
     if (!slot) continue;
     const s = {frames: 0, keyframes: 0, freezes: 0, freeze_s: 0, concealed: 0, samples: 0, bytes: 0, packets: 0,
@@ -178,7 +179,8 @@ MEDIA_STATS = """async () => {
   }
   const sent = [];
   const screen = window.TaphuanLive && window.TaphuanLive.screenTrack;
-  for (const sender of c.up ? c.up.getSenders() : []) {
+  const up = c.up;
+  for (const sender of up ? up.getSenders() : []) {
     if (!sender.track || sender.track.kind !== "video") continue;
     for (const r of (await sender.getStats()).values()) {
       if (r.type === "outbound-rtp" && r.frameHeight) {
@@ -188,7 +190,7 @@ MEDIA_STATS = """async () => {
     }
   }
   let pair = null;
-  const down = await c.down.getStats();
+  const down = await pc.getStats();
   for (const r of down.values()) {
     if (r.type !== "transport" || !r.selectedCandidatePairId) continue;
     const p = down.get(r.selectedCandidatePairId);
@@ -198,7 +200,7 @@ MEDIA_STATS = """async () => {
               address: local.address || ""};
     }
   }
-  return {at: performance.now() / 1000, slots, sent, pair, down: c.down.connectionState};
+  return {at: performance.now() / 1000, slots, sent, pair, down: pc.connectionState};
 }"""
 
 
