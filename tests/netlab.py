@@ -394,7 +394,12 @@ class Coturn:
         return self.lab.directory / "turnserver.log"
 
     def config(self) -> str:
-        """Coturn.config: the generated turnserver.conf (a certificate is made next to it)."""
+        """Coturn.config: the generated turnserver.conf (a certificate is made next to it).
+
+        Plain TCP and TLS share `port` (coturn's plain listener recognises a TLS handshake); coturn insists on
+        a TLS-only listener too, which goes to the next port and is not handed out. Binding port 443 needs no
+        mapping: the address is this run's own, so nothing else listens there (unless on 0.0.0.0:443).
+        """
         d, ip = self.lab.directory, self.lab.server_ip
         cert, key = d / "turn-cert.pem", d / "turn-key.pem"
         if not cert.exists():
