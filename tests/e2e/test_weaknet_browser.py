@@ -6,9 +6,7 @@ The meeting runs once (the first test of the module to need it runs it, in about
 checks one of the issue's promises on the figures measured over `WINDOW_S` seconds: per classroom the presenter's
 audio concealed (concealedSamples / totalSamplesReceived), the presenter's video frames decoded, the longest
 time without a new frame, freezes (freezeCount, totalFreezesDuration), the resolution decoded, the bitrate
-received, and the server's statistics of the consumer sending the presenter's video to that classroom. Then the
-1 Mbit/s classroom's link is cut (1 kbit/s both ways) for 10 s: the seconds until its presenter audio and video
-come back.
+received, and the server's statistics of the consumer sending the presenter's video to that classroom.
 
 Root only (network namespaces); skipped elsewhere with the reason. The promises that need layers, the
 per-classroom allocation and the pacer are marked `xfail(strict=True)` until those land: remove the marker of a
@@ -46,8 +44,6 @@ PRESENTER_VIDEO = "window.TAPHUAN_VIDEO = {width: 640, height: 360, frameRate: 1
 WINDOW_S = 40.0  # the measurement, after the classrooms have joined and SETTLE_S more
 SETTLE_S = 10.0
 SAMPLE_S = 0.5
-CUT_PAGE, CUT_S = "c1000", 10.0  # after the window, this classroom's link drops to 1 kbit/s for CUT_S seconds
-RECOVERY_S = 60.0  # how long the test waits for audio and video after the cut
 
 
 class ScenarioError(Exception):
@@ -69,9 +65,6 @@ class Figures:
     heights: list[int] = field(default_factory=list)  # decoded presenter heights, one per sample
     top_heights: list[int] = field(default_factory=list)  # the presenter camera's best sent height, same samples
     consumer: dict[str, Any] = field(default_factory=dict)  # server: the presenter-video consumer, at the end
-    cut_audio_s: float | None = None  # after the cut (CUT_PAGE only): seconds to presenter audio packets
-    cut_video_s: float | None = None  # ... and to a new presenter frame (None: not within RECOVERY_S)
-    cut_same_participant: bool = False  # the page is still the same participant (kept, not rejoined)
 
     @property
     def height(self) -> float:
@@ -134,28 +127,6 @@ async def wait_frames(page: Page, name: str) -> None:
     raise ScenarioError(f"{name} decoded no presenter video within {WAIT_MS / 1000:g} s")
 
 
-async def recovery(page: Page, ended: float) -> tuple[float | None, float | None]:
-    """recovery: seconds from `ended` (the link's return) to new presenter audio packets and a new frame."""
-    def counts(got: dict[str, Any] | None) -> tuple[int, int]:
-        slots = (got or {}).get("slots", {})
-        return (int(slots.get("presenter-audio", {}).get("packets", 0)),
-                int(slots.get("presenter-video", {}).get("frames", 0)))
-
-    audio = video = None
-    last_packets, last_frames = counts(await media_stats(page))
-    while time.monotonic() - ended < RECOVERY_S and (audio is None or video is None):
-        await asyncio.sleep(0.1)
-        packets, frames = counts(await media_stats(page))
-        if packets < last_packets or frames < last_frames:  # a new down connection counts from zero
-            last_packets, last_frames = 0, 0
-        if audio is None and packets - last_packets >= 3:  # not just the tail the cut left in the queue
-            audio = time.monotonic() - ended
-        if video is None and frames > last_frames:
-            video = time.monotonic() - ended
-        last_packets, last_frames = packets, frames
-    return audio, video
-
-
 def consumer_stats(app: web.Application, meeting_id: int, participant: str) -> dict[str, Any]:
     """consumer_stats: the server's statistics of the consumer sending the presenter's video to `participant`."""
     room = app[LIVE].sfu.rooms.get(str(meeting_id))
@@ -193,9 +164,8 @@ async def run_meeting(app: web.Application, aiohttp_server: Any, lab: Lab, make_
             await studio.click("[data-action=screen]")
             await studio.wait_for_selector("[data-tile='my-screen']:not([hidden])", timeout=WAIT_MS)
             pages: dict[str, Page] = {}
-            namespaces: dict[str, netlab.Netns] = {}
             for name in rooms:
-                ns = namespaces[name] = lab.add(down=CAPS[name]) if name in CAPS else lab.add(up=FLOOR_UP)
+                ns = lab.add(down=CAPS[name]) if name in CAPS else lab.add(up=FLOOR_UP)
                 b = await pw.chromium.launch(executable_path=ns.chromium(), headless=True, args=args)
                 browsers.append(b)
                 pages[name] = await (await logged_in_context(b, app, base, rooms[name])).new_page()
@@ -206,15 +176,7 @@ async def run_meeting(app: web.Application, aiohttp_server: Any, lab: Lab, make_
             for name in ("uncapped", "c1000"):
                 await wait_frames(pages[name], name)
             await asyncio.sleep(SETTLE_S)
-            figures = await measure(app, meeting.id, studio, pages)
-            before = await pages[CUT_PAGE].evaluate("window.live.participantId")
-            ended = await namespaces[CUT_PAGE].cut(CUT_S)
-            f = figures[CUT_PAGE]
-            f.cut_audio_s, f.cut_video_s = await recovery(pages[CUT_PAGE], ended)
-            f.cut_same_participant = before == await pages[CUT_PAGE].evaluate("window.live.participantId")
-            print(f"{CUT_S:g} s cut of {CUT_PAGE}: audio back {f.cut_audio_s} s, video back {f.cut_video_s} s, "
-                  f"same participant {f.cut_same_participant}")
-            return figures
+            return await measure(app, meeting.id, studio, pages)
         finally:
             for b in browsers:
                 await b.close()
@@ -321,11 +283,3 @@ def test_a_floor_holder_on_a_300_kbit_uplink_is_heard(figures: dict[str, Figures
     for name in ("uncapped", "c1000"):
         f = figures[name]
         assert f.floor_concealed_share <= 0.02, str(f)
-
-
-def test_a_10_s_cut_recovers(figures: dict[str, Figures]) -> None:
-    f = figures[CUT_PAGE]
-    # generous bounds (the bench has the figures; the issue's target is < 1 s and < 3 s)
-    assert f.cut_audio_s is not None and f.cut_audio_s <= 5.0, str(f.cut_audio_s)
-    assert f.cut_video_s is not None and f.cut_video_s <= 10.0, str(f.cut_video_s)
-    assert f.cut_same_participant, "the classroom had to join again after a 10 s cut"
