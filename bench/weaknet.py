@@ -14,14 +14,15 @@ Chromium per cap holds a classroom in its namespace (camera 320x240@15), all in 
 1. Steady state: after the pages joined and --settle seconds, --duration seconds are measured. One row per
    classroom (figures over the window, from its getStats() and the server's statistics of its consumers):
 
-       layer      presenter camera received: the server's layer when its statistics name one, else the
-                  resolution decoded (median over the window)
+       layer      presenter camera received: the server's spatial (L) and temporal (T) layer when its
+                  statistics name them, and the resolution decoded (median over the window)
        fps        presenter camera, screen and floor holder's camera frames decoded per second
        freezes    presenter camera: freezeCount and totalFreezesDuration gained
        concealed  presenter's audio: concealedSamples / totalSamplesReceived
        resend     retransmitted packets per new packet, every video consumer of the classroom (server)
        kf/min     keyframes decoded per minute (presenter camera); PLI/min: the classroom's keyframe requests
-       REMB       the classroom's own estimate (REMB, kbit/s, server), against recv: what it received
+       REMB       the classroom's own estimate (REMB, kbit/s, server); est: the server's estimate of its
+                  downlink, when the server reports one; recv: what the classroom received (kbit/s)
        drop       packets dropped by the downlink's cap (tc), % of what reached it
 
 2. Cuts: the --cut-classroom classroom's link (both directions) drops to 1 kbit/s for each of --cuts seconds,
@@ -133,9 +134,20 @@ async def first_frame(page: Page, since: float, within: float = 90.0) -> float |
 
 
 async def server_stats(studio: Page) -> dict[str, dict[str, Any]]:
-    """server_stats: the server's consumers per participant (the studio's `stats` request)."""
+    """server_stats: per participant its consumers by slot and, under "", its downlink (when the server reports
+    one: the estimate its allocation uses), from the studio's `stats` request."""
     reply = await asyncio.wait_for(studio.evaluate("window.live.stats()"), 20)
-    return {p["participant_id"]: {c["slot"]: c for c in p["consumers"]} for p in reply["participants"]}
+    return {p["participant_id"]: {**{c["slot"]: c for c in p["consumers"]}, "": p.get("downlink") or {}}
+            for p in reply["participants"]}
+
+
+def layer_text(consumer: dict[str, Any], width: int, heights: list[int]) -> str:
+    """layer_text: the server's spatial (L) and temporal (T) layer when it names them, and the size decoded."""
+    size = f"{width}x{statistics.median(heights):g}" if heights else "none"
+    layer = consumer.get("layer")
+    temporal = consumer.get("max_temporal", -1)
+    return (f"L{layer}" if layer is not None else "") + (f"T{temporal}" if temporal >= 0 else "") + \
+        (" " if layer is not None or temporal >= 0 else "") + size
 
 
 def delta(a: dict[str, Any], b: dict[str, Any], key: str) -> float:
@@ -159,8 +171,8 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
     last = {r.label: await media_stats(r.page) for r in rooms if r.page}
     srv1 = await server_stats(studio)
     span = time.monotonic() - t0
-    lines = [f"{'cap':<9} {'layer':<9} {'fps pv/sc/fv':<14} {'freezes':<10} {'concealed':>9} {'resend':>7} "
-             f"{'kf/min':>6} {'PLI/min':>7} {'REMB':>6} {'recv':>6} {'drop':>6}"]
+    lines = [f"{'cap':<9} {'layer':<14} {'fps pv/sc/fv':<14} {'freezes':<10} {'concealed':>9} {'resend':>7} "
+             f"{'kf/min':>6} {'PLI/min':>7} {'REMB':>6} {'est':>6} {'recv':>6} {'drop':>6}"]
     for r in rooms:
         a, b = first.get(r.label), last.get(r.label)
         if a is None or b is None:
@@ -175,21 +187,22 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
         concealed = f"{100 * delta(au0, au1, 'concealed') / samples:.1f} %" if samples else "-"
         recv = sum(delta(slot(a, s), slot(b, s), "bytes") for s in b["slots"]) * 8 / 1000 / at
         c0, c1 = srv0.get(r.participant, {}), srv1.get(r.participant, {})
-        video = [s for s in c1 if not s.endswith("-audio")]
+        video = [s for s in c1 if s and not s.endswith("-audio")]
         new = sum(delta(c0.get(s, {}), c1[s], "packets_sent") for s in video)
         resent = sum(delta(c0.get(s, {}), c1[s], "retransmitted") for s in video)
         plis = sum(delta(c0.get(s, {}), c1[s], "keyframe_requests") for s in ["presenter-video"] if s in c1)
         remb = c1.get("presenter-video", {}).get("remb_bitrate")
-        layer = c1.get("presenter-video", {}).get("layer") or (
-            f"{pv1.get('width', 0)}x{statistics.median(r.heights):g}" if r.heights else "none")
+        layer = layer_text(c1.get("presenter-video", {}), int(pv1.get("width", 0)), r.heights)
+        estimate = c1[""].get("estimate") if "" in c1 else None
         d0, d1 = drops0[r.label], r.ns.counters()
         reached = (d1.sent_packets - d0.sent_packets) + (d1.dropped - d0.dropped)
         drop = f"{100 * (d1.dropped - d0.dropped) / reached:.0f} %" if r.kbit and reached else "-"
         freezes = f"{int(delta(pv0, pv1, 'freezes'))} / {delta(pv0, pv1, 'freeze_s'):.1f} s"
         lines.append(
-            f"{r.label:<9} {str(layer):<9} {fps:<14} {freezes:<10} {concealed:>9} {resent / new if new else 0:>7.2f} "
+            f"{r.label:<9} {layer:<14} {fps:<14} {freezes:<10} {concealed:>9} {resent / new if new else 0:>7.2f} "
             f"{60 * delta(pv0, pv1, 'keyframes') / at:>6.1f} {60 * plis / span:>7.1f} "
-            f"{remb / 1000 if remb else 0:>6.0f} {recv:>6.0f} {drop:>6}")
+            f"{remb / 1000 if remb else 0:>6.0f} {f'{estimate / 1000:.0f}' if estimate else '-':>6} {recv:>6.0f} "
+            f"{drop:>6}")
     return lines
 
 
@@ -224,6 +237,8 @@ async def recovery(page: Page, ended: float) -> tuple[float | None, float | None
 
 async def cuts(args: argparse.Namespace, rooms: list[Classroom]) -> list[str]:
     """cuts: cut the --cut-classroom classroom's link for each of --cuts seconds; the recovery lines."""
+    if not args.cuts:
+        return []
     target = next((r for r in rooms if r.kbit == args.cut_classroom), None)
     if target is None or target.page is None:
         return [f"cuts: no classroom capped at {args.cut_classroom} kbit/s"]

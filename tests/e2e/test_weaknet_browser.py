@@ -78,8 +78,9 @@ class Figures:
                 f"stall {self.longest_stall_s:.1f} s, {self.freezes} freezes ({self.freeze_s:.1f} s), height "
                 f"{self.height:g} (presenter sends {statistics.median(self.top_heights or [0]):g}), "
                 f"{self.kbps:.0f} kbit/s received; server: "
-                + ", ".join(f"{k} {self.consumer.get(k)}" for k in ("send_bitrate", "remb_bitrate", "packets_sent",
-                                                                  "retransmitted", "nacks", "keyframe_requests")))
+                + ", ".join(f"{k} {self.consumer.get(k)}" for k in (
+                    "layer", "send_bitrate", "remb_bitrate", "packets_sent", "retransmitted", "nacks",
+                    "keyframe_requests")))
 
 
 RESULT: dict[str, dict[str, Figures] | BaseException] = {}  # the scenario's figures, measured once per session
