@@ -45,7 +45,6 @@ import json
 import os
 import secrets
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -98,7 +97,7 @@ class Classroom:
     participant: str = ""
     joined_at: float = 0.0
     first_frame_s: float | None = None
-    heights: list[int] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)  # presenter camera decoded, one per second
 
     @property
     def label(self) -> str:
@@ -141,9 +140,11 @@ async def server_stats(studio: Page) -> dict[str, dict[str, Any]]:
             for p in reply["participants"]}
 
 
-def layer_text(consumer: dict[str, Any], width: int, heights: list[int]) -> str:
-    """layer_text: the server's spatial (L) and temporal (T) layer when it names them, and the size decoded."""
-    size = f"{width}x{statistics.median(heights):g}" if heights else "none"
+def layer_text(consumer: dict[str, Any], sizes: list[tuple[int, int]]) -> str:
+    """layer_text: the server's spatial (L) and temporal (T) layer when it names them, and the size decoded
+    (the median by height)."""
+    ordered = sorted(sizes, key=lambda wh: wh[1])
+    size = "x".join(map(str, ordered[len(ordered) // 2])) if ordered else "none"
     layer = consumer.get("layer")
     temporal = consumer.get("max_temporal", -1)
     return (f"L{layer}" if layer is not None else "") + (f"T{temporal}" if temporal >= 0 else "") + \
@@ -164,9 +165,9 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
     t0 = time.monotonic()
     while time.monotonic() - t0 < args.duration:
         for r in rooms:
-            h = slot(await media_stats(r.page), "presenter-video").get("height", 0) if r.page else 0
-            if h:
-                r.heights.append(int(h))
+            pv = slot(await media_stats(r.page), "presenter-video") if r.page else {}
+            if pv.get("height"):
+                r.sizes.append((int(pv["width"]), int(pv["height"])))
         await asyncio.sleep(1.0)
     last = {r.label: await media_stats(r.page) for r in rooms if r.page}
     srv1 = await server_stats(studio)
@@ -192,7 +193,7 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
         resent = sum(delta(c0.get(s, {}), c1[s], "retransmitted") for s in video)
         plis = sum(delta(c0.get(s, {}), c1[s], "keyframe_requests") for s in ["presenter-video"] if s in c1)
         remb = c1.get("presenter-video", {}).get("remb_bitrate")
-        layer = layer_text(c1.get("presenter-video", {}), int(pv1.get("width", 0)), r.heights)
+        layer = layer_text(c1.get("presenter-video", {}), r.sizes)
         estimate = c1[""].get("estimate") if "" in c1 else None
         d0, d1 = drops0[r.label], r.ns.counters()
         reached = (d1.sent_packets - d0.sent_packets) + (d1.dropped - d0.dropped)
