@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import contextlib
 import fcntl
+import hashlib
 import ipaddress
 import itertools
 import json
@@ -392,7 +394,12 @@ class Coturn:
         return self.lab.directory / "turnserver.log"
 
     def config(self) -> str:
-        """Coturn.config: the generated turnserver.conf (a certificate is made next to it)."""
+        """Coturn.config: the generated turnserver.conf (a certificate is made next to it).
+
+        Plain TCP and TLS share `port` (coturn's plain listener recognises a TLS handshake); coturn insists on
+        a TLS-only listener too, which goes to the next port and is not handed out. Binding port 443 needs no
+        mapping: the address is this run's own, so nothing else listens there (unless on 0.0.0.0:443).
+        """
         d, ip = self.lab.directory, self.lab.server_ip
         cert, key = d / "turn-cert.pem", d / "turn-key.pem"
         if not cert.exists():
@@ -404,6 +411,19 @@ class Coturn:
             "use-auth-secret", f"static-auth-secret={self.secret}", "realm=taphuan.test",
             f"cert={cert}", f"pkey={key}", "fingerprint", "no-cli", "no-multicast-peers", "no-tlsv1", "no-tlsv1_1",
             f"log-file={self.log}", "simple-log", f"pidfile={d / 'turnserver.pid'}", ""])
+
+    def browser_args(self) -> list[str]:
+        """Coturn.browser_args: Chromium flags that trust this run's self-signed certificate (its key, pinned).
+
+        Chromium checks the certificate of a `turns:` server like a web site's; a real deployment uses a
+        certificate browsers trust, the test pins its own key instead of turning the checks off.
+        """
+        cert = self.lab.directory / "turn-cert.pem"
+        key = subprocess.run(["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], capture_output=True,
+                             check=True).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=key, capture_output=True,
+                             check=True).stdout
+        return [f"--ignore-certificate-errors-spki-list={base64.b64encode(hashlib.sha256(der).digest()).decode()}"]
 
     def start(self, within: float = 20.0) -> None:
         """Coturn.start: run turnserver and wait (bounded) until its TCP port accepts connections."""

@@ -153,3 +153,58 @@ async def wait_quiet(page: Page, slot: str, key: str, most: float, window: float
         if time.monotonic() > deadline:
             raise AssertionError(f"{slot}.{key} still growing after {within} s ({before} -> {after})")
         before = after
+
+
+# Every down slot's inbound-rtp counters, the heights the page sends (camera and screen, per layer), and the down
+# connection's selected candidate pair: what the weak-link tests and bench/weaknet.py sample.
+MEDIA_STATS = """async () => {
+  const c = window.live;
+  const pc = c && c.down;  // the page may replace or drop it while this runs (a reconnection)
+  if (!pc) return null;
+  const slots = {};
+  for (const tr of pc.getTransceivers()) {
+    const slot = Object.keys(c.slots).find((s) => c.slots[s] === tr.mid);
+    if (!slot) continue;
+    const s = {frames: 0, keyframes: 0, freezes: 0, freeze_s: 0, concealed: 0, samples: 0, bytes: 0, packets: 0,
+               lost: 0, retransmitted: 0, nacks: 0, plis: 0, width: 0, height: 0};
+    for (const r of (await tr.receiver.getStats()).values()) {
+      if (r.type !== "inbound-rtp") continue;
+      s.frames = r.framesDecoded || 0; s.keyframes = r.keyFramesDecoded || 0; s.freezes = r.freezeCount || 0;
+      s.freeze_s = r.totalFreezesDuration || 0; s.concealed = r.concealedSamples || 0;
+      s.samples = r.totalSamplesReceived || 0; s.bytes = r.bytesReceived || 0; s.packets = r.packetsReceived || 0;
+      s.lost = r.packetsLost || 0; s.retransmitted = r.retransmittedPacketsReceived || 0; s.nacks = r.nackCount || 0;
+      s.plis = r.pliCount || 0; s.width = r.frameWidth || 0; s.height = r.frameHeight || 0;
+    }
+    slots[slot] = s;
+  }
+  const sent = [];
+  const screen = window.TaphuanLive && window.TaphuanLive.screenTrack;
+  const up = c.up;
+  for (const sender of up ? up.getSenders() : []) {
+    if (!sender.track || sender.track.kind !== "video") continue;
+    for (const r of (await sender.getStats()).values()) {
+      if (r.type === "outbound-rtp" && r.frameHeight) {
+        sent.push({source: sender.track === screen ? "screen" : "camera", rid: r.rid || "", height: r.frameHeight,
+                   active: r.active !== false});
+      }
+    }
+  }
+  let pair = null;
+  const down = await pc.getStats();
+  for (const r of down.values()) {
+    if (r.type !== "transport" || !r.selectedCandidatePairId) continue;
+    const p = down.get(r.selectedCandidatePairId);
+    const local = p && down.get(p.localCandidateId);
+    if (local) {
+      pair = {type: local.candidateType, protocol: local.protocol, relay_protocol: local.relayProtocol || "",
+              address: local.address || ""};
+    }
+  }
+  return {at: performance.now() / 1000, slots, sent, pair, down: pc.connectionState};
+}"""
+
+
+async def media_stats(page: Page) -> dict[str, Any] | None:
+    """media_stats: the page's MEDIA_STATS sample (None before it has a down connection)."""
+    result = await page.evaluate(MEDIA_STATS)
+    return result if isinstance(result, dict) else None

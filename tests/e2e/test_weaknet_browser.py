@@ -1,0 +1,292 @@
+"""Real Chromium classrooms on capped links (tests/netlab.py): one presenter on the host (camera, microphone and
+screen share), classrooms in network namespaces whose downlink is capped at 300 kbit/s and 1 Mbit/s by `tc tbf`,
+one uncapped, and a floor holder whose uplink is capped at 300 kbit/s, in one meeting.
+
+The meeting runs once (the first test of the module to need it runs it, in about two minutes) and each test
+checks one of the issue's promises on the figures measured over `WINDOW_S` seconds: per classroom the presenter's
+audio concealed (concealedSamples / totalSamplesReceived), the presenter's video frames decoded, the longest
+time without a new frame, freezes (freezeCount, totalFreezesDuration), the resolution decoded, the bitrate
+received, and the server's statistics of the consumer sending the presenter's video to that classroom.
+
+Root only (network namespaces); skipped elsewhere with the reason. The promises that need layers, the
+per-classroom allocation and the pacer are marked `xfail(strict=True)` until those land: remove the marker of a
+test when its feature makes it pass (a strict xfail that passes fails the run, as a reminder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, Page, async_playwright
+
+from server.config import Config
+from server.db.models import Role, User
+from server.live.connection import jsonable
+from server.live.service import LIVE
+from tests import netlab
+from tests.e2e.browser import CHROMIUM, FLAGS, WAIT_MS, logged_in_context, media_stats
+from tests.netlab import Lab, Shape
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(netlab.unavailable() is not None, reason=f"netlab: {netlab.unavailable()}")]
+
+Factory = Callable[..., Awaitable[Any]]
+CAPS: dict[str, Shape | None] = {"c300": Shape(300), "c1000": Shape(1000), "uncapped": None}  # downlinks
+FLOOR_UP = Shape(300)  # the floor holder's uplink
+PRESENTER_VIDEO = "window.TAPHUAN_VIDEO = {width: 640, height: 360, frameRate: 15};"
+WINDOW_S = 40.0  # the measurement, after the classrooms have joined and SETTLE_S more
+SETTLE_S = 10.0
+SAMPLE_S = 0.5
+
+
+class ScenarioError(Exception):
+    """ScenarioError: the meeting could not be set up (not a broken promise: never an expected failure)."""
+
+
+@dataclass
+class Figures:
+    """Figures: what one classroom received over the window (presenter slots) and what the server sent it."""
+
+    name: str
+    concealed_share: float = 1.0  # presenter's audio
+    floor_concealed_share: float = 1.0  # the floor holder's audio
+    frames: int = 0  # presenter's video frames decoded in the window
+    longest_stall_s: float = 0.0  # longest time without a new presenter frame
+    freezes: int = 0
+    freeze_s: float = 0.0
+    kbps: float = 0.0  # every down slot
+    heights: list[int] = field(default_factory=list)  # decoded presenter heights, one per sample
+    top_heights: list[int] = field(default_factory=list)  # the presenter camera's best sent height, same samples
+    layers_sent: list[int] = field(default_factory=list)  # the presenter camera's active encodings, same samples
+    consumer: dict[str, Any] = field(default_factory=dict)  # server: the presenter-video consumer, at the end
+
+    @property
+    def height(self) -> float:
+        """Figures.height: the median decoded height over the window (0: nothing decoded)."""
+        return statistics.median(self.heights) if self.heights else 0
+
+    def __str__(self) -> str:
+        return (f"{self.name}: audio concealed {100 * self.concealed_share:.1f} % (floor's "
+                f"{100 * self.floor_concealed_share:.1f} %), {self.frames} frames, longest "
+                f"stall {self.longest_stall_s:.1f} s, {self.freezes} freezes ({self.freeze_s:.1f} s), height "
+                f"{self.height:g} (presenter sends {statistics.median(self.top_heights or [0]):g}), "
+                f"{self.kbps:.0f} kbit/s received; server: "
+                + ", ".join(f"{k} {self.consumer.get(k)}" for k in (
+                    "layer", "send_bitrate", "remb_bitrate", "packets_sent", "retransmitted", "nacks",
+                    "keyframe_requests")))
+
+
+RESULT: dict[str, dict[str, Figures] | BaseException] = {}  # the scenario's figures, measured once per session
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    with Lab() as made:
+        yield made
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config], lab: Lab) -> Config:
+    """config: ICE gathers on the lab's address, which the namespaces and the host both reach."""
+    return make_config(sfu__ice_addresses=[lab.server_ip])
+
+
+async def enter(page: Page, meeting_id: int) -> None:
+    """enter: open the meeting, wait for the device check's network verdict, join with video (not audio-only)."""
+    await page.goto(f"/live/{meeting_id}")
+    await page.wait_for_function("window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net",
+                                 timeout=WAIT_MS)
+    # the check proposes audio-only on a weak link; these classrooms keep video, to test its forwarding
+    await page.evaluate("const b = document.querySelector('[data-join-audio-only]'); if (b) b.checked = false;")
+    await page.click("[data-action=join]")
+    await page.wait_for_selector("[data-stage]:not([hidden])", timeout=WAIT_MS)
+    await page.wait_for_function("window.live && window.live.up && window.live.up.connectionState === 'connected'",
+                                 timeout=WAIT_MS)
+
+
+async def presenter_frames(page: Page) -> int:
+    got = await media_stats(page)
+    return int(got["slots"].get("presenter-video", {}).get("frames", 0)) if got else 0
+
+
+async def wait_frames(page: Page, name: str) -> None:
+    """wait_frames: wait (bounded) until the page has decoded presenter frames and decodes more."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    first = 0
+    while time.monotonic() < deadline:
+        frames = await presenter_frames(page)
+        if first and frames > first:
+            return
+        first = first or frames
+        await asyncio.sleep(0.5)
+    raise ScenarioError(f"{name} decoded no presenter video within {WAIT_MS / 1000:g} s")
+
+
+def consumer_stats(app: web.Application, meeting_id: int, participant: str) -> dict[str, Any]:
+    """consumer_stats: the server's statistics of the consumer sending the presenter's video to `participant`."""
+    room = app[LIVE].sfu.rooms.get(str(meeting_id))
+    if room is None:
+        return {}
+    for p in jsonable(room.stats())["participants"]:
+        if p["participant_id"] == participant:
+            for c in p["consumers"]:
+                if c["slot"] == "presenter-video":
+                    return dict(c)
+    return {}
+
+
+async def run_meeting(app: web.Application, aiohttp_server: Any, lab: Lab, make_user: Factory,
+                      make_classroom: Factory, make_meeting: Factory) -> dict[str, Figures]:
+    """run_meeting: the presenter on the host, one classroom per cap in its namespace; the figures per classroom."""
+    server = await aiohttp_server(app, host=lab.server_ip)
+    base = str(server.make_url("/")).rstrip("/")
+    trainer: User = await make_user(Role.TRAINER, display_name="Giảng viên Hà")
+    rooms: dict[str, User] = {}
+    for name in [*CAPS, "floor"]:
+        cid = await make_classroom(name=f"Lớp {name}")
+        rooms[name] = await make_user(Role.CLASSROOM, classroom_id=cid, display_name=f"Lớp học {name}")
+    meeting = await make_meeting(presenters=[trainer], classrooms=[u.classroom_id for u in rooms.values()])
+    args = FLAGS + netlab.insecure_origin_args(base)
+    async with async_playwright() as pw:
+        browsers: list[Browser] = []
+        try:
+            host = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+            browsers.append(host)
+            ctx = await logged_in_context(host, app, base, trainer, small_video=False)
+            await ctx.add_init_script(PRESENTER_VIDEO)
+            studio = await ctx.new_page()
+            await enter(studio, meeting.id)
+            await studio.click("[data-action=screen]")
+            await studio.wait_for_selector("[data-tile='my-screen']:not([hidden])", timeout=WAIT_MS)
+            pages: dict[str, Page] = {}
+            for name in rooms:
+                ns = lab.add(down=CAPS[name]) if name in CAPS else lab.add(up=FLOOR_UP)
+                b = await pw.chromium.launch(executable_path=ns.chromium(), headless=True, args=args)
+                browsers.append(b)
+                pages[name] = await (await logged_in_context(b, app, base, rooms[name])).new_page()
+            await asyncio.gather(*(enter(page, meeting.id) for page in pages.values()))
+            floor = pages.pop("floor")
+            await studio.evaluate("(pid) => window.live.giveFloor(pid)",
+                                  await floor.evaluate("window.live.participantId"))
+            for name in ("uncapped", "c1000"):
+                await wait_frames(pages[name], name)
+            await asyncio.sleep(SETTLE_S)
+            return await measure(app, meeting.id, studio, pages)
+        finally:
+            for b in browsers:
+                await b.close()
+
+
+async def measure(app: web.Application, meeting_id: int, studio: Page, pages: dict[str, Page]) -> dict[str, Figures]:
+    """measure: sample every page each SAMPLE_S seconds over WINDOW_S seconds; the figures per classroom."""
+    ids = {name: str(await page.evaluate("window.live.participantId")) for name, page in pages.items()}
+    first: dict[str, dict[str, Any]] = {}
+    last: dict[str, dict[str, Any]] = {}
+    figures = {name: Figures(name) for name in pages}
+    last_new: dict[str, float] = {}
+    end = time.monotonic() + WINDOW_S
+    while time.monotonic() < end:
+        sent = ((await media_stats(studio)) or {}).get("sent", [])
+        camera = [s["height"] for s in sent if s["source"] == "camera" and s["active"]]
+        top, layers = max(camera, default=0), len(camera)
+        for name, page in pages.items():
+            got = await media_stats(page)
+            if got is None:
+                continue
+            now = time.monotonic()
+            pv = got["slots"].get("presenter-video", {})
+            before = last.get(name)
+            if before is None or pv.get("frames", 0) > before["slots"].get("presenter-video", {}).get("frames", 0):
+                last_new[name] = now
+            f = figures[name]
+            f.longest_stall_s = max(f.longest_stall_s, now - last_new[name])
+            if pv.get("height"):
+                f.heights.append(int(pv["height"]))
+                f.top_heights.append(int(top))
+                f.layers_sent.append(layers)
+            first.setdefault(name, got)
+            last[name] = got
+        await asyncio.sleep(SAMPLE_S)
+    for name, f in figures.items():
+        a, b = first.get(name), last.get(name)
+        if a is None or b is None:
+            raise ScenarioError(f"{name} gave no statistics")
+
+        def delta(slot: str, key: str, a: dict[str, Any] = a, b: dict[str, Any] = b) -> float:
+            return float(b["slots"].get(slot, {}).get(key, 0) - a["slots"].get(slot, {}).get(key, 0))
+
+        samples = delta("presenter-audio", "samples")
+        f.concealed_share = delta("presenter-audio", "concealed") / samples if samples > 0 else 1.0
+        samples = delta("floor-audio", "samples")
+        f.floor_concealed_share = delta("floor-audio", "concealed") / samples if samples > 0 else 1.0
+        f.frames = int(delta("presenter-video", "frames"))
+        f.freezes = int(delta("presenter-video", "freezes"))
+        f.freeze_s = delta("presenter-video", "freeze_s")
+        f.kbps = sum(delta(slot, "bytes") for slot in b["slots"]) * 8 / 1000 / max(b["at"] - a["at"], 1e-3)
+        f.consumer = consumer_stats(app, meeting_id, ids[name])
+    for f in figures.values():
+        print(f)
+    return figures
+
+
+@pytest.fixture
+async def figures(app: web.Application, aiohttp_server: Any, lab: Lab, make_user: Factory, make_classroom: Factory,
+                  make_meeting: Factory) -> dict[str, Figures]:
+    """figures: the meeting's figures per classroom (the meeting runs in the first test that asks)."""
+    if "figures" not in RESULT:
+        try:
+            RESULT["figures"] = await run_meeting(app, aiohttp_server, lab, make_user, make_classroom, make_meeting)
+        except Exception as exc:
+            RESULT["figures"] = exc
+    result = RESULT["figures"]
+    if isinstance(result, BaseException):
+        raise ScenarioError(f"the weak-link meeting failed: {result}") from result
+    return result
+
+
+def test_every_classroom_joins_and_the_uncapped_one_keeps_the_top_layer(figures: dict[str, Figures]) -> None:
+    free = figures["uncapped"]
+    assert free.frames > WINDOW_S * 3, str(free)  # 15 fps sent: frames keep coming
+    assert free.height >= statistics.median(free.top_heights), str(free)  # the best the presenter sends
+    assert free.concealed_share < 0.05, str(free)
+    for f in figures.values():
+        assert f.consumer, f"no server statistics for {f.name}"
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue 16: needs per-classroom allocation and the audio-first pacer (audio overflows today)")
+def test_a_300_kbit_classroom_keeps_98_percent_of_audio(figures: dict[str, Figures]) -> None:
+    f = figures["c300"]
+    assert f.concealed_share <= 0.02, str(f)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue 16: needs layers and per-classroom allocation (the full stream overflows 300 kbit/s)")
+def test_a_300_kbit_classroom_keeps_decoding_presenter_video_without_long_freezes(figures: dict[str, Figures]) -> None:
+    f = figures["c300"]
+    assert f.frames > WINDOW_S, str(f)  # at least ~1 fps over the window
+    assert f.longest_stall_s <= 2.0, str(f)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue 16: needs simulcast layers and allocation (every classroom gets the one stream today)")
+def test_a_1_mbit_classroom_gets_a_middle_layer(figures: dict[str, Figures]) -> None:
+    f, free, low = figures["c1000"], figures["uncapped"], figures["c300"]
+    layers = statistics.median(f.layers_sent or [0])
+    assert layers >= 3, (f"the presenter camera sent {layers:g} layers (Chromium sends fewer for small captures "
+                         f"or under CPU load; a larger PRESENTER_VIDEO gives it room for three)")
+    assert f.frames > WINDOW_S * 3, str(f)
+    assert low.height < f.height < free.height, f"{f}\n{free}\n{low}"
+
+
+def test_a_floor_holder_on_a_300_kbit_uplink_is_heard(figures: dict[str, Figures]) -> None:
+    for name in ("uncapped", "c1000"):
+        f = figures[name]
+        assert f.floor_concealed_share <= 0.02, str(f)
