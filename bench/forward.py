@@ -1,13 +1,17 @@
-"""forward: benchmark of the SFU's forwarding path (server CPU per outgoing packet, delivery, memory).
+"""forward: benchmark of the SFU's forwarding path (server CPU per outgoing and per inbound packet, delivery, memory).
 
 One publisher sends pre-encoded VP8 (~500 kbit/s, encoded once up front, sent as av.Packet so aiortc only
-packetizes) plus Opus; N decoder-less subscribers receive it through the SFU. The SFU runs in its own
-process pinned to one core; the clients run in this process on another core.
+packetizes, with Chromium's L1T3 temporal-layer descriptors) plus Opus; N decoder-less subscribers receive it
+through the SFU. The SFU runs in its own process pinned to one core; the clients run in this process on another
+core.
 
     .venv/bin/python bench/forward.py                 # N = 1 5 10 20 40, fast path, 3 runs each
     .venv/bin/python bench/forward.py --n 20 --slow   # aiortc's awaited _send_rtp instead, for comparison
+    .venv/bin/python bench/forward.py --n 20 --plain  # VP8 without temporal layers (PictureID only)
     .venv/bin/python bench/forward.py --loop asyncio  # the server on asyncio's loop instead of uvloop
     BENCH_PYTHON=1 .venv/bin/python bench/forward.py  # pure-Python fan-out even when sfu._fanout is built
+    BENCH_NO_ALLOCATION=1 .venv/bin/python bench/forward.py  # sfu.allocation off: no estimate, layers, pacer
+    .venv/bin/python bench/forward.py --classrooms 40 86   # the lecture case
 
 Columns: server CPU µs per outgoing packet (server process CPU time / packets it forwarded, inbound
 handling and RTCP included; median of --repeat runs and their range: a shared virtual machine's speed
@@ -15,7 +19,16 @@ drifts by a third between runs), the same less the CPU the connected room costs 
 (µs/pkt-idle), outgoing and inbound packets/s, the worst delivery ratio (packets the subscribers received /
 packets forwarded), server RSS growth per participant, CPU ms/s of the connected room without media, and the
 share of inbound media packets the C receive path handled (sfu/_ingress.c; the rest took the Python path).
-"""
+
+The lecture case (--classrooms M): M classrooms each publish a 2-layer simulcast camera (rid q 320x180
+~150 kbit/s and f 640x360 ~500 kbit/s, VP8 L1T3, crafted RTP with the rid header extensions on the clients'
+real DTLS-SRTP transports) and a microphone (Opus every 20 ms); the presenter publishes as above, pages its
+grid every --page-every s and gives the floor to the first classroom; the recorder runs in the server
+process. Each repeat runs N = 0 (only the presenter receives: mostly inbound work) and N = M (every classroom
+also receives, as in a lecture) one after the other. The server's CPU is split as a·inbound + b·outgoing
+packets: b (µs per outgoing packet) = the CPU the M receiving classrooms add / the packets they add, a (µs per
+inbound packet) = the rest of the N = 0 run's CPU / its inbound packets (timers, RTCP, the recorder and the
+layer and allocation jobs included)."""
 
 from __future__ import annotations
 
@@ -98,7 +111,8 @@ async def serve(conn: Connection, fast: bool) -> None:
     """serve answers join/publish/answer/stats/stop commands until stop."""
     loop = asyncio.get_running_loop()
     sfu = Sfu(SfuConfig(ice_addresses=LOOPBACK, fast_path=fast, max_participants_per_room=1000,
-                        compiled_fanout=not os.environ.get("BENCH_PYTHON")))
+                        compiled_fanout=not os.environ.get("BENCH_PYTHON"),
+                        allocation=not os.environ.get("BENCH_NO_ALLOCATION")))
     room = await sfu.room("bench")
     offers: dict[str, asyncio.Future[str]] = {}
     profiler: Any = None
