@@ -1,13 +1,17 @@
-"""forward: benchmark of the SFU's forwarding path (server CPU per outgoing packet, delivery, memory).
+"""forward: benchmark of the SFU's forwarding path (server CPU per outgoing and per inbound packet, delivery, memory).
 
 One publisher sends pre-encoded VP8 (~500 kbit/s, encoded once up front, sent as av.Packet so aiortc only
-packetizes) plus Opus; N decoder-less subscribers receive it through the SFU. The SFU runs in its own
-process pinned to one core; the clients run in this process on another core.
+packetizes, with Chromium's L1T3 temporal-layer descriptors) plus Opus; N decoder-less subscribers receive it
+through the SFU. The SFU runs in its own process pinned to one core; the clients run in this process on another
+core.
 
     .venv/bin/python bench/forward.py                 # N = 1 5 10 20 40, fast path, 3 runs each
     .venv/bin/python bench/forward.py --n 20 --slow   # aiortc's awaited _send_rtp instead, for comparison
+    .venv/bin/python bench/forward.py --n 20 --plain  # VP8 without temporal layers (PictureID only)
     .venv/bin/python bench/forward.py --loop asyncio  # the server on asyncio's loop instead of uvloop
     BENCH_PYTHON=1 .venv/bin/python bench/forward.py  # pure-Python fan-out even when sfu._fanout is built
+    BENCH_NO_ALLOCATION=1 .venv/bin/python bench/forward.py  # sfu.allocation off: no estimate, layers, pacer
+    .venv/bin/python bench/forward.py --classrooms 40 86   # the lecture case
 
 Columns: server CPU µs per outgoing packet (server process CPU time / packets it forwarded, inbound
 handling and RTCP included; median of --repeat runs and their range: a shared virtual machine's speed
@@ -15,7 +19,16 @@ drifts by a third between runs), the same less the CPU the connected room costs 
 (µs/pkt-idle), outgoing and inbound packets/s, the worst delivery ratio (packets the subscribers received /
 packets forwarded), server RSS growth per participant, CPU ms/s of the connected room without media, and the
 share of inbound media packets the C receive path handled (sfu/_ingress.c; the rest took the Python path).
-"""
+
+The lecture case (--classrooms M): M classrooms each publish a 2-layer simulcast camera (rid q 320x180
+~150 kbit/s and f 640x360 ~500 kbit/s, VP8 L1T3, crafted RTP with the rid header extensions on the clients'
+real DTLS-SRTP transports) and a microphone (Opus every 20 ms); the presenter publishes as above, pages its
+grid every --page-every s and gives the floor to the first classroom; the recorder runs in the server
+process. Each repeat runs N = 0 (only the presenter receives: mostly inbound work) and N = M (every classroom
+also receives, as in a lecture) one after the other. The server's CPU is split as a·inbound + b·outgoing
+packets: b (µs per outgoing packet) = the CPU the M receiving classrooms add / the packets they add, a (µs per
+inbound packet) = the rest of the N = 0 run's CPU / its inbound packets (timers, RTCP, the recorder and the
+layer and allocation jobs included)."""
 
 from __future__ import annotations
 
@@ -24,8 +37,11 @@ import asyncio
 import fractions
 import multiprocessing as mp
 import os
+import re
 import statistics
+import struct
 import sys
+import tempfile
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -43,18 +59,22 @@ from aiortc import (  # noqa: E402
     RTCSessionDescription,
 )
 
+from recorder.participant import RecorderOptions, RecordingParticipant  # noqa: E402
 from server.cli import loop_factory  # noqa: E402
 from server.db.models import Role  # noqa: E402
 from server.live.capabilities import CAPABILITIES  # noqa: E402
 from sfu.config import SfuConfig  # noqa: E402
-from sfu.consumer import COMPILED  # noqa: E402
+from sfu.consumer import COMPILED, Consumer  # noqa: E402
 from sfu.events import Event, ServerOffer  # noqa: E402
 from sfu.hooks.connection import SfuPeerConnection  # noqa: E402
 from sfu.hooks.receiver import ForwardingReceiver  # noqa: E402
+from sfu.hooks.simulcast import URI_MID, URI_REPAIRED_RID, URI_RID  # noqa: E402
+from sfu.rtp import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL  # noqa: E402
 from sfu.sfu import Sfu  # noqa: E402
 
 LOOPBACK = ["127.0.0.1"]
 FPS = 30
+RID_EXT, REPAIRED_RID_EXT = 10, 11  # the rid header extension ids the bench's simulcast offers use
 
 
 # ------------------------------------------------------------------------------------------ server
@@ -91,10 +111,13 @@ async def serve(conn: Connection, fast: bool) -> None:
     """serve answers join/publish/answer/stats/stop commands until stop."""
     loop = asyncio.get_running_loop()
     sfu = Sfu(SfuConfig(ice_addresses=LOOPBACK, fast_path=fast, max_participants_per_room=1000,
-                        compiled_fanout=not os.environ.get("BENCH_PYTHON")))
+                        compiled_fanout=not os.environ.get("BENCH_PYTHON"),
+                        allocation=not os.environ.get("BENCH_NO_ALLOCATION")))
     room = await sfu.room("bench")
     offers: dict[str, asyncio.Future[str]] = {}
     profiler: Any = None
+    recorder: RecordingParticipant | None = None
+    recordings = tempfile.TemporaryDirectory(prefix="bench-forward-")
 
     def on_event_for(pid: str) -> Any:
         async def on_event(event: Event) -> None:
@@ -117,8 +140,10 @@ async def serve(conn: Connection, fast: bool) -> None:
             await room.answer_down(cmd[1], cmd[2])
             conn.send(None)
         elif op == "stats":
-            consumers = [c for p in room.participants.values() for c in p.consumers.values()]
-            producers = [pr for p in room.participants.values() for pr in p.producers.values()]
+            consumers = [c for p in room.participants.values() for c in p.consumers.values()
+                         if isinstance(c, Consumer)]  # the recorder's Sinks send nothing
+            producers = [layer for p in room.participants.values() for pr in p.producers.values()
+                         for layer in pr.layers]  # one Producer per simulcast layer
             conn.send({
                 "cpu": time.process_time(),
                 "threads": thread_cpu(),
@@ -139,7 +164,18 @@ async def serve(conn: Connection, fast: bool) -> None:
                 profiler.disable()
                 profiler.dump_stats(cmd[2])
             conn.send(None)
+        elif op == "recorder":  # the recorder, in-process as the server runs it, writing to a temporary directory
+            recorder = RecordingParticipant(room, Path(recordings.name) / "rec", RecorderOptions())
+            await recorder.start()
+            conn.send(None)
+        elif op == "page":
+            conn.send(await room.set_grid_page(cmd[1], cmd[2]))
+        elif op == "floor":
+            conn.send(await room.give_floor(cmd[1], cmd[2]))
         elif op == "stop":
+            if recorder is not None:
+                await recorder.stop()
+            recordings.cleanup()
             await sfu.close()
             conn.send(None)
             return
@@ -148,7 +184,8 @@ async def serve(conn: Connection, fast: bool) -> None:
 # ----------------------------------------------------------------------------------------- clients
 
 
-def encode_vp8(seconds: float, bitrate: int = 500_000) -> list[tuple[bytes, bool]]:
+def encode_vp8(seconds: float, bitrate: int = 500_000, size: tuple[int, int] = (640, 360)
+               ) -> list[tuple[bytes, bool]]:
     """encode_vp8 encodes a moving texture once: [(frame bytes, is keyframe)].
 
     The texture is random 8×8-pixel blocks: libvpx holds ~500 kbit/s on it with camera-like frame sizes
@@ -156,7 +193,8 @@ def encode_vp8(seconds: float, bitrate: int = 500_000) -> list[tuple[bytes, bool
     keyframes alone (~190 KB every 2 s) take the stream to ~800 kbit/s.
     """
     ctx = av.CodecContext.create("libvpx", "w")
-    ctx.width, ctx.height, ctx.pix_fmt = 640, 360, "yuv420p"
+    (width, height), ctx.pix_fmt = size, "yuv420p"
+    ctx.width, ctx.height = width, height
     ctx.bit_rate = bitrate
     ctx.time_base = fractions.Fraction(1, FPS)
     ctx.framerate = fractions.Fraction(FPS, 1)
@@ -168,7 +206,7 @@ def encode_vp8(seconds: float, bitrate: int = 500_000) -> list[tuple[bytes, bool
     out: list[tuple[bytes, bool]] = []
     for i in range(int(seconds * FPS)):
         x, y = (i * 7) % 640, (i * 3) % 360
-        crop = np.ascontiguousarray(texture[y:y + 360, x:x + 640])
+        crop = np.ascontiguousarray(texture[y:y + height, x:x + width])
         frame = av.VideoFrame.from_ndarray(crop, format="rgb24")
         frame = frame.reformat(format="yuv420p")
         frame.pts = i
@@ -177,6 +215,59 @@ def encode_vp8(seconds: float, bitrate: int = 500_000) -> list[tuple[bytes, bool
     for pkt in ctx.encode(None):
         out.append((bytes(pkt), bool(pkt.is_keyframe)))
     return out
+
+
+L1T3 = (0, 2, 1, 2)  # VP8 temporal layer of each frame in a group of four (Chromium's L1T3)
+
+
+def vp8_descriptor(start: bool, pic: int, tl0: int, tid: int, sync: bool) -> bytes:
+    """vp8_descriptor is an RFC 7741 payload descriptor as Chromium's L1T3 writes it: 15-bit PictureID,
+    TL0PICIDX, TID and Y bit, partition 0 (S bit on a frame's first packet)."""
+    return bytes((0x90 if start else 0x80, 0xE0, 0x80 | (pic >> 8) & 0x7F, pic & 0xFF, tl0 & 0xFF,
+                  (tid << 6) | (0x20 if sync else 0)))
+
+
+class L1T3Packetizer:
+    """L1T3Packetizer splits VP8 frames into payloads with L1T3 descriptors (one publisher stream).
+
+    A frame's temporal layer follows ``L1T3`` counted from the last keyframe; TL0PICIDX grows by one per TL0
+    frame; the first TL1 and TL2 frames after a keyframe are layer-sync (Y) frames, as Chromium marks them.
+    """
+
+    def __init__(self, mtu: int = 1294) -> None:  # 1300-octet payloads, as aiortc packetizes
+        self.mtu = mtu
+        self.pic = 0
+        self.tl0 = 0
+        self.since_key = 0
+
+    def packetize(self, frame: bytes, key: bool) -> list[bytes]:
+        """packetize returns the payloads of the next frame."""
+        if key:
+            self.since_key = 0
+        tid = L1T3[self.since_key % 4]
+        if tid == 0:
+            self.tl0 += 1
+        sync = tid > 0 and self.since_key < 4
+        out = [vp8_descriptor(pos == 0, self.pic & 0x7FFF, self.tl0, tid, sync) + frame[pos:pos + self.mtu]
+               for pos in range(0, len(frame), self.mtu)]
+        self.pic += 1
+        self.since_key += 1
+        return out
+
+
+def send_l1t3() -> None:
+    """send_l1t3 makes aiortc's VP8 packetizer (in this process: the presenter's) write L1T3 descriptors, so
+    the SFU's per-consumer temporal filter and PictureID/TL0PICIDX rewriting run on every packet."""
+    from aiortc.codecs.vpx import Vp8Encoder
+    from aiortc.mediastreams import convert_timebase
+
+    def pack(self: Any, packet: av.Packet) -> tuple[list[bytes], int]:
+        if not hasattr(self, "bench_l1t3"):
+            self.bench_l1t3 = L1T3Packetizer()
+        timestamp = convert_timebase(packet.pts or 0, packet.time_base, fractions.Fraction(1, 90000))
+        return self.bench_l1t3.packetize(bytes(packet), bool(packet.is_keyframe)), timestamp
+
+    Vp8Encoder.pack = pack  # type: ignore[method-assign]
 
 
 class PacketTrack(MediaStreamTrack):
@@ -213,88 +304,299 @@ def client_pc(forwarding: bool) -> SfuPeerConnection:
     )
 
 
-async def run_one(n: int, fast: bool, seconds: float, frames: list[tuple[bytes, bool]],
-                  loop_kind: str = "uvloop") -> dict[str, float]:
-    """run_one measures one configuration with `n` subscribers."""
-    ctx = mp.get_context("spawn")
-    ours, theirs = ctx.Pipe()
-    server = ctx.Process(target=server_entry, args=(theirs, fast, 0, loop_kind), daemon=True)
-    server.start()
-    loop = asyncio.get_running_loop()
+class Bench:
+    """Bench is one run: the SFU process (driven over a pipe) and this process's client peers."""
 
-    async def call(*cmd: Any) -> Any:
-        ours.send(cmd)
-        return await loop.run_in_executor(None, ours.recv)
+    def __init__(self, fast: bool, loop_kind: str) -> None:
+        ctx = mp.get_context("spawn")
+        self.ours, theirs = ctx.Pipe()
+        self.server = ctx.Process(target=server_entry, args=(theirs, fast, 0, loop_kind), daemon=True)
+        self.server.start()
+        self.pcs: list[SfuPeerConnection] = []
+        self.received = 0  # RTP packets the subscribers' receivers got
 
-    pcs: list[SfuPeerConnection] = []
-    received = [0]
+    async def call(self, *cmd: Any) -> Any:
+        """call sends one command to the server and waits for its reply."""
+        self.ours.send(cmd)
+        return await asyncio.get_running_loop().run_in_executor(None, self.ours.recv)
 
-    def count(_: Any) -> None:
-        received[0] += 1
+    def count(self, _: Any) -> None:
+        self.received += 1
 
-    async def down(pid: str, role: str) -> None:
-        offer = await call("join", pid, role)
+    async def down(self, pid: str, role: str, answer: bool = True) -> None:
+        """down joins `pid`; with `answer` its down connection is answered by a counting, decoder-less peer."""
+        offer = await self.call("join", pid, role)
+        if not answer:
+            return
         pc = client_pc(forwarding=True)
-        pcs.append(pc)
+        self.pcs.append(pc)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         for t in pc.getTransceivers():
             assert isinstance(t.receiver, ForwardingReceiver)
-            t.receiver.on_rtp = count
+            t.receiver.on_rtp = self.count
         await pc.setLocalDescription(await pc.createAnswer())
-        await call("answer", pid, pc.localDescription.sdp)
+        await self.call("answer", pid, pc.localDescription.sdp)
 
-    try:
-        base = await call("stats")
-        await down("pub", "trainer")
-        for i in range(n):
-            await down(f"s{i}", "classroom")
-        await asyncio.sleep(2.0)
-        i0, ti0 = await call("stats"), time.monotonic()
-        await asyncio.sleep(2.0)
-        i1, ti1 = await call("stats"), time.monotonic()
-        idle_ms = (i1["cpu"] - i0["cpu"]) / (ti1 - ti0) * 1000  # CPU ms/s with everyone connected, no media
+    async def publish(self, pid: str, frames: list[tuple[bytes, bool]]) -> None:
+        """publish: `pid` sends the pre-encoded VP8 (L1T3 unless --plain) and aiortc's Opus."""
         pub = client_pc(forwarding=False)
-        pcs.append(pub)
+        self.pcs.append(pub)
         pub.addTransceiver(PacketTrack(frames), direction="sendonly")
         pub.addTransceiver(AudioStreamTrack(), direction="sendonly")
         await pub.setLocalDescription(await pub.createOffer())
-        answer = await call("publish", "pub", pub.localDescription.sdp, {"0": "camera", "1": "mic"})
+        answer = await self.call("publish", pid, pub.localDescription.sdp, {"0": "camera", "1": "mic"})
         await pub.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        await asyncio.sleep(3.0)  # connect, first keyframes
+
+    async def window(self, seconds: float, n: int) -> tuple[dict[str, Any], dict[str, Any], float, int]:
+        """window: the server's stats before and after `seconds`, the time and the packets received meanwhile
+        (cProfile of the window with BENCH_PROFILE=path, per-thread CPU printed with BENCH_THREADS=1)."""
         profile = os.environ.get("BENCH_PROFILE")
         if profile:
-            await call("profile", True)
-        s0, r0, t0 = await call("stats"), received[0], time.monotonic()
+            await self.call("profile", True)
+        s0, r0, t0 = await self.call("stats"), self.received, time.monotonic()
         await asyncio.sleep(seconds)
-        s1, r1, t1 = await call("stats"), received[0], time.monotonic()
+        s1, r1, t1 = await self.call("stats"), self.received, time.monotonic()
         if profile:
-            await call("profile", False, f"{profile}.{n}")
-        out = s1["out"] - s0["out"]
+            await self.call("profile", False, f"{profile}.{n}")
         if os.environ.get("BENCH_THREADS"):
             print({k: round(v - s0["threads"].get(k, 0), 3) for k, v in s1["threads"].items()})
-        return {
-            "n": n,
-            "us_per_packet": (s1["cpu"] - s0["cpu"]) / out * 1e6 if out else float("nan"),
-            "out_pps": out / (t1 - t0),
-            "in_pps": (s1["in"] - s0["in"]) / (t1 - t0),
-            "delivery": (r1 - r0) / out if out else 0.0,
-            "rss_kib_per_participant": (s1["rss"] - base["rss"]) / (n + 1),
-            "idle_cpu_ms_per_s": idle_ms,
-            "cpu_ms_per_s": (s1["cpu"] - s0["cpu"]) / (t1 - t0) * 1000,
-            "c_in_share": (s1["c_in"] - s0["c_in"]) / max(1, s1["in"] - s0["in"]),
-            "fast_share": (s1["fast"] - s0["fast"])
-            / max(1, s1["fast"] + s1["slow"] - s0["fast"] - s0["slow"]),
-        }
-    finally:
-        for pc in pcs:
+        return s0, s1, t1 - t0, r1 - r0
+
+    async def close(self) -> None:
+        for pc in self.pcs:
             await pc.close()
         try:
-            await asyncio.wait_for(call("stop"), 10)
+            await asyncio.wait_for(self.call("stop"), 10)
         except Exception:
             pass
-        server.join(5)
-        if server.is_alive():
-            server.kill()
+        self.server.join(5)
+        if self.server.is_alive():
+            self.server.kill()
+
+
+def rates(s0: dict[str, Any], s1: dict[str, Any], dt: float, received: int) -> dict[str, float]:
+    """rates: the server's CPU ms/s, packets/s in and out, delivery and C-path share over one window."""
+    out = s1["out"] - s0["out"]
+    return {
+        "cpu_ms_per_s": (s1["cpu"] - s0["cpu"]) / dt * 1000,
+        "us_per_packet": (s1["cpu"] - s0["cpu"]) / out * 1e6 if out else float("nan"),
+        "out_pps": out / dt,
+        "in_pps": (s1["in"] - s0["in"]) / dt,
+        "delivery": received / out if out else 0.0,
+        "c_in_share": (s1["c_in"] - s0["c_in"]) / max(1, s1["in"] - s0["in"]),
+        "fast_share": (s1["fast"] - s0["fast"]) / max(1, s1["fast"] + s1["slow"] - s0["fast"] - s0["slow"]),
+    }
+
+
+async def run_one(n: int, fast: bool, seconds: float, frames: list[tuple[bytes, bool]],
+                  loop_kind: str = "uvloop") -> dict[str, float]:
+    """run_one measures one configuration with `n` subscribers."""
+    bench = Bench(fast, loop_kind)
+    try:
+        base = await bench.call("stats")
+        await bench.down("pub", "trainer")
+        for i in range(n):
+            await bench.down(f"s{i}", "classroom")
+        await asyncio.sleep(2.0)
+        i0, ti0 = await bench.call("stats"), time.monotonic()
+        await asyncio.sleep(2.0)
+        i1, ti1 = await bench.call("stats"), time.monotonic()
+        idle_ms = (i1["cpu"] - i0["cpu"]) / (ti1 - ti0) * 1000  # CPU ms/s with everyone connected, no media
+        await bench.publish("pub", frames)
+        await asyncio.sleep(3.0)  # connect, first keyframes
+        s0, s1, dt, received = await bench.window(seconds, n)
+        return {"n": n, **rates(s0, s1, dt, received), "idle_cpu_ms_per_s": idle_ms,
+                "rss_kib_per_participant": (s1["rss"] - base["rss"]) / (n + 1)}
+    finally:
+        await bench.close()
+
+
+# ------------------------------------------------------------------------------- layered classrooms
+
+
+def simulcast_offer(sdp: str, rids: tuple[str, ...]) -> str:
+    """simulcast_offer turns an aiortc offer into a Chromium-like simulcast one: the video section sends `rids`
+    (lowest first) with the rid header extensions and no SSRC lines (the SFU learns them from the rids)."""
+    out = []
+    for part in sdp.split("\r\nm=")[1:]:
+        lines = [line for line in ("m=" + part).split("\r\n") if line]
+        if lines[0].startswith("m=video"):
+            lines = [line for line in lines if not line.startswith("a=ssrc")]
+            lines += [f"a=extmap:{RID_EXT} {URI_RID}", f"a=extmap:{REPAIRED_RID_EXT} {URI_REPAIRED_RID}"]
+            lines += [f"a=rid:{rid} send" for rid in rids] + ["a=simulcast:send " + ";".join(rids)]
+        out.append("\r\n".join(lines))
+    return "\r\n".join([sdp.split("\r\nm=")[0], *out]) + "\r\n"
+
+
+def section_params(sdp: str, kind: str, codec: str) -> tuple[int, dict[str, int]]:
+    """section_params: the payload type of `codec` and the header extension ids (uri -> id) of the first
+    `kind` section of `sdp`."""
+    part = next(p for p in sdp.split("\r\nm=")[1:] if p.startswith(kind))
+    pt = int(re.search(rf"a=rtpmap:(\d+) {codec}/", part).group(1))  # type: ignore[union-attr]
+    return pt, {uri: int(i) for i, uri in re.findall(r"a=extmap:(\d+) (\S+)", part)}
+
+
+def rtp_packet(pt: int, marker: bool, seq: int, ts: int, ssrc: int, ext: list[tuple[int, bytes]],
+               payload: bytes) -> bytes:
+    """rtp_packet: an RTP packet with one-byte header extensions (RFC 8285)."""
+    body = b"".join(bytes(((i << 4) | (len(v) - 1),)) + v for i, v in ext)
+    body += bytes(-len(body) % 4)
+    return (struct.pack("!BBHII", 0x90, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
+            + struct.pack("!HH", 0xBEDE, len(body) // 4) + body + payload)
+
+
+class LayeredCamera:
+    """LayeredCamera is one classroom's up connection sending as Chromium does with a 2-layer camera: VP8
+    simulcast (rid `q` and `f`, L1T3 descriptors, mid and rid on each stream's first packets, abs-send-time
+    on all) plus Opus (20 ms packets with the audio level), crafted and sent on the client's real
+    DTLS-SRTP transport (aiortc cannot send simulcast)."""
+
+    RIDS = ("q", "f")
+    OPUS = bytes((0x78,)) + bytes(range(1, 80))  # one 20 ms Opus frame (~32 kbit/s); the SFU does not decode it
+
+    def __init__(self, pc: SfuPeerConnection, answer: str, layers: list[list[tuple[bytes, bool]]]) -> None:
+        rng = np.random.default_rng()
+        self.vp8, self.video_ext = section_params(answer, "video", "VP8")
+        self.opus, self.audio_ext = section_params(answer, "audio", "opus")
+        self.audio_ssrc = pc.getTransceivers()[1].sender._ssrc
+        dtls: Any = pc.getTransceivers()[0].sender.transport
+        self.protect = dtls._tx_srtp.protect
+        pair = dtls.transport._connection._nominated[1]
+        self.sendto, self.addr = pair.protocol.transport.sendto, pair.remote_addr
+        self.layers = layers
+        self.ssrcs = [int(x) for x in rng.integers(1, 1 << 32, len(layers))]
+        self.seqs = [int(x) for x in rng.integers(0, 1 << 16, len(layers) + 1)]
+        self.ts0 = int(rng.integers(0, 1 << 32))
+        self.packetizers = [L1T3Packetizer() for _ in layers]
+        self.offset = int(rng.integers(0, 1000))  # where in the encoded frames this classroom starts
+
+    def abs_send_time(self) -> bytes:
+        return (int(time.time() * (1 << 18)) & 0xFFFFFF).to_bytes(3, "big")  # 6.18 fixed point
+
+    def video(self, i: int) -> None:
+        """video sends frame `i` of every layer."""
+        mid, rid, ast = (self.video_ext[u] for u in (URI_MID, URI_RID, URI_ABS_SEND_TIME))
+        for k, frames in enumerate(self.layers):
+            data, key = frames[(i + self.offset) % len(frames)]
+            ext = [(ast, self.abs_send_time())]
+            if i < 10:  # Chromium repeats mid and rid until the SFU's feedback shows it learnt the SSRC
+                ext += [(mid, b"0"), (rid, self.RIDS[k].encode())]
+            payloads = self.packetizers[k].packetize(data, key or i == 0)
+            for j, payload in enumerate(payloads):
+                self.seqs[k] += 1
+                self.sendto(self.protect(rtp_packet(self.vp8, j == len(payloads) - 1, self.seqs[k],
+                                                    self.ts0 + i * (90000 // FPS), self.ssrcs[k], ext, payload)),
+                            self.addr)
+
+    def audio(self, i: int) -> None:
+        """audio sends the `i`-th 20 ms Opus packet."""
+        self.seqs[-1] += 1
+        ext = [(self.audio_ext[URI_AUDIO_LEVEL], b"\x50")]  # -80 dBov, no voice
+        if i < 10:
+            ext.append((self.audio_ext[URI_MID], b"1"))
+        self.sendto(self.protect(rtp_packet(self.opus, False, self.seqs[-1], self.ts0 + i * 960, self.audio_ssrc,
+                                            ext, self.OPUS)), self.addr)
+
+
+async def publish_layered(bench: Bench, pid: str, layers: list[list[tuple[bytes, bool]]]) -> LayeredCamera:
+    """publish_layered: `pid` publishes a 2-layer simulcast camera and a microphone from a crafting client."""
+    pc = client_pc(forwarding=False)
+    bench.pcs.append(pc)
+    pc.addTransceiver("video", direction="sendonly")
+    pc.addTransceiver("audio", direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = simulcast_offer(pc.localDescription.sdp, LayeredCamera.RIDS)
+    answer = await bench.call("publish", pid, offer, {"0": "camera", "1": "mic"})
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    for _ in range(200):
+        if pc.connectionState == "connected":
+            break
+        await asyncio.sleep(0.05)
+    return LayeredCamera(pc, answer, layers)
+
+
+async def pump(cameras: list[LayeredCamera]) -> None:
+    """pump sends every camera's video at FPS and audio every 20 ms, each classroom at its own phase (as
+    classrooms are not in step), in 2 ms ticks."""
+    start, m = time.monotonic(), len(cameras)
+    video = [0] * m
+    audio = [0] * m
+    while True:
+        now = time.monotonic() - start
+        for k, cam in enumerate(cameras):
+            phase = k / m
+            while (video[k] + phase) / FPS <= now:
+                cam.video(video[k])
+                video[k] += 1
+            while (audio[k] + phase) * 0.02 <= now:
+                cam.audio(audio[k])
+                audio[k] += 1
+        await asyncio.sleep(0.002)
+
+
+async def run_lecture(m: int, n: int, fast: bool, seconds: float, frames: list[tuple[bytes, bool]],
+                      layers: list[list[tuple[bytes, bool]]], loop_kind: str, page_every: float
+                      ) -> dict[str, float]:
+    """run_lecture measures a lecture: `m` classrooms publishing layered cameras and microphones, of which the
+    first `n` also receive (their down connections answered); the presenter publishing (as the one-publisher
+    case) and paging the grid every `page_every` s; the floor to the first classroom; the recorder on."""
+    bench = Bench(fast, loop_kind)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await bench.down("pub", "trainer")
+        await bench.call("recorder")
+        cameras = []
+        for i in range(m):
+            await bench.down(f"c{i}", "classroom", answer=i < n)
+            cameras.append(await publish_layered(bench, f"c{i}", layers))
+        await bench.publish("pub", frames)
+        await bench.call("floor", "pub", "c0")
+        tasks.append(asyncio.ensure_future(pump(cameras)))
+
+        async def paging() -> None:
+            page = 0
+            while True:
+                await asyncio.sleep(page_every)
+                shown = await bench.call("page", "pub", page + 1)
+                page = shown if shown == page + 1 else -1  # past the last page: back to the first
+                if page == -1:
+                    page = await bench.call("page", "pub", 0)
+
+        tasks.append(asyncio.ensure_future(paging()))
+        await asyncio.sleep(4.0)  # connect, first keyframes, the layer watch and the allocation settle
+        s0, s1, dt, received = await bench.window(seconds, n)
+        return {"m": m, "n": n, **rates(s0, s1, dt, received)}
+    finally:
+        for t in tasks:
+            t.cancel()
+        await bench.close()
+
+
+async def lecture_table(args: argparse.Namespace, frames: list[tuple[bytes, bool]],
+                        layers: list[list[tuple[bytes, bool]]]) -> None:
+    """lecture_table runs and prints the layered-classrooms case for each M (see main's --classrooms)."""
+    print(f"{'M':>4} {'N':>4} {'in pkt/s':>9} {'out pkt/s':>10} {'CPU %core':>10} {'range':>11} "
+          f"{'delivery':>9} {'in via C':>9}")
+    for m in args.classrooms:
+        runs: dict[int, list[dict[str, float]]] = {0: [], m: []}
+        for _ in range(args.repeat):  # inbound only (nobody but the presenter receives), then all receive
+            for n in (0, m):
+                runs[n].append(await run_lecture(m, n, not args.slow, args.seconds, frames, layers,
+                                                 args.loop, args.page_every))
+        for n, rs in runs.items():
+            cpu = [r["cpu_ms_per_s"] / 10 for r in rs]
+            print(f"{m:>4} {n:>4} {statistics.median(r['in_pps'] for r in rs):>9.0f} "
+                  f"{statistics.median(r['out_pps'] for r in rs):>10.0f} {statistics.median(cpu):>10.1f} "
+                  f"{f'{min(cpu):.1f}-{max(cpu):.1f}':>11} {min(r['delivery'] for r in rs):>9.3f} "
+                  f"{statistics.median(r['c_in_share'] for r in rs):>9.3f}", flush=True)
+        per_out, per_in = [], []
+        for a, b in zip(runs[0], runs[m], strict=True):  # the runs made one after the other
+            out = (b["cpu_ms_per_s"] - a["cpu_ms_per_s"]) * 1000 / (b["out_pps"] - a["out_pps"])
+            per_out.append(out)
+            per_in.append((a["cpu_ms_per_s"] * 1000 - out * a["out_pps"]) / a["in_pps"])
+        print(f"     M = {m}: µs per inbound packet {statistics.median(per_in):.1f} "
+              f"({min(per_in):.1f}-{max(per_in):.1f}), per outgoing packet {statistics.median(per_out):.1f} "
+              f"({min(per_out):.1f}-{max(per_out):.1f})", flush=True)
 
 
 async def main() -> None:
@@ -305,15 +607,30 @@ async def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per N; the table shows medians and the range")
     ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the server's event loop")
     ap.add_argument("--slow", action="store_true", help="use aiortc's awaited _send_rtp (no fast path)")
+    ap.add_argument("--plain", action="store_true", help="VP8 without temporal layers (PictureID only)")
+    ap.add_argument("--classrooms", type=int, nargs="+", metavar="M",
+                    help="the lecture case instead: M classrooms publishing 2-layer cameras and microphones")
+    ap.add_argument("--page-every", type=float, default=3.0, help="the presenter's grid paging period (s)")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
+    if not args.plain:
+        send_l1t3()
     frames = encode_vp8(5.0)
     kbps = sum(len(f) for f, _ in frames) * 8 / (len(frames) / FPS) / 1000
-    print(f"VP8 640x360@{FPS}: {len(frames)} frames, {kbps:.0f} kbit/s; Opus from aiortc; "
+    print(f"VP8 640x360@{FPS}: {len(frames)} frames, {kbps:.0f} kbit/s, "
+          f"{'no temporal layers' if args.plain else 'L1T3'}; Opus from aiortc; "
           f"path={'slow (aiortc _send_rtp)' if args.slow else 'fast (libsrtp + sendto)'}, "
           f"fan-out={'Python' if os.environ.get('BENCH_PYTHON') or not COMPILED else 'C (sfu._fanout)'}, "
           f"loop={args.loop}, median of {args.repeat} x {args.seconds:g} s")
+    if args.classrooms:
+        layers = [encode_vp8(5.0, 150_000, (320, 180)), encode_vp8(5.0, 500_000, (640, 360))]
+        rates_kbps = [sum(len(f) for f, _ in fs) * 8 / (len(fs) / FPS) / 1000 for fs in layers]
+        print(f"classroom cameras: q 320x180 {rates_kbps[0]:.0f} kbit/s + f 640x360 {rates_kbps[1]:.0f} kbit/s, "
+              f"L1T3, Opus 20 ms; grid paged every {args.page_every:g} s; recorder on; N = 0: only the presenter "
+              f"receives; N = M: every classroom receives")
+        await lecture_table(args, frames, layers)
+        return
     print(f"{'N':>4} {'µs/pkt':>8} {'range':>11} {'µs/pkt-idle':>12} {'out pkt/s':>10} {'in pkt/s':>9} "
           f"{'delivery':>9} {'RSS KiB/part':>13} {'idle ms/s':>10} {'in via C':>9}")
     for n in args.n:
