@@ -36,19 +36,21 @@ from dataclasses import dataclass, field
 # Chromium's share of a VP8 stream's bitrate up to each temporal layer with three layers (libwebrtc's
 # kLayerRateAllocation for 3 temporal layers): TL0 40 %, TL0+TL1 60 %, all 100 %.
 TEMPORAL_SHARE = (0.4, 0.6, 1.0)
-SAME_COST = 1.1  # options within 10 % of each other cost the same: the higher layer is kept
 UP_INTERVAL = 2.0  # seconds between two upgrades of one downlink
 HOLD_AFTER_DOWN = 6.0  # seconds after a downgrade before the next upgrade (doubles after a failed one)
 HOLD_MAX = 48.0
 LOSS_HIGH = 0.10  # reported loss above this: the estimate is cut to what was sent x (1 - loss / 2)
 LOSS_LOW = 0.02
-OVERUSE = 0.9  # a REMB below this share of what we send: the subscriber's link is congested
-QUEUE_CONGESTED = 0.4  # seconds video waited in the pacer, in two periods in a row: the estimate is too high
+OVERUSE = 0.8  # a REMB that fell below this share of what we send: the link is congested
+REMB_FALL = 0.9  # a REMB below this share of the previous one fell
+QUEUE_CONGESTED = 0.8  # seconds video waited in the pacer, in three periods in a row: the estimate is too high
+# (a keyframe alone waits ~0.6 s at 280 kbit/s: that is what the pacer is for, not a sign of congestion)
 MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
 START_ESTIMATE = 600_000  # bit/s until the link says otherwise: a modest link, not an unlimited one
 FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
 
-PRIORITY = {"screen": 0, "presenter-video": 1, "floor-video": 2}  # grid tiles and the rest: 3
+PRIORITY = {"screen": 0, "presenter-video": 0, "floor-video": 2}  # grid tiles and the rest: 3
+UPGRADE_FIRST = ("screen",)  # within a priority, upgraded first (the slides before the presenter's face)
 
 
 @dataclass(frozen=True, order=True)
@@ -70,14 +72,15 @@ class Demand:
 
 
 def slot_priority(slot: str) -> int:
-    """slot_priority: 0 for the screen, 1 the presenter's camera, 2 the floor holder's, 3 grid tiles and others."""
+    """slot_priority: 0 for the screen and the presenter's camera, 2 the floor holder's, 3 grid tiles and others."""
     return PRIORITY.get(slot, 3)
 
 
 def track_options(layer_bitrates: Sequence[float], temporal: bool, lowest_only: bool = False) -> tuple[Option, ...]:
-    """track_options lists how a track can be sent: each arriving spatial layer (index, measured bit/s) and,
-    when it has temporal layers, each temporal cut of it (the base layer alone only for the lowest spatial
-    layer); ascending, each option costing more than the last.
+    """track_options lists how a track can be sent, in order of quality: each arriving spatial layer (index,
+    measured bit/s) and, when it has temporal layers, each temporal cut of it (the base layer alone only for the
+    lowest spatial layer). An option's cost is at least the one before it: a publisher's layer rates move with
+    its own estimate and its keyframes, and a lower layer measured dearer must not look like an upgrade.
 
     `layer_bitrates[i]` is the measured bitrate of spatial layer i (0 or less: not arriving). `lowest_only`
     (grid tiles) keeps the lowest arriving spatial layer.
@@ -94,11 +97,9 @@ def track_options(layer_bitrates: Sequence[float], temporal: bool, lowest_only: 
         if lowest_only:
             break
     out: list[Option] = []
-    for option in sorted(candidates):  # by bitrate, then spatial, then temporal layer
-        if not out or option.bitrate > out[-1].bitrate * SAME_COST:
-            out.append(option)
-        elif (option.spatial, option.temporal) > (out[-1].spatial, out[-1].temporal):
-            out[-1] = option  # about as dear as the one before and a higher layer: the better of the two
+    for option in candidates:  # in order of quality: a layer's cuts, then the next layer's
+        cost = max(option.bitrate, out[-1].bitrate) if out else option.bitrate  # better never costs less
+        out.append(Option(cost, option.spatial, option.temporal))
     return tuple(out)
 
 
@@ -107,10 +108,13 @@ def allocate(budget: float, demands: Iterable[Demand]) -> dict[str, int]:
 
     Minimums first in priority order, then upgrades in priority order, each to the best option that fits.
     """
-    ordered = sorted(demands, key=lambda d: d.priority)
+    # minimums by priority, the cheapest first within one (the presenter's camera and the screen share the
+    # first: a weak link keeps at least the one that fits); upgrades by priority, the screen first within one
+    cheapest = sorted(demands, key=lambda d: (d.priority, d.options[0].bitrate if d.options else 0.0))
+    ordered = sorted(demands, key=lambda d: (d.priority, d.slot not in UPGRADE_FIRST))
     choice = {d.slot: -1 for d in ordered}
     left = budget
-    for d in ordered:
+    for d in cheapest:
         if d.options and d.options[0].bitrate <= left:
             choice[d.slot] = 0
             left -= d.options[0].bitrate
@@ -136,6 +140,7 @@ class Feedback:
     loss: float  # the loss on its own link in its latest receiver reports about video (0..1)
     sent: float  # the video we sent it over the period (bit/s, retransmissions included)
     queue_delay: float = 0.0  # seconds the oldest packet has waited in its pacer
+    remb_fell: bool = False  # its REMB went down since the previous period (Chromium's overuse signal)
 
 
 @dataclass
@@ -151,19 +156,22 @@ class Downlink:
     hold: float = HOLD_AFTER_DOWN
     downgrades: int = 0
     upgrades: int = 0
+    ever_congested: bool = False  # once congested, its transport is paced (sfu.downlinks)
     _loss_reports: int = 0
     _queue_reports: int = 0
 
     def update(self, fb: Feedback) -> float:
         """update takes one period's feedback and returns the new estimate of what the link carries for video.
 
-        The link is *congested* when the subscriber's REMB falls below what we send (its delay-based detector
-        saw the queue grow), when its loss exceeds ``LOSS_HIGH`` in two periods in a row (the loss-based half
-        of Google's congestion control: a short queue drops before its delay grows), or when our own pacer's
-        queue has held video for ``QUEUE_CONGESTED`` in two periods. Then the estimate is the REMB, capped at
-        what was sent x (1 - loss / 2). Otherwise the REMB says little (Chromium's receive-side estimate stays
-        within 1.5 x what it receives): the estimate only grows, to the REMB or to what we send, whichever is
-        larger; only congestion lowers it.
+        The link is *congested* when the subscriber's REMB fell, below ``OVERUSE`` x what we send (its delay-
+        based detector saw the queue grow: Chromium then sets its estimate to 0.85 x what it receives and says
+        so at once; a REMB that is merely below what we send is its slow climb after an upgrade, not
+        congestion), when its loss exceeds ``LOSS_HIGH`` in two periods in a row (the loss-based half of
+        Google's congestion control: a short queue drops before its delay grows), or when our own pacer's queue
+        has held video for ``QUEUE_CONGESTED`` in two periods. Then the estimate is the REMB, capped at what was
+        sent x (1 - loss / 2). Otherwise the REMB says little (Chromium's receive-side estimate stays within 1.5
+        x what it receives): the estimate only grows, to the REMB or to what we send, whichever is larger; only
+        congestion lowers it.
         """
         remb = float(fb.remb) if fb.remb is not None else None
         if fb.loss > LOSS_HIGH:
@@ -172,9 +180,10 @@ class Downlink:
             self._loss_reports = 0
         self._queue_reports = self._queue_reports + 1 if fb.queue_delay > QUEUE_CONGESTED else 0
         lossy = self._loss_reports >= 2 and fb.sent > 0
-        overuse = remb is not None and fb.sent > MIN_ESTIMATE and remb < OVERUSE * fb.sent
-        queued = self._queue_reports >= 2 and fb.sent > 0
+        overuse = fb.remb_fell and remb is not None and fb.sent > MIN_ESTIMATE and remb < OVERUSE * fb.sent
+        queued = self._queue_reports >= 3 and fb.sent > 0
         self.congested = lossy or overuse or queued
+        self.ever_congested |= self.congested
         if self.congested:
             estimate = remb if remb is not None else fb.sent
             if lossy:
@@ -200,7 +209,7 @@ class Downlink:
         may_upgrade = now - self.last_up >= UP_INTERVAL and now - self.last_down >= self.hold
         new: dict[str, int] = {}
         downgraded = False
-        ordered = sorted(demands, key=lambda d: d.priority)
+        ordered = sorted(demands, key=lambda d: (d.priority, d.slot not in UPGRADE_FIRST))
         for d in ordered:
             if d.slot not in self.choice:
                 new[d.slot] = target[d.slot]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sfu.allocator import (
+    REMB_FALL,
     Demand,
     Downlink,
     Feedback,
@@ -36,7 +37,9 @@ from sfu.producer import Producer
 from sfu.stats import DownlinkStats
 
 PERIOD = 0.5  # seconds between two allocations
+RATE_ALPHA = 0.25  # a layer's measured rate: this share of the last period's, the rest of the average before
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
+PACE_BELOW = 3_000_000.0  # bit/s: a link estimated above this is not paced (its bursts fit)
 MIN_PACING_RATE = 200_000.0  # bit/s for video at least: a keyframe of a small layer is not held for seconds
 
 
@@ -87,6 +90,7 @@ class Downlinks:
     clock: Callable[[], float] = time.monotonic
     links: dict[str, Downlink] = field(default_factory=dict)
     _sent: dict[str, Sent] = field(default_factory=dict)
+    _remb: dict[str, int] = field(default_factory=dict)  # each subscriber's REMB at the previous period
     _reported: dict[Consumer, Reported] = field(default_factory=dict)
     _loss: dict[Consumer, float] = field(default_factory=dict)
     _layer_octets: dict[Producer, tuple[float, int]] = field(default_factory=dict)
@@ -112,6 +116,7 @@ class Downlinks:
         for pid in [pid for pid in self.links if pid not in live]:
             del self.links[pid]
             self._sent.pop(pid, None)
+            self._remb.pop(pid, None)
         current = {c for p in self.participants.values() for c in p.consumers.values()}
         for c in [c for c in self._reported if c not in current]:
             del self._reported[c]
@@ -133,7 +138,7 @@ class Downlinks:
                     if before is not None and now > before[0]:
                         rate = (layer.bytes - before[1]) * 8 / (now - before[0])
                         old = self._layer_rate.get(layer)
-                        rates[layer] = rate if old is None or rate == 0 else 0.5 * old + 0.5 * rate
+                        rates[layer] = rate if old is None or rate == 0 else RATE_ALPHA * rate + (1 - RATE_ALPHA) * old
         self._layer_octets = octets
         self._layer_rate = rates
 
@@ -154,11 +159,17 @@ class Downlinks:
         loss = max((self._downlink_loss(c) for c in video), default=0.0)
         wire = next((c.wire for c in consumers if c.wire is not None), None)
         queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
-        estimate = link.update(Feedback(max(rembs) if rembs else None, loss, sent, queue_delay))
-        if wire is not None:  # no pacing before the subscriber's first estimate: nothing to pace at yet
+        remb = max(rembs) if rembs else None
+        fell = remb is not None and p.id in self._remb and remb < REMB_FALL * self._remb[p.id]
+        if remb is not None:
+            self._remb[p.id] = remb
+        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell))
+        if wire is not None:
+            # paced once its link has been congested and while it is not fast: a link that never was keeps the C
+            # path all the way (its bursts fit), a weak one sends at its estimate, audio first
             audio = sum(1 for c in consumers if c.kind == "audio" and c.source is not None)
             rate = max(MIN_PACING_RATE, estimate * PACING_FACTOR) + AUDIO_BITRATE * audio
-            wire.pacer.set_rate(rate if rembs else UNLIMITED)
+            wire.pacer.set_rate(rate if link.ever_congested and estimate < PACE_BELOW else UNLIMITED)
         demands: list[Demand] = []
         for c in video:
             view = p.slot_view.get(c.slot)

@@ -36,7 +36,7 @@ PACING_FACTOR = 1.2  # the pacer's rate over the estimate (a little above, so th
 BURST_SECONDS = 0.02  # the bucket holds at most this long at `rate`
 MIN_BURST_BITS = 2 * 1200 * 8  # and at least two full packets
 UNLIMITED = 1e12  # bit/s: pacing off (no estimate yet, or allocation disabled)
-MAX_QUEUE_SECONDS = 1.0  # packets waiting longer than this are dropped (counted): the allocator steps down first
+MAX_QUEUE_SECONDS = 2.0  # packets waiting longer than this are dropped (counted): the allocator steps down first
 RESEND_SHARE = 0.25  # retransmissions may use at most this share of the rate (per second)
 OVERHEAD = 10 + 28  # bytes per packet beyond the plain RTP: SRTP tag, IPv4 + UDP headers
 

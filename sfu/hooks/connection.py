@@ -50,6 +50,7 @@ class SfuPeerConnection(RTCPeerConnection):
     ) -> None:
         self.ticker = ticker
         self.consents: list[Consent] = []
+        self._sfu_estimator: Any = None  # the REMB estimator every video receiver of this connection shares
         self._sfu_consent_interval = consent_interval
         self._sfu_compiled = compiled
         self._sfu_sync_receive = sync_receive and forwarding
@@ -87,8 +88,15 @@ class SfuPeerConnection(RTCPeerConnection):
             sender._rtx_ssrc = old_sender._rtx_ssrc
             sender._stream_id = old_sender._stream_id
             receiver = ForwardingReceiver(kind, dtls)
-            if self._sfu_compiled and receiver.remb is not None and CompiledEstimator is not None:
-                receiver.remb = CompiledEstimator()  # aiortc's estimator in C, the same results (sfu/_remb.c)
+            if receiver.remb is not None:
+                # one estimate for the whole (bundled) connection: a browser takes each REMB as its total send
+                # budget, so one per video section (camera, screen, each told only about itself) would cut it
+                # to the smallest of them
+                if self._sfu_estimator is None:
+                    compiled = self._sfu_compiled and CompiledEstimator is not None
+                    # aiortc's estimator in C, the same results (sfu/_remb.c)
+                    self._sfu_estimator = CompiledEstimator() if compiled else receiver.remb
+                receiver.remb = self._sfu_estimator
             receiver.ticker = self.ticker
             receiver._set_rtcp_ssrc(sender._ssrc)
             transceiver._RTCRtpTransceiver__sender = sender

@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.browser,
 Factory = Callable[..., Awaitable[Any]]
 CAPS: dict[str, Shape | None] = {"c300": Shape(300), "c1000": Shape(1000), "uncapped": None}  # downlinks
 FLOOR_UP = Shape(300)  # the floor holder's uplink
-PRESENTER_VIDEO = "window.TAPHUAN_VIDEO = {width: 640, height: 360, frameRate: 15};"
+PRESENTER_VIDEO = "window.TAPHUAN_VIDEO = {width: 960, height: 540, frameRate: 15};"
 WINDOW_S = 40.0  # the measurement, after the classrooms have joined and SETTLE_S more
 SETTLE_S = 10.0
 SAMPLE_S = 0.5
@@ -163,6 +163,12 @@ async def run_meeting(app: web.Application, aiohttp_server: Any, lab: Lab, make_
             await ctx.add_init_script(PRESENTER_VIDEO)
             studio = await ctx.new_page()
             await enter(studio, meeting.id)
+            # this machine's two cores run six Chromiums: the presenter's encoder would drop its upper simulcast
+            # layers for CPU (Chromium's "balanced" adaptation lowers the resolution); a studio PC does not
+            await studio.evaluate("""async () => { for (const s of window.live.up.getSenders()) {
+                if (!s.track || s.track.kind !== 'video') continue;
+                const p = s.getParameters(); p.degradationPreference = 'maintain-resolution';
+                await s.setParameters(p); } }""")
             await studio.click("[data-action=screen]")
             await studio.wait_for_selector("[data-tile='my-screen']:not([hidden])", timeout=WAIT_MS)
             pages: dict[str, Page] = {}
