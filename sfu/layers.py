@@ -1,8 +1,9 @@
 """layers: which simulcast layer of a track fills a down target's slot.
 
 The slot plan (``sfu.plan``) says which track fills a slot; ``pick_layer`` says which of its layers
-(``Producer.layers``, lowest spatial layer first) that slot forwards. It is the one place that choice is made,
-so a bandwidth allocator can replace it per consumer. Today's rule: grid tiles take the lowest layer arriving,
+(``Producer.layers``, lowest spatial layer first) that slot forwards when the downlink allocator does not
+choose (``sfu.downlinks.Downlinks.apply``: the recorder's Sinks, audio, a slot not allocated yet, or
+allocation off). The rule: grid tiles take the lowest layer arriving,
 every other slot the highest arriving, and an in-process Sink (the recorder) always the highest arriving, outside
 any budget. "Arriving" is what the publisher actually sends (``Producer.arriving``): Chromium may send fewer
 layers than it negotiated. Before any layer arrives, the rule applies to all the negotiated layers.
