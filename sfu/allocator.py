@@ -51,6 +51,7 @@ FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgra
 
 PRIORITY = {"screen": 0, "presenter-video": 0, "floor-video": 2}  # grid tiles and the rest: 3
 UPGRADE_FIRST = ("screen",)  # within a priority, upgraded first (the slides before the presenter's face)
+MINIMUM_FIRST = ("presenter-video",)  # within a priority, given its smallest option first
 
 
 @dataclass(frozen=True, order=True)
@@ -108,9 +109,9 @@ def allocate(budget: float, demands: Iterable[Demand]) -> dict[str, int]:
 
     Minimums first in priority order, then upgrades in priority order, each to the best option that fits.
     """
-    # minimums by priority, the cheapest first within one (the presenter's camera and the screen share the
-    # first: a weak link keeps at least the one that fits); upgrades by priority, the screen first within one
-    cheapest = sorted(demands, key=lambda d: (d.priority, d.options[0].bitrate if d.options else 0.0))
+    # minimums by priority, the presenter's camera first within the first (a weak link keeps seeing who speaks,
+    # the slides when they fit too); upgrades by priority, the screen first within one (then the slides sharpen)
+    cheapest = sorted(demands, key=lambda d: (d.priority, d.slot not in MINIMUM_FIRST))
     ordered = sorted(demands, key=lambda d: (d.priority, d.slot not in UPGRADE_FIRST))
     choice = {d.slot: -1 for d in ordered}
     left = budget

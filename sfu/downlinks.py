@@ -37,6 +37,8 @@ from sfu.producer import Producer
 from sfu.stats import DownlinkStats
 
 PERIOD = 0.5  # seconds between two allocations
+LOSS_FRESH = 1.5  # seconds a report's loss counts (Chromium reports about once a second)
+MIN_LOSS_PACKETS = 20  # the loss of fewer packets than this says nothing
 RATE_ALPHA = 0.25  # a layer's measured rate: this share of the last period's, the rest of the average before
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
 PACE_BELOW = 3_000_000.0  # bit/s: a link estimated above this is not paced (its bursts fit)
@@ -53,9 +55,9 @@ class Reported:
     out_seq: int
 
 
-def downlink_loss(before: Reported, now: Reported) -> float | None:
-    """downlink_loss: the share of what we sent that the subscriber lost between two of its reports, None without
-    a new report.
+def downlink_loss(before: Reported, now: Reported) -> tuple[int, int] | None:
+    """downlink_loss: (lost, sent) on the subscriber's own link between two of its reports, None without a new
+    report or with nothing sent.
 
     Its reports count every hole in our output, and a packet its publisher lost on the way up (never recovered)
     is a hole we forward: those holes are our output's sequence advance minus what we sent, so they are taken
@@ -68,7 +70,7 @@ def downlink_loss(before: Reported, now: Reported) -> float | None:
         return None
     holes = max(0, ((now.out_seq - before.out_seq) & 0xFFFF) - sent)
     lost = max(0, now.lost - before.lost - holes)
-    return min(1.0, lost / sent)
+    return min(lost, sent), sent
 
 
 @dataclass
@@ -92,7 +94,7 @@ class Downlinks:
     _sent: dict[str, Sent] = field(default_factory=dict)
     _remb: dict[str, int] = field(default_factory=dict)  # each subscriber's REMB at the previous period
     _reported: dict[Consumer, Reported] = field(default_factory=dict)
-    _loss: dict[Consumer, float] = field(default_factory=dict)
+    _loss: dict[Consumer, tuple[int, int, float]] = field(default_factory=dict)  # lost, sent, when
     _layer_octets: dict[Producer, tuple[float, int]] = field(default_factory=dict)
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
     runs: int = 0
@@ -156,7 +158,13 @@ class Downlinks:
         self._sent[p.id] = Sent(now, octets)
         sent = (octets - before.octets) * 8 / (now - before.at) if before and now > before.at else 0.0
         rembs = [c.remb_bitrate for c in consumers if c.remb_bitrate is not None]
-        loss = max((self._downlink_loss(c) for c in video), default=0.0)
+        lost = sent_packets = 0
+        for c in video:
+            counts = self._downlink_loss(c, now)
+            if counts is not None:
+                lost += counts[0]
+                sent_packets += counts[1]
+        loss = lost / sent_packets if sent_packets >= MIN_LOSS_PACKETS else 0.0
         wire = next((c.wire for c in consumers if c.wire is not None), None)
         queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
         remb = max(rembs) if rembs else None
@@ -188,16 +196,18 @@ class Downlinks:
                 choice[d.slot] = before_choice[d.slot]
         return choice != before_choice
 
-    def _downlink_loss(self, c: Consumer) -> float:
-        """_downlink_loss: the loss on the subscriber's own link in its latest report (kept until the next)."""
+    def _downlink_loss(self, c: Consumer, at: float) -> tuple[int, int] | None:
+        """_downlink_loss: (lost, sent) on the subscriber's own link in its latest report about `c`, None when that
+        report is older than ``LOSS_FRESH`` (a paused slot's last loss must not count for ever)."""
         now = Reported(c.reports, c.packets_lost, c.packets_sent, c.last_out_seq)
         before = self._reported.get(c)
         if before is None or now.reports != before.reports:
             self._reported[c] = now
-            loss = downlink_loss(before, now) if before is not None else None
-            if loss is not None:
-                self._loss[c] = loss
-        return self._loss.get(c, 0.0)
+            counts = downlink_loss(before, now) if before is not None else None
+            if counts is not None:
+                self._loss[c] = (counts[0], counts[1], at)
+        kept = self._loss.get(c)
+        return kept[:2] if kept is not None and at - kept[2] <= LOSS_FRESH else None
 
     def _track(self, view: tuple[str | None, str | None, str]) -> Producer | None:
         owner = self.participants.get(view[0]) if view[0] else None

