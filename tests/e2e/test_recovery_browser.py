@@ -23,6 +23,7 @@ from server.db.models import Role, User
 from server.live.service import LIVE
 from tests import netlab
 from tests.e2e.browser import CHROMIUM, FLAGS, WAIT_MS, logged_in_context, slot_stats, wait_rising
+from tests.e2e.labpages import enter
 from tests.netlab import Lab
 
 pytestmark = [pytest.mark.browser,
@@ -48,20 +49,8 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture
 def config(make_config: Callable[..., Config], lab: Lab) -> Config:
-    """config: ICE gathers on the lab's address, which the namespace and the host both reach."""
+    """config: ICE gathers on the lab's address, which the namespaces and the host both reach."""
     return make_config(sfu__ice_addresses=[lab.server_ip])
-
-
-async def enter(page: Page, meeting_id: int) -> None:
-    """enter: join with video (the device check may propose audio-only on the lab's link) and publish."""
-    await page.goto(f"/live/{meeting_id}")
-    await page.wait_for_function("window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net",
-                                 timeout=WAIT_MS)
-    await page.evaluate("const b = document.querySelector('[data-join-audio-only]'); if (b) b.checked = false;")
-    await page.click("[data-action=join]")
-    await page.wait_for_selector("[data-stage]:not([hidden])", timeout=WAIT_MS)
-    await page.wait_for_function("window.live && window.live.up && window.live.up.connectionState === 'connected'",
-                                 timeout=WAIT_MS)
 
 
 async def time_to_media(page: Page, since: float) -> tuple[float, float]:

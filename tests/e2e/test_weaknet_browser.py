@@ -33,6 +33,7 @@ from server.live.connection import jsonable
 from server.live.service import LIVE
 from tests import netlab
 from tests.e2e.browser import CHROMIUM, FLAGS, WAIT_MS, logged_in_context, media_stats
+from tests.e2e.labpages import enter
 from tests.netlab import Lab, Shape
 
 pytestmark = [pytest.mark.browser,
@@ -45,6 +46,18 @@ PRESENTER_VIDEO = "window.TAPHUAN_VIDEO = {width: 960, height: 540, frameRate: 1
 WINDOW_S = 40.0  # the measurement, after the classrooms have joined and SETTLE_S more
 SETTLE_S = 10.0
 SAMPLE_S = 0.5
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    with Lab() as made:
+        yield made
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config], lab: Lab) -> Config:
+    """config: ICE gathers on the lab's address, which the namespaces and the host both reach."""
+    return make_config(sfu__ice_addresses=[lab.server_ip])
 
 
 class ScenarioError(Exception):
@@ -85,31 +98,6 @@ class Figures:
 
 
 RESULT: dict[str, dict[str, Figures] | BaseException] = {}  # the scenario's figures, measured once per session
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    with Lab() as made:
-        yield made
-
-
-@pytest.fixture
-def config(make_config: Callable[..., Config], lab: Lab) -> Config:
-    """config: ICE gathers on the lab's address, which the namespaces and the host both reach."""
-    return make_config(sfu__ice_addresses=[lab.server_ip])
-
-
-async def enter(page: Page, meeting_id: int) -> None:
-    """enter: open the meeting, wait for the device check's network verdict, join with video (not audio-only)."""
-    await page.goto(f"/live/{meeting_id}")
-    await page.wait_for_function("window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net",
-                                 timeout=WAIT_MS)
-    # the check proposes audio-only on a weak link; these classrooms keep video, to test its forwarding
-    await page.evaluate("const b = document.querySelector('[data-join-audio-only]'); if (b) b.checked = false;")
-    await page.click("[data-action=join]")
-    await page.wait_for_selector("[data-stage]:not([hidden])", timeout=WAIT_MS)
-    await page.wait_for_function("window.live && window.live.up && window.live.up.connectionState === 'connected'",
-                                 timeout=WAIT_MS)
 
 
 async def presenter_frames(page: Page) -> int:

@@ -1,0 +1,20 @@
+"""labpages: what the e2e tests in network namespaces (tests/netlab.py) share: entering a meeting from a page whose
+link may be capped."""
+
+from __future__ import annotations
+
+from playwright.async_api import Page
+
+from tests.e2e.browser import WAIT_MS
+
+
+async def enter(page: Page, meeting_id: int) -> None:
+    """enter: open the meeting, wait for the device check's network verdict, join with video and publish."""
+    await page.goto(f"/live/{meeting_id}")
+    await page.wait_for_function("window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net",
+                                 timeout=WAIT_MS)
+    assert not await page.is_checked("[data-join-audio-only]")  # the check proposes, never chooses, audio-only
+    await page.click("[data-action=join]")
+    await page.wait_for_selector("[data-stage]:not([hidden])", timeout=WAIT_MS)
+    await page.wait_for_function("window.live && window.live.up && window.live.up.connectionState === 'connected'",
+                                 timeout=WAIT_MS)
