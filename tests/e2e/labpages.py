@@ -13,7 +13,8 @@ async def enter(page: Page, meeting_id: int) -> None:
     await page.goto(f"/live/{meeting_id}")
     await page.wait_for_function("window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net",
                                  timeout=WAIT_MS)
-    assert not await page.is_checked("[data-join-audio-only]")  # the check proposes, never chooses, audio-only
+    # the check proposes audio-only on a weak link, never chooses it (studio pages have no such box)
+    assert not await page.evaluate("!!(document.querySelector('[data-join-audio-only]') || {}).checked")
     await page.click("[data-action=join]")
     await page.wait_for_selector("[data-stage]:not([hidden])", timeout=WAIT_MS)
     await page.wait_for_function("window.live && window.live.up && window.live.up.connectionState === 'connected'",
