@@ -42,7 +42,7 @@ HOLD_MAX = 48.0
 LOSS_HIGH = 0.10  # reported loss above this: the estimate is cut to what was sent x (1 - loss / 2)
 LOSS_LOW = 0.02
 OVERUSE = 0.8  # a REMB that fell below this share of what we send: the link is congested
-REMB_FALL = 0.9  # a REMB below this share of the previous one fell
+REMB_FALL = 0.7  # a REMB below this share of the previous one fell (overuse: ~0.85 x incoming, from ~1.5 x)
 QUEUE_CONGESTED = 0.8  # seconds video waited in the pacer, in three periods in a row: the estimate is too high
 # (a keyframe alone waits ~0.6 s at 280 kbit/s: that is what the pacer is for, not a sign of congestion)
 MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
