@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from server.db.models import Role, User
 from server.live.rooms import open_rooms
@@ -36,6 +36,16 @@ async def enter(page: Page, meeting_id: int) -> None:
                                  "window.live.up.connectionState === 'connected'", timeout=WAIT_MS)
 
 
+async def enter_studio(browser: Browser, app: web.Application, base: str, trainer: User,
+                       meeting_id: int) -> tuple[Page, str]:
+    """enter_studio: the trainer's page, capturing large enough for three layers, in the meeting; and its id."""
+    ctx = await logged_in_context(browser, app, base, trainer, small_video=False)
+    await ctx.add_init_script(PRESENTER_VIDEO)
+    studio = await ctx.new_page()
+    await enter(studio, meeting_id)
+    return studio, str(await studio.evaluate("window.live.participantId"))
+
+
 def camera_layers(app: web.Application, meeting_id: int, participant_id: str) -> list[ProducerStats]:
     """camera_layers: the server's figures of the participant's camera layers, lowest first."""
     room = open_rooms(app[LIVE], [meeting_id]).get(meeting_id)
@@ -59,11 +69,7 @@ async def test_presenter_camera_arrives_in_three_layers_and_a_classroom_decodes(
     async with async_playwright() as pw:
         browser = await launch(pw)
         try:
-            studio_ctx = await logged_in_context(browser, app, base, trainer, small_video=False)
-            await studio_ctx.add_init_script(PRESENTER_VIDEO)
-            studio = await studio_ctx.new_page()
-            await enter(studio, meeting.id)
-            presenter = str(await studio.evaluate("window.live.participantId"))
+            studio, presenter = await enter_studio(browser, app, base, trainer, meeting.id)
             encodings = await studio.evaluate("""() => window.live.up.getTransceivers()
                 .filter((t) => t.sender.track && t.sender.track.kind === 'video')
                 .map((t) => t.sender.getParameters().encodings.map((e) => [e.rid, e.scalabilityMode]))[0]""")
@@ -121,11 +127,7 @@ async def test_a_classroom_decodes_through_twenty_layer_switches_without_a_freez
     async with async_playwright() as pw:
         browser = await launch(pw)
         try:
-            studio_ctx = await logged_in_context(browser, app, base, trainer, small_video=False)
-            await studio_ctx.add_init_script(PRESENTER_VIDEO)
-            studio = await studio_ctx.new_page()
-            await enter(studio, meeting.id)
-            presenter = str(await studio.evaluate("window.live.participantId"))
+            studio, presenter = await enter_studio(browser, app, base, trainer, meeting.id)
             classroom = await (await logged_in_context(browser, app, base, room_user)).new_page()
             await enter(classroom, meeting.id)
             me = str(await classroom.evaluate("window.live.participantId"))
