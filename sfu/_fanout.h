@@ -86,7 +86,6 @@ typedef struct {
     double burst;
     double last;    /* clock of the last refill, -1: none */
     long long queued;  /* packets waiting in the Python queue (sfu.pacer.Pacer keeps it) */
-    unsigned long long held;
 } Pacer;
 extern PyTypeObject PacerType;
 int pacer_add_types(PyObject *module);

@@ -24,7 +24,6 @@ int pacer_admit(Pacer *p, long long size, int audio, double now) {
         p->tokens -= (double)((size + PACER_OVERHEAD) * 8);
         return 1;
     }
-    p->held++;
     return 0;
 }
 
@@ -38,7 +37,6 @@ static int Pacer_init(Pacer *p, PyObject *args, PyObject *kw) {
     p->tokens = p->burst;
     p->last = -1.0;
     p->queued = 0;
-    p->held = 0;
     return 0;
 }
 
@@ -91,7 +89,6 @@ static PyMemberDef Pacer_members[] = {
     {"burst", T_DOUBLE, offsetof(Pacer, burst), READONLY, "burst: the bucket's size in bits"},
     {"last", T_DOUBLE, offsetof(Pacer, last), 0, "last: clock of the last refill, -1 none"},
     {"queued", T_LONGLONG, offsetof(Pacer, queued), 0, "queued: packets waiting in the Python queue"},
-    {"held", T_ULONGLONG, offsetof(Pacer, held), READONLY, "held: video packets the bucket did not let through"},
     {NULL},
 };
 

@@ -169,7 +169,7 @@ class Downlink:
         so at once; a REMB that is merely below what we send is its slow climb after an upgrade, not
         congestion), when its loss exceeds ``LOSS_HIGH`` in two periods in a row (the loss-based half of
         Google's congestion control: a short queue drops before its delay grows), or when our own pacer's queue
-        has held video for ``QUEUE_CONGESTED`` in two periods. Then the estimate is the REMB, capped at what was
+        has held video for ``QUEUE_CONGESTED`` in three periods. Then the estimate is the REMB, capped at what was
         sent x (1 - loss / 2). Otherwise the REMB says little (Chromium's receive-side estimate stays within 1.5
         x what it receives): the estimate only grows, to the REMB or to what we send, whichever is larger; only
         congestion lowers it.

@@ -391,7 +391,7 @@ class Consumer:
         self.retransmitted = 0
         self.retransmitted_bytes = 0
         self.resends_refused = 0  # NACKed packets not resent: too old, resent too recently, not in the history, or
-        self.resends_over_budget = 0  # over the pacer's retransmission budget (these are counted here too)
+        # over the pacer's retransmission budget
         self.keyframe_requests = 0
         self.keyframe_requests_throttled = 0  # of those, not passed on (KEYFRAME_INTERVAL)
         self._last_keyframe_request = float("-inf")
@@ -782,7 +782,6 @@ class Consumer:
         _, ts, p, _, pic, tl0 = entry
         if not self.wire.pacer.allow_resend(len(self._head) + len(p.payload) + p.padding):
             self.resends_refused += 1  # over the classroom's budget: the link is already full
-            self.resends_over_budget += 1
             return False
         self._resent[seq & _MASK] = (seq, now)
         payload = self._payload(p, pic, tl0)

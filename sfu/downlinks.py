@@ -222,7 +222,7 @@ class Downlinks:
         pacer = wire.pacer
         return DownlinkStats(
             estimate=round(link.estimate), pacing_rate=round(pacer.rate) if pacer.rate < UNLIMITED else None,
-            queue_delay=round(pacer.queue_delay, 3), queue_dropped=pacer.dropped,
+            queue_delay=round(pacer.queue_delay, 3), queued=pacer.sent_queued, queue_dropped=pacer.dropped,
             paused=sum(1 for o in link.choice.values() if o is None), upgrades=link.upgrades,
             downgrades=link.downgrades,
         )

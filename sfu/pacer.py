@@ -44,7 +44,7 @@ OVERHEAD = 10 + 28  # bytes per packet beyond the plain RTP: SRTP tag, IPv4 + UD
 class TokenBucket:
     """TokenBucket is the pacer's bucket in Python (the twin of ``sfu._fanout.Pacer``): bits, refilled at `rate`."""
 
-    __slots__ = ("rate", "tokens", "burst", "last", "queued", "held")
+    __slots__ = ("rate", "tokens", "burst", "last", "queued")
 
     def __init__(self, rate: float = UNLIMITED) -> None:
         self.rate = rate
@@ -52,7 +52,6 @@ class TokenBucket:
         self.tokens = self.burst
         self.last = -1.0
         self.queued = 0  # packets waiting in the Python queue: while any do, video waits behind them
-        self.held = 0  # video packets the bucket did not let through
 
     def set_rate(self, rate: float) -> None:
         """set_rate changes the rate (bit/s) and the burst that goes with it."""
@@ -74,7 +73,6 @@ class TokenBucket:
         if audio or (self.queued == 0 and self.tokens >= 0):
             self.tokens -= (size + OVERHEAD) * 8
             return True
-        self.held += 1
         return False
 
     def take(self, size: int, now: float) -> None:

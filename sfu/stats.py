@@ -40,6 +40,7 @@ class DownlinkStats:
     estimate: float  # bit/s, from its REMB, loss and our pacer's queue
     pacing_rate: float | None  # bit/s, None: not paced (no estimate yet, or allocation off)
     queue_delay: float  # seconds the oldest packet waiting in the pacer has waited
+    queued: int  # packets that waited in the pacer (sent later than they arrived)
     queue_dropped: int  # packets dropped after waiting too long in the pacer
     paused: int  # video slots paused because the link cannot carry them
     upgrades: int

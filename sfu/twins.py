@@ -92,7 +92,7 @@ MIRRORS: tuple[Mirror, ...] = (
     # a down transport's pacer bucket: the C fan-out asks it before sending (sfu/pacer.py)
     Mirror(
         "Pacer", "sfu.pacer.TokenBucket",
-        {name: name for name in ("rate", "tokens", "burst", "last", "queued", "held")},
+        {name: name for name in ("rate", "tokens", "burst", "last", "queued")},
         methods=("set_rate", "refill", "admit", "take", "wait"), complete=True,
     ),
 )
