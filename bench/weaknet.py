@@ -132,11 +132,59 @@ async def first_frame(page: Page, since: float, within: float = 90.0) -> float |
     return None
 
 
+# The presenter's video senders as its Chromium sees them: per encoding (rid) the size and frames sent, the bytes,
+# its target and what limits it; and the up connection's send estimate (availableOutgoingBitrate).
+PUBLISHED = """async () => {
+  const up = window.live && window.live.up;
+  if (!up) return null;
+  const screen = window.TaphuanLive && window.TaphuanLive.screenTrack;
+  const out = {at: performance.now() / 1000, layers: [], available: null};
+  for (const sender of up.getSenders()) {
+    if (!sender.track || sender.track.kind !== "video") continue;
+    for (const r of (await sender.getStats()).values()) {
+      if (r.type !== "outbound-rtp") continue;
+      out.layers.push({source: sender.track === screen ? "screen" : "camera", rid: r.rid || "",
+                       width: r.frameWidth || 0, height: r.frameHeight || 0, frames: r.framesSent || 0,
+                       bytes: r.bytesSent || 0, target: r.targetBitrate || 0,
+                       limit: r.qualityLimitationReason || "", active: r.active !== false});
+    }
+  }
+  for (const r of (await up.getStats()).values()) {
+    if (r.type === "candidate-pair" && r.nominated && r.availableOutgoingBitrate) {
+      out.available = r.availableOutgoingBitrate;
+    }
+  }
+  return out;
+}"""
+
+
+def published_text(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
+    """published_text: the presenter's layers over the window (size, fps, kbit/s sent, target, limitation) and
+    its Chromium's send estimate at the end."""
+    if not a or not b:
+        return ["presenter sends: (no statistics)"]
+    at = max(b["at"] - a["at"], 1e-3)
+    before = {(x["source"], x["rid"]): x for x in a["layers"]}
+    parts = []
+    for x in b["layers"]:
+        y = before.get((x["source"], x["rid"]), {})
+        fps = (x["frames"] - y.get("frames", 0)) / at
+        kbit = (x["bytes"] - y.get("bytes", 0)) * 8 / 1000 / at
+        size = f"{x['width']}x{x['height']}" if x["height"] and fps > 0 else "off"
+        parts.append(f"{x['source']} {x['rid'] or '-'} {size} {fps:.0f} fps {kbit:.0f}k"
+                     + (f" (target {x['target'] / 1000:.0f}k)" if x["target"] else "")
+                     + (f" [{x['limit']}]" if x["limit"] not in ("", "none") else ""))
+    available = b.get("available")
+    return ["presenter sends: " + "; ".join(parts),
+            "presenter's send estimate: " + (f"{available / 1000:.0f} kbit/s" if available else "-")]
+
+
 async def server_stats(studio: Page) -> dict[str, dict[str, Any]]:
     """server_stats: per participant its consumers by slot and, under "", its downlink (when the server reports
     one: the estimate its allocation uses), from the studio's `stats` request."""
     reply = await asyncio.wait_for(studio.evaluate("window.live.stats()"), 20)
-    return {p["participant_id"]: {**{c["slot"]: c for c in p["consumers"]}, "": p.get("downlink") or {}}
+    return {p["participant_id"]: {**{c["slot"]: c for c in p["consumers"]}, "": p.get("downlink") or {},
+                                  "^": p.get("uplink") or {}}
             for p in reply["participants"]}
 
 
@@ -161,6 +209,7 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
     """steady: measure --duration seconds; returns the table's lines."""
     first = {r.label: await media_stats(r.page) for r in rooms if r.page}
     srv0 = await server_stats(studio)
+    pub0 = await studio.evaluate(PUBLISHED)
     drops0 = {r.label: r.ns.counters() for r in rooms}
     t0 = time.monotonic()
     while time.monotonic() - t0 < args.duration:
@@ -171,6 +220,7 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
         await asyncio.sleep(1.0)
     last = {r.label: await media_stats(r.page) for r in rooms if r.page}
     srv1 = await server_stats(studio)
+    pub1 = await studio.evaluate(PUBLISHED)
     span = time.monotonic() - t0
     lines = [f"{'cap':<9} {'layer':<14} {'fps pv/sc/fv':<14} {'freezes':<10} {'concealed':>9} {'resend':>7} "
              f"{'kf/min':>6} {'PLI/min':>7} {'REMB':>6} {'est':>6} {'recv':>6} {'drop':>6}"]
@@ -188,7 +238,7 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
         concealed = f"{100 * delta(au0, au1, 'concealed') / samples:.1f} %" if samples else "-"
         recv = sum(delta(slot(a, s), slot(b, s), "bytes") for s in b["slots"]) * 8 / 1000 / at
         c0, c1 = srv0.get(r.participant, {}), srv1.get(r.participant, {})
-        video = [s for s in c1 if s and not s.endswith("-audio")]
+        video = [s for s in c1 if s not in ("", "^") and not s.endswith("-audio")]
         new = sum(delta(c0.get(s, {}), c1[s], "packets_sent") for s in video)
         resent = sum(delta(c0.get(s, {}), c1[s], "retransmitted") for s in video)
         plis = sum(delta(c0.get(s, {}), c1[s], "keyframe_requests") for s in ["presenter-video"] if s in c1)
@@ -204,7 +254,11 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
             f"{60 * delta(pv0, pv1, 'keyframes') / at:>6.1f} {60 * plis / span:>7.1f} "
             f"{remb / 1000 if remb else 0:>6.0f} {f'{estimate / 1000:.0f}' if estimate else '-':>6} {recv:>6.0f} "
             f"{drop:>6}")
-    return lines
+    me = str(await studio.evaluate("window.live.participantId"))
+    up0, up1 = srv0.get(me, {}).get("^", {}), srv1.get(me, {}).get("^", {})
+    return lines + published_text(pub0, pub1) + [
+        f"presenter's uplink (server): REMB {up1.get('remb', 0) / 1000:.0f} kbit/s, "
+        f"{int(delta(up0, up1, 'falls'))} falls in the window, {'calm' if up1.get('calm') else 'held'} at the end"]
 
 
 async def recovery(page: Page, ended: float) -> tuple[float | None, float | None, int]:
@@ -365,7 +419,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cut-classroom", type=int, default=1000,
                         help="the cap (kbit/s) of the classroom whose link is cut (default 1000)")
     parser.add_argument("--no-turn", dest="turn", action="store_false", help="skip the TURN classroom")
-    parser.add_argument("--video", default="640x360@15", help="presenter camera WxH@FPS (default 640x360@15)")
+    parser.add_argument("--video", default="960x540@15",
+                        help="presenter camera WxH@FPS (default 960x540@15: three layers)")
     parser.add_argument("--keep", action="store_true", help="keep the data directory and the server log")
     args = parser.parse_args()
     try:

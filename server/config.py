@@ -127,6 +127,7 @@ class SfuSection(_Section):
     keyframe_min_interval: float = Field(0.5, ge=0)
     compiled_fanout: bool = True
     allocation: bool = True
+    publish_bitrate: int = Field(3_000_000, ge=0, le=50_000_000)
 
     @field_validator("udp_ports")
     @classmethod

@@ -457,8 +457,17 @@ static PyObject *Slot_get_rtt(Slot *s, void *closure) {
     return PyFloat_FromDouble(s->rtt);
 }
 
+static int Slot_set_rtt(Slot *s, PyObject *value, void *closure) {
+    double rtt = value == NULL || value == Py_None ? -1.0 : PyFloat_AsDouble(value);
+    if (rtt == -1.0 && PyErr_Occurred())
+        return -1;
+    s->rtt = rtt < 0 ? -1.0 : rtt;
+    return 0;
+}
+
 static PyGetSetDef Slot_getset[] = {
-    {"rtt", (getter)Slot_get_rtt, NULL, "rtt: round-trip time in seconds from the reports, or None", NULL},
+    {"rtt", (getter)Slot_get_rtt, (setter)Slot_set_rtt, "rtt: round-trip time in seconds from the reports, or None",
+     NULL},
     {"pacer", (getter)Slot_get_pacer, NULL, "pacer: the wire's Pacer this slot asks before sending, or None", NULL},
     {"routed", (getter)Slot_get_routed, NULL, "routed: a route (socket, address, SRTP session) is bound", NULL},
     {"last_time", (getter)Slot_get_last_time, NULL, "last_time: clock of the last mapped packet or None", NULL},

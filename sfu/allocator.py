@@ -41,10 +41,18 @@ HOLD_AFTER_DOWN = 6.0  # seconds after a downgrade before the next upgrade (doub
 HOLD_MAX = 48.0
 LOSS_HIGH = 0.10  # reported loss above this: the estimate is cut to what was sent x (1 - loss / 2)
 LOSS_LOW = 0.02
+LOSS_MARGIN = 0.9  # a lossy link's estimate: this share of what it delivered (sent x (1 - loss))
+SENT_PERIODS = 4  # a calm link carried the least of what we sent in each of these periods (2 s: a keyframe's
+# burst fills a bottleneck's queue for a period without being what the link carries)
 OVERUSE = 0.8  # a REMB that fell below this share of what we send: the link is congested
 REMB_FALL = 0.7  # a REMB below this share of the previous one fell (overuse: ~0.85 x incoming, from ~1.5 x)
 QUEUE_CONGESTED = 0.8  # seconds video waited in the pacer, in three periods in a row: the estimate is too high
 # (a keyframe alone waits ~0.6 s at 280 kbit/s: that is what the pacer is for, not a sign of congestion)
+CALM_PERIODS = 2  # periods without congestion before what we send counts as carried (the first ones after a
+# downgrade still measure what the link could not carry, leaving the pacer's queue)
+FALL_WINDOW = 3.0  # seconds a REMB fall waits for the link to confirm it (loss, a longer round trip)
+RTT_RISE = 0.05  # seconds of round trip above the link's least recent one: a queue is growing on the link
+RTT_WINDOW = 30.0  # seconds over which that least round trip is taken
 MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
 START_ESTIMATE = 600_000  # bit/s until the link says otherwise: a modest link, not an unlimited one
 FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
@@ -142,6 +150,7 @@ class Feedback:
     sent: float  # the video we sent it over the period (bit/s, retransmissions included)
     queue_delay: float = 0.0  # seconds the oldest packet has waited in its pacer
     remb_fell: bool = False  # its REMB went down since the previous period (Chromium's overuse signal)
+    rtt: float | None = None  # seconds, the round trip from its receiver reports (None: not measured yet)
 
 
 @dataclass
@@ -160,20 +169,30 @@ class Downlink:
     ever_congested: bool = False  # once congested, its transport is paced (sfu.downlinks)
     _loss_reports: int = 0
     _queue_reports: int = 0
+    _calm: int = CALM_PERIODS  # periods since the link was last congested
+    _sent: list[float] = field(default_factory=list)  # what we sent in the last SENT_PERIODS calm periods
+    _fell_at: float = float("-inf")  # the latest REMB fall not yet confirmed or dismissed
+    _rtts: list[tuple[float, float]] = field(default_factory=list)  # (when, rtt), the least of RTT_WINDOW first
 
     def update(self, fb: Feedback) -> float:
         """update takes one period's feedback and returns the new estimate of what the link carries for video.
 
-        The link is *congested* when the subscriber's REMB fell, below ``OVERUSE`` x what we send (its delay-
-        based detector saw the queue grow: Chromium then sets its estimate to 0.85 x what it receives and says
-        so at once; a REMB that is merely below what we send is its slow climb after an upgrade, not
-        congestion), when its loss exceeds ``LOSS_HIGH`` in two periods in a row (the loss-based half of
-        Google's congestion control: a short queue drops before its delay grows), or when our own pacer's queue
-        has held video for ``QUEUE_CONGESTED`` in three periods. Then the estimate is the REMB, capped at what was
-        sent x (1 - loss / 2). Otherwise the REMB says little (Chromium's receive-side estimate stays within 1.5
-        x what it receives): the estimate only grows, to the REMB or to what we send, whichever is larger; only
-        congestion lowers it.
+        The link is *congested* when the subscriber's REMB fell, below ``OVERUSE`` x what we send, and the link
+        confirms it within ``FALL_WINDOW`` (some loss, or a round trip ``RTT_RISE`` above its least of the last
+        ``RTT_WINDOW``: a queue is growing). Chromium's delay-based detector cuts its estimate to 0.85 x what it
+        received when it sees the delays grow, but it sees them grow on a busy PC too, where the receiving
+        process, not the link, is late; a REMB that is merely below what we send is its slow climb after an
+        upgrade. The link is congested too when its loss exceeds ``LOSS_HIGH`` in two periods in a row (the
+        loss-based half of Google's congestion control: a short queue drops before its delay grows), or when our
+        own pacer's queue has held video for ``QUEUE_CONGESTED`` in three periods. Then the estimate is the
+        least of the confirmed REMB, ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 - loss)) and 0.85 x
+        what was sent through a waiting pacer. Otherwise the REMB says little (Chromium's receive-side estimate
+        stays within 1.5 x what it receives): the estimate only grows, to the REMB or to the least of what we sent
+        in each of the last ``SENT_PERIODS`` calm periods, whichever is larger, once the link has been calm for
+        ``CALM_PERIODS`` (so the period that follows a downgrade, still sending what did not fit, does not undo the
+        cut, and one keyframe's burst does not count as carried); only congestion lowers it.
         """
+        now = self.clock()
         remb = float(fb.remb) if fb.remb is not None else None
         if fb.loss > LOSS_HIGH:
             self._loss_reports += 1
@@ -181,20 +200,44 @@ class Downlink:
             self._loss_reports = 0
         self._queue_reports = self._queue_reports + 1 if fb.queue_delay > QUEUE_CONGESTED else 0
         lossy = self._loss_reports >= 2 and fb.sent > 0
-        overuse = fb.remb_fell and remb is not None and fb.sent > MIN_ESTIMATE and remb < OVERUSE * fb.sent
+        if fb.remb_fell:
+            self._fell_at = now
+        grew = self._queue_grew(fb.rtt, now)
+        below = remb is not None and fb.sent > MIN_ESTIMATE and remb < OVERUSE * fb.sent
+        overuse = below and now - self._fell_at <= FALL_WINDOW and (fb.loss >= LOSS_LOW or grew)
+        if overuse:
+            self._fell_at = float("-inf")  # confirmed: one fall, one cut
         queued = self._queue_reports >= 3 and fb.sent > 0
         self.congested = lossy or overuse or queued
         self.ever_congested |= self.congested
+        self._calm = 0 if self.congested else self._calm + 1
         if self.congested:
-            estimate = remb if remb is not None else fb.sent
+            self._sent.clear()
+        elif self._calm >= CALM_PERIODS:
+            self._sent.append(fb.sent)
+            del self._sent[:-SENT_PERIODS]
+        if self.congested:
+            # what the link delivered, or what its confirmed REMB says, whichever is less
+            estimate = remb if overuse and remb is not None else float("inf")
             if lossy:
-                estimate = min(estimate, fb.sent * (1 - fb.loss / 2))
+                estimate = min(estimate, fb.sent * (1 - fb.loss) * LOSS_MARGIN)
             if queued:
                 estimate = min(estimate, fb.sent * 0.85)
         else:
-            estimate = max(self.estimate, fb.sent, remb or 0.0)
+            carried = min(self._sent) if len(self._sent) == SENT_PERIODS else 0.0
+            estimate = max(self.estimate, carried, remb or 0.0) if self._calm >= CALM_PERIODS else self.estimate
         self.estimate = max(MIN_ESTIMATE, estimate)
         return self.estimate
+
+    def _queue_grew(self, rtt: float | None, now: float) -> bool:
+        """_queue_grew: `rtt` is ``RTT_RISE`` above the least round trip of the last ``RTT_WINDOW`` seconds."""
+        while self._rtts and now - self._rtts[0][0] > RTT_WINDOW:
+            self._rtts.pop(0)
+        if rtt is None:
+            return False
+        least = min((r for _, r in self._rtts), default=rtt)
+        self._rtts.append((now, rtt))
+        return rtt - least >= RTT_RISE
 
     def decide(self, demands: Sequence[Demand]) -> dict[str, Option | None]:
         """decide returns every video slot's option (None: paused) for the current estimate, with hysteresis.

@@ -16,6 +16,8 @@ class SfuConfig:
     consent_interval: seconds between ICE consent checks (RFC 7675: 5; six unanswered in a row end the peer).
     allocation: share each subscriber's estimated downlink among its slots by priority, pace its transport and
     pause what does not fit (``sfu.downlinks``); False forwards the top layer of everything, unpaced.
+    publish_bitrate: bit/s a publisher is allowed (the floor of its REMBs) while its link shows no congestion, so
+    that its browser can reach its upper simulcast layers (``sfu.uplink``); 0: the receive-side estimate alone.
     """
 
     ice_addresses: list[str] = field(default_factory=list)
@@ -33,3 +35,4 @@ class SfuConfig:
     compiled_fanout: bool = True
     consent_interval: float = 5.0
     allocation: bool = True
+    publish_bitrate: int = 3_000_000

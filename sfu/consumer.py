@@ -40,7 +40,7 @@ from sfu import vp8
 from sfu.hooks.guard import COMPILED_PATH
 from sfu.hooks.sender import ForwardingSender
 from sfu.hooks.wire import PacketWire
-from sfu.rtp import SendContext, SrInfo
+from sfu.rtp import SendContext, SrInfo, abs_send_time_now
 from sfu.stats import ConsumerStats, RateMeter
 
 try:
@@ -579,10 +579,10 @@ class Consumer:
         audio = self._audio
         if p.padding:
             head[0] |= 0x20
-            sent = wire.send_rtp(head, payload, p.padding, audio)
+            sent = wire.send_rtp(head, payload, p.padding, audio, self._ast_off)
             head[0] &= 0xDF
             return sent
-        return wire.send_rtp(head, payload, 0, audio)
+        return wire.send_rtp(head, payload, 0, audio, self._ast_off)
 
     @staticmethod
     def _payload(p: Inbound, pic: int, tl0: int) -> bytes:
@@ -786,8 +786,8 @@ class Consumer:
         self._resent[seq & _MASK] = (seq, now)
         payload = self._payload(p, pic, tl0)
         head = bytearray(self._head)
-        if self._ast_off:
-            _AST.pack_into(head, self._ast_off, p.abs_send_time >> 8, p.abs_send_time & 0xFF)
+        if self._ast_off:  # when it leaves: its original's time would read as a queue to the receiver's estimate
+            _AST.pack_into(head, self._ast_off, *divmod(abs_send_time_now(), 256))
         if self._al_off:
             head[self._al_off] = p.audio_level
         self.retransmitted += 1

@@ -171,7 +171,8 @@ class Downlinks:
         fell = remb is not None and p.id in self._remb and remb < REMB_FALL * self._remb[p.id]
         if remb is not None:
             self._remb[p.id] = remb
-        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell))
+        rtts = [c.sender.rtt for c in video if c.sender.rtt is not None]
+        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, max(rtts) if rtts else None))
         if wire is not None:
             # paced once its link has been congested and while it is not fast: a link that never was keeps the C
             # path all the way (its bursts fit), a weak one sends at its estimate, audio first

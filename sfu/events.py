@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sfu.stats import ConsumerStats, DownlinkStats, ProducerStats
+from sfu.stats import ConsumerStats, DownlinkStats, ProducerStats, UplinkStats
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,7 @@ class ParticipantStats:
     producers: tuple[ProducerStats, ...]
     consumers: tuple[ConsumerStats, ...]
     downlink: DownlinkStats | None = None  # None: no down Peer (the recorder), or not allocated yet
+    uplink: UplinkStats | None = None  # None: no up Peer
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,13 @@ Owner: one ``PacketWire`` (one down DTLS transport) owns one ``Pacer``; the room
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from sfu.rtp import abs_send_time_now
 
 try:
     from sfu._fanout import Pacer as CompiledBucket
@@ -38,6 +41,7 @@ MIN_BURST_BITS = 2 * 1200 * 8  # and at least two full packets
 UNLIMITED = 1e12  # bit/s: pacing off (no estimate yet, or allocation disabled)
 MAX_QUEUE_SECONDS = 2.0  # packets waiting longer than this are dropped (counted): the allocator steps down first
 RESEND_SHARE = 0.25  # retransmissions may use at most this share of the rate (per second)
+_AST = struct.Struct("!HB")  # abs-send-time, 3 bytes
 OVERHEAD = 10 + 28  # bytes per packet beyond the plain RTP: SRTP tag, IPv4 + UDP headers
 
 
@@ -109,7 +113,7 @@ class Pacer:
         self.bucket = new_bucket(compiled)
         self._send = send
         self._clock = clock
-        self._queue: deque[tuple[bytes, bytes, int, float]] = deque()
+        self._queue: deque[tuple[bytes, bytes, int, float, int]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self.sent_queued = 0  # packets sent from the queue
         self.dropped = 0  # packets dropped after waiting MAX_QUEUE_SECONDS
@@ -149,13 +153,17 @@ class Pacer:
         self._resend_bits += bits
         return True
 
-    def send(self, head: bytes | bytearray, payload: bytes, padding: int, audio: bool) -> bool:
-        """send sends the packet now if the bucket admits it, else queues a copy; True either way."""
+    def send(self, head: bytes | bytearray, payload: bytes, padding: int, audio: bool, ast_off: int = 0) -> bool:
+        """send sends the packet now if the bucket admits it, else queues a copy; True either way.
+
+        `ast_off`: where `head` holds the abs-send-time extension (0: none), rewritten when a queued packet leaves:
+        a receiver's delay-based estimate must see when it left, not the time it waited here as a growing queue.
+        """
         now = self._clock()
         size = len(head) + len(payload) + padding
         if self.bucket.admit(size, audio, now):
             return self._send(head, payload, padding)
-        self._queue.append((bytes(head), payload, padding, now))
+        self._queue.append((bytes(head), payload, padding, now, ast_off))
         self.bucket.queued = len(self._queue)
         self._schedule()
         return True
@@ -176,9 +184,14 @@ class Pacer:
             self.dropped += 1
         bucket.refill(now)
         while queue and bucket.tokens >= 0:
-            head, payload, padding, _ = queue.popleft()
+            head, payload, padding, _, ast_off = queue.popleft()
             bucket.take(len(head) + len(payload) + padding, now)
-            self._send(head, payload, padding)
+            if ast_off:
+                stamped = bytearray(head)
+                _AST.pack_into(stamped, ast_off, *divmod(abs_send_time_now(), 256))
+                self._send(stamped, payload, padding)
+            else:
+                self._send(head, payload, padding)
             self.sent_queued += 1
         bucket.queued = len(queue)
         self._schedule()

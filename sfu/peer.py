@@ -94,6 +94,7 @@ class Peer:
             ticker=ticker,
             compiled=config.compiled_fanout and config.fast_path,
             consent_interval=config.consent_interval,
+            publish_bitrate=config.publish_bitrate,
         )
         self.ticker = ticker
         self._on_lost = on_lost

@@ -81,6 +81,7 @@ from sfu.producer import SOURCES, Producer, link_layers
 from sfu.rtp import report_period
 from sfu.sink import DownTarget, Sink
 from sfu.snapshot import Joined, ParticipantView, RoomSnapshot
+from sfu.stats import UplinkStats
 from sfu.tasks import Ticker
 
 logger = logging.getLogger(__name__)
@@ -259,6 +260,7 @@ class Room:
                     producers=tuple(layer.stats() for pr in p.producers.values() for layer in pr.layers),
                     consumers=tuple(c.stats() for c in p.consumers.values()),
                     downlink=self.downlinks.stats(p),
+                    uplink=UplinkStats.of(p.up.pc.uplink) if p.up is not None else None,
                 )
                 for p in list(self.participants.values())
             ),

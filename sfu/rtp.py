@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +36,13 @@ RtpFields = tuple[int, int, int, int, int, bytes, int, int, int]
 
 # on_fields(ssrc, seq, ts, marker, payload, padding, audio_level_byte, arrival time.time())
 FieldsSink = Callable[[int, int, int, int, bytes, int, int, float], None]
+
+
+def abs_send_time_now() -> int:
+    """abs_send_time_now: the abs-send-time extension's value for a packet leaving now (NTP seconds, 6.18 fixed
+    point, 24 bits): the clock the receive path stamps arrivals with (``ntp >> 14``), so that a packet that waited
+    in a pacer or is resent carries when it really left, not when its original arrived."""
+    return int((time.time() + NTP_OFFSET) * 262144) & 0xFFFFFF
 
 
 def parse_fields(plain: bytes, abs_send_time_id: int, audio_level_id: int) -> RtpFields | None:

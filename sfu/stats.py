@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from aiortc.rtp import clamp_packets_lost
 
+from sfu.uplink import Uplink
+
 
 @dataclass(frozen=True)
 class ConsumerStats:
@@ -31,6 +33,20 @@ class ConsumerStats:
     resends_refused: int = 0  # NACKed packets not resent (too old, too recent, or over the budget)
     layer: int | None = None  # the spatial layer of the source it forwards (0 lowest), None: nothing
     max_temporal: int = -1  # the highest temporal layer it forwards, -1 all
+
+
+@dataclass(frozen=True)
+class UplinkStats:
+    """UplinkStats is what a publisher's connection is told it may send (sfu/uplink.py)."""
+
+    remb: int  # bit/s, the latest REMB sent (0: none yet)
+    falls: int  # times the server's estimate of its link fell (a queue grew on it)
+    calm: bool  # no fall within the current hold: the floor (sfu.publish_bitrate) applies
+
+    @classmethod
+    def of(cls, uplink: Uplink) -> UplinkStats:
+        """UplinkStats.of: the figures of `uplink`."""
+        return cls(remb=uplink.sent, falls=uplink.falls, calm=uplink.calm)
 
 
 @dataclass(frozen=True)

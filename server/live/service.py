@@ -38,6 +38,7 @@ def sfu_config(config: Config) -> SfuConfig:
         udp_ports=udp_range(s.udp_ports),
         compiled_fanout=s.compiled_fanout,
         allocation=s.allocation,
+        publish_bitrate=s.publish_bitrate,
         announce_address=s.announce_address or None,
         grid_slots=s.grid_slots,
         max_participants_per_room=s.max_participants_per_room,

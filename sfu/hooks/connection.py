@@ -23,6 +23,7 @@ from sfu.hooks.receiver import ForwardingReceiver
 from sfu.hooks.sender import ForwardingSender
 from sfu.hooks.sync_receive import install_sync_rtp_receive
 from sfu.tasks import Ticker
+from sfu.uplink import Uplink
 
 
 class SfuPeerConnection(RTCPeerConnection):
@@ -34,6 +35,8 @@ class SfuPeerConnection(RTCPeerConnection):
     (``install_sync_rtp_receive``). ``ticker``: polled by its receivers after every media packet; with it
     (and ``sync_receive``) ICE consent runs as its job (``Consent``, one check per ``consent_interval``).
     ``compiled``: with the C extension built, media and routine RTCP take its receive path (``MediaDemux``).
+    ``publish_bitrate``: the floor of the REMBs sent while the publisher's link is calm (``sfu.uplink``; 0: the
+    estimate alone, as aiortc sends).
     """
 
     def __init__(
@@ -47,8 +50,11 @@ class SfuPeerConnection(RTCPeerConnection):
         ticker: Ticker | None = None,
         compiled: bool = True,
         consent_interval: float = CONSENT_INTERVAL,
+        publish_bitrate: int = 0,
     ) -> None:
         self.ticker = ticker
+        # what every video receiver's REMBs say, for the whole connection; its falls confirmed by the gaps found
+        self.uplink = Uplink(publish_bitrate, losses=self._sfu_gaps)
         self.consents: list[Consent] = []
         self._sfu_estimator: Any = None  # the REMB estimator every video receiver of this connection shares
         self._sfu_consent_interval = consent_interval
@@ -58,6 +64,15 @@ class SfuPeerConnection(RTCPeerConnection):
         self._sfu_udp_ports = udp_ports
         self._sfu_forwarding = forwarding
         super().__init__(configuration)
+
+    def _sfu_gaps(self) -> int:
+        """_sfu_gaps: the gaps its video receivers (and their simulcast layers) found and NACKed so far."""
+        total = 0
+        for transceiver in self.getTransceivers():
+            receiver = transceiver.receiver
+            if isinstance(receiver, ForwardingReceiver) and receiver.nack is not None:
+                total += receiver.nacks_sent + sum(layer.nacks_sent for layer in receiver.layers)
+        return total
 
     def _RTCPeerConnection__createDtlsTransport(self) -> RTCDtlsTransport:  # noqa: N802 - aiortc's name
         base: Any = RTCPeerConnection
@@ -97,6 +112,7 @@ class SfuPeerConnection(RTCPeerConnection):
                     # aiortc's estimator in C, the same results (sfu/_remb.c)
                     self._sfu_estimator = CompiledEstimator() if compiled else receiver.remb
                 receiver.remb = self._sfu_estimator
+                receiver.uplink = self.uplink
             receiver.ticker = self.ticker
             receiver._set_rtcp_ssrc(sender._ssrc)
             transceiver._RTCRtpTransceiver__sender = sender

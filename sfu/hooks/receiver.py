@@ -33,6 +33,7 @@ from sfu.hooks.guard import CompiledIngress, unprotect_address
 from sfu.rtp import NO_AUDIO_LEVEL, NTP_OFFSET, URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, FieldsSink, parse_fields
 from sfu.stats import NackTracker, RtpStreamStats, SlidingMin, WindowRate
 from sfu.tasks import Ticker, run_now
+from sfu.uplink import Uplink
 
 # codec numbers of sfu/_ingress.c's keyframe test (its CODEC_*): not video, VP8, H.264, another video codec
 INGRESS_AUDIO, INGRESS_VP8, INGRESS_H264, INGRESS_OTHER_VIDEO = 0, 1, 2, 3
@@ -71,6 +72,7 @@ class ForwardingReceiver(RTCRtpReceiver):
             self.remb.incoming_bitrate = WindowRate(1000, 8000)
             self.remb.estimator.update_min_frame_period = SlidingMin(
                 MIN_FRAME_PERIOD_HISTORY_LENGTH).push
+        self.uplink: Uplink | None = None  # what the REMBs say (SfuPeerConnection: one per connection)
         self.nacks_sent = 0
         self.remb_sent = 0
         self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)
@@ -148,6 +150,7 @@ class ForwardingReceiver(RTCRtpReceiver):
             layer.rtx_apt = self.rtx_apt
             layer.codecs = self.codecs
             layer.remb = self.remb
+            layer.uplink = self.uplink
             layer.ticker = self.ticker
             if self.rtcp_ssrc is not None:
                 layer._set_rtcp_ssrc(self.rtcp_ssrc)
@@ -395,10 +398,14 @@ class ForwardingReceiver(RTCRtpReceiver):
             self._send_remb(estimate)
 
     def _send_remb(self, estimate: tuple[int, list[int]]) -> None:
+        """_send_remb sends the estimator's new estimate, or what the connection's ``Uplink`` makes of it."""
         if self.rtcp_ssrc is not None:
+            bitrate, ssrcs = estimate
+            if self.uplink is not None:
+                bitrate = self.uplink.remb(bitrate)
             self.remb_sent += 1
             self._rtcp_soon(self._send_rtcp(RtcpPsfbPacket(
-                fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*estimate)
+                fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)
             )))
 
     async def send_pli(self, media_ssrc: int) -> None:

@@ -22,9 +22,10 @@ class FakeWire:
         self.sent.append(data)
         return True
 
-    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False) -> bool:
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
+                 ast_off: int = 0) -> bool:
         if self.pacer.rate < UNLIMITED:
-            return self.pacer.send(head, payload, padding, audio)
+            return self.pacer.send(head, payload, padding, audio, ast_off)
         return self._send_now(head, payload, padding)
 
     def _send_now(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:

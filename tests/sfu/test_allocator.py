@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sfu.allocator import (
+    CALM_PERIODS,
+    FALL_WINDOW,
     HOLD_AFTER_DOWN,
+    LOSS_MARGIN,
     MIN_ESTIMATE,
     TEMPORAL_SHARE,
     UP_INTERVAL,
@@ -27,6 +32,14 @@ class Clock:
 
 
 LAYERS = [150_000.0, 500_000.0, 1_500_000.0]
+CALM_RTT = 0.02  # seconds: the link's round trip with an empty queue
+QUEUED_RTT = 0.2  # seconds: the same with a queue growing on it
+
+
+def settle(link: Downlink, clock: Clock, **fields: object) -> None:
+    """settle: `link` sees a calm period (its round trip CALM_RTT), then the clock moves on half a second."""
+    link.update(Feedback(**{"remb": None, "loss": 0.0, "sent": 0.0, "rtt": CALM_RTT, **fields}))  # type: ignore[arg-type]
+    clock.now += 0.5
 
 
 def demands(*slots: str) -> list[Demand]:
@@ -61,9 +74,10 @@ def test_minimums_first_in_priority_order_then_upgrades() -> None:
 def test_a_weak_link_gets_a_low_layer_and_a_good_one_the_top() -> None:
     ds = demands("presenter-video")
     weak = Downlink(clock=Clock())
-    weak.update(Feedback(remb=210_000, loss=0.0, sent=800_000))  # below what we send: its slow climb, maybe
+    weak.update(Feedback(remb=210_000, loss=0.0, sent=800_000, rtt=CALM_RTT))  # below what we send: its slow climb
     assert not weak.congested
-    weak.update(Feedback(remb=180_000, loss=0.0, sent=800_000, remb_fell=True))  # it fell: congested
+    # it fell, and the round trip grew (a queue on the link): congested
+    weak.update(Feedback(remb=180_000, loss=0.0, sent=800_000, remb_fell=True, rtt=QUEUED_RTT))
     assert weak.congested and weak.ever_congested
     option = weak.decide(ds)["presenter-video"]
     assert option is not None and option.spatial == 0
@@ -77,11 +91,11 @@ def test_downgrades_at_once_upgrades_after_holds_one_slot_at_a_time() -> None:
     clock = Clock()
     link = Downlink(clock=clock)
     ds = demands("presenter-video", "floor-video")
-    link.update(Feedback(remb=5_000_000, loss=0.0, sent=0))
+    link.update(Feedback(remb=5_000_000, loss=0.0, sent=0, rtt=CALM_RTT))
     first = link.decide(ds)
     assert first["presenter-video"] is not None and first["presenter-video"].spatial == 2
     clock.now += 0.5
-    link.update(Feedback(remb=300_000, loss=0.0, sent=2_000_000, remb_fell=True))
+    link.update(Feedback(remb=300_000, loss=0.05, sent=2_000_000, remb_fell=True))  # it fell, and lost packets
     low = link.decide(ds)
     assert sum(o.bitrate for o in low.values() if o) <= 300_000  # at once
     # the link recovers (the REMB follows what it receives): nothing before the hold, then one slot per interval
@@ -104,7 +118,7 @@ def test_a_paused_slot_is_probed_back_and_a_failed_probe_doubles_the_hold() -> N
     clock = Clock()
     link = Downlink(clock=clock)
     ds = demands("presenter-video")
-    link.update(Feedback(remb=40_000, loss=0.0, sent=600_000, remb_fell=True))
+    link.update(Feedback(remb=40_000, loss=0.03, sent=600_000, remb_fell=True))
     assert link.decide(ds)["presenter-video"] is None  # nothing fits: paused
     # only audio flows now: its REMB stays low (it never exceeds 1.5 x what it receives), but nothing is congested
     link.update(Feedback(remb=70_000, loss=0.0, sent=0))
@@ -112,7 +126,7 @@ def test_a_paused_slot_is_probed_back_and_a_failed_probe_doubles_the_hold() -> N
     probe = link.decide(ds)["presenter-video"]
     assert probe == ds[0].options[0] and link.upgrades == 1  # the smallest option: the probe
     clock.now += 1
-    link.update(Feedback(remb=40_000, loss=0.0, sent=probe.bitrate, remb_fell=True))  # it could not carry it
+    link.update(Feedback(remb=40_000, loss=0.03, sent=probe.bitrate, remb_fell=True))  # it could not carry it
     assert link.decide(ds)["presenter-video"] is None
     assert link.downgrades == 1 and link.hold == 2 * HOLD_AFTER_DOWN
     clock.now += HOLD_AFTER_DOWN + 0.5
@@ -124,14 +138,15 @@ def test_loss_or_a_waiting_pacer_make_the_link_congested_when_they_last() -> Non
     link = Downlink(clock=Clock())
     assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == 2_000_000  # one report: noise
     assert not link.congested
-    assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == 800_000 * (1 - 0.15)
+    # what the lossy link delivered, with a margin (not its REMB, which a busy receiver may say anything in)
+    assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == pytest.approx(800_000 * 0.7 * LOSS_MARGIN)
     assert link.congested
     link = Downlink(clock=Clock())
     for _ in range(2):  # a keyframe held by the pacer: not congestion
         link.update(Feedback(remb=2_000_000, loss=0.0, sent=800_000, queue_delay=0.9))
         assert not link.congested
     assert link.update(Feedback(remb=2_000_000, loss=0.0, sent=800_000, queue_delay=0.9)) == 800_000 * 0.85
-    assert link.update(Feedback(remb=1_000, loss=0.0, sent=900_000, remb_fell=True)) == MIN_ESTIMATE
+    assert link.update(Feedback(remb=1_000, loss=0.05, sent=900_000, remb_fell=True)) == MIN_ESTIMATE
 
 
 def test_a_link_with_room_for_one_large_slot_keeps_the_presenter_and_upgrades_the_screen_first() -> None:
@@ -141,3 +156,55 @@ def test_a_link_with_room_for_one_large_slot_keeps_the_presenter_and_upgrades_th
     both = presenter.options[0].bitrate + screen.options[0].bitrate
     choice = allocate(both + screen.options[-1].bitrate - screen.options[0].bitrate, [presenter, screen])
     assert choice == {"presenter-video": 0, "screen": len(screen.options) - 1}  # the slides sharpen first
+
+
+def test_a_remb_fall_the_link_does_not_confirm_is_a_busy_receiver_not_congestion() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock)
+    for _ in range(4):
+        settle(link, clock, remb=2_000_000, sent=800_000)
+    # a busy PC reads its packets late: its REMB falls, but nothing is lost and the round trip is what it was
+    link.update(Feedback(remb=150_000, loss=0.0, sent=800_000, remb_fell=True, rtt=CALM_RTT + 0.01))
+    assert not link.congested and link.estimate == 2_000_000
+    clock.now += FALL_WINDOW + 0.5  # too late to confirm that fall
+    link.update(Feedback(remb=150_000, loss=0.0, sent=800_000, rtt=QUEUED_RTT))
+    assert not link.congested and link.downgrades == 0
+
+
+def test_a_remb_fall_confirmed_by_a_growing_round_trip_within_the_window_is_congestion() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock)
+    for _ in range(4):
+        settle(link, clock, remb=2_000_000, sent=800_000)
+    link.update(Feedback(remb=500_000, loss=0.0, sent=800_000, remb_fell=True, rtt=CALM_RTT))
+    assert not link.congested
+    clock.now += FALL_WINDOW / 2
+    assert link.update(Feedback(remb=520_000, loss=0.0, sent=800_000, rtt=QUEUED_RTT)) == 520_000
+    assert link.congested
+    clock.now += 0.5  # one fall, one cut: the same fall does not cut again
+    link.update(Feedback(remb=540_000, loss=0.0, sent=800_000, rtt=QUEUED_RTT))
+    assert not link.congested
+
+
+def test_what_was_sent_before_a_downgrade_does_not_undo_it() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock)
+    settle(link, clock, remb=2_000_000, sent=800_000)
+    link.update(Feedback(remb=300_000, loss=0.05, sent=900_000, remb_fell=True))
+    assert link.congested and link.estimate == 300_000
+    for _ in range(CALM_PERIODS - 1):  # the pacer still drains what did not fit
+        clock.now += 0.5
+        assert link.update(Feedback(remb=310_000, loss=0.0, sent=700_000)) == 300_000
+    clock.now += 0.5
+    assert link.update(Feedback(remb=320_000, loss=0.0, sent=280_000)) == 320_000  # calm: it grows again
+
+
+def test_a_keyframe_burst_is_not_what_the_link_carries() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock, estimate=400_000)
+    for sent in (400_000, 400_000, 1_600_000, 400_000):  # one period's burst filled the bottleneck's queue
+        settle(link, clock, sent=sent)
+    assert link.estimate == 400_000
+    for _ in range(4):  # a probe that the link carries for two seconds is
+        settle(link, clock, sent=700_000)
+    assert link.estimate == 700_000

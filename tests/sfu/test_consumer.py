@@ -28,6 +28,7 @@ from sfu.consumer import (
     Inbound,
     build_header_template,
 )
+from sfu.rtp import abs_send_time_now
 from tests.sfu.fakes import FakeSender, FakeWire, context
 from tests.sfu.vp8stream import Vp8Stream
 
@@ -186,7 +187,11 @@ def test_nack_without_rtx_resends_the_same_packet(make: Callable[..., Made]) -> 
     c.forward(inbound(7, 0))
     seq = RtpPacket.parse(wire.sent[0]).sequence_number
     assert c.retransmit(seq)
-    assert wire.sent[-1] == wire.sent[0]
+    first, again, off = wire.sent[0], wire.sent[-1], c._ast_off
+    assert off and again[:off] + again[off + 3:] == first[:off] + first[off + 3:]  # the same packet
+    # but stamped when it left again (the original's time would read as a queue to the receiver's estimate)
+    age = ((abs_send_time_now() - int.from_bytes(again[off:off + 3], "big") + 0x800000) & 0xFFFFFF) - 0x800000
+    assert 0 <= age < 262144 // 4  # under a quarter of a second ago
     assert not c.retransmit((seq + 200) & 0xFFFF)
 
 
@@ -255,7 +260,8 @@ class CheckingWire(FakeWire):
         super().__init__()
         self.out: list[tuple[int, int, int]] = []
 
-    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False) -> bool:
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
+                 ast_off: int = 0) -> bool:
         seq, ts = struct.unpack_from("!HI", head, 2)
         self.out.append((seq, ts, int.from_bytes(payload[1:5], "big")))
         return True
@@ -280,7 +286,8 @@ class RoutedWire(CheckingWire):
         self.rx.setblocking(False)
         self.addr = self.rx.getsockname()
 
-    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False) -> bool:
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
+                 ast_off: int = 0) -> bool:
         self.tx.sendto(self.session.protect(bytes(head) + payload), self.addr)
         return True
 
@@ -674,7 +681,13 @@ def test_retransmissions_resend_the_rewritten_bytes(make: Callable[..., Made]) -
     sent = list(wire.sent)
     for data in sent:
         assert c.retransmit(RtpPacket.parse(data).sequence_number)
-    assert wire.sent[len(sent):] == sent  # PictureID, TL0PICIDX (and the widened PictureID) as first sent
+    off = c._ast_off
+
+    def unstamped(data: bytes) -> bytes:  # a resend carries when it left again (test_nack_without_rtx_...)
+        return data[:off] + data[off + 3:]
+
+    # PictureID, TL0PICIDX (and the widened PictureID) as first sent
+    assert [unstamped(d) for d in wire.sent[len(sent):]] == [unstamped(d) for d in sent]
 
 
 def test_switch_layer_keeps_the_current_source_until_the_targets_keyframe(make: Callable[..., Made]) -> None:

@@ -45,23 +45,28 @@ class NoiseTrack(ColorTrack):
         return frame
 
 
-def say_remb(room: Room, pid: str, bitrate: int) -> None:
-    """say_remb: the subscriber `pid` reported `bitrate` (a REMB naming every slot)."""
+def say_remb(room: Room, pid: str, bitrate: int, rtt: float | None = None) -> None:
+    """say_remb: the subscriber `pid` reported `bitrate` (a REMB naming every slot), and its reports measured a
+    round trip of `rtt` seconds (None: leave what they measured)."""
     for c in room.participants[pid].consumers.values():
         if isinstance(c, Consumer):
             if c.cslot is not None:
                 c.cslot.remb = bitrate
+                if rtt is not None:
+                    c.cslot.rtt = rtt
             else:
                 c._on_remb(bitrate)
+                if rtt is not None:
+                    c.sender._rtt = rtt
 
 
 def states(client: Client, slot: str) -> list[str]:
     return [e.state for e in client.events if isinstance(e, SlotChanged) and e.slot == slot]
 
 
-async def keep_saying(room: Room, pid: str, bitrate: int, stop: asyncio.Event) -> None:
+async def keep_saying(room: Room, pid: str, bitrate: int, stop: asyncio.Event, rtt: float | None = None) -> None:
     while not stop.is_set():
-        say_remb(room, pid, bitrate)
+        say_remb(room, pid, bitrate, rtt)
         await asyncio.sleep(0.1)
 
 
@@ -77,10 +82,11 @@ async def test_a_link_that_cannot_carry_video_keeps_audio_and_gets_video_back(sf
     assert isinstance(video, Consumer) and isinstance(audio, Consumer) and video.wire is not None
 
     for _ in range(10):  # a good link first: the estimate is what it says
-        say_remb(room, "c1", 2_000_000)
+        say_remb(room, "c1", 2_000_000, rtt=0.02)
         await asyncio.sleep(0.1)
     stop = asyncio.Event()
-    task = asyncio.create_task(keep_saying(room, "c1", 20_000, stop))  # it falls: far less than the video we send
+    # it falls, far below the video we send, and its round trip grows (a queue on its link)
+    task = asyncio.create_task(keep_saying(room, "c1", 20_000, stop, rtt=0.3))
     try:
         await wait_until(lambda: "weak-network" in states(classroom, "presenter-video"), 10)
         assert video.source is None

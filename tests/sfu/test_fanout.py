@@ -236,7 +236,8 @@ class UdpWire(FakeWire):
         self.tx, self.rx = sessions()
         self.addr = rx_sock.getsockname()
 
-    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False) -> bool:
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
+                 ast_off: int = 0) -> bool:
         try:
             self.tx_sock.sendto(self.tx.protect(bytes(head) + payload), self.addr)
         except pylibsrtp.Error:  # a sequence number already protected: refused, as the C slot's send
@@ -264,7 +265,8 @@ class SrtpWire(FakeWire):
         super().__init__()
         self.tx, _ = sessions()
 
-    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False) -> bool:
+    def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
+                 ast_off: int = 0) -> bool:
         try:
             self.tx.protect(bytes(head) + payload)
         except pylibsrtp.Error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import pytest
 
@@ -17,6 +18,7 @@ from sfu.pacer import (
     TokenBucket,
     burst_for,
 )
+from sfu.rtp import abs_send_time_now
 from tests.sfu.helpers import wait_until
 
 compiled = pytest.mark.skipif(CompiledBucket is None, reason="sfu._fanout is not built")
@@ -119,3 +121,31 @@ def test_resends_are_refused_while_packets_wait_or_over_their_share() -> None:
     pacer._queue.append((b"h", b"p", 0, clock.now))
     assert not pacer.allow_resend(10)  # something waits: a resend would only add to the delay
     pacer.close()
+
+
+async def test_a_packet_that_waited_leaves_with_the_time_it_left() -> None:
+    """A queued packet's abs-send-time is rewritten when it leaves: the time it waited here must not read as a
+    growing queue on the link to the receiver's delay-based estimate."""
+    sent: list[bytes] = []
+
+    def send_now(head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:
+        sent.append(bytes(head) + payload)
+        return True
+
+    pacer = Pacer(send_now, compiled=False)
+    pacer.set_rate(200_000)
+    stale = abs_send_time_now() - 262144 & 0xFFFFFF  # one second before now
+    head = bytearray(16)
+    head[13:16] = stale.to_bytes(3, "big")
+    for _ in range(10):  # 10 kB at 200 kbit/s: most of it waits
+        pacer.send(head, bytes(1000), 0, audio=False, ast_off=13)
+    deadline = time.monotonic() + 5
+    while len(sent) < 10:
+        assert time.monotonic() < deadline, "the queue never drained"
+        await asyncio.sleep(0.05)
+    waited = sent[len(sent) // 2 + 1:]
+    assert waited
+    for packet in waited:
+        ast = int.from_bytes(packet[13:16], "big")
+        assert (ast - stale) & 0xFFFFFF > 262144 // 2  # stamped at least half a second after the stale time
+        assert (abs_send_time_now() - ast) & 0xFFFFFF < 262144 // 2  # and not long ago

@@ -150,7 +150,9 @@
   // ------------------------------------------------------------------ device check
 
   const check = new DeviceCheck($("[data-join]"), T, {
-    video: window.TAPHUAN_VIDEO || { width: 640, height: 360 },
+    // the studio captures 720p (its camera's three layers reach 1280x720 for the projectors and the recording), a
+    // classroom 360p (two layers); a camera that cannot gives what it has, and the layers follow its size
+    video: window.TAPHUAN_VIDEO || (cfg.studio ? { width: 1280, height: 720 } : { width: 640, height: 360 }),
     uploadMax: cfg.uploadMax,
   });
   L.check = check;
@@ -337,7 +339,8 @@
     L.attach($("[data-self]"), L.local && L.local.getVideoTracks().length ? L.local : null);
     try {
       if (L.local && cfg.canPublish) {
-        // simulcast: the presenter's camera (studio) in 3 layers, a classroom's in 2, the screen in 2
+        // simulcast: the presenter's camera (studio) in up to 3 layers, a classroom's in up to 2 (fewer for a small
+        // capture: protocol.js), the screen in 2
         await client.publish(L.local, { screenSlot: cfg.studio, videoCodec: cfg.videoCodec === "H264" ? "video/H264" : "video/VP8",
           cameraLayers: cfg.studio ? 3 : 2, screenLayers: 2 });
       }

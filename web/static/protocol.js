@@ -39,7 +39,7 @@
   }
 
   // Simulcast: a video track goes up in 2 or 3 spatial layers (rids q/h/f, lowest first: the server reads
-  // them in this order) and the server forwards each subscriber one of them; with VP8 each layer also
+  // them in this order; fewer for a small capture, one plain stream below 480x270) and the server forwards each subscriber one of them; with VP8 each layer also
   // carries 3 temporal layers (L1T3). H.264 rooms get the spatial layers only.
   const LAYERS = {
     2: [["q", 2], ["f", 1]],
@@ -48,17 +48,31 @@
 
   function layerEncodings(layers, videoCodec) {
     const temporal = !videoCodec || videoCodec.toLowerCase() === "video/vp8";
-    return (LAYERS[layers] || []).map(([rid, scale]) =>
+    if (!LAYERS[layers]) return temporal ? [{ scalabilityMode: "L1T3" }] : [];
+    return LAYERS[layers].map(([rid, scale]) =>
       Object.assign({ rid, scaleResolutionDownBy: scale }, temporal ? { scalabilityMode: "L1T3" } : {}));
   }
 
+  // Chromium encodes at most 3 layers of a capture of 960x540 or more, 2 from 480x270, 1 below (libwebrtc's
+  // simulcast table): asked for more, it leaves the top ones off, so a 640x360 camera asked for 3 would send
+  // nothing above 320x180. A camera is asked for what its capture allows; the screen's size is not known until
+  // it is shared (a replaceTrack on the reserved transceiver), so it is asked for what the caller says.
+  function layersFor(track, wanted) {
+    const s = track && track.getSettings ? track.getSettings() : {};
+    if (!s.width || !s.height) return wanted;
+    const pixels = s.width * s.height;
+    return Math.min(wanted || 1, pixels >= 960 * 540 ? 3 : pixels >= 480 * 270 ? 2 : 1);
+  }
+
   function addVideo(pc, trackOrKind, init, layers, videoCodec) {
-    // A sendonly video transceiver with `layers` simulcast encodings. A browser that refuses them tries
-    // them without temporal layers, then sends one plain stream (the server takes either).
-    const full = layerEncodings(layers, videoCodec);
+    // A sendonly video transceiver with `layers` simulcast encodings (1: one stream, with temporal layers for
+    // VP8). A browser that refuses them tries them without temporal layers, then sends one plain stream (the
+    // server takes either).
+    const full = layerEncodings(layersFor(trackOrKind, layers), videoCodec);
     if (full.length) {
-      const plain = full.map((e) => ({ rid: e.rid, scaleResolutionDownBy: e.scaleResolutionDownBy }));
-      for (const sendEncodings of [full, plain]) {
+      const plain = full.length > 1 ? full.map((e) => ({ rid: e.rid, scaleResolutionDownBy: e.scaleResolutionDownBy }))
+        : null;
+      for (const sendEncodings of plain ? [full, plain] : [full]) {
         try {
           return pc.addTransceiver(trackOrKind, Object.assign({}, init, { sendEncodings }));
         } catch (e) { /* refused: fewer features */ }

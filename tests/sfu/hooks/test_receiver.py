@@ -186,3 +186,6 @@ async def test_receiver_sends_remb_from_a_cheaper_rate_counter(
     await wait_until(lambda: receiver.remb_sent > 0 and seen, 15)
     bitrate, ssrcs = unpack_remb_fci(seen[-1].fci)
     assert bitrate > 0 and receiver.media_ssrc in ssrcs
+    # the connection's Uplink decided it: on a calm loopback, at least the configured floor (sfu.uplink)
+    assert receiver.uplink is peer.pc.uplink and receiver.uplink.calm
+    assert bitrate >= peer.config.publish_bitrate > 0

@@ -1,0 +1,147 @@
+"""Tests for sfu.uplink: the floor of a publisher's REMB while its link is calm, the estimate after a fall."""
+
+from __future__ import annotations
+
+from sfu.uplink import CALM, FALL_WINDOW, HOLD, HOLD_MAX, Uplink
+
+
+class Clock:
+    """Clock: a settable time for the Uplink."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_calm_link_is_allowed_the_floor_and_more_when_the_estimate_says_so() -> None:
+    clock = Clock()
+    up = Uplink(3_000_000, clock)
+    for estimate in (300_000, 450_000, 600_000):  # the estimator's climb at 1.5 x what arrives
+        clock.now += 1
+        assert up.remb(estimate) == 3_000_000
+    clock.now += 1
+    assert up.remb(4_000_000) == 4_000_000
+    assert up.calm and up.falls == 0 and up.sent == 4_000_000
+
+
+def test_no_floor_sends_the_estimate_unchanged() -> None:
+    clock = Clock()
+    up = Uplink(0, clock)
+    assert [up.remb(e) for e in (300_000, 450_000, 200_000, 250_000)] == [300_000, 450_000, 200_000, 250_000]
+
+
+def test_a_fall_sends_the_estimate_for_the_hold_then_the_floor_again() -> None:
+    clock = Clock()
+    up = Uplink(3_000_000, clock)
+    up.remb(900_000)
+    clock.now += 1
+    assert up.remb(500_000) == 500_000  # fell: the link's queue grew
+    assert not up.calm and up.falls == 1
+    for _ in range(int(HOLD) - 1):
+        clock.now += 1
+        assert up.remb(520_000) == 520_000  # the estimate's own climb, nothing more
+    clock.now += 1.5
+    assert up.calm
+    assert up.remb(540_000) == 3_000_000
+
+
+def test_small_moves_are_not_falls() -> None:
+    clock = Clock()
+    up = Uplink(3_000_000, clock)
+    up.remb(900_000)
+    clock.now += 1
+    assert up.remb(850_000) == 3_000_000
+    assert up.falls == 0
+
+
+def test_falls_within_a_hold_extend_it_without_doubling() -> None:
+    clock = Clock()
+    up = Uplink(3_000_000, clock)
+    up.remb(900_000)
+    up.remb(500_000)
+    for _ in range(3):
+        clock.now += 2
+        up.remb(400_000)
+        up.remb(300_000)
+    assert up.hold == HOLD
+    assert up.held_until == clock.now + HOLD
+
+
+def test_a_fall_soon_after_the_floor_came_back_doubles_the_hold_up_to_its_maximum() -> None:
+    clock = Clock()
+    up = Uplink(3_000_000, clock)
+    holds = []
+    for _ in range(8):
+        up.remb(900_000)
+        up.remb(300_000)  # falls
+        holds.append(up.hold)
+        clock.now = up.held_until + 3  # the floor is back, and the link cannot carry it
+    assert holds == [HOLD, 2 * HOLD, 4 * HOLD, 8 * HOLD, min(HOLD_MAX, 16 * HOLD), HOLD_MAX, HOLD_MAX, HOLD_MAX]
+
+
+def test_a_long_calm_brings_the_first_hold_back() -> None:
+    clock = Clock()
+    up = Uplink(3_000_000, clock)
+    for _ in range(3):
+        up.remb(900_000)
+        up.remb(300_000)
+        clock.now = up.held_until + 3
+    assert up.hold == 4 * HOLD
+    clock.now = up.held_until + CALM + 1
+    up.remb(900_000)
+    up.remb(300_000)
+    assert up.hold == HOLD
+
+
+class Losses:
+    """Losses: a settable count of packets found missing (the connection's NACKed gaps)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> int:
+        return self.count
+
+
+def test_a_fall_without_loss_is_a_busy_server_and_keeps_the_floor() -> None:
+    clock, losses = Clock(), Losses()
+    up = Uplink(3_000_000, clock, losses)
+    up.remb(900_000)
+    for _ in range(6):  # late, bunched arrivals read as a queue: the estimate falls again and again
+        clock.now += 1
+        assert up.remb(500_000) == 3_000_000
+        clock.now += 1
+        up.remb(900_000)
+    assert up.falls == 0 and up.calm
+
+
+def test_a_fall_and_a_loss_within_the_window_hold_the_estimate() -> None:
+    clock, losses = Clock(), Losses()
+    up = Uplink(3_000_000, clock, losses)
+    up.remb(900_000)
+    clock.now += 1
+    assert up.remb(500_000) == 3_000_000  # not confirmed yet
+    clock.now += 1
+    losses.count = 4  # the bottleneck's queue overflowed
+    assert up.remb(520_000) == 520_000
+    assert up.falls == 1 and not up.calm
+
+
+def test_a_loss_just_before_the_fall_confirms_it_and_one_long_before_does_not() -> None:
+    clock, losses = Clock(), Losses()
+    up = Uplink(3_000_000, clock, losses)
+    up.remb(900_000)
+    losses.count = 2
+    clock.now += 1
+    up.remb(900_000)  # the loss is seen here
+    clock.now += 1
+    assert up.remb(500_000) == 500_000 and up.falls == 1
+    clock.now = up.held_until + 60  # long after: calm, the floor again
+    up.remb(900_000)
+    losses.count = 3
+    clock.now += 1
+    up.remb(900_000)
+    clock.now += FALL_WINDOW + 1
+    assert up.remb(500_000) == 3_000_000 and up.falls == 1
