@@ -11,15 +11,15 @@ screen and the presenter's camera (the large slots), then the floor holder's cam
 spatial layer only). Every slot first gets its smallest option in priority order (so a tile is paused before the
 presenter loses video), then the slots are upgraded in the same order, each to the best option that still fits.
 
-``Downlink.update`` judges the link from that feedback: *congested* when the REMB falls below what we send,
-when loss stays above ``LOSS_HIGH``, or when our pacer's queue keeps video waiting; the estimate is then what
-the link carries. Uncongested, the REMB says little (Chromium's receive-side estimate stays within 1.5 x what
-it receives, so a paused slot would never come back on the REMB alone). ``Downlink.decide`` adds hysteresis,
-so a choice does not oscillate: a downgrade is applied at once (only while congested), an upgrade one slot at
-a time, at least ``UP_INTERVAL`` seconds after the previous upgrade and ``hold`` seconds after a downgrade.
-No padding is sent to probe: the options are small steps (temporal layers within spatial layers), so sending
-the next option is the probe; if the link cannot carry it, the REMB, the loss or the pacer's queue says so
-within a second or two and the slot steps back, and the hold after that downgrade doubles (from
+``Downlink.update`` judges the link from that feedback: *congested* when the REMB falls below what we send and
+the link confirms it, or when loss stays above ``LOSS_HIGH``; the estimate is then what the link carries (video
+waiting in our pacer only holds upgrades back). Uncongested, the REMB says little (Chromium's receive-side
+estimate stays within 1.5 x what it receives, so a paused slot would never come back on the REMB alone).
+``Downlink.decide`` adds hysteresis, so a choice does not oscillate: a downgrade is applied at once (only while
+congested), an upgrade one slot at a time, at least ``UP_INTERVAL`` seconds after the previous upgrade and
+``hold`` seconds after a downgrade. No padding is sent to probe: the options are small steps (temporal layers
+within spatial layers), so sending the next option is the probe; if the link cannot carry it, the REMB or the
+loss says so within a second or two and the slot steps back, and the hold after that downgrade doubles (from
 ``HOLD_AFTER_DOWN`` up to ``HOLD_MAX``) so a link that cannot carry it is not retried every few seconds.
 
 Who owns what: ``sfu.downlinks.Downlinks`` (one per room) owns one ``Downlink`` per participant with a down
@@ -46,15 +46,17 @@ SENT_PERIODS = 4  # a calm link carried the least of what we sent in each of the
 # burst fills a bottleneck's queue for a period without being what the link carries)
 OVERUSE = 0.8  # a REMB that fell below this share of what we send: the link is congested
 REMB_FALL = 0.7  # a REMB below this share of the previous one fell (overuse: ~0.85 x incoming, from ~1.5 x)
-QUEUE_CONGESTED = 0.8  # seconds video waited in the pacer, in three periods in a row: the estimate is too high
+QUEUE_CONGESTED = 0.8  # seconds video waited in the pacer, in three periods in a row: no upgrade until it drains
 # (a keyframe alone waits ~0.6 s at 280 kbit/s: that is what the pacer is for, not a sign of congestion)
+CUT_SPACING = 1.0  # seconds after a cut during which lasting loss or queue does not cut again (the reports of a
+# period or two still describe the rate before the cut)
 CALM_PERIODS = 2  # periods without congestion before what we send counts as carried (the first ones after a
 # downgrade still measure what the link could not carry, leaving the pacer's queue)
 FALL_WINDOW = 3.0  # seconds a REMB fall waits for the link to confirm it (loss, a longer round trip)
 RTT_RISE = 0.05  # seconds of round trip above the link's least recent one: a queue is growing on the link
 RTT_WINDOW = 30.0  # seconds over which that least round trip is taken
 MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
-START_ESTIMATE = 600_000  # bit/s until the link says otherwise: a modest link, not an unlimited one
+START_ESTIMATE = 300_000  # bit/s until the link says otherwise: the weakest link a classroom has (0.3-1 Mbit/s)
 FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
 
 PRIORITY = {"screen": 0, "presenter-video": 0, "floor-video": 2}  # grid tiles and the rest: 3
@@ -167,11 +169,13 @@ class Downlink:
     downgrades: int = 0
     upgrades: int = 0
     ever_congested: bool = False  # once congested, its transport is paced (sfu.downlinks)
+    queued: bool = False  # video has waited in its pacer for a while: no upgrade until it drains
     _loss_reports: int = 0
     _queue_reports: int = 0
     _calm: int = CALM_PERIODS  # periods since the link was last congested
     _sent: list[float] = field(default_factory=list)  # what we sent in the last SENT_PERIODS calm periods
     _fell_at: float = float("-inf")  # the latest REMB fall not yet confirmed or dismissed
+    _cut_at: float = float("-inf")  # when congestion last lowered the estimate
     _rtts: list[tuple[float, float]] = field(default_factory=list)  # (when, rtt), the least of RTT_WINDOW first
 
     def update(self, fb: Feedback) -> float:
@@ -183,14 +187,21 @@ class Downlink:
         received when it sees the delays grow, but it sees them grow on a busy PC too, where the receiving
         process, not the link, is late; a REMB that is merely below what we send is its slow climb after an
         upgrade. The link is congested too when its loss exceeds ``LOSS_HIGH`` in two periods in a row (the
-        loss-based half of Google's congestion control: a short queue drops before its delay grows), or when our
-        own pacer's queue has held video for ``QUEUE_CONGESTED`` in three periods. Then the estimate is the
-        least of the confirmed REMB, ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 - loss)) and 0.85 x
-        what was sent through a waiting pacer. Otherwise the REMB says little (Chromium's receive-side estimate
+        loss-based half of Google's congestion control: a short queue drops before its delay grows). Then the
+        estimate is the
+        least of the confirmed REMB, ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 - loss)) and the
+        estimate before. Video that keeps waiting in our own pacer (``QUEUE_CONGESTED`` in three periods: *queued*)
+        is not the link's congestion (the pacer sends at 1.2 x the estimate: what waits is keyframes above the
+        layers' measured rates, and a link slower than the pacer drops, which the loss says), so it only holds
+        upgrades back until the queue drains; cutting the estimate on it paused every slot of a 1 Mbit/s link
+        whose keyframes had queued up. Otherwise the REMB says little (Chromium's receive-side estimate
         stays within 1.5 x what it receives): the estimate only grows, to the REMB or to the least of what we sent
-        in each of the last ``SENT_PERIODS`` calm periods, whichever is larger, once the link has been calm for
+        in each of the last ``SENT_PERIODS`` calm periods (but not above REMB / ``OVERUSE``: what the receiver
+        says it does not get was not carried), whichever is larger, once the link has been calm for
         ``CALM_PERIODS`` (so the period that follows a downgrade, still sending what did not fit, does not undo the
-        cut, and one keyframe's burst does not count as carried); only congestion lowers it.
+        cut, and one keyframe's burst does not count as carried); only congestion lowers it, once per
+        ``CUT_SPACING`` for lasting loss or queue (the reports of the next period still describe the rate before
+        the cut: cutting again on them would cut the same excess twice).
         """
         now = self.clock()
         remb = float(fb.remb) if fb.remb is not None else None
@@ -207,24 +218,29 @@ class Downlink:
         overuse = below and now - self._fell_at <= FALL_WINDOW and (fb.loss >= LOSS_LOW or grew)
         if overuse:
             self._fell_at = float("-inf")  # confirmed: one fall, one cut
-        queued = self._queue_reports >= 3 and fb.sent > 0
-        self.congested = lossy or overuse or queued
+        self.queued = self._queue_reports >= 3
+        self.congested = lossy or overuse
         self.ever_congested |= self.congested
+        recut = lossy and not overuse and now - self._cut_at < CUT_SPACING
         self._calm = 0 if self.congested else self._calm + 1
         if self.congested:
             self._sent.clear()
         elif self._calm >= CALM_PERIODS:
             self._sent.append(fb.sent)
             del self._sent[:-SENT_PERIODS]
-        if self.congested:
+        if recut:
+            estimate = self.estimate  # reports still describing what was sent before the last cut
+        elif self.congested:
+            self._cut_at = now
             # what the link delivered, or what its confirmed REMB says, whichever is less
             estimate = remb if overuse and remb is not None else float("inf")
             if lossy:
                 estimate = min(estimate, fb.sent * (1 - fb.loss) * LOSS_MARGIN)
-            if queued:
-                estimate = min(estimate, fb.sent * 0.85)
+            estimate = min(estimate, self.estimate)  # congestion never raises it (a burst's loss, say)
         else:
             carried = min(self._sent) if len(self._sent) == SENT_PERIODS else 0.0
+            if remb is not None:  # what we sent counts as carried only where the receiver says it got it
+                carried = min(carried, remb / OVERUSE)
             estimate = max(self.estimate, carried, remb or 0.0) if self._calm >= CALM_PERIODS else self.estimate
         self.estimate = max(MIN_ESTIMATE, estimate)
         return self.estimate
@@ -242,7 +258,8 @@ class Downlink:
     def decide(self, demands: Sequence[Demand]) -> dict[str, Option | None]:
         """decide returns every video slot's option (None: paused) for the current estimate, with hysteresis.
 
-        A slot seen for the first time gets what fits the estimate at once. While the link is congested, slots
+        A slot seen for the first time gets what fits the estimate at once (the others stepping down to their
+        share if their current choices leave it less). While the link is congested, slots
         above what fits step down at once (lowest priority first, by ``allocate``). Otherwise, at most one slot
         every ``UP_INTERVAL`` (and ``hold`` after a downgrade) moves up: to what the estimate vouches for, or,
         when it vouches for nothing more, one option up: that step is the probe (the pacer keeps it within
@@ -264,8 +281,15 @@ class Downlink:
                 downgraded = True
             else:
                 new[d.slot] = current
+        if any(d.slot not in self.choice for d in demands) and self.choice:
+            # a slot appeared beside others (the floor was given): what fits it was reckoned with the others at
+            # their targets, so if their current choices leave it less, they take their targets too
+            cost = sum(d.options[new[d.slot]].bitrate for d in demands if new[d.slot] >= 0)
+            if cost > self.estimate:
+                new = {d.slot: min(new[d.slot], target[d.slot]) if d.slot in self.choice else target[d.slot]
+                       for d in demands}
         upgraded = False
-        if not self.congested and not downgraded and may_upgrade:
+        if not self.congested and not self.queued and not downgraded and may_upgrade:
             vouched = next((d for d in ordered if d.slot in self.choice and target[d.slot] > new[d.slot]), None)
             if vouched is not None:
                 new[vouched.slot] = target[vouched.slot]
@@ -277,8 +301,10 @@ class Downlink:
                     new[probe.slot] += 1
                     upgraded = True
         if downgraded:
-            if now - self.last_up < FAILED_UP_WINDOW:
-                self.hold = min(HOLD_MAX, self.hold * 2)  # the last upgrade overflowed the link: wait longer
+            if now - self.last_up < FAILED_UP_WINDOW and self.last_down < self.last_up:
+                # the last upgrade overflowed the link (its first downgrade; the next ones of the same episode
+                # are the same failure): wait longer
+                self.hold = min(HOLD_MAX, self.hold * 2)
             self.last_down = now
             self.downgrades += 1
         elif upgraded:

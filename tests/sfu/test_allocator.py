@@ -134,7 +134,7 @@ def test_a_paused_slot_is_probed_back_and_a_failed_probe_doubles_the_hold() -> N
     assert link.decide(ds)["presenter-video"] is None  # not yet: the hold doubled
 
 
-def test_loss_or_a_waiting_pacer_make_the_link_congested_when_they_last() -> None:
+def test_lasting_loss_makes_the_link_congested_and_a_waiting_pacer_holds_upgrades() -> None:
     link = Downlink(clock=Clock())
     assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == 2_000_000  # one report: noise
     assert not link.congested
@@ -142,10 +142,15 @@ def test_loss_or_a_waiting_pacer_make_the_link_congested_when_they_last() -> Non
     assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == pytest.approx(800_000 * 0.7 * LOSS_MARGIN)
     assert link.congested
     link = Downlink(clock=Clock())
-    for _ in range(2):  # a keyframe held by the pacer: not congestion
+    for _ in range(2):  # a keyframe held by the pacer
         link.update(Feedback(remb=2_000_000, loss=0.0, sent=800_000, queue_delay=0.9))
-        assert not link.congested
-    assert link.update(Feedback(remb=2_000_000, loss=0.0, sent=800_000, queue_delay=0.9)) == 800_000 * 0.85
+        assert not link.queued
+    before = link.estimate
+    # lasting: keyframes above the layers' measured rates wait; not the link's congestion: no upgrade until it drains
+    assert link.update(Feedback(remb=2_000_000, loss=0.0, sent=100_000, queue_delay=0.9)) == before
+    assert link.queued and not link.congested
+    link.update(Feedback(remb=2_000_000, loss=0.0, sent=100_000, queue_delay=0.1))
+    assert not link.queued
     assert link.update(Feedback(remb=1_000, loss=0.05, sent=900_000, remb_fell=True)) == MIN_ESTIMATE
 
 
@@ -208,3 +213,52 @@ def test_a_keyframe_burst_is_not_what_the_link_carries() -> None:
     for _ in range(4):  # a probe that the link carries for two seconds is
         settle(link, clock, sent=700_000)
     assert link.estimate == 700_000
+
+
+def test_a_slot_that_appears_beside_others_does_not_overflow_the_estimate() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock, estimate=1_000_000)
+    both = link.decide(demands("screen", "presenter-video"))
+    assert sum(o.bitrate for o in both.values() if o) <= 1_000_000
+    three = link.decide(demands("screen", "presenter-video", "floor-video"))  # the floor was given
+    assert three["floor-video"] is not None
+    assert sum(o.bitrate for o in three.values() if o) <= 1_000_000
+
+
+def test_one_congestion_episode_doubles_the_hold_once() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock)
+    ds = demands("screen", "presenter-video", "floor-video")
+    settle(link, clock, remb=5_000_000, sent=0)
+    link.decide(ds)
+    clock.now += 100
+    link.update(Feedback(remb=5_000_000, loss=0.0, sent=0, rtt=CALM_RTT))
+    link.decide(ds)  # an upgrade (a probe), if anything is left to upgrade
+    link.last_up = clock.now  # as if it had been one
+    for sent in (3_000_000, 2_000_000, 1_000_000):  # loss that lasts: a step down every second
+        clock.now += 1.1
+        link.update(Feedback(remb=None, loss=0.3, sent=sent))
+        link.update(Feedback(remb=None, loss=0.3, sent=sent))
+        link.decide(ds)
+    assert link.downgrades >= 2 and link.hold == 2 * HOLD_AFTER_DOWN
+
+
+def test_lasting_loss_cuts_once_until_the_reports_catch_up() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock, estimate=900_000)
+    link.update(Feedback(remb=None, loss=0.2, sent=900_000))
+    clock.now += 0.5
+    first = link.update(Feedback(remb=None, loss=0.2, sent=900_000))  # lasting: one cut
+    assert link.congested and first == pytest.approx(900_000 * 0.8 * LOSS_MARGIN)
+    clock.now += 0.5  # the next report still describes the old rate, while we already send less
+    assert link.update(Feedback(remb=None, loss=0.2, sent=500_000)) == first
+    clock.now += 1.0
+    assert link.update(Feedback(remb=None, loss=0.2, sent=500_000)) < first  # still lossy later: cut again
+
+
+def test_what_the_receiver_does_not_get_is_not_carried() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock, estimate=150_000)
+    for _ in range(8):  # we send 630 kbit/s; its REMB stays at 140: the link's queue holds the rest
+        settle(link, clock, remb=140_000, sent=630_000)
+    assert link.estimate == pytest.approx(140_000 / 0.8)
