@@ -11,6 +11,9 @@ Chromium per cap holds a classroom in its namespace (camera 320x240@15), all in 
     .venv/bin/python bench/weaknet.py --duration 120 --cuts 10 --cut-classroom 500
     .venv/bin/python bench/weaknet.py --caps 300,1000,0 --cuts '' --no-turn
 
+0. Baseline (unless --no-baseline): the same meeting with the uncapped classroom alone, measured the same way,
+   for its keyframes per minute without weak classrooms beside it (printed last, with the figure beside them: a
+   weak classroom's keyframe requests must not make the publisher send keyframes to everyone).
 1. Steady state: after the pages joined and --settle seconds, --duration seconds are measured. One row per
    classroom (figures over the window, from its getStats() and the server's statistics of its consumers):
 
@@ -205,6 +208,12 @@ def delta(a: dict[str, Any], b: dict[str, Any], key: str) -> float:
     return y - x if y >= x else y
 
 
+def record_kf(args: argparse.Namespace, label: str, per_minute: float) -> float:
+    """record_kf: keep a classroom's presenter keyframes per minute for the baseline comparison; returns it."""
+    args.keyframes[label] = per_minute
+    return per_minute
+
+
 async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom]) -> list[str]:
     """steady: measure --duration seconds; returns the table's lines."""
     first = {r.label: await media_stats(r.page) for r in rooms if r.page}
@@ -251,7 +260,7 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
         freezes = f"{int(delta(pv0, pv1, 'freezes'))} / {delta(pv0, pv1, 'freeze_s'):.1f} s"
         lines.append(
             f"{r.label:<9} {layer:<14} {fps:<14} {freezes:<10} {concealed:>9} {resent / new if new else 0:>7.2f} "
-            f"{60 * delta(pv0, pv1, 'keyframes') / at:>6.1f} {60 * plis / span:>7.1f} "
+            f"{record_kf(args, r.label, 60 * delta(pv0, pv1, 'keyframes') / at):>6.1f} {60 * plis / span:>7.1f} "
             f"{remb / 1000 if remb else 0:>6.0f} {f'{estimate / 1000:.0f}' if estimate else '-':>6} {recv:>6.0f} "
             f"{drop:>6}")
     me = str(await studio.evaluate("window.live.participantId"))
@@ -422,7 +431,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--video", default="960x540@15",
                         help="presenter camera WxH@FPS (default 960x540@15: three layers)")
     parser.add_argument("--keep", action="store_true", help="keep the data directory and the server log")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
+                        help="skip the first meeting with the uncapped classroom alone (its keyframes per minute "
+                             "without weak classrooms)")
     args = parser.parse_args()
+    args.keyframes = {}
     try:
         args.caps = [int(x) for x in args.caps.split(",") if x.strip()]
         args.cuts = [float(x) for x in args.cuts.split(",") if x.strip()]
@@ -447,7 +460,18 @@ async def main(args: argparse.Namespace) -> int:
           f"{cap_label(args.cut_classroom)}; TURN {'on' if args.turn else 'off'}", flush=True)
     try:
         with Lab() as lab:
+            baseline: list[str] = []
+            if args.baseline and 0 in args.caps and len(args.caps) > 1:
+                # the same meeting with its uncapped classroom alone: the keyframes a weak classroom adds
+                alone = argparse.Namespace(**{**vars(args), "caps": [0], "cuts": [], "turn": False, "keyframes": {}})
+                print("baseline: the uncapped classroom alone ...", flush=True)
+                (directory / "baseline").mkdir()
+                await bench(alone, lab, directory / "baseline")
+                baseline = [f"keyframes per minute, uncapped classroom: {alone.keyframes.get('uncapped', 0):.1f} alone"]
             lines = await bench(args, lab, directory)
+            if baseline:
+                baseline[0] += f", {args.keyframes.get('uncapped', 0):.1f} beside the capped classrooms"
+                lines += baseline
     except (SoakError, netlab.NetlabError) as exc:
         print(f"weaknet: {exc}", file=sys.stderr)
         return 1
