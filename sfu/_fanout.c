@@ -1,7 +1,7 @@
 /* _fanout: the SFU's per-packet fan-out in C (optional; sfu/consumer.py and sfu/producer.py fall back to Python).
  *
  * One Slot per Consumer holds the header rewriter state (same fields and semantics as
- * sfu.consumer.HeaderRewriter), the slot's header template, the 128-entry NACK history, the send counters and,
+ * sfu.rewriter.HeaderRewriter), the slot's header template, the 128-entry NACK history, the send counters and,
  * once bound by sfu.hooks.wire.PacketWire, the route: socket object, remote address, libsrtp session
  * (srtp_t pointer, kept alive by a reference to the pylibsrtp Session) and the srtp_protect function address.
  *

@@ -14,10 +14,10 @@
 #include <time.h>
 
 #define HIST 128  /* sfu.consumer.HISTORY_SIZE: packets kept per slot for retransmission */
-#define DROP_WINDOW 0x1000  /* sfu.consumer.DROP_WINDOW: how far the base trails the newest forwarded packet */
-#define RESYNC_AFTER 64     /* sfu.consumer.RESYNC_AFTER: drops in a row with no progress = restarted numbering */
-#define DROP_RUNS 32        /* sfu.consumer.DROP_RUNS: runs of packets dropped (temporal layers) remembered */
-#define ALL_LAYERS 255      /* sfu.consumer.ALL_LAYERS: tid_target / tid_cur forwarding every temporal layer */
+#define DROP_WINDOW 0x1000  /* sfu.rewriter.DROP_WINDOW: how far the base trails the newest forwarded packet */
+#define RESYNC_AFTER 64     /* sfu.rewriter.RESYNC_AFTER: drops in a row with no progress = restarted numbering */
+#define DROP_RUNS 32        /* sfu.rewriter.DROP_RUNS: runs of packets dropped (temporal layers) remembered */
+#define ALL_LAYERS 255      /* sfu.rewriter.ALL_LAYERS: tid_target / tid_cur forwarding every temporal layer */
 #define MAX_HEAD 64
 #define BUF_SIZE 1500   /* pylibsrtp's buffer size: the plain packet plus the SRTP trailer fit in it */
 #define MAX_PLAIN (1500 - 16 - 128)  /* sfu.hooks.wire.MAX_PLAIN: the largest plain packet protected in BUF_SIZE */

@@ -1,5 +1,5 @@
 /* _vp8.h: the VP8 part of a Slot (sfu/_fanout.c): the payload descriptor read and rewritten (sfu.vp8) and the
- * temporal layer filter with its runs of dropped packets (sfu.consumer.HeaderRewriter._layer, _drop, _region). */
+ * temporal layer filter with its runs of dropped packets (sfu.rewriter.HeaderRewriter._layer, _drop, _region). */
 #ifndef TAPHUAN_VP8_H
 #define TAPHUAN_VP8_H
 

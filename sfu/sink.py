@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sfu.consumer import Consumer, HeaderRewriter, Inbound, Source
+from sfu.consumer import Consumer, Inbound, Source
+from sfu.rewriter import HeaderRewriter
 from sfu.stats import ConsumerStats, RateMeter
 
 logger = logging.getLogger(__name__)

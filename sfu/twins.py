@@ -70,7 +70,7 @@ _INBOUND = ("ssrc", "seq", "ts", "marker", "payload", "keyframe", "ntp", "abs_se
 MIRRORS: tuple[Mirror, ...] = (
     Mirror("Packet", "sfu.consumer.Inbound", {name: name for name in _INBOUND}, complete=True),
     Mirror(
-        "Slot", "sfu.consumer.HeaderRewriter",
+        "Slot", "sfu.rewriter.HeaderRewriter",
         {name: name for name in ("clock_rate", "frame_ticks", "last_seq", "last_ts", "last_time", "base_seq",
                                  "seq_offset", "ts_offset", "old_drops", "max_in", "pic_offset", "tl0_offset",
                                  "last_pic", "last_tl0", "in_pic", "tid_target", "tid_cur", "drop_pic", "runs",
@@ -104,10 +104,10 @@ C_ONLY: dict[str, tuple[str, ...]] = {
 
 # C #define (sfu._fanout.CONTRACT["constants"]): the Python constant it mirrors, as module.NAME
 CONSTANTS: dict[str, str] = {
-    "DROP_WINDOW": "sfu.consumer.DROP_WINDOW",
-    "RESYNC_AFTER": "sfu.consumer.RESYNC_AFTER",
-    "DROP_RUNS": "sfu.consumer.DROP_RUNS",
-    "ALL_LAYERS": "sfu.consumer.ALL_LAYERS",
+    "DROP_WINDOW": "sfu.rewriter.DROP_WINDOW",
+    "RESYNC_AFTER": "sfu.rewriter.RESYNC_AFTER",
+    "DROP_RUNS": "sfu.rewriter.DROP_RUNS",
+    "ALL_LAYERS": "sfu.rewriter.ALL_LAYERS",
     "HIST": "sfu.consumer.HISTORY_SIZE",
     "MAX_PLAIN": "sfu.hooks.wire.MAX_PLAIN",
     "NTP_OFFSET": "sfu.rtp.NTP_OFFSET",

@@ -17,7 +17,7 @@
 
 A forwarding slot rewrites the PictureID (always written as 15 bits: a 7-bit one is widened, the payload
 grows by one octet) and the TL0PICIDX so that each subscriber sees one continuous stream whatever frames
-it was not sent (``sfu.consumer.HeaderRewriter.map_vp8``); ``rewrite`` builds the bytes sent, the C fan-out
+it was not sent (``sfu.rewriter.HeaderRewriter.map_vp8``); ``rewrite`` builds the bytes sent, the C fan-out
 (``sfu/_fanout.c``: ``vp8_parse``, ``vp8_write``) does the same in its packet buffer.
 """
 

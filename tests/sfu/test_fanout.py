@@ -11,8 +11,9 @@ from typing import Any
 import pylibsrtp
 import pytest
 
-from sfu.consumer import COMPILED, Consumer, HeaderRewriter, Inbound, build_header_template
+from sfu.consumer import COMPILED, Consumer, Inbound, build_header_template
 from sfu.hooks.guard import protect_address
+from sfu.rewriter import HeaderRewriter
 from tests.sfu.fakes import FakeSender, FakeWire, context
 from tests.sfu.vp8stream import Vp8Stream
 from tests.sfu.vp8stream import descriptor as vp8stream_descriptor

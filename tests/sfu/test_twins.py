@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from sfu.consumer import COMPILED, Consumer, HeaderRewriter, Inbound
+from sfu.consumer import COMPILED, Consumer, Inbound
 from sfu.hooks.receiver import ForwardingReceiver
 from sfu.hooks.sender import ForwardingSender
 from sfu.hooks.wire import PacketWire
 from sfu.pacer import TokenBucket
 from sfu.producer import Producer
+from sfu.rewriter import HeaderRewriter
 from sfu.stats import NackTracker, RtpStreamStats, SequenceTracker
 from sfu.tasks import Ticker
 from sfu.twins import C_ONLY, CONSTANTS, LAYOUTS, MIRRORS, REACHED
