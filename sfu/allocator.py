@@ -48,7 +48,7 @@ OVERUSE = 0.8  # a REMB that fell below this share of what we send: the link is 
 REMB_FALL = 0.7  # a REMB below this share of the previous one fell (overuse: ~0.85 x incoming, from ~1.5 x)
 QUEUE_CONGESTED = 0.8  # seconds video waited in the pacer, in three periods in a row: no upgrade until it drains
 # (a keyframe alone waits ~0.6 s at 280 kbit/s: that is what the pacer is for, not a sign of congestion)
-CUT_SPACING = 1.0  # seconds after a cut during which lasting loss or queue does not cut again (the reports of a
+CUT_SPACING = 1.0  # seconds after a cut during which lasting loss does not cut again (the reports of a
 # period or two still describe the rate before the cut)
 CALM_PERIODS = 2  # periods without congestion before what we send counts as carried (the first ones after a
 # downgrade still measure what the link could not carry, leaving the pacer's queue)
@@ -188,20 +188,19 @@ class Downlink:
         process, not the link, is late; a REMB that is merely below what we send is its slow climb after an
         upgrade. The link is congested too when its loss exceeds ``LOSS_HIGH`` in two periods in a row (the
         loss-based half of Google's congestion control: a short queue drops before its delay grows). Then the
-        estimate is the
-        least of the confirmed REMB, ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 - loss)) and the
-        estimate before. Video that keeps waiting in our own pacer (``QUEUE_CONGESTED`` in three periods: *queued*)
-        is not the link's congestion (the pacer sends at 1.2 x the estimate: what waits is keyframes above the
-        layers' measured rates, and a link slower than the pacer drops, which the loss says), so it only holds
-        upgrades back until the queue drains; cutting the estimate on it paused every slot of a 1 Mbit/s link
-        whose keyframes had queued up. Otherwise the REMB says little (Chromium's receive-side estimate
-        stays within 1.5 x what it receives): the estimate only grows, to the REMB or to the least of what we sent
-        in each of the last ``SENT_PERIODS`` calm periods (but not above REMB / ``OVERUSE``: what the receiver
-        says it does not get was not carried), whichever is larger, once the link has been calm for
-        ``CALM_PERIODS`` (so the period that follows a downgrade, still sending what did not fit, does not undo the
-        cut, and one keyframe's burst does not count as carried); only congestion lowers it, once per
-        ``CUT_SPACING`` for lasting loss or queue (the reports of the next period still describe the rate before
-        the cut: cutting again on them would cut the same excess twice).
+        estimate is the least of the confirmed REMB, ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 -
+        loss)) and the estimate before. Video that keeps waiting in our own pacer (``QUEUE_CONGESTED`` in three periods:
+        *queued*) is not the link's congestion (the pacer sends at 1.2 x the estimate: what waits is keyframes
+        above the layers' measured rates, and a link slower than the pacer drops, which the loss says), so it
+        only holds upgrades back until the queue drains; cutting the estimate on it paused every slot of a 1
+        Mbit/s link whose keyframes had queued up. Otherwise the REMB says little (Chromium's receive-side
+        estimate stays within 1.5 x what it receives): the estimate only grows, to the REMB or to the least of
+        what we sent in each of the last ``SENT_PERIODS`` calm periods (but not above REMB / ``OVERUSE``: what
+        the receiver says it does not get was not carried; nothing before its first REMB), whichever is larger,
+        once the link has been calm for ``CALM_PERIODS`` (so the period that follows a downgrade, still sending
+        what did not fit, does not undo the cut, and one keyframe's burst does not count as carried); only
+        congestion lowers it, once per ``CUT_SPACING`` for lasting loss (the reports of the next period still
+        describe the rate before the cut: cutting again on them would cut the same excess twice).
         """
         now = self.clock()
         remb = float(fb.remb) if fb.remb is not None else None
@@ -239,8 +238,9 @@ class Downlink:
             estimate = min(estimate, self.estimate)  # congestion never raises it (a burst's loss, say)
         else:
             carried = min(self._sent) if len(self._sent) == SENT_PERIODS else 0.0
-            if remb is not None:  # what we sent counts as carried only where the receiver says it got it
-                carried = min(carried, remb / OVERUSE)
+            # what we sent counts as carried only where the receiver says it got it (before its first REMB, an
+            # unpaced burst into a small link's queue looks carried until the losses are reported)
+            carried = min(carried, remb / OVERUSE) if remb is not None else 0.0
             estimate = max(self.estimate, carried, remb or 0.0) if self._calm >= CALM_PERIODS else self.estimate
         self.estimate = max(MIN_ESTIMATE, estimate)
         return self.estimate

@@ -10,6 +10,7 @@ from sfu.allocator import (
     HOLD_AFTER_DOWN,
     LOSS_MARGIN,
     MIN_ESTIMATE,
+    START_ESTIMATE,
     TEMPORAL_SHARE,
     UP_INTERVAL,
     Demand,
@@ -208,10 +209,10 @@ def test_a_keyframe_burst_is_not_what_the_link_carries() -> None:
     clock = Clock()
     link = Downlink(clock=clock, estimate=400_000)
     for sent in (400_000, 400_000, 1_600_000, 400_000):  # one period's burst filled the bottleneck's queue
-        settle(link, clock, sent=sent)
-    assert link.estimate == 400_000
-    for _ in range(4):  # a probe that the link carries for two seconds is
-        settle(link, clock, sent=700_000)
+        settle(link, clock, sent=sent, remb=420_000)
+    assert link.estimate == 420_000
+    for _ in range(4):  # a probe that the link carries for two seconds is (its REMB follows, 1.5 x at most)
+        settle(link, clock, sent=700_000, remb=600_000)
     assert link.estimate == 700_000
 
 
@@ -262,3 +263,11 @@ def test_what_the_receiver_does_not_get_is_not_carried() -> None:
     for _ in range(8):  # we send 630 kbit/s; its REMB stays at 140: the link's queue holds the rest
         settle(link, clock, remb=140_000, sent=630_000)
     assert link.estimate == pytest.approx(140_000 / 0.8)
+
+
+def test_nothing_counts_as_carried_before_the_first_remb() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock)
+    for _ in range(8):  # a burst into a small link's queue; its losses not reported yet
+        settle(link, clock, sent=1_500_000)
+    assert link.estimate == START_ESTIMATE
