@@ -3,7 +3,8 @@
 One publisher sends pre-encoded VP8 (~500 kbit/s, encoded once up front, sent as av.Packet so aiortc only
 packetizes, with Chromium's L1T3 temporal-layer descriptors) plus Opus; N decoder-less subscribers receive it
 through the SFU. The SFU runs in its own process pinned to one core; the clients run in this process on another
-core.
+core. The subscribers' receivers take the same C receive path as the SFU's (``Counter``): they count what
+arrives and send RR, NACK and REMB like a browser, at a fraction of the Python path's cost.
 
     .venv/bin/python bench/forward.py                 # N = 1 5 10 20 40, fast path, 3 runs each
     .venv/bin/python bench/forward.py --n 20 --slow   # aiortc's awaited _send_rtp instead, for comparison
@@ -24,11 +25,13 @@ The lecture case (--classrooms M): M classrooms each publish a 2-layer simulcast
 ~150 kbit/s and f 640x360 ~500 kbit/s, VP8 L1T3, crafted RTP with the rid header extensions on the clients'
 real DTLS-SRTP transports) and a microphone (Opus every 20 ms); the presenter publishes as above, pages its
 grid every --page-every s and gives the floor to the first classroom; the recorder runs in the server
-process. Each repeat runs N = 0 (only the presenter receives: mostly inbound work) and N = M (every classroom
-also receives, as in a lecture) one after the other. The server's CPU is split as a·inbound + b·outgoing
-packets: b (µs per outgoing packet) = the CPU the M receiving classrooms add / the packets they add, a (µs per
-inbound packet) = the rest of the N = 0 run's CPU / its inbound packets (timers, RTCP, the recorder and the
-layer and allocation jobs included)."""
+process. The classrooms run in --client-procs client processes (default one per 25 classrooms, on the
+clients' core), each with its own pipe to the SFU process, so a full lecture's fan-out is received. Each
+repeat runs N = 0 (only the presenter receives: mostly inbound work) and N = M (every classroom also
+receives, as in a lecture) one after the other. The server's CPU is split as a·inbound + b·outgoing packets:
+b (µs per outgoing packet) = the CPU the M receiving classrooms add / the packets they add, a (µs per inbound
+packet) = the rest of the N = 0 run's CPU / its inbound packets (timers, RTCP, the recorder and the layer and
+allocation jobs included). The last line per M also gives the whole lecture's CPU (the N = M run)."""
 
 from __future__ import annotations
 
