@@ -7,7 +7,8 @@
  * header parses plainly. Everything else (RTCP, STUN, DTLS, RTX, gaps, reordering, the first packets, odd
  * headers) takes the Python path: before decryption (``fallback(data, addr)``) when the clear header tells, or
  * after it (``receiver.handle_plain(plain, now)``). The Python objects stay the one copy of the state: this file
- * reads and writes their attributes (``reach`` below, sfu/twins.py) instead of mirroring them.
+ * reads and writes their attributes (``reach`` below, sfu/twins.py) instead of mirroring them; those of the
+ * __slots__ classes (RtpStreamStats, NackTracker, SequenceTracker) in place, at the member offsets found by name.
  *
  * Per packet: srtp_unprotect into a stack buffer; RtpStreamStats (packets_received, max16, cycles, jitter);
  * NackTracker.max_seq (video); the receiver's REMB byte count, and on a frame's last packet the estimator
