@@ -8,7 +8,7 @@
  * fanout(slots, inbound, payload, ssrc, seq, ts, marker, keyframe, ntp, padding, now) rewrites, protects and
  * sends one inbound packet for every slot in the steady state and returns the indexes of the slots Python must
  * handle itself (no route yet, source switch, packet older than the source's start or than a dropped run), or
- * None. A VP8 slot also drops temporal layers above its tid_target and writes its own PictureID and TL0PICIDX
+ * None; a slot without a header template (its sender not ready) is skipped. A VP8 slot also drops temporal layers above its tid_target and writes its own PictureID and TL0PICIDX
  * (HeaderRewriter.map_vp8; the descriptor is read once per packet, only when a VP8 slot is there).
  */
 #include "_fanout.h"
@@ -592,6 +592,8 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
         if (Py_TYPE(o) != &SlotType)
             goto python;
         Slot *s = (Slot *)o;
+        if (s->head_len == 0)
+            continue;  /* its sender is not ready (no header yet): Consumer.forward would do nothing */
         if (s->route.srtp == NULL || s->head_len + plen + padding + s->vp8 > MAX_PLAIN)  /* VP8: PictureID widened */
             goto python;
         if (s->waiting_keyframe) {

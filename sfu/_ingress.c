@@ -7,7 +7,8 @@
  * header parses plainly. Everything else (RTCP, STUN, DTLS, RTX, gaps, reordering, the first packets, odd
  * headers) takes the Python path: before decryption (``fallback(data, addr)``) when the clear header tells, or
  * after it (``receiver.handle_plain(plain, now)``). The Python objects stay the one copy of the state: this file
- * reads and writes their attributes (``reach`` below, sfu/twins.py) instead of mirroring them.
+ * reads and writes their attributes (``reach`` below, sfu/twins.py) instead of mirroring them; those of the
+ * __slots__ classes (RtpStreamStats, NackTracker, SequenceTracker) in place, at the member offsets found by name.
  *
  * Per packet: srtp_unprotect into a stack buffer; RtpStreamStats (packets_received, max16, cycles, jitter);
  * NackTracker.max_seq (video); the receiver's REMB byte count, and on a frame's last packet the estimator
@@ -118,6 +119,30 @@ static PyTypeObject PacketType = {
 
 /* ------------------------------------------------------------------------------------------ Ingress */
 
+/* The per-packet attributes of the __slots__ classes (RtpStreamStats, NackTracker, SequenceTracker), by index */
+enum { ST_MAX16, ST_CYCLES, ST_PACKETS_RECEIVED, ST_JITTER_Q4, ST_LAST_TRANSIT, ST_LAST_TS, STATS_FIELDS };
+enum { NK_MISSING, NK_MAX_SEQ, NACK_FIELDS };
+enum { SQ_BASE, SQ_MAX_EXT, SQ_RECEIVED, SEQ_FIELDS };
+static PyObject **const stats_names[STATS_FIELDS] = {&s_max16, &s_cycles, &s_packets_received, &s_jitter_q4,
+                                                     &s_last_transit, &s_last_ts};
+static PyObject **const nack_names[NACK_FIELDS] = {&s_missing, &s_max_seq};
+static PyObject **const seq_names[SEQ_FIELDS] = {&s_base, &s_max_ext, &s_received};
+
+/* slot_offset: where instances of `type` keep `name` when it is a writable __slots__ member (as PyMember_GetOne
+ * and PyMember_SetOne read and write it), else -1 (the attribute is then read and written by name). */
+static Py_ssize_t slot_offset(PyTypeObject *type, PyObject *name) {
+    PyObject *d = _PyType_Lookup(type, name);  /* borrowed */
+    if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type)
+        return -1;
+    PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+    return m->type == T_OBJECT_EX && !(m->flags & READONLY) ? m->offset : -1;
+}
+
+static void slot_offsets(PyObject *o, PyObject **const *names, Py_ssize_t *at, int n) {
+    for (int i = 0; i < n; i++)
+        at[i] = o != NULL ? slot_offset(Py_TYPE(o), *names[i]) : -1;
+}
+
 typedef struct {
     PyObject_HEAD
     int armed;
@@ -135,6 +160,10 @@ typedef struct {
     PyObject *nack;      /* its NackTracker, or NULL (audio) */
     PyObject *remb;      /* not NULL: abs-send-time is negotiated and the receiver estimates (REMB) */
     PyObject *producer;  /* the Producer behind receiver.on_fields */
+    Py_ssize_t stats_at[STATS_FIELDS];  /* offsets of stats' __slots__ members (slot_offset), -1: by name */
+    Py_ssize_t nack_at[NACK_FIELDS];
+    PyObject *seq_type;  /* the type seq_at was resolved for (the Producer's SequenceTracker's) */
+    Py_ssize_t seq_at[SEQ_FIELDS];
     unsigned long long packets;  /* handled here */
     unsigned long long to_python;  /* handed to the Python path */
     unsigned long long dropped;  /* failed SRTP authentication or replay check */
@@ -150,6 +179,7 @@ static void ingress_clear_refs(Ingress *g) {
     Py_CLEAR(g->nack);
     Py_CLEAR(g->remb);
     Py_CLEAR(g->producer);
+    Py_CLEAR(g->seq_type);
 }
 
 static int Ingress_traverse(Ingress *g, visitproc visit, void *arg) {
@@ -159,6 +189,7 @@ static int Ingress_traverse(Ingress *g, visitproc visit, void *arg) {
     Py_VISIT(g->nack);
     Py_VISIT(g->remb);
     Py_VISIT(g->producer);
+    Py_VISIT(g->seq_type);
     return 0;
 }
 
@@ -212,6 +243,8 @@ static PyObject *Ingress_arm(Ingress *g, PyObject *args) {
     }
     Py_INCREF(producer);
     g->producer = producer;
+    slot_offsets(g->stats, stats_names, g->stats_at, STATS_FIELDS);
+    slot_offsets(g->nack, nack_names, g->nack_at, NACK_FIELDS);
     g->armed = 1;
     Py_RETURN_NONE;
 }
@@ -256,13 +289,9 @@ PyTypeObject IngressType = {
 
 /* ------------------------------------------------------------------------------------------ helpers */
 
-/* get_ll reads an int attribute; -1 with *none = 1 for None; returns 0, or -1 with an exception set. */
-static int get_ll(PyObject *o, PyObject *name, long long *out, int *none) {
-    PyObject *v = PyObject_GetAttr(o, name);
-    if (v == NULL)
-        return -1;
+/* ll_value converts a read attribute `v` (borrowed) as get_ll returns it. */
+static int ll_value(PyObject *v, PyObject *name, long long *out, int *none) {
     if (v == Py_None) {
-        Py_DECREF(v);
         if (none == NULL) {
             PyErr_Format(PyExc_TypeError, "%U is None", name);
             return -1;
@@ -274,8 +303,17 @@ static int get_ll(PyObject *o, PyObject *name, long long *out, int *none) {
     if (none != NULL)
         *none = 0;
     *out = PyLong_AsLongLong(v);
-    Py_DECREF(v);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* get_ll reads an int attribute; -1 with *none = 1 for None; returns 0, or -1 with an exception set. */
+static int get_ll(PyObject *o, PyObject *name, long long *out, int *none) {
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL)
+        return -1;
+    int r = ll_value(v, name, out, none);
+    Py_DECREF(v);
+    return r;
 }
 
 static int set_ll(PyObject *o, PyObject *name, long long value) {
@@ -285,6 +323,33 @@ static int set_ll(PyObject *o, PyObject *name, long long value) {
     int r = PyObject_SetAttr(o, name, v);
     Py_DECREF(v);
     return r;
+}
+
+/* get_at, set_at, add_at: get_ll, set_ll and add_ll on a __slots__ member at offset `at` (slot_offset), by name
+ * when `at` is -1 or the member is unset (which raises the AttributeError). */
+static int get_at(PyObject *o, Py_ssize_t at, PyObject *name, long long *out, int *none) {
+    PyObject *v = at >= 0 ? *(PyObject **)((char *)o + at) : NULL;
+    return v != NULL ? ll_value(v, name, out, none) : get_ll(o, name, out, none);
+}
+
+static int set_at(PyObject *o, Py_ssize_t at, PyObject *name, long long value) {
+    if (at < 0)
+        return set_ll(o, name, value);
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL)
+        return -1;
+    PyObject **member = (PyObject **)((char *)o + at);
+    PyObject *old = *member;
+    *member = v;
+    Py_XDECREF(old);
+    return 0;
+}
+
+static int add_at(PyObject *o, Py_ssize_t at, PyObject *name, long long delta) {
+    long long v;
+    if (get_at(o, at, name, &v, NULL) < 0)
+        return -1;
+    return set_at(o, at, name, v + delta);
 }
 
 int add_ll(PyObject *o, PyObject *name, long long delta) {
@@ -359,20 +424,22 @@ static int keyframe_start(int codec, const unsigned char *p, Py_ssize_t n) {
 /* stream_ready: the packet is the next of the stream and nothing outstanding needs Python. 1 yes, 0 no, -1 error */
 static int stream_ready(Ingress *g, unsigned int seq, long long *max16) {
     int none;
-    if (get_ll(g->stats, s_max16, max16, NULL) < 0)
+    if (get_at(g->stats, g->stats_at[ST_MAX16], s_max16, max16, NULL) < 0)
         return -1;
     if (((seq - (unsigned int)*max16) & 0xFFFF) != 1)
         return 0;
     if (g->nack != NULL) {
-        PyObject *missing = PyObject_GetAttr(g->nack, s_missing);
-        if (missing == NULL)
+        Py_ssize_t at = g->nack_at[NK_MISSING];
+        PyObject *missing = at >= 0 ? *(PyObject **)((char *)g->nack + at) : NULL;
+        Py_XINCREF(missing);
+        if (missing == NULL && (missing = PyObject_GetAttr(g->nack, s_missing)) == NULL)
             return -1;
         Py_ssize_t pending = PySet_Check(missing) ? PySet_GET_SIZE(missing) : 1;
         Py_DECREF(missing);
         if (pending)
             return 0;
         long long last;
-        if (get_ll(g->nack, s_max_seq, &last, &none) < 0)
+        if (get_at(g->nack, g->nack_at[NK_MAX_SEQ], s_max_seq, &last, &none) < 0)
             return -1;
         if (none || ((seq - (unsigned int)last) & 0xFFFF) != 1)
             return 0;
@@ -388,21 +455,22 @@ static int stream_ready(Ingress *g, unsigned int seq, long long *max16) {
 /* stats_add: RtpStreamStats.add for the next packet in order (sfu.stats). */
 static int stats_add(Ingress *g, unsigned int seq, unsigned int ts, double arrival, long long max16) {
     PyObject *st = g->stats;
-    if (add_ll(st, s_packets_received, 1) < 0)
+    const Py_ssize_t *at = g->stats_at;
+    if (add_at(st, at[ST_PACKETS_RECEIVED], s_packets_received, 1) < 0)
         return -1;
-    if (seq < (unsigned int)max16 && add_ll(st, s_cycles, 0x10000) < 0)
+    if (seq < (unsigned int)max16 && add_at(st, at[ST_CYCLES], s_cycles, 0x10000) < 0)
         return -1;
-    if (set_ll(st, s_max16, seq) < 0)
+    if (set_at(st, at[ST_MAX16], s_max16, seq) < 0)
         return -1;
     long long last_ts;
-    if (get_ll(st, s_last_ts, &last_ts, NULL) < 0)
+    if (get_at(st, at[ST_LAST_TS], s_last_ts, &last_ts, NULL) < 0)
         return -1;
     if ((long long)ts == last_ts)
         return 0;
     long long transit = (long long)(arrival * (double)g->clock_rate) - (long long)ts;
     long long last;
     int none;
-    if (get_ll(st, s_last_transit, &last, &none) < 0)
+    if (get_at(st, at[ST_LAST_TRANSIT], s_last_transit, &last, &none) < 0)
         return -1;
     if (!none) {
         /* the transit difference as a signed 32-bit value (RFC 3550 A.8): RTP timestamps wrap at 2^32 */
@@ -412,34 +480,40 @@ static int stats_add(Ingress *g, unsigned int seq, unsigned int ts, double arriv
         if (d < 0)
             d = -d;
         long long q4;
-        if (get_ll(st, s_jitter_q4, &q4, NULL) < 0)
+        if (get_at(st, at[ST_JITTER_Q4], s_jitter_q4, &q4, NULL) < 0)
             return -1;
-        if (set_ll(st, s_jitter_q4, q4 + d - ((q4 + 8) >> 4)) < 0)
+        if (set_at(st, at[ST_JITTER_Q4], s_jitter_q4, q4 + d - ((q4 + 8) >> 4)) < 0)
             return -1;
     }
-    if (set_ll(st, s_last_transit, transit) < 0)
+    if (set_at(st, at[ST_LAST_TRANSIT], s_last_transit, transit) < 0)
         return -1;
-    return set_ll(st, s_last_ts, ts);
+    return set_at(st, at[ST_LAST_TS], s_last_ts, ts);
 }
 
 /* seq_add: SequenceTracker.add (sfu.stats). */
-static int seq_add(PyObject *tracker, unsigned int seq) {
-    if (add_ll(tracker, s_received, 1) < 0)
+static int seq_add(Ingress *g, PyObject *tracker, unsigned int seq) {
+    if ((PyObject *)Py_TYPE(tracker) != g->seq_type) {
+        slot_offsets(tracker, seq_names, g->seq_at, SEQ_FIELDS);
+        Py_INCREF(Py_TYPE(tracker));
+        Py_XSETREF(g->seq_type, (PyObject *)Py_TYPE(tracker));
+    }
+    const Py_ssize_t *at = g->seq_at;
+    if (add_at(tracker, at[SQ_RECEIVED], s_received, 1) < 0)
         return -1;
     long long base, max_ext;
     int none;
-    if (get_ll(tracker, s_base, &base, &none) < 0)
+    if (get_at(tracker, at[SQ_BASE], s_base, &base, &none) < 0)
         return -1;
     if (none) {
-        if (set_ll(tracker, s_base, seq) < 0)
+        if (set_at(tracker, at[SQ_BASE], s_base, seq) < 0)
             return -1;
-        return set_ll(tracker, s_max_ext, seq);
+        return set_at(tracker, at[SQ_MAX_EXT], s_max_ext, seq);
     }
-    if (get_ll(tracker, s_max_ext, &max_ext, NULL) < 0)
+    if (get_at(tracker, at[SQ_MAX_EXT], s_max_ext, &max_ext, NULL) < 0)
         return -1;
     unsigned int delta = (seq - (unsigned int)(max_ext & 0xFFFF)) & 0xFFFF;
     if (delta < 0x8000)
-        return set_ll(tracker, s_max_ext, max_ext + delta);
+        return set_at(tracker, at[SQ_MAX_EXT], s_max_ext, max_ext + delta);
     return 0;
 }
 
@@ -477,7 +551,7 @@ static int forward(Ingress *g, PyObject *prod, const unsigned char *payload, Py_
     PyObject *tracker = PyObject_GetAttr(prod, s_seq);
     if (tracker == NULL)
         return -1;
-    int r = seq_add(tracker, seq);
+    int r = seq_add(g, tracker, seq);
     Py_DECREF(tracker);
     if (r < 0)
         return -1;
@@ -596,7 +670,7 @@ static int parse_header(Ingress *g, const unsigned char *buf, int len, int *pos_
 
 /* account_tail: the NACK tracker's highest sequence number and the receiver's direct packet count. */
 static int account_tail(Ingress *g, PyObject *receiver, unsigned int seq) {
-    if (g->nack != NULL && set_ll(g->nack, s_max_seq, seq) < 0)
+    if (g->nack != NULL && set_at(g->nack, g->nack_at[NK_MAX_SEQ], s_max_seq, seq) < 0)
         return -1;
     return add_ll(receiver, s_direct_packets, 1);
 }

@@ -107,6 +107,8 @@ class RateMeter:
 class SequenceTracker:
     """SequenceTracker counts received and expected RTP packets across 16-bit wraparound (RFC 3550 A.1)."""
 
+    __slots__ = ("base", "max_ext", "received")  # the C receive path writes them in place (sfu/_ingress.c)
+
     def __init__(self) -> None:
         self.base: int | None = None
         self.max_ext = 0

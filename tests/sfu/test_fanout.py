@@ -129,9 +129,12 @@ def test_fanout_waits_for_keyframe_and_leaves_unrouted_slots_to_python(
     s.map(5, 10, 0, 0.0)  # type: ignore[attr-defined]
     s.waiting_keyframe = True  # type: ignore[attr-defined]
     unrouted = Slot(90000, 3000, 0, 0, True)
-    assert fan((slot, unrouted), inbound(11, 0, key=False)) == [1]
+    unrouted.set_head(bytes(build_header_template(context("video"))[0]), 0, 0, 96)
+    not_ready = Slot(90000, 3000, 0, 0, True)  # no header: its sender is not ready, Consumer.forward does nothing
+    assert fan((slot, unrouted, not_ready), inbound(11, 0, key=False)) == [1]
     assert s.packets_sent == 0  # type: ignore[attr-defined]
-    assert fan((slot, unrouted), inbound(12, 0, key=True)) == [1]
+    assert fan((slot, unrouted, not_ready), inbound(12, 0, key=True)) == [1]
+    assert fan((not_ready,), inbound(13, 0, key=True)) is None
     assert rx.unprotect(rx_sock.recv(2048))[2:4] == struct.pack("!H", 102)
     tx_sock.close()  # a closed socket is never written: the route is dropped, Python rebinds
     assert fan((slot,), inbound(13, 0)) is None

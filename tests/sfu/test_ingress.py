@@ -24,6 +24,7 @@ from sfu.consumer import COMPILED
 from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
 from sfu.hooks.receiver import ForwardingReceiver
 from sfu.producer import Producer
+from sfu.stats import SequenceTracker
 from sfu.tasks import Ticker
 
 pytestmark = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
@@ -222,6 +223,32 @@ def test_c_path_leaves_the_same_state_and_output_as_the_python_path() -> None:
     assert len(a["forwarded"]) > 100 and a["remb_frames"]
     # jitter is computed from arrival times (different runs), but both paths produce some
     assert all(s._jitter_q4 >= 0 for s in compiled.receiver.streams.values())
+
+
+class DictTracker:
+    """DictTracker is a SequenceTracker without __slots__: the C path then reads and writes it by name."""
+
+    def __init__(self) -> None:
+        self.base: int | None = None
+        self.max_ext = 0
+        self.received = 0
+
+    add = SequenceTracker.add
+    expected = SequenceTracker.expected
+    lost = SequenceTracker.lost
+
+
+def test_c_path_reads_and_writes_attributes_by_name_where_they_are_not_slots() -> None:
+    packets = scenario(random.Random(3))
+    python, compiled = Side(python_only=True), Side(python_only=False)
+    for side in (python, compiled):
+        side.producer._seq = DictTracker()  # type: ignore[assignment]
+    for data in packets:
+        python.feed(data)
+        compiled.feed(data)
+    assert compiled.receiver.ingress is not None and compiled.receiver.ingress.packets > len(packets) // 2
+    assert python.state() == compiled.state()
+    assert compiled.producer._seq.received == compiled.producer.packets > 100
 
 
 def test_c_path_feeds_the_c_estimator_what_the_python_path_feeds_it() -> None:
