@@ -111,6 +111,10 @@ def test_downgrades_at_once_upgrades_after_holds_one_slot_at_a_time() -> None:
     clock.now += UP_INTERVAL / 2
     assert link.decide(ds) == step1
     clock.now += UP_INTERVAL
+    if sum(o.bitrate for o in step1.values() if o) > link.estimate:  # step 1 was a probe: not confirmed yet
+        assert link.decide(ds) == step1
+        for _ in range(4):  # the receiver gets it: its REMB follows
+            settle(link, clock, remb=1_000_000, sent=sum(o.bitrate for o in step1.values() if o))
     step2 = link.decide(ds)
     assert step2 != step1
 
@@ -271,3 +275,17 @@ def test_nothing_counts_as_carried_before_the_first_remb() -> None:
     for _ in range(8):  # a burst into a small link's queue; its losses not reported yet
         settle(link, clock, sent=1_500_000)
     assert link.estimate == START_ESTIMATE
+
+
+def test_one_probe_at_a_time() -> None:
+    clock = Clock()
+    link = Downlink(clock=clock, estimate=200_000)
+    ds = demands("screen", "presenter-video")
+    first = link.decide(ds)
+    assert sum(o.bitrate for o in first.values() if o) <= 200_000
+    probes = []
+    for _ in range(5):  # nothing confirms the probe (its REMB stays low): no second one
+        clock.now += UP_INTERVAL + 0.1
+        link.update(Feedback(remb=150_000, loss=0.0, sent=200_000, rtt=CALM_RTT))
+        probes.append(dict(link.decide(ds)))
+    assert link.upgrades == 1 and probes[-1] == probes[0]
