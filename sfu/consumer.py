@@ -175,6 +175,8 @@ class Consumer:
         self._packets_sent = 0
         self._bytes_sent = 0
         self.nacks = 0
+        self.nacked = 0  # distinct packets its subscriber reported missing (before any resend recovered them)
+        self._nacked_seqs = [-1] * HISTORY_SIZE
         self.retransmitted = 0
         self.retransmitted_bytes = 0
         self.resends_refused = 0  # NACKed packets not resent: too old, resent too recently, not in the history, or
@@ -541,7 +543,11 @@ class Consumer:
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             if packet.media_ssrc == ctx.ssrc:
                 self.nacks += 1
+                seen = self._nacked_seqs
                 for seq in packet.lost:
+                    if seen[seq & _MASK] != seq:  # a receiver asks again for what has not come: counted once
+                        seen[seq & _MASK] = seq
+                        self.nacked += 1
                     self.retransmit(seq)
 
     def retransmit(self, seq: int) -> bool:

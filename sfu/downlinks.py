@@ -95,6 +95,7 @@ class Downlinks:
     _remb: dict[str, int] = field(default_factory=dict)  # each subscriber's REMB at the previous period
     _reported: dict[Consumer, Reported] = field(default_factory=dict)
     _loss: dict[Consumer, tuple[int, int, float]] = field(default_factory=dict)  # lost, sent, when
+    _nacked: dict[str, tuple[int, int]] = field(default_factory=dict)  # per subscriber: packets NACKed, sent
     _layer_octets: dict[Producer, tuple[float, int]] = field(default_factory=dict)
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
     runs: int = 0
@@ -119,6 +120,7 @@ class Downlinks:
             del self.links[pid]
             self._sent.pop(pid, None)
             self._remb.pop(pid, None)
+            self._nacked.pop(pid, None)
         current = {c for p in self.participants.values() for c in p.consumers.values()}
         for c in [c for c in self._reported if c not in current]:
             del self._reported[c]
@@ -165,6 +167,7 @@ class Downlinks:
                 lost += counts[0]
                 sent_packets += counts[1]
         loss = lost / sent_packets if sent_packets >= MIN_LOSS_PACKETS else 0.0
+        loss = max(loss, self._nack_loss(p.id, video))
         wire = next((c.wire for c in consumers if c.wire is not None), None)
         queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
         remb = max(rembs) if rembs else None
@@ -196,6 +199,23 @@ class Downlinks:
             if not d.options and d.slot in before_choice:  # nothing measured yet: keep what it had
                 choice[d.slot] = before_choice[d.slot]
         return choice != before_choice
+
+    def _nack_loss(self, pid: str, video: list[Consumer]) -> float:
+        """_nack_loss: the share of the video sent over the last period that the subscriber reported missing.
+
+        Its receiver reports count a packet that a resend recovered as received, so on a link whose queue
+        overflows they show the loss only once resends cannot keep up (seconds later, measured: a 300 kbit/s
+        classroom sent twice its link reported no loss for ten seconds); its NACKs show it at once. A packet its
+        publisher lost on the way up is NACKed too, and counted: a classroom whose publisher loses a lot may look
+        weaker than it is, never stronger.
+        """
+        nacked = sum(c.nacked for c in video)
+        sent = sum(c.packets_sent for c in video)
+        before = self._nacked.get(pid)
+        self._nacked[pid] = (nacked, sent)
+        if before is None or sent - before[1] < MIN_LOSS_PACKETS:
+            return 0.0
+        return min(1.0, max(0, nacked - before[0]) / (sent - before[1]))
 
     def _downlink_loss(self, c: Consumer, at: float) -> tuple[int, int] | None:
         """_downlink_loss: (lost, sent) on the subscriber's own link in its latest report about `c`, None when that

@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
 from av import VideoFrame
 
 from sfu.allocator import HOLD_AFTER_DOWN
@@ -144,3 +145,32 @@ def test_a_publishers_upstream_loss_is_not_counted_against_the_classroom() -> No
     # the same, 15 more lost: 5 of them on the classroom's own link
     assert downlink_loss(before, Reported(4, 25, 1100, (0xFFF0 + 110) & 0xFFFF)) == (5, 100)
     assert downlink_loss(before, Reported(3, 25, 1100, 0x0060)) is None  # no new report
+
+
+@pytest.mark.parametrize("compiled", [pytest.param(True, marks=needs_c), False], ids=["compiled", "python"])
+async def test_nacks_show_a_full_link_before_its_receiver_reports_do(compiled: bool, clients: list[Client]) -> None:
+    """A receiver report counts a packet a resend recovered as received: on a link whose queue overflows, its
+    loss shows only once resends cannot keep up. The subscriber's NACKs show it at once."""
+    sfu = Sfu(sfu_config(compiled_fanout=compiled))
+    try:
+        room = await sfu.room("nacks")
+        trainer = await join(room, "t1", "trainer")
+        classroom = await join(room, "c1", "classroom")
+        clients += [trainer, classroom]
+        await publish(room, trainer, video=NoiseTrack(RED), audio=True)
+        await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= 10, 15)
+        video = room.participants["c1"].consumers["presenter-video"]
+        assert isinstance(video, Consumer) and video.ctx is not None
+        link = room.downlinks.links["c1"]
+        nacked = video.nacked
+        deadline = asyncio.get_running_loop().time() + 10
+        while not link.congested:  # its REMB says all is well; a third of what it is sent goes missing
+            assert asyncio.get_running_loop().time() < deadline, "the NACKed packets never made the link congested"
+            say_remb(room, "c1", 2_000_000)
+            last = video.last_out_seq
+            lost = [(last - i) & 0xFFFF for i in range(0, 30, 3)]
+            video._on_rtcp(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=video.ctx.ssrc, lost=lost))
+            await asyncio.sleep(0.1)
+        assert video.nacked > nacked
+    finally:
+        await sfu.close()
