@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 # kLayerRateAllocation for 3 temporal layers): TL0 40 %, TL0+TL1 60 %, all 100 %.
 TEMPORAL_SHARE = (0.4, 0.6, 1.0)
 UP_INTERVAL = 2.0  # seconds between two upgrades of one downlink
+PROBE_STEP = 0.25  # a probe sends at most this share of the estimate above it (the pacer's margin is 0.2 plus
+# audio: a bigger step overfills a link the estimate has right, and its queue drops audio too)
 HOLD_AFTER_DOWN = 6.0  # seconds after a downgrade before the next upgrade (doubles after a failed one)
 HOLD_MAX = 48.0
 LOSS_HIGH = 0.10  # reported loss above this: the estimate is cut to what was sent x (1 - loss / 2)
@@ -266,7 +268,9 @@ class Downlink:
         ``PACING_FACTOR`` x the estimate, so a probe the link cannot carry only delays video, never audio). One
         probe at a time: the next waits until the estimate covers what is sent (the receiver confirmed the last
         one); probes stacked every ``UP_INTERVAL`` on a link whose losses were not reported yet had a 300 kbit/s
-        classroom sent twice its link.
+        classroom sent twice its link. And a small one: at most ``PROBE_STEP`` x the estimate above it (a
+        bigger step waits for the estimate to grow by itself), unless it resumes a paused slot at its smallest
+        option (its REMB alone would never bring it back).
         """
         now = self.clock()
         target = allocate(self.estimate, demands)
@@ -297,10 +301,13 @@ class Downlink:
             if vouched is not None:
                 new[vouched.slot] = target[vouched.slot]
                 upgraded = True
-            elif sum(d.options[new[d.slot]].bitrate for d in demands if new[d.slot] >= 0) <= self.estimate:
-                # one probe at a time: only while what is sent fits the estimate (the previous probe confirmed)
-                probe = next((d for d in ordered if d.slot in self.choice and new[d.slot] < len(d.options) - 1),
-                             None)
+            elif (sending := sum(d.options[new[d.slot]].bitrate for d in demands if new[d.slot] >= 0)) \
+                    <= self.estimate:
+                # one probe at a time, only while what is sent fits the estimate (the previous probe confirmed),
+                # and a small one: at most PROBE_STEP x the estimate above it
+                probe = next((d for d in ordered if d.slot in self.choice and new[d.slot] < len(d.options) - 1
+                              and (new[d.slot] < 0 or sending + d.options[new[d.slot] + 1].bitrate
+                                   - d.options[new[d.slot]].bitrate <= self.estimate * (1 + PROBE_STEP))), None)
                 if probe is not None:
                     new[probe.slot] += 1
                     upgraded = True

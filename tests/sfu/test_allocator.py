@@ -16,6 +16,7 @@ from sfu.allocator import (
     Demand,
     Downlink,
     Feedback,
+    Option,
     allocate,
     slot_priority,
     track_options,
@@ -99,9 +100,10 @@ def test_downgrades_at_once_upgrades_after_holds_one_slot_at_a_time() -> None:
     link.update(Feedback(remb=300_000, loss=0.05, sent=2_000_000, remb_fell=True))  # it fell, and lost packets
     low = link.decide(ds)
     assert sum(o.bitrate for o in low.values() if o) <= 300_000  # at once
-    # the link recovers (the REMB follows what it receives): nothing before the hold, then one slot per interval
-    link.update(Feedback(remb=320_000, loss=0.0, sent=250_000))
-    assert not link.congested
+    # the link recovers (its REMB grows): nothing before the hold, then one slot per interval
+    for _ in range(4):
+        link.update(Feedback(remb=900_000, loss=0.0, sent=250_000))
+    assert not link.congested and link.estimate == 900_000
     clock.now += HOLD_AFTER_DOWN / 2
     assert link.decide(ds) == low
     clock.now += HOLD_AFTER_DOWN
@@ -289,3 +291,17 @@ def test_one_probe_at_a_time() -> None:
         link.update(Feedback(remb=150_000, loss=0.0, sent=200_000, rtt=CALM_RTT))
         probes.append(dict(link.decide(ds)))
     assert link.upgrades == 1 and probes[-1] == probes[0]
+
+
+def test_a_probe_is_a_small_step_above_the_estimate() -> None:
+    clock = Clock()
+    big = Demand("presenter-video", 0, (Option(100_000, 0, 0), Option(200_000, 0, 1)))  # a step of 100 %
+    link = Downlink(clock=clock, estimate=110_000)
+    assert link.decide([big])["presenter-video"] == big.options[0]
+    for _ in range(4):
+        clock.now += UP_INTERVAL + 0.1
+        link.update(Feedback(remb=110_000, loss=0.0, sent=100_000, rtt=CALM_RTT))
+        assert link.decide([big])["presenter-video"] == big.options[0]  # waits for the estimate to grow
+    small = Demand("presenter-video", 0, (Option(100_000, 0, 0), Option(125_000, 0, 1)))
+    clock.now += UP_INTERVAL + 0.1
+    assert link.decide([small])["presenter-video"] == small.options[1]  # within 25 % of it: probed

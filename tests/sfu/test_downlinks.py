@@ -161,6 +161,7 @@ async def test_nacks_show_a_full_link_before_its_receiver_reports_do(compiled: b
         await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= 10, 15)
         video = room.participants["c1"].consumers["presenter-video"]
         assert isinstance(video, Consumer) and video.ctx is not None
+        await wait_until(lambda: "c1" in room.downlinks.links, 10)
         link = room.downlinks.links["c1"]
         nacked = video.nacked
         deadline = asyncio.get_running_loop().time() + 10
