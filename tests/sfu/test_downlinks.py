@@ -71,13 +71,19 @@ async def keep_saying(room: Room, pid: str, bitrate: int, stop: asyncio.Event, r
         await asyncio.sleep(0.1)
 
 
-async def test_a_link_that_cannot_carry_video_keeps_audio_and_gets_video_back(sfu: Sfu, clients: list[Client]) -> None:
-    room = await sfu.room("weak")
+async def lecture(sfu: Sfu, name: str, clients: list[Client]) -> tuple[Room, Client, Client]:
+    """lecture: a room where a trainer publishes noise (camera) and audio and a classroom receives its video."""
+    room = await sfu.room(name)
     trainer = await join(room, "t1", "trainer")
     classroom = await join(room, "c1", "classroom")
     clients += [trainer, classroom]
     await publish(room, trainer, video=NoiseTrack(RED), audio=True)
     await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= 10, 15)
+    return room, trainer, classroom
+
+
+async def test_a_link_that_cannot_carry_video_keeps_audio_and_gets_video_back(sfu: Sfu, clients: list[Client]) -> None:
+    room, trainer, classroom = await lecture(sfu, "weak", clients)
     video = room.participants["c1"].consumers["presenter-video"]
     audio = room.participants["c1"].consumers["presenter-audio"]
     assert isinstance(video, Consumer) and isinstance(audio, Consumer) and video.wire is not None
@@ -120,12 +126,7 @@ async def test_a_link_that_cannot_carry_video_keeps_audio_and_gets_video_back(sf
 async def test_without_allocation_a_weak_estimate_changes_nothing(clients: list[Client]) -> None:
     sfu = Sfu(sfu_config(allocation=False))
     try:
-        room = await sfu.room("off")
-        trainer = await join(room, "t1", "trainer")
-        classroom = await join(room, "c1", "classroom")
-        clients += [trainer, classroom]
-        await publish(room, trainer, video=NoiseTrack(RED), audio=True)
-        await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= 10, 15)
+        room, trainer, classroom = await lecture(sfu, "off", clients)
         for _ in range(20):
             say_remb(room, "c1", 20_000)
             await asyncio.sleep(0.1)
@@ -147,31 +148,21 @@ def test_a_publishers_upstream_loss_is_not_counted_against_the_classroom() -> No
     assert downlink_loss(before, Reported(3, 25, 1100, 0x0060)) is None  # no new report
 
 
-@pytest.mark.parametrize("compiled", [pytest.param(True, marks=needs_c), False], ids=["compiled", "python"])
-async def test_nacks_show_a_full_link_before_its_receiver_reports_do(compiled: bool, clients: list[Client]) -> None:
+async def test_nacks_show_a_full_link_before_its_receiver_reports_do(sfu: Sfu, clients: list[Client]) -> None:
     """A receiver report counts a packet a resend recovered as received: on a link whose queue overflows, its
     loss shows only once resends cannot keep up. The subscriber's NACKs show it at once."""
-    sfu = Sfu(sfu_config(compiled_fanout=compiled))
-    try:
-        room = await sfu.room("nacks")
-        trainer = await join(room, "t1", "trainer")
-        classroom = await join(room, "c1", "classroom")
-        clients += [trainer, classroom]
-        await publish(room, trainer, video=NoiseTrack(RED), audio=True)
-        await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= 10, 15)
-        video = room.participants["c1"].consumers["presenter-video"]
-        assert isinstance(video, Consumer) and video.ctx is not None
-        await wait_until(lambda: "c1" in room.downlinks.links, 10)
-        link = room.downlinks.links["c1"]
-        nacked = video.nacked
-        deadline = asyncio.get_running_loop().time() + 10
-        while not link.congested:  # its REMB says all is well; a third of what it is sent goes missing
-            assert asyncio.get_running_loop().time() < deadline, "the NACKed packets never made the link congested"
-            say_remb(room, "c1", 2_000_000)
-            last = video.last_out_seq
-            lost = [(last - i) & 0xFFFF for i in range(0, 30, 3)]
-            video._on_rtcp(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=video.ctx.ssrc, lost=lost))
-            await asyncio.sleep(0.1)
-        assert video.nacked > nacked
-    finally:
-        await sfu.close()
+    room, _, _ = await lecture(sfu, "nacks", clients)
+    video = room.participants["c1"].consumers["presenter-video"]
+    assert isinstance(video, Consumer) and video.ctx is not None
+    await wait_until(lambda: "c1" in room.downlinks.links, 10)
+    link = room.downlinks.links["c1"]
+    nacked = video.nacked
+    deadline = asyncio.get_running_loop().time() + 10
+    while not link.congested:  # its REMB says all is well; a third of what it is sent goes missing
+        assert asyncio.get_running_loop().time() < deadline, "the NACKed packets never made the link congested"
+        say_remb(room, "c1", 2_000_000)
+        last = video.last_out_seq
+        lost = [(last - i) & 0xFFFF for i in range(0, 30, 3)]
+        video._on_rtcp(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=video.ctx.ssrc, lost=lost))
+        await asyncio.sleep(0.1)
+    assert video.nacked > nacked
