@@ -21,6 +21,7 @@ from server.auth import COOKIE, create_login
 from server.db.engine import DB
 from server.db.models import User
 from tests.e2e.browser import ARTIFACTS, CHROMIUM, FLAGS, FRAMES, WAIT_MS, FrameCheck, watch_protocol
+from tests.netlab import Lab
 from tests.protocol_schema import ProtocolViolation
 
 
@@ -106,3 +107,10 @@ async def context(browser: Browser, live_server: LiveServer) -> AsyncIterator[Br
         yield ctx
     finally:
         await ctx.close()
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """lab: the network namespaces, addresses and TURN servers of one test (tests/netlab.py), removed after it."""
+    with Lab() as made:
+        yield made

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -39,12 +39,6 @@ WATCH = """() => {
   window.live.addEventListener("participant-state", (e) => window.__states.push(e.detail.state));
   window.live.addEventListener("reconnecting", () => { window.__reconnecting += 1; });
 }"""
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    with Lab() as made:
-        yield made
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -30,12 +30,6 @@ pytestmark = [pytest.mark.browser,
 
 Factory = Callable[..., Awaitable[Any]]
 SECRET = "turn-secret-of-the-test"
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    with Lab() as made:
-        yield made
 
 
 @pytest.fixture(params=["tcp", "tls"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,12 +46,6 @@ PRESENTER_VIDEO = "window.TAPHUAN_VIDEO = {width: 960, height: 540, frameRate: 1
 WINDOW_S = 40.0  # the measurement, after the classrooms have joined and SETTLE_S more
 SETTLE_S = 10.0
 SAMPLE_S = 0.5
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    with Lab() as made:
-        yield made
 
 
 @pytest.fixture

@@ -10,6 +10,16 @@ from sfu.pacer import UNLIMITED, Pacer
 from sfu.rtp import SendContext
 
 
+class Clock:
+    """Clock: a settable time (seconds) for what takes a clock callable."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class FakeWire:
     """FakeWire records what a Consumer would send (whole plain packets) and the senders it reports for."""
 

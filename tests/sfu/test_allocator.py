@@ -21,17 +21,7 @@ from sfu.allocator import (
     slot_priority,
     track_options,
 )
-
-
-class Clock:
-    """Clock: a settable clock."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
+from tests.sfu.fakes import Clock
 
 LAYERS = [150_000.0, 500_000.0, 1_500_000.0]
 CALM_RTT = 0.02  # seconds: the link's round trip with an empty queue
@@ -75,7 +65,7 @@ def test_minimums_first_in_priority_order_then_upgrades() -> None:
 
 def test_a_weak_link_gets_a_low_layer_and_a_good_one_the_top() -> None:
     ds = demands("presenter-video")
-    weak = Downlink(clock=Clock())
+    weak = Downlink(clock=Clock(1000.0))
     weak.update(Feedback(remb=210_000, loss=0.0, sent=800_000, rtt=CALM_RTT))  # below what we send: its slow climb
     assert not weak.congested
     # it fell, and the round trip grew (a queue on the link): congested
@@ -83,14 +73,14 @@ def test_a_weak_link_gets_a_low_layer_and_a_good_one_the_top() -> None:
     assert weak.congested and weak.ever_congested
     option = weak.decide(ds)["presenter-video"]
     assert option is not None and option.spatial == 0
-    good = Downlink(clock=Clock())
+    good = Downlink(clock=Clock(1000.0))
     good.update(Feedback(remb=5_000_000, loss=0.0, sent=0))
     option = good.decide(ds)["presenter-video"]
     assert option is not None and (option.spatial, option.temporal) == (2, 2)
 
 
 def test_downgrades_at_once_upgrades_after_holds_one_slot_at_a_time() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock)
     ds = demands("presenter-video", "floor-video")
     link.update(Feedback(remb=5_000_000, loss=0.0, sent=0, rtt=CALM_RTT))
@@ -122,7 +112,7 @@ def test_downgrades_at_once_upgrades_after_holds_one_slot_at_a_time() -> None:
 
 
 def test_a_paused_slot_is_probed_back_and_a_failed_probe_doubles_the_hold() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock)
     ds = demands("presenter-video")
     link.update(Feedback(remb=40_000, loss=0.03, sent=600_000, remb_fell=True))
@@ -142,13 +132,13 @@ def test_a_paused_slot_is_probed_back_and_a_failed_probe_doubles_the_hold() -> N
 
 
 def test_lasting_loss_makes_the_link_congested_and_a_waiting_pacer_holds_upgrades() -> None:
-    link = Downlink(clock=Clock())
+    link = Downlink(clock=Clock(1000.0))
     assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == 2_000_000  # one report: noise
     assert not link.congested
     # what the lossy link delivered, with a margin (not its REMB, which a busy receiver may say anything in)
     assert link.update(Feedback(remb=2_000_000, loss=0.3, sent=800_000)) == pytest.approx(800_000 * 0.7 * LOSS_MARGIN)
     assert link.congested
-    link = Downlink(clock=Clock())
+    link = Downlink(clock=Clock(1000.0))
     for _ in range(2):  # a keyframe held by the pacer
         link.update(Feedback(remb=2_000_000, loss=0.0, sent=800_000, queue_delay=0.9))
         assert not link.queued
@@ -171,7 +161,7 @@ def test_a_link_with_room_for_one_large_slot_keeps_the_presenter_and_upgrades_th
 
 
 def test_a_remb_fall_the_link_does_not_confirm_is_a_busy_receiver_not_congestion() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock)
     for _ in range(4):
         settle(link, clock, remb=2_000_000, sent=800_000)
@@ -184,7 +174,7 @@ def test_a_remb_fall_the_link_does_not_confirm_is_a_busy_receiver_not_congestion
 
 
 def test_a_remb_fall_confirmed_by_a_growing_round_trip_within_the_window_is_congestion() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock)
     for _ in range(4):
         settle(link, clock, remb=2_000_000, sent=800_000)
@@ -199,7 +189,7 @@ def test_a_remb_fall_confirmed_by_a_growing_round_trip_within_the_window_is_cong
 
 
 def test_what_was_sent_before_a_downgrade_does_not_undo_it() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock)
     settle(link, clock, remb=2_000_000, sent=800_000)
     link.update(Feedback(remb=300_000, loss=0.05, sent=900_000, remb_fell=True))
@@ -212,7 +202,7 @@ def test_what_was_sent_before_a_downgrade_does_not_undo_it() -> None:
 
 
 def test_a_keyframe_burst_is_not_what_the_link_carries() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock, estimate=400_000)
     for sent in (400_000, 400_000, 1_600_000, 400_000):  # one period's burst filled the bottleneck's queue
         settle(link, clock, sent=sent, remb=420_000)
@@ -223,7 +213,7 @@ def test_a_keyframe_burst_is_not_what_the_link_carries() -> None:
 
 
 def test_a_slot_that_appears_beside_others_does_not_overflow_the_estimate() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock, estimate=1_000_000)
     both = link.decide(demands("screen", "presenter-video"))
     assert sum(o.bitrate for o in both.values() if o) <= 1_000_000
@@ -233,7 +223,7 @@ def test_a_slot_that_appears_beside_others_does_not_overflow_the_estimate() -> N
 
 
 def test_one_congestion_episode_doubles_the_hold_once() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock)
     ds = demands("screen", "presenter-video", "floor-video")
     settle(link, clock, remb=5_000_000, sent=0)
@@ -251,7 +241,7 @@ def test_one_congestion_episode_doubles_the_hold_once() -> None:
 
 
 def test_lasting_loss_cuts_once_until_the_reports_catch_up() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock, estimate=900_000)
     link.update(Feedback(remb=None, loss=0.2, sent=900_000))
     clock.now += 0.5
@@ -264,7 +254,7 @@ def test_lasting_loss_cuts_once_until_the_reports_catch_up() -> None:
 
 
 def test_what_the_receiver_does_not_get_is_not_carried() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock, estimate=150_000)
     for _ in range(8):  # we send 630 kbit/s; its REMB stays at 140: the link's queue holds the rest
         settle(link, clock, remb=140_000, sent=630_000)
@@ -272,7 +262,7 @@ def test_what_the_receiver_does_not_get_is_not_carried() -> None:
 
 
 def test_nothing_counts_as_carried_before_the_first_remb() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock)
     for _ in range(8):  # a burst into a small link's queue; its losses not reported yet
         settle(link, clock, sent=1_500_000)
@@ -280,7 +270,7 @@ def test_nothing_counts_as_carried_before_the_first_remb() -> None:
 
 
 def test_one_probe_at_a_time() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     link = Downlink(clock=clock, estimate=200_000)
     ds = demands("screen", "presenter-video")
     first = link.decide(ds)
@@ -294,7 +284,7 @@ def test_one_probe_at_a_time() -> None:
 
 
 def test_a_probe_is_a_small_step_above_the_estimate() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     big = Demand("presenter-video", 0, (Option(100_000, 0, 0), Option(200_000, 0, 1)))  # a step of 100 %
     link = Downlink(clock=clock, estimate=110_000)
     assert link.decide([big])["presenter-video"] == big.options[0]

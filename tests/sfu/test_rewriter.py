@@ -1,14 +1,7 @@
 """Tests of sfu/rewriter.py: one continuous output stream across source switches and sequence wraps."""
 
 from sfu.rewriter import HeaderRewriter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.sfu.fakes import Clock
 
 
 def test_rewriter_continuity_across_switch() -> None:

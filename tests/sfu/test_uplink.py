@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 from sfu.uplink import CALM, FALL_WINDOW, HOLD, HOLD_MAX, Uplink
-
-
-class Clock:
-    """Clock: a settable time for the Uplink."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.sfu.fakes import Clock
 
 
 def test_a_calm_link_is_allowed_the_floor_and_more_when_the_estimate_says_so() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     up = Uplink(3_000_000, clock)
     for estimate in (300_000, 450_000, 600_000):  # the estimator's climb at 1.5 x what arrives
         clock.now += 1
@@ -27,13 +18,13 @@ def test_a_calm_link_is_allowed_the_floor_and_more_when_the_estimate_says_so() -
 
 
 def test_no_floor_sends_the_estimate_unchanged() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     up = Uplink(0, clock)
     assert [up.remb(e) for e in (300_000, 450_000, 200_000, 250_000)] == [300_000, 450_000, 200_000, 250_000]
 
 
 def test_a_fall_sends_the_estimate_for_the_hold_then_the_floor_again() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     up = Uplink(3_000_000, clock)
     up.remb(900_000)
     clock.now += 1
@@ -48,7 +39,7 @@ def test_a_fall_sends_the_estimate_for_the_hold_then_the_floor_again() -> None:
 
 
 def test_small_moves_are_not_falls() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     up = Uplink(3_000_000, clock)
     up.remb(900_000)
     clock.now += 1
@@ -57,7 +48,7 @@ def test_small_moves_are_not_falls() -> None:
 
 
 def test_falls_within_a_hold_extend_it_without_doubling() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     up = Uplink(3_000_000, clock)
     up.remb(900_000)
     up.remb(500_000)
@@ -70,7 +61,7 @@ def test_falls_within_a_hold_extend_it_without_doubling() -> None:
 
 
 def test_a_fall_soon_after_the_floor_came_back_doubles_the_hold_up_to_its_maximum() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     up = Uplink(3_000_000, clock)
     holds = []
     for _ in range(8):
@@ -82,7 +73,7 @@ def test_a_fall_soon_after_the_floor_came_back_doubles_the_hold_up_to_its_maximu
 
 
 def test_a_long_calm_brings_the_first_hold_back() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     up = Uplink(3_000_000, clock)
     for _ in range(3):
         up.remb(900_000)
@@ -106,7 +97,7 @@ class Losses:
 
 
 def test_a_fall_without_loss_is_a_busy_server_and_keeps_the_floor() -> None:
-    clock, losses = Clock(), Losses()
+    clock, losses = Clock(1000.0), Losses()
     up = Uplink(3_000_000, clock, losses)
     up.remb(900_000)
     for _ in range(6):  # late, bunched arrivals read as a queue: the estimate falls again and again
@@ -118,7 +109,7 @@ def test_a_fall_without_loss_is_a_busy_server_and_keeps_the_floor() -> None:
 
 
 def test_a_fall_and_a_loss_within_the_window_hold_the_estimate() -> None:
-    clock, losses = Clock(), Losses()
+    clock, losses = Clock(1000.0), Losses()
     up = Uplink(3_000_000, clock, losses)
     up.remb(900_000)
     clock.now += 1
@@ -130,7 +121,7 @@ def test_a_fall_and_a_loss_within_the_window_hold_the_estimate() -> None:
 
 
 def test_a_loss_just_before_the_fall_confirms_it_and_one_long_before_does_not() -> None:
-    clock, losses = Clock(), Losses()
+    clock, losses = Clock(1000.0), Losses()
     up = Uplink(3_000_000, clock, losses)
     up.remb(900_000)
     losses.count = 2
