@@ -93,6 +93,8 @@ def test_variables_of_scripts_and_tests_are_not_configuration() -> None:
     ({"sfu.turn.urls": ["turn:x"]}, "sfu.turn.secret is required"),
     ({"sfu.udp_ports": "50000"}, "sfu.udp_ports: use LOW-HIGH"),
     ({"sfu.udp_ports": "60000-50000"}, "sfu.udp_ports: use LOW-HIGH"),
+    ({"sfu.publish_bitrate": -1}, "sfu.publish_bitrate: Input should be greater than or equal to 0"),
+    ({"sfu.publish_bitrate": "fast"}, "sfu.publish_bitrate: Input should be a valid integer"),
 ])
 def test_errors_name_the_key(overrides: dict[str, object], expected: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -37,10 +37,12 @@ def test_sfu_config_from_yaml(make_config: Callable[..., Config]) -> None:
 
 def test_every_sfu_setting_of_config_yaml_reaches_the_sfu(make_config: Callable[..., Config]) -> None:
     cfg = make_config(**{"sfu.room_grace_seconds": 12.5, "sfu.resume_seconds": 90.0,
-                         "sfu.keyframe_min_interval": 0.75, "sfu.video_codec": "H264"})
+                         "sfu.keyframe_min_interval": 0.75, "sfu.video_codec": "H264",
+                         "sfu.publish_bitrate": 1_500_000})
     sc = sfu_config(cfg)
     assert (sc.room_grace_seconds, sc.resume_seconds, sc.keyframe_min_interval, sc.video_codec) == (
         12.5, 90.0, 0.75, "H264")
+    assert sc.publish_bitrate == 1_500_000
     both = set(type(cfg.sfu).model_fields) & {f.name for f in dataclasses.fields(SfuConfig)}
     assert len(both) >= 10  # e.g. stun_urls and turn are for browsers only
     for name in both - {"udp_ports", "announce_address"}:  # converted: tested above
