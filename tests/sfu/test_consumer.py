@@ -2,6 +2,7 @@ import functools
 import random
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -695,3 +696,23 @@ def test_switch_layer_keeps_the_current_source_until_the_targets_keyframe(make: 
     assert c.switch_layer(low) and c.switch_layer(high)  # type: ignore[arg-type]  # asked back: cancelled
     assert c.wants == (high,)
     assert c.switch_layer(low) and c.switch(LayerSource(9)) and c.wants[0] is not low  # type: ignore[arg-type]
+
+
+def test_nacked_counts_each_missing_packet_once_across_the_sequence_wrap(make: Callable[..., Made]) -> None:
+    """``Consumer.nacked`` (the downlink's NACK-based loss): distinct packets, a repeated request counted once, and
+    the output's 16-bit sequence numbers crossing 65535 -> 0 in between."""
+    c, _, wire = make()
+    assert c.ctx is not None
+    start_output_at(c, 0xFFF8, 1000, time.monotonic)
+    c.switch(Source())  # type: ignore[arg-type]
+    for i in range(16):
+        c.forward(inbound(100 + i, 3000 * i))
+    seqs = [RtpPacket.parse(d).sequence_number for d in wire.sent]
+    assert 0xFFFF in seqs and 0 in seqs  # the output crossed the wrap
+    lost = [0xFFFD, 0xFFFE, 0xFFFF, 0, 1]
+    nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=c.ctx.ssrc, lost=lost)
+    c._on_rtcp(nack)
+    c._on_rtcp(nack)  # asked again before the resends arrived
+    assert c.nacked == len(lost) and c.nacks == 2
+    c._on_rtcp(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=c.ctx.ssrc, lost=[2, 3]))
+    assert c.nacked == len(lost) + 2
