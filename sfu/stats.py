@@ -237,6 +237,24 @@ class NackTracker:
         self.max_seq: int | None = None
         self.missing: set[int] = set()
 
+    def wanted(self, seq: int, retransmission: bool) -> bool:
+        """wanted tells whether `seq` still has a use: new, or filling a gap we NACK.
+
+        Anything else is a copy of a packet already here: a duplicate on the network, or (a `retransmission`)
+        a publisher's padding made of old packets (Chromium probes its link with them on RTX) or a second
+        answer to one NACK. A plain packet older than the window is let through: only the NACK window is
+        known, and a publisher that restarted its numbering lower would otherwise never be heard again.
+        """
+        last = self.max_seq
+        if last is None:
+            return True
+        behind = (last - seq) & 0xFFFF
+        if behind >= 0x8000:  # newer than anything received
+            return True
+        if seq in self.missing:
+            return True
+        return not retransmission and behind > self.window
+
     def add(self, seq: int) -> bool:
         """add notes one received sequence number; True when new packets are missing."""
         last = self.max_seq

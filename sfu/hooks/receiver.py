@@ -47,7 +47,9 @@ class ForwardingReceiver(RTCRtpReceiver):
     still needs from us: RTCP receiver reports (``RtpStreamStats`` in aiortc's stream table, sent by aiortc's
     RR loop), NACKs for gaps in video, REMB from aiortc's bitrate estimator when abs-send-time is negotiated,
     and PLI when the SFU asks (``send_pli``). RTX packets are counted under their own SSRC and unwrapped
-    before ``on_rtp`` sees them, so a recovered packet is forwarded too.
+    before ``on_rtp`` sees them, so a recovered packet is forwarded too; a copy of a packet already received
+    (Chromium's RTX padding, a network duplicate) feeds the statistics and the REMB estimator but is not forwarded:
+    subscribers' links would carry it twice and the layer would look dearer than its media.
     """
 
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
@@ -74,6 +76,7 @@ class ForwardingReceiver(RTCRtpReceiver):
                 MIN_FRAME_PERIOD_HISTORY_LENGTH).push
         self.uplink: Uplink | None = None  # what the REMBs say (SfuPeerConnection: one per connection)
         self.nacks_sent = 0
+        self.duplicates = 0  # video packets already received (RTX padding, repeats): counted, not forwarded
         self.remb_sent = 0
         self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)
         self.direct_rtcp = 0  # RTCP packets delivered the same way
@@ -343,8 +346,9 @@ class ForwardingReceiver(RTCRtpReceiver):
         """_account does what a publisher needs from us for one packet: statistics, REMB, NACK.
 
         Returns the media (SSRC, sequence number), RTX unwrapped; None to drop the packet (unknown payload
-        type, RTX for an unknown stream). The REMB estimator is fed once per frame (the frame's bytes on its
-        marker packet) rather than per packet: the same groups, a fraction of the Python work.
+        type, RTX for an unknown stream, a copy of a packet already received: ``NackTracker.wanted``). The REMB
+        estimator is fed once per frame (the frame's bytes on its marker packet) rather than per packet: the
+        same groups, a fraction of the Python work.
         """
         rate = self.clock_rates.get(pt)
         if rate is None:
@@ -357,16 +361,22 @@ class ForwardingReceiver(RTCRtpReceiver):
             self._remb_bytes += len(payload) + padding
             if marker:
                 self._remb_frame(int((now + NTP_OFFSET) * 1000), ast, ssrc)
+        nack = self.nack
         if pt in self.rtx_apt:
             media = self.rtx_to_media.get(ssrc)
             if media is None or len(payload) < 2:
                 return None
             ssrc, seq = media, (payload[0] << 8) | payload[1]
+            if nack is not None and not nack.wanted(seq, True):
+                self.duplicates += 1  # padding or a second answer: counted above, never forwarded
+                return None
         else:
             self._media_pt = pt
             if self.media_ssrc is None:
                 self.media_ssrc = ssrc
-        nack = self.nack
+            if nack is not None and not nack.wanted(seq, False):
+                self.duplicates += 1
+                return None
         if nack is not None and nack.add(seq) and self.rtcp_ssrc is not None:
             self.nacks_sent += 1
             self._rtcp_soon(self._send_rtcp_nack(ssrc, sorted(nack.missing)))

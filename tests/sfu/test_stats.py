@@ -205,3 +205,20 @@ def test_nack_tracker_across_the_sequence_wrap() -> None:
     assert not n.add(1) and n.missing == {65534}
     assert n.add(128)  # 126, 127 missing; 65534 leaves the window across the wrap
     assert n.missing == {126, 127}
+
+
+def test_nack_tracker_wants_new_packets_and_gaps_only_across_the_wrap() -> None:
+    n = NackTracker(window=128)
+    assert n.wanted(65530, False) and n.wanted(65530, True)  # nothing known yet
+    n.add(65530)
+    n.add(65533)  # 65531, 65532 missing
+    n.add(2)  # across the wrap: 65534, 65535, 0, 1 missing
+    for seq in (65531, 65532, 65534, 65535, 0, 1):
+        assert n.wanted(seq, True) and n.wanted(seq, False)
+    for seq in (65530, 65533, 2):  # copies of packets here: never, however they come
+        assert not n.wanted(seq, True) and not n.wanted(seq, False)
+    assert n.wanted(3, False) and n.wanted(3, True)  # newer
+    n.add(0)
+    assert not n.wanted(0, True)  # a second answer to one NACK
+    old = (2 - 500) & 0xFFFF  # beyond the window: a plain packet passes (a restart lower), padding does not
+    assert n.wanted(old, False) and not n.wanted(old, True)

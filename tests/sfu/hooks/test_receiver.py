@@ -108,9 +108,21 @@ async def test_handle_plain_parses_like_rtp_packet(connected_pair: tuple[Peer, S
     rx.handle_plain(rtx, now)  # RTX: unwrapped through RtpPacket, same sink
     assert got[-1] == (555, 13, 39000, 0, b"\x10r", 0, 0x7F)
     assert rx.nack.missing == {14}
+    # copies of packets already here are counted but not forwarded: a second answer to the NACK, padding made
+    # of an old packet (Chromium probes with them), a repeat on the network
+    forwarded = len(got)
+    rx.handle_plain(rtx, now)
+    rx.handle_plain(wrap_rtx(RtpPacket(payload_type=96, sequence_number=11, timestamp=33000, ssrc=555,
+                                       payload=b"\x10abc"), payload_type=97, sequence_number=2, ssrc=777).serialize(),
+                    now)
+    rx.handle_plain(packet(12), now)
+    assert len(got) == forwarded and rx.duplicates == 3
+    assert rx.streams[777].packets_received == 3  # still in the RTX stream's statistics
     rx.handle_plain(packet(16, pt=111, ssrc=999), now)  # new SSRC, unknown payload type: dropped
     rx.handle_plain(b"\x90" + packet(17)[1:14], now)  # truncated extension block: dropped
     assert len(got) == 5
+    rx.handle_plain(packet(14), now)  # the gap's last packet, late: wanted
+    assert got[-1][1] == 14 and rx.nack.missing == set()
 
 
 async def test_receiver_reports_loss_and_nacks_gaps(connected_pair: tuple[Peer, SfuPeerConnection]) -> None:
