@@ -127,12 +127,12 @@ class TokenBucket:
             head, payload, padding, ast_off, size, _ = queue.popleft()
             self.queued -= 1
             self.tokens -= (size + OVERHEAD) * 8
+            out: bytes | bytearray = head
             if ast_off:
-                stamped = bytearray(head)
-                _AST.pack_into(stamped, ast_off, *divmod(abs_send_time_now(), 256))
-                head = stamped
+                out = bytearray(head)
+                _AST.pack_into(out, ast_off, *divmod(abs_send_time_now(), 256))
             if self.send is not None:
-                self.send(head, payload, padding)
+                self.send(out, payload, padding)
             self.sent_queued += 1
             sent += 1
         return sent
