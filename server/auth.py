@@ -11,7 +11,7 @@ Who owns what:
   `request["identity"]`. Handlers call `require(request, *roles)`, or use the `@requires` decorator.
 - `csrf_middleware` refuses state-changing requests without the login's CSRF token (header
   `X-CSRF-Token` or form field `csrf_token`); anonymous forms (login) use a double-submit cookie. A request
-  authenticated by a bearer token needs none: no browser sends that header by itself.
+  with a bearer token needs none: no other site's page can add that header.
 - Password hashing for requests runs off the event loop (server.passwords); failures are limited by
   `server.ratelimit.LoginLimiter`; the client's address is `client_ip` (server.forwarded believes proxies).
 """
@@ -141,6 +141,9 @@ def require(request: web.Request, *roles: Role) -> Identity:
     """require: the Identity if its role is among `roles` (any role when none given); else 401/403."""
     ident = identity(request)
     if ident is None:
+        if request.get(BEARER_REFUSED):
+            raise ApiError(401, "token-invalid", "Mã truy cập không hợp lệ, đã hết hạn hoặc bị thu hồi. / "
+                                                 "The bearer token is invalid, expired or revoked.")
         if _wants_html(request):
             raise web.HTTPSeeOther(location=f"/login?next={request.path_qs}")
         raise ApiError(401, "unauthenticated", "Cần đăng nhập. / Login required.")
@@ -284,17 +287,18 @@ def bearer_secret(request: web.Request) -> str | None:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """auth_middleware: resolve the bearer token, else the login cookie, into request["identity"].
 
-    A bearer token that is wrong, expired or revoked is refused (401 `token-invalid`) rather than ignored, so a
-    client learns why; the cookie is not looked at when a bearer token is sent.
+    The cookie is not looked at when a bearer token is sent. A token that is not one of ours (wrong, expired,
+    revoked; or another credential, e.g. a metrics scraper's) leaves the request anonymous and marked, so that
+    `require` answers 401 `token-invalid` rather than "login required".
     """
     secret = bearer_secret(request)
     if secret is not None:
         async with request.app[DB]() as s:
             ident = await load_token_identity(s, secret) if secret else None
-        if ident is None:
-            raise ApiError(401, "token-invalid", "Mã truy cập không hợp lệ, đã hết hạn hoặc bị thu hồi. / "
-                                                 "The bearer token is invalid, expired or revoked.")
-        request[IDENTITY] = ident
+        if ident is not None:
+            request[IDENTITY] = ident
+        else:
+            request[BEARER_REFUSED] = True
         return await handler(request)
     token = request.cookies.get(COOKIE)
     if token and len(token) <= 64:
@@ -335,7 +339,9 @@ def csrf_token_for_form(request: web.Request) -> str:
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """csrf_middleware: refuse unsafe requests without a matching CSRF token; set the anonymous cookie."""
     ident = identity(request)
-    if request.method in UNSAFE and request.path not in CSRF_EXEMPT and not (ident is not None and ident.bearer):
+    # A request with an Authorization header was not forged by another site's page (a form cannot add it, a
+    # script cannot without a CORS preflight Taphuan never grants): it needs no CSRF token.
+    if request.method in UNSAFE and request.path not in CSRF_EXEMPT and bearer_secret(request) is None:
         expected = ident.csrf_token if ident else request.cookies.get(CSRF_COOKIE, "")
         given = request.headers.get(CSRF_HEADER, "")
         if not given and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -399,3 +405,4 @@ async def meeting_login_expiry(s: AsyncSession, meeting_id: int, hours: float) -
 SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")  # set by auth_middleware
 ANON_CSRF: web.RequestKey[str] = web.RequestKey("anon_csrf")  # an anonymous visitor's CSRF token
+BEARER_REFUSED: web.RequestKey[bool] = web.RequestKey("bearer_refused")  # set by auth_middleware

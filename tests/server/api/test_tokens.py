@@ -52,6 +52,8 @@ async def test_a_token_acts_as_its_account_without_cookie_or_csrf(client: TestCl
     assert (await client.get("/api/v1/me")).status == 401
     resp = await client.get("/api/v1/me", headers=bearer("tph_wrong"))
     assert resp.status == 401 and (await resp.json())["error"]["code"] == "token-invalid"
+    # a credential that is not ours (a metrics scraper's, say) leaves public routes alone
+    assert (await client.get("/api/v1/openapi.json", headers=bearer("scraper-secret"))).status == 200
     async with app[DB]() as s:
         row = await s.scalar(select(ApiToken).where(ApiToken.user_id == op.id))
         assert row is not None and token not in (row.secret_hash, row.name)  # only the digest is stored
