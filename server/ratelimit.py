@@ -58,7 +58,8 @@ class LoginLimiter:
       STEP × 2^(failures − 1) s and at most `max_delay`. Failures spread over many addresses thus cannot lock the
       owner out: the right password from an address without failures always gets in.
     Addresses count as `address_key` says. Keys are forgotten a minute after their last failure; past MAX_KEYS
-    keys every stale one is dropped at once, so a flood of made-up usernames cannot grow the table for long.
+    keys every stale one is dropped at once, then the oldest if need be, so a flood of made-up usernames cannot
+    grow the table.
     """
 
     WINDOW = 60.0
@@ -111,6 +112,10 @@ class LoginLimiter:
         if len(self._failures) >= self.MAX_KEYS:
             for key in list(self._failures):
                 self._recent(key, now)
+            # still full of fresh keys (made-up usernames from many addresses): forget the oldest tenth, so the
+            # table stays bounded and this sweep runs once per MAX_KEYS / 10 new keys at most
+            for key in list(self._failures)[:max(0, len(self._failures) - self.MAX_KEYS * 9 // 10)]:
+                del self._failures[key]
         for key in self._keys(account, ip):
             self._failures.setdefault(key, deque()).append(now)
 

@@ -145,3 +145,7 @@ def test_stale_keys_are_dropped_when_the_table_is_full() -> None:
     clock.now += 61
     limiter.failed("user:x", "203.0.113.2")
     assert len(limiter._failures) == 3
+    for i in range(20):  # fresh keys only: the oldest go, the newest stay
+        limiter.failed(f"user:flood-{i}", f"198.51.100.{i}")
+    assert len(limiter._failures) <= limiter.MAX_KEYS + 3
+    assert ("account", "user:flood-19") in limiter._failures
