@@ -137,9 +137,11 @@ class ApiRegistry:
                 "securitySchemes": {
                     "cookie": {"type": "apiKey", "in": "cookie", "name": "taphuan_login"},
                     "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+                    "bearer": {"type": "http", "scheme": "bearer",
+                               "description": "A token from POST /api/v1/tokens (clients that are not browsers)"},
                 },
             },
-            "security": [{"cookie": [], "csrf": []}],
+            "security": [{"cookie": [], "csrf": []}, {"bearer": []}],
         }
 
 

@@ -1,8 +1,9 @@
 """server.api.calendar: /api/v1/calendar (events per role, the secret iCalendar feed) and /api/v1/notifications.
 
 `GET /api/v1/calendar/feed/{token}.ics` is public: the token in the URL is the credential (a wrong or
-replaced token answers 404). Every other route needs a login; the feed URL belongs to an account, so a
-guest (join-link login without an account) gets 403.
+replaced token answers 404). Every other route needs a login; the feed URL belongs to an account and lists all
+its meetings, so a join-link login (a guest's, or a classroom's scoped to one meeting) may neither read nor
+replace it (403 `link-login`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from server.db.models import MeetingKind, MeetingStatus
 from server.errors import ApiError
 from server.i18n import language
 from server.openapi import endpoint, int_param, json_response
+from server.people.accounts import refuse_link_login
 from server.schedule import calendar as cal
 from server.schedule import meetings as svc
 from server.schedule import notifications
@@ -75,8 +77,11 @@ def feed_url(request: web.Request, token: str) -> FeedOut:
     return FeedOut(url=url, webcal_url="webcal://" + url.split("://", 1)[1])
 
 
-def _account(request: web.Request) -> Identity:
+def feed_owner(request: web.Request) -> Identity:
+    """feed_owner: the caller, when it may see and replace its account's feed URL (an account's own login or
+    token); else 403."""
     ident = require(request)
+    refuse_link_login(ident)
     if ident.user_id is None:
         raise ApiError(403, "forbidden", "Cần một tài khoản. / An account is needed.")
     return ident
@@ -108,7 +113,7 @@ async def calendar_events(request: web.Request) -> web.Response:
           summary="The caller's secret iCalendar feed URL (made on first use)", response=FeedOut, tag="calendar")
 async def get_feed_url(request: web.Request) -> web.Response:
     """get_feed_url: the caller's feed URL."""
-    ident = _account(request)
+    ident = feed_owner(request)
     async with request.app[DB]() as s:
         token = await cal.feed_token(s, ident.user_id or 0)
         await s.commit()
@@ -119,7 +124,7 @@ async def get_feed_url(request: web.Request) -> web.Response:
           summary="Replace the caller's feed URL (the old one stops working)", response=FeedOut, tag="calendar")
 async def regenerate_feed_url(request: web.Request) -> web.Response:
     """regenerate_feed_url: a new secret token for the caller."""
-    ident = _account(request)
+    ident = feed_owner(request)
     async with request.app[DB]() as s:
         token = await cal.feed_token(s, ident.user_id or 0, regenerate=True)
         await s.commit()

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.auth import identity
+from server.auth import identity, websocket_origin_ok
 from server.config import CONFIG
 from server.db.models import Role
 from server.live import attendance, chat, entry, lobby, polls, recording_live
@@ -236,14 +236,6 @@ def _union(*tables: dict[str, Route]) -> dict[str, Route]:
 ROUTES = _union(_ROOM_ROUTES, entry.ROUTES, chat.ROUTES, polls.ROUTES, lobby.ROUTES, recording_live.ROUTES)
 
 
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if not origin:
-        return True  # non-browser clients send no Origin; the cookie still authenticates them
-    host = request.headers.get("X-Forwarded-Host") or request.host
-    return origin.split("://", 1)[-1].rstrip("/") == host
-
-
 async def _after_close(conn: Connection, ws: web.WebSocketResponse) -> None:
     """_after_close: forget the connection; a participant leaves (clean close) or is detached (lost)."""
     live = conn.app[LIVE]
@@ -272,12 +264,14 @@ async def _record_leave(conn: Connection, reason: str) -> None:
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    """websocket_handler: GET /ws: authenticate by cookie, then run a Connection until it closes."""
+    """websocket_handler: GET /ws: authenticate by cookie (with this server's Origin) or bearer token, then run a
+    Connection until it closes."""
     ident = identity(request)
     if ident is None:
         raise web.HTTPUnauthorized(text="login required")
-    if not _same_origin(request):
-        raise web.HTTPForbidden(text="cross-origin WebSocket refused")
+    if not websocket_origin_ok(request):
+        raise web.HTTPForbidden(text="Origin của WebSocket không phải máy chủ này. / Cross-origin WebSocket refused: "
+                                     "a login cookie needs this server's Origin; other clients use a bearer token.")
     limits = request.app[CONFIG].limits
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=limits.ws_message_bytes * 4)
     await ws.prepare(request)
