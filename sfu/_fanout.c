@@ -604,8 +604,16 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
         }
         if (!slot_steady(s, ssrc, (unsigned int)seq))
             goto python;
-        /* the bucket is empty or video waits: the packet is rewritten as usual and waits in the pacer's queue */
-        int queue_it = s->pacer != NULL && !pacer_admit((Pacer *)s->pacer, s->head_len + plen + padding, s->audio, now);
+        int queue_it = 0;
+        if (s->pacer != NULL) {
+            Pacer *pacer = (Pacer *)s->pacer;
+            if (pacer->queued > 0 && pacer_drain(pacer, now) < 0) {  /* what waits goes first, as far as it may */
+                Py_XDECREF(rest);
+                return NULL;
+            }
+            /* the bucket is empty or video waits: the packet is rewritten as usual and waits in the queue */
+            queue_it = !pacer_admit(pacer, s->head_len + plen + padding, s->audio, now);
+        }
         /* slot_map in the steady state: not older than the newest dropped run, so the current offsets apply */
         unsigned int prev = s->max_in;
         int newest = ((seq - prev - 1) & 0xFFFF) < 0x7FFF;

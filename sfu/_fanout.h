@@ -104,13 +104,18 @@ typedef struct {
     QEntry *q;      /* ring of PACER_MAX_QUEUE entries (allocated at the first push) */
     int head;       /* index of the oldest */
     PyObject *send;      /* send(head, payload, padding) -> bool: Python's way out (sfu.pacer.Pacer sets it) */
-    PyObject *on_queue;  /* on_queue(): called when the C fan-out queues into an empty queue (to start a timer) */
+    PyObject *on_queue;  /* on_queue(): called when the C fan-out queues while no drain timer is armed */
+    char armed;          /* Python's drain timer is set (sfu.pacer.Pacer keeps it) */
 } Pacer;
 extern PyTypeObject PacerType;
 int pacer_add_types(PyObject *module);
 void pacer_refill(Pacer *p, double now);
 /* pacer_admit: 1 the packet may go now (its bits taken), 0 it must wait (video only). */
 int pacer_admit(Pacer *p, long long size, int audio, double now);
+/* pacer_drain sends from the head of the queue what the bucket allows (Pacer.drain): packets sent, or -1 with an
+ * exception (Python's send raised). The C fan-out drains a slot's pacer before each packet it handles, so a paced
+ * link drains at the pace of the media it receives, Python's timer only covering the gaps. */
+long long pacer_drain(Pacer *p, double now);
 /* pacer_queue_c queues a C slot's plain packet (buf, len bytes; ast_off as in QEntry; size charged): 0, or -1 with
  * an exception (on_queue failed). A full queue drops it (counted). */
 int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, int ast_off, long long size,

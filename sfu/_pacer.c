@@ -3,8 +3,10 @@
  *
  * The C fan-out (fanout_run) asks the bucket of each slot that has one (Slot.set_pacer) before sending: audio
  * always goes and takes its bits; video goes while nothing waits and the bucket is not empty, else the fan-out
- * rewrites it as usual and queues the plain packet here (pacer_queue_c), calling `on_queue` when the queue was
- * empty so that Python starts its drain timer (sfu.pacer.Pacer). Python queues the packets of its own path with
+ * rewrites it as usual and queues the plain packet here (pacer_queue_c), calling `on_queue` when no drain timer
+ * is `armed` so that Python starts one (sfu.pacer.Pacer). Before each packet it handles for a paced slot, the
+ * fan-out drains the slot's pacer (pacer_drain): a link drains at the pace of the media it receives, without
+ * Python; the timer covers the gaps. Python queues the packets of its own path with
  * `push`. `drain(now)` sends from the head of the queue what the bucket allows, oldest first, each with the
  * abs-send-time of its departure: a C slot's through the slot's route (or Python's `send` when the route is
  * gone), Python's through `send`.
@@ -78,7 +80,8 @@ int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, i
     e->ast_off = ast_off;
     e->size = size;
     e->at = now;
-    if (p->queued++ == 0 && p->on_queue != NULL && p->on_queue != Py_None) {
+    p->queued++;
+    if (!p->armed && p->on_queue != NULL && p->on_queue != Py_None) {
         PyObject *r = PyObject_CallNoArgs(p->on_queue);
         if (r == NULL)
             return -1;
@@ -163,6 +166,7 @@ static int Pacer_init(Pacer *p, PyObject *args, PyObject *kw) {
     if (p->q != NULL)
         queue_clear(p);
     p->queued = p->sent_queued = p->dropped = 0;
+    p->armed = 0;
     return 0;
 }
 
@@ -266,12 +270,7 @@ static PyObject *Pacer_push(Pacer *p, PyObject *args) {
     Py_RETURN_TRUE;
 }
 
-/* drain(now) -> packets sent: drops what waited longer than MAX_QUEUE_SECONDS, then sends from the head what the
- * bucket allows. */
-static PyObject *Pacer_drain(Pacer *p, PyObject *arg) {
-    double now = PyFloat_AsDouble(arg);
-    if (now == -1.0 && PyErr_Occurred())
-        return NULL;
+long long pacer_drain(Pacer *p, double now) {
     while (p->queued > 0 && now - p->q[p->head].at > PACER_MAX_QUEUE_SECONDS) {
         queue_pop(p);
         p->dropped++;
@@ -288,11 +287,21 @@ static PyObject *Pacer_drain(Pacer *p, PyObject *arg) {
         int r = send_entry(p, &e);
         entry_clear(&e);
         if (r < 0)
-            return NULL;
+            return -1;
         p->sent_queued++;
         sent++;
     }
-    return PyLong_FromLongLong(sent);
+    return sent;
+}
+
+/* drain(now) -> packets sent: drops what waited longer than MAX_QUEUE_SECONDS, then sends from the head what the
+ * bucket allows. */
+static PyObject *Pacer_drain(Pacer *p, PyObject *arg) {
+    double now = PyFloat_AsDouble(arg);
+    if (now == -1.0 && PyErr_Occurred())
+        return NULL;
+    long long sent = pacer_drain(p, now);
+    return sent < 0 ? NULL : PyLong_FromLongLong(sent);
 }
 
 static PyObject *Pacer_clear_queue(Pacer *p, PyObject *unused) {
@@ -316,7 +325,8 @@ static PyMemberDef Pacer_members[] = {
     {"sent_queued", T_LONGLONG, offsetof(Pacer, sent_queued), READONLY, "sent_queued: packets sent from the queue"},
     {"dropped", T_LONGLONG, offsetof(Pacer, dropped), READONLY, "dropped: packets dropped from the queue"},
     {"send", T_OBJECT, offsetof(Pacer, send), 0, "send(head, payload, padding): Python's way out"},
-    {"on_queue", T_OBJECT, offsetof(Pacer, on_queue), 0, "on_queue(): the C fan-out queued into an empty queue"},
+    {"on_queue", T_OBJECT, offsetof(Pacer, on_queue), 0, "on_queue(): the C fan-out queued, no timer armed"},
+    {"armed", T_BOOL, offsetof(Pacer, armed), 0, "armed: Python's drain timer is set"},
     {NULL},
 };
 

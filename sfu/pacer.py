@@ -52,7 +52,8 @@ class TokenBucket:
     """TokenBucket is the pacer's bucket and queue in Python (the twin of ``sfu._fanout.Pacer``): bits, refilled at
     `rate`, and the packets waiting for them."""
 
-    __slots__ = ("rate", "tokens", "burst", "last", "queued", "send", "on_queue", "sent_queued", "dropped", "_queue")
+    __slots__ = ("rate", "tokens", "burst", "last", "queued", "send", "on_queue", "armed", "sent_queued", "dropped",
+                 "_queue")
 
     def __init__(self, rate: float = UNLIMITED) -> None:
         self.rate = rate
@@ -62,6 +63,7 @@ class TokenBucket:
         self.queued = 0  # packets waiting in the queue (while any do, video waits behind them)
         self.send: Callable[[bytes | bytearray, bytes, int], Any] | None = None  # the way out of the queue
         self.on_queue: Callable[[], Any] | None = None  # the C twin calls it when its fan-out queues (never here)
+        self.armed = False  # Pacer's drain timer is set
         self.sent_queued = 0  # packets sent from the queue
         self.dropped = 0  # packets dropped from the queue (waited too long, or the queue was full)
         # (head, payload, padding, ast_off, size, queued at)
@@ -218,11 +220,14 @@ class Pacer:
     def send(self, head: bytes | bytearray, payload: bytes, padding: int, audio: bool, ast_off: int = 0) -> bool:
         """send sends the packet now if the bucket admits it, else queues a copy; True either way.
 
-        `ast_off`: where `head` holds the abs-send-time extension (0: none), rewritten when a queued packet leaves:
-        a receiver's delay-based estimate must see when it left, not the time it waited here as a growing queue.
+        What waits goes first, as far as the bucket allows (as the C fan-out does). `ast_off`: where `head` holds
+        the abs-send-time extension (0: none), rewritten when a queued packet leaves: a receiver's delay-based
+        estimate must see when it left, not the time it waited here as a growing queue.
         """
         now = self._clock()
         size = len(head) + len(payload) + padding
+        if self.bucket.queued:
+            self.bucket.drain(now)
         if self.bucket.admit(size, audio, now):
             return self._send(head, payload, padding)
         self.bucket.push(head, payload, padding, ast_off, now)
@@ -231,17 +236,24 @@ class Pacer:
 
     def _schedule(self) -> None:
         """_schedule starts the drain timer when packets wait and none runs (without a running loop: a test's
-        synchronous fan-out, which drains by hand)."""
+        synchronous fan-out, which drains by hand).
+
+        It fires after ``BURST_SECONDS`` at least: the bucket holds that much of the rate, so a drain that often
+        keeps the rate, and the media the link receives drains it in between (every packet the fan-out handles
+        for a paced slot drains first): one timer per burst, not one per packet.
+        """
         if self._timer is None and self.bucket.queued:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 return
-            self._timer = loop.call_later(max(0.001, self.bucket.wait()), self._drain)
+            self._timer = loop.call_later(max(BURST_SECONDS, self.bucket.wait()), self._drain)
+            self.bucket.armed = True
 
     def _drain(self) -> None:
         """_drain sends what the bucket allows from the head of the queue, drops what waited too long."""
         self._timer = None
+        self.bucket.armed = False
         self.bucket.drain(self._clock())
         self._schedule()
 
@@ -250,5 +262,6 @@ class Pacer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.bucket.armed = False
         self.bucket.clear()
         self.bucket.send = self.bucket.on_queue = None  # no cycle through the bound methods

@@ -92,8 +92,8 @@ MIRRORS: tuple[Mirror, ...] = (
     # a down transport's pacer bucket and queue: the C fan-out asks it before sending, and queues in it (sfu/pacer.py)
     Mirror(
         "Pacer", "sfu.pacer.TokenBucket",
-        {name: name for name in ("rate", "tokens", "burst", "last", "queued", "send", "on_queue", "sent_queued",
-                                 "dropped")},
+        {name: name for name in ("rate", "tokens", "burst", "last", "queued", "send", "on_queue", "armed",
+                                 "sent_queued", "dropped")},
         methods=("set_rate", "refill", "admit", "take", "wait", "push", "drain", "clear"), complete=True,
         python_only=("_queue",),  # C's is a ring of entries that Python never sees
     ),

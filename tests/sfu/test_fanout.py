@@ -414,7 +414,13 @@ def test_a_paced_slot_queues_in_c_and_drains_in_order_with_the_time_it_left(
     pacer = Pacer(100_000.0)
     woken: list[int] = []
     by_python: list[bytes] = []
-    pacer.on_queue = lambda: woken.append(pacer.queued)
+
+
+    def woke() -> None:  # as sfu.pacer.Pacer does: a timer is armed
+        woken.append(pacer.queued)
+        pacer.armed = True
+
+    pacer.on_queue = woke
     pacer.send = lambda h, payload, padding: by_python.append(bytes(h) + payload) or True
     for slot in (video, audio):
         slot.set_pacer(pacer)  # type: ignore[attr-defined]
@@ -422,7 +428,7 @@ def test_a_paced_slot_queues_in_c_and_drains_in_order_with_the_time_it_left(
     stale = inbound(10, 0).abs_send_time
     for seq in range(11, 31):  # a keyframe: 20 x 1000 bytes, 1.6 s at 100 kbit/s
         assert fan((video,), inbound(seq, 3000, payload=b"\x10" + bytes(999)), now=1.0) is None
-    assert pacer.queued > 15 and woken == [1]  # Python was told once, to start its timer
+    assert pacer.queued > 15 and woken == [1]  # Python was told once, to arm its timer
     first = pacer.queued
     p = inbound(500, 960)
     p.ssrc = 6
@@ -430,14 +436,24 @@ def test_a_paced_slot_queues_in_c_and_drains_in_order_with_the_time_it_left(
     assert fan((audio,), p, now=1.0) is None
     got = [rx.unprotect(rx_sock.recv(2048)) for _ in range(20 - first + 1)]
     assert struct.unpack_from("!B", got[-1], 1)[0] & 0x7F == 111  # the audio, before the waiting video
-    now = 1.0
+    p = inbound(501, 1920)
+    p.ssrc = 6
+    assert fan((audio,), p, now=1.2) is None  # the media the link receives drains it first, without Python
+    drained = pacer.sent_queued
+    assert drained >= 2 and pacer.queued == first - drained
+    got += [rx.unprotect(rx_sock.recv(2048)) for _ in range(drained + 1)]
+    assert got[-1][1] & 0x7F == 111 and all(g[1] & 0x7F == 96 for g in got[-drained - 1:-1])
+    audio_packets = 2
+    now = 1.2
     while pacer.queued > 3:
         now += 0.05
         pacer.drain(now)
-    got += [rx.unprotect(rx_sock.recv(2048)) for _ in range(first - 3)]
+    got += [rx.unprotect(rx_sock.recv(2048)) for _ in range(first - drained - 3)]
     seqs = [struct.unpack_from("!H", g, 2)[0] for g in got if g[1] & 0x7F == 96]
     assert seqs == list(range(101, 118))  # in order, none lost
-    for g in got[20 - first + 1:]:  # what waited left with the time it left (the header's extension at ast_off)
+    waited = [g for g in got[20 - first + 1:] if g[1] & 0x7F == 96]
+    assert len(waited) == first - 3 and len(got) == 17 + audio_packets
+    for g in waited:  # what waited left with the time it left (the header's extension at ast_off)
         ast = int.from_bytes(g[ast_off_of(video):ast_off_of(video) + 3], "big")
         assert (ast - stale) & 0xFFFFFF != 0 and (abs_send_time_now() - ast) & 0xFFFFFF < 262144 // 4
     assert pacer.sent_queued == first - 3 and video.packets_sent == 20  # type: ignore[attr-defined]
