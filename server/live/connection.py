@@ -25,7 +25,7 @@ from server.auth import Identity
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Meeting, Role
-from server.live.wire import FORBIDDEN, SignalError, field
+from server.live.wire import FORBIDDEN, LONE_SURROGATE, SignalError, field, lone_surrogate
 from server.ratelimit import TokenBucket
 from sfu.errors import SfuError
 from sfu.events import (
@@ -153,8 +153,13 @@ class Connection:
     async def _write(self, message: dict[str, Any]) -> None:
         if self.ws.closed:
             return
+        text = json.dumps(message, ensure_ascii=False)
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.send_str(json.dumps(message, ensure_ascii=False))
+            try:
+                await self.ws.send_str(text)
+            except UnicodeEncodeError:  # a lone surrogate from elsewhere than this socket: escaped, still JSON
+                log.warning("a message with a lone surrogate was sent escaped", extra={"type": message.get("type")})
+                await self.ws.send_str(json.dumps(message))
 
     def hold(self) -> None:
         """Connection.hold: from now on keep what is sent to this connection (events, broadcasts) until `release`.
@@ -254,7 +259,7 @@ class Connection:
         try:
             try:
                 msg = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise SignalError("bad-message", "Không phải JSON. / Not JSON.") from None
             if not isinstance(msg, dict):
                 raise SignalError("bad-message", "Tin nhắn phải là một đối tượng JSON. / A message is a JSON object.")
@@ -263,6 +268,10 @@ class Connection:
                                            or len(str(request_id)) > 64):
                 request_id = None
                 raise SignalError("bad-message", "id phải là chuỗi hoặc số ngắn. / id must be a short string or int.")
+            if "\\u" in text and lone_surrogate(msg):  # before anything of it is used, echoed, stored or shown
+                if lone_surrogate(request_id):
+                    request_id = None
+                raise SignalError("bad-request", LONE_SURROGATE)
             kind = msg.get("type")
             route = self.routes.get(kind) if isinstance(kind, str) else None
             if route is None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from server.auth import identity
 from server.config import CONFIG
@@ -32,6 +33,8 @@ CLEAN_CLOSE = (1000, 1001)  # normal closure, going away (tab closed)
 # (detached: resume window). A network cut shorter than that (plus TCP's retransmission back-off once the link
 # is back) keeps the socket, and the media connections come back by themselves (docs/protocol.md, Recovery).
 HEARTBEAT = 40.0
+
+log = logging.getLogger("taphuan.signalling")
 
 
 async def on_ping(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
@@ -288,6 +291,10 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     metrics.ws_connections.inc()
     try:
         await conn.run()
+    except Exception:
+        # The socket is upgraded: what is left to say goes in a close frame, never in an HTTP 500 written into it.
+        log.exception("signalling connection failed", extra={"login": ident.login_id[:8]})
+        await ws.close(code=WSCloseCode.INTERNAL_ERROR)
     finally:
         # aiohttp may cancel this handler once the socket is gone: finish the clean-up in its own task.
         await asyncio.shield(asyncio.ensure_future(_after_close(conn, ws)))

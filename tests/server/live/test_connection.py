@@ -28,7 +28,7 @@ from sfu.events import (
 )
 from tests.live_client import LiveClient
 from tests.protocol_schema import problem
-from tests.server.livetest import Factory, classroom_login, connect
+from tests.server.livetest import Factory, classroom_login, connect, guest_login
 from tests.sfu.test_events import DELIVERED, instance
 
 
@@ -173,3 +173,56 @@ def test_every_event_a_participant_receives_is_sent_with_its_fields() -> None:
             if f.name not in reshaped.get(cls, ()):
                 value = getattr(event, f.name)
                 assert message[f.name] == (list(value) if isinstance(value, tuple) else value), (cls, f.name)
+
+
+async def test_a_lone_surrogate_is_refused_and_poisons_neither_the_lobby_nor_the_socket(
+        login_as: Factory, make_user: Factory, make_meeting: Factory, clients: list[LiveClient],
+        client: object, app: object) -> None:
+    """A string holding a lone UTF-16 surrogate (valid JSON, but no text: it cannot be written as UTF-8) gets
+    `bad-request`; later guests and moderators are served as if it had never been sent."""
+    trainer_user: User = await make_user(Role.TRAINER)
+    meeting = await make_meeting(presenters=[trainer_user])
+    t = await connect(await login_as(user=trainer_user), clients)
+    await t.join(meeting.id)
+    evil = await connect(await guest_login(client, app, meeting.id), clients)
+    reply = await evil.request("join", check=False, version=1, meeting_id=meeting.id, name="evil \ud800")
+    assert reply["type"] == "error" and reply["error"]["code"] == "bad-request", reply
+    for raw in ('{"type": "ping", "id": "x\\udfff"}', '{"type": "ping", "\\ud800": 1}',
+                '{"type": "join", "version": 1, "meeting_id": 1, "resume": {"token": ["\\udc00"]}}'):
+        start = len(evil.messages)
+        await evil.ws.send_str(raw)  # type: ignore[union-attr]
+        error = await evil.wait(lambda m: m.get("type") == "error", start=start)
+        assert error["error"]["code"] == "bad-request" and error["id"] is None, (raw, error)
+    assert (await evil.request("ping"))["type"] == "pong"  # the socket still serves (no HTTP 500 written into it)
+    pair = await evil.request("join", check=False, version=1, meeting_id=meeting.id, name="Khách \ud83d\ude00")
+    assert pair["type"] == "lobby"  # a valid surrogate pair is a character like any other
+
+    later = await connect(await guest_login(client, app, meeting.id), clients)
+    assert (await later.request("join", version=1, meeting_id=meeting.id, name="Khách sau"))["type"] == "lobby"
+    await t.wait(lambda m: m.get("type") == "lobby-waiting"
+                 and {e["name"] for e in m["waiting"]} == {"Khách 😀", "Khách sau"})
+    op = await connect(await login_as(Role.OPERATOR), clients)
+    await op.join(meeting.id)
+    waiting = await op.wait(lambda m: m.get("type") == "lobby-waiting")
+    lobby_id = next(e["lobby_id"] for e in waiting["waiting"] if e["name"] == "Khách sau")
+    assert (await op.request("admit", lobby_id=lobby_id))["type"] == "ok"
+    assert (await later.wait(lambda m: m.get("type") == "joined"))["name"] == "Khách sau"
+    chat = await op.request("chat", check=False, text="xin chào \udbff")
+    assert chat["error"]["code"] == "bad-request"
+    assert (await op.request("chat", text="Xin chào cả lớp"))["type"] == "ok"
+    await later.wait(lambda m: m.get("type") == "chat" and m["message"]["text"] == "Xin chào cả lớp")
+
+
+async def test_a_fault_outside_a_request_closes_the_socket_with_1011_not_an_http_500(
+        login_as: Factory, clients: list[LiveClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.live.connection import Connection
+
+    async def broken(self: Connection, text: str) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Connection, "handle_text", broken)
+    lc = await connect(await login_as(Role.OPERATOR), clients)
+    await lc.send({"type": "ping", "id": 1})
+    assert lc._reader is not None
+    await asyncio.wait_for(lc._reader, 10)  # the server closed the socket
+    assert lc.ws is not None and lc.ws.close_code == 1011
