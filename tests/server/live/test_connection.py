@@ -226,3 +226,14 @@ async def test_a_fault_outside_a_request_closes_the_socket_with_1011_not_an_http
     assert lc._reader is not None
     await asyncio.wait_for(lc._reader, 10)  # the server closed the socket
     assert lc.ws is not None and lc.ws.close_code == 1011
+
+
+async def test_a_lone_surrogate_from_elsewhere_is_sent_escaped(login_as: Factory, clients: list[LiveClient]) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert (await lc.request("ping"))["type"] == "pong"
+    (conn,) = op.client.app[LIVE].connections
+    await conn.send({"type": "closed", "reason": "logout", "message": "x\ud800"})  # UTF-8 cannot carry it
+    closed = await lc.wait(lambda m: m.get("type") == "closed")
+    assert closed["message"] == "x\ud800"
+    assert (await lc.request("ping"))["type"] == "pong"
