@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -12,6 +13,7 @@ from server.config import Config
 from server.db.models import Role, User
 from server.live.connection import event_message
 from server.live.service import LIVE
+from server.metrics import METRICS
 from sfu.events import (
     Event,
     FloorChanged,
@@ -68,6 +70,85 @@ async def test_rate_limit(login_as: Factory, clients: list[LiveClient], config: 
     await lc.wait(lambda m: m.get("error", {}).get("code") == "rate-limited")
     await asyncio.sleep(1.5)  # tokens come back
     assert (await lc.request("ping"))["type"] == "pong"
+
+
+async def _answered_after(lc: LiveClient, start: int) -> list[dict[str, Any]]:
+    """_answered_after: what the server answered from `start` on, once it has read everything sent before."""
+    await asyncio.sleep(0.5)  # a few tokens come back: the ping below is handled after all that was sent
+    pong = await lc.request("ping")
+    assert pong["type"] == "pong", pong
+    return lc.messages[start:lc.messages.index(pong)]
+
+
+async def test_over_the_rate_only_the_first_message_is_answered(login_as: Factory, clients: list[LiveClient],
+                                                                 config: Config) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert lc.ws is not None
+    (conn,) = op.client.app[LIVE].connections
+    sent = config.limits.ws_burst + 100  # under limits.ws_flood_messages: dropped, not closed
+    for _ in range(sent):
+        await lc.ws.send_str('{"type": "nope"}')
+    replies = await _answered_after(lc, 0)
+    codes = [m["error"]["code"] for m in replies]
+    assert set(codes) == {"unknown-type", "rate-limited"}, codes
+    answered = codes.count("unknown-type")
+    # the burst is answered; then one warning, and one more only after a message was handled again (tokens
+    # came back while it read): never one reply per message
+    assert config.limits.ws_burst <= answered <= config.limits.ws_burst + 10, codes
+    assert 1 <= codes.count("rate-limited") <= answered - config.limits.ws_burst + 1, codes
+    assert conn.refused["rate-limited"] == sent - answered
+    metrics = op.client.app[METRICS].registry
+    assert metrics.get_sample_value("taphuan_ws_messages_refused_total", {"reason": "rate-limited"}) == sent - answered
+
+
+async def test_binary_messages_are_refused_counted_and_rate_limited(login_as: Factory, clients: list[LiveClient],
+                                                                   config: Config) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert lc.ws is not None
+    (conn,) = op.client.app[LIVE].connections
+    sent = config.limits.ws_burst + 100
+    for _ in range(sent):
+        await lc.ws.send_bytes(b'{"type": "ping"}')
+    replies = await _answered_after(lc, 0)
+    refused = [m for m in replies if m["error"]["code"] == "bad-message"]
+    assert len(refused) <= config.limits.ws_burst + 10, len(replies)  # binary frames take tokens like text
+    assert len(replies) - len(refused) <= len(refused) - config.limits.ws_burst + 1  # rate-limited warnings
+    assert conn.refused["binary"] == len(refused)
+    assert conn.refused["rate-limited"] == sent - len(refused)
+    metrics = op.client.app[METRICS].registry
+    assert metrics.get_sample_value("taphuan_ws_messages_refused_total", {"reason": "binary"}) == len(refused)
+
+
+async def test_a_connection_that_keeps_flooding_is_closed_with_1008_and_its_login_cools_down(
+        login_as: Factory, clients: list[LiveClient], config: Config) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert lc.ws is not None and lc._reader is not None
+    for i in range(config.limits.ws_burst + config.limits.ws_flood_messages + 400):
+        if lc.ws.closed:
+            break
+        with contextlib.suppress(ConnectionError):
+            await (lc.ws.send_bytes(b"x") if i % 2 else lc.ws.send_str('{"type": "nope"}'))
+    closed = await lc.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "flooding" and "quá nhiều" in closed["message"]
+    await asyncio.wait_for(lc._reader, 10)
+    assert lc.ws.close_code == 1008
+    answered = [m for m in lc.messages if m.get("type") == "error"]
+    assert len(answered) <= config.limits.ws_burst + 20, len(answered)
+
+    again = await connect(op, clients)  # the same login, at once: refused while it cools down
+    closed = await again.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "flooding" and "thử lại sau" in closed["message"]
+    assert again._reader is not None and again.ws is not None
+    await asyncio.wait_for(again._reader, 10)
+    assert again.ws.close_code == 1008
+    other = await connect(await login_as(Role.OPERATOR), clients)  # others are not concerned
+    assert (await other.request("ping"))["type"] == "pong"
+    metrics = op.client.app[METRICS].registry
+    assert metrics.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "flooding"}) == 1
+    assert metrics.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "cooldown"}) == 1
 
 
 async def test_ping_without_id_gets_a_pong_without_id(login_as: Factory, clients: list[LiveClient]) -> None:

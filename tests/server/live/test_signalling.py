@@ -13,6 +13,7 @@ from server.config import Config
 from server.db.engine import DB
 from server.db.models import Role, User
 from server.live.service import LIVE
+from server.metrics import METRICS
 from tests.live_client import LiveClient
 from tests.server.livetest import classroom_login, connect
 
@@ -245,3 +246,33 @@ async def test_a_classroom_whose_media_never_comes_back_is_told_and_may_join_aga
     assert (await a.request("raise-hand", raised=True))["error"]["code"] == "not-joined"
     await a.join(meeting.id)  # afresh, on the same socket
     assert a.participant_id != first
+
+
+async def test_sockets_are_capped_per_login_and_per_address(app: Any, login_as: Factory,
+                                                            clients: list[LiveClient], config: Config) -> None:
+    quota = app[LIVE].quota
+    op = await login_as(Role.OPERATOR)
+    tabs = [await connect(op, clients) for _ in range(config.limits.ws_connections_per_login)]
+    for tab in tabs:
+        assert (await tab.request("ping"))["type"] == "pong"
+    extra = await connect(op, clients)
+    closed = await extra.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "too-many-connections" and "thẻ" in closed["message"] and "tabs" in closed["message"]
+    assert extra._reader is not None and extra.ws is not None
+    await asyncio.wait_for(extra._reader, 10)
+    assert extra.ws.close_code == 1008
+    await tabs[0].close()  # a tab closed makes room
+    login_id = next(iter(quota.by_login))
+    for _ in range(100):
+        if quota.by_login[login_id] < config.limits.ws_connections_per_login:
+            break
+        await asyncio.sleep(0.05)
+    assert (await (await connect(op, clients)).request("ping"))["type"] == "pong"
+
+    quota.per_ip = quota.by_ip["127.0.0.1"]  # this address is full: another login is refused too
+    stranger = await connect(await login_as(Role.TRAINER), clients)
+    closed = await stranger.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "too-many-connections" and "address" in closed["message"]
+    registry = app[METRICS].registry
+    assert registry.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "login"}) == 1
+    assert registry.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "ip"}) == 1
