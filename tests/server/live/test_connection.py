@@ -318,3 +318,36 @@ async def test_a_lone_surrogate_from_elsewhere_is_sent_escaped(login_as: Factory
     closed = await lc.wait(lambda m: m.get("type") == "closed")
     assert closed["message"] == "x\ud800"
     assert (await lc.request("ping"))["type"] == "pong"
+
+
+async def test_a_connection_reads_a_bounded_run_of_buffered_messages_before_others_get_the_loop(
+        login_as: Factory, clients: list[LiveClient], config: Config) -> None:
+    """aiohttp hands over buffered messages without waiting: the read loop itself lets the event loop turn every
+    `TURN_BUDGET` messages, so what is dropped over the rate does not hold the loop either."""
+    from server.live.connection import TURN_BUDGET
+
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert lc.ws is not None
+    (conn,) = op.client.app[LIVE].connections
+    for _ in range(config.limits.ws_burst):  # the burst spent: what follows is dropped unparsed
+        await lc.ws.send_str('{"type": "nope"}')
+    await lc.wait(lambda m: len([x for x in lc.messages if x.get("type") == "error"]) >= config.limits.ws_burst)
+    runs: list[int] = []
+    over = config.limits.ws_flood_messages - 20  # not closed for flooding
+
+    async def tick() -> None:  # one step per turn of the event loop
+        seen = conn.refused["rate-limited"]
+        while True:
+            await asyncio.sleep(0)
+            now = conn.refused["rate-limited"]
+            runs.append(now - seen)
+            seen = now
+
+    ticker = asyncio.create_task(tick())
+    for _ in range(over):
+        await lc.ws.send_str('{"type": "nope"}')
+    await _answered_after(lc, 0)  # the server read them all
+    ticker.cancel()
+    assert sum(runs) >= over - 30, sum(runs)  # all but the few that tokens come back for
+    assert max(runs) <= TURN_BUDGET, max(runs)
