@@ -352,3 +352,15 @@ async def test_one_login_flooding_from_20_sockets_stalls_neither_a_meeting_nor_h
     # refused (too many sockets, or the login cooling down after a flood) or closed for flooding, with 1008
     assert figures["closed"].get("flooding", 0) >= 1 and sum(figures["closed"].values()) >= 20, figures
     assert figures["close_codes"].get("1008", 0) >= 20, figures
+
+
+async def test_no_compression_is_negotiated(login_as: Factory) -> None:
+    """Inflating would happen before any limit could refuse a message: the server takes no permessage-deflate."""
+    op = await login_as(Role.OPERATOR)
+    ws = await op.client.session.ws_connect(op.client.make_url("/ws"), compress=15)
+    try:
+        assert ws.compress == 0
+        await ws.send_str('{"type": "ping", "id": 1}')
+        assert (await ws.receive_json(timeout=10))["type"] == "pong"
+    finally:
+        await ws.close()
