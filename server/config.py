@@ -101,6 +101,10 @@ class LimitsSection(_Section):
     ws_message_bytes: int = Field(131_072, ge=1024)
     ws_messages_per_second: float = Field(20.0, gt=0)
     ws_burst: int = Field(40, ge=1)
+    ws_flood_messages: int = Field(200, ge=1)
+    ws_flood_cooldown_seconds: float = Field(30.0, ge=0)
+    ws_connections_per_login: int = Field(4, ge=1)
+    ws_connections_per_ip: int = Field(100, ge=1)
     max_sdp_bytes: int = Field(65_536, ge=1024)
     chat_message_chars: int = Field(1000, ge=1)
 

@@ -5,12 +5,15 @@ The route record (`Route`) is in server.live.connection; server.live.signalling 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from server.db.models import Role
 
 MODERATORS = frozenset({Role.OPERATOR, Role.TRAINER, Role.LEADER})
 FORBIDDEN = "Vai trò của bạn không được phép làm việc này. / Your role may not do this."
+LONE_SURROGATE = "Chuỗi chứa ký tự không hợp lệ (nửa cặp UTF-16). / A string holds a lone UTF-16 surrogate."
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class SignalError(Exception):
@@ -35,3 +38,23 @@ def field(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], optiona
         raise SignalError("bad-message", f"trường {name} sai kiểu / field {name!r} has the wrong type")
     return value
 
+
+def lone_surrogate(value: Any) -> bool:
+    """lone_surrogate: whether a parsed JSON value holds a string, key or value, with a lone UTF-16 surrogate
+    (`"\\ud800"`: valid JSON, but no text; it cannot be written as UTF-8 or stored).
+
+    json.loads joins a valid pair into one character, and text that arrived as UTF-8 has none: a surrogate left in
+    a string came from a lone `\\uD800`-`\\uDFFF` escape (so a message without `\\u` need not be walked).
+    """
+    stack = [value]
+    while stack:  # iterative: the nesting depth is the sender's choice
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import sys
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import WSServerHandshakeError
 
+from server.auth import COOKIE
 from server.config import Config
 from server.db.engine import DB
 from server.db.models import Role, User
 from server.live.service import LIVE
+from server.metrics import METRICS
 from tests.live_client import LiveClient
 from tests.server.livetest import classroom_login, connect
+from tests.sfu.helpers import RED, ColorTrack
+
+ROOT = Path(__file__).resolve().parents[3]
 
 Factory = Callable[..., Awaitable[Any]]
 
@@ -279,3 +290,111 @@ async def test_a_classroom_whose_media_never_comes_back_is_told_and_may_join_aga
     assert (await a.request("raise-hand", raised=True))["error"]["code"] == "not-joined"
     await a.join(meeting.id)  # afresh, on the same socket
     assert a.participant_id != first
+
+
+async def test_sockets_are_capped_per_login_and_per_address(app: Any, login_as: Factory,
+                                                            clients: list[LiveClient], config: Config) -> None:
+    quota = app[LIVE].quota
+    op = await login_as(Role.OPERATOR)
+    tabs = [await connect(op, clients) for _ in range(config.limits.ws_connections_per_login)]
+    for tab in tabs:
+        assert (await tab.request("ping"))["type"] == "pong"
+    extra = await connect(op, clients)
+    closed = await extra.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "too-many-connections" and "thẻ" in closed["message"] and "tabs" in closed["message"]
+    assert extra._reader is not None and extra.ws is not None
+    await asyncio.wait_for(extra._reader, 10)
+    assert extra.ws.close_code == 1008
+    await tabs[0].close()  # a tab closed makes room
+    login_id = next(iter(quota.by_login))
+    for _ in range(100):
+        if quota.by_login[login_id] < config.limits.ws_connections_per_login:
+            break
+        await asyncio.sleep(0.05)
+    assert (await (await connect(op, clients)).request("ping"))["type"] == "pong"
+
+    quota.per_ip = quota.by_ip["127.0.0.1"]  # this address is full: another login is refused too
+    stranger = await connect(await login_as(Role.TRAINER), clients)
+    closed = await stranger.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "too-many-connections" and "address" in closed["message"]
+    registry = app[METRICS].registry
+    assert registry.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "login"}) == 1
+    assert registry.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "ip"}) == 1
+
+
+PHASE = 4.0  # s of each phase of the flood test: before, during
+
+
+async def _frame_rate(frames: list[Any], seconds: float) -> float:
+    start, t0 = len(frames), time.monotonic()
+    await asyncio.sleep(seconds)
+    return (len(frames) - start) / (time.monotonic() - t0)
+
+
+async def test_one_login_flooding_from_20_sockets_stalls_neither_a_meeting_nor_healthz(
+        client: Any, login_as: Factory, make_user: Factory, make_meeting: Factory, make_classroom: Factory,
+        clients: list[LiveClient]) -> None:
+    """A leader not invited to the meeting opens 20 sockets and sends `nope` and binary frames in a loop (from its
+    own process): a classroom's frame rate of the presenter's video during the flood is at least 0.9 times its
+    rate just before, and /healthz answers every time within 2 s."""
+    trainer_user: User = await make_user(Role.TRAINER)
+    room, room_id = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[room_id])
+    t = await connect(await login_as(user=trainer_user), clients)
+    await t.join(meeting.id)
+    await t.publish(ColorTrack(RED), audio=False)
+    a = await connect(room, clients)
+    await a.join(meeting.id)
+    await a.wait_frames("presenter-video", 15)
+    frames = a.slot_frames("presenter-video")
+    before = await _frame_rate(frames, PHASE)
+
+    attacker = await login_as(Role.LEADER)
+    cookie = attacker.client.session.cookie_jar.filter_cookies(attacker.client.make_url("/"))[COOKIE].value
+    flood = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.wsflood", str(attacker.client.make_url("/ws")), f"{COOKIE}={cookie}",
+        "--connections", "20", "--seconds", str(PHASE), cwd=str(ROOT), stdout=asyncio.subprocess.PIPE)
+    assert flood.stdout is not None
+    try:
+        assert await asyncio.wait_for(flood.stdout.readline(), 60) == b"flooding\n"
+        latencies: list[float] = []
+        asked: list[float] = []  # when the request in flight was sent
+
+        async def poll_healthz() -> None:
+            while True:
+                asked[:] = [time.monotonic()]
+                with contextlib.suppress(TimeoutError):
+                    async with client.get("/healthz", timeout=aiohttp.ClientTimeout(total=10)) as r:
+                        assert r.status == 200
+                latencies.append(time.monotonic() - asked.pop())
+                await asyncio.sleep(0.2)
+
+        poller = asyncio.create_task(poll_healthz())
+        during = await _frame_rate(frames, PHASE)
+        poller.cancel()
+        latencies += [time.monotonic() - t0 for t0 in asked]  # one unanswered yet counts with its wait so far
+        out, _ = await asyncio.wait_for(flood.communicate(), 60)
+    finally:
+        if flood.returncode is None:
+            flood.kill()
+            await flood.wait()
+    figures = json.loads(out.decode().splitlines()[-1])
+    print(f"frames/s before {before:.1f}, during {during:.1f}; healthz max {max(latencies):.3f} s; {figures}")
+    assert figures["sent"] > 1000, figures  # it did flood
+    assert during >= 0.9 * before, (before, during, figures)
+    assert len(latencies) >= PHASE / 2 and max(latencies) < 2.0, latencies
+    # refused (too many sockets, or the login cooling down after a flood) or closed for flooding, with 1008
+    assert figures["closed"].get("flooding", 0) >= 1 and sum(figures["closed"].values()) >= 20, figures
+    assert figures["close_codes"].get("1008", 0) >= 20, figures
+
+
+async def test_no_compression_is_negotiated(login_as: Factory) -> None:
+    """Inflating would happen before any limit could refuse a message: the server takes no permessage-deflate."""
+    op = await login_as(Role.OPERATOR)
+    ws = await op.client.session.ws_connect(op.client.make_url("/ws"), compress=15)
+    try:
+        assert ws.compress == 0
+        await ws.send_str('{"type": "ping", "id": 1}')
+        assert (await ws.receive_json(timeout=10))["type"] == "pong"
+    finally:
+        await ws.close()
