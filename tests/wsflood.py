@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import aiohttp
+from yarl import URL
 
 TEXT = '{"type": "nope"}'
 BINARY = b"\x00" * 16
@@ -55,6 +56,8 @@ class Flood:
 
     def __init__(self, url: str, cookie: str, connections: int, reconnect_delay: float) -> None:
         self.url, self.cookie, self.reconnect_delay = url, cookie, reconnect_delay
+        http_url = URL(url).with_scheme("https" if url.startswith("wss:") else "http")
+        self.origin = f"{http_url.scheme}://{http_url.raw_authority}"
         self.figures = Figures(connections=connections)
         self.codes: collections.Counter[str] = collections.Counter()
         self.closed: collections.Counter[str] = collections.Counter()
@@ -79,7 +82,8 @@ class Flood:
         while time.monotonic() < self.deadline:
             self.figures.attempts += 1
             try:
-                ws = await http.ws_connect(self.url, autoclose=True, max_msg_size=0)
+                # a script sets any Origin it likes: the flood comes with the one the cookie's server expects
+                ws = await http.ws_connect(self.url, autoclose=True, max_msg_size=0, headers={"Origin": self.origin})
             except (aiohttp.ClientError, OSError):
                 ws = None
             if ws is not None:

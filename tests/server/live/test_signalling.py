@@ -21,7 +21,7 @@ from server.db.engine import DB
 from server.db.models import Role, User
 from server.live.service import LIVE
 from server.metrics import METRICS
-from tests.live_client import LiveClient
+from tests.live_client import LiveClient, page_origin
 from tests.server.livetest import classroom_login, connect
 from tests.sfu.helpers import RED, ColorTrack
 
@@ -391,7 +391,8 @@ async def test_one_login_flooding_from_20_sockets_stalls_neither_a_meeting_nor_h
 async def test_no_compression_is_negotiated(login_as: Factory) -> None:
     """Inflating would happen before any limit could refuse a message: the server takes no permessage-deflate."""
     op = await login_as(Role.OPERATOR)
-    ws = await op.client.session.ws_connect(op.client.make_url("/ws"), compress=15)
+    url = op.client.make_url("/ws")
+    ws = await op.client.session.ws_connect(url, compress=15, headers={"Origin": page_origin(str(url))})
     try:
         assert ws.compress == 0
         await ws.send_str('{"type": "ping", "id": 1}')
