@@ -10,9 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from openapi_spec_validator import validate
+from pydantic import BaseModel
 
 from server.errors import ApiError
-from server.openapi import API, ErrorBody, int_param, int_query, parse_int
+from server.openapi import API, ApiRegistry, ErrorBody, endpoint, int_param, int_query, parse_int
 
 
 def _openapi_path(path: str) -> str:
@@ -93,6 +94,79 @@ async def test_meeting_endpoints_are_described(app: web.Application, client: Any
     assert meeting_in["properties"]["starts_at"]["format"] == "date-time"
     for action in ("publish", "unpublish", "cancel"):
         assert "post" in doc["paths"][f"/api/v1/meetings/{{id}}/{action}"]
+
+
+async def test_each_model_keeps_its_own_component(app: web.Application) -> None:
+    """Two models of one name (PersonOut, ProgressOut, QuestionIn, QuestionOut) once overwrote each other."""
+    doc = app[API].document()
+    schemas = doc["components"]["schemas"]
+    for ep in app[API].endpoints:
+        for model in (ep.body, ep.response):
+            if model is not None:
+                own = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                assert schemas[model.__name__]["properties"] == own["properties"], f"{ep.name}: {model.__name__}"
+    presenter = schemas["MeetingOut"]["properties"]["presenters"]["items"]["$ref"].rsplit("/", 1)[-1]
+    member = schemas["EnrolOut"]["properties"]["people"]["items"]["$ref"].rsplit("/", 1)[-1]
+    assert presenter != member and "email" in schemas[member]["properties"]
+
+
+def test_a_second_model_of_the_same_name_is_refused() -> None:
+    def model(module: str) -> type[BaseModel]:
+        return type("ThingOut", (BaseModel,), {"__module__": module, "__annotations__": {"id": int}})
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response()
+
+    registry = ApiRegistry()
+    for i, mod in enumerate(("server.api.one", "server.api.two")):
+        h = endpoint("GET", f"/api/v1/thing{i}", name=f"thing{i}", summary="x", response=model(mod))(handler)
+        registry.endpoints.append(h.__endpoint__)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="two models named ThingOut"):
+        registry.document()
+
+
+async def test_request_bodies_refuse_unknown_keys(app: web.Application, login_as: Any) -> None:
+    doc = app[API].document()
+    schemas = doc["components"]["schemas"]
+    bodies = {op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+              for ops in doc["paths"].values() for op in ops.values()
+              if "application/json" in op.get("requestBody", {}).get("content", {})}
+    todo, seen = list(bodies), set()
+    while todo:  # the body models and every model they hold
+        name = todo.pop()
+        if name in seen or schemas[name].get("type") != "object":
+            continue
+        seen.add(name)
+        assert schemas[name].get("additionalProperties") is False, f"{name} accepts unknown keys"
+        todo += re.findall(r"#/components/schemas/(\w+)", str(schemas[name]))
+    assert {"PeopleIn", "MeetingPatch", "QuizIn", "QuizQuestionIn", "HeadcountIn"} <= seen
+    op = await login_as("operator")
+    r = await op.post("/api/v1/programs", json={"title": "Chương trình", "titel": "typo"})
+    assert r.status == 422 and (await r.json())["error"]["field"] == "titel"
+
+
+async def test_error_statuses_are_documented_where_they_can_happen(app: web.Application, login_as: Any) -> None:
+    paths = app[API].document()["paths"]
+
+    def statuses(path: str, method: str) -> set[str]:
+        return set(paths[path][method]["responses"])
+
+    assert statuses("/api/v1/meetings/{id}", "patch") == {"200", "400", "401", "403", "404", "409", "413", "415",
+                                                         "422"}
+    assert statuses("/api/v1/me", "get") == {"200", "401", "403"}
+    assert {"400", "401", "403", "413", "415", "422", "429"} <= statuses("/api/v1/login", "post")
+    assert statuses("/api/v1/programs/{id}", "delete") >= {"204", "409"}
+    assert "content" not in paths["/api/v1/programs/{id}"]["delete"]["responses"]["204"]
+    upload = paths["/api/v1/import/units"]["post"]["requestBody"]["content"]
+    assert set(upload) == {"multipart/form-data", "text/csv"} and {"413", "415"} <= statuses("/api/v1/import/units",
+                                                                                              "post")
+    assert paths["/api/v1/users/{id}"]["get"]["parameters"][0]["schema"]["type"] == "integer"
+    op = await login_as("operator")
+    r = await op.patch("/api/v1/programs/1", data=b"title=x", headers={"Content-Type": "text/plain"})
+    assert r.status == 415
+    r = await op.patch("/api/v1/programs/1", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status == 400
+    ErrorBody.model_validate(await r.json())
 
 
 def test_int_query_defaults_bounds_and_422() -> None:
