@@ -303,7 +303,9 @@ def csrf_token_for_form(request: web.Request) -> str:
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """csrf_middleware: refuse unsafe requests without a matching CSRF token; set the anonymous cookie."""
-    if request.method in UNSAFE and request.path not in CSRF_EXEMPT:
+    # a request no route takes (404, 405) changes nothing: it gets that answer, not a CSRF refusal
+    routed = request.match_info.http_exception is None
+    if request.method in UNSAFE and request.path not in CSRF_EXEMPT and routed:
         ident = identity(request)
         expected = ident.csrf_token if ident else request.cookies.get(CSRF_COOKIE, "")
         given = request.headers.get(CSRF_HEADER, "")

@@ -26,6 +26,7 @@ M = TypeVar("M", bound=BaseModel)
 Schema = dict[str, Any]
 
 INTEGER: Schema = {"type": "integer", "format": "int64"}
+ID: Schema = {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}  # a row id (SQLite's range)
 DATE: Schema = {"type": "string", "format": "date"}
 TEXT: Schema = {"type": "string"}
 FLAG: Schema = {"type": "string", "enum": ["true", "false", "1", "0"]}
@@ -39,7 +40,7 @@ def one_of(*values: str) -> Schema:
 # A query parameter without a schema of its own gets one from its name (integers, days, months, a date or time);
 # any other name is free text. An empty value means the same as an absent one (allowEmptyValue).
 _QUERY_SCHEMAS: dict[str, Schema] = {
-    "limit": INTEGER, "offset": INTEGER, "id": INTEGER, "parent": INTEGER, "unit": INTEGER,
+    "limit": INTEGER, "offset": INTEGER, "id": ID, "parent": ID, "unit": ID,
     "since": DATE, "until": DATE, "at": DATE, "today": DATE,
     "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
     "from": {"anyOf": [DATE, {"type": "string", "format": "date-time"}]},
@@ -268,10 +269,10 @@ def _owner_of(model: type[BaseModel], name: str) -> str:
 
 def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
     given = dict(ep.schemas)
-    params: list[dict[str, Any]] = [{"name": p, "in": "path", "required": True, "schema": given.get(p, INTEGER)}
+    params: list[dict[str, Any]] = [{"name": p, "in": "path", "required": True, "schema": given.get(p, ID)}
                                     for p in _path_params(ep.path)]
     params += [{"name": q, "in": "query", "required": False, "allowEmptyValue": True, "description": d,
-                "schema": given.get(q) or _QUERY_SCHEMAS.get(q) or (INTEGER if q.endswith("_id") else TEXT)}
+                "schema": given.get(q) or _QUERY_SCHEMAS.get(q) or (ID if q.endswith("_id") else TEXT)}
                for q, d in ep.query]
     return params
 
@@ -300,8 +301,8 @@ def _error_statuses(ep: Endpoint) -> list[int]:
         out.add(403)  # a role not allowed, or (unsafe methods) the CSRF token missing
     if not ep.public:
         out.add(401)
-    if "{" in ep.path:
-        out.add(404)
+    if "{" in ep.path or any(p["schema"] is ID for p in _parameters(ep)):
+        out.add(404)  # the id in the path, or a query parameter's, names nothing the caller may see
     return sorted(out)
 
 

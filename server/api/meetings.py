@@ -181,7 +181,7 @@ async def create_meeting(request: web.Request) -> web.Response:
     return json_response(out, status=201)
 
 
-@endpoint("GET", "/api/v1/meetings/{id}", name="api-meeting", summary="Get a meeting", roles=READERS,
+@endpoint("GET", r"/api/v1/meetings/{id:\d+}", name="api-meeting", summary="Get a meeting", roles=READERS,
           response=MeetingOut, tag="meetings")
 async def get_meeting(request: web.Request) -> web.Response:
     """get_meeting: one meeting the caller may see (404 otherwise)."""
@@ -192,7 +192,7 @@ async def get_meeting(request: web.Request) -> web.Response:
     return json_response(out)
 
 
-@endpoint("PATCH", "/api/v1/meetings/{id}", name="api-meeting-update",
+@endpoint("PATCH", r"/api/v1/meetings/{id:\d+}", name="api-meeting-update",
           summary="Change a meeting (omitted fields stay; a published one is re-checked and its invitees told)",
           roles=WRITERS, body=svc.MeetingPatch,
           response=MeetingOut, tag="meetings",
@@ -217,7 +217,7 @@ async def update_meeting(request: web.Request) -> web.Response:
     return json_response(out)
 
 
-@endpoint("DELETE", "/api/v1/meetings/{id}", name="api-meeting-delete",
+@endpoint("DELETE", r"/api/v1/meetings/{id:\d+}", name="api-meeting-delete",
           summary="Delete a draft or cancelled meeting (409 when published)", roles=WRITERS, status=204,
           tag="meetings",
           errors=(409,))

@@ -258,7 +258,7 @@ async def _recording_program(s: AsyncSession, ident: Identity, recording_id: int
 
 @endpoint("POST", "/api/v1/study/watch", name="api-study-watch",
           summary="Report video watching (every ~15 s: position, duration, seconds played since the last report)",
-          body=WatchIn, response=ItemProgressOut, tag="study")
+          body=WatchIn, response=ItemProgressOut, tag="study", errors=(404,))
 async def watch(request: web.Request) -> web.Response:
     """watch: record a learner's watch progress on a video material or a published recording of a program
     (others who may watch it: accepted, not recorded)."""
