@@ -16,7 +16,7 @@ from server.auth import COOKIE, Identity, cookie_secure, csrf_token_for_form, re
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, JoinLink, Role, User, utcnow
-from server.openapi import FLAG, endpoint, int_param, int_query, json_response, one_of, parse_body
+from server.openapi import endpoint, int_param, int_query, json_response, one_of, parse_body
 from server.people.accounts import (
     AccountError,
     AuditFilter,
@@ -288,7 +288,7 @@ async def me_password(request: web.Request) -> web.Response:
           response_list=True, tag="users",
           query=(("q", "text in username, name or e-mail"), ("role", "a role"),
                  ("disabled", "true or false"), ("limit", "at most 1000"), ("offset", "skip this many")),
-          schemas={"role": one_of(*(r.value for r in Role)), "disabled": FLAG})
+          schemas={"role": one_of(*(r.value for r in Role))})
 async def list_users(request: web.Request) -> web.Response:
     """list_users: accounts matching the filters."""
     q = request.query
@@ -410,8 +410,7 @@ async def create_link(request: web.Request) -> web.Response:
 
 @endpoint("DELETE", "/api/v1/meetings/{id}/links/{link_id}", name="api-meeting-links-revoke",
           summary="Revoke a join link (no new joins; end_logins=true also ends the logins it made)", roles=OPS,
-          response=JoinLinkOut, tag="join-links", query=(("end_logins", "true: also end the logins it made"),),
-          schemas={"end_logins": one_of("true", "false", "1", "0", "yes", "no")})
+          response=JoinLinkOut, tag="join-links", query=(("end_logins", "true: also end the logins it made"),))
 async def revoke_link(request: web.Request) -> web.Response:
     """revoke_link: nobody new can join with the link; those already in stay unless end_logins=true."""
     meeting_id, link_id = int_param(request, "id"), int_param(request, "link_id")

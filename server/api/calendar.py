@@ -153,8 +153,11 @@ async def list_notifications(request: web.Request) -> web.Response:
     ident = require(request)
     lang = language(request)
     tz = request.app[CONFIG].tz
+    unread = request.query.get("unread", "").strip()
+    if unread not in ("", "0", "1"):
+        raise ApiError(422, "invalid", "unread: 1 hoặc 0 / unread: 1 or 0", field="unread")
     async with request.app[DB]() as s:
-        rows = await notifications.list_for(s, ident, unread_only=request.query.get("unread") == "1")
+        rows = await notifications.list_for(s, ident, unread_only=unread == "1")
     return json_response([NotificationOut(id=n.id, meeting_id=n.meeting_id, kind=n.kind,
                                           text=notifications.text_in(n, lang), created_at=n.created_at.astimezone(tz),
                                           read=n.read_at is not None) for n in rows])

@@ -141,7 +141,7 @@ async def delete_material(request: web.Request) -> web.Response:
           summary="The material's file (inline for PDF, video, audio and images; Range requests give 206)",
           content_type="application/octet-stream", tag="materials",
           query=(("download", "1: as an attachment even when the browser could show it"),),
-          schemas={"download": one_of("1", "0")}, partial=True, errors=(410, 416))
+          partial=True, errors=(410, 416))
 async def material_file(request: web.Request) -> web.StreamResponse:
     """material_file: serve the stored file; a learner's full download counts as opening the material."""
     material, access = await _material(request)

@@ -16,7 +16,7 @@ from server.db.models import Recording, RecordingState, Role
 from server.errors import ApiError
 from server.learning import archive
 from server.live.recordings import RECORDERS
-from server.openapi import TEXT, endpoint, int_param, json_response, one_of, parse_body
+from server.openapi import TEXT, endpoint, int_param, json_response, parse_body
 
 OPERATORS = (Role.OPERATOR,)
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
@@ -173,7 +173,7 @@ async def remove_recording(request: web.Request) -> web.Response:
 @endpoint("GET", "/api/v1/recordings/{id}/media", name="api-recording-media",
           summary="The lecture video (HTTP Range requests; ?download=1 to save it)", tag="recordings",
           content_type="video/webm",
-          schemas={"download": one_of("1")}, partial=True, errors=(409, 416))
+          partial=True, errors=(409, 416))
 async def recording_media(request: web.Request) -> web.StreamResponse:
     """recording_media: the lecture file, with Range support (206) so the player seeks at once."""
     row = await _load(request, for_media=True)

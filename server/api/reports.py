@@ -585,7 +585,9 @@ async def my_progress(request: web.Request) -> web.Response:
 async def export_tables(request: web.Request) -> tuple[list[exports.Table], str]:
     """export_tables: the tables and file stem of ?report=... (each report keeps its own role rules)."""
     ident, tz, now, live = _ctx(request)
-    kind = request.query.get("report", "meetings")
+    kind = request.query.get("report") or "meetings"
+    range_filters(request)  # from, to, unit_id, program_id and month are checked whichever report reads them
+    month_param(request)
     async with request.app[DB]() as s:
         if kind == "meeting":
             meeting_id = int_query(request, "id")
