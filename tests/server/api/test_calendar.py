@@ -87,3 +87,11 @@ async def test_ics_feed(app: web.Application, client: Any, world: dict[str, Any]
         await s.execute(update(User).where(User.id == world["room_user"].id).values(disabled=True))
         await s.commit()
     assert (await client.get("/" + new.split("/", 3)[3])).status == 404
+
+
+async def test_notifications_unread_is_1_or_0(login_as: Any) -> None:
+    learner = await login_as(Role.LEARNER)
+    for value, status in (("1", 200), ("0", 200), ("", 200), ("yes", 422), ("2", 422)):
+        r = await learner.get("/api/v1/notifications", params={"unread": value})
+        assert r.status == status, value
+    assert (await r.json())["error"]["field"] == "unread"
