@@ -340,8 +340,10 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """csrf_middleware: refuse unsafe requests without a matching CSRF token; set the anonymous cookie."""
     ident = identity(request)
     # A request with an Authorization header was not forged by another site's page (a form cannot add it, a
-    # script cannot without a CORS preflight Taphuan never grants): it needs no CSRF token.
-    if request.method in UNSAFE and request.path not in CSRF_EXEMPT and bearer_secret(request) is None:
+    # script cannot without a CORS preflight Taphuan never grants): it needs no CSRF token. A request no route
+    # takes (404, 405) changes nothing: it gets that answer, not a CSRF refusal.
+    routed = request.match_info.http_exception is None
+    if request.method in UNSAFE and request.path not in CSRF_EXEMPT and routed and bearer_secret(request) is None:
         expected = ident.csrf_token if ident else request.cookies.get(CSRF_COOKIE, "")
         given = request.headers.get(CSRF_HEADER, "")
         if not given and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):

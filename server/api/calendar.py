@@ -19,7 +19,7 @@ from server.db.engine import DB
 from server.db.models import MeetingKind, MeetingStatus
 from server.errors import ApiError
 from server.i18n import language
-from server.openapi import endpoint, int_param, json_response
+from server.openapi import TEXT, endpoint, int_param, json_response, one_of
 from server.people.accounts import refuse_link_login
 from server.schedule import calendar as cal
 from server.schedule import meetings as svc
@@ -133,7 +133,8 @@ async def regenerate_feed_url(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/api/v1/calendar/feed/{token}", name="api-calendar-feed", public=True,
           summary="iCalendar feed of the account owning the token (the URL ends in .ics; 404 for a wrong token)",
-          content_type="text/calendar", tag="calendar")
+          content_type="text/calendar", tag="calendar",
+          schemas={"token": TEXT})
 async def feed(request: web.Request) -> web.Response:
     """feed: the .ics document of the token's account (no login cookie needed)."""
     token = request.match_info["token"].removesuffix(".ics")
@@ -150,14 +151,18 @@ async def feed(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/api/v1/notifications", name="api-notifications",
           summary="Schedule-change notifications of the caller and the caller's classroom, newest first",
-          response=NotificationOut, response_list=True, tag="calendar", query=(("unread", "1: only unread ones"),))
+          response=NotificationOut, response_list=True, tag="calendar", query=(("unread", "1: only unread ones"),),
+          schemas={"unread": one_of("1", "0")})
 async def list_notifications(request: web.Request) -> web.Response:
     """list_notifications: the caller's notifications (text in the caller's language)."""
     ident = require(request)
     lang = language(request)
     tz = request.app[CONFIG].tz
+    unread = request.query.get("unread", "").strip()
+    if unread not in ("", "0", "1"):
+        raise ApiError(422, "invalid", "unread: 1 hoặc 0 / unread: 1 or 0", field="unread")
     async with request.app[DB]() as s:
-        rows = await notifications.list_for(s, ident, unread_only=request.query.get("unread") == "1")
+        rows = await notifications.list_for(s, ident, unread_only=unread == "1")
     return json_response([NotificationOut(id=n.id, meeting_id=n.meeting_id, kind=n.kind,
                                           text=notifications.text_in(n, lang), created_at=n.created_at.astimezone(tz),
                                           read=n.read_at is not None) for n in rows])

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import Select, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -65,6 +65,8 @@ TIME_FIELDS = ("starts_at", "ends_at")
 class ProgramIn(BaseModel):
     """ProgramIn: the fields of a new program."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     title: Title
     description: Text = ""
 
@@ -72,12 +74,16 @@ class ProgramIn(BaseModel):
 class ProgramPatch(BaseModel):
     """ProgramPatch: the program fields to change (omitted fields stay)."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     title: Title | None = None
     description: Text | None = None
 
 
 class MeetingIn(BaseModel):
     """MeetingIn: the fields of a meeting (times are ISO 8601 with an offset)."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     program_id: int
     title: Title
@@ -95,6 +101,8 @@ class MeetingIn(BaseModel):
 class MeetingPatch(BaseModel):
     """MeetingPatch: the meeting fields to change (omitted fields stay)."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     program_id: int | None = None
     title: Title | None = None
     description: Text | None = None
@@ -111,6 +119,8 @@ class MeetingPatch(BaseModel):
 
 class PublishIn(BaseModel):
     """PublishIn: the optional body of a publish request: why the 10-day rule is overridden."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     override_reason: str | None = Field(default=None, max_length=2000)
 

@@ -307,6 +307,16 @@ async def test_post_without_csrf_token_is_refused(login_as: LoginAs, client: Tes
     assert (await resp.json())["error"]["code"] == "csrf"
 
 
+async def test_a_method_no_route_takes_gets_405_not_a_csrf_refusal(client: TestClient[Any, Any]) -> None:
+    for method in ("PUT", "DELETE"):
+        r = await client.request(method, "/api/v1/csrf")
+        assert r.status == 405 and "GET" in r.headers["Allow"]
+    r = await client.post("/api/v1/no-such-thing")
+    assert r.status == 404
+    r = await client.post("/api/v1/logout")  # a route: the CSRF check still comes first
+    assert r.status == 403 and (await r.json())["error"]["code"] == "csrf"
+
+
 async def test_form_login_without_csrf_is_refused(aiohttp_client: Any, app: web.Application,
                                                   make_user: MakeUser) -> None:
     client = await aiohttp_client(app)

@@ -123,3 +123,11 @@ async def test_a_join_link_login_sees_its_meeting_only_and_no_feed(app: web.Appl
     resp = await pc.post(f"{API}/calendar/feed", headers={"X-CSRF-Token": csrf})  # nor replace it
     assert resp.status == 403 and (await resp.json())["error"]["code"] == "link-login"
     assert (await pc.get(feed_path)).status == 200  # not replaced: the account's subscriptions keep working
+
+
+async def test_notifications_unread_is_1_or_0(login_as: Any) -> None:
+    learner = await login_as(Role.LEARNER)
+    for value, status in (("1", 200), ("0", 200), ("", 200), ("yes", 422), ("2", 422)):
+        r = await learner.get("/api/v1/notifications", params={"unread": value})
+        assert r.status == status, value
+    assert (await r.json())["error"]["field"] == "unread"
