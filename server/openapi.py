@@ -17,7 +17,7 @@ from typing import Any, TypeVar, overload
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from server.auth import require
+from server.auth import CSRF_EXEMPT, require
 from server.db.models import Role
 from server.errors import ApiError
 
@@ -60,6 +60,7 @@ _ERROR_TEXT = {
     416: "Range not satisfiable",
     422: "Invalid input",
     429: "Too many attempts: try again after Retry-After seconds",
+    503: "Busy (the database locked, password checks queued) or storage failing: try again after Retry-After",
 }
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -200,8 +201,10 @@ class ApiRegistry:
                                         "content": {"application/json": {"schema": error_ref}}}
             op["responses"] = responses
             if ep.public:
-                # an anonymous unsafe request (the login) carries the double-submit CSRF cookie and header
-                op["security"] = [{"anonymousCsrf": [], "csrf": []}] if ep.method in _UNSAFE else []
+                # an anonymous unsafe request (the login) carries the double-submit CSRF cookie and header; one
+                # exempt from CSRF (a bearer token's request: clients that are not browsers) carries nothing
+                unsafe = ep.method in _UNSAFE and ep.path not in CSRF_EXEMPT
+                op["security"] = [{"anonymousCsrf": [], "csrf": []}] if unsafe else []
             else:
                 roles = ", ".join(r.value for r in ep.roles) or "any logged-in user"
                 op["description"] = f"Roles: {roles}."
@@ -305,6 +308,7 @@ def _error_statuses(ep: Endpoint) -> list[int]:
         out.add(401)
     if "{" in ep.path or any(p["schema"] is ID for p in _parameters(ep)):
         out.add(404)  # the id in the path, or a query parameter's, names nothing the caller may see
+    out.add(503)  # any request may find the database locked or the disk failing (server.errors)
     return sorted(out)
 
 

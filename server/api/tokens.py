@@ -55,7 +55,7 @@ def token_out(token: ApiToken) -> TokenOut:
 
 
 @endpoint("POST", "/api/v1/tokens", name="api-tokens-create", public=True, body=TokenIn, response=TokenIssued,
-          status=201, tag="login",
+          status=201, tag="login", errors=(401, 429),
           summary="A bearer token for a client that is not a browser (password checked and limited as a login)")
 async def create_token(request: web.Request) -> web.Response:
     """create_token: check the credentials like a login and answer a new token (the secret only here)."""
