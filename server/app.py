@@ -25,7 +25,7 @@ from server.db.engine import DB, ENGINE, make_engine, make_sessionmaker, migrate
 from server.i18n import I18N, Translations
 from server.live import recordings, signalling
 from server.metrics import METRICS, REGISTRY, Metrics
-from server.middlewares import error_middleware, request_id_middleware, security_headers_middleware
+from server.middlewares import error_middleware, request_id_middleware, security_headers
 from server.pages.context import setup_jinja, template_context
 
 log = logging.getLogger("taphuan")
@@ -75,9 +75,9 @@ def create_app(config: Config) -> web.Application:
     """create_app: the whole Taphuan web application for `config`."""
     app = web.Application(
         client_max_size=config.limits.max_body_bytes,
-        middlewares=[request_id_middleware, error_middleware, security_headers_middleware,
-                     auth_middleware, csrf_middleware],
+        middlewares=[request_id_middleware, error_middleware, auth_middleware, csrf_middleware],
     )
+    app.on_response_prepare.append(security_headers)
     app[CONFIG] = config
     app[LOGIN_LIMITER] = LoginLimiter(config.auth.login_failures_per_minute)
     app[I18N] = Translations()

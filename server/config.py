@@ -15,6 +15,7 @@ file, against the working directory at load time. A service then finds its data 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -159,6 +160,30 @@ class SmtpSection(_Section):
     sender: str = "taphuan@localhost"
 
 
+class MetricsSection(_Section):
+    """MetricsSection: who may read /metrics: these client addresses or networks, or anyone with the bearer token."""
+
+    allow: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    token: str = ""
+
+    @field_validator("allow")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.0/8)") from exc
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("use at least 16 characters (e.g. the output of: openssl rand -hex 16)")
+        return value
+
+
 class LogSection(_Section):
     """LogSection: log level and format."""
 
@@ -180,6 +205,7 @@ class Config(_Section):
     sfu: SfuSection = Field(default_factory=SfuSection)
     recorder: RecorderSection = Field(default_factory=RecorderSection)
     smtp: SmtpSection = Field(default_factory=SmtpSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
     log: LogSection = Field(default_factory=LogSection)
 
     @field_validator("timezone")
@@ -239,7 +265,7 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[list[str], Any]]:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, (int, float, bool)) and path[-1] in {"url", "redis_url", "host", "secret"}:
+        if isinstance(value, (int, float, bool)) and path[-1] in {"url", "redis_url", "host", "secret", "token"}:
             value = raw
         out.append((path, value))
     return out

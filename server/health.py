@@ -1,12 +1,19 @@
-"""server.health: GET /healthz (JSON, checks the database) and GET /metrics (Prometheus)."""
+"""server.health: GET /healthz (JSON, checks the database) and GET /metrics (Prometheus, not public)."""
 
 from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from server.auth import client_ip
+from server.config import CONFIG
 from server.db.engine import DB
+from server.errors import ApiError
 from server.metrics import REGISTRY
 
 
@@ -20,8 +27,43 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok"})
 
 
+def may_read_metrics(request: web.Request) -> bool:
+    """may_read_metrics: the request bears `metrics.token`, or its client address is in `metrics.allow`.
+
+    The address is the peer's, or the one a trusted proxy forwards (server.auth.client_ip); a request that
+    carries forwarding headers from a peer that is not a trusted proxy has no known client address: refused.
+    """
+    cfg = request.app[CONFIG].metrics
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if cfg.token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), cfg.token.encode()):
+        return True
+    proxied = any(h in request.headers for h in ("X-Forwarded-For", "Forwarded", "X-Real-IP"))
+    if proxied and not _in(request.remote or "", request.app[CONFIG].server.trusted_proxies):
+        return False
+    return _in(client_ip(request), cfg.allow)
+
+
+def _in(address: str, networks: list[str]) -> bool:
+    """_in: whether `address` (an IPv4-mapped IPv6 address counts as its IPv4 one) is in one of `networks`."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    found = False
+    for net in networks:
+        with contextlib.suppress(ValueError):
+            found = found or ip in ipaddress.ip_network(net, strict=False)
+    return found
+
+
 async def metrics(request: web.Request) -> web.Response:
-    """metrics: Prometheus text exposition of the app's registry."""
+    """metrics: Prometheus text exposition of the app's registry, for `metrics.allow` or `metrics.token` only."""
+    if not may_read_metrics(request):
+        raise ApiError(403, "forbidden", "Chỉ các địa chỉ trong metrics.allow hoặc có mã metrics.token mới đọc được "
+                                         "/metrics. / /metrics is readable only from metrics.allow addresses or "
+                                         "with the metrics.token bearer token.")
     body = generate_latest(request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

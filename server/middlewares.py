@@ -1,6 +1,7 @@
 """server.middlewares: request id and access log, errors as JSON (API) or a page, security headers.
 
-Order in `create_app`: request_id → errors → security_headers → auth → csrf → handler. Every error a
+Order in `create_app`: request_id → errors → auth → csrf → handler; the security headers are added to every
+response as it is prepared (`security_headers`, an `on_response_prepare` signal), errors included. Every error a
 handler raises becomes `{"error": {"code", "message"}}` with a 4xx/5xx status for API clients, or the
 `error.html` page for browsers; an unexpected exception is logged with the request id and returns 500
 without details.
@@ -16,8 +17,11 @@ from collections.abc import Awaitable, Callable
 import aiohttp_jinja2
 from aiohttp import web
 
+from server.config import CONFIG
+from server.csp import frame_ancestors_self, policy
 from server.errors import ApiError
 from server.metrics import METRICS
+from server.tls import enabled as tls_enabled
 
 log = logging.getLogger("taphuan.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -104,16 +108,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                                "Lỗi máy chủ; đã ghi nhật ký. / Server error; it has been logged.")
 
 
-@web.middleware
-async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """security_headers_middleware: no framing by others, no sniffing, strict referrer."""
-    response = await handler(request)
-    if not response.prepared:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
-    return response
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """security_headers: on every response as it is prepared (pages, files, API, errors, redirects, the WebSocket's
+    upgrade): the Content-Security-Policy (server.csp), no framing by others, no sniffing, a strict referrer, camera
+    and microphone for this origin only, and HSTS when the server itself serves HTTPS. A handler's own value wins."""
+    headers = response.headers
+    csp = headers.setdefault("Content-Security-Policy", policy(request))
+    headers.setdefault("X-Frame-Options", "SAMEORIGIN" if frame_ancestors_self(csp) else "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
+    if tls_enabled(request.app[CONFIG]):
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
