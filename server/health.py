@@ -5,16 +5,18 @@ from __future__ import annotations
 import contextlib
 import hmac
 import ipaddress
+import logging
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from server.auth import client_ip
 from server.config import CONFIG
 from server.db.engine import DB
+from server.db.models import Recording, RecordingState
 from server.errors import ApiError
-from server.metrics import REGISTRY
+from server.metrics import METRICS, REGISTRY
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -25,6 +27,8 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as exc:  # any database failure means unhealthy
         return web.json_response({"status": "error", "database": str(exc)[:200]}, status=503)
     return web.json_response({"status": "ok", "database": "ok"})
+
+log = logging.getLogger("taphuan.health")
 
 
 def may_read_metrics(request: web.Request) -> bool:
@@ -64,8 +68,23 @@ async def metrics(request: web.Request) -> web.Response:
         raise ApiError(403, "forbidden", "Chỉ các địa chỉ trong metrics.allow hoặc có mã metrics.token mới đọc được "
                                          "/metrics. / /metrics is readable only from metrics.allow addresses or "
                                          "with the metrics.token bearer token.")
+    await _count_recordings(request.app)
     body = generate_latest(request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _count_recordings(app: web.Application) -> None:
+    """_count_recordings: set taphuan_recordings{state} from the database (every state, 0 when none); a database
+    that does not answer leaves the last values (and /healthz says so)."""
+    try:
+        async with app[DB]() as s:
+            rows = (await s.execute(select(Recording.state, func.count()).group_by(Recording.state))).all()
+    except Exception:  # any database failure: /healthz reports it; the other metrics still render
+        log.warning("metrics: recordings not counted", exc_info=True)
+        return
+    counts = {state: 0 for state in RecordingState} | {RecordingState(state): n for state, n in rows}
+    for state, n in counts.items():
+        app[METRICS].recordings.labels(state=state.value).set(n)
 
 
 def setup(app: web.Application) -> None:

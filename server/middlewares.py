@@ -41,6 +41,16 @@ def wants_json(request: web.Request) -> bool:
     return "text/html" not in accept
 
 
+def route_label(request: web.Request) -> str:
+    """route_label: the request's route as a metrics label: its path template (bounded, unlike paths), or
+    "unmatched" when no route matched."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    if resource is None:
+        return "unmatched"
+    return resource.canonical
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """request_id_middleware: tag the request with an id (or the proxy's X-Request-Id) and log it."""
@@ -58,7 +68,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         status = exc.status
         raise
     finally:
-        request.app[METRICS].http_requests.labels(status=str(status)).inc()
+        request.app[METRICS].http_requests.labels(route=route_label(request), status=str(status)).inc()
         if request.path not in ("/metrics", "/healthz"):
             log.info("%s %s %s", request.method, request.path, status,
                      extra={"request_id": rid, "ms": round((time.perf_counter() - start) * 1000, 1),

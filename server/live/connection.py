@@ -26,6 +26,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Meeting, Role
 from server.live.wire import FORBIDDEN, SignalError, field
+from server.metrics import METRICS
 from server.ratelimit import TokenBucket
 from sfu.errors import SfuError
 from sfu.events import (
@@ -155,6 +156,7 @@ class Connection:
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.send_str(json.dumps(message, ensure_ascii=False))
+            self.app[METRICS].ws_message("out")
 
     def hold(self) -> None:
         """Connection.hold: from now on keep what is sent to this connection (events, broadcasts) until `release`.
@@ -234,16 +236,22 @@ class Connection:
     async def run(self) -> None:
         """Connection.run: the read loop; returns when the socket closes."""
         soft_limit = self.config.limits.ws_message_bytes
+        metrics = self.app[METRICS]
         async for msg in self.ws:
-            if msg.type != WSMsgType.TEXT:
-                if msg.type == WSMsgType.BINARY:
-                    await self.send_error(None, "bad-message", "Chỉ nhận JSON dạng văn bản. / Text JSON only.")
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue
+            metrics.ws_message("in")
+            if msg.type == WSMsgType.BINARY:
+                metrics.ws_drop("binary")
+                await self.send_error(None, "bad-message", "Chỉ nhận JSON dạng văn bản. / Text JSON only.")
                 continue
             if not self.bucket.take():
+                metrics.ws_drop("rate-limited")
                 await self.send_error(None, "rate-limited",
                                       "Gửi quá nhiều tin nhắn; hãy chậm lại. / Too many messages: slow down.")
                 continue
             if len(msg.data) > soft_limit:
+                metrics.ws_drop("too-large")
                 await self.send_error(None, "too-large", f"Tin nhắn quá lớn. / Message over {soft_limit} bytes.")
                 continue
             await self.handle_text(msg.data)
