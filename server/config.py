@@ -73,6 +73,7 @@ class DatabaseSection(_Section):
 
     url: str = ""
     echo: bool = False
+    busy_timeout: float = Field(5.0, gt=0, le=60)
 
 
 class BusSection(_Section):

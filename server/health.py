@@ -1,7 +1,9 @@
-"""server.health: GET /healthz (JSON, checks the database) and GET /metrics (Prometheus, not public)."""
+"""server.health: GET /healthz (JSON: the database, its writability, the data directory, free disk) and GET /metrics
+(Prometheus, not public)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import ipaddress
@@ -13,20 +15,32 @@ from sqlalchemy import func, select, text
 
 from server.auth import client_ip
 from server.config import CONFIG
-from server.db.engine import DB
+from server.db.engine import DB, ENGINE
 from server.db.models import Recording, RecordingState
 from server.errors import ApiError
 from server.metrics import METRICS, REGISTRY
+from server.storage import data_dir_state, database_state, free_bytes
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """healthz: 200 {"status": "ok"} when the database answers, else 503."""
+    """healthz: the server's health as JSON: `status` "ok" (200); "degraded" (503: the database cannot be written,
+    being locked or read-only, the data directory refuses files, or free disk is below recorder.min_free_bytes);
+    "error" (503: the database does not answer). Each check is named with its state; free disk in bytes."""
+    config = request.app[CONFIG]
     try:
         async with request.app[DB]() as s:
             await s.execute(text("SELECT 1"))
     except Exception as exc:  # any database failure means unhealthy
-        return web.json_response({"status": "error", "database": str(exc)[:200]}, status=503)
-    return web.json_response({"status": "ok", "database": "ok"})
+        return web.json_response({"status": "error", "database": " ".join(str(exc).split())[:200]}, status=503)
+    database = await database_state(request.app[ENGINE], config.database.busy_timeout)
+    data_dir = await asyncio.to_thread(data_dir_state, config.data_path)
+    free = await asyncio.to_thread(free_bytes, config.data_path / "recordings")
+    disk = "ok" if free >= config.recorder.min_free_bytes else "low"
+    healthy = database == "ok" and data_dir == "ok" and disk == "ok"
+    return web.json_response({"status": "ok" if healthy else "degraded", "database": database, "data_dir": data_dir,
+                              "disk": disk, "free_bytes": free, "min_free_bytes": config.recorder.min_free_bytes},
+                             status=200 if healthy else 503)
+
 
 log = logging.getLogger("taphuan.health")
 

@@ -21,6 +21,7 @@ from server.config import CONFIG
 from server.csp import frame_ancestors_self, policy
 from server.errors import ApiError
 from server.metrics import METRICS
+from server.storage import storage_error
 from server.tls import enabled as tls_enabled
 
 log = logging.getLogger("taphuan.http")
@@ -112,7 +113,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status == 413:
             message = "Nội dung gửi lên quá lớn. / Request body too large."
         return await _error_response(request, exc.status, code, message or code)
-    except Exception:
+    except Exception as exc:
+        storage = storage_error(exc)  # the storage refused (a locked or read-only database, a full or read-only disk)
+        if storage is not None:
+            log.error("storage failure: %s", " ".join(str(exc).split())[:300],
+                      extra={"request_id": request.get(REQUEST_ID)})
+            resp = await _error_response(request, *storage)
+            resp.headers["Retry-After"] = "5"
+            return resp
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
         return await _error_response(request, 500, "internal",
                                "Lỗi máy chủ; đã ghi nhật ký. / Server error; it has been logged.")
