@@ -9,8 +9,8 @@ Who owns what:
   → ready | failed (reason), and `gaps`, the number of times the disk fell too far behind while recording
   (media is missing there; see docs/recorder.md). Pages poll the API for them.
 - At start, recordings left `recording` or `processing` by a killed server are finalized from their
-  segments and flagged `recovered`. A clean shutdown stops the recorders and leaves the finalizing for the
-  next start (it may take longer than a shutdown may).
+  segments and flagged `recovered`. A clean shutdown stops the recorders and hands the finalizing (it may take
+  longer than a shutdown may) to a process of its own that outlives the server (server.live.finisher).
 - Retention (`recorder.retention_days`, 0 = keep) deletes nothing silently: each deletion is audit-logged
   and logged.
 """
@@ -20,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +40,7 @@ from recorder.participant import RecorderOptions, RecordingParticipant
 from recorder.worker import WorkerError, run_worker
 from server.audit import record
 from server.auth import Identity
-from server.config import CONFIG
+from server.config import CONFIG, Config
 from server.db.engine import DB
 from server.db.models import (
     Meeting,
@@ -385,16 +388,36 @@ class Recorders:
         self.app[LIVE].sfu.on_room_created.append(self.room_created)
 
     async def close(self) -> None:
-        """close stops every recorder (segments stay for the next start) and the finalizer."""
+        """close stops every recorder and the finalizer, and hands what is left to finalize (the recordings just
+        stopped, the queue, the one being finalized) to a process that outlives the server (server.live.finisher)."""
         self.closing = True
         with contextlib.suppress(ValueError):
             self.app[LIVE].sfu.on_room_created.remove(self.room_created)
+        left: list[int] = []
         for meeting_id in list(self.active):
             with contextlib.suppress(Exception):
-                await self.stop(meeting_id, None, "server-shutdown")
+                left.append(await self.stop(meeting_id, None, "server-shutdown"))
         for task in list(self.tasks):
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks, return_exceptions=True)  # the worker of the one being finalized is killed
+        left[:0] = list(self.progress)  # being finalized (its progress is known until it is ready or failed)
+        while not self.queue.empty():
+            left.append(self.queue.get_nowait())
+        left = list(dict.fromkeys(left))
+        if left:
+            hand_over(self.app[CONFIG], left)
+            log.info("recordings %s: finalizing continues after the shutdown", left)
+
+
+def hand_over(config: Config, recording_ids: list[int]) -> subprocess.Popen[bytes]:
+    """hand_over: start server.live.finisher for `recording_ids`, the configuration and the ids on its standard input;
+    returns at once (the process outlives the server)."""
+    proc = subprocess.Popen([sys.executable, "-m", "server.live.finisher"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, start_new_session=True)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps({"config": config.model_dump(mode="json"), "recordings": recording_ids}).encode())
+    proc.stdin.close()
+    return proc
 
 
 def refusal_for(app: web.Application, meeting_id: int, role: str) -> list[dict[str, Any]]:
