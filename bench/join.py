@@ -90,7 +90,7 @@ async def main(rounds: int) -> None:
             studio = await (await logged_in_context(browser, app, base, trainer)).new_page()
             await studio.goto(f"/live/{meeting.id}")
             await studio.click("[data-action=join]")
-            await studio.wait_for_function("window.live && window.live.up && "
+            await studio.wait_for_function("() => window.live && window.live.up && "
                                            "window.live.up.connectionState === 'connected'", timeout=30_000)
             await asyncio.sleep(2)
             for _ in range(rounds):

@@ -292,7 +292,8 @@ async def join(page: Page, meeting_id: int) -> float:
     clicked = time.monotonic()
     await page.click("[data-action=join]")
     await page.wait_for_selector("[data-stage]:not([hidden])", timeout=30_000)
-    await page.wait_for_function("window.live && window.live.up && window.live.up.connectionState === 'connected'",
+    await page.wait_for_function("() => window.live && window.live.up && "
+                                 "window.live.up.connectionState === 'connected'",
                                  timeout=30_000)
     await page.evaluate("window.__soakReconnects = 0; "
                         "window.live.addEventListener('reconnecting', () => { window.__soakReconnects++; });")
@@ -542,7 +543,7 @@ async def meeting(args: argparse.Namespace, result: Result, browser: Browser, ba
         await asyncio.wait_for(studio.evaluate("window.live.recordStart()"), 30)
     for name, page in pages.items():
         try:
-            await page.wait_for_function("window.live.recording === true", timeout=10_000)
+            await page.wait_for_function("() => window.live.recording === true", timeout=10_000)
         except Exception:
             result.notes.append(f"{name}: the page does not know that the meeting is recorded "
                                 "(window.live.recording is false)")

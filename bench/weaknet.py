@@ -111,7 +111,7 @@ class Classroom:
 async def enter(page: Page, meeting_id: int) -> float:
     """enter: open the meeting, let the device check finish, join with video; returns the click's time."""
     await page.goto(f"/live/{meeting_id}")
-    await page.wait_for_function("window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net",
+    await page.wait_for_function("() => window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net",
                                  timeout=90_000)
     await page.evaluate("const b = document.querySelector('[data-join-audio-only]'); if (b) b.checked = false;")
     clicked = time.monotonic()

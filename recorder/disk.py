@@ -55,8 +55,13 @@ class DiskWriter:
     """
 
     def __init__(self, name: str, writers: Mapping[str, SegmentWriter], seconds: float = QUEUE_SECONDS,
-                 max_bytes: int = QUEUE_BYTES, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_bytes: int = QUEUE_BYTES, clock: Callable[[], float] = time.monotonic,
+                 on_error: Callable[[OSError], object] | None = None) -> None:
         self.writers = dict(writers)
+        # called once, from the thread, at the first write the storage refused (read-only, full or failing disk)
+        self.on_error = on_error
+        self.failures = 0  # writes that failed (the first is logged with its traceback, the others counted)
+        self._told = False  # on_error was called
         self.seconds = seconds
         self.max_bytes = max_bytes
         self._clock = clock
@@ -141,6 +146,8 @@ class DiskWriter:
         except BaseException:  # never silently: the recording stops being written
             log.exception("recorder writer thread failed")
         finally:
+            if self.failures > 1:
+                log.error("recording %s: %d writes failed in all", self._thread.name, self.failures)
             self.done.set_result(None)
 
     def _handle(self, item: _Item) -> None:
@@ -148,6 +155,19 @@ class DiskWriter:
             if item.call is not None:
                 item.call()
             else:
-                self.writers[item.slot].write(item.pts, item.keyframe, item.data)
-        except Exception:
-            log.exception("recorder: writing %s failed", item.slot or "a file update")
+                writer = self.writers[item.slot]
+                if writer.failed is None:
+                    writer.write(item.pts, item.keyframe, item.data)
+                    if writer.error is not None:  # it logged and stopped itself: its owner must hear of it
+                        self._failed(writer.error)
+        except Exception as exc:
+            self._failed(exc)
+            if self.failures == 1:  # a dead disk fails every write: one traceback, then a count
+                log.exception("recorder: writing %s failed", item.slot or "a file update")
+
+    def _failed(self, exc: Exception) -> None:
+        """_failed counts a failed write; the first one the storage refused goes to `on_error`."""
+        self.failures += 1
+        if not self._told and isinstance(exc, OSError) and self.on_error is not None:
+            self._told = True
+            self.on_error(exc)

@@ -129,7 +129,8 @@ class RecordingParticipant:
     """RecordingParticipant records one room into `directory` from ``start()`` to ``stop()``.
 
     `on_people(n)` is called whenever the number of other (non-recorder) participants changes;
-    `on_lost()` when the room dropped the recorder (it closed); `on_gap(n)` when the n-th gap begins.
+    `on_lost()` when the room dropped the recorder (it closed); `on_gap(n)` when the n-th gap begins;
+    `on_error(exc)` (on the event loop) when the disk first refused a write (read-only, full or failing).
     `segment_writer` makes each slot's SegmentWriter (tests give a disk that stalls).
     """
 
@@ -143,6 +144,7 @@ class RecordingParticipant:
         clock: Callable[[], float] = time.monotonic,
         on_gap: Callable[[int], None] | None = None,
         segment_writer: WriterFactory = SegmentWriter,
+        on_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self.room = room
         self.directory = directory
@@ -152,6 +154,7 @@ class RecordingParticipant:
         self.on_people = on_people
         self.on_lost = on_lost
         self.on_gap = on_gap
+        self.on_error = on_error
         self._clock = clock
         self._segment_writer = segment_writer
         self.t0 = clock()
@@ -201,7 +204,11 @@ class RecordingParticipant:
             self.clocks[slot] = SlotClock(kind == "video", self.t0)
             self.assemblers[slot] = FrameAssembler(mime, on_loss=partial(self._ask_keyframe, slot))
             self.sinks[slot] = Sink(slot, kind, partial(self._on_packet, slot), on_close=self._sink_closed)
-        self.disk = DiskWriter(self.participant_id, self.writers, self.options.queue_seconds, clock=self._clock)
+        loop = asyncio.get_running_loop()
+        on_error = self.on_error
+        self.disk = DiskWriter(self.participant_id, self.writers, self.options.queue_seconds, clock=self._clock,
+                               on_error=None if on_error is None else
+                               lambda exc: loop.call_soon_threadsafe(on_error, exc))
         self.disk.start()
         await self.room.join(self.participant_id, RECORDER_ROLE, RECORDER_NAME, Capabilities(), self._on_event,
                              admitted=True, sinks=self.sinks)  # it only receives

@@ -4,13 +4,15 @@
 ``recorder.archive.finalize`` single-threaded (so it uses at most one core, and only what the live rooms
 leave over) and prints one JSON object per line on stdout: ``{"progress": 0..100}`` while working, then
 ``{"result": {...}}`` or ``{"error": "..."}`` (exit status 1). ``run_worker`` starts it from the server and
-reports progress through a callback.
+reports progress through a callback. One worker at a time finalizes a recording (a lock file in its directory);
+a worker that finds it finished meanwhile reports the result at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -18,8 +20,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger("taphuan.recorder")
+LOCK_FILE = ".finalizing.lock"
 
 
 class WorkerError(Exception):
@@ -81,9 +85,17 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(args.nice)
     import av
 
-    from recorder.archive import FinalizeError, FinalResult, finalize
+    from recorder.archive import FinalizeError, FinalResult, finalize, read_result
+    from recorder.writer import segment_paths
 
     av.logging.set_level(av.logging.ERROR)
+    lock = _lock(args.directory)  # one worker per recording: a server's and one left running by the last one
+    done = read_result(args.directory)
+    segments_left = segment_paths(args.directory, "program-video")
+    if done is not None and (args.directory / done.file).exists() and not segments_left:
+        print(json.dumps({"result": asdict(done)}, ensure_ascii=False), flush=True)  # finished meanwhile
+        print(json.dumps({"originals": done.originals}, ensure_ascii=False), flush=True)
+        return 0
     last = -1
 
     def progress(fraction: float) -> None:
@@ -105,7 +117,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
         raise
     print(json.dumps({"originals": result.originals}, ensure_ascii=False), flush=True)
+    lock.close()
     return 0
+
+
+def _lock(directory: Path) -> IO[bytes]:
+    """_lock waits for, then holds (until the process ends), the recording's finalizing lock: two workers on one
+    recording (a server's and the one the previous server left finishing at its shutdown) take turns."""
+    handle = open(directory / LOCK_FILE, "ab")  # noqa: SIM115 (held for the process's life)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
 
 
 if __name__ == "__main__":

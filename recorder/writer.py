@@ -65,6 +65,7 @@ class SegmentWriter:
         self.time_base = Fraction(1, self.rate)
         self.segment_ticks = max(1, round(segment_seconds * self.rate))
         self.failed: str | None = None
+        self.error: Exception | None = None  # what stopped it (its owner may tell someone: recorder.disk)
         self.frames = 0
         self.bytes = 0
         self.segments = 0
@@ -89,7 +90,7 @@ class SegmentWriter:
             packet.is_keyframe = keyframe
             self._container.mux(packet)
         except Exception as exc:  # disk full, closed file: stop this slot, keep the room going
-            self.failed = str(exc)
+            self.failed, self.error = str(exc), exc
             log.error("recording of %s in %s stopped: %s", self.slot, self.directory.parent, exc)
             self._close_quietly()
             return

@@ -38,6 +38,14 @@ ensure_venv() {
     echo "==> creating $VENV"
     "$PY" -m venv "$VENV"
   fi
+  # The pip and setuptools a venv starts with are those bundled with Python, often years old and with known
+  # vulnerabilities: upgrade them once, right after creation (and in a venv made before this step existed).
+  if [ ! -f "$VENV/.taphuan-pip-upgraded" ]; then
+    echo "==> upgrading pip and setuptools"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade -c "$ROOT/constraints.txt" \
+      pip setuptools
+    touch "$VENV/.taphuan-pip-upgraded"
+  fi
   local stamp="$VENV/.taphuan-installed$extra"
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/constraints.txt" -nt "$stamp" ] \
     || [ "$ROOT/setup.py" -nt "$stamp" ] || [ -n "$(find "$ROOT/sfu" -maxdepth 1 -name '_*.[ch]' -newer "$stamp")" ]; then

@@ -16,6 +16,8 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from server import health, pages
 from server.api import setup as setup_api
@@ -27,10 +29,11 @@ from server.forwarded import forwarded_middleware
 from server.i18n import I18N, Translations
 from server.live import recordings, signalling
 from server.metrics import METRICS, REGISTRY, Metrics
-from server.middlewares import error_middleware, request_id_middleware, security_headers_middleware
+from server.middlewares import error_middleware, request_id_middleware, security_headers
 from server.pages.context import setup_jinja, template_context
 from server.passwords import PASSWORDS, PasswordPool, passwords_ctx
 from server.ratelimit import LOGIN_LIMITER, LoginLimiter
+from server.storage import StartupError, check_data_dir
 
 log = logging.getLogger("taphuan")
 # Templates and static files ship inside the package: `server/web` is a link to the checkout's top-level `web/`
@@ -41,10 +44,11 @@ FIRST_PASSWORD = web.AppKey("first_password", str)
 
 async def _data_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
-    cfg.data_path.mkdir(parents=True, exist_ok=True)
-    for sub in ("media", "recordings", "uploads"):
-        (cfg.data_path / sub).mkdir(exist_ok=True)
-    app[SECRETS] = Secrets.load_or_create(cfg.data_path)
+    check_data_dir(cfg.data_path)
+    try:
+        app[SECRETS] = Secrets.load_or_create(cfg.data_path)
+    except OSError as exc:
+        raise StartupError(f"secrets in {cfg.data_path / 'secrets'}: {exc.strerror or exc}") from None
     yield
 
 
@@ -52,8 +56,14 @@ async def _db_ctx(app: web.Application) -> AsyncIterator[None]:
     from server.bootstrap import bootstrap
 
     cfg = app[CONFIG]
-    engine = make_engine(cfg.database_url, echo=cfg.database.echo)
-    await migrate(engine)
+    engine = make_engine(cfg.database_url, echo=cfg.database.echo, busy_timeout=cfg.database.busy_timeout)
+    try:
+        await migrate(engine)
+    except DBAPIError as exc:
+        await engine.dispose()
+        where = make_url(cfg.database_url).render_as_string(hide_password=True)
+        reason = " ".join(str(exc.orig or exc).split())[:200]
+        raise StartupError(f"database {where}: cannot open or update it ({reason})") from None
     app[ENGINE] = engine
     app[DB] = make_sessionmaker(engine)
     password = await bootstrap(app[DB])
@@ -79,9 +89,10 @@ def create_app(config: Config) -> web.Application:
     """create_app: the whole Taphuan web application for `config`."""
     app = web.Application(
         client_max_size=config.limits.max_body_bytes,
-        middlewares=[forwarded_middleware(config), request_id_middleware, error_middleware,
-                     security_headers_middleware, auth_middleware, csrf_middleware],
+        middlewares=[forwarded_middleware(config), request_id_middleware, error_middleware, auth_middleware,
+                     csrf_middleware],
     )
+    app.on_response_prepare.append(security_headers)
     app[CONFIG] = config
     app[LOGIN_LIMITER] = LoginLimiter(config.auth.login_failures_per_minute, config.auth.login_ip_failures_per_minute)
     app[PASSWORDS] = PasswordPool(config.auth.hash_threads, config.auth.hash_queue)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from server.config import Config, ConfigError, load_config
 from server.logs import setup_logging
+from server.storage import StartupError
 
 DEFAULT_CONFIG = "config.yaml"
 
@@ -32,11 +34,19 @@ async def _serve(config: Config) -> None:
     app = create_app(config)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=config.server.shutdown_timeout)
-    await runner.setup()
-    ctx = ssl_context(config)
-    site = web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ctx,
-                       shutdown_timeout=config.server.shutdown_timeout)
-    await site.start()
+    try:
+        await runner.setup()
+        ctx = ssl_context(config)
+        site = web.TCPSite(runner, config.server.host, config.server.port, ssl_context=ctx,
+                           shutdown_timeout=config.server.shutdown_timeout)
+        await site.start()
+    except (StartupError, OSError) as exc:
+        with contextlib.suppress(Exception):  # what did start (the database, the SFU) stops again
+            await runner.cleanup()
+        if isinstance(exc, StartupError):
+            raise
+        where = exc.filename or f"{config.server.host}:{config.server.port}"
+        raise StartupError(f"{where}: {exc.strerror or exc}") from None
     scheme = "https" if ctx else "http"
     host = config.server.host if config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
     url = config.server.public_url or f"{scheme}://{host}:{config.server.port}/"
@@ -171,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"taphuan: configuration error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"taphuan: cannot start: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

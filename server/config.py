@@ -84,6 +84,7 @@ class DatabaseSection(_Section):
 
     url: str = ""
     echo: bool = False
+    busy_timeout: float = Field(5.0, gt=0, le=60)
 
 
 class BusSection(_Section):
@@ -179,6 +180,30 @@ class SmtpSection(_Section):
     sender: str = "taphuan@localhost"
 
 
+class MetricsSection(_Section):
+    """MetricsSection: who may read /metrics: these client addresses or networks, or anyone with the bearer token."""
+
+    allow: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    token: str = ""
+
+    @field_validator("allow")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.0/8)") from exc
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("use at least 16 characters (e.g. the output of: openssl rand -hex 16)")
+        return value
+
+
 class LogSection(_Section):
     """LogSection: log level and format."""
 
@@ -200,6 +225,7 @@ class Config(_Section):
     sfu: SfuSection = Field(default_factory=SfuSection)
     recorder: RecorderSection = Field(default_factory=RecorderSection)
     smtp: SmtpSection = Field(default_factory=SmtpSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
     log: LogSection = Field(default_factory=LogSection)
 
     @field_validator("timezone")
@@ -259,7 +285,7 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[list[str], Any]]:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, (int, float, bool)) and path[-1] in {"url", "redis_url", "host", "secret"}:
+        if isinstance(value, (int, float, bool)) and path[-1] in {"url", "redis_url", "host", "secret", "token"}:
             value = raw
         out.append((path, value))
     return out

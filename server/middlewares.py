@@ -1,6 +1,7 @@
 """server.middlewares: request id and access log, errors as JSON (API) or a page, security headers.
 
-Order in `create_app`: request_id → errors → security_headers → auth → csrf → handler. Every error a
+Order in `create_app`: request_id → errors → auth → csrf → handler; the security headers are added to every
+response as it is prepared (`security_headers`, an `on_response_prepare` signal), errors included. Every error a
 handler raises becomes `{"error": {"code", "message"}}` with a 4xx/5xx status for API clients, or the
 `error.html` page for browsers; an unexpected exception is logged with the request id and returns 500
 without details.
@@ -17,8 +18,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from server.config import CONFIG
+from server.csp import frame_ancestors_self, policy
 from server.errors import ApiError
 from server.metrics import METRICS
+from server.storage import storage_error
+from server.tls import enabled as tls_enabled
 
 log = logging.getLogger("taphuan.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,6 +43,16 @@ def wants_json(request: web.Request) -> bool:
     return "text/html" not in accept
 
 
+def route_label(request: web.Request) -> str:
+    """route_label: the request's route as a metrics label: its path template (bounded, unlike paths), or
+    "unmatched" when no route matched."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    if resource is None:
+        return "unmatched"
+    return resource.canonical
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """request_id_middleware: tag the request with an id (or the proxy's X-Request-Id) and log it."""
@@ -55,7 +70,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
         status = exc.status
         raise
     finally:
-        request.app[METRICS].http_requests.labels(status=str(status)).inc()
+        request.app[METRICS].http_requests.labels(route=route_label(request), status=str(status)).inc()
         if request.path not in ("/metrics", "/healthz"):
             log.info("%s %s %s", request.method, request.path, status,
                      extra={"request_id": rid, "ms": round((time.perf_counter() - start) * 1000, 1),
@@ -105,22 +120,31 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except HttpProcessingError:  # a body aiohttp's parsers refuse, e.g. a multipart part with broken headers
         return await _error_response(request, 400, "bad-request",
                                      "Nội dung gửi lên sai định dạng. / The request body is malformed.")
-    except Exception:
+    except Exception as exc:
+        storage = storage_error(exc)  # the storage refused (a locked or read-only database, a full or read-only disk)
+        if storage is not None:
+            log.error("storage failure: %s", " ".join(str(exc).split())[:300],
+                      extra={"request_id": request.get(REQUEST_ID)})
+            resp = await _error_response(request, *storage)
+            resp.headers["Retry-After"] = "5"
+            return resp
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
         return await _error_response(request, 500, "internal",
                                "Lỗi máy chủ; đã ghi nhật ký. / Server error; it has been logged.")
 
 
-@web.middleware
-async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """security_headers_middleware: no framing by others, no sniffing, strict referrer."""
-    response = await handler(request)
-    if not response.prepared:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
-    return response
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """security_headers: on every response as it is prepared (pages, files, API, errors, redirects, the WebSocket's
+    upgrade): the Content-Security-Policy (server.csp), no framing by others, no sniffing, a strict referrer, camera
+    and microphone for this origin only, and HSTS when the server itself serves HTTPS. A handler's own value wins."""
+    headers = response.headers
+    csp = headers.setdefault("Content-Security-Policy", policy(request))
+    headers.setdefault("X-Frame-Options", "SAMEORIGIN" if frame_ancestors_self(csp) else "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
+    if tls_enabled(request.app[CONFIG]):
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -42,10 +42,15 @@ def self_signed(folder: Path, hostnames: list[str]) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def enabled(config: Config) -> bool:
+    """enabled: whether the server itself serves HTTPS (`server.tls` is not "off")."""
+    return config.server.tls != "off"
+
+
 def ssl_context(config: Config) -> ssl.SSLContext | None:
     """ssl_context: None for plain HTTP, else a server context for the configured certificate."""
     tls = config.server.tls
-    if tls == "off":
+    if not enabled(config):
         return None
     if isinstance(tls, TlsConfig):
         cert, key = Path(tls.cert), Path(tls.key)

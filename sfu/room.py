@@ -81,7 +81,7 @@ from sfu.producer import SOURCES, Producer, link_layers
 from sfu.rtp import report_period
 from sfu.sink import DownTarget, Sink
 from sfu.snapshot import Joined, ParticipantView, RoomSnapshot
-from sfu.stats import UplinkStats
+from sfu.stats import Forwarded, UplinkStats
 from sfu.tasks import Ticker
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class Room:
         count_all: Callable[[], int],
         on_closed: Callable[[Room], None],
         clock: Callable[[], float] = time.monotonic,
+        forwarded: Forwarded | None = None,
     ) -> None:
         self.id = room_id
         self.video_codec = video_codec.upper()
@@ -113,6 +114,8 @@ class Room:
         self._count_all = count_all
         self._on_closed = on_closed
         self._clock = clock
+        # what the consumers of closed peers sent (the Sfu's total over its rooms, or this room's own)
+        self.forwarded_gone = forwarded if forwarded is not None else Forwarded()
         self._order = 0
         self._grace: asyncio.TimerHandle | None = None
         # sender reports and ICE consent of every transport, run from the room's inbound media (timer: 1 s late
@@ -247,6 +250,11 @@ class Room:
             room_id=self.id, video_codec=self.video_codec, presenter_id=self.presenter_id, floor_id=self.floor_id,
             locked=self.locked, participants=tuple(ParticipantView.of(p) for p in self.participants.values()),
         )
+
+    def forwarded(self) -> tuple[int, int]:
+        """forwarded is what the consumers of this room's open peers have sent so far: (RTP packets, payload bytes)."""
+        consumers = [c for p in self.participants.values() for c in p.consumers.values() if isinstance(c, Consumer)]
+        return sum(c.packets_sent for c in consumers), sum(c.bytes_sent for c in consumers)
 
     def stats(self) -> RoomStats:
         """stats is a snapshot of every participant's producers and consumers (operator console)."""
@@ -516,7 +524,7 @@ class Room:
         if p.state == "reconnecting":
             return
         p.state = "reconnecting"
-        await p.close_peers()
+        await self._close_peers(p)
         token = p.resume_token
         p.resume_handle = asyncio.get_running_loop().call_later(
             self.config.resume_seconds, self.mailbox.post, ResumeExpired(p.id, token)
@@ -550,7 +558,7 @@ class Room:
         if p.resume_handle is not None:
             p.resume_handle.cancel()
             p.resume_handle = None
-        await p.close_peers()
+        await self._close_peers(p)
         if p.state != "connected":
             p.state = "connected"
             self._broadcast(ParticipantState(p.id, "connected"), exclude=p)
@@ -625,13 +633,20 @@ class Room:
         self.ticker.close()
         await self.mailbox.close()  # from our own task: stops after this action; later asks fail
 
+    async def _close_peers(self, p: Participant) -> None:
+        """_close_peers: p's peers close; what its consumers sent is added to `forwarded_gone` first."""
+        for c in p.consumers.values():
+            if isinstance(c, Consumer):
+                self.forwarded_gone.add(c.packets_sent, c.bytes_sent)
+        await p.close_peers()
+
     async def _remove(self, p: Participant, reason: str, reassign: bool = True) -> None:
         if self.participants.get(p.id) is not p:
             return
         del self.participants[p.id]
         if p.resume_handle is not None:
             p.resume_handle.cancel()
-        await p.close_peers()
+        await self._close_peers(p)
         if reason == "timeout":  # it may still have its signalling channel (its media never came back): tell it
             p.send(ParticipantLeft(p.id, reason))
         await p.outbox.close(0.5)

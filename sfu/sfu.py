@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sfu.config import SfuConfig
 from sfu.room import Room
+from sfu.stats import Forwarded
 
 
 @dataclass
@@ -19,13 +20,14 @@ class Sfu:
     clock: Callable[[], float] = time.monotonic
     rooms: dict[str, Room] = field(default_factory=dict)
     on_room_created: list[Callable[[Room], None]] = field(default_factory=list)  # e.g. the recorder manager
+    forwarded_gone: Forwarded = field(default_factory=Forwarded)  # sent by the consumers of closed peers, all rooms
 
     async def room(self, room_id: str, video_codec: str | None = None) -> Room:
         """room returns the open room `room_id`, creating it with `video_codec` (default from config)."""
         room = self.rooms.get(room_id)
         if room is None or room.closed:
             room = Room(room_id, video_codec or self.config.video_codec, self.config, self.participant_count,
-                        self._forget, self.clock)
+                        self._forget, self.clock, self.forwarded_gone)
             self.rooms[room_id] = room
             for callback in self.on_room_created:
                 callback(room)
@@ -34,6 +36,15 @@ class Sfu:
     def participant_count(self) -> int:
         """participant_count is the number of participants in all rooms (detached ones included)."""
         return sum(len(r.participants) for r in self.rooms.values())
+
+    def forwarded(self) -> tuple[int, int]:
+        """forwarded is what this process has sent to subscribers so far: (RTP packets, payload bytes), resends
+        excluded; it only grows, but for a moment while a room closes (its peers close after it is forgotten)."""
+        packets, octets = self.forwarded_gone.packets, self.forwarded_gone.bytes
+        for room in self.rooms.values():
+            more = room.forwarded()
+            packets, octets = packets + more[0], octets + more[1]
+        return packets, octets
 
     def _forget(self, room: Room) -> None:
         if self.rooms.get(room.id) is room:

@@ -11,6 +11,20 @@ from aiortc.rtp import clamp_packets_lost
 from sfu.uplink import Uplink
 
 
+@dataclass
+class Forwarded:
+    """Forwarded totals RTP packets and payload bytes sent to subscribers (resends excluded), e.g. by the consumers
+    an Sfu's rooms have closed: added once when a consumer goes, so a total over time never goes down."""
+
+    packets: int = 0
+    bytes: int = 0
+
+    def add(self, packets: int, octets: int) -> None:
+        """add counts what one consumer sent."""
+        self.packets += packets
+        self.bytes += octets
+
+
 @dataclass(frozen=True)
 class ConsumerStats:
     """ConsumerStats is one snapshot of a Consumer (a slot of a down Peer), from the subscriber's RTCP."""

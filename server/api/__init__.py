@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server import csp
 from server.openapi import API, ApiRegistry, endpoint
 
 
@@ -28,6 +29,7 @@ def setup(app: web.Application) -> None:
     from server.api import enrolment, forum, materials, selfstudy  # learning (issue 6)
     for module in (enrolment, materials, forum, selfstudy):
         registry.add_module(app, module)
+    csp.allow(app, "api-material-file", frame_ancestors=("'self'",))  # /materials/{id} shows a PDF in a frame
     from server.api import recordings  # the archive (issue 7)
     registry.add_module(app, recordings)
     from server.api import calendar  # calendar, iCalendar feed, notifications (issue 6)

@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def make_engine(url: str, echo: bool = False) -> AsyncEngine:
-    """make_engine: an async engine; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, echo: bool = False, busy_timeout: float = 5.0) -> AsyncEngine:
+    """make_engine: an async engine; SQLite gets WAL, foreign keys and a busy timeout (`busy_timeout` seconds: how
+    long a write waits for another connection's write lock before it fails as "database is locked")."""
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": busy_timeout}
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
 

@@ -170,6 +170,7 @@ class Connection:
             except UnicodeEncodeError:  # a lone surrogate from elsewhere than this socket: escaped, still JSON
                 log.warning("a message with a lone surrogate was sent escaped", extra={"type": message.get("type")})
                 await self.ws.send_str(json.dumps(message))
+            self.app[METRICS].ws_message("out")
 
     def hold(self) -> None:
         """Connection.hold: from now on keep what is sent to this connection (events, broadcasts) until `release`.
@@ -273,6 +274,7 @@ class Connection:
                 await asyncio.sleep(0)
             if msg.type is not WSMsgType.TEXT and msg.type is not WSMsgType.BINARY:
                 continue
+            self.app[METRICS].ws_message("in")
             if not self.bucket.take():
                 self.refused["rate-limited"] += 1
                 refused.labels("rate-limited").inc()

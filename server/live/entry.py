@@ -3,8 +3,8 @@ being admitted from the lobby (one at a time, or everyone but guests when the ro
 
 Entering holds the connection's output (`Connection.hold`) from before the SFU learns of the participant until
 the reply is written: the `joined` reply (or the `error`) goes first, then its follow-ups (chat history, open
-polls, the lobby list), then, in order, whatever the room sent meanwhile (participant-joined, presenter, floor,
-offer, slot, grid, chat...). docs/protocol.md promises this order.
+polls, the lobby list, for a moderator a recording that could not start), then, in order, whatever the room sent
+meanwhile (participant-joined, presenter, floor, offer, slot, grid, chat...). docs/protocol.md promises this order.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from server.auth import Identity
 from server.config import Config
 from server.db.engine import DB
 from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
-from server.live import attendance, chat, lobby, polls
+from server.live import attendance, chat, lobby, polls, recordings
 from server.live.capabilities import CAPABILITIES
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
@@ -163,6 +163,7 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
     conn.followups += await chat.history_for(conn)
     conn.followups += await polls.open_polls_for(conn)
     conn.followups += lobby.waiting_for(conn)
+    conn.followups += recordings.refusal_for(conn.app, meeting.id, ident.role.value)
     # The room's snapshot is taken after the last await: whoever joined meanwhile (e.g. the recorder, started
     # by the first join) is in the reply, which the browser takes as the whole truth.
     state = room.snapshot()

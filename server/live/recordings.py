@@ -9,8 +9,8 @@ Who owns what:
   → ready | failed (reason), and `gaps`, the number of times the disk fell too far behind while recording
   (media is missing there; see docs/recorder.md). Pages poll the API for them.
 - At start, recordings left `recording` or `processing` by a killed server are finalized from their
-  segments and flagged `recovered`. A clean shutdown stops the recorders and leaves the finalizing for the
-  next start (it may take longer than a shutdown may).
+  segments and flagged `recovered`. A clean shutdown stops the recorders and hands the finalizing (it may take
+  longer than a shutdown may) to a process of its own that outlives the server (server.live.finisher).
 - Retention (`recorder.retention_days`, 0 = keep) deletes nothing silently: each deletion is audit-logged
   and logged.
 """
@@ -20,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +40,7 @@ from recorder.participant import RecorderOptions, RecordingParticipant
 from recorder.worker import WorkerError, run_worker
 from server.audit import record
 from server.auth import Identity
-from server.config import CONFIG
+from server.config import CONFIG, Config
 from server.db.engine import DB
 from server.db.models import (
     Meeting,
@@ -60,6 +63,8 @@ SHUTDOWN_DISK_SECONDS = 10.0  # at shutdown, wait at most this for a recording's
 
 DISK_MESSAGE = ("Không đủ dung lượng đĩa để ghi hình ({free} MB còn trống, cần {need} MB). / "
                 "Not enough disk space to record ({free} MB free, {need} MB required).")
+STORAGE_MESSAGE = ("Máy chủ không ghi được bản ghi ({reason}); hãy báo quản trị viên máy chủ. / "
+                   "The server cannot write the recording ({reason}): tell its administrator.")
 MODERATOR_ROLES = frozenset({"operator", "trainer", "leader"})
 
 
@@ -92,6 +97,9 @@ class Recorders:
     progress: dict[int, int] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     closing: bool = False
+    # meeting → why its recording could not start, until one starts: told to the moderators who join later (an
+    # automatic start fails while the first of them is still entering the room)
+    refusals: dict[int, str] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -140,7 +148,7 @@ class Recorders:
         free = free_bytes(self.root)
         if free < cfg.recorder.min_free_bytes:
             message = DISK_MESSAGE.format(free=free // 1_000_000, need=cfg.recorder.min_free_bytes // 1_000_000)
-            await self._refused(meeting_id, by, message)
+            await self._refused(meeting_id, by, message, "disk-full")
             raise RecordingRefused("disk-full", message)
         async with self.app[DB]() as s:
             meeting = await s.get(Meeting, meeting_id)
@@ -163,6 +171,8 @@ class Recorders:
             on_people=lambda n: self._people(meeting_id, n),
             on_lost=lambda: self._spawn(self.stop(meeting_id, None, "lost"), f"recorder-lost-{meeting_id}"),
             on_gap=lambda n: self._spawn(self._set(recording_id, gaps=n), f"recording-gap-{recording_id}"),
+            on_error=lambda exc: self._spawn(self._write_failed(meeting_id, recording_id, exc),
+                                             f"recording-error-{recording_id}"),
         )
         self.active[meeting_id] = Active(recording_id, meeting_id, participant)
         try:
@@ -171,22 +181,39 @@ class Recorders:
             del self.active[meeting_id]
             await participant.stop()
             await self._set(recording_id, state=RecordingState.FAILED, error=str(exc), ended_at=utcnow())
+            if isinstance(exc, OSError):  # the storage refused: the moderators must know (an automatic start too)
+                log.error("meeting %s: recording %s cannot be written: %s", meeting_id, recording_id, exc)
+                await self._refused(meeting_id, by, STORAGE_MESSAGE.format(reason=exc.strerror or exc), "storage")
+                raise RecordingRefused("storage", STORAGE_MESSAGE.format(reason=exc.strerror or exc)) from exc
             raise RecordingRefused("state", f"Không ghi hình được: {exc} / Cannot record: {exc}") from exc
         if not any(p.role != "recorder" for p in room.snapshot().participants):
             self._people(meeting_id, 0)  # nobody else yet: stop after the room's grace unless someone comes
+        self.refusals.pop(meeting_id, None)
         log.info("meeting %s: recording %s started in %s", meeting_id, recording_id, directory)
         await self.broadcast(meeting_id, {"type": "recording", "state": "recording", "recording_id": recording_id,
                                           "by": by.user_id if by else None})
         return recording_id
 
-    async def _refused(self, meeting_id: int, by: Identity | None, message: str) -> None:
+    async def _refused(self, meeting_id: int, by: Identity | None, message: str, reason: str) -> None:
         log.warning("meeting %s: recording refused: %s", meeting_id, message)
+        self.refusals[meeting_id] = message
         async with self.app[DB]() as s:
             record(s, None, "recording.refused", f"meeting:{meeting_id}", actor_id=by.user_id if by else None,
-                   reason="disk-full")
+                   reason=reason)
             await s.commit()
         await self.broadcast(meeting_id, {"type": "recording", "state": "refused", "reason": message},
                              roles=MODERATOR_ROLES)
+
+    async def _write_failed(self, meeting_id: int, recording_id: int, exc: OSError) -> None:
+        """_write_failed: the disk refused the running recording's writes: it stops (reason `storage`: everyone
+        sees it stop, the moderators' pages say why) and keeps the error; what was written is finalized."""
+        active = self.active.get(meeting_id)
+        if active is None or active.recording_id != recording_id:
+            return
+        log.error("meeting %s: recording %s cannot be written: %s", meeting_id, recording_id, exc)
+        await self._set(recording_id, error=STORAGE_MESSAGE.format(reason=exc.strerror or exc))
+        with contextlib.suppress(RecordingRefused):
+            await self.stop(meeting_id, None, "storage")
 
     def _people(self, meeting_id: int, count: int) -> None:
         active = self.active.get(meeting_id)
@@ -361,16 +388,46 @@ class Recorders:
         self.app[LIVE].sfu.on_room_created.append(self.room_created)
 
     async def close(self) -> None:
-        """close stops every recorder (segments stay for the next start) and the finalizer."""
+        """close stops every recorder and the finalizer, and hands what is left to finalize (the recordings just
+        stopped, the queue, the one being finalized) to a process that outlives the server (server.live.finisher)."""
         self.closing = True
         with contextlib.suppress(ValueError):
             self.app[LIVE].sfu.on_room_created.remove(self.room_created)
+        left: list[int] = []
         for meeting_id in list(self.active):
             with contextlib.suppress(Exception):
-                await self.stop(meeting_id, None, "server-shutdown")
+                left.append(await self.stop(meeting_id, None, "server-shutdown"))
         for task in list(self.tasks):
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks, return_exceptions=True)  # the worker of the one being finalized is killed
+        left[:0] = list(self.progress)  # being finalized (its progress is known until it is ready or failed)
+        while not self.queue.empty():
+            left.append(self.queue.get_nowait())
+        left = list(dict.fromkeys(left))
+        if left:
+            hand_over(self.app[CONFIG], left)
+            log.info("recordings %s: finalizing continues after the shutdown", left)
+
+
+def hand_over(config: Config, recording_ids: list[int]) -> subprocess.Popen[bytes]:
+    """hand_over: start server.live.finisher for `recording_ids`, the configuration and the ids on its standard input;
+    returns at once (the process outlives the server)."""
+    proc = subprocess.Popen([sys.executable, "-m", "server.live.finisher"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, start_new_session=True)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps({"config": config.model_dump(mode="json"), "recordings": recording_ids}).encode())
+    proc.stdin.close()
+    return proc
+
+
+def refusal_for(app: web.Application, meeting_id: int, role: str) -> list[dict[str, Any]]:
+    """refusal_for: for a moderator who just joined, the `recording` `refused` message of a recording of the meeting
+    that could not start (and has not started since); nothing for others."""
+    recorders = app.get(RECORDERS)
+    reason = recorders.refusals.get(meeting_id) if recorders is not None else None
+    if reason is None or role not in MODERATOR_ROLES:
+        return []
+    return [{"type": "recording", "state": "refused", "reason": reason}]
 
 
 async def delete_recording(s: AsyncSession, root: Path, row: Recording, request: web.Request | None,

@@ -173,6 +173,8 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS]
     metrics.rooms.set_function(lambda: sum(1 for room in live.sfu.rooms.values() if not room.closed))
     metrics.participants.set_function(live.sfu.participant_count)
+    metrics.forwarded_packets.read = lambda: live.sfu.forwarded()[0]
+    metrics.forwarded_bytes.read = lambda: live.sfu.forwarded()[1]
     listener = asyncio.create_task(_listen_logins(app), name="live-logins")
     yield
     listener.cancel()

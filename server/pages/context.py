@@ -29,6 +29,12 @@ async def template_context(request: web.Request) -> dict[str, Any]:
     }
 
 
+def pct_class(value: float | None) -> str:
+    """pct_class: the CSS class "pct-N" (N: `value` rounded into 0-100) that sets --pct for a bar or ring, where a
+    style attribute would break the Content-Security-Policy (web/static/app.css)."""
+    return f"pct-{min(100, max(0, round(value or 0)))}"
+
+
 def setup_jinja(app: web.Application, env: jinja2.Environment) -> None:
     """setup_jinja: globals and filters of the app's jinja2 environment."""
     env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
@@ -37,3 +43,4 @@ def setup_jinja(app: web.Application, env: jinja2.Environment) -> None:
         return str(app.router[name].url_for(**{k: str(v) for k, v in parts.items()}))
 
     env.globals["url"] = url
+    env.filters["pct"] = pct_class

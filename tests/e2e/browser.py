@@ -2,7 +2,8 @@
 
 Every context these helpers (and tests/e2e/conftest.py's `new_context`) make is watched: each frame its pages
 send or receive on `/ws` is checked against docs/protocol.schema.json, and the `protocol_frames` fixture
-(autouse) fails the test if one breaks it.
+(autouse) fails the test if one breaks it; a Content-Security-Policy violation in a page's console fails the test
+too (`csp_violations`, autouse).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, WebSocket
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, WebSocket
 
 from server.auth import COOKIE, create_login
 from server.db.engine import DB
@@ -52,10 +53,15 @@ class FrameCheck:
 
 
 FRAMES = FrameCheck()  # reset by the `protocol_frames` fixture before each test
+# Content-Security-Policy violations the watched pages reported in their console (Chromium logs each one as an
+# error "Refused to … because it violates the following Content Security Policy directive …"); reset and checked
+# by the `csp_violations` fixture (autouse).
+CSP_VIOLATIONS: list[str] = []
 
 
 def watch_protocol(context: BrowserContext) -> None:
-    """watch_protocol: check every `/ws` frame of the context's pages (see FRAMES)."""
+    """watch_protocol: check every `/ws` frame of the context's pages (see FRAMES) and collect every
+    Content-Security-Policy violation in their consoles (see CSP_VIOLATIONS)."""
 
     def on_websocket(ws: WebSocket) -> None:
         if urlsplit(ws.url).path != "/ws":
@@ -63,7 +69,15 @@ def watch_protocol(context: BrowserContext) -> None:
         ws.on("framesent", lambda payload: FRAMES.note("client", payload))
         ws.on("framereceived", lambda payload: FRAMES.note("server", payload))
 
-    context.on("page", lambda page: page.on("websocket", on_websocket))
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            CSP_VIOLATIONS.append(f"{message.location.get('url', '')}: {message.text}")
+
+    def on_page(page: Page) -> None:
+        page.on("websocket", on_websocket)
+        page.on("console", on_console)
+
+    context.on("page", on_page)
 
 
 async def launch(pw: Playwright) -> Browser:

@@ -4,7 +4,8 @@
 pytest-asyncio gives each test its own loop. Use `new_context(browser, live_server.url)` (or the
 `context` fixture) for a 1366×768, Vietnamese, camera- and microphone-allowed context; pass `user=` to be
 logged in as that account without going through the login form. Every `/ws` frame of those contexts'
-pages must follow docs/protocol.schema.json (`protocol_frames`, autouse).
+pages must follow docs/protocol.schema.json (`protocol_frames`, autouse), and none of their consoles may report a
+Content-Security-Policy violation (`csp_violations`, autouse).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from playwright.async_api import Browser, BrowserContext, async_playwright
 from server.auth import COOKIE, create_login
 from server.db.engine import DB
 from server.db.models import User
-from tests.e2e.browser import ARTIFACTS, CHROMIUM, FLAGS, FRAMES, WAIT_MS, FrameCheck, watch_protocol
+from tests.e2e.browser import ARTIFACTS, CHROMIUM, CSP_VIOLATIONS, FLAGS, FRAMES, WAIT_MS, FrameCheck, watch_protocol
 from tests.netlab import Lab
 from tests.protocol_schema import ProtocolViolation
 
@@ -47,6 +48,18 @@ def protocol_frames() -> Iterator[FrameCheck]:
     if problems:
         raise ProtocolViolation(f"{len(problems)} of {FRAMES.frames} frames break docs/protocol.schema.json:\n"
                                 + "\n".join(problems[:20]))
+
+
+@pytest.fixture(autouse=True)
+def csp_violations() -> Iterator[list[str]]:
+    """csp_violations: fails the test if a watched page's console reported a Content-Security-Policy violation
+    (something the server's policy blocked: an inline script or style, a foreign source)."""
+    CSP_VIOLATIONS.clear()
+    yield CSP_VIOLATIONS
+    found = list(CSP_VIOLATIONS)
+    CSP_VIOLATIONS.clear()
+    if found:
+        pytest.fail(f"{len(found)} Content-Security-Policy violations:\n" + "\n".join(found[:20]))
 
 
 @pytest.fixture

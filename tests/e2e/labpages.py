@@ -11,11 +11,12 @@ from tests.e2e.browser import WAIT_MS
 async def enter(page: Page, meeting_id: int) -> None:
     """enter: open the meeting, wait for the device check's network verdict, join with video and publish."""
     await page.goto(f"/live/{meeting_id}")
-    await page.wait_for_function("window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net",
+    await page.wait_for_function("() => window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net",
                                  timeout=WAIT_MS)
     # the check proposes audio-only on a weak link, never chooses it (studio pages have no such box)
     assert not await page.evaluate("!!(document.querySelector('[data-join-audio-only]') || {}).checked")
     await page.click("[data-action=join]")
     await page.wait_for_selector("[data-stage]:not([hidden])", timeout=WAIT_MS)
-    await page.wait_for_function("window.live && window.live.up && window.live.up.connectionState === 'connected'",
+    await page.wait_for_function("() => window.live && window.live.up && "
+                                 "window.live.up.connectionState === 'connected'",
                                  timeout=WAIT_MS)

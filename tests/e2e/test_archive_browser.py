@@ -51,19 +51,19 @@ async def test_library_player_and_publishing(browser: Browser, live_server: Live
         assert "42%" in await page.inner_text(f"[data-recording='{busy.id}']")
         assert "Khôi phục sau sự cố" in await page.inner_text(f"[data-recording='{row.id}']")
         await page.fill("input[name=q]", "buổi 1")
-        await page.wait_for_function("document.querySelectorAll('[data-recording]').length === 1")
+        await page.wait_for_function("() => document.querySelectorAll('[data-recording]').length === 1")
         await page.click(f"[data-publish='{row.id}']")
         await page.wait_for_selector(f"[data-recording='{row.id}'] .rec-published")
         await page.screenshot(path=str(ARTIFACTS / "archive.png"), full_page=True)
 
         await page.goto(f"/archive/{row.id}")
-        await page.wait_for_function("document.querySelector('[data-player-video]').readyState >= 1")
+        await page.wait_for_function("() => document.querySelector('[data-player-video]').readyState >= 1")
         duration = await page.evaluate("document.querySelector('[data-player-video]').duration")
         assert abs(duration - result.duration) < 0.3
         titles = await page.locator(".chapter-title").all_inner_texts()
         assert titles == ["Bắt đầu", "Phần 2: thảo luận"]  # the marker 1.5 s after the floor change renames it
         await page.click(".chapter:nth-child(2) .chapter-btn")
-        await page.wait_for_function("document.querySelector('[data-player-video]').currentTime >= 2.9")
+        await page.wait_for_function("() => document.querySelector('[data-player-video]').currentTime >= 2.9")
         await page.wait_for_selector(".chapter:nth-child(2).is-current")
         await page.screenshot(path=str(ARTIFACTS / "archive-player.png"))
         assert await page.get_attribute("[data-download]", "href") == f"/api/v1/recordings/{row.id}/media?download=1"

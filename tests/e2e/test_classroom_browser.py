@@ -23,7 +23,7 @@ VERDICTS = ("Tốt", "Trung bình", "Yếu")
 async def joined(page: Page) -> None:
     """joined: the page shows its stage and its client has joined the room."""
     await page.wait_for_selector("[data-stage]:not([hidden])", timeout=WAIT_MS)
-    await page.wait_for_function("window.live && window.live.participantId", timeout=WAIT_MS)
+    await page.wait_for_function("() => window.live && window.live.participantId", timeout=WAIT_MS)
 
 
 async def enter(page: Page, meeting_id: int) -> None:
@@ -68,7 +68,7 @@ async def test_chat_polls_and_device_check(app: web.Application, aiohttp_server:
             await a.goto(f"/live/{meeting.id}")
             await a.wait_for_selector("[data-net-verdict]:not([data-level='0'])", timeout=WAIT_MS)
             assert (await a.text_content("[data-net-verdict]") or "").strip() in VERDICTS
-            await a.wait_for_function("document.querySelector('[data-cam-select]').options.length > 0")
+            await a.wait_for_function("() => document.querySelector('[data-cam-select]').options.length > 0")
             await a.wait_for_timeout(500)
             await shot(a, "device-check.png")
             await a.click("[data-action=join]")
@@ -81,7 +81,7 @@ async def test_chat_polls_and_device_check(app: web.Application, aiohttp_server:
             presenter = str(await studio.evaluate("window.live.participantId"))
 
             # Public chat reaches everyone; a private message reaches only the presenter.
-            await a.wait_for_function(f"window.live.participants.has('{presenter}')")
+            await a.wait_for_function(f"() => window.live.participants.has('{presenter}')")
             await send_chat(a, "Xin chào cả lớp, âm thanh rất rõ!")
             await studio.click("[data-tab=chat]")
             await message(studio, "Xin chào cả lớp").wait_for(timeout=WAIT_MS)

@@ -37,7 +37,7 @@ async def enter_live(page: Page, meeting_id: int) -> None:
     """enter_live: open the live room, join, and wait until the up connection is connected."""
     await page.goto(f"/live/{meeting_id}")
     await page.click("[data-action=join]")
-    await page.wait_for_function("window.live && window.live.up && "
+    await page.wait_for_function("() => window.live && window.live.up && "
                                  "window.live.up.connectionState === 'connected'", timeout=WAIT_MS)
 
 
@@ -144,7 +144,7 @@ async def test_console_colours_degraded_classrooms(browser: Browser, live_server
     async def level(pid: str) -> str | None:
         return await card.locator(f".cc-row[data-participant='{pid}']").get_attribute("data-level")
 
-    await page.wait_for_function("document.querySelector(\".cc-row[data-participant='p-5']\")"
+    await page.wait_for_function("() => document.querySelector(\".cc-row[data-participant='p-5']\")"
                                  ".dataset.level === 'bad'", timeout=WAIT_MS)  # no media for 10 s
     assert await level("p-1") == "ok"
     assert await level("p-2") == "warn"  # 8 % loss

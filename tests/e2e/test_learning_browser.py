@@ -139,7 +139,7 @@ async def test_learner_studies_a_program(browser: Browser, live_server: LiveServ
         await lp.click("a.item-title:has-text('Video bài giảng 1')")
         await lp.wait_for_selector("video[data-study-video]")
         # the player's script (at the end of the page) counts from the "play" event: it must run first
-        await lp.wait_for_function("document.readyState !== 'loading'")
+        await lp.wait_for_function("() => document.readyState !== 'loading'")
         async with lp.expect_response(lambda r: r.url.endswith("/api/v1/study/watch"), timeout=WAIT_MS) as resp:
             await lp.evaluate("() => { const v = document.querySelector('video'); v.muted = true; return v.play(); }")
         watched = await (await resp.value).json()

@@ -21,7 +21,7 @@ async def enter(page: Page, meeting_id: int) -> None:
     await page.goto(f"/live/{meeting_id}")
     await page.click("[data-action=join]")
     await page.wait_for_selector("[data-stage]:not([hidden])", timeout=WAIT_MS)
-    await page.wait_for_function("window.live && window.live.up && "
+    await page.wait_for_function("() => window.live && window.live.up && "
                                  "window.live.up.connectionState === 'connected'", timeout=WAIT_MS)
 
 

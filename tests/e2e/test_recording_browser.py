@@ -83,13 +83,13 @@ async def test_presenter_records_and_everyone_is_told(app: web.Application, aioh
             await recording_shown(b)
 
             # The recorder is not a participant anywhere: counts, lists, grid, chat recipients.
-            await studio.wait_for_function("document.querySelector('[data-class-count]').textContent === '2'",
+            await studio.wait_for_function("() => document.querySelector('[data-class-count]').textContent === '2'",
                                            timeout=WAIT_MS)
             for page in (studio, a):  # each page counts once it has heard of b (a's news may come later)
-                await page.wait_for_function("document.querySelector('[data-people]').textContent.trim() === '3'",
+                await page.wait_for_function("() => document.querySelector('[data-people]').textContent.trim() === '3'",
                                              timeout=WAIT_MS)
             await studio.click("[data-tab=people]")
-            await studio.wait_for_function("document.querySelectorAll('[data-people-list] > li').length === 3",
+            await studio.wait_for_function("() => document.querySelectorAll('[data-people-list] > li').length === 3",
                                            timeout=WAIT_MS)
             for page in (studio, a, b):
                 await no_recorder_listed(page)

@@ -105,7 +105,7 @@ async def test_a_classroom_keeps_its_place_through_a_cut_and_a_failed_connection
                   f" ({'renewed' if renewed else 'the same'} connections)")
             await wait_rising(studio, "grid-0", "frames")
             assert await classroom.evaluate("window.__reconnecting") >= 1  # it showed "Đang kết nối lại…"
-            await classroom.wait_for_function("document.getElementById('live').dataset.state === 'connected'",
+            await classroom.wait_for_function("() => document.getElementById('live').dataset.state === 'connected'",
                                               timeout=WAIT_MS)
             assert await classroom.evaluate("window.live.participantId") == pid
             assert pid not in await studio.evaluate("window.__left")
@@ -118,12 +118,12 @@ async def test_a_classroom_keeps_its_place_through_a_cut_and_a_failed_connection
             await classroom.evaluate("window.__down = window.live.down")
             failed = time.monotonic()
             await participant.up.pc.close()  # not Peer.close: the room sees a connection that ended by itself
-            await classroom.wait_for_function("window.live.down && window.live.down !== window.__down",
+            await classroom.wait_for_function("() => window.live.down && window.live.down !== window.__down",
                                               timeout=WAIT_MS)  # renewed: what it receives now is the new one's
             audio_s, video_s = await time_to_media(classroom, failed)
             print(f"server-side failure: presenter audio back after {audio_s:.2f} s, video after {video_s:.2f} s")
             await wait_rising(studio, "grid-0", "frames")
-            await studio.wait_for_function("window.__states.includes('reconnecting') "
+            await studio.wait_for_function("() => window.__states.includes('reconnecting') "
                                            "&& window.__states[window.__states.length - 1] === 'connected'",
                                            timeout=WAIT_MS)
             assert await classroom.evaluate("window.live.participantId") == pid

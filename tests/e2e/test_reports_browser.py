@@ -106,7 +106,7 @@ async def seed(app: Any) -> dict[str, Any]:
 async def wait_charts(page: Page, ids: list[str]) -> None:
     """wait_charts: every chart canvas has been drawn and holds ink."""
     for chart in ids:
-        await page.wait_for_function(f"({INKED})('{chart}') > 200", timeout=WAIT_MS)
+        await page.wait_for_function(f"() => ({INKED})('{chart}') > 200", timeout=WAIT_MS)
 
 
 async def test_report_pages_draw_their_charts(browser: Browser, live_server: LiveServer, make_user: Factory,

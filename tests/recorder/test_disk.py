@@ -168,3 +168,26 @@ async def test_close_with_a_timeout_returns_on_a_dead_disk_and_the_thread_finish
     assert await disk.close(within=30) is True  # the disk came back: everything queued was written
     packets = list(read_packets(segment_paths(tmp_path, "presenter-audio")))
     assert [pts for pts, _, _ in packets] == [i * 960 for i in range(10)]
+
+
+async def test_the_first_write_the_storage_refuses_is_told_once(tmp_path: Path) -> None:
+    from recorder.writer import SegmentWriter
+    from tests.server.storagetest import read_only
+
+    told: list[OSError] = []
+    writers = {slot: SegmentWriter(tmp_path, slot, "audio/opus", 0.02) for slot in ("presenter-audio", "floor-audio")}
+    disk = DiskWriter("test", writers, on_error=told.append)
+    disk.start()
+    assert disk.put("presenter-audio", 0, True, b"\xfc\xff\xfe")
+    for _ in range(100):  # its first segment is open
+        if list((tmp_path / "presenter-audio").glob("*")):
+            break
+        await asyncio.sleep(0.02)
+    with read_only(tmp_path / "presenter-audio"), read_only(tmp_path):  # no new segment, no new slot folder
+        for i in range(1, 6):  # each frame starts a new segment (20 ms each): refused
+            assert disk.put("presenter-audio", i * 960, True, b"\xfc\xff\xfe")
+        assert disk.put("floor-audio", 0, True, b"\xfc\xff\xfe")
+        disk.call(lambda: (tmp_path / "meta.json").write_text("{}"))
+        await disk.close()
+    assert len(told) == 1 and isinstance(told[0], OSError)  # once, whatever failed after
+    assert disk.failures >= 2

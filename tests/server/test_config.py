@@ -80,6 +80,8 @@ def test_variables_of_scripts_and_tests_are_not_configuration() -> None:
     env = {"TAPHUAN_VENV": "/tmp/venv", "TAPHUAN_TEST_LOOP": "asyncio", "TAPHUAN_REQUIRE_COMPILED": "1",
            "TAPHUAN_CONFIG": "/etc/taphuan.yaml", "TAPHUAN_SERVER__PORT": "9002"}
     assert load_config(None, env=env).server.port == 9002
+    assert load_config(None, env={"TAPHUAN_METRICS__TOKEN": "1234567890123456789"}).metrics.token == \
+        "1234567890123456789"  # a secret made of digits stays a string
     with pytest.raises(ConfigError, match="require_compild: unknown key"):
         load_config(None, env={"TAPHUAN_REQUIRE_COMPILD": "1"})
 
@@ -95,6 +97,8 @@ def test_variables_of_scripts_and_tests_are_not_configuration() -> None:
     ({"sfu.udp_ports": "60000-50000"}, "sfu.udp_ports: use LOW-HIGH"),
     ({"sfu.publish_bitrate": -1}, "sfu.publish_bitrate: Input should be greater than or equal to 0"),
     ({"sfu.publish_bitrate": "fast"}, "sfu.publish_bitrate: Input should be a valid integer"),
+    ({"metrics.allow": ["10.0.0.0/33"]}, "metrics.allow: '10.0.0.0/33' is not an IP address or network"),
+    ({"metrics.token": "short"}, "metrics.token: use at least 16 characters"),
 ])
 def test_errors_name_the_key(overrides: dict[str, object], expected: str) -> None:
     with pytest.raises(ConfigError) as info:

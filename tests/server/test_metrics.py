@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
+from server.app import create_app
+from server.config import Config
 from server.db.models import Role
 from server.metrics import Metrics
 from tests.live_client import page_origin
@@ -58,17 +62,117 @@ async def _sample(client: TestClient[Any, Any], name: str, **labels: str) -> flo
 
 async def test_logins_and_http_requests_are_counted(client: TestClient[Any, Any],
                                                      make_user: Callable[..., Awaitable[Any]]) -> None:
-    from tests.server.test_auth import api_login
+    from tests.server.test_auth import api_login, form_login
 
     await make_user(Role.TRAINER, username="an", password="good-password")
-    not_found = await _sample(client, "taphuan_http_requests_total", status="404")
+    await make_user(Role.TRAINER, username="binh", password="good-password", disabled=True)
+    login = {"route": "/api/v1/login"}
+    before = {status: await _sample(client, "taphuan_http_requests_total", **login, status=status)
+              for status in ("200", "401", "403")}
+    unmatched = await _sample(client, "taphuan_http_requests_total", route="unmatched", status="404")
+    assert (await form_login(client, "an", "good-password")).status == 303  # the page form counts the same
+    assert (await api_login(client, "an", "nope-nope")).status == 401
     assert (await api_login(client, "an", "nope-nope")).status == 401
     assert (await api_login(client, "an", "good-password")).status == 200
-    assert (await client.get("/no-such-page")).status == 404
-    assert await _sample(client, "taphuan_logins_total", result="failed") == 1
-    assert await _sample(client, "taphuan_logins_total", result="ok") == 1
-    assert await _sample(client, "taphuan_http_requests_total", status="401") >= 1
-    assert await _sample(client, "taphuan_http_requests_total", status="404") == not_found + 1
+    assert (await api_login(client, "binh", "good-password")).status == 403
+    for _ in range(3):
+        assert (await client.get("/no-such-page")).status == 404
+    assert (await client.get("/static/app.css")).status == 200
+    assert await _sample(client, "taphuan_logins_total", result="failed") == 2
+    assert await _sample(client, "taphuan_logins_total", result="ok") == 2
+    assert await _sample(client, "taphuan_logins_total", result="disabled") == 1
+    for status, more in (("200", 1), ("401", 2), ("403", 1)):
+        assert await _sample(client, "taphuan_http_requests_total", **login, status=status) == before[status] + more
+    assert await _sample(client, "taphuan_http_requests_total", route="/login", status="303") == 1
+    assert await _sample(client, "taphuan_http_requests_total", route="unmatched", status="404") == unmatched + 3
+    assert await _sample(client, "taphuan_http_requests_total", route="/static", status="200") == 1
+    text = await (await client.get("/metrics")).text()
+    assert "/no-such-page" not in text  # the route's template, never the path someone typed
+
+
+async def test_websocket_messages_and_drops_are_counted(make_config: Callable[..., Config],
+                                                        aiohttp_client: Any) -> None:
+    from server.auth import hash_password
+    from server.db.engine import DB
+    from server.db.models import User
+    from tests.server.test_auth import api_login
+
+    config = make_config(**{"limits.ws_messages_per_second": 1.0, "limits.ws_burst": 3,
+                            "limits.ws_message_bytes": 1024})
+    client = await aiohttp_client(create_app(config))
+    async with client.app[DB]() as s:
+        s.add(User(username="an", display_name="An", role=Role.TRAINER, password_hash=hash_password("good-password")))
+        await s.commit()
+    assert (await api_login(client, "an", "good-password")).status == 200
+    ws = await client.ws_connect("/ws", headers={"Origin": page_origin(str(client.make_url("/ws")))})
+    await ws.send_bytes(b"\x00binary")
+    for i in range(8):
+        await ws.send_json({"type": "ping", "id": i})
+    await ws.send_str('{"type": "ping", "pad": "' + "x" * 2000 + '"}')
+    await ws.send_json({"type": "ping", "id": "last"})
+    received: list[dict[str, Any]] = []
+    with contextlib.suppress(asyncio.TimeoutError):
+        while True:  # whatever the server answers, until it has been quiet for a while
+            received.append(await ws.receive_json(timeout=2.0))
+    await ws.close()
+    pongs = sum(1 for m in received if m.get("type") == "pong")
+    dropped = {r: await _sample(client, "taphuan_ws_messages_refused_total", reason=r)
+               for r in ("binary", "rate-limited", "too-large")}
+    assert await _sample(client, "taphuan_ws_messages_total", direction="in") == 11  # every frame
+    assert dropped["binary"] == 1 and dropped["rate-limited"] >= 1
+    assert pongs + sum(dropped.values()) == 11  # each message handled (a pong) or dropped, never both
+    assert await _sample(client, "taphuan_ws_messages_total", direction="out") == len(received)
+
+
+async def test_media_forwarded_and_recordings_by_state(login_as: Callable[..., Awaitable[Any]],
+                                                       make_user: Callable[..., Awaitable[Any]],
+                                                       make_meeting: Callable[..., Awaitable[Any]],
+                                                       make_classroom: Callable[..., Awaitable[int]],
+                                                       clients: list[Any], client: TestClient[Any, Any]) -> None:
+    from server.db.engine import DB
+    from server.db.models import Recording, RecordingState
+    from tests.server.livetest import classroom_login, connect
+
+    trainer_user = await make_user(Role.TRAINER)
+    trainer = await login_as(user=trainer_user)
+    room, classroom_id = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[classroom_id])
+    assert await _sample(client, "taphuan_forwarded_packets_total") == 0
+    t = await connect(trainer, clients)
+    await t.join(meeting.id)
+    await t.publish()
+    c = await connect(room, clients)
+    await c.join(meeting.id)
+    assert await _sample(client, "taphuan_rooms") == 1
+    assert await _sample(client, "taphuan_participants") == 2
+    await c.wait_frames("presenter-video", 10)
+    packets = await _sample(client, "taphuan_forwarded_packets_total")
+    octets = await _sample(client, "taphuan_forwarded_bytes_total")
+    assert packets >= 10 and octets > packets * 10  # at least the frames it decoded, each many bytes
+    await c.close()  # its consumers go: what they sent stays counted
+    for _ in range(100):
+        if await _sample(client, "taphuan_participants") == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert await _sample(client, "taphuan_participants") == 1
+    assert await _sample(client, "taphuan_forwarded_packets_total") >= packets
+    assert await _sample(client, "taphuan_forwarded_bytes_total") >= octets
+
+    async with client.app[DB]() as s:
+        for state in (RecordingState.PROCESSING, RecordingState.READY, RecordingState.READY):
+            s.add(Recording(meeting_id=meeting.id, title="Bài giảng", directory="x", state=state))
+        await s.commit()
+    recording_now = await _sample(client, "taphuan_recordings", state="recording")  # the meeting's own, if any
+    assert await _sample(client, "taphuan_recordings", state="ready") == 2
+    assert await _sample(client, "taphuan_recordings", state="processing") == 1
+    assert await _sample(client, "taphuan_recordings", state="failed") == 0
+    async with client.app[DB]() as s:
+        for rec in (await s.scalars(select(Recording).where(Recording.state == RecordingState.READY))).all():
+            rec.state = RecordingState.FAILED
+        await s.commit()
+    assert await _sample(client, "taphuan_recordings", state="ready") == 0
+    assert await _sample(client, "taphuan_recordings", state="failed") == 2
+    assert await _sample(client, "taphuan_recordings", state="recording") == recording_now
 
 
 async def test_live_rooms_and_participants_are_read_from_the_sfu(client: TestClient[Any, Any]) -> None:

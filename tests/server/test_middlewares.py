@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from server.errors import ApiError
 from server.middlewares import wants_json
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
-SECURITY = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "same-origin",
+SECURITY = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
             "Permissions-Policy": "camera=(self), microphone=(self), display-capture=(self)"}
 
 
@@ -175,15 +176,71 @@ async def test_security_headers(client: TestClient[Any, Any]) -> None:
         resp = await client.get(path)
         assert resp.status == 200, path
         assert {k: resp.headers.get(k) for k in SECURITY} == SECURITY, path
+        assert "script-src 'self';" in resp.headers["Content-Security-Policy"], path
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"], path
+        assert "Strict-Transport-Security" not in resp.headers  # plain HTTP: HSTS would pin nothing
     resp = await client.get("/test/own-header")  # a handler's own choice is kept
     assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["X-Content-Type-Options"] == "nosniff"
 
 
-@pytest.mark.xfail(strict=True, reason="the error middleware runs outside security_headers_middleware, so an error "
-                                       "response never passes through it")
 async def test_error_responses_have_the_security_headers_too(client: TestClient[Any, Any]) -> None:
-    resp = await client.get("/no-such-page", headers=HTML)
-    assert {k: resp.headers.get(k) for k in SECURITY} == SECURITY
+    for path, headers, status in (("/no-such-page", HTML, 404), ("/api/v1/nope", {}, 404),
+                                  ("/test/raise?what=boom", HTML, 500), ("/api/v1/test/raise?what=api", {}, 429),
+                                  ("/test/raise?what=redirect", HTML, 303)):
+        resp = await client.get(path, headers=headers, allow_redirects=False)
+        assert resp.status == status, path
+        assert {k: resp.headers.get(k) for k in SECURITY} == SECURITY, path
+        assert resp.headers["Content-Security-Policy"].startswith("default-src 'self'"), path
+
+
+async def test_hsts_when_the_server_serves_https(make_config: Callable[..., Config], aiohttp_client: Any) -> None:
+    client = await aiohttp_client(create_app(make_config(server__tls="self-signed")))
+    for path, headers in (("/login", HTML), ("/no-such-page", HTML), ("/healthz", {})):
+        resp = await client.get(path, headers=headers)
+        assert resp.headers["Strict-Transport-Security"] == "max-age=31536000", path
+
+
+# --- storage faults ----------------------------------------------------------------------------------------
+
+async def test_a_write_locked_database_is_503_busy_soon(make_config: Callable[..., Config], aiohttp_client: Any,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    from tests.server.storagetest import write_locked
+    from tests.server.test_auth import api_login
+
+    config = make_config(**{"database.busy_timeout": 0.5})
+    client = await aiohttp_client(create_app(config))
+    with write_locked(config.data_path / "taphuan.sqlite3"), caplog.at_level(logging.ERROR, logger="taphuan.http"):
+        start = time.monotonic()
+        resp = await api_login(client, "an", "wrong-password")  # a failed login is written to the audit log
+        elapsed = time.monotonic() - start
+        assert resp.status == 503 and resp.headers["Retry-After"] == "5"
+        assert await _json_error(resp) == {"code": "busy", "message": "Cơ sở dữ liệu đang bận; hãy thử lại sau ít "
+                                                                     "giây. / The database is busy: try again in a "
+                                                                     "few seconds."}
+        assert (await client.get("/api/v1/openapi.json")).status == 200  # reading goes on
+    assert elapsed < 20  # database.busy_timeout, not the 30 s of before (a generous bound)
+    assert "database is locked" in caplog.text and "unhandled error" not in caplog.text
+    assert (await api_login(client, "an", "wrong-password")).status == 401  # the lock gone, all is as before
+
+
+async def test_an_upload_into_read_only_storage_is_503_and_keeps_nothing(app: web.Application, login_as: Any,
+                                                                         make_classroom: Any) -> None:
+    from server import files
+    from tests.server.learning_helpers import make_world, stored_files, upload
+    from tests.server.storagetest import read_only
+
+    world = await make_world(app, login_as, make_classroom)
+    root = files.uploads_root(app[CONFIG])
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    with read_only(root / "tmp"):
+        resp = await upload(world.trainer, world.program_id)
+        assert resp.status == 503
+        assert (await _json_error(resp))["code"] == "storage"
+        listing = await world.trainer.get(f"/api/v1/programs/{world.program_id}/materials")
+        assert listing.status == 200  # the rest of the server keeps working
+    assert stored_files(app) == [] and list((root / "tmp").iterdir()) == []
+    assert await (await world.trainer.get(f"/api/v1/programs/{world.program_id}/materials")).json() == []
+    assert (await upload(world.trainer, world.program_id)).status == 201  # writable again: it works
 
 
 async def test_a_405_names_the_allowed_methods(client: TestClient[Any, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Tests of `taphuan serve` as a real process: first-run password, TLS self-signed, clean SIGTERM/SIGINT."""
+"""Tests of `taphuan serve` as a real process: first-run password, TLS self-signed, clean SIGTERM/SIGINT, one-line
+start-up errors for storage that cannot be written."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.server.storagetest import read_only, read_only_mount_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,3 +123,41 @@ def test_check_config(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "server.cli", "check-config", str(bad)], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "server.colour: unknown key" in out.stderr
+
+
+def _serve_once(data_dir: Path,
+                wrap: Callable[[list[str]], list[str]] = lambda c: c) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAPHUAN_")}
+    env.update({"TAPHUAN_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"})
+    command = [sys.executable, "-m", "server.cli", "--config", str(ROOT / "config.yaml"), "serve", "--port",
+               str(_free_port())]
+    return subprocess.run(wrap(command), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _one_line(out: subprocess.CompletedProcess[str]) -> str:
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and "running at" not in out.stdout
+    [line] = out.stderr.strip().splitlines()
+    return line
+
+
+def test_a_read_only_data_directory_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    command = read_only_mount_command(data, ["true"])
+    if command is not None:  # a real read-only mount, in the child's own mount namespace
+        line = _one_line(_serve_once(data, lambda c: read_only_mount_command(data, c) or c))
+        assert line == f"taphuan: cannot start: data directory {data}: cannot write in it (Read-only file system)"
+    with read_only(data):  # (chattr +i as root): the same one line
+        line = _one_line(_serve_once(data))
+    assert line.startswith(f"taphuan: cannot start: data directory {data}: cannot write in it (")
+
+
+def test_a_file_for_a_directory_or_a_broken_database_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("")
+    line = _one_line(_serve_once(tmp_path / "data"))
+    assert line == f"taphuan: cannot start: data directory {tmp_path / 'data'}: cannot create it (File exists)"
+    data = tmp_path / "other"
+    (data / "taphuan.sqlite3").mkdir(parents=True)  # a directory where the database should be
+    line = _one_line(_serve_once(data))
+    assert line.startswith(f"taphuan: cannot start: database sqlite+aiosqlite:///{data / 'taphuan.sqlite3'}: ")

@@ -170,7 +170,8 @@
     if (on) $("[data-rec-error]").hidden = true;
   }
 
-  function recordError(message) {
+  function recordError(message, title) {
+    $("[data-rec-error-title]").textContent = title || T.recordingNotStarted;
     $("[data-rec-error-text]").textContent = L.localMessage(message);
     $("[data-rec-error]").hidden = false;
   }
@@ -191,7 +192,7 @@
       }
     } catch (err) {
       // A full disk (or recording turned off) must not go unnoticed: it stays until closed.
-      if (err && (err.code === "disk-full" || err.code === "forbidden")) recordError(err.message);
+      if (err && ["disk-full", "storage", "forbidden"].includes(err.code)) recordError(err.message);
       else L.error(err);
     } finally {
       recordBusy = false;
@@ -222,6 +223,8 @@
   $("[data-marker-cancel]").addEventListener("click", () => $("[data-marker-dialog]").close("cancel"));
   client.addEventListener("recording", (e) => {
     if (e.detail.state === "refused") recordError(e.detail.reason || "");
+    // the disk refused the running recording's writes: it stopped, and the moderators must know why
+    if (e.detail.state === "stopped" && e.detail.reason === "storage") recordError(T.recordingNotWrittenText, T.recordingNotWritten);
   });
   root.addEventListener("live:recording", renderRecord);
 

@@ -1,10 +1,11 @@
 """Tests of server/live/recordings.py and server/live/recording_live.py: start/stop over /ws, automatic start,
-finalizing
-in the worker, disk refusal, retention, and recovery after `kill -9` of a real server process."""
+finalizing in the worker, disk refusal, storage that cannot be written (moderators told), retention, recovery after
+`kill -9` of a real server process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -40,6 +41,7 @@ from server.live.recordings import RECORDERS
 from tests.live_client import LiveClient
 from tests.recorder.media import ffprobe
 from tests.server.livetest import connect
+from tests.server.storagetest import read_only
 from tests.server.test_serve import ROOT, _free_port, _read_until
 from tests.sfu.helpers import RED, ColorTrack
 
@@ -59,8 +61,14 @@ async def _wait_state(app: Any, recording_id: int, states: set[RecordingState], 
 
 
 @pytest.fixture
-def config(make_config: Callable[..., Config]) -> Config:
-    return make_config(recorder__segment_seconds=1.0, recorder__min_free_bytes=0, sfu__room_grace_seconds=1.0)
+def config(make_config: Callable[..., Config], request: pytest.FixtureRequest) -> Config:
+    """config: short segments, no disk minimum; more keys with `@pytest.mark.parametrize("config", [{…}],
+    indirect=True)`."""
+    return make_config(recorder__segment_seconds=1.0, recorder__min_free_bytes=0, sfu__room_grace_seconds=1.0,
+                       **getattr(request, "param", {}))
+
+
+AUTOMATIC = pytest.mark.parametrize("config", [{"recorder__auto_start": True}], indirect=True, ids=["automatic"])
 
 
 async def test_record_start_stop_over_websocket(app: Any, login_as: Factory, make_meeting: Factory,
@@ -310,3 +318,80 @@ async def test_kill_9_during_recording_is_recovered_at_next_start(tmp_path: Path
     info = ffprobe(tmp_path / "recovered.webm")
     assert {s["codec_name"] for s in info["streams"]} == {"vp8", "opus"}
     assert float(info["format"]["duration"]) >= real - 5, (info["format"]["duration"], real)
+
+
+async def _moderator_and_classroom(login_as: Factory, make_meeting: Factory, make_classroom: Factory,
+                                   make_user: Factory) -> tuple[Any, Any, Any]:
+    trainer = await login_as(Role.TRAINER)
+    classroom_id = await make_classroom()
+    room = await login_as(user=await make_user(Role.CLASSROOM, classroom_id=classroom_id))
+    meeting = await make_meeting(presenters=[trainer.user], classrooms=[classroom_id])
+    return trainer, room, meeting
+
+
+@AUTOMATIC
+async def test_a_recording_that_cannot_start_tells_the_moderators(app: Any, login_as: Factory, make_meeting: Factory,
+                                                                  make_classroom: Factory, make_user: Factory,
+                                                                  clients: list[LiveClient]) -> None:
+    trainer, room, meeting = await _moderator_and_classroom(login_as, make_meeting, make_classroom, make_user)
+    refused = lambda m: m.get("type") == "recording" and m.get("state") == "refused"  # noqa: E731
+    with read_only(app[CONFIG].data_path / "recordings"):
+        t = await connect(trainer, clients)
+        await t.join(meeting.id)  # the room opens: its automatic recording cannot be written
+        note = await t.wait(refused)
+        assert "không ghi được bản ghi" in note["reason"] and "cannot write the recording" in note["reason"]
+        c = await connect(room, clients)
+        await c.join(meeting.id)
+        late = await connect(await login_as(user=trainer.user), clients)  # a moderator who comes later is told too
+        await late.join(meeting.id)
+        assert (await late.wait(refused))["reason"] == note["reason"]
+        reply = await t.request("record-start")  # asking again: the same answer, at once
+        assert reply["error"]["code"] == "storage" and reply["error"]["message"] == note["reason"]
+        assert (await c.request("ping"))["type"] == "pong"
+        assert not any(refused(m) for m in c.messages)  # a classroom is not a moderator: not told
+        async with app[DB]() as s:
+            rows = list((await s.scalars(select(Recording))).all())
+            reasons = [e.details.get("reason") for e in (await s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "recording.refused"))).all()]
+        assert [r.state for r in rows] == [RecordingState.FAILED] * 2 and reasons == ["storage"] * 2
+    reply = await t.request("record-start")  # writable again: it records
+    assert reply["type"] == "ok", reply
+    newcomer = await connect(await login_as(user=trainer.user), clients)
+    await newcomer.join(meeting.id)
+    assert (await newcomer.request("ping"))["type"] == "pong"
+    assert not any(refused(m) for m in newcomer.messages)  # nothing to tell any more
+
+
+@AUTOMATIC
+async def test_a_recording_the_disk_stops_taking_stops_and_says_why(app: Any, login_as: Factory,
+                                                                    make_meeting: Factory, make_classroom: Factory,
+                                                                    make_user: Factory,
+                                                                    clients: list[LiveClient]) -> None:
+    trainer, room, meeting = await _moderator_and_classroom(login_as, make_meeting, make_classroom, make_user)
+    t = await connect(trainer, clients)
+    await t.join(meeting.id)
+    await t.publish(ColorTrack(RED))
+    started = await t.wait(lambda m: m.get("type") == "recording" and m.get("state") == "recording")
+    c = await connect(room, clients)
+    await c.join(meeting.id)
+    async with app[DB]() as s:
+        row = await s.get(Recording, started["recording_id"])
+    assert row is not None
+    directory = app[CONFIG].data_path / "recordings" / row.directory
+    for _ in range(100):  # the presenter's camera has its first segment
+        if list(directory.glob("presenter-video/*")):
+            break
+        await asyncio.sleep(0.1)
+    folders = [directory, *(p for p in directory.iterdir() if p.is_dir())]
+    with contextlib.ExitStack() as stack:
+        for folder in folders:  # no new segment can be created: the disk refuses the recording
+            stack.enter_context(read_only(folder))
+        stopped = lambda m: m.get("type") == "recording" and m.get("state") == "stopped"  # noqa: E731
+        note = await t.wait(stopped, within=30)
+        assert note["reason"] == "storage" and note["recording_id"] == row.id
+        assert (await c.wait(stopped))["reason"] == "storage"  # everyone sees it stop
+        assert meeting.id not in app[RECORDERS].active
+        async with app[DB]() as s:
+            row = await s.get(Recording, row.id)
+        assert row is not None and "cannot write the recording" in row.error
+        assert (await t.request("ping"))["type"] == "pong"  # the meeting goes on

@@ -72,3 +72,12 @@ def test_the_empty_state_is_one_macro(app: web.Application) -> None:
         assert '<a class="btn btn-secondary" href="/x">Tạo</a>' in html
     bare = str(module.empty("Trống"))  # type: ignore[attr-defined]
     assert "empty-text" not in bare and "<a " not in bare and '<p class="empty-title">Trống</p>' in bare
+
+
+def test_pct_class_is_a_bounded_whole_percent() -> None:
+    from server.pages.context import pct_class
+
+    assert [pct_class(v) for v in (None, -3, 0, 37.4, 37.6, 100, 250)] == [
+        "pct-0", "pct-0", "pct-0", "pct-37", "pct-38", "pct-100", "pct-100"]
+    css = (Path(__file__).resolve().parents[3] / "web/static/app.css").read_text(encoding="utf-8")
+    assert all(f".pct-{n}{{--pct:{n}}}" in css for n in range(101))  # every class the filter writes exists
