@@ -14,8 +14,6 @@ Also registers the jinja filters `markdown`, `filesize` and the Mailer (`server.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
@@ -37,6 +35,7 @@ from server.openapi import int_param, parse_int
 from server.pages.meetings import field_message
 from server.people import enrolment
 from server.people.accounts import find_user
+from server.reports import exports
 from server.schedule.meetings import meeting_by_id
 
 NOTICES = {
@@ -399,15 +398,13 @@ async def progress_page(request: web.Request) -> web.StreamResponse:
         users = await selfstudy.enrolled_users(s, program.id)
         rows = await selfstudy.program_progress(s, program.id, users)
     if request.query.get("format") == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["username", "display_name", "videos_watched", "videos_total", "materials_opened",
-                    "materials_total", "quizzes_passed", "quizzes_total", "average_score", "percent"])
-        for p in rows:
-            w.writerow([p.username, p.display_name, p.videos_watched, p.videos_total, p.materials_opened,
-                        p.materials_total, p.quizzes_passed, p.quizzes_total,
-                        "" if p.average_score is None else p.average_score, p.percent])
-        return web.Response(body=("\ufeff" + buf.getvalue()).encode(), content_type="text/csv", charset="utf-8",
+        table = exports.Table("progress", "", [
+            "username", "display_name", "videos_watched", "videos_total", "materials_opened", "materials_total",
+            "quizzes_passed", "quizzes_total", "average_score", "percent"])
+        table.rows = [[p.username, p.display_name, p.videos_watched, p.videos_total, p.materials_opened,
+                       p.materials_total, p.quizzes_passed, p.quizzes_total, p.average_score, p.percent]
+                      for p in rows]
+        return web.Response(body=exports.to_csv([table]), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="progress-{program.id}.csv"'})
     return aiohttp_jinja2.render_template("study_progress.html", request, _hub(
         program, access, "progress", ident, rows=rows, notice=notice(request)))
