@@ -35,6 +35,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import JoinLink, LoginSession, Meeting, Role, User, utcnow
 from server.errors import ApiError
+from server.inputs import read_form
 
 COOKIE = "taphuan_login"
 CSRF_COOKIE = "taphuan_csrf"
@@ -309,7 +310,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         given = request.headers.get(CSRF_HEADER, "")
         if not given and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             if request.content_type == "application/x-www-form-urlencoded":
-                form = await request.post()
+                form = await read_form(request)
                 given = str(form.get(CSRF_FIELD, ""))
             else:
                 given = request.query.get(CSRF_FIELD, "")

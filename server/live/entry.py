@@ -28,7 +28,7 @@ from server.live import attendance, chat, lobby, polls
 from server.live.capabilities import CAPABILITIES
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
-from server.live.wire import MODERATORS, SignalError, field
+from server.live.wire import MODERATORS, SignalError, field, id_field
 from sfu.errors import SfuError
 from sfu.room import Room
 
@@ -92,7 +92,7 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | Non
     if version not in PROTOCOL_VERSIONS:
         raise SignalError("version", f"Phiên bản giao thức không hỗ trợ; hỗ trợ: {list(PROTOCOL_VERSIONS)}. / "
                                      f"Unsupported protocol version {version}; supported: {list(PROTOCOL_VERSIONS)}.")
-    meeting_id = field(msg, "meeting_id", int)
+    meeting_id = id_field(msg, "meeting_id")
     resume = field(msg, "resume", dict, optional=True)
     ident = conn.ident
     meeting = await load_meeting_for(conn.app, ident, meeting_id)

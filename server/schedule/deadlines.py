@@ -25,6 +25,7 @@ from server.auth import Identity
 from server.config import CONFIG
 from server.db.models import PRESENTER_ROLES, Base, Meeting, MeetingDocument, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
+from server.inputs import malformed_body
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
 
@@ -168,28 +169,29 @@ async def receive(request: web.Request, s: AsyncSession) -> Upload:
     if request.content_length is not None and request.content_length > limit + 65_536:
         raise _too_large(limit)
     kind = request.query.get("kind", "")
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            continue
-        if part.name == "kind":
-            kind = (await part.text()).strip() or kind
-        elif part.name == "file":
-            if kind not in schedule.DOCUMENT_KINDS:
-                raise _bad_kind()
-            root = files.uploads_root(request.app[CONFIG])
-            try:
-                stored = await files.store(files.part_chunks(part), limit, root)
-            except files.TooLarge:
-                raise _too_large(limit) from None
-            if stored.mime not in ACCEPTED:
-                if not await _referenced(s, stored.hash):
-                    stored.path.unlink(missing_ok=True)
-                raise _refused(stored.mime)
-            name = Path(part.filename or f"{kind}.{ACCEPTED[stored.mime]}").name[:200]
-            return Upload(kind, name, stored)
-        else:
-            await part.release()
+    with malformed_body():
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "kind":
+                kind = (await part.text()).strip() or kind
+            elif part.name == "file":
+                if kind not in schedule.DOCUMENT_KINDS:
+                    raise _bad_kind()
+                root = files.uploads_root(request.app[CONFIG])
+                try:
+                    stored = await files.store(files.part_chunks(part), limit, root)
+                except files.TooLarge:
+                    raise _too_large(limit) from None
+                if stored.mime not in ACCEPTED:
+                    if not await _referenced(s, stored.hash):
+                        stored.path.unlink(missing_ok=True)
+                    raise _refused(stored.mime)
+                name = Path(part.filename or f"{kind}.{ACCEPTED[stored.mime]}").name[:200]
+                return Upload(kind, name, stored)
+            else:
+                await part.release()
     raise ApiError(400, "bad-request", "Thiếu tệp (trường 'file'). / No file (field 'file').")
 
 

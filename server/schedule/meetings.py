@@ -50,6 +50,7 @@ from server.db.models import (
     utcnow,
 )
 from server.errors import ApiError
+from server.inputs import Id
 from server.schedule import notifications
 from server.schedule import rules as schedule
 
@@ -79,15 +80,15 @@ class ProgramPatch(BaseModel):
 class MeetingIn(BaseModel):
     """MeetingIn: the fields of a meeting (times are ISO 8601 with an offset)."""
 
-    program_id: int
+    program_id: Id
     title: Title
     description: Text = ""
     kind: MeetingKind = MeetingKind.LECTURE
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    presenter_ids: list[int] = Field(default_factory=list, max_length=100)
-    classroom_ids: list[int] = Field(default_factory=list, max_length=5000)
-    province_ids: list[int] = Field(default_factory=list, max_length=100)
+    presenter_ids: list[Id] = Field(default_factory=list, max_length=100)
+    classroom_ids: list[Id] = Field(default_factory=list, max_length=5000)
+    province_ids: list[Id] = Field(default_factory=list, max_length=100)
     video_codec: VideoCodec = "VP8"
     record: bool = True
 
@@ -95,15 +96,15 @@ class MeetingIn(BaseModel):
 class MeetingPatch(BaseModel):
     """MeetingPatch: the meeting fields to change (omitted fields stay)."""
 
-    program_id: int | None = None
+    program_id: Id | None = None
     title: Title | None = None
     description: Text | None = None
     kind: MeetingKind | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
-    presenter_ids: list[int] | None = Field(default=None, max_length=100)
-    classroom_ids: list[int] | None = Field(default=None, max_length=5000)
-    province_ids: list[int] | None = Field(default=None, max_length=100)
+    presenter_ids: list[Id] | None = Field(default=None, max_length=100)
+    classroom_ids: list[Id] | None = Field(default=None, max_length=5000)
+    province_ids: list[Id] | None = Field(default=None, max_length=100)
     video_codec: VideoCodec | None = None
     record: bool | None = None
     override_reason: str | None = Field(default=None, max_length=2000)
