@@ -28,6 +28,7 @@ from server.errors import ApiError
 from server.inputs import malformed_body
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
+from server.schedule.visibility import visible
 
 ACCEPTED = {"application/pdf": "pdf", files.DOCX: "docx", files.XLSX: "xlsx", files.ODT: "odt", files.ODS: "ods"}
 KIND_LABELS = {"plan": ("Kế hoạch của vùng", "Regional plan"),
@@ -96,7 +97,7 @@ async def dashboard(s: AsyncSession, ident: Identity, today: dt.date, tz: ZoneIn
     With `state`, only the meetings that have a deadline in that state. Sorted by the nearest open due day.
     """
     since = dt.datetime.combine(today - dt.timedelta(days=PAST_DAYS), dt.time(), tzinfo=tz)
-    q = (svc.visible(select(Meeting), ident)
+    q = (visible(select(Meeting), ident)
          .options(selectinload(Meeting.program), selectinload(Meeting.presenters),
                   selectinload(Meeting.classrooms), selectinload(Meeting.provinces))
          .where(Meeting.kind == MeetingKind.REGIONAL, Meeting.status == MeetingStatus.PUBLISHED,
