@@ -1,7 +1,8 @@
 """server.app: `create_app(config)` builds the aiohttp application.
 
 Start/stop order lives in cleanup contexts (each owns what it starts): data directory and secrets →
-database (migrations, first operator) → bus → live rooms (SFU) → recorder. They stop in reverse.
+database (migrations, first operator) → bus → password-hashing threads (server.passwords) → live rooms (SFU) →
+recorder. They stop in reverse.
 Routes are added by each area's `setup(app)`: pages, API, signalling, health and metrics.
 """
 
@@ -18,15 +19,18 @@ from aiohttp import web
 
 from server import health, pages
 from server.api import setup as setup_api
-from server.auth import LOGIN_LIMITER, SECRETS, LoginLimiter, Secrets, auth_middleware, csrf_middleware
+from server.auth import SECRETS, Secrets, auth_middleware, csrf_middleware
 from server.bus import BUS, MemoryBus, RedisBus
 from server.config import CONFIG, Config
 from server.db.engine import DB, ENGINE, make_engine, make_sessionmaker, migrate
+from server.forwarded import forwarded_middleware
 from server.i18n import I18N, Translations
 from server.live import recordings, signalling
 from server.metrics import METRICS, REGISTRY, Metrics
 from server.middlewares import error_middleware, request_id_middleware, security_headers_middleware
 from server.pages.context import setup_jinja, template_context
+from server.passwords import PASSWORDS, PasswordPool, passwords_ctx
+from server.ratelimit import LOGIN_LIMITER, LoginLimiter
 
 log = logging.getLogger("taphuan")
 # Templates and static files ship inside the package: `server/web` is a link to the checkout's top-level `web/`
@@ -75,11 +79,12 @@ def create_app(config: Config) -> web.Application:
     """create_app: the whole Taphuan web application for `config`."""
     app = web.Application(
         client_max_size=config.limits.max_body_bytes,
-        middlewares=[request_id_middleware, error_middleware, security_headers_middleware,
-                     auth_middleware, csrf_middleware],
+        middlewares=[forwarded_middleware(config), request_id_middleware, error_middleware,
+                     security_headers_middleware, auth_middleware, csrf_middleware],
     )
     app[CONFIG] = config
-    app[LOGIN_LIMITER] = LoginLimiter(config.auth.login_failures_per_minute)
+    app[LOGIN_LIMITER] = LoginLimiter(config.auth.login_failures_per_minute, config.auth.login_ip_failures_per_minute)
+    app[PASSWORDS] = PasswordPool(config.auth.hash_threads, config.auth.hash_queue)
     app[I18N] = Translations()
     metrics = Metrics()
     app[METRICS] = metrics
@@ -99,6 +104,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_data_ctx)
     app.cleanup_ctx.append(_db_ctx)
     app.cleanup_ctx.append(_bus_ctx)
+    app.cleanup_ctx.append(passwords_ctx)
 
     health.setup(app)
     setup_api(app)

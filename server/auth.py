@@ -4,21 +4,25 @@ Who owns what:
 - `LoginSession` rows (the only "sessions" in Taphuan) are created by `login()` and `open_join_link()`
   and revoked by `logout()`, by an operator disabling an account, or when the same classroom opens a
   join link for the same meeting on a second PC (reason "replaced"; the bus tells the live connection).
-- `auth_middleware` resolves the cookie into an `Identity` for each request, stored in
+- `ApiToken` rows are bearer tokens for clients that are not browsers (`Authorization: Bearer …`), issued by
+  `POST /api/v1/tokens` (server.people.tokens) against a password; they end like logins (`revoke_logins`, their
+  login id is `token:<id>`).
+- `auth_middleware` resolves the bearer token, else the cookie, into an `Identity` for each request, stored in
   `request["identity"]`. Handlers call `require(request, *roles)`, or use the `@requires` decorator.
 - `csrf_middleware` refuses state-changing requests without the login's CSRF token (header
-  `X-CSRF-Token` or form field `csrf_token`); anonymous forms (login) use a double-submit cookie.
-- `LoginLimiter` counts failures per account and per IP in memory, with an injectable clock.
+  `X-CSRF-Token` or form field `csrf_token`); anonymous forms (login) use a double-submit cookie. A request
+  with a bearer token needs none: no other site's page can add that header.
+- Password hashing for requests runs off the event loop (server.passwords); failures are limited by
+  `server.ratelimit.LoginLimiter`; the client's address is `client_ip` (server.forwarded believes proxies).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import hmac
 import secrets
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import JoinLink, LoginSession, Meeting, Role, User, utcnow
+from server.db.models import ApiToken, JoinLink, LoginSession, Meeting, Role, User, utcnow
 from server.errors import ApiError
+from server.forwarded import same_origin
 from server.inputs import read_form
 
 COOKIE = "taphuan_login"
+TOKEN_PREFIX = "token:"  # the login id of a bearer token: "token:<ApiToken.id>"
 CSRF_COOKIE = "taphuan_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -46,12 +52,13 @@ _hasher = PasswordHasher()
 
 
 def hash_password(password: str) -> str:
-    """hash_password: an argon2id hash of the password."""
+    """hash_password: an argon2id hash of the password, on the calling thread (start-up, scripts; requests use
+    server.passwords)."""
     return _hasher.hash(password)
 
 
 def verify_password(stored_hash: str, password: str) -> bool:
-    """verify_password: True when the password matches the stored argon2 hash."""
+    """verify_password: True when the password matches the stored argon2 hash (on the calling thread)."""
     if not stored_hash:
         return False
     try:
@@ -91,7 +98,7 @@ class Secrets:
 
 @dataclass(frozen=True)
 class Identity:
-    """Identity: who made a request (from the login cookie)."""
+    """Identity: who made a request (from the login cookie, or a bearer token when `bearer`)."""
 
     login_id: str
     role: Role
@@ -102,6 +109,13 @@ class Identity:
     classroom_id: int | None = None
     meeting_id: int | None = None
     language: str = "vi"
+    bearer: bool = False
+
+    @property
+    def link_scoped(self) -> bool:
+        """Identity.link_scoped: a join-link login, scoped to one meeting (it sees that meeting only and may not
+        change the account: its password, its calendar feed, its tokens)."""
+        return self.meeting_id is not None
 
     @property
     def is_presenter(self) -> bool:
@@ -128,6 +142,9 @@ def require(request: web.Request, *roles: Role) -> Identity:
     """require: the Identity if its role is among `roles` (any role when none given); else 401/403."""
     ident = identity(request)
     if ident is None:
+        if request.get(BEARER_REFUSED):
+            raise ApiError(401, "token-invalid", "Mã truy cập không hợp lệ, đã hết hạn hoặc bị thu hồi. / "
+                                                 "The bearer token is invalid, expired or revoked.")
         if _wants_html(request):
             raise web.HTTPSeeOther(location=f"/login?next={request.path_qs}")
         raise ApiError(401, "unauthenticated", "Cần đăng nhập. / Login required.")
@@ -155,24 +172,20 @@ def requires(*roles: Role) -> Callable[[Handler], Handler]:
 
 
 def client_ip(request: web.Request) -> str:
-    """client_ip: the peer address (X-Forwarded-For only from configured trusted proxies)."""
-    peer = request.remote or ""
-    cfg = request.app[CONFIG]
-    if peer in cfg.server.trusted_proxies:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()
-    return peer
+    """client_ip: the client's address: the peer, or what a trusted proxy forwarded (server.forwarded rewrote the
+    request; a header from anyone else is never believed)."""
+    return request.remote or ""
 
 
 def cookie_secure(request: web.Request) -> bool:
-    """cookie_secure: whether cookies get the Secure flag."""
+    """cookie_secure: whether cookies get the Secure flag (auto: the request came over https, as the client made
+    it: a trusted proxy's X-Forwarded-Proto counts, anyone else's does not)."""
     mode = request.app[CONFIG].auth.cookie_secure
     if mode == "always":
         return True
     if mode == "never":
         return False
-    return request.secure or request.headers.get("X-Forwarded-Proto") == "https"
+    return request.secure
 
 
 def set_login_cookie(request: web.Request, response: web.StreamResponse, login: LoginSession) -> None:
@@ -180,46 +193,6 @@ def set_login_cookie(request: web.Request, response: web.StreamResponse, login: 
     max_age = int((login.expires_at - utcnow()).total_seconds())
     response.set_cookie(COOKIE, login.id, max_age=max(max_age, 0), httponly=True, samesite="Lax",
                         secure=cookie_secure(request), path="/")
-
-
-class LoginLimiter:
-    """LoginLimiter: at most N failures per minute per account and per IP, then "try again in N s"."""
-
-    WINDOW = 60.0
-
-    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _prune(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and q[0] <= now - self.WINDOW:
-            q.popleft()
-        if not q:
-            self._failures.pop(key, None)
-            return deque()
-        return q
-
-    def retry_after(self, *keys_: str) -> int:
-        """LoginLimiter.retry_after: seconds to wait (0 when allowed)."""
-        now = self.clock()
-        wait = 0.0
-        for key in keys_:
-            q = self._prune(key, now)
-            if len(q) >= self.limit:
-                wait = max(wait, q[0] + self.WINDOW - now)
-        return int(wait) + (1 if wait > int(wait) else 0)
-
-    def failed(self, *keys_: str) -> None:
-        """LoginLimiter.failed: record one failure for each key."""
-        now = self.clock()
-        for key in keys_:
-            self._failures.setdefault(key, deque()).append(now)
-
-    def succeeded(self, account_key: str) -> None:
-        """LoginLimiter.succeeded: forget the account's failures (the IP's stay)."""
-        self._failures.pop(account_key, None)
 
 
 async def create_login(s: AsyncSession, request: web.Request, *, user: User | None, hours: float,
@@ -244,17 +217,45 @@ async def create_login(s: AsyncSession, request: web.Request, *, user: User | No
 
 async def revoke_logins(s: AsyncSession, *, reason: str, user_id: int | None = None,
                         login_ids: list[str] | None = None) -> list[str]:
-    """revoke_logins: revoke matching live logins; returns their ids (caller commits and notifies)."""
+    """revoke_logins: revoke matching live logins and bearer tokens (`token:<id>`: all of an account's when
+    `user_id` is given without `login_ids`); returns their login ids (caller commits and notifies)."""
     q = select(LoginSession.id).where(LoginSession.revoked_at.is_(None))
+    t = select(ApiToken.id).where(ApiToken.revoked_at.is_(None))
     if user_id is not None:
         q = q.where(LoginSession.user_id == user_id)
+        t = t.where(ApiToken.user_id == user_id)
     if login_ids is not None:
-        q = q.where(LoginSession.id.in_(login_ids))
+        q = q.where(LoginSession.id.in_([i for i in login_ids if not i.startswith(TOKEN_PREFIX)]))
+        t = t.where(ApiToken.id.in_([int(i[len(TOKEN_PREFIX):]) for i in login_ids
+                                     if i.startswith(TOKEN_PREFIX) and i[len(TOKEN_PREFIX):].isdigit()]))
     ids = list((await s.scalars(q)).all())
+    tokens = list((await s.scalars(t)).all())
+    now = utcnow()
     if ids:
         await s.execute(update(LoginSession).where(LoginSession.id.in_(ids))
-                        .values(revoked_at=utcnow(), revoked_reason=reason))
-    return ids
+                        .values(revoked_at=now, revoked_reason=reason))
+    if tokens:
+        await s.execute(update(ApiToken).where(ApiToken.id.in_(tokens)).values(revoked_at=now, revoked_reason=reason))
+    return ids + [f"{TOKEN_PREFIX}{i}" for i in tokens]
+
+
+def token_digest(secret: str) -> str:
+    """token_digest: the SHA-256 (hex) under which a bearer token's secret is stored."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+async def load_token_identity(s: AsyncSession, secret: str) -> Identity | None:
+    """load_token_identity: the Identity of a bearer token (the account's role, no meeting scope), or None if
+    unknown, expired, revoked or its account disabled."""
+    token = await s.scalar(select(ApiToken).where(ApiToken.secret_hash == token_digest(secret)))
+    if token is None or token.revoked_at is not None or token.expires_at <= utcnow():
+        return None
+    user = await s.get(User, token.user_id)
+    if user is None or user.disabled or user.role == Role.GUEST:
+        return None
+    return Identity(login_id=f"{TOKEN_PREFIX}{token.id}", role=user.role, csrf_token="", user_id=user.id,
+                    username=user.username, display_name=user.display_name, classroom_id=user.classroom_id,
+                    language=user.language, bearer=True)
 
 
 async def load_identity(s: AsyncSession, token: str) -> Identity | None:
@@ -273,9 +274,33 @@ async def load_identity(s: AsyncSession, token: str) -> Identity | None:
                     classroom_id=user.classroom_id, meeting_id=login.meeting_id, language=user.language)
 
 
+def bearer_secret(request: web.Request) -> str | None:
+    """bearer_secret: the token of an `Authorization: Bearer …` header, None without one ("" when malformed)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    value = value.strip()
+    return value if 0 < len(value) <= 200 else ""
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """auth_middleware: resolve the login cookie into request["identity"]."""
+    """auth_middleware: resolve the bearer token, else the login cookie, into request["identity"].
+
+    The cookie is not looked at when a bearer token is sent. A token that is not one of ours (wrong, expired,
+    revoked; or another credential, e.g. a metrics scraper's) leaves the request anonymous and marked, so that
+    `require` answers 401 `token-invalid` rather than "login required".
+    """
+    secret = bearer_secret(request)
+    if secret is not None:
+        async with request.app[DB]() as s:
+            ident = await load_token_identity(s, secret) if secret else None
+        if ident is not None:
+            request[IDENTITY] = ident
+        else:
+            request[BEARER_REFUSED] = True
+        return await handler(request)
     token = request.cookies.get(COOKIE)
     if token and len(token) <= 64:
         async with request.app[DB]() as s:
@@ -285,8 +310,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
+def websocket_origin_ok(request: web.Request) -> bool:
+    """websocket_origin_ok: may this WebSocket upgrade go on? One authenticated by the login cookie must carry an
+    `Origin` naming this server, scheme, host and port (server.forwarded.same_origin): a browser always sends it,
+    and it is what stops another site's page from using the visitor's cookie. One authenticated by a bearer token
+    needs none: a page cannot add that header to a WebSocket."""
+    ident = identity(request)
+    return ident is not None and (ident.bearer or same_origin(request))
+
+
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-CSRF_EXEMPT = frozenset({"/healthz", "/metrics"})
+# /api/v1/tokens answers with a token in its body and sets no cookie: another site's form gains nothing by it.
+CSRF_EXEMPT = frozenset({"/healthz", "/metrics", "/api/v1/tokens"})
 
 
 def csrf_token_for_form(request: web.Request) -> str:
@@ -304,8 +339,12 @@ def csrf_token_for_form(request: web.Request) -> str:
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """csrf_middleware: refuse unsafe requests without a matching CSRF token; set the anonymous cookie."""
-    if request.method in UNSAFE and request.path not in CSRF_EXEMPT:
-        ident = identity(request)
+    ident = identity(request)
+    # A request with an Authorization header was not forged by another site's page (a form cannot add it, a
+    # script cannot without a CORS preflight Taphuan never grants): it needs no CSRF token. A request no route
+    # takes (404, 405) changes nothing: it gets that answer, not a CSRF refusal.
+    routed = request.match_info.http_exception is None
+    if request.method in UNSAFE and request.path not in CSRF_EXEMPT and routed and bearer_secret(request) is None:
         expected = ident.csrf_token if ident else request.cookies.get(CSRF_COOKIE, "")
         given = request.headers.get(CSRF_HEADER, "")
         if not given and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -367,6 +406,6 @@ async def meeting_login_expiry(s: AsyncSession, meeting_id: int, hours: float) -
     return base
 
 SECRETS: web.AppKey[Secrets] = web.AppKey("secrets")
-LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
 IDENTITY: web.RequestKey[Identity] = web.RequestKey("identity")  # set by auth_middleware
 ANON_CSRF: web.RequestKey[str] = web.RequestKey("anon_csrf")  # an anonymous visitor's CSRF token
+BEARER_REFUSED: web.RequestKey[bool] = web.RequestKey("bearer_refused")  # set by auth_middleware

@@ -15,6 +15,7 @@ file, against the working directory at load time. A service then finds its data 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,6 +67,17 @@ class ServerSection(_Section):
     shutdown_timeout: float = Field(3.0, gt=0, le=30)
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8, ::1)") \
+                    from None
+        return value
+
 
 class DatabaseSection(_Section):
     """DatabaseSection: SQLAlchemy URL; empty means SQLite in the data directory."""
@@ -89,6 +101,10 @@ class LimitsSection(_Section):
     ws_message_bytes: int = Field(131_072, ge=1024)
     ws_messages_per_second: float = Field(20.0, gt=0)
     ws_burst: int = Field(40, ge=1)
+    ws_flood_messages: int = Field(200, ge=1)
+    ws_flood_cooldown_seconds: float = Field(30.0, ge=0)
+    ws_connections_per_login: int = Field(4, ge=1)
+    ws_connections_per_ip: int = Field(100, ge=1)
     max_sdp_bytes: int = Field(65_536, ge=1024)
     chat_message_chars: int = Field(1000, ge=1)
 
@@ -98,8 +114,12 @@ class AuthSection(_Section):
 
     session_hours: float = Field(12.0, gt=0)
     login_failures_per_minute: int = Field(5, ge=1)
+    login_ip_failures_per_minute: int = Field(20, ge=1)
     join_link_hours: float = Field(72.0, gt=0)
     cookie_secure: Literal["auto", "always", "never"] = "auto"
+    token_hours: float = Field(720.0, gt=0, le=24 * 366)
+    hash_threads: int = Field(2, ge=1, le=64)
+    hash_queue: int = Field(16, ge=0, le=10_000)
 
 
 class TurnSection(_Section):

@@ -18,6 +18,14 @@ class Metrics:
         self.logins = Counter("taphuan_logins", "Login attempts", ["result"], registry=self.registry)
         self.ws_connections = Gauge("taphuan_ws_connections", "Open signalling WebSockets",
                                     registry=self.registry)
+        # signalling messages not handled, by reason: rate-limited (over the rate), binary, too-large
+        # (server.live.connection.Connection.run)
+        self.ws_refused = Counter("taphuan_ws_messages_refused", "Signalling messages refused unhandled", ["reason"],
+                                  registry=self.registry)
+        # signalling WebSockets refused or closed by a limit: login, ip (too many open), cooldown (after a flood),
+        # flooding (closed with 1008) (server.live.signalling)
+        self.ws_policy = Counter("taphuan_ws_policy_closes", "Signalling WebSockets refused or closed by a limit",
+                                 ["reason"], registry=self.registry)
         # read from the SFU at each scrape (server.live.service.live_ctx)
         self.rooms = Gauge("taphuan_rooms", "Live rooms", registry=self.registry)
         self.participants = Gauge("taphuan_participants", "Participants in live rooms", registry=self.registry)

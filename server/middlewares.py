@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from server.errors import ApiError
 from server.metrics import METRICS
@@ -97,7 +98,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         if exc.status == 413:
             message = "Nội dung gửi lên quá lớn. / Request body too large."
-        return await _error_response(request, exc.status, code, message or code)
+        resp = await _error_response(request, exc.status, code, message or code)
+        if "Allow" in exc.headers:  # a 405 names the methods the resource has (RFC 9110)
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
+    except HttpProcessingError:  # a body aiohttp's parsers refuse, e.g. a multipart part with broken headers
+        return await _error_response(request, 400, "bad-request",
+                                     "Nội dung gửi lên sai định dạng. / The request body is malformed.")
     except Exception:
         log.exception("unhandled error", extra={"request_id": request.get(REQUEST_ID)})
         return await _error_response(request, 500, "internal",

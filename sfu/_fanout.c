@@ -6,7 +6,8 @@
  * (srtp_t pointer, kept alive by a reference to the pylibsrtp Session) and the srtp_protect function address.
  *
  * fanout(slots, inbound, payload, ssrc, seq, ts, marker, keyframe, ntp, padding, now) rewrites, protects and
- * sends one inbound packet for every slot in the steady state and returns the indexes of the slots Python must
+ * sends (or, when the slot's pacer holds video back, queues there: sfu/_pacer.c) one inbound packet for every
+ * slot in the steady state and returns the indexes of the slots Python must
  * handle itself (no route yet, source switch, packet older than the source's start or than a dropped run), or
  * None; a slot without a header template (its sender not ready) is skipped. A VP8 slot also drops temporal layers above its tid_target and writes its own PictureID and TL0PICIDX
  * (HeaderRewriter.map_vp8; the descriptor is read once per packet, only when a VP8 slot is there).
@@ -603,8 +604,16 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
         }
         if (!slot_steady(s, ssrc, (unsigned int)seq))
             goto python;
-        if (s->pacer != NULL && !pacer_admit((Pacer *)s->pacer, s->head_len + plen + padding, s->audio, now))
-            goto python;  /* the bucket is empty or video waits: Python queues it (sfu.pacer.Pacer) */
+        int queue_it = 0;
+        if (s->pacer != NULL) {
+            Pacer *pacer = (Pacer *)s->pacer;
+            if (pacer->queued > 0 && pacer_drain(pacer, now) < 0) {  /* what waits goes first, as far as it may */
+                Py_XDECREF(rest);
+                return NULL;
+            }
+            /* the bucket is empty or video waits: the packet is rewritten as usual and waits in the queue */
+            queue_it = !pacer_admit(pacer, s->head_len + plen + padding, s->audio, now);
+        }
         /* slot_map in the steady state: not older than the newest dropped run, so the current offsets apply */
         unsigned int prev = s->max_in;
         int newest = ((seq - prev - 1) & 0xFFFF) < 0x7FFF;
@@ -674,17 +683,24 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
             buf[len + padding - 1] = (unsigned char)padding;
             len += padding;
         }
-        if (route_send(&s->route, buf, len, &len) < 0) {
-            s->send_errors++;
-            continue;
+        if (queue_it) {
+            if (pacer_queue_c((Pacer *)s->pacer, o, buf, len, s->ast_off, s->head_len + plen + padding, now) < 0) {
+                Py_XDECREF(rest);
+                return NULL;
+            }
+        } else {
+            if (route_send(&s->route, buf, len, &len) < 0) {
+                s->send_errors++;
+                continue;
+            }
+            s->c_sent++;
+            s->tx_bytes += len;
+            s->tx_packets++;
         }
         s->packets_sent++;
         s->bytes_sent += sent_plen;
         s->last_ntp = ntp;
         s->last_out_ts = out_ts;
-        s->c_sent++;
-        s->tx_bytes += len;
-        s->tx_packets++;
         continue;
     python:
         if (rest == NULL && (rest = PyList_New(0)) == NULL)

@@ -1,9 +1,21 @@
-/* _pacer: Pacer, a down transport's token bucket in C (the twin of sfu.pacer.TokenBucket, same fields and
- * arithmetic; tests/sfu/test_pacer.py runs both on the same steps). The C fan-out (fanout_run) asks the bucket
- * of each slot that has one (Slot.set_pacer) before sending: audio always goes and takes its bits, video goes
- * only while nothing waits in the Python queue (sfu.pacer.Pacer) and the bucket is not empty; otherwise the
- * slot is left to Python, which queues the packet. */
+/* _pacer: Pacer, a down transport's token bucket and the queue of video packets waiting for it, in C (the twin of
+ * sfu.pacer.TokenBucket: same fields, arithmetic and queue; tests/sfu/test_pacer.py runs both on the same steps).
+ *
+ * The C fan-out (fanout_run) asks the bucket of each slot that has one (Slot.set_pacer) before sending: audio
+ * always goes and takes its bits; video goes while nothing waits and the bucket is not empty, else the fan-out
+ * rewrites it as usual and queues the plain packet here (pacer_queue_c), calling `on_queue` when no drain timer
+ * is `armed` so that Python starts one (sfu.pacer.Pacer). Before each packet it handles for a paced slot, the
+ * fan-out drains the slot's pacer (pacer_drain): a link drains at the pace of the media it receives, without
+ * Python; the timer covers the gaps. Python queues the packets of its own path with
+ * `push`. `drain(now)` sends from the head of the queue what the bucket allows, oldest first, each with the
+ * abs-send-time of its departure: a C slot's through the slot's route (or Python's `send` when the route is
+ * gone), Python's through `send`.
+ *
+ * Ownership: one Pacer per PacketWire (sfu.pacer.Pacer.bucket); queued entries hold a reference to their Slot
+ * (a Slot holds its Pacer: the cycle is broken by `clear` and the GC). */
 #include "_fanout.h"
+
+#include <stdlib.h>
 
 static double burst_for(double rate) {
     double b = rate * PACER_BURST_SECONDS;
@@ -27,6 +39,121 @@ int pacer_admit(Pacer *p, long long size, int audio, double now) {
     return 0;
 }
 
+static void entry_clear(QEntry *e) {
+    Py_CLEAR(e->owner);
+    free(e->buf);
+    e->buf = NULL;
+}
+
+/* queue_tail: the free entry at the tail; NULL when the queue is full or cannot be allocated (no exception). */
+static QEntry *queue_tail(Pacer *p) {
+    if (p->q == NULL && (p->q = calloc(PACER_MAX_QUEUE, sizeof(QEntry))) == NULL)
+        return NULL;
+    if (p->queued >= PACER_MAX_QUEUE)
+        return NULL;
+    return &p->q[(p->head + p->queued) % PACER_MAX_QUEUE];
+}
+
+static void queue_pop(Pacer *p) {
+    entry_clear(&p->q[p->head]);
+    p->head = (p->head + 1) % PACER_MAX_QUEUE;
+    p->queued--;
+}
+
+static void queue_clear(Pacer *p) {
+    while (p->queued > 0)
+        queue_pop(p);
+}
+
+int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, int ast_off, long long size,
+                  double now) {
+    QEntry *e = queue_tail(p);
+    unsigned char *copy = e != NULL ? malloc((size_t)len + (BUF_SIZE - MAX_PLAIN)) : NULL;
+    if (copy == NULL) {
+        p->dropped++;
+        return 0;
+    }
+    memcpy(copy, buf, (size_t)len);
+    e->owner = Py_NewRef(slot);
+    e->buf = copy;
+    e->len = len;
+    e->ast_off = ast_off;
+    e->size = size;
+    e->at = now;
+    p->queued++;
+    if (!p->armed && p->on_queue != NULL && p->on_queue != Py_None) {
+        PyObject *r = PyObject_CallNoArgs(p->on_queue);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
+/* abs_send_time_now: sfu.rtp.abs_send_time_now. */
+static unsigned int abs_send_time_now(void) {
+    return (unsigned int)((unsigned long long)((clock_seconds(CLOCK_REALTIME) + NTP_OFFSET) * 262144.0) & 0xFFFFFF);
+}
+
+/* call_send calls p->send(head, payload, padding); -1 with an exception when it raised. */
+static int call_send(Pacer *p, PyObject *head, PyObject *payload, PyObject *padding) {
+    if (p->send == NULL || p->send == Py_None)
+        return 0;
+    PyObject *r = PyObject_CallFunctionObjArgs(p->send, head, payload, padding, NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* send_entry sends the head of the queue as it leaves now: 0, or -1 with an exception. */
+static int send_entry(Pacer *p, QEntry *e) {
+    unsigned int ast = e->ast_off ? abs_send_time_now() : 0;
+    if (e->buf != NULL) {  /* a C slot's plain packet */
+        Slot *s = (Slot *)e->owner;
+        if (e->ast_off) {
+            e->buf[e->ast_off] = (unsigned char)(ast >> 16);
+            e->buf[e->ast_off + 1] = (unsigned char)(ast >> 8);
+            e->buf[e->ast_off + 2] = (unsigned char)ast;
+        }
+        if (s->route.srtp != NULL) {
+            int len = e->len;
+            if (route_send(&s->route, e->buf, len, &len) < 0) {
+                s->send_errors++;
+                return 0;
+            }
+            s->c_sent++;
+            s->tx_bytes += (unsigned long long)len;
+            s->tx_packets++;
+            return 0;
+        }
+        /* the route went away while it waited (ICE restart, new SRTP keys): Python's path sends the plain packet */
+        PyObject *plain = PyBytes_FromStringAndSize((const char *)e->buf, e->len);
+        PyObject *empty = PyBytes_FromStringAndSize("", 0);
+        PyObject *zero = PyLong_FromLong(0);
+        int r = plain != NULL && empty != NULL && zero != NULL ? call_send(p, plain, empty, zero) : -1;
+        Py_XDECREF(plain);
+        Py_XDECREF(empty);
+        Py_XDECREF(zero);
+        return r;
+    }
+    PyObject *head = PyTuple_GET_ITEM(e->owner, 0);
+    if (!e->ast_off)
+        return call_send(p, head, PyTuple_GET_ITEM(e->owner, 1), PyTuple_GET_ITEM(e->owner, 2));
+    PyObject *stamped = PyByteArray_FromObject(head);
+    if (stamped == NULL)
+        return -1;
+    if (PyByteArray_GET_SIZE(stamped) >= e->ast_off + 3) {
+        unsigned char *b = (unsigned char *)PyByteArray_AS_STRING(stamped);
+        b[e->ast_off] = (unsigned char)(ast >> 16);
+        b[e->ast_off + 1] = (unsigned char)(ast >> 8);
+        b[e->ast_off + 2] = (unsigned char)ast;
+    }
+    int r = call_send(p, stamped, PyTuple_GET_ITEM(e->owner, 1), PyTuple_GET_ITEM(e->owner, 2));
+    Py_DECREF(stamped);
+    return r;
+}
+
 static int Pacer_init(Pacer *p, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"rate", NULL};
     double rate;
@@ -36,8 +163,34 @@ static int Pacer_init(Pacer *p, PyObject *args, PyObject *kw) {
     p->burst = burst_for(rate);
     p->tokens = p->burst;
     p->last = -1.0;
-    p->queued = 0;
+    if (p->q != NULL)
+        queue_clear(p);
+    p->queued = p->sent_queued = p->dropped = 0;
+    p->armed = 0;
     return 0;
+}
+
+static int Pacer_traverse(Pacer *p, visitproc visit, void *arg) {
+    Py_VISIT(p->send);
+    Py_VISIT(p->on_queue);
+    for (long long i = 0; i < p->queued; i++)
+        Py_VISIT(p->q[(p->head + i) % PACER_MAX_QUEUE].owner);
+    return 0;
+}
+
+static int Pacer_clear(Pacer *p) {
+    Py_CLEAR(p->send);
+    Py_CLEAR(p->on_queue);
+    if (p->q != NULL)
+        queue_clear(p);
+    return 0;
+}
+
+static void Pacer_dealloc(Pacer *p) {
+    PyObject_GC_UnTrack(p);
+    Pacer_clear(p);
+    free(p->q);
+    Py_TYPE(p)->tp_free((PyObject *)p);
 }
 
 static PyObject *Pacer_set_rate(Pacer *p, PyObject *arg) {
@@ -83,12 +236,103 @@ static PyObject *Pacer_wait(Pacer *p, PyObject *unused) {
     return PyFloat_FromDouble(p->tokens >= 0 ? 0.0 : -p->tokens / p->rate);
 }
 
+/* push(head, payload, padding, ast_off, now): Python's packet waits (True), or is dropped: the queue is full. */
+static PyObject *Pacer_push(Pacer *p, PyObject *args) {
+    PyObject *head, *payload;
+    long long padding;
+    int ast_off;
+    double now;
+    if (!PyArg_ParseTuple(args, "OSLid", &head, &payload, &padding, &ast_off, &now))
+        return NULL;
+    Py_ssize_t head_len = PyObject_Length(head);
+    if (head_len < 0)
+        return NULL;
+    QEntry *e = queue_tail(p);
+    if (e == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        p->dropped++;
+        Py_RETURN_FALSE;
+    }
+    PyObject *copy = PyBytes_FromObject(head);
+    if (copy == NULL)
+        return NULL;
+    PyObject *owner = Py_BuildValue("(NOL)", copy, payload, padding);
+    if (owner == NULL)
+        return NULL;
+    e->owner = owner;
+    e->buf = NULL;
+    e->len = 0;
+    e->ast_off = ast_off;
+    e->size = head_len + PyBytes_GET_SIZE(payload) + padding;
+    e->at = now;
+    p->queued++;
+    Py_RETURN_TRUE;
+}
+
+long long pacer_drain(Pacer *p, double now) {
+    while (p->queued > 0 && now - p->q[p->head].at > PACER_MAX_QUEUE_SECONDS) {
+        queue_pop(p);
+        p->dropped++;
+    }
+    pacer_refill(p, now);
+    long long sent = 0;
+    while (p->queued > 0 && p->tokens >= 0) {
+        QEntry e = p->q[p->head];  /* taken out: `send` may re-enter (push) */
+        p->q[p->head].owner = NULL;
+        p->q[p->head].buf = NULL;
+        p->head = (p->head + 1) % PACER_MAX_QUEUE;
+        p->queued--;
+        p->tokens -= (double)((e.size + PACER_OVERHEAD) * 8);
+        int r = send_entry(p, &e);
+        entry_clear(&e);
+        if (r < 0)
+            return -1;
+        p->sent_queued++;
+        sent++;
+    }
+    return sent;
+}
+
+/* drain(now) -> packets sent: drops what waited longer than MAX_QUEUE_SECONDS, then sends from the head what the
+ * bucket allows. */
+static PyObject *Pacer_drain(Pacer *p, PyObject *arg) {
+    double now = PyFloat_AsDouble(arg);
+    if (now == -1.0 && PyErr_Occurred())
+        return NULL;
+    long long sent = pacer_drain(p, now);
+    return sent < 0 ? NULL : PyLong_FromLongLong(sent);
+}
+
+static PyObject *Pacer_clear_queue(Pacer *p, PyObject *unused) {
+    (void)unused;
+    if (p->q != NULL)
+        queue_clear(p);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Pacer_get_oldest(Pacer *p, void *closure) {
+    (void)closure;
+    return PyFloat_FromDouble(p->queued > 0 ? p->q[p->head].at : -1.0);
+}
+
 static PyMemberDef Pacer_members[] = {
     {"rate", T_DOUBLE, offsetof(Pacer, rate), READONLY, "rate: bit/s"},
     {"tokens", T_DOUBLE, offsetof(Pacer, tokens), 0, "tokens: bits in the bucket (below zero: in debt)"},
     {"burst", T_DOUBLE, offsetof(Pacer, burst), READONLY, "burst: the bucket's size in bits"},
     {"last", T_DOUBLE, offsetof(Pacer, last), 0, "last: clock of the last refill, -1 none"},
-    {"queued", T_LONGLONG, offsetof(Pacer, queued), 0, "queued: packets waiting in the Python queue"},
+    {"queued", T_LONGLONG, offsetof(Pacer, queued), READONLY, "queued: packets waiting in the queue"},
+    {"sent_queued", T_LONGLONG, offsetof(Pacer, sent_queued), READONLY, "sent_queued: packets sent from the queue"},
+    {"dropped", T_LONGLONG, offsetof(Pacer, dropped), READONLY, "dropped: packets dropped from the queue"},
+    {"send", T_OBJECT, offsetof(Pacer, send), 0, "send(head, payload, padding): Python's way out"},
+    {"on_queue", T_OBJECT, offsetof(Pacer, on_queue), 0, "on_queue(): the C fan-out queued, no timer armed"},
+    {"armed", T_BOOL, offsetof(Pacer, armed), 0, "armed: Python's drain timer is set"},
+    {NULL},
+};
+
+static PyGetSetDef Pacer_getset[] = {
+    {"oldest", (getter)Pacer_get_oldest, NULL, "oldest: clock when the oldest waiting packet was queued, -1 none",
+     NULL},
     {NULL},
 };
 
@@ -96,21 +340,29 @@ static PyMethodDef Pacer_methods[] = {
     {"set_rate", (PyCFunction)Pacer_set_rate, METH_O, "set_rate(rate): the rate and the burst that goes with it"},
     {"refill", (PyCFunction)Pacer_refill, METH_O, "refill(now): add the bits earned since the last call"},
     {"admit", (PyCFunction)Pacer_admit, METH_VARARGS, "admit(size, audio, now) -> may the packet go now"},
-    {"take", (PyCFunction)Pacer_take, METH_VARARGS, "take(size, now): a queued packet's bits, as it is sent"},
+    {"take", (PyCFunction)Pacer_take, METH_VARARGS, "take(size, now): a packet's bits, as it is sent"},
     {"wait", (PyCFunction)Pacer_wait, METH_NOARGS, "wait() -> seconds until the bucket is not empty"},
+    {"push", (PyCFunction)Pacer_push, METH_VARARGS,
+     "push(head, payload, padding, ast_off, now) -> queued (False: the queue is full, dropped)"},
+    {"drain", (PyCFunction)Pacer_drain, METH_O, "drain(now) -> packets sent from the queue"},
+    {"clear", (PyCFunction)Pacer_clear_queue, METH_NOARGS, "clear(): drop what waits (not counted)"},
     {NULL},
 };
 
 PyTypeObject PacerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "sfu._fanout.Pacer",
-    .tp_doc = "Pacer: a down transport's token bucket (sfu.pacer.TokenBucket in C)",
+    .tp_doc = "Pacer: a down transport's token bucket and its queue (sfu.pacer.TokenBucket in C)",
     .tp_basicsize = sizeof(Pacer),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Pacer_init,
+    .tp_traverse = (traverseproc)Pacer_traverse,
+    .tp_clear = (inquiry)Pacer_clear,
+    .tp_dealloc = (destructor)Pacer_dealloc,
     .tp_methods = Pacer_methods,
     .tp_members = Pacer_members,
+    .tp_getset = Pacer_getset,
 };
 
 int pacer_add_types(PyObject *module) {
@@ -123,7 +375,9 @@ int pacer_add_types(PyObject *module) {
     }
     if (contract_constant("PACER_BURST_SECONDS", PyFloat_FromDouble(PACER_BURST_SECONDS)) < 0 ||
         contract_constant("PACER_MIN_BURST_BITS", PyFloat_FromDouble(PACER_MIN_BURST_BITS)) < 0 ||
-        contract_constant("PACER_OVERHEAD", PyLong_FromLong(PACER_OVERHEAD)) < 0)
+        contract_constant("PACER_OVERHEAD", PyLong_FromLong(PACER_OVERHEAD)) < 0 ||
+        contract_constant("PACER_MAX_QUEUE_SECONDS", PyFloat_FromDouble(PACER_MAX_QUEUE_SECONDS)) < 0 ||
+        contract_constant("PACER_MAX_QUEUE", PyLong_FromLong(PACER_MAX_QUEUE)) < 0)
         return -1;
     return 0;
 }

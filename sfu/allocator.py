@@ -170,7 +170,6 @@ class Downlink:
     hold: float = HOLD_AFTER_DOWN
     downgrades: int = 0
     upgrades: int = 0
-    ever_congested: bool = False  # once congested, its transport is paced (sfu.downlinks)
     queued: bool = False  # video has waited in its pacer for a while: no upgrade until it drains
     _loss_reports: int = 0
     _queue_reports: int = 0
@@ -221,7 +220,6 @@ class Downlink:
             self._fell_at = float("-inf")  # confirmed: one fall, one cut
         self.queued = self._queue_reports >= 3
         self.congested = lossy or overuse
-        self.ever_congested |= self.congested
         recut = lossy and not overuse and now - self._cut_at < CUT_SPACING
         self._calm = 0 if self.congested else self._calm + 1
         if self.congested:

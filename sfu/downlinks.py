@@ -177,11 +177,11 @@ class Downlinks:
         rtts = [c.sender.rtt for c in video if c.sender.rtt is not None]
         estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, max(rtts) if rtts else None))
         if wire is not None:
-            # paced once its link has been congested and while it is not fast: a link that never was keeps the C
-            # path all the way (its bursts fit), a weak one sends at its estimate, audio first
+            # paced from the start while it is not known to be fast (a new link's first keyframes must not
+            # overflow a 300 kbit/s link before its first report says so): audio first, video at the estimate
             audio = sum(1 for c in consumers if c.kind == "audio" and c.source is not None)
             rate = max(MIN_PACING_RATE, estimate * PACING_FACTOR) + AUDIO_BITRATE * audio
-            wire.pacer.set_rate(rate if link.ever_congested and estimate < PACE_BELOW else UNLIMITED)
+            wire.pacer.set_rate(rate if estimate < PACE_BELOW else UNLIMITED)
         demands: list[Demand] = []
         for c in video:
             view = p.slot_view.get(c.slot)

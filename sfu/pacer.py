@@ -9,12 +9,14 @@ audio concealed on 0.3-1 Mbit/s links). The pacer is a token bucket at ``rate`` 
 * video is sent at once only while nothing waits and the bucket is not empty; else it waits in the queue,
   in order, and a timer sends it as the bucket refills, so the audio that arrives meanwhile goes first.
 
-The bucket is ``TokenBucket`` in Python and ``sfu._fanout.Pacer`` in C (the same fields and arithmetic, checked
-by ``tests/sfu/test_pacer.py``); the C fan-out (``sfu/_fanout.c``) asks the bucket of a slot's wire before
-sending, and leaves a video packet it may not send to the Python path, which queues it here
-(``PacketWire.send_rtp``). The queue is ``Pacer``'s, in Python: only a congested classroom's packets go
-through it. Retransmissions are video: they wait in the same queue, and ``Consumer.retransmit`` refuses them
-while the queue is not empty (``Pacer.congested``) or they exceed ``RESEND_SHARE`` of the rate.
+The bucket and its queue are ``TokenBucket`` in Python and ``sfu._fanout.Pacer`` in C (the same fields,
+arithmetic and queue, checked by ``tests/sfu/test_pacer.py``). The C fan-out (``sfu/_fanout.c``) asks the bucket
+of a slot's wire before sending; a video packet it may not send yet is rewritten as usual and waits in the C
+queue, so a paced link costs no Python per packet (``on_queue`` tells ``Pacer`` to start its timer). The Python
+path (``PacketWire.send_rtp``) queues its packets in the same queue (``push``). The timer calls ``drain``, which
+sends what the bucket allows, oldest first. Retransmissions are video: they wait in the same queue, and
+``Consumer.retransmit`` refuses them while the queue is not empty (``Pacer.congested``) or they exceed
+``RESEND_SHARE`` of the rate.
 
 Owner: one ``PacketWire`` (one down DTLS transport) owns one ``Pacer``; the room's allocation job sets its rate.
 """
@@ -40,22 +42,37 @@ BURST_SECONDS = 0.02  # the bucket holds at most this long at `rate`
 MIN_BURST_BITS = 2 * 1200 * 8  # and at least two full packets
 UNLIMITED = 1e12  # bit/s: pacing off (no estimate yet, or allocation disabled)
 MAX_QUEUE_SECONDS = 2.0  # packets waiting longer than this are dropped (counted): the allocator steps down first
+MAX_QUEUE = 4096  # packets that may wait (2 s at 16 Mbit/s); more are dropped (counted)
 RESEND_SHARE = 0.25  # retransmissions may use at most this share of the rate (per second)
 _AST = struct.Struct("!HB")  # abs-send-time, 3 bytes
 OVERHEAD = 10 + 28  # bytes per packet beyond the plain RTP: SRTP tag, IPv4 + UDP headers
 
 
 class TokenBucket:
-    """TokenBucket is the pacer's bucket in Python (the twin of ``sfu._fanout.Pacer``): bits, refilled at `rate`."""
+    """TokenBucket is the pacer's bucket and queue in Python (the twin of ``sfu._fanout.Pacer``): bits, refilled at
+    `rate`, and the packets waiting for them."""
 
-    __slots__ = ("rate", "tokens", "burst", "last", "queued")
+    __slots__ = ("rate", "tokens", "burst", "last", "queued", "send", "on_queue", "armed", "sent_queued", "dropped",
+                 "_queue")
 
     def __init__(self, rate: float = UNLIMITED) -> None:
         self.rate = rate
         self.burst = burst_for(rate)
         self.tokens = self.burst
         self.last = -1.0
-        self.queued = 0  # packets waiting in the Python queue: while any do, video waits behind them
+        self.queued = 0  # packets waiting in the queue (while any do, video waits behind them)
+        self.send: Callable[[bytes | bytearray, bytes, int], Any] | None = None  # the way out of the queue
+        self.on_queue: Callable[[], Any] | None = None  # the C twin calls it when its fan-out queues (never here)
+        self.armed = False  # Pacer's drain timer is set
+        self.sent_queued = 0  # packets sent from the queue
+        self.dropped = 0  # packets dropped from the queue (waited too long, or the queue was full)
+        # (head, payload, padding, ast_off, size, queued at)
+        self._queue: deque[tuple[bytes, bytes, int, int, int, float]] = deque()
+
+    @property
+    def oldest(self) -> float:
+        """oldest: the clock when the oldest waiting packet was queued, -1 when none waits."""
+        return self._queue[0][5] if self._queue else -1.0
 
     def set_rate(self, rate: float) -> None:
         """set_rate changes the rate (bit/s) and the burst that goes with it."""
@@ -80,13 +97,52 @@ class TokenBucket:
         return False
 
     def take(self, size: int, now: float) -> None:
-        """take removes a queued packet's bits as it is sent."""
+        """take removes a packet's bits as it is sent."""
         self.refill(now)
         self.tokens -= (size + OVERHEAD) * 8
 
     def wait(self) -> float:
         """wait: seconds until the bucket is not empty."""
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    def push(self, head: bytes | bytearray, payload: bytes, padding: int, ast_off: int, now: float) -> bool:
+        """push queues a copy of the packet (`ast_off`: where its abs-send-time is, 0: none); False: the queue is
+        full and it is dropped (counted)."""
+        if len(self._queue) >= MAX_QUEUE:
+            self.dropped += 1
+            return False
+        self._queue.append((bytes(head), payload, padding, ast_off, len(head) + len(payload) + padding, now))
+        self.queued += 1
+        return True
+
+    def drain(self, now: float) -> int:
+        """drain drops what waited longer than ``MAX_QUEUE_SECONDS``, then sends from the head what the bucket
+        allows, each stamped with the abs-send-time of its departure; returns the packets sent."""
+        queue = self._queue
+        while queue and now - queue[0][5] > MAX_QUEUE_SECONDS:
+            queue.popleft()
+            self.queued -= 1
+            self.dropped += 1
+        self.refill(now)
+        sent = 0
+        while queue and self.tokens >= 0:
+            head, payload, padding, ast_off, size, _ = queue.popleft()
+            self.queued -= 1
+            self.tokens -= (size + OVERHEAD) * 8
+            out: bytes | bytearray = head
+            if ast_off:
+                out = bytearray(head)
+                _AST.pack_into(out, ast_off, *divmod(abs_send_time_now(), 256))
+            if self.send is not None:
+                self.send(out, payload, padding)
+            self.sent_queued += 1
+            sent += 1
+        return sent
+
+    def clear(self) -> None:
+        """clear drops what waits (not counted)."""
+        self._queue.clear()
+        self.queued = 0
 
 
 def burst_for(rate: float) -> float:
@@ -102,21 +158,19 @@ def new_bucket(compiled: bool) -> Any:
 
 
 class Pacer:
-    """Pacer: one transport's bucket and its queue of video packets waiting for it (see the module docstring).
+    """Pacer: one transport's bucket and queue (see the module docstring) and the timer that drains it.
 
-    `send` sends one plain packet now (``PacketWire._send_now``). The queue holds (header, payload, padding,
-    enqueued at) in order; a timer on the running loop drains it.
+    `send` sends one plain packet now (``PacketWire._send_now``).
     """
 
     def __init__(self, send: Callable[[bytes | bytearray, bytes, int], bool], compiled: bool = True,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.bucket = new_bucket(compiled)
+        self.bucket.send = send
+        self.bucket.on_queue = self._schedule
         self._send = send
         self._clock = clock
-        self._queue: deque[tuple[bytes, bytes, int, float, int]] = deque()
         self._timer: asyncio.TimerHandle | None = None
-        self.sent_queued = 0  # packets sent from the queue
-        self.dropped = 0  # packets dropped after waiting MAX_QUEUE_SECONDS
         self._resend_bits = 0.0
         self._resend_window = 0.0
 
@@ -130,18 +184,28 @@ class Pacer:
         self.bucket.set_rate(rate)
 
     @property
+    def sent_queued(self) -> int:
+        """sent_queued: packets sent from the queue."""
+        return int(self.bucket.sent_queued)
+
+    @property
+    def dropped(self) -> int:
+        """dropped: packets dropped from the queue (waited longer than ``MAX_QUEUE_SECONDS``, or it was full)."""
+        return int(self.bucket.dropped)
+
+    @property
     def queue_delay(self) -> float:
         """queue_delay: how long the oldest waiting packet has waited (0 when none waits)."""
-        return self._clock() - self._queue[0][3] if self._queue else 0.0
+        return self._clock() - self.bucket.oldest if self.bucket.queued else 0.0
 
     @property
     def congested(self) -> bool:
         """congested: packets are waiting (so a retransmission would only add to the delay)."""
-        return bool(self._queue)
+        return bool(self.bucket.queued)
 
     def allow_resend(self, size: int) -> bool:
         """allow_resend: a retransmission of `size` bytes fits the budget (nothing waits, under RESEND_SHARE)."""
-        if self._queue:
+        if self.bucket.queued:
             return False
         now = self._clock()
         if now - self._resend_window >= 1.0:
@@ -156,44 +220,41 @@ class Pacer:
     def send(self, head: bytes | bytearray, payload: bytes, padding: int, audio: bool, ast_off: int = 0) -> bool:
         """send sends the packet now if the bucket admits it, else queues a copy; True either way.
 
-        `ast_off`: where `head` holds the abs-send-time extension (0: none), rewritten when a queued packet leaves:
-        a receiver's delay-based estimate must see when it left, not the time it waited here as a growing queue.
+        What waits goes first, as far as the bucket allows (as the C fan-out does). `ast_off`: where `head` holds
+        the abs-send-time extension (0: none), rewritten when a queued packet leaves: a receiver's delay-based
+        estimate must see when it left, not the time it waited here as a growing queue.
         """
         now = self._clock()
         size = len(head) + len(payload) + padding
+        if self.bucket.queued:
+            self.bucket.drain(now)
         if self.bucket.admit(size, audio, now):
             return self._send(head, payload, padding)
-        self._queue.append((bytes(head), payload, padding, now, ast_off))
-        self.bucket.queued = len(self._queue)
+        self.bucket.push(head, payload, padding, ast_off, now)
         self._schedule()
         return True
 
     def _schedule(self) -> None:
-        if self._timer is None and self._queue:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(max(0.001, self.bucket.wait()), self._drain)
+        """_schedule starts the drain timer when packets wait and none runs (without a running loop: a test's
+        synchronous fan-out, which drains by hand).
+
+        It fires after ``BURST_SECONDS`` at least: the bucket holds that much of the rate, so a drain that often
+        keeps the rate, and the media the link receives drains it in between (every packet the fan-out handles
+        for a paced slot drains first): one timer per burst, not one per packet.
+        """
+        if self._timer is None and self.bucket.queued:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._timer = loop.call_later(max(BURST_SECONDS, self.bucket.wait()), self._drain)
+            self.bucket.armed = True
 
     def _drain(self) -> None:
         """_drain sends what the bucket allows from the head of the queue, drops what waited too long."""
         self._timer = None
-        now = self._clock()
-        queue = self._queue
-        bucket = self.bucket
-        while queue and now - queue[0][3] > MAX_QUEUE_SECONDS:
-            queue.popleft()
-            self.dropped += 1
-        bucket.refill(now)
-        while queue and bucket.tokens >= 0:
-            head, payload, padding, _, ast_off = queue.popleft()
-            bucket.take(len(head) + len(payload) + padding, now)
-            if ast_off:
-                stamped = bytearray(head)
-                _AST.pack_into(stamped, ast_off, *divmod(abs_send_time_now(), 256))
-                self._send(stamped, payload, padding)
-            else:
-                self._send(head, payload, padding)
-            self.sent_queued += 1
-        bucket.queued = len(queue)
+        self.bucket.armed = False
+        self.bucket.drain(self._clock())
         self._schedule()
 
     def close(self) -> None:
@@ -201,5 +262,6 @@ class Pacer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._queue.clear()
-        self.bucket.queued = 0
+        self.bucket.armed = False
+        self.bucket.clear()
+        self.bucket.send = self.bucket.on_queue = None  # no cycle through the bound methods

@@ -89,17 +89,20 @@ MIRRORS: tuple[Mirror, ...] = (
     }),
     # a ForwardingSender without a C slot keeps these itself (its lsr, lsr_time and rtt read the slot's otherwise)
     Mirror("Slot", "sfu.hooks.sender.ForwardingSender", {"lsr": "_lsr", "lsr_time": "_lsr_time", "rtt": "_rtt"}),
-    # a down transport's pacer bucket: the C fan-out asks it before sending (sfu/pacer.py)
+    # a down transport's pacer bucket and queue: the C fan-out asks it before sending, and queues in it (sfu/pacer.py)
     Mirror(
         "Pacer", "sfu.pacer.TokenBucket",
-        {name: name for name in ("rate", "tokens", "burst", "last", "queued")},
-        methods=("set_rate", "refill", "admit", "take", "wait"), complete=True,
+        {name: name for name in ("rate", "tokens", "burst", "last", "queued", "send", "on_queue", "armed",
+                                 "sent_queued", "dropped")},
+        methods=("set_rate", "refill", "admit", "take", "wait", "push", "drain", "clear"), complete=True,
+        python_only=("_queue",),  # C's is a ring of entries that Python never sees
     ),
 )
 
 # Python-visible fields of the C types that mirror nothing in Python (C's own counters and state)
 C_ONLY: dict[str, tuple[str, ...]] = {
-    "Packet": (), "Slot": ("c_sent", "send_errors", "routed", "pacer"), "Pacer": (),
+    "Packet": (), "Slot": ("c_sent", "send_errors", "routed", "pacer"),
+    "Pacer": ("oldest",),  # a property of TokenBucket (it reads its queue), a getter here
 }
 
 # C #define (sfu._fanout.CONTRACT["constants"]): the Python constant it mirrors, as module.NAME
@@ -121,6 +124,8 @@ CONSTANTS: dict[str, str] = {
     "PACER_BURST_SECONDS": "sfu.pacer.BURST_SECONDS",
     "PACER_MIN_BURST_BITS": "sfu.pacer.MIN_BURST_BITS",
     "PACER_OVERHEAD": "sfu.pacer.OVERHEAD",
+    "PACER_MAX_QUEUE_SECONDS": "sfu.pacer.MAX_QUEUE_SECONDS",
+    "PACER_MAX_QUEUE": "sfu.pacer.MAX_QUEUE",
     # sfu/_remb.c is a port of aiortc's RemoteBitrateEstimator
     "BURST_DELTA_THRESHOLD_MS": "aiortc.rate.BURST_DELTA_THRESHOLD_MS",
     "MAX_ADAPT_OFFSET_MS": "aiortc.rate.MAX_ADAPT_OFFSET_MS",

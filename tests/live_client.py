@@ -1,7 +1,9 @@
 """live_client: a scripted participant for tests: a WebSocket speaking docs/protocol.md and aiortc peers.
 
-Used by the signalling, recorder and attendance tests: join a meeting through `/ws` with a login cookie,
-publish synthetic camera/microphone tracks, answer the server's down offers and decode what arrives.
+Used by the signalling, recorder and attendance tests: join a meeting through `/ws` with a login cookie (and the
+`Origin` a browser showing the server's page sends, which the server requires with a cookie) or with a bearer
+token (`bearer=`, no Origin), publish synthetic camera/microphone tracks, answer the server's down offers and
+decode what arrives.
 
 Every message sent and received is checked against docs/protocol.schema.json (tests/protocol_schema.py): a
 message sent against the contract raises at once (unless sent with `check=False`, on purpose); one received
@@ -21,11 +23,19 @@ from typing import Any
 import aiohttp
 from aiortc import AudioStreamTrack, MediaStreamTrack, RTCConfiguration, RTCSessionDescription, VideoStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
+from yarl import URL
 
 from sfu.hooks.connection import SfuPeerConnection
 from tests import protocol_schema
 
 LOOPBACK = ["127.0.0.1"]
+
+
+def page_origin(url: str) -> str:
+    """page_origin: the Origin a browser sends when a page of the server at `url` opens a WebSocket."""
+    u = URL(url)
+    scheme = {"ws": "http", "wss": "https"}.get(u.scheme, u.scheme)
+    return f"{scheme}://{u.host}:{u.port}"
 
 
 def client_pc() -> SfuPeerConnection:
@@ -40,6 +50,7 @@ class LiveClient:
 
     session: aiohttp.ClientSession
     url: str
+    bearer: str = ""  # a token from POST /api/v1/tokens: sent instead of the cookie's Origin
     ws: aiohttp.ClientWebSocketResponse | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -57,8 +68,10 @@ class LiveClient:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def connect(self) -> LiveClient:
-        """LiveClient.connect: open the WebSocket and start reading."""
-        self.ws = await self.session.ws_connect(self.url)
+        """LiveClient.connect: open the WebSocket (as a page of the server would, or with the bearer token) and
+        start reading."""
+        headers = {"Authorization": f"Bearer {self.bearer}"} if self.bearer else {"Origin": page_origin(self.url)}
+        self.ws = await self.session.ws_connect(self.url, headers=headers)
         self._reader = asyncio.create_task(self._read())
         return self
 

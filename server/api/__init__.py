@@ -34,3 +34,5 @@ def setup(app: web.Application) -> None:
     registry.add_module(app, calendar)
     from server.api import reports  # attendance, headcount, reports (issue 8)
     registry.add_module(app, reports)
+    from server.api import tokens  # bearer tokens for clients that are not browsers (issue 17)
+    registry.add_module(app, tokens)

@@ -17,7 +17,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, JoinLink, Role, User, utcnow
 from server.inputs import Id
-from server.openapi import endpoint, int_param, int_query, json_response, parse_body
+from server.openapi import endpoint, int_param, int_query, json_response, one_of, parse_body
 from server.people.accounts import (
     AccountError,
     AuditFilter,
@@ -230,7 +230,8 @@ async def get_csrf(request: web.Request) -> web.Response:
 
 
 @endpoint("POST", "/api/v1/login", name="api-login", summary="Log in with username and password", public=True,
-          body=LoginIn, response=LoginOut, tag="login")
+          body=LoginIn, response=LoginOut, tag="login",
+          errors=(401, 429))
 async def login(request: web.Request) -> web.Response:
     """login: check the password (rate limited), set the login cookie, return me and the CSRF token."""
     data = await parse_body(request, LoginIn)
@@ -268,7 +269,8 @@ async def me(request: web.Request) -> web.Response:
 
 @endpoint("POST", "/api/v1/me/password", name="api-me-password", summary="Change my password",
           roles=(Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM, Role.LEARNER), body=PasswordChange,
-          response=OkOut, tag="login")
+          response=OkOut, tag="login",
+          errors=(429,))
 async def me_password(request: web.Request) -> web.Response:
     """me_password: change one's own password (old one required); other logins of the account end."""
     ident = require(request)
@@ -286,7 +288,8 @@ async def me_password(request: web.Request) -> web.Response:
 @endpoint("GET", "/api/v1/users", name="api-users-list", summary="List accounts", roles=OPS, response=UserOut,
           response_list=True, tag="users",
           query=(("q", "text in username, name or e-mail"), ("role", "a role"),
-                 ("disabled", "true or false"), ("limit", "at most 1000"), ("offset", "skip this many")))
+                 ("disabled", "true or false"), ("limit", "at most 1000"), ("offset", "skip this many")),
+          schemas={"role": one_of(*(r.value for r in Role))})
 async def list_users(request: web.Request) -> web.Response:
     """list_users: accounts matching the filters."""
     q = request.query

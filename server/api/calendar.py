@@ -1,8 +1,9 @@
 """server.api.calendar: /api/v1/calendar (events per role, the secret iCalendar feed) and /api/v1/notifications.
 
 `GET /api/v1/calendar/feed/{token}.ics` is public: the token in the URL is the credential (a wrong or
-replaced token answers 404). Every other route needs a login; the feed URL belongs to an account, so a
-guest (join-link login without an account) gets 403.
+replaced token answers 404). Every other route needs a login; the feed URL belongs to an account and lists all
+its meetings, so a join-link login (a guest's, or a classroom's scoped to one meeting) may neither read nor
+replace it (403 `link-login`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from server.db.engine import DB
 from server.db.models import MeetingKind, MeetingStatus
 from server.errors import ApiError
 from server.i18n import language
-from server.openapi import endpoint, int_param, json_response
+from server.openapi import TEXT, endpoint, int_param, json_response, one_of
+from server.people.accounts import refuse_link_login
 from server.schedule import calendar as cal
 from server.schedule import meetings as svc
 from server.schedule import notifications
@@ -75,8 +77,11 @@ def feed_url(request: web.Request, token: str) -> FeedOut:
     return FeedOut(url=url, webcal_url="webcal://" + url.split("://", 1)[1])
 
 
-def _account(request: web.Request) -> Identity:
+def feed_owner(request: web.Request) -> Identity:
+    """feed_owner: the caller, when it may see and replace its account's feed URL (an account's own login or
+    token); else 403."""
     ident = require(request)
+    refuse_link_login(ident)
     if ident.user_id is None:
         raise ApiError(403, "forbidden", "Cần một tài khoản. / An account is needed.")
     return ident
@@ -108,7 +113,7 @@ async def calendar_events(request: web.Request) -> web.Response:
           summary="The caller's secret iCalendar feed URL (made on first use)", response=FeedOut, tag="calendar")
 async def get_feed_url(request: web.Request) -> web.Response:
     """get_feed_url: the caller's feed URL."""
-    ident = _account(request)
+    ident = feed_owner(request)
     async with request.app[DB]() as s:
         token = await cal.feed_token(s, ident.user_id or 0)
         await s.commit()
@@ -119,7 +124,7 @@ async def get_feed_url(request: web.Request) -> web.Response:
           summary="Replace the caller's feed URL (the old one stops working)", response=FeedOut, tag="calendar")
 async def regenerate_feed_url(request: web.Request) -> web.Response:
     """regenerate_feed_url: a new secret token for the caller."""
-    ident = _account(request)
+    ident = feed_owner(request)
     async with request.app[DB]() as s:
         token = await cal.feed_token(s, ident.user_id or 0, regenerate=True)
         await s.commit()
@@ -128,7 +133,8 @@ async def regenerate_feed_url(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/api/v1/calendar/feed/{token}", name="api-calendar-feed", public=True,
           summary="iCalendar feed of the account owning the token (the URL ends in .ics; 404 for a wrong token)",
-          content_type="text/calendar", tag="calendar")
+          content_type="text/calendar", tag="calendar",
+          schemas={"token": TEXT})
 async def feed(request: web.Request) -> web.Response:
     """feed: the .ics document of the token's account (no login cookie needed)."""
     token = request.match_info["token"].removesuffix(".ics")
@@ -145,14 +151,18 @@ async def feed(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/api/v1/notifications", name="api-notifications",
           summary="Schedule-change notifications of the caller and the caller's classroom, newest first",
-          response=NotificationOut, response_list=True, tag="calendar", query=(("unread", "1: only unread ones"),))
+          response=NotificationOut, response_list=True, tag="calendar", query=(("unread", "1: only unread ones"),),
+          schemas={"unread": one_of("1", "0")})
 async def list_notifications(request: web.Request) -> web.Response:
     """list_notifications: the caller's notifications (text in the caller's language)."""
     ident = require(request)
     lang = language(request)
     tz = request.app[CONFIG].tz
+    unread = request.query.get("unread", "").strip()
+    if unread not in ("", "0", "1"):
+        raise ApiError(422, "invalid", "unread: 1 hoặc 0 / unread: 1 or 0", field="unread")
     async with request.app[DB]() as s:
-        rows = await notifications.list_for(s, ident, unread_only=request.query.get("unread") == "1")
+        rows = await notifications.list_for(s, ident, unread_only=unread == "1")
     return json_response([NotificationOut(id=n.id, meeting_id=n.meeting_id, kind=n.kind,
                                           text=notifications.text_in(n, lang), created_at=n.created_at.astimezone(tz),
                                           read=n.read_at is not None) for n in rows])

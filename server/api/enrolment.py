@@ -7,7 +7,7 @@ learners. Every change is audited.
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.auth import require
 from server.db.engine import DB
@@ -20,8 +20,8 @@ from server.people import enrolment as svc
 OPERATOR = (Role.OPERATOR,)
 
 
-class PersonOut(BaseModel):
-    """PersonOut: an account in a program's lists."""
+class MemberOut(BaseModel):
+    """MemberOut: an account in a program's lists."""
 
     id: int
     username: str
@@ -33,6 +33,8 @@ class PersonOut(BaseModel):
 class PeopleIn(BaseModel):
     """PeopleIn: accounts by id and/or username."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     user_ids: list[Id] = Field(default_factory=list, max_length=20000)
     usernames: list[str] = Field(default_factory=list, max_length=20000)
 
@@ -42,7 +44,7 @@ class EnrolOut(BaseModel):
 
     added: int
     removed: int
-    people: list[PersonOut]
+    people: list[MemberOut]
 
 
 class MyProgramOut(BaseModel):
@@ -55,13 +57,13 @@ class MyProgramOut(BaseModel):
     learner: bool
 
 
-def person_out(u: User) -> PersonOut:
-    """person_out: a User as PersonOut."""
-    return PersonOut(id=u.id, username=u.username, display_name=u.display_name, role=u.role, email=u.email)
+def person_out(u: User) -> MemberOut:
+    """person_out: a User as MemberOut."""
+    return MemberOut(id=u.id, username=u.username, display_name=u.display_name, role=u.role, email=u.email)
 
 
 @endpoint("GET", "/api/v1/programs/{id}/learners", name="api-program-learners",
-          summary="Enrolled learners of a program (operators, trainers of the program)", response=PersonOut,
+          summary="Enrolled learners of a program (operators, trainers of the program)", response=MemberOut,
           response_list=True, tag="programs")
 async def list_learners(request: web.Request) -> web.Response:
     """list_learners: the program's learners."""
@@ -123,7 +125,7 @@ async def remove_learner(request: web.Request) -> web.Response:
 
 
 @endpoint("GET", "/api/v1/programs/{id}/trainers", name="api-program-trainers",
-          summary="Trainers assigned to a program", response=PersonOut, response_list=True, tag="programs")
+          summary="Trainers assigned to a program", response=MemberOut, response_list=True, tag="programs")
 async def list_trainers(request: web.Request) -> web.Response:
     """list_trainers: the program's trainers (anyone who belongs to the program)."""
     ident = require(request)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.auth import require
 from server.config import CONFIG
@@ -88,11 +88,15 @@ class OpenQuestionOut(BaseModel):
 class AnsweredIn(BaseModel):
     """AnsweredIn: mark a question answered (true) or open it again (false)."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     answered: bool = True
 
 
 class PreviewIn(BaseModel):
     """PreviewIn: Markdown to render."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     text: str = Field(max_length=20000)
 

@@ -18,7 +18,7 @@ from server.db.models import Material, MaterialKind
 from server.errors import ApiError
 from server.learning import materials as svc
 from server.learning import selfstudy
-from server.openapi import endpoint, id_query, int_param, json_response, parse_body
+from server.openapi import Upload, endpoint, id_query, int_param, json_response, one_of, parse_body
 from server.people import enrolment
 
 
@@ -52,7 +52,8 @@ def material_out(request: web.Request, m: Material) -> MaterialOut:
 @endpoint("GET", "/api/v1/programs/{id}/materials", name="api-program-materials",
           summary="Materials of a program (optionally of one meeting or kind)", response=MaterialOut,
           response_list=True, tag="materials",
-          query=(("meeting_id", "only this meeting's materials"), ("kind", "document, slides, package, video, image")))
+          query=(("meeting_id", "only this meeting's materials"), ("kind", "document, slides, package, video, image")),
+          schemas={"kind": one_of(*(k.value for k in MaterialKind))})
 async def list_materials(request: web.Request) -> web.Response:
     """list_materials: a program's materials, newest first."""
     ident = require(request)
@@ -72,7 +73,10 @@ async def list_materials(request: web.Request) -> web.Response:
 @endpoint("POST", "/api/v1/programs/{id}/materials", name="api-program-material-upload",
           summary="Upload a material: multipart/form-data with 'file' and optional 'title', 'description', "
                   "'meeting_id', 'kind' (type checked by content; 413 over limits.max_upload_bytes)",
-          response=MaterialOut, status=201, tag="materials")
+          response=MaterialOut, status=201, tag="materials",
+          upload=Upload(fields=(("title", "title (default: the file name)"), ("description", "a description"),
+                                ("meeting_id", "the meeting it belongs to"),
+                                ("kind", "document, slides, package, video or image (default: from the content)"))))
 async def upload_material(request: web.Request) -> web.Response:
     """upload_material: stream a file into the content store and add it to the program."""
     ident = require(request)
@@ -136,7 +140,8 @@ async def delete_material(request: web.Request) -> web.Response:
 @endpoint("GET", "/api/v1/materials/{id}/file", name="api-material-file",
           summary="The material's file (inline for PDF, video, audio and images; Range requests give 206)",
           content_type="application/octet-stream", tag="materials",
-          query=(("download", "1: as an attachment even when the browser could show it"),))
+          query=(("download", "1: as an attachment even when the browser could show it"),),
+          partial=True, errors=(410, 416))
 async def material_file(request: web.Request) -> web.StreamResponse:
     """material_file: serve the stored file; a learner's full download counts as opening the material."""
     material, access = await _material(request)

@@ -27,7 +27,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Meeting, MeetingDocument, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
-from server.openapi import endpoint, int_param, json_response, parse_body
+from server.openapi import Upload, endpoint, int_param, json_response, one_of, parse_body
 from server.people.importer import ImportFailed
 from server.schedule import deadlines
 from server.schedule import importer as schedule_import
@@ -38,8 +38,8 @@ READERS = svc.MEETING_READERS
 WRITERS = (Role.OPERATOR,)
 
 
-class PersonOut(BaseModel):
-    """PersonOut: a presenter of a meeting."""
+class PresenterOut(BaseModel):
+    """PresenterOut: a presenter of a meeting."""
 
     id: int
     username: str
@@ -94,7 +94,7 @@ class MeetingOut(BaseModel):
     status: MeetingStatus
     starts_at: dt.datetime
     ends_at: dt.datetime
-    presenters: list[PersonOut]
+    presenters: list[PresenterOut]
     classrooms: list[ClassroomRef]
     provinces: list[UnitRef]
     video_codec: str
@@ -133,7 +133,7 @@ def meeting_out(request: web.Request, m: Meeting) -> MeetingOut:
         id=m.id, program_id=m.program_id, program_title=m.program.title, title=m.title,
         description=m.description, kind=m.kind, status=m.status,
         starts_at=svc.to_local(m.starts_at, tz), ends_at=svc.to_local(m.ends_at, tz),
-        presenters=[PersonOut(id=u.id, username=u.username, display_name=u.display_name, role=u.role)
+        presenters=[PresenterOut(id=u.id, username=u.username, display_name=u.display_name, role=u.role)
                     for u in m.presenters],
         classrooms=[ClassroomRef(id=c.id, code=c.code, name=c.name) for c in m.classrooms],
         provinces=[UnitRef(id=u.id, code=u.code, name=u.name) for u in m.provinces],
@@ -147,7 +147,8 @@ def meeting_out(request: web.Request, m: Meeting) -> MeetingOut:
           roles=READERS, response=MeetingOut, response_list=True, tag="meetings",
           query=(("from", "Only meetings ending after this date or ISO 8601 time (local when no offset)"),
                  ("to", "Only meetings starting before this date or ISO 8601 time"),
-                 ("status", "draft, published or cancelled")))
+                 ("status", "draft, published or cancelled")),
+          schemas={"status": one_of(*(s.value for s in MeetingStatus))})
 async def list_meetings(request: web.Request) -> web.Response:
     """list_meetings: meetings visible to the caller, filtered by ?from=&to=&status=, by start time."""
     ident = require(request)
@@ -180,7 +181,7 @@ async def create_meeting(request: web.Request) -> web.Response:
     return json_response(out, status=201)
 
 
-@endpoint("GET", "/api/v1/meetings/{id}", name="api-meeting", summary="Get a meeting", roles=READERS,
+@endpoint("GET", r"/api/v1/meetings/{id:\d+}", name="api-meeting", summary="Get a meeting", roles=READERS,
           response=MeetingOut, tag="meetings")
 async def get_meeting(request: web.Request) -> web.Response:
     """get_meeting: one meeting the caller may see (404 otherwise)."""
@@ -191,10 +192,11 @@ async def get_meeting(request: web.Request) -> web.Response:
     return json_response(out)
 
 
-@endpoint("PATCH", "/api/v1/meetings/{id}", name="api-meeting-update",
+@endpoint("PATCH", r"/api/v1/meetings/{id:\d+}", name="api-meeting-update",
           summary="Change a meeting (omitted fields stay; a published one is re-checked and its invitees told)",
           roles=WRITERS, body=svc.MeetingPatch,
-          response=MeetingOut, tag="meetings")
+          response=MeetingOut, tag="meetings",
+          errors=(409,))
 async def update_meeting(request: web.Request) -> web.Response:
     """update_meeting: change the given fields; the result is validated as a whole."""
     ident = require(request)
@@ -215,9 +217,10 @@ async def update_meeting(request: web.Request) -> web.Response:
     return json_response(out)
 
 
-@endpoint("DELETE", "/api/v1/meetings/{id}", name="api-meeting-delete",
+@endpoint("DELETE", r"/api/v1/meetings/{id:\d+}", name="api-meeting-delete",
           summary="Delete a draft or cancelled meeting (409 when published)", roles=WRITERS, status=204,
-          tag="meetings")
+          tag="meetings",
+          errors=(409,))
 async def delete_meeting(request: web.Request) -> web.Response:
     """delete_meeting: remove a meeting that is not published."""
     ident = require(request)
@@ -243,7 +246,8 @@ async def _change(request: web.Request, change: Change) -> web.Response:
 
 @endpoint("POST", "/api/v1/meetings/{id}/publish", name="api-meeting-publish",
           summary="Publish a meeting (invitees see it); body optional: {override_reason} for less than 10 days' notice",
-          roles=WRITERS, body=svc.PublishIn, response=MeetingOut, tag="meetings")
+          roles=WRITERS, body=svc.PublishIn, response=MeetingOut, tag="meetings",
+          body_optional=True, errors=(409,))
 async def publish_meeting(request: web.Request) -> web.Response:
     """publish_meeting: draft or cancelled → published (409 too-soon / ended / overlap)."""
     reason = None
@@ -259,14 +263,16 @@ async def publish_meeting(request: web.Request) -> web.Response:
 
 
 @endpoint("POST", "/api/v1/meetings/{id}/unpublish", name="api-meeting-unpublish",
-          summary="Take a meeting back to draft", roles=WRITERS, response=MeetingOut, tag="meetings")
+          summary="Take a meeting back to draft", roles=WRITERS, response=MeetingOut, tag="meetings",
+          errors=(409,))
 async def unpublish_meeting(request: web.Request) -> web.Response:
     """unpublish_meeting: published or cancelled → draft."""
     return await _change(request, svc.unpublish_meeting)
 
 
 @endpoint("POST", "/api/v1/meetings/{id}/cancel", name="api-meeting-cancel", summary="Cancel a meeting",
-          roles=WRITERS, response=MeetingOut, tag="meetings")
+          roles=WRITERS, response=MeetingOut, tag="meetings",
+          errors=(409,))
 async def cancel_meeting(request: web.Request) -> web.Response:
     """cancel_meeting: draft or published → cancelled."""
     return await _change(request, svc.cancel_meeting)
@@ -298,7 +304,8 @@ class ScheduleImportOut(BaseModel):
 @endpoint("POST", "/api/v1/meetings/import", name="api-meetings-csv",
           summary="Import a term's meetings from CSV as drafts "
                   "(program,title,kind,date,start,end,presenters,classrooms,provinces); all or nothing",
-          roles=WRITERS, response=ScheduleImportOut, tag="meetings")
+          roles=WRITERS, response=ScheduleImportOut, tag="meetings",
+          upload=Upload(csv=True))
 async def import_meetings(request: web.Request) -> web.Response:
     """import_meetings: CSV body or multipart `file`; 422 lists every row error and writes nothing."""
     ident = require(request)
@@ -378,7 +385,8 @@ def deadlines_out(request: web.Request, ident: Identity, row: deadlines.MeetingD
           summary="Regional-meeting deadlines the caller may see (plan and joint report 15 days before, "
                   "result report 15 days after)", roles=READERS, response=MeetingDeadlinesOut, response_list=True,
           tag="deadlines", query=(("state", "due, overdue or received"),
-                                  ("today", "Compute the states as on this local date (YYYY-MM-DD)")))
+                                  ("today", "Compute the states as on this local date (YYYY-MM-DD)")),
+          schemas={"state": one_of("due", "overdue", "received")})
 async def list_deadlines(request: web.Request) -> web.Response:
     """list_deadlines: the dashboard rows (operators: all; presenters and classrooms: their meetings)."""
     ident = require(request)
@@ -416,7 +424,9 @@ async def meeting_documents(request: web.Request) -> web.Response:
 @endpoint("POST", "/api/v1/meetings/{id}/documents", name="api-meeting-document-upload",
           summary="Upload a plan, joint report or result report (multipart: kind, file; PDF/DOCX/XLSX/ODT/ODS)",
           roles=READERS, response=DocumentOut, status=201, tag="deadlines",
-          query=(("kind", "plan, joint_report or result_report (or a form field before the file)"),))
+          query=(("kind", "plan, joint_report or result_report (or a form field before the file)"),),
+          schemas={"kind": one_of("plan", "joint_report", "result_report")},
+          upload=Upload(fields=(("kind", "plan, joint_report or result_report"),)))
 async def upload_document(request: web.Request) -> web.Response:
     """upload_document: attach a document (operators, the meeting's presenters, its invited classrooms)."""
     ident = require(request)
@@ -429,7 +439,8 @@ async def upload_document(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/api/v1/meetings/{id}/documents/{doc}/file", name="api-meeting-document-file",
           summary="Download a document of a meeting the caller may see", roles=READERS,
-          content_type="application/octet-stream", tag="deadlines")
+          content_type="application/octet-stream", tag="deadlines",
+          partial=True, errors=(410, 416))
 async def document_file(request: web.Request) -> web.StreamResponse:
     """document_file: the stored file, as an attachment."""
     ident = require(request)

@@ -84,7 +84,8 @@ async def update_program(request: web.Request) -> web.Response:
 
 @endpoint("DELETE", "/api/v1/programs/{id}", name="api-program-delete",
           summary="Delete a training program (refused with 409 while it has meetings)", roles=WRITERS,
-          status=204, tag="programs")
+          status=204, tag="programs",
+          errors=(409,))
 async def delete_program(request: web.Request) -> web.Response:
     """delete_program: remove a program without meetings."""
     pid = int_param(request, "id")

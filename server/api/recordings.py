@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.auth import require
 from server.config import CONFIG
@@ -17,7 +17,7 @@ from server.errors import ApiError
 from server.inputs import check_id
 from server.learning import archive
 from server.live.recordings import RECORDERS
-from server.openapi import endpoint, int_param, json_response, parse_body
+from server.openapi import TEXT, endpoint, int_param, json_response, parse_body
 
 OPERATORS = (Role.OPERATOR,)
 STAFF = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
@@ -60,6 +60,8 @@ class RecordingOut(BaseModel):
 
 class RecordingPatch(BaseModel):
     """RecordingPatch: operators publish or unpublish a recording to learners, or rename it."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     published: bool | None = None
     title: str | None = Field(None, min_length=1, max_length=300)
@@ -144,7 +146,8 @@ async def get_recording(request: web.Request) -> web.Response:
 
 @endpoint("PATCH", "/api/v1/recordings/{id}", name="api-recording-update",
           summary="Publish or unpublish a recording to learners, or rename it", roles=OPERATORS,
-          body=RecordingPatch, response=RecordingOut, tag="recordings")
+          body=RecordingPatch, response=RecordingOut, tag="recordings",
+          errors=(409,))
 async def update_recording(request: web.Request) -> web.Response:
     """update_recording: publish (ready recordings only), unpublish or rename; audit-logged."""
     rid = int_param(request, "id")
@@ -157,7 +160,8 @@ async def update_recording(request: web.Request) -> web.Response:
 
 @endpoint("DELETE", "/api/v1/recordings/{id}", name="api-recording-delete",
           summary="Delete a recording and its files (audit-logged; refused while recording or processing)",
-          roles=OPERATORS, status=204, tag="recordings")
+          roles=OPERATORS, status=204, tag="recordings",
+          errors=(409,))
 async def remove_recording(request: web.Request) -> web.Response:
     """remove_recording: delete the files and the row; the audit log keeps what was deleted and by whom."""
     rid = int_param(request, "id")
@@ -169,7 +173,8 @@ async def remove_recording(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/api/v1/recordings/{id}/media", name="api-recording-media",
           summary="The lecture video (HTTP Range requests; ?download=1 to save it)", tag="recordings",
-          content_type="video/webm")
+          content_type="video/webm",
+          partial=True, errors=(409, 416))
 async def recording_media(request: web.Request) -> web.StreamResponse:
     """recording_media: the lecture file, with Range support (206) so the player seeks at once."""
     row = await _load(request, for_media=True)
@@ -183,7 +188,8 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
 
 
 @endpoint("GET", "/api/v1/recordings/{id}/chapters.vtt", name="api-recording-chapters",
-          summary="WebVTT chapters of the lecture video", tag="recordings", content_type="text/vtt")
+          summary="WebVTT chapters of the lecture video", tag="recordings", content_type="text/vtt",
+          errors=(409,))
 async def recording_chapters(request: web.Request) -> web.StreamResponse:
     """recording_chapters: the chapters file for <track kind="chapters">."""
     row = await _load(request, for_media=True)
@@ -193,7 +199,8 @@ async def recording_chapters(request: web.Request) -> web.StreamResponse:
 
 @endpoint("GET", "/api/v1/recordings/{id}/originals/{slot}", name="api-recording-original",
           summary="One original stream of the recording (presenter, screen, floor)", roles=STAFF,
-          tag="recordings", content_type="video/webm")
+          tag="recordings", content_type="video/webm",
+          schemas={"slot": TEXT}, partial=True, errors=(409, 416))
 async def recording_original(request: web.Request) -> web.StreamResponse:
     """recording_original: a per-stream original file (staff who may watch the recording)."""
     row = await _load(request, for_media=True)

@@ -29,7 +29,7 @@ from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Program, Role, Unit, UnitLevel
-from server.openapi import endpoint, id_query, int_param, json_response, parse_body
+from server.openapi import endpoint, id_query, int_param, json_response, one_of, parse_body
 from server.people.units import get_unit
 from server.reports import build as reports
 from server.reports import exports, headcount, presence
@@ -45,6 +45,7 @@ RANGE_QUERY = (("from", "first day, YYYY-MM-DD (local) or ISO datetime"),
 EXPORT_QUERY = (("report", "meeting | meetings | program | unit | monthly | progress"),
                 ("id", "the meeting, program or unit id (report meeting, program, unit)"),
                 ("month", "YYYY-MM (report monthly)")) + RANGE_QUERY
+EXPORT_SCHEMAS = {"report": one_of("meeting", "meetings", "program", "unit", "monthly", "progress")}
 
 
 # --- output models -----------------------------------------------------------------------------------
@@ -158,8 +159,8 @@ class GroupOut(BaseModel):
     totals: ReportTotalsOut
 
 
-class ProgressOut(BaseModel):
-    """ProgressOut: learner progress of one program in one district or commune."""
+class AreaProgressOut(BaseModel):
+    """AreaProgressOut: learner progress of one program in one district or commune."""
 
     program_id: int
     program_title: str
@@ -185,7 +186,7 @@ class ProgramReportOut(BaseModel):
     totals: ReportTotalsOut
     meetings: list[MeetingSummaryOut]
     per_province: list[GroupOut]
-    progress: list[ProgressOut]
+    progress: list[AreaProgressOut]
 
 
 class UnitReportOut(BaseModel):
@@ -218,7 +219,7 @@ class MonthlyOut(BaseModel):
     per_program: list[GroupOut]
     per_day: list[GroupOut]
     meetings: list[MeetingSummaryOut]
-    progress: list[ProgressOut]
+    progress: list[AreaProgressOut]
 
 
 class HeadcountEntryOut(BaseModel):
@@ -313,9 +314,9 @@ def groups_out(groups: dict[Any, reports.Totals]) -> list[GroupOut]:
             for k, v in groups.items()]
 
 
-def progress_out(groups: list[reports.ProgressGroup]) -> list[ProgressOut]:
-    """progress_out: ProgressGroups as ProgressOut."""
-    return [ProgressOut(program_id=g.program_id, program_title=g.program_title, province=g.province, area=g.area,
+def progress_out(groups: list[reports.ProgressGroup]) -> list[AreaProgressOut]:
+    """progress_out: ProgressGroups as AreaProgressOut."""
+    return [AreaProgressOut(program_id=g.program_id, program_title=g.program_title, province=g.province, area=g.area,
                         learners=g.learners, average_percent=round(g.average_percent, 1), completed=g.completed,
                         videos_watched=g.videos_watched, videos_total=g.videos_total,
                         materials_opened=g.materials_opened, materials_total=g.materials_total,
@@ -473,7 +474,8 @@ async def get_headcount(request: web.Request) -> web.Response:
 
 @endpoint("PUT", r"/api/v1/meetings/{id:\d+}/headcount", name="api-headcount-put", tag="reports",
           roles=(Role.CLASSROOM, Role.OPERATOR), body=headcount.HeadcountIn, response=HeadcountSummaryOut,
-          summary="Enter a classroom's headcount: teachers present (0–500) and optionally their names")
+          summary="Enter a classroom's headcount: teachers present (0–500) and optionally their names",
+          errors=(409,))
 async def put_headcount(request: web.Request) -> web.Response:
     """put_headcount: store the classroom's headcount (an operator names classroom_id) and answer the summary."""
     ident, tz, now, _live = _ctx(request)
@@ -559,7 +561,7 @@ async def monthly_report(request: web.Request) -> web.Response:
 @endpoint("GET", "/api/v1/reports/progress", name="api-report-progress", tag="reports", roles=STAFF,
           summary="Learner progress (videos, materials, quizzes) per program and district or commune",
           query=(("program_id", "one program (default: every program with learners)"), RANGE_QUERY[2]),
-          response=ProgressOut, response_list=True)
+          response=AreaProgressOut, response_list=True)
 async def progress_report(request: web.Request) -> web.Response:
     """progress_report: learner progress roll-up (trainers and leaders: their programs)."""
     async with request.app[DB]() as s:
@@ -568,7 +570,7 @@ async def progress_report(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/api/v1/reports/progress/me", name="api-report-progress-me", tag="reports",
           roles=(Role.LEARNER,), summary="The learner's own progress in each program",
-          response=ProgressOut, response_list=True)
+          response=AreaProgressOut, response_list=True)
 async def my_progress(request: web.Request) -> web.Response:
     """my_progress: the caller's own figures (learners only)."""
     ident = require(request, Role.LEARNER)
@@ -583,7 +585,9 @@ async def my_progress(request: web.Request) -> web.Response:
 async def export_tables(request: web.Request) -> tuple[list[exports.Table], str]:
     """export_tables: the tables and file stem of ?report=... (each report keeps its own role rules)."""
     ident, tz, now, live = _ctx(request)
-    kind = request.query.get("report", "meetings")
+    kind = request.query.get("report") or "meetings"
+    range_filters(request)  # from, to, unit_id, program_id and month are checked whichever report reads them
+    month_param(request)
     async with request.app[DB]() as s:
         if kind == "meeting":
             meeting_id = id_query(request, "id")
@@ -628,7 +632,8 @@ async def _export(request: web.Request, fmt: str) -> web.Response:
 
 @endpoint("GET", "/api/v1/reports/export.csv", name="api-report-export-csv", tag="reports", roles=EXPORTERS,
           summary="A report as CSV (UTF-8 with BOM, Vietnamese headers)", query=EXPORT_QUERY,
-          content_type="text/csv")
+          content_type="text/csv",
+          schemas=EXPORT_SCHEMAS)
 async def export_csv(request: web.Request) -> web.Response:
     """export_csv: ?report=meeting|meetings|program|unit|monthly|progress as CSV."""
     return await _export(request, "csv")
@@ -636,7 +641,8 @@ async def export_csv(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/api/v1/reports/export.xlsx", name="api-report-export-xlsx", tag="reports", roles=EXPORTERS,
           summary="A report as an Excel workbook (one sheet per table, Vietnamese headers)", query=EXPORT_QUERY,
-          content_type=exports.XLSX_TYPE)
+          content_type=exports.XLSX_TYPE,
+          schemas=EXPORT_SCHEMAS)
 async def export_xlsx(request: web.Request) -> web.Response:
     """export_xlsx: ?report=meeting|meetings|program|unit|monthly|progress as XLSX."""
     return await _export(request, "xlsx")

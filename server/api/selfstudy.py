@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import Identity, require
@@ -42,8 +42,8 @@ class QuizSummaryOut(BaseModel):
     passed: bool
 
 
-class QuestionOut(BaseModel):
-    """QuestionOut: a quiz question; `multiple` says several choices are correct; `correct` only for trainers."""
+class QuizQuestionOut(BaseModel):
+    """QuizQuestionOut: a quiz question; `multiple` says several choices are correct; `correct` only for trainers."""
 
     position: int
     text: str
@@ -62,7 +62,7 @@ class QuizOut(BaseModel):
     description: str
     pass_percent: int
     published: bool
-    questions: list[QuestionOut]
+    questions: list[QuizQuestionOut]
 
 
 class AttemptOut(BaseModel):
@@ -83,6 +83,8 @@ class AttemptOut(BaseModel):
 class WatchIn(BaseModel):
     """WatchIn: the player's report: the item, where it is, the video's length, seconds played since the last."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     item: Annotated[str, StringConstraints(pattern=r"^(material|recording):\d{1,12}$")]
     position: float = Field(ge=0, le=86400 * 2)
     duration: float = Field(ge=0, le=86400 * 2)
@@ -99,8 +101,8 @@ class ItemProgressOut(BaseModel):
     completed: bool
 
 
-class ProgressOut(BaseModel):
-    """ProgressOut: one learner's figures in a program."""
+class LearnerProgressOut(BaseModel):
+    """LearnerProgressOut: one learner's figures in a program."""
 
     user_id: int
     username: str
@@ -116,10 +118,10 @@ class ProgressOut(BaseModel):
     last_at: dt.datetime | None
 
 
-def progress_out(request: web.Request, p: svc.Progress) -> ProgressOut:
-    """progress_out: Progress as ProgressOut."""
+def progress_out(request: web.Request, p: svc.Progress) -> LearnerProgressOut:
+    """progress_out: Progress as LearnerProgressOut."""
     tz = request.app[CONFIG].tz
-    return ProgressOut(user_id=p.user_id, username=p.username, display_name=p.display_name,
+    return LearnerProgressOut(user_id=p.user_id, username=p.username, display_name=p.display_name,
                        videos_watched=p.videos_watched, videos_total=p.videos_total,
                        materials_opened=p.materials_opened, materials_total=p.materials_total,
                        quizzes_passed=p.quizzes_passed, quizzes_total=p.quizzes_total,
@@ -131,7 +133,7 @@ def quiz_out(quiz: Quiz, questions: list[QuizQuestion], with_answers: bool) -> Q
     """quiz_out: a quiz with its questions (correct choices only `with_answers`)."""
     return QuizOut(id=quiz.id, program_id=quiz.program_id, meeting_id=quiz.meeting_id, title=quiz.title,
                    description=quiz.description, pass_percent=quiz.pass_percent, published=quiz.published,
-                   questions=[QuestionOut(position=q.position, text=q.text, choices=list(q.choices),
+                   questions=[QuizQuestionOut(position=q.position, text=q.text, choices=list(q.choices),
                                           multiple=len(q.correct) > 1,
                                           correct=list(q.correct) if with_answers else None) for q in questions])
 
@@ -230,7 +232,8 @@ def attempt_out(request: web.Request, attempt_id: int, quiz: Quiz, questions: li
 
 @endpoint("POST", "/api/v1/quizzes/{id}/attempts", name="api-quiz-attempt",
           summary="Submit answers to a quiz; returns the score", body=svc.AttemptIn, response=AttemptOut, status=201,
-          tag="study")
+          tag="study",
+          errors=(409,))
 async def submit_attempt(request: web.Request) -> web.Response:
     """submit_attempt: grade and keep the caller's answers."""
     ident = require(request)
@@ -255,7 +258,7 @@ async def _recording_program(s: AsyncSession, ident: Identity, recording_id: int
 
 @endpoint("POST", "/api/v1/study/watch", name="api-study-watch",
           summary="Report video watching (every ~15 s: position, duration, seconds played since the last report)",
-          body=WatchIn, response=ItemProgressOut, tag="study")
+          body=WatchIn, response=ItemProgressOut, tag="study", errors=(404,))
 async def watch(request: web.Request) -> web.Response:
     """watch: record a learner's watch progress on a video material or a published recording of a program
     (others who may watch it: accepted, not recorded)."""
@@ -284,7 +287,7 @@ async def watch(request: web.Request) -> web.Response:
 
 
 @endpoint("GET", "/api/v1/programs/{id}/progress", name="api-program-progress",
-          summary="Every enrolled learner's progress (trainers of the program, operators)", response=ProgressOut,
+          summary="Every enrolled learner's progress (trainers of the program, operators)", response=LearnerProgressOut,
           response_list=True, tag="study")
 async def program_progress(request: web.Request) -> web.Response:
     """program_progress: the progress table of a program."""
@@ -298,7 +301,7 @@ async def program_progress(request: web.Request) -> web.Response:
 
 
 @endpoint("GET", "/api/v1/programs/{id}/progress/me", name="api-program-progress-me",
-          summary="The caller's own progress in a program", response=ProgressOut, tag="study")
+          summary="The caller's own progress in a program", response=LearnerProgressOut, tag="study")
 async def my_progress(request: web.Request) -> web.Response:
     """my_progress: the caller's figures."""
     ident = require(request)

@@ -18,7 +18,7 @@ from server.api.uploads import import_error_response, read_upload
 from server.db.engine import DB
 from server.db.models import Role, Unit, UnitLevel
 from server.errors import ApiError
-from server.openapi import endpoint, id_query, int_param, int_query, json_response, parse_body
+from server.openapi import FLAG, Upload, endpoint, id_query, int_param, int_query, json_response, one_of, parse_body
 from server.people import classrooms as rooms
 from server.people import units as units_svc
 from server.people.importer import ImportFailed, parse_date, run_import
@@ -95,7 +95,8 @@ def _date_query(request: web.Request, name: str) -> dt.date | None:
 @endpoint("GET", "/api/v1/units", name="api-units", summary="List administrative units", roles=STAFF,
           response=UnitOut, response_list=True, tag="units",
           query=(("at", "only units valid on this date (YYYY-MM-DD)"), ("parent", "children of this unit id"),
-                 ("level", "province, district or commune"), ("q", "code or name contains")))
+                 ("level", "province, district or commune"), ("q", "code or name contains")),
+          schemas={"level": one_of(*(lv.value for lv in UnitLevel))})
 async def list_units(request: web.Request) -> web.Response:
     """list_units: units (valid on ?at=, under ?parent=, of ?level=), by code."""
     at = _date_query(request, "at")
@@ -157,7 +158,8 @@ async def _classroom_out(s: AsyncSession, classroom_id: int) -> ClassroomOut:
           response=ClassroomOut, response_list=True, tag="classrooms",
           query=(("unit", "classrooms of this unit and the units below it (e.g. a province id)"),
                  ("q", "code, name or host contains"), ("active", "true or false (default: both)"),
-                 ("limit", "at most this many (default 1000, max 10000)"), ("offset", "skip this many")))
+                 ("limit", "at most this many (default 1000, max 10000)"), ("offset", "skip this many")),
+          schemas={"active": FLAG})
 async def list_classrooms(request: web.Request) -> web.Response:
     """list_classrooms: classrooms by code (the total is in the X-Total-Count header)."""
     unit_id = id_query(request, "unit")
@@ -184,7 +186,8 @@ async def get_classroom(request: web.Request) -> web.Response:
 
 
 @endpoint("POST", "/api/v1/classrooms", name="api-classroom-create", summary="Create a classroom",
-          roles=OPERATOR, body=rooms.ClassroomIn, response=ClassroomOut, status=201, tag="classrooms")
+          roles=OPERATOR, body=rooms.ClassroomIn, response=ClassroomOut, status=201, tag="classrooms",
+          errors=(409,))
 async def create_classroom(request: web.Request) -> web.Response:
     """create_classroom: add a classroom (409 if the code exists)."""
     body = await parse_body(request, rooms.ClassroomIn)
@@ -195,7 +198,8 @@ async def create_classroom(request: web.Request) -> web.Response:
 
 
 @endpoint("PATCH", "/api/v1/classrooms/{id}", name="api-classroom-update", summary="Change a classroom",
-          roles=OPERATOR, body=rooms.ClassroomPatch, response=ClassroomOut, tag="classrooms")
+          roles=OPERATOR, body=rooms.ClassroomPatch, response=ClassroomOut, tag="classrooms",
+          errors=(409,))
 async def update_classroom(request: web.Request) -> web.Response:
     """update_classroom: change some fields of a classroom (active=false deactivates it)."""
     body = await parse_body(request, rooms.ClassroomPatch)
@@ -237,7 +241,8 @@ async def _import(request: web.Request, kind: str) -> web.Response:
                                    unchanged=result.unchanged))
 @endpoint("POST", "/api/v1/import/units", name="api-units-csv",
           summary="Import units from CSV (code,name,level,parent_code,valid_from,valid_to)", roles=OPERATOR,
-          response=ImportOut, tag="import")
+          response=ImportOut, tag="import",
+          upload=Upload(csv=True))
 async def import_units_api(request: web.Request) -> web.Response:
     """import_units_api: CSV body or multipart `file`; 422 lists every row error and writes nothing."""
     return await _import(request, "units")
@@ -245,7 +250,8 @@ async def import_units_api(request: web.Request) -> web.Response:
 
 @endpoint("POST", "/api/v1/import/classrooms", name="api-classrooms-csv",
           summary="Import classrooms from CSV (code,name,unit_code,host,equipment,account_username,active)",
-          roles=OPERATOR, response=ImportOut, tag="import")
+          roles=OPERATOR, response=ImportOut, tag="import",
+          upload=Upload(csv=True))
 async def import_classrooms_api(request: web.Request) -> web.Response:
     """import_classrooms_api: CSV body or multipart `file`; 422 lists every row error and writes nothing."""
     return await _import(request, "classrooms")

@@ -252,6 +252,23 @@ class LoginSession(Base):
     user_agent: Mapped[str] = mapped_column(String(300), default="")
 
 
+class ApiToken(Base):
+    """ApiToken: a bearer token for a client that is not a browser (bots, scripts, tests): the account's roles,
+    an expiry, revocable; only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_reason: Mapped[str] = mapped_column(String(40), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+
+
 class AuditEntry(Base):
     """AuditEntry: one operator or live action, kept for accountability."""
 

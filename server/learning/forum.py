@@ -24,7 +24,7 @@ import nh3
 from aiohttp import web
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,11 +56,15 @@ ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"style"}, "td": {"
 class TopicIn(BaseModel):
     """TopicIn: a free topic of a program."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     title: Title
 
 
 class QuestionIn(BaseModel):
     """QuestionIn: a question (title, Markdown body)."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     title: Title
     body: Body = ""
@@ -68,6 +72,8 @@ class QuestionIn(BaseModel):
 
 class ReplyIn(BaseModel):
     """ReplyIn: a reply (Markdown); `answered` also marks the question answered (trainers only)."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
     answered: bool = False

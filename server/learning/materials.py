@@ -19,7 +19,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +49,8 @@ KINDS: dict[str, tuple[MaterialKind, ...]] = {
 
 class MaterialPatch(BaseModel):
     """MaterialPatch: the material fields to change (omitted fields stay)."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     title: Title | None = None
     description: Text | None = None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -146,15 +146,17 @@ async def record_watch(s: AsyncSession, user_id: int, program_id: int, item: str
 
 # --- quizzes --------------------------------------------------------------------------------------
 
-class QuestionIn(BaseModel):
-    """QuestionIn: one multiple-choice question: 2–6 choices, the indexes (from 0) of the correct ones."""
+class QuizQuestionIn(BaseModel):
+    """QuizQuestionIn: one multiple-choice question: 2–6 choices, the indexes (from 0) of the correct ones."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     choices: list[Choice] = Field(min_length=2, max_length=6)
     correct: list[int] = Field(min_length=1, max_length=6)
 
     @model_validator(mode="after")
-    def _check(self) -> QuestionIn:
+    def _check(self) -> QuizQuestionIn:
         if any(i < 0 or i >= len(self.choices) for i in self.correct):
             raise ValueError("correct: each index must name one of the choices")
         self.correct = sorted(set(self.correct))
@@ -164,16 +166,20 @@ class QuestionIn(BaseModel):
 class QuizIn(BaseModel):
     """QuizIn: a quiz with its questions (1–50) and its pass mark in percent."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] = ""
     meeting_id: Id | None = None
     pass_percent: int = Field(70, ge=0, le=100)
     published: bool = False
-    questions: list[QuestionIn] = Field(min_length=1, max_length=50)
+    questions: list[QuizQuestionIn] = Field(min_length=1, max_length=50)
 
 
 class AttemptIn(BaseModel):
     """AttemptIn: the chosen choice indexes for each question, in question order."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     answers: list[list[int]] = Field(max_length=50)
 

@@ -11,6 +11,8 @@ this module needs nothing above it. The wire format is docs/protocol.md.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -18,14 +20,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from server.audit import record
 from server.auth import Identity
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Meeting, Role
-from server.live.wire import FORBIDDEN, SignalError, field
+from server.live.wire import FORBIDDEN, LONE_SURROGATE, SignalError, field, lone_surrogate
+from server.metrics import METRICS
 from server.ratelimit import TokenBucket
 from sfu.errors import SfuError
 from sfu.events import (
@@ -45,6 +48,9 @@ from sfu.events import (
 from sfu.room import Room
 
 log = logging.getLogger("taphuan.signalling")
+
+TURN_BUDGET = 32  # messages one connection reads in a row before the event loop runs everything else again
+POLICY_CLOSE_WAIT = 1.0  # s a connection closed for flooding has to send its close frame back
 
 _SFU_MESSAGES = {
     "full": "Buổi tập huấn đã đủ người. / The meeting is full.",
@@ -140,6 +146,10 @@ class Connection:
         self._held: list[dict[str, Any]] | None = None  # while entering a room: what waits for the `joined` reply
         limits = self.config.limits
         self.bucket = TokenBucket(limits.ws_messages_per_second, limits.ws_burst)
+        # what it may send over the rate before it is closed for flooding (refilled at the same rate)
+        self.excess = TokenBucket(limits.ws_messages_per_second, limits.ws_flood_messages)
+        self.warned = False  # `rate-limited` was sent since the last message handled: drop the next ones silently
+        self.refused: collections.Counter[str] = collections.Counter()  # messages not handled, by reason
 
     # ----------------------------------------------------------------------------- sending
 
@@ -153,8 +163,13 @@ class Connection:
     async def _write(self, message: dict[str, Any]) -> None:
         if self.ws.closed:
             return
+        text = json.dumps(message, ensure_ascii=False)
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.send_str(json.dumps(message, ensure_ascii=False))
+            try:
+                await self.ws.send_str(text)
+            except UnicodeEncodeError:  # a lone surrogate from elsewhere than this socket: escaped, still JSON
+                log.warning("a message with a lone surrogate was sent escaped", extra={"type": message.get("type")})
+                await self.ws.send_str(json.dumps(message))
 
     def hold(self) -> None:
         """Connection.hold: from now on keep what is sent to this connection (events, broadcasts) until `release`.
@@ -199,7 +214,11 @@ class Connection:
             self.participant_id = None
 
     async def close(self, reason: str) -> None:
-        """Connection.close: say why, leave the room (for good: no resume) and close the socket."""
+        """Connection.close: say why, leave the room (for good: no resume) and close the socket.
+
+        `flooding` closes it with 1008 (policy violation) and waits at most `POLICY_CLOSE_WAIT` for the client's
+        close frame (a flooder does not read), others with 1000.
+        """
         if self.closing_reason is not None:
             return
         self.closing_reason = reason
@@ -214,12 +233,17 @@ class Connection:
             "removed": "Bạn đã được mời ra khỏi phòng. / You were removed from the room.",
             "refused": "Người chủ trì chưa cho bạn vào phòng. / The host did not let you in.",
             "server-shutdown": "Máy chủ đang khởi động lại. / The server is restarting.",
+            "flooding": "Gửi quá nhiều tin nhắn; kết nối bị đóng. / Too many messages: the connection was closed.",
         }
         await self._write({"type": "closed", "reason": reason, "message": messages.get(reason, reason)})
         await self.on_close(self, reason)
         if reason != "server-shutdown":
             await self.leave_room()
-        await self.ws.close()
+        if reason == "flooding":
+            with contextlib.suppress(TimeoutError):  # on time-out aiohttp cuts the connection
+                await asyncio.wait_for(self.ws.close(code=WSCloseCode.POLICY_VIOLATION), POLICY_CLOSE_WAIT)
+        else:
+            await self.ws.close()
 
     async def leave_room(self) -> None:
         """Connection.leave_room: leave the room for good (no resume); the socket stays open."""
@@ -232,18 +256,43 @@ class Connection:
     # ----------------------------------------------------------------------------- receiving
 
     async def run(self) -> None:
-        """Connection.run: the read loop; returns when the socket closes."""
+        """Connection.run: the read loop; returns when the socket closes.
+
+        Cheap for what it refuses: a message over the rate is dropped before it is parsed (the first one of a run
+        gets `rate-limited`, the next ones nothing) and a connection that keeps flooding is closed (`flooding`,
+        1008); a binary message costs a token like any other. Every `TURN_BUDGET` messages it lets the event loop
+        run everything else, since aiohttp hands over what is already buffered without waiting.
+        """
         soft_limit = self.config.limits.ws_message_bytes
+        refused = self.app[METRICS].ws_refused
+        budget = TURN_BUDGET
         async for msg in self.ws:
-            if msg.type != WSMsgType.TEXT:
-                if msg.type == WSMsgType.BINARY:
-                    await self.send_error(None, "bad-message", "Chỉ nhận JSON dạng văn bản. / Text JSON only.")
+            budget -= 1
+            if budget <= 0:
+                budget = TURN_BUDGET
+                await asyncio.sleep(0)
+            if msg.type is not WSMsgType.TEXT and msg.type is not WSMsgType.BINARY:
                 continue
             if not self.bucket.take():
-                await self.send_error(None, "rate-limited",
-                                      "Gửi quá nhiều tin nhắn; hãy chậm lại. / Too many messages: slow down.")
+                self.refused["rate-limited"] += 1
+                refused.labels("rate-limited").inc()
+                if not self.excess.take():
+                    await self.close("flooding")
+                    return
+                if not self.warned:
+                    self.warned = True
+                    await self.send_error(None, "rate-limited",
+                                          "Gửi quá nhiều tin nhắn; hãy chậm lại. / Too many messages: slow down.")
+                continue
+            self.warned = False
+            if msg.type is WSMsgType.BINARY:
+                self.refused["binary"] += 1
+                refused.labels("binary").inc()
+                await self.send_error(None, "bad-message", "Chỉ nhận JSON dạng văn bản. / Text JSON only.")
                 continue
             if len(msg.data) > soft_limit:
+                self.refused["too-large"] += 1
+                refused.labels("too-large").inc()
                 await self.send_error(None, "too-large", f"Tin nhắn quá lớn. / Message over {soft_limit} bytes.")
                 continue
             await self.handle_text(msg.data)
@@ -254,7 +303,7 @@ class Connection:
         try:
             try:
                 msg = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise SignalError("bad-message", "Không phải JSON. / Not JSON.") from None
             if not isinstance(msg, dict):
                 raise SignalError("bad-message", "Tin nhắn phải là một đối tượng JSON. / A message is a JSON object.")
@@ -263,6 +312,10 @@ class Connection:
                                            or len(str(request_id)) > 64):
                 request_id = None
                 raise SignalError("bad-message", "id phải là chuỗi hoặc số ngắn. / id must be a short string or int.")
+            if "\\u" in text and lone_surrogate(msg):  # before anything of it is used, echoed, stored or shown
+                if lone_surrogate(request_id):
+                    request_id = None
+                raise SignalError("bad-request", LONE_SURROGATE)
             kind = msg.get("type")
             route = self.routes.get(kind) if isinstance(kind, str) else None
             if route is None:

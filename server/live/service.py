@@ -1,8 +1,9 @@
 """server.live.service: the live side's state: the SFU's lifetime and the table of open connections.
 
 Who owns what:
-- `Live` (one per app, under `LIVE`) owns the `Sfu` and the table of open signalling connections.
-  It is changed only from the event loop, without awaits in between, so it needs no lock.
+- `Live` (one per app, under `LIVE`) owns the `Sfu`, the table of open signalling connections and their quota
+  per login and per address (`SocketQuota`). It is changed only from the event loop, without awaits in between,
+  so it needs no lock.
 - Each `server.live.connection.Connection` owns its WebSocket and its participant in a room; the room's
   mailbox task owns the media state (see sfu/room.py).
 - A bus listener task closes connections whose login was revoked elsewhere (logout, second PC).
@@ -11,9 +12,12 @@ Who owns what:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -51,12 +55,73 @@ def sfu_config(config: Config) -> SfuConfig:
     )
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Refusal: why a new signalling WebSocket is refused: the `closed` reason, its words, the metric's label."""
+
+    reason: str
+    message: str
+    label: str
+
+
+class SocketQuota:
+    """SocketQuota: the signalling WebSockets open per login and per client address, and the logins cooling down
+    after one of their connections was closed for flooding (limits.ws_*; changed only on the event loop)."""
+
+    def __init__(self, per_login: int, per_ip: int, cooldown: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_login, self.per_ip, self.cooldown, self.clock = per_login, per_ip, cooldown, clock
+        self.by_login: collections.Counter[str] = collections.Counter()
+        self.by_ip: collections.Counter[str] = collections.Counter()
+        self.cooling: dict[str, float] = {}  # login id -> end of its cool-down (clock time)
+
+    def take(self, login_id: str, ip: str) -> Refusal | None:
+        """SocketQuota.take: count a new socket of this login and address in, or say why it is refused."""
+        until = self.cooling.get(login_id)
+        if until is not None:
+            left = until - self.clock()
+            if left > 0:
+                return Refusal("flooding", f"Kết nối vừa bị đóng vì gửi quá nhiều tin nhắn; hãy thử lại sau "
+                                           f"{left:.0f} giây. / Closed for flooding: try again in {left:.0f} s.",
+                               "cooldown")
+            del self.cooling[login_id]
+        if self.by_login[login_id] >= self.per_login:
+            return Refusal("too-many-connections",
+                           f"Tài khoản này đã mở {self.per_login} kết nối; hãy đóng bớt các thẻ khác. / This login "
+                           f"already has {self.per_login} connections open: close other tabs.", "login")
+        if self.by_ip[ip] >= self.per_ip:
+            return Refusal("too-many-connections",
+                           f"Địa chỉ này đã mở {self.per_ip} kết nối. / This address already has {self.per_ip} "
+                           "connections open.", "ip")
+        self.by_login[login_id] += 1
+        self.by_ip[ip] += 1
+        return None
+
+    def give_back(self, login_id: str, ip: str) -> None:
+        """SocketQuota.give_back: a socket counted in by `take` closed."""
+        for table, key in ((self.by_login, login_id), (self.by_ip, ip)):
+            table[key] -= 1
+            if table[key] <= 0:
+                del table[key]
+
+    def cool_down(self, login_id: str) -> None:
+        """SocketQuota.cool_down: one of this login's connections flooded: refuse its new sockets for a while."""
+        now = self.clock()
+        for other in [k for k, until in self.cooling.items() if until <= now]:
+            del self.cooling[other]
+        if self.cooldown > 0:
+            self.cooling[login_id] = now + self.cooldown
+
+
 class Live:
     """Live: the SFU and the open signalling connections of this process."""
 
     def __init__(self, config: Config) -> None:
         self.sfu = Sfu(sfu_config(config))
         self.connections: set[Connection] = set()
+        limits = config.limits
+        self.quota = SocketQuota(limits.ws_connections_per_login, limits.ws_connections_per_ip,
+                                 limits.ws_flood_cooldown_seconds)
         # Lobby: meeting id -> lobby id -> waiting connection (see server.live.lobby).
         self.lobby: dict[int, dict[str, Connection]] = {}
         # Who was removed from a meeting's room ("user:<id>" or "login:<id>"): they wait in the lobby next time.

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
-from server.auth import identity
+from server.auth import client_ip, identity, websocket_origin_ok
 from server.config import CONFIG
 from server.db.models import Role
 from server.live import attendance, chat, entry, lobby, polls, recording_live
-from server.live.connection import Connection, Route, audit_live, jsonable
+from server.live.connection import POLICY_CLOSE_WAIT, Connection, Route, audit_live, jsonable
 from server.live.service import LIVE, live_ctx, on_shutdown
 from server.live.wire import FORBIDDEN, MODERATORS, SignalError, field
 from server.metrics import METRICS
@@ -32,6 +34,8 @@ CLEAN_CLOSE = (1000, 1001)  # normal closure, going away (tab closed)
 # (detached: resume window). A network cut shorter than that (plus TCP's retransmission back-off once the link
 # is back) keeps the socket, and the media connections come back by themselves (docs/protocol.md, Recovery).
 HEARTBEAT = 40.0
+
+log = logging.getLogger("taphuan.signalling")
 
 
 async def on_ping(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
@@ -236,14 +240,6 @@ def _union(*tables: dict[str, Route]) -> dict[str, Route]:
 ROUTES = _union(_ROOM_ROUTES, entry.ROUTES, chat.ROUTES, polls.ROUTES, lobby.ROUTES, recording_live.ROUTES)
 
 
-def _same_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    if not origin:
-        return True  # non-browser clients send no Origin; the cookie still authenticates them
-    host = request.headers.get("X-Forwarded-Host") or request.host
-    return origin.split("://", 1)[-1].rstrip("/") == host
-
-
 async def _after_close(conn: Connection, ws: web.WebSocketResponse) -> None:
     """_after_close: forget the connection; a participant leaves (clean close) or is detached (lost)."""
     live = conn.app[LIVE]
@@ -272,25 +268,52 @@ async def _record_leave(conn: Connection, reason: str) -> None:
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    """websocket_handler: GET /ws: authenticate by cookie, then run a Connection until it closes."""
+    """websocket_handler: GET /ws: authenticate by cookie (with this server's Origin) or bearer token, then run a
+    Connection until it closes.
+
+    A login or an address with its quota of open sockets (limits.ws_connections_per_login, _per_ip), or a login
+    cooling down after a flood, gets the socket, one `closed` message saying why, and a close with 1008.
+    """
     ident = identity(request)
     if ident is None:
         raise web.HTTPUnauthorized(text="login required")
-    if not _same_origin(request):
-        raise web.HTTPForbidden(text="cross-origin WebSocket refused")
+    if not websocket_origin_ok(request):
+        raise web.HTTPForbidden(text="Origin của WebSocket không phải máy chủ này. / Cross-origin WebSocket refused: "
+                                     "a login cookie needs this server's Origin; other clients use a bearer token.")
     limits = request.app[CONFIG].limits
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=limits.ws_message_bytes * 4)
-    await ws.prepare(request)
-    conn = Connection(request, ws, ident, ROUTES, on_close=_record_leave)
     live = request.app[LIVE]
     metrics = request.app[METRICS]
-    live.connections.add(conn)
-    metrics.ws_connections.inc()
+    # no permessage-deflate: inflating happens before any limit could refuse a message
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=limits.ws_message_bytes * 4, compress=False)
+    ip = client_ip(request)
+    refusal = live.quota.take(ident.login_id, ip)
+    if refusal is not None:
+        metrics.ws_policy.labels(refusal.label).inc()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"type": "closed", "reason": refusal.reason, "message": refusal.message},
+                                     ensure_ascii=False))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ws.close(code=WSCloseCode.POLICY_VIOLATION), POLICY_CLOSE_WAIT)
+        return ws
     try:
-        await conn.run()
+        await ws.prepare(request)
+        conn = Connection(request, ws, ident, ROUTES, on_close=_record_leave)
+        live.connections.add(conn)
+        metrics.ws_connections.inc()
+        try:
+            await conn.run()
+        except Exception:
+            # The socket is upgraded: what is left to say goes in a close frame, never in an HTTP 500 written into it.
+            log.exception("signalling connection failed", extra={"login": ident.login_id[:8]})
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR)
+        finally:
+            if conn.closing_reason == "flooding":
+                metrics.ws_policy.labels("flooding").inc()
+                live.quota.cool_down(ident.login_id)
+            # aiohttp may cancel this handler once the socket is gone: finish the clean-up in its own task.
+            await asyncio.shield(asyncio.ensure_future(_after_close(conn, ws)))
     finally:
-        # aiohttp may cancel this handler once the socket is gone: finish the clean-up in its own task.
-        await asyncio.shield(asyncio.ensure_future(_after_close(conn, ws)))
+        live.quota.give_back(ident.login_id, ip)
     return ws
 
 

@@ -5,6 +5,7 @@ The route record (`Route`) is in server.live.connection; server.live.signalling 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from server.db.models import Role
@@ -12,6 +13,8 @@ from server.inputs import is_id, is_int64
 
 MODERATORS = frozenset({Role.OPERATOR, Role.TRAINER, Role.LEADER})
 FORBIDDEN = "Vai trò của bạn không được phép làm việc này. / Your role may not do this."
+LONE_SURROGATE = "Chuỗi chứa ký tự không hợp lệ (nửa cặp UTF-16). / A string holds a lone UTF-16 surrogate."
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class SignalError(Exception):
@@ -47,3 +50,23 @@ def id_field(msg: dict[str, Any], name: str) -> int:
         raise SignalError("bad-message", f"trường {name}: mã từ 1 đến 2^63−1 / field {name!r}: an id is 1 to 2^63-1")
     return int(value)
 
+
+def lone_surrogate(value: Any) -> bool:
+    """lone_surrogate: whether a parsed JSON value holds a string, key or value, with a lone UTF-16 surrogate
+    (`"\\ud800"`: valid JSON, but no text; it cannot be written as UTF-8 or stored).
+
+    json.loads joins a valid pair into one character, and text that arrived as UTF-8 has none: a surrogate left in
+    a string came from a lone `\\uD800`-`\\uDFFF` escape (so a message without `\\u` need not be walked).
+    """
+    stack = [value]
+    while stack:  # iterative: the nesting depth is the sender's choice
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -47,6 +47,7 @@ from server.people.accounts import (
     meeting_or_404,
     open_join_link,
     parse_day,
+    refuse_link_login,
     remove_join_link,
     reset_account,
     safe_next,
@@ -145,10 +146,13 @@ def _wants_page(request: web.Request) -> bool:
 
 
 async def my_password(request: web.Request) -> web.Response:
-    """my_password: change one's own password (the current one is required)."""
+    """my_password: change one's own password (the current one is required; failures limited like logins; not
+    for a join-link login)."""
     ident = require(request, *PASSWORD_ROLES)
+    refuse_link_login(ident)
     error, done = "", False
     status = 200
+    retry_after = ""
     if request.method == "POST":
         form = await read_form(request)
         old, new, again = (str(form.get(k, ""))[:200] for k in ("old_password", "new_password", "new_password2"))
@@ -163,7 +167,11 @@ async def my_password(request: web.Request) -> web.Response:
             done = True
         except AccountError as exc:
             error, status = localized(request, exc.message), exc.status
-    return _render("accounts_me_password.html", request, {"error": error, "done": done}, status=status)
+            retry_after = exc.headers.get("Retry-After", "")
+    resp = _render("accounts_me_password.html", request, {"error": error, "done": done}, status=status)
+    if retry_after:
+        resp.headers["Retry-After"] = retry_after
+    return resp
 
 
 # ---------------------------------------------------------------- accounts

@@ -17,13 +17,12 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from server.api.calendar import feed_url
+from server.api.calendar import feed_owner, feed_url
 from server.api.uploads import IMPORT_MAX_BYTES, read_upload
 from server.auth import require
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role
-from server.errors import ApiError
 from server.i18n import _, language
 from server.inputs import read_form
 from server.openapi import parse_int
@@ -52,7 +51,7 @@ async def calendar_page(request: web.Request) -> dict[str, Any]:
     async with request.app[DB]() as s:
         built = await cal.build_view(s, ident, view, anchor, today, tz)
         feed = None
-        if ident.user_id is not None:
+        if ident.user_id is not None and not ident.link_scoped:  # a join-link login sees its meeting only
             feed = feed_url(request, await cal.feed_token(s, ident.user_id))
             await s.commit()
     code = request.query.get("notice", "")
@@ -61,12 +60,11 @@ async def calendar_page(request: web.Request) -> dict[str, Any]:
 
 
 async def regenerate_feed(request: web.Request) -> web.StreamResponse:
-    """regenerate_feed: POST /calendar/feed: a new secret feed URL (the old one answers 404 from now on)."""
-    ident = require(request)
-    if ident.user_id is None:
-        raise ApiError(403, "forbidden", "Cần một tài khoản. / An account is needed.")
+    """regenerate_feed: POST /calendar/feed: a new secret feed URL (the old one answers 404 from now on); not for
+    a join-link login."""
+    ident = feed_owner(request)
     async with request.app[DB]() as s:
-        await cal.feed_token(s, ident.user_id, regenerate=True)
+        await cal.feed_token(s, ident.user_id or 0, regenerate=True)
         await s.commit()
     raise web.HTTPSeeOther("/calendar?notice=feed-new#subscribe")
 

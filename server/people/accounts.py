@@ -4,7 +4,9 @@ The pages (`server.pages.accounts`), the API (`server.api.accounts`) and the CLI
 so the rules live in one place:
 
 - usernames are lower-case (2–64 of a-z, 0-9, `.`, `_`, `-`); a classroom account belongs to one Classroom;
-- `authenticate` applies the login rate limit (per account and per IP) before checking the password;
+- `authenticate` applies the login limits (server.ratelimit.LoginLimiter: refused per account and address and
+  per address, only slowed down per account) before checking the password, off the event loop
+  (server.passwords); so does a user's own password change, which a join-link login may not make;
 - `start_login` creates a password login; a classroom account has one live PC at a time, so an earlier
   login of that account that could be in the same meeting is revoked (reason "replaced");
 - `open_join_link` turns a signed join link into a login scoped to its meeting (same replacement rule);
@@ -21,8 +23,8 @@ return the logins they ended as `Ended`, which the caller announces after its co
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
-import functools
 import re
 import sys
 from dataclasses import dataclass
@@ -36,22 +38,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit import record
 from server.auth import (
-    LOGIN_LIMITER,
+    TOKEN_PREFIX,
     Identity,
     client_ip,
     create_login,
     generate_password,
-    hash_password,
     identity,
     join_link_token,
     meeting_login_expiry,
     resolve_join_link,
     revoke_logins,
-    verify_password,
 )
 from server.bus import BUS
 from server.config import CONFIG, Config
 from server.db.models import (
+    ApiToken,
     AuditEntry,
     Classroom,
     JoinLink,
@@ -67,7 +68,9 @@ from server.db.models import (
 )
 from server.errors import ApiError
 from server.metrics import METRICS
+from server.passwords import PasswordPool, hash_in, passwords_of, verify_in
 from server.people.classrooms import all_classrooms
+from server.ratelimit import LOGIN_LIMITER
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 8
@@ -125,32 +128,46 @@ async def announce_revoked(app: web.Application, login_ids: list[str], reason: s
 # ---------------------------------------------------------------- logins
 
 
-@functools.cache
-def _dummy_hash() -> str:
-    return hash_password("not-a-real-password")
+def _too_many(wait: int) -> AccountError:
+    exc = AccountError(429, "rate-limited", f"Nhập sai mật khẩu quá nhiều lần. Thử lại sau {wait} giây. / "
+                                            f"Too many wrong passwords. Try again in {wait} s.", retry_after=wait)
+    exc.headers["Retry-After"] = str(wait)
+    return exc
+
+
+async def _limited_check(request: web.Request, account: str) -> None:
+    """_limited_check: before checking a password of `account`: 429 when this address may not try it now, else
+    wait the account's slow-down (server.ratelimit.LoginLimiter)."""
+    limiter = request.app[LOGIN_LIMITER]
+    wait = limiter.retry_after(account, client_ip(request))
+    if wait:
+        raise _too_many(wait)
+    delay = limiter.delay(account)
+    if delay:
+        await asyncio.sleep(delay)
 
 
 async def authenticate(s: AsyncSession, request: web.Request, username: str, password: str) -> User:
-    """authenticate: the User for a username and password, or 401/403/429 (failures are rate limited).
+    """authenticate: the User for a username and password, or 401/403/429 (failures are limited: see the module
+    doc), or 503 when the password threads are full. The password is checked off the event loop.
 
     Failed attempts are audit-logged and committed here.
     """
     limiter = request.app[LOGIN_LIMITER]
     logins = request.app[METRICS].logins
     name = normalize_username(username)
-    account_key, ip_key = f"user:{name}", f"ip:{client_ip(request)}"
-    wait = limiter.retry_after(account_key, ip_key)
-    if wait:
-        exc = AccountError(429, "rate-limited", f"Đăng nhập sai quá nhiều lần. Thử lại sau {wait} giây. / "
-                                                f"Too many failed logins. Try again in {wait} s.",
-                           retry_after=wait)
-        exc.headers["Retry-After"] = str(wait)
+    account, ip = f"user:{name}", client_ip(request)
+    try:
+        await _limited_check(request, account)
+    except AccountError:
         logins.labels(result="rate-limited").inc()
-        raise exc
+        raise
     user = await s.scalar(select(User).where(User.username == name)) if name else None
-    ok = verify_password(user.password_hash if user else _dummy_hash(), password)
+    pool = passwords_of(request)
+    assert pool is not None
+    ok = await pool.verify(user.password_hash, password) if user else await pool.verify_unknown(password)
     if user is None or not ok or user.role == Role.GUEST:
-        limiter.failed(account_key, ip_key)
+        limiter.failed(account, ip)
         record(s, request, "login.failed", f"user:{name[:60]}", username=name[:64])
         await s.commit()
         logins.labels(result="failed").inc()
@@ -159,7 +176,7 @@ async def authenticate(s: AsyncSession, request: web.Request, username: str, pas
         logins.labels(result="disabled").inc()
         raise AccountError(403, "account-disabled", "Tài khoản này đã bị khoá; hãy liên hệ quản trị viên. / "
                                                     "This account is disabled; contact an operator.")
-    limiter.succeeded(account_key)
+    limiter.succeeded(account, ip)
     logins.labels(result="ok").inc()
     return user
 
@@ -272,8 +289,9 @@ class CreatedUser:
 
 async def create_user(s: AsyncSession, *, username: str, display_name: str, role: Role, email: str = "",
                       classroom_id: int | None = None, unit_id: int | None = None, language: str = "vi",
-                      password: str | None = None) -> CreatedUser:
-    """create_user: a new account (flushed so it has an id); generates a password unless given."""
+                      password: str | None = None, pool: PasswordPool | None = None) -> CreatedUser:
+    """create_user: a new account (flushed so it has an id); generates a password unless given (hashed in `pool`,
+    without one in a worker thread)."""
     name = check_username(username)
     await _check_links(s, role, classroom_id, unit_id)
     await _check_free(s, name)
@@ -284,7 +302,7 @@ async def create_user(s: AsyncSession, *, username: str, display_name: str, role
         check_new_password(password)
     user = User(username=name, display_name=display_name.strip() or name, role=role, email=email.strip(),
                 classroom_id=classroom_id, unit_id=unit_id, language=language,
-                password_hash=hash_password(password), password_changed_at=utcnow())
+                password_hash=await hash_in(pool, password), password_changed_at=utcnow())
     s.add(user)
     await s.flush()
     return CreatedUser(user, generated)
@@ -327,26 +345,31 @@ async def set_disabled(s: AsyncSession, user: User, disabled: bool, actor_id: in
     return []
 
 
-async def reset_password(s: AsyncSession, user: User, password: str | None = None) -> tuple[str, list[str]]:
-    """reset_password: set a new (generated unless given) password and revoke the account's logins."""
+async def reset_password(s: AsyncSession, user: User, password: str | None = None,
+                         pool: PasswordPool | None = None) -> tuple[str, list[str]]:
+    """reset_password: set a new (generated unless given) password and revoke the account's logins and tokens."""
     if password is None:
         password = generate_password()
     else:
         check_new_password(password)
-    user.password_hash = hash_password(password)
+    user.password_hash = await hash_in(pool, password)
     user.password_changed_at = utcnow()
     return password, await revoke_logins(s, reason="password-reset", user_id=user.id)
 
 
-async def change_password(s: AsyncSession, user: User, old: str, new: str, keep_login: str) -> list[str]:
-    """change_password: the user's own change (old password required); ends their other logins."""
-    if not verify_password(user.password_hash, old):
+async def change_password(s: AsyncSession, user: User, old: str, new: str, keep_login: str,
+                          pool: PasswordPool | None = None) -> list[str]:
+    """change_password: the user's own change (old password required); ends their other logins and tokens."""
+    if not await verify_in(pool, user.password_hash, old):
         raise AccountError(403, "wrong-password", "Mật khẩu hiện tại không đúng. / The current password is wrong.",
                            field="old_password")
     check_new_password(new)
-    user.password_hash = hash_password(new)
+    user.password_hash = await hash_in(pool, new)
     user.password_changed_at = utcnow()
-    others = [i for i in await _earlier_logins(s, user.id, None) if i != keep_login]
+    tokens = (await s.scalars(select(ApiToken.id).where(ApiToken.user_id == user.id,
+                                                         ApiToken.revoked_at.is_(None)))).all()
+    others = [i for i in [*await _earlier_logins(s, user.id, None), *(f"{TOKEN_PREFIX}{t}" for t in tokens)]
+              if i != keep_login]
     return await revoke_logins(s, reason="password-changed", login_ids=others)
 
 
@@ -513,11 +536,35 @@ async def log_out(s: AsyncSession, login_id: str) -> Ended:
     return Ended("logout", await end_login(s, login_id))
 
 
+def refuse_link_login(ident: Identity) -> None:
+    """refuse_link_login: a 403 `link-login` for a join-link login (it serves its meeting, never the account)."""
+    if ident.link_scoped:
+        raise AccountError(403, "link-login", "Đăng nhập bằng liên kết tham gia chỉ dùng cho buổi tập huấn của liên "
+                                              "kết; hãy đăng nhập bằng mật khẩu để làm việc này. / A join-link login "
+                                              "serves its meeting only; log in with the password to do this.")
+
+
 async def change_own_password(s: AsyncSession, request: web.Request | None, ident: Identity, old: str,
                               new: str) -> Ended:
-    """change_own_password: the caller's own change (`change_password`), audit-logged; their other logins end."""
+    """change_own_password: the caller's own change (`change_password`), audit-logged; their other logins end.
+
+    Refused to a join-link login (403 `link-login`); with a request, a wrong current password counts as a failed
+    login of the account from this address (429 like a login; the check runs off the event loop).
+    """
+    refuse_link_login(ident)
     user = await user_by_id(s, ident.user_id or 0)
-    ids = await change_password(s, user, old, new, keep_login=ident.login_id)
+    if request is None:
+        ids = await change_password(s, user, old, new, keep_login=ident.login_id)
+    else:
+        limiter, account, ip = request.app[LOGIN_LIMITER], f"user:{user.username}", client_ip(request)
+        await _limited_check(request, account)
+        try:
+            ids = await change_password(s, user, old, new, keep_login=ident.login_id, pool=passwords_of(request))
+        except AccountError as exc:
+            if exc.code == "wrong-password":
+                limiter.failed(account, ip)
+            raise
+        limiter.succeeded(account, ip)
     record(s, request, "user.password-change", f"user:{user.id}", ended=len(ids))
     return Ended("password-changed", ids)
 
@@ -527,7 +574,8 @@ async def add_account(s: AsyncSession, request: web.Request | None, *, username:
                       language: str = "vi", password: str | None = None) -> CreatedUser:
     """add_account: `create_user`, audit-logged."""
     created = await create_user(s, username=username, display_name=display_name, role=role, email=email,
-                                classroom_id=classroom_id, unit_id=unit_id, language=language, password=password)
+                                classroom_id=classroom_id, unit_id=unit_id, language=language, password=password,
+                                pool=passwords_of(request))
     record(s, request, "user.create", f"user:{created.user.id}", username=created.user.username,
            role=created.user.role.value)
     return created
@@ -545,7 +593,7 @@ async def edit_account(s: AsyncSession, request: web.Request | None, user: User,
 async def reset_account(s: AsyncSession, request: web.Request | None, user_id: int) -> tuple[User, str, Ended]:
     """reset_account: a new generated password (`reset_password`), audit-logged; the account's logins end."""
     user = await user_by_id(s, user_id)
-    password, ids = await reset_password(s, user)
+    password, ids = await reset_password(s, user, pool=passwords_of(request))
     record(s, request, "user.reset-password", f"user:{user.id}", ended=len(ids))
     return user, password, Ended("password-reset", ids)
 

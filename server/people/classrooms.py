@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -110,6 +110,8 @@ async def classroom_accounts(s: AsyncSession, classroom_id: int) -> list[User]:
 class ClassroomIn(BaseModel):
     """ClassroomIn: a new classroom (also the classroom form's checks)."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     code: str = Field(min_length=1, max_length=40, pattern=CODE_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     unit_id: Id
@@ -120,6 +122,8 @@ class ClassroomIn(BaseModel):
 
 class ClassroomPatch(BaseModel):
     """ClassroomPatch: fields to change on a classroom (absent fields stay)."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     code: str | None = Field(None, min_length=1, max_length=40, pattern=CODE_PATTERN)
     name: str | None = Field(None, min_length=1, max_length=200)

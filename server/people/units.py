@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -292,6 +292,8 @@ async def unit_choices(s: AsyncSession, today: dt.date, keep: int | None) -> lis
 class UnitIn(BaseModel):
     """UnitIn: a new unit (parent required except for a province; dates inclusive, null = open)."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     code: str = Field(min_length=1, max_length=16, pattern=CODE_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     level: UnitLevel
@@ -302,6 +304,8 @@ class UnitIn(BaseModel):
 
 class UnitPatch(BaseModel):
     """UnitPatch: fields to change on a unit (absent fields stay)."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     code: str | None = Field(None, min_length=1, max_length=16, pattern=CODE_PATTERN)
     name: str | None = Field(None, min_length=1, max_length=200)

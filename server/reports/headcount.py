@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,6 +67,8 @@ class HeadcountIn(BaseModel):
 
     `classroom_id` is for operators entering a classroom's figure; a classroom account enters its own.
     """
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     count: int = Field(ge=0, le=MAX_COUNT)
     names: list[Name] = Field(default_factory=list, max_length=MAX_NAMES)

@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -66,6 +66,8 @@ TIME_FIELDS = ("starts_at", "ends_at")
 class ProgramIn(BaseModel):
     """ProgramIn: the fields of a new program."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     title: Title
     description: Text = ""
 
@@ -73,12 +75,16 @@ class ProgramIn(BaseModel):
 class ProgramPatch(BaseModel):
     """ProgramPatch: the program fields to change (omitted fields stay)."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     title: Title | None = None
     description: Text | None = None
 
 
 class MeetingIn(BaseModel):
     """MeetingIn: the fields of a meeting (times are ISO 8601 with an offset)."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     program_id: Id
     title: Title
@@ -96,6 +102,8 @@ class MeetingIn(BaseModel):
 class MeetingPatch(BaseModel):
     """MeetingPatch: the meeting fields to change (omitted fields stay)."""
 
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
     program_id: Id | None = None
     title: Title | None = None
     description: Text | None = None
@@ -112,6 +120,8 @@ class MeetingPatch(BaseModel):
 
 class PublishIn(BaseModel):
     """PublishIn: the optional body of a publish request: why the 10-day rule is overridden."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
     override_reason: str | None = Field(default=None, max_length=2000)
 

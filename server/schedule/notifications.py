@@ -3,6 +3,7 @@
 One `Notification` row per recipient: a classroom (`classroom_id`, seen by every account of that
 classroom) or a presenter (`user_id`). The text is stored as "Vietnamese / English" like API messages;
 `text_in(n, lang)` picks one side. Rows stay until read (home page banner, /api/v1/notifications).
+A join-link login sees only those of its meeting (not the account's other meetings).
 When `smtp.host` is configured, `email` also sends the text to the recipients' addresses (presenters
 and the accounts of the invited classrooms) through `server.mail`, once the transaction commits.
 """
@@ -15,7 +16,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -86,7 +87,11 @@ def _mine(ident: Identity) -> ColumnElement[bool]:
         conds.append(Notification.user_id == ident.user_id)
     if ident.classroom_id is not None:
         conds.append(Notification.classroom_id == ident.classroom_id)
-    return or_(*conds) if conds else Notification.id.is_(None)
+    if not conds:
+        return Notification.id.is_(None)
+    if ident.link_scoped:  # a join-link login sees its meeting only, never the account's other meetings
+        return and_(or_(*conds), Notification.meeting_id == ident.meeting_id)
+    return or_(*conds)
 
 
 async def list_for(s: AsyncSession, ident: Identity, *, unread_only: bool = False,

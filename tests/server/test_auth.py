@@ -9,9 +9,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from server.auth import COOKIE, CSRF_COOKIE, LOGIN_LIMITER, LoginLimiter
+from server.app import create_app
+from server.auth import COOKIE, CSRF_COOKIE, hash_password
+from server.config import Config
 from server.db.engine import DB
 from server.db.models import AuditEntry, LoginSession, Role, User
+from server.ratelimit import LOGIN_LIMITER, LoginLimiter
 from tests.conftest import LoggedIn
 from tests.server.people.test_accounts import new_client
 
@@ -168,11 +171,15 @@ async def test_rate_limit_per_account(client: TestClient[Any, Any], make_user: M
     assert (await api_login(client, "binh", "good-password")).status == 200
 
 
-async def test_rate_limit_per_ip_across_accounts(client: TestClient[Any, Any], make_user: MakeUser) -> None:
+async def test_rate_limit_per_ip_across_accounts(aiohttp_client: Any, make_config: Callable[..., Config]) -> None:
+    app = create_app(make_config(auth__login_ip_failures_per_minute=3))
     clock = FakeClock()
-    client.app[LOGIN_LIMITER].clock = clock
-    await make_user(Role.TRAINER, username="chi", password="good-password")
-    for i in range(5):
+    app[LOGIN_LIMITER].clock = clock
+    client = await aiohttp_client(app)
+    async with app[DB]() as s:
+        s.add(User(username="chi", display_name="Chi", role=Role.TRAINER, password_hash=hash_password("good-password")))
+        await s.commit()
+    for i in range(3):
         assert (await api_login(client, f"guess{i}", "wrong-password")).status == 401
     assert (await api_login(client, "chi", "good-password")).status == 429
     clock.now += 61
@@ -181,7 +188,7 @@ async def test_rate_limit_per_ip_across_accounts(client: TestClient[Any, Any], m
 
 async def test_rate_limit_on_login_page(aiohttp_client: Any, app: web.Application, make_user: MakeUser) -> None:
     clock = FakeClock()
-    app[LOGIN_LIMITER] = LoginLimiter(5, clock=clock)
+    app[LOGIN_LIMITER] = LoginLimiter(5, 20, clock=clock)
     client = await aiohttp_client(app)
     await make_user(Role.TRAINER, username="dung", password="good-password")
     for _ in range(5):
@@ -190,6 +197,44 @@ async def test_rate_limit_on_login_page(aiohttp_client: Any, app: web.Applicatio
     assert resp.status == 429
     assert "Thử lại sau 60 giây" in await resp.text()
     assert resp.headers["Retry-After"] == "60"
+
+
+async def _login_from(client: TestClient[Any, Any], address: str, username: str, password: str) -> Any:
+    """_login_from: an API login that the proxy in front (127.0.0.1, when trusted) says comes from `address`."""
+    forwarded = {"X-Forwarded-For": address}
+    token = (await (await client.get("/api/v1/csrf", headers=forwarded)).json())["csrf_token"]
+    return await client.post("/api/v1/login", json={"username": username, "password": password},
+                             headers={"X-CSRF-Token": token, **forwarded})
+
+
+async def test_failures_from_many_addresses_never_lock_the_owner_out(aiohttp_client: Any,
+                                                                     make_config: Callable[..., Config]) -> None:
+    app = create_app(make_config(server__trusted_proxies=["127.0.0.1"]))
+    client = await aiohttp_client(app)
+    async with app[DB]() as s:
+        s.add(User(username="hoa", display_name="Hoa", role=Role.TRAINER, password_hash=hash_password("mat-khau-dung")))
+        await s.commit()
+    for i in range(1, 6):  # the attack: 5 wrong passwords from 5 addresses
+        assert (await _login_from(client, f"198.51.100.{i}", "hoa", "doan-mo")).status == 401
+    # the owner, from a 6th address, gets in (at most slowed down by the account's failures)
+    assert app[LOGIN_LIMITER].delay("user:hoa") > 0
+    assert (await _login_from(client, "203.0.113.50", "hoa", "mat-khau-dung")).status == 200
+    # an address is refused for the account once it alone failed too often; the others are not
+    for _ in range(4):
+        assert (await _login_from(client, "198.51.100.1", "hoa", "doan-mo")).status == 401
+    assert (await _login_from(client, "198.51.100.1", "hoa", "mat-khau-dung")).status == 429
+    assert (await _login_from(client, "203.0.113.51", "hoa", "mat-khau-dung")).status == 200
+    async with app[DB]() as s:
+        ips = set((await s.scalars(select(AuditEntry.ip).where(AuditEntry.action == "login.failed"))).all())
+    assert ips == {f"198.51.100.{i}" for i in range(1, 6)}  # the forwarded addresses, from the trusted proxy
+
+
+async def test_forwarded_addresses_from_an_untrusted_peer_are_ignored(client: TestClient[Any, Any],
+                                                                      make_user: MakeUser) -> None:
+    await make_user(Role.TRAINER, username="lan", password="mat-khau-dung")
+    for i in range(1, 6):  # no trusted proxy: every attempt comes from the peer, 127.0.0.1
+        assert (await _login_from(client, f"198.51.100.{i}", "lan", "doan-mo")).status == 401
+    assert (await _login_from(client, "203.0.113.50", "lan", "mat-khau-dung")).status == 429
 
 
 # ---------------------------------------------------------------- logout, disabled, CSRF
@@ -260,6 +305,16 @@ async def test_post_without_csrf_token_is_refused(login_as: LoginAs, client: Tes
     resp = await client.post("/api/v1/login", json={"username": "a", "password": "b"})
     assert resp.status in (403,)
     assert (await resp.json())["error"]["code"] == "csrf"
+
+
+async def test_a_method_no_route_takes_gets_405_not_a_csrf_refusal(client: TestClient[Any, Any]) -> None:
+    for method in ("PUT", "DELETE"):
+        r = await client.request(method, "/api/v1/csrf")
+        assert r.status == 405 and "GET" in r.headers["Allow"]
+    r = await client.post("/api/v1/no-such-thing")
+    assert r.status == 404
+    r = await client.post("/api/v1/logout")  # a route: the CSRF check still comes first
+    assert r.status == 403 and (await r.json())["error"]["code"] == "csrf"
 
 
 async def test_form_login_without_csrf_is_refused(aiohttp_client: Any, app: web.Application,

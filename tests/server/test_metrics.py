@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from server.db.models import Role
 from server.metrics import Metrics
+from tests.live_client import page_origin
 
 
 def test_each_metrics_has_its_own_registry() -> None:
@@ -34,7 +35,8 @@ async def test_open_websockets_are_counted_at_metrics(client: TestClient[Any, An
                                                       login_as: Callable[..., Awaitable[Any]]) -> None:
     who = await login_as(Role.TRAINER)
     assert await _gauge(client) == 0
-    sockets = [await who.client.ws_connect("/ws") for _ in range(2)]
+    origin = page_origin(str(who.client.make_url("/ws")))
+    sockets = [await who.client.ws_connect("/ws", headers={"Origin": origin}) for _ in range(2)]
     assert await _gauge(client) == 2
     for ws in sockets:
         await ws.close()

@@ -184,3 +184,17 @@ async def test_security_headers(client: TestClient[Any, Any]) -> None:
 async def test_error_responses_have_the_security_headers_too(client: TestClient[Any, Any]) -> None:
     resp = await client.get("/no-such-page", headers=HTML)
     assert {k: resp.headers.get(k) for k in SECURITY} == SECURITY
+
+
+async def test_a_405_names_the_allowed_methods(client: TestClient[Any, Any]) -> None:
+    r = await client.request("TRACE", "/api/v1/openapi.json")
+    assert r.status == 405 and (await r.json())["error"]["code"] == "method-not-allowed"
+    assert "GET" in r.headers["Allow"].split(",")
+
+
+async def test_a_multipart_body_aiohttp_cannot_parse_is_a_400(login_as: Any) -> None:
+    op = await login_as(Role.OPERATOR)
+    r = await op.post("/api/v1/import/units", data=b"--b1\r\nnot a header line\r\n\r\nx\r\n--b1--\r\n",
+                      headers={"Content-Type": "multipart/form-data; boundary=b1"})
+    assert r.status == 400, await r.text()
+    assert (await r.json())["error"]["code"] == "bad-request"

@@ -70,7 +70,7 @@ def test_a_weak_link_gets_a_low_layer_and_a_good_one_the_top() -> None:
     assert not weak.congested
     # it fell, and the round trip grew (a queue on the link): congested
     weak.update(Feedback(remb=180_000, loss=0.0, sent=800_000, remb_fell=True, rtt=QUEUED_RTT))
-    assert weak.congested and weak.ever_congested
+    assert weak.congested
     option = weak.decide(ds)["presenter-video"]
     assert option is not None and option.spatial == 0
     good = Downlink(clock=Clock(1000.0))

@@ -392,3 +392,85 @@ def test_h264_slots_never_read_the_payload(udp: tuple[socket.socket, socket.sock
         assert fan((slot,), inbound(seq, 0, payload=looks_vp8)) is None
         assert rx.unprotect(rx_sock.recv(2048)).endswith(looks_vp8)
     assert not slot.vp8 and slot.runs == []
+
+
+def test_a_paced_slot_queues_in_c_and_drains_in_order_with_the_time_it_left(
+        udp: tuple[socket.socket, socket.socket]) -> None:
+    """A keyframe burst over a slow link waits in the C pacer's queue (no slot left to Python), audio arriving behind
+    it goes at once, the queue drains oldest first with the abs-send-time of its departure, and what waits when
+    the route goes away leaves through Python's `send`."""
+    from sfu._fanout import Pacer, Slot
+
+    from sfu.rtp import abs_send_time_now
+
+    tx_sock, rx_sock = udp
+    tx, rx = sessions()
+    video = bound_slot("video", tx_sock, rx_sock, tx)
+    audio = Slot(48000, 960, 100, 1000, False)
+    head, ast_off, al_off = build_header_template(context("audio", ssrc=0x33333333))  # its own SRTP stream
+    audio.set_head(bytes(head), ast_off, al_off, 111)
+    assert audio.set_route(tx_sock, int(socket.AF_INET), "127.0.0.1", rx_sock.getsockname()[1], tx,
+                           srtp_address(tx), protect_address())
+    pacer = Pacer(100_000.0)
+    woken: list[int] = []
+    by_python: list[bytes] = []
+
+
+    def woke() -> None:  # as sfu.pacer.Pacer does: a timer is armed
+        woken.append(pacer.queued)
+        pacer.armed = True
+
+    pacer.on_queue = woke
+    pacer.send = lambda h, payload, padding: by_python.append(bytes(h) + payload) or True
+    for slot in (video, audio):
+        slot.set_pacer(pacer)  # type: ignore[attr-defined]
+    video.map(5, 10, 0, 0.0)  # type: ignore[attr-defined]
+    stale = inbound(10, 0).abs_send_time
+    for seq in range(11, 31):  # a keyframe: 20 x 1000 bytes, 1.6 s at 100 kbit/s
+        assert fan((video,), inbound(seq, 3000, payload=b"\x10" + bytes(999)), now=1.0) is None
+    assert pacer.queued > 15 and woken == [1]  # Python was told once, to arm its timer
+    first = pacer.queued
+    p = inbound(500, 960)
+    p.ssrc = 6
+    audio.map(6, 499, 0, 0.0)  # type: ignore[attr-defined]
+    assert fan((audio,), p, now=1.0) is None
+    got = [rx.unprotect(rx_sock.recv(2048)) for _ in range(20 - first + 1)]
+    assert struct.unpack_from("!B", got[-1], 1)[0] & 0x7F == 111  # the audio, before the waiting video
+    p = inbound(501, 1920)
+    p.ssrc = 6
+    assert fan((audio,), p, now=1.2) is None  # the media the link receives drains it first, without Python
+    drained = pacer.sent_queued
+    assert drained >= 2 and pacer.queued == first - drained
+    got += [rx.unprotect(rx_sock.recv(2048)) for _ in range(drained + 1)]
+    assert got[-1][1] & 0x7F == 111 and all(g[1] & 0x7F == 96 for g in got[-drained - 1:-1])
+    audio_packets = 2
+    now = 1.2
+    while pacer.queued > 3:
+        now += 0.05
+        pacer.drain(now)
+    got += [rx.unprotect(rx_sock.recv(2048)) for _ in range(first - drained - 3)]
+    seqs = [struct.unpack_from("!H", g, 2)[0] for g in got if g[1] & 0x7F == 96]
+    assert seqs == list(range(101, 118))  # in order, none lost
+    waited = [g for g in got[20 - first + 1:] if g[1] & 0x7F == 96]
+    assert len(waited) == first - 3 and len(got) == 17 + audio_packets
+    for g in waited:  # what waited left with the time it left (the header's extension at ast_off)
+        ast = int.from_bytes(g[ast_off_of(video):ast_off_of(video) + 3], "big")
+        assert (ast - stale) & 0xFFFFFF != 0 and (abs_send_time_now() - ast) & 0xFFFFFF < 262144 // 4
+    assert pacer.sent_queued == first - 3 and video.packets_sent == 20  # type: ignore[attr-defined]
+    video.clear_route()  # type: ignore[attr-defined]
+    pacer.drain(now + 10.0)  # waited too long: dropped, counted
+    assert pacer.dropped == 3 and pacer.queued == 0
+    video.set_route(tx_sock, int(socket.AF_INET), "127.0.0.1", rx_sock.getsockname()[1], tx,  # type: ignore
+                    srtp_address(tx), protect_address())
+    for seq in range(31, 36):
+        fan((video,), inbound(seq, 6000, payload=b"\x10" + bytes(999)), now=now + 10.0)
+    waiting = pacer.queued  # the bucket refilled meanwhile: the first went at once
+    assert 1 <= waiting < 5
+    video.clear_route()  # type: ignore[attr-defined]
+    pacer.drain(now + 12.0)
+    assert [struct.unpack_from("!H", b, 2)[0] for b in by_python] == list(range(126 - waiting, 126))  # plain
+
+
+def ast_off_of(slot: object) -> int:
+    """ast_off_of: where the slot's header template holds the abs-send-time."""
+    return int(build_header_template(context("video"))[1])

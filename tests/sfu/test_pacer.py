@@ -9,6 +9,7 @@ import time
 import pytest
 
 from sfu.pacer import (
+    MAX_QUEUE,
     MAX_QUEUE_SECONDS,
     OVERHEAD,
     RESEND_SHARE,
@@ -38,30 +39,59 @@ class Clock:
 def test_the_c_bucket_and_the_python_one_agree_over_random_steps() -> None:
     rng = random.Random(7)
     py, c = TokenBucket(300_000.0), CompiledBucket(300_000.0)
+    out: dict[str, list[tuple[bytes, bytes, int]]] = {"py": [], "c": []}
+    py.send = lambda head, payload, padding: out["py"].append((bytes(head), payload, padding))
+    c.send = lambda head, payload, padding: out["c"].append((bytes(head), payload, padding))
     now = 5.0
-    for _ in range(50_000):
+    for i in range(50_000):
         op = rng.random()
         now += rng.choice((0.0, 0.0005, 0.003, 0.02, 0.4))
-        if op < 0.6:
+        if op < 0.5:
             size, audio = rng.randrange(50, 1300), rng.random() < 0.3
             assert py.admit(size, audio, now) == c.admit(size, audio, now)
-        elif op < 0.8:
+        elif op < 0.65:
             size = rng.randrange(50, 1300)
             py.take(size, now)
             c.take(size, now)
+        elif op < 0.8:
+            head, payload, padding = b"h%06d" % i, bytes(rng.randrange(0, 1200)), rng.choice((0, 0, 7))
+            assert py.push(head, payload, padding, 0, now) == c.push(bytearray(head), payload, padding, 0, now)
         elif op < 0.9:
-            q = rng.randrange(0, 3)
-            py.queued = c.queued = q
+            assert py.drain(now) == c.drain(now)
         elif op < 0.95:
             rate = rng.choice((64_000.0, 300_000.0, 2e6, UNLIMITED))
             py.set_rate(rate)
             c.set_rate(rate)
-        else:
+        elif op < 0.999:
             py.refill(now)
             c.refill(now)
-        for name in ("rate", "tokens", "burst", "last", "queued"):
-            assert getattr(py, name) == pytest.approx(getattr(c, name), rel=1e-12, abs=1e-6), name
-        assert py.wait() == pytest.approx(c.wait(), rel=1e-12, abs=1e-12)
+        else:
+            py.clear()
+            c.clear()
+        for name in ("rate", "tokens", "burst", "last", "oldest"):
+            a, b = getattr(py, name), getattr(c, name)
+            assert abs(a - b) <= 1e-6 + 1e-12 * abs(b), (name, a, b)
+        assert (py.queued, py.sent_queued, py.dropped) == (c.queued, c.sent_queued, c.dropped)
+        assert abs(py.wait() - c.wait()) <= 1e-12 * (1 + c.wait())
+    assert out["py"] == out["c"] and len(out["c"]) > 1000 and py.dropped > 100
+
+
+@compiled
+def test_the_c_queue_drops_beyond_its_size_and_stamps_what_leaves() -> None:
+    for bucket in (TokenBucket(1000.0), CompiledBucket(1000.0)):
+        sent: list[bytes] = []
+        bucket.send = lambda head, payload, padding, sent=sent: sent.append(bytes(head) + payload)
+        bucket.tokens = -1e12  # nothing goes
+        results = [bucket.push(b"h", b"p", 0, 0, 1.0) for _ in range(MAX_QUEUE + 3)]
+        assert results.count(False) == 3 and bucket.dropped == 3 and bucket.queued == MAX_QUEUE
+        bucket.clear()
+        stale = abs_send_time_now() - 262144 & 0xFFFFFF  # one second ago
+        head = bytearray(8)
+        head[4:7] = stale.to_bytes(3, "big")
+        bucket.tokens = 0.0
+        bucket.push(head, b"payload", 0, 4, 2.0)
+        assert bucket.drain(2.0) == 1 and sent[-1][8:] == b"payload"
+        assert (abs_send_time_now() - int.from_bytes(sent[-1][4:7], "big")) & 0xFFFFFF < 262144 // 4
 
 
 @pytest.mark.parametrize("compiled_bucket", [False, True])
@@ -117,8 +147,7 @@ def test_resends_are_refused_while_packets_wait_or_over_their_share() -> None:
     assert allowed == int(RESEND_SHARE * 100_000 // ((1000 + OVERHEAD) * 8))
     clock.now += 1.0  # a new second: a new share
     assert pacer.allow_resend(1000)
-    pacer.bucket.queued = 0
-    pacer._queue.append((b"h", b"p", 0, clock.now))
+    pacer.bucket.push(b"h", b"p", 0, 0, clock.now)
     assert not pacer.allow_resend(10)  # something waits: a resend would only add to the delay
     pacer.close()
 

@@ -321,7 +321,7 @@
       await client.connect();
     } catch (err) {
       if (client.closedReason || (err && err.code === "refused")) {
-        ended(T.notAdmitted, T[client.closedReason || "refused"] || err.message);
+        ended(T.notAdmitted, T[client.closedReason || "refused"] || L.localMessage(client.closedMessage) || err.message);
         return;
       }
       setConn(T.closed, "closed");
@@ -499,7 +499,7 @@
   client.addEventListener("closed", (e) => {
     const reason = e.detail.reason;
     if (["replaced", "logout", "password-changed", "password-reset", "disabled", "link-revoked", "removed",
-      "refused"].includes(reason)) {
+      "refused", "too-many-connections", "flooding"].includes(reason)) {
       L.joined = false;
       ended(reason === "refused" ? T.notAdmitted : T.endedTitle, T[reason] || L.localMessage(e.detail.message));
     } else if (reason === "room-closed") {

@@ -27,7 +27,7 @@
   // Close reasons after which reconnecting is pointless (refused, or it would replace someone): all but
   // server-shutdown (docs/protocol.md, `closed` reasons).
   const FINAL = ["replaced", "logout", "password-changed", "password-reset", "disabled", "link-revoked",
-    "removed", "refused", "left"];
+    "removed", "refused", "left", "too-many-connections", "flooding"];
   const PROBE_AFTER_MS = 2000;   // a media connection "disconnected" that long: is the network back? (ping)
   const GRACE_MS = 2000;         // the socket answers again: time left for the connection to come back itself
 
@@ -124,6 +124,7 @@
       this.down = null;
       this.local = null;        // {stream, screen} last published
       this.closedReason = null;
+      this.closedMessage = "";
       this.reconnecting = false;
       this.retries = 0;
       this.renewing = false;    // media renewal (`restart`) under way
@@ -423,7 +424,7 @@
         case "slot": this.slotState[msg.slot] = msg; break;
         case "mute-request": this.applyMute(msg); break;
         case "peer-failed": this.renewMedia(); break;
-        case "closed": this.closedReason = msg.reason; break;
+        case "closed": this.closedReason = msg.reason; this.closedMessage = msg.message; break;
         default: break;
       }
       this.emit(msg.type, msg);

@@ -191,6 +191,34 @@ async def test_me_and_own_password(login_as: LoginAs, make_user: MakeUser, new_c
     assert (await api_login(await new_client(), "gv1", "second-password")).status == 200
 
 
+async def test_own_password_change_is_limited_like_a_login(login_as: LoginAs, app: web.Application,
+                                                            make_user: MakeUser, new_client: NewClient) -> None:
+    user = await make_user(Role.TRAINER, username="gv.doi", password="mat-khau-cu-1")
+    t = await login_as(user=user)
+    wrong = {"old_password": "doan-mo", "new_password": "mat-khau-moi-1"}
+    for _ in range(app[CONFIG].auth.login_failures_per_minute):
+        assert (await t.post("/api/v1/me/password", json=wrong)).status == 403
+    resp = await t.post("/api/v1/me/password", json={**wrong, "old_password": "mat-khau-cu-1"})
+    assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
+    assert (await resp.json())["error"]["code"] == "rate-limited"
+    # one limit for every check of the account's password from this address: its login too
+    assert (await api_login(await new_client(), "gv.doi", "mat-khau-cu-1")).status == 429
+
+
+async def test_a_join_link_login_may_not_change_the_password(login_as: LoginAs, app: web.Application,
+                                                             make_user: MakeUser, new_client: NewClient) -> None:
+    op = await login_as(Role.OPERATOR)
+    room = await make_classroom(app)
+    await make_user(Role.CLASSROOM, username="phong.doi", password="mat-khau-phong", classroom_id=room.id)
+    meeting = await make_meeting(app)
+    pc = await new_client()
+    assert (await open_link(pc, token_of((await new_link(op, meeting.id, classroom_id=room.id))["url"]))).status == 303
+    change = {"old_password": "mat-khau-phong", "new_password": "mat-khau-moi-1"}
+    resp = await pc.post("/api/v1/me/password", json=change, headers={"X-CSRF-Token": await _csrf_of_client(app, pc)})
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "link-login"
+    assert (await api_login(await new_client(), "phong.doi", "mat-khau-phong")).status == 200  # unchanged
+
+
 async def test_join_link_api_validation(login_as: LoginAs, app: web.Application) -> None:
     op = await login_as(Role.OPERATOR)
     room = await make_classroom(app)

@@ -13,10 +13,12 @@ from sqlalchemy import insert, update
 
 from server.db.engine import DB
 from server.db.models import Role, User, program_learners
+from tests.server.people.test_accounts import login_csrf, new_client, new_link, open_link, token_of
 from tests.server.schedule import test_rules as test_schedule
 from tests.server.schedule.test_rules import API, HTML, body, create, local_day, publish
 
 world = test_schedule.world  # the shared fixture (an operator, people, classrooms, provinces, a program)
+__all__ = ["new_client", "world"]  # fixtures, used by name
 
 
 async def test_learners_see_their_programs(app: web.Application, world: dict[str, Any],
@@ -82,3 +84,45 @@ async def test_ics_feed(app: web.Application, client: Any, world: dict[str, Any]
         await s.execute(update(User).where(User.id == world["room_user"].id).values(disabled=True))
         await s.commit()
     assert (await client.get("/" + new.split("/", 3)[3])).status == 404
+
+
+async def _link_login(world: dict[str, Any], new_client: Any, meeting_id: int) -> Any:
+    """_link_login: a browser logged in by a classroom join link of `meeting_id` (classroom 1's account)."""
+    link = await new_link(world["op"], meeting_id, classroom_id=world["rooms"][0].id)
+    pc = await new_client()
+    assert (await open_link(pc, token_of(link["url"]))).status == 303
+    return pc
+
+
+async def test_a_join_link_login_sees_its_meeting_only_and_no_feed(app: web.Application, world: dict[str, Any],
+                                                                   login_as: Callable[..., Awaitable[Any]],
+                                                                   new_client: Any) -> None:
+    ours = await create(world, body(world, title="Buổi của liên kết"))
+    other = await create(world, body(world, days=21, title="Buổi khác của lớp"))
+    for m in (ours, other):
+        assert (await publish(world, m["id"])).status == 200
+    span = f"from={local_day(19).isoformat()}&to={local_day(23).isoformat()}"
+    account = await login_as(user=world["room_user"])  # the classroom account's own password login
+    assert {e["title"] for e in await (await account.get(f"{API}/calendar?{span}")).json()} == \
+        {"Buổi của liên kết", "Buổi khác của lớp"}
+    feed_path = "/" + (await (await account.get(f"{API}/calendar/feed")).json())["url"].split("/", 3)[3]
+    assert {n["meeting_id"] for n in await (await account.get(f"{API}/notifications")).json()} == \
+        {ours["id"], other["id"]}
+
+    pc = await _link_login(world, new_client, ours["id"])
+    assert [e["title"] for e in await (await pc.get(f"{API}/calendar?{span}")).json()] == ["Buổi của liên kết"]
+    assert {n["meeting_id"] for n in await (await pc.get(f"{API}/notifications")).json()} == {ours["id"]}
+    resp = await pc.get(f"{API}/calendar/feed")  # the account's secret URL would list the other meeting
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "link-login"
+    csrf = await login_csrf(app, pc)
+    resp = await pc.post(f"{API}/calendar/feed", headers={"X-CSRF-Token": csrf})  # nor replace it
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "link-login"
+    assert (await pc.get(feed_path)).status == 200  # not replaced: the account's subscriptions keep working
+
+
+async def test_notifications_unread_is_1_or_0(login_as: Any) -> None:
+    learner = await login_as(Role.LEARNER)
+    for value, status in (("1", 200), ("0", 200), ("", 200), ("yes", 422), ("2", 422)):
+        r = await learner.get("/api/v1/notifications", params={"unread": value})
+        assert r.status == status, value
+    assert (await r.json())["error"]["field"] == "unread"

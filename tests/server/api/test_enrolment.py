@@ -67,3 +67,19 @@ async def test_refusals(world: World, login_as: Any) -> None:
     assert (await world.learner.get(f"/api/v1/programs/{pid}/learners")).status == 403
     assert (await world.outsider.get(f"/api/v1/programs/{pid}/trainers")).status == 403
     assert (await world.operator.get("/api/v1/programs/9999/learners")).status == 404
+
+
+async def test_a_wrong_key_is_refused_and_the_enrolment_stays(world: World) -> None:
+    """PUT with a misspelt key ("user_id") once read as "nobody": it emptied the program's learners."""
+    pid = world.program_id
+    before = await (await world.operator.get(f"/api/v1/programs/{pid}/learners")).json()
+    assert [p["id"] for p in before] == [world.learner.user.id]
+    for method in (world.operator.put, world.operator.post):
+        r = await method(f"/api/v1/programs/{pid}/learners", json={"user_id": [world.learner.user.id]})
+        assert r.status == 422, await r.text()
+        body = await r.json()
+        assert body["error"]["field"] == "user_id" and "Extra inputs" in body["error"]["message"]
+    r = await world.operator.put(f"/api/v1/programs/{pid}/trainers", json={"user_ids": [], "names": ["x"]})
+    assert r.status == 422
+    assert await (await world.operator.get(f"/api/v1/programs/{pid}/learners")).json() == before
+    assert len(await (await world.operator.get(f"/api/v1/programs/{pid}/trainers")).json()) == 1

@@ -220,3 +220,15 @@ async def test_english_nav_link_and_monthly_api(app: Any, clock: Clock, login_as
     assert data["month"] == "2025-09" and data["totals"]["meetings"] == 0
     trainer = await login_as(Role.TRAINER)
     assert 'href="/reports"' not in await (await trainer.get("/", headers=HTML)).text()
+
+
+async def test_exports_check_every_query_parameter(login_as: Any) -> None:
+    """A month or a date the chosen report does not read was taken as it came (the API's document refuses it)."""
+    op = await login_as(Role.OPERATOR)
+    for params in ({"report": "progress", "month": "May"}, {"report": "meetings", "month": "2025-13"},
+                   {"report": "progress", "from": "yesterday"}, {"report": "monthly", "to": "2025-02-30"}):
+        r = await op.get("/api/v1/reports/export.csv", params=params)
+        assert r.status == 422, params
+        assert (await r.json())["error"]["field"] in ("month", "from", "to")
+    r = await op.get("/api/v1/reports/export.csv", params={"report": "", "month": "2025-05"})
+    assert r.status == 200  # an empty report is the default one (meetings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -12,6 +13,7 @@ from server.config import Config
 from server.db.models import Role, User
 from server.live.connection import event_message
 from server.live.service import LIVE
+from server.metrics import METRICS
 from sfu.events import (
     Event,
     FloorChanged,
@@ -28,7 +30,7 @@ from sfu.events import (
 )
 from tests.live_client import LiveClient
 from tests.protocol_schema import problem
-from tests.server.livetest import Factory, classroom_login, connect
+from tests.server.livetest import Factory, classroom_login, connect, guest_login
 from tests.sfu.test_events import DELIVERED, instance
 
 
@@ -68,6 +70,85 @@ async def test_rate_limit(login_as: Factory, clients: list[LiveClient], config: 
     await lc.wait(lambda m: m.get("error", {}).get("code") == "rate-limited")
     await asyncio.sleep(1.5)  # tokens come back
     assert (await lc.request("ping"))["type"] == "pong"
+
+
+async def _answered_after(lc: LiveClient, start: int) -> list[dict[str, Any]]:
+    """_answered_after: what the server answered from `start` on, once it has read everything sent before."""
+    await asyncio.sleep(0.5)  # a few tokens come back: the ping below is handled after all that was sent
+    pong = await lc.request("ping")
+    assert pong["type"] == "pong", pong
+    return lc.messages[start:lc.messages.index(pong)]
+
+
+async def test_over_the_rate_only_the_first_message_is_answered(login_as: Factory, clients: list[LiveClient],
+                                                                 config: Config) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert lc.ws is not None
+    (conn,) = op.client.app[LIVE].connections
+    sent = config.limits.ws_burst + 100  # under limits.ws_flood_messages: dropped, not closed
+    for _ in range(sent):
+        await lc.ws.send_str('{"type": "nope"}')
+    replies = await _answered_after(lc, 0)
+    codes = [m["error"]["code"] for m in replies]
+    assert set(codes) == {"unknown-type", "rate-limited"}, codes
+    answered = codes.count("unknown-type")
+    # the burst is answered; then one warning, and one more only after a message was handled again (tokens
+    # came back while it read): never one reply per message
+    assert config.limits.ws_burst <= answered <= config.limits.ws_burst + 10, codes
+    assert 1 <= codes.count("rate-limited") <= answered - config.limits.ws_burst + 1, codes
+    assert conn.refused["rate-limited"] == sent - answered
+    metrics = op.client.app[METRICS].registry
+    assert metrics.get_sample_value("taphuan_ws_messages_refused_total", {"reason": "rate-limited"}) == sent - answered
+
+
+async def test_binary_messages_are_refused_counted_and_rate_limited(login_as: Factory, clients: list[LiveClient],
+                                                                   config: Config) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert lc.ws is not None
+    (conn,) = op.client.app[LIVE].connections
+    sent = config.limits.ws_burst + 100
+    for _ in range(sent):
+        await lc.ws.send_bytes(b'{"type": "ping"}')
+    replies = await _answered_after(lc, 0)
+    refused = [m for m in replies if m["error"]["code"] == "bad-message"]
+    assert len(refused) <= config.limits.ws_burst + 10, len(replies)  # binary frames take tokens like text
+    assert len(replies) - len(refused) <= len(refused) - config.limits.ws_burst + 1  # rate-limited warnings
+    assert conn.refused["binary"] == len(refused)
+    assert conn.refused["rate-limited"] == sent - len(refused)
+    metrics = op.client.app[METRICS].registry
+    assert metrics.get_sample_value("taphuan_ws_messages_refused_total", {"reason": "binary"}) == len(refused)
+
+
+async def test_a_connection_that_keeps_flooding_is_closed_with_1008_and_its_login_cools_down(
+        login_as: Factory, clients: list[LiveClient], config: Config) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert lc.ws is not None and lc._reader is not None
+    for i in range(config.limits.ws_burst + config.limits.ws_flood_messages + 400):
+        if lc.ws.closed:
+            break
+        with contextlib.suppress(ConnectionError):
+            await (lc.ws.send_bytes(b"x") if i % 2 else lc.ws.send_str('{"type": "nope"}'))
+    closed = await lc.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "flooding" and "quá nhiều" in closed["message"]
+    await asyncio.wait_for(lc._reader, 10)
+    assert lc.ws.close_code == 1008
+    answered = [m for m in lc.messages if m.get("type") == "error"]
+    assert len(answered) <= config.limits.ws_burst + 20, len(answered)
+
+    again = await connect(op, clients)  # the same login, at once: refused while it cools down
+    closed = await again.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "flooding" and "thử lại sau" in closed["message"]
+    assert again._reader is not None and again.ws is not None
+    await asyncio.wait_for(again._reader, 10)
+    assert again.ws.close_code == 1008
+    other = await connect(await login_as(Role.OPERATOR), clients)  # others are not concerned
+    assert (await other.request("ping"))["type"] == "pong"
+    metrics = op.client.app[METRICS].registry
+    assert metrics.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "flooding"}) == 1
+    assert metrics.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "cooldown"}) == 1
 
 
 async def test_ping_without_id_gets_a_pong_without_id(login_as: Factory, clients: list[LiveClient]) -> None:
@@ -173,3 +254,100 @@ def test_every_event_a_participant_receives_is_sent_with_its_fields() -> None:
             if f.name not in reshaped.get(cls, ()):
                 value = getattr(event, f.name)
                 assert message[f.name] == (list(value) if isinstance(value, tuple) else value), (cls, f.name)
+
+
+async def test_a_lone_surrogate_is_refused_and_poisons_neither_the_lobby_nor_the_socket(
+        login_as: Factory, make_user: Factory, make_meeting: Factory, clients: list[LiveClient],
+        client: object, app: object) -> None:
+    """A string holding a lone UTF-16 surrogate (valid JSON, but no text: it cannot be written as UTF-8) gets
+    `bad-request`; later guests and moderators are served as if it had never been sent."""
+    trainer_user: User = await make_user(Role.TRAINER)
+    meeting = await make_meeting(presenters=[trainer_user])
+    t = await connect(await login_as(user=trainer_user), clients)
+    await t.join(meeting.id)
+    evil = await connect(await guest_login(client, app, meeting.id), clients)
+    reply = await evil.request("join", check=False, version=1, meeting_id=meeting.id, name="evil \ud800")
+    assert reply["type"] == "error" and reply["error"]["code"] == "bad-request", reply
+    for raw in ('{"type": "ping", "id": "x\\udfff"}', '{"type": "ping", "\\ud800": 1}',
+                '{"type": "join", "version": 1, "meeting_id": 1, "resume": {"token": ["\\udc00"]}}'):
+        start = len(evil.messages)
+        await evil.ws.send_str(raw)  # type: ignore[union-attr]
+        error = await evil.wait(lambda m: m.get("type") == "error", start=start)
+        assert error["error"]["code"] == "bad-request" and error["id"] is None, (raw, error)
+    assert (await evil.request("ping"))["type"] == "pong"  # the socket still serves (no HTTP 500 written into it)
+    pair = await evil.request("join", check=False, version=1, meeting_id=meeting.id, name="Khách \ud83d\ude00")
+    assert pair["type"] == "lobby"  # a valid surrogate pair is a character like any other
+
+    later = await connect(await guest_login(client, app, meeting.id), clients)
+    assert (await later.request("join", version=1, meeting_id=meeting.id, name="Khách sau"))["type"] == "lobby"
+    await t.wait(lambda m: m.get("type") == "lobby-waiting"
+                 and {e["name"] for e in m["waiting"]} == {"Khách 😀", "Khách sau"})
+    op = await connect(await login_as(Role.OPERATOR), clients)
+    await op.join(meeting.id)
+    waiting = await op.wait(lambda m: m.get("type") == "lobby-waiting")
+    lobby_id = next(e["lobby_id"] for e in waiting["waiting"] if e["name"] == "Khách sau")
+    assert (await op.request("admit", lobby_id=lobby_id))["type"] == "ok"
+    assert (await later.wait(lambda m: m.get("type") == "joined"))["name"] == "Khách sau"
+    chat = await op.request("chat", check=False, text="xin chào \udbff")
+    assert chat["error"]["code"] == "bad-request"
+    assert (await op.request("chat", text="Xin chào cả lớp"))["type"] == "ok"
+    await later.wait(lambda m: m.get("type") == "chat" and m["message"]["text"] == "Xin chào cả lớp")
+
+
+async def test_a_fault_outside_a_request_closes_the_socket_with_1011_not_an_http_500(
+        login_as: Factory, clients: list[LiveClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.live.connection import Connection
+
+    async def broken(self: Connection, text: str) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Connection, "handle_text", broken)
+    lc = await connect(await login_as(Role.OPERATOR), clients)
+    await lc.send({"type": "ping", "id": 1})
+    assert lc._reader is not None
+    await asyncio.wait_for(lc._reader, 10)  # the server closed the socket
+    assert lc.ws is not None and lc.ws.close_code == 1011
+
+
+async def test_a_lone_surrogate_from_elsewhere_is_sent_escaped(login_as: Factory, clients: list[LiveClient]) -> None:
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert (await lc.request("ping"))["type"] == "pong"
+    (conn,) = op.client.app[LIVE].connections
+    await conn.send({"type": "closed", "reason": "logout", "message": "x\ud800"})  # UTF-8 cannot carry it
+    closed = await lc.wait(lambda m: m.get("type") == "closed")
+    assert closed["message"] == "x\ud800"
+    assert (await lc.request("ping"))["type"] == "pong"
+
+
+async def test_a_connection_reads_a_bounded_run_of_buffered_messages_before_others_get_the_loop(
+        login_as: Factory, clients: list[LiveClient], config: Config) -> None:
+    """aiohttp hands over buffered messages without waiting: the read loop itself lets the event loop turn every
+    `TURN_BUDGET` messages, so what is dropped over the rate does not hold the loop either."""
+    from server.live.connection import TURN_BUDGET
+
+    op = await login_as(Role.OPERATOR)
+    lc = await connect(op, clients)
+    assert lc.ws is not None
+    (conn,) = op.client.app[LIVE].connections
+    for _ in range(config.limits.ws_burst):  # the burst spent: what follows is dropped unparsed
+        await lc.ws.send_str('{"type": "nope"}')
+    await lc.wait(lambda m: len([x for x in lc.messages if x.get("type") == "error"]) >= config.limits.ws_burst)
+    runs: list[int] = []
+    over = config.limits.ws_flood_messages - 20  # not closed for flooding
+
+    async def tick() -> None:  # one step per turn of the event loop
+        seen = conn.refused["rate-limited"]
+        while True:
+            await asyncio.sleep(0)
+            now = conn.refused["rate-limited"]
+            runs.append(now - seen)
+            seen = now
+
+    ticker = asyncio.create_task(tick())
+    for _ in range(over):
+        await lc.ws.send_str('{"type": "nope"}')
+    await _answered_after(lc, 0)  # the server read them all
+    ticker.cancel()
+    assert sum(runs) >= over - 30, sum(runs)  # all but the few that tokens come back for
+    assert max(runs) <= TURN_BUDGET, max(runs)

@@ -1,5 +1,5 @@
 """Tests of server.live.service: the SFU's settings from config.yaml, the table of connections and its lookups,
-closing every connection, logins revoked elsewhere, shutdown."""
+the sockets' quota per login and address, closing every connection, logins revoked elsewhere, shutdown."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from server.auth import Identity
 from server.bus import BUS
 from server.config import Config
 from server.db.models import Role
-from server.live.service import LIVE, Live, sfu_config
+from server.live.service import LIVE, Live, SocketQuota, sfu_config
 from sfu.config import SfuConfig
 from tests.live_client import LiveClient
 from tests.server.livetest import connect
@@ -129,3 +129,35 @@ async def test_shutdown_tells_everyone(login_as: Factory, make_meeting: Factory,
     await op.client.server.close()  # runs on_shutdown and cleanup: SIGTERM's path
     closed = await lc.wait(lambda m: m.get("type") == "closed")
     assert closed["reason"] == "server-shutdown"
+
+
+def test_socket_quota_per_login_and_address_and_the_cool_down() -> None:
+    now = [100.0]
+    quota = SocketQuota(per_login=2, per_ip=3, cooldown=30.0, clock=lambda: now[0])
+    assert quota.take("a", "10.0.0.1") is None
+    assert quota.take("a", "10.0.0.1") is None
+    refusal = quota.take("a", "10.0.0.2")  # the login's third socket, from anywhere
+    assert refusal is not None and (refusal.reason, refusal.label) == ("too-many-connections", "login")
+    assert quota.take("b", "10.0.0.1") is None
+    refusal = quota.take("c", "10.0.0.1")  # the address's fourth socket, whoever opens it
+    assert refusal is not None and (refusal.reason, refusal.label) == ("too-many-connections", "ip")
+    assert "3" in refusal.message
+    quota.give_back("a", "10.0.0.1")
+    assert quota.take("c", "10.0.0.1") is None  # a socket given back makes room
+    quota.cool_down("b")
+    refusal = quota.take("b", "10.0.0.9")
+    assert refusal is not None and (refusal.reason, refusal.label) == ("flooding", "cooldown")
+    assert "30 s" in refusal.message
+    now[0] += 30.5
+    assert quota.take("b", "10.0.0.9") is None
+    assert quota.cooling == {}
+    for login, ip in (("a", "10.0.0.1"), ("b", "10.0.0.1"), ("c", "10.0.0.1"), ("b", "10.0.0.9")):
+        quota.give_back(login, ip)
+    assert not quota.by_login and not quota.by_ip  # nothing kept for logins and addresses gone
+
+
+def test_the_quota_comes_from_config_yaml(make_config: Callable[..., Config]) -> None:
+    cfg = make_config(**{"limits.ws_connections_per_login": 2, "limits.ws_connections_per_ip": 9,
+                         "limits.ws_flood_cooldown_seconds": 5.0})
+    quota = Live(cfg).quota
+    assert (quota.per_login, quota.per_ip, quota.cooldown) == (2, 9, 5.0)

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import sys
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import WSServerHandshakeError
 
+from server.auth import COOKIE
 from server.config import Config
 from server.db.engine import DB
 from server.db.models import Role, User
 from server.live.service import LIVE
-from tests.live_client import LiveClient
+from server.metrics import METRICS
+from tests.live_client import LiveClient, page_origin
 from tests.server.livetest import classroom_login, connect
+from tests.sfu.helpers import RED, ColorTrack
+
+ROOT = Path(__file__).resolve().parents[3]
 
 Factory = Callable[..., Awaitable[Any]]
 
@@ -32,14 +43,48 @@ async def test_cross_origin_refused(login_as: Factory) -> None:
     assert info.value.status == 403
 
 
-async def test_origin_must_match_when_sent(login_as: Factory) -> None:
+async def test_a_cookie_needs_this_servers_origin_scheme_host_and_port(login_as: Factory) -> None:
     op = await login_as(Role.OPERATOR)
-    host = op.client.make_url("/").host
-    port = op.client.make_url("/").port
-    ws = await op.client.ws_connect("/ws", headers={"Origin": f"http://{host}:{port}"})
-    await ws.close()
-    ws = await op.client.ws_connect("/ws")  # no Origin: a non-browser client, authenticated by its cookie
-    await ws.close()
+    host, port = op.client.make_url("/").host, op.client.make_url("/").port
+    for origin in (f"http://{host}:{port}", f"http://{host.upper()}:{port}/"):
+        ws = await op.client.ws_connect("/ws", headers={"Origin": origin})
+        await ws.close()
+    refused = [
+        {},  # no Origin: the cookie alone no longer authenticates a WebSocket (other clients use a bearer token)
+        {"Origin": f"https://{host}:{port}"},  # another scheme
+        {"Origin": f"http://{host}:{port + 1}"},  # another port
+        {"Origin": f"http://{host}"},  # the default port, not this one
+        {"Origin": "null"},
+        # forwarded headers are believed from server.trusted_proxies only (none here)
+        {"Origin": "https://evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"},
+        {"Origin": f"https://{host}:{port}", "X-Forwarded-Proto": "https"},
+    ]
+    for headers in refused:
+        with pytest.raises(WSServerHandshakeError) as info:
+            await op.client.ws_connect("/ws", headers=headers)
+        assert info.value.status == 403, headers
+
+
+async def test_a_bearer_token_opens_the_websocket_without_origin(client: Any, login_as: Factory,
+                                                                 make_meeting: Factory, make_user: Factory,
+                                                                 clients: list[LiveClient]) -> None:
+    op: User = await make_user(Role.OPERATOR, password="mat-khau-bot-1")
+    resp = await client.post("/api/v1/tokens", json={"username": op.username, "password": "mat-khau-bot-1"})
+    assert resp.status == 201, await resp.text()
+    issued = await resp.json()
+    meeting = await make_meeting()
+    bot = LiveClient(client.session, str(client.make_url("/ws")), bearer=issued["token"])  # no cookie, no Origin
+    clients.append(bot)
+    await bot.connect()
+    assert (await bot.join(meeting.id))["role"] == "operator"
+    with pytest.raises(WSServerHandshakeError) as info:
+        await client.ws_connect("/ws", headers={"Authorization": "Bearer tph_not-a-token"})
+    assert info.value.status == 401
+    # ending the token closes its socket, as a logout does
+    resp = await client.delete(f"/api/v1/tokens/{issued['id']}", headers={"Authorization": f"Bearer {issued['token']}"})
+    assert resp.status == 200
+    closed = await bot.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "logout"
 
 
 async def test_media_requests_refuse_bad_sdp_and_unknown_participants(login_as: Factory, make_meeting: Factory,
@@ -245,3 +290,112 @@ async def test_a_classroom_whose_media_never_comes_back_is_told_and_may_join_aga
     assert (await a.request("raise-hand", raised=True))["error"]["code"] == "not-joined"
     await a.join(meeting.id)  # afresh, on the same socket
     assert a.participant_id != first
+
+
+async def test_sockets_are_capped_per_login_and_per_address(app: Any, login_as: Factory,
+                                                            clients: list[LiveClient], config: Config) -> None:
+    quota = app[LIVE].quota
+    op = await login_as(Role.OPERATOR)
+    tabs = [await connect(op, clients) for _ in range(config.limits.ws_connections_per_login)]
+    for tab in tabs:
+        assert (await tab.request("ping"))["type"] == "pong"
+    extra = await connect(op, clients)
+    closed = await extra.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "too-many-connections" and "thẻ" in closed["message"] and "tabs" in closed["message"]
+    assert extra._reader is not None and extra.ws is not None
+    await asyncio.wait_for(extra._reader, 10)
+    assert extra.ws.close_code == 1008
+    await tabs[0].close()  # a tab closed makes room
+    login_id = next(iter(quota.by_login))
+    for _ in range(100):
+        if quota.by_login[login_id] < config.limits.ws_connections_per_login:
+            break
+        await asyncio.sleep(0.05)
+    assert (await (await connect(op, clients)).request("ping"))["type"] == "pong"
+
+    quota.per_ip = quota.by_ip["127.0.0.1"]  # this address is full: another login is refused too
+    stranger = await connect(await login_as(Role.TRAINER), clients)
+    closed = await stranger.wait(lambda m: m.get("type") == "closed")
+    assert closed["reason"] == "too-many-connections" and "address" in closed["message"]
+    registry = app[METRICS].registry
+    assert registry.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "login"}) == 1
+    assert registry.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "ip"}) == 1
+
+
+PHASE = 4.0  # s of each phase of the flood test: before, during
+
+
+async def _frame_rate(frames: list[Any], seconds: float) -> float:
+    start, t0 = len(frames), time.monotonic()
+    await asyncio.sleep(seconds)
+    return (len(frames) - start) / (time.monotonic() - t0)
+
+
+async def test_one_login_flooding_from_20_sockets_stalls_neither_a_meeting_nor_healthz(
+        client: Any, login_as: Factory, make_user: Factory, make_meeting: Factory, make_classroom: Factory,
+        clients: list[LiveClient]) -> None:
+    """A leader not invited to the meeting opens 20 sockets and sends `nope` and binary frames in a loop (from its
+    own process): a classroom's frame rate of the presenter's video during the flood is at least 0.9 times its
+    rate just before, and /healthz answers every time within 2 s."""
+    trainer_user: User = await make_user(Role.TRAINER)
+    room, room_id = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[room_id])
+    t = await connect(await login_as(user=trainer_user), clients)
+    await t.join(meeting.id)
+    await t.publish(ColorTrack(RED), audio=False)
+    a = await connect(room, clients)
+    await a.join(meeting.id)
+    await a.wait_frames("presenter-video", 15)
+    frames = a.slot_frames("presenter-video")
+    before = await _frame_rate(frames, PHASE)
+
+    attacker = await login_as(Role.LEADER)
+    cookie = attacker.client.session.cookie_jar.filter_cookies(attacker.client.make_url("/"))[COOKIE].value
+    flood = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.wsflood", str(attacker.client.make_url("/ws")), f"{COOKIE}={cookie}",
+        "--connections", "20", "--seconds", str(PHASE), cwd=str(ROOT), stdout=asyncio.subprocess.PIPE)
+    assert flood.stdout is not None
+    try:
+        assert await asyncio.wait_for(flood.stdout.readline(), 60) == b"flooding\n"
+        latencies: list[float] = []
+        asked: list[float] = []  # when the request in flight was sent
+
+        async def poll_healthz() -> None:
+            while True:
+                asked[:] = [time.monotonic()]
+                with contextlib.suppress(TimeoutError):
+                    async with client.get("/healthz", timeout=aiohttp.ClientTimeout(total=10)) as r:
+                        assert r.status == 200
+                latencies.append(time.monotonic() - asked.pop())
+                await asyncio.sleep(0.2)
+
+        poller = asyncio.create_task(poll_healthz())
+        during = await _frame_rate(frames, PHASE)
+        poller.cancel()
+        latencies += [time.monotonic() - t0 for t0 in asked]  # one unanswered yet counts with its wait so far
+        out, _ = await asyncio.wait_for(flood.communicate(), 60)
+    finally:
+        if flood.returncode is None:
+            flood.kill()
+            await flood.wait()
+    figures = json.loads(out.decode().splitlines()[-1])
+    print(f"frames/s before {before:.1f}, during {during:.1f}; healthz max {max(latencies):.3f} s; {figures}")
+    assert figures["sent"] > 1000, figures  # it did flood
+    assert during >= 0.9 * before, (before, during, figures)
+    assert len(latencies) >= PHASE / 2 and max(latencies) < 2.0, latencies
+    # refused (too many sockets, or the login cooling down after a flood) or closed for flooding, with 1008
+    assert figures["closed"].get("flooding", 0) >= 1 and sum(figures["closed"].values()) >= 20, figures
+    assert figures["close_codes"].get("1008", 0) >= 20, figures
+
+
+async def test_no_compression_is_negotiated(login_as: Factory) -> None:
+    """Inflating would happen before any limit could refuse a message: the server takes no permessage-deflate."""
+    op = await login_as(Role.OPERATOR)
+    url = op.client.make_url("/ws")
+    ws = await op.client.session.ws_connect(url, compress=15, headers={"Origin": page_origin(str(url))})
+    try:
+        assert ws.compress == 0
+        await ws.send_str('{"type": "ping", "id": 1}')
+        assert (await ws.receive_json(timeout=10))["type"] == "pong"
+    finally:
+        await ws.close()

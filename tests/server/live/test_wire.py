@@ -3,12 +3,13 @@ optional), SignalError, the moderator roles."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from server.db.models import Role
-from server.live.wire import MODERATORS, SignalError, field, id_field
+from server.live.wire import MODERATORS, SignalError, field, id_field, lone_surrogate
 
 
 def _refused(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], optional: bool = False) -> SignalError:
@@ -69,3 +70,23 @@ def test_signal_error_carries_code_and_message() -> None:
 def test_moderators_are_the_staff_roles() -> None:
     assert MODERATORS == {Role.OPERATOR, Role.TRAINER, Role.LEADER}
     assert not MODERATORS & {Role.CLASSROOM, Role.LEARNER, Role.GUEST}
+
+
+@pytest.mark.parametrize(("text", "lone"), [
+    ('{"name": "evil \\ud800"}', True),
+    ('{"id": "\\udfff"}', True),
+    ('{"\\udc00": 1}', True),
+    ('{"resume": {"token": [["\\udbff"]]}}', True),
+    ('{"name": "Khách \\ud83d\\ude00"}', False),  # a valid pair is one character
+    ('{"name": "\\\\ud800"}', False),  # an escaped backslash, then text
+    ('{"name": "Nguyễn Thị Mai", "n": 1, "ok": true, "x": null}', False),
+])
+def test_lone_surrogates_are_found_wherever_they_are(text: str, lone: bool) -> None:
+    assert lone_surrogate(json.loads(text)) is lone
+
+
+def test_lone_surrogate_walks_deep_nesting_without_recursion() -> None:
+    deep: Any = "\ud800"
+    for _ in range(100_000):
+        deep = [deep]
+    assert lone_surrogate(deep)

@@ -19,6 +19,7 @@ from tests.server.people.test_accounts import (
     LoginAs,
     MakeUser,
     NewClient,
+    login_csrf,
     make_classroom,
     make_meeting,
     new_client,
@@ -160,6 +161,35 @@ async def test_operator_cannot_disable_self_or_change_own_role(login_as: LoginAs
     async with app[DB]() as s:
         me = await s.get(User, op.user.id)
         assert me is not None and me.role == Role.OPERATOR and not me.disabled
+
+
+async def test_own_password_page_is_limited_and_not_for_join_link_logins(login_as: LoginAs, make_user: MakeUser,
+                                                                        new_client: NewClient,
+                                                                        app: web.Application) -> None:
+    user = await make_user(Role.TRAINER, username="gv.form", password="mat-khau-cu-1")
+    me = await login_as(user=user)
+    form = {"csrf_token": me.csrf, "old_password": "doan-mo", "new_password": "mat-khau-moi-1",
+            "new_password2": "mat-khau-moi-1"}
+    for _ in range(app[CONFIG].auth.login_failures_per_minute):
+        assert (await me.post("/me/password", data=form, headers=HTML)).status == 403
+    resp = await me.post("/me/password", data={**form, "old_password": "mat-khau-cu-1"}, headers=HTML)
+    assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0 and "Thử lại sau" in await resp.text()
+
+    op = await login_as(Role.OPERATOR)
+    room = await make_classroom(app)
+    await make_user(Role.CLASSROOM, username="phong.form", password="mat-khau-phong", classroom_id=room.id)
+    meeting = await make_meeting(app)
+    pc = await new_client()
+    assert (await open_link(pc, token_of((await new_link(op, meeting.id, classroom_id=room.id))["url"]))).status == 303
+    resp = await pc.get("/me/password", headers=HTML)
+    assert resp.status == 403 and "liên kết" in await resp.text()
+    change = {"csrf_token": await login_csrf(app, pc), "old_password": "mat-khau-phong",
+              "new_password": "mat-khau-moi-1", "new_password2": "mat-khau-moi-1"}
+    resp = await pc.post("/me/password", data=change, headers=HTML)
+    assert resp.status == 403
+    from tests.server.test_auth import api_login
+
+    assert (await api_login(await new_client(), "phong.form", "mat-khau-phong")).status == 200  # unchanged
 
 
 async def test_change_own_password_page(login_as: LoginAs, make_user: MakeUser, new_client: NewClient,

@@ -16,12 +16,14 @@ from babel.messages.pofile import read_po
 from server.db.engine import DB
 from server.db.models import Role
 from server.i18n import LOCALE_DIR, Translations
+from tests.server.people.test_accounts import login_csrf, new_client, new_link, open_link, token_of
 from tests.server.schedule import test_rules as test_schedule
 from tests.server.schedule.test_deadlines import PDF, published_regional, upload
 from tests.server.schedule.test_importer import HEADER, count
 from tests.server.schedule.test_rules import API, HTML, body, create, local_day, publish
 
 world = test_schedule.world  # the shared fixture (an operator, people, classrooms, provinces, a program)
+__all__ = ["new_client", "world"]  # fixtures, used by name
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 TEMPLATES = Path(__file__).resolve().parents[3] / "web" / "templates"
@@ -172,3 +174,26 @@ async def test_import_page(app: web.Application, world: dict[str, Any],
         r = await who.post(f"{API}/meetings/import", data=HEADER.encode(), headers={"Content-Type": "text/csv"})
         assert r.status == 403 and (await r.json())["error"]["code"] == "forbidden"
         assert (await who.client.get("/meetings/import", headers=HTML)).status == 403
+
+
+async def test_a_join_link_login_gets_no_feed_on_the_calendar_page(app: web.Application, world: dict[str, Any],
+                                                                   login_as: Callable[..., Awaitable[Any]],
+                                                                   new_client: Any) -> None:
+    ours = await create(world, body(world, title="Buổi của liên kết"))
+    other = await create(world, body(world, days=21, title="Buổi khác của lớp"))
+    for m in (ours, other):
+        assert (await publish(world, m["id"])).status == 200
+    page = f"/calendar?view=month&date={local_day(20).isoformat()}"
+    account = await login_as(user=world["room_user"])
+    html = await (await account.get(page, headers=HTML)).text()
+    assert "data-feed-url" in html and "Buổi khác của lớp" in html
+    link = await new_link(world["op"], ours["id"], classroom_id=world["rooms"][0].id)
+    pc = await new_client()
+    assert (await open_link(pc, token_of(link["url"]))).status == 303
+    html = await (await pc.get(page, headers=HTML)).text()
+    assert "Buổi của liên kết" in html and "Buổi khác của lớp" not in html
+    assert "data-feed-url" not in html and "/calendar/feed/" not in html
+    assert 'href="/me/password"' not in html  # nor its account's password
+    r = await pc.post("/calendar/feed", data={"csrf_token": await login_csrf(app, pc)}, headers=HTML,
+                      allow_redirects=False)
+    assert r.status == 403

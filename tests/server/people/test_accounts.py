@@ -117,6 +117,14 @@ async def new_client(client: TestClient[Any, Any]) -> AsyncIterator[Callable[[],
         await other.session.close()
 
 
+async def login_csrf(app: web.Application, client: TestClient[Any, Any]) -> str:
+    """login_csrf: the CSRF token of the login a client's cookie holds (a join link's, say)."""
+    async with app[DB]() as s:
+        login = await s.get(LoginSession, client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE].value)
+        assert login is not None
+        return login.csrf_token
+
+
 async def next_message(sub: Subscription) -> dict[str, Any]:
     return await asyncio.wait_for(sub.get(), timeout=2)
 
