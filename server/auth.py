@@ -40,6 +40,7 @@ from server.db.engine import DB
 from server.db.models import ApiToken, JoinLink, LoginSession, Meeting, Role, User, utcnow
 from server.errors import ApiError
 from server.forwarded import same_origin
+from server.inputs import read_form
 
 COOKIE = "taphuan_login"
 TOKEN_PREFIX = "token:"  # the login id of a bearer token: "token:<ApiToken.id>"
@@ -348,7 +349,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         given = request.headers.get(CSRF_HEADER, "")
         if not given and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             if request.content_type == "application/x-www-form-urlencoded":
-                form = await request.post()
+                form = await read_form(request)
                 given = str(form.get(CSRF_FIELD, ""))
             else:
                 given = request.query.get(CSRF_FIELD, "")

@@ -4,7 +4,8 @@ Every /api/v1 handler is declared with `@endpoint(...)` (method, path, summary, 
 response pydantic models). `ApiRegistry.add_routes` registers them with aiohttp (checking roles before
 the handler runs, so no handler can forget) and `ApiRegistry.document()` builds the OpenAPI document
 from the same declarations, so the document cannot drift from the code. The request parameter helpers here
-(`int_param`, `int_query`, `parse_int`) serve the pages too.
+(`int_param`, `int_query`, `id_query`, `parse_int`) serve the pages too; they keep ids and integers within what
+the database stores (`server.inputs`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from server.auth import CSRF_EXEMPT, require
 from server.db.models import Role
 from server.errors import ApiError
+from server.inputs import bad_number, check_id, is_int64, json_out_of_range
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -321,6 +323,8 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         data = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "bad-json", "Nội dung không phải JSON hợp lệ. / Body is not valid JSON.") from None
+    if (where := json_out_of_range(data)) is not None:
+        raise bad_number(where)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -341,11 +345,12 @@ def json_response(data: BaseModel | list[Any] | dict[str, Any], status: int = 20
 
 
 def int_param(request: web.Request, name: str) -> int:
-    """int_param: a path parameter as int, or 404."""
+    """int_param: an id in the path: 404 when it is not a number, 400 when out of range (`server.inputs.is_id`)."""
     try:
-        return int(request.match_info[name])
+        value = int(request.match_info[name])
     except (KeyError, ValueError):
         raise ApiError(404, "not-found", "Không tìm thấy. / Not found.") from None
+    return check_id(value, name)
 
 
 @overload
@@ -360,7 +365,8 @@ def int_query(request: web.Request, name: str, default: None = None, *, low: int
 
 def int_query(request: web.Request, name: str, default: int | None = None, *, low: int | None = None,
               high: int | None = None) -> int | None:
-    """int_query: a query parameter as int (`default` when absent or empty; kept within [low, high]), or a 422."""
+    """int_query: a query parameter as int (`default` when absent or empty; kept within [low, high]), or a 422
+    (400 beyond 64 bits)."""
     text = request.query.get(name, "").strip()
     if not text:
         return default
@@ -368,6 +374,8 @@ def int_query(request: web.Request, name: str, default: int | None = None, *, lo
         value = int(text)
     except ValueError:
         raise ApiError(422, "invalid", f"{name}: cần một số nguyên / must be an integer", field=name) from None
+    if not is_int64(value):
+        raise bad_number(name)
     if low is not None:
         value = max(low, value)
     if high is not None:
@@ -375,11 +383,21 @@ def int_query(request: web.Request, name: str, default: int | None = None, *, lo
     return value
 
 
-def parse_int(value: Any) -> int | None:
-    """parse_int: a form or query value as int, None when it is empty or not a number (forms and filters)."""
+def id_query(request: web.Request, name: str) -> int | None:
+    """id_query: an id in the query (None when absent or empty), a 422 when not a number, 400 when out of range."""
+    value = int_query(request, name)
+    return None if value is None else check_id(value, name)
+
+
+def parse_int(value: Any, name: str = "value") -> int | None:
+    """parse_int: a form or query value as int, None when it is empty or not a number (forms and filters); a 400
+    naming `name` beyond 64 bits."""
     try:
-        return int(str(value if value is not None else "").strip())
+        number = int(str(value if value is not None else "").strip())
     except ValueError:
         return None
+    if not is_int64(number):
+        raise bad_number(name)
+    return number
 
 API: web.AppKey[ApiRegistry] = web.AppKey("api")

@@ -16,6 +16,7 @@ from server.auth import COOKIE, Identity, cookie_secure, csrf_token_for_form, re
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import AuditEntry, Classroom, JoinLink, Role, User, utcnow
+from server.inputs import Id
 from server.openapi import endpoint, int_param, int_query, json_response, one_of, parse_body
 from server.people.accounts import (
     AccountError,
@@ -72,8 +73,8 @@ class UserCreate(BaseModel):
     display_name: str = Field("", max_length=200)
     role: Role
     email: str = Field("", max_length=200)
-    classroom_id: int | None = None
-    unit_id: int | None = None
+    classroom_id: Id | None = None
+    unit_id: Id | None = None
     language: Literal["vi", "en"] = "vi"
     password: str | None = Field(None, min_length=8, max_length=200)
 
@@ -93,8 +94,8 @@ class UserUpdate(BaseModel):
     display_name: str | None = Field(None, min_length=1, max_length=200)
     role: Role | None = None
     email: str | None = Field(None, max_length=200)
-    classroom_id: int | None = None
-    unit_id: int | None = None
+    classroom_id: Id | None = None
+    unit_id: Id | None = None
     language: Literal["vi", "en"] | None = None
 
 
@@ -158,7 +159,7 @@ class JoinLinkIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    classroom_id: int | None = None
+    classroom_id: Id | None = None
     guest_name: str = Field("", max_length=200)
     hours: float | None = Field(None, gt=0, le=24 * 90)
 

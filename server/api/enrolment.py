@@ -13,6 +13,7 @@ from server.auth import require
 from server.db.engine import DB
 from server.db.models import Role, User
 from server.errors import ApiError
+from server.inputs import Id
 from server.openapi import endpoint, int_param, json_response, parse_body
 from server.people import enrolment as svc
 
@@ -34,7 +35,7 @@ class PeopleIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
-    user_ids: list[int] = Field(default_factory=list, max_length=20000)
+    user_ids: list[Id] = Field(default_factory=list, max_length=20000)
     usernames: list[str] = Field(default_factory=list, max_length=20000)
 
 

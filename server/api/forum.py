@@ -17,7 +17,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import ForumReply, ForumTopic, Role, User
 from server.learning import forum as svc
-from server.openapi import endpoint, int_param, int_query, json_response, parse_body
+from server.openapi import endpoint, id_query, int_param, json_response, parse_body
 from server.people import enrolment
 from server.people.accounts import find_user
 from server.schedule.meetings import meeting_by_id
@@ -281,7 +281,7 @@ async def mark_answered(request: web.Request) -> web.Response:
 async def unanswered(request: web.Request) -> web.Response:
     """unanswered: open questions for trainers and operators."""
     ident = require(request)
-    pid = int_query(request, "program_id")
+    pid = id_query(request, "program_id")
     tz = request.app[CONFIG].tz
     async with request.app[DB]() as s:
         rows = await svc.unanswered(s, ident, pid)

@@ -18,7 +18,7 @@ from server.db.models import Material, MaterialKind
 from server.errors import ApiError
 from server.learning import materials as svc
 from server.learning import selfstudy
-from server.openapi import Upload, endpoint, int_param, int_query, json_response, one_of, parse_body
+from server.openapi import Upload, endpoint, id_query, int_param, json_response, one_of, parse_body
 from server.people import enrolment
 
 
@@ -58,7 +58,7 @@ async def list_materials(request: web.Request) -> web.Response:
     """list_materials: a program's materials, newest first."""
     ident = require(request)
     pid = int_param(request, "id")
-    meeting_id = int_query(request, "meeting_id")
+    meeting_id = id_query(request, "meeting_id")
     kind_raw = request.query.get("kind", "")
     try:
         kind = MaterialKind(kind_raw) if kind_raw else None

@@ -14,6 +14,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Recording, RecordingState, Role
 from server.errors import ApiError
+from server.inputs import check_id
 from server.learning import archive
 from server.live.recordings import RECORDERS
 from server.openapi import TEXT, endpoint, int_param, json_response, parse_body
@@ -114,9 +115,9 @@ async def list_recordings(request: web.Request) -> web.Response:
     for name in ("program_id", "meeting_id"):
         ids[name] = None
         if q.get(name):
-            if not q[name].isdigit():
+            if not (q[name].isascii() and q[name].isdigit()):
                 raise ApiError(400, "invalid", f"{name} phải là số / {name} must be a number", field=name)
-            ids[name] = int(q[name])
+            ids[name] = check_id(int(q[name]), name)
     tz = request.app[CONFIG].tz
     days: dict[str, dt.datetime | None] = {}
     for name in ("since", "until"):

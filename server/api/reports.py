@@ -29,7 +29,7 @@ from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Program, Role, Unit, UnitLevel
-from server.openapi import endpoint, int_param, int_query, json_response, one_of, parse_body
+from server.openapi import endpoint, id_query, int_param, json_response, one_of, parse_body
 from server.people.units import get_unit
 from server.reports import build as reports
 from server.reports import exports, headcount, presence
@@ -347,8 +347,8 @@ def range_filters(request: web.Request, default_days: int | None = 31) -> report
         start = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     if end <= start:
         raise svc.invalid("to", "phải sau ngày bắt đầu", "must be after from")
-    return reports.Filters(start=start, end=end, unit_id=int_query(request, "unit_id"),
-                           program_id=int_query(request, "program_id"))
+    return reports.Filters(start=start, end=end, unit_id=id_query(request, "unit_id"),
+                           program_id=id_query(request, "program_id"))
 
 
 async def check_unit(s: AsyncSession, unit_id: int | None) -> Unit | None:
@@ -431,7 +431,7 @@ async def build_monthly(s: AsyncSession, request: web.Request) -> reports.Monthl
     """build_monthly: the monthly summary (operators)."""
     require(request, Role.OPERATOR)
     _ident, tz, now, live = _ctx(request)
-    unit_id = int_query(request, "unit_id")
+    unit_id = id_query(request, "unit_id")
     await check_unit(s, unit_id)
     return await reports.monthly(s, month_param(request), tz, now=now, live_ids=live, unit_id=unit_id)
 
@@ -440,8 +440,8 @@ async def build_progress(s: AsyncSession, request: web.Request) -> list[reports.
     """build_progress: learner progress per program and district (staff; trainers their programs)."""
     ident = require(request, *STAFF)
     allowed = await reports.visible_programs(s, ident)
-    program_id = int_query(request, "program_id")
-    unit_id = int_query(request, "unit_id")
+    program_id = id_query(request, "program_id")
+    unit_id = id_query(request, "unit_id")
     await check_unit(s, unit_id)
     ids = [program_id] if program_id is not None else await reports.learner_programs(s)
     if allowed is not None:
@@ -590,7 +590,7 @@ async def export_tables(request: web.Request) -> tuple[list[exports.Table], str]
     month_param(request)
     async with request.app[DB]() as s:
         if kind == "meeting":
-            meeting_id = int_query(request, "id")
+            meeting_id = id_query(request, "id")
             if meeting_id is None:
                 raise svc.invalid("id", "cần mã cuộc họp", "a meeting id is required")
             f = await reports.meeting_facts(s, ident, meeting_id, now=now, live_ids=live)
@@ -598,7 +598,7 @@ async def export_tables(request: web.Request) -> tuple[list[exports.Table], str]
         if kind == "meetings":
             return [exports.meetings_table(await build_meetings(s, request), tz)], "cac-buoi-tap-huan"
         if kind == "program":
-            program_id = int_query(request, "id")
+            program_id = id_query(request, "id")
             if program_id is None:
                 raise svc.invalid("id", "cần mã chương trình", "a program id is required")
             program, facts, progress, _ = await build_program(s, request, program_id)
@@ -607,7 +607,7 @@ async def export_tables(request: web.Request) -> tuple[list[exports.Table], str]
                     exports.group_table(per_province, "Theo tỉnh", "Theo tỉnh/thành phố", "Tỉnh/Thành phố"),
                     exports.progress_table(progress)], f"chuong-trinh-{program_id}"
         if kind == "unit":
-            unit_id = int_query(request, "id")
+            unit_id = id_query(request, "id")
             if unit_id is None:
                 raise svc.invalid("id", "cần mã đơn vị", "a unit id is required")
             unit, facts, per_unit, per_classroom = await build_unit(s, request, unit_id)

@@ -18,7 +18,7 @@ from server.api.uploads import import_error_response, read_upload
 from server.db.engine import DB
 from server.db.models import Role, Unit, UnitLevel
 from server.errors import ApiError
-from server.openapi import FLAG, Upload, endpoint, int_param, int_query, json_response, one_of, parse_body
+from server.openapi import FLAG, Upload, endpoint, id_query, int_param, int_query, json_response, one_of, parse_body
 from server.people import classrooms as rooms
 from server.people import units as units_svc
 from server.people.importer import ImportFailed, parse_date, run_import
@@ -100,7 +100,7 @@ def _date_query(request: web.Request, name: str) -> dt.date | None:
 async def list_units(request: web.Request) -> web.Response:
     """list_units: units (valid on ?at=, under ?parent=, of ?level=), by code."""
     at = _date_query(request, "at")
-    parent = int_query(request, "parent")
+    parent = id_query(request, "parent")
     level_text = request.query.get("level", "").strip()
     try:
         level = UnitLevel(level_text) if level_text else None
@@ -162,7 +162,7 @@ async def _classroom_out(s: AsyncSession, classroom_id: int) -> ClassroomOut:
           schemas={"active": FLAG})
 async def list_classrooms(request: web.Request) -> web.Response:
     """list_classrooms: classrooms by code (the total is in the X-Total-Count header)."""
-    unit_id = int_query(request, "unit")
+    unit_id = id_query(request, "unit")
     active_text = request.query.get("active", "").strip().lower()
     if active_text not in ("", "true", "false", "1", "0"):
         raise ApiError(422, "invalid", "active: true | false", field="active")

@@ -1,7 +1,8 @@
 """server.api.uploads: CSV uploads for the importers (units, classrooms, a term's meetings), API and pages alike.
 
 An upload is a CSV body (``text/csv`` and friends) or a multipart form with a ``file`` part, at most
-`IMPORT_MAX_BYTES` (413 beyond). Row errors answer 422 ``{"error": {...}, "errors": [{"row", "message", "text"}]}``.
+`IMPORT_MAX_BYTES` (413 beyond; 400 for a multipart body that cannot be read, e.g. without a boundary). Row
+errors answer 422 ``{"error": {...}, "errors": [{"row", "message", "text"}]}``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from aiohttp import BodyPartReader, web
 
 from server.errors import ApiError
 from server.i18n import language
+from server.inputs import malformed_body
 from server.people.importer import ImportFailed
 
 IMPORT_MAX_BYTES = 5 * 1024 * 1024
@@ -28,18 +30,19 @@ async def read_upload(request: web.Request, limit: int = IMPORT_MAX_BYTES) -> tu
         raise _too_large()
     buf = bytearray()
     if request.content_type == "multipart/form-data":
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                break
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                while chunk := await part.read_chunk(65_536):
-                    buf += chunk
-                    if len(buf) > limit:
-                        raise _too_large()
-                return bytes(buf), part.filename or ""
-            await part.release()
+        with malformed_body():
+            reader = await request.multipart()
+            while True:
+                part = await reader.next()
+                if part is None:
+                    break
+                if isinstance(part, BodyPartReader) and part.name == "file":
+                    while chunk := await part.read_chunk(65_536):
+                        buf += chunk
+                        if len(buf) > limit:
+                            raise _too_large()
+                    return bytes(buf), part.filename or ""
+                await part.release()
         raise ApiError(400, "bad-request", "Thiếu tệp (trường 'file'). / No file (field 'file').")
     if request.content_type not in CSV_TYPES:
         raise ApiError(415, "unsupported-media-type",

@@ -90,7 +90,7 @@ class MeetingKind(enum.StrEnum):
 
 
 class MeetingStatus(enum.StrEnum):
-    """MeetingStatus: draft (operators only), published (visible to invitees), cancelled."""
+    """MeetingStatus: draft (operators and its presenters), published (visible to invitees), cancelled."""
 
     DRAFT = "draft"
     PUBLISHED = "published"

@@ -27,6 +27,7 @@ from server import audit, files
 from server.config import CONFIG
 from server.db.models import Material, MaterialKind, utcnow
 from server.errors import ApiError
+from server.inputs import Id, check_id, malformed_body
 from server.schedule.meetings import check_program_meeting
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
@@ -53,7 +54,7 @@ class MaterialPatch(BaseModel):
 
     title: Title | None = None
     description: Text | None = None
-    meeting_id: int | None = None
+    meeting_id: Id | None = None
 
 
 @dataclass
@@ -130,28 +131,29 @@ async def receive(request: web.Request) -> Upload:
     fields: dict[str, str] = {}
     stored: files.StoredFile | None = None
     filename = ""
-    reader = await request.multipart()
     root = files.uploads_root(request.app[CONFIG])
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            continue
-        if part.name == "file" and stored is None:
-            filename = part.filename or ""
-            try:
-                stored = await files.store(files.part_chunks(part), limit, root, accept=KINDS)
-            except files.TooLarge:
-                raise too_large(limit) from None
-            except files.Refused as exc:
-                raise refused(exc.mime) from None
-        elif part.name in ("title", "description", "meeting_id", "kind"):
-            fields[part.name] = await _text(part)
-        else:
-            await part.release()
+    with malformed_body():
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file" and stored is None:
+                filename = part.filename or ""
+                try:
+                    stored = await files.store(files.part_chunks(part), limit, root, accept=KINDS)
+                except files.TooLarge:
+                    raise too_large(limit) from None
+                except files.Refused as exc:
+                    raise refused(exc.mime) from None
+            elif part.name in ("title", "description", "meeting_id", "kind"):
+                fields[part.name] = await _text(part)
+            else:
+                await part.release()
     if stored is None:
         raise ApiError(400, "no-file", "Chưa chọn tệp (trường 'file'). / No file was sent (field 'file').")
     meeting_raw = fields.get("meeting_id", "").strip()
     try:
-        meeting_id = int(meeting_raw) if meeting_raw else None
+        meeting_id = check_id(int(meeting_raw), "meeting_id") if meeting_raw else None
     except ValueError:
         raise _invalid("meeting_id", "không hợp lệ", "not a number") from None
     return Upload(stored=stored, filename=filename, title=fields.get("title", "").strip(),

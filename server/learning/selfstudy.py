@@ -42,6 +42,7 @@ from server.db.models import (
     utcnow,
 )
 from server.errors import ApiError
+from server.inputs import Id
 from server.schedule.meetings import check_program_meeting
 
 WATCHED_SHARE = 0.9
@@ -169,7 +170,7 @@ class QuizIn(BaseModel):
 
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] = ""
-    meeting_id: int | None = None
+    meeting_id: Id | None = None
     pass_percent: int = Field(70, ge=0, le=100)
     published: bool = False
     questions: list[QuizQuestionIn] = Field(min_length=1, max_length=50)

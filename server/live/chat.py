@@ -17,7 +17,7 @@ from server.db.models import ChatMessage, utcnow
 from server.live import attendance
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
-from server.live.wire import MODERATORS, SignalError, field
+from server.live.wire import MODERATORS, SignalError, field, id_field
 
 HISTORY = 200
 
@@ -98,7 +98,7 @@ async def on_chat(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
 async def on_chat_delete(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_chat_delete: a presenter or operator deletes a message for everyone."""
     conn.require_room()
-    message_id = field(msg, "message_id", int)
+    message_id = id_field(msg, "message_id")
     async with conn.app[DB]() as s:
         row = await s.get(ChatMessage, message_id)
         if row is None or row.meeting_id != conn.meeting_id or row.deleted_at is not None:

@@ -23,12 +23,13 @@ from sqlalchemy.orm import selectinload
 from server.auth import Identity
 from server.config import Config
 from server.db.engine import DB
-from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
+from server.db.models import Meeting, Role
 from server.live import attendance, chat, lobby, polls, recordings
 from server.live.capabilities import CAPABILITIES
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
-from server.live.wire import MODERATORS, SignalError, field
+from server.live.wire import MODERATORS, SignalError, field, id_field
+from server.schedule.visibility import Refusal, refusal
 from sfu.errors import SfuError
 from sfu.room import Room
 
@@ -50,38 +51,26 @@ def ice_servers(config: Config, participant: str, now: float | None = None) -> l
     return servers
 
 
+REFUSALS = {
+    Refusal.NOT_FOUND: ("not-found", "Không có buổi tập huấn này. / No such meeting."),
+    Refusal.NOT_INVITED: ("forbidden",
+                          "Bạn không được mời vào buổi tập huấn này. / You are not invited to this meeting."),
+    Refusal.NOT_PUBLISHED: ("forbidden", "Buổi tập huấn chưa được công bố. / The meeting is not published yet."),
+    Refusal.CANCELLED: ("forbidden", "Buổi tập huấn đã bị huỷ. / The meeting was cancelled."),
+}
+
+
 async def load_meeting_for(app: web.Application, ident: Identity, meeting_id: int) -> Meeting:
-    """load_meeting_for: the meeting if `ident` may enter its live room, else SignalError."""
+    """load_meeting_for: the meeting if `ident` may enter its live room (`server.schedule.visibility`), else
+    SignalError."""
     async with app[DB]() as s:
-        meeting = await s.scalar(
+        why = await refusal(s, ident, meeting_id)
+        meeting = None if why is not None else await s.scalar(
             select(Meeting).where(Meeting.id == meeting_id)
             .options(selectinload(Meeting.presenters), selectinload(Meeting.classrooms)))
     if meeting is None:
-        raise SignalError("not-found", "Không có buổi tập huấn này. / No such meeting.")
-    refused = SignalError("forbidden",
-                          "Bạn không được mời vào buổi tập huấn này. / You are not invited to this meeting.")
-    if ident.meeting_id is not None and ident.meeting_id != meeting.id:
-        raise refused  # a join-link login is scoped to its own meeting
-    if meeting.status == MeetingStatus.CANCELLED:
-        raise SignalError("forbidden", "Buổi tập huấn đã bị huỷ. / The meeting was cancelled.")
-    role = ident.role
-    if role == Role.OPERATOR:
-        return meeting
-    if role in (Role.TRAINER, Role.LEADER):
-        if any(u.id == ident.user_id for u in meeting.presenters):
-            return meeting
-        if role == Role.LEADER and meeting.kind == MeetingKind.REGIONAL:
-            return meeting
-        raise refused
-    if meeting.status != MeetingStatus.PUBLISHED:
-        raise SignalError("forbidden", "Buổi tập huấn chưa được công bố. / The meeting is not published yet.")
-    if role == Role.CLASSROOM:
-        if ident.meeting_id == meeting.id or any(c.id == ident.classroom_id for c in meeting.classrooms):
-            return meeting
-        raise refused
-    if role == Role.GUEST and ident.meeting_id == meeting.id:
-        return meeting
-    raise refused
+        raise SignalError(*REFUSALS[why or Refusal.NOT_FOUND])
+    return meeting
 
 
 async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | None:
@@ -92,7 +81,7 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | Non
     if version not in PROTOCOL_VERSIONS:
         raise SignalError("version", f"Phiên bản giao thức không hỗ trợ; hỗ trợ: {list(PROTOCOL_VERSIONS)}. / "
                                      f"Unsupported protocol version {version}; supported: {list(PROTOCOL_VERSIONS)}.")
-    meeting_id = field(msg, "meeting_id", int)
+    meeting_id = id_field(msg, "meeting_id")
     resume = field(msg, "resume", dict, optional=True)
     ident = conn.ident
     meeting = await load_meeting_for(conn.app, ident, meeting_id)

@@ -16,7 +16,7 @@ from server.db.models import Poll, PollAnswer, utcnow
 from server.live import attendance
 from server.live.connection import Connection, Route
 from server.live.service import LIVE
-from server.live.wire import MODERATORS, SignalError, field
+from server.live.wire import MODERATORS, SignalError, field, id_field
 
 MAX_CHOICES = 8
 
@@ -84,7 +84,7 @@ async def on_poll_create(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
 async def on_poll_answer(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_poll_answer: answer (or change the answer to) an open poll."""
     _, pid = conn.require_room()
-    poll = await _get(conn, field(msg, "poll_id", int))
+    poll = await _get(conn, id_field(msg, "poll_id"))
     choice = field(msg, "choice", int)
     if poll.closed_at is not None:
         raise SignalError("state", "Câu hỏi đã đóng. / The poll is closed.")
@@ -111,7 +111,7 @@ async def on_poll_answer(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
 async def on_poll_close(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_poll_close: close a poll and show its results to everyone."""
     conn.require_room()
-    poll = await _get(conn, field(msg, "poll_id", int))
+    poll = await _get(conn, id_field(msg, "poll_id"))
     if poll.closed_at is None:
         async with conn.app[DB]() as s:
             stored = await s.get(Poll, poll.id)

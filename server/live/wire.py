@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from server.db.models import Role
+from server.inputs import is_id, is_int64
 
 MODERATORS = frozenset({Role.OPERATOR, Role.TRAINER, Role.LEADER})
 FORBIDDEN = "Vai trò của bạn không được phép làm việc này. / Your role may not do this."
@@ -26,7 +27,8 @@ class SignalError(Exception):
 
 
 def field(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
-    """field: `msg[name]` if it has the expected type (bool is not an int), else SignalError bad-message."""
+    """field: `msg[name]` if it has the expected type (bool is not an int; an int within 64 bits), else SignalError
+    bad-message."""
     if name not in msg or msg[name] is None:
         if optional:
             return None
@@ -36,7 +38,17 @@ def field(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], optiona
         raise SignalError("bad-message", f"{name} must be an integer")
     if not isinstance(value, kind):
         raise SignalError("bad-message", f"trường {name} sai kiểu / field {name!r} has the wrong type")
+    if isinstance(value, int) and not is_int64(value):
+        raise SignalError("bad-message", f"trường {name}: số quá lớn / field {name!r} is out of range (64-bit)")
     return value
+
+
+def id_field(msg: dict[str, Any], name: str) -> int:
+    """id_field: `msg[name]` as a database id (1 ≤ id ≤ 2^63−1, `server.inputs.is_id`), else bad-message."""
+    value = field(msg, name, int)
+    if not is_id(value):
+        raise SignalError("bad-message", f"trường {name}: mã từ 1 đến 2^63−1 / field {name!r}: an id is 1 to 2^63-1")
+    return int(value)
 
 
 def lone_surrogate(value: Any) -> bool:

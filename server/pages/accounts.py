@@ -23,6 +23,7 @@ from server.db.engine import DB
 from server.db.models import Role, User, utcnow
 from server.errors import ApiError
 from server.i18n import localized
+from server.inputs import MAX_PAGE, read_form
 from server.openapi import int_param, parse_int
 from server.people.accounts import (
     ACCOUNT_ROLES,
@@ -83,7 +84,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 async def login_submit(request: web.Request) -> web.Response:
     """login_submit: check the password and set the login cookie; on error show the form again."""
-    form = await request.post()
+    form = await read_form(request)
     username = str(form.get("username", ""))[:64]
     password = str(form.get("password", ""))[:200]
     target = safe_next(str(form.get("next", "")))
@@ -153,7 +154,7 @@ async def my_password(request: web.Request) -> web.Response:
     status = 200
     retry_after = ""
     if request.method == "POST":
-        form = await request.post()
+        form = await read_form(request)
         old, new, again = (str(form.get(k, ""))[:200] for k in ("old_password", "new_password", "new_password2"))
         try:
             if new != again:
@@ -218,7 +219,7 @@ async def account_new(request: web.Request) -> web.Response:
                               "classroom_id": None, "unit_id": None, "language": "vi"}
     error, status = "", 200
     if request.method == "POST":
-        values = _user_fields(await request.post())
+        values = _user_fields(await read_form(request))
         try:
             if values["role"] not in {r.value for r in ACCOUNT_ROLES}:
                 raise AccountError(422, "invalid-role", "Vai trò không hợp lệ. / Invalid role.")
@@ -248,7 +249,7 @@ async def account_edit(request: web.Request) -> web.Response:
                                   "role": user.role.value, "email": user.email, "classroom_id": user.classroom_id,
                                   "unit_id": user.unit_id, "language": user.language}
         if request.method == "POST":
-            values = {**_user_fields(await request.post()), "username": user.username}
+            values = {**_user_fields(await read_form(request)), "username": user.username}
             try:
                 if values["role"] not in {r.value for r in ACCOUNT_ROLES}:
                     raise AccountError(422, "invalid-role", "Vai trò không hợp lệ. / Invalid role.")
@@ -302,7 +303,7 @@ async def links_page(request: web.Request) -> web.Response:
     error, status, fresh = "", 200, parse_int(request.query.get("new"))
     form_values: dict[str, Any] = {"kind": "classroom", "classroom_id": None, "guest_name": "", "hours": ""}
     if request.method == "POST":
-        form = await request.post()
+        form = await read_form(request)
         kind = "guest" if form.get("kind") == "guest" else "classroom"
         form_values = {"kind": kind, "classroom_id": parse_int(form.get("classroom_id")),
                        "guest_name": str(form.get("guest_name", ""))[:200], "hours": str(form.get("hours", ""))[:8]}
@@ -349,7 +350,7 @@ async def link_revoke(request: web.Request) -> web.Response:
     """link_revoke: stop new joins by a link (form field end_logins also ends its logins)."""
     require(request, *OPS)
     meeting_id, link_id = int_param(request, "id"), int_param(request, "link_id")
-    form = await request.post()
+    form = await read_form(request)
     end = form.get("end_logins") == "1"
     async with request.app[DB]() as s:
         _link, _classroom, ended = await remove_join_link(s, request, meeting_id, link_id, end)
@@ -371,7 +372,7 @@ async def audit_page(request: web.Request) -> web.Response:
     except AccountError as exc:
         since = until = None
         error = localized(request, exc.message)
-    page = max(0, parse_int(q.get("page")) or 0)
+    page = min(MAX_PAGE, max(0, parse_int(q.get("page"), "page") or 0))
     f = AuditFilter(action=q.get("action", "")[:60], actor=q.get("actor", "")[:64], since=since, until=until,
                     limit=101, offset=page * 100)
     async with request.app[DB]() as s:

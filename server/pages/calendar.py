@@ -24,6 +24,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role
 from server.i18n import _, language
+from server.inputs import read_form
 from server.openapi import parse_int
 from server.people.importer import ImportFailed
 from server.schedule import calendar as cal
@@ -121,7 +122,7 @@ async def import_sample(request: web.Request) -> web.Response:
 async def read_notifications(request: web.Request) -> web.StreamResponse:
     """read_notifications: POST /notifications/read (optional form field `id`): mark as read, back home."""
     ident = require(request)
-    form = await request.post()
+    form = await read_form(request)
     raw = str(form.get("id", ""))
     async with request.app[DB]() as s:
         await notifications.mark_read(s, ident, parse_int(raw))

@@ -14,8 +14,6 @@ Also registers the jinja filters `markdown`, `filesize` and the Mailer (`server.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
@@ -31,12 +29,14 @@ from server.db.engine import DB
 from server.db.models import MaterialKind, Meeting, Program, Role, User
 from server.errors import ApiError
 from server.i18n import _
+from server.inputs import read_form
 from server.learning import forum, selfstudy
 from server.learning import materials as materials_svc
 from server.openapi import int_param, parse_int
 from server.pages.meetings import field_message
 from server.people import enrolment
 from server.people.accounts import find_user
+from server.reports import exports
 from server.schedule.meetings import meeting_by_id
 
 NOTICES = {
@@ -62,9 +62,9 @@ def notice(request: web.Request) -> str:
     return _(request, text) if text else ""
 
 
-def _ids(values: list[Any]) -> list[int]:
+def _ids(values: list[Any], name: str) -> list[int]:
     """_ids: posted numbers (one that is not a number: 404, as a wrong id in the path would be)."""
-    out = [parse_int(v) for v in values]
+    out = [parse_int(v, name) for v in values]
     if any(v is None for v in out):
         raise ApiError(404, "not-found", "Không tìm thấy. / Not found.")
     return [v for v in out if v is not None]
@@ -173,7 +173,7 @@ async def forum_page(request: web.Request) -> dict[str, Any]:
         ident, program, access = await _program(s, request, int_param(request, "id"))
         errors: dict[str, str] = {}
         if request.method == "POST":
-            form = await request.post()
+            form = await read_form(request)
             try:
                 data = forum.TopicIn.model_validate({"title": str(form.get("title", ""))})
                 topic = await forum.create_topic(s, request, program.id, data, ident.user_id)
@@ -197,7 +197,7 @@ async def _thread(request: web.Request, s: AsyncSession, ident: Identity, topic:
 
 
 async def _ask_form(request: web.Request) -> tuple[forum.QuestionIn | None, dict[str, str], dict[str, str]]:
-    form = await request.post()
+    form = await read_form(request)
     values = {"title": str(form.get("title", "")), "body": str(form.get("body", ""))}
     try:
         return forum.QuestionIn.model_validate(values), {}, values
@@ -252,7 +252,7 @@ async def meeting_thread(request: web.Request) -> web.StreamResponse:
 async def question_reply(request: web.Request) -> web.StreamResponse:
     """question_reply: POST a reply (trainers may tick "mark answered")."""
     ident = require(request)
-    form = await request.post()
+    form = await read_form(request)
     async with request.app[DB]() as s:
         question, topic = await forum.get_question(s, int_param(request, "id"))
         access = await enrolment.require_access(s, ident, topic.program_id)
@@ -272,7 +272,7 @@ async def question_reply(request: web.Request) -> web.StreamResponse:
 async def question_mark(request: web.Request) -> web.StreamResponse:
     """question_mark: POST answered=1 (mark answered) or answered=0 (open again); trainers, operators."""
     ident = require(request)
-    form = await request.post()
+    form = await read_form(request)
     answered = str(form.get("answered", "1")) == "1"
     async with request.app[DB]() as s:
         question, topic = await forum.get_question(s, int_param(request, "id"))
@@ -358,8 +358,8 @@ async def quiz_take(request: web.Request) -> web.StreamResponse:
             raise forum.not_found()
         error = ""
         if request.method == "POST":
-            form = await request.post()
-            answers = [_ids(form.getall(f"q{i}", [])) for i in range(len(questions))]
+            form = await read_form(request)
+            answers = [_ids(form.getall(f"q{i}", []), f"q{i}") for i in range(len(questions))]
             if ident.user_id is None:
                 raise enrolment.forbidden()
             try:
@@ -399,15 +399,13 @@ async def progress_page(request: web.Request) -> web.StreamResponse:
         users = await selfstudy.enrolled_users(s, program.id)
         rows = await selfstudy.program_progress(s, program.id, users)
     if request.query.get("format") == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["username", "display_name", "videos_watched", "videos_total", "materials_opened",
-                    "materials_total", "quizzes_passed", "quizzes_total", "average_score", "percent"])
-        for p in rows:
-            w.writerow([p.username, p.display_name, p.videos_watched, p.videos_total, p.materials_opened,
-                        p.materials_total, p.quizzes_passed, p.quizzes_total,
-                        "" if p.average_score is None else p.average_score, p.percent])
-        return web.Response(body=("\ufeff" + buf.getvalue()).encode(), content_type="text/csv", charset="utf-8",
+        table = exports.Table("progress", "", [
+            "username", "display_name", "videos_watched", "videos_total", "materials_opened", "materials_total",
+            "quizzes_passed", "quizzes_total", "average_score", "percent"])
+        table.rows = [[p.username, p.display_name, p.videos_watched, p.videos_total, p.materials_opened,
+                       p.materials_total, p.quizzes_passed, p.quizzes_total, p.average_score, p.percent]
+                      for p in rows]
+        return web.Response(body=exports.to_csv([table]), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="progress-{program.id}.csv"'})
     return aiohttp_jinja2.render_template("study_progress.html", request, _hub(
         program, access, "progress", ident, rows=rows, notice=notice(request)))
@@ -438,7 +436,7 @@ async def people_page(request: web.Request) -> web.StreamResponse:
 
 
 async def _save_people(request: web.Request, s: AsyncSession, pid: int) -> None:
-    post = await request.post()
+    post = await read_form(request)
     upload = post.get("file")
     if post.get("action") == "csv":
         data = upload.file.read(enrolment.MAX_CSV_BYTES + 1) if isinstance(upload, web.FileField) else b""
@@ -449,10 +447,10 @@ async def _save_people(request: web.Request, s: AsyncSession, pid: int) -> None:
         await enrolment.add_learners(s, request, pid, users)
         await s.commit()
         raise web.HTTPSeeOther(f"/study/{pid}/people?notice=learners-imported")
-    ids = _ids(post.getall("trainer_ids", []))
+    ids = _ids(post.getall("trainer_ids", []), "trainer_ids")
     await enrolment.set_trainers(s, request, pid, await enrolment.resolve_users(
         s, "trainer_ids", (Role.TRAINER, Role.LEADER), ids))
-    ids = _ids(post.getall("learner_ids", []))
+    ids = _ids(post.getall("learner_ids", []), "learner_ids")
     await enrolment.set_learners(s, request, pid, await enrolment.resolve_users(s, "learner_ids", (Role.LEARNER,), ids))
     await s.commit()
     raise web.HTTPSeeOther(f"/study/{pid}/people?notice=people-saved")

@@ -27,6 +27,7 @@ from server.db.engine import DB
 from server.db.models import Meeting, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
 from server.i18n import _, language, localized
+from server.inputs import read_form
 from server.openapi import int_param, parse_int
 from server.people.accounts import find_user
 from server.schedule import deadlines
@@ -87,7 +88,7 @@ async def program_form(request: web.Request) -> web.StreamResponse:
         values = {"title": program.title if program else "", "description": program.description if program else ""}
         errors: dict[str, str] = {}
         if request.method == "POST":
-            form = await request.post()
+            form = await read_form(request)
             values = {"title": str(form.get("title", "")), "description": str(form.get("description", ""))}
             try:
                 if program is None:
@@ -215,7 +216,7 @@ async def meeting_form(request: web.Request) -> web.StreamResponse:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id")) if editing else None
         values = _form_values(meeting, tz, parse_int(request.query.get("program_id")))
         if request.method == "POST":
-            form = await request.post()
+            form = await read_form(request)
             values = _posted_values(form)
             try:
                 data = meeting_input(values, tz)
@@ -273,7 +274,7 @@ async def meeting_status(request: web.Request) -> web.StreamResponse:
     """meeting_status: POST /meetings/{id}/publish|unpublish|cancel (form buttons; publish may carry a reason)."""
     ident = require(request, Role.OPERATOR)
     action = request.match_info["action"]
-    form = await request.post()
+    form = await read_form(request)
     mid = int_param(request, "id")
     async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, mid)

@@ -28,6 +28,7 @@ from server.db.engine import DB
 from server.db.models import Role, UnitLevel
 from server.errors import ApiError
 from server.i18n import _, localized
+from server.inputs import read_form
 from server.openapi import int_param, parse_int
 from server.reports import build as reports
 from server.reports import headcount
@@ -188,7 +189,7 @@ async def headcount_page(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as s:
         meeting = await svc.get_meeting(s, ident, int_param(request, "id"))
         if request.method == "POST":
-            post = await request.post()
+            post = await read_form(request)
             form = {"count": str(post.get("count", "")).strip(), "names": str(post.get("names", "")),
                     "classroom_id": str(post.get("classroom_id", ""))}
             upload = post.get("names_file")
@@ -199,7 +200,7 @@ async def headcount_page(request: web.Request) -> web.StreamResponse:
                     csv_text = raw.decode("utf-8-sig")
                 except UnicodeDecodeError:
                     error, status = _(request, "The list of names must be a UTF-8 CSV file."), 422
-            if not form["count"].isdigit():
+            if not (form["count"].isascii() and form["count"].isdigit()):
                 error, status = _(request, "Enter the number of teachers present (0–500)."), 422
             if not error:
                 try:

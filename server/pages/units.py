@@ -20,6 +20,7 @@ from server.db.engine import DB
 from server.db.models import Classroom, Role
 from server.errors import ApiError
 from server.i18n import _, language
+from server.inputs import MAX_PAGE, read_form
 from server.openapi import int_param, parse_int
 from server.people import classrooms as rooms
 from server.people import units as units_svc
@@ -78,7 +79,7 @@ async def classrooms_page(request: web.Request) -> dict[str, Any]:
     status = request.query.get("status", "active")
     active = {"active": True, "inactive": False}.get(status)
     unit_id = parse_int(request.query.get("unit", "") or request.query.get("province", ""))
-    page = max(1, parse_int(request.query.get("page", "1")) or 1)
+    page = min(MAX_PAGE, max(1, parse_int(request.query.get("page", "1"), "page") or 1))
     async with request.app[DB]() as s:
         views, total = await rooms.find_classrooms(s, unit_id=unit_id, q=q, active=active, limit=PAGE_SIZE,
                                                    offset=(page - 1) * PAGE_SIZE)
@@ -133,7 +134,7 @@ async def classroom_save(request: web.Request) -> web.Response:
     `server.people.classrooms.ClassroomIn`, each shown at its field)."""
     require(request, Role.OPERATOR)
     room = await _load_room(request) if "id" in request.match_info else None
-    form = await request.post()
+    form = await read_form(request)
     values: dict[str, Any] = {k: str(form.get(k, "")).strip() for k in ("code", "name", "host", "equipment")}
     values["active"] = form.get("active") == "on"
     values["unit_id"] = parse_int(form.get("unit_id"))

@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from server.audit import record
 from server.db.models import Classroom, Unit, User
 from server.errors import ApiError
+from server.inputs import Id
 from server.people.units import CODE_PATTERN, chunks, descendants, province_map
 
 
@@ -113,7 +114,7 @@ class ClassroomIn(BaseModel):
 
     code: str = Field(min_length=1, max_length=40, pattern=CODE_PATTERN)
     name: str = Field(min_length=1, max_length=200)
-    unit_id: int
+    unit_id: Id
     host: str = Field("", max_length=200)
     equipment: str = Field("", max_length=5000)
     active: bool = True
@@ -126,7 +127,7 @@ class ClassroomPatch(BaseModel):
 
     code: str | None = Field(None, min_length=1, max_length=40, pattern=CODE_PATTERN)
     name: str | None = Field(None, min_length=1, max_length=200)
-    unit_id: int | None = None
+    unit_id: Id | None = None
     host: str | None = Field(None, max_length=200)
     equipment: str | None = Field(None, max_length=5000)
     active: bool | None = None

@@ -30,6 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from server.audit import record
 from server.db.models import Classroom, Unit, UnitLevel
 from server.errors import ApiError
+from server.inputs import Id
 
 REFORM_DATE = dt.date(2025, 7, 1)
 LEVEL_RANK = {UnitLevel.PROVINCE: 0, UnitLevel.DISTRICT: 1, UnitLevel.COMMUNE: 2}
@@ -296,7 +297,7 @@ class UnitIn(BaseModel):
     code: str = Field(min_length=1, max_length=16, pattern=CODE_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     level: UnitLevel
-    parent_id: int | None = None
+    parent_id: Id | None = None
     valid_from: dt.date | None = None
     valid_to: dt.date | None = None
 
@@ -309,7 +310,7 @@ class UnitPatch(BaseModel):
     code: str | None = Field(None, min_length=1, max_length=16, pattern=CODE_PATTERN)
     name: str | None = Field(None, min_length=1, max_length=200)
     level: UnitLevel | None = None
-    parent_id: int | None = None
+    parent_id: Id | None = None
     valid_from: dt.date | None = None
     valid_to: dt.date | None = None
 

@@ -5,6 +5,13 @@ A report becomes one or more `Table`s (`meeting_tables`, `meetings_tables`, `gro
 `monthly_tables`); `to_csv` writes them one after the other (a title line, the header, the rows, a blank
 line), `to_xlsx` one worksheet each (bold frozen header, column widths, numbers as numbers). The BOM makes
 spreadsheet programs read the Vietnamese text of a CSV as UTF-8. Times are in the configured timezone.
+
+Every export goes through these two writers, and they never let a text cell become a formula (OWASP's CSV
+injection guidance): a guest's chosen name, a headcount's names or a title such as `=HYPERLINK(...)` is text
+someone typed, not something a spreadsheet should run. Text that starts with `=`, `+`, `-`, `@`, a tab or a
+carriage return (after any leading spaces or line breaks) is written to CSV with a single quote in front
+(`inert`); in XLSX every text cell is a string cell (never a formula), and such text carries Excel's quote
+prefix so it stays text when edited. Numbers are numbers, negative ones included: only text is escaped.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from zoneinfo import ZoneInfo
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
 
 from server.reports.build import MeetingFacts, Monthly, ProgressGroup, Totals
 from server.reports.presence import MeetingAttendance, Span
@@ -26,6 +34,7 @@ from server.reports.presence import MeetingAttendance, Span
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Cell = str | int | float | None
+FORMULA_START = frozenset("=+-@\t\r")
 
 
 @dataclass
@@ -170,6 +179,19 @@ def monthly_tables(report: Monthly, tz: ZoneInfo) -> list[Table]:
 
 # --- writers -----------------------------------------------------------------------------------------
 
+def formula_like(text: str) -> bool:
+    """formula_like: whether a spreadsheet could take this text for a formula (see the module doc)."""
+    first = text.lstrip(" \n")[:1]
+    return bool(first) and first in FORMULA_START
+
+
+def inert(value: Cell) -> Cell:
+    """inert: a CSV cell as written: formula-like text behind a single quote; numbers and other text as they are."""
+    if isinstance(value, str) and formula_like(value):
+        return "'" + value
+    return value
+
+
 def to_csv(tables: Sequence[Table]) -> bytes:
     """to_csv: the tables one after the other, UTF-8 with a BOM (a title line, headers, rows, a blank line)."""
     buf = io.StringIO()
@@ -178,10 +200,10 @@ def to_csv(tables: Sequence[Table]) -> bytes:
         if len(tables) > 1:
             if i:
                 w.writerow([])
-            w.writerow([table.title])
-        w.writerow(table.headers)
+            w.writerow([inert(table.title)])
+        w.writerow([inert(h) for h in table.headers])
         for row in table.rows:
-            w.writerow(["" if v is None else v for v in row])
+            w.writerow(["" if v is None else inert(v) for v in row])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -195,6 +217,16 @@ def _sheet_name(name: str, used: set[str]) -> str:
     return clean
 
 
+def _append(ws: Worksheet, values: Sequence[Cell]) -> None:
+    """_append: a row of cells; text as string cells (never formulas), formula-like text with a quote prefix."""
+    ws.append(list(values))
+    for cell in ws[ws.max_row]:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
+            if formula_like(cell.value):
+                cell.quotePrefix = True
+
+
 def to_xlsx(tables: Sequence[Table]) -> bytes:
     """to_xlsx: one worksheet per table: a title row, a bold frozen header row, then the rows."""
     wb = Workbook()
@@ -205,15 +237,15 @@ def to_xlsx(tables: Sequence[Table]) -> bytes:
     head_fill = PatternFill("solid", fgColor="E3EEFB")
     for table in tables:
         ws = wb.create_sheet(_sheet_name(table.name, used))
-        ws.append([table.title])
+        _append(ws, [table.title])
         ws["A1"].font = Font(bold=True, size=13)
-        ws.append(table.headers)
+        _append(ws, table.headers)
         for cell in ws[2]:
             cell.font = bold
             cell.fill = head_fill
             cell.alignment = Alignment(wrap_text=True, vertical="top")
         for row in table.rows:
-            ws.append(list(row))
+            _append(ws, row)
         ws.freeze_panes = "A3"
         for i, header in enumerate(table.headers, start=1):
             longest = max([len(str(header))] + [len(str(r[i - 1])) for r in table.rows[:500] if i - 1 < len(r)])

@@ -30,6 +30,7 @@ from server import audit
 from server.auth import Identity
 from server.db.models import Classroom, Headcount, Meeting, MeetingStatus, Role, utcnow
 from server.errors import ApiError
+from server.inputs import Id
 
 MAX_COUNT = 500
 MAX_NAMES = 500
@@ -72,7 +73,7 @@ class HeadcountIn(BaseModel):
     count: int = Field(ge=0, le=MAX_COUNT)
     names: list[Name] = Field(default_factory=list, max_length=MAX_NAMES)
     names_csv: str = Field(default="", max_length=MAX_NAMES * (MAX_NAME + 2))
-    classroom_id: int | None = None
+    classroom_id: Id | None = None
 
     @model_validator(mode="after")
     def _check(self) -> HeadcountIn:

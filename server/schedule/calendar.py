@@ -1,12 +1,7 @@
 """server.schedule.calendar: month and week views of the meetings each role may see, and the iCalendar feed.
 
-Who sees what on a calendar (`calendar_visible`):
-- operators: every meeting (drafts marked as such);
-- trainers and leaders: the meetings they present, except drafts;
-- classrooms: the meetings they are invited to once published, and those cancelled after publication
-  (so a subscribed PC learns of the cancellation);
-- learners: the same for the programs they are enrolled in (`program_learners`, when that table exists);
-- guests and anything else: nothing.
+A calendar shows the meetings its owner sees (`server.schedule.visibility`, the rule the API, the pages and the
+live room use too): drafts (to operators and to their presenters) are marked as such.
 
 The feed (`/api/v1/calendar/feed/{token}.ics`) is reached by a secret URL: a random token per account
 (`CalendarFeed`), regenerable by its owner, so calendar apps can subscribe without a login cookie.
@@ -19,28 +14,24 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event
-from sqlalchemy import Select, and_, delete, exists, false, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from server.auth import Identity
 from server.db.models import (
-    PRESENTER_ROLES,
-    Base,
     CalendarFeed,
     Meeting,
     MeetingStatus,
-    Role,
     User,
-    meeting_classrooms,
-    meeting_presenters,
     utcnow,
 )
+from server.schedule.visibility import visible
 
 View = Literal["month", "week"]
 FEED_PAST = dt.timedelta(days=90)
@@ -49,46 +40,10 @@ MONTHS_VI = ("Tháng 1", "Tháng 2", "Tháng 3", "Tháng 4", "Tháng 5", "Tháng
              "Tháng 10", "Tháng 11", "Tháng 12")
 
 
-# --- who sees what --------------------------------------------------------------------------------
-
-def _shown_to_invitees() -> Any:
-    return or_(Meeting.status == MeetingStatus.PUBLISHED,
-               and_(Meeting.status == MeetingStatus.CANCELLED, Meeting.first_published_at.is_not(None)))
-
-
-def learners_table() -> Any:
-    """learners_table: the `program_learners` enrolment table (program_id, user_id), or None before it exists."""
-    table = Base.metadata.tables.get("program_learners")
-    if table is None or "program_id" not in table.c or "user_id" not in table.c:
-        return None
-    return table
-
-
-# Meeting pages and API use a different rule (server.schedule.meetings.visible); a later change merges them.
-def calendar_visible(q: Select[Any], ident: Identity) -> Select[Any]:
-    """calendar_visible: restrict a meeting query to what `ident` sees on a calendar (see the module doc)."""
-    if ident.role == Role.OPERATOR:
-        return q
-    if ident.role in PRESENTER_ROLES:
-        mine = exists().where(meeting_presenters.c.meeting_id == Meeting.id,
-                              meeting_presenters.c.user_id == ident.user_id)
-        return q.where(mine, Meeting.status != MeetingStatus.DRAFT)
-    if ident.role == Role.CLASSROOM and ident.classroom_id is not None:
-        invited = exists().where(meeting_classrooms.c.meeting_id == Meeting.id,
-                                 meeting_classrooms.c.classroom_id == ident.classroom_id)
-        q = q.where(invited, _shown_to_invitees())
-        return q.where(Meeting.id == ident.meeting_id) if ident.meeting_id is not None else q
-    table = learners_table()
-    if ident.role == Role.LEARNER and table is not None and ident.user_id is not None:
-        enrolled = exists().where(table.c.program_id == Meeting.program_id, table.c.user_id == ident.user_id)
-        return q.where(enrolled, _shown_to_invitees())
-    return q.where(false())
-
-
 async def meetings_between(s: AsyncSession, ident: Identity, start: dt.datetime, end: dt.datetime,
                            limit: int = 2000) -> list[Meeting]:
     """meetings_between: the calendar meetings of `ident` overlapping [start, end), by start time."""
-    q = (calendar_visible(select(Meeting), ident)
+    q = (visible(select(Meeting), ident)
          .options(selectinload(Meeting.program), selectinload(Meeting.presenters))
          .where(Meeting.ends_at > start, Meeting.starts_at < end)
          .order_by(Meeting.starts_at, Meeting.id).limit(limit))

@@ -25,8 +25,10 @@ from server.auth import Identity
 from server.config import CONFIG
 from server.db.models import PRESENTER_ROLES, Base, Meeting, MeetingDocument, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
+from server.inputs import malformed_body
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
+from server.schedule.visibility import visible
 
 ACCEPTED = {"application/pdf": "pdf", files.DOCX: "docx", files.XLSX: "xlsx", files.ODT: "odt", files.ODS: "ods"}
 KIND_LABELS = {"plan": ("Kế hoạch của vùng", "Regional plan"),
@@ -95,7 +97,7 @@ async def dashboard(s: AsyncSession, ident: Identity, today: dt.date, tz: ZoneIn
     With `state`, only the meetings that have a deadline in that state. Sorted by the nearest open due day.
     """
     since = dt.datetime.combine(today - dt.timedelta(days=PAST_DAYS), dt.time(), tzinfo=tz)
-    q = (svc.visible(select(Meeting), ident)
+    q = (visible(select(Meeting), ident)
          .options(selectinload(Meeting.program), selectinload(Meeting.presenters),
                   selectinload(Meeting.classrooms), selectinload(Meeting.provinces))
          .where(Meeting.kind == MeetingKind.REGIONAL, Meeting.status == MeetingStatus.PUBLISHED,
@@ -168,28 +170,29 @@ async def receive(request: web.Request, s: AsyncSession) -> Upload:
     if request.content_length is not None and request.content_length > limit + 65_536:
         raise _too_large(limit)
     kind = request.query.get("kind", "")
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            continue
-        if part.name == "kind":
-            kind = (await part.text()).strip() or kind
-        elif part.name == "file":
-            if kind not in schedule.DOCUMENT_KINDS:
-                raise _bad_kind()
-            root = files.uploads_root(request.app[CONFIG])
-            try:
-                stored = await files.store(files.part_chunks(part), limit, root)
-            except files.TooLarge:
-                raise _too_large(limit) from None
-            if stored.mime not in ACCEPTED:
-                if not await _referenced(s, stored.hash):
-                    stored.path.unlink(missing_ok=True)
-                raise _refused(stored.mime)
-            name = Path(part.filename or f"{kind}.{ACCEPTED[stored.mime]}").name[:200]
-            return Upload(kind, name, stored)
-        else:
-            await part.release()
+    with malformed_body():
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "kind":
+                kind = (await part.text()).strip() or kind
+            elif part.name == "file":
+                if kind not in schedule.DOCUMENT_KINDS:
+                    raise _bad_kind()
+                root = files.uploads_root(request.app[CONFIG])
+                try:
+                    stored = await files.store(files.part_chunks(part), limit, root)
+                except files.TooLarge:
+                    raise _too_large(limit) from None
+                if stored.mime not in ACCEPTED:
+                    if not await _referenced(s, stored.hash):
+                        stored.path.unlink(missing_ok=True)
+                    raise _refused(stored.mime)
+                name = Path(part.filename or f"{kind}.{ACCEPTED[stored.mime]}").name[:200]
+                return Upload(kind, name, stored)
+            else:
+                await part.release()
     raise ApiError(400, "bad-request", "Thiếu tệp (trường 'file'). / No file (field 'file').")
 
 

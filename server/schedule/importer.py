@@ -106,7 +106,7 @@ class _Lookups:
 
     def program(self, text: str) -> int | None:
         text = text.strip()
-        if text.startswith("#") and text[1:].isdigit():
+        if text.startswith("#") and text[1:].isascii() and text[1:].isdigit():
             pid = int(text[1:])
             return pid if pid in self.program_ids else None
         return self.programs.get(text.casefold())

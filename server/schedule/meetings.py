@@ -1,4 +1,5 @@
-"""server.schedule.meetings: programs and meetings: validation, visibility per role, writes and status changes.
+"""server.schedule.meetings: programs and meetings: validation, reading (who sees what: `server.schedule.visibility`),
+writes and status changes.
 
 Every write goes through a function here (API and pages both call them), so later rules hook in one
 place:
@@ -27,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
-from sqlalchemy import Select, exists, false, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -45,13 +46,13 @@ from server.db.models import (
     Unit,
     UnitLevel,
     User,
-    meeting_classrooms,
-    meeting_presenters,
     utcnow,
 )
 from server.errors import ApiError
+from server.inputs import Id
 from server.schedule import notifications
 from server.schedule import rules as schedule
+from server.schedule.visibility import visible
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10000)]
@@ -85,15 +86,15 @@ class MeetingIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
-    program_id: int
+    program_id: Id
     title: Title
     description: Text = ""
     kind: MeetingKind = MeetingKind.LECTURE
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    presenter_ids: list[int] = Field(default_factory=list, max_length=100)
-    classroom_ids: list[int] = Field(default_factory=list, max_length=5000)
-    province_ids: list[int] = Field(default_factory=list, max_length=100)
+    presenter_ids: list[Id] = Field(default_factory=list, max_length=100)
+    classroom_ids: list[Id] = Field(default_factory=list, max_length=5000)
+    province_ids: list[Id] = Field(default_factory=list, max_length=100)
     video_codec: VideoCodec = "VP8"
     record: bool = True
 
@@ -103,15 +104,15 @@ class MeetingPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
 
-    program_id: int | None = None
+    program_id: Id | None = None
     title: Title | None = None
     description: Text | None = None
     kind: MeetingKind | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
-    presenter_ids: list[int] | None = Field(default=None, max_length=100)
-    classroom_ids: list[int] | None = Field(default=None, max_length=5000)
-    province_ids: list[int] | None = Field(default=None, max_length=100)
+    presenter_ids: list[Id] | None = Field(default=None, max_length=100)
+    classroom_ids: list[Id] | None = Field(default=None, max_length=5000)
+    province_ids: list[Id] | None = Field(default=None, max_length=100)
     video_codec: VideoCodec | None = None
     record: bool | None = None
     override_reason: str | None = Field(default=None, max_length=2000)
@@ -198,29 +199,6 @@ def can_read_meetings(ident: Identity) -> bool:
     """can_read_meetings: operators, presenters and classrooms see meetings (`MEETING_READERS`); learners and guests
     not yet."""
     return ident.role in MEETING_READERS
-
-
-# The calendar has its own, different rule (server.schedule.calendar.calendar_visible); a later change merges them.
-def visible(q: Select[Any], ident: Identity) -> Select[Any]:
-    """visible: restrict a meeting query to what `ident` may see.
-
-    Operators see everything; trainers and leaders the non-draft meetings they present; classrooms the
-    published meetings they are invited to (a join-link login only its one meeting); others nothing.
-    """
-    if ident.role == Role.OPERATOR:
-        return q
-    if ident.role in PRESENTER_ROLES:
-        mine = exists().where(meeting_presenters.c.meeting_id == Meeting.id,
-                              meeting_presenters.c.user_id == ident.user_id)
-        return q.where(mine, Meeting.status != MeetingStatus.DRAFT)
-    if ident.role == Role.CLASSROOM and ident.classroom_id is not None:
-        invited = exists().where(meeting_classrooms.c.meeting_id == Meeting.id,
-                                 meeting_classrooms.c.classroom_id == ident.classroom_id)
-        q = q.where(invited, Meeting.status == MeetingStatus.PUBLISHED)
-        if ident.meeting_id is not None:
-            q = q.where(Meeting.id == ident.meeting_id)
-        return q
-    return q.where(false())
 
 
 async def list_meetings(s: AsyncSession, ident: Identity, *, start: dt.datetime | None = None,

@@ -46,6 +46,8 @@ async def test_chat_reaches_everyone_and_late_joiners_get_history(
     wrong = await a.request("chat", text="Tin nhắn sai")
     assert (await b.request("chat-delete", message_id=wrong["message_id"]))["error"]["code"] == "forbidden"
     assert (await t.request("chat-delete", message_id=wrong["message_id"]))["type"] == "ok"
+    for bad in (2**63, 0):
+        assert (await t.request("chat-delete", message_id=bad, check=False))["error"]["code"] == "bad-message"
     await b.wait(lambda m: m.get("type") == "chat-deleted" and m["message_id"] == wrong["message_id"])
     assert not any(m.get("type") == "chat" and m["message"]["text"] == "Câu hỏi riêng" for m in b.messages[start_b:])
 

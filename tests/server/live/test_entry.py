@@ -23,6 +23,13 @@ async def test_join_errors(login_as: Factory, make_meeting: Factory, clients: li
     assert (await lc.request("join", version=99, meeting_id=meeting.id))["error"]["code"] == "version"
     assert (await lc.request("join", version=1, meeting_id=987654))["error"]["code"] == "not-found"
     assert (await lc.request("join", version=1, meeting_id="12", check=False))["error"]["code"] == "bad-message"
+    # Ids the database cannot hold are refused at the boundary (they were `internal` errors), and the connection
+    # stays usable.
+    for bad in (2**63, 0, -1):
+        reply = await lc.request("join", version=1, meeting_id=bad, check=False)
+        assert reply["error"]["code"] == "bad-message" and "meeting_id" in reply["error"]["message"], bad
+    assert (await lc.request("join", version=2**63, meeting_id=meeting.id, check=False))["error"]["code"] \
+        == "bad-message"
     await lc.join(meeting.id)
     assert (await lc.request("join", version=1, meeting_id=meeting.id))["error"]["code"] == "already-joined"
 

@@ -27,6 +27,10 @@ async def test_poll_round_trip(login_as: Factory, make_user: Factory, make_class
     assert shown["poll"]["choices"] == ["Rõ", "Chưa rõ"] and shown["poll"]["open"] is True
 
     assert (await a.request("poll-answer", poll_id=poll_id, choice=5))["error"]["code"] == "bad-message"
+    for fields in ({"poll_id": 2**63, "choice": 0}, {"poll_id": -1, "choice": 0},
+                   {"poll_id": poll_id, "choice": 2**63}):
+        assert (await a.request("poll-answer", check=False, **fields))["error"]["code"] == "bad-message", fields
+    assert (await t.request("poll-close", poll_id=2**63, check=False))["error"]["code"] == "bad-message"
     assert (await a.request("poll-answer", poll_id=poll_id, choice=1))["type"] == "ok"
     assert (await a.request("poll-answer", poll_id=poll_id, choice=0))["type"] == "ok"  # changes its answer
     live = await t.wait(lambda m: m.get("type") == "poll-results" and m["answered"] == 1 and m["counts"] == [1, 0])

@@ -1,5 +1,5 @@
-"""Tests of server.live.wire: field checks (types, bool is not an int, missing and optional), SignalError,
-the moderator roles."""
+"""Tests of server.live.wire: field checks (types, bool is not an int, integers within 64 bits, ids, missing and
+optional), SignalError, the moderator roles."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from server.db.models import Role
-from server.live.wire import MODERATORS, SignalError, field, lone_surrogate
+from server.live.wire import MODERATORS, SignalError, field, id_field, lone_surrogate
 
 
 def _refused(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], optional: bool = False) -> SignalError:
@@ -39,6 +39,18 @@ def test_wrong_types_are_refused_with_the_field_named() -> None:
                             ({"sources": ["camera"]}, "sources", dict)):
         error = _refused(msg, name, kind)
         assert repr(name) in error.message and "sai kiểu" in error.message, (msg, error.message)
+
+
+def test_integers_fit_in_64_bits_and_ids_are_positive() -> None:
+    assert field({"page": 2**63 - 1}, "page", int) == 2**63 - 1 and field({"page": -(2**63)}, "page", int) == -(2**63)
+    for value in (2**63, -(2**63) - 1, 10**40):
+        error = _refused({"page": value}, "page", int)
+        assert "'page'" in error.message and "64-bit" in error.message
+    assert id_field({"meeting_id": 1}, "meeting_id") == 1 and id_field({"poll_id": 2**63 - 1}, "poll_id") == 2**63 - 1
+    for value in (0, -1, 2**63, True, "5", 5.0):
+        with pytest.raises(SignalError) as info:
+            id_field({"meeting_id": value}, "meeting_id")
+        assert info.value.code == "bad-message" and "meeting_id" in info.value.message
 
 
 def test_missing_or_null_is_refused_unless_optional() -> None:

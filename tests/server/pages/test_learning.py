@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp import FormData, web
+from sqlalchemy import insert
 
 from server.config import Config
-from server.db.models import Role
+from server.db.engine import DB
+from server.db.models import Role, program_learners
 from tests.server.learning_helpers import World, make_quiz, make_world, upload
 
 HTML = {"Accept": "text/html"}
@@ -116,3 +120,18 @@ async def test_people_page(world: World, make_user: Any) -> None:
                                          headers=HTML)
     assert r.status == 422 and "hv.khong-co" in await r.text()
     assert (await world.trainer.get(f"/study/{pid}/people", headers=HTML)).status == 403
+
+
+async def test_progress_csv_keeps_names_inert(app: web.Application, world: World, make_user: Any) -> None:
+    """A learner's display name that looks like a formula is text in the progress CSV; numbers stay numbers."""
+    hostile = await make_user(Role.LEARNER, username="hv.formula", display_name='=HYPERLINK("http://x","y")')
+    async with app[DB]() as s:
+        await s.execute(insert(program_learners).values(program_id=world.program_id, user_id=hostile.id))
+        await s.commit()
+    r = await world.trainer.get(f"/study/{world.program_id}/progress?format=csv")
+    assert r.status == 200 and "text/csv" in r.headers["Content-Type"]
+    rows = list(csv.reader(io.StringIO((await r.read()).decode("utf-8-sig"))))
+    assert rows[0][:2] == ["username", "display_name"]
+    by_user = {row[0]: row for row in rows[1:]}
+    assert by_user["hv.formula"][1] == "'=HYPERLINK(\"http://x\",\"y\")" and by_user["hv.formula"][-1] == "0"
+    assert by_user[world.learner.user.username][1] == "Nguyễn Văn An"
