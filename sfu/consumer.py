@@ -41,7 +41,7 @@ from sfu.hooks.guard import COMPILED_PATH
 from sfu.hooks.sender import ForwardingSender
 from sfu.hooks.wire import PacketWire
 from sfu.rewriter import ALL_LAYERS, HeaderRewriter
-from sfu.rtp import SendContext, SrInfo, abs_send_time_now
+from sfu.rtp import SendContext, SrInfo, abs_send_time_now, pack_abs_send_time
 from sfu.stats import ConsumerStats, RateMeter
 
 try:
@@ -58,7 +58,6 @@ RESEND_MAX_AGE = 1.0  # and only while it was first sent less than this many sec
 KEYFRAME_INTERVAL = 1.0  # a subscriber's keyframe requests passed to the source at most once per this
 KEYFRAME_INTERVAL_CONGESTED = 3.0  # and while its pacer holds packets (its own link is full)
 _HDR = struct.Struct("!BHI")  # marker|pt, sequence number, timestamp at offset 1
-_AST = struct.Struct("!HB")  # abs-send-time, 3 bytes
 _OSN = struct.Struct("!H")
 _RTX_HDR = struct.Struct("!BHII")  # marker|pt, seq, ts, ssrc at offset 1
 NO_VALUE = vp8.NO_VALUE
@@ -359,7 +358,7 @@ class Consumer:
         _HDR.pack_into(head, 1, (p.marker << 7) | self._pt_byte, seq, ts)
         if self._ast_off:
             ast = p.abs_send_time
-            _AST.pack_into(head, self._ast_off, ast >> 8, ast & 0xFF)
+            pack_abs_send_time(head, self._ast_off, ast)
         if self._al_off:
             head[self._al_off] = p.audio_level
         return head
@@ -580,7 +579,7 @@ class Consumer:
         payload = self._payload(p, pic, tl0)
         head = bytearray(self._head)
         if self._ast_off:  # when it leaves: its original's time would read as a queue to the receiver's estimate
-            _AST.pack_into(head, self._ast_off, *divmod(abs_send_time_now(), 256))
+            pack_abs_send_time(head, self._ast_off, abs_send_time_now())
         if self._al_off:
             head[self._al_off] = p.audio_level
         self.retransmitted += 1

@@ -24,13 +24,12 @@ Owner: one ``PacketWire`` (one down DTLS transport) owns one ``Pacer``; the room
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sfu.rtp import abs_send_time_now
+from sfu.rtp import abs_send_time_now, pack_abs_send_time
 
 try:
     from sfu._fanout import Pacer as CompiledBucket
@@ -44,7 +43,6 @@ UNLIMITED = 1e12  # bit/s: pacing off (no estimate yet, or allocation disabled)
 MAX_QUEUE_SECONDS = 2.0  # packets waiting longer than this are dropped (counted): the allocator steps down first
 MAX_QUEUE = 4096  # packets that may wait (2 s at 16 Mbit/s); more are dropped (counted)
 RESEND_SHARE = 0.25  # retransmissions may use at most this share of the rate (per second)
-_AST = struct.Struct("!HB")  # abs-send-time, 3 bytes
 OVERHEAD = 10 + 28  # bytes per packet beyond the plain RTP: SRTP tag, IPv4 + UDP headers
 
 
@@ -132,7 +130,7 @@ class TokenBucket:
             out: bytes | bytearray = head
             if ast_off:
                 out = bytearray(head)
-                _AST.pack_into(out, ast_off, *divmod(abs_send_time_now(), 256))
+                pack_abs_send_time(out, ast_off, abs_send_time_now())
             if self.send is not None:
                 self.send(out, payload, padding)
             self.sent_queued += 1

@@ -38,6 +38,14 @@ RtpFields = tuple[int, int, int, int, int, bytes, int, int, int]
 FieldsSink = Callable[[int, int, int, int, bytes, int, int, float], None]
 
 
+_AST = struct.Struct("!HB")  # the abs-send-time extension's 3 bytes
+
+
+def pack_abs_send_time(buf: bytearray, offset: int, value: int) -> None:
+    """pack_abs_send_time writes a 24-bit abs-send-time `value` into `buf` at `offset` (a header's extension)."""
+    _AST.pack_into(buf, offset, value >> 8, value & 0xFF)
+
+
 def abs_send_time_now() -> int:
     """abs_send_time_now: the abs-send-time extension's value for a packet leaving now (NTP seconds, 6.18 fixed
     point, 24 bits): the clock the receive path stamps arrivals with (``ntp >> 14``), so that a packet that waited

@@ -23,6 +23,7 @@ from sfu.rtp import (
     URI_ABS_SEND_TIME,
     URI_AUDIO_LEVEL,
     URI_MID,
+    pack_abs_send_time,
     pad,
     parse_fields,
     sender_reports,
@@ -157,3 +158,10 @@ def test_unpack_remb_caps_the_bitrate() -> None:
         exact = unpack_remb_fci(fci)[0]  # 18-bit mantissa: rounded down
         assert unpack_remb(fci) == (min(exact, REMB_MAX), [7, 8])
     assert unpack_remb(pack_remb_fci(0x3FFFF << 63, [])) == (2**53, [])  # exponent 63: capped, not 2^81
+
+
+def test_pack_abs_send_time_writes_three_bytes_in_place_up_to_the_wrap() -> None:
+    head = bytearray(b"\xaa" * 8)
+    for value in (0, 0x123456, 0xFFFFFF):
+        pack_abs_send_time(head, 4, value)
+        assert head[:4] == b"\xaa" * 4 and head[7] == 0xAA and int.from_bytes(head[4:7], "big") == value
