@@ -148,8 +148,8 @@ PUBLISHED = """async () => {
       if (r.type !== "outbound-rtp") continue;
       out.layers.push({source: sender.track === screen ? "screen" : "camera", rid: r.rid || "",
                        width: r.frameWidth || 0, height: r.frameHeight || 0, frames: r.framesSent || 0,
-                       bytes: r.bytesSent || 0, target: r.targetBitrate || 0,
-                       limit: r.qualityLimitationReason || "", active: r.active !== false});
+                       bytes: r.bytesSent || 0, target: r.targetBitrate || 0, keyframes: r.keyFramesEncoded || 0,
+                       plis: r.pliCount || 0, limit: r.qualityLimitationReason || "", active: r.active !== false});
     }
   }
   for (const r of (await up.getStats()).values()) {
@@ -162,8 +162,11 @@ PUBLISHED = """async () => {
 
 
 def published_text(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
-    """published_text: the presenter's layers over the window (size, fps, kbit/s sent, target, limitation) and
-    its Chromium's send estimate at the end."""
+    """published_text: the presenter's layers over the window (size, fps, kbit/s sent, target, keyframes encoded and
+    keyframe requests received per minute, limitation) and its Chromium's send estimate at the end.
+
+    Keyframes per layer show whose requests the publisher answered: a weak classroom on the lowest layer should
+    cost keyframes of that layer only (per-layer PLI), never of the top one the uncapped classroom decodes."""
     if not a or not b:
         return ["presenter sends: (no statistics)"]
     at = max(b["at"] - a["at"], 1e-3)
@@ -174,8 +177,11 @@ def published_text(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[s
         fps = (x["frames"] - y.get("frames", 0)) / at
         kbit = (x["bytes"] - y.get("bytes", 0)) * 8 / 1000 / at
         size = f"{x['width']}x{x['height']}" if x["height"] and fps > 0 else "off"
+        kf = 60 * (x.get("keyframes", 0) - y.get("keyframes", 0)) / at
+        plis = 60 * (x.get("plis", 0) - y.get("plis", 0)) / at
         parts.append(f"{x['source']} {x['rid'] or '-'} {size} {fps:.0f} fps {kbit:.0f}k"
                      + (f" (target {x['target'] / 1000:.0f}k)" if x["target"] else "")
+                     + f" kf {kf:.1f}/min (PLI {plis:.1f}/min)"
                      + (f" [{x['limit']}]" if x["limit"] not in ("", "none") else ""))
     available = b.get("available")
     return ["presenter sends: " + "; ".join(parts),
