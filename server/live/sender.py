@@ -3,8 +3,8 @@
 Handlers never wait for another participant's socket: `Sender.put` queues a message and returns, and the
 connection's own writer task writes the queue in order. A socket that stops taking data (its client does not read,
 or its link is far too slow) only fills its own queue: when more than `limits.ws_send_queue_messages` messages or
-`limits.ws_send_queue_bytes` bytes wait behind a write it cannot finish, or one write takes longer than
-`limits.ws_send_timeout_seconds`, the connection is cut (`too-slow`): what waits is dropped, a `closed` message
+`limits.ws_send_queue_bytes` bytes wait behind a write it has not taken, or it takes nothing at all of a message
+for `limits.ws_send_timeout_seconds`, the connection is cut (`too-slow`): what waits is dropped, a `closed` message
 and a close frame (1013, try again later) are tried for `POLICY_CLOSE_WAIT`, then the TCP connection is aborted.
 Messages to it meanwhile are dropped. Closing for any other reason (`Sender.close`) writes what is queued, then
 `closed`, then the close frame, all within a bounded time. The wire format is docs/protocol.md.
@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import fcntl
 import json
 import logging
+import struct
+import termios
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -28,6 +32,7 @@ log = logging.getLogger("taphuan.signalling")
 POLICY_CLOSE_WAIT = 1.0  # s a connection closed by a limit has to take its `closed` message and close frame
 CLOSE_WAIT = 5.0  # s any other closing connection has to take what is queued, `closed` and the close frame
 TAKEN_POLL, TAKEN_POLL_MAX = 0.01, 0.2  # s between looks at a socket whose kernel buffer is full (doubling)
+PROGRESS_LOOK = 0.5  # s between looks at whether a socket took some of what waits for it (at most)
 TOO_SLOW = ("Kết nối quá chậm, không nhận kịp tin nhắn; hãy kết nối lại. / The connection did not keep up with "
             "its messages: reconnect.")
 
@@ -53,6 +58,7 @@ class Sender:
         self.max_messages = limits.ws_send_queue_messages
         self.max_bytes = limits.ws_send_queue_bytes
         self.timeout = limits.ws_send_timeout_seconds
+        self.look = min(PROGRESS_LOOK, self.timeout / 4)
         self.queue: collections.deque[tuple[str, int]] = collections.deque()  # (JSON text, UTF-8 bytes)
         self.queued_bytes = 0
         self.too_slow = False  # cut for not taking its messages (`too-slow`)
@@ -98,9 +104,7 @@ class Sender:
                     self.queued_bytes -= size
                     self._writing = True
                     try:
-                        async with asyncio.timeout(self.timeout):
-                            await self.ws.send_str(text)
-                            await self._until_taken()
+                        await self._send(text)
                     except TimeoutError:
                         self.cut()
                         return
@@ -119,13 +123,50 @@ class Sender:
         finally:
             self._idle.set()
 
-    async def _until_taken(self) -> None:
-        """Sender._until_taken: wait until the kernel took all that was handed to the socket (aiohttp itself waits
-        only once the transport holds more than its high-water mark, and only every 64 KiB written)."""
-        step = TAKEN_POLL
-        while (transport := self.request.transport) is not None and transport.get_write_buffer_size() > 0:
-            await asyncio.sleep(step)
-            step = min(2 * step, TAKEN_POLL_MAX)
+    def _buffered(self) -> int:
+        """Sender._buffered: the bytes handed to the socket that its kernel has not taken yet."""
+        transport = self.request.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    def _untaken(self) -> int:
+        """Sender._untaken: the bytes handed to the socket that its client has not taken yet: the transport's
+        buffer and the kernel's send queue (the kernel makes room in bursts, half its buffer at a time, so only its
+        queue shows a slow reader taking some)."""
+        left = self._buffered()
+        transport = self.request.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                left += struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        return left
+
+    async def _send(self, text: str) -> None:
+        """Sender._send: hand one message to the socket and wait until its kernel took it all (aiohttp itself waits
+        only for a transport over its high-water mark, every 64 KiB written); TimeoutError when the socket takes
+        nothing at all for the time-out (a slow reader that takes some goes on)."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.timeout) as deadline:
+            last = self._untaken()
+            watch: asyncio.TimerHandle | None = None
+
+            def look() -> None:  # it took some since the last look: the time-out starts again
+                nonlocal last, watch
+                left = self._untaken()
+                if left < last:
+                    deadline.reschedule(loop.time() + self.timeout)
+                last = left
+                watch = loop.call_later(self.look, look)
+
+            watch = loop.call_later(self.look, look)
+            try:
+                await self.ws.send_str(text)
+                step = TAKEN_POLL
+                while self._buffered() > 0:
+                    await asyncio.sleep(step)
+                    step = min(2 * step, TAKEN_POLL_MAX)
+            finally:
+                if watch is not None:
+                    watch.cancel()
 
     def cut(self) -> None:
         """Sender.cut: the socket does not keep up: drop what waits, count it, and close it (`too-slow`, 1013)."""

@@ -90,16 +90,28 @@ async def _chat_round(sender: LiveClient, receiver: LiveClient, text: str) -> fl
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("config", [
-    {**LARGE, "limits.ws_send_timeout_seconds": 3.0},  # one write stalls too long (the queue's bounds: defaults)
-    {**LARGE, "limits.ws_send_queue_messages": 16, "limits.ws_send_timeout_seconds": 600.0},  # too much waits
-], indirect=True, ids=["send-timeout", "queue-bound"])
+async def _read_slowly(sock: socket.socket, seconds: float) -> None:
+    """_read_slowly: take 4 KiB from the socket four times a second (16 KiB/s) for `seconds`."""
+    loop = asyncio.get_running_loop()
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        await loop.sock_recv(sock, 4096)
+        await asyncio.sleep(0.25)
+
+
+@pytest.mark.parametrize(("config", "reads_slowly_for"), [
+    # it takes nothing for 2 s (after 3 s of reading slowly, which is no reason to close it)
+    ({**LARGE, "limits.ws_send_timeout_seconds": 2.0}, 3.0),
+    # more messages than the bound wait for it (the time-out is out of the way)
+    ({**LARGE, "limits.ws_send_queue_messages": 16, "limits.ws_send_timeout_seconds": 600.0}, 0.0),
+], indirect=["config"], ids=["send-timeout", "queue-bound"])
 async def test_a_participant_that_stops_reading_delays_no_one_and_is_closed_too_slow(
         app: Any, login_as: Factory, make_user: Factory, make_meeting: Factory, clients: list[LiveClient],
-        config: Config) -> None:
-    """A participant joins and never reads its socket again. A trainer and an operator chat on: every message
-    reaches the other within 2 s, also for seconds while the silent one's buffers are full (the server's write
-    buffer to it stays non-empty); it is then closed `too-slow`, counted, and detached like a lost connection."""
+        config: Config, reads_slowly_for: float) -> None:
+    """A participant joins and then reads its socket slowly or not at all. A trainer and an operator chat on:
+    every message reaches the other within 2 s, also for seconds while the silent one's buffers are full (the
+    server's write buffer to it stays non-empty); once it takes nothing, it is closed `too-slow`, counted, and
+    detached like a lost connection."""
     trainer_user: User = await make_user(Role.TRAINER)
     meeting = await make_meeting(presenters=[trainer_user])
     t = await connect(await login_as(user=trainer_user), clients)
@@ -108,6 +120,7 @@ async def test_a_participant_that_stops_reading_delays_no_one_and_is_closed_too_
     await o.join(meeting.id)
     silent_login = await login_as(Role.OPERATOR)
     sock = await _join_then_stop_reading(silent_login, meeting.id)
+    reader: asyncio.Task[None] | None = None
     try:
         live = app[LIVE]
         (silent,) = [c for c in live.connections if c.ident.user_id == silent_login.user.id]
@@ -122,6 +135,13 @@ async def test_a_participant_that_stops_reading_delays_no_one_and_is_closed_too_
         i = 0
         while time.monotonic() < deadline and after < 3:
             full = silent in live.connections and transport.get_write_buffer_size() > 0
+            if full and reader is None and reads_slowly_for:
+                reader = asyncio.create_task(_read_slowly(sock, reads_slowly_for))
+            if reader is not None and reader.done():
+                await reader
+                assert silent in live.connections, "closed while it read"
+                reader = None
+                reads_slowly_for = 0.0
             sender, receiver = (t, o) if i % 2 == 0 else (o, t)
             took.append(await _chat_round(sender, receiver, f"{i} " + ("ngắn" if full else big)))
             assert took[-1] < 2.0, (i, took[-1], full)
@@ -133,6 +153,7 @@ async def test_a_participant_that_stops_reading_delays_no_one_and_is_closed_too_
             i += 1
         print(f"{i} rounds, {stalled} while the silent one's buffers were full; slowest {max(took):.3f} s")
         assert silent not in live.connections, f"the silent participant was not closed ({i} rounds, {stalled} full)"
+        assert reader is None and not reads_slowly_for, "closed while it read"
         assert stalled >= 10, stalled  # seconds of chat while its buffers were full
         registry = app[METRICS].registry
         assert registry.get_sample_value("taphuan_ws_policy_closes_total", {"reason": "too-slow"}) == 1
@@ -142,6 +163,8 @@ async def test_a_participant_that_stops_reading_delays_no_one_and_is_closed_too_
         assert not any(m.get("type") == "participant-left" and m["participant_id"] == silent_pid for m in t.messages)
         await asyncio.wait_for(_read_to_the_end(sock), 10)  # its socket is closed
     finally:
+        if reader is not None:
+            reader.cancel()
         sock.close()
 
 
