@@ -146,13 +146,13 @@ class Sender:
         nothing at all for the time-out (a slow reader that takes some goes on)."""
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.timeout) as deadline:
-            last = self._untaken()
+            last: int | None = None  # first measured at the first look: a message taken at once costs no system call
             watch: asyncio.TimerHandle | None = None
 
             def look() -> None:  # it took some since the last look: the time-out starts again
                 nonlocal last, watch
                 left = self._untaken()
-                if left < last:
+                if last is not None and left < last:
                     deadline.reschedule(loop.time() + self.timeout)
                 last = left
                 watch = loop.call_later(self.look, look)
