@@ -106,6 +106,9 @@ class LimitsSection(_Section):
     ws_flood_cooldown_seconds: float = Field(30.0, ge=0)
     ws_connections_per_login: int = Field(4, ge=1)
     ws_connections_per_ip: int = Field(100, ge=1)
+    ws_send_queue_messages: int = Field(1024, ge=8)
+    ws_send_queue_bytes: int = Field(1_048_576, ge=65_536)
+    ws_send_timeout_seconds: float = Field(30.0, gt=0)
     max_sdp_bytes: int = Field(65_536, ge=1024)
     chat_message_chars: int = Field(1000, ge=1)
 

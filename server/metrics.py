@@ -61,7 +61,8 @@ class Metrics:
         for reason in WS_DROP_REASONS:
             self.ws_refused.labels(reason)  # exported at 0 from the start: a rate needs a first sample
         # signalling WebSockets refused or closed by a limit: login, ip (too many open), cooldown (after a flood),
-        # flooding (closed with 1008) (server.live.signalling)
+        # flooding (closed with 1008) (server.live.signalling), too-slow (did not take its messages: 1013)
+        # (server.live.sender)
         self.ws_policy = Counter("taphuan_ws_policy_closes", "Signalling WebSockets refused or closed by a limit",
                                  ["reason"], registry=self.registry)
         # messages on the signalling sockets: received (every frame, text or binary) and sent; call ws_message()

@@ -2,8 +2,10 @@
 
 A `Connection` owns its socket and at most one participant. Requests are handled one at a time in the socket's
 read loop, in order, by the handler its route table names (`Route`, built by server.live.signalling from every
-area's ROUTES); SFU events arrive from the participant's outbox task and are written with `send()` (aiohttp
-serialises writes). While the connection enters a room (`hold` … `release`, see server.live.entry), what is
+area's ROUTES); SFU events arrive from the participant's outbox task. Whatever is sent to it (`send()`: replies,
+events, other participants' broadcasts) goes into its own bounded queue, written in order by its own writer task
+(server.live.sender): no one waits for another participant's socket, and a connection that does not keep up is
+closed (`too-slow`). While the connection enters a room (`hold` … `release`, see server.live.entry), what is
 sent to it waits, so that its `joined` reply comes before any message about the room it describes. Whoever
 creates a Connection says what happens when it closes for good (`on_close`: the attendance `leave` event), so
 this module needs nothing above it. The wire format is docs/protocol.md.
@@ -27,6 +29,7 @@ from server.auth import Identity
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Meeting, Role
+from server.live.sender import POLICY_CLOSE_WAIT, Sender
 from server.live.wire import FORBIDDEN, LONE_SURROGATE, SignalError, field, lone_surrogate
 from server.metrics import METRICS
 from server.ratelimit import TokenBucket
@@ -50,7 +53,6 @@ from sfu.room import Room
 log = logging.getLogger("taphuan.signalling")
 
 TURN_BUDGET = 32  # messages one connection reads in a row before the event loop runs everything else again
-POLICY_CLOSE_WAIT = 1.0  # s a connection closed for flooding has to send its close frame back
 
 _SFU_MESSAGES = {
     "full": "Buổi tập huấn đã đủ người. / The meeting is full.",
@@ -150,27 +152,22 @@ class Connection:
         self.excess = TokenBucket(limits.ws_messages_per_second, limits.ws_flood_messages)
         self.warned = False  # `rate-limited` was sent since the last message handled: drop the next ones silently
         self.refused: collections.Counter[str] = collections.Counter()  # messages not handled, by reason
+        self.sender = Sender(request, ws, limits, self.app[METRICS], ident.login_id[:8])
+
+    @property
+    def too_slow(self) -> bool:
+        """Connection.too_slow: it was closed for not taking its messages (`too-slow`: like a lost connection)."""
+        return self.sender.too_slow
 
     # ----------------------------------------------------------------------------- sending
 
     async def send(self, message: dict[str, Any]) -> None:
-        """Connection.send: write one JSON message (dropped when the socket is closed; kept while held)."""
+        """Connection.send: queue one JSON message for this socket and return at once, never waiting for the socket
+        (kept while held; dropped once the connection closes)."""
         if self._held is not None:
             self._held.append(message)
             return
-        await self._write(message)
-
-    async def _write(self, message: dict[str, Any]) -> None:
-        if self.ws.closed:
-            return
-        text = json.dumps(message, ensure_ascii=False)
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            try:
-                await self.ws.send_str(text)
-            except UnicodeEncodeError:  # a lone surrogate from elsewhere than this socket: escaped, still JSON
-                log.warning("a message with a lone surrogate was sent escaped", extra={"type": message.get("type")})
-                await self.ws.send_str(json.dumps(message))
-            self.app[METRICS].ws_message("out")
+        self.sender.put(message)
 
     def hold(self) -> None:
         """Connection.hold: from now on keep what is sent to this connection (events, broadcasts) until `release`.
@@ -182,12 +179,10 @@ class Connection:
             self._held = []
 
     async def release(self, first: list[dict[str, Any]]) -> None:
-        """Connection.release: write `first` (the reply to the entering request), then what was held, in order."""
-        for message in first:
-            await self._write(message)
-        while self._held:  # what arrives while these are written joins the end of the queue
-            await self._write(self._held.pop(0))
-        self._held = None
+        """Connection.release: queue `first` (the reply to the entering request), then what was held, in order."""
+        held, self._held = self._held or [], None
+        for message in (*first, *held):
+            self.sender.put(message)
 
     async def send_error(self, request_id: Any, code: str, message: str) -> None:
         """Connection.send_error: the documented error message."""
@@ -217,8 +212,9 @@ class Connection:
     async def close(self, reason: str) -> None:
         """Connection.close: say why, leave the room (for good: no resume) and close the socket.
 
-        `flooding` closes it with 1008 (policy violation) and waits at most `POLICY_CLOSE_WAIT` for the client's
-        close frame (a flooder does not read), others with 1000.
+        What was queued for the socket goes first, then `closed`, then the close frame: 1008 (policy violation) for
+        `flooding`, within `POLICY_CLOSE_WAIT` (a flooder does not read), else 1000, within `CLOSE_WAIT`. It returns
+        without waiting for the socket (`wait_closed` does).
         """
         if self.closing_reason is not None:
             return
@@ -236,15 +232,18 @@ class Connection:
             "server-shutdown": "Máy chủ đang khởi động lại. / The server is restarting.",
             "flooding": "Gửi quá nhiều tin nhắn; kết nối bị đóng. / Too many messages: the connection was closed.",
         }
-        await self._write({"type": "closed", "reason": reason, "message": messages.get(reason, reason)})
+        closed = {"type": "closed", "reason": reason, "message": messages.get(reason, reason)}
+        if reason == "flooding":
+            self.sender.close(closed, WSCloseCode.POLICY_VIOLATION, POLICY_CLOSE_WAIT)
+        else:
+            self.sender.close(closed)
         await self.on_close(self, reason)
         if reason != "server-shutdown":
             await self.leave_room()
-        if reason == "flooding":
-            with contextlib.suppress(TimeoutError):  # on time-out aiohttp cuts the connection
-                await asyncio.wait_for(self.ws.close(code=WSCloseCode.POLICY_VIOLATION), POLICY_CLOSE_WAIT)
-        else:
-            await self.ws.close()
+
+    async def wait_closed(self) -> None:
+        """Connection.wait_closed: wait until the socket that `close` closes is closed (a bounded time)."""
+        await self.sender.wait_closed()
 
     async def leave_room(self) -> None:
         """Connection.leave_room: leave the room for good (no resume); the socket stays open."""
@@ -264,6 +263,13 @@ class Connection:
         1008); a binary message costs a token like any other. Every `TURN_BUDGET` messages it lets the event loop
         run everything else, since aiohttp hands over what is already buffered without waiting.
         """
+        self.sender.start()
+        try:
+            await self._read()
+        finally:
+            await self.sender.stop()
+
+    async def _read(self) -> None:
         soft_limit = self.config.limits.ws_message_bytes
         refused = self.app[METRICS].ws_refused
         budget = TURN_BUDGET

@@ -148,8 +148,11 @@ class Live:
                 if c.ident.user_id == user_id and c.meeting_id == meeting_id and c.participant_id]
 
     async def close_all(self, reason: str) -> None:
-        """Live.close_all: tell every connection why, and close it."""
-        await asyncio.gather(*(c.close(reason) for c in list(self.connections)), return_exceptions=True)
+        """Live.close_all: tell every connection why, close it, and wait until the sockets are closed (a bounded
+        time each)."""
+        connections = list(self.connections)
+        await asyncio.gather(*(c.close(reason) for c in connections), return_exceptions=True)
+        await asyncio.gather(*(c.wait_closed() for c in connections), return_exceptions=True)
 
 
 async def _listen_logins(app: web.Application) -> None:

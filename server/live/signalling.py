@@ -21,7 +21,8 @@ from server.auth import client_ip, identity, websocket_origin_ok
 from server.config import CONFIG
 from server.db.models import Role
 from server.live import attendance, chat, entry, lobby, polls, recording_live
-from server.live.connection import POLICY_CLOSE_WAIT, Connection, Route, audit_live, jsonable
+from server.live.connection import Connection, Route, audit_live, jsonable
+from server.live.sender import POLICY_CLOSE_WAIT
 from server.live.service import LIVE, live_ctx, on_shutdown
 from server.live.wire import FORBIDDEN, MODERATORS, SignalError, field
 from server.metrics import METRICS
@@ -241,7 +242,8 @@ ROUTES = _union(_ROOM_ROUTES, entry.ROUTES, chat.ROUTES, polls.ROUTES, lobby.ROU
 
 
 async def _after_close(conn: Connection, ws: web.WebSocketResponse) -> None:
-    """_after_close: forget the connection; a participant leaves (clean close) or is detached (lost)."""
+    """_after_close: forget the connection; a participant leaves (clean close) or is detached (lost, or closed
+    `too-slow`: it may resume)."""
     live = conn.app[LIVE]
     if conn.waiting is not None:
         await lobby.leave_lobby(conn)
@@ -250,9 +252,9 @@ async def _after_close(conn: Connection, ws: web.WebSocketResponse) -> None:
     room, pid = conn.room, conn.participant_id
     if room is None or pid is None or conn.closing_reason is not None:
         return
-    clean = ws.close_code in CLEAN_CLOSE
-    await attendance.record(conn, "leave" if clean else "drop", reason="closed" if clean else "lost",
-                            code=ws.close_code)
+    clean = ws.close_code in CLEAN_CLOSE and not conn.too_slow
+    await attendance.record(conn, "leave" if clean else "drop",
+                            reason="too-slow" if conn.too_slow else "closed" if clean else "lost", code=ws.close_code)
     if conn.room is None:
         return  # meanwhile a new socket resumed the participant (server.live.entry): it is not ours to end
     with contextlib.suppress(SfuError):

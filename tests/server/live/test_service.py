@@ -52,7 +52,7 @@ def test_every_sfu_setting_of_config_yaml_reaches_the_sfu(make_config: Callable[
 
 @dataclass(eq=False)
 class FakeConnection:
-    """FakeConnection: what Live reads of a server.live.connection.Connection, and its close()."""
+    """FakeConnection: what Live reads of a server.live.connection.Connection, its close() and wait_closed()."""
 
     ident: Identity
     meeting_id: int | None = None
@@ -65,6 +65,9 @@ class FakeConnection:
         self.closed.append(reason)
         if self.fails:
             raise ConnectionResetError("socket already gone")
+
+    async def wait_closed(self) -> None:
+        await asyncio.sleep(0)
 
 
 def _ident(login: str, user_id: int | None, role: Role = Role.CLASSROOM) -> Identity:
