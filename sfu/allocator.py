@@ -49,6 +49,8 @@ SENT_PERIODS = 4  # a calm link carried the least of what we sent in each of the
 OVERUSE = 0.8  # a REMB that fell below this share of what we send: the link is congested
 REMB_FALL = 0.7  # a REMB below this share of the previous one fell (overuse: ~0.85 x incoming, from ~1.5 x)
 QUEUE_CONGESTED = 0.8  # seconds video waited in the pacer, in three periods in a row: no upgrade until it drains
+QUEUE_OVERFULL = 1.2  # seconds it waited in as many periods: the choices cost more than the pacer carries, one step
+# down (the pacer drops what waited 2 s: a queue that old is video lost, the options' measured rates too low)
 # (a keyframe alone waits ~0.6 s at 280 kbit/s: that is what the pacer is for, not a sign of congestion)
 CUT_SPACING = 1.0  # seconds after a cut during which lasting loss does not cut again (the reports of a
 # period or two still describe the rate before the cut)
@@ -171,6 +173,8 @@ class Downlink:
     downgrades: int = 0
     upgrades: int = 0
     queued: bool = False  # video has waited in its pacer for a while: no upgrade until it drains
+    overfull: bool = False  # and long: its choices cost more than the pacer carries (one step down, ``decide``)
+    _overfull_reports: int = 0
     _loss_reports: int = 0
     _queue_reports: int = 0
     _calm: int = CALM_PERIODS  # periods since the link was last congested
@@ -219,6 +223,8 @@ class Downlink:
         if overuse:
             self._fell_at = float("-inf")  # confirmed: one fall, one cut
         self.queued = self._queue_reports >= 3
+        self._overfull_reports = self._overfull_reports + 1 if fb.queue_delay > QUEUE_OVERFULL else 0
+        self.overfull = self._overfull_reports >= 3
         self.congested = lossy or overuse
         recut = lossy and not overuse and now - self._cut_at < CUT_SPACING
         self._calm = 0 if self.congested else self._calm + 1
@@ -260,7 +266,10 @@ class Downlink:
 
         A slot seen for the first time gets what fits the estimate at once (the others stepping down to their
         share if their current choices leave it less). While the link is congested, slots
-        above what fits step down at once (lowest priority first, by ``allocate``). Otherwise, at most one slot
+        above what fits step down at once (lowest priority first, by ``allocate``). While video waits in our pacer
+        longer than ``QUEUE_OVERFULL`` (*overfull*: the choices send more than the pacer carries, whatever their
+        measured rates say), the least important slot sending steps down one option every ``UP_INTERVAL``; the
+        estimate stays. Otherwise, at most one slot
         every ``UP_INTERVAL`` (and ``hold`` after a downgrade) moves up: to what the estimate vouches for, or,
         when it vouches for nothing more, one option up: that step is the probe (the pacer keeps it within
         ``PACING_FACTOR`` x the estimate, so a probe the link cannot carry only delays video, never audio). One
@@ -286,6 +295,14 @@ class Downlink:
                 downgraded = True
             else:
                 new[d.slot] = current
+        if self.overfull and not downgraded and now - self.last_down >= UP_INTERVAL:
+            # video keeps waiting in our own pacer for longer than it may: what the choices really send (keyframes
+            # above the layers' measured rates, a layer's rate rising) exceeds the pacing rate, however right the
+            # estimate; the least important slot that sends steps down once (every UP_INTERVAL while it lasts)
+            step = next((d for d in reversed(ordered) if d.slot in self.choice and new[d.slot] >= 0), None)
+            if step is not None:
+                new[step.slot] -= 1
+                downgraded = True
         if any(d.slot not in self.choice for d in demands) and self.choice:
             # a slot appeared beside others (the floor was given): what fits it was reckoned with the others at
             # their targets, so if their current choices leave it less, they take their targets too

@@ -295,3 +295,32 @@ def test_a_probe_is_a_small_step_above_the_estimate() -> None:
     small = Demand("presenter-video", 0, (Option(100_000, 0, 0), Option(125_000, 0, 1)))
     clock.now += UP_INTERVAL + 0.1
     assert link.decide([small])["presenter-video"] == small.options[1]  # within 25 % of it: probed
+
+
+def test_video_waiting_long_in_the_pacer_steps_the_least_important_slot_down_and_keeps_the_estimate() -> None:
+    """A classroom's choices fitted its estimate by their measured rates, yet the pacer held video for
+    seconds (and dropped what waited 2 s): what they really send is more than it carries."""
+    clock = Clock(1000.0)
+    link = Downlink(clock=clock)
+    ds = demands("presenter-video", "floor-video")
+    link.update(Feedback(remb=5_000_000, loss=0.0, sent=0))
+    first = link.decide(ds)
+    assert all(first[d.slot] == d.options[-1] for d in ds)  # room for the best of both
+    before = dict(first)
+    for i in range(3):
+        clock.now += 0.5
+        estimate = link.update(Feedback(remb=5_000_000, loss=0.0, sent=800_000, queue_delay=1.5))
+        choice = link.decide(ds)
+        if i < 2:
+            assert choice == before  # a keyframe's wait: not yet
+    assert link.overfull and not link.congested and estimate == 5_000_000  # the estimate stays
+    least = next(d for d in ds if d.slot == "floor-video")  # the least important slot steps down one option
+    assert link._index(least, choice[least.slot]) == link._index(least, before[least.slot]) - 1
+    other = next(d for d in ds if d is not least)
+    assert choice[other.slot] == before[other.slot] and link.downgrades == 1
+    clock.now += 0.5
+    link.update(Feedback(remb=5_000_000, loss=0.0, sent=800_000, queue_delay=1.5))
+    assert link.decide(ds) == choice  # once per UP_INTERVAL
+    clock.now += UP_INTERVAL
+    link.update(Feedback(remb=5_000_000, loss=0.0, sent=800_000, queue_delay=0.2))  # it drained
+    assert not link.overfull and link.decide(ds) == choice
