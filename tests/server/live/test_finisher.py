@@ -9,16 +9,13 @@ import signal
 import time
 from pathlib import Path
 
-import aiohttp
 import sqlalchemy as sa
 
 from recorder.worker import LOCK_FILE
 from server.db.models import Recording, RecordingState
-from tests.live_client import LiveClient
 from tests.recorder.media import ffprobe
-from tests.server.live.test_recordings import _serve, _setup_db
-from tests.server.test_serve import _free_port, _read_until
-from tests.sfu.helpers import RED, ColorTrack
+from tests.server.live.test_recordings import served_recording
+from tests.server.test_serve import _free_port
 
 
 def _recording(data_dir: Path) -> Recording | None:
@@ -37,34 +34,15 @@ def _wait_for_lock(directory: Path) -> None:
 
 async def test_sigterm_during_a_recording_finalizes_it_without_a_restart(tmp_path: Path) -> None:
     data_dir, port = tmp_path / "data", _free_port()
-    proc = _serve(data_dir, port)
-    try:
-        await asyncio.to_thread(_read_until, proc, "running at")
-        meeting_id = _setup_db(data_dir)
-        base = f"http://127.0.0.1:{port}"
-        jar = aiohttp.CookieJar(unsafe=True)
-        async with aiohttp.ClientSession(cookie_jar=jar) as session:
-            jar.update_cookies({"taphuan_login": "tok-kill"}, response_url=aiohttp.client.URL(base))
-            lc = LiveClient(session, f"{base}/ws")
-            await lc.connect()
-            try:
-                await lc.join(meeting_id)
-                await lc.publish(ColorTrack(RED))
-                await lc.wait(lambda m: m.get("type") == "recording" and m.get("state") == "recording")
-                began = time.monotonic()
-                await asyncio.sleep(4.0)
-                real = time.monotonic() - began
-                stopping = time.monotonic()
-                proc.send_signal(signal.SIGTERM)
-                await lc.wait(lambda m: m.get("type") == "closed" and m.get("reason") == "server-shutdown")
-                await asyncio.to_thread(proc.wait, 30)
-                stopped_in = time.monotonic() - stopping
-            finally:
-                await lc.close()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    async with served_recording(data_dir, port) as (proc, lc):
+        began = time.monotonic()
+        await asyncio.sleep(4.0)
+        real = time.monotonic() - began
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        await lc.wait(lambda m: m.get("type") == "closed" and m.get("reason") == "server-shutdown")
+        await asyncio.to_thread(proc.wait, 30)
+        stopped_in = time.monotonic() - stopping
     assert proc.returncode == 0
     assert stopped_in < 20  # the server did not wait for the lecture file (a generous bound: shutdown_timeout 3 s)
 

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -264,8 +264,10 @@ def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
                             stderr=subprocess.STDOUT, text=True)
 
 
-async def test_kill_9_during_recording_is_recovered_at_next_start(tmp_path: Path) -> None:
-    data_dir, port = tmp_path / "data", _free_port()
+@contextlib.asynccontextmanager
+async def served_recording(data_dir: Path, port: int) -> AsyncIterator[tuple[subprocess.Popen[str], LiveClient]]:
+    """served_recording: a real server process on `port` whose meeting a client joined and publishes to, once
+    its recording runs; the process is killed on the way out if the test left it running."""
     proc = _serve(data_dir, port)
     try:
         await asyncio.to_thread(_read_until, proc, "running at")
@@ -280,17 +282,23 @@ async def test_kill_9_during_recording_is_recovered_at_next_start(tmp_path: Path
                 await lc.join(meeting_id)
                 await lc.publish(ColorTrack(RED))
                 await lc.wait(lambda m: m.get("type") == "recording" and m.get("state") == "recording")
-                began = time.monotonic()
-                await asyncio.sleep(7.0)
-                real = time.monotonic() - began
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(timeout=10)
+                yield proc, lc
             finally:
                 await lc.close()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_kill_9_during_recording_is_recovered_at_next_start(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", _free_port()
+    async with served_recording(data_dir, port) as (proc, _):
+        began = time.monotonic()
+        await asyncio.sleep(7.0)
+        real = time.monotonic() - began
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
     proc = _serve(data_dir, port)
     try:
         await asyncio.to_thread(_read_until, proc, "running at")
