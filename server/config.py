@@ -149,6 +149,7 @@ class SfuSection(_Section):
     room_grace_seconds: float = Field(30.0, ge=0)
     resume_seconds: float = Field(60.0, ge=0)
     keyframe_min_interval: float = Field(0.5, ge=0)
+    switch_keyframe_interval: float = Field(30.0, ge=0)
     compiled_fanout: bool = True
     allocation: bool = True
     publish_bitrate: int = Field(3_000_000, ge=0, le=50_000_000)

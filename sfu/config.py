@@ -12,6 +12,8 @@ class SfuConfig:
     ice_addresses: host addresses ICE gathers on ([] = aioice's default: every interface but loopback).
     announce_address: public IP written into our SDP candidates instead of the bound address (1:1 NAT).
     fast_path: forward with direct libsrtp + sendto (False = aiortc's awaited ``_send_rtp``, slower).
+    switch_keyframe_interval: seconds between two *optional* keyframe requests of one track, all its layers
+    together (``Producer.request_keyframe``): layer switches and congested subscribers' requests.
     compiled_fanout: use the C receive path and fan-out (``sfu._fanout``) when built and ``fast_path`` is on.
     consent_interval: seconds between ICE consent checks (RFC 7675: 5; six unanswered in a row end the peer).
     allocation: share each subscriber's estimated downlink among its slots by priority, pace its transport and
@@ -28,6 +30,7 @@ class SfuConfig:
     room_grace_seconds: float = 30.0
     resume_seconds: float = 60.0
     keyframe_min_interval: float = 0.5
+    switch_keyframe_interval: float = 30.0
     max_sdp_bytes: int = 65536
     video_codec: str = "VP8"
     udp_ports: tuple[int, int] | None = None  # (low, high) inclusive UDP range for media sockets

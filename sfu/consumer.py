@@ -92,7 +92,11 @@ class Source(Protocol):
     def ssrc(self) -> int | None:
         """ssrc is the publisher's media SSRC once known."""
 
-    def request_keyframe(self) -> bool: ...
+    @property
+    def layer(self) -> int:
+        """layer is the index among its track's layers, lowest spatial layer first."""
+
+    def request_keyframe(self, optional: bool = False) -> bool: ...
 
 
 def build_header_template(ctx: SendContext) -> tuple[bytearray, int, int]:
@@ -154,6 +158,9 @@ class Consumer:
         self._rewriter: HeaderRewriter | None = None
         self._vp8 = False  # the slot's codec is VP8: descriptors are read and rewritten
         self._max_temporal = ALL_LAYERS
+        self._relief = False  # a down switch_layer is pending: the current layer sends its base temporal layer only
+        self.temporal_relief = False  # the room's video has temporal layers (set by sfu.downlinks)
+        self.congested = False  # its downlink is congested (set by sfu.downlinks): its keyframe requests can wait
         self._pending_source: Source | None = None  # switch_layer's target until its first keyframe
         self._old_ssrc = NO_VALUE  # the source switch_layer left: its packets are ignored until the room drops us
         self.on_switched: Callable[[Consumer], None] | None = None  # set by the room: a switch_layer completed
@@ -243,8 +250,12 @@ class Consumer:
 
     @max_temporal.setter
     def max_temporal(self, layer: int | None) -> None:
-        value = ALL_LAYERS if layer is None or layer < 0 else min(layer, ALL_LAYERS)
-        self._max_temporal = value
+        self._max_temporal = ALL_LAYERS if layer is None or layer < 0 else min(layer, ALL_LAYERS)
+        self._apply_temporal()
+
+    def _apply_temporal(self) -> None:
+        """_apply_temporal gives the rewriters the temporal target: ``max_temporal``, or 0 while relieving."""
+        value = 0 if self._relief else self._max_temporal
         if self._rewriter is not None:
             self._rewriter.tid_target = value
         if self.cslot is not None:
@@ -268,16 +279,23 @@ class Consumer:
     def switch_layer(self, producer: Source) -> bool:
         """switch_layer moves the slot to another layer of the same track without a freeze; True if it changes.
 
-        The current source keeps being forwarded until the first keyframe packet of `producer` (asked for
-        now), which the slot then continues from (sequence number, timestamp, PictureID, TL0PICIDX at last
-        + 1) and calls ``on_switched(self)``: the room then drops this Consumer from the old source's sinks
-        (until then its packets are ignored). Meanwhile ``wants`` names both. Switching back to the current
-        source cancels a pending switch. A slot that forwards nothing yet (no source, not negotiated,
-        waiting for a keyframe, audio) switches as ``switch`` does.
+        The current source keeps being forwarded until the first keyframe packet of `producer`, which the slot
+        then continues from (sequence number, timestamp, PictureID, TL0PICIDX at last + 1) and calls
+        ``on_switched(self)``: the room then drops this Consumer from the old source's sinks (until then its
+        packets are ignored). Meanwhile ``wants`` names both. Switching back to the current source cancels a
+        pending switch. A slot that forwards nothing yet (no source, not negotiated, waiting for a keyframe,
+        audio) switches as ``switch`` does.
+
+        The keyframe is asked for as an *optional* request (``Producer.request_keyframe``: the track's gate
+        lets one through per ``switch_keyframe_interval``, since every subscriber of the track receives it):
+        the slot shows the current layer meanwhile. A switch down can wait too when the video has temporal
+        layers (``temporal_relief``): until the switch, the current layer is cut to its base temporal layer
+        (40 % of its rate), relief at once without a keyframe; without temporal layers it asks at once.
         """
         if producer is self.source:
             changed = self._pending_source is not None
             self._pending_source = None
+            self._set_relief(False)
             return changed
         if producer is self._pending_source:
             return False
@@ -286,8 +304,15 @@ class Consumer:
             return self.switch(producer)
         self._pending_source = producer
         self._old_ssrc = NO_VALUE
-        producer.request_keyframe()
+        down = producer.layer < self.source.layer
+        self._set_relief(down and self.temporal_relief)
+        producer.request_keyframe(optional=not down or self.temporal_relief)
         return True
+
+    def _set_relief(self, relief: bool) -> None:
+        if relief != self._relief:
+            self._relief = relief
+            self._apply_temporal()
 
     def _admit(self, p: Inbound) -> bool:
         """_admit: False for a packet of a pending source before its keyframe, or of the source it replaced."""
@@ -306,6 +331,7 @@ class Consumer:
             self._rewriter.switch()
         if self.cslot is not None:
             self.cslot.switch()
+        self._set_relief(False)
         if self.on_switched is not None:
             self.on_switched(self)
         return True
@@ -314,11 +340,13 @@ class Consumer:
         """switch makes `producer` (or nothing) fill this slot; returns True if the source changed.
 
         The caller (the room) also replaces the producers' sink lists. A new video source is asked for a
-        keyframe and forwarding waits for it. Another source cancels a pending ``switch_layer``.
+        keyframe and forwarding waits for it (at once: the slot shows nothing until then, a slot resumed after
+        a pause too). Another source cancels a pending ``switch_layer``.
         """
         if producer is self.source:
             return False
         self._pending_source = None
+        self._set_relief(False)
         self._old_ssrc = NO_VALUE
         self.source = producer
         if self._rewriter is not None:
@@ -469,20 +497,23 @@ class Consumer:
 
         Throttled per Consumer (``KEYFRAME_INTERVAL``, ``KEYFRAME_INTERVAL_CONGESTED`` while its pacer holds
         packets), so a classroom losing packets on its own link cannot make the publisher send keyframes to
-        everyone; the Producer's own throttle then coalesces the requests of all its consumers.
+        everyone; the Producer's own throttle then coalesces the requests of all its consumers. While its
+        downlink is congested (``congested``) the request is optional: the track's gate holds it with the
+        layer switches (``Producer.request_keyframe``).
         """
         self.keyframe_requests += 1
         now = self._clock()
         wire = self.wire
-        interval = KEYFRAME_INTERVAL_CONGESTED if wire is not None and wire.pacer.congested else KEYFRAME_INTERVAL
+        queued = wire is not None and wire.pacer.congested
+        interval = KEYFRAME_INTERVAL_CONGESTED if queued else KEYFRAME_INTERVAL
         if now - self._last_keyframe_request < interval:
             self.keyframe_requests_throttled += 1
             return
         self._last_keyframe_request = now
         if self.source is not None:
-            self.source.request_keyframe()
+            self.source.request_keyframe(self.congested)
         if self._pending_source is not None:
-            self._pending_source.request_keyframe()
+            self._pending_source.request_keyframe(self.congested)
 
     def _on_report(self, fraction_lost: int, packets_lost: int, jitter: int) -> None:
         """_on_report takes the subscriber's receiver report block about this slot (no C slot: else in cslot)."""

@@ -176,6 +176,8 @@ class Downlinks:
             self._remb[p.id] = remb
         rtts = [c.sender.rtt for c in video if c.sender.rtt is not None]
         estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, max(rtts) if rtts else None))
+        for c in video:  # its keyframe requests can wait for the track's gate (Consumer._on_keyframe)
+            c.congested = link.congested or link.queued
         if wire is not None:
             # paced from the start while it is not known to be fast (a new link's first keyframes must not
             # overflow a 300 kbit/s link before its first report says so): audio first, video at the estimate
@@ -267,5 +269,6 @@ class Downlinks:
         if option is None:
             return None, "weak-network"
         target.max_temporal = option.temporal  # -1: all
+        target.temporal_relief = self.temporal  # a switch down can wait for its keyframe, on the base layer
         layers = track.layers
         return layers[min(option.spatial, len(layers) - 1)], state

@@ -43,6 +43,7 @@ NTP_OFFSET = 2208988800  # seconds from 1900 to 1970
 NTP_MASK = (1 << 64) - 1
 SOURCES = ("camera", "mic", "screen")
 ARRIVAL_WINDOW = 1.0  # a layer is arriving while its last packet is at most this old (seen by `sample`)
+OPTIONAL_BURST = 2.0  # optional keyframe requests a track's gate lets through at once after a calm while
 
 
 def ntp_now(wall: Callable[[], float] = time.time) -> int:
@@ -64,6 +65,7 @@ class Producer:
         clock: Callable[[], float] = time.monotonic,
         compiled: bool = True,
         rid: str | None = None,
+        switch_keyframe_interval: float = 0.0,
     ) -> None:
         self.participant_id = participant_id
         self.source = source
@@ -75,6 +77,12 @@ class Producer:
         self.muted = False
         self.keyframe_throttle = Throttle(keyframe_min_interval, clock)
         self.keyframes_requested = 0
+        self.keyframes_deferred = 0  # optional requests held back by the track's gate (``request_keyframe``)
+        self.switch_keyframe_interval = switch_keyframe_interval
+        self._optional_tokens = OPTIONAL_BURST  # on the track's first layer: its gate (a token bucket) and when
+        self._optional_at = clock()  # the tokens were last counted
+        self._optional_mark = 0  # keyframes_received when the latest optional request was held back
+        self._optional_timer: asyncio.TimerHandle | None = None
         self.keyframes_received = 0  # packets starting a keyframe
         self.packets = 0
         self.bytes = 0
@@ -200,14 +208,35 @@ class Producer:
         self._slots = slots if any(s is not None for s in slots) else None
         self.sinks = sinks
 
-    def request_keyframe(self) -> bool:
+    def request_keyframe(self, optional: bool = False) -> bool:
         """request_keyframe sends a PLI upstream, at most one per `keyframe_min_interval`; True if sent now.
 
         A throttled request is not lost: one PLI is scheduled for the end of the interval (coalesced).
+
+        An *optional* request (a layer switch of a subscriber that keeps its picture meanwhile, a keyframe asked
+        for by a congested subscriber) passes the track's gate: at most one per ``switch_keyframe_interval``
+        for all the layers of the track together (a token bucket: ``OPTIONAL_BURST`` at once after a calm),
+        because Chromium's VP8 simulcast encoder answers a request on any layer with a keyframe on every layer,
+        so each one reaches every subscriber of the track, the classrooms on good links too. One held back is
+        sent when the gate opens, unless a keyframe of this layer arrived meanwhile (someone else's request
+        served it).
         """
         ssrc = self.receiver.media_ssrc
         if not self._video or ssrc is None or self.closed:
             return False
+        if optional and self.switch_keyframe_interval > 0:
+            gate, now = self.track, self._clock()
+            gate._optional_tokens = min(
+                OPTIONAL_BURST, gate._optional_tokens + (now - gate._optional_at) / self.switch_keyframe_interval)
+            gate._optional_at = now
+            if gate._optional_tokens < 1:
+                self.keyframes_deferred += 1
+                self._optional_mark = self.keyframes_received
+                if self._optional_timer is None:
+                    wait = (1 - gate._optional_tokens) * self.switch_keyframe_interval
+                    self._optional_timer = asyncio.get_running_loop().call_later(wait, self._optional_due)
+                return False
+            gate._optional_tokens -= 1
         if not self.keyframe_throttle.allow():
             if self._deferred is None:
                 self._deferred = asyncio.get_running_loop().call_later(
@@ -224,6 +253,12 @@ class Producer:
         self._deferred = None
         self.request_keyframe()
 
+    def _optional_due(self) -> None:
+        """_optional_due: the gate opened for a held-back optional request; sent unless a keyframe came since."""
+        self._optional_timer = None
+        if self.keyframes_received == self._optional_mark:
+            self.request_keyframe(optional=True)
+
     def close(self) -> None:
         """close detaches the producer from its receiver and drops its sinks."""
         self.closed = True
@@ -232,9 +267,10 @@ class Producer:
         self.receiver.on_fields = None
         self.sinks = ()
         self._slots = None
-        if self._deferred is not None:
-            self._deferred.cancel()
-            self._deferred = None
+        for timer in (self._deferred, self._optional_timer):
+            if timer is not None:
+                timer.cancel()
+        self._deferred = self._optional_timer = None
 
     def stats(self) -> ProducerStats:
         """stats returns a snapshot of the inbound stream."""
@@ -248,6 +284,7 @@ class Producer:
             packets_lost=self._seq.lost,
             keyframes_requested=self.keyframes_requested,
             keyframes_throttled=self.keyframe_throttle.dropped,
+            keyframes_deferred=self.keyframes_deferred,
             keyframes_received=self.keyframes_received,
             consumers=len(self.sinks),
             rid=self.rid,

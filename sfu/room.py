@@ -381,6 +381,7 @@ class Room:
                     self.video_mime if track.kind == "video" else AUDIO_MIME,
                     receiver, self.config.keyframe_min_interval, self._clock,
                     compiled=self.config.compiled_fanout and self.config.fast_path, rid=receiver.rid,
+                    switch_keyframe_interval=self.config.switch_keyframe_interval,
                 )
                 for receiver in track.layers
             )

@@ -90,6 +90,7 @@ class ProducerStats:
     packets_lost: int  # from sequence gaps (late RTX recoveries count as received)
     keyframes_requested: int  # PLIs sent upstream
     keyframes_throttled: int
+    keyframes_deferred: int
     keyframes_received: int
     consumers: int
     rid: str | None = None  # the simulcast layer's RTP stream id (None: the track has no layers)

@@ -50,6 +50,7 @@ def sfu_config(config: Config) -> SfuConfig:
         room_grace_seconds=s.room_grace_seconds,
         resume_seconds=s.resume_seconds,
         keyframe_min_interval=s.keyframe_min_interval,
+        switch_keyframe_interval=s.switch_keyframe_interval,
         max_sdp_bytes=config.limits.max_sdp_bytes,
         video_codec=s.video_codec,
     )

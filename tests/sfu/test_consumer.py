@@ -81,11 +81,14 @@ class Source:
     participant_id = "a"
     source = "camera"
 
-    def __init__(self) -> None:
+    def __init__(self, layer: int = 0) -> None:
         self.keyframes = 0
+        self.optional = 0  # of those, optional requests
+        self.layer = layer
 
-    def request_keyframe(self) -> bool:
+    def request_keyframe(self, optional: bool = False) -> bool:
         self.keyframes += 1
+        self.optional += optional
         return True
 
 
@@ -544,8 +547,8 @@ def check_continuous(out: list[Out]) -> int:
 class LayerSource(Source):
     """LayerSource is a Producer as a Consumer sees it, with the SSRC of its packets."""
 
-    def __init__(self, ssrc: int) -> None:
-        super().__init__()
+    def __init__(self, ssrc: int, layer: int = 0) -> None:
+        super().__init__(layer)
         self.ssrc = ssrc
 
 
@@ -696,6 +699,48 @@ def test_switch_layer_keeps_the_current_source_until_the_targets_keyframe(make: 
     assert c.switch_layer(low) and c.switch_layer(high)  # type: ignore[arg-type]  # asked back: cancelled
     assert c.wants == (high,)
     assert c.switch_layer(low) and c.switch(LayerSource(9)) and c.wants[0] is not low  # type: ignore[arg-type]
+
+
+def test_a_switch_down_relieves_at_once_and_waits_for_the_tracks_keyframe(make: Callable[..., Made]) -> None:
+    """A switch down of a layered VP8 slot cuts the current layer to its base temporal layer at once (no
+    keyframe needed) and asks the target for an optional keyframe (the track's gate may hold it); the wanted
+    temporal layers come back with the switch. Without temporal layers the request cannot wait."""
+    c, _, wire = make()
+    rnd = random.Random(8)
+    low, high = LayerSource(5, layer=0), LayerSource(6, layer=1)
+    streams = {5: Vp8Stream(5, rnd), 6: Vp8Stream(6, rnd)}
+    streams[5].frame()  # its keyframe went before: delta frames come next
+    c.temporal_relief = True
+    c.switch(high)  # type: ignore[arg-type]
+    feed_frames(c, streams[6], 8)
+    assert {read_out(x).tid for x in wire.sent} == {0, 1, 2}
+    assert c.switch_layer(low)  # type: ignore[arg-type]
+    assert (low.keyframes, low.optional) == (1, 1)
+    before = len(wire.sent)
+    for _ in range(12):  # the target's keyframe is held back: the current layer goes on, base layer only
+        for ssrc in (6, 5):
+            for p in streams[ssrc].frame():
+                c.forward(p)
+    relieved = [read_out(x) for x in wire.sent[before:]]
+    assert relieved and {o.tid for o in relieved} == {0} and {o.tag >> 24 for o in relieved} == {6}
+    streams[5].force_key = True
+    before = len(wire.sent)
+    for _ in range(12):
+        for ssrc in (5, 6):
+            for p in streams[ssrc].frame():
+                c.forward(p)
+    after = [read_out(x) for x in wire.sent[before:]]
+    assert {o.tag >> 24 for o in after} == {5} and {o.tid for o in after} == {0, 1, 2}
+    check_continuous([read_out(x) for x in wire.sent])
+    assert c.switch_layer(high) and (high.keyframes, high.optional) == (2, 1)  # type: ignore[arg-type]  # up: optional
+    streams[6].force_key = True
+    for _ in range(3):
+        for ssrc in (5, 6):
+            for p in streams[ssrc].frame():
+                c.forward(p)
+    assert c.source is high
+    c.temporal_relief = False
+    assert c.switch_layer(low) and (low.keyframes, low.optional) == (2, 1)  # type: ignore[arg-type]  # required
 
 
 def test_nacked_counts_each_missing_packet_once_across_the_sequence_wrap(make: Callable[..., Made]) -> None:

@@ -221,11 +221,12 @@ class LayerSource:
     participant_id = "a"
     source = "camera"
 
-    def __init__(self, stream: Vp8Stream) -> None:
+    def __init__(self, stream: Vp8Stream, layer: int = 0) -> None:
         self.stream = stream
         self.ssrc = stream.ssrc
+        self.layer = layer
 
-    def request_keyframe(self) -> bool:
+    def request_keyframe(self, optional: bool = False) -> bool:
         self.stream.force_key = True
         return True
 

@@ -114,3 +114,43 @@ async def test_layers_have_their_own_counters_keyframe_requests_and_arrival() ->
     assert (s.rid, s.layer, s.arriving, s.packets) == ("f", 2, True, 11)
     for p in layers:
         p.close()
+
+
+async def test_optional_keyframe_requests_share_one_gate_per_track() -> None:
+    """Layer switches and congested subscribers' requests (*optional*) pass one per switch_keyframe_interval
+    for the whole track (a VP8 simulcast keyframe comes on every layer), two at once after a calm; one held back
+    is sent when the gate opens unless a keyframe of its layer came meanwhile; a subscriber's required request is
+    never held."""
+    clock = Clock()
+    receivers = [FakeReceiver(media_ssrc=ssrc) for ssrc in (11, 22, 33)]
+    layers = tuple(Producer("a", "camera", "video", "video/vp8", rx, 0.0, clock, rid=rid,  # type: ignore[arg-type]
+                            switch_keyframe_interval=0.3)
+                   for rx, rid in zip(receivers, "qhf", strict=True))
+    link_layers(layers)
+    assert layers[2].request_keyframe(optional=True)  # the gate is open: two at once
+    assert layers[2].request_keyframe(optional=True)
+    assert not layers[0].request_keyframe(optional=True)  # another layer of the same track: held back
+    assert not layers[1].request_keyframe(optional=True)
+    assert layers[1].request_keyframe()  # required: a subscriber with nothing to show
+    await asyncio.sleep(0)
+    assert [rx.plis for rx in receivers] == [[], [22], [33, 33]]
+    # q's keyframe arrives before the gate opens (the required request on h made Chromium key every layer)
+    layers[0].on_fields(11, 1, 3000, 1, b"\x10\x00\x00", 0, 0x7F, 0.0)
+    clock.now = 0.3
+    await asyncio.sleep(0.4)
+    assert [rx.plis for rx in receivers] == [[], [22, 22], [33, 33]]  # h's held request went out, q's was served
+    assert (layers[0].keyframes_deferred, layers[1].keyframes_deferred) == (1, 1)
+    assert not layers[2].request_keyframe(optional=True)  # the gate closed again at 0.3
+    layers[2].close()
+    await asyncio.sleep(0.4)
+    assert receivers[2].plis == [33, 33]  # a closed layer's held request is dropped
+    assert layers[0].stats().keyframes_deferred == 1
+
+
+async def test_without_a_gate_optional_requests_pass_like_any_other() -> None:
+    clock = Clock()
+    rx = FakeReceiver(media_ssrc=7)
+    p = Producer("a", "camera", "video", "video/vp8", rx, 0.0, clock)  # type: ignore[arg-type]
+    assert p.request_keyframe(optional=True) and p.request_keyframe(optional=True)
+    await asyncio.sleep(0)
+    assert rx.plis == [7, 7] and p.keyframes_deferred == 0

@@ -209,8 +209,9 @@ class FakeSource:
     participant_id: str
     source: str = "camera"
     keyframes_asked: int = 0
+    layer: int = 0
 
-    def request_keyframe(self) -> bool:
+    def request_keyframe(self, optional: bool = False) -> bool:
         self.keyframes_asked += 1
         return True
 
