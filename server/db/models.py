@@ -594,6 +594,14 @@ class RecordingState(enum.StrEnum):
     FAILED = "failed"
 
 
+class RecordingAudience(enum.StrEnum):
+    """RecordingAudience: which learners see a published recording (`server.live.audience`)."""
+
+    ENROLLED = "enrolled"  # the learners enrolled in its program
+    UNITS = "units"  # those, and the learners of the units of the meeting's classrooms and provinces
+    ALL = "all"  # every learner
+
+
 class Recording(Base):
     """Recording: one recording of a meeting's room: its files, state, progress and who may watch it."""
 
@@ -611,6 +619,8 @@ class Recording(Base):
     recovered: Mapped[bool] = mapped_column(Boolean, default=False)
     gaps: Mapped[int] = mapped_column(Integer, default=0)  # media lost to a disk too slow (recorder/participant.py)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
+    audience: Mapped[RecordingAudience] = mapped_column(_enum(RecordingAudience), default=RecordingAudience.ENROLLED,
+                                                       server_default=RecordingAudience.ENROLLED.value)  # 0012
     video_codec: Mapped[str] = mapped_column(String(8), default="VP8")
     file: Mapped[str] = mapped_column(String(200), default="")  # the lecture file, relative to directory
     mime: Mapped[str] = mapped_column(String(40), default="")
@@ -623,4 +633,4 @@ class Recording(Base):
     started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
-__all__ += ["Recording", "RecordingState"]
+__all__ += ["Recording", "RecordingAudience", "RecordingState"]
