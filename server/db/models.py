@@ -382,6 +382,34 @@ class MeetingDocument(Base):
     classroom_id: Mapped[int | None] = mapped_column(ForeignKey("classrooms.id", ondelete="SET NULL"))
 
 
+class OverrideReason(Base):
+    """OverrideReason: one written reason for publishing or changing a published meeting inside the 10-day window
+    (migration 0013): every reason stays, with its author and time (the meeting's `publish_override_*` is the last)."""
+
+    __tablename__ = "override_reasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(20))  # publish, update
+    reason: Mapped[str] = mapped_column(Text)
+    by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeadlineReminder(Base):
+    """DeadlineReminder: a reminder sent for one document of a regional meeting, `days_before` its due day (once)."""
+
+    __tablename__ = "deadline_reminders"
+    __table_args__ = (UniqueConstraint("meeting_id", "kind", "days_before", name="uq_deadline_reminders_once"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # plan, joint_report, result_report
+    days_before: Mapped[int] = mapped_column(Integer)
+    due: Mapped[dt.date] = mapped_column(Date)
+    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AttendanceEvent(Base):
     """AttendanceEvent: one thing a participant did in a meeting's live room (reports are computed from these).
 
@@ -419,7 +447,7 @@ class Headcount(Base):
 
 
 __all__ = [
-    "AttendanceEvent", "AuditEntry", "Headcount",
+    "AttendanceEvent", "AuditEntry", "DeadlineReminder", "Headcount", "OverrideReason",
     "Base", "CalendarFeed", "ChatMessage", "Classroom", "JoinLink", "LoginSession", "Meeting",
     "MeetingDocument", "MeetingKind", "MeetingStatus", "Notification", "PRESENTER_ROLES", "Poll", "PollAnswer",
     "Program", "Role", "STAFF_ROLES", "Setting",
