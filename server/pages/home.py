@@ -11,8 +11,7 @@ from server.auth import require
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role
-from server.i18n import LANG_COOKIE, LANGUAGES
-from server.i18n import language
+from server.i18n import LANG_COOKIE, LANGUAGES, language
 from server.schedule import deadlines, notifications
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
