@@ -250,6 +250,10 @@ async def test_console_table_scales_to_86_classrooms(browser: Browser, live_serv
     box = await row.bounding_box()
     assert under and box and abs(under["y"] - (box["y"] + box["height"])) <= 2
     assert under["x"] + under["width"] <= 1366
+    # Scrolled down among the rows, the column headers stay in sight under the site's top bar.
+    bar = await page.locator(".topbar").bounding_box()
+    head = await page.locator(".cc-grid th").first.bounding_box()
+    assert bar and head and head["y"] >= bar["y"] + bar["height"] - 1 and head["y"] <= bar["y"] + bar["height"] + 4
     await page.screenshot(path=str(ARTIFACTS / "console-86-charts.png"), full_page=False)
     await row.click()
     assert await page.locator("[data-charts='p-22']").is_hidden()

@@ -120,6 +120,10 @@
           try { await api("PATCH", `/api/v1/recordings/${r.id}`, { published: false }); done(); } catch (e) { alert(e.message); }
         },
       }, r.published ? T.unpublish : T.publish_more));
+      if (r.published) {
+        box.append(el("button", { type: "button", class: "btn btn-ghost btn-sm", "data-audience-change": r.id,
+          onclick: () => publishForm(r, done) }, T.change_audience));
+      }
     }
     if (r.state === "ready" || r.state === "failed") {
       box.append(el("button", {
