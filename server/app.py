@@ -33,6 +33,7 @@ from server.middlewares import error_middleware, request_id_middleware, security
 from server.pages.context import setup_jinja, template_context
 from server.passwords import PASSWORDS, PasswordPool, passwords_ctx
 from server.ratelimit import LOGIN_LIMITER, LoginLimiter
+from server.schedule import reminders
 from server.storage import StartupError, check_data_dir
 
 log = logging.getLogger("taphuan")
@@ -122,5 +123,6 @@ def create_app(config: Config) -> web.Application:
     pages.setup(app)
     signalling.setup(app)
     recordings.setup(app)  # after live: its cleanup context stops the recorders before the rooms
+    reminders.setup(app)  # regional-meeting deadline reminders, in the background
     app.router.add_static("/static/", WEB_DIR / "static", name="static", append_version=True)
     return app

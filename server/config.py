@@ -184,6 +184,20 @@ class SmtpSection(_Section):
     sender: str = "taphuan@localhost"
 
 
+class DeadlinesSection(_Section):
+    """DeadlinesSection: reminders of the regional-meeting documents still missing before their due day."""
+
+    reminder_days: list[int] = Field(default_factory=lambda: [3, 1])
+    check_seconds: int = Field(900, ge=10, le=86400)
+
+    @field_validator("reminder_days")
+    @classmethod
+    def _days(cls, value: list[int]) -> list[int]:
+        if any(d < 0 or d > 60 for d in value):
+            raise ValueError("each day must be 0 (the due day itself) to 60")
+        return sorted(set(value), reverse=True)
+
+
 class MetricsSection(_Section):
     """MetricsSection: who may read /metrics: these client addresses or networks, or anyone with the bearer token."""
 
@@ -229,6 +243,7 @@ class Config(_Section):
     sfu: SfuSection = Field(default_factory=SfuSection)
     recorder: RecorderSection = Field(default_factory=RecorderSection)
     smtp: SmtpSection = Field(default_factory=SmtpSection)
+    deadlines: DeadlinesSection = Field(default_factory=DeadlinesSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     log: LogSection = Field(default_factory=LogSection)
 

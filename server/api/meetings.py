@@ -82,6 +82,17 @@ class ConflictOut(BaseModel):
     message: str
 
 
+class OverrideOut(BaseModel):
+    """OverrideOut: one written reason for publishing (`publish`) or changing (`update`) a meeting inside the
+    10-day window, its author and time."""
+
+    action: str
+    reason: str
+    by: int | None
+    by_name: str
+    at: dt.datetime
+
+
 class MeetingOut(BaseModel):
     """MeetingOut: a meeting with its presenters and invitees (`conflicts`: warnings for a draft)."""
 
@@ -106,6 +117,7 @@ class MeetingOut(BaseModel):
     publish_override_at: dt.datetime | None = None
     last_publish_day: dt.date
     conflicts: list[ConflictOut] = []
+    override_history: list[OverrideOut] = []  # one meeting's answers only (not the lists)
 
 
 def conflicts_out(request: web.Request, found: list[schedule.Conflict]) -> list[ConflictOut]:
@@ -118,8 +130,14 @@ def conflicts_out(request: web.Request, found: list[schedule.Conflict]) -> list[
 
 
 async def meeting_out_checked(request: web.Request, s: AsyncSession, ident: Identity, m: Meeting) -> MeetingOut:
-    """meeting_out_checked: MeetingOut with, for operators, the conflicts a draft would meet when published."""
+    """meeting_out_checked: MeetingOut with every 10-day override reason and, for operators, the conflicts a draft
+    would meet when published."""
     out = meeting_out(request, m)
+    tz = request.app[CONFIG].tz
+    out.override_history = [OverrideOut(action=r.action, reason=r.reason, by=r.by,
+                                        by_name=(u.display_name or u.username) if u else "",
+                                        at=svc.to_local(r.at, tz))
+                            for r, u in await svc.override_history(s, m.id)]
     if ident.role == Role.OPERATOR and m.status != MeetingStatus.PUBLISHED:
         out.conflicts = conflicts_out(request, await svc.draft_conflicts(s, m))
     return out

@@ -1,5 +1,5 @@
 """server.api.recordings: /api/v1/recordings: the archive (list, state and progress, media with Range, chapters,
-publish/unpublish and delete by operators). Who sees what: `server.live.recordings.visible`."""
+publish to an audience, unpublish and delete by operators). Who sees what: `server.live.recordings.visible`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from server.auth import require
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import Recording, RecordingState, Role
+from server.db.models import Recording, RecordingAudience, RecordingState, Role
 from server.errors import ApiError
 from server.inputs import check_id
 from server.learning import archive
@@ -45,6 +45,7 @@ class RecordingOut(BaseModel):
     recovered: bool
     gaps: int  # times media was lost while recording (the server's disk fell too far behind)
     published: bool
+    audience: RecordingAudience  # which learners a published recording reaches: enrolled, units, all
     video_codec: str
     mime: str
     duration: float
@@ -65,6 +66,25 @@ class RecordingPatch(BaseModel):
 
     published: bool | None = None
     title: str | None = Field(None, min_length=1, max_length=300)
+    audience: RecordingAudience | None = None
+
+
+class AudienceOption(BaseModel):
+    """AudienceOption: one audience a recording may be published to and how many learners it reaches."""
+
+    audience: RecordingAudience
+    learners: int
+
+
+class AudienceOut(BaseModel):
+    """AudienceOut: a recording's audience now and what each choice would reach (the publish form)."""
+
+    id: int
+    program_id: int | None
+    meeting_id: int | None
+    published: bool
+    audience: RecordingAudience
+    options: list[AudienceOption]
 
 
 def recording_out(request: web.Request, row: Recording, program_title: str = "") -> RecordingOut:
@@ -76,7 +96,8 @@ def recording_out(request: web.Request, row: Recording, program_title: str = "")
     return RecordingOut(
         id=row.id, title=row.title, meeting_id=row.meeting_id, program_id=row.program_id,
         program_title=program_title, state=row.state.value, progress=progress, error=row.error,
-        recovered=row.recovered, gaps=row.gaps, published=row.published, video_codec=row.video_codec, mime=row.mime,
+        recovered=row.recovered, gaps=row.gaps, published=row.published, audience=row.audience,
+        video_codec=row.video_codec, mime=row.mime,
         duration=row.duration, size=row.size, started_at=row.started_at.astimezone(tz),
         ended_at=row.ended_at.astimezone(tz) if row.ended_at else None,
         chapters=[ChapterOut(**c) for c in row.chapters or []], originals=sorted(row.originals or {}),
@@ -144,16 +165,31 @@ async def get_recording(request: web.Request) -> web.Response:
     return json_response(recording_out(request, row, title))
 
 
+@endpoint("GET", "/api/v1/recordings/{id}/audience", name="api-recording-audience",
+          summary="Who a recording reaches: its audience and the learners each audience would reach",
+          roles=OPERATORS, response=AudienceOut, tag="recordings")
+async def recording_audience(request: web.Request) -> web.Response:
+    """recording_audience: the publish form's "who will see it" (counts of active learner accounts)."""
+    rid = int_param(request, "id")
+    async with request.app[DB]() as s:
+        row, counts = await archive.audience(s, rid)
+    return json_response(AudienceOut(id=row.id, program_id=row.program_id, meeting_id=row.meeting_id,
+                                     published=row.published, audience=row.audience,
+                                     options=[AudienceOption(audience=a, learners=n) for a, n in counts.items()]))
+
+
 @endpoint("PATCH", "/api/v1/recordings/{id}", name="api-recording-update",
-          summary="Publish or unpublish a recording to learners, or rename it", roles=OPERATORS,
+          summary="Publish or unpublish a recording to learners (audience: enrolled, units or all), or rename it",
+          roles=OPERATORS,
           body=RecordingPatch, response=RecordingOut, tag="recordings",
           errors=(409,))
 async def update_recording(request: web.Request) -> web.Response:
-    """update_recording: publish (ready recordings only), unpublish or rename; audit-logged."""
+    """update_recording: publish (ready recordings only), unpublish, rename or choose the audience; audit-logged."""
     rid = int_param(request, "id")
     data = await parse_body(request, RecordingPatch)
     async with request.app[DB]() as s:
-        row = await archive.change(s, request, rid, published=data.published, title=data.title)
+        row = await archive.change(s, request, rid, published=data.published, title=data.title,
+                                   audience=data.audience)
         await s.commit()
     return json_response(recording_out(request, row))
 

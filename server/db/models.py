@@ -382,6 +382,34 @@ class MeetingDocument(Base):
     classroom_id: Mapped[int | None] = mapped_column(ForeignKey("classrooms.id", ondelete="SET NULL"))
 
 
+class OverrideReason(Base):
+    """OverrideReason: one written reason for publishing or changing a published meeting inside the 10-day window
+    (migration 0013): every reason stays, with its author and time (the meeting's `publish_override_*` is the last)."""
+
+    __tablename__ = "override_reasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(20))  # publish, update
+    reason: Mapped[str] = mapped_column(Text)
+    by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeadlineReminder(Base):
+    """DeadlineReminder: a reminder sent for one document of a regional meeting, `days_before` its due day (once)."""
+
+    __tablename__ = "deadline_reminders"
+    __table_args__ = (UniqueConstraint("meeting_id", "kind", "days_before", name="uq_deadline_reminders_once"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # plan, joint_report, result_report
+    days_before: Mapped[int] = mapped_column(Integer)
+    due: Mapped[dt.date] = mapped_column(Date)
+    sent_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AttendanceEvent(Base):
     """AttendanceEvent: one thing a participant did in a meeting's live room (reports are computed from these).
 
@@ -419,7 +447,7 @@ class Headcount(Base):
 
 
 __all__ = [
-    "AttendanceEvent", "AuditEntry", "Headcount",
+    "AttendanceEvent", "AuditEntry", "DeadlineReminder", "Headcount", "OverrideReason",
     "Base", "CalendarFeed", "ChatMessage", "Classroom", "JoinLink", "LoginSession", "Meeting",
     "MeetingDocument", "MeetingKind", "MeetingStatus", "Notification", "PRESENTER_ROLES", "Poll", "PollAnswer",
     "Program", "Role", "STAFF_ROLES", "Setting",
@@ -594,6 +622,14 @@ class RecordingState(enum.StrEnum):
     FAILED = "failed"
 
 
+class RecordingAudience(enum.StrEnum):
+    """RecordingAudience: which learners see a published recording (`server.live.audience`)."""
+
+    ENROLLED = "enrolled"  # the learners enrolled in its program
+    UNITS = "units"  # those, and the learners of the units of the meeting's classrooms and provinces
+    ALL = "all"  # every learner
+
+
 class Recording(Base):
     """Recording: one recording of a meeting's room: its files, state, progress and who may watch it."""
 
@@ -611,6 +647,8 @@ class Recording(Base):
     recovered: Mapped[bool] = mapped_column(Boolean, default=False)
     gaps: Mapped[int] = mapped_column(Integer, default=0)  # media lost to a disk too slow (recorder/participant.py)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
+    audience: Mapped[RecordingAudience] = mapped_column(_enum(RecordingAudience), default=RecordingAudience.ENROLLED,
+                                                       server_default=RecordingAudience.ENROLLED.value)  # 0012
     video_codec: Mapped[str] = mapped_column(String(8), default="VP8")
     file: Mapped[str] = mapped_column(String(200), default="")  # the lecture file, relative to directory
     mime: Mapped[str] = mapped_column(String(40), default="")
@@ -623,4 +661,4 @@ class Recording(Base):
     started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
-__all__ += ["Recording", "RecordingState"]
+__all__ += ["Recording", "RecordingAudience", "RecordingState"]

@@ -1,9 +1,10 @@
 """server.learning.archive: the archive of recordings as the pages and the API read and change it.
 
-Who may see a recording is `server.live.recordings.visible`; here are the lookups built on it (the library's
-programs, the list with its filters, one recording or 404/403), the operators' changes (publish, unpublish,
-rename, delete; audit-logged, the caller commits) and the self-study side of the player: a published recording
-of a program is one of its lecture videos, so a learner of the program resumes where they stopped.
+Who may see a recording is `server.live.recordings.visible` (for learners, its audience: `server.live.audience`);
+here are the lookups built on it (the library's programs, the list with its filters, one recording or 404/403), the
+operators' changes (publish to an audience, unpublish, rename, delete; audit-logged, the caller commits) and the
+self-study side of the player: a published recording of a program is one of its lecture videos, so a learner of the
+program resumes where they stopped.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.audit import record
 from server.auth import Identity
-from server.db.models import Program, Recording, RecordingState
+from server.db.models import Program, Recording, RecordingAudience, RecordingState
 from server.errors import ApiError
 from server.learning import selfstudy
+from server.live.audience import learner_counts
 from server.live.recordings import delete_recording, may_view, visible
 from server.people import enrolment
 
@@ -93,12 +95,24 @@ async def study_video(s: AsyncSession, ident: Identity, row: Recording) -> dict[
     return {"item": item, "program_id": row.program_id, "position": await selfstudy.position(s, ident.user_id, item)}
 
 
-async def change(s: AsyncSession, request: web.Request | None, recording_id: int, *, published: bool | None = None,
-                 title: str | None = None) -> Recording:
-    """change: publish (ready recordings only: 409), unpublish or rename a recording; audit-logged (404 unknown)."""
+async def audience(s: AsyncSession, recording_id: int) -> tuple[Recording, dict[RecordingAudience, int]]:
+    """audience: the recording and how many learners each audience would reach (404 unknown)."""
     row = await s.get(Recording, recording_id)
     if row is None:
         raise not_found()
+    return row, await learner_counts(s, row)
+
+
+async def change(s: AsyncSession, request: web.Request | None, recording_id: int, *, published: bool | None = None,
+                 title: str | None = None, audience: RecordingAudience | None = None) -> Recording:
+    """change: publish (ready recordings only: 409), unpublish, rename a recording or choose its audience;
+    audit-logged (404 unknown)."""
+    row = await s.get(Recording, recording_id)
+    if row is None:
+        raise not_found()
+    if audience is not None and audience != row.audience:
+        record(s, request, "recording.audience", f"recording:{row.id}", old=row.audience.value, new=audience.value)
+        row.audience = audience
     if published is not None and published != row.published:
         if published and row.state != RecordingState.READY:
             raise ApiError(409, "not-ready", "Chỉ công bố được bản ghi đã sẵn sàng. / Only a ready recording can "

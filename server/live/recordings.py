@@ -54,6 +54,7 @@ from server.db.models import (
     program_trainers,
     utcnow,
 )
+from server.live.audience import reaches_recording
 from server.live.service import LIVE
 from sfu.errors import SfuError
 from sfu.room import Room
@@ -454,8 +455,8 @@ def visible(ident: Identity) -> ColumnElement[bool]:
 
     Operators: all. Trainers and leaders: every recording of meetings they present, and published ones of
     programs they learn in or train (whose self-study lists them). Classrooms: published recordings of
-    meetings they were invited to. Learners: published recordings of programs they are enrolled in. Guests:
-    none.
+    meetings they were invited to. Learners: published recordings whose audience reaches them
+    (`server.live.audience`: enrolled in the program, of the meeting's units, or everyone). Guests: none.
     """
     if ident.role == Role.OPERATOR:
         return true()
@@ -473,7 +474,7 @@ def visible(ident: Identity) -> ColumnElement[bool]:
                                            .where(meeting_classrooms.c.classroom_id == ident.classroom_id))
         return published & invited
     if ident.role == Role.LEARNER:
-        return published & enrolled
+        return published & reaches_recording(uid)
     return false()
 
 

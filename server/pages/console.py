@@ -1,7 +1,9 @@
 """server.pages.console: the operator console: /console (every live room) and /console/{meeting_id} (one room).
 
 The pages are shells: `web/static/console.js` polls /api/v1/live/rooms (or /rooms/{id}) every two seconds,
-keeps about five minutes of figures per participant in the page and draws them with `web/static/charts.js`.
+keeps about five minutes of figures per participant in the page and shows each room as a compact table (one
+row per participant, problems first, sortable by its column headers, an SVG sparkline per row); a row's full
+charts (`web/static/charts.js`) open on click.
 Operators only; moderation itself happens in the live room (/live/{id}), where operators have a presenter's
 actions, audit-logged by the signalling server.
 """
@@ -44,6 +46,9 @@ def console_text(request: web.Request) -> dict[str, str]:
         "source.camera": "Camera", "source.mic": "Microphone", "source.screen": "Screen",
         "codec": "Video codec", "slots": "Slots received",
         "recording": "Recording now", "recordingTitle": "This meeting is being recorded.",
+        "col.name": "Participant", "col.unit": "Unit", "col.state": "State", "col.audio": "Audio only",
+        "col.bitrate": "Bitrate", "col.loss": "Packet loss", "col.rtt": "RTT", "col.spark": "Last minutes",
+        "sortBy": "Sort by", "showCharts": "Click to show or hide the charts",
     }
     return {key: _(request, value) for key, value in t.items()}
 
@@ -54,7 +59,7 @@ def _base(request: web.Request) -> dict[str, Any]:
 
 @aiohttp_jinja2.template("console.html")
 async def console_page(request: web.Request) -> dict[str, Any]:
-    """console_page: every live room of this server as a card with its participants' small charts."""
+    """console_page: every live room of this server as a card with its participants' table."""
     require(request, Role.OPERATOR)
     return {**_base(request),
             "console_config": {"mode": "all", "api": "/api/v1/live/rooms", "pollMs": POLL_MS,
@@ -63,7 +68,7 @@ async def console_page(request: web.Request) -> dict[str, Any]:
 
 @aiohttp_jinja2.template("console_room.html")
 async def console_room_page(request: web.Request) -> dict[str, Any]:
-    """console_room_page: one meeting's live room with larger charts per participant (404: no such meeting)."""
+    """console_room_page: one meeting's live room, its participants' table (404: no such meeting)."""
     require(request, Role.OPERATOR)
     meeting_id = int_param(request, "meeting_id")
     async with request.app[DB]() as s:

@@ -8,11 +8,13 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.auth import require
+from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role
-from server.i18n import LANG_COOKIE, LANGUAGES
+from server.i18n import LANG_COOKIE, LANGUAGES, language
+from server.schedule import deadlines, notifications
 from server.schedule import meetings as svc
-from server.schedule import notifications
+from server.schedule import rules as schedule
 
 # (label, path, icon) of the operator's shortcuts; the pages are written by each area.
 OPERATOR_SHORTCUTS = (
@@ -31,19 +33,26 @@ OPERATOR_SHORTCUTS = (
 async def home(request: web.Request) -> dict[str, Any]:
     """home: upcoming meetings for the role, with its shortcuts.
 
-    Operators see every upcoming meeting with its status; trainers and leaders the ones they present;
+    Operators see every upcoming meeting with its status, and the regional-meeting documents past their due day;
+    trainers and leaders the ones they present;
     classrooms their published invitations (with "Join class" from 30 minutes before the start);
     a guest its one meeting; learners nothing yet (recordings come later).
     """
     ident = require(request)
     meetings: list[Any] = []
+    overdue: list[deadlines.Overdue] = []
+    tz = request.app[CONFIG].tz
     async with request.app[DB]() as s:
         if svc.can_read_meetings(ident):
             meetings = await svc.upcoming_meetings(s, ident, include_cancelled=ident.role != Role.CLASSROOM)
+        if ident.role == Role.OPERATOR:
+            overdue = await deadlines.overdue(s, ident, schedule.today_in(tz), tz)
         notes = await notifications.list_for(s, ident, unread_only=True, limit=10)  # schedule changes (issue 6)
     shortcuts = OPERATOR_SHORTCUTS if ident.role == Role.OPERATOR else ()
     now = svc.utcnow()
-    return {"meetings": meetings, "shortcuts": shortcuts, "now": now, "notes": notes,
+    lang = language(request)
+    return {"meetings": meetings, "shortcuts": shortcuts, "now": now, "notes": notes, "overdue": overdue,
+            "doc_labels": {k: v[0] if lang == "vi" else v[1] for k, v in deadlines.KIND_LABELS.items()},
             "joinable": {m.id for m in meetings if svc.is_joinable(m, now)},
             "live": {m.id for m in meetings if svc.is_live(m, now)}}
 

@@ -248,6 +248,7 @@ async def detail_context(s: Any, request: web.Request, ident: Identity, meeting:
     tz = request.app[CONFIG].tz
     now = svc.utcnow()
     override_by = await find_user(s, meeting.publish_override_by)
+    reasons = await svc.override_history(s, meeting.id)
     conflicts = await svc.draft_conflicts(s, meeting) if ident.role == Role.OPERATOR else []
     row = await deadlines.for_meeting(s, meeting, schedule.today_in(tz, now), tz)
     return {"m": meeting, "notice": notice(request), "error": error, "error_code": error_code,
@@ -255,6 +256,7 @@ async def detail_context(s: Any, request: web.Request, ident: Identity, meeting:
             "notice_ok": schedule.notice_ok(meeting.starts_at, now, tz),
             "last_publish_day": schedule.last_publish_day(meeting.starts_at, tz),
             "earliest_day": schedule.earliest_start_day(now, tz), "override_by": override_by,
+            "override_history": reasons,
             "conflicts": [c.text(tz, language(request)) for c in conflicts], "deadlines": row,
             "can_upload": deadlines.can_upload(ident, meeting),
             "doc_labels": {k: v[0] if language(request) == "vi" else v[1] for k, v in deadlines.KIND_LABELS.items()},

@@ -1,8 +1,9 @@
 """server.schedule.deadlines: regional-meeting documents (plan, joint report, result report) and their deadlines.
 
 The due days and states come from `server.schedule.rules` (`deadlines_of`), always for a given local "today"
-so tests and reports can choose the day. Documents are uploaded to a published regional meeting by an
-operator, one of its presenters or an invited classroom; files are typed by content (PDF, DOCX, XLSX,
+so tests and reports can choose the day. `overdue` lists the documents past their due day (the operators' home
+page); `server.schedule.reminders` reminds before they fall due. Documents are uploaded to a published regional
+meeting by an operator, one of its presenters or an invited classroom; files are typed by content (PDF, DOCX, XLSX,
 ODT, ODS), limited to `limits.max_upload_bytes` and kept once per content hash by `server.files`.
 Everyone who may see the meeting may download them.
 """
@@ -90,19 +91,20 @@ async def for_meeting(s: AsyncSession, m: Meeting, today: dt.date, tz: ZoneInfo)
     return build(m, (await documents(s, [m.id]))[m.id], today, tz)
 
 
-async def dashboard(s: AsyncSession, ident: Identity, today: dt.date, tz: ZoneInfo,
+async def dashboard(s: AsyncSession, ident: Identity | None, today: dt.date, tz: ZoneInfo,
                     state: schedule.DeadlineState | None = None) -> list[MeetingDeadlines]:
-    """dashboard: the published regional meetings `ident` may see (ended at most 120 days ago) with deadlines.
+    """dashboard: the published regional meetings `ident` may see (ended at most 120 days ago) with deadlines
+    (`ident` None: all of them, for the server's own work: the reminders).
 
     With `state`, only the meetings that have a deadline in that state. Sorted by the nearest open due day.
     """
     since = dt.datetime.combine(today - dt.timedelta(days=PAST_DAYS), dt.time(), tzinfo=tz)
-    q = (visible(select(Meeting), ident)
-         .options(selectinload(Meeting.program), selectinload(Meeting.presenters),
-                  selectinload(Meeting.classrooms), selectinload(Meeting.provinces))
-         .where(Meeting.kind == MeetingKind.REGIONAL, Meeting.status == MeetingStatus.PUBLISHED,
-                Meeting.ends_at >= since)
-         .order_by(Meeting.starts_at, Meeting.id))
+    q = (select(Meeting) if ident is None else visible(select(Meeting), ident)) \
+        .options(selectinload(Meeting.program), selectinload(Meeting.presenters),
+                 selectinload(Meeting.classrooms), selectinload(Meeting.provinces)) \
+        .where(Meeting.kind == MeetingKind.REGIONAL, Meeting.status == MeetingStatus.PUBLISHED,
+               Meeting.ends_at >= since) \
+        .order_by(Meeting.starts_at, Meeting.id)
     meetings = list((await s.scalars(q)).all())
     docs = await documents(s, [m.id for m in meetings])
     rows = [build(m, docs[m.id], today, tz) for m in meetings]
@@ -114,6 +116,26 @@ async def dashboard(s: AsyncSession, ident: Identity, today: dt.date, tz: ZoneIn
         return (0 if open_days else 1, min(open_days) if open_days else r.deadlines[-1].due, r.meeting.id)
 
     return sorted(rows, key=key)
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """Overdue: one document of a regional meeting past its due day, not received."""
+
+    meeting: Meeting
+    deadline: schedule.Deadline
+
+    @property
+    def days_late(self) -> int:
+        """Overdue.days_late: days since the due day."""
+        return -self.deadline.days_left
+
+
+async def overdue(s: AsyncSession, ident: Identity, today: dt.date, tz: ZoneInfo) -> list[Overdue]:
+    """overdue: the documents `ident`'s meetings are missing past their due day, the longest overdue first."""
+    rows = await dashboard(s, ident, today, tz, "overdue")
+    out = [Overdue(r.meeting, d) for r in rows for d in r.deadlines if d.state == "overdue"]
+    return sorted(out, key=lambda o: (o.deadline.due, o.meeting.id))
 
 
 # --- uploads --------------------------------------------------------------------------------------

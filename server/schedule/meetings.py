@@ -7,7 +7,8 @@ place:
   trainers or leaders, classrooms and provinces exist) before create and update.
 - `check_publication(s, meeting, ...)` runs before a meeting becomes published: a regional meeting needs
   a leader, then the rules of `server.schedule.rules`: 10 days' notice (overridable with a written reason) and
-  no overlap with another published meeting.
+  no overlap with another published meeting. Every reason written is kept (`override_history`: who, when, for
+  publishing or for an edit); the meeting's `publish_override_*` columns hold the last one.
 - `update_meeting` re-checks both rules when a *published* meeting is edited (notice only when its time
   changes or someone is newly invited) and notifies everyone invited before or after the edit.
 - `change_status(s, request, meeting, status)` is the single place a meeting's status changes
@@ -41,6 +42,7 @@ from server.db.models import (
     Meeting,
     MeetingKind,
     MeetingStatus,
+    OverrideReason,
     Program,
     Role,
     Unit,
@@ -456,11 +458,21 @@ def _invitees(meeting: Meeting) -> tuple[set[int], set[int]]:
     return {u.id for u in meeting.presenters}, {c.id for c in meeting.classrooms}
 
 
-def _override(meeting: Meeting, request: web.Request | None, reason: str, actor_id: int | None,
-              now: dt.datetime) -> None:
+def _override(s: AsyncSession, meeting: Meeting, request: web.Request | None, reason: str, actor_id: int | None,
+              now: dt.datetime, action: Literal["publish", "update"]) -> None:
+    """_override: keep a 10-day override reason: the meeting's last one, and one more entry of its history."""
     meeting.publish_override_reason = reason
     meeting.publish_override_by = _actor(request, actor_id)
     meeting.publish_override_at = now
+    s.add(OverrideReason(meeting_id=meeting.id, action=action, reason=reason, by=meeting.publish_override_by,
+                         at=now))
+
+
+async def override_history(s: AsyncSession, meeting_id: int) -> list[tuple[OverrideReason, User | None]]:
+    """override_history: every override reason of a meeting, oldest first, with its author (None: deleted)."""
+    q = (select(OverrideReason, User).outerjoin(User, User.id == OverrideReason.by)
+         .where(OverrideReason.meeting_id == meeting_id).order_by(OverrideReason.at, OverrideReason.id))
+    return [(row, user) for row, user in (await s.execute(q)).all()]
 
 
 async def update_meeting(s: AsyncSession, request: web.Request | None, meeting: Meeting, data: MeetingIn, *,
@@ -494,7 +506,7 @@ async def update_meeting(s: AsyncSession, request: web.Request | None, meeting: 
     changed = sorted(k for k in after if after[k] != before[k])
     details: dict[str, Any] = {"fields": changed}
     if used_override:
-        _override(meeting, request, reason, actor_id, now)
+        _override(s, meeting, request, reason, actor_id, now, "update")
         details["override_reason"] = reason
     if changed:
         meeting.sequence = (meeting.sequence or 0) + 1
@@ -573,7 +585,7 @@ async def change_status(s: AsyncSession, request: web.Request | None, meeting: M
     if status == MeetingStatus.PUBLISHED:
         reason = schedule.clean_reason(override_reason)
         if await check_publication(s, meeting, tz=tz, now=now, override_reason=reason):
-            _override(meeting, request, reason, actor_id, now)
+            _override(s, meeting, request, reason, actor_id, now, "publish")
             details["override_reason"] = reason
         meeting.first_published_at = meeting.first_published_at or now
     previous = meeting.status

@@ -2,7 +2,8 @@
 
 One `Notification` row per recipient: a classroom (`classroom_id`, seen by every account of that
 classroom) or a presenter (`user_id`). The text is stored as "Vietnamese / English" like API messages;
-`text_in(n, lang)` picks one side. Rows stay until read (home page banner, /api/v1/notifications).
+`text_in(n, lang)` picks one side. Rows stay until read (home page banner, /api/v1/notifications). Kinds: the
+schedule changes, and `reminder` (a regional-meeting document due soon: `server.schedule.reminders`).
 A join-link login sees only those of its meeting (not the account's other meetings).
 When `smtp.host` is configured, `email` also sends the text to the recipients' addresses (presenters
 and the accounts of the invited classrooms) through `server.mail`, once the transaction commits.
@@ -22,10 +23,10 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from server.auth import Identity
 from server.db.models import Meeting, Notification, User, utcnow
-from server.mail import MAILER
+from server.mail import MAILER, Mailer
 from server.schedule.rules import WEEKDAYS_EN, WEEKDAYS_VI
 
-NoticeKind = Literal["published", "changed", "cancelled", "withdrawn", "uninvited"]
+NoticeKind = Literal["published", "changed", "cancelled", "withdrawn", "uninvited", "reminder"]
 FIELD_WORDS = {
     "starts_at": ("giờ bắt đầu", "start"), "ends_at": ("giờ kết thúc", "end"), "title": ("tên", "title"),
     "description": ("mô tả", "description"), "presenter_ids": ("người trình bày", "presenters"),
@@ -127,9 +128,11 @@ def _drop_mail(session: Any, _transaction: Any = None) -> None:
 
 
 async def email(s: AsyncSession, request: web.Request | None, m: Meeting, text: str, *,
-                user_ids: Iterable[int] = (), classroom_ids: Iterable[int] = ()) -> int:
-    """email: queue `text` to the addresses of these accounts and classrooms, sent after the commit; how many."""
-    mailer = request.app.get(MAILER) if request is not None else None
+                user_ids: Iterable[int] = (), classroom_ids: Iterable[int] = (), mailer: Mailer | None = None) -> int:
+    """email: queue `text` to the addresses of these accounts and classrooms, sent after the commit; how many.
+    The request's app gives the Mailer (or `mailer`, for work outside a request: deadline reminders)."""
+    if mailer is None and request is not None:
+        mailer = request.app.get(MAILER)
     users, rooms = list(user_ids), list(classroom_ids)
     if mailer is None or not mailer.enabled or not (users or rooms):
         return 0

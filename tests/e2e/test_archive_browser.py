@@ -1,5 +1,5 @@
 """Real Chromium: the archive library and player: a recording plays, seeks from the chapter list (HTTP Range),
-and an operator publishes it to learners from the library."""
+and an operator publishes it to learners from the library, told who will see it."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ async def test_library_player_and_publishing(browser: Browser, live_server: Live
         s.add_all([row, busy])
         await s.commit()
     op = await make_user(Role.OPERATOR, display_name="Quản trị")
+    for _ in range(2):
+        await make_user(Role.LEARNER)  # learners of no program: only "all learners" reaches them
     ctx = await new_context(browser, live_server.url, user=op, app=app)
     try:
         page = await ctx.new_page()
@@ -52,8 +54,24 @@ async def test_library_player_and_publishing(browser: Browser, live_server: Live
         assert "Khôi phục sau sự cố" in await page.inner_text(f"[data-recording='{row.id}']")
         await page.fill("input[name=q]", "buổi 1")
         await page.wait_for_function("() => document.querySelectorAll('[data-recording]').length === 1")
+        # Publishing says who will see it: nobody is enrolled in the program, so the form warns and offers
+        # wider audiences with their counts.
         await page.click(f"[data-publish='{row.id}']")
-        await page.wait_for_selector(f"[data-recording='{row.id}'] .rec-published")
+        form = page.locator(f"dialog[data-publish-form='{row.id}']")
+        await form.wait_for()
+        assert "Ai sẽ xem được: 0 học viên" in await form.locator("[data-publish-who]").inner_text()
+        assert "chưa có học viên nào ghi danh" in await form.locator("[data-publish-warn]").inner_text()
+        assert await form.locator("[data-count=all]").inner_text() == "2 học viên"
+        await form.get_by_text("Mọi học viên", exact=True).click()
+        assert "Ai sẽ xem được: 2 học viên" in await form.locator("[data-publish-who]").inner_text()
+        assert await form.locator("[data-publish-warn]").is_hidden()
+        box = await form.bounding_box()
+        assert box and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 1366 \
+            and box["y"] + box["height"] <= 768
+        await page.screenshot(path=str(ARTIFACTS / "archive-publish.png"))
+        await form.locator("[data-publish-confirm]").click()
+        await page.wait_for_selector(f"[data-recording='{row.id}'] .rec-published[data-audience=all]")
+        assert "Đã công bố cho mọi học viên" in await page.inner_text(f"[data-recording='{row.id}']")
         await page.screenshot(path=str(ARTIFACTS / "archive.png"), full_page=True)
 
         await page.goto(f"/archive/{row.id}")
@@ -70,4 +88,5 @@ async def test_library_player_and_publishing(browser: Browser, live_server: Live
     finally:
         await ctx.close()
     async with app[DB]() as s:
-        assert (await s.get(Recording, row.id)).published is True  # type: ignore[union-attr]
+        done = await s.get(Recording, row.id)
+        assert done is not None and done.published is True and done.audience == "all"

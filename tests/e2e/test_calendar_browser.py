@@ -127,3 +127,63 @@ async def test_operator_publishes_and_classroom_sees_it(browser: Browser, live_s
     await page.goto("/deadlines")
     await page.screenshot(path=str(ARTIFACTS / "deadlines-phone.png"), full_page=True)
     await phone.close()
+
+
+async def test_reason_history_and_overdue_documents(browser: Browser, live_server: LiveServer,
+                                                    make_user: Factory, make_classroom: Factory) -> None:
+    """A meeting published 3 days ahead with a reason, then moved with a second reason: its page keeps both,
+    with author and time; a regional meeting whose plan is 5 days late shows on the operator's home page."""
+    app = live_server.app
+    op = await make_user(Role.OPERATOR, username="dieuphoi2", display_name="Điều phối viên Hà")
+    trainer = await make_user(Role.TRAINER, username="gv.minh", display_name="Lê Văn Minh")
+    leader = await make_user(Role.LEADER, username="ld.an", display_name="Phạm Văn An")
+    room_id = await make_classroom(code="LC-09", name="Phòng học Bắc Hà")
+    async with app[DB]() as s:
+        program = await svc.create_program(s, None, svc.ProgramIn(title="Bồi dưỡng cán bộ quản lý"))
+        lc = Unit(code="T10Y", name="Lào Cai", level=UnitLevel.PROVINCE)
+        s.add(lc)
+        await s.flush()
+        today = dt.datetime.now(TZ).date()
+        day = today + dt.timedelta(days=10)
+        data = svc.MeetingIn.model_validate({
+            "program_id": program.id, "title": "Hội nghị vùng Đông Bắc", "kind": "regional",
+            "starts_at": dt.datetime.combine(day, dt.time(14), tzinfo=TZ),
+            "ends_at": dt.datetime.combine(day, dt.time(16), tzinfo=TZ),
+            "presenter_ids": [leader.id], "classroom_ids": [room_id], "province_ids": [lc.id]})
+        regional = await svc.create_meeting(s, None, data)
+        await s.commit()
+        regional = await svc.get_meeting(s, Identity("x", Role.OPERATOR, "c"), regional.id)
+        await svc.publish_meeting(s, None, regional, override_reason="Hội nghị bổ sung theo chỉ đạo của Bộ")
+        await s.commit()
+
+    ctx = await new_context(browser, live_server.url, user=op, app=app)
+    page = await ctx.new_page()
+    mid = await create_through_form(page, program.id, "Chuyên đề 3: Quản trị trường học",
+                                    today + dt.timedelta(days=3), trainer, room_id)
+    first, second = "Bộ đổi lịch gấp theo công văn số 45/BGDĐT", "Giảng viên đổi giờ vì trùng lịch họp tỉnh"
+    await page.fill("#override_reason", first)
+    await page.click("#override button:has-text('Công bố với lý do này')")
+    await page.wait_for_url(f"**/meetings/{mid}?notice=meeting-publish")
+    await page.goto(f"/meetings/{mid}/edit")
+    await page.fill("#start_time", "09:00")
+    await page.fill("#override_reason", second)
+    await page.click(".sticky-actions button[type=submit]")
+    await page.wait_for_url(f"**/meetings/{mid}?notice=meeting-saved")
+    rows = page.locator("[data-override-history] tbody tr")
+    assert await rows.count() == 2
+    texts = await rows.all_inner_texts()
+    assert first in texts[0] and second in texts[1] and all("Điều phối viên Hà" in t for t in texts)
+    table = await page.locator("[data-override-history] table").bounding_box()
+    assert table and table["x"] >= 0 and table["x"] + table["width"] <= 1366
+    await page.screenshot(path=str(ARTIFACTS / "meeting-reasons.png"), full_page=True)
+
+    await page.goto("/")
+    overdue = page.locator("[data-overdue]")
+    await overdue.wait_for()
+    assert await overdue.locator(f"[data-overdue-doc='{regional.id}-plan']").count() == 1
+    text = await overdue.inner_text()
+    assert "Hội nghị vùng Đông Bắc" in text and "Kế hoạch của vùng" in text and "Trễ 5 ngày" in text
+    box = await overdue.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= 1366 and box["y"] < 768  # seen without scrolling
+    await page.screenshot(path=str(ARTIFACTS / "home-overdue.png"))
+    await ctx.close()

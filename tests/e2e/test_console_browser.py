@@ -16,12 +16,19 @@ pytestmark = pytest.mark.browser
 
 Factory = Callable[..., Awaitable[Any]]
 
-# Every participant row (or card) has media flowing and each of its charts drew points.
+# Every participant row has media flowing and its sparkline drew points.
 ALL_FLOWING = """(n) => {
   const rows = Array.from(document.querySelectorAll(n.sel));
   if (rows.length !== n.count) return false;
   return rows.every((row) => Number(row.dataset.bitrate) > 0 &&
-    Array.from(row.querySelectorAll("canvas")).every((c) => Number(c.dataset.points || 0) >= 2));
+    Number(row.querySelector("svg.cc-spark").dataset.points || 0) >= 2);
+}"""
+
+# The open charts of one participant each drew points.
+CHARTS_DRAWN = """(pid) => {
+  const box = document.querySelector(`[data-charts='${pid}']`);
+  const canvases = box ? Array.from(box.querySelectorAll("canvas")) : [];
+  return !box.hidden && canvases.length === 4 && canvases.every((c) => Number(c.dataset.points || 0) >= 2);
 }"""
 
 # Some pixels of the canvas are not transparent: the chart was drawn.
@@ -63,15 +70,18 @@ async def test_console_shows_bitrate_and_charts_for_each_participant(
     await console.goto("/console")
     card = console.locator(f".cc-room[data-room='{meeting.id}']")
     await card.wait_for(timeout=WAIT_MS)
-    await console.wait_for_function(ALL_FLOWING, arg={"sel": f".cc-room[data-room='{meeting.id}'] .cc-rows .cc-row",
+    await console.wait_for_function(ALL_FLOWING, arg={"sel": f".cc-room[data-room='{meeting.id}'] .cc-row",
                                                       "count": 2}, timeout=WAIT_MS)
     for pid in (presenter_id, classroom_pid):
         row = card.locator(f".cc-row[data-participant='{pid}']")
         assert float(await row.get_attribute("data-bitrate") or 0) > 0, pid
         assert await row.get_attribute("data-state") == "connected"
-        assert await row.locator("canvas").count() == 4
-        for i in range(4):
-            assert await row.locator("canvas").nth(i).evaluate(INKED) > 0
+        assert await row.locator("canvas").count() == 0  # the charts wait for a click
+    # A click on a row opens its four charts, drawn.
+    await card.locator(f".cc-row[data-participant='{presenter_id}']").click()
+    await console.wait_for_function(CHARTS_DRAWN, arg=presenter_id, timeout=WAIT_MS)
+    for i in range(4):
+        assert await card.locator(f"[data-charts='{presenter_id}'] canvas").nth(i).evaluate(INKED) > 0
     assert float(await card.locator(f".cc-row[data-participant='{presenter_id}']")
                  .get_attribute("data-publish") or 0) > 0
     assert float(await card.locator(f".cc-row[data-participant='{classroom_pid}']")
@@ -85,12 +95,13 @@ async def test_console_shows_bitrate_and_charts_for_each_participant(
     await console.wait_for_timeout(4000)  # a few more points on the sparklines for the screenshot
     await console.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
 
-    # The room page: larger charts per participant, with scales.
+    # The room page: the same table; a row's charts with scales and its send/receive details.
     await card.locator("[data-action=details]").click()
     await console.wait_for_url(f"**/console/{meeting.id}")
-    await console.wait_for_function(ALL_FLOWING, arg={"sel": ".cd-person", "count": 2}, timeout=WAIT_MS)
-    person = console.locator(f".cd-person[data-participant='{classroom_pid}']")
-    assert await person.locator("canvas.cd-canvas").count() == 4
+    await console.wait_for_function(ALL_FLOWING, arg={"sel": ".cc-row", "count": 2}, timeout=WAIT_MS)
+    await console.locator(f".cc-row[data-participant='{classroom_pid}']").click()
+    await console.wait_for_function(CHARTS_DRAWN, arg=classroom_pid, timeout=WAIT_MS)
+    person = console.locator(f"[data-charts='{classroom_pid}']")
     assert await person.locator("canvas.cd-canvas").first.evaluate(INKED) > 0
     assert "Nhận về" in await person.inner_text()
     await console.wait_for_timeout(4000)
@@ -98,7 +109,7 @@ async def test_console_shows_bitrate_and_charts_for_each_participant(
 
     # The classroom leaves: it disappears from the console.
     await classroom.context.close()
-    await console.wait_for_function("(pid) => !document.querySelector(`.cd-person[data-participant='${pid}']`)",
+    await console.wait_for_function("(pid) => !document.querySelector(`.cc-row[data-participant='${pid}']`)",
                                     arg=classroom_pid, timeout=WAIT_MS)
 
 
@@ -161,10 +172,91 @@ async def test_console_colours_degraded_classrooms(browser: Browser, live_server
     assert await card.locator("[data-recording]").count() == 1
     assert await card.locator(".cc-row[data-participant='p-rec']").count() == 0
     assert await page.locator("[data-count=people]").inner_text() == "6"
-    colour = await card.locator(".cc-row[data-participant='p-4']").evaluate(
-        "(row) => getComputedStyle(row).backgroundColor")
+    colour = await card.locator(".cc-row[data-participant='p-4'] td").first.evaluate(
+        "(cell) => getComputedStyle(cell).backgroundColor")
     assert colour != "rgba(0, 0, 0, 0)"
     await page.screenshot(path=str(ARTIFACTS / "console-degraded.png"), full_page=True)
+    await ctx.close()
+
+
+# Levels of the rows from the top, as ranks (bad 2, warn 1, ok 0), and each row's height.
+ROWS = """() => Array.from(document.querySelectorAll(".cc-row")).map((r) => ({
+  id: r.dataset.participant, rank: {bad: 2, warn: 1, ok: 0}[r.dataset.level], rtt: Number(r.dataset.rtt || -1),
+  h: r.getBoundingClientRect().height}))"""
+
+
+# 86 rows, the first one's sparkline three polls long.
+SPARKED = """() => document.querySelectorAll(".cc-row").length === 86 &&
+  Number(document.querySelector(".cc-row svg.cc-spark").dataset.points || 0) >= 3"""
+SORTED = """(way) => document.querySelector("th[data-col=rtt]").getAttribute("aria-sort") === way"""
+
+
+async def test_console_table_scales_to_86_classrooms(browser: Browser, live_server: LiveServer,
+                                                     make_user: Factory, make_meeting: Factory) -> None:
+    """86 classrooms (a stubbed API answer): one compact row each, problems first, sortable by a header click, a
+    row's charts open under it on click; nothing wider than the 1366 px screen."""
+    from tests.e2e.conftest import new_context
+
+    operator: User = await make_user(Role.OPERATOR)
+    meeting = await make_meeting(title="Tập huấn 86 phòng học")
+    units = ("Sơn La", "Điện Biên", "Lai Châu", "Hà Giang", "Cao Bằng", "Lào Cai")
+    people = [_person("p-0", "Giảng viên Trần Văn Minh", "trainer", up=900_000, down=0, presenter=True)]
+    for i in range(1, 86):
+        extra: dict[str, Any] = {"unit": units[i % len(units)]}
+        if i % 17 == 0:
+            extra["lost"] = 0.25   # red
+        elif i % 11 == 0:
+            extra["rtt"] = 0.45 + i / 1000  # amber
+        elif i % 13 == 0:
+            extra["state"] = "reconnecting"
+        if i % 7 == 0:
+            extra["audio_only"] = True
+        people.append(_person(f"p-{i}", f"Lớp học số {i:02d}", "classroom", up=200_000 + i * 1000, **extra))
+    room = {"meeting_id": meeting.id, "title": meeting.title, "kind": "lecture", "starts_at": None, "ends_at": None,
+            "video_codec": "VP8", "participant_count": len(people), "presenter_id": "p-0",
+            "presenter_name": "Trần Văn Minh", "floor_id": None, "floor_name": None, "locked": False,
+            "lobby_waiting": 0, "at": "2025-01-01T00:00:00Z", "recording": False, "participants": people}
+    ctx = await new_context(browser, live_server.url, user=operator, app=live_server.app)
+    page = await ctx.new_page()
+    await page.route("**/api/v1/live/rooms", lambda route: route.fulfill(json=[room]))
+    await page.goto("/console")
+    await page.wait_for_function(SPARKED, timeout=WAIT_MS)
+    rows = await page.evaluate(ROWS)
+    assert len(rows) == 86
+    assert max(r["h"] for r in rows) <= 48, max(r["h"] for r in rows)  # compact: a 5-card page was 2,076 px
+    ranks = [r["rank"] for r in rows]
+    assert ranks == sorted(ranks, reverse=True) and ranks[0] == 2 and ranks[-1] == 0  # problems first
+    assert {r["id"] for r in rows[:5]} == {"p-17", "p-34", "p-51", "p-68", "p-85"}
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 1366
+    header = await page.locator(".cc-grid thead").bounding_box()
+    assert header and header["x"] >= 0 and header["x"] + header["width"] <= 1366
+    await page.screenshot(path=str(ARTIFACTS / "console-86.png"))
+
+    # A header click sorts by RTT, largest first; a second click, smallest first.
+    await page.click(".cc-grid [data-sort=rtt]")
+    await page.wait_for_function(SORTED, arg="descending")
+    rtts = [r["rtt"] for r in await page.evaluate(ROWS)]
+    assert rtts == sorted(rtts, reverse=True) and rtts[0] > 400
+    await page.click(".cc-grid [data-sort=rtt]")
+    await page.wait_for_function(SORTED, arg="ascending")
+    rtts = [r["rtt"] for r in await page.evaluate(ROWS)]
+    assert rtts == sorted(rtts)
+
+    # A click on a row opens its charts right under it; another click closes them.
+    row = page.locator(".cc-row[data-participant='p-22']")
+    await row.click()
+    await page.wait_for_function(CHARTS_DRAWN, arg="p-22", timeout=WAIT_MS)
+    under = await page.locator("[data-charts='p-22']").bounding_box()
+    box = await row.bounding_box()
+    assert under and box and abs(under["y"] - (box["y"] + box["height"])) <= 2
+    assert under["x"] + under["width"] <= 1366
+    # Scrolled down among the rows, the column headers stay in sight under the site's top bar.
+    bar = await page.locator(".topbar").bounding_box()
+    head = await page.locator(".cc-grid th").first.bounding_box()
+    assert bar and head and head["y"] >= bar["y"] + bar["height"] - 1 and head["y"] <= bar["y"] + bar["height"] + 4
+    await page.screenshot(path=str(ARTIFACTS / "console-86-charts.png"), full_page=False)
+    await row.click()
+    assert await page.locator("[data-charts='p-22']").is_hidden()
     await ctx.close()
 
 

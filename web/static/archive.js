@@ -1,5 +1,6 @@
 // archive.js: the library of recordings (/archive) and the player (/archive/{id}).
 // Data comes from /api/v1/recordings; recordings still being made are polled every 2 s (state, percentage).
+// Operators publish through a form that says who will see the recording (its audience, with counts).
 (function () {
   "use strict";
   const T = JSON.parse(document.getElementById("archive-text").textContent);
@@ -57,13 +58,72 @@
     return resp.status === 204 ? null : resp.json();
   }
 
+  // ------------------------------------------------------------------------------ publish form
+  // Publishing says who will see the recording: the operator picks the audience (learners enrolled in the
+  // program, also those of the meeting's units, or every learner) and sees how many learners each one reaches.
+  const AUDIENCES = ["enrolled", "units", "all"];
+
+  function learners(n) { return `${n} ${n === 1 ? T.learner : T.learners}`; }
+
+  async function publishForm(r, done) {
+    let info;
+    try { info = await api("GET", `/api/v1/recordings/${r.id}/audience`); } catch (e) { alert(e.message); return; }
+    const counts = Object.fromEntries(info.options.map((o) => [o.audience, o.learners]));
+    const who = el("p", { class: "publish-who", "data-publish-who": "", role: "status", "aria-live": "polite" });
+    const warn = el("p", { class: "publish-warn", "data-publish-warn": "", hidden: true });
+    const options = AUDIENCES.map((a) => el("label", { class: "publish-option" },
+      el("input", { type: "radio", name: "audience", value: a, checked: a === info.audience }),
+      el("span", { class: "publish-option-text" }, el("strong", {}, T["aud_" + a]), el("small", { class: "muted" }, T["aud_" + a + "_hint"])),
+      el("span", { class: "publish-count", "data-count": a }, learners(counts[a]))));
+    const dialog = el("dialog", { class: "publish-dialog", "data-publish-form": r.id, "aria-labelledby": "publish-title" });
+    const form = el("form", { method: "dialog" },
+      el("h2", { id: "publish-title" }, T.publish_title),
+      el("p", { class: "publish-rec muted" }, r.title),
+      el("fieldset", { class: "publish-options" }, el("legend", {}, T.audience), ...options),
+      who, warn,
+      el("div", { class: "btn-row publish-actions" },
+        el("button", { type: "submit", class: "btn btn-primary", "data-publish-confirm": "" }, T.publish),
+        el("button", { type: "button", class: "btn btn-ghost", onclick: () => dialog.close() }, T.cancel)));
+    const chosen = () => form.querySelector("input[name=audience]:checked").value;
+    function refresh() {
+      const a = chosen();
+      who.replaceChildren(el("strong", {}, T.who_sees + " "), learners(counts[a]), " — " + T["aud_" + a].toLowerCase());
+      warn.hidden = counts[a] > 0;
+      warn.replaceChildren(a === "enrolled" ? T.none_enrolled : T.none_reached);
+      if (a === "enrolled" && r.program_id) {
+        warn.append(" ", el("a", { href: `/study/${r.program_id}/people` }, T.enrol_link));
+      }
+    }
+    form.addEventListener("change", refresh);
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        await api("PATCH", `/api/v1/recordings/${r.id}`, { published: true, audience: chosen() });
+        dialog.close();
+        done();
+      } catch (err) { warn.hidden = false; warn.textContent = err.message; }
+    });
+    dialog.append(form);
+    dialog.addEventListener("close", () => dialog.remove());
+    document.body.append(dialog);
+    refresh();
+    dialog.showModal();
+  }
+
   function operatorButtons(r, done) {
     const box = el("span", { class: "btn-row" });
     if (r.state === "ready") {
       box.append(el("button", {
         type: "button", class: "btn btn-secondary btn-sm", "data-publish": r.id,
-        onclick: async () => { try { await api("PATCH", `/api/v1/recordings/${r.id}`, { published: !r.published }); done(); } catch (e) { alert(e.message); } },
-      }, r.published ? T.unpublish : T.publish));
+        onclick: async () => {
+          if (!r.published) { publishForm(r, done); return; }
+          try { await api("PATCH", `/api/v1/recordings/${r.id}`, { published: false }); done(); } catch (e) { alert(e.message); }
+        },
+      }, r.published ? T.unpublish : T.publish_more));
+      if (r.published) {
+        box.append(el("button", { type: "button", class: "btn btn-ghost btn-sm", "data-audience-change": r.id,
+          onclick: () => publishForm(r, done) }, T.change_audience));
+      }
     }
     if (r.state === "ready" || r.state === "failed") {
       box.append(el("button", {
@@ -93,8 +153,8 @@
       const flags = el("div", { class: "rec-flags" }, stateBadge(r),
         r.recovered ? el("span", { class: "rec-flag rec-recovered", title: T.recovered }, T.recovered) : null,
         r.gaps ? el("span", { class: "rec-flag rec-gaps", title: T.gaps }, T.gaps) : null,
-        r.state === "ready" ? el("span", { class: "rec-flag" + (r.published ? " rec-published" : "") },
-          r.published ? T.published : T.unpublished) : null,
+        r.state === "ready" ? el("span", { class: "rec-flag" + (r.published ? " rec-published" : ""), "data-audience": r.audience },
+          r.published ? `${T.published_to} ${T["aud_" + r.audience].toLowerCase()}` : T.unpublished) : null,
         r.state === "failed" && r.error ? el("span", { class: "rec-error" }, r.error) : null);
       const progress = r.state === "processing"
         ? el("progress", { max: "100", value: String(r.progress), "aria-label": T.processing }) : null;

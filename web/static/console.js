@@ -1,6 +1,7 @@
-// console.js: the operator console (/console: every live room; /console/{id}: one room, larger charts).
+// console.js: the operator console (/console: every live room; /console/{id}: one room).
 //
-// Polls the API (config.api) every config.pollMs, keeps config.historyMs of figures per participant in the
+// Each room is a compact table of its participants (see "participant table"), problems first, sortable, with
+// a participant's full charts on demand, so that 86 classrooms stay readable. Polls the API (config.api) every config.pollMs, keeps config.historyMs of figures per participant in the
 // page (TaphuanCharts.Series) and redraws. Levels per participant: "bad" (red) when packet loss is over 15 %
 // or no media flowed for 10 s; "warn" (amber) when loss is over 5 %, RTT over 400 ms, or reconnecting;
 // "ok" otherwise. A room takes the level of its worst participant.
@@ -178,78 +179,276 @@
     }
   }
 
-  function drawMetric(box, metric, f, now, large) {
-    const spec = chartSpec(metric, f);
-    const canvas = box.querySelector("canvas");
-    const opts = Object.assign({now, span: spanFor(f.h, now)}, spec.opts);
-    if (!document.hidden) {
-      if (large) Charts.lineChart(canvas, spec.series, opts);
-      else Charts.sparkline(canvas, spec.series, opts);
-    }
-    const val = box.querySelector("[data-value]");
-    val.textContent = spec.value;
-    box.dataset.level = spec.level;
+  // ------------------------------------------------------------------------------ participant table
+  //
+  // One compact row per participant (name and tags, unit, state, audio-only, bitrate, loss, RTT, an SVG
+  // sparkline of the bitrate), problems first; a header click sorts by that column (again: the other way);
+  // a row click (or Enter) opens its full charts below it, drawn only while open. Each participant is one
+  // <tbody> (its row and its charts row), so sorting moves both together.
+
+  const COLUMNS = ["name", "unit", "state", "audio", "bitrate", "loss", "rtt", "spark"];
+  const SORTABLE = new Set(["name", "unit", "state", "audio", "bitrate", "loss", "rtt"]);
+  const sorting = {key: "state", dir: -1};   // problems first
+  const open = new Set();                      // "meeting/participant" whose charts are shown
+  const SPARK_W = 120;
+  const SPARK_H = 26;
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  // problem: how much a row needs the operator (higher first): level, reconnecting, audio-only.
+  function problem(p, f) {
+    return LEVEL_RANK[f.level] * 4 + (p.state !== "connected" ? 2 : 0) + (p.audio_only ? 1 : 0);
   }
 
-  // ------------------------------------------------------------------------------ participant rows (all rooms)
+  function sortValue(key, p, f) {
+    switch (key) {
+      case "name": return p.name.toLocaleLowerCase();
+      case "unit": return (p.unit || "").toLocaleLowerCase();
+      case "state": return problem(p, f) * 1000 + (f.loss || 0);
+      case "audio": return p.audio_only ? 1 : 0;
+      case "bitrate": return f.media;
+      case "loss": return f.loss || 0;
+      case "rtt": return f.rtt === null ? -1 : f.rtt;
+      default: return 0;
+    }
+  }
 
-  function whoCell(p) {
-    const badges = el("span", {class: "cc-tags"});
+  function ordered(room, results) {
+    const key = sorting.key;
+    return people(room).slice().sort((a, b) => {
+      const fa = results.get(a.id), fb = results.get(b.id);
+      const va = sortValue(key, a, fa), vb = sortValue(key, b, fb);
+      let c = typeof va === "string" ? va.localeCompare(vb, "vi") : va - vb;
+      if (c === 0 && key !== "state") c = sortValue("state", b, fb) - sortValue("state", a, fa);
+      else c *= sorting.dir;
+      return c || a.name.localeCompare(b.name, "vi");
+    });
+  }
+
+  function whoCell() {
     return el("div", {class: "cc-who"},
       el("span", {class: "cc-dot", "aria-hidden": "true"}),
       el("div", {class: "cc-who-text"},
         el("strong", {class: "cc-name", "data-name": true}),
-        el("small", {class: "cc-sub", "data-sub": true}),
-        badges,
-        el("small", {class: "cc-why", "data-why": true})));
+        el("span", {class: "cc-tags"})));
   }
 
-  function fillWho(node, room, p, f) {
+  function fillWho(node, p, f) {
     node.querySelector("[data-name]").textContent = p.name;
-    node.querySelector("[data-name]").title = p.name;
-    const sub = [roleName(p.role)];
-    if (p.unit) sub.push(p.unit);
-    node.querySelector("[data-sub]").textContent = sub.join(" · ");
+    node.querySelector("[data-name]").title = p.name + " · " + roleName(p.role);
     const tags = node.querySelector(".cc-tags");
     tags.replaceChildren();
     if (p.presenter) tags.append(el("span", {class: "tag tag-presenter", text: T.presenter}));
     if (p.floor) tags.append(el("span", {class: "tag tag-floor", text: T.floor}));
     if (p.hand_raised) tags.append(el("span", {class: "tag tag-hand", text: T.hand}));
-    if (p.audio_only) tags.append(el("span", {class: "tag", text: T.audioOnly}));
     const muted = shownMuted(p);
     if (muted.length) {
       tags.append(el("span", {class: "tag tag-muted",
                               text: T.muted + ": " + muted.map((s) => T["source." + s] || s).join(", ")}));
     }
-    tags.append(el("span", {class: "tag tag-state tag-" + p.state,
-                            text: p.state === "connected" ? T.connected : T.reconnecting}));
-    node.querySelector("[data-why]").textContent = f.reasons.join(" · ");
   }
 
-  function metricBox(metric, large) {
+  function metricBox(metric) {
     const m = METRICS.find((x) => x.key === metric);
-    return el("div", {class: large ? "cd-chart" : "cc-metric", "data-metric": metric},
+    return el("div", {class: "cd-chart", "data-metric": metric},
       el("div", {class: "cc-metric-head"},
         el("span", {class: "cc-metric-label", text: m.label()}),
         el("span", {class: "cc-metric-value", "data-value": true, text: "—"})),
-      el("canvas", {class: large ? "cd-canvas" : "cc-spark", role: "img", "aria-label": m.label()}));
+      el("canvas", {class: "cd-canvas", role: "img", "aria-label": m.label()}));
   }
 
-  function participantRow(p) {
-    const row = el("div", {class: "cc-row", "data-participant": p.id, role: "row"}, whoCell(p));
-    for (const m of METRICS) row.append(metricBox(m.key, false));
-    return row;
+  function headCell(key) {
+    const label = T["col." + key];
+    if (!SORTABLE.has(key)) return el("th", {scope: "col", class: "cc-col-" + key, text: label});
+    return el("th", {scope: "col", class: "cc-col-" + key, "data-col": key},
+      el("button", {type: "button", class: "cc-sort", "data-sort": key, title: T.sortBy + " " + label.toLowerCase()},
+        label, el("span", {class: "cc-sort-mark", "aria-hidden": "true"})));
   }
 
-  function updateRow(row, room, p, f, now) {
+  function grid() {
+    const table = el("table", {class: "cc-grid", "data-grid": true},
+      el("caption", {class: "sr-only", text: T.participants}),
+      el("thead", {}, el("tr", {}, ...COLUMNS.map(headCell))));
+    return el("div", {class: "cc-grid-wrap"}, table);
+  }
+
+  function sparkSvg() {
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", "cc-spark");
+    svg.setAttribute("viewBox", `0 0 ${SPARK_W} ${SPARK_H}`);
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", T.bitrate);
+    const path = document.createElementNS(SVG_NS, "path");
+    svg.append(path);
+    return svg;
+  }
+
+  // drawSpark: the participant's bitrate (sent + received) over the charts' span, gaps where it had none.
+  function drawSpark(svg, f, now) {
+    const span = spanFor(f.h, now);
+    const up = f.h.up.points, down = f.h.down.points;
+    let top = 1;
+    const pts = [];
+    for (let i = 0; i < up.length; i++) {
+      const t = up[i][0];
+      if (t < now - span) continue;
+      const a = up[i][1], b = down[i] ? down[i][1] : null;
+      const v = a === null && b === null ? null : (a || 0) + (b || 0);
+      if (v !== null && v > top) top = v;
+      pts.push([t, v]);
+    }
+    let d = "";
+    let pen = false;
+    let count = 0;
+    for (const [t, v] of pts) {
+      if (v === null) { pen = false; continue; }
+      const x = (SPARK_W * (t - (now - span))) / span;
+      const y = SPARK_H - 2 - ((SPARK_H - 4) * v) / top;
+      d += (pen ? "L" : "M") + x.toFixed(1) + " " + y.toFixed(1);
+      pen = true;
+      count++;
+    }
+    svg.firstChild.setAttribute("d", d);
+    svg.dataset.points = String(count);
+  }
+
+  function participantBody(key, p) {
+    const row = el("tr", {class: "cc-row", "data-participant": p.id, tabindex: "0", "aria-expanded": "false",
+                          title: T.showCharts},
+      el("td", {class: "cc-col-name"}, whoCell()),
+      el("td", {class: "cc-col-unit", "data-cell": "unit"}),
+      el("td", {class: "cc-col-state", "data-cell": "state"}),
+      el("td", {class: "cc-col-audio", "data-cell": "audio"}),
+      el("td", {class: "cc-col-bitrate cc-num", "data-cell": "bitrate"}),
+      el("td", {class: "cc-col-loss cc-num", "data-cell": "loss"}),
+      el("td", {class: "cc-col-rtt cc-num", "data-cell": "rtt"}),
+      el("td", {class: "cc-col-spark"}, sparkSvg()));
+    const charts = el("div", {class: "cd-charts"});
+    for (const m of METRICS) charts.append(metricBox(m.key));
+    const detail = el("tr", {class: "cc-detail", "data-charts": p.id, hidden: true},
+      el("td", {colspan: String(COLUMNS.length)},
+        el("div", {class: "cd-person"}, charts, el("dl", {class: "cd-detail", "data-detail": true}))));
+    const body = el("tbody", {"data-key": key}, row, detail);
+    const toggle = () => {
+      if (open.has(key)) open.delete(key);
+      else open.add(key);
+      detail.hidden = !open.has(key);
+      row.setAttribute("aria-expanded", String(open.has(key)));
+      if (body.lastDraw) body.lastDraw();
+    };
+    row.addEventListener("click", (e) => { if (!e.target.closest("a, button")) toggle(); });
+    row.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(); }
+    });
+    return body;
+  }
+
+  function cell(row, name) { return row.querySelector(`[data-cell="${name}"]`); }
+
+  function updateBody(body, room, p, f, now) {
+    const row = body.firstChild;
     row.dataset.level = f.level;
     row.dataset.state = p.state;
+    row.dataset.audioOnly = String(!!p.audio_only);
     row.dataset.bitrate = String(f.media);
     row.dataset.publish = String(p.publish_bitrate);
     row.dataset.receive = String(p.receive.bitrate);
-    fillWho(row, room, p, f);
-    for (const m of METRICS) drawMetric(row.querySelector(`[data-metric="${m.key}"]`), m.key, f, now, false);
+    row.dataset.loss = String(f.loss || 0);
+    row.dataset.rtt = f.rtt === null ? "" : String(f.rtt);
+    fillWho(row, p, f);
+    const sub = [p.unit || "", roleName(p.role)].filter(Boolean);
+    cell(row, "unit").textContent = p.unit || roleName(p.role);
+    cell(row, "unit").title = sub.join(" · ");
+    const why = f.reasons.join(" · ");
+    cell(row, "state").replaceChildren(el("span", {class: "tag tag-state tag-" + p.state,
+                                                   text: p.state === "connected" ? T.connected : T.reconnecting}),
+                                       why ? el("small", {class: "cc-why", "data-why": true, text: why}) : "");
+    cell(row, "state").title = why;
+    cell(row, "audio").replaceChildren(p.audio_only ? el("span", {class: "tag tag-audio", text: T.audioOnly}) : "—");
+    cell(row, "bitrate").textContent = p.state === "connected" ? upDown(f.up, f.down) : "—";
+    cell(row, "loss").textContent = f.lossUp === null && f.lossDown === null ? "—" : pct(f.loss);
+    cell(row, "loss").dataset.level = f.loss > LOSS_BAD ? "bad" : f.loss > LOSS_WARN ? "warn" : "ok";
+    cell(row, "rtt").textContent = ms(f.rtt);
+    cell(row, "rtt").dataset.level = f.rtt !== null && f.rtt > RTT_WARN ? "warn" : "ok";
+    if (!document.hidden) drawSpark(row.querySelector(".cc-spark"), f, now);
+    body.lastDraw = () => {
+      if (!open.has(body.dataset.key) || document.hidden) return;
+      for (const m of METRICS) drawMetric(body.querySelector(`[data-metric="${m.key}"]`), m.key, f, now);
+      body.querySelector("[data-detail]").replaceChildren(detailList(p));
+    };
+    body.lastDraw();
   }
+
+  function drawMetric(box, metric, f, now) {
+    const spec = chartSpec(metric, f);
+    Charts.lineChart(box.querySelector("canvas"), spec.series, Object.assign({now, span: spanFor(f.h, now)}, spec.opts));
+    box.querySelector("[data-value]").textContent = spec.value;
+    box.dataset.level = spec.level;
+  }
+
+  // fillGrid: the room's participants in the chosen order; returns {level, counts}. `again`: the same answer
+  // redrawn in another order (its figures are not recorded twice).
+  const latest = new Map();   // "meeting/participant" -> the figures of the last answer
+  function fillGrid(wrap, room, now, again) {
+    const table = wrap.querySelector("[data-grid]");
+    const results = new Map();
+    const counts = {warn: 0, bad: 0};
+    let level = "ok";
+    for (const p of people(room)) {
+      const key = room.meeting_id + "/" + p.id;
+      const f = again && latest.has(key) ? latest.get(key) : record(room, p, now);
+      latest.set(key, f);
+      results.set(p.id, f);
+      if (f.level !== "ok") counts[f.level]++;
+      if (LEVEL_RANK[f.level] > LEVEL_RANK[level]) level = f.level;
+    }
+    const existing = new Map();
+    for (const body of Array.from(table.tBodies)) existing.set(body.dataset.key, body);
+    let i = 0;
+    for (const p of ordered(room, results)) {
+      const key = room.meeting_id + "/" + p.id;
+      let body = existing.get(key);
+      if (body) existing.delete(key);
+      else body = participantBody(key, p);
+      if (table.tBodies[i] !== body) table.insertBefore(body, table.tBodies[i] || null);
+      updateBody(body, room, p, results.get(p.id), now);
+      i++;
+    }
+    for (const [key, body] of existing) { body.remove(); open.delete(key); latest.delete(key); }
+    for (const th of table.tHead.rows[0].cells) {
+      const col = th.dataset.col;
+      if (!col) continue;
+      th.setAttribute("aria-sort", col === sorting.key ? (sorting.dir < 0 ? "descending" : "ascending") : "none");
+    }
+    return {level, counts};
+  }
+
+  function detailList(p) {
+    const frag = document.createDocumentFragment();
+    const producers = shownProducers(p);
+    const sending = producers.length
+      ? producers.map((s) => `${T["source." + s.source] || s.source} ${Charts.formatBitrate(s.bitrate)}` +
+                               (s.muted ? ` (${T.muted.toLowerCase()})` : "")).join(" · ")
+      : "—";
+    const r = p.receive;
+    let receiving = Charts.formatBitrate(r.bitrate) + ` · ${T.slots}: ${r.slots}`;
+    if (r.remb) receiving += ` · ${T.remb}: ${Charts.formatBitrate(r.remb)}`;
+    for (const [k, v, cls] of [[T.sending, sending, "up"], [T.receiving, receiving, "down"]]) {
+      frag.append(el("dt", {}, el("span", {class: "cc-key cc-key-" + cls, "aria-hidden": "true"}), k),
+                  el("dd", {text: v}));
+    }
+    return frag;
+  }
+
+  // A header click: sort by that column (numbers largest first, words A to Z); again: the other way.
+  root.addEventListener("click", (e) => {
+    const btn = e.target.closest("[data-sort]");
+    if (!btn) return;
+    const key = btn.dataset.sort;
+    if (sorting.key === key) sorting.dir = -sorting.dir;
+    else { sorting.key = key; sorting.dir = key === "name" || key === "unit" ? 1 : -1; }
+    if (last) render(last.data, last.now, true);
+  });
 
   // ------------------------------------------------------------------------------ room cards (all rooms)
 
@@ -314,12 +513,8 @@
           el("h2", {}, el("a", {href: `/console/${id}`, "data-title": true})),
           el("p", {class: "cc-facts", "data-facts": true})),
         roomLinks(id)),
-      el("div", {class: "cc-table", role: "table"},
-        el("div", {class: "cc-row cc-row-head", role: "row"},
-          el("span", {text: T.participants}),
-          ...METRICS.map((m) => el("span", {text: m.label()}))),
-        el("div", {class: "cc-rows", "data-rows": true}),
-        el("p", {class: "cc-nobody muted", "data-nobody": true, text: T.nobody, hidden: true})));
+      grid(),
+      el("p", {class: "cc-nobody muted", "data-nobody": true, text: T.nobody, hidden: true}));
   }
 
   function syncChildren(container, items, keyAttr, make) {
@@ -341,26 +536,14 @@
     return out;
   }
 
-  function renderAll(rooms, now) {
+  function renderAll(rooms, now, again) {
     const list = root.querySelector("[data-rooms]");
     let total = 0;
     let warn = 0;
     let bad = 0;
     const pairs = syncChildren(list, rooms.map((r) => ({key: r.meeting_id, value: r})), "data-room", roomCard);
     for (const [card, room] of pairs) {
-      const rows = card.querySelector("[data-rows]");
-      const results = new Map();
-      const counts = {warn: 0, bad: 0};
-      let level = "ok";
-      for (const p of people(room)) {
-        const f = record(room, p, now);
-        results.set(p.id, f);
-        if (f.level !== "ok") counts[f.level]++;
-        if (LEVEL_RANK[f.level] > LEVEL_RANK[level]) level = f.level;
-      }
-      const rowPairs = syncChildren(rows, people(room).map((p) => ({key: p.id, value: p})),
-                                    "data-participant", participantRow);
-      for (const [row, p] of rowPairs) updateRow(row, room, p, results.get(p.id), now);
+      const {level, counts} = fillGrid(card, room, now, again);
       card.dataset.level = level;
       card.querySelector("[data-title]").textContent = room.title;
       card.querySelector("[data-badges]").replaceChildren(...roomBadges(room, level, counts));
@@ -380,35 +563,9 @@
     root.querySelector("[data-empty]").hidden = rooms.length > 0;
   }
 
-  // ------------------------------------------------------------------------------ one room, large charts
+  // ------------------------------------------------------------------------------ one room
 
-  function personCard(p) {
-    const charts = el("div", {class: "cd-charts"});
-    for (const m of METRICS) charts.append(metricBox(m.key, true));
-    return el("article", {class: "card cd-person", "data-participant": p.id},
-      el("header", {class: "cd-person-head"}, whoCell(p)),
-      charts,
-      el("dl", {class: "cd-detail", "data-detail": true}));
-  }
-
-  function detailList(p) {
-    const frag = document.createDocumentFragment();
-    const producers = shownProducers(p);
-    const sending = producers.length
-      ? producers.map((s) => `${T["source." + s.source] || s.source} ${Charts.formatBitrate(s.bitrate)}` +
-                               (s.muted ? ` (${T.muted.toLowerCase()})` : "")).join(" · ")
-      : "—";
-    const r = p.receive;
-    let receiving = Charts.formatBitrate(r.bitrate) + ` · ${T.slots}: ${r.slots}`;
-    if (r.remb) receiving += ` · ${T.remb}: ${Charts.formatBitrate(r.remb)}`;
-    for (const [k, v, cls] of [[T.sending, sending, "up"], [T.receiving, receiving, "down"]]) {
-      frag.append(el("dt", {}, el("span", {class: "cc-key cc-key-" + cls, "aria-hidden": "true"}), k),
-                  el("dd", {text: v}));
-    }
-    return frag;
-  }
-
-  function renderRoom(room, now) {
+  function renderRoom(room, now, again) {
     const wrap = root.querySelector("[data-people]");
     root.querySelector("[data-empty]").hidden = !!room && people(room).length > 0;
     if (!room) {
@@ -421,29 +578,19 @@
     }
     root.dataset.live = "yes";
     root.querySelector("[data-empty-title]").textContent = T.nobody;
-    const results = new Map();
-    const counts = {warn: 0, bad: 0};
-    let level = "ok";
-    for (const p of people(room)) {
-      const f = record(room, p, now);
-      results.set(p.id, f);
-      if (f.level !== "ok") counts[f.level]++;
-      if (LEVEL_RANK[f.level] > LEVEL_RANK[level]) level = f.level;
-    }
-    const pairs = syncChildren(wrap, people(room).map((p) => ({key: p.id, value: p})),
-                               "data-participant", personCard);
-    for (const [card, p] of pairs) {
-      const f = results.get(p.id);
-      card.dataset.level = f.level;
-      card.dataset.state = p.state;
-      card.dataset.bitrate = String(f.media);
-      fillWho(card, room, p, f);
-      for (const m of METRICS) drawMetric(card.querySelector(`[data-metric="${m.key}"]`), m.key, f, now, true);
-      card.querySelector("[data-detail]").replaceChildren(detailList(p));
-    }
+    if (!wrap.firstChild) wrap.append(grid());
+    const {level, counts} = fillGrid(wrap, room, now, again);
+    wrap.hidden = people(room).length === 0;
     root.dataset.level = level;
     root.querySelector("[data-badges]").replaceChildren(...roomBadges(room, level, counts));
     root.querySelector("[data-facts]").replaceChildren(roomFacts(room));
+  }
+
+  let last = null;   // the last answer, redrawn at once when the operator sorts
+
+  function render(data, now, again) {
+    if (roomMode) renderRoom(data, now, again);
+    else renderAll(data, now, again);
   }
 
   // ------------------------------------------------------------------------------ polling
@@ -466,14 +613,15 @@
         return;  // no more polling: the login is gone
       }
       if (roomMode && res.status === 404) {
+        last = null;
         renderRoom(null, now);
         forget(now);
       } else if (!res.ok) {
         throw new Error("HTTP " + res.status);
       } else {
         const data = await res.json();
-        if (roomMode) renderRoom(data, now);
-        else renderAll(data, now);
+        last = {data, now};
+        render(data, now);
         forget(now);
       }
       failures = 0;

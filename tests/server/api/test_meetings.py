@@ -290,3 +290,24 @@ async def test_roles_refused_with_403_json(app: web.Application, world: dict[str
         r = await anon_client.get(path)
         assert r.status == 401
         assert (await r.json())["error"]["code"] == "unauthenticated"
+
+
+async def test_override_history_keeps_every_reason(world: dict[str, Any]) -> None:
+    """Published 3 days ahead with a reason, then moved with another: the meeting's answer lists both, oldest
+    first, with author and time; the `publish_override_*` fields hold the last one."""
+    day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).date().isoformat()
+    m = await create(world, starts_at=f"{day}T08:00:00+07:00", ends_at=f"{day}T10:00:00+07:00")
+    op = world["op"]
+    first, second = "Bộ dời lịch theo công văn số 7", "Đổi giờ vì trùng họp giao ban"
+    r = await op.post(f"{API}/meetings/{m['id']}/publish", json={"override_reason": first})
+    assert r.status == 200, await r.text()
+    r = await op.patch(f"{API}/meetings/{m['id']}", json={"starts_at": f"{day}T09:00:00+07:00"})
+    assert r.status == 409  # a change inside the 10 days needs its own reason
+    r = await op.patch(f"{API}/meetings/{m['id']}", json={"starts_at": f"{day}T09:00:00+07:00",
+                                                          "override_reason": second})
+    assert r.status == 200, await r.text()
+    got = await (await op.get(f"{API}/meetings/{m['id']}")).json()
+    history = got["override_history"]
+    assert [(h["action"], h["reason"]) for h in history] == [("publish", first), ("update", second)]
+    assert all(h["by"] == op.user.id and h["at"] for h in history)
+    assert got["publish_override_reason"] == second

@@ -43,7 +43,7 @@ async def setup(app: Any, make_user: Factory, make_meeting: Factory, make_classr
             await s.flush()
             ids.append(row.id)
         await s.commit()
-    return {"trainer": trainer, "classroom_id": classroom_id, "meeting": meeting, "enrolled": enrolled,
+    return {"app": app, "trainer": trainer, "classroom_id": classroom_id, "meeting": meeting, "enrolled": enrolled,
             "outsider": outsider, "published": ids[0], "unpublished": ids[1],
             "file": root / "rec-a" / result.file}
 
@@ -140,3 +140,31 @@ async def test_publish_unpublish_and_delete_by_operators_only(app: Any, login_as
     assert (await op.delete(f"/api/v1/recordings/{busy.id}")).status == 409
     assert (await op.patch(f"/api/v1/recordings/{busy.id}", json={"published": True})).status == 409
     assert (await op.get(f"/api/v1/recordings/{busy.id}/media")).status == 409
+
+
+async def test_publishing_to_an_audience_says_who_will_see_it(login_as: Factory, setup: dict[str, Any]) -> None:
+    """The publish form's counts (operators only), then publishing to every learner reaches the outsider, who is
+    not enrolled; back to the enrolled learners, it no longer does."""
+    pub = setup["published"]
+    op = await login_as(Role.OPERATOR)
+    outsider = await login_as(user=setup["outsider"])
+    assert (await outsider.get(f"/api/v1/recordings/{pub}/audience")).status == 403
+    info = await (await op.get(f"/api/v1/recordings/{pub}/audience")).json()
+    assert info["audience"] == "enrolled" and info["published"] is True
+    counts = {o["audience"]: o["learners"] for o in info["options"]}
+    assert counts["enrolled"] == 1 and counts["units"] == 1 and counts["all"] >= 2  # the enrolled and the outsider
+    assert (await op.get("/api/v1/recordings/99999/audience")).status == 404
+
+    assert (await outsider.get(f"/api/v1/recordings/{pub}/media", headers={"Range": "bytes=0-9"})).status == 403
+    resp = await op.patch(f"/api/v1/recordings/{pub}", json={"audience": "all"})
+    assert resp.status == 200 and (await resp.json())["audience"] == "all"
+    assert [r["id"] for r in await (await outsider.get("/api/v1/recordings")).json()] == [pub]
+    assert (await outsider.get(f"/api/v1/recordings/{pub}/media", headers={"Range": "bytes=0-9"})).status == 206
+    resp = await op.patch(f"/api/v1/recordings/{pub}", json={"audience": "everyone"})
+    assert resp.status == 422
+    await op.patch(f"/api/v1/recordings/{pub}", json={"audience": "enrolled"})
+    assert (await outsider.get(f"/api/v1/recordings/{pub}")).status == 403
+    async with setup["app"][DB]() as s:
+        changes = (await s.scalars(select(AuditEntry.details).where(AuditEntry.action == "recording.audience")
+                                   .order_by(AuditEntry.id))).all()
+    assert [(c["old"], c["new"]) for c in changes] == [("enrolled", "all"), ("all", "enrolled")]

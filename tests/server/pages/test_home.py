@@ -89,3 +89,23 @@ async def test_language_switch_stays_on_this_site(client: Any, target: str) -> N
 async def test_unknown_language_is_404(client: Any) -> None:
     r = await client.get("/lang/fr", allow_redirects=False)
     assert r.status == 404
+
+
+async def test_home_lists_overdue_documents_for_operators(app: web.Application, world: dict[str, Any],
+                                                          login_as: Callable[..., Awaitable[Any]]) -> None:
+    """A published regional meeting in 10 days owes its plan and joint report since 5 days ago: the operator's
+    home page lists both with their due day; a presenter's does not."""
+    from server.db.models import MeetingKind, MeetingStatus
+
+    now = utcnow()
+    async with app[DB]() as s:
+        s.add(Meeting(program_id=world["program"].id, title="Hội nghị vùng Tây Bắc", kind=MeetingKind.REGIONAL,
+                      status=MeetingStatus.PUBLISHED, starts_at=now + dt.timedelta(days=10),
+                      ends_at=now + dt.timedelta(days=10, hours=2), presenters=[world["trainer"]], classrooms=[],
+                      provinces=[world["unit"]]))
+        await s.commit()
+    m = await meeting_by_title(app, "Hội nghị vùng Tây Bắc")
+    html = await page(await login_as(Role.OPERATOR), "/")
+    assert "Tài liệu quá hạn" in html and html.count("data-overdue-doc=") == 2
+    assert f'data-overdue-doc="{m.id}-plan"' in html and "Báo cáo liên tịch" in html and "Trễ " in html
+    assert "Tài liệu quá hạn" not in await page(await login_as(user=world["trainer"]), "/")

@@ -166,6 +166,30 @@ async def test_meeting_status_buttons_and_delete(app: web.Application, world: di
     await page(op, f"/meetings/{m.id}", status=404)
 
 
+async def test_every_override_reason_stays_with_its_author_and_time(
+        app: web.Application, world: dict[str, Any], login_as: Callable[..., Awaitable[Any]]) -> None:
+    """Publishing inside the 10 days, then moving the meeting: the second reason is asked for and both stay on the
+    page, oldest first, each with its author and time (the second used to replace the first)."""
+    from server.config import CONFIG
+
+    op = await login_as(Role.OPERATOR, display_name="Điều hành viên Lê Hoa")
+    m = await meeting_by_title(app, "Buổi nháp")
+    first, second = "Bộ dời lịch gấp theo công văn số 12", "Giảng viên đổi giờ vì trùng họp tỉnh"
+    r = await post_form(op, f"/meetings/{m.id}/publish", {"override_reason": first})
+    assert r.status == 303
+    day = m.starts_at.astimezone(app[CONFIG].tz).strftime("%Y-%m-%d")
+    fields = _form(world, title="Buổi nháp", date=day, start_time="07:00", end_time="08:00")
+    r = await post_form(op, f"/meetings/{m.id}/edit", fields)
+    assert r.status != 303 and "10 ngày" in await r.text()  # a change inside the 10 days needs its own reason
+    r = await post_form(op, f"/meetings/{m.id}/edit", fields + [("override_reason", second)])
+    assert r.status == 303, await r.text()
+    html = await page(op, f"/meetings/{m.id}")
+    assert "data-override-history" in html
+    assert first in html and second in html and html.index(first) < html.index(second)
+    assert html.count("Điều hành viên Lê Hoa") >= 2 and "Sửa buổi đã công bố" in html
+    assert html.count("<tr data-reason=") == 2
+
+
 async def test_meeting_pages_per_role(app: web.Application, world: dict[str, Any],
                                       login_as: Callable[..., Awaitable[Any]]) -> None:
     draft = await meeting_by_title(app, "Buổi nháp")
