@@ -160,7 +160,8 @@ async def publish_end(app: web.Application, ended: Ended) -> None:
                                      "reason": ended.reason, "by": ended.by})
 
 
-async def _recording_of(app: web.Application, meeting_id: int) -> int | None:
+async def recording_of(app: web.Application, meeting_id: int) -> int | None:
+    """recording_of: the meeting's latest recording (its archive page is /archive/{id}), if it was recorded."""
     async with app[DB]() as s:
         return await s.scalar(select(Recording.id).where(Recording.meeting_id == meeting_id)
                               .order_by(Recording.started_at.desc(), Recording.id.desc()).limit(1))
@@ -178,7 +179,7 @@ async def close_meeting(app: web.Application, ended: Ended) -> None:
               if (c.meeting_id == mid and c.participant_id) or (c.pending_join and c.pending_join[0].id == mid)]
     if active is None and room is None and not people:
         return
-    recording_id = active.recording_id if active is not None else await _recording_of(app, mid)
+    recording_id = active.recording_id if active is not None else await recording_of(app, mid)
     message = {"type": "meeting-ended", "meeting_id": mid, "ended_at": _local(app, ended.ended_at),
                "reason": ended.reason, "by": ended.by, "recording_id": recording_id,
                "archive_url": f"/archive/{recording_id}" if recording_id is not None else None}
@@ -235,8 +236,13 @@ async def on_end_meeting(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
         raise SignalError(exc.code, exc.message) from exc
     if msg.get("id") is not None:
         await conn.send({"type": "ok", "id": msg["id"], "ended_at": _local(conn.app, ended.ended_at)})
-    await close_meeting(conn.app, ended)
-    await publish_end(conn.app, ended)
+
+    async def close_everywhere() -> None:
+        await close_meeting(conn.app, ended)
+        await publish_end(conn.app, ended)
+
+    # Closing this very socket may cancel the request's task (aiohttp): the closing runs in a task of its own.
+    await asyncio.shield(asyncio.ensure_future(close_everywhere()))
     return None
 
 

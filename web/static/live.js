@@ -146,6 +146,7 @@
     if (L.screenTrack) L.screenTrack.stop();
     root.dispatchEvent(new CustomEvent("live:ended"));
   }
+  L.ended = ended;
 
   // ------------------------------------------------------------------ device check
 
@@ -320,6 +321,10 @@
     try {
       await client.connect();
     } catch (err) {
+      if (client.closedReason === "meeting-ended" || (err && err.code === "meeting-ended")) {
+        if (!client.endedInfo) location.reload();  // ended before we got in: the server shows the closing page
+        return;  // told in the lobby: live-end.js shows the closing page
+      }
       if (client.closedReason || (err && err.code === "refused")) {
         ended(T.notAdmitted, T[client.closedReason || "refused"] || L.localMessage(client.closedMessage) || err.message);
         return;
