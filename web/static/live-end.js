@@ -1,7 +1,7 @@
 // live-end.js: the end of a meeting (docs/protocol.md "Ending a meeting"). Everyone: when the meeting ends for
 // everyone (`meeting-ended`), the page becomes its closing page, with the link its recording will have in the
-// archive. Presenters and operators (the studio): "End for everyone" (after a confirmation) and, once the
-// scheduled end has passed (`meeting-ending`), a banner that says when the meeting ends by itself and extends it
+// archive. Presenters and operators (the studio): "Leave" asks whether only they leave or the meeting ends for
+// everyone ("End for everyone", after a confirmation) and, once the scheduled end has passed (`meeting-ending`), a banner that says when the meeting ends by itself and extends it
 // by 15 or 30 minutes (refused with the server's words when that runs into another booking).
 (function () {
   "use strict";
@@ -27,11 +27,8 @@
       $("[data-archive-link]", archive).href = msg.archive_url;
       archive.hidden = false;
     }
-    $$end().forEach((b) => { b.disabled = true; });
     client.close();
   }
-
-  function $$end() { return Array.from(root.querySelectorAll("[data-action=end-meeting]")); }
 
   client.addEventListener("meeting-ended", (e) => showClosed(e.detail));
   client.addEventListener("closed", (e) => {
@@ -40,12 +37,20 @@
 
   if (!cfg.studio) return;
 
-  function renderEndButtons() {
-    const inRoom = L.joined && root.dataset.view === "stage";
-    $$end().forEach((b) => { b.disabled = !inRoom; });
+  async function endForEveryone() {
+    if (await L.confirm(E.endTitle, E.endText, E.endOk)) await client.endMeeting();
   }
-  root.addEventListener("live:joined", renderEndButtons);
-  root.addEventListener("live:ended", renderEndButtons);
+
+  // "Leave": true when only we leave (live.js leaves), false otherwise (cancelled, or the meeting is ending).
+  L.chooseLeave = () => new Promise((resolve) => {
+    const dlg = $("[data-leave-choice]");
+    dlg.returnValue = "";
+    dlg.addEventListener("close", () => {
+      if (dlg.returnValue === "end") endForEveryone().catch(L.error);
+      resolve(dlg.returnValue === "leave");
+    }, { once: true });
+    dlg.showModal();
+  });
 
   function warn(msg) {
     const banner = $("[data-ending-banner]");
@@ -77,8 +82,8 @@
           button.disabled = false;
           extending = false;
         }
-      } else if (await L.confirm(E.endTitle, E.endText, E.endOk)) {
-        await client.endMeeting();
+      } else {
+        await endForEveryone();
       }
     } catch (err) {
       L.error(err);

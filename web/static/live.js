@@ -588,7 +588,8 @@
           if (document.fullscreenElement) await document.exitFullscreen(); else await root.requestFullscreen();
           break;
         case "leave":
-          if (await L.confirm(T.leaveTitle, T.leaveText, T.leave)) {
+          // presenters and operators choose between leaving and ending the meeting for everyone (live-end.js)
+          if (L.chooseLeave ? await L.chooseLeave() : await L.confirm(T.leaveTitle, T.leaveText, T.leave)) {
             L.joined = false;
             await client.leave();
             ended(T.leftTitle, "");
