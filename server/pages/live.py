@@ -2,10 +2,10 @@
 
 Presenters (trainer, leader) and operators get the studio; classrooms, learners and guests the classroom
 view; once the meeting ended for everyone (server.live.ending), everyone gets its closing page (with the link its
-recording has in the archive) instead. An operator opening `?view=classroom` (the console's "view as a classroom") gets the classroom view as
-an observer: nothing of theirs is published. The page's JavaScript (web/static/live*.js, devicecheck.js)
-talks to the server through protocol.js; the server enforces every role. The network check endpoints
-(server.live.netcheck) are added here too.
+recording has in the archive) instead. An operator opening `?view=classroom` (the console's "view as a
+classroom") gets the classroom view as an observer: nothing of theirs is published. The page's JavaScript
+(web/static/live*.js, devicecheck.js) talks to the server through protocol.js; the server enforces every role.
+The network check endpoints (server.live.netcheck) are added here too.
 """
 
 from __future__ import annotations
