@@ -38,7 +38,8 @@ async def live_page(request: web.Request) -> dict[str, Any] | web.Response:
     except SignalError as exc:
         raise ApiError(404 if exc.code == "not-found" else 403, exc.code, exc.message) from None
     if meeting.ended_at is not None:  # ended for everyone: the closing page instead of the room
-        recording_id = await ending.recording_of(request.app, meeting.id)
+        # guests never see the archive: no link for them
+        recording_id = None if ident.role == Role.GUEST else await ending.recording_of(request.app, meeting.id)
         return aiohttp_jinja2.render_template("live_closed.html", request, {
             "meeting": meeting, "recording_id": recording_id})
     cfg = request.app[CONFIG]

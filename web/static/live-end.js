@@ -23,7 +23,7 @@
     const reload = $("[data-action=reload]");
     if (reload) reload.hidden = true;  // nobody joins an ended meeting again
     const archive = $("[data-ended-archive]");
-    if (archive && msg.archive_url) {
+    if (archive && msg.archive_url && !cfg.guest) {  // guests do not see the archive
       $("[data-archive-link]", archive).href = msg.archive_url;
       archive.hidden = false;
     }
