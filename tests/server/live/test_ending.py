@@ -13,9 +13,11 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
+from server.bus import BUS
 from server.config import Config
 from server.db.engine import DB
 from server.db.models import AttendanceEvent, AuditEntry, Meeting, Recording, RecordingState, Role
+from server.live.ending import CHANNEL, ENDING
 from server.live.recordings import RECORDERS
 from server.live.service import LIVE
 from tests.live_client import LiveClient
@@ -23,6 +25,7 @@ from tests.server.livetest import classroom_login, connect, guest_login
 
 Factory = Callable[..., Awaitable[Any]]
 API = "/api/v1/meetings"
+HTML = {"Accept": "text/html"}
 
 
 @pytest.fixture
@@ -138,6 +141,9 @@ async def test_who_may_end_and_extend(app: web.Application, client: Any, login_a
     r = await trainer.post(f"{API}/{meeting.id}/extend", json={"minutes": 15, "extra": 1})
     assert r.status == 422
     assert (await _meeting(app, meeting.id)).ended_at is None
+    report = f"/api/v1/reports/meetings/{meeting.id}"
+    assert (await (await operator.get(report)).json())["live"] is True  # within its scheduled time, room open
+    assert "Đang diễn ra" in await (await operator.get(f"/meetings/{meeting.id}", headers=HTML)).text()
 
     r = await operator.post(f"{API}/{meeting.id}/end")  # an operator, from the console: the room is told
     assert r.status == 200
@@ -145,6 +151,9 @@ async def test_who_may_end_and_extend(app: web.Application, client: Any, login_a
     assert body["ended_at"] is not None
     ended = await room.wait(_of("meeting-ended"))
     assert ended["by"] == operator.user.display_name and ended["recording_id"] is None and ended["archive_url"] is None
+    assert (await (await operator.get(report)).json())["live"] is False  # reports stop saying it is live
+    page = await (await operator.get(f"/meetings/{meeting.id}", headers=HTML)).text()
+    assert "Đang diễn ra" not in page and "Đã kết thúc" in page and f'href="/live/{meeting.id}"' not in page
     r = await trainer.post(f"{API}/{meeting.id}/end")  # again: nothing changes
     assert r.status == 200 and (await r.json())["ended_at"] == body["ended_at"]
     r = await trainer.post(f"{API}/{meeting.id}/extend", json={"minutes": 15})
@@ -215,3 +224,29 @@ async def test_warned_at_the_end_and_ended_after_the_overrun(app: web.Applicatio
         assert ended["reason"] == "overrun" and ended["by"] is None
     stored = await _meeting(app, meeting.id)
     assert stored.ended_at is not None and stored.ended_by is None
+
+
+async def test_another_process_ends_or_extends(app: web.Application, client: Any, login_as: Factory,
+                                               make_user: Factory, make_classroom: Factory, make_meeting: Factory,
+                                               clients: list[LiveClient]) -> None:
+    """With a Redis bus the meeting's room may be served by another process: it acts on the `meetings` channel."""
+    trainer = await login_as(Role.TRAINER)
+    room_login, room_id = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer.user], classrooms=[room_id])
+    t = await _in_room(trainer, meeting.id, clients)
+    room = await _in_room(room_login, meeting.id, clients)
+    own = {"meeting_id": meeting.id, "origin": app[ENDING].origin}
+    extended = {"type": "meeting-extended", "minutes": 15, "ends_at": "2030-03-11T11:45:00+07:00",
+                "auto_end_at": "2030-03-11T12:15:00+07:00", "by": "Lê Văn C"}
+    await app[BUS].publish(CHANNEL, {**extended, **own})  # its own message: already told, not twice
+    await app[BUS].publish(CHANNEL, {**extended, **own, "origin": "other", "minutes": 30})
+    told = await t.wait(_of("meeting-extended"))
+    assert told["minutes"] == 30 and "origin" not in told
+    now = dt.datetime.now(dt.UTC).isoformat()
+    await app[BUS].publish(CHANNEL, {"type": "meeting-ended", "meeting_id": meeting.id, "origin": "other",
+                                     "ended_at": now, "reason": "ended", "by": "Lê Văn C"})
+    for who in (t, room):
+        ended = await who.wait(_of("meeting-ended"))
+        assert ended["by"] == "Lê Văn C"
+        assert (await who.wait(_of("closed")))["reason"] == "meeting-ended"
+    await _eventually(lambda: str(meeting.id) not in app[LIVE].sfu.rooms)
