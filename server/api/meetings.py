@@ -300,9 +300,10 @@ class ExtendIn(BaseModel):
 @endpoint("POST", "/api/v1/meetings/{id}/end", name="api-meeting-end",
           summary="End the meeting for everyone: its room and lobby are told and closed, its recording finalized "
                   "(an ended meeting stays ended; ending it again changes nothing)",
-          roles=LIVE_MODERATORS, response=MeetingOut, tag="meetings")
+          roles=LIVE_MODERATORS, response=MeetingOut, tag="meetings", errors=(409,))
 async def end_meeting(request: web.Request) -> web.Response:
-    """end_meeting: a presenter of the meeting or an operator ends it for everyone (404 for other presenters)."""
+    """end_meeting: a presenter of the meeting or an operator ends it for everyone (404 for other presenters; 409
+    `not-started` earlier than 30 minutes before its start)."""
     ident = require(request)
     mid = int_param(request, "id")
     async with request.app[DB]() as s:

@@ -131,11 +131,13 @@ def warning_for(app: web.Application, meeting: Meeting, role: str) -> list[dict[
 
 
 async def store_end(app: web.Application, meeting_id: int, by: Identity | None, reason: str) -> Ended:
-    """store_end: mark the meeting ended now (the first end stays; 404 ApiError when there is no such meeting)."""
+    """store_end: mark the meeting ended now (the first end stays); ApiError 404, or 409 `not-started` before its room
+    opens to invitees."""
     async with app[DB]() as s:
         meeting = await s.get(Meeting, meeting_id)
         if meeting is None:
             raise ApiError(404, "not-found", "Không có buổi tập huấn này. / No such meeting.")
+        schedule_ending.check_endable(meeting, utcnow())
         schedule_ending.mark_ended(s, meeting, utcnow(), by.user_id if by else None,
                                    "overrun" if reason == "overrun" else "ended")
         ended_at = meeting.ended_at

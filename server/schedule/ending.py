@@ -1,9 +1,10 @@
 """server.schedule.ending: the end of a meeting as it is stored: ended for everyone, extended, overrunning.
 
 A meeting *ends* once (`mark_ended`): a presenter or an operator ended it for everyone, or it ran past its
-scheduled end by `meetings.overrun_minutes` (`reason` "overrun", no author). `Meeting.ended_at` then holds the
-real end; an ended meeting is no longer live or joinable (`server.schedule.meetings.is_live`, `is_joinable`), its
-live room refuses `join`, and it books nothing after its real end (`server.schedule.rules.find_conflicts`).
+scheduled end by `meetings.overrun_minutes` (`reason` "overrun", no author); not before its room opens to invitees
+(`check_endable`: 409 `not-started`). `Meeting.ended_at` then holds the real end; an ended meeting is no longer
+live or joinable (`server.schedule.meetings.is_live`, `is_joinable`), its live room refuses `join`, and it books
+nothing after its real end (`server.schedule.rules.find_conflicts`).
 
 An *extension* (`extend`) moves the scheduled end later, from the scheduled end or from now when that has passed,
 by 1 to `MAX_EXTENSION_MINUTES` minutes: the same overlap rule as scheduling applies to the longer meeting (a
@@ -30,6 +31,7 @@ from server import audit
 from server.db.models import Meeting, MeetingStatus
 from server.errors import ApiError
 from server.schedule import rules
+from server.schedule.meetings import JOIN_EARLY
 
 MAX_EXTENSION_MINUTES = 120
 EndReason = Literal["ended", "overrun"]
@@ -39,6 +41,14 @@ ENDED_MESSAGE = "Buổi tập huấn đã kết thúc. / The meeting has ended."
 def auto_end_at(meeting: Meeting, overrun_minutes: float) -> dt.datetime:
     """auto_end_at: when a meeting still running ends by itself: its scheduled end plus the overrun."""
     return meeting.ends_at + dt.timedelta(minutes=overrun_minutes)
+
+
+def check_endable(meeting: Meeting, now: dt.datetime) -> None:
+    """check_endable: 409 `not-started` before the meeting's room opens to its invitees (`JOIN_EARLY` before the
+    start): presenters preparing the room days ahead must not end tomorrow's meeting (they leave instead)."""
+    if meeting.ended_at is None and now < meeting.starts_at - JOIN_EARLY:
+        raise ApiError(409, "not-started", "Buổi tập huấn chưa bắt đầu nên chưa thể kết thúc. / The meeting has not "
+                                           "started: it cannot be ended yet.")
 
 
 def mark_ended(s: AsyncSession, meeting: Meeting, now: dt.datetime, by: int | None, reason: EndReason) -> bool:

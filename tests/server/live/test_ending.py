@@ -159,6 +159,19 @@ async def test_who_may_end_and_extend(app: web.Application, client: Any, login_a
     r = await trainer.post(f"{API}/{meeting.id}/extend", json={"minutes": 15})
     assert r.status == 409 and (await r.json())["error"]["code"] == "ended"
 
+    tomorrow = await make_meeting(presenters=[trainer.user])  # a presenter preparing tomorrow's room
+    async with app[DB]() as s:
+        m = await s.get(Meeting, tomorrow.id)
+        assert m is not None
+        m.starts_at, m.ends_at = m.starts_at + dt.timedelta(days=1), m.ends_at + dt.timedelta(days=1)
+        await s.commit()
+    prep = await _in_room(trainer, tomorrow.id, clients)
+    reply = await prep.request("end-meeting")
+    assert reply["type"] == "error" and reply["error"]["code"] == "not-started"
+    r = await operator.post(f"{API}/{tomorrow.id}/end")
+    assert r.status == 409 and (await r.json())["error"]["code"] == "not-started"
+    assert (await _meeting(app, tomorrow.id)).ended_at is None
+
 
 async def test_extension_refused_when_it_overlaps(app: web.Application, client: Any, login_as: Factory,
                                                   make_user: Factory, make_classroom: Factory,
