@@ -12,7 +12,8 @@
 - `Ending` (one per app, under `ENDING`) runs the watch: every `meetings.check_seconds` it reads the meetings whose
   room is open in this process; at the scheduled end their moderators get `meeting-ending` (once per scheduled end,
   and on joining later), and at the scheduled end plus `meetings.overrun_minutes` the meeting ends by itself
-  (reason `overrun`). State is changed only on the event loop.
+  (reason `overrun`); a room still open here of a meeting ended elsewhere is closed. State is changed only on the
+  event loop.
 """
 
 from __future__ import annotations
@@ -75,9 +76,11 @@ class Ending:
         for gone in set(self.warned) - open_ids:
             del self.warned[gone]
         async with self.app[DB]() as s:
-            meetings = await schedule_ending.running(s, open_ids)
+            meetings = await schedule_ending.among(s, open_ids)
         for m in meetings:
-            if schedule_ending.overrunning(m, now, overrun):
+            if m.ended_at is not None:  # ended elsewhere and this process missed the bus message: close it here too
+                await close_meeting(self.app, Ended(m.id, m.ended_at, "ended", None))
+            elif schedule_ending.overrunning(m, now, overrun):
                 log.info("meeting %s: ended at its overrun (scheduled end %s)", m.id, m.ends_at.isoformat())
                 await end_meeting(self.app, m.id, None, "overrun")
             elif schedule_ending.overdue(m, now) and self.warned.get(m.id) != m.ends_at:

@@ -100,12 +100,11 @@ async def extend(s: AsyncSession, meeting_id: int, minutes: int, now: dt.datetim
     return meeting
 
 
-async def running(s: AsyncSession, meeting_ids: Collection[int]) -> list[Meeting]:
-    """running: the meetings of `meeting_ids` (those with an open live room) that have not ended."""
+async def among(s: AsyncSession, meeting_ids: Collection[int]) -> list[Meeting]:
+    """among: the meetings of `meeting_ids` (those with an open live room), ended or not."""
     if not meeting_ids:
         return []
-    q = select(Meeting).where(Meeting.id.in_(list(meeting_ids)), Meeting.ended_at.is_(None))
-    return list((await s.scalars(q)).all())
+    return list((await s.scalars(select(Meeting).where(Meeting.id.in_(list(meeting_ids))))).all())
 
 
 def overdue(meeting: Meeting, now: dt.datetime) -> bool:

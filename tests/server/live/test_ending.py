@@ -263,3 +263,12 @@ async def test_another_process_ends_or_extends(app: web.Application, client: Any
         assert ended["by"] == "Lê Văn C"
         assert (await who.wait(_of("closed")))["reason"] == "meeting-ended"
     await _eventually(lambda: str(meeting.id) not in app[LIVE].sfu.rooms)
+    # a bus message this process missed: the watch finds the meeting ended in storage and closes its room here
+    other = await make_meeting(presenters=[trainer.user])
+    t2 = await _in_room(trainer, other.id, clients)
+    async with app[DB]() as s:
+        m = await s.get(Meeting, other.id)
+        assert m is not None
+        m.ended_at = dt.datetime.now(dt.UTC)
+        await s.commit()
+    assert (await t2.wait(_of("closed")))["reason"] == "meeting-ended"
