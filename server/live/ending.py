@@ -105,12 +105,16 @@ class Ending:
             async for message in sub:
                 if message.get("origin") == self.origin or not isinstance(message.get("meeting_id"), int):
                     continue
-                if message.get("type") == "meeting-ended":
-                    ended = Ended(message["meeting_id"], dt.datetime.fromisoformat(message["ended_at"]),
-                                  str(message.get("reason", "ended")), message.get("by"))
-                    await close_meeting(self.app, ended)
-                elif message.get("type") == "meeting-extended":
-                    await tell_extended(self.app, message["meeting_id"], message)
+                try:
+                    if message.get("type") == "meeting-ended":
+                        ended = Ended(message["meeting_id"], dt.datetime.fromisoformat(message["ended_at"]),
+                                      str(message.get("reason", "ended")), message.get("by"))
+                        await close_meeting(self.app, ended)
+                    elif message.get("type") == "meeting-extended":
+                        await tell_extended(self.app, message["meeting_id"], message)
+                except Exception:  # one bad message or failed close does not stop the listener
+                    log.exception("meeting %s: acting on %s from the bus failed", message.get("meeting_id"),
+                                  message.get("type"))
         finally:
             await sub.close()
 
