@@ -78,16 +78,22 @@ class Ending:
         async with self.app[DB]() as s:
             meetings = await schedule_ending.among(s, open_ids)
         for m in meetings:
-            if m.ended_at is not None:  # ended elsewhere and this process missed the bus message: close it here too
-                await close_meeting(self.app, Ended(m.id, m.ended_at, "ended", None))
-            elif schedule_ending.overrunning(m, now, overrun):
-                log.info("meeting %s: ended at its overrun (scheduled end %s)", m.id, m.ends_at.isoformat())
-                await end_meeting(self.app, m.id, None, "overrun")
-            elif schedule_ending.overdue(m, now) and self.warned.get(m.id) != m.ends_at:
-                self.warned[m.id] = m.ends_at
-                for conn in self.app[LIVE].in_meeting(m.id):
-                    if conn.ident.role in MODERATORS:
-                        await conn.send(ending_message(self.app, m))
+            try:
+                await self._check_one(m, now, overrun)
+            except Exception:  # one meeting's failure (logged) does not keep the others from ending
+                log.exception("meeting %s: checking its end failed", m.id)
+
+    async def _check_one(self, m: Meeting, now: dt.datetime, overrun: float) -> None:
+        if m.ended_at is not None:  # ended elsewhere and this process missed the bus message: close it here too
+            await close_meeting(self.app, Ended(m.id, m.ended_at, "ended", None))
+        elif schedule_ending.overrunning(m, now, overrun):
+            log.info("meeting %s: ended at its overrun (scheduled end %s)", m.id, m.ends_at.isoformat())
+            await end_meeting(self.app, m.id, None, "overrun")
+        elif schedule_ending.overdue(m, now) and self.warned.get(m.id) != m.ends_at:
+            self.warned[m.id] = m.ends_at
+            for conn in self.app[LIVE].in_meeting(m.id):
+                if conn.ident.role in MODERATORS:
+                    await conn.send(ending_message(self.app, m))
 
     async def _watch(self) -> None:
         while True:
