@@ -173,6 +173,13 @@ class RecorderSection(_Section):
     worker_nice: int = Field(10, ge=0, le=19)
 
 
+class MeetingsSection(_Section):
+    """MeetingsSection: when a live meeting ends by itself (see docs/protocol.md, Ending a meeting)."""
+
+    overrun_minutes: float = Field(30.0, ge=0, le=24 * 60)
+    check_seconds: float = Field(15.0, gt=0, le=600)
+
+
 class SmtpSection(_Section):
     """SmtpSection: optional e-mail notifications."""
 
@@ -242,6 +249,7 @@ class Config(_Section):
     auth: AuthSection = Field(default_factory=AuthSection)
     sfu: SfuSection = Field(default_factory=SfuSection)
     recorder: RecorderSection = Field(default_factory=RecorderSection)
+    meetings: MeetingsSection = Field(default_factory=MeetingsSection)
     smtp: SmtpSection = Field(default_factory=SmtpSection)
     deadlines: DeadlinesSection = Field(default_factory=DeadlinesSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)

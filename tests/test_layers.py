@@ -28,7 +28,7 @@ SUBSYSTEMS: dict[str, set[str]] = {
     "server.people": set(),
     "server.schedule": {"server.people"},
     "server.learning": {"server.people", "server.schedule", "server.live"},  # the archive of recorded lectures
-    "server.live": {"server.schedule"},  # schedule.visibility: who enters a meeting's room
+    "server.live": {"server.schedule"},  # schedule.visibility: who enters a meeting's room; schedule.ending: its end
     "server.reports": {"server.people", "server.schedule", "server.learning", "server.live"},
 }
 HANDLERS = {"server.api", "server.pages"}

@@ -9,6 +9,8 @@ Scheduling rules (`server.schedule.rules`): publishing, and editing a published 
 meeting and what is shared; `error.conflicts` lists them). Drafts are never refused for overlaps: their
 `conflicts` are warnings. Operators import a term's schedule from CSV (`/api/v1/meetings/import`);
 regional meetings carry documents with deadlines (`/api/v1/meetings/{id}/documents`, `/api/v1/deadlines`).
+A presenter of a meeting or an operator ends it for everyone (`/end`) or moves its end later (`/extend`, by the same
+overlap rules; 409 `overlap`): see docs/protocol.md, Ending a meeting.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.uploads import import_error_response, read_upload
@@ -27,9 +29,11 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Meeting, MeetingDocument, MeetingKind, MeetingStatus, Role
 from server.errors import ApiError
+from server.live import ending as live_ending
 from server.openapi import Upload, endpoint, int_param, json_response, one_of, parse_body
 from server.people.importer import ImportFailed
 from server.schedule import deadlines
+from server.schedule import ending as schedule_ending
 from server.schedule import importer as schedule_import
 from server.schedule import meetings as svc
 from server.schedule import rules as schedule
@@ -118,6 +122,7 @@ class MeetingOut(BaseModel):
     last_publish_day: dt.date
     conflicts: list[ConflictOut] = []
     override_history: list[OverrideOut] = []  # one meeting's answers only (not the lists)
+    ended_at: dt.datetime | None = None  # ended for everyone (server.schedule.ending): the real end
 
 
 def conflicts_out(request: web.Request, found: list[schedule.Conflict]) -> list[ConflictOut]:
@@ -158,7 +163,8 @@ def meeting_out(request: web.Request, m: Meeting) -> MeetingOut:
         video_codec=m.video_codec, record=m.record, created_at=svc.to_local(m.created_at, tz),
         sequence=m.sequence or 0, publish_override_reason=m.publish_override_reason or "",
         publish_override_by=m.publish_override_by, publish_override_at=svc.to_local(at, tz) if at else None,
-        last_publish_day=schedule.last_publish_day(m.starts_at, tz))
+        last_publish_day=schedule.last_publish_day(m.starts_at, tz),
+        ended_at=svc.to_local(m.ended_at, tz) if m.ended_at else None)
 
 
 @endpoint("GET", "/api/v1/meetings", name="api-meetings", summary="List the meetings the caller may see",
@@ -295,6 +301,52 @@ async def cancel_meeting(request: web.Request) -> web.Response:
     """cancel_meeting: draft or published → cancelled."""
     return await _change(request, svc.cancel_meeting)
 
+
+# --- ending and extending a live meeting (server.live.ending) ------------------------------------
+
+LIVE_MODERATORS = (Role.OPERATOR, Role.TRAINER, Role.LEADER)
+
+
+class ExtendIn(BaseModel):
+    """ExtendIn: how many minutes later the meeting ends (from its scheduled end, or from now when that passed)."""
+
+    model_config = ConfigDict(extra="forbid")  # a command: an unknown key is an error
+
+    minutes: int = Field(ge=1, le=schedule_ending.MAX_EXTENSION_MINUTES)
+
+
+@endpoint("POST", "/api/v1/meetings/{id}/end", name="api-meeting-end",
+          summary="End the meeting for everyone: its room and lobby are told and closed, its recording finalized "
+                  "(an ended meeting stays ended; ending it again changes nothing)",
+          roles=LIVE_MODERATORS, response=MeetingOut, tag="meetings", errors=(409,))
+async def end_meeting(request: web.Request) -> web.Response:
+    """end_meeting: a presenter of the meeting or an operator ends it for everyone (404 for other presenters; 409
+    `not-started` earlier than 30 minutes before its start)."""
+    ident = require(request)
+    mid = int_param(request, "id")
+    async with request.app[DB]() as s:
+        await svc.get_meeting(s, ident, mid)  # 404 unless the caller sees it (a trainer: the meetings they present)
+    await live_ending.end_meeting(request.app, mid, ident, "ended")
+    async with request.app[DB]() as s:
+        meeting = await svc.get_meeting(s, ident, mid)
+    return json_response(meeting_out(request, meeting))
+
+
+@endpoint("POST", "/api/v1/meetings/{id}/extend", name="api-meeting-extend",
+          summary="Move a meeting's end later by {minutes} (from now when its end has passed), by the same overlap "
+                  "rules as scheduling", roles=LIVE_MODERATORS, body=ExtendIn, response=MeetingOut, tag="meetings",
+          errors=(409,))
+async def extend_meeting(request: web.Request) -> web.Response:
+    """extend_meeting: 409 `overlap` (another booking of its presenters or classrooms), `ended` or `cancelled`."""
+    ident = require(request)
+    mid = int_param(request, "id")
+    body = await parse_body(request, ExtendIn)
+    async with request.app[DB]() as s:
+        await svc.get_meeting(s, ident, mid)
+    await live_ending.extend_meeting(request.app, mid, body.minutes, ident)
+    async with request.app[DB]() as s:
+        meeting = await svc.get_meeting(s, ident, mid)
+    return json_response(meeting_out(request, meeting))
 
 
 @endpoint("GET", "/api/v1/meetings/{id}/conflicts", name="api-meeting-conflicts",

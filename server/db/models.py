@@ -211,6 +211,10 @@ class Meeting(Base):
     first_published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Ending (migration 0012): when the meeting really ended (a presenter or operator ended it for everyone, or it
+    # overran its end by meetings.overrun_minutes) and who ended it (None: the server, at the overrun).
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     program: Mapped[Program] = relationship(lazy="raise")
     presenters: Mapped[list[User]] = relationship(secondary=meeting_presenters, lazy="raise")

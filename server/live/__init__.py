@@ -9,7 +9,9 @@ Who owns what:
   `Room.snapshot()` and the replies of the room's calls, and tells the SFU capabilities (`capabilities`), not roles.
 - `recordings.Recorders` (under `RECORDERS`) owns one recorder per live room and the finalizing queue.
 - `attendance` writes the events reports are computed from (server.reports).
+- `ending.Ending` (under `ending.ENDING`) ends meetings for everyone (asked, or past their end plus the overrun)
+  and warns presenters at the scheduled end; extensions follow the scheduling rules (server.schedule.ending).
 
 Layering inside the package, lowest first: wire → connection → service → attendance → chat, polls, lobby,
-recording_live → entry → signalling. Nothing here imports a module above it (tests/test_layers.py).
+recording_live, ending → entry → signalling. Nothing here imports a module above it (tests/test_layers.py).
 """

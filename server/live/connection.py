@@ -230,6 +230,7 @@ class Connection:
             "removed": "Bạn đã được mời ra khỏi phòng. / You were removed from the room.",
             "refused": "Người chủ trì chưa cho bạn vào phòng. / The host did not let you in.",
             "server-shutdown": "Máy chủ đang khởi động lại. / The server is restarting.",
+            "meeting-ended": "Buổi tập huấn đã kết thúc. / The meeting has ended.",
             "flooding": "Gửi quá nhiều tin nhắn; kết nối bị đóng. / Too many messages: the connection was closed.",
         }
         closed = {"type": "closed", "reason": reason, "message": messages.get(reason, reason)}

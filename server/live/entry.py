@@ -1,9 +1,11 @@
 """server.live.entry: how a connection enters a meeting's room: `join`, resuming after a lost connection, or
-being admitted from the lobby (one at a time, or everyone but guests when the room is unlocked).
+being admitted from the lobby (one at a time, or everyone but guests when the room is unlocked). A meeting ended
+for everyone (server.live.ending) is entered by nobody: `join` gets the error `meeting-ended`.
 
 Entering holds the connection's output (`Connection.hold`) from before the SFU learns of the participant until
 the reply is written: the `joined` reply (or the `error`) goes first, then its follow-ups (chat history, open
-polls, the lobby list, for a moderator a recording that could not start), then, in order, whatever the room sent
+polls, the lobby list, for a moderator a recording that could not start and the warning of a meeting past its
+scheduled end), then, in order, whatever the room sent
 meanwhile (participant-joined, presenter, floor, offer, slot, grid, chat...). docs/protocol.md promises this order.
 """
 
@@ -24,11 +26,12 @@ from server.auth import Identity
 from server.config import Config
 from server.db.engine import DB
 from server.db.models import Meeting, Role
-from server.live import attendance, chat, lobby, polls, recordings
+from server.live import attendance, chat, ending, lobby, polls, recordings
 from server.live.capabilities import CAPABILITIES
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
 from server.live.wire import MODERATORS, SignalError, field, id_field
+from server.schedule.ending import ENDED_MESSAGE
 from server.schedule.visibility import Refusal, refusal
 from sfu.errors import SfuError
 from sfu.room import Room
@@ -85,6 +88,8 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | Non
     resume = field(msg, "resume", dict, optional=True)
     ident = conn.ident
     meeting = await load_meeting_for(conn.app, ident, meeting_id)
+    if meeting.ended_at is not None:  # ended for everyone (server.live.ending): nobody enters or resumes
+        raise SignalError("meeting-ended", ENDED_MESSAGE)
     live = conn.app[LIVE]
     room = await live.sfu.room(str(meeting.id), meeting.video_codec)
     name = ident.display_name or ident.username or "Khách"
@@ -153,6 +158,7 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
     conn.followups += await polls.open_polls_for(conn)
     conn.followups += lobby.waiting_for(conn)
     conn.followups += recordings.refusal_for(conn.app, meeting.id, ident.role.value)
+    conn.followups += ending.warning_for(conn.app, meeting, ident.role.value)
     # The room's snapshot is taken after the last await: whoever joined meanwhile (e.g. the recorder, started
     # by the first join) is in the reply, which the browser takes as the whole truth.
     state = room.snapshot()

@@ -2,9 +2,9 @@
 
 The handlers live by area: here the media and the room (publish, answer, candidate, hand, floor, presenter,
 mute, grid, lock, remove, stats, leave); server.live.entry (join, admit), server.live.chat,
-server.live.polls, server.live.lobby and server.live.recording_live. Each area exports a ROUTES table;
-`ROUTES` is their union (a request type belongs to one area). `setup` adds /ws and the live side's
-cleanup contexts to the application. The wire format is documented in docs/protocol.md.
+server.live.polls, server.live.lobby, server.live.recording_live and server.live.ending (end, extend). Each area
+exports a ROUTES table; `ROUTES` is their union (a request type belongs to one area). `setup` adds /ws and the
+live side's cleanup contexts to the application. The wire format is documented in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, web
 from server.auth import client_ip, identity, websocket_origin_ok
 from server.config import CONFIG
 from server.db.models import Role
-from server.live import attendance, chat, entry, lobby, polls, recording_live
+from server.live import attendance, chat, ending, entry, lobby, polls, recording_live
 from server.live.connection import Connection, Route, audit_live, jsonable
 from server.live.sender import POLICY_CLOSE_WAIT
 from server.live.service import LIVE, live_ctx, on_shutdown
@@ -238,7 +238,8 @@ def _union(*tables: dict[str, Route]) -> dict[str, Route]:
     return routes
 
 
-ROUTES = _union(_ROOM_ROUTES, entry.ROUTES, chat.ROUTES, polls.ROUTES, lobby.ROUTES, recording_live.ROUTES)
+ROUTES = _union(_ROOM_ROUTES, entry.ROUTES, chat.ROUTES, polls.ROUTES, lobby.ROUTES, recording_live.ROUTES,
+                ending.ROUTES)
 
 
 async def _after_close(conn: Connection, ws: web.WebSocketResponse) -> None:
@@ -320,8 +321,10 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    """setup: add the live routes and the live side's cleanup contexts (the SFU's, then attendance's)."""
+    """setup: add the live routes and the live side's cleanup contexts (the SFU's, then attendance's, then the watch
+    on meetings past their end)."""
     app.cleanup_ctx.append(live_ctx)
     app.cleanup_ctx.append(attendance.attendance_ctx)
+    app.cleanup_ctx.append(ending.ending_ctx)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get("/ws", websocket_handler, name="ws")

@@ -383,8 +383,8 @@ def _filters(app: web.Application, env: jinja2.Environment) -> None:
 
 
 def can_enter_live(ident: Identity | None, meeting: Meeting) -> bool:
-    """can_enter_live: show the "Enter the live room" link (staff always; classrooms when joinable)."""
-    if ident is None:
+    """can_enter_live: show the "Enter the live room" link (staff until it ended; classrooms when joinable)."""
+    if ident is None or meeting.ended_at is not None:
         return False
     if ident.role in (Role.OPERATOR, Role.TRAINER, Role.LEADER):
         return meeting.status != MeetingStatus.CANCELLED

@@ -9,7 +9,8 @@ Rules (`meeting_attendance`):
   closed-at-restart (an opening while open, or a closing while closed, changes nothing). A drop followed by
   the same participant's resume is a network cut it came back from within the resume window (it stayed in
   the room, shown as reconnecting): the interval goes on through it, and so does the floor. An interval
-  still open counts up to `now` when the meeting is live now; otherwise (the server lost track) up to
+  still open counts up to `now` when the meeting is live now (not ended, and its room open or within its
+  scheduled time); otherwise (the server lost track) up to
   the participant's last known moment (its last event or quality sample).
 - An attendee is a classroom (all its participants: a second PC, a drop and a rejoin under a new
   participant id), else an account, else a guest participant. Its intervals are the union of its
@@ -278,7 +279,7 @@ async def facts_of(s: AsyncSession, meetings: Sequence[Meeting], filters: Filter
     out = []
     for m in meetings:
         att = meeting_attendance(m.id, m.starts_at, m.ends_at, events.get(m.id, []), now=now,
-                                 live=m.id in live_ids or m.starts_at <= now < m.ends_at)
+                                 live=m.ended_at is None and (m.id in live_ids or m.starts_at <= now < m.ends_at))
         by_room = {a.classroom_id: a for a in att.classrooms() if a.classroom_id is not None}
         invited = {c.id for c in m.classrooms}
         rows = []

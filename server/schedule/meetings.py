@@ -260,16 +260,17 @@ async def get_meeting(s: AsyncSession, ident: Identity, meeting_id: int) -> Meet
 
 
 def is_joinable(meeting: Meeting, now: dt.datetime | None = None) -> bool:
-    """is_joinable: published, and from 30 minutes before the start until the end."""
+    """is_joinable: published, not ended, and from 30 minutes before the start until the end."""
     now = now or utcnow()
-    return (meeting.status == MeetingStatus.PUBLISHED
+    return (meeting.status == MeetingStatus.PUBLISHED and meeting.ended_at is None
             and meeting.starts_at - JOIN_EARLY <= now < meeting.ends_at)
 
 
 def is_live(meeting: Meeting, now: dt.datetime | None = None) -> bool:
-    """is_live: published and between its start and end."""
+    """is_live: published, not ended (server.schedule.ending) and between its start and end."""
     now = now or utcnow()
-    return meeting.status == MeetingStatus.PUBLISHED and meeting.starts_at <= now < meeting.ends_at
+    return (meeting.status == MeetingStatus.PUBLISHED and meeting.ended_at is None
+            and meeting.starts_at <= now < meeting.ends_at)
 
 
 async def list_programs(s: AsyncSession) -> list[tuple[Program, int]]:

@@ -10,7 +10,8 @@ Publication (enforced by `server.schedule.meetings.change_status` and `update_me
   not overlap when they share a province (or a leader/presenter or a classroom). Only *published*
   meetings take part: a draft books nothing, so the check runs when a meeting is published and on every
   edit of a published meeting; a draft's conflicts are shown as warnings. Cancelled meetings never
-  conflict. Intervals are half-open: a meeting ending at 10:00 and one starting at 10:00 do not overlap.
+  conflict, and a meeting that ended early (server.schedule.ending) books nothing after its real end.
+  Intervals are half-open: a meeting ending at 10:00 and one starting at 10:00 do not overlap.
   Overlaps cannot be overridden.
 
 Deadlines of a regional meeting (local dates, inclusive): the region's plan and joint report are due
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -184,7 +185,7 @@ async def find_conflicts(s: AsyncSession, plan: Plan) -> list[Conflict]:
     q = (select(Meeting)
          .options(selectinload(Meeting.presenters), selectinload(Meeting.classrooms), selectinload(Meeting.provinces))
          .where(Meeting.status == MeetingStatus.PUBLISHED, Meeting.starts_at < plan.ends_at,
-                Meeting.ends_at > plan.starts_at)
+                func.coalesce(Meeting.ended_at, Meeting.ends_at) > plan.starts_at)  # ended: books up to its real end
          .order_by(Meeting.starts_at, Meeting.id))
     if plan.meeting_id is not None:
         q = q.where(Meeting.id != plan.meeting_id)

@@ -17,8 +17,10 @@ sees: the link is its invitation. Whether the meeting is upcoming, live or over 
 
 Entering the live room (`enterable`): whoever sees the meeting, except learners (live meetings are for
 classrooms) and except a cancelled meeting. So presenters and operators may enter a draft's room to prepare,
-invitees once it is published. The clock does not close the room (a meeting that overruns goes on); pages
-offer the join button from 30 minutes before the start (`server.schedule.meetings.is_joinable`).
+invitees once it is published. The scheduled end does not close the room (a meeting that overruns goes on) until the
+meeting is ended for everyone, by a presenter or an operator or after `meetings.overrun_minutes`
+(server.schedule.ending); nobody enters an ended meeting's room (its `join` is refused there, server.live.entry).
+Pages offer the join button from 30 minutes before the start (`server.schedule.meetings.is_joinable`).
 
 `refusal` says why a meeting is not entered (the message of `forbidden`): not invited, not published yet, or
 cancelled; it reads the same two parts of the rule, never a copy of them.

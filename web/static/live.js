@@ -146,6 +146,7 @@
     if (L.screenTrack) L.screenTrack.stop();
     root.dispatchEvent(new CustomEvent("live:ended"));
   }
+  L.ended = ended;
 
   // ------------------------------------------------------------------ device check
 
@@ -320,6 +321,10 @@
     try {
       await client.connect();
     } catch (err) {
+      if (client.closedReason === "meeting-ended" || (err && err.code === "meeting-ended")) {
+        if (!client.endedInfo) location.reload();  // ended before we got in: the server shows the closing page
+        return;  // told in the lobby: live-end.js shows the closing page
+      }
       if (client.closedReason || (err && err.code === "refused")) {
         ended(T.notAdmitted, T[client.closedReason || "refused"] || L.localMessage(client.closedMessage) || err.message);
         return;
@@ -583,7 +588,8 @@
           if (document.fullscreenElement) await document.exitFullscreen(); else await root.requestFullscreen();
           break;
         case "leave":
-          if (await L.confirm(T.leaveTitle, T.leaveText, T.leave)) {
+          // presenters and operators choose between leaving and ending the meeting for everyone (live-end.js)
+          if (L.chooseLeave ? await L.chooseLeave() : await L.confirm(T.leaveTitle, T.leaveText, T.leave)) {
             L.joined = false;
             await client.leave();
             ended(T.leftTitle, "");

@@ -9,7 +9,8 @@
 //
 // Events (CustomEvent, detail = message): joined, lobby, offer, slot, floor, presenter, hand, grid,
 // participant-joined, participant-left, participant-state, mute-request, peer-failed, closed, error,
-// locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results, recording,
+// locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results, recording, meeting-ending,
+// meeting-extended, meeting-ended (the meeting ended for everyone: `closed` follows, nothing reconnects),
 // plus the connection states "reconnecting" and "reconnected" (detail.media: only the media connections,
 // the socket stayed), "pc-state" ({pc, state}) and "track" ({slot, track, stream}).
 //
@@ -27,7 +28,7 @@
   // Close reasons after which reconnecting is pointless (refused, or it would replace someone): all but
   // server-shutdown and too-slow (docs/protocol.md, `closed` reasons).
   const FINAL = ["replaced", "logout", "password-changed", "password-reset", "disabled", "link-revoked",
-    "removed", "refused", "left", "too-many-connections", "flooding"];
+    "removed", "refused", "left", "too-many-connections", "flooding", "meeting-ended"];
   const PROBE_AFTER_MS = 2000;   // a media connection "disconnected" that long: is the network back? (ping)
   const GRACE_MS = 2000;         // the socket answers again: time left for the connection to come back itself
 
@@ -425,6 +426,7 @@
         case "mute-request": this.applyMute(msg); break;
         case "peer-failed": this.renewMedia(); break;
         case "closed": this.closedReason = msg.reason; this.closedMessage = msg.message; break;
+        case "meeting-ended": this.closedReason = "meeting-ended"; this.endedInfo = msg; break;
         default: break;
       }
       this.emit(msg.type, msg);
@@ -594,6 +596,9 @@
     recordStart() { return this.request("record-start", {}); }
     recordStop() { return this.request("record-stop", {}); }
     recordMarker(title) { return this.request("record-marker", { title: String(title) }); }
+    // Ending (docs/protocol.md "Ending a meeting"): moderators end the meeting for everyone or move its end later.
+    endMeeting() { return this.request("end-meeting", {}); }
+    extendMeeting(minutes) { return this.request("extend-meeting", { minutes: Number(minutes) }); }
     ping() { return this.request("ping", {}); }
 
     async leave() {
