@@ -193,7 +193,7 @@ class RecordingParticipant:
     @property
     def duration(self) -> float:
         """duration is the longest slot placed so far (seconds; a continued recording's start at least)."""
-        return max((c.duration for c in self.clocks.values()), default=self.offset)
+        return max([self.offset, *(c.duration for c in self.clocks.values())])
 
     async def start(self) -> None:
         """start creates the directory, joins the room (raises SfuError, OSError) and records as media flows."""

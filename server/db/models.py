@@ -595,7 +595,8 @@ class RecordingState(enum.StrEnum):
 
 
 class Recording(Base):
-    """Recording: one recording of a meeting's room: its files, state, progress and who may watch it."""
+    """Recording: one lecture video of a meeting (its `part`; a meeting's parts are one archive entry): its files,
+    state, progress and who may watch it."""
 
     __tablename__ = "recordings"
 
@@ -610,6 +611,7 @@ class Recording(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     recovered: Mapped[bool] = mapped_column(Boolean, default=False)
     gaps: Mapped[int] = mapped_column(Integer, default=0)  # media lost to a disk too slow (recorder/participant.py)
+    part: Mapped[int] = mapped_column(Integer, default=1)  # the meeting's n-th lecture video (server.live.recordings)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
     video_codec: Mapped[str] = mapped_column(String(8), default="VP8")
     file: Mapped[str] = mapped_column(String(200), default="")  # the lecture file, relative to directory
