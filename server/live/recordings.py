@@ -457,9 +457,15 @@ class Recorders:
                 Recording.state == RecordingState.READY))).all())
         for row in rows:
             self._enqueue(row.id)
-        for name in kept:  # segments kept for a continuation that can no longer come (the server stopped)
-            if await asyncio.to_thread(has_segments, self.root / name):
-                await asyncio.to_thread(release, self.root / name)
+        await asyncio.to_thread(self._sweep, kept)
+
+    def _sweep(self, directories: list[str]) -> None:
+        """_sweep removes the segments finalized recordings kept for a continuation that can no longer come (the
+        server stopped meanwhile; blocking: run in a thread)."""
+        for name in directories:
+            if has_segments(self.root / name):
+                log.info("recording %s: removing the segments kept for a continuation", name)
+                release(self.root / name)
 
     # -------------------------------------------------------------------------------- retention
 

@@ -233,6 +233,28 @@ async def test_retention_deletes_old_recordings_with_an_audit_entry(make_config:
     assert entry is not None and "retention" in entry.details["reason"]
 
 
+async def test_segments_kept_for_a_continuation_go_at_the_next_start(make_config: Callable[..., Config],
+                                                                      aiohttp_client: Any) -> None:
+    """A server stopped while a meeting could still continue its recording: the next start removes the segments
+    kept for it (the lecture file and originals stay); a failed recording keeps them (all that is left of it)."""
+    from server.app import create_app
+
+    app = create_app(make_config())
+    await aiohttp_client(app)
+    root = app[CONFIG].data_path / "recordings"
+    async with app[DB]() as s:
+        s.add_all([Recording(title="Xong", directory="done", state=RecordingState.READY, file="lecture.webm"),
+                   Recording(title="Lỗi", directory="busy", state=RecordingState.FAILED)])
+        await s.commit()
+    for name in ("done", "busy"):
+        (root / name / "program-video").mkdir(parents=True)
+        (root / name / "program-video" / "00000.mkv").write_bytes(b"x")
+        (root / name / "lecture.webm").write_bytes(b"x")
+    await app[RECORDERS].recover()
+    assert not (root / "done" / "program-video").exists() and (root / "done" / "lecture.webm").exists()
+    assert (root / "busy" / "program-video" / "00000.mkv").exists()
+
+
 def _setup_db(data_dir: Path) -> int:
     """_setup_db: a trainer with a login, a published recorded meeting he presents; returns the meeting id."""
     engine = sa.create_engine(f"sqlite:///{data_dir / 'taphuan.sqlite3'}")
