@@ -24,7 +24,7 @@ MIN_CHAPTER_SECONDS = 2.0  # automatic chapters closer than this merge, or yield
 START_TITLE = "Bắt đầu"
 GAP_TITLE = "Gián đoạn ghi hình"
 CONTINUE_TITLE = "Tiếp tục sau gián đoạn"  # the room stood empty (or the recording was stopped): the wait is cut
-NOTHING_SHOWN_TITLE = "Chỉ có âm thanh"  # no camera and no screen share to show
+NOTHING_SHOWN_TITLE = "Chỉ âm thanh"  # no camera and no screen share to show
 
 
 @dataclass(frozen=True)

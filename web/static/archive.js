@@ -87,12 +87,9 @@
     const empty = root.querySelector("[data-archive-empty]");
     let timer = null, typing = null;
 
-    // One entry per meeting: its recordings are the parts of the entry (a pause over
+    // One entry per meeting (entry, below): its recordings are the entry's parts, each an item here (a pause over
     // recorder.continue_gap_minutes started the next part; a shorter one continued the same video).
-    function part(r, entryTitle, many) {
-      const label = many || r.title !== entryTitle
-        ? el("h4", { class: "rec-part-title" }, many ? `${T.part} ${r.part}` : "", many && r.title !== entryTitle ? " · " : "",
-          r.title !== entryTitle ? r.title : "") : null;
+    function item(r, entryTitle, many) {
       const meta = el("div", { class: "rec-meta muted" },  // the entry's line says it for a single part
         many ? el("time", { datetime: r.started_at }, when(r.started_at)) : null,
         many && r.duration ? el("span", {}, clock(r.duration)) : null, r.size ? el("span", {}, size(r.size)) : null);
@@ -104,6 +101,9 @@
         r.state === "failed" && r.error ? el("span", { class: "rec-error" }, r.error) : null);
       const progress = r.state === "processing"
         ? el("progress", { max: "100", value: String(r.progress), "aria-label": T.processing }) : null;
+      const label = many || r.title !== entryTitle
+        ? el("h4", { class: "rec-part-title" }, many ? `${T.part} ${r.part}` : "", many && r.title !== entryTitle ? " · " : "",
+          r.title !== entryTitle ? r.title : "") : null;
       const chapters = r.state === "ready" && r.chapters.length ? el("details", { class: "rec-chapters" },
         el("summary", {}, `${T.chapters} (${r.chapters.length})`),
         el("ol", {}, ...r.chapters.map((c) => el("li", {}, el("a", { href: `/archive/${r.id}#t=${c.start}` },
@@ -128,7 +128,7 @@
       return el("li", { class: "rec-item rec-entry", "data-entry": first.meeting_id === null ? `r${first.id}` : first.meeting_id,
         "data-state": parts.some((r) => r.state === "recording") ? "recording" : first.state },
         el("h3", { class: "rec-title" }, title), meta,
-        el("ol", { class: "rec-parts" }, ...parts.map((r) => part(r, first.title, parts.length > 1))));
+        el("ol", { class: "rec-parts" }, ...parts.map((r) => item(r, first.title, parts.length > 1))));
     }
 
     function entries(items) {
