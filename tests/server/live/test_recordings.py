@@ -38,6 +38,7 @@ from server.db.models import (
     utcnow,
 )
 from server.live.recordings import RECORDERS
+from server.live.service import LIVE
 from tests.live_client import LiveClient
 from tests.recorder.media import ffprobe
 from tests.server.livetest import connect
@@ -430,7 +431,8 @@ async def test_a_recording_the_disk_stops_taking_stops_and_says_why(app: Any, lo
 async def test_a_meeting_is_one_entry_continued_after_a_short_pause_and_in_parts_after_a_long_one(
         make_config: Callable[..., Config], aiohttp_client: Any, clients: list[LiveClient]) -> None:
     """The room empties twice: after a short pause the recording goes on in the same lecture video (the pause cut
-    out, a chapter marks it); after a longer one it becomes part 2 of the same entry. finish_meeting ends it."""
+    out, a chapter marks it); after a longer one it becomes part 2 of the same entry. finish_meeting ends it, after
+    everyone left as while it records."""
     from recorder.archive import has_segments
     from recorder.timeline import CONTINUE_TITLE, load
     from server.app import create_app
@@ -473,6 +475,7 @@ async def test_a_meeting_is_one_entry_continued_after_a_short_pause_and_in_parts
     await clients[-1].request("leave")
     await emptied(first)
     paused = time.monotonic()
+    await wait_until(lambda: str(meeting.id) not in app[LIVE].sfu.rooms, within=10)  # the empty room closed
     await asyncio.sleep(1.0)  # a short pause: the same lecture video goes on
     resumed = time.monotonic()
     again = await present(3.0)
@@ -483,13 +486,21 @@ async def test_a_meeting_is_one_entry_continued_after_a_short_pause_and_in_parts
     await wait_until(lambda: first not in recorders.open_parts, within=20)  # a long pause: the wait is over
     second = await present(2.5)
     assert second != first
-    assert await recorders.finish_meeting(meeting.id) == second
+    await clients[-1].request("leave")
+    await emptied(second)
+    assert second in recorders.open_parts
+    assert await recorders.finish_meeting(meeting.id) == second  # the meeting is over: nothing continues it
+    assert not recorders.open_parts
+    await wait_until(lambda: str(meeting.id) not in app[LIVE].sfu.rooms, within=10)  # the empty room closed
+    third = await present(1.0)  # it opened again: a part of its own
+    assert third not in (first, second)
+    assert await recorders.finish_meeting(meeting.id) == third  # and ended while it records
     assert meeting.id not in recorders.active and not recorders.open_parts
     rows = [await _wait_state(app, rid, {RecordingState.READY, RecordingState.FAILED}) for rid in (first, second)]
     assert [(r.state, r.part, r.title, r.meeting_id) for r in rows] == [
         (RecordingState.READY, 1, meeting.title, meeting.id), (RecordingState.READY, 2, meeting.title, meeting.id)]
     async with app[DB]() as s:
-        assert await s.scalar(select(sa.func.count()).select_from(Recording)) == 2
+        assert await s.scalar(select(sa.func.count()).select_from(Recording)) == 3
     root = cfg.data_path / "recordings"
     one, two = (root / r.directory for r in rows)
     d1 = next(e.t for e in load(one) if e.kind == "stop")  # where the first take's media ended
