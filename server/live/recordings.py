@@ -70,6 +70,7 @@ from sfu.room import Room
 log = logging.getLogger("taphuan.recordings")
 SHUTDOWN_DISK_SECONDS = 10.0  # at shutdown, wait at most this for a recording's writer thread (a dead disk)
 CONTINUE_PAD_SECONDS = 0.1  # a continuation's media starts this long after the last frame before the pause
+RETURN_POLL_SECONDS = 1.0  # how often an emptied room the recorder left is checked for people coming back
 CONTINUABLE = frozenset({"stopped", "empty", "lost"})  # stop reasons after which the meeting may continue it
 
 DISK_MESSAGE = ("Không đủ dung lượng đĩa để ghi hình ({free} MB còn trống, cần {need} MB). / "
@@ -303,7 +304,18 @@ class Recorders:
                 self.open_parts[rid] = OpenPart(meeting_id, active.participant.duration, loop.time(), loop.call_later(
                     minutes * 60, lambda: self._spawn(self._release(rid), f"recording-release-{rid}")))
             self._enqueue(active.recording_id)
+            if reason == "empty":
+                self._spawn(self._watch_return(meeting_id, active.participant.room), f"recorder-return-{meeting_id}")
         return active.recording_id
+
+    async def _watch_return(self, meeting_id: int, room: Room) -> None:
+        """_watch_return: the recorder left an empty room, which stays open for its own grace: whoever comes back
+        before it closes is recorded again (no new room announces it), as automatic starts would be."""
+        while not room.closed and not self.closing and meeting_id not in self.active:
+            if any(p.role != "recorder" for p in room.snapshot().participants):
+                await self._auto_start(room)
+                return
+            await asyncio.sleep(RETURN_POLL_SECONDS)
 
     async def finish_meeting(self, meeting_id: int, by: Identity | None = None) -> int | None:
         """finish_meeting: the meeting is over (ended for everyone, or at its end): its recording stops if it runs

@@ -428,17 +428,11 @@ async def test_a_recording_the_disk_stops_taking_stops_and_says_why(app: Any, lo
         assert (await t.request("ping"))["type"] == "pong"  # the meeting goes on
 
 
-async def test_a_meeting_is_one_entry_continued_after_a_short_pause_and_in_parts_after_a_long_one(
-        make_config: Callable[..., Config], aiohttp_client: Any, clients: list[LiveClient]) -> None:
-    """The room empties twice: after a short pause the recording goes on in the same lecture video (the pause cut
-    out, a chapter marks it); after a longer one it becomes part 2 of the same entry. finish_meeting ends it, after
-    everyone left as while it records."""
-    from recorder.archive import has_segments
-    from recorder.timeline import CONTINUE_TITLE, load
+async def _recorded_meeting(cfg: Config, aiohttp_client: Any) -> tuple[Any, Any, Meeting]:
+    """_recorded_meeting: a started app, its test client logged in as the trainer presenting a published meeting
+    recorded automatically, and the meeting."""
     from server.app import create_app
 
-    cfg = make_config(recorder__auto_start=True, recorder__segment_seconds=1.0, recorder__min_free_bytes=0,
-                      sfu__room_grace_seconds=0.5, recorder__continue_gap_minutes=0.08)  # 4.8 s
     app = create_app(cfg)
     client = await aiohttp_client(app)
     async with app[DB]() as s:
@@ -455,6 +449,45 @@ async def test_a_meeting_is_one_entry_continued_after_a_short_pause_and_in_parts
         s.add(LoginSession(id="tok-parts", user_id=user.id, csrf_token="c", expires_at=now + dt.timedelta(hours=1)))
         await s.commit()
     client.session.cookie_jar.update_cookies({"taphuan_login": "tok-parts"}, response_url=client.make_url("/"))
+    return app, client, meeting
+
+
+def _recording_now(m: dict[str, Any]) -> bool:
+    return m.get("type") == "recording" and m.get("state") == "recording"
+
+
+async def test_who_comes_back_before_the_emptied_room_closes_is_recorded(make_config: Callable[..., Config],
+                                                                         aiohttp_client: Any,
+                                                                         clients: list[LiveClient]) -> None:
+    """The recorder leaves a room that stood empty; the room itself closes only a grace later, so no new room
+    announces whoever comes back meanwhile: they are recorded again all the same (the same recording goes on)."""
+    app, client, meeting = await _recorded_meeting(make_config(
+        recorder__auto_start=True, recorder__segment_seconds=1.0, recorder__min_free_bytes=0), aiohttp_client)
+    lc = LiveClient(client.session, str(client.make_url("/ws")))
+    clients.append(lc)
+    await lc.connect()
+    await lc.join(meeting.id)
+    await lc.publish(ColorTrack(RED))
+    first = await lc.wait(_recording_now)
+    await asyncio.sleep(1.0)
+    mark = len(lc.messages)
+    await app[RECORDERS].stop(meeting.id, None, "empty")  # as when the trainer came back just as it stopped
+    again = await lc.wait(_recording_now, start=mark)
+    assert again["recording_id"] == first["recording_id"]
+    assert app[RECORDERS].active[meeting.id].recording_id == first["recording_id"]
+
+
+async def test_a_meeting_is_one_entry_continued_after_a_short_pause_and_in_parts_after_a_long_one(
+        make_config: Callable[..., Config], aiohttp_client: Any, clients: list[LiveClient]) -> None:
+    """The room empties twice: after a short pause the recording goes on in the same lecture video (the pause cut
+    out, a chapter marks it); after a longer one it becomes part 2 of the same entry. finish_meeting ends it, after
+    everyone left as while it records."""
+    from recorder.archive import has_segments
+    from recorder.timeline import CONTINUE_TITLE, load
+
+    cfg = make_config(recorder__auto_start=True, recorder__segment_seconds=1.0, recorder__min_free_bytes=0,
+                      sfu__room_grace_seconds=0.5, recorder__continue_gap_minutes=0.08)  # 4.8 s
+    app, client, meeting = await _recorded_meeting(cfg, aiohttp_client)
     recorders = app[RECORDERS]
 
     async def present(seconds: float) -> int:
@@ -463,7 +496,7 @@ async def test_a_meeting_is_one_entry_continued_after_a_short_pause_and_in_parts
         await lc.connect()
         await lc.join(meeting.id)
         await lc.publish(ColorTrack(RED))
-        note = await lc.wait(lambda m: m.get("type") == "recording" and m.get("state") == "recording")
+        note = await lc.wait(_recording_now)
         await asyncio.sleep(seconds)
         return int(note["recording_id"])
 
