@@ -15,7 +15,8 @@ Who owns what:
   Meanwhile a stopped recording is finalized at once but keeps its segments (`open_parts`); they go when the wait
   is over (`_release`). After a longer wait, a new recording is the meeting's next `part` (the archive shows a
   meeting's parts as one entry). `finish_meeting` is the one way to say the meeting is over: its recording stops
-  and nothing continues it.
+  and nothing continues it. Whoever comes back to an emptied room before it closes is recorded again
+  (`_watch_return`: no new room announces them).
 - At start, recordings left `recording` or `processing` by a killed server are finalized from their
   segments and flagged `recovered`. A clean shutdown stops the recorders and hands the finalizing (it may take
   longer than a shutdown may) to a process of its own that outlives the server (server.live.finisher).
