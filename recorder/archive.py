@@ -10,7 +10,9 @@ event loop. It works the same on a cleanly stopped recording and on one left by 
    encoded once (Opus for WebM, AAC for MP4).
 3. Both are interleaved by time into ``lecture.webm`` (VP8 rooms) or ``lecture.mp4`` (H.264 rooms).
 4. Every slot's segments are remuxed into one original file each (``originals/<slot>.webm|mkv``), then the
-   segments are removed; ``chapters.vtt`` and ``result.json`` are written last.
+   segments are removed (kept with ``keep_segments`` while the meeting may still continue the recording: a
+   continuation appends segments and the whole recording is finalized again); ``chapters.vtt`` and
+   ``result.json`` are written last.
 """
 
 from __future__ import annotations
@@ -299,9 +301,19 @@ def finalize(directory: Path, progress: Progress | None = None, keep_segments: b
             result.originals[slot] = rel
     _save(directory, result)
     if not keep_segments:
-        for slot in ("program-video", *ORIGINAL_SLOTS):
-            shutil.rmtree(directory / slot, ignore_errors=True)
+        remove_segments(directory)
     return result
+
+
+def remove_segments(directory: Path) -> None:
+    """remove_segments deletes a finalized recording's segments (its lecture file and originals stay)."""
+    for slot in ("program-video", *ORIGINAL_SLOTS):
+        shutil.rmtree(directory / slot, ignore_errors=True)
+
+
+def has_segments(directory: Path) -> bool:
+    """has_segments tells whether any slot of the recording still has its segment directory."""
+    return any((directory / slot).is_dir() for slot in ("program-video", *ORIGINAL_SLOTS))
 
 
 def _save(directory: Path, result: FinalResult) -> None:

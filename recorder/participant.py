@@ -145,6 +145,7 @@ class RecordingParticipant:
         on_gap: Callable[[int], None] | None = None,
         segment_writer: WriterFactory = SegmentWriter,
         on_error: Callable[[OSError], None] | None = None,
+        offset: float = 0.0,
     ) -> None:
         self.room = room
         self.directory = directory
@@ -157,6 +158,7 @@ class RecordingParticipant:
         self.on_error = on_error
         self._clock = clock
         self._segment_writer = segment_writer
+        self.offset = offset  # where this take starts on the recording's timeline (> 0: it continues one)
         self.t0 = clock()
         self.started_wall = time.time()  # the wall-clock time of t0 (set again by start)
         self.stopped_wall: float | None = None  # the wall-clock time stop() was called
@@ -169,6 +171,7 @@ class RecordingParticipant:
         self.others: set[str] = set()
         self.slot_states: dict[str, SlotView] = {}
         self.program: tuple[str, str] | None = None  # the program-video source chosen last
+        self.shown: tuple[str, str] | None = None  # the source whose frames program-video carries now
         self._choosing = False  # a choice is due (_choose_program)
         self.timeline: Timeline | None = None
         self.gaps: list[Gap] = []
@@ -189,12 +192,12 @@ class RecordingParticipant:
 
     @property
     def duration(self) -> float:
-        """duration is the longest slot placed so far (seconds)."""
-        return max((c.duration for c in self.clocks.values()), default=0.0)
+        """duration is the longest slot placed so far (seconds; a continued recording's start at least)."""
+        return max([self.offset, *(c.duration for c in self.clocks.values())])
 
     async def start(self) -> None:
         """start creates the directory, joins the room (raises SfuError, OSError) and records as media flows."""
-        self.t0, self.started_wall = self._clock(), time.time()
+        self.t0, self.started_wall = self._clock() - self.offset, time.time()
         meta = dict(video_codec=self.room.video_codec, video_mime=self.video_mime, started_at=self.started_wall,
                     segment_seconds=self.options.segment_seconds, slots=dict(SLOTS))
         self.timeline = await asyncio.to_thread(self._prepare, meta)
@@ -217,8 +220,19 @@ class RecordingParticipant:
 
     def _prepare(self, meta: dict[str, Any]) -> Timeline:
         self.directory.mkdir(parents=True, exist_ok=True)
+        take = {"started_at": meta["started_at"], "offset": round(self.offset, 3)}
+        if self.offset:  # a continuation: the recording's start, its earlier takes and gaps stay
+            before = read_meta(self.directory)
+            meta.pop("started_at")
+            meta["takes"] = [*before.get("takes", []), take]
+            self.gaps = [Gap(g["start"], g["end"], g.get("dropped", 0)) for g in before.get("gaps", [])]
+        else:
+            meta["takes"] = [take]
         write_meta(self.directory, **meta)
-        return Timeline(self.directory)
+        timeline = Timeline(self.directory)
+        if self.offset:
+            timeline.add(TimelineEvent(round(self.offset, 3), "continue"))
+        return timeline
 
     def _event(self, event: TimelineEvent) -> None:
         if self.timeline is not None and self.disk is not None:
@@ -313,9 +327,20 @@ class RecordingParticipant:
         if choice != self.program and not self.stopped:
             self.program = choice
             pid, source = choice or (None, None)
-            self._event(TimelineEvent(round(self.elapsed, 3), "program", pid, self.names.get(pid or "", ""),
-                                      source=source))
+            t = round(self.elapsed, 3)
+            self._event(TimelineEvent(t, "program", pid, self.names.get(pid or "", ""), source=source))
+            if choice is None and self.shown is not None:  # the picture stops now; a new one when its frames come
+                self.shown = None
+                self._event(TimelineEvent(t, "shown"))
             self._spawn(self._choose(choice))
+
+    def _shown_changed(self, key: tuple[str, str]) -> None:
+        """_shown_changed: the first packet of another source reached program-video: the lecture shows it now."""
+        self.shown = key
+        pid, source = key
+        slot = next((s for s in PROGRAM_SOURCES if self.slot_states.get(s, (None, None, ""))[:2] == key),
+                    "screen" if source == "screen" else "presenter-video")
+        self._event(TimelineEvent(round(self.elapsed, 3), "shown", pid, self.names.get(pid, ""), source=slot))
 
     async def _choose(self, choice: tuple[str, str] | None) -> None:
         with contextlib.suppress(SfuError):  # the room closed or dropped the recorder: nothing to show
@@ -330,6 +355,10 @@ class RecordingParticipant:
     def _on_packet(self, slot: str, seq: int, ts: int, marker: int, payload: bytes) -> None:
         if self._cut:
             return
+        if slot == PROGRAM:
+            src = self.sinks[PROGRAM].source
+            if src is not None and (src.participant_id, src.source) != self.shown:
+                self._shown_changed((src.participant_id, src.source))
         frames = self.assemblers[slot].push(seq, ts, bool(marker), payload, self._clock())
         if not frames:
             return

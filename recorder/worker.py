@@ -5,7 +5,8 @@
 leave over) and prints one JSON object per line on stdout: ``{"progress": 0..100}`` while working, then
 ``{"result": {...}}`` or ``{"error": "..."}`` (exit status 1). ``run_worker`` starts it from the server and
 reports progress through a callback. One worker at a time finalizes a recording (a lock file in its directory);
-a worker that finds it finished meanwhile reports the result at once.
+a worker that finds it finished meanwhile reports the result at once. ``--keep-segments`` keeps the segments of a
+recording the meeting may still continue; ``release`` removes them later, under the same lock.
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ class WorkerError(Exception):
 
 
 async def run_worker(directory: Path, nice: int, on_progress: Callable[[int], None] | None = None,
-                     on_lecture: Callable[[dict[str, object]], None] | None = None) -> dict[str, object]:
+                     on_lecture: Callable[[dict[str, object]], None] | None = None,
+                     keep_segments: bool = False) -> dict[str, object]:
     """run_worker finalizes `directory` in a child process; returns the result dict (raises WorkerError).
 
-    `on_lecture(result)` is called as soon as the lecture file is ready (the originals follow).
+    `on_lecture(result)` is called as soon as the lecture file is ready (the originals follow). With
+    `keep_segments` the segments stay (the recording may still be continued; ``release`` removes them).
     """
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "recorder.worker", str(directory), "--nice", str(nice),
+        *(["--keep-segments"] if keep_segments else []),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None and proc.stderr is not None
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recorder.worker")
     parser.add_argument("directory", type=Path)
     parser.add_argument("--nice", type=int, default=10)
+    parser.add_argument("--keep-segments", action="store_true")
     args = parser.parse_args(argv)
     if args.nice > 0:
         os.nice(args.nice)
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"result": asdict(result)}, ensure_ascii=False), flush=True)
 
     try:
-        result = finalize(args.directory, progress, on_lecture=lecture)
+        result = finalize(args.directory, progress, keep_segments=args.keep_segments, on_lecture=lecture)
     except FinalizeError as exc:
         print(json.dumps({"error": str(exc)}), flush=True)
         return 1
@@ -119,6 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"originals": result.originals}, ensure_ascii=False), flush=True)
     lock.close()
     return 0
+
+
+def release(directory: Path) -> None:
+    """release removes the segments a finalized recording kept for a continuation that will not come, once no
+    worker finalizes it (blocking: run it in a thread)."""
+    from recorder.archive import remove_segments
+
+    with _lock(directory):
+        remove_segments(directory)
 
 
 def _lock(directory: Path) -> IO[bytes]:

@@ -1,7 +1,9 @@
 """writer: one slot's frames remuxed (never decoded) into short Matroska segments that survive ``kill -9``.
 
 Each slot of a recording gets a directory of numbered segments ``<slot>/00000.mkv, 00001.mkv, ...``; a new
-segment starts every ``segment_seconds``. The muxer runs in Matroska's live mode with a cluster closed and
+segment starts every ``segment_seconds``; a recording continued after a pause numbers on from its earlier
+segments (its timestamps go on after them, so the slot reads as one stream).
+The muxer runs in Matroska's live mode with a cluster closed and
 flushed to the file every second, so a killed server loses at most the last second of the open segment
 (the file has no index or duration: ``read_packets`` reads it anyway, and the finalizer remuxes it).
 
@@ -68,7 +70,8 @@ class SegmentWriter:
         self.error: Exception | None = None  # what stopped it (its owner may tell someone: recorder.disk)
         self.frames = 0
         self.bytes = 0
-        self.segments = 0
+        self.segments = 0  # opened by this writer
+        self._next: int | None = None  # the next segment's number (after those of an earlier take)
         self._container: Any = None
         self._stream: Any = None
         self._segment_start = 0
@@ -100,7 +103,11 @@ class SegmentWriter:
     def _rotate(self, pts: int) -> None:
         self.close()
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{self.segments:05d}{SEGMENT_SUFFIX}"
+        if self._next is None:  # a continued recording keeps its earlier segments: number on from them
+            self._next = 1 + max((int(p.stem) for p in self.directory.glob(f"*{SEGMENT_SUFFIX}") if p.stem.isdigit()),
+                                 default=-1)
+        path = self.directory / f"{self._next:05d}{SEGMENT_SUFFIX}"
+        self._next += 1
         self._container, self._stream = open_segment(path, self.mime, self._size)
         self._segment_start = pts
         self.segments += 1

@@ -171,6 +171,7 @@ class RecorderSection(_Section):
     retention_days: int = Field(0, ge=0)
     segment_seconds: float = Field(4.0, gt=0)
     worker_nice: int = Field(10, ge=0, le=19)
+    continue_gap_minutes: float = Field(10.0, ge=0)
 
 
 class MeetingsSection(_Section):

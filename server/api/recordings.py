@@ -37,6 +37,7 @@ class RecordingOut(BaseModel):
     id: int
     title: str
     meeting_id: int | None
+    part: int  # the meeting's n-th lecture video: a meeting's recordings are the parts of one archive entry
     program_id: int | None
     program_title: str
     state: str
@@ -94,7 +95,7 @@ def recording_out(request: web.Request, row: Recording, program_title: str = "")
         else row.progress
     base = f"/api/v1/recordings/{row.id}"
     return RecordingOut(
-        id=row.id, title=row.title, meeting_id=row.meeting_id, program_id=row.program_id,
+        id=row.id, title=row.title, meeting_id=row.meeting_id, part=row.part, program_id=row.program_id,
         program_title=program_title, state=row.state.value, progress=progress, error=row.error,
         recovered=row.recovered, gaps=row.gaps, published=row.published, audience=row.audience,
         video_codec=row.video_codec, mime=row.mime,

@@ -635,7 +635,8 @@ class RecordingAudience(enum.StrEnum):
 
 
 class Recording(Base):
-    """Recording: one recording of a meeting's room: its files, state, progress and who may watch it."""
+    """Recording: one lecture video of a meeting (its `part`; a meeting's parts are one archive entry): its files,
+    state, progress and who may watch it."""
 
     __tablename__ = "recordings"
 
@@ -650,6 +651,7 @@ class Recording(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     recovered: Mapped[bool] = mapped_column(Boolean, default=False)
     gaps: Mapped[int] = mapped_column(Integer, default=0)  # media lost to a disk too slow (recorder/participant.py)
+    part: Mapped[int] = mapped_column(Integer, default=1)  # the meeting's n-th lecture video (server.live.recordings)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
     audience: Mapped[RecordingAudience] = mapped_column(_enum(RecordingAudience), default=RecordingAudience.ENROLLED,
                                                        server_default=RecordingAudience.ENROLLED.value)  # 0012

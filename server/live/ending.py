@@ -193,6 +193,8 @@ async def close_meeting(app: web.Application, ended: Ended) -> None:
     people = [c for c in live.connections
               if (c.meeting_id == mid and c.participant_id) or (c.pending_join and c.pending_join[0].id == mid)]
     if active is None and room is None and not people:
+        if recorders is not None:
+            await recorders.finish_meeting(mid)  # a recording waiting to be continued is not any more
         return
     recording_id = active.recording_id if active is not None else await recording_of(app, mid)
     message = {"type": "meeting-ended", "meeting_id": mid, "ended_at": _local(app, ended.ended_at),
@@ -201,9 +203,9 @@ async def close_meeting(app: web.Application, ended: Ended) -> None:
     for conn in people:
         await conn.send(message)
         await conn.close("meeting-ended")
-    if recorders is not None and active is not None:
+    if recorders is not None:
         with contextlib.suppress(RecordingRefused):
-            await recorders.stop(mid, None, "meeting-ended")
+            await recorders.finish_meeting(mid)
     if room is not None:
         await room.close()
     live.lobby.pop(mid, None)

@@ -8,6 +8,15 @@ Who owns what:
 - Recording rows (`server.db.models.Recording`) carry state and progress: recording → processing (percent)
   → ready | failed (reason), and `gaps`, the number of times the disk fell too far behind while recording
   (media is missing there; see docs/recorder.md). Pages poll the API for them.
+- One meeting is one archive entry. A recording that starts less than `recorder.continue_gap_minutes` after the
+  meeting's last one stopped (the room stood empty, a moderator stopped it, the room dropped the recorder) continues
+  it: the same row and directory, the new media placed right after the old (the wait is cut out; a `continue`
+  event in the timeline makes the chapter "Tiếp tục sau gián đoạn"), and the whole recording is finalized again.
+  Meanwhile a stopped recording is finalized at once but keeps its segments (`open_parts`); they go when the wait
+  is over (`_release`). After a longer wait, a new recording is the meeting's next `part` (the archive shows a
+  meeting's parts as one entry). `finish_meeting` is the one way to say the meeting is over: its recording stops
+  and nothing continues it. Whoever comes back to an emptied room before it closes is recorded again
+  (`_watch_return`: no new room announces them).
 - At start, recordings left `recording` or `processing` by a killed server are finalized from their
   segments and flagged `recovered`. A clean shutdown stops the recorders and hands the finalizing (it may take
   longer than a shutdown may) to a process of its own that outlives the server (server.live.finisher).
@@ -18,6 +27,7 @@ Who owns what:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -32,12 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import ColumnElement, false, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recorder.archive import free_bytes, read_result
+from recorder.archive import free_bytes, has_segments, read_result
 from recorder.participant import RecorderOptions, RecordingParticipant
-from recorder.worker import WorkerError, run_worker
+from recorder.worker import WorkerError, release, run_worker
 from server.audit import record
 from server.auth import Identity
 from server.config import CONFIG, Config
@@ -61,6 +71,9 @@ from sfu.room import Room
 
 log = logging.getLogger("taphuan.recordings")
 SHUTDOWN_DISK_SECONDS = 10.0  # at shutdown, wait at most this for a recording's writer thread (a dead disk)
+CONTINUE_PAD_SECONDS = 0.1  # a continuation's media starts this long after the last frame before the pause
+RETURN_POLL_SECONDS = 1.0  # how often an emptied room the recorder left is checked for people coming back
+CONTINUABLE = frozenset({"stopped", "empty", "lost"})  # stop reasons after which the meeting may continue it
 
 DISK_MESSAGE = ("Không đủ dung lượng đĩa để ghi hình ({free} MB còn trống, cần {need} MB). / "
                 "Not enough disk space to record ({free} MB free, {need} MB required).")
@@ -89,6 +102,16 @@ class Active:
 
 
 @dataclass
+class OpenPart:
+    """OpenPart: a stopped recording its meeting may still continue (until `timer` releases its segments)."""
+
+    meeting_id: int
+    end: float  # where its media ended (seconds): a continuation starts right after
+    stopped: float  # loop time of the stop
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass
 class Recorders:
     """Recorders: the app's recorders and finalize queue; see the module doc."""
 
@@ -98,6 +121,9 @@ class Recorders:
     progress: dict[int, int] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     closing: bool = False
+    open_parts: dict[int, OpenPart] = field(default_factory=dict)  # recording → its meeting may continue it
+    pending: collections.Counter[int] = field(default_factory=collections.Counter)  # queued or being finalized
+    resuming: set[int] = field(default_factory=set)  # recordings a start is continuing (not yet active)
     # meeting → why its recording could not start, until one starts: told to the moderators who join later (an
     # automatic start fails while the first of them is still entering the room)
     refusals: dict[int, str] = field(default_factory=dict)
@@ -155,20 +181,38 @@ class Recorders:
             meeting = await s.get(Meeting, meeting_id)
             if meeting is None:
                 raise RecordingRefused("not-found", "Không có buổi tập huấn này. / No such meeting.")
-            now = utcnow()
-            directory = f"{meeting_id}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-            row = Recording(meeting_id=meeting_id, program_id=meeting.program_id, title=meeting.title,
-                            directory=directory, video_codec=room.snapshot().video_codec, started_at=now,
-                            started_by=by.user_id if by else None)
-            s.add(row)
-            await s.flush()
-            record(s, None, "recording.start", f"recording:{row.id}", actor_id=by.user_id if by else None,
-                   meeting_id=meeting_id, automatic=by is None)
+            codec = room.snapshot().video_codec
+            last = await s.scalar(select(Recording).where(Recording.meeting_id == meeting_id)
+                                  .order_by(Recording.part.desc(), Recording.id.desc()).limit(1))
+            part = self.open_parts.get(last.id) if last is not None else None
+            offset = 0.0
+            if last is not None and part is not None and last.video_codec == codec \
+                    and last.state != RecordingState.FAILED:
+                self._forget(last.id)  # continued: its segments stay
+                self.resuming.add(last.id)
+                row, offset = last, part.end + CONTINUE_PAD_SECONDS
+                waited = asyncio.get_running_loop().time() - part.stopped
+                row.state, row.ended_at, row.progress = RecordingState.RECORDING, None, 0
+                record(s, None, "recording.continue", f"recording:{row.id}", actor_id=by.user_id if by else None,
+                       meeting_id=meeting_id, automatic=by is None, after_seconds=round(waited))
+            else:
+                for rid, other in list(self.open_parts.items()):
+                    if other.meeting_id == meeting_id:  # a new part: the earlier one can no longer continue
+                        self._spawn(self._release(rid), f"recording-release-{rid}")
+                now = utcnow()
+                row = Recording(meeting_id=meeting_id, program_id=meeting.program_id, title=meeting.title,
+                                directory=f"{meeting_id}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
+                                video_codec=codec, started_at=now, started_by=by.user_id if by else None,
+                                part=last.part + 1 if last is not None else 1)
+                s.add(row)
+                await s.flush()
+                record(s, None, "recording.start", f"recording:{row.id}", actor_id=by.user_id if by else None,
+                       meeting_id=meeting_id, automatic=by is None, part=row.part)
             await s.commit()
-            recording_id = row.id
+            recording_id, directory = row.id, row.directory
         options = RecorderOptions(segment_seconds=cfg.recorder.segment_seconds)
         participant = RecordingParticipant(
-            room, self.root / directory, options,
+            room, self.root / directory, options, offset=offset,
             on_people=lambda n: self._people(meeting_id, n),
             on_lost=lambda: self._spawn(self.stop(meeting_id, None, "lost"), f"recorder-lost-{meeting_id}"),
             on_gap=lambda n: self._spawn(self._set(recording_id, gaps=n), f"recording-gap-{recording_id}"),
@@ -176,12 +220,17 @@ class Recorders:
                                              f"recording-error-{recording_id}"),
         )
         self.active[meeting_id] = Active(recording_id, meeting_id, participant)
+        self.resuming.discard(recording_id)
         try:
             await participant.start()
         except (SfuError, OSError) as exc:
             del self.active[meeting_id]
             await participant.stop()
-            await self._set(recording_id, state=RecordingState.FAILED, error=str(exc), ended_at=utcnow())
+            if offset:  # what the meeting recorded before stays: finalized as it was
+                await self._set(recording_id, state=RecordingState.PROCESSING, ended_at=utcnow())
+                self._enqueue(recording_id)
+            else:
+                await self._set(recording_id, state=RecordingState.FAILED, error=str(exc), ended_at=utcnow())
             if isinstance(exc, OSError):  # the storage refused: the moderators must know (an automatic start too)
                 log.error("meeting %s: recording %s cannot be written: %s", meeting_id, recording_id, exc)
                 await self._refused(meeting_id, by, STORAGE_MESSAGE.format(reason=exc.strerror or exc), "storage")
@@ -190,7 +239,8 @@ class Recorders:
         if not any(p.role != "recorder" for p in room.snapshot().participants):
             self._people(meeting_id, 0)  # nobody else yet: stop after the room's grace unless someone comes
         self.refusals.pop(meeting_id, None)
-        log.info("meeting %s: recording %s started in %s", meeting_id, recording_id, directory)
+        log.info("meeting %s: recording %s %s in %s", meeting_id, recording_id,
+                 f"continued at {offset:.1f} s" if offset else "started", directory)
         await self.broadcast(meeting_id, {"type": "recording", "state": "recording", "recording_id": recording_id,
                                           "by": by.user_id if by else None})
         return recording_id
@@ -249,8 +299,63 @@ class Recorders:
         await self.broadcast(meeting_id, {"type": "recording", "state": "stopped",
                                           "recording_id": active.recording_id, "reason": reason})
         if not self.closing:
-            self.queue.put_nowait(active.recording_id)
+            minutes = self.app[CONFIG].recorder.continue_gap_minutes
+            if reason in CONTINUABLE and minutes > 0:  # the meeting may continue it: its segments stay until then
+                loop = asyncio.get_running_loop()
+                rid = active.recording_id
+                self.open_parts[rid] = OpenPart(meeting_id, active.participant.duration, loop.time(), loop.call_later(
+                    minutes * 60, lambda: self._spawn(self._release(rid), f"recording-release-{rid}")))
+            self._enqueue(active.recording_id)
+            if reason == "empty":
+                self._spawn(self._watch_return(meeting_id, active.participant.room), f"recorder-return-{meeting_id}")
         return active.recording_id
+
+    async def _watch_return(self, meeting_id: int, room: Room) -> None:
+        """_watch_return: the recorder left an empty room, which stays open for its own grace: whoever comes back
+        before it closes is recorded again (no new room announces it), as automatic starts would be."""
+        while not room.closed and not self.closing and meeting_id not in self.active:
+            if any(p.role != "recorder" for p in room.snapshot().participants):
+                await self._auto_start(room)
+                return
+            await asyncio.sleep(RETURN_POLL_SECONDS)
+
+    async def finish_meeting(self, meeting_id: int, by: Identity | None = None) -> int | None:
+        """finish_meeting: the meeting is over (ended for everyone, or at its end): its recording stops if it runs
+        (reason `meeting-ended`) and is finalized, and nothing continues it any more (a later recording of the meeting is
+        its next part). Returns the id of the recording finished (None when none was running or continuable)."""
+        finished = None
+        if meeting_id in self.active:
+            finished = await self.stop(meeting_id, by, "meeting-ended")
+        for rid, part in list(self.open_parts.items()):
+            if part.meeting_id == meeting_id:
+                await self._release(rid)
+                finished = finished or rid
+        return finished
+
+    def _enqueue(self, recording_id: int) -> None:
+        self.pending[recording_id] += 1
+        self.queue.put_nowait(recording_id)
+
+    def _forget(self, recording_id: int) -> OpenPart | None:
+        """_forget: the recording can no longer be continued (or is being continued): stop its wait."""
+        part = self.open_parts.pop(recording_id, None)
+        if part is not None and part.timer is not None:
+            part.timer.cancel()
+        return part
+
+    async def _release(self, recording_id: int) -> None:
+        """_release: the wait for a continuation is over: the recording's segments go (once it is finalized)."""
+        if self._forget(recording_id) is None or self.pending[recording_id] > 0:
+            return  # its finalizing removes them
+        async with self.app[DB]() as s:
+            row = await s.get(Recording, recording_id)
+        if row is not None:
+            await asyncio.to_thread(release, self.root / row.directory)
+
+    def _superseded(self, recording_id: int) -> bool:
+        """_superseded: the recording is being continued (or queued again): an earlier finalizing's result is stale."""
+        return self.pending[recording_id] > 1 or recording_id in self.resuming \
+            or any(a.recording_id == recording_id for a in self.active.values())
 
     def marker(self, meeting_id: int, title: str) -> None:
         """marker adds a chapter marker to the meeting's recording; raises RecordingRefused when none runs."""
@@ -287,6 +392,10 @@ class Recorders:
                 raise
             except Exception:
                 log.exception("finalizing recording %s failed", recording_id)
+            finally:
+                self.pending[recording_id] -= 1
+                if self.pending[recording_id] <= 0:
+                    del self.pending[recording_id]
 
     async def finalize(self, recording_id: int) -> None:
         """finalize builds the recording's files in the worker process and marks it ready or failed."""
@@ -295,15 +404,22 @@ class Recorders:
             if row is None:
                 return
             directory = self.root / row.directory
-        await self._set(recording_id, state=RecordingState.PROCESSING, progress=0)
+        if self._superseded(recording_id):
+            return  # continued meanwhile: finalized once it stops again
+        keep = recording_id in self.open_parts  # the meeting may still continue it: its segments stay
+        async with self.app[DB]() as s:  # (not over a continuation that began meanwhile)
+            await s.execute(update(Recording).where(Recording.id == recording_id,
+                                                    Recording.state != RecordingState.RECORDING)
+                            .values(state=RecordingState.PROCESSING, progress=0))
+            await s.commit()
         self.progress[recording_id] = 0
         result = read_result(directory)
-        if result is None or not (directory / result.file).exists():
+        if result is None or not (directory / result.file).exists() or has_segments(directory):
             last_saved = [0]
 
             def on_progress(percent: int) -> None:
                 self.progress[recording_id] = percent
-                if percent - last_saved[0] >= 5:
+                if percent - last_saved[0] >= 5 and not self._superseded(recording_id):
                     last_saved[0] = percent
                     self._spawn(self._set(recording_id, progress=percent), f"recording-progress-{recording_id}")
 
@@ -311,17 +427,22 @@ class Recorders:
                 self._spawn(self._ready(recording_id, directory), f"recording-ready-{recording_id}")
 
             try:
-                await run_worker(directory, self.app[CONFIG].recorder.worker_nice, on_progress, on_lecture)
+                await run_worker(directory, self.app[CONFIG].recorder.worker_nice, on_progress, on_lecture, keep)
             except WorkerError as exc:
                 log.error("recording %s failed: %s", recording_id, exc)
-                if read_result(directory) is None:
+                if read_result(directory) is None and not self._superseded(recording_id):
                     await self._set(recording_id, state=RecordingState.FAILED, error=str(exc)[:2000])
                 self.progress.pop(recording_id, None)
                 return
+            if keep and recording_id not in self.open_parts and not self._superseded(recording_id):
+                await asyncio.to_thread(release, directory)  # its wait ended while it was being finalized
         await self._ready(recording_id, directory)
 
     async def _ready(self, recording_id: int, directory: Path) -> None:
         """_ready marks the recording ready from its result.json (again once the originals are written)."""
+        if self._superseded(recording_id):
+            self.progress.pop(recording_id, None)
+            return
         result = read_result(directory)
         if result is None:
             await self._set(recording_id, state=RecordingState.FAILED, error="no result")
@@ -346,8 +467,19 @@ class Recorders:
                     record(s, None, "recording.recovered", f"recording:{row.id}", meeting_id=row.meeting_id)
                     log.warning("recording %s was interrupted (server stopped abruptly): recovering it", row.id)
             await s.commit()
+            kept = list((await s.scalars(select(Recording.directory).where(
+                Recording.state == RecordingState.READY))).all())
         for row in rows:
-            self.queue.put_nowait(row.id)
+            self._enqueue(row.id)
+        await asyncio.to_thread(self._sweep, kept)
+
+    def _sweep(self, directories: list[str]) -> None:
+        """_sweep removes the segments finalized recordings kept for a continuation that can no longer come (the
+        server stopped meanwhile; blocking: run in a thread)."""
+        for name in directories:
+            if has_segments(self.root / name):
+                log.info("recording %s: removing the segments kept for a continuation", name)
+                release(self.root / name)
 
     # -------------------------------------------------------------------------------- retention
 
@@ -394,6 +526,8 @@ class Recorders:
         self.closing = True
         with contextlib.suppress(ValueError):
             self.app[LIVE].sfu.on_room_created.remove(self.room_created)
+        for rid in list(self.open_parts):  # their segments go at the next start (recover)
+            self._forget(rid)
         left: list[int] = []
         for meeting_id in list(self.active):
             with contextlib.suppress(Exception):

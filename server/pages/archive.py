@@ -1,7 +1,8 @@
 """server.pages.archive: /archive (the library of recordings) and /archive/{id} (the player).
 
 Both pages are shells filled from /api/v1/recordings by web/static/archive.js: the library lists what the
-caller may watch, by program, meeting and date, with title search, and follows recordings still being
+caller may watch, one entry per meeting (its recordings are the entry's parts, each with its chapters), by
+program and date, with title search, and follows recordings still being
 made (state and percentage, polled); the player seeks with HTTP Range requests, shows the chapter list and
 offers the download. Operators publish, unpublish and delete (with confirmation) from both. A published
 recording is also a lecture video of its program's self-study (`server.learning.selfstudy.program_videos`): for a

@@ -265,3 +265,71 @@ async def test_a_disk_stalled_longer_than_the_queue_leaves_one_marked_gap(tmp_pa
     assert after[1], (before, after)  # it resumes at a keyframe
     assert abs(before[0] - gap.start) < 1.5 and abs(after[0] - gap.end) < 1.5, (before, after, gap)
     assert packets[-1][0] - after[0] > 2.0, (after, packets[-1])  # and goes on
+
+
+class GatedTrack(ColorTrack):
+    """GatedTrack: a browser's reserved screen transceiver: it sends nothing until `open` is set (sharing starts)."""
+
+    def __init__(self, yuv: tuple[int, int, int]) -> None:
+        super().__init__(yuv)
+        self.open = asyncio.Event()
+
+    async def recv(self) -> Any:
+        await self.open.wait()
+        return await super().recv()
+
+
+async def test_chapters_follow_what_the_lecture_shows(tmp_path: Path) -> None:
+    """A scripted meeting: the presenter's page reserves a screen transceiver (the room sees the screen live for a
+    moment though it sends nothing), shares and stops, sets a marker that a screen share 1 s later must not
+    swallow, and hands over to another presenter. The chapters are what the lecture video shows, at its times."""
+    sfu = Sfu(sfu_config())
+    room = await sfu.room("47")
+    clients = []
+    screen = GatedTrack(BLUE)
+    rec = RecordingParticipant(room, tmp_path / "rec", RecorderOptions(segment_seconds=1.0))
+    script: list[tuple[float, str]] = []
+    try:
+        a = await join(room, "a", "trainer", decode=False)
+        b = await join(room, "b", "leader", decode=False)
+        clients += [a, b]
+        await publish(room, a, video=ColorTrack(RED), screen=screen)
+        await publish(room, b, video=ColorTrack(RED))
+        await rec.start()
+        await asyncio.sleep(0.5)
+        await room.mute("a", "a", "screen", True)  # as the page does once published: nothing shared yet
+        script.append((0.0, "Người trình bày: A"))
+
+        async def at(t: float) -> None:
+            await asyncio.sleep(max(0.0, t - rec.elapsed))
+
+        await at(3.0)
+        screen.open.set()
+        await room.mute("a", "a", "screen", False)
+        script.append((rec.elapsed, "Chia sẻ màn hình: A"))
+        await at(6.0)
+        await room.mute("a", "a", "screen", True)
+        script.append((rec.elapsed, "Người trình bày: A"))
+        await at(9.0)
+        rec.marker("Phần 2: Thảo luận")
+        script.append((rec.elapsed, "Phần 2: Thảo luận"))
+        await asyncio.sleep(1.0)
+        await room.mute("a", "a", "screen", False)  # an automatic chapter 1 s after the marker: it yields
+        await at(12.0)
+        await room.set_presenter("a", "b")
+        script.append((rec.elapsed, "Người trình bày: B"))
+        await at(15.0)
+        await rec.stop()
+    finally:
+        await rec.stop()
+        for c in clients:
+            await c.close()
+        await sfu.close()
+    events = load(tmp_path / "rec")
+    assert any(e.kind == "screen" and e.t < 1.5 for e in events), events  # the room did show the screen live
+    result = finalize(tmp_path / "rec")
+    got = [(c["start"], c["title"]) for c in result.chapters]
+    assert [title for _, title in got] == [title for _, title in script], (got, script)
+    for (start, _), (expected, _) in zip(got, script, strict=True):
+        assert expected - 0.1 <= start <= expected + 1.5, (got, script)  # a keyframe after the switch at most
+    assert result.chapters[-1]["end"] == result.duration

@@ -1,4 +1,5 @@
-// archive.js: the library of recordings (/archive) and the player (/archive/{id}).
+// archive.js: the library of recordings (/archive: one entry per meeting, its parts inside) and the player
+// (/archive/{id}, with the other parts of its meeting; #t=<seconds> starts there).
 // Data comes from /api/v1/recordings; recordings still being made are polled every 2 s (state, percentage).
 // Operators publish through a form that says who will see the recording (its audience, with counts).
 (function () {
@@ -146,10 +147,12 @@
     const empty = root.querySelector("[data-archive-empty]");
     let timer = null, typing = null;
 
-    function item(r) {
-      const meta = el("div", { class: "rec-meta muted" },
-        el("span", {}, r.program_title || ""), el("time", { datetime: r.started_at }, when(r.started_at)),
-        r.duration ? el("span", {}, clock(r.duration)) : null, r.size ? el("span", {}, size(r.size)) : null);
+    // One entry per meeting (entry, below): its recordings are the entry's parts, each an item here (a pause over
+    // recorder.continue_gap_minutes started the next part; a shorter one continued the same video).
+    function item(r, entryTitle, many) {
+      const meta = el("div", { class: "rec-meta muted" },  // the entry's line says it for a single part
+        many ? el("time", { datetime: r.started_at }, when(r.started_at)) : null,
+        many && r.duration ? el("span", {}, clock(r.duration)) : null, r.size ? el("span", {}, size(r.size)) : null);
       const flags = el("div", { class: "rec-flags" }, stateBadge(r),
         r.recovered ? el("span", { class: "rec-flag rec-recovered", title: T.recovered }, T.recovered) : null,
         r.gaps ? el("span", { class: "rec-flag rec-gaps", title: T.gaps }, T.gaps) : null,
@@ -158,13 +161,44 @@
         r.state === "failed" && r.error ? el("span", { class: "rec-error" }, r.error) : null);
       const progress = r.state === "processing"
         ? el("progress", { max: "100", value: String(r.progress), "aria-label": T.processing }) : null;
-      const title = r.state === "ready" ? el("a", { href: `/archive/${r.id}` }, r.title) : el("span", {}, r.title);
+      const label = many || r.title !== entryTitle
+        ? el("h4", { class: "rec-part-title" }, many ? `${T.part} ${r.part}` : "", many && r.title !== entryTitle ? " · " : "",
+          r.title !== entryTitle ? r.title : "") : null;
+      const chapters = r.state === "ready" && r.chapters.length ? el("details", { class: "rec-chapters" },
+        el("summary", {}, `${T.chapters} (${r.chapters.length})`),
+        el("ol", {}, ...r.chapters.map((c) => el("li", {}, el("a", { href: `/archive/${r.id}#t=${c.start}` },
+          el("span", { class: "chapter-time" }, clock(c.start)), el("span", {}, c.title)))))) : null;
       const actions = el("div", { class: "rec-actions" },
         r.state === "ready" ? el("a", { class: "btn btn-primary btn-sm", href: `/archive/${r.id}` }, T.watch) : null,
         r.state === "ready" ? el("a", { class: "btn btn-ghost btn-sm", href: r.download_url }, T.download) : null,
         operator ? operatorButtons(r, load) : null);
-      return el("li", { class: "rec-item", "data-recording": r.id, "data-state": r.state },
-        el("div", { class: "rec-body" }, el("h3", { class: "rec-title" }, title), meta, flags, progress), actions);
+      return el("li", { class: "rec-part", "data-recording": r.id, "data-state": r.state, "data-part": r.part },
+        el("div", { class: "rec-body" }, label, meta, flags, progress, chapters), actions);
+    }
+
+    function entry(parts) {
+      parts.sort((a, b) => a.part - b.part || a.id - b.id);
+      const first = parts[0];
+      const ready = parts.find((r) => r.state === "ready");
+      const title = ready ? el("a", { href: `/archive/${ready.id}` }, first.title) : el("span", {}, first.title);
+      const total = parts.reduce((sum, r) => sum + (r.duration || 0), 0);
+      const meta = el("div", { class: "rec-meta muted" }, el("span", {}, first.program_title || ""),
+        el("time", { datetime: first.started_at }, when(first.started_at)), total ? el("span", {}, clock(total)) : null,
+        parts.length > 1 ? el("span", { "data-part-count": parts.length }, `${parts.length} ${T.parts}`) : null);
+      return el("li", { class: "rec-item rec-entry", "data-entry": first.meeting_id === null ? `r${first.id}` : first.meeting_id,
+        "data-state": parts.some((r) => r.state === "recording") ? "recording" : first.state },
+        el("h3", { class: "rec-title" }, title), meta,
+        el("ol", { class: "rec-parts" }, ...parts.map((r) => item(r, first.title, parts.length > 1))));
+    }
+
+    function entries(items) {
+      const groups = new Map();  // newest first, as the list comes
+      for (const r of items) {
+        const key = r.meeting_id === null ? `r${r.id}` : `m${r.meeting_id}`;
+        if (!groups.has(key)) groups.set(key, []);
+        groups.get(key).push(r);
+      }
+      return [...groups.values()].map(entry);
     }
 
     async function load() {
@@ -173,9 +207,10 @@
       for (const [k, v] of new FormData(form)) if (v) params.set(k, v);
       try {
         const items = await api("GET", "/api/v1/recordings?" + params.toString());
-        list.replaceChildren(...items.map(item));
+        const shown = entries(items);
+        list.replaceChildren(...shown);
         empty.hidden = items.length > 0;
-        status.textContent = items.length ? `${items.length} ${T.count}` : "";
+        status.textContent = shown.length ? `${shown.length} ${T.count}` : "";
         if (items.some((r) => r.state === "recording" || r.state === "processing")) timer = setTimeout(load, 2000);
       } catch (e) {
         status.textContent = T.error;
@@ -212,6 +247,18 @@
         el("li", {}, el("a", { href: `/api/v1/recordings/${r.id}/originals/${slot}` }, T["slot-" + slot] || slot))));
     }
 
+    async function showParts(r) {
+      // the other parts of the meeting's entry, when it has more than one
+      if (r.meeting_id === null) return;
+      const parts = (await api("GET", `/api/v1/recordings?meeting_id=${r.meeting_id}`)).sort((a, b) => a.part - b.part || a.id - b.id);
+      if (parts.length < 2) return;
+      const nav = document.querySelector("[data-parts]");
+      nav.replaceChildren(...parts.map((p) => p.id === r.id
+        ? el("span", { class: "part-link is-current", "aria-current": "page" }, `${T.part} ${p.part}`)
+        : el("a", { class: "part-link", href: `/archive/${p.id}` }, `${T.part} ${p.part}`)));
+      nav.hidden = false;
+    }
+
     async function load() {
       const r = await api("GET", `/api/v1/recordings/${id}`);
       state.replaceChildren(stateBadge(r), r.recovered ? el("span", { class: "rec-flag rec-recovered" }, T.recovered) : "",
@@ -224,8 +271,11 @@
         video.hidden = false;
         video.src = r.media_url;
         video.append(el("track", { kind: "chapters", src: r.chapters_url, default: true, srclang: "vi", label: T.chapters }));
+        const at = /^#t=([0-9.]+)$/.exec(window.location.hash);
+        if (at) video.addEventListener("loadedmetadata", () => { video.currentTime = Number(at[1]); }, { once: true });
         showChapters(r);
         showOriginals(r);
+        showParts(r).catch(() => {});
       } else if (r.state !== "ready" && r.state !== "failed") {
         setTimeout(load, 2000);
       }

@@ -38,12 +38,13 @@ from server.db.models import (
     utcnow,
 )
 from server.live.recordings import RECORDERS
+from server.live.service import LIVE
 from tests.live_client import LiveClient
 from tests.recorder.media import ffprobe
 from tests.server.livetest import connect
 from tests.server.storagetest import read_only
 from tests.server.test_serve import ROOT, _free_port, _read_until
-from tests.sfu.helpers import RED, ColorTrack
+from tests.sfu.helpers import RED, ColorTrack, wait_until
 
 Factory = Callable[..., Awaitable[Any]]
 
@@ -233,6 +234,28 @@ async def test_retention_deletes_old_recordings_with_an_audit_entry(make_config:
     assert entry is not None and "retention" in entry.details["reason"]
 
 
+async def test_segments_kept_for_a_continuation_go_at_the_next_start(make_config: Callable[..., Config],
+                                                                      aiohttp_client: Any) -> None:
+    """A server stopped while a meeting could still continue its recording: the next start removes the segments
+    kept for it (the lecture file and originals stay); a failed recording keeps them (all that is left of it)."""
+    from server.app import create_app
+
+    app = create_app(make_config())
+    await aiohttp_client(app)
+    root = app[CONFIG].data_path / "recordings"
+    async with app[DB]() as s:
+        s.add_all([Recording(title="Xong", directory="done", state=RecordingState.READY, file="lecture.webm"),
+                   Recording(title="Lỗi", directory="busy", state=RecordingState.FAILED)])
+        await s.commit()
+    for name in ("done", "busy"):
+        (root / name / "program-video").mkdir(parents=True)
+        (root / name / "program-video" / "00000.mkv").write_bytes(b"x")
+        (root / name / "lecture.webm").write_bytes(b"x")
+    await app[RECORDERS].recover()
+    assert not (root / "done" / "program-video").exists() and (root / "done" / "lecture.webm").exists()
+    assert (root / "busy" / "program-video" / "00000.mkv").exists()
+
+
 def _setup_db(data_dir: Path) -> int:
     """_setup_db: a trainer with a login, a published recorded meeting he presents; returns the meeting id."""
     engine = sa.create_engine(f"sqlite:///{data_dir / 'taphuan.sqlite3'}")
@@ -403,3 +426,126 @@ async def test_a_recording_the_disk_stops_taking_stops_and_says_why(app: Any, lo
             row = await s.get(Recording, row.id)
         assert row is not None and "cannot write the recording" in row.error
         assert (await t.request("ping"))["type"] == "pong"  # the meeting goes on
+
+
+async def _recorded_meeting(cfg: Config, aiohttp_client: Any) -> tuple[Any, Any, Meeting]:
+    """_recorded_meeting: a started app, its test client logged in as the trainer presenting a published meeting
+    recorded automatically, and the meeting."""
+    from server.app import create_app
+
+    app = create_app(cfg)
+    client = await aiohttp_client(app)
+    async with app[DB]() as s:
+        user = User(username="tr-parts", display_name="Trainer", role=Role.TRAINER, password_hash="x")
+        program = Program(title="P")
+        s.add_all([user, program])
+        await s.flush()
+        now = utcnow()
+        meeting = Meeting(program_id=program.id, title="Bài 3: Dạy học tích hợp", status=MeetingStatus.PUBLISHED,
+                          starts_at=now, ends_at=now + dt.timedelta(hours=1))
+        s.add(meeting)
+        await s.flush()
+        await s.execute(sa.insert(meeting_presenters).values(meeting_id=meeting.id, user_id=user.id))
+        s.add(LoginSession(id="tok-parts", user_id=user.id, csrf_token="c", expires_at=now + dt.timedelta(hours=1)))
+        await s.commit()
+    client.session.cookie_jar.update_cookies({"taphuan_login": "tok-parts"}, response_url=client.make_url("/"))
+    return app, client, meeting
+
+
+def _recording_now(m: dict[str, Any]) -> bool:
+    return m.get("type") == "recording" and m.get("state") == "recording"
+
+
+async def test_who_comes_back_before_the_emptied_room_closes_is_recorded(make_config: Callable[..., Config],
+                                                                         aiohttp_client: Any,
+                                                                         clients: list[LiveClient]) -> None:
+    """The recorder leaves a room that stood empty; the room itself closes only a grace later, so no new room
+    announces whoever comes back meanwhile: they are recorded again all the same (the same recording goes on)."""
+    app, client, meeting = await _recorded_meeting(make_config(
+        recorder__auto_start=True, recorder__segment_seconds=1.0, recorder__min_free_bytes=0), aiohttp_client)
+    lc = LiveClient(client.session, str(client.make_url("/ws")))
+    clients.append(lc)
+    await lc.connect()
+    await lc.join(meeting.id)
+    await lc.publish(ColorTrack(RED))
+    first = await lc.wait(_recording_now)
+    await asyncio.sleep(1.0)
+    mark = len(lc.messages)
+    await app[RECORDERS].stop(meeting.id, None, "empty")  # as when the trainer came back just as it stopped
+    again = await lc.wait(_recording_now, start=mark)
+    assert again["recording_id"] == first["recording_id"]
+    assert app[RECORDERS].active[meeting.id].recording_id == first["recording_id"]
+
+
+async def test_a_meeting_is_one_entry_continued_after_a_short_pause_and_in_parts_after_a_long_one(
+        make_config: Callable[..., Config], aiohttp_client: Any, clients: list[LiveClient]) -> None:
+    """The room empties twice: after a short pause the recording goes on in the same lecture video (the pause cut
+    out, a chapter marks it); after a longer one it becomes part 2 of the same entry. finish_meeting ends it, after
+    everyone left as while it records."""
+    from recorder.archive import has_segments
+    from recorder.timeline import CONTINUE_TITLE, load
+
+    cfg = make_config(recorder__auto_start=True, recorder__segment_seconds=1.0, recorder__min_free_bytes=0,
+                      sfu__room_grace_seconds=0.5, recorder__continue_gap_minutes=0.08)  # 4.8 s
+    app, client, meeting = await _recorded_meeting(cfg, aiohttp_client)
+    recorders = app[RECORDERS]
+
+    async def present(seconds: float) -> int:
+        lc = LiveClient(client.session, str(client.make_url("/ws")))
+        clients.append(lc)
+        await lc.connect()
+        await lc.join(meeting.id)
+        await lc.publish(ColorTrack(RED))
+        note = await lc.wait(_recording_now)
+        await asyncio.sleep(seconds)
+        return int(note["recording_id"])
+
+    async def emptied(recording_id: int) -> None:  # everyone left: the recorder stops after the room's grace
+        await _wait_state(app, recording_id, {RecordingState.PROCESSING, RecordingState.READY}, within=20)
+
+    first = await present(3.0)
+    began = time.monotonic()
+    await clients[-1].request("leave")
+    await emptied(first)
+    paused = time.monotonic()
+    await wait_until(lambda: str(meeting.id) not in app[LIVE].sfu.rooms, within=10)  # the empty room closed
+    await asyncio.sleep(1.0)  # a short pause: the same lecture video goes on
+    resumed = time.monotonic()
+    again = await present(3.0)
+    assert again == first
+    await clients[-1].request("leave")
+    await emptied(first)
+    ended = time.monotonic()
+    await wait_until(lambda: first not in recorders.open_parts, within=20)  # a long pause: the wait is over
+    second = await present(2.5)
+    assert second != first
+    await clients[-1].request("leave")
+    await emptied(second)
+    assert second in recorders.open_parts
+    assert await recorders.finish_meeting(meeting.id) == second  # the meeting is over: nothing continues it
+    assert not recorders.open_parts
+    await wait_until(lambda: str(meeting.id) not in app[LIVE].sfu.rooms, within=10)  # the empty room closed
+    third = await present(1.0)  # it opened again: a part of its own
+    assert third not in (first, second)
+    assert await recorders.finish_meeting(meeting.id) == third  # and ended while it records
+    assert meeting.id not in recorders.active and not recorders.open_parts
+    rows = [await _wait_state(app, rid, {RecordingState.READY, RecordingState.FAILED}) for rid in (first, second)]
+    assert [(r.state, r.part, r.title, r.meeting_id) for r in rows] == [
+        (RecordingState.READY, 1, meeting.title, meeting.id), (RecordingState.READY, 2, meeting.title, meeting.id)]
+    async with app[DB]() as s:
+        assert await s.scalar(select(sa.func.count()).select_from(Recording)) == 3
+    root = cfg.data_path / "recordings"
+    one, two = (root / r.directory for r in rows)
+    d1 = next(e.t for e in load(one) if e.kind == "stop")  # where the first take's media ended
+    duration = float(ffprobe(one / rows[0].file)["format"]["duration"])
+    assert abs(duration - rows[0].duration) < 0.2, (duration, rows[0].duration)
+    span = ended - began + 3.0  # from the first publish to the second stop, with the pause
+    assert duration < span - (resumed - paused) + 0.5, (duration, span, resumed - paused)  # the pause is cut out
+    assert duration > d1 + 2.0, (duration, d1)  # and the second take is in it
+    titles = [(c["start"], c["title"]) for c in rows[0].chapters]
+    assert (round(d1 + 0.1, 3), CONTINUE_TITLE) in titles, titles
+    assert CONTINUE_TITLE not in [c["title"] for c in rows[1].chapters]
+    assert 1.5 < float(ffprobe(two / rows[1].file)["format"]["duration"]) < 4.0
+    # nothing can continue them: their segments are gone, lecture and originals stay
+    await wait_until(lambda: not has_segments(one) and not has_segments(two), within=20)
+    assert (one / "originals").is_dir() and (two / "originals").is_dir()
