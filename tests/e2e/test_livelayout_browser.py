@@ -168,8 +168,9 @@ async def test_classroom_with_the_floor(browser: Browser, live_server: LiveServe
     await page.click("[data-action=join]")
     await page.wait_for_selector("[data-audio-only-banner]:not([hidden])")
     await presenter.wait(lambda m: m.get("type") == "participant-audio-only" and m["enabled"] is True)
+    assert await page.get_attribute(".lv-bar [data-action=audio-only]", "aria-pressed") == "true"
     await shot(page, "classroom-audio-only")
-    await page.click("[data-audio-only-banner] [data-action=audio-only]")
+    await page.click("[data-audio-only-banner] [data-action=video-back]")
     await page.wait_for_selector("[data-audio-only-banner]", state="hidden")
     await presenter.wait(lambda m: m.get("type") == "participant-audio-only" and m["enabled"] is False)
     assert await page.evaluate("window.TaphuanLive.audioOnly") is False

@@ -573,6 +573,7 @@
         case "mic": toggleTrack("mic"); break;
         case "screen": await toggleScreen(); break;
         case "audio-only": await setAudioOnly(!L.audioOnly); break;
+        case "video-back": await setAudioOnly(false); break;
         case "weak-accept": await setAudioOnly(true); break;
         case "weak-dismiss":
           $("[data-weak-banner]").hidden = true;
