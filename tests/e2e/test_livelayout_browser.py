@@ -11,6 +11,7 @@ ticks nothing), audio-only visible and undone with one click. Screenshots go to 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,10 +20,11 @@ import pytest
 from playwright.async_api import Browser, Page, Route
 
 from server.auth import COOKIE, create_login
+from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role, User
-from tests.e2e.browser import ARTIFACTS, WAIT_MS, logged_in_context
-from tests.e2e.conftest import LiveServer, _Req
+from tests.e2e.browser import ARTIFACTS, SMALL_VIDEO, logged_in_context
+from tests.e2e.conftest import LiveServer, _Req, new_context
 from tests.live_client import LiveClient
 
 pytestmark = pytest.mark.browser
@@ -31,10 +33,18 @@ Factory = Callable[..., Awaitable[Any]]
 TITLE = "Bài 3: Dạy học phát triển năng lực học sinh qua hoạt động trải nghiệm"
 
 # The boxes (viewport coordinates) of the elements a selector finds, visible ones only.
-BOXES = """(sel) => Array.from(document.querySelectorAll(sel)).filter((e) => e.offsetParent !== null || e.getClientRects().length)
+BOXES = """(sel) => Array.from(document.querySelectorAll(sel)).filter((e) => e.getClientRects().length)
   .map((e) => { const r = e.getBoundingClientRect();
     return {sel, x: r.left, y: r.top, r: r.right, b: r.bottom, w: r.width, h: r.height,
-            text: (e.textContent || "").trim().slice(0, 40), cut: e.scrollWidth > e.clientWidth + 1}; })"""
+            text: (e.textContent || "").trim().slice(0, 40),
+            cut: e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1}; })"""
+# Each visible tile of the grid shows a picture or says why not (never a black tile).
+BLACK_TILES = """() => Array.from(document.querySelectorAll('[data-grid] [data-tile]:not([hidden])')).filter((t) => {
+  const v = t.querySelector('video'), o = t.querySelector('[data-overlay]');
+  return !(v && v.videoWidth > 0) && (o.hidden || !o.textContent.trim()); }).length"""
+SCROLLED = """() => { const main = document.querySelector('.lv-studio-main');
+  return [document.scrollingElement.scrollHeight - innerHeight, main.scrollHeight - main.clientHeight]; }"""
+FIVE = "() => document.querySelectorAll('[data-grid] [data-tile]:not([hidden])').length === 5"
 
 
 async def boxes(page: Page, sel: str) -> list[dict[str, Any]]:
@@ -99,7 +109,7 @@ async def test_studio_fits_1366x768(browser: Browser, live_server: LiveServer, m
     await studio.click("[data-action=join]")
     await studio.wait_for_selector("[data-stage]:not([hidden])")
     clients = [await scripted(u, meeting.id) for u in rooms]
-    await studio.wait_for_function("() => document.querySelectorAll('[data-grid] [data-tile]:not([hidden])').length === 5")
+    await studio.wait_for_function(FIVE)
 
     # A classroom that chose audio-only is marked on its tile, and unmarked when it takes video back.
     await clients[1].request("audio-only", enabled=True)
@@ -111,6 +121,7 @@ async def test_studio_fits_1366x768(browser: Browser, live_server: LiveServer, m
     await studio.wait_for_selector("[data-lockmark]:not([hidden])")
     await studio.evaluate("""() => { window.live.recording = true; window.TaphuanLive.renderRecording(); }""")
     await studio.wait_for_selector("[data-rec-notice]:not([hidden])")
+    await studio.wait_for_function(FIVE)  # the lock re-renders every slot: classrooms without a camera stay
     await studio.wait_for_timeout(300)
     await shot(studio, "studio")
 
@@ -124,8 +135,8 @@ async def test_studio_fits_1366x768(browser: Browser, live_server: LiveServer, m
             assert not overlap(a, b), f"{a} overlaps {b}"
     tiles = await boxes(studio, "[data-grid] [data-tile]")
     assert len(tiles) == 5 and all(inside(t) for t in tiles), f"the grid does not fit the page: {tiles}"
-    scroll = await studio.evaluate("""() => [document.scrollingElement.scrollHeight - innerHeight,
-        document.querySelector('.lv-studio-main').scrollHeight - document.querySelector('.lv-studio-main').clientHeight]""")
+    assert await studio.evaluate(BLACK_TILES) == 0, "a classroom shows a black tile"
+    scroll = await studio.evaluate(SCROLLED)
     assert max(scroll) <= 1, f"the page or the grid scrolls: {scroll}"
     for tab in await boxes(studio, ".lv-tab span"):
         assert tab["h"] < 22, f"a tab label wraps: {tab}"
@@ -148,7 +159,10 @@ async def test_classroom_with_the_floor(browser: Browser, live_server: LiveServe
     (room,) = await classrooms(make_user, make_classroom, 1)
     meeting = await make_meeting(presenters=[trainer], classrooms=[room.classroom_id], title=TITLE)
     presenter = await scripted(trainer, meeting.id)
-    page = await (await logged_in_context(browser, app, base, room)).new_page()
+    # a PC whose clock is set to another zone: times are still drawn in the server's (Asia/Ho_Chi_Minh)
+    context = await new_context(browser, base, user=room, app=app, timezone_id="America/New_York")
+    await context.add_init_script(SMALL_VIDEO)
+    page = await context.new_page()
 
     # The network check cannot reach the server: it says it could not measure, and ticks nothing.
     async def refuse(route: Route) -> None:
@@ -200,3 +214,19 @@ async def test_classroom_with_the_floor(browser: Browser, live_server: LiveServe
     results = (await boxes(page, "[data-poll-results]"))[0]
     theatre = (await boxes(page, "[data-theatre]"))[0]
     assert not overlap(results, theatre), f"poll results cover the stage: {results}"
+
+    # A chat message's time is the server's clock time.
+    sent = await presenter.request("chat", text="Các lớp nghe rõ không?")
+    message = await presenter.wait(lambda m: m.get("type") == "chat" and m["message"]["id"] == sent["message_id"])
+    at = dt.datetime.fromisoformat(message["message"]["at"]).astimezone(app[CONFIG].tz)
+    shown = await page.text_content(f"[data-message-id='{sent['message_id']}'] time")
+    assert shown == at.strftime("%H:%M"), (shown, at)
+    assert (await page.request.get("/favicon.ico")).status == 200
+
+    # Another PC of the classroom takes its place: this one ends, with no weak-network offer left on it.
+    await page.evaluate("""() => { for (let i = 0; i < 3; i++) window.TaphuanLive.quality.feed(
+        {loss: 0.2, rtt: 0.3, avail: null, videoKbps: 30, pausedByNetwork: true}); }""")
+    await page.wait_for_selector("[data-weak-banner]:not([hidden])")
+    await scripted(room, meeting.id)
+    await page.wait_for_selector("[data-ended]:not([hidden])")
+    assert await page.is_hidden("[data-weak-banner]")
