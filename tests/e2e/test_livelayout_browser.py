@@ -230,3 +230,37 @@ async def test_classroom_with_the_floor(browser: Browser, live_server: LiveServe
     await scripted(room, meeting.id)
     await page.wait_for_selector("[data-ended]:not([hidden])")
     assert await page.is_hidden("[data-weak-banner]")
+
+
+async def test_join_links_for_all_invited_classrooms(browser: Browser, live_server: LiveServer, make_user: Factory,
+                                                     make_classroom: Factory, make_meeting: Factory) -> None:
+    app, base = live_server.app, live_server.url
+    operator: User = await make_user(Role.OPERATOR, display_name="Điều hành viên")
+    rooms = await classrooms(make_user, make_classroom, 3)
+    meeting = await make_meeting(classrooms=[u.classroom_id for u in rooms], title=TITLE)
+    page = await (await new_context(browser, base, user=operator, app=app)).new_page()
+
+    # One click: a link for each invited classroom; the codes stay on one line.
+    await page.goto(f"/meetings/{meeting.id}/links")
+    await page.click(f"form[action='/meetings/{meeting.id}/links/invited'] button")
+    await page.wait_for_selector(".notice-ok")
+    codes = await boxes(page, ".links-table tbody td:first-child .strong")
+    assert sorted(c["text"] for c in codes) == ["CT-01", "CT-02", "CT-03"], codes
+    assert all(c["h"] < 30 for c in codes), f"a classroom code wraps: {codes}"
+    await shot(page, "join-links")
+    primary = await page.eval_on_selector(".btn-primary", "(b) => getComputedStyle(b).backgroundColor")
+
+    # A CSV with the links (spreadsheet programs need the byte order mark) and a printable list.
+    reply = await page.request.get(f"/meetings/{meeting.id}/links.csv")
+    text = (await reply.body()).decode("utf-8")
+    lines = text.lstrip("\ufeff").strip().splitlines()
+    assert text.startswith("\ufeff") and len(lines) == 4 and all("/j/" in line for line in lines[1:]), lines
+    await page.goto(f"/meetings/{meeting.id}/links/print")
+    assert len(await boxes(page, ".links-print tbody tr")) == 3
+
+    # Buttons have one colour on every page (the classrooms page's were green).
+    await page.goto("/classrooms")
+    assert await page.eval_on_selector(".up-btn:not(.secondary)", "(b) => getComputedStyle(b).backgroundColor") == primary
+    cells = await boxes(page, ".up-table td:first-child a")
+    await shot(page, "classrooms")
+    assert cells and all(c["h"] < 30 for c in cells), f"a classroom code wraps: {cells}"
