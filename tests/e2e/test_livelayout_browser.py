@@ -248,7 +248,7 @@ async def test_join_links_for_all_invited_classrooms(browser: Browser, live_serv
     assert sorted(c["text"] for c in codes) == ["CT-01", "CT-02", "CT-03"], codes
     assert all(c["h"] < 30 for c in codes), f"a classroom code wraps: {codes}"
     await shot(page, "join-links")
-    primary = await page.eval_on_selector(".btn-primary", "(b) => getComputedStyle(b).backgroundColor")
+    primary = await page.eval_on_selector(".btn-primary", "(b) => getComputedStyle(b).backgroundColor")  # blue
 
     # A CSV with the links (spreadsheet programs need the byte order mark) and a printable list.
     reply = await page.request.get(f"/meetings/{meeting.id}/links.csv")
@@ -260,7 +260,8 @@ async def test_join_links_for_all_invited_classrooms(browser: Browser, live_serv
 
     # Buttons have one colour on every page (the classrooms page's were green).
     await page.goto("/classrooms")
-    assert await page.eval_on_selector(".up-btn:not(.secondary)", "(b) => getComputedStyle(b).backgroundColor") == primary
+    colour = "(b) => getComputedStyle(b).backgroundColor"
+    assert await page.eval_on_selector(".up-btn:not(.secondary)", colour) == primary
     cells = await boxes(page, ".up-table td:first-child a")
     await shot(page, "classrooms")
     assert cells and all(c["h"] < 30 for c in cells), f"a classroom code wraps: {cells}"

@@ -1,5 +1,5 @@
 // tz.js: times drawn by the browser in the server's timezone and the page's language, not the PC's clock zone.
-// The zone is <html data-timezone> (the server's configured timezone, base.html); the language is <html lang>.
+// The zone is <body data-timezone> (the server's configured timezone, base.html); the language is <html lang>.
 //
 // TaphuanTime.time(isoOrDate, {seconds})   // "14:05" (or "14:05:09") in the server's timezone
 // TaphuanTime.dateTime(isoOrDate)          // "05/12/2026 14:05"
@@ -7,7 +7,7 @@
 (function (global) {
   "use strict";
 
-  function zone() { return document.documentElement.dataset.timezone || undefined; }
+  function zone() { return (document.body && document.body.dataset.timezone) || undefined; }
   function locale() { return document.documentElement.lang === "en" ? "en-GB" : "vi-VN"; }
   function asDate(value) { return value instanceof Date ? value : value ? new Date(value) : new Date(); }
 
