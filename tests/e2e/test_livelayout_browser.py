@@ -123,7 +123,7 @@ async def test_studio_fits_1366x768(browser: Browser, live_server: LiveServer, m
     await studio.wait_for_selector("[data-rec-notice]:not([hidden])")
     await studio.wait_for_function(FIVE)  # the lock re-renders every slot: classrooms without a camera stay
     await studio.wait_for_timeout(300)
-    await shot(studio, "studio")
+    await shot(studio, "studio-recording")
 
     title = (await boxes(studio, ".live-title"))[0]
     assert not title["cut"], f"the meeting title is cut: {title}"
@@ -139,8 +139,10 @@ async def test_studio_fits_1366x768(browser: Browser, live_server: LiveServer, m
     scroll = await studio.evaluate(SCROLLED)
     assert max(scroll) <= 1, f"the page or the grid scrolls: {scroll}"
     for tab in await boxes(studio, ".lv-tab span"):
-        assert tab["h"] < 22, f"a tab label wraps: {tab}"
+        assert tab["h"] < 22 and not tab["cut"] and inside(tab), f"a tab label wraps or is cut: {tab}"
 
+    await studio.click("[data-action=rec-notice-ok]")
+    await shot(studio, "studio")
     await clients[1].request("audio-only", enabled=False)
     await studio.wait_for_selector(marked, state="detached")
 

@@ -72,6 +72,7 @@
       if (!p) continue;
       tile.dataset.participant = pid;
       $("[data-name]", tile).textContent = p.name;
+      $("[data-name]", tile).title = p.name;  // cut short beside a badge
       $("[data-unit]", tile).textContent = L.unitOf(pid);
       $("[data-hand]", tile).hidden = !client.hands.has(pid);
       $("[data-audio-only]", tile).hidden = !p.audio_only;

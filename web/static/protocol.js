@@ -8,8 +8,8 @@
 // client.slotStream("presenter-video")                    // MediaStream of a down slot
 //
 // Events (CustomEvent, detail = message): joined, lobby, offer, slot, floor, presenter, hand, grid,
-// participant-joined, participant-left, participant-state, participant-audio-only, mute-request, peer-failed, closed, error,
-// locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results, recording,
+// participant-joined, participant-left, participant-state, participant-audio-only, mute-request, peer-failed,
+// closed, error, locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results, recording,
 // plus the connection states "reconnecting" and "reconnected" (detail.media: only the media connections,
 // the socket stayed), "pc-state" ({pc, state}) and "track" ({slot, track, stream}).
 //
