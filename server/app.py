@@ -125,4 +125,10 @@ def create_app(config: Config) -> web.Application:
     recordings.setup(app)  # after live: its cleanup context stops the recorders before the rooms
     reminders.setup(app)  # regional-meeting deadline reminders, in the background
     app.router.add_static("/static/", WEB_DIR / "static", name="static", append_version=True)
+    app.router.add_get("/favicon.ico", _favicon)  # browsers and bots ask for it at the root
     return app
+
+
+async def _favicon(request: web.Request) -> web.FileResponse:
+    """_favicon: the site's icon (web/static/favicon.ico), cached for a day."""
+    return web.FileResponse(WEB_DIR / "static" / "favicon.ico", headers={"Cache-Control": "public, max-age=86400"})

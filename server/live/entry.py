@@ -163,7 +163,7 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
     # by the first join) is in the reply, which the browser takes as the whole truth.
     state = room.snapshot()
     people = [{"participant_id": p.id, "role": p.role, "name": p.name, "hand_raised": p.hand_raised,
-               "state": p.state} for p in state.participants if p.id != participant.id]
+               "state": p.state, "audio_only": p.audio_only} for p in state.participants if p.id != participant.id]
     return {
         "type": "joined",
         "participant_id": participant.id,

@@ -180,9 +180,14 @@ async def on_mute_all(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
 
 
 async def on_audio_only(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
-    """on_audio_only: receive no video at all (weak link), or video again."""
+    """on_audio_only: receive no video at all (weak link), or video again; everyone in the room is told
+    (`participant-audio-only`), so presenters and operators see which classrooms went without video."""
     room, pid = conn.require_room()
-    await room.set_audio_only(pid, bool(field(msg, "enabled", bool)))
+    enabled = bool(field(msg, "enabled", bool))
+    await room.set_audio_only(pid, enabled)
+    for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
+        if other is not conn:
+            await other.send({"type": "participant-audio-only", "participant_id": pid, "enabled": enabled})
     return {"type": "ok"}
 
 

@@ -19,3 +19,5 @@ def setup(app: web.Application) -> None:
     calendar.setup(app)
     from server.pages import reports  # attendance, headcount and reports (issue 8)
     reports.setup(app)
+    from server.pages import joinlinks  # every invited classroom's join link at once, CSV and print (issue 18)
+    joinlinks.setup(app)

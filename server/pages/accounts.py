@@ -343,6 +343,7 @@ async def links_page(request: web.Request) -> web.Response:
         "invited": invited, "others": others,
         "starts": local_time(request, meeting.starts_at), "ends": local_time(request, meeting.ends_at),
         "default_hours": request.app[CONFIG].auth.join_link_hours, "done": request.query.get("done", ""),
+        "made": parse_int(request.query.get("made")) or 0,
     }, status=status)
 
 

@@ -31,3 +31,10 @@ async def test_first_operator_once(aiohttp_client: Any, make_config: Callable[..
     async with second.app[DB]() as s:
         assert await s.scalar(select(func.count()).select_from(User)) == 1
     assert oct((config.data_path / "secrets" / "link.key").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_favicon(aiohttp_client: Any, make_config: Callable[..., Config]) -> None:
+    client = await aiohttp_client(create_app(make_config()))
+    resp = await client.get("/favicon.ico")
+    assert resp.status == 200 and (await resp.read())[:4] == b"\x00\x00\x01\x00"  # an ICO file, for anyone
+    assert "max-age" in resp.headers["Cache-Control"]

@@ -2,6 +2,7 @@
 // - [data-toggle-password=ID]: show or hide a password field;
 // - [data-copy=ID]: copy a field's value (or element's text) and say so on the button;
 // - form[data-link-form]: show the classroom or the guest field for the chosen kind;
+// - [data-print]: print the page (the join links' printable list);
 // - select[data-role-select]: show [data-role-only=classroom] only for classroom accounts.
 (function () {
   "use strict";
@@ -29,6 +30,11 @@
       toggle.setAttribute("aria-label", text);
       toggle.setAttribute("title", text);
       toggle.setAttribute("aria-pressed", show ? "true" : "false");
+      return;
+    }
+
+    if (target.closest("[data-print]")) {
+      window.print();
       return;
     }
 

@@ -4,17 +4,16 @@
 // const check = new DeviceCheck(sectionElement, texts, {video, canPublish, uploadMax});
 // check.start();                // asks for camera + microphone, starts the meter and the network check
 // await check.takeStream()      // the previewed MediaStream (or null) for publishing; stops the meter
-// check.net                      // {level: 1|2|3, rtt, down, up} once measured
+// check.net                      // {level: 0|1|2|3, rtt, down, up} once measured (0: could not measure)
+//
+// The check proposes, never chooses: a weak verdict points at the "audio only" box (data-join-audio-only) but never
+// ticks it, and a measurement that failed or timed out (a busy PC, a blocked request) is "could not measure", not
+// "weak". Round trips take the fastest of five pings: a loaded CPU delays some answers, the network none.
 (function (global) {
   "use strict";
 
   const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
-  const LEVELS = { 3: "good", 2: "fair", 1: "weak" };
-
-  function median(values) {
-    const s = values.slice().sort((a, b) => a - b);
-    return s.length ? s[Math.floor(s.length / 2)] : NaN;
-  }
+  const LEVELS = { 3: "good", 2: "fair", 1: "weak", 0: "unknown" };
 
   async function timed(url, options, timeoutMs) {
     const ctrl = new AbortController();
@@ -238,10 +237,11 @@
       let rtt = Infinity;
       let down = 0;
       let up = 0;
+      let failed = false;
       try {
         const times = [];
         for (let i = 0; i < 6; i++) times.push(await timed(`/netcheck/ping?n=${Date.now()}-${i}`, {}, 4000));
-        rtt = median(times.slice(1)) * 1000;
+        rtt = Math.min(...times.slice(1)) * 1000;
         set("[data-net-rtt]", `${Math.round(rtt)} ms`);
         // Download: a small sample first, a larger one only when the link is fast (spares weak links).
         let bytes = 256 * 1024;
@@ -268,18 +268,22 @@
         up = (upBytes * 8) / Math.max(secs - rtt / 2000, 0.001) / 1e6;
         set("[data-net-up]", `${up.toFixed(1)} Mbit/s`);
       } catch (err) {
+        failed = true;
         if (!isFinite(rtt)) set("[data-net-rtt]", "—");
         if (!down) set("[data-net-down]", "—");
         if (!up) set("[data-net-up]", "—");
       }
       const score = (v, good, fair) => (v >= good ? 3 : v >= fair ? 2 : 1);
       const rttLevel = rtt < 150 ? 3 : rtt < 400 ? 2 : 1;
-      const level = Math.min(rttLevel, score(down, 3, 1), score(up, 1.5, 0.6));
+      const level = failed ? 0 : Math.min(rttLevel, score(down, 3, 1), score(up, 1.5, 0.6));
       this.net = { level, rtt, down, up };
       box.dataset.level = String(level);
       verdict.dataset.level = String(level);
       verdict.textContent = T[`net_${LEVELS[level]}`];
       set("[data-net-advice]", T[`netAdvice_${LEVELS[level]}`]);
+      // a weak link points at the audio-only choice; ticking it stays the user's decision
+      const offer = document.querySelector("[data-join-audio-only]");
+      if (offer && offer.closest("label")) offer.closest("label").classList.toggle("is-suggested", level === 1);
       this.el.dispatchEvent(new CustomEvent("devicecheck:network", { detail: this.net }));
       return this.net;
     }

@@ -1,5 +1,6 @@
 // live-polls.js: quick polls. Presenters and operators ask (question + 2 to 8 choices), watch live results
-// and close a poll, which shows its results to everyone; classrooms answer on a card over the stage.
+// and close a poll, which shows its results to everyone; classrooms answer on a card over the stage and see the
+// results beside it (above the chat), never over the presenter or the shared screen.
 (function () {
   "use strict";
   const L = window.TaphuanLive;
@@ -87,30 +88,38 @@
 
   function renderFloat(p) {
     const float = $("[data-poll-float]");
+    if (!p.open) {
+      if (float.dataset.poll === String(p.id)) float.hidden = true;
+      renderSideResults(p);
+      return;
+    }
     float.textContent = "";
     float.hidden = false;
     float.dataset.poll = String(p.id);
-    if (p.open) {
-      float.append(L.el("div", { class: "lv-poll-head" },
-        L.el("span", { class: "lv-eyebrow" }, L.icon("poll"), ` ${T.pollTitle}`),
-        L.el("button", { type: "button", class: "lv-x", "data-action": "poll-hide", "aria-label": T.close, text: "×" })),
-      L.el("h3", { text: p.question }));
-      const grid = L.el("div", { class: "lv-answers" });
-      p.choices.forEach((c, i) => {
-        grid.append(L.el("button", {
-          type: "button", class: `lv-answer${p.mine === i ? " is-chosen" : ""}`, "data-action": "poll-answer",
-          "data-choice": String(i), "aria-pressed": String(p.mine === i),
-        }, L.el("b", { text: String.fromCharCode(65 + i) }), L.el("span", { text: c })));
-      });
-      float.append(grid, L.el("p", { class: "lv-muted", "data-poll-note": "", text: p.mine === undefined ? T.pollPick : T.pollSent }));
-    } else {
-      float.append(L.el("div", { class: "lv-poll-head" },
-        L.el("span", { class: "lv-eyebrow" }, L.icon("poll"), ` ${T.pollResults}`),
-        L.el("button", { type: "button", class: "lv-x", "data-action": "poll-hide", "aria-label": T.close, text: "×" })),
-      L.el("h3", { text: p.question }),
-      L.el("div", { "data-poll-results": "" }, bars(p)),
-      L.el("p", { class: "lv-muted", text: `${p.answered || 0} ${T.answered}` }));
-    }
+    float.append(L.el("div", { class: "lv-poll-head" },
+      L.el("span", { class: "lv-eyebrow" }, L.icon("poll"), ` ${T.pollTitle}`),
+      L.el("button", { type: "button", class: "lv-x", "data-action": "poll-hide", "aria-label": T.close, text: "×" })),
+    L.el("h3", { text: p.question }));
+    const grid = L.el("div", { class: "lv-answers" });
+    p.choices.forEach((c, i) => {
+      grid.append(L.el("button", {
+        type: "button", class: `lv-answer${p.mine === i ? " is-chosen" : ""}`, "data-action": "poll-answer",
+        "data-choice": String(i), "aria-pressed": String(p.mine === i),
+      }, L.el("b", { text: String.fromCharCode(65 + i) }), L.el("span", { text: c })));
+    });
+    float.append(grid, L.el("p", { class: "lv-muted", "data-poll-note": "", text: p.mine === undefined ? T.pollPick : T.pollSent }));
+  }
+
+  function renderSideResults(p) {
+    const box = $("[data-poll-side]");
+    box.textContent = "";
+    box.hidden = false;
+    box.append(L.el("div", { class: "lv-poll-head" },
+      L.el("span", { class: "lv-eyebrow" }, L.icon("poll"), ` ${T.pollResults}`),
+      L.el("button", { type: "button", class: "lv-x", "data-action": "poll-side-hide", "aria-label": T.close, text: "×" })),
+    L.el("h3", { text: p.question }),
+    L.el("div", { "data-poll-results": "" }, bars(p)),
+    L.el("p", { class: "lv-muted", text: `${p.answered || 0} ${T.answered}` }));
   }
 
   function setupClassroom() {
@@ -119,6 +128,7 @@
       if (!b) return;
       const float = $("[data-poll-float]");
       if (b.dataset.action === "poll-hide") float.hidden = true;
+      else if (b.dataset.action === "poll-side-hide") $("[data-poll-side]").hidden = true;
       else if (b.dataset.action === "poll-answer") {
         const p = polls.get(Number(float.dataset.poll));
         if (!p) return;

@@ -48,6 +48,11 @@
     return box;
   }
 
+  // A classroom that chose audio only sees no video and sends no camera: marked wherever it shows.
+  function audioOnlyBadge() {
+    return L.el("span", { class: "lv-ao", "data-audio-only": "", title: T.audioOnlyTitle }, L.icon("headphones"), L.el("span", { text: T.audioOnly }));
+  }
+
   // ---------------------------------------------------------------- grid and other classrooms
 
   function renderGrid() {
@@ -67,8 +72,10 @@
       if (!p) continue;
       tile.dataset.participant = pid;
       $("[data-name]", tile).textContent = p.name;
+      $("[data-name]", tile).title = p.name;  // cut short beside a badge
       $("[data-unit]", tile).textContent = L.unitOf(pid);
       $("[data-hand]", tile).hidden = !client.hands.has(pid);
+      $("[data-audio-only]", tile).hidden = !p.audio_only;
       tile.classList.toggle("has-floor", pid === client.floorId);
       tile.classList.toggle("has-hand", client.hands.has(pid));
       const q = $("[data-q]", tile);
@@ -86,11 +93,34 @@
     $("[data-others-wrap]").hidden = others.length === 0;
     for (const [pid, p] of others) {
       ul.append(L.el("li", { class: `lv-chip-item${pid === client.floorId ? " has-floor" : ""}${client.hands.has(pid) ? " has-hand" : ""}`, "data-participant": pid },
-        qbar(pid),
+        qbar(pid), p.audio_only ? audioOnlyBadge() : null,
         L.el("span", { class: "lv-gname" }, L.el("b", { title: p.name }, client.hands.has(pid) ? L.icon("hand") : null, p.name), L.el("small", { text: L.unitOf(pid) || L.roleName(p.role) })),
         L.el("span", { class: "lv-gactions" }, ...actionsFor(pid, p, true))));
     }
+    fitGrid();
   }
+
+  // The page's tiles as large as they can be while all of them fit the grid's box (no scrolling): try every
+  // number of columns, keep the widest tile (16:10) that fits both ways. Below MIN_TILE the grid scrolls.
+  const TILE_RATIO = 16 / 10;
+  const MIN_TILE = 150;
+  function fitGrid() {
+    const box = $("[data-grid]");
+    const n = box.querySelectorAll("[data-tile]:not([hidden])").length;
+    const gap = parseFloat(getComputedStyle(box).columnGap) || 8;
+    const w = box.clientWidth;
+    const h = box.clientHeight;
+    if (!n || !w || !h) return;
+    let best = { cols: 1, width: 0 };
+    for (let cols = 1; cols <= n; cols++) {
+      const rows = Math.ceil(n / cols);
+      const width = Math.floor(Math.min((w - gap * (cols - 1)) / cols, ((h - gap * (rows - 1)) / rows) * TILE_RATIO));
+      if (width > best.width) best = { cols, width };
+    }
+    box.style.setProperty("--cols", String(best.cols));
+    box.style.setProperty("--tile-w", `${Math.max(MIN_TILE, best.width)}px`);
+  }
+  if (window.ResizeObserver) new ResizeObserver(fitGrid).observe($("[data-grid]"));
 
   // ---------------------------------------------------------------- hands, people, lobby
 
@@ -121,6 +151,7 @@
       const tags = [];
       if (pid === client.presenterId) tags.push(L.el("span", { class: "lv-tagmini lv-tagmini-pres", text: T.presenter }));
       if (pid === client.floorId) tags.push(L.el("span", { class: "lv-tagmini lv-tagmini-floor", text: T.speaking }));
+      if (p.audio_only) tags.push(L.el("span", { class: "lv-tagmini lv-tagmini-warn", "data-audio-only": "", text: T.audioOnly }));
       if (p.state === "reconnecting") tags.push(L.el("span", { class: "lv-tagmini lv-tagmini-warn", text: T.reconnecting }));
       const hand = client.hands.has(pid) ? L.icon("hand") : null;
       const li = L.el("li", { class: `person lv-person${pid === client.floorId ? " has-floor" : ""}`, "data-participant": pid },
@@ -278,7 +309,8 @@
     renderGrid();
   });
   client.addEventListener("slot", (e) => { if (e.detail.slot.startsWith("grid-")) renderGrid(); });
-  for (const type of ["joined", "participant-joined", "participant-left", "participant-state", "hand", "floor", "presenter"]) {
+  for (const type of ["joined", "participant-joined", "participant-left", "participant-state", "participant-audio-only", "hand",
+    "floor", "presenter"]) {
     client.addEventListener(type, renderAll);
   }
   client.addEventListener("participant-left", (e) => {

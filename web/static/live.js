@@ -67,10 +67,7 @@
     if (label) b.append(L.el("span", { text: label }));
     return b;
   };
-  L.time = (iso) => {
-    const d = iso ? new Date(iso) : new Date();
-    return d.toLocaleTimeString(document.documentElement.lang === "en" ? "en-GB" : "vi-VN", { hour: "2-digit", minute: "2-digit" });
-  };
+  L.time = (iso) => window.TaphuanTime.time(iso);  // the server's timezone, not the PC's (tz.js)
   L.toast = (text, kind, icon) => {
     const t = L.el("div", { class: `lv-toast lv-toast-${kind || "info"}`, role: "status" }, icon ? L.icon(icon) : null, L.el("span", { text }));
     $("[data-toasts]").append(t);
@@ -144,6 +141,9 @@
     $("[data-ended-msg]").textContent = message || "";
     if (L.local) L.local.getTracks().forEach((t) => t.stop());
     if (L.screenTrack) L.screenTrack.stop();
+    // what was about the room goes with it: a replaced PC keeps no weak-network offer, no control stays enabled
+    $$(".lv-banner").forEach((b) => { b.hidden = true; });
+    renderControls();
     root.dispatchEvent(new CustomEvent("live:ended"));
   }
   L.ended = ended;
@@ -166,6 +166,7 @@
     if (state === "paused") return T.pausedAudioOnly;
     if (state === "weak-network") return T.pausedWeakNetwork;
     if (state === "reconnecting") return T.reconnectingSlot;
+    if (state === "empty" && slot.startsWith("grid-")) return T.noCameraShort;  // a classroom without a camera
     return slot === "presenter-video" ? T.waitingPresenter : "";
   }
 
@@ -178,13 +179,20 @@
     const name = $("[data-name]", tile);
     if (name) name.textContent = L.nameOf(msg.participant_id);
     const overlay = $("[data-overlay]", tile);
+    const video = $(`video[data-slot="${msg.slot}"]`, tile);
     if (overlay) {
-      const text = overlayText(state, msg.slot);
-      overlay.hidden = state === "live" || !text;
+      // live but no picture yet (the first frame, or a layer on its way): say so rather than show a black tile
+      const waiting = state === "live" && video && !video.videoWidth;
+      const text = waiting ? T.waitingPicture : overlayText(state, msg.slot);
+      overlay.hidden = (state === "live" && !waiting) || !text;
       overlay.textContent = text;
+      if (waiting) {
+        video.addEventListener("resize", () => { if (tile.dataset.state === "live") overlay.hidden = true; }, { once: true });
+      }
     }
     if (msg.slot === "screen") tile.hidden = !(state === "live" || state === "reconnecting");
     else if (msg.slot === "presenter-video") tile.hidden = cfg.studio && state === "empty";
+    else if (msg.slot.startsWith("grid-")) tile.hidden = !msg.participant_id;  // a classroom without a camera too
     else tile.hidden = state === "empty";
     L.attach($(`[data-slot="${msg.slot}"]`), client.slotStream(msg.slot));
     if (!cfg.studio) {
@@ -375,6 +383,8 @@
     }
     root.classList.toggle("lv-audio-only", on);
     $("[data-weak-banner]").hidden = true;
+    const notice = $("[data-audio-only-banner]");
+    if (notice) notice.hidden = !on;
     renderControls();
     root.dispatchEvent(new CustomEvent("live:audio-only", { detail: { enabled: on } }));
   }
@@ -568,6 +578,7 @@
         case "mic": toggleTrack("mic"); break;
         case "screen": await toggleScreen(); break;
         case "audio-only": await setAudioOnly(!L.audioOnly); break;
+        case "video-back": await setAudioOnly(false); break;
         case "weak-accept": await setAudioOnly(true); break;
         case "weak-dismiss":
           $("[data-weak-banner]").hidden = true;

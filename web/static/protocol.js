@@ -8,9 +8,10 @@
 // client.slotStream("presenter-video")                    // MediaStream of a down slot
 //
 // Events (CustomEvent, detail = message): joined, lobby, offer, slot, floor, presenter, hand, grid,
-// participant-joined, participant-left, participant-state, mute-request, peer-failed, closed, error,
-// locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results, recording, meeting-ending,
-// meeting-extended, meeting-ended (the meeting ended for everyone: `closed` follows, nothing reconnects),
+// participant-joined, participant-left, participant-state, participant-audio-only, mute-request, peer-failed,
+// closed, error, locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results, recording,
+// meeting-ending, meeting-extended, meeting-ended (the meeting ended for everyone: `closed` follows, nothing
+// reconnects),
 // plus the connection states "reconnecting" and "reconnected" (detail.media: only the media connections,
 // the socket stayed), "pc-state" ({pc, state}) and "track" ({slot, track, stream}).
 //
@@ -414,6 +415,11 @@
         case "participant-state": {
           const p = this.participants.get(msg.participant_id);
           if (p) p.state = msg.state;
+          break;
+        }
+        case "participant-audio-only": {
+          const p = this.participants.get(msg.participant_id);
+          if (p) p.audio_only = msg.enabled;
           break;
         }
         case "presenter": this.presenterId = msg.participant_id; break;

@@ -399,3 +399,25 @@ async def test_no_compression_is_negotiated(login_as: Factory) -> None:
         assert (await ws.receive_json(timeout=10))["type"] == "pong"
     finally:
         await ws.close()
+
+
+async def test_audio_only_choice_is_told_to_the_room(login_as: Factory, make_user: Factory, make_classroom: Factory,
+                                                     make_meeting: Factory, clients: list[LiveClient]) -> None:
+    trainer: User = await make_user(Role.TRAINER)
+    a_login, a_id = await classroom_login(login_as, make_user, make_classroom, "Lớp A")
+    meeting = await make_meeting(presenters=[trainer], classrooms=[a_id])
+    t = await connect(await login_as(user=trainer), clients)
+    await t.join(meeting.id)
+    a = await connect(a_login, clients)
+    await a.join(meeting.id)
+    assert (await a.request("audio-only", enabled=True))["type"] == "ok"
+    told = await t.wait(lambda m: m.get("type") == "participant-audio-only")
+    assert told == {"type": "participant-audio-only", "participant_id": a.participant_id, "enabled": True}
+    # whoever comes later reads it in `joined`; the classroom itself is not told its own choice
+    op = await connect(await login_as(Role.OPERATOR), clients)
+    joined = await op.join(meeting.id)
+    mark = {p["participant_id"]: p["audio_only"] for p in joined["room"]["participants"]}
+    assert mark == {t.participant_id: False, a.participant_id: True}
+    assert (await a.request("audio-only", enabled=False))["type"] == "ok"
+    await op.wait(lambda m: m.get("type") == "participant-audio-only" and m["enabled"] is False)
+    assert not [m for m in a.messages if m.get("type") == "participant-audio-only"]

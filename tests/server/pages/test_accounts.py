@@ -235,7 +235,7 @@ async def test_top_bar_name_opens_the_password_page_and_the_menu_has_the_archive
     guest = await new_client()
     assert (await open_link(guest, token_of(link["url"]))).status == 303
     html = await (await guest.get(f"/live/{meeting.id}", headers=HTML)).text()
-    assert '<span class="whoami" title="">Khách Hà</span>' in html
+    assert '<span class="lv-who" title="">Khách Hà</span>' in html  # the live page's own header
     assert 'href="/me/password"' not in html and 'href="/archive"' not in html
 
 
