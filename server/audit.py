@@ -1,7 +1,10 @@
-"""server.audit: record operator and live actions in the audit log (AuditEntry rows)."""
+"""server.audit: record operator and live actions in the audit log (AuditEntry rows), and read them back in words
+(`readable`: the audit page shows labels, not action codes or JSON)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -25,3 +28,111 @@ def record(s: AsyncSession, request: web.Request | None, action: str, target: st
     )
     s.add(entry)
     return entry
+
+
+# --- the log as operators read it (the audit page) ------------------------------------------------------------
+
+ACTIONS: dict[str, str] = {
+    "login": "Logged in", "login.failed": "Login failed",
+    "joinlink.create": "Join link created", "joinlink.open": "Entered by a join link",
+    "joinlink.revoke": "Join link revoked",
+    "token.create": "API token created", "token.revoke": "API token revoked",
+    "user.create": "Account created", "user.update": "Account changed", "user.disable": "Account locked",
+    "user.enable": "Account unlocked", "user.reset-password": "Password reset",
+    "user.password-change": "Own password changed",
+    "unit.create": "Unit created", "unit.update": "Unit changed", "unit.import": "Units imported from a file",
+    "classroom.create": "Classroom created", "classroom.update": "Classroom changed",
+    "classroom.deactivate": "Classroom taken out of use", "classroom.import": "Classrooms imported from a file",
+    "program.create": "Program created", "program.update": "Program changed", "program.delete": "Program deleted",
+    "program.learners": "Program learners changed", "program.trainers": "Program trainers changed",
+    "meeting.create": "Meeting created", "meeting.update": "Meeting changed", "meeting.delete": "Meeting deleted",
+    "meeting.import": "Meetings imported from a file", "meeting.publish": "Meeting published",
+    "meeting.unpublish": "Meeting withdrawn to draft", "meeting.cancel": "Meeting cancelled",
+    "meeting.document": "Meeting document uploaded", "headcount.save": "Headcount entered",
+    "live.admit": "Let in from the lobby", "live.refuse": "Refused at the lobby",
+    "live.floor": "Floor given or taken back", "live.presenter": "Presenting handed over",
+    "live.mute": "A participant's microphone, camera or screen turned off or on",
+    "live.mute-all": "Every classroom's microphone turned off", "live.lock": "Room locked or unlocked",
+    "live.remove": "Participant removed from the room", "live.chat-delete": "Chat message deleted",
+    "recording.start": "Recording started", "recording.stop": "Recording stopped",
+    "recording.refused": "Recording could not start", "recording.recovered": "Recording recovered after a stop",
+    "recording.rename": "Recording renamed", "recording.publish": "Recording published",
+    "recording.delete": "Recording deleted",
+    "material.upload": "Material uploaded", "material.update": "Material changed",
+    "material.delete": "Material deleted",
+    "quiz.create": "Quiz created", "quiz.update": "Quiz changed", "quiz.delete": "Quiz deleted",
+    "forum.topic": "Forum topic started", "forum.reply": "Forum answer posted",
+    "forum.answered": "Forum question marked answered",
+}
+"""ACTIONS: every action code `record` is called with → its English label (message id; server/locale translates)."""
+
+TARGETS: dict[str, str] = {
+    "meeting": "Meeting", "program": "Program", "user": "Account", "classroom": "Classroom", "unit": "Unit",
+    "recording": "Archived recording", "material": "Material", "quiz": "Quiz", "topic": "Forum topic",
+    "question": "Forum question", "meetings": "Meetings",
+}
+"""TARGETS: the kind before the colon of a target ("meeting:12") → its English label."""
+
+DETAILS: dict[str, str] = {
+    "added": "Items added", "automatic": "Automatic", "before": "Before", "changes": "Changes",
+    "classroom_id": "Classroom", "code": "Code", "count": "Number", "created": "Number created", "directory": "Folder",
+    "ended": "Logins ended", "fields": "Fields changed", "filename": "File", "guest_name": "Guest name",
+    "kind": "Kind", "link_id": "Join link", "lobby_id": "Lobby entry", "locked": "Locked", "meeting_id": "Meeting",
+    "meeting_ids": "Meetings", "message_id": "Message", "mime": "File type", "muted": "Turned off", "name": "Name",
+    "names": "Names", "new": "New", "old": "Old", "participant": "Participant", "previous": "Previous state",
+    "program_id": "Program", "questions": "Questions", "reason": "Reason", "removed": "Removed",
+    "replaced": "Replaced", "reply_id": "Answer", "result": "Result", "role": "Role", "rows": "Rows",
+    "sha256": "Checksum (SHA-256)", "size": "Size (bytes)", "source": "Source", "starts_at": "Starts",
+    "title": "Title", "token_id": "API token", "updated": "Number updated", "username": "Username", "via": "Through",
+}
+"""DETAILS: the keys of an entry's details → their English labels."""
+
+VALUES: dict[str, str] = {
+    "cli": "the command line", "camera": "Camera", "mic": "Microphone", "screen": "Screen share",
+    "audio": "Microphone", "video": "Camera", "published": "Published", "draft": "Draft", "cancelled": "Cancelled",
+    "operator": "Operator", "trainer": "Trainer", "leader": "Leader", "classroom": "Classroom",
+    "learner": "Learner", "guest": "Guest", "storage": "Storage", "deleted by an operator": "deleted by an operator",
+}
+"""VALUES: detail values that are codes → their English labels (other values are shown as they are)."""
+
+
+@dataclass
+class ReadableEntry:
+    """ReadableEntry: one audit entry in words: label, target (kind label, id or name, a page's link) and details."""
+
+    action: str
+    label: str
+    target: str
+    target_url: str
+    details: list[tuple[str, str]]
+
+
+TARGET_PAGES = {"meeting": "/meetings/{}", "program": "/programs/{}", "user": "/accounts/{}"}
+
+
+def readable(entry: AuditEntry, gettext: Callable[[str], str]) -> ReadableEntry:
+    """readable: `entry` in the words of `gettext` (an unknown code is shown as it is, the test of every recorded
+    action keeps that from happening)."""
+    label = gettext(ACTIONS[entry.action]) if entry.action in ACTIONS else entry.action
+    kind, sep, ident = entry.target.partition(":")
+    target, url = entry.target, ""
+    if kind in TARGETS:
+        target = gettext(TARGETS[kind]) + (f" #{ident}" if ident.isdigit() else f" {ident}" if sep else "")
+        if ident.isdigit() and kind in TARGET_PAGES:
+            url = TARGET_PAGES[kind].format(ident)
+    details = [(gettext(DETAILS.get(key, key)), _value(value, gettext))
+               for key, value in (entry.details or {}).items()]
+    return ReadableEntry(entry.action, label, target, url, details)
+
+
+def _value(value: Any, gettext: Callable[[str], str]) -> str:
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(_value(v, gettext) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{gettext(DETAILS.get(str(k), str(k)))}: {_value(v, gettext)}" for k, v in value.items())
+    text = str(value)
+    return gettext(VALUES[text]) if text in VALUES else gettext(DETAILS[text]) if text in DETAILS else text
