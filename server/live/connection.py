@@ -57,7 +57,7 @@ TURN_BUDGET = 32  # messages one connection reads in a row before the event loop
 _SFU_MESSAGES = {
     "full": "Buổi tập huấn đã đủ người. / The meeting is full.",
     "forbidden": FORBIDDEN,
-    "codec": "Trình duyệt không gửi được mã hóa video của phòng này. / No codec usable in this room.",
+    "codec": "Trình duyệt không gửi được mã hoá video của phòng này. / No codec usable in this room.",
     "sdp-too-large": "SDP quá lớn. / SDP too large.",
     "sdp-invalid": "SDP không hợp lệ. / Invalid SDP.",
     "token": "Không thể nối lại; hãy vào lại phòng. / Cannot resume: join again.",
