@@ -1,11 +1,12 @@
 """server.formats: numbers and dates for people, with Babel, in the request's language and the configured timezone.
 
-Every page, report and notification formats through these functions (jinja2 filters `number`, `percent`, `date`,
-`time`, `datetime`, `daterange`, set up by `setup_filters`) instead of by hand: "1,5" and "13,1%" in Vietnamese,
-"1.5" and "13.1%" in English; dates day first ("05/12/2026") and times on 24 hours ("14:05") in config `timezone`,
-whatever the server's own clock zone. The browser does the same with web/static/format.js (Intl, the page's
-`lang` and `<html data-timezone>`). Machine-readable outputs (CSV/XLSX cells, ISO `datetime` attributes, the API)
-keep plain numbers and ISO dates: see docs/glossary.md, "Numbers and dates".
+Every page, report and notification formats through these functions (jinja2 filters `number`, `percent`,
+`filesize`, `date`, `time`, `datetime`, `daterange`, set up by `setup_filters`) instead of by hand: "1,5" and
+"13,1%" in Vietnamese, "1.5" and "13.1%" in English; dates day first ("05/12/2026") and times on 24 hours
+("14:05") in config `timezone`, whatever the server's own clock zone. The browser does the same with
+web/static/format.js (Intl, the page's `lang` and `<html data-timezone>`). Machine-readable outputs (CSV/XLSX
+cells, ISO `datetime` attributes, the API) keep plain numbers and ISO dates: see docs/glossary.md, "Numbers and
+dates".
 """
 
 from __future__ import annotations
@@ -44,6 +45,16 @@ def percent(value: float | None, lang: str, digits: int = 1) -> str:
         return MISSING
     pattern = "#,##0" + ("." + "#" * digits if digits > 0 else "") + "%"
     return numbers.format_percent(value, format=pattern, locale=babel_locale(lang))
+
+
+def filesize(size: int, lang: str) -> str:
+    """filesize: a byte count as B, KB, MB or GB (1024 each) with one decimal ("1,5 MB" in vi)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{number(value, lang, 0 if unit == 'B' else 1)} {unit}"
+        value /= 1024
+    return f"{size} B"
 
 
 def _local(value: dt.datetime, tz: ZoneInfo) -> dt.datetime:
@@ -95,8 +106,8 @@ def today(tz: ZoneInfo) -> dt.date:
 
 
 def setup_filters(env: jinja2.Environment, tz: ZoneInfo) -> None:
-    """setup_filters: the jinja2 filters number, percent, date, time, datetime and daterange, in the template's
-    `lang` and `tz` (Vietnamese and `tz` in a macro imported without context)."""
+    """setup_filters: the jinja2 filters number, percent, filesize, date, time, datetime and daterange, in the
+    template's `lang` and `tz` (Vietnamese and `tz` in a macro imported without context)."""
 
     def lang_tz(ctx: Any) -> tuple[str, ZoneInfo]:
         return str(ctx.get("lang") or "vi"), ctx.get("tz") or tz
@@ -126,5 +137,9 @@ def setup_filters(env: jinja2.Environment, tz: ZoneInfo) -> None:
                          end: dt.date | dt.datetime | str | None) -> str:
         return daterange(start, end, *lang_tz(ctx))
 
-    env.filters.update(number=number_filter, percent=percent_filter, date=date_filter, time=time_filter,
-                       datetime=datetime_filter, daterange=daterange_filter)
+    @jinja2.pass_context
+    def filesize_filter(ctx: Any, size: int) -> str:
+        return filesize(size, lang_tz(ctx)[0])
+
+    env.filters.update(filesize=filesize_filter, number=number_filter, percent=percent_filter, date=date_filter,
+                       time=time_filter, datetime=datetime_filter, daterange=daterange_filter)

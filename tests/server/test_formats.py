@@ -19,6 +19,8 @@ def test_numbers_and_percentages_follow_the_language() -> None:
     assert (formats.percent(0.131, "vi"), formats.percent(0.131, "en"), formats.percent(0.75, "vi")) == \
         ("13,1%", "13.1%", "75%")
     assert formats.number(None, "vi") == formats.percent(None, "en") == "—"
+    assert (formats.filesize(1536 * 1024, "vi"), formats.filesize(1536 * 1024, "en")) == ("1,5 MB", "1.5 MB")
+    assert (formats.filesize(500, "vi"), formats.filesize(3 << 30, "vi")) == ("500 B", "3 GB")
 
 
 def test_dates_and_times_are_in_the_configured_timezone() -> None:
