@@ -51,8 +51,8 @@
   function formatDateTime(value) {
     var d = toDate(value);
     if (!d) return "";
-    return format(d, {day: "2-digit", month: "2-digit", year: "numeric", hour: "2-digit", minute: "2-digit",
-                      hourCycle: "h23"});
+    // day first, then the time, as the server writes it (Intl's vi-VN would put the time first)
+    return format(d, {day: "2-digit", month: "2-digit", year: "numeric"}) + " " + formatTime(d);
   }
 
   window.taphuanFormat = {formatNumber: formatNumber, formatTime: formatTime, formatDateTime: formatDateTime};
