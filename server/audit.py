@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import client_ip, identity
-from server.db.models import AuditEntry, utcnow
+from server.db.models import AuditEntry, Classroom, Meeting, Program, Recording, User, utcnow
 
 
 def record(s: AsyncSession, request: web.Request | None, action: str, target: str = "",
@@ -108,16 +109,36 @@ class ReadableEntry:
 
 
 TARGET_PAGES = {"meeting": "/meetings/{}", "program": "/programs/{}", "user": "/accounts/{}"}
+NAMED: dict[str, tuple[Any, Any]] = {"meeting": (Meeting.id, Meeting.title), "program": (Program.id, Program.title),
+                                     "user": (User.id, User.display_name), "recording": (Recording.id, Recording.title),
+                                     "classroom": (Classroom.id, Classroom.name)}
 
 
-def readable(entry: AuditEntry, gettext: Callable[[str], str]) -> ReadableEntry:
-    """readable: `entry` in the words of `gettext` (an unknown code is shown as it is, the test of every recorded
-    action keeps that from happening)."""
+async def target_names(s: AsyncSession, entries: list[AuditEntry]) -> dict[str, str]:
+    """target_names: the title or name of each target ("meeting:12" → "Bài 3: …") of `entries` that still exists."""
+    wanted: dict[str, set[int]] = {}
+    for e in entries:
+        kind, _, ident = e.target.partition(":")
+        if kind in NAMED and ident.isdigit():
+            wanted.setdefault(kind, set()).add(int(ident))
+    names: dict[str, str] = {}
+    for kind, ids in wanted.items():
+        key, name = NAMED[kind]
+        for row_id, text in (await s.execute(select(key, name).where(key.in_(ids)))).all():
+            names[f"{kind}:{row_id}"] = str(text)
+    return names
+
+
+def readable(entry: AuditEntry, gettext: Callable[[str], str], names: dict[str, str] | None = None) -> ReadableEntry:
+    """readable: `entry` in the words of `gettext`, its target named from `names` (`target_names`) when known (an
+    unknown action code is shown as it is: the test of every recorded action keeps that from happening)."""
     label = gettext(ACTIONS[entry.action]) if entry.action in ACTIONS else entry.action
     kind, sep, ident = entry.target.partition(":")
     target, url = entry.target, ""
     if kind in TARGETS:
-        target = gettext(TARGETS[kind]) + (f" #{ident}" if ident.isdigit() else f" {ident}" if sep else "")
+        known = (names or {}).get(entry.target)
+        target = gettext(TARGETS[kind]) + (f" “{known}”" if known else f" #{ident}" if ident.isdigit()
+                                           else f" {ident}" if sep else "")
         if ident.isdigit() and kind in TARGET_PAGES:
             url = TARGET_PAGES[kind].format(ident)
     details = [(gettext(DETAILS.get(key, key)), _value(value, gettext))

@@ -17,7 +17,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server import formats
-from server.audit import ACTIONS, readable
+from server.audit import ACTIONS, readable, target_names
 from server.auth import COOKIE, JoinLinkError, cookie_secure, identity, require, set_login_cookie
 from server.config import CONFIG
 from server.db.engine import DB
@@ -377,8 +377,9 @@ async def audit_page(request: web.Request) -> web.Response:
     async with request.app[DB]() as s:
         rows = await audit_entries(s, request.app[CONFIG], f)
         actions = await audit_actions(s)
+        names = await target_names(s, [e for e, _name in rows[:100]])
     words = translator(request).gettext
-    entries = [{"at": local_time(request, e.at), "actor": name or "", "entry": readable(e, words), "ip": e.ip}
+    entries = [{"at": local_time(request, e.at), "actor": name or "", "entry": readable(e, words, names), "ip": e.ip}
                for e, name in rows[:100]]
     choices = [(a, words(ACTIONS[a]) if a in ACTIONS else a) for a in actions]
     return _render("audit.html", request, {

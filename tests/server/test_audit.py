@@ -133,15 +133,18 @@ def test_an_entry_reads_as_words() -> None:
     assert (failed.label, failed.target, failed.target_url) == ("Đăng nhập không thành công", "Tài khoản nobody", "")
 
 
-async def test_the_audit_page_shows_words_not_codes_or_json(app: web.Application, login_as: Factory) -> None:
+async def test_the_audit_page_shows_words_not_codes_or_json(app: web.Application, login_as: Factory,
+                                                            make_meeting: Factory) -> None:
     op = await login_as(Role.OPERATOR)
+    meeting = await make_meeting(title="Bài 3: Dạy học số")
     async with app[DB]() as s:
-        audit.record(s, None, "joinlink.open", "meeting:3", link_id=9, classroom_id=4)
-        audit.record(s, None, "live.lock", "meeting:3", locked=False)
+        audit.record(s, None, "joinlink.open", f"meeting:{meeting.id}", link_id=9, classroom_id=4)
+        audit.record(s, None, "live.lock", "meeting:999", locked=False)
         await s.commit()
     html = await (await op.get("/audit", headers={"Accept": "text/html"})).text()
     table = html[html.index("<tbody>"):html.index("</tbody>")]
     text = re.sub(r"<[^>]+>", " ", table)
     assert "Vào phòng bằng liên kết tham gia" in text and "Khoá hoặc mở khoá phòng" in text
     assert "Liên kết tham gia: 9" in text and "Đã khoá: không" in text
+    assert "Buổi tập huấn “Bài 3: Dạy học số”" in text and "Buổi tập huấn #999" in text  # a deleted one: its id
     assert "joinlink.open" not in text and "live.lock" not in text and "{" not in text and "link_id" not in text
