@@ -141,8 +141,10 @@ def readable(entry: AuditEntry, gettext: Callable[[str], str], names: dict[str, 
                                            else f" {ident}" if sep else "")
         if ident.isdigit() and kind in TARGET_PAGES:
             url = TARGET_PAGES[kind].format(ident)
-    details = [(gettext(DETAILS.get(key, key)), _value(value, gettext))
-               for key, value in (entry.details or {}).items()]
+    shown = dict(entry.details or {})
+    if shown.get("name") and "participant" in shown:  # a live room's participant id means nothing to a reader
+        shown["participant"] = shown.pop("name")
+    details = [(gettext(DETAILS.get(key, key)), _value(value, gettext)) for key, value in shown.items()]
     return ReadableEntry(entry.action, label, target, url, details)
 
 

@@ -355,7 +355,13 @@ class Connection:
 
 
 async def audit_live(conn: Connection, action: str, **details: Any) -> None:
-    """audit_live: record a live moderation action in the audit log."""
+    """audit_live: record a live moderation action in the audit log (with the name of the `participant` it acted
+    on, so the log says who, not only a participant id)."""
+    target = details.get("participant")
+    if target and "name" not in details and conn.room is not None:
+        other = conn.room.snapshot().participant(str(target))
+        if other is not None:
+            details["name"] = other.name
     async with conn.app[DB]() as s:
         record(s, conn.request, action, f"meeting:{conn.meeting_id}", **details)
         await s.commit()

@@ -129,6 +129,8 @@ def test_an_entry_reads_as_words() -> None:
     assert words.label == "Tắt hoặc bật micro, camera hay chia sẻ màn hình của một người tham gia"
     assert (words.target, words.target_url) == ("Buổi tập huấn #12", "/meetings/12")
     assert words.details == [("Người tham gia", "p3"), ("Nguồn", "Micro"), ("Đã tắt", "có")]
+    named = AuditEntry(action="live.floor", target="meeting:12", details={"participant": "p3", "name": "Lớp Ba Đình"})
+    assert audit.readable(named, vi).details == [("Người tham gia", "Lớp Ba Đình")]  # the name, not the id
     failed = audit.readable(AuditEntry(action="login.failed", target="user:nobody", details={}, ip=""), vi)
     assert (failed.label, failed.target, failed.target_url) == ("Đăng nhập không thành công", "Tài khoản nobody", "")
 
