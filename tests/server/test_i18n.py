@@ -13,10 +13,28 @@ from urllib.parse import parse_qs, urldefrag, urljoin, urlsplit
 import pytest
 from aiohttp.test_utils import make_mocked_request
 from babel.messages.pofile import read_po
+from sqlalchemy import insert
 
 from server import audit
 from server.db.engine import DB
-from server.db.models import AttendanceEvent, Classroom, MeetingStatus, Role, Unit, UnitLevel
+from server.db.models import (
+    AttendanceEvent,
+    Classroom,
+    ForumQuestion,
+    ForumTopic,
+    Material,
+    MaterialKind,
+    MeetingStatus,
+    Quiz,
+    QuizQuestion,
+    Recording,
+    RecordingState,
+    Role,
+    Unit,
+    UnitLevel,
+    program_learners,
+    program_trainers,
+)
 from server.i18n import LOCALE_DIR, Translations, localized
 
 HTML = {"Accept": "text/html"}
@@ -195,7 +213,7 @@ async def _crawl(who: Any, start: str, limit: int = 90) -> dict[str, list[str]]:
     """_crawl: GET every page reachable by links from `start` (one page per path shape: digits and query values
     do not make a new page), with the words each one shows."""
     seen: set[str] = set()
-    queue, pages = [start], {}
+    queue, pages = [start], dict[str, list[str]]()
     while queue and len(pages) < limit:
         url = urldefrag(queue.pop(0)).url
         shape = re.sub(r"\d+", "N", url.split("?")[0]) + "?" + ",".join(sorted(
@@ -216,12 +234,10 @@ async def _crawl(who: Any, start: str, limit: int = 90) -> dict[str, list[str]]:
     return pages
 
 
-async def test_every_page_in_vietnamese_shows_no_message_id_code_or_english(
-        app: Any, login_as: Callable[..., Awaitable[Any]], make_user: Callable[..., Awaitable[Any]],
-        make_meeting: Callable[..., Awaitable[Any]]) -> None:
-    vi = Translations().get("vi")
-    translated = {i for i in _catalog_ids() if vi.gettext(i) != i and re.search(r"[a-z]{3}", i)}
-    codes = set(audit.ACTIONS) | {r.value for r in Role} | {s.value for s in MeetingStatus}
+async def _seed_site(app: Any, make_user: Callable[..., Awaitable[Any]],
+                     make_meeting: Callable[..., Awaitable[Any]]) -> dict[Role, Any]:
+    """_seed_site: a unit, a classroom, a live meeting with attendance, a recording, material, quiz and forum
+    question, audit entries; the account of each role that sees them."""
     async with app[DB]() as s:
         unit = Unit(code="01", name="Hà Nội", level=UnitLevel.PROVINCE)
         s.add(unit)
@@ -229,10 +245,16 @@ async def test_every_page_in_vietnamese_shows_no_message_id_code_or_english(
         room = Classroom(code="PH-01", name="Phòng Ba Đình", unit_id=unit.id)
         s.add(room)
         await s.commit()
-    trainer = await make_user(Role.TRAINER, display_name="Nguyễn Thị Lan")
-    room_user = await make_user(Role.CLASSROOM, classroom_id=room.id, display_name="Phòng Ba Đình")
+    users = {Role.OPERATOR: await make_user(Role.OPERATOR, display_name="Trần Văn Minh"),
+             Role.TRAINER: await make_user(Role.TRAINER, display_name="Nguyễn Thị Lan"),
+             Role.LEADER: await make_user(Role.LEADER, display_name="Lê Văn Hùng"),
+             Role.CLASSROOM: await make_user(Role.CLASSROOM, classroom_id=room.id, display_name="Phòng Ba Đình"),
+             Role.LEARNER: await make_user(Role.LEARNER, display_name="Phạm Thu Hà")}
+    trainer, room_user = users[Role.TRAINER], users[Role.CLASSROOM]
     meeting = await make_meeting(presenters=[trainer], classrooms=[room.id], title="Bài 3: Dạy học số")
     async with app[DB]() as s:
+        await s.execute(insert(program_learners).values(program_id=meeting.program_id, user_id=users[Role.LEARNER].id))
+        await s.execute(insert(program_trainers).values(program_id=meeting.program_id, user_id=trainer.id))
         audit.record(s, None, "joinlink.open", f"meeting:{meeting.id}", link_id=1, classroom_id=room.id)
         audit.record(s, None, "live.mute", f"meeting:{meeting.id}", participant="p1", source="mic", muted=True)
         audit.record(s, None, "user.disable", f"user:{trainer.id}", via="cli")
@@ -243,15 +265,35 @@ async def test_every_page_in_vietnamese_shows_no_message_id_code_or_english(
                                    user_id=room_user.id, classroom_id=room.id, role="classroom", name="Phòng Ba Đình"),
                    AttendanceEvent(meeting_id=meeting.id, at=at + dt.timedelta(seconds=30), kind="quality",
                                    participant="p2", user_id=room_user.id, classroom_id=room.id, role="classroom",
-                                   data={"loss": 0.131, "bitrate": 1_500_000, "rtt": 80})])
+                                   data={"loss": 0.131, "bitrate": 1_500_000, "rtt": 80}),
+                   Recording(meeting_id=meeting.id, program_id=meeting.program_id, title="Bài 3: Dạy học số",
+                             directory="r1", state=RecordingState.READY, published=True, file="lecture.webm",
+                             mime="video/webm", duration=754.5, size=1_572_864, ended_at=at),
+                   Material(program_id=meeting.program_id, meeting_id=meeting.id, title="Giáo án bài 3",
+                            kind=MaterialKind.DOCUMENT, filename="giao-an.pdf", mime="application/pdf",
+                            size=1_572_864, sha256="0" * 64, created_by=trainer.id)])
+        quiz = Quiz(program_id=meeting.program_id, title="Kiểm tra bài 3", published=True, created_by=trainer.id)
+        topic = ForumTopic(program_id=meeting.program_id, title="Hỏi đáp bài 3", created_by=trainer.id)
+        s.add_all([quiz, topic])
+        await s.flush()
+        s.add_all([QuizQuestion(quiz_id=quiz.id, position=1, text="Một cộng một?", choices=["1", "2"], correct=[1]),
+                   ForumQuestion(topic_id=topic.id, author_id=users[Role.LEARNER].id, title="Nộp bài ở đâu?",
+                                 body="Em nộp bài tập ở đâu ạ?")])
         await s.commit()
+    return users
+
+
+async def test_every_page_in_vietnamese_shows_no_message_id_code_or_english(
+        app: Any, login_as: Callable[..., Awaitable[Any]], make_user: Callable[..., Awaitable[Any]],
+        make_meeting: Callable[..., Awaitable[Any]]) -> None:
+    vi = Translations().get("vi")
+    translated = {i for i in _catalog_ids() if vi.gettext(i) != i and re.search(r"[a-z]{3}", i)}
+    codes = set(audit.ACTIONS) | {r.value for r in Role} | {s.value for s in MeetingStatus}
+    users = await _seed_site(app, make_user, make_meeting)
     problems = []
     for role in ROLES:
-        user = trainer if role == Role.TRAINER else room_user if role == Role.CLASSROOM else None
-        who = await login_as(role, user=user, display_name="Trần Văn Minh") if user is None else \
-            await login_as(role, user=user)
-        pages = await _crawl(who, "/")
-        assert len(pages) >= (12 if role == Role.OPERATOR else 3), (role, sorted(pages))
+        pages = await _crawl(await login_as(user=users[role]), "/")
+        assert len(pages) >= (30 if role == Role.OPERATOR else 5), (role, sorted(pages))
         problems += [f"{role.value} {url}: {p}" for url, words in pages.items()
                      for p in untranslated_words(words, translated, codes)]
     assert not problems, "untranslated words in Vietnamese pages:\n" + "\n".join(problems)
