@@ -67,6 +67,14 @@ ACTIONS: dict[str, str] = {
 }
 """ACTIONS: every action code `record` is called with → its English label (message id; server/locale translates)."""
 
+TOGGLES: dict[str, tuple[str, str, str]] = {
+    "live.mute": ("muted", "A participant's microphone, camera or screen turned off",
+                  "A participant's microphone, camera or screen turned back on"),
+    "live.lock": ("locked", "Locked the room", "Unlocked the room"),
+    "live.floor": ("participant", "Floor given", "Floor taken back"),
+}
+"""TOGGLES: actions whose label says which way they went: action → (detail, label when truthy, label when not)."""
+
 TARGETS: dict[str, str] = {
     "meeting": "Meeting", "program": "Program", "user": "Account", "classroom": "Classroom", "unit": "Unit",
     "recording": "Archived recording", "material": "Material", "quiz": "Quiz", "topic": "Forum topic",
@@ -133,6 +141,9 @@ def readable(entry: AuditEntry, gettext: Callable[[str], str], names: dict[str, 
     """readable: `entry` in the words of `gettext`, its target named from `names` (`target_names`) when known (an
     unknown action code is shown as it is: the test of every recorded action keeps that from happening)."""
     label = gettext(ACTIONS[entry.action]) if entry.action in ACTIONS else entry.action
+    if entry.action in TOGGLES and TOGGLES[entry.action][0] in (entry.details or {}):
+        key, when_on, when_off = TOGGLES[entry.action]
+        label = gettext(when_on if (entry.details or {})[key] else when_off)
     kind, sep, ident = entry.target.partition(":")
     target, url = entry.target, ""
     if kind in TARGETS:
