@@ -36,6 +36,7 @@ from server.db.models import (
     program_trainers,
 )
 from server.i18n import LOCALE_DIR, Translations, localized
+from tests.server.livetest import guest_login
 
 HTML = {"Accept": "text/html"}
 CATALOGS = sorted(p.name for p in (LOCALE_DIR / "vi" / "LC_MESSAGES").glob("*.po"))
@@ -235,7 +236,7 @@ async def _crawl(who: Any, start: str, limit: int = 90) -> dict[str, list[str]]:
 
 
 async def _seed_site(app: Any, make_user: Callable[..., Awaitable[Any]],
-                     make_meeting: Callable[..., Awaitable[Any]]) -> dict[Role, Any]:
+                     make_meeting: Callable[..., Awaitable[Any]]) -> tuple[dict[Role, Any], int]:
     """_seed_site: a unit, a classroom, a live meeting with attendance, a recording, material, quiz and forum
     question, audit entries; the account of each role that sees them."""
     async with app[DB]() as s:
@@ -280,20 +281,28 @@ async def _seed_site(app: Any, make_user: Callable[..., Awaitable[Any]],
                    ForumQuestion(topic_id=topic.id, author_id=users[Role.LEARNER].id, title="Nộp bài ở đâu?",
                                  body="Em nộp bài tập ở đâu ạ?")])
         await s.commit()
-    return users
+    return users, meeting.id
 
 
 async def test_every_page_in_vietnamese_shows_no_message_id_code_or_english(
-        app: Any, login_as: Callable[..., Awaitable[Any]], make_user: Callable[..., Awaitable[Any]],
+        app: Any, client: Any, login_as: Callable[..., Awaitable[Any]], make_user: Callable[..., Awaitable[Any]],
         make_meeting: Callable[..., Awaitable[Any]]) -> None:
     vi = Translations().get("vi")
     translated = {i for i in _catalog_ids() if vi.gettext(i) != i and re.search(r"[a-z]{3}", i)}
     codes = set(audit.ACTIONS) | {r.value for r in Role} | {s.value for s in MeetingStatus}
-    users = await _seed_site(app, make_user, make_meeting)
+    users, meeting_id = await _seed_site(app, make_user, make_meeting)
     problems = []
     for role in ROLES:
         pages = await _crawl(await login_as(user=users[role]), "/")
         assert len(pages) >= (30 if role == Role.OPERATOR else 5), (role, sorted(pages))
         problems += [f"{role.value} {url}: {p}" for url, words in pages.items()
                      for p in untranslated_words(words, translated, codes)]
+    guest = await guest_login(client, app, meeting_id)  # a join link's guest: the live room and what it links to
+    try:
+        pages = await _crawl(guest, f"/live/{meeting_id}")
+    finally:
+        await guest.client.close()
+    assert f"/live/{meeting_id}" in pages
+    problems += [f"guest {url}: {p}" for url, words in pages.items()
+                 for p in untranslated_words(words, translated, codes)]
     assert not problems, "untranslated words in Vietnamese pages:\n" + "\n".join(problems)
