@@ -21,6 +21,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import ValidationError
 
+from server import formats
 from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
@@ -235,7 +236,7 @@ async def meeting_form(request: web.Request) -> web.StreamResponse:
         programs = [p for p, _n in await svc.list_programs(s)]
         presenters = await svc.presenter_choices(s)
         classrooms = await svc.classroom_choices(s)
-        provinces = await svc.province_choices(s)
+        provinces = await svc.province_choices(s, formats.today(request.app[CONFIG].tz))
     return aiohttp_jinja2.render_template("meetings_form.html", request, {
         "meeting": meeting, "values": values, "errors": errors, "programs": programs,
         "presenters": presenters, "classrooms": classrooms, "provinces": provinces,

@@ -307,9 +307,8 @@ async def classroom_choices(s: AsyncSession) -> list[Classroom]:
     return list((await s.scalars(q)).all())
 
 
-async def province_choices(s: AsyncSession) -> list[Unit]:
-    """province_choices: provinces valid today, by name."""
-    today = utcnow().date()
+async def province_choices(s: AsyncSession, today: dt.date) -> list[Unit]:
+    """province_choices: provinces valid on `today` (the configured timezone's day, not UTC's), by name."""
     q = (select(Unit).where(Unit.level == UnitLevel.PROVINCE,
                             or_(Unit.valid_to.is_(None), Unit.valid_to >= today))
          .order_by(Unit.name))

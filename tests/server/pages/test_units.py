@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,19 +12,10 @@ import pytest
 from server.config import Config
 from server.db.models import Role
 from tests.server.api.test_units import UNITS_CSV, audit_entries, unit_id_of
-
-# a zone whose day is not UTC's day now (UTC+14 from 10:00 UTC, UTC-12 before 11:00 UTC)
-OTHER_DAY_ZONE = "Pacific/Kiritimati" if dt.datetime.now(dt.UTC).hour >= 11 else "Etc/GMT+12"
+from tests.server.pages_helpers import OTHER_DAY_ZONE
 
 
-@pytest.fixture
-def config(make_config: Callable[..., Config], request: pytest.FixtureRequest) -> Config:
-    """config: the default test configuration, or one in the timezone a test names (indirect parametrize)."""
-    zone = getattr(request, "param", None)
-    return make_config(timezone=zone) if zone else make_config()
-
-
-@pytest.mark.parametrize("config", [OTHER_DAY_ZONE], indirect=True)
+@pytest.mark.parametrize("config", [{"timezone": OTHER_DAY_ZONE}], indirect=True)
 async def test_today_is_the_configured_timezones_day(login_as: Any, config: Config) -> None:
     op = await login_as(Role.OPERATOR)
     html = await (await op.get("/units", headers={"Accept": "text/html"})).text()
