@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -100,9 +101,14 @@ VALUES: dict[str, str] = {
     "cli": "the command line", "camera": "Camera", "mic": "Microphone", "screen": "Screen share",
     "audio": "Microphone", "video": "Camera", "published": "Published", "draft": "Draft", "cancelled": "Cancelled",
     "operator": "Operator", "trainer": "Trainer", "leader": "Leader", "classroom": "Classroom",
-    "learner": "Learner", "guest": "Guest", "storage": "Storage", "deleted by an operator": "deleted by an operator",
+    "learner": "Learner", "guest": "Guest", "storage": "the disk could not be written",
+    "disk-full": "the disk is full", "deleted by an operator": "deleted by an operator", "deleted": "deleted",
+    "stopped": "stopped in the room", "lost": "the recorder lost the room", "empty": "the room was empty",
+    "server-shutdown": "the server was shutting down",
 }
 """VALUES: detail values that are codes → their English labels (other values are shown as they are)."""
+RETENTION = re.compile(r"retention \((\d+) days\)")
+"""RETENTION: the reason of a recording deleted at the end of its retention period (server.live.recordings)."""
 
 
 @dataclass
@@ -169,4 +175,6 @@ def _value(value: Any, gettext: Callable[[str], str]) -> str:
     if isinstance(value, dict):
         return "; ".join(f"{gettext(DETAILS.get(str(k), str(k)))}: {_value(v, gettext)}" for k, v in value.items())
     text = str(value)
+    if retention := RETENTION.fullmatch(text):
+        return gettext("kept for its %(days)s days") % {"days": retention.group(1)}
     return gettext(VALUES[text]) if text in VALUES else gettext(DETAILS[text]) if text in DETAILS else text

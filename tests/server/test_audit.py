@@ -113,6 +113,7 @@ def test_every_recorded_action_has_a_vietnamese_label() -> None:
         assert not action.startswith("f'") or action in DYNAMIC, f"{action}: list its codes in DYNAMIC"
         codes |= DYNAMIC.get(action, {action})
     vi = Translations().get("vi")
+    assert vi.gettext("kept for its %(days)s days") != "kept for its %(days)s days"
     for code in sorted(codes):
         assert code in audit.ACTIONS, f"audit action {code!r} has no label in server.audit.ACTIONS"
         assert vi.gettext(audit.ACTIONS[code]) != audit.ACTIONS[code], f"{audit.ACTIONS[code]!r}: not translated"
@@ -132,6 +133,8 @@ def test_an_entry_reads_as_words() -> None:
     assert words.details == [("Người tham gia", "p3"), ("Nguồn", "Micro"), ("Đã tắt", "có")]
     named = AuditEntry(action="live.floor", target="meeting:12", details={"participant": "p3", "name": "Lớp Ba Đình"})
     assert audit.readable(named, vi).details == [("Người tham gia", "Lớp Ba Đình")]  # the name, not the id
+    deleted = AuditEntry(action="recording.delete", target="recording:4", details={"reason": "retention (30 days)"})
+    assert audit.readable(deleted, vi).details == [("Lý do", "hết thời hạn lưu 30 ngày")]
     failed = audit.readable(AuditEntry(action="login.failed", target="user:nobody", details={}, ip=""), vi)
     assert (failed.label, failed.target, failed.target_url) == ("Đăng nhập không thành công", "Tài khoản nobody", "")
 
