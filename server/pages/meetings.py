@@ -357,12 +357,11 @@ def _filters(app: web.Application, env: jinja2.Environment) -> None:
 
     @jinja2.pass_context
     def meeting_time(ctx: Any, m: Meeting) -> str:
-        start, end = m.starts_at.astimezone(tz), m.ends_at.astimezone(tz)
+        lang, start, end = ctx["lang"], m.starts_at.astimezone(tz), m.ends_at.astimezone(tz)
         day = ctx["_"](WEEKDAYS[start.weekday()])
-        text = f"{day}, {start:%d/%m/%Y} · {start:%H:%M}–{end:%H:%M}"
         if end.date() != start.date():
-            text = f"{day}, {start:%d/%m/%Y %H:%M} – {end:%d/%m/%Y %H:%M}"
-        return text
+            return f"{day}, {formats.datetime(start, lang, tz)} – {formats.datetime(end, lang, tz)}"
+        return f"{day}, {formats.date(start, lang, tz)} · {formats.time(start, lang, tz)}–{formats.time(end, lang, tz)}"
 
     @jinja2.pass_context
     def status_label(ctx: Any, status: MeetingStatus | str) -> str:
