@@ -20,6 +20,8 @@ from server.config import Config
 from server.db.engine import DB
 from server.db.models import AuditEntry, Role, utcnow
 from server.i18n import Translations
+from server.people.importer import IMPORTERS
+from server.schedule.meetings import _ACTIONS as meeting_actions
 
 Factory = Callable[..., Awaitable[Any]]
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,10 +101,10 @@ def _recorded_actions() -> set[str]:
     return found
 
 
-DYNAMIC = {"f'meeting.{_ACTIONS[status]}'": {"meeting.publish", "meeting.unpublish", "meeting.cancel"},
-           "f'user.{cmd}'": {"user.disable", "user.enable"},
-           "f'{kind}.import'": {"unit.import", "classroom.import"},
-           "f'{args.what}.import'": {"unit.import", "classroom.import"}}
+DYNAMIC = {"f'meeting.{_ACTIONS[status]}'": {f"meeting.{a}" for a in meeting_actions.values()},
+           "f'user.{cmd}'": {"user.disable", "user.enable"},  # server.people.accounts.run_user_command
+           "f'{kind}.import'": {f"{kind}.import" for kind in IMPORTERS},
+           "f'{args.what}.import'": {f"{kind}.import" for kind in IMPORTERS}}
 
 
 def test_every_recorded_action_has_a_vietnamese_label() -> None:
