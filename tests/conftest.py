@@ -62,9 +62,10 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
 
 
 @pytest.fixture
-def config(make_config: Callable[..., Config]) -> Config:
-    """config: the default test configuration."""
-    return make_config()
+def config(make_config: Callable[..., Config], request: pytest.FixtureRequest) -> Config:
+    """config: the default test configuration, with the overrides a test passes by indirect parametrization
+    (`@pytest.mark.parametrize("config", [{"timezone": "Etc/GMT+12"}], indirect=True)`)."""
+    return make_config(**getattr(request, "param", {}))
 
 
 @pytest.fixture

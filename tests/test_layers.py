@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("server", "sfu", "recorder")
 
 INFRASTRUCTURE = {"server", "server.config", "server.db", "server.errors", "server.auth", "server.audit",
-                  "server.bus", "server.files", "server.i18n", "server.logs", "server.mail", "server.metrics",
-                  "server.openapi", "server.ratelimit", "server.tls", "server.backup", "server.health"}
+                  "server.bus", "server.files", "server.i18n", "server.formats", "server.logs", "server.mail",
+                  "server.metrics", "server.openapi", "server.ratelimit", "server.tls", "server.backup",
+                  "server.health"}
 SUBSYSTEMS: dict[str, set[str]] = {
     "server.people": set(),
     "server.schedule": {"server.people"},

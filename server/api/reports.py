@@ -592,7 +592,7 @@ async def export_tables(request: web.Request) -> tuple[list[exports.Table], str]
         if kind == "meeting":
             meeting_id = id_query(request, "id")
             if meeting_id is None:
-                raise svc.invalid("id", "cần mã cuộc họp", "a meeting id is required")
+                raise svc.invalid("id", "cần mã buổi tập huấn", "a meeting id is required")
             f = await reports.meeting_facts(s, ident, meeting_id, now=now, live_ids=live)
             return exports.meeting_tables(f, tz) + [exports.timeline_table(f.attendance, tz)], f"diem-danh-{meeting_id}"
         if kind == "meetings":

@@ -57,7 +57,7 @@ TURN_BUDGET = 32  # messages one connection reads in a row before the event loop
 _SFU_MESSAGES = {
     "full": "Buổi tập huấn đã đủ người. / The meeting is full.",
     "forbidden": FORBIDDEN,
-    "codec": "Trình duyệt không gửi được mã hóa video của phòng này. / No codec usable in this room.",
+    "codec": "Trình duyệt không gửi được mã hoá video của phòng này. / No codec usable in this room.",
     "sdp-too-large": "SDP quá lớn. / SDP too large.",
     "sdp-invalid": "SDP không hợp lệ. / Invalid SDP.",
     "token": "Không thể nối lại; hãy vào lại phòng. / Cannot resume: join again.",
@@ -356,7 +356,13 @@ class Connection:
 
 
 async def audit_live(conn: Connection, action: str, **details: Any) -> None:
-    """audit_live: record a live moderation action in the audit log."""
+    """audit_live: record a live moderation action in the audit log (with the name of the `participant` it acted
+    on, so the log says who, not only a participant id)."""
+    target = details.get("participant")
+    if target and "name" not in details and conn.room is not None:
+        other = conn.room.snapshot().participant(str(target))
+        if other is not None:
+            details["name"] = other.name
     async with conn.app[DB]() as s:
         record(s, conn.request, action, f"meeting:{conn.meeting_id}", **details)
         await s.commit()

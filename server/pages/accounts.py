@@ -11,18 +11,19 @@ Routes (HTML; operators only unless noted):
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
+from server import formats
+from server.audit import ACTIONS, readable, target_names
 from server.auth import COOKIE, JoinLinkError, cookie_secure, identity, require, set_login_cookie
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role, User, utcnow
 from server.errors import ApiError
-from server.i18n import localized
+from server.i18n import language, localized, translator
 from server.inputs import MAX_PAGE, read_form
 from server.openapi import int_param, parse_int
 from server.people.accounts import (
@@ -61,10 +62,8 @@ PASSWORD_ROLES = (Role.OPERATOR, Role.TRAINER, Role.LEADER, Role.CLASSROOM, Role
 
 
 def local_time(request: web.Request, value: dt.datetime | None) -> str:
-    """local_time: a datetime in the configured timezone, as dd/mm/yyyy HH:MM."""
-    if value is None:
-        return ""
-    return value.astimezone(request.app[CONFIG].tz).strftime("%d/%m/%Y %H:%M")
+    """local_time: a datetime in the configured timezone and the request's language (05/12/2026 14:05)."""
+    return formats.datetime(value, language(request), request.app[CONFIG].tz)
 
 
 def _render(template: str, request: web.Request, context: dict[str, Any], status: int = 200) -> web.Response:
@@ -379,10 +378,13 @@ async def audit_page(request: web.Request) -> web.Response:
     async with request.app[DB]() as s:
         rows = await audit_entries(s, request.app[CONFIG], f)
         actions = await audit_actions(s)
-    entries = [{"at": local_time(request, e.at), "actor": name or "", "action": e.action, "target": e.target,
-                "details": json.dumps(e.details or {}, ensure_ascii=False)[:300], "ip": e.ip} for e, name in rows[:100]]
+        names = await target_names(s, [e for e, _name in rows[:100]])
+    words = translator(request).gettext
+    entries = [{"at": local_time(request, e.at), "actor": name or "", "entry": readable(e, words, names), "ip": e.ip}
+               for e, name in rows[:100]]
+    choices = [(a, words(ACTIONS[a]) if a in ACTIONS else a) for a in actions]
     return _render("audit.html", request, {
-        "entries": entries, "actions": actions, "f": f, "since": q.get("since", "")[:10] if since else "",
+        "entries": entries, "actions": choices, "f": f, "since": q.get("since", "")[:10] if since else "",
         "until": q.get("until", "")[:10] if until else "", "page": page, "more": len(rows) > 100, "error": error,
     })
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from server.auth import csrf_token_for_form, identity
 from server.config import CONFIG
+from server.formats import setup_filters
 from server.i18n import I18N, LANGUAGES, language
 
 
@@ -44,3 +45,4 @@ def setup_jinja(app: web.Application, env: jinja2.Environment) -> None:
 
     env.globals["url"] = url
     env.filters["pct"] = pct_class
+    setup_filters(env, app[CONFIG].tz)

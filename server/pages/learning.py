@@ -9,7 +9,7 @@
 - `/forum/topics/{id}`, `/forum/meetings/{id}`, `/forum/unanswered`: questions and answers.
 - `/quizzes/{id}` (take), `/quizzes/{id}/attempts/{aid}` (score), quiz editor pages.
 Access is `server.people.enrolment.program_access`; writes go through the service modules (audited there).
-Also registers the jinja filters `markdown`, `filesize` and the Mailer (`server.mail.setup`).
+Also registers the jinja filter `markdown` (`filesize` is server.formats') and the Mailer (`server.mail.setup`).
 """
 
 from __future__ import annotations
@@ -458,22 +458,11 @@ async def _save_people(request: web.Request, s: AsyncSession, pid: int) -> None:
 
 # --- setup ----------------------------------------------------------------------------------------
 
-def filesize(n: int) -> str:
-    """filesize: bytes as KB / MB / GB with one decimal."""
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
 def setup(app: web.Application) -> None:
     """setup: the learning routes, their template filters, and the Mailer."""
     mail.setup(app)
     env = aiohttp_jinja2.get_env(app)
     env.filters["markdown"] = forum.render_markdown
-    env.filters["filesize"] = filesize
     env.globals["material_kind_labels"] = KIND_LABELS
     r = app.router
     r.add_get("/study", study_page, name="study")

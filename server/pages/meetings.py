@@ -21,6 +21,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import ValidationError
 
+from server import formats
 from server.auth import Identity, require
 from server.config import CONFIG
 from server.db.engine import DB
@@ -235,7 +236,7 @@ async def meeting_form(request: web.Request) -> web.StreamResponse:
         programs = [p for p, _n in await svc.list_programs(s)]
         presenters = await svc.presenter_choices(s)
         classrooms = await svc.classroom_choices(s)
-        provinces = await svc.province_choices(s)
+        provinces = await svc.province_choices(s, formats.today(request.app[CONFIG].tz))
     return aiohttp_jinja2.render_template("meetings_form.html", request, {
         "meeting": meeting, "values": values, "errors": errors, "programs": programs,
         "presenters": presenters, "classrooms": classrooms, "provinces": provinces,
@@ -358,12 +359,11 @@ def _filters(app: web.Application, env: jinja2.Environment) -> None:
 
     @jinja2.pass_context
     def meeting_time(ctx: Any, m: Meeting) -> str:
-        start, end = m.starts_at.astimezone(tz), m.ends_at.astimezone(tz)
+        lang, start, end = ctx["lang"], m.starts_at.astimezone(tz), m.ends_at.astimezone(tz)
         day = ctx["_"](WEEKDAYS[start.weekday()])
-        text = f"{day}, {start:%d/%m/%Y} · {start:%H:%M}–{end:%H:%M}"
         if end.date() != start.date():
-            text = f"{day}, {start:%d/%m/%Y %H:%M} – {end:%d/%m/%Y %H:%M}"
-        return text
+            return f"{day}, {formats.datetime(start, lang, tz)} – {formats.datetime(end, lang, tz)}"
+        return f"{day}, {formats.date(start, lang, tz)} · {formats.time(start, lang, tz)}–{formats.time(end, lang, tz)}"
 
     @jinja2.pass_context
     def status_label(ctx: Any, status: MeetingStatus | str) -> str:

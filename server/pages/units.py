@@ -14,8 +14,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
+from server import formats
 from server.api.uploads import IMPORT_MAX_BYTES, import_error_response, read_upload
 from server.auth import require
+from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Classroom, Role
 from server.errors import ApiError
@@ -59,7 +61,7 @@ def _parse_at(text: str) -> dt.date | None:
 async def units_page(request: web.Request) -> dict[str, Any]:
     """units_page: the unit tree as of a date (?at=YYYY-MM-DD, default today; ?at=all for every period)."""
     require(request, *STAFF)
-    today = dt.date.today()
+    today = formats.today(request.app[CONFIG].tz)
     raw_at = request.query.get("at", "").strip()
     show_all = raw_at == "all"
     at = None if show_all else (_parse_at(raw_at) or today)
@@ -101,7 +103,7 @@ async def _classroom_form(request: web.Request, room: Classroom | None, values: 
                           errors: dict[str, str], status: int = 200) -> web.Response:
     async with request.app[DB]() as s:
         accounts = await rooms.classroom_accounts(s, room.id) if room is not None else []
-        choices = await units_svc.unit_choices(s, dt.date.today(), values.get("unit_id"))
+        choices = await units_svc.unit_choices(s, formats.today(request.app[CONFIG].tz), values.get("unit_id"))
     context = {"room": room, "values": values, "errors": errors, "accounts": accounts, "choices": choices,
                "can_edit": require(request).role == Role.OPERATOR}
     return aiohttp_jinja2.render_template("classrooms_form.html", request, context, status=status)

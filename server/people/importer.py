@@ -33,8 +33,9 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server import formats
 from server.audit import record
-from server.config import Config
+from server.config import CONFIG, Config
 from server.db.models import Classroom, Role, Unit, UnitLevel, User
 from server.people.units import LEVEL_RANK, chunks, is_valid_on, overlaps, span_text
 
@@ -289,8 +290,10 @@ def _parse_unit_row(number: int, raw: dict[str, str], errors: list[RowError]) ->
     return _UnitRow(number, code, name, level, parent_code, start, end)
 
 
-async def import_units(s: AsyncSession, data: bytes | str, *, progress: Progress | None = None) -> ImportResult:
-    """import_units: validate every row, then create or update units in `s` (flushed, not committed)."""
+async def import_units(s: AsyncSession, data: bytes | str, *, progress: Progress | None = None,
+                       today: dt.date | None = None) -> ImportResult:
+    """import_units: validate every row, then create or update units in `s` (flushed, not committed; `today` is
+    not needed: units carry their own dates)."""
     table = read_csv(data, UNIT_COLUMNS, UNIT_REQUIRED)
     if table.fatal:
         raise ImportFailed(table.errors)
@@ -404,9 +407,8 @@ async def import_units(s: AsyncSession, data: bytes | str, *, progress: Progress
 # Classrooms import
 
 
-def current_version(versions: Sequence[Unit], day: dt.date | None = None) -> Unit | None:
-    """current_version: of several units with one code, the one valid on `day` (today), else the latest."""
-    day = day or dt.date.today()
+def current_version(versions: Sequence[Unit], day: dt.date) -> Unit | None:
+    """current_version: of several units with one code, the one valid on `day`, else the latest."""
     valid = [u for u in versions if is_valid_on(u, day)]
     pool = valid or list(versions)
     if not pool:
@@ -414,9 +416,11 @@ def current_version(versions: Sequence[Unit], day: dt.date | None = None) -> Uni
     return max(pool, key=lambda u: u.valid_from or dt.date.min)
 
 
-async def import_classrooms(s: AsyncSession, data: bytes | str, *,
-                            progress: Progress | None = None) -> ImportResult:
-    """import_classrooms: validate every row, then create or update classrooms (flushed, not committed)."""
+async def import_classrooms(s: AsyncSession, data: bytes | str, *, progress: Progress | None = None,
+                            today: dt.date | None = None) -> ImportResult:
+    """import_classrooms: validate every row, then create or update classrooms (flushed, not committed); a unit
+    code names the unit version valid `today` (the configured timezone's day; the server clock's if None)."""
+    today = today or dt.date.today()
     table = read_csv(data, CLASSROOM_COLUMNS, CLASSROOM_REQUIRED)
     if table.fatal:
         raise ImportFailed(table.errors)
@@ -463,7 +467,7 @@ async def import_classrooms(s: AsyncSession, data: bytes | str, *,
             errors.append(RowError(number, "tên dài quá 200 ký tự", "name is longer than 200 characters"))
             ok = False
         unit_code = raw.get("unit_code", "")
-        unit = current_version(units.get(unit_code, []))
+        unit = current_version(units.get(unit_code, []), today)
         if not unit_code:
             errors.append(RowError(number, "thiếu mã đơn vị (unit_code)", "unit_code is empty"))
             ok = False
@@ -557,7 +561,8 @@ async def run_import(db: async_sessionmaker[AsyncSession], request: web.Request 
     and the API; ImportFailed: nothing written)."""
     async with db() as s:
         try:
-            result = await IMPORTERS[kind](s, data)
+            day = formats.today(request.app[CONFIG].tz) if request is not None else None
+            result = await IMPORTERS[kind](s, data, today=day)
         except ImportFailed:
             await s.rollback()
             raise
@@ -603,7 +608,7 @@ async def run_import_command(config: Config, args: argparse.Namespace) -> int:
         async with make_sessionmaker(engine)() as s:
             print(f"Nhập / importing {args.what} từ / from {path}", flush=True)
             try:
-                result = await importer(s, data, progress=show)
+                result = await importer(s, data, progress=show, today=formats.today(config.tz))
             except ImportFailed as exc:
                 await s.rollback()
                 for err in exc.errors:

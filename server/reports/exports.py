@@ -4,7 +4,9 @@
 A report becomes one or more `Table`s (`meeting_tables`, `meetings_tables`, `group_table`, `progress_table`,
 `monthly_tables`); `to_csv` writes them one after the other (a title line, the header, the rows, a blank
 line), `to_xlsx` one worksheet each (bold frozen header, column widths, numbers as numbers). The BOM makes
-spreadsheet programs read the Vietnamese text of a CSV as UTF-8. Times are in the configured timezone.
+spreadsheet programs read the Vietnamese text of a CSV as UTF-8. Times are in the configured timezone, written
+for people ("05/12/2026", "14:05"); numbers stay numbers, with a dot in CSV, so spreadsheets can compute with
+them (docs/glossary.md, "Numbers and dates").
 
 Every export goes through these two writers, and they never let a text cell become a formula (OWASP's CSV
 injection guidance): a guest's chosen name, a headcount's names or a title such as `=HYPERLINK(...)` is text

@@ -140,10 +140,10 @@ def edit_problem(ident: Identity, meeting: Meeting, classroom_id: int | None,
     if classroom_id is None:
         return ApiError(422, "invalid", "classroom_id: cần chọn lớp học / choose a classroom", field="classroom_id")
     if classroom_id not in invited:
-        return ApiError(422, "invalid", "classroom_id: lớp học không được mời vào cuộc họp này / the classroom is "
+        return ApiError(422, "invalid", "classroom_id: lớp học không được mời vào buổi tập huấn này / the classroom is "
                                         "not invited to this meeting", field="classroom_id")
     if meeting.status != MeetingStatus.PUBLISHED:
-        return ApiError(409, "not-published", "Cuộc họp chưa công bố hoặc đã hủy. / The meeting is not published "
+        return ApiError(409, "not-published", "Buổi tập huấn chưa công bố hoặc đã huỷ. / The meeting is not published "
                                               "or was cancelled.")
     if ident.role == Role.CLASSROOM:
         opens, closes = editable_window(meeting)
@@ -151,8 +151,8 @@ def edit_problem(ident: Identity, meeting: Meeting, classroom_id: int | None,
             return ApiError(409, "too-early", "Chưa đến giờ nhập sĩ số (mở 30 phút trước giờ bắt đầu). / The "
                                               "headcount opens 30 minutes before the start.")
         if now > closes:
-            return ApiError(409, "closed", f"Đã hết hạn nhập sĩ số ({EDIT_DAYS} ngày sau cuộc họp). / The headcount "
-                                           f"closed {EDIT_DAYS} days after the meeting.")
+            return ApiError(409, "closed", f"Đã hết hạn nhập sĩ số ({EDIT_DAYS} ngày sau buổi tập huấn). / "
+                                           f"The headcount closed {EDIT_DAYS} days after the meeting.")
     return None
 
 

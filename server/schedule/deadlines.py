@@ -141,7 +141,7 @@ async def overdue(s: AsyncSession, ident: Identity, today: dt.date, tz: ZoneInfo
 # --- uploads --------------------------------------------------------------------------------------
 
 def _not_yours() -> ApiError:
-    return ApiError(403, "forbidden", "Bạn không được nộp tài liệu cho buổi họp này. / "
+    return ApiError(403, "forbidden", "Bạn không được nộp tài liệu cho buổi tập huấn này. / "
                                       "You may not upload documents to this meeting.")
 
 

@@ -310,9 +310,8 @@ async def classroom_choices(s: AsyncSession) -> list[Classroom]:
     return list((await s.scalars(q)).all())
 
 
-async def province_choices(s: AsyncSession) -> list[Unit]:
-    """province_choices: provinces valid today, by name."""
-    today = utcnow().date()
+async def province_choices(s: AsyncSession, today: dt.date) -> list[Unit]:
+    """province_choices: provinces valid on `today` (the configured timezone's day, not UTC's), by name."""
     q = (select(Unit).where(Unit.level == UnitLevel.PROVINCE,
                             or_(Unit.valid_to.is_(None), Unit.valid_to >= today))
          .order_by(Unit.name))
@@ -345,7 +344,7 @@ async def delete_program(s: AsyncSession, request: web.Request | None, program: 
     """delete_program: remove a program without meetings (409 while it has any; audited)."""
     if await count_meetings(s, program.id):
         raise ApiError(409, "program-has-meetings",
-                       "Chương trình còn buổi họp; hãy xoá các buổi họp trước. / "
+                       "Chương trình còn buổi tập huấn; hãy xoá các buổi tập huấn trước. / "
                        "The program still has meetings: delete them first.")
     audit.record(s, request, "program.delete", f"program:{program.id}", title=program.title)
     await s.delete(program)
@@ -405,7 +404,7 @@ async def check_meeting(s: AsyncSession, data: MeetingIn, meeting: Meeting | Non
     if data.ends_at <= data.starts_at:
         raise invalid("ends_at", "giờ kết thúc phải sau giờ bắt đầu", "the end must be after the start")
     if data.ends_at - data.starts_at > dt.timedelta(hours=24):
-        raise invalid("ends_at", "buổi họp dài quá 24 giờ", "a meeting may last at most 24 hours")
+        raise invalid("ends_at", "buổi tập huấn dài quá 24 giờ", "a meeting may last at most 24 hours")
     if data.kind == MeetingKind.LECTURE and data.province_ids:
         raise invalid("province_ids", "chỉ hội nghị vùng mới có tỉnh tham dự",
                       "only regional meetings have provinces")
@@ -530,7 +529,7 @@ async def delete_meeting(s: AsyncSession, request: web.Request | None, meeting: 
     """delete_meeting: remove a draft or cancelled meeting (a published one must be cancelled first)."""
     if meeting.status == MeetingStatus.PUBLISHED:
         raise ApiError(409, "meeting-published",
-                       "Buổi họp đã công bố: hãy huỷ trước khi xoá. / The meeting is published: cancel it first.")
+                       "Buổi tập huấn đã công bố: hãy huỷ trước khi xoá. / The meeting is published: cancel it first.")
     audit.record(s, request, "meeting.delete", f"meeting:{meeting.id}", title=meeting.title)
     await s.delete(meeting)
 

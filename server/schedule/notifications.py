@@ -21,6 +21,7 @@ from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from server import formats
 from server.auth import Identity
 from server.db.models import Meeting, Notification, User, utcnow
 from server.mail import MAILER, Mailer
@@ -36,29 +37,29 @@ FIELD_WORDS = {
 
 
 def _when(m: Meeting, tz: ZoneInfo, lang: str) -> str:
-    start, end = m.starts_at.astimezone(tz), m.ends_at.astimezone(tz)
-    day = (WEEKDAYS_VI if lang == "vi" else WEEKDAYS_EN)[start.weekday()]
-    return f"{day} {start:%d/%m/%Y} {start:%H:%M}–{end:%H:%M}"
+    day = (WEEKDAYS_VI if lang == "vi" else WEEKDAYS_EN)[m.starts_at.astimezone(tz).weekday()]
+    start, end = formats.time(m.starts_at, lang, tz), formats.time(m.ends_at, lang, tz)
+    return f"{day} {formats.date(m.starts_at, lang, tz)} {start}–{end}"
 
 
 def message(kind: NoticeKind, m: Meeting, tz: ZoneInfo, fields: Iterable[str] = ()) -> str:
     """message: the "Vietnamese / English" text of a notification about meeting `m`."""
     vi_when, en_when = _when(m, tz, "vi"), _when(m, tz, "en")
     if kind == "published":
-        return f"Buổi họp mới: “{m.title}”, {vi_when}. / New meeting: “{m.title}”, {en_when}."
+        return f"Buổi tập huấn mới: “{m.title}”, {vi_when}. / New meeting: “{m.title}”, {en_when}."
     if kind == "cancelled":
-        return f"Buổi họp “{m.title}” ({vi_when}) đã bị huỷ. / The meeting “{m.title}” ({en_when}) was cancelled."
+        return f"Buổi tập huấn “{m.title}” ({vi_when}) đã bị huỷ. / The meeting “{m.title}” ({en_when}) was cancelled."
     if kind == "withdrawn":
-        return (f"Buổi họp “{m.title}” ({vi_when}) đã được rút lại, chờ thông báo mới. / "
+        return (f"Buổi tập huấn “{m.title}” ({vi_when}) đã được rút lại, chờ thông báo mới. / "
                 f"The meeting “{m.title}” ({en_when}) was withdrawn until further notice.")
     if kind == "uninvited":
-        return (f"Bạn không còn được mời tới buổi họp “{m.title}” ({vi_when}). / "
+        return (f"Bạn không còn được mời tới buổi tập huấn “{m.title}” ({vi_when}). / "
                 f"You are no longer invited to the meeting “{m.title}” ({en_when}).")
     chosen = set(fields)
     words = [w for f, w in FIELD_WORDS.items() if f in chosen]
     vi = ", ".join(dict.fromkeys(w[0] for w in words)) or "chi tiết"
     en = ", ".join(dict.fromkeys(w[1] for w in words)) or "details"
-    return (f"Buổi họp “{m.title}” đã thay đổi ({vi}); lịch hiện tại: {vi_when}. / "
+    return (f"Buổi tập huấn “{m.title}” đã thay đổi ({vi}); lịch hiện tại: {vi_when}. / "
             f"The meeting “{m.title}” changed ({en}); it is now {en_when}.")
 
 

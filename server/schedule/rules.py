@@ -82,8 +82,8 @@ def check_notice(starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime,
     409 `ended` for a meeting that is over; 409 `too-soon` when notice is short and no reason is given.
     """
     if ends_at <= now:
-        raise ApiError(409, "ended", "Buổi họp đã kết thúc, không thể công bố. / The meeting is over: it cannot be "
-                                     "published.")
+        raise ApiError(409, "ended", "Buổi tập huấn đã kết thúc, không thể công bố. / "
+                                     "The meeting is over: it cannot be published.")
     if notice_ok(starts_at, now, tz):
         return False
     if reason:
@@ -91,7 +91,7 @@ def check_notice(starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime,
     first = earliest_start_day(now, tz)
     last = last_publish_day(starts_at, tz)
     raise ApiError(409, "too-soon",
-                   f"Phải công bố trước ít nhất {NOTICE_DAYS} ngày: buổi họp ngày "
+                   f"Phải công bố trước ít nhất {NOTICE_DAYS} ngày: buổi tập huấn ngày "
                    f"{starts_at.astimezone(tz):%d/%m/%Y} phải công bố chậm nhất ngày {last:%d/%m/%Y} "
                    f"(công bố hôm nay thì chỉ xếp được từ ngày {first:%d/%m/%Y}). Muốn công bố vẫn cần ghi lý do. / "
                    f"Meetings must be published at least {NOTICE_DAYS} days ahead: a meeting on "

@@ -166,7 +166,7 @@ async def test_console_colours_degraded_classrooms(browser: Browser, live_server
     assert await page.locator("[data-count=warn]").inner_text() == "2"
     assert await page.locator("[data-count=bad]").inner_text() == "3"
     text = await card.inner_text()
-    for words in ("Đã khóa", "Đang chờ vào", "Đang kết nối lại…", "Không có tín hiệu 10 giây", "Giơ tay", "Đang ghi"):
+    for words in ("Đã khoá", "Đang chờ vào", "Đang kết nối lại…", "Không có tín hiệu 10 giây", "Giơ tay", "Đang ghi"):
         assert words in text, words
     # The recorder is only the "Đang ghi" badge, never a participant row.
     assert await card.locator("[data-recording]").count() == 1

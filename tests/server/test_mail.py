@@ -40,7 +40,7 @@ async def test_one_message_to_every_valid_address(smtp: tuple[Inbox, int]) -> No
     inbox, port = smtp
     mailer = _mailer(port)
     mailer.send([" b@example.edu.vn", "a@example.edu.vn", "b@example.edu.vn ", "không-có-địa-chỉ", ""],
-                "[Taphuan] Buổi họp mới", "Thứ Hai 08:00.\n\nMon 08:00.\n")
+                "[Taphuan] Buổi tập huấn mới", "Thứ Hai 08:00.\n\nMon 08:00.\n")
     assert len(mailer.tasks) == 1  # queued: send() did not wait for the server
     await _delivered(mailer, inbox, 1)
     assert mailer.sent == 1 and mailer.tasks == set()
@@ -48,7 +48,7 @@ async def test_one_message_to_every_valid_address(smtp: tuple[Inbox, int]) -> No
     assert rcpts == ["a@example.edu.vn", "b@example.edu.vn"]  # each once, trimmed, sorted
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert (str(msg["From"]), str(msg["To"])) == (SENDER, "a@example.edu.vn, b@example.edu.vn")
-    assert str(msg["Subject"]) == "[Taphuan] Buổi họp mới"
+    assert str(msg["Subject"]) == "[Taphuan] Buổi tập huấn mới"
     assert msg.get_body().get_content().splitlines() == ["Thứ Hai 08:00.", "", "Mon 08:00."]  # type: ignore[union-attr]
 
 

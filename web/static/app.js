@@ -1,7 +1,8 @@
 /* Taphuan shared page helpers (plain JS, no build step).
  * - taphuan.fetch(url, options): fetch with the login's CSRF header and JSON by default.
  * - form[data-confirm] / a[data-confirm]: ask before submitting or following.
- * - taphuan.formatDate(iso): a date and time in the server's timezone (dd/mm/yyyy hh:mm).
+ * - taphuan.formatDate(iso, withTime): a date (and time) in the page's language and the server's timezone
+ *   (<html data-timezone>, see format.js).
  * - [data-picker]: a filterable checkbox list (accent-insensitive search, count, select shown, clear).
  * - [data-kind-form]: show [data-kind-show="regional"] parts only for regional meetings.
  * - form[data-autosubmit]: submit when a filter changes.
@@ -33,10 +34,10 @@
   function formatDate(iso, withTime) {
     var d = new Date(iso);
     if (isNaN(d.getTime())) return "";
-    var opts = { timeZone: meta("timezone") || undefined, day: "2-digit", month: "2-digit", year: "numeric" };
-    if (withTime !== false) { opts.hour = "2-digit"; opts.minute = "2-digit"; opts.hour12 = false; }
+    if (withTime !== false) return window.taphuanFormat.formatDateTime(d);
+    var opts = { timeZone: document.documentElement.dataset.timezone || undefined, day: "2-digit", month: "2-digit", year: "numeric" };
     try {
-      return new Intl.DateTimeFormat("vi-VN", opts).format(d);
+      return new Intl.DateTimeFormat(document.documentElement.lang === "en" ? "en-GB" : "vi-VN", opts).format(d);
     } catch (e) {
       return d.toLocaleString();
     }

@@ -26,16 +26,13 @@
   }
 
   function size(bytes) {
-    if (bytes >= 1e9) return (bytes / 1e9).toFixed(1) + " GB";
-    if (bytes >= 1e6) return (bytes / 1e6).toFixed(0) + " MB";
+    if (bytes >= 1e9) return taphuanFormat.formatNumber(bytes / 1e9, 1) + " GB";
+    if (bytes >= 1e6) return taphuanFormat.formatNumber(bytes / 1e6, 0) + " MB";
     return Math.max(1, Math.round(bytes / 1e3)) + " kB";
   }
 
   function when(iso) {
-    const d = new Date(iso);
-    const tz = (document.querySelector('meta[name="timezone"]') || {}).content || undefined;
-    return d.toLocaleString(document.documentElement.lang === "en" ? "en-GB" : "vi-VN",
-      { day: "2-digit", month: "2-digit", year: "numeric", hour: "2-digit", minute: "2-digit", timeZone: tz });
+    return taphuanFormat.formatDateTime(iso);
   }
 
   function stateBadge(r) {

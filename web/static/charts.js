@@ -61,14 +61,8 @@
     return n * p;
   }
 
-  function numberFormat(digits) {
-    const lang = (document.documentElement.lang || "vi") === "vi" ? "vi-VN" : "en-GB";
-    return new Intl.NumberFormat(lang, {maximumFractionDigits: digits, minimumFractionDigits: 0});
-  }
-
   function formatNumber(v, digits) {
-    if (v === null || v === undefined || isNaN(v)) return "—";
-    return numberFormat(digits === undefined ? 1 : digits).format(v);
+    return taphuanFormat.formatNumber(v, digits);
   }
 
   function formatBitrate(bps) {

@@ -251,7 +251,7 @@
           secs = await timed(`/netcheck/download?bytes=${bytes}&n=${Date.now()}`, {}, 10000);
         }
         down = (bytes * 8) / Math.max(secs - rtt / 2000, 0.001) / 1e6;
-        set("[data-net-down]", `${down.toFixed(1)} Mbit/s`);
+        set("[data-net-down]", `${taphuanFormat.formatNumber(down, 1)} Mbit/s`);
         const upload = async (size) => {
           const body = new Uint8Array(size);
           crypto.getRandomValues(body.subarray(0, Math.min(size, 65536)));
@@ -266,7 +266,7 @@
           secs = await upload(upBytes);
         }
         up = (upBytes * 8) / Math.max(secs - rtt / 2000, 0.001) / 1e6;
-        set("[data-net-up]", `${up.toFixed(1)} Mbit/s`);
+        set("[data-net-up]", `${taphuanFormat.formatNumber(up, 1)} Mbit/s`);
       } catch (err) {
         failed = true;
         if (!isFinite(rtt)) set("[data-net-rtt]", "—");

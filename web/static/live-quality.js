@@ -79,8 +79,8 @@
     $("[data-quality-label]", box).textContent = level === 3 ? T.net_good : level === 2 ? T.net_fair : T.net_weak;
     const parts = [`${T.qualityTitle}: ${level === 3 ? T.net_good : level === 2 ? T.net_fair : T.net_weak}`];
     if (s.rtt !== null && s.rtt !== undefined) parts.push(`RTT ${Math.round(s.rtt * 1000)} ms`);
-    parts.push(`${T.packetLoss} ${(s.loss * 100).toFixed(1)} %`);
-    if (s.avail) parts.push(`${T.uplink} ${(s.avail / 1e6).toFixed(1)} Mbit/s`);
+    parts.push(`${T.packetLoss} ${taphuanFormat.formatNumber(s.loss * 100, 1)}%`);
+    if (s.avail) parts.push(`${T.uplink} ${taphuanFormat.formatNumber(s.avail / 1e6, 1)} Mbit/s`);
     box.title = parts.join(" · ");
 
     q.weakStreak = s.pausedByNetwork ? q.weakStreak + 1 : 0;

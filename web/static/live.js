@@ -67,7 +67,7 @@
     if (label) b.append(L.el("span", { text: label }));
     return b;
   };
-  L.time = (iso) => window.TaphuanTime.time(iso);  // the server's timezone, not the PC's (tz.js)
+  L.time = (iso) => window.taphuanFormat.formatTime(iso);  // the server's timezone, not the PC's (format.js)
   L.toast = (text, kind, icon) => {
     const t = L.el("div", { class: `lv-toast lv-toast-${kind || "info"}`, role: "status" }, icon ? L.icon(icon) : null, L.el("span", { text }));
     $("[data-toasts]").append(t);

@@ -14,9 +14,9 @@
 
   function size(n) {
     if (n < 1024) return n + " B";
-    if (n < 1048576) return (n / 1024).toFixed(1) + " KB";
-    if (n < 1073741824) return (n / 1048576).toFixed(1) + " MB";
-    return (n / 1073741824).toFixed(2) + " GB";
+    if (n < 1048576) return taphuanFormat.formatNumber(n / 1024, 1) + " KB";
+    if (n < 1073741824) return taphuanFormat.formatNumber(n / 1048576, 1) + " MB";
+    return taphuanFormat.formatNumber(n / 1073741824, 2) + " GB";
   }
 
   function setup(form) {

@@ -8,9 +8,11 @@ import dataclasses
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from server.config import Config
-from server.db.models import Role, User
+from server.db.engine import DB
+from server.db.models import AuditEntry, Role, User
 from server.live.connection import event_message
 from server.live.service import LIVE
 from server.metrics import METRICS
@@ -351,3 +353,19 @@ async def test_a_connection_reads_a_bounded_run_of_buffered_messages_before_othe
     ticker.cancel()
     assert sum(runs) >= over - 30, sum(runs)  # all but the few that tokens come back for
     assert max(runs) <= TURN_BUDGET, max(runs)
+
+
+async def test_a_moderation_entry_names_the_participant_it_acted_on(
+        app: Any, login_as: Factory, make_user: Factory, make_classroom: Factory, make_meeting: Factory,
+        clients: list[LiveClient]) -> None:
+    trainer_user: User = await make_user(Role.TRAINER)
+    a_login, a_id = await classroom_login(login_as, make_user, make_classroom, "Lớp Ba Đình")
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[a_id])
+    t = await connect(await login_as(user=trainer_user), clients)
+    await t.join(meeting.id)
+    a = await connect(a_login, clients)
+    a_pid = (await a.request("join", version=1, meeting_id=meeting.id))["participant_id"]
+    assert (await t.request("mute", participant_id=a_pid, source="mic", muted=True))["type"] == "ok"
+    async with app[DB]() as s:
+        entry = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "live.mute"))).one()
+    assert entry.details == {"participant": a_pid, "source": "mic", "muted": True, "name": "Lớp Ba Đình"}

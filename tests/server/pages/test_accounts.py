@@ -274,14 +274,14 @@ async def test_audit_page_filters(login_as: LoginAs, make_user: MakeUser, app: w
     html = await (await op.get("/audit", headers=HTML)).text()
     assert "Nhật ký hoạt động" in html and "user.disable" in html and "user.enable" in html and "op.audit" in html
     html = await (await op.get("/audit?action=user.disable", headers=HTML)).text()
-    assert '<code class="mono">user.disable</code>' in html and '<code class="mono">user.enable</code>' not in html
+    assert '<td data-action="user.disable">Khoá tài khoản</td>' in html and 'data-action="user.enable"' not in html
     html = await (await op.get("/audit?actor=nobody", headers=HTML)).text()
     assert "Không có bản ghi nào" in html
     today = dt.datetime.now(app[CONFIG].tz).date()
     html = await (await op.get(f"/audit?since={today}&until={today}", headers=HTML)).text()
-    assert '<code class="mono">user.disable</code>' in html
+    assert 'data-action="user.disable"' in html
     html = await (await op.get(f"/audit?since={today + dt.timedelta(days=1)}", headers=HTML)).text()
-    assert '<code class="mono">user.disable</code>' not in html
+    assert 'data-action="user.disable"' not in html
     resp = await op.get("/audit?since=bad-date", headers=HTML)
     assert resp.status == 200 and "YYYY-MM-DD" in await resp.text()
     async with app[DB]() as s:

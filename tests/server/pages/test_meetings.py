@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
 from sqlalchemy import select, text
 
 from server.db.engine import DB, ENGINE
-from server.db.models import Meeting, MeetingKind, MeetingStatus, Program, Role, User
-from tests.server.pages_helpers import HTML, meeting_by_title, page, post_form, world
+from server.db.models import Meeting, MeetingKind, MeetingStatus, Program, Role, Unit, UnitLevel, User
+from tests.server.pages_helpers import HTML, OTHER_DAY_ZONE, meeting_by_title, page, post_form, world
 
 __all__ = ["world"]  # a fixture, used by name
 
@@ -236,3 +237,16 @@ async def test_regional_meeting_page_shows_provinces(app: web.Application, world
     fields = _form(world, title="Bài giảng") + [("province_ids", str(world["unit"].id))]
     r = await post_form(op, "/meetings/new", fields)
     assert r.status == 303
+
+
+@pytest.mark.parametrize("config", [{"timezone": OTHER_DAY_ZONE}], indirect=True)
+async def test_the_form_offers_the_provinces_of_the_configured_timezones_day(
+        app: web.Application, login_as: Callable[..., Awaitable[Any]]) -> None:
+    op = await login_as(Role.OPERATOR)
+    local, utc = dt.datetime.now(ZoneInfo(OTHER_DAY_ZONE)).date(), dt.datetime.now(dt.UTC).date()
+    assert local != utc  # else this test could not fail
+    async with app[DB]() as s:  # valid until the earlier of the two days: offered only if that is the local day
+        s.add(Unit(code="97", name="Tỉnh Cũ Hôm Qua", level=UnitLevel.PROVINCE, valid_to=min(local, utc)))
+        await s.commit()
+    html = await page(op, "/meetings/new")
+    assert ("Tỉnh Cũ Hôm Qua" in html) == (min(local, utc) >= local)

@@ -77,3 +77,23 @@ async def test_headcount_page_form_for_a_classroom_and_table_for_staff(
     assert "Tổng số giáo viên có mặt" in html and "data-total>20<" in html and "Điểm cầu Hà Giang" in html
     learner = await login_as(Role.LEARNER)
     assert (await learner.get(page, headers=HTML)).status == 403
+
+
+async def test_report_pages_write_numbers_and_dates_in_the_readers_language(
+        app: Any, clock: Clock, login_as: Factory, make_classroom: Factory) -> None:
+    op = await login_as(Role.OPERATOR)
+    a_id = await make_classroom(name="Lớp số liệu")
+    m = await past_meeting(app, [a_id])
+    await add_events(app, m, [(0, "join", "p1", a_id), (90, "leave", "p1", a_id)])  # 90 of 120 minutes
+    clock.at = T0 + dt.timedelta(days=3)
+    async with app[DB]() as s:
+        unit_id = (await s.get(Classroom, a_id)).unit_id  # type: ignore[union-attr]
+    unit_page = f"/reports/units/{unit_id}?from=2025-09-01&to=2025-09-30"
+    html = await (await op.get(unit_page, headers=HTML)).text()
+    assert '<span class="rp-stat-num">1,5</span>' in html and '<span class="rp-stat-num">75%</span>' in html
+    assert "01/09/2025 – 30/09/2025" in html and "2025-09-01 →" not in html
+    html = await (await op.get(f"/reports/meetings/{m}", headers=HTML)).text()
+    assert '<span class="rp-stat-num">75%</span>' in html and "75.0 %" not in html
+    await op.client.get("/lang/en", headers=HTML)
+    html = await (await op.get(unit_page, headers=HTML)).text()
+    assert '<span class="rp-stat-num">1.5</span>' in html and '<span class="rp-stat-num">75%</span>' in html

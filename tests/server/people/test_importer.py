@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ from server.db.engine import DB, make_engine, make_sessionmaker, migrate
 from server.db.models import AuditEntry, Classroom, Role, Unit, UnitLevel, User
 from server.people.importer import ImportFailed, import_classrooms, import_units, run_import, seed_reference_units
 from server.people.units import province_of, units_at
+from tests.server.pages_helpers import OTHER_DAY_ZONE
 from tests.server.people.conftest import UNITS_CSV
 
 PROVINCES_2016 = {
@@ -189,3 +191,21 @@ async def test_run_import_is_one_audited_transaction(tmp_path: Path) -> None:
             assert [(e.action, e.target, e.details["created"]) for e in entries] == [("units.import", "don-vi.csv", 3)]
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("config", [{"timezone": OTHER_DAY_ZONE}], indirect=True)
+async def test_a_classroom_gets_the_unit_of_the_configured_timezones_day(login_as: Any, app: Any) -> None:
+    local, utc = dt.datetime.now(ZoneInfo(OTHER_DAY_ZONE)).date(), dt.datetime.now(dt.UTC).date()
+    assert local != utc  # else this test could not fail
+    async with app[DB]() as s:  # one code, two versions: the day before and the day after the change
+        early = Unit(code="97", name="Tỉnh trước", level=UnitLevel.PROVINCE, valid_to=min(local, utc))
+        late = Unit(code="97", name="Tỉnh sau", level=UnitLevel.PROVINCE, valid_from=max(local, utc))
+        s.add_all([early, late])
+        await s.commit()
+    op = await login_as(Role.OPERATOR)
+    resp = await op.post("/api/v1/import/classrooms", data="code,name,unit_code\nC97,Phòng 97,97\n".encode(),
+                         headers={"Content-Type": "text/csv"})
+    assert resp.status == 200, await resp.text()
+    async with app[DB]() as s:
+        room = (await s.scalars(select(Classroom).where(Classroom.code == "C97"))).one()
+    assert room.unit_id == (late.id if local > utc else early.id)

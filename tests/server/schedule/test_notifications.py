@@ -34,10 +34,10 @@ def _meeting(title: str = "Đổi mới dạy học") -> Meeting:
 
 def test_each_kind_says_what_happened_in_both_languages_in_local_time() -> None:
     m = _meeting()
-    assert message("published", m, HANOI) == ("Buổi họp mới: “Đổi mới dạy học”, Thứ Hai 15/09/2025 08:00–09:30. / "
+    assert message("published", m, HANOI) == ("Buổi tập huấn mới: “Đổi mới dạy học”, Thứ Hai 15/09/2025 08:00–09:30. / "
                                               "New meeting: “Đổi mới dạy học”, Mon 15/09/2025 08:00–09:30.")
     assert message("cancelled", m, HANOI) == (
-        "Buổi họp “Đổi mới dạy học” (Thứ Hai 15/09/2025 08:00–09:30) đã bị huỷ. / "
+        "Buổi tập huấn “Đổi mới dạy học” (Thứ Hai 15/09/2025 08:00–09:30) đã bị huỷ. / "
         "The meeting “Đổi mới dạy học” (Mon 15/09/2025 08:00–09:30) was cancelled.")
     assert "rút lại" in message("withdrawn", m, HANOI) and "withdrawn" in message("withdrawn", m, HANOI)
     assert "không còn được mời" in message("uninvited", m, HANOI)
@@ -48,15 +48,15 @@ def test_a_change_names_what_changed_once_in_a_fixed_order() -> None:
     m = _meeting()
     text = message("changed", m, HANOI, ["title", "ends_at", "starts_at", "title", "nonsense"])
     vi, en = text.split(" / ")
-    assert vi == "Buổi họp “Đổi mới dạy học” đã thay đổi (giờ bắt đầu, giờ kết thúc, tên); " \
+    assert vi == "Buổi tập huấn “Đổi mới dạy học” đã thay đổi (giờ bắt đầu, giờ kết thúc, tên); " \
                  "lịch hiện tại: Thứ Hai 15/09/2025 08:00–09:30."
     assert en == "The meeting “Đổi mới dạy học” changed (start, end, title); it is now Mon 15/09/2025 08:00–09:30."
     assert "(chi tiết)" in message("changed", m, HANOI) and "(details)" in message("changed", m, HANOI)
 
 
 def test_text_in_picks_the_language() -> None:
-    n = Notification(text="Buổi họp đã đổi. / The meeting changed. / again")
-    assert text_in(n, "vi") == "Buổi họp đã đổi."
+    n = Notification(text="Buổi tập huấn đã đổi. / The meeting changed. / again")
+    assert text_in(n, "vi") == "Buổi tập huấn đã đổi."
     assert text_in(n, "en") == "The meeting changed. / again"  # only the first separator splits
     assert text_in(Notification(text="Chỉ tiếng Việt"), "en") == "Chỉ tiếng Việt"
 
@@ -131,7 +131,7 @@ async def test_email_goes_after_the_commit_to_the_valid_addresses(
     inbox, _port = smtp
     w = await _world(app, make_classroom, make_meeting)
     request: Any = _FakeRequest(app)
-    text = "Buổi họp mới. / New meeting."
+    text = "Buổi tập huấn mới. / New meeting."
     async with app[DB]() as s:
         count = await notifications.email(s, request, w["meeting"], text, user_ids=[w["trainer"].id],
                                           classroom_ids=[w["room_a"]])
@@ -150,7 +150,7 @@ async def test_email_goes_after_the_commit_to_the_valid_addresses(
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert str(msg["Subject"]) == "[Taphuan] Bài giảng thử"
     body = msg.get_body().get_content()  # type: ignore[union-attr]
-    assert body.splitlines() == ["Buổi họp mới.", "", "New meeting."]
+    assert body.splitlines() == ["Buổi tập huấn mới.", "", "New meeting."]
 
 
 async def test_no_email_to_nobody_or_to_no_address(app: web.Application, client: Any, make_classroom: Factory,

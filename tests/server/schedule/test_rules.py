@@ -338,7 +338,7 @@ async def test_editing_a_published_meeting_rechecks_and_notifies(app: web.Applic
     assert "Thay đổi lịch" in html and "Chính (sửa)" in html
     r = await room.get(f"{API}/notifications?unread=1")
     notes = await r.json()
-    assert len(notes) == 3 and notes[0]["text"].startswith("Buổi họp “Chính (sửa)” đã thay đổi (tên)")
+    assert len(notes) == 3 and notes[0]["text"].startswith("Buổi tập huấn “Chính (sửa)” đã thay đổi (tên)")
     r = await room.post(f"{API}/notifications/{notes[0]['id']}/read")
     assert (await r.json())["marked"] == 1
     trainer = await _login(world, "trainer2")
@@ -418,7 +418,7 @@ async def test_invitees_are_emailed(app: web.Application, world: dict[str, Any],
     msg = email.message_from_bytes(content, policy=email.policy.default)
     assert str(msg["Subject"]) == "[Taphuan] Buổi có thư"
     body_text = msg.get_body().get_content()  # type: ignore[union-attr]
-    assert "Buổi họp mới: “Buổi có thư”" in body_text and "New meeting" in body_text
+    assert "Buổi tập huấn mới: “Buổi có thư”" in body_text and "New meeting" in body_text
     changed = email.message_from_bytes(inbox.messages[1][1], policy=email.policy.default)
     assert "đã thay đổi (tên)" in changed.get_body().get_content()  # type: ignore[union-attr]
     assert all("gv.b@example.edu.vn" not in r for r, _c in inbox.messages)
