@@ -51,6 +51,7 @@ ACTIONS: dict[str, str] = {
     "meeting.import": "Meetings imported from a file", "meeting.publish": "Meeting published",
     "meeting.unpublish": "Meeting withdrawn to draft", "meeting.cancel": "Meeting cancelled",
     "meeting.document": "Meeting document uploaded", "headcount.save": "Headcount entered",
+    "meeting.end": "Meeting ended for everyone", "meeting.extend": "Meeting extended",
     "live.admit": "Let in from the lobby", "live.refuse": "Refused at the lobby",
     "live.floor": "Floor given or taken back", "live.presenter": "Presenting handed over",
     "live.mute": "A participant's microphone, camera or screen turned off or on",
@@ -59,7 +60,8 @@ ACTIONS: dict[str, str] = {
     "recording.start": "Recording started", "recording.stop": "Recording stopped",
     "recording.refused": "Recording could not start", "recording.recovered": "Recording recovered after a stop",
     "recording.rename": "Recording renamed", "recording.publish": "Recording published",
-    "recording.delete": "Recording deleted",
+    "recording.delete": "Recording deleted", "recording.audience": "Recording's audience changed",
+    "recording.continue": "Recording continued after a pause",
     "material.upload": "Material uploaded", "material.update": "Material changed",
     "material.delete": "Material deleted",
     "quiz.create": "Quiz created", "quiz.update": "Quiz changed", "quiz.delete": "Quiz deleted",
@@ -94,6 +96,8 @@ DETAILS: dict[str, str] = {
     "replaced": "Replaced", "reply_id": "Answer", "result": "Result", "role": "Role", "rows": "Rows",
     "sha256": "Checksum (SHA-256)", "size": "Size (bytes)", "source": "Source", "starts_at": "Starts",
     "title": "Title", "token_id": "API token", "updated": "Number updated", "username": "Username", "via": "Through",
+    "scheduled_end": "Scheduled end", "minutes": "Minutes", "ends_at_before": "End before", "ends_at": "New end",
+    "after_seconds": "After (seconds)", "part": "Part",
 }
 """DETAILS: the keys of an entry's details → their English labels."""
 
@@ -104,7 +108,10 @@ VALUES: dict[str, str] = {
     "learner": "Learner", "guest": "Guest", "storage": "the disk could not be written",
     "disk-full": "the disk is full", "deleted by an operator": "deleted by an operator", "deleted": "deleted",
     "stopped": "stopped in the room", "lost": "the recorder lost the room", "empty": "the room was empty",
-    "server-shutdown": "the server was shutting down",
+    "server-shutdown": "the server was shutting down", "meeting-ended": "the meeting was ended for everyone",
+    "ended": "ended by a presenter or an operator",
+    "overrun": "the time allowed after the scheduled end ran out", "enrolled": "learners enrolled in the program",
+    "units": "learners of the participating units", "all": "all learners",
 }
 """VALUES: detail values that are codes → their English labels (other values are shown as they are)."""
 RETENTION = re.compile(r"retention \((\d+) days\)")
