@@ -62,6 +62,7 @@ RTT_WINDOW = 30.0  # seconds over which that least round trip is taken
 MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
 START_ESTIMATE = 300_000  # bit/s until the link says otherwise: the weakest link a classroom has (0.3-1 Mbit/s)
 FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
+WEAK_WINDOW = 60.0  # seconds after congestion last cut its estimate during which a link counts as weak
 
 PRIORITY = {"screen": 0, "presenter-video": 0, "floor-video": 2}  # grid tiles and the rest: 3
 UPGRADE_FIRST = ("screen",)  # within a priority, upgraded first (the slides before the presenter's face)
@@ -250,6 +251,13 @@ class Downlink:
             estimate = max(self.estimate, carried, remb or 0.0) if self._calm >= CALM_PERIODS else self.estimate
         self.estimate = max(MIN_ESTIMATE, estimate)
         return self.estimate
+
+    @property
+    def weak(self) -> bool:
+        """weak: the link is congested, video waits in its pacer, or congestion cut its estimate less than
+        ``WEAK_WINDOW`` ago: its subscriber's keyframe requests can wait for the track's gate
+        (``sfu.producer.Producer.request_keyframe``), a link that stays calm never counts."""
+        return self.congested or self.queued or self.clock() - self._cut_at < WEAK_WINDOW
 
     def _queue_grew(self, rtt: float | None, now: float) -> bool:
         """_queue_grew: `rtt` is ``RTT_RISE`` above the least round trip of the last ``RTT_WINDOW`` seconds."""

@@ -13,7 +13,8 @@ class SfuConfig:
     announce_address: public IP written into our SDP candidates instead of the bound address (1:1 NAT).
     fast_path: forward with direct libsrtp + sendto (False = aiortc's awaited ``_send_rtp``, slower).
     switch_keyframe_interval: seconds between two *optional* keyframe requests of one track, all its layers
-    together (``Producer.request_keyframe``): layer switches and congested subscribers' requests.
+    together (``Producer.request_keyframe``): layer switches and the requests of subscribers whose links
+    congested lately.
     compiled_fanout: use the C receive path and fan-out (``sfu._fanout``) when built and ``fast_path`` is on.
     consent_interval: seconds between ICE consent checks (RFC 7675: 5; six unanswered in a row end the peer).
     allocation: share each subscriber's estimated downlink among its slots by priority, pace its transport and

@@ -160,7 +160,7 @@ class Consumer:
         self._max_temporal = ALL_LAYERS
         self._relief = False  # a down switch_layer is pending: the current layer sends its base temporal layer only
         self.temporal_relief = False  # the room's video has temporal layers (set by sfu.downlinks)
-        self.congested = False  # its downlink is congested (set by sfu.downlinks): its keyframe requests can wait
+        self.weak = False  # its downlink is weak (``sfu.allocator.Downlink.weak``): its keyframe requests can wait
         self._pending_source: Source | None = None  # switch_layer's target until its first keyframe
         self._old_ssrc = NO_VALUE  # the source switch_layer left: its packets are ignored until the room drops us
         self.on_switched: Callable[[Consumer], None] | None = None  # set by the room: a switch_layer completed
@@ -498,7 +498,7 @@ class Consumer:
         Throttled per Consumer (``KEYFRAME_INTERVAL``, ``KEYFRAME_INTERVAL_CONGESTED`` while its pacer holds
         packets), so a classroom losing packets on its own link cannot make the publisher send keyframes to
         everyone; the Producer's own throttle then coalesces the requests of all its consumers. While its
-        downlink is congested (``congested``) the request is optional: the track's gate holds it with the
+        downlink is weak (``weak``: congested lately) the request is optional: the track's gate holds it with the
         layer switches (``Producer.request_keyframe``).
         """
         self.keyframe_requests += 1
@@ -511,9 +511,9 @@ class Consumer:
             return
         self._last_keyframe_request = now
         if self.source is not None:
-            self.source.request_keyframe(self.congested)
+            self.source.request_keyframe(self.weak)
         if self._pending_source is not None:
-            self._pending_source.request_keyframe(self.congested)
+            self._pending_source.request_keyframe(self.weak)
 
     def _on_report(self, fraction_lost: int, packets_lost: int, jitter: int) -> None:
         """_on_report takes the subscriber's receiver report block about this slot (no C slot: else in cslot)."""

@@ -176,8 +176,9 @@ class Downlinks:
             self._remb[p.id] = remb
         rtts = [c.sender.rtt for c in video if c.sender.rtt is not None]
         estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, max(rtts) if rtts else None))
+        weak = link.weak
         for c in video:  # its keyframe requests can wait for the track's gate (Consumer._on_keyframe)
-            c.congested = link.congested or link.queued
+            c.weak = weak
         if wire is not None:
             # paced from the start while it is not known to be fast (a new link's first keyframes must not
             # overflow a 300 kbit/s link before its first report says so): audio first, video at the estimate

@@ -214,8 +214,9 @@ class Producer:
         A throttled request is not lost: one PLI is scheduled for the end of the interval (coalesced).
 
         An *optional* request (a layer switch of a subscriber that keeps its picture meanwhile, a keyframe asked
-        for by a congested subscriber) passes the track's gate: at most one per ``switch_keyframe_interval``
-        for all the layers of the track together (a token bucket: ``OPTIONAL_BURST`` at once after a calm),
+        for by a subscriber whose link congested lately) passes the track's gate: at most one per
+        ``switch_keyframe_interval`` for all the layers of the track together (a token bucket: ``OPTIONAL_BURST``
+        at once after a calm),
         because Chromium's VP8 simulcast encoder answers a request on any layer with a keyframe on every layer,
         so each one reaches every subscriber of the track, the classrooms on good links too. One held back is
         sent when the gate opens, unless a keyframe of this layer arrived meanwhile (someone else's request

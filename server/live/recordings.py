@@ -321,8 +321,9 @@ class Recorders:
 
     async def finish_meeting(self, meeting_id: int, by: Identity | None = None) -> int | None:
         """finish_meeting: the meeting is over (ended for everyone, or at its end): its recording stops if it runs
-        (reason `meeting-ended`) and is finalized, and nothing continues it any more (a later recording of the meeting is
-        its next part). Returns the id of the recording finished (None when none was running or continuable)."""
+        (reason `meeting-ended`) and is finalized, and nothing continues it any more (a later recording of the
+        meeting is its next part). Returns the id of the recording finished (None when none was running or
+        continuable)."""
         finished = None
         if meeting_id in self.active:
             finished = await self.stop(meeting_id, by, "meeting-ended")

@@ -13,6 +13,7 @@ from sfu.allocator import (
     START_ESTIMATE,
     TEMPORAL_SHARE,
     UP_INTERVAL,
+    WEAK_WINDOW,
     Demand,
     Downlink,
     Feedback,
@@ -324,3 +325,21 @@ def test_video_waiting_long_in_the_pacer_steps_the_least_important_slot_down_and
     clock.now += UP_INTERVAL
     link.update(Feedback(remb=5_000_000, loss=0.0, sent=800_000, queue_delay=0.2))  # it drained
     assert not link.overfull and link.decide(ds) == choice
+
+
+def test_a_link_congested_lately_is_weak_a_calm_one_never() -> None:
+    """Downlink.weak (its subscriber's keyframe requests can wait for the track's gate): from the congestion that
+    cut its estimate until WEAK_WINDOW after it; a link that never congested is not weak, however low its REMB."""
+    clock = Clock(1000.0)
+    link = Downlink(clock=clock)
+    for _ in range(4):
+        settle(link, clock, remb=200_000, sent=150_000)
+    assert not link.weak
+    link.update(Feedback(remb=120_000, loss=0.0, sent=400_000, remb_fell=True, rtt=QUEUED_RTT))
+    assert link.congested and link.weak
+    clock.now += 1.0
+    settle(link, clock, remb=150_000, sent=100_000)
+    assert not link.congested and link.weak  # calm again, not for long
+    clock.now += WEAK_WINDOW
+    settle(link, clock, remb=150_000, sent=100_000)
+    assert not link.weak
