@@ -148,7 +148,7 @@ async def test_studio_fits_1366x768(browser: Browser, live_server: LiveServer, m
 
     # After leaving, the room's controls are off.
     await studio.click("[data-action=leave]")
-    await studio.click("[data-confirm-ok]")
+    await studio.click("[data-leave-only]")  # a presenter chooses: only I leave, or end for everyone
     await studio.wait_for_selector("[data-ended]:not([hidden])")
     assert await studio.is_disabled("[data-action=lock]")
     await asyncio.sleep(0)
