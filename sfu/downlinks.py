@@ -3,7 +3,7 @@
 ``Downlinks`` belongs to one ``Room``. Every ``PERIOD`` seconds (a job of the room's ``Ticker``) it reads, per
 participant with a down Peer, what its subscriber reported (REMB and receiver-report loss, in its Consumers) and
 what we sent it, updates that participant's ``sfu.allocator.Downlink``, sets the pacing rate of its down
-transport (``PACING_FACTOR`` x the video estimate, at least ``MIN_PACING_RATE``, plus its audio) and decides
+transport (``PACING_FACTOR`` x the video estimate, at least ``MIN_PACING_RATE`` unless weak, plus its audio) and decides
 each video slot's option: which spatial layer of the source track, up to which temporal layer, or paused. When a
 choice changes it asks the room to reassign (``on_change``); the room's ``_reassign`` then calls ``apply`` for
 each video slot the plan fills, which turns the choice into the layer Producer to forward and the slot's state
@@ -42,7 +42,7 @@ MIN_LOSS_PACKETS = 20  # the loss of fewer packets than this says nothing
 RATE_ALPHA = 0.25  # a layer's measured rate: this share of the last period's, the rest of the average before
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
 PACE_BELOW = 3_000_000.0  # bit/s: a link estimated above this is not paced (its bursts fit)
-MIN_PACING_RATE = 200_000.0  # bit/s for video at least: a keyframe of a small layer is not held for seconds
+MIN_PACING_RATE = 200_000.0  # bit/s for video at least, but on a weak link: a small layer's keyframe not held long
 
 
 @dataclass
@@ -181,9 +181,12 @@ class Downlinks:
             c.weak = weak
         if wire is not None:
             # paced from the start while it is not known to be fast (a new link's first keyframes must not
-            # overflow a 300 kbit/s link before its first report says so): audio first, video at the estimate
+            # overflow a 300 kbit/s link before its first report says so): audio first, video at the estimate;
+            # not above it on a weak link (MIN_PACING_RATE + the audio sent a 300 kbit/s classroom 280 kbit/s of
+            # payload, more than its link once the packets' headers count: its cap dropped 7 %)
             audio = sum(1 for c in consumers if c.kind == "audio" and c.source is not None)
-            rate = max(MIN_PACING_RATE, estimate * PACING_FACTOR) + AUDIO_BITRATE * audio
+            floor = 0.0 if weak else MIN_PACING_RATE
+            rate = max(floor, estimate * PACING_FACTOR) + AUDIO_BITRATE * audio
             wire.pacer.set_rate(rate if estimate < PACE_BELOW else UNLIMITED)
         demands: list[Demand] = []
         for c in video:

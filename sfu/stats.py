@@ -90,12 +90,12 @@ class ProducerStats:
     packets_lost: int  # from sequence gaps (late RTX recoveries count as received)
     keyframes_requested: int  # PLIs sent upstream
     keyframes_throttled: int
-    keyframes_deferred: int
     keyframes_received: int
     consumers: int
     rid: str | None = None  # the simulcast layer's RTP stream id (None: the track has no layers)
     layer: int = 0  # index among the track's layers, lowest spatial layer first
     arriving: bool = False  # packets came within the last second or so (Producer.arriving)
+    keyframes_deferred: int = 0  # optional requests held back by the track's keyframe gate
 
 
 class RateMeter:

@@ -148,6 +148,8 @@ async def test_a_classroom_decodes_through_twenty_layer_switches_without_a_freez
                 await asyncio.sleep(0.5)
             consumer = room.participants[me].consumers["presenter-video"]
             room.ticker.remove(room.downlinks.tick)  # the test chooses the layers; the room applies them
+            for layer in track.layers:  # a switch every 1.5 s, each with its keyframe: no keyframe gate (the
+                layer.switch_keyframe_interval = 0.0  # gate is tested in tests/sfu/test_producer.py)
             await asyncio.sleep(0.6)
             link = room.downlinks.links[me]
             top, low = track.layers[-1], track.layers[0]

@@ -100,7 +100,10 @@ async def test_a_link_that_cannot_carry_video_keeps_audio_and_gets_video_back(sf
         await wait_until(lambda: "weak-network" in states(classroom, "presenter-video")[before:], 10)
         assert video.source is None
         assert video.wire.pacer.rate < UNLIMITED  # paced at the estimate
-        video_rate = max(MIN_PACING_RATE, room.downlinks.links["c1"].estimate * PACING_FACTOR)
+        link = room.downlinks.links["c1"]
+        assert link.weak  # congested lately: paced at its estimate, without the floor of a link not judged yet
+        video_rate = link.estimate * PACING_FACTOR
+        assert video_rate < MIN_PACING_RATE
         assert video.wire.pacer.rate == pytest.approx(video_rate + AUDIO_BITRATE)  # + its one audio slot
         sent = audio.packets_sent
         await wait_until(lambda: audio.packets_sent > sent + 25, 5)  # audio goes on
