@@ -286,9 +286,9 @@ class Consumer:
         pending switch. A slot that forwards nothing yet (no source, not negotiated, waiting for a keyframe,
         audio) switches as ``switch`` does.
 
-        The keyframe is asked for as an *optional* request (``Producer.request_keyframe``: the track's gate
-        lets one through per ``switch_keyframe_interval``, since every subscriber of the track receives it):
-        the slot shows the current layer meanwhile. A switch down can wait too when the video has temporal
+        On a weak link (``weak``) the keyframe is asked for as an *optional* request (``Producer.request_keyframe``:
+        the track's gate lets one through per ``switch_keyframe_interval``, since every subscriber of the track
+        receives it): the slot shows the current layer meanwhile. A switch down can wait too when the video has temporal
         layers (``temporal_relief``): until the switch, the current layer is cut to its base temporal layer
         (40 % of its rate), relief at once without a keyframe; without temporal layers it asks at once.
         """
@@ -306,7 +306,9 @@ class Consumer:
         self._old_ssrc = NO_VALUE
         down = producer.layer < self.source.layer
         self._set_relief(down and self.temporal_relief)
-        producer.request_keyframe(optional=not down or self.temporal_relief)
+        # up: optional on a weak link only (a good link's climb to the top layer must not wait behind the weak
+        # classrooms' switches: it found the track's gate empty in one capped-link run under load)
+        producer.request_keyframe(optional=self.temporal_relief if down else self.weak)
         return True
 
     def _set_relief(self, relief: bool) -> None:

@@ -732,7 +732,9 @@ def test_a_switch_down_relieves_at_once_and_waits_for_the_tracks_keyframe(make: 
     after = [read_out(x) for x in wire.sent[before:]]
     assert {o.tag >> 24 for o in after} == {5} and {o.tid for o in after} == {0, 1, 2}
     check_continuous([read_out(x) for x in wire.sent])
-    assert c.switch_layer(high) and (high.keyframes, high.optional) == (2, 1)  # type: ignore[arg-type]  # up: optional
+    c.weak = True
+    assert c.switch_layer(high) and (high.keyframes, high.optional) == (2, 1)  # type: ignore[arg-type]  # up, weak link
+    assert c.switch_layer(low) and c.switch_layer(high) and high.optional == 2  # type: ignore[arg-type]  # (back, again)
     streams[6].force_key = True
     for _ in range(3):
         for ssrc in (5, 6):
