@@ -227,12 +227,19 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
     pub0 = await studio.evaluate(PUBLISHED)
     drops0 = {r.label: r.ns.counters() for r in rooms}
     t0 = time.monotonic()
-    while time.monotonic() - t0 < args.duration:
-        for r in rooms:
-            pv = slot(await media_stats(r.page), "presenter-video") if r.page else {}
-            if pv.get("height"):
-                r.sizes.append((int(pv["width"]), int(pv["height"])))
-        await asyncio.sleep(1.0)
+    trace = args.trace.open("w", encoding="utf-8") if args.trace else None
+    try:
+        while time.monotonic() - t0 < args.duration:
+            for r in rooms:
+                pv = slot(await media_stats(r.page), "presenter-video") if r.page else {}
+                if pv.get("height"):
+                    r.sizes.append((int(pv["width"]), int(pv["height"])))
+            if trace is not None:
+                await trace_row(trace, time.monotonic() - t0, studio, rooms)
+            await asyncio.sleep(1.0)
+    finally:
+        if trace is not None:
+            trace.close()
     last = {r.label: await media_stats(r.page) for r in rooms if r.page}
     srv1 = await server_stats(studio)
     pub1 = await studio.evaluate(PUBLISHED)
@@ -274,6 +281,23 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
     return lines + published_text(pub0, pub1) + [
         f"presenter's uplink (server): REMB {up1.get('remb', 0) / 1000:.0f} kbit/s, "
         f"{int(delta(up0, up1, 'falls'))} falls in the window, {'calm' if up1.get('calm') else 'held'} at the end"]
+
+
+async def trace_row(out: Any, at: float, studio: Page, rooms: list[Classroom]) -> None:
+    """trace_row: one JSON line per capped classroom (--trace): its cap's counters (bytes, drops, backlog), the
+    server's view of its downlink and, per slot, the consumer's counters and layer."""
+    stats = await server_stats(studio)
+    for r in rooms:
+        if not r.kbit:
+            continue
+        c = r.ns.counters()
+        mine = stats.get(r.participant, {})
+        slots = {name: {k: v.get(k) for k in ("bytes_sent", "packets_sent", "retransmitted", "layer", "max_temporal",
+                                              "remb_bitrate", "rtt", "fraction_lost", "keyframe_requests")}
+                 for name, v in mine.items() if name not in ("", "^")}
+        out.write(json.dumps({"t": round(at, 2), "cap": r.label, "tc_bytes": c.sent_bytes, "tc_drops": c.dropped,
+                              "tc_backlog": c.backlog, "downlink": mine.get(""), "slots": slots}) + "\n")
+    out.flush()
 
 
 async def recovery(page: Page, ended: float) -> tuple[float | None, float | None, int]:
@@ -437,6 +461,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--video", default="960x540@15",
                         help="presenter camera WxH@FPS (default 960x540@15: three layers)")
     parser.add_argument("--keep", action="store_true", help="keep the data directory and the server log")
+    parser.add_argument("--trace", type=Path, default=None,
+                        help="write one JSON line per second and capped classroom (its cap's counters, the "
+                             "server's view of its downlink and slots) to this file")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the first meeting with the uncapped classroom alone (its keyframes per minute "
                              "without weak classrooms)")

@@ -57,6 +57,10 @@ CUT_SPACING = 1.0  # seconds after a cut during which lasting loss does not cut 
 CALM_PERIODS = 2  # periods without congestion before what we send counts as carried (the first ones after a
 # downgrade still measure what the link could not carry, leaving the pacer's queue)
 FALL_WINDOW = 3.0  # seconds a REMB fall waits for the link to confirm it (loss, a longer round trip)
+STANDING_PERIODS = 2  # periods in a row with a REMB below what we send, a longer round trip and some loss: a
+# queue standing full on the link (no fall needed: a REMB low from its first report never falls; measured: a 300
+# kbit/s classroom sent 225 kbit/s of video beside its audio, its REMB at 145, its cap's queue full for a minute
+# and 5 % of its audio dropped, with its loss under LOSS_HIGH)
 RTT_RISE = 0.05  # seconds of round trip above the link's least recent one: a queue is growing on the link
 RTT_WINDOW = 30.0  # seconds over which that least round trip is taken
 MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
@@ -181,6 +185,7 @@ class Downlink:
     _calm: int = CALM_PERIODS  # periods since the link was last congested
     _sent: list[float] = field(default_factory=list)  # what we sent in the last SENT_PERIODS calm periods
     _fell_at: float = float("-inf")  # the latest REMB fall not yet confirmed or dismissed
+    _standing: int = 0  # periods in a row that looked like a queue standing on the link (STANDING_PERIODS)
     _cut_at: float = float("-inf")  # when congestion last lowered the estimate
     _rtts: list[tuple[float, float]] = field(default_factory=list)  # (when, rtt), the least of RTT_WINDOW first
 
@@ -192,8 +197,13 @@ class Downlink:
         ``RTT_WINDOW``: a queue is growing). Chromium's delay-based detector cuts its estimate to 0.85 x what it
         received when it sees the delays grow, but it sees them grow on a busy PC too, where the receiving
         process, not the link, is late; a REMB that is merely below what we send is its slow climb after an
-        upgrade. The link is congested too when its loss exceeds ``LOSS_HIGH`` in two periods in a row (the
-        loss-based half of Google's congestion control: a short queue drops before its delay grows). Then the
+        upgrade. A REMB below what we send with a longer round trip and some loss (``LOSS_LOW``) in
+        ``STANDING_PERIODS`` periods in a row is congestion without a fall: a queue standing full on the link, which
+        a busy PC does not make (it reads late but loses nothing); so is a longer round trip beside a REMB below
+        what we send within ``FAILED_UP_WINDOW`` of an upgrade (the probe failed: step back before the link's
+        queue is full and drops the audio behind it). The link is congested too when its loss exceeds
+        ``LOSS_HIGH`` in two periods in a row (the loss-based half of Google's congestion control: a short queue
+        drops before its delay grows). Then the
         estimate is the least of the confirmed REMB, ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 -
         loss)) and the estimate before. Video that keeps waiting in our own pacer (``QUEUE_CONGESTED`` in three periods:
         *queued*) is not the link's congestion (the pacer sends at 1.2 x the estimate: what waits is keyframes
@@ -204,7 +214,10 @@ class Downlink:
         what we sent in each of the last ``SENT_PERIODS`` calm periods (but not above REMB / ``OVERUSE``: what
         the receiver says it does not get was not carried; nothing before its first REMB), whichever is larger,
         once the link has been calm for ``CALM_PERIODS`` (so the period that follows a downgrade, still sending
-        what did not fit, does not undo the cut, and one keyframe's burst does not count as carried); only
+        what did not fit, does not undo the cut, and one keyframe's burst does not count as carried) and only in
+        a period without loss (``LOSS_LOW``) or a longer round trip beside a REMB below what we send (between
+        ``LOSS_LOW`` and ``LOSS_HIGH`` the estimate holds, as Google's loss-based controller does: growing there
+        overfilled a 300 kbit/s link); only
         congestion lowers it, once per ``CUT_SPACING`` for lasting loss (the reports of the next period still
         describe the rate before the cut: cutting again on them would cut the same excess twice).
         """
@@ -220,17 +233,31 @@ class Downlink:
             self._fell_at = now
         grew = self._queue_grew(fb.rtt, now)
         below = remb is not None and fb.sent > MIN_ESTIMATE and remb < OVERUSE * fb.sent
-        overuse = below and now - self._fell_at <= FALL_WINDOW and (fb.loss >= LOSS_LOW or grew)
+        self._standing = self._standing + 1 if below and grew and fb.loss >= LOSS_LOW else 0
+        standing = self._standing >= STANDING_PERIODS
+        # an upgrade is a probe: a queue growing on the link within FAILED_UP_WINDOW of it, with the REMB below
+        # what we send, means the link cannot carry it; stepping back then, before that queue is full, keeps the
+        # audio behind it (waiting for loss let a 300 kbit/s classroom's probes drop its audio)
+        probing = now - self.last_up < FAILED_UP_WINDOW and self.last_down < self.last_up
+        overuse = below and (standing or (probing and grew)
+                             or now - self._fell_at <= FALL_WINDOW and (fb.loss >= LOSS_LOW or grew))
         if overuse:
             self._fell_at = float("-inf")  # confirmed: one fall, one cut
+            self._standing = 0  # and the queue it left is measured afresh
         self.queued = self._queue_reports >= 3
         self._overfull_reports = self._overfull_reports + 1 if fb.queue_delay > QUEUE_OVERFULL else 0
         self.overfull = self._overfull_reports >= 3
         self.congested = lossy or overuse
         recut = lossy and not overuse and now - self._cut_at < CUT_SPACING
         self._calm = 0 if self.congested else self._calm + 1
+        # some loss, or a queue growing on the link while its REMB is below what we send: the estimate holds (the
+        # loss-based half of Google's congestion control holds between LOSS_LOW and LOSS_HIGH), and what we send
+        # does not count as carried
+        held = fb.loss >= LOSS_LOW or (grew and below)
         if self.congested:
             self._sent.clear()
+        elif held:
+            pass
         elif self._calm >= CALM_PERIODS:
             self._sent.append(fb.sent)
             del self._sent[:-SENT_PERIODS]
@@ -248,7 +275,8 @@ class Downlink:
             # what we sent counts as carried only where the receiver says it got it (before its first REMB, an
             # unpaced burst into a small link's queue looks carried until the losses are reported)
             carried = min(carried, remb / OVERUSE) if remb is not None else 0.0
-            estimate = max(self.estimate, carried, remb or 0.0) if self._calm >= CALM_PERIODS else self.estimate
+            grows = self._calm >= CALM_PERIODS and not held
+            estimate = max(self.estimate, carried, remb or 0.0) if grows else self.estimate
         self.estimate = max(MIN_ESTIMATE, estimate)
         return self.estimate
 
@@ -272,24 +300,28 @@ class Downlink:
     def decide(self, demands: Sequence[Demand]) -> dict[str, Option | None]:
         """decide returns every video slot's option (None: paused) for the current estimate, with hysteresis.
 
-        A slot seen for the first time gets what fits the estimate at once (the others stepping down to their
-        share if their current choices leave it less). While the link is congested, slots
-        above what fits step down at once (lowest priority first, by ``allocate``). While video waits in our pacer
-        longer than ``QUEUE_OVERFULL`` (*overfull*: the choices send more than the pacer carries, whatever their
-        measured rates say), the least important slot sending steps down one option every ``UP_INTERVAL``; the
-        estimate stays. Otherwise, at most one slot
-        every ``UP_INTERVAL`` (and ``hold`` after a downgrade) moves up: to what the estimate vouches for, or,
-        when it vouches for nothing more, one option up: that step is the probe (the pacer keeps it within
-        ``PACING_FACTOR`` x the estimate, so a probe the link cannot carry only delays video, never audio). One
-        probe at a time: the next waits until the estimate covers what is sent (the receiver confirmed the last
-        one); probes stacked every ``UP_INTERVAL`` on a link whose losses were not reported yet had a 300 kbit/s
-        classroom sent twice its link. And a small one: at most ``PROBE_STEP`` x the estimate above it (a
-        bigger step waits for the estimate to grow by itself), unless it resumes a paused slot at its smallest
-        option (its REMB alone would never bring it back).
+        A slot seen for the first time gets what fits the estimate at once (the others stepping down to their share
+        if their current choices leave it less). While the link is congested, slots above what fits step down at
+        once (lowest priority first, by ``allocate``). While video waits in our pacer longer than ``QUEUE_OVERFULL``
+        (*overfull*: the choices send more than the pacer carries, whatever their measured rates say), one slot
+        steps down one option every ``UP_INTERVAL`` (a slot above its smallest option, least important first; then a
+        pause, the presenter's camera last; never the last slot sending: what waits then is the paused slots'); the
+        estimate stays. Otherwise, at most one slot every ``UP_INTERVAL`` moves up: to what the estimate vouches for
+        (``HOLD_AFTER_DOWN`` after a downgrade) or, after ``hold`` (which a failed probe doubles), when it vouches
+        for nothing more, one option up: that step is the probe (the pacer keeps it within ``PACING_FACTOR`` x the
+        estimate, so a probe the link cannot carry only delays video, never audio). One probe at a time: the next
+        waits until the estimate covers what is sent (the receiver confirmed the last one); probes stacked every
+        ``UP_INTERVAL`` on a link whose losses were not reported yet had a 300 kbit/s classroom sent twice its link.
+        And a small one: at most ``PROBE_STEP`` x the estimate above it (a bigger step waits for the estimate to
+        grow by itself), unless it resumes a paused slot at its smallest option (its REMB alone would never bring it
+        back).
         """
         now = self.clock()
         target = allocate(self.estimate, demands)
         may_upgrade = now - self.last_up >= UP_INTERVAL and now - self.last_down >= self.hold
+        # what the estimate vouches for is no probe: it waits only the first hold, not the one a failed probe doubled
+        # (a classroom whose estimate covered the presenter's smallest option stayed paused for the doubled hold)
+        may_vouch = now - self.last_up >= UP_INTERVAL and now - self.last_down >= HOLD_AFTER_DOWN
         new: dict[str, int] = {}
         downgraded = False
         ordered = sorted(demands, key=lambda d: (d.priority, d.slot not in UPGRADE_FIRST))
@@ -307,7 +339,12 @@ class Downlink:
             # video keeps waiting in our own pacer for longer than it may: what the choices really send (keyframes
             # above the layers' measured rates, a layer's rate rising) exceeds the pacing rate, however right the
             # estimate; the least important slot that sends steps down once (every UP_INTERVAL while it lasts)
-            step = next((d for d in reversed(ordered) if d.slot in self.choice and new[d.slot] >= 0), None)
+            # first a step within a slot's options (the reverse of the upgrade order), then a pause (the reverse of
+            # the order minimums are given in: the presenter's camera last), never the last slot sending
+            senders = [d for d in ordered if d.slot in self.choice and new[d.slot] >= 0]
+            step = next((d for d in reversed(senders) if new[d.slot] > 0), None)
+            if step is None and len(senders) > 1:
+                step = max(senders, key=lambda d: (d.priority, d.slot not in MINIMUM_FIRST))
             if step is not None:
                 new[step.slot] -= 1
                 downgraded = True
@@ -319,12 +356,12 @@ class Downlink:
                 new = {d.slot: min(new[d.slot], target[d.slot]) if d.slot in self.choice else target[d.slot]
                        for d in demands}
         upgraded = False
-        if not self.congested and not self.queued and not downgraded and may_upgrade:
+        if not self.congested and not self.queued and not downgraded and may_vouch:
             vouched = next((d for d in ordered if d.slot in self.choice and target[d.slot] > new[d.slot]), None)
             if vouched is not None:
                 new[vouched.slot] = target[vouched.slot]
                 upgraded = True
-            elif (sending := sum(d.options[new[d.slot]].bitrate for d in demands if new[d.slot] >= 0)) \
+            elif may_upgrade and (sending := sum(d.options[new[d.slot]].bitrate for d in demands if new[d.slot] >= 0)) \
                     <= self.estimate:
                 # one probe at a time, only while what is sent fits the estimate (the previous probe confirmed),
                 # and a small one: at most PROBE_STEP x the estimate above it

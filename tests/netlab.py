@@ -140,6 +140,7 @@ class Counters:
     sent_packets: int = 0
     sent_bytes: int = 0
     dropped: int = 0
+    backlog: int = 0  # bytes waiting in the cap's queue now
 
 
 @dataclass
@@ -211,7 +212,8 @@ class Netns:
             ["tc", "-n", self.name, "-s", "-j", "qdisc", "show", "dev", "veth0", "root"]
         for row in json.loads(run(*argv) or "[]"):
             if row.get("kind") == "tbf":
-                return Counters(int(row.get("packets", 0)), int(row.get("bytes", 0)), int(row.get("drops", 0)))
+                return Counters(int(row.get("packets", 0)), int(row.get("bytes", 0)), int(row.get("drops", 0)),
+                                int(row.get("backlog", 0)))
         return Counters()
 
 
