@@ -151,6 +151,7 @@ class Connection:
         # what it may send over the rate before it is closed for flooding (refilled at the same rate)
         self.excess = TokenBucket(limits.ws_messages_per_second, limits.ws_flood_messages)
         self.warned = False  # `rate-limited` was sent since the last message handled: drop the next ones silently
+        self.restarts: TokenBucket | None = None  # `restart`s it may send (server.live.signalling.on_restart)
         self.refused: collections.Counter[str] = collections.Counter()  # messages not handled, by reason
         self.sender = Sender(request, ws, limits, self.app[METRICS], ident.login_id[:8])
 

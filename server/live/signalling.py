@@ -26,11 +26,16 @@ from server.live.sender import POLICY_CLOSE_WAIT
 from server.live.service import LIVE, live_ctx, on_shutdown
 from server.live.wire import FORBIDDEN, MODERATORS, SignalError, field
 from server.metrics import METRICS
+from server.ratelimit import TokenBucket
 from sfu.errors import SfuError
 
 SOURCES = ("camera", "mic", "screen")
 MUTED_BY_MUTE_ALL = frozenset({Role.CLASSROOM, Role.LEARNER, Role.GUEST})  # role labels (StrEnum values)
 CLEAN_CLOSE = (1000, 1001)  # normal closure, going away (tab closed)
+# `restart` renews every media connection of its participant: three at once, then one every five seconds (the
+# page sends one at a time and retries a refused one after 1, 2, 4, 8 s)
+RESTART_BURST = 3
+RESTARTS_PER_SECOND = 0.2
 # Seconds between the server's WebSocket pings; a socket that does not answer one within half of it is lost
 # (detached: resume window). A network cut shorter than that (plus TCP's retransmission back-off once the link
 # is back) keeps the socket, and the media connections come back by themselves (docs/protocol.md, Recovery).
@@ -195,6 +200,11 @@ async def on_restart(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     """on_restart: renew this participant's media connections without leaving the room (after `peer-failed`,
     or when the browser's own connections failed): a new down `offer` follows; the browser publishes again."""
     room, pid = conn.require_room()
+    bucket = conn.restarts
+    if bucket is None:
+        bucket = conn.restarts = TokenBucket(RESTARTS_PER_SECOND, RESTART_BURST)
+    if not bucket.take():  # each renews every connection of the participant: not a thing to flood
+        raise SignalError("rate-limited", "Đang kết nối lại, xin chờ. / Reconnecting already: wait a moment.")
     await room.restart(pid)
     return {"type": "ok"}
 

@@ -261,6 +261,30 @@ async def test_a_failed_media_connection_keeps_the_classroom_and_restart_renews_
     assert "drop" not in kinds and kinds[0] == "join"  # still present all along
 
 
+async def test_restarts_are_limited_per_connection(
+        login_as: Factory, make_user: Factory, make_meeting: Factory, make_classroom: Factory,
+        clients: list[LiveClient]) -> None:
+    """Each `restart` renews every media connection of its participant: a client sending them in a loop gets
+    `rate-limited` after RESTART_BURST, and the meeting goes on for the others."""
+    from server.live.signalling import RESTART_BURST
+
+    trainer_user: User = await make_user(Role.TRAINER)
+    trainer = await login_as(user=trainer_user)
+    room_a, id_a = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[id_a])
+    t = await connect(trainer, clients)
+    await t.join(meeting.id)
+    await t.publish()
+    a = await connect(room_a, clients)
+    await a.join(meeting.id)
+    replies = [(await a.request("restart"))["type"] for _ in range(RESTART_BURST + 2)]
+    assert replies[:RESTART_BURST] == ["ok"] * RESTART_BURST
+    assert replies[RESTART_BURST:] == ["error", "error"]
+    refused = [m["error"] for m in a.messages if m.get("type") == "error"]
+    assert [e["code"] for e in refused] == ["rate-limited"] * 2 and "Reconnecting" in refused[0]["message"]
+    assert not any(m.get("type") == "participant-left" for m in t.messages)  # still in the meeting
+
+
 async def test_a_classroom_whose_media_never_comes_back_is_told_and_may_join_again(
         login_as: Factory, make_user: Factory, make_meeting: Factory, make_classroom: Factory,
         clients: list[LiveClient], monkeypatch: pytest.MonkeyPatch) -> None:
