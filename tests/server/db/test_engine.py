@@ -1,10 +1,11 @@
-"""Tests of server.db.engine: the migrations at start, on a fresh SQLite file, to every head, idempotent; the
+"""Tests of server.db.engine (on SQLite and PostgreSQL): the migrations at start, on a fresh database, to every head, idempotent; the
 SQLite pragmas; the schema the migrations make is the models' schema; sessions keep objects after commit."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -17,6 +18,7 @@ from server.db.engine import ENGINE, alembic_config, make_sessionmaker, migrate
 from server.db.models import Base, Role, Setting, User
 
 
+@pytest.mark.both_databases
 async def test_migrations_create_every_table(client: TestClient[Any, Any]) -> None:
     async with client.app[ENGINE].connect() as conn:
         tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
@@ -29,6 +31,7 @@ async def _versions(engine: AsyncEngine) -> set[str]:
         return set((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
 
 
+@pytest.mark.both_databases
 async def test_fresh_file_migrates_to_every_head_and_again_is_a_no_op(engine: AsyncEngine) -> None:
     await migrate(engine)
     heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
@@ -55,11 +58,17 @@ def _schema_differences(conn: Connection) -> list[Any]:
 def _foreign_keys(conn: Connection) -> set[tuple[str, str, str, str, str]]:
     found = set()
     for table in Base.metadata.tables:
-        for row in conn.execute(text(f"PRAGMA foreign_key_list({table})")):
-            found.add((table, row._mapping["from"], row.table, row.to, row.on_delete))
+        if conn.dialect.name == "sqlite":
+            for row in conn.execute(text(f"PRAGMA foreign_key_list({table})")):
+                found.add((table, row._mapping["from"], row.table, row.to, row.on_delete))
+            continue
+        for fk in inspect(conn).get_foreign_keys(table):
+            for col, ref in zip(fk["constrained_columns"], fk["referred_columns"], strict=True):
+                found.add((table, col, fk["referred_table"], ref, fk["options"].get("ondelete") or "NO ACTION"))
     return found
 
 
+@pytest.mark.both_databases
 async def test_the_migrated_schema_is_the_models_schema(engine: AsyncEngine) -> None:
     await migrate(engine)
     async with engine.connect() as conn:
@@ -77,6 +86,7 @@ async def test_sqlite_gets_foreign_keys_wal_and_a_busy_timeout(engine: AsyncEngi
     assert pragmas == {"foreign_keys": 1, "journal_mode": "wal", "synchronous": 1, "busy_timeout": 5000}  # 5 s default
 
 
+@pytest.mark.both_databases
 async def test_objects_stay_usable_after_commit(engine: AsyncEngine) -> None:
     await migrate(engine)
     async with make_sessionmaker(engine)() as s:
