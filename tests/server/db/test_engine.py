@@ -1,5 +1,6 @@
-"""Tests of server.db.engine (on SQLite and PostgreSQL): the migrations at start, on a fresh database, to every head, idempotent; the
-SQLite pragmas; the schema the migrations make is the models' schema; sessions keep objects after commit."""
+"""Tests of server.db.engine (on SQLite and PostgreSQL): the migrations at start, on a fresh database, to every
+head, idempotent; the SQLite pragmas; the schema the migrations make is the models' schema; sessions keep objects
+after commit."""
 
 from __future__ import annotations
 
