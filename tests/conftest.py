@@ -72,8 +72,9 @@ def postgres() -> Iterator[PgServer]:
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest) -> str:
     """database_url: the `database.url` of a test's app: "" (SQLite in the data dir) unless the test is marked
-    `both_databases`, whose [postgresql] run gets a new database, migrated to every head, on `postgres`."""
-    if getattr(request, "param", "sqlite") == "postgresql":
+    `both_databases`, whose [postgresql] run gets a new database, migrated to every head, on `postgres`.
+    TAPHUAN_TEST_DATABASE=postgresql runs every other test on PostgreSQL too (a whole-suite check)."""
+    if getattr(request, "param", os.environ.get("TAPHUAN_TEST_DATABASE", "sqlite")) == "postgresql":
         server: PgServer = request.getfixturevalue("postgres")
         return server.migrated_database()
     return ""

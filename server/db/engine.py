@@ -6,13 +6,15 @@ handlers open an `AsyncSession` per unit of work with `async with db() as s:`.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -61,6 +63,51 @@ async def migrate(engine: AsyncEngine) -> None:
     """migrate: apply every Alembic migration up to every head (idempotent; branches from parallel work are fine)."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade)
+
+
+@dataclass
+class Migration:
+    """Migration: what `migrate_reporting` did: the revisions before and after, the steps applied (one line each,
+    "<from> -> <to>, <message>")."""
+
+    before: list[str]
+    after: list[str]
+    applied: list[str]
+
+
+class _Steps(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Running upgrade "):
+            self.lines.append(message[len("Running upgrade "):])
+
+
+async def migrate_reporting(engine: AsyncEngine) -> Migration:
+    """migrate_reporting: `migrate`, saying what it did (for `taphuan migrate`)."""
+
+    def versions(conn: Connection) -> list[str]:
+        if not inspect(conn).has_table("alembic_version"):
+            return []
+        return sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+    steps = _Steps()
+    logger = logging.getLogger("alembic.runtime.migration")
+    level = logger.level
+    logger.addHandler(steps)
+    logger.setLevel(logging.INFO)
+    try:
+        async with engine.begin() as conn:
+            before = await conn.run_sync(versions)
+            await conn.run_sync(_upgrade)
+            after = await conn.run_sync(versions)
+    finally:
+        logger.removeHandler(steps)
+        logger.setLevel(level)
+    return Migration(before=before, after=after, applied=steps.lines)
 
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine")
 DB: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("db")
