@@ -21,17 +21,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def make_engine(url: str, echo: bool = False, busy_timeout: float = 5.0) -> AsyncEngine:
-    """make_engine: an async engine; SQLite gets WAL, foreign keys and a busy timeout (`busy_timeout` seconds: how
-    long a write waits for another connection's write lock before it fails as "database is locked")."""
+    """make_engine: an async engine; SQLite gets WAL, foreign keys, a Unicode lower() and a busy timeout
+    (`busy_timeout` seconds: how long a write waits for another connection's write lock before it fails as
+    "database is locked"); PostgreSQL gets that bound as its lock_timeout."""
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": busy_timeout}
+    elif url.startswith("postgresql+asyncpg"):
+        # the same bound on PostgreSQL: a statement waiting longer for a lock fails ("lock timeout": 503 busy)
+        kwargs["connect_args"] = {"server_settings": {"lock_timeout": str(int(busy_timeout * 1000))}}
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # SQLite's lower() (thus LIKE and ilike) folds ASCII only: "TRẦN" would not find "Trần"; Python's
+            # folds every letter, as PostgreSQL's does in a UTF-8 locale
+            dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")

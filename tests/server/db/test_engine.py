@@ -8,15 +8,18 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from server.db.engine import ENGINE, alembic_config, make_sessionmaker, migrate
-from server.db.models import Base, Role, Setting, User
+from server.db.engine import ENGINE, alembic_config, make_sessionmaker, migrate, migrate_reporting
+from server.db.models import Base, Classroom, Role, Setting, Unit, UnitLevel, User
+from server.people.accounts import search_users
+from server.people.classrooms import find_classrooms
 
 
 @pytest.mark.both_databases
@@ -96,3 +99,44 @@ async def test_objects_stay_usable_after_commit(engine: AsyncEngine) -> None:
         await s.commit()
         # expired attributes would need a query here, which an async session cannot do implicitly
         assert (user.id, user.username, user.disabled) == (1, "gv.hoa", False)
+
+
+def _downgrade_to_base(conn: Connection) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = conn
+    command.downgrade(cfg, "base")
+
+
+@pytest.mark.both_databases
+async def test_every_migration_goes_down_and_up_again(engine: AsyncEngine) -> None:
+    await migrate(engine)
+    async with engine.begin() as conn:
+        await conn.run_sync(_downgrade_to_base)
+    async with engine.connect() as conn:
+        assert await conn.run_sync(lambda c: set(inspect(c).get_table_names())) <= {"alembic_version"}
+    assert await _versions(engine) == set()
+    done = await migrate_reporting(engine)  # and up again, saying which steps it ran
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    assert done.before == [] and set(done.after) == heads
+    assert len(done.applied) == len(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))
+    assert done.applied[0].startswith(" -> 0001") or "0001" in done.applied[0]
+    assert (await migrate_reporting(engine)).applied == []
+
+
+@pytest.mark.both_databases
+async def test_case_insensitive_search_folds_vietnamese_letters_on_both_engines(
+        db: async_sessionmaker[AsyncSession]) -> None:
+    # SQLite's own lower() and LIKE fold ASCII letters only: "TRẦN" would not find "Trần" there, while PostgreSQL
+    # (a UTF-8 locale) finds it
+    async with db() as s:
+        province = Unit(code="14", name="Sơn La", level=UnitLevel.PROVINCE)
+        s.add(province)
+        await s.flush()
+        s.add_all([User(username="tran.lan", display_name="Trần Thị Lan", role=Role.TRAINER),
+                   User(username="an", display_name="ĐỖ VĂN AN", role=Role.LEARNER),
+                   Classroom(code="LH-MB", name="Điểm cầu Mường Bú", unit_id=province.id)])
+        await s.commit()
+        assert [u.username for u in await search_users(s, "TRẦN")] == ["tran.lan"]
+        assert [u.username for u in await search_users(s, "đỗ văn")] == ["an"]
+        rooms, total = await find_classrooms(s, q="MƯỜNG BÚ")
+        assert total == 1 and [r.classroom.code for r in rooms] == ["LH-MB"]
