@@ -15,12 +15,13 @@ The engines may differ: a SQLite backup restores into PostgreSQL (moving to seve
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, Table, func, insert, inspect, select, text
+from sqlalchemy import Column, MetaData, Table, func, insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
 from server.backup import FORMAT, MANIFEST, ROWS, copy_files, read_rows, revisions, sqlite_path
@@ -87,8 +88,12 @@ def _load(conn: Connection, folder: Path) -> dict[str, int]:
         table = loaded.get(name)
         if table is None:
             model = Base.metadata.tables.get(name)
-            # a table later versions dropped: its columns as the database (at the backup's revision) has them
-            table = model if model is not None else Table(name, MetaData(), autoload_with=conn)
+            if model is None:  # a table later versions dropped: as the database (at the backup's revision) has it
+                table = Table(name, MetaData(), autoload_with=conn)
+            else:  # the backup's columns with the models' types (no defaults: a backup of an older revision
+                # lacks the columns added since, which the database at that revision lacks too)
+                table = Table(name, MetaData(), *(Column(c.name, c.type, primary_key=c.primary_key)
+                                                  for c in model.columns if c.name in columns))
             loaded[name] = table
         counts.setdefault(name, 0)
         if batch:
@@ -152,11 +157,11 @@ async def restore(config: Config, folder: Path, *, force: bool = False, progress
 
 
 async def run_restore(config: Config, backup: str, force: bool) -> int:
-    """run_restore: the CLI entry: 0 when restored, 1 with one line saying why not."""
+    """run_restore: the CLI entry: 0 when restored, 1 with one line on stderr saying why not."""
     try:
         await restore(config, Path(backup), force=force)
     except RestoreError as exc:
-        print(f"taphuan restore: {exc}", flush=True)
+        print(f"taphuan restore: {exc}", file=sys.stderr, flush=True)
         return 1
     print(f"Restored {backup}")
     return 0

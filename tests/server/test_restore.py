@@ -19,7 +19,7 @@ from sqlalchemy import inspect, select
 
 from server.app import create_app
 from server.auth import hash_password
-from server.backup import backup, dump
+from server.backup import backup, dump, revisions
 from server.cli import main
 from server.config import CONFIG, Config
 from server.db.engine import DB, make_engine
@@ -106,7 +106,7 @@ async def test_backup_then_restore_gives_the_same_rows_and_files(
 
     # a second restore is refused: the database is not empty any more; --force replaces all of it
     assert await asyncio.to_thread(main, ["--config", str(config), "restore", str(out)]) == 1
-    assert "not empty" in capsys.readouterr().out
+    assert "not empty" in capsys.readouterr().err
     await node.close()
     assert await asyncio.to_thread(main, ["--config", str(config), "restore", "--force", str(out)]) == 0
     assert await _rows(url) == await _rows(app[CONFIG].database_url)
@@ -122,7 +122,7 @@ async def test_a_backup_of_an_unknown_revision_is_refused(
     (out / "manifest.json").write_text(json.dumps(manifest))
     url = _empty_url(database_url, request, tmp_path)
     assert await asyncio.to_thread(main, ["--config", str(_config_file(tmp_path, url)), "restore", str(out)]) == 1
-    assert "9999_from_the_future" in capsys.readouterr().out
+    assert "9999_from_the_future" in capsys.readouterr().err
     if database_url:  # nothing was made
         engine = make_engine(url)
         try:
@@ -133,7 +133,7 @@ async def test_a_backup_of_an_unknown_revision_is_refused(
     else:
         assert not (tmp_path / "restored" / "taphuan.sqlite3").exists()
     assert await asyncio.to_thread(main, ["--config", str(_config_file(tmp_path, url)), "restore", str(tmp_path)]) == 1
-    assert "not a Taphuan backup" in capsys.readouterr().out
+    assert "not a Taphuan backup" in capsys.readouterr().err
 
 
 async def test_a_sqlite_backup_restores_into_postgresql(
@@ -152,3 +152,47 @@ async def test_a_sqlite_backup_restores_into_postgresql(
     assert await _rows(url) == await _rows(config.database_url)
     with gzip.open(out / "database.jsonl.gz", "rt", encoding="utf-8") as f:
         assert "Điểm cầu Mường Bú" in f.read()  # kept readable, not escaped
+
+
+@pytest.mark.both_databases
+async def test_a_backup_of_an_older_revision_is_restored_and_brought_up_to_date(
+        client: TestClient[Any, Any], make_meeting: Any, database_url: str, request: pytest.FixtureRequest,
+        tmp_path: Path) -> None:
+    from server.db.models import Recording
+    from server.restore import restore
+
+    meeting = await make_meeting()
+    async with client.app[DB]() as s:
+        s.add(Recording(meeting_id=meeting.id, program_id=meeting.program_id, title="Buổi 1", directory="1-x"))
+        await s.commit()
+    out = await backup(client.app[CONFIG], tmp_path / "backups", progress=False)
+    # as a version before 0015_recording_parts wrote it: no recordings.part
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "0015_recording_parts" in manifest["revisions"]
+    manifest["revisions"] = sorted({*manifest["revisions"], "0012"} - {"0015_recording_parts"})
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    lines = gzip.decompress((out / "database.jsonl.gz").read_bytes()).decode().splitlines()
+    rewritten, drop = [], None
+    for line in lines:
+        item = json.loads(line)
+        if isinstance(item, dict):
+            drop = item["columns"].index("part") if item["table"] == "recordings" else None
+            if drop is not None:
+                del item["columns"][drop]
+        elif drop is not None:
+            del item[drop]
+        rewritten.append(json.dumps(item, ensure_ascii=False))
+    (out / "database.jsonl.gz").write_bytes(gzip.compress("\n".join(rewritten).encode() + b"\n"))
+
+    url = _empty_url(database_url, request, tmp_path)
+    target = client.app[CONFIG].model_copy(update={
+        "data_dir": str(tmp_path / "restored"),
+        "database": client.app[CONFIG].database.model_copy(update={"url": url})})
+    await restore(target, out, progress=False)
+    engine = make_engine(target.database_url)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(select(Recording.title, Recording.part))).all() == [("Buổi 1", 1)]
+            assert "0015_recording_parts" in await conn.run_sync(revisions)
+    finally:
+        await engine.dispose()
