@@ -5,6 +5,8 @@ it) on a Unix socket in a fresh directory, no TCP port. PostgreSQL refuses to ru
 belongs to the `postgres` account the package creates (else `nobody`) and both commands run through `runuser`.
 Durability is off (fsync, synchronous_commit, full_page_writes): the cluster lives as long as the run.
 
+A run killed before it could stop its cluster leaves it to the next run, which stops and removes it.
+
 `server.new_database()` creates an empty database and returns its SQLAlchemy async URL
 (`postgresql+asyncpg://…?host=<socket dir>`); `server.migrated_database()` one at every migration head, copied
 from a template migrated once (a copy takes milliseconds, a migration seconds).
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 USER = "taphuan"  # the cluster's superuser (trust authentication on its private socket)
+PREFIX = "taphuan-pg-"  # the cluster's directory in the temp dir: taphuan-pg-<pytest's pid>-<random>
 
 
 def binaries() -> Path | None:
@@ -33,6 +36,24 @@ def binaries() -> Path | None:
         return Path(found[-1]).parent
     exe = shutil.which("postgres")
     return Path(exe).parent if exe else None
+
+
+def remove_stale() -> None:
+    """remove_stale: stop and remove the clusters of runs that no longer exist (a run killed with SIGKILL cannot
+    stop its own: its directory names its process id)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
+        try:
+            owner = int(folder.name[len(PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if owner == os.getpid() or Path(f"/proc/{owner}").exists():
+            continue
+        pid_file = folder / "data" / "postmaster.pid"
+        try:
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)  # immediate shutdown
+        except (OSError, ValueError, IndexError):
+            pass
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _capture(failed: list[BaseException], fn: object) -> None:
@@ -56,7 +77,8 @@ class PgServer:
         cluster's account, which the pytest temp dirs of root are not); waits until it accepts connections."""
         bindir = binaries()
         assert bindir, "PostgreSQL is required for the storage tests (scripts/test.sh installs `postgresql`)"
-        folder = Path(tempfile.mkdtemp(prefix="taphuan-pg-"))
+        remove_stale()
+        folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
         run_as: list[str] = []
         if os.geteuid() == 0:
             try:
