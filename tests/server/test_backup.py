@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from server.backup import ROWS, backup, decode, encode, read_rows
 from server.config import CONFIG
 from server.db.engine import DB, ENGINE
-from server.db.models import Setting
+from server.db.models import AuditEntry, Setting
 
 
 @pytest.mark.both_databases
@@ -31,8 +31,9 @@ async def test_backup_while_writing(client: TestClient[Any, Any], tmp_path: Path
     async def writer() -> int:
         n = 0
         while not stop.is_set():
-            async with app[DB]() as s:
+            async with app[DB]() as s:  # two tables in one transaction: a snapshot has both rows or neither
                 s.add(Setting(key=f"k{n}", value="v" * 100))
+                s.add(AuditEntry(action="backup.test", target=f"k{n}"))
                 await s.commit()
             n += 1
             await asyncio.sleep(0)
@@ -45,9 +46,15 @@ async def test_backup_while_writing(client: TestClient[Any, Any], tmp_path: Path
     written = await task
     assert written > 0
     manifest = json.loads((out / "manifest.json").read_text())
-    tables = {name: rows for name, _columns, rows in read_rows(out / ROWS)}  # one batch each: few rows here
-    copied = [row for row in tables["settings"] if row[0].startswith("k")]
+    tables: dict[str, list[list[Any]]] = {}
+    header: dict[str, list[str]] = {}
+    for name, columns, rows in read_rows(out / ROWS):
+        tables.setdefault(name, []).extend(rows)
+        header[name] = columns
+    copied = [row[0] for row in tables["settings"] if row[0].startswith("k")]
     assert 0 < len(copied) <= written
+    target = header["audit_log"].index("target")
+    assert sorted(row[target] for row in tables["audit_log"]) == sorted(copied)  # one moment of both tables
     assert manifest["tables"]["settings"] == len(tables["settings"])  # the manifest counts what was written
     assert manifest["dialect"] == app[ENGINE].dialect.name
     assert len(tables["users"]) == 1  # the first operator
