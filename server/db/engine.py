@@ -6,7 +6,12 @@ handlers open an `AsyncSession` per unit of work with `async with db() as s:`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import logging
+import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,15 +69,43 @@ def alembic_config() -> AlembicConfig:
     return cfg
 
 
+MIGRATION_LOCK = 0x746170687561  # PostgreSQL advisory lock id ("taphua") held while a node migrates
+
+
 def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # nodes starting together migrate one after the other (the others then find every head applied); the
+        # lock ends with the transaction. SQLite's write lock does the same there.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "heads")
 
 
+@contextlib.asynccontextmanager
+async def _sqlite_migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """_sqlite_migration_lock: processes sharing one SQLite file migrate one after the other (SQLite takes no
+    lock for schema changes outside a transaction): an exclusive flock on `<file>.migrate-lock` beside it."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    try:
+        fd = os.open(f"{database}.migrate-lock", os.O_CREAT | os.O_RDWR, 0o600)
+    except OSError:  # a read-only directory: no lock, and the migration reports what it cannot do
+        yield
+        return
+    try:
+        await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and the lock with it
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """migrate: apply every Alembic migration up to every head (idempotent; branches from parallel work are fine)."""
-    async with engine.begin() as conn:
+    """migrate: apply every Alembic migration up to every head (idempotent; branches from parallel work are fine;
+    nodes or processes starting together migrate one after the other)."""
+    async with _sqlite_migration_lock(engine), engine.begin() as conn:
         await conn.run_sync(_upgrade)
 
 
@@ -111,7 +144,7 @@ async def migrate_reporting(engine: AsyncEngine) -> Migration:
     logger.addHandler(steps)
     logger.setLevel(logging.INFO)
     try:
-        async with engine.begin() as conn:
+        async with _sqlite_migration_lock(engine), engine.begin() as conn:
             before = await conn.run_sync(versions)
             await conn.run_sync(_upgrade)
             after = await conn.run_sync(versions)

@@ -4,6 +4,7 @@ after commit."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from server.db.engine import ENGINE, alembic_config, make_sessionmaker, migrate, migrate_reporting
+from server.db.engine import ENGINE, alembic_config, make_engine, make_sessionmaker, migrate, migrate_reporting
 from server.db.models import Base, Classroom, Role, Setting, Unit, UnitLevel, User
 from server.people.accounts import search_users
 from server.people.classrooms import find_classrooms
@@ -140,3 +141,14 @@ async def test_case_insensitive_search_folds_vietnamese_letters_on_both_engines(
         assert [u.username for u in await search_users(s, "đỗ văn")] == ["an"]
         rooms, total = await find_classrooms(s, q="MƯỜNG BÚ")
         assert total == 1 and [r.classroom.code for r in rooms] == ["LH-MB"]
+
+
+@pytest.mark.both_databases
+async def test_nodes_starting_together_migrate_one_after_the_other(engine: AsyncEngine) -> None:
+    others = [make_engine(engine.url.render_as_string(hide_password=False)) for _ in range(2)]
+    try:
+        await asyncio.gather(migrate(engine), *(migrate(e) for e in others))
+    finally:
+        for e in others:
+            await e.dispose()
+    assert await _versions(engine) == set(ScriptDirectory.from_config(alembic_config()).get_heads())
