@@ -112,7 +112,9 @@ def dump(conn: Connection, out: IO[bytes]) -> dict[str, Any]:
 def read_rows(path: Path) -> Iterator[tuple[str, list[str], list[list[Any]]]]:
     """read_rows: (table, columns, a batch of decoded rows) from a database.jsonl.gz, in the order written."""
     with gzip.open(path, "rb") as f:
-        table, columns, batch = "", [], []  # type: tuple[str, list[str], list[list[Any]]]
+        table = ""
+        columns: list[str] = []
+        batch: list[list[Any]] = []
         for line in f:
             item = json.loads(line)
             if isinstance(item, dict):
