@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from server import health, pages
+from server import health, pages, sharedlimits
 from server.api import setup as setup_api
 from server.auth import SECRETS, Secrets, auth_middleware, csrf_middleware
 from server.bus import BUS, MemoryBus, RedisBus
@@ -96,6 +96,7 @@ def create_app(config: Config) -> web.Application:
     app.on_response_prepare.append(security_headers)
     app[CONFIG] = config
     app[LOGIN_LIMITER] = LoginLimiter(config.auth.login_failures_per_minute, config.auth.login_ip_failures_per_minute)
+    sharedlimits.setup(app, config)  # with Redis: the login and socket limits of every node counted together
     app[PASSWORDS] = PasswordPool(config.auth.hash_threads, config.auth.hash_queue)
     app[I18N] = Translations()
     metrics = Metrics()

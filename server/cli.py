@@ -1,4 +1,4 @@
-"""server.cli: the `taphuan` command: serve, user, import, check-config, backup."""
+"""server.cli: the `taphuan` command: serve, user, import, check-config, migrate, backup, restore."""
 
 from __future__ import annotations
 
@@ -123,6 +123,44 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return asyncio.run(run_backup(_config(args), args.dir))
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """cmd_migrate: bring the database's schema up to every head of this version (what `serve` does at start;
+    before an upgrade of several nodes, run once), printing each step."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from server.db.engine import make_engine, migrate_reporting
+
+    config = _config(args)
+    where = make_url(config.database_url).render_as_string(hide_password=True)
+
+    async def run() -> int:
+        engine = make_engine(config.database_url, busy_timeout=config.database.busy_timeout)
+        try:
+            done = await migrate_reporting(engine)
+        except DBAPIError as exc:
+            raise StartupError(f"database {where}: {' '.join(str(exc.orig or exc).split())[:200]}") from None
+        finally:
+            await engine.dispose()
+        print(f"database {where}: at {', '.join(done.before) or 'nothing (empty)'}", flush=True)
+        for step in done.applied:
+            print(f"  applied {step}", flush=True)
+        if done.applied:
+            print(f"now at {', '.join(done.after)} ({len(done.applied)} migrations applied)", flush=True)
+        else:
+            print("already up to date: nothing to do", flush=True)
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """cmd_restore: a backup of `taphuan backup` into an empty database and the data directory."""
+    from server.restore import run_restore
+
+    return asyncio.run(run_restore(_config(args), args.backup, args.force))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """build_parser: the argument parser of `taphuan`."""
     parser = argparse.ArgumentParser(prog="taphuan", description="Taphuan: online teacher training server")
@@ -169,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", dest="config", default=argparse.SUPPRESS)
     p.add_argument("dir")
     p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("migrate", help="bring the database schema up to date (printing each step)")
+    p.add_argument("--config", dest="config", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("restore", help="restore a backup folder into an empty database (stop the servers first)")
+    p.add_argument("--config", dest="config", default=argparse.SUPPRESS)
+    p.add_argument("backup", help="a folder written by `taphuan backup`")
+    p.add_argument("--force", action="store_true", help="replace what the database holds (all of it)")
+    p.set_defaults(func=cmd_restore)
     return parser
 
 

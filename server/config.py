@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_PREFIX = "TAPHUAN_"
 # TAPHUAN_* variables that are not configuration keys: the config file's path, the scripts' venv, the tests'
-# event loop and their demand for the compiled SFU path (README "Development").
-NOT_CONFIG = frozenset({"TAPHUAN_CONFIG", "TAPHUAN_VENV", "TAPHUAN_TEST_LOOP", "TAPHUAN_REQUIRE_COMPILED"})
+# event loop, database and demand for the compiled SFU path (README "Development").
+NOT_CONFIG = frozenset({"TAPHUAN_CONFIG", "TAPHUAN_VENV", "TAPHUAN_TEST_LOOP", "TAPHUAN_REQUIRE_COMPILED",
+                        "TAPHUAN_TEST_DATABASE"})
 
 
 def udp_range(text: str) -> tuple[int, int] | None:

@@ -1,5 +1,5 @@
 """server.ratelimit: a token bucket (per-connection message rate) and the password-failure limiter, both with an
-injectable clock."""
+injectable clock. Several nodes share the password-failure counts through Redis instead (server.sharedlimits)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -89,7 +90,7 @@ class LoginLimiter:
         where = address_key(ip)
         return ("pair", account, where), ("ip", where), ("account", account)
 
-    def retry_after(self, account: str, ip: str) -> int:
+    async def retry_after(self, account: str, ip: str) -> int:
         """LoginLimiter.retry_after: seconds `ip` must wait before checking `account`'s password (0: go on)."""
         now = self.clock()
         pair, by_ip, _account = self._keys(account, ip)
@@ -100,13 +101,13 @@ class LoginLimiter:
                 wait = max(wait, q[-limit] + self.WINDOW - now)
         return math.ceil(wait)
 
-    def delay(self, account: str) -> float:
+    async def delay(self, account: str) -> float:
         """LoginLimiter.delay: seconds to wait before checking `account`'s password (grows with its failures
         from every address in the last minute; bounded by `max_delay`)."""
         failures = len(self._recent(("account", account), self.clock()))
         return 0.0 if failures == 0 else min(self.max_delay, self.STEP * 2 ** min(failures - 1, 16))
 
-    def failed(self, account: str, ip: str) -> None:
+    async def failed(self, account: str, ip: str) -> None:
         """LoginLimiter.failed: count one failed check of `account` from `ip`."""
         now = self.clock()
         if len(self._failures) >= self.MAX_KEYS:
@@ -119,10 +120,23 @@ class LoginLimiter:
         for key in self._keys(account, ip):
             self._failures.setdefault(key, deque()).append(now)
 
-    def succeeded(self, account: str, ip: str) -> None:
+    async def succeeded(self, account: str, ip: str) -> None:
         """LoginLimiter.succeeded: forget the failures of `account` from `ip` (the address's and the account's
         other failures stay)."""
         self._failures.pop(self._keys(account, ip)[0], None)
 
 
-LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter", LoginLimiter)
+class LoginLimits(Protocol):
+    """LoginLimits: what the password checks use: LoginLimiter in one process, or server.sharedlimits'
+    RedisLoginLimiter counting every node's failures together."""
+
+    async def retry_after(self, account: str, ip: str) -> int: ...
+
+    async def delay(self, account: str) -> float: ...
+
+    async def failed(self, account: str, ip: str) -> None: ...
+
+    async def succeeded(self, account: str, ip: str) -> None: ...
+
+
+LOGIN_LIMITER: web.AppKey[LoginLimits] = web.AppKey("login_limiter")

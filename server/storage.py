@@ -81,7 +81,7 @@ def free_bytes(path: Path) -> int:
 
 def _database_problem(exc: BaseException) -> str | None:
     """_database_problem: "locked" or "read-only" for a database error that means so, else None."""
-    if not isinstance(exc, sa_exc.OperationalError | sa_exc.InternalError | sa_exc.ProgrammingError):
+    if not isinstance(exc, sa_exc.DBAPIError):
         return None
     message = str(exc.orig if exc.orig is not None else exc).lower()
     if "database is locked" in message or "lock timeout" in message or "could not obtain lock" in message:
@@ -95,7 +95,8 @@ async def database_state(engine: AsyncEngine, busy_timeout: float) -> str:
     """database_state: "ok" when a write would go through now (an update that changes nothing, rolled back),
     "locked" when another connection holds the write lock, "read-only", or the error (one line).
 
-    SQLite waits at most PROBE_BUSY_MS here for the lock (the connection's own timeout is restored after).
+    SQLite waits at most PROBE_BUSY_MS here for the lock (the connection's own timeout is restored after), and
+    PostgreSQL for its row (e.g. while another node migrates).
     """
     sqlite = engine.dialect.name == "sqlite"
     try:
@@ -104,6 +105,8 @@ async def database_state(engine: AsyncEngine, busy_timeout: float) -> str:
                 await conn.exec_driver_sql(f"PRAGMA busy_timeout = {PROBE_BUSY_MS}")
                 await conn.commit()
             try:
+                if engine.dialect.name == "postgresql":  # this transaction only
+                    await conn.exec_driver_sql(f"SET LOCAL lock_timeout = {PROBE_BUSY_MS}")
                 await conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
             finally:
                 await conn.rollback()

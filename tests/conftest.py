@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from server.auth import COOKIE, create_login, hash_password
 from server.config import Config, load_config
 from server.db.engine import DB
 from server.db.models import Role, User
+from tests.pgserver import PgServer
 
 _counter = itertools.count(1)
 
@@ -48,12 +49,45 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 + (LIBSRTP_PROBLEM or "sfu._fanout was not built (gcc and the Python headers are needed)"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest_configure: the `both_databases` marker (see pytest_generate_tests)."""
+    config.addinivalue_line("markers", "both_databases: storage test, run on SQLite and on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """pytest_generate_tests: a test marked `both_databases` (storage tests: SQL whose meaning differs between
+    engines) runs twice, on SQLite ([sqlite]) and on a real PostgreSQL ([postgresql]), through `database_url`."""
+    if metafunc.definition.get_closest_marker("both_databases") and "database_url" in metafunc.fixturenames:
+        metafunc.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgServer]:
+    """postgres: a real PostgreSQL cluster for the whole run (started when a test first needs it)."""
+    server = PgServer.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def make_config(tmp_path: Path) -> Callable[..., Config]:
-    """make_config: a Config on a temporary data dir; keyword overrides use dotted keys."""
+def database_url(request: pytest.FixtureRequest) -> str:
+    """database_url: the `database.url` of a test's app: "" (SQLite in the data dir) unless the test is marked
+    `both_databases`, whose [postgresql] run gets a new database, migrated to every head, on `postgres`.
+    TAPHUAN_TEST_DATABASE=postgresql runs every other test on PostgreSQL too (a whole-suite check)."""
+    if getattr(request, "param", os.environ.get("TAPHUAN_TEST_DATABASE", "sqlite")) == "postgresql":
+        server: PgServer = request.getfixturevalue("postgres")
+        return server.migrated_database()
+    return ""
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, database_url: str) -> Callable[..., Config]:
+    """make_config: a Config on a temporary data dir (and `database_url`); keyword overrides use dotted keys."""
 
     def make(**overrides: Any) -> Config:
         base: dict[str, Any] = {"data_dir": str(tmp_path / "data"), "sfu.ice_addresses": ["127.0.0.1"]}
+        if database_url:
+            base["database.url"] = database_url
         base["recorder.auto_start"] = False  # tests that want automatic recording turn it on
         base.update({k.replace("__", "."): v for k, v in overrides.items()})
         return load_config(None, env={}, overrides=base)

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
@@ -382,7 +382,8 @@ async def program_progress(s: AsyncSession, program_id: int, users: Sequence[Use
     quiz_ids = [q.id for q in quizzes]
     if quiz_ids:
         best = (select(QuizAttempt.user_id, QuizAttempt.quiz_id, func.max(QuizAttempt.score_percent),
-                       func.max(QuizAttempt.passed), func.max(QuizAttempt.at))
+                       func.max(case((QuizAttempt.passed, 1), else_=0)),  # PostgreSQL has no max(boolean)
+                       func.max(QuizAttempt.at))
                 .where(QuizAttempt.quiz_id.in_(quiz_ids), QuizAttempt.user_id.in_(ids))
                 .group_by(QuizAttempt.user_id, QuizAttempt.quiz_id))
         for uid, qid, top, passed, at in (await s.execute(best)).all():

@@ -2,8 +2,8 @@
 
 Who owns what:
 - `Live` (one per app, under `LIVE`) owns the `Sfu`, the table of open signalling connections and their quota
-  per login and per address (`SocketQuota`). It is changed only from the event loop, without awaits in between,
-  so it needs no lock.
+  per login and per address (`SocketQuota`; with Redis, server.sharedlimits' RedisSocketQuota counts every node's
+  sockets). SocketQuota is changed only from the event loop, without awaits in between, so it needs no lock.
 - Each `server.live.connection.Connection` owns its WebSocket and its participant in a room; the room's
   mailbox task owns the media state (see sfu/room.py).
 - A bus listener task closes connections whose login was revoked elsewhere (logout, second PC).
@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
@@ -65,6 +65,36 @@ class Refusal:
     label: str
 
 
+def cooldown_refusal(left: float) -> Refusal:
+    """cooldown_refusal: a login cooling down after a flood, `left` s more."""
+    return Refusal("flooding", f"Kết nối vừa bị đóng vì gửi quá nhiều tin nhắn; hãy thử lại sau {left:.0f} giây. / "
+                               f"Closed for flooding: try again in {left:.0f} s.", "cooldown")
+
+
+def login_refusal(per_login: int) -> Refusal:
+    """login_refusal: a login with its quota of sockets open."""
+    return Refusal("too-many-connections", f"Tài khoản này đã mở {per_login} kết nối; hãy đóng bớt các thẻ khác. / "
+                                           f"This login already has {per_login} connections open: close other tabs.",
+                   "login")
+
+
+def ip_refusal(per_ip: int) -> Refusal:
+    """ip_refusal: an address with its quota of sockets open."""
+    return Refusal("too-many-connections", f"Địa chỉ này đã mở {per_ip} kết nối. / This address already has "
+                                           f"{per_ip} connections open.", "ip")
+
+
+class Quota(Protocol):
+    """Quota: what the WebSocket handler asks: SocketQuota in one process, or server.sharedlimits'
+    RedisSocketQuota counting every node's sockets together."""
+
+    async def take(self, login_id: str, ip: str) -> Refusal | None: ...
+
+    async def give_back(self, login_id: str, ip: str) -> None: ...
+
+    async def cool_down(self, login_id: str) -> None: ...
+
+
 class SocketQuota:
     """SocketQuota: the signalling WebSockets open per login and per client address, and the logins cooling down
     after one of their connections was closed for flooding (limits.ws_*; changed only on the event loop)."""
@@ -76,36 +106,30 @@ class SocketQuota:
         self.by_ip: collections.Counter[str] = collections.Counter()
         self.cooling: dict[str, float] = {}  # login id -> end of its cool-down (clock time)
 
-    def take(self, login_id: str, ip: str) -> Refusal | None:
+    async def take(self, login_id: str, ip: str) -> Refusal | None:
         """SocketQuota.take: count a new socket of this login and address in, or say why it is refused."""
         until = self.cooling.get(login_id)
         if until is not None:
             left = until - self.clock()
             if left > 0:
-                return Refusal("flooding", f"Kết nối vừa bị đóng vì gửi quá nhiều tin nhắn; hãy thử lại sau "
-                                           f"{left:.0f} giây. / Closed for flooding: try again in {left:.0f} s.",
-                               "cooldown")
+                return cooldown_refusal(left)
             del self.cooling[login_id]
         if self.by_login[login_id] >= self.per_login:
-            return Refusal("too-many-connections",
-                           f"Tài khoản này đã mở {self.per_login} kết nối; hãy đóng bớt các thẻ khác. / This login "
-                           f"already has {self.per_login} connections open: close other tabs.", "login")
+            return login_refusal(self.per_login)
         if self.by_ip[ip] >= self.per_ip:
-            return Refusal("too-many-connections",
-                           f"Địa chỉ này đã mở {self.per_ip} kết nối. / This address already has {self.per_ip} "
-                           "connections open.", "ip")
+            return ip_refusal(self.per_ip)
         self.by_login[login_id] += 1
         self.by_ip[ip] += 1
         return None
 
-    def give_back(self, login_id: str, ip: str) -> None:
+    async def give_back(self, login_id: str, ip: str) -> None:
         """SocketQuota.give_back: a socket counted in by `take` closed."""
         for table, key in ((self.by_login, login_id), (self.by_ip, ip)):
             table[key] -= 1
             if table[key] <= 0:
                 del table[key]
 
-    def cool_down(self, login_id: str) -> None:
+    async def cool_down(self, login_id: str) -> None:
         """SocketQuota.cool_down: one of this login's connections flooded: refuse its new sockets for a while."""
         now = self.clock()
         for other in [k for k, until in self.cooling.items() if until <= now]:
@@ -117,12 +141,12 @@ class SocketQuota:
 class Live:
     """Live: the SFU and the open signalling connections of this process."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, quota: Quota | None = None) -> None:
         self.sfu = Sfu(sfu_config(config))
         self.connections: set[Connection] = set()
         limits = config.limits
-        self.quota = SocketQuota(limits.ws_connections_per_login, limits.ws_connections_per_ip,
-                                 limits.ws_flood_cooldown_seconds)
+        self.quota: Quota = quota or SocketQuota(limits.ws_connections_per_login, limits.ws_connections_per_ip,
+                                                 limits.ws_flood_cooldown_seconds)
         # Lobby: meeting id -> lobby id -> waiting connection (see server.live.lobby).
         self.lobby: dict[int, dict[str, Connection]] = {}
         # Who was removed from a meeting's room ("user:<id>" or "login:<id>"): they wait in the lobby next time.
@@ -172,7 +196,7 @@ async def _listen_logins(app: web.Application) -> None:
 
 async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     """live_ctx: the cleanup context that owns `Live` (the SFU) and the login-revocation listener."""
-    live = Live(app[CONFIG])
+    live = Live(app[CONFIG], app.get(SOCKET_QUOTA))
     app[LIVE] = live
     metrics = app[METRICS]
     metrics.rooms.set_function(lambda: sum(1 for room in live.sfu.rooms.values() if not room.closed))
@@ -196,3 +220,4 @@ async def on_shutdown(app: web.Application) -> None:
 
 
 LIVE: web.AppKey[Live] = web.AppKey("live")
+SOCKET_QUOTA: web.AppKey[Quota] = web.AppKey("socket_quota")  # set by server.sharedlimits with Redis

@@ -304,7 +304,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     # no permessage-deflate: inflating happens before any limit could refuse a message
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=limits.ws_message_bytes * 4, compress=False)
     ip = client_ip(request)
-    refusal = live.quota.take(ident.login_id, ip)
+    refusal = await live.quota.take(ident.login_id, ip)
     if refusal is not None:
         metrics.ws_policy.labels(refusal.label).inc()
         await ws.prepare(request)
@@ -327,11 +327,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         finally:
             if conn.closing_reason == "flooding":
                 metrics.ws_policy.labels("flooding").inc()
-                live.quota.cool_down(ident.login_id)
+                await asyncio.shield(live.quota.cool_down(ident.login_id))
             # aiohttp may cancel this handler once the socket is gone: finish the clean-up in its own task.
             await asyncio.shield(asyncio.ensure_future(_after_close(conn, ws)))
     finally:
-        live.quota.give_back(ident.login_id, ip)
+        await asyncio.shield(live.quota.give_back(ident.login_id, ip))
     return ws
 
 

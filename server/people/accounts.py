@@ -139,10 +139,10 @@ async def _limited_check(request: web.Request, account: str) -> None:
     """_limited_check: before checking a password of `account`: 429 when this address may not try it now, else
     wait the account's slow-down (server.ratelimit.LoginLimiter)."""
     limiter = request.app[LOGIN_LIMITER]
-    wait = limiter.retry_after(account, client_ip(request))
+    wait = await limiter.retry_after(account, client_ip(request))
     if wait:
         raise _too_many(wait)
-    delay = limiter.delay(account)
+    delay = await limiter.delay(account)
     if delay:
         await asyncio.sleep(delay)
 
@@ -167,7 +167,7 @@ async def authenticate(s: AsyncSession, request: web.Request, username: str, pas
     assert pool is not None
     ok = await pool.verify(user.password_hash, password) if user else await pool.verify_unknown(password)
     if user is None or not ok or user.role == Role.GUEST:
-        limiter.failed(account, ip)
+        await limiter.failed(account, ip)
         record(s, request, "login.failed", f"user:{name[:60]}", username=name[:64])
         await s.commit()
         logins.labels(result="failed").inc()
@@ -176,7 +176,7 @@ async def authenticate(s: AsyncSession, request: web.Request, username: str, pas
         logins.labels(result="disabled").inc()
         raise AccountError(403, "account-disabled", "Tài khoản này đã bị khoá; hãy liên hệ quản trị viên. / "
                                                     "This account is disabled; contact an operator.")
-    limiter.succeeded(account, ip)
+    await limiter.succeeded(account, ip)
     logins.labels(result="ok").inc()
     return user
 
@@ -562,9 +562,9 @@ async def change_own_password(s: AsyncSession, request: web.Request | None, iden
             ids = await change_password(s, user, old, new, keep_login=ident.login_id, pool=passwords_of(request))
         except AccountError as exc:
             if exc.code == "wrong-password":
-                limiter.failed(account, ip)
+                await limiter.failed(account, ip)
             raise
-        limiter.succeeded(account, ip)
+        await limiter.succeeded(account, ip)
     record(s, request, "user.password-change", f"user:{user.id}", ended=len(ids))
     return Ended("password-changed", ids)
 

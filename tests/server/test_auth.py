@@ -217,7 +217,7 @@ async def test_failures_from_many_addresses_never_lock_the_owner_out(aiohttp_cli
     for i in range(1, 6):  # the attack: 5 wrong passwords from 5 addresses
         assert (await _login_from(client, f"198.51.100.{i}", "hoa", "doan-mo")).status == 401
     # the owner, from a 6th address, gets in (at most slowed down by the account's failures)
-    assert app[LOGIN_LIMITER].delay("user:hoa") > 0
+    assert await app[LOGIN_LIMITER].delay("user:hoa") > 0
     assert (await _login_from(client, "203.0.113.50", "hoa", "mat-khau-dung")).status == 200
     # an address is refused for the account once it alone failed too often; the others are not
     for _ in range(4):

@@ -148,3 +148,18 @@ def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert main(["user", "add", "envuser", "--role", "learner"]) == 0
     assert "password:" in capsys.readouterr().out
     assert (tmp_path / "envdata" / "taphuan.sqlite3").exists()
+
+
+@pytest.mark.both_databases
+def test_migrate_says_what_it_applied(tmp_path: Path, database_url: str, request: pytest.FixtureRequest,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    url = request.getfixturevalue("postgres").new_database() if database_url else ""
+    path = tmp_path / "migrate.yaml"
+    path.write_text(f"data_dir: {tmp_path / 'data'}\ndatabase:\n  url: '{url}'\n", encoding="utf-8")
+    (tmp_path / "data").mkdir()
+    assert main(["--config", str(path), "migrate"]) == 0
+    out = capsys.readouterr().out
+    assert "at nothing (empty)" in out and "applied  -> 0001" in out and "migrations applied" in out
+    assert main(["--config", str(path), "migrate"]) == 0
+    out = capsys.readouterr().out
+    assert "already up to date" in out and "applied" not in out.replace("migrations applied", "")

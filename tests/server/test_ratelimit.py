@@ -71,81 +71,81 @@ def test_the_real_clock_is_the_default() -> None:
 # ---------------------------------------------------------------- LoginLimiter
 
 
-def test_failures_of_one_account_from_one_address_refuse_that_pair_only() -> None:
+async def test_failures_of_one_account_from_one_address_refuse_that_pair_only() -> None:
     clock = Clock()
     limiter = LoginLimiter(per_pair=3, per_ip=10, clock=clock)
     for _ in range(3):
-        assert limiter.retry_after("user:an", "203.0.113.1") == 0
-        limiter.failed("user:an", "203.0.113.1")
-    assert limiter.retry_after("user:an", "203.0.113.1") == 60
-    assert limiter.retry_after("user:an", "203.0.113.2") == 0  # the account from elsewhere
-    assert limiter.retry_after("user:binh", "203.0.113.1") == 0  # another account from there
+        assert await limiter.retry_after("user:an", "203.0.113.1") == 0
+        await limiter.failed("user:an", "203.0.113.1")
+    assert await limiter.retry_after("user:an", "203.0.113.1") == 60
+    assert await limiter.retry_after("user:an", "203.0.113.2") == 0  # the account from elsewhere
+    assert await limiter.retry_after("user:binh", "203.0.113.1") == 0  # another account from there
     clock.now += 45.5
-    assert limiter.retry_after("user:an", "203.0.113.1") == 15
+    assert await limiter.retry_after("user:an", "203.0.113.1") == 15
     clock.now += 15
-    assert limiter.retry_after("user:an", "203.0.113.1") == 0
+    assert await limiter.retry_after("user:an", "203.0.113.1") == 0
 
 
-def test_an_address_failing_on_many_accounts_is_refused() -> None:
+async def test_an_address_failing_on_many_accounts_is_refused() -> None:
     clock = Clock()
     limiter = LoginLimiter(per_pair=3, per_ip=4, clock=clock)
     for i in range(4):
-        limiter.failed(f"user:u{i}", "198.51.100.7")
+        await limiter.failed(f"user:u{i}", "198.51.100.7")
         clock.now += 1
-    assert limiter.retry_after("user:new", "198.51.100.7") == 56  # until the oldest of the four is a minute old
-    assert limiter.retry_after("user:new", "198.51.100.8") == 0
+    assert await limiter.retry_after("user:new", "198.51.100.7") == 56  # until the oldest of the four is a minute old
+    assert await limiter.retry_after("user:new", "198.51.100.8") == 0
 
 
-def test_an_account_failing_from_many_addresses_is_only_slowed_down() -> None:
+async def test_an_account_failing_from_many_addresses_is_only_slowed_down() -> None:
     clock = Clock()
     limiter = LoginLimiter(per_pair=5, per_ip=20, clock=clock)
-    assert limiter.delay("user:an") == 0
+    assert await limiter.delay("user:an") == 0
     delays = []
     for i in range(40):
-        limiter.failed("user:an", f"192.0.2.{i}")
-        delays.append(limiter.delay("user:an"))
+        await limiter.failed("user:an", f"192.0.2.{i}")
+        delays.append(await limiter.delay("user:an"))
     assert delays[0] > 0 and delays == sorted(delays)  # grows with the failures
     assert max(delays) == limiter.max_delay == LoginLimiter.MAX_DELAY  # and is bounded
-    assert limiter.retry_after("user:an", "192.0.2.200") == 0  # never refused from a clean address
-    assert limiter.delay("user:binh") == 0
+    assert await limiter.retry_after("user:an", "192.0.2.200") == 0  # never refused from a clean address
+    assert await limiter.delay("user:binh") == 0
     clock.now += 61
-    assert limiter.delay("user:an") == 0
+    assert await limiter.delay("user:an") == 0
 
 
-def test_success_forgets_that_pair_only() -> None:
+async def test_success_forgets_that_pair_only() -> None:
     limiter = LoginLimiter(per_pair=2, per_ip=3, clock=Clock())
-    limiter.failed("user:an", "203.0.113.1")
-    limiter.failed("user:an", "203.0.113.1")
-    limiter.failed("user:binh", "203.0.113.1")
-    assert limiter.retry_after("user:an", "203.0.113.1") > 0
-    limiter.succeeded("user:an", "203.0.113.1")
-    assert limiter.retry_after("user:an", "203.0.113.1") > 0  # the address itself has 3 failures
-    limiter.succeeded("user:binh", "203.0.113.1")
-    assert limiter.delay("user:an") > 0  # the account's failures stay
+    await limiter.failed("user:an", "203.0.113.1")
+    await limiter.failed("user:an", "203.0.113.1")
+    await limiter.failed("user:binh", "203.0.113.1")
+    assert await limiter.retry_after("user:an", "203.0.113.1") > 0
+    await limiter.succeeded("user:an", "203.0.113.1")
+    assert await limiter.retry_after("user:an", "203.0.113.1") > 0  # the address itself has 3 failures
+    await limiter.succeeded("user:binh", "203.0.113.1")
+    assert await limiter.delay("user:an") > 0  # the account's failures stay
 
 
-def test_ipv6_addresses_count_by_their_64() -> None:
+async def test_ipv6_addresses_count_by_their_64() -> None:
     assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
     assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
     assert address_key("::ffff:192.0.2.5") == "192.0.2.5"
     assert address_key("") == ""
     limiter = LoginLimiter(per_pair=2, per_ip=2, clock=Clock())
-    limiter.failed("user:a", "2001:db8:1:2::1")
-    limiter.failed("user:b", "2001:db8:1:2::2")
-    assert limiter.retry_after("user:c", "2001:db8:1:2::ffff") > 0
+    await limiter.failed("user:a", "2001:db8:1:2::1")
+    await limiter.failed("user:b", "2001:db8:1:2::2")
+    assert await limiter.retry_after("user:c", "2001:db8:1:2::ffff") > 0
 
 
-def test_stale_keys_are_dropped_when_the_table_is_full() -> None:
+async def test_stale_keys_are_dropped_when_the_table_is_full() -> None:
     clock = Clock()
     limiter = LoginLimiter(per_pair=5, per_ip=5, clock=clock)
     limiter.MAX_KEYS = 21  # ten made-up accounts from one address: ten pairs, ten accounts, one address
     for i in range(10):
-        limiter.failed(f"user:made-up-{i}", "203.0.113.1")
+        await limiter.failed(f"user:made-up-{i}", "203.0.113.1")
     assert len(limiter._failures) == 21
     clock.now += 61
-    limiter.failed("user:x", "203.0.113.2")
+    await limiter.failed("user:x", "203.0.113.2")
     assert len(limiter._failures) == 3
     for i in range(20):  # fresh keys only: the oldest go, the newest stay
-        limiter.failed(f"user:flood-{i}", f"198.51.100.{i}")
+        await limiter.failed(f"user:flood-{i}", f"198.51.100.{i}")
     assert len(limiter._failures) <= limiter.MAX_KEYS + 3
     assert ("account", "user:flood-19") in limiter._failures

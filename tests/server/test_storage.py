@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from server.config import CONFIG
-from server.db.engine import ENGINE
+from server.db.engine import DB, ENGINE, make_engine
 from server.storage import (
     BUSY_MESSAGE,
     STORAGE_MESSAGE,
@@ -78,3 +79,24 @@ def test_which_errors_are_storage_errors() -> None:
     read_only_db = OperationalError("INSERT …", {}, Exception("attempt to write a readonly database"))
     assert storage_error(read_only_db) == (503, "storage", STORAGE_MESSAGE)
     assert storage_error(OperationalError("SELECT", {}, Exception("no such table: x"))) is None
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_database_state_tells_a_locked_postgresql_database(client: TestClient[Any, Any]) -> None:
+    engine, config = client.app[ENGINE], client.app[CONFIG]
+    assert await database_state(engine, config.database.busy_timeout) == "ok"
+    holder = make_engine(config.database_url)  # another node, in the middle of a migration
+    try:
+        async with holder.connect() as conn:
+            await conn.execute(text("SELECT version_num FROM alembic_version FOR UPDATE"))
+            start = time.monotonic()
+            assert await database_state(engine, config.database.busy_timeout) == "locked"
+            assert time.monotonic() - start < 20  # the probe's own bound, not forever
+            async with client.app[DB]() as s:  # a request's write waits `busy_timeout`, then is "busy"
+                with pytest.raises(DBAPIError) as refused:
+                    await s.execute(text("UPDATE alembic_version SET version_num = version_num"))
+                assert storage_error(refused.value) == (503, "busy", BUSY_MESSAGE)
+            await conn.rollback()
+    finally:
+        await holder.dispose()
+    assert await database_state(engine, config.database.busy_timeout) == "ok"

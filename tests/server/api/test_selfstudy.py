@@ -72,6 +72,7 @@ async def test_attempts_are_scored(world: World) -> None:
         f"/api/v1/programs/{world.program_id}/quizzes")).json()] == [qid]
 
 
+@pytest.mark.both_databases
 async def test_progress_figures(world: World) -> None:
     pid = world.program_id
     video = await (await world.trainer.post(f"/api/v1/programs/{pid}/materials",

@@ -36,6 +36,8 @@ from server.db.models import (
     meeting_presenters,
 )
 
+pytestmark = pytest.mark.both_databases
+
 DB = async_sessionmaker[AsyncSession]
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 START = dt.datetime(2025, 9, 15, 8, 0, tzinfo=HANOI)

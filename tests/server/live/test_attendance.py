@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from server.app import create_app
@@ -24,6 +25,7 @@ async def events(app: Any, meeting_id: int) -> list[AttendanceEvent]:
                                      .order_by(AttendanceEvent.id))).all())
 
 
+@pytest.mark.both_databases
 async def test_scripted_meeting_with_drop_and_resume(login_as: Factory, make_user: Factory,
                                                      make_classroom: Factory, make_meeting: Factory,
                                                      clients: list[LiveClient], app: Any) -> None:

@@ -134,28 +134,28 @@ async def test_shutdown_tells_everyone(login_as: Factory, make_meeting: Factory,
     assert closed["reason"] == "server-shutdown"
 
 
-def test_socket_quota_per_login_and_address_and_the_cool_down() -> None:
+async def test_socket_quota_per_login_and_address_and_the_cool_down() -> None:
     now = [100.0]
     quota = SocketQuota(per_login=2, per_ip=3, cooldown=30.0, clock=lambda: now[0])
-    assert quota.take("a", "10.0.0.1") is None
-    assert quota.take("a", "10.0.0.1") is None
-    refusal = quota.take("a", "10.0.0.2")  # the login's third socket, from anywhere
+    assert await quota.take("a", "10.0.0.1") is None
+    assert await quota.take("a", "10.0.0.1") is None
+    refusal = await quota.take("a", "10.0.0.2")  # the login's third socket, from anywhere
     assert refusal is not None and (refusal.reason, refusal.label) == ("too-many-connections", "login")
-    assert quota.take("b", "10.0.0.1") is None
-    refusal = quota.take("c", "10.0.0.1")  # the address's fourth socket, whoever opens it
+    assert await quota.take("b", "10.0.0.1") is None
+    refusal = await quota.take("c", "10.0.0.1")  # the address's fourth socket, whoever opens it
     assert refusal is not None and (refusal.reason, refusal.label) == ("too-many-connections", "ip")
     assert "3" in refusal.message
-    quota.give_back("a", "10.0.0.1")
-    assert quota.take("c", "10.0.0.1") is None  # a socket given back makes room
-    quota.cool_down("b")
-    refusal = quota.take("b", "10.0.0.9")
+    await quota.give_back("a", "10.0.0.1")
+    assert await quota.take("c", "10.0.0.1") is None  # a socket given back makes room
+    await quota.cool_down("b")
+    refusal = await quota.take("b", "10.0.0.9")
     assert refusal is not None and (refusal.reason, refusal.label) == ("flooding", "cooldown")
     assert "30 s" in refusal.message
     now[0] += 30.5
-    assert quota.take("b", "10.0.0.9") is None
+    assert await quota.take("b", "10.0.0.9") is None
     assert quota.cooling == {}
     for login, ip in (("a", "10.0.0.1"), ("b", "10.0.0.1"), ("c", "10.0.0.1"), ("b", "10.0.0.9")):
-        quota.give_back(login, ip)
+        await quota.give_back(login, ip)
     assert not quota.by_login and not quota.by_ip  # nothing kept for logins and addresses gone
 
 

@@ -19,9 +19,9 @@ UNITS_CSV = """code,name,level,parent_code,valid_from,valid_to
 
 
 @pytest.fixture
-async def s(tmp_path: Path) -> AsyncIterator[AsyncSession]:
-    """s: a session on a migrated, seeded SQLite database."""
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'units.sqlite3'}")
+async def s(tmp_path: Path, database_url: str) -> AsyncIterator[AsyncSession]:
+    """s: a session on a migrated, seeded database (SQLite; PostgreSQL in a `both_databases` test's run)."""
+    engine = make_engine(database_url or f"sqlite+aiosqlite:///{tmp_path / 'units.sqlite3'}")
     await migrate(engine)
     async with make_sessionmaker(engine)() as session:
         await seed_reference_units(session)

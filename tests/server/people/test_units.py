@@ -29,6 +29,8 @@ from server.people.units import (
 )
 from tests.server.people.conftest import UNITS_CSV
 
+pytestmark = pytest.mark.both_databases  # unit periods: dates, the tree's queries
+
 BEFORE = dt.date(2025, 6, 30)
 AFTER = dt.date(2025, 7, 1)
 

@@ -191,6 +191,7 @@ async def _events(app: Any, meeting_id: int, rows: list[tuple[int, str, str, int
         await s.commit()
 
 
+@pytest.mark.both_databases
 async def test_units_before_and_after_the_reform_and_restart_marker(app: Any, client: Any) -> None:
     ids = await _structure(app)
     may = dt.datetime(2025, 5, 20, 1, 0, tzinfo=dt.UTC)
@@ -232,6 +233,7 @@ async def test_units_before_and_after_the_reform_and_restart_marker(app: Any, cl
         assert per_province["Hà Giang cũ"].minutes == 85 and per_province["Tuyên Quang mới"].minutes == 100
 
 
+@pytest.mark.both_databases
 async def test_monthly_summary_counts_meetings_reach_recordings_forum_and_learners(
         app: Any, client: Any, make_user: Callable[..., Any]) -> None:
     ids = await _structure(app)

@@ -41,6 +41,7 @@ def test_valid_input_drops_blank_names_and_merges_the_csv() -> None:
     assert HeadcountIn.model_validate({"count": 0}).names == []
 
 
+@pytest.mark.both_databases
 async def test_classroom_enters_its_headcount_and_presenters_see_the_total(
         app: Any, login_as: Factory, make_user: Factory, make_classroom: Factory, make_meeting: Factory) -> None:
     trainer: User = await make_user(Role.TRAINER)

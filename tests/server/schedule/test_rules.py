@@ -138,6 +138,7 @@ async def test_publish_nine_days_refused_ten_accepted(world: dict[str, Any]) -> 
     assert (await r.json())["status"] == "draft"
 
 
+@pytest.mark.both_databases
 async def test_time_edge_with_an_injected_clock(app: web.Application, world: dict[str, Any]) -> None:
     async with app[DB]() as s:
         data = svc.MeetingIn.model_validate(body(world) | {"starts_at": "2030-03-11T07:30:00+07:00",
@@ -210,6 +211,7 @@ async def _refused(w: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     return err
 
 
+@pytest.mark.both_databases
 async def test_shared_presenter_refused_with_names(world: dict[str, Any]) -> None:
     first = await published(world, body(world, title="Buổi 1"))
     err = await _refused(world, body(world, title="Buổi 2", start="09:00", end="11:00",
@@ -221,6 +223,7 @@ async def test_shared_presenter_refused_with_names(world: dict[str, Any]) -> Non
     assert err["conflicts"][0]["shared"] == [{"kind": "trainer", "id": world["trainer"].id, "name": "Nguyễn Văn A"}]
 
 
+@pytest.mark.both_databases
 async def test_shared_classroom_refused(world: dict[str, Any]) -> None:
     await published(world, body(world, title="Buổi 1"))
     err = await _refused(world, body(world, title="Buổi 2", start="07:00", end="08:30",
@@ -228,6 +231,7 @@ async def test_shared_classroom_refused(world: dict[str, Any]) -> None:
     assert "trùng phòng học PH-1 Phòng 1" in err["message"] and "trùng giảng viên" not in err["message"]
 
 
+@pytest.mark.both_databases
 async def test_shared_province_between_regional_meetings(world: dict[str, Any]) -> None:
     await published(world, regional(world, title="Vùng Tây Bắc"))
     err = await _refused(world, regional(world, title="Vùng 2", presenter_ids=[world["leader2"].id],
@@ -257,6 +261,7 @@ async def test_province_alone_does_not_block_a_lecture(world: dict[str, Any]) ->
     await published(world, lecture)  # a lecture has no provinces: only presenters and classrooms count
 
 
+@pytest.mark.both_databases
 async def test_adjacent_meetings_are_accepted(world: dict[str, Any]) -> None:
     await published(world, body(world, title="Sáng", start="08:00", end="10:00"))
     await published(world, body(world, title="Tiếp", start="10:00", end="11:00"))
@@ -265,6 +270,7 @@ async def test_adjacent_meetings_are_accepted(world: dict[str, Any]) -> None:
     await published(world, regional(world, title="Vùng 2", start="15:00", end="17:00"))
 
 
+@pytest.mark.both_databases
 async def test_cancelled_and_draft_meetings_do_not_conflict(world: dict[str, Any]) -> None:
     first = await published(world, body(world, title="Huỷ"))
     await world["op"].post(f"{API}/meetings/{first['id']}/cancel")
