@@ -184,6 +184,9 @@ class RecordingParticipant:
         self._watchdog: asyncio.Task[None] | None = None
         self._draining: set[str] = set()  # slots stop() waits for
         self._drained: asyncio.Event | None = None
+        # every placed frame (slot, pts, keyframe, data), disk or not, on the event loop: the live broadcast
+        # (server.live.broadcast); it must not block
+        self.on_frame: Callable[[str, int, bool, bytes], None] | None = None
 
     @property
     def elapsed(self) -> float:
@@ -372,7 +375,10 @@ class RecordingParticipant:
                 self._drained.set()
 
     def _store(self, slot: str, pts: int, frame: Frame) -> None:
-        """_store hands a placed frame to the writer thread, or drops it (see the module doc on gaps)."""
+        """_store hands a placed frame to the writer thread, or drops it (see the module doc on gaps), and to
+        `on_frame`."""
+        if self.on_frame is not None:
+            self.on_frame(slot, pts, frame.keyframe, frame.data)
         disk = self.disk
         if disk is None:
             return

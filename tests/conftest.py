@@ -55,6 +55,7 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
     def make(**overrides: Any) -> Config:
         base: dict[str, Any] = {"data_dir": str(tmp_path / "data"), "sfu.ice_addresses": ["127.0.0.1"]}
         base["recorder.auto_start"] = False  # tests that want automatic recording turn it on
+        base["broadcast.enabled"] = base["broadcast.archive"] = False  # (encoding costs CPU): tests that want it too
         base.update({k.replace("__", "."): v for k, v in overrides.items()})
         return load_config(None, env={}, overrides=base)
 

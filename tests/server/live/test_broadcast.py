@@ -1,0 +1,192 @@
+"""Tests of server/live/broadcast.py: the live HLS broadcast of a real room (aiortc publishers, the app's SFU and
+recorder, the worker process) checked with ffprobe across a screen share's stop and a presenter hand-over, ending
+with the meeting; the archive's renditions made from a recording without a broadcast, with progress."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from recorder.hls import read_segments
+from recorder.timeline import load
+from server.config import CONFIG
+from server.db.engine import DB
+from server.db.models import Recording, RecordingState, Role
+from server.live.broadcast import BROADCASTS
+from server.live.recordings import RECORDERS
+from server.live.service import LIVE
+from tests.recorder.media import FFPROBE, ffprobe
+from tests.sfu.helpers import BLUE, RED, ColorTrack, join, publish, wait_until
+
+Factory = Callable[..., Awaitable[Any]]
+GREEN = (150, 44, 21)
+SMALL = [{"name": "240p", "width": 320, "height": 240, "video_kbps": 300},
+         {"name": "120p", "width": 160, "height": 120, "video_kbps": 100}]
+FPS = 15
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Any], request: pytest.FixtureRequest) -> Any:
+    """config: the broadcast on, small renditions (the test's cameras are 320 × 240), 1 s segments."""
+    values = dict(recorder__segment_seconds=1.0, recorder__min_free_bytes=0, broadcast__enabled=True,
+                  broadcast__archive=True, broadcast__renditions=SMALL, broadcast__fps=FPS,
+                  broadcast__segment_seconds=1.0, broadcast__preset="ultrafast")
+    return make_config(**{**values, **getattr(request, "param", {})})
+
+
+def probe(path: Path, stream: str, entries: str) -> list[dict[str, Any]]:
+    """probe: ffprobe's packets of one stream of an HLS playlist."""
+    out = subprocess.run([FFPROBE, "-v", "error", "-select_streams", stream, "-show_entries", f"packet={entries}",
+                          "-of", "json", str(path)], capture_output=True, text=True, timeout=120, check=True)
+    packets: list[dict[str, Any]] = json.loads(out.stdout)["packets"]
+    return packets
+
+
+def colours(path: Path) -> list[tuple[float, tuple[int, int, int]]]:
+    """colours: (time, mean Y/U/V of the picture's centre) of every frame of an HLS playlist."""
+    out = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            yuv = frame.to_ndarray()
+            h, w = frame.height, frame.width
+            y = int(yuv[h // 4:h * 3 // 4, w // 4:w * 3 // 4].mean())
+            u = int(yuv[h:h + h // 4].reshape(h // 2, w // 2)[h // 8:h * 3 // 8, w // 8:w * 3 // 8].mean())
+            v = int(yuv[h + h // 4:].reshape(h // 2, w // 2)[h // 8:h * 3 // 8, w // 8:w * 3 // 8].mean())
+            out.append((float(frame.time or 0.0), (y, u, v)))
+    return out
+
+
+def _near(a: tuple[int, int, int], b: tuple[int, int, int], tol: int = 30) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
+
+
+def continuous(times: list[float], step: float, tol: float = 0.002) -> list[tuple[float, float]]:
+    """continuous: the jumps (previous, next) where consecutive timestamps are not `step` apart."""
+    return [(a, b) for a, b in zip(times, times[1:], strict=False) if abs(b - a - step) > tol]
+
+
+async def _row(app: Any, recording_id: int) -> Recording:
+    async with app[DB]() as s:
+        row = await s.get(Recording, recording_id)
+    assert row is not None
+    return row
+
+
+async def test_live_broadcast_is_continuous_across_a_screen_share_and_a_hand_over(
+        app: Any, client: Any, make_meeting: Factory, make_user: Factory) -> None:
+    first = await make_user(Role.TRAINER)
+    second = await make_user(Role.TRAINER)
+    meeting = await make_meeting(presenters=[first, second])
+    room = await app[LIVE].sfu.room(str(meeting.id))
+    a = await join(room, "a", "trainer", decode=False)
+    b = await join(room, "b", "trainer", decode=False)
+    try:
+        await publish(room, a, video=ColorTrack(RED, (320, 240)), screen=ColorTrack(BLUE, (320, 240)))
+        await publish(room, b, video=ColorTrack(GREEN, (320, 240)))
+        if room.presenter_id != "a":
+            await room.set_presenter("b", "a")
+        rid = await app[RECORDERS].start(meeting.id, None, room)
+        broadcasts = app[BROADCASTS]
+        await wait_until(lambda: broadcasts.live(meeting.id), within=30)
+        hls = broadcasts.directory(meeting.id)
+        assert hls == app[CONFIG].data_path / "recordings" / (await _row(app, rid)).directory / "hls"
+        assert (await _row(app, rid)).hls_state == "live"
+        live = broadcasts.running[meeting.id]
+        await wait_until(lambda: live.segments >= 2, within=30)
+        playlist = (hls / "240p" / "index.m3u8").read_text()
+        assert "#EXT-X-ENDLIST" not in playlist and '#EXT-X-MAP:URI="init.mp4"' in playlist
+        assert "#EXT-X-PROGRAM-DATE-TIME:" in playlist
+        await room.mute("a", "a", "screen", True)  # the screen share stops: the camera follows
+        await asyncio.sleep(3.0)
+        await room.set_presenter("a", "b")  # the hand-over: the second trainer's camera
+        await asyncio.sleep(3.0)
+        await app[RECORDERS].finish_meeting(meeting.id)
+        assert not broadcasts.live(meeting.id) and broadcasts.directory(meeting.id) is None
+    finally:
+        for c in (a, b):
+            await c.close()
+    row = await _row(app, rid)
+    assert row.hls_state == "ready"
+    directory = hls.parent
+    master = (hls / "master.m3u8").read_text()
+    assert 0 < master.index("240p/index.m3u8") < master.index("120p/index.m3u8")  # both fit a 320 × 240 source
+    assert 'CODECS="avc1.' in master and ',mp4a.40.2"' in master and "RESOLUTION=320x240" in master
+    index = hls / "240p" / "index.m3u8"
+    text = index.read_text()
+    assert text.rstrip().endswith("#EXT-X-ENDLIST") and "#EXT-X-VERSION:7" in text
+    segments = read_segments(hls / "240p")
+    assert [s.n for s in segments] == list(range(len(segments)))
+    for s, nxt in zip(segments, segments[1:], strict=False):  # one after the other, on the keyframe grid
+        assert abs(s.t + s.duration - nxt.t) < 1e-3 and abs(nxt.t - round(nxt.t)) < 1e-3
+    assert all((hls / "240p" / f"seg{s.n}.m4s").stat().st_size > 0 for s in segments)
+
+    video = probe(index, "v:0", "pts_time,flags,codec_type")
+    times = [float(p["pts_time"]) for p in video]
+    assert continuous(times, 1 / FPS) == []
+    assert abs(times[0] - segments[0].t) < 0.01
+    assert abs(times[-1] + 1 / FPS - (segments[-1].t + segments[-1].duration)) < 0.01
+    audio = [float(p["pts_time"]) for p in probe(index, "a:0", "pts_time")]
+    assert continuous(audio, 1024 / 48000) == [] and abs(audio[-1] - times[-1]) < 0.2
+    info = ffprobe(index)
+    assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"]
+    keyframes = [float(p["pts_time"]) for p in video if "K" in p["flags"]]
+    assert [round(k, 3) for k in keyframes] == [round(s.t, 3) for s in segments]
+
+    shown = [(e.t, e.source, e.participant_id) for e in load(directory) if e.kind == "shown"]
+    assert [(s, p) for _t, s, p in shown][:3] == [("screen", "a"), ("presenter-video", "a"), ("presenter-video", "b")]
+    picture = colours(index)
+    camera_at, handed_at = shown[1][0], shown[2][0]
+
+    def at(lo: float, hi: float) -> list[tuple[int, int, int]]:
+        return [c for t, c in picture if lo <= t <= hi]
+
+    assert all(_near(c, (16, 128, 128), 2) for c in at(0, shown[0][0] - 0.1))  # black before the first picture
+    shared = at(shown[0][0] + 0.2, camera_at - 0.5)
+    assert shared and all(_near(c, BLUE) for c in shared)
+    assert at(camera_at + 0.5, handed_at - 0.5) and all(_near(c, RED) for c in at(camera_at + 0.5, handed_at - 0.5))
+    assert at(handed_at + 0.5, times[-1]) and all(_near(c, GREEN) for c in at(handed_at + 0.5, times[-1]))
+
+
+@pytest.mark.parametrize("config", [{"broadcast__enabled": False}], indirect=True)
+async def test_a_recording_without_broadcast_gets_the_renditions_from_its_lecture(
+        app: Any, client: Any, make_meeting: Factory, make_user: Factory, login_as: Factory) -> None:
+    trainer = await make_user(Role.TRAINER)
+    meeting = await make_meeting(presenters=[trainer])
+    room = await app[LIVE].sfu.room(str(meeting.id))
+    a = await join(room, "a", "trainer", decode=False)
+    try:
+        await publish(room, a, video=ColorTrack(RED, (320, 240)))
+        rid = await app[RECORDERS].start(meeting.id, None, room)
+        assert app[BROADCASTS].running == {}
+        await asyncio.sleep(4.0)
+        await app[RECORDERS].finish_meeting(meeting.id)
+    finally:
+        await a.close()
+    seen: list[tuple[str, int]] = []
+    deadline = time.monotonic() + 90
+    while True:
+        row = await _row(app, rid)
+        seen.append((row.hls_state, app[BROADCASTS].progress.get(rid, row.hls_progress)))
+        if row.hls_state in ("ready", "failed") or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert row.state == RecordingState.READY and row.hls_state == "ready" and row.hls_progress == 100, seen
+    hls = app[CONFIG].data_path / "recordings" / row.directory / "hls"
+    index = hls / "240p" / "index.m3u8"
+    text = index.read_text()
+    assert text.rstrip().endswith("#EXT-X-ENDLIST") and "#EXT-X-DISCONTINUITY\n" not in text
+    assert (hls.parent / row.file).exists()  # the lecture file stays
+    times = [float(p["pts_time"]) for p in probe(index, "v:0", "pts_time")]
+    assert continuous(times, 1 / FPS) == []
+    assert abs(times[-1] + 1 / FPS - row.duration) < 0.2, (times[-1], row.duration)
+    operator = await login_as(Role.OPERATOR)
+    body = await (await operator.client.get(f"/api/v1/recordings/{rid}")).json()
+    assert body["hls_state"] == "ready" and body["hls_progress"] == 100
