@@ -43,7 +43,10 @@ STATE = "broadcast.json"
 SEGMENTS = "segments.jsonl"
 AUDIO_RATE = 48000
 AUDIO_CODEC = "mp4a.40.2"
-MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+skip_trailer"
+MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+skip_trailer+frag_discont"
+# frag_discont, no edit list and no shift of negative timestamps: the fragments' decode times (tfdt) are the
+# recording's timeline, so a second run starts where it belongs (not at 0)
+MUXER_OPTIONS = {"movflags": MOVFLAGS, "flush_packets": "1", "use_editlist": "0", "avoid_negative_ts": "disabled"}
 
 
 @dataclass(frozen=True)
@@ -250,8 +253,7 @@ class Output:
         self.init_name: str | None = None
         self.codec = "avc1.64001f"
         self._memory = _Memory()
-        self._container: Any = av.open(self._memory, "w", format="mp4",
-                                       options={"movflags": MOVFLAGS, "flush_packets": "1"})
+        self._container: Any = av.open(self._memory, "w", format="mp4", options=dict(MUXER_OPTIONS))
         video: Any = self._container.add_stream("libx264", rate=options.fps)
         ctx = video.codec_context
         ctx.width, ctx.height, ctx.pix_fmt = rendition.width, rendition.height, "yuv420p"

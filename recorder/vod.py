@@ -59,7 +59,7 @@ def complete(directory: Path, header: Header, progress: Callable[[float], None] 
     configured = [Rendition(**r) for r in header.renditions]
     container: Any = av.open(str(directory / result.file))
     try:
-        streams = [s for s in (container.streams.video[:1] + container.streams.audio[:1])]
+        streams = list(container.streams.video[:1]) + list(container.streams.audio[:1])
         if start > 0:
             container.seek(int(max(0.0, start - 5.0) * av.time_base), any_frame=False)
         for stream in streams:
@@ -81,7 +81,7 @@ def complete(directory: Path, header: Header, progress: Callable[[float], None] 
             program.advance(newest - LOOKBEHIND)
             if newest >= next_report:
                 report(min(0.99, (newest - start) / max(result.duration - start, 1.0)))
-                next_report = newest + 10.0
+                next_report = newest + max(1.0, (result.duration - start) / 100)
         program.finish(True, until=max(program.time, result.duration))
     finally:
         container.close()

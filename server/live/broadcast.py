@@ -145,6 +145,7 @@ class Broadcasts:
         self.running: dict[int, LiveBroadcast] = {}
         self.archive_queue: asyncio.Queue[tuple[int, Path]] = asyncio.Queue()
         self.progress: dict[int, int] = {}  # recording → percent of its archive encode
+        self.encoding: dict[int, asyncio.subprocess.Process] = {}  # recording → its archive encode's worker
         self.tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
 
@@ -176,6 +177,9 @@ class Broadcasts:
         """begin broadcasts the meeting's recording as it is recorded (when broadcast.enabled)."""
         if not self.config.broadcast.enabled or self.closing or meeting_id in self.running:
             return
+        encode = self.encoding.get(recording_id)
+        if encode is not None and encode.returncode is None:  # continued while its archive encode ran: the
+            encode.kill()  # broadcast appends from where the listed segments end, and the next stop completes it
         live = LiveBroadcast(meeting_id, recording_id, directory, participant)
         self.running[meeting_id] = live
         participant.on_frame = live.frame
@@ -289,6 +293,7 @@ class Broadcasts:
         stderr = asyncio.ensure_future(proc.stderr.read())
         error, done, saved = "", False, -100
         self.progress[recording_id] = 0
+        self.encoding[recording_id] = proc
         try:
             async for raw in proc.stdout:
                 with contextlib.suppress(ValueError):
@@ -306,10 +311,13 @@ class Broadcasts:
             await proc.wait()
         finally:
             self.progress.pop(recording_id, None)
+            self.encoding.pop(recording_id, None)
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
             text = (await stderr).decode(errors="replace").strip()
+        if any(live.recording_id == recording_id for live in self.running.values()):
+            return False  # stopped for a continuation (see begin)
         if not done or proc.returncode != 0:
             log.error("archive renditions of recording %s failed: %s %s", recording_id, error, text[-2000:])
             await self._set(recording_id, hls_state=HLS_FAILED)

@@ -5,14 +5,11 @@ with the meeting; the archive's renditions made from a recording without a broad
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import av
 import pytest
 
 from recorder.hls import read_segments
@@ -23,7 +20,8 @@ from server.db.models import Recording, RecordingState, Role
 from server.live.broadcast import BROADCASTS
 from server.live.recordings import RECORDERS
 from server.live.service import LIVE
-from tests.recorder.media import FFPROBE, ffprobe
+from tests.recorder.hlsmedia import centre_colours, jumps, near, packet_times
+from tests.recorder.media import ffprobe
 from tests.sfu.helpers import BLUE, RED, ColorTrack, join, publish, wait_until
 
 Factory = Callable[..., Awaitable[Any]]
@@ -42,35 +40,9 @@ def config(make_config: Callable[..., Any], request: pytest.FixtureRequest) -> A
     return make_config(**{**values, **getattr(request, "param", {})})
 
 
-def probe(path: Path, stream: str, entries: str) -> list[dict[str, Any]]:
-    """probe: ffprobe's packets of one stream of an HLS playlist."""
-    out = subprocess.run([FFPROBE, "-v", "error", "-select_streams", stream, "-show_entries", f"packet={entries}",
-                          "-of", "json", str(path)], capture_output=True, text=True, timeout=120, check=True)
-    packets: list[dict[str, Any]] = json.loads(out.stdout)["packets"]
-    return packets
-
-
-def colours(path: Path) -> list[tuple[float, tuple[int, int, int]]]:
-    """colours: (time, mean Y/U/V of the picture's centre) of every frame of an HLS playlist."""
-    out = []
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            yuv = frame.to_ndarray()
-            h, w = frame.height, frame.width
-            y = int(yuv[h // 4:h * 3 // 4, w // 4:w * 3 // 4].mean())
-            u = int(yuv[h:h + h // 4].reshape(h // 2, w // 2)[h // 8:h * 3 // 8, w // 8:w * 3 // 8].mean())
-            v = int(yuv[h + h // 4:].reshape(h // 2, w // 2)[h // 8:h * 3 // 8, w // 8:w * 3 // 8].mean())
-            out.append((float(frame.time or 0.0), (y, u, v)))
-    return out
-
-
-def _near(a: tuple[int, int, int], b: tuple[int, int, int], tol: int = 30) -> bool:
-    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
-
-
-def continuous(times: list[float], step: float, tol: float = 0.002) -> list[tuple[float, float]]:
-    """continuous: the jumps (previous, next) where consecutive timestamps are not `step` apart."""
-    return [(a, b) for a, b in zip(times, times[1:], strict=False) if abs(b - a - step) > tol]
+def probe(path: Path, stream: str) -> list[float]:
+    """probe: the pts (seconds) of one stream's packets of an HLS playlist (ffprobe)."""
+    return [t for t, _key in packet_times(path, stream)]
 
 
 async def _row(app: Any, recording_id: int) -> Recording:
@@ -128,31 +100,31 @@ async def test_live_broadcast_is_continuous_across_a_screen_share_and_a_hand_ove
         assert abs(s.t + s.duration - nxt.t) < 1e-3 and abs(nxt.t - round(nxt.t)) < 1e-3
     assert all((hls / "240p" / f"seg{s.n}.m4s").stat().st_size > 0 for s in segments)
 
-    video = probe(index, "v:0", "pts_time,flags,codec_type")
-    times = [float(p["pts_time"]) for p in video]
-    assert continuous(times, 1 / FPS) == []
+    video = packet_times(index, "v:0")
+    times = [t for t, _key in video]
+    assert jumps(times, 1 / FPS) == []
     assert abs(times[0] - segments[0].t) < 0.01
     assert abs(times[-1] + 1 / FPS - (segments[-1].t + segments[-1].duration)) < 0.01
-    audio = [float(p["pts_time"]) for p in probe(index, "a:0", "pts_time")]
-    assert continuous(audio, 1024 / 48000) == [] and abs(audio[-1] - times[-1]) < 0.2
+    audio = probe(index, "a:0")
+    assert jumps(audio, 1024 / 48000) == [] and abs(audio[-1] - times[-1]) < 0.2
     info = ffprobe(index)
     assert sorted(s["codec_name"] for s in info["streams"]) == ["aac", "h264"]
-    keyframes = [float(p["pts_time"]) for p in video if "K" in p["flags"]]
+    keyframes = [t for t, key in video if key]
     assert [round(k, 3) for k in keyframes] == [round(s.t, 3) for s in segments]
 
     shown = [(e.t, e.source, e.participant_id) for e in load(directory) if e.kind == "shown"]
     assert [(s, p) for _t, s, p in shown][:3] == [("screen", "a"), ("presenter-video", "a"), ("presenter-video", "b")]
-    picture = colours(index)
+    picture = centre_colours(index)
     camera_at, handed_at = shown[1][0], shown[2][0]
 
     def at(lo: float, hi: float) -> list[tuple[int, int, int]]:
         return [c for t, c in picture if lo <= t <= hi]
 
-    assert all(_near(c, (16, 128, 128), 2) for c in at(0, shown[0][0] - 0.1))  # black before the first picture
+    assert all(near(c, (16, 128, 128), 2) for c in at(0, shown[0][0] - 0.1))  # black before the first picture
     shared = at(shown[0][0] + 0.2, camera_at - 0.5)
-    assert shared and all(_near(c, BLUE) for c in shared)
-    assert at(camera_at + 0.5, handed_at - 0.5) and all(_near(c, RED) for c in at(camera_at + 0.5, handed_at - 0.5))
-    assert at(handed_at + 0.5, times[-1]) and all(_near(c, GREEN) for c in at(handed_at + 0.5, times[-1]))
+    assert shared and all(near(c, BLUE) for c in shared)
+    assert at(camera_at + 0.5, handed_at - 0.5) and all(near(c, RED) for c in at(camera_at + 0.5, handed_at - 0.5))
+    assert at(handed_at + 0.5, times[-1]) and all(near(c, GREEN) for c in at(handed_at + 0.5, times[-1]))
 
 
 @pytest.mark.parametrize("config", [{"broadcast__enabled": False}], indirect=True)
@@ -184,8 +156,8 @@ async def test_a_recording_without_broadcast_gets_the_renditions_from_its_lectur
     text = index.read_text()
     assert text.rstrip().endswith("#EXT-X-ENDLIST") and "#EXT-X-DISCONTINUITY\n" not in text
     assert (hls.parent / row.file).exists()  # the lecture file stays
-    times = [float(p["pts_time"]) for p in probe(index, "v:0", "pts_time")]
-    assert continuous(times, 1 / FPS) == []
+    times = probe(index, "v:0")
+    assert jumps(times, 1 / FPS) == []
     assert abs(times[-1] + 1 / FPS - row.duration) < 0.2, (times[-1], row.duration)
     operator = await login_as(Role.OPERATOR)
     body = await (await operator.client.get(f"/api/v1/recordings/{rid}")).json()
