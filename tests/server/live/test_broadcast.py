@@ -162,3 +162,39 @@ async def test_a_recording_without_broadcast_gets_the_renditions_from_its_lectur
     operator = await login_as(Role.OPERATOR)
     body = await (await operator.client.get(f"/api/v1/recordings/{rid}")).json()
     assert body["hls_state"] == "ready" and body["hls_progress"] == 100
+
+
+async def test_a_continued_recording_continues_its_broadcast(app: Any, client: Any, make_meeting: Factory,
+                                                             make_user: Factory) -> None:
+    trainer = await make_user(Role.TRAINER)
+    meeting = await make_meeting(presenters=[trainer])
+    room = await app[LIVE].sfu.room(str(meeting.id))
+    a = await join(room, "a", "trainer", decode=False)
+    broadcasts = app[BROADCASTS]
+    try:
+        await publish(room, a, video=ColorTrack(RED, (320, 240)))
+        rid = await app[RECORDERS].start(meeting.id, None, room)
+        await wait_until(lambda: meeting.id in broadcasts.running and broadcasts.running[meeting.id].segments >= 2,
+                         within=30)
+        hls = broadcasts.directory(meeting.id)
+        assert hls is not None
+        await app[RECORDERS].stop(meeting.id, None)  # a moderator stops the recording: the broadcast ends
+        index = hls / "240p" / "index.m3u8"
+        assert index.read_text().rstrip().endswith("#EXT-X-ENDLIST") and not broadcasts.live(meeting.id)
+        first = read_segments(hls / "240p")
+        assert await app[RECORDERS].start(meeting.id, None, room) == rid  # continued: the same recording
+        await wait_until(lambda: len(read_segments(hls / "240p")) >= len(first) + 2, within=30)
+        assert broadcasts.directory(meeting.id) == hls and "#EXT-X-ENDLIST" not in index.read_text()
+        await app[RECORDERS].finish_meeting(meeting.id)
+    finally:
+        await a.close()
+    segments = read_segments(hls / "240p")
+    assert segments[:len(first)] == first and segments[len(first)].discontinuity
+    assert [s.n for s in segments] == list(range(len(segments)))
+    text = index.read_text()
+    assert text.count("#EXT-X-DISCONTINUITY\n") == 1 and text.rstrip().endswith("#EXT-X-ENDLIST")
+    times = probe(index, "v:0")
+    cut = segments[len(first)].t
+    assert [b for _a, b in jumps(times, 1 / FPS)] == [pytest.approx(cut, abs=0.01)]  # only where the wait was cut
+    assert cut - (first[-1].t + first[-1].duration) < 0.5
+    assert (await _row(app, rid)).hls_state == "ready"
