@@ -59,8 +59,8 @@ class RecordingOut(BaseModel):
     media_url: str
     download_url: str
     chapters_url: str
-    # its HLS renditions in the recording's hls/ (server.live.broadcast): "" none, live, encoding (hls_progress
-    # percent), ready, failed
+    # its HLS renditions in the recording's hls/ (server.live.broadcast): "" none, live, queued, encoding
+    # (hls_progress percent), ready, failed
     hls_state: str = ""
     hls_progress: int = 0
 

@@ -51,7 +51,16 @@ EARLY_BYTES = 16 << 20  # frames held while the worker starts
 TICK_SECONDS = 0.25  # the worker hears the recording's clock this often (it emits output up to it)
 KEYFRAME_SECONDS = 4.0  # after a drop, the program's source is asked for a keyframe at most this often
 END_SECONDS = 30.0  # a worker gets this long to write its last segment at the end
-HLS_LIVE, HLS_ENCODING, HLS_READY, HLS_FAILED = "live", "encoding", "ready", "failed"
+HLS_LIVE, HLS_QUEUED, HLS_ENCODING, HLS_READY, HLS_FAILED = "live", "queued", "encoding", "ready", "failed"
+
+
+async def _tail(stream: asyncio.StreamReader, keep: int = 4000) -> bytes:
+    """_tail reads a worker's standard error to its end, keeping the last `keep` bytes (a long broadcast's
+    warnings must not pile up in memory)."""
+    kept = b""
+    while chunk := await stream.read(65536):
+        kept = (kept + chunk)[-keep:]
+    return kept
 
 
 def header(config: Config, directory: Path, participant: RecordingParticipant | None) -> Header:
@@ -94,7 +103,7 @@ class LiveBroadcast:
     def frame(self, slot: str, pts: int, keyframe: bool, data: bytes) -> None:
         """frame (the recorder's `on_frame`, on the event loop): send one placed frame to the worker."""
         kind = KINDS.get(slot)
-        if kind is None or self.ended:
+        if kind is None or self.ended or (self.proc is not None and self.proc.returncode is not None):
             return
         if kind == VIDEO and self.waiting_key:
             if not keyframe:
@@ -106,11 +115,11 @@ class LiveBroadcast:
             if kind == VIDEO:
                 self.waiting_key = True
             now = time.monotonic()
-            if now - self.asked >= KEYFRAME_SECONDS:
-                self.asked = now
-                sink = self.participant.sinks.get(PROGRAM)
-                if sink is not None:
-                    sink.request_keyframe()
+            sink = self.participant.sinks.get(PROGRAM)
+            if kind == VIDEO and now - self.asked >= KEYFRAME_SECONDS and sink is not None \
+                    and sink.source is not None:
+                self.asked = now  # optional: one subscriber's share of the track's keyframe budget
+                sink.source.request_keyframe(optional=True)
 
     def tick(self) -> None:
         """tick tells the worker the recording's clock (it emits output up to it, media or not)."""
@@ -200,7 +209,7 @@ class Broadcasts:
         await self._set(live.recording_id, hls_state=HLS_LIVE)
         log.info("meeting %s: broadcasting recording %s (worker %s)", live.meeting_id, live.recording_id, proc.pid)
         ticker = self._spawn(self._tick(live), f"broadcast-tick-{live.meeting_id}")
-        stderr = asyncio.ensure_future(proc.stderr.read())
+        stderr = asyncio.ensure_future(_tail(proc.stderr))
         error = ""
         try:
             async for raw in proc.stdout:
@@ -262,9 +271,10 @@ class Broadcasts:
 
     # --------------------------------------------------------------------------------- archive
 
-    def archive(self, recording_id: int, directory: Path) -> None:
+    async def archive(self, recording_id: int, directory: Path) -> None:
         """archive queues the recording's renditions from its lecture file (after finalizing; see the module doc)."""
         if self.config.broadcast.archive and not self.closing:
+            await self._set(recording_id, hls_state=HLS_QUEUED)
             self.archive_queue.put_nowait((recording_id, directory))
 
     async def _archiver(self) -> None:
@@ -290,7 +300,7 @@ class Broadcasts:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         proc.stdin.write(json.dumps(asdict(header(self.config, directory, None))).encode() + b"\n")
         proc.stdin.close()
-        stderr = asyncio.ensure_future(proc.stderr.read())
+        stderr = asyncio.ensure_future(_tail(proc.stderr))
         error, done, saved = "", False, -100
         self.progress[recording_id] = 0
         self.encoding[recording_id] = proc
@@ -326,15 +336,15 @@ class Broadcasts:
         return True
 
     async def resume(self) -> None:
-        """resume queues the archive encodes a stopped server left unfinished (ready recordings only: the others
-        come through their finalizing)."""
+        """resume queues the archive encodes a stopped server left unfinished or queued (ready recordings only: the
+        others come through their finalizing), those of recordings its finisher made ready included."""
         async with self.app[DB]() as s:
             rows = (await s.execute(select(Recording.id, Recording.directory).where(
                 Recording.state == RecordingState.READY,
-                Recording.hls_state.in_((HLS_LIVE, HLS_ENCODING))))).all()
+                Recording.hls_state.in_((HLS_LIVE, HLS_QUEUED, HLS_ENCODING))))).all()
         root = self.config.data_path / "recordings"
         for recording_id, name in rows:
-            self.archive(recording_id, root / name)
+            await self.archive(recording_id, root / name)
 
     async def _set(self, recording_id: int, **values: Any) -> None:
         async with self.app[DB]() as s:

@@ -459,8 +459,11 @@ class Recorders:
                         duration=result.duration, size=result.size, chapters=result.chapters,
                         originals=result.originals, error="")
         broadcasts = self.app.get(BROADCASTS)
-        if broadcasts is not None and result.originals:  # once fully finalized: the archive's renditions
-            broadcasts.archive(recording_id, directory)
+        if result.originals and self.app[CONFIG].broadcast.archive:  # fully finalized: the archive's renditions
+            if broadcasts is not None:
+                await broadcasts.archive(recording_id, directory)
+            else:  # the finisher (no broadcasts): the next server start makes them (Broadcasts.resume)
+                await self._set(recording_id, hls_state="queued")
         self.progress.pop(recording_id, None)
         log.info("recording %s ready: %s (%.1f s) in %.1f s; %d originals", recording_id, result.file,
                  result.duration, result.seconds, len(result.originals))

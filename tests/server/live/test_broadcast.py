@@ -151,6 +151,10 @@ async def test_a_recording_without_broadcast_gets_the_renditions_from_its_lectur
             break
         await asyncio.sleep(0.05)
     assert row.state == RecordingState.READY and row.hls_state == "ready" and row.hls_progress == 100, seen
+    states = [state for state, _p in seen]
+    assert "queued" in states and states.index("queued") < states.index("ready"), seen  # the archive page can tell
+    progress = [p for state, p in seen if state == "encoding"]
+    assert progress == sorted(progress), seen
     hls = app[CONFIG].data_path / "recordings" / row.directory / "hls"
     index = hls / "240p" / "index.m3u8"
     text = index.read_text()
