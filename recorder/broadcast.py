@@ -11,8 +11,9 @@ the recording's timeline (``recorder.timing``; pts in 90 kHz for video, 48 kHz f
 `elapsed` is the recording's clock when the server sent it. The worker decodes the program video once (VP8, or
 H.264 in H.264 rooms) and the Opus of each audio slot, and emits output up to ``elapsed - delay``: frames
 reach the recorder with a little jitter, and what comes later than that is still decoded but shows late (its
-sound is cut). ``END`` (or the end of the input) finishes the run: output up to the last media, the last
-segment, ``#EXT-X-ENDLIST`` when the header says the broadcast ends with this run.
+sound is cut, except a slot's first sound, which plays late for a while: ``Lag``). ``END`` (or the end of the
+input) finishes the run: output up to the last media, the last segment, ``#EXT-X-ENDLIST`` when the header says
+the broadcast ends with this run.
 
 The renditions are chosen from the first picture's height (``recorder.hls.ladder``; the smallest one if no
 picture came within ``PICTURE_WAIT`` seconds of the first sound), or are those of an earlier run of the same
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
+import numpy as np
 
 from recorder.archive import to_mono
 from recorder.hls import HLS_DIR, OutputOptions, Rendition, ladder, listed_end
@@ -41,6 +43,7 @@ VIDEO, PRESENTER_AUDIO, FLOOR_AUDIO, TICK, END = 0, 1, 2, 3, 4
 KINDS = {"program-video": VIDEO, "presenter-audio": PRESENTER_AUDIO, "floor-audio": FLOOR_AUDIO}
 VIDEO_RATE, AUDIO_RATE = 90000, 48000
 PICTURE_WAIT = 3.0
+SILENCE_RMS = 0.003  # about -50 dBFS
 MAX_RECORD = 8 << 20
 
 
@@ -74,6 +77,36 @@ def _opus() -> Any:
     return decoder
 
 
+class Lag:
+    """Lag: how late one audio slot plays, so that a slot's first words are not cut.
+
+    The recorder holds a new slot's first 2 s to anchor it (``recorder.timing``), so they reach the worker after
+    the output has passed them: the first time someone takes the floor, their first words would be cut. Instead
+    the slot starts where the output is and plays late by that much, and the lag shrinks to nothing at the
+    speaker's pauses (a gap between packets, or silence, which is skipped), so the sound is back in step with
+    the picture after the first pauses. Later, a packet timed before the output's point is cut as usual.
+    """
+
+    def __init__(self) -> None:
+        self.samples = 0  # how late the slot plays now
+        self.end: int | None = None  # where the slot's last sound was placed (output samples)
+
+    def place(self, pts: int, mono: np.ndarray, output: int) -> int | None:
+        """place returns where `mono`, timed `pts`, goes on the output's sample line (None: skipped)."""
+        if self.end is None and pts < output:  # the slot's first sound comes late: it starts late
+            self.samples = output - pts
+        elif self.samples and self.end is not None:
+            gap = pts + self.samples - self.end
+            if gap > 0:  # a pause: take it out of the lag
+                self.samples -= min(gap, self.samples)
+            elif float(np.sqrt(np.mean(mono * mono))) < SILENCE_RMS:  # silence: skip it
+                self.samples -= min(len(mono), self.samples)
+                return None
+        at = pts + self.samples
+        self.end = at + len(mono)
+        return at
+
+
 class Worker:
     """Worker turns the records of one run into HLS; see the module doc."""
 
@@ -89,6 +122,7 @@ class Worker:
         self.video: Any = av.CodecContext.create("h264" if header.video_mime == "video/h264" else "vp8", "r")
         self.video.thread_count = 1
         self.audio = {PRESENTER_AUDIO: _opus(), FLOOR_AUDIO: _opus()}
+        self.lags = {PRESENTER_AUDIO: Lag(), FLOOR_AUDIO: Lag()}
         self.first_sound: float | None = None
         self.elapsed = 0.0
         self.segments = 0
@@ -126,11 +160,13 @@ class Worker:
             frames = self.audio[kind].decode(av.Packet(data))
         except av.error.FFmpegError:
             return
-        offset = pts
+        lag = self.lags[kind]
         for frame in frames:
             mono = to_mono(frame)
-            self.program.sound_at(offset, mono)
-            offset += len(mono)
+            at = lag.place(pts, mono, self.program.next_sample)
+            if at is not None:
+                self.program.sound_at(at, mono)
+            pts += len(mono)
 
     def _due(self) -> None:
         program = self.program

@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from recorder.broadcast import END, PRESENTER_AUDIO, RECORD, TICK, VIDEO, Header
+from recorder.broadcast import END, FLOOR_AUDIO, PRESENTER_AUDIO, RECORD, TICK, VIDEO, Header, Worker
 from recorder.hls import read_segments
 from tests.recorder.hlsmedia import centre_colours, jumps, near, packet_times, picture
 
@@ -52,6 +52,14 @@ def _records(codec: str, seconds: float, hole: tuple[float, float]) -> bytes:
     return out + RECORD.pack(END, 0, 0, seconds, 0)
 
 
+def _vp8_keyframe() -> bytes:
+    venc = av.CodecContext.create("libvpx", "w")
+    venc.width, venc.height, venc.pix_fmt, venc.time_base = 160, 120, "yuv420p", Fraction(1, 90000)
+    frame = picture(RED, (160, 120))
+    frame.pts = 0
+    return b"".join(bytes(p) for p in [*venc.encode(frame), *venc.encode(None)])
+
+
 def _run(directory: Path, mime: str, codec: str) -> list[dict[str, object]]:
     header = Header(directory=str(directory), video_mime=mime, renditions=SMALL, fps=15, segment_seconds=1.0,
                     preset="ultrafast", wall0=1.7e9)
@@ -85,3 +93,37 @@ def test_h264_program_is_decoded_too(tmp_path: Path) -> None:
     times = [t for t, _k in packet_times(index, "v:0")]
     assert jumps(times, 1 / 15) == [] and times[-1] > 4.8
     assert all(near(c, RED) for t, c in centre_colours(index) if 0.2 < t)
+
+
+def test_the_first_words_of_a_slot_the_recorder_held_back_are_not_cut(tmp_path: Path) -> None:
+    """The recorder releases a new slot's first 2 s at once (its anchor): the floor holder's first second of speech
+    reaches the worker after the output passed it. It plays late, then the pause after it brings it back in step."""
+    header = Header(directory=str(tmp_path), renditions=SMALL[1:], fps=15, segment_seconds=1.0, preset="ultrafast")
+    worker = Worker(header)
+    worker.handle(VIDEO, True, 0, 0.0, _vp8_keyframe())
+    aenc = av.CodecContext.create("libopus", "w")
+    aenc.sample_rate, aenc.layout, aenc.format, aenc.time_base = 48000, "stereo", "s16", Fraction(1, 48000)
+    floor: list[tuple[int, bytes]] = []
+    for i in range(110):  # 1 s of a tone from 1.0 s, then 1.2 s of silence
+        loud = i < 50
+        pcm = (np.sin(np.arange(i * 960, (i + 1) * 960) / 48000 * 2 * np.pi * 440) * (8000 if loud else 0))
+        sound = av.AudioFrame.from_ndarray(pcm.astype(np.int16).repeat(2).reshape(1, -1), format="s16",
+                                           layout="stereo")
+        sound.sample_rate, sound.pts = 48000, i * 960
+        floor += [(48000 + i * 960, bytes(p)) for p in aenc.encode(sound)]
+    for k in range(1, 11):
+        worker.handle(TICK, False, 0, k * 0.25, b"")  # the output reaches 2.0 s
+    for pts, data in floor:  # all at once, at 2.5 s: the recorder's anchor released them
+        worker.handle(FLOOR_AUDIO, True, pts, 2.5, data)
+    for k in range(11, 21):
+        worker.handle(TICK, False, 0, k * 0.25, b"")
+    assert worker.lags[FLOOR_AUDIO].samples == 0  # back in step after the silence
+    worker.finish(True)
+    loud = []
+    with av.open(str(tmp_path / "hls" / "120p" / "index.m3u8")) as container:
+        for frame in container.decode(audio=0):
+            pcm = frame.to_ndarray().astype(np.float32)
+            if float(np.sqrt(np.mean(pcm * pcm))) > 0.05:
+                loud.append(float(frame.time or 0.0))
+    assert loud and loud[0] > 1.9  # it starts where the output was...
+    assert 0.9 <= len(loud) * 1024 / 48000 <= 1.1  # ...and the whole second of it is there
