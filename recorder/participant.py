@@ -162,6 +162,7 @@ class RecordingParticipant:
         self.t0 = clock()
         self.started_wall = time.time()  # the wall-clock time of t0 (set again by start)
         self.stopped_wall: float | None = None  # the wall-clock time stop() was called
+        self.stopped_at: float | None = None  # the recording's time stop() was called (its end)
         self.sinks: dict[str, Sink] = {}
         self.assemblers: dict[str, FrameAssembler] = {}
         self.clocks: dict[str, SlotClock] = {}
@@ -255,6 +256,7 @@ class RecordingParticipant:
             return
         self.stopped = True
         end, self.stopped_wall = self.elapsed, time.time()
+        self.stopped_at = end
         if self._watchdog is not None:
             self._watchdog.cancel()
         await self._drain(end)

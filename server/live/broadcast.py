@@ -96,6 +96,14 @@ class LiveBroadcast:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
+    def clock(self) -> float:
+        """clock is the recording's time, which stops at the recording's stop (the broadcast ends there too, not
+        where the stop's wait for the last media ended)."""
+        elapsed = self.participant.elapsed
+        end = self.participant.stopped_at
+        return elapsed if end is None else min(elapsed, end)
+
+    @property
     def hls(self) -> Path:
         """hls is the broadcast's directory."""
         return self.directory / HLS_DIR
@@ -110,7 +118,7 @@ class LiveBroadcast:
                 self.dropped += 1
                 return
             self.waiting_key = False
-        if not self._send(RECORD.pack(kind, keyframe, pts, self.participant.elapsed, len(data)) + data):
+        if not self._send(RECORD.pack(kind, keyframe, pts, self.clock, len(data)) + data):
             self.dropped += 1
             if kind == VIDEO:
                 self.waiting_key = True
@@ -124,7 +132,7 @@ class LiveBroadcast:
     def tick(self) -> None:
         """tick tells the worker the recording's clock (it emits output up to it, media or not)."""
         if not self.ended:
-            self._send(RECORD.pack(TICK, 0, 0, self.participant.elapsed, 0))
+            self._send(RECORD.pack(TICK, 0, 0, self.clock, 0))
 
     def _send(self, record: bytes) -> bool:
         proc = self.proc
@@ -257,7 +265,7 @@ class Broadcasts:
                 task.cancel()
             return
         if proc.stdin is not None and not proc.stdin.is_closing():
-            proc.stdin.write(RECORD.pack(END, 0, 0, live.participant.elapsed, 0))
+            proc.stdin.write(RECORD.pack(END, 0, 0, live.clock, 0))
             with contextlib.suppress(ConnectionError):
                 await proc.stdin.drain()
             proc.stdin.close()

@@ -187,6 +187,7 @@ async def test_a_continued_recording_continues_its_broadcast(app: Any, client: A
         assert index.read_text().rstrip().endswith("#EXT-X-ENDLIST") and not broadcasts.live(meeting.id)
         first = read_segments(hls / "240p")
         assert await app[RECORDERS].start(meeting.id, None, room) == rid  # continued: the same recording
+        offset = app[RECORDERS].active[meeting.id].participant.offset  # where the continuation's media goes
         await wait_until(lambda: len(read_segments(hls / "240p")) >= len(first) + 2, within=30)
         assert broadcasts.directory(meeting.id) == hls and "#EXT-X-ENDLIST" not in index.read_text()
         await app[RECORDERS].finish_meeting(meeting.id)
@@ -201,4 +202,6 @@ async def test_a_continued_recording_continues_its_broadcast(app: Any, client: A
     cut = segments[len(first)].t
     assert [b for _a, b in jumps(times, 1 / FPS)] == [pytest.approx(cut, abs=0.01)]  # only where the wait was cut
     assert cut - (first[-1].t + first[-1].duration) < 0.5
+    assert abs(cut - offset) <= 1 / FPS + 1e-3  # the first run ended with the recording: the second one starts in
+    # time for the continuation's first media
     assert (await _row(app, rid)).hls_state == "ready"
