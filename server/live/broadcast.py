@@ -29,7 +29,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from recorder.participant import PROGRAM, RecordingParticipant
 from server.config import CONFIG, Config
 from server.db.engine import DB
 from server.db.models import Recording, RecordingState
+from server.metrics import METRICS
 
 log = logging.getLogger("taphuan.broadcast")
 
@@ -94,6 +95,7 @@ class LiveBroadcast:
     segments: int = 0
     ended: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    on_drop: Callable[[], None] | None = None  # a frame was dropped (the metric)
 
     @property
     def clock(self) -> float:
@@ -116,10 +118,14 @@ class LiveBroadcast:
         if kind == VIDEO and self.waiting_key:
             if not keyframe:
                 self.dropped += 1
+                if self.on_drop is not None:
+                    self.on_drop()
                 return
             self.waiting_key = False
         if not self._send(RECORD.pack(kind, keyframe, pts, self.clock, len(data)) + data):
             self.dropped += 1
+            if self.on_drop is not None:
+                self.on_drop()
             if kind == VIDEO:
                 self.waiting_key = True
             now = time.monotonic()
@@ -198,6 +204,9 @@ class Broadcasts:
         if encode is not None and encode.returncode is None:  # continued while its archive encode ran: the
             encode.kill()  # broadcast appends from where the listed segments end, and the next stop completes it
         live = LiveBroadcast(meeting_id, recording_id, directory, participant)
+        metrics = self.app.get(METRICS)
+        if metrics is not None:
+            live.on_drop = metrics.broadcast_dropped.inc
         self.running[meeting_id] = live
         participant.on_frame = live.frame
         live.tasks.append(self._spawn(self._run(live), f"broadcast-{meeting_id}"))
@@ -317,11 +326,11 @@ class Broadcasts:
                 with contextlib.suppress(ValueError):
                     line = json.loads(raw)
                     if "progress" in line:
-                        percent = int(line["progress"])
+                        percent = min(int(line["progress"]), 99)  # 100: once the row says ready
                         self.progress[recording_id] = percent
                         if percent - saved >= 5:
                             saved = percent
-                            await self._set(recording_id, hls_state=HLS_ENCODING, hls_progress=min(percent, 99))
+                            await self._set(recording_id, hls_state=HLS_ENCODING, hls_progress=percent)
                     elif "done" in line:
                         done = True
                     elif "error" in line:
@@ -379,6 +388,9 @@ async def _broadcasts_ctx(app: web.Application) -> AsyncIterator[None]:
     broadcasts = Broadcasts(app)
     app[BROADCASTS] = broadcasts
     broadcasts._spawn(broadcasts._archiver(), "broadcast-archiver")
+    metrics = app.get(METRICS)
+    if metrics is not None:
+        metrics.broadcasts.set_function(lambda: sum(1 for live in broadcasts.running.values() if live.proc))
     await broadcasts.resume()
     yield
     await broadcasts.close()

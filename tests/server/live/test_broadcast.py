@@ -5,6 +5,12 @@ with the meeting; the archive's renditions made from a recording without a broad
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import re
+import signal
+import socket
+import stat
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +23,7 @@ from recorder.timeline import load
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Recording, RecordingState, Role
+from server.live import broadcast
 from server.live.broadcast import BROADCASTS
 from server.live.recordings import RECORDERS
 from server.live.service import LIVE
@@ -43,6 +50,27 @@ def config(make_config: Callable[..., Any], request: pytest.FixtureRequest) -> A
 def probe(path: Path, stream: str) -> list[float]:
     """probe: the pts (seconds) of one stream's packets of an HLS playlist (ffprobe)."""
     return [t for t, _key in packet_times(path, stream)]
+
+
+def _shrink(transport: Any) -> None:
+    """_shrink makes the kernel's buffer of the worker's input small: a socket pair (uvloop) or a pipe (asyncio)."""
+    end = transport.get_extra_info("socket") or transport.get_extra_info("pipe")
+    fd = os.dup(end.fileno())
+    if stat.S_ISSOCK(os.fstat(fd).st_mode):
+        with socket.socket(fileno=fd) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    else:
+        try:
+            fcntl.fcntl(fd, 1031, 4096)  # F_SETPIPE_SZ
+        finally:
+            os.close(fd)
+
+
+async def _sample(client: Any, name: str) -> float:
+    """_sample: one sample of the app's /metrics (0 when absent)."""
+    text = await (await client.get("/metrics")).text()
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
 
 
 async def _row(app: Any, recording_id: int) -> Recording:
@@ -169,7 +197,11 @@ async def test_a_recording_without_broadcast_gets_the_renditions_from_its_lectur
 
 
 async def test_a_continued_recording_continues_its_broadcast(app: Any, client: Any, make_meeting: Factory,
-                                                             make_user: Factory) -> None:
+                                                             make_user: Factory,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also: a worker that stalls (SIGSTOP, as a starved CPU would) loses frames, counted, and the room goes on;
+    its output stays continuous once it runs again."""
+    monkeypatch.setattr(broadcast, "PIPE_BYTES", 2000)  # a small pipe (below too): the stall fills it in a second
     trainer = await make_user(Role.TRAINER)
     meeting = await make_meeting(presenters=[trainer])
     room = await app[LIVE].sfu.room(str(meeting.id))
@@ -182,6 +214,18 @@ async def test_a_continued_recording_continues_its_broadcast(app: Any, client: A
                          within=30)
         hls = broadcasts.directory(meeting.id)
         assert hls is not None
+        assert await _sample(client, "taphuan_broadcasts") == 1
+        live = broadcasts.running[meeting.id]
+        assert live.proc is not None and live.proc.stdin is not None
+        _shrink(live.proc.stdin.transport)  # (the solid-colour camera sends a few kB/s)
+        os.kill(live.proc.pid, signal.SIGSTOP)
+        try:
+            await wait_until(lambda: live.dropped > 30, within=20)
+        finally:
+            os.kill(live.proc.pid, signal.SIGCONT)
+        assert await _sample(client, "taphuan_broadcast_dropped_frames_total") >= 30
+        listed = len(read_segments(hls / "240p"))
+        await wait_until(lambda: len(read_segments(hls / "240p")) >= listed + 2, within=30)  # it goes on
         await app[RECORDERS].stop(meeting.id, None)  # a moderator stops the recording: the broadcast ends
         index = hls / "240p" / "index.m3u8"
         assert index.read_text().rstrip().endswith("#EXT-X-ENDLIST") and not broadcasts.live(meeting.id)
@@ -191,6 +235,7 @@ async def test_a_continued_recording_continues_its_broadcast(app: Any, client: A
         await wait_until(lambda: len(read_segments(hls / "240p")) >= len(first) + 2, within=30)
         assert broadcasts.directory(meeting.id) == hls and "#EXT-X-ENDLIST" not in index.read_text()
         await app[RECORDERS].finish_meeting(meeting.id)
+        assert await _sample(client, "taphuan_broadcasts") == 0
     finally:
         await a.close()
     segments = read_segments(hls / "240p")
