@@ -336,21 +336,26 @@ class Broadcasts:
                     elif "error" in line:
                         error = str(line["error"])
             await proc.wait()
-        finally:
+        except BaseException:
             self.progress.pop(recording_id, None)
+            raise
+        finally:
             self.encoding.pop(recording_id, None)
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
             text = (await stderr).decode(errors="replace").strip()
-        if any(live.recording_id == recording_id for live in self.running.values()):
-            return False  # stopped for a continuation (see begin)
-        if not done or proc.returncode != 0:
-            log.error("archive renditions of recording %s failed: %s %s", recording_id, error, text[-2000:])
-            await self._set(recording_id, hls_state=HLS_FAILED)
-            return False
-        await self._set(recording_id, hls_state=HLS_READY, hls_progress=100)
-        return True
+        try:
+            if any(live.recording_id == recording_id for live in self.running.values()):
+                return False  # stopped for a continuation (see begin)
+            if not done or proc.returncode != 0:
+                log.error("archive renditions of recording %s failed: %s %s", recording_id, error, text[-2000:])
+                await self._set(recording_id, hls_state=HLS_FAILED)
+                return False
+            await self._set(recording_id, hls_state=HLS_READY, hls_progress=100)
+            return True
+        finally:  # (only now: the row's progress may be behind the last one reported)
+            self.progress.pop(recording_id, None)
 
     async def resume(self) -> None:
         """resume queues the archive encodes a stopped server left unfinished or queued (ready recordings only: the
