@@ -241,12 +241,18 @@ class OutputOptions:
 class Output:
     """Output is one rendition of a run: encoder, fragmenting muxer, segment files and its playlist."""
 
-    def __init__(self, hls: Path, rendition: Rendition, options: OutputOptions, audio_template: Any) -> None:
+    def __init__(self, hls: Path, rendition: Rendition, options: OutputOptions, audio_template: Any,
+                 start: float = 0.0) -> None:
         self.rendition = rendition
         self.options = options
         self.folder = hls / rendition.name
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.segments = read_segments(self.folder)
+        listed = read_segments(self.folder)
+        # the run starts at `start`: a worker killed between two renditions' writes left this one a segment ahead
+        # of the others; it is unlisted (its file stays, its number is not used again) so they share one timeline
+        self.segments = [s for s in listed if s.t + s.duration <= start + 1e-3]
+        if len(self.segments) < len(listed):
+            atomic_write(self.folder / SEGMENTS, "".join(json.dumps(asdict(s)) + "\n" for s in self.segments).encode())
         self.next_n = 1 + max([s.n for s in self.segments] + [_n(p) for p in self.folder.glob("seg*.m4s")] + [-1])
         self.first_of_run = bool(self.segments)  # the run's first segment follows a discontinuity
         self.target = max(1, math.ceil(options.segment_seconds))

@@ -131,7 +131,7 @@ class Program:
         if self.earlier_renditions() is None:
             write_state(self.hls, renditions=[r.__dict__ for r in renditions], fps=self.fps,
                         segment_seconds=self.options.segment_seconds, wall0=self.options.wall0)
-        self.outputs = [Output(self.hls, r, self.options, self.aac) for r in renditions]
+        self.outputs = [Output(self.hls, r, self.options, self.aac, self.time) for r in renditions]
         self._scaled = [None] * len(self.outputs)
 
     def picture(self, t: float, frame: Any) -> None:

@@ -52,6 +52,8 @@ EARLY_BYTES = 16 << 20  # frames held while the worker starts
 TICK_SECONDS = 0.25  # the worker hears the recording's clock this often (it emits output up to it)
 KEYFRAME_SECONDS = 4.0  # after a drop, the program's source is asked for a keyframe at most this often
 END_SECONDS = 30.0  # a worker gets this long to write its last segment at the end
+RESTARTS = 3  # a broadcast's worker that dies is replaced this many times
+RESTART_SECONDS = 1.0  # after this wait
 HLS_LIVE, HLS_QUEUED, HLS_ENCODING, HLS_READY, HLS_FAILED = "live", "queued", "encoding", "ready", "failed"
 
 
@@ -212,6 +214,32 @@ class Broadcasts:
         live.tasks.append(self._spawn(self._run(live), f"broadcast-{meeting_id}"))
 
     async def _run(self, live: LiveBroadcast) -> None:
+        """_run runs the broadcast's worker until the broadcast ends; a worker that dies meanwhile is replaced (at
+        most `RESTARTS` times): the new one appends to the playlists behind a discontinuity."""
+        restarts = 0
+        while True:
+            status = await self._run_worker(live)
+            if status == 0 or live.ended or self.closing:
+                break
+            if restarts >= RESTARTS:
+                log.error("meeting %s: the broadcast stops (its worker failed %d times)", live.meeting_id,
+                          restarts + 1)
+                await self._set(live.recording_id, hls_state=HLS_FAILED)
+                return
+            restarts += 1
+            live.proc, live.waiting_key = None, True  # frames wait for the next worker, from a keyframe
+            sink = live.participant.sinks.get(PROGRAM)
+            if sink is not None:
+                sink.request_keyframe()
+            await asyncio.sleep(RESTART_SECONDS)
+        if live.ended:
+            await self._set(live.recording_id, hls_state=HLS_READY, hls_progress=100)
+        if live.dropped:
+            log.warning("meeting %s: the broadcast worker was behind: %d frames dropped", live.meeting_id,
+                        live.dropped)
+
+    async def _run_worker(self, live: LiveBroadcast) -> int:
+        """_run_worker runs one worker process until it exits; returns its exit status."""
         cfg = self.config.broadcast
         run_header = header(self.config, live.directory, live.participant)
         proc = await asyncio.create_subprocess_exec(
@@ -248,12 +276,7 @@ class Broadcasts:
         if proc.returncode != 0:
             log.error("meeting %s: broadcast worker exited with %s: %s %s", live.meeting_id, proc.returncode, error,
                       text[-2000:])
-            await self._set(live.recording_id, hls_state=HLS_FAILED)
-        elif live.ended:
-            await self._set(live.recording_id, hls_state=HLS_READY, hls_progress=100)
-        if live.dropped:
-            log.warning("meeting %s: the broadcast worker was behind: %d frames dropped", live.meeting_id,
-                        live.dropped)
+        return proc.returncode or 0
 
     async def _tick(self, live: LiveBroadcast) -> None:
         while not live.ended:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recorder.hls import OutputOptions, Rendition, read_segments
+from recorder.hls import OutputOptions, Rendition, listed_end, read_segments
 from recorder.program import Program
 from tests.recorder.hlsmedia import centre_colours, jumps, near, packet_times, picture, tone
 
@@ -75,3 +75,23 @@ def test_a_second_run_appends_behind_a_discontinuity(tmp_path: Path) -> None:
     assert jumps(times, 1 / FPS) == [(2.9, 3.1)]  # the second run starts on the next frame of the grid
     colours = centre_colours(folder / "index.m3u8")
     assert all(near(c, RED) for t, c in colours if t < 3.0) and all(near(c, BLUE) for t, c in colours if t > 3.0)
+
+
+def test_a_run_after_a_worker_killed_between_two_renditions_keeps_them_on_one_timeline(tmp_path: Path) -> None:
+    _run(tmp_path, 0.0, 3.0, RED, ended=False)
+    small = tmp_path / "hls" / "120p" / "segments.jsonl"
+    small.write_text("".join(small.read_text().splitlines(keepends=True)[:-1]))  # killed before its last line
+    start = listed_end(tmp_path / "hls")  # the next worker starts where every rendition has its segments
+    assert start == 2.0
+    _run(tmp_path, start, 5.0, BLUE, ended=True)
+    ends = []
+    for r in (R240, R120):
+        segments = read_segments(tmp_path / "hls" / r.name)
+        index = tmp_path / "hls" / r.name / "index.m3u8"
+        times = [t for t, _k in packet_times(index, "v:0")]
+        assert jumps(times, 1 / FPS) == [], r  # no overlap, no hole
+        ends.append([(s.t, s.duration) for s in segments])
+    assert ends[0] == ends[1]
+    folder = tmp_path / "hls" / "240p"
+    assert (folder / "seg2.m4s").exists() and "seg2.m4s" not in (folder / "index.m3u8").read_text()  # unlisted
+    assert [s.n for s in read_segments(folder)] == [0, 1, 3, 4, 5]  # its number is not used again

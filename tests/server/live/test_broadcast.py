@@ -200,7 +200,7 @@ async def test_a_continued_recording_continues_its_broadcast(app: Any, client: A
                                                              make_user: Factory,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Also: a worker that stalls (SIGSTOP, as a starved CPU would) loses frames, counted, and the room goes on;
-    its output stays continuous once it runs again."""
+    its output stays continuous once it runs again; a worker killed is replaced and the timeline goes on."""
     monkeypatch.setattr(broadcast, "PIPE_BYTES", 2000)  # a small pipe (below too): the stall fills it in a second
     trainer = await make_user(Role.TRAINER)
     meeting = await make_meeting(presenters=[trainer])
@@ -226,6 +226,10 @@ async def test_a_continued_recording_continues_its_broadcast(app: Any, client: A
         assert await _sample(client, "taphuan_broadcast_dropped_frames_total") >= 30
         listed = len(read_segments(hls / "240p"))
         await wait_until(lambda: len(read_segments(hls / "240p")) >= listed + 2, within=30)  # it goes on
+        dead = live.proc
+        dead.kill()  # a worker that dies is replaced: the broadcast goes on behind a discontinuity
+        await wait_until(lambda: live.proc is not None and live.proc is not dead
+                         and any(s.discontinuity for s in read_segments(hls / "240p")), within=30)
         await app[RECORDERS].stop(meeting.id, None)  # a moderator stops the recording: the broadcast ends
         index = hls / "240p" / "index.m3u8"
         assert index.read_text().rstrip().endswith("#EXT-X-ENDLIST") and not broadcasts.live(meeting.id)
@@ -240,9 +244,10 @@ async def test_a_continued_recording_continues_its_broadcast(app: Any, client: A
         await a.close()
     segments = read_segments(hls / "240p")
     assert segments[:len(first)] == first and segments[len(first)].discontinuity
+    assert [s.discontinuity for s in segments].count(True) == 2  # the new worker's, the continuation's
     assert [s.n for s in segments] == list(range(len(segments)))
     text = index.read_text()
-    assert text.count("#EXT-X-DISCONTINUITY\n") == 1 and text.rstrip().endswith("#EXT-X-ENDLIST")
+    assert text.count("#EXT-X-DISCONTINUITY\n") == 2 and text.rstrip().endswith("#EXT-X-ENDLIST")
     times = probe(index, "v:0")
     cut = segments[len(first)].t
     assert [b for _a, b in jumps(times, 1 / FPS)] == [pytest.approx(cut, abs=0.01)]  # only where the wait was cut
