@@ -38,7 +38,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from recorder.broadcast import END, KINDS, RECORD, TICK, VIDEO, Header
-from recorder.hls import HLS_DIR, MASTER, is_ended
+from recorder.hls import HLS_DIR, is_ended
 from recorder.participant import PROGRAM, RecordingParticipant
 from server.config import CONFIG, Config
 from server.db.engine import DB
@@ -182,7 +182,7 @@ class Broadcasts:
     def directory(self, meeting_id: int) -> Path | None:
         """directory is the meeting's live hls/ directory once its master playlist exists (None: not live)."""
         live = self.running.get(meeting_id)
-        if live is None or live.ended or not (live.hls / MASTER).exists():
+        if live is None or live.ended or not live.master:  # (its worker said it wrote master.m3u8)
             return None
         return live.hls
 

@@ -237,7 +237,8 @@ async def test_a_continued_recording_continues_its_broadcast(app: Any, client: A
         assert await app[RECORDERS].start(meeting.id, None, room) == rid  # continued: the same recording
         offset = app[RECORDERS].active[meeting.id].participant.offset  # where the continuation's media goes
         await wait_until(lambda: len(read_segments(hls / "240p")) >= len(first) + 2, within=30)
-        assert broadcasts.directory(meeting.id) == hls and "#EXT-X-ENDLIST" not in index.read_text()
+        await wait_until(lambda: broadcasts.directory(meeting.id) == hls, within=10)  # once its worker says so
+        assert "#EXT-X-ENDLIST" not in index.read_text()
         await app[RECORDERS].finish_meeting(meeting.id)
         assert await _sample(client, "taphuan_broadcasts") == 0
     finally:
