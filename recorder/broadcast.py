@@ -11,9 +11,9 @@ the recording's timeline (``recorder.timing``; pts in 90 kHz for video, 48 kHz f
 `elapsed` is the recording's clock when the server sent it. The worker decodes the program video once (VP8, or
 H.264 in H.264 rooms) and the Opus of each audio slot, and emits output up to ``elapsed - delay``: frames
 reach the recorder with a little jitter, and what comes later than that is still decoded but shows late (its
-sound is cut, except a slot's first sound, which plays late for a while: ``Lag``). ``END`` (or the end of the
-input) finishes the run: output up to the last media, the last segment, ``#EXT-X-ENDLIST`` when the header says
-the broadcast ends with this run.
+sound is cut, except a slot's first sound, which plays late for a while: ``Lag``). ``END`` finishes the run:
+output up to the last media, the last segment, ``#EXT-X-ENDLIST``. The end of the input without ``END`` (the
+server went away) writes the last segment but leaves the playlists open: the archive completes them.
 
 The renditions are chosen from the first picture's height (``recorder.hls.ladder``; the smallest one if no
 picture came within ``PICTURE_WAIT`` seconds of the first sound), or are those of an earlier run of the same
@@ -63,7 +63,6 @@ class Header:
     delay: float = 0.5
     wall0: float = 0.0  # wall-clock time of the recording's timeline 0
     start: float = 0.0  # where this run starts on the timeline (a continuation: its offset)
-    ended_by_end: bool = True  # END closes the playlists with ENDLIST
 
 
 def _say(**values: Any) -> None:
@@ -226,7 +225,7 @@ def run(stream: BinaryIO) -> int:
         if data is None:
             break
         if kind == END:
-            ended = header.ended_by_end
+            ended = True
             break
         worker.handle(kind, bool(key), pts, elapsed, data)
     worker.finish(ended)

@@ -28,7 +28,7 @@ import math
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -235,7 +235,6 @@ class OutputOptions:
     window_seconds: float | None = 300.0  # live playlist window (None: list everything)
     audio_kbps: int = 64
     wall0: float = 0.0  # the wall-clock time of the recording's timeline 0 (PROGRAM-DATE-TIME)
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Output:
@@ -269,7 +268,7 @@ class Output:
         kbps = rendition.video_kbps
         ctx.options = {"preset": options.preset, "tune": "zerolatency", "profile": "high",
                        "x264-params": f"keyint=infinite:scenecut=0:forced-idr=1:vbv-maxrate={int(kbps * 1.2)}:"
-                                      f"vbv-bufsize={kbps * 2}", **options.extra}
+                                      f"vbv-bufsize={kbps * 2}"}
         video.time_base = Fraction(1, 90000)
         self.video = video
         audio: Any = self._container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
