@@ -162,6 +162,7 @@ class RecordingParticipant:
         self.t0 = clock()
         self.started_wall = time.time()  # the wall-clock time of t0 (set again by start)
         self.stopped_wall: float | None = None  # the wall-clock time stop() was called
+        self.stopped_at: float | None = None  # the recording's time stop() was called (its end)
         self.sinks: dict[str, Sink] = {}
         self.assemblers: dict[str, FrameAssembler] = {}
         self.clocks: dict[str, SlotClock] = {}
@@ -184,6 +185,9 @@ class RecordingParticipant:
         self._watchdog: asyncio.Task[None] | None = None
         self._draining: set[str] = set()  # slots stop() waits for
         self._drained: asyncio.Event | None = None
+        # every placed frame (slot, pts, keyframe, data), disk or not, on the event loop: the live broadcast
+        # (server.live.broadcast); it must not block
+        self.on_frame: Callable[[str, int, bool, bytes], None] | None = None
 
     @property
     def elapsed(self) -> float:
@@ -252,6 +256,7 @@ class RecordingParticipant:
             return
         self.stopped = True
         end, self.stopped_wall = self.elapsed, time.time()
+        self.stopped_at = end
         if self._watchdog is not None:
             self._watchdog.cancel()
         await self._drain(end)
@@ -372,7 +377,10 @@ class RecordingParticipant:
                 self._drained.set()
 
     def _store(self, slot: str, pts: int, frame: Frame) -> None:
-        """_store hands a placed frame to the writer thread, or drops it (see the module doc on gaps)."""
+        """_store hands a placed frame to the writer thread, or drops it (see the module doc on gaps), and to
+        `on_frame`."""
+        if self.on_frame is not None:
+            self.on_frame(slot, pts, frame.keyframe, frame.data)
         disk = self.disk
         if disk is None:
             return

@@ -175,6 +175,46 @@ class RecorderSection(_Section):
     continue_gap_minutes: float = Field(10.0, ge=0)
 
 
+class BroadcastRendition(_Section):
+    """BroadcastRendition: one quality of the live broadcast (its directory name, picture size, video bitrate)."""
+
+    name: str = Field(pattern=r"^[a-z0-9]{1,16}$")
+    width: int = Field(ge=64, le=3840)
+    height: int = Field(ge=64, le=2160)
+    video_kbps: int = Field(ge=50, le=20000)
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError("must be even (H.264 4:2:0)")
+        return value
+
+
+class BroadcastSection(_Section):
+    """BroadcastSection: the live HLS broadcast of recorded meetings and the archive's renditions (recorder/hls.py)."""
+
+    enabled: bool = True
+    archive: bool = True  # recordings without a (complete) live broadcast get the renditions after finalizing
+    renditions: list[BroadcastRendition] = Field(default_factory=lambda: [
+        BroadcastRendition(name="720p", width=1280, height=720, video_kbps=1500),
+        BroadcastRendition(name="360p", width=640, height=360, video_kbps=500)], min_length=1, max_length=2)
+    fps: int = Field(25, ge=5, le=30)
+    segment_seconds: float = Field(2.0, ge=1.0, le=6.0)
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
+    audio_kbps: int = Field(64, ge=32, le=192)
+    window_seconds: float = Field(300.0, ge=10.0)
+    delay_seconds: float = Field(0.5, ge=0.1, le=5.0)
+    nice: int = Field(5, ge=0, le=19)
+
+    @field_validator("renditions")
+    @classmethod
+    def _names(cls, value: list[BroadcastRendition]) -> list[BroadcastRendition]:
+        if len({r.name for r in value}) != len(value):
+            raise ValueError("rendition names must differ")
+        return value
+
+
 class MeetingsSection(_Section):
     """MeetingsSection: when a live meeting ends by itself (see docs/protocol.md, Ending a meeting)."""
 
@@ -251,6 +291,7 @@ class Config(_Section):
     auth: AuthSection = Field(default_factory=AuthSection)
     sfu: SfuSection = Field(default_factory=SfuSection)
     recorder: RecorderSection = Field(default_factory=RecorderSection)
+    broadcast: BroadcastSection = Field(default_factory=BroadcastSection)
     meetings: MeetingsSection = Field(default_factory=MeetingsSection)
     smtp: SmtpSection = Field(default_factory=SmtpSection)
     deadlines: DeadlinesSection = Field(default_factory=DeadlinesSection)

@@ -80,6 +80,12 @@ class Metrics:
                                            self.registry)
         # recordings in the database by state, set by the /metrics handler (server.health.metrics)
         self.recordings = Gauge("taphuan_recordings", "Recordings by state", ["state"], registry=self.registry)
+        # live HLS broadcasts now (read at each scrape), and the frames their workers were too far behind to take
+        # (server.live.broadcast)
+        self.broadcasts = Gauge("taphuan_broadcasts", "Live HLS broadcasts", registry=self.registry)
+        self.broadcast_dropped = Counter("taphuan_broadcast_dropped_frames",
+                                         "Frames a live broadcast's worker was too far behind to take",
+                                         registry=self.registry)
 
     def ws_message(self, direction: str) -> None:
         """Metrics.ws_message: one signalling message received (`in`) or sent (`out`)."""

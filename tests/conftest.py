@@ -89,6 +89,7 @@ def make_config(tmp_path: Path, database_url: str) -> Callable[..., Config]:
         if database_url:
             base["database.url"] = database_url
         base["recorder.auto_start"] = False  # tests that want automatic recording turn it on
+        base["broadcast.enabled"] = base["broadcast.archive"] = False  # (encoding costs CPU): tests that want it too
         base.update({k.replace("__", "."): v for k, v in overrides.items()})
         return load_config(None, env={}, overrides=base)
 

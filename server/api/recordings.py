@@ -16,6 +16,7 @@ from server.db.models import Recording, RecordingAudience, RecordingState, Role
 from server.errors import ApiError
 from server.inputs import check_id
 from server.learning import archive
+from server.live.broadcast import BROADCASTS
 from server.live.recordings import RECORDERS
 from server.openapi import TEXT, endpoint, int_param, json_response, parse_body
 
@@ -58,6 +59,10 @@ class RecordingOut(BaseModel):
     media_url: str
     download_url: str
     chapters_url: str
+    # its HLS renditions in the recording's hls/ (server.live.broadcast): "" none, live, queued, encoding
+    # (hls_progress percent), ready, failed
+    hls_state: str = ""
+    hls_progress: int = 0
 
 
 class RecordingPatch(BaseModel):
@@ -102,7 +107,14 @@ def recording_out(request: web.Request, row: Recording, program_title: str = "")
         duration=row.duration, size=row.size, started_at=row.started_at.astimezone(tz),
         ended_at=row.ended_at.astimezone(tz) if row.ended_at else None,
         chapters=[ChapterOut(**c) for c in row.chapters or []], originals=sorted(row.originals or {}),
-        media_url=f"{base}/media", download_url=f"{base}/media?download=1", chapters_url=f"{base}/chapters.vtt")
+        media_url=f"{base}/media", download_url=f"{base}/media?download=1", chapters_url=f"{base}/chapters.vtt",
+        hls_state=row.hls_state, hls_progress=hls_progress(request, row))
+
+
+def hls_progress(request: web.Request, row: Recording) -> int:
+    """hls_progress: the percent done of the recording's archive renditions (live from the broadcast service)."""
+    broadcasts = request.app.get(BROADCASTS)
+    return broadcasts.progress.get(row.id, row.hls_progress) if broadcasts is not None else row.hls_progress
 
 
 async def _load(request: web.Request, *, for_media: bool = False) -> Recording:

@@ -665,6 +665,10 @@ class Recording(Base):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # its HLS renditions in <directory>/hls (server.live.broadcast): "" none, live, queued, encoding (from the
+    # lecture file; hls_progress percent), ready, failed (0018)
+    hls_state: Mapped[str] = mapped_column(String(12), default="", server_default="")
+    hls_progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 __all__ += ["Recording", "RecordingAudience", "RecordingState"]

@@ -65,6 +65,7 @@ from server.db.models import (
     utcnow,
 )
 from server.live.audience import reaches_recording
+from server.live.broadcast import BROADCASTS
 from server.live.service import LIVE
 from sfu.errors import SfuError
 from sfu.room import Room
@@ -236,6 +237,9 @@ class Recorders:
                 await self._refused(meeting_id, by, STORAGE_MESSAGE.format(reason=exc.strerror or exc), "storage")
                 raise RecordingRefused("storage", STORAGE_MESSAGE.format(reason=exc.strerror or exc)) from exc
             raise RecordingRefused("state", f"Không ghi hình được: {exc} / Cannot record: {exc}") from exc
+        broadcasts = self.app.get(BROADCASTS)
+        if broadcasts is not None:
+            broadcasts.begin(meeting_id, recording_id, self.root / directory, participant)
         if not any(p.role != "recorder" for p in room.snapshot().participants):
             self._people(meeting_id, 0)  # nobody else yet: stop after the room's grace unless someone comes
         self.refusals.pop(meeting_id, None)
@@ -286,6 +290,9 @@ class Recorders:
         if active.empty_timer is not None:
             active.empty_timer.cancel()
         await active.participant.stop(SHUTDOWN_DISK_SECONDS if self.closing else None)
+        broadcasts = self.app.get(BROADCASTS)
+        if broadcasts is not None:  # its broadcast ends with it (ENDLIST)
+            await broadcasts.end(meeting_id)
         async with self.app[DB]() as s:
             row = await s.get(Recording, active.recording_id)
             if row is not None:
@@ -451,6 +458,12 @@ class Recorders:
         await self._set(recording_id, state=RecordingState.READY, progress=100, file=result.file, mime=result.mime,
                         duration=result.duration, size=result.size, chapters=result.chapters,
                         originals=result.originals, error="")
+        broadcasts = self.app.get(BROADCASTS)
+        if result.originals and self.app[CONFIG].broadcast.archive:  # fully finalized: the archive's renditions
+            if broadcasts is not None:
+                await broadcasts.archive(recording_id, directory)
+            else:  # the finisher (no broadcasts): the next server start makes them (Broadcasts.resume)
+                await self._set(recording_id, hls_state="queued")
         self.progress.pop(recording_id, None)
         log.info("recording %s ready: %s (%.1f s) in %.1f s; %d originals", recording_id, result.file,
                  result.duration, result.seconds, len(result.originals))

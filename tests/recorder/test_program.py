@@ -1,0 +1,97 @@
+"""Tests of recorder/program.py: a continuous output timeline whatever the pictures do (a source with no picture
+for a while, a change of source and of picture size), letterboxing, aligned renditions, and a second run of the same
+recording appended behind a discontinuity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recorder.hls import OutputOptions, Rendition, listed_end, read_segments
+from recorder.program import Program
+from tests.recorder.hlsmedia import centre_colours, jumps, near, packet_times, picture, tone
+
+RED, BLUE, BLACK = (76, 84, 255), (29, 255, 107), (16, 128, 128)
+FPS = 10
+R240 = Rendition("240p", 320, 240, 200)
+R120 = Rendition("120p", 160, 120, 100)
+
+
+def _run(directory: Path, start: float, end: float, colour: tuple[int, int, int], ended: bool,
+         holes: tuple[float, float] | None = None) -> Program:
+    program = Program(directory, OutputOptions(fps=FPS, segment_seconds=1.0, preset="ultrafast", wall0=1e9), start)
+    program.begin(program.earlier_renditions() or [R240, R120])
+    t = start
+    while t < end:
+        if holes is None or not holes[0] <= t < holes[1]:
+            size = (320, 240) if t < (start + end) / 2 else (160, 160)  # a square picture later: letterboxed
+            program.picture(t, picture(colour, size))
+        program.sound_at(round(t * 48000), tone(4800, round(t * 48000)))
+        t = round(t + 0.1, 6)
+        program.advance(t - 0.3)
+    program.finish(ended)
+    return program
+
+
+def test_output_is_continuous_with_a_picture_gap_and_renditions_align(tmp_path: Path) -> None:
+    _run(tmp_path, 0.0, 4.0, RED, ended=True, holes=(1.0, 2.5))  # no picture for 1.5 s: the last one repeats
+    for r in (R240, R120):
+        index = tmp_path / "hls" / r.name / "index.m3u8"
+        video = packet_times(index, "v:0")
+        assert jumps([t for t, _k in video], 1 / FPS) == [] and len(video) == 40
+        assert [round(t, 3) for t, key in video if key] == [0.0, 1.0, 2.0, 3.0]
+        audio = [t for t, _k in packet_times(index, "a:0")]
+        assert jumps(audio, 1024 / 48000) == [] and audio[0] == 0.0 and audio[-1] > 3.9
+    assert [s.t for s in read_segments(tmp_path / "hls" / "240p")] == \
+        [s.t for s in read_segments(tmp_path / "hls" / "120p")]
+    colours = centre_colours(tmp_path / "hls" / "240p" / "index.m3u8")
+    assert all(near(c, RED) for _t, c in colours)
+    master = (tmp_path / "hls" / "master.m3u8").read_text()
+    assert "RESOLUTION=320x240" in master and "RESOLUTION=160x120" in master
+
+
+def test_letterbox_keeps_the_aspect(tmp_path: Path) -> None:
+    _run(tmp_path, 0.0, 2.0, BLUE, ended=True)
+    import av
+
+    with av.open(str(tmp_path / "hls" / "240p" / "index.m3u8")) as container:
+        frames = [f.to_ndarray() for f in container.decode(video=0)]
+    last = frames[-1]  # a 160 × 160 picture in 320 × 240: black bars left and right
+    assert last.shape == (360, 320)
+    assert abs(int(last[:240, :30].mean()) - BLACK[0]) < 4 and abs(int(last[:240, 150:170].mean()) - BLUE[0]) < 8
+
+
+def test_a_second_run_appends_behind_a_discontinuity(tmp_path: Path) -> None:
+    _run(tmp_path, 0.0, 3.0, RED, ended=True)
+    first = (tmp_path / "hls" / "240p" / "init.mp4").read_bytes()
+    _run(tmp_path, 3.05, 5.0, BLUE, ended=True)  # the recording continued (the wait cut out)
+    folder = tmp_path / "hls" / "240p"
+    assert (folder / "init.mp4").read_bytes() == first and not (folder / "init2.mp4").exists()
+    segments = read_segments(folder)
+    assert [s.n for s in segments] == list(range(len(segments)))
+    assert [s.discontinuity for s in segments].count(True) == 1
+    text = (folder / "index.m3u8").read_text()
+    assert text.count("#EXT-X-DISCONTINUITY\n") == 1 and text.count("#EXT-X-ENDLIST") == 1
+    times = [t for t, _k in packet_times(folder / "index.m3u8", "v:0")]
+    assert jumps(times, 1 / FPS) == [(2.9, 3.1)]  # the second run starts on the next frame of the grid
+    colours = centre_colours(folder / "index.m3u8")
+    assert all(near(c, RED) for t, c in colours if t < 3.0) and all(near(c, BLUE) for t, c in colours if t > 3.0)
+
+
+def test_a_run_after_a_worker_killed_between_two_renditions_keeps_them_on_one_timeline(tmp_path: Path) -> None:
+    _run(tmp_path, 0.0, 3.0, RED, ended=False)
+    small = tmp_path / "hls" / "120p" / "segments.jsonl"
+    small.write_text("".join(small.read_text().splitlines(keepends=True)[:-1]))  # killed before its last line
+    start = listed_end(tmp_path / "hls")  # the next worker starts where every rendition has its segments
+    assert start == 2.0
+    _run(tmp_path, start, 5.0, BLUE, ended=True)
+    ends = []
+    for r in (R240, R120):
+        segments = read_segments(tmp_path / "hls" / r.name)
+        index = tmp_path / "hls" / r.name / "index.m3u8"
+        times = [t for t, _k in packet_times(index, "v:0")]
+        assert jumps(times, 1 / FPS) == [], r  # no overlap, no hole
+        ends.append([(s.t, s.duration) for s in segments])
+    assert ends[0] == ends[1]
+    folder = tmp_path / "hls" / "240p"
+    assert (folder / "seg2.m4s").exists() and "seg2.m4s" not in (folder / "index.m3u8").read_text()  # unlisted
+    assert [s.n for s in read_segments(folder)] == [0, 1, 3, 4, 5]  # its number is not used again
