@@ -30,7 +30,7 @@ from server.db.models import MaterialKind, Meeting, Program, Role, User
 from server.errors import ApiError
 from server.i18n import _
 from server.inputs import read_form
-from server.learning import forum, selfstudy
+from server.learning import forum, scormrt, selfstudy
 from server.learning import materials as materials_svc
 from server.openapi import int_param, parse_int
 from server.pages.meetings import field_message
@@ -147,9 +147,10 @@ async def material_page(request: web.Request) -> dict[str, Any]:
             row = await selfstudy.record_open(s, ident.user_id, program.id, f"material:{material.id}")
             await s.commit()
         meeting = await meeting_by_id(s, material.meeting_id)
+        package = await scormrt.package_of(s, material) if material.kind == MaterialKind.PACKAGE else None
     return _hub(program, access, "materials", ident, m=material, meeting=meeting,
                 position=row.position if row else 0.0, inline=materials_svc.is_inline(material.mime),
-                notice="")
+                notice="", package=package)
 
 
 async def material_delete(request: web.Request) -> web.StreamResponse:
