@@ -67,7 +67,9 @@ function show() {{
 }}
 window.addEventListener("load", function () {{
   api.LMSInitialize("");
-  if (api.LMSGetValue("cmi.core.lesson_status") === "not attempted") api.LMSSetValue("cmi.core.lesson_status", "incomplete");
+  if (api.LMSGetValue("cmi.core.lesson_status") === "not attempted") {{
+    api.LMSSetValue("cmi.core.lesson_status", "incomplete");
+  }}
   show();
   document.getElementById("next").addEventListener("click", function () {{
     page += 1;

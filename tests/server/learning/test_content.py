@@ -1,0 +1,61 @@
+"""server.learning.content: the content origin listens beside the site, serves package files at immutable URLs and
+the player with its runtime, under its own policy (no connection to the site), and has no site route or cookie."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from server.auth import COOKIE
+from server.config import CONFIG
+from server.db.engine import DB
+from server.learning import scormrt
+from server.learning.content import CONTENT, policy
+from tests.server.scorm_helpers import scorm12
+
+
+async def test_the_content_origin_serves_packages_and_the_player_but_nothing_of_the_site(
+        app: web.Application, client: Any, tmp_path: Path, login_as: Any) -> None:
+    data = scorm12()
+    sha = hashlib.sha256(data).hexdigest()
+    path = tmp_path / "goi.zip"
+    path.write_bytes(data)
+    async with app[DB]() as s:
+        pkg = await scormrt.register(s, app[CONFIG], sha, path)
+        await s.commit()
+    assert pkg.version == "1.2"
+    origin = app[CONTENT].origin
+    site = str(client.make_url("/")).rstrip("/")
+    assert origin.startswith("http://127.0.0.1:") and origin != site
+    someone = await login_as()
+    session_cookie = someone.client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE].value
+    async with aiohttp.ClientSession(cookies={COOKIE: session_cookie}) as http:
+        async with http.get(f"{origin}/pkg/{sha}/sco-1/index.html") as r:
+            assert r.status == 200 and r.content_type == "text/html"
+            assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            csp = r.headers["Content-Security-Policy"]
+            assert "connect-src 'self';" in csp and "'unsafe-eval'" in csp and "object-src 'none'" in csp
+            assert "Set-Cookie" not in r.headers
+            assert "LMSInitialize" in await r.text()
+        async with http.get(f"{origin}/player?site={site}") as r:
+            page = await r.text()
+            assert r.status == 200 and '<iframe id="sco"' in page
+            assert "/rt/scorm-again.min.js?v=" in page and "/rt/scorm-player.js?v=" in page
+        async with http.get(f"{origin}/rt/scorm-again.min.js?v=1") as r:
+            assert r.status == 200 and "Scorm2004API" in await r.text()
+            assert "immutable" in r.headers["Cache-Control"]
+        for bad in (f"/pkg/{sha}/%2e%2e/%2e%2e/secrets/session.key", f"/pkg/{sha}/../{sha}/imsmanifest.xml.x",
+                    f"/pkg/{'0' * 64}/imsmanifest.xml", "/rt/app.js", "/api/v1/me", "/", "/study",
+                    "/static/app.js", "/materials/1/play"):
+            async with http.get(origin + bad) as r:
+                assert r.status == 404, bad  # no site route, whatever cookie comes along
+
+
+def test_the_policy_names_the_site_as_the_only_other_framer(make_config: Any) -> None:
+    framed = policy(make_config(**{"server.public_url": "https://taphuan.example.vn/"}))
+    assert framed.endswith("frame-ancestors 'self' https://taphuan.example.vn")
+    assert "connect-src 'self';" in framed and "taphuan.example.vn" not in framed.split("frame-ancestors")[0]
