@@ -12,7 +12,8 @@
   data, the session's reported time kept (the largest seen per session) and summed into the total time.
   1.2's lesson_status becomes passed/failed from the mastery score when the SCO reports a raw score; 2004's
   success status from the scaled passing score and completion from the completion threshold.
-- `package_results` sums a program's package attempts per learner and material for progress and reports.
+- `package_results` sums a program's package attempts per learner and material for progress and reports: the
+  best attempt of each SCO (completed, passed, score), the time of every attempt.
 - Time: `parse_time` reads 1.2 `HHHH:MM:SS.SS` and 2004 ISO 8601 durations; `format_time` writes them.
 """
 
@@ -394,9 +395,10 @@ class PackageResult:
     last_at: dt.datetime | None = None
 
 
-def package_result(scos: Sequence[dict[str, Any]], attempts: dict[str, ScormAttempt]) -> PackageResult:
-    """package_result: completed when every SCO is; passed when none failed and one passed (None: no pass mark);
-    score the mean scaled score in percent of the SCOs that have one; seconds the sum of their total times."""
+def package_result(scos: Sequence[dict[str, Any]], attempts: dict[str, ScormAttempt],
+                   seconds: float | None = None) -> PackageResult:
+    """package_result: completed when every SCO is; passed when every SCO passed (None: no pass mark); score the
+    mean scaled score in percent of the SCOs that have one; seconds the sum of their total times (or `seconds`)."""
     ids = [s["identifier"] for s in scos if s.get("sco", True)]
     got = [attempts[i] for i in ids if i in attempts]
     out = PackageResult()
@@ -408,7 +410,7 @@ def package_result(scos: Sequence[dict[str, Any]], attempts: dict[str, ScormAtte
         out.passed = "failed" not in successes and len(successes) == len(ids) and out.completed
     scaled = [a.score_scaled for a in got if a.score_scaled is not None]
     out.score = round(100 * sum(scaled) / len(scaled)) if scaled else None
-    out.seconds = sum(a.total_seconds for a in got)
+    out.seconds = sum(a.total_seconds for a in got) if seconds is None else seconds
     out.last_at = max(a.updated_at for a in got)
     return out
 
@@ -428,9 +430,17 @@ async def package_results(s: AsyncSession, program_id: int,
                                                        ScormAttempt.material_id.in_(list(pkgs)))
                             .order_by(ScormAttempt.number))).all()
     grouped: dict[tuple[int, int], dict[str, ScormAttempt]] = {}
-    for a in rows:
-        grouped.setdefault((a.user_id, a.material_id), {})[a.sco] = a
-    return {key: package_result(pkgs[key[1]].scos, attempts) for key, attempts in grouped.items()}
+    seconds: dict[tuple[int, int], float] = {}
+    for a in rows:  # the best attempt of each SCO counts ("start over" loses nothing); time counts every attempt
+        best = grouped.setdefault((a.user_id, a.material_id), {})
+        if a.sco not in best or _rank(a) >= _rank(best[a.sco]):
+            best[a.sco] = a
+        seconds[(a.user_id, a.material_id)] = seconds.get((a.user_id, a.material_id), 0.0) + a.total_seconds
+    return {key: package_result(pkgs[key[1]].scos, attempts, seconds[key]) for key, attempts in grouped.items()}
+
+
+def _rank(a: ScormAttempt) -> tuple[bool, bool, float, int]:
+    return (a.completion == "completed", a.success == "passed", a.score_scaled or 0.0, a.number)
 
 
 async def playable_materials(s: AsyncSession, program_id: int) -> set[int]:
@@ -446,7 +456,8 @@ async def touch_progress(s: AsyncSession, attempt: ScormAttempt, pkg: ScormPacka
                                                      StudyProgress.item == f"material:{attempt.material_id}"))
     if row is None:
         return
-    result = package_result(pkg.scos, await attempts_for(s, attempt.user_id, attempt.material_id))
+    result = (await package_results(s, attempt.program_id, [attempt.user_id])).get(
+        (attempt.user_id, attempt.material_id), PackageResult())
     row.completed = result.completed
     row.watched = result.seconds
     row.last_at = utcnow()

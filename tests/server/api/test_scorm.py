@@ -125,6 +125,24 @@ async def test_launch_commit_and_resume_with_summed_session_times(app: web.Appli
     assert row.total_seconds == pytest.approx(240.0) and row.session_seconds == {"1": 90.0, "2": 150.0}
     restart = await _launch(world.learner, m["id"], restart=True)
     assert restart["number"] == 2 and restart["cmi"]["cmi.core.entry"] == "ab-initio"
+    await _commit(world.learner, restart, 1, {"cmi.core.lesson_status": "incomplete",
+                                               "cmi.core.session_time": "00:00:30"})
+
+    # progress: the best attempt counts (starting over loses nothing), the time of every attempt adds up
+    await _package(world, scorm12(scos=1, mastery=90), "bai-2.zip")  # another package, not started
+    rows = await (await world.trainer.get(f"/api/v1/programs/{world.program_id}/progress")).json()
+    me = next(p for p in rows if p["user_id"] == world.learner.user.id)
+    assert (me["packages_completed"], me["packages_passed"], me["packages_total"], me["package_score"],
+            me["package_seconds"], me["materials_total"], me["percent"]) == (1, 1, 2, 85, 270.0, 0, 50)
+    csv = await (await world.trainer.get(f"/study/{world.program_id}/progress?format=csv")).text()
+    assert csv.splitlines()[0].endswith("packages_completed,packages_passed,packages_total,package_score,"
+                                        "package_minutes")
+    assert ",1,1,2,85,4.5" in csv
+    report = await (await world.operator.get(f"/api/v1/reports/progress?program_id={world.program_id}")).json()
+    assert [(g["packages_completed"], g["packages_total"], g["package_score"], g["package_hours"])
+            for g in report] == [(1, 2, 85.0, 0.07)]
+    page = await (await world.trainer.get(f"/study/{world.program_id}/progress")).text()
+    assert "Bài giảng điện tử đã hoàn thành" in page and "1/2 · 85%" in page
 
 
 async def test_scorm_2004_success_from_the_scaled_passing_score_and_iso_times(app: web.Application,

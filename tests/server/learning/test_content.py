@@ -4,6 +4,8 @@ the player with its runtime, under its own policy (no connection to the site), a
 from __future__ import annotations
 
 import hashlib
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.learning import scormrt
 from server.learning.content import CONTENT, policy
+from server.tls import self_signed
 from tests.server.scorm_helpers import scorm12
 
 
@@ -59,3 +62,23 @@ def test_the_policy_names_the_site_as_the_only_other_framer(make_config: Any) ->
     framed = policy(make_config(**{"server.public_url": "https://taphuan.example.vn/"}))
     assert framed.endswith("frame-ancestors 'self' https://taphuan.example.vn")
     assert "connect-src 'self';" in framed and "taphuan.example.vn" not in framed.split("frame-ancestors")[0]
+
+
+def _nginx_t(tmp_path: Path, server: str) -> subprocess.CompletedProcess[str]:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"pid {tmp_path}/nginx.pid;\nevents {{}}\nhttp {{\naccess_log off;\n{server}\n}}\n")
+    return subprocess.run(["nginx", "-t", "-q", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c",
+                           str(conf)], capture_output=True, text=True, timeout=60)
+
+
+def test_the_nginx_block_of_the_docs_passes_nginx_t(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[3] / "docs" / "learning.md").read_text()
+    block = re.search(r"```nginx\n(.*?)```", text, re.S)
+    assert block is not None
+    cert, key = self_signed(tmp_path / "tls", ["hoclieu.example.vn"])
+    server = (block.group(1).replace("/etc/ssl/taphuan/hoclieu.crt", str(cert))
+              .replace("/etc/ssl/taphuan/hoclieu.key", str(key)))
+    assert server != block.group(1) and "proxy_pass http://127.0.0.1:8081;" in server
+    run = _nginx_t(tmp_path, server)
+    assert run.returncode == 0, run.stderr
+    assert _nginx_t(tmp_path, server.replace("expires max;", "expires forever;")).returncode != 0  # it can fail
