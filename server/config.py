@@ -236,7 +236,7 @@ class LearningSection(_Section):
 
     content_origin: str = ""
     content_host: str = ""
-    content_port: int = Field(8081, ge=0, le=65535)
+    content_port: int = Field(0, ge=0, le=65535)
     package_max_bytes: int = Field(1_073_741_824, ge=1024)
     package_max_files: int = Field(20_000, ge=1)
     package_max_ratio: int = Field(200, ge=2)

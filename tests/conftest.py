@@ -55,7 +55,6 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
     def make(**overrides: Any) -> Config:
         base: dict[str, Any] = {"data_dir": str(tmp_path / "data"), "sfu.ice_addresses": ["127.0.0.1"]}
         base["recorder.auto_start"] = False  # tests that want automatic recording turn it on
-        base["learning.content_port"] = 0  # the SCORM content origin on any free port (tests run side by side)
         base.update({k.replace("__", "."): v for k, v in overrides.items()})
         return load_config(None, env={}, overrides=base)
 

@@ -149,7 +149,7 @@ async def package_info(request: web.Request) -> web.Response:
 def launch_out(request: web.Request, attempt: ScormAttempt, pkg: ScormPackage, sco: dict[str, Any],
                user: User) -> LaunchOut:
     """launch_out: the LaunchOut of an opened attempt (token signed with the server's session key)."""
-    origin = request.app[CONTENT].origin
+    origin = request.app[CONTENT].for_request(request)
     token = scormrt.sign_token(request.app[SECRETS].session_key, attempt.id, attempt.sessions)
     return LaunchOut(attempt_id=attempt.id, number=attempt.number, session=attempt.sessions, token=token,
                      version=attempt.version, sco=sco["identifier"], title=sco["title"],

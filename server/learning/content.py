@@ -2,8 +2,9 @@
 
 Packages run their own scripts; they must not reach the learner's session or the site's API. So they are
 served by a separate application on its own origin (`learning.content_origin`; the embedded server listens
-for it on `learning.content_host`:`learning.content_port`, started by `content_ctx` with the site), which
-has no session, no database and no site route:
+for it on `learning.content_host`:`learning.content_port`, started by `content_ctx` with the site, over HTTPS
+when the site is; without a configured origin, browsers reach it at the site's host name and the content port),
+which has no session, no database and no site route:
 
 - `GET /pkg/<sha256>/<path>`: a file of an extracted package (<data_dir>/packages/<sha256>/), at an immutable
   URL (`Cache-Control: public, max-age=31536000, immutable`): the hash names the content.
@@ -23,6 +24,7 @@ development) is never read.
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from aiohttp import web
 from server.config import CONFIG, Config
 from server.learning.scorm import packages_root
 from server.storage import StartupError
+from server.tls import ssl_context
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 RUNTIME_FILES = {"scorm-again.min.js": STATIC / "vendor" / "scorm-again.min.js",
@@ -50,10 +53,23 @@ TYPES = {".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8"
 
 @dataclass
 class ContentOrigin:
-    """ContentOrigin: the running content origin: the address browsers use and the port it listens on."""
+    """ContentOrigin: the running content origin: the configured address browsers use ("" when not configured),
+    the port it listens on and its scheme."""
 
     origin: str
     port: int
+    scheme: str = "http"
+
+    def for_request(self, request: web.Request) -> str:
+        """ContentOrigin.for_request: the configured origin, else the site's host name (as this browser reached
+        it) with the content port."""
+        if self.origin:
+            return self.origin
+        host = request.host
+        name = host[:host.index("]") + 1] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+        if not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", name or ""):
+            name = "127.0.0.1"
+        return f"{self.scheme}://{name}:{self.port}"
 
 
 CONTENT: web.AppKey[ContentOrigin] = web.AppKey("content_origin", ContentOrigin)
@@ -146,7 +162,8 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = web.AppRunner(create_content_app(config), access_log=None, handle_signals=False)
     await runner.setup()
     reuse = hasattr(socket, "SO_REUSEPORT") and config.learning.content_port != 0
-    site = web.TCPSite(runner, host, config.learning.content_port, reuse_port=reuse or None)
+    ctx = ssl_context(config)  # a site served over HTTPS frames its packages over HTTPS too (no mixed content)
+    site = web.TCPSite(runner, host, config.learning.content_port, reuse_port=reuse or None, ssl_context=ctx)
     try:
         await site.start()
     except OSError as exc:
@@ -158,7 +175,6 @@ async def content_ctx(app: web.Application) -> AsyncIterator[None]:
         if isinstance(address, tuple) and len(address) >= 2:
             port = int(address[1])
             break
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    app[CONTENT] = ContentOrigin(origin=config.learning.content_origin or f"http://{shown}:{port}", port=port)
+    app[CONTENT] = ContentOrigin(origin=config.learning.content_origin, port=port, scheme="https" if ctx else "http")
     yield
     await runner.cleanup()

@@ -58,7 +58,7 @@ async def play_page(request: web.Request) -> web.StreamResponse:
         current = first_open(items, attempts)
     index = next(i for i, x in enumerate(items) if x["identifier"] == current["identifier"])
     result = scormrt.package_result(items, attempts)
-    origin = request.app[CONTENT].origin
+    origin = request.app[CONTENT].for_request(request)
     context = {"program": program, "access": access, "tab": "materials", "is_operator": ident.role == Role.OPERATOR,
                "m": material, "pkg": pkg, "items": items, "attempts": attempts, "current": current,
                "previous": items[index - 1] if index > 0 else None,

@@ -11,12 +11,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from server.auth import COOKIE
 from server.config import CONFIG
 from server.db.engine import DB
 from server.learning import scormrt
-from server.learning.content import CONTENT, policy
+from server.learning.content import CONTENT, ContentOrigin, policy
 from server.tls import self_signed
 from tests.server.scorm_helpers import scorm12
 
@@ -31,8 +32,9 @@ async def test_the_content_origin_serves_packages_and_the_player_but_nothing_of_
         pkg = await scormrt.register(s, app[CONFIG], sha, path)
         await s.commit()
     assert pkg.version == "1.2"
-    origin = app[CONTENT].origin
     site = str(client.make_url("/")).rstrip("/")
+    origin = f"http://127.0.0.1:{app[CONTENT].port}"
+    assert app[CONTENT].origin == ""  # not configured: the site's host name with the content port
     assert origin.startswith("http://127.0.0.1:") and origin != site
     someone = await login_as()
     session_cookie = someone.client.session.cookie_jar.filter_cookies(client.make_url("/"))[COOKIE].value
@@ -82,3 +84,13 @@ def test_the_nginx_block_of_the_docs_passes_nginx_t(tmp_path: Path) -> None:
     run = _nginx_t(tmp_path, server)
     assert run.returncode == 0, run.stderr
     assert _nginx_t(tmp_path, server.replace("expires max;", "expires forever;")).returncode != 0  # it can fail
+
+
+def test_without_a_configured_origin_browsers_use_the_site_host_name_and_the_content_port() -> None:
+    running = ContentOrigin(origin="", port=41234)
+    for host, expected in (("taphuan.local:8080", "http://taphuan.local:41234"), ("[::1]:8080", "http://[::1]:41234"),
+                           ("10.0.0.5", "http://10.0.0.5:41234"), ("bad host<>", "http://127.0.0.1:41234")):
+        assert running.for_request(make_mocked_request("GET", "/", headers={"Host": host})) == expected
+    configured = ContentOrigin(origin="https://hoclieu.example.vn", port=8081, scheme="https")
+    assert configured.for_request(make_mocked_request("GET", "/", headers={"Host": "x:1"})) == \
+        "https://hoclieu.example.vn"
