@@ -402,12 +402,12 @@ async def progress_page(request: web.Request) -> web.StreamResponse:
     if request.query.get("format") == "csv":
         table = exports.Table("progress", "", [
             "username", "display_name", "videos_watched", "videos_total", "materials_opened", "materials_total",
-            "quizzes_passed", "quizzes_total", "average_score", "percent", "packages_completed", "packages_passed",
-            "packages_total", "package_score", "package_minutes"])
+            "packages_completed", "packages_passed", "packages_total", "package_score", "package_minutes",
+            "quizzes_passed", "quizzes_total", "average_score", "percent"])
         table.rows = [[p.username, p.display_name, p.videos_watched, p.videos_total, p.materials_opened,
-                       p.materials_total, p.quizzes_passed, p.quizzes_total, p.average_score, p.percent,
-                       p.packages_completed, p.packages_passed, p.packages_total, p.package_score,
-                       round(p.package_seconds / 60, 1)]
+                       p.materials_total, p.packages_completed, p.packages_passed, p.packages_total, p.package_score,
+                       round(p.package_seconds / 60, 1), p.quizzes_passed, p.quizzes_total, p.average_score,
+                       p.percent]
                       for p in rows]
         return web.Response(body=exports.to_csv([table]), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="progress-{program.id}.csv"'})

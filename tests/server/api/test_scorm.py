@@ -135,9 +135,9 @@ async def test_launch_commit_and_resume_with_summed_session_times(app: web.Appli
     assert (me["packages_completed"], me["packages_passed"], me["packages_total"], me["package_score"],
             me["package_seconds"], me["materials_total"], me["percent"]) == (1, 1, 2, 85, 270.0, 0, 50)
     csv = await (await world.trainer.get(f"/study/{world.program_id}/progress?format=csv")).text()
-    assert csv.splitlines()[0].endswith("packages_completed,packages_passed,packages_total,package_score,"
-                                        "package_minutes")
-    assert ",1,1,2,85,4.5" in csv
+    assert "materials_total,packages_completed,packages_passed,packages_total,package_score,package_minutes," \
+        "quizzes_passed" in csv.splitlines()[0]
+    assert ",0,1,1,2,85,4.5,0,0,,50" in csv
     report = await (await world.operator.get(f"/api/v1/reports/progress?program_id={world.program_id}")).json()
     assert [(g["packages_completed"], g["packages_total"], g["package_score"], g["package_hours"])
             for g in report] == [(1, 2, 85.0, 0.07)]
