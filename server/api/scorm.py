@@ -168,6 +168,7 @@ async def launch(request: web.Request) -> web.Response:
     uid = _user_id(ident)
     async with request.app[DB]() as s:
         material, pkg, access = await _package(s, ident, int_param(request, "id"))
+        pkg = await scormrt.ensure(s, request.app[CONFIG], material)
         if pkg is None or not scormrt.playable(pkg):
             raise ApiError(422, "not-scorm", "Gói này không phải SCORM: chỉ tải xuống được. / "
                            "This package is not SCORM: it can only be downloaded.",

@@ -1,5 +1,7 @@
 """server.learning.scormrt: SCORM packages in the database and the runtime data of learners' attempts.
 
+- `ensure(s, config, material)` does the same, lazily, for a package material uploaded before SCORM support or
+  whose extracted directory is missing (after a restore).
 - `register(s, config, sha256, path)` inspects an uploaded ZIP once per content hash (server.learning.scorm),
   extracts a SCORM package to <data_dir>/packages/<sha256>/ and keeps a `ScormPackage` row (or the reason it
   is not SCORM); a broken or unsafe package raises `BadPackage` (the upload is refused).
@@ -37,6 +39,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server import files
 from server.config import Config
 from server.db.models import Material, ScormAttempt, ScormPackage, StudyProgress, User, utcnow
 from server.errors import ApiError
@@ -118,6 +121,28 @@ async def register_upload(s: AsyncSession, config: Config, sha256: str, path: Pa
             await asyncio.to_thread(path.unlink, missing_ok=True)
         raise ApiError(422, "bad-package", f"Gói SCORM bị từ chối: {exc.vi}. / The SCORM package was refused: "
                        f"{exc.en}.", reason_vi=exc.vi, reason_en=exc.en) from None
+
+
+async def ensure(s: AsyncSession, config: Config, material: Material) -> ScormPackage | None:
+    """ensure: the ScormPackage of a package material, inspecting one uploaded before SCORM support and extracting
+    again one whose directory is missing (`taphuan backup` leaves <data_dir>/packages out: it comes from the upload).
+    A package found unsafe now is kept as a download with the reason. The caller commits."""
+    row = await s.get(ScormPackage, material.sha256)
+    if row is not None and (row.version is None or scorm.package_dir(scorm.packages_root(config.data_path),
+                                                                     material.sha256).is_dir()):
+        return row
+    path = files.path_of(files.uploads_root(config), material.sha256)
+    if not path.is_file():
+        return row
+    try:
+        return await register(s, config, material.sha256, path)
+    except scorm.BadPackage as exc:
+        row = row or ScormPackage(sha256=material.sha256)
+        row.version, row.title, row.scos = None, "", []
+        row.reason = f"Gói SCORM bị từ chối: {exc.vi}. / The SCORM package was refused: {exc.en}."
+        row.files, row.size, row.created_at = 0, 0, utcnow()
+        s.add(row)
+        return row
 
 
 async def package_of(s: AsyncSession, material: Material) -> ScormPackage | None:

@@ -147,7 +147,10 @@ async def material_page(request: web.Request) -> dict[str, Any]:
             row = await selfstudy.record_open(s, ident.user_id, program.id, f"material:{material.id}")
             await s.commit()
         meeting = await meeting_by_id(s, material.meeting_id)
-        package = await scormrt.package_of(s, material) if material.kind == MaterialKind.PACKAGE else None
+        package = None
+        if material.kind == MaterialKind.PACKAGE:
+            package = await scormrt.ensure(s, request.app[CONFIG], material)
+            await s.commit()
     return _hub(program, access, "materials", ident, m=material, meeting=meeting,
                 position=row.position if row else 0.0, inline=materials_svc.is_inline(material.mime),
                 notice="", package=package)

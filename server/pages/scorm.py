@@ -17,6 +17,7 @@ from aiohttp import web
 
 from server import csp
 from server.auth import require
+from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Role, ScormAttempt
 from server.learning import materials as materials_svc
@@ -46,7 +47,8 @@ async def play_page(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as s:
         material = await materials_svc.get(s, int_param(request, "id"))
         program, access = await enrolment.program_for(s, ident, material.program_id)
-        pkg = await scormrt.package_of(s, material)
+        pkg = await scormrt.ensure(s, request.app[CONFIG], material)
+        await s.commit()
         if pkg is None or not scormrt.playable(pkg):
             raise web.HTTPSeeOther(f"/materials/{material.id}")
         attempts = await scormrt.attempts_for(s, ident.user_id, material.id) if ident.user_id else {}

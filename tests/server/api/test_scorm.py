@@ -4,6 +4,7 @@ session times summed, tokens scoped to one attempt, data-model limits and the co
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 
 from server.config import CONFIG, Config
 from server.db.engine import DB
-from server.db.models import Material, ScormAttempt
+from server.db.models import Material, ScormAttempt, ScormPackage
 from server.learning import scorm
 from tests.server.learning_helpers import World, make_world, stored_files, upload
 from tests.server.scorm_helpers import build_zip, scorm12, scorm2004, symlink_package
@@ -65,6 +66,16 @@ async def test_a_scorm_upload_is_recognised_and_extracted_by_hash(app: web.Appli
                                                                             ("ITEM-2", "not attempted")]
     page = await (await world.learner.get(f"/materials/{m['id']}")).text()
     assert f'href="/materials/{m["id"]}/play"' in page
+    # after a restore (backups leave packages/ out) and for a ZIP uploaded before SCORM support: found again
+    shutil.rmtree(root / m["sha256"])
+    async with app[DB]() as s:
+        await s.delete(await s.get(ScormPackage, m["sha256"]))
+        await s.commit()
+    page = await (await world.learner.get(f"/materials/{m['id']}")).text()
+    assert f'href="/materials/{m["id"]}/play"' in page and (root / m["sha256"] / "imsmanifest.xml").is_file()
+    shutil.rmtree(root / m["sha256"])
+    await _launch(world.learner, m["id"])
+    assert (root / m["sha256"] / "sco-1" / "index.html").is_file()
 
 
 async def test_a_zip_that_is_not_scorm_stays_a_download_with_the_reason(world: World) -> None:
