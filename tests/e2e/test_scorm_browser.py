@@ -126,7 +126,7 @@ async def test_a_scorm_12_lecture_saves_resumes_and_survives_a_cut_link(
         assert (row.score_raw, row.score_min, row.score_max, row.success, row.completion) == \
             (85.0, 0.0, 100.0, "passed", "completed")
         assert row.total_seconds == pytest.approx(150.0) and row.location == "trang-2"
-        await expect(page.locator("[data-scorm]")).to_have_attribute("data-state", "saved")
+        await expect(page.locator("[data-scorm]")).to_have_attribute("data-state", "finished")
     finally:
         await ctx.close()
 
@@ -160,7 +160,8 @@ async def test_a_scorm_2004_package_plays_lesson_by_lesson_and_its_scripts_canno
             assert (row.success, row.score_scaled, row.score_raw, row.location, row.suspend_data) == \
                 ("passed", 0.9, 9.0, "cuoi-bai", f"phan={n}")
             assert row.total_seconds == pytest.approx(90.0) and row.version == "2004"
-            await expect(page.locator("[data-scorm]")).to_have_attribute("data-state", "saved")
+            await expect(page.locator("[data-scorm-status]")).to_have_text(
+                "Bài học đã kết thúc, kết quả đã được lưu. Hãy học tiếp bài tiếp theo.")
             await page.click("a:has-text('Bài tiếp theo')")
 
         # the last lesson's script tries the site's cookie, API and page

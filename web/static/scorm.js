@@ -5,6 +5,7 @@
  * "taphuan-scorm-ready" (answered with the launch) and "taphuan-scorm-commit" messages; a commit is checked
  * (origin, frame, attempt, token) and queued in localStorage, newest per attempt (a commit carries the
  * whole data model), then sent to POST /api/v1/scorm/attempts/<id>/commit with the session and CSRF token.
+ * When the lesson's last commit (Terminate / LMSFinish) is saved, the page says so and the next lesson is a click away.
  * Failures are retried with backoff (1 s doubling to 30 s; a 429's Retry-After), on "online", and at the next
  * visit; only answers that can never succeed (invalid data, a foreign attempt) drop a commit.
  */
@@ -24,6 +25,7 @@
   var backoff = 1000;
   var timer = null;
   var sending = false;
+  var finished = false;
 
   function say(name) {
     if (statusEl) statusEl.textContent = root.dataset["msg" + name] || "";
@@ -77,7 +79,7 @@
     var queue = load();
     var keys = Object.keys(queue);
     if (!keys.length) {
-      if (launchData) say("Saved");
+      if (launchData) say(finished ? "Finished" : "Saved");
       return Promise.resolve();
     }
     sending = true;
@@ -87,6 +89,7 @@
       if (result.done) {
         var now = load();
         if (now[keys[0]] && !newer(now[keys[0]], commit)) { delete now[keys[0]]; save(now); }
+        if (commit.terminate && launchData && commit.attempt === launchData.attempt_id) finished = true;
         backoff = 1000;
         if (result.failed) say("Error");
         return flush();

@@ -154,6 +154,9 @@ async def test_launch_commit_and_resume_with_summed_session_times(app: web.Appli
             for g in report] == [(1, 2, 85.0, 0.07)]
     page = await (await world.trainer.get(f"/study/{world.program_id}/progress")).text()
     assert "Bài giảng điện tử đã hoàn thành" in page and "1/2 · 85%" in page
+    monthly = await (await world.operator.get("/api/v1/reports/monthly")).json()
+    assert monthly["items_completed"] == 1 and monthly["active_learners"] == 1
+    assert [(g["packages_completed"], g["packages_passed"]) for g in monthly["progress"]] == [(1, 1)]
 
 
 async def test_scorm_2004_success_from_the_scaled_passing_score_and_iso_times(app: web.Application,
