@@ -145,6 +145,14 @@ async def ensure(s: AsyncSession, config: Config, material: Material) -> ScormPa
         return row
 
 
+async def packages_by_hash(s: AsyncSession, hashes: Sequence[str]) -> dict[str, ScormPackage]:
+    """packages_by_hash: the ScormPackage rows of these content hashes."""
+    if not hashes:
+        return {}
+    rows = await s.scalars(select(ScormPackage).where(ScormPackage.sha256.in_(list(set(hashes)))))
+    return {p.sha256: p for p in rows.all()}
+
+
 async def package_of(s: AsyncSession, material: Material) -> ScormPackage | None:
     """package_of: the ScormPackage row of a package material (None: not inspected, e.g. uploaded before)."""
     return await s.get(ScormPackage, material.sha256)

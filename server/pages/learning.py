@@ -129,8 +129,9 @@ async def materials_page(request: web.Request) -> dict[str, Any]:
         ident, program, access = await _program(s, request, int_param(request, "id"))
         materials = await materials_svc.list_for(s, program.id)
         meetings = await forum.program_meetings(s, program.id, ident)
+        packages = await scormrt.packages_by_hash(s, [m.sha256 for m in materials if m.kind == MaterialKind.PACKAGE])
     limit = request.app[CONFIG].limits.max_upload_bytes
-    return _hub(program, access, "materials", ident, materials=materials, meetings=meetings,
+    return _hub(program, access, "materials", ident, materials=materials, meetings=meetings, packages=packages,
                 meeting_titles={m.id: m.title for m in meetings}, limit=limit,
                 limit_text=materials_svc.mb(limit), notice=notice(request))
 

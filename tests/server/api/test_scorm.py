@@ -83,6 +83,7 @@ async def test_a_zip_that_is_not_scorm_stays_a_download_with_the_reason(world: W
     assert m["package_version"] is None and "imsmanifest.xml" in m["package_reason"]
     page = await (await world.learner.get(f"/materials/{m['id']}")).text()
     assert "data-package-reason" in page and "Không có imsmanifest.xml" in page and "/play" not in page
+    assert "No imsmanifest.xml" not in page  # the reader's half of the reason
     r = await world.learner.post(f"/api/v1/materials/{m['id']}/scorm/launch", json={})
     assert r.status == 422 and (await r.json())["error"]["code"] == "not-scorm"
 

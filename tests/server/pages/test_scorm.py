@@ -41,3 +41,6 @@ async def test_the_play_page(app: web.Application, login_as: Any, make_classroom
     plain = await (await upload(world.trainer, world.program_id, build_zip({"a.txt": "a"}), filename="a.zip")).json()
     r = await world.learner.get(f"/materials/{plain['id']}/play", allow_redirects=False)
     assert r.status == 303 and r.headers["Location"] == f"/materials/{plain['id']}"
+    listing = await (await world.trainer.get(f"/study/{world.program_id}/materials")).text()
+    assert "SCORM 2004" in listing and f'href="/materials/{m["id"]}/play"' in listing
+    assert "Chỉ tải xuống" in listing and "Không có imsmanifest.xml" in listing
