@@ -263,6 +263,8 @@ def initial_cmi(attempt: ScormAttempt, sco: dict[str, Any], user: User) -> dict[
         out["cmi.scaled_passing_score"] = f"{sco['scaled_passing_score']:g}"
     if sco.get("completion_threshold") is not None:
         out["cmi.completion_threshold"] = f"{sco['completion_threshold']:g}"
+        # with a threshold the runtime reports completion from the progress measure: hand the last one back
+        out["cmi.progress_measure"] = (attempt.cmi or {}).get("cmi.progress_measure", "")
     return {k: v for k, v in out.items() if v != "" or k in ("cmi.entry",)}
 
 

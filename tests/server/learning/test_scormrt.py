@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.db.models import ScormAttempt, utcnow
+from server.db.models import ScormAttempt, User, utcnow
 from server.learning import scormrt
 from server.learning.scormrt import format_time, parse_time
 
@@ -120,3 +120,20 @@ def test_a_package_result_over_its_scos() -> None:
     result = scormrt.package_result(scos, {"A": a, "B": b})
     assert (result.completed, result.passed, result.score) == (True, True, 80)
     assert scormrt.package_result(scos, {}).completed is False
+
+
+def test_a_2004_resume_hands_back_what_the_runtime_needs() -> None:
+    a = attempt("2004")
+    a.sessions, a.number = 1, 1
+    sco = {"identifier": "I", "scaled_passing_score": 0.8, "completion_threshold": 0.75, "launch_data": "mode=a"}
+    scormrt.commit(a, sco, 1, 1, {"cmi.progress_measure": "0.9", "cmi.score.scaled": "0.85", "cmi.exit": "suspend",
+                                  "cmi.location": "s4", "cmi.suspend_data": "d", "cmi.session_time": "PT10S"})
+    a.sessions = 2
+    user = User(username="hv.an", display_name="An")
+    cmi = scormrt.initial_cmi(a, sco, user)
+    assert {k: cmi.get(k) for k in ("cmi.entry", "cmi.location", "cmi.suspend_data", "cmi.total_time",
+                                    "cmi.progress_measure", "cmi.completion_status", "cmi.success_status",
+                                    "cmi.score.scaled", "cmi.scaled_passing_score", "cmi.launch_data")} == {
+        "cmi.entry": "resume", "cmi.location": "s4", "cmi.suspend_data": "d", "cmi.total_time": "PT0H0M10S",
+        "cmi.progress_measure": "0.9", "cmi.completion_status": "completed", "cmi.success_status": "passed",
+        "cmi.score.scaled": "0.85", "cmi.scaled_passing_score": "0.8", "cmi.launch_data": "mode=a"}
