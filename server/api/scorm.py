@@ -204,7 +204,7 @@ async def commit(request: web.Request) -> web.Response:
         raise ApiError(429, "too-many-commits", "Lưu quá nhiều lần, sẽ thử lại sau. / Too many commits; retry later.",
                        retry_after=math.ceil(wait))
     async with request.app[DB]() as s:
-        attempt = await s.get(ScormAttempt, attempt_id)
+        attempt = await s.get(ScormAttempt, attempt_id, with_for_update=True)  # two tabs: one commit at a time
         if attempt is None or attempt.user_id != uid:
             raise ApiError(404, "not-found", "Không tìm thấy. / Not found.")
         if data.session > attempt.sessions:

@@ -199,9 +199,10 @@ def find_sco(pkg: ScormPackage, identifier: str) -> dict[str, Any]:
 
 
 async def latest_attempt(s: AsyncSession, user_id: int, material_id: int, sco: str) -> ScormAttempt | None:
-    """latest_attempt: a learner's newest attempt at one SCO of a package material."""
+    """latest_attempt: a learner's newest attempt at one SCO of a package material (locked: a launch changes it)."""
     q = (select(ScormAttempt).where(ScormAttempt.user_id == user_id, ScormAttempt.material_id == material_id,
-                                    ScormAttempt.sco == sco).order_by(ScormAttempt.number.desc()).limit(1))
+                                    ScormAttempt.sco == sco).order_by(ScormAttempt.number.desc()).limit(1)
+         .with_for_update())
     return (await s.scalars(q)).first()
 
 
