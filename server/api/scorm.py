@@ -8,6 +8,7 @@ nothing else; at most `learning.commits_per_minute` per attempt (429 with Retry-
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
@@ -52,6 +53,26 @@ class PackageOut(BaseModel):
     passed: bool | None
     score: int | None
     seconds: float
+
+
+class AttemptOut(BaseModel):
+    """AttemptOut: one learner's attempt at one SCO, as last committed (times in seconds)."""
+
+    user_id: int
+    username: str
+    display_name: str
+    sco: str
+    number: int
+    completion: str
+    success: str
+    lesson_status: str
+    score_raw: float | None
+    score_min: float | None
+    score_max: float | None
+    score_scaled: float | None
+    total_seconds: float
+    sessions: int
+    updated_at: dt.datetime
 
 
 class LaunchIn(BaseModel):
@@ -144,6 +165,26 @@ async def package_info(request: web.Request) -> web.Response:
                                     title=pkg.title if pkg else "", reason=reason, scos=out,
                                     completed=result.completed, passed=result.passed, score=result.score,
                                     seconds=result.seconds))
+
+
+@endpoint("GET", "/api/v1/materials/{id}/scorm/attempts", name="api-material-scorm-attempts",
+          summary="Every learner's attempts at a SCORM package (trainers of the program, operators)",
+          response=AttemptOut, response_list=True, tag="scorm", errors=(422,))
+async def package_attempts(request: web.Request) -> web.Response:
+    """package_attempts: the results of a package material per learner, SCO and attempt."""
+    ident = require(request)
+    tz = request.app[CONFIG].tz
+    async with request.app[DB]() as s:
+        material, _, _ = await _package(s, ident, int_param(request, "id"))
+        await enrolment.require_access(s, ident, material.program_id, manage=True)
+        rows = await scormrt.material_attempts(s, material.id)
+    return json_response([AttemptOut(user_id=u.id, username=u.username, display_name=u.display_name, sco=a.sco,
+                                     number=a.number, completion=a.completion, success=a.success,
+                                     lesson_status=a.lesson_status, score_raw=_number(a.score_raw),
+                                     score_min=_number(a.score_min), score_max=_number(a.score_max),
+                                     score_scaled=_number(a.score_scaled), total_seconds=a.total_seconds,
+                                     sessions=a.sessions, updated_at=a.updated_at.astimezone(tz))
+                          for a, u in rows])
 
 
 def launch_out(request: web.Request, attempt: ScormAttempt, pkg: ScormPackage, sco: dict[str, Any],

@@ -479,6 +479,14 @@ def _rank(a: ScormAttempt) -> tuple[bool, bool, float, int]:
     return (a.completion == "completed", a.success == "passed", a.score_scaled or 0.0, a.number)
 
 
+async def material_attempts(s: AsyncSession, material_id: int) -> list[tuple[ScormAttempt, User]]:
+    """material_attempts: every attempt at a package material with its learner, by learner name, SCO and number."""
+    q = (select(ScormAttempt, User).join(User, User.id == ScormAttempt.user_id)
+         .where(ScormAttempt.material_id == material_id)
+         .order_by(User.display_name, User.id, ScormAttempt.sco, ScormAttempt.number))
+    return [(a, u) for a, u in (await s.execute(q)).all()]
+
+
 async def playable_materials(s: AsyncSession, program_id: int) -> set[int]:
     """playable_materials: the ids of a program's materials that are SCORM packages."""
     q = (select(Material.id).join(ScormPackage, ScormPackage.sha256 == Material.sha256)

@@ -148,13 +148,15 @@ async def material_page(request: web.Request) -> dict[str, Any]:
             row = await selfstudy.record_open(s, ident.user_id, program.id, f"material:{material.id}")
             await s.commit()
         meeting = await meeting_by_id(s, material.meeting_id)
-        package = None
+        package, results = None, []
         if material.kind == MaterialKind.PACKAGE:
             package = await scormrt.ensure(s, request.app[CONFIG], material)
             await s.commit()
+            if access.manage and scormrt.playable(package):
+                results = await scormrt.material_attempts(s, material.id)
     return _hub(program, access, "materials", ident, m=material, meeting=meeting,
                 position=row.position if row else 0.0, inline=materials_svc.is_inline(material.mime),
-                notice="", package=package)
+                notice="", package=package, results=results)
 
 
 async def material_delete(request: web.Request) -> web.StreamResponse:

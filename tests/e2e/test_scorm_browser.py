@@ -1,7 +1,8 @@
 """Real Chromium plays SCORM packages the tests build: the package's own script finds the runtime through
 window.parent and sets values, the server holds them; a reload (and another PC) resumes; a link cut for 30 s
 during a commit loses nothing; a 2004 package's lessons in turn; a package script cannot read the site's cookie,
-reach its API or its page. Screenshots: scorm-play-12, scorm-play-2004-menu."""
+reach its API or its page; the unit sees each learner's results. Screenshots: scorm-play-12, scorm-play-2004-menu,
+scorm-results."""
 
 from __future__ import annotations
 
@@ -177,3 +178,15 @@ async def test_a_scorm_2004_package_plays_lesson_by_lesson_and_its_scripts_canno
         CSP_VIOLATIONS[:] = [v for v in CSP_VIOLATIONS if v not in blocked]
     finally:
         await ctx.close()
+
+    operator = await make_user(Role.OPERATOR, username="qt.hoa", display_name="Quản trị Hoà")
+    octx = await new_context(browser, live_server.url, user=operator, app=live_server.app)
+    try:  # the unit sees each learner's results of the package
+        page = await octx.new_page()
+        await page.goto(f"/materials/{mid}")
+        rows = page.locator("[data-scorm-results] tbody tr")
+        await expect(rows).to_have_count(3)
+        assert "Phần 2" in (await rows.nth(1).text_content() or "")
+        await page.screenshot(path=str(ARTIFACTS / "scorm-results.png"), full_page=True)
+    finally:
+        await octx.close()

@@ -155,6 +155,13 @@ async def test_launch_commit_and_resume_with_summed_session_times(app: web.Appli
             for g in report] == [(1, 2, 85.0, 0.07)]
     page = await (await world.trainer.get(f"/study/{world.program_id}/progress")).text()
     assert "Bài giảng điện tử đã hoàn thành" in page and "1/2 · 85%" in page
+    attempts = await (await world.trainer.get(f"/api/v1/materials/{m['id']}/scorm/attempts")).json()
+    assert [(a["username"], a["sco"], a["number"], a["completion"], a["success"], a["score_raw"], a["sessions"])
+            for a in attempts] == [(world.learner.user.username, "ITEM-1", 1, "completed", "passed", 85.0, 2),
+                                   (world.learner.user.username, "ITEM-1", 2, "incomplete", "unknown", None, 1)]
+    assert (await world.learner.get(f"/api/v1/materials/{m['id']}/scorm/attempts")).status == 403
+    page = await (await world.trainer.get(f"/materials/{m['id']}")).text()
+    assert "Kết quả của học viên" in page and "85%" in page and "Chưa đạt" not in page
     monthly = await (await world.operator.get("/api/v1/reports/monthly")).json()
     assert monthly["items_completed"] == 1 and monthly["active_learners"] == 1
     assert [(g["packages_completed"], g["packages_passed"]) for g in monthly["progress"]] == [(1, 1)]
