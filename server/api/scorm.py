@@ -55,8 +55,8 @@ class PackageOut(BaseModel):
     seconds: float
 
 
-class AttemptOut(BaseModel):
-    """AttemptOut: one learner's attempt at one SCO, as last committed (times in seconds)."""
+class ScormAttemptOut(BaseModel):
+    """ScormAttemptOut: one learner's attempt at one SCO, as last committed (times in seconds)."""
 
     user_id: int
     username: str
@@ -169,7 +169,7 @@ async def package_info(request: web.Request) -> web.Response:
 
 @endpoint("GET", "/api/v1/materials/{id}/scorm/attempts", name="api-material-scorm-attempts",
           summary="Every learner's attempts at a SCORM package (trainers of the program, operators)",
-          response=AttemptOut, response_list=True, tag="scorm", errors=(422,))
+          response=ScormAttemptOut, response_list=True, tag="scorm", errors=(422,))
 async def package_attempts(request: web.Request) -> web.Response:
     """package_attempts: the results of a package material per learner, SCO and attempt."""
     ident = require(request)
@@ -178,7 +178,7 @@ async def package_attempts(request: web.Request) -> web.Response:
         material, _, _ = await _package(s, ident, int_param(request, "id"))
         await enrolment.require_access(s, ident, material.program_id, manage=True)
         rows = await scormrt.material_attempts(s, material.id)
-    return json_response([AttemptOut(user_id=u.id, username=u.username, display_name=u.display_name, sco=a.sco,
+    return json_response([ScormAttemptOut(user_id=u.id, username=u.username, display_name=u.display_name, sco=a.sco,
                                      number=a.number, completion=a.completion, success=a.success,
                                      lesson_status=a.lesson_status, score_raw=_number(a.score_raw),
                                      score_min=_number(a.score_min), score_max=_number(a.score_max),
