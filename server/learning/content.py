@@ -23,6 +23,7 @@ development) is never read.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import socket
@@ -34,7 +35,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from server.config import CONFIG, Config
-from server.learning.scorm import packages_root
+from server.learning.scorm import packages_root, remove_stale_temps
 from server.storage import StartupError
 from server.tls import ssl_context
 
@@ -158,6 +159,7 @@ def _listen_host(config: Config) -> str:
 async def content_ctx(app: web.Application) -> AsyncIterator[None]:
     """content_ctx: start the content origin's listener beside the site (stopped with it)."""
     config = app[CONFIG]
+    await asyncio.to_thread(remove_stale_temps, packages_root(config.data_path))
     host = _listen_host(config)
     runner = web.AppRunner(create_content_app(config), access_log=None, handle_signals=False)
     await runner.setup()

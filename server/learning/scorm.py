@@ -15,6 +15,7 @@
   counted too (a header that lies stops the extraction).
 - `extract(zip_path, root, sha256, limits)` unpacks into a temporary directory beside the target and renames
   it to `root/<sha256>` when complete: a failure leaves nothing half-written; an existing target is kept.
+  `remove_stale_temps` clears what a process killed during an extraction left (at start-up).
 - The manifest is parsed with the standard library's parser, hardened: a document type declaration
   (entities, external references) is refused before parsing, and the manifest is at most 4 MB.
 """
@@ -26,6 +27,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -351,6 +353,20 @@ def extract(path: Path, root: Path, sha256: str, limits: LearningSection) -> Pat
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def remove_stale_temps(root: Path, older_than: float = 3600.0) -> int:
+    """remove_stale_temps: delete extraction directories left by a process that died (untouched for `older_than`
+    seconds: another process may be extracting right now); how many were removed."""
+    if not root.is_dir():
+        return 0
+    removed = 0
+    limit = time.time() - older_than
+    for tmp in root.glob(".tmp-*"):
+        if tmp.is_dir() and tmp.stat().st_mtime < limit:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def packages_root(data_path: Path) -> Path:

@@ -4,8 +4,10 @@ nothing."""
 
 from __future__ import annotations
 
+import os
 import stat
 import struct
+import time
 import zipfile
 from pathlib import Path
 
@@ -146,3 +148,15 @@ def test_extraction_is_all_or_nothing_and_checks_actual_sizes(tmp_path: Path) ->
     with pytest.raises(scorm.BadPackage):
         scorm.extract(tmp_path / "lying.zip", root, "b" * 64, LIMITS)
     assert sorted(p.name for p in root.iterdir()) == ["a" * 64]
+
+
+def test_stale_extraction_directories_are_removed(tmp_path: Path) -> None:
+    root = tmp_path / "packages"
+    (root / ".tmp-old" / "sco").mkdir(parents=True)
+    (root / ".tmp-new").mkdir()
+    (root / ("c" * 64)).mkdir()
+    old = time.time() - 7200
+    os.utime(root / ".tmp-old", (old, old))
+    assert scorm.remove_stale_temps(root) == 1
+    assert sorted(p.name for p in root.iterdir()) == [".tmp-new", "c" * 64]
+    assert scorm.remove_stale_temps(tmp_path / "none") == 0
