@@ -65,7 +65,8 @@ async def play_page(request: web.Request) -> web.StreamResponse:
                "m": material, "pkg": pkg, "items": items, "attempts": attempts, "current": current,
                "previous": items[index - 1] if index > 0 else None,
                "next": items[index + 1] if index + 1 < len(items) else None, "result": result,
-               "content_origin": origin, "restart": request.query.get("restart") == "1", "notice": ""}
+               "content_origin": origin, "user_id": ident.user_id or 0,
+               "restart": request.query.get("restart") == "1", "notice": ""}
     response = aiohttp_jinja2.render_template("scorm_play.html", request, context)
     response.headers["Content-Security-Policy"] = play_policy(request, origin)
     response.headers["Cache-Control"] = "no-store"

@@ -118,7 +118,8 @@ async def test_a_scorm_12_lecture_saves_resumes_and_survives_a_cut_link(
         await sco_frame(page).locator("#finish").click()
         await expect(sco_frame(page).locator("#done")).to_have_text("finished")
         await expect(page.locator("[data-scorm]")).to_have_attribute("data-state", "offline", timeout=WAIT_MS)
-        queued = await page.evaluate("() => Object.keys(JSON.parse(localStorage.getItem('taphuan-scorm-queue')))")
+        queued = await page.evaluate(f"() => Object.keys(JSON.parse(localStorage.getItem("
+                                     f"'taphuan-scorm-queue-{learner.id}')))")
         assert queued == [str(row.id)]
         await asyncio.sleep(30)
         assert (await attempt(live_server, mid, "ITEM-1")).lesson_status == "incomplete"  # type: ignore[union-attr]

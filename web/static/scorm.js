@@ -3,7 +3,7 @@
  * launches the attempt (POST /api/v1/materials/<id>/scorm/launch: attempt, session, token, data model) and
  * points the frame at the content origin's player (?site=<this origin>). The player posts
  * "taphuan-scorm-ready" (answered with the launch) and "taphuan-scorm-commit" messages; a commit is checked
- * (origin, frame, attempt, token) and queued in localStorage, newest per attempt (a commit carries the
+ * (origin, frame, attempt, token) and queued in localStorage (one queue per account), newest per attempt (a commit carries the
  * whole data model), then sent to POST /api/v1/scorm/attempts/<id>/commit with the session and CSRF token.
  * When the lesson's last commit (Terminate / LMSFinish) is saved, the page says so and the next lesson is a click away.
  * Failures are retried with backoff (1 s doubling to 30 s; a 429's Retry-After), on "online", and at the next
@@ -12,10 +12,11 @@
 (function () {
   "use strict";
 
-  var KEY = "taphuan-scorm-queue";
   var MAX_BACKOFF = 30000;
   var root = document.querySelector("[data-scorm]");
   if (!root) return;
+  // One queue per account: on a shared classroom PC, another teacher's page never sends (or drops) these commits.
+  var KEY = "taphuan-scorm-queue-" + (root.dataset.user || "0");
   var frame = root.querySelector("[data-scorm-frame]");
   var statusEl = root.querySelector("[data-scorm-status]");
   var origin = root.dataset.contentOrigin;
