@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from server.app import create_app
 from server.auth import COOKIE
 from server.config import CONFIG
 from server.db.engine import DB
 from server.learning import scormrt
 from server.learning.content import CONTENT, ContentOrigin, policy
+from server.storage import StartupError
 from server.tls import self_signed
 from tests.server.scorm_helpers import scorm12
 
@@ -94,3 +98,14 @@ def test_without_a_configured_origin_browsers_use_the_site_host_name_and_the_con
     configured = ContentOrigin(origin="https://hoclieu.example.vn", port=8081, scheme="https")
     assert configured.for_request(make_mocked_request("GET", "/", headers={"Host": "x:1"})) == \
         "https://hoclieu.example.vn"
+
+
+async def test_a_busy_content_port_stops_start_up_with_one_line(make_config: Any) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        runner = web.AppRunner(create_app(make_config(**{"learning.content_port": port})))
+        with pytest.raises(StartupError, match=rf"^learning.content_port 127.0.0.1:{port}: "):
+            await runner.setup()
+        await runner.cleanup()
