@@ -113,9 +113,11 @@ class CommitIn(BaseModel):
 
 
 class CommitOut(BaseModel):
-    """CommitOut: whether the data was applied (false: an older commit), and the attempt's state now."""
+    """CommitOut: whether the data was applied (false: an older commit), whether the lesson was opened again since
+    (`superseded`: another PC or tab has a newer session; the page asks to reload), and the attempt's state now."""
 
     applied: bool
+    superseded: bool
     completion: str
     success: str
     score_scaled: float | None
@@ -259,7 +261,8 @@ async def commit(request: web.Request) -> web.Response:
         result = scormrt.commit(attempt, sco, data.session, data.seq, cmi)
         await scormrt.touch_progress(s, attempt, pkg)
         await s.commit()
-        out = CommitOut(applied=result.applied, completion=attempt.completion, success=attempt.success,
+        out = CommitOut(applied=result.applied, superseded=data.session < attempt.sessions,
+                        completion=attempt.completion, success=attempt.success,
                         score_scaled=_number(attempt.score_scaled), total_seconds=attempt.total_seconds,
                         total_time=scormrt.format_time(attempt.total_seconds, attempt.version))
     return json_response(out)

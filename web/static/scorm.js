@@ -5,6 +5,7 @@
  * "taphuan-scorm-ready" (answered with the launch) and "taphuan-scorm-commit" messages; a commit is checked
  * (origin, frame, attempt, token) and queued in localStorage (one queue per account), newest per attempt (a commit carries the
  * whole data model), then sent to POST /api/v1/scorm/attempts/<id>/commit with the session and CSRF token.
+ * A commit answered "superseded" (the lesson was opened again on another PC or tab) asks the learner to reload.
  * When the lesson's last commit (Terminate / LMSFinish) is saved, the page says so and the next lesson is a click away.
  * Failures are retried with backoff (1 s doubling to 30 s; a 429's Retry-After), on "online", and at the next
  * visit; only answers that can never succeed (invalid data, a foreign attempt) drop a commit.
@@ -27,6 +28,7 @@
   var timer = null;
   var sending = false;
   var finished = false;
+  var superseded = false;
 
   function say(name) {
     if (statusEl) statusEl.textContent = root.dataset["msg" + name] || "";
@@ -65,7 +67,12 @@
       method: "POST",
       body: { token: commit.token, session: commit.session, seq: commit.seq, cmi: commit.cmi, terminate: commit.terminate }
     }).then(function (r) {
-      if (r.ok) return { done: true };
+      if (r.ok) {
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          var mine = launchData && commit.attempt === launchData.attempt_id && commit.session === launchData.session;
+          return { done: true, superseded: !!(body && body.superseded && mine) };
+        });
+      }
       return r.json().catch(function () { return {}; }).then(function (body) {
         var code = (body && body.error && body.error.code) || "";
         if (code === "invalid" || code === "bad-token" || code === "not-found") return { done: true, failed: true };
@@ -80,7 +87,7 @@
     var queue = load();
     var keys = Object.keys(queue);
     if (!keys.length) {
-      if (launchData) say(finished ? "Finished" : "Saved");
+      if (launchData) say(superseded ? "Superseded" : (finished ? "Finished" : "Saved"));
       return Promise.resolve();
     }
     sending = true;
@@ -93,6 +100,7 @@
         if (commit.terminate && launchData && commit.attempt === launchData.attempt_id) finished = true;
         backoff = 1000;
         if (result.failed) say("Error");
+        if (result.superseded) superseded = true;
         return flush();
       }
       say(result.status === 401 || result.status === 403 ? "Login" : (result.status === 0 ? "Offline" : "Pending"));

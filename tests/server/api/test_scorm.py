@@ -119,6 +119,9 @@ async def test_launch_commit_and_resume_with_summed_session_times(app: web.Appli
     assert (await again.json())["applied"] is False  # the same sequence number again: not applied
     second = await _launch(world.learner, m["id"])  # another PC: a new session resumes where the learner stopped
     assert second["session"] == 2 and second["attempt_id"] == first["attempt_id"]
+    stale_tab = await _commit(world.learner, first, 2, {"cmi.core.lesson_location": "trang-3"})
+    assert (await stale_tab.json())["superseded"] is True  # the first PC's page asks to reload
+    await _commit(world.learner, first, 3, {"cmi.core.lesson_location": "trang-2"})
     assert (second["cmi"]["cmi.core.entry"], second["cmi"]["cmi.core.lesson_location"],
             second["cmi"]["cmi.suspend_data"], second["cmi"]["cmi.core.total_time"]) == \
         ("resume", "trang-2", "da-xem=2", "0000:01:00.50")
