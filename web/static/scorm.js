@@ -29,6 +29,7 @@
   var sending = false;
   var finished = false;
   var superseded = false;
+  var refused = false;
 
   function say(name) {
     if (statusEl) statusEl.textContent = root.dataset["msg" + name] || "";
@@ -87,7 +88,7 @@
     var queue = load();
     var keys = Object.keys(queue);
     if (!keys.length) {
-      if (launchData) say(superseded ? "Superseded" : (finished ? "Finished" : "Saved"));
+      if (launchData) say(superseded ? "Superseded" : (refused ? "Error" : (finished ? "Finished" : "Saved")));
       return Promise.resolve();
     }
     sending = true;
@@ -99,7 +100,7 @@
         if (now[keys[0]] && !newer(now[keys[0]], commit)) { delete now[keys[0]]; save(now); }
         if (commit.terminate && launchData && commit.attempt === launchData.attempt_id) finished = true;
         backoff = 1000;
-        if (result.failed) say("Error");
+        refused = !!result.failed;  // until a later commit is accepted
         if (result.superseded) superseded = true;
         return flush();
       }
