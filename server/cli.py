@@ -51,6 +51,12 @@ async def _serve(config: Config) -> None:
     host = config.server.host if config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
     url = config.server.public_url or f"{scheme}://{host}:{config.server.port}/"
     print(f"Taphuan is running at {url}", flush=True)
+    from server.learning.content import CONTENT
+
+    if CONTENT in app:  # the SCORM content origin (docs/learning.md)
+        content = app[CONTENT]
+        print(f"E-learning packages play from {content.origin or f'{content.scheme}://{host}:{content.port}'}",
+              flush=True)
     password = app.get(FIRST_PASSWORD)
     if password:
         print("First run: operator account created.", flush=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -271,6 +272,26 @@ class MetricsSection(_Section):
         return value
 
 
+class LearningSection(_Section):
+    """LearningSection: e-learning (SCORM) packages: the content origin they play from and import limits."""
+
+    content_origin: str = ""
+    content_host: str = ""
+    content_port: int = Field(0, ge=0, le=65535)
+    package_max_bytes: int = Field(1_073_741_824, ge=1024)
+    package_max_files: int = Field(20_000, ge=1)
+    package_max_ratio: int = Field(200, ge=2)
+    commits_per_minute: int = Field(30, ge=1)
+
+    @field_validator("content_origin")
+    @classmethod
+    def _valid_origin(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.fullmatch(r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?", value):
+            raise ValueError(f"{value!r} is not an origin (scheme://host[:port], e.g. https://hoclieu.example.vn)")
+        return value
+
+
 class LogSection(_Section):
     """LogSection: log level and format."""
 
@@ -296,6 +317,7 @@ class Config(_Section):
     smtp: SmtpSection = Field(default_factory=SmtpSection)
     deadlines: DeadlinesSection = Field(default_factory=DeadlinesSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
+    learning: LearningSection = Field(default_factory=LearningSection)
     log: LogSection = Field(default_factory=LogSection)
 
     @field_validator("timezone")

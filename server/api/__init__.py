@@ -38,3 +38,8 @@ def setup(app: web.Application) -> None:
     registry.add_module(app, reports)
     from server.api import tokens  # bearer tokens for clients that are not browsers (issue 17)
     registry.add_module(app, tokens)
+    from server.api import scorm  # SCORM packages played from the content origin (issue 21)
+    from server.learning.content import content_ctx
+    registry.add_module(app, scorm)
+    scorm.setup(app)
+    app.cleanup_ctx.append(content_ctx)

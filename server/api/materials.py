@@ -11,13 +11,14 @@ import datetime as dt
 from aiohttp import web
 from pydantic import BaseModel
 
+from server import files
 from server.auth import require
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Material, MaterialKind
 from server.errors import ApiError
 from server.learning import materials as svc
-from server.learning import selfstudy
+from server.learning import scormrt, selfstudy
 from server.openapi import Upload, endpoint, id_query, int_param, json_response, one_of, parse_body
 from server.people import enrolment
 
@@ -38,6 +39,8 @@ class MaterialOut(BaseModel):
     created_at: dt.datetime
     file_url: str
     page_url: str
+    package_version: str | None = None
+    package_reason: str = ""
 
 
 def material_out(request: web.Request, m: Material) -> MaterialOut:
@@ -85,9 +88,15 @@ async def upload_material(request: web.Request) -> web.Response:
         await enrolment.require_access(s, ident, pid, manage=True)
     upload = await svc.receive(request)
     async with request.app[DB]() as s:
+        package = None
+        if upload.stored.mime == files.ZIP:  # a SCORM package is recognised and extracted (issue 21), else 422
+            package = await scormrt.register_upload(s, request.app[CONFIG], upload.stored.hash, upload.stored.path)
         material = await svc.create(s, request, pid, upload, actor_id=ident.user_id)
         await s.commit()
-    return json_response(material_out(request, material), status=201)
+    out = material_out(request, material)
+    if package is not None:
+        out.package_version, out.package_reason = package.version, package.reason
+    return json_response(out, status=201)
 
 
 async def _material(request: web.Request, manage: bool = False) -> tuple[Material, enrolment.Access]:

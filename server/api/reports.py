@@ -176,6 +176,11 @@ class AreaProgressOut(BaseModel):
     quizzes_passed: int
     quizzes_total: int
     average_score: float | None
+    packages_completed: int = 0
+    packages_passed: int = 0
+    packages_total: int = 0
+    package_score: float | None = None
+    package_hours: float = 0.0
 
 
 class ProgramReportOut(BaseModel):
@@ -321,7 +326,11 @@ def progress_out(groups: list[reports.ProgressGroup]) -> list[AreaProgressOut]:
                         videos_watched=g.videos_watched, videos_total=g.videos_total,
                         materials_opened=g.materials_opened, materials_total=g.materials_total,
                         quizzes_passed=g.quizzes_passed, quizzes_total=g.quizzes_total,
-                        average_score=None if g.average_score is None else round(g.average_score, 1))
+                        average_score=None if g.average_score is None else round(g.average_score, 1),
+                        packages_completed=g.packages_completed, packages_passed=g.packages_passed,
+                        packages_total=g.packages_total,
+                        package_score=None if g.package_score is None else round(g.package_score, 1),
+                        package_hours=round(g.package_seconds / 3600, 2))
             for g in groups]
 
 

@@ -116,6 +116,11 @@ class LearnerProgressOut(BaseModel):
     average_score: int | None
     percent: int
     last_at: dt.datetime | None
+    packages_completed: int = 0
+    packages_passed: int = 0
+    packages_total: int = 0
+    package_score: int | None = None
+    package_seconds: float = 0.0
 
 
 def progress_out(request: web.Request, p: svc.Progress) -> LearnerProgressOut:
@@ -126,6 +131,9 @@ def progress_out(request: web.Request, p: svc.Progress) -> LearnerProgressOut:
                        materials_opened=p.materials_opened, materials_total=p.materials_total,
                        quizzes_passed=p.quizzes_passed, quizzes_total=p.quizzes_total,
                        average_score=p.average_score, percent=p.percent,
+                       packages_completed=p.packages_completed, packages_passed=p.packages_passed,
+                       packages_total=p.packages_total, package_score=p.package_score,
+                       package_seconds=round(p.package_seconds, 2),
                        last_at=p.last_at.astimezone(tz) if p.last_at else None)
 
 

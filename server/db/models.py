@@ -672,3 +672,65 @@ class Recording(Base):
 
 
 __all__ += ["Recording", "RecordingAudience", "RecordingState"]
+
+
+class ScormPackage(Base):
+    """ScormPackage: what an uploaded ZIP (by content hash) holds: a SCORM package's manifest, or why it is not one.
+
+    `version` is "1.2" or "2004" (None: not SCORM, `reason` says why; the material stays a download); `scos`
+    lists the launchable items in the organisation's order (server.learning.scorm.Sco as dicts). The files are
+    extracted once to <data_dir>/packages/<sha256>/ (migration 0016_scorm).
+    """
+
+    __tablename__ = "scorm_packages"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str | None] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    scos: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    files: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScormAttempt(Base):
+    """ScormAttempt: one learner's attempt at one SCO of a package material: the SCORM data model as last committed.
+
+    Commits are ordered by (session, seq): `session` is issued at each launch, `seq` counts the player's commits
+    within it; an older commit never overwrites a newer one (server.learning.scormrt). `session_seconds` keeps
+    each session's reported session time; `total_seconds` is their sum. `cmi` is the last accepted commit's
+    data-model elements (flattened); the columns repeat what progress and reports read.
+    """
+
+    __tablename__ = "scorm_attempts"
+    __table_args__ = (UniqueConstraint("user_id", "material_id", "sco", "number", name="uq_scorm_attempts_user_sco"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    material_id: Mapped[int] = mapped_column(ForeignKey("materials.id", ondelete="CASCADE"), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id", ondelete="CASCADE"), index=True)
+    sco: Mapped[str] = mapped_column(String(200))
+    number: Mapped[int] = mapped_column(Integer, default=1)
+    version: Mapped[str] = mapped_column(String(8))
+    sessions: Mapped[int] = mapped_column(Integer, default=0)
+    last_session: Mapped[int] = mapped_column(Integer, default=0)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    completion: Mapped[str] = mapped_column(String(20), default="not attempted")
+    success: Mapped[str] = mapped_column(String(20), default="unknown")
+    lesson_status: Mapped[str] = mapped_column(String(20), default="not attempted")
+    score_raw: Mapped[float | None] = mapped_column(Float)
+    score_min: Mapped[float | None] = mapped_column(Float)
+    score_max: Mapped[float | None] = mapped_column(Float)
+    score_scaled: Mapped[float | None] = mapped_column(Float)
+    location: Mapped[str] = mapped_column(Text, default="")
+    suspend_data: Mapped[str] = mapped_column(Text, default="")
+    exit: Mapped[str] = mapped_column(String(20), default="")
+    session_seconds: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    total_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    cmi: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+__all__ += ["ScormAttempt", "ScormPackage"]

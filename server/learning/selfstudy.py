@@ -9,8 +9,9 @@
 - Quizzes: trainers write short multiple-choice quizzes (2–6 choices per question, one or several
   correct, a pass mark in percent). `score` grades all-or-nothing per question; `submit` keeps every
   attempt; a learner's result per quiz is the best attempt.
-- `program_progress` gives each learner's figures (videos watched, materials opened, quizzes passed,
-  best scores, overall percent) for the learner's own page and for the trainers' table.
+- `program_progress` gives each learner's figures (videos watched, materials opened, SCORM packages
+  completed and passed with their score and time, quizzes passed, best scores, overall percent) for the
+  learner's own page and for the trainers' table.
 Writes of trainers (quizzes) are audited.
 """
 
@@ -328,16 +329,27 @@ class Progress:
     best: dict[int, int] = field(default_factory=dict)
     passed: set[int] = field(default_factory=set)
     last_at: dt.datetime | None = None
+    packages_total: int = 0
+    packages_completed: int = 0
+    packages_passed: int = 0
+    package_seconds: float = 0.0
+    package_scores: dict[int, int] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
-        """Progress.done: items completed (videos watched, materials opened, quizzes passed)."""
-        return self.videos_watched + self.materials_opened + self.quizzes_passed
+        """Progress.done: items completed (videos watched, materials opened, SCORM packages completed, quizzes
+        passed)."""
+        return self.videos_watched + self.materials_opened + self.packages_completed + self.quizzes_passed
 
     @property
     def total(self) -> int:
         """Progress.total: items to complete."""
-        return self.videos_total + self.materials_total + self.quizzes_total
+        return self.videos_total + self.materials_total + self.packages_total + self.quizzes_total
+
+    @property
+    def package_score(self) -> int | None:
+        """Progress.package_score: the mean score of the SCORM packages that gave one, in percent (None: none)."""
+        return round(sum(self.package_scores.values()) / len(self.package_scores)) if self.package_scores else None
 
     @property
     def percent(self) -> int:
@@ -356,13 +368,20 @@ def pct(part: int, whole: int) -> int:
 
 
 async def program_progress(s: AsyncSession, program_id: int, users: Sequence[User]) -> list[Progress]:
-    """program_progress: the figures of each of `users` in a program (published quizzes only)."""
+    """program_progress: the figures of each of `users` in a program (published quizzes only).
+
+    A material that is a SCORM package counts as done when the learner completed it (every SCO), not when it
+    was opened (server.learning.scormrt.package_results)."""
+    from server.learning import scormrt
+
     videos = await program_videos(s, program_id)
-    documents = await program_documents(s, program_id)
+    scorm_ids = await scormrt.playable_materials(s, program_id)
+    documents = [d for d in await program_documents(s, program_id) if int(d.key.split(":")[1]) not in scorm_ids]
     quizzes = [q for q, n in await list_quizzes(s, program_id, published_only=True) if n]
     ids = [u.id for u in users]
     out = {u.id: Progress(user_id=u.id, username=u.username, display_name=u.display_name,
-                          videos_total=len(videos), materials_total=len(documents), quizzes_total=len(quizzes))
+                          videos_total=len(videos), materials_total=len(documents), quizzes_total=len(quizzes),
+                          packages_total=len(scorm_ids))
            for u in users}
     if not ids:
         return []
@@ -395,6 +414,15 @@ async def program_progress(s: AsyncSession, program_id: int, users: Sequence[Use
                 at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
                 if p.last_at is None or at > p.last_at:
                     p.last_at = at
+    for (uid, mid), result in (await scormrt.package_results(s, program_id, ids) if scorm_ids else {}).items():
+        p = out[uid]
+        p.packages_completed += int(result.completed)
+        p.packages_passed += int(bool(result.passed))
+        p.package_seconds += result.seconds
+        if result.score is not None:
+            p.package_scores[mid] = result.score
+        if result.last_at is not None and (p.last_at is None or result.last_at > p.last_at):
+            p.last_at = result.last_at
     for p in out.values():
         p.materials_opened = len(p.opened)
         p.quizzes_passed = len(p.passed)

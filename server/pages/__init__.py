@@ -21,3 +21,5 @@ def setup(app: web.Application) -> None:
     reports.setup(app)
     from server.pages import joinlinks  # every invited classroom's join link at once, CSV and print (issue 18)
     joinlinks.setup(app)
+    from server.pages import scorm  # SCORM packages played from the content origin (issue 21)
+    scorm.setup(app)

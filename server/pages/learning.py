@@ -30,7 +30,7 @@ from server.db.models import MaterialKind, Meeting, Program, Role, User
 from server.errors import ApiError
 from server.i18n import _
 from server.inputs import read_form
-from server.learning import forum, selfstudy
+from server.learning import forum, scormrt, selfstudy
 from server.learning import materials as materials_svc
 from server.openapi import int_param, parse_int
 from server.pages.meetings import field_message
@@ -129,8 +129,9 @@ async def materials_page(request: web.Request) -> dict[str, Any]:
         ident, program, access = await _program(s, request, int_param(request, "id"))
         materials = await materials_svc.list_for(s, program.id)
         meetings = await forum.program_meetings(s, program.id, ident)
+        packages = await scormrt.packages_by_hash(s, [m.sha256 for m in materials if m.kind == MaterialKind.PACKAGE])
     limit = request.app[CONFIG].limits.max_upload_bytes
-    return _hub(program, access, "materials", ident, materials=materials, meetings=meetings,
+    return _hub(program, access, "materials", ident, materials=materials, meetings=meetings, packages=packages,
                 meeting_titles={m.id: m.title for m in meetings}, limit=limit,
                 limit_text=materials_svc.mb(limit), notice=notice(request))
 
@@ -147,9 +148,15 @@ async def material_page(request: web.Request) -> dict[str, Any]:
             row = await selfstudy.record_open(s, ident.user_id, program.id, f"material:{material.id}")
             await s.commit()
         meeting = await meeting_by_id(s, material.meeting_id)
+        package, results = None, []
+        if material.kind == MaterialKind.PACKAGE:
+            package = await scormrt.ensure(s, request.app[CONFIG], material)
+            await s.commit()
+            if access.manage and scormrt.playable(package):
+                results = await scormrt.material_attempts(s, material.id)
     return _hub(program, access, "materials", ident, m=material, meeting=meeting,
                 position=row.position if row else 0.0, inline=materials_svc.is_inline(material.mime),
-                notice="")
+                notice="", package=package, results=results)
 
 
 async def material_delete(request: web.Request) -> web.StreamResponse:
@@ -401,9 +408,12 @@ async def progress_page(request: web.Request) -> web.StreamResponse:
     if request.query.get("format") == "csv":
         table = exports.Table("progress", "", [
             "username", "display_name", "videos_watched", "videos_total", "materials_opened", "materials_total",
+            "packages_completed", "packages_passed", "packages_total", "package_score", "package_minutes",
             "quizzes_passed", "quizzes_total", "average_score", "percent"])
         table.rows = [[p.username, p.display_name, p.videos_watched, p.videos_total, p.materials_opened,
-                       p.materials_total, p.quizzes_passed, p.quizzes_total, p.average_score, p.percent]
+                       p.materials_total, p.packages_completed, p.packages_passed, p.packages_total, p.package_score,
+                       round(p.package_seconds / 60, 1), p.quizzes_passed, p.quizzes_total, p.average_score,
+                       p.percent]
                       for p in rows]
         return web.Response(body=exports.to_csv([table]), content_type="text/csv", charset="utf-8",
                             headers={"Content-Disposition": f'attachment; filename="progress-{program.id}.csv"'})

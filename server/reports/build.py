@@ -420,6 +420,16 @@ class ProgressGroup:
     quizzes_passed: int = 0
     quizzes_total: int = 0
     scores: list[int] = field(default_factory=list)
+    packages_completed: int = 0
+    packages_passed: int = 0
+    packages_total: int = 0
+    package_seconds: float = 0.0
+    package_scores: list[int] = field(default_factory=list)
+
+    @property
+    def package_score(self) -> float | None:
+        """ProgressGroup.package_score: the mean of the learners' SCORM package scores."""
+        return sum(self.package_scores) / len(self.package_scores) if self.package_scores else None
 
     @property
     def average_percent(self) -> float:
@@ -464,6 +474,12 @@ async def progress_rollup(s: AsyncSession, program_ids: Sequence[int], places: P
             g.quizzes_total += p.quizzes_total
             if p.average_score is not None:
                 g.scores.append(p.average_score)
+            g.packages_completed += p.packages_completed
+            g.packages_passed += p.packages_passed
+            g.packages_total += p.packages_total
+            g.package_seconds += p.package_seconds
+            if p.package_score is not None:
+                g.package_scores.append(p.package_score)
         out += [groups[k] for k in sorted(groups)]
     return out
 

@@ -137,7 +137,9 @@ def group_table(groups: dict[str, Totals], name: str, title: str, unit_header: s
 
 PROGRESS_HEADERS = ["Chương trình", "Tỉnh/Thành phố", "Huyện/Xã", "Số học viên", "Tiến độ trung bình (%)",
                     "Học viên hoàn thành", "Video đã xem", "Tổng video", "Tài liệu đã mở", "Tổng tài liệu",
-                    "Bài kiểm tra đạt", "Tổng bài kiểm tra", "Điểm kiểm tra TB (%)"]
+                    "Bài kiểm tra đạt", "Tổng bài kiểm tra", "Điểm kiểm tra TB (%)",
+                    "Bài giảng điện tử hoàn thành", "Bài giảng điện tử đạt", "Tổng bài giảng điện tử",
+                    "Điểm bài giảng điện tử TB (%)", "Thời gian học bài giảng điện tử (giờ)"]
 
 
 def progress_table(groups: Sequence[ProgressGroup], title: str = "Tiến độ tự học của học viên") -> Table:
@@ -146,7 +148,8 @@ def progress_table(groups: Sequence[ProgressGroup], title: str = "Tiến độ t
     for g in groups:
         t.rows.append([g.program_title, g.province, g.area, g.learners, _r(g.average_percent), g.completed,
                        g.videos_watched, g.videos_total, g.materials_opened, g.materials_total, g.quizzes_passed,
-                       g.quizzes_total, _r(g.average_score)])
+                       g.quizzes_total, _r(g.average_score), g.packages_completed, g.packages_passed,
+                       g.packages_total, _r(g.package_score), _r(g.package_seconds / 3600, 2)])
     return t
 
 
