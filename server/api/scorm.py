@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth import SECRETS, Identity, require
@@ -203,12 +204,24 @@ def launch_out(request: web.Request, attempt: ScormAttempt, pkg: ScormPackage, s
 @endpoint("POST", "/api/v1/materials/{id}/scorm/launch", name="api-material-scorm-launch",
           summary="Open (or resume) the caller's attempt at one item of a SCORM package: a new session, its token "
                   "and the data model to start from", body=LaunchIn, response=LaunchOut, tag="scorm",
-          errors=(422,), body_optional=True)
+          errors=(409, 422), body_optional=True)
 async def launch(request: web.Request) -> web.Response:
     """launch: open the newest attempt (or a new one with `restart`) at an item; counts the material as opened."""
     ident = require(request)
     data = await parse_body(request, LaunchIn) if request.can_read_body else LaunchIn()
     uid = _user_id(ident)
+    for tries in range(3):
+        try:
+            return await _launch(request, ident, uid, data)
+        except IntegrityError:  # the same attempt (or package) made at once by another request (a double click)
+            if tries == 2:
+                raise ApiError(409, "busy", "Bài học đang được mở ở nơi khác, xin thử lại. / The lesson is being "
+                               "opened elsewhere: try again.") from None
+    raise AssertionError("unreachable")
+
+
+async def _launch(request: web.Request, ident: Identity, uid: int, data: LaunchIn) -> web.Response:
+    """_launch: one try of `launch` in one transaction (a unique row made meanwhile by another raises)."""
     async with request.app[DB]() as s:
         material, pkg, access = await _package(s, ident, int_param(request, "id"))
         pkg = await scormrt.ensure(s, request.app[CONFIG], material)

@@ -37,6 +37,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import files
@@ -100,14 +101,23 @@ async def register(s: AsyncSession, config: Config, sha256: str, path: Path) -> 
         row = row or ScormPackage(sha256=sha256)
         row.version, row.title, row.scos, row.reason = None, "", [], f"{exc.vi} / {exc.en}"
         row.files, row.size, row.created_at = 0, 0, utcnow()
-        s.add(row)
-        return row
+        return await _add_once(s, row)
     await asyncio.to_thread(scorm.extract, path, root, sha256, config.learning)
     row = row or ScormPackage(sha256=sha256)
     row.version, row.title, row.scos, row.reason = manifest.version, manifest.title, manifest.sco_dicts(), ""
     row.files, row.size, row.created_at = manifest.files, manifest.size, utcnow()
-    s.add(row)
-    return row
+    return await _add_once(s, row)
+
+
+async def _add_once(s: AsyncSession, row: ScormPackage) -> ScormPackage:
+    """_add_once: `row` added (or updated), or the row of the same hash another request (the same ZIP uploaded twice
+    at once) stored meanwhile."""
+    try:
+        async with s.begin_nested():
+            s.add(row)
+        return row
+    except IntegrityError:
+        return await s.get(ScormPackage, row.sha256, populate_existing=True) or row
 
 
 async def register_upload(s: AsyncSession, config: Config, sha256: str, path: Path) -> ScormPackage:
@@ -141,8 +151,7 @@ async def ensure(s: AsyncSession, config: Config, material: Material) -> ScormPa
         row.version, row.title, row.scos = None, "", []
         row.reason = f"Gói SCORM bị từ chối: {exc.vi}. / The SCORM package was refused: {exc.en}."
         row.files, row.size, row.created_at = 0, 0, utcnow()
-        s.add(row)
-        return row
+        return await _add_once(s, row)
 
 
 async def packages_by_hash(s: AsyncSession, hashes: Sequence[str]) -> dict[str, ScormPackage]:

@@ -4,6 +4,7 @@ session times summed, tokens scoped to one attempt, data-model limits and the co
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -211,3 +212,27 @@ async def test_tokens_sessions_owners_csrf_and_limits(app: web.Application, worl
     assert statuses[-1] == 429 and statuses.count(200) >= 2  # 8 a minute per attempt, the refused ones counted too
     r = await _commit(world.learner, b, 1, {"cmi.core.lesson_location": "other attempt"})
     assert r.status == 200  # the limit is per attempt
+
+
+async def test_launches_at_once_share_one_attempt(world: World) -> None:
+    """A double click (or two tabs) opening a lesson at once: one attempt, no server error."""
+    m = await _package(world, scorm12())
+    replies = await asyncio.gather(*(world.learner.post(f"/api/v1/materials/{m['id']}/scorm/launch", json={})
+                                     for _ in range(4)))
+    assert [r.status for r in replies] == [200] * 4, [await r.text() for r in replies]
+    launched = [await r.json() for r in replies]
+    assert {x["attempt_id"] for x in launched} == {launched[0]["attempt_id"]} and launched[0]["number"] == 1
+    again = await asyncio.gather(*(world.learner.post(f"/api/v1/materials/{m['id']}/scorm/launch",
+                                                      json={"restart": True}) for _ in range(2)))
+    assert all(r.status in (200, 409) for r in again) and any(r.status == 200 for r in again)
+
+
+async def test_the_same_package_uploaded_twice_at_once_is_stored_once(app: web.Application, world: World) -> None:
+    data = scorm12(scos=2)
+    replies = await asyncio.gather(*(upload(world.trainer, world.program_id, data, filename=f"toan6-{i}.zip")
+                                     for i in range(3)))
+    assert [r.status for r in replies] == [201] * 3, [await r.text() for r in replies]
+    made = [await r.json() for r in replies]
+    assert {m["package_version"] for m in made} == {"1.2"} and len({m["sha256"] for m in made}) == 1
+    async with app[DB]() as s:
+        assert await s.get(ScormPackage, made[0]["sha256"]) is not None
