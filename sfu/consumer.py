@@ -588,8 +588,8 @@ class Consumer:
         Bounded as mature SFUs do: a packet is resent at most once per max(RTT, ``RESEND_MIN_INTERVAL``)
         (a NACK storm for the same packets resends each once, not once per NACK) and only while it was
         first sent less than ``RESEND_MAX_AGE`` ago (older ones are useless to a real-time receiver); and only
-        within the classroom's budget (``Pacer.allow_resend``: nothing waiting in its pacer, resends under
-        ``sfu.pacer.RESEND_SHARE`` of its rate), so resends cannot crowd out the media on a full link.
+        within the classroom's budget (``Pacer.allow_resend``: what waits in its pacer waited briefly, resends
+        under ``sfu.pacer.RESEND_SHARE`` of its rate), so resends cannot crowd out the media on a full link.
         """
         ctx = self.ctx
         if ctx is None or self.wire is None:

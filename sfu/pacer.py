@@ -15,7 +15,7 @@ of a slot's wire before sending; a video packet it may not send yet is rewritten
 queue, so a paced link costs no Python per packet (``on_queue`` tells ``Pacer`` to start its timer). The Python
 path (``PacketWire.send_rtp``) queues its packets in the same queue (``push``). The timer calls ``drain``, which
 sends what the bucket allows, oldest first. Retransmissions are video: they wait in the same queue, and
-``Consumer.retransmit`` refuses them while the queue is not empty (``Pacer.congested``) or they exceed
+``Consumer.retransmit`` refuses them while what waits has waited more than ``RESEND_QUEUE_DELAY`` or they exceed
 ``RESEND_SHARE`` of the rate.
 
 Owner: one ``PacketWire`` (one down DTLS transport) owns one ``Pacer``; the room's allocation job sets its rate.
@@ -43,6 +43,9 @@ UNLIMITED = 1e12  # bit/s: pacing off (no estimate yet, or allocation disabled)
 MAX_QUEUE_SECONDS = 2.0  # packets waiting longer than this are dropped (counted): the allocator steps down first
 MAX_QUEUE = 4096  # packets that may wait (2 s at 16 Mbit/s); more are dropped (counted)
 RESEND_SHARE = 0.25  # retransmissions may use at most this share of the rate (per second)
+RESEND_QUEUE_DELAY = 0.25  # seconds: behind a queue that waited longer a resend is refused (too late to help). Not
+# at all behind any queue, as before, refused every resend of a 300 kbit/s classroom (its queue is seldom empty):
+# each lost packet broke its decoder until a keyframe, which a weak link's request waits for (the track's gate)
 OVERHEAD = 10 + 28  # bytes per packet beyond the plain RTP: SRTP tag, IPv4 + UDP headers
 
 
@@ -202,8 +205,10 @@ class Pacer:
         return bool(self.bucket.queued)
 
     def allow_resend(self, size: int) -> bool:
-        """allow_resend: a retransmission of `size` bytes fits the budget (nothing waits, under RESEND_SHARE)."""
-        if self.bucket.queued:
+        """allow_resend: a retransmission of `size` bytes fits the budget: what waits has waited under
+        ``RESEND_QUEUE_DELAY`` (a resend queued behind it still comes in time for the decoder), resends under
+        ``RESEND_SHARE`` of the rate."""
+        if self.bucket.queued and self.queue_delay > RESEND_QUEUE_DELAY:
             return False
         now = self._clock()
         if now - self._resend_window >= 1.0:

@@ -12,6 +12,7 @@ from sfu.pacer import (
     MAX_QUEUE,
     MAX_QUEUE_SECONDS,
     OVERHEAD,
+    RESEND_QUEUE_DELAY,
     RESEND_SHARE,
     UNLIMITED,
     CompiledBucket,
@@ -148,7 +149,9 @@ def test_resends_are_refused_while_packets_wait_or_over_their_share() -> None:
     clock.now += 1.0  # a new second: a new share
     assert pacer.allow_resend(1000)
     pacer.bucket.push(b"h", b"p", 0, 0, clock.now)
-    assert not pacer.allow_resend(10)  # something waits: a resend would only add to the delay
+    assert pacer.allow_resend(10)  # something waits, but not long: the resend still comes in time
+    clock.now += RESEND_QUEUE_DELAY + 0.01
+    assert not pacer.allow_resend(10)  # it waited long: a resend would only add to the delay
     pacer.close()
 
 
