@@ -27,6 +27,7 @@ from recorder.archive import read_result, to_mono
 from recorder.broadcast import Header
 from recorder.hls import HLS_DIR, OutputOptions, Rendition, end_playlists, is_ended, ladder, listed_end, read_state
 from recorder.program import Program
+from recorder.worker import progress_printer
 
 AUDIO_RATE = 48000
 LOOKBEHIND = 1.0  # output is emitted this far behind the newest packet read (the file interleaves its streams)
@@ -109,14 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.nice > 0:
         os.nice(args.nice)
     header = Header(**json.loads(sys.stdin.readline()))
-    last = -1
-
-    def progress(fraction: float) -> None:
-        nonlocal last
-        percent = int(fraction * 100)
-        if percent != last:
-            last = percent
-            print(json.dumps({"progress": percent}), flush=True)
+    progress = progress_printer()
 
     began = time.monotonic()
     try:

@@ -27,6 +27,21 @@ log = logging.getLogger("taphuan.recorder")
 LOCK_FILE = ".finalizing.lock"
 
 
+def progress_printer() -> Callable[[float], None]:
+    """progress_printer: a callback printing ``{"progress": 0..100}`` on stdout each time the percent changes (what
+    the worker processes tell their server: ``run_worker`` here, ``server.live.broadcast`` for ``recorder.vod``)."""
+    last = -1
+
+    def progress(fraction: float) -> None:
+        nonlocal last
+        percent = int(fraction * 100)
+        if percent != last:
+            last = percent
+            print(json.dumps({"progress": percent}), flush=True)
+
+    return progress
+
+
 class WorkerError(Exception):
     """WorkerError: the worker failed; the message is its reason (shown to operators)."""
 
@@ -101,14 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"result": asdict(done)}, ensure_ascii=False), flush=True)  # finished meanwhile
         print(json.dumps({"originals": done.originals}, ensure_ascii=False), flush=True)
         return 0
-    last = -1
-
-    def progress(fraction: float) -> None:
-        nonlocal last
-        percent = int(fraction * 100)
-        if percent != last:
-            last = percent
-            print(json.dumps({"progress": percent}), flush=True)
+    progress = progress_printer()
 
     def lecture(result: FinalResult) -> None:
         print(json.dumps({"result": asdict(result)}, ensure_ascii=False), flush=True)

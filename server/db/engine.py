@@ -155,3 +155,13 @@ async def migrate_reporting(engine: AsyncEngine) -> Migration:
 
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine")
 DB: web.AppKey[async_sessionmaker[AsyncSession]] = web.AppKey("db")
+
+
+async def update_row(sessionmaker: async_sessionmaker[AsyncSession], model: type[Any], key: Any, **values: Any) -> None:
+    """update_row: set `values` on the `model` row with primary key `key` and commit (nothing when it is gone)."""
+    async with sessionmaker() as s:
+        row = await s.get(model, key)
+        if row is not None:
+            for name, value in values.items():
+                setattr(row, name, value)
+            await s.commit()

@@ -41,7 +41,7 @@ from recorder.broadcast import END, KINDS, RECORD, TICK, VIDEO, Header
 from recorder.hls import HLS_DIR, is_ended
 from recorder.participant import PROGRAM, RecordingParticipant
 from server.config import CONFIG, Config
-from server.db.engine import DB
+from server.db.engine import DB, update_row
 from server.db.models import Recording, RecordingState
 from server.metrics import METRICS
 
@@ -392,12 +392,7 @@ class Broadcasts:
             await self.archive(recording_id, root / name)
 
     async def _set(self, recording_id: int, **values: Any) -> None:
-        async with self.app[DB]() as s:
-            row = await s.get(Recording, recording_id)
-            if row is not None:
-                for key, value in values.items():
-                    setattr(row, key, value)
-                await s.commit()
+        await update_row(self.app[DB], Recording, recording_id, **values)
 
     # --------------------------------------------------------------------------------- lifetime
 

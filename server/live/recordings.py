@@ -51,7 +51,7 @@ from recorder.worker import WorkerError, release, run_worker
 from server.audit import record
 from server.auth import Identity
 from server.config import CONFIG, Config
-from server.db.engine import DB
+from server.db.engine import DB, update_row
 from server.db.models import (
     Meeting,
     MeetingStatus,
@@ -384,12 +384,7 @@ class Recorders:
     # ------------------------------------------------------------------------------- finalizing
 
     async def _set(self, recording_id: int, **values: Any) -> None:
-        async with self.app[DB]() as s:
-            row = await s.get(Recording, recording_id)
-            if row is not None:
-                for key, value in values.items():
-                    setattr(row, key, value)
-                await s.commit()
+        await update_row(self.app[DB], Recording, recording_id, **values)
 
     async def _finalizer(self) -> None:
         while True:
