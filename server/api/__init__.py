@@ -38,3 +38,5 @@ def setup(app: web.Application) -> None:
     registry.add_module(app, reports)
     from server.api import tokens  # bearer tokens for clients that are not browsers (issue 17)
     registry.add_module(app, tokens)
+    from server.api import broadcasts  # the live broadcast's watch page: state, heartbeats, questions (issue 19)
+    registry.add_module(app, broadcasts)

@@ -21,3 +21,5 @@ def setup(app: web.Application) -> None:
     reports.setup(app)
     from server.pages import joinlinks  # every invited classroom's join link at once, CSV and print (issue 18)
     joinlinks.setup(app)
+    from server.pages import watch  # the live broadcast's watch page (issue 19)
+    watch.setup(app)
