@@ -59,8 +59,8 @@ class HeartbeatOut(BaseModel):
     recording_id: int | None
 
 
-class QuestionIn(BaseModel):
-    """QuestionIn: a viewer's question; `name` only matters without a login (an anonymous viewer's signature)."""
+class ViewerQuestionIn(BaseModel):
+    """ViewerQuestionIn: a viewer's question; `name` only matters without a login (an anonymous viewer's signature)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -70,8 +70,8 @@ class QuestionIn(BaseModel):
     k: str = Field("", max_length=200)
 
 
-class QuestionOut(BaseModel):
-    """QuestionOut: one of the viewer's questions: pending, approved (into the room's chat), answered, dismissed."""
+class ViewerQuestionOut(BaseModel):
+    """ViewerQuestionOut: one of the viewer's questions: pending, approved (into the chat), answered, dismissed."""
 
     id: int
     name: str
@@ -125,7 +125,7 @@ async def state_of(request: web.Request, meeting_id: int, viewer: Viewer, token:
 
 
 @endpoint("GET", "/api/v1/broadcasts/{meeting}", name="api-broadcast", summary="A meeting's live broadcast",
-          public=True, response=BroadcastOut, tag="broadcasts", query=(K,))
+          public=True, response=BroadcastOut, tag="broadcasts", query=(K,), errors=(401, 403))
 async def get_broadcast(request: web.Request) -> web.Response:
     """get_broadcast: state, title, presenters and master playlist (404 unknown, 403 outside the audience)."""
     token = request.query.get("k", "")
@@ -136,7 +136,7 @@ async def get_broadcast(request: web.Request) -> web.Response:
 
 @endpoint("POST", "/api/v1/broadcasts/{meeting}/heartbeat", name="api-broadcast-heartbeat",
           summary="The player is playing: counts the viewer in attendance (every 30 s)", public=True,
-          body=HeartbeatIn, response=HeartbeatOut, tag="broadcasts")
+          body=HeartbeatIn, response=HeartbeatOut, tag="broadcasts", errors=(401, 403))
 async def post_heartbeat(request: web.Request) -> web.Response:
     """post_heartbeat: one heartbeat of the viewer (minutes watched; server.live.viewers)."""
     body = await parse_body(request, HeartbeatIn)
@@ -149,9 +149,9 @@ async def post_heartbeat(request: web.Request) -> web.Response:
 
 
 @endpoint("GET", "/api/v1/broadcasts/{meeting}/questions", name="api-broadcast-questions",
-          summary="The viewer's own questions and their answers", public=True, response=QuestionOut,
+          summary="The viewer's own questions and their answers", public=True, response=ViewerQuestionOut,
           response_list=True, tag="broadcasts", query=(K, ("viewer", "the player's random id")),
-          schemas={"viewer": TEXT})
+          schemas={"viewer": TEXT}, errors=(401, 403))
 async def list_questions(request: web.Request) -> web.Response:
     """list_questions: the viewer's questions of the meeting, oldest first."""
     meeting_id, viewer = await _viewer(request, "", request.query.get("viewer", ""))
@@ -161,10 +161,10 @@ async def list_questions(request: web.Request) -> web.Response:
 
 @endpoint("POST", "/api/v1/broadcasts/{meeting}/questions", name="api-broadcast-ask",
           summary="Ask the presenters a question (moderated; rate-limited per viewer)", public=True, status=201,
-          body=QuestionIn, response=QuestionOut, tag="broadcasts", errors=(429,))
+          body=ViewerQuestionIn, response=ViewerQuestionOut, tag="broadcasts", errors=(401, 403, 429))
 async def post_question(request: web.Request) -> web.Response:
     """post_question: a viewer's question into the moderated queue (422 empty or too long, 429 too many)."""
-    body = await parse_body(request, QuestionIn)
+    body = await parse_body(request, ViewerQuestionIn)
     meeting_id, viewer = await _viewer(request, body.k, body.viewer)
     row = await questions.ask(request.app, meeting_id, viewer, body.text, body.name)
     return web.json_response(questions.question_view(row), status=201, headers=NO_STORE)

@@ -34,6 +34,9 @@ from server.live.wire import MODERATORS, SignalError, field, id_field
 MAX_PENDING = 5  # pending questions one viewer may have at once
 QUEUE = 200  # pending questions a moderator who joins is sent at most
 ANONYMOUS = "Người xem"
+AUDIT_ACTIONS = {QuestionState.APPROVED: "broadcast.question-approved",
+                 QuestionState.ANSWERED: "broadcast.question-answered",
+                 QuestionState.DISMISSED: "broadcast.question-dismissed"}
 
 
 def question_view(q: BroadcastQuestion) -> dict[str, Any]:
@@ -147,7 +150,7 @@ async def _decide(conn: Connection, msg: dict[str, Any], state: QuestionState) -
             await s.flush()
             row.chat_message_id = chat_row.id
         await s.commit()
-    await audit_live(conn, f"broadcast.question-{state.value}", question_id=question_id)
+    await audit_live(conn, AUDIT_ACTIONS[state], question_id=question_id)
     if chat_row is not None:
         await attendance.record(conn, "chat", message_id=chat_row.id, private=False)
         out = {"type": "chat", "message": message_view(chat_row)}
