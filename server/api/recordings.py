@@ -17,6 +17,7 @@ from server.errors import ApiError
 from server.inputs import check_id
 from server.learning import archive
 from server.live.recordings import RECORDERS
+from server.live.watch import finished_hls
 from server.openapi import TEXT, endpoint, int_param, json_response, parse_body
 
 OPERATORS = (Role.OPERATOR,)
@@ -56,6 +57,7 @@ class RecordingOut(BaseModel):
     chapters: list[ChapterOut]
     originals: list[str]
     media_url: str
+    hls_url: str | None  # the HLS renditions (master playlist) once the recording has finished ones, else null
     download_url: str
     chapters_url: str
 
@@ -102,7 +104,15 @@ def recording_out(request: web.Request, row: Recording, program_title: str = "")
         duration=row.duration, size=row.size, started_at=row.started_at.astimezone(tz),
         ended_at=row.ended_at.astimezone(tz) if row.ended_at else None,
         chapters=[ChapterOut(**c) for c in row.chapters or []], originals=sorted(row.originals or {}),
-        media_url=f"{base}/media", download_url=f"{base}/media?download=1", chapters_url=f"{base}/chapters.vtt")
+        media_url=f"{base}/media", hls_url=hls_url(request, row), download_url=f"{base}/media?download=1",
+        chapters_url=f"{base}/chapters.vtt")
+
+
+def hls_url(request: web.Request, row: Recording) -> str | None:
+    """hls_url: the master playlist of the recording's finished HLS renditions (`hls/master.m3u8` whose media
+    playlists end with #EXT-X-ENDLIST: server.live.hls serves them), None without them."""
+    return f"/hls/{row.id}/master.m3u8" if finished_hls(request.app[CONFIG].data_path / "recordings" / row.directory) \
+        else None
 
 
 async def _load(request: web.Request, *, for_media: bool = False) -> Recording:

@@ -159,6 +159,16 @@ def playlist_ended(path: Path) -> bool:
         return False
 
 
+def finished_hls(directory: Path) -> bool:
+    """finished_hls: whether a recording directory holds finished HLS renditions (a master playlist, and media
+    playlists that all end with #EXT-X-ENDLIST): the archive player's video on demand."""
+    hls = directory / "hls"
+    if not (hls / "master.m3u8").is_file():
+        return False
+    playlists = list(hls.glob("*/index.m3u8"))
+    return bool(playlists) and all(playlist_ended(p) for p in playlists)
+
+
 def _live_state(app: web.Application, meeting_id: int, hls: Path) -> bool:
     """_live_state: whether the meeting's broadcast in `hls` is live. The broadcaster (server.live.broadcast, when it
     is there) knows; until then the first rendition's playlist says so (no #EXT-X-ENDLIST yet). Switch here."""

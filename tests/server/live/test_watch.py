@@ -178,6 +178,12 @@ async def test_states_waiting_and_ended_with_archive_link(app: Any, login_as: Fa
     app[WATCH].recordings.clear()
     ended = await (await op.get(f"/api/v1/broadcasts/{meeting.id}")).json()
     assert ended["state"] == "ended" and ended["archive_url"] == f"/archive/{rid}"
+    # Its finished renditions are the archive player's video (hls.js by bandwidth); the WebM stays the download.
+    rec = await (await op.get(f"/api/v1/recordings/{rid}")).json()
+    assert rec["hls_url"] == f"/hls/{rid}/master.m3u8" and rec["download_url"].endswith("/media?download=1")
+    live_meeting = await make_meeting()
+    live_rid = await broadcast(app, live_meeting, ended=False)
+    assert (await (await op.get(f"/api/v1/recordings/{live_rid}")).json())["hls_url"] is None
 
 
 async def test_question_round_trip(app: Any, client: Any, login_as: Factory, make_user: Factory,
@@ -260,3 +266,10 @@ async def test_heartbeats_count_viewers_per_unit(app: Any, client: Any, login_as
     assert groups[1].minutes == pytest.approx(135 / 60)
     bad = await learner.post(f"/api/v1/broadcasts/{meeting.id}/heartbeat", json={"viewer": "<script>"})
     assert bad.status == 422
+
+    # The meeting's attendance page and its export show them.
+    op = await login_as(Role.OPERATOR)
+    page = await (await op.get(f"/reports/meetings/{meeting.id}", headers={"Accept": "text/html"})).text()
+    assert "Người xem buổi phát trực tiếp" in page and "Sơn La" in page and "liên kết công khai" in page
+    csv = await (await op.get(f"/api/v1/reports/export.csv?report=meeting&id={meeting.id}")).text()
+    assert "Người xem ẩn danh (liên kết công khai),1,2.2" in csv and "Sơn La,1,0" in csv
