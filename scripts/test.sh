@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install what the tests need (Python packages; Debian chromium, redis-server, ffmpeg, coturn, nftables) and run
+# Install what the tests need (Python packages; Debian chromium, redis-server, ffmpeg, coturn, nftables, nginx) and run
 # ruff, mypy and the whole pytest suite. Extra arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-apt_install chromium redis-server ffmpeg fonts-dejavu-core coturn nftables
+apt_install chromium redis-server ffmpeg fonts-dejavu-core coturn nftables nginx
 ensure_compiler || echo "no C compiler: the compiled SFU path cannot be built (TAPHUAN_REQUIRE_COMPILED=0 to test without it)" >&2
 ensure_venv "[test]"
 cd "$ROOT"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.auth import identity
+from server.auth import ANON_CSRF, identity
 from server.config import CONFIG
 from server.db.engine import DB
 from server.live.recordings import may_view
@@ -114,6 +114,9 @@ async def public_file(request: web.Request) -> web.StreamResponse:
     meeting_id, directory = owner
     if not await public_ok(request.app, meeting_id, request.match_info["token"]):
         raise forbidden()
+    # No cookie either: the anonymous visitor's CSRF cookie (the site's context processors make one for every
+    # anonymous request) would stop caches from sharing the answer, or worse, have them share the cookie.
+    request.pop(ANON_CSRF, None)
     return await _serve(request, _target(request.app[WATCH].root, directory, request.match_info["file"]),
                         meeting_id, public=True)
 

@@ -9,6 +9,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 
@@ -152,7 +153,9 @@ async def test_public_link_no_login_shared_and_revocable(app: Any, client: Any, 
     assert state["public"] is True and state["master_url"] == f"/hls/p/{token}/{rid}/master.m3u8"
     seg = await client.get(f"/hls/p/{token}/{rid}/360p/seg0.m4s")
     assert seg.status == 200 and seg.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-    assert "Set-Cookie" not in seg.headers  # nothing per viewer: a cache may share it
+    async with aiohttp.ClientSession() as fresh:  # a first visit: no cookie comes back, so a cache may share it
+        async with fresh.get(client.make_url(f"/hls/p/{token}/{rid}/360p/seg0.m4s")) as first:
+            assert first.status == 200 and "Set-Cookie" not in first.headers
     listing = await client.get(f"/hls/p/{token}/{rid}/360p/index.m3u8")
     assert listing.headers["Cache-Control"] == "public, max-age=1"
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
