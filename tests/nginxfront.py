@@ -46,7 +46,8 @@ def render(block: str, *, upstream: str, listen: str, root: Path, workers: int =
     temp = root / "tmp"
     temp.mkdir(exist_ok=True)
     user = "user root;\n" if os.geteuid() == 0 else ""  # as root, workers would run as nobody: not in our dir
-    return (f"{user}worker_processes {workers};\npid {root / 'nginx.pid'};\nerror_log {root / 'logs' / 'error.log'} warn;\n"
+    return (f"{user}worker_processes {workers};\npid {root / 'nginx.pid'};\n"
+            f"error_log {root / 'logs' / 'error.log'} warn;\n"
             f"events {{ worker_connections 16384; }}\n"
             f"http {{\n  client_body_temp_path {temp}/body;\n  proxy_temp_path {temp}/proxy;\n"
             f"  fastcgi_temp_path {temp}/fastcgi;\n  uwsgi_temp_path {temp}/uwsgi;\n  scgi_temp_path {temp}/scgi;\n"

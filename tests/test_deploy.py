@@ -13,7 +13,6 @@ import pytest
 
 from server.config import CONFIG
 from server.db.models import Role
-from tests.hlsgen import make_hls
 from tests.nginxfront import NginxFront, check, deploy_block, nginx, render
 
 pytestmark = pytest.mark.skipif(nginx() is None, reason="needs nginx (scripts/test.sh installs it)")
