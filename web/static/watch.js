@@ -109,6 +109,7 @@
 
   video.addEventListener("playing", () => { say(T.playing); });
   video.addEventListener("waiting", () => { say(T.buffering); });
+  video.addEventListener("ended", () => { refresh(); });  // the last segment played: the broadcast ended
 
   async function heartbeat() {
     if (video.paused || video.ended || !playing) return;

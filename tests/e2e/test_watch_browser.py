@@ -1,0 +1,102 @@
+"""Real Chromium: /watch/{meeting} plays a live HLS broadcast (ffmpeg -re in the broadcaster's layout) with hls.js
+(currentTime advances, two renditions offered, automatic by default), counts the viewer in attendance from its
+heartbeat, carries a question to a presenter's WebSocket and shows the presenter's answer, and shows the ended state
+with the archive link once the broadcast ends. Screenshots in tests/artifacts/ (watch-live.png, watch-ended.png)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from playwright.async_api import Browser
+
+from server.auth import COOKIE, create_login
+from server.config import CONFIG
+from server.db.engine import DB
+from server.db.models import BroadcastView, Recording, RecordingAudience, Role, User
+from tests.e2e.browser import ARTIFACTS
+from tests.e2e.conftest import LiveServer, _Req, new_context
+from tests.hlsgen import LiveHls
+from tests.live_client import LiveClient
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+
+async def test_watch_live_broadcast(browser: Browser, live_server: LiveServer,
+                                    make_user: Callable[..., Awaitable[User]],
+                                    make_meeting: Callable[..., Awaitable[Any]]) -> None:
+    app = live_server.app
+    trainer = await make_user(Role.TRAINER, display_name="Cô Nguyễn Thị Hoa")
+    meeting = await make_meeting(presenters=[trainer], title="Phát trực tiếp: Toán 6 – Phân số")
+    directory = f"{meeting.id}-live"
+    async with app[DB]() as s:
+        row = Recording(meeting_id=meeting.id, program_id=meeting.program_id, title=meeting.title,
+                        directory=directory, audience=RecordingAudience.ALL)
+        s.add(row)
+        await s.commit()
+        rid = row.id
+    live = LiveHls(app[CONFIG].data_path / "recordings" / directory / "hls")
+    await asyncio.to_thread(live.start)
+    learner = await make_user(Role.LEARNER, display_name="Thầy Lò Văn Minh")
+    ctx = await new_context(browser, live_server.url, user=learner, app=app)
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # (a cookie for 127.0.0.1)
+    presenter: LiveClient | None = None
+    try:
+        page = await ctx.new_page()
+        supported = await page.evaluate("MediaSource.isTypeSupported('video/mp4; codecs=\"avc1.4d401f,mp4a.40.2\"')")
+        assert supported, "this Chromium plays no H.264 through MediaSource"
+        await page.goto(f"/watch/{meeting.id}")
+        await page.wait_for_function("() => document.querySelector('[data-watch-video]').currentTime > 0.5")
+        first = await page.evaluate("document.querySelector('[data-watch-video]').currentTime")
+        await page.wait_for_function(
+            f"() => document.querySelector('[data-watch-video]').currentTime > {first + 1.5}")
+        assert await page.is_visible("[data-watch-badge]") and (await page.text_content("[data-watch-badge]") or "").strip() == "Trực tiếp"
+        assert "Cô Nguyễn Thị Hoa" in await page.inner_text("[data-watch-presenters]")
+        options = await page.eval_on_selector_all("[data-watch-quality] option", "els => els.map(e => e.textContent)")
+        assert options[0].startswith("Tự động") and sorted(options[1:]) == ["180p", "90p"]
+        assert await page.input_value("[data-watch-quality]") == "-1"  # automatic by bandwidth
+
+        # The heartbeat on playing counts the viewer (the meeting's attendance).
+        async def counted() -> bool:
+            async with app[DB]() as s:
+                return await s.scalar(sa.select(BroadcastView.id).where(
+                    BroadcastView.meeting_id == meeting.id, BroadcastView.user_id == learner.id)) is not None
+        for _ in range(100):
+            if await counted():
+                break
+            await asyncio.sleep(0.1)
+        assert await counted()
+
+        # A question reaches the presenter's WebSocket; the presenter's answer shows on the page.
+        async with app[DB]() as s:
+            login = await create_login(s, _Req(app), user=trainer, hours=1)  # type: ignore[arg-type]
+            await s.commit()
+        session.cookie_jar.update_cookies({COOKIE: login.id}, response_url=aiohttp.client.URL(live_server.url))
+        presenter = await LiveClient(session, live_server.url.replace("http", "ws", 1) + "/ws").connect()
+        await presenter.join(meeting.id)
+        await page.fill("[data-watch-ask] textarea[name=text]", "Xin hỏi: quy đồng mẫu số thế nào?")
+        await page.click("[data-watch-ask] button[type=submit]")
+        asked = await presenter.wait(lambda m: m.get("type") == "broadcast-question")
+        assert asked["question"]["name"] == "Thầy Lò Văn Minh"
+        await page.wait_for_selector("[data-question][data-state=pending]")
+        await presenter.request("question-answer", question_id=asked["question"]["id"],
+                                text="Tìm mẫu số chung nhỏ nhất trước.")
+        await page.wait_for_selector("[data-question][data-state=answered] [data-answer]", timeout=30_000)
+        assert "mẫu số chung nhỏ nhất" in await page.inner_text("[data-answer]")
+        await page.screenshot(path=str(ARTIFACTS / "watch-live.png"))
+
+        # The broadcast ends: the page says so and links to the archive entry.
+        await asyncio.to_thread(live.stop)
+        await page.wait_for_selector("[data-watch-ended]:not([hidden])", timeout=60_000)
+        assert await page.get_attribute("[data-watch-archive-link]", "href") == f"/archive/{rid}"
+        await page.screenshot(path=str(ARTIFACTS / "watch-ended.png"))
+    finally:
+        await asyncio.to_thread(live.stop)
+        if presenter is not None:
+            await presenter.close()
+        await session.close()
+        await ctx.close()
