@@ -54,7 +54,8 @@ async def test_watch_live_broadcast(browser: Browser, live_server: LiveServer,
         first = await page.evaluate("document.querySelector('[data-watch-video]').currentTime")
         await page.wait_for_function(
             f"() => document.querySelector('[data-watch-video]').currentTime > {first + 1.5}")
-        assert await page.is_visible("[data-watch-badge]") and (await page.text_content("[data-watch-badge]") or "").strip() == "Trực tiếp"
+        badge = (await page.text_content("[data-watch-badge]") or "").strip()
+        assert await page.is_visible("[data-watch-badge]") and badge == "Trực tiếp"
         assert "Cô Nguyễn Thị Hoa" in await page.inner_text("[data-watch-presenters]")
         options = await page.eval_on_selector_all("[data-watch-quality] option", "els => els.map(e => e.textContent)")
         assert options[0].startswith("Tự động") and sorted(options[1:]) == ["180p", "90p"]
