@@ -20,7 +20,7 @@ SMALL = (("720p", 320, 180, "300k"), ("360p", 160, 90, "100k"))  # tests: the na
 
 
 def ffmpeg_args(hls: Path, *, seconds: float | None, realtime: bool, renditions: tuple[tuple[str, int, int, str], ...],
-                segment: float = 2.0, fps: int = 25) -> list[str]:
+                segment: float = 2.0, fps: int = 25, preset: str = "ultrafast") -> list[str]:
     """ffmpeg_args: the command line making `renditions` of a test picture and tone under `hls`."""
     width, height = renditions[0][1], renditions[0][2]
     args = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
@@ -38,11 +38,12 @@ def ffmpeg_args(hls: Path, *, seconds: float | None, realtime: bool, renditions:
     for i, (name, _w, _h, rate) in enumerate(renditions):
         out = hls / name
         out.mkdir(parents=True, exist_ok=True)
-        args += ["-map", f"[o{i}]", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+        args += ["-map", f"[o{i}]", "-map", "1:a", "-c:v", "libx264", "-preset", preset, "-tune", "zerolatency",
                  "-profile:v", "main", "-pix_fmt", "yuv420p", "-b:v", rate, "-g", str(gop), "-keyint_min", str(gop),
                  "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k", "-ac", "1",
                  "-f", "hls", "-hls_time", str(segment), "-hls_segment_type", "fmp4", "-hls_playlist_type", "event",
-                 "-hls_fmp4_init_filename", "init.mp4", "-hls_flags", "temp_file+independent_segments",
+                 "-hls_fmp4_init_filename", "init.mp4",
+                 "-hls_flags", "temp_file+independent_segments+program_date_time",
                  "-hls_segment_filename", str(out / "seg%d.m4s"), str(out / "index.m3u8")]
     return args
 

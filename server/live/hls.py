@@ -21,8 +21,12 @@ origin (a ministry portal embedding the stream) reads the public files; private 
 
 from __future__ import annotations
 
-import asyncio
+import os
 import re
+import stat
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 
 from aiohttp import web
@@ -36,6 +40,10 @@ from server.live.watch import WATCH, broadcast_of, forbidden, may_watch_cached, 
 FILE = re.compile(r"^(?:master\.m3u8|[A-Za-z0-9_-]{1,16}/[A-Za-z0-9_.-]{1,64}\.(?:m3u8|mp4|m4s))$")
 TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4s": "video/iso.segment"}
 IMMUTABLE = "max-age=31536000, immutable"
+MAX_PLAYLIST = 8 << 20  # a playlist is read up to this size (a 3-hour event playlist of 2 s segments is ~0.6 MB)
+PLAYLIST_ENTRIES = 256
+MAX_HELD = 4 << 20  # a segment or init file up to this size is sent from memory (a 2 s segment at 8 Mbit/s is 2 MB)
+MAX_HELD_BYTES = 64 << 20  # at most this much of them (the live edge of a few broadcasts)
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Length, Content-Range, ETag",
         "Timing-Allow-Origin": "*"}
 
@@ -44,38 +52,105 @@ def _unknown() -> web.HTTPNotFound:
     return web.HTTPNotFound(text="Không có tệp này. / No such file.")
 
 
-def _target(root: Path, directory: str, name: str) -> Path:
-    """_target: the file `name` of a recording's hls/ directory (404 when the name or the file is not one)."""
-    if not FILE.match(name) or ".." in name:
+def _target(root: Path, directory: str, name: str) -> tuple[Path, os.stat_result]:
+    """_target: the file `name` of a recording's hls/ directory and its stat (404 when the name or the file is not
+    one). `FILE` admits no `..` component and `directory` is the server's own: no path resolving (a dozen lstat
+    calls per request at a thousand viewers)."""
+    if not FILE.match(name) or "/" in directory or directory in ("", ".", ".."):
         raise _unknown()
-    hls = (root / directory / "hls").resolve()
-    path = (hls / name).resolve()
-    if hls not in path.parents or not path.is_file():
+    path = root / directory / "hls" / name
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise _unknown() from None
+    if not stat.S_ISREG(st.st_mode):
         raise _unknown()
-    return path
+    return path, st
 
 
-async def _serve(request: web.Request, path: Path, meeting_id: int, public: bool) -> web.StreamResponse:
+@dataclass
+class Segments:
+    """Segments: the segment and init files last served, held in memory up to `MAX_HELD_BYTES`: at the live edge
+    every viewer fetches the same few files, so each is read once and sent from memory, without a thread-pool hop
+    per request (what aiohttp's FileResponse costs)."""
+
+    entries: OrderedDict[Path, tuple[int, int, bytes]] = field(default_factory=OrderedDict)
+    held: int = 0
+
+    def read(self, path: Path, st: os.stat_result) -> bytes:
+        """Segments.read: the file's bytes (never rewritten by the broadcaster: a changed one is read again)."""
+        hit = self.entries.get(path)
+        if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
+            self.entries.move_to_end(path)
+            return hit[2]
+        with open(path, "rb") as f:  # a segment just written: in the page cache
+            body = f.read(MAX_HELD)
+        if hit is not None:
+            self.held -= len(hit[2])
+        self.entries[path] = (st.st_mtime_ns, st.st_size, body)
+        self.held += len(body)
+        while self.held > MAX_HELD_BYTES and len(self.entries) > 1:
+            _, (_, _, old) = self.entries.popitem(last=False)
+            self.held -= len(old)
+        return body
+
+
+@dataclass
+class Playlists:
+    """Playlists: the playlists last read, by path, with the mtime and size they were read at: a playlist is read
+    from the disk once per change (the broadcaster replaces it every segment), not once per viewer."""
+
+    entries: OrderedDict[Path, tuple[int, int, bytes]] = field(default_factory=OrderedDict)
+
+    def read(self, path: Path, st: os.stat_result) -> bytes:
+        """Playlists.read: the playlist's bytes (a few kB from the page cache: read in the loop)."""
+        hit = self.entries.get(path)
+        if hit is not None and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
+            self.entries.move_to_end(path)
+            return hit[2]
+        with open(path, "rb") as f:
+            body = f.read(MAX_PLAYLIST)
+        self.entries[path] = (st.st_mtime_ns, st.st_size, body)
+        while len(self.entries) > PLAYLIST_ENTRIES:
+            self.entries.popitem(last=False)
+        return body
+
+
+async def _serve(request: web.Request, found: tuple[Path, os.stat_result], meeting_id: int,
+                 public: bool) -> web.StreamResponse:
     """_serve: one HLS file with its type, cache lifetime (public or private) and CORS headers."""
+    path, st = found
     scope = "public" if public else "private"
     kind = TYPES[path.suffix]
     headers = dict(CORS)
     headers["Content-Type"] = kind
     if path.suffix == ".m3u8":
         try:
-            body = await asyncio.to_thread(path.read_bytes)
+            body = request.app[PLAYLISTS].read(path, st)
         except OSError:
             raise _unknown() from None
         if path.name == "master.m3u8":
             broadcast = await broadcast_of(request.app, meeting_id)
-            ended = broadcast is None or broadcast.directory.resolve() != path.parent or not broadcast.live
+            ended = broadcast is None or broadcast.directory != path.parent or not broadcast.live
         else:
             ended = b"#EXT-X-ENDLIST" in body
         age = request.app[CONFIG].watch.ended_playlist_seconds if ended else 1
         headers["Cache-Control"] = f"{scope}, max-age={age}"
         return web.Response(body=body, headers=headers)
     headers["Cache-Control"] = f"{scope}, {IMMUTABLE}"
-    return web.FileResponse(path, headers=headers)
+    if "Range" in request.headers or st.st_size > MAX_HELD:
+        return web.FileResponse(path, headers=headers)  # Range (206, Content-Range) and large files: from the disk
+    etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+    headers["ETag"] = etag
+    headers["Last-Modified"] = formatdate(st.st_mtime, usegmt=True)
+    headers["Accept-Ranges"] = "bytes"
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    try:
+        body = request.app[SEGMENTS].read(path, st)
+    except OSError:
+        raise _unknown() from None
+    return web.Response(body=body, headers=headers)  # (for HEAD aiohttp sends the headers only)
 
 
 def _recording_id(request: web.Request) -> int:
@@ -129,8 +204,14 @@ async def preflight(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """setup: the HLS file routes (public first: `p` is never a recording id)."""
+    """setup: the HLS file routes (public first: `p` is never a recording id) and the playlists' cache."""
+    app[PLAYLISTS] = Playlists()
+    app[SEGMENTS] = Segments()
     app.router.add_get("/hls/p/{token}/{recording}/{file:.+}", public_file, name="hls-public")
     app.router.add_route("OPTIONS", "/hls/p/{token}/{recording}/{file:.+}", preflight)
     app.router.add_get("/hls/{recording}/{file:.+}", private_file, name="hls")
     app.router.add_route("OPTIONS", "/hls/{recording}/{file:.+}", preflight)
+
+
+PLAYLISTS: web.AppKey[Playlists] = web.AppKey("hls_playlists", Playlists)
+SEGMENTS: web.AppKey[Segments] = web.AppKey("hls_segments", Segments)

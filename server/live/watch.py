@@ -192,7 +192,12 @@ async def broadcast_of(app: web.Application, meeting_id: int) -> Broadcast | Non
 
 
 def _serializer(app: web.Application) -> URLSafeSerializer:
-    return URLSafeSerializer(app[SECRETS].link_key, salt="broadcast-link")
+    return serializer(app[SECRETS].link_key)
+
+
+def serializer(link_key: bytes) -> URLSafeSerializer:
+    """serializer: what signs public links, with the server's link key (data_dir/secrets/link.key)."""
+    return URLSafeSerializer(link_key, salt="broadcast-link")
 
 
 def link_token(app: web.Application, meeting_id: int, nonce: str) -> str:

@@ -114,6 +114,8 @@ async def test_hls_headers_range_cors_and_cache_lifetimes(app: Any, client: Any,
     part = await op.get(f"/hls/{rid}/720p/seg1.m4s", headers={"Range": "bytes=10-109"})
     assert part.status == 206 and part.headers["Content-Range"] == f"bytes 10-109/{len(body)}"
     assert await part.read() == body[10:110]
+    again = await op.get(f"/hls/{rid}/720p/seg1.m4s", headers={"If-None-Match": seg.headers["ETag"]})
+    assert again.status == 304 and await again.read() == b""
     head = await op.client.head(f"/hls/{rid}/720p/seg1.m4s")
     assert head.status == 200 and int(head.headers["Content-Length"]) == len(body)
     pre = await client.options(f"/hls/{rid}/720p/seg1.m4s", headers={
