@@ -339,7 +339,7 @@ async def main() -> None:
     parser.add_argument("--json", default="", help="also write the rows to this file")
     args = parser.parse_args()
     for tool in ("ffmpeg", "wrk", "nginx"):
-        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+        if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin") is None:
             raise SystemExit(f"needs {tool}: apt-get install {tool}")
     with tempfile.TemporaryDirectory(prefix="taphuan-broadcast-") as tmp:
         server = Server(Path(tmp), {"recorder.enabled": "false", "log.level": "WARNING"}, ROOT)
