@@ -122,6 +122,7 @@ function init(args)
   local r = (id % 2 == 0) and "720p" or "360p"
   players, heap, edge = {}, {}, {}
   stats = {segments = 0, late = 0, playlists = 0, errors = 0, bytes = 0, lag = 0, hold = hold, rendition = r}
+  for b = 0, 40 do stats["a" .. b] = 0 end  -- flat: thread:get copies no nested table
   for i = 1, n do
     players[i] = {rendition = r, last = -1}
     push({due = start + period * (i - 1) / n, player = i, kind = "playlist"})
@@ -185,14 +186,20 @@ function response(status, headers, body)
   local t = tfdt(body)
   if t ~= nil then
     local r = stats.rendition
-    if now() > t0[r] + t / scale[r] + stats.hold then stats.late = stats.late + 1 end
+    local age = now() - (t0[r] + t / scale[r])  -- how old the segment's first frame is when its last byte arrives
+    if age > stats.hold then stats.late = stats.late + 1 end
+    local b = math.max(0, math.min(40, math.floor(age * 4)))
+    stats["a" .. b] = stats["a" .. b] + 1
   end
 end
 
 function done(summary, latency, requests)
   local out = {segments = 0, late = 0, playlists = 0, errors = 0, bytes = 0, lag = 0}
+  local ages = {}
+  for b = 0, 40 do ages[b] = 0 end
   for _, thread in ipairs(threads) do
     local s = thread:get("stats")
+    for b = 0, 40 do ages[b] = ages[b] + (s["a" .. b] or 0) end
     for k, _ in pairs(out) do
       if k == "lag" then
         if s[k] > out[k] then out[k] = s[k] end
@@ -201,8 +208,18 @@ function done(summary, latency, requests)
       end
     end
   end
-  io.write(string.format("RESULT segments=%d late=%d playlists=%d errors=%d bytes=%d lag=%.3f p99=%.1f\n",
+  -- the median and 90th percentile of the segments' age on arrival (0.25 s buckets)
+  local function age(q)
+    local seen, want = 0, q * out.segments
+    for b = 0, 40 do
+      seen = seen + ages[b]
+      if seen >= want then return b / 4 end
+    end
+    return 10
+  end
+  io.write(string.format("RESULT segments=%d late=%d playlists=%d errors=%d bytes=%d lag=%.3f p99=%.1f ",
     out.segments, out.late, out.playlists, out.errors, out.bytes, out.lag, latency:percentile(99) / 1000))
+  io.write(string.format("age50=%.2f age90=%.2f\n", age(0.5), age(0.9)))
 end
 """
 
@@ -314,17 +331,18 @@ async def one(target: str, base: str, prefix: str, n: int, args: argparse.Namesp
             "origin_s": origin, "hit": hits / total if front and total else None,
             "wrk_cpu": wrk_cpu / args.seconds * 100,
             "errors": int(figures["errors"]), "mbit": figures["bytes"] * 8 / args.seconds / 1e6,
-            "p99": figures["p99"], "lag": figures["lag"]}
+            "p99": figures["p99"], "lag": figures["lag"], "age50": figures["age50"], "age90": figures["age90"]}
 
 
 def report(rows: list[dict[str, Any]]) -> None:
     """report: the table."""
     print(f"{'target':>7} {'N':>5} {'server CPU':>10} {'RSS MiB':>8} {'seg/s':>7} {'late':>6} {'origin req/s':>12} "
-          f"{'hit ratio':>9} {'Mbit/s':>7} {'p99 ms':>7} {'wrk CPU':>8} {'errors':>6}")
+          f"{'hit ratio':>9} {'Mbit/s':>7} {'p99 ms':>7} {'age s':>9} {'wrk CPU':>8} {'errors':>6}")
     for r in rows:
         hit = f"{r['hit'] * 100:.1f} %" if r["hit"] is not None else "—"
         print(f"{r['target']:>7} {r['n']:>5} {r['cpu']:>8.1f} % {r['rss']:>8.1f} {r['seg_s']:>7.1f} "
               f"{r['late'] * 100:>5.1f}% {r['origin_s']:>12.1f} {hit:>9} {r['mbit']:>7.0f} {r['p99']:>7.0f} "
+              f"{r['age50']:>4.1f}/{r['age90']:<4.1f} "
               f"{r['wrk_cpu']:>6.0f} % {r['errors']:>6}")
 
 
