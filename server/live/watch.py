@@ -20,9 +20,11 @@ and holds the question box's per-viewer rate limits.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,11 +87,32 @@ class Watch:
     nonces: dict[int, tuple[float, str | None]] = field(default_factory=dict)
     access: OrderedDict[tuple[str, int], tuple[float, bool]] = field(default_factory=OrderedDict)
     buckets: OrderedDict[str, TokenBucket] = field(default_factory=OrderedDict)
+    # lookups under way: the requests that find a cache entry expired at once all wait for one query
+    inflight: dict[tuple[str, int], asyncio.Future[Any]] = field(default_factory=dict)
 
-    @property
-    def root(self) -> Path:
-        """Watch.root: the directory holding every recording."""
-        return self.app[CONFIG].data_path / "recordings"
+    async def _once(self, kind: str, key: int, load: Callable[[], Awaitable[Any]]) -> Any:
+        """Watch._once: `load()` once for every caller asking for (kind, key) while it runs."""
+        running = self.inflight.get((kind, key))
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.inflight[(kind, key)] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        finally:
+            self.inflight.pop((kind, key), None)
+        future.set_result(value)
+        return value
+
+    tokens: OrderedDict[str, tuple[int, str] | None] = field(default_factory=OrderedDict)  # checked signatures
+    root: Path = field(init=False)  # the directory holding every recording
+
+    def __post_init__(self) -> None:
+        self.root = self.app[CONFIG].data_path / "recordings"
 
     async def latest_recording(self, meeting_id: int) -> tuple[int, str] | None:
         """Watch.latest_recording: (id, directory) of the meeting's current recording (its latest part)."""
@@ -97,24 +120,36 @@ class Watch:
         hit = self.recordings.get(meeting_id)
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]
-        async with self.app[DB]() as s:
-            row = (await s.execute(select(Recording.id, Recording.directory).where(Recording.meeting_id == meeting_id)
-                                   .order_by(Recording.part.desc(), Recording.id.desc()).limit(1))).first()
-        value = (int(row[0]), str(row[1])) if row is not None else None
-        self.recordings[meeting_id] = (now, value)
+
+        async def load() -> tuple[int, str] | None:
+            async with self.app[DB]() as s:
+                row = (await s.execute(select(Recording.id, Recording.directory)
+                                       .where(Recording.meeting_id == meeting_id)
+                                       .order_by(Recording.part.desc(), Recording.id.desc()).limit(1))).first()
+            return (int(row[0]), str(row[1])) if row is not None else None
+
+        value = await self._once("latest", meeting_id, load)
+        self.recordings[meeting_id] = (time.monotonic(), value)
         return value
 
     async def recording_owner(self, recording_id: int) -> tuple[int, str] | None:
-        """Watch.recording_owner: (meeting id, directory) of a recording (None unknown or without a meeting)."""
+        """Watch.recording_owner: (meeting id, directory) of a recording (None unknown or without a meeting); a
+        recording's meeting and directory never change: known ones stay cached (an unknown one for a moment)."""
         now = time.monotonic()
         hit = self.owners.get(recording_id)
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
+        if hit is not None and (hit[1] is not None or now - hit[0] < CACHE_SECONDS):
             return hit[1]
-        async with self.app[DB]() as s:
-            row = (await s.execute(select(Recording.meeting_id, Recording.directory)
-                                   .where(Recording.id == recording_id))).first()
-        value = (int(row[0]), str(row[1])) if row is not None and row[0] is not None else None
-        self.owners[recording_id] = (now, value)
+
+        async def load() -> tuple[int, str] | None:
+            async with self.app[DB]() as s:
+                row = (await s.execute(select(Recording.meeting_id, Recording.directory)
+                                       .where(Recording.id == recording_id))).first()
+            return (int(row[0]), str(row[1])) if row is not None and row[0] is not None else None
+
+        value = await self._once("owner", recording_id, load)
+        self.owners[recording_id] = (time.monotonic(), value)
+        while len(self.owners) > CACHE_ENTRIES:
+            self.owners.pop(next(iter(self.owners)))
         return value
 
     async def nonce(self, meeting_id: int) -> str | None:
@@ -123,9 +158,14 @@ class Watch:
         hit = self.nonces.get(meeting_id)
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]
-        async with self.app[DB]() as s:
-            value = await s.scalar(select(BroadcastLink.nonce).where(BroadcastLink.meeting_id == meeting_id))
-        self.nonces[meeting_id] = (now, value)
+
+        async def load() -> str | None:
+            async with self.app[DB]() as s:
+                found = await s.scalar(select(BroadcastLink.nonce).where(BroadcastLink.meeting_id == meeting_id))
+            return str(found) if found is not None else None
+
+        value = await self._once("nonce", meeting_id, load)
+        self.nonces[meeting_id] = (time.monotonic(), value)
         return value
 
     def forget(self, meeting_id: int) -> None:
@@ -209,14 +249,23 @@ async def public_ok(app: web.Application, meeting_id: int, token: str) -> bool:
     """public_ok: whether `token` is the meeting's public link, still on."""
     if not token or len(token) > 200:
         return False
-    try:
-        value = _serializer(app).loads(token)
-    except BadSignature:
+    watch = app[WATCH]
+    if token in watch.tokens:  # its signature was checked before (what it names is still checked below)
+        signed = watch.tokens[token]
+    else:
+        try:
+            value = _serializer(app).loads(token)
+        except BadSignature:
+            value = None
+        ok = isinstance(value, list) and len(value) == 2 and isinstance(value[0], int) and isinstance(value[1], str)
+        signed = (value[0], value[1]) if ok else None
+        watch.tokens[token] = signed
+        while len(watch.tokens) > CACHE_ENTRIES:
+            watch.tokens.popitem(last=False)
+    if signed is None or signed[0] != meeting_id:
         return False
-    if not (isinstance(value, list) and len(value) == 2 and value[0] == meeting_id):
-        return False
-    nonce = await app[WATCH].nonce(meeting_id)
-    return nonce is not None and nonce == value[1]
+    nonce = await watch.nonce(meeting_id)
+    return nonce is not None and nonce == signed[1]
 
 
 def public_url(app: web.Application, meeting_id: int, nonce: str) -> str:
