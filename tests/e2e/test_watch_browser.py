@@ -17,7 +17,7 @@ from playwright.async_api import Browser
 from server.auth import COOKIE, create_login
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import BroadcastView, Recording, RecordingAudience, Role, User
+from server.db.models import BroadcastView, Recording, RecordingAudience, RecordingState, Role, User
 from tests.e2e.browser import ARTIFACTS
 from tests.e2e.conftest import LiveServer, _Req, new_context
 from tests.hlsgen import LiveHls
@@ -95,6 +95,18 @@ async def test_watch_live_broadcast(browser: Browser, live_server: LiveServer,
         await page.wait_for_selector("[data-watch-ended]:not([hidden])", timeout=60_000)
         assert await page.get_attribute("[data-watch-archive-link]", "href") == f"/archive/{rid}"
         await page.screenshot(path=str(ARTIFACTS / "watch-ended.png"))
+
+        # Once the recording is ready and published, the archive player plays the same renditions with hls.js,
+        # the rendition chosen by bandwidth; the WebM stays the download.
+        async with app[DB]() as s:
+            await s.execute(sa.update(Recording).where(Recording.id == rid).values(
+                state=RecordingState.READY, published=True, file="lecture.webm", mime="video/webm", duration=10.0))
+            await s.commit()
+        await page.goto(f"/archive/{rid}")
+        await page.wait_for_selector("[data-player-video][data-hls='hls.js']")
+        await page.evaluate("document.querySelector('[data-player-video]').play()")
+        await page.wait_for_function("() => document.querySelector('[data-player-video]').currentTime > 1")
+        assert (await page.get_attribute("[data-download]", "href") or "").endswith("/media?download=1")
     finally:
         await asyncio.to_thread(live.stop)
         if presenter is not None:
