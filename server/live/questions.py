@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import BroadcastQuestion, ChatMessage, QuestionState, utcnow
+from server.db.models import BroadcastQuestion, ChatMessage, QuestionState, User, utcnow
 from server.errors import ApiError
 from server.live import attendance
 from server.live.chat import message_view
@@ -141,11 +141,14 @@ async def _decide(conn: Connection, msg: dict[str, Any], state: QuestionState) -
             raise SignalError("state", "Câu hỏi này đã được xử lý. / This question was already handled.")
         row.state, row.answer, row.decided_at, row.decided_by = state, answer, utcnow(), conn.ident.user_id
         if state == QuestionState.APPROVED:
-            chat_row = ChatMessage(meeting_id=conn.meeting_id, at=utcnow(), sender_participant=pid,
-                                   sender_user_id=conn.ident.user_id,
+            # the viewer's words, under the viewer's name and role (an anonymous one of the public link: guest),
+            # from a participant id of its own: not the moderator's message
+            role = await s.scalar(select(User.role).where(User.id == row.user_id)) if row.user_id else None
+            chat_row = ChatMessage(meeting_id=conn.meeting_id, at=utcnow(), sender_participant=f"viewer-{row.id}",
+                                   sender_user_id=row.user_id,
                                    sender_name=f"{ANONYMOUS} · {row.name}" if row.name else ANONYMOUS,
-                                   sender_role="guest", recipient_participant=None, recipient_user_id=None,
-                                   text=row.text)
+                                   sender_role=role.value if role is not None else "guest",
+                                   recipient_participant=None, recipient_user_id=None, text=row.text)
             s.add(chat_row)
             await s.flush()
             row.chat_message_id = chat_row.id

@@ -113,3 +113,52 @@ async def test_watch_live_broadcast(browser: Browser, live_server: LiveServer,
             await presenter.close()
         await session.close()
         await ctx.close()
+
+
+async def test_studio_moderates_viewers_questions(browser: Browser, live_server: LiveServer,
+                                                  make_user: Callable[..., Awaitable[User]],
+                                                  make_meeting: Callable[..., Awaitable[Any]]) -> None:
+    app = live_server.app
+    trainer = await make_user(Role.TRAINER, display_name="Cô Nguyễn Thị Hoa")
+    meeting = await make_meeting(presenters=[trainer], title="Phát trực tiếp: Ngữ văn 7")
+    async with app[DB]() as s:
+        s.add(Recording(meeting_id=meeting.id, program_id=meeting.program_id, title=meeting.title,
+                        directory=f"{meeting.id}-q", audience=RecordingAudience.ALL))
+        await s.commit()
+    learner = await make_user(Role.LEARNER, display_name="Cô Lò Thị Mai")
+    async with app[DB]() as s:
+        login = await create_login(s, _Req(app), user=learner, hours=1)  # type: ignore[arg-type]
+        await s.commit()
+    viewer = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                   headers={"X-CSRF-Token": login.csrf_token})
+    viewer.cookie_jar.update_cookies({COOKIE: login.id}, response_url=aiohttp.client.URL(live_server.url))
+    ctx = await new_context(browser, live_server.url, user=trainer, app=app)
+    base = f"{live_server.url}/api/v1/broadcasts/{meeting.id}/questions"
+    try:
+        studio = await ctx.new_page()
+        await studio.goto(f"/live/{meeting.id}")
+        await studio.click("[data-action=join]")
+        await studio.wait_for_selector("[data-stage]:not([hidden])")
+        assert await studio.is_hidden("[data-questions-box]")
+        for text in ("Xin cô nhắc lại đề bài?", "Bài tập về nhà nộp khi nào?"):
+            async with viewer.post(base, json={"viewer": "viewer-mai-01", "text": text}) as r:
+                assert r.status == 201
+        await studio.wait_for_selector("[data-badge=questions]:not([hidden])")
+        assert await studio.inner_text("[data-badge=questions]") == "2"
+        await studio.click("[data-tab=chat]")
+        first = studio.locator("[data-question]").filter(has_text="nhắc lại đề bài")
+        await first.locator("[data-action=question-approve]").click()
+        await studio.wait_for_selector("[data-chat-list] >> text=Xin cô nhắc lại đề bài?")
+        assert "Người xem · Cô Lò Thị Mai" in await studio.inner_text("[data-chat-list]")  # the viewer's, not ours
+        second = studio.locator("[data-question]").filter(has_text="nộp khi nào")
+        await second.locator("[data-action=question-answer]").click()
+        await second.locator("textarea").fill("Thứ Sáu tuần sau.")
+        await studio.screenshot(path=str(ARTIFACTS / "studio-questions.png"))
+        await second.locator("button[type=submit]").click()
+        await studio.wait_for_selector("[data-questions-box]", state="hidden")
+        async with viewer.get(f"{base}?viewer=viewer-mai-01") as r:
+            mine = await r.json()
+        assert [(q["state"], q["answer"]) for q in mine] == [("approved", ""), ("answered", "Thứ Sáu tuần sau.")]
+    finally:
+        await viewer.close()
+        await ctx.close()

@@ -1,4 +1,5 @@
-// live-questions.js: the studio's "Viewers" panel: questions from the live broadcast's watch page
+// live-questions.js: the viewers' questions above the studio's chat (shown while any waits; a badge on the Chat
+// tab counts them): questions from the live broadcast's watch page
 // (docs/protocol.md, Live broadcast questions). Presenters and operators approve a question into the room's chat,
 // answer it (the viewer sees the answer on the watch page) or dismiss it; every decision reaches every moderator,
 // so a question handled elsewhere leaves this queue too.
@@ -23,7 +24,7 @@
   function render() {
     const list = $("[data-questions]");
     list.replaceChildren(...Array.from(pending.values()).map(card));
-    $("[data-questions-empty]").hidden = pending.size > 0;
+    $("[data-questions-box]").hidden = pending.size === 0;
     const badge = $("[data-badge=questions]");
     badge.hidden = pending.size === 0;
     badge.textContent = String(pending.size);

@@ -219,6 +219,7 @@ async def test_question_round_trip(app: Any, client: Any, login_as: Factory, mak
     assert (await t.request("question-approve", question_id=q["id"]))["type"] == "ok"
     chat = await t.wait(lambda m: m.get("type") == "chat" and m["message"]["text"] == "Xin hỏi về bài tập 3?")
     assert "Thầy Lò Văn Minh" in chat["message"]["from_name"]
+    assert (chat["message"]["from"], chat["message"]["from_role"]) == (f"viewer-{q['id']}", "learner")  # not the host
     again = await t.request("question-approve", question_id=q["id"], check=False)
     assert again["error"]["code"] == "state"
 
