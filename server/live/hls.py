@@ -36,6 +36,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.live.recordings import may_view
 from server.live.watch import WATCH, broadcast_of, forbidden, may_watch_cached, not_found, public_ok
+from server.live.watch import setup as watch_setup
 
 FILE = re.compile(r"^(?:master\.m3u8|[A-Za-z0-9_-]{1,16}/[A-Za-z0-9_.-]{1,64}\.(?:m3u8|mp4|m4s))$")
 TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4s": "video/iso.segment"}
@@ -204,7 +205,9 @@ async def preflight(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """setup: the HLS file routes (public first: `p` is never a recording id) and the playlists' cache."""
+    """setup: the HLS file routes (public first: `p` is never a recording id), the playlists' and segments' caches,
+    and the access caches they use (server.live.watch)."""
+    watch_setup(app)
     app[PLAYLISTS] = Playlists()
     app[SEGMENTS] = Segments()
     app.router.add_get("/hls/p/{token}/{recording}/{file:.+}", public_file, name="hls-public")

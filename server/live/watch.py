@@ -377,11 +377,8 @@ async def _watch_ctx(app: web.Application) -> Any:
 
 
 def setup(app: web.Application) -> None:
-    """setup: the `Watch` caches (a cleanup context) and the HLS file routes (server.live.hls)."""
-    from server.live import hls
-
+    """setup: the `Watch` caches (a cleanup context; server.live.hls adds the file routes and calls this)."""
     app.cleanup_ctx.append(_watch_ctx)
-    hls.setup(app)
 
 
 WATCH: web.AppKey[Watch] = web.AppKey("watch", Watch)
