@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from server.audit import record
-from server.auth import require
+from server.auth import client_ip, require
 from server.db.engine import DB
 from server.db.models import BroadcastLink, Meeting, Role
 from server.live import questions, viewers
@@ -166,7 +166,7 @@ async def post_question(request: web.Request) -> web.Response:
     """post_question: a viewer's question into the moderated queue (422 empty or too long, 429 too many)."""
     body = await parse_body(request, ViewerQuestionIn)
     meeting_id, viewer = await _viewer(request, body.k, body.viewer)
-    row = await questions.ask(request.app, meeting_id, viewer, body.text, body.name)
+    row = await questions.ask(request.app, meeting_id, viewer, body.text, body.name, client_ip(request))
     return web.json_response(questions.question_view(row), status=201, headers=NO_STORE)
 
 

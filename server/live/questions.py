@@ -30,8 +30,10 @@ from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
 from server.live.watch import WATCH, Viewer
 from server.live.wire import MODERATORS, SignalError, field, id_field
+from server.ratelimit import address_key
 
 MAX_PENDING = 5  # pending questions one viewer may have at once
+ADDRESS_FACTOR = 10  # one address (a school behind one NAT) may ask as much as this many viewers
 QUEUE = 200  # pending questions a moderator who joins is sent at most
 ANONYMOUS = "Người xem"
 AUDIT_ACTIONS = {QuestionState.APPROVED: "broadcast.question-approved",
@@ -63,8 +65,10 @@ def clean_text(value: Any, limit: int) -> str:
     return text
 
 
-async def ask(app: web.Application, meeting_id: int, viewer: Viewer, text: Any, name: Any) -> BroadcastQuestion:
-    """ask: store a viewer's question (422 bad text, 429 too many) and tell the moderators in the room."""
+async def ask(app: web.Application, meeting_id: int, viewer: Viewer, text: Any, name: Any,
+              address: str = "") -> BroadcastQuestion:
+    """ask: store a viewer's question (422 bad text, 429 too many: per viewer, and per address `ADDRESS_FACTOR`
+    times that, since an anonymous viewer could take a new id per question) and tell the moderators."""
     text = clean_text(text, app[CONFIG].watch.question_chars)
     shown = viewer.name
     if not shown:
@@ -76,7 +80,9 @@ async def ask(app: web.Application, meeting_id: int, viewer: Viewer, text: Any, 
         if (pending or 0) >= MAX_PENDING:
             raise too_many(f"Bạn đã có {MAX_PENDING} câu hỏi đang chờ duyệt. / You already have {MAX_PENDING} "
                            "questions waiting.", 60)
-        if not app[WATCH].take(f"{meeting_id}:{viewer.key}"):
+        per_minute = app[CONFIG].watch.questions_per_minute
+        if not app[WATCH].take(f"{meeting_id}:{viewer.key}") or not app[WATCH].take(
+                f"{meeting_id}:ip:{address_key(address)}", per_minute * ADDRESS_FACTOR, 3 * ADDRESS_FACTOR):
             raise too_many("Bạn gửi câu hỏi quá nhanh; hãy chờ một chút. / Too many questions: wait a moment.", 30)
         row = BroadcastQuestion(meeting_id=meeting_id, viewer=viewer.key,
                                 user_id=viewer.ident.user_id if viewer.ident else None, name=shown, text=text,

@@ -176,11 +176,13 @@ class Watch:
         """Watch.hls_dir: the `hls/` directory of a recording directory (relative to the recordings root)."""
         return self.root / directory / "hls"
 
-    def take(self, viewer: str) -> bool:
-        """Watch.take: whether `viewer` may send a question now (watch.questions_per_minute, burst 3)."""
+    def take(self, viewer: str, per_minute: float | None = None, burst: int = 3) -> bool:
+        """Watch.take: whether `viewer` (or an address: `per_minute`, `burst`) may send a question now
+        (watch.questions_per_minute, burst 3)."""
         bucket = self.buckets.get(viewer)
         if bucket is None:
-            bucket = TokenBucket(self.app[CONFIG].watch.questions_per_minute / 60, 3)
+            rate = per_minute if per_minute is not None else self.app[CONFIG].watch.questions_per_minute
+            bucket = TokenBucket(rate / 60, burst)
             self.buckets[viewer] = bucket
             while len(self.buckets) > CACHE_ENTRIES:
                 self.buckets.popitem(last=False)

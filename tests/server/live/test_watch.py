@@ -160,6 +160,15 @@ async def test_public_link_no_login_shared_and_revocable(app: Any, client: Any, 
             assert first.status == 200 and "Set-Cookie" not in first.headers
     listing = await client.get(f"/hls/p/{token}/{rid}/360p/index.m3u8")
     assert listing.headers["Cache-Control"] == "public, max-age=1"
+    # An anonymous viewer asks (CSRF by the site's double-submit cookie); a new player id per question does not
+    # escape the limit: the address has one too.
+    csrf = next(c.value for c in client.session.cookie_jar if c.key == "taphuan_csrf")
+    ask = f"/api/v1/broadcasts/{meeting.id}/questions"
+    codes = [(await client.post(ask, headers={"X-CSRF-Token": csrf}, json={
+        "viewer": f"anon-player-{i:04d}", "text": "Xin chào", "k": token, "name": "Cô giáo ở Mường Tè"})).status
+        for i in range(35)]
+    assert codes[0] == 201 and codes[-1] == 429 and codes.count(201) == 30
+    assert (await client.post(ask, json={"viewer": "anon-player-x", "text": "?", "k": token})).status == 403  # CSRF
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert (await client.get(f"/hls/p/{forged}/{rid}/360p/seg0.m4s")).status == 403
 
