@@ -20,6 +20,9 @@ Rules (`meeting_attendance`):
 - Floor: floor-start until floor-end, or until the holder's leave, drop (not resumed) or closed-at-restart.
 - Hands raised, chat messages, poll answers: counts of hand-up, chat and poll-answer events.
 - Connection quality: medians of the `quality` samples (worst download loss, upload loss, bitrates, RTT).
+- Viewers of the live broadcast (`MeetingFacts.viewers`): counted apart from the room's attendees, from the
+  player's heartbeats (`server.live.viewers`), per unit with the minutes watched; anonymous public-link viewers as
+  one line; a unit filter keeps the viewers of its units, a classroom's report has none.
 
 Reports (`collect` then `summarise_*`): per meeting, a list of meetings, per program, per unit and per
 month, with filters by date range and by unit (a province, district or commune: the classrooms under
