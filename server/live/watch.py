@@ -362,6 +362,9 @@ async def check_viewer(request: web.Request, meeting_id: int, token: str, client
             known = await s.scalar(select(Meeting.id).where(Meeting.id == meeting_id))
         if known is None:
             raise not_found()
+        if token:  # a link given out, turned off since (or mistyped): say so, not "log in"
+            raise ApiError(403, "link-off", "Liên kết xem công khai này đã bị tắt hoặc không đúng. / "
+                                            "This public watch link is turned off or wrong.")
         raise ApiError(401, "unauthenticated", "Cần đăng nhập để xem buổi phát trực tiếp này. / "
                                                "Log in to watch this live broadcast.")
     raise forbidden()

@@ -146,6 +146,7 @@ async def test_studio_moderates_viewers_questions(browser: Browser, live_server:
         await studio.wait_for_selector("[data-badge=questions]:not([hidden])")
         assert await studio.inner_text("[data-badge=questions]") == "2"
         await studio.click("[data-tab=chat]")
+        await studio.wait_for_selector("[data-panel=chat]:not([hidden]) [data-questions-box]:not([hidden])")
         first = studio.locator("[data-question]").filter(has_text="nhắc lại đề bài")
         await first.locator("[data-action=question-approve]").click()
         await studio.wait_for_selector("[data-chat-list] >> text=Xin cô nhắc lại đề bài?")
@@ -161,4 +162,40 @@ async def test_studio_moderates_viewers_questions(browser: Browser, live_server:
         assert [(q["state"], q["answer"]) for q in mine] == [("approved", ""), ("answered", "Thứ Sáu tuần sau.")]
     finally:
         await viewer.close()
+        await ctx.close()
+
+
+async def test_operator_turns_the_public_link_on(browser: Browser, live_server: LiveServer,
+                                                 make_user: Callable[..., Awaitable[User]],
+                                                 make_meeting: Callable[..., Awaitable[Any]]) -> None:
+    app = live_server.app
+    meeting = await make_meeting(title="Phát trực tiếp: Tin học 8")
+    async with app[DB]() as s:
+        row = Recording(meeting_id=meeting.id, program_id=meeting.program_id, title=meeting.title,
+                        directory=f"{meeting.id}-pub")
+        s.add(row)
+        await s.commit()
+        rid = row.id
+    op = await make_user(Role.OPERATOR)
+    ctx = await new_context(browser, live_server.url, user=op, app=app)
+    anon = await new_context(browser, live_server.url)
+    try:
+        page = await ctx.new_page()
+        await page.goto(f"/archive/{rid}")
+        await page.click("[data-public-toggle=on]")
+        url = await page.input_value("[data-public-url]")
+        assert f"/watch/{meeting.id}?k=" in url
+        # Anyone with the link, without a login: the page says the broadcast has not started yet.
+        viewer = await anon.new_page()
+        await viewer.goto(url)
+        await viewer.wait_for_selector("[data-watch-waiting]:not([hidden])")
+        assert "Phát trực tiếp: Tin học 8" in await viewer.inner_text("h1")
+        assert await viewer.is_visible("[data-watch-ask] input[name=name]")  # an anonymous viewer may sign
+        await viewer.screenshot(path=str(ARTIFACTS / "watch-waiting.png"))
+        await page.click("[data-public-toggle=off]")
+        await page.wait_for_selector("[data-public-toggle=on]")
+        gone = await viewer.goto(url)  # the link stopped working, and the page says so
+        assert gone is not None and gone.status == 403 and "đã bị tắt" in await viewer.inner_text("main")
+    finally:
+        await anon.close()
         await ctx.close()

@@ -174,7 +174,8 @@ async def test_public_link_no_login_shared_and_revocable(app: Any, client: Any, 
 
     assert (await op.delete(f"/api/v1/broadcasts/{meeting.id}/public-link")).status == 204
     assert (await client.get(f"/hls/p/{token}/{rid}/360p/seg0.m4s")).status == 403  # revoked at once
-    assert (await client.get(on["url"], headers={"Accept": "text/html"}, allow_redirects=False)).status in (302, 303)
+    dead = await client.get(on["url"], headers={"Accept": "text/html"}, allow_redirects=False)
+    assert dead.status == 403 and "Liên kết xem công khai này đã bị tắt" in await dead.text()
     again = await (await op.put(f"/api/v1/broadcasts/{meeting.id}/public-link")).json()
     assert again["url"] != on["url"]  # a new link: the old one stays dead
     async with app[DB]() as s:
