@@ -320,7 +320,8 @@ async def may_watch_cached(app: web.Application, ident: Identity, meeting_id: in
 @dataclass(frozen=True)
 class Viewer:
     """Viewer: who is watching: `key` ("user:<id>", "login:<digest>" or "anon:<digest>"), their identity (None on
-    the public link without a login) and whether they came by the public link."""
+    the public link without a login) and whether they watch by the public link (`public`: a login in the audience
+    never does; one outside it may)."""
 
     key: str
     ident: Identity | None
@@ -356,7 +357,8 @@ async def check_viewer(request: web.Request, meeting_id: int, token: str, client
     if token and await public_ok(request.app, meeting_id, token):
         if ident is None and not valid_client_id(client_id):
             client_id = "page"
-        return Viewer(viewer_key(ident, meeting_id, client_id), ident, ident is None)
+        # by the link (a login outside the audience too): its files are the public ones
+        return Viewer(viewer_key(ident, meeting_id, client_id), ident, True)
     if ident is None:
         async with request.app[DB]() as s:
             known = await s.scalar(select(Meeting.id).where(Meeting.id == meeting_id))

@@ -172,6 +172,12 @@ async def test_public_link_no_login_shared_and_revocable(app: Any, client: Any, 
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert (await client.get(f"/hls/p/{forged}/{rid}/360p/seg0.m4s")).status == 403
 
+    # A login outside the audience watches by the link too (the public files).
+    outsider = await login_as(Role.LEARNER)
+    by_link = await (await outsider.get(f"/api/v1/broadcasts/{meeting.id}?k={token}")).json()
+    assert by_link["master_url"] == f"/hls/p/{token}/{rid}/master.m3u8"
+    assert (await outsider.get(f"/api/v1/broadcasts/{meeting.id}")).status == 403  # without it: refused
+
     assert (await op.delete(f"/api/v1/broadcasts/{meeting.id}/public-link")).status == 204
     assert (await client.get(f"/hls/p/{token}/{rid}/360p/seg0.m4s")).status == 403  # revoked at once
     dead = await client.get(on["url"], headers={"Accept": "text/html"}, allow_redirects=False)
