@@ -62,6 +62,10 @@ ACTIONS: dict[str, str] = {
     "recording.rename": "Recording renamed", "recording.publish": "Recording published",
     "recording.delete": "Recording deleted", "recording.audience": "Recording's audience changed",
     "recording.continue": "Recording continued after a pause",
+    "broadcast.public-link": "Public watch link of the live broadcast turned on or off",
+    "broadcast.question-approved": "Viewer's question put into the room's chat",
+    "broadcast.question-answered": "Viewer's question answered",
+    "broadcast.question-dismissed": "Viewer's question dismissed",
     "material.upload": "Material uploaded", "material.update": "Material changed",
     "material.delete": "Material deleted",
     "quiz.create": "Quiz created", "quiz.update": "Quiz changed", "quiz.delete": "Quiz deleted",
@@ -75,6 +79,7 @@ TOGGLES: dict[str, tuple[str, str, str]] = {
                   "A participant's microphone, camera or screen turned back on"),
     "live.lock": ("locked", "Locked the room", "Unlocked the room"),
     "live.floor": ("participant", "Floor given", "Floor taken back"),
+    "broadcast.public-link": ("enabled", "Public watch link turned on", "Public watch link turned off"),
 }
 """TOGGLES: actions whose label says which way they went: action → (detail, label when truthy, label when not)."""
 
@@ -97,7 +102,7 @@ DETAILS: dict[str, str] = {
     "sha256": "Checksum (SHA-256)", "size": "Size (bytes)", "source": "Source", "starts_at": "Starts",
     "title": "Title", "token_id": "API token", "updated": "Number updated", "username": "Username", "via": "Through",
     "scheduled_end": "Scheduled end", "minutes": "Minutes", "ends_at_before": "End before", "ends_at": "New end",
-    "after_seconds": "After (seconds)", "part": "Part",
+    "after_seconds": "After (seconds)", "part": "Part", "enabled": "Turned on", "question_id": "Viewer's question",
 }
 """DETAILS: the keys of an entry's details → their English labels."""
 

@@ -216,6 +216,14 @@ class BroadcastSection(_Section):
         return value
 
 
+class WatchSection(_Section):
+    """WatchSection: the live broadcast's audience side (/watch, HLS files, the question box; server.live.watch)."""
+
+    question_chars: int = Field(500, ge=20, le=4000)
+    questions_per_minute: float = Field(2.0, gt=0, le=60)
+    ended_playlist_seconds: int = Field(300, ge=1, le=86400)
+
+
 class MeetingsSection(_Section):
     """MeetingsSection: when a live meeting ends by itself (see docs/protocol.md, Ending a meeting)."""
 
@@ -314,6 +322,7 @@ class Config(_Section):
     recorder: RecorderSection = Field(default_factory=RecorderSection)
     broadcast: BroadcastSection = Field(default_factory=BroadcastSection)
     meetings: MeetingsSection = Field(default_factory=MeetingsSection)
+    watch: WatchSection = Field(default_factory=WatchSection)
     smtp: SmtpSection = Field(default_factory=SmtpSection)
     deadlines: DeadlinesSection = Field(default_factory=DeadlinesSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)

@@ -43,3 +43,5 @@ def setup(app: web.Application) -> None:
     registry.add_module(app, scorm)
     scorm.setup(app)
     app.cleanup_ctx.append(content_ctx)
+    from server.api import broadcasts  # the live broadcast's watch page: state, heartbeats, questions (issue 19)
+    registry.add_module(app, broadcasts)

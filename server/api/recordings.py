@@ -18,6 +18,7 @@ from server.inputs import check_id
 from server.learning import archive
 from server.live.broadcast import BROADCASTS
 from server.live.recordings import RECORDERS
+from server.live.watch import finished_hls
 from server.openapi import TEXT, endpoint, int_param, json_response, parse_body
 
 OPERATORS = (Role.OPERATOR,)
@@ -57,6 +58,7 @@ class RecordingOut(BaseModel):
     chapters: list[ChapterOut]
     originals: list[str]
     media_url: str
+    hls_url: str | None  # the HLS renditions (master playlist) once the recording has finished ones, else null
     download_url: str
     chapters_url: str
     # its HLS renditions in the recording's hls/ (server.live.broadcast): "" none, live, queued, encoding
@@ -107,14 +109,21 @@ def recording_out(request: web.Request, row: Recording, program_title: str = "")
         duration=row.duration, size=row.size, started_at=row.started_at.astimezone(tz),
         ended_at=row.ended_at.astimezone(tz) if row.ended_at else None,
         chapters=[ChapterOut(**c) for c in row.chapters or []], originals=sorted(row.originals or {}),
-        media_url=f"{base}/media", download_url=f"{base}/media?download=1", chapters_url=f"{base}/chapters.vtt",
-        hls_state=row.hls_state, hls_progress=hls_progress(request, row))
+        media_url=f"{base}/media", hls_url=hls_url(request, row), download_url=f"{base}/media?download=1",
+        chapters_url=f"{base}/chapters.vtt", hls_state=row.hls_state, hls_progress=hls_progress(request, row))
 
 
 def hls_progress(request: web.Request, row: Recording) -> int:
     """hls_progress: the percent done of the recording's archive renditions (live from the broadcast service)."""
     broadcasts = request.app.get(BROADCASTS)
     return broadcasts.progress.get(row.id, row.hls_progress) if broadcasts is not None else row.hls_progress
+
+
+def hls_url(request: web.Request, row: Recording) -> str | None:
+    """hls_url: the master playlist of the recording's finished HLS renditions (`hls/master.m3u8` whose media
+    playlists end with #EXT-X-ENDLIST: server.live.hls serves them), None without them."""
+    return f"/hls/{row.id}/master.m3u8" if finished_hls(request.app[CONFIG].data_path / "recordings" / row.directory) \
+        else None
 
 
 async def _load(request: web.Request, *, for_media: bool = False) -> Recording:

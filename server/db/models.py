@@ -734,3 +734,69 @@ class ScormAttempt(Base):
 
 
 __all__ += ["ScormAttempt", "ScormPackage"]
+
+
+# --- live broadcast audience (issue 19, migration 0017): public links, viewers, the question box -------------
+
+
+class BroadcastLink(Base):
+    """BroadcastLink: a meeting's public watch link, turned on by an operator (`server.live.watch`): the link is
+    signed with `nonce`; turning it off deletes the row, turning it on again draws a new nonce (old links die)."""
+
+    __tablename__ = "broadcast_links"
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BroadcastView(Base):
+    """BroadcastView: one viewer of a meeting's broadcast, from the player's heartbeats: `viewer` is
+    "user:<id>" for an account, "anon:<digest>" for someone on the public link (`public`); `seconds` watched."""
+
+    __tablename__ = "broadcast_views"
+    __table_args__ = (UniqueConstraint("meeting_id", "viewer", name="uq_broadcast_views_meeting_viewer"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    viewer: Mapped[str] = mapped_column(String(80))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
+    role: Mapped[str] = mapped_column(String(20), default="")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class QuestionState(enum.StrEnum):
+    """QuestionState: a viewer's question: pending → approved (into the room's chat) | answered | dismissed."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    ANSWERED = "answered"
+    DISMISSED = "dismissed"
+
+
+class BroadcastQuestion(Base):
+    """BroadcastQuestion: a question a viewer of the broadcast asked, in the moderated queue of its meeting."""
+
+    __tablename__ = "broadcast_questions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    viewer: Mapped[str] = mapped_column(String(80), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    text: Mapped[str] = mapped_column(Text)
+    state: Mapped[QuestionState] = mapped_column(_enum(QuestionState), default=QuestionState.PENDING)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    asked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    chat_message_id: Mapped[int | None] = mapped_column(Integer)
+
+
+__all__ += ["BroadcastLink", "BroadcastQuestion", "BroadcastView", "QuestionState"]

@@ -26,7 +26,7 @@ from server.auth import Identity
 from server.config import Config
 from server.db.engine import DB
 from server.db.models import Meeting, Role
-from server.live import attendance, chat, ending, lobby, polls, recordings
+from server.live import attendance, chat, ending, lobby, polls, questions, recordings
 from server.live.capabilities import CAPABILITIES
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
@@ -157,6 +157,7 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
     conn.followups += await chat.history_for(conn)
     conn.followups += await polls.open_polls_for(conn)
     conn.followups += lobby.waiting_for(conn)
+    conn.followups += await questions.queue_for(conn)  # the broadcast's viewers' questions waiting (moderators)
     conn.followups += recordings.refusal_for(conn.app, meeting.id, ident.role.value)
     conn.followups += ending.warning_for(conn.app, meeting, ident.role.value)
     # The room's snapshot is taken after the last await: whoever joined meanwhile (e.g. the recorder, started

@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, web
 from server.auth import client_ip, identity, websocket_origin_ok
 from server.config import CONFIG
 from server.db.models import Role
-from server.live import attendance, chat, ending, entry, lobby, polls, recording_live
+from server.live import attendance, chat, ending, entry, lobby, polls, questions, recording_live
 from server.live.connection import Connection, Route, audit_live, jsonable
 from server.live.sender import POLICY_CLOSE_WAIT
 from server.live.service import LIVE, live_ctx, on_shutdown
@@ -254,7 +254,7 @@ def _union(*tables: dict[str, Route]) -> dict[str, Route]:
 
 
 ROUTES = _union(_ROOM_ROUTES, entry.ROUTES, chat.ROUTES, polls.ROUTES, lobby.ROUTES, recording_live.ROUTES,
-                ending.ROUTES)
+                ending.ROUTES, questions.ROUTES)
 
 
 async def _after_close(conn: Connection, ws: web.WebSocketResponse) -> None:

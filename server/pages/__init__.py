@@ -23,3 +23,5 @@ def setup(app: web.Application) -> None:
     joinlinks.setup(app)
     from server.pages import scorm  # SCORM packages played from the content origin (issue 21)
     scorm.setup(app)
+    from server.pages import watch  # the live broadcast's watch page (issue 19)
+    watch.setup(app)

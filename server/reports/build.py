@@ -20,6 +20,9 @@ Rules (`meeting_attendance`):
 - Floor: floor-start until floor-end, or until the holder's leave, drop (not resumed) or closed-at-restart.
 - Hands raised, chat messages, poll answers: counts of hand-up, chat and poll-answer events.
 - Connection quality: medians of the `quality` samples (worst download loss, upload loss, bitrates, RTT).
+- Viewers of the live broadcast (`MeetingFacts.viewers`): counted apart from the room's attendees, from the
+  player's heartbeats (`server.live.viewers`), per unit with the minutes watched; anonymous public-link viewers as
+  one line; a unit filter keeps the viewers of its units, a classroom's report has none.
 
 Reports (`collect` then `summarise_*`): per meeting, a list of meetings, per program, per unit and per
 month, with filters by date range and by unit (a province, district or commune: the classrooms under
@@ -48,6 +51,7 @@ from sqlalchemy.orm import selectinload
 from server.auth import Identity
 from server.db.models import (
     AttendanceEvent,
+    BroadcastView,
     Classroom,
     ForumQuestion,
     Headcount,
@@ -67,7 +71,9 @@ from server.db.models import (
     utcnow,
 )
 from server.errors import ApiError
+from server.live import viewers
 from server.live.service import LIVE
+from server.live.viewers import ViewerGroup
 from server.reports.presence import (
     Attendee,
     MeetingAttendance,
@@ -214,6 +220,8 @@ class MeetingFacts:
     attendance: MeetingAttendance
     rows: list[ClassroomRow]
     others: list[Attendee]  # presenters, operators, guests (not classrooms)
+    # viewers of its live broadcast per unit, anonymous public-link viewers last (server.live.viewers)
+    viewers: list[ViewerGroup] = field(default_factory=list)
 
     @property
     def held(self) -> bool:
@@ -276,6 +284,7 @@ async def facts_of(s: AsyncSession, meetings: Sequence[Meeting], filters: Filter
         rooms.update({c.id: c for c in (await s.scalars(select(Classroom).where(
             Classroom.id.in_(listed[i:i + 500])))).all()})
     allowed = places.under(filters.unit_id) if filters and filters.unit_id is not None else None
+    views = await viewers.load(s, ids)
     out = []
     for m in meetings:
         att = meeting_attendance(m.id, m.starts_at, m.ends_at, events.get(m.id, []), now=now,
@@ -298,8 +307,25 @@ async def facts_of(s: AsyncSession, meetings: Sequence[Meeting], filters: Filter
             if not rows:
                 continue
             others = []
-        out.append(MeetingFacts(m, att, rows, others))
+        seen = [v for v in views.get(m.id, []) if allowed is None or v.unit_id in allowed]
+        if filters and filters.classroom_id is not None:
+            seen = []
+        out.append(MeetingFacts(m, att, rows, others, viewer_groups(seen, places)))
     return out
+
+
+def viewer_groups(rows: Sequence[BroadcastView], places: Places) -> list[ViewerGroup]:
+    """viewer_groups: a meeting's broadcast viewers per unit, named "unit (province)" (server.live.viewers)."""
+    names: dict[int | None, str] = {}
+    for row in rows:
+        if row.unit_id is not None and row.unit_id not in names:
+            place = places.of(row.unit_id)
+            unit = place.unit
+            name = unit.name if unit is not None else ""
+            if place.province is not None and unit is not None and place.province.id != unit.id:
+                name = f"{name} ({place.province.name})"
+            names[row.unit_id] = name
+    return viewers.summary(rows, names)
 
 
 # --- summaries ---------------------------------------------------------------------------------------

@@ -99,9 +99,14 @@ def meeting_tables(facts: MeetingFacts, tz: ZoneInfo) -> list[Table]:
         people.rows.append([a.name, ROLE_VI.get(a.role, a.role), spans_text(a.spans, tz), _r(a.minutes),
                             _pct(a.share), a.hands, _r(a.floor_seconds / 60), a.chat, a.poll_answers,
                             _pct(a.quality.loss)])
-    return [rooms, people]
+    viewers = Table("Người xem", f"Người xem buổi phát trực tiếp: {m.title}", VIEWER_HEADERS)
+    for g in facts.viewers:
+        viewers.rows.append(["Người xem ẩn danh (liên kết công khai)" if g.anonymous else g.name or "Không có đơn vị",
+                             g.viewers, _r(g.minutes)])
+    return [rooms, people, viewers]
 
 
+VIEWER_HEADERS = ["Đơn vị", "Số người xem", "Số phút đã xem"]
 MEETINGS_HEADERS = ["Ngày", "Bắt đầu", "Kết thúc", "Buổi tập huấn", "Chương trình", "Thời lượng (giờ)",
                     "Lớp được mời", "Lớp tham dự", "Giáo viên (sĩ số)", "Tổng số phút của các lớp",
                     "Tỷ lệ thời lượng TB (%)", "Giơ tay", "Phát biểu (phút)", "Tin nhắn", "Trả lời bình chọn",

@@ -256,6 +256,47 @@
       nav.hidden = false;
     }
 
+    // The HLS renditions of the recording (its live broadcast's, or made from it by the worker) when it has
+    // them: hls.js picks the rendition by the measured bandwidth (Safari: its own HLS); the WebM file otherwise.
+    // The original WebM stays the download.
+    function attach(r) {
+      if (r.hls_url && window.Hls && window.Hls.isSupported()) {
+        const hls = new window.Hls({ enableWorker: false, startLevel: -1, capLevelToPlayerSize: true });
+        hls.on(window.Hls.Events.LEVEL_SWITCHED, (_e, d) => {
+          const l = hls.levels[d.level];
+          video.dataset.level = l && l.height ? `${l.height}p` : "";
+          video.title = l && l.height ? `${T.quality_auto}: ${l.height}p` : "";
+        });
+        hls.loadSource(r.hls_url);
+        hls.attachMedia(video);
+        video.dataset.hls = "hls.js";
+      } else if (r.hls_url && video.canPlayType("application/vnd.apple.mpegurl")) {
+        video.src = r.hls_url;
+        video.dataset.hls = "native";
+      } else {
+        video.src = r.media_url;
+      }
+    }
+
+    // Operators: the meeting's public watch link (anyone with it watches the live broadcast without a login).
+    async function publicLink(r) {
+      const box = root.querySelector("[data-public-link]");
+      const base = `/api/v1/broadcasts/${r.meeting_id}/public-link`;
+      const info = await api("GET", base);
+      const draw = (l) => {
+        const url = l.url ? new URL(l.url, window.location.origin).href : null;
+        box.replaceChildren(el("h2", {}, T.public_link), el("p", { class: "muted small" }, T.public_hint),
+          url ? el("p", {}, el("input", { type: "text", readonly: true, value: url, class: "public-url", "data-public-url": "", "aria-label": T.public_link })) : "",
+          el("p", { class: "btn-row" },
+            el("button", { type: "button", class: "btn btn-secondary btn-sm", "data-public-toggle": l.enabled ? "off" : "on",
+              onclick: async () => { try { draw(l.enabled ? (await api("DELETE", base), { enabled: false, url: null }) : await api("PUT", base)); } catch (e) { alert(e.message); } } },
+            l.enabled ? T.public_off : T.public_on),
+            el("a", { class: "btn btn-ghost btn-sm", href: `/watch/${r.meeting_id}` }, T.watch_page)));
+        box.hidden = false;
+      };
+      draw(info);
+    }
+
     async function load() {
       const r = await api("GET", `/api/v1/recordings/${id}`);
       state.replaceChildren(stateBadge(r), r.recovered ? el("span", { class: "rec-flag rec-recovered" }, T.recovered) : "",
@@ -263,10 +304,11 @@
       actions.replaceChildren(
         r.state === "ready" ? el("a", { class: "btn btn-secondary", href: r.download_url, "data-download": "" }, T.download) : "",
         operator ? operatorButtons(r, (gone) => { if (gone) window.location.href = "/archive"; else load(); }) : "");
+      if (operator && r.meeting_id !== null) publicLink(r).catch(() => {});
       if (r.state === "ready" && !loaded) {
         loaded = true;
         video.hidden = false;
-        video.src = r.media_url;
+        attach(r);
         video.append(el("track", { kind: "chapters", src: r.chapters_url, default: true, srclang: "vi", label: T.chapters }));
         const at = /^#t=([0-9.]+)$/.exec(window.location.hash);
         if (at) video.addEventListener("loadedmetadata", () => { video.currentTime = Number(at[1]); }, { once: true });

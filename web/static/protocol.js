@@ -11,7 +11,7 @@
 // participant-joined, participant-left, participant-state, participant-audio-only, mute-request, peer-failed,
 // closed, error, locked, lobby-waiting, chat, chat-history, chat-deleted, poll, poll-results, recording,
 // meeting-ending, meeting-extended, meeting-ended (the meeting ended for everyone: `closed` follows, nothing
-// reconnects),
+// reconnects), broadcast-question and broadcast-questions (moderators: the live broadcast's viewers' questions),
 // plus the connection states "reconnecting" and "reconnected" (detail.media: only the media connections,
 // the socket stayed), "pc-state" ({pc, state}) and "track" ({slot, track, stream}).
 //
@@ -605,6 +605,10 @@
     // Ending (docs/protocol.md "Ending a meeting"): moderators end the meeting for everyone or move its end later.
     endMeeting() { return this.request("end-meeting", {}); }
     extendMeeting(minutes) { return this.request("extend-meeting", { minutes: Number(minutes) }); }
+    // Live broadcast questions (docs/protocol.md): moderators get "broadcast-question" and "broadcast-questions".
+    approveQuestion(questionId) { return this.request("question-approve", { question_id: questionId }); }
+    answerQuestion(questionId, text) { return this.request("question-answer", { question_id: questionId, text: String(text) }); }
+    dismissQuestion(questionId) { return this.request("question-dismiss", { question_id: questionId }); }
     ping() { return this.request("ping", {}); }
 
     async leave() {
