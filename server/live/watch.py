@@ -46,6 +46,7 @@ from server.db.models import (
 )
 from server.errors import ApiError
 from server.live.audience import reaches
+from server.live.broadcast import BROADCASTS
 from server.ratelimit import TokenBucket
 from server.schedule.visibility import enterable
 
@@ -212,8 +213,12 @@ def finished_hls(directory: Path) -> bool:
 
 
 def _live_state(app: web.Application, meeting_id: int, hls: Path) -> bool:
-    """_live_state: whether the meeting's broadcast in `hls` is live. The broadcaster (server.live.broadcast, when it
-    is there) knows; until then the first rendition's playlist says so (no #EXT-X-ENDLIST yet). Switch here."""
+    """_live_state: whether the meeting's broadcast in `hls` is live: the broadcaster's word when it broadcasts the
+    meeting into `hls` (server.live.broadcast), else the first rendition's playlist (no #EXT-X-ENDLIST yet: HLS
+    written by another node or process)."""
+    broadcasts = app.get(BROADCASTS)
+    if broadcasts is not None and broadcasts.directory(meeting_id) == hls:
+        return broadcasts.live(meeting_id)
     for playlist in sorted(hls.glob("*/index.m3u8")):
         return not playlist_ended(playlist)
     return False

@@ -81,7 +81,7 @@ async def _row(app: Any, recording_id: int) -> Recording:
 
 
 async def test_live_broadcast_is_continuous_across_a_screen_share_and_a_hand_over(
-        app: Any, client: Any, make_meeting: Factory, make_user: Factory) -> None:
+        app: Any, client: Any, make_meeting: Factory, make_user: Factory, login_as: Factory) -> None:
     first = await make_user(Role.TRAINER)
     second = await make_user(Role.TRAINER)
     meeting = await make_meeting(presenters=[first, second])
@@ -104,12 +104,22 @@ async def test_live_broadcast_is_continuous_across_a_screen_share_and_a_hand_ove
         playlist = (hls / "240p" / "index.m3u8").read_text()
         assert "#EXT-X-ENDLIST" not in playlist and '#EXT-X-MAP:URI="init.mp4"' in playlist
         assert "#EXT-X-PROGRAM-DATE-TIME:" in playlist
+        # the watch page's side (server.live.watch, server.live.hls) sees this broadcast live and serves its files
+        viewer = await login_as(user=first)
+        state = await (await viewer.client.get(f"/api/v1/broadcasts/{meeting.id}")).json()
+        assert (state["state"], state["recording_id"]) == ("live", rid), state
+        master = await viewer.client.get(state["master_url"])
+        assert master.status == 200 and "240p/index.m3u8" in await master.text()
+        media = await viewer.client.get(state["master_url"].replace("master.m3u8", "240p/index.m3u8"))
+        assert media.status == 200 and media.headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
         await room.mute("a", "a", "screen", True)  # the screen share stops: the camera follows
         await asyncio.sleep(3.0)
         await room.set_presenter("a", "b")  # the hand-over: the second trainer's camera
         await asyncio.sleep(3.0)
         await app[RECORDERS].finish_meeting(meeting.id)
         assert not broadcasts.live(meeting.id) and broadcasts.directory(meeting.id) is None
+        state = await (await viewer.client.get(f"/api/v1/broadcasts/{meeting.id}")).json()
+        assert state["state"] == "ended", state
     finally:
         for c in (a, b):
             await c.close()
