@@ -96,6 +96,7 @@ class Downlinks:
     _reported: dict[Consumer, Reported] = field(default_factory=dict)
     _loss: dict[Consumer, tuple[int, int, float]] = field(default_factory=dict)  # lost, sent, when
     _nacked: dict[str, tuple[int, int]] = field(default_factory=dict)  # per subscriber: packets NACKed, sent
+    _dropped: dict[str, int] = field(default_factory=dict)  # per subscriber: packets its pacer dropped so far
     _layer_octets: dict[Producer, tuple[float, int]] = field(default_factory=dict)
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
     runs: int = 0
@@ -183,6 +184,12 @@ class Downlinks:
         for c in video:  # its keyframe requests can wait for the track's gate (Consumer._on_keyframe)
             c.weak = weak
         if wire is not None:
+            dropped = wire.pacer.dropped
+            if dropped > self._dropped.get(p.id, dropped):  # what waited too long was dropped: decoders wait
+                for c in video:  # for a keyframe (a paused slot asks its own when it resumes)
+                    if link.choice.get(c.slot, True) is not None:
+                        c.repair()
+            self._dropped[p.id] = dropped
             # paced from the start while it is not known to be fast (a new link's first keyframes must not
             # overflow a 300 kbit/s link before its first report says so): audio first, video at the estimate;
             # not above it on a weak link (MIN_PACING_RATE + the audio sent a 300 kbit/s classroom 280 kbit/s of

@@ -47,6 +47,7 @@ class ConsumerStats:
     resends_refused: int = 0  # NACKed packets not resent (too old, too recent, or over the budget)
     layer: int | None = None  # the spatial layer of the source it forwards (0 lowest), None: nothing
     max_temporal: int = -1  # the highest temporal layer it forwards, -1 all
+    repairs: int = 0  # keyframes asked because its pacer dropped what waited too long (Consumer.repair)
 
 
 @dataclass(frozen=True)
