@@ -33,7 +33,8 @@ SUBSYSTEMS: dict[str, set[str]] = {
     "server.reports": {"server.people", "server.schedule", "server.learning", "server.live"},
 }
 HANDLERS = {"server.api", "server.pages"}
-APPLICATION = {"server.app", "server.cli", "server.middlewares", "server.bootstrap"}
+APPLICATION = {"server.app", "server.cli", "server.middlewares", "server.bootstrap",
+               "server.sharedlimits"}  # installs the Redis twins of the live and login limits at start
 
 
 def module_name(path: Path) -> str:

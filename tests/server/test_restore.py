@@ -166,21 +166,23 @@ async def test_a_backup_of_an_older_revision_is_restored_and_brought_up_to_date(
         s.add(Recording(meeting_id=meeting.id, program_id=meeting.program_id, title="Buổi 1", directory="1-x"))
         await s.commit()
     out = await backup(client.app[CONFIG], tmp_path / "backups", progress=False)
-    # as a version before 0015_recording_parts wrote it: no recordings.part
+    # as a version before 0018_broadcast wrote it: no recordings.hls_state nor hls_progress
     manifest = json.loads((out / "manifest.json").read_text())
-    assert "0015_recording_parts" in manifest["revisions"]
-    manifest["revisions"] = sorted({*manifest["revisions"], "0012"} - {"0015_recording_parts"})
+    assert "0018_broadcast" in manifest["revisions"]
+    manifest["revisions"] = sorted({*manifest["revisions"], "0015_recording_parts"} - {"0018_broadcast"})
     (out / "manifest.json").write_text(json.dumps(manifest))
     lines = gzip.decompress((out / "database.jsonl.gz").read_bytes()).decode().splitlines()
-    rewritten, drop = [], None
+    rewritten, drops = [], []
     for line in lines:
         item = json.loads(line)
         if isinstance(item, dict):
-            drop = item["columns"].index("part") if item["table"] == "recordings" else None
-            if drop is not None:
-                del item["columns"][drop]
-        elif drop is not None:
-            del item[drop]
+            drops = sorted((item["columns"].index(c) for c in ("hls_state", "hls_progress")), reverse=True) \
+                if item["table"] == "recordings" else []
+            for i in drops:
+                del item["columns"][i]
+        else:
+            for i in drops:
+                del item[i]
         rewritten.append(json.dumps(item, ensure_ascii=False))
     (out / "database.jsonl.gz").write_bytes(gzip.compress("\n".join(rewritten).encode() + b"\n"))
 
@@ -192,7 +194,8 @@ async def test_a_backup_of_an_older_revision_is_restored_and_brought_up_to_date(
     engine = make_engine(target.database_url)
     try:
         async with engine.connect() as conn:
-            assert (await conn.execute(select(Recording.title, Recording.part))).all() == [("Buổi 1", 1)]
-            assert "0015_recording_parts" in await conn.run_sync(revisions)
+            assert (await conn.execute(select(Recording.title, Recording.part, Recording.hls_state))).all() == \
+                [("Buổi 1", 1, "")]
+            assert "0018_broadcast" in await conn.run_sync(revisions)
     finally:
         await engine.dispose()

@@ -51,6 +51,12 @@ async def _meeting(app: web.Application, meeting_id: int) -> Meeting:
     return m
 
 
+async def _recording_state(app: web.Application, recording_id: int) -> RecordingState | None:
+    async with app[DB]() as s:
+        rec = await s.get(Recording, recording_id)
+        return rec.state if rec is not None else None
+
+
 async def _eventually(condition: Callable[[], bool], within: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -98,9 +104,12 @@ async def test_presenter_ends_the_meeting_for_everyone(app: web.Application, cli
     assert stored.ended_at is not None and stored.ended_by == trainer.user.id
     await _eventually(lambda: meeting.id not in app[RECORDERS].active)  # stopped, queued for finalizing at once
     await _eventually(lambda: str(meeting.id) not in app[LIVE].sfu.rooms)  # the room closed
+    done = (RecordingState.PROCESSING, RecordingState.READY, RecordingState.FAILED)
+    deadline = asyncio.get_running_loop().time() + 15  # the stop's last write follows the recorder's flush to disk
+    while (state := await _recording_state(app, rid)) not in done:
+        assert asyncio.get_running_loop().time() < deadline, f"the recording is still {state}"
+        await asyncio.sleep(0.1)
     async with app[DB]() as s:
-        rec = await s.get(Recording, rid)
-        assert rec is not None and rec.state in (RecordingState.PROCESSING, RecordingState.READY, RecordingState.FAILED)
         reasons = [e.details.get("reason") for e in (await s.scalars(
             select(AuditEntry).where(AuditEntry.action.in_(["meeting.end", "recording.stop"])))).all()]
         leaves = [e.data.get("reason") for e in (await s.scalars(select(AttendanceEvent).where(
