@@ -33,7 +33,7 @@ SUBSYSTEMS: dict[str, set[str]] = {
     "server.reports": {"server.people", "server.schedule", "server.learning", "server.live"},
 }
 HANDLERS = {"server.api", "server.pages"}
-APPLICATION = {"server.app", "server.cli", "server.middlewares", "server.bootstrap"}
+APPLICATION = {"server.app", "server.cli", "server.middlewares", "server.bootstrap", "server.sharedlimits"}
 
 
 def module_name(path: Path) -> str:

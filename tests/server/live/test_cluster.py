@@ -1,0 +1,167 @@
+"""Tests of server.live.cluster: two nodes (create_app twice, on two ports) sharing one real redis-server, one real
+PostgreSQL and one data directory. A meeting's room is placed on one node; a classroom coming through the other
+is sent to the owner (`moved` on its socket, a redirect for the live page) and gets the presenter's media there;
+placement prefers the least loaded node and skips a draining one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from server.app import create_app
+from server.auth import COOKIE
+from server.config import Config
+from server.db.models import Role, User
+from server.live.cluster import CLUSTER, draining_key, room_key
+from server.live.rooms import open_meetings
+from server.live.service import LIVE
+from tests.conftest import LoggedIn, SharedClient
+from tests.live_client import LiveClient, page_origin
+from tests.pgserver import PgServer
+from tests.server.livetest import Factory, classroom_login, connect
+from tests.server.test_bus import _free_port, redis_url  # noqa: F401  (fixture: a real redis-server)
+
+pytestmark = pytest.mark.redis
+Client = TestClient[Any, Any]
+PORTS = web.AppKey("test_ports", dict)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Any]:  # noqa: F811
+    """redis: a client of the module's redis-server, emptied first."""
+    client = aioredis.Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    """ports: the ports of node a and node b (known before the apps are made: each names its own URL)."""
+    return {"a": _free_port(), "b": _free_port()}
+
+
+@pytest.fixture
+def node_config(make_config: Callable[..., Config], redis_url: str, postgres: PgServer,  # noqa: F811
+                redis: Any, ports: dict[str, int]) -> Callable[[str], Config]:
+    """node_config: the configuration of node `name`: one database, one Redis, one data directory for both."""
+    database = postgres.migrated_database()
+
+    def make(name: str) -> Config:
+        return make_config(**{"bus.kind": "redis", "bus.redis_url": redis_url, "database.url": database,
+                              "cluster.node_id": name, "cluster.url": f"http://127.0.0.1:{ports[name]}",
+                              "cluster.lease_seconds": 3})
+    return make
+
+
+@pytest.fixture
+def config(node_config: Callable[[str], Config]) -> Config:
+    """config: node a's (the conftest's `app`, `client`, `login_as`... are node a)."""
+    return node_config("a")
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, app: web.Application, ports: dict[str, int]) -> Client:
+    """client: node a, on its port."""
+    return await aiohttp_client(app, server_kwargs={"port": ports["a"]})
+
+
+@pytest.fixture
+async def node_b(aiohttp_client: Any, client: Client, node_config: Callable[[str], Config],
+                 ports: dict[str, int]) -> Client:
+    """node_b: the second node, on its port (started after node a)."""
+    return await aiohttp_client(create_app(node_config("b")), server_kwargs={"port": ports["b"]})
+
+
+async def on_node(who: LoggedIn, node: Client, made: list[SharedClient]) -> SharedClient:
+    """on_node: the same browser (its login cookie) talking to `node`."""
+    cookie = who.client.session.cookie_jar.filter_cookies(who.client.make_url("/"))[COOKIE].value
+    cl = SharedClient(node.server)
+    await cl.start_server()
+    made.append(cl)
+    cl.session.cookie_jar.update_cookies({COOKIE: cookie}, response_url=cl.make_url("/"))
+    return cl
+
+
+@pytest.fixture
+async def browsers() -> AsyncIterator[list[SharedClient]]:
+    made: list[SharedClient] = []
+    yield made
+    for cl in made:
+        await cl.close()
+
+
+async def test_a_classroom_coming_through_b_is_sent_to_the_owner_a_and_gets_media_there(
+        client: Client, node_b: Client, login_as: Factory, make_user: Factory, make_meeting: Factory,
+        make_classroom: Factory, clients: list[LiveClient], browsers: list[SharedClient], redis: Any,
+        ports: dict[str, int]) -> None:
+    trainer_user: User = await make_user(Role.TRAINER)
+    trainer = await login_as(user=trainer_user)
+    room, classroom_id = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[classroom_id])
+
+    await redis.set(draining_key("b"), "1")  # (else node a or b, whichever had less CPU lately)
+    t = await connect(trainer, clients)  # the presenter opens the room on node a
+    await t.join(meeting.id)
+    await redis.delete(draining_key("b"))
+    assert (await t.publish())["type"] == "answer"
+    assert await redis.get(room_key(meeting.id)) == b"a"
+
+    on_b = await on_node(room, node_b, browsers)
+    page = await on_b.get(f"/live/{meeting.id}?view=x", allow_redirects=False)  # the live page: a redirect
+    assert page.status == 307, await page.text()
+    assert page.headers["Location"] == f"http://127.0.0.1:{ports['a']}/live/{meeting.id}?view=x&node=a"
+
+    via_b = LiveClient(on_b.session, str(on_b.make_url("/ws")))  # a page of node b opened before: `moved`
+    clients.append(via_b)
+    await via_b.connect()
+    started = time.perf_counter()
+    moved = await via_b.request("join", version=1, meeting_id=meeting.id)
+    assert moved["type"] == "error" and moved["error"]["code"] == "moved", moved
+    url = moved["error"]["url"]
+    assert url == f"ws://127.0.0.1:{ports['a']}/ws?node=a"
+    a = LiveClient(on_b.session, url, origin=page_origin(str(on_b.make_url("/ws"))))  # b's page, a's socket
+    clients.append(a)
+    await a.connect()
+    joined = await a.join(meeting.id)
+    print(f"\nmoved: join refused on b, joined on a in {1000 * (time.perf_counter() - started):.1f} ms")
+    assert joined["room"]["presenter_id"] == t.participant_id
+    await a.wait_frames("presenter-video", 5)  # the presenter's media, from node a
+    assert open_meetings(node_b.app[LIVE]) == []  # node b opened no room for it
+    assert open_meetings(client.app[LIVE]) == [meeting.id]
+
+    stranger = LiveClient(on_b.session, url, origin="http://127.0.0.1:9")  # not a node's page: refused
+    with pytest.raises(Exception, match="403"):
+        await stranger.connect()
+
+
+async def test_placement_prefers_the_least_loaded_node_and_skips_a_draining_one(
+        client: Client, node_b: Client, login_as: Factory, make_user: Factory, make_meeting: Factory,
+        clients: list[LiveClient], redis: Any) -> None:
+    trainer_user: User = await make_user(Role.TRAINER)
+    trainer = await login_as(user=trainer_user)
+    first = await make_meeting(presenters=[trainer_user])
+    second = await make_meeting(presenters=[trainer_user])
+    third = await make_meeting(presenters=[trainer_user])
+    t = await connect(trainer, clients)
+    await t.join(first.id)  # node a now holds a room and a participant
+    a, b = client.app[CLUSTER], node_b.app[CLUSTER]
+    await a.heartbeat(open_meetings(client.app[LIVE]), client.app[LIVE].sfu.participant_count())
+    nodes = {n.node_id: n for n in await b.nodes()}
+    assert (nodes["a"].rooms, nodes["a"].participants, nodes["b"].rooms) == (1, 1, 0)
+
+    other = await connect(trainer, clients)  # asked on node a, the next meeting goes to the idle node b
+    moved = await other.request("join", version=1, meeting_id=second.id)
+    assert moved["error"]["code"] == "moved" and moved["error"]["url"].endswith("?node=b"), moved
+    assert await redis.get(room_key(second.id)) == b"b"
+
+    await redis.set(draining_key("b"), "1")  # `taphuan drain` on node b: the loaded node a gets the next one
+    assert (await other.join(third.id))["type"] == "joined"
+    assert await redis.get(room_key(third.id)) == b"a"
+    assert {n.node_id: n.draining for n in await a.nodes()} == {"a": False, "b": True}
