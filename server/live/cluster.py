@@ -188,15 +188,24 @@ class Cluster:
             base = "ws" + base[4:] if base.startswith("http") else base
         return f"{base}{path}?{urlencode({**(query or {}), 'node': node.node_id})}"
 
-    def origin_ok(self, origin: str | None) -> bool:
-        """Cluster.origin_ok: is `origin` a page of one of the nodes (a page of node B may open node A's socket)?"""
+    async def origin_ok(self, origin: str | None) -> bool:
+        """Cluster.origin_ok: is `origin` a page of one of the living nodes (a page of node B may open node A's
+        socket)? The nodes of the last heartbeat, read again from Redis when it names none of them."""
         if not origin:
             return False
-        for node in self.known.values():
-            u = urlsplit(node.url)
-            if u.scheme and origin.rstrip("/") == f"{u.scheme}://{u.netloc}":
-                return True
-        return False
+
+        def known() -> bool:
+            for node in self.known.values():
+                u = urlsplit(node.url)
+                if u.scheme and origin.rstrip("/") == f"{u.scheme}://{u.netloc}":
+                    return True
+            return False
+
+        if known():
+            return True
+        with contextlib.suppress(Exception):  # Redis away: only the nodes already known
+            self.known = {n.node_id: n for n in await self.nodes()}
+        return known()
 
     def restart_cpu(self) -> None:
         """Cluster.restart_cpu: measure this process's CPU from now on."""
@@ -291,6 +300,49 @@ async def page_elsewhere(request: web.Request, meeting_id: int) -> str | None:
         return None
     query = {k: v for k, v in request.query.items() if k != "node"}
     return cluster.url_on(owner, request.path, query)
+
+
+async def run_drain(config: Config, limit: float, every: float = 1.0, say_every: float = 30.0) -> int:
+    """run_drain: `taphuan drain`: mark this configuration's node draining in Redis (no new room is placed on it),
+    then wait until its heartbeat shows no open room (or the node stopped), printing the progress; 0 when drained,
+    1 after `limit` seconds with rooms still open (the node stays draining), 2 without Redis."""
+    if config.bus.kind != "redis":
+        print("taphuan drain: needs bus.kind: redis (several nodes); a single node is upgraded by stopping it",
+              flush=True)
+        return 2
+    import redis.asyncio as aioredis
+
+    node_id = node_id_of(config)
+    redis = aioredis.Redis.from_url(config.bus.redis_url)
+    try:
+        await redis.set(draining_key(node_id), "1")
+        print(f"node {node_id}: draining: no new meeting is placed on it", flush=True)
+        started = time.monotonic()
+        said: tuple[int, int] | None = None
+        said_at = 0.0
+        while True:
+            info = parse_heartbeat(node_id, await redis.get(heartbeat_key(node_id)))
+            if info is None:
+                print(f"node {node_id}: not running (no heartbeat): drained", flush=True)
+                return 0
+            if info.rooms == 0:
+                print(f"node {node_id}: no room open: drained; stop it now (`taphuan serve` clears the mark)",
+                      flush=True)
+                return 0
+            now = time.monotonic()
+            left = limit - (now - started)
+            if left <= 0:
+                print(f"node {node_id}: still {info.rooms} rooms ({info.participants} participants) after "
+                      f"{limit:g} s; it stays draining: run drain again, or stop it (their browsers reconnect "
+                      f"to other nodes)", flush=True)
+                return 1
+            if (info.rooms, info.participants) != said or now - said_at >= say_every:
+                print(f"node {node_id}: {info.rooms} rooms, {info.participants} participants still open "
+                      f"({left:.0f} s left)", flush=True)
+                said, said_at = (info.rooms, info.participants), now
+            await asyncio.sleep(min(every, left))
+    finally:
+        await redis.aclose()
 
 
 CLUSTER: web.AppKey[Cluster] = web.AppKey("cluster")

@@ -297,8 +297,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     if ident is None:
         raise web.HTTPUnauthorized(text="login required")
     cluster = request.app.get(CLUSTER)  # with several nodes: a page of another node may be sent here (`moved`)
-    origin_ok = cluster is not None and cluster.origin_ok(request.headers.get("Origin"))
-    if not websocket_origin_ok(request) and not origin_ok:
+    if not websocket_origin_ok(request) and not (cluster and await cluster.origin_ok(request.headers.get("Origin"))):
         raise web.HTTPForbidden(text="Origin của WebSocket không phải máy chủ này. / Cross-origin WebSocket refused: "
                                      "a login cookie needs this server's Origin; other clients use a bearer token.")
     limits = request.app[CONFIG].limits

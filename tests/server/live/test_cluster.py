@@ -5,8 +5,10 @@ placement prefers the least loaded node and skips a draining one."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.auth import COOKIE
+from server.cli import main
 from server.config import Config
 from server.db.models import Role, User
 from server.live.cluster import CLUSTER, draining_key, room_key
@@ -56,7 +59,7 @@ def node_config(make_config: Callable[..., Config], redis_url: str, postgres: Pg
     def make(name: str) -> Config:
         return make_config(**{"bus.kind": "redis", "bus.redis_url": redis_url, "database.url": database,
                               "cluster.node_id": name, "cluster.url": f"http://127.0.0.1:{ports[name]}",
-                              "cluster.lease_seconds": 3})
+                              "cluster.lease_seconds": 3, "sfu.room_grace_seconds": 0.3})
     return make
 
 
@@ -165,3 +168,36 @@ async def test_placement_prefers_the_least_loaded_node_and_skips_a_draining_one(
     assert (await other.join(third.id))["type"] == "joined"
     assert await redis.get(room_key(third.id)) == b"a"
     assert {n.node_id: n.draining for n in await a.nodes()} == {"a": False, "b": True}
+
+
+async def test_drain_places_nothing_new_on_the_node_and_waits_for_its_rooms_to_end(
+        client: Client, node_b: Client, login_as: Factory, make_user: Factory, make_meeting: Factory,
+        clients: list[LiveClient], redis: Any, redis_url: str, tmp_path: Path,  # noqa: F811
+        capsys: pytest.CaptureFixture[str]) -> None:
+    trainer_user: User = await make_user(Role.TRAINER)
+    trainer = await login_as(user=trainer_user)
+    first = await make_meeting(presenters=[trainer_user])
+    later = await make_meeting(presenters=[trainer_user])
+    await redis.set(draining_key("b"), "1")
+    t = await connect(trainer, clients)
+    await t.join(first.id)  # node a holds a room
+    await redis.delete(draining_key("b"))
+    await client.app[CLUSTER].heartbeat(open_meetings(client.app[LIVE]), client.app[LIVE].sfu.participant_count())
+    path = tmp_path / "node-a.yaml"
+    path.write_text(f"bus:\n  kind: redis\n  redis_url: {redis_url}\ncluster:\n  node_id: a\n", encoding="utf-8")
+
+    assert await asyncio.to_thread(main, ["--config", str(path), "drain", "--timeout", "1"]) == 1  # room open
+    out = capsys.readouterr().out
+    assert "node a: 1 rooms, 1 participants still open" in out and "still 1 rooms" in out, out
+    assert await redis.get(draining_key("a")) == b"1"
+
+    drain = asyncio.ensure_future(asyncio.to_thread(main, ["--config", str(path), "drain", "--timeout", "60"]))
+    other = await connect(trainer, clients)  # asked on the draining node a, a new meeting goes to node b
+    moved = await other.request("join", version=1, meeting_id=later.id)
+    assert moved["error"]["code"] == "moved" and moved["error"]["url"].endswith("?node=b"), moved
+    await asyncio.sleep(1.5)
+    assert not drain.done()  # the room is still open
+    assert (await t.request("leave"))["type"] == "ok"  # the meeting's last participant leaves: its room closes
+    assert await asyncio.wait_for(drain, 30) == 0
+    out = capsys.readouterr().out
+    assert "draining" in out and "no room open: drained" in out, out
