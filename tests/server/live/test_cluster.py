@@ -6,11 +6,16 @@ placement prefers the least loaded node and skips a draining one."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -19,7 +24,7 @@ from aiohttp.test_utils import TestClient
 from server.app import create_app
 from server.auth import COOKIE
 from server.cli import main
-from server.config import Config
+from server.config import CONFIG, Config
 from server.db.models import Role, User
 from server.live.cluster import CLUSTER, draining_key, room_key
 from server.live.rooms import open_meetings
@@ -29,6 +34,7 @@ from tests.live_client import LiveClient, page_origin
 from tests.pgserver import PgServer
 from tests.server.livetest import Factory, classroom_login, connect
 from tests.server.test_bus import _free_port, redis_url  # noqa: F401  (fixture: a real redis-server)
+from tests.server.test_serve import ROOT, _read_until
 
 pytestmark = pytest.mark.redis
 Client = TestClient[Any, Any]
@@ -201,3 +207,85 @@ async def test_drain_places_nothing_new_on_the_node_and_waits_for_its_rooms_to_e
     assert await asyncio.wait_for(drain, 30) == 0
     out = capsys.readouterr().out
     assert "draining" in out and "no room open: drained" in out, out
+
+
+def start_node(config: Config, name: str, port: int) -> subprocess.Popen[str]:
+    """start_node: `taphuan serve` as node `name` on `port`, in its own process, sharing `config`'s database, Redis
+    and data directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAPHUAN_")}
+    env.update({"PYTHONUNBUFFERED": "1", "TAPHUAN_DATA_DIR": str(config.data_path),
+                "TAPHUAN_DATABASE__URL": config.database_url, "TAPHUAN_BUS__KIND": "redis",
+                "TAPHUAN_BUS__REDIS_URL": config.bus.redis_url, "TAPHUAN_CLUSTER__NODE_ID": name,
+                "TAPHUAN_CLUSTER__URL": f"http://127.0.0.1:{port}", "TAPHUAN_CLUSTER__LEASE_SECONDS": "3",
+                "TAPHUAN_SERVER__HOST": "127.0.0.1", "TAPHUAN_SFU__ICE_ADDRESSES": "[127.0.0.1]",
+                "TAPHUAN_RECORDER__AUTO_START": "false", "TAPHUAN_BROADCAST__ENABLED": "false",
+                "TAPHUAN_BROADCAST__ARCHIVE": "false"})
+    return subprocess.Popen([sys.executable, "-m", "server.cli", "--config", str(ROOT / "config.yaml"), "serve",
+                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+async def enter_like_the_page(session: aiohttp.ClientSession, home: str, origin: str, meeting_id: int,
+                              made: list[LiveClient], resume: dict[str, str] | None = None) -> LiveClient:
+    """enter_like_the_page: what web/static/protocol.js does: join (resume) on the page's own socket, follow a
+    `moved` to the owner's socket, go back home when that socket cannot be opened, join afresh when the resume
+    token is refused; retries with a short back-off."""
+    url = home
+    while True:
+        lc = LiveClient(session, url, origin=origin)
+        made.append(lc)
+        try:
+            await lc.connect()
+        except aiohttp.ClientError:  # the node it was sent to is gone
+            url = home
+            await asyncio.sleep(0.5)
+            continue
+        fields: dict[str, Any] = {"resume": resume} if resume else {}
+        reply = await lc.request("join", version=1, meeting_id=meeting_id, **fields)
+        if reply["type"] == "error" and reply["error"]["code"] == "moved":
+            url = reply["error"]["url"]
+            await lc.close()
+            continue
+        if reply["type"] == "error" and reply["error"]["code"] == "token":
+            reply = await lc.request("join", version=1, meeting_id=meeting_id)
+        assert reply["type"] == "joined", reply
+        lc.participant_id, lc.resume_token = reply["participant_id"], reply["resume_token"]
+        return lc
+
+
+async def test_when_the_owner_dies_its_meeting_is_made_again_on_a_living_node_and_the_page_rejoins_there(
+        client: Client, login_as: Factory, make_user: Factory, make_meeting: Factory, make_classroom: Factory,
+        clients: list[LiveClient], browsers: list[SharedClient], redis: Any, ports: dict[str, int]) -> None:
+    trainer_user: User = await make_user(Role.TRAINER)
+    trainer = await login_as(user=trainer_user)
+    room, classroom_id = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[classroom_id])
+    node_b = await asyncio.to_thread(start_node, client.app[CONFIG], "b", ports["b"])
+    try:
+        await asyncio.to_thread(_read_until, node_b, "running at")
+        await redis.set(draining_key("a"), "1")  # the meeting goes to node b
+        home = str(client.make_url("/ws"))
+        origin = page_origin(home)  # the pages are node a's
+        t = await enter_like_the_page(trainer.client.session, home, origin, meeting.id, clients)
+        c = await enter_like_the_page(room.client.session, home, origin, meeting.id, clients)
+        assert await redis.get(room_key(meeting.id)) == b"b" and c.url.endswith(f":{ports['b']}/ws?node=b")
+        await redis.delete(draining_key("a"))
+
+        node_b.send_signal(signal.SIGKILL)  # node b dies: no clean-up, its heartbeat and leases expire
+        killed = time.monotonic()
+        t, c = await asyncio.wait_for(asyncio.gather(
+            enter_like_the_page(trainer.client.session, home, origin, meeting.id, clients,
+                                {"participant_id": t.participant_id, "token": t.resume_token}),
+            enter_like_the_page(room.client.session, home, origin, meeting.id, clients,
+                                {"participant_id": c.participant_id, "token": c.resume_token})), 30)
+        took = time.monotonic() - killed
+        print(f"\nnode b killed: the classroom joined again on node a after {took:.1f} s")
+        assert took < 15  # (a generous bound: the lease is 3 s here)
+        assert await redis.get(room_key(meeting.id)) == b"a"
+        assert open_meetings(client.app[LIVE]) == [meeting.id]
+        assert (await t.publish())["type"] == "answer"
+        await c.wait_frames("presenter-video", 5)  # the presenter's media again, now from node a
+    finally:
+        if node_b.poll() is None:
+            node_b.kill()
+        node_b.wait(timeout=10)
