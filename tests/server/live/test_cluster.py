@@ -20,12 +20,14 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from server.app import create_app
 from server.auth import COOKIE
 from server.cli import main
 from server.config import CONFIG, Config
-from server.db.models import Role, User
+from server.db.engine import DB
+from server.db.models import Recording, RecordingState, Role, User
 from server.live.cluster import CLUSTER, draining_key, room_key
 from server.live.rooms import open_meetings
 from server.live.service import LIVE
@@ -62,17 +64,18 @@ def node_config(make_config: Callable[..., Config], redis_url: str, postgres: Pg
     """node_config: the configuration of node `name`: one database, one Redis, one data directory for both."""
     database = postgres.migrated_database()
 
-    def make(name: str) -> Config:
+    def make(name: str, **more: Any) -> Config:
         return make_config(**{"bus.kind": "redis", "bus.redis_url": redis_url, "database.url": database,
                               "cluster.node_id": name, "cluster.url": f"http://127.0.0.1:{ports[name]}",
-                              "cluster.lease_seconds": 3, "sfu.room_grace_seconds": 0.3})
+                              "cluster.lease_seconds": 3, "sfu.room_grace_seconds": 0.3, **more})
     return make
 
 
 @pytest.fixture
-def config(node_config: Callable[[str], Config]) -> Config:
-    """config: node a's (the conftest's `app`, `client`, `login_as`... are node a)."""
-    return node_config("a")
+def config(node_config: Callable[..., Config], request: pytest.FixtureRequest) -> Config:
+    """config: node a's (the conftest's `app`, `client`, `login_as`... are node a), with the overrides a test
+    passes by indirect parametrization."""
+    return node_config("a", **getattr(request, "param", {}))
 
 
 @pytest.fixture
@@ -214,14 +217,15 @@ async def test_drain_places_nothing_new_on_the_node_and_waits_for_its_rooms_to_e
 
 def start_node(config: Config, name: str, port: int) -> subprocess.Popen[str]:
     """start_node: `taphuan serve` as node `name` on `port`, in its own process, sharing `config`'s database, Redis
-    and data directory."""
+    and data directory; it records its meetings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAPHUAN_")}
     env.update({"PYTHONUNBUFFERED": "1", "TAPHUAN_DATA_DIR": str(config.data_path),
                 "TAPHUAN_DATABASE__URL": config.database_url, "TAPHUAN_BUS__KIND": "redis",
                 "TAPHUAN_BUS__REDIS_URL": config.bus.redis_url, "TAPHUAN_CLUSTER__NODE_ID": name,
                 "TAPHUAN_CLUSTER__URL": f"http://127.0.0.1:{port}", "TAPHUAN_CLUSTER__LEASE_SECONDS": "3",
                 "TAPHUAN_SERVER__HOST": "127.0.0.1", "TAPHUAN_SFU__ICE_ADDRESSES": "[127.0.0.1]",
-                "TAPHUAN_RECORDER__AUTO_START": "false", "TAPHUAN_BROADCAST__ENABLED": "false",
+                "TAPHUAN_RECORDER__AUTO_START": "true", "TAPHUAN_RECORDER__SEGMENT_SECONDS": "1",
+                "TAPHUAN_RECORDER__MIN_FREE_BYTES": "0", "TAPHUAN_BROADCAST__ENABLED": "false",
                 "TAPHUAN_BROADCAST__ARCHIVE": "false"})
     return subprocess.Popen([sys.executable, "-m", "server.cli", "--config", str(ROOT / "config.yaml"), "serve",
                              "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -256,6 +260,23 @@ async def enter_like_the_page(session: aiohttp.ClientSession, home: str, origin:
         return lc
 
 
+async def recording_parts(app: web.Application, meeting_id: int, within: float, count: int = 1) -> list[Recording]:
+    """recording_parts: the meeting's recordings, by part, once `count` of them exist and the last is recording."""
+    deadline = time.monotonic() + within
+    while True:
+        async with app[DB]() as s:
+            parts = list((await s.scalars(select(Recording).where(Recording.meeting_id == meeting_id)
+                                          .order_by(Recording.part))).all())
+        if len(parts) >= count and parts[-1].state == RecordingState.RECORDING:
+            return parts
+        assert time.monotonic() < deadline, [(p.part, p.state) for p in parts]
+        await asyncio.sleep(0.2)
+
+
+RECORDING = {"recorder.auto_start": True, "recorder.segment_seconds": 1.0, "recorder.min_free_bytes": 0}
+
+
+@pytest.mark.parametrize("config", [RECORDING], indirect=True)
 async def test_when_the_owner_dies_its_meeting_is_made_again_on_a_living_node_and_the_page_rejoins_there(
         client: Client, login_as: Factory, make_user: Factory, make_meeting: Factory, make_classroom: Factory,
         clients: list[LiveClient], browsers: list[SharedClient], redis: Any, ports: dict[str, int]) -> None:
@@ -273,6 +294,9 @@ async def test_when_the_owner_dies_its_meeting_is_made_again_on_a_living_node_an
         c = await enter_like_the_page(room.client.session, home, origin, meeting.id, clients)
         assert await redis.get(room_key(meeting.id)) == b"b" and c.url.endswith(f":{ports['b']}/ws?node=b")
         await redis.delete(draining_key("a"))
+        assert (await t.publish())["type"] == "answer"
+        assert [p.part for p in await recording_parts(client.app, meeting.id, within=20)] == [1]  # node b records
+        await asyncio.sleep(2.0)  # a segment or two
 
         node_b.send_signal(signal.SIGKILL)  # node b dies: no clean-up, its heartbeat and leases expire
         killed = time.monotonic()
@@ -288,6 +312,10 @@ async def test_when_the_owner_dies_its_meeting_is_made_again_on_a_living_node_an
         assert open_meetings(client.app[LIVE]) == [meeting.id]
         assert (await t.publish())["type"] == "answer"
         await c.wait_frames("presenter-video", 5)  # the presenter's media again, now from node a
+        # the recording goes on as the meeting's next part (one archive entry); node b's part is recovered
+        parts = await recording_parts(client.app, meeting.id, within=20, count=2)
+        assert [(p.part, p.recovered) for p in parts] == [(1, True), (2, False)]
+        assert parts[0].state != RecordingState.RECORDING  # node b's part is being finalized from its segments
     finally:
         if node_b.poll() is None:
             node_b.kill()
