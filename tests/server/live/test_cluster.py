@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
+from yarl import URL
 
 from server.app import create_app
 from server.auth import COOKIE
@@ -37,6 +39,7 @@ from tests.pgserver import PgServer
 from tests.server.livetest import Factory, classroom_login, connect
 from tests.server.test_bus import _free_port, redis_url  # noqa: F401  (fixture: a real redis-server)
 from tests.server.test_serve import ROOT, _read_until
+from tests.test_deploy import blocks, tool
 
 pytestmark = pytest.mark.redis
 Client = TestClient[Any, Any]
@@ -54,8 +57,9 @@ async def redis(redis_url: str) -> AsyncIterator[Any]:  # noqa: F811
 
 @pytest.fixture
 def ports() -> dict[str, int]:
-    """ports: the ports of node a and node b (known before the apps are made: each names its own URL)."""
-    return {"a": _free_port(), "b": _free_port()}
+    """ports: the ports of node a and node b and of an nginx in front (known before the apps are made: each
+    names its own URL)."""
+    return {"a": _free_port(), "b": _free_port(), "front": _free_port()}
 
 
 @pytest.fixture
@@ -64,9 +68,10 @@ def node_config(make_config: Callable[..., Config], redis_url: str, postgres: Pg
     """node_config: the configuration of node `name`: one database, one Redis, one data directory for both."""
     database = postgres.migrated_database()
 
-    def make(name: str, **more: Any) -> Config:
+    def make(name: str, front: bool = False, **more: Any) -> Config:
+        url = f"http://127.0.0.1:{ports['front' if front else name]}"  # behind nginx: one address for all
         return make_config(**{"bus.kind": "redis", "bus.redis_url": redis_url, "database.url": database,
-                              "cluster.node_id": name, "cluster.url": f"http://127.0.0.1:{ports[name]}",
+                              "cluster.node_id": name, "cluster.url": url,
                               "cluster.lease_seconds": 3, "sfu.room_grace_seconds": 0.3, **more})
     return make
 
@@ -320,3 +325,80 @@ async def test_when_the_owner_dies_its_meeting_is_made_again_on_a_living_node_an
         if node_b.poll() is None:
             node_b.kill()
         node_b.wait(timeout=10)
+
+
+@pytest.fixture
+def front(ports: dict[str, int], tmp_path: Path) -> Iterator[str]:
+    """front: docs/deploy.md's nginx for several nodes in front of node a and node b (plain HTTP on loopback)."""
+    [(_, body)] = [(path, text) for lang, path, text in blocks() if lang == "nginx" and "cluster" in path]
+    body = body.replace("10.0.0.11:8080", f"127.0.0.1:{ports['a']}").replace("10.0.0.12:8080",
+                                                                             f"127.0.0.1:{ports['b']}")
+    body = body.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{ports['front']};")
+    body = "\n".join(line for line in body.splitlines() if "ssl_certificate" not in line)
+    (tmp_path / "site.conf").write_text(body, encoding="utf-8")
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n  access_log off;\n  include {tmp_path}/site.conf;\n}}\n", encoding="utf-8")
+    proc = subprocess.Popen([tool("nginx"), "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", ports["front"]), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{ports['front']}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("config", [{"front": True}], indirect=True)
+async def test_behind_the_documented_nginx_the_node_parameter_reaches_the_owner(
+        client: Client, aiohttp_client: Any, node_config: Callable[..., Config], front: str,
+        login_as: Factory, make_user: Factory, make_meeting: Factory, make_classroom: Factory,
+        clients: list[LiveClient], redis: Any, ports: dict[str, int]) -> None:
+    b = await aiohttp_client(create_app(node_config("b", front=True)), server_kwargs={"port": ports["b"]})
+    trainer_user: User = await make_user(Role.TRAINER)
+    trainer = await login_as(user=trainer_user)
+    room, classroom_id = await classroom_login(login_as, make_user, make_classroom)
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[classroom_id])
+    home = front.replace("http", "ws") + "/ws"
+
+    async def browser(who: LoggedIn) -> aiohttp.ClientSession:
+        cookie = who.client.session.cookie_jar.filter_cookies(who.client.make_url("/"))[COOKIE].value
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        session.cookie_jar.update_cookies({COOKIE: cookie}, response_url=URL(front))
+        return session
+
+    presenter, classroom = await browser(trainer), await browser(room)
+    try:
+        await redis.set(draining_key("b"), "1")
+        t = await enter_like_the_page(presenter, home, front, meeting.id, clients)  # nginx: either node
+        await redis.delete(draining_key("b"))
+        assert await redis.get(room_key(meeting.id)) == b"a"
+        assert (await t.publish())["type"] == "answer"
+
+        statuses = set()
+        for _ in range(4):  # without node=, nginx takes turns: node b redirects to the owner, node a serves
+            page = await classroom.get(f"{front}/live/{meeting.id}", allow_redirects=False)
+            statuses.add(page.status)
+            if page.status == 307:
+                assert page.headers["Location"] == f"{front}/live/{meeting.id}?node=a"
+        assert statuses == {200, 307}, statuses
+        for _ in range(3):  # with node=a, nginx always reaches node a; with node=b, node b (which redirects)
+            assert (await classroom.get(f"{front}/live/{meeting.id}?node=a", allow_redirects=False)).status == 200
+            assert (await classroom.get(f"{front}/live/{meeting.id}?node=b", allow_redirects=False)).status == 307
+
+        c = LiveClient(classroom, f"{home}?node=a", origin=front)  # the page's socket carries its node=
+        clients.append(c)
+        await c.connect()
+        await c.join(meeting.id)  # no `moved`: nginx brought it to the owner
+        await c.wait_frames("presenter-video", 5)
+        assert open_meetings(client.app[LIVE]) == [meeting.id] and open_meetings(b.app[LIVE]) == []
+    finally:
+        for lc in clients:
+            await lc.close()
+        await presenter.close()
+        await classroom.close()
