@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -37,6 +38,7 @@ from server.live.service import LIVE
 
 log = logging.getLogger("taphuan")
 PREFIX = "taphuan:cluster:"
+_NETLOC = re.compile(r"^[A-Za-z0-9.-]+(?::[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")  # safe in a header
 
 # KEYS: the room key; ARGV: candidate node id, lease (ms), heartbeat key prefix. The owner if it is alive, else
 # the candidate (now the owner).
@@ -271,6 +273,23 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     await cluster.redis.aclose()
 
 
+async def node_sockets_allowed(request: web.Request, response: web.StreamResponse) -> None:
+    """node_sockets_allowed: the live page may open the socket of any living node (`moved` sends it there when
+    each node has its own address): their ws(s):// origins join its Content-Security-Policy's connect-src."""
+    route = request.match_info.route.name if request.match_info.route is not None else None
+    header = response.headers.get("Content-Security-Policy")
+    if route != "live" or not header:
+        return
+    origins = []
+    for node in request.app[CLUSTER].known.values():
+        u = urlsplit(node.url)
+        if u.scheme in ("http", "https") and u.netloc and _NETLOC.match(u.netloc):
+            origins.append(f"{'wss' if u.scheme == 'https' else 'ws'}://{u.netloc}")
+    if origins:
+        response.headers["Content-Security-Policy"] = header.replace(
+            "connect-src ", f"connect-src {' '.join(sorted(set(origins)))} ", 1)
+
+
 def setup(app: web.Application, config: Config) -> None:
     """setup: with `bus.kind: redis` and a public URL for this node, place rooms in Redis (after the live
     context: its heartbeat reads the rooms); otherwise nothing changes."""
@@ -282,6 +301,7 @@ def setup(app: web.Application, config: Config) -> None:
     app[CLUSTER] = Cluster(aioredis.Redis.from_url(config.bus.redis_url), node_id_of(config), url,
                            config.cluster.lease_seconds)
     app.cleanup_ctx.append(cluster_ctx)
+    app.on_response_prepare.append(node_sockets_allowed)  # after server.middlewares.security_headers
 
 
 def cluster_of(app: web.Application) -> Cluster | None:
