@@ -3,7 +3,7 @@
 # nftables, nginx) and run ruff, mypy and the whole pytest suite. Extra arguments go to pytest. The storage tests start
 # their own PostgreSQL cluster (tests/pgserver.py): the package's own cluster service is not needed.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-apt_install chromium redis-server postgresql ffmpeg fonts-dejavu-core coturn nftables nginx
+apt_install chromium redis-server postgresql ffmpeg fonts-dejavu-core coturn nftables nginx systemd openssl
 ensure_compiler || echo "no C compiler: the compiled SFU path cannot be built (TAPHUAN_REQUIRE_COMPILED=0 to test without it)" >&2
 ensure_venv "[test]"
 cd "$ROOT"

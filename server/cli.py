@@ -1,4 +1,4 @@
-"""server.cli: the `taphuan` command: serve, user, import, check-config, migrate, backup, restore."""
+"""server.cli: the `taphuan` command: serve, user, import, check-config, migrate, backup, restore, drain."""
 
 from __future__ import annotations
 
@@ -167,6 +167,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return asyncio.run(run_restore(_config(args), args.backup, args.force))
 
 
+def cmd_drain(args: argparse.Namespace) -> int:
+    """cmd_drain: before an upgrade of one of several nodes: no new meeting on it, then wait for its rooms to end."""
+    from server.live.cluster import run_drain
+
+    return asyncio.run(run_drain(_config(args), args.timeout))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """build_parser: the argument parser of `taphuan`."""
     parser = argparse.ArgumentParser(prog="taphuan", description="Taphuan: online teacher training server")
@@ -223,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("backup", help="a folder written by `taphuan backup`")
     p.add_argument("--force", action="store_true", help="replace what the database holds (all of it)")
     p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("drain", help="several nodes: place no new meeting on this node, wait for its rooms to end")
+    p.add_argument("--config", dest="config", default=argparse.SUPPRESS)
+    p.add_argument("--timeout", type=float, default=4 * 3600.0,
+                   help="give up after this many seconds (exit 1; the node stays draining); default 4 hours")
+    p.set_defaults(func=cmd_drain)
     return parser
 
 

@@ -96,6 +96,17 @@ class BusSection(_Section):
     redis_url: str = "redis://127.0.0.1:6379/0"
 
 
+class ClusterSection(_Section):
+    """ClusterSection: this node among several (used only with `bus.kind: redis`; see docs/deploy.md): its name,
+    the public base URL browsers reach it at (a meeting placed here is sent here; empty: `server.public_url`; with
+    neither, this node places no rooms and keeps its own rooms local as before), and the lease of its rooms and
+    of its heartbeat in Redis (a dead node's rooms move after it)."""
+
+    node_id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")
+    url: str = ""
+    lease_seconds: float = Field(6.0, ge=1, le=60)
+
+
 class LimitsSection(_Section):
     """LimitsSection: size and rate limits for requests and messages."""
 
@@ -316,6 +327,7 @@ class Config(_Section):
     server: ServerSection = Field(default_factory=ServerSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     bus: BusSection = Field(default_factory=BusSection)
+    cluster: ClusterSection = Field(default_factory=ClusterSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)
     auth: AuthSection = Field(default_factory=AuthSection)
     sfu: SfuSection = Field(default_factory=SfuSection)

@@ -51,6 +51,7 @@ class LiveClient:
     session: aiohttp.ClientSession
     url: str
     bearer: str = ""  # a token from POST /api/v1/tokens: sent instead of the cookie's Origin
+    origin: str = ""  # the Origin of the page opening the socket (default: the server's own, from `url`)
     ws: aiohttp.ClientWebSocketResponse | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -70,7 +71,8 @@ class LiveClient:
     async def connect(self) -> LiveClient:
         """LiveClient.connect: open the WebSocket (as a page of the server would, or with the bearer token) and
         start reading."""
-        headers = {"Authorization": f"Bearer {self.bearer}"} if self.bearer else {"Origin": page_origin(self.url)}
+        origin = self.origin or page_origin(self.url)
+        headers = {"Authorization": f"Bearer {self.bearer}"} if self.bearer else {"Origin": origin}
         self.ws = await self.session.ws_connect(self.url, headers=headers)
         self._reader = asyncio.create_task(self._read())
         return self

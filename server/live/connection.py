@@ -94,9 +94,9 @@ def event_message(event: Event) -> dict[str, Any]:
     return {"type": kind, **body}
 
 
-def error_message(request_id: Any, code: str, message: str) -> dict[str, Any]:
+def error_message(request_id: Any, code: str, message: str, **extra: Any) -> dict[str, Any]:
     """error_message: the documented `error` message (`id` is the request's, or null)."""
-    return {"type": "error", "id": request_id, "error": {"code": code, "message": message}}
+    return {"type": "error", "id": request_id, "error": {"code": code, "message": message, **extra}}
 
 
 def jsonable(value: Any) -> Any:
@@ -192,7 +192,7 @@ class Connection:
     def error_reply(self, request_id: Any, exc: Exception) -> dict[str, Any]:
         """Connection.error_reply: the `error` message for a failed request (a server fault is logged here)."""
         if isinstance(exc, SignalError):
-            return error_message(request_id, exc.code, exc.message)
+            return error_message(request_id, exc.code, exc.message, **exc.extra)
         if isinstance(exc, SfuError):
             return error_message(request_id, exc.code, _SFU_MESSAGES.get(exc.code, exc.message))
         log.error("signalling request failed", exc_info=exc, extra={"login": self.ident.login_id[:8]})

@@ -28,6 +28,7 @@ from server.db.engine import DB
 from server.db.models import Meeting, Role
 from server.live import attendance, chat, ending, lobby, polls, questions, recordings
 from server.live.capabilities import CAPABILITIES
+from server.live.cluster import CLUSTER
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
 from server.live.wire import MODERATORS, SignalError, field, id_field
@@ -90,6 +91,13 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | Non
     meeting = await load_meeting_for(conn.app, ident, meeting_id)
     if meeting.ended_at is not None:  # ended for everyone (server.live.ending): nobody enters or resumes
         raise SignalError("meeting-ended", ENDED_MESSAGE)
+    cluster = conn.app.get(CLUSTER)
+    owner = None if cluster is None else await cluster.place(meeting.id)
+    if owner is not None:  # with several nodes: the room is (now placed) on another one (server.live.cluster)
+        assert cluster is not None
+        raise SignalError("moved", "Phòng của buổi tập huấn ở máy chủ khác; đang chuyển sang đó. / This meeting's "
+                                   "room is on another server; connecting there.",
+                          url=cluster.url_on(owner, "/ws", websocket=True))
     live = conn.app[LIVE]
     room = await live.sfu.room(str(meeting.id), meeting.video_codec)
     name = ident.display_name or ident.username or "Khách"

@@ -66,6 +66,7 @@ from server.db.models import (
 )
 from server.live.audience import reaches_recording
 from server.live.broadcast import BROADCASTS
+from server.live.cluster import CLUSTER
 from server.live.service import LIVE
 from sfu.errors import SfuError
 from sfu.room import Room
@@ -185,6 +186,15 @@ class Recorders:
             codec = room.snapshot().video_codec
             last = await s.scalar(select(Recording).where(Recording.meeting_id == meeting_id)
                                   .order_by(Recording.part.desc(), Recording.id.desc()).limit(1))
+            orphan = None
+            if last is not None and last.state == RecordingState.RECORDING and CLUSTER in self.app:
+                # several nodes: the node that recorded this meeting died (its room is ours now): its part is
+                # finalized from its segments, flagged `recovered`, and this recording is the meeting's next part
+                orphan = last.id
+                last.recovered, last.state = True, RecordingState.PROCESSING
+                last.ended_at = last.ended_at or utcnow()
+                record(s, None, "recording.recovered", f"recording:{last.id}", meeting_id=meeting_id)
+                log.warning("recording %s: its node stopped abruptly: recovering it", last.id)
             part = self.open_parts.get(last.id) if last is not None else None
             offset = 0.0
             if last is not None and part is not None and last.video_codec == codec \
@@ -211,6 +221,8 @@ class Recorders:
                        meeting_id=meeting_id, automatic=by is None, part=row.part)
             await s.commit()
             recording_id, directory = row.id, row.directory
+        if orphan is not None:
+            self._enqueue(orphan)
         options = RecorderOptions(segment_seconds=cfg.recorder.segment_seconds)
         participant = RecordingParticipant(
             room, self.root / directory, options, offset=offset,
@@ -468,7 +480,12 @@ class Recorders:
         async with self.app[DB]() as s:
             rows = list((await s.scalars(select(Recording).where(Recording.state.in_(
                 (RecordingState.RECORDING, RecordingState.PROCESSING))).order_by(Recording.id))).all())
-            for row in rows:
+            cluster = self.app.get(CLUSTER)
+            for row in list(rows):
+                if row.state == RecordingState.RECORDING and cluster is not None and row.meeting_id is not None \
+                        and await cluster.owner(row.meeting_id) is not None:
+                    rows.remove(row)  # several nodes: another living node records this meeting now
+                    continue
                 if row.state == RecordingState.RECORDING:
                     row.recovered = True
                     row.state = RecordingState.PROCESSING

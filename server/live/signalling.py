@@ -21,6 +21,7 @@ from server.auth import client_ip, identity, websocket_origin_ok
 from server.config import CONFIG
 from server.db.models import Role
 from server.live import attendance, chat, ending, entry, lobby, polls, questions, recording_live
+from server.live.cluster import CLUSTER
 from server.live.connection import Connection, Route, audit_live, jsonable
 from server.live.sender import POLICY_CLOSE_WAIT
 from server.live.service import LIVE, live_ctx, on_shutdown
@@ -295,7 +296,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     ident = identity(request)
     if ident is None:
         raise web.HTTPUnauthorized(text="login required")
-    if not websocket_origin_ok(request):
+    cluster = request.app.get(CLUSTER)  # with several nodes: a page of another node may be sent here (`moved`)
+    if not websocket_origin_ok(request) and not (cluster and await cluster.origin_ok(request.headers.get("Origin"))):
         raise web.HTTPForbidden(text="Origin của WebSocket không phải máy chủ này. / Cross-origin WebSocket refused: "
                                      "a login cookie needs this server's Origin; other clients use a bearer token.")
     limits = request.app[CONFIG].limits

@@ -20,10 +20,11 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 class SignalError(Exception):
     """SignalError: a refused request; becomes an `error` message with `code` and `message`."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, **extra: Any) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.extra = extra  # more fields of the error (e.g. `url` of `moved`)
 
 
 def field(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:

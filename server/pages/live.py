@@ -21,6 +21,7 @@ from server.db.engine import DB
 from server.db.models import Role
 from server.errors import ApiError
 from server.live import ending, netcheck, roster
+from server.live.cluster import page_elsewhere
 from server.live.entry import load_meeting_for
 from server.live.wire import SignalError
 from server.openapi import int_param
@@ -42,6 +43,9 @@ async def live_page(request: web.Request) -> dict[str, Any] | web.Response:
         recording_id = None if ident.role == Role.GUEST else await ending.recording_of(request.app, meeting.id)
         return aiohttp_jinja2.render_template("live_closed.html", request, {
             "meeting": meeting, "recording_id": recording_id})
+    elsewhere = await page_elsewhere(request, meeting.id)
+    if elsewhere is not None:  # several nodes: the room is on another one (server.live.cluster): the page is there
+        raise web.HTTPTemporaryRedirect(elsewhere)
     cfg = request.app[CONFIG]
     observer = ident.role == Role.OPERATOR and request.query.get("view") == "classroom"
     studio = ident.role in STUDIO_ROLES and not observer

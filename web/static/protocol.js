@@ -34,9 +34,10 @@
   const GRACE_MS = 2000;         // the socket answers again: time left for the connection to come back itself
 
   class ProtocolError extends Error {
-    constructor(code, message) {
+    constructor(code, message, url) {
       super(message);
       this.code = code;
+      this.url = url || null;  // `moved`: the socket URL of the node holding the room
     }
   }
 
@@ -102,7 +103,11 @@
       super();
       this.meetingId = options.meetingId;
       this.name = options.name || null;
-      this.url = options.url || ((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+      // With several nodes the page's `node` (docs/deploy.md) goes with its socket, for the router in front.
+      const node = new URLSearchParams(location.search).get("node");
+      this.url = options.url || ((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws"
+        + (node ? "?node=" + encodeURIComponent(node) : ""));
+      this.homeUrl = this.url;  // where a socket goes again when the node it was sent to (`moved`) is gone
       this.gatherTimeoutMs = options.gatherTimeoutMs || 1500;
       this.ws = null;
       this.nextId = 1;
@@ -142,7 +147,7 @@
 
     async connect() {
       await this.openSocket();
-      let reply = await this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name });
+      let reply = await this.joinHere(() => this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name }));
       if (reply.type === "lobby") reply = await this.waitInLobby(reply);
       this.onJoined(reply);
       return reply;
@@ -154,6 +159,22 @@
       return new Promise((resolve, reject) => {
         this.lobbyWait = { id: reply.id, resolve, reject };
       });
+    }
+
+    async joinHere(send) {
+      // A `join` refused with `moved` (several nodes: the room is on another one): open a socket there and send
+      // it again (a few times at most: the placement settles at once).
+      for (let hops = 0; ; hops++) {
+        try {
+          return await send();
+        } catch (err) {
+          if (!(err instanceof ProtocolError) || err.code !== "moved" || !err.url || hops >= 3) throw err;
+          const old = this.ws;
+          this.url = err.url;
+          await this.openSocket();
+          if (old) old.close();
+        }
+      }
     }
 
     openSocket() {
@@ -214,6 +235,8 @@
         this.emit("reconnected", reply);
       } catch (err) {
         this.reconnecting = false;
+        // The node it was sent to is gone: back to the page's own address (the room moves to a living node).
+        if (err instanceof ProtocolError && err.code === "network") this.url = this.homeUrl;
         if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.close();
         else this.scheduleReconnect();
       }
@@ -228,15 +251,15 @@
       let reply = null;
       if (resume) {
         try {
-          reply = await this.request("join", {
+          reply = await this.joinHere(() => this.request("join", {
             version: VERSION, meeting_id: this.meetingId, name: this.name,
             resume: { participant_id: this.participantId, token: this.resumeToken },
-          });
+          }));
         } catch (err) {
           if (!(err instanceof ProtocolError) || err.code !== "token") throw err;
         }
       }
-      if (!reply) reply = await this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name });
+      if (!reply) reply = await this.joinHere(() => this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name }));
       this.onJoined(reply);
       this.renewing = false;
       this.mediaDown = false;
@@ -382,7 +405,7 @@
       if (msg.id !== undefined && msg.id !== null && this.pending.has(msg.id)) {
         const p = this.pending.get(msg.id);
         this.pending.delete(msg.id);
-        if (msg.type === "error") p.reject(new ProtocolError(msg.error.code, msg.error.message));
+        if (msg.type === "error") p.reject(new ProtocolError(msg.error.code, msg.error.message, msg.error.url));
         else p.resolve(msg);
         return;
       }
