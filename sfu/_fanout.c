@@ -523,6 +523,12 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
         if (Py_TYPE(o) != &SlotType)
             goto python;
         Slot *s = (Slot *)o;
+        if (s->pacer != NULL && ((Pacer *)s->pacer)->queued > 0
+                && pacer_drain((Pacer *)s->pacer, now) < 0) {  /* what waits goes first, as far as it may */
+            Py_XDECREF(rest);
+            return NULL;
+        }  /* before this slot's checks: sending what waits may run Python (a packet of its path: a resend), which
+            * may change the slot (its route, its header) */
         if (s->head_len == 0)
             continue;  /* its sender is not ready (no header yet): Consumer.forward would do nothing */
         if (s->route.srtp == NULL || s->head_len + plen + padding + s->vp8 > MAX_PLAIN)  /* VP8: PictureID widened */
@@ -535,15 +541,8 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
         if (!slot_steady(s, ssrc, (unsigned int)seq))
             goto python;
         int queue_it = 0;
-        if (s->pacer != NULL) {
-            Pacer *pacer = (Pacer *)s->pacer;
-            if (pacer->queued > 0 && pacer_drain(pacer, now) < 0) {  /* what waits goes first, as far as it may */
-                Py_XDECREF(rest);
-                return NULL;
-            }
-            /* the bucket is empty or video waits: the packet is rewritten as usual and waits in the queue */
-            queue_it = !pacer_admit(pacer, s->head_len + plen + padding, s->audio, now);
-        }
+        if (s->pacer != NULL)  /* the bucket is empty or video waits: rewritten as usual, it waits in the queue */
+            queue_it = !pacer_admit((Pacer *)s->pacer, s->head_len + plen + padding, s->audio, now);
         /* slot_map in the steady state: not older than the newest dropped run, so the current offsets apply */
         unsigned int prev = s->max_in;
         int newest = ((seq - prev - 1) & 0xFFFF) < 0x7FFF;

@@ -475,3 +475,34 @@ def test_a_paced_slot_queues_in_c_and_drains_in_order_with_the_time_it_left(
 def ast_off_of(slot: object) -> int:
     """ast_off_of: where the slot's header template holds the abs-send-time."""
     return int(build_header_template(context("video"))[1])
+
+
+def test_what_the_pacer_sends_through_python_before_a_packet_may_change_its_slot(
+        udp: tuple[socket.socket, socket.socket]) -> None:
+    """The fan-out drains a slot's pacer before handling a packet for it; a waiting packet of Python's path (a
+    resend) is sent by Python, which may change the slot meanwhile (here: its route goes away, as when its
+    transport closes). The slot is judged after that drain: the packet is left to Python, not sent through the
+    route that went away."""
+    from sfu._fanout import Pacer
+
+    tx_sock, rx_sock = udp
+    tx, rx = sessions()
+    video = bound_slot("video", tx_sock, rx_sock, tx)
+    pacer = Pacer(1_000_000.0)
+    sent_by_python: list[bytes] = []
+
+    def python_send(head: bytes, payload: bytes, padding: int) -> bool:
+        sent_by_python.append(bytes(head) + payload)
+        video.clear_route()  # type: ignore[attr-defined]
+        return True
+
+    pacer.send = python_send
+    video.set_pacer(pacer)  # type: ignore[attr-defined]
+    video.map(5, 10, 0, 0.0)  # type: ignore[attr-defined]
+    assert pacer.push(b"\x80\x60" + bytes(10), b"resent", 0, 0, 1.0)  # a resend waits
+    rest = fan((video,), inbound(11, 3000), now=1.0)
+    assert len(sent_by_python) == 1 and pacer.queued == 0  # what waited went first, through Python
+    assert rest == [0]  # the slot had no route any more: Python's path takes the packet
+    rx_sock.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        rx_sock.recv(2048)  # nothing went out through the route that went away
