@@ -37,6 +37,7 @@ from server.db.engine import DB
 from server.live.recordings import may_view
 from server.live.watch import WATCH, broadcast_of, forbidden, may_watch_cached, not_found, public_ok
 from server.live.watch import setup as watch_setup
+from server.openapi import check_id
 
 FILE = re.compile(r"^(?:master\.m3u8|[A-Za-z0-9_-]{1,16}/[A-Za-z0-9_.-]{1,64}\.(?:m3u8|mp4|m4s))$")
 TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".mp4": "video/mp4", ".m4s": "video/iso.segment"}
@@ -156,9 +157,9 @@ async def _serve(request: web.Request, found: tuple[Path, os.stat_result], meeti
 
 def _recording_id(request: web.Request) -> int:
     text = request.match_info["recording"]
-    if not text.isascii() or not text.isdigit() or len(text) > 18 or int(text) < 1:
+    if not text.isascii() or not text.removeprefix("-").isdigit() or len(text) > 40:
         raise _unknown()
-    return int(text)
+    return check_id(int(text), "recording")  # a number out of range: 400, as every id in a path
 
 
 async def private_file(request: web.Request) -> web.StreamResponse:
