@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -147,3 +148,14 @@ class RedisBus:
         await self._redis.aclose()
 
 BUS: web.AppKey[Bus] = web.AppKey("bus")
+
+
+async def keep_renewing(every: float, renew: Callable[[], Awaitable[object]], what: str) -> None:
+    """keep_renewing: await `renew()` every `every` seconds until cancelled; a failure (Redis away for a moment) is
+    logged as `what` could not be renewed and the next round tries again (a node's heartbeat, its socket leases)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await renew()
+        except Exception:
+            logging.getLogger("taphuan.bus").warning("could not renew %s in Redis", what, exc_info=True)

@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from server.bus import keep_renewing
 from server.config import Config
 from server.live.service import SOCKET_QUOTA, Refusal, cooldown_refusal, ip_refusal, login_refusal
 from server.ratelimit import LOGIN_LIMITER, LoginLimiter, address_key
@@ -202,15 +203,8 @@ async def shared_ctx(app: web.Application) -> AsyncIterator[None]:
     quota = app[SOCKET_QUOTA]
     assert isinstance(quota, RedisSocketQuota)
 
-    async def renew_forever() -> None:
-        while True:
-            await asyncio.sleep(quota.lease / 3)
-            try:
-                await quota.renew()
-            except Exception:  # Redis away for a moment: the next round tries again
-                log.warning("could not renew the WebSocket leases in Redis", exc_info=True)
-
-    task = asyncio.create_task(renew_forever(), name="socket-leases")
+    task = asyncio.create_task(keep_renewing(quota.lease / 3, quota.renew, "the WebSocket leases"),
+                               name="socket-leases")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

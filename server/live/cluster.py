@@ -33,6 +33,7 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from server.bus import keep_renewing
 from server.config import Config
 from server.live.service import LIVE
 
@@ -255,15 +256,9 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     cluster.restart_cpu()  # its start-up (migrations, templates) is no load
     await cluster.heartbeat(open_meetings(live), live.sfu.participant_count())
 
-    async def beat_forever() -> None:
-        while True:
-            await asyncio.sleep(cluster.lease / 3)
-            try:
-                await cluster.heartbeat(open_meetings(live), live.sfu.participant_count())
-            except Exception:  # Redis away for a moment: the next beat tries again
-                log.warning("could not write this node's heartbeat to Redis", exc_info=True)
-
-    task = asyncio.create_task(beat_forever(), name="cluster-heartbeat")
+    task = asyncio.create_task(keep_renewing(
+        cluster.lease / 3, lambda: cluster.heartbeat(open_meetings(live), live.sfu.participant_count()),
+        "this node's heartbeat"), name="cluster-heartbeat")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
