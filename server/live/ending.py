@@ -210,6 +210,7 @@ async def close_meeting(app: web.Application, ended: Ended) -> None:
         await room.close()
     live.lobby.pop(mid, None)
     live.removed.pop(mid, None)
+    live.entered.pop(mid, None)
     if ENDING in app:
         app[ENDING].warned.pop(mid, None)
 

@@ -111,7 +111,7 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | Non
     first: list[dict[str, Any]] = []
     conn.hold()
     try:
-        reply = await enter(conn, meeting, room, name, resume)
+        reply = await enter(conn, meeting, room, name, resume, admitted=lobby.returning(conn, meeting.id))
         if request_id is not None:  # like any request, a join without id gets no reply on success
             first = [{**reply, "id": request_id}]
         first += conn.followups
@@ -161,6 +161,7 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
     participant = joined.participant
     conn.room, conn.meeting_id, conn.participant_id = room, meeting.id, participant.id
     conn.name = participant.name
+    live.entered.setdefault(meeting.id, set()).add(lobby.removal_key(conn))
     await attendance.record(conn, "resume" if resume is not None else "join")
     conn.followups += await chat.history_for(conn)
     conn.followups += await polls.open_polls_for(conn)

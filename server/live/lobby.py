@@ -1,6 +1,6 @@
 """server.live.lobby: guests, and everyone when a room is locked, wait here until a moderator admits them.
 
-State lives in `Live.lobby` (meeting id → lobby id → waiting Connection) and `Live.removed`; both are
+State lives in `Live.lobby` (meeting id → lobby id → waiting Connection), `Live.removed` and `Live.entered`; all are
 changed only by signalling handlers on the event loop. A waiting connection has `conn.waiting` set and
 no participant; it may only `ping` or `leave` until `admit` (it then gets `joined`, with its original
 join request's id) or `refuse` (it gets `closed` with reason `refused`).
@@ -26,12 +26,23 @@ def removal_key(conn: Connection) -> str:
 
 
 def must_wait(conn: Connection, room: Room, meeting_id: int) -> bool:
-    """must_wait: guests, non-moderators of a locked room, and the removed wait in the lobby."""
-    if conn.ident.role in MODERATORS:
+    """must_wait: guests, non-moderators of a locked room, and the removed wait in the lobby.
+
+    Whoever was in this meeting's room before (joined or admitted; not removed since) comes back without waiting:
+    a lock keeps newcomers out, not a classroom whose cut outlasted its resume window.
+    """
+    if conn.ident.role in MODERATORS or returning(conn, meeting_id):
         return False
-    if conn.ident.role == Role.GUEST or room.snapshot().locked:
+    if removal_key(conn) in conn.app[LIVE].removed.get(meeting_id, set()):
         return True
-    return removal_key(conn) in conn.app[LIVE].removed.get(meeting_id, set())
+    return conn.ident.role == Role.GUEST or room.snapshot().locked
+
+
+def returning(conn: Connection, meeting_id: int) -> bool:
+    """returning: this connection's account (or guest login) was in the meeting's room and was not removed since."""
+    live = conn.app[LIVE]
+    key = removal_key(conn)
+    return key in live.entered.get(meeting_id, set()) and key not in live.removed.get(meeting_id, set())
 
 
 def _entry(conn: Connection) -> dict[str, Any]:

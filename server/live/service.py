@@ -151,6 +151,8 @@ class Live:
         self.lobby: dict[int, dict[str, Connection]] = {}
         # Who was removed from a meeting's room ("user:<id>" or "login:<id>"): they wait in the lobby next time.
         self.removed: dict[int, set[str]] = {}
+        # Who has been in a meeting's room (same keys): they come back into it without the lobby, locked or not.
+        self.entered: dict[int, set[str]] = {}
 
     def in_meeting(self, meeting_id: int) -> list[Connection]:
         """Live.in_meeting: the joined connections of one meeting's room."""

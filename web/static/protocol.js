@@ -260,6 +260,8 @@
         }
       }
       if (!reply) reply = await this.joinHere(() => this.request("join", { version: VERSION, meeting_id: this.meetingId, name: this.name }));
+      // A fresh join may be answered with "lobby" (e.g. a locked room on a node that never saw this classroom).
+      if (reply.type === "lobby") reply = await this.waitInLobby(reply);
       this.onJoined(reply);
       this.renewing = false;
       this.mediaDown = false;

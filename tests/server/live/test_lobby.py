@@ -81,3 +81,36 @@ async def test_mute_all_and_audio_only(login_as: Factory, make_user: Factory, ma
     await a.wait_frames("presenter-video", 5)
     assert (await a.request("audio-only", enabled=True))["type"] == "ok"
     await a.wait(lambda m: m.get("type") == "slot" and m["slot"] == "presenter-video" and m["state"] == "paused")
+
+
+async def test_who_was_in_comes_back_into_a_locked_room(login_as: Factory, make_user: Factory,
+                                                        make_classroom: Factory, make_meeting: Factory,
+                                                        clients: list[LiveClient], client: object,
+                                                        app: object) -> None:
+    # A classroom whose cut outlasted its resume window joins afresh: the lock keeps newcomers out, not it. A
+    # guest admitted once comes back too; a classroom that never came in waits, and so does a removed one.
+    trainer_user: User = await make_user(Role.TRAINER)
+    a_login, a_id = await classroom_login(login_as, make_user, make_classroom, "Lớp A")
+    b_login, b_id = await classroom_login(login_as, make_user, make_classroom, "Lớp B")
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[a_id, b_id])
+    t = await connect(await login_as(user=trainer_user), clients)
+    await t.join(meeting.id)
+    a = await connect(a_login, clients)
+    await a.join(meeting.id)
+    guest_cookie = await guest_login(client, app, meeting.id)
+    g = await connect(guest_cookie, clients)
+    waiting_reply = await g.request("join", version=1, meeting_id=meeting.id, name="Khách Lê Văn Bình")
+    assert waiting_reply["type"] == "lobby"
+    entry = (await t.wait(lambda m: m.get("type") == "lobby-waiting" and m["waiting"]))["waiting"][0]
+    assert (await t.request("admit", lobby_id=entry["lobby_id"]))["type"] == "ok"
+    await g.wait(lambda m: m.get("type") == "joined")
+    assert (await t.request("lock", locked=True))["type"] == "ok"
+
+    for login, who in ((a_login, a), (guest_cookie, g)):
+        await who.close()
+        again = await connect(login, clients)
+        reply = await again.request("join", version=1, meeting_id=meeting.id, name="Khách Lê Văn Bình")
+        assert reply["type"] == "joined", reply
+
+    b = await connect(b_login, clients)
+    assert (await b.request("join", version=1, meeting_id=meeting.id))["type"] == "lobby"
