@@ -191,7 +191,7 @@ def published_text(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[s
 async def server_stats(studio: Page) -> dict[str, dict[str, Any]]:
     """server_stats: per participant its consumers by slot and, under "", its downlink (when the server reports
     one: the estimate its allocation uses), from the studio's `stats` request."""
-    reply = await asyncio.wait_for(studio.evaluate("window.live.stats()"), 20)
+    reply = await asyncio.wait_for(studio.evaluate("window.live.stats()"), 60)
     return {p["participant_id"]: {**{c["slot"]: c for c in p["consumers"]}, "": p.get("downlink") or {},
                                   "^": p.get("uplink") or {}}
             for p in reply["participants"]}

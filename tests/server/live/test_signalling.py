@@ -277,11 +277,12 @@ async def test_restarts_are_limited_per_connection(
     await t.publish()
     a = await connect(room_a, clients)
     await a.join(meeting.id)
-    replies = [(await a.request("restart"))["type"] for _ in range(RESTART_BURST + 2)]
-    assert replies[:RESTART_BURST] == ["ok"] * RESTART_BURST
-    assert replies[RESTART_BURST:] == ["error", "error"]
-    refused = [m["error"] for m in a.messages if m.get("type") == "error"]
-    assert [e["code"] for e in refused] == ["rate-limited"] * 2 and "Reconnecting" in refused[0]["message"]
+    replies = [await a.request("restart") for _ in range(RESTART_BURST + 2)]
+    assert [r["type"] for r in replies[:RESTART_BURST]] == ["ok"] * RESTART_BURST
+    # (the replies themselves: the client's answer to a down offer that a later restart superseded may be
+    # refused with `state` meanwhile, an error that is no reply to these requests)
+    refused = [r.get("error", {}) for r in replies[RESTART_BURST:]]
+    assert [e.get("code") for e in refused] == ["rate-limited"] * 2 and "Reconnecting" in refused[0]["message"]
     assert not any(m.get("type") == "participant-left" for m in t.messages)  # still in the meeting
 
 
