@@ -220,14 +220,14 @@ async def test_drain_places_nothing_new_on_the_node_and_waits_for_its_rooms_to_e
     assert "draining" in out and "no room open: drained" in out, out
 
 
-def start_node(config: Config, name: str, port: int) -> subprocess.Popen[str]:
+def start_node(config: Config, name: str, port: int, url: str | None = None) -> subprocess.Popen[str]:
     """start_node: `taphuan serve` as node `name` on `port`, in its own process, sharing `config`'s database, Redis
-    and data directory; it records its meetings."""
+    and data directory; it records its meetings. Its `cluster.url` is `url` (behind a front) or its own address."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAPHUAN_")}
     env.update({"PYTHONUNBUFFERED": "1", "TAPHUAN_DATA_DIR": str(config.data_path),
                 "TAPHUAN_DATABASE__URL": config.database_url, "TAPHUAN_BUS__KIND": "redis",
                 "TAPHUAN_BUS__REDIS_URL": config.bus.redis_url, "TAPHUAN_CLUSTER__NODE_ID": name,
-                "TAPHUAN_CLUSTER__URL": f"http://127.0.0.1:{port}", "TAPHUAN_CLUSTER__LEASE_SECONDS": "3",
+                "TAPHUAN_CLUSTER__URL": url or f"http://127.0.0.1:{port}", "TAPHUAN_CLUSTER__LEASE_SECONDS": "3",
                 "TAPHUAN_SERVER__HOST": "127.0.0.1", "TAPHUAN_SFU__ICE_ADDRESSES": "[127.0.0.1]",
                 "TAPHUAN_RECORDER__AUTO_START": "true", "TAPHUAN_RECORDER__SEGMENT_SECONDS": "1",
                 "TAPHUAN_RECORDER__MIN_FREE_BYTES": "0", "TAPHUAN_BROADCAST__ENABLED": "false",
