@@ -161,8 +161,12 @@ async def test_public_link_no_login_shared_and_revocable(app: Any, client: Any, 
     async with aiohttp.ClientSession() as fresh:  # a first visit: no cookie comes back, so a cache may share it
         async with fresh.get(client.make_url(f"/hls/p/{token}/{rid}/360p/seg0.m4s")) as first:
             assert first.status == 200 and "Set-Cookie" not in first.headers
+    before = int(time.time())
     listing = await client.get(f"/hls/p/{token}/{rid}/360p/index.m3u8")
     assert listing.headers["Cache-Control"] == "public, max-age=1"
+    # nginx keeps it fresh to the end of this second only (not 1-2 s: docs/deploy.md); no such header when private
+    assert before <= int(listing.headers["X-Accel-Expires"].removeprefix("@")) <= int(time.time())
+    assert "X-Accel-Expires" not in (await op.get(f"/hls/{rid}/360p/index.m3u8")).headers
     # An anonymous viewer asks (CSRF by the site's double-submit cookie); a new player id per question does not
     # escape the limit: the address has one too.
     csrf = next(c.value for c in client.session.cookie_jar if c.key == "taphuan_csrf")
