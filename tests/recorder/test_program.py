@@ -1,6 +1,7 @@
 """Tests of recorder/program.py: a continuous output timeline whatever the pictures do (a source with no picture
 for a while, a change of source and of picture size), letterboxing, aligned renditions, and a second run of the same
-recording appended behind a discontinuity."""
+recording appended behind a discontinuity; with low latency, parts listed before their segment is complete, never
+longer than the part target, whose bytes make the segment and which play as they are (ffprobe)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,13 @@ def test_low_latency_lists_parts_as_they_are_made_and_the_segment_is_their_bytes
         assert len(names) >= 2 and b"".join(p.read_bytes() for p in names) == (folder / f"seg{s.n}.m4s").read_bytes()
         if all(p.name in durations for p in names):  # listed: the parts' durations make the segment's
             assert abs(sum(durations[p.name] for p in names) - s.duration) < 1e-3
+    # The parts play as they are (ffprobe): segment 1's video from its keyframe on, frame after frame.
+    joined = tmp_path / "parts1.mp4"
+    joined.write_bytes((folder / "init.mp4").read_bytes() + b"".join(
+        p.read_bytes() for p in sorted(folder.glob("part1.*.m4s"), key=lambda p: int(p.name.split(".")[1]))))
+    video = packet_times(joined, "v")
+    assert video[0] == (1.0, True) and not any(key for _, key in video[1:])
+    assert not jumps([t for t, _ in video], 1 / FPS) and len(video) == FPS
     ended = (folder / "index.m3u8").read_text()
     assert "#EXT-X-PART" not in ended and "SERVER-CONTROL" not in ended and ended.endswith("#EXT-X-ENDLIST\n")
     # Off (the default): whole segments only, as standard HLS.
