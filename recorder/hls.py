@@ -314,7 +314,10 @@ class Output:
         self.segments = [s for s in listed if s.t + s.duration <= start + 1e-3]
         if len(self.segments) < len(listed):
             atomic_write(self.folder / SEGMENTS, "".join(json.dumps(asdict(s)) + "\n" for s in self.segments).encode())
-        self.next_n = 1 + max([s.n for s in self.segments] + [_n(p) for p in self.folder.glob("seg*.m4s")] + [-1])
+        # (parts too: a worker killed in the middle of a segment left parts caches may hold; their number is not
+        # used again)
+        self.next_n = 1 + max([s.n for s in self.segments] + [_n(p) for p in self.folder.glob("seg*.m4s")]
+                              + [_n(p) for p in self.folder.glob("part*.m4s")] + [-1])
         self.first_of_run = bool(self.segments)  # the run's first segment follows a discontinuity
         self.target = max(1, math.ceil(options.segment_seconds))
         self.init_name: str | None = None
@@ -476,7 +479,8 @@ class Output:
 
 
 def _n(path: Path) -> int:
-    digits = path.stem[3:]
+    """_n: the segment number in `seg<N>.m4s` or `part<N>.<K>.m4s` (-1 for another name)."""
+    digits = path.name.removeprefix("seg").removeprefix("part").split(".", 1)[0]
     return int(digits) if digits.isdigit() else -1
 
 

@@ -136,6 +136,11 @@ def test_low_latency_lists_parts_as_they_are_made_and_the_segment_is_their_bytes
     assert not jumps([t for t, _ in video], 1 / FPS) and len(video) == FPS
     ended = (folder / "index.m3u8").read_text()
     assert "#EXT-X-PART" not in ended and "SERVER-CONTROL" not in ended and ended.endswith("#EXT-X-ENDLIST\n")
+    # A run killed in the middle of a segment left its parts (a cache may hold them): the next run numbers past them.
+    (folder / "part7.0.m4s").write_bytes(b"left by a killed worker")
+    again = Program(tmp_path, options, listed_end(tmp_path / "hls"))
+    again.begin([R120])
+    assert again.outputs[0].next_n == 8
     # Off (the default): whole segments only, as standard HLS.
     plain = Program(tmp_path / "plain", OutputOptions(fps=FPS, segment_seconds=1.0, preset="ultrafast"), 0.0)
     plain.begin([R120])
