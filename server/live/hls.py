@@ -13,7 +13,8 @@ before listing them and never rewrites them, and replaces playlists atomically, 
 - segments and parts (`.m4s`, `video/iso.segment`) and init files (`.mp4`, `video/mp4`): `max-age=31536000,
   immutable`, with Range (206 and Content-Range, from aiohttp's FileResponse) and ETag;
 - playlists (`application/vnd.apple.mpegurl`): `max-age=1` while live, `watch.ended_playlist_seconds` once a media
-  playlist carries `#EXT-X-ENDLIST` (the master playlist: once the broadcast ended).
+  playlist carries `#EXT-X-ENDLIST` (the master playlist: once the broadcast ended); live public ones also
+  `X-Accel-Expires` to the end of the current second (`LIVE_EXPIRES`).
 GET and HEAD carry `Access-Control-Allow-Origin: *` and OPTIONS answers a CORS preflight: a player on another
 origin (a ministry portal embedding the stream) reads the public files; private ones still need the cookie, which
 `*` never lets a cross-origin page send.
