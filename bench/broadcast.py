@@ -2,11 +2,12 @@
 
 The server runs as its own process (`python -m server.cli serve`, a temporary data directory, SQLite, on 127.0.0.1,
 the recorder off). A live broadcast in the broadcaster's layout is made by ffmpeg in real time (`-re`, testsrc2 and
-a tone, H.264 720p 1.5 Mbit/s and 360p 400 kbit/s, AAC, 2 s fMP4 segments; tests/hlsgen.py) into the current
+a tone, H.264 720p 1.5 Mbit/s and 360p 400 kbit/s, AAC, fMP4 segments of `--segment-seconds`, 1 s like the
+broadcaster's default; tests/hlsgen.py) into the current
 recording of a published meeting whose public link is on, so the viewers fetch `/hls/p/{token}/…` without a login,
 as on the public link (the files caches may share). The load is wrk (Debian's `wrk`, LuaJIT) with the Lua script
 below: each of the N connections carries one player; half the players watch 720p, half 360p; every target
-duration (2 s, each player at its own phase) a player fetches its rendition's media playlist, and each segment that
+duration (each player at its own phase) a player fetches its rendition's media playlist, and each segment that
 appeared since its last one, once (players start at the live edge). Each run lasts --seconds, after --warmup.
 
 Printed per (target, N): the server's CPU (% of one core) and RSS, segments served per second, the share of
@@ -14,7 +15,7 @@ segments late for their playback time, the origin's requests per second, nginx's
 wrk's own CPU, and errors. A segment is late when its last byte arrives after the moment a player holding back
 three target durations from the live edge (hls.js's default, and the watch page's) plays its first frame: the
 segment's media time (`tfdt` of its body, mapped to the wall clock by the playlist's `EXT-X-PROGRAM-DATE-TIME`)
-plus 6 s. "nginx" runs the block of docs/deploy.md (tests/nginxfront.py) with one worker.
+plus 3 target durations. "nginx" runs the block of docs/deploy.md (tests/nginxfront.py) with one worker.
 
     .venv/bin/python bench/broadcast.py                        # N = 100 and 1000, direct and through nginx
     .venv/bin/python bench/broadcast.py --viewers 100 1000 2000 --seconds 30
@@ -53,7 +54,7 @@ from server.live.watch import serializer  # noqa: E402
 from tests.hlsgen import RENDITIONS, LiveHls  # noqa: E402
 from tests.nginxfront import NginxFront  # noqa: E402
 
-HOLD_BACK = 6.0  # seconds behind the live edge a player plays (3 target durations)
+HOLD_BACK_TARGETS = 3  # a player plays this many target durations behind the live edge
 
 LUA = r"""
 -- One wrk connection per player; players are jobs in a time-ordered queue shared by the thread's connections.
@@ -296,13 +297,13 @@ def rss_mib(pid: int) -> float:
 
 
 def run_wrk(url_base: str, n: int, seconds: float, threads: int, clocks: dict[str, tuple[float, int]],
-            script: Path) -> tuple[dict[str, float], float]:
+            script: Path, segment: float) -> tuple[dict[str, float], float]:
     """run_wrk: wrk with the players' script; its RESULT figures and its own CPU seconds."""
     prefix = "/" + url_base.split("://", 1)[1].split("/", 1)[1]
     args = ["wrk", "-t", str(threads), "-c", str(n), "-d", f"{int(seconds)}s", "--timeout", "10s", "-s", str(script),
-            url_base, "--", prefix, "2", str(n // threads),
+            url_base, "--", prefix, f"{segment:g}", str(n // threads),
             f"{clocks['720p'][0]:.3f}", f"{clocks['360p'][0]:.3f}", str(clocks["720p"][1]), str(clocks["360p"][1]),
-            str(HOLD_BACK)]
+            str(HOLD_BACK_TARGETS * segment)]
     start = os.times()
     proc = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 60)
     end = os.times()
@@ -320,7 +321,7 @@ async def one(target: str, base: str, prefix: str, n: int, args: argparse.Namesp
     before_cpu, before_req = cpu_seconds(server_pid), await origin_requests(args.origin)
     statuses = front.cache_statuses() if front else {}
     figures, wrk_cpu = await asyncio.to_thread(run_wrk, base + prefix, n - n % threads, args.seconds, threads,
-                                               clocks, script)
+                                               clocks, script, args.segment_seconds)
     cpu = (cpu_seconds(server_pid) - before_cpu) / args.seconds
     origin = (await origin_requests(args.origin) - before_req) / args.seconds
     after = front.cache_statuses() if front else {}
@@ -353,6 +354,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=8.0)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--segment-seconds", type=float, default=1.0, help="segment length (the target duration)")
     parser.add_argument("--taskset", default="", help="pin the server to these CPUs (taskset -c)")
     parser.add_argument("--json", default="", help="also write the rows to this file")
     args = parser.parse_args()
@@ -371,7 +373,8 @@ async def main() -> None:
             data = Path(tmp) / "data"
             rid, directory, prefix = await cast(load_config(server.config_path, env={}).database_url,
                                                 (data / "secrets" / "link.key").read_bytes().strip())
-            live = LiveHls(data / "recordings" / directory / "hls", renditions=RENDITIONS)
+            live = LiveHls(data / "recordings" / directory / "hls", renditions=RENDITIONS,
+                           segment=args.segment_seconds)
             await asyncio.to_thread(live.start)
             args.origin = server.base
             script = Path(tmp) / "players.lua"
@@ -391,7 +394,8 @@ async def main() -> None:
                     report(rows[-1:])
             ffmpeg_cpu = (cpu_seconds(live.proc.pid) - ffmpeg_start) / (time.monotonic() - started) if live.proc \
                 else 0.0
-            print(f"\nbroadcast: {len(RENDITIONS)} renditions ({', '.join(r[0] for r in RENDITIONS)}), 2 s segments; "
+            print(f"\nbroadcast: {len(RENDITIONS)} renditions ({', '.join(r[0] for r in RENDITIONS)}), "
+                  f"{args.segment_seconds:g} s segments, late past {HOLD_BACK_TARGETS * args.segment_seconds:g} s; "
                   f"ffmpeg {ffmpeg_cpu * 100:.0f} % of a core; {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}")
             report(rows)
             if args.json:

@@ -63,6 +63,7 @@ class Header:
     delay: float = 0.5
     wall0: float = 0.0  # wall-clock time of the recording's timeline 0
     start: float = 0.0  # where this run starts on the timeline (a continuation: its offset)
+    low_latency: bool = False  # LL-HLS parts (recorder.hls)
 
 
 def _say(**values: Any) -> None:
@@ -113,7 +114,7 @@ class Worker:
         self.header = header
         options = OutputOptions(fps=header.fps, segment_seconds=header.segment_seconds, preset=header.preset,
                                 threads=header.threads, window_seconds=header.window_seconds,
-                                audio_kbps=header.audio_kbps, wall0=header.wall0)
+                                audio_kbps=header.audio_kbps, wall0=header.wall0, low_latency=header.low_latency)
         directory = Path(header.directory)
         start = max(header.start, listed_end(directory / HLS_DIR))
         self.program = Program(directory, options, start)

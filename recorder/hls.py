@@ -5,6 +5,7 @@ Layout (one per recording, in its directory; see docs/recorder.md, "Broadcast"):
     hls/master.m3u8                 multivariant playlist: the renditions (BANDWIDTH, RESOLUTION, CODECS)
     hls/<rendition>/init.mp4        initialization segment (ftyp + moov), written once, never rewritten
     hls/<rendition>/seg<N>.m4s      media segments (moof + mdat), N increasing across the recording's takes
+    hls/<rendition>/part<N>.<K>.m4s low latency: the parts of segment N (K from 0), each written as it is made
     hls/<rendition>/index.m3u8      media playlist (version 7, EXT-X-MAP, PROGRAM-DATE-TIME; ENDLIST at the end)
     hls/<rendition>/segments.jsonl  every segment ever written (append-only: the playlists are made from it)
     hls/broadcast.json              the renditions chosen and the frame rate (a continuation keeps them)
@@ -17,8 +18,16 @@ broadcast a killed server left open) appends after the listed segments, behind a
 
 ``Output`` is one rendition: an H.264 encoder (libx264) and an MP4 muxer in fragmented mode that cuts a
 fragment at each keyframe (``movflags=frag_keyframe+empty_moov+default_base_moof``) writing into memory;
-each fragment becomes a segment file. Keyframes are forced by the caller at the same frame numbers in every
-rendition (``recorder.program``), so the renditions' segments align.
+the fragments from one keyframe to the next become a segment file. Keyframes are forced by the caller at the same
+frame numbers in every rendition (``recorder.program``), so the renditions' segments align.
+
+Low latency (LL-HLS, ``OutputOptions.low_latency``): the muxer also cuts a fragment every ~``PART_SECONDS`` of
+video (``frag_duration``, half a frame short of the part's frames, so a cut falls on a frame), and each fragment
+is written at once as a part file and listed (``#EXT-X-PART``) before its segment is complete; the segment file
+is the same bytes, written when its last part is. The playlist then carries ``#EXT-X-PART-INF`` and
+``#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=…`` (3 parts), and lists the parts of the last
+segments only (``PART_SEGMENTS``); the node holds a playlist request naming a part not made yet
+(``_HLS_msn``/``_HLS_part``: server.live.hls).
 """
 
 from __future__ import annotations
@@ -42,11 +51,15 @@ INIT = "init.mp4"
 STATE = "broadcast.json"
 SEGMENTS = "segments.jsonl"
 AUDIO_RATE = 48000
+VIDEO_TIMESCALE = 90000  # the video track's time base (Output sets it)
 AUDIO_CODEC = "mp4a.40.2"
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+skip_trailer+frag_discont"
 # frag_discont, no edit list and no shift of negative timestamps: the fragments' decode times (tfdt) are the
 # recording's timeline, so a second run starts where it belongs (not at 0)
 MUXER_OPTIONS = {"movflags": MOVFLAGS, "flush_packets": "1", "use_editlist": "0", "avoid_negative_ts": "disabled"}
+PART_SECONDS = 0.5  # low latency: a part's length, about (a whole number of frames, parts split a segment evenly)
+PART_SEGMENTS = 3  # low latency: the playlist lists the parts of this many of the last segments (and the open one)
+KEEP_PART_SEGMENTS = 12  # part files of older segments are removed (no playlist names them any more)
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,31 @@ class Segment:
     wall: float
     discontinuity: bool = False
     init: str = INIT
+
+
+@dataclass
+class Part:
+    """Part is one listed part (low latency) of segment `n`: its index in the segment and duration."""
+
+    n: int
+    k: int
+    duration: float
+
+    @property
+    def name(self) -> str:
+        """name is the part's file name."""
+        return f"part{self.n}.{self.k}.m4s"
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """PartInfo: what a low-latency playlist needs beyond the segments: the part target (seconds), the parts of
+    the last segments by segment number, and the parts made so far of the segment being made (`open_n`)."""
+
+    target: float
+    done: dict[int, list[Part]]
+    open_n: int
+    open: list[Part]
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -151,9 +189,11 @@ def _pdt(wall: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
-def media_playlist(segments: list[Segment], target: int, ended: bool, window: float | None) -> str:
+def media_playlist(segments: list[Segment], target: int, ended: bool, window: float | None,
+                   parts: PartInfo | None = None) -> str:
     """media_playlist is a rendition's index.m3u8: all segments when `ended` (or no window), else the last
-    `window` seconds (at least three segments)."""
+    `window` seconds (at least three segments); with `parts` (low latency, while live) also the parts of the last
+    segments and of the one being made, and the server's control tags."""
     shown = segments
     if not ended and window is not None and segments:
         total, first = 0.0, len(segments)
@@ -163,9 +203,14 @@ def media_playlist(segments: list[Segment], target: int, ended: bool, window: fl
         shown = segments[first:]
     skipped = len(segments) - len(shown)
     discontinuities = sum(1 for s in segments[:skipped] if s.discontinuity)
-    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}",
-             f"#EXT-X-MEDIA-SEQUENCE:{shown[0].n if shown else 0}",
-             f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuities}", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}"]
+    if parts is not None and not ended:
+        lines += [f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={3 * parts.target:.3f},"
+                  f"HOLD-BACK={3 * target:.3f}", f"#EXT-X-PART-INF:PART-TARGET={parts.target:.3f}"]
+    else:
+        parts = None
+    lines += [f"#EXT-X-MEDIA-SEQUENCE:{shown[0].n if shown else 0}",
+              f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuities}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     init = None
     for i, s in enumerate(shown):
         if s.discontinuity and i > 0:
@@ -173,10 +218,20 @@ def media_playlist(segments: list[Segment], target: int, ended: bool, window: fl
         if s.init != init or (s.discontinuity and i > 0):
             lines.append(f'#EXT-X-MAP:URI="{s.init}"')
             init = s.init
-        lines += [f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(s.wall)}", f"#EXTINF:{s.duration:.3f},", f"seg{s.n}.m4s"]
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(s.wall)}")
+        if parts is not None and i >= len(shown) - PART_SEGMENTS:
+            lines += _part_lines(parts.done.get(s.n, []))
+        lines += [f"#EXTINF:{s.duration:.3f},", f"seg{s.n}.m4s"]
+    if parts is not None and parts.open:
+        lines += _part_lines(parts.open)
     if ended:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def _part_lines(parts: list[Part]) -> list[str]:
+    return [f'#EXT-X-PART:DURATION={p.duration:.3f},URI="{p.name}"' + (",INDEPENDENT=YES" if p.k == 0 else "")
+            for p in parts]
 
 
 def avc_codec(init: bytes) -> str:
@@ -235,6 +290,13 @@ class OutputOptions:
     window_seconds: float | None = 300.0  # live playlist window (None: list everything)
     audio_kbps: int = 64
     wall0: float = 0.0  # the wall-clock time of the recording's timeline 0 (PROGRAM-DATE-TIME)
+    low_latency: bool = False  # parts (LL-HLS) while live
+
+    @property
+    def part_frames(self) -> int:
+        """part_frames is the longest part's frames: a segment's frames split as evenly as parts of ~0.5 s allow."""
+        keyint = max(1, round(self.segment_seconds * self.fps))
+        return math.ceil(keyint / max(1, round(keyint / (PART_SECONDS * self.fps))))
 
 
 class Output:
@@ -252,13 +314,22 @@ class Output:
         self.segments = [s for s in listed if s.t + s.duration <= start + 1e-3]
         if len(self.segments) < len(listed):
             atomic_write(self.folder / SEGMENTS, "".join(json.dumps(asdict(s)) + "\n" for s in self.segments).encode())
-        self.next_n = 1 + max([s.n for s in self.segments] + [_n(p) for p in self.folder.glob("seg*.m4s")] + [-1])
+        # (parts too: a worker killed in the middle of a segment left parts caches may hold; their number is not
+        # used again)
+        self.next_n = 1 + max([s.n for s in self.segments] + [_n(p) for p in self.folder.glob("seg*.m4s")]
+                              + [_n(p) for p in self.folder.glob("part*.m4s")] + [-1])
         self.first_of_run = bool(self.segments)  # the run's first segment follows a discontinuity
         self.target = max(1, math.ceil(options.segment_seconds))
         self.init_name: str | None = None
         self.codec = "avc1.64001f"
         self._memory = _Memory()
-        self._container: Any = av.open(self._memory, "w", format="mp4", options=dict(MUXER_OPTIONS))
+        muxer = dict(MUXER_OPTIONS)
+        self.part_target: float | None = None
+        if options.low_latency:  # a fragment every part: cut when a frame comes half a frame before the part's end
+            frames = options.part_frames
+            self.part_target = frames / options.fps
+            muxer["frag_duration"] = str(int((frames - 0.5) / options.fps * 1e6))
+        self._container: Any = av.open(self._memory, "w", format="mp4", options=muxer)
         video: Any = self._container.add_stream("libx264", rate=options.fps)
         ctx = video.codec_context
         ctx.width, ctx.height, ctx.pix_fmt = rendition.width, rendition.height, "yuv420p"
@@ -278,6 +349,11 @@ class Output:
         self.audio = audio
         self._starts: list[float] = []  # timeline time of every keyframe sent to the encoder, not yet a segment
         self._last_time = 0.0
+        self._open = bytearray()  # the fragments of the segment being made
+        self._open_parts: list[Part] = []
+        self._open_n: int | None = None
+        self._carry = b""  # (low latency) a fragment without video, written with the next part
+        self.done_parts: dict[int, list[Part]] = {}  # the parts of the last segments (low latency)
         self.written = 0  # segments this run
 
     def encode(self, frame: Any, t: float, keyframe: bool) -> None:
@@ -312,9 +388,7 @@ class Output:
 
     def _collect(self, final: bool) -> None:
         boxes = _boxes(self._memory.data)
-        if not boxes:
-            return
-        if self.init_name is None:
+        if boxes and self.init_name is None:
             moov = next((end for kind, end in boxes if kind == b"moov"), None)
             if moov is None:
                 return
@@ -324,9 +398,61 @@ class Output:
         start = 0
         for kind, end in boxes:
             if kind == b"mdat":
-                self._write_segment(bytes(self._memory.data[start:end]), final)
+                self._fragment(bytes(self._memory.data[start:end]))
                 start = end
         del self._memory.data[:start]
+        if final and self._open and self._starts:
+            self._complete(self._last_time + 1 / self.options.fps, final=True)
+
+    def _fragment(self, data: bytes) -> None:
+        """_fragment takes one moof + mdat: a part of the segment being made (written at once when low latency);
+        the segment is complete when its video reaches the next keyframe."""
+        if not self._starts:
+            return
+        if self._open_n is None:
+            self._open_n = self.next_n
+            self.next_n += 1
+        self._open += data
+        video = _video_run(data)
+        frames = video[1] if video is not None else 0
+        if self.part_target is not None and frames:
+            part = Part(self._open_n, len(self._open_parts), round(frames / self.options.fps, 6))
+            atomic_write(self.folder / part.name, bytes(data) if not self._carry else self._carry + data)
+            self._carry = b""
+            self._open_parts.append(part)
+        elif self.part_target is not None:
+            self._carry += data  # (no video in it: it goes with the next part)
+        if video is not None and len(self._starts) > 1:
+            end = video[0] + frames / self.options.fps
+            if end >= self._starts[1] - 0.5 / self.options.fps:
+                self._complete(self._starts[1], final=False)
+                return
+        if self.part_target is not None and frames:
+            self.write_playlist(False)
+
+    def _complete(self, end: float, final: bool) -> None:
+        """_complete writes the segment being made (its fragments from its keyframe to `end`) and lists it."""
+        t = self._starts.pop(0)
+        n = self._open_n if self._open_n is not None else self.next_n
+        if self._open_n is None:
+            self.next_n += 1
+        atomic_write(self.folder / f"seg{n}.m4s", bytes(self._open) + self._carry)
+        self._open, self._carry, self._open_n = bytearray(), b"", None
+        segment = Segment(n, round(t, 6), round(max(end - t, 0.001), 6), round(self.options.wall0 + t, 3),
+                          self.first_of_run and self.written == 0, self.init_name or INIT)
+        with open(self.folder / SEGMENTS, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(asdict(segment)) + "\n")
+        self.segments.append(segment)
+        self.written += 1
+        if self.part_target is not None:
+            self.done_parts[n] = self._open_parts
+            self._open_parts = []
+            for old in [k for k in self.done_parts if k <= n - PART_SEGMENTS]:
+                del self.done_parts[old]
+            for stale in self.folder.glob(f"part{n - KEEP_PART_SEGMENTS}.*.m4s"):
+                stale.unlink(missing_ok=True)
+        if not final:
+            self.write_playlist(False)
 
     def _write_init(self, init: bytes) -> None:
         self.codec = avc_codec(init)
@@ -341,32 +467,41 @@ class Output:
             atomic_write(self.folder / name, init)
         self.init_name = name
 
-    def _write_segment(self, data: bytes, final: bool) -> None:
-        if not self._starts:
-            return
-        t = self._starts.pop(0)
-        end = self._starts[0] if self._starts else self._last_time + 1 / self.options.fps
-        n = self.next_n
-        self.next_n += 1
-        atomic_write(self.folder / f"seg{n}.m4s", data)
-        segment = Segment(n, round(t, 6), round(max(end - t, 0.001), 6), round(self.options.wall0 + t, 3),
-                          self.first_of_run and self.written == 0, self.init_name or INIT)
-        with open(self.folder / SEGMENTS, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(asdict(segment)) + "\n")
-        self.segments.append(segment)
-        self.written += 1
-        if not final:
-            self.write_playlist(False)
-
     def write_playlist(self, ended: bool) -> None:
         """write_playlist rewrites index.m3u8 (atomically) from the segments."""
-        text = media_playlist(self.segments, self.target, ended, None if ended else self.options.window_seconds)
+        parts = None
+        if self.part_target is not None and not ended:
+            parts = PartInfo(self.part_target, self.done_parts, self._open_n if self._open_n is not None else -1,
+                             self._open_parts)
+        text = media_playlist(self.segments, self.target, ended, None if ended else self.options.window_seconds,
+                              parts)
         atomic_write(self.folder / INDEX, text.encode())
 
 
 def _n(path: Path) -> int:
-    digits = path.stem[3:]
+    """_n: the segment number in `seg<N>.m4s` or `part<N>.<K>.m4s` (-1 for another name)."""
+    digits = path.name.removeprefix("seg").removeprefix("part").split(".", 1)[0]
     return int(digits) if digits.isdigit() else -1
+
+
+def _video_run(fragment: bytes) -> tuple[float, int] | None:
+    """_video_run: (start on the timeline in seconds, samples) of the video track (track 1, 90 kHz) of one moof +
+    mdat, None when it holds no video."""
+    at = 0
+    while True:
+        at = fragment.find(b"tfhd", at)
+        if at < 0 or at + 12 > len(fragment):
+            return None
+        if int.from_bytes(fragment[at + 8:at + 12], "big") == 1:
+            break
+        at += 4
+    tfdt = fragment.find(b"tfdt", at)
+    trun = fragment.find(b"trun", at)
+    if tfdt < 0 or trun < 0:
+        return None
+    wide = fragment[tfdt + 4] == 1
+    base = int.from_bytes(fragment[tfdt + 8:tfdt + (16 if wide else 12)], "big")
+    return base / VIDEO_TIMESCALE, int.from_bytes(fragment[trun + 8:trun + 12], "big")
 
 
 def end_playlists(hls: Path, target: int) -> None:

@@ -212,7 +212,8 @@ class BroadcastSection(_Section):
         BroadcastRendition(name="720p", width=1280, height=720, video_kbps=1500),
         BroadcastRendition(name="360p", width=640, height=360, video_kbps=500)], min_length=1, max_length=2)
     fps: int = Field(25, ge=5, le=30)
-    segment_seconds: float = Field(2.0, ge=1.0, le=6.0)
+    segment_seconds: float = Field(1.0, ge=1.0, le=6.0)
+    low_latency: bool = False  # LL-HLS: partial segments and blocking playlist reload (recorder/hls.py)
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "veryfast"
     audio_kbps: int = Field(64, ge=32, le=192)
     window_seconds: float = Field(300.0, ge=10.0)

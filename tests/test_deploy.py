@@ -130,7 +130,7 @@ def test_the_node_configuration_loads(tmp_path: Path) -> None:
 @needs_nginx
 def test_the_documented_block_passes_nginx_t(tmp_path: Path) -> None:
     block = deploy_block()
-    assert "proxy_cache_key $uri;" in block and "location /hls/p/" in block
+    assert "proxy_cache_key \"$uri $arg__HLS_msn $arg__HLS_part\";" in block and "location /hls/p/" in block
     conf = tmp_path / "nginx.conf"
     conf.write_text(render(block, upstream="127.0.0.1:8080", listen="127.0.0.1:18080", root=tmp_path))
     result = check(conf)

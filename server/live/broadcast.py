@@ -73,8 +73,8 @@ def header(config: Config, directory: Path, participant: RecordingParticipant | 
         directory=str(directory), renditions=[r.model_dump() for r in cfg.renditions], fps=cfg.fps,
         segment_seconds=cfg.segment_seconds, preset=cfg.preset, window_seconds=cfg.window_seconds,
         audio_kbps=cfg.audio_kbps, delay=cfg.delay_seconds)
-    if participant is not None:
-        values.update(video_mime=participant.video_mime, start=participant.offset,
+    if participant is not None:  # (live: parts when low latency; the archive's encode makes whole segments)
+        values.update(video_mime=participant.video_mime, start=participant.offset, low_latency=cfg.low_latency,
                       wall0=participant.started_wall - participant.offset)
     return Header(**values)
 

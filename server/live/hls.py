@@ -13,17 +13,27 @@ before listing them and never rewrites them, and replaces playlists atomically, 
 - segments and parts (`.m4s`, `video/iso.segment`) and init files (`.mp4`, `video/mp4`): `max-age=31536000,
   immutable`, with Range (206 and Content-Range, from aiohttp's FileResponse) and ETag;
 - playlists (`application/vnd.apple.mpegurl`): `max-age=1` while live, `watch.ended_playlist_seconds` once a media
-  playlist carries `#EXT-X-ENDLIST` (the master playlist: once the broadcast ended).
+  playlist carries `#EXT-X-ENDLIST` (the master playlist: once the broadcast ended); live public ones also
+  `X-Accel-Expires` to the end of the current second (`LIVE_EXPIRES`).
 GET and HEAD carry `Access-Control-Allow-Origin: *` and OPTIONS answers a CORS preflight: a player on another
 origin (a ministry portal embedding the stream) reads the public files; private ones still need the cookie, which
 `*` never lets a cross-origin page send.
+
+Blocking playlist reload (LL-HLS, `broadcast.low_latency`): a media playlist asked for with `_HLS_msn=M` (and
+`_HLS_part=P`) is answered once it lists segment M complete (part P of segment M), at most three target durations
+later (then 503); a request too far ahead or malformed is a 400. One poller per playlist file watches it every
+`BLOCK_POLL` seconds while anyone waits (`Blocking`), however many requests wait. Such answers are the playlist
+as of that point or later whenever asked, so caches may keep them `BLOCKED_TARGETS` target durations.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import stat
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -46,6 +56,12 @@ MAX_PLAYLIST = 8 << 20  # a playlist is read up to this size (a 3-hour event pla
 PLAYLIST_ENTRIES = 256
 MAX_HELD = 4 << 20  # a segment or init file up to this size is sent from memory (a 2 s segment at 8 Mbit/s is 2 MB)
 MAX_HELD_BYTES = 64 << 20  # at most this much of them (the live edge of a few broadcasts)
+# nginx counts a cached answer's lifetime in whole seconds and keeps it fresh through its last second: `max-age=1`
+# keeps a live playlist 1 to 2 s (1.5 on average), a second of latency behind the cache. This header (which nginx
+# takes before Cache-Control, and does not pass on) makes it fresh to the end of the current second: 0-1 s.
+LIVE_EXPIRES = "X-Accel-Expires"
+BLOCK_POLL = 0.02  # seconds between two looks at a playlist someone waits on
+BLOCKED_TARGETS = 6  # cache lifetime of a blocking reload's answer, in target durations
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Length, Content-Range, ETag",
         "Timing-Allow-Origin": "*"}
 
@@ -118,6 +134,135 @@ class Playlists:
         return body
 
 
+@dataclass(frozen=True)
+class Position:
+    """Position: where a media playlist stands: the last complete segment's number (-1: none) and how many parts
+    it lists, the parts listed of the segment after it, the target duration, whether it ended."""
+
+    last: int
+    parts: int
+    open_parts: int
+    target: int
+    ended: bool
+
+    def has(self, msn: int, part: int | None) -> bool:
+        """Position.has: whether the playlist lists segment `msn` complete (`part` None) or its part `part` (a part
+        past a complete segment's last one is the next segment's first, as the LL-HLS rules say)."""
+        if self.ended or self.last > msn:
+            return True
+        if part is None:
+            return self.last >= msn
+        if self.last == msn:
+            return part < self.parts or self.parts == 0 or self.open_parts > 0
+        return self.last == msn - 1 and self.open_parts > part
+
+
+def position(body: bytes) -> Position:
+    """position: the Position of a media playlist's text."""
+    sequence, target, segments, parts, open_parts = 0, 1, 0, 0, 0
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            sequence = int(line.split(":", 1)[1] or 0)
+        elif line.startswith("#EXT-X-TARGETDURATION:"):
+            target = max(1, int(line.split(":", 1)[1] or 1))
+        elif line.startswith("#EXT-X-PART:"):
+            open_parts += 1
+        elif line and not line.startswith("#"):
+            segments += 1
+            parts, open_parts = open_parts, 0
+    return Position(sequence + segments - 1, parts, open_parts, target, b"#EXT-X-ENDLIST" in body)
+
+
+def _directive(request: web.Request, name: str) -> int | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        raise web.HTTPBadRequest(text=f"{name}: không hợp lệ. / {name}: not a valid number.")
+    return int(text)
+
+
+@dataclass
+class _Watched:
+    key: tuple[int, int]
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    waiters: int = 0
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Blocking:
+    """Blocking: the playlists someone waits on (blocking playlist reload), one poller task each."""
+
+    watched: dict[Path, _Watched] = field(default_factory=dict)
+
+    async def changed(self, path: Path, key: tuple[int, int], within: float) -> None:
+        """Blocking.changed: return when `path`'s (mtime, size) differs from `key` (what the caller just read), or
+        after `within` seconds."""
+        entry = self.watched.get(path)
+        if entry is None:
+            entry = self.watched[path] = _Watched(key)
+        if entry.key != key:  # the caller saw a change the poller has not: the others waiting look again
+            entry.key = key
+            entry.changed.set()
+            entry.changed = asyncio.Event()
+        entry.waiters += 1
+        if entry.task is None:
+            entry.task = asyncio.get_running_loop().create_task(self._poll(path, entry), name="hls-blocking")
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry.changed.wait(), within)
+        finally:
+            entry.waiters -= 1
+
+    async def _poll(self, path: Path, entry: _Watched) -> None:
+        try:
+            while entry.waiters > 0:
+                await asyncio.sleep(BLOCK_POLL)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                key = (st.st_mtime_ns, st.st_size)
+                if key != entry.key:
+                    entry.key = key
+                    entry.changed.set()
+                    entry.changed = asyncio.Event()
+        finally:
+            entry.task = None
+            if entry.waiters <= 0 and self.watched.get(path) is entry:
+                del self.watched[path]
+
+    def close(self) -> None:
+        """Blocking.close: stop the pollers (the app stops)."""
+        for entry in self.watched.values():
+            if entry.task is not None:
+                entry.task.cancel()
+
+
+async def _blocked(request: web.Request, path: Path, st: os.stat_result, body: bytes, msn: int,
+                   part: int | None) -> bytes:
+    """_blocked: the playlist once it lists segment `msn` (part `part`): 400 too far ahead, 503 after three target
+    durations."""
+    pos = position(body)
+    if msn > pos.last + 2:
+        raise web.HTTPBadRequest(text="_HLS_msn: quá xa. / _HLS_msn: too far ahead.")
+    deadline = asyncio.get_running_loop().time() + 3 * pos.target
+    while not pos.has(msn, part):
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise web.HTTPServiceUnavailable(text="Chưa có phần này. / Not made yet.",
+                                             headers={"Cache-Control": "no-store", **CORS})
+        await request.app[BLOCKING].changed(path, (st.st_mtime_ns, st.st_size), left)
+        try:
+            st = os.stat(path)
+            body = request.app[PLAYLISTS].read(path, st)
+        except OSError:
+            raise _unknown() from None
+        pos = position(body)
+    return body
+
+
 async def _serve(request: web.Request, found: tuple[Path, os.stat_result], meeting_id: int,
                  public: bool) -> web.StreamResponse:
     """_serve: one HLS file with its type, cache lifetime (public or private) and CORS headers."""
@@ -127,10 +272,19 @@ async def _serve(request: web.Request, found: tuple[Path, os.stat_result], meeti
     headers = dict(CORS)
     headers["Content-Type"] = kind
     if path.suffix == ".m3u8":
+        msn = _directive(request, "_HLS_msn") if path.name != "master.m3u8" else None
+        part = _directive(request, "_HLS_part") if msn is not None else None
+        if msn is None and "_HLS_part" in request.query and path.name != "master.m3u8":
+            raise web.HTTPBadRequest(text="_HLS_part cần _HLS_msn. / _HLS_part needs _HLS_msn.")
         try:
             body = request.app[PLAYLISTS].read(path, st)
         except OSError:
             raise _unknown() from None
+        if msn is not None:
+            body = await _blocked(request, path, st, body, msn, part)
+            if b"#EXT-X-ENDLIST" not in body:
+                headers["Cache-Control"] = f"{scope}, max-age={BLOCKED_TARGETS * position(body).target}"
+                return web.Response(body=body, headers=headers)
         if path.name == "master.m3u8":
             broadcast = await broadcast_of(request.app, meeting_id)
             ended = broadcast is None or broadcast.directory != path.parent or not broadcast.live
@@ -138,6 +292,8 @@ async def _serve(request: web.Request, found: tuple[Path, os.stat_result], meeti
             ended = b"#EXT-X-ENDLIST" in body
         age = request.app[CONFIG].watch.ended_playlist_seconds if ended else 1
         headers["Cache-Control"] = f"{scope}, max-age={age}"
+        if public and not ended:  # nginx: fresh to the end of this second, not 1-2 s (see LIVE_EXPIRES)
+            headers[LIVE_EXPIRES] = f"@{int(time.time())}"
         return web.Response(body=body, headers=headers)
     headers["Cache-Control"] = f"{scope}, {IMMUTABLE}"
     if "Range" in request.headers or st.st_size > MAX_HELD:
@@ -211,11 +367,18 @@ def setup(app: web.Application) -> None:
     watch_setup(app)
     app[PLAYLISTS] = Playlists()
     app[SEGMENTS] = Segments()
+    app[BLOCKING] = Blocking()
+    app.on_cleanup.append(_stop_blocking)
     app.router.add_get("/hls/p/{token}/{recording}/{file:.+}", public_file, name="hls-public")
     app.router.add_route("OPTIONS", "/hls/p/{token}/{recording}/{file:.+}", preflight)
     app.router.add_get("/hls/{recording}/{file:.+}", private_file, name="hls")
     app.router.add_route("OPTIONS", "/hls/{recording}/{file:.+}", preflight)
 
 
+async def _stop_blocking(app: web.Application) -> None:
+    app[BLOCKING].close()
+
+
 PLAYLISTS: web.AppKey[Playlists] = web.AppKey("hls_playlists", Playlists)
+BLOCKING: web.AppKey[Blocking] = web.AppKey("hls_blocking", Blocking)
 SEGMENTS: web.AppKey[Segments] = web.AppKey("hls_segments", Segments)

@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 from playwright.async_api import Browser
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from server.auth import COOKIE, create_login
 from server.config import CONFIG
@@ -116,10 +115,24 @@ async def test_watch_live_broadcast(browser: Browser, live_server: LiveServer,
         await ctx.close()
 
 
-@pytest.mark.xfail(strict=False, raises=PlaywrightTimeout,
-                   reason="open defect: in two full runs of the suite the studio's question box never showed in the "
-                          "chat panel (90 s) although it does alone, in its module and beside the studio and TURN "
-                          "modules, under load too; to understand (the session note)")
+# The studio's publishing is held 4 s (its peer connection's answer applied late), as on a busy machine: the chat
+# panel the presenter opens meanwhile must stay open. (It did not: the end of joining, after publishing, put the
+# studio back on the hands panel; in full runs of the suite publishing took long enough for the test to click the
+# chat tab first, and the questions box was never seen.)
+SLOW_PUBLISH = """
+(() => {
+  const apply = RTCPeerConnection.prototype.setRemoteDescription;
+  let first = true;
+  RTCPeerConnection.prototype.setRemoteDescription = function (...args) {
+    if (!first || !args[0] || args[0].type !== "answer") return apply.apply(this, args);  // publishing's answer
+    first = false;
+    return new Promise((resolve) => setTimeout(resolve, 4000)).then(() => apply.apply(this, args))
+      .then((done) => { setTimeout(() => { window.taphuanAnswerApplied = true; }, 500); return done; });
+  };
+})();
+"""
+
+
 async def test_studio_moderates_viewers_questions(browser: Browser, live_server: LiveServer,
                                                   make_user: Callable[..., Awaitable[User]],
                                                   make_meeting: Callable[..., Awaitable[Any]]) -> None:
@@ -141,6 +154,7 @@ async def test_studio_moderates_viewers_questions(browser: Browser, live_server:
     base = f"{live_server.url}/api/v1/broadcasts/{meeting.id}/questions"
     try:
         studio = await ctx.new_page()
+        await studio.add_init_script(SLOW_PUBLISH)
         await studio.goto(f"/live/{meeting.id}")
         await studio.click("[data-action=join]")
         await studio.wait_for_selector("[data-stage]:not([hidden])")
@@ -154,6 +168,7 @@ async def test_studio_moderates_viewers_questions(browser: Browser, live_server:
             "() => (document.querySelector('[data-badge=questions]') || {}).textContent === '2'")
         await studio.click("[data-tab=chat]")
         await studio.wait_for_selector("[data-panel=chat]:not([hidden]) [data-questions-box]:not([hidden])")
+        await studio.wait_for_function("() => window.taphuanAnswerApplied === true")  # publishing done: still open
         first = studio.locator("[data-question]").filter(has_text="nhắc lại đề bài")
         await first.locator("[data-action=question-approve]").click()
         await studio.wait_for_selector("[data-chat-list] >> text=Xin cô nhắc lại đề bài?")

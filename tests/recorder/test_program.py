@@ -1,6 +1,7 @@
 """Tests of recorder/program.py: a continuous output timeline whatever the pictures do (a source with no picture
 for a while, a change of source and of picture size), letterboxing, aligned renditions, and a second run of the same
-recording appended behind a discontinuity."""
+recording appended behind a discontinuity; with low latency, parts listed before their segment is complete, never
+longer than the part target, whose bytes make the segment and which play as they are (ffprobe)."""
 
 from __future__ import annotations
 
@@ -95,3 +96,56 @@ def test_a_run_after_a_worker_killed_between_two_renditions_keeps_them_on_one_ti
     folder = tmp_path / "hls" / "240p"
     assert (folder / "seg2.m4s").exists() and "seg2.m4s" not in (folder / "index.m3u8").read_text()  # unlisted
     assert [s.n for s in read_segments(folder)] == [0, 1, 3, 4, 5]  # its number is not used again
+
+
+def test_low_latency_lists_parts_as_they_are_made_and_the_segment_is_their_bytes(tmp_path: Path) -> None:
+    options = OutputOptions(fps=FPS, segment_seconds=1.0, preset="ultrafast", wall0=1e9, low_latency=True)
+    program = Program(tmp_path, options, 0.0)
+    program.begin([R120])
+    folder = tmp_path / "hls" / "120p"
+    t, listed_open = 0.0, False
+    while t < 3.0:
+        program.picture(t, picture(RED, (160, 120)))
+        program.sound_at(round(t * 48000), tone(4800, round(t * 48000)))
+        t = round(t + 0.1, 6)
+        program.advance(t - 0.3)
+        text = (folder / "index.m3u8").read_text() if (folder / "index.m3u8").exists() else ""
+        last = [line for line in text.splitlines() if line and not line.startswith("#EXT-X-PROGRAM")][-1:]
+        listed_open = listed_open or (last != [] and last[0].startswith("#EXT-X-PART:"))  # before its segment
+    assert listed_open, "a part was never listed before its segment was complete"
+    live = (folder / "index.m3u8").read_text().splitlines()
+    assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500,HOLD-BACK=3.000" in live
+    assert "#EXT-X-PART-INF:PART-TARGET=0.500" in live
+    parts = [line for line in live if line.startswith("#EXT-X-PART:")]
+    assert parts[0] == '#EXT-X-PART:DURATION=0.500,URI="part0.0.m4s",INDEPENDENT=YES'
+    durations = {line.split('URI="')[1].split('"')[0]: float(line.split("DURATION=")[1].split(",")[0])
+                 for line in parts}
+    assert all(0 < d <= 0.5 for d in durations.values())  # never past PART-TARGET (the muxer cuts by frames)
+    program.finish(True)
+    for s in read_segments(folder)[:-1]:  # (the last one also holds the sound after the last picture)
+        names = sorted(folder.glob(f"part{s.n}.*.m4s"), key=lambda p: int(p.name.split(".")[1]))
+        assert len(names) >= 2 and b"".join(p.read_bytes() for p in names) == (folder / f"seg{s.n}.m4s").read_bytes()
+        if all(p.name in durations for p in names):  # listed: the parts' durations make the segment's
+            assert abs(sum(durations[p.name] for p in names) - s.duration) < 1e-3
+    # The parts play as they are (ffprobe): segment 1's video from its keyframe on, frame after frame.
+    joined = tmp_path / "parts1.mp4"
+    joined.write_bytes((folder / "init.mp4").read_bytes() + b"".join(
+        p.read_bytes() for p in sorted(folder.glob("part1.*.m4s"), key=lambda p: int(p.name.split(".")[1]))))
+    video = packet_times(joined, "v")
+    assert video[0] == (1.0, True) and not any(key for _, key in video[1:])
+    assert not jumps([t for t, _ in video], 1 / FPS) and len(video) == FPS
+    ended = (folder / "index.m3u8").read_text()
+    assert "#EXT-X-PART" not in ended and "SERVER-CONTROL" not in ended and ended.endswith("#EXT-X-ENDLIST\n")
+    # A run killed in the middle of a segment left its parts (a cache may hold them): the next run numbers past them.
+    (folder / "part7.0.m4s").write_bytes(b"left by a killed worker")
+    again = Program(tmp_path, options, listed_end(tmp_path / "hls"))
+    again.begin([R120])
+    assert again.outputs[0].next_n == 8
+    # Off (the default): whole segments only, as standard HLS.
+    plain = Program(tmp_path / "plain", OutputOptions(fps=FPS, segment_seconds=1.0, preset="ultrafast"), 0.0)
+    plain.begin([R120])
+    for i in range(20):
+        plain.picture(i / 10, picture(RED, (160, 120)))
+        plain.advance(i / 10)
+    assert "#EXT-X-PART" not in (tmp_path / "plain" / "hls" / "120p" / "index.m3u8").read_text()
+    assert not list((tmp_path / "plain" / "hls" / "120p").glob("part*"))

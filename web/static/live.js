@@ -348,6 +348,9 @@
     }
     L.joined = true;
     showView("stage");
+    // The studio opens on the hands panel now, not after publishing: publishing can take seconds on a busy
+    // machine, and a panel the presenter opens meanwhile (the chat with viewers' questions) must stay open.
+    if (cfg.studio) L.setTab("hands");
     setConn(T.connected, "connected");
     L.attach($("[data-self]"), L.local && L.local.getVideoTracks().length ? L.local : null);
     try {
@@ -362,7 +365,6 @@
     }
     if (!L.local && !cfg.observer) L.toast(check.cameraError ? `${check.cameraError} ${T.canStillWatch}` : T.noCamera, "warn");
     if (wantAudioOnly) await setAudioOnly(true);
-    if (cfg.studio) L.setTab("hands");
     renderControls();
     renderAllSlots();
     root.dispatchEvent(new CustomEvent("live:joined"));

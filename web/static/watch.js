@@ -71,8 +71,11 @@
     video.hidden = false;
     say(T.buffering);
     if (window.Hls && window.Hls.isSupported()) {
-      // No worker: the site's CSP allows no blob: workers. Live: stay about 3 segments behind the edge.
-      hls = new window.Hls({ enableWorker: false, liveSyncDurationCount: 3, capLevelToPlayerSize: true,
+      // No worker: the site's CSP allows no blob: workers. Live: the hold-back is the server's: 3 target
+      // durations behind the edge (hls.js's default, 3 s with 1 s segments), or with LL-HLS playlists
+      // (broadcast.low_latency) their PART-HOLD-BACK of 3 parts, reloading them blocking. Setting a hold-back here
+      // would override the server's.
+      hls = new window.Hls({ enableWorker: false, lowLatencyMode: true, capLevelToPlayerSize: true,
         startLevel: -1, manifestLoadingMaxRetry: 6, levelLoadingMaxRetry: 6, fragLoadingMaxRetry: 6 });
       hls.on(window.Hls.Events.MANIFEST_PARSED, () => { showLevels(); video.play().catch(() => {}); });
       hls.on(window.Hls.Events.LEVEL_SWITCHED, (_e, d) => {

@@ -5,7 +5,9 @@ attendance. The broadcasts are real HLS made by the ffmpeg CLI in the broadcaste
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
+from recorder.hls import Part, PartInfo, Segment, atomic_write, media_playlist
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import (
@@ -158,8 +161,12 @@ async def test_public_link_no_login_shared_and_revocable(app: Any, client: Any, 
     async with aiohttp.ClientSession() as fresh:  # a first visit: no cookie comes back, so a cache may share it
         async with fresh.get(client.make_url(f"/hls/p/{token}/{rid}/360p/seg0.m4s")) as first:
             assert first.status == 200 and "Set-Cookie" not in first.headers
+    before = int(time.time())
     listing = await client.get(f"/hls/p/{token}/{rid}/360p/index.m3u8")
     assert listing.headers["Cache-Control"] == "public, max-age=1"
+    # nginx keeps it fresh to the end of this second only (not 1-2 s: docs/deploy.md); no such header when private
+    assert before <= int(listing.headers["X-Accel-Expires"].removeprefix("@")) <= int(time.time())
+    assert "X-Accel-Expires" not in (await op.get(f"/hls/{rid}/360p/index.m3u8")).headers
     # An anonymous viewer asks (CSRF by the site's double-submit cookie); a new player id per question does not
     # escape the limit: the address has one too.
     csrf = next(c.value for c in client.session.cookie_jar if c.key == "taphuan_csrf")
@@ -295,3 +302,46 @@ async def test_heartbeats_count_viewers_per_unit(app: Any, client: Any, login_as
     assert "Người xem buổi phát trực tiếp" in page and "Sơn La" in page and "liên kết công khai" in page
     csv = await (await op.get(f"/api/v1/reports/export.csv?report=meeting&id={meeting.id}")).text()
     assert "Người xem ẩn danh (liên kết công khai),1,2.2" in csv and "Sơn La,1,0" in csv
+
+
+async def test_blocking_playlist_reload_waits_for_the_part_asked(app: Any, client: Any, login_as: Factory,
+                                                                 make_meeting: Factory) -> None:
+    meeting = await make_meeting()
+    rid = await broadcast(app, meeting, ended=False)
+    op = await login_as(Role.OPERATOR)
+    playlist = app[CONFIG].data_path / "recordings" / f"{meeting.id}-b" / "hls" / "720p" / "index.m3u8"
+    segments = [Segment(i, float(i), 1.0, 1e9 + i) for i in range(3)]
+
+    def write(done: int, open_parts: int) -> None:  # as the broadcaster does with broadcast.low_latency
+        parts = PartInfo(0.5, {n: [Part(n, 0, 0.5), Part(n, 1, 0.5)] for n in range(done)}, done,
+                         [Part(done, k, 0.5) for k in range(open_parts)])
+        atomic_write(playlist, media_playlist(segments[:done], 1, False, None, parts).encode())
+
+    write(2, 1)  # segments 0 and 1, and part 0 of segment 2
+    url = f"/hls/{rid}/720p/index.m3u8"
+    now = await op.get(f"{url}?_HLS_msn=2&_HLS_part=0")  # listed: at once
+    assert now.status == 200 and b'URI="part2.0.m4s"' in await now.read()
+    assert now.headers["Cache-Control"] == "private, max-age=6"
+
+    async def later(done: int, open_parts: int) -> None:
+        await asyncio.sleep(0.5)
+        write(done, open_parts)
+
+    started = time.monotonic()
+    writer = asyncio.ensure_future(later(2, 2))
+    held = await op.get(f"{url}?_HLS_msn=2&_HLS_part=1")  # the next part: held until it is listed
+    await writer
+    assert held.status == 200 and b'URI="part2.1.m4s"' in await held.read()
+    assert time.monotonic() - started >= 0.45
+    writer = asyncio.ensure_future(later(3, 0))
+    whole = await op.get(f"{url}?_HLS_msn=2")  # segment 2 complete
+    await writer
+    assert whole.status == 200 and b"seg2.m4s" in await whole.read()
+
+    assert (await op.get(f"{url}?_HLS_msn=9")).status == 400  # too far ahead
+    assert (await op.get(f"{url}?_HLS_msn=x")).status == 400
+    assert (await op.get(f"{url}?_HLS_part=1")).status == 400
+    started = time.monotonic()
+    gone = await op.get(f"{url}?_HLS_msn=4")  # never made: 503 after three target durations
+    assert gone.status == 503 and time.monotonic() - started >= 2.5
+    assert (await op.get(url)).headers["Cache-Control"] == "private, max-age=1"  # a plain reload as before
