@@ -108,6 +108,14 @@ class GridChanged(Event):
 
 
 @dataclass(frozen=True)
+class RelayWants(Event):
+    """RelayWants: sent to a "down" relay participant (docs/sfu.md, "Cascade"): the sources of the participants
+    its link brings that this room forwards to someone now, as (participant, source, top layer wanted)."""
+
+    wanted: tuple[tuple[str, str, bool], ...]
+
+
+@dataclass(frozen=True)
 class PeerFailed(Event):
     """PeerFailed: the participant's up or down Peer failed or closed: it is reconnecting; renew with Room.restart."""
 

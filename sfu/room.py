@@ -30,6 +30,7 @@ from typing import Any
 from sfu.actions import (
     AddCandidate,
     AnswerDown,
+    Bind,
     Choose,
     CloseRoom,
     Detach,
@@ -69,6 +70,7 @@ from sfu.events import (
     ParticipantStats,
     PeerFailed,
     PresenterChanged,
+    RelayWants,
     RoomStats,
     ServerOffer,
     SlotChanged,
@@ -135,16 +137,23 @@ class Room:
     # ------------------------------------------------------------------------------ public API
 
     async def join(self, participant_id: str, role: str, name: str, capabilities: Capabilities,
-                   on_event: EventCallback, admitted: bool = False, sinks: Mapping[str, Sink] | None = None
-                   ) -> Joined:
+                   on_event: EventCallback, admitted: bool = False, sinks: Mapping[str, Sink] | None = None,
+                   via: str | None = None) -> Joined:
         """join adds a participant; its down offer arrives as a ServerOffer event. Raises SfuError("full").
 
         `role` is a label passed on in events; `capabilities` say what the participant may do. A locked room
         refuses it unless `admitted` (a moderator let it in from the lobby) or ``capabilities.enter_locked``.
         With `sinks` (slot name -> Sink) the participant receives in-process through them instead: no down
         Peer and no offer; the slot plan fills the slots it knows, ``choose`` picks the source of the others.
+        With `via` (a relay participant's id) it is a ghost of another node's participant: no Peer (give it
+        `sinks={}`), its media is what `bind` says the relay's link carries (docs/sfu.md, "Cascade").
         """
-        return await self._ask(Join(participant_id, role, name, capabilities, on_event, admitted, sinks))
+        return await self._ask(Join(participant_id, role, name, capabilities, on_event, admitted, sinks, via))
+
+    async def bind(self, relay_id: str, label: str, owner_id: str | None, source: str | None) -> None:
+        """bind: the stream relay `relay_id` publishes as `label` now carries `source` of its ghost `owner_id`
+        (None: nothing); the ghost's slots in others' views switch to it (docs/sfu.md, "Cascade")."""
+        await self._ask(Bind(relay_id, label, owner_id, source))
 
     async def choose(self, participant_id: str, slot: str, source_participant_id: str | None,
                      source: str | None = None) -> None:
@@ -319,7 +328,7 @@ class Room:
             raise SfuError("forbidden", "the room is locked")
         self._order += 1
         outbox = EventOutbox(a.participant_id, a.on_event)
-        p = Participant(a.participant_id, a.role, a.name, a.capabilities, outbox, self._order)
+        p = Participant(a.participant_id, a.role, a.name, a.capabilities, outbox, self._order, via=a.via)
         self.participants[p.id] = p
         self._cancel_grace()
         for other in self.participants.values():
@@ -333,6 +342,10 @@ class Room:
         p.send(PresenterChanged(self.presenter_id, None))
         p.send(FloorChanged(self.floor_id, None))
         self._broadcast(ParticipantJoined(p.id, p.role, p.name), exclude=p)
+        relay = self.participants.get(a.via) if a.via is not None else None
+        if relay is not None:  # what its link already carries for it
+            for label in [label for label, (owner_id, _) in relay.bound.items() if owner_id == p.id]:
+                self._apply_binding(relay, label)
         try:
             if a.sinks is not None:
                 p.consumers = dict(a.sinks)
@@ -365,7 +378,7 @@ class Room:
         if p.state != "connected":
             raise SfuError("state", "resume first")
         for mid, source in a.sources.items():
-            if source not in SOURCES:
+            if source not in SOURCES and not p.capabilities.relay:  # a relay's streams are labelled by their slot
                 raise SfuError("sdp-invalid", f"unknown source {source!r} for mid {mid}")
         if p.up is None:
             p.up = Peer(p.id, False, self.config, self.video_mime, self._peer_lost, self.ticker)
@@ -391,8 +404,42 @@ class Room:
             if len(layers) > 1 and not self._watching:
                 self._watching = True
                 self.ticker.add(self._watch_layers, period=lambda: LAYER_WATCH_PERIOD)
+        for label in list(p.bound):
+            self._apply_binding(p, label)
         self._reassign()
         return answer
+
+    async def _on_Bind(self, a: Bind) -> None:  # noqa: N802
+        relay = self._get(a.relay_id)
+        if not relay.capabilities.relay:
+            raise SfuError("forbidden", f"{relay.id} is not a relay")
+        self._unbind(relay, a.label)
+        if a.owner_id is not None and a.source in SOURCES:
+            for label, bound in list(relay.bound.items()):  # one stream per ghost's source
+                if bound == (a.owner_id, a.source):
+                    self._unbind(relay, label)
+            relay.bound[a.label] = (a.owner_id, a.source)
+            self._apply_binding(relay, a.label)
+        self._reassign()
+
+    def _unbind(self, relay: Participant, label: str) -> None:
+        """_unbind: the ghost that relay's stream `label` was bound to no longer has it."""
+        was = relay.bound.pop(label, None)
+        track = relay.producers.get(label)
+        owner = self.participants.get(was[0]) if was is not None else None
+        if was is not None and owner is not None and track is not None and owner.producers.get(was[1]) is track:
+            del owner.producers[was[1]]
+
+    def _apply_binding(self, relay: Participant, label: str) -> None:
+        """_apply_binding: relay's stream `label` becomes its ghost's source, when both exist and kinds agree."""
+        owner_id, source = relay.bound[label]
+        owner, track = self.participants.get(owner_id), relay.producers.get(label)
+        if owner is None or owner.via != relay.id or track is None or \
+                track.kind != ("audio" if source == "mic" else "video"):
+            return
+        for layer in track.layers:
+            layer.participant_id, layer.source, layer.muted = owner.id, source, source in owner.muted
+        owner.producers[source] = track
 
     async def _on_AnswerDown(self, a: AnswerDown) -> None:  # noqa: N802
         p = self._get(a.participant_id)
@@ -636,6 +683,10 @@ class Room:
 
     async def _close_peers(self, p: Participant) -> None:
         """_close_peers: p's peers close; what its consumers sent is added to `forwarded_gone` first."""
+        for label in list(p.bound):  # a relay's streams leave its ghosts (they stay bound for its next publish)
+            bound = p.bound[label]
+            self._unbind(p, label)
+            p.bound[label] = bound
         for c in p.consumers.values():
             if isinstance(c, Consumer):
                 self.forwarded_gone.add(c.packets_sent, c.bytes_sent)
@@ -682,6 +733,7 @@ class Room:
     def _reassign(self) -> None:
         """_reassign recomputes every slot, switches consumers and replaces producers' sink tuples."""
         sinks: dict[Source, list[DownTarget]] = {}
+        demand: dict[str, dict[tuple[str, str], bool]] = {}  # relay -> its ghosts' sources forwarded -> top layer
         for viewer in self.participants.values():
             if not viewer.consumers:
                 continue
@@ -693,6 +745,10 @@ class Room:
                     fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
             for slot, consumer in viewer.consumers.items():
                 track, pid, source, state = fills.get(slot, (None, None, None, "empty"))
+                owner = self.participants.get(pid) if pid is not None else None
+                if owner is not None and owner.via is not None and source is not None and state in ("live", "empty"):
+                    top = demand.setdefault(owner.via, {})
+                    top[(owner.id, source)] = top.get((owner.id, source), False) or not slot.startswith("grid-")
                 producer = None
                 if track is not None:
                     producer, state = self.downlinks.apply(viewer, slot, track, consumer, state)
@@ -718,6 +774,13 @@ class Room:
                     viewer.grid_view = grid
                     viewer.send(GridChanged(*grid))
         for p in self.participants.values():
+            if p.capabilities.relay == "down":
+                wants = tuple(sorted((pid, src, top) for (pid, src), top in demand.get(p.id, {}).items()))
+                if wants != p.wants:
+                    p.wants = wants
+                    p.send(RelayWants(wants))
+            if p.via is not None:
+                continue  # a ghost's producers are its relay's: set once, below
             for track in p.producers.values():
                 for producer in track.layers:
                     producer.set_sinks(tuple(sinks.get(producer, ())))

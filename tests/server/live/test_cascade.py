@@ -1,0 +1,186 @@
+"""Tests of server.live.cascade: one meeting across two nodes (create_app twice on one real redis-server, one real
+PostgreSQL and one data directory, as tests/server/live/test_cluster.py). The presenter's room is on node a (the
+origin); node b (`cluster.edge_above: 0`) serves the classrooms that reach it as an edge: it relays the origin's
+program over one link per node, sends a classroom's camera up only while a presenter shows it on the visible grid
+page, and a classroom given the floor there is heard and seen on node a. Real aiortc peers (iceServers=[])."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.app import create_app
+from server.config import Config
+from server.db.models import Role, User
+from server.live.cascade import CASCADE, edge_room_id
+from server.live.cluster import draining_key
+from server.live.service import LIVE
+from sfu.consumer import Consumer
+from sfu.room import Room
+from tests.conftest import SharedClient
+from tests.live_client import LiveClient, page_origin
+from tests.server.live.test_cluster import (  # noqa: F401  (fixtures: two nodes on one Redis and one database)
+    browsers,
+    client,
+    config,
+    node_config,
+    on_node,
+    ports,
+    redis,
+)
+from tests.server.livetest import Factory, classroom_login, connect
+from tests.server.test_bus import redis_url  # noqa: F401  (fixture: a real redis-server)
+
+pytestmark = pytest.mark.redis
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture
+async def edge_b(aiohttp_client: Any, client: Client, node_config: Callable[..., Config],  # noqa: F811
+                 ports: dict[str, int]) -> Client:  # noqa: F811
+    """edge_b: node b, serving the classrooms that reach it as an edge of any meeting (`cluster.edge_above: 0`)."""
+    return await aiohttp_client(create_app(node_config("b", **{"cluster.edge_above": 0})),
+                                server_kwargs={"port": ports["b"]})
+
+
+async def until(check: Callable[[], bool], what: str, within: float = 30.0) -> None:
+    """until: wait for `check()` to hold (generous bound: the host is loaded)."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        await asyncio.sleep(0.1)
+
+
+def relay_of(room: Room) -> Any:
+    """relay_of: the room's only relay participant (one end of the cascade link)."""
+    relays = [p for p in room.participants.values() if p.capabilities.relay]
+    assert len(relays) == 1, [p.id for p in relays]
+    return relays[0]
+
+
+def link_peers(*rooms: Room) -> int:
+    """link_peers: the RTCPeerConnections of the relay participants of `rooms` (the links' ends)."""
+    return sum((p.up is not None) + (p.down is not None)
+               for room in rooms for p in room.participants.values() if p.capabilities.relay)
+
+
+async def meeting_across(client: Client, edge_b: Client, login_as: Factory, make_user: Factory,  # noqa: F811
+                         make_meeting: Factory, make_classroom: Factory, clients: list[LiveClient],
+                         browsers: list[SharedClient], redis: Any, classrooms: int  # noqa: F811
+                         ) -> tuple[Any, LiveClient, list[LiveClient], Room, Room]:
+    """meeting_across: the presenter publishing on node a (the origin), `classrooms` classrooms joined through
+    node b (the edge), each publishing its camera and microphone."""
+    trainer_user: User = await make_user(Role.TRAINER)
+    trainer = await login_as(user=trainer_user)
+    rooms = [await classroom_login(login_as, make_user, make_classroom, name=f"Lớp {i + 1}")
+             for i in range(classrooms)]
+    meeting = await make_meeting(presenters=[trainer_user], classrooms=[c for _, c in rooms])
+    await redis.set(draining_key("b"), "1")  # the room goes to node a
+    t = await connect(trainer, clients)
+    await t.join(meeting.id)
+    await redis.delete(draining_key("b"))
+    assert (await t.publish())["type"] == "answer"
+    joined = []
+    for who, _ in rooms:
+        on_b = await on_node(who, edge_b, browsers)
+        url = str(on_b.make_url("/ws"))
+        c = LiveClient(on_b.session, url, origin=page_origin(url))
+        clients.append(c)
+        await c.connect()
+        reply = await c.join(meeting.id)  # served on node b: no `moved`
+        assert reply["room"]["presenter_id"] == t.participant_id, reply
+        assert (await c.publish())["type"] == "answer"
+        joined.append(c)
+    origin = client.app[LIVE].sfu.rooms[str(meeting.id)]
+    edge = edge_b.app[LIVE].sfu.rooms[edge_room_id(meeting.id)]
+    return meeting, t, joined, origin, edge
+
+
+async def test_the_edge_relays_the_origins_program_over_one_link_whatever_its_classrooms(
+        client: Client, edge_b: Client, login_as: Factory, make_user: Factory,  # noqa: F811
+        make_meeting: Factory, make_classroom: Factory, clients: list[LiveClient],
+        browsers: list[SharedClient], redis: Any) -> None:  # noqa: F811
+    meeting, t, (c1, c2), origin, edge = await meeting_across(
+        client, edge_b, login_as, make_user, make_meeting, make_classroom, clients, browsers, redis, 2)
+    for c in (c1, c2):
+        await c.wait_frames("presenter-video", 5, within=60)  # the presenter's camera, through node b
+        await until(lambda c=c: len(c.slot_frames("presenter-audio")) > 5, "presenter audio on the edge")
+
+    assert client.app[CASCADE].link_count() == 1 and edge_b.app[CASCADE].link_count() == 1
+    assert link_peers(origin, edge) == 4  # one relay at each end, each an up and a down Peer: one link
+    assert [p.id for p in origin.participants.values() if p.capabilities.relay] == ["link-b"]
+    assert c1.participant_id in origin.participants and c2.participant_id in origin.participants  # ghosts
+
+    # The RTP is the origin's forwarded packets: the edge receives the origin's slot stream (its SSRC, not the
+    # presenter's), with no sequence gap, and rewrites it once more for each classroom.
+    down = origin.participants["link-b"].consumers["presenter-video"]
+    assert isinstance(down, Consumer) and down.ctx is not None
+    presenter_camera = origin.participants[t.participant_id].producers["camera"]
+    stream = relay_of(edge).producers["presenter-video"]
+    assert stream.participant_id == t.participant_id and stream.source == "camera"  # bound to the ghost
+    await until(lambda: stream.packets > 100, "packets over the link")
+    assert stream.ssrc == down.ctx.ssrc != presenter_camera.ssrc
+    assert stream.stats().packets_lost == 0, stream.stats()
+    assert down.packets_sent > 0 and stream.packets <= down.packets_sent + 5
+    for c in (c1, c2):
+        slot = edge.participants[c.participant_id].consumers["presenter-video"]
+        assert isinstance(slot, Consumer) and slot.ctx is not None
+        assert slot.ctx.ssrc not in (stream.ssrc, presenter_camera.ssrc)
+        assert slot.source is stream and slot.packets_sent > 0
+        receiver = next(tr.receiver for tr in c.down.getTransceivers() if tr.mid == c.slots["presenter-video"])
+        inbound = [s for s in (await receiver.getStats()).values() if s.type == "inbound-rtp"]
+        assert inbound and inbound[0].ssrc == slot.ctx.ssrc and inbound[0].packetsLost == 0, inbound
+    assert client.app[LIVE].sfu.rooms.keys() == {str(meeting.id)}  # the origin opened no other room
+
+    # node a's presenter sees the edge's classrooms in its grid (they are members of its room), but no camera
+    # goes up until a presenter shows one: here it does (page 0 shows both)
+    await until(lambda: relay_of(edge).chosen != {}, "the grid's cameras chosen for the up link")
+
+
+@pytest.mark.parametrize("config", [{"sfu.grid_slots": 1}], indirect=True)  # node a: one tile a page
+async def test_an_edge_classroom_goes_up_only_on_the_visible_grid_page_and_with_the_floor(
+        client: Client, edge_b: Client, login_as: Factory, make_user: Factory,  # noqa: F811
+        make_meeting: Factory, make_classroom: Factory, clients: list[LiveClient],
+        browsers: list[SharedClient], redis: Any) -> None:  # noqa: F811
+    meeting, t, (c1, c2), origin, edge = await meeting_across(
+        client, edge_b, login_as, make_user, make_meeting, make_classroom, clients, browsers, redis, 2)
+    await c1.wait_frames("presenter-video", 3, within=60)
+    up = relay_of(edge)
+
+    def going_up() -> set[str]:
+        return {pid for pid, _ in up.chosen.values()}
+
+    # page 0 of the presenter's grid shows classroom 1: its camera goes up (and only its), and is seen on node a
+    await until(lambda: going_up() == {c1.participant_id}, "classroom 1 (page 0) chosen for the up link")
+    await t.wait_frames("grid-0", 5, within=60)
+    assert origin.participants[c1.participant_id].producers["camera"].packets > 0
+    # page 1 shows classroom 2: classroom 2 goes up instead, classroom 1 stops
+    assert (await t.request("grid-page", page=1))["page"] == 1
+    await until(lambda: going_up() == {c2.participant_id}, "classroom 2 (page 1) chosen instead")
+    await until(lambda: origin.participants[c2.participant_id].producers.get("camera") is not None,
+                "classroom 2's camera bound on node a")
+    camera2 = origin.participants[c2.participant_id].producers["camera"]
+    await until(lambda: camera2.packets > 20 and origin.participants[t.participant_id]
+                .slot_view["grid-0"][0] == c2.participant_id, "classroom 2 on the presenter's tile")
+    await t.wait_frames("grid-0", 5, within=60)
+    assert "camera" not in origin.participants[c1.participant_id].producers  # classroom 1's no longer comes
+
+    # the floor: a hand raised on node b is seen on node a, granted there: the classroom is heard and seen on node
+    # a (its camera and microphone go up while it holds the floor)
+    assert (await c1.request("raise-hand", raised=True))["type"] == "ok"
+    await t.wait(lambda m: m.get("type") == "hand" and m.get("participant_id") == c1.participant_id
+                 and m.get("raised") is True, within=30)
+    assert (await t.request("give-floor", participant_id=c1.participant_id))["type"] == "ok"
+    await c1.wait(lambda m: m.get("type") == "floor" and m.get("participant_id") == c1.participant_id, within=30)
+    await until(lambda: {(c1.participant_id, "mic"), (c1.participant_id, "camera")} <= set(up.chosen.values()),
+                "the floor holder's camera and microphone chosen for the up link")
+    await t.wait_frames("floor-video", 5, within=60)
+    await until(lambda: len(t.slot_frames("floor-audio")) > 10, "the edge classroom heard on node a", within=60)
+    # and on the edge: classroom 2 gets classroom 1 in its floor slots (the edge's own stream, not through a)
+    await c2.wait_frames("floor-video", 5, within=60)
