@@ -110,9 +110,12 @@ class GridChanged(Event):
 @dataclass(frozen=True)
 class RelayWants(Event):
     """RelayWants: sent to a "down" relay participant (docs/sfu.md, "Cascade"): the sources of the participants
-    its link brings that this room forwards to someone now, as (participant, source, top layer wanted)."""
+    its link brings that this room forwards to someone now: `participants[i]`'s `sources[i]`, its top layer
+    wanted when `top[i]` (else a grid tile's)."""
 
-    wanted: tuple[tuple[str, str, bool], ...]
+    participants: tuple[str, ...]
+    sources: tuple[str, ...]
+    top: tuple[bool, ...]
 
 
 @dataclass(frozen=True)

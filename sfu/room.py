@@ -778,7 +778,8 @@ class Room:
                 wants = tuple(sorted((pid, src, top) for (pid, src), top in demand.get(p.id, {}).items()))
                 if wants != p.wants:
                     p.wants = wants
-                    p.send(RelayWants(wants))
+                    p.send(RelayWants(tuple(w[0] for w in wants), tuple(w[1] for w in wants),
+                                      tuple(w[2] for w in wants)))
             if p.via is not None:
                 continue  # a ghost's producers are its relay's: set once, below
             for track in p.producers.values():

@@ -36,6 +36,7 @@ from server.db.models import Role
 from server.live.capabilities import CAPABILITIES
 from server.live.cluster import CLUSTER, NodeInfo
 from server.live.service import LIVE
+from server.live.wire import LINK_PREFIX, is_link
 from sfu.errors import SfuError
 from sfu.events import (
     Event,
@@ -52,16 +53,10 @@ from sfu.participant import Capabilities
 from sfu.room import Room
 
 log = logging.getLogger("taphuan.cascade")
-LINK_PREFIX = "link-"  # the relay participants' ids: link-<the other node>
 LINK_ROLE = "link"
 EDGE_ROLES = (Role.CLASSROOM, Role.LEARNER, Role.GUEST)  # who an edge serves; presenters and staff go to the origin
 AUDIO_SLOTS = ("floor-audio", "presenter-audio")  # an edge's up link: where its wanted sources go, by kind
 TOP_SLOTS = ("floor-video", "presenter-video", "screen")
-
-
-def is_link(participant_id: str | None) -> bool:
-    """is_link: is this a relay participant (one end of a cascade link)?"""
-    return bool(participant_id) and str(participant_id).startswith(LINK_PREFIX)
 
 
 def edge_room_id(meeting_id: int) -> str:
@@ -140,7 +135,8 @@ class Cascade:
                              participant=event.participant_id if live else None)
             return
         if isinstance(event, RelayWants):
-            await self._send(link.other, "wants", link.meeting_id, wanted=[list(w) for w in event.wanted])
+            await self._send(link.other, "wants", link.meeting_id,
+                             wanted=[list(w) for w in zip(event.participants, event.sources, event.top, strict=True)])
             return
         pid = getattr(event, "participant_id", None)
         if isinstance(event, PresenterChanged | FloorChanged):  # the origin's to say, whoever holds them

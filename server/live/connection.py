@@ -29,9 +29,8 @@ from server.auth import Identity
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Meeting, Role
-from server.live.cascade import is_link
 from server.live.sender import POLICY_CLOSE_WAIT, Sender
-from server.live.wire import FORBIDDEN, LONE_SURROGATE, SignalError, field, lone_surrogate
+from server.live.wire import FORBIDDEN, LONE_SURROGATE, SignalError, field, is_link, lone_surrogate
 from server.metrics import METRICS
 from server.ratelimit import TokenBucket
 from sfu.errors import SfuError

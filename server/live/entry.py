@@ -28,11 +28,11 @@ from server.db.engine import DB
 from server.db.models import Meeting, Role
 from server.live import attendance, chat, ending, lobby, polls, questions, recordings
 from server.live.capabilities import CAPABILITIES
-from server.live.cascade import cascade_of, is_link
+from server.live.cascade import cascade_of
 from server.live.cluster import CLUSTER
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
-from server.live.wire import MODERATORS, SignalError, field, id_field
+from server.live.wire import MODERATORS, SignalError, field, id_field, is_link
 from server.schedule.ending import ENDED_MESSAGE
 from server.schedule.visibility import Refusal, refusal
 from sfu.errors import SfuError

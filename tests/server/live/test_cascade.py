@@ -110,7 +110,7 @@ async def test_the_edge_relays_the_origins_program_over_one_link_whatever_its_cl
         client, edge_b, login_as, make_user, make_meeting, make_classroom, clients, browsers, redis, 2)
     for c in (c1, c2):
         await c.wait_frames("presenter-video", 5, within=60)  # the presenter's camera, through node b
-        await until(lambda c=c: len(c.slot_frames("presenter-audio")) > 5, "presenter audio on the edge")
+        await c.wait_frames("presenter-audio", 5, within=60)
 
     assert client.app[CASCADE].link_count() == 1 and edge_b.app[CASCADE].link_count() == 1
     assert link_peers(origin, edge) == 4  # one relay at each end, each an up and a down Peer: one link
@@ -133,6 +133,7 @@ async def test_the_edge_relays_the_origins_program_over_one_link_whatever_its_cl
         assert isinstance(slot, Consumer) and slot.ctx is not None
         assert slot.ctx.ssrc not in (stream.ssrc, presenter_camera.ssrc)
         assert slot.source is stream and slot.packets_sent > 0
+        assert c.down is not None
         receiver = next(tr.receiver for tr in c.down.getTransceivers() if tr.mid == c.slots["presenter-video"])
         inbound = [s for s in (await receiver.getStats()).values() if s.type == "inbound-rtp"]
         assert inbound and inbound[0].ssrc == slot.ctx.ssrc and inbound[0].packetsLost == 0, inbound
