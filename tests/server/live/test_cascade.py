@@ -139,9 +139,24 @@ async def test_the_edge_relays_the_origins_program_over_one_link_whatever_its_cl
         assert inbound and inbound[0].ssrc == slot.ctx.ssrc and inbound[0].packetsLost == 0, inbound
     assert client.app[LIVE].sfu.rooms.keys() == {str(meeting.id)}  # the origin opened no other room
 
-    # node a's presenter sees the edge's classrooms in its grid (they are members of its room), but no camera
-    # goes up until a presenter shows one: here it does (page 0 shows both)
-    await until(lambda: relay_of(edge).chosen != {}, "the grid's cameras chosen for the up link")
+    # the presenter's grid page shows both classrooms: their cameras go up (the next test turns pages)
+    await until(lambda: {pid for pid, _ in relay_of(edge).chosen.values()} == {c1.participant_id, c2.participant_id},
+                "the grid's cameras chosen for the up link")
+
+    # `cluster.edge_above` above the origin's participants: node b sends a classroom to the owner again
+    edge_b.app[CASCADE].edge_above = 1000
+    via_b = LiveClient(c1.session, c1.url, origin=c1.origin or page_origin(c1.url))
+    clients.append(via_b)
+    await via_b.connect()
+    moved = await via_b.request("join", version=1, meeting_id=meeting.id)
+    assert moved["type"] == "error" and moved["error"]["code"] == "moved", moved
+
+    # the edge's last classroom leaves: the link closes at both ends (the origin's room keeps its presenter)
+    for c in (c1, c2):
+        assert (await c.request("leave"))["type"] == "ok"
+    await until(lambda: edge.closed and not any(p.capabilities.relay or p.via for p in origin.participants.values()),
+                "the link closed")
+    assert client.app[CASCADE].link_count() == 0 and list(origin.participants) == [t.participant_id]
 
 
 @pytest.mark.parametrize("config", [{"sfu.grid_slots": 1}], indirect=True)  # node a: one tile a page
