@@ -415,20 +415,22 @@ class Room:
             raise SfuError("forbidden", f"{relay.id} is not a relay")
         self._unbind(relay, a.label)
         if a.owner_id is not None and a.source in SOURCES:
-            for label, bound in list(relay.bound.items()):  # one stream per ghost's source
-                if bound == (a.owner_id, a.source):
-                    self._unbind(relay, label)
             relay.bound[a.label] = (a.owner_id, a.source)
             self._apply_binding(relay, a.label)
         self._reassign()
 
     def _unbind(self, relay: Participant, label: str) -> None:
-        """_unbind: the ghost that relay's stream `label` was bound to no longer has it."""
+        """_unbind: the ghost that relay's stream `label` was bound to no longer has it, unless another of the
+        relay's streams carries the same source too (the presenter holding the floor comes in two slots)."""
         was = relay.bound.pop(label, None)
         track = relay.producers.get(label)
         owner = self.participants.get(was[0]) if was is not None else None
         if was is not None and owner is not None and track is not None and owner.producers.get(was[1]) is track:
             del owner.producers[was[1]]
+            for other, bound in relay.bound.items():
+                if bound == was:
+                    self._apply_binding(relay, other)
+                    break
 
     def _apply_binding(self, relay: Participant, label: str) -> None:
         """_apply_binding: relay's stream `label` becomes its ghost's source, when both exist and kinds agree."""
@@ -683,10 +685,11 @@ class Room:
 
     async def _close_peers(self, p: Participant) -> None:
         """_close_peers: p's peers close; what its consumers sent is added to `forwarded_gone` first."""
-        for label in list(p.bound):  # a relay's streams leave its ghosts (they stay bound for its next publish)
-            bound = p.bound[label]
-            self._unbind(p, label)
-            p.bound[label] = bound
+        if p.capabilities.relay:  # its streams leave its ghosts (they stay bound for its next publish)
+            tracks = set(p.producers.values())
+            for ghost in self.participants.values():
+                if ghost.via == p.id:
+                    ghost.producers = {src: t for src, t in ghost.producers.items() if t not in tracks}
         for c in p.consumers.values():
             if isinstance(c, Consumer):
                 self.forwarded_gone.add(c.packets_sent, c.bytes_sent)

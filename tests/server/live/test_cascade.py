@@ -143,6 +143,16 @@ async def test_the_edge_relays_the_origins_program_over_one_link_whatever_its_cl
     await until(lambda: {pid for pid, _ in relay_of(edge).chosen.values()} == {c1.participant_id, c2.participant_id},
                 "the grid's cameras chosen for the up link")
 
+    # the presenter takes the floor and gives it back: its camera comes in two slots of the link, then one, and
+    # the edge's classrooms keep it in both cases
+    assert (await t.request("give-floor", participant_id=t.participant_id))["type"] == "ok"
+    await c1.wait_frames("floor-video", 3, within=60)
+    assert (await t.request("give-floor", participant_id=None))["type"] == "ok"
+    ghost = edge.participants[t.participant_id]
+    await until(lambda: relay_of(edge).bound.get("floor-video") is None, "the floor slot unbound")
+    assert ghost.producers["camera"] is stream
+    await c1.wait_frames("presenter-video", 5, within=60)
+
     # `cluster.edge_above` above the origin's participants: node b sends a classroom to the owner again
     edge_b.app[CASCADE].edge_above = 1000
     via_b = LiveClient(c1.session, c1.url, origin=c1.origin or page_origin(c1.url))
