@@ -6,7 +6,7 @@ so a slow WebSocket never blocks a room).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sfu.stats import ConsumerStats, DownlinkStats, ProducerStats, UplinkStats
 
@@ -27,6 +27,7 @@ class ServerOffer(Event):
     sdp: str
     down: bool
     slots: dict[str, str]
+    receive: dict[str, str] = field(default_factory=dict)  # a cascade's "down" relay: its way up, slot -> mid
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,7 @@ class Participant:
     via: str | None = None  # a participant of another node: the relay participant whose link carries its media
     bound: dict[str, tuple[str, str]] = field(default_factory=dict)  # a relay's link label -> (ghost, source)
     wants: tuple[tuple[str, str, bool], ...] = ()  # a "down" relay: its ghosts' sources the room needs (RelayWants)
+    receive_mids: dict[str, str] = field(default_factory=dict)  # a "down" relay's way up: slot -> its down Peer's mid
 
     def send(self, event: Event) -> None:
         """send queues an event for this participant's signalling connection."""

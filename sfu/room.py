@@ -75,6 +75,7 @@ from sfu.events import (
     ServerOffer,
     SlotChanged,
 )
+from sfu.hooks.receiver import ForwardingReceiver
 from sfu.mailbox import Action, Mailbox
 from sfu.participant import Capabilities, EventCallback, EventOutbox, Participant, slots_for
 from sfu.peer import Peer
@@ -366,10 +367,14 @@ class Room:
                 p.id, slot, kind, sender, peer.wire_for, self._clock,
                 compiled=self.config.compiled_fanout and self.config.fast_path,
             )
+        up = slots_for(Capabilities(view_grid=True), self.config.grid_slots) if p.capabilities.relay == "down" else []
+        for _, kind in up:  # a cascade link: one connection both ways, the other end sends on these
+            peer.add_receive(kind)
         sdp = await peer.offer()
         p.slot_mids = {slot: peer.mid_of(c.sender) for slot, c in p.consumers.items() if isinstance(c, Consumer)}
+        p.receive_mids = {slot: t.mid for (slot, _), t in zip(up, peer.receiving(), strict=True)}
         p.slot_view = {}
-        p.send(ServerOffer(sdp=sdp, down=True, slots=dict(p.slot_mids)))
+        p.send(ServerOffer(sdp=sdp, down=True, slots=dict(p.slot_mids), receive=dict(p.receive_mids)))
 
     async def _on_Publish(self, a: Publish) -> str:  # noqa: N802
         p = self._get(a.participant_id)
@@ -383,21 +388,18 @@ class Room:
         if p.up is None:
             p.up = Peer(p.id, False, self.config, self.video_mime, self._peer_lost, self.ticker)
         answer, tracks = await p.up.answer(a.offer_sdp, a.sources)
+        for mid, (kind, sender) in p.up.sending().items() if p.capabilities.relay == "up" else ():
+            slot = a.sources.get(mid)  # a cascade link: the sections the origin receives are this relay's slots
+            if slot is not None and slot not in p.consumers:
+                p.consumers[slot] = Consumer(p.id, slot, kind, sender, p.up.wire_for, self._clock,
+                                             compiled=self.config.compiled_fanout and self.config.fast_path)
+                p.slot_mids[slot] = mid
         p.republish = set()
         for track in tracks:
             old = p.producers.pop(track.source, None)
             for layer in old.layers if old is not None else ():
                 layer.close()
-            layers = tuple(
-                Producer(
-                    p.id, track.source, track.kind,
-                    self.video_mime if track.kind == "video" else AUDIO_MIME,
-                    receiver, self.config.keyframe_min_interval, self._clock,
-                    compiled=self.config.compiled_fanout and self.config.fast_path, rid=receiver.rid,
-                    switch_keyframe_interval=self.config.switch_keyframe_interval,
-                )
-                for receiver in track.layers
-            )
+            layers = tuple(self._producer(p, track.kind, track.source, receiver) for receiver in track.layers)
             for layer in layers:
                 layer.muted = track.source in p.muted
             p.producers[track.source] = link_layers(layers)
@@ -408,6 +410,13 @@ class Room:
             self._apply_binding(p, label)
         self._reassign()
         return answer
+
+    def _producer(self, p: Participant, kind: str, source: str, receiver: ForwardingReceiver) -> Producer:
+        """_producer: a Producer of `p`'s `source` on `receiver` (one simulcast layer, or the whole track)."""
+        return Producer(p.id, source, kind, self.video_mime if kind == "video" else AUDIO_MIME, receiver,
+                        self.config.keyframe_min_interval, self._clock,
+                        compiled=self.config.compiled_fanout and self.config.fast_path, rid=receiver.rid,
+                        switch_keyframe_interval=self.config.switch_keyframe_interval)
 
     async def _on_Bind(self, a: Bind) -> None:  # noqa: N802
         relay = self._get(a.relay_id)
@@ -448,6 +457,15 @@ class Room:
         if p.down is None:
             raise SfuError("state", "no down connection")
         await p.down.apply_answer(a.answer_sdp)
+        if p.receive_mids:  # a "down" relay's way up: what the other end sends is published here by slot
+            labels = {mid: slot for slot, mid in p.receive_mids.items()}
+            for track in p.down.receiving():
+                if track.mid in labels and labels[track.mid] not in p.producers:
+                    p.producers[labels[track.mid]] = link_layers((self._producer(p, track.kind, labels[track.mid],
+                                                                                 track.receiver),))
+            for label in list(p.bound):
+                self._apply_binding(p, label)
+            self._reassign()
 
     async def _on_AddCandidate(self, a: AddCandidate) -> None:  # noqa: N802
         p = self._get(a.participant_id)
@@ -741,7 +759,7 @@ class Room:
             if not viewer.consumers:
                 continue
             fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
-            if "grid-0" in viewer.consumers:
+            if "grid-0" in viewer.consumers and not viewer.capabilities.relay:
                 pages = grid_pages(self.participants, viewer, self.config.grid_slots)
                 if viewer.grid_page >= pages:
                     viewer.grid_page = pages - 1
@@ -768,7 +786,7 @@ class Room:
                 if viewer.slot_view.get(slot) != view:
                     viewer.slot_view[slot] = view
                     viewer.send(SlotChanged(slot, pid, source, state))
-            if "grid-0" in viewer.consumers:
+            if "grid-0" in viewer.consumers and not viewer.capabilities.relay:
                 shown = tuple(
                     pid for i in range(self.config.grid_slots) if (pid := viewer.slot_view[f"grid-{i}"][0])
                 )

@@ -79,6 +79,7 @@ class Link:
     relay_id: str
     ghosts: set[str] = field(default_factory=set)  # the other room's participants, mirrored here
     chosen: dict[str, tuple[str, str]] = field(default_factory=dict)  # an edge's up slots -> (participant, source)
+    up_slots: tuple[str, ...] = ()  # an edge's: the slots the origin receives on (its offer's `receive`)
 
 
 class Cascade:
@@ -113,9 +114,9 @@ class Cascade:
             link = Link(meeting_id, owner.node_id, False, room, LINK_PREFIX + owner.node_id)
             self.links[(meeting_id, owner.node_id)] = link
             await self._send(owner.node_id, "open", meeting_id, codec=video_codec)
-            await room.join(link.relay_id, LINK_ROLE, owner.node_id,
-                            Capabilities(publish=True, moderate=True, view_grid=True, enter_locked=True, relay="up"),
-                            lambda e: self._on_relay_event(link, e), admitted=True)
+            await room.join(link.relay_id, LINK_ROLE, owner.node_id,  # its Peer comes with the origin's offer
+                            Capabilities(publish=True, moderate=True, enter_locked=True, relay="up"),
+                            lambda e: self._on_relay_event(link, e), admitted=True, sinks={})
             return room
 
     async def _send(self, node: str, kind: str, meeting_id: int, **body: Any) -> None:
@@ -127,7 +128,8 @@ class Cascade:
     async def _on_relay_event(self, link: Link, event: Event) -> None:
         """_on_relay_event: an event of this end's relay participant, passed to the other end as it matters."""
         if isinstance(event, ServerOffer):
-            await self._send(link.other, "offer", link.meeting_id, sdp=event.sdp, slots=event.slots)
+            await self._send(link.other, "offer", link.meeting_id, sdp=event.sdp, slots=event.slots,
+                             receive=event.receive)
             return
         if isinstance(event, SlotChanged):
             live = event.state == "live" and event.participant_id is not None
@@ -183,8 +185,11 @@ class Cascade:
             self.links.pop((meeting_id, other), None)
             await self._drop(link, tell=False)
         elif kind == "offer":
-            slots: dict[str, str] = msg["slots"]
-            answer = await room.publish(relay, msg["sdp"], {mid: slot for slot, mid in slots.items()})
+            down: dict[str, str] = msg["slots"]  # slot -> mid: what the origin sends (the program, the floor)
+            up: dict[str, str] = msg.get("receive", {})  # and receives (the same slot names: keyed by mid here)
+            sources = {mid: slot for slot, mid in down.items()} | {mid: slot for slot, mid in up.items()}
+            answer = await room.publish(relay, msg["sdp"], sources)
+            link.up_slots = tuple(up)
             await self._send(other, "answer", meeting_id, sdp=answer)
         elif kind == "answer":
             await room.answer_down(relay, msg["sdp"])
@@ -231,16 +236,17 @@ class Cascade:
         where it already is."""
         want = {(p, s): top for p, s, top in wanted if p not in link.ghosts}
         keep = {slot: ps for slot, ps in link.chosen.items() if ps in want}
-        grids = tuple(f"grid-{i}" for i in range(self.config.sfu.grid_slots))
+        grids = tuple(s for s in link.up_slots if s.startswith("grid-"))
         for ps, top in want.items():
             if ps in keep.values():
                 continue
             order = AUDIO_SLOTS if ps[1] == "mic" else (TOP_SLOTS + grids if top else grids + TOP_SLOTS)
-            slot = next((s for s in order if s not in keep), None)
+            slot = next((s for s in order if s not in keep and s in link.up_slots), None)
             if slot is not None:
                 keep[slot] = ps
         for slot in set(link.chosen) - set(keep):
-            await link.room.choose(link.relay_id, slot, None)
+            with contextlib.suppress(SfuError):
+                await link.room.choose(link.relay_id, slot, None)
         for slot, (pid, source) in keep.items():
             if link.chosen.get(slot) != (pid, source):
                 with contextlib.suppress(SfuError):

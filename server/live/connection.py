@@ -87,6 +87,7 @@ def event_message(event: Event) -> dict[str, Any]:
     body = asdict(event) if is_dataclass(event) else {}
     if isinstance(event, ServerOffer):
         body.pop("down", None)
+        body.pop("receive", None)  # a cascade relay's only (server.live.cascade)
     if isinstance(event, PeerFailed):
         body = {"pc": "down" if event.down else "up", "state": event.state}
     if isinstance(event, GridChanged):

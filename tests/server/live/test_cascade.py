@@ -113,7 +113,9 @@ async def test_the_edge_relays_the_origins_program_over_one_link_whatever_its_cl
         await c.wait_frames("presenter-audio", 5, within=60)
 
     assert client.app[CASCADE].link_count() == 1 and edge_b.app[CASCADE].link_count() == 1
-    assert link_peers(origin, edge) == 4  # one relay at each end, each an up and a down Peer: one link
+    # one relay at each end, one RTCPeerConnection each: the two ends of one SRTP/UDP connection, both ways
+    assert link_peers(origin, edge) == 2
+    assert origin.participants["link-b"].up is None and relay_of(edge).down is None
     assert [p.id for p in origin.participants.values() if p.capabilities.relay] == ["link-b"]
     assert c1.participant_id in origin.participants and c2.participant_id in origin.participants  # ghosts
 
