@@ -81,6 +81,7 @@ from sfu.participant import Capabilities, EventCallback, EventOutbox, Participan
 from sfu.peer import Peer
 from sfu.plan import grid_pages, plan
 from sfu.producer import SOURCES, Producer, link_layers
+from sfu.relay import apply_binding, release, unbind
 from sfu.rtp import report_period
 from sfu.sink import DownTarget, Sink
 from sfu.snapshot import Joined, ParticipantView, RoomSnapshot
@@ -346,7 +347,7 @@ class Room:
         relay = self.participants.get(a.via) if a.via is not None else None
         if relay is not None:  # what its link already carries for it
             for label in [label for label, (owner_id, _) in relay.bound.items() if owner_id == p.id]:
-                self._apply_binding(relay, label)
+                apply_binding(self.participants, relay, label)
         try:
             if a.sinks is not None:
                 p.consumers = dict(a.sinks)
@@ -407,7 +408,7 @@ class Room:
                 self._watching = True
                 self.ticker.add(self._watch_layers, period=lambda: LAYER_WATCH_PERIOD)
         for label in list(p.bound):
-            self._apply_binding(p, label)
+            apply_binding(self.participants, p, label)
         self._reassign()
         return answer
 
@@ -422,35 +423,11 @@ class Room:
         relay = self._get(a.relay_id)
         if not relay.capabilities.relay:
             raise SfuError("forbidden", f"{relay.id} is not a relay")
-        self._unbind(relay, a.label)
+        unbind(self.participants, relay, a.label)
         if a.owner_id is not None and a.source in SOURCES:
             relay.bound[a.label] = (a.owner_id, a.source)
-            self._apply_binding(relay, a.label)
+            apply_binding(self.participants, relay, a.label)
         self._reassign()
-
-    def _unbind(self, relay: Participant, label: str) -> None:
-        """_unbind: the ghost that relay's stream `label` was bound to no longer has it, unless another of the
-        relay's streams carries the same source too (the presenter holding the floor comes in two slots)."""
-        was = relay.bound.pop(label, None)
-        track = relay.producers.get(label)
-        owner = self.participants.get(was[0]) if was is not None else None
-        if was is not None and owner is not None and track is not None and owner.producers.get(was[1]) is track:
-            del owner.producers[was[1]]
-            for other, bound in relay.bound.items():
-                if bound == was:
-                    self._apply_binding(relay, other)
-                    break
-
-    def _apply_binding(self, relay: Participant, label: str) -> None:
-        """_apply_binding: relay's stream `label` becomes its ghost's source, when both exist and kinds agree."""
-        owner_id, source = relay.bound[label]
-        owner, track = self.participants.get(owner_id), relay.producers.get(label)
-        if owner is None or owner.via != relay.id or track is None or \
-                track.kind != ("audio" if source == "mic" else "video"):
-            return
-        for layer in track.layers:
-            layer.participant_id, layer.source, layer.muted = owner.id, source, source in owner.muted
-        owner.producers[source] = track
 
     async def _on_AnswerDown(self, a: AnswerDown) -> None:  # noqa: N802
         p = self._get(a.participant_id)
@@ -464,7 +441,7 @@ class Room:
                     p.producers[labels[track.mid]] = link_layers((self._producer(p, track.kind, labels[track.mid],
                                                                                  track.receiver),))
             for label in list(p.bound):
-                self._apply_binding(p, label)
+                apply_binding(self.participants, p, label)
             self._reassign()
 
     async def _on_AddCandidate(self, a: AddCandidate) -> None:  # noqa: N802
@@ -703,11 +680,8 @@ class Room:
 
     async def _close_peers(self, p: Participant) -> None:
         """_close_peers: p's peers close; what its consumers sent is added to `forwarded_gone` first."""
-        if p.capabilities.relay:  # its streams leave its ghosts (they stay bound for its next publish)
-            tracks = set(p.producers.values())
-            for ghost in self.participants.values():
-                if ghost.via == p.id:
-                    ghost.producers = {src: t for src, t in ghost.producers.items() if t not in tracks}
+        if p.capabilities.relay:
+            release(self.participants, p)
         for c in p.consumers.values():
             if isinstance(c, Consumer):
                 self.forwarded_gone.add(c.packets_sent, c.bytes_sent)

@@ -113,10 +113,10 @@ class Cascade:
             room = await self.app[LIVE].sfu.room(edge_room_id(meeting_id), video_codec)
             link = Link(meeting_id, owner.node_id, False, room, LINK_PREFIX + owner.node_id)
             self.links[(meeting_id, owner.node_id)] = link
-            await self._send(owner.node_id, "open", meeting_id, codec=video_codec)
             await room.join(link.relay_id, LINK_ROLE, owner.node_id,  # its Peer comes with the origin's offer
                             Capabilities(publish=True, moderate=True, enter_locked=True, relay="up"),
                             lambda e: self._on_relay_event(link, e), admitted=True, sinks={})
+            await self._send(owner.node_id, "open", meeting_id, codec=video_codec)  # the relay is there to answer
             return room
 
     async def _send(self, node: str, kind: str, meeting_id: int, **body: Any) -> None:
