@@ -42,6 +42,7 @@ from sfu.events import (
     Event,
     FloorChanged,
     HandChanged,
+    MuteRequested,
     ParticipantJoined,
     ParticipantLeft,
     PresenterChanged,
@@ -62,10 +63,6 @@ TOP_SLOTS = ("floor-video", "presenter-video", "screen")
 def edge_room_id(meeting_id: int) -> str:
     """edge_room_id: the SFU room id of a meeting served here as an edge (not a meeting id: no recorder, no lease)."""
     return f"edge-{meeting_id}"
-
-
-async def _ignore(event: Event) -> None:
-    """_ignore: a ghost's events (its participant gets its own from its node)."""
 
 
 @dataclass
@@ -204,6 +201,9 @@ class Cascade:
             if pid in link.ghosts:
                 with contextlib.suppress(SfuError):
                     await room.leave(pid)
+        elif kind == "mute":  # a moderator of the origin muted an edge's classroom: the edge does it, and tells it
+            with contextlib.suppress(SfuError):
+                await room.mute(relay, str(msg["participant"]), str(msg["source"]), bool(msg["muted"]))
         elif kind == "hand":
             with contextlib.suppress(SfuError):
                 await room.raise_hand(str(msg["participant"]), bool(msg["raised"]))
@@ -224,8 +224,14 @@ class Cascade:
         else:  # the origin's participants: anyone of them may be the presenter the origin names
             caps = Capabilities(publish=True, present=True, enter_locked=True)
         link.ghosts.add(pid)
+
+        async def on_event(event: Event) -> None:  # a ghost's events are its own node's, but for a mute asked here
+            if isinstance(event, MuteRequested) and link.origin:
+                await self._send(link.other, "mute", link.meeting_id, participant=pid, source=event.source,
+                                 muted=event.muted)
+
         try:
-            await link.room.join(pid, role, name, caps, _ignore, admitted=True, sinks={}, via=link.relay_id)
+            await link.room.join(pid, role, name, caps, on_event, admitted=True, sinks={}, via=link.relay_id)
         except SfuError:
             link.ghosts.discard(pid)
             log.warning("cascade: ghost %s not joined in %s", pid, link.room.id, exc_info=True)

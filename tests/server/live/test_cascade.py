@@ -201,6 +201,14 @@ async def test_an_edge_classroom_goes_up_only_on_the_visible_grid_page_and_with_
     await t.wait_frames("grid-0", 5, within=60)
     assert "camera" not in origin.participants[c1.participant_id].producers  # classroom 1's no longer comes
 
+    # a presenter on node a mutes classroom 2's microphone: the classroom on node b is told (and unmuted)
+    assert (await t.request("mute", participant_id=c2.participant_id, source="mic", muted=True))["type"] == "ok"
+    await c2.wait(lambda m: m.get("type") == "mute-request" and m.get("source") == "mic" and m["muted"], within=30)
+    await until(lambda: "mic" in edge.participants[c2.participant_id].muted, "muted on node b")
+    assert (await t.request("mute", participant_id=c2.participant_id, source="mic", muted=False))["type"] == "ok"
+    await c2.wait(lambda m: m.get("type") == "mute-request" and m.get("source") == "mic" and not m["muted"],
+                  within=30)
+
     # the floor: a hand raised on node b is seen on node a, granted there: the classroom is heard and seen on node
     # a (its camera and microphone go up while it holds the floor)
     assert (await c1.request("raise-hand", raised=True))["type"] == "ok"
