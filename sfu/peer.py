@@ -143,7 +143,8 @@ class Peer:
                 raise SfuError("codec", f"{m.kind} section {m.rtp.muxId} offers no {want} (room codec)")
         return parsed
 
-    async def answer(self, offer_sdp: str, sources: Mapping[str, str]) -> tuple[str, list[PublishedTrack]]:
+    async def answer(self, offer_sdp: str, sources: Mapping[str, str], relay: bool = False
+                     ) -> tuple[str, list[PublishedTrack]]:
         """answer applies an up offer and returns (answer SDP, the newly published tracks).
 
         A video section offering simulcast (``a=simulcast:send`` with rids, Chromium's ``sendEncodings``) is
@@ -156,8 +157,9 @@ class Peer:
         known = {t.mid for t in self.pc.getTransceivers() if t.mid is not None}
         for m in parsed.media:
             if m.kind in ("audio", "video") and m.rtp.muxId not in known:
-                # a section the offerer receives (a cascade link's other direction, docs/sfu.md): we send on it
-                t = self.pc.addTransceiver(m.kind, direction="sendonly" if m.direction == "recvonly" else "recvonly")
+                # a cascade link's (`relay`): a section the offerer receives is one we send on (docs/sfu.md)
+                send = relay and m.direction == "recvonly"
+                t = self.pc.addTransceiver(m.kind, direction="sendonly" if send else "recvonly")
                 mime = self.video_mime if m.kind == "video" else AUDIO_MIME
                 t.setCodecPreferences(preferences(m.kind, mime))
         simulcast = offered_simulcast(offer_sdp)

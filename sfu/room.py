@@ -388,7 +388,7 @@ class Room:
                 raise SfuError("sdp-invalid", f"unknown source {source!r} for mid {mid}")
         if p.up is None:
             p.up = Peer(p.id, False, self.config, self.video_mime, self._peer_lost, self.ticker)
-        answer, tracks = await p.up.answer(a.offer_sdp, a.sources)
+        answer, tracks = await p.up.answer(a.offer_sdp, a.sources, relay=p.capabilities.relay == "up")
         for mid, (kind, sender) in p.up.sending().items() if p.capabilities.relay == "up" else ():
             slot = a.sources.get(mid)  # a cascade link: the sections the origin receives are this relay's slots
             if slot is not None and slot not in p.consumers:
