@@ -55,7 +55,8 @@ from sfu.room import Room
 
 log = logging.getLogger("taphuan.cascade")
 LINK_ROLE = "link"
-EDGE_ROLES = (Role.CLASSROOM, Role.LEARNER, Role.GUEST)  # who an edge serves; presenters and staff go to the origin
+EDGE_ROLES = (Role.CLASSROOM, Role.LEARNER)  # who an edge serves; staff, and guests (who wait in the lobby its
+# moderators keep), go to the origin
 AUDIO_SLOTS = ("floor-audio", "presenter-audio")  # an edge's up link: where its wanted sources go, by kind
 TOP_SLOTS = ("floor-video", "presenter-video", "screen")
 
@@ -93,7 +94,7 @@ class Cascade:
 
     def serves_here(self, role: Role, owner: NodeInfo) -> bool:
         """Cascade.serves_here: does this node serve a participant of `role` as an edge of a meeting owned by
-        `owner`, rather than sending it there? Classrooms, learners and guests, when `cluster.edge_above` is set
+        `owner`, rather than sending it there? Classrooms and learners, when `cluster.edge_above` is set
         and the owner carries at least that many participants (0: always, the node a classroom reached being
         taken as the nearer one)."""
         return self.edge_above is not None and role in EDGE_ROLES and owner.participants >= self.edge_above

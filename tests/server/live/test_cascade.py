@@ -33,7 +33,7 @@ from tests.server.live.test_cluster import (  # noqa: F401  (fixtures: two nodes
     ports,
     redis,
 )
-from tests.server.livetest import Factory, classroom_login, connect
+from tests.server.livetest import Factory, classroom_login, connect, guest_login
 from tests.server.test_bus import redis_url  # noqa: F401  (fixture: a real redis-server)
 
 pytestmark = pytest.mark.redis
@@ -156,6 +156,12 @@ async def test_the_edge_relays_the_origins_program_over_one_link_whatever_its_cl
     await until(lambda: relay_of(edge).bound.get("floor-video") is None, "the floor slot unbound")
     assert ghost.producers["camera"] is stream
     await c1.wait_frames("presenter-video", 5, within=60)
+
+    # a guest reaching node b is sent to the owner (it waits in the lobby, which the origin's moderators keep)
+    guest = await guest_login(edge_b, edge_b.app, meeting.id)
+    g = await connect(guest, clients)
+    moved = await g.request("join", version=1, meeting_id=meeting.id, name="Khách")
+    assert moved["type"] == "error" and moved["error"]["code"] == "moved", moved
 
     # `cluster.edge_above` above the origin's participants: node b sends a classroom to the owner again
     edge_b.app[CASCADE].edge_above = 1000
