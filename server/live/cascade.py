@@ -89,15 +89,17 @@ class Cascade:
         self.links: dict[tuple[int, str], Link] = {}  # (meeting, other node) -> link
         self._opening: dict[int, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.locked: set[tuple[int, str]] = set()  # (meeting, origin) whose room the origin says is locked
 
     # ------------------------------------------------------------------------------------------- the edge
 
-    def serves_here(self, role: Role, owner: NodeInfo) -> bool:
+    def serves_here(self, role: Role, owner: NodeInfo, meeting_id: int) -> bool:
         """Cascade.serves_here: does this node serve a participant of `role` as an edge of a meeting owned by
         `owner`, rather than sending it there? Classrooms and learners, when `cluster.edge_above` is set
         and the owner carries at least that many participants (0: always, the node a classroom reached being
-        taken as the nearer one)."""
-        return self.edge_above is not None and role in EDGE_ROLES and owner.participants >= self.edge_above
+        taken as the nearer one), unless the origin's room is locked: then its lobby, at the origin, lets them in."""
+        return self.edge_above is not None and role in EDGE_ROLES and owner.participants >= self.edge_above \
+            and (meeting_id, owner.node_id) not in self.locked
 
     async def edge_room(self, meeting_id: int, video_codec: str, owner: NodeInfo) -> Room:
         """Cascade.edge_room: the meeting's room on this node as an edge of `owner`, its link opened first."""
@@ -172,6 +174,9 @@ class Cascade:
     async def _handle(self, msg: dict[str, Any]) -> None:
         """_handle: one message of another node (see the module's docstring)."""
         kind, meeting_id, other = msg.get("kind"), int(msg["meeting"]), str(msg["from"])
+        if kind == "locked":
+            (self.locked.add if msg.get("locked") else self.locked.discard)((meeting_id, other))
+            return
         if kind == "open":
             await self._open_origin(meeting_id, other, str(msg.get("codec") or "VP8"))
             return
@@ -273,6 +278,13 @@ class Cascade:
         self.links[(meeting_id, edge)] = link
         await room.join(link.relay_id, LINK_ROLE, edge, Capabilities(publish=True, enter_locked=True, relay="down"),
                         lambda e: self._on_relay_event(link, e), admitted=True)
+        await self._send(edge, "locked", meeting_id, locked=room.snapshot().locked)
+
+    async def tell_locked(self, meeting_id: int, locked: bool) -> None:
+        """Cascade.tell_locked: the origin's room was locked or unlocked: its edges learn it."""
+        for (mid, edge), link in list(self.links.items()):
+            if mid == meeting_id and link.origin:
+                await self._send(edge, "locked", meeting_id, locked=locked)
 
     async def _drop(self, link: Link, tell: bool) -> None:
         """_drop: this end of a link goes: its relay and ghosts leave its room (an edge's room closes)."""

@@ -95,7 +95,7 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | Non
     cluster = conn.app.get(CLUSTER)
     owner = None if cluster is None else await cluster.place(meeting.id)
     cascade = cascade_of(conn.app)
-    edge = owner is not None and cascade is not None and cascade.serves_here(ident.role, owner)
+    edge = owner is not None and cascade is not None and cascade.serves_here(ident.role, owner, meeting.id)
     if owner is not None and not edge:  # with several nodes: the room is (now placed) on another one
         assert cluster is not None
         raise SignalError("moved", "Phòng của buổi tập huấn ở máy chủ khác; đang chuyển sang đó. / This meeting's "

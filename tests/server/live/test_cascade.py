@@ -157,6 +157,17 @@ async def test_the_edge_relays_the_origins_program_over_one_link_whatever_its_cl
     assert ghost.producers["camera"] is stream
     await c1.wait_frames("presenter-video", 5, within=60)
 
+    # the presenter locks the room: node b sends new classrooms to the owner, whose lobby lets them in
+    assert (await t.request("lock", locked=True))["type"] == "ok"
+    await until(lambda: (meeting.id, "a") in edge_b.app[CASCADE].locked, "node b told of the lock")
+    late = LiveClient(c1.session, c1.url, origin=c1.origin or page_origin(c1.url))
+    clients.append(late)
+    await late.connect()
+    moved = await late.request("join", version=1, meeting_id=meeting.id)
+    assert moved["type"] == "error" and moved["error"]["code"] == "moved", moved
+    assert (await t.request("lock", locked=False))["type"] == "ok"
+    await until(lambda: not edge_b.app[CASCADE].locked, "node b told of the unlock")
+
     # a guest reaching node b is sent to the owner (it waits in the lobby, which the origin's moderators keep)
     guest = await guest_login(edge_b, edge_b.app, meeting.id)
     g = await connect(guest, clients)
