@@ -27,7 +27,7 @@ from server.config import CONFIG, Config
 from server.db.engine import DB, ENGINE, make_engine, make_sessionmaker, migrate
 from server.forwarded import forwarded_middleware
 from server.i18n import I18N, Translations
-from server.live import broadcast, cluster, hls, questions, recordings, signalling
+from server.live import broadcast, cascade, cluster, hls, questions, recordings, signalling
 from server.metrics import METRICS, REGISTRY, Metrics
 from server.middlewares import error_middleware, request_id_middleware, security_headers
 from server.pages.context import setup_jinja, template_context
@@ -124,6 +124,7 @@ def create_app(config: Config) -> web.Application:
     pages.setup(app)
     signalling.setup(app)
     cluster.setup(app, config)  # with Redis: which node holds each meeting's room (after live: reads its rooms)
+    cascade.setup(app, config)  # and one meeting across nodes (after the cluster: it needs its node id)
     broadcast.setup(app)  # before the recorders: its cleanup context ends the broadcasts after they stopped
     recordings.setup(app)  # after live: its cleanup context stops the recorders before the rooms
     hls.setup(app)  # the live broadcast's audience side: /hls/ files, access and public links (issue 19)

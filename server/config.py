@@ -105,6 +105,7 @@ class ClusterSection(_Section):
     node_id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")
     url: str = ""
     lease_seconds: float = Field(6.0, ge=1, le=60)
+    edge_above: int | None = Field(None, ge=0)
 
 
 class LimitsSection(_Section):

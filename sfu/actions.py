@@ -26,6 +26,7 @@ class Join(Action[Joined]):
     on_event: EventCallback
     admitted: bool = False  # let in by a moderator from the lobby: a locked room does not refuse it
     sinks: Mapping[str, Sink] | None = None  # in-process slots instead of a down Peer (sfu/sink.py)
+    via: str | None = None  # a ghost of another node's participant, its media brought by this relay participant
 
 
 @dataclass
@@ -204,3 +205,13 @@ class CloseRoom(Action[None]):
 @dataclass
 class LayersChanged(Action[None]):
     """LayersChanged: the layers arriving of a simulcast track changed (the room's layer watch); reassign."""
+
+
+@dataclass
+class Bind(Action[None]):
+    """Bind: the stream a relay participant publishes as `label` now carries `source` of `owner` (None: nothing)."""
+
+    relay_id: str
+    label: str
+    owner_id: str | None
+    source: str | None

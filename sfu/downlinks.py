@@ -291,7 +291,8 @@ class Downlinks:
         participant without a downlink yet get ``sfu.layers.pick_layer``'s layer (the recorder the top arriving
         one, outside any budget); a video slot its downlink has no choice for yet gets what fits (``_unallocated``).
         """
-        if not isinstance(target, Consumer) or target.kind != "video" or not self.enabled:
+        if not isinstance(target, Consumer) or target.kind != "video" or not self.enabled \
+                or viewer.capabilities.relay:  # a cascade link: the top layer, the grid's lowest (docs/sfu.md)
             return pick_layer(track, slot, target), state
         link = self.links.get(viewer.id)
         if link is None:

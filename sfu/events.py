@@ -6,7 +6,7 @@ so a slow WebSocket never blocks a room).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sfu.stats import ConsumerStats, DownlinkStats, ProducerStats, UplinkStats
 
@@ -27,6 +27,7 @@ class ServerOffer(Event):
     sdp: str
     down: bool
     slots: dict[str, str]
+    receive: dict[str, str] = field(default_factory=dict)  # a cascade's "down" relay: its way up, slot -> mid
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,17 @@ class GridChanged(Event):
     page: int
     pages: int
     participants: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RelayWants(Event):
+    """RelayWants: sent to a "down" relay participant (docs/sfu.md, "Cascade"): the sources of the participants
+    its link brings that this room forwards to someone now: `participants[i]`'s `sources[i]`, its top layer
+    wanted when `top[i]` (else a grid tile's)."""
+
+    participants: tuple[str, ...]
+    sources: tuple[str, ...]
+    top: tuple[bool, ...]
 
 
 @dataclass(frozen=True)

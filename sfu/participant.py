@@ -37,6 +37,10 @@ class Capabilities:
     view_grid: bool = False  # its down Peer has the grid slots and it turns the grid's pages
     in_grid: bool = False  # its camera is shown in the grids of those who view one
     enter_locked: bool = False  # it joins a locked room without being admitted from the lobby
+    # one end of a cascade link to another node's room (docs/sfu.md, "Cascade"): "down" at the origin (its slots
+    # carry the program and the floor, never what its own link brought), "up" at an edge (its slots carry only
+    # what is chosen for them, Room.choose); "" for everyone else
+    relay: str = ""
 
 
 BASE_SLOTS: tuple[tuple[str, str], ...] = (
@@ -115,6 +119,10 @@ class Participant:
     grid_view: tuple[int, int, tuple[str, ...]] | None = None
     resume_handle: asyncio.TimerHandle | None = None
     republish: set[str] = field(default_factory=set)  # sources its lost Peers carried, until it publishes again
+    via: str | None = None  # a participant of another node: the relay participant whose link carries its media
+    bound: dict[str, tuple[str, str]] = field(default_factory=dict)  # a relay's link label -> (ghost, source)
+    wants: tuple[tuple[str, str, bool], ...] = ()  # a "down" relay: its ghosts' sources the room needs (RelayWants)
+    receive_mids: dict[str, str] = field(default_factory=dict)  # a "down" relay's way up: slot -> its down Peer's mid
 
     def send(self, event: Event) -> None:
         """send queues an event for this participant's signalling connection."""
@@ -133,7 +141,7 @@ class Participant:
         The sources it published are remembered in `republish` until its next publish (slots say reconnecting).
         """
         self.republish |= set(self.producers)
-        for producer in self.producers.values():
+        for producer in self.producers.values() if self.via is None else ():  # a ghost's are its link's
             for layer in producer.layers:
                 layer.close()
         for target in self.consumers.values():

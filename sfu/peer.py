@@ -143,7 +143,8 @@ class Peer:
                 raise SfuError("codec", f"{m.kind} section {m.rtp.muxId} offers no {want} (room codec)")
         return parsed
 
-    async def answer(self, offer_sdp: str, sources: Mapping[str, str]) -> tuple[str, list[PublishedTrack]]:
+    async def answer(self, offer_sdp: str, sources: Mapping[str, str], relay: bool = False
+                     ) -> tuple[str, list[PublishedTrack]]:
         """answer applies an up offer and returns (answer SDP, the newly published tracks).
 
         A video section offering simulcast (``a=simulcast:send`` with rids, Chromium's ``sendEncodings``) is
@@ -156,7 +157,9 @@ class Peer:
         known = {t.mid for t in self.pc.getTransceivers() if t.mid is not None}
         for m in parsed.media:
             if m.kind in ("audio", "video") and m.rtp.muxId not in known:
-                t = self.pc.addTransceiver(m.kind, direction="recvonly")
+                # a cascade link's (`relay`): a section the offerer receives is one we send on (docs/sfu.md)
+                send = relay and m.direction == "recvonly"
+                t = self.pc.addTransceiver(m.kind, direction="sendonly" if send else "recvonly")
                 mime = self.video_mime if m.kind == "video" else AUDIO_MIME
                 t.setCodecPreferences(preferences(m.kind, mime))
         simulcast = offered_simulcast(offer_sdp)
@@ -191,7 +194,30 @@ class Peer:
         sdp = answer_simulcast(self.pc.localDescription.sdp, accepted) if accepted else self.pc.localDescription.sdp
         return announce(sdp, self.config.announce_address), tracks
 
+    def sending(self) -> dict[str, tuple[str, ForwardingSender]]:
+        """sending: mid -> (kind, sender) of the sections this up Peer sends on (a cascade link's, see `answer`)."""
+        out = {}
+        for t in self.pc.getTransceivers():
+            if t.mid is not None and t.direction == "sendonly" and isinstance(t.sender, ForwardingSender):
+                out[str(t.mid)] = (t.kind, t.sender)
+        return out
+
     # -------------------------------------------------------------------------------------- down
+
+    def add_receive(self, kind: str) -> None:
+        """add_receive adds a recvonly transceiver (the room's codec only) to a down offer: a cascade link's way up."""
+        t = self.pc.addTransceiver(kind, direction="recvonly")
+        t.setCodecPreferences(preferences(kind, self.video_mime if kind == "video" else AUDIO_MIME))
+
+    def receiving(self) -> list[PublishedTrack]:
+        """receiving: the recvonly sections of a down Peer (`add_receive`), once negotiated."""
+        out = []
+        for t in self.pc.getTransceivers():
+            if t.mid is not None and t.direction == "recvonly" and isinstance(t.receiver, ForwardingReceiver):
+                out.append(PublishedTrack(mid=str(t.mid), kind=t.kind, source="", receiver=t.receiver,
+                                          layers=(t.receiver,)))
+        return out
+
 
     def add_slot(self, kind: str) -> ForwardingSender:
         """add_slot adds a sendonly transceiver (the room's codec only) and returns its sender."""

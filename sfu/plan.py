@@ -30,7 +30,7 @@ def grid_pages(participants: Mapping[str, Participant], viewer: Participant, gri
 
 def fill(owner: Participant | None, source: str, viewer: Participant) -> SlotFill:
     """fill: what a slot showing `source` of `owner` carries for `viewer`."""
-    if owner is None or owner is viewer:
+    if owner is None or owner is viewer or owner.via == viewer.id:  # a link never carries back what it brought
         return None, None, None, "empty"
     if owner.state == "reconnecting":
         return None, owner.id, source, "reconnecting"
@@ -47,6 +47,9 @@ def plan(viewer: Participant, participants: Mapping[str, Participant], presenter
     """plan: every slot of `viewer`'s down Peer and what fills it."""
     presenter = participants.get(presenter_id) if presenter_id else None
     floor = participants.get(floor_id) if floor_id else None
+    if viewer.capabilities.relay == "up":  # an edge's link up to the origin: only what is chosen for it
+        return {slot: fill(participants.get(owner_id), source, viewer)
+                for slot, (owner_id, source) in viewer.chosen.items()}
     out: dict[str, SlotFill] = {
         "presenter-video": fill(presenter, "camera", viewer),
         "presenter-audio": fill(presenter, "mic", viewer),
@@ -56,7 +59,7 @@ def plan(viewer: Participant, participants: Mapping[str, Participant], presenter
     }
     for slot, (owner_id, source) in viewer.chosen.items():  # the viewer's own choice (Room.choose)
         out[slot] = fill(participants.get(owner_id), source, viewer)
-    if "grid-0" in viewer.consumers:
+    if "grid-0" in viewer.consumers and not viewer.capabilities.relay:
         n = grid_slots
         sources = grid_sources(participants, viewer)
         page = sources[viewer.grid_page * n:(viewer.grid_page + 1) * n]

@@ -30,6 +30,7 @@ from typing import Any
 from sfu.actions import (
     AddCandidate,
     AnswerDown,
+    Bind,
     Choose,
     CloseRoom,
     Detach,
@@ -69,15 +70,18 @@ from sfu.events import (
     ParticipantStats,
     PeerFailed,
     PresenterChanged,
+    RelayWants,
     RoomStats,
     ServerOffer,
     SlotChanged,
 )
+from sfu.hooks.receiver import ForwardingReceiver
 from sfu.mailbox import Action, Mailbox
 from sfu.participant import Capabilities, EventCallback, EventOutbox, Participant, slots_for
 from sfu.peer import Peer
 from sfu.plan import grid_pages, plan
 from sfu.producer import SOURCES, Producer, link_layers
+from sfu.relay import apply_binding, release, unbind
 from sfu.rtp import report_period
 from sfu.sink import DownTarget, Sink
 from sfu.snapshot import Joined, ParticipantView, RoomSnapshot
@@ -135,16 +139,23 @@ class Room:
     # ------------------------------------------------------------------------------ public API
 
     async def join(self, participant_id: str, role: str, name: str, capabilities: Capabilities,
-                   on_event: EventCallback, admitted: bool = False, sinks: Mapping[str, Sink] | None = None
-                   ) -> Joined:
+                   on_event: EventCallback, admitted: bool = False, sinks: Mapping[str, Sink] | None = None,
+                   via: str | None = None) -> Joined:
         """join adds a participant; its down offer arrives as a ServerOffer event. Raises SfuError("full").
 
         `role` is a label passed on in events; `capabilities` say what the participant may do. A locked room
         refuses it unless `admitted` (a moderator let it in from the lobby) or ``capabilities.enter_locked``.
         With `sinks` (slot name -> Sink) the participant receives in-process through them instead: no down
         Peer and no offer; the slot plan fills the slots it knows, ``choose`` picks the source of the others.
+        With `via` (a relay participant's id) it is a ghost of another node's participant: no Peer (give it
+        `sinks={}`), its media is what `bind` says the relay's link carries (docs/sfu.md, "Cascade").
         """
-        return await self._ask(Join(participant_id, role, name, capabilities, on_event, admitted, sinks))
+        return await self._ask(Join(participant_id, role, name, capabilities, on_event, admitted, sinks, via))
+
+    async def bind(self, relay_id: str, label: str, owner_id: str | None, source: str | None) -> None:
+        """bind: the stream relay `relay_id` publishes as `label` now carries `source` of its ghost `owner_id`
+        (None: nothing); the ghost's slots in others' views switch to it (docs/sfu.md, "Cascade")."""
+        await self._ask(Bind(relay_id, label, owner_id, source))
 
     async def choose(self, participant_id: str, slot: str, source_participant_id: str | None,
                      source: str | None = None) -> None:
@@ -319,7 +330,7 @@ class Room:
             raise SfuError("forbidden", "the room is locked")
         self._order += 1
         outbox = EventOutbox(a.participant_id, a.on_event)
-        p = Participant(a.participant_id, a.role, a.name, a.capabilities, outbox, self._order)
+        p = Participant(a.participant_id, a.role, a.name, a.capabilities, outbox, self._order, via=a.via)
         self.participants[p.id] = p
         self._cancel_grace()
         for other in self.participants.values():
@@ -333,6 +344,10 @@ class Room:
         p.send(PresenterChanged(self.presenter_id, None))
         p.send(FloorChanged(self.floor_id, None))
         self._broadcast(ParticipantJoined(p.id, p.role, p.name), exclude=p)
+        relay = self.participants.get(a.via) if a.via is not None else None
+        if relay is not None:  # what its link already carries for it
+            for label in [label for label, (owner_id, _) in relay.bound.items() if owner_id == p.id]:
+                apply_binding(self.participants, relay, label)
         try:
             if a.sinks is not None:
                 p.consumers = dict(a.sinks)
@@ -353,10 +368,14 @@ class Room:
                 p.id, slot, kind, sender, peer.wire_for, self._clock,
                 compiled=self.config.compiled_fanout and self.config.fast_path,
             )
+        up = slots_for(Capabilities(view_grid=True), self.config.grid_slots) if p.capabilities.relay == "down" else []
+        for _, kind in up:  # a cascade link: one connection both ways, the other end sends on these
+            peer.add_receive(kind)
         sdp = await peer.offer()
         p.slot_mids = {slot: peer.mid_of(c.sender) for slot, c in p.consumers.items() if isinstance(c, Consumer)}
+        p.receive_mids = {slot: t.mid for (slot, _), t in zip(up, peer.receiving(), strict=True)}
         p.slot_view = {}
-        p.send(ServerOffer(sdp=sdp, down=True, slots=dict(p.slot_mids)))
+        p.send(ServerOffer(sdp=sdp, down=True, slots=dict(p.slot_mids), receive=dict(p.receive_mids)))
 
     async def _on_Publish(self, a: Publish) -> str:  # noqa: N802
         p = self._get(a.participant_id)
@@ -365,40 +384,65 @@ class Room:
         if p.state != "connected":
             raise SfuError("state", "resume first")
         for mid, source in a.sources.items():
-            if source not in SOURCES:
+            if source not in SOURCES and not p.capabilities.relay:  # a relay's streams are labelled by their slot
                 raise SfuError("sdp-invalid", f"unknown source {source!r} for mid {mid}")
         if p.up is None:
             p.up = Peer(p.id, False, self.config, self.video_mime, self._peer_lost, self.ticker)
-        answer, tracks = await p.up.answer(a.offer_sdp, a.sources)
+        answer, tracks = await p.up.answer(a.offer_sdp, a.sources, relay=p.capabilities.relay == "up")
+        for mid, (kind, sender) in p.up.sending().items() if p.capabilities.relay == "up" else ():
+            slot = a.sources.get(mid)  # a cascade link: the sections the origin receives are this relay's slots
+            if slot is not None and slot not in p.consumers:
+                p.consumers[slot] = Consumer(p.id, slot, kind, sender, p.up.wire_for, self._clock,
+                                             compiled=self.config.compiled_fanout and self.config.fast_path)
+                p.slot_mids[slot] = mid
         p.republish = set()
         for track in tracks:
             old = p.producers.pop(track.source, None)
             for layer in old.layers if old is not None else ():
                 layer.close()
-            layers = tuple(
-                Producer(
-                    p.id, track.source, track.kind,
-                    self.video_mime if track.kind == "video" else AUDIO_MIME,
-                    receiver, self.config.keyframe_min_interval, self._clock,
-                    compiled=self.config.compiled_fanout and self.config.fast_path, rid=receiver.rid,
-                    switch_keyframe_interval=self.config.switch_keyframe_interval,
-                )
-                for receiver in track.layers
-            )
+            layers = tuple(self._producer(p, track.kind, track.source, receiver) for receiver in track.layers)
             for layer in layers:
                 layer.muted = track.source in p.muted
             p.producers[track.source] = link_layers(layers)
             if len(layers) > 1 and not self._watching:
                 self._watching = True
                 self.ticker.add(self._watch_layers, period=lambda: LAYER_WATCH_PERIOD)
+        for label in list(p.bound):
+            apply_binding(self.participants, p, label)
         self._reassign()
         return answer
+
+    def _producer(self, p: Participant, kind: str, source: str, receiver: ForwardingReceiver) -> Producer:
+        """_producer: a Producer of `p`'s `source` on `receiver` (one simulcast layer, or the whole track)."""
+        return Producer(p.id, source, kind, self.video_mime if kind == "video" else AUDIO_MIME, receiver,
+                        self.config.keyframe_min_interval, self._clock,
+                        compiled=self.config.compiled_fanout and self.config.fast_path, rid=receiver.rid,
+                        switch_keyframe_interval=self.config.switch_keyframe_interval)
+
+    async def _on_Bind(self, a: Bind) -> None:  # noqa: N802
+        relay = self._get(a.relay_id)
+        if not relay.capabilities.relay:
+            raise SfuError("forbidden", f"{relay.id} is not a relay")
+        unbind(self.participants, relay, a.label)
+        if a.owner_id is not None and a.source in SOURCES:
+            relay.bound[a.label] = (a.owner_id, a.source)
+            apply_binding(self.participants, relay, a.label)
+        self._reassign()
 
     async def _on_AnswerDown(self, a: AnswerDown) -> None:  # noqa: N802
         p = self._get(a.participant_id)
         if p.down is None:
             raise SfuError("state", "no down connection")
         await p.down.apply_answer(a.answer_sdp)
+        if p.receive_mids:  # a "down" relay's way up: what the other end sends is published here by slot
+            labels = {mid: slot for slot, mid in p.receive_mids.items()}
+            for track in p.down.receiving():
+                if track.mid in labels and labels[track.mid] not in p.producers:
+                    p.producers[labels[track.mid]] = link_layers((self._producer(p, track.kind, labels[track.mid],
+                                                                                 track.receiver),))
+            for label in list(p.bound):
+                apply_binding(self.participants, p, label)
+            self._reassign()
 
     async def _on_AddCandidate(self, a: AddCandidate) -> None:  # noqa: N802
         p = self._get(a.participant_id)
@@ -636,6 +680,8 @@ class Room:
 
     async def _close_peers(self, p: Participant) -> None:
         """_close_peers: p's peers close; what its consumers sent is added to `forwarded_gone` first."""
+        if p.capabilities.relay:
+            release(self.participants, p)
         for c in p.consumers.values():
             if isinstance(c, Consumer):
                 self.forwarded_gone.add(c.packets_sent, c.bytes_sent)
@@ -682,17 +728,22 @@ class Room:
     def _reassign(self) -> None:
         """_reassign recomputes every slot, switches consumers and replaces producers' sink tuples."""
         sinks: dict[Source, list[DownTarget]] = {}
+        demand: dict[str, dict[tuple[str, str], bool]] = {}  # relay -> its ghosts' sources forwarded -> top layer
         for viewer in self.participants.values():
             if not viewer.consumers:
                 continue
             fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
-            if "grid-0" in viewer.consumers:
+            if "grid-0" in viewer.consumers and not viewer.capabilities.relay:
                 pages = grid_pages(self.participants, viewer, self.config.grid_slots)
                 if viewer.grid_page >= pages:
                     viewer.grid_page = pages - 1
                     fills = plan(viewer, self.participants, self.presenter_id, self.floor_id, self.config.grid_slots)
             for slot, consumer in viewer.consumers.items():
                 track, pid, source, state = fills.get(slot, (None, None, None, "empty"))
+                owner = self.participants.get(pid) if pid is not None else None
+                if owner is not None and owner.via is not None and source is not None and state in ("live", "empty"):
+                    top = demand.setdefault(owner.via, {})
+                    top[(owner.id, source)] = top.get((owner.id, source), False) or not slot.startswith("grid-")
                 producer = None
                 if track is not None:
                     producer, state = self.downlinks.apply(viewer, slot, track, consumer, state)
@@ -709,7 +760,7 @@ class Room:
                 if viewer.slot_view.get(slot) != view:
                     viewer.slot_view[slot] = view
                     viewer.send(SlotChanged(slot, pid, source, state))
-            if "grid-0" in viewer.consumers:
+            if "grid-0" in viewer.consumers and not viewer.capabilities.relay:
                 shown = tuple(
                     pid for i in range(self.config.grid_slots) if (pid := viewer.slot_view[f"grid-{i}"][0])
                 )
@@ -718,6 +769,14 @@ class Room:
                     viewer.grid_view = grid
                     viewer.send(GridChanged(*grid))
         for p in self.participants.values():
+            if p.capabilities.relay == "down":
+                wants = tuple(sorted((pid, src, top) for (pid, src), top in demand.get(p.id, {}).items()))
+                if wants != p.wants:
+                    p.wants = wants
+                    p.send(RelayWants(tuple(w[0] for w in wants), tuple(w[1] for w in wants),
+                                      tuple(w[2] for w in wants)))
+            if p.via is not None:
+                continue  # a ghost's producers are its relay's: set once, below
             for track in p.producers.values():
                 for producer in track.layers:
                     producer.set_sinks(tuple(sinks.get(producer, ())))

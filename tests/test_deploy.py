@@ -123,6 +123,7 @@ def test_the_node_configuration_loads(tmp_path: Path) -> None:
     assert (config.bus.kind, config.cluster.node_id, config.cluster.url) == ("redis", "a",
                                                                             "https://taphuan.example.vn")
     assert config.database_url.startswith("postgresql+asyncpg://")
+    assert config.cluster.edge_above == 60  # one meeting across nodes above 60 participants (docs/sfu.md, Cascade)
 
 
 # --- the live broadcast's caching front (its block has no `# file:` line: it is checked here, and run)

@@ -30,7 +30,7 @@ from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import Meeting, Role
 from server.live.sender import POLICY_CLOSE_WAIT, Sender
-from server.live.wire import FORBIDDEN, LONE_SURROGATE, SignalError, field, lone_surrogate
+from server.live.wire import FORBIDDEN, LONE_SURROGATE, SignalError, field, is_link, lone_surrogate
 from server.metrics import METRICS
 from server.ratelimit import TokenBucket
 from sfu.errors import SfuError
@@ -87,6 +87,7 @@ def event_message(event: Event) -> dict[str, Any]:
     body = asdict(event) if is_dataclass(event) else {}
     if isinstance(event, ServerOffer):
         body.pop("down", None)
+        body.pop("receive", None)  # a cascade relay's only (server.live.cascade)
     if isinstance(event, PeerFailed):
         body = {"pc": "down" if event.down else "up", "state": event.state}
     if isinstance(event, GridChanged):
@@ -202,8 +203,11 @@ class Connection:
         """Connection.on_event: an SFU event for this participant, forwarded as a message.
 
         `participant-left` about itself (its media did not come back within the resume window) ends its
-        participant: `on_close` runs and the socket stays open (the browser may `join` again).
+        participant: `on_close` runs and the socket stays open (the browser may `join` again). A cascade's relay
+        participant (server.live.cascade) is no one to show: events about it are not sent.
         """
+        if is_link(getattr(event, "participant_id", None)):
+            return
         await self.send(event_message(event))
         if isinstance(event, ParticipantLeft) and event.participant_id == self.participant_id and self.room:
             self.room = None

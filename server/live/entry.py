@@ -28,10 +28,11 @@ from server.db.engine import DB
 from server.db.models import Meeting, Role
 from server.live import attendance, chat, ending, lobby, polls, questions, recordings
 from server.live.capabilities import CAPABILITIES
+from server.live.cascade import cascade_of
 from server.live.cluster import CLUSTER
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
-from server.live.wire import MODERATORS, SignalError, field, id_field
+from server.live.wire import MODERATORS, SignalError, field, id_field, is_link
 from server.schedule.ending import ENDED_MESSAGE
 from server.schedule.visibility import Refusal, refusal
 from sfu.errors import SfuError
@@ -93,13 +94,19 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | Non
         raise SignalError("meeting-ended", ENDED_MESSAGE)
     cluster = conn.app.get(CLUSTER)
     owner = None if cluster is None else await cluster.place(meeting.id)
-    if owner is not None:  # with several nodes: the room is (now placed) on another one (server.live.cluster)
+    cascade = cascade_of(conn.app)
+    edge = owner is not None and cascade is not None and cascade.serves_here(ident.role, owner, meeting.id)
+    if owner is not None and not edge:  # with several nodes: the room is (now placed) on another one
         assert cluster is not None
         raise SignalError("moved", "Phòng của buổi tập huấn ở máy chủ khác; đang chuyển sang đó. / This meeting's "
                                    "room is on another server; connecting there.",
                           url=cluster.url_on(owner, "/ws", websocket=True))
     live = conn.app[LIVE]
-    room = await live.sfu.room(str(meeting.id), meeting.video_codec)
+    if edge:  # served here as an edge of the owner's room (server.live.cascade)
+        assert cascade is not None and owner is not None
+        room = await cascade.edge_room(meeting.id, meeting.video_codec, owner)
+    else:
+        room = await live.sfu.room(str(meeting.id), meeting.video_codec)
     name = ident.display_name or ident.username or "Khách"
     if ident.role == Role.GUEST:
         given = msg.get("name")
@@ -173,7 +180,8 @@ async def enter(conn: Connection, meeting: Meeting, room: Room, name: str, resum
     # by the first join) is in the reply, which the browser takes as the whole truth.
     state = room.snapshot()
     people = [{"participant_id": p.id, "role": p.role, "name": p.name, "hand_raised": p.hand_raised,
-               "state": p.state, "audio_only": p.audio_only} for p in state.participants if p.id != participant.id]
+               "state": p.state, "audio_only": p.audio_only} for p in state.participants
+              if p.id != participant.id and not is_link(p.id)]  # a cascade's relay is no one to show
     return {
         "type": "joined",
         "participant_id": participant.id,

@@ -21,6 +21,7 @@ from server.auth import client_ip, identity, websocket_origin_ok
 from server.config import CONFIG
 from server.db.models import Role
 from server.live import attendance, chat, ending, entry, lobby, polls, questions, recording_live
+from server.live.cascade import cascade_of
 from server.live.cluster import CLUSTER
 from server.live.connection import Connection, Route, audit_live, jsonable
 from server.live.sender import POLICY_CLOSE_WAIT
@@ -142,6 +143,9 @@ async def on_lock(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     room, pid = conn.require_room()
     locked = bool(field(msg, "locked", bool))
     await room.set_locked(pid, locked)
+    cascade = cascade_of(conn.app)
+    if cascade is not None:  # the meeting's edges send new classrooms here while it is locked (the lobby is here)
+        await cascade.tell_locked(conn.meeting_id or 0, locked)
     await audit_live(conn, "live.lock", locked=locked)
     for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
         await other.send({"type": "locked", "locked": locked, "by": pid})

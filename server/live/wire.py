@@ -71,3 +71,11 @@ def lone_surrogate(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+LINK_PREFIX = "link-"  # the ids of a cascade's relay participants: link-<the other node> (server.live.cascade)
+
+
+def is_link(participant_id: str | None) -> bool:
+    """is_link: is this a cascade's relay participant (one end of a link between nodes), no one to show?"""
+    return bool(participant_id) and str(participant_id).startswith(LINK_PREFIX)

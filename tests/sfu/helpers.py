@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -36,11 +37,11 @@ KEYFRAME, DELTA = b"\x10\x00\x9d\x01\x2a" + bytes(40), b"\x10\x01" + bytes(40)  
 
 # The capabilities of the participants these tests name by the application's roles (the server's own table is
 # server/live/capabilities.py; the recorder only receives).
-_STAFF = dict(publish=True, moderate=True, view_grid=True, enter_locked=True)
+_STAFF = Capabilities(publish=True, moderate=True, view_grid=True, enter_locked=True)
 CAPABILITIES: dict[str, Capabilities] = {
-    "operator": Capabilities(**_STAFF),
-    "trainer": Capabilities(present=True, **_STAFF),
-    "leader": Capabilities(present=True, **_STAFF),
+    "operator": _STAFF,
+    "trainer": dataclasses.replace(_STAFF, present=True),
+    "leader": dataclasses.replace(_STAFF, present=True),
     "classroom": Capabilities(publish=True, in_grid=True),
     "learner": Capabilities(publish=True, in_grid=True),
     "guest": Capabilities(),

@@ -122,3 +122,25 @@ async def test_the_grid_follows_capabilities_not_role_labels(people: People) -> 
     people.add("b", "classroom", Capabilities(publish=True))
     assert [p.id for p in grid_sources(people.by_id, viewer)] == ["a"]
     assert views(plan(viewer, people.by_id, None, None, 2))["grid-0"] == ("a", "camera", "live")
+
+
+async def test_a_relay_never_carries_back_what_its_link_brought_and_an_up_relay_only_what_is_chosen(
+        people: People) -> None:
+    # the origin's end of a cascade link: a viewer like any other, but a ghost of its own link fills nothing
+    people.add("t", "trainer", publishes=("camera", "mic", "screen"))
+    down = people.add("link-b", "link", Capabilities(publish=True, relay="down"))
+    ghost = people.add("c", "classroom")
+    ghost.via = "link-b"
+    other = people.add("d", "classroom")
+    got = views(plan(down, people.by_id, "t", "c", 0))
+    assert got["presenter-video"] == ("t", "camera", "live") and got["floor-video"] == (None, None, "empty")
+    assert views(plan(down, people.by_id, "t", "d", 0))["floor-audio"] == ("d", "mic", "live")  # another's floor
+    assert views(plan(other, people.by_id, "t", "c", 0))["floor-video"] == ("c", "camera", "live")
+    # the edge's end: its slots (grid ones included) carry only what the edge chose for them
+    up = people.add("link-a", "link", Capabilities(publish=True, view_grid=True, relay="up"), grid=2)
+    assert plan(up, people.by_id, "t", "d", 2) == {}
+    up.chosen = {"grid-1": ("d", "camera"), "floor-audio": ("c", "mic")}  # c is another link's ghost here
+    got = views(plan(up, people.by_id, "t", "d", 2))
+    assert got == {"grid-1": ("d", "camera", "live"), "floor-audio": ("c", "mic", "live")}
+    ghost.via = "link-a"  # what the link brought never goes back up
+    assert views(plan(up, people.by_id, "t", "d", 2))["floor-audio"] == (None, None, "empty")
