@@ -15,17 +15,22 @@ its socket drops, reconnects to its home (to the next node when the home is dead
 joins afresh. The client processes run outside the quota.
 
 After each meeting is added and settled, a window of --seconds measures: delivery (the packets the classrooms
-received / the packets the presenters sent × the classrooms; the first meeting with delivery under 0.99 ends
-the run: capacity is the meetings served before), and per node the CPU (its process's CPU time) per packet it
+received / the packets the presenters sent × the classrooms; under 0.99 a second window is measured, since a
+client process held off the CPU for a moment loses packets too, and when it is still under 0.99 the run ends:
+capacity is the meetings served before), and per node the CPU (its process's CPU time) per packet it
 forwarded (`taphuan_forwarded_packets` from its /metrics). With 2 and 3 nodes the run then drops meetings to
 what the other nodes can carry, kills (SIGKILL) the node owning most meetings and times the rejoin: from the
 kill until every participant of its meetings joined again and each classroom received the presenter again.
 
 Must run as root (cgroups). Prints its progress.
 
-    .venv/bin/python bench/cluster.py                          # 1, 2, 3 nodes, 0.25 core each
-    .venv/bin/python bench/cluster.py --nodes 1 2 --quota 0.2  # a shorter run
+    .venv/bin/python bench/cluster.py                           # 1, 2, 3 nodes, 0.05 core each
+    .venv/bin/python bench/cluster.py --nodes 1 2 --quota 0.1   # a shorter run, bigger nodes
     .venv/bin/python bench/cluster.py --max-meetings 6 --seconds 4
+
+The quota is small on purpose: the clients (outside the quota) cost about as much CPU per packet as the nodes,
+so on a 2-core machine 3 nodes of 0.05 core (~3 meetings each) leave the clients the rest; with 0.1 core a node
+carried ~7 meetings and 3 such nodes would need more client CPU than the machine has.
 """
 
 from __future__ import annotations
@@ -407,7 +412,8 @@ class Result:
     nodes: int
     capacity: int
     rows: list[Row]
-    rejoin: list[float] = field(default_factory=list)
+    rejoin: list[float] = field(default_factory=list)  # s until every classroom received again, per meeting moved
+    joined: list[float] = field(default_factory=list)  # s until every participant joined again, per meeting moved
     moved: int = 0
 
 
@@ -447,8 +453,11 @@ async def run_cluster(n: int, args: argparse.Namespace, quota: CpuQuota, redis: 
             say(f"{n} node(s): meeting {k + 1} placed on {owner}, {receiving}/{CLASSROOMS} classrooms receiving")
             await asyncio.sleep(max(args.settle, args.lease / 3 + 0.3))  # media settles; the owner's heartbeat
             row = await measure(http, nodes, procs, args.seconds, k + 1)
-            result.rows.append(row)
             say(show(row))
+            if row.delivery < GOAL and receiving == CLASSROOMS:  # once more: a client held off the CPU a moment
+                row = await measure(http, nodes, procs, args.seconds, k + 1)
+                say(show(row) + "  (again)")
+            result.rows.append(row)
             if row.delivery < GOAL or receiving < CLASSROOMS:
                 break
             result.capacity = k + 1
@@ -465,6 +474,9 @@ async def run_cluster(n: int, args: argparse.Namespace, quota: CpuQuota, redis: 
                 proc.process.kill()
         await http.close()
         for node in nodes:
+            if node.alive and node.proc is not None:  # its clean stop is not what the quota is for either
+                with contextlib.suppress(OSError):
+                    CpuQuota.add(quota.root, node.proc.pid)
             stop_node(node)
         for node in nodes:
             quota.groups.remove(node.group)
@@ -501,11 +513,13 @@ async def rejoin(n: int, args: argparse.Namespace, nodes: list[Node], procs: lis
     victim.proc.wait(10)
     replies = await asyncio.gather(*(p.call("rejoined", victim_addr, since, 60.0) for p in procs))
     result.moved = sum(r[0] for r in replies)
-    result.rejoin = sorted(t for r in replies for t in r[1])
+    result.joined = sorted(t for r in replies for t in r[1])
+    result.rejoin = sorted(t for r in replies for t in r[2])
     if result.rejoin:
-        say(f"{n} node(s): {len(result.rejoin)} of {result.moved} meetings back on the other node(s): rejoin "
-            f"median {statistics.median(result.rejoin):.1f} s, max {max(result.rejoin):.1f} s "
-            f"(lease {args.lease:g} s)")
+        say(f"{n} node(s): {len(result.rejoin)} of {result.moved} meetings back on the other node(s): all joined "
+            f"again after median {statistics.median(result.joined):.1f} s (max {max(result.joined):.1f}), all "
+            f"classrooms receiving after median {statistics.median(result.rejoin):.1f} s, max "
+            f"{max(result.rejoin):.1f} s (lease {args.lease:g} s)")
     else:
         say(f"{n} node(s): none of the {result.moved} meetings came back within 60 s")
 
@@ -545,23 +559,24 @@ async def main(args: argparse.Namespace) -> int:
           f"({quota.kind}); window {args.seconds:g} s; lease {args.lease:g} s; sfu.allocation "
           f"{'on' if args.allocation else 'off'}; load {os.getloadavg()}")
     print(f"{'nodes':>5} {'meetings at ≥0.99':>18} {'×':>5} {'µs/pkt per node (at capacity)':>30} "
-          f"{'rejoin after kill':>24}")
+          f"{'rejoin after kill (median)':>40}")
     base = results[0].capacity if results else 0
     for r in results:
         at = next((row for row in r.rows if row.meetings == r.capacity), None)
         us = " ".join(f"{k}:{v[2]:.1f}" for k, v in at.per_node.items()) if at else "-"
-        rj = (f"{statistics.median(r.rejoin):.1f} s med, {max(r.rejoin):.1f} max ({len(r.rejoin)}/{r.moved})"
+        rj = (f"joined {statistics.median(r.joined):.1f} s, media {statistics.median(r.rejoin):.1f} s "
+              f"(max {max(r.rejoin):.1f}; {len(r.rejoin)}/{r.moved})"
               if r.rejoin else ("-" if r.nodes < 2 else f"none of {r.moved}"))
         ratio = f"{r.capacity / base:.2f}" if base else "-"
-        print(f"{r.nodes:>5} {r.capacity:>18} {ratio:>5} {us:>30} {rj:>24}", flush=True)
+        print(f"{r.nodes:>5} {r.capacity:>18} {ratio:>5} {us:>30} {rj:>40}", flush=True)
     return 0
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
-    ap.add_argument("--quota", type=float, default=0.25, help="CPU of each node, in cores (cgroup quota)")
-    ap.add_argument("--max-meetings", type=int, default=30, help="stop growing at this many meetings")
+    ap.add_argument("--quota", type=float, default=0.05, help="CPU of each node, in cores (cgroup quota)")
+    ap.add_argument("--max-meetings", type=int, default=16, help="stop growing at this many meetings")
     ap.add_argument("--seconds", type=float, default=6.0, help="measurement window per meeting count")
     ap.add_argument("--settle", type=float, default=3.0, help="s after a meeting joins before its window")
     ap.add_argument("--lease", type=float, default=6.0, help="cluster.lease_seconds of the nodes")

@@ -260,19 +260,21 @@ async def client_main(conn: Connection) -> None:
         elif op == "rejoined":  # for the meetings on `node`: when all joined again and all received again
             _, node, since, within = cmd
             affected = [x for x in meetings.values() if x.presenter.node == node]
-            back: dict[int, float] = {}
+            joined: dict[int, float] = {}  # meeting → s from the kill until all its participants joined again
+            back: dict[int, float] = {}  # ... and every classroom received the presenter again
             deadline = time.monotonic() + within
             while time.monotonic() < deadline:
                 for x in affected:
                     people = [x.presenter, *x.classrooms]
-                    # (a participant's counters are those of its connection since it joined again)
-                    if all(p.joined.is_set() and p.joined_at > since and p.node != node for p in people) and all(
-                            p.received > 0 for p in x.classrooms):
-                        back.setdefault(x.presenter.meeting_id, time.monotonic() - since)
+                    if all(p.joined.is_set() and p.joined_at > since and p.node != node for p in people):
+                        joined.setdefault(x.presenter.meeting_id, max(p.joined_at for p in people) - since)
+                        # (a participant's counters are those of its connection since it joined again)
+                        if all(p.received > 0 for p in x.classrooms):
+                            back.setdefault(x.presenter.meeting_id, time.monotonic() - since)
                 if len(back) == len(affected):
                     break
                 await asyncio.sleep(0.1)
-            reply = (len(affected), sorted(back.values()))
+            reply = (len(affected), sorted(joined.values()), sorted(back.values()))
         elif op == "drop":
             for mid in cmd[1]:
                 gone = meetings.pop(mid, None)
