@@ -424,9 +424,16 @@ class Recorders:
                 return
             directory = self.root / row.directory
         cluster = self.app.get(CLUSTER)
-        if cluster is not None and await claim(cluster, [recording_id]):
-            log.info("recording %s: another node finalizes it", recording_id)
-            return
+        if cluster is not None:
+            try:
+                others = await claim(cluster, [recording_id])
+            except Exception:  # Redis away for a moment: finalize (the worker's lock keeps two from colliding)
+                log.warning("recording %s: could not claim it in Redis; finalizing it anyway", recording_id,
+                            exc_info=True)
+                others = set()
+            if others:
+                log.info("recording %s: another node finalizes it", recording_id)
+                return
         if self._superseded(recording_id):
             return  # continued meanwhile: finalized once it stops again
         keep = recording_id in self.open_parts  # the meeting may still continue it: its segments stay
