@@ -47,7 +47,7 @@ async def _data_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     check_data_dir(cfg.data_path)
     try:
-        app[SECRETS] = Secrets.load_or_create(cfg.data_path)
+        app[SECRETS] = Secrets.load_or_create(cfg.data_path, cfg.secrets)
     except OSError as exc:
         raise StartupError(f"secrets in {cfg.data_path / 'secrets'}: {exc.strerror or exc}") from None
     yield

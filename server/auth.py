@@ -35,7 +35,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.config import CONFIG
+from server.config import CONFIG, SecretsSection
 from server.db.engine import DB
 from server.db.models import ApiToken, JoinLink, LoginSession, Meeting, Role, User, utcnow
 from server.errors import ApiError
@@ -82,12 +82,18 @@ class Secrets:
     link_key: bytes
 
     @classmethod
-    def load_or_create(cls, data_dir: Path) -> Secrets:
-        """Secrets.load_or_create: read data_dir/secrets/*.key, creating them (mode 0600) if missing."""
+    def load_or_create(cls, data_dir: Path, configured: SecretsSection | None = None) -> Secrets:
+        """Secrets.load_or_create: each key from the configuration (`secrets.*`, the same on every node) when set,
+        else read from data_dir/secrets/<name>.key, created (mode 0600) if missing."""
+        given = {"session": configured.session_key if configured else "",
+                 "link": configured.link_key if configured else ""}
         folder = data_dir / "secrets"
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         values = []
         for name in ("session", "link"):
+            if given[name]:
+                values.append(given[name].encode())
+                continue
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             path = folder / f"{name}.key"
             if not path.exists():
                 path.write_bytes(secrets.token_hex(32).encode())

@@ -108,6 +108,22 @@ class ClusterSection(_Section):
     edge_above: int | None = Field(None, ge=0)
 
 
+class SecretsSection(_Section):
+    """SecretsSection: the session and join-link keys from the configuration (or TAPHUAN_SECRETS__* variables), the
+    same on every node; an empty one is generated into data_dir/secrets/ on the first start and read from there."""
+
+    session_key: str = ""
+    link_key: str = ""
+
+    @field_validator("session_key", "link_key")
+    @classmethod
+    def _long_key(cls, value: str) -> str:
+        value = value.strip()
+        if value and len(value) < 32:
+            raise ValueError("use at least 32 characters (e.g. the output of: openssl rand -hex 32)")
+        return value
+
+
 class LimitsSection(_Section):
     """LimitsSection: size and rate limits for requests and messages."""
 
@@ -330,6 +346,7 @@ class Config(_Section):
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     bus: BusSection = Field(default_factory=BusSection)
     cluster: ClusterSection = Field(default_factory=ClusterSection)
+    secrets: SecretsSection = Field(default_factory=SecretsSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)
     auth: AuthSection = Field(default_factory=AuthSection)
     sfu: SfuSection = Field(default_factory=SfuSection)
@@ -400,7 +417,8 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[list[str], Any]]:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, (int, float, bool)) and path[-1] in {"url", "redis_url", "host", "secret", "token"}:
+        if isinstance(value, (int, float, bool)) and path[-1] in {"url", "redis_url", "host", "secret", "token",
+                                                                     "session_key", "link_key"}:
             value = raw
         out.append((path, value))
     return out

@@ -50,7 +50,7 @@ def tool(name: str) -> str:
 
 def test_every_block_is_one_this_module_checks() -> None:
     kinds = sorted((lang, Path(path).suffix) for lang, path, _ in blocks())
-    assert kinds == [("ini", ".conf"), ("ini", ".service"), ("nft", ".conf"), ("nginx", ".conf"),
+    assert kinds == [("ini", ".conf"), ("ini", ".env"), ("ini", ".service"), ("nft", ".conf"), ("nginx", ".conf"),
                      ("nginx", ".conf"), ("yaml", ".yaml")], kinds
 
 
@@ -124,6 +124,20 @@ def test_the_node_configuration_loads(tmp_path: Path) -> None:
                                                                             "https://taphuan.example.vn")
     assert config.database_url.startswith("postgresql+asyncpg://")
     assert config.cluster.edge_above == 60  # one meeting across nodes above 60 participants (docs/sfu.md, Cascade)
+
+
+def test_the_secrets_file_gives_every_node_the_same_keys(tmp_path: Path) -> None:
+    [(path, env_file)] = of_kind("ini", ".env")
+    [(_, unit)] = of_kind("ini", ".service")
+    assert f"EnvironmentFile=-{path}" in unit  # the unit reads it (when it exists: one node needs none)
+    env = dict(line.split("=", 1) for line in env_file.splitlines() if line and not line.startswith("#"))
+    [(_, body)] = of_kind("yaml")
+    node = tmp_path / "config.yaml"
+    node.write_text(body, encoding="utf-8")
+    config = load_config(node, env=env)
+    assert (config.secrets.session_key, config.secrets.link_key) == (env["TAPHUAN_SECRETS__SESSION_KEY"],
+                                                                    env["TAPHUAN_SECRETS__LINK_KEY"])
+    assert config.secrets.session_key != config.secrets.link_key
 
 
 # --- the live broadcast's caching front (its block has no `# file:` line: it is checked here, and run)

@@ -5,7 +5,8 @@ meeting's browsers there (docs/deploy.md, "Several nodes"). Redis holds the whol
 needs cleaning after a node dies (keys under `taphuan:cluster:`):
 - `node:<id>`: the node's heartbeat, JSON {url, rooms, participants, cpu, draining}, written every third of
   `cluster.lease_seconds` with that lease as its expiry: a dead node's disappears within a lease;
-- `nodes`: the ids of the nodes ever seen (the living ones are those with a heartbeat);
+- `nodes`: the ids of the nodes seen within a day (the living ones are those with a heartbeat), with `seen`, when
+  each was seen last: server.live.nodeset forgets a node whose heartbeat has been gone for a day;
 - `room:<meeting id>`: the id of the node owning the meeting's room, set atomically by the first node asked
   (the least loaded living node that is not draining, itself on a tie), with the lease as expiry; the owner
   renews it while the room is open, so it expires when the room ended or the node died, and the next request
@@ -35,6 +36,7 @@ from aiohttp import web
 
 from server.bus import keep_renewing
 from server.config import Config
+from server.live.nodeset import SEEN_KEY, forget_dead_nodes, now_ms
 from server.live.service import LIVE
 
 log = logging.getLogger("taphuan")
@@ -231,7 +233,11 @@ class Cluster:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.sadd(PREFIX + "nodes", self.node_id)
             pipe.set(heartbeat_key(self.node_id), json.dumps(beat), px=int(self.lease * 1000))
+            pipe.hset(SEEN_KEY, self.node_id, now_ms())
             await pipe.execute()
+        forgotten = await forget_dead_nodes(self.redis)
+        if forgotten:
+            log.info("nodes without a heartbeat for a day, forgotten: %s", forgotten)
         if open_meetings:
             lost = await self._renew(keys=[room_key(m) for m in open_meetings],
                                      args=[self.node_id, int(self.lease * 1000)])

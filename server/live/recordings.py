@@ -50,6 +50,7 @@ from recorder.participant import RecorderOptions, RecordingParticipant
 from recorder.worker import WorkerError, release, run_worker
 from server.audit import record
 from server.auth import Identity
+from server.bus import keep_renewing
 from server.config import CONFIG, Config
 from server.db.engine import DB, update_row
 from server.db.models import (
@@ -67,6 +68,7 @@ from server.db.models import (
 from server.live.audience import reaches_recording
 from server.live.broadcast import BROADCASTS
 from server.live.cluster import CLUSTER
+from server.live.recording_claims import claim
 from server.live.service import LIVE
 from sfu.errors import SfuError
 from sfu.room import Room
@@ -187,7 +189,8 @@ class Recorders:
             last = await s.scalar(select(Recording).where(Recording.meeting_id == meeting_id)
                                   .order_by(Recording.part.desc(), Recording.id.desc()).limit(1))
             orphan = None
-            if last is not None and last.state == RecordingState.RECORDING and CLUSTER in self.app:
+            if last is not None and last.state == RecordingState.RECORDING and CLUSTER in self.app \
+                    and not await claim(self.app[CLUSTER], [last.id]):
                 # several nodes: the node that recorded this meeting died (its room is ours now): its part is
                 # finalized from its segments, flagged `recovered`, and this recording is the meeting's next part
                 orphan = last.id
@@ -413,12 +416,24 @@ class Recorders:
                     del self.pending[recording_id]
 
     async def finalize(self, recording_id: int) -> None:
-        """finalize builds the recording's files in the worker process and marks it ready or failed."""
+        """finalize builds the recording's files in the worker process and marks it ready or failed (several nodes:
+        unless another living node holds it, server.live.recording_claims)."""
         async with self.app[DB]() as s:
             row = await s.get(Recording, recording_id)
             if row is None:
                 return
             directory = self.root / row.directory
+        cluster = self.app.get(CLUSTER)
+        if cluster is not None:
+            try:
+                others = await claim(cluster, [recording_id])
+            except Exception:  # Redis away for a moment: finalize (the worker's lock keeps two from colliding)
+                log.warning("recording %s: could not claim it in Redis; finalizing it anyway", recording_id,
+                            exc_info=True)
+                others = set()
+            if others:
+                log.info("recording %s: another node finalizes it", recording_id)
+                return
         if self._superseded(recording_id):
             return  # continued meanwhile: finalized once it stops again
         keep = recording_id in self.open_parts  # the meeting may still continue it: its segments stay
@@ -476,7 +491,8 @@ class Recorders:
                  result.duration, result.seconds, len(result.originals))
 
     async def recover(self) -> None:
-        """recover queues recordings a killed server left behind (flagged `recovered`) and unfinished ones."""
+        """recover queues recordings a killed server left behind (flagged `recovered`) and unfinished ones; with
+        several nodes only those no other living node holds (records, finalizes, keeps: recording_claims)."""
         async with self.app[DB]() as s:
             rows = list((await s.scalars(select(Recording).where(Recording.state.in_(
                 (RecordingState.RECORDING, RecordingState.PROCESSING))).order_by(Recording.id))).all())
@@ -485,7 +501,10 @@ class Recorders:
                 if row.state == RecordingState.RECORDING and cluster is not None and row.meeting_id is not None \
                         and await cluster.owner(row.meeting_id) is not None:
                     rows.remove(row)  # several nodes: another living node records this meeting now
-                    continue
+            if cluster is not None:
+                others = await claim(cluster, [row.id for row in rows])
+                rows = [row for row in rows if row.id not in others]
+            for row in rows:
                 if row.state == RecordingState.RECORDING:
                     row.recovered = True
                     row.state = RecordingState.PROCESSING
@@ -493,19 +512,27 @@ class Recorders:
                     record(s, None, "recording.recovered", f"recording:{row.id}", meeting_id=row.meeting_id)
                     log.warning("recording %s was interrupted (server stopped abruptly): recovering it", row.id)
             await s.commit()
-            kept = list((await s.scalars(select(Recording.directory).where(
-                Recording.state == RecordingState.READY))).all())
+            ready = {rid: name for rid, name in (await s.execute(select(Recording.id, Recording.directory).where(
+                Recording.state == RecordingState.READY))).all()}
         for row in rows:
             self._enqueue(row.id)
-        await asyncio.to_thread(self._sweep, kept)
+        kept = await asyncio.to_thread(lambda: [rid for rid, name in ready.items() if has_segments(self.root / name)])
+        if cluster is not None and kept:  # not the segments a living node keeps for its meeting's continuation
+            others = await claim(cluster, kept)
+            kept = [rid for rid in kept if rid not in others]
+        await asyncio.to_thread(self._sweep, [ready[rid] for rid in kept])
 
     def _sweep(self, directories: list[str]) -> None:
         """_sweep removes the segments finalized recordings kept for a continuation that can no longer come (the
         server stopped meanwhile; blocking: run in a thread)."""
         for name in directories:
-            if has_segments(self.root / name):
-                log.info("recording %s: removing the segments kept for a continuation", name)
-                release(self.root / name)
+            log.info("recording %s: removing the segments kept for a continuation", name)
+            release(self.root / name)
+
+    def held(self) -> set[int]:
+        """held: the recordings this node holds: recording, queued or being finalized, kept for a continuation."""
+        return {a.recording_id for a in self.active.values()} | set(self.pending) | set(self.progress) \
+            | set(self.open_parts) | self.resuming
 
     # -------------------------------------------------------------------------------- retention
 
@@ -544,6 +571,10 @@ class Recorders:
         await self._retention_pass()
         self._spawn(self._finalizer(), "recordings-finalizer")
         self._spawn(self._retention_loop(), "recordings-retention")
+        cluster = self.app.get(CLUSTER)
+        if cluster is not None:  # several nodes: what this node holds stays its own while it lives
+            self._spawn(keep_renewing(cluster.lease / 3, lambda: claim(cluster, self.held()),
+                                      "this node's recordings"), "recordings-claims")
         self.app[LIVE].sfu.on_room_created.append(self.room_created)
 
     async def close(self) -> None:

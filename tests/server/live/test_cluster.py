@@ -36,6 +36,7 @@ from server.live.service import LIVE
 from tests.conftest import LoggedIn, SharedClient
 from tests.live_client import LiveClient, page_origin
 from tests.pgserver import PgServer
+from tests.recorder.media import ffprobe
 from tests.server.livetest import Factory, classroom_login, connect
 from tests.server.test_bus import _free_port, redis_url  # noqa: F401  (fixture: a real redis-server)
 from tests.server.test_serve import ROOT, _read_until
@@ -278,6 +279,19 @@ async def recording_parts(app: web.Application, meeting_id: int, within: float, 
         await asyncio.sleep(0.2)
 
 
+async def finished_recording(app: web.Application, recording_id: int, within: float) -> Recording:
+    """finished_recording: the recording once it is ready or failed."""
+    deadline = time.monotonic() + within
+    while True:
+        async with app[DB]() as s:
+            row = await s.get(Recording, recording_id)
+        assert row is not None
+        if row.state in (RecordingState.READY, RecordingState.FAILED):
+            return row
+        assert time.monotonic() < deadline, (row.state, row.progress)
+        await asyncio.sleep(0.3)
+
+
 RECORDING = {"recorder.auto_start": True, "recorder.segment_seconds": 1.0, "recorder.min_free_bytes": 0}
 
 
@@ -300,8 +314,12 @@ async def test_when_the_owner_dies_its_meeting_is_made_again_on_a_living_node_an
         assert await redis.get(room_key(meeting.id)) == b"b" and c.url.endswith(f":{ports['b']}/ws?node=b")
         await redis.delete(draining_key("a"))
         assert (await t.publish())["type"] == "answer"
-        assert [p.part for p in await recording_parts(client.app, meeting.id, within=20)] == [1]  # node b records
-        await asyncio.sleep(2.0)  # a segment or two
+        [first] = await recording_parts(client.app, meeting.id, within=20)  # node b records
+        video = client.app[CONFIG].data_path / "recordings" / first.directory / "program-video"
+        deadline = time.monotonic() + 30
+        while len([p for p in video.glob("*.mkv") if p.stat().st_size > 0]) < 2:  # a segment or two on disk
+            assert time.monotonic() < deadline, "node b wrote no video segment"
+            await asyncio.sleep(0.2)
 
         node_b.send_signal(signal.SIGKILL)  # node b dies: no clean-up, its heartbeat and leases expire
         killed = time.monotonic()
@@ -321,6 +339,10 @@ async def test_when_the_owner_dies_its_meeting_is_made_again_on_a_living_node_an
         parts = await recording_parts(client.app, meeting.id, within=20, count=2)
         assert [(p.part, p.recovered) for p in parts] == [(1, True), (2, False)]
         assert parts[0].state != RecordingState.RECORDING  # node b's part is being finalized from its segments
+        recovered = await finished_recording(client.app, parts[0].id, within=120)
+        assert recovered.state == RecordingState.READY, (recovered.state, recovered.error)
+        watched = ffprobe(client.app[CONFIG].data_path / "recordings" / recovered.directory / recovered.file)
+        assert float(watched["format"]["duration"]) > 0 and recovered.duration > 0, watched["format"]
     finally:
         if node_b.poll() is None:
             node_b.kill()
