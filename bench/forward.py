@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fractions
+import gc
 import multiprocessing as mp
 import os
 import re
@@ -126,6 +127,18 @@ class Server:
         self.profiler: Any = None
         self.recorder: RecordingParticipant | None = None
         self.recordings = tempfile.TemporaryDirectory(prefix="bench-forward-")
+        self.gc_time = [0.0, 0.0, 0.0]  # seconds spent in collections of each generation (BENCH_GC)
+        self.gc_runs = [0, 0, 0]
+        self._gc_start = 0.0
+        gc.callbacks.append(self._gc_callback)
+
+    def _gc_callback(self, phase: str, info: dict[str, int]) -> None:
+        """_gc_callback times each garbage collection, per generation (printed with BENCH_GC=1)."""
+        if phase == "start":
+            self._gc_start = time.process_time()
+        else:
+            self.gc_time[info["generation"]] += time.process_time() - self._gc_start
+            self.gc_runs[info["generation"]] += 1
 
     def on_event_for(self, pid: str) -> Any:
         async def on_event(event: Event) -> None:
@@ -154,6 +167,7 @@ class Server:
             return {
                 "cpu": time.process_time(),
                 "threads": thread_cpu(),
+                "gc": (list(self.gc_runs), list(self.gc_time)),
                 "out": sum(c.packets_sent for c in consumers),
                 "in": sum(pr.packets for pr in producers),
                 "rss": rss_kib(),
@@ -500,6 +514,12 @@ class Bench(Peers):
             await self.call("profile", False, f"{profile}.{n}")
         if os.environ.get("BENCH_THREADS"):
             print({k: round(v - s0["threads"].get(k, 0), 3) for k, v in s1["threads"].items()})
+        if os.environ.get("BENCH_GC"):  # the server's garbage collections in the window, per generation
+            runs = [b - a for a, b in zip(s0["gc"][0], s1["gc"][0], strict=True)]
+            spent = [b - a for a, b in zip(s0["gc"][1], s1["gc"][1], strict=True)]
+            cpu = s1["cpu"] - s0["cpu"]
+            print(f"     gc: collections per generation {runs}, CPU ms {[round(x * 1000, 1) for x in spent]}"
+                  f" ({100 * sum(spent) / cpu if cpu else 0:.1f} % of the server's CPU)")
         return s0, s1, t1 - t0, r1 - r0
 
     async def close(self) -> None:

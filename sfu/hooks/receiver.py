@@ -17,6 +17,7 @@ all layers) and its RTCP SSRC.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,6 +38,8 @@ from sfu.uplink import Uplink
 
 # codec numbers of sfu/_ingress.c's keyframe test (its CODEC_*): not video, VP8, H.264, another video codec
 INGRESS_AUDIO, INGRESS_VP8, INGRESS_H264, INGRESS_OTHER_VIDEO = 0, 1, 2, 3
+logger = logging.getLogger(__name__)
+
 INGRESS_CODECS = {"video/vp8": INGRESS_VP8, "video/h264": INGRESS_H264}
 
 
@@ -283,12 +286,20 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.handle_rtp(packet, arrival_time_ms)
 
     def _rtcp_soon(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._rtcp_tasks.add(task)
-        task.add_done_callback(self._rtcp_tasks.discard)
+        """_rtcp_soon sends one of our RTCP packets (a NACK, a REMB) now, from the receive callback.
+
+        aiortc's send path (``_send_rtcp``: serialize, ``protect_rtcp``, the ICE socket's ``sendto``) never
+        suspends on a connected transport, so it runs to its end here (``run_now``) instead of in a task per
+        packet (a task, a loop callback and a wake-up each); one that suspends is finished in a task. An error
+        is logged as a task's would be, and the packet that led to it is still forwarded.
+        """
+        try:
+            run_now(coro, self._rtcp_tasks)
+        except Exception:  # noqa: BLE001 - as asyncio logs a failed task's exception, never the receive path's
+            logger.exception("sending RTCP to the publisher failed")
 
     def handle_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        """handle_rtp handles one parsed packet synchronously (REMB and NACK are sent by a task)."""
+        """handle_rtp handles one parsed packet synchronously (REMB and NACK sent at once, ``_rtcp_soon``)."""
         if not self._enabled:
             return
         ext = packet.extensions

@@ -204,3 +204,23 @@ async def test_receiver_sends_remb_from_a_cheaper_rate_counter(
     # the connection's Uplink decided it: on a calm loopback, at least the configured floor (sfu.uplink)
     assert receiver.uplink is peer.pc.uplink and receiver.uplink.calm
     assert bitrate >= peer.config.publish_bitrate > 0
+
+
+async def test_receiver_sends_remb_and_nack_at_once(connected_pair: tuple[Peer, SfuPeerConnection]) -> None:
+    """A REMB or NACK leaves from the receive callback that decided it (no task, no loop turn per packet)."""
+    peer, _ = connected_pair
+    receiver: ForwardingReceiver = peer.pc.getTransceivers()[0].receiver  # type: ignore[assignment]
+    media = receiver.media_ssrc
+    assert media is not None
+    await wait_until(lambda: receiver.rtcp_ssrc is not None and media in receiver.streams, 10)
+    dtls: Any = receiver.transport
+    sent = dtls._RTCDtlsTransport__tx_packets
+    receiver._send_remb((300_000, [media]))
+    assert dtls._RTCDtlsTransport__tx_packets == sent + 1 and not receiver._rtcp_tasks
+    receiver._rtcp_soon(receiver._send_rtcp_nack(media, [1, 2]))
+    assert dtls._RTCDtlsTransport__tx_packets == sent + 2 and not receiver._rtcp_tasks
+
+    async def broken() -> None:
+        raise RuntimeError("protect failed")
+
+    receiver._rtcp_soon(broken())  # logged as a task's error would be; the receive path goes on
