@@ -13,7 +13,8 @@
    worker process) as the server runs them. The playlist of the first rendition is polled every 20 ms; for each
    new segment: the time it was listed minus the time its first and its last frame entered the room (its
    PROGRAM-DATE-TIME, and that plus its duration: the recorder places frames at their arrival). Run with
-   `--segment-seconds 1` to see how listing latency follows the segment (or LL-HLS part) length.
+   `--segment-seconds 2` to see how listing latency follows the segment length (default: `broadcast.segment_seconds`'s
+   default, whose keyframe interval the encoders follow).
 
     .venv/bin/python bench/broadcast_encode.py
     .venv/bin/python bench/broadcast_encode.py --seconds 120 --preset superfast --latency-seconds 60
@@ -49,7 +50,7 @@ from aiohttp import web  # noqa: E402
 from recorder.broadcast import END, FLOOR_AUDIO, PRESENTER_AUDIO, RECORD, TICK, VIDEO  # noqa: E402
 from recorder.hls import read_segments  # noqa: E402
 from recorder.participant import RecorderOptions, RecordingParticipant  # noqa: E402
-from server.config import CONFIG, load_config  # noqa: E402
+from server.config import CONFIG, BroadcastSection, load_config  # noqa: E402
 from server.live.broadcast import Broadcasts, header  # noqa: E402
 from sfu.sfu import Sfu  # noqa: E402
 from tests.sfu.helpers import RED, ColorTrack, join, publish, sfu_config  # noqa: E402
@@ -257,7 +258,8 @@ def main() -> None:
     parser.add_argument("--source", default="1280x720")
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--fps", type=int, default=25)
-    parser.add_argument("--segment-seconds", type=float, default=2.0)
+    parser.add_argument("--segment-seconds", type=float, default=BroadcastSection().segment_seconds,
+                        help="the broadcast's segment length (default: the configuration's default)")
     parser.add_argument("--realtime", action="store_true", help="feed the CPU part at the program's pace")
     parser.add_argument("--latency-seconds", type=float, default=30, help="length of the latency part (0 skips it)")
     args = parser.parse_args()
