@@ -27,7 +27,7 @@ from server.config import CONFIG, Config
 from server.db.engine import DB, ENGINE, make_engine, make_sessionmaker, migrate
 from server.forwarded import forwarded_middleware
 from server.i18n import I18N, Translations
-from server.live import broadcast, cascade, cluster, hls, questions, recordings, signalling
+from server.live import broadcast, cascade, cluster, hls, meetingbus, recordings, signalling
 from server.metrics import METRICS, REGISTRY, Metrics
 from server.middlewares import error_middleware, request_id_middleware, security_headers
 from server.pages.context import setup_jinja, template_context
@@ -128,7 +128,7 @@ def create_app(config: Config) -> web.Application:
     broadcast.setup(app)  # before the recorders: its cleanup context ends the broadcasts after they stopped
     recordings.setup(app)  # after live: its cleanup context stops the recorders before the rooms
     hls.setup(app)  # the live broadcast's audience side: /hls/ files, access and public links (issue 19)
-    questions.setup(app)  # viewers' questions reach the moderators on the node holding the room (bus)
+    meetingbus.setup(app)  # chat, polls and viewers' questions reach the meeting's sockets on every node (bus)
     reminders.setup(app)  # regional-meeting deadline reminders, in the background
     app.router.add_static("/static/", WEB_DIR / "static", name="static", append_version=True)
     app.router.add_get("/favicon.ico", _favicon)  # browsers and bots ask for it at the root

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 
 from server.db.engine import DB
 from server.db.models import ChatMessage, utcnow
-from server.live import attendance
+from server.live import attendance, meetingbus
 from server.live.connection import Connection, Route, audit_live
 from server.live.service import LIVE
 from server.live.wire import MODERATORS, SignalError, field, id_field
@@ -85,13 +85,11 @@ async def on_chat(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
         await s.commit()
     await attendance.record(conn, "chat", message_id=row.id, private=to is not None)
     out = {"type": "chat", "message": message_view(row)}
-    if to is None:
-        for other in live.in_meeting(conn.meeting_id or 0):
-            await other.send(out)
+    if to is None:  # every socket of the meeting, on every node (an edge's classrooms too: server.live.meetingbus)
+        await meetingbus.deliver(conn.app, conn.meeting_id or 0, out)
     else:
         await conn.send(out)
-        if recipient is not None:
-            await recipient.send(out)
+        await meetingbus.deliver(conn.app, conn.meeting_id or 0, out, [to])  # wherever the recipient's socket is
     return {"type": "ok", "message_id": row.id}
 
 
@@ -107,8 +105,7 @@ async def on_chat_delete(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
         row.deleted_by = conn.ident.user_id
         await s.commit()
     await audit_live(conn, "live.chat-delete", message_id=message_id)
-    for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
-        await other.send({"type": "chat-deleted", "message_id": message_id})
+    await meetingbus.deliver(conn.app, conn.meeting_id or 0, {"type": "chat-deleted", "message_id": message_id})
     return {"type": "ok"}
 
 

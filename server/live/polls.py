@@ -13,9 +13,8 @@ from sqlalchemy import func, select
 
 from server.db.engine import DB
 from server.db.models import Poll, PollAnswer, utcnow
-from server.live import attendance
+from server.live import attendance, meetingbus
 from server.live.connection import Connection, Route
-from server.live.service import LIVE
 from server.live.wire import MODERATORS, SignalError, field, id_field
 
 MAX_CHOICES = 8
@@ -76,8 +75,7 @@ async def on_poll_create(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
                     created_by=conn.ident.user_id)
         s.add(poll)
         await s.commit()
-    for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
-        await other.send({"type": "poll", "poll": poll_view(poll)})
+    await meetingbus.deliver(conn.app, conn.meeting_id or 0, {"type": "poll", "poll": poll_view(poll)})
     return {"type": "ok", "poll_id": poll.id}
 
 
@@ -101,10 +99,7 @@ async def on_poll_answer(conn: Connection, msg: dict[str, Any]) -> dict[str, Any
             row.at = utcnow()
         await s.commit()
     await attendance.record(conn, "poll-answer", poll_id=poll.id, choice=choice)
-    live_results = await results(conn, poll)
-    for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
-        if other.ident.role in MODERATORS:
-            await other.send(live_results)
+    await meetingbus.deliver(conn.app, conn.meeting_id or 0, await results(conn, poll), meetingbus.MODERATORS_ONLY)
     return {"type": "ok"}
 
 
@@ -119,9 +114,7 @@ async def on_poll_close(conn: Connection, msg: dict[str, Any]) -> dict[str, Any]
             stored.closed_at = utcnow()
             await s.commit()
             poll = stored
-    final = await results(conn, poll)
-    for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
-        await other.send(final)
+    await meetingbus.deliver(conn.app, conn.meeting_id or 0, await results(conn, poll))
     return {"type": "ok"}
 
 

@@ -13,40 +13,31 @@ never answer the same question twice, and is audit-logged. Limits: `watch.questi
 `watch.questions_per_minute` per viewer (`Watch.take`), `MAX_PENDING` pending per viewer.
 
 With several nodes (`bus.kind: redis`), a viewer's question may be posted to any node while the meeting's room,
-and so its moderators' sockets, live on one (server.live.cluster): what goes to the moderators is also published
-on the bus (`CHANNEL`), and every other node hands it to the moderators it holds (`Relay`).
+and so its moderators' sockets, live on one (server.live.cluster): what goes to the moderators, and an approved
+question's chat message, go through server.live.meetingbus, which delivers them on every node.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import secrets
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from dataclasses import field as dc_field
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
 
-from server.bus import BUS
 from server.config import CONFIG
 from server.db.engine import DB
 from server.db.models import BroadcastQuestion, ChatMessage, QuestionState, User, utcnow
 from server.errors import ApiError
-from server.live import attendance
+from server.live import attendance, meetingbus
 from server.live.chat import message_view
 from server.live.connection import Connection, Route, audit_live
-from server.live.service import LIVE
 from server.live.watch import WATCH, Viewer
 from server.live.wire import MODERATORS, SignalError, field, id_field
 from server.ratelimit import address_key
 
 log = logging.getLogger("taphuan")
 
-CHANNEL = "broadcast-questions"  # the bus channel carrying what goes to a meeting's moderators between nodes
 MAX_PENDING = 5  # pending questions one viewer may have at once
 ADDRESS_FACTOR = 10  # one address (a school behind one NAT) may ask as much as this many viewers
 QUEUE = 200  # pending questions a moderator who joins is sent at most
@@ -118,62 +109,8 @@ async def mine(app: web.Application, meeting_id: int, viewer: Viewer) -> list[Br
 
 
 async def to_moderators(app: web.Application, meeting_id: int, message: dict[str, Any]) -> None:
-    """to_moderators: send a message to the moderators joined to the meeting's room, here and (through the bus)
-    on the node holding the room if that is another one."""
-    await _local_moderators(app, meeting_id, message)
-    relay = app.get(RELAY)
-    if relay is not None:
-        await app[BUS].publish(CHANNEL, {"origin": relay.origin, "meeting_id": meeting_id, "message": message})
-
-
-async def _local_moderators(app: web.Application, meeting_id: int, message: dict[str, Any]) -> None:
-    live = app.get(LIVE)
-    if live is None:
-        return
-    for conn in live.in_meeting(meeting_id):
-        if conn.ident.role in MODERATORS:
-            await conn.send(message)
-
-
-@dataclass
-class Relay:
-    """Relay: this process's name on the bus (its own messages come back to it and are skipped) and its listener,
-    which hands the other nodes' messages for a meeting's moderators to those connected here."""
-
-    app: web.Application
-    origin: str = dc_field(default_factory=lambda: secrets.token_hex(8))
-
-    async def listen(self, sub: Any) -> None:
-        """Relay.listen: deliver every message of `CHANNEL` published by another process, until cancelled."""
-        try:
-            async for item in sub:
-                meeting_id, message = item.get("meeting_id"), item.get("message")
-                if item.get("origin") == self.origin or not isinstance(meeting_id, int) \
-                        or not isinstance(message, dict):
-                    continue
-                try:
-                    await _local_moderators(self.app, meeting_id, message)
-                except Exception:  # one failed send does not stop the listener
-                    log.exception("meeting %s: a question from another node was not delivered", meeting_id)
-        finally:
-            await sub.close()
-
-
-async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
-    """relay_ctx: the cleanup context of the question relay (subscribed before the app serves)."""
-    relay = Relay(app)
-    sub = await app[BUS].subscribe(CHANNEL)
-    app[RELAY] = relay
-    task = asyncio.create_task(relay.listen(sub), name="questions-relay")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def setup(app: web.Application) -> None:
-    """setup: the question relay between nodes (after the bus's context)."""
-    app.cleanup_ctx.append(relay_ctx)
+    """to_moderators: send a message to the moderators joined to the meeting's room, on every node."""
+    await meetingbus.deliver(app, meeting_id, message, meetingbus.MODERATORS_ONLY)
 
 
 async def queue_for(conn: Connection) -> list[dict[str, Any]]:
@@ -226,9 +163,7 @@ async def _decide(conn: Connection, msg: dict[str, Any], state: QuestionState) -
     await audit_live(conn, AUDIT_ACTIONS[state], question_id=question_id)
     if chat_row is not None:
         await attendance.record(conn, "chat", message_id=chat_row.id, private=False)
-        out = {"type": "chat", "message": message_view(chat_row)}
-        for other in conn.app[LIVE].in_meeting(conn.meeting_id or 0):
-            await other.send(out)
+        await meetingbus.deliver(conn.app, conn.meeting_id or 0, {"type": "chat", "message": message_view(chat_row)})
     await to_moderators(conn.app, conn.meeting_id or 0, {"type": "broadcast-question", "question": question_view(row)})
     return {"type": "ok"}
 
@@ -255,4 +190,3 @@ ROUTES: dict[str, Route] = {
 }
 
 
-RELAY: web.AppKey[Relay] = web.AppKey("questions_relay", Relay)

@@ -239,3 +239,37 @@ async def test_an_edge_classroom_goes_up_only_on_the_visible_grid_page_and_with_
     await until(lambda: len(t.slot_frames("floor-audio")) > 10, "the edge classroom heard on node a", within=60)
     # and on the edge: classroom 2 gets classroom 1 in its floor slots (the edge's own stream, not through a)
     await c2.wait_frames("floor-video", 5, within=60)
+
+
+async def test_chat_and_polls_reach_the_meeting_on_both_nodes(
+        client: Client, edge_b: Client, login_as: Factory, make_user: Factory, make_meeting: Factory,  # noqa: F811
+        make_classroom: Factory, clients: list[LiveClient], browsers: list[SharedClient],  # noqa: F811
+        redis: Any) -> None:  # noqa: F811
+    """An edge's classroom is in the meeting's chat and polls like one on the origin (server.live.meetingbus):
+    public and private messages, a deletion, a poll, its live results (moderators) and its final results."""
+    _, t, [c], _, _ = await meeting_across(client, edge_b, login_as, make_user, make_meeting, make_classroom,
+                                           clients, browsers, redis, classrooms=1)
+    sent = await c.request("chat", text="Chào cô, lớp Mường Tè đã vào.")
+    assert sent["type"] == "ok"
+    got = await t.wait(lambda m: m.get("type") == "chat" and m["message"]["id"] == sent["message_id"])
+    assert got["message"]["from"] == c.participant_id
+    assert (await t.request("chat", text="Chào các thầy cô."))["type"] == "ok"
+    await c.wait(lambda m: m.get("type") == "chat" and m["message"]["text"] == "Chào các thầy cô.")
+    private = await c.request("chat", text="Em xin hỏi riêng.", to=t.participant_id)
+    assert private["type"] == "ok"
+    got = await t.wait(lambda m: m.get("type") == "chat" and m["message"]["id"] == private["message_id"])
+    assert got["message"]["private"] is True
+    assert (await t.request("chat-delete", message_id=sent["message_id"]))["type"] == "ok"
+    await c.wait(lambda m: m.get("type") == "chat-deleted" and m["message_id"] == sent["message_id"])
+
+    poll = await t.request("poll-create", question="Đã nghe rõ chưa?", choices=["Rõ", "Chưa rõ"])
+    assert poll["type"] == "ok"
+    await c.wait(lambda m: m.get("type") == "poll" and m["poll"]["id"] == poll["poll_id"])
+    assert (await c.request("poll-answer", poll_id=poll["poll_id"], choice=0))["type"] == "ok"
+    live = await t.wait(lambda m: m.get("type") == "poll-results" and m["poll_id"] == poll["poll_id"]
+                        and m["answered"] == 1)
+    assert live["counts"] == [1, 0] and not live["closed"]
+    assert (await t.request("poll-close", poll_id=poll["poll_id"]))["type"] == "ok"
+    final = await c.wait(lambda m: m.get("type") == "poll-results" and m["poll_id"] == poll["poll_id"]
+                         and m["closed"])
+    assert final["counts"] == [1, 0]
