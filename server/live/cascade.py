@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.bus import BUS
+from server.bus import BUS, keep_renewing
 from server.config import Config
 from server.db.models import Role
 from server.live.capabilities import CAPABILITIES
@@ -300,6 +300,24 @@ class Cascade:
         if not link.origin:
             await link.room.close()
 
+    async def watch_origins(self) -> None:
+        """Cascade.watch_origins: an edge whose origin died (its room's lease expired with its heartbeat) or no
+        longer owns the meeting sends its classrooms away (`closed` `origin-lost`): their pages join again and
+        find the meeting where it is now (placed again, maybe on this node). Run every third of the lease."""
+        cluster = self.app[CLUSTER]
+        for (mid, other), link in list(self.links.items()):
+            if link.origin:
+                continue
+            owner = await cluster.owner(mid)
+            if (owner is not None and owner.node_id == other) or self.links.get((mid, other)) is not link:
+                continue
+            log.warning("meeting %s: its origin %s is gone (owner now %s): this edge's classrooms join again",
+                        mid, other, owner.node_id if owner is not None else "none or this node")
+            del self.links[(mid, other)]
+            for conn in [c for c in self.app[LIVE].in_meeting(mid) if c.room is link.room]:
+                await conn.close("origin-lost")
+            await self._drop(link, tell=False)
+
     def link_count(self) -> int:
         """Cascade.link_count: the links open on this node (each one relay participant, two Peers)."""
         return len(self.links)
@@ -321,7 +339,12 @@ async def cascade_ctx(app: web.Application) -> AsyncIterator[None]:
     """cascade_ctx: this node's cascade bus loop while the app runs; its links are dropped at the end."""
     cascade = app[CASCADE]
     task = asyncio.create_task(cascade.run(), name="cascade")
+    watch = asyncio.create_task(keep_renewing(app[CLUSTER].lease / 3, cascade.watch_origins,
+                                              "the cascade's view of its origins"), name="cascade-origins")
     yield
+    watch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watch
     for link in list(cascade.links.values()):
         with contextlib.suppress(Exception):
             await cascade._drop(link, tell=True)

@@ -235,6 +235,8 @@ class Connection:
             "removed": "Bạn đã được mời ra khỏi phòng. / You were removed from the room.",
             "refused": "Người chủ trì chưa cho bạn vào phòng. / The host did not let you in.",
             "server-shutdown": "Máy chủ đang khởi động lại. / The server is restarting.",
+            "origin-lost": "Máy chủ chính của buổi tập huấn không còn; đang kết nối lại. / The meeting's main "
+                           "server is gone: reconnecting.",
             "meeting-ended": "Buổi tập huấn đã kết thúc. / The meeting has ended.",
             "flooding": "Gửi quá nhiều tin nhắn; kết nối bị đóng. / Too many messages: the connection was closed.",
         }

@@ -27,7 +27,7 @@
 
   const VERSION = 1;
   // Close reasons after which reconnecting is pointless (refused, or it would replace someone): all but
-  // server-shutdown and too-slow (docs/protocol.md, `closed` reasons).
+  // server-shutdown, too-slow and origin-lost (docs/protocol.md, `closed` reasons).
   const FINAL = ["replaced", "logout", "password-changed", "password-reset", "disabled", "link-revoked",
     "removed", "refused", "left", "too-many-connections", "flooding", "meeting-ended"];
   const PROBE_AFTER_MS = 2000;   // a media connection "disconnected" that long: is the network back? (ping)

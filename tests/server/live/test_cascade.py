@@ -7,6 +7,7 @@ page, and a classroom given the floor there is heard and seen on node a. Real ai
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from server.app import create_app
 from server.config import Config
 from server.db.models import Role, User
 from server.live.cascade import CASCADE, edge_room_id
-from server.live.cluster import draining_key
+from server.live.cluster import draining_key, heartbeat_key, room_key
 from server.live.service import LIVE
 from sfu.consumer import Consumer
 from sfu.room import Room
@@ -273,3 +274,23 @@ async def test_chat_and_polls_reach_the_meeting_on_both_nodes(
     final = await c.wait(lambda m: m.get("type") == "poll-results" and m["poll_id"] == poll["poll_id"]
                          and m["closed"])
     assert final["counts"] == [1, 0]
+
+
+async def test_an_edge_whose_origin_is_gone_sends_its_classrooms_to_join_again(
+        client: Client, edge_b: Client, login_as: Factory, make_user: Factory, make_meeting: Factory,  # noqa: F811
+        make_classroom: Factory, clients: list[LiveClient], browsers: list[SharedClient],  # noqa: F811
+        redis: Any) -> None:  # noqa: F811
+    """The meeting's room is no longer node a's (a died and node c took it over: its lease and heartbeat are
+    written here as they would be): node b's edge closes its classroom's socket with `origin-lost` (the page joins
+    again) and drops its link and room, instead of keeping a room without program."""
+    meeting, _, [c], _, _ = await meeting_across(client, edge_b, login_as, make_user, make_meeting, make_classroom,
+                                                 clients, browsers, redis, classrooms=1)
+    cascade = edge_b.app[CASCADE]
+    assert cascade.link_count() == 1
+    beat = {"url": "http://127.0.0.1:9", "rooms": 1, "participants": 0, "cpu": 0.0, "draining": False}
+    await redis.set(heartbeat_key("c"), json.dumps(beat), px=60_000)
+    await redis.set(room_key(meeting.id), "c", px=60_000)
+    closed = await c.wait(lambda m: m.get("type") == "closed", within=30)
+    assert closed["reason"] == "origin-lost"
+    await until(lambda: cascade.link_count() == 0 and edge_room_id(meeting.id) not in edge_b.app[LIVE].sfu.rooms,
+                "the edge's link and room dropped")
