@@ -45,6 +45,7 @@ from sfu.events import (
     MuteRequested,
     ParticipantJoined,
     ParticipantLeft,
+    PeerFailed,
     PresenterChanged,
     RelayWants,
     ServerOffer,
@@ -127,6 +128,9 @@ class Cascade:
 
     async def _on_relay_event(self, link: Link, event: Event) -> None:
         """_on_relay_event: an event of this end's relay participant, passed to the other end as it matters."""
+        if isinstance(event, PeerFailed):
+            self._later(self._link_failed(link))
+            return
         if isinstance(event, ServerOffer):
             await self._send(link.other, "offer", link.meeting_id, sdp=event.sdp, slots=event.slots,
                              receive=event.receive)
@@ -184,9 +188,12 @@ class Cascade:
         if link is None or link.room.closed:
             return
         room, relay = link.room, link.relay_id
-        if kind == "close":
-            self.links.pop((meeting_id, other), None)
-            await self._drop(link, tell=False)
+        if kind == "close":  # the other end went: an origin forgets the edge; an edge's classrooms join again
+            if link.origin:
+                self.links.pop((meeting_id, other), None)
+                await self._drop(link, tell=False)
+            else:
+                await self._lose_origin(link, "closed by the origin", tell=False)
         elif kind == "offer":
             down: dict[str, str] = msg["slots"]  # slot -> mid: what the origin sends (the program, the floor)
             up: dict[str, str] = msg.get("receive", {})  # and receives (the same slot names: keyed by mid here)
@@ -311,12 +318,32 @@ class Cascade:
             owner = await cluster.owner(mid)
             if (owner is not None and owner.node_id == other) or self.links.get((mid, other)) is not link:
                 continue
-            log.warning("meeting %s: its origin %s is gone (owner now %s): this edge's classrooms join again",
-                        mid, other, owner.node_id if owner is not None else "none or this node")
-            del self.links[(mid, other)]
-            for conn in [c for c in self.app[LIVE].in_meeting(mid) if c.room is link.room]:
+            await self._lose_origin(link, f"the owner is now {owner.node_id if owner is not None else 'none or us'}",
+                                    tell=False)
+
+    async def _lose_origin(self, link: Link, why: str, tell: bool) -> None:
+        """_lose_origin: an edge's link to its origin is gone (the origin died, stopped, lost the meeting, or the
+        link failed): its classrooms are sent to join again (`closed` `origin-lost`), which opens a new link or
+        finds the meeting where it is now; the link's end here goes (and, with `tell`, the origin's)."""
+        log.warning("meeting %s: the link to its origin %s is gone (%s): this edge's classrooms join again",
+                    link.meeting_id, link.other, why)
+        # under the meeting's opening lock: a classroom joining again meanwhile waits for the old room to close
+        async with self._opening.setdefault(link.meeting_id, asyncio.Lock()):
+            if self.links.get((link.meeting_id, link.other)) is link:
+                del self.links[(link.meeting_id, link.other)]
+            for conn in [c for c in self.app[LIVE].in_meeting(link.meeting_id) if c.room is link.room]:
                 await conn.close("origin-lost")
-            await self._drop(link, tell=False)
+            await self._drop(link, tell=tell)
+
+    async def _link_failed(self, link: Link) -> None:
+        """_link_failed: a Peer of the link failed (ICE, DTLS): links are not restarted but made again; the origin
+        drops its end and tells the edge, whose classrooms join again (and so open a new link)."""
+        if link.origin:
+            if self.links.get((link.meeting_id, link.other)) is link:
+                del self.links[(link.meeting_id, link.other)]
+                await self._drop(link, tell=True)
+        else:
+            await self._lose_origin(link, "its connection failed", tell=True)
 
     def link_count(self) -> int:
         """Cascade.link_count: the links open on this node (each one relay participant, two Peers)."""

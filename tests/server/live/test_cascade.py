@@ -294,3 +294,29 @@ async def test_an_edge_whose_origin_is_gone_sends_its_classrooms_to_join_again(
     assert closed["reason"] == "origin-lost"
     await until(lambda: cascade.link_count() == 0 and edge_room_id(meeting.id) not in edge_b.app[LIVE].sfu.rooms,
                 "the edge's link and room dropped")
+
+
+async def test_a_failed_link_is_made_again_by_its_classrooms_joining_again(
+        client: Client, edge_b: Client, login_as: Factory, make_user: Factory, make_meeting: Factory,  # noqa: F811
+        make_classroom: Factory, clients: list[LiveClient], browsers: list[SharedClient],  # noqa: F811
+        redis: Any) -> None:  # noqa: F811
+    """The link's connection fails (its origin end closed under it): the origin drops its end and tells the edge,
+    whose classroom gets `closed` `origin-lost`; joining again through node b opens a new link and the
+    presenter's video arrives again."""
+    meeting, _, [c], origin, _ = await meeting_across(client, edge_b, login_as, make_user, make_meeting,
+                                                      make_classroom, clients, browsers, redis, classrooms=1)
+    await c.wait_frames("presenter-video", 3, within=30)
+    relay = relay_of(origin)
+    peer = relay.down or relay.up  # the link's one RTCPeerConnection at this end
+    assert peer is not None
+    await peer.pc.close()  # not through the room: the link fails under it
+    closed = await c.wait(lambda m: m.get("type") == "closed", within=30)
+    assert closed["reason"] == "origin-lost"
+    await until(lambda: edge_b.app[CASCADE].link_count() == 0 and client.app[CASCADE].link_count() == 0,
+                "both ends of the failed link dropped")
+    again = LiveClient(c.session, c.url, origin=page_origin(c.url))
+    clients.append(again)
+    await again.connect()
+    await again.join(meeting.id)  # through node b again: a new link
+    await again.wait_frames("presenter-video", 3, within=30)
+    assert edge_b.app[CASCADE].link_count() == 1
