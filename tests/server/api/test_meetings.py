@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 
 from server.db.engine import DB, ENGINE
 from server.db.models import AuditEntry, Classroom, LoginSession, Role, Unit, UnitLevel, User, utcnow
+from tests.conftest import SharedClient
 
 API = "/api/v1"
 
@@ -242,7 +243,7 @@ async def test_presenters_and_classrooms_read_only_theirs(world: dict[str, Any],
     assert [m["title"] for m in await r.json()] == ["Published"]
 
 
-async def test_roles_refused_with_403_json(app: web.Application, world: dict[str, Any], aiohttp_client: Any,
+async def test_roles_refused_with_403_json(app: web.Application, world: dict[str, Any], client: Any,
                                            login_as: Callable[..., Awaitable[Any]]) -> None:
     m = await create(world)
     pid = world["program"]["id"]
@@ -284,12 +285,16 @@ async def test_roles_refused_with_403_json(app: web.Application, world: dict[str
         r = await guest.client.get(path)
         assert r.status == 403, path
 
-    # Anonymous: 401, never 500.
-    anon_client = await aiohttp_client(app)
-    for path in reads:
-        r = await anon_client.get(path)
-        assert r.status == 401
-        assert (await r.json())["error"]["code"] == "unauthenticated"
+    # Anonymous: 401, never 500 (a browser without cookies on the running server: not the app started again)
+    anon_client = SharedClient(client.server)
+    await anon_client.start_server()
+    try:
+        for path in reads:
+            r = await anon_client.get(path)
+            assert r.status == 401
+            assert (await r.json())["error"]["code"] == "unauthenticated"
+    finally:
+        await anon_client.close()
 
 
 async def test_override_history_keeps_every_reason(world: dict[str, Any]) -> None:
