@@ -45,17 +45,14 @@ def _wanted(role_is_moderator: bool, participant_id: str | None, to: Audience) -
     return participant_id is not None and not isinstance(to, str) and participant_id in to
 
 
-async def deliver_here(app: web.Application, meeting_id: int, message: dict[str, Any], to: Audience) -> int:
-    """deliver_here: send `message` to this process's joined sockets of the meeting that `to` names; how many."""
+async def deliver_here(app: web.Application, meeting_id: int, message: dict[str, Any], to: Audience) -> None:
+    """deliver_here: send `message` to this process's joined sockets of the meeting that `to` names."""
     live = app.get(LIVE)
     if live is None:
-        return 0
-    sent = 0
+        return
     for conn in live.in_meeting(meeting_id):
         if _wanted(conn.ident.role in MODERATORS, conn.participant_id, to):
             await conn.send(message)
-            sent += 1
-    return sent
 
 
 async def deliver(app: web.Application, meeting_id: int, message: dict[str, Any], to: Audience = EVERYONE) -> None:
