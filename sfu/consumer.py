@@ -23,6 +23,8 @@ without a freeze (docs/sfu.md, "VP8 temporal layers").
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import struct
 import time
@@ -57,6 +59,7 @@ RESEND_MIN_INTERVAL = 0.1  # a packet is resent at most once per max(RTT, this) 
 RESEND_MAX_AGE = 1.0  # and only while it was first sent less than this many seconds ago
 KEYFRAME_INTERVAL = 1.0  # a subscriber's keyframe requests passed to the source at most once per this
 KEYFRAME_INTERVAL_CONGESTED = 3.0  # and while its pacer holds packets (its own link is full)
+KEYFRAME_RETRY = 2.0  # a slot still waiting for its source's keyframe this long after asking asks again
 _HDR = struct.Struct("!BHI")  # marker|pt, sequence number, timestamp at offset 1
 _OSN = struct.Struct("!H")
 _RTX_HDR = struct.Struct("!BHII")  # marker|pt, seq, ts, ssrc at offset 1
@@ -87,6 +90,8 @@ class Source(Protocol):
 
     participant_id: str
     source: str  # camera, mic or screen
+    keyframes_received: int  # keyframes that arrived from the publisher (their first packets)
+    sinks: tuple[Any, ...]  # what it forwards to now (the room replaces the tuple whole)
 
     @property
     def ssrc(self) -> int | None:
@@ -189,8 +194,12 @@ class Consumer:
         # over the pacer's retransmission budget
         self.keyframe_requests = 0
         self.keyframe_requests_throttled = 0  # of those, not passed on (KEYFRAME_INTERVAL)
+        self.keyframe_retries = 0  # asked again while waiting for a keyframe (``KEYFRAME_RETRY``)
         self.repairs = 0  # keyframes asked because our pacer dropped what waited too long (``repair``)
         self._last_keyframe_request = float("-inf")
+        self._owed: asyncio.TimerHandle | None = None  # a throttled request, passed when its interval ends
+        self._owed_mark = 0  # the source's keyframes_received when it was throttled
+        self._retry: asyncio.TimerHandle | None = None  # asks again while the slot waits for a keyframe
         self._fraction_lost = 0.0  # the subscriber's reports without a C slot (else in cslot)
         self._packets_lost = 0
         self._reports = 0
@@ -233,6 +242,7 @@ class Consumer:
             slot.set_head(bytes(self._head), self._ast_off, self._al_off, self._pt_byte)
         if self.source is not None:
             self.source.request_keyframe()
+            self._arm_retry()
 
     @property
     def ready(self) -> bool:
@@ -360,7 +370,36 @@ class Consumer:
             self.cslot.waiting_keyframe = self._waiting_keyframe
         if producer is not None and self.ctx is not None:
             producer.request_keyframe()
+            self._arm_retry()
         return True
+
+    @property
+    def waiting_keyframe(self) -> bool:
+        """waiting_keyframe is true while the slot forwards nothing until its source's next keyframe."""
+        return self.cslot.waiting_keyframe if self.cslot is not None else self._waiting_keyframe
+
+    def _arm_retry(self) -> None:
+        """_arm_retry: while the slot waits for its source's keyframe, ask again every ``KEYFRAME_RETRY``.
+
+        One request can be lost (a PLI or the keyframe's first packet dropped on the publisher's link, a relay
+        link's own consumer throttling it), and the subscriber cannot ask: it receives nothing to find missing.
+        The retries stop when the keyframe came, the source changed or the room took this slot off the source's
+        sinks; the Producer's throttle bounds what reaches the publisher.
+        """
+        if self._retry is None and self.kind == "video":
+            with contextlib.suppress(RuntimeError):  # no running loop (a synchronous unit test): nothing to retry on
+                self._retry = asyncio.get_running_loop().call_later(KEYFRAME_RETRY, self._retry_due, self.source)
+
+    def _retry_due(self, asked: Source | None) -> None:
+        self._retry = None
+        source = self.source
+        if source is None or source is not asked or not self.waiting_keyframe or self not in source.sinks:
+            if source is not None and source is not asked and self.waiting_keyframe:
+                self._arm_retry()  # switched meanwhile: that switch asked; watch the new source from now
+            return
+        self.keyframe_retries += 1
+        source.request_keyframe()
+        self._arm_retry()
 
     # ---------------------------------------------------------------------------------- hot path
 
@@ -509,9 +548,27 @@ class Consumer:
         wire = self.wire
         queued = wire is not None and wire.pacer.congested
         interval = KEYFRAME_INTERVAL_CONGESTED if queued else KEYFRAME_INTERVAL
-        if now - self._last_keyframe_request < interval:
+        wait = self._last_keyframe_request + interval - now
+        if wait > 0:
             self.keyframe_requests_throttled += 1
+            self._owe(wait)
             return
+        self._pass_request(now)
+
+    def _owe(self, wait: float) -> None:
+        """_owe: a throttled request is not lost but owed: passed when the interval ends, unless a keyframe of the
+        source arrived meanwhile (it reached this subscriber too). Several throttled requests owe one."""
+        if self._owed is None and self.source is not None:
+            self._owed_mark = self.source.keyframes_received
+            with contextlib.suppress(RuntimeError):
+                self._owed = asyncio.get_running_loop().call_later(wait, self._owed_due, self.source)
+
+    def _owed_due(self, asked: Source) -> None:
+        self._owed = None
+        if self.source is asked and asked.keyframes_received == self._owed_mark and self in asked.sinks:
+            self._pass_request(self._clock())
+
+    def _pass_request(self, now: float) -> None:
         self._last_keyframe_request = now
         if self.source is not None:
             self.source.request_keyframe(self.weak)
@@ -665,4 +722,5 @@ class Consumer:
             layer=getattr(src, "layer", 0) if src is not None else None,
             max_temporal=-1 if self.max_temporal is None else self.max_temporal,
             repairs=self.repairs,
+            keyframe_retries=self.keyframe_retries,
         )

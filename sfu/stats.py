@@ -48,6 +48,7 @@ class ConsumerStats:
     layer: int | None = None  # the spatial layer of the source it forwards (0 lowest), None: nothing
     max_temporal: int = -1  # the highest temporal layer it forwards, -1 all
     repairs: int = 0  # keyframes asked because its pacer dropped what waited too long (Consumer.repair)
+    keyframe_retries: int = 0  # keyframes asked again while the slot waited for one (Consumer.KEYFRAME_RETRY)
 
 
 @dataclass(frozen=True)

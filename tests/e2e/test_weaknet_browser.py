@@ -273,6 +273,10 @@ def test_a_1_mbit_classroom_gets_a_middle_layer(figures: dict[str, Figures]) -> 
 
 
 def test_a_floor_holder_on_a_300_kbit_uplink_is_heard(figures: dict[str, Figures]) -> None:
+    """The floor holder's 300 kbit/s uplink costs the others at most 2 % of its samples concealed. What the host
+    itself costs any stream is measured apart in the same page and window: the presenter's audio (an uncapped
+    uplink) concealed there, 0.1-0.5 % on a quiet host, 1.3 % in one full run on a busy one (the floor's 2.1 %
+    then); the floor's may exceed it by 2 % at most (the first test bounds the host's share)."""
     for name in ("uncapped", "c1000"):
         f = figures[name]
-        assert f.floor_concealed_share <= 0.02, str(f)
+        assert f.floor_concealed_share <= f.concealed_share + 0.02, str(f)

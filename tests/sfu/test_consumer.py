@@ -1,3 +1,4 @@
+import asyncio
 import functools
 import random
 import socket
@@ -17,6 +18,7 @@ from aiortc.rtp import (
     RtpPacket,
 )
 
+from sfu import consumer as consumer_module
 from sfu import vp8
 from sfu.consumer import (
     COMPILED,
@@ -85,6 +87,8 @@ class Source:
         self.keyframes = 0
         self.optional = 0  # of those, optional requests
         self.layer = layer
+        self.keyframes_received = 0
+        self.sinks: tuple[Any, ...] = ()  # a consumer in here is the room's (its retries and owed requests count)
 
     def request_keyframe(self, optional: bool = False) -> bool:
         self.keyframes += 1
@@ -190,6 +194,60 @@ def test_rtcp_feeds_stats_and_keyframe_requests(make: Callable[..., Made]) -> No
     assert s.keyframe_requests == 1
     assert src.keyframes == 2  # switch + PLI
     _ = RTCP_PSFB_PLI
+
+
+async def test_a_throttled_keyframe_request_is_owed_not_lost(make: Callable[..., Made],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subscriber's request inside the throttle's interval is passed when the interval ends, once for all those
+    it throttled, unless a keyframe of the source arrived meanwhile (seen: a relay link's consumer throttled the
+    request of an edge whose slot had just switched back to it, and that slot waited for a keyframe for good)."""
+    monkeypatch.setattr(consumer_module, "KEYFRAME_INTERVAL", 0.2)
+    monkeypatch.setattr(consumer_module, "KEYFRAME_RETRY", 60.0)  # not this test's
+    clock = Clock()  # the throttle's clock; the owed request's wait runs on the loop's
+    c, sender, _ = make(clock=clock)
+    src = Source()
+    src.sinks = (c,)
+    c.switch(src)  # type: ignore[arg-type]
+    c.forward(inbound(1, 0, key=True))
+    sender.on_keyframe()
+    assert src.keyframes == 2  # the switch's, the first request
+    clock.now = 0.1
+    sender.on_keyframe()
+    sender.on_keyframe()
+    assert src.keyframes == 2 and c.keyframe_requests_throttled == 2
+    await asyncio.sleep(0.3)
+    assert src.keyframes == 3  # owed, passed once when the interval ended
+    sender.on_keyframe()  # throttled again (just passed), but the source's keyframe comes meanwhile: it served us
+    src.keyframes_received += 1
+    await asyncio.sleep(0.4)
+    assert src.keyframes == 3 and c.keyframe_requests_throttled == 3
+    sender.on_keyframe()  # and a throttled request of a slot the room took off the source is dropped
+    src.sinks = ()
+    await asyncio.sleep(0.4)
+    assert src.keyframes == 3 and c.keyframe_requests_throttled == 4
+
+
+async def test_a_slot_waiting_for_a_keyframe_asks_again_until_one_comes(make: Callable[..., Made],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The switch's request may be lost and the subscriber, receiving nothing, cannot ask: the slot asks again
+    every KEYFRAME_RETRY while it waits, and stops when the keyframe came or the room took it off the source."""
+    monkeypatch.setattr(consumer_module, "KEYFRAME_RETRY", 0.1)
+    c, _, wire = make(clock=time.monotonic)
+    src, other = Source(), Source()
+    src.sinks = (c,)
+    c.switch(src)  # type: ignore[arg-type]
+    await asyncio.sleep(0.35)
+    assert src.keyframes >= 3 and c.stats().keyframe_retries == src.keyframes - 1
+    c.forward(inbound(1, 0, key=False))
+    c.forward(inbound(2, 0, key=True))
+    assert len(wire.sent) == 1
+    asked = src.keyframes
+    await asyncio.sleep(0.35)
+    assert src.keyframes == asked  # it came: no more
+    other.sinks = ()  # a source whose sinks the room has not given this slot: nothing asked again
+    c.switch(other)  # type: ignore[arg-type]
+    await asyncio.sleep(0.35)
+    assert other.keyframes == 1
 
 
 # ------------------------------------------------------------------ hours of packets, every counter wrapping

@@ -225,6 +225,8 @@ class LayerSource:
         self.stream = stream
         self.ssrc = stream.ssrc
         self.layer = layer
+        self.keyframes_received = 0
+        self.sinks: tuple[Any, ...] = ()
 
     def request_keyframe(self, optional: bool = False) -> bool:
         self.stream.force_key = True

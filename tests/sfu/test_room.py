@@ -172,13 +172,16 @@ async def test_pli_reaches_publisher_throttled(sfu: Sfu, clients: list[Client]) 
         await asyncio.sleep(0.02)
     await wait_until(lambda: consumer.keyframe_requests >= 5, 5)
     await asyncio.sleep(1.2)
-    # five PLIs within 0.1 s from one subscriber -> one PLI upstream (the consumer's own throttle: one
-    # classroom cannot make the publisher send keyframes to everyone)
-    assert producer.keyframes_requested - before_req == 1
+    # five PLIs within 0.1 s from one subscriber -> one PLI upstream at once (the consumer's own throttle: one
+    # classroom cannot make the publisher send keyframes to everyone); the four throttled owe one more, passed a
+    # second later only if no keyframe came meanwhile (on a busy host the first one may take that long)
+    assert 1 <= producer.keyframes_requested - before_req <= 2
     assert consumer.keyframe_requests_throttled == 4
-    assert producer.keyframes_received - before_kf >= 1  # the publisher's encoder obeyed
+    await wait_until(lambda: producer.keyframes_received - before_kf >= 1, 5)  # the publisher's encoder obeyed
+    await asyncio.sleep(1.2)
+    asked = producer.keyframes_requested
     await send_pli(client_receiver, consumer.ctx.ssrc)  # a second later: passed on again
-    await wait_until(lambda: producer.keyframes_requested - before_req == 2, 5)
+    await wait_until(lambda: producer.keyframes_requested == asked + 1, 5)
 
 
 async def test_a_peer_closed_by_the_client_leaves_the_participant_reconnecting(sfu: Sfu, clients: list[Client]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -210,6 +211,8 @@ class FakeSource:
     source: str = "camera"
     keyframes_asked: int = 0
     layer: int = 0
+    keyframes_received: int = 0
+    sinks: tuple[Any, ...] = ()
 
     def request_keyframe(self, optional: bool = False) -> bool:
         self.keyframes_asked += 1
