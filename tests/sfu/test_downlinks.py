@@ -205,7 +205,6 @@ async def test_packets_the_pacer_dropped_get_a_keyframe_at_once(sfu: Sfu, client
     assert isinstance(video, Consumer) and video.wire is not None and video.source is not None
     await wait_until(lambda: "c1" in room.downlinks.links, 10)
     source = video.source
-    asked, dropped = source.keyframes_requested, video.wire.pacer.dropped
     pacer = video.wire.pacer
 
     def drained() -> bool:
@@ -213,14 +212,16 @@ async def test_packets_the_pacer_dropped_get_a_keyframe_at_once(sfu: Sfu, client
         return not pacer.bucket.queued
 
     await wait_until(drained, 2 * HOLD_AFTER_DOWN + 10)
+    # (a busy host may have made the pacer drop and repair by itself before: counted from here)
+    asked, dropped, repairs = source.keyframes_requested, pacer.dropped, video.repairs
     pacer.bucket.push(b"\x80" + bytes(11), b"x", 0, 0, pacer._clock() - 60)  # it waited a minute
     pacer._drain()
     assert pacer.dropped == dropped + 1
-    await wait_until(lambda: video.repairs == 1, 5)  # the next allocation period
+    await wait_until(lambda: video.repairs > repairs, 5)  # the next allocation period
     await wait_until(lambda: source.keyframes_requested > asked, 5)
     frames = len(classroom.slot_frames("presenter-video"))
     await wait_until(lambda: len(classroom.slot_frames("presenter-video")) > frames + 5, 10)
-    assert video.stats().repairs == 1
+    assert video.stats().repairs == video.repairs > repairs
 
 
 class FakeTrack:
