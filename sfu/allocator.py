@@ -317,6 +317,7 @@ class Downlink:
         back).
         """
         now = self.clock()
+        demands = [self._keep(d) for d in demands]
         target = allocate(self.estimate, demands)
         may_upgrade = now - self.last_up >= UP_INTERVAL and now - self.last_down >= self.hold
         # what the estimate vouches for is no probe: it waits only the first hold, not the one a failed probe doubled
@@ -329,7 +330,8 @@ class Downlink:
             if d.slot not in self.choice:
                 new[d.slot] = target[d.slot]
                 continue
-            current = min(self._index(d, self.choice[d.slot]), len(d.options) - 1)
+            found = self._index(d, self.choice[d.slot])
+            current = 0 if found is None else found  # never None: _keep gave it its current option
             if self.congested and current > target[d.slot]:
                 new[d.slot] = target[d.slot]
                 downgraded = True
@@ -387,18 +389,42 @@ class Downlink:
         self.choice = {slot: by_slot[slot].options[i] if i >= 0 else None for slot, i in new.items()}
         return self.choice
 
+    def _keep(self, d: Demand) -> Demand:
+        """_keep: `d`, with the option its slot is sent kept first among its options when only layers above it are
+        measured this period (see ``_index``): a lower layer that skipped a period moves nothing; one that stopped
+        is left by the usual upgrade (what the estimate vouches for, or a probe)."""
+        option = self.choice.get(d.slot)
+        if option is None or not d.options or self._index(d, option) is not None:
+            return d
+        return Demand(d.slot, d.priority, (option, *d.options))
+
     @staticmethod
-    def _index(d: Demand, option: Option | None) -> int:
-        """_index: the position of `option` among `d`'s options (the nearest not above it), -1 for None."""
+    def _index(d: Demand, option: Option | None) -> int | None:
+        """_index: the position of `option` among `d`'s options, -1 for None (paused).
+
+        When it is not among them (its layer was not measured this period: the publisher's encoder skipped its
+        frames for a while, or stopped that layer), the best option *below* it in quality (fewer temporal layers of
+        the same spatial layer, or a lower spatial layer), never one of a higher layer, which would be an upgrade
+        past every check of ``decide``; None when only higher layers are measured (``_keep`` then keeps it).
+        Measured before: a 300 kbit/s classroom's presenter camera, sent its lowest layer, was moved to the top
+        one's base temporal layer (~300 kbit/s: by its cost, the nearest option) when the lowest skipped a period
+        (the publisher's encoder drops frames of a layer over its target), and its screen to its top layer too; its
+        pacer's queue then dropped what waited and its video stalled.
+        """
         if option is None or not d.options:
             return -1
-        best = -1
+        below: int | None = None
         for i, o in enumerate(d.options):
             if (o.spatial, o.temporal) == (option.spatial, option.temporal):
                 return i
-            if o.bitrate <= option.bitrate:
-                best = i
-        return max(best, 0)
+            if _quality(o) <= _quality(option):
+                below = i
+        return below
+
+
+def _quality(option: Option) -> tuple[int, int]:
+    """_quality: an option's place in the order of quality (spatial layer, then temporal layers; -1: all)."""
+    return option.spatial, option.temporal if option.temporal >= 0 else len(TEMPORAL_SHARE)
 
 
 def layer_bitrates(rates: Mapping[int, float], count: int) -> list[float]:

@@ -460,3 +460,27 @@ def test_a_link_congested_lately_is_weak_a_calm_one_never() -> None:
     clock.now += WEAK_WINDOW
     settle(link, clock, remb=150_000, sent=100_000)
     assert not link.weak
+
+
+def test_a_lower_layer_that_skips_a_period_never_moves_a_slot_to_a_higher_one() -> None:
+    # a weak link sent the presenter's lowest layer and the screen's; then the publisher's encoder skips the lowest
+    # layers' frames for a period (over their targets): only the top layers are measured. The slots keep what they
+    # had (before: the nearest option by cost, the top layer's base temporal layer, ~twice the link)
+    clock = Clock(1000.0)
+    link = Downlink(clock=clock)
+    for _ in range(CALM_PERIODS + 1):
+        settle(link, clock, remb=250_000, sent=150_000)
+    ds = demands("presenter-video", "screen")
+    before = link.decide(ds)
+    assert all(o is not None and o.spatial == 0 for o in before.values()), before
+    clock.now += 0.5
+    settle(link, clock, remb=250_000, sent=150_000)
+    link.last_up = clock.now  # no probe due in this period (a probe is one option up, the usual way)
+    skipped = [Demand(d.slot, d.priority, track_options([0.0, *LAYERS[1:]], True)) for d in ds]
+    assert link.decide(skipped) == before
+    assert link.decide(ds) == before  # they come back: nothing moved
+    # a layer the slot is sent that is not measured, with a lower one measured: the lower one (never higher)
+    link.choice["presenter-video"] = ds[0].options[-1]  # the top layer, all temporal layers
+    option = link.decide([Demand(ds[0].slot, ds[0].priority, track_options([LAYERS[0], LAYERS[1], 0.0], True)),
+                          ds[1]])["presenter-video"]
+    assert option is not None and option.spatial == 1
