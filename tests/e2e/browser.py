@@ -87,7 +87,7 @@ async def launch(pw: Playwright) -> Browser:
 
 
 def detailed_camera(directory: Path, width: int = 960, height: int = 540, frame_rate: int = 15,
-                    seconds: float = 4.0) -> Path:
+                    seconds: float = 2.0) -> Path:
     """detailed_camera: a camera picture that is hard to encode, as a y4m file in `directory` (made once with the
     ffmpeg CLI, reused while it exists), for a Chromium launched with `camera_file_args`.
 
@@ -95,7 +95,7 @@ def detailed_camera(directory: Path, width: int = 960, height: int = 540, frame_
     380-430 kbit/s of its ~1 Mbit/s target; a real camera's noise and detail take the whole target. This one is a
     moving test pattern (testsrc2) under temporal noise: every frame differs everywhere, so each simulcast layer
     uses the rate its encoder is given. Chromium plays the file at its own size and frame rate, looped; 960x540 at
-    15 fps for 4 s is 47 MB.
+    15 fps for 2 s is 23 MB.
     """
     path = directory / f"detailed-{width}x{height}-{frame_rate}.y4m"
     if not path.exists():
