@@ -5,7 +5,9 @@ Root only: the classrooms' Chromium runs in network namespaces whose links are c
 The server runs as its own process (``python -m server.cli serve``, a temporary data directory, SQLite) on the
 lab's address, ICE on that address, TURN handed out from a coturn started for the run. One headless Chromium on
 the host holds the presenter (camera --video, microphone, screen share) and a classroom holding the floor; one
-Chromium per cap holds a classroom in its namespace (camera 320x240@15), all in the same meeting.
+Chromium per cap holds a classroom in its namespace (camera 320x240@15), all in the same meeting. The presenter's
+camera (--camera) plays a picture made with ffmpeg that is as hard to encode as a real camera's (the capped-link
+test's, `tests.e2e.browser.detailed_camera`), in a Chromium of its own.
 
     .venv/bin/python bench/weaknet.py                       # caps 250k 500k 1M 2M uncapped, 60 s, cuts 5 10 25 s
     .venv/bin/python bench/weaknet.py --duration 120 --cuts 10 --cut-classroom 500
@@ -73,7 +75,7 @@ from bench.soak import (  # noqa: E402
 from server.config import load_config  # noqa: E402
 from server.db.engine import make_engine, make_sessionmaker  # noqa: E402
 from tests import netlab  # noqa: E402
-from tests.e2e.browser import CHROMIUM, FLAGS, media_stats  # noqa: E402
+from tests.e2e.browser import CHROMIUM, FLAGS, camera_file_args, detailed_camera, media_stats  # noqa: E402
 from tests.netlab import Lab, Netns, Shape  # noqa: E402
 
 BROWSER_FLAGS = FLAGS + ["--disable-background-timer-throttling", "--disable-renderer-backgrounding",
@@ -400,7 +402,14 @@ async def bench(args: argparse.Namespace, lab: Lab, directory: Path) -> list[str
                 flags = BROWSER_FLAGS + netlab.insecure_origin_args(base)
                 host = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
                 browsers.append(host)
-                studio = await open_page(host, base, cast.cookies["studio"], parse_video(args.video))
+                presenter = host
+                if args.camera == "detailed":  # its own Chromium: the camera file would be the floor holder's too
+                    size = parse_video(args.video) or {"width": 1280, "height": 720, "frameRate": 30}  # the studio's
+                    camera = detailed_camera(directory, size["width"], size["height"], size["frameRate"])
+                    presenter = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                         args=flags + camera_file_args(camera))
+                    browsers.append(presenter)
+                studio = await open_page(presenter, base, cast.cookies["studio"], parse_video(args.video))
                 await enter(studio, cast.meeting_id)
                 await studio.click("[data-action=screen]")
                 await studio.wait_for_selector("[data-tile='my-screen']:not([hidden])", timeout=60_000)
@@ -460,6 +469,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-turn", dest="turn", action="store_false", help="skip the TURN classroom")
     parser.add_argument("--video", default="960x540@15",
                         help="presenter camera WxH@FPS (default 960x540@15: three layers)")
+    parser.add_argument("--camera", choices=("detailed", "pattern"), default="detailed",
+                        help="the presenter's camera picture: detailed (default: a moving pattern under noise, "
+                             "made with ffmpeg, hard to encode like a real camera: each layer takes its whole "
+                             "target) or pattern (Chromium's own fake camera, so easy that its 960x540 layer "
+                             "takes under half its target)")
     parser.add_argument("--keep", action="store_true", help="keep the data directory and the server log")
     parser.add_argument("--trace", type=Path, default=None,
                         help="write one JSON line per second and capped classroom (its cap's counters, the "
@@ -488,7 +502,8 @@ async def main(args: argparse.Namespace) -> int:
         print(f"weaknet: {reason}", file=sys.stderr)
         return 2
     directory = Path(tempfile.mkdtemp(prefix="taphuan-weaknet-"))
-    print(f"weaknet: presenter (camera {args.video} + screen) and a floor holder on the host; classrooms capped at "
+    print(f"weaknet: presenter (camera {args.video} {args.camera} + screen) and a floor holder on the host; "
+          f"classrooms capped at "
           f"{', '.join(cap_label(c) for c in args.caps)}; {args.duration:g} s; cuts {args.cuts or 'none'} on "
           f"{cap_label(args.cut_classroom)}; TURN {'on' if args.turn else 'off'}", flush=True)
     try:

@@ -317,6 +317,7 @@ class Downlink:
         back).
         """
         now = self.clock()
+        demands = [self._keep(d) for d in demands]
         target = allocate(self.estimate, demands)
         may_upgrade = now - self.last_up >= UP_INTERVAL and now - self.last_down >= self.hold
         # what the estimate vouches for is no probe: it waits only the first hold, not the one a failed probe doubled
@@ -329,7 +330,8 @@ class Downlink:
             if d.slot not in self.choice:
                 new[d.slot] = target[d.slot]
                 continue
-            current = min(self._index(d, self.choice[d.slot]), len(d.options) - 1)
+            found = self._index(d, self.choice[d.slot])
+            current = 0 if found is None else found  # never None: _keep gave it its current option
             if self.congested and current > target[d.slot]:
                 new[d.slot] = target[d.slot]
                 downgraded = True
@@ -340,13 +342,14 @@ class Downlink:
             # above the layers' measured rates, a layer's rate rising) exceeds the pacing rate, however right the
             # estimate; the least important slot that sends steps down once (every UP_INTERVAL while it lasts)
             # first a step within a slot's options (the reverse of the upgrade order), then a pause (the reverse of
-            # the order minimums are given in: the presenter's camera last), never the last slot sending
+            # the order minimums are given in: the presenter's camera last), never the last slot sending; a slot
+            # above its lowest spatial layer steps to the layer below (``_step_down``)
             senders = [d for d in ordered if d.slot in self.choice and new[d.slot] >= 0]
             step = next((d for d in reversed(senders) if new[d.slot] > 0), None)
             if step is None and len(senders) > 1:
                 step = max(senders, key=lambda d: (d.priority, d.slot not in MINIMUM_FIRST))
             if step is not None:
-                new[step.slot] -= 1
+                new[step.slot] = self._step_down(step, new[step.slot])
                 downgraded = True
         if any(d.slot not in self.choice for d in demands) and self.choice:
             # a slot appeared beside others (the floor was given): what fits it was reckoned with the others at
@@ -388,17 +391,55 @@ class Downlink:
         return self.choice
 
     @staticmethod
-    def _index(d: Demand, option: Option | None) -> int:
-        """_index: the position of `option` among `d`'s options (the nearest not above it), -1 for None."""
+    def _step_down(d: Demand, current: int) -> int:
+        """_step_down: the option an overfull pacer moves `d` to from its option `current` (-1: paused): the best
+        option of the spatial layer below when it has one, else one option down. What stands in the pacer is mostly
+        keyframes (the layers' measured rates fit the estimate), and a keyframe is all in the base temporal layer:
+        a temporal step leaves them whole (measured: a 300 kbit/s classroom's pacer held video 2 s, and dropped it,
+        for 8 s while its screen's 1366x768 layer stepped down one temporal layer at a time; its presenter camera,
+        behind it in the queue, stalled as long)."""
+        if current <= 0:
+            return current - 1
+        spatial = d.options[current].spatial
+        below = [i for i in range(current) if d.options[i].spatial < spatial]
+        return below[-1] if below else current - 1
+
+    def _keep(self, d: Demand) -> Demand:
+        """_keep: `d`, with the option its slot is sent kept first among its options when only layers above it are
+        measured this period (see ``_index``): a lower layer that skipped a period moves nothing; one that stopped
+        is left by the usual upgrade (what the estimate vouches for, or a probe)."""
+        option = self.choice.get(d.slot)
+        if option is None or not d.options or self._index(d, option) is not None:
+            return d
+        return Demand(d.slot, d.priority, (option, *d.options))
+
+    @staticmethod
+    def _index(d: Demand, option: Option | None) -> int | None:
+        """_index: the position of `option` among `d`'s options, -1 for None (paused).
+
+        When it is not among them (its layer was not measured this period: the publisher's encoder skipped its
+        frames for a while, or stopped that layer), the best option *below* it in quality (fewer temporal layers of
+        the same spatial layer, or a lower spatial layer), never one of a higher layer, which would be an upgrade
+        past every check of ``decide``; None when only higher layers are measured (``_keep`` then keeps it).
+        Measured before: a 300 kbit/s classroom's presenter camera, sent its lowest layer, was moved to the top
+        one's base temporal layer (~300 kbit/s: by its cost, the nearest option) when the lowest skipped a period
+        (the publisher's encoder drops frames of a layer over its target), and its screen to its top layer too; its
+        pacer's queue then dropped what waited and its video stalled.
+        """
         if option is None or not d.options:
             return -1
-        best = -1
+        below: int | None = None
         for i, o in enumerate(d.options):
             if (o.spatial, o.temporal) == (option.spatial, option.temporal):
                 return i
-            if o.bitrate <= option.bitrate:
-                best = i
-        return max(best, 0)
+            if _quality(o) <= _quality(option):
+                below = i
+        return below
+
+
+def _quality(option: Option) -> tuple[int, int]:
+    """_quality: an option's place in the order of quality (spatial layer, then temporal layers; -1: all)."""
+    return option.spatial, option.temporal if option.temporal >= 0 else len(TEMPORAL_SHARE)
 
 
 def layer_bitrates(rates: Mapping[int, float], count: int) -> list[float]:

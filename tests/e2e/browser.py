@@ -8,6 +8,7 @@ too (`csp_violations`, autouse).
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,35 @@ def watch_protocol(context: BrowserContext) -> None:
 async def launch(pw: Playwright) -> Browser:
     """launch: headless Debian Chromium with fake camera and microphone."""
     return await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+
+
+def detailed_camera(directory: Path, width: int = 960, height: int = 540, frame_rate: int = 15,
+                    seconds: float = 2.0) -> Path:
+    """detailed_camera: a camera picture that is hard to encode, as a y4m file in `directory` (made once with the
+    ffmpeg CLI, reused while it exists), for a Chromium launched with `camera_file_args`.
+
+    Chromium's own fake camera (a still pattern and a moving dot) is so easy to encode that its 960x540 layer takes
+    380-430 kbit/s of its ~1 Mbit/s target; a real camera's noise and detail take the whole target. This one is a
+    moving test pattern (testsrc2) under temporal noise: every frame differs everywhere, so each simulcast layer
+    uses the rate its encoder is given. Chromium plays the file at its own size and frame rate, looped; 960x540 at
+    15 fps for 2 s is 23 MB.
+    """
+    path = directory / f"detailed-{width}x{height}-{frame_rate}.y4m"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi",
+             "-i", f"testsrc2=size={width}x{height}:rate={frame_rate},noise=alls=30:allf=t+u",
+             "-t", f"{seconds:g}", "-pix_fmt", "yuv420p", "-f", "yuv4mpegpipe", str(partial)],
+            check=True, capture_output=True, timeout=120)
+        partial.rename(path)
+    return path
+
+
+def camera_file_args(path: Path) -> list[str]:
+    """camera_file_args: Chromium flags making its fake camera play `path` (a y4m file, e.g. `detailed_camera`)
+    instead of its built-in pattern; to add to FLAGS (which keep the fake devices on)."""
+    return [f"--use-file-for-fake-video-capture={path}"]
 
 
 class _Req:

@@ -379,8 +379,13 @@ def test_video_waiting_long_in_the_pacer_steps_the_least_important_slot_down_and
         if i < 2:
             assert choice == before  # a keyframe's wait: not yet
     assert link.overfull and not link.congested and estimate == 5_000_000  # the estimate stays
-    least = next(d for d in ds if d.slot == "floor-video")  # the least important slot steps down one option
-    assert link._index(least, choice[least.slot]) == link._index(least, before[least.slot]) - 1
+    # the least important slot steps down, to the best option of the spatial layer below: what stands in the pacer
+    # is mostly keyframes, which a temporal step leaves whole
+    least = next(d for d in ds if d.slot == "floor-video")
+    stepped, top = choice[least.slot], before[least.slot]
+    assert stepped is not None and top is not None
+    assert stepped.spatial == top.spatial - 1
+    assert stepped == max(o for o in least.options if o.spatial == stepped.spatial)
     other = next(d for d in ds if d is not least)
     assert choice[other.slot] == before[other.slot] and link.downgrades == 1
     clock.now += 0.5
@@ -389,6 +394,20 @@ def test_video_waiting_long_in_the_pacer_steps_the_least_important_slot_down_and
     clock.now += UP_INTERVAL
     link.update(Feedback(remb=5_000_000, loss=0.0, sent=800_000, queue_delay=0.2))  # it drained
     assert not link.overfull and link.decide(ds) == choice
+
+
+def test_an_overfull_pacer_steps_a_slot_on_its_lowest_layer_down_one_temporal_layer() -> None:
+    clock = Clock(1000.0)
+    ds = [Demand("floor-video", 2, track_options(LAYERS[:1], True))]  # one spatial layer: its temporal cuts
+    link = Downlink(clock=clock, estimate=5_000_000)
+    link.update(Feedback(remb=5_000_000, loss=0.0, sent=0))
+    before = link.decide(ds)["floor-video"]
+    assert before == ds[0].options[-1]
+    for _ in range(3):
+        clock.now += 0.5
+        link.update(Feedback(remb=5_000_000, loss=0.0, sent=800_000, queue_delay=1.5))
+        choice = link.decide(ds)
+    assert link.overfull and choice["floor-video"] == ds[0].options[-2]
 
 
 def test_an_overfull_pacer_never_pauses_the_last_slot_at_its_smallest_option() -> None:
@@ -460,3 +479,27 @@ def test_a_link_congested_lately_is_weak_a_calm_one_never() -> None:
     clock.now += WEAK_WINDOW
     settle(link, clock, remb=150_000, sent=100_000)
     assert not link.weak
+
+
+def test_a_lower_layer_that_skips_a_period_never_moves_a_slot_to_a_higher_one() -> None:
+    # a weak link sent the presenter's lowest layer and the screen's; then the publisher's encoder skips the lowest
+    # layers' frames for a period (over their targets): only the top layers are measured. The slots keep what they
+    # had (before: the nearest option by cost, the top layer's base temporal layer, ~twice the link)
+    clock = Clock(1000.0)
+    link = Downlink(clock=clock)
+    for _ in range(CALM_PERIODS + 1):
+        settle(link, clock, remb=250_000, sent=150_000)
+    ds = demands("presenter-video", "screen")
+    before = link.decide(ds)
+    assert all(o is not None and o.spatial == 0 for o in before.values()), before
+    clock.now += 0.5
+    settle(link, clock, remb=250_000, sent=150_000)
+    link.last_up = clock.now  # no probe due in this period (a probe is one option up, the usual way)
+    skipped = [Demand(d.slot, d.priority, track_options([0.0, *LAYERS[1:]], True)) for d in ds]
+    assert link.decide(skipped) == before
+    assert link.decide(ds) == before  # they come back: nothing moved
+    # a layer the slot is sent that is not measured, with a lower one measured: the lower one (never higher)
+    link.choice["presenter-video"] = ds[0].options[-1]  # the top layer, all temporal layers
+    option = link.decide([Demand(ds[0].slot, ds[0].priority, track_options([LAYERS[0], LAYERS[1], 0.0], True)),
+                          ds[1]])["presenter-video"]
+    assert option is not None and option.spatial == 1
