@@ -67,6 +67,9 @@ MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
 START_ESTIMATE = 300_000  # bit/s until the link says otherwise: the weakest link a classroom has (0.3-1 Mbit/s)
 FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
 WEAK_WINDOW = 60.0  # seconds after congestion last cut its estimate during which a link counts as weak
+BURST_SECONDS = 1.0  # a layer is offered only if its keyframe passes the link in this long at the estimate
+# (the pacer sends a keyframe whole before the next video: every other slot waits behind it; measured: a 300
+# kbit/s classroom's presenter camera stalled 2.8-3.3 s behind its screen's 1366x768 keyframes)
 
 PRIORITY = {"screen": 0, "presenter-video": 0, "floor-video": 2}  # grid tiles and the rest: 3
 UPGRADE_FIRST = ("screen",)  # within a priority, upgraded first (the slides before the presenter's face)
@@ -80,6 +83,7 @@ class Option:
     bitrate: float
     spatial: int
     temporal: int
+    burst: float = field(default=0.0, compare=False)  # bits of the layer's keyframe (with its period's deltas)
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,16 @@ def slot_priority(slot: str) -> int:
     return PRIORITY.get(slot, 3)
 
 
-def track_options(layer_bitrates: Sequence[float], temporal: bool, lowest_only: bool = False) -> tuple[Option, ...]:
+def track_options(layer_bitrates: Sequence[float], temporal: bool, lowest_only: bool = False,
+                  bursts: Sequence[float] = ()) -> tuple[Option, ...]:
     """track_options lists how a track can be sent, in order of quality: each arriving spatial layer (index,
     measured bit/s) and, when it has temporal layers, each temporal cut of it (the base layer alone only for the
     lowest spatial layer). An option's cost is at least the one before it: a publisher's layer rates move with
     its own estimate and its keyframes, and a lower layer measured dearer must not look like an upgrade.
 
-    `layer_bitrates[i]` is the measured bitrate of spatial layer i (0 or less: not arriving). `lowest_only`
-    (grid tiles) keeps the lowest arriving spatial layer.
+    `layer_bitrates[i]` is the measured bitrate of spatial layer i (0 or less: not arriving), `bursts[i]` (when
+    given) the bits of its latest keyframes (``fitting`` reads them). `lowest_only` (grid tiles) keeps the
+    lowest arriving spatial layer.
     """
     candidates: list[Option] = []
     for spatial, rate in enumerate(layer_bitrates):
@@ -113,14 +119,25 @@ def track_options(layer_bitrates: Sequence[float], temporal: bool, lowest_only: 
         if candidates and temporal:
             cuts = cuts[1:]  # above the lowest layer, never the quarter frame rate: a sharper image at 7 fps
             # is worse on a projector than the lower layer at 30
-        candidates += [Option(bitrate, spatial, t) for t, bitrate in cuts]
+        burst = bursts[spatial] if spatial < len(bursts) else 0.0
+        candidates += [Option(bitrate, spatial, t, burst) for t, bitrate in cuts]
         if lowest_only:
             break
     out: list[Option] = []
     for option in candidates:  # in order of quality: a layer's cuts, then the next layer's
         cost = max(option.bitrate, out[-1].bitrate) if out else option.bitrate  # better never costs less
-        out.append(Option(cost, option.spatial, option.temporal))
+        out.append(Option(cost, option.spatial, option.temporal, option.burst))
     return tuple(out)
+
+
+def fitting(d: Demand, estimate: float) -> Demand:
+    """fitting: `d` without the options of layers whose keyframe would hold the link more than ``BURST_SECONDS``
+    at `estimate` (bit/s); its smallest option stays whatever its keyframe. A layer's keyframe is many times its
+    frames' mean (a slide shared at 1366x768: ~60 kB every few seconds, almost nothing between), so a layer whose
+    mean rate fits a weak link can still hold every other slot's video behind each of its keyframes."""
+    limit = estimate * BURST_SECONDS
+    kept = tuple(o for i, o in enumerate(d.options) if i == 0 or o.burst <= limit)
+    return d if len(kept) == len(d.options) else Demand(d.slot, d.priority, kept)
 
 
 def allocate(budget: float, demands: Iterable[Demand]) -> dict[str, int]:
@@ -317,7 +334,7 @@ class Downlink:
         back).
         """
         now = self.clock()
-        demands = [self._keep(d) for d in demands]
+        demands = [self._keep(fitting(d, self.estimate)) for d in demands]
         target = allocate(self.estimate, demands)
         may_upgrade = now - self.last_up >= UP_INTERVAL and now - self.last_down >= self.hold
         # what the estimate vouches for is no probe: it waits only the first hold, not the one a failed probe doubled

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sfu.allocator import (
+    BURST_SECONDS,
     REMB_FALL,
     Demand,
     Downlink,
@@ -40,6 +41,7 @@ PERIOD = 0.5  # seconds between two allocations
 LOSS_FRESH = 1.5  # seconds a report's loss counts (Chromium reports about once a second)
 MIN_LOSS_PACKETS = 20  # the loss of fewer packets than this says nothing
 RATE_ALPHA = 0.25  # a layer's measured rate: this share of the last period's, the rest of the average before
+BURST_DECAY = 0.9  # a layer's keyframe burst: the larger of its latest keyframe period's and this x the one before
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
 PACE_BELOW = 3_000_000.0  # bit/s: a link estimated above this is not paced (its bursts fit)
 MIN_PACING_RATE = 200_000.0  # bit/s for video at least, but on a weak link: a small layer's keyframe not held long
@@ -97,8 +99,9 @@ class Downlinks:
     _loss: dict[Consumer, tuple[int, int, float]] = field(default_factory=dict)  # lost, sent, when
     _nacked: dict[str, tuple[int, int]] = field(default_factory=dict)  # per subscriber: packets NACKed, sent
     _dropped: dict[str, int] = field(default_factory=dict)  # per subscriber: packets its pacer dropped so far
-    _layer_octets: dict[Producer, tuple[float, int]] = field(default_factory=dict)
+    _layer_octets: dict[Producer, tuple[float, int, int]] = field(default_factory=dict)  # when, bytes, keyframes
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
+    _layer_burst: dict[Producer, float] = field(default_factory=dict)
     runs: int = 0
 
     # ------------------------------------------------------------------ the periodic job
@@ -130,22 +133,37 @@ class Downlinks:
             self.on_change()
 
     def _measure_layers(self, now: float) -> None:
-        """_measure_layers: each published video layer's bitrate over the last period (0: not arriving)."""
+        """_measure_layers: each published video layer's bitrate over the last period (0: not arriving), and its
+        keyframe burst: the bits of the last period in which a keyframe arrived (the keyframe and that period's
+        other frames), kept as the larger of that and ``BURST_DECAY`` x the one before (a layer's keyframes vary:
+        a burst measure that followed each one would offer and withdraw the layer in turn)."""
         rates: dict[Producer, float] = {}
-        octets: dict[Producer, tuple[float, int]] = {}
+        bursts: dict[Producer, float] = {}
+        octets: dict[Producer, tuple[float, int, int]] = {}
         for p in self.participants.values():
             for producer in p.producers.values():
                 if producer.kind != "video":
                     continue
                 for layer in producer.layers:
-                    octets[layer] = (now, layer.bytes)
+                    octets[layer] = (now, layer.bytes, layer.keyframes_received)
                     before = self._layer_octets.get(layer)
+                    burst = self._layer_burst.get(layer)
                     if before is not None and now > before[0]:
-                        rate = (layer.bytes - before[1]) * 8 / (now - before[0])
+                        bits = (layer.bytes - before[1]) * 8
+                        rate = bits / (now - before[0])
                         old = self._layer_rate.get(layer)
                         rates[layer] = rate if old is None or rate == 0 else RATE_ALPHA * rate + (1 - RATE_ALPHA) * old
+                        if layer.keyframes_received != before[2]:
+                            burst = max(bits, BURST_DECAY * (burst or 0.0))
+                    if burst is not None:
+                        bursts[layer] = burst
         self._layer_octets = octets
         self._layer_rate = rates
+        self._layer_burst = bursts
+
+    def layer_burst(self, layer: Producer) -> float:
+        """layer_burst: the bits of the layer's recent keyframes, with their period's other frames (0: none seen)."""
+        return self._layer_burst.get(layer, 0.0)
 
     def layer_rate(self, layer: Producer) -> float:
         """layer_rate: the layer's measured bit/s (0: not arriving, or not measured yet)."""
@@ -207,8 +225,10 @@ class Downlinks:
             if track is None:
                 continue
             rates = [self.layer_rate(layer) for layer in track.layers]
+            bursts = [self.layer_burst(layer) for layer in track.layers]
             demands.append(Demand(c.slot, slot_priority(c.slot),
-                                  track_options(rates, self.temporal, lowest_only=c.slot.startswith("grid-"))))
+                                  track_options(rates, self.temporal, lowest_only=c.slot.startswith("grid-"),
+                                                bursts=bursts)))
         before_choice = dict(link.choice)
         choice = link.decide([d for d in demands if d.options])
         for d in demands:
@@ -229,7 +249,8 @@ class Downlinks:
         if link.weak:
             return arriving[0]
         left = link.estimate - sum(o.bitrate for s, o in link.choice.items() if o is not None and s != slot)
-        fits = [layer for layer in arriving if 0 < self.layer_rate(layer) <= left]
+        fits = [layer for layer in arriving if 0 < self.layer_rate(layer) <= left
+                and self.layer_burst(layer) <= link.estimate * BURST_SECONDS]
         return fits[-1] if fits else arriving[0]
 
     def _nack_loss(self, pid: str, video: list[Consumer]) -> float:

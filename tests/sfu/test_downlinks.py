@@ -252,3 +252,61 @@ def test_a_slot_its_link_has_no_choice_for_yet_gets_what_fits_not_the_top_layer(
     assert downlinks._unallocated(link, "screen", screen, target) is screen.layers[1]  # type: ignore[arg-type]
     link.congested = True  # a weak link: the lowest, whatever its estimate says
     assert downlinks._unallocated(link, "screen", screen, target) is screen.layers[0]  # type: ignore[arg-type]
+
+
+class FakeLayer:
+    """FakeLayer: a published layer as the allocation job reads it (bytes and keyframes received)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.keyframes_received = 0
+
+
+class FakeProducer:
+    kind = "video"
+
+    def __init__(self, layers: int) -> None:
+        self.layers = tuple(FakeLayer() for _ in range(layers))
+
+
+class FakePublisher:
+    def __init__(self, layers: int) -> None:
+        self.producers = {"screen": FakeProducer(layers)}
+
+
+def test_a_layer_whose_keyframes_hold_the_link_too_long_is_not_sent_to_it() -> None:
+    """A slide shared at 1366x768 costs little between its keyframes and ~60 kB at each: its mean rate fits a 300
+    kbit/s classroom, its keyframe holds that link's video 2-3 s (measured: the presenter camera behind it stalled
+    2.8-3.3 s). The job measures each layer's keyframe burst; a slot appearing, and the allocation, offer a layer
+    only if its burst passes at the link's estimate within BURST_SECONDS."""
+    clock = Clock(1000.0)
+    publisher = FakePublisher(2)
+    downlinks = Downlinks(participants={"p": publisher}, on_change=lambda: None, clock=clock)  # type: ignore[dict-item]
+    low, high = publisher.producers["screen"].layers
+    downlinks._measure_layers(clock())
+    for period in range(8):  # 0.5 s periods: small deltas, and a keyframe every fourth period
+        clock.now += 0.5
+        key = period % 4 == 3
+        low.bytes += 1_500 + (12_000 if key else 0)
+        high.bytes += 3_000 + (60_000 if key else 0)
+        low.keyframes_received += key
+        high.keyframes_received += key
+        downlinks._measure_layers(clock())
+    assert downlinks.layer_burst(high) == (3_000 + 60_000) * 8  # 504 kbit: 1.7 s at 300 kbit/s
+    assert downlinks.layer_burst(low) == (1_500 + 12_000) * 8
+    link = Downlink(clock=clock, estimate=300_000)
+    link.choice = {"presenter-video": Option(60_000, 0, 0)}
+    track = FakeTrack(2)
+    track.layers = track.arriving_layers = (low, high)
+    assert downlinks._unallocated(link, "screen", track, FakeTarget()) is low  # type: ignore[arg-type]
+    link.estimate = 2_000_000  # a good link: 0.25 s
+    assert downlinks._unallocated(link, "screen", track, FakeTarget()) is high  # type: ignore[arg-type]
+    clock.now += 0.5  # a period without a keyframe keeps the burst; the next smaller keyframe decays it
+    downlinks._measure_layers(clock())
+    assert downlinks.layer_burst(high) == (3_000 + 60_000) * 8
+    assert downlinks.layer_rate(high) < 300_000  # and its mean rate fits the weak link
+    clock.now += 0.5
+    high.bytes += 3_000
+    high.keyframes_received += 1
+    downlinks._measure_layers(clock())
+    assert downlinks.layer_burst(high) == pytest.approx(0.9 * (3_000 + 60_000) * 8)
