@@ -21,7 +21,8 @@ import asyncio
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -29,13 +30,21 @@ from pylibsrtp._binding import ffi as _ffi
 
 from sfu.hooks.guard import CompiledFeedback, protect_address
 from sfu.hooks.ice import ice_connection
-from sfu.rtp import ReportEntry, receiver_reports, remb_packet, report_period
+from sfu.rtp import ReportedStream, ReportEntry, receiver_reports, remb_packet, report_period
 from sfu.tasks import Ticker, run_now
 
-if TYPE_CHECKING:
-    from sfu.hooks.receiver import ForwardingReceiver
-
 FEEDBACK = "_sfu_feedback"  # the attribute of a DTLS transport that holds its ReceiverFeedback
+
+
+class ReportingReceiver(Protocol):
+    """ReportingReceiver: what ReceiverFeedback reads of a receiver (``sfu.hooks.receiver.ForwardingReceiver``)."""
+
+    @property
+    def transport(self) -> Any: ...
+    @property
+    def rtcp_ssrc(self) -> int | None: ...
+    @property
+    def streams(self) -> Mapping[int, ReportedStream]: ...
 
 
 class ReceiverFeedback:
@@ -48,7 +57,7 @@ class ReceiverFeedback:
         self._dtls: Any = transport
         self._ice: Any = ice_connection(transport)
         self._ticker = ticker
-        self._receivers: list[ForwardingReceiver] = []
+        self._receivers: list[ReportingReceiver] = []
         self._c: Any = CompiledFeedback() if compiled and CompiledFeedback is not None else None
         self._pair: Any = None
         self._session: Any = None
@@ -60,11 +69,11 @@ class ReceiverFeedback:
         transport.on("statechange", self._state_changed)
 
     @property
-    def receivers(self) -> tuple[ForwardingReceiver, ...]:
+    def receivers(self) -> tuple[ReportingReceiver, ...]:
         """receivers: the receiving m-lines whose reports this sends."""
         return tuple(self._receivers)
 
-    def add(self, receiver: ForwardingReceiver) -> None:
+    def add(self, receiver: ReportingReceiver) -> None:
         """add includes `receiver`'s statistics in the transport's receiver reports (from 0.5-1.5 s on)."""
         if receiver not in self._receivers:
             self._receivers.append(receiver)
@@ -72,7 +81,7 @@ class ReceiverFeedback:
             self._reporting = True
             self._ticker.add(self._report, report_period)
 
-    def remove(self, receiver: ForwardingReceiver) -> None:
+    def remove(self, receiver: ReportingReceiver) -> None:
         """remove stops reporting on `receiver`."""
         if receiver in self._receivers:
             self._receivers.remove(receiver)
