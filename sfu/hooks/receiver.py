@@ -82,6 +82,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.nacks_sent = 0
         self.duplicates = 0  # video packets already received (RTX padding, repeats): counted, not forwarded
         self.remb_sent = 0
+        self.remb_throttled = 0  # estimates not sent: the last REMB is recent and not higher (``Uplink.due``)
         self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)
         self.direct_rtcp = 0  # RTCP packets delivered the same way
         self.ticker: Ticker | None = None  # polled after each packet (SfuPeerConnection's `ticker`)
@@ -443,11 +444,18 @@ class ForwardingReceiver(RTCRtpReceiver):
             self._send_remb(estimate)
 
     def _send_remb(self, estimate: tuple[int, list[int]]) -> None:
-        """_send_remb sends the estimator's new estimate, or what the connection's ``Uplink`` makes of it."""
+        """_send_remb sends the estimator's new estimate, or what the connection's ``Uplink`` makes of it.
+
+        With an Uplink, only when it is ``due`` (at most every 0.2 s unless it falls, as libwebrtc's receiver).
+        """
         if self.rtcp_ssrc is not None:
             bitrate, ssrcs = estimate
-            if self.uplink is not None:
-                bitrate = self.uplink.remb(bitrate)
+            uplink = self.uplink
+            if uplink is not None:
+                bitrate = uplink.remb(bitrate)
+                if not uplink.due(bitrate, ssrcs):
+                    self.remb_throttled += 1
+                    return
             self.remb_sent += 1
             feedback: ReceiverFeedback | None = getattr(self.transport, FEEDBACK, None)
             if feedback is not None:
