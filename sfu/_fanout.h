@@ -246,4 +246,7 @@ PyObject *estimator_ssrcs(PyObject *est);
 /* Reporter (sfu/_report.c): a transport's sender reports built, protected and sent in C. */
 int report_add_types(PyObject *module);
 
+/* Feedback (sfu/_feedback.c): a publisher transport's receiver reports and REMB built, protected and sent in C. */
+int feedback_add_types(PyObject *module);
+
 #endif

@@ -4,6 +4,8 @@
   ``RtpPacket`` (fixed header, and from a one-byte extension block only abs-send-time and audio level).
 * ``sender_reports`` - one compound RTCP packet with an SR and an SDES chunk per sender that sent media.
 * ``unpack_remb`` - a REMB's bitrate and SSRCs, the bitrate capped at ``REMB_MAX``.
+* ``receiver_reports`` and ``remb_packet`` - what a publisher is sent about its streams (aiortc's packets; the
+  twins of ``sfu/_feedback.c``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,19 @@ from __future__ import annotations
 import random
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtp import unpack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 
 URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
@@ -172,6 +181,55 @@ def sender_reports(senders: Sequence[ReportingSender], now: float) -> bytes:
     for chunk in chunks:  # one SDES per chunk: aiortc's parser misreads the padding between chunks
         out += struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
     return bytes(out)
+
+
+class ReportedStream(Protocol):
+    """ReportedStream: what a receiver report reads of one SSRC's statistics (``sfu.stats.RtpStreamStats``)."""
+
+    @property
+    def fraction_lost(self) -> int: ...
+    @property
+    def packets_lost(self) -> int: ...
+    @property
+    def max_seq(self) -> int: ...
+    @property
+    def jitter(self) -> int: ...
+
+
+# one receiving m-line's report (CONTRACT layouts "rr_entry"): its RTCP SSRC, its statistics table (SSRC ->
+# stream), and the LSR and its arrival time (time.time()) of each SSRC's latest sender report
+ReportEntry = tuple[int, Mapping[int, ReportedStream], Mapping[int, int], Mapping[int, float]]
+
+
+def receiver_reports(entries: Sequence[ReportEntry], now: float) -> bytes:
+    """receiver_reports builds one compound RTCP packet: per entry, the RR aiortc's receiver-report loop sends.
+
+    The same report blocks as ``RTCRtpReceiver._run_rtcp`` (aiortc 1.16) for each entry's statistics table, in
+    its order (reading ``fraction_lost`` starts the stream's next interval), LSR and DLSR from the sender-report
+    times at `now`; an entry without streams adds nothing. b"" when no entry has streams. The Python twin of
+    ``sfu._fanout.Feedback.send_reports``.
+    """
+    out = bytearray()
+    for rtcp_ssrc, streams, lsrs, lsr_times in entries:
+        reports = []
+        for ssrc, stream in streams.items():
+            lsr = dlsr = 0
+            if ssrc in lsrs:
+                lsr = lsrs[ssrc]
+                delay = now - lsr_times.get(ssrc, now)
+                if 0 < delay < 65536:
+                    dlsr = int(delay * 65536)
+            reports.append(RtcpReceiverInfo(
+                ssrc=ssrc, fraction_lost=stream.fraction_lost, packets_lost=stream.packets_lost,
+                highest_sequence=stream.max_seq, jitter=stream.jitter, lsr=lsr, dlsr=dlsr))
+        if reports:
+            out += bytes(RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports))
+    return bytes(out)
+
+
+def remb_packet(ssrc: int, bitrate: int, ssrcs: Sequence[int]) -> bytes:
+    """remb_packet is aiortc's REMB from `ssrc` (media SSRC 0): the twin of ``sfu._fanout.Feedback.send_remb``."""
+    return bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, list(ssrcs))))
 
 
 def unpack_remb(fci: bytes) -> tuple[int, list[int]]:

@@ -4,7 +4,8 @@ The C files and the Python modules are twins in three ways, each declared here o
 
 * ``REACHED`` - Python objects whose attributes the C code reads, writes or calls by name: ``sfu/_ingress.c``
   runs a publisher's steady-state packets on the receiver's, its statistics' and the Producer's own attributes
-  (the Python objects stay the one copy of the state), ``sfu/_rtcp.c`` hands reports to the senders. The C side
+  (the Python objects stay the one copy of the state), ``sfu/_rtcp.c`` hands reports to the senders,
+  ``sfu/_feedback.c`` reads the statistics for the receiver reports. The C side
   interns each name once at import from a table (``Reach`` in ``sfu/_fanout.h``) and exports the table as
   ``sfu._fanout.CONTRACT``.
 * ``MIRRORS`` - C types whose Python-visible fields mirror a Python class's: the C ``Packet`` is
@@ -34,8 +35,10 @@ class Reached:
 # by class name, as sfu._fanout.CONTRACT names them
 REACHED: dict[str, Reached] = {
     # sfu/_ingress.c: ForwardingReceiver._account and Producer.on_fields for the next packet in order
+    # and sfu/_feedback.c: the receiver reports (base_seq and the priors of fraction_lost, which it writes)
     "RtpStreamStats": Reached(
-        "sfu.stats", ("max16", "cycles", "packets_received", "_jitter_q4", "_last_transit", "_last_ts")),
+        "sfu.stats", ("max16", "cycles", "packets_received", "_jitter_q4", "_last_transit", "_last_ts", "base_seq",
+                      "_expected_prior", "_received_prior")),
     "NackTracker": Reached("sfu.stats", ("missing", "max_seq")),
     "SequenceTracker": Reached("sfu.stats", ("base", "max_ext", "received")),
     "ForwardingReceiver": Reached(
@@ -140,4 +143,6 @@ CONSTANTS: dict[str, str] = {
 # tuples one side builds and the other reads by position: field names in order
 LAYOUTS: dict[str, tuple[str, ...]] = {
     "report_entry": ("sender", "slot", "ssrc", "cname"),  # Reporter.send's entries, built by PacketWire
+    # Feedback.send_reports's entries, built by sfu.hooks.feedback.ReceiverFeedback (sfu.rtp.ReportEntry)
+    "rr_entry": ("rtcp_ssrc", "streams", "lsr", "lsr_time"),
 }

@@ -9,6 +9,7 @@ listed before it):
   ICE consent on the room's Ticker (``Consent``).
 * ``sender`` - ``ForwardingSender``: an idle aiortc sender whose RTCP goes to the Consumer (or its C slot).
 * ``demux`` - ``MediaDemux`` (the C demultiplexers of a transport's sockets) and the router's RTCP routing.
+* ``feedback`` - ``ReceiverFeedback``: a transport's receiver reports and REMB, one Ticker job, sent in C.
 * ``receiver`` - ``ForwardingReceiver``: aiortc's receive path replaced by reports, NACK, REMB and PLI.
 * ``simulcast`` - a browser's simulcast: ``a=rid``/``a=simulcast`` in the answer, layer SSRCs routed by rid.
 * ``sync_receive`` - media and RTCP from the socket to receivers and senders without aioice's queue.

@@ -4,7 +4,7 @@ It gathers ICE candidates on a configured address list, routes RTCP without aior
 overhead (``install_fast_rtcp_routing``), and in forwarding mode swaps the stock sender and receiver of each
 new transceiver for ``ForwardingSender`` / ``ForwardingReceiver`` (mangled ``__createTransceiver`` override),
 delivers their media synchronously (``install_sync_rtp_receive``) and runs ICE consent on the room's Ticker
-(``Consent``).
+(``Consent``), and the receivers' reports and REMBs too (``ReceiverFeedback``, one per DTLS transport).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from sfu.hooks.demux import install_fast_rtcp_routing
+from sfu.hooks.feedback import FEEDBACK, ReceiverFeedback
 from sfu.hooks.guard import CompiledEstimator
 from sfu.hooks.ice import Consent, ice_connection, use_gathering_addresses
 from sfu.hooks.receiver import ForwardingReceiver
@@ -88,6 +89,8 @@ class SfuPeerConnection(RTCPeerConnection):
                 conn.query_consent = consent.start
                 self.consents.append(consent)
             install_sync_rtp_receive(dtls, compiled=self._sfu_compiled, consent=consent)
+            if self.ticker is not None:  # the receivers' reports and REMBs: one Ticker job, built in C
+                setattr(dtls, FEEDBACK, ReceiverFeedback(dtls, self.ticker, compiled=self._sfu_compiled))
         return dtls
 
     def _RTCPeerConnection__createTransceiver(  # noqa: N802 - aiortc's name

@@ -26,11 +26,13 @@ from pylibsrtp._binding import lib as _lib
 try:  # the optional C extension (setup.py); without it every packet takes the Python path
     from sfu._fanout import Demux as CompiledDemux
     from sfu._fanout import Estimator as CompiledEstimator
+    from sfu._fanout import Feedback as CompiledFeedback
     from sfu._fanout import Ingress as CompiledIngress
     from sfu._fanout import Reporter as CompiledReporter
     from sfu._fanout import RtcpRoute as CompiledRtcpRoute
 except ImportError:
     CompiledDemux = CompiledIngress = CompiledRtcpRoute = CompiledReporter = CompiledEstimator = None
+    CompiledFeedback = None
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ PRIVATE_INSTANCE_NAMES: dict[str, tuple[str, ...]] = {
     "RTCRtpReceiver": (
         "_RTCRtpReceiver__decoder_thread", "_RTCRtpReceiver__decoder_queue", "_RTCRtpReceiver__remote_streams",
         "_enabled", "_RTCRtpReceiver__lsr", "_RTCRtpReceiver__lsr_time",
+        "_RTCRtpReceiver__rtcp_started", "_RTCRtpReceiver__rtcp_exited",
     ),
     "RTCRtpSender": (
         "_RTCRtpSender__rtp_started",
@@ -136,4 +139,5 @@ LIBSRTP_PROBLEM = check_libsrtp() if CompiledDemux is not None else None
 if LIBSRTP_PROBLEM is not None:
     logger.warning("compiled SFU path refused, forwarding in Python: %s", LIBSRTP_PROBLEM)
     CompiledDemux = CompiledIngress = CompiledRtcpRoute = CompiledReporter = CompiledEstimator = None
+    CompiledFeedback = None
 COMPILED_PATH = CompiledDemux is not None  # sfu._fanout is built and libsrtp is what it expects

@@ -30,6 +30,7 @@ from aiortc.rtp import RTCP_PSFB_APP, AnyRtcpPacket, RtcpPsfbPacket, RtpPacket, 
 from pylibsrtp._binding import ffi as _ffi
 
 from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
+from sfu.hooks.feedback import FEEDBACK, ReceiverFeedback
 from sfu.hooks.guard import CompiledIngress, unprotect_address
 from sfu.rtp import NO_AUDIO_LEVEL, NTP_OFFSET, URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, FieldsSink, parse_fields
 from sfu.stats import NackTracker, RtpStreamStats, SlidingMin, WindowRate
@@ -81,6 +82,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.nacks_sent = 0
         self.duplicates = 0  # video packets already received (RTX padding, repeats): counted, not forwarded
         self.remb_sent = 0
+        self.remb_throttled = 0  # estimates not sent: the last REMB is recent and not higher (``Uplink.due``)
         self.direct_packets = 0  # delivered by install_sync_rtp_receive (not through aioice's queue)
         self.direct_rtcp = 0  # RTCP packets delivered the same way
         self.ticker: Ticker | None = None  # polled after each packet (SfuPeerConnection's `ticker`)
@@ -285,6 +287,29 @@ class ForwardingReceiver(RTCRtpReceiver):
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         self.handle_rtp(packet, arrival_time_ms)
 
+    async def _run_rtcp(self) -> None:
+        """_run_rtcp: aiortc's receiver-report loop, or this receiver's place in its transport's ReceiverFeedback.
+
+        With a ``ReceiverFeedback`` on the transport (``sfu.hooks.feedback``: one Ticker job per transport, the
+        RRs built and sent in C) the task only waits to be cancelled by ``stop``, as aiortc's loop would be.
+        """
+        feedback: ReceiverFeedback | None = getattr(self.transport, FEEDBACK, None)
+        if feedback is None:
+            await super()._run_rtcp()
+            return
+        me: Any = self
+        me._RTCRtpReceiver__rtcp_started.set()
+        feedback.add(self)
+        try:
+            await asyncio.get_running_loop().create_future()  # until stop() cancels it
+        except asyncio.CancelledError:
+            pass
+        finally:
+            for f in (feedback, getattr(self.transport, FEEDBACK, None)):
+                if f is not None:
+                    f.remove(self)
+            me._RTCRtpReceiver__rtcp_exited.set()
+
     def _rtcp_soon(self, coro: Any) -> None:
         """_rtcp_soon sends one of our RTCP packets (a NACK, a REMB) now, from the receive callback.
 
@@ -419,12 +444,23 @@ class ForwardingReceiver(RTCRtpReceiver):
             self._send_remb(estimate)
 
     def _send_remb(self, estimate: tuple[int, list[int]]) -> None:
-        """_send_remb sends the estimator's new estimate, or what the connection's ``Uplink`` makes of it."""
+        """_send_remb sends the estimator's new estimate, or what the connection's ``Uplink`` makes of it.
+
+        With an Uplink, only when it is ``due`` (at most every 0.2 s unless it falls, as libwebrtc's receiver).
+        """
         if self.rtcp_ssrc is not None:
             bitrate, ssrcs = estimate
-            if self.uplink is not None:
-                bitrate = self.uplink.remb(bitrate)
+            uplink = self.uplink
+            if uplink is not None:
+                bitrate = uplink.remb(bitrate)
+                if not uplink.due(bitrate, ssrcs):
+                    self.remb_throttled += 1
+                    return
             self.remb_sent += 1
+            feedback: ReceiverFeedback | None = getattr(self.transport, FEEDBACK, None)
+            if feedback is not None:
+                feedback.send_remb(self.rtcp_ssrc, bitrate, ssrcs)
+                return
             self._rtcp_soon(self._send_rtcp(RtcpPsfbPacket(
                 fmt=RTCP_PSFB_APP, ssrc=self.rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)
             )))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sfu.uplink import CALM, FALL_WINDOW, HOLD, HOLD_MAX, Uplink
+from sfu.uplink import CALM, FALL_WINDOW, HOLD, HOLD_MAX, REMB_INTERVAL, Uplink
 from tests.sfu.fakes import Clock
 
 
@@ -136,3 +136,20 @@ def test_a_loss_just_before_the_fall_confirms_it_and_one_long_before_does_not() 
     up.remb(900_000)
     clock.now += FALL_WINDOW + 1
     assert up.remb(500_000) == 3_000_000 and up.falls == 1
+
+
+def test_rembs_are_throttled_as_libwebrtc_does_unless_they_fall_or_name_other_ssrcs() -> None:
+    clock = Clock(1000.0)
+    up = Uplink(0, clock)
+    assert up.due(500_000, [1, 2])  # the first goes
+    clock.now += 0.05
+    assert not up.due(500_000, [1, 2])  # the same value 50 ms later: not yet
+    assert not up.due(900_000, [1, 2])  # higher: waits for the interval
+    assert not up.due(486_000, [1, 2])  # within 3 % below: waits too
+    assert up.due(480_000, [1, 2])  # more than 3 % below the last sent: at once
+    clock.now += 0.01
+    assert up.due(480_000, [1, 2, 3])  # a new SSRC (a layer appeared): at once
+    clock.now += REMB_INTERVAL - 0.001
+    assert not up.due(900_000, [1, 2, 3])
+    clock.now += 0.002
+    assert up.due(900_000, [1, 2, 3])  # the interval passed: the rise goes

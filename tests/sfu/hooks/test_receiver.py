@@ -215,7 +215,9 @@ async def test_receiver_sends_remb_and_nack_at_once(connected_pair: tuple[Peer, 
     await wait_until(lambda: receiver.rtcp_ssrc is not None and media in receiver.streams, 10)
     dtls: Any = receiver.transport
     sent = dtls._RTCDtlsTransport__tx_packets
+    uplink, receiver.uplink = receiver.uplink, None  # no throttle (sfu.uplink.Uplink.due): this one must go
     receiver._send_remb((300_000, [media]))
+    receiver.uplink = uplink
     assert dtls._RTCDtlsTransport__tx_packets == sent + 1 and not receiver._rtcp_tasks
     receiver._rtcp_soon(receiver._send_rtcp_nack(media, [1, 2]))
     assert dtls._RTCDtlsTransport__tx_packets == sent + 2 and not receiver._rtcp_tasks
