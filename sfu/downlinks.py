@@ -73,6 +73,24 @@ def downlink_loss(before: Reported, now: Reported) -> tuple[int, int] | None:
     return min(lost, sent), sent
 
 
+def choice_changed(before: Mapping[str, Option | None], after: Mapping[str, Option | None]) -> bool:
+    """choice_changed: a slot appeared or went, was paused or resumed, or changed its layer or temporal cut.
+
+    An option's bitrate is the layer's measured rate, new every period: comparing whole options made every
+    period of every downlink reassign the room (``Room._reassign``: the slot plan of every participant), at N =
+    20 once per period, for nothing ``apply`` would do differently.
+    """
+    if before.keys() != after.keys():
+        return True
+    for slot, option in after.items():
+        old = before[slot]
+        if (old is None) != (option is None) or (
+                old is not None and option is not None
+                and (old.spatial, old.temporal) != (option.spatial, option.temporal)):
+            return True
+    return False
+
+
 @dataclass
 class Sent:
     """Sent: a participant's counters at the previous allocation, to turn them into rates."""
@@ -214,7 +232,7 @@ class Downlinks:
         for d in demands:
             if not d.options and d.slot in before_choice:  # nothing measured yet: keep what it had
                 choice[d.slot] = before_choice[d.slot]
-        return choice != before_choice
+        return choice_changed(before_choice, choice)
 
     def _unallocated(self, link: Downlink, slot: str, track: Producer, target: Consumer) -> Producer:
         """_unallocated: the layer of a slot its link has no choice for yet (it appeared, or came back, since the last
