@@ -151,6 +151,7 @@ class Server:
         pacers = {id(c.wire.pacer): c.wire.pacer for c in consumers if c.wire is not None}
         return {
             "runs": room.downlinks.runs, "reassigns": self.reassigns,
+            "drain_timers": room.downlinks.drains.fired,
             "allocate_ms": round(self.alloc_cpu[0] * 1000), "reassign_ms": round(self.alloc_cpu[1] * 1000),
             "estimates": sorted(round(link.estimate / 1000) for link in links.values()),
             "rembs": sorted(round((c.remb_bitrate or 0) / 1000) for c in video),

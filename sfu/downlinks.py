@@ -31,7 +31,7 @@ from sfu.allocator import (
 )
 from sfu.consumer import Consumer
 from sfu.layers import pick_layer
-from sfu.pacer import PACING_FACTOR, UNLIMITED
+from sfu.pacer import PACING_FACTOR, UNLIMITED, Drains
 from sfu.participant import Participant
 from sfu.producer import Producer
 from sfu.stats import DownlinkStats
@@ -117,6 +117,7 @@ class Downlinks:
     _dropped: dict[str, int] = field(default_factory=dict)  # per subscriber: packets its pacer dropped so far
     _layer_octets: dict[Producer, tuple[float, int]] = field(default_factory=dict)
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
+    drains: Drains = field(default_factory=Drains)  # one drain timer for the room's pacers
     runs: int = 0
 
     # ------------------------------------------------------------------ the periodic job
@@ -202,6 +203,8 @@ class Downlinks:
         for c in video:  # its keyframe requests can wait for the track's gate (Consumer._on_keyframe)
             c.weak = weak
         if wire is not None:
+            if wire.pacer.group is None:
+                wire.pacer.group = self.drains
             dropped = wire.pacer.dropped
             if dropped > self._dropped.get(p.id, dropped):  # what waited too long was dropped: decoders wait
                 for c in video:  # for a keyframe (a paused slot asks its own when it resumes)
