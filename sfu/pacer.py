@@ -15,9 +15,9 @@ of a slot's wire before sending; a video packet it may not send yet is rewritten
 queue, so a paced link costs no Python per packet (``on_queue`` tells ``Pacer`` to start its timer). The Python
 path (``PacketWire.send_rtp``) queues its packets in the same queue (``push``). The timer calls ``drain``, which
 sends what the bucket allows, oldest first; the pacers of a room's subscribers share one timer (``Drains``, which
-the room's allocation job puts them in), on a 5 ms grid (``drain_at``). Retransmissions are video: they wait in the same queue, and
-``Consumer.retransmit`` refuses them while what waits has waited more than ``RESEND_QUEUE_DELAY`` or they exceed
-``RESEND_SHARE`` of the rate.
+the room's allocation job puts them in), on a 5 ms grid (``drain_at``). Retransmissions are video: they wait in
+the same queue, and ``Consumer.retransmit`` refuses them while what waits has waited more than
+``RESEND_QUEUE_DELAY`` or they exceed ``RESEND_SHARE`` of the rate.
 
 Owner: one ``PacketWire`` (one down DTLS transport) owns one ``Pacer``; the room's allocation job sets its rate.
 """
