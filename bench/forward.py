@@ -12,6 +12,8 @@ arrives and send RR, NACK and REMB like a browser, at a fraction of the Python p
     .venv/bin/python bench/forward.py --loop asyncio  # the server on asyncio's loop instead of uvloop
     BENCH_PYTHON=1 .venv/bin/python bench/forward.py  # pure-Python fan-out even when sfu._fanout is built
     BENCH_NO_ALLOCATION=1 .venv/bin/python bench/forward.py  # sfu.allocation off: no estimate, layers, pacer
+    BENCH_ALLOC=1 .venv/bin/python bench/forward.py --n 20  # per window: the allocation's runs, room replans,
+                                                            # their CPU, estimates, REMBs, temporal cuts, pacer
     .venv/bin/python bench/forward.py --classrooms 40 86   # the lecture case
 
 Columns: server CPU µs per outgoing packet (server process CPU time / packets it forwarded, inbound
@@ -129,6 +131,8 @@ class Server:
         self.recordings = tempfile.TemporaryDirectory(prefix="bench-forward-")
         self.gc_time = [0.0, 0.0, 0.0]  # seconds spent in collections of each generation (BENCH_GC)
         self.gc_runs = [0, 0, 0]
+        self.reassigns = 0  # the room's slot plans (BENCH_ALLOC)
+        self.alloc_cpu = [0.0, 0.0]  # CPU seconds in the downlinks' allocations and the room's slot plans
         self._gc_start = 0.0
         gc.callbacks.append(self._gc_callback)
 
@@ -139,6 +143,24 @@ class Server:
         else:
             self.gc_time[info["generation"]] += time.process_time() - self._gc_start
             self.gc_runs[info["generation"]] += 1
+
+    def allocation(self, room: Any, consumers: list[Consumer]) -> dict[str, Any]:
+        """allocation: the downlink allocation's counters (printed with BENCH_ALLOC=1)."""
+        links = room.downlinks.links
+        video = [c for c in consumers if c.kind == "video" and c.source is not None]
+        pacers = {id(c.wire.pacer): c.wire.pacer for c in consumers if c.wire is not None}
+        return {
+            "runs": room.downlinks.runs, "reassigns": self.reassigns,
+            "drain_timers": room.downlinks.drains.fired,
+            "allocate_ms": round(self.alloc_cpu[0] * 1000), "reassign_ms": round(self.alloc_cpu[1] * 1000),
+            "estimates": sorted(round(link.estimate / 1000) for link in links.values()),
+            "rembs": sorted(round((c.remb_bitrate or 0) / 1000) for c in video),
+            "temporal": sorted(-1 if c.max_temporal is None else c.max_temporal for c in video),
+            "dropped": sum(p.dropped for p in pacers.values()), "queued": sum(p.sent_queued for p in pacers.values()),
+            "nacked": sum(c.nacked for c in video), "resent": sum(c.retransmitted for c in video),
+            "up": sum(link.upgrades for link in links.values()),
+            "down": sum(link.downgrades for link in links.values()),
+        }
 
     def on_event_for(self, pid: str) -> Any:
         async def on_event(event: Event) -> None:
@@ -174,6 +196,7 @@ class Server:
                 "fast": sum(c.wire.fast_sent for c in consumers if c.wire),
                 "slow": sum(c.wire.slow_sent for c in consumers if c.wire),
                 "c_in": sum(pr.receiver.ingress.packets for pr in producers if pr.receiver.ingress is not None),
+                "alloc": self.allocation(room, consumers),
             }
         elif op == "profile":  # cProfile of the measurement window only (BENCH_PROFILE=path)
             import cProfile
@@ -205,6 +228,22 @@ async def serve(conns: list[Connection], fast: bool) -> None:
     loop = asyncio.get_running_loop()
     server = Server(fast)
     server.room = await server.sfu.room("bench")
+    reassign, allocate = server.room._reassign, server.room.downlinks._allocate
+
+    def counted() -> None:
+        server.reassigns += 1
+        t = time.process_time()
+        reassign()
+        server.alloc_cpu[1] += time.process_time() - t
+
+    def timed(*args: Any) -> bool:
+        t = time.process_time()
+        changed = allocate(*args)
+        server.alloc_cpu[0] += time.process_time() - t
+        return bool(changed)
+
+    server.room._reassign = counted
+    server.room.downlinks._allocate = timed
     stopped: asyncio.Future[None] = loop.create_future()
     pool = ThreadPoolExecutor(len(conns), thread_name_prefix="pipe")  # one blocked recv per pipe
 
@@ -514,6 +553,9 @@ class Bench(Peers):
             await self.call("profile", False, f"{profile}.{n}")
         if os.environ.get("BENCH_THREADS"):
             print({k: round(v - s0["threads"].get(k, 0), 3) for k, v in s1["threads"].items()})
+        if os.environ.get("BENCH_ALLOC"):
+            a0, a1 = s0["alloc"], s1["alloc"]
+            print("     alloc:", {k: (a1[k] - a0[k]) if isinstance(a1[k], int) else a1[k] for k in a1})
         if os.environ.get("BENCH_GC"):  # the server's garbage collections in the window, per generation
             runs = [b - a for a, b in zip(s0["gc"][0], s1["gc"][0], strict=True)]
             spent = [b - a for a, b in zip(s0["gc"][1], s1["gc"][1], strict=True)]
@@ -554,7 +596,7 @@ def rates(s0: dict[str, Any], s1: dict[str, Any], dt: float, received: int) -> d
 
 
 async def run_one(n: int, fast: bool, seconds: float, frames: list[tuple[bytes, bool]],
-                  loop_kind: str = "uvloop") -> dict[str, float]:
+                  loop_kind: str = "uvloop", settle: float = 10.0) -> dict[str, float]:
     """run_one measures one configuration with `n` subscribers."""
     bench = Bench(fast, loop_kind)
     try:
@@ -568,7 +610,7 @@ async def run_one(n: int, fast: bool, seconds: float, frames: list[tuple[bytes, 
         i1, ti1 = await bench.call("stats"), time.monotonic()
         idle_ms = (i1["cpu"] - i0["cpu"]) / (ti1 - ti0) * 1000  # CPU ms/s with everyone connected, no media
         await bench.publish("pub", frames)
-        await asyncio.sleep(3.0)  # connect, first keyframes
+        await asyncio.sleep(settle)  # connect, first keyframes, the allocation's ramp from its start estimate
         s0, s1, dt, received = await bench.window(seconds, n)
         return {"n": n, **rates(s0, s1, dt, received), "idle_cpu_ms_per_s": idle_ms,
                 "rss_kib_per_participant": (s1["rss"] - base["rss"]) / (n + 1)}
@@ -808,6 +850,9 @@ async def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[1, 5, 10, 20, 40])
     ap.add_argument("--seconds", type=float, default=8.0, help="measurement window per run")
     ap.add_argument("--repeat", type=int, default=3, help="runs per N; the table shows medians and the range")
+    ap.add_argument("--settle", type=float, default=10.0,
+                    help="seconds from the publisher's start to the window (N case): the allocation starts every "
+                         "link at its start estimate and takes ~7 s to reach the top temporal layer")
     ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the server's event loop")
     ap.add_argument("--slow", action="store_true", help="use aiortc's awaited _send_rtp (no fast path)")
     ap.add_argument("--plain", action="store_true", help="VP8 without temporal layers (PictureID only)")
@@ -827,7 +872,8 @@ async def main() -> None:
           f"{'no temporal layers' if args.plain else 'L1T3'}; Opus from aiortc; "
           f"path={'slow (aiortc _send_rtp)' if args.slow else 'fast (libsrtp + sendto)'}, "
           f"fan-out={'Python' if os.environ.get('BENCH_PYTHON') or not COMPILED else 'C (sfu._fanout)'}, "
-          f"loop={args.loop}, median of {args.repeat} x {args.seconds:g} s")
+          f"loop={args.loop}, median of {args.repeat} x {args.seconds:g} s"
+          f"{'' if args.classrooms else f' from {args.settle:g} s after the start'}")
     if args.classrooms:
         layers = [encode_vp8(5.0, 150_000, (320, 180)), encode_vp8(5.0, 500_000, (640, 360))]
         rates_kbps = [sum(len(f) for f, _ in fs) * 8 / (len(fs) / FPS) / 1000 for fs in layers]
@@ -839,7 +885,8 @@ async def main() -> None:
     print(f"{'N':>4} {'µs/pkt':>8} {'range':>11} {'µs/pkt-idle':>12} {'out pkt/s':>10} {'in pkt/s':>9} "
           f"{'delivery':>9} {'RSS KiB/part':>13} {'idle ms/s':>10} {'in via C':>9}")
     for n in args.n:
-        runs = [await run_one(n, not args.slow, args.seconds, frames, args.loop) for _ in range(args.repeat)]
+        runs = [await run_one(n, not args.slow, args.seconds, frames, args.loop, args.settle)
+                for _ in range(args.repeat)]
         for r in runs:
             r["net"] = (r["cpu_ms_per_s"] - r["idle_cpu_ms_per_s"]) * 1000 / r["out_pps"] if r["out_pps"] else 0.0
         m = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

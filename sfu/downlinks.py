@@ -32,7 +32,7 @@ from sfu.allocator import (
 )
 from sfu.consumer import Consumer
 from sfu.layers import pick_layer
-from sfu.pacer import PACING_FACTOR, UNLIMITED
+from sfu.pacer import PACING_FACTOR, UNLIMITED, Drains
 from sfu.participant import Participant
 from sfu.producer import Producer
 from sfu.stats import DownlinkStats
@@ -75,6 +75,24 @@ def downlink_loss(before: Reported, now: Reported) -> tuple[int, int] | None:
     return min(lost, sent), sent
 
 
+def choice_changed(before: Mapping[str, Option | None], after: Mapping[str, Option | None]) -> bool:
+    """choice_changed: a slot appeared or went, was paused or resumed, or changed its layer or temporal cut.
+
+    An option's bitrate is the layer's measured rate, new every period: comparing whole options made every
+    period of every downlink reassign the room (``Room._reassign``: the slot plan of every participant), at N =
+    20 once per period, for nothing ``apply`` would do differently.
+    """
+    if before.keys() != after.keys():
+        return True
+    for slot, option in after.items():
+        old = before[slot]
+        if (old is None) != (option is None) or (
+                old is not None and option is not None
+                and (old.spatial, old.temporal) != (option.spatial, option.temporal)):
+            return True
+    return False
+
+
 @dataclass
 class Sent:
     """Sent: a participant's counters at the previous allocation, to turn them into rates."""
@@ -102,6 +120,8 @@ class Downlinks:
     _layer_octets: dict[Producer, tuple[float, int, int]] = field(default_factory=dict)  # when, bytes, keyframes
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
     _layer_burst: dict[Producer, float] = field(default_factory=dict)
+    _options: dict[tuple[Producer, bool], tuple[Option, ...]] = field(default_factory=dict)  # this period's
+    drains: Drains = field(default_factory=Drains)  # one drain timer for the room's pacers
     runs: int = 0
 
     # ------------------------------------------------------------------ the periodic job
@@ -113,6 +133,7 @@ class Downlinks:
         self.runs += 1
         now = self.clock()
         self._measure_layers(now)
+        self._options = {}
         changed = False
         for p in list(self.participants.values()):
             consumers = [c for c in p.consumers.values() if isinstance(c, Consumer)]
@@ -173,35 +194,51 @@ class Downlinks:
         link = self.links.get(p.id)
         if link is None:
             link = self.links[p.id] = Downlink(clock=self.clock)
-        video = [c for c in consumers if c.kind == "video"]
-        octets = sum(c.bytes_sent + c.retransmitted_bytes for c in video)
-        before = self._sent.get(p.id)
-        self._sent[p.id] = Sent(now, octets)
-        sent = (octets - before.octets) * 8 / (now - before.at) if before and now > before.at else 0.0
-        rembs = [c.remb_bitrate for c in consumers if c.remb_bitrate is not None]
-        lost = sent_packets = 0
-        # every slot's reports, audio's too: audio is never held, so when a video burst has filled the link's
-        # queue the audio arriving behind it is most of what the queue drops (measured: a 300 kbit/s classroom
-        # lost 5 % of its audio while its video reports said no loss, and nothing cut its estimate)
+        # one pass over the slots (a period of a room of 20 ran this for every classroom: its cost is the job's)
+        video: list[Consumer] = []
+        octets = nacked = video_packets = lost = sent_packets = audio = 0
+        remb: int | None = None
+        rtt: float | None = None
+        wire = None
         for c in consumers:
+            if wire is None:
+                wire = c.wire
+            bitrate = c.remb_bitrate
+            if bitrate is not None and (remb is None or bitrate > remb):
+                remb = bitrate
+            # every slot's reports, audio's too: audio is never held, so when a video burst has filled the link's
+            # queue the audio arriving behind it is most of what the queue drops (measured: a 300 kbit/s classroom
+            # lost 5 % of its audio while its video reports said no loss, and nothing cut its estimate)
             counts = self._downlink_loss(c, now)
             if counts is not None:
                 lost += counts[0]
                 sent_packets += counts[1]
+            if c.kind == "video":
+                video.append(c)
+                octets += c.bytes_sent + c.retransmitted_bytes
+                nacked += c.nacked
+                video_packets += c.packets_sent
+                r = c.sender.rtt
+                if r is not None and (rtt is None or r > rtt):
+                    rtt = r
+            elif c.source is not None:
+                audio += 1
+        before = self._sent.get(p.id)
+        self._sent[p.id] = Sent(now, octets)
+        sent = (octets - before.octets) * 8 / (now - before.at) if before and now > before.at else 0.0
         loss = lost / sent_packets if sent_packets >= MIN_LOSS_PACKETS else 0.0
-        loss = max(loss, self._nack_loss(p.id, video))
-        wire = next((c.wire for c in consumers if c.wire is not None), None)
+        loss = max(loss, self._nack_loss(p.id, nacked, video_packets))
         queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
-        remb = max(rembs) if rembs else None
         fell = remb is not None and p.id in self._remb and remb < REMB_FALL * self._remb[p.id]
         if remb is not None:
             self._remb[p.id] = remb
-        rtts = [c.sender.rtt for c in video if c.sender.rtt is not None]
-        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, max(rtts) if rtts else None))
+        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, rtt))
         weak = link.weak
         for c in video:  # its keyframe requests can wait for the track's gate (Consumer._on_keyframe)
             c.weak = weak
         if wire is not None:
+            if wire.pacer.group is None:
+                wire.pacer.group = self.drains
             dropped = wire.pacer.dropped
             if dropped > self._dropped.get(p.id, dropped):  # what waited too long was dropped: decoders wait
                 for c in video:  # for a keyframe (a paused slot asks its own when it resumes)
@@ -212,7 +249,6 @@ class Downlinks:
             # overflow a 300 kbit/s link before its first report says so): audio first, video at the estimate;
             # not above it on a weak link (MIN_PACING_RATE + the audio sent a 300 kbit/s classroom 280 kbit/s of
             # payload, more than its link once the packets' headers count: its cap dropped 7 %)
-            audio = sum(1 for c in consumers if c.kind == "audio" and c.source is not None)
             floor = 0.0 if weak else MIN_PACING_RATE
             rate = max(floor, estimate * PACING_FACTOR) + AUDIO_BITRATE * audio
             wire.pacer.set_rate(rate if estimate < PACE_BELOW else UNLIMITED)
@@ -224,17 +260,20 @@ class Downlinks:
             track = self._track(view)
             if track is None:
                 continue
-            rates = [self.layer_rate(layer) for layer in track.layers]
-            bursts = [self.layer_burst(layer) for layer in track.layers]
-            demands.append(Demand(c.slot, slot_priority(c.slot),
-                                  track_options(rates, self.temporal, lowest_only=c.slot.startswith("grid-"),
-                                                bursts=bursts)))
+            grid = c.slot.startswith("grid-")
+            options = self._options.get((track, grid))
+            if options is None:  # once per track and period: every classroom's slot of it has the same options
+                rates = [self.layer_rate(layer) for layer in track.layers]
+                bursts = [self.layer_burst(layer) for layer in track.layers]
+                options = self._options[(track, grid)] = track_options(rates, self.temporal, lowest_only=grid,
+                                                                        bursts=bursts)
+            demands.append(Demand(c.slot, slot_priority(c.slot), options))
         before_choice = dict(link.choice)
         choice = link.decide([d for d in demands if d.options])
         for d in demands:
             if not d.options and d.slot in before_choice:  # nothing measured yet: keep what it had
                 choice[d.slot] = before_choice[d.slot]
-        return choice != before_choice
+        return choice_changed(before_choice, choice)
 
     def _unallocated(self, link: Downlink, slot: str, track: Producer, target: Consumer) -> Producer:
         """_unallocated: the layer of a slot its link has no choice for yet (it appeared, or came back, since the last
@@ -253,17 +292,15 @@ class Downlinks:
                 and self.layer_burst(layer) <= link.estimate * BURST_SECONDS]
         return fits[-1] if fits else arriving[0]
 
-    def _nack_loss(self, pid: str, video: list[Consumer]) -> float:
+    def _nack_loss(self, pid: str, nacked: int, sent: int) -> float:
         """_nack_loss: the share of the video sent over the last period that the subscriber reported missing.
 
         Its receiver reports count a packet that a resend recovered as received, so on a link whose queue
         overflows they show the loss only once resends cannot keep up (seconds later, measured: a 300 kbit/s
         classroom sent twice its link reported no loss for ten seconds); its NACKs show it at once. A packet its
         publisher lost on the way up is NACKed too, and counted: a classroom whose publisher loses a lot may look
-        weaker than it is, never stronger.
+        weaker than it is, never stronger. `nacked` and `sent`: the counts of its video slots.
         """
-        nacked = sum(c.nacked for c in video)
-        sent = sum(c.packets_sent for c in video)
         before = self._nacked.get(pid)
         self._nacked[pid] = (nacked, sent)
         if before is None or sent - before[1] < MIN_LOSS_PACKETS:
@@ -273,10 +310,10 @@ class Downlinks:
     def _downlink_loss(self, c: Consumer, at: float) -> tuple[int, int] | None:
         """_downlink_loss: (lost, sent) on the subscriber's own link in its latest report about `c`, None when that
         report is older than ``LOSS_FRESH`` (a paused slot's last loss must not count for ever)."""
-        now = Reported(c.reports, c.packets_lost, c.packets_sent, c.last_out_seq)
+        reports = c.reports
         before = self._reported.get(c)
-        if before is None or now.reports != before.reports:
-            self._reported[c] = now
+        if before is None or reports != before.reports:
+            self._reported[c] = now = Reported(reports, c.packets_lost, c.packets_sent, c.last_out_seq)
             counts = downlink_loss(before, now) if before is not None else None
             if counts is not None:
                 self._loss[c] = (counts[0], counts[1], at)

@@ -133,7 +133,7 @@ class Room:
         # each subscriber's estimate, layers and pacer (sfu/downlinks.py), every PERIOD on the ticker
         self.downlinks = Downlinks(self.participants, lambda: self.mailbox.post(Reallocate()),
                                    temporal=self.video_codec == "VP8", enabled=config.allocation, clock=clock)
-        self.ticker.add(self.downlinks.tick, lambda: PERIOD)
+        self.ticker.add(self.downlinks.tick, lambda: PERIOD, early=False)  # its counts are in periods of PERIOD
         self._schedule_grace()
 
     # ------------------------------------------------------------------------------ public API
