@@ -67,9 +67,11 @@ MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
 START_ESTIMATE = 300_000  # bit/s until the link says otherwise: the weakest link a classroom has (0.3-1 Mbit/s)
 FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
 WEAK_WINDOW = 60.0  # seconds after congestion last cut its estimate during which a link counts as weak
-BURST_SECONDS = 1.0  # a layer is offered only if its keyframe passes the link in this long at the estimate
-# (the pacer sends a keyframe whole before the next video: every other slot waits behind it; measured: a 300
-# kbit/s classroom's presenter camera stalled 2.8-3.3 s behind its screen's 1366x768 keyframes)
+BURST_SECONDS = 2.0  # a layer is offered only if its keyframe passes the link in this long at the estimate: the
+# pacer sends at 1.2 x the estimate and drops what waited 2 s (sfu.pacer), so a keyframe that takes longer is lost
+# in our own queue, and every other slot's video waits behind it meanwhile (measured: a 300 kbit/s classroom's
+# presenter camera stalled 2.8-3.3 s behind its screen's 1366x768 keyframes). Not shorter: the estimate grows from
+# what is sent, and a layer withheld for a keyframe of 1-2 s kept a 1 Mbit/s classroom on its lower layers.
 
 PRIORITY = {"screen": 0, "presenter-video": 0, "floor-video": 2}  # grid tiles and the rest: 3
 UPGRADE_FIRST = ("screen",)  # within a priority, upgraded first (the slides before the presenter's face)

@@ -511,16 +511,16 @@ def test_a_layer_whose_keyframe_holds_the_link_too_long_is_not_offered() -> None
     slot's options, though its mean rate fits (a slide's keyframes: large, rare); the smallest option stays. A slot
     sent such a layer steps to the best option below it."""
     screen = Demand("screen", slot_priority("screen"),
-                    track_options([60_000.0, 120_000.0], True, bursts=[100_000.0, 500_000.0]))
+                    track_options([60_000.0, 120_000.0], True, bursts=[100_000.0, 900_000.0]))
     assert [o.spatial for o in fitting(screen, 600_000).options] == [0, 0, 0, 1, 1]
-    assert screen.options[-1].burst == 500_000.0
+    assert screen.options[-1].burst == 900_000.0
     assert [o.spatial for o in fitting(screen, 300_000).options] == [0, 0, 0]  # its mean rate fits, its keyframe not
     tiny = fitting(Demand("screen", 0, track_options([60_000.0], False, bursts=[900_000.0])), 100_000)
     assert len(tiny.options) == 1  # its only option, whatever its keyframe
     clock = Clock()
     link = Downlink(clock=clock, estimate=1_000_000)
     top = link.decide([screen])["screen"]
-    assert top is not None and top.spatial == 1  # 1 Mbit/s: the 500 kbit keyframe passes in 0.5 s
+    assert top is not None and top.spatial == 1  # 1 Mbit/s: the 900 kbit keyframe passes in 0.9 s
     clock.now += 1.0
     link.estimate = 400_000  # the link proved weaker (mean rates all fit: 120 kbit/s)
     after = link.decide([screen])["screen"]
