@@ -35,7 +35,7 @@ from server.auth import Identity
 from server.bus import BUS
 from server.config import CONFIG
 from server.db.engine import DB
-from server.db.models import Meeting, Recording, utcnow
+from server.db.models import Meeting, Recording, User, utcnow
 from server.errors import ApiError
 from server.live.connection import Connection, Route
 from server.live.recordings import RECORDERS, RecordingRefused
@@ -46,6 +46,7 @@ from server.schedule import ending as schedule_ending
 log = logging.getLogger("taphuan.live.ending")
 CHANNEL = "meetings"
 WS_CODES = {"invalid": "bad-message", "ended": "meeting-ended"}
+MISSED_AFTER = dt.timedelta(seconds=10)  # an end stored this long ago whose room is still open here was missed
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,10 @@ class Ending:
 
     async def _check_one(self, m: Meeting, now: dt.datetime, overrun: float) -> None:
         if m.ended_at is not None:  # ended elsewhere and this process missed the bus message: close it here too
-            await close_meeting(self.app, Ended(m.id, m.ended_at, "ended", None))
+            if now - m.ended_at < MISSED_AFTER:
+                return  # being closed by whoever ended it (here, or the bus message on its way): who and why
+                # come with it (a check between the end's commit and its close told a classroom "thank you" only)
+            await close_meeting(self.app, Ended(m.id, m.ended_at, *await _why_ended(self.app, m)))
         elif schedule_ending.overrunning(m, now, overrun):
             log.info("meeting %s: ended at its overrun (scheduled end %s)", m.id, m.ends_at.isoformat())
             await end_meeting(self.app, m.id, None, "overrun")
@@ -141,6 +145,16 @@ def warning_for(app: web.Application, meeting: Meeting, role: str) -> list[dict[
     if role not in {r.value for r in MODERATORS} or not schedule_ending.overdue(meeting, utcnow()):
         return []
     return [ending_message(app, meeting)]
+
+
+async def _why_ended(app: web.Application, m: Meeting) -> tuple[str, str | None]:
+    """_why_ended: the reason and the name of who ended `m` as stored (`ended_by`; none: the server, at its
+    overrun)."""
+    if m.ended_by is None:
+        return "overrun", None
+    async with app[DB]() as s:
+        user = await s.get(User, m.ended_by)
+    return "ended", (user.display_name or user.username) if user is not None else None
 
 
 async def store_end(app: web.Application, meeting_id: int, by: Identity | None, reason: str) -> Ended:

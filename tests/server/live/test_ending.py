@@ -275,9 +275,18 @@ async def test_another_process_ends_or_extends(app: web.Application, client: Any
     # a bus message this process missed: the watch finds the meeting ended in storage and closes its room here
     other = await make_meeting(presenters=[trainer.user])
     t2 = await _in_room(trainer, other.id, clients)
-    async with app[DB]() as s:
+    async with app[DB]() as s:  # an end just stored is being closed by whoever ended it: the watch leaves it
         m = await s.get(Meeting, other.id)
         assert m is not None
-        m.ended_at = dt.datetime.now(dt.UTC)
+        m.ended_at, m.ended_by = dt.datetime.now(dt.UTC), trainer.user.id
         await s.commit()
+    await app[ENDING].check()
+    assert str(other.id) in app[LIVE].sfu.rooms and not app[LIVE].sfu.rooms[str(other.id)].closed
+    async with app[DB]() as s:  # (a check between the end's commit and its close told a classroom "thank you" only)
+        m = await s.get(Meeting, other.id)
+        assert m is not None
+        m.ended_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)
+        await s.commit()
+    ended = await t2.wait(_of("meeting-ended"))
+    assert ended["by"] == (trainer.user.display_name or trainer.user.username) and ended["reason"] == "ended"
     assert (await t2.wait(_of("closed")))["reason"] == "meeting-ended"
