@@ -25,6 +25,7 @@ from server.db.engine import DB
 from server.db.models import Role, User
 from server.errors import ApiError
 from server.openapi import API, ApiRegistry, ErrorBody, endpoint, int_param, int_query, parse_int
+from server.ratelimit import LOGIN_LIMITER, LoginLimiter
 
 
 def _openapi_path(path: str) -> str:
@@ -314,6 +315,11 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     thread = threading.Thread(target=loop.run_forever, name="fuzz-server", daemon=True)
     thread.start()
     app = create_app(config)
+    # nor slow every generated login down: the same made-up username fails again and again, and its slow-down
+    # (0.1 s doubling per failure, up to 2 s) made each later token request wait 2 s (~50 s of the module)
+    limiter = app[LOGIN_LIMITER]
+    assert isinstance(limiter, LoginLimiter), limiter
+    limiter.max_delay = 0.0
     runner = web.AppRunner(app, access_log=None)
 
     async def start() -> int:
