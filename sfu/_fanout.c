@@ -721,9 +721,18 @@ int contract_layout(const char *name, const char *const *fields, size_t n) {
     return r;
 }
 
+int module_add_type(PyObject *m, PyTypeObject *type, const char *name) {
+    if (PyType_Ready(type) < 0)
+        return -1;
+    Py_INCREF(type);
+    if (PyModule_AddObject(m, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__fanout(void) {
-    if (PyType_Ready(&SlotType) < 0)
-        return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
@@ -734,13 +743,8 @@ PyMODINIT_FUNC PyInit__fanout(void) {
         Py_DECREF(m);
         return NULL;
     }
-    Py_INCREF(&SlotType);
-    if (PyModule_AddObject(m, "Slot", (PyObject *)&SlotType) < 0) {
-        Py_DECREF(&SlotType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    if (contract_constant("DROP_WINDOW", PyLong_FromLong(DROP_WINDOW)) < 0 ||
+    if (module_add_type(m, &SlotType, "Slot") < 0 ||
+        contract_constant("DROP_WINDOW", PyLong_FromLong(DROP_WINDOW)) < 0 ||
         contract_constant("DROP_RUNS", PyLong_FromLong(DROP_RUNS)) < 0 ||
         contract_constant("ALL_LAYERS", PyLong_FromLong(ALL_LAYERS)) < 0 ||
         contract_constant("RESYNC_AFTER", PyLong_FromLong(RESYNC_AFTER)) < 0 ||

@@ -41,6 +41,17 @@ typedef struct {
 int contract_reach(const Reach *reach, size_t n);
 /* contract_constant records CONTRACT["constants"][name] = value (a new reference, stolen; NULL fails). */
 int contract_constant(const char *name, PyObject *value);
+/* module_add_type readies `type` and adds it to module `m` as `name`; 0, or -1 with an exception set. */
+int module_add_type(PyObject *m, PyTypeObject *type, const char *name);
+
+/* put32 writes v big-endian (network order) at p. */
+static inline void put32(unsigned char *p, unsigned int v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
 /* contract_layout records the field names, in order, of a tuple C parses or builds (CONTRACT["layouts"]). */
 int contract_layout(const char *name, const char *const *fields, size_t n);
 

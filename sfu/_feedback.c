@@ -78,13 +78,6 @@ static PyObject *Feedback_clear_route(Feedback *f, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-static inline void put32(unsigned char *p, unsigned int v) {
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
 /* get_ll reads o.name as a C integer: 0, 1 when it is None (*v = 0), -1 (an exception set: not an int, too big) */
 static int get_ll(PyObject *o, PyObject *name, long long *v) {
     PyObject *x = PyObject_GetAttr(o, name);
@@ -348,12 +341,7 @@ int feedback_add_types(PyObject *m) {
     if (contract_reach(reach, sizeof reach / sizeof reach[0]) < 0 ||
         contract_layout("rr_entry", rr_fields, RR_FIELDS) < 0)
         return -1;
-    if (PyType_Ready(&FeedbackType) < 0)
+    if (module_add_type(m, &FeedbackType, "Feedback") < 0)
         return -1;
-    Py_INCREF(&FeedbackType);
-    if (PyModule_AddObject(m, "Feedback", (PyObject *)&FeedbackType) < 0) {
-        Py_DECREF(&FeedbackType);
-        return -1;
-    }
     return 0;
 }

@@ -809,16 +809,7 @@ int ingress_add_types(PyObject *m) {
         contract_constant("CODEC_H264", PyLong_FromLong(CODEC_H264)) < 0 ||
         contract_constant("CODEC_OTHER", PyLong_FromLong(CODEC_OTHER)) < 0)
         return -1;
-    PyTypeObject *types[] = {&PacketType, &IngressType};
-    const char *names[] = {"Packet", "Ingress"};
-    for (int i = 0; i < 2; i++) {
-        if (PyType_Ready(types[i]) < 0)
-            return -1;
-        Py_INCREF(types[i]);
-        if (PyModule_AddObject(m, names[i], (PyObject *)types[i]) < 0) {
-            Py_DECREF(types[i]);
-            return -1;
-        }
-    }
+    if (module_add_type(m, &PacketType, "Packet") < 0 || module_add_type(m, &IngressType, "Ingress") < 0)
+        return -1;
     return PyModule_AddFunctions(m, ingress_functions);
 }

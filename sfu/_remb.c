@@ -546,12 +546,7 @@ int remb_add_types(PyObject *m) {
         contract_constant("INTER_ARRIVAL_SHIFT", PyLong_FromLong(INTER_ARRIVAL_SHIFT)) < 0 ||
         contract_constant("TIMESTAMP_TO_MS", PyFloat_FromDouble(TIMESTAMP_TO_MS)) < 0)
         return -1;
-    if (PyType_Ready(&EstimatorType) < 0)
+    if (module_add_type(m, &EstimatorType, "Estimator") < 0)
         return -1;
-    Py_INCREF(&EstimatorType);
-    if (PyModule_AddObject(m, "Estimator", (PyObject *)&EstimatorType) < 0) {
-        Py_DECREF(&EstimatorType);
-        return -1;
-    }
     return 0;
 }

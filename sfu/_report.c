@@ -55,13 +55,6 @@ static PyObject *Reporter_clear_route(Reporter *r, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-static inline void put32(unsigned char *p, unsigned int v) {
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
 typedef struct {
     Slot *slot;
     unsigned int ssrc;
@@ -203,12 +196,7 @@ PyTypeObject ReporterType = {
 int report_add_types(PyObject *m) {
     if (contract_layout("report_entry", entry_fields, ENTRY_FIELDS) < 0)
         return -1;
-    if (PyType_Ready(&ReporterType) < 0)
+    if (module_add_type(m, &ReporterType, "Reporter") < 0)
         return -1;
-    Py_INCREF(&ReporterType);
-    if (PyModule_AddObject(m, "Reporter", (PyObject *)&ReporterType) < 0) {
-        Py_DECREF(&ReporterType);
-        return -1;
-    }
     return 0;
 }

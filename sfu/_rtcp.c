@@ -291,12 +291,7 @@ int rtcp_add_types(PyObject *m) {
     if (contract_reach(reach, sizeof reach / sizeof reach[0]) < 0 ||
         contract_constant("REMB_MAX", PyLong_FromUnsignedLongLong(REMB_MAX)) < 0)
         return -1;
-    if (PyType_Ready(&RtcpRouteType) < 0)
+    if (module_add_type(m, &RtcpRouteType, "RtcpRoute") < 0)
         return -1;
-    Py_INCREF(&RtcpRouteType);
-    if (PyModule_AddObject(m, "RtcpRoute", (PyObject *)&RtcpRouteType) < 0) {
-        Py_DECREF(&RtcpRouteType);
-        return -1;
-    }
     return 0;
 }
