@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
-import pylibsrtp
 import pytest
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -23,44 +19,17 @@ from aiortc.rtp import (
 from sfu.consumer import COMPILED
 from sfu.rtp import receiver_reports, remb_packet
 from sfu.stats import RtpStreamStats
+from tests.sfu.srtplink import Link, bound
 
 pytestmark = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
-
-KEY = bytes(range(30))
-
-
-@dataclass
-class Link:
-    feedback: Any
-    rx: pylibsrtp.Session
-    out: socket.socket
-    inbox: socket.socket
-
-    def receive(self) -> bytes:
-        return self.rx.unprotect_rtcp(self.inbox.recv(4096))
 
 
 @pytest.fixture
 def link() -> Iterator[Link]:
-    from pylibsrtp._binding import ffi
     from sfu._fanout import Feedback
 
-    from sfu.hooks.guard import protect_address
-
-    rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
-    tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
-    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    inbox = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    out.bind(("127.0.0.1", 0))
-    inbox.bind(("127.0.0.1", 0))
-    inbox.settimeout(5)
-    feedback = Feedback()
-    assert feedback.set_route(out, int(out.family), "127.0.0.1", inbox.getsockname()[1], tx,
-                              int(ffi.cast("uintptr_t", tx._srtp[0])),
-                              protect_address("srtp_protect_rtcp"))
-    yield Link(feedback, rx, out, inbox)
-    out.close()
-    inbox.close()
+    with bound(Feedback()) as link:
+        yield link
 
 
 def traffic(seed: int, clock_rate: int = 90000) -> tuple[RtpStreamStats, RtpStreamStats]:
@@ -113,7 +82,7 @@ def test_receiver_reports_are_aiortcs_byte_for_byte(link: Link) -> None:
             entries = tuple((0x1000 + i, t[0], t[2], t[3]) for i, t in enumerate(tables))
             twin = tuple((0x1000 + i, t[1], t[2], t[3]) for i, t in enumerate(tables))
             expected = receiver_reports(twin, now)
-            sent = link.feedback.send_reports(entries, now)
+            sent = link.sender.send_reports(entries, now)
             if not expected:
                 assert sent == 0
                 continue
@@ -139,7 +108,7 @@ def test_receiver_reports_read_as_aiortc_builds_them(link: Link) -> None:
     streams_aiortc = {5: traffic(7)[0], 6: traffic(8)[0]}
     expected = aiortc_rr(0xABCDEF01, streams_aiortc, lsrs, lsr_times, 100.0)
     assert receiver_reports(((0xABCDEF01, streams_py, lsrs, lsr_times),), 100.0) == bytes(expected)
-    assert link.feedback.send_reports(((0xABCDEF01, streams_c, lsrs, lsr_times),), 100.0) > 0
+    assert link.sender.send_reports(((0xABCDEF01, streams_c, lsrs, lsr_times),), 100.0) > 0
     [packet] = RtcpPacket.parse(link.receive())
     assert packet == expected and packet.reports[0].lsr == 0xDEADBEEF and packet.reports[0].dlsr == 32768
 
@@ -150,14 +119,14 @@ def test_remb_is_aiortcs_byte_for_byte(link: Link) -> None:
             expected = bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=0x1234, media_ssrc=0,
                                             fci=pack_remb_fci(bitrate, ssrcs)))
             assert remb_packet(0x1234, bitrate, ssrcs) == expected
-            assert link.feedback.send_remb(0x1234, bitrate, ssrcs) > len(expected)
+            assert link.sender.send_remb(0x1234, bitrate, ssrcs) > len(expected)
             got = link.receive()
             assert got == expected
             [packet] = RtcpPacket.parse(got)
             assert isinstance(packet, RtcpPsfbPacket)
             value, parsed = unpack_remb_fci(packet.fci)
             assert parsed == ssrcs and 0 <= bitrate - value <= bitrate >> 17  # an 18-bit mantissa
-    assert link.feedback.rembs == 27 and link.feedback.errors == 0
+    assert link.sender.rembs == 27 and link.sender.errors == 0
 
 
 def test_python_sends_what_the_feedback_cannot(link: Link) -> None:
@@ -168,18 +137,18 @@ def test_python_sends_what_the_feedback_cannot(link: Link) -> None:
     assert Feedback().send_reports(((1, {2: stats}, {}, {}),), 1.0) == -1  # no route
     assert Feedback().send_remb(1, 1000, [2]) == -1
     crowd = {i: RtpStreamStats(90000) for i in range(32)}  # more blocks than an RR's count field holds
-    assert link.feedback.send_reports(((1, crowd, {}, {}),), 1.0) == -1
-    assert link.feedback.send_reports(((1, {2: stats}, {}, None),), 1.0) == -1  # not an entry C takes
-    assert link.feedback.send_remb(2**32, 1000, [2]) == -1 and link.feedback.send_remb(1, 1000, [2**32]) == -1
-    assert link.feedback.send_reports(((1, {}, {}, {}),), 1.0) == 0  # no streams: nothing, as aiortc's loop
+    assert link.sender.send_reports(((1, crowd, {}, {}),), 1.0) == -1
+    assert link.sender.send_reports(((1, {2: stats}, {}, None),), 1.0) == -1  # not an entry C takes
+    assert link.sender.send_remb(2**32, 1000, [2]) == -1 and link.sender.send_remb(1, 1000, [2**32]) == -1
+    assert link.sender.send_reports(((1, {}, {}, {}),), 1.0) == 0  # no streams: nothing, as aiortc's loop
     assert stats._expected_prior == 0  # nothing read: Python reports it all the same
-    link.feedback.clear_route()
-    assert not link.feedback.routed and link.feedback.send_reports(((1, {2: stats}, {}, {}),), 1.0) == -1
+    link.sender.clear_route()
+    assert not link.sender.routed and link.sender.send_reports(((1, {2: stats}, {}, {}),), 1.0) == -1
 
 
 def test_a_closed_socket_loses_the_report_and_the_route(link: Link) -> None:
     stats = RtpStreamStats(90000)
     stats.add(1, 1, 1.0)
     link.out.close()
-    assert link.feedback.send_reports(((1, {2: stats}, {}, {}),), 1.0) == 0
-    assert link.feedback.errors == 1 and not link.feedback.routed
+    assert link.sender.send_reports(((1, {2: stats}, {}, {}),), 1.0) == 0
+    assert link.sender.errors == 1 and not link.sender.routed

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pylibsrtp
 import pytest
 
 from sfu.consumer import COMPILED
 from sfu.rtp import SendContext, sender_reports
+from tests.sfu.srtplink import Link, bound
 
 pytestmark = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
-
-KEY = bytes(range(30))
 
 
 @dataclass
@@ -67,46 +64,12 @@ def entries(senders: list[Sender]) -> tuple[tuple[Any, Any, int, bytes], ...]:
     return tuple(out)
 
 
-@dataclass
-class Link:
-    reporter: Any
-    rx: pylibsrtp.Session
-    tx: pylibsrtp.Session
-    out: socket.socket
-    inbox: socket.socket
-
-    def receive(self) -> bytes:
-        return self.rx.unprotect_rtcp(self.inbox.recv(4096))
-
-    def nothing_received(self) -> bool:
-        try:
-            self.inbox.recv(4096)
-        except BlockingIOError:
-            return True
-        return False
-
-
 @pytest.fixture
 def link() -> Iterator[Link]:
-    from pylibsrtp._binding import ffi
     from sfu._fanout import Reporter
 
-    from sfu.hooks.guard import protect_address
-
-    rx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND))
-    tx = pylibsrtp.Session(pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
-    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    inbox = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    out.bind(("127.0.0.1", 0))
-    inbox.bind(("127.0.0.1", 0))
-    inbox.settimeout(5)
-    reporter = Reporter()
-    assert reporter.set_route(out, int(out.family), "127.0.0.1", inbox.getsockname()[1], tx,
-                              int(ffi.cast("uintptr_t", tx._srtp[0])),  # type: ignore[attr-defined]
-                              protect_address("srtp_protect_rtcp"))
-    yield Link(reporter, rx, tx, out, inbox)
-    out.close()
-    inbox.close()
+    with bound(Reporter()) as link:
+        yield link
 
 
 def test_reports_are_the_bytes_sender_reports_builds(link: Link) -> None:
@@ -119,25 +82,25 @@ def test_reports_are_the_bytes_sender_reports_builds(link: Link) -> None:
                 Sender(slot(0, 0, 0, 0), (0x2222, "idle")),
                 Sender(slot(3, 300, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, "peer"))]
         expected = sender_reports(python, now=1000.0 + i)
-        sent = link.reporter.send(entries(ours), 1000.0 + i)
+        sent = link.sender.send(entries(ours), 1000.0 + i)
         assert sent > len(expected)  # protected: the SRTCP index and tag added
         assert link.receive() == expected
         assert [(s.lsr, s.lsr_time) for s in ours] == [(s.lsr, s.lsr_time) for s in python]
         assert ours[0].lsr == ((0x0102030405060708 + i) >> 16) & 0xFFFFFFFF and ours[1].lsr == -1
-    assert link.reporter.sent == len(cnames) and link.reporter.errors == 0
+    assert link.sender.sent == len(cnames) and link.sender.errors == 0
 
 
 def test_counters_wrap_like_sender_reports(link: Link) -> None:
     python = [Sender(slot(2**32 + 5, 2**33 + 7, 1, 2), (1, "c"))]
     ours = [Sender(slot(2**32 + 5, 2**33 + 7, 1, 2), (1, "c"))]
-    link.reporter.send(entries(ours), 1.0)
+    link.sender.send(entries(ours), 1.0)
     assert link.receive() == sender_reports(python, now=1.0)
 
 
 def test_nothing_to_report_sends_nothing(link: Link) -> None:
     idle = [Sender(slot(0, 0, 0, 0), (1, "c"))]
-    assert link.reporter.send(entries(idle), 1.0) == 0
-    assert link.reporter.send((), 1.0) == 0
+    assert link.sender.send(entries(idle), 1.0) == 0
+    assert link.sender.send((), 1.0) == 0
     link.inbox.setblocking(False)
     assert link.nothing_received()
     assert idle[0].lsr == -1
@@ -147,35 +110,35 @@ def test_malformed_entries_are_skipped(link: Link) -> None:
     good = Sender(slot(1, 100, 1 << 40, 5), (7, "c"))
     bad: tuple[Any, ...] = (("not", "an", "entry"), (good, object(), 7, b"c"), (good, good.slot, "7", b"c"),
                             (good, good.slot, 2**40, b"c"), (good, good.slot, 7, "str"), 42)
-    assert link.reporter.send(bad + entries([good]), 1.0) > 0
+    assert link.sender.send(bad + entries([good]), 1.0) > 0
     assert link.receive() == sender_reports([Sender(slot(1, 100, 1 << 40, 5), (7, "c"))], now=1.0)
     with pytest.raises(TypeError):
-        link.reporter.send([], 1.0)
+        link.sender.send([], 1.0)
     with pytest.raises(TypeError):
-        link.reporter.send((), "now")
+        link.sender.send((), "now")
 
 
 def test_python_sends_what_the_reporter_cannot(link: Link) -> None:
     from sfu._fanout import Reporter
 
     many = [Sender(slot(1, 1, 1, 1), (i, "x" * 255)) for i in range(8)]  # over one datagram's worth
-    assert link.reporter.send(entries(many), 1.0) == -1
+    assert link.sender.send(entries(many), 1.0) == -1
     assert all(s.lsr == -1 for s in many)  # nothing changed: Python builds and sends it
     crowd = [Sender(slot(1, 1, 1, 1), (i, "")) for i in range(70)]  # more SRs than one compound holds
-    assert link.reporter.send(entries(crowd), 1.0) == -1 and all(s.lsr == -1 for s in crowd)
+    assert link.sender.send(entries(crowd), 1.0) == -1 and all(s.lsr == -1 for s in crowd)
     one = [Sender(slot(1, 1, 1, 1), (1, "c"))]
     assert Reporter().send(entries(one), 1.0) == -1  # no route
-    assert not Reporter().routed and link.reporter.routed
-    link.reporter.clear_route()
-    assert link.reporter.send(entries(one), 1.0) == -1
+    assert not Reporter().routed and link.sender.routed
+    link.sender.clear_route()
+    assert link.sender.send(entries(one), 1.0) == -1
 
 
 def test_a_closed_socket_loses_the_report_and_the_route(link: Link) -> None:
     one = [Sender(slot(1, 1, 1, 1), (1, "c"))]
     link.out.close()
-    assert link.reporter.send(entries(one), 1.0) == 0
-    assert link.reporter.errors == 1 and not link.reporter.routed
-    assert link.reporter.send(entries(one), 1.0) == -1
+    assert link.sender.send(entries(one), 1.0) == 0
+    assert link.sender.errors == 1 and not link.sender.routed
+    assert link.sender.send(entries(one), 1.0) == -1
 
 
 async def test_reports_and_rtt_across_the_ntp_era_and_rtp_timestamp_wraps(link: Link) -> None:
@@ -196,7 +159,7 @@ async def test_reports_and_rtt_across_the_ntp_era_and_rtp_timestamp_wraps(link: 
         ours = [Sender(c_slot, (0x1234, "c"))]
         python = [Sender(slot(1 + n, 1, ntp, ts), (0x1234, "c"))]
         expected = sender_reports(python, now=now)
-        assert link.reporter.send(entries(ours), now) > 0
+        assert link.sender.send(entries(ours), now) > 0
         assert link.receive() == expected
         sr = RtcpPacket.parse(expected)[0]
         assert isinstance(sr, RtcpSrPacket)
