@@ -19,7 +19,7 @@ from aiortc import (
     VideoStreamTrack,
 )
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtcpRrPacket, RtpPacket
+from aiortc.rtp import HeaderExtensionsMap, RtcpPacket, RtcpRrPacket, RtpPacket, is_rtcp
 from av import VideoFrame
 
 from sfu.config import SfuConfig
@@ -206,6 +206,28 @@ async def wait_until(cond: Callable[[], bool], within: float = 10.0, step: float
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met")
         await asyncio.sleep(step)
+
+
+def drop_every(pc: Any, ssrc: int, n: int) -> Callable[[], None]:
+    """drop_every: drop one RTP packet of `ssrc` in `n` on `pc`'s side of the wire (its first transceiver's DTLS
+    transport), before SRTP, until the function returned is called."""
+    dtls: Any = pc.getTransceivers()[0].sender.transport
+    original = dtls._send_rtp
+    count = [0]
+
+    async def lossy(data: bytes) -> None:
+        if not is_rtcp(data) and RtpPacket.parse(data).ssrc == ssrc:
+            count[0] += 1
+            if count[0] % n == 0:
+                return
+        await original(data)
+
+    dtls._send_rtp = lossy
+
+    def stop() -> None:
+        dtls._send_rtp = original
+
+    return stop
 
 
 def decoder_threads() -> list[threading.Thread]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aiortc import RTCSessionDescription
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket, RtpPacket, is_rtcp, unpack_remb_fci
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket, unpack_remb_fci
 
 from sfu.config import SfuConfig
 from sfu.hooks.connection import SfuPeerConnection
@@ -19,7 +19,7 @@ from sfu.hooks.receiver import ForwardingReceiver
 from sfu.peer import Peer
 from sfu.rtp import report_period
 from sfu.tasks import Ticker
-from tests.sfu.helpers import RED, ColorTrack, client_pc, wait_until
+from tests.sfu.helpers import RED, ColorTrack, client_pc, drop_every, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -75,18 +75,7 @@ async def test_publisher_gets_reports_remb_and_nacks(published: tuple[Peer, SfuP
     seen = spy_rtcp(client)
     media = receivers[0].media_ssrc
     # drop one packet in three of the first track: the publisher must be told about the loss
-    client_dtls: Any = client.getTransceivers()[0].sender.transport
-    original = client_dtls._send_rtp
-    count = [0]
-
-    async def lossy(data: bytes) -> None:
-        if not is_rtcp(data) and RtpPacket.parse(data).ssrc == media:
-            count[0] += 1
-            if count[0] % 3 == 0:
-                return
-        await original(data)
-
-    client_dtls._send_rtp = lossy
+    stop_dropping = drop_every(client, media, 3)
     sender = client.getTransceivers()[0].sender
 
     async def reported_loss() -> int:
@@ -97,7 +86,7 @@ async def test_publisher_gets_reports_remb_and_nacks(published: tuple[Peer, SfuP
     while await reported_loss() <= 0:
         assert time.monotonic() < deadline, "no receiver report with loss reached the publisher"
         await asyncio.sleep(0.2)
-    client_dtls._send_rtp = original
+    stop_dropping()
     assert receivers[0].nacks_sent > 0  # and the gaps were NACKed
     rrs = [p for p in seen if isinstance(p, RtcpRrPacket)]
     reported = {r.ssrc for p in rrs for r in p.reports}

@@ -16,7 +16,6 @@ from aiortc.rtp import (
     RtcpSenderInfo,
     RtcpSrPacket,
     RtpPacket,
-    is_rtcp,
     unpack_remb_fci,
     wrap_rtx,
 )
@@ -27,7 +26,7 @@ from sfu.hooks.receiver import ForwardingReceiver
 from sfu.peer import Peer
 from sfu.rtp import URI_ABS_SEND_TIME, URI_AUDIO_LEVEL, URI_MID
 from sfu.stats import SlidingMin, WindowRate
-from tests.sfu.helpers import wait_until
+from tests.sfu.helpers import drop_every, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -138,18 +137,7 @@ async def test_receiver_reports_loss_and_nacks_gaps(connected_pair: tuple[Peer, 
     await wait_until(lambda: media in receiver.streams and receiver.streams[media].packets_received > 5, 10)
     # drop one video packet in three on the client's side of the wire: the receiver must NACK the gaps and
     # its receiver reports must tell the publisher about the loss
-    dtls: Any = client.getTransceivers()[0].sender.transport
-    original = dtls._send_rtp
-    count = [0]
-
-    async def lossy(data: bytes) -> None:
-        if not is_rtcp(data) and RtpPacket.parse(data).ssrc == media:
-            count[0] += 1
-            if count[0] % 3 == 0:
-                return
-        await original(data)
-
-    dtls._send_rtp = lossy
+    stop_dropping = drop_every(client, media, 3)
     await wait_until(lambda: receiver.nacks_sent >= 3, 10)
     assert receiver.nack is not None
     sender = client.getTransceivers()[0].sender
@@ -162,7 +150,7 @@ async def test_receiver_reports_loss_and_nacks_gaps(connected_pair: tuple[Peer, 
     while await reported_loss() <= 0:
         assert time.monotonic() < deadline, "no receiver report with loss reached the publisher"
         await asyncio.sleep(0.2)
-    dtls._send_rtp = original
+    stop_dropping()
 
 
 def test_aiortc_receiver_rtcp_handler_does_not_suspend() -> None:
