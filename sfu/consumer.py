@@ -42,6 +42,7 @@ from sfu import vp8
 from sfu.hooks.guard import COMPILED_PATH
 from sfu.hooks.sender import ForwardingSender
 from sfu.hooks.wire import PacketWire
+from sfu.pacer import pace_class
 from sfu.rewriter import ALL_LAYERS, HeaderRewriter
 from sfu.rtp import SendContext, SrInfo, abs_send_time_now, pack_abs_send_time
 from sfu.stats import ConsumerStats, RateMeter
@@ -180,6 +181,9 @@ class Consumer:
         self._rtx_seq = 0
         # C state (rewriter, history, counters), or None: pure Python
         self.cslot: Any = CompiledSlot(90000, 3000, 0, 0, kind == "video") if compiled and COMPILED else None
+        self.pace_class = pace_class(slot)  # the class its video waits in at its pacer (the screen's after the rest)
+        if self.cslot is not None:
+            self.cslot.pace_class = self.pace_class
         self._last_ntp = 0  # NTP arrival time and output RTP timestamp of the last packet sent (for SRs)
         self._last_ts = 0
         # statistics
@@ -437,10 +441,10 @@ class Consumer:
         audio = self._audio
         if p.padding:
             head[0] |= 0x20
-            sent = wire.send_rtp(head, payload, p.padding, audio, self._ast_off)
+            sent = wire.send_rtp(head, payload, p.padding, audio, self._ast_off, self.pace_class)
             head[0] &= 0xDF
             return sent
-        return wire.send_rtp(head, payload, 0, audio, self._ast_off)
+        return wire.send_rtp(head, payload, 0, audio, self._ast_off, self.pace_class)
 
     @staticmethod
     def _payload(p: Inbound, pic: int, tl0: int) -> bytes:
@@ -691,11 +695,11 @@ class Consumer:
         if ctx.rtx_payload_type is not None:
             _RTX_HDR.pack_into(head, 1, (p.marker << 7) | ctx.rtx_payload_type, self._rtx_seq, ts, ctx.rtx_ssrc)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            return self.wire.send_rtp(head, _OSN.pack(seq) + payload)
+            return self.wire.send_rtp(head, _OSN.pack(seq) + payload, cls=self.pace_class)
         _HDR.pack_into(head, 1, (p.marker << 7) | self._pt_byte, seq, ts)
         if p.padding:
             head[0] |= 0x20
-        return self.wire.send_rtp(head, payload, p.padding)
+        return self.wire.send_rtp(head, payload, p.padding, cls=self.pace_class)
 
     # ------------------------------------------------------------------------------------- stats
 

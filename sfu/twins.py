@@ -129,6 +129,7 @@ CONSTANTS: dict[str, str] = {
     "PACER_OVERHEAD": "sfu.pacer.OVERHEAD",
     "PACER_MAX_QUEUE_SECONDS": "sfu.pacer.MAX_QUEUE_SECONDS",
     "PACER_MAX_QUEUE": "sfu.pacer.MAX_QUEUE",
+    "PACER_CLASSES": "sfu.pacer.CLASSES",
     # sfu/_remb.c is a port of aiortc's RemoteBitrateEstimator
     "BURST_DELTA_THRESHOLD_MS": "aiortc.rate.BURST_DELTA_THRESHOLD_MS",
     "MAX_ADAPT_OFFSET_MS": "aiortc.rate.MAX_ADAPT_OFFSET_MS",
