@@ -368,6 +368,15 @@ static PyObject *Pacer_get_oldest(Pacer *p, void *closure) {
     return PyFloat_FromDouble(oldest);
 }
 
+/* oldest_in(cls) -> clock when class `cls`'s oldest waiting packet was queued, -1 none. */
+static PyObject *Pacer_oldest_in(Pacer *p, PyObject *arg) {
+    long cls = PyLong_AsLong(arg);
+    if (cls == -1 && PyErr_Occurred())
+        return NULL;
+    PacerRing *r = &p->ring[cls < 0 ? 0 : cls >= PACER_CLASSES ? PACER_CLASSES - 1 : (int)cls];
+    return PyFloat_FromDouble(r->count > 0 ? r->q[r->head].at : -1.0);
+}
+
 /* dropped_by: (dropped of class 0, of class 1, ...). */
 static PyObject *Pacer_get_dropped_by(Pacer *p, void *closure) {
     (void)closure;
@@ -416,6 +425,7 @@ static PyMethodDef Pacer_methods[] = {
      "push(head, payload, padding, ast_off, now, cls=0) -> queued (False: the queue is full, dropped)"},
     {"drain", (PyCFunction)Pacer_drain, METH_O, "drain(now) -> packets sent from the queue"},
     {"clear", (PyCFunction)Pacer_clear_queue, METH_NOARGS, "clear(): drop what waits (not counted)"},
+    {"oldest_in", (PyCFunction)Pacer_oldest_in, METH_O, "oldest_in(cls) -> clock when its oldest was queued, -1 none"},
     {NULL},
 };
 

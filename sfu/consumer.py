@@ -680,7 +680,7 @@ class Consumer:
             self.resends_refused += 1
             return False
         _, ts, p, _, pic, tl0 = entry
-        if not self.wire.pacer.allow_resend(len(self._head) + len(p.payload) + p.padding):
+        if not self.wire.pacer.allow_resend(len(self._head) + len(p.payload) + p.padding, self.pace_class):
             self.resends_refused += 1  # over the classroom's budget: the link is already full
             return False
         self._resent[seq & _MASK] = (seq, now)

@@ -116,7 +116,8 @@ class Downlinks:
     _reported: dict[Consumer, Reported] = field(default_factory=dict)
     _loss: dict[Consumer, tuple[int, int, float]] = field(default_factory=dict)  # lost, sent, when
     _nacked: dict[str, tuple[int, int]] = field(default_factory=dict)  # per subscriber: packets NACKed, sent
-    _dropped: dict[str, int] = field(default_factory=dict)  # per subscriber: packets its pacer dropped so far
+    _dropped: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per subscriber: packets its pacer dropped
+    # so far, per class (sfu.pacer.pace_class)
     _layer_octets: dict[Producer, tuple[float, int, int]] = field(default_factory=dict)  # when, bytes, keyframes
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
     _layer_burst: dict[Producer, float] = field(default_factory=dict)
@@ -229,20 +230,25 @@ class Downlinks:
         loss = lost / sent_packets if sent_packets >= MIN_LOSS_PACKETS else 0.0
         loss = max(loss, self._nack_loss(p.id, nacked, video_packets))
         queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
+        queue_delays = wire.pacer.queue_delays if wire is not None else ()
         fell = remb is not None and p.id in self._remb and remb < REMB_FALL * self._remb[p.id]
         if remb is not None:
             self._remb[p.id] = remb
-        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, rtt))
+        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, rtt, queue_delays))
         weak = link.weak
         for c in video:  # its keyframe requests can wait for the track's gate (Consumer._on_keyframe)
             c.weak = weak
         if wire is not None:
             if wire.pacer.group is None:
                 wire.pacer.group = self.drains
-            dropped = wire.pacer.dropped
-            if dropped > self._dropped.get(p.id, dropped):  # what waited too long was dropped: decoders wait
-                for c in video:  # for a keyframe (a paused slot asks its own when it resumes)
-                    if link.choice.get(c.slot, True) is not None:
+            dropped = wire.pacer.dropped_by
+            before_dropped = self._dropped.get(p.id, dropped)
+            if dropped != before_dropped:  # what waited too long was dropped: decoders wait for a keyframe (a
+                # paused slot asks its own when it resumes); only the slots of the class that lost packets: a
+                # screen share's dropped packets asked the presenter's camera a keyframe, sent to every classroom
+                lost_in = {cls for cls, (a, b) in enumerate(zip(before_dropped, dropped, strict=True)) if b > a}
+                for c in video:
+                    if c.pace_class in lost_in and link.choice.get(c.slot, True) is not None:
                         c.repair()
             self._dropped[p.id] = dropped
             # paced from the start while it is not known to be fast (a new link's first keyframes must not

@@ -99,6 +99,11 @@ class TokenBucket:
         """dropped_by: ``dropped`` per class (class 0's first)."""
         return tuple(self._dropped_by)
 
+    def oldest_in(self, cls: int) -> float:
+        """oldest_in: the clock when class `cls`'s oldest waiting packet was queued, -1 when none of it waits."""
+        queue = self._queues[_clamp(cls)]
+        return queue[0][5] if queue else -1.0
+
     def set_rate(self, rate: float) -> None:
         """set_rate changes the rate (bit/s) and the burst that goes with it."""
         self.rate = rate
@@ -306,16 +311,30 @@ class Pacer:
         """queue_delay: how long the oldest waiting packet has waited (0 when none waits)."""
         return self._clock() - self.bucket.oldest if self.bucket.queued else 0.0
 
+    def delay_of(self, cls: int) -> float:
+        """delay_of: how long the oldest packet waiting in class `cls` or before it has waited (0 when none waits):
+        what a packet of that class waits behind."""
+        now = self._clock()
+        waits = [now - at for at in (self.bucket.oldest_in(c) for c in range(_clamp(cls) + 1)) if at >= 0]
+        return max(waits, default=0.0)
+
+    @property
+    def queue_delays(self) -> tuple[float, ...]:
+        """queue_delays: how long the oldest packet of each class has waited (0 when none of it waits)."""
+        now = self._clock()
+        return tuple(now - at if at >= 0 else 0.0 for at in (self.bucket.oldest_in(c) for c in range(CLASSES)))
+
     @property
     def congested(self) -> bool:
         """congested: packets are waiting (so a retransmission would only add to the delay)."""
         return bool(self.bucket.queued)
 
-    def allow_resend(self, size: int) -> bool:
-        """allow_resend: a retransmission of `size` bytes fits the budget: what waits has waited under
-        ``RESEND_QUEUE_DELAY`` (a resend queued behind it still comes in time for the decoder), resends under
+    def allow_resend(self, size: int, cls: int = FIRST) -> bool:
+        """allow_resend: a retransmission of `size` bytes, of class `cls`, fits the budget: what it would wait behind
+        (its class and the ones before) has waited under ``RESEND_QUEUE_DELAY`` (a resend queued behind it still
+        comes in time for the decoder; a camera's resend does not wait behind the screen's packets), resends under
         ``RESEND_SHARE`` of the rate."""
-        if self.bucket.queued and self.queue_delay > RESEND_QUEUE_DELAY:
+        if self.bucket.queued and self.delay_of(cls) > RESEND_QUEUE_DELAY:
             return False
         now = self._clock()
         if now - self._resend_window >= 1.0:

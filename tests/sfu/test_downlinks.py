@@ -20,7 +20,7 @@ from sfu.allocator import HOLD_AFTER_DOWN, Downlink, Option
 from sfu.consumer import COMPILED, Consumer
 from sfu.downlinks import AUDIO_BITRATE, MIN_PACING_RATE, Downlinks, Reported, downlink_loss
 from sfu.events import SlotChanged
-from sfu.pacer import PACING_FACTOR, UNLIMITED
+from sfu.pacer import PACING_FACTOR, SCREEN, UNLIMITED
 from sfu.room import Room
 from sfu.sfu import Sfu
 from tests.sfu.fakes import Clock
@@ -205,7 +205,8 @@ async def test_nacks_show_a_full_link_before_its_receiver_reports_do(sfu: Sfu, c
 async def test_packets_the_pacer_dropped_get_a_keyframe_at_once(sfu: Sfu, clients: list[Client]) -> None:
     """What waited too long in a classroom's pacer was dropped: its decoder waits for a keyframe, asked at once even
     on a weak link (measured: the track's gate held that request and a 300 kbit/s classroom's presenter camera
-    froze 23 s)."""
+    froze 23 s). Only the slots of the class that lost packets ask: a screen share's dropped packets do not make the
+    presenter's camera send a keyframe (to every classroom)."""
     room, trainer, classroom = await lecture(sfu, "repair", clients)
     video = room.participants["c1"].consumers["presenter-video"]
     assert isinstance(video, Consumer) and video.wire is not None
@@ -229,6 +230,12 @@ async def test_packets_the_pacer_dropped_get_a_keyframe_at_once(sfu: Sfu, client
     frames = len(classroom.slot_frames("presenter-video"))
     await wait_until(lambda: len(classroom.slot_frames("presenter-video")) > frames + 5, 10)
     assert video.stats().repairs == video.repairs > repairs
+    runs, repairs = room.downlinks.runs, video.repairs
+    pacer.bucket.push(b"\x80" + bytes(11), b"x", 0, 0, pacer._clock() - 60, SCREEN)  # the screen's, not the camera's
+    pacer._drain()
+    assert pacer.dropped_by[SCREEN] >= 1
+    await wait_until(lambda: room.downlinks.runs > runs + 2, 5)
+    assert video.repairs == repairs
 
 
 class FakeTrack:

@@ -113,8 +113,12 @@ def test_a_camera_frame_leaves_before_a_screen_keyframe_that_waited_longer(compi
         pytest.skip("sfu._fanout is not built")
     clock = Clock()
     sent: list[bytes] = []
-    pacer = Pacer(lambda head, payload, padding: sent.append(bytes(head)) or True, compiled=compiled_bucket,
-                  clock=clock)
+
+    def send(head: bytes | bytearray, payload: bytes, padding: int) -> bool:
+        sent.append(bytes(head))
+        return True
+
+    pacer = Pacer(send, compiled=compiled_bucket, clock=clock)
     pacer.set_rate(100_000.0)
     for i in range(20):  # the slide's keyframe: 20 x 1000 bytes, 1.6 s at 100 kbit/s
         pacer.send(b"s%02d" % i, bytes(1000), 0, audio=False, cls=SCREEN)
