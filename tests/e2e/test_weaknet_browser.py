@@ -171,7 +171,7 @@ STALL_READ = "() => { const w = window.__stallWatch; clearTimeout(w.timer); cons
 
 
 TRACE_S = 0.1  # the downlink trace's period (trace_line)
-TRACED = "c300"  # the classroom whose downlink is traced
+TRACED = ("c300", "c1000")  # the classrooms whose downlinks are traced
 
 
 def trace_line(app: web.Application, meeting_id: int, participant: str, at: float) -> str | None:
@@ -276,7 +276,7 @@ async def measure(app: web.Application, meeting_id: int, studio: Page, pages: di
     for page in pages.values():
         await page.evaluate(STALL_WATCH, STALL_POLL_MS)
     window = time.monotonic()
-    tracer = asyncio.ensure_future(trace(app, meeting_id, ids[TRACED], window, figures[TRACED].trace))
+    tracers = [asyncio.ensure_future(trace(app, meeting_id, ids[name], window, figures[name].trace)) for name in TRACED]
     end = window + WINDOW_S
     while time.monotonic() < end:
         sent = ((await media_stats(studio)) or {}).get("sent", [])
@@ -295,7 +295,8 @@ async def measure(app: web.Application, meeting_id: int, studio: Page, pages: di
             first.setdefault(name, got)
             last[name] = got
         await asyncio.sleep(SAMPLE_S)
-    tracer.cancel()
+    for tracer in tracers:
+        tracer.cancel()
     kbps = {layer: (octets - published.get(layer, 0)) * 8 / 1000 / (time.monotonic() - started)
                  for layer, octets in camera_layer_bytes(app, meeting_id, presenter).items()}
     for name, f in figures.items():
@@ -319,9 +320,10 @@ async def measure(app: web.Application, meeting_id: int, studio: Page, pages: di
         f.consumer = consumer_stats(app, meeting_id, ids[name])
     for f in figures.values():
         print(f)
-    traced = figures[TRACED]
-    print(f"{TRACED}'s downlink (the longest stall began {traced.stall_at:.1f} s into the window):", *traced.trace,
-          sep="\n")
+    for name in TRACED:
+        traced = figures[name]
+        print(f"{name}'s downlink (the longest stall began {traced.stall_at:.1f} s into the window):", *traced.trace,
+              sep="\n")
     return figures
 
 

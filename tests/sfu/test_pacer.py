@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sfu.pacer import (
+    CLASSES,
     FIRST,
     MAX_QUEUE,
     MAX_QUEUE_SECONDS,
@@ -79,6 +80,7 @@ def test_the_c_bucket_and_the_python_one_agree_over_random_steps() -> None:
         for name in ("rate", "tokens", "burst", "last", "oldest"):
             a, b = getattr(py, name), getattr(c, name)
             assert abs(a - b) <= 1e-6 + 1e-12 * abs(b), (name, a, b)
+        assert [py.oldest_in(k) for k in range(-1, CLASSES + 1)] == [c.oldest_in(k) for k in range(-1, CLASSES + 1)]
         assert (py.queued, py.sent_queued, py.dropped, py.dropped_by) == (c.queued, c.sent_queued, c.dropped,
                                                                           c.dropped_by)
         assert abs(py.wait() - c.wait()) <= 1e-12 * (1 + c.wait())
@@ -261,6 +263,13 @@ def test_resends_are_refused_while_packets_wait_or_over_their_share() -> None:
     assert pacer.allow_resend(10)  # something waits, but not long: the resend still comes in time
     clock.now += RESEND_QUEUE_DELAY + 0.01
     assert not pacer.allow_resend(10)  # it waited long: a resend would only add to the delay
+    pacer.bucket.clear()
+    clock.now += 1.0
+    pacer.bucket.push(b"h", b"p", 0, 0, clock.now, SCREEN)  # the screen's waits long
+    clock.now += RESEND_QUEUE_DELAY + 0.01
+    assert pacer.queue_delays == (0.0, pytest.approx(RESEND_QUEUE_DELAY + 0.01))
+    assert not pacer.allow_resend(10, SCREEN)  # behind it
+    assert pacer.allow_resend(10, FIRST)  # a camera's resend leaves before it
     pacer.close()
 
 
