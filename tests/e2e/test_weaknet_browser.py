@@ -371,14 +371,11 @@ def test_a_300_kbit_classroom_keeps_98_percent_of_audio(figures: dict[str, Figur
     assert f.concealed_share <= free.concealed_share + 0.02, f"{f}\n{free}"
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError,
-                   reason="issue 16, open defect: the 300 kbit/s classroom's longest presenter stall (the page's own "
-                          "watch, every 100 ms) was 1.2, 2.0 and 2.9 s in three runs of the seventh session (the "
-                          "module itself loads this 2-core host to 17-20), after two causes were fixed (a lower layer "
-                          "that skipped a period moved slots up; an overfull pacer stepped the screen down a temporal "
-                          "layer at a time) and layers whose keyframes hold the link over 2 s are withheld; before: "
-                          "2.8-3.3 s")
 def test_a_300_kbit_classroom_keeps_decoding_presenter_video_without_long_freezes(figures: dict[str, Figures]) -> None:
+    """The 300 kbit/s classroom's presenter camera never stalls over 2 s (the page's own watch, every 100 ms). Its
+    packets leave the pacer before the screen share's (sfu.pacer.pace_class): in one queue they waited behind the
+    screen's keyframes, 1.2-5.3 s stalls in runs before; on failure the server's trace of that downlink around the
+    stall says where video waited."""
     f = figures["c300"]
     assert f.frames > WINDOW_S, str(f)  # at least ~1 fps over the window
     assert f.longest_stall_s <= 2.0, f"{f}\nthe longest stall began {f.stall_at:.1f} s into the window; " \
