@@ -171,7 +171,7 @@ STALL_READ = "() => { const w = window.__stallWatch; clearTimeout(w.timer); cons
 
 
 TRACE_S = 0.1  # the downlink trace's period (trace_line)
-TRACED = ("c300", "c1000")  # the classrooms whose downlinks are traced
+TRACED = tuple(CAPS)  # the classrooms whose downlinks are traced
 
 
 def trace_line(app: web.Application, meeting_id: int, participant: str, at: float) -> str | None:
