@@ -148,24 +148,27 @@ def camera_layer_bytes(app: web.Application, meeting_id: int, participant: str) 
 # makes each round of samples take seconds, and a stall between two samples was not seen (a run reported no stall
 # beside 17 s of freezes).
 STALL_POLL_MS = 100
-STALL_WATCH = """(poll) => {
+STALL_WATCH = """([poll, span]) => {
   const c = window.live;
   const start = performance.now();
-  const w = window.__stallWatch = {frames: -1, last: start, longest: 0, at: 0, start};
+  const w = window.__stallWatch = {frames: -1, last: start, longest: 0, at: 0, start, end: start + span};
   const tick = async () => {
     const tr = c.down && c.down.getTransceivers().find((t) => t.mid === c.slots["presenter-video"]);
     let frames = 0;
     for (const r of tr ? (await tr.receiver.getStats()).values() : []) {
       if (r.type === "inbound-rtp") frames = r.framesDecoded || 0;
     }
-    const now = performance.now();
+    const now = Math.min(performance.now(), w.end);
     if (frames !== w.frames) { w.frames = frames; w.last = now; }
     if (now - w.last > w.longest) { w.longest = now - w.last; w.at = w.last - start; }
-    w.timer = setTimeout(tick, poll);
+    if (now < w.end) w.timer = setTimeout(tick, poll);
   };
   tick();
 }"""
-STALL_READ = "() => { const w = window.__stallWatch; clearTimeout(w.timer); const now = performance.now(); " \
+# the longest stall within the window (the watch ends with it: reading every page afterwards took seconds on a loaded
+# host, and the time after the window counted as a stall) and when it began, seconds into the window
+STALL_READ = "() => { const w = window.__stallWatch; clearTimeout(w.timer); " \
+             "const now = Math.min(performance.now(), w.end); " \
              "if (now - w.last > w.longest) { w.longest = now - w.last; w.at = w.last - w.start; } " \
              "return [w.longest / 1000, w.at / 1000]; }"
 
@@ -274,7 +277,7 @@ async def measure(app: web.Application, meeting_id: int, studio: Page, pages: di
     last: dict[str, dict[str, Any]] = {}
     figures = {name: Figures(name) for name in pages}
     for page in pages.values():
-        await page.evaluate(STALL_WATCH, STALL_POLL_MS)
+        await page.evaluate(STALL_WATCH, [STALL_POLL_MS, WINDOW_S * 1000])
     window = time.monotonic()
     tracers = [asyncio.ensure_future(trace(app, meeting_id, ids[name], window, figures[name].trace)) for name in TRACED]
     end = window + WINDOW_S
