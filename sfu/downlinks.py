@@ -41,6 +41,7 @@ PERIOD = 0.5  # seconds between two allocations
 LOSS_FRESH = 1.5  # seconds a report's loss counts (Chromium reports about once a second)
 MIN_LOSS_PACKETS = 20  # the loss of fewer packets than this says nothing
 RATE_ALPHA = 0.25  # a layer's measured rate: this share of the last period's, the rest of the average before
+RATE_ALPHA_SLOW = 0.05  # and its longer average (~10 s): a layer costs the larger of the two (see _measure_layers)
 BURST_DECAY = 0.9  # a layer's keyframe burst: the larger of its latest keyframe period's and this x the one before
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
 PACE_BELOW = 3_000_000.0  # bit/s: a link estimated above this is not paced (its bursts fit)
@@ -120,6 +121,8 @@ class Downlinks:
     # so far, per class (sfu.pacer.pace_class)
     _layer_octets: dict[Producer, tuple[float, int, int]] = field(default_factory=dict)  # when, bytes, keyframes
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
+    _layer_fast: dict[Producer, float] = field(default_factory=dict)  # the short average (RATE_ALPHA)
+    _layer_slow: dict[Producer, float] = field(default_factory=dict)  # the long one (RATE_ALPHA_SLOW)
     _layer_burst: dict[Producer, float] = field(default_factory=dict)
     _options: dict[tuple[Producer, bool], tuple[Option, ...]] = field(default_factory=dict)  # this period's
     drains: Drains = field(default_factory=Drains)  # one drain timer for the room's pacers
@@ -158,7 +161,15 @@ class Downlinks:
         """_measure_layers: each published video layer's bitrate over the last period (0: not arriving), and its
         keyframe burst: the bits of the last period in which a keyframe arrived (the keyframe and that period's
         other frames), kept as the larger of that and ``BURST_DECAY`` x the one before (a layer's keyframes vary:
-        a burst measure that followed each one would offer and withdraw the layer in turn)."""
+        a burst measure that followed each one would offer and withdraw the layer in turn).
+
+        A layer's rate is the larger of its short average (``RATE_ALPHA``: a rise counts within a period or two)
+        and its long one (``RATE_ALPHA_SLOW``, ~10 s): a publisher whose encoder starves skips frames of a layer for
+        a second or two, and the layer then looked cheap enough to be sent (measured: a 300 kbit/s classroom's
+        presenter camera was moved to its 480x270 layer, ~200 kbit/s, on a 168 kbit/s estimate; its pacer then
+        held its own camera's video 2 s, dropped it, and the camera stalled 2.8 s)."""
+        fast: dict[Producer, float] = {}
+        slow: dict[Producer, float] = {}
         rates: dict[Producer, float] = {}
         bursts: dict[Producer, float] = {}
         octets: dict[Producer, tuple[float, int, int]] = {}
@@ -173,14 +184,24 @@ class Downlinks:
                     if before is not None and now > before[0]:
                         bits = (layer.bytes - before[1]) * 8
                         rate = bits / (now - before[0])
-                        old = self._layer_rate.get(layer)
-                        rates[layer] = rate if old is None or rate == 0 else RATE_ALPHA * rate + (1 - RATE_ALPHA) * old
+                        old, old_slow = self._layer_fast.get(layer), self._layer_slow.get(layer)
+                        if rate == 0:  # not arriving
+                            rates[layer] = 0.0
+                            if old_slow is not None:
+                                slow[layer] = old_slow
+                        else:
+                            fast[layer] = rate if old is None else RATE_ALPHA * rate + (1 - RATE_ALPHA) * old
+                            slow[layer] = rate if old_slow is None else (
+                                RATE_ALPHA_SLOW * rate + (1 - RATE_ALPHA_SLOW) * old_slow)
+                            rates[layer] = max(fast[layer], slow[layer])
                         if layer.keyframes_received != before[2]:
                             burst = max(bits, BURST_DECAY * (burst or 0.0))
                     if burst is not None:
                         bursts[layer] = burst
         self._layer_octets = octets
         self._layer_rate = rates
+        self._layer_fast = fast
+        self._layer_slow = slow
         self._layer_burst = bursts
 
     def layer_burst(self, layer: Producer) -> float:

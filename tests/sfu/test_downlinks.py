@@ -326,6 +326,36 @@ def test_a_layer_whose_keyframes_hold_the_link_too_long_is_not_sent_to_it() -> N
     assert downlinks.layer_burst(high) == pytest.approx(0.9 * (3_000 + 90_000) * 8)
 
 
+def test_a_layer_that_skipped_frames_does_not_look_cheaper_than_it_is() -> None:
+    """A starving publisher's encoder skips a layer's frames for a period or sends few for a second: the layer's
+    rate must not then look a fraction of what it sends (measured before: the 480x270 layer, ~200 kbit/s, restarted
+    at a quarter of its rate after a skipped period, and a 168 kbit/s classroom's presenter camera was moved to it);
+    a rise counts at once."""
+    clock = Clock(1000.0)
+    publisher = FakePublisher(2)
+    downlinks = Downlinks(participants={"p": publisher}, on_change=lambda: None, clock=clock)  # type: ignore[dict-item]
+    layer = publisher.producers["screen"].layers[1]
+
+    def period(kbps: float) -> None:
+        clock.now += 0.5
+        layer.bytes += int(kbps * 1000 / 8 * 0.5)
+        downlinks._measure_layers(clock())
+
+    downlinks._measure_layers(clock())
+    for _ in range(40):
+        period(200)
+    assert downlinks.layer_rate(layer) == pytest.approx(200_000, rel=0.01)
+    period(0)
+    assert downlinks.layer_rate(layer) == 0  # not arriving
+    period(200)
+    assert downlinks.layer_rate(layer) >= 190_000  # not a quarter of it
+    for _ in range(3):  # a dip: few frames for 1.5 s
+        period(50)
+        assert downlinks.layer_rate(layer) >= 170_000  # (the short average: 50-100 kbit/s)
+    period(600)  # a rise counts within the period
+    assert downlinks.layer_rate(layer) >= 300_000
+
+
 async def test_a_steady_link_does_not_replan_the_room_every_period(sfu: Sfu, clients: list[Client]) -> None:
     """A slot's options carry its layer's measured rate, new every period; only a changed choice (layer, temporal
     cut, paused) replans the room. Measured: comparing whole options replanned a room of 20 classrooms every
