@@ -7,9 +7,10 @@
  * is `armed` so that Python starts one (sfu.pacer.Pacer). Before each packet it handles for a paced slot, the
  * fan-out drains the slot's pacer (pacer_drain): a link drains at the pace of the media it receives, without
  * Python; the timer covers the gaps. Python queues the packets of its own path with
- * `push`. `drain(now)` sends from the head of the queue what the bucket allows, oldest first, each with the
- * abs-send-time of its departure: a C slot's through the slot's route (or Python's `send` when the route is
- * gone), Python's through `send`.
+ * `push`. What waits is kept per class (a slot's `pace_class`, sfu.pacer.pace_class: the cameras' video, then the
+ * screen share's), one ring each; `drain(now)` sends what the bucket allows, class 0 first, each class oldest first,
+ * each with the abs-send-time of its departure: a C slot's through the slot's route (or Python's `send` when the
+ * route is gone), Python's through `send`.
  *
  * Ownership: one Pacer per PacketWire (sfu.pacer.Pacer.bucket); queued entries hold a reference to their Slot
  * (a Slot holds its Pacer: the cycle is broken by `clear` and the GC). */

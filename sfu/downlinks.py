@@ -116,7 +116,8 @@ class Downlinks:
     _remb: dict[str, int] = field(default_factory=dict)  # each subscriber's REMB at the previous period
     _reported: dict[Consumer, Reported] = field(default_factory=dict)
     _loss: dict[Consumer, tuple[int, int, float]] = field(default_factory=dict)  # lost, sent, when
-    _nacked: dict[str, tuple[int, int]] = field(default_factory=dict)  # per subscriber: packets NACKed, sent
+    _nacked: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # per subscriber: packets NACKed, sent,
+    # and its pacer's drops
     _dropped: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per subscriber: packets its pacer dropped
     # so far, per class (sfu.pacer.pace_class)
     _layer_octets: dict[Producer, tuple[float, int, int]] = field(default_factory=dict)  # when, bytes, keyframes
@@ -249,7 +250,10 @@ class Downlinks:
         self._sent[p.id] = Sent(now, octets)
         sent = (octets - before.octets) * 8 / (now - before.at) if before and now > before.at else 0.0
         loss = lost / sent_packets if sent_packets >= MIN_LOSS_PACKETS else 0.0
-        loss = max(loss, self._nack_loss(p.id, nacked, video_packets))
+        # what our own pacer dropped left holes its receiver NACKs: not its link's loss (counted, a 1 Mbit/s
+        # classroom's screen NACKed thousands of them, its estimate was cut to the floor and every slot paused)
+        pacer_dropped = sum(wire.pacer.dropped_by) if wire is not None else 0
+        loss = max(loss, self._nack_loss(p.id, nacked, video_packets, pacer_dropped))
         queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
         queue_delays = wire.pacer.queue_delays if wire is not None else ()
         fell = remb is not None and p.id in self._remb and remb < REMB_FALL * self._remb[p.id]
@@ -319,20 +323,21 @@ class Downlinks:
                 and self.layer_burst(layer) <= link.estimate * BURST_SECONDS]
         return fits[-1] if fits else arriving[0]
 
-    def _nack_loss(self, pid: str, nacked: int, sent: int) -> float:
+    def _nack_loss(self, pid: str, nacked: int, sent: int, dropped: int = 0) -> float:
         """_nack_loss: the share of the video sent over the last period that the subscriber reported missing.
 
         Its receiver reports count a packet that a resend recovered as received, so on a link whose queue
         overflows they show the loss only once resends cannot keep up (seconds later, measured: a 300 kbit/s
         classroom sent twice its link reported no loss for ten seconds); its NACKs show it at once. A packet its
         publisher lost on the way up is NACKed too, and counted: a classroom whose publisher loses a lot may look
-        weaker than it is, never stronger. `nacked` and `sent`: the counts of its video slots.
+        weaker than it is, never stronger. `nacked` and `sent`: the counts of its video slots; `dropped`: the
+        packets its pacer dropped so far (they left holes in our output that it NACKs: not its link's loss).
         """
         before = self._nacked.get(pid)
-        self._nacked[pid] = (nacked, sent)
+        self._nacked[pid] = (nacked, sent, dropped)
         if before is None or sent - before[1] < MIN_LOSS_PACKETS:
             return 0.0
-        return min(1.0, max(0, nacked - before[0]) / (sent - before[1]))
+        return min(1.0, max(0, nacked - before[0] - (dropped - before[2])) / (sent - before[1]))
 
     def _downlink_loss(self, c: Consumer, at: float) -> tuple[int, int] | None:
         """_downlink_loss: (lost, sent) on the subscriber's own link in its latest report about `c`, None when that

@@ -326,6 +326,17 @@ def test_a_layer_whose_keyframes_hold_the_link_too_long_is_not_sent_to_it() -> N
     assert downlinks.layer_burst(high) == pytest.approx(0.9 * (3_000 + 90_000) * 8)
 
 
+def test_what_the_pacer_dropped_is_not_counted_as_the_links_loss() -> None:
+    """Packets our pacer dropped (they waited 2 s) leave holes in the output that the receiver NACKs: they are not
+    its link's loss (measured before: a 1 Mbit/s classroom's screen NACKed the 125 packets its pacer dropped, the
+    NACK loss read over 10 %, its estimate was cut to the floor and every slot paused for 6 s); what it NACKs
+    beyond them is."""
+    downlinks = Downlinks(participants={}, on_change=lambda: None)
+    assert downlinks._nack_loss("c", nacked=0, sent=1000, dropped=0) == 0.0  # the first period: a baseline
+    assert downlinks._nack_loss("c", nacked=125, sent=1100, dropped=125) == 0.0  # all of them ours
+    assert downlinks._nack_loss("c", nacked=155, sent=1200, dropped=125) == pytest.approx(0.3)  # the link's
+
+
 def test_a_layer_that_skipped_frames_does_not_look_cheaper_than_it_is() -> None:
     """A starving publisher's encoder skips a layer's frames for a period or sends few for a second: the layer's
     rate must not then look a fraction of what it sends (measured before: the 480x270 layer, ~200 kbit/s, restarted
