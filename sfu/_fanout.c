@@ -435,6 +435,8 @@ static PyMemberDef Slot_members[] = {
     {"last_ntp", T_ULONGLONG, offsetof(Slot, last_ntp), 0, NULL},
     {"last_out_ts", T_UINT, offsetof(Slot, last_out_ts), 0, NULL},
     {"c_sent", T_ULONGLONG, offsetof(Slot, c_sent), READONLY, NULL},
+    {"pacer_dropped", T_ULONGLONG, offsetof(Slot, pacer_dropped), READONLY,
+     "pacer_dropped: of packets_sent, dropped in the wire's Pacer before they left (waited too long, or it was full)"},
     {"send_errors", T_ULONGLONG, offsetof(Slot, send_errors), READONLY, NULL},
     {"fraction_lost", T_INT, offsetof(Slot, fraction_lost), READONLY, "fraction_lost: last report's, in 1/256"},
     {"packets_lost", T_INT, offsetof(Slot, packets_lost), READONLY, "packets_lost: last report's (cumulative)"},

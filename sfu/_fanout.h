@@ -184,6 +184,7 @@ typedef struct Slot {
     unsigned long long last_ntp;
     unsigned int last_out_ts;
     unsigned long long c_sent;
+    unsigned long long pacer_dropped;  /* of packets_sent, dropped by the pacer before they left (sfu/_pacer.c) */
     unsigned long long tx_bytes;   /* since the last take_counts() */
     unsigned long long tx_packets;
     unsigned long long send_errors;

@@ -107,6 +107,7 @@ int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, i
     if (copy == NULL) {
         p->dropped++;
         p->ring[cls].dropped++;
+        ((Slot *)slot)->pacer_dropped++;
         return 0;
     }
     memcpy(copy, buf, (size_t)len);
@@ -313,6 +314,8 @@ long long pacer_drain(Pacer *p, double now) {
     for (int c = 0; c < PACER_CLASSES; c++) {
         PacerRing *r = &p->ring[c];
         while (r->count > 0 && now - r->q[r->head].at > PACER_MAX_QUEUE_SECONDS) {
+            if (r->q[r->head].buf != NULL)  /* a C slot's: counted on it (its receiver's reports see a hole) */
+                ((Slot *)r->q[r->head].owner)->pacer_dropped++;
             queue_pop(p, c);
             p->dropped++;
             r->dropped++;

@@ -414,6 +414,12 @@ class Consumer:
         return int(self.cslot.packets_sent) if self.cslot is not None else self._packets_sent
 
     @property
+    def pacer_dropped(self) -> int:
+        """pacer_dropped: of ``packets_sent``, those its wire's pacer dropped before they left (the C path's; the
+        Python path's are not told apart)."""
+        return int(self.cslot.pacer_dropped) if self.cslot is not None else 0
+
+    @property
     def bytes_sent(self) -> int:
         """bytes_sent counts the payload octets sent (retransmissions excluded)."""
         return int(self.cslot.bytes_sent) if self.cslot is not None else self._bytes_sent

@@ -56,6 +56,7 @@ class Reported:
     lost: int
     sent: int
     out_seq: int
+    dropped: int = 0  # of `sent`, dropped by our pacer before they left (Consumer.pacer_dropped)
 
 
 def downlink_loss(before: Reported, now: Reported) -> tuple[int, int] | None:
@@ -63,12 +64,13 @@ def downlink_loss(before: Reported, now: Reported) -> tuple[int, int] | None:
     report or with nothing sent.
 
     Its reports count every hole in our output, and a packet its publisher lost on the way up (never recovered)
-    is a hole we forward: those holes are our output's sequence advance minus what we sent, so they are taken
-    out. The loss left is the subscriber's own link's (a lossy publisher does not make a classroom look weak).
+    is a hole we forward, and so is a packet our own pacer dropped after it was numbered (it waited too long):
+    those holes are our output's sequence advance minus what left, so they are taken out. The loss left is the
+    subscriber's own link's (a lossy publisher, or our own queue, does not make a classroom look weak).
     """
     if now.reports == before.reports:
         return None
-    sent = now.sent - before.sent
+    sent = (now.sent - now.dropped) - (before.sent - before.dropped)  # what left: our pacer's drops are holes too
     if sent <= 0:
         return None
     holes = max(0, ((now.out_seq - before.out_seq) & 0xFFFF) - sent)
@@ -345,7 +347,8 @@ class Downlinks:
         reports = c.reports
         before = self._reported.get(c)
         if before is None or reports != before.reports:
-            self._reported[c] = now = Reported(reports, c.packets_lost, c.packets_sent, c.last_out_seq)
+            self._reported[c] = now = Reported(reports, c.packets_lost, c.packets_sent, c.last_out_seq,
+                                               c.pacer_dropped)
             counts = downlink_loss(before, now) if before is not None else None
             if counts is not None:
                 self._loss[c] = (counts[0], counts[1], at)

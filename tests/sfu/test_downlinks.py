@@ -161,6 +161,8 @@ def test_a_publishers_upstream_loss_is_not_counted_against_the_classroom() -> No
     # the same, 15 more lost: 5 of them on the classroom's own link
     assert downlink_loss(before, Reported(4, 25, 1100, (0xFFF0 + 110) & 0xFFFF)) == (5, 100)
     assert downlink_loss(before, Reported(3, 25, 1100, 0x0060)) is None  # no new report
+    # 50 of the 100 numbered were dropped by our pacer (they waited 2 s): holes it reports, not its link's loss
+    assert downlink_loss(before, Reported(4, 60, 1100, (0xFFF0 + 100) & 0xFFFF, dropped=50)) == (0, 50)
 
 
 async def test_nacks_show_a_full_link_before_its_receiver_reports_do(sfu: Sfu, clients: list[Client]) -> None:
