@@ -388,8 +388,13 @@ class Downlink:
                 new = {d.slot: min(new[d.slot], target[d.slot]) if d.slot in self.choice else target[d.slot]
                        for d in demands}
         upgraded = False
+        # paused slots resume first, in the order minimums are given (the presenter's camera before the screen: a
+        # weak link resumed its screen first and its presenter camera an upgrade interval later, 7.5 s paused in
+        # all), then the others in the upgrade order
+        ordered_up = sorted(ordered, key=lambda d: (new[d.slot] >= 0, d.priority, d.slot not in (
+            MINIMUM_FIRST if new[d.slot] < 0 else UPGRADE_FIRST)))
         if not self.congested and not self.queued and not downgraded and may_vouch:
-            vouched = next((d for d in ordered if d.slot in self.choice and target[d.slot] > new[d.slot]), None)
+            vouched = next((d for d in ordered_up if d.slot in self.choice and target[d.slot] > new[d.slot]), None)
             if vouched is not None:
                 new[vouched.slot] = target[vouched.slot]
                 upgraded = True
@@ -397,7 +402,7 @@ class Downlink:
                     <= self.estimate:
                 # one probe at a time, only while what is sent fits the estimate (the previous probe confirmed),
                 # and a small one: at most PROBE_STEP x the estimate above it
-                probe = next((d for d in ordered if d.slot in self.choice and new[d.slot] < len(d.options) - 1
+                probe = next((d for d in ordered_up if d.slot in self.choice and new[d.slot] < len(d.options) - 1
                               and (new[d.slot] < 0 or sending + d.options[new[d.slot] + 1].bitrate
                                    - d.options[new[d.slot]].bitrate <= self.estimate * (1 + PROBE_STEP))), None)
                 if probe is not None:

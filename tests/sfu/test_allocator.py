@@ -470,6 +470,22 @@ def test_an_overfull_pacer_steps_down_the_screen_when_only_the_screens_video_wai
     assert choice["floor-video"] != first["floor-video"] and choice["presenter-video"] == first["presenter-video"]
 
 
+def test_paused_slots_resume_the_presenters_camera_first() -> None:
+    """After a pause of every slot, the presenter's camera resumes before the screen (measured before: a 300 kbit/s
+    classroom resumed its screen first, and its presenter camera one upgrade interval later); then the upgrades go
+    in their order (the screen first)."""
+    clock = Clock(1000.0)
+    ds = demands("screen", "presenter-video")
+    link = Downlink(clock=clock, estimate=sum(d.options[0].bitrate for d in ds) + 1_000)
+    link.choice = {"screen": None, "presenter-video": None}
+    link.last_down = clock.now - HOLD_AFTER_DOWN - 0.1
+    choice = link.decide(ds)
+    assert choice["presenter-video"] == ds[1].options[0] and choice["screen"] is None
+    clock.now += UP_INTERVAL + 0.1
+    choice = link.decide(ds)
+    assert choice["screen"] == ds[0].options[0]
+
+
 def test_what_the_estimate_vouches_for_waits_only_the_first_hold() -> None:
     clock = Clock(1000.0)
     link = Downlink(clock=clock, estimate=2_000_000)
