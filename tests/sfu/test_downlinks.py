@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
@@ -347,7 +348,7 @@ def test_a_layer_that_skipped_frames_does_not_look_cheaper_than_it_is() -> None:
     clock = Clock(1000.0)
     publisher = FakePublisher(2)
     downlinks = Downlinks(participants={"p": publisher}, on_change=lambda: None, clock=clock)  # type: ignore[dict-item]
-    layer = publisher.producers["screen"].layers[1]
+    layer: Any = publisher.producers["screen"].layers[1]
 
     def period(kbps: float) -> None:
         clock.now += 0.5

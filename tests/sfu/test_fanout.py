@@ -485,20 +485,20 @@ def test_a_camera_slot_leaves_the_pacer_before_a_screen_keyframe_queued_earlier(
 
     tx_sock, rx_sock = udp
     tx, rx = sessions()
-    camera = bound_slot("video", tx_sock, rx_sock, tx)
-    screen = Slot(90000, 3000, 100, 1000, True)
+    camera: Any = bound_slot("video", tx_sock, rx_sock, tx)
+    screen: Any = Slot(90000, 3000, 100, 1000, True)
     head, ast_off, al_off = build_header_template(context("video", ssrc=0x44444444))
     screen.set_head(bytes(head), ast_off, al_off, 96)
     assert screen.set_route(tx_sock, int(socket.AF_INET), "127.0.0.1", rx_sock.getsockname()[1], tx,
                             srtp_address(tx), protect_address())
-    screen.pace_class = SCREEN  # type: ignore[attr-defined]
-    assert camera.pace_class == 0  # type: ignore[attr-defined]
+    screen.pace_class = SCREEN
+    assert camera.pace_class == 0
     pacer = Pacer(100_000.0)
     pacer.on_queue = lambda: setattr(pacer, "armed", True)
     for slot in (camera, screen):
-        slot.set_pacer(pacer)  # type: ignore[attr-defined]
-    camera.map(5, 10, 0, 0.0)  # type: ignore[attr-defined]
-    screen.map(7, 10, 0, 0.0)  # type: ignore[attr-defined]
+        slot.set_pacer(pacer)
+    camera.map(5, 10, 0, 0.0)
+    screen.map(7, 10, 0, 0.0)
     for seq in range(11, 31):  # the slide's keyframe: 20 x 1000 bytes, 1.6 s at 100 kbit/s
         p = inbound(seq, 3000, payload=b"\x10" + bytes(999))
         p.ssrc = 7
