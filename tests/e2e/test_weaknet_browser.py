@@ -376,7 +376,7 @@ def test_a_300_kbit_classroom_keeps_98_percent_of_audio(figures: dict[str, Figur
 
 @pytest.mark.xfail(strict=False, raises=AssertionError,
                    reason="issue 16, open: the 300 kbit/s classroom's longest presenter stall (the page's watch, "
-                          "within the window), eighth session, Chromium's pattern: 0.3-1.2 s in 10 of 14 runs at "
+                          "within the window), eighth session, Chromium's pattern: 0.3-1.2 s in 11 of 15 runs at "
                           "load 10-19 (the pacer's classes); 2.1-7.5 s in the others at load 14-20, each cause found"
                           " in the trace (a layer that looked cheap after a skip, every slot paused and the screen "
                           "resumed first, our own drops read as loss: fixed since; the last, 2.1 s at load 20, the "
