@@ -417,6 +417,8 @@ static PyMemberDef Slot_members[] = {
     {"old_drops", T_INT, offsetof(Slot, old_drops), READONLY, "old_drops: dropped as older since the last advance"},
     {"ts_offset", T_UINT, offsetof(Slot, ts_offset), READONLY, NULL},
     {"waiting_keyframe", T_BOOL, offsetof(Slot, waiting_keyframe), 0, NULL},
+    {"pace_class", T_INT, offsetof(Slot, pace_class), 0,
+     "pace_class: its video's class in the wire's Pacer (sfu.pacer.pace_class; 0, the default, leaves first)"},
     {"vp8", T_BOOL, offsetof(Slot, vp8), READONLY, "vp8: descriptors are read, filtered and rewritten"},
     {"max_in", T_UINT, offsetof(Slot, max_in), READONLY, "max_in: the newest input sequence number"},
     {"pic_offset", T_UINT, offsetof(Slot, pic_offset), READONLY, NULL},
@@ -433,6 +435,8 @@ static PyMemberDef Slot_members[] = {
     {"last_ntp", T_ULONGLONG, offsetof(Slot, last_ntp), 0, NULL},
     {"last_out_ts", T_UINT, offsetof(Slot, last_out_ts), 0, NULL},
     {"c_sent", T_ULONGLONG, offsetof(Slot, c_sent), READONLY, NULL},
+    {"pacer_dropped", T_ULONGLONG, offsetof(Slot, pacer_dropped), READONLY,
+     "pacer_dropped: of packets_sent, dropped in the wire's Pacer before they left (waited too long, or it was full)"},
     {"send_errors", T_ULONGLONG, offsetof(Slot, send_errors), READONLY, NULL},
     {"fraction_lost", T_INT, offsetof(Slot, fraction_lost), READONLY, "fraction_lost: last report's, in 1/256"},
     {"packets_lost", T_INT, offsetof(Slot, packets_lost), READONLY, "packets_lost: last report's (cumulative)"},
@@ -542,7 +546,8 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
             goto python;
         int queue_it = 0;
         if (s->pacer != NULL)  /* the bucket is empty or video waits: rewritten as usual, it waits in the queue */
-            queue_it = !pacer_admit((Pacer *)s->pacer, s->head_len + plen + padding, s->audio, now);
+            queue_it = !pacer_admit((Pacer *)s->pacer, s->head_len + plen + padding, s->audio, s->pace_class,
+                                     now);
         /* slot_map in the steady state: not older than the newest dropped run, so the current offsets apply */
         unsigned int prev = s->max_in;
         int newest = ((seq - prev - 1) & 0xFFFF) < 0x7FFF;
@@ -613,7 +618,8 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
             len += padding;
         }
         if (queue_it) {
-            if (pacer_queue_c((Pacer *)s->pacer, o, buf, len, s->ast_off, s->head_len + plen + padding, now) < 0) {
+            if (pacer_queue_c((Pacer *)s->pacer, o, buf, len, s->ast_off, s->head_len + plen + padding,
+                              s->pace_class, now) < 0) {
                 Py_XDECREF(rest);
                 return NULL;
             }

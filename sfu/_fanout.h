@@ -92,6 +92,8 @@ typedef struct {
 #define PACER_OVERHEAD 38             /* sfu.pacer.OVERHEAD: SRTP tag, IPv4 and UDP headers, bytes */
 #define PACER_MAX_QUEUE_SECONDS 2.0  /* sfu.pacer.MAX_QUEUE_SECONDS: older waiting packets are dropped */
 #define PACER_MAX_QUEUE 4096          /* sfu.pacer.MAX_QUEUE: packets that may wait; more are dropped */
+#define PACER_CLASSES 2               /* sfu.pacer.CLASSES: what waits leaves by class, then in order */
+#define PACER_RING_START 64           /* sfu.pacer: a class's first ring (it doubles as it fills) */
 /* QEntry: one packet waiting in a Pacer's queue. A C fan-out slot's (`buf`: the plain packet, with room for the
  * SRTP trailer; `owner`: the Slot whose route sends it) or Python's (`buf` NULL; `owner`: (head, payload,
  * padding), sent through the Pacer's `send`). */
@@ -103,17 +105,24 @@ typedef struct {
     long long size; /* bytes the bucket charges (header + payload + padding) */
     double at;      /* clock when it was queued */
 } QEntry;
+/* PacerRing: one class's waiting packets, oldest first (grown by doubling up to PACER_MAX_QUEUE entries). */
+typedef struct {
+    QEntry *q;          /* NULL until its first packet */
+    int cap;            /* entries allocated */
+    int head;           /* index of the oldest */
+    long long count;    /* packets waiting in this class */
+    long long dropped;  /* of the Pacer's dropped, this class's */
+} PacerRing;
 typedef struct {
     PyObject_HEAD
     double rate;    /* bit/s */
     double tokens;  /* bits; below zero: in debt (audio went anyway) */
     double burst;
     double last;    /* clock of the last refill, -1: none */
-    long long queued;  /* packets waiting in the queue */
+    long long queued;  /* packets waiting, every class */
     long long sent_queued;  /* packets sent from the queue */
     long long dropped;      /* packets dropped from the queue (waited too long, or the queue was full) */
-    QEntry *q;      /* ring of PACER_MAX_QUEUE entries (allocated at the first push) */
-    int head;       /* index of the oldest */
+    PacerRing ring[PACER_CLASSES];  /* class 0 leaves first (sfu.pacer.pace_class) */
     PyObject *send;      /* send(head, payload, padding) -> bool: Python's way out (sfu.pacer.Pacer sets it) */
     PyObject *on_queue;  /* on_queue(): called when the C fan-out queues while no drain timer is armed */
     char armed;          /* Python's drain timer is set (sfu.pacer.Pacer keeps it) */
@@ -121,15 +130,16 @@ typedef struct {
 extern PyTypeObject PacerType;
 int pacer_add_types(PyObject *module);
 void pacer_refill(Pacer *p, double now);
-/* pacer_admit: 1 the packet may go now (its bits taken), 0 it must wait (video only). */
-int pacer_admit(Pacer *p, long long size, int audio, double now);
+/* pacer_admit: 1 the packet may go now (its bits taken), 0 it must wait (video only: nothing of its class `cls` or a
+ * first one waits and the bucket is not empty). */
+int pacer_admit(Pacer *p, long long size, int audio, int cls, double now);
 /* pacer_drain sends from the head of the queue what the bucket allows (Pacer.drain): packets sent, or -1 with an
  * exception (Python's send raised). The C fan-out drains a slot's pacer before each packet it handles, so a paced
  * link drains at the pace of the media it receives, Python's timer only covering the gaps. */
 long long pacer_drain(Pacer *p, double now);
-/* pacer_queue_c queues a C slot's plain packet (buf, len bytes; ast_off as in QEntry; size charged): 0, or -1 with
- * an exception (on_queue failed). A full queue drops it (counted). */
-int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, int ast_off, long long size,
+/* pacer_queue_c queues a C slot's plain packet (buf, len bytes; ast_off as in QEntry; size charged) in class `cls`:
+ * 0, or -1 with an exception (on_queue failed). A full queue drops it (counted). */
+int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, int ast_off, long long size, int cls,
                   double now);
 
 /* DropRun: packets [start, end) dropped in a row (temporal layer filtering), the offsets in force before them. */
@@ -185,6 +195,7 @@ typedef struct Slot {
     unsigned long long last_ntp;
     unsigned int last_out_ts;
     unsigned long long c_sent;
+    unsigned long long pacer_dropped;  /* of packets_sent, dropped by the pacer before they left (sfu/_pacer.c) */
     unsigned long long tx_bytes;   /* since the last take_counts() */
     unsigned long long tx_packets;
     unsigned long long send_errors;
@@ -199,6 +210,7 @@ typedef struct Slot {
     unsigned long long reports; /* report blocks taken */
     Route route;
     PyObject *pacer;  /* the wire's Pacer (sfu/_pacer.c) or NULL: not paced */
+    int pace_class;   /* its packets' class in that Pacer (sfu.pacer.pace_class): 0 leaves first */
     char audio;
     HistEntry hist[HIST];
 } Slot;

@@ -7,9 +7,10 @@
  * is `armed` so that Python starts one (sfu.pacer.Pacer). Before each packet it handles for a paced slot, the
  * fan-out drains the slot's pacer (pacer_drain): a link drains at the pace of the media it receives, without
  * Python; the timer covers the gaps. Python queues the packets of its own path with
- * `push`. `drain(now)` sends from the head of the queue what the bucket allows, oldest first, each with the
- * abs-send-time of its departure: a C slot's through the slot's route (or Python's `send` when the route is
- * gone), Python's through `send`.
+ * `push`. What waits is kept per class (a slot's `pace_class`, sfu.pacer.pace_class: the cameras' video, then the
+ * screen share's), one ring each; `drain(now)` sends what the bucket allows, class 0 first, each class oldest first,
+ * each with the abs-send-time of its departure: a C slot's through the slot's route (or Python's `send` when the
+ * route is gone), Python's through `send`.
  *
  * Ownership: one Pacer per PacketWire (sfu.pacer.Pacer.bucket); queued entries hold a reference to their Slot
  * (a Slot holds its Pacer: the cycle is broken by `clear` and the GC). */
@@ -30,9 +31,22 @@ void pacer_refill(Pacer *p, double now) {
     p->last = now;
 }
 
-int pacer_admit(Pacer *p, long long size, int audio, double now) {
+/* pace_class: `cls` within 0 .. PACER_CLASSES - 1 (a Slot's pace_class is writable from Python). */
+static int pace_class(int cls) {
+    return cls < 0 ? 0 : cls >= PACER_CLASSES ? PACER_CLASSES - 1 : cls;
+}
+
+/* waiting_up_to: packets waiting in classes 0 .. cls (they leave before a packet of class cls). */
+static long long waiting_up_to(Pacer *p, int cls) {
+    long long n = 0;
+    for (int c = 0; c <= cls; c++)
+        n += p->ring[c].count;
+    return n;
+}
+
+int pacer_admit(Pacer *p, long long size, int audio, int cls, double now) {
     pacer_refill(p, now);
-    if (audio || (p->queued == 0 && p->tokens >= 0)) {
+    if (audio || (waiting_up_to(p, pace_class(cls)) == 0 && p->tokens >= 0)) {
         p->tokens -= (double)((size + PACER_OVERHEAD) * 8);
         return 1;
     }
@@ -45,32 +59,55 @@ static void entry_clear(QEntry *e) {
     e->buf = NULL;
 }
 
-/* queue_tail: the free entry at the tail; NULL when the queue is full or cannot be allocated (no exception). */
-static QEntry *queue_tail(Pacer *p) {
-    if (p->q == NULL && (p->q = calloc(PACER_MAX_QUEUE, sizeof(QEntry))) == NULL)
-        return NULL;
+/* queue_tail: the free entry at the tail of class `cls` (its ring grown if it is full); NULL when the queue is full
+ * or cannot grow (no exception). The caller fills it and counts it (queue_added). */
+static QEntry *queue_tail(Pacer *p, int cls) {
+    PacerRing *r = &p->ring[cls];
     if (p->queued >= PACER_MAX_QUEUE)
         return NULL;
-    return &p->q[(p->head + p->queued) % PACER_MAX_QUEUE];
+    if (r->count == r->cap) {
+        int cap = r->cap ? r->cap * 2 : PACER_RING_START;
+        QEntry *q = calloc((size_t)cap, sizeof(QEntry));
+        if (q == NULL)
+            return NULL;
+        for (long long i = 0; i < r->count; i++)  /* unwrapped: the oldest first */
+            q[i] = r->q[(r->head + i) % r->cap];
+        free(r->q);
+        r->q = q;
+        r->cap = cap;
+        r->head = 0;
+    }
+    return &r->q[(r->head + r->count) % r->cap];
 }
 
-static void queue_pop(Pacer *p) {
-    entry_clear(&p->q[p->head]);
-    p->head = (p->head + 1) % PACER_MAX_QUEUE;
+static void queue_added(Pacer *p, int cls) {
+    p->ring[cls].count++;
+    p->queued++;
+}
+
+static void queue_pop(Pacer *p, int cls) {
+    PacerRing *r = &p->ring[cls];
+    entry_clear(&r->q[r->head]);
+    r->head = (r->head + 1) % r->cap;
+    r->count--;
     p->queued--;
 }
 
 static void queue_clear(Pacer *p) {
-    while (p->queued > 0)
-        queue_pop(p);
+    for (int c = 0; c < PACER_CLASSES; c++)
+        while (p->ring[c].count > 0)
+            queue_pop(p, c);
 }
 
-int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, int ast_off, long long size,
+int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, int ast_off, long long size, int cls,
                   double now) {
-    QEntry *e = queue_tail(p);
+    cls = pace_class(cls);
+    QEntry *e = queue_tail(p, cls);
     unsigned char *copy = e != NULL ? malloc((size_t)len + (BUF_SIZE - MAX_PLAIN)) : NULL;
     if (copy == NULL) {
         p->dropped++;
+        p->ring[cls].dropped++;
+        ((Slot *)slot)->pacer_dropped++;
         return 0;
     }
     memcpy(copy, buf, (size_t)len);
@@ -80,7 +117,7 @@ int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, i
     e->ast_off = ast_off;
     e->size = size;
     e->at = now;
-    p->queued++;
+    queue_added(p, cls);
     if (!p->armed && p->on_queue != NULL && p->on_queue != Py_None) {
         PyObject *r = PyObject_CallNoArgs(p->on_queue);
         if (r == NULL)
@@ -163,9 +200,10 @@ static int Pacer_init(Pacer *p, PyObject *args, PyObject *kw) {
     p->burst = burst_for(rate);
     p->tokens = p->burst;
     p->last = -1.0;
-    if (p->q != NULL)
-        queue_clear(p);
+    queue_clear(p);
     p->queued = p->sent_queued = p->dropped = 0;
+    for (int c = 0; c < PACER_CLASSES; c++)
+        p->ring[c].dropped = 0;
     p->armed = 0;
     return 0;
 }
@@ -173,23 +211,24 @@ static int Pacer_init(Pacer *p, PyObject *args, PyObject *kw) {
 static int Pacer_traverse(Pacer *p, visitproc visit, void *arg) {
     Py_VISIT(p->send);
     Py_VISIT(p->on_queue);
-    for (long long i = 0; i < p->queued; i++)
-        Py_VISIT(p->q[(p->head + i) % PACER_MAX_QUEUE].owner);
+    for (int c = 0; c < PACER_CLASSES; c++)
+        for (long long i = 0; i < p->ring[c].count; i++)
+            Py_VISIT(p->ring[c].q[(p->ring[c].head + i) % p->ring[c].cap].owner);
     return 0;
 }
 
 static int Pacer_clear(Pacer *p) {
     Py_CLEAR(p->send);
     Py_CLEAR(p->on_queue);
-    if (p->q != NULL)
-        queue_clear(p);
+    queue_clear(p);
     return 0;
 }
 
 static void Pacer_dealloc(Pacer *p) {
     PyObject_GC_UnTrack(p);
     Pacer_clear(p);
-    free(p->q);
+    for (int c = 0; c < PACER_CLASSES; c++)
+        free(p->ring[c].q);
     Py_TYPE(p)->tp_free((PyObject *)p);
 }
 
@@ -214,11 +253,11 @@ static PyObject *Pacer_refill(Pacer *p, PyObject *arg) {
 
 static PyObject *Pacer_admit(Pacer *p, PyObject *args) {
     long long size;
-    int audio;
+    int audio, cls = 0;
     double now;
-    if (!PyArg_ParseTuple(args, "Lpd", &size, &audio, &now))
+    if (!PyArg_ParseTuple(args, "Lpd|i", &size, &audio, &now, &cls))
         return NULL;
-    return PyBool_FromLong(pacer_admit(p, size, audio, now));
+    return PyBool_FromLong(pacer_admit(p, size, audio, cls, now));
 }
 
 static PyObject *Pacer_take(Pacer *p, PyObject *args) {
@@ -236,22 +275,23 @@ static PyObject *Pacer_wait(Pacer *p, PyObject *unused) {
     return PyFloat_FromDouble(p->tokens >= 0 ? 0.0 : -p->tokens / p->rate);
 }
 
-/* push(head, payload, padding, ast_off, now): Python's packet waits (True), or is dropped: the queue is full. */
+/* push(head, payload, padding, ast_off, now, cls=0): Python's packet waits in class `cls` (True), or is dropped: the
+ * queue is full. */
 static PyObject *Pacer_push(Pacer *p, PyObject *args) {
     PyObject *head, *payload;
     long long padding;
-    int ast_off;
+    int ast_off, cls = 0;
     double now;
-    if (!PyArg_ParseTuple(args, "OSLid", &head, &payload, &padding, &ast_off, &now))
+    if (!PyArg_ParseTuple(args, "OSLid|i", &head, &payload, &padding, &ast_off, &now, &cls))
         return NULL;
     Py_ssize_t head_len = PyObject_Length(head);
     if (head_len < 0)
         return NULL;
-    QEntry *e = queue_tail(p);
+    cls = pace_class(cls);
+    QEntry *e = queue_tail(p, cls);
     if (e == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
         p->dropped++;
+        p->ring[cls].dropped++;
         Py_RETURN_FALSE;
     }
     PyObject *copy = PyBytes_FromObject(head);
@@ -266,27 +306,38 @@ static PyObject *Pacer_push(Pacer *p, PyObject *args) {
     e->ast_off = ast_off;
     e->size = head_len + PyBytes_GET_SIZE(payload) + padding;
     e->at = now;
-    p->queued++;
+    queue_added(p, cls);
     Py_RETURN_TRUE;
 }
 
 long long pacer_drain(Pacer *p, double now) {
-    while (p->queued > 0 && now - p->q[p->head].at > PACER_MAX_QUEUE_SECONDS) {
-        queue_pop(p);
-        p->dropped++;
+    for (int c = 0; c < PACER_CLASSES; c++) {
+        PacerRing *r = &p->ring[c];
+        while (r->count > 0 && now - r->q[r->head].at > PACER_MAX_QUEUE_SECONDS) {
+            if (r->q[r->head].buf != NULL)  /* a C slot's: counted on it (its receiver's reports see a hole) */
+                ((Slot *)r->q[r->head].owner)->pacer_dropped++;
+            queue_pop(p, c);
+            p->dropped++;
+            r->dropped++;
+        }
     }
     pacer_refill(p, now);
     long long sent = 0;
     while (p->queued > 0 && p->tokens >= 0) {
-        QEntry e = p->q[p->head];  /* taken out: `send` may re-enter (push) */
-        p->q[p->head].owner = NULL;
-        p->q[p->head].buf = NULL;
-        p->head = (p->head + 1) % PACER_MAX_QUEUE;
+        int c = 0;
+        while (p->ring[c].count == 0)
+            c++;
+        PacerRing *r = &p->ring[c];
+        QEntry e = r->q[r->head];  /* taken out: `send` may re-enter (push) */
+        r->q[r->head].owner = NULL;
+        r->q[r->head].buf = NULL;
+        r->head = (r->head + 1) % r->cap;
+        r->count--;
         p->queued--;
         p->tokens -= (double)((e.size + PACER_OVERHEAD) * 8);
-        int r = send_entry(p, &e);
+        int r_sent = send_entry(p, &e);
         entry_clear(&e);
-        if (r < 0)
+        if (r_sent < 0)
             return -1;
         p->sent_queued++;
         sent++;
@@ -294,8 +345,8 @@ long long pacer_drain(Pacer *p, double now) {
     return sent;
 }
 
-/* drain(now) -> packets sent: drops what waited longer than MAX_QUEUE_SECONDS, then sends from the head what the
- * bucket allows. */
+/* drain(now) -> packets sent: drops what waited longer than MAX_QUEUE_SECONDS, then sends what the bucket allows,
+ * class 0 first, each class oldest first. */
 static PyObject *Pacer_drain(Pacer *p, PyObject *arg) {
     double now = PyFloat_AsDouble(arg);
     if (now == -1.0 && PyErr_Occurred())
@@ -306,14 +357,45 @@ static PyObject *Pacer_drain(Pacer *p, PyObject *arg) {
 
 static PyObject *Pacer_clear_queue(Pacer *p, PyObject *unused) {
     (void)unused;
-    if (p->q != NULL)
-        queue_clear(p);
+    queue_clear(p);
     Py_RETURN_NONE;
 }
 
 static PyObject *Pacer_get_oldest(Pacer *p, void *closure) {
     (void)closure;
-    return PyFloat_FromDouble(p->queued > 0 ? p->q[p->head].at : -1.0);
+    double oldest = -1.0;
+    for (int c = 0; c < PACER_CLASSES; c++) {
+        PacerRing *r = &p->ring[c];
+        if (r->count > 0 && (oldest < 0 || r->q[r->head].at < oldest))
+            oldest = r->q[r->head].at;
+    }
+    return PyFloat_FromDouble(oldest);
+}
+
+/* oldest_in(cls) -> clock when class `cls`'s oldest waiting packet was queued, -1 none. */
+static PyObject *Pacer_oldest_in(Pacer *p, PyObject *arg) {
+    long cls = PyLong_AsLong(arg);
+    if (cls == -1 && PyErr_Occurred())
+        return NULL;
+    PacerRing *r = &p->ring[cls < 0 ? 0 : cls >= PACER_CLASSES ? PACER_CLASSES - 1 : (int)cls];
+    return PyFloat_FromDouble(r->count > 0 ? r->q[r->head].at : -1.0);
+}
+
+/* dropped_by: (dropped of class 0, of class 1, ...). */
+static PyObject *Pacer_get_dropped_by(Pacer *p, void *closure) {
+    (void)closure;
+    PyObject *t = PyTuple_New(PACER_CLASSES);
+    if (t == NULL)
+        return NULL;
+    for (int c = 0; c < PACER_CLASSES; c++) {
+        PyObject *n = PyLong_FromLongLong(p->ring[c].dropped);
+        if (n == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, c, n);
+    }
+    return t;
 }
 
 static PyMemberDef Pacer_members[] = {
@@ -333,19 +415,21 @@ static PyMemberDef Pacer_members[] = {
 static PyGetSetDef Pacer_getset[] = {
     {"oldest", (getter)Pacer_get_oldest, NULL, "oldest: clock when the oldest waiting packet was queued, -1 none",
      NULL},
+    {"dropped_by", (getter)Pacer_get_dropped_by, NULL, "dropped_by: (class 0's dropped, class 1's, ...)", NULL},
     {NULL},
 };
 
 static PyMethodDef Pacer_methods[] = {
     {"set_rate", (PyCFunction)Pacer_set_rate, METH_O, "set_rate(rate): the rate and the burst that goes with it"},
     {"refill", (PyCFunction)Pacer_refill, METH_O, "refill(now): add the bits earned since the last call"},
-    {"admit", (PyCFunction)Pacer_admit, METH_VARARGS, "admit(size, audio, now) -> may the packet go now"},
+    {"admit", (PyCFunction)Pacer_admit, METH_VARARGS, "admit(size, audio, now, cls=0) -> may the packet go now"},
     {"take", (PyCFunction)Pacer_take, METH_VARARGS, "take(size, now): a packet's bits, as it is sent"},
     {"wait", (PyCFunction)Pacer_wait, METH_NOARGS, "wait() -> seconds until the bucket is not empty"},
     {"push", (PyCFunction)Pacer_push, METH_VARARGS,
-     "push(head, payload, padding, ast_off, now) -> queued (False: the queue is full, dropped)"},
+     "push(head, payload, padding, ast_off, now, cls=0) -> queued (False: the queue is full, dropped)"},
     {"drain", (PyCFunction)Pacer_drain, METH_O, "drain(now) -> packets sent from the queue"},
     {"clear", (PyCFunction)Pacer_clear_queue, METH_NOARGS, "clear(): drop what waits (not counted)"},
+    {"oldest_in", (PyCFunction)Pacer_oldest_in, METH_O, "oldest_in(cls) -> clock when its oldest was queued, -1 none"},
     {NULL},
 };
 
@@ -377,7 +461,8 @@ int pacer_add_types(PyObject *module) {
         contract_constant("PACER_MIN_BURST_BITS", PyFloat_FromDouble(PACER_MIN_BURST_BITS)) < 0 ||
         contract_constant("PACER_OVERHEAD", PyLong_FromLong(PACER_OVERHEAD)) < 0 ||
         contract_constant("PACER_MAX_QUEUE_SECONDS", PyFloat_FromDouble(PACER_MAX_QUEUE_SECONDS)) < 0 ||
-        contract_constant("PACER_MAX_QUEUE", PyLong_FromLong(PACER_MAX_QUEUE)) < 0)
+        contract_constant("PACER_MAX_QUEUE", PyLong_FromLong(PACER_MAX_QUEUE)) < 0 ||
+        contract_constant("PACER_CLASSES", PyLong_FromLong(PACER_CLASSES)) < 0)
         return -1;
     return 0;
 }

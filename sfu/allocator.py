@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sfu.pacer import pace_class
+
 # Chromium's share of a VP8 stream's bitrate up to each temporal layer with three layers (libwebrtc's
 # kLayerRateAllocation for 3 temporal layers): TL0 40 %, TL0+TL1 60 %, all 100 %.
 TEMPORAL_SHARE = (0.4, 0.6, 1.0)
@@ -181,6 +183,8 @@ class Feedback:
     queue_delay: float = 0.0  # seconds the oldest packet has waited in its pacer
     remb_fell: bool = False  # its REMB went down since the previous period (Chromium's overuse signal)
     rtt: float | None = None  # seconds, the round trip from its receiver reports (None: not measured yet)
+    queue_delays: tuple[float, ...] = ()  # seconds the oldest packet of each pacing class has waited
+    # (``sfu.pacer.pace_class``; empty: not known, every class as queue_delay)
 
 
 @dataclass
@@ -199,6 +203,7 @@ class Downlink:
     queued: bool = False  # video has waited in its pacer for a while: no upgrade until it drains
     overfull: bool = False  # and long: its choices cost more than the pacer carries (one step down, ``decide``)
     _overfull_reports: int = 0
+    overfull_classes: frozenset[int] = frozenset()  # the pacing classes whose video waited over QUEUE_OVERFULL last
     _loss_reports: int = 0
     _queue_reports: int = 0
     _calm: int = CALM_PERIODS  # periods since the link was last congested
@@ -266,6 +271,7 @@ class Downlink:
         self.queued = self._queue_reports >= 3
         self._overfull_reports = self._overfull_reports + 1 if fb.queue_delay > QUEUE_OVERFULL else 0
         self.overfull = self._overfull_reports >= 3
+        self.overfull_classes = frozenset(c for c, delay in enumerate(fb.queue_delays) if delay > QUEUE_OVERFULL)
         self.congested = lossy or overuse
         recut = lossy and not overuse and now - self._cut_at < CUT_SPACING
         self._calm = 0 if self.congested else self._calm + 1
@@ -364,9 +370,13 @@ class Downlink:
             # the order minimums are given in: the presenter's camera last), never the last slot sending; a slot
             # above its lowest spatial layer steps to the layer below (``_step_down``)
             senders = [d for d in ordered if d.slot in self.choice and new[d.slot] >= 0]
-            step = next((d for d in reversed(senders) if new[d.slot] > 0), None)
+            # the slots whose video waits: the pacer sends the cameras' before the screen's (``sfu.pacer``), so
+            # when only the screen's waits, stepping a camera down relieves nothing (measured: a 1 Mbit/s
+            # classroom's presenter camera and floor were paused while its screen's keyframes kept waiting)
+            waiting = [d for d in senders if pace_class(d.slot) in self.overfull_classes] or senders
+            step = next((d for d in reversed(waiting) if new[d.slot] > 0), None)
             if step is None and len(senders) > 1:
-                step = max(senders, key=lambda d: (d.priority, d.slot not in MINIMUM_FIRST))
+                step = max(waiting, key=lambda d: (d.priority, d.slot not in MINIMUM_FIRST))
             if step is not None:
                 new[step.slot] = self._step_down(step, new[step.slot])
                 downgraded = True
@@ -378,8 +388,13 @@ class Downlink:
                 new = {d.slot: min(new[d.slot], target[d.slot]) if d.slot in self.choice else target[d.slot]
                        for d in demands}
         upgraded = False
+        # paused slots resume first, in the order minimums are given (the presenter's camera before the screen: a
+        # weak link resumed its screen first and its presenter camera an upgrade interval later, 7.5 s paused in
+        # all), then the others in the upgrade order
+        ordered_up = sorted(ordered, key=lambda d: (new[d.slot] >= 0, d.priority, d.slot not in (
+            MINIMUM_FIRST if new[d.slot] < 0 else UPGRADE_FIRST)))
         if not self.congested and not self.queued and not downgraded and may_vouch:
-            vouched = next((d for d in ordered if d.slot in self.choice and target[d.slot] > new[d.slot]), None)
+            vouched = next((d for d in ordered_up if d.slot in self.choice and target[d.slot] > new[d.slot]), None)
             if vouched is not None:
                 new[vouched.slot] = target[vouched.slot]
                 upgraded = True
@@ -387,7 +402,7 @@ class Downlink:
                     <= self.estimate:
                 # one probe at a time, only while what is sent fits the estimate (the previous probe confirmed),
                 # and a small one: at most PROBE_STEP x the estimate above it
-                probe = next((d for d in ordered if d.slot in self.choice and new[d.slot] < len(d.options) - 1
+                probe = next((d for d in ordered_up if d.slot in self.choice and new[d.slot] < len(d.options) - 1
                               and (new[d.slot] < 0 or sending + d.options[new[d.slot] + 1].bitrate
                                    - d.options[new[d.slot]].bitrate <= self.estimate * (1 + PROBE_STEP))), None)
                 if probe is not None:

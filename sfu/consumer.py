@@ -42,6 +42,7 @@ from sfu import vp8
 from sfu.hooks.guard import COMPILED_PATH
 from sfu.hooks.sender import ForwardingSender
 from sfu.hooks.wire import PacketWire
+from sfu.pacer import pace_class
 from sfu.rewriter import ALL_LAYERS, HeaderRewriter
 from sfu.rtp import SendContext, SrInfo, abs_send_time_now, pack_abs_send_time
 from sfu.stats import ConsumerStats, RateMeter
@@ -180,6 +181,9 @@ class Consumer:
         self._rtx_seq = 0
         # C state (rewriter, history, counters), or None: pure Python
         self.cslot: Any = CompiledSlot(90000, 3000, 0, 0, kind == "video") if compiled and COMPILED else None
+        self.pace_class = pace_class(slot)  # the class its video waits in at its pacer (the screen's after the rest)
+        if self.cslot is not None:
+            self.cslot.pace_class = self.pace_class
         self._last_ntp = 0  # NTP arrival time and output RTP timestamp of the last packet sent (for SRs)
         self._last_ts = 0
         # statistics
@@ -199,6 +203,7 @@ class Consumer:
         self._last_keyframe_request = float("-inf")
         self._owed: asyncio.TimerHandle | None = None  # a throttled request, passed when its interval ends
         self._owed_mark = 0  # the source's keyframes_received when it was throttled
+        self._repair_owed: asyncio.TimerHandle | None = None  # a throttled repair, asked when its interval ends
         self._retry: asyncio.TimerHandle | None = None  # asks again while the slot waits for a keyframe
         self._fraction_lost = 0.0  # the subscriber's reports without a C slot (else in cslot)
         self._packets_lost = 0
@@ -409,6 +414,12 @@ class Consumer:
         return int(self.cslot.packets_sent) if self.cslot is not None else self._packets_sent
 
     @property
+    def pacer_dropped(self) -> int:
+        """pacer_dropped: of ``packets_sent``, those its wire's pacer dropped before they left (the C path's; the
+        Python path's are not told apart)."""
+        return int(self.cslot.pacer_dropped) if self.cslot is not None else 0
+
+    @property
     def bytes_sent(self) -> int:
         """bytes_sent counts the payload octets sent (retransmissions excluded)."""
         return int(self.cslot.bytes_sent) if self.cslot is not None else self._bytes_sent
@@ -437,10 +448,10 @@ class Consumer:
         audio = self._audio
         if p.padding:
             head[0] |= 0x20
-            sent = wire.send_rtp(head, payload, p.padding, audio, self._ast_off)
+            sent = wire.send_rtp(head, payload, p.padding, audio, self._ast_off, self.pace_class)
             head[0] &= 0xDF
             return sent
-        return wire.send_rtp(head, payload, 0, audio, self._ast_off)
+        return wire.send_rtp(head, payload, 0, audio, self._ast_off, self.pace_class)
 
     @staticmethod
     def _payload(p: Inbound, pic: int, tl0: int) -> bytes:
@@ -579,14 +590,32 @@ class Consumer:
         """repair: our own pacer dropped packets that waited too long on this subscriber's link (``Downlinks`` saw it):
         its decoder now waits for a keyframe, which is asked at once, whatever its link (not optional: the track's
         gate held a weak classroom's request for up to its interval, measured: a 300 kbit/s classroom's presenter
-        camera froze 23 s after 14 packets dropped at its join), throttled like its own requests. True when asked."""
+        camera froze 23 s after 14 packets dropped at its join), throttled like its own requests. True when asked.
+
+        Inside the throttle's interval it is owed, not lost: asked (not optional) when the interval ends unless a
+        keyframe of the source came meanwhile. A weak link's own request just before (held by the track's gate)
+        had swallowed it, and the drop count that asked it did not grow again: a 300 kbit/s classroom's presenter
+        camera then waited 18 s for the gate."""
         now = self._clock()
-        if self.source is None or now - self._last_keyframe_request < KEYFRAME_INTERVAL:
+        if self.source is None:
+            return False
+        wait = self._last_keyframe_request + KEYFRAME_INTERVAL - now
+        if wait > 0:
+            if self._repair_owed is None:
+                mark = self.source.keyframes_received
+                with contextlib.suppress(RuntimeError):
+                    self._repair_owed = asyncio.get_running_loop().call_later(
+                        wait, self._repair_due, self.source, mark)
             return False
         self._last_keyframe_request = now
         self.repairs += 1
         self.source.request_keyframe()
         return True
+
+    def _repair_due(self, asked: Source, mark: int) -> None:
+        self._repair_owed = None
+        if self.source is asked and asked.keyframes_received == mark and self in asked.sinks:
+            self.repair()
 
     def _on_report(self, fraction_lost: int, packets_lost: int, jitter: int) -> None:
         """_on_report takes the subscriber's receiver report block about this slot (no C slot: else in cslot)."""
@@ -676,7 +705,7 @@ class Consumer:
             self.resends_refused += 1
             return False
         _, ts, p, _, pic, tl0 = entry
-        if not self.wire.pacer.allow_resend(len(self._head) + len(p.payload) + p.padding):
+        if not self.wire.pacer.allow_resend(len(self._head) + len(p.payload) + p.padding, self.pace_class):
             self.resends_refused += 1  # over the classroom's budget: the link is already full
             return False
         self._resent[seq & _MASK] = (seq, now)
@@ -691,11 +720,11 @@ class Consumer:
         if ctx.rtx_payload_type is not None:
             _RTX_HDR.pack_into(head, 1, (p.marker << 7) | ctx.rtx_payload_type, self._rtx_seq, ts, ctx.rtx_ssrc)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            return self.wire.send_rtp(head, _OSN.pack(seq) + payload)
+            return self.wire.send_rtp(head, _OSN.pack(seq) + payload, cls=self.pace_class)
         _HDR.pack_into(head, 1, (p.marker << 7) | self._pt_byte, seq, ts)
         if p.padding:
             head[0] |= 0x20
-        return self.wire.send_rtp(head, payload, p.padding)
+        return self.wire.send_rtp(head, payload, p.padding, cls=self.pace_class)
 
     # ------------------------------------------------------------------------------------- stats
 

@@ -41,6 +41,7 @@ PERIOD = 0.5  # seconds between two allocations
 LOSS_FRESH = 1.5  # seconds a report's loss counts (Chromium reports about once a second)
 MIN_LOSS_PACKETS = 20  # the loss of fewer packets than this says nothing
 RATE_ALPHA = 0.25  # a layer's measured rate: this share of the last period's, the rest of the average before
+RATE_ALPHA_SLOW = 0.05  # and its longer average (~10 s): a layer costs the larger of the two (see _measure_layers)
 BURST_DECAY = 0.9  # a layer's keyframe burst: the larger of its latest keyframe period's and this x the one before
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
 PACE_BELOW = 3_000_000.0  # bit/s: a link estimated above this is not paced (its bursts fit)
@@ -55,6 +56,7 @@ class Reported:
     lost: int
     sent: int
     out_seq: int
+    dropped: int = 0  # of `sent`, dropped by our pacer before they left (Consumer.pacer_dropped)
 
 
 def downlink_loss(before: Reported, now: Reported) -> tuple[int, int] | None:
@@ -62,12 +64,13 @@ def downlink_loss(before: Reported, now: Reported) -> tuple[int, int] | None:
     report or with nothing sent.
 
     Its reports count every hole in our output, and a packet its publisher lost on the way up (never recovered)
-    is a hole we forward: those holes are our output's sequence advance minus what we sent, so they are taken
-    out. The loss left is the subscriber's own link's (a lossy publisher does not make a classroom look weak).
+    is a hole we forward, and so is a packet our own pacer dropped after it was numbered (it waited too long):
+    those holes are our output's sequence advance minus what left, so they are taken out. The loss left is the
+    subscriber's own link's (a lossy publisher, or our own queue, does not make a classroom look weak).
     """
     if now.reports == before.reports:
         return None
-    sent = now.sent - before.sent
+    sent = (now.sent - now.dropped) - (before.sent - before.dropped)  # what left: our pacer's drops are holes too
     if sent <= 0:
         return None
     holes = max(0, ((now.out_seq - before.out_seq) & 0xFFFF) - sent)
@@ -115,10 +118,14 @@ class Downlinks:
     _remb: dict[str, int] = field(default_factory=dict)  # each subscriber's REMB at the previous period
     _reported: dict[Consumer, Reported] = field(default_factory=dict)
     _loss: dict[Consumer, tuple[int, int, float]] = field(default_factory=dict)  # lost, sent, when
-    _nacked: dict[str, tuple[int, int]] = field(default_factory=dict)  # per subscriber: packets NACKed, sent
-    _dropped: dict[str, int] = field(default_factory=dict)  # per subscriber: packets its pacer dropped so far
+    _nacked: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # per subscriber: packets NACKed, sent,
+    # and its pacer's drops
+    _dropped: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per subscriber: packets its pacer dropped
+    # so far, per class (sfu.pacer.pace_class)
     _layer_octets: dict[Producer, tuple[float, int, int]] = field(default_factory=dict)  # when, bytes, keyframes
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
+    _layer_fast: dict[Producer, float] = field(default_factory=dict)  # the short average (RATE_ALPHA)
+    _layer_slow: dict[Producer, float] = field(default_factory=dict)  # the long one (RATE_ALPHA_SLOW)
     _layer_burst: dict[Producer, float] = field(default_factory=dict)
     _options: dict[tuple[Producer, bool], tuple[Option, ...]] = field(default_factory=dict)  # this period's
     drains: Drains = field(default_factory=Drains)  # one drain timer for the room's pacers
@@ -157,7 +164,15 @@ class Downlinks:
         """_measure_layers: each published video layer's bitrate over the last period (0: not arriving), and its
         keyframe burst: the bits of the last period in which a keyframe arrived (the keyframe and that period's
         other frames), kept as the larger of that and ``BURST_DECAY`` x the one before (a layer's keyframes vary:
-        a burst measure that followed each one would offer and withdraw the layer in turn)."""
+        a burst measure that followed each one would offer and withdraw the layer in turn).
+
+        A layer's rate is the larger of its short average (``RATE_ALPHA``: a rise counts within a period or two)
+        and its long one (``RATE_ALPHA_SLOW``, ~10 s): a publisher whose encoder starves skips frames of a layer for
+        a second or two, and the layer then looked cheap enough to be sent (measured: a 300 kbit/s classroom's
+        presenter camera was moved to its 480x270 layer, ~200 kbit/s, on a 168 kbit/s estimate; its pacer then
+        held its own camera's video 2 s, dropped it, and the camera stalled 2.8 s)."""
+        fast: dict[Producer, float] = {}
+        slow: dict[Producer, float] = {}
         rates: dict[Producer, float] = {}
         bursts: dict[Producer, float] = {}
         octets: dict[Producer, tuple[float, int, int]] = {}
@@ -172,14 +187,24 @@ class Downlinks:
                     if before is not None and now > before[0]:
                         bits = (layer.bytes - before[1]) * 8
                         rate = bits / (now - before[0])
-                        old = self._layer_rate.get(layer)
-                        rates[layer] = rate if old is None or rate == 0 else RATE_ALPHA * rate + (1 - RATE_ALPHA) * old
+                        old, old_slow = self._layer_fast.get(layer), self._layer_slow.get(layer)
+                        if rate == 0:  # not arriving
+                            rates[layer] = 0.0
+                            if old_slow is not None:
+                                slow[layer] = old_slow
+                        else:
+                            fast[layer] = rate if old is None else RATE_ALPHA * rate + (1 - RATE_ALPHA) * old
+                            slow[layer] = rate if old_slow is None else (
+                                RATE_ALPHA_SLOW * rate + (1 - RATE_ALPHA_SLOW) * old_slow)
+                            rates[layer] = max(fast[layer], slow[layer])
                         if layer.keyframes_received != before[2]:
                             burst = max(bits, BURST_DECAY * (burst or 0.0))
                     if burst is not None:
                         bursts[layer] = burst
         self._layer_octets = octets
         self._layer_rate = rates
+        self._layer_fast = fast
+        self._layer_slow = slow
         self._layer_burst = bursts
 
     def layer_burst(self, layer: Producer) -> float:
@@ -227,22 +252,30 @@ class Downlinks:
         self._sent[p.id] = Sent(now, octets)
         sent = (octets - before.octets) * 8 / (now - before.at) if before and now > before.at else 0.0
         loss = lost / sent_packets if sent_packets >= MIN_LOSS_PACKETS else 0.0
-        loss = max(loss, self._nack_loss(p.id, nacked, video_packets))
+        # what our own pacer dropped left holes its receiver NACKs: not its link's loss (counted, a 1 Mbit/s
+        # classroom's screen NACKed thousands of them, its estimate was cut to the floor and every slot paused)
+        pacer_dropped = sum(wire.pacer.dropped_by) if wire is not None else 0
+        loss = max(loss, self._nack_loss(p.id, nacked, video_packets, pacer_dropped))
         queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
+        queue_delays = wire.pacer.queue_delays if wire is not None else ()
         fell = remb is not None and p.id in self._remb and remb < REMB_FALL * self._remb[p.id]
         if remb is not None:
             self._remb[p.id] = remb
-        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, rtt))
+        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, rtt, queue_delays))
         weak = link.weak
         for c in video:  # its keyframe requests can wait for the track's gate (Consumer._on_keyframe)
             c.weak = weak
         if wire is not None:
             if wire.pacer.group is None:
                 wire.pacer.group = self.drains
-            dropped = wire.pacer.dropped
-            if dropped > self._dropped.get(p.id, dropped):  # what waited too long was dropped: decoders wait
-                for c in video:  # for a keyframe (a paused slot asks its own when it resumes)
-                    if link.choice.get(c.slot, True) is not None:
+            dropped = wire.pacer.dropped_by
+            before_dropped = self._dropped.get(p.id, dropped)
+            if dropped != before_dropped:  # what waited too long was dropped: decoders wait for a keyframe (a
+                # paused slot asks its own when it resumes); only the slots of the class that lost packets: a
+                # screen share's dropped packets asked the presenter's camera a keyframe, sent to every classroom
+                lost_in = {cls for cls, (a, b) in enumerate(zip(before_dropped, dropped, strict=True)) if b > a}
+                for c in video:
+                    if c.pace_class in lost_in and link.choice.get(c.slot, True) is not None:
                         c.repair()
             self._dropped[p.id] = dropped
             # paced from the start while it is not known to be fast (a new link's first keyframes must not
@@ -292,20 +325,21 @@ class Downlinks:
                 and self.layer_burst(layer) <= link.estimate * BURST_SECONDS]
         return fits[-1] if fits else arriving[0]
 
-    def _nack_loss(self, pid: str, nacked: int, sent: int) -> float:
+    def _nack_loss(self, pid: str, nacked: int, sent: int, dropped: int = 0) -> float:
         """_nack_loss: the share of the video sent over the last period that the subscriber reported missing.
 
         Its receiver reports count a packet that a resend recovered as received, so on a link whose queue
         overflows they show the loss only once resends cannot keep up (seconds later, measured: a 300 kbit/s
         classroom sent twice its link reported no loss for ten seconds); its NACKs show it at once. A packet its
         publisher lost on the way up is NACKed too, and counted: a classroom whose publisher loses a lot may look
-        weaker than it is, never stronger. `nacked` and `sent`: the counts of its video slots.
+        weaker than it is, never stronger. `nacked` and `sent`: the counts of its video slots; `dropped`: the
+        packets its pacer dropped so far (they left holes in our output that it NACKs: not its link's loss).
         """
         before = self._nacked.get(pid)
-        self._nacked[pid] = (nacked, sent)
+        self._nacked[pid] = (nacked, sent, dropped)
         if before is None or sent - before[1] < MIN_LOSS_PACKETS:
             return 0.0
-        return min(1.0, max(0, nacked - before[0]) / (sent - before[1]))
+        return min(1.0, max(0, nacked - before[0] - (dropped - before[2])) / (sent - before[1]))
 
     def _downlink_loss(self, c: Consumer, at: float) -> tuple[int, int] | None:
         """_downlink_loss: (lost, sent) on the subscriber's own link in its latest report about `c`, None when that
@@ -313,7 +347,8 @@ class Downlinks:
         reports = c.reports
         before = self._reported.get(c)
         if before is None or reports != before.reports:
-            self._reported[c] = now = Reported(reports, c.packets_lost, c.packets_sent, c.last_out_seq)
+            self._reported[c] = now = Reported(reports, c.packets_lost, c.packets_sent, c.last_out_seq,
+                                               c.pacer_dropped)
             counts = downlink_loss(before, now) if before is not None else None
             if counts is not None:
                 self._loss[c] = (counts[0], counts[1], at)

@@ -89,6 +89,7 @@ MIRRORS: tuple[Mirror, ...] = (
         "bytes_sent": "_bytes_sent",
         "last_ntp": "_last_ntp", "last_out_ts": "_last_ts", "fraction_lost": "_fraction_lost",
         "packets_lost": "_packets_lost", "jitter": "_jitter", "remb": "_remb_bitrate", "reports": "_reports",
+        "pace_class": "pace_class",
     }),
     # a ForwardingSender without a C slot keeps these itself (its lsr, lsr_time and rtt read the slot's otherwise)
     Mirror("Slot", "sfu.hooks.sender.ForwardingSender", {"lsr": "_lsr", "lsr_time": "_lsr_time", "rtt": "_rtt"}),
@@ -97,15 +98,16 @@ MIRRORS: tuple[Mirror, ...] = (
         "Pacer", "sfu.pacer.TokenBucket",
         {name: name for name in ("rate", "tokens", "burst", "last", "queued", "send", "on_queue", "armed",
                                  "sent_queued", "dropped")},
-        methods=("set_rate", "refill", "admit", "take", "wait", "push", "drain", "clear"), complete=True,
-        python_only=("_queue",),  # C's is a ring of entries that Python never sees
+        methods=("set_rate", "refill", "admit", "take", "wait", "push", "drain", "clear", "oldest_in"), complete=True,
+        python_only=("_queues", "_dropped_by"),  # C's are rings of entries that Python never sees, and their counts
     ),
 )
 
 # Python-visible fields of the C types that mirror nothing in Python (C's own counters and state)
 C_ONLY: dict[str, tuple[str, ...]] = {
-    "Packet": (), "Slot": ("c_sent", "send_errors", "routed", "pacer"),
-    "Pacer": ("oldest",),  # a property of TokenBucket (it reads its queue), a getter here
+    "Packet": (), "Slot": ("c_sent", "send_errors", "routed", "pacer",
+                           "pacer_dropped"),  # the C path's packets its pacer dropped (Python's are not told apart)
+    "Pacer": ("oldest", "dropped_by"),  # properties of TokenBucket (they read its queues), getters here
 }
 
 # C #define (sfu._fanout.CONTRACT["constants"]): the Python constant it mirrors, as module.NAME
@@ -129,6 +131,7 @@ CONSTANTS: dict[str, str] = {
     "PACER_OVERHEAD": "sfu.pacer.OVERHEAD",
     "PACER_MAX_QUEUE_SECONDS": "sfu.pacer.MAX_QUEUE_SECONDS",
     "PACER_MAX_QUEUE": "sfu.pacer.MAX_QUEUE",
+    "PACER_CLASSES": "sfu.pacer.CLASSES",
     # sfu/_remb.c is a port of aiortc's RemoteBitrateEstimator
     "BURST_DELTA_THRESHOLD_MS": "aiortc.rate.BURST_DELTA_THRESHOLD_MS",
     "MAX_ADAPT_OFFSET_MS": "aiortc.rate.MAX_ADAPT_OFFSET_MS",

@@ -26,7 +26,7 @@ from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
 from sfu.hooks.guard import CompiledReporter, protect_address
 from sfu.hooks.ice import ice_connection
 from sfu.hooks.sender import ForwardingSender
-from sfu.pacer import UNLIMITED, Pacer
+from sfu.pacer import FIRST, UNLIMITED, Pacer
 from sfu.rtp import pad, report_period, sender_reports
 from sfu.tasks import Ticker
 
@@ -158,17 +158,17 @@ class PacketWire:
                 dtls._RTCDtlsTransport__tx_packets += sent
 
     def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
-                 ast_off: int = 0) -> bool:
+                 ast_off: int = 0, cls: int = FIRST) -> bool:
         """send_rtp protects and sends header + payload (+ `padding` bytes of RTP padding) as one packet.
 
-        Through the pacer when it is on: `audio` goes at once, video may wait in its queue (True all the same; its
-        abs-send-time at `ast_off`, when not 0, is rewritten when it leaves). Returns False when the transport is
-        not connected. The caller sets the P bit in `head`.
+        Through the pacer when it is on: `audio` goes at once, video may wait in its queue, in class `cls`
+        (``sfu.pacer.pace_class``; True all the same; its abs-send-time at `ast_off`, when not 0, is rewritten when
+        it leaves). Returns False when the transport is not connected. The caller sets the P bit in `head`.
         """
         if self.pacer.bucket.rate < UNLIMITED:
             if self._dtls._state is not DtlsState.CONNECTED:
                 return False
-            return self.pacer.send(head, payload, padding, audio, ast_off)
+            return self.pacer.send(head, payload, padding, audio, ast_off, cls)
         return self._send_now(head, payload, padding)
 
     def _send_now(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
@@ -20,7 +21,7 @@ from sfu.allocator import HOLD_AFTER_DOWN, Downlink, Option
 from sfu.consumer import COMPILED, Consumer
 from sfu.downlinks import AUDIO_BITRATE, MIN_PACING_RATE, Downlinks, Reported, downlink_loss
 from sfu.events import SlotChanged
-from sfu.pacer import PACING_FACTOR, UNLIMITED
+from sfu.pacer import PACING_FACTOR, SCREEN, UNLIMITED
 from sfu.room import Room
 from sfu.sfu import Sfu
 from tests.sfu.fakes import Clock
@@ -161,6 +162,8 @@ def test_a_publishers_upstream_loss_is_not_counted_against_the_classroom() -> No
     # the same, 15 more lost: 5 of them on the classroom's own link
     assert downlink_loss(before, Reported(4, 25, 1100, (0xFFF0 + 110) & 0xFFFF)) == (5, 100)
     assert downlink_loss(before, Reported(3, 25, 1100, 0x0060)) is None  # no new report
+    # 50 of the 100 numbered were dropped by our pacer (they waited 2 s): holes it reports, not its link's loss
+    assert downlink_loss(before, Reported(4, 60, 1100, (0xFFF0 + 100) & 0xFFFF, dropped=50)) == (0, 50)
 
 
 async def test_nacks_show_a_full_link_before_its_receiver_reports_do(sfu: Sfu, clients: list[Client]) -> None:
@@ -205,7 +208,8 @@ async def test_nacks_show_a_full_link_before_its_receiver_reports_do(sfu: Sfu, c
 async def test_packets_the_pacer_dropped_get_a_keyframe_at_once(sfu: Sfu, clients: list[Client]) -> None:
     """What waited too long in a classroom's pacer was dropped: its decoder waits for a keyframe, asked at once even
     on a weak link (measured: the track's gate held that request and a 300 kbit/s classroom's presenter camera
-    froze 23 s)."""
+    froze 23 s). Only the slots of the class that lost packets ask: a screen share's dropped packets do not make the
+    presenter's camera send a keyframe (to every classroom)."""
     room, trainer, classroom = await lecture(sfu, "repair", clients)
     video = room.participants["c1"].consumers["presenter-video"]
     assert isinstance(video, Consumer) and video.wire is not None
@@ -229,6 +233,13 @@ async def test_packets_the_pacer_dropped_get_a_keyframe_at_once(sfu: Sfu, client
     frames = len(classroom.slot_frames("presenter-video"))
     await wait_until(lambda: len(classroom.slot_frames("presenter-video")) > frames + 5, 10)
     assert video.stats().repairs == video.repairs > repairs
+    runs, repairs = room.downlinks.runs, video.repairs
+    video._last_keyframe_request = float("-inf")  # its request interval is over: a repair now would be asked
+    pacer.bucket.push(b"\x80" + bytes(11), b"x", 0, 0, pacer._clock() - 60, SCREEN)  # the screen's, not the camera's
+    pacer._drain()
+    assert pacer.dropped_by[SCREEN] >= 1
+    await wait_until(lambda: room.downlinks.runs > runs + 2, 5)
+    assert video.repairs == repairs
 
 
 class FakeTrack:
@@ -316,6 +327,48 @@ def test_a_layer_whose_keyframes_hold_the_link_too_long_is_not_sent_to_it() -> N
     assert downlinks._unallocated(link, "screen", track, FakeTarget()) is high  # type: ignore[arg-type]
     period(True, high_key=0)  # a smaller keyframe decays it
     assert downlinks.layer_burst(high) == pytest.approx(0.9 * (3_000 + 90_000) * 8)
+
+
+def test_what_the_pacer_dropped_is_not_counted_as_the_links_loss() -> None:
+    """Packets our pacer dropped (they waited 2 s) leave holes in the output that the receiver NACKs: they are not
+    its link's loss (measured before: a 1 Mbit/s classroom's screen NACKed the 125 packets its pacer dropped, the
+    NACK loss read over 10 %, its estimate was cut to the floor and every slot paused for 6 s); what it NACKs
+    beyond them is."""
+    downlinks = Downlinks(participants={}, on_change=lambda: None)
+    assert downlinks._nack_loss("c", nacked=0, sent=1000, dropped=0) == 0.0  # the first period: a baseline
+    assert downlinks._nack_loss("c", nacked=125, sent=1100, dropped=125) == 0.0  # all of them ours
+    assert downlinks._nack_loss("c", nacked=155, sent=1200, dropped=125) == pytest.approx(0.3)  # the link's
+
+
+def test_a_layer_that_skipped_frames_does_not_look_cheaper_than_it_is() -> None:
+    """A starving publisher's encoder skips a layer's frames for a period or sends few for a second: the layer's
+    rate must not then look a fraction of what it sends (measured before: the 480x270 layer, ~200 kbit/s, restarted
+    at a quarter of its rate after a skipped period, and a 168 kbit/s classroom's presenter camera was moved to it);
+    a rise counts within a period or two."""
+    clock = Clock(1000.0)
+    publisher = FakePublisher(2)
+    downlinks = Downlinks(participants={"p": publisher}, on_change=lambda: None, clock=clock)  # type: ignore[dict-item]
+    layer: Any = publisher.producers["screen"].layers[1]
+
+    def period(kbps: float) -> None:
+        clock.now += 0.5
+        layer.bytes += int(kbps * 1000 / 8 * 0.5)
+        downlinks._measure_layers(clock())
+
+    downlinks._measure_layers(clock())
+    for _ in range(40):
+        period(200)
+    assert downlinks.layer_rate(layer) == pytest.approx(200_000, rel=0.01)
+    period(0)
+    assert downlinks.layer_rate(layer) == 0  # not arriving
+    period(200)
+    assert downlinks.layer_rate(layer) >= 190_000  # not a quarter of it
+    for _ in range(3):  # a dip: few frames for 1.5 s
+        period(50)
+        assert downlinks.layer_rate(layer) >= 170_000  # (the short average: 50-100 kbit/s)
+    period(600)  # a rise counts within a period or two
+    period(600)
+    assert downlinks.layer_rate(layer) >= 300_000
 
 
 async def test_a_steady_link_does_not_replan_the_room_every_period(sfu: Sfu, clients: list[Client]) -> None:

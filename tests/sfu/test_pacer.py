@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from sfu.pacer import (
+    CLASSES,
+    FIRST,
     MAX_QUEUE,
     MAX_QUEUE_SECONDS,
     OVERHEAD,
     RESEND_QUEUE_DELAY,
     RESEND_SHARE,
+    SCREEN,
     UNLIMITED,
     CompiledBucket,
     Drains,
@@ -50,16 +53,18 @@ def test_the_c_bucket_and_the_python_one_agree_over_random_steps() -> None:
     for i in range(50_000):
         op = rng.random()
         now += rng.choice((0.0, 0.0005, 0.003, 0.02, 0.4))
+        cls = rng.choice((0, 0, 1, 1, 2, -1))  # out of range: clamped alike
         if op < 0.5:
             size, audio = rng.randrange(50, 1300), rng.random() < 0.3
-            assert py.admit(size, audio, now) == c.admit(size, audio, now)
+            assert py.admit(size, audio, now, cls) == c.admit(size, audio, now, cls)
         elif op < 0.65:
             size = rng.randrange(50, 1300)
             py.take(size, now)
             c.take(size, now)
         elif op < 0.8:
             head, payload, padding = b"h%06d" % i, bytes(rng.randrange(0, 1200)), rng.choice((0, 0, 7))
-            assert py.push(head, payload, padding, 0, now) == c.push(bytearray(head), payload, padding, 0, now)
+            pushed = py.push(head, payload, padding, 0, now, cls)
+            assert pushed == c.push(bytearray(head), payload, padding, 0, now, cls)
         elif op < 0.9:
             assert py.drain(now) == c.drain(now)
         elif op < 0.95:
@@ -75,9 +80,11 @@ def test_the_c_bucket_and_the_python_one_agree_over_random_steps() -> None:
         for name in ("rate", "tokens", "burst", "last", "oldest"):
             a, b = getattr(py, name), getattr(c, name)
             assert abs(a - b) <= 1e-6 + 1e-12 * abs(b), (name, a, b)
-        assert (py.queued, py.sent_queued, py.dropped) == (c.queued, c.sent_queued, c.dropped)
+        assert [py.oldest_in(k) for k in range(-1, CLASSES + 1)] == [c.oldest_in(k) for k in range(-1, CLASSES + 1)]
+        assert (py.queued, py.sent_queued, py.dropped, py.dropped_by) == (c.queued, c.sent_queued, c.dropped,
+                                                                          c.dropped_by)
         assert abs(py.wait() - c.wait()) <= 1e-12 * (1 + c.wait())
-    assert out["py"] == out["c"] and len(out["c"]) > 1000 and py.dropped > 100
+    assert out["py"] == out["c"] and len(out["c"]) > 1000 and min(py.dropped_by) > 50
 
 
 @compiled
@@ -96,6 +103,52 @@ def test_the_c_queue_drops_beyond_its_size_and_stamps_what_leaves() -> None:
         bucket.push(head, b"payload", 0, 4, 2.0)
         assert bucket.drain(2.0) == 1 and sent[-1][8:] == b"payload"
         assert (abs_send_time_now() - int.from_bytes(sent[-1][4:7], "big")) & 0xFFFFFF < 262144 // 4
+
+
+@pytest.mark.parametrize("compiled_bucket", [False, True])
+def test_a_camera_frame_leaves_before_a_screen_keyframe_that_waited_longer(compiled_bucket: bool) -> None:
+    """What waits leaves by class: a camera frame arriving behind a screen share's keyframe goes before it (in one
+    queue, a 300 kbit/s classroom's presenter camera stalled 2.5 s behind its screen's packets), each class in
+    order; a camera packet does not pass the camera's own that wait; what waited too long is dropped and counted
+    per class."""
+    if compiled_bucket and CompiledBucket is None:
+        pytest.skip("sfu._fanout is not built")
+    clock = Clock()
+    sent: list[bytes] = []
+
+    def send(head: bytes | bytearray, payload: bytes, padding: int) -> bool:
+        sent.append(bytes(head))
+        return True
+
+    pacer = Pacer(send, compiled=compiled_bucket, clock=clock)
+    pacer.set_rate(100_000.0)
+    for i in range(20):  # the slide's keyframe: 20 x 1000 bytes, 1.6 s at 100 kbit/s
+        pacer.send(b"s%02d" % i, bytes(1000), 0, audio=False, cls=SCREEN)
+    waiting = pacer.bucket.queued
+    assert waiting > 15
+    clock.now += 0.01
+    for i in range(3):
+        pacer.send(b"c%02d" % i, bytes(300), 0, audio=False, cls=FIRST)
+    assert not any(h.startswith(b"c") for h in sent)  # the bucket is empty: the camera waits too
+    clock.now += 0.3
+    pacer.bucket.drain(clock.now)
+    left = sent[20 - waiting:]
+    assert left[:3] == [b"c00", b"c01", b"c02"] and len(left) > 3, sent  # the camera's frame first, in order
+    pacer.send(b"c03", bytes(300), 0, audio=False, cls=FIRST)  # the bucket empty, only the screen's waiting
+    assert sent[-1] != b"c03" and pacer.bucket.queued > 1
+    before = len(sent)
+    clock.now += 0.3
+    pacer.bucket.drain(clock.now)
+    assert sent[before] == b"c03" and len(sent) > before + 1  # first again
+    screen = [h for h in sent if h.startswith(b"s")]
+    assert screen == [b"s%02d" % i for i in range(len(screen))]  # the screen's in order
+    pacer.send(b"c04", bytes(300), 0, audio=False, cls=FIRST)
+    clock.now += MAX_QUEUE_SECONDS + 0.1
+    pacer.bucket.set_rate(1.0)
+    pacer.bucket.tokens = -1e9
+    pacer.bucket.drain(clock.now)
+    screen_left = 20 - len([h for h in sent if h.startswith(b"s")])
+    assert pacer.dropped_by == (pacer.dropped - screen_left, screen_left) and pacer.bucket.queued == 0
 
 
 @pytest.mark.parametrize("compiled_bucket", [False, True])
@@ -210,6 +263,13 @@ def test_resends_are_refused_while_packets_wait_or_over_their_share() -> None:
     assert pacer.allow_resend(10)  # something waits, but not long: the resend still comes in time
     clock.now += RESEND_QUEUE_DELAY + 0.01
     assert not pacer.allow_resend(10)  # it waited long: a resend would only add to the delay
+    pacer.bucket.clear()
+    clock.now += 1.0
+    pacer.bucket.push(b"h", b"p", 0, 0, clock.now, SCREEN)  # the screen's waits long
+    clock.now += RESEND_QUEUE_DELAY + 0.01
+    assert pacer.queue_delays == (0.0, pytest.approx(RESEND_QUEUE_DELAY + 0.01))
+    assert not pacer.allow_resend(10, SCREEN)  # behind it
+    assert pacer.allow_resend(10, FIRST)  # a camera's resend leaves before it
     pacer.close()
 
 
