@@ -11,8 +11,9 @@ steady-state packets) and reads the sockets one of two ways, alternated within o
   Demux called from C, no Python object for a datagram C keeps).
 
 Each round prints the receiving process's CPU per datagram (process CPU time over the window / datagrams the
-Producers counted), the share of all datagrams C handled, datagrams per CPU-second and, with --perf (Linux ``perf`` installed), the system calls and
-context switches per datagram counted by ``perf stat`` on the receiving process over the same window.
+Producers counted), the share of all datagrams C handled, datagrams per CPU-second and, with --perf (Linux
+``perf`` installed), the system calls and context switches per datagram counted by ``perf stat`` on the
+receiving process over the same window.
 
     .venv/bin/python bench/receive.py                          # 40 sockets x 150 packets/s, 3 rounds
     .venv/bin/python bench/receive.py --sockets 86 --rounds 5 --perf
@@ -211,7 +212,8 @@ def main() -> None:
                 res = runner.run(round_(way, args.sockets, args.rate, args.seconds, args.warmup, args.perf))
             results[way].append(res["us"])
             sys_s = f"{res['syscalls']:14.2f}  {res['switches']:14.3f}" if "syscalls" in res else ""
-            print(f"{r:5}  {way:6} {load:6.1f} {res['packets'] / res['elapsed']:7.0f} {res['via_c']:6.3f} {res['us']:12.2f} "
+            rate = res["packets"] / res["elapsed"]
+            print(f"{r:5}  {way:6} {load:6.1f} {rate:7.0f} {res['via_c']:6.3f} {res['us']:12.2f} "
                   f"{res['per_cpu_s']:16.0f}  {sys_s}", flush=True)
         print(f"       round {r}: reader / loop = {results['reader'][-1] / results['loop'][-1]:.2f}")
     print(f"median µs/datagram: loop {statistics.median(results['loop']):.2f}, "
