@@ -224,10 +224,13 @@ def take_over(protocol: Any, demux: Any = None, compiled: bool = True) -> Socket
         return old
     if old is None or old.is_closing():
         return None
-    info = old.get_extra_info("socket")
+    info = old.get_extra_info("socket")  # None for aioice's TurnTransport (a relayed candidate): left alone
     try:
         sock = socket.socket(fileno=os.dup(info.fileno()))
     except (AttributeError, OSError):
+        return None
+    if sock.type != socket.SOCK_DGRAM:
+        sock.close()
         return None
     sock.setblocking(False)
     new = SocketTransport(asyncio.get_running_loop(), sock, protocol, demux, compiled)

@@ -5,7 +5,8 @@ protocols (instance attributes only): SRTP for a ForwardingReceiver is unprotect
 callback, SRTCP is routed to its recipients there too, and with the C extension a ``MediaDemux`` in front keeps
 armed streams and routine RTCP in C. On a transport receiving simulcast (``sfu.hooks.simulcast``), a packet of
 an SSRC nobody knows yet is unprotected and routed by its mid and rid there as well. STUN, DTLS and everything
-else keep aioice's and aiortc's path.
+else keep aioice's and aiortc's path. Each socket is then read by a transport of ours (``sfu.hooks.reader``:
+``recvmmsg`` straight into the C Demux), no longer by the event loop's.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 import uvloop
 
 from sfu.hooks.guard import CompiledDemux, CompiledReader
-from sfu.hooks.reader import DATAGRAM_SIZE, READ_LIMIT, PythonReader, SocketTransport, take_over, transport_socket
+from sfu.hooks.reader import READ_LIMIT, PythonReader, SocketTransport, take_over, transport_socket
 from sfu.sfu import Sfu
 from tests.sfu.helpers import RED, ColorTrack, join, publish, sfu_config, wait_until
 
@@ -141,12 +141,6 @@ def test_icmp_port_unreachable_does_not_stop_the_reader(kind: str, pair: Any) ->
     assert reader.read() == 1 and got[-1] == b"again"
 
 
-def test_the_read_size_is_the_c_one() -> None:
-    from sfu._fanout import CONTRACT  # sfu/twins.py's CONSTANTS holds the pair too; this names the twin
-
-    assert CONTRACT["constants"]["READ_SIZE"] == DATAGRAM_SIZE
-
-
 class Recording(asyncio.DatagramProtocol):
     """Recording: a datagram protocol like aioice's StunProtocol (its ``transport`` attribute is public)."""
 
@@ -203,6 +197,18 @@ async def take_over_round_trip(compiled: bool) -> None:
         assert new.reader.read() == 0  # closed: never reads (the loop's callback is gone too)
     finally:
         peer.close()
+
+
+async def test_take_over_leaves_a_transport_without_a_socket_alone() -> None:
+    """aioice's TurnTransport (a relayed candidate) has no socket of its own: it keeps its path."""
+    from aioice.turn import TurnTransport
+
+    protocol = Recording()
+    turn: Any = TurnTransport.__new__(TurnTransport)
+    turn.get_extra_info = lambda name, default=None: None  # a relayed address only, no "socket"
+    turn.is_closing = lambda: False
+    protocol.transport = turn
+    assert take_over(protocol) is None and protocol.transport is turn
 
 
 def _recv(sock: socket.socket) -> bytes | None:
