@@ -247,8 +247,9 @@ async def test_media_and_ice_through_our_transport(fast: bool) -> None:
         clients = [t, c]
         await publish(room, t, video=ColorTrack(RED), audio=False)
         await wait_until(lambda: len(c.slot_frames("presenter-video")) >= 10, 10)
-        up = room.participants["t"].up
-        (consent,) = room.participants["c"].down.pc.consents
+        up: Any = room.participants["t"].up
+        down: Any = room.participants["c"].down
+        (consent,) = down.pc.consents
         await wait_until(lambda: consent.confirmed >= 2, 10)  # our checks and their answers, through our sockets
         transports = [p.transport for p in consent._conn._protocols]
         assert transports and all(isinstance(x, SocketTransport) for x in transports)
