@@ -2,8 +2,9 @@
  *
  * Reader(fd, demux, fallback, error_received) is installed by sfu.hooks.reader.SocketTransport: ``read()`` is the
  * event loop's reader callback for `fd` (a duplicate of the ICE socket that the transport owns). One wake-up
- * reads up to READ_SLOTS datagrams per recvmmsg system call, READ_BATCHES calls at most, and stops at the first
- * short batch (the socket was drained: no further system call just to be told EAGAIN). A datagram the Demux
+ * reads up to READ_SLOTS datagrams with one recvmmsg system call (READ_BATCHES full batches at most: 32 datagrams
+ * per wake-up, as libuv reads a UDP socket, so the loop's timers keep their turn under a burst), and a short
+ * batch ends the read (the socket was drained: no further system call just to be told EAGAIN). A datagram the Demux
  * keeps (sfu/_demux.c: an armed stream's RTP, routine SRTCP) never becomes a Python object; any other becomes
  * bytes and an address tuple, as the socket module makes them, for ``fallback(data, addr)`` (the protocol's
  * Python path: STUN, DTLS, media not armed yet). An error other than EAGAIN (an ICMP error reported on a socket
@@ -21,7 +22,7 @@
 
 #define READ_SLOTS 32     /* datagrams per recvmmsg call */
 #define READ_SIZE 4096    /* sfu.hooks.reader.DATAGRAM_SIZE: bytes per datagram (media, STUN and DTLS are < 1500) */
-#define READ_BATCHES 4    /* recvmmsg calls per wake-up at most (the loop's other callbacks get their turn) */
+#define READ_BATCHES 1    /* full batches read per wake-up: 32 datagrams at most, as libuv reads a UDP socket */
 
 static unsigned char arena[READ_SLOTS][READ_SIZE];
 static struct mmsghdr msgs[READ_SLOTS];

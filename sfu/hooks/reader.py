@@ -5,7 +5,7 @@ wake-up), makes a ``bytes`` object and an address tuple for it and calls the pro
 reading. ``take_over`` gives one aioice ``StunProtocol`` a ``SocketTransport`` on a duplicate of its socket's
 descriptor and closes the loop's own transport (its end reaches a stand-in protocol, not aioice's): from then on
 the loop's reader callback for the duplicate is a ``Reader`` (``sfu._fanout.Reader``, ``sfu/_reader.c``) that
-reads up to 32 datagrams per ``recvmmsg`` call until the socket is drained and hands each to the protocol's C
+reads up to 32 datagrams with one ``recvmmsg`` call per wake-up (as libuv reads) and hands each to the protocol's C
 ``Demux`` (``sfu/_demux.c``) without a Python object; only what C does not keep (STUN, DTLS, media not armed
 yet) becomes bytes and an address for the protocol's Python path. Without the C extension the twin
 (``PythonReader``) reads with ``recvfrom`` and calls the protocol's ``datagram_received`` per datagram, as
@@ -28,7 +28,7 @@ from sfu.hooks.guard import CompiledReader
 logger = logging.getLogger(__name__)
 
 DATAGRAM_SIZE = 4096  # bytes read per datagram (sfu/_reader.c's READ_SIZE): media, STUN and DTLS are < 1500
-READ_LIMIT = 128  # datagrams per wake-up at most (sfu/_reader.c: 4 batches of 32), so other callbacks run
+READ_LIMIT = 32  # datagrams per wake-up at most (sfu/_reader.c: one batch of 32, as libuv), so timers keep their turn
 WRITE_BUFFER = 256  # datagrams held while the socket's send buffer is full; more are dropped (UDP)
 
 
