@@ -59,7 +59,7 @@ EVENTS = ("raw_syscalls:sys_enter", "syscalls:sys_enter_recvmsg", "syscalls:sys_
 STARVED = 0.95  # a round whose receive rate is under this share of the offered one is flagged and not counted
 
 
-def sender(addresses: list[tuple[str, int]], rate: float, seconds: float, start: Any) -> None:
+def sender(addresses: list[tuple[str, int]], rate: float, seconds: float, ready: Any, start: Any) -> None:
     """sender sends each address its SRTP stream at `rate` packets/s, every 2 ms, for `seconds` (protected first)."""
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
@@ -79,6 +79,7 @@ def sender(addresses: list[tuple[str, int]], rate: float, seconds: float, start:
     sent = [0] * len(addresses)
     owed = [0.0] * len(addresses)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ready.set()
     start.wait()
     t0 = last = time.monotonic()
     while (now := time.monotonic()) - t0 < seconds:
@@ -175,10 +176,10 @@ async def round_(way: str, sockets: int, rate: float, seconds: float, warmup: fl
             take_over(s.protocol, s.demux.demuxes[-1] if s.demux is not None else None, COMPILED_PATH)
     addresses = [s.protocol.transport.get_extra_info("sockname") for s in streams]
     ctx = mp.get_context("spawn")
-    start = ctx.Event()
-    proc = ctx.Process(target=sender, args=(addresses, rate, warmup + seconds + 1.0, start))
+    ready, start = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=sender, args=(addresses, rate, warmup + seconds + 1.0, ready, start))
     proc.start()
-    await asyncio.sleep(0.5 + sockets * rate * (warmup + seconds) * 1e-5)  # it protects its packets first
+    await loop.run_in_executor(None, ready.wait)  # it protects its packets first
     start.set()
     await asyncio.sleep(warmup)
     counter = perf_stat(os.getpid()) if perf else None
