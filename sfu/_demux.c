@@ -104,6 +104,32 @@ static PyObject *Demux_take_counts(Demux *d, PyObject *unused) {
     return r;
 }
 
+int demux_receive(PyObject *demux, const unsigned char *p, Py_ssize_t n) {
+    Demux *d = (Demux *)demux;
+    if (n < 12 || (p[0] & 0xC0) != 0x80)
+        return 1;
+    int rtcp = p[1] >= 192 && p[1] <= 223;
+    PyObject *target = rtcp ? d->rtcp : NULL;  /* the RtcpRoute, or the armed Ingress of this SSRC */
+    for (int i = 0; !rtcp && i < d->n; i++) {
+        if (ingress_match(d->entries[i], be32(p + 8))) {
+            target = d->entries[i];
+            break;
+        }
+    }
+    if (target == NULL)
+        return 1;
+    Py_INCREF(target);  /* a callback may remove it from the table */
+    int r = rtcp ? rtcp_route_receive(target, p, n) : ingress_receive(target, p, n);
+    Py_DECREF(target);
+    if (r == 0) {
+        d->rx_packets++;
+        d->rx_bytes += (unsigned long long)n;
+    }
+    return r;
+}
+
+PyObject *demux_fallback(PyObject *demux) { return ((Demux *)demux)->fallback; }
+
 /* datagram_received(data, addr): the protocol's callback */
 static PyObject *Demux_datagram_received(Demux *d, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
@@ -112,30 +138,11 @@ static PyObject *Demux_datagram_received(Demux *d, PyObject *const *args, Py_ssi
     }
     PyObject *data = args[0];
     if (PyBytes_CheckExact(data)) {
-        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
-        Py_ssize_t n = PyBytes_GET_SIZE(data);
-        if (n >= 12 && (p[0] & 0xC0) == 0x80) {
-            int rtcp = p[1] >= 192 && p[1] <= 223;
-            PyObject *target = rtcp ? d->rtcp : NULL;  /* the RtcpRoute, or the armed Ingress of this SSRC */
-            for (int i = 0; !rtcp && i < d->n; i++) {
-                if (ingress_match(d->entries[i], be32(p + 8))) {
-                    target = d->entries[i];
-                    break;
-                }
-            }
-            if (target != NULL) {
-                Py_INCREF(target);  /* a callback may remove it from the table */
-                int r = rtcp ? rtcp_route_receive(target, p, n) : ingress_receive(target, p, n);
-                Py_DECREF(target);
-                if (r < 0)
-                    return NULL;
-                if (r == 0) {
-                    d->rx_packets++;
-                    d->rx_bytes += (unsigned long long)n;
-                    Py_RETURN_NONE;
-                }
-            }
-        }
+        int r = demux_receive((PyObject *)d, (const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+        if (r < 0)
+            return NULL;
+        if (r == 0)
+            Py_RETURN_NONE;
     }
     if (d->fallback == NULL)
         Py_RETURN_NONE;
@@ -158,7 +165,7 @@ static PyMethodDef Demux_methods[] = {
     {NULL},
 };
 
-static PyTypeObject DemuxType = {
+PyTypeObject DemuxType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "sfu._fanout.Demux",
     .tp_doc = "Demux(fallback): a StunProtocol's datagram callback that keeps armed media streams in C",

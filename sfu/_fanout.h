@@ -249,7 +249,14 @@ int add_ll(PyObject *o, PyObject *name, long long delta);  /* o.name += delta; 0
 int ingress_receive(PyObject *ingress, const unsigned char *data, Py_ssize_t n);
 
 /* Demux (sfu/_demux.c): an ICE socket's datagram callback. */
+extern PyTypeObject DemuxType;
 int demux_add_types(PyObject *module);
+/* demux_receive: one datagram through a Demux's C path: 0 kept (counted), 1 not kept (the fallback's), -1 error. */
+int demux_receive(PyObject *demux, const unsigned char *data, Py_ssize_t n);
+PyObject *demux_fallback(PyObject *demux);  /* borrowed: the Demux's fallback(data, addr), or NULL */
+
+/* Reader (sfu/_reader.c): an ICE socket's datagrams read with recvmmsg and handed to a Demux. */
+int reader_add_types(PyObject *module);
 
 /* RtcpRoute (sfu/_rtcp.c): a transport's routine SRTCP handled in C. */
 extern PyTypeObject RtcpRouteType;

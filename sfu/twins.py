@@ -118,6 +118,7 @@ CONSTANTS: dict[str, str] = {
     "ALL_LAYERS": "sfu.rewriter.ALL_LAYERS",
     "HIST": "sfu.consumer.HISTORY_SIZE",
     "MAX_PLAIN": "sfu.hooks.wire.MAX_PLAIN",
+    "READ_SIZE": "sfu.hooks.reader.DATAGRAM_SIZE",  # sfu/_reader.c's datagram slot, PythonReader's recvfrom size
     "NTP_OFFSET": "sfu.rtp.NTP_OFFSET",
     "NO_AUDIO_LEVEL": "sfu.rtp.NO_AUDIO_LEVEL",
     "REMB_MAX": "sfu.rtp.REMB_MAX",

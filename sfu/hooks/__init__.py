@@ -7,6 +7,8 @@ listed before it):
 * ``guard`` - the pinned versions, the private names, the libsrtp check of the C extension (``COMPILED_PATH``).
 * ``ice`` - aioice's Connection: host candidates on configured addresses and ports, socket receive buffers,
   ICE consent on the room's Ticker (``Consent``).
+* ``reader`` - ``SocketTransport``: an ICE socket taken from the event loop's transport and read with
+  ``recvmmsg`` straight into the C demultiplexer (``sfu/_reader.c``; ``PythonReader`` the twin).
 * ``sender`` - ``ForwardingSender``: an idle aiortc sender whose RTCP goes to the Consumer (or its C slot).
 * ``demux`` - ``MediaDemux`` (the C demultiplexers of a transport's sockets) and the router's RTCP routing.
 * ``feedback`` - ``ReceiverFeedback``: a transport's receiver reports and REMB, one Ticker job, sent in C.

@@ -18,7 +18,6 @@ transport when aiortc starts its report loop and leaves it when the receiver sto
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from pylibsrtp._binding import ffi as _ffi
 
 from sfu.hooks.guard import CompiledFeedback, protect_address
 from sfu.hooks.ice import ice_connection
+from sfu.hooks.reader import transport_socket
 from sfu.rtp import ReportedStream, ReportEntry, receiver_reports, remb_packet, report_period
 from sfu.tasks import Ticker, run_now
 
@@ -175,15 +175,10 @@ class ReceiverFeedback:
         udp = pair.protocol.transport
         if udp is None or udp.is_closing():
             return False
-        sock = getattr(udp, "_sock", None)  # asyncio's selector transport
-        if sock is None:  # uvloop's: it shows a descriptor only; send on a duplicate we own and close
-            info = udp.get_extra_info("socket")
-            try:
-                sock = socket.socket(fileno=os.dup(info.fileno()))
-            except (AttributeError, OSError):
-                return False
-            sock.setblocking(False)
-            self._dup = sock
+        found = transport_socket(udp)
+        if found is None:
+            return False
+        sock, self._dup = found
         host, port = pair.remote_addr[0], pair.remote_addr[1]
         srtp = int(_ffi.cast("uintptr_t", session._srtp[0]))
         if not c.set_route(sock, int(sock.family), host, port, session, srtp, protect_address("srtp_protect_rtcp")):

@@ -28,6 +28,7 @@ try:  # the optional C extension (setup.py); without it every packet takes the P
     from sfu._fanout import Estimator as CompiledEstimator
     from sfu._fanout import Feedback as CompiledFeedback
     from sfu._fanout import Ingress as CompiledIngress
+    from sfu._fanout import Reader as CompiledReader
     from sfu._fanout import Reporter as CompiledReporter
     from sfu._fanout import RtcpRoute as CompiledRtcpRoute
 except ImportError:
@@ -139,5 +140,5 @@ LIBSRTP_PROBLEM = check_libsrtp() if CompiledDemux is not None else None
 if LIBSRTP_PROBLEM is not None:
     logger.warning("compiled SFU path refused, forwarding in Python: %s", LIBSRTP_PROBLEM)
     CompiledDemux = CompiledIngress = CompiledRtcpRoute = CompiledReporter = CompiledEstimator = None
-    CompiledFeedback = None
+    CompiledFeedback = CompiledReader = None
 COMPILED_PATH = CompiledDemux is not None  # sfu._fanout is built and libsrtp is what it expects

@@ -5,7 +5,8 @@ protocols (instance attributes only): SRTP for a ForwardingReceiver is unprotect
 callback, SRTCP is routed to its recipients there too, and with the C extension a ``MediaDemux`` in front keeps
 armed streams and routine RTCP in C. On a transport receiving simulcast (``sfu.hooks.simulcast``), a packet of
 an SSRC nobody knows yet is unprotected and routed by its mid and rid there as well. STUN, DTLS and everything
-else keep aioice's and aiortc's path.
+else keep aioice's and aiortc's path. Each socket is then read by a transport of ours (``sfu.hooks.reader``:
+``recvmmsg`` straight into the C Demux), no longer by the event loop's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pylibsrtp._binding import lib as _lib
 from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
 from sfu.hooks.guard import CompiledDemux
 from sfu.hooks.ice import Consent, ice_connection, receive_buffer
+from sfu.hooks.reader import take_over
 from sfu.hooks.receiver import ForwardingReceiver
 from sfu.hooks.sender import ForwardingSender
 from sfu.hooks.simulcast import RID_ROUTING
@@ -163,18 +165,20 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport, compiled: bool = True, cons
         await gather()
         for protocol in conn._protocols:
             if isinstance(protocol, aioice_ice.StunProtocol) and protocol.receiver is conn:
-                _skip_stun_parse_for_media(protocol, data_received, demux, consent)
+                c_demux = _skip_stun_parse_for_media(protocol, data_received, demux, consent)
                 receive_buffer(protocol.transport)
+                take_over(protocol, c_demux, compiled)
 
     conn.gather_candidates = gather_candidates
 
 
 def _skip_stun_parse_for_media(protocol: Any, data_received: Callable[[bytes, int], None],
-                               demux: MediaDemux | None = None, consent: Consent | None = None) -> None:
+                               demux: MediaDemux | None = None, consent: Consent | None = None) -> Any:
     """_skip_stun_parse_for_media: datagrams starting with 128-191 (RTP/RTCP, never STUN) skip the STUN parse.
 
-    With a `demux`, its C callback comes first and hands what it does not keep to this one. With `consent`,
-    consent checks and their answers on the selected pair take its path (``Consent.received``).
+    With a `demux`, its C callback comes first and hands what it does not keep to this one (the C ``Demux`` is
+    returned, else None). With `consent`, consent checks and their answers on the selected pair take its path
+    (``Consent.received``).
     """
     stun_received = protocol.datagram_received
     component = protocol.local_candidate.component
@@ -185,4 +189,8 @@ def _skip_stun_parse_for_media(protocol: Any, data_received: Callable[[bytes, in
         elif consent is None or not consent.received(data, addr, protocol):
             stun_received(data, addr)
 
-    protocol.datagram_received = datagram_received if demux is None else demux.wrap(datagram_received)
+    if demux is None:
+        protocol.datagram_received = datagram_received
+        return None
+    protocol.datagram_received = demux.wrap(datagram_received)
+    return demux.demuxes[-1]

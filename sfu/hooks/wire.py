@@ -10,7 +10,6 @@ back when the pair, the SRTP session or the DTLS state changes.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import sys
 import time
@@ -25,6 +24,7 @@ from pylibsrtp._binding import lib as _lib
 from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
 from sfu.hooks.guard import CompiledReporter, protect_address
 from sfu.hooks.ice import ice_connection
+from sfu.hooks.reader import transport_socket
 from sfu.hooks.sender import ForwardingSender
 from sfu.pacer import FIRST, UNLIMITED, Pacer
 from sfu.rtp import pad, report_period, sender_reports
@@ -93,15 +93,10 @@ class PacketWire:
             udp = pair.protocol.transport
             if udp is None or udp.is_closing():
                 return False
-            sock = getattr(udp, "_sock", None)  # asyncio's selector transport
-            if sock is None:  # uvloop's: it shows a descriptor only; send on a duplicate we own and close
-                info = udp.get_extra_info("socket")
-                try:
-                    sock = socket.socket(fileno=os.dup(info.fileno()))
-                except (AttributeError, OSError):
-                    return False  # no socket, or already closed
-                sock.setblocking(False)  # the descriptor is shared with the loop: it is non-blocking already
-                self._dup = sock
+            found = transport_socket(udp)
+            if found is None:
+                return False  # no socket, or already closed
+            sock, self._dup = found
             dont_fragment(sock)
             self._pair, self._udp, self._sock, self._addr = pair, udp, sock, pair.remote_addr
             self._session = session

@@ -8,7 +8,8 @@ from pathlib import Path
 import sfu.hooks
 
 # sfu/hooks/__init__.py
-ORDER = ("guard", "ice", "sender", "demux", "feedback", "receiver", "simulcast", "sync_receive", "wire", "connection")
+ORDER = ("guard", "ice", "reader", "sender", "demux", "feedback", "receiver", "simulcast", "sync_receive", "wire",
+         "connection")
 
 
 def hook_imports(module: str) -> set[str]:

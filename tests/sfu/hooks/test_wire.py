@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sfu.hooks.reader import SocketTransport
 from sfu.hooks.wire import IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, PacketWire, dont_fragment
 from sfu.sfu import Sfu
 from tests.sfu.helpers import RED, ColorTrack, join, publish, sfu_config, wait_until
@@ -29,16 +30,15 @@ def test_dont_fragment_sets_df_on_ipv4_sockets_only() -> None:
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_packet_wire_fast_path_on_both_event_loops(loop: str) -> None:
-    """The fast path finds the pair's socket on asyncio's transport and duplicates uvloop's descriptor."""
+    """The fast path sends on the socket of the pair's SocketTransport (sfu.hooks.reader) on both loops."""
     import uvloop
 
     factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.SelectorEventLoop
     with asyncio.Runner(loop_factory=factory) as runner:
         wire, dup = runner.run(packet_wire_delivers(True))
-    if loop == "uvloop":
-        assert dup is not None and dup.fileno() == -1  # our duplicate, closed with the peer
-    else:
-        assert dup is None  # asyncio's transport socket itself
+    assert dup is None  # the transport's own socket: no duplicate of ours
+    assert isinstance(wire._udp, SocketTransport) and wire._sock is wire._udp.socket
+    assert wire._sock.fileno() == -1  # closed with the peer
     assert wire._dup is None
 
 
