@@ -450,13 +450,8 @@ PyTypeObject PacerType = {
 };
 
 int pacer_add_types(PyObject *module) {
-    if (PyType_Ready(&PacerType) < 0)
+    if (module_add_type(module, &PacerType, "Pacer") < 0)
         return -1;
-    Py_INCREF(&PacerType);
-    if (PyModule_AddObject(module, "Pacer", (PyObject *)&PacerType) < 0) {
-        Py_DECREF(&PacerType);
-        return -1;
-    }
     if (contract_constant("PACER_BURST_SECONDS", PyFloat_FromDouble(PACER_BURST_SECONDS)) < 0 ||
         contract_constant("PACER_MIN_BURST_BITS", PyFloat_FromDouble(PACER_MIN_BURST_BITS)) < 0 ||
         contract_constant("PACER_OVERHEAD", PyLong_FromLong(PACER_OVERHEAD)) < 0 ||

@@ -260,12 +260,7 @@ static PyTypeObject ReaderType = {
 };
 
 int reader_add_types(PyObject *m) {
-    if (PyType_Ready(&ReaderType) < 0 || contract_constant("READ_SIZE", PyLong_FromLong(READ_SIZE)) < 0)
+    if (contract_constant("READ_SIZE", PyLong_FromLong(READ_SIZE)) < 0 || module_add_type(m, &ReaderType, "Reader") < 0)
         return -1;
-    Py_INCREF(&ReaderType);
-    if (PyModule_AddObject(m, "Reader", (PyObject *)&ReaderType) < 0) {
-        Py_DECREF(&ReaderType);
-        return -1;
-    }
     return 0;
 }
