@@ -8,7 +8,7 @@ the loop's reader callback for the duplicate is a ``Reader`` (``sfu._fanout.Read
 reads up to 32 datagrams with one ``recvmmsg`` call per wake-up (as libuv reads) and hands each to the protocol's C
 ``Demux`` (``sfu/_demux.c``) without a Python object; only what C does not keep (STUN, DTLS, media not armed
 yet) becomes bytes and an address for the protocol's Python path. Without the C extension the twin
-(``PythonReader``) reads with ``recvfrom`` and calls the protocol's ``datagram_received`` per datagram, as
+(``PythonReader``) reads with ``recvmsg`` and calls the protocol's ``datagram_received`` per datagram, as
 asyncio's selector transport does. aioice's STUN, aiortc's DTLS and the fast send paths send through the new
 transport (``sendto``, a small write buffer when the socket is full) or its socket (``transport_socket``).
 """
@@ -35,7 +35,7 @@ WRITE_BUFFER = 256  # datagrams held while the socket's send buffer is full; mor
 class PythonReader:
     """PythonReader is the Python twin of ``sfu._fanout.Reader``: one socket's datagrams to `deliver`.
 
-    ``read`` (the loop's reader callback) reads with ``recvfrom`` until EAGAIN or `READ_LIMIT` datagrams and
+    ``read`` (the loop's reader callback) reads with ``recvmsg`` until EAGAIN or `READ_LIMIT` datagrams and
     calls ``deliver(data, addr)`` for each; an error (ECONNREFUSED from an ICMP error on a socket with
     IP_RECVERR) goes to ``error_received(exc)``, the error queue is drained and reading goes on. ``close``
     stops reading at once, also between two datagrams of one wake-up. Event loop only.
@@ -48,6 +48,7 @@ class PythonReader:
         self._error_received = error_received
         self.datagrams = 0
         self.errors = 0
+        self.truncated = 0  # datagrams over DATAGRAM_SIZE, dropped
 
     def read(self) -> int:
         """read takes what the socket holds (up to `READ_LIMIT` datagrams); returns how many were read."""
@@ -57,7 +58,7 @@ class PythonReader:
             if sock is None:
                 break
             try:
-                data, addr = sock.recvfrom(DATAGRAM_SIZE)
+                data, _, flags, addr = sock.recvmsg(DATAGRAM_SIZE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
@@ -71,6 +72,9 @@ class PythonReader:
                 continue
             count += 1
             self.datagrams += 1
+            if flags & socket.MSG_TRUNC:
+                self.truncated += 1  # larger than DATAGRAM_SIZE: nothing on an ICE socket is; dropped, as in C
+                continue
             self._deliver(data, addr)
         return count
 

@@ -12,7 +12,7 @@ import pytest
 import uvloop
 
 from sfu.hooks.guard import CompiledDemux, CompiledReader
-from sfu.hooks.reader import READ_LIMIT, PythonReader, SocketTransport, take_over, transport_socket
+from sfu.hooks.reader import DATAGRAM_SIZE, READ_LIMIT, PythonReader, SocketTransport, take_over, transport_socket
 from sfu.sfu import Sfu
 from tests.sfu.helpers import RED, ColorTrack, join, publish, sfu_config, wait_until
 
@@ -60,6 +60,21 @@ def test_datagrams_c_does_not_keep_reach_the_fallback_with_their_address(kind: s
     assert [d for d, _ in got] == sent  # in order, whole
     assert {addr for _, addr in got} == {tx.getsockname()}  # the tuple the socket module gives
     assert reader.read() == 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_oversized_datagram_is_dropped_counted_and_the_next_ones_arrive(kind: str, pair: Any) -> None:
+    """A datagram over DATAGRAM_SIZE (nothing an ICE socket carries) is dropped whole, not cut and handed on."""
+    rx, tx = pair
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    got: list[bytes] = []
+    reader = make_reader(kind, rx, lambda data, addr: got.append(data))
+    sent = [b"\x00\x01before", b"x" * (DATAGRAM_SIZE + 100), b"\x00\x01after"]
+    for data in sent:
+        tx.sendto(data, rx.getsockname())
+    assert reader.read() == 3
+    assert got == [sent[0], sent[2]]
+    assert reader.truncated == 1
 
 
 @pytest.mark.parametrize("kind", KINDS)
