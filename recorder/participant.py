@@ -388,10 +388,13 @@ class RecordingParticipant:
             self._drop()  # a video slot resumes at a keyframe
             return
         if disk.put(slot, pts, frame.keyframe, frame.data):
+            resumed = slot in self._resync
             self._resync.discard(slot)
             gap = self.gaps[-1] if self.gaps else None
             if gap is not None and gap.end is None:
                 self._gap_ended(gap)
+            elif resumed and gap is not None:
+                self._save_gaps()  # what it dropped waiting for a keyframe after the gap's end counts in the gap
             return
         gap = self.gaps[-1] if self.gaps else None
         if gap is None or gap.end is not None:
