@@ -253,8 +253,9 @@ class Downlinks:
         sent = (octets - before.octets) * 8 / (now - before.at) if before and now > before.at else 0.0
         loss = lost / sent_packets if sent_packets >= MIN_LOSS_PACKETS else 0.0
         # what our own pacer dropped left holes its receiver NACKs: not its link's loss (counted, a 1 Mbit/s
-        # classroom's screen NACKed thousands of them, its estimate was cut to the floor and every slot paused)
-        pacer_dropped = sum(wire.pacer.dropped_by) if wire is not None else 0
+        # classroom's screen NACKed thousands of them, its estimate was cut to the floor and every slot paused);
+        # the older frames a keyframe superseded in it too
+        pacer_dropped = sum(wire.pacer.dropped_by) + wire.pacer.superseded if wire is not None else 0
         loss = max(loss, self._nack_loss(p.id, nacked, video_packets, pacer_dropped))
         queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
         queue_delays = wire.pacer.queue_delays if wire is not None else ()

@@ -179,9 +179,11 @@ TRACED = tuple(CAPS)  # the classrooms whose downlinks are traced
 
 def trace_line(app: web.Application, meeting_id: int, participant: str, at: float) -> str | None:
     """trace_line: one line of `participant`'s downlink as the server sees it, `at` seconds into the window: its
-    estimate (kbit/s), congested (C) / video waiting (Q) / overfull (O), REMB, pacing rate, what waits in its pacer
-    (packets, oldest in s, dropped so far) and per video slot the layer it is sent (spatial.temporal, - paused) with
-    the kilobytes sent, NACKs and keyframe requests so far (None: no such downlink)."""
+    estimate (kbit/s), congested (C) / video waiting (Q) / overfull (O), REMB, the loss and the video sent (kbit/s)
+    its latest period measured, pacing rate, what waits in its pacer
+    (packets, how long the oldest of each class waited (the cameras' + the screen's) in s, dropped so far) and per
+    video slot the layer it is sent (spatial.temporal, - paused) with the kilobytes sent, NACKs, keyframe requests
+    and packets its pacer dropped so far (None: no such downlink)."""
     room = app[LIVE].sfu.rooms.get(str(meeting_id))
     p = room.participants.get(participant) if room is not None else None
     link = room.downlinks.links.get(participant) if room is not None else None
@@ -196,9 +198,13 @@ def trace_line(app: web.Application, meeting_id: int, participant: str, at: floa
     for c in sorted(videos, key=lambda c: c.slot):
         option = link.choice.get(c.slot)
         chosen = "?" if c.slot not in link.choice else "-" if option is None else f"{option.spatial}.{option.temporal}"
-        slots.append(f"{c.slot.split('-')[0]}={chosen}:{c.bytes_sent // 1000}kB/{c.nacked}n/{c.keyframe_requests}k")
-    queue = f"q{pacer.bucket.queued}/{pacer.queue_delay:.2f}s/d{pacer.dropped}" if pacer is not None else "q-"
-    return (f"{at:6.2f} est {link.estimate / 1000:4.0f} {flags:3} remb {remb / 1000:4.0f} "
+        slots.append(f"{c.slot.split('-')[0]}={chosen}:{c.bytes_sent // 1000}kB/{c.nacked}n/{c.keyframe_requests}k"
+                     f"/{c.pacer_dropped}d")
+    queue = (f"q{pacer.bucket.queued}/" + "+".join(f"{d:.2f}" for d in pacer.queue_delays) + f"s/d{pacer.dropped}"
+             if pacer is not None else "q-")
+    fb = link.feedback
+    seen = f"loss {100 * fb.loss:3.0f}% sent {fb.sent / 1000:4.0f}" if fb is not None else "loss   - sent    -"
+    return (f"{at:6.2f} est {link.estimate / 1000:4.0f} {flags:3} remb {remb / 1000:4.0f} {seen} "
             f"pace {(pacer.rate if pacer is not None else 0) / 1000:5.0f} {queue} " + " ".join(slots))
 
 

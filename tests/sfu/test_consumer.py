@@ -328,7 +328,7 @@ class CheckingWire(FakeWire):
         self.out: list[tuple[int, int, int]] = []
 
     def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
-                 ast_off: int = 0, cls: int = 0) -> bool:
+                 ast_off: int = 0, cls: int = 0, key: object = None, keyframe: bool = False) -> bool:
         seq, ts = struct.unpack_from("!HI", head, 2)
         self.out.append((seq, ts, int.from_bytes(payload[1:5], "big")))
         return True
@@ -354,7 +354,7 @@ class RoutedWire(CheckingWire):
         self.addr = self.rx.getsockname()
 
     def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
-                 ast_off: int = 0, cls: int = 0) -> bool:
+                 ast_off: int = 0, cls: int = 0, key: object = None, keyframe: bool = False) -> bool:
         self.tx.sendto(self.session.protect(bytes(head) + payload), self.addr)
         return True
 
