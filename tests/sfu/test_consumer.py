@@ -851,3 +851,19 @@ def test_nacked_counts_each_missing_packet_once_across_the_sequence_wrap(make: C
     assert c.nacked == len(lost) and c.nacks == 2
     c._on_rtcp(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=c.ctx.ssrc, lost=[2, 3]))
     assert c.nacked == len(lost) + 2
+
+
+def test_a_keyframe_that_must_wait_drops_the_slots_older_frames_waiting_in_the_pacer(make: Callable[..., Made]) -> None:
+    """Consumer.forward tells its wire's pacer which stream a packet belongs to and when it starts a keyframe (VP8,
+    H.264): a keyframe queued behind the slot's older frames drops them (``sfu.pacer.TokenBucket.supersede``); the
+    C fan-out's own queueing is tests/sfu/test_fanout.py's."""
+    c, _, wire = make()
+    c.switch(Source())  # type: ignore[arg-type]
+    wire.pacer.set_rate(100_000.0)
+    c.forward(inbound(1, 0, key=True, payload=b"\x10" + bytes(999)))  # the first keyframe: nothing waits, it goes
+    for seq in range(2, 9):
+        c.forward(inbound(seq, 3000 * seq, key=False, payload=b"\x10" + bytes(999)))
+    waiting = wire.pacer.bucket.queued
+    assert waiting >= 4 and wire.pacer.superseded == 0
+    c.forward(inbound(9, 30000, key=True, payload=b"\x10" + bytes(999)))
+    assert wire.pacer.superseded == waiting and wire.pacer.bucket.queued == 1 and wire.pacer.dropped == 0
