@@ -107,14 +107,17 @@ def downlink_loss(before: Reported, now: Reported, holes_owed: Holes | None = No
     if now.reports == before.reports:
         return None
     sent = (now.sent - now.dropped) - (before.sent - before.dropped)  # what left: our pacer's drops are holes too
+    # (dropped now, numbered and counted as left before: more than were numbered since, when a keyframe superseded
+    # what had waited; they are holes all the same, which its next reports count)
+    holes = max(0, ((now.out_seq - before.out_seq) & 0xFFFF) - sent)
+    if holes_owed is not None:
+        holes_owed.add(holes, at)
     if sent <= 0:
         return None
-    holes = max(0, ((now.out_seq - before.out_seq) & 0xFFFF) - sent)
     reported = max(0, now.lost - before.lost)
     if holes_owed is None:
         lost = max(0, reported - holes)
     else:
-        holes_owed.add(holes, at)
         lost = reported - holes_owed.take(reported, at)
     return min(lost, sent), sent
 
