@@ -60,6 +60,8 @@ RESEND_MIN_INTERVAL = 0.1  # a packet is resent at most once per max(RTT, this) 
 RESEND_MAX_AGE = 1.0  # and only while it was first sent less than this many seconds ago
 KEYFRAME_INTERVAL = 1.0  # a subscriber's keyframe requests passed to the source at most once per this
 KEYFRAME_INTERVAL_CONGESTED = 3.0  # and while its pacer holds packets (its own link is full)
+FROZEN_AFTER = 1.0  # seconds: a weak link's keyframe request still unanswered this long after its first is no longer
+# optional (its picture has been frozen since; the track's gate held a 300 kbit/s classroom's decoder 26 s)
 KEYFRAMES_TOLD = ("video/vp8", "video/h264")  # codecs whose keyframes the receive path tells apart (sfu.codec; any
 # other video codec's packets all count as keyframes there)
 KEYFRAME_RETRY = 2.0  # a slot still waiting for its source's keyframe this long after asking asks again
@@ -205,6 +207,8 @@ class Consumer:
         self.keyframe_retries = 0  # asked again while waiting for a keyframe (``KEYFRAME_RETRY``)
         self.repairs = 0  # keyframes asked because our pacer dropped what waited too long (``repair``)
         self._last_keyframe_request = float("-inf")
+        self._asked_at = float("-inf")  # the first of its weak requests not answered by a keyframe of the source yet
+        self._asked_mark = -1  # the source's keyframes_received then
         self._owed: asyncio.TimerHandle | None = None  # a throttled request, passed when its interval ends
         self._owed_mark = 0  # the source's keyframes_received when it was throttled
         self._repair_owed: asyncio.TimerHandle | None = None  # a throttled repair, asked when its interval ends
@@ -594,9 +598,21 @@ class Consumer:
             self._pass_request(self._clock())
 
     def _pass_request(self, now: float) -> None:
+        """_pass_request asks the source (and a pending one) for a keyframe: optional while the link is weak (the
+        track's gate may hold it, ``Producer.request_keyframe``), unless the subscriber asked ``FROZEN_AFTER`` ago
+        already and no keyframe of the source came since: a picture frozen that long is what the gate must not
+        hold (its decoder waits for that keyframe; measured, 26 s for the gate's token on a 300 kbit/s link). Its
+        first request, and a layer switch, still wait for the gate."""
         self._last_keyframe_request = now
         if self.source is not None:
-            self.source.request_keyframe(self.weak)
+            optional = self.weak
+            if optional:
+                mark = self.source.keyframes_received
+                if mark != self._asked_mark:  # a keyframe came since (or the first request): a new episode
+                    self._asked_at, self._asked_mark = now, mark
+                elif now - self._asked_at >= FROZEN_AFTER:
+                    optional = False
+            self.source.request_keyframe(optional)
         if self._pending_source is not None:
             self._pending_source.request_keyframe(self.weak)
 

@@ -257,6 +257,40 @@ async def test_a_repair_inside_the_throttles_interval_is_owed_not_optional(make:
     assert src.keyframes == 3 and c.repairs == 1
 
 
+def test_a_weak_links_request_unanswered_since_its_first_is_not_optional(make: Callable[..., Made],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weak link's keyframe request is optional (the track's gate may hold it: a weak classroom must not make the
+    publisher send keyframes to everyone), but when the subscriber asks again ``FROZEN_AFTER`` after its first and no
+    keyframe of the source came since, its picture has been frozen all that time: that request passes (measured
+    before: a 300 kbit/s classroom's presenter camera frozen 26 s, its 8 requests held by the gate). A keyframe that
+    came ends the episode: the next request is optional again."""
+    monkeypatch.setattr(consumer_module, "KEYFRAME_RETRY", 60.0)  # not this test's
+    clock = Clock()
+    c, sender, _ = make(clock=clock)
+    src = Source()
+    src.sinks = (c,)
+    c.switch(src)  # type: ignore[arg-type]
+    c.forward(inbound(1, 0, key=True))
+    c.weak = True
+    asked = src.keyframes
+    clock.now = 10.0
+    sender.on_keyframe()
+    assert (src.keyframes - asked, src.optional) == (1, 1)  # optional: the gate may hold it
+    clock.now = 10.0 + consumer_module.FROZEN_AFTER - 0.1
+    sender.on_keyframe()  # inside the consumer's interval: owed, not passed
+    clock.now = 10.0 + consumer_module.KEYFRAME_INTERVAL + consumer_module.FROZEN_AFTER
+    sender.on_keyframe()
+    assert (src.keyframes - asked, src.optional) == (2, 1)  # still frozen: passed, not optional
+    src.keyframes_received += 1  # a keyframe came
+    clock.now += 5.0
+    sender.on_keyframe()
+    assert (src.keyframes - asked, src.optional) == (3, 2)  # a new episode: optional again
+    c.weak = False
+    clock.now += 5.0
+    sender.on_keyframe()
+    assert (src.keyframes - asked, src.optional) == (4, 2)  # a link that is not weak: never optional
+
+
 async def test_a_slot_waiting_for_a_keyframe_asks_again_until_one_comes(make: Callable[..., Made],
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The switch's request may be lost and the subscriber, receiving nothing, cannot ask: the slot asks again
