@@ -359,7 +359,11 @@ def test_our_holes_nacked_or_reported_a_period_later_are_not_the_links_loss() ->
     assert downlinks._nack_loss("c", nacked=14, sent=1060, dropped=14, at=1.0) == 0.0  # NACKed a period later
     assert downlinks._nack_loss("c", nacked=17, sent=1090, dropped=14, at=1.5) == pytest.approx(0.1)  # the link's
     assert downlinks._nack_loss("c", nacked=17, sent=1120, dropped=24, at=2.0) == 0.0
-    assert downlinks._nack_loss("c", nacked=27, sent=1150, dropped=24, at=2.0 + HOLE_SECONDS + 0.5) == \
+    # superseded over seconds while each keyframe waited and was superseded in turn: NACKed 5.5 s after the first
+    assert downlinks._nack_loss("c", nacked=17, sent=1150, dropped=24, at=2.5) == 0.0
+    assert downlinks._nack_loss("c", nacked=27, sent=1180, dropped=24, at=7.5) == 0.0
+    assert downlinks._nack_loss("c", nacked=27, sent=1180, dropped=34, at=7.5) == 0.0  # 10 more dropped: NACKed late
+    assert downlinks._nack_loss("c", nacked=37, sent=1210, dropped=34, at=7.5 + HOLE_SECONDS + 0.5) == \
         pytest.approx(1 / 3)  # too late to be ours
     holes = Holes()
     before = Reported(reports=3, lost=0, sent=1000, out_seq=1000)
