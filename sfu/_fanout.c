@@ -417,6 +417,9 @@ static PyMemberDef Slot_members[] = {
     {"old_drops", T_INT, offsetof(Slot, old_drops), READONLY, "old_drops: dropped as older since the last advance"},
     {"ts_offset", T_UINT, offsetof(Slot, ts_offset), READONLY, NULL},
     {"waiting_keyframe", T_BOOL, offsetof(Slot, waiting_keyframe), 0, NULL},
+    {"supersede", T_BOOL, offsetof(Slot, supersede), 0,
+     "supersede: its keyframes are told apart (VP8, H.264): one that must wait in the wire's Pacer drops this slot's "
+     "older packets waiting there"},
     {"pace_class", T_INT, offsetof(Slot, pace_class), 0,
      "pace_class: its video's class in the wire's Pacer (sfu.pacer.pace_class; 0, the default, leaves first)"},
     {"vp8", T_BOOL, offsetof(Slot, vp8), READONLY, "vp8: descriptors are read, filtered and rewritten"},
@@ -619,7 +622,7 @@ PyObject *fanout_run(PyObject *slots, PyObject *inbound, const unsigned char *pl
         }
         if (queue_it) {
             if (pacer_queue_c((Pacer *)s->pacer, o, buf, len, s->ast_off, s->head_len + plen + padding,
-                              s->pace_class, now) < 0) {
+                              s->pace_class, keyframe, now) < 0) {
                 Py_XDECREF(rest);
                 return NULL;
             }

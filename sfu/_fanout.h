@@ -96,7 +96,7 @@ typedef struct {
 #define PACER_RING_START 64           /* sfu.pacer: a class's first ring (it doubles as it fills) */
 /* QEntry: one packet waiting in a Pacer's queue. A C fan-out slot's (`buf`: the plain packet, with room for the
  * SRTP trailer; `owner`: the Slot whose route sends it) or Python's (`buf` NULL; `owner`: (head, payload,
- * padding), sent through the Pacer's `send`). */
+ * padding, key), sent through the Pacer's `send`; `key`: the stream it belongs to, or None). */
 typedef struct {
     PyObject *owner;
     unsigned char *buf;
@@ -122,6 +122,7 @@ typedef struct {
     long long queued;  /* packets waiting, every class */
     long long sent_queued;  /* packets sent from the queue */
     long long dropped;      /* packets dropped from the queue (waited too long, or the queue was full) */
+    long long superseded;   /* packets dropped from the queue because a keyframe of their stream came behind them */
     PacerRing ring[PACER_CLASSES];  /* class 0 leaves first (sfu.pacer.pace_class) */
     PyObject *send;      /* send(head, payload, padding) -> bool: Python's way out (sfu.pacer.Pacer sets it) */
     PyObject *on_queue;  /* on_queue(): called when the C fan-out queues while no drain timer is armed */
@@ -138,9 +139,10 @@ int pacer_admit(Pacer *p, long long size, int audio, int cls, double now);
  * link drains at the pace of the media it receives, Python's timer only covering the gaps. */
 long long pacer_drain(Pacer *p, double now);
 /* pacer_queue_c queues a C slot's plain packet (buf, len bytes; ast_off as in QEntry; size charged) in class `cls`:
- * 0, or -1 with an exception (on_queue failed). A full queue drops it (counted). */
+ * 0, or -1 with an exception (on_queue failed). A full queue drops it (counted). `keyframe`: it starts a keyframe,
+ * and the slot's older packets still waiting are dropped first when the slot tells keyframes apart (`supersede`). */
 int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, int ast_off, long long size, int cls,
-                  double now);
+                  int keyframe, double now);
 
 /* DropRun: packets [start, end) dropped in a row (temporal layer filtering), the offsets in force before them. */
 typedef struct {
@@ -212,6 +214,8 @@ typedef struct Slot {
     PyObject *pacer;  /* the wire's Pacer (sfu/_pacer.c) or NULL: not paced */
     int pace_class;   /* its packets' class in that Pacer (sfu.pacer.pace_class): 0 leaves first */
     char audio;
+    char supersede;   /* its codec's keyframes are told apart (VP8, H.264): a keyframe that must wait in the pacer
+                       * drops this slot's older packets still waiting there (sfu/_pacer.c, pacer_supersede) */
     HistEntry hist[HIST];
 } Slot;
 

@@ -99,9 +99,47 @@ static void queue_clear(Pacer *p) {
             queue_pop(p, c);
 }
 
+/* entry_key: the stream a waiting packet belongs to (a C slot's: its Slot; Python's: the key it was pushed with, or
+ * None). */
+static PyObject *entry_key(QEntry *e) {
+    return e->buf != NULL ? e->owner : PyTuple_GET_ITEM(e->owner, 3);
+}
+
+/* pacer_supersede drops every waiting packet of stream `key` (a keyframe of it is about to wait behind them: older
+ * frames are of no use to a decoder that gets the keyframe, and they would only hold it back), counted in
+ * `superseded` (and a C slot's in its pacer_dropped: its receiver sees the holes; not its link's loss) but not in
+ * `dropped`: no keyframe is needed for them (sfu.downlinks repairs what `dropped_by` counts). */
+static void pacer_supersede(Pacer *p, PyObject *key) {
+    for (int c = 0; c < PACER_CLASSES; c++) {
+        PacerRing *r = &p->ring[c];
+        long long kept = 0;
+        for (long long i = 0; i < r->count; i++) {
+            QEntry *e = &r->q[(r->head + i) % r->cap];
+            if (entry_key(e) == key) {
+                if (e->buf != NULL)
+                    ((Slot *)e->owner)->pacer_dropped++;
+                entry_clear(e);
+                p->superseded++;
+                p->queued--;
+                continue;
+            }
+            if (kept != i) {  /* kept in order, compacted towards the head */
+                QEntry *to = &r->q[(r->head + kept) % r->cap];
+                *to = *e;
+                e->owner = NULL;
+                e->buf = NULL;
+            }
+            kept++;
+        }
+        r->count = kept;
+    }
+}
+
 int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, int ast_off, long long size, int cls,
-                  double now) {
+                  int keyframe, double now) {
     cls = pace_class(cls);
+    if (keyframe && ((Slot *)slot)->supersede)
+        pacer_supersede(p, slot);
     QEntry *e = queue_tail(p, cls);
     unsigned char *copy = e != NULL ? malloc((size_t)len + (BUF_SIZE - MAX_PLAIN)) : NULL;
     if (copy == NULL) {
@@ -201,7 +239,7 @@ static int Pacer_init(Pacer *p, PyObject *args, PyObject *kw) {
     p->tokens = p->burst;
     p->last = -1.0;
     queue_clear(p);
-    p->queued = p->sent_queued = p->dropped = 0;
+    p->queued = p->sent_queued = p->dropped = p->superseded = 0;
     for (int c = 0; c < PACER_CLASSES; c++)
         p->ring[c].dropped = 0;
     p->armed = 0;
@@ -275,19 +313,22 @@ static PyObject *Pacer_wait(Pacer *p, PyObject *unused) {
     return PyFloat_FromDouble(p->tokens >= 0 ? 0.0 : -p->tokens / p->rate);
 }
 
-/* push(head, payload, padding, ast_off, now, cls=0): Python's packet waits in class `cls` (True), or is dropped: the
- * queue is full. */
+/* push(head, payload, padding, ast_off, now, cls=0, key=None, keyframe=False): Python's packet waits in class `cls`
+ * (True), or is dropped: the queue is full. `key`: the stream it belongs to (a C Slot, whose own packets match it
+ * too); a `keyframe` of a stream first drops its older waiting packets (pacer_supersede). */
 static PyObject *Pacer_push(Pacer *p, PyObject *args) {
-    PyObject *head, *payload;
+    PyObject *head, *payload, *key = Py_None;
     long long padding;
-    int ast_off, cls = 0;
+    int ast_off, cls = 0, keyframe = 0;
     double now;
-    if (!PyArg_ParseTuple(args, "OSLid|i", &head, &payload, &padding, &ast_off, &now, &cls))
+    if (!PyArg_ParseTuple(args, "OSLid|iOp", &head, &payload, &padding, &ast_off, &now, &cls, &key, &keyframe))
         return NULL;
     Py_ssize_t head_len = PyObject_Length(head);
     if (head_len < 0)
         return NULL;
     cls = pace_class(cls);
+    if (keyframe && key != Py_None)
+        pacer_supersede(p, key);
     QEntry *e = queue_tail(p, cls);
     if (e == NULL) {
         p->dropped++;
@@ -297,7 +338,7 @@ static PyObject *Pacer_push(Pacer *p, PyObject *args) {
     PyObject *copy = PyBytes_FromObject(head);
     if (copy == NULL)
         return NULL;
-    PyObject *owner = Py_BuildValue("(NOL)", copy, payload, padding);
+    PyObject *owner = Py_BuildValue("(NOLO)", copy, payload, padding, key);
     if (owner == NULL)
         return NULL;
     e->owner = owner;
@@ -406,6 +447,8 @@ static PyMemberDef Pacer_members[] = {
     {"queued", T_LONGLONG, offsetof(Pacer, queued), READONLY, "queued: packets waiting in the queue"},
     {"sent_queued", T_LONGLONG, offsetof(Pacer, sent_queued), READONLY, "sent_queued: packets sent from the queue"},
     {"dropped", T_LONGLONG, offsetof(Pacer, dropped), READONLY, "dropped: packets dropped from the queue"},
+    {"superseded", T_LONGLONG, offsetof(Pacer, superseded), READONLY,
+     "superseded: packets dropped from the queue because a keyframe of their stream came behind them"},
     {"send", T_OBJECT, offsetof(Pacer, send), 0, "send(head, payload, padding): Python's way out"},
     {"on_queue", T_OBJECT, offsetof(Pacer, on_queue), 0, "on_queue(): the C fan-out queued, no timer armed"},
     {"armed", T_BOOL, offsetof(Pacer, armed), 0, "armed: Python's drain timer is set"},
@@ -426,7 +469,8 @@ static PyMethodDef Pacer_methods[] = {
     {"take", (PyCFunction)Pacer_take, METH_VARARGS, "take(size, now): a packet's bits, as it is sent"},
     {"wait", (PyCFunction)Pacer_wait, METH_NOARGS, "wait() -> seconds until the bucket is not empty"},
     {"push", (PyCFunction)Pacer_push, METH_VARARGS,
-     "push(head, payload, padding, ast_off, now, cls=0) -> queued (False: the queue is full, dropped)"},
+     "push(head, payload, padding, ast_off, now, cls=0, key=None, keyframe=False) -> queued (False: the queue is "
+     "full, dropped)"},
     {"drain", (PyCFunction)Pacer_drain, METH_O, "drain(now) -> packets sent from the queue"},
     {"clear", (PyCFunction)Pacer_clear_queue, METH_NOARGS, "clear(): drop what waits (not counted)"},
     {"oldest_in", (PyCFunction)Pacer_oldest_in, METH_O, "oldest_in(cls) -> clock when its oldest was queued, -1 none"},

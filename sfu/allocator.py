@@ -204,6 +204,7 @@ class Downlink:
     overfull: bool = False  # and long: its choices cost more than the pacer carries (one step down, ``decide``)
     _overfull_reports: int = 0
     overfull_classes: frozenset[int] = frozenset()  # the pacing classes whose video waited over QUEUE_OVERFULL last
+    feedback: Feedback | None = None  # the latest period's (what ``update`` judged; None before any)
     _loss_reports: int = 0
     _queue_reports: int = 0
     _calm: int = CALM_PERIODS  # periods since the link was last congested
@@ -246,6 +247,7 @@ class Downlink:
         describe the rate before the cut: cutting again on them would cut the same excess twice).
         """
         now = self.clock()
+        self.feedback = fb
         remb = float(fb.remb) if fb.remb is not None else None
         if fb.loss > LOSS_HIGH:
             self._loss_reports += 1

@@ -60,6 +60,10 @@ RESEND_MIN_INTERVAL = 0.1  # a packet is resent at most once per max(RTT, this) 
 RESEND_MAX_AGE = 1.0  # and only while it was first sent less than this many seconds ago
 KEYFRAME_INTERVAL = 1.0  # a subscriber's keyframe requests passed to the source at most once per this
 KEYFRAME_INTERVAL_CONGESTED = 3.0  # and while its pacer holds packets (its own link is full)
+FROZEN_AFTER = 1.0  # seconds: a weak link's keyframe request still unanswered this long after its first is no longer
+# optional (its picture has been frozen since; the track's gate held a 300 kbit/s classroom's decoder 26 s)
+KEYFRAMES_TOLD = ("video/vp8", "video/h264")  # codecs whose keyframes the receive path tells apart (sfu.codec; any
+# other video codec's packets all count as keyframes there)
 KEYFRAME_RETRY = 2.0  # a slot still waiting for its source's keyframe this long after asking asks again
 _HDR = struct.Struct("!BHI")  # marker|pt, sequence number, timestamp at offset 1
 _OSN = struct.Struct("!H")
@@ -163,6 +167,8 @@ class Consumer:
         self._clock = clock
         self._rewriter: HeaderRewriter | None = None
         self._vp8 = False  # the slot's codec is VP8: descriptors are read and rewritten
+        self._supersede = False  # its keyframes are told apart (VP8, H.264): one that must wait in the pacer drops
+        # the slot's older packets waiting there (``sfu.pacer.TokenBucket.supersede``)
         self._max_temporal = ALL_LAYERS
         self._relief = False  # a down switch_layer is pending: the current layer sends its base temporal layer only
         self.temporal_relief = False  # the room's video has temporal layers (set by sfu.downlinks)
@@ -201,6 +207,8 @@ class Consumer:
         self.keyframe_retries = 0  # asked again while waiting for a keyframe (``KEYFRAME_RETRY``)
         self.repairs = 0  # keyframes asked because our pacer dropped what waited too long (``repair``)
         self._last_keyframe_request = float("-inf")
+        self._asked_at = float("-inf")  # the first of its weak requests not answered by a keyframe of the source yet
+        self._asked_mark = -1  # the source's keyframes_received then
         self._owed: asyncio.TimerHandle | None = None  # a throttled request, passed when its interval ends
         self._owed_mark = 0  # the source's keyframes_received when it was throttled
         self._repair_owed: asyncio.TimerHandle | None = None  # a throttled repair, asked when its interval ends
@@ -229,6 +237,7 @@ class Consumer:
         self.wire.add_sender(self.sender)
         frame = 3000 if ctx.kind == "video" else ctx.clock_rate // 50
         self._vp8 = ctx.kind == "video" and ctx.mime.lower() == "video/vp8"
+        self._supersede = ctx.kind == "video" and ctx.mime.lower() in KEYFRAMES_TOLD
         first_pic, first_tl0 = random.randrange(0x8000), random.randrange(0x100)
         self._rewriter = HeaderRewriter(
             ctx.clock_rate, frame, first_seq=random.randrange(0x8000), first_ts=random.getrandbits(32),
@@ -244,6 +253,7 @@ class Consumer:
             slot.__init__(ctx.clock_rate, frame, (rw.last_seq + 1) & 0xFFFF, rw.last_ts, ctx.kind == "video",
                           self._vp8, first_pic, first_tl0)
             slot.tid_target = self._max_temporal
+            slot.supersede = self._supersede
             slot.set_head(bytes(self._head), self._ast_off, self._al_off, self._pt_byte)
         if self.source is not None:
             self.source.request_keyframe()
@@ -446,12 +456,20 @@ class Consumer:
 
     def _send(self, wire: PacketWire, head: bytearray, p: Inbound, payload: bytes) -> bool:
         audio = self._audio
+        key = self.stream_key
+        keyframe = p.keyframe and self._supersede
         if p.padding:
             head[0] |= 0x20
-            sent = wire.send_rtp(head, payload, p.padding, audio, self._ast_off, self.pace_class)
+            sent = wire.send_rtp(head, payload, p.padding, audio, self._ast_off, self.pace_class, key, keyframe)
             head[0] &= 0xDF
             return sent
-        return wire.send_rtp(head, payload, 0, audio, self._ast_off, self.pace_class)
+        return wire.send_rtp(head, payload, 0, audio, self._ast_off, self.pace_class, key, keyframe)
+
+    @property
+    def stream_key(self) -> object:
+        """stream_key: what its packets waiting in the wire's pacer are known by (its C slot, whose fan-out queues
+        them too, or itself), so that a keyframe drops the older ones (``sfu.pacer.TokenBucket.supersede``)."""
+        return self.cslot if self.cslot is not None else self
 
     @staticmethod
     def _payload(p: Inbound, pic: int, tl0: int) -> bytes:
@@ -580,9 +598,21 @@ class Consumer:
             self._pass_request(self._clock())
 
     def _pass_request(self, now: float) -> None:
+        """_pass_request asks the source (and a pending one) for a keyframe: optional while the link is weak (the
+        track's gate may hold it, ``Producer.request_keyframe``), unless the subscriber asked ``FROZEN_AFTER`` ago
+        already and no keyframe of the source came since: a picture frozen that long is what the gate must not
+        hold (its decoder waits for that keyframe; measured, 26 s for the gate's token on a 300 kbit/s link). Its
+        first request, and a layer switch, still wait for the gate."""
         self._last_keyframe_request = now
         if self.source is not None:
-            self.source.request_keyframe(self.weak)
+            optional = self.weak
+            if optional:
+                mark = self.source.keyframes_received
+                if mark != self._asked_mark:  # a keyframe came since (or the first request): a new episode
+                    self._asked_at, self._asked_mark = now, mark
+                elif now - self._asked_at >= FROZEN_AFTER:
+                    optional = False
+            self.source.request_keyframe(optional)
         if self._pending_source is not None:
             self._pending_source.request_keyframe(self.weak)
 
@@ -720,11 +750,11 @@ class Consumer:
         if ctx.rtx_payload_type is not None:
             _RTX_HDR.pack_into(head, 1, (p.marker << 7) | ctx.rtx_payload_type, self._rtx_seq, ts, ctx.rtx_ssrc)
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-            return self.wire.send_rtp(head, _OSN.pack(seq) + payload, cls=self.pace_class)
+            return self.wire.send_rtp(head, _OSN.pack(seq) + payload, cls=self.pace_class, key=self.stream_key)
         _HDR.pack_into(head, 1, (p.marker << 7) | self._pt_byte, seq, ts)
         if p.padding:
             head[0] |= 0x20
-        return self.wire.send_rtp(head, payload, p.padding, cls=self.pace_class)
+        return self.wire.send_rtp(head, payload, p.padding, cls=self.pace_class, key=self.stream_key)
 
     # ------------------------------------------------------------------------------------- stats
 

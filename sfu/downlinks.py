@@ -40,6 +40,11 @@ from sfu.stats import DownlinkStats
 PERIOD = 0.5  # seconds between two allocations
 LOSS_FRESH = 1.5  # seconds a report's loss counts (Chromium reports about once a second)
 MIN_LOSS_PACKETS = 20  # the loss of fewer packets than this says nothing
+HOLE_SECONDS = 8.0  # seconds a hole our own output made (our pacer's drop, a publisher's loss) may take to show in
+# the subscriber's loss or NACKs: it shows once the packets behind it arrive, and those may wait in our pacer
+# (MAX_QUEUE_SECONDS, behind a keyframe), be superseded in turn by the next keyframe, then wait for its next report
+# (traced: a 1 Mbit/s classroom NACKed 119 screen packets superseded over the 5.2 s before, while its screen stepped
+# down a layer at a time; with 4 s they read as 100 % loss)
 RATE_ALPHA = 0.25  # a layer's measured rate: this share of the last period's, the rest of the average before
 RATE_ALPHA_SLOW = 0.05  # and its longer average (~10 s): a layer costs the larger of the two (see _measure_layers)
 BURST_DECAY = 0.9  # a layer's keyframe burst: the larger of its latest keyframe period's and this x the one before
@@ -59,22 +64,63 @@ class Reported:
     dropped: int = 0  # of `sent`, dropped by our pacer before they left (Consumer.pacer_dropped)
 
 
-def downlink_loss(before: Reported, now: Reported) -> tuple[int, int] | None:
+@dataclass
+class Holes:
+    """Holes: holes our own output made (packets our pacer dropped or superseded, a publisher's upstream loss) that
+    the subscriber has not counted yet: each is taken out of the loss (or the NACKs) it reports within
+    ``HOLE_SECONDS``. A hole shows only once the packets behind it arrive, which may be a report or a period later
+    (a keyframe that superseded older frames may wait a second in the pacer): matched within the same interval only,
+    the drops counted in one period and NACKed in the next read as 100 % loss and cut a 300 kbit/s classroom's
+    estimate to the floor (measured)."""
+
+    owed: list[tuple[float, int]] = field(default_factory=list)  # (when, holes), oldest first
+
+    def add(self, holes: int, at: float) -> None:
+        """add: `holes` more, made by `at`."""
+        if holes > 0:
+            self.owed.append((at, holes))
+
+    def take(self, seen: int, at: float) -> int:
+        """take: of `seen` packets the subscriber counts missing at `at`, how many are holes of ours (taken)."""
+        self.owed = [(when, n) for when, n in self.owed if at - when <= HOLE_SECONDS]
+        taken = 0
+        while self.owed and taken < seen:
+            when, n = self.owed[0]
+            used = min(n, seen - taken)
+            taken += used
+            if used == n:
+                self.owed.pop(0)
+            else:
+                self.owed[0] = (when, n - used)
+        return taken
+
+
+def downlink_loss(before: Reported, now: Reported, holes_owed: Holes | None = None,
+                  at: float = 0.0) -> tuple[int, int] | None:
     """downlink_loss: (lost, sent) on the subscriber's own link between two of its reports, None without a new
     report or with nothing sent.
 
     Its reports count every hole in our output, and a packet its publisher lost on the way up (never recovered)
-    is a hole we forward, and so is a packet our own pacer dropped after it was numbered (it waited too long):
-    those holes are our output's sequence advance minus what left, so they are taken out. The loss left is the
+    is a hole we forward, and so is a packet our own pacer dropped after it was numbered (it waited too long, or a
+    keyframe superseded it): those holes are our output's sequence advance minus what left, so they are taken out
+    (in `holes_owed`, the ones not counted yet are kept for its next reports: ``Holes``). The loss left is the
     subscriber's own link's (a lossy publisher, or our own queue, does not make a classroom look weak).
     """
     if now.reports == before.reports:
         return None
     sent = (now.sent - now.dropped) - (before.sent - before.dropped)  # what left: our pacer's drops are holes too
+    # (dropped now, numbered and counted as left before: more than were numbered since, when a keyframe superseded
+    # what had waited; they are holes all the same, which its next reports count)
+    holes = max(0, ((now.out_seq - before.out_seq) & 0xFFFF) - sent)
+    if holes_owed is not None:
+        holes_owed.add(holes, at)
     if sent <= 0:
         return None
-    holes = max(0, ((now.out_seq - before.out_seq) & 0xFFFF) - sent)
-    lost = max(0, now.lost - before.lost - holes)
+    reported = max(0, now.lost - before.lost)
+    if holes_owed is None:
+        lost = max(0, reported - holes)
+    else:
+        lost = reported - holes_owed.take(reported, at)
     return min(lost, sent), sent
 
 
@@ -120,6 +166,8 @@ class Downlinks:
     _loss: dict[Consumer, tuple[int, int, float]] = field(default_factory=dict)  # lost, sent, when
     _nacked: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # per subscriber: packets NACKed, sent,
     # and its pacer's drops
+    _nack_holes: dict[str, Holes] = field(default_factory=dict)  # per subscriber: its pacer's drops not NACKed yet
+    _report_holes: dict[Consumer, Holes] = field(default_factory=dict)  # per slot: holes not reported lost yet
     _dropped: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per subscriber: packets its pacer dropped
     # so far, per class (sfu.pacer.pace_class)
     _layer_octets: dict[Producer, tuple[float, int, int]] = field(default_factory=dict)  # when, bytes, keyframes
@@ -153,10 +201,12 @@ class Downlinks:
             self._sent.pop(pid, None)
             self._remb.pop(pid, None)
             self._nacked.pop(pid, None)
+            self._nack_holes.pop(pid, None)
         current = {c for p in self.participants.values() for c in p.consumers.values()}
         for c in [c for c in self._reported if c not in current]:
             del self._reported[c]
             self._loss.pop(c, None)
+            self._report_holes.pop(c, None)
         if changed:
             self.on_change()
 
@@ -253,9 +303,10 @@ class Downlinks:
         sent = (octets - before.octets) * 8 / (now - before.at) if before and now > before.at else 0.0
         loss = lost / sent_packets if sent_packets >= MIN_LOSS_PACKETS else 0.0
         # what our own pacer dropped left holes its receiver NACKs: not its link's loss (counted, a 1 Mbit/s
-        # classroom's screen NACKed thousands of them, its estimate was cut to the floor and every slot paused)
-        pacer_dropped = sum(wire.pacer.dropped_by) if wire is not None else 0
-        loss = max(loss, self._nack_loss(p.id, nacked, video_packets, pacer_dropped))
+        # classroom's screen NACKed thousands of them, its estimate was cut to the floor and every slot paused);
+        # the older frames a keyframe superseded in it too
+        pacer_dropped = sum(wire.pacer.dropped_by) + wire.pacer.superseded if wire is not None else 0
+        loss = max(loss, self._nack_loss(p.id, nacked, video_packets, pacer_dropped, now))
         queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
         queue_delays = wire.pacer.queue_delays if wire is not None else ()
         fell = remb is not None and p.id in self._remb and remb < REMB_FALL * self._remb[p.id]
@@ -325,7 +376,7 @@ class Downlinks:
                 and self.layer_burst(layer) <= link.estimate * BURST_SECONDS]
         return fits[-1] if fits else arriving[0]
 
-    def _nack_loss(self, pid: str, nacked: int, sent: int, dropped: int = 0) -> float:
+    def _nack_loss(self, pid: str, nacked: int, sent: int, dropped: int = 0, at: float = 0.0) -> float:
         """_nack_loss: the share of the video sent over the last period that the subscriber reported missing.
 
         Its receiver reports count a packet that a resend recovered as received, so on a link whose queue
@@ -333,13 +384,20 @@ class Downlinks:
         classroom sent twice its link reported no loss for ten seconds); its NACKs show it at once. A packet its
         publisher lost on the way up is NACKed too, and counted: a classroom whose publisher loses a lot may look
         weaker than it is, never stronger. `nacked` and `sent`: the counts of its video slots; `dropped`: the
-        packets its pacer dropped so far (they left holes in our output that it NACKs: not its link's loss).
+        packets its pacer dropped so far (they left holes in our output that it NACKs: not its link's loss; those it
+        NACKs a period later too: ``Holes``).
         """
         before = self._nacked.get(pid)
         self._nacked[pid] = (nacked, sent, dropped)
-        if before is None or sent - before[1] < MIN_LOSS_PACKETS:
+        holes = self._nack_holes.setdefault(pid, Holes())
+        if before is None:
             return 0.0
-        return min(1.0, max(0, nacked - before[0] - (dropped - before[2])) / (sent - before[1]))
+        holes.add(dropped - before[2], at)
+        new = max(0, nacked - before[0])
+        new -= holes.take(new, at)
+        if sent - before[1] < MIN_LOSS_PACKETS:
+            return 0.0
+        return min(1.0, new / (sent - before[1]))
 
     def _downlink_loss(self, c: Consumer, at: float) -> tuple[int, int] | None:
         """_downlink_loss: (lost, sent) on the subscriber's own link in its latest report about `c`, None when that
@@ -349,7 +407,8 @@ class Downlinks:
         if before is None or reports != before.reports:
             self._reported[c] = now = Reported(reports, c.packets_lost, c.packets_sent, c.last_out_seq,
                                                c.pacer_dropped)
-            counts = downlink_loss(before, now) if before is not None else None
+            holes = self._report_holes.setdefault(c, Holes())
+            counts = downlink_loss(before, now, holes, at) if before is not None else None
             if counts is not None:
                 self._loss[c] = (counts[0], counts[1], at)
         kept = self._loss.get(c)

@@ -11,7 +11,9 @@ audio concealed on 0.3-1 Mbit/s links). The pacer is a token bucket at ``rate`` 
 * what waits leaves by class (``pace_class``): the cameras' video before the screen share's, each class in order.
   A shared slide's keyframe is a burst of 20-60 kB every few seconds; in one queue the presenter camera's frames
   waited behind it (measured on a 300 kbit/s classroom: its queue stood at 1.9 s for 4 s, behind the screen's
-  packets, and the presenter camera stalled 2.5 s), while a frame of a camera's low layer is 1-3 packets.
+  packets, and the presenter camera stalled 2.5 s), while a frame of a camera's low layer is 1-3 packets;
+* a keyframe that must wait drops the older packets of its own stream still waiting (``TokenBucket.supersede``):
+  a decoder that gets the keyframe has no use for the frames before it, and they would hold it back.
 
 The bucket and its queue are ``TokenBucket`` in Python and ``sfu._fanout.Pacer`` in C (the same fields,
 arithmetic and queue, checked by ``tests/sfu/test_pacer.py``). The C fan-out (``sfu/_fanout.c``) asks the bucket
@@ -71,7 +73,7 @@ class TokenBucket:
     `rate`, and the packets waiting for them, one queue per class (``pace_class``)."""
 
     __slots__ = ("rate", "tokens", "burst", "last", "queued", "send", "on_queue", "armed", "sent_queued", "dropped",
-                 "_dropped_by", "_queues")
+                 "superseded", "_dropped_by", "_queues")
 
     def __init__(self, rate: float = UNLIMITED) -> None:
         self.rate = rate
@@ -85,8 +87,9 @@ class TokenBucket:
         self.sent_queued = 0  # packets sent from the queue
         self.dropped = 0  # packets dropped from the queue (waited too long, or the queue was full)
         self._dropped_by = [0] * CLASSES  # of those, each class's
-        # per class: (head, payload, padding, ast_off, size, queued at)
-        self._queues: tuple[deque[tuple[bytes, bytes, int, int, int, float]], ...] = tuple(
+        self.superseded = 0  # packets dropped from the queue because a keyframe of their stream came behind them
+        # per class: (head, payload, padding, ast_off, size, queued at, key: the stream, or None)
+        self._queues: tuple[deque[tuple[bytes, bytes, int, int, int, float, object]], ...] = tuple(
             deque() for _ in range(CLASSES))
 
     @property
@@ -137,17 +140,38 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
     def push(self, head: bytes | bytearray, payload: bytes, padding: int, ast_off: int, now: float,
-             cls: int = FIRST) -> bool:
+             cls: int = FIRST, key: object = None, keyframe: bool = False) -> bool:
         """push queues a copy of the packet in class `cls` (`ast_off`: where its abs-send-time is, 0: none); False:
-        the queue is full and it is dropped (counted)."""
+        the queue is full and it is dropped (counted). `key`: the stream it belongs to (None: none told); a
+        `keyframe` of a stream first drops that stream's older waiting packets (``supersede``)."""
         cls = _clamp(cls)
+        if keyframe and key is not None:
+            self.supersede(key)
         if self.queued >= MAX_QUEUE:
             self.dropped += 1
             self._dropped_by[cls] += 1
             return False
-        self._queues[cls].append((bytes(head), payload, padding, ast_off, len(head) + len(payload) + padding, now))
+        self._queues[cls].append((bytes(head), payload, padding, ast_off, len(head) + len(payload) + padding, now,
+                                  key))
         self.queued += 1
         return True
+
+    def supersede(self, key: object) -> int:
+        """supersede drops every waiting packet of stream `key`, a keyframe of which is about to wait behind them:
+        older frames are of no use to a decoder that gets the keyframe, and they would hold it back (a camera's
+        keyframe waited ~2 s in a 300 kbit/s classroom's queue behind its own older frames); counted in
+        ``superseded``, not in ``dropped`` (no keyframe is needed for them: ``sfu.downlinks`` repairs what
+        ``dropped_by`` counts). Returns how many."""
+        n = 0
+        for queue in self._queues:
+            if any(entry[6] is key for entry in queue):
+                kept = [entry for entry in queue if entry[6] is not key]
+                n += len(queue) - len(kept)
+                queue.clear()
+                queue.extend(kept)
+        self.queued -= n
+        self.superseded += n
+        return n
 
     def drain(self, now: float) -> int:
         """drain drops what waited longer than ``MAX_QUEUE_SECONDS``, then sends what the bucket allows, class 0
@@ -163,7 +187,7 @@ class TokenBucket:
         sent = 0
         while self.queued and self.tokens >= 0:
             queue = next(q for q in self._queues if q)
-            head, payload, padding, ast_off, size, _ = queue.popleft()
+            head, payload, padding, ast_off, size, _, _ = queue.popleft()
             self.queued -= 1
             self.tokens -= (size + OVERHEAD) * 8
             out: bytes | bytearray = head
@@ -307,6 +331,11 @@ class Pacer:
         return tuple(self.bucket.dropped_by)
 
     @property
+    def superseded(self) -> int:
+        """superseded: packets dropped from the queue because a keyframe of their stream came behind them."""
+        return int(self.bucket.superseded)
+
+    @property
     def queue_delay(self) -> float:
         """queue_delay: how long the oldest waiting packet has waited (0 when none waits)."""
         return self._clock() - self.bucket.oldest if self.bucket.queued else 0.0
@@ -347,12 +376,13 @@ class Pacer:
         return True
 
     def send(self, head: bytes | bytearray, payload: bytes, padding: int, audio: bool, ast_off: int = 0,
-             cls: int = FIRST) -> bool:
+             cls: int = FIRST, key: object = None, keyframe: bool = False) -> bool:
         """send sends the packet now if the bucket admits it, else queues a copy in class `cls`; True either way.
 
         What waits goes first, as far as the bucket allows (as the C fan-out does). `ast_off`: where `head` holds
         the abs-send-time extension (0: none), rewritten when a queued packet leaves: a receiver's delay-based
-        estimate must see when it left, not the time it waited here as a growing queue.
+        estimate must see when it left, not the time it waited here as a growing queue. `key`: the stream it
+        belongs to; a `keyframe` that must wait drops that stream's older waiting packets (``TokenBucket.push``).
         """
         now = self._clock()
         size = len(head) + len(payload) + padding
@@ -360,7 +390,7 @@ class Pacer:
             self.bucket.drain(now)
         if self.bucket.admit(size, audio, now, cls):
             return self._send(head, payload, padding)
-        self.bucket.push(head, payload, padding, ast_off, now, cls)
+        self.bucket.push(head, payload, padding, ast_off, now, cls, key, keyframe)
         self._schedule()
         return True
 

@@ -89,7 +89,7 @@ MIRRORS: tuple[Mirror, ...] = (
         "bytes_sent": "_bytes_sent",
         "last_ntp": "_last_ntp", "last_out_ts": "_last_ts", "fraction_lost": "_fraction_lost",
         "packets_lost": "_packets_lost", "jitter": "_jitter", "remb": "_remb_bitrate", "reports": "_reports",
-        "pace_class": "pace_class",
+        "pace_class": "pace_class", "supersede": "_supersede",
     }),
     # a ForwardingSender without a C slot keeps these itself (its lsr, lsr_time and rtt read the slot's otherwise)
     Mirror("Slot", "sfu.hooks.sender.ForwardingSender", {"lsr": "_lsr", "lsr_time": "_lsr_time", "rtt": "_rtt"}),
@@ -97,7 +97,7 @@ MIRRORS: tuple[Mirror, ...] = (
     Mirror(
         "Pacer", "sfu.pacer.TokenBucket",
         {name: name for name in ("rate", "tokens", "burst", "last", "queued", "send", "on_queue", "armed",
-                                 "sent_queued", "dropped")},
+                                 "sent_queued", "dropped", "superseded")},
         methods=("set_rate", "refill", "admit", "take", "wait", "push", "drain", "clear", "oldest_in"), complete=True,
         python_only=("_queues", "_dropped_by"),  # C's are rings of entries that Python never sees, and their counts
     ),

@@ -153,17 +153,18 @@ class PacketWire:
                 dtls._RTCDtlsTransport__tx_packets += sent
 
     def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
-                 ast_off: int = 0, cls: int = FIRST) -> bool:
+                 ast_off: int = 0, cls: int = FIRST, key: object = None, keyframe: bool = False) -> bool:
         """send_rtp protects and sends header + payload (+ `padding` bytes of RTP padding) as one packet.
 
         Through the pacer when it is on: `audio` goes at once, video may wait in its queue, in class `cls`
         (``sfu.pacer.pace_class``; True all the same; its abs-send-time at `ast_off`, when not 0, is rewritten when
-        it leaves). Returns False when the transport is not connected. The caller sets the P bit in `head`.
+        it leaves; `key`: its stream, whose older waiting packets a `keyframe` drops: ``sfu.pacer``). Returns False
+        when the transport is not connected. The caller sets the P bit in `head`.
         """
         if self.pacer.bucket.rate < UNLIMITED:
             if self._dtls._state is not DtlsState.CONNECTED:
                 return False
-            return self.pacer.send(head, payload, padding, audio, ast_off, cls)
+            return self.pacer.send(head, payload, padding, audio, ast_off, cls, key, keyframe)
         return self._send_now(head, payload, padding)
 
     def _send_now(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:

@@ -33,9 +33,9 @@ class FakeWire:
         return True
 
     def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
-                 ast_off: int = 0, cls: int = 0) -> bool:
+                 ast_off: int = 0, cls: int = 0, key: object = None, keyframe: bool = False) -> bool:
         if self.pacer.rate < UNLIMITED:
-            return self.pacer.send(head, payload, padding, audio, ast_off, cls)
+            return self.pacer.send(head, payload, padding, audio, ast_off, cls, key, keyframe)
         return self._send_now(head, payload, padding)
 
     def _send_now(self, head: bytes | bytearray, payload: bytes, padding: int = 0) -> bool:

@@ -257,6 +257,40 @@ async def test_a_repair_inside_the_throttles_interval_is_owed_not_optional(make:
     assert src.keyframes == 3 and c.repairs == 1
 
 
+def test_a_weak_links_request_unanswered_since_its_first_is_not_optional(make: Callable[..., Made],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weak link's keyframe request is optional (the track's gate may hold it: a weak classroom must not make the
+    publisher send keyframes to everyone), but when the subscriber asks again ``FROZEN_AFTER`` after its first and no
+    keyframe of the source came since, its picture has been frozen all that time: that request passes (measured
+    before: a 300 kbit/s classroom's presenter camera frozen 26 s, its 8 requests held by the gate). A keyframe that
+    came ends the episode: the next request is optional again."""
+    monkeypatch.setattr(consumer_module, "KEYFRAME_RETRY", 60.0)  # not this test's
+    clock = Clock()
+    c, sender, _ = make(clock=clock)
+    src = Source()
+    src.sinks = (c,)
+    c.switch(src)  # type: ignore[arg-type]
+    c.forward(inbound(1, 0, key=True))
+    c.weak = True
+    asked = src.keyframes
+    clock.now = 10.0
+    sender.on_keyframe()
+    assert (src.keyframes - asked, src.optional) == (1, 1)  # optional: the gate may hold it
+    clock.now = 10.0 + consumer_module.FROZEN_AFTER - 0.1
+    sender.on_keyframe()  # inside the consumer's interval: owed, not passed
+    clock.now = 10.0 + consumer_module.KEYFRAME_INTERVAL + consumer_module.FROZEN_AFTER
+    sender.on_keyframe()
+    assert (src.keyframes - asked, src.optional) == (2, 1)  # still frozen: passed, not optional
+    src.keyframes_received += 1  # a keyframe came
+    clock.now += 5.0
+    sender.on_keyframe()
+    assert (src.keyframes - asked, src.optional) == (3, 2)  # a new episode: optional again
+    c.weak = False
+    clock.now += 5.0
+    sender.on_keyframe()
+    assert (src.keyframes - asked, src.optional) == (4, 2)  # a link that is not weak: never optional
+
+
 async def test_a_slot_waiting_for_a_keyframe_asks_again_until_one_comes(make: Callable[..., Made],
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The switch's request may be lost and the subscriber, receiving nothing, cannot ask: the slot asks again
@@ -328,7 +362,7 @@ class CheckingWire(FakeWire):
         self.out: list[tuple[int, int, int]] = []
 
     def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
-                 ast_off: int = 0, cls: int = 0) -> bool:
+                 ast_off: int = 0, cls: int = 0, key: object = None, keyframe: bool = False) -> bool:
         seq, ts = struct.unpack_from("!HI", head, 2)
         self.out.append((seq, ts, int.from_bytes(payload[1:5], "big")))
         return True
@@ -354,7 +388,7 @@ class RoutedWire(CheckingWire):
         self.addr = self.rx.getsockname()
 
     def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
-                 ast_off: int = 0, cls: int = 0) -> bool:
+                 ast_off: int = 0, cls: int = 0, key: object = None, keyframe: bool = False) -> bool:
         self.tx.sendto(self.session.protect(bytes(head) + payload), self.addr)
         return True
 
@@ -851,3 +885,19 @@ def test_nacked_counts_each_missing_packet_once_across_the_sequence_wrap(make: C
     assert c.nacked == len(lost) and c.nacks == 2
     c._on_rtcp(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=c.ctx.ssrc, lost=[2, 3]))
     assert c.nacked == len(lost) + 2
+
+
+def test_a_keyframe_that_must_wait_drops_the_slots_older_frames_waiting_in_the_pacer(make: Callable[..., Made]) -> None:
+    """Consumer.forward tells its wire's pacer which stream a packet belongs to and when it starts a keyframe (VP8,
+    H.264): a keyframe queued behind the slot's older frames drops them (``sfu.pacer.TokenBucket.supersede``); the
+    C fan-out's own queueing is tests/sfu/test_fanout.py's."""
+    c, _, wire = make()
+    c.switch(Source())  # type: ignore[arg-type]
+    wire.pacer.set_rate(100_000.0)
+    c.forward(inbound(1, 0, key=True, payload=b"\x10" + bytes(999)))  # the first keyframe: nothing waits, it goes
+    for seq in range(2, 9):
+        c.forward(inbound(seq, 3000 * seq, key=False, payload=b"\x10" + bytes(999)))
+    waiting = wire.pacer.bucket.queued
+    assert waiting >= 4 and wire.pacer.superseded == 0
+    c.forward(inbound(9, 30000, key=True, payload=b"\x10" + bytes(999)))
+    assert wire.pacer.superseded == waiting and wire.pacer.bucket.queued == 1 and wire.pacer.dropped == 0

@@ -244,7 +244,7 @@ class UdpWire(FakeWire):
         self.addr = rx_sock.getsockname()
 
     def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
-                 ast_off: int = 0, cls: int = 0) -> bool:
+                 ast_off: int = 0, cls: int = 0, key: object = None, keyframe: bool = False) -> bool:
         try:
             self.tx_sock.sendto(self.tx.protect(bytes(head) + payload), self.addr)
         except pylibsrtp.Error:  # a sequence number already protected: refused, as the C slot's send
@@ -273,7 +273,7 @@ class SrtpWire(FakeWire):
         self.tx, _ = sessions()
 
     def send_rtp(self, head: bytes | bytearray, payload: bytes, padding: int = 0, audio: bool = False,
-                 ast_off: int = 0, cls: int = 0) -> bool:
+                 ast_off: int = 0, cls: int = 0, key: object = None, keyframe: bool = False) -> bool:
         try:
             self.tx.protect(bytes(head) + payload)
         except pylibsrtp.Error:
@@ -519,6 +519,43 @@ def test_a_camera_slot_leaves_the_pacer_before_a_screen_keyframe_queued_earlier(
     seqs = [struct.unpack_from("!H", g, 2)[0] for g, ssrc in zip(got, ssrcs, strict=True) if ssrc == 0x44444444]
     assert seqs == list(range(101, 121))  # the screen's in order, none lost
     assert pacer.dropped_by == (0, 0)
+
+
+def test_a_keyframe_queued_in_c_drops_the_older_frames_of_its_slot_still_waiting(
+        udp: tuple[socket.socket, socket.socket]) -> None:
+    """A camera slot that tells keyframes apart (`supersede`: VP8, H.264): its keyframe's first packet, queued in the
+    C pacer behind the slot's older frames, drops them (counted as superseded, and on the slot: its receiver sees
+    the holes, not its link's loss), a packet Python queued for that slot too; the keyframe then leaves first. A slot
+    whose codec's keyframes are not told apart (every packet looks like one) drops nothing."""
+    from sfu._fanout import Pacer
+
+    tx_sock, rx_sock = udp
+    tx, rx = sessions()
+    camera: Any = bound_slot("video", tx_sock, rx_sock, tx)
+    camera.supersede = True
+    pacer = Pacer(100_000.0)
+    pacer.on_queue = lambda: setattr(pacer, "armed", True)
+    camera.set_pacer(pacer)
+    camera.map(5, 10, 0, 0.0)
+    for seq in range(11, 21):  # a keyframe (it goes at once), then deltas over the bucket: most wait
+        assert fan((camera,), inbound(seq, 3000 * (seq - 10), key=seq == 11, payload=b"\x10" + bytes(999)),
+                   now=1.0) is None
+    waiting = pacer.queued
+    assert waiting > 5
+    assert pacer.push(b"\x80" + bytes(11), b"resend", 0, 0, 1.0, 0, camera)  # Python's path, for this slot
+    assert fan((camera,), inbound(21, 40000, key=True, payload=b"\x10" + bytes(999)), now=1.01) is None
+    assert pacer.superseded == waiting + 1 and pacer.queued == 1 and pacer.dropped == 0
+    assert camera.pacer_dropped == waiting and camera.packets_sent == 11  # Python's packet is not the slot's
+    pacer.drain(3.0)
+    got = [rx.unprotect(rx_sock.recv(2048)) for _ in range(10 - waiting + 1)]
+    seqs = [struct.unpack_from("!H", g, 2)[0] for g in got]
+    assert seqs == [*range(101, 101 + 10 - waiting), 111]  # what had left, then the keyframe
+    plain: Any = bound_slot("video", tx_sock, rx_sock, tx)  # supersede off: every packet here is a "keyframe"
+    plain.set_pacer(pacer)
+    plain.map(5, 10, 0, 0.0)
+    for seq in range(11, 21):
+        fan((plain,), inbound(seq, 3000, payload=b"\x10" + bytes(999)), now=3.0)
+    assert pacer.superseded == waiting + 1 and pacer.queued > 5
 
 
 def ast_off_of(slot: object) -> int:
