@@ -306,6 +306,24 @@ class Downlink:
         return self.estimate
 
     @property
+    def at_rest(self) -> bool:
+        """at_rest: another period of the same feedback without media (nothing sent, no REMB above the estimate, no
+        loss, no round trip but the same) changes nothing but the round-trip window's times: the link is calm and
+        not weak, no slot is chosen, and the periods that count what was sent hold only the zeros of periods
+        without media (``sfu.downlinks.Downlinks`` then skips its allocation: ``hold_round_trip`` is what is left
+        of ``update``)."""
+        return (not self.congested and not self.queued and not self.overfull and not self.overfull_classes
+                and not self.choice and self._loss_reports == 0 and self._queue_reports == 0
+                and self._overfull_reports == 0 and self._standing == 0 and self._calm >= CALM_PERIODS
+                and len(self._sent) == SENT_PERIODS and not any(self._sent) and not self.weak)
+
+    def hold_round_trip(self, rtt: float | None, now: float) -> None:
+        """hold_round_trip: what ``update`` does with a period's round trip `rtt` when the rest of its feedback
+        changes nothing (``at_rest``): the window of round trips keeps it (its least is what a rise is measured
+        from once media flows again)."""
+        self._queue_grew(rtt, now)
+
+    @property
     def weak(self) -> bool:
         """weak: the link is congested, video waits in its pacer, or congestion cut its estimate less than
         ``WEAK_WINDOW`` ago: its subscriber's keyframe requests can wait for the track's gate
