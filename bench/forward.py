@@ -160,6 +160,7 @@ class Server:
             "temporal": sorted(-1 if c.max_temporal is None else c.max_temporal for c in video),
             "dropped": sum(p.dropped for p in pacers.values()), "queued": sum(p.sent_queued for p in pacers.values()),
             "nacked": sum(c.nacked for c in video), "resent": sum(c.retransmitted for c in video),
+            "steady": sum(link.steady for link in links.values()),
             "up": sum(link.upgrades for link in links.values()),
             "down": sum(link.downgrades for link in links.values()),
         }

@@ -200,6 +200,7 @@ class Downlink:
     hold: float = HOLD_AFTER_DOWN
     downgrades: int = 0
     upgrades: int = 0
+    steady: int = 0  # decisions that found every slot at its best option on a calm link (``_at_top``)
     queued: bool = False  # video has waited in its pacer for a while: no upgrade until it drains
     overfull: bool = False  # and long: its choices cost more than the pacer carries (one step down, ``decide``)
     _overfull_reports: int = 0
@@ -360,6 +361,13 @@ class Downlink:
         back).
         """
         now = self.clock()
+        top = self._at_top(demands)
+        if top is not None:  # what the rest would decide, without its sorting and sharing (``_at_top``)
+            if now - self.last_down > 4 * HOLD_MAX:
+                self.hold = HOLD_AFTER_DOWN
+            self.choice = top
+            self.steady += 1
+            return top
         demands = [self._keep(fitting(d, self.estimate)) for d in demands]
         target = allocate(self.estimate, demands)
         may_upgrade = now - self.last_up >= UP_INTERVAL and now - self.last_down >= self.hold
@@ -441,6 +449,29 @@ class Downlink:
         by_slot = {d.slot: d for d in demands}
         self.choice = {slot: by_slot[slot].options[i] if i >= 0 else None for slot, i in new.items()}
         return self.choice
+
+    def _at_top(self, demands: Sequence[Demand]) -> dict[str, Option | None] | None:
+        """_at_top: every slot's choice when each is sent its best option and the link is neither congested nor
+        overfull, None otherwise. Then ``decide`` moves nothing: no downgrade (only congestion or an overfull
+        pacer steps down), no upgrade (nothing is above), no slot new; each keeps its best option, with this
+        period's measured rate. The best option's keyframe must fit the estimate (``fitting``), else it is not
+        among the options ``decide`` weighs. A steady room of 20 classrooms ran the whole of ``decide`` for each
+        of them every period to find this."""
+        if self.congested or self.overfull or not demands:
+            return None
+        choice = self.choice
+        limit = self.estimate * BURST_SECONDS
+        out: dict[str, Option | None] = {}
+        for d in demands:
+            current = choice.get(d.slot)
+            if current is None or not d.options:
+                return None
+            best = d.options[-1]
+            if (best.spatial, best.temporal) != (current.spatial, current.temporal) or (
+                    len(d.options) > 1 and best.burst > limit):
+                return None
+            out[d.slot] = best
+        return out
 
     @staticmethod
     def _step_down(d: Demand, current: int) -> int:
