@@ -609,3 +609,29 @@ def test_a_calm_link_at_its_best_options_decides_as_the_whole_decision_would() -
         for name in ("choice", "hold", "last_up", "last_down", "upgrades", "downgrades"):
             assert getattr(link, name) == getattr(whole, name), name
     assert taken > 300
+
+
+def test_the_round_trip_window_finds_its_least_without_keeping_every_period() -> None:
+    """A rise is measured from the least round trip of the last RTT_WINDOW seconds, over random round trips as a
+    full list of them finds it; the window keeps only those no later one undercuts (a steady link's: one, not the
+    60 of 30 s that each period searched)."""
+    import random
+
+    from sfu.allocator import RTT_RISE, RTT_WINDOW
+
+    rng = random.Random(7)
+    clock = Clock()
+    link = Downlink(clock=clock)
+    seen: list[tuple[float, float]] = []
+    for _ in range(2000):
+        clock.now += rng.choice([0.5, 0.5, 0.5, 3.0, 40.0])
+        rtt = None if rng.random() < 0.05 else rng.choice([0.02, 0.03, 0.05, 0.08, 0.2, 0.4])
+        seen = [(t, r) for t, r in seen if clock.now - t <= RTT_WINDOW]
+        expected = rtt is not None and rtt - min((r for _, r in seen), default=rtt) >= RTT_RISE
+        if rtt is not None:
+            seen.append((clock.now, rtt))
+        assert link._queue_grew(rtt, clock.now) == expected
+    for _ in range(100):
+        clock.now += 0.5
+        link._queue_grew(0.03, clock.now)
+    assert len(link._rtts) == 1
