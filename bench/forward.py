@@ -12,8 +12,10 @@ arrives and send RR, NACK and REMB like a browser, at a fraction of the Python p
     .venv/bin/python bench/forward.py --loop asyncio  # the server on asyncio's loop instead of uvloop
     BENCH_PYTHON=1 .venv/bin/python bench/forward.py  # pure-Python fan-out even when sfu._fanout is built
     BENCH_NO_ALLOCATION=1 .venv/bin/python bench/forward.py  # sfu.allocation off: no estimate, layers, pacer
-    BENCH_ALLOC=1 .venv/bin/python bench/forward.py --n 20  # per window: the allocation's runs, room replans,
-                                                            # their CPU, estimates, REMBs, temporal cuts, pacer
+    BENCH_PROFILE_IDLE=/tmp/idle .venv/bin/python bench/forward.py --n 20  # cProfile of the no-media window
+    BENCH_ALLOC=1 .venv/bin/python bench/forward.py --n 20  # per window: the allocation's runs, links at rest
+                                                            # skipped, room replans, their CPU, estimates, REMBs,
+                                                            # temporal cuts, pacer
     .venv/bin/python bench/forward.py --classrooms 40 86   # the lecture case
 
 Columns: server CPU µs per outgoing packet (server process CPU time / packets it forwarded, inbound
@@ -150,7 +152,7 @@ class Server:
         video = [c for c in consumers if c.kind == "video" and c.source is not None]
         pacers = {id(c.wire.pacer): c.wire.pacer for c in consumers if c.wire is not None}
         return {
-            "runs": room.downlinks.runs, "reassigns": self.reassigns,
+            "runs": room.downlinks.runs, "rested": room.downlinks.rested, "reassigns": self.reassigns,
             "drain_timers": room.downlinks.drains.fired,
             "allocate_ms": round(self.alloc_cpu[0] * 1000), "reassign_ms": round(self.alloc_cpu[1] * 1000),
             "estimates": sorted(round(link.estimate / 1000) for link in links.values()),
@@ -158,6 +160,7 @@ class Server:
             "temporal": sorted(-1 if c.max_temporal is None else c.max_temporal for c in video),
             "dropped": sum(p.dropped for p in pacers.values()), "queued": sum(p.sent_queued for p in pacers.values()),
             "nacked": sum(c.nacked for c in video), "resent": sum(c.retransmitted for c in video),
+            "steady": sum(link.steady for link in links.values()),
             "up": sum(link.upgrades for link in links.values()),
             "down": sum(link.downgrades for link in links.values()),
         }
@@ -202,7 +205,7 @@ class Server:
             import cProfile
 
             if cmd[1]:
-                self.profiler = cProfile.Profile()
+                self.profiler = cProfile.Profile(time.process_time)  # CPU time: the host is shared
                 self.profiler.enable()
             elif self.profiler is not None:
                 self.profiler.disable()
@@ -605,9 +608,14 @@ async def run_one(n: int, fast: bool, seconds: float, frames: list[tuple[bytes, 
         for i in range(n):
             await bench.down(f"s{i}", "classroom")
         await asyncio.sleep(2.0)
+        idle_profile = os.environ.get("BENCH_PROFILE_IDLE")
+        if idle_profile:
+            await bench.call("profile", True)
         i0, ti0 = await bench.call("stats"), time.monotonic()
         await asyncio.sleep(2.0)
         i1, ti1 = await bench.call("stats"), time.monotonic()
+        if idle_profile:
+            await bench.call("profile", False, f"{idle_profile}.{n}")
         idle_ms = (i1["cpu"] - i0["cpu"]) / (ti1 - ti0) * 1000  # CPU ms/s with everyone connected, no media
         await bench.publish("pub", frames)
         await asyncio.sleep(settle)  # connect, first keyframes, the allocation's ramp from its start estimate

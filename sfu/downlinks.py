@@ -9,6 +9,11 @@ choice changes it asks the room to reassign (``on_change``); the room's ``_reass
 each video slot the plan fills, which turns the choice into the layer Producer to forward and the slot's state
 (``live`` or ``weak-network``).
 
+A link *at rest* (no slot has a source, nothing chosen, calm: ``Downlink.at_rest``) whose subscriber has said
+nothing new since (the same reports, NACKs, REMB and slot plan) is not allocated again: another period would change
+nothing but the round-trip window's times (``Downlink.hold_round_trip``). A room connected without media then costs
+no allocation (measured at N = 20: the job visited every down link every period for nothing).
+
 The recorder's Sinks (in-process, no down Peer) are outside every budget: ``apply`` gives them the top
 arriving layer. Audio is never allocated: it is always forwarded and paced first.
 """
@@ -142,6 +147,17 @@ def choice_changed(before: Mapping[str, Option | None], after: Mapping[str, Opti
     return False
 
 
+def _signature(p: Participant, consumers: list[Consumer]) -> tuple[Any, ...] | None:
+    """_signature: what `p`'s subscriber has said about its slots (reports, NACKs, REMB) and their plan (the room's
+    slot view), None when a slot has a source (its link is not at rest)."""
+    out: list[Any] = []
+    for c in consumers:
+        if c.source is not None:
+            return None
+        out.append((c, c.reports, c.nacks, c.remb_bitrate, p.slot_view.get(c.slot)))
+    return tuple(out)
+
+
 @dataclass
 class Sent:
     """Sent: a participant's counters at the previous allocation, to turn them into rates."""
@@ -176,8 +192,11 @@ class Downlinks:
     _layer_slow: dict[Producer, float] = field(default_factory=dict)  # the long one (RATE_ALPHA_SLOW)
     _layer_burst: dict[Producer, float] = field(default_factory=dict)
     _options: dict[tuple[Producer, bool], tuple[Option, ...]] = field(default_factory=dict)  # this period's
+    _rest: dict[str, tuple[tuple[Any, ...], float | None]] = field(default_factory=dict)  # links at rest: what their
+    # subscriber had said (``_signature``) and their round trip
     drains: Drains = field(default_factory=Drains)  # one drain timer for the room's pacers
     runs: int = 0
+    rested: int = 0  # allocations of links at rest skipped
 
     # ------------------------------------------------------------------ the periodic job
 
@@ -194,6 +213,9 @@ class Downlinks:
             consumers = [c for c in p.consumers.values() if isinstance(c, Consumer)]
             if not consumers or p.state != "connected":
                 continue
+            if self._rests(p, consumers, now):
+                self.rested += 1
+                continue
             changed |= self._allocate(p, consumers, now)
         live = {p.id for p in self.participants.values()}
         for pid in [pid for pid in self.links if pid not in live]:
@@ -202,6 +224,8 @@ class Downlinks:
             self._remb.pop(pid, None)
             self._nacked.pop(pid, None)
             self._nack_holes.pop(pid, None)
+        for pid in [pid for pid in self._rest if pid not in live]:
+            del self._rest[pid]
         current = {c for p in self.participants.values() for c in p.consumers.values()}
         for c in [c for c in self._reported if c not in current]:
             del self._reported[c]
@@ -265,6 +289,22 @@ class Downlinks:
         """layer_rate: the layer's measured bit/s (0: not arriving, or not measured yet)."""
         return self._layer_rate.get(layer, 0.0)
 
+    def _rests(self, p: Participant, consumers: list[Consumer], now: float) -> bool:
+        """_rests: `p`'s link was at rest at its last allocation and its subscriber has said nothing new since: what
+        the period's allocation would change is done here (the round-trip window, the time base of the rate sent)
+        and it is skipped."""
+        rest = self._rest.get(p.id)
+        if rest is None:
+            return False
+        if _signature(p, consumers) != rest[0]:
+            del self._rest[p.id]
+            return False
+        self.links[p.id].hold_round_trip(rest[1], now)
+        sent = self._sent.get(p.id)
+        if sent is not None:
+            self._sent[p.id] = Sent(now, sent.octets)
+        return True
+
     def _allocate(self, p: Participant, consumers: list[Consumer], now: float) -> bool:
         link = self.links.get(p.id)
         if link is None:
@@ -272,6 +312,7 @@ class Downlinks:
         # one pass over the slots (a period of a room of 20 ran this for every classroom: its cost is the job's)
         video: list[Consumer] = []
         octets = nacked = video_packets = lost = sent_packets = audio = 0
+        sourced = False  # a slot has a source
         remb: int | None = None
         rtt: float | None = None
         wire = None
@@ -288,6 +329,8 @@ class Downlinks:
             if counts is not None:
                 lost += counts[0]
                 sent_packets += counts[1]
+            if c.source is not None:
+                sourced = True
             if c.kind == "video":
                 video.append(c)
                 octets += c.bytes_sent + c.retransmitted_bytes
@@ -357,6 +400,12 @@ class Downlinks:
         for d in demands:
             if not d.options and d.slot in before_choice:  # nothing measured yet: keep what it had
                 choice[d.slot] = before_choice[d.slot]
+        if (not sourced and not demands and sent == 0 and loss == 0 and sent_packets == 0 and link.at_rest
+                and (remb is None or remb <= link.estimate) and (wire is None or not wire.pacer.bucket.queued)
+                and (signature := _signature(p, consumers)) is not None):
+            self._rest[p.id] = (signature, rtt)
+        else:
+            self._rest.pop(p.id, None)
         return choice_changed(before_choice, choice)
 
     def _unallocated(self, link: Downlink, slot: str, track: Producer, target: Consumer) -> Producer:

@@ -591,3 +591,72 @@ def test_a_layer_whose_keyframe_holds_the_link_too_long_is_not_offered() -> None
     link.estimate = 400_000  # the link proved weaker (mean rates all fit: 120 kbit/s)
     after = link.decide([screen])["screen"]
     assert after is not None and (after.spatial, after.temporal) == (0, 2)  # the best option below it
+
+
+def test_a_calm_link_at_its_best_options_decides_as_the_whole_decision_would() -> None:
+    """decide's shortcut for a calm link whose slots all have their best option (``_at_top``) decides what the
+    whole of decide does, over random links, estimates, layer rates and keyframe bursts: the same choices, hold,
+    up- and downgrades; and it is taken when it applies (a steady room's decisions every period)."""
+    import copy
+    import random
+
+    rng = random.Random(16)
+    slots = ["presenter-video", "screen", "floor-video", "grid-0", "grid-1"]
+    taken = 0
+    for _ in range(3000):
+        clock = Clock(rng.uniform(0, 400))
+        link = Downlink(clock=clock, estimate=rng.choice([60_000.0, 400_000.0, 1_200_000.0, 5_000_000.0]))
+        link.congested = rng.random() < 0.2
+        link.overfull = rng.random() < 0.1
+        link.queued = rng.random() < 0.2
+        link.last_down = clock.now - rng.choice([1.0, 10.0, 300.0])
+        link.last_up = clock.now - rng.choice([1.0, 10.0, 300.0])
+        link.hold = rng.choice([HOLD_AFTER_DOWN, HOLD_MAX])
+        demands = []
+        for slot in rng.sample(slots, rng.randint(1, 4)):
+            rates = [rng.choice([0.0, 120_000.0, 150_000.0]), rng.choice([0.0, 500_000.0]),
+                     rng.choice([0.0, 1_500_000.0])]
+            bursts = [rng.choice([20_000.0, 3_000_000.0]) for _ in rates]
+            options = track_options(rates, rng.random() < 0.8, lowest_only=slot.startswith("grid-"), bursts=bursts)
+            if not options:
+                continue
+            demands.append(Demand(slot, slot_priority(slot), options))
+            if rng.random() < 0.9:  # mostly at the best option (the case the shortcut is for), else anywhere
+                best = options[-1] if rng.random() < 0.8 else rng.choice(options)
+                link.choice[slot] = Option(best.bitrate * rng.uniform(0.8, 1.2), best.spatial, best.temporal)
+            elif rng.random() < 0.5:
+                link.choice[slot] = None
+        whole = copy.deepcopy(link)
+        whole._at_top = lambda demands: None  # type: ignore[method-assign]
+        steady = link.steady
+        assert link.decide(demands) == whole.decide(demands)
+        taken += link.steady - steady
+        for name in ("choice", "hold", "last_up", "last_down", "upgrades", "downgrades"):
+            assert getattr(link, name) == getattr(whole, name), name
+    assert taken > 300
+
+
+def test_the_round_trip_window_finds_its_least_without_keeping_every_period() -> None:
+    """A rise is measured from the least round trip of the last RTT_WINDOW seconds, over random round trips as a
+    full list of them finds it; the window keeps only those no later one undercuts (a steady link's: one, not the
+    60 of 30 s that each period searched)."""
+    import random
+
+    from sfu.allocator import RTT_RISE, RTT_WINDOW
+
+    rng = random.Random(7)
+    clock = Clock()
+    link = Downlink(clock=clock)
+    seen: list[tuple[float, float]] = []
+    for _ in range(2000):
+        clock.now += rng.choice([0.5, 0.5, 0.5, 3.0, 40.0])
+        rtt = None if rng.random() < 0.05 else rng.choice([0.02, 0.03, 0.05, 0.08, 0.2, 0.4])
+        seen = [(t, r) for t, r in seen if clock.now - t <= RTT_WINDOW]
+        expected = rtt is not None and rtt - min((r for _, r in seen), default=rtt) >= RTT_RISE
+        if rtt is not None:
+            seen.append((clock.now, rtt))
+        assert link._queue_grew(rtt, clock.now) == expected
+    for _ in range(100):
+        clock.now += 0.5
+        link._queue_grew(0.03, clock.now)
+    assert len(link._rtts) == 1

@@ -446,3 +446,49 @@ async def test_a_steady_link_does_not_replan_the_room_every_period(sfu: Sfu, cli
     periods = room.downlinks.runs - runs
     assert plans[0] <= periods // 3, f"{plans[0]} plans in {periods} allocation periods"
     assert states(classroom, "presenter-video")[-1] in ("live", "weak-network")
+
+
+async def test_a_room_connected_without_media_is_not_allocated_every_period(sfu: Sfu, clients: list[Client]) -> None:
+    """A link with no slot's source, calm and unchanged, rests: its allocation would change nothing, and a room
+    connected without media visited every down link every period (measured at N = 20: the allocation was the
+    largest part of the idle room's CPU). What its subscriber says still counts, and media wakes it."""
+    room = await sfu.room("idle")
+    trainer = await join(room, "t1", "trainer")
+    classroom = await join(room, "c1", "classroom")
+    clients += [trainer, classroom]
+    calls: dict[str, int] = {}
+    allocate = room.downlinks._allocate
+
+    def counted(p: Any, consumers: Any, now: float) -> bool:
+        calls[p.id] = calls.get(p.id, 0) + 1
+        return allocate(p, consumers, now)
+
+    room.downlinks._allocate = counted  # type: ignore[method-assign]
+    await wait_until(lambda: calls.get("c1", 0) >= 1 and room.participants["c1"].state == "connected", 10)
+    await wait_until(lambda: {"t1", "c1"} <= room.downlinks._rest.keys(), 20)  # after periods of zeros: at rest
+    link = room.downlinks.links["c1"]
+    video = room.participants["c1"].consumers["presenter-video"]
+    assert isinstance(video, Consumer) and video.wire is not None
+    rate, estimate = video.wire.pacer.rate, link.estimate
+    assert rate < UNLIMITED  # paced from the start: its first packets will not wait for an allocation
+    calls.clear()
+    runs = room.downlinks.runs
+    await wait_until(lambda: room.downlinks.runs >= runs + 3, 10)
+    assert calls == {}, f"allocations of links at rest: {calls}"
+    assert link.estimate == estimate and video.wire.pacer.rate == rate
+
+    say_remb(room, "c1", 2_000_000)  # its subscriber says something: heard at the next period
+    await wait_until(lambda: link.estimate == 2_000_000, 5)
+    assert calls.get("c1", 0) >= 1 and "t1" not in calls
+    calls.clear()
+    runs = room.downlinks.runs
+    await wait_until(lambda: room.downlinks.runs >= runs + 3, 10)
+    assert "c1" not in calls  # at rest again
+
+    await publish(room, trainer, video=ColorTrack(RED), audio=True)  # media: allocated every period again
+    await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= 3, 30)
+    await wait_until(lambda: link.choice.get("presenter-video") is not None, 10)
+    allocated = calls.get("c1", 0)
+    runs = room.downlinks.runs
+    await wait_until(lambda: room.downlinks.runs >= runs + 3, 10)
+    assert calls.get("c1", 0) >= allocated + 3
