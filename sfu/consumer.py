@@ -56,6 +56,9 @@ COMPILED = CompiledSlot is not None and COMPILED_PATH  # built, and libsrtp is w
 
 HISTORY_SIZE = 128
 _MASK = HISTORY_SIZE - 1
+NACK_SEEN_SIZE = 1024  # sequence numbers remembered as NACKed once (a receiver asks for each hole up to 10 times:
+# a run of holes longer than this ring, a screen keyframe's superseded frames, was counted again on every retry)
+_NACK_MASK = NACK_SEEN_SIZE - 1
 RESEND_MIN_INTERVAL = 0.1  # a packet is resent at most once per max(RTT, this) seconds
 RESEND_MAX_AGE = 1.0  # and only while it was first sent less than this many seconds ago
 KEYFRAME_INTERVAL = 1.0  # a subscriber's keyframe requests passed to the source at most once per this
@@ -197,7 +200,7 @@ class Consumer:
         self._bytes_sent = 0
         self.nacks = 0
         self.nacked = 0  # distinct packets its subscriber reported missing (before any resend recovered them)
-        self._nacked_seqs = [-1] * HISTORY_SIZE
+        self._nacked_seqs = [-1] * NACK_SEEN_SIZE
         self.retransmitted = 0
         self.retransmitted_bytes = 0
         self.resends_refused = 0  # NACKed packets not resent: too old, resent too recently, not in the history, or
@@ -707,8 +710,8 @@ class Consumer:
                 self.nacks += 1
                 seen = self._nacked_seqs
                 for seq in packet.lost:
-                    if seen[seq & _MASK] != seq:  # a receiver asks again for what has not come: counted once
-                        seen[seq & _MASK] = seq
+                    if seen[seq & _NACK_MASK] != seq:  # a receiver asks again for what has not come: counted once
+                        seen[seq & _NACK_MASK] = seq
                         self.nacked += 1
                     self.retransmit(seq)
 

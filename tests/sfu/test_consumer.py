@@ -887,6 +887,23 @@ def test_nacked_counts_each_missing_packet_once_across_the_sequence_wrap(make: C
     assert c.nacked == len(lost) + 2
 
 
+def test_nacked_counts_a_long_run_of_holes_once_however_often_it_is_asked(make: Callable[..., Made]) -> None:
+    """A receiver asks for each missing packet up to ten times (libwebrtc's NACK module): a run of holes longer
+    than the resend history, the superseded frames of a screen share's keyframe, is still counted once (each retry
+    had counted again: a 300 kbit/s classroom's screen NACKs read as 100 % loss and put its estimate on the floor)."""
+    c, _, wire = make()
+    assert c.ctx is not None
+    start_output_at(c, 0xFF00, 1000, time.monotonic)
+    c.switch(Source())  # type: ignore[arg-type]
+    c.forward(inbound(100, 0))
+    first = RtpPacket.parse(wire.sent[-1]).sequence_number
+    holes = [(first + 1 + i) & 0xFFFF for i in range(600)]  # across the wrap too
+    for _ in range(3):  # asked again, in NACK packets of 50 as a receiver sends them
+        for i in range(0, len(holes), 50):
+            c._on_rtcp(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=c.ctx.ssrc, lost=holes[i:i + 50]))
+    assert c.nacked == len(holes)
+
+
 def test_a_keyframe_that_must_wait_drops_the_slots_older_frames_waiting_in_the_pacer(make: Callable[..., Made]) -> None:
     """Consumer.forward tells its wire's pacer which stream a packet belongs to and when it starts a keyframe (VP8,
     H.264): a keyframe queued behind the slot's older frames drops them (``sfu.pacer.TokenBucket.supersede``); the
