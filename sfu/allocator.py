@@ -263,10 +263,7 @@ class Downlink:
         elif fb.loss < LOSS_LOW:
             self._loss_reports = 0
         self._queue_reports = self._queue_reports + 1 if fb.queue_delay > QUEUE_CONGESTED else 0
-        # lasting loss that is still above LOSS_HIGH: between LOSS_LOW and LOSS_HIGH the estimate holds, even after
-        # two lossy periods (a 5 % period after them had cut a 300 kbit/s classroom's 72 kbit/s estimate to what its
-        # 34 kbit/s of video delivered, then to the floor: every slot paused)
-        lossy = self._loss_reports >= 2 and fb.sent > 0 and fb.loss > LOSS_HIGH
+        lossy = self._loss_reports >= 2 and fb.sent > 0
         if fb.remb_fell:
             self._fell_at = now
         grew = self._queue_grew(fb.rtt, now)
