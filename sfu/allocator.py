@@ -47,8 +47,6 @@ HOLD_MAX = 48.0
 LOSS_HIGH = 0.10  # reported loss above this: the estimate is cut to what was sent x (1 - loss / 2)
 LOSS_LOW = 0.02
 LOSS_MARGIN = 0.9  # a lossy link's estimate: this share of what it delivered (sent x (1 - loss))
-LOSS_PERIODS = 3  # periods a receiver report's loss may describe (Chromium reports video about every second, and it
-# arrives a round trip later): a lossy link delivered that share of the most we sent in any of them
 SENT_PERIODS = 4  # a calm link carried the least of what we sent in each of these periods (2 s: a keyframe's
 # burst fills a bottleneck's queue for a period without being what the link carries)
 OVERUSE = 0.8  # a REMB that fell below this share of what we send: the link is congested
@@ -213,7 +211,6 @@ class Downlink:
     _queue_reports: int = 0
     _calm: int = CALM_PERIODS  # periods since the link was last congested
     _sent: list[float] = field(default_factory=list)  # what we sent in the last SENT_PERIODS calm periods
-    _recent: list[float] = field(default_factory=list)  # what we sent in each of the last LOSS_PERIODS periods
     _fell_at: float = float("-inf")  # the latest REMB fall not yet confirmed or dismissed
     _standing: int = 0  # periods in a row that looked like a queue standing on the link (STANDING_PERIODS)
     _cut_at: float = float("-inf")  # when congestion last lowered the estimate
@@ -236,8 +233,7 @@ class Downlink:
         ``LOSS_HIGH`` in two periods in a row (the loss-based half of Google's congestion control: a short queue
         drops before its delay grows). Then the
         estimate is the least of the confirmed REMB, ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 -
-        loss), sent the most of the last ``LOSS_PERIODS`` periods: the reports' loss is of what we sent then) and
-        the estimate before. Video that keeps waiting in our own pacer (``QUEUE_CONGESTED`` in three periods:
+        loss)) and the estimate before. Video that keeps waiting in our own pacer (``QUEUE_CONGESTED`` in three periods:
         *queued*) is not the link's congestion (the pacer sends at 1.2 x the estimate: what waits is keyframes
         above the layers' measured rates, and a link slower than the pacer drops, which the loss says), so it
         only holds upgrades back until the queue drains; cutting the estimate on it paused every slot of a 1
@@ -255,8 +251,6 @@ class Downlink:
         """
         now = self.clock()
         self.feedback = fb
-        self._recent.append(fb.sent)
-        del self._recent[:-LOSS_PERIODS]
         remb = float(fb.remb) if fb.remb is not None else None
         if fb.loss > LOSS_HIGH:
             self._loss_reports += 1
@@ -303,8 +297,8 @@ class Downlink:
             self._cut_at = now
             # what the link delivered, or what its confirmed REMB says, whichever is less
             estimate = remb if overuse and remb is not None else float("inf")
-            if lossy:  # the reports' loss is of what we sent up to LOSS_PERIODS ago (after a cut, far more)
-                estimate = min(estimate, max(self._recent) * (1 - fb.loss) * LOSS_MARGIN)
+            if lossy:
+                estimate = min(estimate, fb.sent * (1 - fb.loss) * LOSS_MARGIN)
             estimate = min(estimate, self.estimate)  # congestion never raises it (a burst's loss, say)
         else:
             carried = min(self._sent) if len(self._sent) == SENT_PERIODS else 0.0
