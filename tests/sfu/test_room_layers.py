@@ -6,7 +6,7 @@ subscriber's slot goes through hard source switches, seamless ``switch_layer`` s
 changes that keep every layer, on the compiled and the Python path: its aiortc decoder never fails, frames
 keep coming, and what it shows is the source the slot forwards. (This libvpx build ignores the temporal-layer
 reference flags, so its frames cannot be dropped by layer and still decode; that part is checked on the
-rewritten numbers in tests/sfu/test_consumer.py, and with Chromium's real L1T3 at integration.)
+rewritten numbers in tests/sfu/test_consumer_layers.py, and with Chromium's real L1T3 at integration.)
 """
 
 from __future__ import annotations
