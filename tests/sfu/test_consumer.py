@@ -175,13 +175,8 @@ async def test_a_throttled_keyframe_request_is_owed_not_lost(make: Callable[...,
     assert src.keyframes == 3 and c.keyframe_requests_throttled == 4
 
 
-async def test_a_repair_inside_the_throttles_interval_is_owed_not_optional(make: Callable[..., Made],
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A weak link's own request (optional: the track's gate may hold it) just before the pacer's drops must not
-    swallow the repair: it is asked, not optional, when the interval ends, unless a keyframe came meanwhile
-    (measured: a 300 kbit/s classroom's presenter camera waited 18 s for the gate)."""
-    monkeypatch.setattr(consumer_module, "KEYFRAME_INTERVAL", 0.2)
-    monkeypatch.setattr(consumer_module, "KEYFRAME_RETRY", 60.0)  # not this test's
+def weak_slot(make: Callable[..., Made]) -> tuple[Consumer, FakeSender, Source, Clock]:
+    """weak_slot: a Consumer of a room's source (its sinks) on a weak link, its first keyframe forwarded."""
     clock = Clock()
     c, sender, _ = make(clock=clock)
     src = Source()
@@ -189,6 +184,17 @@ async def test_a_repair_inside_the_throttles_interval_is_owed_not_optional(make:
     c.switch(src)  # type: ignore[arg-type]
     c.forward(inbound(1, 0, key=True))
     c.weak = True
+    return c, sender, src, clock
+
+
+async def test_a_repair_inside_the_throttles_interval_is_owed_not_optional(make: Callable[..., Made],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weak link's own request (optional: the track's gate may hold it) just before the pacer's drops must not
+    swallow the repair: it is asked, not optional, when the interval ends, unless a keyframe came meanwhile
+    (measured: a 300 kbit/s classroom's presenter camera waited 18 s for the gate)."""
+    monkeypatch.setattr(consumer_module, "KEYFRAME_INTERVAL", 0.2)
+    monkeypatch.setattr(consumer_module, "KEYFRAME_RETRY", 60.0)  # not this test's
+    c, sender, src, clock = weak_slot(make)
     clock.now = 1.0
     sender.on_keyframe()  # the weak link's own request: optional
     assert (src.keyframes, src.optional) == (2, 1)
@@ -213,13 +219,7 @@ def test_a_weak_links_request_unanswered_since_its_first_is_not_optional(make: C
     before: a 300 kbit/s classroom's presenter camera frozen 26 s, its 8 requests held by the gate). A keyframe that
     came ends the episode: the next request is optional again."""
     monkeypatch.setattr(consumer_module, "KEYFRAME_RETRY", 60.0)  # not this test's
-    clock = Clock()
-    c, sender, _ = make(clock=clock)
-    src = Source()
-    src.sinks = (c,)
-    c.switch(src)  # type: ignore[arg-type]
-    c.forward(inbound(1, 0, key=True))
-    c.weak = True
+    c, sender, src, clock = weak_slot(make)
     asked = src.keyframes
     clock.now = 10.0
     sender.on_keyframe()

@@ -107,12 +107,9 @@ def test_the_c_queue_drops_beyond_its_size_and_stamps_what_leaves() -> None:
         assert (abs_send_time_now() - int.from_bytes(sent[-1][4:7], "big")) & 0xFFFFFF < 262144 // 4
 
 
-@pytest.mark.parametrize("compiled_bucket", [False, True])
-def test_a_camera_frame_leaves_before_a_screen_keyframe_that_waited_longer(compiled_bucket: bool) -> None:
-    """What waits leaves by class: a camera frame arriving behind a screen share's keyframe goes before it (in one
-    queue, a 300 kbit/s classroom's presenter camera stalled 2.5 s behind its screen's packets), each class in
-    order; a camera packet does not pass the camera's own that wait; what waited too long is dropped and counted
-    per class."""
+def headers_pacer(compiled_bucket: bool) -> tuple[Pacer, list[bytes], Clock]:
+    """headers_pacer: a Pacer at 100 kbit/s on a fake clock (the compiled bucket or the Python twin; skips when
+    the extension is not built) that records the header of each packet it sends."""
     if compiled_bucket and CompiledBucket is None:
         pytest.skip("sfu._fanout is not built")
     clock = Clock()
@@ -124,6 +121,16 @@ def test_a_camera_frame_leaves_before_a_screen_keyframe_that_waited_longer(compi
 
     pacer = Pacer(send, compiled=compiled_bucket, clock=clock)
     pacer.set_rate(100_000.0)
+    return pacer, sent, clock
+
+
+@pytest.mark.parametrize("compiled_bucket", [False, True])
+def test_a_camera_frame_leaves_before_a_screen_keyframe_that_waited_longer(compiled_bucket: bool) -> None:
+    """What waits leaves by class: a camera frame arriving behind a screen share's keyframe goes before it (in one
+    queue, a 300 kbit/s classroom's presenter camera stalled 2.5 s behind its screen's packets), each class in
+    order; a camera packet does not pass the camera's own that wait; what waited too long is dropped and counted
+    per class."""
+    pacer, sent, clock = headers_pacer(compiled_bucket)
     for i in range(20):  # the slide's keyframe: 20 x 1000 bytes, 1.6 s at 100 kbit/s
         pacer.send(b"s%02d" % i, bytes(1000), 0, audio=False, cls=SCREEN)
     waiting = pacer.bucket.queued
@@ -160,18 +167,8 @@ def test_a_keyframe_that_must_wait_drops_the_older_packets_of_its_own_stream(com
     keyframe); the other streams' packets stay, in order; counted as superseded, not as dropped (what ``dropped_by``
     counts asks its source for a keyframe: ``sfu.downlinks``). A keyframe that goes at once has nothing to drop, and a
     packet not told to be a keyframe (or of no stream) drops nothing."""
-    if compiled_bucket and CompiledBucket is None:
-        pytest.skip("sfu._fanout is not built")
-    clock = Clock()
-    sent: list[bytes] = []
-
-    def send(head: bytes | bytearray, payload: bytes, padding: int) -> bool:
-        sent.append(bytes(head))
-        return True
-
+    pacer, sent, clock = headers_pacer(compiled_bucket)
     camera, floor = object(), object()
-    pacer = Pacer(send, compiled=compiled_bucket, clock=clock)
-    pacer.set_rate(100_000.0)
     assert pacer.send(b"k0", bytes(200), 0, audio=False, key=camera, keyframe=True)  # goes at once: nothing waits
     for i in range(6):  # deltas of both cameras, interleaved, over the bucket: they wait
         pacer.send(b"c%d" % i, bytes(1000), 0, audio=False, key=camera)
