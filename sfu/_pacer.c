@@ -105,17 +105,27 @@ static PyObject *entry_key(QEntry *e) {
     return e->buf != NULL ? e->owner : PyTuple_GET_ITEM(e->owner, 3);
 }
 
-/* pacer_supersede drops every waiting packet of stream `key` (a keyframe of it is about to wait behind them: older
- * frames are of no use to a decoder that gets the keyframe, and they would only hold it back), counted in
- * `superseded` (and a C slot's in its pacer_dropped: its receiver sees the holes; not its link's loss) but not in
- * `dropped`: no keyframe is needed for them (sfu.downlinks repairs what `dropped_by` counts). */
-static void pacer_supersede(Pacer *p, PyObject *key) {
+/* entry_of_frame: the waiting packet's RTP timestamp is `ts` (4 bytes, network order): the same frame. */
+static int entry_of_frame(QEntry *e, const unsigned char *ts) {
+    if (e->buf != NULL)
+        return e->len >= 8 && memcmp(e->buf + 4, ts, 4) == 0;
+    PyObject *head = PyTuple_GET_ITEM(e->owner, 0);
+    return PyBytes_GET_SIZE(head) >= 8 && memcmp(PyBytes_AS_STRING(head) + 4, ts, 4) == 0;
+}
+
+/* pacer_supersede drops every waiting packet of stream `key` of another frame than `ts` (a keyframe with that RTP
+ * timestamp is about to wait behind them: older frames are of no use to a decoder that gets the keyframe, and they
+ * would only hold it back; the keyframe's own packets stay: an H.264 keyframe's SPS/PPS and each IDR slice are each
+ * told a keyframe), counted in `superseded` (and a C slot's in its pacer_dropped: its receiver sees the holes; not
+ * its link's loss) but not in `dropped`: no keyframe is needed for them (sfu.downlinks repairs what `dropped_by`
+ * counts). */
+static void pacer_supersede(Pacer *p, PyObject *key, const unsigned char *ts) {
     for (int c = 0; c < PACER_CLASSES; c++) {
         PacerRing *r = &p->ring[c];
         long long kept = 0;
         for (long long i = 0; i < r->count; i++) {
             QEntry *e = &r->q[(r->head + i) % r->cap];
-            if (entry_key(e) == key) {
+            if (entry_key(e) == key && !entry_of_frame(e, ts)) {
                 if (e->buf != NULL)
                     ((Slot *)e->owner)->pacer_dropped++;
                 entry_clear(e);
@@ -138,8 +148,8 @@ static void pacer_supersede(Pacer *p, PyObject *key) {
 int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, int ast_off, long long size, int cls,
                   int keyframe, double now) {
     cls = pace_class(cls);
-    if (keyframe && ((Slot *)slot)->supersede)
-        pacer_supersede(p, slot);
+    if (keyframe && ((Slot *)slot)->supersede && len >= 8)
+        pacer_supersede(p, slot, buf + 4);
     QEntry *e = queue_tail(p, cls);
     unsigned char *copy = e != NULL ? malloc((size_t)len + (BUF_SIZE - MAX_PLAIN)) : NULL;
     if (copy == NULL) {
@@ -327,17 +337,18 @@ static PyObject *Pacer_push(Pacer *p, PyObject *args) {
     if (head_len < 0)
         return NULL;
     cls = pace_class(cls);
-    if (keyframe && key != Py_None)
-        pacer_supersede(p, key);
+    PyObject *copy = PyBytes_FromObject(head);
+    if (copy == NULL)
+        return NULL;
+    if (keyframe && key != Py_None && PyBytes_GET_SIZE(copy) >= 8)
+        pacer_supersede(p, key, (const unsigned char *)PyBytes_AS_STRING(copy) + 4);
     QEntry *e = queue_tail(p, cls);
     if (e == NULL) {
+        Py_DECREF(copy);
         p->dropped++;
         p->ring[cls].dropped++;
         Py_RETURN_FALSE;
     }
-    PyObject *copy = PyBytes_FromObject(head);
-    if (copy == NULL)
-        return NULL;
     PyObject *owner = Py_BuildValue("(NOLO)", copy, payload, padding, key);
     if (owner == NULL)
         return NULL;

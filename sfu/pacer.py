@@ -146,7 +146,7 @@ class TokenBucket:
         `keyframe` of a stream first drops that stream's older waiting packets (``supersede``)."""
         cls = _clamp(cls)
         if keyframe and key is not None:
-            self.supersede(key)
+            self.supersede(key, bytes(head[4:8]))
         if self.queued >= MAX_QUEUE:
             self.dropped += 1
             self._dropped_by[cls] += 1
@@ -156,16 +156,17 @@ class TokenBucket:
         self.queued += 1
         return True
 
-    def supersede(self, key: object) -> int:
-        """supersede drops every waiting packet of stream `key`, a keyframe of which is about to wait behind them:
-        older frames are of no use to a decoder that gets the keyframe, and they would hold it back (a camera's
-        keyframe waited ~2 s in a 300 kbit/s classroom's queue behind its own older frames); counted in
-        ``superseded``, not in ``dropped`` (no keyframe is needed for them: ``sfu.downlinks`` repairs what
-        ``dropped_by`` counts). Returns how many."""
+    def supersede(self, key: object, ts: bytes) -> int:
+        """supersede drops every waiting packet of stream `key` of another frame than `ts` (the RTP timestamp's 4
+        bytes), a keyframe of which is about to wait behind them: older frames are of no use to a decoder that gets
+        the keyframe, and they would hold it back (a camera's keyframe waited ~2 s in a 300 kbit/s classroom's queue
+        behind its own older frames); the keyframe's own packets stay (an H.264 keyframe's SPS/PPS and each IDR
+        slice are each told a keyframe). Counted in ``superseded``, not in ``dropped`` (no keyframe is needed for
+        them: ``sfu.downlinks`` repairs what ``dropped_by`` counts). Returns how many."""
         n = 0
         for queue in self._queues:
-            if any(entry[6] is key for entry in queue):
-                kept = [entry for entry in queue if entry[6] is not key]
+            if any(entry[6] is key and entry[0][4:8] != ts for entry in queue):
+                kept = [entry for entry in queue if entry[6] is not key or entry[0][4:8] == ts]
                 n += len(queue) - len(kept)
                 queue.clear()
                 queue.extend(kept)

@@ -63,8 +63,10 @@ def test_the_c_bucket_and_the_python_one_agree_over_random_steps() -> None:
             py.take(size, now)
             c.take(size, now)
         elif op < 0.8:
-            head, payload, padding = b"h%06d" % i, bytes(rng.randrange(0, 1200)), rng.choice((0, 0, 7))
-            key, keyframe = rng.choice(keys), rng.random() < 0.02  # a keyframe drops its stream's older packets
+            frame = i // 3 if rng.random() < 0.5 else i  # some frames of several packets: their RTP timestamp
+            head = b"h%03d" % (i % 1000) + frame.to_bytes(4, "big") + b"\x00\x00\x00\x00"
+            payload, padding = bytes(rng.randrange(0, 1200)), rng.choice((0, 0, 7))
+            key, keyframe = rng.choice(keys), rng.random() < 0.03  # a keyframe drops its stream's older frames
             pushed = py.push(head, payload, padding, 0, now, cls, key, keyframe)
             assert pushed == c.push(bytearray(head), payload, padding, 0, now, cls, key, keyframe)
         elif op < 0.9:
@@ -169,28 +171,40 @@ def test_a_keyframe_that_must_wait_drops_the_older_packets_of_its_own_stream(com
     packet not told to be a keyframe (or of no stream) drops nothing."""
     pacer, sent, clock = headers_pacer(compiled_bucket)
     camera, floor = object(), object()
-    assert pacer.send(b"k0", bytes(200), 0, audio=False, key=camera, keyframe=True)  # goes at once: nothing waits
+
+    def rtp(tag: bytes, frame: int) -> bytes:  # a header: its tag where the sequence number is, the frame's timestamp
+        return tag.ljust(4, b".") + frame.to_bytes(4, "big") + bytes(4)
+
+    def tags(heads: list[bytes]) -> list[bytes]:
+        return [h[:4].rstrip(b".") for h in heads]
+
+    assert pacer.send(rtp(b"k0", 0), bytes(200), 0, audio=False, key=camera, keyframe=True)  # at once: nothing waits
     for i in range(6):  # deltas of both cameras, interleaved, over the bucket: they wait
-        pacer.send(b"c%d" % i, bytes(1000), 0, audio=False, key=camera)
-        pacer.send(b"f%d" % i, bytes(1000), 0, audio=False, key=floor)
-    pacer.send(b"x", bytes(1000), 0, audio=False)  # of no stream told
-    pacer.send(b"s", bytes(1000), 0, audio=False, cls=SCREEN, key=camera)  # the same key in another class
-    assert sent[0] == b"k0" and pacer.superseded == 0
+        pacer.send(rtp(b"c%d" % i, 1 + i), bytes(1000), 0, audio=False, key=camera)
+        pacer.send(rtp(b"f%d" % i, 1 + i), bytes(1000), 0, audio=False, key=floor)
+    pacer.send(rtp(b"x", 1), bytes(1000), 0, audio=False)  # of no stream told
+    pacer.send(rtp(b"s", 1), bytes(1000), 0, audio=False, cls=SCREEN, key=camera)  # the same key in another class
+    assert tags(sent)[0] == b"k0" and pacer.superseded == 0
     waiting = pacer.bucket.queued
-    camera_waiting = sum(1 for i in range(6) if b"c%d" % i not in sent) + 1
-    pacer.send(b"c6", bytes(1000), 0, audio=False, key=camera)  # not a keyframe: drops nothing
+    camera_waiting = sum(1 for i in range(6) if b"c%d" % i not in tags(sent)) + 1
+    pacer.send(rtp(b"c6", 7), bytes(1000), 0, audio=False, key=camera)  # not a keyframe: drops nothing
     assert pacer.bucket.queued == waiting + 1 and pacer.superseded == 0
     before = len(sent)
-    pacer.send(b"k1", bytes(1000), 0, audio=False, key=camera, keyframe=True)
+    pacer.send(rtp(b"k1", 8), bytes(1000), 0, audio=False, key=camera, keyframe=True)
     assert pacer.superseded == camera_waiting + 1 and pacer.dropped == 0 and pacer.dropped_by == (0, 0)
     assert pacer.bucket.queued == waiting + 2 - camera_waiting - 1
+    # the same keyframe's next packet told a keyframe too (an H.264 IDR slice after its SPS/PPS): nothing of its
+    # own frame is dropped
+    pacer.send(rtp(b"k1b", 8), bytes(1000), 0, audio=False, key=camera, keyframe=True)
+    assert pacer.superseded == camera_waiting + 1 and pacer.bucket.queued == waiting + 3 - camera_waiting - 1
     clock.now += 1.0
     pacer.bucket.set_rate(1e9)
     pacer.bucket.drain(clock.now)
     assert pacer.bucket.queued == 0
-    assert not any(h.startswith(b"c") or h == b"s" for h in sent[before:]), sent  # the camera's older: never sent
-    floors = [h for h in sent if h.startswith(b"f")]
-    assert floors == [b"f%d" % i for i in range(6)] and b"x" in sent and sent[-1] == b"k1", sent
+    after = tags(sent[before:])
+    assert not any(h.startswith(b"c") or h == b"s" for h in after), after  # the camera's older: never sent
+    floors = [h for h in tags(sent) if h.startswith(b"f")]
+    assert floors == [b"f%d" % i for i in range(6)] and b"x" in after and after[-2:] == [b"k1", b"k1b"], after
 
 
 @pytest.mark.parametrize("compiled_bucket", [False, True])
