@@ -113,13 +113,26 @@ static int entry_of_frame(QEntry *e, const unsigned char *ts) {
     return PyBytes_GET_SIZE(head) >= 8 && memcmp(PyBytes_AS_STRING(head) + 4, ts, 4) == 0;
 }
 
-/* pacer_supersede drops every waiting packet of stream `key` of another frame than `ts` (a keyframe with that RTP
+/* pacer_supersede drops every waiting packet of stream `key` of another frame than `ts`, once the oldest of them has
+ * waited PACER_SUPERSEDE_AFTER (a keyframe with that RTP
  * timestamp is about to wait behind them: older frames are of no use to a decoder that gets the keyframe, and they
  * would only hold it back; the keyframe's own packets stay: an H.264 keyframe's SPS/PPS and each IDR slice are each
  * told a keyframe), counted in `superseded` (and a C slot's in its pacer_dropped: its receiver sees the holes; not
  * its link's loss) but not in `dropped`: no keyframe is needed for them (sfu.downlinks repairs what `dropped_by`
  * counts). */
-static void pacer_supersede(Pacer *p, PyObject *key, const unsigned char *ts) {
+static void pacer_supersede(Pacer *p, PyObject *key, const unsigned char *ts, double now) {
+    double oldest = now;  /* only when the stream's older frames have waited PACER_SUPERSEDE_AFTER: a shorter wait is
+                           * delivered (dropping it freezes the picture for as long as it waited) */
+    for (int c = 0; c < PACER_CLASSES; c++) {
+        PacerRing *r = &p->ring[c];
+        for (long long i = 0; i < r->count; i++) {
+            QEntry *e = &r->q[(r->head + i) % r->cap];
+            if (e->at < oldest && entry_key(e) == key && !entry_of_frame(e, ts))
+                oldest = e->at;
+        }
+    }
+    if (now - oldest < PACER_SUPERSEDE_AFTER)
+        return;
     for (int c = 0; c < PACER_CLASSES; c++) {
         PacerRing *r = &p->ring[c];
         long long kept = 0;
@@ -149,7 +162,7 @@ int pacer_queue_c(Pacer *p, PyObject *slot, const unsigned char *buf, int len, i
                   int keyframe, double now) {
     cls = pace_class(cls);
     if (keyframe && ((Slot *)slot)->supersede && len >= 8)
-        pacer_supersede(p, slot, buf + 4);
+        pacer_supersede(p, slot, buf + 4, now);
     QEntry *e = queue_tail(p, cls);
     unsigned char *copy = e != NULL ? malloc((size_t)len + (BUF_SIZE - MAX_PLAIN)) : NULL;
     if (copy == NULL) {
@@ -341,7 +354,7 @@ static PyObject *Pacer_push(Pacer *p, PyObject *args) {
     if (copy == NULL)
         return NULL;
     if (keyframe && key != Py_None && PyBytes_GET_SIZE(copy) >= 8)
-        pacer_supersede(p, key, (const unsigned char *)PyBytes_AS_STRING(copy) + 4);
+        pacer_supersede(p, key, (const unsigned char *)PyBytes_AS_STRING(copy) + 4, now);
     QEntry *e = queue_tail(p, cls);
     if (e == NULL) {
         Py_DECREF(copy);
@@ -511,6 +524,7 @@ int pacer_add_types(PyObject *module) {
         contract_constant("PACER_MIN_BURST_BITS", PyFloat_FromDouble(PACER_MIN_BURST_BITS)) < 0 ||
         contract_constant("PACER_OVERHEAD", PyLong_FromLong(PACER_OVERHEAD)) < 0 ||
         contract_constant("PACER_MAX_QUEUE_SECONDS", PyFloat_FromDouble(PACER_MAX_QUEUE_SECONDS)) < 0 ||
+        contract_constant("PACER_SUPERSEDE_AFTER", PyFloat_FromDouble(PACER_SUPERSEDE_AFTER)) < 0 ||
         contract_constant("PACER_MAX_QUEUE", PyLong_FromLong(PACER_MAX_QUEUE)) < 0 ||
         contract_constant("PACER_CLASSES", PyLong_FromLong(PACER_CLASSES)) < 0)
         return -1;

@@ -49,6 +49,8 @@ BURST_SECONDS = 0.02  # the bucket holds at most this long at `rate`
 MIN_BURST_BITS = 2 * 1200 * 8  # and at least two full packets
 UNLIMITED = 1e12  # bit/s: pacing off (no estimate yet, or allocation disabled)
 MAX_QUEUE_SECONDS = 2.0  # packets waiting longer than this are dropped (counted): the allocator steps down first
+SUPERSEDE_AFTER = 1.0  # a keyframe drops its stream's older frames once they have waited this long (a shorter wait is
+# delivered: dropping it froze the picture for as long as it had waited, at every layer switch of a paced link)
 MAX_QUEUE = 4096  # packets that may wait (2 s at 16 Mbit/s); more are dropped (counted)
 RESEND_SHARE = 0.25  # retransmissions may use at most this share of the rate (per second)
 RESEND_QUEUE_DELAY = 0.25  # seconds: behind a queue that waited longer a resend is refused (too late to help). Not
@@ -146,7 +148,7 @@ class TokenBucket:
         `keyframe` of a stream first drops that stream's older waiting packets (``supersede``)."""
         cls = _clamp(cls)
         if keyframe and key is not None:
-            self.supersede(key, bytes(head[4:8]))
+            self.supersede(key, bytes(head[4:8]), now)
         if self.queued >= MAX_QUEUE:
             self.dropped += 1
             self._dropped_by[cls] += 1
@@ -156,13 +158,17 @@ class TokenBucket:
         self.queued += 1
         return True
 
-    def supersede(self, key: object, ts: bytes) -> int:
+    def supersede(self, key: object, ts: bytes, now: float) -> int:
         """supersede drops every waiting packet of stream `key` of another frame than `ts` (the RTP timestamp's 4
         bytes), a keyframe of which is about to wait behind them: older frames are of no use to a decoder that gets
         the keyframe, and they would hold it back (a camera's keyframe waited ~2 s in a 300 kbit/s classroom's queue
-        behind its own older frames); the keyframe's own packets stay (an H.264 keyframe's SPS/PPS and each IDR
+        behind its own older frames), once the oldest of them has waited ``SUPERSEDE_AFTER`` (`now`: the clock); the
+        keyframe's own packets stay (an H.264 keyframe's SPS/PPS and each IDR
         slice are each told a keyframe). Counted in ``superseded``, not in ``dropped`` (no keyframe is needed for
         them: ``sfu.downlinks`` repairs what ``dropped_by`` counts). Returns how many."""
+        older = [entry[5] for queue in self._queues for entry in queue if entry[6] is key and entry[0][4:8] != ts]
+        if not older or now - min(older) < SUPERSEDE_AFTER:
+            return 0
         n = 0
         for queue in self._queues:
             if any(entry[6] is key and entry[0][4:8] != ts for entry in queue):

@@ -131,6 +131,7 @@ CONSTANTS: dict[str, str] = {
     "PACER_MIN_BURST_BITS": "sfu.pacer.MIN_BURST_BITS",
     "PACER_OVERHEAD": "sfu.pacer.OVERHEAD",
     "PACER_MAX_QUEUE_SECONDS": "sfu.pacer.MAX_QUEUE_SECONDS",
+    "PACER_SUPERSEDE_AFTER": "sfu.pacer.SUPERSEDE_AFTER",
     "PACER_MAX_QUEUE": "sfu.pacer.MAX_QUEUE",
     "PACER_CLASSES": "sfu.pacer.CLASSES",
     # sfu/_remb.c is a port of aiortc's RemoteBitrateEstimator

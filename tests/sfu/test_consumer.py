@@ -23,6 +23,7 @@ from sfu.consumer import (
     Inbound,
     build_header_template,
 )
+from sfu.pacer import SUPERSEDE_AFTER, Pacer
 from sfu.rewriter import RESYNC_AFTER
 from sfu.rtp import abs_send_time_now
 from tests.sfu.consumer_kit import (
@@ -604,11 +605,15 @@ def test_a_keyframe_that_must_wait_drops_the_slots_older_frames_waiting_in_the_p
     C fan-out's own queueing is tests/sfu/test_fanout.py's."""
     c, _, wire = make()
     c.switch(Source())  # type: ignore[arg-type]
+    clock = Clock()
+    wire.pacer = Pacer(wire._send_now, compiled=False, clock=clock)
     wire.pacer.set_rate(100_000.0)
     c.forward(inbound(1, 0, key=True, payload=b"\x10" + bytes(999)))  # the first keyframe: nothing waits, it goes
     for seq in range(2, 9):
         c.forward(inbound(seq, 3000 * seq, key=False, payload=b"\x10" + bytes(999)))
     waiting = wire.pacer.bucket.queued
     assert waiting >= 4 and wire.pacer.superseded == 0
+    wire.pacer.bucket.tokens = -1e6  # nothing leaves while the older frames wait SUPERSEDE_AFTER
+    clock.now += SUPERSEDE_AFTER
     c.forward(inbound(9, 30000, key=True, payload=b"\x10" + bytes(999)))
     assert wire.pacer.superseded == waiting and wire.pacer.bucket.queued == 1 and wire.pacer.dropped == 0

@@ -13,6 +13,7 @@ import pytest
 
 from sfu.consumer import COMPILED, Consumer, Inbound, build_header_template
 from sfu.hooks.guard import protect_address
+from sfu.pacer import SUPERSEDE_AFTER
 from sfu.rewriter import HeaderRewriter
 from tests.sfu.fakes import FakeSender, FakeWire, context
 from tests.sfu.vp8stream import Vp8Stream
@@ -543,9 +544,12 @@ def test_a_keyframe_queued_in_c_drops_the_older_frames_of_its_slot_still_waiting
     waiting = pacer.queued
     assert waiting > 5
     assert pacer.push(b"\x80" + bytes(11), b"resend", 0, 0, 1.0, 0, camera)  # Python's path, for this slot
-    assert fan((camera,), inbound(21, 40000, key=True, payload=b"\x10" + bytes(999)), now=1.01) is None
+    pacer.tokens = -1e6  # nothing leaves meanwhile: the older frames wait SUPERSEDE_AFTER, then the keyframe comes
+    assert fan((camera,), inbound(21, 40000, key=True, payload=b"\x10" + bytes(999)),
+               now=1.0 + SUPERSEDE_AFTER) is None
     assert pacer.superseded == waiting + 1 and pacer.queued == 1 and pacer.dropped == 0
     assert camera.pacer_dropped == waiting and camera.packets_sent == 11  # Python's packet is not the slot's
+    pacer.tokens = 0.0
     pacer.drain(3.0)
     got = [rx.unprotect(rx_sock.recv(2048)) for _ in range(10 - waiting + 1)]
     seqs = [struct.unpack_from("!H", g, 2)[0] for g in got]
