@@ -91,6 +91,19 @@ class Figures:
     # window (kbit/s received from the presenter, lowest layer first; the same for every classroom)
     stall_at: float = 0.0  # seconds into the window when the longest stall began
     trace: list[str] = field(default_factory=list)  # server: its downlink every TRACE_S (trace_line), the window's
+    audio_lost: int = 0  # the presenter's audio packets lost over the window (the page's packetsLost)
+    audio_packets: int = 0  # and received
+    concealments: list[str] = field(default_factory=list)  # per sample that concealed audio: when, how much, lost
+
+    def audio(self) -> str:
+        """Figures.audio: the presenter audio's loss and when it was concealed, with the server's trace then."""
+        got = self.audio_packets + self.audio_lost
+        lines = [f"{self.name}: presenter audio {self.audio_lost} packets lost of {got}; concealed (s into the "
+                 "window: presenter's samples/floor's, packets lost):", *self.concealments]
+        for event in self.concealments[:6]:
+            at = float(event.split()[0])
+            lines += [f"-- trace near {at:.1f} s", self.trace_near(at, 1.0, 0.5)]
+        return "\n".join(lines)
 
     def trace_near(self, at: float, before: float = 3.0, after: float = 4.0) -> str:
         """Figures.trace_near: the trace's lines from `before` seconds before `at` to `after` seconds after."""
@@ -203,7 +216,9 @@ def trace_line(app: web.Application, meeting_id: int, participant: str, at: floa
     queue = (f"q{pacer.bucket.queued}/" + "+".join(f"{d:.2f}" for d in pacer.queue_delays) + f"s/d{pacer.dropped}"
              if pacer is not None else "q-")
     fb = link.feedback
-    seen = f"loss {100 * fb.loss:3.0f}% sent {fb.sent / 1000:4.0f}" if fb is not None else "loss   - sent    -"
+    seen = (f"loss {100 * fb.loss:3.0f}% sent {fb.sent / 1000:4.0f} rtt "
+            + (f"{1000 * fb.rtt:3.0f}" if fb.rtt is not None else "  -")) if fb is not None else \
+        "loss   - sent    - rtt   -"
     return (f"{at:6.2f} est {link.estimate / 1000:4.0f} {flags:3} remb {remb / 1000:4.0f} {seen} "
             f"pace {(pacer.rate if pacer is not None else 0) / 1000:5.0f} {queue} " + " ".join(slots))
 
@@ -256,8 +271,9 @@ async def run_meeting(app: web.Application, aiohttp_server: Any, lab: Lab, make_
             await studio.click("[data-action=screen]")
             await studio.wait_for_selector("[data-tile='my-screen']:not([hidden])", timeout=WAIT_MS)
             pages: dict[str, Page] = {}
+            nets: dict[str, netlab.Netns] = {}
             for name in rooms:
-                ns = lab.add(down=CAPS[name]) if name in CAPS else lab.add(up=FLOOR_UP)
+                ns = nets[name] = lab.add(down=CAPS[name]) if name in CAPS else lab.add(up=FLOOR_UP)
                 b = await pw.chromium.launch(executable_path=ns.chromium(), headless=True, args=args)
                 browsers.append(b)
                 pages[name] = await (await logged_in_context(b, app, base, rooms[name])).new_page()
@@ -268,13 +284,14 @@ async def run_meeting(app: web.Application, aiohttp_server: Any, lab: Lab, make_
             for name in ("uncapped", "c1000"):
                 await wait_frames(pages[name], name)
             await asyncio.sleep(SETTLE_S)
-            return await measure(app, meeting.id, studio, pages)
+            return await measure(app, meeting.id, studio, pages, nets)
         finally:
             for b in browsers:
                 await b.close()
 
 
-async def measure(app: web.Application, meeting_id: int, studio: Page, pages: dict[str, Page]) -> dict[str, Figures]:
+async def measure(app: web.Application, meeting_id: int, studio: Page, pages: dict[str, Page],
+                  nets: dict[str, netlab.Netns]) -> dict[str, Figures]:
     """measure: sample every page each SAMPLE_S seconds over WINDOW_S seconds; the figures per classroom."""
     ids = {name: str(await page.evaluate("window.live.participantId")) for name, page in pages.items()}
     presenter = str(await studio.evaluate("window.live.participantId"))
@@ -302,6 +319,17 @@ async def measure(app: web.Application, meeting_id: int, studio: Page, pages: di
                 f.top_heights.append(int(top))
                 f.layers_sent.append(layers)
             first.setdefault(name, got)
+            before = last.get(name)
+            if before is not None:
+                def step(slot: str, key: str, a: dict[str, Any] = before, b: dict[str, Any] = got) -> int:
+                    return int(b["slots"].get(slot, {}).get(key, 0) - a["slots"].get(slot, {}).get(key, 0))
+                hidden = step("presenter-audio", "concealed"), step("floor-audio", "concealed")
+                if any(hidden):
+                    cap = nets[name].counters() if CAPS.get(name) else None
+                    figures[name].concealments.append(
+                        f"{time.monotonic() - window:6.2f} {hidden[0]}/{hidden[1]} lost "
+                        f"{step('presenter-audio', 'lost')}/{step('floor-audio', 'lost')}"
+                        + (f"; the cap: {cap.dropped} dropped so far, {cap.backlog} B waiting" if cap else ""))
             last[name] = got
         await asyncio.sleep(SAMPLE_S)
     for tracer in tracers:
@@ -320,6 +348,8 @@ async def measure(app: web.Application, meeting_id: int, studio: Page, pages: di
 
         samples = delta("presenter-audio", "samples")
         f.concealed_share = delta("presenter-audio", "concealed") / samples if samples > 0 else 1.0
+        f.audio_lost = int(delta("presenter-audio", "lost"))
+        f.audio_packets = int(delta("presenter-audio", "packets"))
         samples = delta("floor-audio", "samples")
         f.floor_concealed_share = delta("floor-audio", "concealed") / samples if samples > 0 else 1.0
         f.frames = int(delta("presenter-video", "frames"))
@@ -329,6 +359,7 @@ async def measure(app: web.Application, meeting_id: int, studio: Page, pages: di
         f.consumer = consumer_stats(app, meeting_id, ids[name])
     for f in figures.values():
         print(f)
+        print(f.audio().split("\n-- ")[0])
     for name in TRACED:
         traced = figures[name]
         print(f"{name}'s downlink (the longest stall began {traced.stall_at:.1f} s into the window):", *traced.trace,
@@ -375,9 +406,11 @@ def test_a_300_kbit_classroom_keeps_98_percent_of_audio(figures: dict[str, Figur
     """The 300 kbit/s link costs the classroom at most 2 % of the presenter's samples concealed. What the host
     itself costs (five Chromiums on two cores starve each other's audio rendering) is measured apart in the same
     run: the uncapped classroom's concealment of the same stream, 0.1-0.5 % on a quiet host (the first test
-    bounds it under 5 %); the capped one may exceed it by 2 % at most."""
+    bounds it under 5 %); the capped one may exceed it by 2 % at most. On failure: the presenter audio's packets
+    lost, each sample that concealed some (with the cap's drops and queue then) and the server's downlink around it
+    (a full cap queues the audio behind video: tenth session, docs/sfu.md)."""
     f, free = figures["c300"], figures["uncapped"]
-    assert f.concealed_share <= free.concealed_share + 0.02, f"{f}\n{free}"
+    assert f.concealed_share <= free.concealed_share + 0.02, f"{f}\n{free}\n{f.audio()}"
 
 
 @pytest.mark.xfail(strict=False, raises=AssertionError,

@@ -7,6 +7,8 @@ import pytest
 from sfu.allocator import (
     CALM_PERIODS,
     FALL_WINDOW,
+    HEADROOM,
+    HEADROOM_WINDOW,
     HOLD_AFTER_DOWN,
     HOLD_MAX,
     LOSS_HIGH,
@@ -99,7 +101,7 @@ def test_downgrades_at_once_upgrades_after_holds_one_slot_at_a_time() -> None:
     # the link recovers (its REMB grows): nothing before the hold, then one slot per interval
     for _ in range(4):
         link.update(Feedback(remb=900_000, loss=0.0, sent=250_000))
-    assert not link.congested and link.estimate == 900_000
+    assert not link.congested and link.estimate == HEADROOM * 900_000  # found full lately: below its REMB
     clock.now += HOLD_AFTER_DOWN / 2
     assert link.decide(ds) == low
     clock.now += HOLD_AFTER_DOWN
@@ -201,7 +203,7 @@ def test_a_queue_standing_full_on_the_link_is_congestion_without_a_remb_fall() -
     # kbit/s of video beside its audio; its cap's queue stayed full (round trip +230 ms) and dropped 5 % of
     # everything, audio too, for a minute: under LOSS_HIGH, so nothing cut the estimate
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=240_000)
+    link = Downlink(clock=clock, estimate=240_000, heard=True)
     settle(link, clock, remb=145_000, sent=225_000)
     for _ in range(STANDING_PERIODS - 1):
         link.update(Feedback(remb=145_000, loss=(LOSS_LOW + LOSS_HIGH) / 2, sent=225_000, rtt=QUEUED_RTT))
@@ -214,7 +216,7 @@ def test_a_queue_standing_full_on_the_link_is_congestion_without_a_remb_fall() -
 
 def test_a_probe_that_makes_the_round_trip_grow_is_stepped_back_before_anything_is_lost() -> None:
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=150_000)
+    link = Downlink(clock=clock, estimate=150_000, heard=True)
     ds = demands("screen", "presenter-video")
     for _ in range(CALM_PERIODS):
         settle(link, clock, remb=150_000, sent=140_000)
@@ -233,7 +235,7 @@ def test_a_probe_that_makes_the_round_trip_grow_is_stepped_back_before_anything_
 
 def test_a_busy_receiver_whose_round_trip_grows_without_loss_is_not_cut() -> None:
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=800_000)
+    link = Downlink(clock=clock, estimate=800_000, heard=True)
     settle(link, clock, remb=900_000, sent=800_000)
     before = link.estimate
     for _ in range(3 * STANDING_PERIODS):  # it reads its packets late: low REMB, longer round trip, nothing lost
@@ -245,7 +247,7 @@ def test_a_busy_receiver_whose_round_trip_grows_without_loss_is_not_cut() -> Non
 
 def test_some_loss_holds_the_estimate() -> None:
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=300_000)
+    link = Downlink(clock=clock, estimate=300_000, heard=True)
     for _ in range(8):  # its REMB says more, but 5 % is lost: what we send is not all carried
         settle(link, clock, remb=600_000, sent=400_000, loss=(LOSS_LOW + LOSS_HIGH) / 2)
     assert link.estimate == 300_000 and not link.congested
@@ -264,12 +266,12 @@ def test_what_was_sent_before_a_downgrade_does_not_undo_it() -> None:
         clock.now += 0.5
         assert link.update(Feedback(remb=310_000, loss=0.0, sent=700_000)) == 300_000
     clock.now += 0.5
-    assert link.update(Feedback(remb=320_000, loss=0.0, sent=280_000)) == 320_000  # calm: it grows again
+    assert link.update(Feedback(remb=400_000, loss=0.0, sent=280_000)) == HEADROOM * 400_000  # calm: it grows again
 
 
 def test_a_keyframe_burst_is_not_what_the_link_carries() -> None:
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=400_000)
+    link = Downlink(clock=clock, estimate=400_000, heard=True)
     for sent in (400_000, 400_000, 1_600_000, 400_000):  # one period's burst filled the bottleneck's queue
         settle(link, clock, sent=sent, remb=420_000)
     assert link.estimate == 420_000
@@ -280,7 +282,7 @@ def test_a_keyframe_burst_is_not_what_the_link_carries() -> None:
 
 def test_a_slot_that_appears_beside_others_does_not_overflow_the_estimate() -> None:
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=1_000_000)
+    link = Downlink(clock=clock, estimate=1_000_000, heard=True)
     both = link.decide(demands("screen", "presenter-video"))
     assert sum(o.bitrate for o in both.values() if o) <= 1_000_000
     three = link.decide(demands("screen", "presenter-video", "floor-video"))  # the floor was given
@@ -308,7 +310,7 @@ def test_one_congestion_episode_doubles_the_hold_once() -> None:
 
 def test_lasting_loss_cuts_once_until_the_reports_catch_up() -> None:
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=900_000)
+    link = Downlink(clock=clock, estimate=900_000, heard=True)
     link.update(Feedback(remb=None, loss=0.2, sent=900_000))
     clock.now += 0.5
     first = link.update(Feedback(remb=None, loss=0.2, sent=900_000))  # lasting: one cut
@@ -319,12 +321,58 @@ def test_lasting_loss_cuts_once_until_the_reports_catch_up() -> None:
     assert link.update(Feedback(remb=None, loss=0.2, sent=500_000)) < first  # still lossy later: cut again
 
 
+def test_a_first_remb_below_the_start_is_what_the_link_has() -> None:
+    # measured: a 300 kbit/s classroom's first REMB said 171 kbit/s; the estimate stayed at START_ESTIMATE (1.2 x
+    # it paced, with the audio beside) until loss cut it 5 s later, its cap's queue full and dropping meanwhile
+    clock = Clock(1000.0)
+    link = Downlink(clock=clock)
+    settle(link, clock, sent=200_000)
+    assert link.estimate == START_ESTIMATE and not link.heard
+    settle(link, clock, remb=171_000, sent=250_000)
+    assert link.heard and link.estimate == HEADROOM * 171_000 and not link.weak and not link.congested
+    fast = Downlink(clock=clock)
+    settle(fast, clock, remb=2 * START_ESTIMATE, sent=250_000)
+    assert fast.heard and fast.estimate >= START_ESTIMATE  # a first REMB above the start lowers nothing
+
+
+def test_a_link_found_full_grows_to_its_remb_less_the_headroom() -> None:
+    # measured: a 300 kbit/s classroom whose estimate grew to what our pacer's backlog sent (175-190 kbit/s) above
+    # its REMB (137-160): its cap's queue stood full (round trip +150 ms), dropped, and its audio was concealed
+    clock = Clock(1000.0)
+    link = Downlink(clock=clock, estimate=800_000, heard=True)
+    link.update(Feedback(remb=450_000, loss=0.0, sent=700_000, remb_fell=True, rtt=CALM_RTT))
+    clock.now += 0.5
+    link.update(Feedback(remb=400_000, loss=0.05, sent=700_000, rtt=CALM_RTT))  # confirmed: cut
+    assert link.congested and link.estimate == 400_000
+    for _ in range(8):  # the pacer's backlog leaves at 1.2 x the estimate; the REMB grows to 500
+        settle(link, clock, remb=500_000, sent=560_000)
+    assert link.estimate == HEADROOM * 500_000
+    clock.now += HEADROOM_WINDOW
+    for _ in range(8):  # long after: what it carried counts again (up to REMB / OVERUSE)
+        settle(link, clock, remb=500_000, sent=560_000)
+    assert link.estimate == 560_000
+
+
+def test_a_link_never_cut_but_below_the_start_keeps_the_headroom() -> None:
+    # measured: a 300 kbit/s classroom whose first REMB was above the start, never cut: its estimate followed the
+    # REMB to 169 kbit/s, its cap's queue stood full from its first seconds (round trip 180-250 ms, so never seen
+    # to grow) and dropped 30 packets, audio among them
+    clock = Clock(1000.0)
+    link = Downlink(clock=clock, estimate=100_000, heard=True)
+    for _ in range(8):
+        settle(link, clock, remb=169_000, sent=150_000)
+    assert link.estimate == HEADROOM * 169_000 and not link.weak
+    for _ in range(8):  # a link the REMB vouches more for than the weakest a classroom has: what it says
+        settle(link, clock, remb=START_ESTIMATE + 100_000, sent=150_000)
+    assert link.estimate == START_ESTIMATE + 100_000
+
+
 def test_what_the_receiver_does_not_get_is_not_carried() -> None:
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=150_000)
-    for _ in range(8):  # we send 630 kbit/s; its REMB stays at 140: the link's queue holds the rest
-        settle(link, clock, remb=140_000, sent=630_000)
-    assert link.estimate == pytest.approx(140_000 / 0.8)
+    link = Downlink(clock=clock, estimate=450_000, heard=True)
+    for _ in range(8):  # we send 1.6 Mbit/s; its REMB stays at 400: the link's queue holds the rest
+        settle(link, clock, remb=400_000, sent=1_600_000)
+    assert link.estimate == pytest.approx(400_000 / 0.8)
 
 
 def test_nothing_counts_as_carried_before_the_first_remb() -> None:
@@ -337,7 +385,7 @@ def test_nothing_counts_as_carried_before_the_first_remb() -> None:
 
 def test_one_probe_at_a_time() -> None:
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=200_000)
+    link = Downlink(clock=clock, estimate=200_000, heard=True)
     ds = demands("screen", "presenter-video")
     first = link.decide(ds)
     assert sum(o.bitrate for o in first.values() if o) <= 200_000
@@ -352,7 +400,7 @@ def test_one_probe_at_a_time() -> None:
 def test_a_probe_is_a_small_step_above_the_estimate() -> None:
     clock = Clock(1000.0)
     big = Demand("presenter-video", 0, (Option(100_000, 0, 0), Option(200_000, 0, 1)))  # a step of 100 %
-    link = Downlink(clock=clock, estimate=110_000)
+    link = Downlink(clock=clock, estimate=110_000, heard=True)
     assert link.decide([big])["presenter-video"] == big.options[0]
     for _ in range(4):
         clock.now += UP_INTERVAL + 0.1
@@ -400,7 +448,7 @@ def test_video_waiting_long_in_the_pacer_steps_the_least_important_slot_down_and
 def test_an_overfull_pacer_steps_a_slot_on_its_lowest_layer_down_one_temporal_layer() -> None:
     clock = Clock(1000.0)
     ds = [Demand("floor-video", 2, track_options(LAYERS[:1], True))]  # one spatial layer: its temporal cuts
-    link = Downlink(clock=clock, estimate=5_000_000)
+    link = Downlink(clock=clock, estimate=5_000_000, heard=True)
     link.update(Feedback(remb=5_000_000, loss=0.0, sent=0))
     before = link.decide(ds)["floor-video"]
     assert before == ds[0].options[-1]
@@ -415,7 +463,7 @@ def test_an_overfull_pacer_never_pauses_the_last_slot_at_its_smallest_option() -
     """Measured: a 300 kbit/s classroom's screen was paused by a cut, its keyframe still waited in the pacer, and
     the overfull rule then paused the presenter's camera too, the only video left."""
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=70_000)
+    link = Downlink(clock=clock, estimate=70_000, heard=True)
     ds = demands("presenter-video")
     link.update(Feedback(remb=70_000, loss=0.0, sent=0))  # room for its smallest option only
     first = link.decide(ds)
@@ -433,7 +481,7 @@ def test_an_overfull_pacer_pauses_the_screen_before_the_presenter() -> None:
     clock = Clock(1000.0)
     ds = demands("screen", "presenter-video")
     minimums = sum(d.options[0].bitrate for d in ds)
-    link = Downlink(clock=clock, estimate=minimums + 1_000)
+    link = Downlink(clock=clock, estimate=minimums + 1_000, heard=True)
     link.update(Feedback(remb=int(minimums) + 1_000, loss=0.0, sent=0))
     first = link.decide(ds)
     assert all(first[d.slot] == d.options[0] for d in ds)
@@ -488,7 +536,7 @@ def test_paused_slots_resume_the_presenters_camera_first() -> None:
 
 def test_what_the_estimate_vouches_for_waits_only_the_first_hold() -> None:
     clock = Clock(1000.0)
-    link = Downlink(clock=clock, estimate=2_000_000)
+    link = Downlink(clock=clock, estimate=2_000_000, heard=True)
     ds = demands("presenter-video")
     link.update(Feedback(remb=2_000_000, loss=0.0, sent=0, rtt=CALM_RTT))
     link.decide(ds)
@@ -559,7 +607,7 @@ def test_a_layer_whose_keyframe_holds_the_link_too_long_is_not_offered() -> None
     tiny = fitting(Demand("screen", 0, track_options([60_000.0], False, bursts=[900_000.0])), 100_000)
     assert len(tiny.options) == 1  # its only option, whatever its keyframe
     clock = Clock()
-    link = Downlink(clock=clock, estimate=1_000_000)
+    link = Downlink(clock=clock, estimate=1_000_000, heard=True)
     top = link.decide([screen])["screen"]
     assert top is not None and top.spatial == 1  # 1 Mbit/s: the 900 kbit keyframe passes in 0.9 s
     clock.now += 1.0
