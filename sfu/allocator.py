@@ -70,14 +70,12 @@ MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
 START_ESTIMATE = 300_000  # bit/s until the link says otherwise: the weakest link a classroom has (0.3-1 Mbit/s)
 FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
 WEAK_WINDOW = 60.0  # seconds after congestion last cut its estimate during which a link counts as weak
-HEADROOM = 0.85  # a link found full (a cut, or a first REMB below the start) less than HEADROOM_WINDOW ago, or
-# whose REMB is below START_ESTIMATE (there the audio is a third of the link), grows to this share of its REMB at
-# most. The REMB (Chromium's delay-based estimate of what its video can have) climbs to the capacity the link has
-# beside the audio before it sees the queue grow; at 1 x the REMB, or above it (what we sent counted as carried, up
-# to REMB / OVERUSE: our pacer's backlog leaves at 1.2 x the estimate, so that measure raised itself), a 300 kbit/s
-# classroom's cap queued 200 ms and dropped, and its audio, waiting behind in that queue, was concealed (0.2 s at a
-# time, 1.4-2.6 % of a 40 s window; tenth session)
-HEADROOM_WINDOW = 300.0  # seconds (without it a link is soon cut again: its growth overfills it)
+HEADROOM = 0.85  # a link whose REMB is below START_ESTIMATE (a weak classroom's: there the audio is a third of the
+# link) grows to this share of its REMB at most. The REMB (Chromium's delay-based estimate of what its video can have)
+# climbs to the capacity the link has beside the audio before it sees the queue grow; at 1 x the REMB, or above it
+# (what we sent counted as carried, up to REMB / OVERUSE: our pacer's backlog leaves at 1.2 x the estimate, so that
+# measure raised itself), a 300 kbit/s classroom's cap queued 200 ms and dropped, and its audio, waiting behind in
+# that queue, was concealed (0.2 s at a time, 1.4-2.6 % of a 40 s window; tenth session)
 BURST_SECONDS = 2.0  # a layer is offered only if its keyframe passes the link in this long at the estimate: the
 # pacer sends at 1.2 x the estimate and drops what waited 2 s (sfu.pacer), so a keyframe that takes longer is lost
 # in our own queue, and every other slot's video waits behind it meanwhile (measured: a 300 kbit/s classroom's
@@ -223,7 +221,6 @@ class Downlink:
     _fell_at: float = float("-inf")  # the latest REMB fall not yet confirmed or dismissed
     _standing: int = 0  # periods in a row that looked like a queue standing on the link (STANDING_PERIODS)
     _cut_at: float = float("-inf")  # when congestion last lowered the estimate
-    _full_at: float = float("-inf")  # and when the link was last found full (that, or a first REMB below the start)
     _rtts: deque[tuple[float, float]] = field(default_factory=deque)  # (when, rtt) of the last RTT_WINDOW seconds
     # that no later one undercuts: their round trips rise from the first, the least
 
@@ -251,8 +248,7 @@ class Downlink:
         estimate stays within 1.5 x what it receives): the estimate only grows, to the REMB or to the least of
         what we sent in each of the last ``SENT_PERIODS`` calm periods (but not above REMB / ``OVERUSE``: what
         the receiver says it does not get was not carried; nothing before its first REMB), whichever is larger,
-        but on a link found full (cut, or a first REMB below the start) less than ``HEADROOM_WINDOW`` ago, or
-        with a REMB below ``START_ESTIMATE``, to ``HEADROOM`` x the REMB at most (there the REMB is
+        but on a link whose REMB is below ``START_ESTIMATE`` to ``HEADROOM`` x the REMB at most (there the REMB is
         the capacity left beside the audio, and at 1 x the link's queue stands full with the audio in it),
         once the link has been calm for ``CALM_PERIODS`` (so the period that follows a downgrade, still sending
         what did not fit, does not undo the cut, and one keyframe's burst does not count as carried) and only in
@@ -262,7 +258,7 @@ class Downlink:
         congestion lowers it, once per ``CUT_SPACING`` for lasting loss (the reports of the next period still
         describe the rate before the cut: cutting again on them would cut the same excess twice), and the first
         REMB (the start, ``START_ESTIMATE``, is a guess: a first REMB below it lowers the estimate to ``HEADROOM``
-        x it, as a cut).
+        x it).
         """
         now = self.clock()
         self.feedback = fb
@@ -302,7 +298,7 @@ class Downlink:
         if remb is not None and not self.heard:  # its first REMB: the start was a guess, the receiver knows (a
             self.heard = True  # 300 kbit/s classroom's first said 171 kbit/s; START_ESTIMATE held until loss cut it)
             if remb < self.estimate:
-                self.estimate, self._full_at = max(MIN_ESTIMATE, HEADROOM * remb), now
+                self.estimate = max(MIN_ESTIMATE, HEADROOM * remb)
         if self.congested:
             self._sent.clear()
         elif held:
@@ -313,7 +309,7 @@ class Downlink:
         if recut:
             estimate = self.estimate  # reports still describing what was sent before the last cut
         elif self.congested:
-            self._cut_at = self._full_at = now
+            self._cut_at = now
             # what the link delivered, or what its confirmed REMB says, whichever is less
             estimate = remb if overuse and remb is not None else float("inf")
             if lossy:
@@ -326,8 +322,8 @@ class Downlink:
             carried = min(carried, remb / OVERUSE) if remb is not None else 0.0
             grows = self._calm >= CALM_PERIODS and not held
             target = max(carried, remb or 0.0)
-            if remb is not None and (now - self._full_at < HEADROOM_WINDOW or remb < START_ESTIMATE):
-                target = min(target, HEADROOM * remb)  # a lower REMB cuts only when confirmed
+            if remb is not None and remb < START_ESTIMATE:  # a weak classroom's link: HEADROOM x its REMB at most
+                target = min(target, HEADROOM * remb)  # (a lower REMB cuts only when confirmed)
             estimate = max(self.estimate, target) if grows else self.estimate
         self.estimate = max(MIN_ESTIMATE, estimate)
         return self.estimate
