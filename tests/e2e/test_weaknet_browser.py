@@ -95,12 +95,13 @@ class Figures:
     audio_packets: int = 0  # and received
     concealments: list[str] = field(default_factory=list)  # per sample that concealed audio: when, how much, lost
 
-    def audio(self) -> str:
-        """Figures.audio: the presenter audio's loss and when it was concealed, with the server's trace then."""
+    def audio(self, traced: bool = True) -> str:
+        """Figures.audio: the presenter audio's loss and when it was concealed, with the server's trace then (unless
+        not `traced`)."""
         got = self.audio_packets + self.audio_lost
         lines = [f"{self.name}: presenter audio {self.audio_lost} packets lost of {got}; concealed (s into the "
                  "window: presenter's samples/floor's, packets lost):", *self.concealments]
-        for event in self.concealments[:6]:
+        for event in self.concealments[:6] if traced else []:
             at = float(event.split()[0])
             lines += [f"-- trace near {at:.1f} s", self.trace_near(at, 1.0, 0.5)]
         return "\n".join(lines)
@@ -290,6 +291,11 @@ async def run_meeting(app: web.Application, aiohttp_server: Any, lab: Lab, make_
                 await b.close()
 
 
+def slot_delta(a: dict[str, Any], b: dict[str, Any], slot: str, key: str) -> float:
+    """slot_delta: how much a slot's statistic `key` grew from the page's sample `a` to its later sample `b`."""
+    return float(b["slots"].get(slot, {}).get(key, 0) - a["slots"].get(slot, {}).get(key, 0))
+
+
 async def measure(app: web.Application, meeting_id: int, studio: Page, pages: dict[str, Page],
                   nets: dict[str, netlab.Netns]) -> dict[str, Figures]:
     """measure: sample every page each SAMPLE_S seconds over WINDOW_S seconds; the figures per classroom."""
@@ -321,14 +327,14 @@ async def measure(app: web.Application, meeting_id: int, studio: Page, pages: di
             first.setdefault(name, got)
             before = last.get(name)
             if before is not None:
-                def step(slot: str, key: str, a: dict[str, Any] = before, b: dict[str, Any] = got) -> int:
-                    return int(b["slots"].get(slot, {}).get(key, 0) - a["slots"].get(slot, {}).get(key, 0))
-                hidden = step("presenter-audio", "concealed"), step("floor-audio", "concealed")
+                hidden = (slot_delta(before, got, "presenter-audio", "concealed"),
+                          slot_delta(before, got, "floor-audio", "concealed"))
                 if any(hidden):
                     cap = nets[name].counters() if CAPS.get(name) else None
                     figures[name].concealments.append(
-                        f"{time.monotonic() - window:6.2f} {hidden[0]}/{hidden[1]} lost "
-                        f"{step('presenter-audio', 'lost')}/{step('floor-audio', 'lost')}"
+                        f"{time.monotonic() - window:6.2f} {hidden[0]:g}/{hidden[1]:g} lost "
+                        f"{slot_delta(before, got, 'presenter-audio', 'lost'):g}/"
+                        f"{slot_delta(before, got, 'floor-audio', 'lost'):g}"
                         + (f"; the cap: {cap.dropped} dropped so far, {cap.backlog} B waiting" if cap else ""))
             last[name] = got
         await asyncio.sleep(SAMPLE_S)
@@ -344,7 +350,7 @@ async def measure(app: web.Application, meeting_id: int, studio: Page, pages: di
             raise ScenarioError(f"{name} gave no statistics")
 
         def delta(slot: str, key: str, a: dict[str, Any] = a, b: dict[str, Any] = b) -> float:
-            return float(b["slots"].get(slot, {}).get(key, 0) - a["slots"].get(slot, {}).get(key, 0))
+            return slot_delta(a, b, slot, key)
 
         samples = delta("presenter-audio", "samples")
         f.concealed_share = delta("presenter-audio", "concealed") / samples if samples > 0 else 1.0
@@ -359,7 +365,7 @@ async def measure(app: web.Application, meeting_id: int, studio: Page, pages: di
         f.consumer = consumer_stats(app, meeting_id, ids[name])
     for f in figures.values():
         print(f)
-        print(f.audio().split("\n-- ")[0])
+        print(f.audio(traced=False))
     for name in TRACED:
         traced = figures[name]
         print(f"{name}'s downlink (the longest stall began {traced.stall_at:.1f} s into the window):", *traced.trace,
