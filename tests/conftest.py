@@ -21,6 +21,8 @@ from server.db.engine import DB
 from server.db.models import Role, User
 from tests.pgserver import PgServer
 
+pytest_plugins = ["tests.watchdog"]  # ends the run with every task's stack when a test hangs past its timeout
+
 _counter = itertools.count(1)
 
 
@@ -29,11 +31,14 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
 
     TAPHUAN_TEST_LOOP=asyncio runs the suite on asyncio's own loop (the fallback) instead.
     """
+    from tests.watchdog import NAME  # (imported here: the plugin is imported first, with its asserts rewritten)
+
+    track = config.pluginmanager.get_plugin(NAME).track
     if os.environ.get("TAPHUAN_TEST_LOOP", "uvloop") == "uvloop":
         import uvloop
 
-        return {"uvloop": uvloop.new_event_loop}
-    return {"asyncio": asyncio.new_event_loop}
+        return {"uvloop": track(uvloop.new_event_loop)}
+    return {"asyncio": track(asyncio.new_event_loop)}
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
