@@ -419,15 +419,6 @@ def test_a_300_kbit_classroom_keeps_98_percent_of_audio(figures: dict[str, Figur
     assert f.concealed_share <= free.concealed_share + 0.02, f"{f}\n{free}\n{f.audio()}"
 
 
-@pytest.mark.xfail(strict=False, raises=AssertionError,
-                   reason="issue 16, open: the 300 kbit/s classroom's longest presenter stall, ninth session "
-                          "(Chromium's pattern, load 0-20): 0.4-0.8 s in 7 of the 9 runs after the pacer's superseded"
-                          " frames, the owed holes and a frozen picture's request (docs/sfu.md); 2.4 s once (a picture "
-                          "frozen before the window: its keyframes lost on the link, each one starting a new request "
-                          "episode for the track's gate), 10.6 s once (a lossy cut from a period's 38 kbit/s of video, "
-                          "whose loss its "
-                          "reports described from before the previous cut: the estimate fell to the floor and every "
-                          "slot paused for the 6 s hold): open")
 def test_a_300_kbit_classroom_keeps_decoding_presenter_video_without_long_freezes(figures: dict[str, Figures]) -> None:
     """The 300 kbit/s classroom's presenter camera never stalls over 2 s (the page's own watch, every 100 ms). Its
     packets leave the pacer before the screen share's (sfu.pacer.pace_class): in one queue they waited behind the
