@@ -4,8 +4,10 @@ Layout (one per recording, in its directory; see docs/recorder.md, "Broadcast"):
 
     hls/master.m3u8                 multivariant playlist: the renditions (BANDWIDTH, RESOLUTION, CODECS)
     hls/<rendition>/init.mp4        initialization segment (ftyp + moov), written once, never rewritten
-    hls/<rendition>/seg<N>.m4s      media segments (moof + mdat), N increasing across the recording's takes
+    hls/<rendition>/seg<N>.m4s      media segments (moof + mdat), N their media sequence number, one after the
+                                    other across the recording's takes and the same in every rendition
     hls/<rendition>/part<N>.<K>.m4s low latency: the parts of segment N (K from 0), each written as it is made
+    (seg<N>-<tag>.m4s, part<N>.<K>-<tag>.m4s: a run that found a killed run's unlisted files at its numbers)
     hls/<rendition>/index.m3u8      media playlist (version 7, EXT-X-MAP, PROGRAM-DATE-TIME; ENDLIST at the end)
     hls/<rendition>/segments.jsonl  every segment ever written (append-only: the playlists are made from it)
     hls/broadcast.json              the renditions chosen and the frame rate (a continuation keeps them)
@@ -15,6 +17,12 @@ reader (the web server, a cache) never sees a partial file, and a listed segment
 playlist lists the last ``window_seconds`` of segments; once ended it lists all of them and ends with
 ``#EXT-X-ENDLIST``. A new run on the same directory (a recording continued, or the archive completing a
 broadcast a killed server left open) appends after the listed segments, behind an ``#EXT-X-DISCONTINUITY``.
+Its numbers follow the listed ones: a player counts a segment's media sequence number from the playlist's
+``#EXT-X-MEDIA-SEQUENCE`` and its place, and switches renditions by it, so a number skipped in one rendition
+would shift the window and the switch by a segment. The files a killed run left unlisted (a segment written in
+one rendition and not yet in another, a segment's parts) may sit in a cache under their names, so a run that
+finds such a file at one of its numbers names its own files with a tag of its own instead of using those names
+again.
 
 ``Output`` is one rendition: an H.264 encoder (libx264) and an MP4 muxer in fragmented mode that cuts a
 fragment at each keyframe (``movflags=frag_keyframe+empty_moov+default_base_moof``) writing into memory;
@@ -35,6 +43,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -97,6 +106,12 @@ class Segment:
     wall: float
     discontinuity: bool = False
     init: str = INIT
+    uri: str = ""  # its file's name when not seg<n>.m4s (a tagged run's)
+
+    @property
+    def file(self) -> str:
+        """file is the segment's file name in its rendition's directory."""
+        return self.uri or f"seg{self.n}.m4s"
 
 
 @dataclass
@@ -106,11 +121,12 @@ class Part:
     n: int
     k: int
     duration: float
+    tag: str = ""  # its run's tag (see the module's docstring), "" for most
 
     @property
     def name(self) -> str:
         """name is the part's file name."""
-        return f"part{self.n}.{self.k}.m4s"
+        return f"part{self.n}.{self.k}{self.tag}.m4s"
 
 
 @dataclass(frozen=True)
@@ -221,7 +237,7 @@ def media_playlist(segments: list[Segment], target: int, ended: bool, window: fl
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(s.wall)}")
         if parts is not None and i >= len(shown) - PART_SEGMENTS:
             lines += _part_lines(parts.done.get(s.n, []))
-        lines += [f"#EXTINF:{s.duration:.3f},", f"seg{s.n}.m4s"]
+        lines += [f"#EXTINF:{s.duration:.3f},", s.file]
     if parts is not None and parts.open:
         lines += _part_lines(parts.open)
     if ended:
@@ -314,10 +330,12 @@ class Output:
         self.segments = [s for s in listed if s.t + s.duration <= start + 1e-3]
         if len(self.segments) < len(listed):
             atomic_write(self.folder / SEGMENTS, "".join(json.dumps(asdict(s)) + "\n" for s in self.segments).encode())
-        # (parts too: a worker killed in the middle of a segment left parts caches may hold; their number is not
-        # used again)
-        self.next_n = 1 + max([s.n for s in self.segments] + [_n(p) for p in self.folder.glob("seg*.m4s")]
-                              + [_n(p) for p in self.folder.glob("part*.m4s")] + [-1])
+        # the numbers go on from the listed segments (the same in every rendition); a file a killed run left at one
+        # of them (that segment, or a worker killed in the middle of a segment: its parts) may be in a cache, so
+        # this run's files get a tag of their own
+        self.next_n = 1 + max([s.n for s in self.segments] + [-1])
+        left = [_n(p) for p in (*self.folder.glob("seg*.m4s"), *self.folder.glob("part*.m4s"))]
+        self.tag = f"-{secrets.token_hex(3)}" if any(n >= self.next_n for n in left) else ""
         self.first_of_run = bool(self.segments)  # the run's first segment follows a discontinuity
         self.target = max(1, math.ceil(options.segment_seconds))
         self.init_name: str | None = None
@@ -416,7 +434,7 @@ class Output:
         video = _video_run(data)
         frames = video[1] if video is not None else 0
         if self.part_target is not None and frames:
-            part = Part(self._open_n, len(self._open_parts), round(frames / self.options.fps, 6))
+            part = Part(self._open_n, len(self._open_parts), round(frames / self.options.fps, 6), self.tag)
             atomic_write(self.folder / part.name, bytes(data) if not self._carry else self._carry + data)
             self._carry = b""
             self._open_parts.append(part)
@@ -436,10 +454,11 @@ class Output:
         n = self._open_n if self._open_n is not None else self.next_n
         if self._open_n is None:
             self.next_n += 1
-        atomic_write(self.folder / f"seg{n}.m4s", bytes(self._open) + self._carry)
-        self._open, self._carry, self._open_n = bytearray(), b"", None
+        uri = f"seg{n}{self.tag}.m4s" if self.tag else ""
         segment = Segment(n, round(t, 6), round(max(end - t, 0.001), 6), round(self.options.wall0 + t, 3),
-                          self.first_of_run and self.written == 0, self.init_name or INIT)
+                          self.first_of_run and self.written == 0, self.init_name or INIT, uri)
+        atomic_write(self.folder / segment.file, bytes(self._open) + self._carry)
+        self._open, self._carry, self._open_n = bytearray(), b"", None
         with open(self.folder / SEGMENTS, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(asdict(segment)) + "\n")
         self.segments.append(segment)
@@ -479,8 +498,8 @@ class Output:
 
 
 def _n(path: Path) -> int:
-    """_n: the segment number in `seg<N>.m4s` or `part<N>.<K>.m4s` (-1 for another name)."""
-    digits = path.name.removeprefix("seg").removeprefix("part").split(".", 1)[0]
+    """_n: the segment number in `seg<N>.m4s` or `part<N>.<K>.m4s`, tagged or not (-1 for another name)."""
+    digits = path.name.removeprefix("seg").removeprefix("part").split(".", 1)[0].split("-", 1)[0]
     return int(digits) if digits.isdigit() else -1
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recorder.hls import OutputOptions, Rendition, listed_end, read_segments
+from recorder.hls import OutputOptions, Part, Rendition, listed_end, read_segments
 from recorder.program import Program
 from tests.recorder.hlsmedia import centre_colours, jumps, near, packet_times, picture, tone
 
@@ -94,8 +94,16 @@ def test_a_run_after_a_worker_killed_between_two_renditions_keeps_them_on_one_ti
         ends.append([(s.t, s.duration) for s in segments])
     assert ends[0] == ends[1]
     folder = tmp_path / "hls" / "240p"
-    assert (folder / "seg2.m4s").exists() and "seg2.m4s" not in (folder / "index.m3u8").read_text()  # unlisted
-    assert [s.n for s in read_segments(folder)] == [0, 1, 3, 4, 5]  # its number is not used again
+    killed = (folder / "seg2.m4s").read_bytes()
+    segments = read_segments(folder)
+    # the numbers go on in both renditions alike (a player switches renditions, and slides its window, by them)
+    assert [s.n for s in segments] == [0, 1, 2, 3, 4] == [s.n for s in read_segments(tmp_path / "hls" / "120p")]
+    # the killed run's seg2.m4s (a cache may hold it) is neither listed nor written again: this run's files are
+    # its own, named with its tag
+    assert (folder / "seg2.m4s").read_bytes() == killed and "seg2.m4s" not in (folder / "index.m3u8").read_text()
+    assert segments[2].file.startswith("seg2-") and segments[2].file in (folder / "index.m3u8").read_text()
+    assert all(s.file == f"seg{s.n}.m4s" for s in segments[:2])
+    assert all((folder / s.file).exists() for s in segments)
 
 
 def test_low_latency_lists_parts_as_they_are_made_and_the_segment_is_their_bytes(tmp_path: Path) -> None:
@@ -136,11 +144,14 @@ def test_low_latency_lists_parts_as_they_are_made_and_the_segment_is_their_bytes
     assert not jumps([t for t, _ in video], 1 / FPS) and len(video) == FPS
     ended = (folder / "index.m3u8").read_text()
     assert "#EXT-X-PART" not in ended and "SERVER-CONTROL" not in ended and ended.endswith("#EXT-X-ENDLIST\n")
-    # A run killed in the middle of a segment left its parts (a cache may hold them): the next run numbers past them.
-    (folder / "part7.0.m4s").write_bytes(b"left by a killed worker")
+    # A run killed in the middle of a segment left its parts (a cache may hold them): the next run goes on with the
+    # next number, its files named with a tag of its own.
+    n = read_segments(folder)[-1].n + 1
+    (folder / f"part{n}.0.m4s").write_bytes(b"left by a killed worker")
     again = Program(tmp_path, options, listed_end(tmp_path / "hls"))
     again.begin([R120])
-    assert again.outputs[0].next_n == 8
+    assert again.outputs[0].next_n == n and again.outputs[0].tag.startswith("-")
+    assert Part(n, 0, 0.5, again.outputs[0].tag).name != f"part{n}.0.m4s"
     # Off (the default): whole segments only, as standard HLS.
     plain = Program(tmp_path / "plain", OutputOptions(fps=FPS, segment_seconds=1.0, preset="ultrafast"), 0.0)
     plain.begin([R120])
