@@ -8,16 +8,17 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+
+from tests.watchdog import NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CONFTEST = """
+CONFTEST = f"""
 import uvloop
 
 def pytest_asyncio_loop_factories(config, item):
-    return {"uvloop": config.pluginmanager.get_plugin("taphuan-watchdog").track(uvloop.new_event_loop)}
+    return {{"uvloop": config.pluginmanager.get_plugin("{NAME}").track(uvloop.new_event_loop)}}
 """
 
 HANGS = """
@@ -52,22 +53,20 @@ def test_plain():
 """
 
 
-def run(tmp_path: Path, body: str, grace: float) -> tuple[subprocess.CompletedProcess[str], float]:
-    """run: pytest on one test module in `tmp_path` with the watchdog's grace set; the result and seconds taken."""
+def run(tmp_path: Path, body: str, grace: float) -> subprocess.CompletedProcess[str]:
+    """run: pytest on one test module in `tmp_path` with the watchdog's grace set."""
     (tmp_path / "conftest.py").write_text(CONFTEST, encoding="utf-8")
     (tmp_path / "test_case.py").write_text(textwrap.dedent(body), encoding="utf-8")
     (tmp_path / "pytest.ini").write_text(
         f"[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\ntimeout = 300\n"
         f"watchdog_grace = {grace}\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.watchdog",
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.watchdog",
                            "test_case.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    return done, time.monotonic() - started
 
 
 def test_a_test_whose_alarm_is_swallowed_ends_the_run_with_the_stuck_tasks_stack(tmp_path: Path) -> None:
-    done, _ = run(tmp_path, HANGS, grace=2)
+    done = run(tmp_path, HANGS, grace=2)
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert "watchdog: test_case.py::test_stuck still running 2 s after its 1 s timeout" in out, out
@@ -78,6 +77,6 @@ def test_a_test_whose_alarm_is_swallowed_ends_the_run_with_the_stuck_tasks_stack
 
 
 def test_a_test_within_its_limit_is_left_alone(tmp_path: Path) -> None:
-    done, _ = run(tmp_path, QUICK, grace=0.5)
+    done = run(tmp_path, QUICK, grace=0.5)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout and "watchdog" not in done.stdout + done.stderr
