@@ -171,7 +171,9 @@ async def test_placement_prefers_the_least_loaded_node_and_skips_a_draining_one(
     second = await make_meeting(presenters=[trainer_user])
     third = await make_meeting(presenters=[trainer_user])
     t = await connect(trainer, clients)
+    await redis.set(draining_key("b"), "1")  # two idle nodes: else whichever had less CPU lately (b in one full run)
     await t.join(first.id)  # node a now holds a room and a participant
+    await redis.delete(draining_key("b"))
     a, b = client.app[CLUSTER], node_b.app[CLUSTER]
     await a.heartbeat(open_meetings(client.app[LIVE]), client.app[LIVE].sfu.participant_count())
     nodes = {n.node_id: n for n in await b.nodes()}
