@@ -44,6 +44,7 @@ PROBE_STEP = 0.25  # a probe sends at most this share of the estimate above it (
 # audio: a bigger step overfills a link the estimate has right, and its queue drops audio too)
 HOLD_AFTER_DOWN = 6.0  # seconds after a downgrade before the next upgrade (doubles after a failed one)
 HOLD_MAX = 48.0
+HOLD_SILENT = 12.0  # at most this hold on a link whose every video slot is paused (``decide``)
 LOSS_HIGH = 0.10  # reported loss above this: the estimate is cut to what was sent x (1 - loss / 2)
 LOSS_LOW = 0.02
 LOSS_MARGIN = 0.9  # a lossy link's estimate: this share of what it delivered (sent x (1 - loss))
@@ -57,6 +58,13 @@ QUEUE_OVERFULL = 1.2  # seconds it waited in as many periods: the choices cost m
 # (a keyframe alone waits ~0.6 s at 280 kbit/s: that is what the pacer is for, not a sign of congestion)
 CUT_SPACING = 1.0  # seconds after a cut during which lasting loss does not cut again (the reports of a
 # period or two still describe the rate before the cut)
+FALL_CUT = 0.5  # a confirmed REMB fall cuts the estimate at most to this share of what the link carried lately (the
+# estimate before, or the most we sent in the last ``RECENT_SECONDS`` if less): Chromium's REMB after an overuse is
+# 0.85 x what it received over its last second, which can be a fraction of what the link carries (our own pacer idle
+# for most of a second on a starved host, then a burst: a 300 kbit/s classroom's REMB fell from 211 to 51 kbit/s,
+# every slot paused and its presenter camera stalled 7.9 s). A link that really lost more than half keeps confirming
+# it (a queue standing on it, lasting loss) and is cut again within a second or two.
+RECENT_SECONDS = 2.0
 CALM_PERIODS = 2  # periods without congestion before what we send counts as carried (the first ones after a
 # downgrade still measure what the link could not carry, leaving the pacer's queue)
 FALL_WINDOW = 3.0  # seconds a REMB fall waits for the link to confirm it (loss, a longer round trip)
@@ -221,6 +229,8 @@ class Downlink:
     _fell_at: float = float("-inf")  # the latest REMB fall not yet confirmed or dismissed
     _standing: int = 0  # periods in a row that looked like a queue standing on the link (STANDING_PERIODS)
     _cut_at: float = float("-inf")  # when congestion last lowered the estimate
+    _recent: deque[tuple[float, float]] = field(default_factory=deque)  # (when, video sent) of the periods of the
+    # last RECENT_SECONDS (FALL_CUT)
     _rtts: deque[tuple[float, float]] = field(default_factory=deque)  # (when, rtt) of the last RTT_WINDOW seconds
     # that no later one undercuts: their round trips rise from the first, the least
 
@@ -239,7 +249,9 @@ class Downlink:
         queue is full and drops the audio behind it). The link is congested too when its loss exceeds
         ``LOSS_HIGH`` in two periods in a row (the loss-based half of Google's congestion control: a short queue
         drops before its delay grows). Then the
-        estimate is the least of the confirmed REMB, ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 -
+        estimate is the least of the confirmed REMB (but one fall cuts at most to ``FALL_CUT`` x what the link
+        carried lately: Chromium's REMB measures what it received over its last second, which our own idle pacer
+        can make a fraction of what the link carries), ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 -
         loss)) and the estimate before. Video that keeps waiting in our own pacer (``QUEUE_CONGESTED`` in three periods:
         *queued*) is not the link's congestion (the pacer sends at 1.2 x the estimate: what waits is keyframes
         above the layers' measured rates, and a link slower than the pacer drops, which the loss says), so it
@@ -263,6 +275,10 @@ class Downlink:
         now = self.clock()
         self.feedback = fb
         remb = float(fb.remb) if fb.remb is not None else None
+        recent = self._recent
+        while recent and now - recent[0][0] > RECENT_SECONDS:
+            recent.popleft()
+        recent.append((now, fb.sent))
         if fb.loss > LOSS_HIGH:
             self._loss_reports += 1
         elif fb.loss < LOSS_LOW:
@@ -310,8 +326,11 @@ class Downlink:
             estimate = self.estimate  # reports still describing what was sent before the last cut
         elif self.congested:
             self._cut_at = now
-            # what the link delivered, or what its confirmed REMB says, whichever is less
-            estimate = remb if overuse and remb is not None else float("inf")
+            # what the link delivered, or what its confirmed REMB says (at most a halving: FALL_CUT), whichever is
+            # less
+            estimate = float("inf")
+            if overuse and remb is not None:
+                estimate = max(remb, FALL_CUT * min(self.estimate, max(sent for _, sent in recent)))
             if lossy:
                 estimate = min(estimate, fb.sent * (1 - fb.loss) * LOSS_MARGIN)
             estimate = min(estimate, self.estimate)  # congestion never raises it (a burst's loss, say)
@@ -399,7 +418,13 @@ class Downlink:
             return top
         demands = [self._keep(fitting(d, self.estimate)) for d in demands]
         target = allocate(self.estimate, demands)
-        may_upgrade = now - self.last_up >= UP_INTERVAL and now - self.last_down >= self.hold
+        # a link whose every video slot is paused waits at most HOLD_SILENT to probe: its REMB measures video and
+        # stays within 1.5 x what it receives, so without video it cannot grow, and only a probe (the smallest
+        # option, ~50 kbit/s) shows the link back (a 300 kbit/s classroom's estimate, cut to 46 kbit/s on a starved
+        # host, kept its presenter camera paused 35 s by a doubled hold)
+        silent = bool(self.choice) and all(option is None for option in self.choice.values())
+        may_upgrade = now - self.last_up >= UP_INTERVAL and now - self.last_down >= (
+            min(self.hold, HOLD_SILENT) if silent else self.hold)
         # what the estimate vouches for is no probe: it waits only the first hold, not the one a failed probe doubled
         # (a classroom whose estimate covered the presenter's smallest option stayed paused for the doubled hold)
         may_vouch = now - self.last_up >= UP_INTERVAL and now - self.last_down >= HOLD_AFTER_DOWN
