@@ -63,7 +63,8 @@ FALL_CUT = 0.5  # a confirmed REMB fall cuts the estimate at most to this share 
 # 0.85 x what it received over its last second, which can be a fraction of what the link carries (our own pacer idle
 # for most of a second on a starved host, then a burst: a 300 kbit/s classroom's REMB fell from 211 to 51 kbit/s,
 # every slot paused and its presenter camera stalled 7.9 s). A link that really lost more than half keeps confirming
-# it (a queue standing on it, lasting loss) and is cut again within a second or two.
+# it (a queue standing on it, lasting loss, or its REMB still below what we send with its round trip still grown
+# FALL_WINDOW after the cut) and is cut again.
 RECENT_SECONDS = 2.0
 CALM_PERIODS = 2  # periods without congestion before what we send counts as carried (the first ones after a
 # downgrade still measure what the link could not carry, leaving the pacer's queue)
@@ -229,6 +230,7 @@ class Downlink:
     _fell_at: float = float("-inf")  # the latest REMB fall not yet confirmed or dismissed
     _standing: int = 0  # periods in a row that looked like a queue standing on the link (STANDING_PERIODS)
     _cut_at: float = float("-inf")  # when congestion last lowered the estimate
+    _bounded_at: float = float("-inf")  # when FALL_CUT last bounded a confirmed fall's cut (looked at again later)
     _recent: deque[tuple[float, float]] = field(default_factory=deque)  # (when, video sent) of the periods of the
     # last RECENT_SECONDS (FALL_CUT)
     _rtts: deque[tuple[float, float]] = field(default_factory=deque)  # (when, rtt) of the last RTT_WINDOW seconds
@@ -251,7 +253,8 @@ class Downlink:
         drops before its delay grows). Then the
         estimate is the least of the confirmed REMB (but one fall cuts at most to ``FALL_CUT`` x what the link
         carried lately: Chromium's REMB measures what it received over its last second, which our own idle pacer
-        can make a fraction of what the link carries), ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 -
+        can make a fraction of what the link carries; a link still confirming the fall ``FALL_WINDOW`` later is cut
+        to its REMB then), ``LOSS_MARGIN`` x what a lossy link delivered (sent x (1 -
         loss)) and the estimate before. Video that keeps waiting in our own pacer (``QUEUE_CONGESTED`` in three periods:
         *queued*) is not the link's congestion (the pacer sends at 1.2 x the estimate: what waits is keyframes
         above the layers' measured rates, and a link slower than the pacer drops, which the loss says), so it
@@ -297,6 +300,14 @@ class Downlink:
         probing = now - self.last_up < FAILED_UP_WINDOW and self.last_down < self.last_up
         overuse = below and (standing or (probing and grew)
                              or now - self._fell_at <= FALL_WINDOW and (fb.loss >= LOSS_LOW or grew))
+        # a fall whose cut FALL_CUT bounded is looked at again FALL_WINDOW later: still below what we send, with the
+        # round trip still grown or some loss, the link did lose that much (the REMB is believed); otherwise it was
+        # a receiver that had little to measure (its round trip is back once the burst's queue drained)
+        believed = False
+        if self._bounded_at > float("-inf") and now - self._bounded_at >= FALL_WINDOW:
+            self._bounded_at = float("-inf")
+            believed = not overuse and below and (grew or fb.loss >= LOSS_LOW)
+            overuse = overuse or believed
         if overuse:
             self._fell_at = float("-inf")  # confirmed: one fall, one cut
             self._standing = 0  # and the queue it left is measured afresh
@@ -330,7 +341,10 @@ class Downlink:
             # less
             estimate = float("inf")
             if overuse and remb is not None:
-                estimate = max(remb, FALL_CUT * min(self.estimate, max(sent for _, sent in recent)))
+                estimate = remb if believed else max(
+                    remb, FALL_CUT * min(self.estimate, max(sent for _, sent in recent)))
+                if estimate > remb:
+                    self._bounded_at = now
             if lossy:
                 estimate = min(estimate, fb.sent * (1 - fb.loss) * LOSS_MARGIN)
             estimate = min(estimate, self.estimate)  # congestion never raises it (a burst's loss, say)

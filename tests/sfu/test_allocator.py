@@ -251,6 +251,23 @@ def test_one_remb_fall_cuts_at_most_by_half_and_a_link_that_keeps_confirming_is_
     settle(link, clock, remb=210_000, sent=10_000)  # an idle pacer (a starved server) for a period
     link.update(Feedback(remb=51_000, loss=0.0, sent=90_000, remb_fell=True, rtt=QUEUED_RTT))
     assert link.congested and link.estimate == pytest.approx(FALL_CUT * 170_000)
+    bounded = link.estimate
+    # FALL_WINDOW later its round trip is back (the burst's queue drained): the bounded cut stands
+    for _ in range(int(FALL_WINDOW / 0.5) + 1):
+        settle(link, clock, remb=60_000, sent=bounded)
+    assert link.estimate == bounded and not link.congested
+    # the same fall, but FALL_WINDOW later its REMB is still far below what we send and the round trip still grown:
+    # the link did lose that much, the REMB is believed
+    link = Downlink(clock=clock, estimate=180_000, heard=True)
+    for _ in range(4):
+        settle(link, clock, remb=210_000, sent=170_000)
+    link.update(Feedback(remb=51_000, loss=0.0, sent=170_000, remb_fell=True, rtt=QUEUED_RTT))
+    bounded = link.estimate
+    assert bounded == pytest.approx(FALL_CUT * 170_000)
+    for _ in range(int(FALL_WINDOW / 0.5) + 1):
+        clock.now += 0.5
+        link.update(Feedback(remb=52_000, loss=0.0, sent=bounded, rtt=QUEUED_RTT))
+    assert link.estimate == 52_000
     # the REMB vouches for more than half: it is the cut
     link = Downlink(clock=clock, estimate=180_000, heard=True)
     for _ in range(4):
