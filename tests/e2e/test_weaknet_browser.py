@@ -382,7 +382,9 @@ def presenter_camera(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     camera). On this 2-core machine either starves the meeting beside `stress-ng --cpu 2` (twelfth session: the
     uncapped classroom's own REMB stayed under ~1 Mbit/s and it was sent the middle layer; the seventh: load 16 from
     the noisy picture alone), so the suite keeps the pattern and the bench (`--camera detailed`) the picture."""
-    if DETAILED_CAMERA not in ("1", "moving"):
+    if DETAILED_CAMERA not in ("", "1", "moving"):
+        raise pytest.UsageError(f"TAPHUAN_DETAILED_CAMERA={DETAILED_CAMERA!r}: use 1 (noisy picture) or moving")
+    if not DETAILED_CAMERA:
         return None
     noise = 30 if DETAILED_CAMERA == "1" else 0
     return detailed_camera(tmp_path_factory.mktemp("camera"), *PRESENTER_SIZE, noise=noise)
