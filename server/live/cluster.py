@@ -148,8 +148,9 @@ class Cluster:
         for node_id, raw, drain in zip(ids, beats, drains, strict=True):
             info = parse_heartbeat(node_id, raw)
             if info is not None:
+                # the mark as it is now: a heartbeat written while it was set says draining until the next one
                 out.append(NodeInfo(info.node_id, info.url, info.rooms, info.participants, info.cpu,
-                                    info.draining or drain is not None))
+                                    drain is not None))
         return out
 
     def choose(self, nodes: list[NodeInfo]) -> str:
