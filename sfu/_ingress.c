@@ -38,7 +38,7 @@ typedef int (*unprotect_fn)(void *ctx, void *srtp_hdr, int *len_ptr);
 static PyObject *s_max16, *s_cycles, *s_packets_received, *s_jitter_q4, *s_last_transit, *s_last_ts;
 static PyObject *s_missing, *s_max_seq, *s_remb_bytes, *s_remb_frame, *s_send_remb, *s_direct_packets;
 static PyObject *s_handle_plain;
-static PyObject *s_packets, *s_bytes, *s_keyframes_received, *s_seq, *s_base, *s_max_ext, *s_received;
+static PyObject *s_packets, *s_bytes, *s_keyframes_received, *s_frames_received, *s_seq, *s_base, *s_max_ext, *s_received;
 static PyObject *s_sinks, *s_slots, *s_forward_python, *s_on_fields, *s_ticker, *s_next_due, *s_poll;
 
 /* what this file reaches by name, on which Python object (the C/Python contract, sfu/twins.py) */
@@ -61,6 +61,7 @@ static const Reach reach[] = {
     {&s_packets, "Producer", "packets", 0},
     {&s_bytes, "Producer", "bytes", 0},
     {&s_keyframes_received, "Producer", "keyframes_received", 0},
+    {&s_frames_received, "Producer", "frames_received", 0},
     {&s_seq, "Producer", "_seq", 0},
     {&s_sinks, "Producer", "sinks", 0},
     {&s_slots, "Producer", "_slots", 0},
@@ -557,6 +558,8 @@ static int forward(Ingress *g, PyObject *prod, const unsigned char *payload, Py_
         return -1;
     int keyframe = keyframe_start(g->codec, payload, plen);
     if (keyframe && g->codec != CODEC_AUDIO && add_ll(prod, s_keyframes_received, 1) < 0)
+        return -1;
+    if (marker && g->codec != CODEC_AUDIO && add_ll(prod, s_frames_received, 1) < 0)
         return -1;
     PyObject *sinks = PyObject_GetAttr(prod, s_sinks);
     if (sinks == NULL)

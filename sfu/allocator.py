@@ -39,6 +39,10 @@ from sfu.pacer import pace_class
 # Chromium's share of a VP8 stream's bitrate up to each temporal layer with three layers (libwebrtc's
 # kLayerRateAllocation for 3 temporal layers): TL0 40 %, TL0+TL1 60 %, all 100 %.
 TEMPORAL_SHARE = (0.4, 0.6, 1.0)
+FRAME_SHARE = (0.25, 0.5, 1.0)  # and its share of the frames (L1T3: TL0 every fourth frame, TL1 every other)
+MIN_CUT_FPS = 10.0  # above the lowest spatial layer, no temporal cut of a camera under this frame rate: a sharper
+# picture at 7.5 fps is worse on a projector than the layer below at 15 (a 15 fps camera's 960x540 layer at half its
+# rate was chosen for a 1 Mbit/s classroom over its 480x270 layer whole; twelfth and thirteenth sessions)
 UP_INTERVAL = 2.0  # seconds between two upgrades of one downlink
 PROBE_STEP = 0.25  # a probe sends at most this share of the estimate above it (the pacer's margin is 0.2 plus
 # audio: a bigger step overfills a link the estimate has right, and its queue drops audio too)
@@ -121,15 +125,16 @@ def slot_priority(slot: str) -> int:
 
 
 def track_options(layer_bitrates: Sequence[float], temporal: bool, lowest_only: bool = False,
-                  bursts: Sequence[float] = ()) -> tuple[Option, ...]:
+                  bursts: Sequence[float] = (), frame_rates: Sequence[float] = ()) -> tuple[Option, ...]:
     """track_options lists how a track can be sent, in order of quality: each arriving spatial layer (index,
     measured bit/s) and, when it has temporal layers, each temporal cut of it (the base layer alone only for the
-    lowest spatial layer). An option's cost is at least the one before it: a publisher's layer rates move with
-    its own estimate and its keyframes, and a lower layer measured dearer must not look like an upgrade.
+    lowest spatial layer; above it, a cut only at ``MIN_CUT_FPS`` or more when the layer's frame rate is known).
+    An option's cost is at least the one before it: a publisher's layer rates move with its own estimate and its
+    keyframes, and a lower layer measured dearer must not look like an upgrade.
 
     `layer_bitrates[i]` is the measured bitrate of spatial layer i (0 or less: not arriving), `bursts[i]` (when
-    given) the bits of its latest keyframes (``fitting`` reads them). `lowest_only` (grid tiles) keeps the
-    lowest arriving spatial layer.
+    given) the bits of its latest keyframes (``fitting`` reads them), `frame_rates[i]` (when given and above 0) its
+    frames per second. `lowest_only` (grid tiles) keeps the lowest arriving spatial layer.
     """
     candidates: list[Option] = []
     for spatial, rate in enumerate(layer_bitrates):
@@ -139,6 +144,9 @@ def track_options(layer_bitrates: Sequence[float], temporal: bool, lowest_only: 
         if candidates and temporal:
             cuts = cuts[1:]  # above the lowest layer, never the quarter frame rate: a sharper image at 7 fps
             # is worse on a projector than the lower layer at 30
+            fps = frame_rates[spatial] if spatial < len(frame_rates) else 0.0
+            if fps > 0:  # nor any cut under MIN_CUT_FPS (a 15 fps camera's half rate); its whole rate stays
+                cuts = [(t, r) for t, r in cuts if t == len(TEMPORAL_SHARE) - 1 or fps * FRAME_SHARE[t] >= MIN_CUT_FPS]
         burst = bursts[spatial] if spatial < len(bursts) else 0.0
         candidates += [Option(bitrate, spatial, t, burst) for t, bitrate in cuts]
         if lowest_only:

@@ -52,6 +52,10 @@ HOLE_SECONDS = 8.0  # seconds a hole our own output made (our pacer's drop, a pu
 # down a layer at a time; with 4 s they read as 100 % loss)
 RATE_ALPHA = 0.25  # a layer's measured rate: this share of the last period's, the rest of the average before
 RATE_ALPHA_SLOW = 0.05  # and its longer average (~10 s): a layer costs the larger of the two (see _measure_layers)
+YOUNG_SECONDS = 5.0  # a layer that (re)started arriving this recently: its encoder is still ramping its rate up
+YOUNG_RATIO = 2.5  # so it costs at least this x the arriving layer below it (Chromium's simulcast layers: ~2.5-3 x
+# each other's rate; a 960x540 layer resumed after CPU load measured ~300 kbit/s for a second or two and then took
+# ~900: a 1 Mbit/s classroom's allocation took it as cheap, its pacer queued 1.4 s and dropped its screen's video)
 BURST_DECAY = 0.9  # a layer's keyframe burst: the larger of its latest keyframe period's and this x the one before
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
 PACE_BELOW = 3_000_000.0  # bit/s: a link estimated above this is not paced (its bursts fit)
@@ -186,11 +190,14 @@ class Downlinks:
     _report_holes: dict[Consumer, Holes] = field(default_factory=dict)  # per slot: holes not reported lost yet
     _dropped: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per subscriber: packets its pacer dropped
     # so far, per class (sfu.pacer.pace_class)
-    _layer_octets: dict[Producer, tuple[float, int, int]] = field(default_factory=dict)  # when, bytes, keyframes
+    _layer_octets: dict[Producer, tuple[float, int, int, int]] = field(default_factory=dict)  # when, bytes,
+    # keyframes, frames
     _layer_rate: dict[Producer, float] = field(default_factory=dict)
     _layer_fast: dict[Producer, float] = field(default_factory=dict)  # the short average (RATE_ALPHA)
     _layer_slow: dict[Producer, float] = field(default_factory=dict)  # the long one (RATE_ALPHA_SLOW)
     _layer_burst: dict[Producer, float] = field(default_factory=dict)
+    _layer_fps: dict[Producer, float] = field(default_factory=dict)  # frames per second (RATE_ALPHA_SLOW)
+    _layer_start: dict[Producer, float] = field(default_factory=dict)  # when each arriving layer (re)started
     _options: dict[tuple[Producer, bool], tuple[Option, ...]] = field(default_factory=dict)  # this period's
     _rest: dict[str, tuple[tuple[Any, ...], float | None]] = field(default_factory=dict)  # links at rest: what their
     # subscriber had said (``_signature``) and their round trip
@@ -244,20 +251,27 @@ class Downlinks:
         and its long one (``RATE_ALPHA_SLOW``, ~10 s): a publisher whose encoder starves skips frames of a layer for
         a second or two, and the layer then looked cheap enough to be sent (measured: a 300 kbit/s classroom's
         presenter camera was moved to its 480x270 layer, ~200 kbit/s, on a 168 kbit/s estimate; its pacer then
-        held its own camera's video 2 s, dropped it, and the camera stalled 2.8 s)."""
+        held its own camera's video 2 s, dropped it, and the camera stalled 2.8 s).
+        A layer that started arriving less than ``YOUNG_SECONDS`` ago costs at least ``YOUNG_RATIO`` x the arriving
+        layer below it: its encoder starts it low and ramps it up, and a layer new to the averages has nothing older
+        (one back after a pause has its long average). Each layer's frame rate (``layer_fps``) is counted beside."""
         fast: dict[Producer, float] = {}
         slow: dict[Producer, float] = {}
         rates: dict[Producer, float] = {}
         bursts: dict[Producer, float] = {}
-        octets: dict[Producer, tuple[float, int, int]] = {}
+        octets: dict[Producer, tuple[float, int, int, int]] = {}
+        fps: dict[Producer, float] = {}
+        start: dict[Producer, float] = {}
         for p in self.participants.values():
             for producer in p.producers.values():
                 if producer.kind != "video":
                     continue
+                below = 0.0  # the rate of the arriving layer below
                 for layer in producer.layers:
-                    octets[layer] = (now, layer.bytes, layer.keyframes_received)
+                    octets[layer] = (now, layer.bytes, layer.keyframes_received, layer.frames_received)
                     before = self._layer_octets.get(layer)
                     burst = self._layer_burst.get(layer)
+                    old_fps = self._layer_fps.get(layer)
                     if before is not None and now > before[0]:
                         bits = (layer.bytes - before[1]) * 8
                         rate = bits / (now - before[0])
@@ -271,11 +285,23 @@ class Downlinks:
                             slow[layer] = rate if old_slow is None else (
                                 RATE_ALPHA_SLOW * rate + (1 - RATE_ALPHA_SLOW) * old_slow)
                             rates[layer] = max(fast[layer], slow[layer])
+                            frames = (layer.frames_received - before[3]) / (now - before[0])
+                            fps[layer] = frames if old_fps is None else (
+                                RATE_ALPHA_SLOW * frames + (1 - RATE_ALPHA_SLOW) * old_fps)
                         if layer.keyframes_received != before[2]:
                             burst = max(bits, BURST_DECAY * (burst or 0.0))
                     if burst is not None:
                         bursts[layer] = burst
+                    if layer not in fps and old_fps is not None:  # not arriving this period: as it was
+                        fps[layer] = old_fps
+                    if rates.get(layer, 0.0) > 0:
+                        start[layer] = self._layer_start.get(layer, now)
+                        if now - start[layer] < YOUNG_SECONDS and below > 0:
+                            rates[layer] = max(rates[layer], YOUNG_RATIO * below)
+                        below = rates[layer]
+        self._layer_start = start
         self._layer_octets = octets
+        self._layer_fps = fps
         self._layer_rate = rates
         self._layer_fast = fast
         self._layer_slow = slow
@@ -284,6 +310,10 @@ class Downlinks:
     def layer_burst(self, layer: Producer) -> float:
         """layer_burst: the bits of the layer's recent keyframes, with their period's other frames (0: none seen)."""
         return self._layer_burst.get(layer, 0.0)
+
+    def layer_fps(self, layer: Producer) -> float:
+        """layer_fps: the layer's frames per second over ~10 s (``RATE_ALPHA_SLOW``; 0: not measured yet)."""
+        return self._layer_fps.get(layer, 0.0)
 
     def layer_rate(self, layer: Producer) -> float:
         """layer_rate: the layer's measured bit/s (0: not arriving, or not measured yet)."""
@@ -392,8 +422,10 @@ class Downlinks:
             if options is None:  # once per track and period: every classroom's slot of it has the same options
                 rates = [self.layer_rate(layer) for layer in track.layers]
                 bursts = [self.layer_burst(layer) for layer in track.layers]
+                # a camera's frame rate bounds its temporal cuts (a screen's sharpness matters more than its rate)
+                fps = [self.layer_fps(layer) for layer in track.layers] if track.source != "screen" else []
                 options = self._options[(track, grid)] = track_options(rates, self.temporal, lowest_only=grid,
-                                                                        bursts=bursts)
+                                                                        bursts=bursts, frame_rates=fps)
             demands.append(Demand(c.slot, slot_priority(c.slot), options))
         before_choice = dict(link.choice)
         choice = link.decide([d for d in demands if d.options])

@@ -7,7 +7,8 @@ lock. When the sinks have C slots (``sfu/_fanout.c`` built, ``SfuConfig.compiled
 call forwards to all of them; the slots it leaves over and the Sinks (which have none) go through their
 ``forward``. The receiver's C path
 (``ForwardingReceiver.arm``, ``sfu/_ingress.c``) does what ``on_fields`` does for steady-state packets itself,
-on the same attributes (``packets``, ``bytes``, ``keyframes_received``, ``_seq``, ``sinks``, ``_slots``).
+on the same attributes (``packets``, ``bytes``, ``keyframes_received``, ``frames_received``, ``_seq``, ``sinks``,
+``_slots``).
 
 A simulcast track (the publisher sends several encodings of one video, each with its own SSRC and ``rid``) has
 one Producer per layer, each on its own layer receiver (``ForwardingReceiver.layers``): its own sinks, counters,
@@ -84,6 +85,7 @@ class Producer:
         self._optional_mark = 0  # keyframes_received when the latest optional request was held back
         self._optional_timer: asyncio.TimerHandle | None = None
         self.keyframes_received = 0  # packets starting a keyframe
+        self.frames_received = 0  # video packets ending a frame (the marker bit): the layer's frame rate
         self.packets = 0
         self.bytes = 0
         self._seq = SequenceTracker()
@@ -169,6 +171,8 @@ class Producer:
         keyframe = is_keyframe_start(self.mime, payload) if video else True
         if keyframe and video:
             self.keyframes_received += 1
+        if marker and video:
+            self.frames_received += 1
         sinks = self.sinks
         if not sinks:
             return

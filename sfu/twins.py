@@ -45,7 +45,8 @@ REACHED: dict[str, Reached] = {
         "sfu.hooks.receiver", ("_remb_bytes", "direct_packets", "on_fields", "ticker"),
         ("_remb_frame", "_send_remb", "handle_plain")),
     "Producer": Reached(
-        "sfu.producer", ("packets", "bytes", "keyframes_received", "_seq", "sinks", "_slots"), ("_forward_python",)),
+        "sfu.producer", ("packets", "bytes", "keyframes_received", "frames_received", "_seq", "sinks", "_slots"),
+        ("_forward_python",)),
     "Ticker": Reached("sfu.tasks", ("next_due",), ("poll",)),
     # sfu/_rtcp.c: the subscriber's reports and REMB into the sender's C slot, or its methods
     "ForwardingSender": Reached("sfu.hooks.sender", ("direct_rtcp", "report_slot"), ("report_block", "remb")),

@@ -59,6 +59,24 @@ def test_options_ascend_and_grid_tiles_keep_the_lowest_layer() -> None:
     assert [(o.spatial, o.temporal) for o in track_options([0.0, 400_000.0], False)] == [(1, -1)]  # not arriving
 
 
+def test_above_the_lowest_layer_a_camera_is_never_cut_under_ten_frames_per_second() -> None:
+    """A 15 fps camera's upper layers are offered whole only (their half rate is 7.5 fps); a 30 fps camera's keep
+    their half rate; the lowest layer keeps every cut (a weak link's last resort), and a layer whose frame rate is
+    not measured yet keeps the cuts of the rule before."""
+    cuts = {(o.spatial, o.temporal) for o in track_options(LAYERS, True, frame_rates=[15.0, 15.0, 15.0])}
+    assert cuts == {(0, 0), (0, 1), (0, 2), (1, 2), (2, 2)}
+    cuts = {(o.spatial, o.temporal) for o in track_options(LAYERS, True, frame_rates=[30.0, 30.0, 30.0])}
+    assert cuts == {(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 1), (2, 2)}
+    assert track_options(LAYERS, True, frame_rates=[0.0, 0.0, 0.0]) == track_options(LAYERS, True)
+    # a 1 Mbit/s link with a 15 fps camera (layers at ~130 / ~300 / ~850 kbit/s): its middle layer whole, not the
+    # top one at half its rate; at 30 fps the top at 15 fps fits the same budget and is taken
+    camera = [130_000.0, 300_000.0, 850_000.0]
+    for fps, chosen in ((15.0, (1, 2)), (30.0, (2, 1))):
+        d = Demand("presenter-video", 0, track_options(camera, True, frame_rates=[fps] * 3))
+        option = d.options[allocate(600_000, [d])["presenter-video"]]
+        assert (option.spatial, option.temporal) == chosen, fps
+
+
 def test_minimums_first_in_priority_order_then_upgrades() -> None:
     ds = demands("grid-0", "floor-video", "presenter-video", "screen")
     # room for every minimum and a bit more: the screen gets the upgrade first

@@ -23,6 +23,8 @@ from sfu.downlinks import (
     AUDIO_BITRATE,
     HOLE_SECONDS,
     MIN_PACING_RATE,
+    YOUNG_RATIO,
+    YOUNG_SECONDS,
     Downlinks,
     Holes,
     Reported,
@@ -281,11 +283,12 @@ def test_a_slot_its_link_has_no_choice_for_yet_gets_what_fits_not_the_top_layer(
 
 
 class FakeLayer:
-    """FakeLayer: a published layer as the allocation job reads it (bytes and keyframes received)."""
+    """FakeLayer: a published layer as the allocation job reads it (bytes, keyframes and frames received)."""
 
     def __init__(self) -> None:
         self.bytes = 0
         self.keyframes_received = 0
+        self.frames_received = 0
 
 
 class FakeProducer:
@@ -335,6 +338,60 @@ def test_a_layer_whose_keyframes_hold_the_link_too_long_is_not_sent_to_it() -> N
     assert downlinks._unallocated(link, "screen", track, FakeTarget()) is high  # type: ignore[arg-type]
     period(True, high_key=0)  # a smaller keyframe decays it
     assert downlinks.layer_burst(high) == pytest.approx(0.9 * (3_000 + 90_000) * 8)
+
+
+def test_each_layers_frame_rate_is_measured_and_kept_while_it_pauses() -> None:
+    """The job counts each layer's frames (its packets with the marker bit) per second over ~10 s: 15 fps read
+    as 15 once settled, a frame rate that halves is followed within seconds, and a layer that stops arriving for a
+    period keeps the rate it had (its options do not change on a skipped period)."""
+    clock = Clock(1000.0)
+    publisher = FakePublisher(2)
+    downlinks = Downlinks(participants={"p": publisher}, on_change=lambda: None, clock=clock)  # type: ignore[dict-item]
+    low, high = publisher.producers["screen"].layers
+
+    def period(frames: int, high_arrives: bool = True) -> None:
+        clock.now += 0.5
+        low.bytes += 1_500
+        low.frames_received += frames
+        if high_arrives:
+            high.bytes += 3_000
+            high.frames_received += frames
+        downlinks._measure_layers(clock())
+
+    assert downlinks.layer_fps(low) == 0.0  # not measured yet
+    for n in range(120):  # 60 s at 15 fps: 7 or 8 frames a period
+        period(7 + n % 2)
+    assert downlinks.layer_fps(low) == pytest.approx(15.0, abs=0.5)
+    period(0, high_arrives=False)
+    assert downlinks.layer_fps(high) == pytest.approx(15.0, abs=0.5)  # as it was
+    for _ in range(40):  # 20 s at 7.5 fps (a starved publisher)
+        period(4 - _ % 2)
+    assert downlinks.layer_fps(low) == pytest.approx(7.5, abs=1.0)
+
+
+def test_a_layer_that_starts_late_costs_a_multiple_of_the_one_below_until_its_rate_is_known() -> None:
+    """Chromium holds a layer back under CPU load and starts it low, ramping it up over seconds: a 960x540 layer
+    that came 10 s after the others measured ~300 kbit/s and then took ~900 (no average of it to say otherwise).
+    For YOUNG_SECONDS it costs at least YOUNG_RATIO x the layer below; then what it measures."""
+    clock = Clock(1000.0)
+    publisher = FakePublisher(2)
+    downlinks = Downlinks(participants={"p": publisher}, on_change=lambda: None, clock=clock)  # type: ignore[dict-item]
+    low, high = publisher.producers["screen"].layers
+
+    def period(high_bytes: int) -> None:
+        clock.now += 0.5
+        low.bytes += 20_000  # 320 kbit/s
+        high.bytes += high_bytes
+        downlinks._measure_layers(clock())
+
+    for _ in range(20):
+        period(0)  # not arriving
+    assert downlinks.layer_rate(high) == 0 and downlinks.layer_rate(low) == pytest.approx(320_000)
+    period(10_000)  # it starts at 160 kbit/s
+    assert downlinks.layer_rate(high) == pytest.approx(YOUNG_RATIO * 320_000)
+    for _ in range(int(YOUNG_SECONDS / 0.5)):
+        period(12_500)  # it stays low (200 kbit/s): after YOUNG_SECONDS that is what it costs
+    assert downlinks.layer_rate(high) == pytest.approx(200_000, rel=0.05)
 
 
 def test_what_the_pacer_dropped_is_not_counted_as_the_links_loss() -> None:

@@ -123,7 +123,8 @@ class Side:
             "remb_bytes": r._remb_bytes,
             "remb_frames": self.remb_frames,
             "direct": r.direct_packets,
-            "producer": (p.packets, p.bytes, p.keyframes_received, p._seq.received, p._seq.expected, p._seq.lost),
+            "producer": (p.packets, p.bytes, p.keyframes_received, p.frames_received, p._seq.received,
+                         p._seq.expected, p._seq.lost),
             "forwarded": self.sink.got,
         }
 
@@ -221,6 +222,7 @@ def test_c_path_leaves_the_same_state_and_output_as_the_python_path() -> None:
     assert a["forwarded"] == b["forwarded"]
     assert a == b
     assert len(a["forwarded"]) > 100 and a["remb_frames"]
+    assert 55 <= compiled.producer.frames_received <= 65  # 60 frames (marker bit; RTX-repaired too), 5 at the end
     # jitter is computed from arrival times (different runs), but both paths produce some
     assert all(s._jitter_q4 >= 0 for s in compiled.receiver.streams.values())
 
