@@ -453,17 +453,27 @@ class Downlink:
         new: dict[str, int] = {}
         downgraded = False
         ordered = sorted(demands, key=lambda d: (d.priority, d.slot not in UPGRADE_FIRST))
+        over: list[Demand] = []  # congested: the slots above their target
         for d in ordered:
             if d.slot not in self.choice:
                 new[d.slot] = target[d.slot]
                 continue
             found = self._index(d, self.choice[d.slot])
             current = 0 if found is None else found  # never None: _keep gave it its current option
+            new[d.slot] = current
             if self.congested and current > target[d.slot]:
-                new[d.slot] = target[d.slot]
-                downgraded = True
-            else:
-                new[d.slot] = current
+                over.append(d)
+        if over:
+            # they step down to what the estimate leaves beside the others *as they are sent*, never below their
+            # target: the target reckons every slot at its own, and a slot below it (the screen, upgraded first
+            # there) is not raised by a downgrade (measured: a 1 Mbit/s classroom's presenter camera fell from its
+            # 960x540 layer to its 240x135 one, the share of a screen upgrade that never came; 270p fitted)
+            kept = sum(d.options[new[d.slot]].bitrate for d in demands if d not in over and new[d.slot] >= 0)
+            share = allocate(self.estimate - kept, over)
+            for d in over:
+                stepped = min(new[d.slot], max(share[d.slot], target[d.slot]))
+                downgraded |= stepped < new[d.slot]
+                new[d.slot] = stepped
         if self.overfull and not downgraded and now - self.last_down >= UP_INTERVAL:
             # video keeps waiting in our own pacer for longer than it may: what the choices really send (keyframes
             # above the layers' measured rates, a layer's rate rising) exceeds the pacing rate, however right the

@@ -4,6 +4,7 @@ link may be capped."""
 from __future__ import annotations
 
 from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.browser import WAIT_MS
 
@@ -11,8 +12,14 @@ from tests.e2e.browser import WAIT_MS
 async def enter(page: Page, meeting_id: int) -> None:
     """enter: open the meeting, wait for the device check's network verdict, join with video and publish."""
     await page.goto(f"/live/{meeting_id}")
-    await page.wait_for_function("() => window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net",
-                                 timeout=WAIT_MS)
+    try:
+        await page.wait_for_function(
+            "() => window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net", timeout=WAIT_MS)
+    except PlaywrightTimeout as exc:  # what the check had shown by then
+        shown = await page.evaluate("() => { const b = document.querySelector('[data-net]'); "
+                                    "return b ? b.innerText : document.body.innerText.slice(0, 400); }")
+        raise AssertionError(f"the device check gave no network verdict in {WAIT_MS / 1000:g} s; it "
+                             f"showed: {shown!r}") from exc
     # the check proposes audio-only on a weak link, never chooses it (studio pages have no such box)
     assert not await page.evaluate("!!(document.querySelector('[data-join-audio-only]') || {}).checked")
     await page.click("[data-action=join]")

@@ -77,6 +77,25 @@ def test_above_the_lowest_layer_a_camera_is_never_cut_under_ten_frames_per_secon
         assert (option.spatial, option.temporal) == chosen, fps
 
 
+def test_a_congested_slot_steps_down_to_what_the_others_leave_as_they_are_sent() -> None:
+    """Congested, the presenter camera above its target steps down to what the estimate leaves beside the screen
+    as it is sent (its lowest option), not to its share of an allocation that upgraded the screen first (measured:
+    a 1 Mbit/s classroom's camera fell from 540p to 135p while 270p fitted beside the screen's 135p)."""
+    clock = Clock(100.0)
+    camera = track_options([130_000.0, 330_000.0, 850_000.0], True, frame_rates=[15.0] * 3)
+    screen = track_options([100_000.0, 600_000.0], True)
+    ds = [Demand("presenter-video", 0, camera), Demand("screen", 0, screen)]
+    link = Downlink(clock=clock, estimate=2_000_000)
+    link.choice = {"presenter-video": camera[-1], "screen": screen[2]}  # 540p whole, the screen's lowest layer whole
+    link.estimate, link.congested = 740_000, True
+    target = allocate(740_000, ds)
+    assert (screen[target["screen"]].spatial, camera[target["presenter-video"]].spatial) == (1, 0)  # screen first
+    choice = link.decide(ds)
+    assert (choice["presenter-video"].spatial, choice["presenter-video"].temporal) == (1, 2)  # 270p whole
+    assert choice["screen"] == screen[2]  # not raised by a downgrade
+    assert link.downgrades == 1
+
+
 def test_minimums_first_in_priority_order_then_upgrades() -> None:
     ds = demands("grid-0", "floor-video", "presenter-video", "screen")
     # room for every minimum and a bit more: the screen gets the upgrade first
