@@ -13,7 +13,8 @@
  * Per packet: srtp_unprotect into a stack buffer; RtpStreamStats (packets_received, max16, cycles, jitter);
  * NackTracker.max_seq (video); the receiver's REMB byte count, and on a frame's last packet the estimator
  * (sfu/_remb.c's called directly, ``_send_remb`` only for a new estimate; aiortc's through ``_remb_frame``);
- * direct_packets; the Producer's packets, bytes, keyframes_received and SequenceTracker; then, when it has
+ * direct_packets; the Producer's packets, bytes, keyframes_received, frames_received (video: a frame's last packet) and
+ * SequenceTracker; then, when it has
  * sinks, one Packet (the C twin of sfu.consumer.Inbound) and fanout_run over its C slots (``_forward_python``
  * for slots left over or sinks without C slots); finally the room Ticker's ``poll`` when ``next_due`` passed.
  *
@@ -38,7 +39,8 @@ typedef int (*unprotect_fn)(void *ctx, void *srtp_hdr, int *len_ptr);
 static PyObject *s_max16, *s_cycles, *s_packets_received, *s_jitter_q4, *s_last_transit, *s_last_ts;
 static PyObject *s_missing, *s_max_seq, *s_remb_bytes, *s_remb_frame, *s_send_remb, *s_direct_packets;
 static PyObject *s_handle_plain;
-static PyObject *s_packets, *s_bytes, *s_keyframes_received, *s_frames_received, *s_seq, *s_base, *s_max_ext, *s_received;
+static PyObject *s_packets, *s_bytes, *s_keyframes_received, *s_frames_received, *s_seq, *s_base, *s_max_ext;
+static PyObject *s_received;
 static PyObject *s_sinks, *s_slots, *s_forward_python, *s_on_fields, *s_ticker, *s_next_due, *s_poll;
 
 /* what this file reaches by name, on which Python object (the C/Python contract, sfu/twins.py) */

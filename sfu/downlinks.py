@@ -52,10 +52,10 @@ HOLE_SECONDS = 8.0  # seconds a hole our own output made (our pacer's drop, a pu
 # down a layer at a time; with 4 s they read as 100 % loss)
 RATE_ALPHA = 0.25  # a layer's measured rate: this share of the last period's, the rest of the average before
 RATE_ALPHA_SLOW = 0.05  # and its longer average (~10 s): a layer costs the larger of the two (see _measure_layers)
-YOUNG_SECONDS = 5.0  # a layer that (re)started arriving this recently: its encoder is still ramping its rate up
+YOUNG_SECONDS = 5.0  # a layer that started arriving this recently: its encoder is still ramping its rate up
 YOUNG_RATIO = 2.5  # so it costs at least this x the arriving layer below it (Chromium's simulcast layers: ~2.5-3 x
-# each other's rate; a 960x540 layer resumed after CPU load measured ~300 kbit/s for a second or two and then took
-# ~900: a 1 Mbit/s classroom's allocation took it as cheap, its pacer queued 1.4 s and dropped its screen's video)
+# each other's rate; a 960x540 layer Chromium started ~10 s late under CPU load measured ~300 kbit/s for a second or
+# two and then took ~900: a 1 Mbit/s classroom was moved to it, its pacer queued 1.4 s and dropped its screen's video)
 BURST_DECAY = 0.9  # a layer's keyframe burst: the larger of its latest keyframe period's and this x the one before
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
 PACE_BELOW = 3_000_000.0  # bit/s: a link estimated above this is not paced (its bursts fit)
@@ -197,7 +197,7 @@ class Downlinks:
     _layer_slow: dict[Producer, float] = field(default_factory=dict)  # the long one (RATE_ALPHA_SLOW)
     _layer_burst: dict[Producer, float] = field(default_factory=dict)
     _layer_fps: dict[Producer, float] = field(default_factory=dict)  # frames per second (RATE_ALPHA_SLOW)
-    _layer_start: dict[Producer, float] = field(default_factory=dict)  # when each arriving layer (re)started
+    _layer_start: dict[Producer, float] = field(default_factory=dict)  # since when each layer arrives
     _options: dict[tuple[Producer, bool], tuple[Option, ...]] = field(default_factory=dict)  # this period's
     _rest: dict[str, tuple[tuple[Any, ...], float | None]] = field(default_factory=dict)  # links at rest: what their
     # subscriber had said (``_signature``) and their round trip
