@@ -13,10 +13,10 @@
  * Per packet: srtp_unprotect into a stack buffer; RtpStreamStats (packets_received, max16, cycles, jitter);
  * NackTracker.max_seq (video); the receiver's REMB byte count, and on a frame's last packet the estimator
  * (sfu/_remb.c's called directly, ``_send_remb`` only for a new estimate; aiortc's through ``_remb_frame``);
- * direct_packets; the Producer's packets, bytes, keyframes_received, frames_received (video: a frame's last packet) and
- * SequenceTracker; then, when it has
- * sinks, one Packet (the C twin of sfu.consumer.Inbound) and fanout_run over its C slots (``_forward_python``
- * for slots left over or sinks without C slots); finally the room Ticker's ``poll`` when ``next_due`` passed.
+ * direct_packets; the Producer's packets, bytes, keyframes_received, frames_received (video: a frame's last
+ * packet) and SequenceTracker; then, when it has sinks, one Packet (the C twin of sfu.consumer.Inbound) and
+ * fanout_run over its C slots (``_forward_python`` for slots left over or sinks without C slots); finally the
+ * room Ticker's ``poll`` when ``next_due`` passed.
  *
  * Ownership: an Ingress belongs to one ForwardingReceiver (``arm``/``disarm`` from Python on the event loop);
  * it runs only on the event loop's thread, under the GIL.
