@@ -237,7 +237,8 @@ class Downlink:
     _sent: list[float] = field(default_factory=list)  # what we sent in the last SENT_PERIODS calm periods
     _fell_at: float = float("-inf")  # the latest REMB fall not yet confirmed or dismissed
     _standing: int = 0  # periods in a row that looked like a queue standing on the link (STANDING_PERIODS)
-    _cut_at: float = float("-inf")  # when congestion last lowered the estimate
+    _cut_at: float = float("-inf")  # when the link last counted as congested (the cut's spacing starts there)
+    _lowered_at: float = float("-inf")  # when congestion last lowered the estimate (the weak window starts there)
     _bounded_at: float = float("-inf")  # when FALL_CUT last bounded a confirmed fall's cut (looked at again later)
     _recent: deque[tuple[float, float]] = field(default_factory=deque)  # (when, video sent) of the periods of the
     # last RECENT_SECONDS (FALL_CUT)
@@ -356,6 +357,8 @@ class Downlink:
             if lossy:
                 estimate = min(estimate, fb.sent * (1 - fb.loss) * LOSS_MARGIN)
             estimate = min(estimate, self.estimate)  # congestion never raises it (a burst's loss, say)
+            if estimate < self.estimate:
+                self._lowered_at = now
         else:
             carried = min(self._sent) if len(self._sent) == SENT_PERIODS else 0.0
             # what we sent counts as carried only where the receiver says it got it (before its first REMB, an
@@ -391,8 +394,11 @@ class Downlink:
     def weak(self) -> bool:
         """weak: the link is congested, video waits in its pacer, or congestion cut its estimate less than
         ``WEAK_WINDOW`` ago: its subscriber's keyframe requests can wait for the track's gate
-        (``sfu.producer.Producer.request_keyframe``), a link that stays calm never counts."""
-        return self.congested or self.queued or self.clock() - self._cut_at < WEAK_WINDOW
+        (``sfu.producer.Producer.request_keyframe``), a link that stays calm never counts. A congestion that left
+        the estimate where it was (our own queue behind a join's keyframes, with the REMB above the estimate) ends
+        with it: an uncapped classroom's one such period at its join made its climb to the top layer wait 26 s for
+        the gate, which the weak classrooms' switches kept empty (the full suite beside stress-ng)."""
+        return self.congested or self.queued or self.clock() - self._lowered_at < WEAK_WINDOW
 
     def _queue_grew(self, rtt: float | None, now: float) -> bool:
         """_queue_grew: `rtt` is ``RTT_RISE`` above the least round trip of the last ``RTT_WINDOW`` seconds.

@@ -128,6 +128,7 @@ class Recorders:
     open_parts: dict[int, OpenPart] = field(default_factory=dict)  # recording → its meeting may continue it
     pending: collections.Counter[int] = field(default_factory=collections.Counter)  # queued or being finalized
     resuming: set[int] = field(default_factory=set)  # recordings a start is continuing (not yet active)
+    stopping: set[int] = field(default_factory=set)  # recordings a stop has taken from `active`, not yet queued
     # meeting → why its recording could not start, until one starts: told to the moderators who join later (an
     # automatic start fails while the first of them is still entering the room)
     refusals: dict[int, str] = field(default_factory=dict)
@@ -302,6 +303,16 @@ class Recorders:
         active = self.active.pop(meeting_id, None)
         if active is None:
             raise RecordingRefused("state", "Buổi tập huấn không được ghi hình. / The meeting is not being recorded.")
+        # until it is queued, a finalizing of an earlier take that ends meanwhile is stale (``_superseded``): its
+        # READY, with the earlier takes only, was what a continued meeting's page was shown (the full suite
+        # beside stress-ng: the participant's stop drains and flushes for a while on a loaded host)
+        self.stopping.add(active.recording_id)
+        try:
+            return await self._stop(meeting_id, active, by, reason)
+        finally:
+            self.stopping.discard(active.recording_id)
+
+    async def _stop(self, meeting_id: int, active: Active, by: Identity | None, reason: str) -> int:
         if active.empty_timer is not None:
             active.empty_timer.cancel()
         await active.participant.stop(SHUTDOWN_DISK_SECONDS if self.closing else None)
@@ -376,8 +387,9 @@ class Recorders:
             await asyncio.to_thread(release, self.root / row.directory)
 
     def _superseded(self, recording_id: int) -> bool:
-        """_superseded: the recording is being continued (or queued again): an earlier finalizing's result is stale."""
-        return self.pending[recording_id] > 1 or recording_id in self.resuming \
+        """_superseded: the recording is being continued, stopped or queued again: an earlier finalizing's result is
+        stale."""
+        return self.pending[recording_id] > 1 or recording_id in self.resuming or recording_id in self.stopping \
             or any(a.recording_id == recording_id for a in self.active.values())
 
     def marker(self, meeting_id: int, title: str) -> None:
@@ -530,9 +542,10 @@ class Recorders:
             release(self.root / name)
 
     def held(self) -> set[int]:
-        """held: the recordings this node holds: recording, queued or being finalized, kept for a continuation."""
+        """held: the recordings this node holds: recording or stopping, queued or being finalized, kept for a
+        continuation."""
         return {a.recording_id for a in self.active.values()} | set(self.pending) | set(self.progress) \
-            | set(self.open_parts) | self.resuming
+            | set(self.open_parts) | self.resuming | self.stopping
 
     # -------------------------------------------------------------------------------- retention
 

@@ -678,6 +678,27 @@ def test_a_link_congested_lately_is_weak_a_calm_one_never() -> None:
     assert not link.weak
 
 
+def test_a_congestion_that_left_the_estimate_where_it_was_leaves_the_link_strong() -> None:
+    """Downlink.weak: a link congested for a period whose estimate no signal lowered (our own queue behind a join's
+    keyframes: the REMB above the estimate, no loss) is weak while congested and not after; the same link cut by a
+    confirmed fall stays weak for WEAK_WINDOW."""
+    clock = Clock(1000.0)
+    link = Downlink(clock=clock)
+    for _ in range(4):
+        settle(link, clock, remb=900_000, sent=500_000)
+    before = link.estimate
+    link.update(Feedback(remb=950_000, loss=0.0, sent=1_200_000, remb_fell=True, rtt=QUEUED_RTT))
+    assert link.congested and link.weak and link.estimate == before  # the REMB said more than the estimate
+    clock.now += 1.0
+    settle(link, clock, remb=950_000, sent=500_000)
+    assert not link.congested and not link.weak  # its climb to the top layer need not wait for the track's gate
+    link.update(Feedback(remb=300_000, loss=0.0, sent=1_200_000, remb_fell=True, rtt=QUEUED_RTT))
+    assert link.congested and link.estimate < before
+    clock.now += 1.0
+    settle(link, clock, remb=300_000, sent=200_000)
+    assert not link.congested and link.weak
+
+
 def test_a_lower_layer_that_skips_a_period_never_moves_a_slot_to_a_higher_one() -> None:
     # a weak link sent the presenter's lowest layer and the screen's; then the publisher's encoder skips the lowest
     # layers' frames for a period (over their targets): only the top layers are measured. The slots keep what they
