@@ -4,10 +4,10 @@ at 1 Mbit/s.
 
 The studio camera's top layer (1280x720, ~2.5 Mbit/s) never fits such a link, its middle layer does. Chromium's own
 fake camera cannot show that: its picture is so easy to encode that the 960x540 layer takes ~360 kbit/s whole,
-which a 1 Mbit/s link carries, so tests/e2e/test_weaknet_browser.py's 1 Mbit/s classroom rightly gets it there.
+which a 1 Mbit/s link carries (a 1 Mbit/s classroom beside tests/e2e/test_weaknet_browser.py's rightly got it).
 Here the camera plays a moving test pattern (`detailed_camera(noise=0)`) that takes each layer's encoder target,
 ~130 / ~300 / ~850 kbit/s at 960x540 and 15 fps: a scale model of the studio camera. It is dear to encode, so the
-meeting holds only what the promise needs (that module's five Chromiums with it starved this 2-core host beside
+meeting holds only what the promise needs (that module's meeting, five Chromiums then, with it starved this host beside
 `stress-ng --cpu 2`, docs/sfu.md, twelfth session): the presenter and the 1 Mbit/s classroom.
 
 The outcome is waited for, then held: the classroom must decode the middle of the layers the presenter sends within

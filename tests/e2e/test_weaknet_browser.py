@@ -1,6 +1,6 @@
 """Real Chromium classrooms on capped links (tests/netlab.py): one presenter on the host (camera, microphone and
-screen share), classrooms in network namespaces whose downlink is capped at 300 kbit/s and 1 Mbit/s by `tc tbf`,
-one uncapped, and a floor holder whose uplink is capped at 300 kbit/s, in one meeting.
+screen share), a classroom in a network namespace whose downlink is capped at 300 kbit/s by `tc tbf`, one
+uncapped, and a floor holder whose uplink is capped at 300 kbit/s, in one meeting: four Chromiums.
 
 The meeting runs once (the first test of the module to need it runs it, in about two minutes) and each test
 checks one of the issue's promises on the figures measured over `WINDOW_S` seconds: per classroom the presenter's
@@ -8,9 +8,10 @@ audio concealed (concealedSamples / totalSamplesReceived), the presenter's video
 time without a new frame, freezes (freezeCount, totalFreezesDuration), the resolution decoded, the bitrate
 received, and the server's statistics of the consumer sending the presenter's video to that classroom.
 
-The 1 Mbit/s classroom's middle layer is tests/e2e/test_middlelayer_browser.py's: Chromium's own camera pattern is
-so easy to encode that its top layer fits that link whole (the classroom here rightly gets it), and a camera that
-takes each layer's target is too dear for five Chromiums on this host.
+The 1 Mbit/s classroom is tests/e2e/test_middlelayer_browser.py's: Chromium's own camera pattern is so easy to
+encode that its top layer fits that link whole, and a camera that takes each layer's target is too dear for this
+meeting on this host. It was a fifth Chromium here until the fourteenth session: beside `stress-ng --cpu 2` five
+starved the host (the uncapped classroom concealed 14 % of its audio and its own REMB held it at 135p).
 
 Root only (network namespaces); skipped elsewhere with the reason. A promise not kept yet would be marked xfail
 with the reason: strict where the test fails every run (a pass then fails the run, as a reminder to remove the
@@ -54,7 +55,7 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(netlab.unavailable() is not None, reason=f"netlab: {netlab.unavailable()}")]
 
 Factory = Callable[..., Awaitable[Any]]
-CAPS: dict[str, Shape | None] = {"c300": Shape(300), "c1000": Shape(1000), "uncapped": None}  # downlinks
+CAPS: dict[str, Shape | None] = {"c300": Shape(300), "uncapped": None}  # downlinks
 FLOOR_UP = Shape(300)  # the floor holder's uplink
 PRESENTER_SIZE = (960, 540, 15)  # its camera: three layers (libwebrtc's simulcast table: 3 from 960x540)
 PRESENTER_VIDEO = "window.TAPHUAN_VIDEO = {{width: {}, height: {}, frameRate: {}}};".format(*PRESENTER_SIZE)
@@ -285,8 +286,7 @@ async def run_meeting(app: web.Application, aiohttp_server: Any, lab: Lab, make_
             floor = pages.pop("floor")
             await studio.evaluate("(pid) => window.live.giveFloor(pid)",
                                   await floor.evaluate("window.live.participantId"))
-            for name in ("uncapped", "c1000"):
-                await wait_frames(pages[name], name)
+            await wait_frames(pages["uncapped"], "uncapped")
             await asyncio.sleep(SETTLE_S)
             return await measure(app, meeting.id, studio, pages, nets)
         finally:
@@ -420,7 +420,7 @@ def test_every_classroom_joins_and_the_uncapped_one_keeps_the_top_layer(figures:
 
 def test_a_300_kbit_classroom_keeps_98_percent_of_audio(figures: dict[str, Figures]) -> None:
     """The 300 kbit/s link costs the classroom at most 2 % of the presenter's samples concealed. What the host
-    itself costs (five Chromiums on two cores starve each other's audio rendering) is measured apart in the same
+    itself costs (four Chromiums on two cores starve each other's audio rendering) is measured apart in the same
     run: the uncapped classroom's concealment of the same stream, 0.1-0.5 % on a quiet host (the first test
     bounds it under 5 %); the capped one may exceed it by 2 % at most. On failure: the presenter audio's packets
     lost, each sample that concealed some (with the cap's drops and queue then) and the server's downlink around it
@@ -449,6 +449,5 @@ def test_a_floor_holder_on_a_300_kbit_uplink_is_heard(figures: dict[str, Figures
     itself costs any stream is measured apart in the same page and window: the presenter's audio (an uncapped
     uplink) concealed there, 0.1-0.5 % on a quiet host, 1.3 % in one full run on a busy one (the floor's 2.1 %
     then); the floor's may exceed it by 2 % at most (the first test bounds the host's share)."""
-    for name in ("uncapped", "c1000"):
-        f = figures[name]
-        assert f.floor_concealed_share <= f.concealed_share + 0.02, str(f)
+    f = figures["uncapped"]
+    assert f.floor_concealed_share <= f.concealed_share + 0.02, str(f)
