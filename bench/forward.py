@@ -402,7 +402,7 @@ class Counter:
 
     def __init__(self, kind: str) -> None:
         self.kind, self.mime = kind, ""
-        self.packets = self.bytes = self.keyframes_received = 0
+        self.packets = self.bytes = self.keyframes_received = self.frames_received = 0
         self._seq = SequenceTracker()
 
     def on_fields(self, ssrc: int, seq: int, ts: int, marker: int, payload: bytes, padding: int, audio_level: int,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -161,3 +163,18 @@ async def test_report_entries_have_the_layout_the_reporter_reads() -> None:
     (entry,) = build(SimpleNamespace(_senders=[sender]))
     assert dict(zip(LAYOUTS["report_entry"], entry, strict=True)) == {
         "sender": sender, "slot": sender.report_slot, "ssrc": ctx.ssrc, "cname": ctx.cname.encode()}
+
+
+def test_the_forward_benchs_counter_stands_in_for_a_producer_on_the_c_path() -> None:
+    """bench/forward.py's subscribers receive through the C path with a ``Counter`` in a Producer's place: it must
+    carry every Producer attribute and method that path reaches (a frame counter added to the Producer alone made
+    every client packet raise in the bench's reader until this check)."""
+    spec = importlib.util.spec_from_file_location("bench_forward", Path(__file__).resolve().parents[2] / "bench"
+                                                  / "forward.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    counter = bench.Counter("video")
+    reached = REACHED["Producer"]
+    missing = [name for name in (*reached.attributes, *reached.methods) if not hasattr(counter, name)]
+    assert not missing, f"bench/forward.py's Counter lacks {missing}, which the C receive path reaches on a Producer"
