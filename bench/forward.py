@@ -810,7 +810,10 @@ async def lecture_table(args: argparse.Namespace, frames: list[tuple[bytes, bool
 
     A run whose inbound rate is under 90 % of what the clients send or whose delivery is under 95 % had a
     process starved of CPU (a busy machine): it is flagged and left out of the per-packet split and the whole
-    lecture's figure."""
+    lecture's figure. Not by delivery at N = 0: what the presenter receives there is ~150 packets a second, mostly
+    the keyframes of the grid's new page every --page-every s, paced at its link's estimate and counted sent by the
+    server when queued, so a window's delivery reads where it cut a page's burst (0.78-1.02 on a quiet host, no
+    packet lost)."""
     print(f"{'M':>4} {'N':>4} {'in pkt/s':>9} {'out pkt/s':>10} {'CPU %core':>10} {'range':>11} "
           f"{'delivery':>9} {'in via C':>9}")
     classroom = sum(packets_per_second(layer) for layer in layers) + 50  # + Opus every 20 ms
@@ -818,8 +821,8 @@ async def lecture_table(args: argparse.Namespace, frames: list[tuple[bytes, bool
         procs = max(1, args.client_procs or -(-m // 25))  # ~25 classrooms (50 peers) per client process
         nominal = m * classroom + packets_per_second(frames) + 50  # the classrooms and the presenter
 
-        def starved(r: dict[str, float], nominal: float = nominal) -> bool:
-            return r["in_pps"] < 0.9 * nominal or r["delivery"] < 0.95
+        def starved(r: dict[str, float], n: int, nominal: float = nominal) -> bool:
+            return r["in_pps"] < 0.9 * nominal or (n > 0 and r["delivery"] < 0.95)
 
         runs: dict[int, list[dict[str, float]]] = {0: [], m: []}
         for _ in range(args.repeat):  # inbound only (nobody but the presenter receives), then all receive
@@ -828,7 +831,7 @@ async def lecture_table(args: argparse.Namespace, frames: list[tuple[bytes, bool
                                                  args.loop, args.page_every, procs))
         for n, rs in runs.items():
             cpu = [r["cpu_ms_per_s"] / 10 for r in rs]
-            bad = sum(starved(r) for r in rs)
+            bad = sum(starved(r, n) for r in rs)
             print(f"{m:>4} {n:>4} {statistics.median(r['in_pps'] for r in rs):>9.0f} "
                   f"{statistics.median(r['out_pps'] for r in rs):>10.0f} {statistics.median(cpu):>10.1f} "
                   f"{f'{min(cpu):.1f}-{max(cpu):.1f}':>11} {min(r['delivery'] for r in rs):>9.3f} "
@@ -836,12 +839,12 @@ async def lecture_table(args: argparse.Namespace, frames: list[tuple[bytes, bool
                   f"{f'  starved: {bad} of {len(rs)}' if bad else ''}", flush=True)
         per_out, per_in = [], []
         for a, b in zip(runs[0], runs[m], strict=True):  # the runs made one after the other
-            if starved(a) or starved(b):
+            if starved(a, 0) or starved(b, m):
                 continue
             out = (b["cpu_ms_per_s"] - a["cpu_ms_per_s"]) * 1000 / (b["out_pps"] - a["out_pps"])
             per_out.append(out)
             per_in.append((a["cpu_ms_per_s"] * 1000 - out * a["out_pps"]) / a["in_pps"])
-        whole = [r["cpu_ms_per_s"] / 10 for r in runs[m] if not starved(r)]
+        whole = [r["cpu_ms_per_s"] / 10 for r in runs[m] if not starved(r, m)]
         line = f"     M = {m} ({procs} client process{'es' if procs > 1 else ''}): "
         if whole:
             line += (f"the whole lecture {statistics.median(whole):.1f} % of a core "

@@ -218,7 +218,10 @@ class Downlinks:
         changed = False
         for p in list(self.participants.values()):
             consumers = [c for c in p.consumers.values() if isinstance(c, Consumer)]
-            if not consumers or p.state != "connected":
+            if not consumers or p.state != "connected" or all(c.wire is None for c in consumers):
+                # no down connection up yet (a joiner who has not answered, one whose DTLS is not done): nothing
+                # to send or hear, and its first allocation once it is up gives every slot what fits (a lecture's
+                # 86 classrooms joining were each allocated every period meanwhile)
                 continue
             if self._rests(p, consumers, now):
                 self.rested += 1

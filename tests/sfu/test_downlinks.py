@@ -30,12 +30,22 @@ from sfu.downlinks import (
     Reported,
     downlink_loss,
 )
-from sfu.events import SlotChanged
+from sfu.events import ServerOffer, SlotChanged
 from sfu.pacer import PACING_FACTOR, SCREEN, UNLIMITED
 from sfu.room import Room
 from sfu.sfu import Sfu
 from tests.sfu.fakes import Clock
-from tests.sfu.helpers import RED, Client, ColorTrack, join, publish, sfu_config, wait_until
+from tests.sfu.helpers import (
+    CAPABILITIES,
+    RED,
+    Client,
+    ColorTrack,
+    answer_offer,
+    join,
+    publish,
+    sfu_config,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(90)
 needs_c = pytest.mark.skipif(not COMPILED, reason="sfu._fanout not built")
@@ -549,3 +559,31 @@ async def test_a_room_connected_without_media_is_not_allocated_every_period(sfu:
     runs = room.downlinks.runs
     await wait_until(lambda: room.downlinks.runs >= runs + 3, 10)
     assert calls.get("c1", 0) >= allocated + 3
+
+
+async def test_a_link_whose_down_connection_is_not_up_is_not_allocated(sfu: Sfu, clients: list[Client]) -> None:
+    """Downlinks.tick skips a participant whose down connection is not up (its offer not answered): nothing is sent
+    or heard there. Once answered, it is allocated like the others and its video flows."""
+    room = await sfu.room("unanswered")
+    trainer = await join(room, "t1", "trainer")
+    clients.append(trainer)
+    await publish(room, trainer, video=ColorTrack(RED), audio=True)
+    late = Client("c2")
+    clients.append(late)
+    await room.join("c2", "classroom", "C2", CAPABILITIES["classroom"], late.on_event)
+    offer = await late.wait_event(lambda e: isinstance(e, ServerOffer))
+    calls: dict[str, int] = {}
+    allocate = room.downlinks._allocate
+
+    def counted(p: Any, consumers: Any, now: float) -> bool:
+        calls[p.id] = calls.get(p.id, 0) + 1
+        return allocate(p, consumers, now)
+
+    room.downlinks._allocate = counted  # type: ignore[method-assign]
+    runs = room.downlinks.runs
+    await wait_until(lambda: room.downlinks.runs >= runs + 4, 10)
+    assert room.participants["c2"].state == "connected" and "c2" not in calls, calls
+    assert isinstance(offer, ServerOffer)
+    await answer_offer(room, late, offer)
+    await wait_until(lambda: calls.get("c2", 0) >= 2, 20)  # up: allocated every period
+    await wait_until(lambda: len(late.slot_frames("presenter-video")) >= 3, 30)
