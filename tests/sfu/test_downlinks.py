@@ -515,14 +515,8 @@ async def test_a_steady_link_does_not_replan_the_room_every_period(sfu: Sfu, cli
     assert states(classroom, "presenter-video")[-1] in ("live", "weak-network")
 
 
-async def test_a_room_connected_without_media_is_not_allocated_every_period(sfu: Sfu, clients: list[Client]) -> None:
-    """A link with no slot's source, calm and unchanged, rests: its allocation would change nothing, and a room
-    connected without media visited every down link every period (measured at N = 20: the allocation was the
-    largest part of the idle room's CPU). What its subscriber says still counts, and media wakes it."""
-    room = await sfu.room("idle")
-    trainer = await join(room, "t1", "trainer")
-    classroom = await join(room, "c1", "classroom")
-    clients += [trainer, classroom]
+def count_allocations(room: Room) -> dict[str, int]:
+    """count_allocations: from now on, how many times the room's allocation job allocated each participant's link."""
     calls: dict[str, int] = {}
     allocate = room.downlinks._allocate
 
@@ -531,6 +525,18 @@ async def test_a_room_connected_without_media_is_not_allocated_every_period(sfu:
         return allocate(p, consumers, now)
 
     room.downlinks._allocate = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def test_a_room_connected_without_media_is_not_allocated_every_period(sfu: Sfu, clients: list[Client]) -> None:
+    """A link with no slot's source, calm and unchanged, rests: its allocation would change nothing, and a room
+    connected without media visited every down link every period (measured at N = 20: the allocation was the
+    largest part of the idle room's CPU). What its subscriber says still counts, and media wakes it."""
+    room = await sfu.room("idle")
+    trainer = await join(room, "t1", "trainer")
+    classroom = await join(room, "c1", "classroom")
+    clients += [trainer, classroom]
+    calls = count_allocations(room)
     await wait_until(lambda: calls.get("c1", 0) >= 1 and room.participants["c1"].state == "connected", 10)
     await wait_until(lambda: {"t1", "c1"} <= room.downlinks._rest.keys(), 20)  # after periods of zeros: at rest
     link = room.downlinks.links["c1"]
@@ -572,14 +578,7 @@ async def test_a_link_whose_down_connection_is_not_up_is_not_allocated(sfu: Sfu,
     clients.append(late)
     await room.join("c2", "classroom", "C2", CAPABILITIES["classroom"], late.on_event)
     offer = await late.wait_event(lambda e: isinstance(e, ServerOffer))
-    calls: dict[str, int] = {}
-    allocate = room.downlinks._allocate
-
-    def counted(p: Any, consumers: Any, now: float) -> bool:
-        calls[p.id] = calls.get(p.id, 0) + 1
-        return allocate(p, consumers, now)
-
-    room.downlinks._allocate = counted  # type: ignore[method-assign]
+    calls = count_allocations(room)
     runs = room.downlinks.runs
     await wait_until(lambda: room.downlinks.runs >= runs + 4, 10)
     assert room.participants["c2"].state == "connected" and "c2" not in calls, calls
