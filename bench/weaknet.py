@@ -302,6 +302,15 @@ async def trace_row(out: Any, at: float, studio: Page, rooms: list[Classroom]) -
     out.flush()
 
 
+async def trace_cut(args: argparse.Namespace, studio: Page, rooms: list[Classroom], offset: float) -> None:
+    """trace_cut: --trace rows every 0.5 s while a cut and its recovery last (until cancelled)."""
+    t0 = time.monotonic()
+    with args.trace.open("a", encoding="utf-8") as out:
+        while True:
+            await trace_row(out, offset + time.monotonic() - t0, studio, rooms)
+            await asyncio.sleep(0.5)
+
+
 async def recovery(page: Page, ended: float) -> tuple[float | None, float | None, int]:
     """recovery: seconds from `ended` to presenter audio packets and to a new presenter frame; reconnections.
 
@@ -331,19 +340,25 @@ async def recovery(page: Page, ended: float) -> tuple[float | None, float | None
     return audio, video, reconnects
 
 
-async def cuts(args: argparse.Namespace, rooms: list[Classroom]) -> list[str]:
-    """cuts: cut the --cut-classroom classroom's link for each of --cuts seconds; the recovery lines."""
+async def cuts(args: argparse.Namespace, studio: Page, rooms: list[Classroom]) -> list[str]:
+    """cuts: cut the --cut-classroom classroom's link for each of --cuts seconds; the recovery lines (with --trace,
+    each cut and its recovery are traced too, every 0.5 s, their times from the cut's start plus 1000 x its rank)."""
     if not args.cuts:
         return []
     target = next((r for r in rooms if r.kbit == args.cut_classroom), None)
     if target is None or target.page is None:
         return [f"cuts: no classroom capped at {args.cut_classroom} kbit/s"]
     lines = []
-    for seconds in args.cuts:
+    for rank, seconds in enumerate(args.cuts, 1):
         await asyncio.sleep(args.settle)
         print(f"cut {seconds:g} s on {target.label} ...", flush=True)
-        ended = await target.ns.cut(seconds)
-        audio, video, reconnects = await recovery(target.page, ended)
+        tracing = asyncio.create_task(trace_cut(args, studio, [target], 1000.0 * rank)) if args.trace else None
+        try:
+            ended = await target.ns.cut(seconds)
+            audio, video, reconnects = await recovery(target.page, ended)
+        finally:
+            if tracing is not None:
+                tracing.cancel()
         show = lambda v: f"{v:.1f} s" if v is not None else f"> {RECOVERY_LIMIT_S:g} s"  # noqa: E731
         lines.append(f"cut {seconds:>4g} s on {target.label:<8}: audio back {show(audio)}, video back {show(video)}"
                      + (f", reconnected ({reconnects})" if reconnects else ""))
@@ -439,7 +454,7 @@ async def bench(args: argparse.Namespace, lab: Lab, directory: Path) -> list[str
                 lines.append(f"(load average {os.getloadavg()[0]:.1f} at the end of the window)")
                 print("\n".join(lines), flush=True)
                 try:
-                    lines += await cuts(args, rooms)
+                    lines += await cuts(args, studio, rooms)
                 except Exception as exc:  # a page gone in a cut still leaves the table and TURN to report
                     lines.append(f"cuts: failed: {type(exc).__name__}: {exc}")
                 if coturn:
