@@ -20,6 +20,7 @@ from server.config import Config, load_config
 from server.db.engine import DB
 from server.db.models import Role, User
 from tests.pgserver import PgServer
+from tests.zones import OTHER_DAY, other_day_zone
 
 pytest_plugins = ["tests.watchdog"]  # ends the run with every task's stack when a test hangs past its timeout
 
@@ -104,8 +105,12 @@ def make_config(tmp_path: Path, database_url: str) -> Callable[..., Config]:
 @pytest.fixture
 def config(make_config: Callable[..., Config], request: pytest.FixtureRequest) -> Config:
     """config: the default test configuration, with the overrides a test passes by indirect parametrization
-    (`@pytest.mark.parametrize("config", [{"timezone": "Etc/GMT+12"}], indirect=True)`)."""
-    return make_config(**getattr(request, "param", {}))
+    (`@pytest.mark.parametrize("config", [{"timezone": "Etc/GMT+12"}], indirect=True)`); a timezone of
+    `tests.zones.OTHER_DAY` becomes one whose day is not UTC's as the test starts."""
+    params = dict(getattr(request, "param", {}))
+    if params.get("timezone") == OTHER_DAY:
+        params["timezone"] = other_day_zone()
+    return make_config(**params)
 
 
 @pytest.fixture

@@ -24,8 +24,6 @@ from server.db.models import (
 )
 
 HTML = {"Accept": "text/html"}
-OTHER_DAY_ZONE = "Pacific/Kiritimati" if dt.datetime.now(dt.UTC).hour >= 11 else "Etc/GMT+12"
-"""OTHER_DAY_ZONE: a timezone whose day is not UTC's day now (UTC+14 from 10:00 UTC, UTC-12 before 12:00 UTC)."""
 
 
 @pytest.fixture

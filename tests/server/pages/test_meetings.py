@@ -11,9 +11,11 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select, text
 
+from server.config import Config
 from server.db.engine import DB, ENGINE
 from server.db.models import Meeting, MeetingKind, MeetingStatus, Program, Role, Unit, UnitLevel, User
-from tests.server.pages_helpers import HTML, OTHER_DAY_ZONE, meeting_by_title, page, post_form, world
+from tests.server.pages_helpers import HTML, meeting_by_title, page, post_form, world
+from tests.zones import OTHER_DAY
 
 __all__ = ["world"]  # a fixture, used by name
 
@@ -239,11 +241,11 @@ async def test_regional_meeting_page_shows_provinces(app: web.Application, world
     assert r.status == 303
 
 
-@pytest.mark.parametrize("config", [{"timezone": OTHER_DAY_ZONE}], indirect=True)
+@pytest.mark.parametrize("config", [{"timezone": OTHER_DAY}], indirect=True)
 async def test_the_form_offers_the_provinces_of_the_configured_timezones_day(
-        app: web.Application, login_as: Callable[..., Awaitable[Any]]) -> None:
+        app: web.Application, login_as: Callable[..., Awaitable[Any]], config: Config) -> None:
     op = await login_as(Role.OPERATOR)
-    local, utc = dt.datetime.now(ZoneInfo(OTHER_DAY_ZONE)).date(), dt.datetime.now(dt.UTC).date()
+    local, utc = dt.datetime.now(ZoneInfo(config.timezone)).date(), dt.datetime.now(dt.UTC).date()
     assert local != utc  # else this test could not fail
     async with app[DB]() as s:  # valid until the earlier of the two days: offered only if that is the local day
         s.add(Unit(code="97", name="Tỉnh Cũ Hôm Qua", level=UnitLevel.PROVINCE, valid_to=min(local, utc)))

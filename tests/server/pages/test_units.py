@@ -12,14 +12,14 @@ import pytest
 from server.config import Config
 from server.db.models import Role
 from tests.server.api.test_units import UNITS_CSV, audit_entries, unit_id_of
-from tests.server.pages_helpers import OTHER_DAY_ZONE
+from tests.zones import OTHER_DAY
 
 
-@pytest.mark.parametrize("config", [{"timezone": OTHER_DAY_ZONE}], indirect=True)
+@pytest.mark.parametrize("config", [{"timezone": OTHER_DAY}], indirect=True)
 async def test_today_is_the_configured_timezones_day(login_as: Any, config: Config) -> None:
     op = await login_as(Role.OPERATOR)
     html = await (await op.get("/units", headers={"Accept": "text/html"})).text()
-    today = dt.datetime.now(ZoneInfo(OTHER_DAY_ZONE)).date()
+    today = dt.datetime.now(ZoneInfo(config.timezone)).date()
     assert today != dt.datetime.now(dt.UTC).date()  # else this test could not fail
     assert f'href="?at={today.isoformat()}" aria-current="true"' in html
 

@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.config import Config
 from server.db.engine import DB, make_engine, make_sessionmaker, migrate
 from server.db.models import AuditEntry, Classroom, Role, Unit, UnitLevel, User
 from server.people.importer import ImportFailed, import_classrooms, import_units, run_import, seed_reference_units
 from server.people.units import province_of, units_at
-from tests.server.pages_helpers import OTHER_DAY_ZONE
 from tests.server.people.conftest import UNITS_CSV
+from tests.zones import OTHER_DAY
 
 PROVINCES_2016 = {
     "02": "Hà Giang", "04": "Cao Bằng", "10": "Lào Cai", "11": "Điện Biên", "14": "Sơn La", "15": "Yên Bái",
@@ -193,9 +194,10 @@ async def test_run_import_is_one_audited_transaction(tmp_path: Path) -> None:
         await engine.dispose()
 
 
-@pytest.mark.parametrize("config", [{"timezone": OTHER_DAY_ZONE}], indirect=True)
-async def test_a_classroom_gets_the_unit_of_the_configured_timezones_day(login_as: Any, app: Any) -> None:
-    local, utc = dt.datetime.now(ZoneInfo(OTHER_DAY_ZONE)).date(), dt.datetime.now(dt.UTC).date()
+@pytest.mark.parametrize("config", [{"timezone": OTHER_DAY}], indirect=True)
+async def test_a_classroom_gets_the_unit_of_the_configured_timezones_day(
+        login_as: Any, app: Any, config: Config) -> None:
+    local, utc = dt.datetime.now(ZoneInfo(config.timezone)).date(), dt.datetime.now(dt.UTC).date()
     assert local != utc  # else this test could not fail
     async with app[DB]() as s:  # one code, two versions: the day before and the day after the change
         early = Unit(code="97", name="Tỉnh trước", level=UnitLevel.PROVINCE, valid_to=min(local, utc))
