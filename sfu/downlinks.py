@@ -60,6 +60,11 @@ BURST_DECAY = 0.9  # a layer's keyframe burst: the larger of its latest keyframe
 AUDIO_BITRATE = 40_000.0  # bit/s assumed for an audio slot before it has been measured
 PACE_BELOW = 3_000_000.0  # bit/s: a link estimated above this is not paced (its bursts fit)
 MIN_PACING_RATE = 200_000.0  # bit/s for video at least, but on a weak link: a small layer's keyframe not held long
+SILENCE_SECONDS = 3.0  # a subscriber that said nothing (no report, no NACK) this long while its video was sent: its
+# link was cut (Chromium reports about once a second, and NACKs a hole as soon as the packets behind it arrive)
+SILENT_PACKETS = 20  # of its video sent meanwhile, at least this many (a slot whose source is quiet is not a cut)
+RESUME_GRACE = 3.0  # seconds after its link came back during which its loss does not count: its first reports and
+# NACKs count the packets the cut lost (up to 100 %), not its link's capacity
 
 
 @dataclass
@@ -163,6 +168,16 @@ def _signature(p: Participant, consumers: list[Consumer]) -> tuple[Any, ...] | N
 
 
 @dataclass
+class Heard:
+    """Heard: when a subscriber's feedback (reports and NACKs of its slots) last grew, and its video sent then."""
+
+    feedback: int
+    at: float
+    video_sent: int
+    resumed_at: float = float("-inf")  # when its link last came back after a silence
+
+
+@dataclass
 class Sent:
     """Sent: a participant's counters at the previous allocation, to turn them into rates."""
 
@@ -188,6 +203,7 @@ class Downlinks:
     # and its pacer's drops
     _nack_holes: dict[str, Holes] = field(default_factory=dict)  # per subscriber: its pacer's drops not NACKed yet
     _report_holes: dict[Consumer, Holes] = field(default_factory=dict)  # per slot: holes not reported lost yet
+    _heard: dict[str, Heard] = field(default_factory=dict)  # per subscriber: its feedback's last growth
     _dropped: dict[str, tuple[int, ...]] = field(default_factory=dict)  # per subscriber: packets its pacer dropped
     # so far, per class (sfu.pacer.pace_class)
     _layer_octets: dict[Producer, tuple[float, int, int, int]] = field(default_factory=dict)  # when, bytes,
@@ -204,6 +220,7 @@ class Downlinks:
     drains: Drains = field(default_factory=Drains)  # one drain timer for the room's pacers
     runs: int = 0
     rested: int = 0  # allocations of links at rest skipped
+    resumed: int = 0  # links heard again after a silence (``_resumed``)
 
     # ------------------------------------------------------------------ the periodic job
 
@@ -234,6 +251,7 @@ class Downlinks:
             self._remb.pop(pid, None)
             self._nacked.pop(pid, None)
             self._nack_holes.pop(pid, None)
+            self._heard.pop(pid, None)
         for pid in [pid for pid in self._rest if pid not in live]:
             del self._rest[pid]
         current = {c for p in self.participants.values() for c in p.consumers.values()}
@@ -349,9 +367,11 @@ class Downlinks:
         remb: int | None = None
         rtt: float | None = None
         wire = None
+        feedback = 0  # reports and NACKs of its slots so far (``_resumed``)
         for c in consumers:
             if wire is None:
                 wire = c.wire
+            feedback += c.reports
             bitrate = c.remb_bitrate
             if bitrate is not None and (remb is None or bitrate > remb):
                 remb = bitrate
@@ -368,6 +388,7 @@ class Downlinks:
                 video.append(c)
                 octets += c.bytes_sent + c.retransmitted_bytes
                 nacked += c.nacked
+                feedback += c.nacks
                 video_packets += c.packets_sent
                 r = c.sender.rtt
                 if r is not None and (rtt is None or r > rtt):
@@ -383,6 +404,10 @@ class Downlinks:
         # the older frames a keyframe superseded in it too
         pacer_dropped = sum(wire.pacer.dropped_by) + wire.pacer.superseded if wire is not None else 0
         loss = max(loss, self._nack_loss(p.id, nacked, video_packets, pacer_dropped, now))
+        if self._resumed(p.id, feedback, video_packets, now, video, link):
+            loss = 0.0  # the cut's loss, not its link's capacity
+            for c in consumers:
+                self._loss.pop(c, None)
         queue_delay = wire.pacer.queue_delay if wire is not None else 0.0
         queue_delays = wire.pacer.queue_delays if wire is not None else ()
         fell = remb is not None and p.id in self._remb and remb < REMB_FALL * self._remb[p.id]
@@ -442,6 +467,29 @@ class Downlinks:
         else:
             self._rest.pop(p.id, None)
         return choice_changed(before_choice, choice)
+
+    def _resumed(self, pid: str, feedback: int, video_sent: int, now: float, video: list[Consumer],
+                  link: Downlink) -> bool:
+        """_resumed: True while `pid`'s link is within ``RESUME_GRACE`` of coming back from a cut (its loss then
+        counts the cut's packets). A cut is a silence of ``SILENCE_SECONDS`` or more in its feedback (reports and
+        NACKs) while ``SILENT_PACKETS`` of its video or more were sent to it; when the feedback grows again, every
+        video slot it receives asks a keyframe (``Consumer.repair``: not optional, so the track's gate does not
+        hold it). Without that its decoder waited for Chromium's own request, which comes once its NACKs of the
+        cut's packets have failed (measured: 2.2 s after a 10 s cut ended), and then for the gate of a link its
+        reports of the cut had made weak: its picture came back 6 s after its link."""
+        heard = self._heard.get(pid)
+        if heard is None or feedback != heard.feedback:
+            resumed_at = heard.resumed_at if heard is not None else float("-inf")
+            if (heard is not None and now - heard.at >= SILENCE_SECONDS
+                    and video_sent - heard.video_sent >= SILENT_PACKETS):
+                resumed_at = now
+                self.resumed += 1
+                for c in video:
+                    if link.choice.get(c.slot, True) is not None:
+                        c.repair()
+            self._heard[pid] = Heard(feedback, now, video_sent, resumed_at)
+            heard = self._heard[pid]
+        return now - heard.resumed_at < RESUME_GRACE
 
     def _unallocated(self, link: Downlink, slot: str, track: Producer, target: Consumer) -> Producer:
         """_unallocated: the layer of a slot its link has no choice for yet (it appeared, or came back, since the last

@@ -25,6 +25,7 @@ from av import VideoFrame
 from sfu.config import SfuConfig
 from sfu.events import Event, ServerOffer
 from sfu.hooks.connection import SfuPeerConnection
+from sfu.hooks.ice import ice_connection
 from sfu.hooks.receiver import ForwardingReceiver
 from sfu.hooks.simulcast import URI_MID, URI_REPAIRED_RID, URI_RID
 from sfu.participant import Capabilities
@@ -387,3 +388,34 @@ class SimulcastPublisher:
         if self._task is not None:
             self._task.cancel()
         await self.client.close()
+
+
+class _DeadTransport:
+    """_DeadTransport: a datagram transport whose sends go nowhere (everything else is the real one's)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        """sendto: dropped, as on a link that is down."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def cut(pc: SfuPeerConnection | None) -> Callable[[], None]:
+    """cut: the network under one client peer goes dark: its ICE sockets neither send nor deliver anything, until
+    the returned function is called (the link comes back)."""
+    assert pc is not None
+    conns = {id(c): c for c in (ice_connection(t.receiver.transport) for t in pc.getTransceivers())}
+    protocols = [protocol for conn in conns.values() for protocol in conn._protocols]
+    for protocol in protocols:
+        protocol.transport = _DeadTransport(protocol.transport)
+        protocol.datagram_received = lambda data, addr: None
+
+    def back() -> None:
+        for protocol in protocols:
+            protocol.transport = protocol.transport.real
+            del protocol.datagram_received
+
+    return back

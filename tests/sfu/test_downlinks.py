@@ -23,6 +23,9 @@ from sfu.downlinks import (
     AUDIO_BITRATE,
     HOLE_SECONDS,
     MIN_PACING_RATE,
+    RESUME_GRACE,
+    SILENCE_SECONDS,
+    SILENT_PACKETS,
     YOUNG_RATIO,
     YOUNG_SECONDS,
     Downlinks,
@@ -41,6 +44,7 @@ from tests.sfu.helpers import (
     Client,
     ColorTrack,
     answer_offer,
+    cut,
     join,
     publish,
     sfu_config,
@@ -586,3 +590,82 @@ async def test_a_link_whose_down_connection_is_not_up_is_not_allocated(sfu: Sfu,
     await answer_offer(room, late, offer)
     await wait_until(lambda: calls.get("c2", 0) >= 2, 20)  # up: allocated every period
     await wait_until(lambda: len(late.slot_frames("presenter-video")) >= 3, 30)
+
+
+async def test_a_link_back_from_a_cut_asks_keyframes_at_once_and_the_cuts_loss_is_not_its_capacity(
+        sfu: Sfu, clients: list[Client]) -> None:
+    """A cut link says nothing (no report, no NACK) while its video is still sent into it. When it comes back, its
+    decoder waits for a keyframe that Chromium asks only once its NACKs of the cut's packets have failed (measured:
+    2.2 s after a 10 s cut ended), and its first reports count every packet the cut lost. Heard again after
+    SILENCE_SECONDS, every video slot it receives asks a keyframe at once, and the cut's loss does not cut its
+    estimate (it did: the link then counted as weak and its own keyframe request waited for the track's gate)."""
+    room, _, classroom = await lecture(sfu, "cut", clients)
+    video = room.participants["c1"].consumers["presenter-video"]
+    assert isinstance(video, Consumer)
+    await wait_until(lambda: "c1" in room.downlinks.links, 10)
+    link = room.downlinks.links["c1"]
+    stop = asyncio.Event()
+    saying = asyncio.create_task(keep_saying(room, "c1", 5_000_000, stop))  # its REMB: a good link throughout
+    try:
+        await wait_until(lambda: link.estimate >= 5_000_000 and link.choice.get("presenter-video") is not None
+                         and video.reports >= 2, 2 * HOLD_AFTER_DOWN + 10)
+        source = video.source
+        assert source is not None
+        resumed, sent = room.downlinks.resumed, video.packets_sent
+        back = cut(classroom.down)
+        await asyncio.sleep(SILENCE_SECONDS + 1.0)
+        assert video.packets_sent > sent + 2 * SILENT_PACKETS  # sent into the cut all along
+        assert room.downlinks.resumed == resumed  # a silence is a cut only once the link is heard again
+        repairs, asked, reports = video.repairs, source.keyframes_requested, video.reports
+        requests = video.keyframe_requests
+        frames = len(classroom.slot_frames("presenter-video"))
+        back()
+        await wait_until(lambda: room.downlinks.resumed > resumed, 10)
+        # asked at once (a repair; or owed to it when aiortc's own request, quicker than Chromium's, came first)
+        assert video.repairs > repairs or video.keyframe_requests > requests
+        await wait_until(lambda: source.keyframes_requested > asked, 5)
+        await wait_until(lambda: len(classroom.slot_frames("presenter-video")) > frames + 5, 15)
+        await wait_until(lambda: video.reports >= reports + 3, 15)  # its reports of the cut, and after
+        assert video.fraction_lost > 0 or video.packets_lost > 0  # they did count the cut's packets
+        assert not link.congested and not link.weak and link.estimate >= 5_000_000
+    finally:
+        stop.set()
+        await saying
+
+
+class FakeConsumer:
+    """FakeConsumer: what Downlinks._resumed reads and calls of a video slot."""
+
+    def __init__(self, slot: str) -> None:
+        self.slot = slot
+        self.repairs = 0
+
+    def repair(self) -> bool:
+        self.repairs += 1
+        return True
+
+
+def test_a_silence_is_a_cut_only_while_video_was_sent_and_only_when_long() -> None:
+    """A link heard again after SILENCE_SECONDS of silence while its video was sent was cut: its live video slots
+    ask a keyframe (a paused one asks its own when it resumes) and its loss is not counted for RESUME_GRACE. A
+    shorter silence, or one while nothing was sent to it (its slots' sources quiet), is not a cut."""
+    downlinks = Downlinks(participants={}, on_change=lambda: None)
+    link = Downlink(estimate=1_000_000)
+    live, paused = FakeConsumer("presenter-video"), FakeConsumer("grid-0")
+    link.choice = {"presenter-video": Option(300_000, 1, -1), "grid-0": None}
+    video: Any = [live, paused]
+    t = 100.0
+    assert not downlinks._resumed("c", 10, 1000, t, video, link)  # first heard
+    assert not downlinks._resumed("c", 12, 1100, t + 1, video, link)
+    t += 1 + SILENCE_SECONDS - 0.5  # a short silence
+    assert not downlinks._resumed("c", 13, 1200, t, video, link)
+    t += SILENCE_SECONDS + 1  # a silence while nothing was sent (a quiet source)
+    assert not downlinks._resumed("c", 14, 1200 + SILENT_PACKETS - 1, t, video, link)
+    assert live.repairs == 0 and downlinks.resumed == 0
+    t += SILENCE_SECONDS  # silent while video was sent: a cut, heard again
+    assert downlinks._resumed("c", 15, 2000, t, video, link)
+    assert live.repairs == 1 and paused.repairs == 0 and downlinks.resumed == 1
+    assert downlinks._resumed("c", 15, 2020, t + 0.5, video, link)  # its loss not counted yet
+    assert downlinks._resumed("c", 16, 2050, t + RESUME_GRACE - 0.1, video, link)
+    assert not downlinks._resumed("c", 17, 2100, t + RESUME_GRACE, video, link)
+    assert live.repairs == 1

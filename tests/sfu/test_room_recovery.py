@@ -18,8 +18,6 @@ from sfu.events import (
     ServerOffer,
     SlotChanged,
 )
-from sfu.hooks.connection import SfuPeerConnection
-from sfu.hooks.ice import ice_connection
 from sfu.room import Room
 from sfu.sfu import Sfu
 from tests.sfu.helpers import (
@@ -28,6 +26,7 @@ from tests.sfu.helpers import (
     Client,
     ColorTrack,
     answer_offer,
+    cut,
     join,
     publish,
     sfu_config,
@@ -38,29 +37,6 @@ from tests.sfu.test_room import colour
 pytestmark = pytest.mark.timeout(60)
 
 CONSENT = 0.25  # s between consent checks: consent expires after six unanswered, about 1.5 s after a cut
-
-
-class _DeadTransport:
-    """_DeadTransport: a datagram transport whose sends go nowhere (everything else is the real one's)."""
-
-    def __init__(self, real: Any) -> None:
-        self._real = real
-
-    def sendto(self, data: bytes, addr: Any = None) -> None:
-        """sendto: dropped, as on a link that is down."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
-def cut(pc: SfuPeerConnection | None) -> None:
-    """cut: the network under one client peer goes dark: its ICE sockets neither send nor deliver anything."""
-    assert pc is not None
-    conns = {id(c): c for c in (ice_connection(t.receiver.transport) for t in pc.getTransceivers())}
-    for conn in conns.values():
-        for protocol in conn._protocols:
-            protocol.transport = _DeadTransport(protocol.transport)
-            protocol.datagram_received = lambda data, addr: None
 
 
 async def renew(room: Room, c: Client, video: Any) -> None:
