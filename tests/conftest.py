@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import web, web_app
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
@@ -65,6 +65,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     engines) runs twice, on SQLite ([sqlite]) and on a real PostgreSQL ([postgresql]), through `database_url`."""
     if metafunc.definition.get_closest_marker("both_databases") and "database_url" in metafunc.fixturenames:
         metafunc.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _forget_middleware_chains() -> Iterator[None]:
+    """_forget_middleware_chains: after each test, aiohttp's cache of the middleware chains it built per (handler,
+    applications) is emptied. It keeps up to 1024 of them, each holding its Application and so everything the app
+    holds (its database engine, its rooms, their aiortc peers): a test's app outlived it by hundreds of tests, and
+    by the middle of the suite the process held 2.6 million objects, each full collection of which stopped the
+    event loop for 2-3 s (a signalling-flood test measured a classroom's frame rate at a sixth of the rate before).
+    One application per process, as served, fills it with one entry per route."""
+    yield
+    cache = getattr(web_app, "_cached_build_middleware", None)  # (aiohttp 3.10+; without it, nothing to forget)
+    if cache is not None:
+        cache.cache_clear()
 
 
 @pytest.fixture(scope="session")
