@@ -128,11 +128,16 @@ async def test_a_link_that_cannot_carry_video_keeps_audio_and_gets_video_back(sf
     stop = asyncio.Event()
     # it falls, far below the video we send, and its round trip grows (a queue on its link)
     task = asyncio.create_task(keep_saying(room, "c1", 20_000, stop, rtt=0.3))
+    link = room.downlinks.links["c1"]
     try:
-        await wait_until(lambda: "weak-network" in states(classroom, "presenter-video")[before:], 10)
+        try:
+            await wait_until(lambda: "weak-network" in states(classroom, "presenter-video")[before:], 10)
+        except TimeoutError:  # (failed once in a full run, not reproduced alone or beside stress-ng: what it saw)
+            raise AssertionError(f"never paused: {link!r}; the slot's REMB {video.remb_bitrate}, round trip "
+                                 f"{video.sender.rtt}, reports {video.reports}; links resumed "
+                                 f"{room.downlinks.resumed}; states {states(classroom, 'presenter-video')}") from None
         assert video.source is None
         assert video.wire.pacer.rate < UNLIMITED  # paced at the estimate
-        link = room.downlinks.links["c1"]
         assert link.weak  # congested lately: paced at its estimate, without the floor of a link not judged yet
         video_rate = link.estimate * PACING_FACTOR
         assert video_rate < MIN_PACING_RATE
