@@ -480,8 +480,9 @@ class Downlinks:
         heard = self._heard.get(pid)
         if heard is None or feedback != heard.feedback:
             resumed_at = heard.resumed_at if heard is not None else float("-inf")
-            if (heard is not None and now - heard.at >= SILENCE_SECONDS
-                    and video_sent - heard.video_sent >= SILENT_PACKETS):
+            if (heard is not None and heard.feedback > 0 and now - heard.at >= SILENCE_SECONDS
+                    and video_sent - heard.video_sent >= SILENT_PACKETS):  # (a link never heard was not cut: a
+                # joiner's first report may come seconds after its first video on a loaded host)
                 resumed_at = now
                 self.resumed += 1
                 for c in video:

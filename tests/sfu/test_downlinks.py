@@ -660,6 +660,8 @@ def test_a_silence_is_a_cut_only_while_video_was_sent_and_only_when_long() -> No
     link.choice = {"presenter-video": Option(300_000, 1, -1), "grid-0": None}
     video: Any = [live, paused]
     t = 100.0
+    assert not downlinks._resumed("j", 0, 0, t, video, link)  # a joiner: nothing heard yet
+    assert not downlinks._resumed("j", 1, 500, t + SILENCE_SECONDS + 1, video, link)  # its first report, late
     assert not downlinks._resumed("c", 10, 1000, t, video, link)  # first heard
     assert not downlinks._resumed("c", 12, 1100, t + 1, video, link)
     t += 1 + SILENCE_SECONDS - 0.5  # a short silence
