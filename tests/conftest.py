@@ -20,7 +20,7 @@ from server.auth import COOKIE, create_login, hash_password
 from server.config import Config, load_config
 from server.db.engine import DB
 from server.db.models import Role, User
-from tests.pgserver import PgServer
+from tests.pgserver import PgServer, migrate_database
 from tests.zones import OTHER_DAY, other_day_zone
 
 pytest_plugins = ["tests.watchdog"]  # ends the run with every task's stack when a test hangs past its timeout
@@ -108,32 +108,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stayed reachable from the test's SQLAlchemy dialect, which the mappers' statement caches keep: a million
     objects by the middle of the suite, and every full collection then stopped the event loop for over a second.
     The app still migrates at start-up, and finds every head applied."""
-    import threading
-
-    from server.db.engine import make_engine, migrate
-
     path = tmp_path_factory.mktemp("template") / "taphuan.sqlite3"
-
-    async def run() -> None:
-        engine = make_engine(f"sqlite+aiosqlite:///{path}")
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
-
-    failed: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(run())
-        except BaseException as exc:  # noqa: BLE001 (re-raised in the test's thread)
-            failed.append(exc)
-
-    thread = threading.Thread(target=target)  # its own thread: a test's event loop may be running in this one
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
+    migrate_database(f"sqlite+aiosqlite:///{path}")
     return path
 
 

@@ -63,6 +63,29 @@ def _capture(failed: list[BaseException], fn: object) -> None:
         failed.append(exc)
 
 
+def migrate_database(url: str) -> None:
+    """migrate_database: the database at `url` migrated to every head, in a thread of its own (a test's event loop
+    may be running in this one); what failed is raised here."""
+    import asyncio
+    import threading
+
+    from server.db.engine import make_engine, migrate
+
+    async def run() -> None:
+        engine = make_engine(url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    failed: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _capture(failed, lambda: asyncio.run(run())))
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
 class PgServer:
     """PgServer: one running PostgreSQL cluster in `folder` (socket and data), stopped by `stop()`."""
 
@@ -127,30 +150,11 @@ class PgServer:
     def migrated_database(self) -> str:
         """PgServer.migrated_database: a new database at every migration head (copied from a template)."""
         if self._template is None:
-            import asyncio
-
-            from server.db.engine import make_engine, migrate
-
             name = f"tmpl{os.getpid()}"
             done = self.psql("postgres", f'CREATE DATABASE "{name}" TEMPLATE template0')
             assert done.returncode == 0, done.stderr
 
-            async def run() -> None:
-                engine = make_engine(self.url(name))
-                try:
-                    await migrate(engine)
-                finally:
-                    await engine.dispose()
-
-            import threading
-
-            failed: list[BaseException] = []
-            # in its own thread: a test's event loop may be running in this one
-            thread = threading.Thread(target=lambda: _capture(failed, lambda: asyncio.run(run())))
-            thread.start()
-            thread.join()
-            if failed:
-                raise failed[0]
+            migrate_database(self.url(name))
             self._template = name
         return self.new_database(self._template)
 
