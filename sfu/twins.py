@@ -42,13 +42,14 @@ REACHED: dict[str, Reached] = {
     "NackTracker": Reached("sfu.stats", ("missing", "max_seq")),
     "SequenceTracker": Reached("sfu.stats", ("base", "max_ext", "received")),
     "ForwardingReceiver": Reached(
-        "sfu.hooks.receiver", ("_remb_bytes", "direct_packets", "on_fields", "ticker"),
-        ("_remb_frame", "_send_remb", "handle_plain")),
+        "sfu.hooks.receiver", ("_remb_bytes", "direct_packets", "on_fields", "ticker", "direct_rtcp"),
+        ("_remb_frame", "_send_remb", "handle_plain", "sender_report")),
     "Producer": Reached(
         "sfu.producer", ("packets", "bytes", "keyframes_received", "frames_received", "_seq", "sinks", "_slots"),
         ("_forward_python",)),
     "Ticker": Reached("sfu.tasks", ("next_due",), ("poll",)),
-    # sfu/_rtcp.c: the subscriber's reports and REMB into the sender's C slot, or its methods
+    # sfu/_rtcp.c: the subscriber's reports and REMB into the sender's C slot, or its methods (and a publisher's
+    # sender reports to ForwardingReceiver.sender_report, above)
     "ForwardingSender": Reached("sfu.hooks.sender", ("direct_rtcp", "report_slot"), ("report_block", "remb")),
 }
 

@@ -72,8 +72,9 @@ class MediaDemux:
         if ingress in self.ingresses:
             self.ingresses.remove(ingress)
 
-    def set_rtcp(self, session: Any, fallback: Callable[[bytes], None]) -> None:
-        """set_rtcp hands this transport's routine SRTCP (RR, SDES, REMB) to C (``sfu/_rtcp.c``), once.
+    def set_rtcp(self, session: Any, fallback: Callable[[bytes], None], receiver_type: type | None = None) -> None:
+        """set_rtcp hands this transport's routine SRTCP (RR, SDES, REMB; and SR when `receiver_type` is given: its
+        receivers of that class get ``sender_report``) to C (``sfu/_rtcp.c``), once.
 
         `session` is the DTLS transport's receive SRTP session; `fallback(plain)` gets every other compound.
         """
@@ -83,6 +84,7 @@ class MediaDemux:
             session, int(_ffi.cast("uintptr_t", session._srtp[0])),
             int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, "srtp_unprotect_rtcp"))),
             self._dtls._rtp_router.senders, ForwardingSender, fallback,
+            *((self._dtls._rtp_router.ssrc_table, receiver_type) if receiver_type is not None else ()),
         )
         self.rtcp_session = session
         for demux in self.demuxes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,7 +27,15 @@ from aiortc.codecs import is_rtx
 from aiortc.rate import MIN_FRAME_PERIOD_HISTORY_LENGTH, RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
-from aiortc.rtp import RTCP_PSFB_APP, AnyRtcpPacket, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unwrap_rtx,
+)
 from pylibsrtp._binding import ffi as _ffi
 
 from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
@@ -419,11 +428,27 @@ class ForwardingReceiver(RTCRtpReceiver):
         return ssrc, seq
 
     def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
-        """handle_rtcp runs aiortc's receiver RTCP handling (SR: LSR for our reports, stats; BYE) synchronously.
+        """handle_rtcp takes an SR (``sender_report``) and runs aiortc's receiver RTCP handling for anything else
+        (a BYE stops its decoder) synchronously.
 
         aiortc's ``_handle_rtcp_packet`` never suspends (1.16); a version that does is finished in a task.
         """
+        if isinstance(packet, RtcpSrPacket):
+            self.sender_report(packet.ssrc, (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF)
+            return
         run_now(RTCRtpReceiver._handle_rtcp_packet(self, packet), self._rtcp_tasks)
+
+    def sender_report(self, ssrc: int, lsr: int) -> None:
+        """sender_report keeps what our receiver reports need of the publisher's SR for `ssrc`: `lsr` (the middle
+        32 bits of its NTP time) and when it came (DLSR), as aiortc's receiver does.
+
+        Both paths call it: ``handle_rtcp`` (Python) and sfu/_rtcp.c (C). Unlike aiortc's own handling it keeps
+        no ``remote-outbound-rtp`` statistics (datetime objects per SR, a third of the cost): nothing reads a
+        forwarding receiver's getStats().
+        """
+        me: Any = self
+        me._RTCRtpReceiver__lsr[ssrc] = lsr
+        me._RTCRtpReceiver__lsr_time[ssrc] = time.time()
 
     def _handle_parsed(self, plain: bytes, now: float) -> None:
         try:

@@ -53,9 +53,10 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport, compiled: bool = True, cons
 
     With the C extension (and `compiled`), each protocol's callback is a ``MediaDemux`` (``sfu._fanout.Demux``)
     in front of all this: an armed receiver's steady-state media never reaches a Python frame
-    (``ForwardingReceiver.arm``), and after the first SRTCP packet routine RTCP (receiver reports, REMB) is
-    handled in C too (``MediaDemux.set_rtcp``, ``sfu/_rtcp.c``). With `consent`, ICE consent checks on
-    the selected pair are answered and sent by it (``Consent``) instead of aioice's generic STUN code.
+    (``ForwardingReceiver.arm``), and after the first SRTCP packet routine RTCP (receiver reports, REMB, a
+    publisher's sender reports) is handled in C too (``MediaDemux.set_rtcp``, ``sfu/_rtcp.c``). With `consent`,
+    ICE consent checks on the selected pair are answered and sent by it (``Consent``) instead of aioice's generic
+    STUN code.
     """
     conn: Any = ice_connection(dtls)
     transport: Any = dtls
@@ -89,7 +90,7 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport, compiled: bool = True, cons
         if 127 < first < 192 and len(data) >= 12 and 191 < data[1] < 224:
             session = transport._rx_srtp
             if demux is not None:
-                demux.flush_counts()  # the publisher's SRs come this way once a second: the C path's counts follow
+                demux.flush_counts()  # (also each receiver report we send: ReceiverFeedback._report)
             if session is not None and conn._nominated:
                 transport._RTCDtlsTransport__rx_bytes += len(data)
                 transport._RTCDtlsTransport__rx_packets += 1
@@ -99,7 +100,7 @@ def install_sync_rtp_receive(dtls: RTCDtlsTransport, compiled: bool = True, cons
                     return
                 rtcp_received(plain)
                 if demux is not None:
-                    demux.set_rtcp(session, rtcp_received)  # from now on, routine RTCP stays in C
+                    demux.set_rtcp(session, rtcp_received, ForwardingReceiver)  # from now on, routine RTCP stays in C
                 return
         elif 127 < first < 192 and len(data) >= 12:
             receiver = ssrc_table.get(from_bytes(data[8:12], "big"))

@@ -51,8 +51,8 @@ class NotASender:
         raise AssertionError("only instances of the sender type are called")
 
 
-def route(senders: dict[int, Any] | None = None,
-          sender_type: type = Sink) -> tuple[Any, dict[int, Any], list[bytes], pylibsrtp.Session]:
+def route(senders: dict[int, Any] | None = None, sender_type: type = Sink, receivers: dict[int, Any] | None = None,
+          receiver_type: type | None = None) -> tuple[Any, dict[int, Any], list[bytes], pylibsrtp.Session]:
     from pylibsrtp._binding import ffi, lib
     from sfu._fanout import Demux, RtcpRoute
 
@@ -63,7 +63,7 @@ def route(senders: dict[int, Any] | None = None,
     plain_to_python: list[bytes] = []
     r = RtcpRoute(rx, int(ffi.cast("uintptr_t", rx._srtp[0])),  # type: ignore[attr-defined]
                   int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect_rtcp"))), senders, sender_type,
-                  plain_to_python.append)
+                  plain_to_python.append, *((receivers, receiver_type) if receivers is not None else ()))
     unread: list[bytes] = []
     demux = Demux(lambda data, addr: unread.append(data))
     demux.set_rtcp(r)
@@ -82,7 +82,7 @@ def expected_calls(compound: bytes, senders: dict[int, Any]) -> dict[int, list[t
     """expected_calls is what each sender should see, read with aiortc's parser."""
     out: dict[int, list[tuple[Any, ...]]] = {ssrc: [] for ssrc, s in senders.items() if isinstance(s, Sink)}
     for packet in RtcpPacket.parse(compound):
-        if isinstance(packet, RtcpRrPacket):
+        if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):  # (aiortc's router: an SR's blocks too)
             for b in packet.reports:
                 if b.ssrc in out:
                     out[b.ssrc].append(("report", b.fraction_lost, b.packets_lost, b.jitter, b.lsr, b.dlsr))
@@ -254,3 +254,90 @@ async def test_remb_bitrate_is_capped_the_same_on_both_paths(mantissa: int, expo
     assert called.got == python.got == [want]
     assert with_slot.report_slot.remb == python_slot.report_slot.remb == want
     assert unpack_remb(remb_fci(mantissa, exponent, [1])) == (want, [1])
+
+
+class Listener:
+    """Listener records the sender reports the C path hands a receiver."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[int, int]] = []
+        self.direct_rtcp = 0
+
+    def sender_report(self, ssrc: int, lsr: int) -> None:
+        self.reports.append((ssrc, lsr))
+
+
+PUBLISHER, LAYER, NOBODY, FOREIGN = 0x51515151, 0x52525252, 0x53535353, 0x54545454
+
+
+def sr(ssrc: int, ntp: int, *blocks: tuple[int, int, int]) -> RtcpSrPacket:
+    return RtcpSrPacket(ssrc=ssrc, sender_info=RtcpSenderInfo(ntp_timestamp=ntp, rtp_timestamp=3, packet_count=4,
+                                                              octet_count=5),
+                        reports=rr(*blocks).reports)
+
+
+def test_a_publishers_sender_reports_reach_its_receivers_in_c() -> None:
+    """An SR compound (SR + SDES, what Chromium and aiortc send once a second per stream) is routine when the
+    route knows the receivers: each receiver of its SSRC gets the middle 32 bits of its NTP time, an SR nobody
+    receives is dropped (as aiortc's router does), and report blocks inside an SR reach our senders as an RR's."""
+    publisher, layer = Listener(), Listener()
+    receivers: dict[int, Any] = {PUBLISHER: publisher, LAYER: layer, FOREIGN: NotASender()}
+    (demux, r), senders, to_python, tx = route(receivers=receivers, receiver_type=Listener)
+    ntp = 0xE1A2B3C4_D5E6F708
+    compounds = [bytes(sr(PUBLISHER, ntp)) + bytes(sdes()),
+                 bytes(sr(LAYER, ntp + (1 << 32))) + bytes(sr(NOBODY, 7)) + bytes(sdes()),
+                 bytes(sr(PUBLISHER, ntp, (OURS, 12, 5))) + bytes(remb(300_000, [ALSO_OURS]))]
+    for compound in compounds:
+        demux.datagram_received(tx.protect_rtcp(compound), ("127.0.0.1", 1))
+    assert r.packets == 3 and r.to_python == 0 and to_python == []
+    parsed = [p for c in compounds for p in RtcpPacket.parse(c) if isinstance(p, RtcpSrPacket)]
+    lsr = {p.ssrc: (p.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF for p in parsed}  # aiortc's receiver's LSR
+    assert publisher.reports == [(PUBLISHER, lsr[PUBLISHER])] * 2 and publisher.direct_rtcp == 2
+    assert layer.reports == [(LAYER, lsr[LAYER])] and layer.direct_rtcp == 1
+    want = expected_calls(compounds[2], senders)
+    assert {ssrc: senders[ssrc].calls for ssrc in want} == want and want[OURS]
+
+
+@pytest.mark.parametrize("packets", [
+    [sr(FOREIGN, 1), sdes()],  # a receiver not of the route's class: aiortc's own handling
+    [sr(PUBLISHER, 1), RtcpPsfbPacket(fmt=1, ssrc=9, media_ssrc=OURS)],  # with a PLI
+])
+def test_a_sender_report_the_c_path_does_not_own_goes_to_python(packets: list[Any]) -> None:
+    publisher = Listener()
+    (demux, r), _, to_python, tx = route(receivers={PUBLISHER: publisher, FOREIGN: NotASender()},
+                                         receiver_type=Listener)
+    compound = b"".join(bytes(p) for p in packets)
+    demux.datagram_received(tx.protect_rtcp(compound), ("127.0.0.1", 1))
+    assert to_python == [compound] and r.packets == 0 and not publisher.reports
+
+
+def test_a_truncated_sender_report_goes_to_python() -> None:
+    publisher = Listener()
+    (demux, r), _, to_python, tx = route(receivers={PUBLISHER: publisher}, receiver_type=Listener)
+    good = bytearray(bytes(sr(PUBLISHER, 1)))
+    good[0] = 0x80 | 1  # one report block announced, none present
+    demux.datagram_received(tx.protect_rtcp(bytes(good)), ("127.0.0.1", 1))
+    assert to_python == [bytes(good)] and not publisher.reports
+
+
+def test_a_receiver_keeps_the_same_lsr_from_either_path() -> None:
+    """The twin: ForwardingReceiver.handle_rtcp (the Python path, aiortc's parsed SR) and sfu/_rtcp.c's call of
+    sender_report leave the same LSR, and a receive time the next receiver report's DLSR counts from."""
+    from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+
+    from sfu.hooks.receiver import ForwardingReceiver
+
+    dtls = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()])
+    compiled, python = ForwardingReceiver("video", dtls), ForwardingReceiver("video", dtls)
+    ntp = 0x0123456789ABCDEF
+    (demux, r), _, to_python, tx = route(receivers={PUBLISHER: compiled}, receiver_type=ForwardingReceiver)
+    before = time.time()
+    demux.datagram_received(tx.protect_rtcp(bytes(sr(PUBLISHER, ntp)) + bytes(sdes())), ("127.0.0.1", 1))
+    for packet in RtcpPacket.parse(bytes(sr(PUBLISHER, ntp))):
+        python.handle_rtcp(packet)
+    assert r.packets == 1 and to_python == [] and compiled.direct_rtcp == 1
+    c: Any = compiled
+    p: Any = python
+    assert c._RTCRtpReceiver__lsr == p._RTCRtpReceiver__lsr == {PUBLISHER: 0x456789AB}
+    for lsr_time in (c._RTCRtpReceiver__lsr_time[PUBLISHER], p._RTCRtpReceiver__lsr_time[PUBLISHER]):
+        assert before <= lsr_time <= time.time()

@@ -55,6 +55,11 @@ async def test_rtcp_skips_aioice_queue(connected_pair: tuple[Peer, SfuPeerConnec
     await wait_until(lambda: receiver.direct_rtcp > 0 and media in lsr, 10)
     dtls: Any = receiver.transport
     assert dtls._RTCDtlsTransport__rx_packets > 0
+    demux: MediaDemux | None = getattr(dtls, MEDIA_DEMUX)
+    if demux is not None:  # after the first, its sender reports stay in C (sfu/_rtcp.c), LSR kept all the same
+        first = lsr[media]
+        await wait_until(lambda: demux.rtcp is not None and demux.rtcp.packets > 0 and lsr[media] != first, 10)
+        assert demux.rtcp.to_python <= 1 and receiver.direct_rtcp >= 2
 
 
 async def test_malformed_srtp_and_srtcp_are_dropped_and_media_keeps_flowing(
