@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sfu.uplink import CALM, FALL_WINDOW, HOLD, HOLD_MAX, REMB_INTERVAL, Uplink
+from sfu.uplink import CALM, FALL_WINDOW, HOLD, HOLD_MAX, REMB_INTERVAL, REMB_REPEAT, Uplink
 from tests.sfu.fakes import Clock
 
 
@@ -153,3 +153,21 @@ def test_rembs_are_throttled_as_libwebrtc_does_unless_they_fall_or_name_other_ss
     assert not up.due(900_000, [1, 2, 3])
     clock.now += 0.002
     assert up.due(900_000, [1, 2, 3])  # the interval passed: the rise goes
+
+
+def test_a_remb_that_says_the_same_is_repeated_once_a_second() -> None:
+    """A calm link's REMB is the floor, the same value every time: repeated every REMB_REPEAT, not five times a
+    second; a rise of more than 3 % still goes after REMB_INTERVAL, a fall at once."""
+    clock = Clock(1000.0)
+    up = Uplink(0, clock)
+    assert up.due(2_000_000, [1])
+    sent = 0
+    for _ in range(int(10 / 0.05)):  # 10 s of estimates every 50 ms, all saying the floor (or 1 % either side)
+        clock.now += 0.05
+        sent += up.due(2_000_000 + (20_000 if sent % 2 else -20_000), [1])
+    assert 9 <= sent <= 10  # once a second (REMB_INTERVAL would have let 50 go)
+    assert REMB_REPEAT > REMB_INTERVAL
+    clock.now += REMB_INTERVAL
+    assert up.due(2_100_000, [1])  # more than 3 % above the last one sent: a rise goes after REMB_INTERVAL
+    clock.now += 0.01
+    assert up.due(1_900_000, [1])  # a fall: at once
