@@ -8,6 +8,20 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.browser import WAIT_MS
 
+# where the page's network check stood: whether the live script ran and started it, and each /netcheck request
+# the page made (start and duration in ms, bytes; a request still open has no responseEnd)
+NET_STATE = """() => {
+  const L = window.TaphuanLive, check = L && L.check;
+  const requests = performance.getEntriesByType("resource").filter((e) => e.name.includes("/netcheck/"))
+    .map((e) => `${new URL(e.name).pathname} at ${Math.round(e.startTime)} took ${Math.round(e.duration)}`
+                + ` (${e.transferSize} B)`);
+  const scripts = performance.getEntriesByType("resource").filter((e) => e.initiatorType === "script")
+    .map((e) => `${new URL(e.name).pathname} ${Math.round(e.responseEnd)}`);
+  return `live script ran: ${!!L}; check started: ${!!check}; measuring: ${!!(check && check.netRunning)}; `
+    + `page age ${Math.round(performance.now())} ms; netcheck requests: [${requests.join("; ")}]; `
+    + `scripts loaded at: [${scripts.join(", ")}]`;
+}"""
+
 
 async def enter(page: Page, meeting_id: int) -> None:
     """enter: open the meeting, wait for the device check's network verdict, join with video and publish."""
@@ -15,11 +29,12 @@ async def enter(page: Page, meeting_id: int) -> None:
     try:
         await page.wait_for_function(
             "() => window.TaphuanLive && window.TaphuanLive.check && window.TaphuanLive.check.net", timeout=WAIT_MS)
-    except PlaywrightTimeout as exc:  # what the check had shown by then
+    except PlaywrightTimeout as exc:  # what the check had shown by then, and where it stood
         shown = await page.evaluate("() => { const b = document.querySelector('[data-net]'); "
                                     "return b ? b.innerText : document.body.innerText.slice(0, 400); }")
+        state = await page.evaluate(NET_STATE)
         raise AssertionError(f"the device check gave no network verdict in {WAIT_MS / 1000:g} s; it "
-                             f"showed: {shown!r}") from exc
+                             f"showed: {shown!r}; {state}") from exc
     # the check proposes audio-only on a weak link, never chooses it (studio pages have no such box)
     assert not await page.evaluate("!!(document.querySelector('[data-join-audio-only]') || {}).checked")
     await page.click("[data-action=join]")
