@@ -65,8 +65,9 @@ def test_first_run_prints_password_once_and_sigterm_is_clean(tmp_path: Path) -> 
     port = _free_port()
     proc = _start(tmp_path / "data", port)
     try:
-        lines = _read_until(proc, "password:")
+        lines = _read_until(proc, "left out of garbage collection")
         assert any(f"http://127.0.0.1:{port}/" in line for line in lines)
+        assert any("password:" in line for line in lines)
         # the start-up heap is frozen out of the collector's full passes (each would stop the loop ~0.1 s)
         frozen = next(int(line.rsplit(":", 1)[1]) for line in lines if "left out of garbage collection" in line)
         assert frozen > 50_000
