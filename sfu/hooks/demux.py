@@ -141,3 +141,12 @@ def install_fast_rtcp_routing(dtls: RTCDtlsTransport) -> None:
         return out
 
     router.route_rtcp = route_rtcp
+
+
+def flush_counts(dtls: RTCDtlsTransport) -> None:
+    """flush_counts adds what the C path of `dtls` received (media, and the SRTCP sfu/_rtcp.c took) to its
+    receive counters; nothing without a MediaDemux. Each periodic report job calls it (``ReceiverFeedback`` for a
+    publisher's transport, ``Wire`` for a subscriber's)."""
+    demux: MediaDemux | None = getattr(dtls, MEDIA_DEMUX, None)
+    if demux is not None:
+        demux.flush_counts()

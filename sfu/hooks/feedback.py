@@ -27,7 +27,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from pylibsrtp._binding import ffi as _ffi
 
-from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
+from sfu.hooks.demux import flush_counts
 from sfu.hooks.guard import CompiledFeedback, protect_address
 from sfu.hooks.ice import ice_connection
 from sfu.hooks.reader import transport_socket
@@ -113,9 +113,7 @@ class ReceiverFeedback:
             return
         if state is not DtlsState.CONNECTED:
             return
-        demux: MediaDemux | None = getattr(self._dtls, MEDIA_DEMUX, None)
-        if demux is not None:
-            demux.flush_counts()  # what the C path received (media, and the publisher's SRs: sfu/_rtcp.c)
+        flush_counts(self._dtls)  # what the C path received (media, and the publisher's SRs: sfu/_rtcp.c)
         entries = self._entries()
         if entries:
             self.send_reports(entries, time.time())

@@ -21,7 +21,7 @@ from aiortc.rtp import is_rtcp
 from pylibsrtp._binding import ffi as _ffi
 from pylibsrtp._binding import lib as _lib
 
-from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
+from sfu.hooks.demux import flush_counts
 from sfu.hooks.guard import CompiledReporter, protect_address
 from sfu.hooks.ice import ice_connection
 from sfu.hooks.reader import transport_socket
@@ -251,9 +251,7 @@ class PacketWire:
             self._reporting = False
         elif state is DtlsState.CONNECTED:
             self.flush_slot_counters()
-            demux: MediaDemux | None = getattr(self._dtls, MEDIA_DEMUX, None)
-            if demux is not None:
-                demux.flush_counts()  # what sfu/_rtcp.c received (the subscriber's reports)
+            flush_counts(self._dtls)  # what sfu/_rtcp.c received (the subscriber's reports)
             self.send_reports()
 
     def send_reports(self) -> bool:
