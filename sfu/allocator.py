@@ -19,8 +19,9 @@ estimate stays within 1.5 x what it receives, so a paused slot would never come 
 congested), an upgrade one slot at a time, at least ``UP_INTERVAL`` seconds after the previous upgrade and
 ``hold`` seconds after a downgrade. No padding is sent to probe: the options are small steps (temporal layers
 within spatial layers), so sending the next option is the probe; if the link cannot carry it, the REMB or the
-loss says so within a second or two and the slot steps back, and the hold after that downgrade doubles (from
-``HOLD_AFTER_DOWN`` up to ``HOLD_MAX``) so a link that cannot carry it is not retried every few seconds.
+loss says so within a second or two and the upgrade is undone (every slot back to what it was sent before it, which
+the link carried), and the hold after that downgrade doubles (from ``HOLD_AFTER_DOWN`` up to ``HOLD_MAX``) so a link
+that cannot carry it is not retried every few seconds.
 
 Who owns what: ``sfu.downlinks.Downlinks`` (one per room) owns one ``Downlink`` per participant with a down
 Peer, feeds it the consumers' feedback every period and applies the choices to the Consumers (layer,
@@ -82,6 +83,10 @@ RTT_WINDOW = 30.0  # seconds over which that least round trip is taken
 MIN_ESTIMATE = 30_000  # bit/s: the estimate's floor
 START_ESTIMATE = 300_000  # bit/s until the link says otherwise: the weakest link a classroom has (0.3-1 Mbit/s)
 FAILED_UP_WINDOW = 8.0  # a downgrade this soon after an upgrade means the upgrade failed
+RETRY_SHARE = 0.9  # after a failed upgrade, what the estimate vouches for that sends at least this share of what
+# failed waits the doubled hold too, as a probe does (Chromium's REMB says up to 1.5 x what it receives before it sees
+# a queue: a 1 Mbit/s classroom's said 1.1 Mbit/s while it received 750 kbit/s, vouched for the presenter camera's
+# 960x540 layer, and said it again a few seconds after that overflowed the link)
 WEAK_WINDOW = 60.0  # seconds after congestion last cut its estimate during which a link counts as weak
 HEADROOM = 0.85  # a link whose REMB is below START_ESTIMATE (a weak classroom's: there the audio is a third of the
 # link) grows to this share of its REMB at most. The REMB (Chromium's delay-based estimate of what its video can have)
@@ -240,6 +245,11 @@ class Downlink:
     _cut_at: float = float("-inf")  # when the link last counted as congested (the cut's spacing starts there)
     _lowered_at: float = float("-inf")  # when congestion last lowered the estimate (the weak window starts there)
     _bounded_at: float = float("-inf")  # when FALL_CUT last bounded a confirmed fall's cut (looked at again later)
+    _before_up: dict[str, Option | None] = field(default_factory=dict)  # the choices before the latest upgrade
+    _carried_before_up: float = 0.0  # what the link carried calmly before it (0: not known)
+    _up_cost: float = 0.0  # what its choices cost (bit/s)
+    _failed_cost: float = 0.0  # what the choices of the latest failed upgrade cost (``RETRY_SHARE``)
+    _undo: bool = False  # this period's congestion failed the latest upgrade: ``decide`` undoes it
     _recent: deque[tuple[float, float]] = field(default_factory=deque)  # (when, video sent) of the periods of the
     # last RECENT_SECONDS (FALL_CUT)
     _rtts: deque[tuple[float, float]] = field(default_factory=deque)  # (when, rtt) of the last RTT_WINDOW seconds
@@ -282,7 +292,12 @@ class Downlink:
         congestion lowers it, once per ``CUT_SPACING`` for lasting loss (the reports of the next period still
         describe the rate before the cut: cutting again on them would cut the same excess twice), and the first
         REMB (the start, ``START_ESTIMATE``, is a guess: a first REMB below it lowers the estimate to ``HEADROOM``
-        x it).
+        x it). Congestion within ``FAILED_UP_WINDOW`` of an upgrade is that upgrade failing: the cut goes no lower
+        than what the link carried calmly before it (Chromium's REMB after the overflow is 0.85 x what it received
+        while its link's queue dropped: a 1 Mbit/s classroom's said 659 kbit/s after carrying 750, and its
+        presenter camera fell from 960x540 past 480x270, which it had been sent for minutes, to 240x135), and
+        ``decide`` undoes the upgrade; a link still confirming its REMB ``FALL_WINDOW`` later is cut to it, as a
+        bounded fall is.
         """
         now = self.clock()
         self.feedback = fb
@@ -357,6 +372,12 @@ class Downlink:
             if lossy:
                 estimate = min(estimate, fb.sent * (1 - fb.loss) * LOSS_MARGIN)
             estimate = min(estimate, self.estimate)  # congestion never raises it (a burst's loss, say)
+            if probing:  # the latest upgrade failed: what the link carried before it stands
+                floor = min(self.estimate, self._carried_before_up)
+                if estimate < floor:
+                    estimate = floor
+                    self._bounded_at = now  # looked at again FALL_WINDOW later, as a bounded fall is
+                self._undo = True
             if estimate < self.estimate:
                 self._lowered_at = now
         else:
@@ -434,7 +455,9 @@ class Downlink:
         ``UP_INTERVAL`` on a link whose losses were not reported yet had a 300 kbit/s classroom sent twice its link.
         And a small one: at most ``PROBE_STEP`` x the estimate above it (a bigger step waits for the estimate to
         grow by itself), unless it resumes a paused slot at its smallest option (its REMB alone would never bring it
-        back).
+        back). A failed upgrade (congestion within ``FAILED_UP_WINDOW`` of it) is undone: every slot goes back to
+        what it was sent before it; and until the doubled hold has passed, what the estimate vouches for waits too
+        when it would send ``RETRY_SHARE`` of what failed or more (the REMB that vouched for it says so again soon).
         """
         now = self.clock()
         top = self._at_top(demands)
@@ -460,6 +483,7 @@ class Downlink:
         downgraded = False
         ordered = sorted(demands, key=lambda d: (d.priority, d.slot not in UPGRADE_FIRST))
         over: list[Demand] = []  # congested: the slots above their target
+        undo, self._undo = self._undo and self.congested and bool(self._before_up), False
         for d in ordered:
             if d.slot not in self.choice:
                 new[d.slot] = target[d.slot]
@@ -469,6 +493,17 @@ class Downlink:
             new[d.slot] = current
             if self.congested and current > target[d.slot]:
                 over.append(d)
+        if undo and over:
+            # the latest upgrade failed (what is sent no longer fits): every slot goes back to what it was sent
+            # before it, which the link carried calmly (``update`` kept the estimate there), whatever the REMB after
+            # the overflow leaves; a link still congested after that steps down as any does
+            for d in ordered:
+                if d.slot in self._before_up and d.slot in self.choice:
+                    back = self._index(d, self._before_up[d.slot])
+                    if back is not None and back < new[d.slot]:
+                        new[d.slot] = back
+                        downgraded = True
+            over = [d for d in over if d.slot not in self._before_up]  # a slot that came after it
         if over:
             # they step down to what the estimate leaves beside the others *as they are sent*, never below their
             # target: the target reckons every slot at its own, and a slot below it (the screen, upgraded first
@@ -511,8 +546,15 @@ class Downlink:
         # all), then the others in the upgrade order
         ordered_up = sorted(ordered, key=lambda d: (new[d.slot] >= 0, d.priority, d.slot not in (
             MINIMUM_FIRST if new[d.slot] < 0 else UPGRADE_FIRST)))
+        before = dict(self.choice)
         if not self.congested and not self.queued and not downgraded and may_vouch:
-            vouched = next((d for d in ordered_up if d.slot in self.choice and target[d.slot] > new[d.slot]), None)
+            # what the estimate vouches for, but what sends near what failed lately waits that failure's hold
+            sending = sum(d.options[new[d.slot]].bitrate for d in demands if new[d.slot] >= 0)
+            retrying = self._failed_cost > 0 and now - self.last_down < self.hold
+            vouched = next((d for d in ordered_up if d.slot in self.choice and target[d.slot] > new[d.slot] and not (
+                retrying and sending + d.options[target[d.slot]].bitrate - (
+                    d.options[new[d.slot]].bitrate if new[d.slot] >= 0 else 0.0)
+                >= RETRY_SHARE * self._failed_cost)), None)
             if vouched is not None:
                 new[vouched.slot] = target[vouched.slot]
                 upgraded = True
@@ -531,11 +573,15 @@ class Downlink:
                 # the last upgrade overflowed the link (its first downgrade; the next ones of the same episode
                 # are the same failure): wait longer
                 self.hold = min(HOLD_MAX, self.hold * 2)
+                self._failed_cost = self._up_cost
             self.last_down = now
             self.downgrades += 1
         elif upgraded:
             self.last_up = now
             self.upgrades += 1
+            self._before_up = before
+            self._carried_before_up = min(self._sent) if len(self._sent) == SENT_PERIODS else 0.0
+            self._up_cost = sum(d.options[new[d.slot]].bitrate for d in demands if new[d.slot] >= 0)
         if not downgraded and now - self.last_down > 4 * HOLD_MAX:
             self.hold = HOLD_AFTER_DOWN  # a long calm: back to the first hold
         by_slot = {d.slot: d for d in demands}

@@ -16,7 +16,8 @@ NET_STATE = """() => {
     .map((e) => `${new URL(e.name).pathname} at ${Math.round(e.startTime)} took ${Math.round(e.duration)}`
                 + ` (${e.transferSize} B)`);
   const scripts = performance.getEntriesByType("resource").filter((e) => e.initiatorType === "script")
-    .map((e) => `${new URL(e.name).pathname} ${Math.round(e.responseEnd)}`);
+    .map((e) => `${new URL(e.name).pathname} ${Math.round(e.responseEnd)}`
+                + ` (${e.encodedBodySize}/${e.decodedBodySize} B)`);
   return `live script ran: ${!!L}; check started: ${!!check}; measuring: ${!!(check && check.netRunning)}; `
     + `page age ${Math.round(performance.now())} ms; netcheck requests: [${requests.join("; ")}]; `
     + `scripts loaded at: [${scripts.join(", ")}]`;
@@ -25,6 +26,10 @@ NET_STATE = """() => {
 
 async def enter(page: Page, meeting_id: int) -> None:
     """enter: open the meeting, wait for the device check's network verdict, join with video and publish."""
+    errors: list[str] = []  # what the page threw or logged as an error (said on a timeout)
+    page.on("pageerror", lambda exc: errors.append(f"thrown: {exc}"))
+    page.on("console", lambda msg: errors.append(f"{msg.type}: {msg.text}") if msg.type in ("error", "warning")
+            else None)
     await page.goto(f"/live/{meeting_id}")
     try:
         await page.wait_for_function(
@@ -34,7 +39,7 @@ async def enter(page: Page, meeting_id: int) -> None:
                                     "return b ? b.innerText : document.body.innerText.slice(0, 400); }")
         state = await page.evaluate(NET_STATE)
         raise AssertionError(f"the device check gave no network verdict in {WAIT_MS / 1000:g} s; it "
-                             f"showed: {shown!r}; {state}") from exc
+                             f"showed: {shown!r}; {state}; the page's errors: {errors}") from exc
     # the check proposes audio-only on a weak link, never chooses it (studio pages have no such box)
     assert not await page.evaluate("!!(document.querySelector('[data-join-audio-only]') || {}).checked")
     await page.click("[data-action=join]")

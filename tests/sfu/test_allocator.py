@@ -16,6 +16,7 @@ from sfu.allocator import (
     LOSS_HIGH,
     LOSS_LOW,
     LOSS_MARGIN,
+    SENT_PERIODS,
     STANDING_PERIODS,
     START_ESTIMATE,
     TEMPORAL_SHARE,
@@ -356,6 +357,45 @@ def test_a_probe_that_makes_the_round_trip_grow_is_stepped_back_before_anything_
     assert link.congested
     link.decide(ds)
     assert link.downgrades == 1 and link.hold == 2 * HOLD_AFTER_DOWN  # the probe failed: it waits longer
+
+
+def studio_lecture() -> list[Demand]:
+    """studio_lecture: a 15 fps studio camera (~130 / ~300 / ~850 kbit/s) and a two-layer screen share."""
+    camera = track_options([130_000.0, 300_000.0, 850_000.0], True, frame_rates=[15.0, 15.0, 15.0])
+    return [Demand("presenter-video", slot_priority("presenter-video"), camera),
+            Demand("screen", slot_priority("screen"), track_options([200_000.0, 400_000.0], True))]
+
+
+def test_a_failed_upgrade_is_undone_and_its_retry_waits_the_doubled_hold() -> None:
+    clock = Clock(1000.0)
+    link = Downlink(clock=clock, estimate=800_000, heard=True)
+    ds = studio_lecture()
+    for _ in range(CALM_PERIODS + SENT_PERIODS):  # a 1 Mbit/s link: both middle layers, carried calmly
+        settle(link, clock, remb=800_000, sent=700_000)
+    first = link.decide(ds)
+    assert (first["presenter-video"].spatial, first["screen"].spatial) == (1, 1)  # type: ignore[union-attr]
+    # its receiver's REMB climbs to 1.5 x what it receives before it sees any queue: it vouches for the top layer
+    for _ in range(4):
+        settle(link, clock, remb=1_300_000, sent=700_000)
+    clock.now += HOLD_AFTER_DOWN
+    up = link.decide(ds)
+    assert up["presenter-video"].spatial == 2 and link.upgrades == 1  # type: ignore[union-attr]
+    clock.now += 1.0
+    # which the link cannot carry: the REMB falls to 0.85 x what the link delivered while its queue dropped
+    link.update(Feedback(remb=660_000, loss=0.11, sent=1_250_000, remb_fell=True, rtt=QUEUED_RTT))
+    assert link.congested and link.estimate == 700_000  # no lower than what it carried before the upgrade
+    back = link.decide(ds)
+    assert back == {slot: ds[i].options[ds[i].options.index(first[slot])]  # type: ignore[arg-type]
+                    for i, slot in enumerate(("presenter-video", "screen"))}  # undone, not below
+    assert link.downgrades == 1 and link.hold == 2 * HOLD_AFTER_DOWN
+    # the REMB climbs back to what vouched for the failed upgrade: not retried before the doubled hold
+    while clock.now - link.last_down < link.hold - 1.0:
+        settle(link, clock, remb=1_300_000, sent=700_000)
+        assert link.decide(ds)["presenter-video"].spatial == 1  # type: ignore[union-attr]
+    assert link.estimate == 1_300_000
+    clock.now += 1.0
+    settle(link, clock, remb=1_300_000, sent=700_000)
+    assert link.decide(ds)["presenter-video"].spatial == 2  # type: ignore[union-attr]  # then it is
 
 
 def test_a_busy_receiver_whose_round_trip_grows_without_loss_is_not_cut() -> None:
