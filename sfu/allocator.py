@@ -250,6 +250,7 @@ class Downlink:
     _up_cost: float = 0.0  # what its choices cost (bit/s)
     _failed_cost: float = 0.0  # what the choices of the latest failed upgrade cost (``RETRY_SHARE``)
     _undo: bool = False  # this period's congestion failed the latest upgrade: ``decide`` undoes it
+    _undone_at: float = float("-inf")  # when ``decide`` last undid a failed upgrade
     _recent: deque[tuple[float, float]] = field(default_factory=deque)  # (when, video sent) of the periods of the
     # last RECENT_SECONDS (FALL_CUT)
     _rtts: deque[tuple[float, float]] = field(default_factory=deque)  # (when, rtt) of the last RTT_WINDOW seconds
@@ -296,8 +297,10 @@ class Downlink:
         than what the link carried calmly before it (Chromium's REMB after the overflow is 0.85 x what it received
         while its link's queue dropped: a 1 Mbit/s classroom's said 659 kbit/s after carrying 750, and its
         presenter camera fell from 960x540 past 480x270, which it had been sent for minutes, to 240x135), and
-        ``decide`` undoes the upgrade; a link still confirming its REMB ``FALL_WINDOW`` later is cut to it, as a
-        bounded fall is.
+        ``decide`` undoes the upgrade; for ``FALL_WINDOW`` after that, congestion holds the estimate (the reports
+        describe the overflow while the link's queue drains: a 1 Mbit/s classroom's, 12 % loss and a REMB still
+        low, cut it again and its camera fell past the layer the undo had restored), and a link still confirming
+        its REMB then is cut to it, as a bounded fall is.
         """
         now = self.clock()
         self.feedback = fb
@@ -340,7 +343,10 @@ class Downlink:
         self.overfull = self._overfull_reports >= 3
         self.overfull_classes = frozenset(c for c, delay in enumerate(fb.queue_delays) if delay > QUEUE_OVERFULL)
         self.congested = lossy or overuse
-        recut = lossy and not overuse and now - self._cut_at < CUT_SPACING
+        # the reports of the next periods still describe what was sent before the last cut (lasting loss), or the
+        # overflow of an upgrade just undone (its link's queue drains: loss, a REMB still low)
+        recut = lossy and not overuse and now - self._cut_at < CUT_SPACING or (
+            self.congested and now - self._undone_at < FALL_WINDOW)
         self._calm = 0 if self.congested else self._calm + 1
         # some loss, or a queue growing on the link while its REMB is below what we send: the estimate holds (the
         # loss-based half of Google's congestion control holds between LOSS_LOW and LOSS_HIGH), and what we send
@@ -493,6 +499,8 @@ class Downlink:
             new[d.slot] = current
             if self.congested and current > target[d.slot]:
                 over.append(d)
+        if now - self._undone_at < FALL_WINDOW:
+            over = []  # the overflow of the upgrade just undone, still in the reports (``update``)
         if undo and over:
             # the latest upgrade failed (what is sent no longer fits): every slot goes back to what it was sent
             # before it, which the link carried calmly (``update`` kept the estimate there), whatever the REMB after
@@ -503,6 +511,7 @@ class Downlink:
                     if back is not None and back < new[d.slot]:
                         new[d.slot] = back
                         downgraded = True
+                        self._undone_at = now
             over = [d for d in over if d.slot not in self._before_up]  # a slot that came after it
         if over:
             # they step down to what the estimate leaves beside the others *as they are sent*, never below their

@@ -18,7 +18,10 @@ NET_STATE = """() => {
   const scripts = performance.getEntriesByType("resource").filter((e) => e.initiatorType === "script")
     .map((e) => `${new URL(e.name).pathname} ${Math.round(e.responseEnd)}`
                 + ` (${e.encodedBodySize}/${e.decodedBodySize} B)`);
-  return `live script ran: ${!!L}; check started: ${!!check}; measuring: ${!!(check && check.netRunning)}; `
+  const nav = performance.getEntriesByType("navigation")[0];  // the page's own document: all of it arrived?
+  return `document ${document.readyState}, its response ended at ${nav ? Math.round(nav.responseEnd) : "?"} ms `
+    + `(${nav ? nav.encodedBodySize : "?"} B); `
+    + `live script ran: ${!!L}; check started: ${!!check}; measuring: ${!!(check && check.netRunning)}; `
     + `page age ${Math.round(performance.now())} ms; netcheck requests: [${requests.join("; ")}]; `
     + `scripts loaded at: [${scripts.join(", ")}]`;
 }"""
