@@ -19,9 +19,9 @@ estimate stays within 1.5 x what it receives, so a paused slot would never come 
 congested), an upgrade one slot at a time, at least ``UP_INTERVAL`` seconds after the previous upgrade and
 ``hold`` seconds after a downgrade. No padding is sent to probe: the options are small steps (temporal layers
 within spatial layers), so sending the next option is the probe; if the link cannot carry it, the REMB or the
-loss says so within a second or two and the upgrade is undone (every slot back to what it was sent before it, which
-the link carried), and the hold after that downgrade doubles (from ``HOLD_AFTER_DOWN`` up to ``HOLD_MAX``) so a link
-that cannot carry it is not retried every few seconds.
+loss says so within a second or two and the slot steps back (no lower than what it was sent before the
+upgrade, which the link carried), and the hold after that downgrade doubles (from ``HOLD_AFTER_DOWN`` up to
+``HOLD_MAX``) so a link that cannot carry it is not retried every few seconds.
 
 Who owns what: ``sfu.downlinks.Downlinks`` (one per room) owns one ``Downlink`` per participant with a down
 Peer, feeds it the consumers' feedback every period and applies the choices to the Consumers (layer,
@@ -461,9 +461,10 @@ class Downlink:
         ``UP_INTERVAL`` on a link whose losses were not reported yet had a 300 kbit/s classroom sent twice its link.
         And a small one: at most ``PROBE_STEP`` x the estimate above it (a bigger step waits for the estimate to
         grow by itself), unless it resumes a paused slot at its smallest option (its REMB alone would never bring it
-        back). A failed upgrade (congestion within ``FAILED_UP_WINDOW`` of it) is undone: every slot goes back to
-        what it was sent before it; and until the doubled hold has passed, what the estimate vouches for waits too
-        when it would send ``RETRY_SHARE`` of what failed or more (the REMB that vouched for it says so again soon).
+        back). A failed upgrade (congestion within ``FAILED_UP_WINDOW`` of it) is undone: a slot steps down to
+        what fits the estimate but no lower than what it was sent before it; and until the doubled hold has passed,
+        what the estimate vouches for waits too when it would send ``RETRY_SHARE`` of what failed or more (the REMB
+        that vouched for it says so again soon).
         """
         now = self.clock()
         top = self._at_top(demands)
@@ -501,29 +502,24 @@ class Downlink:
                 over.append(d)
         if now - self._undone_at < FALL_WINDOW:
             over = []  # the overflow of the upgrade just undone, still in the reports (``update``)
-        if undo and over:
-            # the latest upgrade failed (what is sent no longer fits): every slot goes back to what it was sent
-            # before it, which the link carried calmly (``update`` kept the estimate there), whatever the REMB after
-            # the overflow leaves; a link still congested after that steps down as any does
-            for d in ordered:
-                if d.slot in self._before_up and d.slot in self.choice:
-                    back = self._index(d, self._before_up[d.slot])
-                    if back is not None and back < new[d.slot]:
-                        new[d.slot] = back
-                        downgraded = True
-                        self._undone_at = now
-            over = [d for d in over if d.slot not in self._before_up]  # a slot that came after it
         if over:
             # they step down to what the estimate leaves beside the others *as they are sent*, never below their
             # target: the target reckons every slot at its own, and a slot below it (the screen, upgraded first
             # there) is not raised by a downgrade (measured: a 1 Mbit/s classroom's presenter camera fell from its
             # 960x540 layer to its 240x135 one, the share of a screen upgrade that never came; 270p fitted)
+            sent_as = dict(new)
             kept = sum(d.options[new[d.slot]].bitrate for d in demands if d not in over and new[d.slot] >= 0)
             share = allocate(self.estimate - kept, over)
             for d in over:
-                stepped = min(new[d.slot], max(share[d.slot], target[d.slot]))
-                downgraded |= stepped < new[d.slot]
-                new[d.slot] = stepped
+                new[d.slot] = min(new[d.slot], max(share[d.slot], target[d.slot]))
+                if undo and d.slot in self._before_up:
+                    # the latest upgrade failed: no lower than what the slot was sent before it, which the link
+                    # carried calmly (``update`` kept the estimate there), whatever the REMB after the overflow says
+                    back = self._index(d, self._before_up[d.slot])
+                    if back is not None and new[d.slot] < back:
+                        new[d.slot] = min(sent_as[d.slot], back)
+                        self._undone_at = now
+                downgraded |= new[d.slot] < sent_as[d.slot]
         if self.overfull and not downgraded and now - self.last_down >= UP_INTERVAL:
             # video keeps waiting in our own pacer for longer than it may: what the choices really send (keyframes
             # above the layers' measured rates, a layer's rate rising) exceeds the pacing rate, however right the

@@ -19,8 +19,12 @@ NET_STATE = """() => {
     .map((e) => `${new URL(e.name).pathname} ${Math.round(e.responseEnd)}`
                 + ` (${e.encodedBodySize}/${e.decodedBodySize} B)`);
   const nav = performance.getEntriesByType("navigation")[0];  // the page's own document: all of it arrived?
+  // a stylesheet or script the document names that has not arrived (a pending stylesheet holds the scripts after it)
+  const pending = Array.from(document.querySelectorAll("link[rel=stylesheet], script[src]"))
+    .map((el) => el.href || el.src).filter((url) => !performance.getEntriesByName(url).length)
+    .map((url) => new URL(url).pathname);
   return `document ${document.readyState}, its response ended at ${nav ? Math.round(nav.responseEnd) : "?"} ms `
-    + `(${nav ? nav.encodedBodySize : "?"} B); `
+    + `(${nav ? nav.encodedBodySize : "?"} B); not arrived: [${pending.join(", ")}]; `
     + `live script ran: ${!!L}; check started: ${!!check}; measuring: ${!!(check && check.netRunning)}; `
     + `page age ${Math.round(performance.now())} ms; netcheck requests: [${requests.join("; ")}]; `
     + `scripts loaded at: [${scripts.join(", ")}]`;

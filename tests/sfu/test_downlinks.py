@@ -174,7 +174,12 @@ async def test_a_link_that_cannot_carry_video_keeps_audio_and_gets_video_back(sf
     try:
         await wait_until(lambda: states(classroom, "presenter-video")[-1] == "live", HOLD_AFTER_DOWN + 10)
         frames = len(classroom.slot_frames("presenter-video"))
-        await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= frames + 10, 10)
+        try:
+            await wait_until(lambda: len(classroom.slot_frames("presenter-video")) >= frames + 10, 10)
+        except TimeoutError:
+            raise AssertionError(f"video did not come back: {link!r}; pacer at {video.wire.pacer.rate}, queue "
+                                 f"{video.wire.pacer.congested}; states {states(classroom, 'presenter-video')}; "
+                                 f"frames {frames} -> {len(classroom.slot_frames('presenter-video'))}") from None
     finally:
         stop.set()
         await task
