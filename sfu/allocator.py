@@ -251,6 +251,7 @@ class Downlink:
     _failed_cost: float = 0.0  # what the choices of the latest failed upgrade cost (``RETRY_SHARE``)
     _undo: bool = False  # this period's congestion failed the latest upgrade: ``decide`` undoes it
     _undone_at: float = float("-inf")  # when ``decide`` last undid a failed upgrade
+    unconfirmed: bool = False  # its latest REMB is below OVERUSE x what we send: no upgrade (``decide``)
     _recent: deque[tuple[float, float]] = field(default_factory=deque)  # (when, video sent) of the periods of the
     # last RECENT_SECONDS (FALL_CUT)
     _rtts: deque[tuple[float, float]] = field(default_factory=deque)  # (when, rtt) of the last RTT_WINDOW seconds
@@ -319,6 +320,7 @@ class Downlink:
             self._fell_at = now
         grew = self._queue_grew(fb.rtt, now)
         below = remb is not None and fb.sent > MIN_ESTIMATE and remb < OVERUSE * fb.sent
+        self.unconfirmed = below
         self._standing = self._standing + 1 if below and grew and fb.loss >= LOSS_LOW else 0
         standing = self._standing >= STANDING_PERIODS
         # an upgrade is a probe: a queue growing on the link within FAILED_UP_WINDOW of it, with the REMB below
@@ -461,8 +463,11 @@ class Downlink:
         ``UP_INTERVAL`` on a link whose losses were not reported yet had a 300 kbit/s classroom sent twice its link.
         And a small one: at most ``PROBE_STEP`` x the estimate above it (a bigger step waits for the estimate to
         grow by itself), unless it resumes a paused slot at its smallest option (its REMB alone would never bring it
-        back). A failed upgrade (congestion within ``FAILED_UP_WINDOW`` of it) is undone: a slot steps down to
-        what fits the estimate but no lower than what it was sent before it; and until the doubled hold has passed,
+        back). No upgrade while the subscriber's REMB is below ``OVERUSE`` x what we send (*unconfirmed*: it does
+        not get what is sent, or sees a queue; a 1 Mbit/s classroom's screen was upgraded while its REMB said 686
+        kbit/s of the 1 Mbit/s we sent, and the link overflowed). A failed upgrade (congestion within
+        ``FAILED_UP_WINDOW`` of it, on a link that carried something before it) is undone: every slot goes back to
+        what it was sent before it; and until the doubled hold has passed,
         what the estimate vouches for waits too when it would send ``RETRY_SHARE`` of what failed or more (the REMB
         that vouched for it says so again soon).
         """
@@ -502,24 +507,29 @@ class Downlink:
                 over.append(d)
         if now - self._undone_at < FALL_WINDOW:
             over = []  # the overflow of the upgrade just undone, still in the reports (``update``)
+        if undo and self._carried_before_up > 0:
+            # the latest upgrade failed: every slot goes back to what it was sent before it, which the link carried
+            # calmly (``update`` kept the estimate there), whatever the REMB after the overflow says (one that
+            # resumed a slot from nothing carried, with nothing to go back to, steps down as any congestion does)
+            for d in ordered:
+                if d.slot in self._before_up and d.slot in self.choice:
+                    back = self._index(d, self._before_up[d.slot])
+                    if back is not None and back < new[d.slot]:
+                        new[d.slot] = back
+                        downgraded = True
+                        self._undone_at = now
+            over = [d for d in over if d.slot not in self._before_up]  # a slot that came after it
         if over:
             # they step down to what the estimate leaves beside the others *as they are sent*, never below their
             # target: the target reckons every slot at its own, and a slot below it (the screen, upgraded first
             # there) is not raised by a downgrade (measured: a 1 Mbit/s classroom's presenter camera fell from its
             # 960x540 layer to its 240x135 one, the share of a screen upgrade that never came; 270p fitted)
-            sent_as = dict(new)
             kept = sum(d.options[new[d.slot]].bitrate for d in demands if d not in over and new[d.slot] >= 0)
             share = allocate(self.estimate - kept, over)
             for d in over:
-                new[d.slot] = min(new[d.slot], max(share[d.slot], target[d.slot]))
-                if undo and d.slot in self._before_up:
-                    # the latest upgrade failed: no lower than what the slot was sent before it, which the link
-                    # carried calmly (``update`` kept the estimate there), whatever the REMB after the overflow says
-                    back = self._index(d, self._before_up[d.slot])
-                    if back is not None and new[d.slot] < back:
-                        new[d.slot] = min(sent_as[d.slot], back)
-                        self._undone_at = now
-                downgraded |= new[d.slot] < sent_as[d.slot]
+                stepped = min(new[d.slot], max(share[d.slot], target[d.slot]))
+                downgraded |= stepped < new[d.slot]
+                new[d.slot] = stepped
         if self.overfull and not downgraded and now - self.last_down >= UP_INTERVAL:
             # video keeps waiting in our own pacer for longer than it may: what the choices really send (keyframes
             # above the layers' measured rates, a layer's rate rising) exceeds the pacing rate, however right the
@@ -552,7 +562,7 @@ class Downlink:
         ordered_up = sorted(ordered, key=lambda d: (new[d.slot] >= 0, d.priority, d.slot not in (
             MINIMUM_FIRST if new[d.slot] < 0 else UPGRADE_FIRST)))
         before = dict(self.choice)
-        if not self.congested and not self.queued and not downgraded and may_vouch:
+        if not self.congested and not self.queued and not downgraded and may_vouch and not self.unconfirmed:
             # what the estimate vouches for, but what sends near what failed lately waits that failure's hold
             sending = sum(d.options[new[d.slot]].bitrate for d in demands if new[d.slot] >= 0)
             retrying = self._failed_cost > 0 and now - self.last_down < self.hold

@@ -12,8 +12,10 @@ meeting holds only what the promise needs (that module's meeting, five Chromiums
 
 The outcome is waited for, then held: the classroom must decode the middle of the layers the presenter sends within
 `REACH_S` of its first frame (a link that congested at its join climbs when the track's keyframe gate lets its
-switch through, sfu.producer), then keep it over `HOLD_S`: the median decoded height is the middle layer's and
-the frames keep coming at more than a third of the camera's rate. Root only (network namespaces).
+switch through, sfu.producer), then keep it over `HOLD_S` of samples in which the presenter sends three layers
+(Chromium stops its top layer for a while under CPU load; at least half of that within 3 x `HOLD_S`): the median
+decoded height is the middle layer's and the frames keep coming at more than a third of the camera's rate. Root
+only (network namespaces).
 """
 
 from __future__ import annotations
@@ -95,10 +97,11 @@ class Run:
     consumer: dict[str, Any] = field(default_factory=dict)
 
     def held(self) -> list[Sample]:
-        """Run.held: the samples of the window after the middle layer was reached."""
+        """Run.held: the samples of the window after the middle layer was reached in which the presenter camera sent
+        three layers (Chromium stops its top layer for a while under CPU load: "the middle" is then another one)."""
         if self.reached_at is None:
             return []
-        return [s for s in self.samples if s.at >= self.reached_at]
+        return [s for s in self.samples if s.at >= self.reached_at and len(s.sent) == 3]
 
     def __str__(self) -> str:
         lines = [f"reached the middle layer after {self.reached_at} s; server's consumer at the end: "
@@ -121,7 +124,8 @@ async def sample(app: web.Application, meeting_id: int, studio: Page, page: Page
 
 
 async def watch(app: web.Application, meeting_id: int, studio: Page, page: Page) -> Run:
-    """watch: sample until the middle layer is reached (at most REACH_S) and then over HOLD_S."""
+    """watch: sample until the middle layer is reached (at most REACH_S) and then over HOLD_S of samples with three
+    layers sent (at most 3 x HOLD_S)."""
     classroom = str(await page.evaluate("window.live.participantId"))
     run, start = Run(), time.monotonic()
     tracer = asyncio.ensure_future(trace(app, meeting_id, classroom, start, run.trace))
@@ -131,8 +135,8 @@ async def watch(app: web.Application, meeting_id: int, studio: Page, page: Page)
             run.samples.append(s)
             if run.reached_at is None and s.middle:
                 run.reached_at = s.at
-            if run.reached_at is None and s.at > REACH_S or run.reached_at is not None and \
-                    s.at > run.reached_at + HOLD_S:
+            if run.reached_at is None and s.at > REACH_S or run.reached_at is not None and (
+                    len(run.held()) * SAMPLE_S >= HOLD_S or s.at > run.reached_at + 3 * HOLD_S):
                 break
             await asyncio.sleep(SAMPLE_S)
     finally:
@@ -179,11 +183,12 @@ async def run(app: web.Application, aiohttp_server: Any, lab: Lab, make_user: Fa
 
 
 def test_a_1_mbit_classroom_gets_a_middle_layer(run: Run) -> None:
-    sent = statistics.median(len(s.sent) for s in run.samples)
-    assert sent >= 3, (f"the presenter camera sent {sent:g} layers (Chromium sends fewer under CPU load)\n{run}")
     assert run.reached_at is not None, f"the middle layer was not decoded within {REACH_S:g} s\n{run}"
     held = run.held()
+    assert len(held) * SAMPLE_S >= HOLD_S / 2, (
+        f"the presenter camera sent three layers for {len(held) * SAMPLE_S:g} s of {3 * HOLD_S:g} (Chromium sends "
+        f"fewer under CPU load)\n{run}")
     assert statistics.median(s.height for s in held) == statistics.median(s.sent[1] for s in held if s.sent[1:]), \
         str(run)
     frame_rate = PRESENTER_SIZE[2]
-    assert held[-1].frames - held[0].frames > HOLD_S * frame_rate / 3, str(run)
+    assert held[-1].frames - held[0].frames > (held[-1].at - held[0].at) * frame_rate / 3, str(run)

@@ -402,6 +402,21 @@ def test_a_failed_upgrade_is_undone_and_its_retry_waits_the_doubled_hold() -> No
     assert link.decide(ds)["presenter-video"].spatial == 2  # type: ignore[union-attr]  # then it is
 
 
+def test_no_upgrade_while_the_receiver_gets_less_than_is_sent() -> None:
+    clock = Clock(1000.0)
+    link = Downlink(clock=clock, estimate=800_000, heard=True)
+    ds = studio_lecture()
+    for _ in range(CALM_PERIODS + SENT_PERIODS):
+        settle(link, clock, remb=800_000, sent=680_000)
+    first = link.decide(ds)
+    link.estimate = 1_300_000  # what an earlier REMB said
+    for _ in range(8):  # its REMB fell below what we send, and nothing confirms a queue yet
+        settle(link, clock, remb=500_000, sent=680_000)
+        assert link.unconfirmed and not link.congested and link.decide(ds) == first
+    settle(link, clock, remb=1_300_000, sent=680_000)  # it gets what is sent again
+    assert not link.unconfirmed and link.decide(ds) != first
+
+
 def test_a_busy_receiver_whose_round_trip_grows_without_loss_is_not_cut() -> None:
     clock = Clock(1000.0)
     link = Downlink(clock=clock, estimate=800_000, heard=True)
@@ -541,9 +556,9 @@ def test_one_probe_at_a_time() -> None:
     first = link.decide(ds)
     assert sum(o.bitrate for o in first.values() if o) <= 200_000
     probes = []
-    for _ in range(5):  # nothing confirms the probe (its REMB stays low): no second one
+    for _ in range(5):  # nothing confirms the probe (its REMB stays below the estimate): no second one
         clock.now += UP_INTERVAL + 0.1
-        link.update(Feedback(remb=150_000, loss=0.0, sent=200_000, rtt=CALM_RTT))
+        link.update(Feedback(remb=170_000, loss=0.0, sent=200_000, rtt=CALM_RTT))
         probes.append(dict(link.decide(ds)))
     assert link.upgrades == 1 and probes[-1] == probes[0]
 
