@@ -19,8 +19,8 @@ estimate stays within 1.5 x what it receives, so a paused slot would never come 
 congested), an upgrade one slot at a time, at least ``UP_INTERVAL`` seconds after the previous upgrade and
 ``hold`` seconds after a downgrade. No padding is sent to probe: the options are small steps (temporal layers
 within spatial layers), so sending the next option is the probe; if the link cannot carry it, the REMB or the
-loss says so within a second or two and the slot steps back (no lower than what it was sent before the
-upgrade, which the link carried), and the hold after that downgrade doubles (from ``HOLD_AFTER_DOWN`` up to
+loss says so within a second or two and the upgrade is undone (every slot back to what it was sent before it,
+which the link carried), and the hold after that downgrade doubles (from ``HOLD_AFTER_DOWN`` up to
 ``HOLD_MAX``) so a link that cannot carry it is not retried every few seconds.
 
 Who owns what: ``sfu.downlinks.Downlinks`` (one per room) owns one ``Downlink`` per participant with a down
