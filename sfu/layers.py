@@ -2,11 +2,11 @@
 
 The slot plan (``sfu.plan``) says which track fills a slot; ``pick_layer`` says which of its layers
 (``Producer.layers``, lowest spatial layer first) that slot forwards when the downlink allocator does not
-choose (``sfu.downlinks.Downlinks.apply``: the recorder's Sinks, audio, a slot not allocated yet, or
-allocation off). The rule: grid tiles take the lowest layer arriving,
-every other slot the highest arriving, and an in-process Sink (the recorder) always the highest arriving, outside
-any budget. "Arriving" is what the publisher actually sends (``Producer.arriving``): Chromium may send fewer
-layers than it negotiated. Before any layer arrives, the rule applies to all the negotiated layers.
+choose (``sfu.downlinks.Downlinks.apply``: the recorder's Sinks, audio, a cascade link, or allocation off). The
+rule: grid tiles take the lowest layer arriving, every other slot the highest arriving, and an in-process Sink (the
+recorder) always the highest arriving, outside any budget. "Arriving" is what the publisher actually sends
+(``Producer.arriving``): Chromium may send fewer layers than it negotiated. Before any layer arrives, the rule
+applies to all the negotiated layers.
 """
 
 from __future__ import annotations

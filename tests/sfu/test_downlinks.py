@@ -40,6 +40,7 @@ from sfu.events import ServerOffer, SlotChanged
 from sfu.pacer import PACING_FACTOR, SCREEN, UNLIMITED
 from sfu.room import Room
 from sfu.sfu import Sfu
+from tests.sfu.consumer_kit import make_consumer
 from tests.sfu.fakes import Clock
 from tests.sfu.helpers import (
     CAPABILITIES,
@@ -321,6 +322,31 @@ def test_a_slot_its_link_has_no_choice_for_yet_gets_what_fits_not_the_top_layer(
     assert downlinks._unallocated(link, "screen", screen, target) is screen.layers[1]  # type: ignore[arg-type]
     link.congested = True  # a weak link: the lowest, whatever its estimate says
     assert downlinks._unallocated(link, "screen", screen, target) is screen.layers[0]  # type: ignore[arg-type]
+
+
+class FakeViewer:
+    """FakeViewer: a subscriber as ``Downlinks.apply`` reads it (its id, no cascade)."""
+
+    id = "c1"
+
+    class capabilities:  # noqa: N801 (as Participant.capabilities reads)
+        relay = None
+
+
+def test_a_subscriber_without_a_downlink_yet_gets_the_lowest_layer_not_the_top() -> None:
+    """Measured: a 1 Mbit/s classroom joining a lecture was sent the presenter's 960x540 layer (the layer a slot got
+    before its link's first allocation) at 4 fps for 19 s, while its switch down waited for a keyframe."""
+    downlinks = Downlinks(participants={}, on_change=lambda: None, clock=Clock(1000.0))
+    camera = FakeTrack(3)
+    consumer, _, _ = make_consumer()
+    consumer.max_temporal = 1
+    layer, state = downlinks.apply(FakeViewer(), "presenter-video", camera, consumer, "live")  # type: ignore[arg-type]
+    assert layer is camera.layers[0] and state == "live" and consumer.max_temporal is None  # all of it
+    camera.arriving_layers = camera.layers[1:]  # the lowest is not arriving: the lowest that is
+    assert downlinks.apply(FakeViewer(), "presenter-video", camera, consumer, "live")[0] is camera.layers[1]  # type: ignore[arg-type]
+    downlinks.links["c1"] = Downlink(clock=Clock(1000.0), estimate=5_000_000)
+    downlinks.links["c1"].choice = {"presenter-video": Option(900_000, 2, -1)}  # once allocated: its choice
+    assert downlinks.apply(FakeViewer(), "presenter-video", camera, consumer, "live")[0] is camera.layers[2]  # type: ignore[arg-type]
 
 
 class FakeLayer:
