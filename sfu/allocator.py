@@ -518,7 +518,8 @@ class Downlink:
                         new[d.slot] = back
                         downgraded = True
                         self._undone_at = now
-            over = [d for d in over if d.slot not in self._before_up]  # a slot that came after it
+            if downgraded:  # undone: only a slot that came after it steps down as congestion has it
+                over = [d for d in over if d.slot not in self._before_up]
         if over:
             # they step down to what the estimate leaves beside the others *as they are sent*, never below their
             # target: the target reckons every slot at its own, and a slot below it (the screen, upgraded first
