@@ -564,18 +564,19 @@ class Downlink:
             MINIMUM_FIRST if new[d.slot] < 0 else UPGRADE_FIRST)))
         before = dict(self.choice)
         if not self.congested and not self.queued and not downgraded and may_vouch and not self.unconfirmed:
+            def bits(d: Demand, i: int) -> float:
+                return d.options[i].bitrate if i >= 0 else 0.0
+
+            sending = sum(bits(d, new[d.slot]) for d in demands)
             # what the estimate vouches for, but what sends near what failed lately waits that failure's hold
-            sending = sum(d.options[new[d.slot]].bitrate for d in demands if new[d.slot] >= 0)
             retrying = self._failed_cost > 0 and now - self.last_down < self.hold
             vouched = next((d for d in ordered_up if d.slot in self.choice and target[d.slot] > new[d.slot] and not (
-                retrying and sending + d.options[target[d.slot]].bitrate - (
-                    d.options[new[d.slot]].bitrate if new[d.slot] >= 0 else 0.0)
+                retrying and sending - bits(d, new[d.slot]) + bits(d, target[d.slot])
                 >= RETRY_SHARE * self._failed_cost)), None)
             if vouched is not None:
                 new[vouched.slot] = target[vouched.slot]
                 upgraded = True
-            elif may_upgrade and (sending := sum(d.options[new[d.slot]].bitrate for d in demands if new[d.slot] >= 0)) \
-                    <= self.estimate:
+            elif may_upgrade and sending <= self.estimate:
                 # one probe at a time, only while what is sent fits the estimate (the previous probe confirmed),
                 # and a small one: at most PROBE_STEP x the estimate above it
                 probe = next((d for d in ordered_up if d.slot in self.choice and new[d.slot] < len(d.options) - 1
