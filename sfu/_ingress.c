@@ -7,8 +7,10 @@
  * header parses plainly. Everything else (RTCP, STUN, DTLS, RTX, gaps, reordering, the first packets, odd
  * headers) takes the Python path: before decryption (``fallback(data, addr)``) when the clear header tells, or
  * after it (``receiver.handle_plain(plain, now)``). The Python objects stay the one copy of the state: this file
- * reads and writes their attributes (``reach`` below, sfu/twins.py) instead of mirroring them; those of the
- * __slots__ classes (RtpStreamStats, NackTracker, SequenceTracker) in place, at the member offsets found by name.
+ * reads and writes their attributes (``reach`` below, sfu/twins.py) instead of mirroring them, in place, at the
+ * offsets of their __slots__ members found by name when armed (sfu/twins.py ``per_packet``: RtpStreamStats,
+ * NackTracker, SequenceTracker, and the per-packet ones of ForwardingReceiver, Producer and Ticker); by name when
+ * an object is not of the type the offsets were found for.
  *
  * Per packet: srtp_unprotect into a stack buffer; RtpStreamStats (packets_received, max16, cycles, jitter);
  * NackTracker.max_seq (video); the receiver's REMB byte count, and on a frame's last packet the estimator
@@ -126,10 +128,16 @@ static PyTypeObject PacketType = {
 enum { ST_MAX16, ST_CYCLES, ST_PACKETS_RECEIVED, ST_JITTER_Q4, ST_LAST_TRANSIT, ST_LAST_TS, STATS_FIELDS };
 enum { NK_MISSING, NK_MAX_SEQ, NACK_FIELDS };
 enum { SQ_BASE, SQ_MAX_EXT, SQ_RECEIVED, SEQ_FIELDS };
+/* ... and of ForwardingReceiver, Producer and Ticker, which keep them in __slots__ beside their __dict__ */
+enum { RX_REMB_BYTES, RX_DIRECT_PACKETS, RX_ON_FIELDS, RX_TICKER, RX_FIELDS };
+enum { PR_PACKETS, PR_BYTES, PR_KEYFRAMES, PR_FRAMES, PR_SEQ, PR_SINKS, PR_SLOTS, PR_FIELDS };
 static PyObject **const stats_names[STATS_FIELDS] = {&s_max16, &s_cycles, &s_packets_received, &s_jitter_q4,
                                                      &s_last_transit, &s_last_ts};
 static PyObject **const nack_names[NACK_FIELDS] = {&s_missing, &s_max_seq};
 static PyObject **const seq_names[SEQ_FIELDS] = {&s_base, &s_max_ext, &s_received};
+static PyObject **const rx_names[RX_FIELDS] = {&s_remb_bytes, &s_direct_packets, &s_on_fields, &s_ticker};
+static PyObject **const pr_names[PR_FIELDS] = {&s_packets, &s_bytes, &s_keyframes_received, &s_frames_received,
+                                               &s_seq, &s_sinks, &s_slots};
 
 /* slot_offset: where instances of `type` keep `name` when it is a writable __slots__ member (as PyMember_GetOne
  * and PyMember_SetOne read and write it), else -1 (the attribute is then read and written by name). */
@@ -167,6 +175,12 @@ typedef struct {
     Py_ssize_t nack_at[NACK_FIELDS];
     PyObject *seq_type;  /* the type seq_at was resolved for (the Producer's SequenceTracker's) */
     Py_ssize_t seq_at[SEQ_FIELDS];
+    PyObject *rx_type;  /* the receiver's type when armed: rx_at holds for it (a callback may re-arm g) */
+    Py_ssize_t rx_at[RX_FIELDS];
+    PyObject *pr_type;  /* the producer's, as rx_type */
+    Py_ssize_t pr_at[PR_FIELDS];
+    PyObject *ticker_type;  /* the type ticker_at was resolved for (the receiver's Ticker's) */
+    Py_ssize_t ticker_at;   /* its next_due */
     unsigned long long packets;  /* handled here */
     unsigned long long to_python;  /* handed to the Python path */
     unsigned long long dropped;  /* failed SRTP authentication or replay check */
@@ -183,6 +197,9 @@ static void ingress_clear_refs(Ingress *g) {
     Py_CLEAR(g->remb);
     Py_CLEAR(g->producer);
     Py_CLEAR(g->seq_type);
+    Py_CLEAR(g->ticker_type);
+    Py_CLEAR(g->rx_type);
+    Py_CLEAR(g->pr_type);
 }
 
 static int Ingress_traverse(Ingress *g, visitproc visit, void *arg) {
@@ -193,6 +210,9 @@ static int Ingress_traverse(Ingress *g, visitproc visit, void *arg) {
     Py_VISIT(g->remb);
     Py_VISIT(g->producer);
     Py_VISIT(g->seq_type);
+    Py_VISIT(g->ticker_type);
+    Py_VISIT(g->rx_type);
+    Py_VISIT(g->pr_type);
     return 0;
 }
 
@@ -248,6 +268,12 @@ static PyObject *Ingress_arm(Ingress *g, PyObject *args) {
     g->producer = producer;
     slot_offsets(g->stats, stats_names, g->stats_at, STATS_FIELDS);
     slot_offsets(g->nack, nack_names, g->nack_at, NACK_FIELDS);
+    slot_offsets(g->receiver, rx_names, g->rx_at, RX_FIELDS);
+    slot_offsets(g->producer, pr_names, g->pr_at, PR_FIELDS);
+    Py_INCREF(Py_TYPE(receiver));
+    g->rx_type = (PyObject *)Py_TYPE(receiver);
+    Py_INCREF(Py_TYPE(producer));
+    g->pr_type = (PyObject *)Py_TYPE(producer);
     g->armed = 1;
     Py_RETURN_NONE;
 }
@@ -355,6 +381,28 @@ static int add_at(PyObject *o, Py_ssize_t at, PyObject *name, long long delta) {
     return set_at(o, at, name, v + delta);
 }
 
+/* by name: the offsets of an object whose type is not the one g was armed for */
+static const Py_ssize_t BY_NAME[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+_Static_assert(RX_FIELDS <= 8 && PR_FIELDS <= 8, "BY_NAME covers every offset table");
+
+/* rx_offsets, pr_offsets: the member offsets for g's receiver or producer `o` (BY_NAME if its type differs). */
+static inline const Py_ssize_t *rx_offsets(Ingress *g, PyObject *o) {
+    return (PyObject *)Py_TYPE(o) == g->rx_type ? g->rx_at : BY_NAME;
+}
+
+static inline const Py_ssize_t *pr_offsets(Ingress *g, PyObject *o) {
+    return (PyObject *)Py_TYPE(o) == g->pr_type ? g->pr_at : BY_NAME;
+}
+
+/* obj_at: a new reference to `name` of o, from the __slots__ member at `at` when set, else by name. */
+static PyObject *obj_at(PyObject *o, Py_ssize_t at, PyObject *name) {
+    PyObject *v = at >= 0 ? *(PyObject **)((char *)o + at) : NULL;
+    if (v == NULL)
+        return PyObject_GetAttr(o, name);
+    Py_INCREF(v);
+    return v;
+}
+
 int add_ll(PyObject *o, PyObject *name, long long delta) {
     long long v;
     if (get_ll(o, name, &v, NULL) < 0)
@@ -447,7 +495,7 @@ static int stream_ready(Ingress *g, unsigned int seq, long long *max16) {
         if (none || ((seq - (unsigned int)last) & 0xFFFF) != 1)
             return 0;
     }
-    PyObject *fields = PyObject_GetAttr(g->receiver, s_on_fields);  /* still this Producer's? */
+    PyObject *fields = obj_at(g->receiver, rx_offsets(g, g->receiver)[RX_ON_FIELDS], s_on_fields);  /* still this Producer's? */
     if (fields == NULL)
         return -1;
     int same = PyMethod_Check(fields) && PyMethod_GET_SELF(fields) == g->producer;
@@ -538,7 +586,8 @@ static int plain_to_python(Ingress *g, const unsigned char *buf, int len, double
     PyObject *plain = PyBytes_FromStringAndSize((const char *)buf, len);
     PyObject *now = PyFloat_FromDouble(arrival);
     int r = -1;
-    if (plain != NULL && now != NULL && add_ll(g->receiver, s_direct_packets, 1) == 0)
+    if (plain != NULL && now != NULL && add_at(g->receiver, rx_offsets(g, g->receiver)[RX_DIRECT_PACKETS], s_direct_packets,
+                                                         1) == 0)
         r = call_method_void(g->receiver, s_handle_plain, (PyObject *const[]){plain, now}, 2);
     Py_XDECREF(plain);
     Py_XDECREF(now);
@@ -549,9 +598,10 @@ static int plain_to_python(Ingress *g, const unsigned char *buf, int len, double
 /* forward: the Producer's part (Producer.on_fields) once the receiver's part is done. */
 static int forward(Ingress *g, PyObject *prod, const unsigned char *payload, Py_ssize_t plen, unsigned int seq,
                    unsigned int ts, int marker, int padding, int level, double arrival) {
-    if (add_ll(prod, s_packets, 1) < 0 || add_ll(prod, s_bytes, plen) < 0)
+    const Py_ssize_t *at = pr_offsets(g, prod);
+    if (add_at(prod, at[PR_PACKETS], s_packets, 1) < 0 || add_at(prod, at[PR_BYTES], s_bytes, plen) < 0)
         return -1;
-    PyObject *tracker = PyObject_GetAttr(prod, s_seq);
+    PyObject *tracker = obj_at(prod, at[PR_SEQ], s_seq);
     if (tracker == NULL)
         return -1;
     int r = seq_add(g, tracker, seq);
@@ -559,11 +609,11 @@ static int forward(Ingress *g, PyObject *prod, const unsigned char *payload, Py_
     if (r < 0)
         return -1;
     int keyframe = keyframe_start(g->codec, payload, plen);
-    if (keyframe && g->codec != CODEC_AUDIO && add_ll(prod, s_keyframes_received, 1) < 0)
+    if (keyframe && g->codec != CODEC_AUDIO && add_at(prod, at[PR_KEYFRAMES], s_keyframes_received, 1) < 0)
         return -1;
-    if (marker && g->codec != CODEC_AUDIO && add_ll(prod, s_frames_received, 1) < 0)
+    if (marker && g->codec != CODEC_AUDIO && add_at(prod, at[PR_FRAMES], s_frames_received, 1) < 0)
         return -1;
-    PyObject *sinks = PyObject_GetAttr(prod, s_sinks);
+    PyObject *sinks = obj_at(prod, at[PR_SINKS], s_sinks);
     if (sinks == NULL)
         return -1;
     Py_ssize_t nsinks = PyTuple_Check(sinks) ? PyTuple_GET_SIZE(sinks) : 0;
@@ -592,7 +642,7 @@ static int forward(Ingress *g, PyObject *prod, const unsigned char *payload, Py_
         Py_DECREF(p);
         return -1;
     }
-    PyObject *slots = PyObject_GetAttr(prod, s_slots);
+    PyObject *slots = obj_at(prod, at[PR_SLOTS], s_slots);
     PyObject *rest = NULL;
     if (slots == NULL) {
         Py_DECREF(p);
@@ -677,7 +727,7 @@ static int parse_header(Ingress *g, const unsigned char *buf, int len, int *pos_
 static int account_tail(Ingress *g, PyObject *receiver, unsigned int seq) {
     if (g->nack != NULL && set_at(g->nack, g->nack_at[NK_MAX_SEQ], s_max_seq, seq) < 0)
         return -1;
-    return add_ll(receiver, s_direct_packets, 1);
+    return add_at(receiver, rx_offsets(g, receiver)[RX_DIRECT_PACKETS], s_direct_packets, 1);
 }
 
 /* account: the receiver's part (ForwardingReceiver._account for the next packet in order). With the C
@@ -688,11 +738,12 @@ static int account(Ingress *g, PyObject *receiver, unsigned int seq, unsigned in
     if (stats_add(g, seq, ts, arrival, max16) < 0)
         return -1;
     if (g->remb != NULL && ast >= 0 && Py_TYPE(g->remb) == &EstimatorType) {
+        Py_ssize_t at = rx_offsets(g, receiver)[RX_REMB_BYTES];
         if (!marker)
-            return add_ll(receiver, s_remb_bytes, size) < 0 ? -1 : account_tail(g, receiver, seq);
+            return add_at(receiver, at, s_remb_bytes, size) < 0 ? -1 : account_tail(g, receiver, seq);
         /* the frame's last packet: the C estimator directly; Python only to send a new estimate */
         long long bytes, bitrate;
-        if (get_ll(receiver, s_remb_bytes, &bytes, NULL) < 0 || set_ll(receiver, s_remb_bytes, 0) < 0)
+        if (get_at(receiver, at, s_remb_bytes, &bytes, NULL) < 0 || set_at(receiver, at, s_remb_bytes, 0) < 0)
             return -1;
         long long arrival_ms = (long long)((arrival + NTP_OFFSET) * 1000.0);
         if (estimator_add(g->remb, arrival_ms, (unsigned int)ast, bytes + size, g->ssrc, &bitrate)) {
@@ -704,7 +755,7 @@ static int account(Ingress *g, PyObject *receiver, unsigned int seq, unsigned in
                 return -1;
         }
     } else if (g->remb != NULL && ast >= 0) {
-        if (add_ll(receiver, s_remb_bytes, size) < 0)
+        if (add_at(receiver, rx_offsets(g, receiver)[RX_REMB_BYTES], s_remb_bytes, size) < 0)
             return -1;
         if (marker) {
             PyObject *a[3] = {PyLong_FromLongLong((long long)((arrival + NTP_OFFSET) * 1000.0)),
@@ -721,13 +772,18 @@ static int account(Ingress *g, PyObject *receiver, unsigned int seq, unsigned in
 }
 
 /* poll_ticker runs the room Ticker's poll() when its next job is due (CLOCK_MONOTONIC is time.monotonic). */
-static int poll_ticker(PyObject *receiver) {
-    PyObject *ticker = PyObject_GetAttr(receiver, s_ticker);
+static int poll_ticker(Ingress *g, PyObject *receiver) {
+    PyObject *ticker = obj_at(receiver, rx_offsets(g, receiver)[RX_TICKER], s_ticker);
     if (ticker == NULL)
         return -1;
     int r = 0;
     if (ticker != Py_None) {
-        PyObject *due = PyObject_GetAttr(ticker, s_next_due);
+        if ((PyObject *)Py_TYPE(ticker) != g->ticker_type) {
+            g->ticker_at = slot_offset(Py_TYPE(ticker), s_next_due);
+            Py_INCREF(Py_TYPE(ticker));
+            Py_XSETREF(g->ticker_type, (PyObject *)Py_TYPE(ticker));
+        }
+        PyObject *due = obj_at(ticker, g->ticker_at, s_next_due);
         double when = due != NULL ? PyFloat_AsDouble(due) : -1.0;
         Py_XDECREF(due);
         if (PyErr_Occurred())
@@ -782,7 +838,7 @@ int ingress_receive(PyObject *o, const unsigned char *data, Py_ssize_t n) {
     if (r == 0)
         r = forward(g, producer, buf + pos, plen, seq, ts, marker, padding, level, arrival);
     if (r == 0)
-        r = poll_ticker(receiver);
+        r = poll_ticker(g, receiver);
     Py_DECREF(receiver);
     Py_DECREF(producer);
     return r;

@@ -55,6 +55,10 @@ def ntp_now(wall: Callable[[], float] = time.time) -> int:
 class Producer:
     """Producer is a published track: kind, owner, source label, codec, SSRC, sinks and inbound statistics."""
 
+    # what the C receive path (sfu/_ingress.c) reads and writes per packet, at fixed offsets; the rest in __dict__
+    __slots__ = ("packets", "bytes", "keyframes_received", "frames_received", "_seq", "sinks", "_slots", "__dict__",
+                 "__weakref__")
+
     def __init__(
         self,
         participant_id: str,

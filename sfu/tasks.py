@@ -62,6 +62,8 @@ class Ticker:
     Owned by one event loop; not thread-safe.
     """
 
+    __slots__ = ("next_due", "__dict__")  # read by the C receive path per packet (sfu/_ingress.c), at its offset
+
     def __init__(self, period: Callable[[], float], grace: float = 0.25,
                  clock: Callable[[], float] = time.monotonic, slack: float = 0.0) -> None:
         self._period = period

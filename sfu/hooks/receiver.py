@@ -65,6 +65,10 @@ class ForwardingReceiver(RTCRtpReceiver):
     subscribers' links would carry it twice and the layer would look dearer than its media.
     """
 
+    # what the C receive path (sfu/_ingress.c) reads and writes per packet, at fixed offsets (aiortc's
+    # RTCRtpReceiver keeps the rest in __dict__)
+    __slots__ = ("on_fields", "_remb_bytes", "direct_packets", "ticker")
+
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
         super().__init__(kind, transport)
         self.on_rtp: Callable[[RtpPacket], None] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -102,6 +103,19 @@ async def test_python_twins_have_the_declared_attributes_and_methods() -> None:
             assert callable(getattr(cls, name, None)), (
                 f"{reached.module}.{twin} has no method {name!r}, which sfu/_fanout's C code calls by that name: "
                 "rename both (and sfu/twins.py)")
+
+
+def test_what_c_reaches_per_packet_is_a_writable_slot_member() -> None:
+    """sfu/_ingress.c reads these at their __slots__ member's offset; an attribute moved back to the instance's
+    __dict__ would still work, by name, at a dictionary lookup per packet and access (the path's cost, silently)."""
+    for twin, reached in REACHED.items():
+        assert set(reached.per_packet) <= set(reached.attributes), twin
+        cls = resolve(f"{reached.module}.{twin}")
+        for name in reached.per_packet:
+            member = inspect.getattr_static(cls, name, None)
+            assert type(member).__name__ == "member_descriptor", (
+                f"{reached.module}.{twin}.{name} is reached per packet by sfu/_ingress.c but is not in the "
+                f"class's __slots__ (found {type(member).__name__})")
 
 
 @compiled
