@@ -227,6 +227,24 @@ def test_c_path_leaves_the_same_state_and_output_as_the_python_path() -> None:
     assert all(s._jitter_q4 >= 0 for s in compiled.receiver.streams.values())
 
 
+def test_c_path_counts_past_one_two_and_three_digits_as_python_does() -> None:
+    """Counters the C path reads and writes beyond 2^30, 2^60 and 2^62 (CPython stores ints in 30-bit digits, and
+    the C path converts several-digit values its own way): the same state as the Python path."""
+    packets = scenario(random.Random(13))
+    python, compiled = Side(python_only=True), Side(python_only=False)
+    for side in (python, compiled):
+        side.producer.packets = 2**30 - 3
+        side.producer.bytes = 2**62 - 1000
+        side.receiver.direct_packets = 2**60 - 7
+    for data in packets:
+        python.feed(data)
+        compiled.feed(data)
+    assert compiled.receiver.ingress is not None and compiled.receiver.ingress.packets > len(packets) // 2
+    assert python.state() == compiled.state()
+    assert compiled.producer.packets > 2**30 and compiled.producer.bytes > 2**62
+    assert compiled.receiver.direct_packets > 2**60
+
+
 class DictTracker:
     """DictTracker is a SequenceTracker without __slots__: the C path then reads and writes it by name."""
 
