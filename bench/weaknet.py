@@ -14,8 +14,9 @@ test's, `tests.e2e.browser.detailed_camera`), in a Chromium of its own.
     .venv/bin/python bench/weaknet.py --caps 300,1000,0 --cuts '' --no-turn
 
 0. Baseline (unless --no-baseline): the same meeting with the uncapped classroom alone, measured the same way,
-   for its keyframes per minute without weak classrooms beside it (printed last, with the figure beside them: a
-   weak classroom's keyframe requests must not make the publisher send keyframes to everyone).
+   for its keyframes per minute (presenter camera and screen) without weak classrooms beside it (printed last,
+   with the figures beside them: a weak classroom's keyframe requests must not make the publisher send keyframes
+   to everyone).
 1. Steady state: after the pages joined and --settle seconds, --duration seconds are measured. One row per
    classroom (figures over the window, from its getStats() and the server's statistics of its consumers):
 
@@ -217,7 +218,8 @@ def delta(a: dict[str, Any], b: dict[str, Any], key: str) -> float:
 
 
 def record_kf(args: argparse.Namespace, label: str, per_minute: float) -> float:
-    """record_kf: keep a classroom's presenter keyframes per minute for the baseline comparison; returns it."""
+    """record_kf: keep a classroom's keyframes per minute (`label`: its presenter camera's, "<label> screen": the
+    screen's) for the baseline comparison; returns it."""
     args.keyframes[label] = per_minute
     return per_minute
 
@@ -273,6 +275,7 @@ async def steady(args: argparse.Namespace, studio: Page, rooms: list[Classroom])
         reached = (d1.sent_packets - d0.sent_packets) + (d1.dropped - d0.dropped)
         drop = f"{100 * (d1.dropped - d0.dropped) / reached:.0f} %" if r.kbit and reached else "-"
         freezes = f"{int(delta(pv0, pv1, 'freezes'))} / {delta(pv0, pv1, 'freeze_s'):.1f} s"
+        record_kf(args, f"{r.label} screen", 60 * delta(slot(a, "screen"), slot(b, "screen"), "keyframes") / at)
         lines.append(
             f"{r.label:<9} {layer:<14} {fps:<14} {freezes:<10} {concealed:>9} {resent / new if new else 0:>7.2f} "
             f"{record_kf(args, r.label, 60 * delta(pv0, pv1, 'keyframes') / at):>6.1f} {60 * plis / span:>7.1f} "
@@ -530,10 +533,14 @@ async def main(args: argparse.Namespace) -> int:
                 print("baseline: the uncapped classroom alone ...", flush=True)
                 (directory / "baseline").mkdir()
                 await bench(alone, lab, directory / "baseline")
-                baseline = [f"keyframes per minute, uncapped classroom: {alone.keyframes.get('uncapped', 0):.1f} alone"]
+                kf = alone.keyframes
+                baseline = [f"keyframes per minute, uncapped classroom (presenter camera / screen): "
+                            f"{kf.get('uncapped', 0):.1f} / {kf.get('uncapped screen', 0):.1f} alone"]
             lines = await bench(args, lab, directory)
             if baseline:
-                baseline[0] += f", {args.keyframes.get('uncapped', 0):.1f} beside the capped classrooms"
+                kf = args.keyframes
+                baseline[0] += (f", {kf.get('uncapped', 0):.1f} / {kf.get('uncapped screen', 0):.1f} beside the "
+                                "capped classrooms")
                 lines += baseline
     except (SoakError, netlab.NetlabError) as exc:
         print(f"weaknet: {exc}", file=sys.stderr)
