@@ -298,7 +298,8 @@ async def trace_row(out: Any, at: float, studio: Page, rooms: list[Classroom]) -
         c = r.ns.counters()
         mine = stats.get(r.participant, {})
         slots = {name: {k: v.get(k) for k in ("bytes_sent", "packets_sent", "retransmitted", "layer", "max_temporal",
-                                              "remb_bitrate", "rtt", "fraction_lost", "keyframe_requests")}
+                                              "remb_bitrate", "rtt", "fraction_lost", "keyframe_requests",
+                                              "keyframe_requests_throttled", "repairs", "keyframe_retries")}
                  for name, v in mine.items() if name not in ("", "^")}
         out.write(json.dumps({"t": round(at, 2), "cap": r.label, "tc_bytes": c.sent_bytes, "tc_drops": c.dropped,
                               "tc_backlog": c.backlog, "downlink": mine.get(""), "slots": slots}) + "\n")

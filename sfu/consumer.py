@@ -373,6 +373,12 @@ class Consumer:
         The caller (the room) also replaces the producers' sink lists. A new video source is asked for a
         keyframe and forwarding waits for it (at once: the slot shows nothing until then, a slot resumed after
         a pause too). Another source cancels a pending ``switch_layer``.
+
+        On a weak link (``weak``) the keyframe (and its retries) is an *optional* request, which the track's gate
+        may hold (``Producer.request_keyframe``): Chromium's simulcast answers it with a keyframe on every layer,
+        and a weak classroom whose slot the allocation paused and resumed every few seconds had the presenter's
+        screen send 6-10 keyframes a minute to every classroom (`bench/weaknet.py`, its trace: the classrooms' own
+        requests were 3 of them). The slot was paused for its link a moment before; it waits for the gate.
         """
         if producer is self.source:
             return False
@@ -387,7 +393,7 @@ class Consumer:
             self.cslot.switch()
             self.cslot.waiting_keyframe = self._waiting_keyframe
         if producer is not None and self.ctx is not None:
-            producer.request_keyframe()
+            producer.request_keyframe(self.weak)
             self._arm_retry()
         return True
 
@@ -416,7 +422,7 @@ class Consumer:
                 self._arm_retry()  # switched meanwhile: that switch asked; watch the new source from now
             return
         self.keyframe_retries += 1
-        source.request_keyframe()
+        source.request_keyframe(self.weak)
         self._arm_retry()
 
     # ---------------------------------------------------------------------------------- hot path

@@ -176,6 +176,30 @@ async def test_a_throttled_keyframe_request_is_owed_not_lost(make: Callable[...,
     assert src.keyframes == 3 and c.keyframe_requests_throttled == 4
 
 
+async def test_a_weak_links_resumed_slot_asks_its_keyframe_through_the_tracks_gate(
+        make: Callable[..., Made], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slot (re)started on a weak link asks its keyframe, and each retry, as an optional request (the track's
+    gate may hold it: every subscriber of the track would receive that keyframe); on a link that is not weak,
+    not optional."""
+    monkeypatch.setattr(consumer_module, "KEYFRAME_RETRY", 0.05)
+    c, _, _ = make()
+    src = Source()
+    src.sinks = (c,)
+    c.weak = True
+    c.switch(src)  # type: ignore[arg-type]
+    assert (src.keyframes, src.optional) == (1, 1)
+    await asyncio.sleep(0.08)
+    assert src.keyframes >= 2 and src.optional == src.keyframes  # the retries too
+    c.forward(inbound(1, 0, key=True))
+    c.switch(None)  # paused for its link
+    c.weak = False
+    other = Source()
+    other.sinks = (c,)
+    c.switch(other)  # type: ignore[arg-type]
+    assert (other.keyframes, other.optional) == (1, 0)
+    c.switch(None)
+
+
 def weak_slot(make: Callable[..., Made]) -> tuple[Consumer, FakeSender, Source, Clock]:
     """weak_slot: a Consumer of a room's source (its sinks) on a weak link, its first keyframe forwarded."""
     clock = Clock()
