@@ -498,7 +498,8 @@ static int stream_ready(Ingress *g, unsigned int seq, long long *max16) {
         if (none || ((seq - (unsigned int)last) & 0xFFFF) != 1)
             return 0;
     }
-    PyObject *fields = obj_at(g->receiver, rx_offsets(g, g->receiver)[RX_ON_FIELDS], s_on_fields);  /* still this Producer's? */
+    /* still this Producer's? */
+    PyObject *fields = obj_at(g->receiver, rx_offsets(g, g->receiver)[RX_ON_FIELDS], s_on_fields);
     if (fields == NULL)
         return -1;
     int same = PyMethod_Check(fields) && PyMethod_GET_SELF(fields) == g->producer;
@@ -589,8 +590,8 @@ static int plain_to_python(Ingress *g, const unsigned char *buf, int len, double
     PyObject *plain = PyBytes_FromStringAndSize((const char *)buf, len);
     PyObject *now = PyFloat_FromDouble(arrival);
     int r = -1;
-    if (plain != NULL && now != NULL && add_at(g->receiver, rx_offsets(g, g->receiver)[RX_DIRECT_PACKETS], s_direct_packets,
-                                                         1) == 0)
+    Py_ssize_t at = rx_offsets(g, g->receiver)[RX_DIRECT_PACKETS];
+    if (plain != NULL && now != NULL && add_at(g->receiver, at, s_direct_packets, 1) == 0)
         r = call_method_void(g->receiver, s_handle_plain, (PyObject *const[]){plain, now}, 2);
     Py_XDECREF(plain);
     Py_XDECREF(now);
