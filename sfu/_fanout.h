@@ -91,6 +91,7 @@ typedef struct {
 #define PACER_MIN_BURST_BITS 19200.0  /* sfu.pacer.MIN_BURST_BITS: two 1200-byte packets */
 #define PACER_OVERHEAD 38             /* sfu.pacer.OVERHEAD: SRTP tag, IPv4 and UDP headers, bytes */
 #define PACER_MAX_QUEUE_SECONDS 2.0  /* sfu.pacer.MAX_QUEUE_SECONDS: older waiting packets are dropped */
+#define PACER_MAX_SCREEN_QUEUE_SECONDS 3.0  /* sfu.pacer.MAX_SCREEN_QUEUE_SECONDS: the same, of class 1 (the screen) */
 #define PACER_SUPERSEDE_AFTER 1.0  /* sfu.pacer.SUPERSEDE_AFTER: a keyframe drops its stream's frames waiting this long */
 #define PACER_MAX_QUEUE 4096          /* sfu.pacer.MAX_QUEUE: packets that may wait; more are dropped */
 #define PACER_CLASSES 2               /* sfu.pacer.CLASSES: what waits leaves by class, then in order */

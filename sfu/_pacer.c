@@ -378,7 +378,8 @@ static PyObject *Pacer_push(Pacer *p, PyObject *args) {
 long long pacer_drain(Pacer *p, double now) {
     for (int c = 0; c < PACER_CLASSES; c++) {
         PacerRing *r = &p->ring[c];
-        while (r->count > 0 && now - r->q[r->head].at > PACER_MAX_QUEUE_SECONDS) {
+        double max_wait = c == 0 ? PACER_MAX_QUEUE_SECONDS : PACER_MAX_SCREEN_QUEUE_SECONDS;  /* sfu.pacer.MAX_WAIT */
+        while (r->count > 0 && now - r->q[r->head].at > max_wait) {
             if (r->q[r->head].buf != NULL)  /* a C slot's: counted on it (its receiver's reports see a hole) */
                 ((Slot *)r->q[r->head].owner)->pacer_dropped++;
             queue_pop(p, c);
@@ -410,7 +411,7 @@ long long pacer_drain(Pacer *p, double now) {
     return sent;
 }
 
-/* drain(now) -> packets sent: drops what waited longer than MAX_QUEUE_SECONDS, then sends what the bucket allows,
+/* drain(now) -> packets sent: drops what waited longer than its class may (MAX_WAIT), then sends what the bucket allows,
  * class 0 first, each class oldest first. */
 static PyObject *Pacer_drain(Pacer *p, PyObject *arg) {
     double now = PyFloat_AsDouble(arg);
@@ -524,6 +525,7 @@ int pacer_add_types(PyObject *module) {
         contract_constant("PACER_MIN_BURST_BITS", PyFloat_FromDouble(PACER_MIN_BURST_BITS)) < 0 ||
         contract_constant("PACER_OVERHEAD", PyLong_FromLong(PACER_OVERHEAD)) < 0 ||
         contract_constant("PACER_MAX_QUEUE_SECONDS", PyFloat_FromDouble(PACER_MAX_QUEUE_SECONDS)) < 0 ||
+        contract_constant("PACER_MAX_SCREEN_QUEUE_SECONDS", PyFloat_FromDouble(PACER_MAX_SCREEN_QUEUE_SECONDS)) < 0 ||
         contract_constant("PACER_SUPERSEDE_AFTER", PyFloat_FromDouble(PACER_SUPERSEDE_AFTER)) < 0 ||
         contract_constant("PACER_MAX_QUEUE", PyLong_FromLong(PACER_MAX_QUEUE)) < 0 ||
         contract_constant("PACER_CLASSES", PyLong_FromLong(PACER_CLASSES)) < 0)

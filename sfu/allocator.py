@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sfu.pacer import pace_class
+from sfu.pacer import MAX_WAIT, pace_class
 
 # Chromium's share of a VP8 stream's bitrate up to each temporal layer with three layers (libwebrtc's
 # kLayerRateAllocation for 3 temporal layers): TL0 40 %, TL0+TL1 60 %, all 100 %.
@@ -61,6 +61,8 @@ QUEUE_CONGESTED = 0.8  # seconds video waited in the pacer, in three periods in 
 QUEUE_OVERFULL = 1.2  # seconds it waited in as many periods: the choices cost more than the pacer carries, one step
 # down (the pacer drops what waited 2 s: a queue that old is video lost, the options' measured rates too low)
 # (a keyframe alone waits ~0.6 s at 280 kbit/s: that is what the pacer is for, not a sign of congestion)
+OVERFULL_BY = tuple(QUEUE_OVERFULL * wait / MAX_WAIT[0] for wait in MAX_WAIT)  # per pacing class: the screen's
+# video may wait 1.5 x as long (``sfu.pacer.MAX_SCREEN_QUEUE_SECONDS``: a slide's keyframe takes 1-2 s of a weak link)
 CUT_SPACING = 1.0  # seconds after a cut during which lasting loss does not cut again (the reports of a
 # period or two still describe the rate before the cut)
 FALL_CUT = 0.5  # a confirmed REMB fall cuts the estimate at most to this share of what the link carried lately (the
@@ -95,7 +97,8 @@ HEADROOM = 0.85  # a link whose REMB is below START_ESTIMATE (a weak classroom's
 # measure raised itself), a 300 kbit/s classroom's cap queued 200 ms and dropped, and its audio, waiting behind in
 # that queue, was concealed (0.2 s at a time, 1.4-2.6 % of a 40 s window; tenth session)
 BURST_SECONDS = 2.0  # a layer is offered only if its keyframe passes the link in this long at the estimate: the
-# pacer sends at 1.2 x the estimate and drops what waited 2 s (sfu.pacer), so a keyframe that takes longer is lost
+# pacer sends at 1.2 x the estimate and drops a camera's packets that waited 2 s (sfu.pacer.MAX_WAIT; the screen's
+# 3 s), so a keyframe that takes longer is lost
 # in our own queue, and every other slot's video waits behind it meanwhile (measured: a 300 kbit/s classroom's
 # presenter camera stalled 2.8-3.3 s behind its screen's 1366x768 keyframes). Not shorter: the estimate grows from
 # what is sent, and a layer withheld for a keyframe of 1-2 s kept a 1 Mbit/s classroom on its lower layers.
@@ -233,7 +236,7 @@ class Downlink:
     queued: bool = False  # video has waited in its pacer for a while: no upgrade until it drains
     overfull: bool = False  # and long: its choices cost more than the pacer carries (one step down, ``decide``)
     _overfull_reports: int = 0
-    overfull_classes: frozenset[int] = frozenset()  # the pacing classes whose video waited over QUEUE_OVERFULL last
+    overfull_classes: frozenset[int] = frozenset()  # the pacing classes whose video waited over OVERFULL_BY last
     feedback: Feedback | None = None  # the latest period's (what ``update`` judged; None before any)
     _loss_reports: int = 0
     _queue_reports: int = 0
@@ -341,9 +344,11 @@ class Downlink:
             self._fell_at = float("-inf")  # confirmed: one fall, one cut
             self._standing = 0  # and the queue it left is measured afresh
         self.queued = self._queue_reports >= 3
-        self._overfull_reports = self._overfull_reports + 1 if fb.queue_delay > QUEUE_OVERFULL else 0
+        self.overfull_classes = frozenset(
+            c for c, delay in enumerate(fb.queue_delays) if delay > OVERFULL_BY[min(c, len(OVERFULL_BY) - 1)])
+        over = bool(self.overfull_classes) if fb.queue_delays else fb.queue_delay > QUEUE_OVERFULL
+        self._overfull_reports = self._overfull_reports + 1 if over else 0
         self.overfull = self._overfull_reports >= 3
-        self.overfull_classes = frozenset(c for c, delay in enumerate(fb.queue_delays) if delay > QUEUE_OVERFULL)
         self.congested = lossy or overuse
         # the reports of the next periods still describe what was sent before the last cut (lasting loss), or the
         # overflow of an upgrade just undone (its link's queue drains: loss, a REMB still low)
@@ -451,8 +456,8 @@ class Downlink:
 
         A slot seen for the first time gets what fits the estimate at once (the others stepping down to their share
         if their current choices leave it less). While the link is congested, slots above what fits step down at
-        once (lowest priority first, by ``allocate``). While video waits in our pacer longer than ``QUEUE_OVERFULL``
-        (*overfull*: the choices send more than the pacer carries, whatever their measured rates say), one slot
+        once (lowest priority first, by ``allocate``). While video waits in our pacer longer than its class may
+        (``OVERFULL_BY``; *overfull*: the choices send more than the pacer carries, whatever their rates say), one slot
         steps down one option every ``UP_INTERVAL`` (a slot above its smallest option, least important first; then a
         pause, the presenter's camera last; never the last slot sending: what waits then is the paused slots'); the
         estimate stays. Otherwise, at most one slot every ``UP_INTERVAL`` moves up: to what the estimate vouches for

@@ -49,6 +49,12 @@ BURST_SECONDS = 0.02  # the bucket holds at most this long at `rate`
 MIN_BURST_BITS = 2 * 1200 * 8  # and at least two full packets
 UNLIMITED = 1e12  # bit/s: pacing off (no estimate yet, or allocation disabled)
 MAX_QUEUE_SECONDS = 2.0  # packets waiting longer than this are dropped (counted): the allocator steps down first
+MAX_SCREEN_QUEUE_SECONDS = 3.0  # and the screen share's (class SCREEN): a slide's keyframe on a weak link takes 1-2 s
+# of it behind the cameras (its low layer's, 20-40 kB, at a 140-180 kbit/s estimate); dropped at 2 s, it only asked
+# the next one, which Chromium's simulcast sends on every layer to every classroom (traced on a 300 kbit/s classroom:
+# its screen's repairs were two of the uncapped classroom's six extra keyframes a minute), and a slide 3 s late is
+# still the slide. Not longer: a receiver that decoded no frame for 3 s asks a keyframe itself (WebRTC's video
+# receive stream waits that long for a frame), so what waited longer is asked again anyway
 SUPERSEDE_AFTER = 1.0  # a keyframe drops its stream's older frames once they have waited this long (a shorter wait is
 # delivered: dropping it froze the picture for as long as it had waited, at every layer switch of a paced link)
 MAX_QUEUE = 4096  # packets that may wait (2 s at 16 Mbit/s); more are dropped (counted)
@@ -60,6 +66,7 @@ DRAIN_GRID = 0.005  # seconds: the instants drain timers fire on (see drain_at)
 OVERHEAD = 10 + 28  # bytes per packet beyond the plain RTP: SRTP tag, IPv4 + UDP headers
 CLASSES = 2  # classes of waiting video (pace_class): class 0 leaves first
 FIRST, SCREEN = 0, 1  # the cameras' class; the screen share's
+MAX_WAIT = (MAX_QUEUE_SECONDS, MAX_SCREEN_QUEUE_SECONDS)  # per class: how long a packet may wait before it is dropped
 
 
 def pace_class(slot: str) -> int:
@@ -181,11 +188,11 @@ class TokenBucket:
         return n
 
     def drain(self, now: float) -> int:
-        """drain drops what waited longer than ``MAX_QUEUE_SECONDS``, then sends what the bucket allows, class 0
+        """drain drops what waited longer than its class may (``MAX_WAIT``), then sends what the bucket allows, class 0
         first, each class oldest first, each packet stamped with the abs-send-time of its departure; returns the
         packets sent."""
         for cls, queue in enumerate(self._queues):
-            while queue and now - queue[0][5] > MAX_QUEUE_SECONDS:
+            while queue and now - queue[0][5] > MAX_WAIT[cls]:
                 queue.popleft()
                 self.queued -= 1
                 self.dropped += 1
@@ -338,7 +345,8 @@ class Pacer:
 
     @property
     def dropped(self) -> int:
-        """dropped: packets dropped from the queue (waited longer than ``MAX_QUEUE_SECONDS``, or it was full)."""
+        """dropped: packets dropped from the queue (waited longer than their class may, ``MAX_WAIT``, or it was
+        full)."""
         return int(self.bucket.dropped)
 
     @property

@@ -662,17 +662,24 @@ def test_an_overfull_pacer_pauses_the_screen_before_the_presenter() -> None:
 def test_an_overfull_pacer_steps_down_the_screen_when_only_the_screens_video_waits() -> None:
     """The pacer sends the cameras' video before the screen's: when only the screen's waits, the screen steps down
     (then pauses), not the cameras (measured before: a 1 Mbit/s classroom's floor and presenter cameras were stepped
-    down and paused while its screen's keyframes kept waiting)."""
+    down and paused while its screen's keyframes kept waiting); and only when it waited longer than its class may
+    (1.5 x the cameras': a slide's keyframe takes 1-2 s of a weak link, and its pause and resume asked a keyframe of
+    every classroom)."""
     clock = Clock(1000.0)
     ds = demands("screen", "presenter-video", "floor-video")
     link = Downlink(clock=clock)
     link.update(Feedback(remb=5_000_000, loss=0.0, sent=0))
     first = link.decide(ds)
     assert all(first[d.slot] == d.options[-1] for d in ds)
-    screen_only = (0.0, 1.5)  # the cameras' class has nothing waiting
+    for _ in range(12):  # the screen's keyframe waits 1.5 s: a slide on a weak link, which its class may
+        clock.now += UP_INTERVAL / 2
+        link.update(Feedback(remb=5_000_000, loss=0.0, sent=800_000, queue_delay=1.5, queue_delays=(0.0, 1.5)))
+        assert link.decide(ds) == first
+    assert not link.overfull and link.downgrades == 0
+    screen_only = (0.0, 2.6)  # the cameras' class has nothing waiting; the screen's waited longer than it may
     for _ in range(12):  # it lasts: a step every UP_INTERVAL
         clock.now += UP_INTERVAL / 2
-        link.update(Feedback(remb=5_000_000, loss=0.0, sent=800_000, queue_delay=1.5, queue_delays=screen_only))
+        link.update(Feedback(remb=5_000_000, loss=0.0, sent=800_000, queue_delay=2.6, queue_delays=screen_only))
         choice = link.decide(ds)
         assert choice["presenter-video"] == first["presenter-video"]
         assert choice["floor-video"] == first["floor-video"]
