@@ -43,6 +43,7 @@ from sfu.producer import Producer
 from sfu.stats import DownlinkStats
 
 PERIOD = 0.5  # seconds between two allocations
+_UNALLOCATED = Option(0.0, -1, -1)  # a slot the allocation has no choice for (nothing measured of its track yet)
 LOSS_FRESH = 1.5  # seconds a report's loss counts (Chromium reports about once a second)
 MIN_LOSS_PACKETS = 20  # the loss of fewer packets than this says nothing
 HOLE_SECONDS = 8.0  # seconds a hole our own output made (our pacer's drop, a publisher's loss) may take to show in
@@ -413,23 +414,19 @@ class Downlinks:
         fell = remb is not None and p.id in self._remb and remb < REMB_FALL * self._remb[p.id]
         if remb is not None:
             self._remb[p.id] = remb
-        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, rtt, queue_delays))
+        lost_in: frozenset[int] = frozenset()  # the pacing classes whose packets our pacer dropped in the period
+        if wire is not None:
+            dropped = wire.pacer.dropped_by
+            before_dropped = self._dropped.get(p.id, dropped)
+            lost_in = frozenset(cls for cls, (a, b) in enumerate(zip(before_dropped, dropped, strict=True)) if b > a)
+            self._dropped[p.id] = dropped
+        estimate = link.update(Feedback(remb, loss, sent, queue_delay, fell, rtt, queue_delays, lost_in))
         weak = link.weak
         for c in video:  # its keyframe requests can wait for the track's gate (Consumer._on_keyframe)
             c.weak = weak
         if wire is not None:
             if wire.pacer.group is None:
                 wire.pacer.group = self.drains
-            dropped = wire.pacer.dropped_by
-            before_dropped = self._dropped.get(p.id, dropped)
-            if dropped != before_dropped:  # what waited too long was dropped: decoders wait for a keyframe (a
-                # paused slot asks its own when it resumes); only the slots of the class that lost packets: a
-                # screen share's dropped packets asked the presenter's camera a keyframe, sent to every classroom
-                lost_in = {cls for cls, (a, b) in enumerate(zip(before_dropped, dropped, strict=True)) if b > a}
-                for c in video:
-                    if c.pace_class in lost_in and link.choice.get(c.slot, True) is not None:
-                        c.repair()
-            self._dropped[p.id] = dropped
             # paced from the start while it is not known to be fast (a new link's first keyframes must not
             # overflow a 300 kbit/s link before its first report says so): audio first, video at the estimate;
             # not above it on a weak link (MIN_PACING_RATE + the audio sent a 300 kbit/s classroom 280 kbit/s of
@@ -460,6 +457,18 @@ class Downlinks:
         for d in demands:
             if not d.options and d.slot in before_choice:  # nothing measured yet: keep what it had
                 choice[d.slot] = before_choice[d.slot]
+        if lost_in:  # what waited too long was dropped: decoders wait for a keyframe, asked for the slots of the
+            # classes that lost packets (a screen share's dropped packets asked the presenter's camera a keyframe,
+            # sent to every classroom) that still send the same spatial layer: one paused (by the overfull step the
+            # drop made, or before) asks its own when it resumes, one moved to another layer asks that layer's
+            for c in video:
+                if c.pace_class not in lost_in:
+                    continue
+                now_sent = choice.get(c.slot, _UNALLOCATED)
+                was_sent = before_choice.get(c.slot, now_sent)  # (a slot new to the allocation: as it is now)
+                if now_sent is _UNALLOCATED or (now_sent is not None and was_sent is not None
+                                                and now_sent.spatial == was_sent.spatial):
+                    c.repair()
         if (not sourced and not demands and sent == 0 and loss == 0 and sent_packets == 0 and link.at_rest
                 and (remb is None or remb <= link.estimate) and (wire is None or not wire.pacer.bucket.queued)
                 and (signature := _signature(p, consumers)) is not None):

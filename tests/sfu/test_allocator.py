@@ -691,6 +691,35 @@ def test_an_overfull_pacer_steps_down_the_screen_when_only_the_screens_video_wai
     assert choice["floor-video"] != first["floor-video"] and choice["presenter-video"] == first["presenter-video"]
 
 
+def test_packets_the_pacer_dropped_make_their_class_overfull_at_once() -> None:
+    """Traced on a 300 kbit/s classroom: its screen's keyframes, at the screen's smallest option, waited longer than
+    the pacer keeps them, were dropped and repaired every 1.5-2 s for 15 s (each repair a keyframe of every
+    classroom), while its queue swung between 0.6 and 2.9 s and never stood over its bound for three periods. A drop
+    is overfull at once: the screen (its class) pauses, the presenter's camera keeps its option; a period without a
+    drop, under the bound, is not overfull."""
+    clock = Clock(1000.0)
+    ds = demands("screen", "presenter-video")
+    minimums = sum(d.options[0].bitrate for d in ds)
+    link = Downlink(clock=clock, estimate=minimums + 1_000, heard=True)
+    link.update(Feedback(remb=int(minimums) + 1_000, loss=0.0, sent=0))
+    first = link.decide(ds)
+    assert all(first[d.slot] == d.options[0] for d in ds)
+    clock.now += UP_INTERVAL
+    calm = Feedback(remb=int(minimums) + 1_000, loss=0.0, sent=minimums, queue_delay=1.0, queue_delays=(0.0, 1.0))
+    link.update(calm)
+    assert not link.overfull
+    clock.now += UP_INTERVAL / 2
+    link.update(Feedback(remb=int(minimums) + 1_000, loss=0.0, sent=minimums, queue_delay=0.6,
+                         queue_delays=(0.0, 0.6), dropped_classes=frozenset({1})))  # the screen's class dropped
+    assert link.overfull and link.overfull_classes == {1}
+    choice = link.decide(ds)
+    assert choice["screen"] is None and choice["presenter-video"] == first["presenter-video"]
+    assert link.downgrades == 1
+    clock.now += UP_INTERVAL / 2
+    link.update(calm)
+    assert not link.overfull
+
+
 def test_paused_slots_resume_the_presenters_camera_first() -> None:
     """After a pause of every slot, the presenter's camera resumes before the screen (measured before: a 300 kbit/s
     classroom resumed its screen first, and its presenter camera one upgrade interval later); then the upgrades go
