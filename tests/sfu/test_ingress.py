@@ -229,13 +229,14 @@ def test_c_path_leaves_the_same_state_and_output_as_the_python_path() -> None:
 
 def test_c_path_counts_past_one_two_and_three_digits_as_python_does() -> None:
     """Counters the C path reads and writes beyond 2^30, 2^60 and 2^62 (CPython stores ints in 30-bit digits, and
-    the C path converts several-digit values its own way): the same state as the Python path."""
+    the C path converts several-digit values its own way), and across -2^30: the same state as the Python path."""
     packets = scenario(random.Random(13))
     python, compiled = Side(python_only=True), Side(python_only=False)
     for side in (python, compiled):
         side.producer.packets = 2**30 - 3
         side.producer.bytes = 2**62 - 1000
         side.receiver.direct_packets = 2**60 - 7
+        side.producer.frames_received = -(2**30) - 2  # (not a count a stream reaches: the signs of one digit and two)
     for data in packets:
         python.feed(data)
         compiled.feed(data)
@@ -243,6 +244,7 @@ def test_c_path_counts_past_one_two_and_three_digits_as_python_does() -> None:
     assert python.state() == compiled.state()
     assert compiled.producer.packets > 2**30 and compiled.producer.bytes > 2**62
     assert compiled.receiver.direct_packets > 2**60
+    assert -(2**30) < compiled.producer.frames_received < 0
 
 
 class DictTracker:
