@@ -641,9 +641,9 @@ def test_an_overfull_pacer_never_pauses_the_last_slot_at_its_smallest_option() -
     assert link.overfull and link.downgrades == 0
 
 
-def test_an_overfull_pacer_pauses_the_screen_before_the_presenter() -> None:
-    """Measured: on a 300 kbit/s classroom the overfull rule paused the presenter's camera (its smallest option)
-    and kept the screen sending: the classroom watched slides without the speaker for ten seconds."""
+def screen_and_presenter_at_their_minimums() -> tuple[Clock, list[Demand], float, Downlink, dict[str, Option | None]]:
+    """screen_and_presenter_at_their_minimums: a link whose estimate just covers the screen's and the presenter
+    camera's smallest options, both sent them (its clock, demands, their cost, the link and its first choice)."""
     clock = Clock(1000.0)
     ds = demands("screen", "presenter-video")
     minimums = sum(d.options[0].bitrate for d in ds)
@@ -651,6 +651,13 @@ def test_an_overfull_pacer_pauses_the_screen_before_the_presenter() -> None:
     link.update(Feedback(remb=int(minimums) + 1_000, loss=0.0, sent=0))
     first = link.decide(ds)
     assert all(first[d.slot] == d.options[0] for d in ds)
+    return clock, ds, minimums, link, first
+
+
+def test_an_overfull_pacer_pauses_the_screen_before_the_presenter() -> None:
+    """Measured: on a 300 kbit/s classroom the overfull rule paused the presenter's camera (its smallest option)
+    and kept the screen sending: the classroom watched slides without the speaker for ten seconds."""
+    clock, ds, minimums, link, first = screen_and_presenter_at_their_minimums()
     for _ in range(12):  # it lasts: a step every UP_INTERVAL
         clock.now += UP_INTERVAL / 2
         link.update(Feedback(remb=int(minimums) + 1_000, loss=0.0, sent=minimums, queue_delay=1.5))
@@ -697,13 +704,7 @@ def test_packets_the_pacer_dropped_make_their_class_overfull_at_once() -> None:
     classroom), while its queue swung between 0.6 and 2.9 s and never stood over its bound for three periods. A drop
     is overfull at once: the screen (its class) pauses, the presenter's camera keeps its option; a period without a
     drop, under the bound, is not overfull."""
-    clock = Clock(1000.0)
-    ds = demands("screen", "presenter-video")
-    minimums = sum(d.options[0].bitrate for d in ds)
-    link = Downlink(clock=clock, estimate=minimums + 1_000, heard=True)
-    link.update(Feedback(remb=int(minimums) + 1_000, loss=0.0, sent=0))
-    first = link.decide(ds)
-    assert all(first[d.slot] == d.options[0] for d in ds)
+    clock, ds, minimums, link, first = screen_and_presenter_at_their_minimums()
     clock.now += UP_INTERVAL
     calm = Feedback(remb=int(minimums) + 1_000, loss=0.0, sent=minimums, queue_delay=1.0, queue_delays=(0.0, 1.0))
     link.update(calm)
