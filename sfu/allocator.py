@@ -59,7 +59,8 @@ OVERUSE = 0.8  # a REMB that fell below this share of what we send: the link is 
 REMB_FALL = 0.7  # a REMB below this share of the previous one fell (overuse: ~0.85 x incoming, from ~1.5 x)
 QUEUE_CONGESTED = 0.8  # seconds video waited in the pacer, in three periods in a row: no upgrade until it drains
 QUEUE_OVERFULL = 1.2  # seconds it waited in as many periods: the choices cost more than the pacer carries, one step
-# down (the pacer drops what waited 2 s: a queue that old is video lost, the options' measured rates too low)
+# down (the pacer drops a camera's packets that waited 2 s: a queue that old is video lost, the options' measured
+# rates too low; the screen's class has its own bound, OVERFULL_BY below)
 # (a keyframe alone waits ~0.6 s at 280 kbit/s: that is what the pacer is for, not a sign of congestion)
 OVERFULL_BY = tuple(QUEUE_OVERFULL * wait / MAX_WAIT[0] for wait in MAX_WAIT)  # per pacing class: the screen's
 # video may wait 1.5 x as long (``sfu.pacer.MAX_SCREEN_QUEUE_SECONDS``: a slide's keyframe takes 1-2 s of a weak link)

@@ -48,7 +48,7 @@ LOSS_FRESH = 1.5  # seconds a report's loss counts (Chromium reports about once 
 MIN_LOSS_PACKETS = 20  # the loss of fewer packets than this says nothing
 HOLE_SECONDS = 8.0  # seconds a hole our own output made (our pacer's drop, a publisher's loss) may take to show in
 # the subscriber's loss or NACKs: it shows once the packets behind it arrive, and those may wait in our pacer
-# (MAX_QUEUE_SECONDS, behind a keyframe), be superseded in turn by the next keyframe, then wait for its next report
+# (sfu.pacer.MAX_WAIT, behind a keyframe), be superseded in turn by the next keyframe, then wait for its next report
 # (traced: a 1 Mbit/s classroom NACKed 119 screen packets superseded over the 5.2 s before, while its screen stepped
 # down a layer at a time; with 4 s they read as 100 % loss)
 RATE_ALPHA = 0.25  # a layer's measured rate: this share of the last period's, the rest of the average before
