@@ -9,6 +9,6 @@ from setuptools import Extension, setup
 setup(ext_modules=[Extension(
     "sfu._fanout", ["sfu/_fanout.c", "sfu/_route.c", "sfu/_ingress.c", "sfu/_demux.c", "sfu/_rtcp.c", "sfu/_report.c",
                     "sfu/_remb.c", "sfu/_pacer.c", "sfu/_feedback.c",
-                    "sfu/_reader.c"],
+                    "sfu/_reader.c", "sfu/_cells.c"],
     depends=["sfu/_fanout.h", "sfu/_vp8.h"], optional=True, extra_compile_args=["-O2"],
 )])

@@ -763,7 +763,7 @@ PyMODINIT_FUNC PyInit__fanout(void) {
         contract_constant("RTT_ALPHA", PyFloat_FromDouble(RTT_ALPHA)) < 0 ||
         ingress_add_types(m) < 0 || demux_add_types(m) < 0 || rtcp_add_types(m) < 0 || report_add_types(m) < 0 ||
         remb_add_types(m) < 0 || pacer_add_types(m) < 0 || feedback_add_types(m) < 0 ||
-        reader_add_types(m) < 0) {
+        reader_add_types(m) < 0 || cells_add_types(m) < 0) {
         contract = NULL;
         Py_DECREF(m);
         return NULL;

@@ -44,6 +44,21 @@ int contract_constant(const char *name, PyObject *value);
 /* module_add_type readies `type` and adds it to module `m` as `name`; 0, or -1 with an exception set. */
 int module_add_type(PyObject *m, PyTypeObject *type, const char *name);
 
+/* Cells (sfu/_cells.c): instances keep CELLS 64-bit integers in C memory, named as attributes by Cell descriptors
+ * (sfu/cells.py). A cell whose bit is set in `none` holds None. sfu/_ingress.c encodes a cell's place among the
+ * offsets of __slots__ members as CELL_AT(index) (-1 there means "by name"). */
+#define CELLS 8
+typedef struct {
+    PyObject_HEAD
+    long long cell[CELLS];
+    unsigned int none;
+} Cells;
+extern PyTypeObject CellsType, CellType;
+#define CELL_AT(index) (-2 - (Py_ssize_t)(index))
+#define CELL_INDEX(at) ((int)(-2 - (at)))
+int cells_add_types(PyObject *module);  /* Cell, Cells */
+int cell_index(PyObject *descr);  /* the index of a Cell descriptor, -1 for anything else */
+
 /* put32 writes v big-endian (network order) at p. */
 static inline void put32(unsigned char *p, unsigned int v) {
     p[0] = (unsigned char)(v >> 24);

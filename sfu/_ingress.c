@@ -139,10 +139,13 @@ static PyObject **const rx_names[RX_FIELDS] = {&s_remb_bytes, &s_direct_packets,
 static PyObject **const pr_names[PR_FIELDS] = {&s_packets, &s_bytes, &s_keyframes_received, &s_frames_received,
                                                &s_seq, &s_sinks, &s_slots};
 
-/* slot_offset: where instances of `type` keep `name` when it is a writable __slots__ member (as PyMember_GetOne
- * and PyMember_SetOne read and write it), else -1 (the attribute is then read and written by name). */
+/* slot_offset: where instances of `type` keep `name`: CELL_AT(its index) when it is a Cell of a Cells type
+ * (sfu/_cells.c), its offset when it is a writable __slots__ member (as PyMember_GetOne and PyMember_SetOne read
+ * and write it), else -1 (the attribute is then read and written by name). */
 static Py_ssize_t slot_offset(PyTypeObject *type, PyObject *name) {
     PyObject *d = _PyType_Lookup(type, name);  /* borrowed */
+    if (d != NULL && cell_index(d) >= 0 && PyType_IsSubtype(type, &CellsType))
+        return CELL_AT(cell_index(d));
     if (d == NULL || Py_TYPE(d) != &PyMemberDescr_Type)
         return -1;
     PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
@@ -357,14 +360,37 @@ static int set_ll(PyObject *o, PyObject *name, long long value) {
     return r;
 }
 
-/* get_at, set_at, add_at: get_ll, set_ll and add_ll on a __slots__ member at offset `at` (slot_offset), by name
- * when `at` is -1 or the member is unset (which raises the AttributeError). */
+/* get_at, set_at, add_at: get_ll, set_ll and add_ll on a cell (`at` <= CELL_AT(0)) or a __slots__ member at offset
+ * `at` (slot_offset), by name when `at` is -1 or the member is unset (which raises the AttributeError). */
 static int get_at(PyObject *o, Py_ssize_t at, PyObject *name, long long *out, int *none) {
+    if (at <= CELL_AT(0)) {
+        const Cells *c = (const Cells *)o;
+        int i = CELL_INDEX(at);
+        if (c->none >> i & 1u) {
+            if (none == NULL) {
+                PyErr_Format(PyExc_TypeError, "%U is None", name);
+                return -1;
+            }
+            *none = 1;
+            *out = -1;
+            return 0;
+        }
+        if (none != NULL)
+            *none = 0;
+        *out = c->cell[i];
+        return 0;
+    }
     PyObject *v = at >= 0 ? *(PyObject **)((char *)o + at) : NULL;
     return v != NULL ? ll_value(v, name, out, none) : get_ll(o, name, out, none);
 }
 
 static int set_at(PyObject *o, Py_ssize_t at, PyObject *name, long long value) {
+    if (at <= CELL_AT(0)) {
+        Cells *c = (Cells *)o;
+        c->cell[CELL_INDEX(at)] = value;
+        c->none &= ~(1u << CELL_INDEX(at));
+        return 0;
+    }
     if (at < 0)
         return set_ll(o, name, value);
     PyObject *v = PyLong_FromLongLong(value);

@@ -19,12 +19,14 @@ layers ordered lowest to highest spatial layer; a track without simulcast is its
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aiortc.rtp import RtpPacket
 
+from sfu.cells import Cell, Cells
 from sfu.codec import is_keyframe_start
 from sfu.consumer import Inbound
 from sfu.hooks.guard import COMPILED_PATH
@@ -52,12 +54,16 @@ def ntp_now(wall: Callable[[], float] = time.time) -> int:
     return int((wall() + NTP_OFFSET) * 4294967296.0) & NTP_MASK
 
 
-class Producer:
+class Producer(Cells):
     """Producer is a published track: kind, owner, source label, codec, SSRC, sinks and inbound statistics."""
 
-    # what the C receive path (sfu/_ingress.c) reads and writes per packet, at fixed offsets; the rest in __dict__
-    __slots__ = ("packets", "bytes", "keyframes_received", "frames_received", "_seq", "sinks", "_slots", "__dict__",
-                 "__weakref__")
+    # what the C receive path (sfu/_ingress.c) reads and writes per packet: counters in cells (sfu.cells), objects
+    # at fixed offsets; the rest in __dict__
+    __slots__ = ("_seq", "sinks", "_slots", "__dict__", "__weakref__")
+    packets: Cell[int] = Cell(0)
+    bytes: Cell[int] = Cell(1)
+    keyframes_received: Cell[int] = Cell(2)  # packets starting a keyframe
+    frames_received: Cell[int] = Cell(3)  # video packets ending a frame (the marker bit): the layer's frame rate
 
     def __init__(
         self,
@@ -165,8 +171,8 @@ class Producer:
             time.time(),
         )
 
-    def on_fields(self, ssrc: int, seq: int, ts: int, marker: int, payload: bytes, padding: int, audio_level: int,
-                  arrival: float) -> None:
+    def on_fields(self, ssrc: int, seq: int, ts: int, marker: int, payload: builtins.bytes, padding: int,
+                  audio_level: int, arrival: float) -> None:
         """on_fields is called by the receiver for every inbound packet, already parsed (`arrival`: time.time())."""
         self.packets += 1
         self.bytes += len(payload)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aiortc.rtp import clamp_packets_lost
 
+from sfu.cells import Cell, Cells
 from sfu.uplink import Uplink
 
 
@@ -121,10 +122,14 @@ class RateMeter:
         return self.bitrate
 
 
-class SequenceTracker:
+class SequenceTracker(Cells):
     """SequenceTracker counts received and expected RTP packets across 16-bit wraparound (RFC 3550 A.1)."""
 
-    __slots__ = ("base", "max_ext", "received")  # the C receive path writes them in place (sfu/_ingress.c)
+    __slots__ = ()
+    # cells (sfu.cells): the C receive path writes them in place (sfu/_ingress.c)
+    base: Cell[int | None] = Cell(0, optional=True)
+    max_ext: Cell[int] = Cell(1)
+    received: Cell[int] = Cell(2)
 
     def __init__(self) -> None:
         self.base: int | None = None
@@ -153,7 +158,7 @@ class SequenceTracker:
         return max(0, self.expected - self.received)
 
 
-class RtpStreamStats:
+class RtpStreamStats(Cells):
     """RtpStreamStats: RFC 3550 A.3 / A.8 receive statistics of one SSRC, read by aiortc's RR loop.
 
     It has the attributes aiortc's ``RTCRtpReceiver._run_rtcp`` and ``getStats()`` read from a
@@ -162,10 +167,14 @@ class RtpStreamStats:
     RFC 3550 wants it in a report block.
     """
 
-    __slots__ = (
-        "clock_rate", "base_seq", "max16", "cycles", "packets_received", "_jitter_q4", "_last_transit",
-        "_last_ts", "_expected_prior", "_received_prior",
-    )
+    __slots__ = ("clock_rate", "base_seq", "_expected_prior", "_received_prior")
+    # what the C receive path updates per packet, in place (sfu/_ingress.c): cells (sfu.cells)
+    max16: Cell[int] = Cell(0)
+    cycles: Cell[int] = Cell(1)
+    packets_received: Cell[int] = Cell(2)
+    _jitter_q4: Cell[int] = Cell(3)
+    _last_transit: Cell[int | None] = Cell(4, optional=True)
+    _last_ts: Cell[int] = Cell(5)
 
     def __init__(self, clock_rate: int) -> None:
         self.clock_rate = clock_rate
@@ -239,7 +248,7 @@ class RtpStreamStats:
         return self._jitter_q4 >> 4
 
 
-class NackTracker:
+class NackTracker(Cells):
     """NackTracker finds missing sequence numbers among the last `window` packets (video NACKs).
 
     ``add(seq)`` returns True when `seq` revealed a new gap; ``missing`` then lists what to NACK (the same
@@ -247,7 +256,8 @@ class NackTracker:
     instead of listing thousands of packets).
     """
 
-    __slots__ = ("window", "max_seq", "missing")
+    __slots__ = ("window", "missing")
+    max_seq: Cell[int | None] = Cell(0, optional=True)  # a cell (sfu.cells): the C receive path sets it per packet
 
     def __init__(self, window: int = 128) -> None:
         self.window = window

@@ -29,7 +29,8 @@ class Reached:
 
     ``per_packet``: those of the attributes sfu/_ingress.c reaches for every packet, which the class keeps in
     ``__slots__`` so that C reads and writes them at their member's offset (by name they cost a dictionary
-    lookup, and a fifth of the receive path's CPU was such lookups).
+    lookup, and a fifth of the receive path's CPU was such lookups), or, the integers, in cells (sfu.cells) so
+    that C reads and writes them in place (no Python int per access).
     """
 
     module: str
@@ -129,6 +130,7 @@ CONSTANTS: dict[str, str] = {
     "DROP_RUNS": "sfu.rewriter.DROP_RUNS",
     "ALL_LAYERS": "sfu.rewriter.ALL_LAYERS",
     "HIST": "sfu.consumer.HISTORY_SIZE",
+    "CELLS": "sfu.cells.CELLS",
     "MAX_PLAIN": "sfu.hooks.wire.MAX_PLAIN",
     "READ_SIZE": "sfu.hooks.reader.DATAGRAM_SIZE",  # sfu/_reader.c's datagram slot, PythonReader's recvfrom size
     "NTP_OFFSET": "sfu.rtp.NTP_OFFSET",

@@ -38,6 +38,7 @@ from aiortc.rtp import (
 )
 from pylibsrtp._binding import ffi as _ffi
 
+from sfu.cells import Cell, Cells
 from sfu.hooks.demux import MEDIA_DEMUX, MediaDemux
 from sfu.hooks.feedback import FEEDBACK, ReceiverFeedback
 from sfu.hooks.guard import CompiledIngress, unprotect_address
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 INGRESS_CODECS = {"video/vp8": INGRESS_VP8, "video/h264": INGRESS_H264}
 
 
-class ForwardingReceiver(RTCRtpReceiver):
+class ForwardingReceiver(RTCRtpReceiver, Cells):
     """ForwardingReceiver hands every decrypted RTP packet to ``on_rtp``; it never decodes or buffers.
 
     It replaces aiortc's receive path (jitter buffer, depayloading, decoder queue) with what a publisher
@@ -65,9 +66,11 @@ class ForwardingReceiver(RTCRtpReceiver):
     subscribers' links would carry it twice and the layer would look dearer than its media.
     """
 
-    # what the C receive path (sfu/_ingress.c) reads and writes per packet, at fixed offsets (aiortc's
-    # RTCRtpReceiver keeps the rest in __dict__)
-    __slots__ = ("on_fields", "_remb_bytes", "direct_packets", "ticker")
+    # what the C receive path (sfu/_ingress.c) reads and writes per packet: counters in cells (sfu.cells), objects
+    # at fixed offsets (aiortc's RTCRtpReceiver keeps the rest in __dict__)
+    __slots__ = ("on_fields", "ticker")
+    _remb_bytes: Cell[int] = Cell(0)  # bytes of the current frame, fed to the estimator on its last packet
+    direct_packets: Cell[int] = Cell(1)  # delivered by install_sync_rtp_receive (not through aioice's queue)
 
     def __init__(self, kind: str, transport: RTCDtlsTransport) -> None:
         super().__init__(kind, transport)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from sfu.cells import Cell, Cells, PyCell
 from sfu.consumer import COMPILED, Consumer, Inbound
 from sfu.hooks.receiver import ForwardingReceiver
 from sfu.hooks.sender import ForwardingSender
@@ -58,6 +59,7 @@ def data_attributes(obj: Any) -> set[str]:
     for klass in type(obj).__mro__:
         slots = klass.__dict__.get("__slots__", ())
         names |= {n for n in ([slots] if isinstance(slots, str) else slots) if hasattr(obj, n)}
+        names |= {n for n, v in vars(klass).items() if isinstance(v, Cell | PyCell)}
     return names
 
 
@@ -105,17 +107,21 @@ async def test_python_twins_have_the_declared_attributes_and_methods() -> None:
                 "rename both (and sfu/twins.py)")
 
 
-def test_what_c_reaches_per_packet_is_a_writable_slot_member() -> None:
-    """sfu/_ingress.c reads these at their __slots__ member's offset; an attribute moved back to the instance's
-    __dict__ would still work, by name, at a dictionary lookup per packet and access (the path's cost, silently)."""
+def test_what_c_reaches_per_packet_is_a_writable_slot_member_or_a_cell() -> None:
+    """sfu/_ingress.c reads these at their __slots__ member's offset or in their cell; an attribute moved back to
+    the instance's __dict__ would still work, by name, at a dictionary lookup per packet and access (the path's
+    cost, silently)."""
     for twin, reached in REACHED.items():
         assert set(reached.per_packet) <= set(reached.attributes), twin
         cls = resolve(f"{reached.module}.{twin}")
         for name in reached.per_packet:
             member = inspect.getattr_static(cls, name, None)
+            if isinstance(member, Cell | PyCell):
+                assert issubclass(cls, Cells), f"{reached.module}.{twin}.{name} is a cell of a class without cells"
+                continue
             assert type(member).__name__ == "member_descriptor", (
-                f"{reached.module}.{twin}.{name} is reached per packet by sfu/_ingress.c but is not in the "
-                f"class's __slots__ (found {type(member).__name__})")
+                f"{reached.module}.{twin}.{name} is reached per packet by sfu/_ingress.c but is neither in the "
+                f"class's __slots__ nor a cell (found {type(member).__name__})")
 
 
 @compiled
