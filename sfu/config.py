@@ -21,6 +21,9 @@ class SfuConfig:
     pause what does not fit (``sfu.downlinks``); False forwards the top layer of everything, unpaced.
     publish_bitrate: bit/s a publisher is allowed (the floor of its REMBs) while its link shows no congestion, so
     that its browser can reach its upper simulcast layers (``sfu.uplink``); 0: the receive-side estimate alone.
+    receive_wait: seconds the event loop waits between two polls while this process receives
+    ``receive_wait_above`` media packets a second or more, so that each poll reads many datagrams
+    (``sfu.batch.ReceiveBatching``); 0: never.
     """
 
     ice_addresses: list[str] = field(default_factory=list)
@@ -40,3 +43,5 @@ class SfuConfig:
     consent_interval: float = 5.0
     allocation: bool = True
     publish_bitrate: int = 3_000_000
+    receive_wait: float = 0.001
+    receive_wait_above: int = 3000

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sfu.batch import ReceiveBatching
 from sfu.config import SfuConfig
 from sfu.room import Room
 from sfu.stats import Forwarded
@@ -21,9 +22,13 @@ class Sfu:
     rooms: dict[str, Room] = field(default_factory=dict)
     on_room_created: list[Callable[[Room], None]] = field(default_factory=list)  # e.g. the recorder manager
     forwarded_gone: Forwarded = field(default_factory=Forwarded)  # sent by the consumers of closed peers, all rooms
+    batching: ReceiveBatching | None = field(default=None, init=False)  # started with the first room (in the loop)
 
     async def room(self, room_id: str, video_codec: str | None = None) -> Room:
         """room returns the open room `room_id`, creating it with `video_codec` (default from config)."""
+        if self.batching is None:
+            self.batching = ReceiveBatching(asyncio.get_running_loop(), self.received, self.config.receive_wait,
+                                            self.config.receive_wait_above)
         room = self.rooms.get(room_id)
         if room is None or room.closed:
             room = Room(room_id, video_codec or self.config.video_codec, self.config, self.participant_count,
@@ -36,6 +41,12 @@ class Sfu:
     def participant_count(self) -> int:
         """participant_count is the number of participants in all rooms (detached ones included)."""
         return sum(len(r.participants) for r in self.rooms.values())
+
+    def received(self) -> int:
+        """received is the media packets the open rooms' tracks have received so far (every layer; it goes down
+        when one closes: read it as a rate over a period, as ``ReceiveBatching`` does)."""
+        return sum(layer.packets for room in self.rooms.values() for p in room.participants.values()
+                   for producer in p.producers.values() for layer in producer.layers)
 
     def forwarded(self) -> tuple[int, int]:
         """forwarded is what this process has sent to subscribers so far: (RTP packets, payload bytes), resends
@@ -52,6 +63,8 @@ class Sfu:
 
     async def close(self) -> None:
         """close closes every room and every Peer (on SIGTERM)."""
+        if self.batching is not None:
+            self.batching.close()
         rooms = list(self.rooms.values())
         await asyncio.gather(*(r.close() for r in rooms), return_exceptions=True)
         self.rooms.clear()

@@ -43,6 +43,8 @@ def sfu_config(config: Config) -> SfuConfig:
         compiled_fanout=s.compiled_fanout,
         allocation=s.allocation,
         publish_bitrate=s.publish_bitrate,
+        receive_wait=s.receive_wait_ms / 1000,
+        receive_wait_above=s.receive_wait_above,
         announce_address=s.announce_address or None,
         grid_slots=s.grid_slots,
         max_participants_per_room=s.max_participants_per_room,

@@ -52,3 +52,32 @@ async def test_forwarded_totals_only_grow(clients: list[Client]) -> None:
         assert sfu.forwarded()[0] >= packets and "a" not in sfu.rooms
     finally:
         await sfu.close()
+
+
+@pytest.mark.parametrize("above", [1, None])
+async def test_media_flows_while_the_loop_waits_between_polls(clients: list[Client], above: int | None) -> None:
+    """With the receive rate over `receive_wait_above` (1 packet/s here) the loop waits between its polls
+    (sfu.batch) and the viewer keeps decoding; at the default threshold a small meeting never makes it wait."""
+    config = sfu_config() if above is None else sfu_config(receive_wait_above=above)
+    sfu = Sfu(config)
+    try:
+        room = await sfu.room("a")
+        trainer = await join(room, "t1", "trainer", decode=False)
+        viewer = await join(room, "c1", "classroom")
+        clients.extend([trainer, viewer])
+        await publish(room, trainer, video=ColorTrack(RED))
+        await wait_until(lambda: len(viewer.slot_frames("presenter-video")) >= 10, 15)
+        batching = sfu.batching
+        assert batching is not None
+        received = sfu.received()
+        await wait_until(lambda: batching.periods_on >= 2 or batching.rate > 0 and above is None, 10)
+        frames = len(viewer.slot_frames("presenter-video"))
+        await wait_until(lambda: len(viewer.slot_frames("presenter-video")) >= frames + 30, 15)
+        assert sfu.received() > received
+        if above is None:
+            assert not batching.on and batching.naps == 0 and 0 < batching.rate < config.receive_wait_above
+        else:
+            assert batching.on and batching.naps > 30
+    finally:
+        await sfu.close()
+    assert sfu.batching is not None and not sfu.batching.on

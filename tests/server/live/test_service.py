@@ -38,8 +38,10 @@ def test_sfu_config_from_yaml(make_config: Callable[..., Config]) -> None:
 def test_every_sfu_setting_of_config_yaml_reaches_the_sfu(make_config: Callable[..., Config]) -> None:
     cfg = make_config(**{"sfu.room_grace_seconds": 12.5, "sfu.resume_seconds": 90.0,
                          "sfu.keyframe_min_interval": 0.75, "sfu.video_codec": "H264",
-                         "sfu.publish_bitrate": 1_500_000})
+                         "sfu.publish_bitrate": 1_500_000, "sfu.receive_wait_ms": 2.5,
+                         "sfu.receive_wait_above": 500})
     sc = sfu_config(cfg)
+    assert (sc.receive_wait, sc.receive_wait_above) == (0.0025, 500)
     assert (sc.room_grace_seconds, sc.resume_seconds, sc.keyframe_min_interval, sc.video_codec) == (
         12.5, 90.0, 0.75, "H264")
     assert sc.publish_bitrate == 1_500_000
