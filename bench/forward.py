@@ -12,6 +12,8 @@ arrives and send RR, NACK and REMB like a browser, at a fraction of the Python p
     .venv/bin/python bench/forward.py --loop asyncio  # the server on asyncio's loop instead of uvloop
     BENCH_PYTHON=1 .venv/bin/python bench/forward.py  # pure-Python fan-out even when sfu._fanout is built
     BENCH_NO_ALLOCATION=1 .venv/bin/python bench/forward.py  # sfu.allocation off: no estimate, layers, pacer
+    BENCH_RECEIVE_WAIT_MS=0 .venv/bin/python bench/forward.py --classrooms 86  # sfu.receive_wait_ms (default 1):
+                                                            # 0, the loop never waits between polls (sfu.batch)
     BENCH_PROFILE_IDLE=/tmp/idle .venv/bin/python bench/forward.py --n 20  # cProfile of the no-media window
     BENCH_ALLOC=1 .venv/bin/python bench/forward.py --n 20  # per window: the allocation's runs, links at rest
                                                             # skipped, room replans, their CPU, estimates, REMBs,
@@ -35,7 +37,9 @@ repeat runs N = 0 (only the presenter receives: mostly inbound work) and N = M (
 receives, as in a lecture) one after the other. The server's CPU is split as a·inbound + b·outgoing packets:
 b (µs per outgoing packet) = the CPU the M receiving classrooms add / the packets they add, a (µs per inbound
 packet) = the rest of the N = 0 run's CPU / its inbound packets (timers, RTCP, the recorder and the layer and
-allocation jobs included). The last line per M also gives the whole lecture's CPU (the N = M run)."""
+allocation jobs included). The last line per M also gives the whole lecture's CPU (the N = M run). ``waits/s``:
+the event loop's waits between polls a second (sfu.batch; 0 while the receive rate is under
+sfu.receive_wait_above)."""
 
 from __future__ import annotations
 
@@ -125,7 +129,8 @@ class Server:
     def __init__(self, fast: bool) -> None:
         self.sfu = Sfu(SfuConfig(ice_addresses=LOOPBACK, fast_path=fast, max_participants_per_room=1000,
                                  compiled_fanout=not os.environ.get("BENCH_PYTHON"),
-                                 allocation=not os.environ.get("BENCH_NO_ALLOCATION")))
+                                 allocation=not os.environ.get("BENCH_NO_ALLOCATION"),
+                                 receive_wait=float(os.environ.get("BENCH_RECEIVE_WAIT_MS", "1")) / 1000))
         self.room: Any = None
         self.offers: dict[str, asyncio.Future[str]] = {}
         self.profiler: Any = None
@@ -200,6 +205,7 @@ class Server:
                 "slow": sum(c.wire.slow_sent for c in consumers if c.wire),
                 "c_in": sum(pr.receiver.ingress.packets for pr in producers if pr.receiver.ingress is not None),
                 "alloc": self.allocation(room, consumers),
+                "waits": self.sfu.batching.naps if self.sfu.batching is not None else 0,
             }
         elif op == "profile":  # cProfile of the measurement window only (BENCH_PROFILE=path)
             import cProfile
@@ -595,6 +601,7 @@ def rates(s0: dict[str, Any], s1: dict[str, Any], dt: float, received: int) -> d
         "delivery": received / out if out else 0.0,
         "c_in_share": (s1["c_in"] - s0["c_in"]) / max(1, s1["in"] - s0["in"]),
         "fast_share": (s1["fast"] - s0["fast"]) / max(1, s1["fast"] + s1["slow"] - s0["fast"] - s0["slow"]),
+        "waits_per_s": (s1.get("waits", 0) - s0.get("waits", 0)) / dt,
     }
 
 
@@ -815,7 +822,7 @@ async def lecture_table(args: argparse.Namespace, frames: list[tuple[bytes, bool
     server when queued, so a window's delivery reads where it cut a page's burst (0.78-1.02 on a quiet host, no
     packet lost)."""
     print(f"{'M':>4} {'N':>4} {'in pkt/s':>9} {'out pkt/s':>10} {'CPU %core':>10} {'range':>11} "
-          f"{'delivery':>9} {'in via C':>9}")
+          f"{'delivery':>9} {'in via C':>9} {'waits/s':>8}")
     classroom = sum(packets_per_second(layer) for layer in layers) + 50  # + Opus every 20 ms
     for m in args.classrooms:
         procs = max(1, args.client_procs or -(-m // 25))  # ~25 classrooms (50 peers) per client process
@@ -835,7 +842,8 @@ async def lecture_table(args: argparse.Namespace, frames: list[tuple[bytes, bool
             print(f"{m:>4} {n:>4} {statistics.median(r['in_pps'] for r in rs):>9.0f} "
                   f"{statistics.median(r['out_pps'] for r in rs):>10.0f} {statistics.median(cpu):>10.1f} "
                   f"{f'{min(cpu):.1f}-{max(cpu):.1f}':>11} {min(r['delivery'] for r in rs):>9.3f} "
-                  f"{statistics.median(r['c_in_share'] for r in rs):>9.3f}"
+                  f"{statistics.median(r['c_in_share'] for r in rs):>9.3f} "
+                  f"{statistics.median(r['waits_per_s'] for r in rs):>8.0f}"
                   f"{f'  starved: {bad} of {len(rs)}' if bad else ''}", flush=True)
         per_out, per_in = [], []
         for a, b in zip(runs[0], runs[m], strict=True):  # the runs made one after the other

@@ -184,7 +184,7 @@ class SfuSection(_Section):
     allocation: bool = True
     publish_bitrate: int = Field(3_000_000, ge=0, le=50_000_000)
     receive_wait_ms: float = Field(1.0, ge=0, le=5)
-    receive_wait_above: int = Field(3000, ge=0)
+    receive_wait_above: int = Field(8000, ge=0)
 
     @field_validator("udp_ports")
     @classmethod

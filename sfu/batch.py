@@ -3,7 +3,8 @@
 Each media socket is read when the event loop's poll (epoll) says it holds datagrams. With many publishers the
 datagrams arrive spread out: measured on a lecture of 86 classrooms publishing (bench/forward.py --classrooms
 86, N = 0: 13 000 datagrams/s), the loop woke about 4 000 times a second, three datagrams per wake-up, and the
-wake-ups (the context switch, the poll, a ``recvmmsg`` per socket each time) were a third of the server's CPU.
+kernel's share (the context switches, the polls, a ``recvmmsg`` per socket each time) was a third of the server's
+CPU. Waiting 1 ms per iteration cut the server's CPU there by a fifth to a third (docs/sfu.md).
 While the process receives at least ``min_rate`` media packets a second, ``ReceiveBatching`` makes the loop wait
 ``wait`` seconds (1 ms by default, the GIL released) once per iteration before its next poll: the datagrams of
 that millisecond are then read together, many per socket and per system call. Below the rate (a few meetings,

@@ -44,4 +44,4 @@ class SfuConfig:
     allocation: bool = True
     publish_bitrate: int = 3_000_000
     receive_wait: float = 0.001
-    receive_wait_above: int = 3000
+    receive_wait_above: int = 8000
