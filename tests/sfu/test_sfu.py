@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from sfu.consumer import Consumer
 from sfu.errors import SfuError
+from sfu.room import Room
 from sfu.sfu import Sfu
 from tests.sfu.helpers import CAPABILITIES, RED, Client, ColorTrack, join, publish, sfu_config, wait_until
 
 pytestmark = pytest.mark.timeout(60)
+
+
+async def presenting(sfu: Sfu, clients: list[Client],
+                     before: Callable[[], bool] = lambda: True) -> tuple[Room, Client, Client]:
+    """presenting: room "a" of `sfu`, a trainer publishing a red camera and a classroom decoding 10 frames of it;
+    `before()` is asserted once both joined, before anything is published."""
+    room = await sfu.room("a")
+    trainer = await join(room, "t1", "trainer", decode=False)
+    viewer = await join(room, "c1", "classroom")
+    clients.extend([trainer, viewer])
+    assert before()
+    await publish(room, trainer, video=ColorTrack(RED))
+    await wait_until(lambda: len(viewer.slot_frames("presenter-video")) >= 10, 15)
+    return room, trainer, viewer
 
 
 async def test_full_room_and_full_server(clients: list[Client]) -> None:
@@ -33,13 +50,7 @@ async def test_full_room_and_full_server(clients: list[Client]) -> None:
 async def test_forwarded_totals_only_grow(clients: list[Client]) -> None:
     sfu = Sfu(sfu_config())
     try:
-        room = await sfu.room("a")
-        trainer = await join(room, "t1", "trainer", decode=False)
-        viewer = await join(room, "c1", "classroom")
-        clients.extend([trainer, viewer])
-        assert sfu.forwarded() == (0, 0)
-        await publish(room, trainer, video=ColorTrack(RED))
-        await wait_until(lambda: len(viewer.slot_frames("presenter-video")) >= 10, 15)
+        room, trainer, viewer = await presenting(sfu, clients, before=lambda: sfu.forwarded() == (0, 0))
         packets, octets = sfu.forwarded()
         sent = [c for c in room.participants["c1"].consumers.values() if isinstance(c, Consumer)]
         assert packets == sum(c.packets_sent for c in sent) >= 10 and octets == sum(c.bytes_sent for c in sent)
@@ -61,12 +72,7 @@ async def test_media_flows_while_the_loop_waits_between_polls(clients: list[Clie
     config = sfu_config() if above is None else sfu_config(receive_wait_above=above)
     sfu = Sfu(config)
     try:
-        room = await sfu.room("a")
-        trainer = await join(room, "t1", "trainer", decode=False)
-        viewer = await join(room, "c1", "classroom")
-        clients.extend([trainer, viewer])
-        await publish(room, trainer, video=ColorTrack(RED))
-        await wait_until(lambda: len(viewer.slot_frames("presenter-video")) >= 10, 15)
+        room, trainer, viewer = await presenting(sfu, clients)
         batching = sfu.batching
         assert batching is not None
         received = sfu.received()
