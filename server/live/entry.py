@@ -106,6 +106,12 @@ async def on_join(conn: Connection, msg: dict[str, Any]) -> dict[str, Any] | Non
         assert cascade is not None and owner is not None
         room = await cascade.edge_room(meeting.id, meeting.video_codec, owner)
     else:
+        made = live.sfu.rooms.get(str(meeting.id))
+        if resume is not None and (made is None or made.closed):
+            # nobody to resume in a room that is gone (the resume window is over, or another node held it): the
+            # page joins afresh; the room is not made for this refusal (empty, it would close after its grace
+            # and be made again by the join that follows, while its automatic recording still started)
+            raise SignalError("token", "Không thể nối lại; hãy vào lại phòng. / Cannot resume: join again.")
         room = await live.sfu.room(str(meeting.id), meeting.video_codec)
     name = ident.display_name or ident.username or "Khách"
     if ident.role == Role.GUEST:

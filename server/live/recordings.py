@@ -16,7 +16,9 @@ Who owns what:
   is over (`_release`). After a longer wait, a new recording is the meeting's next `part` (the archive shows a
   meeting's parts as one entry). `finish_meeting` is the one way to say the meeting is over: its recording stops
   and nothing continues it. Whoever comes back to an emptied room before it closes is recorded again
-  (`_watch_return`: no new room announces them).
+  (`_watch_return`: no new room announces them). A meeting's starts and stops take turns (`turns`, one lock a
+  meeting while any holds or awaits it); a recorder's own stop (its room emptied or dropped it) stops only
+  itself, never a take that replaced it in a room made again.
 - At start, recordings left `recording` or `processing` by a killed server are finalized from their
   segments and flagged `recovered`. A clean shutdown stops the recorders and hands the finalizing (it may take
   longer than a shutdown may) to a process of its own that outlives the server (server.live.finisher).
@@ -116,6 +118,14 @@ class OpenPart:
 
 
 @dataclass
+class Turns:
+    """Turns: one meeting's starts and stops, one at a time (`Recorders._one_at_a_time`)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # holding or awaiting the lock
+
+
+@dataclass
 class Recorders:
     """Recorders: the app's recorders and finalize queue; see the module doc."""
 
@@ -132,6 +142,9 @@ class Recorders:
     # meeting → why its recording could not start, until one starts: told to the moderators who join later (an
     # automatic start fails while the first of them is still entering the room)
     refusals: dict[int, str] = field(default_factory=dict)
+    # meeting → the turns its starts and stops take: an automatic start (a room made), a moderator's start and a
+    # stop (the room emptied, dropped the recorder) may come at once; removed when nobody holds or awaits it
+    turns: dict[int, Turns] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -144,6 +157,20 @@ class Recorders:
         task.add_done_callback(self.tasks.discard)
 
     # ------------------------------------------------------------------------------ start / stop
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, meeting_id: int) -> AsyncIterator[None]:
+        """_one_at_a_time: the meeting's starts and stops run one after the other, each seeing what the one before
+        left (`active`, the Recording row's state, `open_parts`)."""
+        turns = self.turns.setdefault(meeting_id, Turns())
+        turns.users += 1
+        try:
+            async with turns.lock:
+                yield
+        finally:
+            turns.users -= 1
+            if not turns.users:
+                del self.turns[meeting_id]
 
     def room_created(self, room: Room) -> None:
         """room_created (an Sfu listener): start recording the meeting if it is to be recorded."""
@@ -168,15 +195,25 @@ class Recorders:
 
     async def start(self, meeting_id: int, by: Identity | None, room: Room | None = None) -> int:
         """start records the meeting's open room; returns the Recording id. Raises RecordingRefused."""
-        cfg = self.app[CONFIG]
-        if not cfg.recorder.enabled:
+        if not self.app[CONFIG].recorder.enabled:
             raise RecordingRefused("forbidden", "Máy chủ không bật ghi hình. / Recording is turned off on this server.")
-        if meeting_id in self.active:
-            raise RecordingRefused("state",
-                                   "Buổi tập huấn đang được ghi hình. / The meeting is already being recorded.")
-        room = room or self.app[LIVE].sfu.rooms.get(str(meeting_id))
-        if room is None or room.closed:
-            raise RecordingRefused("state", "Phòng của buổi tập huấn chưa mở. / The meeting's room is not open.")
+        async with self._one_at_a_time(meeting_id):
+            room = room or self.app[LIVE].sfu.rooms.get(str(meeting_id))
+            if room is None or room.closed:
+                raise RecordingRefused("state", "Phòng của buổi tập huấn chưa mở. / The meeting's room is not open.")
+            active = self.active.get(meeting_id)
+            if active is not None and active.participant.room.closed:
+                # the meeting's room was made again (the old one closed, empty for its grace) before the recorder
+                # left the old one: that recording stops as dropped and this start continues it in the new room
+                del self.active[meeting_id]
+                await self._stopping(meeting_id, active, None, "lost")
+            elif active is not None:
+                raise RecordingRefused("state",
+                                       "Buổi tập huấn đang được ghi hình. / The meeting is already being recorded.")
+            return await self._start(meeting_id, by, room)
+
+    async def _start(self, meeting_id: int, by: Identity | None, room: Room) -> int:
+        cfg = self.app[CONFIG]
         free = free_bytes(self.root)
         if free < cfg.recorder.min_free_bytes:
             message = DISK_MESSAGE.format(free=free // 1_000_000, need=cfg.recorder.min_free_bytes // 1_000_000)
@@ -191,7 +228,7 @@ class Recorders:
                                   .order_by(Recording.part.desc(), Recording.id.desc()).limit(1))
             orphan = None
             if last is not None and last.state == RecordingState.RECORDING and CLUSTER in self.app \
-                    and not await claim(self.app[CLUSTER], [last.id]):
+                    and last.id not in self.held() and not await claim(self.app[CLUSTER], [last.id]):
                 # several nodes: the node that recorded this meeting died (its room is ours now): its part is
                 # finalized from its segments, flagged `recovered`, and this recording is the meeting's next part
                 orphan = last.id
@@ -230,8 +267,8 @@ class Recorders:
         options = RecorderOptions(segment_seconds=cfg.recorder.segment_seconds)
         participant = RecordingParticipant(
             room, self.root / directory, options, offset=offset,
-            on_people=lambda n: self._people(meeting_id, n),
-            on_lost=lambda: self._spawn(self.stop(meeting_id, None, "lost"), f"recorder-lost-{meeting_id}"),
+            on_people=lambda n: self._people(meeting_id, n, participant),
+            on_lost=lambda: self._spawn(self._dropped(meeting_id, participant, "lost"), f"recorder-lost-{meeting_id}"),
             on_gap=lambda n: self._spawn(self._set(recording_id, gaps=n), f"recording-gap-{recording_id}"),
             on_error=lambda exc: self._spawn(self._write_failed(meeting_id, recording_id, exc),
                                              f"recording-error-{recording_id}"),
@@ -246,6 +283,14 @@ class Recorders:
             if offset:  # what the meeting recorded before stays: finalized as it was
                 await self._set(recording_id, state=RecordingState.PROCESSING, ended_at=utcnow())
                 self._enqueue(recording_id)
+            elif room.closed:  # the room closed (empty for its grace) while this start set up: nothing recorded,
+                async with self.app[DB]() as s:  # no part to list; a new room's start makes the part
+                    made = await s.get(Recording, recording_id)
+                    if made is not None:
+                        await delete_recording(s, self.root, made, None, reason="the room closed before it began")
+                    await s.commit()
+                raise RecordingRefused("state", "Phòng của buổi tập huấn đã đóng. / The meeting's room closed.") \
+                    from exc
             else:
                 await self._set(recording_id, state=RecordingState.FAILED, error=str(exc), ended_at=utcnow())
             if isinstance(exc, OSError):  # the storage refused: the moderators must know (an automatic start too)
@@ -257,7 +302,7 @@ class Recorders:
         if broadcasts is not None:
             broadcasts.begin(meeting_id, recording_id, self.root / directory, participant)
         if not any(p.role != "recorder" for p in room.snapshot().participants):
-            self._people(meeting_id, 0)  # nobody else yet: stop after the room's grace unless someone comes
+            self._people(meeting_id, 0, participant)  # nobody else yet: it stops after the room's grace if none come
         self.refusals.pop(meeting_id, None)
         log.info("meeting %s: recording %s %s in %s", meeting_id, recording_id,
                  f"continued at {offset:.1f} s" if offset else "started", directory)
@@ -286,23 +331,38 @@ class Recorders:
         with contextlib.suppress(RecordingRefused):
             await self.stop(meeting_id, None, "storage")
 
-    def _people(self, meeting_id: int, count: int) -> None:
+    def _people(self, meeting_id: int, count: int, participant: RecordingParticipant) -> None:
         active = self.active.get(meeting_id)
-        if active is None:
-            return
+        if active is None or active.participant is not participant:
+            return  # an earlier take's recorder (its room closed) counting the people it still sees
         if active.empty_timer is not None:
             active.empty_timer.cancel()
             active.empty_timer = None
         if count == 0:
             grace = self.app[CONFIG].sfu.room_grace_seconds
             active.empty_timer = asyncio.get_running_loop().call_later(
-                grace, lambda: self._spawn(self.stop(meeting_id, None, "empty"), f"recorder-empty-{meeting_id}"))
+                grace, lambda: self._spawn(self._dropped(meeting_id, participant, "empty"),
+                                           f"recorder-empty-{meeting_id}"))
 
     async def stop(self, meeting_id: int, by: Identity | None, reason: str = "stopped") -> int:
         """stop ends the meeting's recording and queues it for finalizing; returns its id."""
-        active = self.active.pop(meeting_id, None)
-        if active is None:
-            raise RecordingRefused("state", "Buổi tập huấn không được ghi hình. / The meeting is not being recorded.")
+        async with self._one_at_a_time(meeting_id):
+            active = self.active.pop(meeting_id, None)
+            if active is None:
+                raise RecordingRefused("state",
+                                       "Buổi tập huấn không được ghi hình. / The meeting is not being recorded.")
+            return await self._stopping(meeting_id, active, by, reason)
+
+    async def _dropped(self, meeting_id: int, participant: RecordingParticipant, reason: str) -> None:
+        """_dropped: the recorder's own stop (its room emptied or dropped it): none if the meeting's recording is
+        another recorder's by its turn (a start replaced it)."""
+        async with self._one_at_a_time(meeting_id):
+            active = self.active.get(meeting_id)
+            if active is not None and active.participant is participant:
+                del self.active[meeting_id]
+                await self._stopping(meeting_id, active, None, reason)
+
+    async def _stopping(self, meeting_id: int, active: Active, by: Identity | None, reason: str) -> int:
         # until it is queued, a finalizing of an earlier take that ends meanwhile is stale (``_superseded``): its
         # READY, with the earlier takes only, was what a continued meeting's page was shown (the full suite
         # beside stress-ng: the participant's stop drains and flushes for a while on a loaded host)

@@ -135,6 +135,26 @@ async def test_lost_connection_resumes_as_same_participant(login_as: Factory, ma
     assert reply["error"]["code"] == "token"
 
 
+async def test_a_resume_into_a_room_that_is_gone_is_refused_without_making_the_room(
+        app: Any, login_as: Factory, make_meeting: Factory, clients: list[LiveClient]) -> None:
+    """A page resumes a participant whose room closed (or was another node's): `token`, and no empty room is made
+    for the refusal (it would close after its grace while the join that follows made it again)."""
+    trainer_user = await login_as(Role.TRAINER)
+    meeting = await make_meeting(presenters=[trainer_user.user])
+    t = await connect(trainer_user, clients)
+    sfu = app[LIVE].sfu
+    reply = await t.request("join", version=1, meeting_id=meeting.id,
+                            resume={"participant_id": "p-elsewhere", "token": "from-another-node"})
+    assert reply["error"]["code"] == "token"
+    assert str(meeting.id) not in sfu.rooms
+    joined = await t.join(meeting.id)  # as the page does next
+    assert joined["type"] == "joined" and not sfu.rooms[str(meeting.id)].closed
+    again = await connect(trainer_user, clients)  # the room is open now: a wrong resume is refused by the room
+    reply = await again.request("join", version=1, meeting_id=meeting.id,
+                                resume={"participant_id": "p-elsewhere", "token": "from-another-node"})
+    assert reply["error"]["code"] == "token" and not sfu.rooms[str(meeting.id)].closed
+
+
 async def test_admitted_connection_gets_joined_before_the_room(login_as: Factory, make_user: Factory,
                                                                make_meeting: Factory, clients: list[LiveClient],
                                                                client: object, app: object,

@@ -552,3 +552,89 @@ async def test_a_meeting_is_one_entry_continued_after_a_short_pause_and_in_parts
     # nothing can continue them: their segments are gone, lecture and originals stay
     await wait_until(lambda: not has_segments(one) and not has_segments(two), within=20)
     assert (one / "originals").is_dir() and (two / "originals").is_dir()
+
+
+async def _presenting(client: Any, meeting: Meeting, clients: list[LiveClient]) -> LiveClient:
+    lc = LiveClient(client.session, str(client.make_url("/ws")))
+    clients.append(lc)
+    await lc.connect()
+    await lc.join(meeting.id)
+    await lc.publish(ColorTrack(RED))
+    return lc
+
+
+async def _rows(app: Any, meeting_id: int) -> list[Recording]:
+    async with app[DB]() as s:
+        return list((await s.scalars(select(Recording).where(Recording.meeting_id == meeting_id)
+                                      .order_by(Recording.part))).all())
+
+
+async def test_a_moderators_start_and_the_automatic_one_at_once_make_one_recording(
+        make_config: Callable[..., Config], aiohttp_client: Any, clients: list[LiveClient]) -> None:
+    """Two starts of one meeting at once (a moderator pressing Record as the room opens and records by itself):
+    they take turns; the second finds the first recording and is refused, one recorder, one part."""
+    from server.live.recordings import RecordingRefused
+
+    app, client, meeting = await _recorded_meeting(make_config(
+        recorder__segment_seconds=1.0, recorder__min_free_bytes=0), aiohttp_client)
+    await _presenting(client, meeting, clients)
+    recorders = app[RECORDERS]
+    results = await asyncio.gather(recorders.start(meeting.id, None), recorders.start(meeting.id, None),
+                                   return_exceptions=True)
+    started = [r for r in results if isinstance(r, int)]
+    refused = [r for r in results if isinstance(r, RecordingRefused)]
+    assert len(started) == 1 and [r.code for r in refused] == ["state"], results
+    assert [r.id for r in await _rows(app, meeting.id)] == started
+    room = app[LIVE].sfu.rooms[str(meeting.id)]
+    assert [p.role for p in room.snapshot().participants].count("recorder") == 1
+    assert recorders.active[meeting.id].recording_id == started[0] and not recorders.turns
+    assert await recorders.stop(meeting.id, None) == started[0]
+
+
+async def test_a_room_made_again_while_it_records_is_recorded_in_the_same_part(
+        make_config: Callable[..., Config], aiohttp_client: Any, clients: list[LiveClient]) -> None:
+    """The meeting's room closes and is made again before the recorder's loss is noticed (a loaded host): the new
+    room's start stops the old take and continues it there; the old recorder's late notice stops nothing."""
+    app, client, meeting = await _recorded_meeting(make_config(
+        recorder__auto_start=True, recorder__segment_seconds=1.0, recorder__min_free_bytes=0,
+        sfu__room_grace_seconds=1.0), aiohttp_client)
+    lc = await _presenting(client, meeting, clients)
+    first = (await lc.wait(_recording_now))["recording_id"]
+    recorders, sfu = app[RECORDERS], app[LIVE].sfu
+    old = recorders.active[meeting.id].participant
+    loop = asyncio.get_running_loop()
+    noticed = old.on_lost
+    assert noticed is not None
+    old.on_lost = lambda: loop.call_later(1.0, noticed)  # the loss is noticed a second late
+    await sfu.rooms[str(meeting.id)].close()
+    room = await sfu.room(str(meeting.id))  # made again: it records by itself
+    again = await _presenting(client, meeting, clients)
+    await wait_until(lambda: meeting.id in recorders.active and recorders.active[meeting.id].participant is not old,
+                     within=20)
+    active = recorders.active[meeting.id]
+    assert active.recording_id == first and active.participant.room is room and old.stopped
+    await asyncio.sleep(2.0)  # the old recorder's late notice has come
+    assert recorders.active[meeting.id] is active and not active.participant.stopped
+    assert [(r.id, r.part, r.recovered, r.state) for r in await _rows(app, meeting.id)] == [
+        (first, 1, False, RecordingState.RECORDING)]
+    assert [m["state"] for m in again.messages if m.get("type") == "recording"][-1] == "recording"
+
+
+async def test_a_room_that_closes_while_its_recording_starts_leaves_no_part(
+        make_config: Callable[..., Config], aiohttp_client: Any) -> None:
+    """The room closes while a start sets up (empty for its grace): no failed, empty part in the archive; the
+    start is refused as for a closed room, its directory gone, the removal audit-logged."""
+    from server.live.recordings import RecordingRefused
+
+    app, _, meeting = await _recorded_meeting(make_config(
+        recorder__segment_seconds=1.0, recorder__min_free_bytes=0), aiohttp_client)
+    room = await app[LIVE].sfu.room(str(meeting.id))
+    results = await asyncio.gather(app[RECORDERS].start(meeting.id, None, room), room.close(),
+                                   return_exceptions=True)
+    assert isinstance(results[0], RecordingRefused) and results[0].code == "state", results
+    assert await _rows(app, meeting.id) == []
+    assert not any(app[RECORDERS].root.iterdir())
+    async with app[DB]() as s:
+        actions = (await s.scalars(select(AuditEntry.action).order_by(AuditEntry.id))).all()
+    assert actions[-2:] == ["recording.start", "recording.delete"], actions
+    assert meeting.id not in app[RECORDERS].active and not app[RECORDERS].turns
