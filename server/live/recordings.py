@@ -17,8 +17,8 @@ Who owns what:
   meeting's parts as one entry). `finish_meeting` is the one way to say the meeting is over: its recording stops
   and nothing continues it. Whoever comes back to an emptied room before it closes is recorded again
   (`_watch_return`: no new room announces them). A meeting's starts and stops take turns (`turns`, one lock a
-  meeting while any holds or awaits it); a recorder's own stop (its room emptied or dropped it) stops only
-  itself, never a take that replaced it in a room made again.
+  meeting while any holds or awaits it); a recorder's own stop (its room emptied or dropped it, its disk failed)
+  stops only itself, never a take that replaced it in a room made again.
 - At start, recordings left `recording` or `processing` by a killed server are finalized from their
   segments and flagged `recovered`. A clean shutdown stops the recorders and hands the finalizing (it may take
   longer than a shutdown may) to a process of its own that outlives the server (server.live.finisher).
@@ -270,7 +270,7 @@ class Recorders:
             on_people=lambda n: self._people(meeting_id, n, participant),
             on_lost=lambda: self._spawn(self._dropped(meeting_id, participant, "lost"), f"recorder-lost-{meeting_id}"),
             on_gap=lambda n: self._spawn(self._set(recording_id, gaps=n), f"recording-gap-{recording_id}"),
-            on_error=lambda exc: self._spawn(self._write_failed(meeting_id, recording_id, exc),
+            on_error=lambda exc: self._spawn(self._write_failed(meeting_id, recording_id, participant, exc),
                                              f"recording-error-{recording_id}"),
         )
         self.active[meeting_id] = Active(recording_id, meeting_id, participant)
@@ -320,16 +320,16 @@ class Recorders:
         await self.broadcast(meeting_id, {"type": "recording", "state": "refused", "reason": message},
                              roles=MODERATOR_ROLES)
 
-    async def _write_failed(self, meeting_id: int, recording_id: int, exc: OSError) -> None:
+    async def _write_failed(self, meeting_id: int, recording_id: int, participant: RecordingParticipant,
+                            exc: OSError) -> None:
         """_write_failed: the disk refused the running recording's writes: it stops (reason `storage`: everyone
         sees it stop, the moderators' pages say why) and keeps the error; what was written is finalized."""
         active = self.active.get(meeting_id)
-        if active is None or active.recording_id != recording_id:
+        if active is None or active.participant is not participant:
             return
         log.error("meeting %s: recording %s cannot be written: %s", meeting_id, recording_id, exc)
         await self._set(recording_id, error=STORAGE_MESSAGE.format(reason=exc.strerror or exc))
-        with contextlib.suppress(RecordingRefused):
-            await self.stop(meeting_id, None, "storage")
+        await self._dropped(meeting_id, participant, "storage")
 
     def _people(self, meeting_id: int, count: int, participant: RecordingParticipant) -> None:
         active = self.active.get(meeting_id)
@@ -354,8 +354,8 @@ class Recorders:
             return await self._stopping(meeting_id, active, by, reason)
 
     async def _dropped(self, meeting_id: int, participant: RecordingParticipant, reason: str) -> None:
-        """_dropped: the recorder's own stop (its room emptied or dropped it): none if the meeting's recording is
-        another recorder's by its turn (a start replaced it)."""
+        """_dropped: the recorder's own stop (its room emptied or dropped it, the disk refused its writes): none if
+        the meeting's recording is another recorder's by its turn (a start replaced it)."""
         async with self._one_at_a_time(meeting_id):
             active = self.active.get(meeting_id)
             if active is not None and active.participant is participant:
