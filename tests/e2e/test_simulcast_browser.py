@@ -55,6 +55,21 @@ def camera_layers(app: web.Application, meeting_id: int, participant_id: str) ->
     return [s for s in (mine.producers if mine else ()) if s.source == "camera"]
 
 
+def downlinks_now(app: web.Application, meeting_id: int, but: str) -> str:
+    """downlinks_now: the allocator's view of every down link but `but`'s (what a failed wait for an upgrade
+    prints)."""
+    room = app[LIVE].sfu.rooms.get(str(meeting_id))
+    if room is None:
+        return "no room"
+    bursts = [f"{layer.rid} {room.downlinks.layer_burst(layer):.0f}" for p in room.participants.values()
+              for producer in p.producers.values() if producer.kind == "video" for layer in producer.layers]
+    return f"keyframe bursts (bits) {bursts}; " + "; ".join(
+        f"{pid}: estimate {link.estimate:.0f} heard {link.heard} congested {link.congested} queued {link.queued} "
+        f"unconfirmed {link.unconfirmed} hold {link.hold} up {link.upgrades} down {link.downgrades} "
+        f"since up {time.monotonic() - link.last_up:.1f} since down {time.monotonic() - link.last_down:.1f}"
+        for pid, link in room.downlinks.links.items() if pid != but)
+
+
 @pytest.mark.parametrize("codec", ["VP8", "H264"])
 async def test_presenter_camera_arrives_in_three_layers_and_a_classroom_decodes(
         app: web.Application, aiohttp_server: Any, make_user: Factory, make_classroom: Factory,
@@ -100,9 +115,12 @@ async def test_presenter_camera_arrives_in_three_layers_and_a_classroom_decodes(
             # frames of its top layer, whose measured rate then falls below the middle one's).
             await wait_rising(classroom, "presenter-video", "frames")
             deadline = time.monotonic() + 90
+            trace: list[str] = []
             while not any(s.consumers for s in camera_layers(app, meeting.id, presenter)[1:]):
+                trace = (trace + [downlinks_now(app, meeting.id, presenter)])[-12:]
                 assert time.monotonic() < deadline, \
-                    f"the classroom stayed on the lowest layer: {camera_layers(app, meeting.id, presenter)}"
+                    f"the classroom stayed on the lowest layer: {camera_layers(app, meeting.id, presenter)}; " \
+                    f"its downlink every 0.5 s: {trace}"
                 await asyncio.sleep(0.5)
             await wait_rising(classroom, "presenter-video", "frames")
         finally:
