@@ -66,7 +66,7 @@ def downlinks_now(app: web.Application, meeting_id: int, but: str) -> str:
     return f"keyframe bursts (bits) {bursts}; " + "; ".join(
         f"{pid}: estimate {link.estimate:.0f} heard {link.heard} congested {link.congested} queued {link.queued} "
         f"unconfirmed {link.unconfirmed} hold {link.hold} up {link.upgrades} down {link.downgrades} "
-        f"since up {time.monotonic() - link.last_up:.1f} since down {time.monotonic() - link.last_down:.1f}"
+        f"since up {link.clock() - link.last_up:.1f} since down {link.clock() - link.last_down:.1f}"
         for pid, link in room.downlinks.links.items() if pid != but)
 
 
